@@ -1,0 +1,66 @@
+"""HMAC-SHA256, the key-derivation function and constant-time compare (SPEC.md §2).
+
+MicroPython has hashlib.sha256 but no hmac module, so HMAC (RFC 2104) is built
+here once for both interpreters.
+"""
+
+import hashlib
+
+_BLOCK = 64
+_KDF_PREFIX = b"ParkCard-v1|"
+
+# Labels of SPEC.md §2.2; each derived key has exactly one.
+LABEL_KEY_A = b"KA"
+LABEL_KEY_B = b"KB"
+LABEL_CARD_MAC = b"CM"
+LABEL_RECORD = b"REC"
+LABEL_FRAME = b"FRM"
+LABEL_TRANSPORT = b"TRN"
+
+
+class Mac:
+    """HMAC-SHA256 with a fixed key; the padded keys are computed once."""
+
+    def __init__(self, key):
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key + bytes(_BLOCK - len(key))
+        self._ipad = bytes(b ^ 0x36 for b in key)
+        self._opad = bytes(b ^ 0x5C for b in key)
+
+    def digest(self, *parts):
+        """Return the 32-byte HMAC of the concatenation of parts."""
+        inner = hashlib.sha256(self._ipad)
+        for part in parts:
+            inner.update(part)
+        outer = hashlib.sha256(self._opad)
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def tag(self, length, *parts):
+        """Return the HMAC of parts truncated to length bytes."""
+        return self.digest(*parts)[:length]
+
+
+def hmac_sha256(key, message):
+    """Return HMAC-SHA256(key, message)."""
+    return Mac(key).digest(message)
+
+
+def derive(master, label, *context):
+    """KDF of SPEC.md §2.2: HMAC-SHA256(master, prefix | label | len-prefixed context)."""
+    parts = [_KDF_PREFIX, label]
+    for item in context:
+        parts.append(bytes((len(item),)))
+        parts.append(item)
+    return Mac(master).digest(*parts)
+
+
+def equal(a, b):
+    """Compare two byte strings in time independent of where they differ."""
+    if len(a) != len(b):
+        return False
+    diff = 0
+    for x, y in zip(a, b):
+        diff |= x ^ y
+    return diff == 0

@@ -1,0 +1,287 @@
+"""MQTT payload frames between terminal and hub: header, body, MAC (SPEC.md §5).
+
+A codec only: bytes in, values out, no I/O. Every frame carries the sending
+terminal's id, a per-direction counter and the sender's clock, and is MACed
+with a key derived from the terminal's key.
+"""
+
+import struct
+
+from protocol import crypto
+from protocol.errors import BadMac, Malformed, Unsupported
+from protocol.record import RECORD_SIZE
+
+MAGIC = b"PK"
+FRAME_VERSION = 1
+HEADER_FMT = ">2sBBHIIH"   # magic, version, type, terminal_id, counter, time_s, body_len
+HEADER_SIZE = 16
+FRAME_MAC_SIZE = 8
+BODY_MAX = 60000           # well under Mosquitto's default limits and the terminal's RAM
+UPLOAD_RECORDS_MAX = 64
+
+# Uplink (terminal -> hub)
+T_UPLOAD = 0x10
+T_STATUS = 0x11
+T_SYNC = 0x12
+T_AUTH = 0x13
+# Downlink (hub -> terminal)
+T_ACK = 0x20
+T_BLACKLIST = 0x21
+T_CONFIG = 0x22
+T_TIME = 0x23
+T_COMMAND = 0x24
+
+UPLINK_TYPES = (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH)
+DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND)
+
+# Roles (SPEC.md §6.1)
+ROLE_POS = 1
+ROLE_RIDE = 2
+ROLE_GATE = 3
+ROLE_DESK = 4
+ROLE_NAMES = {ROLE_POS: "pos", ROLE_RIDE: "ride", ROLE_GATE: "gate", ROLE_DESK: "desk"}
+
+# Commands (SPEC.md §5.9)
+CMD_AUTH_CONFIRM = 1
+CMD_AUTH_REJECT = 2
+CMD_DEAUTHORISE = 3
+CMD_LOCK = 4
+CMD_REPORT_STATUS = 5
+
+_UPLOAD_ENTRY = 1 + RECORD_SIZE
+_STATUS_FMT = ">IBB8sHIIIIIIB"
+_SYNC_FMT = ">IH"
+_AUTH_FMT = ">I7sB"
+_ACK_FMT = ">IHH"
+_BL_FMT = ">IIBHHHH"
+_CONFIG_FMT = ">HBHIIIIIHH"
+_COMMAND_FMT = ">BI"
+
+
+def frame_mac_for(terminal_key):
+    """Return the Mac that seals this terminal's frames in both directions (SPEC.md §2.3)."""
+    return crypto.Mac(crypto.derive(terminal_key, crypto.LABEL_FRAME))
+
+
+class Frame:
+    """A decoded, verified frame."""
+
+    def __init__(self, ftype, terminal_id, counter, time_s, body):
+        self.type = ftype
+        self.terminal_id = terminal_id
+        self.counter = counter
+        self.time_s = time_s
+        self.body = body
+
+
+def encode(frame_mac, ftype, terminal_id, counter, time_s, body=b""):
+    """Return header + body + MAC."""
+    if len(body) > BODY_MAX:
+        raise Malformed("frame body over %d bytes" % BODY_MAX)
+    header = struct.pack(HEADER_FMT, MAGIC, FRAME_VERSION, ftype, terminal_id, counter, time_s, len(body))
+    return header + body + frame_mac.tag(FRAME_MAC_SIZE, header, body)
+
+
+def peek_terminal(data):
+    """Return (type, terminal_id) from an unverified frame, to find the key to verify it with."""
+    if len(data) < HEADER_SIZE + FRAME_MAC_SIZE:
+        raise Malformed("frame shorter than header and MAC")
+    magic, version, ftype, terminal_id, _c, _t, body_len = struct.unpack_from(HEADER_FMT, data, 0)
+    if magic != MAGIC:
+        raise Malformed("bad magic")
+    if version != FRAME_VERSION:
+        raise Unsupported("frame version %d" % version)
+    if body_len > BODY_MAX or len(data) != HEADER_SIZE + body_len + FRAME_MAC_SIZE:
+        raise Malformed("frame length does not match header")
+    return ftype, terminal_id
+
+
+def decode(frame_mac, data):
+    """Verify and parse a frame; raise Malformed, Unsupported or BadMac."""
+    ftype, terminal_id = peek_terminal(data)
+    end = len(data) - FRAME_MAC_SIZE
+    mv = memoryview(data)
+    if not crypto.equal(frame_mac.tag(FRAME_MAC_SIZE, mv[:HEADER_SIZE], mv[HEADER_SIZE:end]), bytes(mv[end:])):
+        raise BadMac("frame MAC")
+    _m, _v, _t, _id, counter, time_s, _l = struct.unpack_from(HEADER_FMT, data, 0)
+    if ftype not in UPLINK_TYPES and ftype not in DOWNLINK_TYPES:
+        raise Unsupported("frame type 0x%02x" % ftype)
+    return Frame(ftype, terminal_id, counter, time_s, bytes(mv[HEADER_SIZE:end]))
+
+
+# --- bodies -------------------------------------------------------------
+
+def upload_body(entries):
+    """Body of T_UPLOAD from [(status, record_bytes)], oldest first."""
+    if len(entries) > UPLOAD_RECORDS_MAX:
+        raise Malformed("at most %d records per upload" % UPLOAD_RECORDS_MAX)
+    parts = [bytes((len(entries),))]
+    for status, rec in entries:
+        if len(rec) != RECORD_SIZE:
+            raise Malformed("record size")
+        parts.append(bytes((status,)))
+        parts.append(rec)
+    return b"".join(parts)
+
+
+def parse_upload(body):
+    """Return [(status, record_bytes)] from a T_UPLOAD body."""
+    if not body:
+        raise Malformed("empty upload")
+    count = body[0]
+    if count > UPLOAD_RECORDS_MAX or len(body) != 1 + count * _UPLOAD_ENTRY:
+        raise Malformed("upload length does not match its count")
+    out = []
+    for i in range(count):
+        at = 1 + i * _UPLOAD_ENTRY
+        out.append((body[at], body[at + 1:at + _UPLOAD_ENTRY]))
+    return out
+
+
+class Status:
+    """T_STATUS body: the terminal's retained health report."""
+
+    FIELDS = ("boot", "online", "role", "firmware", "config_version", "blacklist_version", "queue_depth",
+              "oldest_unsynced_age_s", "free_heap", "uptime_s", "last_seq", "authorised")
+
+    def __init__(self, boot=0, online=1, role=0, firmware=b"", config_version=0, blacklist_version=0,
+                 queue_depth=0, oldest_unsynced_age_s=0, free_heap=0, uptime_s=0, last_seq=0, authorised=0):
+        self.boot = boot
+        self.online = online
+        self.role = role
+        self.firmware = firmware
+        self.config_version = config_version
+        self.blacklist_version = blacklist_version
+        self.queue_depth = queue_depth
+        self.oldest_unsynced_age_s = oldest_unsynced_age_s
+        self.free_heap = free_heap
+        self.uptime_s = uptime_s
+        self.last_seq = last_seq
+        self.authorised = authorised
+
+    def encode(self):
+        """Return the body bytes."""
+        fw = self.firmware[:8]
+        return struct.pack(_STATUS_FMT, self.boot, self.online, self.role, fw + bytes(8 - len(fw)),
+                           self.config_version, self.blacklist_version, self.queue_depth,
+                           self.oldest_unsynced_age_s, self.free_heap, self.uptime_s, self.last_seq,
+                           self.authorised)
+
+    @classmethod
+    def decode(cls, body):
+        """Parse a T_STATUS body."""
+        if len(body) != struct.calcsize(_STATUS_FMT):
+            raise Malformed("status length")
+        v = struct.unpack(_STATUS_FMT, body)
+        return cls(v[0], v[1], v[2], v[3].rstrip(b"\x00"), *v[4:])
+
+
+def sync_body(blacklist_version, config_version):
+    """T_SYNC: ask for config and the blacklist from the versions the terminal holds."""
+    return struct.pack(_SYNC_FMT, blacklist_version, config_version)
+
+
+def parse_sync(body):
+    """Return (blacklist_version, config_version)."""
+    if len(body) != struct.calcsize(_SYNC_FMT):
+        raise Malformed("sync length")
+    return struct.unpack(_SYNC_FMT, body)
+
+
+def auth_body(admin_card_no, uid):
+    """T_AUTH: the terminal was unlocked by this admin system card."""
+    return struct.pack(_AUTH_FMT, admin_card_no, bytes(uid) + bytes(7 - len(uid)), len(uid))
+
+
+def parse_auth(body):
+    """Return (admin_card_no, uid)."""
+    if len(body) != struct.calcsize(_AUTH_FMT):
+        raise Malformed("auth length")
+    card_no, uid, uid_len = struct.unpack(_AUTH_FMT, body)
+    if uid_len not in (4, 7):
+        raise Malformed("UID length")
+    return card_no, uid[:uid_len]
+
+
+def ack_body(upto_seq, applied, rejected):
+    """T_ACK: every record with seq <= upto_seq is durably stored at the hub."""
+    return struct.pack(_ACK_FMT, upto_seq, applied, rejected)
+
+
+def parse_ack(body):
+    """Return (upto_seq, applied, rejected)."""
+    if len(body) != struct.calcsize(_ACK_FMT):
+        raise Malformed("ack length")
+    return struct.unpack(_ACK_FMT, body)
+
+
+BL_DELTA = 0
+BL_SNAPSHOT = 1
+
+
+def blacklist_body(from_version, to_version, mode, chunk, chunks, adds, removes):
+    """T_BLACKLIST: a delta, or one chunk of a snapshot; card numbers ascending."""
+    head = struct.pack(_BL_FMT, from_version, to_version, mode, chunk, chunks, len(adds), len(removes))
+    return head + struct.pack(">%dI" % len(adds), *adds) + struct.pack(">%dI" % len(removes), *removes)
+
+
+def parse_blacklist(body):
+    """Return (from_version, to_version, mode, chunk, chunks, adds, removes)."""
+    size = struct.calcsize(_BL_FMT)
+    if len(body) < size:
+        raise Malformed("blacklist header")
+    from_v, to_v, mode, chunk, chunks, n_add, n_rem = struct.unpack_from(_BL_FMT, body, 0)
+    if len(body) != size + 4 * (n_add + n_rem) or mode not in (BL_DELTA, BL_SNAPSHOT) or chunk >= max(chunks, 1):
+        raise Malformed("blacklist body")
+    adds = struct.unpack_from(">%dI" % n_add, body, size)
+    removes = struct.unpack_from(">%dI" % n_rem, body, size + 4 * n_add)
+    for seq in (adds, removes):
+        for i in range(1, len(seq)):
+            if seq[i] <= seq[i - 1]:
+                raise Malformed("blacklist numbers not ascending")
+    return from_v, to_v, mode, chunk, chunks, adds, removes
+
+
+class Config:
+    """T_CONFIG body: what this terminal is and the park's offline rules."""
+
+    def __init__(self, version=0, role=ROLE_POS, merchant_id=0, fixed_price_cents=0, tx_cap_cents=5000,
+                 daily_cap_cents=20000, max_offline_s=86400, blacklist_max_age_s=86400, category=0, park_id=0):
+        self.version = version
+        self.role = role
+        self.merchant_id = merchant_id
+        self.fixed_price_cents = fixed_price_cents
+        self.tx_cap_cents = tx_cap_cents
+        self.daily_cap_cents = daily_cap_cents
+        self.max_offline_s = max_offline_s
+        self.blacklist_max_age_s = blacklist_max_age_s
+        self.category = category
+        self.park_id = park_id
+
+    def encode(self):
+        """Return the body bytes."""
+        return struct.pack(_CONFIG_FMT, self.version, self.role, self.merchant_id, self.fixed_price_cents,
+                           self.tx_cap_cents, self.daily_cap_cents, self.max_offline_s,
+                           self.blacklist_max_age_s, self.category, self.park_id)
+
+    @classmethod
+    def decode(cls, body):
+        """Parse a T_CONFIG body."""
+        if len(body) != struct.calcsize(_CONFIG_FMT):
+            raise Malformed("config length")
+        cfg = cls(*struct.unpack(_CONFIG_FMT, body))
+        if cfg.role not in ROLE_NAMES or cfg.category > 15:
+            raise Malformed("config role or category")
+        return cfg
+
+
+def command_body(command, argument=0):
+    """T_COMMAND: an instruction from the hub."""
+    return struct.pack(_COMMAND_FMT, command, argument)
+
+
+def parse_command(body):
+    """Return (command, argument)."""
+    if len(body) != struct.calcsize(_COMMAND_FMT):
+        raise Malformed("command length")
+    return struct.unpack(_COMMAND_FMT, body)
