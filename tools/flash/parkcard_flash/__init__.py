@@ -1,0 +1,1 @@
+"""parkcard-flash: build, flash and provision a ParkCard terminal."""
