@@ -1,0 +1,766 @@
+"""Asyncio MQTT 3.1.1 client for the terminal (MicroPython and CPython).
+
+Design (after peterhinch/micropython-mqtt's mqtt_as, not its code):
+
+- Nothing blocks the event loop: every socket wait is an asyncio stream wait,
+  and every wait for the broker is bounded (CONNACK, SUBACK, keepalive).
+- One recovery path: every link failure (socket error, EOF, malformed or
+  oversize packet, keepalive silence, refused CONNACK) becomes MQTTError, ends
+  the connection in `_serve`, and `run` reconnects after a capped, jittered
+  exponential back-off.
+- QoS 1 messages live in a fixed table of `inflight_max` slots until their
+  PUBACK arrives; after a reconnect the unacknowledged ones are sent again,
+  oldest first, with DUP set (MQTT 3.1.1 §4.4).
+- The packet codec below does no I/O, so it is tested byte for byte.
+"""
+
+import asyncio
+import struct
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # CPython
+    from time import monotonic
+
+    def ticks_ms():
+        return int(monotonic() * 1000)
+
+    def ticks_diff(end, start):
+        return end - start
+
+
+try:
+    from random import getrandbits
+except ImportError:  # pragma: no cover - both interpreters have it
+    from os import urandom
+
+    def getrandbits(bits):
+        return int.from_bytes(urandom(4), "big") & ((1 << bits) - 1)
+
+
+# MQTT 3.1.1 §2.2.1 Control packet types (high nibble of the first byte).
+CONNECT = const(1)
+CONNACK = const(2)
+PUBLISH = const(3)
+PUBACK = const(4)
+PUBREC = const(5)
+SUBSCRIBE = const(8)
+SUBACK = const(9)
+UNSUBACK = const(11)
+PINGREQ = const(12)
+PINGRESP = const(13)
+DISCONNECT = const(14)
+
+PINGREQ_PACKET = b"\xc0\x00"  # §3.12
+DISCONNECT_PACKET = b"\xe0\x00"  # §3.14
+
+PAYLOAD_MAX = const(65536)
+TOPIC_BYTES_MAX = const(256)
+REMAINING_LENGTH_MAX = const(268435455)  # §2.2.3: four bytes of 7 bits
+
+_DUP = const(0x08)  # §3.3.1.1
+_RETAIN = const(0x01)  # §3.3.1.3
+_PID_MAX = const(65535)  # §2.3.1 Packet Identifier
+_SUBS_MAX = const(16)
+_RETRY_DELAY_MS_MIN = const(500)
+_SUBACK_FAILURE = const(0x80)  # §3.9.3
+
+
+class MQTTError(Exception):
+    """The link to the broker failed or the broker broke the protocol."""
+
+
+# ---------------------------------------------------------------- codec
+
+
+def encode_remaining_length(length):
+    """Return the §2.2.3 variable-length encoding of length."""
+    if length < 0 or length > REMAINING_LENGTH_MAX:
+        raise ValueError("remaining length out of range")
+    out = bytearray()
+    while True:
+        byte = length & 0x7F
+        length >>= 7
+        if length:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def decode_remaining_length(buf, offset=1, end=None):
+    """Decode §2.2.3 Remaining Length at buf[offset:end].
+
+    Return (length, offset after it), None when more bytes are needed, or
+    raise MQTTError when a fourth byte still has its continuation bit set.
+    """
+    if end is None:
+        end = len(buf)
+    length = 0
+    shift = 0
+    for index in range(offset, min(end, offset + 4)):
+        byte = buf[index]
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return length, index + 1
+        shift += 7
+    if end - offset >= 4:
+        raise MQTTError("malformed remaining length")
+    return None
+
+
+def _put_string(buf, offset, data):
+    """Write a §1.5.3 UTF-8 string (2-byte length prefix); return the new offset."""
+    size = len(data)
+    buf[offset] = size >> 8
+    buf[offset + 1] = size & 0xFF
+    buf[offset + 2 : offset + 2 + size] = data
+    return offset + 2 + size
+
+
+def _as_bytes(value, what, size_max=65535):
+    if isinstance(value, str):
+        value = value.encode()
+    if len(value) > size_max:
+        raise ValueError(what + " too long")
+    return value
+
+
+def _packet(first_byte, body_len):
+    """Allocate one packet: fixed header filled in; return (buf, body offset)."""
+    header = encode_remaining_length(body_len)
+    buf = bytearray(1 + len(header) + body_len)
+    buf[0] = first_byte
+    buf[1 : 1 + len(header)] = header
+    return buf, 1 + len(header)
+
+
+def encode_connect(client_id, keepalive_s=30, clean_session=False, username=None, password=None,
+                   will_topic=None, will_payload=None, will_qos=1, will_retain=True):
+    """Return a CONNECT packet (MQTT 3.1.1 §3.1)."""
+    if will_qos not in (0, 1):
+        raise ValueError("will_qos must be 0 or 1")
+    if keepalive_s < 0 or keepalive_s > 65535:
+        raise ValueError("keepalive_s out of range")
+    if password is not None and username is None:
+        raise ValueError("password needs a username")  # §3.1.2.9
+    fields = [_as_bytes(client_id, "client_id")]
+    flags = 0x02 if clean_session else 0  # §3.1.2.4 Clean Session
+    if will_topic is not None:  # §3.1.2.5 Will Flag
+        fields.append(_as_bytes(will_topic, "will_topic"))
+        fields.append(_as_bytes(will_payload or b"", "will_payload"))
+        flags |= 0x04 | (will_qos << 3) | (0x20 if will_retain else 0)
+    if username is not None:  # §3.1.2.8 User Name Flag
+        fields.append(_as_bytes(username, "username"))
+        flags |= 0x80
+    if password is not None:  # §3.1.2.9 Password Flag
+        fields.append(_as_bytes(password, "password"))
+        flags |= 0x40
+    body_len = 10  # §3.1.2: protocol name, level, flags, keep alive
+    for field in fields:
+        body_len += 2 + len(field)
+    buf, pos = _packet(CONNECT << 4, body_len)
+    pos = _put_string(buf, pos, b"MQTT")  # §3.1.2.1 Protocol Name
+    buf[pos] = 4  # §3.1.2.2 Protocol Level 4 = 3.1.1
+    buf[pos + 1] = flags
+    buf[pos + 2] = keepalive_s >> 8  # §3.1.2.10 Keep Alive
+    buf[pos + 3] = keepalive_s & 0xFF
+    pos += 4
+    for field in fields:  # §3.1.3 payload order: id, will topic, will message, user, password
+        pos = _put_string(buf, pos, field)
+    return bytes(buf)
+
+
+def encode_publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
+    """Return a PUBLISH packet (MQTT 3.1.1 §3.3) as a bytearray (DUP can be set later)."""
+    topic = _as_bytes(topic, "topic")
+    if not topic or b"+" in topic or b"#" in topic:
+        raise ValueError("publish topic must be non-empty without wildcards")  # §3.3.2.1
+    if qos not in (0, 1):
+        raise ValueError("qos must be 0 or 1")
+    if qos and not 0 < pid <= _PID_MAX:
+        raise ValueError("QoS 1 needs a packet id")  # §2.3.1
+    payload = _as_bytes(payload, "payload", REMAINING_LENGTH_MAX)
+    first = (PUBLISH << 4) | (qos << 1) | (_RETAIN if retain else 0) | (_DUP if dup and qos else 0)
+    buf, pos = _packet(first, 2 + len(topic) + (2 if qos else 0) + len(payload))
+    pos = _put_string(buf, pos, topic)
+    if qos:
+        buf[pos] = pid >> 8
+        buf[pos + 1] = pid & 0xFF
+        pos += 2
+    buf[pos:] = payload
+    return buf
+
+
+def encode_subscribe(pid, topic, qos=1):
+    """Return a SUBSCRIBE packet for one topic filter (MQTT 3.1.1 §3.8)."""
+    topic = _as_bytes(topic, "topic")
+    if not topic:
+        raise ValueError("empty topic filter")
+    if qos not in (0, 1):
+        raise ValueError("qos must be 0 or 1")
+    buf, pos = _packet((SUBSCRIBE << 4) | 0x02, 2 + 2 + len(topic) + 1)  # §3.8.1 flags 0010
+    buf[pos] = pid >> 8
+    buf[pos + 1] = pid & 0xFF
+    pos = _put_string(buf, pos + 2, topic)
+    buf[pos] = qos
+    return bytes(buf)
+
+
+def encode_puback(pid):
+    """Return a PUBACK packet (MQTT 3.1.1 §3.4)."""
+    return struct.pack("!BBH", PUBACK << 4, 2, pid)
+
+
+def _pid_at(body, offset):
+    if len(body) < offset + 2:
+        raise MQTTError("packet too short for a packet id")
+    pid = (body[offset] << 8) | body[offset + 1]
+    if pid == 0:
+        raise MQTTError("packet id 0")  # §2.3.1
+    return pid
+
+
+def decode_packet(first_byte, body, payload_max=PAYLOAD_MAX):
+    """Decode one complete packet sent by a broker; raise MQTTError if malformed.
+
+    Returns one of:
+      (CONNACK, session_present, return_code)
+      (PUBLISH, topic, payload, qos, retain, dup, pid)    pid is 0 for QoS 0
+      (PUBACK, pid)   (UNSUBACK, pid)   (SUBACK, pid, return_codes)   (PINGRESP,)
+    """
+    kind = first_byte >> 4
+    flags = first_byte & 0x0F
+    size = len(body)
+    if kind == PUBLISH:
+        qos = (flags >> 1) & 0x03
+        if qos > 1:
+            raise MQTTError("PUBLISH QoS %d unsupported" % qos)  # we subscribe with QoS <= 1
+        if qos == 0 and flags & _DUP:
+            raise MQTTError("DUP set on QoS 0")  # §3.3.1.1
+        if size < 2:
+            raise MQTTError("PUBLISH too short")
+        topic_len = (body[0] << 8) | body[1]
+        pos = 2 + topic_len
+        if topic_len == 0 or topic_len > TOPIC_BYTES_MAX or pos > size:
+            raise MQTTError("bad PUBLISH topic length")
+        try:
+            topic = str(body[2:pos], "utf-8")
+        except (UnicodeError, ValueError):
+            raise MQTTError("PUBLISH topic not UTF-8")  # §1.5.3
+        if "+" in topic or "#" in topic:
+            raise MQTTError("wildcard in PUBLISH topic")  # §3.3.2.1
+        pid = 0
+        if qos:
+            pid = _pid_at(body, pos)
+            pos += 2
+        if size - pos > payload_max:
+            raise MQTTError("payload over payload_max")
+        return (PUBLISH, topic, bytes(body[pos:]), qos, bool(flags & _RETAIN), bool(flags & _DUP), pid)
+    if flags:
+        raise MQTTError("reserved flags set")  # §2.2.2
+    if kind == PUBACK or kind == UNSUBACK:
+        if size != 2:
+            raise MQTTError("bad ack length")
+        return (kind, _pid_at(body, 0))
+    if kind == CONNACK:
+        if size != 2 or body[0] & 0xFE:
+            raise MQTTError("bad CONNACK")  # §3.2.2.1
+        return (CONNACK, bool(body[0]), body[1])
+    if kind == SUBACK:
+        if size < 3:
+            raise MQTTError("SUBACK too short")
+        return (SUBACK, _pid_at(body, 0), bytes(body[2:]))
+    if kind == PINGRESP:
+        if size:
+            raise MQTTError("bad PINGRESP")
+        return (PINGRESP,)
+    raise MQTTError("unexpected packet type %d" % kind)
+
+
+def parse_packet(buf, payload_max=PAYLOAD_MAX):
+    """Parse the first packet in buf.
+
+    Return None when buf holds only part of a packet ("need more bytes"),
+    (bytes consumed, packet) when it holds a whole one; raise MQTTError when
+    the bytes are malformed or the packet is larger than payload_max allows.
+    """
+    if len(buf) < 2:
+        return None
+    header = decode_remaining_length(buf, 1)
+    if header is None:
+        return None
+    length, start = header
+    if length > payload_max + TOPIC_BYTES_MAX + 4:
+        raise MQTTError("packet over payload_max")
+    if len(buf) < start + length:
+        return None
+    return start + length, decode_packet(buf[0], buf[start : start + length], payload_max)
+
+
+# ---------------------------------------------------------------- asyncio compatibility
+
+_wait_for_ms = getattr(asyncio, "wait_for_ms", None)
+
+
+def _wait_ms(awaitable, timeout_ms):
+    if _wait_for_ms is not None:
+        return _wait_for_ms(awaitable, timeout_ms)
+    return asyncio.wait_for(awaitable, timeout_ms / 1000)
+
+
+def _sleep_ms(delay_ms):
+    sleep_ms = getattr(asyncio, "sleep_ms", None)
+    if sleep_ms is not None:
+        return sleep_ms(delay_ms)
+    return asyncio.sleep(delay_ms / 1000)
+
+
+async def _read_exact(reader, size):
+    """reader.readexactly where the port has it, else a read loop; EOF -> MQTTError."""
+    try:
+        if hasattr(reader, "readexactly"):
+            return await reader.readexactly(size)
+        data = b""
+        while len(data) < size:
+            chunk = await reader.read(size - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+    except EOFError:  # CPython's IncompleteReadError is an EOFError too
+        raise MQTTError("connection closed by broker")
+
+
+# ---------------------------------------------------------------- client
+
+_STAT_NAMES = ("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
+               "pings", "keepalive_timeouts", "malformed", "oversize", "connack_refused",
+               "sub_refused", "puback_unknown", "callback_errors")
+
+
+class MQTTClient:
+    """A long-lived MQTT 3.1.1 connection with QoS 1 publishing and a last will."""
+
+    def __init__(self, client_id, host, port, username=None, password=None, keepalive_s=30,
+                 ssl=None, will_topic=None, will_payload=None, will_retain=True, will_qos=1,
+                 clean_session=False, inflight_max=8, retry_delay_ms_max=30000, ack_timeout_ms=5000,
+                 payload_max=PAYLOAD_MAX, retry_delay_ms_min=_RETRY_DELAY_MS_MIN):
+        self.host = host
+        self.port = port
+        self.ssl = ssl
+        self.keepalive_ms = keepalive_s * 1000
+        self.retry_delay_ms_min = retry_delay_ms_min
+        self.retry_delay_ms_max = retry_delay_ms_max
+        self.ack_timeout_ms = ack_timeout_ms
+        self.payload_max = payload_max
+        self.on_message = None
+        self.on_connect = None
+        self.last_error = None
+        self.stats = {}
+        for name in _STAT_NAMES:
+            self.stats[name] = 0
+        # Encoded once: sent on every (re)connect. §3.1
+        self._connect_packet = encode_connect(
+            client_id, keepalive_s, clean_session, username, password,
+            will_topic, will_payload, will_qos, will_retain)
+        # In-flight QoS 1 table, allocated once: slot i is free when _slot_pid[i] == 0.
+        self._slot_pid = [0] * inflight_max
+        self._slot_packet = [None] * inflight_max
+        self._slot_sent_gen = [0] * inflight_max  # connection generation it was last sent on
+        self._slot_seq = [0] * inflight_max  # publish order, for §4.6 ordered retransmission
+        self._slot_acked = [False] * inflight_max
+        self._slot_event = [asyncio.Event() for _ in range(inflight_max)]
+        self._slot_freed = asyncio.Event()
+        self._subs = []  # [(topic, qos)], re-sent on every connect
+        self._sub_lock = asyncio.Lock()
+        self._sub_pid = 0
+        self._sub_codes = None
+        self._sub_event = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._link_down = asyncio.Event()
+        self._up = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._reader = None
+        self._writer = None
+        self._gen = 0
+        self._seq = 0
+        self._pid = 0
+        self._connected = False
+        self._closing = False
+        self._last_rx_ms = 0
+        self._last_tx_ms = 0
+
+    @property
+    def connected(self):
+        return self._connected
+
+    # ------------------------------------------------------------ link
+
+    async def run(self):
+        """Connect, serve and reconnect until close(); raises only CancelledError."""
+        attempt = 0
+        while not self._closing:
+            try:
+                await _wait_ms(self._open(), self.ack_timeout_ms)
+                attempt = 0
+                await self._serve()
+            except asyncio.CancelledError:
+                self._teardown()
+                raise
+            except Exception as exc:  # every failure takes the one reconnect path
+                self.last_error = exc
+            self._teardown()
+            if self._closing:
+                break
+            self.stats["reconnects"] += 1
+            # Capped exponential back-off with equal jitter: half fixed, half random.
+            delay_ms = min(self.retry_delay_ms_max, self.retry_delay_ms_min << min(attempt, 16))
+            delay_ms = delay_ms // 2 + getrandbits(16) * (delay_ms // 2) // 65536
+            attempt += 1
+            try:
+                await _wait_ms(self._stop.wait(), delay_ms)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _open(self):
+        """Open the socket, send CONNECT, wait for CONNACK (§3.2)."""
+        if self.ssl is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        else:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
+        self._writer.write(self._connect_packet)
+        await self._writer.drain()
+        packet = await self._read_packet()
+        if packet[0] != CONNACK:
+            raise MQTTError("expected CONNACK")  # §3.2: first packet from the server
+        if packet[2]:
+            self.stats["connack_refused"] += 1
+            raise MQTTError("CONNACK refused with code %d" % packet[2])  # §3.2.2.3
+
+    async def _serve(self):
+        """Run one established connection until it fails; always raises MQTTError."""
+        self._gen += 1
+        self._connected = True
+        self._link_down.clear()
+        self._last_rx_ms = self._last_tx_ms = ticks_ms()
+        self.stats["connects"] += 1
+        self._up.set()
+        reader_task = asyncio.create_task(self._read_loop())
+        user_task = None
+        try:
+            for topic, qos in self._subs:
+                await self._subscribe_now(topic, qos)  # a refusal is counted, not retried
+            await self._retransmit()
+            if self.on_connect is not None:
+                try:
+                    result = self.on_connect()
+                except Exception as exc:
+                    result = None
+                    self.stats["callback_errors"] += 1
+                    self.last_error = exc
+                if hasattr(result, "send"):  # a coroutine: run it beside the link
+                    user_task = asyncio.create_task(result)
+            await self._keepalive()
+        finally:
+            reader_task.cancel()
+            if user_task is not None:
+                user_task.cancel()
+
+    def _teardown(self):
+        self._connected = False
+        self._up.clear()
+        self._link_down.set()
+        writer = self._writer
+        self._reader = self._writer = None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # closing a dead socket may fail; it is gone either way
+                pass
+        self._sub_event.set()  # wake a subscribe() waiting on this link
+
+    def _fail(self, exc):
+        if not self._link_down.is_set():
+            self.last_error = exc
+            self._link_down.set()
+
+    async def _keepalive(self):
+        """MQTT 3.1.1 §3.1.2.10 Keep Alive: PINGREQ when quiet, drop a silent broker."""
+        keepalive_ms = self.keepalive_ms
+        while True:
+            if keepalive_ms:
+                try:
+                    await _wait_ms(self._link_down.wait(), keepalive_ms // 4)
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await self._link_down.wait()
+            if self._link_down.is_set():
+                raise MQTTError("link down")
+            now = ticks_ms()
+            if ticks_diff(now, self._last_rx_ms) > keepalive_ms + keepalive_ms // 2:
+                self.stats["keepalive_timeouts"] += 1
+                raise MQTTError("keepalive: broker silent")
+            if (ticks_diff(now, self._last_tx_ms) >= keepalive_ms // 2
+                    or ticks_diff(now, self._last_rx_ms) >= keepalive_ms // 2):
+                self.stats["pings"] += 1
+                await self._send(PINGREQ_PACKET)
+
+    async def _send(self, packet):
+        """Write one whole packet; a failure marks the link down and raises MQTTError."""
+        async with self._write_lock:  # packets never interleave on the wire
+            writer = self._writer
+            if writer is None or not self._connected:
+                raise MQTTError("not connected")
+            try:
+                writer.write(packet)
+                await writer.drain()
+            except Exception as exc:
+                err = MQTTError("send failed: %r" % (exc,))
+                self._fail(err)
+                raise err
+        self._last_tx_ms = ticks_ms()
+
+    async def _read_packet(self):
+        """Read one packet: fixed header byte by byte, then the body (§2.2)."""
+        reader = self._reader
+        header = await _read_exact(reader, 2)
+        if header[1] & 0x80:  # more Remaining Length bytes follow, §2.2.3
+            header = bytearray(header)
+            while True:
+                decoded = decode_remaining_length(header, 1)
+                if decoded is not None:
+                    break
+                header += await _read_exact(reader, 1)
+            length = decoded[0]
+        else:
+            length = header[1]
+        if length > self.payload_max + TOPIC_BYTES_MAX + 4:
+            self.stats["oversize"] += 1
+            raise MQTTError("packet of %d bytes over payload_max" % length)
+        body = await _read_exact(reader, length) if length else b""
+        try:
+            return decode_packet(header[0], body, self.payload_max)
+        except MQTTError:
+            self.stats["malformed"] += 1
+            raise
+
+    async def _read_loop(self):
+        try:
+            while True:
+                packet = await self._read_packet()
+                self._last_rx_ms = ticks_ms()
+                await self._dispatch(packet)
+        except Exception as exc:
+            self._fail(exc if isinstance(exc, MQTTError) else MQTTError("read failed: %r" % (exc,)))
+
+    async def _dispatch(self, packet):
+        kind = packet[0]
+        if kind == PUBLISH:
+            _, topic, payload, qos, retain, _, pid = packet
+            if self.on_message is not None:
+                try:
+                    self.on_message(topic, payload, retain)
+                except Exception as exc:  # the callback's bug must not kill the link
+                    self.stats["callback_errors"] += 1
+                    self.last_error = exc
+            if qos:
+                await self._send(encode_puback(pid))  # §4.3.2: PUBACK after taking ownership
+        elif kind == PUBACK:
+            slot = self._find_slot(packet[1])
+            if slot < 0:
+                self.stats["puback_unknown"] += 1
+            else:
+                self._slot_acked[slot] = True
+                self.stats["pub_acked"] += 1
+                self._slot_event[slot].set()
+        elif kind == SUBACK:
+            if packet[1] == self._sub_pid:
+                self._sub_codes = packet[2]
+                self._sub_event.set()
+        elif kind == CONNACK:
+            raise MQTTError("second CONNACK")  # §3.2
+        # PINGRESP and UNSUBACK: receiving them already refreshed _last_rx_ms.
+
+    # ------------------------------------------------------------ QoS 1 table
+
+    def _find_slot(self, pid):
+        slots = self._slot_pid
+        for index in range(len(slots)):
+            if slots[index] == pid:
+                return index
+        return -1
+
+    def _next_pid(self):
+        while True:
+            self._pid = self._pid % _PID_MAX + 1
+            if self._pid != self._sub_pid and self._find_slot(self._pid) < 0:
+                return self._pid
+
+    def _free_slot(self, slot):
+        self._slot_pid[slot] = 0
+        self._slot_packet[slot] = None
+        self._slot_acked[slot] = False
+        self._slot_event[slot].clear()
+        self._slot_freed.set()
+
+    async def _send_slot(self, slot):
+        """Send slot's PUBLISH on this connection; DUP if it went out before (§3.3.1.1)."""
+        packet = self._slot_packet[slot]
+        if self._slot_sent_gen[slot]:
+            packet[0] |= _DUP
+            self.stats["retransmits"] += 1
+        self._slot_sent_gen[slot] = self._gen
+        await self._send(packet)
+
+    async def _retransmit(self):
+        """§4.4: resend unacknowledged PUBLISH packets in their original order."""
+        while True:
+            oldest = -1
+            for index in range(len(self._slot_pid)):
+                if (self._slot_pid[index] and not self._slot_acked[index]
+                        and self._slot_sent_gen[index] != self._gen
+                        and (oldest < 0 or self._slot_seq[index] < self._slot_seq[oldest])):
+                    oldest = index
+            if oldest < 0:
+                return
+            await self._send_slot(oldest)
+
+    # ------------------------------------------------------------ public API
+
+    async def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None):
+        """Publish; for QoS 1 return once PUBACK arrives, across reconnects.
+
+        timeout_ms None waits as long as it takes; a number raises MQTTError
+        when it expires (the message is then dropped from the in-flight table).
+        """
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if len(payload) > self.payload_max:
+            raise ValueError("payload over payload_max")
+        if timeout_ms is None:
+            return await self._publish(topic, payload, qos, retain)
+        try:
+            return await _wait_ms(self._publish(topic, payload, qos, retain), timeout_ms)
+        except asyncio.TimeoutError:
+            raise MQTTError("publish not acknowledged within %d ms" % timeout_ms)
+
+    async def _publish(self, topic, payload, qos, retain):
+        if qos == 0:
+            packet = encode_publish(topic, payload, 0, retain)
+            while True:
+                await self._until_up()
+                try:
+                    return await self._send(packet)
+                except MQTTError:
+                    pass  # link lost: wait for the next one
+        packet = encode_publish(topic, payload, 1, retain, False, 1)
+        slot = await self._claim_slot()
+        pid = self._next_pid()
+        packet[-len(payload) - 2] = pid >> 8  # packet id sits just before the payload
+        packet[-len(payload) - 1] = pid & 0xFF
+        self._slot_pid[slot] = pid
+        self._slot_packet[slot] = packet
+        self._slot_sent_gen[slot] = 0
+        self._seq += 1
+        self._slot_seq[slot] = self._seq
+        try:
+            if self._connected:
+                try:
+                    await self._send_slot(slot)
+                except MQTTError:
+                    pass  # stays in the table; _retransmit sends it on the next connection
+            while not self._slot_acked[slot]:
+                if self._closing:
+                    raise MQTTError("client closed")
+                await self._slot_event[slot].wait()
+        finally:
+            if self._slot_pid[slot] == pid:
+                self._free_slot(slot)
+
+    async def _claim_slot(self):
+        while True:
+            if self._closing:
+                raise MQTTError("client closed")
+            slot = self._find_slot(0)
+            if slot >= 0:
+                self._slot_pid[slot] = -1  # reserved until the packet id is set
+                return slot
+            self.stats["inflight_full_waits"] += 1
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    async def _until_up(self):
+        while not self._connected:
+            if self._closing:
+                raise MQTTError("client closed")
+            await self._up.wait()
+
+    async def subscribe(self, topic, qos=1):
+        """Subscribe now if connected, and again after every reconnect."""
+        if qos not in (0, 1):
+            raise ValueError("qos must be 0 or 1")
+        for index in range(len(self._subs)):
+            if self._subs[index][0] == topic:
+                self._subs[index] = (topic, qos)
+                break
+        else:
+            if len(self._subs) >= _SUBS_MAX:
+                raise ValueError("more than %d subscriptions" % _SUBS_MAX)
+            self._subs.append((topic, qos))
+        if self._connected:
+            try:
+                granted = await self._subscribe_now(topic, qos)
+            except MQTTError:
+                return  # link lost: remembered, sent again on the next connection
+            if not granted:
+                raise MQTTError("subscription refused: " + topic)
+
+    async def _subscribe_now(self, topic, qos):
+        """Send SUBSCRIBE and wait for SUBACK; False if refused, MQTTError if the link fails."""
+        async with self._sub_lock:
+            self._sub_pid = 0
+            self._sub_pid = self._next_pid()
+            self._sub_codes = None
+            self._sub_event.clear()
+            await self._send(encode_subscribe(self._sub_pid, topic, qos))
+            try:
+                await _wait_ms(self._sub_event.wait(), self.ack_timeout_ms)
+            except asyncio.TimeoutError:
+                self._fail(MQTTError("no SUBACK"))
+            codes = self._sub_codes
+            self._sub_pid = 0
+            if codes is None:
+                raise MQTTError("no SUBACK for " + topic)
+            if codes[0] == _SUBACK_FAILURE:  # §3.9.3 Failure
+                self.stats["sub_refused"] += 1
+                return False
+            return True
+
+    async def disconnect(self):
+        """Send DISCONNECT (§3.14: the broker discards the will) and stop."""
+        if self._connected:
+            try:
+                await _wait_ms(self._send(DISCONNECT_PACKET), self.ack_timeout_ms)
+            except (MQTTError, asyncio.TimeoutError):
+                pass
+        self.close()
+
+    def close(self):
+        """Drop the link without DISCONNECT (the broker publishes the will) and stop run()."""
+        self._closing = True
+        self._stop.set()
+        self._teardown()
+        self._up.set()  # wake waiters so they see _closing
+        self._slot_freed.set()
+        for event in self._slot_event:
+            event.set()
