@@ -1,0 +1,116 @@
+"""The terminal's tap flow for the pos and ride roles: amount, card, result, idle."""
+
+import asyncio
+
+from protocol.frames import ROLE_NAMES, ROLE_POS, ROLE_RIDE
+from terminal import wallet as w
+
+POLL_MS = 50
+CARD_WAIT_MS = 30000
+RESULT_MS = 2000
+AMOUNT_DIGITS_MAX = 7
+
+KEY_ENTER = "#"
+KEY_CLEAR = "*"
+KEY_BALANCE = "A"
+
+
+def _sleep_ms(ms):
+    sleep_ms = getattr(asyncio, "sleep_ms", None)
+    return sleep_ms(ms) if sleep_ms else asyncio.sleep(ms / 1000)
+
+
+class TerminalApp:
+    """Runs the vendor-facing loop; never waits on the network."""
+
+    def __init__(self, wallet, ui, keypad):
+        self.wallet = wallet
+        self.ui = ui
+        self.keypad = keypad
+        self.taps = 0
+
+    async def run(self):
+        """Serve taps forever according to the role in the hub's config."""
+        while True:
+            cfg = self.wallet.config
+            if self.wallet.park_keys is None or cfg is None:
+                self.ui.message("Not authorised", "Tap admin card")
+                await _sleep_ms(POLL_MS * 4)
+            elif cfg.role == ROLE_RIDE:
+                await self.ride_once(cfg.fixed_price_cents)
+            elif cfg.role == ROLE_POS:
+                await self.sale_once()
+            else:
+                self.ui.message("Role " + ROLE_NAMES.get(cfg.role, "?"), "not served here")
+                await _sleep_ms(POLL_MS * 20)
+
+    async def read_amount(self):
+        """Collect an amount in cents from the keypad; None when cleared on an empty entry."""
+        cents = 0
+        digits = 0
+        self.ui.amount(0)
+        while True:
+            key = self.keypad.get_key()
+            if key is None:
+                await _sleep_ms(POLL_MS)
+                continue
+            if key == KEY_ENTER and cents > 0:
+                return cents
+            if key == KEY_CLEAR:
+                if cents == 0:
+                    return None
+                cents, digits = 0, 0
+            elif key == KEY_BALANCE and cents == 0:
+                await self.show_balance()
+            elif "0" <= key <= "9" and digits < AMOUNT_DIGITS_MAX:
+                cents = cents * 10 + ord(key) - 48
+                digits += 1
+            self.ui.amount(cents)
+
+    async def show_balance(self):
+        """Tap-to-see-balance: wait for a card and show what it holds."""
+        self.ui.message("Balance", "Tap card")
+        result = await self._wait_for(self.wallet.balance)
+        if result is not None:
+            self.ui.balance(result)
+            await _sleep_ms(RESULT_MS)
+
+    async def sale_once(self):
+        """One sale at a pos: amount entry, then a tap."""
+        self.ui.idle("pos")
+        cents = await self.read_amount()
+        if cents is None:
+            return None
+        self.ui.wait_card(cents)
+        result = await self._wait_for(lambda: self.wallet.debit(cents))
+        if result is None:
+            self.ui.message("Cancelled")
+            return None
+        return await self._show(result)
+
+    async def ride_once(self, price_cents):
+        """One rider at a fixed-price ride: wait for a card and debit the price."""
+        self.ui.idle("ride", price_cents)
+        while True:
+            result = self.wallet.debit(price_cents)
+            if result.reason != w.NO_CARD:
+                return await self._show(result)
+            await _sleep_ms(POLL_MS)
+
+    async def _wait_for(self, attempt):
+        waited = 0
+        while waited < CARD_WAIT_MS:
+            if self.keypad.get_key() == KEY_CLEAR:
+                return None
+            result = attempt()
+            if result.reason != w.NO_CARD:
+                return result
+            await _sleep_ms(POLL_MS)
+            waited += POLL_MS
+        return None
+
+    async def _show(self, result):
+        self.taps += 1
+        self.ui.result(result)
+        await _sleep_ms(RESULT_MS)
+        return result

@@ -1,0 +1,128 @@
+"""Small drivers for the terminal's peripherals: SSD1306 text display, matrix keypad, buzzer, NVS keys."""
+
+import asyncio
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# SSD1306 datasheet §9 command table: display off, charge pump, addressing mode, on.
+_SSD1306_INIT = (0xAE, 0xD5, 0x80, 0xA8, 0x3F, 0xD3, 0x00, 0x40, 0x8D, 0x14, 0x20, 0x00, 0xA1, 0xC8,
+                 0xDA, 0x12, 0x81, 0xCF, 0xD9, 0xF1, 0xDB, 0x40, 0xA4, 0xA6, 0xAF)
+_CONTROL_CMD = const(0x00)
+_CONTROL_DATA = const(0x40)
+
+
+class TextDisplay:
+    """Two lines of text on an SSD1306 over I2C, drawn with framebuf's 8x8 font."""
+
+    def __init__(self, i2c, address, width, height):
+        import framebuf
+        self.i2c = i2c
+        self.address = address
+        self.width = width
+        self.buffer = bytearray(width * height // 8)
+        self.fb = framebuf.FrameBuffer(self.buffer, width, height, framebuf.MONO_VLSB)
+        self._cmd = bytearray(2)
+        for c in _SSD1306_INIT:
+            self._command(c)
+        self.lines = ("", "")
+
+    def _command(self, c):
+        self._cmd[0] = _CONTROL_CMD
+        self._cmd[1] = c
+        self.i2c.writeto(self.address, self._cmd)
+
+    def show(self, line1, line2=""):
+        """Replace the screen with two lines."""
+        self.lines = (line1, line2)
+        self.fb.fill(0)
+        self.fb.text(line1[:16], 0, 16, 1)
+        self.fb.text(line2[:16], 0, 40, 1)
+        for c in (0x21, 0, self.width - 1, 0x22, 0, 7):
+            self._command(c)
+        self.i2c.writevto(self.address, (b"\x40", self.buffer))
+
+
+class MatrixKeypad:
+    """A row-scanned key matrix; get_key() returns a newly pressed key or None, never blocks."""
+
+    def __init__(self, rows, cols, layout):
+        self.rows = rows
+        self.cols = cols
+        self.layout = layout
+        self._down = None
+
+    def get_key(self):
+        """Scan once; report a key on its press edge only."""
+        pressed = None
+        for r, row in enumerate(self.rows):
+            row.value(0)
+            for c, col in enumerate(self.cols):
+                if not col.value():
+                    pressed = self.layout[r][c]
+            row.value(1)
+        if pressed == self._down:
+            return None
+        self._down = pressed
+        return pressed
+
+
+class Buzzer:
+    """An active buzzer playing (on_ms, off_ms) patterns in the background."""
+
+    def __init__(self, pin, active_high=True):
+        self.pin = pin
+        self.on = 1 if active_high else 0
+        self._task = None
+
+    def play(self, pattern):
+        """Start a pattern without waiting for it; a new pattern replaces the old."""
+        if self._task is not None:
+            self._task.cancel()
+        self._task = asyncio.create_task(self._run(pattern))
+
+    async def _run(self, pattern):
+        try:
+            for on_ms, off_ms in pattern:
+                self.pin.value(self.on)
+                await asyncio.sleep_ms(on_ms)
+                self.pin.value(1 - self.on)
+                if off_ms:
+                    await asyncio.sleep_ms(off_ms)
+        finally:
+            self.pin.value(1 - self.on)
+
+
+class NvsKeyStore:
+    """Secrets in the ESP32's NVS partition (namespace per application)."""
+
+    SIZE_MAX = 256
+
+    def __init__(self, namespace):
+        import esp32
+        self.nvs = esp32.NVS(namespace)
+
+    def get(self, name):
+        """Return the stored bytes or None."""
+        buf = bytearray(self.SIZE_MAX)
+        try:
+            n = self.nvs.get_blob(name, buf)
+        except OSError:
+            return None
+        return bytes(buf[:n])
+
+    def set(self, name, value):
+        """Store bytes durably."""
+        self.nvs.set_blob(name, value)
+        self.nvs.commit()
+
+    def delete(self, name):
+        """Forget a secret (de-authorisation)."""
+        try:
+            self.nvs.erase_key(name)
+            self.nvs.commit()
+        except OSError:
+            pass

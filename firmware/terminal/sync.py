@@ -1,0 +1,197 @@
+"""Keep a terminal in step with the hub over MQTT: upload the journal, take acks,
+blacklist deltas, config, time and commands (protocol/SPEC.md §5).
+
+Runs as background tasks beside the tap loop; a tap never waits on anything here.
+"""
+
+import asyncio
+from binascii import hexlify, unhexlify
+
+from protocol import frames, topics
+from protocol.errors import ProtocolError
+from terminal import blacklist as bl
+
+UPLOAD_BATCH_MAX = 32            # records per upload frame (64 allowed by SPEC.md §5.3)
+ACK_TIMEOUT_MS = 5000
+STATUS_INTERVAL_S = 30
+FIRMWARE_VERSION = b"0.1.0"
+
+
+def _sleep_ms(ms):
+    sleep_ms = getattr(asyncio, "sleep_ms", None)
+    return sleep_ms(ms) if sleep_ms else asyncio.sleep(ms / 1000)
+
+
+async def _wait_event(event, timeout_ms):
+    try:
+        await asyncio.wait_for(event.wait(), timeout_ms / 1000)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
+class Sync:
+    """Uplink and downlink of one terminal."""
+
+    def __init__(self, client, terminal_id, frame_mac, wallet, journal, blacklist, state, board, on_command=None):
+        self.client = client
+        self.terminal_id = terminal_id
+        self.frame_mac = frame_mac
+        self.wallet = wallet
+        self.journal = journal
+        self.blacklist = blacklist
+        self.state = state
+        self.board = board
+        self.on_command = on_command
+        self.authorised = False
+        self.started_s = board.clock()
+        self.rejected = {}           # reason -> count of downlink frames refused
+        self._acked = asyncio.Event()
+        self._work = asyncio.Event()
+        self._snapshot_to = None
+        self.up_topic = topics.topic(terminal_id, topics.UP)
+        self.status_topic = topics.topic(terminal_id, topics.STATUS)
+        self.down_topic = topics.topic(terminal_id, topics.DOWN)
+        client.on_message = self.on_message
+        client.on_connect = self.on_connect
+        if state.config_hex:
+            wallet.config = frames.Config.decode(unhexlify(state.config_hex))
+        wallet.last_hub_contact_s = state.last_hub_contact_s
+        wallet.blacklist_updated_s = state.blacklist_updated_s
+
+    # -- frames out ------------------------------------------------------------
+
+    def _frame(self, ftype, body):
+        return frames.encode(self.frame_mac, ftype, self.terminal_id, self.state.next_up_counter(),
+                             self.board.clock(), body)
+
+    def status_frame(self, online=1):
+        """The retained status report (also the last will, with online=0)."""
+        cfg = self.wallet.config
+        oldest = self.journal.oldest_unsynced_time()
+        now = self.board.clock()
+        status = frames.Status(self.state.boot, online, cfg.role if cfg else 0, FIRMWARE_VERSION,
+                               cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
+                               max(0, now - oldest) if oldest else 0, self.board.free_heap(),
+                               max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0)
+        # Status frames are ordered by boot, not counter (SPEC.md §5.3): counter 0 keeps
+        # the uplink counter sequence free of frames published out of order.
+        return frames.encode(self.frame_mac, frames.T_STATUS, self.terminal_id, 0, now, status.encode())
+
+    async def on_connect(self):
+        """After every (re)connect: listen, report online, ask for what changed."""
+        self.wallet.online = True
+        await self.client.subscribe(self.down_topic, 1)
+        await self.client.publish(self.status_topic, self.status_frame(1), 1, True)
+        await self.client.publish(self.up_topic, self._frame(
+            frames.T_SYNC, frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)), 1)
+        self._work.set()
+
+    def poke(self):
+        """Tell the uploader there is something new in the journal."""
+        self._work.set()
+
+    async def upload_loop(self):
+        """Upload committed and voided records oldest first; trim only on the hub's ack."""
+        while True:
+            if not self.client.connected:
+                self.wallet.online = False
+                await _sleep_ms(200)
+                continue
+            batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
+            if not batch:
+                self._work.clear()
+                await _wait_event(self._work, STATUS_INTERVAL_S * 1000)
+                continue
+            body = frames.upload_body([(status, record) for _seq, status, record in batch])
+            self._acked.clear()
+            try:
+                await self.client.publish(self.up_topic, self._frame(frames.T_UPLOAD, body), 1, False,
+                                          ACK_TIMEOUT_MS)
+            except Exception:  # noqa: BLE001 - any link failure: the client reconnects, we retry
+                await _sleep_ms(200)
+                continue
+            # The hub's application-level ack, not PUBACK, makes records deletable (SPEC.md §5.4).
+            await _wait_event(self._acked, ACK_TIMEOUT_MS)
+
+    async def status_loop(self):
+        """Refresh the retained status now and then."""
+        while True:
+            await _sleep_ms(STATUS_INTERVAL_S * 1000)
+            if self.client.connected:
+                try:
+                    await self.client.publish(self.status_topic, self.status_frame(1), 1, True, ACK_TIMEOUT_MS)
+                except Exception:  # noqa: BLE001 - next round
+                    pass
+
+    # -- frames in -------------------------------------------------------------
+
+    def _refuse(self, reason):
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def on_message(self, topic, payload, retained):
+        """Verify and apply one downlink frame; anything forged, replayed or malformed is counted and dropped."""
+        if topic != self.down_topic:
+            return self._refuse("wrong_topic")
+        try:
+            frame = frames.decode(self.frame_mac, payload)
+        except ProtocolError as exc:
+            return self._refuse(exc.reason)
+        if frame.terminal_id != self.terminal_id or frame.type not in frames.DOWNLINK_TYPES:
+            return self._refuse("wrong_terminal")
+        if frame.counter <= self.state.down_counter:
+            return self._refuse("replay")
+        self.state.down_counter = frame.counter
+        self.wallet.last_hub_contact_s = frame.time_s
+        self.state.last_hub_contact_s = frame.time_s
+        try:
+            self._apply(frame)
+        except (ProtocolError, bl.VersionGap, bl.BlacklistError) as exc:
+            self._refuse(getattr(exc, "reason", "blacklist"))
+            if isinstance(exc, bl.VersionGap):
+                self._ask_sync()
+
+    def _apply(self, frame):
+        if frame.type == frames.T_ACK:
+            upto, _applied, _rejected = frames.parse_ack(frame.body)
+            self.journal.ack(upto)
+            self._acked.set()
+        elif frame.type == frames.T_TIME:
+            self.board.set_clock(frame.time_s)
+        elif frame.type == frames.T_CONFIG:
+            cfg = frames.Config.decode(frame.body)
+            self.wallet.config = cfg
+            self.state.config_hex = hexlify(frame.body).decode()
+            self.state.save()
+        elif frame.type == frames.T_BLACKLIST:
+            self._apply_blacklist(frame)
+        elif frame.type == frames.T_COMMAND:
+            command, argument = frames.parse_command(frame.body)
+            self.state.save()  # a replayed command must stay refused after a reboot
+            if self.on_command:
+                self.on_command(command, argument)
+
+    def _apply_blacklist(self, frame):
+        from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist(frame.body)
+        if mode == frames.BL_DELTA:
+            if to_v != self.blacklist.version:
+                self.blacklist.apply_delta(from_v, to_v, adds, removes)
+        else:
+            if chunk == 0:
+                self.blacklist.begin_snapshot(to_v)
+                self._snapshot_to = to_v
+            elif self._snapshot_to != to_v:
+                return self._refuse("snapshot_order")
+            self.blacklist.add_snapshot_chunk(adds)
+            if chunk + 1 < chunks:
+                return None
+            self.blacklist.finish_snapshot()
+            self._snapshot_to = None
+        self.wallet.blacklist_updated_s = frame.time_s
+        self.state.blacklist_updated_s = frame.time_s
+        self.state.save()
+        return None
+
+    def _ask_sync(self):
+        body = frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)
+        asyncio.create_task(self.client.publish(self.up_topic, self._frame(frames.T_SYNC, body), 1))
