@@ -1,0 +1,363 @@
+"""A register-level virtual MFRC522 behind a machine.SPI-like object.
+
+The driver (terminal/rc522.py) talks to ``VirtualMFRC522(field).spi`` and
+``.cs`` exactly as it talks to the real chip: the SPI address byte protocol of
+MFRC522 §8.1.2 (address byte ((reg << 1) & 0x7E) | 0x80 for a read, the next
+address clocked in while the current value is clocked out, bursts to the
+FIFO), command execution through CommandReg, and completion through the
+interrupt request bits. Commands complete synchronously on the register
+write that starts them; a driver must still wait on the IRQ bits, and the
+hang_next_command() fault makes one command never finish.
+
+Runs on MicroPython (unix port, 100 KB heap) and CPython.
+"""
+
+from sim.mifare import crc_a
+
+# MFRC522 §9.2 register map (page 0..3).
+_COMMAND = 0x01
+_COM_IRQ = 0x04
+_DIV_IRQ = 0x05
+_ERROR = 0x06
+_STATUS1 = 0x07
+_STATUS2 = 0x08
+_FIFO_DATA = 0x09
+_FIFO_LEVEL = 0x0A
+_CONTROL = 0x0C
+_BIT_FRAMING = 0x0D
+_COLL = 0x0E
+_MODE = 0x11
+_TX_CONTROL = 0x14
+_CRC_RESULT_H = 0x21
+_CRC_RESULT_L = 0x22
+_T_MODE = 0x2A
+_VERSION = 0x37
+
+# MFRC522 §10.3 Table 149 commands.
+_CMD_IDLE = 0x0
+_CMD_MEM = 0x1
+_CMD_CALC_CRC = 0x3
+_CMD_TRANSMIT = 0x4
+_CMD_RECEIVE = 0x8
+_CMD_TRANSCEIVE = 0xC
+_CMD_MF_AUTHENT = 0xE
+_CMD_SOFT_RESET = 0xF
+
+# Bits.
+_POWER_DOWN = 0x10      # CommandReg §9.3.1.2
+_SET = 0x80             # ComIrqReg Set1 / DivIrqReg Set2 §9.3.1.5-6
+_TX_IRQ = 0x40
+_RX_IRQ = 0x20
+_IDLE_IRQ = 0x10
+_ERR_IRQ = 0x02
+_TIMER_IRQ = 0x01
+_CRC_IRQ = 0x04         # DivIrqReg
+_BUFFER_OVFL = 0x10     # ErrorReg §9.3.1.7
+_COLL_ERR = 0x08
+_CRC_READY = 0x20       # Status1Reg CRCReady
+_CRYPTO1_ON = 0x08      # Status2Reg MFCrypto1On §9.3.1.9
+_FLUSH = 0x80           # FIFOLevelReg FlushBuffer
+_START_SEND = 0x80      # BitFramingReg
+_VALUES_AFTER_COLL = 0x80   # CollReg §9.3.1.15
+_COLL_POS_NOT_VALID = 0x20
+_T_AUTO = 0x80          # TModeReg §9.3.3.10
+_ANTENNA = 0x03         # TxControlReg Tx2RFEn | Tx1RFEn
+
+_FIFO_SIZE = 64
+_VERSION_2_0 = 0x92
+
+# MFRC522 §9.3 reset values that differ from zero.
+_RESET = ((0x02, 0x80), (_COM_IRQ, 0x14), (_STATUS1, 0x21),
+          (0x0B, 0x08), (_CONTROL, 0x10), (_COLL, 0xA0), (_MODE, 0x3F),
+          (_TX_CONTROL, 0x80), (0x16, 0x10), (0x17, 0x84), (0x18, 0x84),
+          (0x19, 0x4D), (0x1A, 0x21), (0x24, 0x26), (0x26, 0x48), (0x27, 0x88),
+          (0x28, 0x20), (0x29, 0x20), (_VERSION, _VERSION_2_0))
+_CRC_PRESETS = (0x0000, 0x6363, 0xA671, 0xFFFF)   # ModeReg CRCPreset §9.3.2.2
+
+
+class _Pin:
+    """Chip select: callable like machine.Pin and with .value()."""
+
+    def __init__(self, chip):
+        self._chip = chip
+        self._level = 1
+
+    def value(self, v=None):
+        if v is None:
+            return self._level
+        v = 1 if v else 0
+        if self._level and not v:
+            self._chip._select()
+        self._level = v
+
+    __call__ = value
+
+
+class _Spi:
+    """machine.SPI-compatible: write, read, readinto, write_readinto."""
+
+    def __init__(self, chip):
+        self._chip = chip
+
+    def write(self, buf):
+        clock = self._chip._clock
+        for b in buf:
+            clock(b)
+
+    def read(self, nbytes, write=0x00):
+        buf = bytearray(nbytes)
+        self.readinto(buf, write)
+        return bytes(buf)
+
+    def readinto(self, buf, write=0x00):
+        clock = self._chip._clock
+        for i in range(len(buf)):
+            buf[i] = clock(write)
+
+    def write_readinto(self, write_buf, read_buf):
+        if len(write_buf) != len(read_buf):
+            raise ValueError("buffers must be the same length")
+        clock = self._chip._clock
+        for i in range(len(write_buf)):
+            read_buf[i] = clock(write_buf[i])
+
+
+class VirtualMFRC522:
+    """The chip: registers, a 64-byte FIFO, commands, and the field it drives."""
+
+    def __init__(self, field):
+        self.field = field
+        self.spi = _Spi(self)
+        self.cs = _Pin(self)
+        self.card_commands = 0
+        self.spi_bytes = 0
+        self.spi_transactions = 0
+        self.ignored_bytes = 0      # clocked while CS was high: a driver bug
+        self.log = []               # (first frame byte, tx bytes, rx bytes) per card command
+        self._corrupt = False
+        self._hang = False
+        self._stuck = False
+        self._regs = bytearray(64)
+        self._fifo = bytearray()
+        self._addr = None           # None: next byte is an address byte
+        self._soft_reset()
+
+    # -- fault hooks ---------------------------------------------------------------
+
+    def corrupt_next_response(self):
+        """Flip the last received bit of the next card answer (breaks its CRC)."""
+        self._corrupt = True
+
+    def hang_next_command(self):
+        """The next command never finishes: no IRQ bit is ever set for it."""
+        self._hang = True
+
+    def reg(self, addr):
+        """A register's value, without side effects (for tests)."""
+        return len(self._fifo) if addr == _FIFO_LEVEL else self._regs[addr]
+
+    # -- SPI, MFRC522 §8.1.2 -------------------------------------------------------
+
+    def _select(self):
+        self.spi_transactions += 1
+        self._addr = None
+
+    def _clock(self, mosi):
+        if self.cs._level:
+            self.ignored_bytes += 1
+            return 0xFF
+        self.spi_bytes += 1
+        addr = self._addr
+        self._addr = mosi
+        if addr is None:
+            return 0
+        if addr & 0x80:
+            return self._read((addr >> 1) & 0x3F)
+        self._addr = addr   # a write keeps its address: a burst to one register
+        self._write((addr >> 1) & 0x3F, mosi)
+        return 0
+
+    def _read(self, reg):
+        if reg == _FIFO_DATA:
+            if not self._fifo:
+                return 0
+            b = self._fifo[0]
+            self._fifo = self._fifo[1:]
+            return b
+        return self.reg(reg)
+
+    def _write(self, reg, v):
+        regs = self._regs
+        if reg == _COMMAND:
+            regs[_COMMAND] = (regs[_COMMAND] & 0x0F) | (v & 0x30)
+            self._command(v & 0x0F)
+        elif reg in (_COM_IRQ, _DIV_IRQ):
+            if v & _SET:
+                regs[reg] |= v & 0x7F
+            else:
+                regs[reg] &= ~v & 0xFF
+        elif reg == _FIFO_DATA:
+            self._push(bytes((v,)))
+        elif reg == _FIFO_LEVEL:
+            if v & _FLUSH:
+                self._fifo = bytearray()
+                regs[_ERROR] &= ~_BUFFER_OVFL & 0xFF
+        elif reg == _STATUS2:
+            regs[_STATUS2] = (regs[_STATUS2] & 0x07) | (v & 0xC8)
+        elif reg == _COLL:
+            regs[_COLL] = (regs[_COLL] & 0x7F) | (v & _VALUES_AFTER_COLL)
+        elif reg == _BIT_FRAMING:
+            regs[reg] = v
+            if v & _START_SEND and regs[_COMMAND] & 0x0F == _CMD_TRANSCEIVE and not self._stuck:
+                self._transceive()
+        elif reg == _TX_CONTROL:
+            regs[reg] = v
+            self.field.rf(v & _ANTENNA != 0)
+        elif reg not in (_ERROR, _STATUS1, _CONTROL, _CRC_RESULT_H, _CRC_RESULT_L, _VERSION):
+            regs[reg] = v   # ControlReg TStartNow/TStopNow: the timer is modelled by TAuto only
+
+    def _push(self, data):
+        space = _FIFO_SIZE - len(self._fifo)
+        if len(data) > space:
+            self._regs[_ERROR] |= _BUFFER_OVFL
+            self._regs[_COM_IRQ] |= _ERR_IRQ
+            data = data[:space]
+        self._fifo += data
+
+    # -- commands, MFRC522 §10.3 -------------------------------------------------------
+
+    def _set_command(self, cmd):
+        self._regs[_COMMAND] = (self._regs[_COMMAND] & 0xF0) | cmd
+
+    def _command(self, cmd):
+        if cmd == _CMD_SOFT_RESET:
+            self._soft_reset()
+            return
+        self._set_command(cmd)
+        if cmd == _CMD_IDLE:
+            self._stuck = False
+            return
+        if self._hang:
+            self._hang = False
+            self._stuck = True
+            return
+        self._regs[_ERROR] = 0      # errors are cleared when a command starts
+        if cmd == _CMD_CALC_CRC:
+            crc = crc_a(self._fifo, None, _CRC_PRESETS[self._regs[_MODE] & 0x03])
+            self._fifo = bytearray()
+            self._regs[_CRC_RESULT_H] = crc >> 8
+            self._regs[_CRC_RESULT_L] = crc & 0xFF
+            self._regs[_STATUS1] |= _CRC_READY
+            self._regs[_DIV_IRQ] |= _CRC_IRQ
+        elif cmd == _CMD_MF_AUTHENT:
+            self._authenticate()
+        elif cmd == _CMD_TRANSMIT:
+            frame = bytes(self._fifo)
+            self._fifo = bytearray()
+            self._send(frame, len(frame) * 8)
+            self._regs[_COM_IRQ] |= _TX_IRQ | _IDLE_IRQ
+            self._set_command(_CMD_IDLE)
+        elif cmd == _CMD_MEM:
+            self._mem()
+        elif cmd == _CMD_TRANSCEIVE:
+            if self._regs[_BIT_FRAMING] & _START_SEND:
+                self._transceive()
+        elif cmd != _CMD_RECEIVE:   # nothing ever arrives unasked: Receive waits forever
+            self._regs[_COM_IRQ] |= _IDLE_IRQ
+            self._set_command(_CMD_IDLE)
+
+    def _soft_reset(self):
+        self._regs = bytearray(64)
+        for reg, v in _RESET:
+            self._regs[reg] = v
+        self._fifo = bytearray()
+        self._mem_buf = bytes(25)
+        self._stuck = False
+        self.field.rf(False)
+
+    def _mem(self):
+        # §10.3.1.2 Mem: 25 bytes from the FIFO to the internal buffer, or back when empty.
+        if self._fifo:
+            self._mem_buf = bytes(self._fifo[:25])
+            self._fifo = self._fifo[25:]
+        else:
+            self._push(self._mem_buf)
+        self._regs[_COM_IRQ] |= _IDLE_IRQ
+        self._set_command(_CMD_IDLE)
+
+    def _timer_expires(self):
+        if self._regs[_T_MODE] & _T_AUTO:
+            self._regs[_COM_IRQ] |= _TIMER_IRQ
+
+    def _send(self, frame, nbits):
+        self.card_commands += 1
+        return self.field.transceive(frame, nbits)
+
+    def _authenticate(self):
+        # §10.3.1.9 MFAuthent: FIFO = command, block, 6 key bytes, 4 UID bytes.
+        f = bytes(self._fifo)
+        self._fifo = bytearray()
+        self.card_commands += 1
+        ok = len(f) == 12 and f[0] in (0x60, 0x61) and self.field.authenticate(f[0] == 0x61, f[1], f[2:8], f[8:12])
+        # Air time: AUTH + CRC (4) -> nT (4); nR aR (8) -> aT (4).
+        self.log.append((f[0] if f else 0, 12, 8 if ok else 4))
+        if ok:
+            self._regs[_STATUS2] |= _CRYPTO1_ON
+            self._regs[_COM_IRQ] |= _IDLE_IRQ
+            self._set_command(_CMD_IDLE)
+        else:
+            self._timer_expires()   # the command does not end by itself (§10.3.1.9)
+
+    def _transceive(self):
+        regs = self._regs
+        framing = regs[_BIT_FRAMING]
+        regs[_BIT_FRAMING] = framing & 0x7F
+        frame = bytes(self._fifo)
+        self._fifo = bytearray()
+        tx_last = framing & 0x07
+        rx_align = (framing >> 4) & 0x07
+        nbits = len(frame) * 8 - ((8 - tx_last) if tx_last else 0)
+        regs[_COM_IRQ] |= _TX_IRQ
+        answers = self._send(frame, nbits) if regs[_TX_CONTROL] & _ANTENNA else []
+        if not answers:
+            self.log.append((frame[0] if frame else 0, len(frame), 0))
+            self._timer_expires()
+            return
+        bits, count, coll = _combine(answers)
+        if self._corrupt:
+            self._corrupt = False
+            bits ^= 1 << (count - 1)
+        if coll is not None and not regs[_COLL] & _VALUES_AFTER_COLL:
+            bits &= (1 << coll) - 1
+        total = count + rx_align
+        data = (bits << rx_align).to_bytes((total + 7) // 8, "little")
+        self.log.append((frame[0] if frame else 0, len(frame), len(data)))
+        self._push(data)
+        regs[_CONTROL] = (regs[_CONTROL] & 0xF8) | (total & 0x07)
+        if coll is not None:
+            pos = coll + rx_align + 1   # 1-based bit of the received frame
+            regs[_COLL] = (regs[_COLL] & 0x80) | (_COLL_POS_NOT_VALID if pos > 32 else pos & 0x1F)
+            regs[_ERROR] |= _COLL_ERR
+            regs[_COM_IRQ] |= _ERR_IRQ
+        regs[_COM_IRQ] |= _RX_IRQ
+
+
+def _combine(answers):
+    """What the receiver hears from several cards: (bits, nbits, first collision bit)."""
+    bits, count = answers[0]
+    coll = None
+    for other, n in answers[1:]:
+        m = min(n, count)
+        diff = (other ^ bits) & ((1 << m) - 1)
+        if diff:
+            i = 0
+            while not (diff >> i) & 1:
+                i += 1
+        elif n != count:
+            i = m
+        else:
+            continue
+        coll = i if coll is None else min(coll, i)
+        if n > count:
+            bits, count = other, n
+    return bits, count, coll

@@ -1,0 +1,508 @@
+"""MFRC522 (RC522 module) driver for MIFARE Classic cards, over SPI.
+
+Runs on MicroPython (ESP32) and CPython. The driver takes its bus: ``spi`` is
+anything with ``write``, ``readinto`` and ``write_readinto`` like
+machine.SPI; ``cs`` and ``rst`` are machine.Pin objects or plain callables
+``pin(v)``. Nothing touches hardware at import time.
+
+Design notes
+- Every wait ends on the chip's own flags (ComIrqReg RxIRq/IdleIRq/ErrIRq/
+  TimerIRq, DivIrqReg CRCIRq, CommandReg PowerDown) and is bounded by a
+  deadline of ``timeout_ms`` plus a poll cap; running out raises Timeout and
+  puts the chip back to Idle. "No card" is the chip's timer firing
+  (TModeReg TAuto, ~25 ms), which is NoCard, not Timeout.
+- CRC_A is computed by the chip's coprocessor (CommandReg CalcCRC, MFRC522
+  §10.3.1.4) for every frame that carries one, and every answer that carries
+  one is checked the same way. TxModeReg/RxModeReg TxCRCEn/RxCRCEn would save
+  a few SPI transfers, but the datasheet does not say whether the received
+  CRC stays in the FIFO or how RxCRCEn treats the 4-bit ACK, and a frame type
+  that needs no CRC (REQA, anticollision, ACK) would need a mode switch:
+  one explicit path is easier to get right on real chips.
+- FIFO traffic is one SPI transaction per burst (MFRC522 §8.1.2.1-2); all
+  buffers are allocated in __init__.
+- MFAuthent with a 7-byte UID uses the last four UID bytes, UID3..UID6 (the
+  UID CL2 bytes): MF1S50yyX §10.1.3 Table 16 "Sequence 1" (the normal
+  cascade-level-2 activation this driver performs), NXP AN10927 §3.2.5.
+- A collision in anticollision raises Collision (with the CollReg position)
+  rather than being resolved: a payment terminal must not pick one of two
+  cards the holder did not mean to present.
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:     # CPython
+    from time import monotonic
+
+    def ticks_ms():
+        return int(monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+class RC522Error(Exception):
+    """Base of every error this driver raises."""
+
+
+class NoCard(RC522Error):
+    """Nothing answered before the chip's timer ran out."""
+
+
+class Collision(RC522Error):
+    """More than one card answered (ErrorReg CollErr)."""
+
+
+class AuthError(RC522Error):
+    """MFAuthent did not switch Crypto1 on: wrong key, UID or block."""
+
+
+class CrcError(RC522Error):
+    """The CRC_A of an answer is wrong."""
+
+
+class Timeout(RC522Error):
+    """The chip did not finish a command (its IRQ bit never came)."""
+
+
+class ProtocolError(RC522Error):
+    """NAK, an answer of the wrong length or bits, parity or FIFO overflow."""
+
+
+# MFRC522 §9.2 registers.
+_CommandReg = const(0x01)
+_ComIrqReg = const(0x04)
+_DivIrqReg = const(0x05)
+_ErrorReg = const(0x06)
+_Status2Reg = const(0x08)
+_FIFODataReg = const(0x09)
+_FIFOLevelReg = const(0x0A)
+_ControlReg = const(0x0C)
+_BitFramingReg = const(0x0D)
+_CollReg = const(0x0E)
+_ModeReg = const(0x11)
+_TxControlReg = const(0x14)
+_TxASKReg = const(0x15)
+_CRCResultRegH = const(0x21)
+_CRCResultRegL = const(0x22)
+_TModeReg = const(0x2A)
+_TPrescalerReg = const(0x2B)
+_TReloadRegH = const(0x2C)
+_TReloadRegL = const(0x2D)
+_VersionReg = const(0x37)
+
+# MFRC522 §10.3 Table 149 commands.
+_CMD_IDLE = const(0x00)
+_CMD_CALC_CRC = const(0x03)
+_CMD_TRANSCEIVE = const(0x0C)
+_CMD_MF_AUTHENT = const(0x0E)
+_CMD_SOFT_RESET = const(0x0F)
+
+# Register bits.
+_POWER_DOWN = const(0x10)       # CommandReg §9.3.1.2
+_IRQ_CLEAR_ALL = const(0x7F)    # ComIrqReg §9.3.1.5: Set1 = 0 clears the marked bits
+_RX_IRQ = const(0x20)
+_IDLE_IRQ = const(0x10)
+_ERR_IRQ = const(0x02)
+_TIMER_IRQ = const(0x01)
+_CRC_IRQ = const(0x04)          # DivIrqReg §9.3.1.6
+_BUFFER_OVFL = const(0x10)      # ErrorReg §9.3.1.7
+_COLL_ERR = const(0x08)
+_CRC_ERR = const(0x04)
+_PARITY_ERR = const(0x02)
+_PROTOCOL_ERR = const(0x01)
+_CRYPTO1_ON = const(0x08)       # Status2Reg §9.3.1.9 MFCrypto1On
+_FLUSH_BUFFER = const(0x80)     # FIFOLevelReg §9.3.1.11
+_RX_LAST_BITS = const(0x07)     # ControlReg §9.3.1.13
+_START_SEND = const(0x80)       # BitFramingReg §9.3.1.14
+_COLL_POS_NOT_VALID = const(0x20)   # CollReg §9.3.1.15
+_ANTENNA_ON = const(0x03)       # TxControlReg §9.3.2.5 Tx2RFEn | Tx1RFEn
+_FORCE_100_ASK = const(0x40)    # TxASKReg §9.3.2.6
+# ModeReg §9.3.2.2: TxWaitRF, MFIN active high, CRCPreset 01 = 6363h (CRC_A).
+_MODE_CRC_A = const(0x3D)
+# Timer §8.5, TModeReg/TPrescalerReg §9.3.3.10-11: TAuto, prescaler 0xD3E:
+# 13.56 MHz / (2 * 3390 + 1) = 2 kHz, 0.5 ms a tick; reload 49 -> 25 ms.
+_T_MODE_AUTO = const(0x8D)
+_T_PRESCALER_LO = const(0x3E)
+_T_RELOAD = const(49)
+
+_FIFO_SIZE = const(64)
+_TIMEOUT_MS = const(100)        # above the chip timer: reaching it means the chip hung
+_POLLS_MAX = const(100000)      # safety cap should the clock stop
+
+# ISO/IEC 14443-3 and MF1S50yyX §12 card commands.
+_REQA = const(0x26)
+_WUPA = const(0x52)
+_SEL_CL1 = const(0x93)
+_SEL_CL2 = const(0x95)
+_SEL_CL3 = const(0x97)
+_NVB_ANTICOLL = const(0x20)
+_NVB_SELECT = const(0x70)
+_CASCADE_TAG = const(0x88)
+_SAK_CASCADE = const(0x04)
+_HLTA = const(0x50)
+_MF_AUTH_KEY_A = const(0x60)
+_MF_AUTH_KEY_B = const(0x61)
+_MF_READ = const(0x30)
+_MF_WRITE = const(0xA0)
+_MF_DECREMENT = const(0xC0)
+_MF_INCREMENT = const(0xC1)
+_MF_RESTORE = const(0xC2)
+_MF_TRANSFER = const(0xB0)
+_MF_ACK = const(0x0A)           # MF1S50yyX §12.1: 4-bit ACK
+
+
+def _pin(p):
+    """machine.Pin (has .value) or a plain callable pin(v)."""
+    return getattr(p, "value", p)
+
+
+class RC522:
+    def __init__(self, spi, cs, rst=None, timeout_ms=_TIMEOUT_MS):
+        self._spi = spi
+        self._cs = _pin(cs)
+        self._rst = None if rst is None else _pin(rst)
+        self.timeout_ms = timeout_ms
+        self.card_commands = 0
+        self.spi_transfers = 0
+        self._crypto = False
+        # Register access: address byte + up to two data bytes.
+        self._reg_out = bytearray(3)
+        self._reg_in = bytearray(3)
+        out = memoryview(self._reg_out)
+        into = memoryview(self._reg_in)
+        self._out2, self._out3, self._in2, self._in3 = out[:2], out, into[:2], into
+        # FIFO bursts, MFRC522 §8.1.2: byte 0 is the address byte. The
+        # outgoing frame is built in place at _tx[1:].
+        self._tx = bytearray(_FIFO_SIZE + 1)
+        self._tx[0] = _FIFODataReg << 1
+        self._rx = bytearray(_FIFO_SIZE + 1)
+        self._fifo_read_addr = bytearray(_FIFO_SIZE + 1)
+        for i in range(_FIFO_SIZE + 1):
+            self._fifo_read_addr[i] = (_FIFODataReg << 1) | 0x80
+        self._tx_mv = memoryview(self._tx)
+        self._rx_mv = memoryview(self._rx)
+        self._fifo_read_mv = memoryview(self._fifo_read_addr)
+        self._cs(1)
+
+    # -- SPI, MFRC522 §8.1.2 ------------------------------------------------------------
+
+    def _xfer(self, out, into):
+        self.spi_transfers += 1
+        self._cs(0)
+        try:
+            if into is None:
+                self._spi.write(out)
+            else:
+                self._spi.write_readinto(out, into)
+        finally:
+            self._cs(1)
+
+    def _wr(self, reg, value):
+        out = self._reg_out
+        out[0] = (reg << 1) & 0x7E     # §8.1.2.3: MSB 0 = write, LSB 0
+        out[1] = value
+        self._xfer(self._out2, None)
+
+    def _rd(self, reg):
+        return self._rd2(reg, None)
+
+    def _rd2(self, reg, reg2):
+        """Read one register, or two in one transaction (second into _reg_in[2])."""
+        out = self._reg_out
+        out[0] = ((reg << 1) & 0x7E) | 0x80
+        if reg2 is None:
+            out[1] = 0
+            self._xfer(self._out2, self._in2)
+        else:
+            out[1] = ((reg2 << 1) & 0x7E) | 0x80
+            out[2] = 0
+            self._xfer(self._out3, self._in3)
+        return self._reg_in[1]
+
+    def _fifo_write(self, n):
+        """Burst _tx[1:n+1] into the FIFO in one transaction (§8.1.2.2)."""
+        self._xfer(self._tx_mv[: n + 1], None)
+
+    def _fifo_read(self, n):
+        """Burst n FIFO bytes into _rx[1:n+1] in one transaction (§8.1.2.1)."""
+        addr = self._fifo_read_addr
+        addr[n] = 0     # the last byte sent ends the read
+        try:
+            self._xfer(self._fifo_read_mv[: n + 1], self._rx_mv[: n + 1])
+        finally:
+            addr[n] = (_FIFODataReg << 1) | 0x80
+
+    def _wait(self, reg, mask, until_clear=False):
+        """Poll reg until a mask bit is set (or all clear); bounded by timeout_ms."""
+        start = ticks_ms()
+        polls = 0
+        while True:
+            v = self._rd(reg)
+            if (v & mask == 0) if until_clear else (v & mask):
+                return v
+            polls += 1
+            if polls > _POLLS_MAX or ticks_diff(ticks_ms(), start) > self.timeout_ms:
+                self._wr(_CommandReg, _CMD_IDLE)
+                raise Timeout("MFRC522 register 0x%02x never signalled 0x%02x" % (reg, mask))
+
+    def _start(self, n, command, irq_reg=_ComIrqReg, irq_bits=_IRQ_CLEAR_ALL):
+        """Idle the chip, clear IRQ bits and the FIFO, load _tx[1:n+1], start command."""
+        self._wr(_CommandReg, _CMD_IDLE)
+        self._wr(irq_reg, irq_bits)     # §9.3.1.5-6: Set1/Set2 = 0 clears the marked bits
+        self._wr(_FIFOLevelReg, _FLUSH_BUFFER)
+        self._fifo_write(n)
+        self._wr(_CommandReg, command)
+
+    # -- set-up -----------------------------------------------------------------------
+
+    def init(self):
+        if self._rst is not None:
+            self._rst(1)    # §8.8.1: NRSTPD high leaves hard power-down
+        self._wr(_CommandReg, _CMD_SOFT_RESET)
+        self._wait(_CommandReg, _POWER_DOWN, True)     # §10.3.1.10: PowerDown clears when ready
+        self._crypto = False
+        self._wr(_TModeReg, _T_MODE_AUTO)
+        self._wr(_TPrescalerReg, _T_PRESCALER_LO)
+        self._wr(_TReloadRegH, _T_RELOAD >> 8)
+        self._wr(_TReloadRegL, _T_RELOAD & 0xFF)
+        self._wr(_TxASKReg, _FORCE_100_ASK)            # ISO/IEC 14443 A needs 100 % ASK
+        self._wr(_ModeReg, _MODE_CRC_A)
+        self.antenna_on()
+
+    def antenna_on(self):
+        v = self._rd(_TxControlReg)
+        if v & _ANTENNA_ON != _ANTENNA_ON:
+            self._wr(_TxControlReg, v | _ANTENNA_ON)
+
+    def antenna_off(self):
+        self._wr(_TxControlReg, self._rd(_TxControlReg) & ~_ANTENNA_ON & 0xFF)
+        self._crypto = False
+
+    def version(self):
+        return self._rd(_VersionReg)
+
+    # -- CRC through the coprocessor, §10.3.1.4 ---------------------------------------------
+
+    def _calc_crc(self, n):
+        """CRC_A of _tx[1:n+1]; leaves low, high in _reg_in[1], _reg_in[2]."""
+        self._start(n, _CMD_CALC_CRC, _DivIrqReg, _CRC_IRQ)
+        self._wait(_DivIrqReg, _CRC_IRQ)
+        self._rd2(_CRCResultRegL, _CRCResultRegH)
+
+    def _append_crc(self, n):
+        self._calc_crc(n)
+        self._tx[n + 1] = self._reg_in[1]
+        self._tx[n + 2] = self._reg_in[2]
+        return n + 2
+
+    def _check_crc(self, n):
+        """The last two of the n received bytes must be the CRC_A of the others."""
+        m = n - 2
+        self._tx_mv[1: m + 1] = self._rx_mv[1: m + 1]
+        self._calc_crc(m)
+        if self._reg_in[1] != self._rx[n - 1] or self._reg_in[2] != self._rx[n]:
+            raise CrcError("CRC_A of a %d-byte answer is wrong" % n)
+
+    # -- card exchange, §10.3.1.8 Transceive ------------------------------------------------
+
+    def _transceive(self, n, tx_last_bits=0):
+        """Send _tx[1:n+1]; the answer lands in _rx[1:]. Returns (bytes, last bits)."""
+        self.card_commands += 1
+        self._wr(_BitFramingReg, tx_last_bits)
+        self._start(n, _CMD_TRANSCEIVE)
+        self._wr(_BitFramingReg, tx_last_bits | _START_SEND)
+        irq = self._wait(_ComIrqReg, _RX_IRQ | _IDLE_IRQ | _ERR_IRQ | _TIMER_IRQ)
+        if irq & _ERR_IRQ:
+            err = self._rd(_ErrorReg)
+            if err & _COLL_ERR:
+                coll = self._rd(_CollReg)
+                pos = -1 if coll & _COLL_POS_NOT_VALID else (coll & 0x1F) or 32
+                raise Collision("cards collide at bit %d" % pos)
+            if err & _CRC_ERR:
+                raise CrcError("ErrorReg CRCErr")
+            if err & (_BUFFER_OVFL | _PARITY_ERR | _PROTOCOL_ERR):
+                raise ProtocolError("ErrorReg 0x%02x" % err)
+        if not irq & _RX_IRQ:
+            if irq & _TIMER_IRQ:
+                raise NoCard("no answer")
+            raise ProtocolError("command ended without an answer")
+        count = self._rd(_FIFOLevelReg) & 0x7F
+        last_bits = self._rd(_ControlReg) & _RX_LAST_BITS
+        if count:
+            self._fifo_read(count)
+        return count, last_bits
+
+    def _expect(self, answer, size):
+        """A whole-byte answer of size bytes whose last two are its CRC_A."""
+        count, last_bits = answer
+        if count == 1 and last_bits == 4:
+            raise ProtocolError("NAK 0x%x to command 0x%02x" % (self._rx[1] & 0x0F, self._tx[1]))
+        if count != size or last_bits:
+            raise ProtocolError("answer of %d bytes + %d bits, expected %d bytes" % (count, last_bits, size))
+        self._check_crc(count)
+
+    def _ack(self, answer):
+        """MF1S50yyX §12.1: a 4-bit answer, 0xA is ACK, anything else NAK."""
+        count, last_bits = answer
+        if count != 1 or last_bits != 4:
+            raise ProtocolError("answer of %d bytes + %d bits, expected a 4-bit ACK" % (count, last_bits))
+        if self._rx[1] & 0x0F != _MF_ACK:
+            raise ProtocolError("NAK 0x%x" % (self._rx[1] & 0x0F))
+
+    def _command(self, cmd, block):
+        """cmd, block + CRC_A; returns the answer."""
+        if not 0 <= block <= 0xFF:
+            raise ValueError("block out of range")
+        self._tx[1] = cmd
+        self._tx[2] = block
+        return self._transceive(self._append_crc(2))
+
+    # -- activation, ISO/IEC 14443-3 §6 ---------------------------------------------------------
+
+    def request(self, wakeup=False):
+        """REQA (or WUPA) as a 7-bit short frame; returns ATQA."""
+        if self._crypto:
+            self.stop_crypto()
+        self._tx[1] = _WUPA if wakeup else _REQA
+        count, last_bits = self._transceive(1, 7)
+        if count != 2 or last_bits:
+            raise ProtocolError("ATQA of %d bytes + %d bits" % (count, last_bits))
+        return self._rx[1] | (self._rx[2] << 8)
+
+    def select(self):
+        """Anticollision + select through the cascade levels; returns (uid, sak)."""
+        tx = self._tx
+        rx = self._rx
+        self._wr(_CollReg, 0)   # §9.3.1.15 ValuesAfterColl = 0: bits after a collision are 0
+        uid = b""
+        for sel in (_SEL_CL1, _SEL_CL2, _SEL_CL3):
+            tx[1] = sel
+            tx[2] = _NVB_ANTICOLL
+            count, last_bits = self._transceive(2)
+            if count != 5 or last_bits:
+                raise ProtocolError("UID CLn of %d bytes + %d bits" % (count, last_bits))
+            if rx[1] ^ rx[2] ^ rx[3] ^ rx[4] != rx[5]:
+                raise ProtocolError("BCC of UID CLn is wrong")
+            cln = bytes(self._rx_mv[1:6])
+            tx[1] = sel
+            tx[2] = _NVB_SELECT
+            self._tx_mv[3:8] = cln
+            self._expect(self._transceive(self._append_crc(7)), 3)
+            sak = rx[1]
+            if sak & _SAK_CASCADE:
+                if cln[0] != _CASCADE_TAG:
+                    raise ProtocolError("SAK asks for another level without a cascade tag")
+                uid += cln[1:4]
+            else:
+                return uid + cln[0:4], sak
+        raise ProtocolError("more than three cascade levels")
+
+    def detect(self, wakeup=False):
+        """(uid, sak) of the card in the field, or None when there is none."""
+        try:
+            self.request(wakeup)
+        except NoCard:
+            return None
+        return self.select()
+
+    def reselect(self, uid):
+        """WUPA + select the same card again (after AuthError, a NAK or halt)."""
+        self.stop_crypto()
+        try:
+            self.request(True)
+        except NoCard:
+            # ISO/IEC 14443-3 §6.2 state diagram: an ACTIVE card takes the first
+            # WUPA as an unexpected frame and drops to IDLE/HALT; the second wakes it.
+            self.request(True)
+        found, sak = self.select()
+        if found != bytes(uid):
+            raise ProtocolError("another card answered")
+        return found, sak
+
+    def halt(self):
+        """HLTA; ISO/IEC 14443-3 §6.4.3: silence is success. Crypto1 is switched off after."""
+        self._tx[1] = _HLTA
+        self._tx[2] = 0
+        try:
+            answer = self._transceive(self._append_crc(2))
+        except NoCard:
+            answer = None
+        self.stop_crypto()
+        if answer is not None:
+            raise ProtocolError("a card answered HLTA")
+
+    # -- MIFARE Classic, MF1S50yyX §12 ------------------------------------------------------
+
+    def auth(self, block, key, uid, use_key_b=False):
+        """MFAuthent (§10.3.1.9) with key A or B; AuthError unless Crypto1 is on after."""
+        if not 0 <= block <= 0xFF:
+            raise ValueError("block out of range")
+        if len(key) != 6:
+            raise ValueError("MIFARE keys are 6 bytes")
+        if len(uid) not in (4, 7, 10):
+            raise ValueError("UIDs are 4, 7 or 10 bytes")
+        tx = self._tx
+        tx[1] = _MF_AUTH_KEY_B if use_key_b else _MF_AUTH_KEY_A
+        tx[2] = block
+        tx[3:9] = key
+        tx[9:13] = uid[-4:]     # MF1S50yyX §10.1.3 Table 16: UID3..UID6 for 7-byte UIDs
+        self.card_commands += 1
+        self._start(12, _CMD_MF_AUTHENT)
+        self._wait(_ComIrqReg, _IDLE_IRQ | _ERR_IRQ | _TIMER_IRQ)
+        if not self._rd(_Status2Reg) & _CRYPTO1_ON:
+            self._wr(_CommandReg, _CMD_IDLE)
+            self._crypto = False
+            raise AuthError("authentication of block %d failed" % block)
+        self._crypto = True
+
+    def stop_crypto(self):
+        """Clear Status2Reg MFCrypto1On (§9.3.1.9)."""
+        self._wr(_Status2Reg, self._rd(_Status2Reg) & ~_CRYPTO1_ON & 0xFF)
+        self._crypto = False
+
+    def read_block(self, block):
+        """READ (§12.3): 16 bytes, CRC_A checked."""
+        self._expect(self._command(_MF_READ, block), 18)
+        return bytes(self._rx_mv[1:17])
+
+    def write_block(self, block, data):
+        """WRITE (§12.4): command and the 16 data bytes, each acknowledged."""
+        if len(data) != 16:
+            raise ValueError("a block is 16 bytes")
+        self._ack(self._command(_MF_WRITE, block))
+        self._tx[1:17] = data
+        self._ack(self._transceive(self._append_crc(16)))
+
+    def _value_op(self, cmd, block, operand):
+        """§12.5-6: command (ACK), then a 4-byte operand the card does not acknowledge."""
+        if not -0x80000000 <= operand <= 0x7FFFFFFF:
+            raise ValueError("operand is a signed 32-bit value")
+        self._ack(self._command(cmd, block))
+        operand &= 0xFFFFFFFF
+        tx = self._tx
+        for i in range(4):
+            tx[1 + i] = (operand >> (8 * i)) & 0xFF
+        try:
+            answer = self._transceive(self._append_crc(4))
+        except NoCard:
+            return      # silence is the card accepting it
+        self._ack(answer)   # a NAK raises
+
+    def increment(self, block, delta):
+        self._value_op(_MF_INCREMENT, block, delta)
+
+    def decrement(self, block, delta):
+        self._value_op(_MF_DECREMENT, block, delta)
+
+    def restore(self, block):
+        self._value_op(_MF_RESTORE, block, 0)
+
+    def transfer(self, block):
+        """TRANSFER (§12.7): the value buffer into block, acknowledged."""
+        self._ack(self._command(_MF_TRANSFER, block))

