@@ -33,8 +33,8 @@ async def _wait_event(event, timeout_ms):
 class Sync:
     """Uplink and downlink of one terminal."""
 
-    def __init__(self, client, terminal_id, frame_mac, wallet, journal, blacklist, state, board, on_command=None):
-        self.client = client
+    def __init__(self, terminal_id, frame_mac, wallet, journal, blacklist, state, board, on_command=None):
+        self.client = None
         self.terminal_id = terminal_id
         self.frame_mac = frame_mac
         self.wallet = wallet
@@ -52,12 +52,16 @@ class Sync:
         self.up_topic = topics.topic(terminal_id, topics.UP)
         self.status_topic = topics.topic(terminal_id, topics.STATUS)
         self.down_topic = topics.topic(terminal_id, topics.DOWN)
-        client.on_message = self.on_message
-        client.on_connect = self.on_connect
         if state.config_hex:
             wallet.config = frames.Config.decode(unhexlify(state.config_hex))
         wallet.last_hub_contact_s = state.last_hub_contact_s
         wallet.blacklist_updated_s = state.blacklist_updated_s
+
+    def attach(self, client):
+        """Use this MQTT client (built after the last will, which is a status frame)."""
+        self.client = client
+        client.on_message = self.on_message
+        client.on_connect = self.on_connect
 
     # -- frames out ------------------------------------------------------------
 

@@ -1,0 +1,28 @@
+"""ParkCard terminal entry point on the ESP32."""
+
+import asyncio
+
+from terminal.board import Board
+from terminal.runtime import SettingsError, Terminal, load_settings
+
+
+def main():
+    """Build the terminal from the board and its provisioning, then serve taps forever."""
+    board = Board()
+    try:
+        settings = load_settings()
+        board.network(settings.get("wifi_ssid", ""), (board.keystore().get("wifi_password") or b"").decode())
+        if settings.get("ca"):
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(cafile=settings["ca"])
+            settings["ssl"] = ctx
+        terminal = Terminal(board, settings)
+    except SettingsError as exc:
+        board.display().show("Not provisioned", "See technician")
+        print("parkcard:", exc)
+        return
+    asyncio.run(terminal.run())
+
+
+main()

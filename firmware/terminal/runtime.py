@@ -1,0 +1,110 @@
+"""Assemble one terminal from a board and its settings, and run its long-lived tasks."""
+
+import asyncio
+import json
+
+from protocol import card, frames, topics
+from protocol.record import RECORD_SIZE, record_mac_for
+from terminal.app import TerminalApp
+from terminal.blacklist import Blacklist
+from terminal.journal import Journal
+from terminal.mqtt import MQTTClient
+from terminal.state import TerminalState
+from terminal.sync import Sync
+from terminal.ui import UI
+from terminal.wallet import Wallet
+
+SETTINGS_FILE = "/terminal.json"
+WATCHDOG_TIMEOUT_MS = 30000
+WATCHDOG_FEED_MS = 1000
+KEEPALIVE_S = 30
+
+
+class SettingsError(Exception):
+    """The terminal was not provisioned (run parkcard-flash)."""
+
+
+def load_settings(path=SETTINGS_FILE):
+    """Read the non-secret provisioning settings written by the flash tool."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        raise SettingsError("no valid %s: provision this terminal with parkcard-flash" % path)
+
+
+class Terminal:
+    """Everything one terminal runs: tap loop, MQTT link, sync, watchdog."""
+
+    def __init__(self, board, settings, journal_segment_bytes=16384, journal_segments_max=64):
+        self.board = board
+        self.settings = settings
+        keys = board.keystore()
+        terminal_key = keys.get("terminal_key")
+        if terminal_key is None:
+            raise SettingsError("no terminal key in the key store: provision this terminal with parkcard-flash")
+        self.terminal_id = settings["terminal_id"]
+        data = board.data_dir()
+        self.state = TerminalState(data)
+        self.journal = Journal(data + "/journal", RECORD_SIZE, journal_segment_bytes, journal_segments_max)
+        self.blacklist = Blacklist(data + "/blacklist")
+        self.reader = board.reader()
+        self.wallet = Wallet(self.reader, self.journal, self.blacklist, self.terminal_id,
+                             record_mac_for(terminal_key), board.clock)
+        park = keys.get("park_keys")
+        if park is not None:
+            self.wallet.park_keys = card.ParkKeys.unpack(park)
+        self.ui = UI(board.display(), board.buzzer())
+        self.app = TerminalApp(self.wallet, self.ui, board.keypad())
+        self.sync = Sync(self.terminal_id, frames.frame_mac_for(terminal_key), self.wallet, self.journal,
+                         self.blacklist, self.state, board, self.on_command)
+        self.sync.authorised = self.wallet.park_keys is not None
+        password = keys.get("broker_password")
+        name = topics.client_name(self.terminal_id)
+        self.client = MQTTClient(name, settings["broker_host"], settings["broker_port"],
+                                 username=settings.get("username", name),
+                                 password=password.decode() if password else None,
+                                 keepalive_s=settings.get("keepalive_s", KEEPALIVE_S), ssl=settings.get("ssl"),
+                                 will_topic=topics.topic(self.terminal_id, topics.STATUS),
+                                 will_payload=self.sync.status_frame(0), will_retain=True)
+        self.sync.attach(self.client)
+        self.tasks = {}
+
+    def on_command(self, command, argument):
+        """Hub commands: lock or de-authorise this terminal."""
+        if command in (frames.CMD_LOCK, frames.CMD_DEAUTHORISE):
+            self.wallet.park_keys = None
+            self.sync.authorised = False
+            self.board.keystore().delete("park_keys")
+            self.ui.message("Terminal locked" if command == frames.CMD_LOCK else "Not authorised", "Call technician")
+
+    async def _watchdog(self):
+        # Fed only while the event loop turns: a stuck loop resets the board.
+        wdt = self.board.watchdog(WATCHDOG_TIMEOUT_MS)
+        while True:
+            wdt.feed()
+            await asyncio.sleep(WATCHDOG_FEED_MS / 1000)
+
+    def start(self):
+        """Start the named long-lived tasks and keep references to them."""
+        for name, coro in (("mqtt", self.client.run()), ("upload", self.sync.upload_loop()),
+                           ("status", self.sync.status_loop()), ("watchdog", self._watchdog())):
+            self.tasks[name] = asyncio.create_task(coro)
+        return self.tasks
+
+    async def run(self):
+        """Run the terminal forever (ESP32 main)."""
+        self.start()
+        await self.app.run()
+
+    async def stop(self):
+        """Cancel the background tasks and close the link (host use)."""
+        for task in self.tasks.values():
+            task.cancel()
+        for task in self.tasks.values():
+            try:
+                await task
+            except BaseException:  # noqa: BLE001 - cancelled tasks end here
+                pass
+        self.tasks = {}
+        self.client.close()

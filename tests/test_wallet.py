@@ -1,0 +1,230 @@
+"""The wallet on the real RC522 driver against the virtual chip, with a real journal and blacklist."""
+
+import pytest
+
+from protocol import card, frames
+from protocol.record import KIND_DEBIT, KIND_LOCK, Record, record_mac_for
+from sim.cards import card_balance, issued_card
+from sim.mfrc522 import VirtualMFRC522
+from sim.mifare import Field
+from terminal import journal as jr
+from terminal import wallet as w
+from terminal.blacklist import Blacklist
+from terminal.journal import Journal
+from terminal.rc522 import RC522
+
+PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+TERMINAL_KEY = b"K" * 32
+NOW = 1795600000
+TODAY = card.day_of(NOW)
+UID7 = bytes.fromhex("04a1b2c3d4e5f6")
+UID4 = bytes.fromhex("a1b2c3d4")
+
+
+class Rig:
+    """One terminal's wallet on a virtual reader."""
+
+    def __init__(self, tmp_path, category=1, **cfg):
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        self.field = Field()
+        self.chip = VirtualMFRC522(self.field)
+        reader = RC522(self.chip.spi, self.chip.cs)
+        reader.init()
+        self.now = NOW
+        self.journal = Journal(str(tmp_path / "journal"), 56, segment_bytes=4096, max_segments=8)
+        self.blacklist = Blacklist(str(tmp_path / "blacklist"))
+        self.wallet = w.Wallet(reader, self.journal, self.blacklist, 12, record_mac_for(TERMINAL_KEY),
+                               lambda: self.now)
+        self.wallet.park_keys = PARK
+        self.wallet.config = frames.Config(version=3, category=category, **cfg)
+        self.wallet.last_hub_contact_s = NOW
+        self.wallet.blacklist_updated_s = NOW
+
+    def tap(self, virtual):
+        """Put a card on the reader (a fresh tap)."""
+        for c in list(self.field.cards):
+            self.field.remove(c)
+        self.field.add(virtual)
+        return virtual
+
+
+def new_card(uid=UID7, balance=10000, card_no=500, **info):
+    fields = dict(tier=0, flags=0, expiry_day=TODAY + 30, perms=0xFFFF, issue_day=TODAY, deposit_cents=0)
+    fields.update(info)
+    return issued_card(PARK, uid, card.CardInfo(card_no, **fields), balance, NOW - 86400)
+
+
+@pytest.mark.parametrize("uid", [UID4, UID7])
+def test_debit_takes_value_and_journals_a_verified_record(tmp_path, uid):
+    rig = Rig(tmp_path)
+    vc = rig.tap(new_card(uid))
+    result = rig.wallet.debit(250, item=4)
+    assert result.ok and result.balance_cents == 9750 and result.seq == 1
+    slot = card_balance(PARK, vc)
+    assert (slot.balance_cents, slot.counter, slot.day_spend_cents, slot.last_terminal) == (9750, 2, 250, 12)
+    assert rig.journal.status(1) == jr.COMMITTED
+    [(seq, status, raw)] = rig.journal.unsynced(10)
+    rec = Record.decode(raw, record_mac_for(TERMINAL_KEY))
+    assert (rec.kind, rec.amount_cents, rec.balance_after_cents, rec.card_counter, rec.item, rec.uid) == (
+        KIND_DEBIT, 250, 9750, 2, 4, uid)
+    assert rec.card_mac == slot.mac
+
+
+def test_debit_costs_one_auth_three_reads_one_write(tmp_path):
+    rig = Rig(tmp_path)
+    rig.tap(new_card())
+    rig.chip.log.clear()
+    assert rig.wallet.debit(100).ok
+    firsts = [entry[0] for entry in rig.chip.log]
+    assert firsts.count(0x60) + firsts.count(0x61) == 1
+    assert firsts.count(0x30) == 3
+    assert firsts.count(0xA0) == 1
+
+
+def test_consecutive_debits_alternate_slots_and_keep_counting(tmp_path):
+    rig = Rig(tmp_path)
+    vc = new_card()
+    for i in range(5):
+        rig.tap(vc)
+        assert rig.wallet.debit(100).ok
+    slot = card_balance(PARK, vc)
+    assert (slot.balance_cents, slot.counter, slot.day_spend_cents) == (9500, 6, 500)
+    assert rig.journal.last_seq() == 5
+
+
+def test_balance_tap_writes_nothing(tmp_path):
+    rig = Rig(tmp_path)
+    vc = rig.tap(new_card(balance=4321))
+    before = [bytes(b) for b in vc.blocks]
+    result = rig.wallet.balance()
+    assert result.ok and result.balance_cents == 4321 and result.card_no == 500
+    assert [bytes(b) for b in vc.blocks] == before
+    assert rig.journal.last_seq() == 0
+
+
+@pytest.mark.parametrize("setup,reason", [
+    (dict(balance=100), w.INSUFFICIENT),
+    (dict(expiry_day=TODAY - 1), w.EXPIRED),
+    (dict(perms=0b1), w.PERMISSION),
+    (dict(flags=card.FLAG_RETURNED), w.RETURNED),
+    (dict(flags=card.FLAG_ADMIN), w.NOT_WALLET),
+])
+def test_refusals_from_the_card(tmp_path, setup, reason):
+    rig = Rig(tmp_path)
+    vc = rig.tap(new_card(**setup))
+    before = [bytes(b) for b in vc.blocks]
+    result = rig.wallet.debit(250)
+    assert not result.ok and result.reason == reason
+    assert [bytes(b) for b in vc.blocks] == before
+    assert rig.journal.last_seq() == 0
+
+
+def test_caps_and_staleness(tmp_path):
+    rig = Rig(tmp_path, tx_cap_cents=1000, daily_cap_cents=1500, max_offline_s=3600, blacklist_max_age_s=7200)
+    vc = new_card()
+    rig.tap(vc)
+    assert rig.wallet.debit(1001).reason == w.OVER_TX_CAP
+    rig.tap(vc)
+    assert rig.wallet.debit(1000).ok
+    rig.tap(vc)
+    assert rig.wallet.debit(600).reason == w.OVER_DAILY_CAP
+    rig.now += 86400  # the daily spend resets on a new day ...
+    rig.wallet.last_hub_contact_s = rig.wallet.blacklist_updated_s = rig.now
+    rig.tap(vc)
+    assert rig.wallet.debit(600).ok
+    rig.now += 3601  # ... and a terminal offline too long stops taking money
+    rig.tap(vc)
+    assert rig.wallet.debit(100).reason == w.STALE
+
+
+def test_tampered_card_is_refused_as_bad_mac(tmp_path):
+    rig = Rig(tmp_path)
+    vc = new_card()
+    vc.blocks[5][3] ^= 0x01   # slot A balance bits flipped: the only valid slot is gone
+    rig.tap(vc)
+    assert rig.wallet.debit(100).reason == w.BAD_MAC
+    vc2 = new_card(card_no=501)
+    vc2.blocks[4][0] ^= 0x01  # card info forged
+    rig.tap(vc2)
+    assert rig.wallet.debit(100).reason == w.BAD_MAC
+
+
+def test_blacklisted_card_is_refused_and_locked(tmp_path):
+    rig = Rig(tmp_path)
+    rig.blacklist.apply_delta(0, 1, [500], [])
+    vc = rig.tap(new_card())
+    result = rig.wallet.debit(100)
+    assert not result.ok and result.reason == w.BLACKLISTED
+    slot = card_balance(PARK, vc)
+    assert slot.locked and slot.balance_cents == 10000
+    [(seq, status, raw)] = rig.journal.unsynced(10)
+    assert Record.decode(raw).kind == KIND_LOCK and status == jr.COMMITTED
+    # Locked on the card: refused even by a terminal whose blacklist does not have it yet.
+    rig.blacklist.apply_delta(1, 2, [], [500])
+    rig.tap(vc)
+    assert rig.wallet.debit(100).reason == w.BLACKLISTED
+
+
+def test_journal_full_refuses_before_touching_the_card(tmp_path):
+    rig = Rig(tmp_path)
+    rig.journal = Journal(str(tmp_path / "small"), 56, segment_bytes=512, max_segments=2)
+    rig.wallet.journal = rig.journal
+    vc = new_card(balance=100000)
+    approved = 0
+    for _ in range(50):
+        rig.tap(vc)
+        result = rig.wallet.debit(10)
+        if not result.ok:
+            assert result.reason == w.JOURNAL_FULL
+            break
+        approved += 1
+    else:
+        pytest.fail("journal never filled")
+    assert card_balance(PARK, vc).balance_cents == 100000 - 10 * approved
+    assert len(rig.journal.unsynced(100)) == approved
+
+
+def _debit_commands(tmp_path):
+    rig = Rig(tmp_path / "count")
+    rig.tap(new_card())
+    before = rig.field.commands
+    assert rig.wallet.debit(250).ok
+    return rig.field.commands - before
+
+
+def test_card_pulled_at_every_step_leaves_old_or_new_and_journal_agrees(tmp_path):
+    steps = _debit_commands(tmp_path)
+    assert steps >= 6
+    for n in range(1, steps + 2):
+        rig = Rig(tmp_path / ("n%d" % n))
+        vc = rig.tap(new_card())
+        rig.field.remove_after(n)
+        first = rig.wallet.debit(250)
+        balance_after_pull = card_balance(PARK, vc).balance_cents
+        assert balance_after_pull in (10000, 9750), n
+        rig.tap(vc)  # the visitor taps again
+        check = rig.wallet.balance()
+        assert check.ok and check.balance_cents == balance_after_pull
+        statuses = [rig.journal.status(s) for s in range(1, rig.journal.last_seq() + 1)]
+        assert all(s in (jr.COMMITTED, jr.VOIDED) for s in statuses), (n, statuses)
+        committed = statuses.count(jr.COMMITTED)
+        assert committed == (1 if balance_after_pull == 9750 else 0), (n, statuses, first)
+        assert first.ok == (balance_after_pull == 9750) or first.reason == w.UNCERTAIN
+
+
+@pytest.mark.parametrize("keep", range(0, 17))
+def test_torn_write_resolves_on_retap(tmp_path, keep):
+    rig = Rig(tmp_path)
+    vc = rig.tap(new_card())
+    rig.field.tear_next_write(keep)
+    result = rig.wallet.debit(250)
+    assert not result.ok and result.reason == w.UNCERTAIN
+    assert rig.journal.status(1) == jr.UNCERTAIN
+    rig.tap(vc)
+    after = rig.wallet.balance()
+    expect = 9750 if keep == 16 else 10000
+    assert after.balance_cents == expect
+    assert rig.journal.status(1) == (jr.COMMITTED if keep == 16 else jr.VOIDED)
+    # and the next debit builds on whichever state is in force
+    rig.tap(vc)
+    assert rig.wallet.debit(50).balance_cents == expect - 50
