@@ -153,6 +153,19 @@ def test_halt_then_only_wupa_wakes_the_card(rig):
     assert rig.reader.detect(wakeup=True) == (UID4, 0x08)
 
 
+def test_detect_with_wakeup_finds_a_card_left_active(rig):
+    tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.chip.corrupt_next_response()
+    with pytest.raises(CrcError):
+        rig.reader.read_block(4)
+    rig.chip.log.clear()
+    assert rig.reader.detect(wakeup=True) == (UID4, 0x08)
+    assert [entry for entry in rig.chip.log if entry[0] == 0x52] == [(0x52, 1, 0), (0x52, 1, 2)]
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    assert rig.reader.read_block(4) == bytes(16)
+
+
 # -- authentication --------------------------------------------------------------------------
 
 

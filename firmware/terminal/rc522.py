@@ -403,10 +403,31 @@ class RC522:
                 return uid + cln[0:4], sak
         raise ProtocolError("more than three cascade levels")
 
-    def detect(self, wakeup=False):
-        """(uid, sak) of the card in the field, or None when there is none."""
+    def _wakeup(self):
+        """WUPA, twice if need be; returns ATQA.
+
+        ISO/IEC 14443-3 §6.2 state diagram: a card still ACTIVE (after a CRC
+        error, a NAK, a lost ACK) takes the first WUPA as an unexpected frame
+        and drops to IDLE or HALT without answering; the second WUPA wakes it.
+        The cost is a second timer period (~25 ms) when the field is empty.
+        """
         try:
-            self.request(wakeup)
+            return self.request(True)
+        except NoCard:
+            return self.request(True)
+
+    def detect(self, wakeup=False):
+        """(uid, sak) of the card in the field, or None when there is none.
+
+        wakeup=False polls with REQA (cards in HALT stay quiet); wakeup=True
+        finds again a card that was halted, failed authentication or is still
+        active from an interrupted exchange.
+        """
+        try:
+            if wakeup:
+                self._wakeup()
+            else:
+                self.request()
         except NoCard:
             return None
         return self.select()
@@ -414,12 +435,7 @@ class RC522:
     def reselect(self, uid):
         """WUPA + select the same card again (after AuthError, a NAK or halt)."""
         self.stop_crypto()
-        try:
-            self.request(True)
-        except NoCard:
-            # ISO/IEC 14443-3 §6.2 state diagram: an ACTIVE card takes the first
-            # WUPA as an unexpected frame and drops to IDLE/HALT; the second wakes it.
-            self.request(True)
+        self._wakeup()
         found, sak = self.select()
         if found != bytes(uid):
             raise ProtocolError("another card answered")
