@@ -1,0 +1,505 @@
+"""Append-only transaction journal and upload queue of the terminal.
+
+A debit is appended here (PENDING) and made durable BEFORE the card is
+written, then marked COMMITTED, VOIDED or UNCERTAIN (DESIGN.md, "Money lives
+on the card"). Records leave the terminal only after the hub acknowledges
+them (ack), and only whole segment files are ever deleted.
+
+On-flash format (all integers big-endian)
+-----------------------------------------
+``dirpath/NNNNNNNN.seg`` -- segment files, NNNNNNNN = segment number in hex,
+increasing, never reused. A segment is a run of entries; nothing is ever
+rewritten in place:
+
+  append  'A' (0x41) | seq u32 | time_s u32 | record[record_size] | crc32 u32
+  mark    'M' (0x4D) | status u8 (1..3) | seq u32 | crc32 u32
+
+crc32 covers every byte of the entry before it. Each entry is one write,
+flushed before append()/mark() return, and a status change is a new mark
+entry: the last mark of a seq is its status, none means PENDING.
+
+``dirpath/state`` -- 'PCJS' | acked u32 | last_seq u32 | crc32 u32, replaced
+atomically (atomic.write). acked: every seq <= acked is stored at the hub.
+last_seq: the highest seq appended when the state was written, so last_seq()
+survives the trimming of the segments that held it.
+
+Recovery
+--------
+open() streams every segment once through a fixed buffer. An entry whose crc
+or type does not check is a torn tail when it is in the last segment and
+fewer than one append entry's bytes remain after it (a write cut off by a
+power loss, or a file extended with garbage): the segment is cut back to the
+last good entry. Anything else raises JournalCorrupt, so damage never hides
+records silently. (On littlefs an unflushed write disappears whole; the torn
+tail rule is for the block device and for plain host file systems.)
+
+RAM is independent of the journal's length: per segment six ints, and the
+records still open (PENDING or UNCERTAIN), at most ``open_max`` of them.
+
+Space: appends may use max_segments - 1 segments; the last one is reserved
+for marks, so a record that was appended can always be marked.
+"""
+
+import os
+import struct
+from binascii import crc32
+
+from . import atomic
+
+PENDING, COMMITTED, VOIDED, UNCERTAIN = 0, 1, 2, 3
+
+_APPEND = 0x41
+_MARK = 0x4D
+_MARK_LEN = 10
+_APPEND_HEAD = 9  # type, seq, time_s: the record starts here
+_STATE = "state"
+_STATE_MAGIC = b"PCJS"
+_SEG_EXT = ".seg"
+_ENOSPC = 28
+
+# Fields of a segment's index entry (a small list per segment file).
+_NO, _SIZE, _NAPP, _FIRST, _LAST, _MAXREF = 0, 1, 2, 3, 4, 5
+
+
+class JournalFull(Exception):
+    """No room for another record: refuse the debit, never drop a record."""
+
+
+class JournalCorrupt(Exception):
+    """The journal is damaged in a way a power cut cannot explain."""
+
+
+class _Reader:
+    """Streams the valid entries of one segment through a fixed buffer.
+
+    next() moves to the next entry and returns True, or returns False at the
+    end of the file or at an entry that does not check (then ``bad`` is its
+    offset and ``size`` the file size, for the torn-tail decision).
+    """
+
+    def __init__(self, path, record_size):
+        self.size = os.stat(path)[6]
+        self._f = open(path, "rb")
+        self._rs = record_size
+        self._alen = _APPEND_HEAD + record_size + 4
+        self._buf = bytearray(max(512, 2 * self._alen))
+        self._mv = memoryview(self._buf)
+        self._base = 0  # file offset of _buf[0]
+        self._lo = 0  # start of the current entry in _buf
+        self._hi = 0  # end of the data in _buf
+        self._len = 0  # length of the current entry
+        self.bad = -1
+        self.kind = self.seq = self.val = self.off = 0
+
+    def close(self):
+        self._f.close()
+
+    def _fill(self, need):
+        if self._hi - self._lo >= need:
+            return True
+        n = self._hi - self._lo
+        self._buf[0:n] = self._buf[self._lo : self._hi]
+        self._base += self._lo
+        self._lo, self._hi = 0, n
+        while self._hi < len(self._buf):
+            got = self._f.readinto(self._mv[self._hi :])
+            if not got:
+                break
+            self._hi += got
+        return self._hi >= need
+
+    def next(self):
+        self._lo += self._len
+        self._len = 0
+        if not self._fill(1):
+            return False
+        buf, lo = self._buf, self._lo
+        kind = buf[lo]
+        n = self._alen if kind == _APPEND else _MARK_LEN if kind == _MARK else 0
+        if n == 0 or not self._fill(n) or not self._check(n):
+            self.bad = self._base + self._lo
+            return False
+        lo = self._lo
+        self.kind, self.off, self._len = kind, self._base + lo, n
+        if kind == _APPEND:
+            self.seq, self.val = struct.unpack_from(">II", buf, lo + 1)  # val: time_s
+        else:
+            self.val = buf[lo + 1]  # status
+            self.seq = struct.unpack_from(">I", buf, lo + 2)[0]
+        return True
+
+    def _check(self, n):
+        lo = self._lo
+        if crc32(self._mv[lo : lo + n - 4]) != struct.unpack_from(">I", self._buf, lo + n - 4)[0]:
+            return False
+        return self._buf[lo] == _APPEND or COMMITTED <= self._buf[lo + 1] <= UNCERTAIN
+
+    def record(self):
+        start = self._lo + _APPEND_HEAD
+        return bytes(self._mv[start : start + self._rs])
+
+
+class Journal:
+    def __init__(self, dirpath, record_size, segment_bytes=16384, max_segments=64, open_max=32):
+        alen = _APPEND_HEAD + record_size + 4
+        if record_size < 1 or segment_bytes < 2 * (alen + _MARK_LEN) or max_segments < 2 or open_max < 1:
+            raise ValueError("journal geometry")
+        self._dir = dirpath
+        self._rs = record_size
+        self._alen = alen
+        self._segment_bytes = segment_bytes
+        self._max_segments = max_segments
+        self._open_max = open_max
+        # Entries are built in these buffers: the tap path allocates nothing.
+        self._abuf = bytearray(alen)
+        self._amv = memoryview(self._abuf)
+        self._mbuf = bytearray(_MARK_LEN)
+        self._f = None
+        self._segs = []
+        self._open = {}  # seq -> [status, segment number, offset], PENDING/UNCERTAIN only
+        self._depth = 0
+        self._oldest = None
+        atomic.makedirs(dirpath)
+        self._acked, self._last_seq = self._load_state()
+        self._recover()
+
+    # -- paths and state -------------------------------------------------
+
+    def _path(self, segno):
+        return "%s/%08x%s" % (self._dir, segno, _SEG_EXT)
+
+    def _load_state(self):
+        data = atomic.read(self._dir, _STATE)
+        if data is None:
+            return 0, 0
+        if len(data) != 16 or data[:4] != _STATE_MAGIC or crc32(data[:12]) != struct.unpack(">I", data[12:])[0]:
+            raise JournalCorrupt("state file")
+        return struct.unpack(">II", data[4:12])
+
+    def _save_state(self):
+        head = _STATE_MAGIC + struct.pack(">II", self._acked, self._last_seq)
+        atomic.write(self._dir, _STATE, head + struct.pack(">I", crc32(head)))
+
+    # -- recovery --------------------------------------------------------
+
+    def _recover(self):
+        segnos = []
+        for name in os.listdir(self._dir):
+            if name.endswith(atomic.TMP):
+                atomic.remove(self._dir + "/" + name)  # an interrupted state write or tail cut
+            elif name.endswith(_SEG_EXT):
+                segnos.append(int(name[:8], 16))
+        segnos.sort()
+        self._scan_seq = 0
+        for i, segno in enumerate(segnos):
+            self._recover_segment(segno, i == len(segnos) - 1)
+        self._trim()  # finishes a trim that a power cut interrupted
+        if self._segs:
+            self._f = open(self._path(self._segs[-1][_NO]), "ab")
+        else:
+            self._roll()
+        self._recount()
+
+    def _recover_segment(self, segno, is_last):
+        seg = [segno, 0, 0, 0, 0, 0]
+        r = _Reader(self._path(segno), self._rs)
+        try:
+            while r.next():
+                self._index(seg, r)
+                seg[_SIZE] = r.off + (self._alen if r.kind == _APPEND else _MARK_LEN)
+        finally:
+            r.close()
+        if r.bad >= 0:
+            if not is_last or r.size - r.bad > self._alen:
+                raise JournalCorrupt("segment %08x at %d" % (segno, r.bad))
+            self._truncate(segno, r.bad)
+        self._segs.append(seg)
+
+    def _index(self, seg, r):
+        seq = r.seq
+        if r.kind == _APPEND:
+            if seq <= self._scan_seq:
+                raise JournalCorrupt("seq %d after %d" % (seq, self._scan_seq))
+            self._scan_seq = seq
+            seg[_NAPP] += 1
+            seg[_FIRST] = seg[_FIRST] or seq
+            seg[_LAST] = seq
+            self._last_seq = max(self._last_seq, seq)
+            if seq > self._acked:
+                if len(self._open) >= self._open_max:
+                    raise JournalCorrupt("more than %d open records" % self._open_max)
+                self._open[seq] = [PENDING, seg[_NO], r.off]
+        elif seq in self._open:
+            self._settle(seq, r.val)
+        seg[_MAXREF] = max(seg[_MAXREF], seq)
+
+    def _settle(self, seq, status):
+        if status == UNCERTAIN:
+            self._open[seq][0] = UNCERTAIN
+        else:
+            del self._open[seq]
+
+    def _truncate(self, segno, size):
+        # MicroPython files have no truncate(): copy the intact prefix and
+        # rename it over the segment, so a cut during this leaves the original.
+        path = self._path(segno)
+        tmp = path + atomic.TMP
+        buf = bytearray(256)
+        mv = memoryview(buf)
+        with open(path, "rb") as src:
+            with open(tmp, "wb") as dst:
+                left = size
+                while left:
+                    got = src.readinto(mv[: min(256, left)])
+                    if not got:
+                        raise JournalCorrupt("segment %08x shrank" % segno)
+                    dst.write(mv[:got])
+                    left -= got
+                atomic.sync(dst)
+        atomic.replace(tmp, path, self._dir)
+
+    def _recount(self):
+        """Recompute depth and the oldest unsynced time (after open and ack)."""
+        acked = self._acked
+        self._depth, self._oldest = 0, None
+        for i, seg in enumerate(self._segs):
+            if not seg[_NAPP] or seg[_LAST] <= acked:
+                continue
+            if seg[_FIRST] > acked and self._oldest is not None:
+                self._depth += seg[_NAPP]
+                continue
+            for r in self._entries(i, i + 1):  # runs to the end: nothing to close
+                if r.kind == _APPEND and r.seq > acked:
+                    self._depth += 1
+                    if self._oldest is None:
+                        self._oldest = r.val
+
+    # -- scanning --------------------------------------------------------
+
+    def _entries(self, first, stop=None):
+        """Yield a reader positioned on each entry of segments first..stop-1.
+
+        A caller that leaves the loop early must close() the generator:
+        MicroPython does not, and the segment file would stay open.
+        """
+        segs = self._segs[first:stop]
+        for seg in segs:
+            r = _Reader(self._path(seg[_NO]), self._rs)
+            try:
+                while r.next():
+                    yield r
+            finally:
+                r.close()
+            if r.bad >= 0:
+                raise JournalCorrupt("segment %08x at %d" % (seg[_NO], r.bad))
+
+    def _segment_of(self, seq):
+        for i, seg in enumerate(self._segs):
+            if seg[_NAPP] and seg[_FIRST] <= seq <= seg[_LAST]:
+                return i
+        return None
+
+    # -- writing ---------------------------------------------------------
+
+    def _roll(self):
+        segno = self._segs[-1][_NO] + 1 if self._segs else 1
+        if self._f is not None:
+            self._f.close()
+        self._f = open(self._path(segno), "ab")
+        atomic.sync_dir(self._dir)
+        self._segs.append([segno, 0, 0, 0, 0, 0])
+
+    def _write(self, entry, limit):
+        """Write one entry durably; return (segment index entry, offset)."""
+        if self._f is None:
+            raise ValueError("journal closed")
+        seg = self._segs[-1]
+        if len(self._segs) > limit:
+            raise JournalFull("journal full")
+        if seg[_SIZE] + len(entry) > self._segment_bytes:
+            if len(self._segs) >= limit:
+                raise JournalFull("journal full")
+            self._roll()
+            seg = self._segs[-1]
+        try:
+            self._f.write(entry)
+            atomic.sync(self._f)
+        except OSError as e:
+            self._repair(seg)
+            if e.args and e.args[0] == _ENOSPC:
+                raise JournalFull("flash full")
+            raise
+        off = seg[_SIZE]
+        seg[_SIZE] += len(entry)
+        return seg, off
+
+    def _repair(self, seg):
+        # A failed write may have left part of an entry: cut it off so the
+        # next entry does not follow garbage.
+        self._f.close()
+        self._f = None
+        self._truncate(seg[_NO], seg[_SIZE])
+        self._f = open(self._path(seg[_NO]), "ab")
+
+    def append(self, seq, time_s, record):
+        """Durably record a debit as PENDING before the card is written."""
+        if not self._last_seq < seq <= 0xFFFFFFFF:
+            raise ValueError("seq %d not after %d" % (seq, self._last_seq))
+        if len(record) != self._rs:
+            raise ValueError("record is %d bytes, want %d" % (len(record), self._rs))
+        if len(self._open) >= self._open_max:
+            raise JournalFull("%d records unresolved" % len(self._open))
+        b, n = self._abuf, self._alen
+        b[0] = _APPEND
+        struct.pack_into(">II", b, 1, seq, time_s)
+        self._amv[_APPEND_HEAD : n - 4] = record
+        struct.pack_into(">I", b, n - 4, crc32(self._amv[: n - 4]))
+        seg, off = self._write(b, self._max_segments - 1)
+        seg[_NAPP] += 1
+        seg[_FIRST] = seg[_FIRST] or seq
+        seg[_LAST] = seg[_MAXREF] = seq
+        self._open[seq] = [PENDING, seg[_NO], off]
+        self._last_seq = seq
+        if not self._depth:
+            self._oldest = time_s
+        self._depth += 1
+
+    def mark(self, seq, status):
+        """Durably change a record's status to COMMITTED, VOIDED or UNCERTAIN."""
+        if status not in (COMMITTED, VOIDED, UNCERTAIN):
+            raise ValueError("status %r" % (status,))
+        entry = self._open.get(seq)
+        if entry is None:
+            current = self.status(seq)
+            if current is None:
+                raise ValueError("no record %d" % seq)
+            if current != status:
+                raise ValueError("record %d is final (%d)" % (seq, current))
+            return
+        if entry[0] == status:
+            return
+        b = self._mbuf
+        b[0] = _MARK
+        b[1] = status
+        struct.pack_into(">I", b, 2, seq)
+        struct.pack_into(">I", b, 6, crc32(memoryview(b)[:6]))
+        seg = self._write(b, self._max_segments)[0]
+        seg[_MAXREF] = max(seg[_MAXREF], seq)
+        self._settle(seq, status)
+
+    # -- queries ---------------------------------------------------------
+
+    def status(self, seq):
+        entry = self._open.get(seq)
+        if entry is not None:
+            return entry[0]
+        i = self._segment_of(seq)
+        if i is None:
+            return None
+        found = False
+        it = self._entries(i)
+        try:
+            for r in it:
+                if r.seq == seq:
+                    if r.kind == _APPEND:
+                        found = True
+                    elif found and r.val != UNCERTAIN:
+                        return r.val
+                elif not found and r.kind == _APPEND and r.seq > seq:
+                    return None  # seqs may have gaps: this one never existed
+        finally:
+            it.close()
+        return None
+
+    def uncertain(self):
+        """Yield (seq, record) of every record not known to be final."""
+        for seq in sorted(self._open):
+            entry = self._open.get(seq)
+            if entry is None:
+                continue  # resolved by the caller while iterating
+            with open(self._path(entry[1]), "rb") as f:
+                f.seek(entry[2] + _APPEND_HEAD)
+                record = f.read(self._rs)
+            yield seq, record
+
+    def unsynced(self, limit):
+        """Return up to limit (seq, status, record) to upload, oldest first.
+
+        Stops before the first record that is not final: the hub's ack is
+        cumulative, so nothing after it can be acknowledged yet.
+        """
+        out = []
+        waiting = 0  # records in out whose final mark is still ahead
+        acked = self._acked
+        start = 0
+        while start < len(self._segs) and self._segs[start][_LAST] <= acked:
+            start += 1
+        if limit < 1 or start == len(self._segs):
+            return out
+        it = self._entries(start)
+        try:
+            for r in it:
+                if r.kind == _APPEND:
+                    if r.seq <= acked:
+                        continue
+                    if r.seq in self._open:
+                        limit = len(out)
+                    if len(out) < limit:
+                        out.append([r.seq, None, r.record()])
+                        waiting += 1
+                elif waiting and r.val != UNCERTAIN:
+                    for item in reversed(out):
+                        if item[0] == r.seq:
+                            item[1] = r.val
+                            waiting -= 1
+                            break
+                if not waiting and len(out) >= limit:
+                    break
+        finally:
+            it.close()
+        return [tuple(item) for item in out]
+
+    def ack(self, upto_seq):
+        """The hub stored every seq <= upto_seq: persist that and trim segments."""
+        upto = min(upto_seq, self._last_seq)
+        if self._open:
+            upto = min(upto, min(self._open) - 1)  # an unresolved record is never acknowledged
+        if upto <= self._acked:
+            return
+        self._acked = upto
+        self._save_state()
+        self._trim()
+        self._recount()
+
+    def _trim(self):
+        # Only a prefix of segments goes, and only while every seq it mentions
+        # is acked: a mark for an unacked record keeps its segment.
+        trimmed = False
+        while len(self._segs) > 1 and self._segs[0][_MAXREF] <= self._acked:
+            os.remove(self._path(self._segs.pop(0)[_NO]))
+            trimmed = True
+        if trimmed:
+            atomic.sync_dir(self._dir)
+
+    def depth(self):
+        return self._depth
+
+    def oldest_unsynced_time(self):
+        return self._oldest
+
+    def last_seq(self):
+        return self._last_seq
+
+    def free_records(self):
+        """How many more records fit, each with one mark (a lower bound)."""
+        usable = self._max_segments - 1
+        if len(self._segs) > usable:
+            return 0
+        pair = self._alen + _MARK_LEN
+        free = (self._segment_bytes - self._segs[-1][_SIZE]) // pair
+        return free + (usable - len(self._segs)) * (self._segment_bytes // pair)
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None

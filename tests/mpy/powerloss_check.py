@@ -1,0 +1,208 @@
+"""Power cut at chosen bytes during journal writes and a blacklist delta, on littlefs.
+
+Usage: powerloss_check.py journal|blacklist STRIDE WINDOW
+Every cut point in the last WINDOW bytes of the last operation's writes is
+tried, plus every STRIDE-th byte across the whole run. After each cut the flash is remounted, the store
+reopened, and its whole state must equal the state before or after the
+operation that was cut: nothing lost, nothing invented. One line per case.
+"""
+
+import gc
+import sys
+
+from sim.flash import FileBlockDevice, PowerCut, copy_image, mount_littlefs, unmount
+
+gc.collect()  # compiling from source needs a contiguous block of the small heap
+from terminal.journal import COMMITTED, UNCERTAIN, VOIDED, Journal  # noqa: E402
+
+gc.collect()
+from terminal.blacklist import Blacklist  # noqa: E402
+
+MNT = "/flash"
+BLOCK_SIZE, BLOCK_COUNT = 512, 128
+RS = 56
+BASE, DISK = "base.img", "disk.img"
+
+# Journal scenario: the baseline holds 1..3 final and 4 uncertain.
+J_OPS = (("a", 5), ("m", 5, COMMITTED), ("a", 6), ("m", 6, UNCERTAIN), ("m", 4, VOIDED), ("a", 7), ("m", 7, COMMITTED))
+J_SEQS = range(1, 9)
+# Blacklist scenario: v1 holds multiples of 3 below 1500; v2 drops some and adds others.
+BL_V1 = range(0, 1500, 3)
+BL_ADDS = (1, 2, 700, 1499, 5000, 5001)
+BL_REMOVES = (0, 3, 699, 1497)
+BL_PROBES = tuple(range(0, 20)) + tuple(range(690, 710)) + tuple(range(1490, 1502)) + (5000, 5001, 5002)
+
+
+def open_journal():
+    return Journal(MNT + "/j", RS, segment_bytes=1024, max_segments=8)
+
+
+def record(seq):
+    return bytes([seq]) * RS
+
+
+def j_baseline():
+    j = open_journal()
+    for seq in range(1, 5):
+        j.append(seq, 1000 + seq, record(seq))
+        if seq < 4:
+            j.mark(seq, COMMITTED)
+    j.mark(4, UNCERTAIN)
+    j.close()
+
+
+def j_run(done):
+    j = open_journal()
+    for op in J_OPS:
+        if op[0] == "a":
+            j.append(op[1], 1000 + op[1], record(op[1]))
+        else:
+            j.mark(op[1], op[2])
+        done.step()
+    j.close()
+
+
+def j_state():
+    j = open_journal()
+    state = [j.status(seq) for seq in J_SEQS]
+    for seq, rec in j.uncertain():
+        if rec != record(seq):
+            state.append("bad record %d" % seq)
+    state.append(j.last_seq())
+    state.append(j.depth())
+    # The journal must still take writes after recovery.
+    nxt = j.last_seq() + 1
+    j.append(nxt, 2000, record(nxt))
+    j.mark(nxt, COMMITTED)
+    j.close()
+    again = open_journal()
+    if again.status(nxt) != COMMITTED:
+        state.append("lost the write after recovery")
+    again.close()
+    return state
+
+
+def j_expected(ops_done):
+    status = {1: COMMITTED, 2: COMMITTED, 3: COMMITTED, 4: UNCERTAIN}
+    last = 4
+    for op in J_OPS[:ops_done]:
+        if op[0] == "a":
+            status[op[1]] = 0
+            last = op[1]
+        else:
+            status[op[1]] = op[2]
+    return [status.get(seq) for seq in J_SEQS] + [last, last]
+
+
+def bl_baseline():
+    bl = Blacklist(MNT + "/bl")
+    bl.apply_delta(0, 1, BL_V1, ())
+    bl.close()
+
+
+def bl_run(done):
+    bl = Blacklist(MNT + "/bl")
+    bl.apply_delta(1, 2, BL_ADDS, BL_REMOVES)
+    done.step()
+    bl.close()
+
+
+def bl_state():
+    bl = Blacklist(MNT + "/bl")
+    state = [bl.version, bl.count] + [n for n in BL_PROBES if bl.contains(n)]
+    bl.close()
+    return state
+
+
+def bl_expected(ops_done):
+    numbers = set(BL_V1)
+    if ops_done:
+        numbers = (numbers | set(BL_ADDS)) - set(BL_REMOVES)
+    return [1 + ops_done, len(numbers)] + [n for n in BL_PROBES if n in numbers]
+
+
+class Progress:
+    """Counts the operations a scenario completed and the bytes written at each."""
+
+    def __init__(self, dev):
+        self.dev = dev
+        self.start = dev.bytes_written
+        self.done = 0
+        self.ends = []
+
+    def step(self):
+        self.done += 1
+        self.ends.append(self.dev.bytes_written - self.start)
+
+
+def power_down(dev):
+    # Finalisers of the dead mount's files must run while the power is off,
+    # or a late close() would write stale littlefs state after the remount.
+    dev.discard_writes()
+    gc.collect()
+    unmount(MNT)
+    dev.restore_power()
+
+
+def case(run, state, cut):
+    """Run the scenario with the power cut after cut bytes; return (ops done, state, cut hit)."""
+    copy_image(BASE, DISK)
+    dev = FileBlockDevice(DISK, BLOCK_SIZE, BLOCK_COUNT, create=False)
+    mount_littlefs(dev, MNT)
+    progress = Progress(dev)
+    hit = False
+    dev.cut_after(cut)
+    try:
+        run(progress)
+    except PowerCut:
+        hit = True
+    power_down(dev)
+    mount_littlefs(dev, MNT)
+    after = state()
+    unmount(MNT)
+    dev.close()
+    return progress.done, after, hit
+
+
+def main(which, stride, window):
+    baseline, run, state, expected = {
+        "journal": (j_baseline, j_run, j_state, j_expected),
+        "blacklist": (bl_baseline, bl_run, bl_state, bl_expected),
+    }[which]
+    dev = FileBlockDevice(BASE, BLOCK_SIZE, BLOCK_COUNT)
+    mount_littlefs(dev, MNT, format=True)
+    baseline()
+    unmount(MNT)
+    dev.close()
+
+    # A clean run tells how many bytes the scenario writes, and where its last operation starts.
+    copy_image(BASE, DISK)
+    dev = FileBlockDevice(DISK, BLOCK_SIZE, BLOCK_COUNT, create=False)
+    mount_littlefs(dev, MNT)
+    progress = Progress(dev)
+    run(progress)
+    total = dev.bytes_written - progress.start
+    unmount(MNT)
+    dev.close()
+    last_start = progress.ends[-2] if len(progress.ends) > 1 else 0
+
+    exhaustive_from = max(last_start, total - window)
+    cases = bad = heap_max = 0
+    for cut in range(total + 1):
+        if cut < exhaustive_from and cut % stride:
+            continue
+        cases += 1
+        ops_done, after, hit = case(run, state, cut)
+        gc.collect()
+        heap_max = max(heap_max, gc.mem_alloc())
+        ok = after in (expected(ops_done), expected(ops_done + 1)) if hit else after == expected(ops_done)
+        if not ok:
+            bad += 1
+            print("FAIL cut=%d ops_done=%d state=%r want=%r" % (cut, ops_done, after, expected(ops_done)))
+    print("%s_bytes %d" % (which, total))
+    print("%s_cases %d" % (which, cases))
+    print("%s_heap_max %d" % (which, heap_max))
+    print("%s_powerloss %s" % (which, "ok" if bad == 0 else "FAILED %d" % bad))
+
+
+main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
