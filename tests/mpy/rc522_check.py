@@ -6,9 +6,17 @@ after N scenarios pass and raises on the first that does not.
 
 import gc
 
-from sim.mfrc522 import VirtualMFRC522
-from sim.mifare import KEY_TRANSPORT, Field, MifareClassic1K, access_bytes, value_block, value_of
+# Each import compiles source on the host; collecting in between keeps the
+# parser's transient memory from fragmenting the 100 KB heap.
 from terminal.rc522 import RC522, AuthError, Collision, CrcError, NoCard, ProtocolError, Timeout
+
+gc.collect()
+from sim.mifare import KEY_TRANSPORT, Field, MifareClassic1K, access_bytes, value_block, value_of
+
+gc.collect()
+from sim.mfrc522 import VirtualMFRC522
+
+gc.collect()
 
 UID4 = b"\xa1\xb2\xc3\xd4"
 UID7 = b"\x04\xa1\xb2\xc3\xd4\xe5\xf6"
