@@ -48,6 +48,13 @@ def tap(rig, uid=UID4, blocks=None):
     return card
 
 
+def poke(chip, reg, *values):
+    """Write values to one register in one SPI transaction (MFRC522 §8.1.2.2)."""
+    chip.cs(0)
+    chip.spi.write(bytes(((reg << 1) & 0x7E,) + values))
+    chip.cs(1)
+
+
 def keyed_sector(card, sector, conditions, key_a=KEY_A, key_b=KEY_B):
     card.blocks[sector * 4 + 3][:] = key_a + access_bytes(conditions) + key_b
 
@@ -85,9 +92,7 @@ def test_new_card_has_manufacturer_block_and_transport_trailers():
 
 def test_emulator_spi_address_byte_protocol(rig):
     chip = rig.chip
-    chip.cs(0)
-    chip.spi.write(bytes((0x09 << 1, 0x11, 0x22, 0x33)))    # burst into FIFODataReg
-    chip.cs(1)
+    poke(chip, 0x09, 0x11, 0x22, 0x33)      # burst into FIFODataReg
     assert chip.reg(0x0A) == 3
     read = (0x09 << 1) | 0x80
     got = bytearray(4)
@@ -97,6 +102,27 @@ def test_emulator_spi_address_byte_protocol(rig):
     assert bytes(got[1:]) == b"\x11\x22\x33"
     chip.spi.write(b"\x12\x00")     # CS high: the chip ignores it
     assert chip.ignored_bytes == 2
+
+
+def test_emulator_mem_transmit_receive_and_irq_write_one_to_clear(rig):
+    chip = rig.chip
+    poke(chip, 0x09, *range(25))
+    poke(chip, 0x01, 0x01)                  # Mem: FIFO -> internal buffer
+    assert chip.reg(0x0A) == 0
+    poke(chip, 0x01, 0x01)                  # Mem again, FIFO empty: buffer -> FIFO
+    assert chip.reg(0x0A) == 25
+    poke(chip, 0x0A, 0x80)                  # FlushBuffer
+    poke(chip, 0x04, 0x7F)                  # ComIrqReg: Set1 = 0 clears
+    assert chip.reg(0x04) == 0
+    poke(chip, 0x04, 0x81)                  # Set1 = 1 sets the marked bit
+    assert chip.reg(0x04) == 0x01
+    poke(chip, 0x04, 0x7F)
+    poke(chip, 0x09, 0x26)
+    poke(chip, 0x01, 0x04)                  # Transmit: sent, no reception
+    assert chip.reg(0x04) & 0x50 == 0x50 and chip.card_commands == 1
+    poke(chip, 0x04, 0x7F)
+    poke(chip, 0x01, 0x08)                  # Receive: nothing arrives unasked
+    assert chip.reg(0x04) == 0 and chip.reg(0x01) & 0x0F == 0x08
 
 
 def test_init_programs_timer_ask_crc_preset_and_antenna(rig):
@@ -329,9 +355,7 @@ def test_chip_that_never_finishes_raises_timeout_in_bounded_time(rig):
 
 def test_chip_timer_off_means_timeout_not_no_card(rig):
     rig.reader.timeout_ms = 20
-    rig.chip.cs(0)
-    rig.chip.spi.write(bytes((0x2A << 1, 0x0D)))    # TModeReg without TAuto
-    rig.chip.cs(1)
+    poke(rig.chip, 0x2A, 0x0D)      # TModeReg without TAuto
     with pytest.raises(Timeout):
         rig.reader.request()
 
