@@ -127,6 +127,9 @@ def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEF
     steps.append(Step("Remove the previous application (code and config; data files stay)",
                       _mpremote(port, "run", clean),
                       hint="is MicroPython on the board? run without --skip-micropython"))
+    # The clean step removed :terminal and :protocol, so `cp -r DIR :name`
+    # creates :name and copies DIR's contents into it (into an existing
+    # directory mpremote would nest a second level).
     for package in ("terminal", "protocol"):
         count = sum(1 for e in entries if e["path"].startswith(package + "/"))
         steps.append(Step("Copy %s/ (%d compiled modules)" % (package, count),
@@ -141,7 +144,7 @@ def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEF
         steps.append(Step("Copy %s" % name, _mpremote(port, "fs", "cp", str(image / name), ":" + name)))
     checked = list(entries) + [file_entry(local, path) for local, path in provision]
     steps += verify_steps(port, build_dir, checked, device.nvs_keys(bundle))
-    steps.append(Step("Reset the terminal: it shows TAP ADMIN CARD", _mpremote(port, "reset")))
+    steps.append(Step("Reset the terminal: it starts and asks for the admin card", _mpremote(port, "reset")))
     return steps
 
 
