@@ -171,6 +171,13 @@ def test_two_cards_collide_at_first_differing_uid_bit(rig):
     assert rig.chip.reg(0x0E) & 0x1F == 19  # CollReg CollPos, 1-based
 
 
+def test_cards_of_different_uid_sizes_collide_in_atqa(rig):
+    rig.field.add(MifareClassic1K(UID4))    # ATQA 0x0004
+    rig.field.add(MifareClassic1K(UID7))    # ATQA 0x0044: bit 7 differs
+    with pytest.raises(Collision, match="bit 7"):
+        rig.reader.detect()
+
+
 def test_halt_then_only_wupa_wakes_the_card(rig):
     card = tap(rig)
     rig.reader.halt()
@@ -339,6 +346,15 @@ def test_corrupted_answer_raises_crc_error_and_wakeup_recovers(rig):
     rig.chip.log.clear()
     assert rig.reader.detect(wakeup=True) == (UID4, 0x08)
     assert [entry for entry in rig.chip.log if entry[0] == 0x52] == [(0x52, 1, 0), (0x52, 1, 2)]
+
+
+@pytest.mark.parametrize("error_bits", [0x01, 0x02, 0x10])   # ProtocolErr, ParityErr, BufferOvfl
+def test_receive_errors_raise_protocol_error(rig, error_bits):
+    tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.chip.error_next_response(error_bits)
+    with pytest.raises(ProtocolError, match="ErrorReg 0x%02x" % error_bits):
+        rig.reader.read_block(4)
 
 
 def test_chip_that_never_finishes_raises_timeout_in_bounded_time(rig):

@@ -135,6 +135,7 @@ class VirtualMFRC522:
         self.ignored_bytes = 0      # clocked while CS was high: a driver bug
         self.log = []               # (first frame byte, tx bytes, rx bytes) per card command
         self._corrupt = False
+        self._inject_error = 0
         self._hang = False
         self._stuck = False
         self._regs = bytearray(64)
@@ -147,6 +148,10 @@ class VirtualMFRC522:
     def corrupt_next_response(self):
         """Flip the last received bit of the next card answer (breaks its CRC)."""
         self._corrupt = True
+
+    def error_next_response(self, error_bits):
+        """The next card answer arrives with these ErrorReg bits set (ParityErr 0x02, ...)."""
+        self._inject_error = error_bits
 
     def hang_next_command(self):
         """The next command never finishes: no IRQ bit is ever set for it."""
@@ -338,6 +343,9 @@ class VirtualMFRC522:
             pos = coll + rx_align + 1   # 1-based bit of the received frame
             regs[_COLL] = (regs[_COLL] & 0x80) | (_COLL_POS_NOT_VALID if pos > 32 else pos & 0x1F)
             regs[_ERROR] |= _COLL_ERR
+        regs[_ERROR] |= self._inject_error
+        self._inject_error = 0
+        if regs[_ERROR]:
             regs[_COM_IRQ] |= _ERR_IRQ
         regs[_COM_IRQ] |= _RX_IRQ
 

@@ -163,6 +163,21 @@ def _pin(p):
 
 
 class RC522:
+    """One MFRC522 on an SPI bus.
+
+        reader = RC522(machine.SPI(2, baudrate=4_000_000), machine.Pin(5, machine.Pin.OUT))
+        reader.init()
+        found = reader.detect()             # (uid, sak) or None
+        if found:
+            reader.auth(4, key_a, found[0])
+            data = reader.read_block(4)
+            reader.halt()
+
+    timeout_ms bounds every wait for the chip (tests make it short).
+    card_commands and spi_transfers count frames sent to the card and SPI
+    transactions, for the benchmark.
+    """
+
     def __init__(self, spi, cs, rst=None, timeout_ms=_TIMEOUT_MS):
         self._spi = spi
         self._cs = _pin(cs)
