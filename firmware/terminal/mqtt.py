@@ -72,6 +72,8 @@ _PID_MAX = const(65535)  # §2.3.1 Packet Identifier
 _SUBS_MAX = const(16)
 _RETRY_DELAY_MS_MIN = const(500)
 _SUBACK_FAILURE = const(0x80)  # §3.9.3
+_IPPROTO_TCP = const(6)  # same number on Linux and lwIP; MicroPython's socket lacks the names
+_TCP_NODELAY = const(1)
 
 
 class MQTTError(Exception):
@@ -437,6 +439,14 @@ class MQTTClient:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         else:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
+        sock = getattr(self._writer, "s", None)  # MicroPython; CPython's asyncio sets TCP_NODELAY itself
+        if sock is not None and hasattr(sock, "setsockopt"):
+            try:
+                # Without it Nagle holds each PUBLISH behind the last one's TCP ACK,
+                # which the broker delays: about 25 messages/s instead of hundreds.
+                sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+            except OSError:
+                pass  # a port without the option still works, only slower
         self._writer.write(self._connect_packet)
         await self._writer.drain()
         packet = await self._read_packet()

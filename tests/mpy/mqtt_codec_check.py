@@ -1,10 +1,15 @@
 """MQTT 3.1.1 codec vectors for terminal/mqtt.py, checked on MicroPython and CPython.
 
 pytest imports VECTORS and DECODE_VECTORS and checks each on CPython; run as a
-script (MicroPython) it checks them all and prints "codec ok <count>".
+script (MicroPython; argument: a directory holding terminal/mqtt.mpy) it checks
+them all and prints "codec ok <count>".
 """
 
+import sys
 from binascii import unhexlify
+
+if __name__ == "__main__" and len(sys.argv) > 1:
+    sys.path.insert(0, sys.argv[1])  # where the compiled terminal/mqtt.mpy lives
 
 from terminal import mqtt
 
