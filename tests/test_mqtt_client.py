@@ -222,6 +222,18 @@ class Proxy:
 
 
 @contextlib.asynccontextmanager
+async def commanded_client(broker, hub_topics=(), **options):
+    """Yield (client, received, hub): a running client subscribed to pc/t1/cmd, and a paho hub."""
+    client = make_client(broker.port, **options)
+    received = []
+    client.on_message = lambda topic, payload, retained: received.append((topic, payload, retained))
+    await client.subscribe("pc/t1/cmd")
+    with peer(broker, "hub", hub_topics) as hub:
+        async with running(client):
+            yield client, received, hub
+
+
+@contextlib.asynccontextmanager
 async def through_proxy(broker, hub_topics, on_connect=None, **options):
     """Yield (proxy, client, hub): a running client reaching the broker through a Proxy, and a paho hub."""
     proxy = await Proxy(broker).start()
@@ -259,17 +271,12 @@ def test_subscribe_receive_and_publish_many_in_flight(broker):
         seed.publish("pc/t1/cmd", b"retained-config", retain=True)
 
     async def scenario():
-        client = make_client(broker.port, inflight_max=8)
-        received = []
-        client.on_message = lambda topic, payload, retained: received.append((topic, payload, retained))
-        await client.subscribe("pc/t1/cmd")
-        with peer(broker, "hub", ["pc/t1/tx"]) as hub:
-            async with running(client):
-                await until(lambda: len(received) == 1, what="retained message")
-                hub.publish("pc/t1/cmd", b"live")
-                await asyncio.gather(*(client.publish("pc/t1/tx", b"m%d" % i) for i in range(50)))
-                await until(lambda: len(received) == 2, what="live message")
-                await until(lambda: len(set(hub.payloads("pc/t1/tx"))) == 50, what="50 messages at the hub")
+        async with commanded_client(broker, ["pc/t1/tx"], inflight_max=8) as (client, received, hub):
+            await until(lambda: len(received) == 1, what="retained message")
+            hub.publish("pc/t1/cmd", b"live")
+            await asyncio.gather(*(client.publish("pc/t1/tx", b"m%d" % i) for i in range(50)))
+            await until(lambda: len(received) == 2, what="live message")
+            await until(lambda: len(set(hub.payloads("pc/t1/tx"))) == 50, what="50 messages at the hub")
         assert received == [("pc/t1/cmd", b"retained-config", True), ("pc/t1/cmd", b"live", False)]
         assert set(hub.payloads("pc/t1/tx")) == {b"m%d" % i for i in range(50)}
         assert client.stats["pub_acked"] == 50
@@ -346,17 +353,13 @@ def test_broker_killed_and_restarted_messages_arrive(broker):
 @pytest.mark.broker
 def test_keepalive_pings_hold_a_quiet_link(broker):
     async def scenario():
-        client = make_client(broker.port, keepalive_s=1)
-        received = []
-        client.on_message = lambda topic, payload, retained: received.append(payload)
-        await client.subscribe("pc/t1/cmd")
-        with peer(broker, "hub") as hub:
-            async with running(client):
-                # Quiet for over three keepalive periods: Mosquitto drops a client
-                # silent for 1.5 periods (§3.1.2.10) unless PINGREQs keep it.
-                await until(lambda: client.stats["pings"] >= 7, timeout_s=6, what="pings")
-                hub.publish("pc/t1/cmd", b"still there")
-                await until(lambda: received, what="message after the quiet period")
+        async with commanded_client(broker, keepalive_s=1) as (client, received, hub):
+            # Quiet for over three keepalive periods: Mosquitto drops a client
+            # silent for 1.5 periods (§3.1.2.10) unless PINGREQs keep it.
+            await until(lambda: client.stats["pings"] >= 7, timeout_s=6, what="pings")
+            hub.publish("pc/t1/cmd", b"still there")
+            await until(lambda: received, what="message after the quiet period")
+        assert received == [("pc/t1/cmd", b"still there", False)]
         assert client.stats["reconnects"] == 0
         assert client.stats["keepalive_timeouts"] == 0
 
@@ -366,18 +369,13 @@ def test_keepalive_pings_hold_a_quiet_link(broker):
 @pytest.mark.broker
 def test_oversize_incoming_message_resets_the_link(broker):
     async def scenario():
-        client = make_client(broker.port, payload_max=1024)
-        received = []
-        client.on_message = lambda topic, payload, retained: received.append(payload)
-        await client.subscribe("pc/t1/cmd")
-        with peer(broker, "hub") as hub:
-            async with running(client):
-                hub.client.publish("pc/t1/cmd", b"x" * 2048, qos=0).wait_for_publish(WAIT_S)
-                await until(lambda: client.stats["oversize"] == 1, what="oversize counted")
-                await until(lambda: client.connected and client.stats["connects"] == 2, what="reconnect")
-                hub.publish("pc/t1/cmd", b"small")
-                await until(lambda: received, what="next message")
-        assert received == [b"small"]
+        async with commanded_client(broker, payload_max=1024) as (client, received, hub):
+            hub.client.publish("pc/t1/cmd", b"x" * 2048, qos=0).wait_for_publish(WAIT_S)
+            await until(lambda: client.stats["oversize"] == 1, what="oversize counted")
+            await until(lambda: client.connected and client.stats["connects"] == 2, what="reconnect")
+            hub.publish("pc/t1/cmd", b"small")
+            await until(lambda: received, what="next message")
+        assert received == [("pc/t1/cmd", b"small", False)]
 
     asyncio.run(scenario())
 
