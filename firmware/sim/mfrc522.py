@@ -208,7 +208,8 @@ class VirtualMFRC522:
                 self._fifo = bytearray()
                 regs[_ERROR] &= ~_BUFFER_OVFL & 0xFF
         elif reg == _STATUS2:
-            regs[_STATUS2] = (regs[_STATUS2] & 0x07) | (v & 0xC8)
+            # §9.3.1.9: software may clear MFCrypto1On, only MFAuthent sets it.
+            regs[_STATUS2] = (regs[_STATUS2] & (0x07 | (v & _CRYPTO1_ON))) | (v & 0xC0)
         elif reg == _COLL:
             regs[_COLL] = (regs[_COLL] & 0x7F) | (v & _VALUES_AFTER_COLL)
         elif reg == _BIT_FRAMING:
