@@ -123,6 +123,8 @@ def test_emulator_mem_transmit_receive_and_irq_write_one_to_clear(rig):
     poke(chip, 0x04, 0x7F)
     poke(chip, 0x01, 0x08)                  # Receive: nothing arrives unasked
     assert chip.reg(0x04) == 0 and chip.reg(0x01) & 0x0F == 0x08
+    poke(chip, 0x08, 0x08)                  # Status2Reg: only MFAuthent sets MFCrypto1On
+    assert chip.reg(0x08) & 0x08 == 0
 
 
 def test_init_programs_timer_ask_crc_preset_and_antenna(rig):
