@@ -23,9 +23,14 @@ BLOCK_SIZE, BLOCK_COUNT = 512, 128
 RS = 56
 BASE, DISK = "base.img", "disk.img"
 
-# Journal scenario: the baseline holds 1..3 final and 4 uncertain.
-J_OPS = (("a", 5), ("m", 5, COMMITTED), ("a", 6), ("m", 6, UNCERTAIN), ("m", 4, VOIDED), ("a", 7), ("m", 7, COMMITTED))
-J_SEQS = range(1, 9)
+# Journal scenario: the baseline holds 1..11 final and 12 uncertain, nearly
+# filling the first 1 KB segment; the operations roll to a second segment, ack
+# (a state file replace) and trim the first.
+J_OPS = (
+    ("a", 13), ("m", 13, COMMITTED), ("a", 14), ("m", 14, UNCERTAIN), ("m", 12, VOIDED),
+    ("k", 14), ("a", 15), ("m", 15, COMMITTED),
+)  # fmt: skip
+J_SEQS = range(14, 17)  # 13 gets acked, and may be trimmed away with its segment
 # Blacklist scenario: v1 holds multiples of 3 below 1500; v2 drops some and adds others.
 BL_V1 = range(0, 1500, 3)
 BL_ADDS = (1, 2, 700, 1499, 5000, 5001)
@@ -43,11 +48,9 @@ def record(seq):
 
 def j_baseline():
     j = open_journal()
-    for seq in range(1, 5):
+    for seq in range(1, 13):
         j.append(seq, 1000 + seq, record(seq))
-        if seq < 4:
-            j.mark(seq, COMMITTED)
-    j.mark(4, UNCERTAIN)
+        j.mark(seq, UNCERTAIN if seq == 12 else COMMITTED)
     j.close()
 
 
@@ -56,8 +59,10 @@ def j_run(done):
     for op in J_OPS:
         if op[0] == "a":
             j.append(op[1], 1000 + op[1], record(op[1]))
-        else:
+        elif op[0] == "m":
             j.mark(op[1], op[2])
+        else:
+            j.ack(op[1])
         done.step()
     j.close()
 
@@ -65,11 +70,11 @@ def j_run(done):
 def j_state():
     j = open_journal()
     state = [j.status(seq) for seq in J_SEQS]
-    for seq, rec in j.uncertain():
-        if rec != record(seq):
-            state.append("bad record %d" % seq)
+    state.append([seq for seq, rec in j.uncertain() if rec == record(seq)])
+    state.append([item[:2] for item in j.unsynced(50)])
     state.append(j.last_seq())
     state.append(j.depth())
+    state.append(j.oldest_unsynced_time())
     # The journal must still take writes after recovery.
     nxt = j.last_seq() + 1
     j.append(nxt, 2000, record(nxt))
@@ -83,15 +88,28 @@ def j_state():
 
 
 def j_expected(ops_done):
-    status = {1: COMMITTED, 2: COMMITTED, 3: COMMITTED, 4: UNCERTAIN}
-    last = 4
+    status = {seq: COMMITTED for seq in range(1, 12)}
+    status[12] = UNCERTAIN
+    last = 12
+    acked = 0
     for op in J_OPS[:ops_done]:
         if op[0] == "a":
             status[op[1]] = 0
             last = op[1]
-        else:
+        elif op[0] == "m":
             status[op[1]] = op[2]
-    return [status.get(seq) for seq in J_SEQS] + [last, last]
+        else:
+            acked = min([op[1]] + [s - 1 for s in status if status[s] in (0, UNCERTAIN)])
+    open_seqs = [s for s in sorted(status) if status[s] in (0, UNCERTAIN)]
+    unsynced = []
+    for seq in sorted(status):
+        if seq > acked:
+            if seq in open_seqs:
+                break
+            unsynced.append((seq, status[seq]))
+    unacked = [s for s in status if s > acked]
+    oldest = 1000 + min(unacked) if unacked else None
+    return [status.get(seq) for seq in J_SEQS] + [open_seqs, unsynced, last, len(unacked), oldest]
 
 
 def bl_baseline():
