@@ -1,0 +1,80 @@
+"""Terminal status frames (retained, parkcard/term-<id>/status) -> the terminals table.
+
+Ordering (SPEC.md §5.3): by the status's boot counter, not the frame counter,
+because the last will is composed at connect time. A status of an older boot
+never overrides a newer boot; within the current boot an offline status
+(online=0, the last will) always applies and an online one applies when its
+frame counter is newer than the last applied.
+"""
+
+import logging
+from collections import Counter
+
+from protocol import frames
+from protocol.errors import ProtocolError
+
+from parkcard.registry import Rejected
+
+log = logging.getLogger("parkcard.fleet")
+
+
+def supersedes(status, frame_counter, boot, counter):
+    """True when a status of (status.boot, frame_counter) replaces the stored (boot, counter)."""
+    if boot is None or status.boot > boot:
+        return True
+    if status.boot < boot:
+        return False
+    return status.online == 0 or counter is None or frame_counter > counter
+
+
+class Fleet:
+    """Applies status frames; one transaction per batch."""
+
+    def __init__(self, storage, registry):
+        self.storage = storage
+        self.registry = registry
+        self.stats = Counter()
+
+    async def apply(self, messages):
+        """Verify and apply [(topic, payload)] from parkcard/+/status; return the number applied."""
+        staged = {}
+        quarantined = []
+
+        def run(tx):
+            for topic, payload in messages:
+                if not payload:
+                    continue  # a cleared retained message
+                try:
+                    state, frame = self.registry.verify(topic, payload, "status")
+                    if frame.type != frames.T_STATUS:
+                        raise Rejected("unexpected_type", "frame type 0x%02x on a status topic" % frame.type,
+                                       state.id)
+                    status = frames.Status.decode(frame.body)
+                except (Rejected, ProtocolError) as exc:
+                    tid = getattr(exc, "terminal_id", None)
+                    tx.add_quarantine(payload, topic, tid, exc.reason, str(exc))
+                    quarantined.append((exc.reason, tid))
+                    continue
+                boot, counter = staged.get(state.id, (state.status_boot, state.status_counter))
+                if not supersedes(status, frame.counter, boot, counter):
+                    self.stats["status_stale"] += 1
+                    continue
+                staged[state.id] = (status.boot, frame.counter)
+                tx.update_terminal(
+                    state.id, status_boot=status.boot, status_counter=frame.counter, online=status.online,
+                    firmware=status.firmware.decode("ascii", "replace"), status_role=status.role,
+                    status_config_version=status.config_version, status_blacklist_version=status.blacklist_version,
+                    queue_depth=status.queue_depth, oldest_unsynced_age_s=status.oldest_unsynced_age_s,
+                    free_heap=status.free_heap, uptime_s=status.uptime_s, last_seq=status.last_seq,
+                    status_at=tx.now, last_seen=tx.now)
+            return len(staged)
+
+        applied = await self.storage.write(run)
+        for tid, (boot, counter) in staged.items():
+            state = self.registry.get(tid)
+            state.status_boot, state.status_counter = boot, counter
+        for reason, tid in quarantined:
+            self.stats["quarantined." + reason] += 1
+            log.warning("event=quarantine topic=status reason=%s terminal=%s", reason, tid)
+        self.stats["status_applied"] += applied
+        return applied

@@ -1,0 +1,311 @@
+"""Uplink frames -> verified records -> applied exactly once, one transaction per batch.
+
+Lifecycle of a record at the hub (records.status):
+- `applied`: committed at the terminal, posted in the ledger.
+- `voided`: the card was not written; stored for gap tracking, no ledger effect.
+- `uncertain`: the terminal could not tell whether the card write landed.
+  Rule: the card counter decides. When a record of the same card holds the
+  uncertain record's counter, the uncertain one did not happen
+  (`not_happened`). When the card's newest known counter is past it and no
+  record holds that counter, it did happen and is applied then. A later upload
+  of the same bytes as committed or voided (the terminal settled it on a
+  re-tap) settles it the same way. Until then it has no ledger effect.
+- `quarantined`: an authenticated record the rules refuse (credit kind from a
+  booth, amounts that do not post); kept with its reason and counted as
+  stored so the terminal's journal does not jam behind it.
+- conflicting: same (terminal, seq) with other bytes; kept in `conflicts` with
+  an alarm, never applied, the stored record stays.
+
+Clone rule (SPEC.md §1.5): two different records with the same (card,
+counter): the offline sale is a fact and is applied, then an alarm is raised
+and the card blacklisted. Chain rule: the previous counter's balance_after
+plus this record's change must equal this balance_after (alarm otherwise).
+
+Ack (SPEC.md §5.4): upto_seq = acked_upto, the highest seq with every seq <=
+it stored; seqs above it are kept in `above` and their holes in terminal_gaps.
+"""
+
+import logging
+from collections import Counter
+
+from protocol import frames
+from protocol import record as R
+from protocol.card import COUNTER_MODULUS, counter_newer
+from protocol.errors import ProtocolError
+
+from parkcard import ledger
+from parkcard.registry import Rejected
+
+log = logging.getLogger("parkcard.ingest")
+
+GAPS_STORED_MAX = 1000   # ranges of missing seqs kept per terminal (the count beyond is in the last one)
+_STATUS_NAMES = {R.STATUS_COMMITTED: "applied", R.STATUS_VOIDED: "voided", R.STATUS_UNCERTAIN: "uncertain"}
+
+
+class _View:
+    """A terminal's sequence state staged during one batch; copied back after commit."""
+
+    def __init__(self, state):
+        self.state = state
+        self.counter_up = state.counter_up
+        self.acked_upto = state.acked_upto
+        self.above = set(state.above)
+        self.gaps_dirty = bool(state.above)
+
+    def settle(self, seq):
+        """Mark seq as durably stored and move acked_upto over the contiguous run."""
+        if seq == self.acked_upto + 1:
+            self.acked_upto = seq
+            while self.acked_upto + 1 in self.above:
+                self.acked_upto += 1
+                self.above.discard(self.acked_upto)
+        elif seq > self.acked_upto:
+            self.above.add(seq)
+        self.gaps_dirty = True
+
+    def known(self, seq):
+        """True when a record with this seq is stored."""
+        return seq <= self.acked_upto or seq in self.above
+
+    def gaps(self):
+        """Return [(from_seq, to_seq)] of missing seqs below the highest stored one."""
+        out = []
+        expect = self.acked_upto + 1
+        for seq in sorted(self.above):
+            if seq > expect:
+                out.append((expect, seq - 1))
+                if len(out) >= GAPS_STORED_MAX:
+                    break
+            expect = seq + 1
+        return out
+
+
+class BatchResult:
+    """What one batch did, for acks, downlinks and counters."""
+
+    def __init__(self):
+        self.views = {}
+        self.acks = {}              # terminal_id -> [applied, rejected]
+        self.blacklist_versions = []
+        self.syncs = []             # (terminal_id, blacklist_version, config_version)
+        self.auths = []             # (terminal_id, admin_card_no, uid)
+        self.counts = Counter()
+        self.quarantined = []       # (reason, terminal_id, detail)
+        self.uncertain_add = set()
+
+
+class Ingest:
+    """Applies uplink batches through the storage writer."""
+
+    def __init__(self, storage, registry):
+        self.storage = storage
+        self.registry = registry
+        self.stats = Counter()
+        self.uncertain_cards = set()
+
+    async def load(self):
+        """Read the cards that still have uncertain records."""
+        self.uncertain_cards = set(await self.storage.uncertain_cards())
+
+    async def apply(self, messages):
+        """Verify and apply [(topic, payload)] from parkcard/+/up in one transaction; return BatchResult."""
+        result = await self.storage.write(lambda tx: self._apply_frames(tx, messages))
+        self._commit(result)
+        return result
+
+    async def apply_local(self, terminal_id, entries):
+        """Apply [(status, raw)] made inside the hub (desk) as if uploaded by terminal_id."""
+        def run(tx):
+            res = BatchResult()
+            state = self.registry.get(terminal_id)
+            self._upload(tx, res, state, self._view(res, state), entries, "local/desk")
+            self._finish(tx, res)
+            return res
+        result = await self.storage.write(run)
+        self._commit(result)
+        return result
+
+    # -- inside the writer thread
+    def _view(self, res, state):
+        view = res.views.get(state.id)
+        if view is None:
+            view = res.views[state.id] = _View(state)
+        return view
+
+    def _quarantine(self, tx, res, raw, topic, terminal_id, reason, detail):
+        tx.add_quarantine(raw, topic, terminal_id, reason, detail)
+        res.quarantined.append((reason, terminal_id, detail))
+        res.counts["quarantined"] += 1
+
+    def _apply_frames(self, tx, messages):
+        res = BatchResult()
+        for topic, payload in messages:
+            try:
+                state, frame = self.registry.verify(topic, payload, "up")
+            except Rejected as exc:
+                self._quarantine(tx, res, payload, topic, exc.terminal_id, exc.reason, exc.detail)
+                continue
+            view = self._view(res, state)
+            if frame.counter <= view.counter_up:
+                self._quarantine(tx, res, payload, topic, state.id, "replay",
+                                 "counter %d <= %d" % (frame.counter, view.counter_up))
+                continue
+            view.counter_up = frame.counter
+            tx.update_terminal(state.id, counter_up=frame.counter, last_seen=tx.now)
+            res.counts["frames"] += 1
+            try:
+                if frame.type == frames.T_UPLOAD:
+                    self._upload(tx, res, state, view, frames.parse_upload(frame.body), topic)
+                elif frame.type == frames.T_SYNC:
+                    res.syncs.append((state.id, *frames.parse_sync(frame.body)))
+                elif frame.type == frames.T_AUTH:
+                    res.auths.append((state.id, *frames.parse_auth(frame.body)))
+                else:
+                    raise Rejected("unexpected_type", "frame type 0x%02x on an up topic" % frame.type)
+            except (ProtocolError, Rejected) as exc:
+                self._quarantine(tx, res, payload, topic, state.id, exc.reason, str(exc))
+        self._finish(tx, res)
+        return res
+
+    def _finish(self, tx, res):
+        for tid, view in res.views.items():
+            if view.acked_upto != view.state.acked_upto:
+                tx.update_terminal(tid, acked_upto=view.acked_upto)
+            if view.gaps_dirty:
+                tx.set_gaps(tid, view.gaps())
+
+    def _upload(self, tx, res, state, view, entries, topic):
+        ack = res.acks.setdefault(state.id, [0, 0])
+        for status, raw in entries:
+            raw = bytes(raw)
+            try:
+                rec = R.Record.decode(raw, state.record_mac)
+            except ProtocolError as exc:
+                self._quarantine(tx, res, raw, topic, state.id, "record_" + exc.reason, exc.detail)
+                ack[1] += 1
+                continue
+            if rec.terminal_id != state.id or rec.seq == 0:
+                self._quarantine(tx, res, raw, topic, state.id, "record_terminal",
+                                 "record of term-%d seq %d in a frame of term-%d" % (rec.terminal_id, rec.seq,
+                                                                                    state.id))
+                ack[1] += 1
+                continue
+            if view.known(rec.seq):
+                ack[self._resent(tx, res, state, rec, raw, status)] += 1
+                continue
+            ack[self._new(tx, res, state, view, rec, raw, status, topic)] += 1
+
+    def _resent(self, tx, res, state, rec, raw, status):
+        """A seq already stored: duplicate (0 = success) or conflict (1 = rejected)."""
+        existing = tx.record(state.id, rec.seq)
+        if existing[1] == raw:
+            res.counts["duplicates"] += 1
+            if existing[2] == "uncertain" and status in (R.STATUS_COMMITTED, R.STATUS_VOIDED):
+                self._settle_uncertain(tx, res, existing[0], rec, state, status == R.STATUS_COMMITTED)
+            return 0
+        tx.add_conflict(state.id, rec.seq, raw, existing[1])
+        tx.add_alarm("conflict", rec.card_no, state.id, rec.seq, "same terminal and seq, other bytes: not applied")
+        res.counts["conflicts"] += 1
+        return 1
+
+    def _new(self, tx, res, state, view, rec, raw, status, topic):
+        """Store a new record; return 0 when stored as sent, 1 when stored quarantined."""
+        record_id = tx.next_id("records")
+        view.settle(rec.seq)
+        name = _STATUS_NAMES.get(status)
+        reason = None
+        if name is None:
+            reason, detail = "record_status", "upload status %d" % status
+        elif state.role != frames.ROLE_DESK and rec.kind in ledger.DESK_ONLY_KINDS:
+            reason, detail = "credit_from_booth", "kind %d from a %s terminal" % (
+                rec.kind, frames.ROLE_NAMES.get(state.role, "?"))
+        else:
+            try:
+                entries = ledger.postings(rec, state.merchant_id, state.rate_bps)
+            except ledger.PostingError as exc:
+                reason, detail = exc.reason, str(exc)
+        if reason is not None:
+            tx.add_record(record_id, state.id, rec.seq, raw, rec, "quarantined")
+            self._quarantine(tx, res, raw, topic, state.id, reason, detail)
+            return 1
+        tx.add_record(record_id, state.id, rec.seq, raw, rec, name)
+        res.counts[name] += 1
+        if name == "applied":
+            self._apply_value(tx, res, state, record_id, rec, entries)
+        elif name == "uncertain":
+            self._decide_uncertain(tx, res, record_id, rec, state)
+        return 0
+
+    def _apply_value(self, tx, res, state, record_id, rec, entries):
+        card_no, k = rec.card_no, rec.card_counter
+        delta = ledger.card_delta(rec)
+        prev_k, next_k = (k - 1) % COUNTER_MODULUS, (k + 1) % COUNTER_MODULUS
+        rows = tx.counter_rows(card_no, (prev_k, k, next_k))
+        if k in rows:
+            other = rows[k]
+            detail = "card %d counter %d used by term-%d seq %d and term-%d seq %d" % (
+                card_no, k, other[0], other[1], state.id, rec.seq)
+            tx.add_alarm("clone", card_no, state.id, rec.seq, detail)
+            version = tx.blacklist_add(card_no, "clone: " + detail)
+            if version is not None:
+                res.blacklist_versions.append(version)
+            res.counts["clones"] += 1
+            log.warning("event=clone card_no=%d counter=%d terminal=%d seq=%d", card_no, k, state.id, rec.seq)
+        else:
+            tx.claim_counter(card_no, k, state.id, rec.seq, delta, rec.balance_after_cents)
+        prev = rows.get(prev_k)
+        if rec.kind == R.KIND_ISSUE:
+            if rec.balance_after_cents != rec.amount_cents:
+                tx.add_alarm("chain", card_no, state.id, rec.seq, "issue balance %d != first load %d" % (
+                    rec.balance_after_cents, rec.amount_cents))
+        elif prev is not None and prev[3] + delta != rec.balance_after_cents:
+            tx.add_alarm("chain", card_no, state.id, rec.seq, "counter %d: %d %+d != %d" % (
+                k, prev[3], delta, rec.balance_after_cents))
+        nxt = rows.get(next_k)
+        if nxt is not None and rec.balance_after_cents + nxt[2] != nxt[3]:
+            tx.add_alarm("chain", card_no, nxt[0], nxt[1], "counter %d: %d %+d != %d" % (
+                next_k, rec.balance_after_cents, nxt[2], nxt[3]))
+        if entries:
+            tx.post(record_id, rec.kind, entries)
+        card = tx.card(card_no)
+        if card[2] is None or counter_newer(k, card[2]):
+            tx.set_card(card_no, rec.uid, rec.balance_after_cents, k)
+        if card_no in self.uncertain_cards or card_no in res.uncertain_add:
+            for u_id, u_tid, u_seq, u_raw, u_counter in tx.uncertain_records(card_no):
+                if u_id != record_id:
+                    self._decide_uncertain(tx, res, u_id, R.Record.decode(u_raw), self.registry.get(u_tid))
+
+    def _decide_uncertain(self, tx, res, record_id, rec, state):
+        """Apply the counter rule to one uncertain record (see the module doc)."""
+        k = rec.card_counter
+        if k in tx.counter_rows(rec.card_no, (k,)):
+            self._settle_uncertain(tx, res, record_id, rec, state, False)
+            return
+        last = tx.card(rec.card_no)[2]
+        if last is not None and counter_newer(last, k):
+            self._settle_uncertain(tx, res, record_id, rec, state, True)
+            return
+        res.uncertain_add.add(rec.card_no)
+
+    def _settle_uncertain(self, tx, res, record_id, rec, state, happened):
+        if happened:
+            tx.set_record_status(record_id, "applied")
+            res.counts["uncertain_applied"] += 1
+            self._apply_value(tx, res, state, record_id, rec, ledger.postings(rec, state.merchant_id,
+                                                                              state.rate_bps))
+        else:
+            tx.set_record_status(record_id, "not_happened")
+            res.counts["uncertain_void"] += 1
+
+    # -- back in the event loop, after COMMIT
+    def _commit(self, res):
+        for view in res.views.values():
+            view.state.counter_up = view.counter_up
+            view.state.acked_upto = view.acked_upto
+            view.state.above = view.above
+        # A card stays in the set until the next restart: a stale member costs one query, a missing one a fact.
+        self.uncertain_cards |= res.uncertain_add
+        self.stats.update(res.counts)
+        for reason, terminal_id, detail in res.quarantined:
+            self.stats["quarantined." + reason] += 1
+            log.warning("event=quarantine reason=%s terminal=%s detail=%r", reason, terminal_id, detail)

@@ -1,0 +1,123 @@
+"""paho-mqtt 2.x client handed to asyncio.
+
+paho's network loop runs in its own thread. Each message goes to an
+asyncio.Queue through `loop.call_soon_threadsafe`, bounded by a semaphore of
+QUEUE_MAX slots taken in the paho thread; when the queue is full the paho
+thread waits (backpressure: it stops reading the
+socket and the broker keeps the messages), it never drops one: this is money.
+
+PUBACKs are manual: the hub acknowledges a message to the broker only after
+the batch holding it is committed, so a hub killed mid-batch gets the message
+again from the broker (clean_session False, fixed client id: the broker also
+queues messages while the hub is down).
+"""
+
+import asyncio
+import logging
+import threading
+from collections import namedtuple
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger("parkcard.mqtt")
+
+Message = namedtuple("Message", "topic payload mid")
+
+UP_FILTER = "parkcard/+/up"
+STATUS_FILTER = "parkcard/+/status"
+QUEUE_MAX = 1024               # frames waiting for the ingest task
+HANDOFF_WAIT_S = 0.5           # a blocked hand-off re-checks for shutdown this often
+KEEPALIVE_S = 30
+RECONNECT_DELAY_S_MIN = 0.05
+RECONNECT_DELAY_S_MAX = 2
+
+
+class MqttLink:
+    """The hub's broker session."""
+
+    def __init__(self, host, port, client_id="parkcard-hub", username=None, password=None, queue_max=QUEUE_MAX,
+                 tls_ca=None):
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.queue = None
+        self.queue_max = queue_max
+        self.connected = None
+        self.backpressure_waits = 0
+        self.connects = 0
+        self._loop = None
+        self._stopping = threading.Event()
+        self._slots = threading.Semaphore(queue_max)   # bounds the queue; the paho thread waits on it
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                                  protocol=mqtt.MQTTv311, manual_ack=True)
+        if username:
+            self.client.username_pw_set(username, password)
+        if tls_ca:
+            self.client.tls_set(ca_certs=tls_ca)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(RECONNECT_DELAY_S_MIN, RECONNECT_DELAY_S_MAX)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    async def start(self):
+        """Connect in the background (paho retries until the broker answers)."""
+        self._loop = asyncio.get_running_loop()
+        self.queue = asyncio.Queue()
+        self.connected = asyncio.Event()
+        self._stopping.clear()
+        self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
+
+    async def stop(self):
+        """Disconnect and stop paho's thread."""
+        self._stopping.set()
+        self.client.disconnect()
+        await asyncio.to_thread(self.client.loop_stop)
+
+    # -- paho thread
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.warning("event=connect_failed reason=%s", reason_code)
+            return
+        self.connects += 1
+        client.subscribe([(UP_FILTER, 1), (STATUS_FILTER, 1)])
+        log.info("event=connected broker=%s:%d session_present=%s", self.host, self.port, flags.session_present)
+        self._loop.call_soon_threadsafe(self.connected.set)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        log.warning("event=disconnected reason=%s", reason_code)
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.connected.clear)
+
+    def _on_message(self, client, userdata, msg):
+        item = Message(msg.topic, bytes(msg.payload), msg.mid)
+        if not self._slots.acquire(blocking=False):
+            self.backpressure_waits += 1
+            while not self._slots.acquire(timeout=HANDOFF_WAIT_S):
+                if self._stopping.is_set():
+                    return   # not acknowledged: the broker sends it again
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    # -- event loop side
+    async def get_batch(self, frames_max):
+        """Wait for one message, then take what else is queued, up to frames_max."""
+        batch = [await self.queue.get()]
+        while len(batch) < frames_max and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        return batch
+
+    def release(self, count):
+        """Give back queue slots after a batch is handled."""
+        for _ in range(count):
+            self._slots.release()
+
+    def ack(self, mid):
+        """PUBACK a message after its batch is committed."""
+        if mid:
+            self.client.ack(mid, 1)
+
+    def publish(self, topic, payload, retain=False):
+        """Publish QoS 1 (paho queues it while disconnected)."""
+        self.client.publish(topic, payload, qos=1, retain=retain)

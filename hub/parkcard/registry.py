@@ -1,0 +1,107 @@
+"""Terminals known to the hub, kept in memory, and the frame checks common to every uplink.
+
+Checks in the order of SPEC.md §5.2: topic, length and magic (`malformed`),
+version (`unsupported`), key lookup (`unknown_terminal`), MAC (`bad_mac`),
+topic terminal = frame terminal (`wrong_topic`). The counter check is left
+to the consumer (ingest for up frames, fleet orders status by boot).
+"""
+
+from protocol import frames, topics
+from protocol.errors import ProtocolError
+from protocol.record import record_mac_for
+
+FRAME_SIZE_MAX = frames.HEADER_SIZE + frames.BODY_MAX + frames.FRAME_MAC_SIZE
+
+
+class Rejected(Exception):
+    """An uplink that failed verification; `reason` is a stable code stored in quarantine."""
+
+    def __init__(self, reason, detail="", terminal_id=None):
+        Exception.__init__(self, "%s: %s" % (reason, detail))
+        self.reason = reason
+        self.detail = detail
+        self.terminal_id = terminal_id
+
+
+class TerminalState:
+    """What the hub needs per terminal on the hot path; mirrors the terminals table."""
+
+    def __init__(self, row, rate_bps, park_id=1):
+        self.id = row["id"]
+        self.merchant_id = row["merchant_id"]
+        self.role = row["role"]
+        self.key = bytes(row["key"])
+        self.name = row["name"]
+        self.config_version = row["config_version"]
+        self.fixed_price_cents = row["fixed_price_cents"]
+        self.category = row["category"]
+        self.rate_bps = rate_bps
+        self.park_id = park_id
+        self.frame_mac = frames.frame_mac_for(self.key)
+        self.record_mac = record_mac_for(self.key)
+        self.counter_up = row["counter_up"]
+        self.acked_upto = row["acked_upto"]
+        self.above = set()           # stored seqs above acked_upto (late / out of order)
+        self.counter_down = row["counter_down_reserved"]   # a restart skips the rest of the reserved block
+        self.counter_down_reserved = row["counter_down_reserved"]
+        self.status_boot = row["status_boot"]
+        self.status_counter = row["status_counter"]
+        self.authorised = row["authorised"]
+        self.locked = row["locked"]
+
+
+class Registry:
+    """terminal id -> TerminalState, loaded from storage and updated by the single writer."""
+
+    def __init__(self, storage):
+        self.storage = storage
+        self.terminals = {}
+
+    async def load(self):
+        """Read every terminal and its out-of-order seqs."""
+        rates = await self.storage.terminal_rates()
+        parks = {m[0]: m[1] for m in await self.storage.merchants()}
+        self.terminals = {}
+        for row in await self.storage.terminals():
+            state = TerminalState(row, rates.get(row["id"], 0), parks.get(row["merchant_id"], 1))
+            state.above = set(await self.storage.seqs_above(state.id, state.acked_upto))
+            self.terminals[state.id] = state
+        return self
+
+    async def reload_terminal(self, terminal_id):
+        """Refresh one terminal after a registry change."""
+        rates = await self.storage.terminal_rates()
+        parks = {m[0]: m[1] for m in await self.storage.merchants()}
+        for row in await self.storage.terminals():
+            if row["id"] == terminal_id:
+                state = TerminalState(row, rates.get(terminal_id, 0), parks.get(row["merchant_id"], 1))
+                state.above = set(await self.storage.seqs_above(terminal_id, state.acked_upto))
+                self.terminals[terminal_id] = state
+                return state
+        return None
+
+    def get(self, terminal_id):
+        """Return the TerminalState or None."""
+        return self.terminals.get(terminal_id)
+
+    def verify(self, topic, payload, leaf):
+        """Return (TerminalState, Frame) of a verified uplink on parkcard/term-<id>/<leaf>, or raise Rejected."""
+        terminal_id = topics.terminal_of(topic)
+        if terminal_id is None or not topic.endswith("/" + leaf):
+            raise Rejected("foreign_topic", topic)
+        if len(payload) > FRAME_SIZE_MAX:
+            raise Rejected("oversized", "%d bytes" % len(payload), terminal_id)
+        try:
+            frames.peek_terminal(payload)
+        except ProtocolError as exc:
+            raise Rejected(exc.reason, exc.detail, terminal_id) from None
+        state = self.terminals.get(terminal_id)
+        if state is None:
+            raise Rejected("unknown_terminal", "term-%d is not registered" % terminal_id, terminal_id)
+        try:
+            frame = frames.decode(state.frame_mac, payload)
+        except ProtocolError as exc:
+            raise Rejected(exc.reason, exc.detail, terminal_id) from None
+        if frame.terminal_id != terminal_id:
+            raise Rejected("wrong_topic", "frame of term-%d on %s" % (frame.terminal_id, topic), terminal_id)
+        return state, frame

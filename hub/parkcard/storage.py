@@ -1,0 +1,571 @@
+"""SQLite storage of the hub: the only module with SQL.
+
+One writer connection (aiosqlite, WAL, synchronous=FULL) owns every write.
+A write is a whole batch: `await storage.write(fn)` runs the sync function
+`fn(tx)` in the writer's thread between BEGIN IMMEDIATE and COMMIT, where `tx`
+(a `WriteTx`) offers the few statements the rules need. Reads use a second
+connection so that they never wait behind a batch.
+
+Schema changes are numbered migrations; `PRAGMA user_version` holds the last
+one applied.
+"""
+
+import sqlite3
+import time
+
+import aiosqlite
+
+# Numbered migrations: index + 1 is the user_version after applying it.
+MIGRATIONS = (
+    """
+    CREATE TABLE parks(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+    CREATE TABLE merchants(
+        id INTEGER PRIMARY KEY, park_id INTEGER NOT NULL REFERENCES parks(id), name TEXT NOT NULL,
+        commission_bps INTEGER NOT NULL CHECK (commission_bps BETWEEN 0 AND 10000));
+    CREATE TABLE terminals(
+        id INTEGER PRIMARY KEY CHECK (id BETWEEN 1 AND 65535),
+        merchant_id INTEGER NOT NULL REFERENCES merchants(id), role INTEGER NOT NULL, key BLOB NOT NULL,
+        name TEXT NOT NULL, config_version INTEGER NOT NULL DEFAULT 1,
+        fixed_price_cents INTEGER NOT NULL DEFAULT 0, category INTEGER NOT NULL DEFAULT 0,
+        counter_up INTEGER NOT NULL DEFAULT 0, counter_down_reserved INTEGER NOT NULL DEFAULT 0,
+        acked_upto INTEGER NOT NULL DEFAULT 0,
+        authorised INTEGER NOT NULL DEFAULT 0, locked INTEGER NOT NULL DEFAULT 0, last_seen REAL,
+        online INTEGER NOT NULL DEFAULT 0, status_boot INTEGER, status_counter INTEGER, firmware TEXT,
+        status_role INTEGER, status_config_version INTEGER, status_blacklist_version INTEGER,
+        queue_depth INTEGER, oldest_unsynced_age_s INTEGER, free_heap INTEGER, uptime_s INTEGER,
+        last_seq INTEGER, status_at REAL);
+    CREATE TABLE terminal_gaps(
+        terminal_id INTEGER NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
+        PRIMARY KEY (terminal_id, from_seq)) WITHOUT ROWID;
+    CREATE TABLE cards(
+        card_no INTEGER PRIMARY KEY, uid BLOB, tier INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'active', deposit_cents INTEGER NOT NULL DEFAULT 0,
+        shadow_balance_cents INTEGER NOT NULL DEFAULT 0, last_counter INTEGER, issued_at REAL);
+    CREATE TABLE records(
+        id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL, raw BLOB NOT NULL,
+        kind INTEGER NOT NULL, card_no INTEGER NOT NULL, card_counter INTEGER NOT NULL,
+        amount_cents INTEGER NOT NULL, balance_after_cents INTEGER NOT NULL, time_s INTEGER NOT NULL,
+        status TEXT NOT NULL, applied_at REAL, UNIQUE (terminal_id, seq));
+    CREATE INDEX records_card ON records(card_no, status);
+    CREATE TABLE quarantine(
+        id INTEGER PRIMARY KEY, raw BLOB NOT NULL, topic TEXT NOT NULL, terminal_id INTEGER,
+        reason TEXT NOT NULL, detail TEXT, at REAL NOT NULL);
+    CREATE TABLE conflicts(
+        id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL, raw BLOB NOT NULL,
+        existing_raw BLOB NOT NULL, at REAL NOT NULL);
+    CREATE TABLE accounts(name TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE ledger_tx(
+        id INTEGER PRIMARY KEY, record_id INTEGER UNIQUE REFERENCES records(id), kind INTEGER NOT NULL,
+        at REAL NOT NULL);
+    CREATE TABLE ledger_entries(
+        id INTEGER PRIMARY KEY, tx_id INTEGER NOT NULL REFERENCES ledger_tx(id),
+        account TEXT NOT NULL, amount_cents INTEGER NOT NULL);
+    CREATE INDEX ledger_entries_account ON ledger_entries(account);
+    CREATE TRIGGER ledger_entries_append_only_u BEFORE UPDATE ON ledger_entries
+        BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+    CREATE TRIGGER ledger_entries_append_only_d BEFORE DELETE ON ledger_entries
+        BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+    CREATE TABLE card_counters(
+        card_no INTEGER NOT NULL, counter INTEGER NOT NULL, terminal_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL, delta_cents INTEGER NOT NULL, balance_after_cents INTEGER NOT NULL,
+        PRIMARY KEY (card_no, counter)) WITHOUT ROWID;
+    CREATE TABLE alarms(
+        id INTEGER PRIMARY KEY, kind TEXT NOT NULL, card_no INTEGER, terminal_id INTEGER, seq INTEGER,
+        detail TEXT NOT NULL, at REAL NOT NULL);
+    CREATE TABLE blacklist_versions(
+        version INTEGER PRIMARY KEY, card_no INTEGER NOT NULL, action TEXT NOT NULL
+        CHECK (action IN ('add', 'remove')), reason TEXT NOT NULL, at REAL NOT NULL);
+    CREATE TABLE blacklist(
+        card_no INTEGER PRIMARY KEY, added_version INTEGER NOT NULL, removed_version INTEGER,
+        reason TEXT NOT NULL);
+    CREATE TABLE settlements(
+        id INTEGER PRIMARY KEY, merchant_id INTEGER NOT NULL, period_start INTEGER NOT NULL,
+        period_end INTEGER NOT NULL, sales_cents INTEGER NOT NULL, refunds_cents INTEGER NOT NULL,
+        commission_cents INTEGER NOT NULL, payout_cents INTEGER NOT NULL, records INTEGER NOT NULL,
+        closed_at REAL NOT NULL, UNIQUE (merchant_id, period_start, period_end));
+    """,
+)
+
+
+def _migrate(conn):
+    """Apply every migration newer than the database's user_version (sync, one transaction each)."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise sqlite3.DatabaseError(
+            "database schema version %d is newer than this hub (%d): upgrade parkcard" % (current, len(MIGRATIONS)))
+    for number in range(current + 1, len(MIGRATIONS) + 1):
+        try:
+            conn.executescript("BEGIN IMMEDIATE;\n%s;\nPRAGMA user_version = %d;\nCOMMIT;"
+                               % (MIGRATIONS[number - 1], number))
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+class WriteTx:
+    """The statements a batch may run; lives only inside one `Storage.write` call.
+
+    Inserts that need no answer are collected and written with executemany at
+    the end of the batch; ids are allocated here, by the single writer.
+    """
+
+    def __init__(self, conn, ids):
+        self.conn = conn
+        self._ids = ids
+        self.now = time.time()
+        self.records = []
+        self.record_status = []
+        self.ledger_tx = []
+        self.entries = []
+        self.accounts = set()
+        self.counters = {}          # (card_no, counter) -> row, this batch
+        self.cards = {}             # card_no -> [uid, shadow, last_counter] to upsert
+        self.quarantine = []
+        self.conflicts = []
+        self.alarms = []
+        self.terminal_updates = {}  # terminal_id -> {column: value}
+        self.gaps = {}              # terminal_id -> [(from, to)]
+
+    def next_id(self, table):
+        """Allocate the next row id of `records` or `ledger_tx`."""
+        self._ids[table] += 1
+        return self._ids[table]
+
+    # -- reads inside the transaction
+    def record(self, terminal_id, seq):
+        """Return (id, raw, status, card_no, counter) of a stored record, or None."""
+        for row in self.records:
+            if row[1] == terminal_id and row[2] == seq:
+                return row[0], row[3], row[10], row[5], row[6]
+        return self.conn.execute(
+            "SELECT id, raw, status, card_no, card_counter FROM records WHERE terminal_id=? AND seq=?",
+            (terminal_id, seq)).fetchone()
+
+    def counter_rows(self, card_no, counters):
+        """Return {counter: (terminal_id, seq, delta, balance_after)} among the given counters of a card."""
+        out = {}
+        missing = []
+        for c in counters:
+            row = self.counters.get((card_no, c))
+            if row is not None:
+                out[c] = row
+            else:
+                missing.append(c)
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for row in self.conn.execute(
+                    "SELECT counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
+                    "WHERE card_no=? AND counter IN (%s)" % marks, (card_no, *missing)):
+                out[row[0]] = row[1:]
+        return out
+
+    def card(self, card_no):
+        """Return [uid, shadow_balance_cents, last_counter] for a card (None values when unknown)."""
+        state = self.cards.get(card_no)
+        if state is None:
+            row = self.conn.execute("SELECT uid, shadow_balance_cents, last_counter FROM cards WHERE card_no=?",
+                                    (card_no,)).fetchone()
+            state = list(row) if row else [None, 0, None]
+            self.cards[card_no] = state
+        return state
+
+    def card_deposit(self, card_no):
+        """Return the deposit in cents recorded for a card (0 when unknown)."""
+        row = self.conn.execute("SELECT deposit_cents FROM cards WHERE card_no=?", (card_no,)).fetchone()
+        return row[0] if row else 0
+
+    def uncertain_records(self, card_no):
+        """Return [(id, terminal_id, seq, raw, counter)] of the card's unresolved uncertain records."""
+        rows = [(r[0], r[1], r[2], r[3], r[6]) for r in self.records if r[5] == card_no and r[10] == "uncertain"]
+        seen = {r[0] for r in rows}
+        for row in self.conn.execute(
+                "SELECT id, terminal_id, seq, raw, card_counter FROM records WHERE card_no=? AND status='uncertain'",
+                (card_no,)):
+            if row[0] not in seen:
+                rows.append(row)
+        return [r for r in rows if r[0] not in {u[0] for u in self.record_status if u[1] != "uncertain"}]
+
+    def blacklisted(self, card_no):
+        """True when the card is on the blacklist now."""
+        return self.conn.execute("SELECT 1 FROM blacklist WHERE card_no=? AND removed_version IS NULL",
+                                 (card_no,)).fetchone() is not None
+
+    # -- writes
+    def add_record(self, record_id, terminal_id, seq, raw, rec, status):
+        """Store a record (not yet in the ledger unless post() is called too)."""
+        self.records.append((record_id, terminal_id, seq, raw, rec.kind, rec.card_no, rec.card_counter,
+                             rec.amount_cents, rec.balance_after_cents, rec.time_s, status,
+                             self.now if status == "applied" else None))
+
+    def set_record_status(self, record_id, status):
+        """Change the status of a stored record (uncertain -> applied or not_happened)."""
+        self.record_status.append((record_id, status))
+
+    def post(self, record_id, kind, entries):
+        """Append a ledger transaction for a record; entries sum to zero (checked by the caller)."""
+        tx_id = self.next_id("ledger_tx")
+        self.ledger_tx.append((tx_id, record_id, kind, self.now))
+        for account, amount in entries:
+            self.entries.append((tx_id, account, amount))
+            self.accounts.add(account)
+        return tx_id
+
+    def claim_counter(self, card_no, counter, terminal_id, seq, delta, balance_after):
+        """Record that (card, counter) belongs to this record."""
+        self.counters[(card_no, counter)] = (terminal_id, seq, delta, balance_after)
+
+    def set_card(self, card_no, uid, shadow_balance_cents, last_counter):
+        """Set the card's shadow balance and newest counter."""
+        self.cards[card_no] = [uid, shadow_balance_cents, last_counter]
+
+    def add_quarantine(self, raw, topic, terminal_id, reason, detail):
+        """Keep a frame or record that failed verification."""
+        self.quarantine.append((bytes(raw), topic, terminal_id, reason, detail, self.now))
+
+    def add_conflict(self, terminal_id, seq, raw, existing_raw):
+        """Keep a record whose key is taken by other bytes."""
+        self.conflicts.append((terminal_id, seq, raw, existing_raw, self.now))
+
+    def add_alarm(self, kind, card_no, terminal_id, seq, detail):
+        """Raise an alarm for an operator."""
+        self.alarms.append((kind, card_no, terminal_id, seq, detail, self.now))
+
+    def update_terminal(self, terminal_id, **columns):
+        """Set terminal columns at commit (last value wins)."""
+        self.terminal_updates.setdefault(terminal_id, {}).update(columns)
+
+    def set_gaps(self, terminal_id, gaps):
+        """Replace the terminal's list of missing seq ranges."""
+        self.gaps[terminal_id] = gaps
+
+    def blacklist_add(self, card_no, reason):
+        """Add a card to the blacklist under a new version; return the version or None if already listed."""
+        if self.blacklisted(card_no):
+            return None
+        version = (self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM blacklist_versions").fetchone()[0]) + 1
+        self.conn.execute("INSERT INTO blacklist_versions VALUES (?,?,?,?,?)", (version, card_no, "add", reason,
+                                                                               self.now))
+        self.conn.execute("INSERT INTO blacklist(card_no, added_version, removed_version, reason) VALUES (?,?,NULL,?) "
+                          "ON CONFLICT(card_no) DO UPDATE SET added_version=excluded.added_version, "
+                          "removed_version=NULL, reason=excluded.reason", (card_no, version, reason))
+        self.conn.execute("UPDATE cards SET status='blacklisted' WHERE card_no=?", (card_no,))
+        return version
+
+    def blacklist_remove(self, card_no, reason):
+        """Take a card off the blacklist under a new version; return the version or None if not listed."""
+        if not self.blacklisted(card_no):
+            return None
+        version = (self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM blacklist_versions").fetchone()[0]) + 1
+        self.conn.execute("INSERT INTO blacklist_versions VALUES (?,?,?,?,?)", (version, card_no, "remove", reason,
+                                                                               self.now))
+        self.conn.execute("UPDATE blacklist SET removed_version=? WHERE card_no=?", (version, card_no))
+        self.conn.execute("UPDATE cards SET status='active' WHERE card_no=? AND status='blacklisted'", (card_no,))
+        return version
+
+    def execute(self, sql, params=()):
+        """Run one statement now (for the storage module's own helpers)."""
+        return self.conn.execute(sql, params)
+
+    def flush(self):
+        """Write everything collected, in dependency order."""
+        c = self.conn
+        if self.records:
+            c.executemany("INSERT INTO records(id, terminal_id, seq, raw, kind, card_no, card_counter, amount_cents, "
+                          "balance_after_cents, time_s, status, applied_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                          self.records)
+        if self.record_status:
+            c.executemany("UPDATE records SET status=?, applied_at=? WHERE id=?",
+                          [(s, self.now if s == "applied" else None, i) for i, s in self.record_status])
+        if self.accounts:
+            c.executemany("INSERT OR IGNORE INTO accounts(name) VALUES (?)", [(a,) for a in self.accounts])
+        if self.ledger_tx:
+            c.executemany("INSERT INTO ledger_tx(id, record_id, kind, at) VALUES (?,?,?,?)", self.ledger_tx)
+            c.executemany("INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (?,?,?)", self.entries)
+        if self.counters:
+            c.executemany("INSERT INTO card_counters VALUES (?,?,?,?,?,?)",
+                          [(k[0], k[1], *v) for k, v in self.counters.items()])
+        if self.cards:
+            c.executemany("INSERT INTO cards(card_no, uid, shadow_balance_cents, last_counter) VALUES (?,?,?,?) "
+                          "ON CONFLICT(card_no) DO UPDATE SET uid=COALESCE(cards.uid, excluded.uid), "
+                          "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
+                          [(k, *v) for k, v in self.cards.items() if v[2] is not None])
+        if self.quarantine:
+            c.executemany("INSERT INTO quarantine(raw, topic, terminal_id, reason, detail, at) VALUES (?,?,?,?,?,?)",
+                          self.quarantine)
+        if self.conflicts:
+            c.executemany("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES (?,?,?,?,?)",
+                          self.conflicts)
+        if self.alarms:
+            c.executemany("INSERT INTO alarms(kind, card_no, terminal_id, seq, detail, at) VALUES (?,?,?,?,?,?)",
+                          self.alarms)
+        for terminal_id, cols in self.terminal_updates.items():
+            names = sorted(cols)
+            c.execute("UPDATE terminals SET %s WHERE id=?" % ", ".join("%s=?" % n for n in names),
+                      (*[cols[n] for n in names], terminal_id))
+        for terminal_id, gaps in self.gaps.items():
+            c.execute("DELETE FROM terminal_gaps WHERE terminal_id=?", (terminal_id,))
+            c.executemany("INSERT INTO terminal_gaps VALUES (?,?,?)", [(terminal_id, a, b) for a, b in gaps])
+
+
+TERMINAL_COLUMNS = ("id", "merchant_id", "role", "key", "name", "config_version", "fixed_price_cents", "category",
+                    "counter_up", "counter_down_reserved", "acked_upto", "authorised", "locked", "last_seen",
+                    "online", "status_boot", "status_counter", "firmware", "status_role", "status_config_version",
+                    "status_blacklist_version", "queue_depth", "oldest_unsynced_age_s", "free_heap", "uptime_s",
+                    "last_seq", "status_at")
+
+
+class Storage:
+    """The hub database: one writer connection, one reader connection."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self._writer = None
+        self._reader = None
+        self._ids = {}
+
+    async def open(self):
+        """Open (creating and migrating) the database."""
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._writer.execute("PRAGMA synchronous=FULL")
+        await self._writer.execute("PRAGMA foreign_keys=ON")
+        await self._writer.execute("PRAGMA busy_timeout=10000")
+        await self._in_writer(lambda conn: _migrate(conn))
+        for table in ("records", "ledger_tx"):
+            async with self._writer.execute("SELECT COALESCE(MAX(id), 0) FROM %s" % table) as cur:
+                self._ids[table] = (await cur.fetchone())[0]
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=10000")
+        return self
+
+    async def close(self):
+        """Close both connections."""
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _in_writer(self, fn):
+        # aiosqlite runs every call in its connection's thread through _execute;
+        # handing it one sync function is what makes a batch a single await.
+        return await self._writer._execute(fn, self._writer._conn)
+
+    async def write(self, fn):
+        """Run fn(WriteTx) in one BEGIN IMMEDIATE transaction in the writer thread; return its result."""
+        ids = self._ids
+
+        def run(conn):
+            snapshot = dict(ids)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                tx = WriteTx(conn, ids)
+                result = fn(tx)
+                tx.flush()
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                ids.update(snapshot)
+                conn.execute("ROLLBACK")
+                raise
+
+        return await self._in_writer(run)
+
+    async def fetchall(self, sql, params=()):
+        """Run a read query on the reader connection."""
+        async with self._reader.execute(sql, params) as cur:
+            return await cur.fetchall()
+
+    async def fetchone(self, sql, params=()):
+        """Run a read query returning one row (or None)."""
+        async with self._reader.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    # -- registry
+    async def add_park(self, park_id, name):
+        """Create a park (idempotent on id)."""
+        await self.write(lambda tx: tx.execute("INSERT OR IGNORE INTO parks(id, name) VALUES (?,?)", (park_id, name)))
+
+    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1):
+        """Create or update a merchant."""
+        def run(tx):
+            tx.execute("INSERT OR IGNORE INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            tx.execute("INSERT INTO merchants(id, park_id, name, commission_bps) VALUES (?,?,?,?) "
+                       "ON CONFLICT(id) DO UPDATE SET name=excluded.name, commission_bps=excluded.commission_bps",
+                       (merchant_id, park_id, name, commission_bps))
+        await self.write(run)
+
+    async def merchants(self):
+        """Return [(id, park_id, name, commission_bps)]."""
+        return await self.fetchall("SELECT id, park_id, name, commission_bps FROM merchants ORDER BY id")
+
+    async def add_terminal(self, terminal_id, merchant_id, role, key, name, fixed_price_cents=0, category=0):
+        """Register a terminal; raise ValueError for an unknown merchant or a taken id."""
+        def run(tx):
+            if tx.execute("SELECT 1 FROM merchants WHERE id=?", (merchant_id,)).fetchone() is None:
+                raise ValueError("merchant %d does not exist" % merchant_id)
+            if tx.execute("SELECT 1 FROM terminals WHERE id=?", (terminal_id,)).fetchone() is not None:
+                raise ValueError("terminal %d is already registered" % terminal_id)
+            tx.execute("INSERT INTO terminals(id, merchant_id, role, key, name, fixed_price_cents, category) "
+                       "VALUES (?,?,?,?,?,?,?)", (terminal_id, merchant_id, role, key, name, fixed_price_cents,
+                                                  category))
+        await self.write(run)
+
+    async def terminals(self):
+        """Return every terminal as a dict of TERMINAL_COLUMNS."""
+        rows = await self.fetchall("SELECT %s FROM terminals ORDER BY id" % ", ".join(TERMINAL_COLUMNS))
+        return [dict(zip(TERMINAL_COLUMNS, row)) for row in rows]
+
+    async def terminal_rates(self):
+        """Return {terminal_id: commission_bps of its merchant}."""
+        rows = await self.fetchall("SELECT t.id, m.commission_bps FROM terminals t JOIN merchants m "
+                                   "ON m.id = t.merchant_id")
+        return dict(rows)
+
+    async def seqs_above(self, terminal_id, seq):
+        """Return the stored seqs of a terminal above seq (out-of-order arrivals)."""
+        rows = await self.fetchall("SELECT seq FROM records WHERE terminal_id=? AND seq>?", (terminal_id, seq))
+        return [r[0] for r in rows]
+
+    async def uncertain_cards(self):
+        """Return the card numbers that have unresolved uncertain records."""
+        return [r[0] for r in await self.fetchall("SELECT DISTINCT card_no FROM records WHERE status='uncertain'")]
+
+    async def reserve_down_counters(self, terminal_id, reserved):
+        """Persist a new high-water mark of downlink counters for a terminal."""
+        await self.write(lambda tx: tx.execute("UPDATE terminals SET counter_down_reserved=? WHERE id=?",
+                                               (reserved, terminal_id)))
+
+    async def set_terminal(self, terminal_id, **columns):
+        """Update terminal columns now (fleet status, authorisation, config)."""
+        def run(tx):
+            tx.update_terminal(terminal_id, **columns)
+        await self.write(run)
+
+    # -- cards
+    async def set_card_info(self, card_no, uid, tier, deposit_cents):
+        """Create or update the desk's view of a card (tier and deposit)."""
+        await self.write(lambda tx: tx.execute(
+            "INSERT INTO cards(card_no, uid, tier, deposit_cents, issued_at) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(card_no) DO UPDATE SET uid=excluded.uid, tier=excluded.tier, "
+            "deposit_cents=excluded.deposit_cents", (card_no, uid, tier, deposit_cents, time.time())))
+
+    async def card(self, card_no):
+        """Return the card row as a dict, or None."""
+        row = await self.fetchone("SELECT card_no, uid, tier, status, deposit_cents, shadow_balance_cents, "
+                                  "last_counter FROM cards WHERE card_no=?", (card_no,))
+        if row is None:
+            return None
+        return dict(zip(("card_no", "uid", "tier", "status", "deposit_cents", "shadow_balance_cents",
+                         "last_counter"), row))
+
+    async def next_card_no(self, first=100001):
+        """Return an unused card number."""
+        row = await self.fetchone("SELECT MAX(card_no) FROM cards")
+        return max(first, (row[0] or 0) + 1)
+
+    async def account_balance(self, account):
+        """Return SUM of the account's entries in cents."""
+        row = await self.fetchone("SELECT COALESCE(SUM(amount_cents), 0) FROM ledger_entries WHERE account=?",
+                                  (account,))
+        return row[0]
+
+    # -- blacklist
+    async def blacklist_change(self, card_no, reason, add=True):
+        """Add (or remove) a card under a new blacklist version; return the version or None if unchanged."""
+        return await self.write(lambda tx: tx.blacklist_add(card_no, reason) if add
+                                else tx.blacklist_remove(card_no, reason))
+
+    async def blacklist_version(self):
+        """Return the current blacklist version (0 = empty history)."""
+        return (await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM blacklist_versions"))[0]
+
+    async def blacklist_changes(self, after_version):
+        """Return [(version, card_no, action)] newer than after_version, oldest first."""
+        return await self.fetchall("SELECT version, card_no, action FROM blacklist_versions WHERE version>? "
+                                   "ORDER BY version", (after_version,))
+
+    async def blacklist_cards(self):
+        """Return the card numbers on the blacklist now, ascending."""
+        return [r[0] for r in await self.fetchall("SELECT card_no FROM blacklist WHERE removed_version IS NULL "
+                                                  "ORDER BY card_no")]
+
+    # -- listings
+    async def alarms(self):
+        """Return [(id, kind, card_no, terminal_id, seq, detail, at)]."""
+        return await self.fetchall("SELECT id, kind, card_no, terminal_id, seq, detail, at FROM alarms ORDER BY id")
+
+    async def quarantined(self):
+        """Return [(id, topic, terminal_id, reason, detail, at, size)]."""
+        return await self.fetchall("SELECT id, topic, terminal_id, reason, detail, at, length(raw) FROM quarantine "
+                                   "ORDER BY id")
+
+    async def count(self, table, where="1", params=()):
+        """Return COUNT(*) of a table (tables are fixed names of this module)."""
+        return (await self.fetchone("SELECT COUNT(*) FROM %s WHERE %s" % (table, where), params))[0]
+
+    # -- audit (ledger check)
+    async def unbalanced_transactions(self):
+        """Return [(tx_id, sum)] of ledger transactions whose entries do not sum to zero."""
+        return await self.fetchall("SELECT tx_id, SUM(amount_cents) FROM ledger_entries GROUP BY tx_id "
+                                   "HAVING SUM(amount_cents) != 0")
+
+    async def card_balances(self):
+        """Return [(card_no, shadow_balance_cents, ledger_sum, counters_known, first_counter, last_counter, status)]."""
+        return await self.fetchall(
+            "SELECT c.card_no, c.shadow_balance_cents, "
+            "COALESCE((SELECT SUM(amount_cents) FROM ledger_entries WHERE account='card:' || c.card_no), 0), "
+            "(SELECT COUNT(*) FROM card_counters k WHERE k.card_no=c.card_no), "
+            "(SELECT MIN(counter) FROM card_counters k WHERE k.card_no=c.card_no), c.last_counter, c.status "
+            "FROM cards c ORDER BY c.card_no")
+
+    async def card_chains(self):
+        """Return [(card_no, counter, delta_cents, balance_after_cents)] ordered by card and counter."""
+        return await self.fetchall("SELECT card_no, counter, delta_cents, balance_after_cents FROM card_counters "
+                                   "ORDER BY card_no, counter")
+
+    async def applied_without_tx(self):
+        """Return the number of applied value records that have no ledger transaction."""
+        return (await self.fetchone("SELECT COUNT(*) FROM records r WHERE r.status='applied' AND r.kind != 8 "
+                                    "AND NOT EXISTS (SELECT 1 FROM ledger_tx t WHERE t.record_id = r.id)"))[0]
+
+    async def clone_alarm_cards(self):
+        """Return the cards with a clone alarm."""
+        return {r[0] for r in await self.fetchall("SELECT DISTINCT card_no FROM alarms WHERE kind='clone'")}
+
+    # -- settlement
+    async def merchant_period(self, merchant_id, start_s, end_s):
+        """Return (sales, refunds, commission, payout, records) of applied records in [start, end)."""
+        row = await self.fetchone(
+            "SELECT COALESCE(SUM(CASE WHEN r.kind=1 THEN r.amount_cents END), 0), "
+            "COALESCE(SUM(CASE WHEN r.kind=3 THEN r.amount_cents END), 0), "
+            "COALESCE(SUM((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
+            "              AND e.account='park:commission')), 0), "
+            "COALESCE(SUM((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
+            "              AND e.account='merchant:' || ?)), 0), COUNT(*) "
+            "FROM records r JOIN terminals m ON m.id = r.terminal_id JOIN ledger_tx t ON t.record_id = r.id "
+            "WHERE m.merchant_id=? AND r.status='applied' AND r.kind IN (1, 3) AND r.time_s>=? AND r.time_s<?",
+            (merchant_id, merchant_id, start_s, end_s))
+        return tuple(row)
+
+    async def settlement(self, merchant_id, start_s, end_s):
+        """Return the closed settlement row as a dict, or None."""
+        row = await self.fetchone("SELECT merchant_id, period_start, period_end, sales_cents, refunds_cents, "
+                                  "commission_cents, payout_cents, records, closed_at FROM settlements "
+                                  "WHERE merchant_id=? AND period_start=? AND period_end=?",
+                                  (merchant_id, start_s, end_s))
+        return dict(zip(SETTLEMENT_COLUMNS, row)) if row else None
+
+    async def close_settlement(self, merchant_id, start_s, end_s, totals):
+        """Insert the settlement unless it exists (final); return the stored row."""
+        def run(tx):
+            tx.execute("INSERT OR IGNORE INTO settlements(merchant_id, period_start, period_end, sales_cents, "
+                       "refunds_cents, commission_cents, payout_cents, records, closed_at) "
+                       "VALUES (?,?,?,?,?,?,?,?,?)", (merchant_id, start_s, end_s, *totals, tx.now))
+        await self.write(run)
+        return await self.settlement(merchant_id, start_s, end_s)
+
+
+SETTLEMENT_COLUMNS = ("merchant_id", "period_start", "period_end", "sales_cents", "refunds_cents",
+                      "commission_cents", "payout_cents", "records", "closed_at")

@@ -1,0 +1,152 @@
+"""A scripted terminal over real MQTT, for tests and the bench (the firmware terminal replaces it end to end).
+
+It speaks protocol/ exactly like a terminal: records MACed with its key, a
+journal of unacknowledged records trimmed only by T_ACK, frames with a
+strictly increasing counter, downlinks verified (MAC, counter).
+"""
+
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from protocol import frames, topics
+from protocol import record as R
+
+UID = b"\x04\x11\x22\x33"
+
+
+class DownlinkError(AssertionError):
+    """A downlink frame that did not verify."""
+
+
+class ScriptedTerminal:
+    """One terminal's broker session and journal, driven by a test."""
+
+    def __init__(self, host, port, terminal_id, key, clean_session=False):
+        self.terminal_id = terminal_id
+        self.frame_mac = frames.frame_mac_for(key)
+        self.record_mac = R.record_mac_for(key)
+        self.counter = 0
+        self.seq = 0
+        self.journal = {}           # seq -> (status, raw), oldest first, until acked
+        self.acked_upto = 0
+        self.down = []              # verified downlink Frames
+        self.down_counter = 0
+        self.errors = []
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self.host, self.port = host, port
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=topics.client_name(terminal_id),
+                                  clean_session=clean_session, protocol=mqtt.MQTTv311)
+        self.client.max_inflight_messages_set(100)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+
+    def connect(self, timeout_s=10, will=None):
+        """Connect, subscribe to the down topic and wait for the SUBACK."""
+        if will is not None:
+            self.client.will_set(topics.topic(self.terminal_id, topics.STATUS), will, qos=1, retain=True)
+        self.client.reconnect_delay_set(0.05, 1)
+        self.client.connect(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            raise TimeoutError("term-%d: no SUBACK within %ss" % (self.terminal_id, timeout_s))
+        return self
+
+    def close(self):
+        """Disconnect cleanly."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        client.subscribe(topics.topic(self.terminal_id, topics.DOWN), qos=1)
+
+    def _on_message(self, client, userdata, msg):
+        try:
+            frame = frames.decode(self.frame_mac, msg.payload)
+            if frame.counter <= self.down_counter:
+                raise DownlinkError("downlink replay %d <= %d" % (frame.counter, self.down_counter))
+        except Exception as exc:  # recorded for the test to assert on
+            with self._cond:
+                self.errors.append(exc)
+                self._cond.notify_all()
+            return
+        with self._cond:
+            self.down_counter = frame.counter
+            self.down.append(frame)
+            if frame.type == frames.T_ACK:
+                upto = frames.parse_ack(frame.body)[0]
+                if upto > self.acked_upto:
+                    self.acked_upto = upto
+                    for seq in [s for s in self.journal if s <= upto]:
+                        del self.journal[seq]
+            self._cond.notify_all()
+
+    # -- records and frames
+    def record(self, kind, card_no, counter, amount_cents, balance_after_cents, status=R.STATUS_COMMITTED,
+               uid=UID, time_s=None, **fields):
+        """Journal a new record (next seq); return its bytes."""
+        self.seq += 1
+        rec = R.Record(kind, self.terminal_id, self.seq, int(time.time()) if time_s is None else time_s, card_no,
+                       uid, counter, amount_cents, balance_after_cents, **fields)
+        raw = rec.encode(self.record_mac)
+        with self._cond:
+            self.journal[self.seq] = (status, raw)
+        return raw
+
+    def frame(self, ftype, body=b"", counter=None):
+        """Return a frame with the next counter (or the given one)."""
+        if counter is None:
+            self.counter += 1
+            counter = self.counter
+        return frames.encode(self.frame_mac, ftype, self.terminal_id, counter, int(time.time()), body)
+
+    def publish(self, payload, leaf=topics.UP, topic=None, retain=False):
+        """Publish QoS 1 on this terminal's topic (or another)."""
+        info = self.client.publish(topic or topics.topic(self.terminal_id, leaf), payload, qos=1, retain=retain)
+        return info
+
+    def upload(self, entries=None, records_max=frames.UPLOAD_RECORDS_MAX):
+        """Publish one upload of the given [(status, raw)], or of the oldest unacked records; return the frame."""
+        if entries is None:
+            with self._cond:
+                entries = [self.journal[s] for s in sorted(self.journal)[:records_max]]
+        payload = self.frame(frames.T_UPLOAD, frames.upload_body(entries))
+        self.publish(payload)
+        return payload
+
+    def upload_all(self):
+        """Publish every unacked record, 64 per frame."""
+        with self._cond:
+            seqs = sorted(self.journal)
+        for i in range(0, len(seqs), frames.UPLOAD_RECORDS_MAX):
+            self.upload([self.journal[s] for s in seqs[i:i + frames.UPLOAD_RECORDS_MAX]])
+        return len(seqs)
+
+    def status(self, boot, online=1, **fields):
+        """Publish a retained status frame."""
+        body = frames.Status(boot=boot, online=online, **fields).encode()
+        return self.publish(self.frame(frames.T_STATUS, body), leaf=topics.STATUS, retain=True)
+
+    # -- waiting
+    def wait(self, predicate, timeout_s=10):
+        """Wait until predicate(self) is true under the lock; raise TimeoutError at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not predicate(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("term-%d: condition not met in %ss (acked %d, journal %d, down %d)" % (
+                        self.terminal_id, timeout_s, self.acked_upto, len(self.journal), len(self.down)))
+                self._cond.wait(left)
+
+    def wait_acked(self, seq, timeout_s=10):
+        """Wait until the hub acknowledged every record up to seq."""
+        self.wait(lambda t: t.acked_upto >= seq, timeout_s)
+
+    def downlinks(self, ftype):
+        """Return the verified downlink frames of one type received so far."""
+        with self._cond:
+            return [f for f in self.down if f.type == ftype]
