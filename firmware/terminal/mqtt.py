@@ -319,11 +319,10 @@ def _wait_ms(awaitable, timeout_ms):
     return asyncio.wait_for(awaitable, timeout_ms / 1000)
 
 
-def _sleep_ms(delay_ms):
-    sleep_ms = getattr(asyncio, "sleep_ms", None)
-    if sleep_ms is not None:
-        return sleep_ms(delay_ms)
-    return asyncio.sleep(delay_ms / 1000)
+def _pulse(event):
+    """Wake every task waiting on event now; later waiters wait for the next pulse."""
+    event.set()
+    event.clear()
 
 
 async def _read_exact(reader, size):
@@ -380,8 +379,8 @@ class MQTTClient:
         self._slot_sent_gen = [0] * inflight_max  # connection generation it was last sent on
         self._slot_seq = [0] * inflight_max  # publish order, for §4.6 ordered retransmission
         self._slot_acked = [False] * inflight_max
-        self._slot_event = [asyncio.Event() for _ in range(inflight_max)]
-        self._slot_freed = asyncio.Event()
+        self._acked = asyncio.Event()  # pulsed on every PUBACK
+        self._slot_freed = asyncio.Event()  # pulsed when a slot is freed
         self._subs = []  # [(topic, qos)], re-sent on every connect
         self._sub_lock = asyncio.Lock()
         self._sub_pid = 0
@@ -397,6 +396,7 @@ class MQTTClient:
         self._seq = 0
         self._pid = 0
         self._connected = False
+        self._resending = False
         self._closing = False
         self._last_rx_ms = 0
         self._last_tx_ms = 0
@@ -458,7 +458,10 @@ class MQTTClient:
 
     async def _serve(self):
         """Run one established connection until it fails; always raises MQTTError."""
+        if self._closing:
+            raise MQTTError("client closed")
         self._gen += 1
+        self._resending = True  # publishers leave their messages to _retransmit, in order
         self._connected = True
         self._link_down.clear()
         self._last_rx_ms = self._last_tx_ms = ticks_ms()
@@ -520,6 +523,8 @@ class MQTTClient:
             if ticks_diff(now, self._last_rx_ms) > keepalive_ms + keepalive_ms // 2:
                 self.stats["keepalive_timeouts"] += 1
                 raise MQTTError("keepalive: broker silent")
+            if self._write_lock.locked():
+                continue  # a write is under way (or stuck: then the silence check above ends it)
             if (ticks_diff(now, self._last_tx_ms) >= keepalive_ms // 2
                     or ticks_diff(now, self._last_rx_ms) >= keepalive_ms // 2):
                 self.stats["pings"] += 1
@@ -592,7 +597,7 @@ class MQTTClient:
             else:
                 self._slot_acked[slot] = True
                 self.stats["pub_acked"] += 1
-                self._slot_event[slot].set()
+                _pulse(self._acked)
         elif kind == SUBACK:
             if packet[1] == self._sub_pid:
                 self._sub_codes = packet[2]
@@ -620,8 +625,7 @@ class MQTTClient:
         self._slot_pid[slot] = 0
         self._slot_packet[slot] = None
         self._slot_acked[slot] = False
-        self._slot_event[slot].clear()
-        self._slot_freed.set()
+        _pulse(self._slot_freed)
 
     async def _send_slot(self, slot):
         """Send slot's PUBLISH on this connection; DUP if it went out before (§3.3.1.1)."""
@@ -642,6 +646,7 @@ class MQTTClient:
                         and (oldest < 0 or self._slot_seq[index] < self._slot_seq[oldest])):
                     oldest = index
             if oldest < 0:
+                self._resending = False  # no await since the last scan: nothing is left behind
                 return
             await self._send_slot(oldest)
 
@@ -684,7 +689,7 @@ class MQTTClient:
         self._seq += 1
         self._slot_seq[slot] = self._seq
         try:
-            if self._connected:
+            if self._connected and not self._resending:
                 try:
                     await self._send_slot(slot)
                 except MQTTError:
@@ -692,7 +697,7 @@ class MQTTClient:
             while not self._slot_acked[slot]:
                 if self._closing:
                     raise MQTTError("client closed")
-                await self._slot_event[slot].wait()
+                await self._acked.wait()
         finally:
             if self._slot_pid[slot] == pid:
                 self._free_slot(slot)
@@ -706,7 +711,6 @@ class MQTTClient:
                 self._slot_pid[slot] = -1  # reserved until the packet id is set
                 return slot
             self.stats["inflight_full_waits"] += 1
-            self._slot_freed.clear()
             await self._slot_freed.wait()
 
     async def _until_up(self):
@@ -771,6 +775,5 @@ class MQTTClient:
         self._stop.set()
         self._teardown()
         self._up.set()  # wake waiters so they see _closing
-        self._slot_freed.set()
-        for event in self._slot_event:
-            event.set()
+        _pulse(self._slot_freed)
+        _pulse(self._acked)
