@@ -367,6 +367,28 @@ def test_keepalive_pings_hold_a_quiet_link(broker):
 
 
 @pytest.mark.broker
+def test_failing_on_message_is_counted_and_the_message_still_acknowledged(broker):
+    async def scenario():
+        async with commanded_client(broker) as (client, received, hub):
+            record = client.on_message
+
+            def on_message(topic, payload, retained):
+                record(topic, payload, retained)
+                if payload == b"poison":
+                    raise ValueError("application bug")
+
+            client.on_message = on_message
+            hub.publish("pc/t1/cmd", b"poison")
+            hub.publish("pc/t1/cmd", b"next")
+            await until(lambda: len(received) == 2, what="both messages")
+        assert [payload for _, payload, _ in received] == [b"poison", b"next"]  # PUBACKed: no redelivery
+        assert client.stats["callback_errors"] == 1
+        assert client.stats["reconnects"] == 0
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.broker
 def test_oversize_incoming_message_resets_the_link(broker):
     async def scenario():
         async with commanded_client(broker, payload_max=1024) as (client, received, hub):
@@ -391,7 +413,8 @@ async def scripted_broker(reply):
         connections.append(await reader.read(1024))
         writer.write(reply)
         await writer.drain()
-        await reader.read(1024)  # hold the link until the client drops it
+        while await reader.read(1024):  # hold the link, answering nothing, until the client drops it
+            pass
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -401,17 +424,17 @@ async def scripted_broker(reply):
 @pytest.mark.parametrize("reply, stat", [
     (b"\x20\x02\x00\x00" + b"\x40\x03\x00\x01\x00", "malformed"),  # PUBACK of 3 bytes
     (b"\x20\x02\x00\x05", "connack_refused"),  # §3.2.2.3 not authorised
-], ids=["malformed_packet", "connack_refused"])
+    (b"\x20\x02\x00\x00", "keepalive_timeouts"),  # accepts, then never answers PINGREQ
+], ids=["malformed_packet", "connack_refused", "silent_broker"])
 def test_bad_broker_replies_take_the_reconnect_path(reply, stat):
     async def scenario():
         server, port, connections = await scripted_broker(reply)
-        client = make_client(port, retry_delay_ms_min=20, retry_delay_ms_max=40)
+        client = make_client(port, retry_delay_ms_min=20, retry_delay_ms_max=40, keepalive_s=1)
         task = asyncio.create_task(client.run())
-        await until(lambda: client.stats[stat] >= 3, what=stat)
+        await until(lambda: client.stats[stat] >= 1 and client.stats["reconnects"] >= 1, what=stat)
         client.close()
         await asyncio.wait_for(task, 5)
         server.close()
-        assert client.stats["reconnects"] >= 3
         assert isinstance(client.last_error, MQTTError)
         assert connections[0][:1] == b"\x10"  # each attempt opened with CONNECT
 
