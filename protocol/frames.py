@@ -9,6 +9,8 @@ import struct
 
 from protocol import crypto
 from protocol.errors import BadMac, Malformed, Unsupported
+from protocol.config import (ROLE_DESK, ROLE_GATE, ROLE_NAMES, ROLE_POS,  # noqa: F401 - re-exported
+                             ROLE_RIDE, Config)
 from protocol.record import RECORD_SIZE
 
 MAGIC = b"PK"
@@ -34,13 +36,6 @@ T_COMMAND = 0x24
 UPLINK_TYPES = (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH)
 DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND)
 
-# Roles (SPEC.md §6.1)
-ROLE_POS = 1
-ROLE_RIDE = 2
-ROLE_GATE = 3
-ROLE_DESK = 4
-ROLE_NAMES = {ROLE_POS: "pos", ROLE_RIDE: "ride", ROLE_GATE: "gate", ROLE_DESK: "desk"}
-
 # Commands (SPEC.md §5.9)
 CMD_AUTH_CONFIRM = 1
 CMD_AUTH_REJECT = 2
@@ -54,7 +49,6 @@ _SYNC_FMT = ">IH"
 _AUTH_FMT = ">I7sB"
 _ACK_FMT = ">IHH"
 _BL_FMT = ">IIBHHHH"
-_CONFIG_FMT = ">HBHIIIIIHH"
 _COMMAND_FMT = ">BI"
 
 
@@ -240,39 +234,6 @@ def parse_blacklist(body):
             if seq[i] <= seq[i - 1]:
                 raise Malformed("blacklist numbers not ascending")
     return from_v, to_v, mode, chunk, chunks, adds, removes
-
-
-class Config:
-    """T_CONFIG body: what this terminal is and the park's offline rules."""
-
-    def __init__(self, version=0, role=ROLE_POS, merchant_id=0, fixed_price_cents=0, tx_cap_cents=5000,
-                 daily_cap_cents=20000, max_offline_s=86400, blacklist_max_age_s=86400, category=0, park_id=0):
-        self.version = version
-        self.role = role
-        self.merchant_id = merchant_id
-        self.fixed_price_cents = fixed_price_cents
-        self.tx_cap_cents = tx_cap_cents
-        self.daily_cap_cents = daily_cap_cents
-        self.max_offline_s = max_offline_s
-        self.blacklist_max_age_s = blacklist_max_age_s
-        self.category = category
-        self.park_id = park_id
-
-    def encode(self):
-        """Return the body bytes."""
-        return struct.pack(_CONFIG_FMT, self.version, self.role, self.merchant_id, self.fixed_price_cents,
-                           self.tx_cap_cents, self.daily_cap_cents, self.max_offline_s,
-                           self.blacklist_max_age_s, self.category, self.park_id)
-
-    @classmethod
-    def decode(cls, body):
-        """Parse a T_CONFIG body."""
-        if len(body) != struct.calcsize(_CONFIG_FMT):
-            raise Malformed("config length")
-        cfg = cls(*struct.unpack(_CONFIG_FMT, body))
-        if cfg.role not in ROLE_NAMES or cfg.category > 15:
-            raise Malformed("config role or category")
-        return cfg
 
 
 def command_body(command, argument=0):

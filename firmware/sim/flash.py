@@ -9,7 +9,8 @@ port runs with the ESP32's 100 KB). It works the same from CPython.
 
 _IOCTL_INIT, _IOCTL_DEINIT, _IOCTL_SYNC = 1, 2, 3
 _IOCTL_BLOCK_COUNT, _IOCTL_BLOCK_SIZE, _IOCTL_BLOCK_ERASE = 4, 5, 6
-_ERASED = 0xFF  # NOR flash reads all ones after an erase
+_ERASED = 0xFF
+_BLANK_CHUNK = 256  # block sizes are powers of two: a multiple of it, or smaller  # NOR flash reads all ones after an erase
 
 
 class PowerCut(Exception):
@@ -24,12 +25,15 @@ class FileBlockDevice:
         self._cut_in = -1  # bytes left before the power dies; -1: never
         self._dead = False
         self._quiet = False  # while dead: drop writes instead of raising
-        self._blank = bytearray(block_size)
-        for i in range(block_size):
+        # Erased flash, written in small pieces: a block-sized buffer would
+        # cost the MicroPython heap a large contiguous allocation.
+        chunk = min(_BLANK_CHUNK, block_size)
+        self._blank = bytearray(chunk)
+        for i in range(chunk):
             self._blank[i] = _ERASED
         if create:
             with open(path, "wb") as f:
-                for _ in range(block_count):
+                for _ in range(block_count * block_size // chunk):
                     f.write(self._blank)
         self._f = open(path, "r+b")
 
@@ -91,7 +95,8 @@ class FileBlockDevice:
             if self._dead:
                 return self._off()
             self._f.seek(arg * self.block_size)
-            self._f.write(self._blank)
+            for _ in range(self.block_size // len(self._blank)):
+                self._f.write(self._blank)
             return 0
         if op == _IOCTL_SYNC or op == _IOCTL_DEINIT:  # no tuple: finalisers run with the heap locked
             self._f.flush()

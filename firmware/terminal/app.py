@@ -2,7 +2,7 @@
 
 import asyncio
 
-from protocol.frames import ROLE_NAMES, ROLE_POS, ROLE_RIDE
+from protocol.config import ROLE_NAMES, ROLE_POS, ROLE_RIDE
 from terminal import wallet as w
 
 POLL_MS = 50

@@ -47,6 +47,9 @@ from binascii import crc32
 from . import atomic
 
 PENDING, COMMITTED, VOIDED, UNCERTAIN = 0, 1, 2, 3
+# Final, but not settled by the card: the terminal gave up waiting for the card
+# to come back and hands the decision to the hub (protocol/SPEC.md §4.3).
+UNRESOLVED = 4
 
 _APPEND = 0x41
 _MARK = 0x4D
@@ -132,7 +135,7 @@ class _Reader:
         lo = self._lo
         if crc32(self._mv[lo : lo + n - 4]) != struct.unpack_from(">I", self._buf, lo + n - 4)[0]:
             return False
-        return self._buf[lo] == _APPEND or COMMITTED <= self._buf[lo + 1] <= UNCERTAIN
+        return self._buf[lo] == _APPEND or COMMITTED <= self._buf[lo + 1] <= UNRESOLVED
 
     def record(self):
         start = self._lo + _APPEND_HEAD
@@ -365,8 +368,8 @@ class Journal:
         self._depth += 1
 
     def mark(self, seq, status):
-        """Durably change a record's status to COMMITTED, VOIDED or UNCERTAIN."""
-        if status not in (COMMITTED, VOIDED, UNCERTAIN):
+        """Durably change a record's status to COMMITTED, VOIDED, UNCERTAIN or UNRESOLVED."""
+        if status not in (COMMITTED, VOIDED, UNCERTAIN, UNRESOLVED):
             raise ValueError("status %r" % (status,))
         entry = self._open.get(seq)
         if entry is None:

@@ -9,12 +9,18 @@ from binascii import hexlify, unhexlify
 
 from protocol import frames, topics
 from protocol.errors import ProtocolError
+from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
 from terminal import blacklist as bl
+from terminal import journal as jr
 
 UPLOAD_BATCH_MAX = 32            # records per upload frame (64 allowed by SPEC.md §5.3)
 ACK_TIMEOUT_MS = 5000
 STATUS_INTERVAL_S = 30
 FIRMWARE_VERSION = b"0.1.0"
+# A record whose card never came back is handed to the hub after this long, so
+# it cannot hold up the upload queue behind it (the hub's ack is cumulative).
+UNCERTAIN_GIVE_UP_S = 900
+_UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
 
 
 def _sleep_ms(ms):
@@ -102,12 +108,13 @@ class Sync:
                 self.wallet.online = False
                 await _sleep_ms(200)
                 continue
+            self.give_up_uncertain()
             batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
             if not batch:
                 self._work.clear()
                 await _wait_event(self._work, STATUS_INTERVAL_S * 1000)
                 continue
-            body = frames.upload_body([(status, record) for _seq, status, record in batch])
+            body = frames.upload_body([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
             self._acked.clear()
             try:
                 await self.client.publish(self.up_topic, self._frame(frames.T_UPLOAD, body), 1, False,
@@ -117,6 +124,13 @@ class Sync:
                 continue
             # The hub's application-level ack, not PUBACK, makes records deletable (SPEC.md §5.4).
             await _wait_event(self._acked, ACK_TIMEOUT_MS)
+
+    def give_up_uncertain(self):
+        """Hand uncertain records older than UNCERTAIN_GIVE_UP_S to the hub to settle by card counter."""
+        now = self.board.clock()
+        for seq, raw in list(self.journal.uncertain()):
+            if now - Record.decode(raw).time_s >= UNCERTAIN_GIVE_UP_S:
+                self.journal.mark(seq, jr.UNRESOLVED)
 
     async def status_loop(self):
         """Refresh the retained status now and then."""

@@ -59,7 +59,13 @@ class Broker:
             "log_type warning",
             "max_inflight_messages 100",
             "max_queued_messages 100000",
+            # Small QoS 1 frames and their PUBACKs: Nagle would hold them back.
+            "set_tcp_nodelay true",
         ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # Started as root, mosquitto drops to its own user and could no longer
+            # write its persistence file in our working directory.
+            lines.append("user root")
         if not self.extra_config:
             lines.append("allow_anonymous true")
         else:

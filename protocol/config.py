@@ -1,0 +1,49 @@
+"""Terminal configuration from the hub (SPEC.md §5.3, type 0x22): small on purpose,
+since the tap path imports it without the rest of the frame codec."""
+
+import struct
+
+from protocol.errors import Malformed
+
+# Roles (DESIGN.md, terminals and roles)
+ROLE_POS = 1
+ROLE_RIDE = 2
+ROLE_GATE = 3
+ROLE_DESK = 4
+ROLE_NAMES = {ROLE_POS: "pos", ROLE_RIDE: "ride", ROLE_GATE: "gate", ROLE_DESK: "desk"}
+
+_CONFIG_FMT = ">HBHIIIIIHH"
+_CONFIG_SIZE = 29
+
+
+class Config:
+    """T_CONFIG body: what this terminal is and the park's offline rules."""
+
+    def __init__(self, version=0, role=ROLE_POS, merchant_id=0, fixed_price_cents=0, tx_cap_cents=5000,
+                 daily_cap_cents=20000, max_offline_s=86400, blacklist_max_age_s=86400, category=0, park_id=0):
+        self.version = version
+        self.role = role
+        self.merchant_id = merchant_id
+        self.fixed_price_cents = fixed_price_cents
+        self.tx_cap_cents = tx_cap_cents
+        self.daily_cap_cents = daily_cap_cents
+        self.max_offline_s = max_offline_s
+        self.blacklist_max_age_s = blacklist_max_age_s
+        self.category = category
+        self.park_id = park_id
+
+    def encode(self):
+        """Return the body bytes."""
+        return struct.pack(_CONFIG_FMT, self.version, self.role, self.merchant_id, self.fixed_price_cents,
+                           self.tx_cap_cents, self.daily_cap_cents, self.max_offline_s,
+                           self.blacklist_max_age_s, self.category, self.park_id)
+
+    @classmethod
+    def decode(cls, body):
+        """Parse a T_CONFIG body."""
+        if len(body) != _CONFIG_SIZE:
+            raise Malformed("config length")
+        cfg = cls(*struct.unpack(_CONFIG_FMT, body))
+        if cfg.role not in ROLE_NAMES or cfg.category > 15:
+            raise Malformed("config role or category")
+        return cfg
