@@ -1,0 +1,430 @@
+"""The terminal's tap flow (terminal/app.py) on SimBoard: scripted keypad, the real RC522 driver
+on the virtual chip, a real journal and blacklist, and the recorded screen and buzzer.
+
+The coroutines are driven directly: keys are fed and cards placed before a step, and
+where the flow must be caught while it waits (for a card, for the card to leave) the
+test takes event-loop turns with ``asyncio.sleep(0)`` against a bounded count of turns,
+never against the clock.
+"""
+
+import asyncio
+
+import pytest
+
+from protocol import card
+from protocol.config import ROLE_GATE, ROLE_POS, ROLE_RIDE, Config
+from protocol.record import RECORD_SIZE, record_mac_for
+from sim.board import SimBoard
+from sim.cards import card_balance, issued_card
+from terminal import app as terminal_app
+from terminal import journal as jr
+from terminal import ui
+from terminal.app import TerminalApp
+from terminal.blacklist import Blacklist
+from terminal.journal import Journal
+from terminal.wallet import Wallet
+
+PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+TERMINAL_KEY = b"K" * 32
+NOW = 1795600000
+TODAY = card.day_of(NOW)
+CARD_NO = 500
+TURNS_MAX = 500
+IDLE_POS = ("ParkCard pos", "Ready")
+
+
+@pytest.fixture(autouse=True)
+def fast_loops(monkeypatch):
+    """Polls and result screens take no time: every sleep is one event-loop turn."""
+    monkeypatch.setattr(terminal_app, "POLL_MS", 0)
+    monkeypatch.setattr(terminal_app, "RESULT_MS", 0)
+
+
+class Terminal:
+    """One terminal assembled as terminal/runtime.py does, on a SimBoard."""
+
+    def __init__(self, tmp_path, role=ROLE_POS, price_cents=0, authorised=True, configured=True, **cfg):
+        self.board = SimBoard(str(tmp_path / "board"))
+        self.field = self.board.field
+        self.display = self.board.display()
+        self.keypad = self.board.keypad()
+        self.buzzer = self.board.buzzer()
+        data = self.board.data_dir()
+        self.journal = Journal(data + "/journal", RECORD_SIZE, 4096, 8)
+        self.blacklist = Blacklist(data + "/blacklist")
+        self.wallet = Wallet(self.board.reader(), self.journal, self.blacklist, 12, record_mac_for(TERMINAL_KEY),
+                             lambda: NOW)
+        if authorised:
+            self.wallet.park_keys = PARK
+        if configured:
+            self.wallet.config = Config(version=3, role=role, fixed_price_cents=price_cents, category=1, **cfg)
+        self.wallet.last_hub_contact_s = NOW
+        self.wallet.blacklist_updated_s = NOW
+        self.app = TerminalApp(self.wallet, ui.UI(self.display, self.buzzer), self.keypad)
+
+    def tap(self, virtual):
+        """A card comes into the field (a fresh tap; any other card leaves)."""
+        for other in list(self.field.cards):
+            self.field.remove(other)
+        self.field.add(virtual)
+        return virtual
+
+    def lift(self, virtual):
+        """The card leaves the field."""
+        self.field.remove(virtual)
+
+
+def new_card(balance_cents=10000, card_no=CARD_NO, uid=bytes.fromhex("04a1b2c3d4e5f6"), **info):
+    fields = dict(tier=0, flags=0, expiry_day=TODAY + 30, perms=0xFFFF, issue_day=TODAY, deposit_cents=0)
+    fields.update(info)
+    return issued_card(PARK, uid, card.CardInfo(card_no, **fields), balance_cents, NOW - 86400)
+
+
+def balance_of(virtual):
+    return card_balance(PARK, virtual).balance_cents
+
+
+def blocks_of(virtual):
+    return [bytes(b) for b in virtual.blocks]
+
+
+async def until(condition, turns_max=TURNS_MAX):
+    """Give the other tasks event-loop turns until condition() holds; fail after turns_max turns."""
+    for _ in range(turns_max):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held within %d turns" % turns_max)
+
+
+async def turns(n):
+    """Give the other tasks n event-loop turns (n polls of a waiting loop)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def stop(task):
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+# -- pos: keyed amount, then a tap -------------------------------------------------------------
+
+
+def test_pos_sale_approved_shows_amount_balance_and_beeps(tmp_path):
+    t = Terminal(tmp_path)
+    vc = t.tap(new_card(10000))
+    t.keypad.feed("1250#")
+    result = asyncio.run(t.app.sale_once())
+    assert result.ok and result.amount_cents == 1250 and result.balance_cents == 8750
+    assert t.display.history == [
+        IDLE_POS,
+        ("Amount", "0.00"), ("Amount", "0.01"), ("Amount", "0.12"), ("Amount", "1.25"), ("Amount", "12.50"),
+        ("Pay 12.50", "Tap card"),
+        ("APPROVED 12.50", "Balance 87.50"),
+    ]
+    assert t.buzzer.played == [ui.BEEP_APPROVED]
+    assert balance_of(vc) == 8750
+    assert t.journal.status(result.seq) == jr.COMMITTED
+    assert t.app.taps == 1
+
+
+def test_pos_waits_for_the_card_then_charges_it(tmp_path):
+    t = Terminal(tmp_path)
+    vc = new_card(10000)
+    t.keypad.feed("500#")
+
+    async def scenario():
+        sale = asyncio.create_task(t.app.sale_once())
+        await until(lambda: t.display.lines == ("Pay 5.00", "Tap card"))
+        await turns(20)  # twenty polls with an empty field
+        assert not sale.done() and t.buzzer.played == []
+        t.tap(vc)
+        return await sale
+
+    result = asyncio.run(scenario())
+    assert result.ok and t.display.lines == ("APPROVED 5.00", "Balance 95.00")
+    assert balance_of(vc) == 9500
+
+
+@pytest.mark.parametrize("card_setup,blacklisted,text", [
+    (dict(balance_cents=1000), False, "Low balance"),
+    (dict(expiry_day=TODAY - 1), False, "Card expired"),
+    (dict(), True, "Card blocked"),
+    (dict(perms=0b1), False, "Not valid here"),   # this terminal's category is 1
+])
+def test_pos_refusal_shows_the_reason_and_takes_nothing(tmp_path, card_setup, blacklisted, text):
+    t = Terminal(tmp_path)
+    if blacklisted:
+        t.blacklist.apply_delta(0, 1, [CARD_NO], [])
+    vc = t.tap(new_card(**card_setup))
+    before = balance_of(vc)
+    t.keypad.feed("1250#")
+    result = asyncio.run(t.app.sale_once())
+    assert not result.ok
+    assert t.display.lines == ("REFUSED", text)
+    assert t.buzzer.played == [ui.BEEP_REFUSED]
+    assert balance_of(vc) == before
+    assert t.app.taps == 1
+
+
+def test_pos_blocked_card_is_locked_when_tapped(tmp_path):
+    t = Terminal(tmp_path)
+    t.blacklist.apply_delta(0, 1, [CARD_NO], [])
+    vc = t.tap(new_card())
+    t.keypad.feed("100#")
+    asyncio.run(t.app.sale_once())
+    slot = card_balance(PARK, vc)
+    assert slot.locked and slot.balance_cents == 10000
+
+
+def test_pos_over_the_transaction_cap_is_refused(tmp_path):
+    t = Terminal(tmp_path, tx_cap_cents=1000)
+    vc = t.tap(new_card())
+    t.keypad.feed("1001#")
+    asyncio.run(t.app.sale_once())
+    assert t.display.lines == ("REFUSED", "Over limit")
+    assert balance_of(vc) == 10000
+
+
+def test_clear_on_an_empty_amount_cancels_the_sale(tmp_path):
+    t = Terminal(tmp_path)
+    vc = t.tap(new_card())
+    before = blocks_of(vc)
+    t.keypad.feed("*")
+    assert asyncio.run(t.app.sale_once()) is None
+    assert t.display.history == [IDLE_POS, ("Amount", "0.00")]
+    assert blocks_of(vc) == before and t.journal.last_seq() == 0 and t.buzzer.played == []
+
+
+def test_clear_on_an_amount_resets_it_and_a_second_clear_cancels(tmp_path):
+    t = Terminal(tmp_path)
+    vc = t.tap(new_card())
+    t.keypad.feed("12*3#")
+    result = asyncio.run(t.app.sale_once())
+    assert result.ok and result.amount_cents == 3
+    assert ("Amount", "0.12") in t.display.history
+    assert t.display.history[-4:] == [("Amount", "0.00"), ("Amount", "0.03"), ("Pay 0.03", "Tap card"),
+                                      ("APPROVED 0.03", "Balance 99.97")]
+    t.keypad.feed("45**")
+    assert asyncio.run(t.app.sale_once()) is None
+    assert t.display.lines == ("Amount", "0.00")
+    assert balance_of(vc) == 9997
+
+
+@pytest.mark.parametrize("keys,cents", [
+    ("#0#5#", 5),       # enter on an empty amount is ignored
+    ("12A5#", 125),     # the balance key only works on an empty amount
+    ("12BCD5#", 125),   # keys without a meaning here are ignored
+])
+def test_keys_without_effect_during_amount_entry(tmp_path, keys, cents):
+    t = Terminal(tmp_path)
+    t.tap(new_card())
+    t.keypad.feed(keys)
+    result = asyncio.run(t.app.sale_once())
+    assert result.ok and result.amount_cents == cents
+    assert ("Balance", "Tap card") not in t.display.history
+
+
+def test_cancel_while_waiting_for_the_card(tmp_path):
+    t = Terminal(tmp_path)
+    vc = new_card()
+    t.keypad.feed("1250#")
+
+    async def scenario():
+        sale = asyncio.create_task(t.app.sale_once())
+        await until(lambda: t.display.lines == ("Pay 12.50", "Tap card"))
+        await turns(5)
+        t.keypad.feed("*")
+        cancelled = await sale
+        t.tap(vc)  # the card arrives after the cancel: nobody is charging it
+        await turns(5)
+        return cancelled
+
+    assert asyncio.run(scenario()) is None
+    assert t.display.lines == ("Cancelled", "")
+    assert balance_of(vc) == 10000 and t.journal.last_seq() == 0 and t.buzzer.played == []
+
+
+def test_waiting_for_the_card_times_out_as_cancelled(tmp_path, monkeypatch):
+    monkeypatch.setattr(terminal_app, "POLL_MS", 1)
+    monkeypatch.setattr(terminal_app, "CARD_WAIT_MS", 3)
+    t = Terminal(tmp_path)
+    t.keypad.feed("100#")
+    assert asyncio.run(t.app.sale_once()) is None
+    assert t.display.lines == ("Cancelled", "")
+
+
+def test_amount_digits_are_capped(tmp_path):
+    t = Terminal(tmp_path, tx_cap_cents=0, daily_cap_cents=0)
+    vc = t.tap(new_card(5000000))
+    digits_max = terminal_app.AMOUNT_DIGITS_MAX
+    t.keypad.feed("123456789"[:digits_max + 2] + "#")
+    result = asyncio.run(t.app.sale_once())
+    assert digits_max == 7
+    assert result.ok and result.amount_cents == 1234567
+    assert ("Amount", "12345.67") in t.display.history
+    assert ("Amount", "123456.78") not in t.display.history
+    assert t.display.lines == ("APPROVED 12345.67", "Balance 37654.33")
+    assert balance_of(vc) == 5000000 - 1234567
+
+
+# -- tap to see the balance --------------------------------------------------------------------
+
+
+async def check_balance(t, shown):
+    """'A' on an empty amount, the card's answer shown, back to amount entry, then '*' ends the sale."""
+    t.keypad.feed("A")
+    sale = asyncio.create_task(t.app.sale_once())
+    await until(lambda: shown in t.display.history)
+    await until(lambda: t.display.lines == ("Amount", "0.00"))
+    t.keypad.feed("*")
+    return await sale
+
+
+def test_balance_check_with_A_shows_the_card_and_writes_nothing(tmp_path):
+    t = Terminal(tmp_path)
+    vc = t.tap(new_card(4321))
+    before = blocks_of(vc)
+    assert asyncio.run(check_balance(t, ("Card %d" % CARD_NO, "Balance 43.21"))) is None
+    i = t.display.history.index(("Balance", "Tap card"))
+    assert t.display.history[i:i + 2] == [("Balance", "Tap card"), ("Card %d" % CARD_NO, "Balance 43.21")]
+    assert t.buzzer.played == [ui.BEEP_APPROVED]
+    assert blocks_of(vc) == before and t.journal.last_seq() == 0
+
+
+def test_balance_check_then_pay_needs_the_card_to_come_back(tmp_path):
+    t = Terminal(tmp_path)
+    vc = t.tap(new_card(4321))
+    t.keypad.feed("A")
+
+    async def scenario():
+        sale = asyncio.create_task(t.app.sale_once())
+        await until(lambda: t.display.lines == ("Amount", "0.00") and t.buzzer.played)
+        t.keypad.feed("321#")
+        await until(lambda: t.display.lines == ("Pay 3.21", "Tap card"))
+        await turns(20)  # the card still lies on the reader, halted after the balance check
+        assert not sale.done() and balance_of(vc) == 4321
+        t.lift(vc)
+        t.tap(vc)
+        return await sale
+
+    result = asyncio.run(scenario())
+    assert result.ok and t.display.lines == ("APPROVED 3.21", "Balance 40.00")
+    assert balance_of(vc) == 4000
+
+
+def test_balance_check_of_a_tampered_card_shows_the_refusal(tmp_path):
+    t = Terminal(tmp_path)
+    vc = new_card()
+    vc.blocks[5][3] ^= 0x01  # the only valid slot is broken
+    t.tap(vc)
+    assert asyncio.run(check_balance(t, ("REFUSED", "Card invalid"))) is None
+    assert t.buzzer.played == [ui.BEEP_REFUSED]
+
+
+# -- ride: fixed price, one tap one ride ------------------------------------------------------
+
+
+def test_ride_debits_the_fixed_price_and_a_held_card_is_charged_once(tmp_path):
+    t = Terminal(tmp_path, role=ROLE_RIDE, price_cents=300)
+    vc = t.tap(new_card(10000))
+
+    async def scenario():
+        first = await t.app.ride_once(300)
+        assert first.ok and t.display.lines == ("APPROVED 3.00", "Balance 97.00")
+        second = asyncio.create_task(t.app.ride_once(300))
+        await turns(50)  # fifty polls with the card still on the reader
+        assert not second.done()
+        assert balance_of(vc) == 9700 and t.display.lines == ("ParkCard ride", "Price 3.00")
+        t.lift(vc)
+        await turns(5)
+        t.tap(vc)  # the next ride: the card left and came back
+        return await second
+
+    second = asyncio.run(scenario())
+    assert second.ok and t.display.lines == ("APPROVED 3.00", "Balance 94.00")
+    assert balance_of(vc) == 9400
+    assert t.buzzer.played == [ui.BEEP_APPROVED, ui.BEEP_APPROVED]
+    assert t.journal.last_seq() == 2 and t.app.taps == 2
+
+
+def test_ride_role_under_run_serves_taps_until_cancelled(tmp_path):
+    t = Terminal(tmp_path, role=ROLE_RIDE, price_cents=250)
+    vc = t.tap(new_card(1000))
+
+    async def scenario():
+        loop = asyncio.create_task(t.app.run())
+        await until(lambda: t.app.taps == 1)
+        await turns(50)
+        assert t.app.taps == 1  # held on the reader: one ride
+        for taps in (2, 3, 4, 5):
+            t.lift(vc)
+            t.tap(vc)
+            await until(lambda: t.app.taps == taps)
+        await stop(loop)
+
+    asyncio.run(scenario())
+    # four rides of 2.50 from 10.00, then the fifth is refused for the balance
+    assert balance_of(vc) == 0
+    assert t.display.lines == ("REFUSED", "Low balance")
+    assert t.buzzer.played == [ui.BEEP_APPROVED] * 4 + [ui.BEEP_REFUSED]
+
+
+def test_ride_refusal_is_not_repeated_while_the_card_is_held(tmp_path):
+    t = Terminal(tmp_path, role=ROLE_RIDE, price_cents=300)
+    t.tap(new_card(100))
+
+    async def scenario():
+        loop = asyncio.create_task(t.app.run())
+        await until(lambda: t.app.taps == 1)
+        await turns(50)
+        await stop(loop)
+
+    asyncio.run(scenario())
+    assert t.app.taps == 1 and t.buzzer.played == [ui.BEEP_REFUSED]
+
+
+# -- not authorised, other roles ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("authorised,configured", [(False, True), (True, False), (False, False)])
+def test_terminal_without_keys_or_config_shows_not_authorised(tmp_path, authorised, configured):
+    t = Terminal(tmp_path, authorised=authorised, configured=configured)
+    vc = t.tap(new_card())
+    t.keypad.feed("100#")
+
+    async def scenario():
+        loop = asyncio.create_task(t.app.run())
+        await until(lambda: t.display.lines == ("Not authorised", "Tap admin card"))
+        await turns(20)
+        await stop(loop)
+
+    asyncio.run(scenario())
+    assert t.display.lines == ("Not authorised", "Tap admin card")
+    assert t.keypad.pending == list("100#")  # no amount entry was offered
+    assert balance_of(vc) == 10000 and t.journal.last_seq() == 0 and t.app.taps == 0
+
+
+def test_sale_refused_when_the_keys_are_withdrawn_mid_flow(tmp_path):
+    t = Terminal(tmp_path)
+    vc = t.tap(new_card())
+    t.wallet.park_keys = None  # a hub CMD_DEAUTHORISE between the loop's check and the tap
+    t.keypad.feed("100#")
+    result = asyncio.run(t.app.sale_once())
+    assert not result.ok and t.display.lines == ("REFUSED", "Not authorised")
+    assert balance_of(vc) == 10000
+
+
+def test_a_role_the_terminal_does_not_serve_says_so(tmp_path):
+    t = Terminal(tmp_path, role=ROLE_GATE)
+    vc = t.tap(new_card())
+
+    async def scenario():
+        loop = asyncio.create_task(t.app.run())
+        await until(lambda: t.display.lines == ("Role gate", "not served here"))
+        await stop(loop)
+
+    asyncio.run(scenario())
+    assert balance_of(vc) == 10000
