@@ -428,3 +428,45 @@ def test_a_role_the_terminal_does_not_serve_says_so(tmp_path):
 
     asyncio.run(scenario())
     assert balance_of(vc) == 10000
+
+
+# -- a write whose outcome is unknown (SPEC.md §3.5) ----------------------------------------------
+
+
+@pytest.mark.parametrize("keep,charged", [(16, True), (0, False)])
+def test_ride_retap_after_an_uncertain_write_charges_one_ride(tmp_path, keep, charged):
+    t = Terminal(tmp_path, role=ROLE_RIDE, price_cents=300)
+    vc = t.tap(new_card(10000))
+    t.field.tear_next_write(keep)  # the card leaves during the write: landed (16) or not (0)
+
+    async def scenario():
+        ride = asyncio.create_task(t.app.ride_once(300))
+        await until(lambda: t.display.lines == ("REFUSED", "Tap card again"))
+        assert balance_of(vc) == (9700 if charged else 10000)
+        t.tap(vc)
+        return await ride
+
+    result = asyncio.run(scenario())
+    assert result.ok and t.display.lines == ("APPROVED 3.00", "Balance 97.00")
+    assert balance_of(vc) == 9700
+    assert [t.journal.status(s) for s in range(1, t.journal.last_seq() + 1)] == (
+        [jr.COMMITTED] if charged else [jr.VOIDED, jr.COMMITTED])
+
+
+@pytest.mark.parametrize("keep,charged", [(16, True), (0, False)])
+def test_pos_retap_after_an_uncertain_write_completes_the_same_sale(tmp_path, keep, charged):
+    t = Terminal(tmp_path)
+    vc = t.tap(new_card(10000))
+    t.field.tear_next_write(keep)
+    t.keypad.feed("1250#")
+
+    async def scenario():
+        sale = asyncio.create_task(t.app.sale_once())
+        await until(lambda: t.display.lines == ("REFUSED", "Tap card again"))
+        t.tap(vc)
+        return await sale
+
+    result = asyncio.run(scenario())
+    assert result.ok and t.display.lines == ("APPROVED 12.50", "Balance 87.50")
+    assert balance_of(vc) == 8750
+    assert t.buzzer.played == [ui.BEEP_REFUSED, ui.BEEP_APPROVED]

@@ -83,6 +83,11 @@ class TerminalApp:
             return None
         self.ui.wait_card(cents)
         result = await self._wait_for(lambda: self.wallet.debit(cents))
+        while result is not None and result.reason == w.UNCERTAIN:
+            # "Tap card again": the re-tap settles this sale, it does not start a new one (SPEC.md §3.5).
+            self.ui.result(result)
+            seq = result.seq
+            result = await self._wait_for(lambda: self.wallet.debit(cents, retry_seq=seq))
         if result is None:
             self.ui.message("Cancelled")
             return None
@@ -91,9 +96,14 @@ class TerminalApp:
     async def ride_once(self, price_cents):
         """One rider at a fixed-price ride: wait for a card and debit the price."""
         self.ui.idle("ride", price_cents)
+        retry_seq = 0
         while True:
-            result = self.wallet.debit(price_cents)
-            if result.reason != w.NO_CARD:
+            result = self.wallet.debit(price_cents, retry_seq=retry_seq)
+            if result.reason == w.UNCERTAIN:
+                # "Tap card again" settles this ride, it does not charge a second one (SPEC.md §3.5).
+                self.ui.result(result)
+                retry_seq = result.seq
+            elif result.reason != w.NO_CARD:
                 return await self._show(result)
             await _sleep_ms(POLL_MS)
 

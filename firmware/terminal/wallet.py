@@ -116,8 +116,12 @@ class Wallet:
 
     # -- debit ---------------------------------------------------------------
 
-    def debit(self, amount_cents, item=0, discount_cents=0):
-        """Take amount_cents off the tapped card; returns a Result, never raises for card trouble."""
+    def debit(self, amount_cents, item=0, discount_cents=0, retry_seq=0):
+        """Take amount_cents off the tapped card; returns a Result, never raises for card trouble.
+
+        retry_seq: the record of this same sale whose write was uncertain; when this tap
+        shows that write landed, the sale is approved without charging again.
+        """
         if self.park_keys is None or self.config is None:
             return Result(False, NOT_READY)
         if amount_cents <= 0 or amount_cents > card.BALANCE_MAX_CENTS:
@@ -133,7 +137,10 @@ class Wallet:
             return Result(False, READ_FAILED)
         if cr is None:
             return Result(False, NO_CARD)
-        self._resolve_uncertain(cr)
+        if self._resolve_uncertain(cr, retry_seq):
+            # SPEC.md §3.5: the uncertain write of this sale is on the card; do not charge twice.
+            self._finish()
+            return Result(True, None, cr.info.card_no, cr.slot.balance_cents, amount_cents, retry_seq, cr.info)
         now = self.clock()
         reason = self._refusal(cr, amount_cents, now)
         if reason == BLACKLISTED and not cr.slot.locked:
@@ -219,8 +226,11 @@ class Wallet:
 
     # -- uncertain records -----------------------------------------------------
 
-    def _resolve_uncertain(self, cr):
-        """Settle this card's uncertain records by the slots on the card (SPEC.md §3.5)."""
+    def _resolve_uncertain(self, cr, landed_seq=0):
+        """Settle this card's uncertain records by the slots on the card (SPEC.md §3.5).
+
+        True when record landed_seq was among them and settled committed."""
+        landed = False
         for seq, raw in list(self.journal.uncertain()):
             rec = Record.decode(raw)
             if rec.card_no != cr.info.card_no or rec.uid != cr.uid:
@@ -228,6 +238,8 @@ class Wallet:
             outcome = settle(rec, cr.slots, cr.slot)
             if outcome is not None:
                 self.journal.mark(seq, outcome)
+                landed = landed or (seq == landed_seq and outcome == jr.COMMITTED)
+        return landed
 
     def _finish(self):
         """Release the card: HLTA, then crypto off; a card already gone is fine."""
