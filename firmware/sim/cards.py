@@ -4,13 +4,18 @@ from protocol import card
 from sim.mifare import MifareClassic1K
 
 
-def issued_card(park_keys, uid, info, balance_cents, time_s, terminal_id=0):
-    """Return a virtual card personalised as the desk would issue it (SPEC.md §3)."""
+def card_from_blocks(uid, blocks):
+    """Return a blank virtual card with the given {block: 16 bytes} written."""
     virtual = MifareClassic1K(uid)
-    keys = card.CardKeys(park_keys, uid)
-    for block, data in card.issue_blocks(keys, info, balance_cents, time_s, terminal_id).items():
+    for block, data in blocks.items():
         virtual.blocks[block][:] = data
     return virtual
+
+
+def issued_card(park_keys, uid, info, balance_cents, time_s, terminal_id=0):
+    """Return a virtual card personalised as the desk would issue it (SPEC.md §3)."""
+    keys = card.CardKeys(park_keys, uid)
+    return card_from_blocks(uid, card.issue_blocks(keys, info, balance_cents, time_s, terminal_id))
 
 
 def card_balance(park_keys, virtual):

@@ -18,6 +18,7 @@ SETTINGS_FILE = "/terminal.json"
 WATCHDOG_TIMEOUT_MS = 30000
 WATCHDOG_FEED_MS = 1000
 KEEPALIVE_S = 30
+RETRY_DELAY_MS_MAX = 30000
 
 
 class SettingsError(Exception):
@@ -65,6 +66,7 @@ class Terminal:
                                  username=settings.get("username", name),
                                  password=password.decode() if password else None,
                                  keepalive_s=settings.get("keepalive_s", KEEPALIVE_S), ssl=settings.get("ssl"),
+                                 retry_delay_ms_max=settings.get("retry_delay_ms_max", RETRY_DELAY_MS_MAX),
                                  will_topic=topics.topic(self.terminal_id, topics.STATUS),
                                  will_payload=self.sync.status_frame(0), will_retain=True)
         self.sync.attach(self.client)

@@ -93,8 +93,7 @@ class Sync:
         self.wallet.online = True
         await self.client.subscribe(self.down_topic, 1)
         await self.client.publish(self.status_topic, self.status_frame(1), 1, True)
-        await self.client.publish(self.up_topic, self._frame(
-            frames.T_SYNC, frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)), 1)
+        await self.client.publish(self.up_topic, self._sync_frame(), 1)
         self._work.set()
 
     def poke(self):
@@ -133,12 +132,14 @@ class Sync:
                 self.journal.mark(seq, jr.UNRESOLVED)
 
     async def status_loop(self):
-        """Refresh the retained status now and then."""
+        """Refresh the retained status now and then, and ask the hub whether anything changed."""
         while True:
             await _sleep_ms(STATUS_INTERVAL_S * 1000)
             if self.client.connected:
                 try:
                     await self.client.publish(self.status_topic, self.status_frame(1), 1, True, ACK_TIMEOUT_MS)
+                    # The answer also confirms the blacklist is current (offline rules, SPEC.md §3.6).
+                    await self.client.publish(self.up_topic, self._sync_frame(), 1, False, ACK_TIMEOUT_MS)
                 except Exception:  # noqa: BLE001 - next round
                     pass
 
@@ -210,6 +211,9 @@ class Sync:
         self.state.save()
         return None
 
-    def _ask_sync(self):
+    def _sync_frame(self):
         body = frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)
-        asyncio.create_task(self.client.publish(self.up_topic, self._frame(frames.T_SYNC, body), 1))
+        return self._frame(frames.T_SYNC, body)
+
+    def _ask_sync(self):
+        asyncio.create_task(self.client.publish(self.up_topic, self._sync_frame(), 1))

@@ -1,0 +1,203 @@
+"""A whole park on one machine: broker, hub on SQLite, desk-issued cards and simulated
+terminals running the real firmware code (terminal/) against virtual readers.
+
+`parkcard demo` drives it and prints; the end-to-end tests drive it and assert.
+"""
+
+import asyncio
+import os
+import random
+import secrets
+import time
+from urllib.parse import urlparse
+
+from protocol import card as C
+from protocol.config import ROLE_DESK, ROLE_POS, ROLE_RIDE
+from sim.board import SimBoard
+from sim.cards import card_balance, card_from_blocks
+from terminal.runtime import Terminal
+
+from parkcard import audit, settlement
+from parkcard.broker import Broker
+from parkcard.netsim import Relay
+from parkcard.service import Hub
+
+DESK_TERMINAL_ID = 1
+DESK_MERCHANT_ID = 1
+RIDE_PRICE_CENTS = 450
+MERCHANTS = ((2, "Food court", 1200), (3, "Rides", 800), (4, "Gift shop", 1500))
+DRAIN_POLL_S = 0.05
+
+
+class SimTerminal:
+    """One simulated terminal: the real firmware runtime on a SimBoard behind a cuttable relay."""
+
+    def __init__(self, root, terminal_id, key, park_keys, relay, role, merchant_id):
+        self.terminal_id = terminal_id
+        self.role = role
+        self.merchant_id = merchant_id
+        self.relay = relay
+        self.board = SimBoard(root)
+        keys = self.board.keystore()
+        keys.set("terminal_key", key)
+        keys.set("park_keys", park_keys.pack())
+        settings = {"terminal_id": terminal_id, "broker_host": relay.host, "broker_port": relay.port,
+                    "keepalive_s": 5, "retry_delay_ms_max": 1000}
+        self.terminal = Terminal(self.board, settings)
+        self.taps = 0
+
+    @property
+    def wallet(self):
+        """The terminal's wallet."""
+        return self.terminal.wallet
+
+    def tap(self, virtual_card, amount_cents):
+        """A visitor holds a card to the reader; returns the wallet's Result."""
+        field = self.board.field
+        field.add(virtual_card)
+        try:
+            result = self.wallet.debit(amount_cents)
+        finally:
+            field.remove(virtual_card)
+        self.terminal.ui.result(result)
+        self.terminal.sync.poke()
+        self.taps += 1
+        return result
+
+    def backlog(self):
+        """Records on this terminal not yet acknowledged by the hub."""
+        return self.terminal.journal.depth()
+
+
+class Visitor:
+    """A visitor's card: the virtual card and what the desk issued."""
+
+    def __init__(self, card_no, uid, virtual, tier):
+        self.card_no = card_no
+        self.uid = uid
+        self.virtual = virtual
+        self.tier = tier
+
+
+class ParkSim:
+    """Broker + hub + terminals + visitors, all on loopback."""
+
+    def __init__(self, workdir, terminals=4, cards=20, seed=1, broker_url=None):
+        self.workdir = str(workdir)
+        self.n_terminals = terminals
+        self.n_cards = cards
+        self.rng = random.Random(seed)
+        self.broker_url = broker_url
+        self.park_keys = C.ParkKeys(secrets.token_bytes(32), secrets.token_bytes(32), secrets.token_bytes(32))
+        self.broker = None
+        self.hub = None
+        self.terminals = []
+        self.visitors = []
+        self.loaded_cents = 0
+        self.started_s = int(time.time())
+
+    # -- set-up
+    async def start(self):
+        """Start broker and hub, register merchants and terminals, issue cards, bring terminals online."""
+        os.makedirs(self.workdir, exist_ok=True)
+        if self.broker_url:
+            url = urlparse(self.broker_url)
+            host, port = url.hostname or "127.0.0.1", url.port or 1883
+        else:
+            self.broker = Broker(os.path.join(self.workdir, "broker")).start()
+            host, port = self.broker.host, self.broker.port
+        self.hub = Hub(os.path.join(self.workdir, "parkcard.db"), broker_host=host, broker_port=port,
+                       park_keys=self.park_keys)
+        await self.hub.start()
+        await self.hub.wait_connected()
+        await self.hub.add_merchant(DESK_MERCHANT_ID, "Front desk", 0)
+        for merchant_id, name, bps in MERCHANTS:
+            await self.hub.add_merchant(merchant_id, name, bps)
+        await self.hub.register_terminal(DESK_TERMINAL_ID, DESK_MERCHANT_ID, ROLE_DESK, "desk-1")
+        await self._issue_cards()
+        for i in range(self.n_terminals):
+            terminal_id = DESK_TERMINAL_ID + 1 + i
+            role = ROLE_RIDE if i % 3 == 1 else ROLE_POS
+            merchant_id = MERCHANTS[i % len(MERCHANTS)][0]
+            key = await self.hub.register_terminal(terminal_id, merchant_id, role, "term-%d" % terminal_id,
+                                                   fixed_price_cents=RIDE_PRICE_CENTS if role == ROLE_RIDE else 0)
+            relay = await Relay(host, port).start()
+            self.terminals.append(SimTerminal(os.path.join(self.workdir, "term-%d" % terminal_id), terminal_id, key,
+                                              self.park_keys, relay, role, merchant_id))
+        for t in self.terminals:
+            t.terminal.start()
+        await self.wait_for(lambda: all(t.wallet.config is not None for t in self.terminals), 30,
+                            "terminals did not receive their config from the hub")
+        return self
+
+    async def _issue_cards(self):
+        desk = self.hub.desk(DESK_TERMINAL_ID)
+        for i in range(self.n_cards):
+            uid = bytes([0x04]) + bytes(self.rng.getrandbits(8) for _ in range(6))
+            tier = C.TIER_GOLD if i % 5 == 0 else C.TIER_STANDARD
+            cash = self.rng.randrange(50, 201) * 100
+            issued = await desk.issue(uid, cash, tier=tier, deposit_cents=500)
+            self.loaded_cents += issued.slot.balance_cents
+            self.visitors.append(Visitor(issued.card_no, uid, card_from_blocks(uid, issued.blocks), tier))
+
+    # -- running
+    def amount_for(self, terminal):
+        """What this terminal charges for the next tap."""
+        if terminal.role == ROLE_RIDE:
+            return terminal.wallet.config.fixed_price_cents
+        return self.rng.randrange(150, 2500, 10)
+
+    async def random_tap(self):
+        """One visitor taps at one terminal; returns (terminal, visitor, result)."""
+        terminal = self.rng.choice(self.terminals)
+        visitor = self.rng.choice(self.visitors)
+        result = terminal.tap(visitor.virtual, self.amount_for(terminal))
+        await asyncio.sleep(0)  # let the link tasks run between taps
+        return terminal, visitor, result
+
+    async def wait_for(self, predicate, timeout_s, what):
+        """Wait until predicate() holds; raise TimeoutError(what) at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(what)
+            await asyncio.sleep(DRAIN_POLL_S)
+
+    async def drain(self, timeout_s=60):
+        """Wait until every terminal's journal is acknowledged by the hub."""
+        await self.wait_for(lambda: all(t.backlog() == 0 for t in self.terminals), timeout_s,
+                            "terminals still hold unacknowledged records")
+
+    # -- results
+    async def card_mismatches(self):
+        """Cards whose hub shadow balance differs from the balance on the card: [(card_no, card, hub)]."""
+        out = []
+        for v in self.visitors:
+            on_card = card_balance(self.park_keys, v.virtual).balance_cents
+            row = await self.hub.storage.card(v.card_no)
+            if row is None or row["shadow_balance_cents"] != on_card:
+                out.append((v.card_no, on_card, None if row is None else row["shadow_balance_cents"]))
+        return out
+
+    async def ledger_report(self):
+        """The hub's ledger check."""
+        return await audit.check(self.hub.storage)
+
+    async def settle(self):
+        """Close the demo's settlement period for every merchant; return the rows."""
+        end_s = int(time.time()) + 1
+        rows = []
+        for merchant_id, _name, _bps in MERCHANTS:
+            row, _new = await settlement.close(self.hub.storage, merchant_id, self.started_s - 1, end_s)
+            rows.append(row)
+        return rows
+
+    async def stop(self):
+        """Stop terminals, relays, hub and broker."""
+        for t in self.terminals:
+            await t.terminal.stop()
+            await t.relay.stop()
+        if self.hub is not None:
+            await self.hub.stop()
+        if self.broker is not None:
+            self.broker.stop()
