@@ -60,6 +60,10 @@ class Fleet:
                     self.stats["status_stale"] += 1
                     continue
                 staged[state.id] = (status.boot, frame.counter)
+                if not status.online:   # the last will: only the fact that it went away
+                    tx.update_terminal(state.id, status_boot=status.boot, status_counter=frame.counter, online=0,
+                                       status_at=tx.now)
+                    continue
                 tx.update_terminal(
                     state.id, status_boot=status.boot, status_counter=frame.counter, online=status.online,
                     firmware=status.firmware.decode("ascii", "replace"), status_role=status.role,

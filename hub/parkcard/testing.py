@@ -150,3 +150,22 @@ class ScriptedTerminal:
         """Return the verified downlink frames of one type received so far."""
         with self._cond:
             return [f for f in self.down if f.type == ftype]
+
+
+MERCHANT_PARK = 1       # the park itself: desk terminals
+MERCHANT_ICE = 2        # a booth, 10 % commission
+DESK_ID = 100
+
+
+async def start_hub(db_path, host, port, **hub_args):
+    """Start a Hub with the park merchant, an ice-cream merchant at 1000 bps and desk terminal 100."""
+    from parkcard.service import Hub
+
+    hub = Hub(db_path, host, port, **hub_args)
+    await hub.start()
+    await hub.wait_connected()
+    await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
+    await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
+    if hub.registry.get(DESK_ID) is None:
+        await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
+    return hub

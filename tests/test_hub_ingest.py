@@ -1,0 +1,312 @@
+"""Ingest over a real Mosquitto: exactly once, conflicts, gaps, quarantine, clones, uncertain records, fleet."""
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from protocol import card as C
+from protocol import frames, topics
+from protocol import record as R
+
+from parkcard import audit
+from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
+
+pytestmark = pytest.mark.broker
+
+UID = b"\x04\xa1\xb2\xc3"
+
+
+def run(coro, timeout_s=120):
+    return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+async def booth(hub, broker, terminal_id, **kw):
+    key = await hub.register_terminal(terminal_id, MERCHANT_ICE, frames.ROLE_POS, "booth %d" % terminal_id)
+    term = ScriptedTerminal(broker.host, broker.port, terminal_id, key, **kw)
+    return await asyncio.to_thread(term.connect)
+
+
+async def issued_card(hub, cash_cents=10000, uid=UID):
+    result = await hub.desk(DESK_ID).issue(uid, cash_cents)
+    return result.card_no, result.balance_cents
+
+
+def rows(db, sql, params=()):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+async def balance(hub, account):
+    return await hub.storage.account_balance(account)
+
+
+def test_resent_batch_is_applied_once(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, bal = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        for i in range(10):
+            bal -= 100
+            term.record(R.KIND_DEBIT, card_no, 2 + i, 100, bal)
+        entries = [term.journal[s] for s in sorted(term.journal)]
+        term.upload(entries)
+        await asyncio.to_thread(term.wait_acked, 10)
+        term.upload(entries)           # the terminal missed the ack and sends again (new frame counter)
+        await hub.wait_until(lambda: hub.stats().get("duplicates", 0) == 10)
+        assert await balance(hub, "card:%d" % card_no) == 9000
+        assert await balance(hub, "merchant:%d" % MERCHANT_ICE) == 900
+        assert (await audit.check(hub.storage)).ok
+        await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_ACK)) == 2)
+        acks = term.downlinks(frames.T_ACK)
+        assert [frames.parse_ack(a.body) for a in acks] == [(10, 10, 0), (10, 10, 0)]
+        term.close()
+        await hub.stop()
+    run(scenario())
+    assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM records WHERE terminal_id=5") == [(10,)]
+
+
+def test_same_seq_other_bytes_is_a_conflict_kept_and_not_applied(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, _ = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        term.record(R.KIND_DEBIT, card_no, 2, 300, 9700)
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 1)
+        term.seq = 0                                   # a terminal that lost its journal reuses seq 1
+        forged = term.record(R.KIND_DEBIT, card_no, 3, 5000, 4700)
+        term.upload([(R.STATUS_COMMITTED, forged)])
+        await hub.wait_until(lambda: hub.stats().get("conflicts", 0) == 1)
+        assert await balance(hub, "card:%d" % card_no) == 9700
+        await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_ACK)) == 2)
+        ack = frames.parse_ack(term.downlinks(frames.T_ACK)[-1].body)
+        assert ack == (1, 0, 1)
+        term.close()
+        await hub.stop()
+    run(scenario())
+    db = tmp_path / "hub.db"
+    assert rows(db, "SELECT terminal_id, seq FROM conflicts") == [(5, 1)]
+    assert rows(db, "SELECT kind FROM alarms") == [("conflict",)]
+    assert rows(db, "SELECT amount_cents FROM records WHERE terminal_id=5") == [(300,)]
+
+
+def test_late_and_out_of_order_records_fill_gaps(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, bal = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        raws = []
+        for i in range(6):
+            bal -= 50
+            raws.append(term.record(R.KIND_DEBIT, card_no, 2 + i, 50, bal))
+        c = R.STATUS_COMMITTED
+        term.upload([(c, raws[5]), (c, raws[0]), (c, raws[3])])    # seqs 6, 1, 4
+        await hub.wait_until(lambda: hub.stats().get("applied", 0) == 4)
+        assert hub.registry.get(5).acked_upto == 1
+        gaps = rows(tmp_path / "hub.db", "SELECT from_seq, to_seq FROM terminal_gaps WHERE terminal_id=5")
+        assert gaps == [(2, 3), (5, 5)]
+        await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_ACK))
+        assert frames.parse_ack(term.downlinks(frames.T_ACK)[-1].body)[0] == 1
+        term.upload([(c, raws[2]), (c, raws[1])])
+        await asyncio.to_thread(term.wait_acked, 4)
+        term.upload([(c, raws[4])])
+        await asyncio.to_thread(term.wait_acked, 6)
+        assert rows(tmp_path / "hub.db", "SELECT * FROM terminal_gaps") == []
+        assert await balance(hub, "card:%d" % card_no) == 10000 - 300
+        report = await audit.check(hub.storage)
+        assert report.ok and report.pending == []
+        term.close()
+        await hub.stop()
+    run(scenario())
+
+
+def test_bad_frames_are_quarantined_and_the_hub_keeps_serving(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, _ = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        six = await booth(hub, broker, 6)
+        stranger = ScriptedTerminal(broker.host, broker.port, 999, b"k" * 32)
+        forger = ScriptedTerminal(broker.host, broker.port, 5, b"x" * 32)
+        term.publish(b"garbage")                                              # malformed
+        term.publish(b"PK" + bytes(frames.BODY_MAX + 100))                    # oversized
+        term.record(R.KIND_DEBIT, card_no, 2, 100, 9900)
+        good = term.upload()
+        forger.counter = 50
+        term.publish(forger.frame(frames.T_UPLOAD, frames.upload_body(list(term.journal.values()))))  # bad MAC
+        term.publish(good)                                                    # replay
+        term.publish(stranger.frame(frames.T_SYNC, frames.sync_body(0, 0)), topic=topics.topic(999, "up"))
+        term.publish(frames.encode(six.frame_mac, frames.T_SYNC, 5, 1, 0, frames.sync_body(0, 0)),
+                     topic=topics.topic(6, "up"))                               # wrong topic
+        topup = R.Record(R.KIND_TOPUP, 5, 2, 0, card_no, UID, 3, 10000, 19900).encode(term.record_mac)
+        term.upload([(R.STATUS_COMMITTED, topup)])                            # credit from a booth
+        term.publish(term.frame(frames.T_UPLOAD, b"\x05" + bytes(10)))        # upload body length
+        term.seq = 2
+        term.journal.clear()
+        term.record(R.KIND_DEBIT, card_no, 3, 100, 9800)
+        term.upload()                                                         # still served
+        await asyncio.to_thread(term.wait_acked, 3)
+        await hub.wait_until(lambda: sum(v for k, v in hub.stats().items() if k.startswith("quarantined.")) >= 8)
+        stats = hub.stats()
+        assert await balance(hub, "card:%d" % card_no) == 9800
+        term.close()
+        await hub.stop()
+        return stats
+    stats = run(scenario())
+    reasons = sorted(r[0] for r in rows(tmp_path / "hub.db", "SELECT reason FROM quarantine"))
+    assert reasons == sorted(["malformed", "oversized", "bad_mac", "replay", "unknown_terminal", "wrong_topic",
+                              "credit_from_booth", "malformed"])
+    assert stats["quarantined.malformed"] == 2 and stats["quarantined.replay"] == 1
+    assert rows(tmp_path / "hub.db", "SELECT status FROM records WHERE terminal_id=5 ORDER BY seq") == [
+        ("applied",), ("quarantined",), ("applied",)]
+
+
+def test_restored_card_is_applied_alarmed_and_blacklisted_everywhere(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, _ = await issued_card(hub)
+        a = await booth(hub, broker, 5)
+        b = await booth(hub, broker, 6)
+        other = await booth(hub, broker, 7)
+        a.record(R.KIND_DEBIT, card_no, 2, 3000, 7000)
+        a.upload()
+        await asyncio.to_thread(a.wait_acked, 1)
+        b.record(R.KIND_DEBIT, card_no, 2, 2000, 8000, flags=R.FLAG_OFFLINE)   # the card restored from its dump
+        b.upload()
+        await asyncio.to_thread(b.wait_acked, 1)
+        await asyncio.to_thread(other.wait, lambda t: t.downlinks(frames.T_BLACKLIST))
+        delta = frames.parse_blacklist(other.downlinks(frames.T_BLACKLIST)[0].body)
+        assert delta == (0, 1, frames.BL_DELTA, 0, 1, (card_no,), ())
+        assert await balance(hub, "card:%d" % card_no) == 5000    # both sales are facts
+        report = await audit.check(hub.storage)
+        assert report.ok and report.flagged == [card_no]
+        for t in (a, b, other):
+            t.close()
+        await hub.stop()
+    run(scenario())
+    db = tmp_path / "hub.db"
+    assert rows(db, "SELECT kind, card_no FROM alarms") == [("clone", rows(db, "SELECT card_no FROM blacklist")[0][0])]
+    assert rows(db, "SELECT status FROM cards WHERE card_no=(SELECT card_no FROM blacklist)") == [("blacklisted",)]
+
+
+def test_uncertain_records_are_settled_by_counter_continuity(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, _ = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        # counter 2 uncertain, then the retry holds counter 2: the first did not happen
+        term.record(R.KIND_DEBIT, card_no, 2, 500, 9500, status=R.STATUS_UNCERTAIN)
+        term.record(R.KIND_DEBIT, card_no, 2, 500, 9500)
+        # counter 3 uncertain, then counter 4 chains on it: it happened
+        term.record(R.KIND_DEBIT, card_no, 3, 700, 8800, status=R.STATUS_UNCERTAIN)
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 3)
+        assert await balance(hub, "card:%d" % card_no) == 9500
+        term.record(R.KIND_DEBIT, card_no, 4, 800, 8000)
+        term.record(R.KIND_DEBIT, card_no, 5, 1, 7999, status=R.STATUS_VOIDED)
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 5)
+        assert await balance(hub, "card:%d" % card_no) == 8000
+        assert (await audit.check(hub.storage)).ok
+        term.close()
+        await hub.stop()
+    run(scenario())
+    assert rows(tmp_path / "hub.db", "SELECT seq, status FROM records WHERE terminal_id=5 ORDER BY seq") == [
+        (1, "not_happened"), (2, "applied"), (3, "applied"), (4, "applied"), (5, "voided")]
+    assert rows(tmp_path / "hub.db", "SELECT * FROM alarms") == []
+
+
+def test_chain_break_raises_an_alarm(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, _ = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        term.record(R.KIND_DEBIT, card_no, 2, 100, 9999)     # 10000 - 100 is not 9999
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 1)
+        assert not (await audit.check(hub.storage)).ok
+        term.close()
+        await hub.stop()
+    run(scenario())
+    assert [r[0] for r in rows(tmp_path / "hub.db", "SELECT kind FROM alarms")] == ["chain"]
+
+
+def test_status_ordered_by_boot_and_last_will(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        term = await booth(hub, broker, 5)
+        db = tmp_path / "hub.db"
+        term.status(boot=2, online=1, firmware=b"1.2.0", queue_depth=7, free_heap=51000, uptime_s=30)
+        await hub.wait_until(lambda: hub.registry.get(5).status_boot == 2)
+        term.status(boot=1, online=1, queue_depth=99)                  # an older boot: ignored
+        will = term.frame(frames.T_STATUS, frames.Status(boot=2, online=0).encode())
+        term.publish(will, leaf=topics.STATUS, retain=True)
+        await hub.wait_until(lambda: hub.fleet.stats["status_stale"] == 1 and hub.fleet.stats["status_applied"] == 2)
+        term.close()
+        await hub.stop()
+        return rows(db, "SELECT online, status_boot, firmware, queue_depth FROM terminals WHERE id=5")
+    assert run(scenario()) == [(0, 2, "1.2.0", 7)]   # offline keeps the last report
+
+
+def test_sync_gets_blacklist_config_and_time(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        term = await booth(hub, broker, 5)
+        for card_no in (30, 10, 20):
+            await hub.blacklist_add(card_no, "lost")
+        await hub.blacklist_remove(20, "found")
+        await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_BLACKLIST)) == 4)
+        term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0)))
+        await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_TIME))
+        delta = frames.parse_blacklist(term.downlinks(frames.T_BLACKLIST)[-1].body)
+        assert delta == (0, 4, frames.BL_DELTA, 0, 1, (10, 30), (20,))
+        cfg = frames.Config.decode(term.downlinks(frames.T_CONFIG)[0].body)
+        assert (cfg.role, cfg.merchant_id, cfg.version) == (frames.ROLE_POS, MERCHANT_ICE, 1)
+        term.close()
+        await hub.stop()
+    run(scenario())
+
+
+def test_desk_issue_and_top_up_write_valid_card_blocks(tmp_path, broker):
+    keys = C.ParkKeys(b"A" * 32, b"B" * 32, b"M" * 32)
+
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port, park_keys=keys)
+        desk = hub.desk(DESK_ID)
+        issued = await desk.issue(UID, 5000, tier=C.TIER_GOLD, deposit_cents=500)
+        card_keys = C.CardKeys(keys, UID)
+        info = C.CardInfo.decode(issued.blocks[C.INFO_BLOCK], card_keys)
+        slot, write_block = C.read_slots(issued.blocks[5], issued.blocks[6], card_keys)
+        assert (info.card_no, info.deposit_cents, slot.balance_cents, slot.counter) == (issued.card_no, 500, 5500, 1)
+        topped = await desk.top_up(issued.card_no, UID, slot, 2000, write_block)
+        new_slot = C.WalletSlot.decode(topped.blocks[write_block], card_keys, write_block)
+        assert (new_slot.balance_cents, new_slot.counter) == (7700, 2)
+        assert await balance(hub, "card:%d" % issued.card_no) == 7700
+        assert await balance(hub, "desk:cash") == -7500
+        assert await balance(hub, "park:bonus") == -700
+        assert await balance(hub, "park:deposits") == 500
+        assert (await audit.check(hub.storage)).ok
+        await hub.stop()
+    run(scenario())
+
+
+def test_downlink_counters_keep_increasing_across_restarts(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, bal = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        term.record(R.KIND_DEBIT, card_no, 2, 10, bal - 10)
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 1)
+        await hub.stop()
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        term.record(R.KIND_DEBIT, card_no, 3, 10, bal - 20)
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 2)
+        assert term.errors == []
+        counters = [f.counter for f in term.down]
+        assert counters == sorted(set(counters))
+        term.close()
+        await hub.stop()
+    run(scenario())
