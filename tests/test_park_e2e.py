@@ -1,0 +1,124 @@
+"""End to end: real Mosquitto, the hub on SQLite, terminals running the firmware code on virtual readers."""
+
+import asyncio
+
+import pytest
+
+from protocol import card as C
+from terminal import wallet as w
+
+from parkcard.park_sim import ParkSim
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _park(tmp_path, **kw):
+    return await ParkSim(tmp_path / "park", **kw).start()
+
+
+async def _settled_and_balanced(sim):
+    await sim.drain(60)
+    assert await sim.card_mismatches() == []
+    report = await sim.ledger_report()
+    assert report.ok, "\n".join(report.lines())
+    return report
+
+
+def test_taps_settle_and_every_shadow_balance_equals_the_card(tmp_path):
+    async def scenario():
+        sim = await _park(tmp_path, terminals=3, cards=8, seed=7)
+        try:
+            approved = []
+            for _ in range(120):
+                _t, _v, result = await sim.random_tap()
+                if result.ok:
+                    approved.append(result.amount_cents)
+            assert len(approved) > 50
+            report = await _settled_and_balanced(sim)
+            # every approved tap is one applied record with its ledger transaction
+            debits = await sim.hub.storage.count("records", "kind=1 AND status='applied'")
+            assert debits == len(approved)
+            assert report.transactions == len(approved) + len(sim.visitors)
+            sales = sum(row["sales_cents"] for row in await sim.settle())
+            assert sales == sum(approved)
+        finally:
+            await sim.stop()
+    run(scenario())
+
+
+def test_terminal_offline_for_1000_taps_reconnects_and_drains(tmp_path):
+    async def scenario():
+        sim = await _park(tmp_path, terminals=2, cards=30, seed=3)
+        try:
+            offline = sim.terminals[0]
+            offline.relay.cut()
+            await sim.wait_for(lambda: not offline.terminal.client.connected, 10, "terminal still connected")
+            taken = 0
+            for i in range(1000):
+                visitor = sim.visitors[i % len(sim.visitors)]
+                result = offline.tap(visitor.virtual, 10)
+                assert result.ok or result.reason in (w.INSUFFICIENT, w.OVER_DAILY_CAP), result
+                taken += result.ok
+            assert offline.backlog() == taken > 900
+            offline.relay.restore()
+            await _settled_and_balanced(sim)
+            stored = await sim.hub.storage.count("records", "terminal_id=? AND status='applied'",
+                                                 (offline.terminal_id,))
+            assert stored == taken
+        finally:
+            await sim.stop()
+    run(scenario())
+
+
+def test_broker_restart_loses_nothing(tmp_path):
+    async def scenario():
+        sim = await _park(tmp_path, terminals=2, cards=6, seed=5)
+        try:
+            for _ in range(30):
+                await sim.random_tap()
+            sim.broker.kill()
+            before = sum(t.backlog() for t in sim.terminals)
+            for _ in range(30):  # the terminals keep serving while the broker is down
+                await sim.random_tap()
+            assert sum(t.backlog() for t in sim.terminals) >= before
+            sim.broker.start()
+            await sim.hub.wait_connected(30)
+            await _settled_and_balanced(sim)
+        finally:
+            await sim.stop()
+    run(scenario())
+
+
+def test_card_restored_from_old_dump_is_caught_blacklisted_and_refused_elsewhere(tmp_path):
+    async def scenario():
+        sim = await _park(tmp_path, terminals=3, cards=3, seed=11)
+        try:
+            pos = [t for t in sim.terminals if t.role == 1]
+            a, b = pos[0], pos[1]
+            other = sim.terminals[-1] if sim.terminals[-1] not in (a, b) else sim.terminals[1]
+            victim = sim.visitors[0]
+            dump = [bytes(block) for block in victim.virtual.blocks]
+            assert a.tap(victim.virtual, 300).ok
+            for i, block in enumerate(dump):  # the fraudster writes the old dump back
+                victim.virtual.blocks[i][:] = block
+            assert b.tap(victim.virtual, 300).ok  # offline rules cannot tell: the sale is made
+            await sim.wait_for(lambda: all(t.wallet.blacklist.contains(victim.card_no) for t in sim.terminals),
+                               30, "blacklist did not reach the terminals")
+            alarms = await sim.hub.storage.alarms()
+            assert any(victim.card_no in tuple(row) for row in alarms)
+            refused = other.tap(victim.virtual, 100)
+            assert not refused.ok and refused.reason == w.BLACKLISTED
+            slot = C.read_slots(bytes(victim.virtual.blocks[5]), bytes(victim.virtual.blocks[6]),
+                                C.CardKeys(sim.park_keys, victim.uid))[0]
+            assert slot.locked  # the card itself is now locked
+            await sim.drain(30)
+            report = await sim.ledger_report()
+            assert report.ok and victim.card_no in [row[0] if isinstance(row, tuple) else row
+                                                   for row in report.flagged]
+        finally:
+            await sim.stop()
+    run(scenario())
