@@ -1,0 +1,145 @@
+"""`parkcard` CLI: ledger check on good and tampered databases, settlement, fleet table, user errors."""
+
+import asyncio
+import csv
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from protocol import frames
+from protocol import record as R
+
+from parkcard.cli import main
+from parkcard.service import Hub
+from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+
+UID = b"\x04\x01\x02\x03"
+DAY_S = 1782864000          # 2026-07-01T00:00:00Z
+
+
+async def _populate(db):
+    """A park with one issued card and three sales at booth 5 on 2026-07-01 (no broker needed)."""
+    hub = await Hub(db).open()
+    await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
+    await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
+    await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
+    key = await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
+    issued = await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)
+    mac = R.record_mac_for(key)
+    entries = []
+    for seq, (kind, amount, balance) in enumerate([(R.KIND_DEBIT, 1250, 8750), (R.KIND_DEBIT, 999, 7751),
+                                                   (R.KIND_REFUND, 999, 8750)], start=1):
+        rec = R.Record(kind, 5, seq, DAY_S + 3600 * seq, issued.card_no, UID, seq + 1, amount, balance)
+        entries.append((R.STATUS_COMMITTED, rec.encode(mac)))
+    await hub.ingest.apply_local(5, entries)
+    await hub.stop()
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "hub.db"
+    asyncio.run(_populate(path))
+    return str(path)
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_ledger_check_passes_on_a_good_database(db):
+    result = cli("--db", db, "ledger", "check")
+    assert result.exit_code == 0, result.output
+    assert "RESULT: OK" in result.output
+
+
+def test_ledger_check_fails_on_an_altered_entry(db):
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER ledger_entries_append_only_u")   # what a tamperer must do first
+        conn.execute("UPDATE ledger_entries SET amount_cents = amount_cents + 100 WHERE account LIKE 'merchant:%'")
+    result = cli("--db", db, "ledger", "check")
+    assert result.exit_code == 1
+    assert "DISCREPANCIES FOUND" in result.output and "sums to +100 cents" in result.output
+
+
+def test_ledger_check_fails_on_a_changed_shadow_balance(db):
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE cards SET shadow_balance_cents = shadow_balance_cents + 1")
+    result = cli("--db", db, "ledger", "check")
+    assert result.exit_code == 1
+    assert "balance mismatches: 1" in result.output
+
+
+def test_ledger_entries_are_append_only(db):
+    with sqlite3.connect(db) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM ledger_entries")
+
+
+def test_settle_is_final_idempotent_and_exports_csv(db, tmp_path):
+    first = cli("--db", db, "settle", "--merchant", MERCHANT_ICE, "--from", "2026-07-01", "--to", "2026-07-02",
+                "--csv", tmp_path / "a.csv")
+    assert first.exit_code == 0, first.output
+    assert "closed now" in first.output
+    second = cli("--db", db, "settle", "--merchant", MERCHANT_ICE, "--from", "2026-07-01", "--to", "2026-07-02",
+                 "--csv", tmp_path / "b.csv")
+    assert "already closed" in second.output
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    with open(tmp_path / "a.csv") as fh:
+        row = next(csv.DictReader(fh))
+    # sales 1250 + 999, refund 999; commission 125 + 99 - 99; payout = sales - refunds - commission
+    assert {k: int(row[k]) for k in ("sales_cents", "refunds_cents", "commission_cents", "payout_cents",
+                                     "records")} == {"sales_cents": 2249, "refunds_cents": 999,
+                                                     "commission_cents": 125, "payout_cents": 1125, "records": 3}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM settlements").fetchone() == (1,)
+
+
+def test_settle_all_covers_every_merchant(db, tmp_path):
+    result = cli("--db", db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400, "--csv", tmp_path / "c.csv")
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 3
+
+
+def test_terminals_table(db):
+    result = cli("--db", db, "terminals")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:4] == ["id", "name", "role", "merchant"]
+    assert any("ice booth" in line and "pos" in line for line in lines)
+
+
+def test_terminal_add_exports_a_bundle(db, tmp_path):
+    import json
+
+    result = cli("--db", db, "terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", "ride", "--name",
+                 "wheel", "--export", tmp_path / "t9.json", "--broker-port", 8883)
+    assert result.exit_code == 0, result.output
+    bundle = json.loads((tmp_path / "t9.json").read_text())
+    assert bundle["terminal_id"] == 9 and len(bytes.fromhex(bundle["terminal_key"])) == 32
+    assert bundle["username"] == "term-9" and bundle["broker_port"] == 8883 and bundle["ca_pem"] is None
+    assert set(bundle) == {"terminal_id", "terminal_key", "username", "password", "broker_host", "broker_port",
+                           "ca_pem", "wifi_ssid", "wifi_password"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (("terminal", "add", "--id", 5, "--merchant", 2, "--role", "pos", "--name", "x"), "already registered"),
+    (("terminal", "add", "--id", 8, "--merchant", 77, "--role", "pos", "--name", "x"), "merchant 77 does not exist"),
+    (("settle", "--from", "2026-07-01", "--to", "2026-07-02"), "--merchant ID or --all"),
+    (("settle", "--all", "--from", "yesterday", "--to", "2026-07-02"), "neither epoch seconds nor an ISO date"),
+    (("settle", "--all", "--from", "2026-07-02", "--to", "2026-07-01"), "--to must be after --from"),
+])
+def test_user_mistakes_get_a_clear_message_and_exit_2(db, args, message):
+    result = cli("--db", db, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_database_is_a_user_error(tmp_path):
+    result = cli("--db", tmp_path / "nothing.db", "ledger", "check")
+    assert result.exit_code == 2 and "no database at" in result.output
+
+
+def test_alarms_and_quarantine_listings(db):
+    assert cli("--db", db, "alarms").exit_code == 0
+    assert cli("--db", db, "quarantine").exit_code == 0
