@@ -177,6 +177,7 @@ class Sync:
             self._acked.set()
         elif frame.type == frames.T_TIME:
             self.board.set_clock(frame.time_s)
+            self.state.save()  # a replayed time frame must not wind the clock back after a reboot
         elif frame.type == frames.T_CONFIG:
             cfg = frames.Config.decode(frame.body)
             self.wallet.config = cfg
