@@ -1,0 +1,188 @@
+"""terminal/sync.py on CPython: downlink refusals one by one, and what survives a reboot.
+
+The same Sync runs on the terminal; tests/test_sync_micropython.py drives it
+under MicroPython against Mosquitto. Here the MQTT client is a stand-in that
+records what Sync publishes, so every refusal reason can be reached exactly.
+"""
+
+import asyncio
+
+import pytest
+
+from protocol import frames, topics
+from terminal.blacklist import Blacklist
+from terminal.journal import Journal
+from terminal.state import TerminalState
+from terminal.sync import Sync
+
+TID = 7
+KEY = b"k" * 32
+FRAME_MAC = frames.frame_mac_for(KEY)
+NOW = 1795600000
+
+
+class Client:
+    connected = True
+
+    def __init__(self):
+        self.published = []  # (topic, payload, qos, retain)
+
+    async def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None):
+        self.published.append((topic, payload, qos, retain))
+
+
+class Board:
+    def __init__(self):
+        self.now = NOW
+
+    def clock(self):
+        return self.now
+
+    def set_clock(self, epoch):
+        self.now = epoch
+
+    def free_heap(self):
+        return 0
+
+
+class Wallet:
+    config = None
+    online = False
+    last_hub_contact_s = 0
+    blacklist_updated_s = 0
+
+
+class Terminal:
+    """The pieces runtime.Terminal gives Sync, on a host directory."""
+
+    def __init__(self, path):
+        self.path = path
+        self.state = TerminalState(str(path))
+        self.journal = Journal(str(path / "journal"), 56, 4096, 8)
+        self.blacklist = Blacklist(str(path / "blacklist"))
+        self.board = Board()
+        self.wallet = Wallet()
+        self.commands = []
+        self.sync = Sync(TID, FRAME_MAC, self.wallet, self.journal, self.blacklist, self.state, self.board,
+                         lambda *c: self.commands.append(c))
+        self.client = Client()
+        self.sync.attach(self.client)
+        self.down = topics.topic(TID, topics.DOWN)
+
+    def receive(self, payload, topic=None):
+        async def deliver():
+            self.sync.on_message(topic or self.down, payload, False)
+            await asyncio.sleep(0)  # let a T_SYNC it asked for go out
+        asyncio.run(deliver())
+
+    def close(self):
+        self.journal.close()
+        self.blacklist.close()
+
+
+@pytest.fixture
+def term(tmp_path):
+    running = Terminal(tmp_path)
+    yield running
+    running.close()
+
+
+def down(ftype, body=b"", counter=1, time_s=NOW, key=KEY, terminal_id=TID):
+    return frames.encode(frames.frame_mac_for(key), ftype, terminal_id, counter, time_s, body)
+
+
+def config(version=3):
+    return frames.Config(version=version, role=frames.ROLE_RIDE).encode()
+
+
+@pytest.mark.parametrize("payload, topic, reason", [
+    (down(frames.T_CONFIG, config()), topics.topic(TID + 1, topics.DOWN), "wrong_topic"),
+    (down(frames.T_CONFIG, config(), key=b"x" * 32), None, "bad_mac"),
+    (down(frames.T_CONFIG, config())[:-1], None, "malformed"),
+    (b"PK", None, "malformed"),
+    (b"XY" + down(frames.T_CONFIG, config())[2:], None, "malformed"),
+    (bytes([0x50, 0x4B, 2]) + down(frames.T_CONFIG, config())[3:], None, "unsupported"),
+    (down(0x30), None, "unsupported"),
+    (down(frames.T_CONFIG, config(), terminal_id=TID + 1), None, "wrong_terminal"),
+    (down(frames.T_STATUS, b""), None, "wrong_terminal"),
+], ids=["other_topic", "forged", "truncated", "short", "magic", "version", "type", "other_terminal", "uplink_type"])
+def test_refused_before_anything_changes(term, payload, topic, reason):
+    term.receive(payload, topic)
+    assert term.sync.rejected == {reason: 1}
+    assert (term.state.down_counter, term.wallet.config, term.wallet.last_hub_contact_s) == (0, None, 0)
+
+
+def test_replay_of_the_same_or_an_older_counter(term):
+    term.receive(down(frames.T_CONFIG, config(3), counter=5))
+    term.receive(down(frames.T_CONFIG, config(4), counter=5))
+    term.receive(down(frames.T_CONFIG, config(4), counter=4))
+    assert term.sync.rejected == {"replay": 2}
+    assert (term.wallet.config.version, term.state.down_counter) == (3, 5)
+
+
+def test_a_bad_body_with_a_good_mac_is_refused_and_its_counter_spent(term):
+    term.receive(down(frames.T_ACK, b"\x00\x01", counter=2))
+    term.receive(down(frames.T_CONFIG, b"\x00" * 29, counter=3))  # role 0 is not a role
+    assert term.sync.rejected == {"malformed": 2}
+    assert (term.state.down_counter, term.wallet.config) == (3, None)
+
+
+@pytest.mark.parametrize("ftype, body", [
+    (frames.T_TIME, b""),
+    (frames.T_CONFIG, config()),
+    (frames.T_COMMAND, frames.command_body(frames.CMD_REPORT_STATUS)),
+    (frames.T_BLACKLIST, frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [9], [])),
+], ids=["time", "config", "command", "blacklist"])
+def test_an_accepted_frame_stays_refused_after_a_reboot(term, tmp_path, ftype, body):
+    frame = down(ftype, body, counter=11, time_s=NOW + 60)
+    term.receive(frame)
+    assert term.sync.rejected == {}
+    term.close()
+    rebooted = Terminal(tmp_path)
+    try:
+        assert (rebooted.state.boot, rebooted.state.down_counter) == (2, 11)
+        rebooted.board.now = NOW + 3600
+        rebooted.receive(frame)
+        assert rebooted.sync.rejected == {"replay": 1}
+        assert rebooted.board.now == NOW + 3600  # a replayed T_TIME cannot wind the clock back
+    finally:
+        rebooted.close()
+
+
+def test_time_config_and_command_are_applied(term):
+    term.receive(down(frames.T_TIME, counter=1, time_s=NOW + 500))
+    term.receive(down(frames.T_CONFIG, config(6), counter=2))
+    term.receive(down(frames.T_COMMAND, frames.command_body(frames.CMD_LOCK, 77), counter=3))
+    assert term.board.now == NOW + 500
+    assert (term.wallet.config.version, term.wallet.config.role) == (6, frames.ROLE_RIDE)
+    assert term.commands == [(frames.CMD_LOCK, 77)]
+    assert term.state.config_hex == config(6).hex()
+
+
+def test_version_gap_is_refused_and_asks_from_the_version_held(term):
+    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 2, frames.BL_DELTA, 0, 1, [5], []), counter=1))
+    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(4, 5, frames.BL_DELTA, 0, 1, [6], []), counter=2))
+    assert term.sync.rejected == {"blacklist": 1}
+    assert (term.blacklist.version, term.blacklist.contains(5), term.blacklist.contains(6)) == (2, True, False)
+    (topic, payload, _qos, _retain), = term.client.published
+    frame = frames.decode(FRAME_MAC, payload)
+    assert (topic, frame.type, frames.parse_sync(frame.body)) == (topics.topic(TID, topics.UP), frames.T_SYNC, (2, 0))
+
+
+def test_a_delta_already_applied_is_taken_again_without_change(term):
+    delta = frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5], [])
+    term.receive(down(frames.T_BLACKLIST, delta, counter=1))
+    term.receive(down(frames.T_BLACKLIST, delta, counter=2))  # the hub sent it twice
+    assert (term.sync.rejected, term.blacklist.version, term.blacklist.count) == ({}, 1, 1)
+
+
+def test_snapshot_chunks_out_of_order_leave_the_list_in_force(term):
+    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5], []), counter=1))
+    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 1, 2, [7], []), counter=2))
+    assert term.sync.rejected == {"snapshot_order": 1}
+    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 0, 2, [7, 8], []), counter=3))
+    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 8, frames.BL_SNAPSHOT, 1, 2, [9], []), counter=4))
+    assert term.sync.rejected == {"snapshot_order": 2}
+    assert (term.blacklist.version, term.blacklist.contains(5), term.blacklist.contains(7)) == (1, True, False)
+    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 1, 2, [9], []), counter=5))
+    assert (term.blacklist.version, term.blacklist.count, term.blacklist.contains(5)) == (9, 3, False)
