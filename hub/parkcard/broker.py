@@ -1,10 +1,18 @@
-"""Run a private Mosquitto broker: generated config, free loopback port, clean stop."""
+"""Run a private Mosquitto broker: generated config, free loopback port, clean stop.
+
+By default the broker is open (anonymous, plaintext) for tests. The park runs it
+secure: `Broker(workdir, tls=BrokerTLS(...), password_file=..., acl_file=...)`
+gives one TLS listener and no plaintext one, no anonymous clients, a client id
+forced to the username, and the per-terminal ACL (parkcard.broker_auth).
+"""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -15,13 +23,21 @@ class BrokerError(RuntimeError):
     """The broker could not be found or did not start."""
 
 
-def find_mosquitto():
-    """Return the path of the mosquitto executable or raise BrokerError."""
-    for candidate in MOSQUITTO_CANDIDATES:
+def find_executable(candidates):
+    """Return the first of candidates (names on PATH or absolute paths) that can run, or None."""
+    for candidate in candidates:
         path = shutil.which(candidate) or (candidate if os.access(candidate, os.X_OK) else None)
         if path:
             return path
-    raise BrokerError("mosquitto is not installed: run ./setup.sh (it installs Debian's mosquitto)")
+    return None
+
+
+def find_mosquitto():
+    """Return the path of the mosquitto executable or raise BrokerError."""
+    path = find_executable(MOSQUITTO_CANDIDATES)
+    if path is None:
+        raise BrokerError("mosquitto is not installed: run ./setup.sh (it installs Debian's mosquitto)")
+    return path
 
 
 def free_port(host="127.0.0.1"):
@@ -31,15 +47,41 @@ def free_port(host="127.0.0.1"):
         return sock.getsockname()[1]
 
 
-class Broker:
-    """A Mosquitto process owned by this object, listening on loopback."""
+@dataclass(frozen=True)
+class BrokerTLS:
+    """The listener's TLS files (parkcard.pki.ParkPKI.broker_tls() makes one)."""
 
-    def __init__(self, workdir, port=None, host="127.0.0.1", extra_config=""):
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    # Mosquitto 2.0 reads this as the minimum version; ESP32 mbedTLS speaks 1.2.
+    tls_version: str = "tlsv1.2"
+
+
+class Broker:
+    """A Mosquitto process owned by this object, listening on loopback.
+
+    tls: a BrokerTLS, making the one listener TLS-only.
+    password_file: a Mosquitto password file (broker_auth.write_password_file);
+    with it anonymous clients are refused and each client id is its username.
+    acl_file: a Mosquitto ACL file (broker_auth.write_acl_file).
+    """
+
+    def __init__(self, workdir, port=None, host="127.0.0.1", extra_config="", tls=None, password_file=None,
+                 acl_file=None):
         self.workdir = Path(workdir)
         self.host = host
         self.port = port or free_port(host)
         self.extra_config = extra_config
+        self.tls = tls
+        self.password_file = Path(password_file) if password_file else None
+        self.acl_file = Path(acl_file) if acl_file else None
         self.process = None
+
+    @property
+    def secure(self):
+        """True when clients need TLS and a password."""
+        return self.tls is not None and self.password_file is not None
 
     @property
     def config_path(self):
@@ -52,6 +94,7 @@ class Broker:
         lines = [
             "per_listener_settings false",
             f"listener {self.port} {self.host}",
+            *self._listener_lines(),
             "persistence true",
             f"persistence_location {self.workdir}/",
             "log_dest stderr",
@@ -66,11 +109,31 @@ class Broker:
             # Started as root, mosquitto drops to its own user and could no longer
             # write its persistence file in our working directory.
             lines.append("user root")
-        if not self.extra_config:
+        if self.password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {_config_path(self.password_file)}"]
+        elif not self.extra_config:
             lines.append("allow_anonymous true")
-        else:
+        if self.acl_file is not None:
+            lines.append(f"acl_file {_config_path(self.acl_file)}")
+        if self.extra_config:
             lines.append(self.extra_config)
         self.config_path.write_text("\n".join(lines) + "\n")
+
+    def _listener_lines(self):
+        """Options of the one listener: TLS files, and the client id tied to the username."""
+        lines = []
+        if self.tls is not None:
+            lines += [
+                f"cafile {_config_path(self.tls.cafile)}",
+                f"certfile {_config_path(self.tls.certfile)}",
+                f"keyfile {_config_path(self.tls.keyfile)}",
+                f"tls_version {self.tls.tls_version}",
+            ]
+        if self.password_file is not None:
+            # A client id is then its username: term-2 cannot take over term-1's
+            # session or its %c-named topics by claiming client id term-1.
+            lines.append("use_username_as_clientid true")
+        return lines
 
     def start(self):
         """Start mosquitto and wait until its port accepts connections."""
@@ -104,6 +167,12 @@ class Broker:
                 self.process.wait()
         self.process = None
 
+    def reload(self):
+        """Make the running broker re-read its password and ACL files (SIGHUP), e.g. after adding a terminal."""
+        if self.process is None or self.process.poll() is not None:
+            raise BrokerError("mosquitto is not running")
+        self.process.send_signal(signal.SIGHUP)
+
     def kill(self):
         """Kill the broker abruptly, as a crash would."""
         if self.process and self.process.poll() is None:
@@ -116,3 +185,11 @@ class Broker:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _config_path(path):
+    """An absolute path for mosquitto.conf, which has no quoting."""
+    text = str(Path(path).resolve())
+    if any(c in text for c in "\n\r") or text != text.strip():
+        raise BrokerError(f"path unusable in mosquitto.conf: {text!r}")
+    return text
