@@ -8,8 +8,8 @@ server hostname.
 - mode `client`: the firmware's terminal.mqtt.MQTTClient over TLS: publishes on
   its up topic, waits for the (retained) message on its down topic; prints `up
   acked` and `down <payload>`.
-MicroPython's ssl takes `cadata` as DER bytes only (its mbedTLS is handed the
-buffer without a terminating NUL, which PEM parsing needs).
+MicroPython's ssl takes `cadata` as DER bytes only: this build refuses PEM
+("invalid cert"), NUL-terminated or not; parkcard.pki.ParkPKI.ca_der() gives the DER.
 """
 
 import sys
