@@ -432,3 +432,30 @@ def test_firmware_mqtt_client_over_tls_on_micropython(park, micropython, connect
         hub.publish(t(2, "down"), b"", retain=True)
     assert out.stdout.splitlines() == ["up acked", "down welcome"]
     assert hub.until(b"hello over tls") == [(t(2, "up"), b"hello over tls")]
+
+
+@pytest.mark.broker
+def test_hub_mqtt_link_logs_in_over_tls(park, connect):
+    import asyncio
+
+    from parkcard.mqtt_link import MqttLink
+
+    term = connect("term-1")
+    term.subscribe(t(1, "down"))
+
+    async def scenario():
+        link = MqttLink(park.broker.host, park.broker.port, username=HUB, password=park.passwords[HUB],
+                        tls_ca=str(park.pki.ca_cert))
+        await link.start()
+        try:
+            await asyncio.wait_for(link.connected.wait(), WAIT_S)
+            await asyncio.to_thread(term.publish, t(1, "up"), b"via link")
+            batch = await asyncio.wait_for(link.get_batch(10), WAIT_S)
+            link.release(len(batch))
+            link.publish(t(1, "down"), b"from link")
+            return [(m.topic, m.payload) for m in batch]
+        finally:
+            await link.stop()
+
+    assert asyncio.run(scenario()) == [(t(1, "up"), b"via link")]
+    assert term.until(b"from link") == [(t(1, "down"), b"from link")]
