@@ -393,3 +393,21 @@ def test_the_admin_card_is_not_a_wallet_to_a_serving_terminal(tmp_path):
     before = [bytes(b) for b in vc.blocks]
     assert rig.wallet.debit(100).reason == w.NOT_WALLET
     assert [bytes(b) for b in vc.blocks] == before and rig.sent == [(ADMIN_NO, UID7)]
+
+
+def test_stored_keys_wait_for_the_role_before_being_cut_down(tmp_path):
+    keystore = FileKeyStore(str(tmp_path / "keys.json"))
+    keystore.set("transport_key", TRANSPORT)
+    keystore.set("park_keys", PARK.pack())
+    rig = Rig(tmp_path / "t", role=None, keystore=keystore)
+    assert rig.auth.state == au.SERVING and rig.wallet.park_keys.pack() == PARK.pack()
+    rig.wallet.config = Config(version=3, role=ROLE_DESK, category=1)
+    assert rig.auth.poll() is None and rig.wallet.park_keys.pack() == PARK.pack()
+
+
+def test_a_corrupt_key_store_entry_is_dropped(tmp_path):
+    keystore = FileKeyStore(str(tmp_path / "keys.json"))
+    keystore.set("transport_key", TRANSPORT)
+    keystore.set("park_keys", bytes(50))
+    rig = Rig(tmp_path / "t", keystore=keystore)
+    assert rig.auth.state == au.LOCKED and rig.auth.reason == "malformed" and keystore.get("park_keys") is None

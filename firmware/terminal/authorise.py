@@ -204,7 +204,12 @@ class Authoriser:
         return SENT
 
     def check_role(self):
-        """Keys follow the role: a booth drops master B; a desk holding booth keys must re-read the card."""
+        """Keys follow the role: a booth drops master B; a desk holding booth keys must re-read the card.
+
+        Nothing changes before the hub's config is known (only a desk writes 96 bytes to the key store).
+        """
+        if self.wallet.config is None:
+            return
         desk = self._desk()
         if self.state == SERVING:
             keys = self.wallet.park_keys
