@@ -15,6 +15,7 @@ from protocol.record import record_mac_for
 from sim.admin import admin_system_card
 from sim.board import FileKeyStore
 from sim.cards import issued_card
+from sim.chip_server import ChipServer
 from sim.mfrc522 import VirtualMFRC522
 from sim.mifare import Field, MifareClassic1K
 from terminal import authorise as au
@@ -411,3 +412,19 @@ def test_a_corrupt_key_store_entry_is_dropped(tmp_path):
     keystore.set("park_keys", bytes(50))
     rig = Rig(tmp_path / "t", keystore=keystore)
     assert rig.auth.state == au.LOCKED and rig.auth.reason == "malformed" and keystore.get("park_keys") is None
+
+
+@pytest.mark.micropython
+@pytest.mark.parametrize("role", [ROLE_POS, ROLE_DESK])
+def test_authoriser_on_micropython_within_the_heap(micropython, role):
+    uid = bytes.fromhex("04112233445566")
+    with ChipServer([admin_system_card(TRANSPORT, PARK, ADMIN_NO, uid), wallet_card()]) as chip:
+        proc = micropython(REPO / "tests" / "mpy" / "authorise_check.py", chip.port, TRANSPORT.hex(), role)
+    got = dict(kv.split("=", 1) for line in proc.stdout.splitlines() for kv in line.split())
+    desk = role == ROLE_DESK
+    assert got["wallet_card"] == au.NOT_ADMIN and got["admin_card"] == au.SENT
+    assert got["sent_card_no"] == str(ADMIN_NO) and got["sent_uid"] == uid.hex()
+    assert got["stored"] == "None" and got["wallet_keys"] == "None" and got["state"] == au.LOCKED
+    assert got["stored_hex"] == (PARK.pack() if desk else PARK.master_a + PARK.master_mac).hex()
+    assert got["master_b"] == str(desk)
+    assert int(got["heap_admin_tap"]) < 32 * 1024     # reading and unsealing the card, garbage included
