@@ -31,6 +31,7 @@ log = logging.getLogger("parkcard.hub")
 
 BATCH_FRAMES_MAX = 64          # frames per database transaction (64 x 64 records)
 TERMINAL_KEY_SIZE = 32
+RECHECK_S = 0.05
 
 
 class Hub:
@@ -145,10 +146,15 @@ class Hub:
 
     # -- waiting for facts (tests, demo)
     async def wait_until(self, predicate, timeout_s=10):
-        """Wait until predicate() is true, re-checked after every batch; raise TimeoutError at the deadline."""
+        """Wait until predicate() is true, re-checked after every batch (and every RECHECK_S for
+        facts a batch does not announce, like a reconnection); raise TimeoutError at the deadline."""
         async def waiting():
             async with self._settled:
-                await self._settled.wait_for(predicate)
+                while not predicate():
+                    try:
+                        await asyncio.wait_for(self._settled.wait(), RECHECK_S)
+                    except TimeoutError:
+                        pass
         await asyncio.wait_for(waiting(), timeout_s)
 
     async def wait_settled(self, terminal_id, seq, timeout_s=10):

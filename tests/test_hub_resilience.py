@@ -1,0 +1,143 @@
+"""The hub killed mid-batch (SIGKILL of a real process) and the broker restarted under a running hub."""
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protocol import frames
+from protocol import record as R
+
+from parkcard import audit
+from parkcard.service import Hub
+from parkcard.storage import Storage
+from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, start_hub
+
+pytestmark = pytest.mark.broker
+
+UID = b"\x04\x0a\x0b\x0c"
+HUB_ROOT = Path(__file__).resolve().parent.parent / "hub"
+
+
+async def _prepare(db, broker, terminal_ids):
+    hub = await Hub(db, broker.host, broker.port).start()
+    await hub.wait_connected()     # the hub's persistent session: the broker queues for it from now on
+    await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
+    await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
+    await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
+    keys = {tid: await hub.register_terminal(tid, MERCHANT_ICE, frames.ROLE_POS, "booth") for tid in terminal_ids}
+    cards = [(await hub.desk(DESK_ID).issue(UID, 1_000_000)).card_no for _ in terminal_ids]
+    await hub.stop()
+    return keys, cards
+
+
+def _spawn_hub(db, broker, log):
+    return subprocess.Popen([sys.executable, "-m", "parkcard.service", "--db", str(db), "--broker-port",
+                             str(broker.port)], stdout=log, stderr=log, cwd=HUB_ROOT)
+
+
+def _wait_in_db(db, sql, predicate, timeout_s=30):
+    """Poll the database (bounded) until predicate(row) holds."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with sqlite3.connect(db, timeout=10) as conn:
+            row = conn.execute(sql).fetchone()
+        if predicate(row):
+            return row
+        if time.monotonic() > deadline:
+            raise TimeoutError("%s never satisfied: last %r" % (sql, row))
+        time.sleep(0.02)   # polling interval of a bounded wait, not synchronisation
+
+
+@pytest.mark.slow
+def test_hub_killed_mid_batch_loses_and_doubles_nothing(tmp_path, broker):
+    db = tmp_path / "hub.db"
+    terminal_ids = (5, 6, 7)
+    keys, cards = asyncio.run(_prepare(db, broker, terminal_ids))
+    records_per_terminal = 1500
+    terms = [ScriptedTerminal(broker.host, broker.port, tid, keys[tid]).connect() for tid in terminal_ids]
+    for term, card_no in zip(terms, cards):
+        balance = 1_000_000
+        for i in range(records_per_terminal):
+            balance -= 7
+            term.record(R.KIND_DEBIT, card_no, 2 + i, 7, balance)
+    log = open(tmp_path / "hub.log", "ab")
+    hub = _spawn_hub(db, broker, log)
+    try:
+        for term in terms:
+            term.upload_all()
+        # kill -9 once some records are durably applied, while the rest are in flight
+        _wait_in_db(db, "SELECT COUNT(*) FROM records WHERE terminal_id != %d" % DESK_ID, lambda r: r[0] > 0)
+        hub.send_signal(signal.SIGKILL)
+        hub.wait()
+        applied_at_kill = sqlite3.connect(db).execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        hub = _spawn_hub(db, broker, log)
+        for _attempt in range(10):       # the terminals resend what is not acknowledged, as firmware does
+            for term in terms:
+                if term.journal:
+                    term.upload_all()
+            try:
+                for term in terms:
+                    term.wait_acked(records_per_terminal, timeout_s=5)
+                break
+            except TimeoutError:
+                continue
+        for term in terms:
+            term.wait_acked(records_per_terminal, timeout_s=10)
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(timeout=20)
+        log.close()
+        for term in terms:
+            term.close()
+    assert applied_at_kill < len(terms) * records_per_terminal + len(cards)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT terminal_id, COUNT(*), MIN(seq), MAX(seq) FROM records WHERE terminal_id != ? "
+                            "GROUP BY terminal_id", (DESK_ID,)).fetchall() == [
+            (tid, records_per_terminal, 1, records_per_terminal) for tid in terminal_ids]
+        for card_no in cards:
+            total = conn.execute("SELECT SUM(amount_cents) FROM ledger_entries WHERE account=?",
+                                 ("card:%d" % card_no,)).fetchone()[0]
+            assert total == 1_000_000 - 7 * records_per_terminal
+
+    async def check():
+        storage = await Storage(db).open()
+        try:
+            return await audit.check(storage)
+        finally:
+            await storage.close()
+    report = asyncio.run(check())
+    assert report.ok and not report.pending, report.lines()
+    result = subprocess.run([sys.executable, "-m", "parkcard.cli", "--db", str(db), "ledger", "check"],
+                            capture_output=True, text=True, cwd=HUB_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_broker_restart_the_hub_reconnects_and_goes_on(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        issued = await hub.desk(DESK_ID).issue(UID, 10000)
+        key = await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "booth")
+        term = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, 5, key).connect)
+        term.record(R.KIND_DEBIT, issued.card_no, 2, 100, 9900)
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 1)
+        connects = hub.link.connects
+        term._subscribed.clear()
+        await asyncio.to_thread(broker.kill)
+        await asyncio.to_thread(broker.start)
+        await hub.wait_until(lambda: hub.link.connects > connects, timeout_s=30)
+        await asyncio.to_thread(term._subscribed.wait, 30)
+        term.record(R.KIND_DEBIT, issued.card_no, 3, 100, 9800)
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 2, 30)
+        assert await hub.storage.account_balance("card:%d" % issued.card_no) == 9800
+        term.close()
+        await hub.stop()
+    asyncio.run(asyncio.wait_for(scenario(), 120))
