@@ -236,8 +236,9 @@ def main(argv=None):
     parser.add_argument("--broker-host", default="127.0.0.1")
     parser.add_argument("--broker-port", type=int, default=1883)
     parser.add_argument("--client-id", default="parkcard-hub")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
-    configure_logging()
+    configure_logging(getattr(logging, args.log_level))
     os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
     asyncio.run(serve(Hub(args.db, args.broker_host, args.broker_port, args.client_id)))
 

@@ -13,6 +13,8 @@ import paho.mqtt.client as mqtt
 from protocol import frames, topics
 from protocol import record as R
 
+from parkcard.mqtt_link import set_nodelay
+
 UID = b"\x04\x11\x22\x33"
 
 
@@ -61,6 +63,7 @@ class ScriptedTerminal:
         self.client.loop_stop()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
+        set_nodelay(client)
         client.subscribe(topics.topic(self.terminal_id, topics.DOWN), qos=1)
 
     def _on_message(self, client, userdata, msg):

@@ -1,0 +1,225 @@
+"""Hub ingest bench: throughput, tap-to-settled latency, backlog drain, memory with 500 terminals.
+
+    .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--latency-taps 300]
+                                           [--backlog 10000] [--connected 500]
+
+The hub runs as its own process (`python -m parkcard.service`) against a
+private Mosquitto; simulated terminals publish real protocol frames from this
+process. "Settled" means acknowledged by T_ACK, which the hub sends only after
+the batch is committed with synchronous=FULL.
+"""
+
+import argparse
+import asyncio
+import os
+import shlex
+import socket
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "hub"))
+sys.path.insert(0, str(REPO))
+
+from protocol import frames, topics  # noqa: E402
+from protocol import record as R  # noqa: E402
+
+from parkcard.broker import Broker  # noqa: E402
+from parkcard.storage import MIGRATIONS  # noqa: E402
+from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub  # noqa: E402
+
+UID = b"\x04\x55\x66\x77"
+START_BALANCE = 8_000_000
+
+
+def hub_process(db, broker):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "hub"), str(REPO)]))
+    return subprocess.Popen([sys.executable, "-m", "parkcard.service", "--db", str(db), "--broker-port",
+                             str(broker.port), "--log-level", "WARNING"], env=env, stderr=subprocess.DEVNULL)
+
+
+def rss_kb(pid, field):
+    with open("/proc/%d/status" % pid) as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+async def prepare(db, broker, terminal_ids):
+    """Registry, one card per terminal, and the hub's persistent broker session."""
+    hub = await start_hub(db, broker.host, broker.port)
+    keys = {}
+    for tid in terminal_ids:
+        keys[tid] = await hub.register_terminal(tid, MERCHANT_ICE, frames.ROLE_POS, "bench %d" % tid)
+    cards = {tid: (await hub.desk(DESK_ID).issue(UID, START_BALANCE - 100000)).card_no for tid in terminal_ids}
+    await hub.stop()
+    return keys, cards
+
+
+def journal(term, card_no, count, start_counter=2, balance=START_BALANCE - 100000):
+    for i in range(count):
+        balance -= 1
+        term.record(R.KIND_DEBIT, card_no, (start_counter + i) % 65536, 1, balance)
+    return balance
+
+
+def wait_all(terms, timeout_s=300):
+    for term in terms:
+        term.wait_acked(term.seq, timeout_s)
+
+
+def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
+    """executemany of the same rows the hub wrote for these terminals, into a fresh database."""
+    marks = ",".join(str(t) for t in terminal_ids)
+    src = sqlite3.connect(hub_db)
+    tables = {
+        "records": src.execute("SELECT * FROM records WHERE terminal_id IN (%s)" % marks).fetchall(),
+        "ledger_tx": src.execute("SELECT t.* FROM ledger_tx t JOIN records r ON r.id=t.record_id "
+                                 "WHERE r.terminal_id IN (%s)" % marks).fetchall(),
+        "ledger_entries": src.execute("SELECT e.* FROM ledger_entries e JOIN ledger_tx t ON t.id=e.tx_id JOIN "
+                                      "records r ON r.id=t.record_id WHERE r.terminal_id IN (%s)" % marks).fetchall(),
+        "card_counters": src.execute("SELECT * FROM card_counters WHERE terminal_id IN (%s)" % marks).fetchall(),
+    }
+    src.close()
+    dst = sqlite3.connect(work_dir / "raw.db", isolation_level=None)
+    dst.execute("PRAGMA journal_mode=WAL")
+    dst.execute("PRAGMA synchronous=FULL")
+    dst.executescript(MIGRATIONS[0])
+    started = time.perf_counter()
+    dst.execute("BEGIN IMMEDIATE")
+    for table, rows in tables.items():
+        if rows:
+            dst.executemany("INSERT INTO %s VALUES (%s)" % (table, ",".join("?" * len(rows[0]))), rows)
+    dst.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    dst.close()
+    return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
+
+
+def mqtt_connect_packet(client_id):
+    """MQTT 3.1.1 CONNECT (§3.1), clean session, keepalive 600 s."""
+    cid = client_id.encode()
+    var = b"\x00\x04MQTT\x04\x02\x02\x58" + struct.pack(">H", len(cid)) + cid
+    return bytes((0x10, len(var))) + var
+
+
+def raw_terminals(broker, keys, count_from):
+    """Open sockets that CONNECT as term-<id> and publish one retained status frame each."""
+    socks = []
+    for tid, key in keys.items():
+        s = socket.create_connection((broker.host, broker.port))
+        s.sendall(mqtt_connect_packet(topics.client_name(tid)))
+        s.recv(4)   # CONNACK
+        payload = frames.encode(frames.frame_mac_for(key), frames.T_STATUS, tid, count_from, int(time.time()),
+                                frames.Status(boot=1, online=1, firmware=b"bench").encode())
+        topic = topics.topic(tid, topics.STATUS).encode()
+        body = struct.pack(">H", len(topic)) + topic + payload   # QoS 0 PUBLISH, retained (§3.3)
+        length = len(body)
+        enc = bytearray()
+        while True:
+            byte, length = length % 128, length // 128
+            enc.append(byte | (0x80 if length else 0))
+            if not length:
+                break
+        s.sendall(bytes((0x31,)) + bytes(enc) + body)
+        socks.append(s)
+    return socks
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=64000)
+    parser.add_argument("--terminals", type=int, default=8)
+    parser.add_argument("--latency-taps", type=int, default=300)
+    parser.add_argument("--backlog", type=int, default=10000)
+    parser.add_argument("--connected", type=int, default=500)
+    args = parser.parse_args()
+    print("command: %s" % " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv]))
+    work = Path(tempfile.mkdtemp(prefix="parkcard-bench-"))
+    db = work / "hub.db"
+    tput_ids = list(range(1, args.terminals + 1))
+    lat_id, backlog_id = 900, 901
+    conn_ids = list(range(1000, 1000 + args.connected))
+    with Broker(work / "broker") as broker:
+        keys, cards = asyncio.run(prepare(db, broker, tput_ids + [lat_id, backlog_id] + conn_ids))
+
+        # 1. throughput: every terminal's journal published as 64-record frames, hub online
+        terms = {tid: ScriptedTerminal(broker.host, broker.port, tid, keys[tid]).connect()
+                 for tid in tput_ids + [lat_id, backlog_id]}
+        per = args.records // len(tput_ids)
+        for tid in tput_ids:
+            journal(terms[tid], cards[tid], per)
+        hub = hub_process(db, broker)
+        try:
+            time.sleep(1.0)   # bench only: let the hub process start before the clock runs
+            started = time.perf_counter()
+            for tid in tput_ids:
+                terms[tid].upload_all()
+            wait_all([terms[t] for t in tput_ids])
+            tput_s = time.perf_counter() - started
+            total = per * len(tput_ids)
+            raw_rate, raw_rows = raw_sqlite_rate(db, work, tput_ids)
+            print("ingest throughput: %d records in %.2f s = %.0f records/s (64-record frames, %d terminals)" % (
+                total, tput_s, total / tput_s, len(tput_ids)))
+            print("raw sqlite3 executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
+                raw_rows, total, raw_rate, 100 * total / tput_s / raw_rate))
+
+            # 2. latency: one record per frame, wait for its ack
+            lat = terms[lat_id]
+            samples = []
+            balance = START_BALANCE - 100000
+            for i in range(args.latency_taps):
+                balance -= 1
+                lat.record(R.KIND_DEBIT, cards[lat_id], 2 + i, 1, balance)
+                t0 = time.perf_counter()
+                lat.upload()
+                lat.wait_acked(lat.seq, 10)
+                samples.append((time.perf_counter() - t0) * 1000)
+            samples.sort()
+            print("tap-to-settled latency over %d taps: p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (
+                len(samples), statistics.median(samples), samples[int(len(samples) * 0.99) - 1], samples[-1]))
+        finally:
+            hub.terminate()
+            hub.wait()
+
+        # 3. backlog: published while the hub is down (the broker queues for its session), then drained
+        back = terms[backlog_id]
+        journal(back, cards[backlog_id], args.backlog)
+        back.upload_all()
+        time.sleep(1.0)   # bench only: let the broker take the backlog before the hub starts
+        started = time.perf_counter()
+        hub = hub_process(db, broker)
+        try:
+            back.wait_acked(back.seq, 120)
+            drain_s = time.perf_counter() - started
+            print("backlog of %d records drained in %.2f s (hub process start included)" % (args.backlog, drain_s))
+
+            # 4. memory with N connected terminals (raw MQTT sockets, each with a retained status)
+            socks = raw_terminals(broker, {t: keys[t] for t in conn_ids}, 1)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                applied = sqlite3.connect(db).execute(
+                    "SELECT COUNT(*) FROM terminals WHERE firmware='bench'").fetchone()[0]
+                if applied >= len(conn_ids):
+                    break
+                time.sleep(0.1)
+            print("hub memory with %d connected terminals (%d statuses applied): RSS %d MB, peak RSS %d MB" % (
+                len(socks), applied, rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024))
+            for s in socks:
+                s.close()
+        finally:
+            hub.terminate()
+            hub.wait()
+            for term in terms.values():
+                term.close()
+
+
+if __name__ == "__main__":
+    main()
