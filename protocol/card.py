@@ -46,6 +46,10 @@ class ParkKeys:
         self.master_a = master_a
         self.master_b = master_b
         self.master_mac = master_mac
+        # Made once per park, not per tap: every card read derives from them.
+        self.kdf_a = crypto.Mac(master_a)
+        self.kdf_b = crypto.Mac(master_b)
+        self.kdf_mac = crypto.Mac(master_mac)
 
     def pack(self):
         """Return the 96 bytes a provisioning bundle or admin card carries."""
@@ -65,15 +69,15 @@ class CardKeys:
     def __init__(self, park_keys, uid):
         self.uid = bytes(uid)
         self._park = park_keys
-        self.mac = crypto.Mac(crypto.derive(park_keys.master_mac, crypto.LABEL_CARD_MAC, self.uid)[:CARD_MAC_KEY_SIZE])
+        self.mac = crypto.Mac(crypto.derive(park_keys.kdf_mac, crypto.LABEL_CARD_MAC, self.uid)[:CARD_MAC_KEY_SIZE])
 
     def key_a(self, sector=APP_SECTOR):
         """Sector key A: read and debit (booth terminals)."""
-        return crypto.derive(self._park.master_a, crypto.LABEL_KEY_A, self.uid, bytes((sector,)))[:KEY_SIZE]
+        return crypto.derive(self._park.kdf_a, crypto.LABEL_KEY_A, self.uid, bytes((sector,)))[:KEY_SIZE]
 
     def key_b(self, sector=APP_SECTOR):
         """Sector key B: write card info and trailer (desk only)."""
-        return crypto.derive(self._park.master_b, crypto.LABEL_KEY_B, self.uid, bytes((sector,)))[:KEY_SIZE]
+        return crypto.derive(self._park.kdf_b, crypto.LABEL_KEY_B, self.uid, bytes((sector,)))[:KEY_SIZE]
 
 
 def day_of(time_s):

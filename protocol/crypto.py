@@ -59,12 +59,15 @@ def hmac_sha256(key, message):
 
 
 def derive(master, label, *context):
-    """KDF of SPEC.md §2.2: HMAC-SHA256(master, prefix | label | len-prefixed context)."""
+    """KDF of SPEC.md §2.2: HMAC-SHA256(master, prefix | label | len-prefixed context).
+
+    `master` is the key's bytes or a Mac made from them (cheaper when reused).
+    """
     parts = [_KDF_PREFIX, label]
     for item in context:
         parts.append(bytes((len(item),)))
         parts.append(item)
-    return Mac(master).digest(*parts)
+    return (master if isinstance(master, Mac) else Mac(master)).digest(*parts)
 
 
 def equal(a, b):

@@ -32,7 +32,7 @@ def chip_with_cards():
 @pytest.mark.micropython
 def test_debits_on_micropython_with_littlefs_and_big_blacklist(micropython, tmp_path):
     with chip_with_cards() as chip:
-        proc = micropython(REPO / "tests" / "mpy" / "debit_check.py", tmp_path, chip.port, 100000, 1000, 20,
+        proc = micropython(REPO / "tests" / "mpy" / "debit_check.py", tmp_path, chip.port, 100000, 10000, 20,
                            timeout=300)
         wallet_card = chip.cards[0]
         slot = card_balance(PARK, wallet_card)
@@ -44,7 +44,7 @@ def test_debits_on_micropython_with_littlefs_and_big_blacklist(micropython, tmp_
     assert got["torn_result"] == "uncertain" and got["torn_status"] == "1"
     assert int(got["balance_after_retap"]) == 500000 - 21 * 100 == slot.balance_cents
     assert got["blacklist_hits"] == "500"  # every other number from 1000000 is listed
-    assert int(got["journal_depth"]) == 1000 + 20 + 1 + 1  # backlog, debits, the lock, the torn debit
+    assert int(got["journal_depth"]) == 10000 + 20 + 1 + 1  # backlog, debits, the lock, the torn debit
     # the heap a debit needs stays well inside an ESP32's budget, independent of list and queue size
     assert int(got["heap_peak_above_idle"]) < 32 * 1024
 

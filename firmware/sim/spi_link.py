@@ -18,6 +18,7 @@ import struct
 
 _IPPROTO_TCP = 6   # numeric: MicroPython's socket module lacks these names
 _TCP_NODELAY = 1
+_REPLY_MAX = 256
 
 
 class LinkError(OSError):
@@ -32,25 +33,43 @@ class ChipLink:
         self.sock.connect(socket.getaddrinfo(host, port)[0][-1])
         # Many tiny requests: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms each.
         self.sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+        # Buffers made once: the link's own garbage must not blur the firmware's heap figures.
         self._head = bytearray(3)
+        self._len = bytearray(2)
+        self._reply = bytearray(_REPLY_MAX)
+        self._len_mv = memoryview(self._len)
+        self._reply_mv = memoryview(self._reply)
 
     def send(self, op, data):
         """Send one request."""
-        self.sock.send(struct.pack(">BH", op, len(data)) + bytes(data))
+        struct.pack_into(">BH", self._head, 0, op, len(data))
+        self.sock.send(self._head)
+        if data:
+            self.sock.send(data)
 
-    def _recv_exact(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
-            if not chunk:
+    def _recv_into(self, mv):
+        need = len(mv)
+        got = 0
+        while got < need:
+            part = mv[got:] if got else mv
+            n = self.sock.readinto(part) if hasattr(self.sock, "readinto") else self.sock.recv_into(part)
+            if not n:
                 raise LinkError("chip server closed the link")
-            out += chunk
-        return out
+            got += n
+
+    def answer_into(self):
+        """Read one answer into the link's buffer; return a memoryview of it."""
+        self._recv_into(self._len_mv)
+        n = (self._len[0] << 8) | self._len[1]
+        if n > _REPLY_MAX:
+            raise LinkError("answer of %d bytes" % n)
+        mv = self._reply_mv[:n]
+        self._recv_into(mv)
+        return mv
 
     def answer(self):
-        """Read one answer."""
-        n = struct.unpack(">H", self._recv_exact(2))[0]
-        return self._recv_exact(n)
+        """Read one answer as bytes."""
+        return bytes(self.answer_into())
 
     def control(self, command):
         """Run a field command on the server, e.g. 'add 0', 'remove 0', 'tear 0 8'; returns its text."""
@@ -70,6 +89,7 @@ class LinkedSpi:
 
     def __init__(self, link):
         self.link = link
+        self._req = bytearray(3)
 
     def write(self, buf):
         """Clock out buf."""
@@ -77,8 +97,9 @@ class LinkedSpi:
 
     def readinto(self, buf, write=0x00):
         """Clock in len(buf) bytes while sending `write`."""
-        self.link.send(ord("R"), bytes((write,)) + struct.pack(">H", len(buf)))
-        buf[:] = self.link.answer()
+        struct.pack_into(">BH", self._req, 0, write, len(buf))
+        self.link.send(ord("R"), self._req)
+        buf[:] = self.link.answer_into()
 
     def read(self, nbytes, write=0x00):
         """Clock in nbytes bytes."""
@@ -89,7 +110,7 @@ class LinkedSpi:
     def write_readinto(self, write_buf, read_buf):
         """Full-duplex transfer."""
         self.link.send(ord("X"), write_buf)
-        read_buf[:] = self.link.answer()
+        read_buf[:] = self.link.answer_into()
 
 
 class LinkedPin:
@@ -98,13 +119,14 @@ class LinkedPin:
     def __init__(self, link):
         self.link = link
         self._level = 1
+        self._levels = (b"\x00", b"\x01")
 
     def value(self, v=None):
         """Read or set the level."""
         if v is None:
             return self._level
         self._level = 1 if v else 0
-        self.link.send(ord("C"), bytes((self._level,)))
+        self.link.send(ord("C"), self._levels[self._level])
         return None
 
     __call__ = value
