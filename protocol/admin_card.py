@@ -58,6 +58,7 @@ class BoothKeys:
     """
 
     master_b = None
+    kdf_b = None
 
     def __init__(self, master_a, master_mac):
         for key in (master_a, master_mac):
@@ -65,6 +66,9 @@ class BoothKeys:
                 raise Malformed("master keys are 32 bytes")
         self.master_a = master_a
         self.master_mac = master_mac
+        # Made once, as ParkKeys does: every card read derives from them.
+        self.kdf_a = crypto.Mac(master_a)
+        self.kdf_mac = crypto.Mac(master_mac)
 
     def pack(self):
         """Return the 64 bytes kept in the key store: master A then master MAC."""
