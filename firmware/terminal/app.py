@@ -3,6 +3,7 @@
 import asyncio
 
 from protocol.config import ROLE_NAMES, ROLE_POS, ROLE_RIDE
+from terminal import authorise as au
 from terminal import wallet as w
 
 POLL_MS = 50
@@ -20,6 +21,15 @@ def _sleep_ms(ms):
     return sleep_ms(ms) if sleep_ms else asyncio.sleep(ms / 1000)
 
 
+def _auth_prompt(authoriser, outcome):
+    """The two lines shown while not serving (protocol/SPEC-admin-card.md §6.6)."""
+    if authoriser is not None and authoriser.state == au.PENDING:
+        return "Authorising", "Waiting for hub"
+    if outcome in (None, au.NO_CARD, au.SENT):
+        return "Not authorised", "Tap admin card"
+    return "Card refused", outcome
+
+
 class TerminalApp:
     """Runs the vendor-facing loop; never waits on the network."""
 
@@ -28,13 +38,15 @@ class TerminalApp:
         self.ui = ui
         self.keypad = keypad
         self.taps = 0
+        self.authoriser = None          # terminal.authorise.Authoriser, set by runtime
 
     async def run(self):
         """Serve taps forever according to the role in the hub's config."""
         while True:
+            outcome = self.authoriser.poll() if self.authoriser is not None else None
             cfg = self.wallet.config
             if self.wallet.park_keys is None or cfg is None:
-                self.ui.message("Not authorised", "Tap admin card")
+                self.ui.message(*_auth_prompt(self.authoriser, outcome))
                 await _sleep_ms(POLL_MS * 4)
             elif cfg.role == ROLE_RIDE:
                 await self.ride_once(cfg.fixed_price_cents)

@@ -3,9 +3,10 @@
 import asyncio
 import json
 
-from protocol import card, frames, topics
+from protocol import frames, topics
 from protocol.record import RECORD_SIZE, record_mac_for
 from terminal.app import TerminalApp
+from terminal.authorise import SERVING, Authoriser
 from terminal.blacklist import Blacklist
 from terminal.journal import Journal
 from terminal.mqtt import MQTTClient
@@ -58,14 +59,14 @@ class Terminal:
         self.reader = board.reader()
         self.wallet = Wallet(self.reader, self.journal, self.blacklist, self.terminal_id,
                              record_mac_for(terminal_key), board.clock)
-        park = keys.get("park_keys")
-        if park is not None:
-            self.wallet.park_keys = card.ParkKeys.unpack(park)
         self.ui = UI(board.display(), board.buzzer())
         self.app = TerminalApp(self.wallet, self.ui, board.keypad())
         self.sync = Sync(self.terminal_id, frames.frame_mac_for(terminal_key), self.wallet, self.journal,
                          self.blacklist, self.state, board, self.on_command)
-        self.sync.authorised = self.wallet.park_keys is not None
+        # After Sync, which restores the hub's config: its role picks the blob (SPEC-admin-card.md §6.5).
+        self.authoriser = Authoriser(self.reader, keys, self.wallet, self.sync.send_auth, self.blacklist,
+                                     self._auth_state)
+        self.app.authoriser = self.authoriser
         password = keys.get("broker_password")
         name = topics.client_name(self.terminal_id)
         self.client = MQTTClient(name, settings["broker_host"], settings["broker_port"],
@@ -79,12 +80,12 @@ class Terminal:
         self.tasks = {}
 
     def on_command(self, command, argument):
-        """Hub commands: lock or de-authorise this terminal."""
-        if command in (frames.CMD_LOCK, frames.CMD_DEAUTHORISE):
-            self.wallet.park_keys = None
-            self.sync.authorised = False
-            self.board.keystore().delete("park_keys")
+        """Hub commands: authorisation answers, lock or de-authorise this terminal."""
+        if self.authoriser.on_command(command, argument) and command in (frames.CMD_LOCK, frames.CMD_DEAUTHORISE):
             self.ui.message("Terminal locked" if command == frames.CMD_LOCK else "Not authorised", "Call technician")
+
+    def _auth_state(self, state):
+        self.sync.authorised = state == SERVING
 
     async def _watchdog(self):
         # Fed only while the event loop turns: a stuck loop resets the board.

@@ -15,6 +15,7 @@ from terminal import journal as jr
 
 UPLOAD_BATCH_MAX = 32            # records per upload frame (64 allowed by SPEC.md §5.3)
 ACK_TIMEOUT_MS = 5000
+AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
 STATUS_INTERVAL_S = 30
 FIRMWARE_VERSION = b"0.1.0"
 # A record whose card never came back is handed to the hub after this long, so
@@ -215,6 +216,16 @@ class Sync:
     def _sync_frame(self):
         body = frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)
         return self._frame(frames.T_SYNC, body)
+
+    def send_auth(self, admin_card_no, uid):
+        """Report an admin card tap (SPEC.md §5.3 type 0x13); the hub answers with a command."""
+        asyncio.create_task(self._send_auth(frames.auth_body(admin_card_no, uid)))
+
+    async def _send_auth(self, body):
+        try:
+            await self.client.publish(self.up_topic, self._frame(frames.T_AUTH, body), 1, False, AUTH_TIMEOUT_MS)
+        except Exception:  # noqa: BLE001 - not delivered in time: the Authoriser times out, the technician taps again
+            pass
 
     def _ask_sync(self):
         asyncio.create_task(self.client.publish(self.up_topic, self._sync_frame(), 1))
