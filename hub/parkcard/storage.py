@@ -116,6 +116,7 @@ class WriteTx:
         self._ids = ids
         self.now = time.time()
         self.records = []
+        self._batch_records = {}    # (terminal_id, seq) -> row of self.records
         self.record_status = []
         self.ledger_tx = []
         self.entries = []
@@ -136,9 +137,9 @@ class WriteTx:
     # -- reads inside the transaction
     def record(self, terminal_id, seq):
         """Return (id, raw, status, card_no, counter) of a stored record, or None."""
-        for row in self.records:
-            if row[1] == terminal_id and row[2] == seq:
-                return row[0], row[3], row[10], row[5], row[6]
+        row = self._batch_records.get((terminal_id, seq))
+        if row is not None:
+            return row[0], row[3], row[10], row[5], row[6]
         return self.conn.execute(
             "SELECT id, raw, status, card_no, card_counter FROM records WHERE terminal_id=? AND seq=?",
             (terminal_id, seq)).fetchone()
@@ -185,7 +186,8 @@ class WriteTx:
                 (card_no,)):
             if row[0] not in seen:
                 rows.append(row)
-        return [r for r in rows if r[0] not in {u[0] for u in self.record_status if u[1] != "uncertain"}]
+        settled = {u[0] for u in self.record_status}
+        return [r for r in rows if r[0] not in settled]
 
     def blacklisted(self, card_no):
         """True when the card is on the blacklist now."""
@@ -195,9 +197,10 @@ class WriteTx:
     # -- writes
     def add_record(self, record_id, terminal_id, seq, raw, rec, status):
         """Store a record (not yet in the ledger unless post() is called too)."""
-        self.records.append((record_id, terminal_id, seq, raw, rec.kind, rec.card_no, rec.card_counter,
-                             rec.amount_cents, rec.balance_after_cents, rec.time_s, status,
-                             self.now if status == "applied" else None))
+        row = (record_id, terminal_id, seq, raw, rec.kind, rec.card_no, rec.card_counter, rec.amount_cents,
+               rec.balance_after_cents, rec.time_s, status, self.now if status == "applied" else None)
+        self.records.append(row)
+        self._batch_records[(terminal_id, seq)] = row
 
     def set_record_status(self, record_id, status):
         """Change the status of a stored record (uncertain -> applied or not_happened)."""
