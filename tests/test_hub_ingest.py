@@ -310,3 +310,40 @@ def test_downlink_counters_keep_increasing_across_restarts(tmp_path, broker):
         term.close()
         await hub.stop()
     run(scenario())
+
+
+def test_full_queue_applies_backpressure_and_drops_nothing(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port, queue_max=2, batch_frames_max=1)
+        card_no, bal = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        for i in range(300):
+            bal -= 1
+            term.record(R.KIND_DEBIT, card_no, 2 + i, 1, bal)
+        for seq in range(1, 301):
+            term.upload([term.journal[seq]])
+        await asyncio.to_thread(term.wait_acked, 300, 60)
+        assert await balance(hub, "card:%d" % card_no) == 10000 - 300
+        stats = hub.stats()
+        term.close()
+        await hub.stop()
+        return stats
+    stats = run(scenario())
+    assert stats["applied"] == 301 and stats["backpressure_waits"] > 0
+    assert not any(k.startswith("quarantined") for k in stats)
+
+
+def test_unknown_blacklist_version_gets_a_snapshot(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        await hub.blacklist_add(77, "stolen")
+        await hub.blacklist_add(66, "stolen")
+        term = await booth(hub, broker, 5)
+        term.publish(term.frame(frames.T_SYNC, frames.sync_body(9999, 1)))
+        await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_TIME))
+        snapshot = [frames.parse_blacklist(f.body) for f in term.downlinks(frames.T_BLACKLIST)]
+        assert snapshot == [(0, 2, frames.BL_SNAPSHOT, 0, 1, (66, 77), ())]
+        assert term.downlinks(frames.T_CONFIG) == []        # its config version is current
+        term.close()
+        await hub.stop()
+    run(scenario())
