@@ -249,3 +249,11 @@ def up(db, broker_host, broker_port, no_broker):
     finally:
         if broker is not None:
             broker.stop()
+
+
+def _register_demo():
+    from parkcard.demo import demo_command
+    main.add_command(demo_command)
+
+
+_register_demo()

@@ -74,7 +74,11 @@ class Downlink:
         """Send what a terminal at from_version lacks: a delta, or a chunked snapshot."""
         current = await self.storage.blacklist_version()
         if from_version == current:
-            return 0
+            # An empty delta confirms the terminal's list is current: its offline
+            # rules refuse taps once the list is older than blacklist_max_age_s.
+            await self.send(terminal_id, frames.T_BLACKLIST,
+                            frames.blacklist_body(current, current, frames.BL_DELTA, 0, 1, [], []))
+            return 1
         changes = []
         if 0 <= from_version < current and current - from_version <= BLACKLIST_DELTA_VERSIONS_MAX:
             changes = await self.storage.blacklist_changes(from_version)
