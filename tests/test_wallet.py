@@ -3,7 +3,7 @@
 import pytest
 
 from protocol import card, frames
-from protocol.record import KIND_DEBIT, KIND_LOCK, Record, record_mac_for
+from protocol.record import KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, Record, record_mac_for
 from sim.cards import card_balance, issued_card
 from sim.mfrc522 import VirtualMFRC522
 from sim.mifare import Field
@@ -159,10 +159,19 @@ def test_blacklisted_card_is_refused_and_locked(tmp_path):
     assert slot.locked and slot.balance_cents == 10000
     [(seq, status, raw)] = rig.journal.unsynced(10)
     assert Record.decode(raw).kind == KIND_LOCK and status == jr.COMMITTED
-    # Locked on the card: refused even by a terminal whose blacklist does not have it yet.
+    # Locked on the card: refused even by a terminal whose blacklist does not have it yet,
+    # and every attempt is journalled for the hub (once a minute per card), writing nothing.
     rig.blacklist.apply_delta(1, 2, [], [500])
+    before = [bytes(b) for b in vc.blocks]
+    for _ in range(3):
+        rig.tap(vc)
+        assert rig.wallet.debit(100).reason == w.BLACKLISTED
+    rig.now += w.ATTEMPT_REPEAT_S
     rig.tap(vc)
     assert rig.wallet.debit(100).reason == w.BLACKLISTED
+    assert [bytes(b) for b in vc.blocks] == before
+    attempts = [Record.decode(raw) for _s, _st, raw in rig.journal.unsynced(10)][1:]
+    assert [(r.kind, r.card_counter, r.amount_cents) for r in attempts] == [(KIND_ATTEMPT, slot.counter, 0)] * 2
 
 
 def test_journal_full_refuses_before_touching_the_card(tmp_path):

@@ -9,7 +9,7 @@ counter (SPEC.md §3.5).
 
 from protocol import card
 from protocol.errors import BadMac
-from protocol.record import FLAG_OFFLINE, KIND_DEBIT, KIND_LOCK, Record
+from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, Record
 from terminal import journal as jr
 from terminal.rc522 import RC522Error
 
@@ -30,6 +30,8 @@ JOURNAL_FULL = "journal_full"
 NOT_READY = "not_ready"
 UNCERTAIN = "uncertain"
 BAD_AMOUNT = "bad_amount"
+
+ATTEMPT_REPEAT_S = 60   # one attempt record per card per minute at a terminal
 
 
 class Result:
@@ -76,6 +78,7 @@ class Wallet:
         self.online = False
         self.last_hub_contact_s = 0     # hub time of the last downlink
         self.blacklist_updated_s = 0    # when the blacklist was last confirmed current
+        self._last_attempt = None       # (card_no, time) of the last attempt journalled
 
     # -- reading -----------------------------------------------------------
 
@@ -143,8 +146,11 @@ class Wallet:
             return Result(True, None, cr.info.card_no, cr.slot.balance_cents, amount_cents, retry_seq, cr.info)
         now = self.clock()
         reason = self._refusal(cr, amount_cents, now)
-        if reason == BLACKLISTED and not cr.slot.locked:
-            self._lock(cr, now)
+        if reason == BLACKLISTED:
+            if cr.slot.locked:
+                self._attempt(cr, now)
+            else:
+                self._lock(cr, now)
         if reason:
             self._finish()
             return Result(False, reason, cr.info.card_no, cr.slot.balance_cents, info=cr.info)
@@ -186,6 +192,21 @@ class Wallet:
         new = cr.slot.next(cr.slot.balance_cents, cr.slot.spend_day, cr.slot.day_spend_cents, self.terminal_id,
                            locked=True)
         self._write(cr, new, KIND_LOCK, 0, 0, 0, now)
+
+    def _attempt(self, cr, now):
+        """Journal a tap of an already locked card, so the hub sees every attempt (SPEC.md §4.2)."""
+        last = self._last_attempt
+        if last is not None and last[0] == cr.info.card_no and now - last[1] < ATTEMPT_REPEAT_S:
+            return  # the same card held again and again is one attempt, not a full journal
+        if self.journal.free_records() < 2:
+            return
+        self._last_attempt = (cr.info.card_no, now)
+        seq = self.journal.last_seq() + 1
+        rec = Record(KIND_ATTEMPT, self.terminal_id, seq, now, cr.info.card_no, cr.uid, cr.slot.counter, 0,
+                     cr.slot.balance_cents, 0, 0, 0 if self.online else FLAG_OFFLINE,
+                     self.config.version if self.config else 0, cr.slot.mac)
+        self.journal.append(seq, now, rec.encode(self.record_mac))
+        self.journal.mark(seq, jr.COMMITTED)  # nothing is written to the card
 
     def _write(self, cr, new, kind, amount_cents, item, discount_cents, now):
         block = new.encode(cr.keys, cr.write_block)
