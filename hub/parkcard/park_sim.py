@@ -13,8 +13,10 @@ from urllib.parse import urlparse
 
 from protocol import card as C
 from protocol.config import ROLE_DESK, ROLE_POS, ROLE_RIDE
+from sim.admin import admin_system_card
 from sim.board import SimBoard
 from sim.cards import card_balance, card_from_blocks
+from terminal.authorise import SERVING
 from terminal.runtime import Terminal
 
 from parkcard import audit, settlement
@@ -26,21 +28,24 @@ DESK_TERMINAL_ID = 1
 DESK_MERCHANT_ID = 1
 RIDE_PRICE_CENTS = 450
 MERCHANTS = ((2, "Food court", 1200), (3, "Rides", 800), (4, "Gift shop", 1500))
+ADMIN_CARD_NO = 900001
+ADMIN_CARD_UID = bytes.fromhex("04adadadadad01")
 DRAIN_POLL_S = 0.05
 
 
 class SimTerminal:
     """One simulated terminal: the real firmware runtime on a SimBoard behind a cuttable relay."""
 
-    def __init__(self, root, terminal_id, key, park_keys, relay, role, merchant_id):
+    def __init__(self, root, terminal_id, key, transport_key, relay, role, merchant_id):
         self.terminal_id = terminal_id
         self.role = role
         self.merchant_id = merchant_id
         self.relay = relay
         self.board = SimBoard(root)
+        # What flashing leaves in the key store: no card keys until an admin card is tapped.
         keys = self.board.keystore()
         keys.set("terminal_key", key)
-        keys.set("park_keys", park_keys.pack())
+        keys.set("transport_key", transport_key)
         settings = {"terminal_id": terminal_id, "broker_host": relay.host, "broker_port": relay.port,
                     "keepalive_s": 5, "retry_delay_ms_max": 1000}
         self.terminal = Terminal(self.board, settings)
@@ -68,6 +73,19 @@ class SimTerminal:
         """Records on this terminal not yet acknowledged by the hub."""
         return self.terminal.journal.depth()
 
+    def tap_admin_card(self, admin_card):
+        """A technician holds the admin system card to the reader; returns the authoriser's outcome."""
+        self.board.field.add(admin_card)
+        try:
+            return self.terminal.authoriser.poll()
+        finally:
+            self.board.field.remove(admin_card)
+
+    @property
+    def serving(self):
+        """True once the hub confirmed the authorisation."""
+        return self.terminal.authoriser.state == SERVING
+
 
 class Visitor:
     """A visitor's card: the virtual card and what the desk issued."""
@@ -89,6 +107,8 @@ class ParkSim:
         self.rng = random.Random(seed)
         self.broker_url = broker_url
         self.park_keys = C.ParkKeys(secrets.token_bytes(32), secrets.token_bytes(32), secrets.token_bytes(32))
+        self.transport_key = secrets.token_bytes(32)
+        self.admin_card = admin_system_card(self.transport_key, self.park_keys, ADMIN_CARD_NO, ADMIN_CARD_UID)
         self.broker = None
         self.hub = None
         self.terminals = []
@@ -123,12 +143,22 @@ class ParkSim:
                                                    fixed_price_cents=RIDE_PRICE_CENTS if role == ROLE_RIDE else 0)
             relay = await Relay(host, port).start()
             self.terminals.append(SimTerminal(os.path.join(self.workdir, "term-%d" % terminal_id), terminal_id, key,
-                                              self.park_keys, relay, role, merchant_id))
+                                              self.transport_key, relay, role, merchant_id))
         for t in self.terminals:
             t.terminal.start()
         await self.wait_for(lambda: all(t.wallet.config is not None for t in self.terminals), 30,
                             "terminals did not receive their config from the hub")
+        await self.authorise_all()
         return self
+
+    async def authorise_all(self):
+        """The technician's round: tap the admin system card on every terminal until the hub confirms."""
+        for t in self.terminals:
+            outcome = t.tap_admin_card(self.admin_card)
+            if outcome != "sent":
+                raise RuntimeError("terminal %d refused the admin card: %s" % (t.terminal_id, outcome))
+        await self.wait_for(lambda: all(t.serving for t in self.terminals), 30,
+                            "the hub did not confirm the terminals' authorisation")
 
     async def _issue_cards(self):
         desk = self.hub.desk(DESK_TERMINAL_ID)
