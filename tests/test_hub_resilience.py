@@ -70,13 +70,19 @@ def test_hub_killed_mid_batch_loses_and_doubles_nothing(tmp_path, broker):
     log = open(tmp_path / "hub.log", "ab")
     hub = _spawn_hub(db, broker, log)
     try:
+        # The first half goes out; the hub is killed -9 as soon as some of it is durably
+        # applied, whatever it is doing; the second half is published while it is dead.
+        half = records_per_terminal // 2
         for term in terms:
-            term.upload_all()
-        # kill -9 once some records are durably applied, while the rest are in flight
+            seqs = sorted(term.journal)[:half]
+            for i in range(0, half, frames.UPLOAD_RECORDS_MAX):
+                term.upload([term.journal[s] for s in seqs[i:i + frames.UPLOAD_RECORDS_MAX]])
         _wait_in_db(db, "SELECT COUNT(*) FROM records WHERE terminal_id != %d" % DESK_ID, lambda r: r[0] > 0)
         hub.send_signal(signal.SIGKILL)
         hub.wait()
         applied_at_kill = sqlite3.connect(db).execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        for term in terms:
+            term.upload_all()
         hub = _spawn_hub(db, broker, log)
         for _attempt in range(10):       # the terminals resend what is not acknowledged, as firmware does
             for term in terms:
