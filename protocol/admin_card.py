@@ -1,6 +1,6 @@
-"""The admin system card: park master keys sealed under the transport key (SPEC-admin-card.md).
+"""The admin system card: park master keys sealed under the transport key (SPEC.md §6).
 
-Layout on a MIFARE Classic 1K (SPEC-admin-card.md §2):
+Layout on a MIFARE Classic 1K (SPEC.md §6.2):
 
 | sectors | blocks | content | sector keys from |
 | --- | --- | --- | --- |
@@ -28,7 +28,7 @@ TAG_SIZE = 16
 TRANSPORT_KEY_SIZE = 32
 _MASTER_SIZE = 32
 
-# Labels of the KDF (SPEC.md §2.2), master = transport key; new in SPEC-admin-card.md §3.
+# Labels of the KDF (SPEC.md §2.2), master = transport key; new in SPEC.md §6.3.
 LABEL_ADMIN_KEY_A = b"AKA"      # sector key A of sectors 2-6: UID, sector -> first 6 bytes
 LABEL_ADMIN_KEY_B = b"AKB"      # sector key B of sectors 2-6: UID, sector -> first 6 bytes
 LABEL_ADMIN_ENC = b"AENC"       # blob encryption key: kind -> 32 bytes
@@ -38,7 +38,7 @@ _TAG_DOMAIN = b"ADMIN"
 _HEADER_FMT = ">BBI"            # version, kind, card_no; then the nonce
 _HEADER_FIXED = 6
 
-# Blocks of each blob in reading order: header, ciphertext..., tag (SPEC-admin-card.md §2).
+# Blocks of each blob in reading order: header, ciphertext..., tag (SPEC.md §6.2).
 BOOTH_SECTORS = (2, 3)
 DESK_SECTORS = (4, 5, 6)
 BOOTH_BLOCKS = (8, 9, 10, 12, 13, 14)
@@ -208,7 +208,7 @@ def unseal(transport_key, blocks, uid, desk=False):
         parts.append(bytes(data))
     sealed = b"".join(parts)
     header, ciphertext, tag = sealed[:16], sealed[16:-TAG_SIZE], sealed[-TAG_SIZE:]
-    # MAC first: a changed version or kind byte is tampering too (SPEC-admin-card.md §4).
+    # MAC first: a changed version or kind byte is tampering too (SPEC.md §6.4).
     if not crypto.equal(_tag(transport_key, kind, header, uid, ciphertext), tag):
         raise BadMac("admin card seal")
     version, got_kind, card_no = struct.unpack(_HEADER_FMT, header[:_HEADER_FIXED])

@@ -68,7 +68,7 @@ def _kdf(master, label, *context):
 
 @pytest.mark.parametrize("desk", [False, True])
 def test_seal_follows_the_spec_text(desk):
-    """An independent reading of SPEC-admin-card.md §3-4 with the standard library opens the blob."""
+    """An independent reading of SPEC.md §6.3-6.4 with the standard library opens the blob."""
     blocks = admin_card.seal(TRANSPORT, PARK, ADMIN_NO, UID7, NONCE, desk=desk)
     order = (16, 17, 18, 20, 21, 22, 24, 25) if desk else (8, 9, 10, 12, 13, 14)
     sealed = b"".join(blocks[b] for b in order)

@@ -1,4 +1,4 @@
-"""Make a virtual admin system card (protocol/SPEC-admin-card.md) for tests and the demo."""
+"""Make a virtual admin system card (protocol/SPEC.md §6) for tests and the demo."""
 
 import os
 

@@ -22,7 +22,7 @@ def _sleep_ms(ms):
 
 
 def _auth_prompt(authoriser, outcome):
-    """The two lines shown while not serving (protocol/SPEC-admin-card.md §6.6)."""
+    """The two lines shown while not serving (protocol/SPEC.md §6.6)."""
     if authoriser is not None and authoriser.state == au.PENDING:
         return "Authorising", "Waiting for hub"
     if outcome in (None, au.NO_CARD, au.SENT):

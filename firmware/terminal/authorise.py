@@ -1,4 +1,4 @@
-"""Authorisation by the admin system card (protocol/SPEC-admin-card.md §5).
+"""Authorisation by the admin system card (protocol/SPEC.md §6.5).
 
     LOCKED --admin card tapped, seal verified, T_AUTH sent--> PENDING
     PENDING --CMD_AUTH_CONFIRM--> SERVING (keys to the key store and the wallet)
@@ -57,7 +57,7 @@ def read_admin_card(reader, transport_key, desk=False):
     """Detect a card and open one sealed blob: (card_no, keys, uid), or None without a card.
 
     One MFAuthent per blob sector with the key A derived from the transport key,
-    then its blocks (SPEC-admin-card.md §2). Raises AuthError for a card this
+    then its blocks (SPEC.md §6.2). Raises AuthError for a card this
     transport key does not open, other RC522Error on a failed read, and
     protocol errors (BadMac first of all) from admin_card.unseal.
     """
