@@ -1,0 +1,392 @@
+"""Append-only, hash-chained audit log of operator actions: one JSON line per entry.
+
+Every operation an operator performs (cashier, finance, technician, admin) is
+appended here by the running hub or by the CLI, often both at once. A line:
+
+    {"action":"card.issue","actor":"alice","details":{"amount_cents":1000,"uid":"04010203"},
+     "hash":"<64 hex>","prev":"<64 hex>","seq":1,"time":1782864000}
+
+Guarantees
+- `seq` counts 1, 2, 3 ... without gaps, so an entry's seq is its line number.
+- `prev` is the previous entry's hash; the first entry's prev is GENESIS (64 zeros).
+- `hash` is SHA-256 (hex) over the canonical JSON of the entry without "hash":
+  json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True) as UTF-8.
+  Lines are written in exactly that form (with "hash" added); a line whose bytes
+  are not canonical counts as a hash mismatch, so two readers can never disagree
+  about what a line says (duplicate keys, say).
+- `time` is UTC epoch seconds (int) from the appending process's clock. It is
+  recorded, not checked: clocks step, and two processes' clocks differ.
+- `details` hold JSON-safe values only: int, str, bool, None, and lists and
+  str-keyed dicts of them; bytes are stored as hex. Floats are refused (money is
+  integer cents).
+- `append` holds an exclusive fcntl.flock on the file around "read the head, write
+  the line, fsync", so concurrent appenders in separate processes make one chain.
+  Readers (`verify`, `entries`) take the shared lock only to read the file size and
+  then read up to it, so they never see an append half-written.
+- `append` never continues a broken chain: an OpLog checks the whole file the
+  first time it touches it and again whenever the file changed since it last
+  looked (another process appended, or someone edited it). A log that is
+  unparseable, tampered with, cut off or replaced raises AuditLogError and
+  nothing is written.
+
+Limitation: a hash chain only proves that the lines present agree with one
+another. Whoever can write the file can cut entries off the end (and even append
+new entries re-chained from the cut), and the result verifies. Only an anchor kept
+elsewhere catches that: store `OpLog.head()` (seq, hash) in the hub database with
+each operation and check with `verify(path, anchor=(seq, hash))`. Within one
+process an OpLog also refuses a log that lost or changed the last entry it saw,
+or was replaced.
+"""
+
+import collections
+import dataclasses
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import click
+
+GENESIS = "0" * 64
+DEFAULT_DB = os.path.join("var", "parkcard.db")
+_TYPES = {"seq": int, "time": int, "actor": str, "action": str, "details": dict, "prev": str, "hash": str}
+
+
+class AuditLogError(Exception):
+    """The log cannot be read or its chain is broken; nothing was appended."""
+
+    def __init__(self, message, line=None, reason=None):
+        super().__init__(message)
+        self.line = line
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyResult:
+    """`entries` counts the entries that verified (all of them when ok); `head` is the last good hash."""
+
+    ok: bool
+    entries: int
+    head: str
+    first_bad: int | None = None
+    reason: str | None = None
+
+
+class _Bad(Exception):
+    def __init__(self, line, reason):
+        super().__init__(line, reason)
+        self.line = line
+        self.reason = reason
+
+
+def log_path_for(db_path):
+    """The audit log that belongs to a hub database: <db>.audit.log."""
+    return Path(str(db_path) + ".audit.log")
+
+
+def canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def entry_hash(entry):
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
+
+
+def _json_safe(value, where):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, "%s[%d]" % (where, i)) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError("%s: key %r is not a string" % (where, key))
+        return {k: _json_safe(v, "%s.%s" % (where, k)) for k, v in value.items()}
+    if isinstance(value, float):
+        raise TypeError("%s: float %r refused: money is integer cents, times are integer seconds" % (where, value))
+    raise TypeError("%s: %s is not JSON-safe (use int, str, bool, None, bytes, list or dict)"
+                    % (where, type(value).__name__))
+
+
+def _check_name(what, value):
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ValueError("%s must be a non-empty printable string, not %r" % (what, value))
+
+
+def _parse(raw):
+    try:
+        entry = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict) or entry.keys() != _TYPES.keys():
+        return None
+    for key, kind in _TYPES.items():
+        if not isinstance(entry[key], kind) or isinstance(entry[key], bool):
+            return None
+    return entry
+
+
+def _walk(f, start, end, seq, head):
+    """Check that the lines of f[start:end] continue the chain from (seq, head); yield each entry.
+
+    Raises _Bad at the first line that does not. The order of checks names the
+    strongest evidence: the line's own hash, then its link to the previous line,
+    then its number.
+    """
+    f.seek(start)
+    pos = start
+    while pos < end:
+        raw = f.readline(end - pos)
+        pos += len(raw)
+        line = seq + 1
+        if not raw.endswith(b"\n"):
+            raise _Bad(line, "truncated last line")
+        entry = _parse(raw)
+        if entry is None:
+            raise _Bad(line, "unparseable line")
+        if entry["hash"] != entry_hash(entry) or raw != canonical(entry) + b"\n":
+            raise _Bad(line, "hash mismatch")
+        if entry["prev"] != head:
+            raise _Bad(line, "broken chain")
+        if entry["seq"] != line:
+            raise _Bad(line, "sequence gap")
+        seq, head = line, entry["hash"]
+        yield entry
+
+
+def _locked_size(f):
+    """The file's size read under the shared lock: every byte below it belongs to a finished append."""
+    fcntl.flock(f, fcntl.LOCK_SH)
+    try:
+        return os.fstat(f.fileno()).st_size
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _broken(path, bad):
+    return AuditLogError("audit log %s is broken at line %d (%s); refusing to continue the chain: "
+                         "run `parkcard audit verify --log %s`" % (path, bad.line, bad.reason, path),
+                         bad.line, bad.reason)
+
+
+def _private(path, flags):
+    return os.open(path, flags, 0o640)
+
+
+class OpLog:
+    """One audit log file; any number of OpLogs in any number of processes may append to it."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        # ((st_dev, st_ino, size, ctime_ns), seq, hash) of the file as last checked under the lock.
+        self._known = None
+
+    def append(self, actor, action, **details):
+        """Append one entry, fsync'd before returning; the entry as written."""
+        _check_name("actor", actor)
+        _check_name("action", action)
+        safe = _json_safe(details, "details")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b", opener=_private) as f:
+            fcntl.flock(f, fcntl.LOCK_EX)          # released when f closes, after the fsync
+            seq, head = self._catch_up(f)
+            entry = {"seq": seq + 1, "time": int(time.time()), "actor": actor, "action": action,
+                     "details": safe, "prev": head}
+            entry["hash"] = entry_hash(entry)
+            fd = f.fileno()
+            size = os.fstat(fd).st_size
+            data = canonical(entry) + b"\n"
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, size)              # no half line left behind (disk full, say)
+                raise
+            if seq == 0:
+                _fsync_dir(self.path.parent)
+            st = os.fstat(fd)
+            self._known = ((st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns), entry["seq"], entry["hash"])
+        return entry
+
+    def head(self):
+        """(seq, hash) of the last entry, (0, GENESIS) for an empty log: the anchor to store elsewhere."""
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            if self._known is not None:
+                raise AuditLogError("audit log %s was deleted while in use" % self.path) from None
+            return 0, GENESIS
+        with f:
+            fcntl.flock(f, fcntl.LOCK_SH)
+            return self._catch_up(f)
+
+    def entries(self):
+        """Every entry, oldest first, each checked against the chain; AuditLogError at the first bad line."""
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            end = _locked_size(f)
+            try:
+                yield from _walk(f, 0, end, 0, GENESIS)
+            except _Bad as bad:
+                raise _broken(self.path, bad) from None
+
+    def _catch_up(self, f):
+        """(seq, hash) of the last entry. The caller holds a lock.
+
+        Rechecks the whole file unless it is exactly as this OpLog left it (same
+        inode, size and ctime, which no one can set back), and then also checks
+        that the entry it last saw is still there, unchanged: the in-process anchor.
+        """
+        st = os.fstat(f.fileno())
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns)
+        if self._known is not None:
+            known_stamp, known_seq, known_hash = self._known
+            if stamp == known_stamp:
+                return known_seq, known_hash
+            if stamp[:2] != known_stamp[:2]:
+                raise AuditLogError("audit log %s was replaced while in use (it had %d entries); refusing to "
+                                    "start another chain" % (self.path, known_seq))
+        seq, head = 0, GENESIS
+        try:
+            for entry in _walk(f, 0, st.st_size, 0, GENESIS):
+                seq, head = entry["seq"], entry["hash"]
+                if self._known is not None and seq == known_seq and head != known_hash:
+                    raise AuditLogError("audit log %s: entry %d changed while in use" % (self.path, seq), seq,
+                                        "anchor mismatch")
+        except _Bad as bad:
+            raise _broken(self.path, bad) from None
+        if self._known is not None and seq < known_seq:
+            raise AuditLogError("audit log %s was cut off while in use: %d entries, %d before"
+                                % (self.path, seq, known_seq), seq + 1, "anchor mismatch")
+        self._known = (stamp, seq, head)
+        return seq, head
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def verify(path, anchor=None):
+    """Check the whole chain; with anchor=(seq, hash) also that entry seq exists and has that hash.
+
+    Raises FileNotFoundError for a missing log and OSError for an unreadable one.
+    """
+    if anchor is not None:
+        anchor_seq, anchor_hash = anchor
+        if not isinstance(anchor_seq, int) or anchor_seq < 0:
+            raise ValueError("anchor seq must be an int >= 0, not %r" % (anchor_seq,))
+    seq, head = 0, GENESIS
+    with open(path, "rb") as f:
+        end = _locked_size(f)
+        try:
+            for entry in _walk(f, 0, end, 0, GENESIS):
+                if anchor is not None and entry["seq"] == anchor_seq and entry["hash"] != anchor_hash:
+                    return VerifyResult(False, seq, head, entry["seq"], "anchor mismatch")
+                seq, head = entry["seq"], entry["hash"]
+        except _Bad as bad:
+            return VerifyResult(False, seq, head, bad.line, bad.reason)
+    if anchor is not None and seq < anchor_seq:
+        return VerifyResult(False, seq, head, seq + 1, "anchor mismatch")
+    return VerifyResult(True, seq, head)
+
+
+# -- CLI
+
+
+class _UserError(click.ClickException):
+    """A mistake of the person at the keyboard: message, exit 2, no traceback."""
+
+    exit_code = 2
+
+
+def _log_options(fn):
+    fn = click.option("--db", type=click.Path(dir_okay=False), default=None,
+                      help="hub database; its log is <db>.audit.log [default: parkcard --db, else %s]"
+                      % DEFAULT_DB)(fn)
+    return click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
+                        help="audit log file (instead of --db)")(fn)
+
+
+def _resolve(log_path, db):
+    """--log, else <--db>.audit.log, else the enclosing `parkcard --db`, else the default database's log."""
+    if log_path:
+        path = Path(log_path)
+    else:
+        if db is None:
+            db = click.get_current_context().find_root().params.get("db") or DEFAULT_DB
+        path = log_path_for(db)
+    if not path.exists():
+        raise _UserError("no audit log at %s: nothing logged yet, or pass --log FILE or --db DATABASE" % path)
+    return path
+
+
+def _readable(fn, path):
+    try:
+        return fn()
+    except OSError as exc:
+        raise _UserError("cannot read audit log %s: %s" % (path, exc.strerror or exc)) from None
+
+
+def _row(entry):
+    when = datetime.datetime.fromtimestamp(entry["time"], datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "%d  %s  %s  %s  %s" % (entry["seq"], when, entry["actor"], entry["action"],
+                                   json.dumps(entry["details"], sort_keys=True, separators=(",", ":")))
+
+
+def audit_command():
+    """The `audit` command group: `verify` and `show`."""
+
+    @click.group("audit")
+    def audit():
+        """Operator audit log: verify its hash chain, show entries."""
+
+    @audit.command("verify")
+    @_log_options
+    def verify_cmd(log_path, db):
+        """Check every entry's hash, the chain and the numbering; exit 1 when tampered with."""
+        path = _resolve(log_path, db)
+        result = _readable(lambda: verify(path), path)
+        if not result.ok:
+            click.echo("audit log TAMPERED at line %d: %s" % (result.first_bad, result.reason))
+            raise SystemExit(1)
+        click.echo("audit log OK: %d entries, head %s" % (result.entries, result.head[:16]))
+
+    @audit.command("show")
+    @_log_options
+    @click.option("--last", type=click.IntRange(min=1), default=None, help="only the newest N entries")
+    def show_cmd(log_path, db, last):
+        """Print entries (seq, UTC time, actor, action, details), oldest first."""
+        path = _resolve(log_path, db)
+        shown = collections.deque(maxlen=last)
+        log = OpLog(path)
+
+        def read():
+            for entry in log.entries():
+                shown.append(entry)
+
+        try:
+            _readable(read, path)
+        except AuditLogError as exc:
+            for entry in shown:
+                click.echo(_row(entry))
+            click.echo("audit log TAMPERED at line %d: %s" % (exc.line, exc.reason), err=True)
+            raise SystemExit(1)
+        for entry in shown:
+            click.echo(_row(entry))
+
+    return audit

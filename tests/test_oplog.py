@@ -1,0 +1,344 @@
+"""Operator audit log: exact entry format, every kind of tampering, concurrent appenders, the `audit` CLI."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from parkcard.oplog import GENESIS, AuditLogError, OpLog, audit_command, log_path_for, verify
+
+
+def _hash(entry):
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _line(entry):
+    return json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def _forge(seq, prev, **details):
+    """A well-formed entry with its own hash recomputed, as a forger with write access would make."""
+    entry = {"seq": seq, "time": 1782864000, "actor": "mallory", "action": "card.refund",
+             "details": details, "prev": prev}
+    entry["hash"] = _hash(entry)
+    return entry
+
+
+@pytest.fixture
+def log(tmp_path):
+    """A log of five entries; the file's lines are in log.lines, the entries in log.written."""
+    oplog = OpLog(tmp_path / "var" / "parkcard.db.audit.log")
+    oplog.written = [oplog.append("alice", "card.topup", uid=b"\x04\x01\x02\x03", amount_cents=1000 * i)
+                     for i in range(1, 6)]
+    return oplog
+
+
+def _lines(oplog):
+    return oplog.path.read_text().splitlines(keepends=True)
+
+
+def _rewrite(oplog, lines):
+    oplog.path.write_text("".join(lines))
+
+
+def test_round_trip_exact_format(tmp_path):
+    path = tmp_path / "new" / "dir" / "audit.log"
+    oplog = OpLog(path)
+    assert not path.exists()                       # created on first append, directory too
+    assert oplog.head() == (0, GENESIS)
+    before = int(time.time())
+    first = oplog.append("alice", "card.issue", uid=b"\x04\xaa", amount_cents=500, note=None, tags=["vip", 2])
+    second = oplog.append("bob", "merchant.add", merchant_id=7, name="Ice cream")
+
+    assert first["seq"] == 1 and first["prev"] == GENESIS
+    assert first["details"] == {"uid": "04aa", "amount_cents": 500, "note": None, "tags": ["vip", 2]}
+    assert type(first["time"]) is int and before <= first["time"] <= int(time.time())
+    assert first["hash"] == _hash(first)
+    assert second["seq"] == 2 and second["prev"] == first["hash"] and second["hash"] == _hash(second)
+    assert path.read_text() == _line(first) + _line(second)
+    assert list(oplog.entries()) == [first, second]
+    assert list(OpLog(path).entries()) == [first, second]
+    assert oplog.head() == (2, second["hash"])
+
+    result = verify(path)
+    assert (result.ok, result.entries, result.head, result.first_bad, result.reason) == \
+        (True, 2, second["hash"], None, None)
+
+
+def test_empty_file_verifies_and_missing_file_is_an_error(tmp_path):
+    (tmp_path / "empty.log").write_bytes(b"")
+    assert verify(tmp_path / "empty.log").ok
+    assert list(OpLog(tmp_path / "none.log").entries()) == []
+    with pytest.raises(FileNotFoundError):
+        verify(tmp_path / "none.log")
+
+
+@pytest.mark.parametrize("details, message", [
+    ({"amount": 1.5}, "float"),
+    ({"when": object()}, "not JSON-safe"),
+    ({"nested": {1: "x"}}, "not a string"),
+    ({"deep": [{"x": 0.1}]}, r"details\.deep\[0\]\.x"),
+])
+def test_unsafe_details_are_refused_and_nothing_is_written(tmp_path, details, message):
+    oplog = OpLog(tmp_path / "audit.log")
+    with pytest.raises(TypeError, match=message):
+        oplog.append("alice", "card.topup", **details)
+    assert not oplog.path.exists()
+
+
+@pytest.mark.parametrize("actor, action", [("", "x"), ("alice", ""), ("al\nice", "x"), (7, "x")])
+def test_actor_and_action_must_be_printable_strings(tmp_path, actor, action):
+    with pytest.raises(ValueError):
+        OpLog(tmp_path / "audit.log").append(actor, action)
+
+
+def _change_detail(oplog, lines):
+    lines[1] = lines[1].replace('"amount_cents":2000', '"amount_cents":9000')
+    return 2, "hash mismatch"
+
+
+def _change_and_rehash(oplog, lines):
+    entry = json.loads(lines[1])
+    entry["details"]["amount_cents"] = 9000
+    entry["hash"] = _hash(entry)
+    lines[1] = _line(entry)
+    return 3, "broken chain"                       # its own hash is fine; line 3 no longer links to it
+
+
+def _delete_middle(oplog, lines):
+    del lines[2]
+    return 3, "broken chain"
+
+
+def _reorder_pair(oplog, lines):
+    lines[1], lines[2] = lines[2], lines[1]
+    return 2, "broken chain"
+
+
+def _insert_forged(oplog, lines):
+    lines.insert(2, _line(_forge(3, oplog.written[1]["hash"], amount_cents=-5000)))
+    return 4, "broken chain"                       # the forged line itself verifies; the next one breaks
+
+
+def _rechain_with_gap(oplog, lines):
+    prev = oplog.written[1]["hash"]
+    del lines[2:]
+    for seq in (4, 5):                             # a forger who rebuilt the chain but skipped number 3
+        entry = _forge(seq, prev)
+        lines.append(_line(entry))
+        prev = entry["hash"]
+    return 3, "sequence gap"
+
+
+def _truncate_last(oplog, lines):
+    lines[-1] = lines[-1][:40]
+    return 5, "truncated last line"
+
+
+def _garbage_line(oplog, lines):
+    lines[3] = "{not json\n"
+    return 4, "unparseable line"
+
+
+def _missing_field(oplog, lines):
+    entry = json.loads(lines[0])
+    del entry["time"]
+    lines[0] = _line(entry)
+    return 1, "unparseable line"
+
+
+def _non_canonical(oplog, lines):
+    lines[1] = json.dumps(json.loads(lines[1]), sort_keys=True) + "\n"   # same content, other bytes
+    return 2, "hash mismatch"
+
+
+def _duplicate_key(oplog, lines):
+    # A reader keeping the first "details" sees -1; json.loads keeps the last, whose hash is right.
+    lines[1] = lines[1].replace('{"action"', '{"details":{"amount_cents":-1},"action"', 1)
+    return 2, "hash mismatch"
+
+
+TAMPERING = [_change_detail, _change_and_rehash, _delete_middle, _reorder_pair, _insert_forged,
+             _rechain_with_gap, _truncate_last, _garbage_line, _missing_field, _non_canonical, _duplicate_key]
+
+
+@pytest.mark.parametrize("tamper", TAMPERING, ids=lambda fn: fn.__name__.strip("_"))
+def test_tampering_is_detected_at_its_line(log, tamper):
+    lines = _lines(log)
+    line, reason = tamper(log, lines)
+    _rewrite(log, lines)
+
+    result = verify(log.path)
+    assert (result.ok, result.first_bad, result.reason, result.entries) == (False, line, reason, line - 1)
+
+
+@pytest.mark.parametrize("tamper", TAMPERING, ids=lambda fn: fn.__name__.strip("_"))
+def test_append_refuses_to_continue_a_tampered_log(log, tamper):
+    lines = _lines(log)
+    line, reason = tamper(log, lines)
+    _rewrite(log, lines)
+    before = log.path.read_bytes()
+
+    for oplog in (OpLog(log.path), log):          # a fresh process, and one that has appended before
+        with pytest.raises(AuditLogError, match="line %d \\(%s\\)" % (line, reason)):
+            oplog.append("alice", "card.topup", amount_cents=1)
+    with pytest.raises(AuditLogError):
+        list(OpLog(log.path).entries())
+    assert log.path.read_bytes() == before
+
+
+def test_cut_and_rechained_tail_needs_the_anchor(log):
+    """The documented limitation: only an anchor stored elsewhere catches a re-chained cut."""
+    anchor = log.head()
+    assert anchor == (5, log.written[-1]["hash"])
+    _rewrite(log, _lines(log)[:3])
+    assert verify(log.path).ok and verify(log.path).entries == 3
+    assert (verify(log.path, anchor=anchor).ok, verify(log.path, anchor=anchor).first_bad) == (False, 4)
+
+    forger = OpLog(log.path)                       # a new process knows no better and re-chains
+    forger.append("mallory", "card.refund", amount_cents=100)
+    forger.append("mallory", "card.refund", amount_cents=100)
+    assert verify(log.path).ok
+    result = verify(log.path, anchor=anchor)
+    assert (result.ok, result.first_bad, result.reason) == (False, 5, "anchor mismatch")
+    assert verify(log.path, anchor=forger.head()).ok
+
+
+def test_a_log_cut_or_replaced_under_a_running_appender_is_refused(log):
+    """Each OpLog anchors the last entry it saw, so a running hub notices what verify() alone cannot."""
+    other = OpLog(log.path)
+    other.append("bob", "terminal.add", terminal_id=5)           # another process's append is fine
+    assert log.append("alice", "card.topup", amount_cents=1)["seq"] == 7
+
+    _rewrite(log, _lines(log)[:6])                               # cut cleanly at a line boundary
+    with pytest.raises(AuditLogError, match="cut off"):
+        log.append("alice", "card.topup", amount_cents=1)
+    forged = OpLog(log.path).append("mallory", "card.refund", amount_cents=1)   # re-chained: verifies alone
+    assert forged["seq"] == 7 and verify(log.path).ok
+    with pytest.raises(AuditLogError, match="entry 7 changed"):
+        log.append("alice", "card.topup", amount_cents=1)
+
+    log.path.unlink()
+    with pytest.raises(AuditLogError, match="deleted"):
+        other.head()
+    with pytest.raises(AuditLogError, match="replaced"):
+        other.append("bob", "terminal.add", terminal_id=6)
+
+
+APPENDER = """
+import os, sys, time
+from parkcard.oplog import OpLog
+path, actor, go = sys.argv[1:]
+while not os.path.exists(go):
+    time.sleep(0.001)
+log = OpLog(path)
+for i in range(200):
+    log.append(actor, "card.topup", n=i, amount_cents=100)
+"""
+
+
+def test_two_processes_appending_make_one_chain(tmp_path):
+    path, go = tmp_path / "audit.log", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(path), actor, str(go)],
+                              stderr=subprocess.PIPE) for actor in ("cli", "hub")]
+    time.sleep(0.2)                                # both started and waiting: they append at the same time
+    go.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+
+    result = verify(path)
+    assert (result.ok, result.entries) == (True, 400)
+    entries = list(OpLog(path).entries())
+    assert [e["seq"] for e in entries] == list(range(1, 401))
+    for actor in ("cli", "hub"):
+        assert [e["details"]["n"] for e in entries if e["actor"] == actor] == list(range(200))
+
+
+# -- CLI
+
+
+def _run(*args):
+    return CliRunner().invoke(audit_command(), list(args))
+
+
+def test_cli_verify_ok(log):
+    result = _run("verify", "--log", str(log.path))
+    assert result.exit_code == 0, result.output
+    assert result.output == "audit log OK: 5 entries, head %s\n" % log.written[-1]["hash"][:16]
+
+
+def test_cli_verify_tampered_names_the_line(log):
+    lines = _lines(log)
+    del lines[2]
+    _rewrite(log, lines)
+    result = _run("verify", "--log", str(log.path))
+    assert result.exit_code == 1
+    assert result.output == "audit log TAMPERED at line 3: broken chain\n"
+
+
+def test_cli_log_path_from_db(log, tmp_path):
+    db = tmp_path / "var" / "parkcard.db"
+    assert log_path_for(db) == log.path
+    assert _run("verify", "--db", str(db)).exit_code == 0
+
+    @click.group()
+    @click.option("--db", default="var/parkcard.db")
+    def parkcard(db):
+        """Stands in for the `parkcard` CLI, which has this --db option."""
+
+    parkcard.add_command(audit_command())
+    result = CliRunner().invoke(parkcard, ["--db", str(db), "audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("audit log OK: 5 entries")
+
+
+@pytest.mark.parametrize("command", ["verify", "show"])
+def test_cli_missing_log_is_a_clear_error(tmp_path, command):
+    result = _run(command, "--log", str(tmp_path / "nope.log"))
+    assert result.exit_code == 2
+    assert "no audit log at %s" % (tmp_path / "nope.log") in result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+    result = _run(command, "--db", str(tmp_path / "nope.db"))
+    assert result.exit_code == 2 and "nope.db.audit.log" in result.output
+
+
+def test_cli_unreadable_log_is_a_clear_error(tmp_path):
+    (tmp_path / "dir.log").mkdir()
+    result = _run("verify", "--log", str(tmp_path / "dir.log"))
+    assert result.exit_code == 2
+    assert "is a directory" in result.output and "Traceback" not in result.output
+    (tmp_path / "parkcard.db.audit.log").mkdir()                 # derived from --db: not checked by click
+    result = _run("verify", "--db", str(tmp_path / "parkcard.db"))
+    assert result.exit_code == 2
+    assert "cannot read audit log" in result.output and "Traceback" not in result.output
+
+
+def test_cli_show(log):
+    result = _run("show", "--log", str(log.path), "--last", "2")
+    assert result.exit_code == 0, result.output
+    rows = result.output.splitlines()
+    assert len(rows) == 2
+    assert rows[0].split("  ")[0] == "4" and rows[1].split("  ")[0] == "5"
+    assert rows[1].endswith('{"amount_cents":5000,"uid":"04010203"}')
+    assert rows[1].split("  ")[2:4] == ["alice", "card.topup"]
+
+    assert len(_run("show", "--log", str(log.path)).output.splitlines()) == 5
+
+
+def test_cli_show_tampered(log):
+    lines = _lines(log)
+    lines[3] = lines[3].replace("alice", "alicf")
+    _rewrite(log, lines)
+    result = _run("show", "--log", str(log.path))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == "audit log TAMPERED at line 4: hash mismatch"
+    assert len(result.output.splitlines()) == 4     # the three good entries, then the finding
