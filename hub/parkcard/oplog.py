@@ -247,6 +247,8 @@ class OpLog:
         Rechecks the whole file unless it is exactly as this OpLog left it (same
         inode, size and ctime, which no one can set back), and then also checks
         that the entry it last saw is still there, unchanged: the in-process anchor.
+        The kernel stamps ctime from a coarse clock (a few ms), so a same-size edit
+        within one tick of this OpLog's last look passes here; verify() still finds it.
         """
         st = os.fstat(f.fileno())
         stamp = (st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns)
