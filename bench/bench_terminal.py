@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import MICROPYTHON_HEAP, MPY_SCRIPTS, MicroPythonError, run_micropython  # noqa: E402
+from conftest import MICROPYTHON_HEAP, MPY_SCRIPTS, run_micropython  # noqa: E402
 from test_firmware_micropython import chip_with_cards, parse  # noqa: E402
 from test_wallet import Rig, new_card  # noqa: E402
 

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import MICROPYTHON, VENV_BIN
+from conftest import VENV_BIN
 
 
 @pytest.mark.micropython

