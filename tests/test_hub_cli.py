@@ -111,14 +111,23 @@ def test_terminals_table(db):
 def test_terminal_add_exports_a_bundle(db, tmp_path):
     import json
 
+    assert cli("--db", db, "init").exit_code == 0
     result = cli("--db", db, "terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", "ride", "--name",
                  "wheel", "--export", tmp_path / "t9.json", "--broker-port", 8883)
     assert result.exit_code == 0, result.output
     bundle = json.loads((tmp_path / "t9.json").read_text())
     assert bundle["terminal_id"] == 9 and len(bytes.fromhex(bundle["terminal_key"])) == 32
-    assert bundle["username"] == "term-9" and bundle["broker_port"] == 8883 and bundle["ca_pem"] is None
-    assert set(bundle) == {"terminal_id", "terminal_key", "username", "password", "broker_host", "broker_port",
-                           "ca_pem", "wifi_ssid", "wifi_password"}
+    assert bundle["username"] == "term-9" and bundle["broker_port"] == 8883
+    assert bundle["ca_pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert set(bundle) == {"terminal_id", "terminal_key", "transport_key", "username", "password", "broker_host",
+                           "broker_port", "ca_pem", "ca_der_b64", "wifi_ssid", "wifi_password"}
+
+
+def test_terminal_bundle_export_needs_init(db, tmp_path):
+    result = cli("--db", db, "terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", "ride", "--name",
+                 "wheel", "--export", tmp_path / "t9.json")
+    assert result.exit_code == 2 and "run `parkcard init` first" in result.output
+    assert not (tmp_path / "t9.json").exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,11 +1,19 @@
-"""`parkcard` command line: fleet, ledger check, settlement, registry, running the hub.
+"""`parkcard` command line: park secrets, fleet, ledger check, settlement, registry, running the hub.
 
 User mistakes get one clear line saying what went wrong and what to do, and
 exit status 2; `ledger check` exits 1 when it finds a discrepancy.
+
+The CLI works on the database, not on a running hub: what it changes reaches a
+running hub by its registry poll (parkcard.service.REGISTRY_POLL_S: new
+terminals, queued lock and de-authorise commands) and reaches terminals by
+their next sync (blacklist changes; terminals sync every 30 s). Admin card
+revocations and terminal locks are read from the database at every T_AUTH.
 """
 
 import asyncio
+import base64
 import datetime
+import getpass
 import json
 import os
 import secrets
@@ -16,8 +24,10 @@ from pathlib import Path
 import click
 
 from protocol import frames
+from protocol import record as R
 
-from parkcard import audit, settlement
+from parkcard import audit, broker_auth, secure, settlement
+from parkcard.pki import PKIError
 from parkcard.storage import Storage
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
@@ -71,6 +81,39 @@ def _table(headers, rows):
         click.echo("  ".join("%-*s" % (w, "" if v is None else v) for w, v in zip(widths, row)))
 
 
+def _utc(ts):
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _actor():
+    """Who runs this command, as the audit log names them."""
+    try:
+        return "cli:%s" % getpass.getuser()
+    except (KeyError, OSError):
+        return "cli:uid-%d" % os.getuid()
+
+
+def _park_dir(ctx_obj):
+    return Path(ctx_obj.park_dir) if ctx_obj.park_dir else Path(ctx_obj.db).parent
+
+
+def _load_park(directory):
+    try:
+        return secure.load_park(directory)
+    except secure.SecureParkError as exc:
+        raise UserError(str(exc)) from None
+
+
+class Settings:
+    """The group's options, handed to every command."""
+
+    def __init__(self, db, park_dir):
+        self.db = db
+        self.park_dir = park_dir
+
+
 def _age(ts):
     if ts is None:
         return "never"
@@ -80,17 +123,42 @@ def _age(ts):
 
 @click.group()
 @click.option("--db", default=os.path.join("var", "parkcard.db"), show_default=True, help="hub database file")
+@click.option("--park-dir", type=click.Path(file_okay=False), default=None,
+              help="where `parkcard init` keeps the park's secrets and PKI [default: the database's folder]")
 @click.pass_context
-def main(ctx, db):
+def main(ctx, db, park_dir):
     """ParkCard hub: terminals, ledger, settlement."""
-    ctx.obj = db
+    ctx.obj = Settings(db, park_dir)
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="folder of the park's secrets and PKI [default: --park-dir, else the database's folder]")
+@click.option("--hostname", "hostnames", multiple=True,
+              help="extra DNS name or IP address terminals use to reach the broker (repeatable)")
+@click.pass_obj
+def init(obj, directory, hostnames):
+    """Create the park's PKI, card master keys, transport key and hub broker password (only what is missing)."""
+    directory = Path(directory) if directory else _park_dir(obj)
+    try:
+        park, created = secure.init_park(directory, ("localhost", *hostnames))
+    except (secure.SecureParkError, PKIError, OSError) as exc:
+        raise UserError("cannot initialise the park in %s: %s" % (directory, exc)) from None
+    if not created:
+        click.echo("park already initialised in %s: nothing changed" % directory)
+        return
+    for name in created:
+        click.echo("created %s" % (directory / name))
+    click.echo("park secrets (card master keys, transport key, hub broker password) in %s, mode 0600: "
+               "back it up with the database, keep it off terminals" % park.path)
+    _oplog(obj.db, _actor(), "park.init", created=created)
 
 
 @main.command()
 @click.pass_obj
-def terminals(db):
+def terminals(obj):
     """Fleet table: online state, backlog, versions."""
-    rows = _run(_with_storage(db, lambda s: s.terminals()))
+    rows = _run(_with_storage(obj.db, lambda s: s.terminals()))
     _table(("id", "name", "role", "merchant", "online", "last seen", "firmware", "cfg", "bl", "queue",
             "oldest unsynced", "heap", "uptime", "acked seq"),
            [(t["id"], t["name"], frames.ROLE_NAMES.get(t["role"], t["role"]), t["merchant_id"],
@@ -107,9 +175,9 @@ def ledger():
 
 @ledger.command("check")
 @click.pass_obj
-def ledger_check(db):
+def ledger_check(obj):
     """Verify the ledger: zero-sum transactions, card balances, counter chains."""
-    report = _run(_with_storage(db, audit.check))
+    report = _run(_with_storage(obj.db, audit.check))
     for line in report.lines():
         click.echo(line)
     if not report.ok:
@@ -123,7 +191,7 @@ def ledger_check(db):
 @click.option("--to", "end", required=True, help="period end, excluded")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write the settlements to this CSV file")
 @click.pass_obj
-def settle(db, merchant_id, all_merchants, start, end, csv_path):
+def settle(obj, merchant_id, all_merchants, start, end, csv_path):
     """Close a settlement period (final, idempotent) and export it."""
     if (merchant_id is None) == (not all_merchants):
         raise UserError("say which merchant: --merchant ID or --all")
@@ -137,7 +205,7 @@ def settle(db, merchant_id, all_merchants, start, end, csv_path):
             raise UserError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id)
         return [await settlement.close(storage, mid, start_s, end_s) for mid in ids]
 
-    results = _run(_with_storage(db, run))
+    results = _run(_with_storage(obj.db, run))
     _table(("merchant", "sales", "refunds", "commission", "payout", "records", "state"),
            [(r["merchant_id"], r["sales_cents"], r["refunds_cents"], r["commission_cents"], r["payout_cents"],
              r["records"], "closed now" if new else "already closed") for r, new in results])
@@ -157,9 +225,9 @@ def merchant():
 @click.option("--commission-bps", type=click.IntRange(0, 10000), required=True, help="commission, basis points")
 @click.option("--park", "park_id", type=int, default=1, show_default=True)
 @click.pass_obj
-def merchant_add(db, merchant_id, name, commission_bps, park_id):
+def merchant_add(obj, merchant_id, name, commission_bps, park_id):
     """Create or update a merchant."""
-    _run(_with_storage(db, lambda s: s.add_merchant(merchant_id, name, commission_bps, park_id), create=True))
+    _run(_with_storage(obj.db, lambda s: s.add_merchant(merchant_id, name, commission_bps, park_id), create=True))
     click.echo("merchant %d %s: commission %d bps" % (merchant_id, name, commission_bps))
 
 
@@ -175,80 +243,272 @@ def terminal():
 @click.option("--name", required=True)
 @click.option("--fixed-price-cents", type=int, default=0)
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), help="write the provisioning bundle here")
-@click.option("--broker-host", default="127.0.0.1", show_default=True)
-@click.option("--broker-port", type=int, default=1883, show_default=True)
-@click.option("--ca-pem", type=click.Path(exists=True, dir_okay=False), help="broker CA certificate for TLS")
+@click.option("--broker-host", default="localhost", show_default=True,
+              help="name the terminal connects to; the broker certificate must carry it (`init --hostname`)")
+@click.option("--broker-port", type=int, default=secure.SECURE_PORT, show_default=True)
+@click.option("--ca-pem", type=click.Path(exists=True, dir_okay=False),
+              help="broker CA certificate [default: the park CA made by `parkcard init`]")
 @click.option("--wifi-ssid", default="")
 @click.option("--wifi-password", default="")
 @click.pass_obj
-def terminal_add(db, terminal_id, merchant_id, role, name, fixed_price_cents, export_path, broker_host, broker_port,
-                 ca_pem, wifi_ssid, wifi_password):
-    """Register a terminal and generate its key."""
+def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, export_path, broker_host,
+                 broker_port, ca_pem, wifi_ssid, wifi_password):
+    """Register a terminal: generate its key and broker password, and optionally export its bundle."""
+    park = _load_park(_park_dir(obj))
+    if export_path and park is None:
+        raise UserError("a bundle needs the park's transport key and CA: run `parkcard init` first "
+                        "(looked in %s)" % _park_dir(obj))
     key = secrets.token_bytes(32)
+    password = broker_auth.new_password()
 
     async def run(storage):
         try:
-            await storage.add_terminal(terminal_id, merchant_id, ROLES[role], key, name, fixed_price_cents)
+            await storage.add_terminal(terminal_id, merchant_id, ROLES[role], key, name, fixed_price_cents,
+                                       broker_password=password)
         except ValueError as exc:
             raise UserError("%s: check `parkcard terminals` and `parkcard merchant add`" % exc) from None
 
-    _run(_with_storage(db, run))
+    _run(_with_storage(obj.db, run))
+    _oplog(obj.db, _actor(), "terminal.add", terminal_id=terminal_id, merchant_id=merchant_id, role=role,
+           name=name)
     click.echo("terminal %d (%s, %s) registered for merchant %d" % (terminal_id, name, role, merchant_id))
     if export_path:
-        bundle = {"terminal_id": terminal_id, "terminal_key": key.hex(), "username": "term-%d" % terminal_id,
-                  "password": secrets.token_urlsafe(18), "broker_host": broker_host, "broker_port": broker_port,
-                  "ca_pem": Path(ca_pem).read_text() if ca_pem else None, "wifi_ssid": wifi_ssid,
-                  "wifi_password": wifi_password}
+        ca = Path(ca_pem) if ca_pem else park.pki.ca_cert
+        bundle = terminal_bundle(terminal_id, key, password, park.transport_key, ca, broker_host, broker_port,
+                                 wifi_ssid, wifi_password)
         fd = os.open(export_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(bundle, fh, indent=2)
-        click.echo("provisioning bundle written to %s (it holds the terminal key: keep it private)" % export_path)
+        _oplog(obj.db, _actor(), "terminal.export", terminal_id=terminal_id, path=str(export_path))
+        click.echo("provisioning bundle written to %s (it holds the terminal key, broker password and transport "
+                   "key: keep it private, delete it after flashing)" % export_path)
+        if not wifi_ssid:
+            click.echo("note: no --wifi-ssid given: parkcard-flash refuses a bundle without one")
+
+
+def terminal_bundle(terminal_id, key, password, transport_key, ca_path, broker_host, broker_port, wifi_ssid="",
+                    wifi_password=""):
+    """The provisioning bundle of one terminal (tools/flash/parkcard_flash/bundle.py reads it).
+
+    ca_pem is what the flash tool writes; ca_der_b64 is the same CA in DER, the form MicroPython's ssl takes.
+    """
+    from parkcard.pki import load_cert
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    ca_der = load_cert(ca_path).public_bytes(Encoding.DER)
+    return {"terminal_id": terminal_id, "terminal_key": key.hex(), "transport_key": transport_key.hex(),
+            "username": broker_auth.terminal_credentials(terminal_id)[0], "password": password,
+            "broker_host": broker_host, "broker_port": broker_port, "ca_pem": Path(ca_path).read_text(),
+            "ca_der_b64": base64.b64encode(ca_der).decode("ascii"), "wifi_ssid": wifi_ssid,
+            "wifi_password": wifi_password}
+
+
+def _terminal_command(obj, terminal_id, action, message, **columns):
+    command = {"lock": frames.CMD_LOCK, "deauthorise": frames.CMD_DEAUTHORISE}.get(action)
+
+    async def run(storage):
+        try:
+            if command is None:
+                if await storage.terminal_flags(terminal_id) is None:
+                    raise ValueError("terminal %d is not registered" % terminal_id)
+                await storage.set_terminal(terminal_id, **columns)
+            else:
+                await storage.terminal_command(terminal_id, command, _actor(), **columns)
+        except ValueError as exc:
+            raise UserError("%s (see `parkcard terminals`)" % exc) from None
+
+    _run(_with_storage(obj.db, run))
+    _oplog(obj.db, _actor(), "terminal." + action, terminal_id=terminal_id)
+    click.echo(message % terminal_id)
+
+
+@terminal.command("lock")
+@click.argument("terminal_id", type=click.IntRange(1, 65535))
+@click.pass_obj
+def terminal_lock(obj, terminal_id):
+    """Lock a terminal: it forgets its card keys and no admin card authorises it until `terminal unlock`."""
+    _terminal_command(obj, terminal_id, "lock",
+                      "terminal %d locked; the running hub sends it the lock command within seconds "
+                      "(a terminal offline gets it when it reconnects)", locked=1, authorised=0)
+
+
+@terminal.command("unlock")
+@click.argument("terminal_id", type=click.IntRange(1, 65535))
+@click.pass_obj
+def terminal_unlock(obj, terminal_id):
+    """Let a locked terminal be authorised again (a technician taps an admin card)."""
+    _terminal_command(obj, terminal_id, "unlock",
+                      "terminal %d unlocked: it serves again once a technician taps an admin card", locked=0)
+
+
+@terminal.command("deauthorise")
+@click.argument("terminal_id", type=click.IntRange(1, 65535))
+@click.pass_obj
+def terminal_deauthorise(obj, terminal_id):
+    """De-authorise a terminal: it forgets its card keys until the next admin card tap."""
+    _terminal_command(obj, terminal_id, "deauthorise",
+                      "terminal %d de-authorised; the running hub sends the command within seconds", authorised=0)
+
+
+@main.group("admin-card")
+def admin_card_group():
+    """Admin system cards (issued by the hub at a desk terminal)."""
+
+
+@admin_card_group.command("list")
+@click.pass_obj
+def admin_card_list(obj):
+    """Every admin card: number, UID, blobs, issuing desk, state."""
+    rows = _run(_with_storage(obj.db, lambda s: s.admin_cards()))
+    _table(("card", "uid", "blobs", "desk terminal", "issued", "state", "reason"),
+           [(r["card_no"], bytes(r["uid"]).hex(), "booth+desk" if r["desk"] else "booth", r["issued_by"],
+             _utc(r["issued_at"]), "revoked %s" % _utc(r["revoked_at"]) if r["revoked_at"] else "valid",
+             r["reason"]) for r in rows])
+
+
+@admin_card_group.command("revoke")
+@click.argument("card_no", type=int)
+@click.option("--reason", required=True, help="why (lost, stolen, technician left)")
+@click.pass_obj
+def admin_card_revoke(obj, card_no, reason):
+    """Revoke an admin card: no terminal is authorised with it any more."""
+    async def run(storage):
+        try:
+            return await storage.revoke_admin_card(card_no, reason)
+        except ValueError as exc:
+            raise UserError("%s (see `parkcard admin-card list`)" % exc) from None
+
+    if _run(_with_storage(obj.db, run)):
+        _oplog(obj.db, _actor(), "admin_card.revoke", card_no=card_no, reason=reason)
+        click.echo("admin card %d revoked: it authorises no terminal from now on" % card_no)
+    else:
+        click.echo("admin card %d was already revoked: nothing changed" % card_no)
+
+
+ATTEMPTS_SHOWN = 3
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def blacklist(ctx):
+    """Blacklisted cards with the taps seen since (lock and attempt records); add and remove."""
+    if ctx.invoked_subcommand is not None:
+        return
+    obj = ctx.obj
+
+    async def run(storage):
+        counts = await storage.attempt_counts()
+        out = []
+        for card_no, reason, version in await storage.blacklist_entries():
+            last = await storage.attempts(card_no, ATTEMPTS_SHOWN)
+            out.append((card_no, version, counts.get(card_no, 0), ", ".join(
+                "%s t%d%s" % (_utc(t), tid, " (locked)" if kind == R.KIND_LOCK else "") for t, tid, kind in last),
+                reason))
+        return out
+
+    _table(("card", "since version", "attempts", "last attempts (time, terminal)", "reason"),
+           _run(_with_storage(obj.db, run)))
+
+
+@blacklist.command("add")
+@click.argument("card_no", type=int)
+@click.option("--reason", required=True, help="why (lost, stolen, fraud)")
+@click.pass_obj
+def blacklist_add(obj, card_no, reason):
+    """Blacklist a card; terminals get it at their next sync and lock the card when it is tapped."""
+    version = _run(_with_storage(obj.db, lambda s: s.blacklist_change(card_no, reason, add=True)))
+    if version is None:
+        click.echo("card %d is already blacklisted: nothing changed" % card_no)
+        return
+    _oplog(obj.db, _actor(), "blacklist.add", card_no=card_no, reason=reason, version=version)
+    click.echo("card %d blacklisted (version %d); terminals get it at their next sync" % (card_no, version))
+
+
+@blacklist.command("remove")
+@click.argument("card_no", type=int)
+@click.option("--reason", default="removed by operator", show_default=True)
+@click.pass_obj
+def blacklist_remove(obj, card_no, reason):
+    """Take a card off the blacklist (a card locked on tap stays locked until the desk unlocks it)."""
+    version = _run(_with_storage(obj.db, lambda s: s.blacklist_change(card_no, reason, add=False)))
+    if version is None:
+        click.echo("card %d is not on the blacklist: nothing changed" % card_no)
+        return
+    _oplog(obj.db, _actor(), "blacklist.remove", card_no=card_no, reason=reason, version=version)
+    click.echo("card %d taken off the blacklist (version %d)" % (card_no, version))
 
 
 @main.command()
 @click.pass_obj
-def alarms(db):
+def alarms(obj):
     """Alarms raised by ingest (clones, chain breaks, conflicts)."""
-    rows = _run(_with_storage(db, lambda s: s.alarms()))
+    rows = _run(_with_storage(obj.db, lambda s: s.alarms()))
     _table(("id", "kind", "card", "terminal", "seq", "when", "detail"),
            [(r[0], r[1], r[2], r[3], r[4], _age(r[6]), r[5]) for r in rows])
 
 
 @main.command()
 @click.pass_obj
-def quarantine(db):
+def quarantine(obj):
     """Frames and records refused by ingest, with their reasons."""
-    rows = _run(_with_storage(db, lambda s: s.quarantined()))
+    rows = _run(_with_storage(obj.db, lambda s: s.quarantined()))
     _table(("id", "topic", "terminal", "reason", "bytes", "when", "detail"),
            [(r[0], r[1], r[2], r[3], r[6], _age(r[5]), r[4]) for r in rows])
 
 
 @main.command()
 @click.option("--broker-host", default="127.0.0.1", show_default=True)
-@click.option("--broker-port", type=int, default=None, help="port (default: a free one, or 1883 with --no-broker)")
+@click.option("--broker-port", type=int, default=None,
+              help="port [default: %d secure, a free one with --insecure, 1883 with --no-broker]" % secure.SECURE_PORT)
 @click.option("--no-broker", is_flag=True, help="use a broker that is already running")
+@click.option("--insecure", is_flag=True, help="plaintext, anonymous broker for development (no `parkcard init`)")
 @click.pass_obj
-def up(db, broker_host, broker_port, no_broker):
-    """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C."""
+def up(obj, broker_host, broker_port, no_broker, insecure):
+    """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C: TLS, passwords and ACL after `parkcard init`."""
     from parkcard.broker import Broker, BrokerError
+    from parkcard.broker_auth import BrokerAuthError
     from parkcard.service import Hub, configure_logging, serve
 
+    db = obj.db
+    park = None if insecure else _load_park(_park_dir(obj))
+    if park is None and not insecure:
+        raise UserError("the park has no secrets yet: run `parkcard init` first (looked in %s), "
+                        "or pass --insecure for a plaintext development broker" % _park_dir(obj))
     configure_logging()
     Path(db).parent.mkdir(parents=True, exist_ok=True)
     broker = None
-    if not no_broker:
-        broker = Broker(Path(db).parent / "broker", port=broker_port)
-        try:
-            broker.start()
-        except BrokerError as exc:
-            raise UserError(str(exc)) from None
-        broker_host, broker_port = broker.host, broker.port
-        click.echo("mosquitto listening on %s:%d" % (broker_host, broker_port))
+    hub_args = {}
     try:
-        _run(serve(Hub(db, broker_host, broker_port or 1883)))
+        if park is not None:
+            hub_args = secure.hub_kwargs(park)
+            terminals = _run(_with_storage(db, lambda s: s.broker_credentials(), create=True))
+            if not no_broker:
+                broker = secure.start_secure_broker(_park_dir(obj), park, terminals,
+                                                    port=broker_port or secure.SECURE_PORT, host=broker_host)
+                hub_args["on_terminals_added"] = secure.broker_refresher(broker, park)
+        elif not no_broker:
+            broker = Broker(Path(db).parent / "broker", port=broker_port).start()
+    except (BrokerError, BrokerAuthError) as exc:
+        raise UserError(str(exc)) from None
+    if broker is not None:
+        broker_host, broker_port = broker.host, broker.port
+        click.echo("mosquitto listening on %s:%d (%s)" % (broker_host, broker_port,
+                                                         "TLS, passwords, ACL" if broker.secure else "INSECURE"))
+    try:
+        _run(serve(Hub(db, broker_host, broker_port or 1883, **hub_args)))
     finally:
         if broker is not None:
             broker.stop()
+
+
+def _oplog(db, actor, action, **details):
+    """Append an operator action to the hub's audit log (<db>.audit.log, parkcard.oplog)."""
+    from parkcard.oplog import AuditLogError, OpLog, log_path_for
+
+    try:
+        OpLog(log_path_for(db)).append(actor, action, **details)
+    except (AuditLogError, OSError) as exc:
+        raise UserError("done, but the audit log could not be written: %s" % exc) from None
 
 
 def _register_demo():

@@ -16,6 +16,12 @@ Lifecycle of a record at the hub (records.status):
 - conflicting: same (terminal, seq) with other bytes; kept in `conflicts` with
   an alarm, never applied, the stored record stays.
 
+Taps of blacklisted cards (SPEC.md §4.2): a lock record (the card was locked,
+counter + 1) claims its counter like any card write; an attempt record (an
+already locked card tapped again, nothing written) repeats the counter in
+force, so it claims none and never meets the clone rule. Both are kept in
+`attempts` (time, terminal, card) and move no value.
+
 Clone rule (SPEC.md §1.5): two different records with the same (card,
 counter): the offline sale is a fact and is applied, then an alarm is raised
 and the card blacklisted. Chain rule: the previous counter's balance_after
@@ -213,6 +219,8 @@ class Ingest:
         record_id = tx.next_id("records")
         view.settle(rec.seq)
         name = _STATUS_NAMES.get(status)
+        if rec.kind == R.KIND_ATTEMPT and name == "uncertain":
+            name = "applied"        # nothing was written to the card: there is nothing to be unsure of
         reason = None
         if name is None:
             reason, detail = "record_status", "upload status %d" % status
@@ -237,6 +245,11 @@ class Ingest:
         return 0
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
+        if rec.kind in (R.KIND_LOCK, R.KIND_ATTEMPT):
+            tx.add_attempt(rec)
+            res.counts["attempts"] += 1
+            if rec.kind == R.KIND_ATTEMPT:
+                return      # the counter in force belongs to the card's last write
         card_no, k = rec.card_no, rec.card_counter
         delta = ledger.card_delta(rec)
         prev_k, next_k = (k - 1) % COUNTER_MODULUS, (k + 1) % COUNTER_MODULUS

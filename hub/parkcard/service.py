@@ -16,9 +16,11 @@ import os
 import secrets
 import signal
 import time
+from dataclasses import dataclass
 
-from protocol import frames
+from protocol import admin_card, frames
 
+from parkcard import broker_auth
 from parkcard.desk import Desk
 from parkcard.downlink import Downlink
 from parkcard.fleet import Fleet
@@ -32,6 +34,35 @@ log = logging.getLogger("parkcard.hub")
 BATCH_FRAMES_MAX = 64          # frames per database transaction (64 x 64 records)
 TERMINAL_KEY_SIZE = 32
 RECHECK_S = 0.05
+REGISTRY_POLL_S = 1.0          # how soon the running hub sees what the CLI changed (terminals, commands)
+# Admin system card numbers: a range of their own, above any visitor card the desk will issue.
+ADMIN_CARD_NO_FIRST = 900001
+ADMIN_CARD_NO_LAST = 999999
+# The commands an operator queues for a terminal, by name (frames.CMD_*).
+TERMINAL_COMMANDS = {frames.CMD_LOCK: "lock", frames.CMD_DEAUTHORISE: "deauthorise"}
+
+
+class HubError(ValueError):
+    """An operation the hub cannot do as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class AdminCardIssue:
+    """An admin system card to write: its number and {block: 16 bytes}.
+
+    `blocks` holds the data blocks, `trailers` the sector trailers. Write every
+    data block first, then the trailers (a trailer changes the sector's keys).
+    """
+
+    card_no: int
+    uid: bytes
+    desk: bool
+    blocks: dict
+    trailers: dict
+
+    def write_order(self):
+        """[(block, data)] in the order to write them."""
+        return sorted(self.blocks.items()) + sorted(self.trailers.items())
 
 
 class Hub:
@@ -39,7 +70,12 @@ class Hub:
 
     def __init__(self, db_path, broker_host="127.0.0.1", broker_port=1883, client_id="parkcard-hub",
                  username=None, password=None, park_keys=None, batch_frames_max=BATCH_FRAMES_MAX,
-                 queue_max=1024, tls_ca=None):
+                 queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None):
+        """park_keys and transport_key (parkcard.secure.hub_kwargs) are needed to issue cards and admin cards.
+
+        `await on_terminals_added(hub, ids)` runs when the running hub finds terminals registered by
+        another process, e.g. to rewrite the broker's password file (parkcard.secure.broker_refresher).
+        """
         self.storage = Storage(db_path)
         self.registry = Registry(self.storage)
         self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca)
@@ -47,6 +83,8 @@ class Hub:
         self.fleet = Fleet(self.storage, self.registry)
         self.downlink = Downlink(self.storage, self.registry, self.link.publish)
         self.park_keys = park_keys
+        self.transport_key = transport_key
+        self.on_terminals_added = on_terminals_added
         self.batch_frames_max = batch_frames_max
         self._task = None
         self._settled = None
@@ -73,6 +111,7 @@ class Hub:
     async def _run_tasks(self):
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._consume(), name="consume")
+            tg.create_task(self._poll_registry(), name="registry-poll")
 
     async def stop(self):
         """Stop the tasks, the broker link and the database."""
@@ -129,20 +168,39 @@ class Hub:
             await self.downlink.push_blacklist(min(result.blacklist_versions) - 1)
         for terminal_id, bl_version, cfg_version in result.syncs:
             await self.downlink.answer_sync(terminal_id, bl_version, cfg_version)
-        for terminal_id, admin_card_no, _uid in result.auths:
-            await self._authorise(terminal_id, admin_card_no)
+        for terminal_id, admin_card_no, uid in result.auths:
+            await self._authorise(terminal_id, admin_card_no, uid)
 
-    async def _authorise(self, terminal_id, admin_card_no):
-        state = self.registry.get(terminal_id)
-        if state.locked:
+    async def _authorise(self, terminal_id, admin_card_no, uid):
+        """Answer T_AUTH: confirm only a known, unlocked terminal tapped with a known, unrevoked admin card."""
+        reason = await self._auth_refusal(terminal_id, admin_card_no, uid)
+        if reason is not None:
+            log.warning("event=auth_rejected terminal=%d admin_card=%d reason=%s", terminal_id, admin_card_no,
+                        reason)
             await self.downlink.command(terminal_id, frames.CMD_AUTH_REJECT)
             return
         await self.storage.set_terminal(terminal_id, authorised=1)
-        state.authorised = 1
+        self.registry.get(terminal_id).authorised = 1
         log.info("event=authorised terminal=%d admin_card=%d", terminal_id, admin_card_no)
         await self.downlink.command(terminal_id, frames.CMD_AUTH_CONFIRM)
         await self.downlink.config(terminal_id)
         await self.downlink.time(terminal_id)
+
+    async def _auth_refusal(self, terminal_id, admin_card_no, uid):
+        """The reason to refuse an authorisation, or None (reads the database: the CLI may have changed it)."""
+        flags = await self.storage.terminal_flags(terminal_id)
+        if flags is None or self.registry.get(terminal_id) is None:
+            return "unknown_terminal"
+        if flags[1]:
+            return "terminal_locked"
+        card = await self.storage.admin_card(admin_card_no)
+        if card is None:
+            return "unknown_admin_card"
+        if card["revoked_at"] is not None:
+            return "revoked_admin_card"
+        if bytes(card["uid"]) != bytes(uid):
+            return "admin_card_uid_mismatch"
+        return None
 
     # -- waiting for facts (tests, demo)
     async def wait_until(self, predicate, timeout_s=10):
@@ -170,16 +228,115 @@ class Hub:
                 await self.registry.reload_terminal(state.id)
 
     async def register_terminal(self, terminal_id, merchant_id, role, name, key=None, fixed_price_cents=0,
-                                category=0):
-        """Register a terminal; return its 32-byte key (generated unless given)."""
+                                category=0, broker_password=None):
+        """Register a terminal; return its 32-byte key (generated unless given).
+
+        Its broker password (generated unless given) is stored with it: see terminal_credentials().
+        """
         key = key or secrets.token_bytes(TERMINAL_KEY_SIZE)
+        broker_password = broker_password or broker_auth.new_password()
         if isinstance(role, str):
             role = {v: k for k, v in frames.ROLE_NAMES.items()}[role]
-        await self.storage.add_terminal(terminal_id, merchant_id, role, key, name, fixed_price_cents, category)
+        await self.storage.add_terminal(terminal_id, merchant_id, role, key, name, fixed_price_cents, category,
+                                        broker_password)
         await self.registry.reload_terminal(terminal_id)
         log.info("event=terminal_registered terminal=%d merchant=%d role=%s", terminal_id, merchant_id,
                  frames.ROLE_NAMES[role])
         return key
+
+    async def terminal_credentials(self):
+        """{terminal_id: broker password} of every registered terminal (for the broker's password file)."""
+        return await self.storage.broker_credentials()
+
+    # -- terminal control
+    async def lock_terminal(self, terminal_id, actor="hub"):
+        """Lock a terminal: it forgets its card keys (CMD_LOCK) and no admin card authorises it until unlocked."""
+        await self._queue_command(terminal_id, frames.CMD_LOCK, actor, locked=1, authorised=0)
+        await self.send_pending_commands()
+
+    async def unlock_terminal(self, terminal_id, actor="hub"):
+        """Allow a locked terminal to be authorised again by an admin card tap (nothing is sent)."""
+        await self._check_terminal(terminal_id)
+        await self.storage.set_terminal(terminal_id, locked=0)
+        await self.registry.reload_terminal(terminal_id)
+        log.info("event=terminal_unlocked terminal=%d actor=%s", terminal_id, actor)
+
+    async def deauthorise_terminal(self, terminal_id, actor="hub"):
+        """De-authorise a terminal (CMD_DEAUTHORISE): it forgets its card keys until the next admin card tap."""
+        await self._queue_command(terminal_id, frames.CMD_DEAUTHORISE, actor, authorised=0)
+        await self.send_pending_commands()
+
+    async def _check_terminal(self, terminal_id):
+        if await self.storage.terminal_flags(terminal_id) is None:
+            raise HubError("terminal %d is not registered (see `parkcard terminals`)" % terminal_id)
+
+    async def _queue_command(self, terminal_id, command, actor, **columns):
+        await self._check_terminal(terminal_id)
+        await self.storage.terminal_command(terminal_id, command, actor, **columns)
+        log.info("event=terminal_%s terminal=%d actor=%s", TERMINAL_COMMANDS[command], terminal_id, actor)
+
+    async def send_pending_commands(self):
+        """Send the queued terminal commands (by this hub or the CLI) and mark them sent; return how many."""
+        sent = 0
+        for command_id, terminal_id, command, _actor in await self.storage.pending_commands():
+            await self.registry.reload_terminal(terminal_id)        # the flags the command came with
+            await self.downlink.command(terminal_id, command)
+            await self.storage.command_sent(command_id)
+            sent += 1
+        return sent
+
+    async def _poll_registry(self):
+        """Pick up what another process (the CLI) changed: new terminals, queued commands."""
+        while True:
+            await asyncio.sleep(REGISTRY_POLL_S)
+            try:
+                await self.poll_registry()
+            except Exception:   # a bad poll must not stop ingest; the next one tries again
+                log.exception("event=registry_poll_failed")
+
+    async def poll_registry(self):
+        """One poll: load terminals registered elsewhere (and tell on_terminals_added), send queued commands."""
+        added = [tid for tid in await self.storage.terminal_ids() if self.registry.get(tid) is None]
+        for terminal_id in added:
+            await self.registry.reload_terminal(terminal_id)
+            log.info("event=terminal_loaded terminal=%d", terminal_id)
+        if added and self.on_terminals_added is not None:
+            await self.on_terminals_added(self, added)
+        return added, await self.send_pending_commands()
+
+    # -- admin system cards
+    async def issue_admin_card(self, uid, desk_terminal_id, desk=True, actor="hub"):
+        """Seal a new admin system card for a card with this UID at a desk terminal; return an AdminCardIssue.
+
+        The park keys are sealed under the transport key with a fresh random nonce (protocol/admin_card.py);
+        with desk=False only the booth blob is written (no master B: it cannot authorise a desk).
+        """
+        if self.park_keys is None or self.transport_key is None:
+            raise HubError("this hub has no park keys or transport key: run `parkcard init` and start the hub "
+                           "with parkcard.secure.hub_kwargs()")
+        state = self.registry.get(desk_terminal_id)
+        if state is None or state.role != frames.ROLE_DESK:
+            raise HubError("terminal %d is not a registered desk terminal: admin cards are issued at a desk"
+                           % desk_terminal_id)
+        uid = bytes(uid)
+        if len(uid) not in (4, 7):
+            raise HubError("a card UID is 4 or 7 bytes, not %d" % len(uid))
+        card_no = await self.storage.add_admin_card(uid, desk, desk_terminal_id, ADMIN_CARD_NO_FIRST,
+                                                    ADMIN_CARD_NO_LAST)
+        nonce = secrets.token_bytes(admin_card.NONCE_SIZE)
+        blocks = admin_card.seal(self.transport_key, self.park_keys, card_no, uid, nonce, desk=desk)
+        trailers = admin_card.trailer_blocks(self.transport_key, self.park_keys, uid, desk=desk)
+        log.info("event=admin_card_issued card_no=%d desk_terminal=%d actor=%s", card_no, desk_terminal_id, actor)
+        return AdminCardIssue(card_no, uid, desk, blocks, trailers)
+
+    async def revoke_admin_card(self, card_no, reason, actor="hub"):
+        """Revoke an admin card: it authorises no terminal from now on. Return False if already revoked."""
+        try:
+            revoked = await self.storage.revoke_admin_card(card_no, reason)
+        except ValueError as exc:
+            raise HubError("%s (see `parkcard admin-card list`)" % exc) from None
+        log.info("event=admin_card_revoked card_no=%d reason=%r actor=%s", card_no, reason, actor)
+        return revoked
 
     def desk(self, terminal_id):
         """Return the front desk working as (hub-side) desk terminal terminal_id."""

@@ -84,6 +84,23 @@ MIGRATIONS = (
         commission_cents INTEGER NOT NULL, payout_cents INTEGER NOT NULL, records INTEGER NOT NULL,
         closed_at REAL NOT NULL, UNIQUE (merchant_id, period_start, period_end));
     """,
+    # 2: security. Each terminal's broker password (the hub writes Mosquitto's password file from
+    # it and exports it in the provisioning bundle); admin system cards; taps of blacklisted cards
+    # (lock and attempt records); terminal commands decided by the CLI, sent by the running hub.
+    """
+    ALTER TABLE terminals ADD COLUMN broker_password TEXT;
+    CREATE TABLE admin_cards(
+        card_no INTEGER PRIMARY KEY, uid BLOB NOT NULL, desk INTEGER NOT NULL DEFAULT 0,
+        issued_by INTEGER, issued_at REAL NOT NULL, revoked_at REAL, reason TEXT);
+    CREATE TABLE attempts(
+        id INTEGER PRIMARY KEY, card_no INTEGER NOT NULL, terminal_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+        kind INTEGER NOT NULL, time_s INTEGER NOT NULL, at REAL NOT NULL);
+    CREATE INDEX attempts_card ON attempts(card_no, time_s);
+    CREATE TABLE terminal_commands(
+        id INTEGER PRIMARY KEY, terminal_id INTEGER NOT NULL REFERENCES terminals(id), command INTEGER NOT NULL,
+        actor TEXT NOT NULL, created_at REAL NOT NULL, sent_at REAL);
+    CREATE INDEX terminal_commands_pending ON terminal_commands(sent_at);
+    """,
 )
 
 
@@ -126,6 +143,7 @@ class WriteTx:
         self.quarantine = []
         self.conflicts = []
         self.alarms = []
+        self.attempts = []
         self.terminal_updates = {}  # terminal_id -> {column: value}
         self.gaps = {}              # terminal_id -> [(from, to)]
 
@@ -235,6 +253,10 @@ class WriteTx:
         """Raise an alarm for an operator."""
         self.alarms.append((kind, card_no, terminal_id, seq, detail, self.now))
 
+    def add_attempt(self, rec):
+        """Keep a tap of a blacklisted card (a lock or attempt record): when, where, which card."""
+        self.attempts.append((rec.card_no, rec.terminal_id, rec.seq, rec.kind, rec.time_s, self.now))
+
     def update_terminal(self, terminal_id, **columns):
         """Set terminal columns at commit (last value wins)."""
         self.terminal_updates.setdefault(terminal_id, {}).update(columns)
@@ -303,6 +325,9 @@ class WriteTx:
         if self.alarms:
             c.executemany("INSERT INTO alarms(kind, card_no, terminal_id, seq, detail, at) VALUES (?,?,?,?,?,?)",
                           self.alarms)
+        if self.attempts:
+            c.executemany("INSERT INTO attempts(card_no, terminal_id, seq, kind, time_s, at) VALUES (?,?,?,?,?,?)",
+                          self.attempts)
         for terminal_id, cols in self.terminal_updates.items():
             names = sorted(cols)
             c.execute("UPDATE terminals SET %s WHERE id=?" % ", ".join("%s=?" % n for n in names),
@@ -316,7 +341,7 @@ TERMINAL_COLUMNS = ("id", "merchant_id", "role", "key", "name", "config_version"
                     "counter_up", "counter_down_reserved", "acked_upto", "authorised", "locked", "last_seen",
                     "online", "status_boot", "status_counter", "firmware", "status_role", "status_config_version",
                     "status_blacklist_version", "queue_depth", "oldest_unsynced_age_s", "free_heap", "uptime_s",
-                    "last_seq", "status_at")
+                    "last_seq", "status_at", "broker_password")
 
 
 class Storage:
@@ -403,22 +428,61 @@ class Storage:
         """Return [(id, park_id, name, commission_bps)]."""
         return await self.fetchall("SELECT id, park_id, name, commission_bps FROM merchants ORDER BY id")
 
-    async def add_terminal(self, terminal_id, merchant_id, role, key, name, fixed_price_cents=0, category=0):
+    async def add_terminal(self, terminal_id, merchant_id, role, key, name, fixed_price_cents=0, category=0,
+                           broker_password=None):
         """Register a terminal; raise ValueError for an unknown merchant or a taken id."""
         def run(tx):
             if tx.execute("SELECT 1 FROM merchants WHERE id=?", (merchant_id,)).fetchone() is None:
                 raise ValueError("merchant %d does not exist" % merchant_id)
             if tx.execute("SELECT 1 FROM terminals WHERE id=?", (terminal_id,)).fetchone() is not None:
                 raise ValueError("terminal %d is already registered" % terminal_id)
-            tx.execute("INSERT INTO terminals(id, merchant_id, role, key, name, fixed_price_cents, category) "
-                       "VALUES (?,?,?,?,?,?,?)", (terminal_id, merchant_id, role, key, name, fixed_price_cents,
-                                                  category))
+            tx.execute("INSERT INTO terminals(id, merchant_id, role, key, name, fixed_price_cents, category, "
+                       "broker_password) VALUES (?,?,?,?,?,?,?,?)",
+                       (terminal_id, merchant_id, role, key, name, fixed_price_cents, category, broker_password))
         await self.write(run)
 
     async def terminals(self):
         """Return every terminal as a dict of TERMINAL_COLUMNS."""
         rows = await self.fetchall("SELECT %s FROM terminals ORDER BY id" % ", ".join(TERMINAL_COLUMNS))
         return [dict(zip(TERMINAL_COLUMNS, row)) for row in rows]
+
+    async def terminal_ids(self):
+        """Return the registered terminal ids, ascending."""
+        return [r[0] for r in await self.fetchall("SELECT id FROM terminals ORDER BY id")]
+
+    async def broker_credentials(self):
+        """Return {terminal_id: broker password} of every terminal that has one."""
+        return dict(await self.fetchall("SELECT id, broker_password FROM terminals "
+                                        "WHERE broker_password IS NOT NULL ORDER BY id"))
+
+    async def set_broker_password(self, terminal_id, password):
+        """Give a terminal (registered before broker passwords existed) its password."""
+        await self.write(lambda tx: tx.execute("UPDATE terminals SET broker_password=? WHERE id=?",
+                                               (password, terminal_id)))
+
+    async def terminal_flags(self, terminal_id):
+        """Return (authorised, locked) as stored now (the CLI may have changed them), or None."""
+        return await self.fetchone("SELECT authorised, locked FROM terminals WHERE id=?", (terminal_id,))
+
+    async def terminal_command(self, terminal_id, command, actor, **columns):
+        """Set terminal columns and queue a command for the running hub to send, in one transaction."""
+        def run(tx):
+            if tx.execute("SELECT 1 FROM terminals WHERE id=?", (terminal_id,)).fetchone() is None:
+                raise ValueError("terminal %d is not registered" % terminal_id)
+            tx.update_terminal(terminal_id, **columns)
+            tx.execute("INSERT INTO terminal_commands(terminal_id, command, actor, created_at) VALUES (?,?,?,?)",
+                       (terminal_id, command, actor, tx.now))
+        await self.write(run)
+
+    async def pending_commands(self):
+        """Return [(id, terminal_id, command, actor)] not sent yet, oldest first."""
+        return await self.fetchall("SELECT id, terminal_id, command, actor FROM terminal_commands "
+                                   "WHERE sent_at IS NULL ORDER BY id")
+
+    async def command_sent(self, command_id):
+        """Mark a queued terminal command as sent."""
+        await self.write(lambda tx: tx.execute("UPDATE terminal_commands SET sent_at=? WHERE id=?",
+                                               (tx.now, command_id)))
 
     async def terminal_rates(self):
         """Return {terminal_id: commission_bps of its merchant}."""
@@ -494,7 +558,57 @@ class Storage:
         return [r[0] for r in await self.fetchall("SELECT card_no FROM blacklist WHERE removed_version IS NULL "
                                                   "ORDER BY card_no")]
 
+    # -- admin system cards
+    async def add_admin_card(self, uid, desk, issued_by, first, last):
+        """Record a new admin card under the next number in [first, last]; return it (ValueError when full)."""
+        def run(tx):
+            row = tx.execute("SELECT MAX(card_no) FROM admin_cards").fetchone()
+            card_no = max(first, (row[0] or 0) + 1)
+            if card_no > last:
+                raise ValueError("admin card numbers %d..%d are all used" % (first, last))
+            tx.execute("INSERT INTO admin_cards(card_no, uid, desk, issued_by, issued_at) VALUES (?,?,?,?,?)",
+                       (card_no, bytes(uid), int(desk), issued_by, tx.now))
+            return card_no
+        return await self.write(run)
+
+    async def admin_card(self, card_no):
+        """Return the admin card row as a dict, or None."""
+        row = await self.fetchone("SELECT %s FROM admin_cards WHERE card_no=?" % ", ".join(ADMIN_CARD_COLUMNS),
+                                  (card_no,))
+        return dict(zip(ADMIN_CARD_COLUMNS, row)) if row else None
+
+    async def admin_cards(self):
+        """Return every admin card as a dict, by number."""
+        rows = await self.fetchall("SELECT %s FROM admin_cards ORDER BY card_no" % ", ".join(ADMIN_CARD_COLUMNS))
+        return [dict(zip(ADMIN_CARD_COLUMNS, r)) for r in rows]
+
+    async def revoke_admin_card(self, card_no, reason):
+        """Revoke an admin card; return True if revoked now, False if it already was; ValueError if unknown."""
+        def run(tx):
+            row = tx.execute("SELECT revoked_at FROM admin_cards WHERE card_no=?", (card_no,)).fetchone()
+            if row is None:
+                raise ValueError("admin card %d does not exist" % card_no)
+            if row[0] is not None:
+                return False
+            tx.execute("UPDATE admin_cards SET revoked_at=?, reason=? WHERE card_no=?", (tx.now, reason, card_no))
+            return True
+        return await self.write(run)
+
     # -- listings
+    async def blacklist_entries(self):
+        """Return [(card_no, reason, added_version)] of the cards on the blacklist now."""
+        return await self.fetchall("SELECT card_no, reason, added_version FROM blacklist "
+                                   "WHERE removed_version IS NULL ORDER BY card_no")
+
+    async def attempt_counts(self):
+        """Return {card_no: number of lock and attempt records}."""
+        return dict(await self.fetchall("SELECT card_no, COUNT(*) FROM attempts GROUP BY card_no"))
+
+    async def attempts(self, card_no, limit):
+        """Return the last `limit` [(time_s, terminal_id, kind)] of a card, newest first."""
+        return await self.fetchall("SELECT time_s, terminal_id, kind FROM attempts WHERE card_no=? "
+                                   "ORDER BY time_s DESC, id DESC LIMIT ?", (card_no, limit))
+
     async def alarms(self):
         """Return [(id, kind, card_no, terminal_id, seq, detail, at)]."""
         return await self.fetchall("SELECT id, kind, card_no, terminal_id, seq, detail, at FROM alarms ORDER BY id")
@@ -530,7 +644,7 @@ class Storage:
 
     async def applied_without_tx(self):
         """Return the number of applied value records that have no ledger transaction."""
-        return (await self.fetchone("SELECT COUNT(*) FROM records r WHERE r.status='applied' AND r.kind != 8 "
+        return (await self.fetchone("SELECT COUNT(*) FROM records r WHERE r.status='applied' AND r.kind NOT IN (8, 9) "
                                     "AND NOT EXISTS (SELECT 1 FROM ledger_tx t WHERE t.record_id = r.id)"))[0]
 
     async def clone_alarm_cards(self):
@@ -570,5 +684,6 @@ class Storage:
         return await self.settlement(merchant_id, start_s, end_s)
 
 
+ADMIN_CARD_COLUMNS = ("card_no", "uid", "desk", "issued_by", "issued_at", "revoked_at", "reason")
 SETTLEMENT_COLUMNS = ("merchant_id", "period_start", "period_end", "sales_cents", "refunds_cents",
                       "commission_cents", "payout_cents", "records", "closed_at")

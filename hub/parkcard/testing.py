@@ -25,7 +25,8 @@ class DownlinkError(AssertionError):
 class ScriptedTerminal:
     """One terminal's broker session and journal, driven by a test."""
 
-    def __init__(self, host, port, terminal_id, key, clean_session=False):
+    def __init__(self, host, port, terminal_id, key, clean_session=False, password=None, tls_ca=None):
+        """password: log in as term-<id> (a secure broker); tls_ca: the park CA file, for a TLS listener."""
         self.terminal_id = terminal_id
         self.frame_mac = frames.frame_mac_for(key)
         self.record_mac = R.record_mac_for(key)
@@ -42,6 +43,10 @@ class ScriptedTerminal:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=topics.client_name(terminal_id),
                                   clean_session=clean_session, protocol=mqtt.MQTTv311)
         self.client.max_inflight_messages_set(100)
+        if password is not None:
+            self.client.username_pw_set(topics.client_name(terminal_id), password)
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
