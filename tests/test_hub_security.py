@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from protocol import admin_card, frames
 from protocol import record as R
 
-from parkcard import audit, secure
+from parkcard import audit, oplog, secure
 from parkcard.cli import main
 from parkcard.service import ADMIN_CARD_NO_FIRST, HubError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
@@ -202,6 +202,12 @@ def test_admin_card_authorises_until_revoked(tmp_path, broker):
         term.close()
         await hub.stop()
     run(scenario())
+    log = oplog.log_path_for(tmp_path / "hub.db")
+    assert oplog.verify(log).ok
+    actions = [(e["actor"], e["action"]) for e in oplog.OpLog(log).entries()]
+    assert [a for a in actions if a[1].startswith(("admin_card.", "terminal.auth"))] == [
+        ("hub", "admin_card.issue"), ("hub", "terminal.authorise"), ("hub", "admin_card.revoke"),
+        ("hub", "terminal.auth_reject")]
 
 
 @pytest.mark.broker
@@ -246,6 +252,10 @@ def test_admin_card_cli_lists_and_revokes(tmp_path):
     assert "revoked" in listed.output and "technician left" in listed.output
     unknown = cli("--db", db, "admin-card", "revoke", 42, "--reason", "x")
     assert unknown.exit_code == 2 and "does not exist" in unknown.output
+    shown = cli("--db", db, "audit", "show")
+    assert shown.exit_code == 0 and "cli:" in shown.output and "admin_card.revoke" in shown.output
+    assert shown.output.count("admin_card.revoke") == 1
+    assert cli("--db", db, "audit", "verify").exit_code == 0
 
 
 # -- locking and de-authorising terminals

@@ -27,6 +27,7 @@ from protocol import frames
 from protocol import record as R
 
 from parkcard import audit, broker_auth, secure, settlement
+from parkcard.oplog import AuditLogError, OpLog, log_path_for
 from parkcard.pki import PKIError
 from parkcard.storage import Storage
 
@@ -503,8 +504,6 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
 
 def _oplog(db, actor, action, **details):
     """Append an operator action to the hub's audit log (<db>.audit.log, parkcard.oplog)."""
-    from parkcard.oplog import AuditLogError, OpLog, log_path_for
-
     try:
         OpLog(log_path_for(db)).append(actor, action, **details)
     except (AuditLogError, OSError) as exc:
@@ -513,7 +512,9 @@ def _oplog(db, actor, action, **details):
 
 def _register_demo():
     from parkcard.demo import demo_command
+    from parkcard.oplog import audit_command
     main.add_command(demo_command)
+    main.add_command(audit_command())
 
 
 _register_demo()

@@ -26,6 +26,7 @@ from parkcard.downlink import Downlink
 from parkcard.fleet import Fleet
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
+from parkcard.oplog import OpLog, log_path_for
 from parkcard.registry import Registry
 from parkcard.storage import Storage
 
@@ -77,6 +78,7 @@ class Hub:
         another process, e.g. to rewrite the broker's password file (parkcard.secure.broker_refresher).
         """
         self.storage = Storage(db_path)
+        self.oplog = OpLog(log_path_for(db_path))      # operator actions, hash-chained (parkcard.oplog)
         self.registry = Registry(self.storage)
         self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca)
         self.ingest = Ingest(self.storage, self.registry)
@@ -171,17 +173,24 @@ class Hub:
         for terminal_id, admin_card_no, uid in result.auths:
             await self._authorise(terminal_id, admin_card_no, uid)
 
+    async def audit(self, actor, action, **details):
+        """Append an operation to the audit log (fsync'd, off the event loop)."""
+        await asyncio.to_thread(self.oplog.append, actor, action, **details)
+
     async def _authorise(self, terminal_id, admin_card_no, uid):
         """Answer T_AUTH: confirm only a known, unlocked terminal tapped with a known, unrevoked admin card."""
         reason = await self._auth_refusal(terminal_id, admin_card_no, uid)
         if reason is not None:
             log.warning("event=auth_rejected terminal=%d admin_card=%d reason=%s", terminal_id, admin_card_no,
                         reason)
+            await self.audit("hub", "terminal.auth_reject", terminal_id=terminal_id, admin_card_no=admin_card_no,
+                             uid=bytes(uid), reason=reason)
             await self.downlink.command(terminal_id, frames.CMD_AUTH_REJECT)
             return
         await self.storage.set_terminal(terminal_id, authorised=1)
         self.registry.get(terminal_id).authorised = 1
         log.info("event=authorised terminal=%d admin_card=%d", terminal_id, admin_card_no)
+        await self.audit("hub", "terminal.authorise", terminal_id=terminal_id, admin_card_no=admin_card_no)
         await self.downlink.command(terminal_id, frames.CMD_AUTH_CONFIRM)
         await self.downlink.config(terminal_id)
         await self.downlink.time(terminal_id)
@@ -228,7 +237,7 @@ class Hub:
                 await self.registry.reload_terminal(state.id)
 
     async def register_terminal(self, terminal_id, merchant_id, role, name, key=None, fixed_price_cents=0,
-                                category=0, broker_password=None):
+                                category=0, broker_password=None, actor="hub"):
         """Register a terminal; return its 32-byte key (generated unless given).
 
         Its broker password (generated unless given) is stored with it: see terminal_credentials().
@@ -242,6 +251,8 @@ class Hub:
         await self.registry.reload_terminal(terminal_id)
         log.info("event=terminal_registered terminal=%d merchant=%d role=%s", terminal_id, merchant_id,
                  frames.ROLE_NAMES[role])
+        await self.audit(actor, "terminal.add", terminal_id=terminal_id, merchant_id=merchant_id,
+                         role=frames.ROLE_NAMES[role], name=name)
         return key
 
     async def terminal_credentials(self):
@@ -260,6 +271,7 @@ class Hub:
         await self.storage.set_terminal(terminal_id, locked=0)
         await self.registry.reload_terminal(terminal_id)
         log.info("event=terminal_unlocked terminal=%d actor=%s", terminal_id, actor)
+        await self.audit(actor, "terminal.unlock", terminal_id=terminal_id)
 
     async def deauthorise_terminal(self, terminal_id, actor="hub"):
         """De-authorise a terminal (CMD_DEAUTHORISE): it forgets its card keys until the next admin card tap."""
@@ -274,6 +286,7 @@ class Hub:
         await self._check_terminal(terminal_id)
         await self.storage.terminal_command(terminal_id, command, actor, **columns)
         log.info("event=terminal_%s terminal=%d actor=%s", TERMINAL_COMMANDS[command], terminal_id, actor)
+        await self.audit(actor, "terminal." + TERMINAL_COMMANDS[command], terminal_id=terminal_id)
 
     async def send_pending_commands(self):
         """Send the queued terminal commands (by this hub or the CLI) and mark them sent; return how many."""
@@ -327,6 +340,8 @@ class Hub:
         blocks = admin_card.seal(self.transport_key, self.park_keys, card_no, uid, nonce, desk=desk)
         trailers = admin_card.trailer_blocks(self.transport_key, self.park_keys, uid, desk=desk)
         log.info("event=admin_card_issued card_no=%d desk_terminal=%d actor=%s", card_no, desk_terminal_id, actor)
+        await self.audit(actor, "admin_card.issue", card_no=card_no, uid=uid, desk=bool(desk),
+                         desk_terminal_id=desk_terminal_id)
         return AdminCardIssue(card_no, uid, desk, blocks, trailers)
 
     async def revoke_admin_card(self, card_no, reason, actor="hub"):
@@ -335,7 +350,9 @@ class Hub:
             revoked = await self.storage.revoke_admin_card(card_no, reason)
         except ValueError as exc:
             raise HubError("%s (see `parkcard admin-card list`)" % exc) from None
-        log.info("event=admin_card_revoked card_no=%d reason=%r actor=%s", card_no, reason, actor)
+        if revoked:
+            log.info("event=admin_card_revoked card_no=%d reason=%r actor=%s", card_no, reason, actor)
+            await self.audit(actor, "admin_card.revoke", card_no=card_no, reason=reason)
         return revoked
 
     def desk(self, terminal_id):
@@ -344,18 +361,20 @@ class Hub:
             self._desks[terminal_id] = Desk(self.storage, self.registry, self.ingest, terminal_id, self.park_keys)
         return self._desks[terminal_id]
 
-    async def blacklist_add(self, card_no, reason):
+    async def blacklist_add(self, card_no, reason, actor="hub"):
         """Blacklist a card and push the delta to every terminal; return the new version (None: listed)."""
         version = await self.storage.blacklist_change(card_no, reason, add=True)
         if version is not None:
             log.info("event=blacklisted card_no=%d version=%d reason=%r", card_no, version, reason)
+            await self.audit(actor, "blacklist.add", card_no=card_no, reason=reason, version=version)
             await self.downlink.push_blacklist(version - 1)
         return version
 
-    async def blacklist_remove(self, card_no, reason):
+    async def blacklist_remove(self, card_no, reason, actor="hub"):
         """Take a card off the blacklist and push the delta; return the new version (None: not listed)."""
         version = await self.storage.blacklist_change(card_no, reason, add=False)
         if version is not None:
+            await self.audit(actor, "blacklist.remove", card_no=card_no, reason=reason, version=version)
             await self.downlink.push_blacklist(version - 1)
         return version
 
