@@ -122,3 +122,43 @@ def test_card_restored_from_old_dump_is_caught_blacklisted_and_refused_elsewhere
         finally:
             await sim.stop()
     run(scenario())
+
+
+def test_park_runs_over_tls_with_acls_and_admin_card_authorisation(tmp_path):
+    import paho.mqtt.client as mqtt
+
+    from terminal.authorise import LOCKED
+
+    async def scenario():
+        sim = await _park(tmp_path, terminals=2, cards=2, seed=13)
+        try:
+            # every terminal was authorised by the admin card tap the hub confirmed
+            assert all(t.serving for t in sim.terminals)
+            # the broker speaks TLS only, with passwords: a plaintext client gets nowhere
+            plain = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="term-2")
+            plain.username_pw_set("term-2", "guess")
+            with pytest.raises(Exception):
+                plain.connect(sim.broker.host, sim.broker.port, keepalive=5)
+                plain.loop(timeout=2)
+                assert plain.is_connected()
+            # the hub locks a terminal: it forgets its keys and takes no money
+            victim, other = sim.terminals
+            await sim.hub.lock_terminal(victim.terminal_id)
+            await sim.wait_for(lambda: victim.terminal.authoriser.state == LOCKED, 15, "terminal not locked")
+            refused = victim.tap(sim.visitors[0].virtual, 100)
+            assert not refused.ok and refused.reason == w.NOT_READY
+            assert victim.board.keystore().get("park_keys") is None
+            # a revoked admin card authorises nothing, even on an unlocked terminal
+            await sim.hub.unlock_terminal(victim.terminal_id)
+            await sim.hub.revoke_admin_card(sim.admin_card_no, "lost")
+            assert victim.tap_admin_card(sim.admin_card) == "sent"
+            await sim.wait_for(lambda: victim.terminal.authoriser.state == LOCKED
+                               and victim.terminal.authoriser.reason is not None, 15, "no answer from the hub")
+            assert not victim.serving
+            assert not victim.tap(sim.visitors[0].virtual, 100).ok
+            # the other terminal still serves (its ACL and password are tested in test_broker_security)
+            assert other.tap(sim.visitors[1].virtual, 100).ok
+            await _settled_and_balanced(sim)
+        finally:
+            await sim.stop()
+    run(scenario())

@@ -26,12 +26,17 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
     started = time.monotonic()
     try:
         await sim.start()
-        where = broker_url or "mosquitto on 127.0.0.1:%d (config in %s)" % (sim.broker.port, sim.broker.workdir)
+        if broker_url:
+            where = "%s (plaintext, its own access rules)" % broker_url
+        else:
+            where = ("mosquitto on 127.0.0.1:%d, TLS only with the park CA, a password per terminal and an ACL "
+                     "(config in %s)" % (sim.broker.port, sim.broker.workdir))
         echo("park running: hub on %s, broker %s" % (sim.hub.storage.path, where))
         echo("issued %d cards at the desk, %s loaded (gold cards get +10%%)" % (len(sim.visitors),
                                                                              money(sim.loaded_cents)))
-        echo("%d terminals online: %s" % (len(sim.terminals), ", ".join(
-            "%d:%s" % (t.terminal_id, "ride" if t.role == 2 else "pos") for t in sim.terminals)))
+        echo("%d terminals online and authorised by a tap of admin card %d: %s" % (
+            len(sim.terminals), sim.admin_card_no,
+            ", ".join("%d:%s" % (t.terminal_id, "ride" if t.role == 2 else "pos") for t in sim.terminals)))
         cut_at, back_at = (taps * 3 // 10, taps * 7 // 10) if offline else (-1, -1)
         victim = sim.terminals[0]
         approved = refused = approved_cents = offline_taps = 0

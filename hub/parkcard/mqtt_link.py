@@ -97,7 +97,9 @@ class MqttLink:
         self._loop.call_soon_threadsafe(self.connected.set)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
-        log.warning("event=disconnected reason=%s", reason_code)
+        # Our own clean stop is news only in the debug log; any other loss is a warning.
+        level = logging.INFO if getattr(reason_code, "value", reason_code) == 0 else logging.WARNING
+        log.log(level, "event=disconnected reason=%s", reason_code)
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.connected.clear)
 

@@ -1,26 +1,30 @@
 """A whole park on one machine: broker, hub on SQLite, desk-issued cards and simulated
 terminals running the real firmware code (terminal/) against virtual readers.
 
+The park is the secure one of DESIGN.md: `parkcard init`'s PKI and secrets,
+Mosquitto TLS-only with anonymous access off, a password per terminal and an
+ACL confining each terminal to its own topics; terminals start with no card
+keys and are authorised by a technician tapping the admin system card, which
+the hub issued at the desk and confirms. (With `broker_url`, an existing
+broker is used as it is, in plaintext: its access rules are its own.)
+
 `parkcard demo` drives it and prints; the end-to-end tests drive it and assert.
 """
 
 import asyncio
 import os
 import random
-import secrets
 import time
 from urllib.parse import urlparse
 
 from protocol import card as C
 from protocol.config import ROLE_DESK, ROLE_POS, ROLE_RIDE
-from sim.admin import admin_system_card
 from sim.board import SimBoard
 from sim.cards import card_balance, card_from_blocks
 from terminal.authorise import SERVING
 from terminal.runtime import Terminal
 
-from parkcard import audit, settlement
-from parkcard.broker import Broker
+from parkcard import audit, secure, settlement
 from parkcard.netsim import Relay
 from parkcard.service import Hub
 
@@ -28,7 +32,6 @@ DESK_TERMINAL_ID = 1
 DESK_MERCHANT_ID = 1
 RIDE_PRICE_CENTS = 450
 MERCHANTS = ((2, "Food court", 1200), (3, "Rides", 800), (4, "Gift shop", 1500))
-ADMIN_CARD_NO = 900001
 ADMIN_CARD_UID = bytes.fromhex("04adadadadad01")
 DRAIN_POLL_S = 0.05
 
@@ -36,7 +39,7 @@ DRAIN_POLL_S = 0.05
 class SimTerminal:
     """One simulated terminal: the real firmware runtime on a SimBoard behind a cuttable relay."""
 
-    def __init__(self, root, terminal_id, key, transport_key, relay, role, merchant_id):
+    def __init__(self, root, terminal_id, key, transport_key, relay, role, merchant_id, password=None, tls=None):
         self.terminal_id = terminal_id
         self.role = role
         self.merchant_id = merchant_id
@@ -46,8 +49,10 @@ class SimTerminal:
         keys = self.board.keystore()
         keys.set("terminal_key", key)
         keys.set("transport_key", transport_key)
+        if password is not None:
+            keys.set("broker_password", password.encode())
         settings = {"terminal_id": terminal_id, "broker_host": relay.host, "broker_port": relay.port,
-                    "keepalive_s": 5, "retry_delay_ms_max": 1000}
+                    "keepalive_s": 5, "retry_delay_ms_max": 1000, "ssl": tls}
         self.terminal = Terminal(self.board, settings)
         self.taps = 0
 
@@ -106,9 +111,10 @@ class ParkSim:
         self.n_cards = cards
         self.rng = random.Random(seed)
         self.broker_url = broker_url
-        self.park_keys = C.ParkKeys(secrets.token_bytes(32), secrets.token_bytes(32), secrets.token_bytes(32))
-        self.transport_key = secrets.token_bytes(32)
-        self.admin_card = admin_system_card(self.transport_key, self.park_keys, ADMIN_CARD_NO, ADMIN_CARD_UID)
+        self.secrets = None
+        self.park_keys = None
+        self.admin_card = None
+        self.tls = None
         self.broker = None
         self.hub = None
         self.terminals = []
@@ -120,14 +126,18 @@ class ParkSim:
     async def start(self):
         """Start broker and hub, register merchants and terminals, issue cards, bring terminals online."""
         os.makedirs(self.workdir, exist_ok=True)
+        self.secrets, _created = secure.init_park(self.workdir)
+        self.park_keys = self.secrets.park_keys
+        hub_kwargs = secure.hub_kwargs(self.secrets)
         if self.broker_url:
             url = urlparse(self.broker_url)
             host, port = url.hostname or "127.0.0.1", url.port or 1883
+            hub_kwargs.update(tls_ca=None, username=None, password=None)
         else:
-            self.broker = Broker(os.path.join(self.workdir, "broker")).start()
+            self.broker = secure.start_secure_broker(self.workdir, self.secrets, {})
             host, port = self.broker.host, self.broker.port
-        self.hub = Hub(os.path.join(self.workdir, "parkcard.db"), broker_host=host, broker_port=port,
-                       park_keys=self.park_keys)
+            self.tls = secure.terminal_tls_context(self.secrets.pki.ca_cert)
+        self.hub = Hub(os.path.join(self.workdir, "parkcard.db"), broker_host=host, broker_port=port, **hub_kwargs)
         await self.hub.start()
         await self.hub.wait_connected()
         await self.hub.add_merchant(DESK_MERCHANT_ID, "Front desk", 0)
@@ -135,15 +145,26 @@ class ParkSim:
             await self.hub.add_merchant(merchant_id, name, bps)
         await self.hub.register_terminal(DESK_TERMINAL_ID, DESK_MERCHANT_ID, ROLE_DESK, "desk-1")
         await self._issue_cards()
+        issued = await self.hub.issue_admin_card(ADMIN_CARD_UID, DESK_TERMINAL_ID)
+        self.admin_card = card_from_blocks(ADMIN_CARD_UID, {**issued.blocks, **issued.trailers})
+        self.admin_card_no = issued.card_no
+        plan = []
         for i in range(self.n_terminals):
             terminal_id = DESK_TERMINAL_ID + 1 + i
             role = ROLE_RIDE if i % 3 == 1 else ROLE_POS
             merchant_id = MERCHANTS[i % len(MERCHANTS)][0]
             key = await self.hub.register_terminal(terminal_id, merchant_id, role, "term-%d" % terminal_id,
                                                    fixed_price_cents=RIDE_PRICE_CENTS if role == ROLE_RIDE else 0)
+            plan.append((terminal_id, role, merchant_id, key))
+        passwords = await self.hub.terminal_credentials()
+        if self.broker is not None:
+            # The broker learns the new terminals' passwords (password file rewritten, SIGHUP).
+            secure.refresh_terminals(self.broker, self.secrets, passwords)
+        for terminal_id, role, merchant_id, key in plan:
             relay = await Relay(host, port).start()
             self.terminals.append(SimTerminal(os.path.join(self.workdir, "term-%d" % terminal_id), terminal_id, key,
-                                              self.transport_key, relay, role, merchant_id))
+                                              self.secrets.transport_key, relay, role, merchant_id,
+                                              passwords.get(terminal_id) if self.broker else None, self.tls))
         for t in self.terminals:
             t.terminal.start()
         await self.wait_for(lambda: all(t.wallet.config is not None for t in self.terminals), 30,
