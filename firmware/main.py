@@ -15,7 +15,8 @@ def main():
         if settings.get("ca"):
             import ssl
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.load_verify_locations(cafile=settings["ca"])
+            with open(settings["ca"], "rb") as f:
+                ctx.load_verify_locations(cadata=f.read())  # the park CA in DER (parkcard-flash)
             settings["ssl"] = ctx
         terminal = Terminal(board, settings)
     except SettingsError as exc:

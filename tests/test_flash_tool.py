@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shlex
+import ssl
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -198,9 +199,9 @@ def test_valid_bundle_loads(tmp_path):
     pem = make_ca_pem()
     bundle = load_bundle(write_bundle(tmp_path, ca_pem=pem))
     assert bundle.terminal_id == 7 and bundle.terminal_key == TERMINAL_KEY and bundle.ca_pem == pem
-    assert bundle.public_config("/ca.pem") == {
+    assert bundle.public_config("/ca.der") == {
         "terminal_id": 7, "broker_host": "hub.park.lan", "broker_port": 8883,
-        "username": "term-7", "wifi_ssid": "ParkNet", "ca": "/ca.pem"}
+        "username": "term-7", "wifi_ssid": "ParkNet", "ca": "/ca.der"}
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -272,15 +273,15 @@ def test_plan_commands(built, tmp_path):
         remote + ["fs", "cp", "-r", str(out / "image/terminal"), ":terminal"],
         remote + ["fs", "cp", "-r", str(out / "image/protocol"), ":protocol"],
         remote + ["fs", "cp", str(out / "provision/terminal.json"), ":terminal.json"],
-        remote + ["fs", "cp", str(out / "provision/ca.pem"), ":ca.pem"],
+        remote + ["fs", "cp", str(out / "provision/ca.der"), ":ca.der"],
         remote + ["exec", steps[7].argv[-1]],
         remote + ["fs", "cp", str(out / "image/boot.py"), ":boot.py"],
         remote + ["fs", "cp", str(out / "image/main.py"), ":main.py"],
         remote + ["run", str(out / "provision/verify_device.py")],
         remote + ["reset"],
     ]
-    assert json.loads((out / "provision/terminal.json").read_text())["ca"] == "/ca.pem"
-    assert (out / "provision/ca.pem").read_text() == bundle.ca_pem
+    assert json.loads((out / "provision/terminal.json").read_text())["ca"] == "/ca.der"
+    assert (out / "provision/ca.der").read_bytes() == ssl.PEM_cert_to_DER_cert(bundle.ca_pem)
 
 
 def test_secrets_only_in_the_real_nvs_argv(built):
@@ -451,7 +452,7 @@ def test_cli_dry_run_prints_the_plan(cli_env):
     assert "esptool --chip esp32 --port /dev/ttyUSB7 --baud 460800 write-flash 0x1000 %s" % fw in result.output
     assert "mpremote connect /dev/ttyUSB7 fs cp -r %s :terminal" % (out / "image/terminal") in result.output
     assert 'binascii.unhexlify("<terminal_key from bundle>")' in result.output
-    assert "11. Reset the terminal" in result.output  # no CA in this bundle: no ca.pem step
+    assert "11. Reset the terminal" in result.output  # no CA in this bundle: no ca.der step
     for secret in SECRET_TEXTS:
         assert secret not in result.output
 

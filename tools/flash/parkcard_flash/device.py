@@ -18,7 +18,7 @@ NVS_KEYS = {
 }
 NVS_BLOB_MAX = 128  # read-back buffer; bundle.py keeps every secret within it
 CONFIG_FILE = "terminal.json"
-CA_FILE = "ca.pem"
+CA_FILE = "ca.der"  # MicroPython's ssl takes the CA in DER only (cadata=)
 # What `clean` removes before a new image is copied: the previous code and
 # config. Anything else on the filesystem (the journal, the blacklist) stays.
 OLD_APPLICATION = ("main.py", "boot.py", "terminal", "protocol", CONFIG_FILE, CA_FILE)

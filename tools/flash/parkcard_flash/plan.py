@@ -9,6 +9,7 @@ except through esptool and mpremote.
 import hashlib
 import json
 import shlex
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,7 @@ def write_provision_files(build_dir, bundle):
     (out / device.CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     files.append((out / device.CONFIG_FILE, device.CONFIG_FILE))
     if bundle.ca_pem:
-        (out / device.CA_FILE).write_text(bundle.ca_pem)
+        (out / device.CA_FILE).write_bytes(ssl.PEM_cert_to_DER_cert(bundle.ca_pem))
         files.append((out / device.CA_FILE, device.CA_FILE))
     return files
 
