@@ -207,6 +207,11 @@ def settle(obj, merchant_id, all_merchants, start, end, csv_path):
         return [await settlement.close(storage, mid, start_s, end_s) for mid in ids]
 
     results = _run(_with_storage(obj.db, run))
+    for row, new in results:
+        if new:
+            _oplog(obj.db, _actor(), "settlement.close", merchant_id=row["merchant_id"], period_start=start_s,
+                   period_end=end_s, sales_cents=row["sales_cents"], commission_cents=row["commission_cents"],
+                   payout_cents=row["payout_cents"])
     _table(("merchant", "sales", "refunds", "commission", "payout", "records", "state"),
            [(r["merchant_id"], r["sales_cents"], r["refunds_cents"], r["commission_cents"], r["payout_cents"],
              r["records"], "closed now" if new else "already closed") for r, new in results])
@@ -229,6 +234,8 @@ def merchant():
 def merchant_add(obj, merchant_id, name, commission_bps, park_id):
     """Create or update a merchant."""
     _run(_with_storage(obj.db, lambda s: s.add_merchant(merchant_id, name, commission_bps, park_id), create=True))
+    _oplog(obj.db, _actor(), "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
+           park_id=park_id)
     click.echo("merchant %d %s: commission %d bps" % (merchant_id, name, commission_bps))
 
 

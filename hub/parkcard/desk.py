@@ -38,7 +38,7 @@ class DeskResult:
 class Desk:
     """Desk terminal `terminal_id` operated by the hub."""
 
-    def __init__(self, storage, registry, ingest, terminal_id, park_keys=None, bonus_table=None):
+    def __init__(self, storage, registry, ingest, terminal_id, park_keys=None, bonus_table=None, audit=None):
         self.storage = storage
         self.registry = registry
         self.ingest = ingest
@@ -46,6 +46,7 @@ class Desk:
         self.park_keys = park_keys
         self.bonus_table = bonus_table or ledger.TIER_BONUS_PERCENT
         self._lock = asyncio.Lock()
+        self.audit = audit          # async (actor, action, **details): the hub's operator audit log
 
     def _state(self):
         state = self.registry.get(self.terminal_id)
@@ -61,6 +62,10 @@ class Desk:
         if result.counts["applied"] != 1:
             raise DeskError("the hub refused the %s record: %s" % (rec.kind, result.quarantined))
         return rec
+
+    async def _audited(self, action, **details):
+        if self.audit is not None:
+            await self.audit("desk:%d" % self.terminal_id, action, **details)
 
     async def issue(self, uid, cash_cents, tier=C.TIER_STANDARD, deposit_cents=0, card_no=None, expiry_day=0,
                     perms=0xFFFF, time_s=None):
@@ -86,6 +91,8 @@ class Desk:
             rec = R.Record(R.KIND_ISSUE, self.terminal_id, 0, time_s, card_no, uid, 1, amount, amount,
                            item=deposit_cents, discount_cents=amount - cash_cents, card_mac=card_mac)
             await self._post(state, rec)
+            await self._audited("card.issue", card_no=card_no, tier=tier, cash_cents=cash_cents,
+                                amount_cents=amount, deposit_cents=deposit_cents, seq=rec.seq)
             return DeskResult(rec, card_no, slot, blocks, info)
 
     async def top_up(self, card_no, uid, slot, cash_cents, write_block=None, time_s=None):
@@ -113,4 +120,6 @@ class Desk:
             rec = R.Record(R.KIND_TOPUP, self.terminal_id, 0, time_s, card_no, uid, new.counter, amount,
                            new.balance_cents, discount_cents=amount - cash_cents, card_mac=card_mac)
             await self._post(state, rec)
+            await self._audited("card.top_up", card_no=card_no, cash_cents=cash_cents, amount_cents=amount,
+                                balance_after_cents=new.balance_cents, seq=rec.seq)
             return DeskResult(rec, card_no, new, blocks)

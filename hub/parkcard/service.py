@@ -229,9 +229,11 @@ class Hub:
         await self.wait_until(lambda: self.registry.get(terminal_id).acked_upto >= seq, timeout_s)
 
     # -- registry
-    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1):
+    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, actor="hub"):
         """Create or update a merchant (commission in basis points)."""
         await self.storage.add_merchant(merchant_id, name, commission_bps, park_id)
+        await self.audit(actor, "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
+                         park_id=park_id)
         for state in self.registry.terminals.values():
             if state.merchant_id == merchant_id:
                 await self.registry.reload_terminal(state.id)
@@ -358,7 +360,8 @@ class Hub:
     def desk(self, terminal_id):
         """Return the front desk working as (hub-side) desk terminal terminal_id."""
         if terminal_id not in self._desks:
-            self._desks[terminal_id] = Desk(self.storage, self.registry, self.ingest, terminal_id, self.park_keys)
+            self._desks[terminal_id] = Desk(self.storage, self.registry, self.ingest, terminal_id, self.park_keys,
+                                            audit=self.audit)
         return self._desks[terminal_id]
 
     async def blacklist_add(self, card_no, reason, actor="hub"):
