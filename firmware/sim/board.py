@@ -87,18 +87,21 @@ class FileKeyStore:
         """Store bytes."""
         data = self._load()
         data[name] = "".join("%02x" % b for b in value)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.rename(tmp, self.path)
+        self._save(data)
 
     def delete(self, name):
         """Forget a secret."""
         data = self._load()
         if name in data:
             del data[name]
-            with open(self.path, "w") as f:
-                json.dump(data, f)
+            self._save(data)
+
+    def _save(self, data):
+        # All or nothing, like NVS commits: a cut mid-write leaves the old secrets.
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.rename(tmp, self.path)
 
 
 class SimBoard:
