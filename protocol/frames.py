@@ -73,7 +73,7 @@ def encode(frame_mac, ftype, terminal_id, counter, time_s, body=b""):
     if len(body) > BODY_MAX:
         raise Malformed("frame body over %d bytes" % BODY_MAX)
     header = struct.pack(HEADER_FMT, MAGIC, FRAME_VERSION, ftype, terminal_id, counter, time_s, len(body))
-    return header + body + frame_mac.tag(FRAME_MAC_SIZE, header, body)
+    return b"".join((header, body, frame_mac.tag(FRAME_MAC_SIZE, header, body)))  # one copy of the body
 
 
 def peek_terminal(data):

@@ -47,24 +47,23 @@ except ImportError:  # pragma: no cover - both interpreters have it
 
 
 # MQTT 3.1.1 §2.2.1 Control packet types (high nibble of the first byte).
-CONNECT = const(1)
+# Public: the ones a broker sends (decode_packet's first item). The others are
+# private consts, which mpy-cross folds into the code at no RAM cost.
+_CONNECT = const(1)
 CONNACK = const(2)
 PUBLISH = const(3)
 PUBACK = const(4)
-PUBREC = const(5)
-SUBSCRIBE = const(8)
+_SUBSCRIBE = const(8)
 SUBACK = const(9)
 UNSUBACK = const(11)
-PINGREQ = const(12)
 PINGRESP = const(13)
-DISCONNECT = const(14)
 
-PINGREQ_PACKET = b"\xc0\x00"  # §3.12
-DISCONNECT_PACKET = b"\xe0\x00"  # §3.14
+_PINGREQ_PACKET = b"\xc0\x00"  # §3.12
+_DISCONNECT_PACKET = b"\xe0\x00"  # §3.14
 
-PAYLOAD_MAX = const(65536)
-TOPIC_BYTES_MAX = const(256)
-REMAINING_LENGTH_MAX = const(268435455)  # §2.2.3: four bytes of 7 bits
+_PAYLOAD_MAX = const(65536)
+_TOPIC_BYTES_MAX = const(256)
+_REMAINING_LENGTH_MAX = const(268435455)  # §2.2.3: four bytes of 7 bits
 
 _DUP = const(0x08)  # §3.3.1.1
 _RETAIN = const(0x01)  # §3.3.1.3
@@ -85,7 +84,7 @@ class MQTTError(Exception):
 
 def encode_remaining_length(length):
     """Return the §2.2.3 variable-length encoding of length."""
-    if length < 0 or length > REMAINING_LENGTH_MAX:
+    if length < 0 or length > _REMAINING_LENGTH_MAX:
         raise ValueError("remaining length out of range")
     out = bytearray()
     while True:
@@ -169,7 +168,7 @@ def encode_connect(client_id, keepalive_s=30, clean_session=False, username=None
     body_len = 10  # §3.1.2: protocol name, level, flags, keep alive
     for field in fields:
         body_len += 2 + len(field)
-    buf, pos = _packet(CONNECT << 4, body_len)
+    buf, pos = _packet(_CONNECT << 4, body_len)
     pos = _put_string(buf, pos, b"MQTT")  # §3.1.2.1 Protocol Name
     buf[pos] = 4  # §3.1.2.2 Protocol Level 4 = 3.1.1
     buf[pos + 1] = flags
@@ -190,7 +189,7 @@ def encode_publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
         raise ValueError("qos must be 0 or 1")
     if qos and not 0 < pid <= _PID_MAX:
         raise ValueError("QoS 1 needs a packet id")  # §2.3.1
-    payload = _as_bytes(payload, "payload", REMAINING_LENGTH_MAX)
+    payload = _as_bytes(payload, "payload", _REMAINING_LENGTH_MAX)
     first = (PUBLISH << 4) | (qos << 1) | (_RETAIN if retain else 0) | (_DUP if dup and qos else 0)
     buf, pos = _packet(first, 2 + len(topic) + (2 if qos else 0) + len(payload))
     pos = _put_string(buf, pos, topic)
@@ -209,7 +208,7 @@ def encode_subscribe(pid, topic, qos=1):
         raise ValueError("empty topic filter")
     if qos not in (0, 1):
         raise ValueError("qos must be 0 or 1")
-    buf, pos = _packet((SUBSCRIBE << 4) | 0x02, 2 + 2 + len(topic) + 1)  # §3.8.1 flags 0010
+    buf, pos = _packet((_SUBSCRIBE << 4) | 0x02, 2 + 2 + len(topic) + 1)  # §3.8.1 flags 0010
     buf[pos] = pid >> 8
     buf[pos + 1] = pid & 0xFF
     pos = _put_string(buf, pos + 2, topic)
@@ -231,7 +230,7 @@ def _pid_at(body, offset):
     return pid
 
 
-def decode_packet(first_byte, body, payload_max=PAYLOAD_MAX):
+def decode_packet(first_byte, body, payload_max=_PAYLOAD_MAX):
     """Decode one complete packet sent by a broker; raise MQTTError if malformed.
 
     Returns one of:
@@ -252,7 +251,7 @@ def decode_packet(first_byte, body, payload_max=PAYLOAD_MAX):
             raise MQTTError("PUBLISH too short")
         topic_len = (body[0] << 8) | body[1]
         pos = 2 + topic_len
-        if topic_len == 0 or topic_len > TOPIC_BYTES_MAX or pos > size:
+        if topic_len == 0 or topic_len > _TOPIC_BYTES_MAX or pos > size:
             raise MQTTError("bad PUBLISH topic length")
         try:
             topic = str(body[2:pos], "utf-8")
@@ -288,7 +287,7 @@ def decode_packet(first_byte, body, payload_max=PAYLOAD_MAX):
     raise MQTTError("unexpected packet type %d" % kind)
 
 
-def parse_packet(buf, payload_max=PAYLOAD_MAX):
+def parse_packet(buf, payload_max=_PAYLOAD_MAX):
     """Parse the first packet in buf.
 
     Return None when buf holds only part of a packet ("need more bytes"),
@@ -301,7 +300,7 @@ def parse_packet(buf, payload_max=PAYLOAD_MAX):
     if header is None:
         return None
     length, start = header
-    if length > payload_max + TOPIC_BYTES_MAX + 4:
+    if length > payload_max + _TOPIC_BYTES_MAX + 4:
         raise MQTTError("packet over payload_max")
     if len(buf) < start + length:
         return None
@@ -354,7 +353,7 @@ class MQTTClient:
     def __init__(self, client_id, host, port, username=None, password=None, keepalive_s=30,
                  ssl=None, will_topic=None, will_payload=None, will_retain=True, will_qos=1,
                  clean_session=False, inflight_max=8, retry_delay_ms_max=30000, ack_timeout_ms=5000,
-                 payload_max=PAYLOAD_MAX, retry_delay_ms_min=_RETRY_DELAY_MS_MIN):
+                 payload_max=_PAYLOAD_MAX, retry_delay_ms_min=_RETRY_DELAY_MS_MIN):
         self.host = host
         self.port = port
         self.ssl = ssl
@@ -395,15 +394,11 @@ class MQTTClient:
         self._gen = 0
         self._seq = 0
         self._pid = 0
-        self._connected = False
+        self.connected = False
         self._resending = False
         self._closing = False
         self._last_rx_ms = 0
         self._last_tx_ms = 0
-
-    @property
-    def connected(self):
-        return self._connected
 
     # ------------------------------------------------------------ link
 
@@ -462,7 +457,7 @@ class MQTTClient:
             raise MQTTError("client closed")
         self._gen += 1
         self._resending = True  # publishers leave their messages to _retransmit, in order
-        self._connected = True
+        self.connected = True
         self._link_down.clear()
         self._last_rx_ms = self._last_tx_ms = ticks_ms()
         self.stats["connects"] += 1
@@ -489,7 +484,7 @@ class MQTTClient:
                 user_task.cancel()
 
     def _teardown(self):
-        self._connected = False
+        self.connected = False
         self._up.clear()
         self._link_down.set()
         writer = self._writer
@@ -528,13 +523,13 @@ class MQTTClient:
             if (ticks_diff(now, self._last_tx_ms) >= keepalive_ms // 2
                     or ticks_diff(now, self._last_rx_ms) >= keepalive_ms // 2):
                 self.stats["pings"] += 1
-                await self._send(PINGREQ_PACKET)
+                await self._send(_PINGREQ_PACKET)
 
     async def _send(self, packet):
         """Write one whole packet; a failure marks the link down and raises MQTTError."""
         async with self._write_lock:  # packets never interleave on the wire
             writer = self._writer
-            if writer is None or not self._connected:
+            if writer is None or not self.connected:
                 raise MQTTError("not connected")
             try:
                 writer.write(packet)
@@ -559,7 +554,7 @@ class MQTTClient:
             length = decoded[0]
         else:
             length = header[1]
-        if length > self.payload_max + TOPIC_BYTES_MAX + 4:
+        if length > self.payload_max + _TOPIC_BYTES_MAX + 4:
             self.stats["oversize"] += 1
             raise MQTTError("packet of %d bytes over payload_max" % length)
         body = await _read_exact(reader, length) if length else b""
@@ -689,7 +684,7 @@ class MQTTClient:
         self._seq += 1
         self._slot_seq[slot] = self._seq
         try:
-            if self._connected and not self._resending:
+            if self.connected and not self._resending:
                 try:
                     await self._send_slot(slot)
                 except MQTTError:
@@ -714,7 +709,7 @@ class MQTTClient:
             await self._slot_freed.wait()
 
     async def _until_up(self):
-        while not self._connected:
+        while not self.connected:
             if self._closing:
                 raise MQTTError("client closed")
             await self._up.wait()
@@ -731,7 +726,7 @@ class MQTTClient:
             if len(self._subs) >= _SUBS_MAX:
                 raise ValueError("more than %d subscriptions" % _SUBS_MAX)
             self._subs.append((topic, qos))
-        if self._connected:
+        if self.connected:
             try:
                 granted = await self._subscribe_now(topic, qos)
             except MQTTError:
@@ -762,9 +757,9 @@ class MQTTClient:
 
     async def disconnect(self):
         """Send DISCONNECT (§3.14: the broker discards the will) and stop."""
-        if self._connected:
+        if self.connected:
             try:
-                await _wait_ms(self._send(DISCONNECT_PACKET), self.ack_timeout_ms)
+                await _wait_ms(self._send(_DISCONNECT_PACKET), self.ack_timeout_ms)
             except (MQTTError, asyncio.TimeoutError):
                 pass
         self.close()

@@ -4,10 +4,10 @@ usage: micropython -X heapsize=100k -m sync_check WORKDIR HOST PORT TERMINAL_ID 
 
 Assembled as terminal/runtime.py does it: TerminalState, Journal, Blacklist,
 Sync, then MQTTClient with sync.status_frame(0) as last will, sync.attach,
-and the tasks client.run(), sync.upload_loop(), sync.status_loop(); on
-littlefs over sim.flash.FileBlockDevice (FRESH=1 formats the flash file,
-FRESH=0 remounts it as a reboot would). The wallet and the RC522 stay out: a
-stand-in carries the four attributes Sync uses. This script is kept small on
+and the tasks client.run(), sync.upload_loop(), sync.status_loop(); the
+files live in WORKDIR/flash on the host filesystem (FRESH=1 creates it, FRESH=0
+finds it as a reboot would). The wallet and the RC522 stay out: a stand-in
+carries the four attributes Sync uses. This script is kept small on
 purpose: with the sync stack loaded, the 100 KB heap has little room left
 (see the `heap` line).
 
@@ -27,12 +27,17 @@ import asyncio  # noqa: E402
 from binascii import unhexlify  # noqa: E402
 from time import ticks_diff, ticks_ms  # noqa: E402
 
-from sim.flash import FileBlockDevice, mount_littlefs  # noqa: E402
+import os  # noqa: E402
 
 ARGS = sys.argv
 FRESH = ARGS[6] == "1"
-# 1 MB of simulated flash in a host file that outlives the process.
-mount_littlefs(FileBlockDevice(ARGS[1] + "/flash.bin", 4096, 256, create=FRESH), "/flash", format=FRESH)
+# The terminal's files live on the unix port's host filesystem (VfsPosix), in a
+# directory that outlives the process: littlefs over sim.flash costs this
+# process heap it does not need to test sync. littlefs itself is covered by
+# tests/test_firmware_micropython.py and tests/test_journal.py.
+FLASH = ARGS[1] + "/flash"
+if FRESH:
+    os.mkdir(FLASH)
 
 from protocol import frames, topics  # noqa: E402
 from protocol.record import KIND_DEBIT, RECORD_SIZE, Record, record_mac_for  # noqa: E402
@@ -50,7 +55,17 @@ sync_module.ACK_TIMEOUT_MS = int(ARGS[7])  # read at run time by upload_loop
 
 
 class Board:
-    """clock(), set_clock(), free_heap(): all Sync asks of the board."""
+    """The board and the wallet in one stand-in (one class less on the heap).
+
+    Board: clock(), set_clock(), free_heap(), all Sync asks of it. Wallet
+    (terminal.wallet.Wallet, RC522 and all, stays out): the four attributes
+    Sync reads and writes.
+    """
+
+    config = None
+    online = False
+    last_hub_contact_s = 0
+    blacklist_updated_s = 0
 
     def __init__(self):
         self.set_clock(1795600000)
@@ -65,20 +80,10 @@ class Board:
         return gc.mem_free()
 
 
-class Wallet:
-    """Stand-in for terminal.wallet.Wallet: the attributes Sync reads and writes."""
-
-    config = None
-    online = False
-    last_hub_contact_s = 0
-    blacklist_updated_s = 0
-
-
-board = Board()
-wallet = Wallet()
-state = TerminalState("/flash")
-journal = Journal("/flash/journal", RECORD_SIZE, 16384, 64)
-blacklist = Blacklist("/flash/blacklist")
+board = wallet = Board()
+state = TerminalState(FLASH)
+journal = Journal(FLASH + "/journal", RECORD_SIZE, 16384, 64)
+blacklist = Blacklist(FLASH + "/blacklist")
 sync = sync_module.Sync(TID, frames.frame_mac_for(KEY), wallet, journal, blacklist, state, board)
 name = topics.client_name(TID)
 client = MQTTClient(name, ARGS[2], int(ARGS[3]), username=name, will_topic=sync.status_topic,
