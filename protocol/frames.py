@@ -26,15 +26,17 @@ T_UPLOAD = 0x10
 T_STATUS = 0x11
 T_SYNC = 0x12
 T_AUTH = 0x13
+T_CARD_RESULT = 0x14
 # Downlink (hub -> terminal)
 T_ACK = 0x20
 T_BLACKLIST = 0x21
 T_CONFIG = 0x22
 T_TIME = 0x23
 T_COMMAND = 0x24
+T_CARD_WRITE = 0x25
 
-UPLINK_TYPES = (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH)
-DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND)
+UPLINK_TYPES = (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH, T_CARD_RESULT)
+DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND, T_CARD_WRITE)
 
 # Commands (SPEC.md §5.9)
 CMD_AUTH_CONFIRM = 1
@@ -246,3 +248,59 @@ def parse_command(body):
     if len(body) != struct.calcsize(_COMMAND_FMT):
         raise Malformed("command length")
     return struct.unpack(_COMMAND_FMT, body)
+
+
+# Card writes at a desk terminal (SPEC.md §5.7)
+CARD_WRITE_BLOCKS_MAX = 48
+CARD_OK = 0
+CARD_NOT_BLANK = 1       # the factory key does not open a sector: not a blank card
+CARD_WRITE_FAILED = 2    # the card left or refused a write part-way
+_CARD_WRITE_FMT = ">I7sBB"
+_CARD_RESULT_FMT = ">I7sBBB"
+
+
+def card_write_body(request_id, uid, blocks):
+    """T_CARD_WRITE: write {block: 16 bytes} onto the blank card with this UID."""
+    if not 0 < len(blocks) <= CARD_WRITE_BLOCKS_MAX or len(uid) not in (4, 7):
+        raise Malformed("card write: 1..%d blocks and a 4 or 7 byte UID" % CARD_WRITE_BLOCKS_MAX)
+    parts = [struct.pack(_CARD_WRITE_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), len(blocks))]
+    for block in sorted(blocks):
+        data = blocks[block]
+        if not 0 < block < 64 or len(data) != 16:
+            raise Malformed("card write: blocks 1..63 of 16 bytes")
+        parts.append(bytes((block,)))
+        parts.append(bytes(data))
+    return b"".join(parts)
+
+
+def parse_card_write(body):
+    """Return (request_id, uid, [(block, data)]) in ascending block order."""
+    head = struct.calcsize(_CARD_WRITE_FMT)
+    if len(body) < head:
+        raise Malformed("card write header")
+    request_id, uid, uid_len, count = struct.unpack_from(_CARD_WRITE_FMT, body, 0)
+    if uid_len not in (4, 7) or not 0 < count <= CARD_WRITE_BLOCKS_MAX or len(body) != head + 17 * count:
+        raise Malformed("card write body")
+    blocks = []
+    for i in range(count):
+        at = head + 17 * i
+        block = body[at]
+        if not 0 < block < 64 or (blocks and block <= blocks[-1][0]):
+            raise Malformed("card write blocks must ascend within 1..63")
+        blocks.append((block, body[at + 1:at + 17]))
+    return request_id, uid[:uid_len], blocks
+
+
+def card_result_body(request_id, uid, status, block=0):
+    """T_CARD_RESULT: how a card write ended (CARD_OK or the failure and its block)."""
+    return struct.pack(_CARD_RESULT_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), status, block)
+
+
+def parse_card_result(body):
+    """Return (request_id, uid, status, block)."""
+    if len(body) != struct.calcsize(_CARD_RESULT_FMT):
+        raise Malformed("card result length")
+    request_id, uid, uid_len, status, block = struct.unpack(_CARD_RESULT_FMT, body)
+    if uid_len not in (4, 7):
+        raise Malformed("UID length")
+    return request_id, uid[:uid_len], status, block

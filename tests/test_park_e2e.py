@@ -138,7 +138,7 @@ def test_park_runs_over_tls_with_acls_and_admin_card_authorisation(tmp_path):
             from parkcard.oplog import verify
             actions = [e["action"] for e in sim.hub.oplog.entries()]
             for action, count in (("merchant.add", 4), ("terminal.add", 3), ("card.issue", 2),
-                                  ("admin_card.issue", 1), ("terminal.authorise", 2)):
+                                  ("admin_card.issue", 1), ("card.written", 1), ("terminal.authorise", 2)):
                 assert actions.count(action) == count, (action, actions)
             assert verify(sim.hub.oplog.path).ok
             # the broker speaks TLS only, with passwords: a plaintext client gets nowhere

@@ -2,7 +2,8 @@
 
 import asyncio
 
-from protocol.config import ROLE_NAMES, ROLE_POS, ROLE_RIDE
+from protocol.config import ROLE_DESK, ROLE_NAMES, ROLE_POS, ROLE_RIDE
+from protocol.frames import CARD_OK
 from terminal import authorise as au
 from terminal import wallet as w
 
@@ -39,12 +40,17 @@ class TerminalApp:
         self.keypad = keypad
         self.taps = 0
         self.authoriser = None          # terminal.authorise.Authoriser, set by runtime
+        self.card_writer = None         # terminal.card_writer.CardWriter (desk role), set by runtime
 
     async def run(self):
         """Serve taps forever according to the role in the hub's config."""
         while True:
-            outcome = self.authoriser.poll() if self.authoriser is not None else None
             cfg = self.wallet.config
+            if cfg is not None and cfg.role == ROLE_DESK and self.card_writer is not None \
+                    and self.card_writer.job is not None:
+                await self.write_card_once()
+                continue
+            outcome = self.authoriser.poll() if self.authoriser is not None else None
             if self.wallet.park_keys is None or cfg is None:
                 self.ui.message(*_auth_prompt(self.authoriser, outcome))
                 await _sleep_ms(POLL_MS * 4)
@@ -55,6 +61,18 @@ class TerminalApp:
             else:
                 self.ui.message("Role " + ROLE_NAMES.get(cfg.role, "?"), "not served here")
                 await _sleep_ms(POLL_MS * 20)
+
+    async def write_card_once(self):
+        """Desk: the hub asked for a card to be written; wait for it and say how it went."""
+        self.ui.message("Card to write", "Tap blank card")
+        status = self.card_writer.poll()
+        if status is None:
+            await _sleep_ms(POLL_MS)
+            return None
+        self.ui.message("Card written" if status == CARD_OK else "Write failed", "" if status == CARD_OK
+                        else "Use a blank card")
+        await _sleep_ms(RESULT_MS)
+        return status
 
     async def read_amount(self):
         """Collect an amount in cents from the keypad; None when cleared on an empty entry."""

@@ -468,6 +468,13 @@ class RC522:
         if answer is not None:
             raise ProtocolError("a card answered HLTA")
 
+    def release(self):
+        """End a card session: HLTA and Crypto1 off, whatever state the card (or its absence) is in."""
+        try:
+            self.halt()
+        except RC522Error:
+            self.stop_crypto()
+
     # -- MIFARE Classic, MF1S50yyX §12 ------------------------------------------------------
 
     def auth(self, block, key, uid, use_key_b=False):

@@ -8,6 +8,7 @@ from protocol.record import RECORD_SIZE, record_mac_for
 from terminal.app import TerminalApp
 from terminal.authorise import SERVING, Authoriser
 from terminal.blacklist import Blacklist
+from terminal.card_writer import CardWriter
 from terminal.journal import Journal
 from terminal.mqtt import MQTTClient
 from terminal.state import TerminalState
@@ -67,6 +68,10 @@ class Terminal:
         self.authoriser = Authoriser(self.reader, keys, self.wallet, self.sync.send_auth, self.blacklist,
                                      self._auth_state)
         self.app.authoriser = self.authoriser
+        # Desk role: the hub has blank cards written here (admin system cards, SPEC.md §5.7).
+        self.card_writer = CardWriter(self.reader, self.sync.send_card_result)
+        self.sync.on_card_write = self.card_writer.start
+        self.app.card_writer = self.card_writer
         password = keys.get("broker_password")
         name = topics.client_name(self.terminal_id)
         self.client = MQTTClient(name, settings["broker_host"], settings["broker_port"],

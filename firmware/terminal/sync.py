@@ -50,6 +50,7 @@ class Sync:
         self.state = state
         self.board = board
         self.on_command = on_command
+        self.on_card_write = None      # desk terminals: (request_id, uid, blocks)
         self.authorised = False
         self.started_s = board.clock()
         self.rejected = {}           # reason -> count of downlink frames refused
@@ -191,6 +192,11 @@ class Sync:
             self.state.save()  # a replayed command must stay refused after a reboot
             if self.on_command:
                 self.on_command(command, argument)
+        elif frame.type == frames.T_CARD_WRITE:
+            request_id, uid, blocks = frames.parse_card_write(frame.body)
+            self.state.save()  # a replayed write must stay refused after a reboot
+            if self.on_card_write:
+                self.on_card_write(request_id, uid, blocks)
 
     def _apply_blacklist(self, frame):
         from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist(frame.body)
@@ -217,15 +223,21 @@ class Sync:
         body = frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)
         return self._frame(frames.T_SYNC, body)
 
+    def send_card_result(self, request_id, uid, status, block):
+        """Report how a card write the hub asked for ended (SPEC.md §5.7)."""
+        body = frames.card_result_body(request_id, uid, status, block)
+        asyncio.create_task(self._send_up(frames.T_CARD_RESULT, body))
+
+    async def _send_up(self, ftype, body):
+        try:
+            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, AUTH_TIMEOUT_MS)
+        except Exception:  # noqa: BLE001 - not delivered in time: the hub times out and the desk may try again
+            pass
+
     def send_auth(self, admin_card_no, uid):
         """Report an admin card tap (SPEC.md §5.3 type 0x13); the hub answers with a command."""
-        asyncio.create_task(self._send_auth(frames.auth_body(admin_card_no, uid)))
-
-    async def _send_auth(self, body):
-        try:
-            await self.client.publish(self.up_topic, self._frame(frames.T_AUTH, body), 1, False, AUTH_TIMEOUT_MS)
-        except Exception:  # noqa: BLE001 - not delivered in time: the Authoriser times out, the technician taps again
-            pass
+        # Not delivered in time: the Authoriser times out and the technician taps again.
+        asyncio.create_task(self._send_up(frames.T_AUTH, frames.auth_body(admin_card_no, uid)))
 
     def _ask_sync(self):
         asyncio.create_task(self.client.publish(self.up_topic, self._sync_frame(), 1))

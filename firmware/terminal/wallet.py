@@ -263,12 +263,8 @@ class Wallet:
         return landed
 
     def _finish(self):
-        """Release the card: HLTA, then crypto off; a card already gone is fine."""
-        try:
-            self.reader.halt()
-        except RC522Error:
-            pass
-        self.reader.stop_crypto()
+        """Release the card; a card already gone is fine."""
+        self.reader.release()
 
 
 def _decode_slot(raw, keys, block):

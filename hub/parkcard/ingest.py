@@ -95,6 +95,7 @@ class BatchResult:
         self.blacklist_versions = []
         self.syncs = []             # (terminal_id, blacklist_version, config_version)
         self.auths = []             # (terminal_id, admin_card_no, uid)
+        self.card_results = []      # (terminal_id, request_id, uid, status, block)
         self.counts = Counter()
         self.quarantined = []       # (reason, terminal_id, detail)
         self.uncertain_add = set()
@@ -166,6 +167,8 @@ class Ingest:
                     res.syncs.append((state.id, *frames.parse_sync(frame.body)))
                 elif frame.type == frames.T_AUTH:
                     res.auths.append((state.id, *frames.parse_auth(frame.body)))
+                elif frame.type == frames.T_CARD_RESULT:
+                    res.card_results.append((state.id, *frames.parse_card_result(frame.body)))
                 else:
                     raise Rejected("unexpected_type", "frame type 0x%02x on an up topic" % frame.type)
             except (ProtocolError, Rejected) as exc:

@@ -21,6 +21,7 @@ from protocol import card as C
 from protocol.config import ROLE_DESK, ROLE_POS, ROLE_RIDE
 from sim.board import SimBoard
 from sim.cards import card_balance, card_from_blocks
+from sim.mifare import MifareClassic1K
 from terminal.authorise import SERVING
 from terminal.runtime import Terminal
 
@@ -118,6 +119,7 @@ class ParkSim:
         self.broker = None
         self.hub = None
         self.terminals = []
+        self.desk = None
         self.visitors = []
         self.loaded_cents = 0
         self.started_s = int(time.time())
@@ -143,12 +145,9 @@ class ParkSim:
         await self.hub.add_merchant(DESK_MERCHANT_ID, "Front desk", 0)
         for merchant_id, name, bps in MERCHANTS:
             await self.hub.add_merchant(merchant_id, name, bps)
-        await self.hub.register_terminal(DESK_TERMINAL_ID, DESK_MERCHANT_ID, ROLE_DESK, "desk-1")
+        desk_key = await self.hub.register_terminal(DESK_TERMINAL_ID, DESK_MERCHANT_ID, ROLE_DESK, "desk-1")
         await self._issue_cards()
-        issued = await self.hub.issue_admin_card(ADMIN_CARD_UID, DESK_TERMINAL_ID)
-        self.admin_card = card_from_blocks(ADMIN_CARD_UID, {**issued.blocks, **issued.trailers})
-        self.admin_card_no = issued.card_no
-        plan = []
+        plan = [(DESK_TERMINAL_ID, ROLE_DESK, DESK_MERCHANT_ID, desk_key)]
         for i in range(self.n_terminals):
             terminal_id = DESK_TERMINAL_ID + 1 + i
             role = ROLE_RIDE if i % 3 == 1 else ROLE_POS
@@ -162,15 +161,38 @@ class ParkSim:
             secure.refresh_terminals(self.broker, self.secrets, passwords)
         for terminal_id, role, merchant_id, key in plan:
             relay = await Relay(host, port).start()
-            self.terminals.append(SimTerminal(os.path.join(self.workdir, "term-%d" % terminal_id), terminal_id, key,
-                                              self.secrets.transport_key, relay, role, merchant_id,
-                                              passwords.get(terminal_id) if self.broker else None, self.tls))
-        for t in self.terminals:
+            sim_terminal = SimTerminal(os.path.join(self.workdir, "term-%d" % terminal_id), terminal_id, key,
+                                       self.secrets.transport_key, relay, role, merchant_id,
+                                       passwords.get(terminal_id) if self.broker else None, self.tls)
+            if role == ROLE_DESK:
+                self.desk = sim_terminal
+            else:
+                self.terminals.append(sim_terminal)
+        everyone = [self.desk] + self.terminals
+        for t in everyone:
             t.terminal.start()
-        await self.wait_for(lambda: all(t.wallet.config is not None for t in self.terminals), 30,
+        await self.wait_for(lambda: all(t.wallet.config is not None for t in everyone), 30,
                             "terminals did not receive their config from the hub")
+        await self.make_admin_card()
         await self.authorise_all()
         return self
+
+    async def make_admin_card(self):
+        """The hub issues the admin system card and the desk terminal writes it onto a blank card."""
+        blank = MifareClassic1K(ADMIN_CARD_UID)
+        field = self.desk.board.field
+        field.add(blank)
+        writing = asyncio.create_task(self.hub.issue_admin_card_at_desk(ADMIN_CARD_UID, DESK_TERMINAL_ID,
+                                                                        timeout_s=30))
+        try:
+            while not writing.done():   # the desk's tap loop, one step at a time
+                self.desk.terminal.card_writer.poll()
+                await asyncio.sleep(DRAIN_POLL_S)
+            issued = await writing
+        finally:
+            field.remove(blank)
+        self.admin_card = blank
+        self.admin_card_no = issued.card_no
 
     async def authorise_all(self):
         """The technician's round: tap the admin system card on every terminal until the hub confirms."""
@@ -245,7 +267,7 @@ class ParkSim:
 
     async def stop(self):
         """Stop terminals, relays, hub and broker."""
-        for t in self.terminals:
+        for t in self.terminals + ([self.desk] if self.desk else []):
             await t.terminal.stop()
             await t.relay.stop()
         if self.hub is not None:

@@ -11,6 +11,7 @@ SIGTERM/SIGINT (tests kill it with SIGKILL to check crash safety).
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import secrets
@@ -34,6 +35,7 @@ log = logging.getLogger("parkcard.hub")
 
 BATCH_FRAMES_MAX = 64          # frames per database transaction (64 x 64 records)
 TERMINAL_KEY_SIZE = 32
+CARD_WRITE_TIMEOUT_S = 60       # a cashier presents the blank card within a minute
 RECHECK_S = 0.05
 REGISTRY_POLL_S = 1.0          # how soon the running hub sees what the CLI changed (terminals, commands)
 # Admin system card numbers: a range of their own, above any visitor card the desk will issue.
@@ -91,6 +93,8 @@ class Hub:
         self._task = None
         self._settled = None
         self._desks = {}
+        self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
+        self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
         self.batches = 0
 
     # -- lifecycle
@@ -172,6 +176,10 @@ class Hub:
             await self.downlink.answer_sync(terminal_id, bl_version, cfg_version)
         for terminal_id, admin_card_no, uid in result.auths:
             await self._authorise(terminal_id, admin_card_no, uid)
+        for terminal_id, request_id, uid, status, block in result.card_results:
+            waiter = self._card_writes.get(request_id)
+            if waiter is not None and waiter[0] == terminal_id and waiter[1] == uid and not waiter[2].done():
+                waiter[2].set_result((status, block))
 
     async def audit(self, actor, action, **details):
         """Append an operation to the audit log (fsync'd, off the event loop)."""
@@ -345,6 +353,42 @@ class Hub:
         await self.audit(actor, "admin_card.issue", card_no=card_no, uid=uid, desk=bool(desk),
                          desk_terminal_id=desk_terminal_id)
         return AdminCardIssue(card_no, uid, desk, blocks, trailers)
+
+    async def write_card(self, desk_terminal_id, uid, blocks, timeout_s=CARD_WRITE_TIMEOUT_S, actor="hub"):
+        """Have a desk terminal write {block: 16 bytes} onto the blank card with this UID (SPEC.md §5.7).
+
+        Returns when the desk reports the card written; raises HubError when it reports a failure or
+        does not answer within timeout_s (the card was not presented, or the desk is offline).
+        """
+        state = self.registry.get(desk_terminal_id)
+        if state is None or state.role != frames.ROLE_DESK:
+            raise HubError("terminal %d is not a registered desk terminal" % desk_terminal_id)
+        request_id = next(self._card_write_ids) & 0xFFFFFFFF
+        done = asyncio.get_running_loop().create_future()
+        self._card_writes[request_id] = (desk_terminal_id, bytes(uid), done)
+        try:
+            await self.downlink.send(desk_terminal_id, frames.T_CARD_WRITE,
+                                     frames.card_write_body(request_id, uid, blocks))
+            try:
+                status, block = await asyncio.wait_for(done, timeout_s)
+            except asyncio.TimeoutError:
+                raise HubError("desk terminal %d did not write the card within %d s: is it online, and was the "
+                               "card presented?" % (desk_terminal_id, timeout_s)) from None
+        finally:
+            self._card_writes.pop(request_id, None)
+        if status != frames.CARD_OK:
+            reason = {frames.CARD_NOT_BLANK: "not a blank card"}.get(status, "the card left during the write")
+            raise HubError("desk terminal %d could not write the card (%s, block %d): present a blank card and "
+                           "try again" % (desk_terminal_id, reason, block))
+        await self.audit(actor, "card.written", desk_terminal_id=desk_terminal_id, uid=bytes(uid),
+                         blocks=len(blocks))
+
+    async def issue_admin_card_at_desk(self, uid, desk_terminal_id, desk=True, timeout_s=CARD_WRITE_TIMEOUT_S,
+                                       actor="hub"):
+        """Issue an admin system card and have the desk terminal write it onto the blank card; return the issue."""
+        issued = await self.issue_admin_card(uid, desk_terminal_id, desk=desk, actor=actor)
+        await self.write_card(desk_terminal_id, uid, {**issued.blocks, **issued.trailers}, timeout_s, actor)
+        return issued
 
     async def revoke_admin_card(self, card_no, reason, actor="hub"):
         """Revoke an admin card: it authorises no terminal from now on. Return False if already revoked."""
