@@ -169,3 +169,51 @@ def test_park_runs_over_tls_with_acls_and_admin_card_authorisation(tmp_path):
         finally:
             await sim.stop()
     run(scenario())
+
+
+def test_operator_issues_an_admin_card_through_the_desk_terminal(tmp_path):
+    from click.testing import CliRunner
+
+    from protocol import admin_card
+    from sim.mifare import MifareClassic1K
+
+    from parkcard.cli import main
+
+    async def issue(sim, card, uid):
+        sim.desk.board.field.add(card)
+        args = ["--db", str(sim.hub.storage.path), "admin-card", "issue", "--desk", "1", "--uid", uid.hex(),
+                "--wait", "30"]
+        cli = asyncio.create_task(asyncio.to_thread(CliRunner().invoke, main, args))
+        while not cli.done():   # the desk terminal's tap loop
+            sim.desk.terminal.card_writer.poll()
+            await asyncio.sleep(0.05)
+        sim.desk.board.field.remove(card)
+        return await cli
+
+    async def scenario():
+        sim = await _park(tmp_path, terminals=1, cards=1, seed=17)
+        try:
+            uid = bytes.fromhex("04aabbccddee02")
+            blank = MifareClassic1K(uid)
+            result = await issue(sim, blank, uid)
+            assert result.exit_code == 0, result.output
+            assert "written at desk terminal 1" in result.output
+            number, keys = admin_card.unseal(sim.secrets.transport_key, {b: bytes(blank.blocks[b]) for b in range(64)},
+                                             uid, desk=True)
+            assert keys.pack() == sim.park_keys.pack() and "admin card %d" % number in result.output
+            # the new card authorises a terminal like the first one
+            terminal = sim.terminals[0]
+            await sim.hub.deauthorise_terminal(terminal.terminal_id)
+            await sim.wait_for(lambda: not terminal.serving, 15, "terminal still serving")
+            assert terminal.tap_admin_card(blank) == "sent"
+            await sim.wait_for(lambda: terminal.serving, 15, "the new admin card was not confirmed")
+            # a card that is not blank is refused with a clear message and left as it was
+            used = MifareClassic1K(bytes.fromhex("04aabbccddee03"))
+            used.blocks[7][:] = bytes(6) + bytes.fromhex("ff078069") + bytes(6)
+            before = [bytes(b) for b in used.blocks]
+            refused = await issue(sim, used, used.uid)
+            assert refused.exit_code != 0 and "not a blank card" in refused.output
+            assert [bytes(b) for b in used.blocks] == before
+        finally:
+            await sim.stop()
+    run(scenario())

@@ -32,6 +32,7 @@ from parkcard.pki import PKIError
 from parkcard.storage import Storage
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
+CARD_REQUEST_POLL_S = 0.5       # how often `admin-card issue` looks for the running hub's answer
 
 
 class UserError(click.ClickException):
@@ -372,6 +373,45 @@ def admin_card_list(obj):
            [(r["card_no"], bytes(r["uid"]).hex(), "booth+desk" if r["desk"] else "booth", r["issued_by"],
              _utc(r["issued_at"]), "revoked %s" % _utc(r["revoked_at"]) if r["revoked_at"] else "valid",
              r["reason"]) for r in rows])
+
+
+@admin_card_group.command("issue")
+@click.option("--desk", "desk_terminal_id", type=int, required=True, help="the desk terminal that writes the card")
+@click.option("--uid", "uid_hex", required=True, help="the blank card's UID, 8 or 14 hex digits")
+@click.option("--booth-only", is_flag=True, help="booth keys only: the card cannot authorise a desk")
+@click.option("--wait", "wait_s", default=90, show_default=True, type=click.IntRange(1, 3600),
+              help="seconds to wait for the card to be written")
+@click.pass_obj
+def admin_card_issue(obj, desk_terminal_id, uid_hex, booth_only, wait_s):
+    """Issue an admin system card: the running hub has the desk terminal write it onto the blank card."""
+    try:
+        uid = bytes.fromhex(uid_hex)
+    except ValueError:
+        uid = b""
+    if len(uid) not in (4, 7):
+        raise UserError("--uid must be the blank card's 4- or 7-byte UID in hex (8 or 14 digits)")
+
+    async def run(storage):
+        state = await storage.fetchone("SELECT role FROM terminals WHERE id=?", (desk_terminal_id,))
+        if state is None or state[0] != frames.ROLE_DESK:
+            raise UserError("terminal %d is not a registered desk terminal (see `parkcard terminals`)"
+                            % desk_terminal_id)
+        request_id = await storage.request_admin_card(desk_terminal_id, uid, not booth_only, _actor())
+        click.echo("present the blank card %s to desk terminal %d; waiting up to %d s for the running hub "
+                   "(`parkcard up`)" % (uid.hex(), desk_terminal_id, wait_s))
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            finished_at, card_no, error = await storage.card_request(request_id)
+            if finished_at is not None:
+                return card_no, error
+            await asyncio.sleep(CARD_REQUEST_POLL_S)
+        raise UserError("no answer within %d s: is `parkcard up` running and desk terminal %d online?"
+                        % (wait_s, desk_terminal_id))
+
+    card_no, error = _run(_with_storage(obj.db, run))
+    if error:
+        raise UserError(error)
+    click.echo("admin card %d written at desk terminal %d" % (card_no, desk_terminal_id))
 
 
 @admin_card_group.command("revoke")

@@ -94,6 +94,7 @@ class Hub:
         self._settled = None
         self._desks = {}
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
+        self._card_tasks = set()   # admin card issues in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
         self.batches = 0
 
@@ -317,6 +318,24 @@ class Hub:
             except Exception:   # a bad poll must not stop ingest; the next one tries again
                 log.exception("event=registry_poll_failed")
 
+    async def run_card_requests(self):
+        """Start the admin card issues the CLI queued, each at its desk terminal; return how many started."""
+        requests = await self.storage.start_card_requests()
+        for request_id, desk_terminal_id, uid, desk, actor in requests:
+            task = asyncio.create_task(self._card_request(request_id, desk_terminal_id, uid, desk, actor),
+                                       name="card-request-%d" % request_id)
+            self._card_tasks.add(task)
+            task.add_done_callback(self._card_tasks.discard)
+        return len(requests)
+
+    async def _card_request(self, request_id, desk_terminal_id, uid, desk, actor):
+        try:
+            issued = await self.issue_admin_card_at_desk(uid, desk_terminal_id, desk=desk, actor=actor)
+        except HubError as exc:
+            await self.storage.finish_card_request(request_id, error=str(exc))
+        else:
+            await self.storage.finish_card_request(request_id, card_no=issued.card_no)
+
     async def poll_registry(self):
         """One poll: load terminals registered elsewhere (and tell on_terminals_added), send queued commands."""
         added = [tid for tid in await self.storage.terminal_ids() if self.registry.get(tid) is None]
@@ -325,6 +344,7 @@ class Hub:
             log.info("event=terminal_loaded terminal=%d", terminal_id)
         if added and self.on_terminals_added is not None:
             await self.on_terminals_added(self, added)
+        await self.run_card_requests()
         return added, await self.send_pending_commands()
 
     # -- admin system cards

@@ -101,6 +101,13 @@ MIGRATIONS = (
         actor TEXT NOT NULL, created_at REAL NOT NULL, sent_at REAL);
     CREATE INDEX terminal_commands_pending ON terminal_commands(sent_at);
     """,
+    # 3: admin card issues asked for by the CLI, carried out by the running hub at a desk terminal.
+    """
+    CREATE TABLE card_write_requests(
+        id INTEGER PRIMARY KEY, desk_terminal_id INTEGER NOT NULL, uid BLOB NOT NULL, desk INTEGER NOT NULL,
+        actor TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL, card_no INTEGER,
+        error TEXT);
+    """,
 )
 
 
@@ -473,6 +480,36 @@ class Storage:
             tx.execute("INSERT INTO terminal_commands(terminal_id, command, actor, created_at) VALUES (?,?,?,?)",
                        (terminal_id, command, actor, tx.now))
         await self.write(run)
+
+    async def request_admin_card(self, desk_terminal_id, uid, desk, actor):
+        """Queue an admin card issue for the running hub; return the request id."""
+        def run(tx):
+            cur = tx.execute("INSERT INTO card_write_requests(desk_terminal_id, uid, desk, actor, created_at) "
+                             "VALUES (?,?,?,?,?)", (desk_terminal_id, bytes(uid), int(bool(desk)), actor, tx.now))
+            return cur.lastrowid
+        return await self.write(run)
+
+    async def start_card_requests(self):
+        """Claim the queued admin card issues: [(id, desk_terminal_id, uid, desk, actor)], marked started."""
+        rows = await self.fetchall("SELECT id, desk_terminal_id, uid, desk, actor FROM card_write_requests "
+                                   "WHERE started_at IS NULL ORDER BY id")
+        if rows:
+            def run(tx):
+                for r in rows:
+                    tx.execute("UPDATE card_write_requests SET started_at=? WHERE id=?", (tx.now, r[0]))
+            await self.write(run)
+        return [(r[0], r[1], bytes(r[2]), bool(r[3]), r[4]) for r in rows]
+
+    async def finish_card_request(self, request_id, card_no=None, error=None):
+        """Record how an admin card issue ended."""
+        await self.write(lambda tx: tx.execute(
+            "UPDATE card_write_requests SET finished_at=?, card_no=?, error=? WHERE id=?",
+            (tx.now, card_no, error, request_id)))
+
+    async def card_request(self, request_id):
+        """Return (finished_at, card_no, error) of an admin card issue."""
+        return await self.fetchone("SELECT finished_at, card_no, error FROM card_write_requests WHERE id=?",
+                                   (request_id,))
 
     async def pending_commands(self):
         """Return [(id, terminal_id, command, actor)] not sent yet, oldest first."""
