@@ -300,6 +300,11 @@ def test_cli_lock_reaches_the_running_hub_and_the_terminal(tmp_path, broker):
         result = await asyncio.to_thread(cli, "--db", db, "terminal", "deauthorise", 5)
         assert result.exit_code == 0, result.output
         await wait_command(term, frames.CMD_DEAUTHORISE)
+        # the hub marks a command sent right after publishing it: wait for that, bounded
+        for _ in range(100):
+            if await hub.storage.pending_commands() == []:
+                break
+            await asyncio.sleep(0.05)
         assert await hub.storage.pending_commands() == []
         assert commands(term).count(frames.CMD_LOCK) == 1
         term.close()
