@@ -192,14 +192,20 @@ def pick_slot(slot_a, slot_b):
     return slot_b, 1, SLOT_BLOCKS[0]
 
 
-def read_slots(block_a, block_b, card_keys):
-    """Decode both slot blocks and pick the one in force: (slot, write_block)."""
+def decode_slots(block_a, block_b, card_keys):
+    """Decode both slot blocks: [slot or None, slot or None] (None: torn or forged)."""
     slots = []
     for data, block in ((block_a, SLOT_BLOCKS[0]), (block_b, SLOT_BLOCKS[1])):
         try:
             slots.append(WalletSlot.decode(data, card_keys, block))
         except BadMac:
             slots.append(None)
+    return slots
+
+
+def read_slots(block_a, block_b, card_keys):
+    """Decode both slot blocks and pick the one in force: (slot, write_block)."""
+    slots = decode_slots(block_a, block_b, card_keys)
     current, _, write_block = pick_slot(slots[0], slots[1])
     return current, write_block
 

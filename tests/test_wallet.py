@@ -147,6 +147,11 @@ def test_tampered_card_is_refused_as_bad_mac(tmp_path):
     vc2.blocks[4][0] ^= 0x01  # card info forged
     rig.tap(vc2)
     assert rig.wallet.debit(100).reason == w.BAD_MAC
+    # a balance tap refuses it the same way and releases it: its last command is HLTA
+    rig.tap(vc2)
+    assert rig.wallet.balance().reason == w.BAD_MAC
+    assert rig.chip.log[-1][0] == 0x50
+    assert rig.journal.last_seq() == 0
 
 
 def test_blacklisted_card_is_refused_and_locked(tmp_path):

@@ -97,22 +97,30 @@ class Wallet:
         raw_a = self.reader.read_block(card.SLOT_BLOCKS[0])
         raw_b = self.reader.read_block(card.SLOT_BLOCKS[1])
         info = card.CardInfo.decode(raw_info, keys)
-        slots = [_decode_slot(raw_a, keys, card.SLOT_BLOCKS[0]), _decode_slot(raw_b, keys, card.SLOT_BLOCKS[1])]
+        slots = card.decode_slots(raw_a, raw_b, keys)
         slot, _, write_block = card.pick_slot(slots[0], slots[1])
         return CardRead(uid, keys, info, slots, slot, write_block)
+
+    def _tap(self):
+        """Read the card in the field: (CardRead, None), or (None, the refusal) for no, unreadable or bad card."""
+        try:
+            cr = self.read()
+        except BadMac:
+            self._finish()
+            return None, Result(False, BAD_MAC)
+        except RC522Error:
+            return None, Result(False, READ_FAILED)
+        if cr is None:
+            return None, Result(False, NO_CARD)
+        return cr, None
 
     def balance(self):
         """Tap-to-see-balance: read and verify without writing anything."""
         if self.park_keys is None:
             return Result(False, NOT_READY)
-        try:
-            cr = self.read()
-        except BadMac:
-            return Result(False, BAD_MAC)
-        except RC522Error:
-            return Result(False, READ_FAILED)
-        if cr is None:
-            return Result(False, NO_CARD)
+        cr, refused = self._tap()
+        if refused:
+            return refused
         self._resolve_uncertain(cr)
         self._finish()
         return Result(True, None, cr.info.card_no, cr.slot.balance_cents, 0, info=cr.info)
@@ -131,15 +139,9 @@ class Wallet:
             return Result(False, BAD_AMOUNT)
         if self.journal.free_records() < 2:
             return Result(False, JOURNAL_FULL)
-        try:
-            cr = self.read()
-        except BadMac:
-            self._finish()
-            return Result(False, BAD_MAC)
-        except RC522Error:
-            return Result(False, READ_FAILED)
-        if cr is None:
-            return Result(False, NO_CARD)
+        cr, refused = self._tap()
+        if refused:
+            return refused
         if self._resolve_uncertain(cr, retry_seq):
             # SPEC.md §3.5: the uncertain write of this sale is on the card; do not charge twice.
             self._finish()
@@ -201,21 +203,22 @@ class Wallet:
         if self.journal.free_records() < 2:
             return
         self._last_attempt = (cr.info.card_no, now)
-        seq = self.journal.last_seq() + 1
-        rec = Record(KIND_ATTEMPT, self.terminal_id, seq, now, cr.info.card_no, cr.uid, cr.slot.counter, 0,
-                     cr.slot.balance_cents, 0, 0, 0 if self.online else FLAG_OFFLINE,
-                     self.config.version if self.config else 0, cr.slot.mac)
-        self.journal.append(seq, now, rec.encode(self.record_mac))
+        seq = self._journal(cr, cr.slot, KIND_ATTEMPT, 0, 0, 0, now)
         self.journal.mark(seq, jr.COMMITTED)  # nothing is written to the card
 
-    def _write(self, cr, new, kind, amount_cents, item, discount_cents, now):
-        block = new.encode(cr.keys, cr.write_block)
+    def _journal(self, cr, slot, kind, amount_cents, item, discount_cents, now):
+        """Append the record of `slot` (the card's state after this record) as PENDING; return its seq."""
         seq = self.journal.last_seq() + 1
-        rec = Record(kind, self.terminal_id, seq, now, cr.info.card_no, cr.uid, new.counter, amount_cents,
-                     new.balance_cents, item, discount_cents, 0 if self.online else FLAG_OFFLINE,
-                     self.config.version if self.config else 0, new.mac)
+        rec = Record(kind, self.terminal_id, seq, now, cr.info.card_no, cr.uid, slot.counter, amount_cents,
+                     slot.balance_cents, item, discount_cents, 0 if self.online else FLAG_OFFLINE,
+                     self.config.version, slot.mac)
+        self.journal.append(seq, now, rec.encode(self.record_mac))
+        return seq
+
+    def _write(self, cr, new, kind, amount_cents, item, discount_cents, now):
+        block = new.encode(cr.keys, cr.write_block)   # sets new.mac, which the record carries
         try:
-            self.journal.append(seq, now, rec.encode(self.record_mac))
+            seq = self._journal(cr, new, kind, amount_cents, item, discount_cents, now)
         except jr.JournalFull:
             self._finish()
             return Result(False, JOURNAL_FULL, cr.info.card_no, cr.slot.balance_cents)
@@ -265,13 +268,6 @@ class Wallet:
     def _finish(self):
         """Release the card; a card already gone is fine."""
         self.reader.release()
-
-
-def _decode_slot(raw, keys, block):
-    try:
-        return card.WalletSlot.decode(raw, keys, block)
-    except BadMac:
-        return None
 
 
 def settle(rec, slots, current):
