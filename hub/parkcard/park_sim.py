@@ -265,6 +265,16 @@ class ParkSim:
             rows.append(row)
         return rows
 
+    async def __aenter__(self):
+        try:
+            return await self.start()
+        except BaseException:
+            await self.stop()       # a park that failed half-way must not leave a broker behind
+            raise
+
+    async def __aexit__(self, *exc):
+        await self.stop()
+
     async def stop(self):
         """Stop terminals, relays, hub and broker."""
         for t in self.terminals + ([self.desk] if self.desk else []):
