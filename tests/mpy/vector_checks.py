@@ -1,0 +1,22 @@
+"""What the vector check scripts share; runs on MicroPython and CPython."""
+
+import sys
+
+checks = [0]   # a list: scripts read the count after importing it
+
+
+def expect(cond, what):
+    """Count a passed check, or print FAIL and exit 1."""
+    if not cond:
+        print("FAIL", what)
+        sys.exit(1)
+    checks[0] += 1
+
+
+def refused(fn, *args, error=Exception):
+    """True when fn(*args) raises `error`."""
+    try:
+        fn(*args)
+    except error:
+        return True
+    return False
