@@ -93,6 +93,21 @@ def test_snapshot_rejects_unsorted_chunks_and_keeps_the_old_list(big, chunks):
     assert (big.version, big.count, big.contains(STEP)) == (1, N, True)
 
 
+@pytest.mark.parametrize("version", [-1, 1 << 32])
+def test_snapshot_calls_out_of_order_or_out_of_range_are_refused(tmp_path, version):
+    bl = Blacklist(str(tmp_path))
+    bl.apply_delta(0, 1, [2, 4], [])
+    with pytest.raises(BlacklistError):
+        bl.add_snapshot_chunk([1])  # no begin_snapshot
+    with pytest.raises(BlacklistError):
+        bl.finish_snapshot()
+    with pytest.raises(BlacklistError):
+        bl.begin_snapshot(version)
+    assert (bl.version, bl.count, bl.contains(4)) == (1, 2, True)
+    assert sorted(os.listdir(tmp_path)) == ["blacklist"]
+    bl.close()
+
+
 def test_abandoned_snapshot_leaves_old_list_and_no_leftovers(big, tmp_path):
     big.begin_snapshot(7)
     big.add_snapshot_chunk([1, 2, 3])

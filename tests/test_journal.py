@@ -81,6 +81,25 @@ def test_bad_calls_are_named_errors_and_change_nothing(tmp_path):
     assert [j.status(1), j.status(2), j.last_seq()] == [COMMITTED, COMMITTED, 2]
 
 
+@pytest.mark.parametrize("geometry", [
+    dict(record_size=0), dict(segment_bytes=2 * (9 + RS + 4 + 10) - 1), dict(max_segments=1), dict(open_max=0),
+], ids=["record_size", "segment_bytes", "max_segments", "open_max"])
+def test_impossible_geometry_is_refused_before_touching_flash(tmp_path, geometry):
+    args = dict(record_size=RS) | geometry
+    with pytest.raises(ValueError, match="geometry"):
+        Journal(str(tmp_path / "j"), **args)
+    assert not (tmp_path / "j").exists()
+
+
+def test_closed_journal_refuses_writes(tmp_path):
+    j = Journal(str(tmp_path), RS)
+    fill(j, 1, 1)
+    j.close()
+    with pytest.raises(ValueError, match="closed"):
+        j.append(2, 0, record(2))
+    assert Journal(str(tmp_path), RS).last_seq() == 1
+
+
 def test_ack_trims_whole_segments_but_never_an_unresolved_record(tmp_path):
     j = Journal(str(tmp_path), RS, segment_bytes=1024, max_segments=16)
     fill(j, 1, 10)
