@@ -133,6 +133,9 @@ def test_terminal_bundle_export_needs_init(db, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("terminal", "add", "--id", 5, "--merchant", 2, "--role", "pos", "--name", "x"), "already registered"),
     (("terminal", "add", "--id", 8, "--merchant", 77, "--role", "pos", "--name", "x"), "merchant 77 does not exist"),
+    (("terminal", "lock", 99), "terminal 99 is not registered"),
+    (("terminal", "unlock", 99), "terminal 99 is not registered"),
+    (("terminal", "deauthorise", 99), "terminal 99 is not registered"),
     (("settle", "--from", "2026-07-01", "--to", "2026-07-02"), "--merchant ID or --all"),
     (("settle", "--all", "--from", "yesterday", "--to", "2026-07-02"), "neither epoch seconds nor an ISO date"),
     (("settle", "--all", "--from", "2026-07-02", "--to", "2026-07-01"), "--to must be after --from"),
@@ -142,6 +145,27 @@ def test_user_mistakes_get_a_clear_message_and_exit_2(db, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_unlock_clears_the_lock_and_queues_no_command(db):
+    assert cli("--db", db, "terminal", "lock", 5).exit_code == 0
+    result = cli("--db", db, "terminal", "unlock", 5)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT locked, authorised FROM terminals WHERE id=5").fetchone() == (0, 0)
+        assert conn.execute("SELECT command FROM terminal_commands").fetchall() == [(frames.CMD_LOCK,)]
+
+
+def test_registry_reload_reads_one_terminal_with_its_merchant_rate(db):
+    async def check():
+        hub = await Hub(db).open()
+        assert await hub.registry.reload_terminal(99) is None and hub.registry.get(99) is None
+        state = await hub.registry.reload_terminal(5)
+        assert state is hub.registry.get(5)
+        assert (state.rate_bps, state.park_id, state.name) == (1000, 1, "ice booth")
+        assert hub.registry.get(DESK_ID).rate_bps == 0
+        await hub.stop()
+    asyncio.run(check())
 
 
 def test_missing_database_is_a_user_error(tmp_path):

@@ -317,12 +317,7 @@ def _terminal_command(obj, terminal_id, action, message, **columns):
 
     async def run(storage):
         try:
-            if command is None:
-                if await storage.terminal_flags(terminal_id) is None:
-                    raise ValueError("terminal %d is not registered" % terminal_id)
-                await storage.set_terminal(terminal_id, **columns)
-            else:
-                await storage.terminal_command(terminal_id, command, _actor(), **columns)
+            await storage.terminal_command(terminal_id, command, _actor(), **columns)
         except ValueError as exc:
             raise UserError("%s (see `parkcard terminals`)" % exc) from None
 

@@ -59,26 +59,29 @@ class Registry:
 
     async def load(self):
         """Read every terminal and its out-of-order seqs."""
-        rates = await self.storage.terminal_rates()
-        parks = {m[0]: m[1] for m in await self.storage.merchants()}
+        merchants = await self._merchants()
         self.terminals = {}
         for row in await self.storage.terminals():
-            state = TerminalState(row, rates.get(row["id"], 0), parks.get(row["merchant_id"], 1))
-            state.above = set(await self.storage.seqs_above(state.id, state.acked_upto))
-            self.terminals[state.id] = state
+            await self._put(row, merchants)
         return self
 
     async def reload_terminal(self, terminal_id):
-        """Refresh one terminal after a registry change."""
-        rates = await self.storage.terminal_rates()
-        parks = {m[0]: m[1] for m in await self.storage.merchants()}
-        for row in await self.storage.terminals():
-            if row["id"] == terminal_id:
-                state = TerminalState(row, rates.get(terminal_id, 0), parks.get(row["merchant_id"], 1))
-                state.above = set(await self.storage.seqs_above(terminal_id, state.acked_upto))
-                self.terminals[terminal_id] = state
-                return state
-        return None
+        """Refresh one terminal after a registry change (reads that terminal only); None if not registered."""
+        rows = await self.storage.terminals(terminal_id)
+        if not rows:
+            return None
+        return await self._put(rows[0], await self._merchants())
+
+    async def _merchants(self):
+        """{merchant id: (commission_bps, park_id)}."""
+        return {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
+
+    async def _put(self, row, merchants):
+        rate_bps, park_id = merchants.get(row["merchant_id"], (0, 1))
+        state = TerminalState(row, rate_bps, park_id)
+        state.above = set(await self.storage.seqs_above(state.id, state.acked_upto))
+        self.terminals[state.id] = state
+        return state
 
     def get(self, terminal_id):
         """Return the TerminalState or None."""

@@ -448,9 +448,11 @@ class Storage:
                        (terminal_id, merchant_id, role, key, name, fixed_price_cents, category, broker_password))
         await self.write(run)
 
-    async def terminals(self):
-        """Return every terminal as a dict of TERMINAL_COLUMNS."""
-        rows = await self.fetchall("SELECT %s FROM terminals ORDER BY id" % ", ".join(TERMINAL_COLUMNS))
+    async def terminals(self, terminal_id=None):
+        """Return every terminal (or just terminal_id's, if given) as a dict of TERMINAL_COLUMNS."""
+        where, params = ("WHERE id=? ", (terminal_id,)) if terminal_id is not None else ("", ())
+        rows = await self.fetchall("SELECT %s FROM terminals %sORDER BY id" % (", ".join(TERMINAL_COLUMNS), where),
+                                   params)
         return [dict(zip(TERMINAL_COLUMNS, row)) for row in rows]
 
     async def terminal_ids(self):
@@ -472,13 +474,17 @@ class Storage:
         return await self.fetchone("SELECT authorised, locked FROM terminals WHERE id=?", (terminal_id,))
 
     async def terminal_command(self, terminal_id, command, actor, **columns):
-        """Set terminal columns and queue a command for the running hub to send, in one transaction."""
+        """Set terminal columns and queue a command (unless None) for the running hub to send, in one transaction.
+
+        Raises ValueError if the terminal is not registered.
+        """
         def run(tx):
             if tx.execute("SELECT 1 FROM terminals WHERE id=?", (terminal_id,)).fetchone() is None:
                 raise ValueError("terminal %d is not registered" % terminal_id)
             tx.update_terminal(terminal_id, **columns)
-            tx.execute("INSERT INTO terminal_commands(terminal_id, command, actor, created_at) VALUES (?,?,?,?)",
-                       (terminal_id, command, actor, tx.now))
+            if command is not None:
+                tx.execute("INSERT INTO terminal_commands(terminal_id, command, actor, created_at) VALUES (?,?,?,?)",
+                           (terminal_id, command, actor, tx.now))
         await self.write(run)
 
     async def request_admin_card(self, desk_terminal_id, uid, desk, actor):
@@ -520,12 +526,6 @@ class Storage:
         """Mark a queued terminal command as sent."""
         await self.write(lambda tx: tx.execute("UPDATE terminal_commands SET sent_at=? WHERE id=?",
                                                (tx.now, command_id)))
-
-    async def terminal_rates(self):
-        """Return {terminal_id: commission_bps of its merchant}."""
-        rows = await self.fetchall("SELECT t.id, m.commission_bps FROM terminals t JOIN merchants m "
-                                   "ON m.id = t.merchant_id")
-        return dict(rows)
 
     async def seqs_above(self, terminal_id, seq):
         """Return the stored seqs of a terminal above seq (out-of-order arrivals)."""
