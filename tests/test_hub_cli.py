@@ -7,10 +7,11 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from protocol import frames
+from protocol import frames, topics
 from protocol import record as R
 
 from parkcard.cli import main
+from parkcard.downlink import Downlink
 from parkcard.service import Hub
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 
@@ -176,3 +177,24 @@ def test_missing_database_is_a_user_error(tmp_path):
 def test_alarms_and_quarantine_listings(db):
     assert cli("--db", db, "alarms").exit_code == 0
     assert cli("--db", db, "quarantine").exit_code == 0
+
+
+def test_blacklist_push_builds_the_delta_once_for_every_terminal(db):
+    async def check():
+        hub = await Hub(db).open()
+        await hub.storage.blacklist_change(4242, "lost", add=True)
+        sent = []
+        downlink = Downlink(hub.storage, hub.registry, lambda topic, payload: sent.append(topic))
+        reads = []
+        changes = hub.storage.blacklist_changes
+
+        async def counted(from_version):
+            reads.append(from_version)
+            return await changes(from_version)
+        hub.storage.blacklist_changes = counted
+        await downlink.push_blacklist(0)
+        assert reads == [0]
+        assert sorted(topics.terminal_of(t) for t in sent) == sorted([5, DESK_ID])
+        assert await downlink.blacklist(5, 1) == 1          # current: an empty delta
+        await hub.stop()
+    asyncio.run(check())

@@ -71,14 +71,19 @@ class Downlink:
         return await self.send(terminal_id, frames.T_CONFIG, cfg.encode())
 
     async def blacklist(self, terminal_id, from_version):
-        """Send what a terminal at from_version lacks: a delta, or a chunked snapshot."""
+        """Send what a terminal at from_version lacks: a delta, or a chunked snapshot; return how many frames."""
+        bodies = await self._blacklist_bodies(from_version)
+        for body in bodies:
+            await self.send(terminal_id, frames.T_BLACKLIST, body)
+        return len(bodies)
+
+    async def _blacklist_bodies(self, from_version):
+        """The T_BLACKLIST bodies that bring a list at from_version to the current version."""
         current = await self.storage.blacklist_version()
         if from_version == current:
             # An empty delta confirms the terminal's list is current: its offline
             # rules refuse taps once the list is older than blacklist_max_age_s.
-            await self.send(terminal_id, frames.T_BLACKLIST,
-                            frames.blacklist_body(current, current, frames.BL_DELTA, 0, 1, [], []))
-            return 1
+            return [frames.blacklist_body(current, current, frames.BL_DELTA, 0, 1, [], [])]
         changes = []
         if 0 <= from_version < current and current - from_version <= BLACKLIST_DELTA_VERSIONS_MAX:
             changes = await self.storage.blacklist_changes(from_version)
@@ -88,21 +93,22 @@ class Downlink:
         if changes and len(last) <= BLACKLIST_CHUNK_CARDS_MAX:
             adds = sorted(c for c, a in last.items() if a == "add")
             removes = sorted(c for c, a in last.items() if a == "remove")
-            await self.send(terminal_id, frames.T_BLACKLIST,
-                            frames.blacklist_body(from_version, current, frames.BL_DELTA, 0, 1, adds, removes))
-            return 1
+            return [frames.blacklist_body(from_version, current, frames.BL_DELTA, 0, 1, adds, removes)]
         cards = await self.storage.blacklist_cards()
         chunks = max(1, -(-len(cards) // BLACKLIST_CHUNK_CARDS_MAX))
-        for i in range(chunks):
-            part = cards[i * BLACKLIST_CHUNK_CARDS_MAX:(i + 1) * BLACKLIST_CHUNK_CARDS_MAX]
-            await self.send(terminal_id, frames.T_BLACKLIST,
-                            frames.blacklist_body(0, current, frames.BL_SNAPSHOT, i, chunks, part, []))
-        return chunks
+        return [frames.blacklist_body(0, current, frames.BL_SNAPSHOT, i, chunks,
+                                      cards[i * BLACKLIST_CHUNK_CARDS_MAX:(i + 1) * BLACKLIST_CHUNK_CARDS_MAX], [])
+                for i in range(chunks)]
 
     async def push_blacklist(self, from_version):
-        """Send every terminal the delta from_version -> current (a terminal elsewhere asks by T_SYNC)."""
+        """Send every terminal the delta from_version -> current (a terminal elsewhere asks by T_SYNC).
+
+        The bodies are built once for all terminals.
+        """
+        bodies = await self._blacklist_bodies(from_version)
         for terminal_id in sorted(self.registry.terminals):
-            await self.blacklist(terminal_id, from_version)
+            for body in bodies:
+                await self.send(terminal_id, frames.T_BLACKLIST, body)
 
     async def answer_sync(self, terminal_id, blacklist_version, config_version):
         """Answer T_SYNC with what the terminal lacks, then T_TIME."""
