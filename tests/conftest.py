@@ -68,6 +68,11 @@ def run_micropython(script, *args, heap=MICROPYTHON_HEAP, timeout=120, cwd=None,
     return proc
 
 
+def mpy_lines(proc):
+    """The "name value" lines a MicroPython check script printed, as a dict."""
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+
+
 @pytest.fixture(scope="session")
 def micropython():
     """Return the runner for scripts under the real MicroPython unix port."""

@@ -5,15 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import mpy_lines
 from terminal.blacklist import Blacklist, BlacklistCorrupt, BlacklistError, VersionGap
 
 MPY = Path(__file__).parent / "mpy"
 N = 100000
 STEP = 5  # the big list holds 5, 10, ..., 500000
-
-
-def mpy_lines(proc):
-    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
 
 
 @pytest.fixture

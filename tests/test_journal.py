@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import mpy_lines
 from sim.flash import FileBlockDevice, PowerCut
 from terminal.journal import (
     COMMITTED,
@@ -32,10 +33,6 @@ def fill(j, first, last, status=COMMITTED):
 
 def segments(path):
     return sorted(p.name for p in path.iterdir() if p.suffix == ".seg")
-
-
-def mpy_lines(proc):
-    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
 
 
 def test_lifecycle_statuses_and_upload_batches(tmp_path):
