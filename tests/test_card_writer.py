@@ -2,7 +2,7 @@
 
 import pytest
 
-from protocol import admin_card, card, frames
+from protocol import admin_card, card, frames, hub_frames
 from protocol.errors import Malformed
 from sim.mfrc522 import VirtualMFRC522
 from sim.mifare import MifareClassic1K, Field
@@ -77,7 +77,7 @@ def test_a_card_pulled_during_the_write_is_reported_failed():
     assert results[0][2] == frames.CARD_WRITE_FAILED
 
 
-@pytest.mark.parametrize("body", [b"", b"\x00" * 12, frames.card_write_body(1, UID, {4: bytes(16)})[:-1]])
+@pytest.mark.parametrize("body", [b"", b"\x00" * 12, hub_frames.card_write_body(1, UID, {4: bytes(16)})[:-1]])
 def test_malformed_card_writes_are_refused(body):
     with pytest.raises(Malformed):
         frames.parse_card_write(body)
@@ -86,6 +86,6 @@ def test_malformed_card_writes_are_refused(body):
 def test_card_write_codec_refuses_bad_blocks():
     for blocks in ({}, {0: bytes(16)}, {64: bytes(16)}, {4: bytes(15)}):
         with pytest.raises(Malformed):
-            frames.card_write_body(1, UID, blocks)
-    request_id, uid, blocks = frames.parse_card_write(frames.card_write_body(3, UID, {8: b"b" * 16, 4: b"a" * 16}))
+            hub_frames.card_write_body(1, UID, blocks)
+    request_id, uid, blocks = frames.parse_card_write(hub_frames.card_write_body(3, UID, {8: b"b" * 16, 4: b"a" * 16}))
     assert (request_id, uid, [b for b, _ in blocks]) == (3, UID, [4, 8])

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from protocol import card, crypto, frames, record, topics
+from protocol import card, crypto, frames, hub_frames, record, topics
 from protocol.errors import BadMac, Malformed, Unsupported
 
 VECTORS = REPO / "protocol" / "vectors" / "vectors.json"
@@ -104,17 +104,17 @@ def test_frame_rejects_oversized_and_truncated():
 def test_upload_body_count_must_match():
     rec = bytes(record.RECORD_SIZE)
     body = frames.upload_body([(1, rec), (2, rec)])
-    assert frames.parse_upload(body) == [(1, rec), (2, rec)]
+    assert hub_frames.parse_upload(body) == [(1, rec), (2, rec)]
     with pytest.raises(Malformed):
-        frames.parse_upload(body[:-1])
+        hub_frames.parse_upload(body[:-1])
     with pytest.raises(Malformed):
-        frames.parse_upload(b"\x03" + body[1:])
+        hub_frames.parse_upload(b"\x03" + body[1:])
     with pytest.raises(Malformed):
         frames.upload_body([(1, rec)] * (frames.UPLOAD_RECORDS_MAX + 1))
 
 
 def test_blacklist_body_must_be_ascending():
-    body = frames.blacklist_body(1, 2, frames.BL_DELTA, 0, 1, [5, 3], [])
+    body = hub_frames.blacklist_body(1, 2, frames.BL_DELTA, 0, 1, [5, 3], [])
     with pytest.raises(Malformed):
         frames.parse_blacklist(body)
 

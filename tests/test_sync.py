@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from protocol import frames, topics
+from protocol import frames, hub_frames, topics
 from terminal.blacklist import Blacklist
 from terminal.journal import Journal
 from terminal.state import TerminalState
@@ -130,8 +130,8 @@ def test_a_bad_body_with_a_good_mac_is_refused_and_its_counter_spent(term):
 @pytest.mark.parametrize("ftype, body", [
     (frames.T_TIME, b""),
     (frames.T_CONFIG, config()),
-    (frames.T_COMMAND, frames.command_body(frames.CMD_REPORT_STATUS)),
-    (frames.T_BLACKLIST, frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [9], [])),
+    (frames.T_COMMAND, hub_frames.command_body(frames.CMD_REPORT_STATUS)),
+    (frames.T_BLACKLIST, hub_frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [9], [])),
 ], ids=["time", "config", "command", "blacklist"])
 def test_an_accepted_frame_stays_refused_after_a_reboot(term, tmp_path, ftype, body):
     frame = down(ftype, body, counter=11, time_s=NOW + 60)
@@ -152,7 +152,7 @@ def test_an_accepted_frame_stays_refused_after_a_reboot(term, tmp_path, ftype, b
 def test_time_config_and_command_are_applied(term):
     term.receive(down(frames.T_TIME, counter=1, time_s=NOW + 500))
     term.receive(down(frames.T_CONFIG, config(6), counter=2))
-    term.receive(down(frames.T_COMMAND, frames.command_body(frames.CMD_LOCK, 77), counter=3))
+    term.receive(down(frames.T_COMMAND, hub_frames.command_body(frames.CMD_LOCK, 77), counter=3))
     assert term.board.now == NOW + 500
     assert (term.wallet.config.version, term.wallet.config.role) == (6, frames.ROLE_RIDE)
     assert term.commands == [(frames.CMD_LOCK, 77)]
@@ -160,29 +160,82 @@ def test_time_config_and_command_are_applied(term):
 
 
 def test_version_gap_is_refused_and_asks_from_the_version_held(term):
-    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 2, frames.BL_DELTA, 0, 1, [5], []), counter=1))
-    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(4, 5, frames.BL_DELTA, 0, 1, [6], []), counter=2))
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 2, frames.BL_DELTA, 0, 1, [5], []), counter=1))
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(4, 5, frames.BL_DELTA, 0, 1, [6], []), counter=2))
     assert term.sync.rejected == {"blacklist": 1}
     assert (term.blacklist.version, term.blacklist.contains(5), term.blacklist.contains(6)) == (2, True, False)
     (topic, payload, _qos, _retain), = term.client.published
     frame = frames.decode(FRAME_MAC, payload)
-    assert (topic, frame.type, frames.parse_sync(frame.body)) == (topics.topic(TID, topics.UP), frames.T_SYNC, (2, 0))
+    assert (topic, frame.type, hub_frames.parse_sync(frame.body)) == (topics.topic(TID, topics.UP), frames.T_SYNC, (2, 0))
 
 
 def test_a_delta_already_applied_is_taken_again_without_change(term):
-    delta = frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5], [])
+    delta = hub_frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5], [])
     term.receive(down(frames.T_BLACKLIST, delta, counter=1))
     term.receive(down(frames.T_BLACKLIST, delta, counter=2))  # the hub sent it twice
     assert (term.sync.rejected, term.blacklist.version, term.blacklist.count) == ({}, 1, 1)
 
 
 def test_snapshot_chunks_out_of_order_leave_the_list_in_force(term):
-    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5], []), counter=1))
-    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 1, 2, [7], []), counter=2))
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5], []), counter=1))
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 1, 2, [7], []), counter=2))
     assert term.sync.rejected == {"snapshot_order": 1}
-    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 0, 2, [7, 8], []), counter=3))
-    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 8, frames.BL_SNAPSHOT, 1, 2, [9], []), counter=4))
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 0, 2, [7, 8], []), counter=3))
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 8, frames.BL_SNAPSHOT, 1, 2, [9], []), counter=4))
     assert term.sync.rejected == {"snapshot_order": 2}
     assert (term.blacklist.version, term.blacklist.contains(5), term.blacklist.contains(7)) == (1, True, False)
-    term.receive(down(frames.T_BLACKLIST, frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 1, 2, [9], []), counter=5))
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 1, 2, [9], []), counter=5))
     assert (term.blacklist.version, term.blacklist.count, term.blacklist.contains(5)) == (9, 3, False)
+
+
+# ---------------------------------------------------------------- the upload task survives
+
+
+def test_an_upload_round_that_fails_is_tried_again_and_loses_nothing(term, monkeypatch):
+    record = bytes(range(56))
+    term.journal.append(1, NOW, record)
+    term.journal.mark(1, 1)
+    unsynced = term.journal.unsynced
+    failures = [MemoryError("memory allocation failed")]  # what a fragmented heap raises mid-scan
+
+    def flaky(limit):
+        if failures:
+            raise failures.pop()
+        return unsynced(limit)
+
+    monkeypatch.setattr(term.journal, "unsynced", flaky)
+    monkeypatch.setattr("terminal.sync._sleep_ms", lambda ms: asyncio.sleep(0))
+
+    async def run_until_uploaded():
+        task = asyncio.create_task(term.sync.upload_loop())
+        while not term.client.published:
+            await asyncio.sleep(0)
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(run_until_uploaded(), 5))
+    [(topic, payload, qos, _retain)] = term.client.published
+    frame = frames.decode(FRAME_MAC, payload)
+    assert (topic, qos, frame.type) == (topics.topic(TID, topics.UP), 1, frames.T_UPLOAD)
+    assert hub_frames.parse_upload(frame.body) == [(1, record)]
+    assert (term.sync.upload_errors, type(term.sync.last_upload_error)) == (1, MemoryError)
+    assert term.journal.depth() == 1  # trimmed only by the hub's ack
+
+
+def test_the_watchdog_is_fed_only_while_every_task_runs(tmp_path):
+    from sim.board import SimBoard
+    from terminal.runtime import Terminal as Runtime
+
+    board = SimBoard(str(tmp_path / "board"))
+    board.keystore().set("terminal_key", KEY)
+    runtime = Runtime(board, {"terminal_id": TID, "broker_host": "127.0.0.1", "broker_port": 9})
+
+    async def check():
+        runtime.start()
+        await asyncio.sleep(0)
+        assert runtime.healthy()
+        runtime.tasks["upload"].cancel()  # a task that ended for any reason
+        await asyncio.sleep(0)
+        assert not runtime.healthy()
+        await runtime.stop()
+
+    asyncio.run(check())

@@ -80,13 +80,13 @@ class _Reader:
     offset and ``size`` the file size, for the torn-tail decision).
     """
 
-    def __init__(self, path, record_size):
+    def __init__(self, path, record_size, buf):
         self.size = os.stat(path)[6]
         self._f = open(path, "rb")
         self._rs = record_size
         self._alen = _APPEND_HEAD + record_size + 4
-        self._buf = bytearray(max(512, 2 * self._alen))
-        self._mv = memoryview(self._buf)
+        self._buf = buf
+        self._mv = memoryview(buf)
         self._base = 0  # file offset of _buf[0]
         self._lo = 0  # start of the current entry in _buf
         self._hi = 0  # end of the data in _buf
@@ -160,6 +160,9 @@ class Journal:
         self._acrc_in = amv[: alen - 4]  # what the crc covers
         self._mbuf = bytearray(_MARK_LEN)
         self._mcrc_in = memoryview(self._mbuf)[: _MARK_LEN - 4]
+        # One scan buffer for every segment scan (scans never overlap): an
+        # upload or an ack then needs no large block from a fragmented heap.
+        self._scan_buf = bytearray(max(512, 2 * alen))
         self._f = None
         self._segs = []
         self._open = {}  # seq -> [status, segment number, offset], PENDING/UNCERTAIN only
@@ -208,7 +211,7 @@ class Journal:
 
     def _recover_segment(self, segno, is_last):
         seg = [segno, 0, 0, 0, 0, 0]
-        r = _Reader(self._path(segno), self._rs)
+        r = _Reader(self._path(segno), self._rs, self._scan_buf)
         try:
             while r.next():
                 self._index(seg, r)
@@ -266,19 +269,22 @@ class Journal:
 
     def _recount(self):
         """Recompute depth and the oldest unsynced time (after open and ack)."""
+        # Counted aside and set at the end: a scan that fails (no memory for
+        # its buffer, a read error) leaves the last good figures, never zero.
         acked = self._acked
-        self._depth, self._oldest = 0, None
+        depth, oldest = 0, None
         for i, seg in enumerate(self._segs):
             if not seg[_NAPP] or seg[_LAST] <= acked:
                 continue
-            if seg[_FIRST] > acked and self._oldest is not None:
-                self._depth += seg[_NAPP]
+            if seg[_FIRST] > acked and oldest is not None:
+                depth += seg[_NAPP]
                 continue
             for r in self._entries(i, i + 1):  # runs to the end: nothing to close
                 if r.kind == _APPEND and r.seq > acked:
-                    self._depth += 1
-                    if self._oldest is None:
-                        self._oldest = r.val
+                    depth += 1
+                    if oldest is None:
+                        oldest = r.val
+        self._depth, self._oldest = depth, oldest
 
     # -- scanning --------------------------------------------------------
 
@@ -290,7 +296,7 @@ class Journal:
         """
         segs = self._segs[first:stop]
         for seg in segs:
-            r = _Reader(self._path(seg[_NO]), self._rs)
+            r = _Reader(self._path(seg[_NO]), self._rs, self._scan_buf)
             try:
                 while r.next():
                     yield r

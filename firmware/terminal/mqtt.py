@@ -135,10 +135,11 @@ def _as_bytes(value, what, size_max=65535):
     return value
 
 
-def _packet(first_byte, body_len):
-    """Allocate one packet: fixed header filled in; return (buf, body offset)."""
+def _packet(first_byte, body_len, stored_len=None):
+    """Allocate a packet with its fixed header filled in and room for the first
+    stored_len bytes of its body (all of it by default); return (buf, body offset)."""
     header = encode_remaining_length(body_len)
-    buf = bytearray(1 + len(header) + body_len)
+    buf = bytearray(1 + len(header) + (body_len if stored_len is None else stored_len))
     buf[0] = first_byte
     buf[1 : 1 + len(header)] = header
     return buf, 1 + len(header)
@@ -181,7 +182,12 @@ def encode_connect(client_id, keepalive_s=30, clean_session=False, username=None
 
 
 def encode_publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
-    """Return a PUBLISH packet (MQTT 3.1.1 §3.3) as a bytearray (DUP can be set later)."""
+    """Return a PUBLISH packet (MQTT 3.1.1 §3.3) as (header, payload).
+
+    The header is a bytearray (DUP and the packet id can be set later); the
+    payload is the caller's, not copied: a QoS 1 message waits for its PUBACK
+    holding one copy of its payload, not two.
+    """
     topic = _as_bytes(topic, "topic")
     if not topic or b"+" in topic or b"#" in topic:
         raise ValueError("publish topic must be non-empty without wildcards")  # §3.3.2.1
@@ -191,14 +197,13 @@ def encode_publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
         raise ValueError("QoS 1 needs a packet id")  # §2.3.1
     payload = _as_bytes(payload, "payload", _REMAINING_LENGTH_MAX)
     first = (PUBLISH << 4) | (qos << 1) | (_RETAIN if retain else 0) | (_DUP if dup and qos else 0)
-    buf, pos = _packet(first, 2 + len(topic) + (2 if qos else 0) + len(payload))
+    header_len = 2 + len(topic) + (2 if qos else 0)
+    buf, pos = _packet(first, header_len + len(payload), header_len)
     pos = _put_string(buf, pos, topic)
     if qos:
         buf[pos] = pid >> 8
         buf[pos + 1] = pid & 0xFF
-        pos += 2
-    buf[pos:] = payload
-    return buf
+    return buf, payload
 
 
 def encode_subscribe(pid, topic, qos=1):
@@ -525,14 +530,16 @@ class MQTTClient:
                 self.stats["pings"] += 1
                 await self._send(_PINGREQ_PACKET)
 
-    async def _send(self, packet):
-        """Write one whole packet; a failure marks the link down and raises MQTTError."""
+    async def _send(self, packet, payload=b""):
+        """Write one whole packet (a PUBLISH as header and payload); a failure marks the link down and raises MQTTError."""
         async with self._write_lock:  # packets never interleave on the wire
             writer = self._writer
             if writer is None or not self.connected:
                 raise MQTTError("not connected")
             try:
                 writer.write(packet)
+                if payload:
+                    writer.write(payload)
                 await writer.drain()
             except Exception as exc:
                 err = MQTTError("send failed: %r" % (exc,))
@@ -624,12 +631,12 @@ class MQTTClient:
 
     async def _send_slot(self, slot):
         """Send slot's PUBLISH on this connection; DUP if it went out before (§3.3.1.1)."""
-        packet = self._slot_packet[slot]
+        header, payload = self._slot_packet[slot]
         if self._slot_sent_gen[slot]:
-            packet[0] |= _DUP
+            header[0] |= _DUP
             self.stats["retransmits"] += 1
         self._slot_sent_gen[slot] = self._gen
-        await self._send(packet)
+        await self._send(header, payload)
 
     async def _retransmit(self):
         """§4.4: resend unacknowledged PUBLISH packets in their original order."""
@@ -666,18 +673,19 @@ class MQTTClient:
 
     async def _publish(self, topic, payload, qos, retain):
         if qos == 0:
-            packet = encode_publish(topic, payload, 0, retain)
+            header, payload = encode_publish(topic, payload, 0, retain)
             while True:
                 await self._until_up()
                 try:
-                    return await self._send(packet)
+                    return await self._send(header, payload)
                 except MQTTError:
                     pass  # link lost: wait for the next one
         packet = encode_publish(topic, payload, 1, retain, False, 1)
         slot = await self._claim_slot()
         pid = self._next_pid()
-        packet[-len(payload) - 2] = pid >> 8  # packet id sits just before the payload
-        packet[-len(payload) - 1] = pid & 0xFF
+        header = packet[0]
+        header[-2] = pid >> 8  # the packet id ends the header
+        header[-1] = pid & 0xFF
         self._slot_pid[slot] = pid
         self._slot_packet[slot] = packet
         self._slot_sent_gen[slot] = 0

@@ -93,11 +93,17 @@ class Terminal:
         self.sync.authorised = state == SERVING
 
     async def _watchdog(self):
-        # Fed only while the event loop turns: a stuck loop resets the board.
+        # Fed only while the event loop turns and every task still runs: a
+        # stuck loop or a task that died resets the board.
         wdt = self.board.watchdog(WATCHDOG_TIMEOUT_MS)
         while True:
-            wdt.feed()
+            if self.healthy():
+                wdt.feed()
             await asyncio.sleep(WATCHDOG_FEED_MS / 1000)
+
+    def healthy(self):
+        """True while every long-lived task runs (a dead upload task would strand the journal)."""
+        return not any(task.done() for task in self.tasks.values())
 
     def start(self):
         """Start the named long-lived tasks and keep references to them."""

@@ -13,7 +13,8 @@ from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, R
 from terminal import blacklist as bl
 from terminal import journal as jr
 
-UPLOAD_BATCH_MAX = 32            # records per upload frame (64 allowed by SPEC.md §5.3)
+UPLOAD_BATCH_MAX = 8             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
+                                 # upload's copies small beside the sync stack in a 100 KB heap
 ACK_TIMEOUT_MS = 5000
 AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
 STATUS_INTERVAL_S = 30
@@ -54,6 +55,8 @@ class Sync:
         self.authorised = False
         self.started_s = board.clock()
         self.rejected = {}           # reason -> count of downlink frames refused
+        self.upload_errors = 0         # upload rounds that failed and were tried again
+        self.last_upload_error = None
         self._acked = asyncio.Event()
         self._work = asyncio.Event()
         self._snapshot_to = None
@@ -109,18 +112,22 @@ class Sync:
                 self.wallet.online = False
                 await _sleep_ms(200)
                 continue
-            self.give_up_uncertain()
-            batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
-            if not batch:
-                self._work.clear()
-                await _wait_event(self._work, STATUS_INTERVAL_S * 1000)
-                continue
-            body = frames.upload_body([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
-            self._acked.clear()
             try:
+                self.give_up_uncertain()
+                batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
+                if not batch:
+                    self._work.clear()
+                    await _wait_event(self._work, STATUS_INTERVAL_S * 1000)
+                    continue
+                body = frames.upload_body([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
+                batch = None  # the records are in body now: free them before the wait for the ack
+                self._acked.clear()
                 await self.client.publish(self.up_topic, self._frame(frames.T_UPLOAD, body), 1, False,
                                           ACK_TIMEOUT_MS)
-            except Exception:  # noqa: BLE001 - any link failure: the client reconnects, we retry
+            except Exception as exc:  # noqa: BLE001 - a link failure (the client reconnects) or a full
+                # heap or flash read error: nothing is lost, the journal keeps every record; try again.
+                self.upload_errors += 1
+                self.last_upload_error = exc
                 await _sleep_ms(200)
                 continue
             # The hub's application-level ack, not PUBACK, makes records deletable (SPEC.md §5.4).

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 
-from protocol import frames, topics
+from protocol import frames, hub_frames, topics
 
 log = logging.getLogger("parkcard.downlink")
 
@@ -52,7 +52,7 @@ class Downlink:
     async def ack(self, terminal_id, upto_seq, applied, rejected):
         """T_ACK: every record with seq <= upto_seq is durably stored."""
         return await self.send(terminal_id, frames.T_ACK,
-                               frames.ack_body(upto_seq, min(applied, 0xFFFF), min(rejected, 0xFFFF)))
+                               hub_frames.ack_body(upto_seq, min(applied, 0xFFFF), min(rejected, 0xFFFF)))
 
     async def time(self, terminal_id):
         """T_TIME: the header carries the hub clock."""
@@ -60,7 +60,7 @@ class Downlink:
 
     async def command(self, terminal_id, command, argument=0):
         """T_COMMAND."""
-        return await self.send(terminal_id, frames.T_COMMAND, frames.command_body(command, argument))
+        return await self.send(terminal_id, frames.T_COMMAND, hub_frames.command_body(command, argument))
 
     async def config(self, terminal_id):
         """T_CONFIG from the terminal's registry entry and the park's offline rules."""
@@ -83,7 +83,7 @@ class Downlink:
         if from_version == current:
             # An empty delta confirms the terminal's list is current: its offline
             # rules refuse taps once the list is older than blacklist_max_age_s.
-            return [frames.blacklist_body(current, current, frames.BL_DELTA, 0, 1, [], [])]
+            return [hub_frames.blacklist_body(current, current, frames.BL_DELTA, 0, 1, [], [])]
         changes = []
         if 0 <= from_version < current and current - from_version <= BLACKLIST_DELTA_VERSIONS_MAX:
             changes = await self.storage.blacklist_changes(from_version)
@@ -93,10 +93,10 @@ class Downlink:
         if changes and len(last) <= BLACKLIST_CHUNK_CARDS_MAX:
             adds = sorted(c for c, a in last.items() if a == "add")
             removes = sorted(c for c, a in last.items() if a == "remove")
-            return [frames.blacklist_body(from_version, current, frames.BL_DELTA, 0, 1, adds, removes)]
+            return [hub_frames.blacklist_body(from_version, current, frames.BL_DELTA, 0, 1, adds, removes)]
         cards = await self.storage.blacklist_cards()
         chunks = max(1, -(-len(cards) // BLACKLIST_CHUNK_CARDS_MAX))
-        return [frames.blacklist_body(0, current, frames.BL_SNAPSHOT, i, chunks,
+        return [hub_frames.blacklist_body(0, current, frames.BL_SNAPSHOT, i, chunks,
                                       cards[i * BLACKLIST_CHUNK_CARDS_MAX:(i + 1) * BLACKLIST_CHUNK_CARDS_MAX], [])
                 for i in range(chunks)]
 

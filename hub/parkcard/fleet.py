@@ -10,7 +10,7 @@ frame counter is newer than the last applied.
 import logging
 from collections import Counter
 
-from protocol import frames
+from protocol import frames, hub_frames
 from protocol.errors import ProtocolError
 
 from parkcard.registry import Rejected
@@ -49,7 +49,7 @@ class Fleet:
                     if frame.type != frames.T_STATUS:
                         raise Rejected("unexpected_type", "frame type 0x%02x on a status topic" % frame.type,
                                        state.id)
-                    status = frames.Status.decode(frame.body)
+                    status = hub_frames.parse_status(frame.body)
                 except (Rejected, ProtocolError) as exc:
                     tid = getattr(exc, "terminal_id", None)
                     tx.add_quarantine(payload, topic, tid, exc.reason, str(exc))

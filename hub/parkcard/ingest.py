@@ -34,7 +34,7 @@ it stored; seqs above it are kept in `above` and their holes in terminal_gaps.
 import logging
 from collections import Counter
 
-from protocol import frames
+from protocol import frames, hub_frames
 from protocol import record as R
 from protocol.card import COUNTER_MODULUS, counter_newer
 from protocol.errors import ProtocolError
@@ -162,13 +162,13 @@ class Ingest:
             res.counts["frames"] += 1
             try:
                 if frame.type == frames.T_UPLOAD:
-                    self._upload(tx, res, state, view, frames.parse_upload(frame.body), topic)
+                    self._upload(tx, res, state, view, hub_frames.parse_upload(frame.body), topic)
                 elif frame.type == frames.T_SYNC:
-                    res.syncs.append((state.id, *frames.parse_sync(frame.body)))
+                    res.syncs.append((state.id, *hub_frames.parse_sync(frame.body)))
                 elif frame.type == frames.T_AUTH:
-                    res.auths.append((state.id, *frames.parse_auth(frame.body)))
+                    res.auths.append((state.id, *hub_frames.parse_auth(frame.body)))
                 elif frame.type == frames.T_CARD_RESULT:
-                    res.card_results.append((state.id, *frames.parse_card_result(frame.body)))
+                    res.card_results.append((state.id, *hub_frames.parse_card_result(frame.body)))
                 else:
                     raise Rejected("unexpected_type", "frame type 0x%02x on an up topic" % frame.type)
             except (ProtocolError, Rejected) as exc:

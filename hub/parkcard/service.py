@@ -19,7 +19,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from protocol import admin_card, frames
+from protocol import admin_card, frames, hub_frames
 
 from parkcard import broker_auth
 from parkcard.desk import Desk
@@ -388,7 +388,7 @@ class Hub:
         self._card_writes[request_id] = (desk_terminal_id, bytes(uid), done)
         try:
             await self.downlink.send(desk_terminal_id, frames.T_CARD_WRITE,
-                                     frames.card_write_body(request_id, uid, blocks))
+                                     hub_frames.card_write_body(request_id, uid, blocks))
             try:
                 status, block = await asyncio.wait_for(done, timeout_s)
             except asyncio.TimeoutError:

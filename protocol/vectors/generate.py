@@ -9,7 +9,7 @@ terminals already in the field speak.
 import json
 import os
 
-from protocol import card, frames, record
+from protocol import card, frames, hub_frames, record
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARK = card.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
@@ -57,7 +57,7 @@ def main():
                         blacklist_max_age_s=43200, category=2, park_id=1)
     config = frames.encode(fmac, frames.T_CONFIG, 12, 77, TIME_S, cfg.encode())
     bl = frames.encode(fmac, frames.T_BLACKLIST, 12, 78, TIME_S,
-                       frames.blacklist_body(5, 6, frames.BL_DELTA, 0, 1, [100042, 100050], [99]))
+                       hub_frames.blacklist_body(5, 6, frames.BL_DELTA, 0, 1, [100042, 100050], [99]))
     out = {
         "park_keys": PARK.pack().hex(),
         "terminal_key": TERMINAL_KEY.hex(),

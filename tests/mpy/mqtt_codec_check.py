@@ -86,7 +86,8 @@ DECODE_PAYLOAD_MAX = 64
 
 def encode_result(vector):
     _, encoder, args, _ = vector
-    return bytes(encoder(*args))
+    packet = encoder(*args)
+    return b"".join(packet) if isinstance(packet, tuple) else bytes(packet)  # a PUBLISH is (header, payload)
 
 
 def decode_result(vector):

@@ -9,7 +9,7 @@ import sys
 
 from binascii import hexlify, unhexlify
 
-from protocol import card, crypto, frames, record
+from protocol import card, crypto, frames, hub_frames, record
 from protocol.errors import BadMac, Malformed
 from vector_checks import checks, expect, refused
 
@@ -71,7 +71,7 @@ def main(path):
     fmac = frames.frame_mac_for(h(v["terminal_key"]))
     fr = frames.decode(fmac, h(v["frame_upload"]))
     expect(fr.type == frames.T_UPLOAD and fr.terminal_id == 12 and fr.counter == 9, "upload header")
-    entries = frames.parse_upload(fr.body)
+    entries = hub_frames.parse_upload(fr.body)
     expect(len(entries) == 1 and entries[0][0] == record.STATUS_COMMITTED and entries[0][1] == h(v["record"]),
            "upload body")
     cfg = frames.Config.decode(frames.decode(fmac, h(v["frame_config"])).body)

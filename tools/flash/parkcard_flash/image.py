@@ -24,6 +24,10 @@ from .errors import FlashError
 from .tools import tool
 
 ARCH = "xtensawin"  # ESP32 (Xtensa LX6, windowed ABI)
+# Line-number tables would be loaded into the terminal's heap with the code
+# (about 2 KB for the sync stack, which then no longer runs in 100 KB);
+# tracebacks still name the file and the function.
+MPY_CROSS_OPTIONS = ("-X", "no-source-lines")
 SOURCE_FILES = ("boot.py", "main.py")
 PACKAGES = ("terminal", "protocol")
 # Never staged, wherever they appear below a package.
@@ -46,7 +50,7 @@ def package_modules(package_dir):
 
 def _compile(src, dest, source_name, mpy_cross):
     dest.parent.mkdir(parents=True, exist_ok=True)
-    argv = [mpy_cross, "-march=" + ARCH, "-s", source_name, "-o", str(dest), str(src)]
+    argv = [mpy_cross, "-march=" + ARCH, *MPY_CROSS_OPTIONS, "-s", source_name, "-o", str(dest), str(src)]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True)
     except FileNotFoundError:

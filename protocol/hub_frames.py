@@ -1,0 +1,98 @@
+"""The hub's half of the frame bodies (SPEC.md §5.3): it parses what terminals
+send and builds what it sends them.
+
+frames.py holds the envelope and the terminal's half (it builds uplink bodies
+and parses downlink ones) over the same formats. The halves live apart so a
+terminal never loads code it does not run: on the ESP32 every imported
+function costs heap.
+"""
+
+import struct
+
+from protocol.errors import Malformed
+from protocol.frames import (ACK_FMT, AUTH_FMT, BL_FMT, CARD_RESULT_FMT, CARD_WRITE_BLOCKS_MAX, CARD_WRITE_FMT,
+                             COMMAND_FMT, STATUS_FMT, SYNC_FMT, UPLOAD_ENTRY, UPLOAD_RECORDS_MAX, Status)
+
+# Uplink bodies (terminal -> hub)
+
+
+def parse_status(body):
+    """Parse a T_STATUS body into a frames.Status."""
+    if len(body) != struct.calcsize(STATUS_FMT):
+        raise Malformed("status length")
+    v = struct.unpack(STATUS_FMT, body)
+    return Status(v[0], v[1], v[2], v[3].rstrip(b"\x00"), *v[4:])
+
+
+def parse_upload(body):
+    """Return [(status, record_bytes)] from a T_UPLOAD body."""
+    if not body:
+        raise Malformed("empty upload")
+    count = body[0]
+    if count > UPLOAD_RECORDS_MAX or len(body) != 1 + count * UPLOAD_ENTRY:
+        raise Malformed("upload length does not match its count")
+    out = []
+    for i in range(count):
+        at = 1 + i * UPLOAD_ENTRY
+        out.append((body[at], body[at + 1:at + UPLOAD_ENTRY]))
+    return out
+
+
+def parse_sync(body):
+    """Return (blacklist_version, config_version)."""
+    if len(body) != struct.calcsize(SYNC_FMT):
+        raise Malformed("sync length")
+    return struct.unpack(SYNC_FMT, body)
+
+
+def parse_auth(body):
+    """Return (admin_card_no, uid)."""
+    if len(body) != struct.calcsize(AUTH_FMT):
+        raise Malformed("auth length")
+    card_no, uid, uid_len = struct.unpack(AUTH_FMT, body)
+    if uid_len not in (4, 7):
+        raise Malformed("UID length")
+    return card_no, uid[:uid_len]
+
+
+def parse_card_result(body):
+    """Return (request_id, uid, status, block)."""
+    if len(body) != struct.calcsize(CARD_RESULT_FMT):
+        raise Malformed("card result length")
+    request_id, uid, uid_len, status, block = struct.unpack(CARD_RESULT_FMT, body)
+    if uid_len not in (4, 7):
+        raise Malformed("UID length")
+    return request_id, uid[:uid_len], status, block
+
+
+# Downlink bodies (hub -> terminal)
+
+
+def ack_body(upto_seq, applied, rejected):
+    """T_ACK: every record with seq <= upto_seq is durably stored at the hub."""
+    return struct.pack(ACK_FMT, upto_seq, applied, rejected)
+
+
+def blacklist_body(from_version, to_version, mode, chunk, chunks, adds, removes):
+    """T_BLACKLIST: a delta, or one chunk of a snapshot; card numbers ascending."""
+    head = struct.pack(BL_FMT, from_version, to_version, mode, chunk, chunks, len(adds), len(removes))
+    return head + struct.pack(">%dI" % len(adds), *adds) + struct.pack(">%dI" % len(removes), *removes)
+
+
+def command_body(command, argument=0):
+    """T_COMMAND: an instruction from the hub."""
+    return struct.pack(COMMAND_FMT, command, argument)
+
+
+def card_write_body(request_id, uid, blocks):
+    """T_CARD_WRITE: write {block: 16 bytes} onto the blank card with this UID."""
+    if not 0 < len(blocks) <= CARD_WRITE_BLOCKS_MAX or len(uid) not in (4, 7):
+        raise Malformed("card write: 1..%d blocks and a 4 or 7 byte UID" % CARD_WRITE_BLOCKS_MAX)
+    parts = [struct.pack(CARD_WRITE_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), len(blocks))]
+    for block in sorted(blocks):
+        data = blocks[block]
+        if not 0 < block < 64 or len(data) != 16:
+            raise Malformed("card write: blocks 1..63 of 16 bytes")
+        parts.append(bytes((block,)))
+        parts.append(bytes(data))
+    return b"".join(parts)
