@@ -1,6 +1,6 @@
 """Hub ingest bench: throughput, tap-to-settled latency, backlog drain, memory with 500 terminals.
 
-    .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--latency-taps 300]
+    .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--frame-records 64] [--latency-taps 300]
                                            [--backlog 10000] [--connected 500]
 
 The hub runs as its own process (`python -m parkcard.service`) against a
@@ -137,6 +137,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=64000)
     parser.add_argument("--terminals", type=int, default=8)
+    parser.add_argument("--frame-records", type=int, default=frames.UPLOAD_RECORDS_MAX,
+                        help="records per upload frame (the firmware sends terminal.sync.UPLOAD_BATCH_MAX)")
     parser.add_argument("--latency-taps", type=int, default=300)
     parser.add_argument("--backlog", type=int, default=10000)
     parser.add_argument("--connected", type=int, default=500)
@@ -150,7 +152,7 @@ def main():
     with Broker(work / "broker") as broker:
         keys, cards = asyncio.run(prepare(db, broker, tput_ids + [lat_id, backlog_id] + conn_ids))
 
-        # 1. throughput: every terminal's journal published as 64-record frames, hub online
+        # 1. throughput: every terminal's journal published in frames of --frame-records, hub online
         terms = {tid: ScriptedTerminal(broker.host, broker.port, tid, keys[tid]).connect()
                  for tid in tput_ids + [lat_id, backlog_id]}
         per = args.records // len(tput_ids)
@@ -161,13 +163,13 @@ def main():
             time.sleep(1.0)   # bench only: let the hub process start before the clock runs
             started = time.perf_counter()
             for tid in tput_ids:
-                terms[tid].upload_all()
+                terms[tid].upload_all(args.frame_records)
             wait_all([terms[t] for t in tput_ids])
             tput_s = time.perf_counter() - started
             total = per * len(tput_ids)
             raw_rate, raw_rows = raw_sqlite_rate(db, work, tput_ids)
-            print("ingest throughput: %d records in %.2f s = %.0f records/s (64-record frames, %d terminals)" % (
-                total, tput_s, total / tput_s, len(tput_ids)))
+            print("ingest throughput: %d records in %.2f s = %.0f records/s (%d-record frames, %d terminals)" % (
+                total, tput_s, total / tput_s, args.frame_records, len(tput_ids)))
             print("raw sqlite3 executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
                 raw_rows, total, raw_rate, 100 * total / tput_s / raw_rate))
 

@@ -125,12 +125,12 @@ class ScriptedTerminal:
         self.publish(payload)
         return payload
 
-    def upload_all(self):
-        """Publish every unacked record, 64 per frame."""
+    def upload_all(self, records_max=frames.UPLOAD_RECORDS_MAX):
+        """Publish every unacked record, records_max per frame."""
         with self._cond:
             seqs = sorted(self.journal)
-        for i in range(0, len(seqs), frames.UPLOAD_RECORDS_MAX):
-            self.upload([self.journal[s] for s in seqs[i:i + frames.UPLOAD_RECORDS_MAX]])
+        for i in range(0, len(seqs), records_max):
+            self.upload([self.journal[s] for s in seqs[i:i + records_max]])
         return len(seqs)
 
     def status(self, boot, online=1, **fields):
