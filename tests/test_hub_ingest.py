@@ -217,6 +217,32 @@ def test_uncertain_records_are_settled_by_counter_continuity(tmp_path, broker):
     assert rows(tmp_path / "hub.db", "SELECT * FROM alarms") == []
 
 
+def test_an_uncertain_record_settled_twice_in_one_upload_is_applied_once(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, _ = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        term.record(R.KIND_DEBIT, card_no, 2, 500, 9500, status=R.STATUS_UNCERTAIN)
+        raw = term.journal[1][1]
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 1)
+        # The terminal settled it and sent it again, twice in one frame (a resend
+        # built from a journal read twice): the second must see the first's settling.
+        term.upload([(R.STATUS_COMMITTED, raw), (R.STATUS_COMMITTED, raw)])
+        await hub.wait_until(lambda: hub.stats().get("duplicates", 0) == 2)
+        term.record(R.KIND_DEBIT, card_no, 3, 100, 9400)  # the hub still serves this terminal
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 2)
+        assert await balance(hub, "card:%d" % card_no) == 9400
+        assert (await audit.check(hub.storage)).ok
+        term.close()
+        await hub.stop()
+    run(scenario())
+    assert rows(tmp_path / "hub.db", "SELECT seq, status FROM records WHERE terminal_id=5 ORDER BY seq") == [
+        (1, "applied"), (2, "applied")]
+    assert rows(tmp_path / "hub.db", "SELECT kind FROM alarms") == []
+
+
 def test_chain_break_raises_an_alarm(tmp_path, broker):
     async def scenario():
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)

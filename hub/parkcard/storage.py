@@ -141,7 +141,7 @@ class WriteTx:
         self.now = time.time()
         self.records = []
         self._batch_records = {}    # (terminal_id, seq) -> row of self.records
-        self.record_status = []
+        self.record_status = {}     # record id -> new status, this batch
         self.ledger_tx = []
         self.entries = []
         self.accounts = set()
@@ -164,10 +164,14 @@ class WriteTx:
         """Return (id, raw, status, card_no, counter) of a stored record, or None."""
         row = self._batch_records.get((terminal_id, seq))
         if row is not None:
-            return row[0], row[3], row[10], row[5], row[6]
-        return self.conn.execute(
-            "SELECT id, raw, status, card_no, card_counter FROM records WHERE terminal_id=? AND seq=?",
-            (terminal_id, seq)).fetchone()
+            row = (row[0], row[3], row[10], row[5], row[6])
+        else:
+            row = self.conn.execute(
+                "SELECT id, raw, status, card_no, card_counter FROM records WHERE terminal_id=? AND seq=?",
+                (terminal_id, seq)).fetchone()
+        if row is not None and row[0] in self.record_status:  # settled earlier in this batch
+            row = (row[0], row[1], self.record_status[row[0]], row[3], row[4])
+        return row
 
     def counter_rows(self, card_no, counters):
         """Return {counter: (terminal_id, seq, delta, balance_after)} among the given counters of a card."""
@@ -211,8 +215,7 @@ class WriteTx:
                 (card_no,)):
             if row[0] not in seen:
                 rows.append(row)
-        settled = {u[0] for u in self.record_status}
-        return [r for r in rows if r[0] not in settled]
+        return [r for r in rows if r[0] not in self.record_status]
 
     def blacklisted(self, card_no):
         """True when the card is on the blacklist now."""
@@ -229,7 +232,7 @@ class WriteTx:
 
     def set_record_status(self, record_id, status):
         """Change the status of a stored record (uncertain -> applied or not_happened)."""
-        self.record_status.append((record_id, status))
+        self.record_status[record_id] = status
 
     def post(self, record_id, kind, entries):
         """Append a ledger transaction for a record; entries sum to zero (checked by the caller)."""
@@ -309,7 +312,7 @@ class WriteTx:
                           self.records)
         if self.record_status:
             c.executemany("UPDATE records SET status=?, applied_at=? WHERE id=?",
-                          [(s, self.now if s == "applied" else None, i) for i, s in self.record_status])
+                          [(s, self.now if s == "applied" else None, i) for i, s in self.record_status.items()])
         if self.accounts:
             c.executemany("INSERT OR IGNORE INTO accounts(name) VALUES (?)", [(a,) for a in self.accounts])
         if self.ledger_tx:
