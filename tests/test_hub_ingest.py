@@ -373,3 +373,30 @@ def test_unknown_blacklist_version_gets_a_snapshot(tmp_path, broker):
         term.close()
         await hub.stop()
     run(scenario())
+
+
+def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(tmp_path, broker):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, bal = await issued_card(hub)
+        term = await booth(hub, broker, 5)
+        term.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
+        entries = [term.journal[1]]
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 1)
+        state = hub.registry.get(5)
+        # An operator changes the terminal (lock, price, merchant) while a batch
+        # holds this object: the reload must update it, not replace it, or the
+        # batch's counters land on an orphan and the next resend is stored twice.
+        await hub.storage.set_terminal(5, fixed_price_cents=250)
+        state.counter_down += 5     # what a batch in flight advances (its ack's downlink counter)
+        advanced = state.counter_down
+        await hub.registry.reload_terminal(5)
+        assert hub.registry.get(5) is state
+        assert (state.fixed_price_cents, state.counter_down, state.acked_upto) == (250, advanced, 1)
+        term.upload(entries)        # a resend after the reload: a duplicate, acked, not a crash
+        await hub.wait_until(lambda: hub.stats().get("duplicates", 0) == 1)
+        assert await balance(hub, "card:%d" % card_no) == bal - 100
+        term.close()
+        await hub.stop()
+    run(scenario())

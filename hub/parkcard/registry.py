@@ -24,21 +24,17 @@ class Rejected(Exception):
 
 
 class TerminalState:
-    """What the hub needs per terminal on the hot path; mirrors the terminals table."""
+    """What the hub needs per terminal on the hot path; mirrors the terminals table.
+
+    Two kinds of fields: settings an operator changes (`configure`, reloaded
+    from the table) and sequence state that only the single writer advances
+    (counters, acks, out-of-order seqs), read once at load.
+    """
 
     def __init__(self, row, rate_bps, park_id=1):
         self.id = row["id"]
-        self.merchant_id = row["merchant_id"]
-        self.role = row["role"]
-        self.key = bytes(row["key"])
-        self.name = row["name"]
-        self.config_version = row["config_version"]
-        self.fixed_price_cents = row["fixed_price_cents"]
-        self.category = row["category"]
-        self.rate_bps = rate_bps
-        self.park_id = park_id
-        self.frame_mac = frames.frame_mac_for(self.key)
-        self.record_mac = record_mac_for(self.key)
+        self.key = None
+        self.configure(row, rate_bps, park_id)
         self.counter_up = row["counter_up"]
         self.acked_upto = row["acked_upto"]
         self.above = set()           # stored seqs above acked_upto (late / out of order)
@@ -46,8 +42,23 @@ class TerminalState:
         self.counter_down_reserved = row["counter_down_reserved"]
         self.status_boot = row["status_boot"]
         self.status_counter = row["status_counter"]
+
+    def configure(self, row, rate_bps, park_id=1):
+        """Take the operator's settings from a terminals row; sequence state is left alone."""
+        self.merchant_id = row["merchant_id"]
+        self.role = row["role"]
+        self.name = row["name"]
+        self.config_version = row["config_version"]
+        self.fixed_price_cents = row["fixed_price_cents"]
+        self.category = row["category"]
+        self.rate_bps = rate_bps
+        self.park_id = park_id
         self.authorised = row["authorised"]
-        self.locked = row["locked"]
+        key = bytes(row["key"])
+        if key != self.key:
+            self.key = key
+            self.frame_mac = frames.frame_mac_for(key)
+            self.record_mac = record_mac_for(key)
 
 
 class Registry:
@@ -66,7 +77,12 @@ class Registry:
         return self
 
     async def reload_terminal(self, terminal_id):
-        """Refresh one terminal after a registry change (reads that terminal only); None if not registered."""
+        """Refresh one terminal's settings after a registry change; None if not registered.
+
+        A terminal already loaded keeps its object and its sequence state: a
+        batch being ingested holds that object and advances its counters, and
+        a fresh copy read meanwhile would undo them.
+        """
         rows = await self.storage.terminals(terminal_id)
         if not rows:
             return None
@@ -78,6 +94,10 @@ class Registry:
 
     async def _put(self, row, merchants):
         rate_bps, park_id = merchants.get(row["merchant_id"], (0, 1))
+        state = self.terminals.get(row["id"])
+        if state is not None:
+            state.configure(row, rate_bps, park_id)
+            return state
         state = TerminalState(row, rate_bps, park_id)
         state.above = set(await self.storage.seqs_above(state.id, state.acked_upto))
         self.terminals[state.id] = state

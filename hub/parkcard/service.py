@@ -41,8 +41,6 @@ REGISTRY_POLL_S = 1.0          # how soon the running hub sees what the CLI chan
 # Admin system card numbers: a range of their own, above any visitor card the desk will issue.
 ADMIN_CARD_NO_FIRST = 900001
 ADMIN_CARD_NO_LAST = 999999
-# The commands an operator queues for a terminal, by name (frames.CMD_*).
-TERMINAL_COMMANDS = {frames.CMD_LOCK: "lock", frames.CMD_DEAUTHORISE: "deauthorise"}
 
 
 class HubError(ValueError):
@@ -273,31 +271,26 @@ class Hub:
     # -- terminal control
     async def lock_terminal(self, terminal_id, actor="hub"):
         """Lock a terminal: it forgets its card keys (CMD_LOCK) and no admin card authorises it until unlocked."""
-        await self._queue_command(terminal_id, frames.CMD_LOCK, actor, locked=1, authorised=0)
-        await self.send_pending_commands()
+        await self._terminal_command(terminal_id, frames.CMD_LOCK, "lock", actor, locked=1, authorised=0)
 
     async def unlock_terminal(self, terminal_id, actor="hub"):
         """Allow a locked terminal to be authorised again by an admin card tap (nothing is sent)."""
-        await self._check_terminal(terminal_id)
-        await self.storage.set_terminal(terminal_id, locked=0)
-        await self.registry.reload_terminal(terminal_id)
-        log.info("event=terminal_unlocked terminal=%d actor=%s", terminal_id, actor)
-        await self.audit(actor, "terminal.unlock", terminal_id=terminal_id)
+        await self._terminal_command(terminal_id, None, "unlock", actor, locked=0)
 
     async def deauthorise_terminal(self, terminal_id, actor="hub"):
         """De-authorise a terminal (CMD_DEAUTHORISE): it forgets its card keys until the next admin card tap."""
-        await self._queue_command(terminal_id, frames.CMD_DEAUTHORISE, actor, authorised=0)
+        await self._terminal_command(terminal_id, frames.CMD_DEAUTHORISE, "deauthorise", actor, authorised=0)
+
+    async def _terminal_command(self, terminal_id, command, action, actor, **columns):
+        """Set the terminal's flags and queue its command (if any) in one transaction, then send it."""
+        try:
+            await self.storage.terminal_command(terminal_id, command, actor, **columns)
+        except ValueError:
+            raise HubError("terminal %d is not registered (see `parkcard terminals`)" % terminal_id) from None
+        log.info("event=terminal_%s terminal=%d actor=%s", action, terminal_id, actor)
+        await self.audit(actor, "terminal." + action, terminal_id=terminal_id)
+        await self.registry.reload_terminal(terminal_id)
         await self.send_pending_commands()
-
-    async def _check_terminal(self, terminal_id):
-        if await self.storage.terminal_flags(terminal_id) is None:
-            raise HubError("terminal %d is not registered (see `parkcard terminals`)" % terminal_id)
-
-    async def _queue_command(self, terminal_id, command, actor, **columns):
-        await self._check_terminal(terminal_id)
-        await self.storage.terminal_command(terminal_id, command, actor, **columns)
-        log.info("event=terminal_%s terminal=%d actor=%s", TERMINAL_COMMANDS[command], terminal_id, actor)
-        await self.audit(actor, "terminal." + TERMINAL_COMMANDS[command], terminal_id=terminal_id)
 
     async def send_pending_commands(self):
         """Send the queued terminal commands (by this hub or the CLI) and mark them sent; return how many."""
@@ -364,8 +357,11 @@ class Hub:
         uid = bytes(uid)
         if len(uid) not in (4, 7):
             raise HubError("a card UID is 4 or 7 bytes, not %d" % len(uid))
-        card_no = await self.storage.add_admin_card(uid, desk, desk_terminal_id, ADMIN_CARD_NO_FIRST,
-                                                    ADMIN_CARD_NO_LAST)
+        try:
+            card_no = await self.storage.add_admin_card(uid, desk, desk_terminal_id, ADMIN_CARD_NO_FIRST,
+                                                        ADMIN_CARD_NO_LAST)
+        except ValueError as exc:  # every admin card number is taken (numbers are never reused)
+            raise HubError(str(exc)) from None
         nonce = secrets.token_bytes(admin_card.NONCE_SIZE)
         blocks = admin_card.seal(self.transport_key, self.park_keys, card_no, uid, nonce, desk=desk)
         trailers = admin_card.trailer_blocks(self.transport_key, self.park_keys, uid, desk=desk)
