@@ -400,3 +400,28 @@ def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(tmp_path, 
         term.close()
         await hub.stop()
     run(scenario())
+
+
+def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(tmp_path, broker, monkeypatch):
+    from parkcard.desk import DeskError
+
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        desk = hub.desk(DESK_ID)
+        apply_local = hub.ingest.apply_local
+
+        async def refusing(terminal_id, entries):
+            result = await apply_local(terminal_id, [])  # nothing stored, as when ingest refuses the record
+            result.quarantined.append(("test", terminal_id, "refused on purpose"))
+            return result
+
+        monkeypatch.setattr(hub.ingest, "apply_local", refusing)
+        with pytest.raises(DeskError, match="refused"):
+            await desk.issue(UID, 5000, deposit_cents=500, card_no=424242)
+        assert await hub.storage.card(424242) is None
+        monkeypatch.setattr(hub.ingest, "apply_local", apply_local)
+        issued = await desk.issue(UID, 5000, deposit_cents=500, card_no=424242)
+        assert (await hub.storage.card(424242))["deposit_cents"] == 500
+        assert await balance(hub, "card:%d" % issued.card_no) == 5000
+        await hub.stop()
+    run(scenario())

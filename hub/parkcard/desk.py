@@ -87,10 +87,11 @@ class Desk:
                 keys = C.CardKeys(self.park_keys, uid)
                 blocks = C.issue_blocks(keys, info, amount, time_s, self.terminal_id)
                 card_mac = blocks[C.SLOT_BLOCKS[0]][12:]
-            await self.storage.set_card_info(card_no, bytes(uid), tier, deposit_cents)
             rec = R.Record(R.KIND_ISSUE, self.terminal_id, 0, time_s, card_no, uid, 1, amount, amount,
                            item=deposit_cents, discount_cents=amount - cash_cents, card_mac=card_mac)
             await self._post(state, rec)
+            # After the record is in: a refused issue leaves no card behind to block the retry.
+            await self.storage.set_card_info(card_no, bytes(uid), tier, deposit_cents)
             await self._audited("card.issue", card_no=card_no, tier=tier, cash_cents=cash_cents,
                                 amount_cents=amount, deposit_cents=deposit_cents, seq=rec.seq)
             return DeskResult(rec, card_no, slot, blocks, info)
