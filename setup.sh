@@ -8,15 +8,16 @@ cd "$(dirname "$0")"
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if [ ${#need_apt[@]} -gt 0 ]; then
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
 fi
 # Debian starts a system-wide broker on 1883; ParkCard runs its own brokers.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-    systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    # Not fatal: the tests start their own brokers on free ports either way.
+    $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || echo "note: could not stop the system mosquitto"
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

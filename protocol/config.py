@@ -5,7 +5,7 @@ import struct
 
 from protocol.errors import Malformed
 
-# Roles (DESIGN.md, terminals and roles)
+# Roles (SPEC.md §5.3, T_CONFIG)
 ROLE_POS = 1
 ROLE_RIDE = 2
 ROLE_GATE = 3

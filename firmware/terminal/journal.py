@@ -1,8 +1,8 @@
 """Append-only transaction journal and upload queue of the terminal.
 
 A debit is appended here (PENDING) and made durable BEFORE the card is
-written, then marked COMMITTED, VOIDED or UNCERTAIN (DESIGN.md, "Money lives
-on the card"). Records leave the terminal only after the hub acknowledges
+written, then marked COMMITTED, VOIDED or UNCERTAIN (protocol/SPEC.md §1,
+Guarantees). Records leave the terminal only after the hub acknowledges
 them (ack), and only whole segment files are ever deleted.
 
 On-flash format (all integers big-endian)
