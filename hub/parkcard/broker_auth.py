@@ -27,6 +27,7 @@ import subprocess
 from pathlib import Path
 
 from parkcard.broker import find_executable
+from parkcard.files import write_atomic, write_new
 from protocol import topics
 
 HUB_USERNAME = "parkcard-hub"
@@ -74,7 +75,7 @@ def write_password_file(path, credentials):
             raise BrokerAuthError(f"password for {username!r} is empty or has a line break")
         lines.append(f"{username}:{password}\n")
     tmp = path.with_name(path.name + ".tmp")
-    _write_new(tmp, "".join(lines).encode(), 0o600)
+    write_new(tmp, "".join(lines).encode(), 0o600)
     try:
         proc = subprocess.run([find_mosquitto_passwd(), "-U", str(tmp)], capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, timeout=60)
@@ -112,22 +113,10 @@ def acl_text(hub_username=HUB_USERNAME):
 def write_acl_file(path, hub_username=HUB_USERNAME):
     """Write the ACL file (0644: it holds no secret) atomically."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    _write_new(tmp, acl_text(hub_username).encode(), 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, acl_text(hub_username).encode(), 0o644)
 
 
 def check_username(username):
     """Raise BrokerAuthError unless username is usable in the password file and ACL."""
     if not isinstance(username, str) or not _USERNAME_RE.match(username):
         raise BrokerAuthError(f"unusable broker username {username!r} (letters, digits, '.', '_', '-')")
-
-
-def _write_new(path, data, mode):
-    if path.exists():
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())

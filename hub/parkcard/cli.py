@@ -202,8 +202,9 @@ def settle(obj, merchant_id, all_merchants, start, end, csv_path):
         raise UserError("--to must be after --from")
 
     async def run(storage):
-        ids = [m[0] for m in await storage.merchants()] if all_merchants else [merchant_id]
-        if not all_merchants and merchant_id not in [m[0] for m in await storage.merchants()]:
+        known = [m[0] for m in await storage.merchants()]
+        ids = known if all_merchants else [merchant_id]
+        if merchant_id not in known and not all_merchants:
             raise UserError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id)
         return [await settlement.close(storage, mid, start_s, end_s) for mid in ids]
 
@@ -217,7 +218,11 @@ def settle(obj, merchant_id, all_merchants, start, end, csv_path):
            [(r["merchant_id"], r["sales_cents"], r["refunds_cents"], r["commission_cents"], r["payout_cents"],
              r["records"], "closed now" if new else "already closed") for r, new in results])
     if csv_path:
-        settlement.write_csv(csv_path, [r for r, _ in results])
+        try:
+            settlement.write_csv(csv_path, [r for r, _ in results])
+        except OSError as exc:
+            raise UserError("cannot write %s: %s; the periods are closed, run `settle` again with another "
+                            "--csv to export them" % (csv_path, exc.strerror or exc)) from None
         click.echo("wrote %s" % csv_path)
 
 
@@ -269,6 +274,19 @@ def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, e
                         "(looked in %s)" % _park_dir(obj))
     key = secrets.token_bytes(32)
     password = broker_auth.new_password()
+    if export_path:
+        # Written before the terminal is registered: a bundle that cannot be
+        # written must not leave a terminal whose key nobody holds.
+        ca = Path(ca_pem) if ca_pem else park.pki.ca_cert
+        bundle = terminal_bundle(terminal_id, key, password, park.transport_key, ca, broker_host, broker_port,
+                                 wifi_ssid, wifi_password)
+        try:
+            fd = os.open(export_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never over another bundle
+            with os.fdopen(fd, "w") as fh:
+                json.dump(bundle, fh, indent=2)
+        except OSError as exc:
+            raise UserError("cannot write the bundle to %s: %s; nothing was registered" % (
+                export_path, exc.strerror or exc)) from None
 
     async def run(storage):
         try:
@@ -277,17 +295,16 @@ def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, e
         except ValueError as exc:
             raise UserError("%s: check `parkcard terminals` and `parkcard merchant add`" % exc) from None
 
-    _run(_with_storage(obj.db, run))
+    try:
+        _run(_with_storage(obj.db, run))
+    except UserError:
+        if export_path:
+            os.unlink(export_path)  # the key in it belongs to no terminal
+        raise
     _oplog(obj.db, _actor(), "terminal.add", terminal_id=terminal_id, merchant_id=merchant_id, role=role,
            name=name)
     click.echo("terminal %d (%s, %s) registered for merchant %d" % (terminal_id, name, role, merchant_id))
     if export_path:
-        ca = Path(ca_pem) if ca_pem else park.pki.ca_cert
-        bundle = terminal_bundle(terminal_id, key, password, park.transport_key, ca, broker_host, broker_port,
-                                 wifi_ssid, wifi_password)
-        fd = os.open(export_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(bundle, fh, indent=2)
         _oplog(obj.db, _actor(), "terminal.export", terminal_id=terminal_id, path=str(export_path))
         click.echo("provisioning bundle written to %s (it holds the terminal key, broker password and transport "
                    "key: keep it private, delete it after flashing)" % export_path)
@@ -387,8 +404,8 @@ def admin_card_issue(obj, desk_terminal_id, uid_hex, booth_only, wait_s):
         raise UserError("--uid must be the blank card's 4- or 7-byte UID in hex (8 or 14 digits)")
 
     async def run(storage):
-        state = await storage.fetchone("SELECT role FROM terminals WHERE id=?", (desk_terminal_id,))
-        if state is None or state[0] != frames.ROLE_DESK:
+        rows = await storage.terminals(desk_terminal_id)
+        if not rows or rows[0]["role"] != frames.ROLE_DESK:
             raise UserError("terminal %d is not a registered desk terminal (see `parkcard terminals`)"
                             % desk_terminal_id)
         request_id = await storage.request_admin_card(desk_terminal_id, uid, not booth_only, _actor())
@@ -502,7 +519,8 @@ def quarantine(obj):
 @main.command()
 @click.option("--broker-host", default="127.0.0.1", show_default=True)
 @click.option("--broker-port", type=int, default=None,
-              help="port [default: %d secure, a free one with --insecure, 1883 with --no-broker]" % secure.SECURE_PORT)
+              help="port [default: %d secure, a free one with --insecure, 1883 with --insecure --no-broker]"
+                   % secure.SECURE_PORT)
 @click.option("--no-broker", is_flag=True, help="use a broker that is already running")
 @click.option("--insecure", is_flag=True, help="plaintext, anonymous broker for development (no `parkcard init`)")
 @click.pass_obj
@@ -538,7 +556,9 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
         click.echo("mosquitto listening on %s:%d (%s)" % (broker_host, broker_port,
                                                          "TLS, passwords, ACL" if broker.secure else "INSECURE"))
     try:
-        _run(serve(Hub(db, broker_host, broker_port or 1883, **hub_args)))
+        # --no-broker: the default port is the one a park of this kind listens on.
+        default_port = secure.SECURE_PORT if park is not None else 1883
+        _run(serve(Hub(db, broker_host, broker_port or default_port, **hub_args)))
     finally:
         if broker is not None:
             broker.stop()

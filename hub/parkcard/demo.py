@@ -3,12 +3,16 @@
 import asyncio
 import logging
 import os
+import shutil
 import tempfile
 import time
 
 import click
 
+from protocol import frames
+
 from parkcard.park_sim import ParkSim
+from parkcard.service import configure_logging
 
 PROGRESS_STEPS = 10
 
@@ -36,7 +40,7 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
                                                                              money(sim.loaded_cents)))
         echo("%d terminals online and authorised by a tap of admin card %d: %s" % (
             len(sim.terminals), sim.admin_card_no,
-            ", ".join("%d:%s" % (t.terminal_id, "ride" if t.role == 2 else "pos") for t in sim.terminals)))
+            ", ".join("%d:%s" % (t.terminal_id, frames.ROLE_NAMES[t.role]) for t in sim.terminals)))
         cut_at, back_at = (taps * 3 // 10, taps * 7 // 10) if offline else (-1, -1)
         victim = sim.terminals[0]
         approved = refused = approved_cents = offline_taps = 0
@@ -102,15 +106,17 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
 @click.option("-v", "--verbose", is_flag=True, help="show the hub's logs")
 def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap_interval_ms, verbose):
     """Run a park on this machine: broker, hub, terminals and visitors; exit 1 if the ledger does not balance."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    configure_logging(logging.INFO if verbose else logging.WARNING)
+    keep = workdir is not None
     workdir = workdir or tempfile.mkdtemp(prefix="parkcard-demo-")
     os.makedirs(workdir, exist_ok=True)
     try:
         code = asyncio.run(run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, click.echo,
-                                        tap_interval_ms))
+                                    tap_interval_ms))
     except TimeoutError as exc:
         raise click.ClickException("the park did not settle: %s (files kept in %s)" % (exc, workdir))
     except OSError as exc:
-        raise click.ClickException("could not run the park: %s" % exc)
+        raise click.ClickException("could not run the park: %s (files kept in %s)" % (exc, workdir))
+    if code == 0 and not keep:
+        shutil.rmtree(workdir, ignore_errors=True)  # a passing run leaves nothing; a failing one its evidence
     raise SystemExit(code)

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from parkcard.files import write_atomic
+
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 SERVER_CERT = "server.crt"
@@ -221,26 +223,8 @@ def _key_pem(key):
 
 def _write_private(path, data):
     """Write a private key 0600 from its first byte, replacing any old file atomically."""
-    _write_atomic(path, data, 0o600)
+    write_atomic(path, data, 0o600)
 
 
 def _write_public(path, data):
-    _write_atomic(path, data, 0o644)
-
-
-def _write_atomic(path, data, mode):
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)     # the umask may have narrowed or the old mode lingered
-        with os.fdopen(fd, "wb") as f:
-            fd = None
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    finally:
-        if fd is not None:
-            os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, data, 0o644)

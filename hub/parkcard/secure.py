@@ -32,6 +32,7 @@ from protocol import card, topics
 
 from parkcard import broker_auth
 from parkcard.broker import Broker
+from parkcard.files import write_atomic
 from parkcard.pki import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ParkPKI, ensure_pki
 
 SECRETS_FILE = "park-secrets.json"
@@ -89,7 +90,7 @@ def init_park(directory, hostnames=HOSTNAMES):
             "hub_username": broker_auth.HUB_USERNAME,
             "hub_password": broker_auth.new_password(),
         }
-        _write_private(path, (json.dumps(data, indent=2) + "\n").encode())
+        write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), 0o600)
         created.append(SECRETS_FILE)
     return load_park(directory), created
 
@@ -187,15 +188,3 @@ def terminal_tls_context(ca):
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=pem)   # cadata: no system CAs
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
-
-
-def _write_private(path, data):
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

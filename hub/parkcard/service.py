@@ -140,8 +140,12 @@ class Hub:
             await self.stop()
 
     async def wait_connected(self, timeout_s=10):
-        """Wait until the broker session is up."""
-        await asyncio.wait_for(self.link.connected.wait(), timeout_s)
+        """Wait until the broker session is up; TimeoutError says which broker did not answer."""
+        try:
+            await asyncio.wait_for(self.link.connected.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            raise TimeoutError("no broker session with %s:%d within %d s"
+                               % (self.link.host, self.link.port, timeout_s)) from None
 
     # -- the one consumer
     async def _consume(self):
@@ -253,8 +257,6 @@ class Hub:
         """
         key = key or secrets.token_bytes(TERMINAL_KEY_SIZE)
         broker_password = broker_password or broker_auth.new_password()
-        if isinstance(role, str):
-            role = {v: k for k, v in frames.ROLE_NAMES.items()}[role]
         await self.storage.add_terminal(terminal_id, merchant_id, role, key, name, fixed_price_cents, category,
                                         broker_password)
         await self.registry.reload_terminal(terminal_id)

@@ -364,18 +364,24 @@ class Storage:
         self._ids = {}
 
     async def open(self):
-        """Open (creating and migrating) the database."""
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute("PRAGMA synchronous=FULL")
-        await self._writer.execute("PRAGMA foreign_keys=ON")
-        await self._writer.execute("PRAGMA busy_timeout=10000")
-        await self._in_writer(lambda conn: _migrate(conn))
-        for table in ("records", "ledger_tx"):
-            async with self._writer.execute("SELECT COALESCE(MAX(id), 0) FROM %s" % table) as cur:
-                self._ids[table] = (await cur.fetchone())[0]
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._reader.execute("PRAGMA busy_timeout=10000")
+        """Open (creating and migrating) the database; on failure nothing stays open."""
+        try:
+            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._writer.execute("PRAGMA synchronous=FULL")
+            await self._writer.execute("PRAGMA foreign_keys=ON")
+            await self._writer.execute("PRAGMA busy_timeout=10000")
+            await self._in_writer(lambda conn: _migrate(conn))
+            for table in ("records", "ledger_tx"):
+                async with self._writer.execute("SELECT COALESCE(MAX(id), 0) FROM %s" % table) as cur:
+                    self._ids[table] = (await cur.fetchone())[0]
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._reader.execute("PRAGMA busy_timeout=10000")
+        except BaseException:
+            # aiosqlite runs each connection on a thread of its own: one left
+            # open keeps the process alive after the error is reported.
+            await self.close()
+            raise
         return self
 
     async def close(self):
