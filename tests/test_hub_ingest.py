@@ -142,12 +142,21 @@ def test_bad_frames_are_quarantined_and_the_hub_keeps_serving(tmp_path, broker):
         topup = R.Record(R.KIND_TOPUP, 5, 2, 0, card_no, UID, 3, 10000, 19900).encode(term.record_mac)
         term.upload([(R.STATUS_COMMITTED, topup)])                            # credit from a booth
         term.publish(term.frame(frames.T_UPLOAD, b"\x05" + bytes(10)))        # upload body length
-        term.seq = 2
+        # Inside frames whose MAC checks: records that do not.
+        sixs = R.Record(R.KIND_DEBIT, 5, 7, 0, card_no, UID, 9, 1, 1).encode(six.record_mac)
+        term.upload([(R.STATUS_COMMITTED, sixs)])                             # record MAC of another key
+        foreign = R.Record(R.KIND_DEBIT, 6, 8, 0, card_no, UID, 9, 1, 1).encode(term.record_mac)
+        term.upload([(R.STATUS_COMMITTED, foreign)])                          # another terminal's record
+        odd = R.Record(R.KIND_DEBIT, 5, 3, 0, card_no, UID, 3, 100, 9800).encode(term.record_mac)
+        term.upload([(7, odd)])                                               # no such upload status
+        term.publish(term.frame(frames.T_STATUS, b""))                        # a type that is not for `up`
+        term.publish(term.frame(frames.T_AUTH, bytes(12)))                    # auth with a 0-byte UID
+        term.seq = 3
         term.journal.clear()
         term.record(R.KIND_DEBIT, card_no, 3, 100, 9800)
         term.upload()                                                         # still served
-        await asyncio.to_thread(term.wait_acked, 3)
-        await hub.wait_until(lambda: sum(v for k, v in hub.stats().items() if k.startswith("quarantined.")) >= 8)
+        await asyncio.to_thread(term.wait_acked, 4)
+        await hub.wait_until(lambda: sum(v for k, v in hub.stats().items() if k.startswith("quarantined.")) >= 13)
         stats = hub.stats()
         assert await balance(hub, "card:%d" % card_no) == 9800
         term.close()
@@ -156,10 +165,11 @@ def test_bad_frames_are_quarantined_and_the_hub_keeps_serving(tmp_path, broker):
     stats = run(scenario())
     reasons = sorted(r[0] for r in rows(tmp_path / "hub.db", "SELECT reason FROM quarantine"))
     assert reasons == sorted(["malformed", "oversized", "bad_mac", "replay", "unknown_terminal", "wrong_topic",
-                              "credit_from_booth", "malformed"])
-    assert stats["quarantined.malformed"] == 2 and stats["quarantined.replay"] == 1
-    assert rows(tmp_path / "hub.db", "SELECT status FROM records WHERE terminal_id=5 ORDER BY seq") == [
-        ("applied",), ("quarantined",), ("applied",)]
+                              "credit_from_booth", "malformed", "record_bad_mac", "record_terminal",
+                              "record_status", "unexpected_type", "malformed"])
+    assert stats["quarantined.malformed"] == 3 and stats["quarantined.replay"] == 1
+    assert rows(tmp_path / "hub.db", "SELECT seq, status FROM records WHERE terminal_id=5 ORDER BY seq") == [
+        (1, "applied"), (2, "quarantined"), (3, "quarantined"), (4, "applied")]
 
 
 def test_restored_card_is_applied_alarmed_and_blacklisted_everywhere(tmp_path, broker):
