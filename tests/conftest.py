@@ -1,5 +1,6 @@
 """Shared fixtures: the MicroPython unix port runner and a private Mosquitto broker."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -81,6 +82,26 @@ def run_micropython(script, *args, heap=MICROPYTHON_HEAP, timeout=120, cwd=None,
         raise MicroPythonError(
             f"micropython exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
+    return proc
+
+
+class CPythonError(AssertionError):
+    """A CPython script exited non-zero."""
+
+
+@functools.lru_cache(maxsize=None)
+def _cpython_run(cmd):
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def run_cpython(script, *args, check=True):
+    """Run a script under CPython from the repository root; the result is cached for the session.
+
+    The vector check scripts run here and under MicroPython (run_micropython): their outputs must match.
+    """
+    proc = _cpython_run((sys.executable, str(script), *(str(a) for a in args)))
+    if check and proc.returncode != 0:
+        raise CPythonError(f"python exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
     return proc
 
 

@@ -2,12 +2,10 @@
 
 import hashlib
 import hmac
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_cpython
 from protocol import admin_card, card, frames
 from protocol.config import ROLE_DESK, ROLE_POS, ROLE_RIDE, Config
 from protocol.errors import BadMac, Malformed
@@ -39,15 +37,14 @@ TODAY = card.day_of(NOW)
 # -- the seal on both interpreters --------------------------------------------------------------
 
 def test_vectors_on_cpython():
-    proc = subprocess.run([sys.executable, str(CHECK), str(VECTORS)], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_cpython(CHECK, VECTORS)
     assert proc.stdout.startswith("admin card vectors ok")
 
 
 @pytest.mark.micropython
 def test_vectors_on_micropython_within_the_heap(micropython):
     proc = micropython(CHECK, VECTORS)      # -X heapsize=100k, compiled modules
-    cpython = subprocess.run([sys.executable, str(CHECK), str(VECTORS)], capture_output=True, text=True, cwd=REPO)
+    cpython = run_cpython(CHECK, VECTORS)
     assert proc.stdout.startswith("admin card vectors ok")
     assert proc.stdout == cpython.stdout    # the same checks passed on both
 

@@ -174,9 +174,48 @@ def test_missing_database_is_a_user_error(tmp_path):
     assert result.exit_code == 2 and "no database at" in result.output
 
 
+def _rows(output):
+    """The rows of a CLI table, its header line left off."""
+    return output.splitlines()[1:]
+
+
 def test_alarms_and_quarantine_listings(db):
-    assert cli("--db", db, "alarms").exit_code == 0
-    assert cli("--db", db, "quarantine").exit_code == 0
+    for command, header in (("alarms", ["id", "kind", "card", "terminal", "seq", "when", "detail"]),
+                            ("quarantine", ["id", "topic", "terminal", "reason", "bytes", "when", "detail"])):
+        empty = cli("--db", db, command)
+        assert empty.exit_code == 0, empty.output
+        assert empty.output.splitlines()[0].split() == header and _rows(empty.output) == []
+
+    async def seed():
+        """Booth 5 uploads a debit that breaks the card's chain and a top-up only a desk may make."""
+        hub = await Hub(db).open()
+        try:
+            [(card_no, balance, *_, last_counter, _status)] = await hub.storage.card_balances()
+            assert (balance, last_counter) == (8750, 4)
+            mac = hub.registry.get(5).record_mac
+            broken = R.Record(R.KIND_DEBIT, 5, 4, DAY_S + 4 * 3600, card_no, UID, 5, 100, 1)   # 8750 - 100 != 1
+            topup = R.Record(R.KIND_TOPUP, 5, 5, DAY_S + 5 * 3600, card_no, UID, 6, 500, 501)
+            result = await hub.ingest.apply_local(5, [(R.STATUS_COMMITTED, broken.encode(mac)),
+                                                      (R.STATUS_COMMITTED, topup.encode(mac))])
+            assert [q[0] for q in result.quarantined] == ["credit_from_booth"]
+            return card_no
+        finally:
+            await hub.stop()
+    card_no = asyncio.run(seed())
+
+    alarms = cli("--db", db, "alarms")
+    assert alarms.exit_code == 0, alarms.output
+    rows = _rows(alarms.output)
+    assert len(rows) == 1
+    assert rows[0].split()[1:5] == ["chain", str(card_no), "5", "4"]
+    assert rows[0].endswith("counter 5: 8750 -100 != 1")
+
+    quarantined = cli("--db", db, "quarantine")
+    assert quarantined.exit_code == 0, quarantined.output
+    rows = _rows(quarantined.output)
+    assert len(rows) == 1
+    assert rows[0].split()[1:4] == ["local/desk", "5", "credit_from_booth"]
+    assert rows[0].endswith("kind %d from a pos terminal" % R.KIND_TOPUP)
 
 
 def test_blacklist_push_builds_the_delta_once_for_every_terminal(db):

@@ -150,11 +150,21 @@ def test_secure_park_refuses_anonymous_and_serves_hub_and_terminals_over_tls(tmp
                                                 "--name", "booth 6")
                 assert added.exit_code == 0, added.output
                 await hub.wait_until(lambda: hub.registry.get(6) is not None, WAIT_S)
-                await asyncio.sleep(0.5)          # mosquitto re-reads the file on SIGHUP
                 state = hub.registry.get(6)
-                term6 = ScriptedTerminal(broker.host, broker.port, 6, state.key,
-                                         password=(await hub.terminal_credentials())[6], tls_ca=park.pki.ca_cert)
-                await asyncio.to_thread(term6.connect)
+                password = (await hub.terminal_credentials())[6]
+                # Mosquitto re-reads the password file on SIGHUP, a moment after the hub sent it:
+                # until then term-6 is refused, so connect again until a deadline.
+                deadline = asyncio.get_running_loop().time() + WAIT_S
+                while True:
+                    term6 = ScriptedTerminal(broker.host, broker.port, 6, state.key, password=password,
+                                             tls_ca=park.pki.ca_cert)
+                    try:
+                        await asyncio.to_thread(term6.connect, 1)
+                        break
+                    except TimeoutError:
+                        term6.close()
+                        if asyncio.get_running_loop().time() > deadline:
+                            raise
                 term6.close()
             finally:
                 await hub.stop()
@@ -183,24 +193,28 @@ def anonymous_connack(broker, park):
 def test_admin_card_authorises_until_revoked(tmp_path, broker):
     async def scenario():
         hub = await secured_hub(tmp_path, broker)
-        issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
-        assert issued.card_no == ADMIN_CARD_NO_FIRST
-        card_no, keys = admin_card.unseal(hub.transport_key, issued.blocks, ADMIN_UID, desk=True)
-        assert card_no == issued.card_no and keys.pack() == hub.park_keys.pack()
-        assert set(issued.trailers) == {7, 11, 15, 19, 23, 27}
-        assert [b for b, _ in issued.write_order()][-6:] == [7, 11, 15, 19, 23, 27]
-        term = await booth(hub, broker, 5)
-        tap_admin(term, issued.card_no)
-        await wait_command(term, frames.CMD_AUTH_CONFIRM)
-        await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_CONFIG) and t.downlinks(frames.T_TIME))
-        assert hub.registry.get(5).authorised == 1
-        assert await hub.revoke_admin_card(issued.card_no, "lost") is True
-        assert await hub.revoke_admin_card(issued.card_no, "lost") is False
-        tap_admin(term, issued.card_no)
-        await wait_command(term, frames.CMD_AUTH_REJECT)
-        assert commands(term).count(frames.CMD_AUTH_CONFIRM) == 1
-        term.close()
-        await hub.stop()
+        term = None
+        try:
+            issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
+            assert issued.card_no == ADMIN_CARD_NO_FIRST
+            card_no, keys = admin_card.unseal(hub.transport_key, issued.blocks, ADMIN_UID, desk=True)
+            assert card_no == issued.card_no and keys.pack() == hub.park_keys.pack()
+            assert set(issued.trailers) == {7, 11, 15, 19, 23, 27}
+            assert [b for b, _ in issued.write_order()][-6:] == [7, 11, 15, 19, 23, 27]
+            term = await booth(hub, broker, 5)
+            tap_admin(term, issued.card_no)
+            await wait_command(term, frames.CMD_AUTH_CONFIRM)
+            await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_CONFIG) and t.downlinks(frames.T_TIME))
+            assert hub.registry.get(5).authorised == 1
+            assert await hub.revoke_admin_card(issued.card_no, "lost") is True
+            assert await hub.revoke_admin_card(issued.card_no, "lost") is False
+            tap_admin(term, issued.card_no)
+            await wait_command(term, frames.CMD_AUTH_REJECT)
+            assert commands(term).count(frames.CMD_AUTH_CONFIRM) == 1
+        finally:
+            if term is not None:
+                term.close()
+            await hub.stop()
     run(scenario())
     log = oplog.log_path_for(tmp_path / "hub.db")
     assert oplog.verify(log).ok
@@ -214,19 +228,23 @@ def test_admin_card_authorises_until_revoked(tmp_path, broker):
 def test_unknown_admin_card_and_copied_uid_are_rejected(tmp_path, broker):
     async def scenario():
         hub = await secured_hub(tmp_path, broker)
-        issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID, desk=False)
-        assert set(issued.trailers) == {7, 11, 15}
-        term = await booth(hub, broker, 5)
-        tap_admin(term, issued.card_no + 1)                 # never issued
-        await wait_command(term, frames.CMD_AUTH_REJECT)
-        tap_admin(term, issued.card_no, uid=b"\x04\x99\x99\x99")
-        await wait_command(term, frames.CMD_AUTH_REJECT, 2)
-        assert frames.CMD_AUTH_CONFIRM not in commands(term)
-        assert hub.registry.get(5).authorised == 0
-        with pytest.raises(HubError, match="not a registered desk terminal"):
-            await hub.issue_admin_card(ADMIN_UID, 5)
-        term.close()
-        await hub.stop()
+        term = None
+        try:
+            issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID, desk=False)
+            assert set(issued.trailers) == {7, 11, 15}
+            term = await booth(hub, broker, 5)
+            tap_admin(term, issued.card_no + 1)                 # never issued
+            await wait_command(term, frames.CMD_AUTH_REJECT)
+            tap_admin(term, issued.card_no, uid=b"\x04\x99\x99\x99")
+            await wait_command(term, frames.CMD_AUTH_REJECT, 2)
+            assert frames.CMD_AUTH_CONFIRM not in commands(term)
+            assert hub.registry.get(5).authorised == 0
+            with pytest.raises(HubError, match="not a registered desk terminal"):
+                await hub.issue_admin_card(ADMIN_UID, 5)
+        finally:
+            if term is not None:
+                term.close()
+            await hub.stop()
     run(scenario())
 
 
@@ -264,24 +282,28 @@ def test_admin_card_cli_lists_and_revokes(tmp_path):
 def test_lock_and_deauthorise_send_their_commands_and_a_locked_terminal_is_refused(tmp_path, broker):
     async def scenario():
         hub = await secured_hub(tmp_path, broker)
-        issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
-        term = await booth(hub, broker, 5)
-        tap_admin(term, issued.card_no)
-        await wait_command(term, frames.CMD_AUTH_CONFIRM)
-        await hub.deauthorise_terminal(5)
-        await wait_command(term, frames.CMD_DEAUTHORISE)
-        assert hub.registry.get(5).authorised == 0
-        await hub.lock_terminal(5)
-        await wait_command(term, frames.CMD_LOCK)
-        tap_admin(term, issued.card_no)                     # a good card on a locked terminal
-        await wait_command(term, frames.CMD_AUTH_REJECT)
-        await hub.unlock_terminal(5)
-        tap_admin(term, issued.card_no)
-        await wait_command(term, frames.CMD_AUTH_CONFIRM, 2)
-        with pytest.raises(HubError, match="not registered"):
-            await hub.lock_terminal(77)
-        term.close()
-        await hub.stop()
+        term = None
+        try:
+            issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
+            term = await booth(hub, broker, 5)
+            tap_admin(term, issued.card_no)
+            await wait_command(term, frames.CMD_AUTH_CONFIRM)
+            await hub.deauthorise_terminal(5)
+            await wait_command(term, frames.CMD_DEAUTHORISE)
+            assert hub.registry.get(5).authorised == 0
+            await hub.lock_terminal(5)
+            await wait_command(term, frames.CMD_LOCK)
+            tap_admin(term, issued.card_no)                     # a good card on a locked terminal
+            await wait_command(term, frames.CMD_AUTH_REJECT)
+            await hub.unlock_terminal(5)
+            tap_admin(term, issued.card_no)
+            await wait_command(term, frames.CMD_AUTH_CONFIRM, 2)
+            with pytest.raises(HubError, match="not registered"):
+                await hub.lock_terminal(77)
+        finally:
+            if term is not None:
+                term.close()
+            await hub.stop()
     run(scenario())
 
 
@@ -289,26 +311,30 @@ def test_lock_and_deauthorise_send_their_commands_and_a_locked_terminal_is_refus
 def test_cli_lock_reaches_the_running_hub_and_the_terminal(tmp_path, broker):
     async def scenario():
         hub = await secured_hub(tmp_path, broker)
-        issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
-        term = await booth(hub, broker, 5)
-        db = tmp_path / "hub.db"
-        result = await asyncio.to_thread(cli, "--db", db, "terminal", "lock", 5)
-        assert result.exit_code == 0, result.output
-        await wait_command(term, frames.CMD_LOCK)          # sent by the hub's registry poll
-        tap_admin(term, issued.card_no)
-        await wait_command(term, frames.CMD_AUTH_REJECT)
-        result = await asyncio.to_thread(cli, "--db", db, "terminal", "deauthorise", 5)
-        assert result.exit_code == 0, result.output
-        await wait_command(term, frames.CMD_DEAUTHORISE)
-        # the hub marks a command sent right after publishing it: wait for that, bounded
-        for _ in range(100):
-            if await hub.storage.pending_commands() == []:
-                break
-            await asyncio.sleep(0.05)
-        assert await hub.storage.pending_commands() == []
-        assert commands(term).count(frames.CMD_LOCK) == 1
-        term.close()
-        await hub.stop()
+        term = None
+        try:
+            issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
+            term = await booth(hub, broker, 5)
+            db = tmp_path / "hub.db"
+            result = await asyncio.to_thread(cli, "--db", db, "terminal", "lock", 5)
+            assert result.exit_code == 0, result.output
+            await wait_command(term, frames.CMD_LOCK)          # sent by the hub's registry poll
+            tap_admin(term, issued.card_no)
+            await wait_command(term, frames.CMD_AUTH_REJECT)
+            result = await asyncio.to_thread(cli, "--db", db, "terminal", "deauthorise", 5)
+            assert result.exit_code == 0, result.output
+            await wait_command(term, frames.CMD_DEAUTHORISE)
+            # the hub marks a command sent right after publishing it: wait for that, bounded
+            for _ in range(100):
+                if await hub.storage.pending_commands() == []:
+                    break
+                await asyncio.sleep(0.05)
+            assert await hub.storage.pending_commands() == []
+            assert commands(term).count(frames.CMD_LOCK) == 1
+        finally:
+            if term is not None:
+                term.close()
+            await hub.stop()
     run(scenario())
     unknown = cli("--db", tmp_path / "hub.db", "terminal", "lock", 99)
     assert unknown.exit_code == 2 and "not registered" in unknown.output
@@ -320,27 +346,31 @@ def test_cli_lock_reaches_the_running_hub_and_the_terminal(tmp_path, broker):
 def test_lock_and_attempt_records_are_listed_and_move_no_money(tmp_path, broker):
     async def scenario():
         hub = await secured_hub(tmp_path, broker)
-        issued = await hub.desk(DESK_ID).issue(CARD_UID, 10000)
-        card_no = issued.card_no
-        term = await booth(hub, broker, 5)
-        term.record(R.KIND_DEBIT, card_no, 2, 500, 9500)
-        await hub.blacklist_add(card_no, "lost")
-        term.record(R.KIND_LOCK, card_no, 3, 0, 9500, time_s=1782864000)        # locked on tap: counter + 1
-        term.record(R.KIND_ATTEMPT, card_no, 3, 0, 9500, time_s=1782864060)     # tapped again: counter in force
-        term.record(R.KIND_ATTEMPT, card_no, 3, 0, 9500, time_s=1782864120)
-        term.record(R.KIND_ATTEMPT, card_no, 3, 0, 9500, status=R.STATUS_UNCERTAIN, time_s=1782864180)
-        term.upload()
-        await asyncio.to_thread(term.wait_acked, 5)
-        entries_before = await hub.storage.count("ledger_entries")
-        assert await hub.storage.clone_alarm_cards() == set()
-        assert await hub.storage.count("alarms") == 0
-        assert await hub.storage.account_balance("card:%d" % card_no) == 9500
-        assert (await hub.storage.card(card_no))["last_counter"] == 3
-        assert await hub.storage.count("records", "status='uncertain'") == 0
-        assert hub.stats()["attempts"] == 4
-        assert (await audit.check(hub.storage)).ok
-        term.close()
-        await hub.stop()
+        term = None
+        try:
+            issued = await hub.desk(DESK_ID).issue(CARD_UID, 10000)
+            card_no = issued.card_no
+            term = await booth(hub, broker, 5)
+            term.record(R.KIND_DEBIT, card_no, 2, 500, 9500)
+            await hub.blacklist_add(card_no, "lost")
+            term.record(R.KIND_LOCK, card_no, 3, 0, 9500, time_s=1782864000)        # locked on tap: counter + 1
+            term.record(R.KIND_ATTEMPT, card_no, 3, 0, 9500, time_s=1782864060)     # tapped again: counter in force
+            term.record(R.KIND_ATTEMPT, card_no, 3, 0, 9500, time_s=1782864120)
+            term.record(R.KIND_ATTEMPT, card_no, 3, 0, 9500, status=R.STATUS_UNCERTAIN, time_s=1782864180)
+            term.upload()
+            await asyncio.to_thread(term.wait_acked, 5)
+            entries_before = await hub.storage.count("ledger_entries")
+            assert await hub.storage.clone_alarm_cards() == set()
+            assert await hub.storage.count("alarms") == 0
+            assert await hub.storage.account_balance("card:%d" % card_no) == 9500
+            assert (await hub.storage.card(card_no))["last_counter"] == 3
+            assert await hub.storage.count("records", "status='uncertain'") == 0
+            assert hub.stats()["attempts"] == 4
+            assert (await audit.check(hub.storage)).ok
+        finally:
+            if term is not None:
+                term.close()
+            await hub.stop()
         return card_no, entries_before
     card_no, entries = run(scenario())
     db = tmp_path / "hub.db"

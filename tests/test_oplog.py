@@ -5,11 +5,13 @@ import json
 import subprocess
 import sys
 import time
+import types
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from parkcard import oplog as oplog_module
 from parkcard.oplog import GENESIS, AuditLogError, OpLog, audit_command, log_path_for, verify
 
 
@@ -47,18 +49,19 @@ def _rewrite(oplog, lines):
     oplog.path.write_text("".join(lines))
 
 
-def test_round_trip_exact_format(tmp_path):
+def test_round_trip_exact_format(tmp_path, monkeypatch):
     path = tmp_path / "new" / "dir" / "audit.log"
     oplog = OpLog(path)
     assert not path.exists()                       # created on first append, directory too
     assert oplog.head() == (0, GENESIS)
-    before = int(time.time())
+    # The appender's clock, pinned: a fraction of a second is dropped, not rounded up.
+    monkeypatch.setattr(oplog_module, "time", types.SimpleNamespace(time=lambda: 1782864000.9))
     first = oplog.append("alice", "card.issue", uid=b"\x04\xaa", amount_cents=500, note=None, tags=["vip", 2])
     second = oplog.append("bob", "merchant.add", merchant_id=7, name="Ice cream")
 
     assert first["seq"] == 1 and first["prev"] == GENESIS
     assert first["details"] == {"uid": "04aa", "amount_cents": 500, "note": None, "tags": ["vip", 2]}
-    assert type(first["time"]) is int and before <= first["time"] <= int(time.time())
+    assert type(first["time"]) is int and first["time"] == 1782864000 and second["time"] == 1782864000
     assert first["hash"] == _hash(first)
     assert second["seq"] == 2 and second["prev"] == first["hash"] and second["hash"] == _hash(second)
     assert path.read_text() == _line(first) + _line(second)
@@ -234,7 +237,8 @@ def test_a_log_cut_or_replaced_under_a_running_appender_is_refused(log):
 APPENDER = """
 import os, sys, time
 from parkcard.oplog import OpLog
-path, actor, go = sys.argv[1:]
+path, actor, ready, go = sys.argv[1:]
+open(ready, "w").close()
 while not os.path.exists(go):
     time.sleep(0.001)
 log = OpLog(path)
@@ -245,9 +249,20 @@ for i in range(200):
 
 def test_two_processes_appending_make_one_chain(tmp_path):
     path, go = tmp_path / "audit.log", tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(path), actor, str(go)],
+    ready = {actor: tmp_path / ("ready-" + actor) for actor in ("cli", "hub")}
+    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(path), actor, str(ready[actor]), str(go)],
                               stderr=subprocess.PIPE) for actor in ("cli", "hub")]
-    time.sleep(0.2)                                # both started and waiting: they append at the same time
+    try:
+        deadline = time.monotonic() + 60               # both started and waiting: they append at the same time
+        while not all(r.exists() for r in ready.values()):
+            assert all(p.poll() is None for p in procs), "an appender exited before it was ready"
+            assert time.monotonic() < deadline, "appenders never became ready"
+            time.sleep(0.005)                          # polling interval of a bounded wait
+    except BaseException:
+        for proc in procs:                             # no child left spinning on a failed wait
+            proc.kill()
+            proc.wait()
+        raise
     go.touch()
     for proc in procs:
         _, err = proc.communicate(timeout=120)

@@ -2,12 +2,10 @@
 
 import hashlib
 import hmac
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_cpython
 from protocol import card, crypto, frames, hub_frames, record, topics
 from protocol.errors import BadMac, Malformed, Unsupported
 
@@ -18,8 +16,7 @@ KEY = b"T" * 32
 
 
 def test_vectors_on_cpython():
-    proc = subprocess.run([sys.executable, str(CHECK), str(VECTORS)], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_cpython(CHECK, VECTORS)
     assert proc.stdout.startswith("protocol vectors ok")
 
 
@@ -27,7 +24,7 @@ def test_vectors_on_cpython():
 def test_vectors_on_micropython(micropython):
     proc = micropython(CHECK, VECTORS)
     assert proc.stdout.strip().startswith("protocol vectors ok")
-    cpython = subprocess.run([sys.executable, str(CHECK), str(VECTORS)], capture_output=True, text=True, cwd=REPO)
+    cpython = run_cpython(CHECK, VECTORS)
     assert proc.stdout == cpython.stdout  # same number of checks passed on both
 
 

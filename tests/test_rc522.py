@@ -1,6 +1,5 @@
 """The RC522 driver against the register-level MFRC522 emulator and virtual cards."""
 
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -21,6 +20,7 @@ from sim.mifare import (
     value_of,
     with_crc,
 )
+from terminal import rc522
 from terminal.rc522 import RC522, AuthError, Collision, CrcError, NoCard, ProtocolError, Timeout
 
 UID4 = bytes.fromhex("a1b2c3d4")
@@ -356,16 +356,49 @@ def test_receive_errors_raise_protocol_error(rig, error_bits):
         rig.reader.read_block(4)
 
 
-def test_chip_that_never_finishes_raises_timeout_in_bounded_time(rig):
+class _RegisterReadCounter:
+    """The emulator's SPI, counting single-register reads per register address."""
+
+    def __init__(self, spi):
+        self._spi = spi
+        self.reads = {}
+
+    def write(self, buf):
+        self._spi.write(buf)
+
+    def write_readinto(self, out, into):
+        if len(out) == 2 and out[0] & 0x80:          # MSB 1 = read (§8.1.2.3)
+            reg = (out[0] >> 1) & 0x3F
+            self.reads[reg] = self.reads.get(reg, 0) + 1
+        self._spi.write_readinto(out, into)
+
+
+@pytest.mark.parametrize("clock", ["running", "stopped"])
+def test_chip_that_never_finishes_raises_timeout_after_bounded_polls(rig, monkeypatch, clock):
+    """The wait for ComIrqReg ends after timeout_ms of ticks, or after _POLLS_MAX polls should the clock stop."""
     rig.field.add(MifareClassic1K(UID4))
-    rig.reader.timeout_ms = 20
-    rig.chip.hang_next_command()
-    started = time.monotonic()
-    with pytest.raises(Timeout):
-        rig.reader.request()
-    assert time.monotonic() - started < 1.0
+    spi = _RegisterReadCounter(rig.chip.spi)
+    reader = RC522(spi, rig.chip.cs, timeout_ms=20)
+    reader.init()
+    ticks, looks = [1000], [0]
+
+    def ticks_ms():                                    # one millisecond per look at the clock, or none
+        looks[0] += 1
+        assert looks[0] < 1000, "the driver never gave up waiting"   # fail, do not hang
+        if clock == "running":
+            ticks[0] += 1
+        return ticks[0]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rc522, "ticks_ms", ticks_ms)
+        patch.setattr(rc522, "_POLLS_MAX", 50)
+        spi.reads.clear()
+        rig.chip.hang_next_command()
+        with pytest.raises(Timeout, match="register 0x04"):
+            reader.request()
+    assert spi.reads[0x04] == (20 if clock == "running" else 50) + 1   # ComIrqReg polls
     assert rig.chip.reg(0x01) & 0x0F == 0   # the driver put the chip back to Idle
-    assert rig.reader.detect() == (UID4, 0x08)
+    assert reader.detect() == (UID4, 0x08)
 
 
 def test_chip_timer_off_means_timeout_not_no_card(rig):
