@@ -237,3 +237,43 @@ def test_blacklist_push_builds_the_delta_once_for_every_terminal(db):
         assert await downlink.blacklist(5, 1) == 1          # current: an empty delta
         await hub.stop()
     asyncio.run(check())
+
+
+def test_a_file_that_is_no_database_is_an_error_and_the_command_exits(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bad = tmp_path / "bad.db"
+    bad.write_text("garbage")
+    # A subprocess: an aiosqlite thread left open by a failed open kept the process alive for ever.
+    parkcard = Path(sys.executable).parent / "parkcard"
+    proc = subprocess.run([str(parkcard), "--db", str(bad), "terminals"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "is --db a ParkCard database?" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bundle_that_cannot_be_written_registers_nothing(db, tmp_path):
+    assert cli("--db", db, "init").exit_code == 0
+    add = ("--db", db, "terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", "ride", "--name", "wheel")
+    result = cli(*add, "--export", tmp_path / "missing" / "t9.json")
+    assert result.exit_code == 2 and "nothing was registered" in result.output
+    assert "wheel" not in cli("--db", db, "terminals").output
+    existing = tmp_path / "t5.json"
+    existing.write_text("the bundle of terminal 5")
+    result = cli(*add, "--export", existing)
+    assert result.exit_code == 2 and "File exists" in result.output
+    assert existing.read_text() == "the bundle of terminal 5"   # never overwritten by another terminal's key
+    result = cli(*add[:4], "--id", 5, *add[6:], "--export", tmp_path / "t5-again.json")
+    assert result.exit_code == 2 and "already registered" in result.output
+    assert not (tmp_path / "t5-again.json").exists()            # a key that belongs to no terminal is not left
+
+
+def test_settle_to_an_unwritable_csv_says_how_to_export_again(db, tmp_path):
+    result = cli("--db", db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400,
+                 "--csv", tmp_path / "missing" / "c.csv")
+    assert result.exit_code == 2 and "run `settle` again with another --csv" in result.output
+    again = cli("--db", db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400, "--csv", tmp_path / "c.csv")
+    assert again.exit_code == 0 and "already closed" in again.output
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 3

@@ -41,7 +41,13 @@ async def balance(hub, account):
     return await hub.storage.account_balance(account)
 
 
-def test_resent_batch_is_applied_once(tmp_path, broker):
+def test_resent_batch_is_applied_once(tmp_path, broker, monkeypatch):
+    from parkcard.storage import WriteTx
+
+    gap_writes = []
+    set_gaps = WriteTx.set_gaps
+    monkeypatch.setattr(WriteTx, "set_gaps", lambda tx, *a: (gap_writes.append(a), set_gaps(tx, *a))[1])
+
     async def scenario():
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
         card_no, bal = await issued_card(hub)
@@ -60,6 +66,7 @@ def test_resent_batch_is_applied_once(tmp_path, broker):
         await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_ACK)) == 2)
         acks = term.downlinks(frames.T_ACK)
         assert [frames.parse_ack(a.body) for a in acks] == [(10, 10, 0), (10, 10, 0)]
+        assert gap_writes == []    # records in order leave no gaps to rewrite
         term.close()
         await hub.stop()
     run(scenario())

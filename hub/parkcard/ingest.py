@@ -67,7 +67,8 @@ class _View:
                 self.above.discard(self.acked_upto)
         elif seq > self.acked_upto:
             self.above.add(seq)
-        self.gaps_dirty = True
+        if self.above:  # in-order arrivals with nothing above leave the (empty) gaps as they are
+            self.gaps_dirty = True
 
     def known(self, seq):
         """True when a record with this seq is stored."""
