@@ -121,7 +121,7 @@ def test_terminal_add_exports_a_bundle(db, tmp_path):
     assert bundle["username"] == "term-9" and bundle["broker_port"] == 8883
     assert bundle["ca_pem"].startswith("-----BEGIN CERTIFICATE-----")
     assert set(bundle) == {"terminal_id", "terminal_key", "transport_key", "username", "password", "broker_host",
-                           "broker_port", "ca_pem", "ca_der_b64", "wifi_ssid", "wifi_password"}
+                           "broker_port", "ca_pem", "wifi_ssid", "wifi_password"}
 
 
 def test_terminal_bundle_export_needs_init(db, tmp_path):

@@ -1,7 +1,6 @@
 """Hub security: park secrets, bundles, the secure broker, admin system cards, terminal locks, blacklist attempts."""
 
 import asyncio
-import base64
 import json
 import os
 import queue
@@ -108,7 +107,6 @@ def test_bundle_carries_the_stored_password_transport_key_and_ca(tmp_path):
     assert bytes.fromhex(data["terminal_key"]) == key
     assert bytes.fromhex(data["transport_key"]) == park.transport_key
     assert data["ca_pem"] == park.pki.ca_pem().decode()
-    assert base64.b64decode(data["ca_der_b64"]) == park.pki.ca_der()
     assert (data["username"], data["broker_host"], data["broker_port"]) == ("term-7", "localhost", 8883)
     bundle = parse_bundle(data)                   # what parkcard-flash checks
     assert bundle.password == password and bundle.transport_key == park.transport_key

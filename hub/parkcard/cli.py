@@ -11,7 +11,6 @@ revocations and terminal locks are read from the database at every T_AUTH.
 """
 
 import asyncio
-import base64
 import datetime
 import getpass
 import json
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from protocol import frames
+from protocol import frames, topics
 from protocol import record as R
 
 from parkcard import audit, broker_auth, secure, settlement
@@ -314,19 +313,11 @@ def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, e
 
 def terminal_bundle(terminal_id, key, password, transport_key, ca_path, broker_host, broker_port, wifi_ssid="",
                     wifi_password=""):
-    """The provisioning bundle of one terminal (tools/flash/parkcard_flash/bundle.py reads it).
-
-    ca_pem is what the flash tool writes; ca_der_b64 is the same CA in DER, the form MicroPython's ssl takes.
-    """
-    from parkcard.pki import load_cert
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    ca_der = load_cert(ca_path).public_bytes(Encoding.DER)
+    """The provisioning bundle of one terminal (tools/flash/parkcard_flash/bundle.py reads it)."""
     return {"terminal_id": terminal_id, "terminal_key": key.hex(), "transport_key": transport_key.hex(),
-            "username": broker_auth.terminal_credentials(terminal_id)[0], "password": password,
+            "username": topics.client_name(terminal_id), "password": password,
             "broker_host": broker_host, "broker_port": broker_port, "ca_pem": Path(ca_path).read_text(),
-            "ca_der_b64": base64.b64encode(ca_der).decode("ascii"), "wifi_ssid": wifi_ssid,
-            "wifi_password": wifi_password}
+            "wifi_ssid": wifi_ssid, "wifi_password": wifi_password}
 
 
 def _terminal_command(obj, terminal_id, action, message, **columns):
