@@ -277,3 +277,15 @@ def test_settle_to_an_unwritable_csv_says_how_to_export_again(db, tmp_path):
     again = cli("--db", db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400, "--csv", tmp_path / "c.csv")
     assert again.exit_code == 0 and "already closed" in again.output
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 3
+
+
+def test_one_command_checks_the_audit_chain_once_however_many_entries_it_writes(db, tmp_path, monkeypatch):
+    from parkcard import oplog
+
+    walks = []
+    walk = oplog._walk
+    monkeypatch.setattr(oplog, "_walk", lambda f, *a: (walks.append(a), walk(f, *a))[1])
+    result = cli("--db", db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("closed now") == 2            # two entries appended
+    assert len(walks) == 1                                     # the chain read once, not once per entry

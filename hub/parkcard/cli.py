@@ -12,6 +12,7 @@ revocations and terminal locks are read from the database at every T_AUTH.
 
 import asyncio
 import datetime
+import functools
 import getpass
 import json
 import os
@@ -555,10 +556,17 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
             broker.stop()
 
 
+@functools.lru_cache(maxsize=None)
+def _audit_log(path):
+    # One OpLog per file for the whole command: it remembers how far it has
+    # checked the chain, so a second entry does not re-hash the whole log.
+    return OpLog(path)
+
+
 def _oplog(db, actor, action, **details):
     """Append an operator action to the hub's audit log (<db>.audit.log, parkcard.oplog)."""
     try:
-        OpLog(log_path_for(db)).append(actor, action, **details)
+        _audit_log(str(log_path_for(db))).append(actor, action, **details)
     except (AuditLogError, OSError) as exc:
         raise UserError("done, but the audit log could not be written: %s" % exc) from None
 
