@@ -16,7 +16,6 @@ import shlex
 import socket
 import sqlite3
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from protocol import record as R  # noqa: E402
 from parkcard.broker import Broker  # noqa: E402
 from parkcard.storage import MIGRATIONS  # noqa: E402
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub  # noqa: E402
+from terminal import mqtt  # noqa: E402 - the firmware's MQTT codec builds the raw terminals' packets
 
 UID = b"\x04\x55\x66\x77"
 START_BALANCE = 8_000_000
@@ -103,32 +103,16 @@ def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
     return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
 
 
-def mqtt_connect_packet(client_id):
-    """MQTT 3.1.1 CONNECT (§3.1), clean session, keepalive 600 s."""
-    cid = client_id.encode()
-    var = b"\x00\x04MQTT\x04\x02\x02\x58" + struct.pack(">H", len(cid)) + cid
-    return bytes((0x10, len(var))) + var
-
-
 def raw_terminals(broker, keys, count_from):
     """Open sockets that CONNECT as term-<id> and publish one retained status frame each."""
     socks = []
     for tid, key in keys.items():
         s = socket.create_connection((broker.host, broker.port))
-        s.sendall(mqtt_connect_packet(topics.client_name(tid)))
+        s.sendall(mqtt.encode_connect(topics.client_name(tid), keepalive_s=600, clean_session=True))
         s.recv(4)   # CONNACK
         payload = frames.encode(frames.frame_mac_for(key), frames.T_STATUS, tid, count_from, int(time.time()),
                                 frames.Status(boot=1, online=1, firmware=b"bench").encode())
-        topic = topics.topic(tid, topics.STATUS).encode()
-        body = struct.pack(">H", len(topic)) + topic + payload   # QoS 0 PUBLISH, retained (§3.3)
-        length = len(body)
-        enc = bytearray()
-        while True:
-            byte, length = length % 128, length // 128
-            enc.append(byte | (0x80 if length else 0))
-            if not length:
-                break
-        s.sendall(bytes((0x31,)) + bytes(enc) + body)
+        s.sendall(b"".join(mqtt.encode_publish(topics.topic(tid, topics.STATUS), payload, 0, True)))
         socks.append(s)
     return socks
 
