@@ -2,7 +2,9 @@
 
 import asyncio
 
+from terminal.blacklist import BlacklistCorrupt
 from terminal.board import Board
+from terminal.journal import JournalCorrupt
 from terminal.runtime import SettingsError, Terminal, load_settings
 
 
@@ -21,6 +23,13 @@ def main():
         terminal = Terminal(board, settings)
     except SettingsError as exc:
         board.display().show("Not provisioned", "See technician")
+        print("parkcard:", exc)
+        return
+    except (JournalCorrupt, BlacklistCorrupt) as exc:
+        # Damage a power cut cannot explain: serving could lose records or pass a blocked
+        # card, and a restart would fail the same way. Say so instead of a silent REPL.
+        board.display().show("Journal damaged" if isinstance(exc, JournalCorrupt) else "Blacklist bad",
+                             "See technician")
         print("parkcard:", exc)
         return
     asyncio.run(terminal.run())

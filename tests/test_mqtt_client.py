@@ -299,6 +299,26 @@ def test_last_will_on_dropped_link_and_none_after_disconnect(broker):
 
 
 @pytest.mark.broker
+def test_each_connection_subscribes_once_when_on_connect_subscribes_again(broker):
+    async def listen(client):
+        await client.subscribe("pc/t1/cmd")  # as terminal.sync.Sync.on_connect does on every connect
+
+    async def scenario():
+        async with through_proxy(broker, [], listen) as (proxy, client, hub):
+            received = []
+            client.on_message = lambda topic, payload, retained: received.append(payload)
+            await client.subscribe("pc/t1/cmd")  # the application's own call on this connection
+            proxy.cut()
+            await until(lambda: client.connected and client.stats["connects"] == 2, what="reconnect")
+            await asyncio.sleep(0.2)  # on_connect's subscribe has run
+            hub.publish("pc/t1/cmd", b"after")
+            await until(lambda: received == [b"after"], what="a message on the new link")  # still subscribed
+        assert [split_packets(sent).count(0x82) for sent, _ in proxy.links] == [1, 1]  # SUBSCRIBE, §3.8.1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.broker
 def test_unacknowledged_messages_are_resent_with_dup(broker):
     async def scenario():
         async with through_proxy(broker, ["pc/t1/tx"], inflight_max=8) as (proxy, client, hub):

@@ -6,12 +6,14 @@ records what Sync publishes, so every refusal reason can be reached exactly.
 """
 
 import asyncio
+import gc
 
 import pytest
 
 from protocol import frames, hub_frames, topics
 from terminal.blacklist import Blacklist
 from terminal.journal import Journal
+from terminal.mqtt import MQTTError
 from terminal.state import TerminalState
 from terminal.sync import Sync
 
@@ -169,6 +171,39 @@ def test_version_gap_is_refused_and_asks_from_the_version_held(term):
     assert (topic, frame.type, hub_frames.parse_sync(frame.body)) == (topics.topic(TID, topics.UP), frames.T_SYNC, (2, 0))
 
 
+def test_a_sync_request_that_cannot_go_out_is_dropped_quietly(term):
+    timeouts, unhandled = [], []
+
+    async def publish(topic, payload, qos=1, retain=False, timeout_ms=None):
+        timeouts.append(timeout_ms)
+        raise MQTTError("link down")
+
+    async def deliver():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: unhandled.append(context))
+        term.client.publish = publish
+        gap = hub_frames.blacklist_body(4, 5, frames.BL_DELTA, 0, 1, [6], [])
+        term.sync.on_message(term.down, down(frames.T_BLACKLIST, gap), False)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()  # a task's unretrieved exception is reported when the task is freed
+
+    asyncio.run(deliver())
+    assert timeouts and None not in timeouts  # bounded: never held for a link that stays down
+    assert unhandled == []
+
+
+def test_a_corrupt_list_refuses_deltas_and_a_snapshot_replaces_it(term):
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5, 6], []), counter=1))
+    with open(term.path / "blacklist" / "blacklist", "r+b") as f:
+        f.truncate(4)  # flash damage under the open list: a merge reads short
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(1, 2, frames.BL_DELTA, 0, 1, [7], []), counter=2))
+    assert term.sync.rejected == {"blacklist": 1}
+    assert term.blacklist.version == 1
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 2, frames.BL_SNAPSHOT, 0, 1, [5, 6, 7], []),
+                      counter=3))
+    assert (term.blacklist.version, term.blacklist.count, term.blacklist.contains(7)) == (2, 3, True)
+
+
 def test_a_delta_already_applied_is_taken_again_without_change(term):
     delta = hub_frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5], [])
     term.receive(down(frames.T_BLACKLIST, delta, counter=1))
@@ -186,6 +221,11 @@ def test_snapshot_chunks_out_of_order_leave_the_list_in_force(term):
     assert (term.blacklist.version, term.blacklist.contains(5), term.blacklist.contains(7)) == (1, True, False)
     term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 9, frames.BL_SNAPSHOT, 1, 2, [9], []), counter=5))
     assert (term.blacklist.version, term.blacklist.count, term.blacklist.contains(5)) == (9, 3, False)
+    # A chunk skipped (lost, or overtaken): the list must not go in without it.
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 12, frames.BL_SNAPSHOT, 0, 3, [1], []), counter=6))
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 12, frames.BL_SNAPSHOT, 2, 3, [3], []), counter=7))
+    assert term.sync.rejected == {"snapshot_order": 3}
+    assert (term.blacklist.version, term.blacklist.count) == (9, 3)
 
 
 # ---------------------------------------------------------------- the upload task survives

@@ -8,9 +8,14 @@ never against the clock.
 """
 
 import asyncio
+import os
+import runpy
+import sys
+import types
 
 import pytest
 
+from conftest import FIRMWARE
 from protocol import card
 from protocol.config import ROLE_GATE, ROLE_POS, ROLE_RIDE, Config
 from protocol.record import RECORD_SIZE, record_mac_for
@@ -470,3 +475,47 @@ def test_pos_retap_after_an_uncertain_write_completes_the_same_sale(tmp_path, ke
     assert result.ok and t.display.lines == ("APPROVED 12.50", "Balance 87.50")
     assert balance_of(vc) == 8750
     assert t.buzzer.played == [ui.BEEP_REFUSED, ui.BEEP_APPROVED]
+
+
+# -- runtime: the wallet and sync as terminal/runtime.py wires them -----------------------------
+
+
+def _runtime(tmp_path):
+    from terminal.runtime import Terminal as Runtime
+
+    board = SimBoard(str(tmp_path / "board"), clock=lambda: NOW)
+    board.keystore().set("terminal_key", TERMINAL_KEY)
+    return Runtime(board, {"terminal_id": 12, "broker_host": "127.0.0.1", "broker_port": 9})
+
+
+def test_a_tap_wakes_the_uploader_at_once(tmp_path):
+    runtime = _runtime(tmp_path)
+    runtime.wallet.park_keys = PARK
+    runtime.wallet.config = Config(version=3, role=ROLE_POS, category=1)
+    runtime.wallet.last_hub_contact_s = runtime.wallet.blacklist_updated_s = NOW
+    runtime.board.field.add(new_card(10000))
+    runtime.sync._work.clear()
+    assert runtime.wallet.debit(100).ok
+    assert runtime.sync._work.is_set()  # not left for the next STATUS_INTERVAL_S round
+    runtime.client.close()
+
+
+@pytest.mark.parametrize("damaged, line1", [("journal/state", "Journal damaged"),
+                                            ("blacklist/blacklist", "Blacklist bad")])
+def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monkeypatch, damaged, line1):
+    from terminal import runtime
+
+    board = SimBoard(str(tmp_path / "board"))
+    board.keystore().set("terminal_key", TERMINAL_KEY)
+    path = board.data_dir() + "/" + damaged
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"\xff" * 16)  # does not check: not something a power cut leaves
+    fake_board = types.ModuleType("terminal.board")
+    fake_board.Board = lambda: board
+    monkeypatch.setitem(sys.modules, "terminal.board", fake_board)
+    monkeypatch.setattr(runtime, "load_settings",
+                        lambda: {"terminal_id": 12, "broker_host": "127.0.0.1", "broker_port": 9})
+    monkeypatch.setattr(board, "network", lambda *a: None, raising=False)
+    runpy.run_path(str(FIRMWARE / "main.py"))  # returns instead of raising into the REPL
+    assert board.display().lines == (line1, "See technician")

@@ -137,6 +137,32 @@ def test_caps_and_staleness(tmp_path):
     assert rig.wallet.debit(100).reason == w.STALE
 
 
+Y2000 = 946684800  # where the clock restarts after a power cut, until the hub sets it
+
+
+@pytest.mark.parametrize("limits", [dict(max_offline_s=3600), dict(blacklist_max_age_s=7200)],
+                         ids=["max_offline", "blacklist_max_age"])
+def test_a_clock_behind_the_last_hub_contact_is_stale(tmp_path, limits):
+    rig = Rig(tmp_path, **limits)
+    vc = rig.tap(new_card())
+    rig.now = Y2000 + 60  # now - last contact is negative: it must not pass as "just in touch"
+    before = [bytes(b) for b in vc.blocks]
+    assert rig.wallet.debit(100).reason == w.STALE
+    assert [bytes(b) for b in vc.blocks] == before and rig.journal.last_seq() == 0
+    rig.now = NOW - 2  # a clock a little behind the hub's (drift, whole seconds) still serves
+    rig.tap(vc)
+    assert rig.wallet.debit(100).ok
+
+
+def test_a_final_record_pokes_the_uploader(tmp_path):
+    rig = Rig(tmp_path)
+    seen = []
+    rig.wallet.on_record = lambda: seen.append(rig.journal.status(rig.journal.last_seq()))
+    rig.tap(new_card())
+    assert rig.wallet.debit(100).ok
+    assert seen == [jr.COMMITTED]  # after the mark: the uploader finds the record at once
+
+
 def test_tampered_card_is_refused_as_bad_mac(tmp_path):
     rig = Rig(tmp_path)
     vc = new_card()

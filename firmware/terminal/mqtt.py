@@ -728,6 +728,8 @@ class MQTTClient:
             raise ValueError("qos must be 0 or 1")
         for index in range(len(self._subs)):
             if self._subs[index][0] == topic:
+                if self._subs[index][1] == qos and self.connected:
+                    return  # _serve subscribes every stored topic on each connection: it has or will
                 self._subs[index] = (topic, qos)
                 break
         else:

@@ -64,6 +64,7 @@ class Terminal:
         self.app = TerminalApp(self.wallet, self.ui, board.keypad())
         self.sync = Sync(self.terminal_id, frames.frame_mac_for(terminal_key), self.wallet, self.journal,
                          self.blacklist, self.state, board, self.on_command)
+        self.wallet.on_record = self.sync.poke  # a tap's record goes up now, not at the next 30 s round
         # After Sync, which restores the hub's config: its role picks the blob (SPEC.md §6.5).
         self.authoriser = Authoriser(self.reader, keys, self.wallet, self.sync.send_auth, self.blacklist,
                                      self._auth_state)

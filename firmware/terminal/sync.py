@@ -59,7 +59,7 @@ class Sync:
         self.last_upload_error = None
         self._acked = asyncio.Event()
         self._work = asyncio.Event()
-        self._snapshot_to = None
+        self._snapshot_to = None       # (to_version, next chunk) while a snapshot arrives
         self.up_topic = topics.topic(terminal_id, topics.UP)
         self.status_topic = topics.topic(terminal_id, topics.STATUS)
         self.down_topic = topics.topic(terminal_id, topics.DOWN)
@@ -98,7 +98,7 @@ class Sync:
         self.wallet.online = True
         await self.client.subscribe(self.down_topic, 1)
         await self.client.publish(self.status_topic, self.status_frame(1), 1, True)
-        await self.client.publish(self.up_topic, self._sync_frame(), 1)
+        await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()), 1)
         self._work.set()
 
     def poke(self):
@@ -148,7 +148,8 @@ class Sync:
                 try:
                     await self.client.publish(self.status_topic, self.status_frame(1), 1, True, ACK_TIMEOUT_MS)
                     # The answer also confirms the blacklist is current (offline rules, SPEC.md §3.6).
-                    await self.client.publish(self.up_topic, self._sync_frame(), 1, False, ACK_TIMEOUT_MS)
+                    await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()), 1,
+                                              False, ACK_TIMEOUT_MS)
                 except Exception:  # noqa: BLE001 - next round
                     pass
 
@@ -174,7 +175,9 @@ class Sync:
         self.state.last_hub_contact_s = frame.time_s
         try:
             self._apply(frame)
-        except (ProtocolError, bl.VersionGap, bl.BlacklistError) as exc:
+        except (ProtocolError, bl.VersionGap, bl.BlacklistError, bl.BlacklistCorrupt) as exc:
+            # BlacklistCorrupt: the damaged list stays in force until a snapshot (which never reads
+            # it) replaces it. No T_SYNC for it: the hub would answer the same delta again at once.
             self._refuse(getattr(exc, "reason", "blacklist"))
             if isinstance(exc, bl.VersionGap):
                 self._ask_sync()
@@ -213,10 +216,10 @@ class Sync:
         else:
             if chunk == 0:
                 self.blacklist.begin_snapshot(to_v)
-                self._snapshot_to = to_v
-            elif self._snapshot_to != to_v:
+            elif self._snapshot_to != (to_v, chunk):  # only the next chunk: a gap would lose card numbers
                 return self._refuse("snapshot_order")
             self.blacklist.add_snapshot_chunk(adds)
+            self._snapshot_to = (to_v, chunk + 1)
             if chunk + 1 < chunks:
                 return None
             self.blacklist.finish_snapshot()
@@ -226,9 +229,8 @@ class Sync:
         self.state.save()
         return None
 
-    def _sync_frame(self):
-        body = frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)
-        return self._frame(frames.T_SYNC, body)
+    def _sync_body(self):
+        return frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)
 
     def send_card_result(self, request_id, uid, status, block):
         """Report how a card write the hub asked for ended (SPEC.md §5.7)."""
@@ -247,4 +249,5 @@ class Sync:
         asyncio.create_task(self._send_up(frames.T_AUTH, frames.auth_body(admin_card_no, uid)))
 
     def _ask_sync(self):
-        asyncio.create_task(self.client.publish(self.up_topic, self._sync_frame(), 1))
+        # Through _send_up: bounded, and a link failure is dropped there, not left in the task.
+        asyncio.create_task(self._send_up(frames.T_SYNC, self._sync_body()))

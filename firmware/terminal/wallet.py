@@ -79,6 +79,7 @@ class Wallet:
         self.last_hub_contact_s = 0     # hub time of the last downlink
         self.blacklist_updated_s = 0    # when the blacklist was last confirmed current
         self._last_attempt = None       # (card_no, time) of the last attempt journalled
+        self.on_record = None           # called when a record is final (runtime: sync.poke, to upload it now)
 
     # -- reading -----------------------------------------------------------
 
@@ -181,9 +182,12 @@ class Wallet:
             return OVER_DAILY_CAP
         if cr.slot.balance_cents < amount_cents:
             return INSUFFICIENT
-        if cfg.max_offline_s and now - self.last_hub_contact_s > cfg.max_offline_s:
+        # abs(): after a power cut the clock restarts near 2000 until the hub sets it; a clock
+        # that far behind the last hub contact cannot tell how long we were offline. A clock a
+        # little behind (drift, whole-second hub times) is within the limit and still serves.
+        if cfg.max_offline_s and abs(now - self.last_hub_contact_s) > cfg.max_offline_s:
             return STALE
-        if cfg.blacklist_max_age_s and now - self.blacklist_updated_s > cfg.blacklist_max_age_s:
+        if cfg.blacklist_max_age_s and abs(now - self.blacklist_updated_s) > cfg.blacklist_max_age_s:
             return STALE
         return None
 
@@ -204,7 +208,7 @@ class Wallet:
             return
         self._last_attempt = (cr.info.card_no, now)
         seq = self._journal(cr, cr.slot, KIND_ATTEMPT, 0, 0, 0, now)
-        self.journal.mark(seq, jr.COMMITTED)  # nothing is written to the card
+        self._mark(seq, jr.COMMITTED)  # nothing is written to the card
 
     def _journal(self, cr, slot, kind, amount_cents, item, discount_cents, now):
         """Append the record of `slot` (the card's state after this record) as PENDING; return its seq."""
@@ -229,7 +233,7 @@ class Wallet:
             return self._settle_now(cr, seq, kind, amount_cents)
         self._finish()
         # Marked after the card is released: the flash write is off the card's critical path.
-        self.journal.mark(seq, jr.COMMITTED)
+        self._mark(seq, jr.COMMITTED)
         return Result(True, None, cr.info.card_no, new.balance_cents, amount_cents, seq, cr.info)
 
     def _settle_now(self, cr, seq, kind, amount_cents):
@@ -261,9 +265,15 @@ class Wallet:
                 continue
             outcome = settle(rec, cr.slots, cr.slot)
             if outcome is not None:
-                self.journal.mark(seq, outcome)
+                self._mark(seq, outcome)
                 landed = landed or (seq == landed_seq and outcome == jr.COMMITTED)
         return landed
+
+    def _mark(self, seq, status):
+        """Mark a record final (committed or voided: uploadable) and tell on_record."""
+        self.journal.mark(seq, status)
+        if self.on_record is not None:
+            self.on_record()
 
     def _finish(self):
         """Release the card; a card already gone is fine."""

@@ -1,7 +1,7 @@
 """A whole park on one machine: broker, hub on SQLite, desk-issued cards and simulated
 terminals running the real firmware code (terminal/) against virtual readers.
 
-The park is the secure one of DESIGN.md: `parkcard init`'s PKI and secrets,
+The park is the secure one `parkcard up` runs: `parkcard init`'s PKI and secrets,
 Mosquitto TLS-only with anonymous access off, a password per terminal and an
 ACL confining each terminal to its own topics; terminals start with no card
 keys and are authorised by a technician tapping the admin system card, which
@@ -71,7 +71,6 @@ class SimTerminal:
         finally:
             field.remove(virtual_card)
         self.terminal.ui.result(result)
-        self.terminal.sync.poke()
         self.taps += 1
         return result
 
