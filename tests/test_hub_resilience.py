@@ -101,8 +101,9 @@ def test_hub_killed_mid_batch_loses_and_doubles_nothing(tmp_path, broker):
         log.close()
         for term in terms:
             term.close()
-    # Killed mid-batch: some of the first half was durable (the wait saw it), not all of it.
-    assert len(cards) < applied_at_kill < len(terms) * half + len(cards)
+    # Killed after some of the first half was durable (the wait saw it) and before any of the
+    # second half was sent; on a busy machine the hub may have finished the first half by then.
+    assert len(cards) < applied_at_kill <= len(terms) * half + len(cards)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT terminal_id, COUNT(*), MIN(seq), MAX(seq) FROM records WHERE terminal_id != ? "
                             "GROUP BY terminal_id", (DESK_ID,)).fetchall() == [

@@ -80,14 +80,16 @@ class _Reader:
     offset and ``size`` the file size, for the torn-tail decision).
     """
 
-    def __init__(self, path, record_size, buf):
+    def __init__(self, path, record_size, buf, offset=0):
         self.size = os.stat(path)[6]
         self._f = open(path, "rb")
+        if offset:
+            self._f.seek(offset)  # an entry boundary the caller knows
         self._rs = record_size
         self._alen = _APPEND_HEAD + record_size + 4
         self._buf = buf
         self._mv = memoryview(buf)
-        self._base = 0  # file offset of _buf[0]
+        self._base = offset  # file offset of _buf[0]
         self._lo = 0  # start of the current entry in _buf
         self._hi = 0  # end of the data in _buf
         self._len = 0  # length of the current entry
@@ -163,6 +165,7 @@ class Journal:
         # One scan buffer for every segment scan (scans never overlap): an
         # upload or an ack then needs no large block from a fragmented heap.
         self._scan_buf = bytearray(max(512, 2 * alen))
+        self._resume = (0, 0)  # (segment, offset): upload scans start here, not at the segment's start
         self._f = None
         self._segs = []
         self._open = {}  # seq -> [status, segment number, offset], PENDING/UNCERTAIN only
@@ -207,7 +210,7 @@ class Journal:
             self._f = open(self._path(self._segs[-1][_NO]), "ab")
         else:
             self._roll()
-        self._recount()
+        self._depth = None  # counted when first asked
 
     def _recover_segment(self, segno, is_last):
         seg = [segno, 0, 0, 0, 0, 0]
@@ -288,15 +291,16 @@ class Journal:
 
     # -- scanning --------------------------------------------------------
 
-    def _entries(self, first, stop=None):
-        """Yield a reader positioned on each entry of segments first..stop-1.
+    def _entries(self, first, stop=None, offset=0):
+        """Yield a reader positioned on each entry of segments first..stop-1 (the first from offset).
 
         A caller that leaves the loop early must close() the generator:
         MicroPython does not, and the segment file would stay open.
         """
         segs = self._segs[first:stop]
         for seg in segs:
-            r = _Reader(self._path(seg[_NO]), self._rs, self._scan_buf)
+            r = _Reader(self._path(seg[_NO]), self._rs, self._scan_buf, offset)
+            offset = 0
             try:
                 while r.next():
                     yield r
@@ -372,9 +376,10 @@ class Journal:
         seg[_LAST] = seg[_MAXREF] = seq
         self._open[seq] = [PENDING, seg[_NO], off]
         self._last_seq = seq
-        if not self._depth:
-            self._oldest = time_s
-        self._depth += 1
+        if self._depth is not None:  # else the next count includes it
+            if not self._depth:
+                self._oldest = time_s
+            self._depth += 1
 
     def mark(self, seq, status):
         """Durably change a record's status to COMMITTED, VOIDED, UNCERTAIN or UNRESOLVED."""
@@ -448,12 +453,17 @@ class Journal:
             start += 1
         if limit < 1 or start == len(self._segs):
             return out
-        it = self._entries(start)
+        segno, offset = self._resume
+        it = self._entries(start, None, offset if segno == self._segs[start][_NO] else 0)
         try:
             for r in it:
                 if r.kind == _APPEND:
                     if r.seq <= acked:
                         continue
+                    if not out:
+                        # Where the next call can start: acks only move forward, and
+                        # every entry before this one is about an acked record.
+                        self._resume = (self._segs[self._segment_of(r.seq)][_NO], r.off)
                     if r.seq in self._open:
                         limit = len(out)
                     if len(out) < limit:
@@ -481,7 +491,9 @@ class Journal:
         self._acked = upto
         self._save_state()
         self._trim()
-        self._recount()
+        # Counted when next asked (a status report, every 30 s), not here: a
+        # recount rescans a segment, and acks come every few records.
+        self._depth = None
 
     def _trim(self):
         # Only a prefix of segments goes, and only while every seq it mentions
@@ -494,9 +506,13 @@ class Journal:
             atomic.sync_dir(self._dir)
 
     def depth(self):
+        if self._depth is None:
+            self._recount()
         return self._depth
 
     def oldest_unsynced_time(self):
+        if self._depth is None:
+            self._recount()
         return self._oldest
 
     def last_seq(self):
