@@ -94,18 +94,9 @@ def unpack_keys(data):
     return BoothKeys.unpack(data)
 
 
-def _kind(desk):
-    return KIND_DESK if desk else KIND_BOOTH
-
-
 def blob_blocks(desk=False):
     """The blocks a terminal reads for one blob, in order."""
     return DESK_BLOCKS if desk else BOOTH_BLOCKS
-
-
-def blob_sectors(desk=False):
-    """The sectors holding one blob."""
-    return DESK_SECTORS if desk else BOOTH_SECTORS
 
 
 def sector_key_a(transport_key, uid, sector):
@@ -199,7 +190,7 @@ def unseal(transport_key, blocks, uid, desk=False):
     """
     _check_transport_key(transport_key)
     uid = bytes(uid)
-    kind = _kind(desk)
+    kind = KIND_DESK if desk else KIND_BOOTH
     parts = []
     for block in blob_blocks(desk):
         data = blocks.get(block)

@@ -52,11 +52,6 @@ class Mac:
         return self.digest(*parts)[:length]
 
 
-def hmac_sha256(key, message):
-    """Return HMAC-SHA256(key, message)."""
-    return Mac(key).digest(message)
-
-
 def derive(master, label, *context):
     """KDF of SPEC.md §2.2: HMAC-SHA256(master, prefix | label | len-prefixed context).
 

@@ -102,7 +102,3 @@ def record_mac_for(terminal_key):
     """Return the Mac that seals this terminal's records (SPEC.md §2.3)."""
     return crypto.Mac(crypto.derive(terminal_key, crypto.LABEL_RECORD))
 
-
-def record_seq(data):
-    """Return the terminal sequence of an encoded record without a full decode."""
-    return struct.unpack_from(">I", data, 8)[0]

@@ -21,7 +21,7 @@ def main(path):
     with open(path) as f:
         v = json.load(f)
     for case in v["hmac_rfc4231"]:
-        expect(crypto.hmac_sha256(h(case["key"]), h(case["data"])) == h(case["mac"]), "hmac rfc4231")
+        expect(crypto.Mac(h(case["key"])).digest(h(case["data"])) == h(case["mac"]), "hmac rfc4231")
     expect(card.APP_ACCESS == h(v["access_app"]), "app access bits")
     expect(card.access_bytes(0, 0, 0, 1) == h(v["access_transport"]), "transport access bits")
     park = card.ParkKeys.unpack(h(v["park_keys"]))
@@ -62,7 +62,6 @@ def main(path):
                           rec.amount_cents, rec.balance_after_cents, rec.item, rec.discount_cents, rec.flags,
                           rec.config_version, rec.card_mac)
     expect(again.encode(rmac) == h(v["record"]), "record encode")
-    expect(record.record_seq(h(v["record"])) == rf["seq"], "record seq peek")
     try:
         record.Record.decode(h(v["record"]), record.record_mac_for(b"\x00" * 32))
         expect(False, "record with wrong key accepted")
