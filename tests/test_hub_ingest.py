@@ -442,3 +442,35 @@ def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(tmp_path,
         assert await balance(hub, "card:%d" % issued.card_no) == 5000
         await hub.stop()
     run(scenario())
+
+
+def test_a_message_the_hub_cannot_handle_is_kept_in_quarantine_and_the_rest_goes_on(tmp_path, broker, monkeypatch):
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, bal = await issued_card(hub)
+        five = await booth(hub, broker, 5)
+        six = await booth(hub, broker, 6)
+        apply = hub.ingest.apply
+
+        async def failing_for_six(messages):
+            if any(topic == topics.topic(6, topics.UP) for topic, _ in messages):
+                raise RuntimeError("a bug the batch trips over")
+            return await apply(messages)
+
+        monkeypatch.setattr(hub.ingest, "apply", failing_for_six)
+        six.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
+        six.upload()
+        five.record(R.KIND_DEBIT, card_no, 3, 200, bal - 300)
+        five.upload()
+        await asyncio.to_thread(five.wait_acked, 1)       # term-5's record goes through, batch or not
+        await hub.wait_until(lambda: hub.stats()["failed_messages"] == 1)
+        five.record(R.KIND_DEBIT, card_no, 4, 50, bal - 350)
+        five.upload()
+        await asyncio.to_thread(five.wait_acked, 2)       # and the hub keeps serving
+        assert await balance(hub, "merchant:%d" % MERCHANT_ICE) == 225     # 250 less 10 % commission
+        six.close()
+        five.close()
+        await hub.stop()
+    run(scenario())
+    [(reason, terminal_id, detail)] = rows(tmp_path / "hub.db", "SELECT reason, terminal_id, detail FROM quarantine")
+    assert (reason, terminal_id) == ("hub_error", 6) and "a bug the batch trips over" in detail

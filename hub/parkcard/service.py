@@ -19,7 +19,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from protocol import admin_card, frames, hub_frames
+from protocol import admin_card, frames, hub_frames, topics
 
 from parkcard import broker_auth
 from parkcard.desk import Desk
@@ -95,6 +95,7 @@ class Hub:
         self._card_tasks = set()   # admin card issues in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
         self.batches = 0
+        self.failed_messages = 0    # kept in quarantine as hub_error (see _handle_one_by_one)
 
     # -- lifecycle
     async def open(self):
@@ -152,9 +153,32 @@ class Hub:
         while True:
             batch = await self.link.get_batch(self.batch_frames_max)
             try:
-                await self._handle(batch)
+                try:
+                    await self._handle(batch)
+                except Exception:
+                    log.exception("event=batch_failed frames=%d", len(batch))
+                    await self._handle_one_by_one(batch)
             finally:
                 self.link.release(len(batch))
+
+    async def _handle_one_by_one(self, batch):
+        """After a batch failed: handle its messages alone, and keep the one that still fails in quarantine.
+
+        A failed batch rolled back, and applying a record twice is a duplicate,
+        so retrying is safe. The message that fails on its own is stored with
+        its reason and acknowledged: it must not stop the hub, nor come back
+        from the broker to stop it again after a restart.
+        """
+        for message in batch:
+            try:
+                await self._handle([message])
+            except Exception as exc:
+                log.exception("event=message_failed topic=%s", message.topic)
+                self.failed_messages += 1
+                detail = repr(exc)
+                await self.storage.write(lambda tx: tx.add_quarantine(
+                    message.payload, message.topic, topics.terminal_of(message.topic), "hub_error", detail))
+                self.link.ack(message.mid)
 
     async def _handle(self, batch):
         ups = [(m.topic, m.payload) for m in batch if not m.topic.endswith("/status")]
@@ -447,7 +471,7 @@ class Hub:
         """Counters of the running hub."""
         out = dict(self.ingest.stats)
         out.update(self.fleet.stats)
-        out.update(batches=self.batches, downlinks=self.downlink.sent,
+        out.update(batches=self.batches, failed_messages=self.failed_messages, downlinks=self.downlink.sent,
                    backpressure_waits=self.link.backpressure_waits, connects=self.link.connects)
         return out
 
