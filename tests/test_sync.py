@@ -49,7 +49,6 @@ class Board:
 
 class Wallet:
     config = None
-    online = False
     last_hub_contact_s = 0
     blacklist_updated_s = 0
 
@@ -159,6 +158,14 @@ def test_time_config_and_command_are_applied(term):
     assert (term.wallet.config.version, term.wallet.config.role) == (6, frames.ROLE_RIDE)
     assert term.commands == [(frames.CMD_LOCK, 77)]
     assert term.state.config_hex == config(6).hex()
+
+
+def test_uptime_does_not_jump_when_the_hub_sets_the_clock(term):
+    term.board.now += 60                   # a minute after boot, on a clock that restarted near 2000
+    term.receive(down(frames.T_TIME, counter=1, time_s=NOW + 10 ** 8))
+    term.board.now += 5
+    status = hub_frames.parse_status(frames.decode(FRAME_MAC, term.sync.status_frame()).body)
+    assert status.uptime_s == 65
 
 
 def test_version_gap_is_refused_and_asks_from_the_version_held(term):

@@ -16,9 +16,9 @@ import types
 import pytest
 
 from conftest import FIRMWARE
-from protocol import card
+from protocol import card, frames
 from protocol.config import ROLE_GATE, ROLE_POS, ROLE_RIDE, Config
-from protocol.record import RECORD_SIZE, record_mac_for
+from protocol.record import FLAG_OFFLINE, RECORD_SIZE, Record, record_mac_for
 from sim.board import SimBoard
 from sim.cards import card_balance, issued_card
 from terminal import app as terminal_app
@@ -151,6 +151,25 @@ def test_pos_waits_for_the_card_then_charges_it(tmp_path):
     result = asyncio.run(scenario())
     assert result.ok and t.display.lines == ("APPROVED 5.00", "Balance 95.00")
     assert balance_of(vc) == 9500
+
+
+def test_pos_card_pulled_mid_read_keeps_the_sale_for_a_second_tap(tmp_path):
+    t = Terminal(tmp_path)
+    vc = t.tap(new_card(10000))
+    t.field.remove_after(3)  # the card leaves during its select: READ_FAILED
+    t.keypad.feed("1250#")
+
+    async def scenario():
+        sale = asyncio.create_task(t.app.sale_once())
+        await until(lambda: t.display.lines == ("REFUSED", "Tap again"))
+        await turns(20)
+        assert not sale.done()  # still this sale: the vendor does not key the amount again
+        t.tap(vc)
+        return await sale
+
+    result = asyncio.run(scenario())
+    assert result.ok and t.display.lines == ("APPROVED 12.50", "Balance 87.50")
+    assert balance_of(vc) == 8750 and t.app.taps == 1
 
 
 @pytest.mark.parametrize("card_setup,blacklisted,text", [
@@ -391,6 +410,56 @@ def test_ride_refusal_is_not_repeated_while_the_card_is_held(tmp_path):
     assert t.app.taps == 1 and t.buzzer.played == [ui.BEEP_REFUSED]
 
 
+def test_ride_charges_the_new_price_from_the_next_rider_on(tmp_path):
+    t = Terminal(tmp_path, role=ROLE_RIDE, price_cents=300)
+    vc = t.tap(new_card(10000))
+
+    async def scenario():
+        loop = asyncio.create_task(t.app.run())
+        await until(lambda: t.app.taps == 1)
+        t.lift(vc)
+        await until(lambda: t.display.lines == ("ParkCard ride", "Price 3.00"))  # waiting for the next rider
+        t.wallet.config = Config(version=4, role=ROLE_RIDE, fixed_price_cents=500, category=1)  # T_CONFIG
+        await until(lambda: t.display.lines == ("ParkCard ride", "Price 5.00"))
+        t.tap(vc)
+        await until(lambda: t.app.taps == 2)
+        await stop(loop)
+
+    asyncio.run(scenario())
+    assert balance_of(vc) == 10000 - 300 - 500
+
+
+def test_ride_turned_pos_waits_for_an_amount(tmp_path):
+    t = Terminal(tmp_path, role=ROLE_RIDE, price_cents=300)
+
+    async def scenario():
+        loop = asyncio.create_task(t.app.run())
+        await until(lambda: t.display.lines == ("ParkCard ride", "Price 3.00"))
+        t.wallet.config = Config(version=4, role=ROLE_POS, category=1)
+        await until(lambda: t.display.lines == ("Amount", "0.00"))
+        vc = t.tap(new_card(10000))
+        await turns(20)
+        await stop(loop)
+        return vc
+
+    vc = asyncio.run(scenario())
+    assert balance_of(vc) == 10000 and t.app.taps == 0
+
+
+def test_ride_locked_without_a_card_is_no_tap_and_no_beep(tmp_path):
+    t = Terminal(tmp_path, role=ROLE_RIDE, price_cents=300)
+
+    async def scenario():
+        loop = asyncio.create_task(t.app.run())
+        await until(lambda: t.display.lines == ("ParkCard ride", "Price 3.00"))
+        t.wallet.park_keys = None  # what CMD_LOCK does (terminal/authorise.py)
+        await until(lambda: t.display.lines == ("Not authorised", "Tap admin card"))
+        await stop(loop)
+
+    asyncio.run(scenario())
+    assert t.app.taps == 0 and t.buzzer.played == []
+
+
 # -- not authorised, other roles ----------------------------------------------------------------
 
 
@@ -519,3 +588,78 @@ def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monk
     monkeypatch.setattr(board, "network", lambda *a: None, raising=False)
     runpy.run_path(str(FIRMWARE / "main.py"))  # returns instead of raising into the REPL
     assert board.display().lines == (line1, "See technician")
+
+
+@pytest.mark.parametrize("command, lines", [(frames.CMD_LOCK, ("Terminal locked", "Call technician")),
+                                            (frames.CMD_DEAUTHORISE, ("Not authorised", "Call technician"))],
+                         ids=["lock", "deauthorise"])
+def test_a_locked_terminal_keeps_saying_why(tmp_path, command, lines):
+    runtime = _runtime(tmp_path)
+    runtime.board.keystore().set("transport_key", b"T" * 32)
+    runtime.wallet.config = Config(version=3, role=ROLE_POS, category=1)
+    runtime.on_command(command, 0)
+
+    async def scenario():
+        loop = asyncio.create_task(runtime.app.run())
+        await turns(20)  # twenty rounds of the prompt, each tapping for an admin card
+        await stop(loop)
+
+    asyncio.run(scenario())
+    assert runtime.board.display().lines == lines
+    runtime.client.close()
+
+
+def test_a_record_is_offline_as_soon_as_the_link_drops(tmp_path):
+    runtime = _runtime(tmp_path)
+    runtime.wallet.park_keys = PARK
+    runtime.wallet.config = Config(version=3, role=ROLE_POS, category=1)
+    runtime.wallet.last_hub_contact_s = runtime.wallet.blacklist_updated_s = NOW
+    vc = new_card(10000)
+    for connected in (True, False):  # False: the link dropped, the upload loop has not noticed yet
+        runtime.client.connected = connected
+        runtime.board.field.add(vc)
+        assert runtime.wallet.debit(100).ok
+        runtime.board.field.remove(vc)
+    assert [Record.decode(raw).flags for _seq, _status, raw in runtime.journal.unsynced(2)] == [0, FLAG_OFFLINE]
+    runtime.client.close()
+
+
+# -- the SSD1306 display (terminal/devices.py) on a stand-in framebuf and I2C bus ---------------
+
+
+class FakeFrameBuffer:
+    def __init__(self, buffer, width, height, mode):
+        pass
+
+    def fill(self, colour):
+        pass
+
+    def text(self, text, x, y, colour):
+        pass
+
+
+class FakeI2C:
+    """Counts the framebuffer transfers (writevto); the command bytes (writeto) are not counted."""
+
+    def __init__(self):
+        self.frames = 0
+
+    def writeto(self, address, data):
+        pass
+
+    def writevto(self, address, parts):
+        self.frames += 1
+
+
+def test_the_display_redraws_only_when_the_text_changes(monkeypatch):
+    from terminal.devices import TextDisplay
+
+    monkeypatch.setitem(sys.modules, "framebuf", types.SimpleNamespace(FrameBuffer=FakeFrameBuffer, MONO_VLSB=0))
+    i2c = FakeI2C()
+    display = TextDisplay(i2c, 0x3C, 128, 64)
+    drawn = []
+    for lines in (("", ""), ("", ""), ("Amount", "0.00"), ("Amount", "0.00"), ("Amount", "0.01")):
+        display.show(*lines)
+        drawn.append(i2c.frames)
+    # The first screen is drawn even when blank: the SSD1306's RAM holds noise at power-up.
+    assert drawn == [1, 1, 2, 2, 3]

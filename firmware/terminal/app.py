@@ -22,12 +22,17 @@ def _sleep_ms(ms):
     return sleep_ms(ms) if sleep_ms else asyncio.sleep(ms / 1000)
 
 
+# Locked by the hub: the vendor needs the technician (who comes with the admin card).
+_LOCKED_TEXT = {au.TERMINAL_LOCKED: ("Terminal locked", "Call technician"),
+                au.DEAUTHORISED: ("Not authorised", "Call technician")}
+
+
 def _auth_prompt(authoriser, outcome):
     """The two lines shown while not serving (protocol/SPEC.md §6.6)."""
     if authoriser is not None and authoriser.state == au.PENDING:
         return "Authorising", "Waiting for hub"
     if outcome in (None, au.NO_CARD, au.SENT):
-        return "Not authorised", "Tap admin card"
+        return _LOCKED_TEXT.get(getattr(authoriser, "reason", None), ("Not authorised", "Tap admin card"))
     return "Card refused", outcome
 
 
@@ -124,11 +129,18 @@ class TerminalApp:
         return await self._show(result)
 
     async def ride_once(self, price_cents):
-        """One rider at a fixed-price ride: wait for a card and debit the price."""
+        """One rider at a fixed-price ride: debit the price; None when locked or the hub's config changed."""
         self.ui.idle("ride", price_cents)
         retry_seq = 0
         while True:
+            # The hub may change role or price while we wait for a rider: run() serves the new
+            # config. A pending re-tap keeps its price: it settles a ride already charged.
+            cfg = self.wallet.config
+            if cfg is None or cfg.role != ROLE_RIDE or (cfg.fixed_price_cents != price_cents and not retry_seq):
+                return None
             result = self.wallet.debit(price_cents, retry_seq=retry_seq)
+            if result.reason == w.NOT_READY:
+                return None  # locked by the hub with no card on the reader: no tap, run() says why
             if result.reason == w.UNCERTAIN:
                 # "Tap card again" settles this ride, it does not charge a second one (SPEC.md §3.5).
                 self.ui.result(result)
@@ -143,7 +155,10 @@ class TerminalApp:
             if self.keypad.get_key() == KEY_CLEAR:
                 return None
             result = attempt()
-            if result.reason != w.NO_CARD:
+            if result.reason == w.READ_FAILED:
+                # The card left mid-read, nothing was written: say "Tap again" and keep this sale.
+                self.ui.result(result)
+            elif result.reason != w.NO_CARD:
                 return result
             await _sleep_ms(POLL_MS)
             waited += POLL_MS

@@ -27,7 +27,7 @@ class TextDisplay:
         self._cmd = bytearray(2)
         for c in _SSD1306_INIT:
             self._command(c)
-        self.lines = ("", "")
+        self.lines = None  # the SSD1306's RAM holds noise at power-up: the first show() always draws
 
     def _command(self, c):
         self._cmd[0] = _CONTROL_CMD
@@ -36,6 +36,8 @@ class TextDisplay:
 
     def show(self, line1, line2=""):
         """Replace the screen with two lines."""
+        if self.lines == (line1, line2):
+            return  # unchanged: skip the ~23 ms I2C redraw the 50-200 ms prompt loops would repeat
         self.lines = (line1, line2)
         self.fb.fill(0)
         self.fb.text(line1[:16], 0, 16, 1)

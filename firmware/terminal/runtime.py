@@ -83,12 +83,13 @@ class Terminal:
                                  will_topic=topics.topic(self.terminal_id, topics.STATUS),
                                  will_payload=self.sync.status_frame(0), will_retain=True)
         self.sync.attach(self.client)
+        self.wallet.link = self.client  # read at each tap: a dropped link journals offline at once
         self.tasks = {}
 
     def on_command(self, command, argument):
         """Hub commands: authorisation answers, lock or de-authorise this terminal."""
-        if self.authoriser.on_command(command, argument) and command in (frames.CMD_LOCK, frames.CMD_DEAUTHORISE):
-            self.ui.message("Terminal locked" if command == frames.CMD_LOCK else "Not authorised", "Call technician")
+        # The screen follows the authoriser's reason in the app's prompt (app._auth_prompt).
+        self.authoriser.on_command(command, argument)
 
     def _auth_state(self, state):
         self.sync.authorised = state == SERVING

@@ -95,7 +95,6 @@ class Sync:
 
     async def on_connect(self):
         """After every (re)connect: listen, report online, ask for what changed."""
-        self.wallet.online = True
         await self.client.subscribe(self.down_topic, 1)
         await self.client.publish(self.status_topic, self.status_frame(1), 1, True)
         await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()), 1)
@@ -109,7 +108,6 @@ class Sync:
         """Upload committed and voided records oldest first; trim only on the hub's ack."""
         while True:
             if not self.client.connected:
-                self.wallet.online = False
                 await _sleep_ms(200)
                 continue
             try:
@@ -188,6 +186,9 @@ class Sync:
             self.journal.ack(upto)
             self._acked.set()
         elif frame.type == frames.T_TIME:
+            # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
+            # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
+            self.started_s += frame.time_s - self.board.clock()
             self.board.set_clock(frame.time_s)
             self.state.save()  # a replayed time frame must not wind the clock back after a reboot
         elif frame.type == frames.T_CONFIG:

@@ -75,7 +75,7 @@ class Wallet:
         self.clock = clock              # callable returning UTC epoch seconds
         self.park_keys = None           # set once an admin system card unlocked them
         self.config = None              # protocol.frames.Config from the hub
-        self.online = False
+        self.link = None                # the MQTT client (runtime): records are FLAG_OFFLINE unless connected
         self.last_hub_contact_s = 0     # hub time of the last downlink
         self.blacklist_updated_s = 0    # when the blacklist was last confirmed current
         self._last_attempt = None       # (card_no, time) of the last attempt journalled
@@ -213,8 +213,9 @@ class Wallet:
     def _journal(self, cr, slot, kind, amount_cents, item, discount_cents, now):
         """Append the record of `slot` (the card's state after this record) as PENDING; return its seq."""
         seq = self.journal.last_seq() + 1
+        online = self.link is not None and self.link.connected
         rec = Record(kind, self.terminal_id, seq, now, cr.info.card_no, cr.uid, slot.counter, amount_cents,
-                     slot.balance_cents, item, discount_cents, 0 if self.online else FLAG_OFFLINE,
+                     slot.balance_cents, item, discount_cents, 0 if online else FLAG_OFFLINE,
                      self.config.version, slot.mac)
         self.journal.append(seq, now, rec.encode(self.record_mac))
         return seq

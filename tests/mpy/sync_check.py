@@ -7,7 +7,7 @@ Sync, then MQTTClient with sync.status_frame(0) as last will, sync.attach,
 and the tasks client.run(), sync.upload_loop(), sync.status_loop(); the
 files live in WORKDIR/flash on the host filesystem (FRESH=1 creates it, FRESH=0
 finds it as a reboot would). The wallet and the RC522 stay out: a stand-in
-carries the four attributes Sync uses. This script is kept small on
+carries the three attributes Sync uses. This script is kept small on
 purpose: with the sync stack loaded, the 100 KB heap has little room left
 (see the `heap` line).
 
@@ -58,12 +58,11 @@ class Board:
     """The board and the wallet in one stand-in (one class less on the heap).
 
     Board: clock(), set_clock(), free_heap(), all Sync asks of it. Wallet
-    (terminal.wallet.Wallet, RC522 and all, stays out): the four attributes
+    (terminal.wallet.Wallet, RC522 and all, stays out): the three attributes
     Sync reads and writes.
     """
 
     config = None
-    online = False
     last_hub_contact_s = 0
     blacklist_updated_s = 0
 
@@ -131,10 +130,10 @@ async def append(count):
 def show():
     cfg = wallet.config
     return "depth=%d last_seq=%d bl_version=%d bl_count=%d config=%d role=%d clock=%d down=%d boot=%d up=%d " \
-           "contact=%d bl_at=%d online=%d rejected=%s" % (
+           "contact=%d bl_at=%d rejected=%s" % (
                journal.depth(), journal.last_seq(), blacklist.version, blacklist.count, cfg.version if cfg else 0,
                cfg.role if cfg else 0, board.clock(), state.down_counter, state.boot, state.up_counter,
-               wallet.last_hub_contact_s, wallet.blacklist_updated_s, wallet.online,
+               wallet.last_hub_contact_s, wallet.blacklist_updated_s,
                ",".join("%s:%d" % kv for kv in sorted(sync.rejected.items())) or "-")
 
 
