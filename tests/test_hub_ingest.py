@@ -10,6 +10,7 @@ from protocol import frames, topics
 from protocol import record as R
 
 from parkcard import audit
+from parkcard.registry import Registry
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
 
 pytestmark = pytest.mark.broker
@@ -113,6 +114,8 @@ def test_late_and_out_of_order_records_fill_gaps(tmp_path, broker):
         assert hub.registry.get(5).acked_upto == 1
         gaps = rows(tmp_path / "hub.db", "SELECT from_seq, to_seq FROM terminal_gaps WHERE terminal_id=5")
         assert gaps == [(2, 3), (5, 5)]
+        reloaded = (await Registry(hub.storage).load()).get(5)     # what a restarted hub starts from
+        assert (reloaded.acked_upto, reloaded.above) == (1, {4, 6})
         await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_ACK))
         assert frames.parse_ack(term.downlinks(frames.T_ACK)[-1].body)[0] == 1
         term.upload([(c, raws[2]), (c, raws[1])])

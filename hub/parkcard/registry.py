@@ -71,9 +71,10 @@ class Registry:
     async def load(self):
         """Read every terminal and its out-of-order seqs."""
         merchants = await self._merchants()
+        above = await self.storage.seqs_above_ack()     # one query for the whole fleet
         self.terminals = {}
         for row in await self.storage.terminals():
-            await self._put(row, merchants)
+            self._put(row, merchants, above.get(row["id"], ()))
         return self
 
     async def reload_terminal(self, terminal_id):
@@ -86,20 +87,22 @@ class Registry:
         rows = await self.storage.terminals(terminal_id)
         if not rows:
             return None
-        return await self._put(rows[0], await self._merchants())
+        above = () if terminal_id in self.terminals else (await self.storage.seqs_above_ack(terminal_id)).get(
+            terminal_id, ())
+        return self._put(rows[0], await self._merchants(), above)
 
     async def _merchants(self):
         """{merchant id: (commission_bps, park_id)}."""
         return {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
 
-    async def _put(self, row, merchants):
+    def _put(self, row, merchants, above):
         rate_bps, park_id = merchants.get(row["merchant_id"], (0, 1))
         state = self.terminals.get(row["id"])
         if state is not None:
-            state.configure(row, rate_bps, park_id)
+            state.configure(row, rate_bps, park_id)   # its sequence state is the writer's
             return state
         state = TerminalState(row, rate_bps, park_id)
-        state.above = set(await self.storage.seqs_above(state.id, state.acked_upto))
+        state.above = set(above)
         self.terminals[state.id] = state
         return state
 

@@ -40,7 +40,6 @@ PKI_DIR = "pki"
 BROKER_DIR = "broker"
 PASSWORD_FILE = "broker.passwd"
 ACL_FILE = "broker.acl"
-HOSTNAMES = ("localhost",)
 SECURE_PORT = 8883              # MQTT over TLS (IANA)
 TRANSPORT_KEY_SIZE = 32
 MASTER_KEY_SIZE = 32
@@ -61,17 +60,13 @@ class ParkSecrets:
     pki: ParkPKI
     path: Path
 
-    @property
-    def hub_username(self):
-        return broker_auth.HUB_USERNAME
-
 
 def secrets_path(directory):
     """Where the park's secrets file lives in directory."""
     return Path(directory) / SECRETS_FILE
 
 
-def init_park(directory, hostnames=HOSTNAMES):
+def init_park(directory, hostnames=()):
     """Create what is missing of the park's PKI and secrets in directory; return (ParkSecrets, created).
 
     created lists what this call wrote (e.g. ["pki/ca.crt", ..., "park-secrets.json"]); empty when the
@@ -87,7 +82,6 @@ def init_park(directory, hostnames=HOSTNAMES):
             "version": SECRETS_VERSION,
             "park_keys": {name: os.urandom(MASTER_KEY_SIZE).hex() for name in ("master_a", "master_b", "master_mac")},
             "transport_key": os.urandom(TRANSPORT_KEY_SIZE).hex(),
-            "hub_username": broker_auth.HUB_USERNAME,
             "hub_password": broker_auth.new_password(),
         }
         write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), 0o600)
@@ -172,7 +166,7 @@ def broker_refresher(broker, secrets):
     return refresh
 
 
-def start_secure_park(workdir, terminals=(), port=None, hostnames=HOSTNAMES):
+def start_secure_park(workdir, terminals=(), port=None, hostnames=()):
     """Initialise (if needed) the park in workdir and start its secure broker; return (broker, hub_kwargs, secrets)."""
     secrets, _created = init_park(workdir, hostnames)
     broker = start_secure_broker(workdir, secrets, terminals, port=port)

@@ -536,10 +536,15 @@ class Storage:
         await self.write(lambda tx: tx.execute("UPDATE terminal_commands SET sent_at=? WHERE id=?",
                                                (tx.now, command_id)))
 
-    async def seqs_above(self, terminal_id, seq):
-        """Return the stored seqs of a terminal above seq (out-of-order arrivals)."""
-        rows = await self.fetchall("SELECT seq FROM records WHERE terminal_id=? AND seq>?", (terminal_id, seq))
-        return [r[0] for r in rows]
+    async def seqs_above_ack(self, terminal_id=None):
+        """Return {terminal_id: [seq]} of the records stored above each terminal's ack (out-of-order arrivals)."""
+        where, params = ("AND t.id=? ", (terminal_id,)) if terminal_id is not None else ("", ())
+        out = {}
+        for tid, seq in await self.fetchall(
+                "SELECT r.terminal_id, r.seq FROM records r JOIN terminals t ON t.id = r.terminal_id "
+                "WHERE r.seq > t.acked_upto %s" % where, params):
+            out.setdefault(tid, []).append(seq)
+        return out
 
     async def uncertain_cards(self):
         """Return the card numbers that have unresolved uncertain records."""

@@ -101,17 +101,16 @@ def build_image(firmware_dir, protocol_dir, build_dir, mpy_cross=None):
     return entries
 
 
+def file_entry(path, device_path):
+    """The manifest entry {"path", "size", "sha256"} of one local file, under its path on the device."""
+    data = Path(path).read_bytes()
+    return {"path": device_path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def manifest_entries(image):
     """Return [{"path", "size", "sha256"}] for every file below image, sorted by path."""
-    entries = []
-    for path in sorted(p for p in Path(image).rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        entries.append({
-            "path": path.relative_to(image).as_posix(),
-            "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        })
-    return entries
+    return [file_entry(path, path.relative_to(image).as_posix())
+            for path in sorted(p for p in Path(image).rglob("*") if p.is_file())]
 
 
 def write_manifest(build_dir, entries):

@@ -6,7 +6,6 @@ subprocess and stops at the first failure. Nothing here talks to a device
 except through esptool and mpremote.
 """
 
-import hashlib
 import json
 import shlex
 import ssl
@@ -17,7 +16,7 @@ from typing import Callable
 
 from . import device
 from .errors import StepFailed
-from .image import IMAGE_DIR
+from .image import IMAGE_DIR, file_entry
 from .tools import tool
 
 CHIP = "esp32"  # classic ESP32 (ESP32-WROOM-32); S2/S3/C3 use other offsets
@@ -56,11 +55,6 @@ def _esptool(port, baud, *command):
 
 def _mpremote(port, *command):
     return [tool("mpremote"), "connect", port, *command]
-
-
-def file_entry(path, device_path):
-    data = Path(path).read_bytes()
-    return {"path": device_path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def write_provision_files(build_dir, bundle):
