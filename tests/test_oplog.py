@@ -1,5 +1,6 @@
 """Operator audit log: exact entry format, every kind of tampering, concurrent appenders, the `audit` CLI."""
 
+import asyncio
 import hashlib
 import json
 import subprocess
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from parkcard import oplog as oplog_module
 from parkcard.oplog import GENESIS, AuditLogError, OpLog, audit_command, log_path_for, verify
+from parkcard.storage import Storage
 
 
 def _hash(entry):
@@ -202,14 +204,15 @@ def test_cut_and_rechained_tail_needs_the_anchor(log):
     assert anchor == (5, log.written[-1]["hash"])
     _rewrite(log, _lines(log)[:3])
     assert verify(log.path).ok and verify(log.path).entries == 3
-    assert (verify(log.path, anchor=anchor).ok, verify(log.path, anchor=anchor).first_bad) == (False, 4)
+    cut = verify(log.path, anchor=anchor)
+    assert (cut.ok, cut.first_bad, cut.reason) == (False, 4, oplog_module.TAIL_DELETED)
 
     forger = OpLog(log.path)                       # a new process knows no better and re-chains
     forger.append("mallory", "card.refund", amount_cents=100)
     forger.append("mallory", "card.refund", amount_cents=100)
     assert verify(log.path).ok
     result = verify(log.path, anchor=anchor)
-    assert (result.ok, result.first_bad, result.reason) == (False, 5, "anchor mismatch")
+    assert (result.ok, result.first_bad, result.reason) == (False, 5, oplog_module.SWAPPED)
     assert verify(log.path, anchor=forger.head()).ok
 
 
@@ -286,7 +289,10 @@ def _run(*args):
 def test_cli_verify_ok(log):
     result = _run("verify", "--log", str(log.path))
     assert result.exit_code == 0, result.output
-    assert result.output == "audit log OK: 5 entries, head %s\n" % log.written[-1]["hash"][:16]
+    assert result.output.splitlines() == [
+        "audit log OK: 5 entries, head %s" % log.written[-1]["hash"][:16],
+        "note: no database given (--db): the chain is intact, but entries deleted from its end cannot be "
+        "detected without the database's anchor"]
 
 
 def test_cli_verify_tampered_names_the_line(log):
@@ -357,3 +363,106 @@ def test_cli_show_tampered(log):
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == "audit log TAMPERED at line 4: hash mismatch"
     assert len(result.output.splitlines()) == 4     # the three good entries, then the finding
+
+
+# -- the anchor in the hub database (parkcard.storage: appended in the change's transaction)
+
+
+def _anchored_park(tmp_path, n=4):
+    """A database whose audit log has n entries written through storage, as the CLI and hub write them."""
+    db = tmp_path / "hub.db"
+
+    async def fill():
+        storage = await Storage(db).open()
+        try:
+            for i in range(n):
+                await storage.audit("alice", "merchant.add", merchant_id=i)
+            return await storage.audit_anchor()
+        finally:
+            await storage.close()
+    anchor = asyncio.run(fill())
+    return db, log_path_for(db), anchor
+
+
+def test_storage_anchors_every_entry_in_its_transaction(tmp_path):
+    db, path, anchor = _anchored_park(tmp_path)
+    assert anchor == OpLog(path).head() and anchor[0] == 4
+    result = _run("verify", "--db", str(db))
+    assert (result.exit_code, result.output) == (0, "audit log OK: 4 entries, head %s, matches the database's "
+                                                    "anchor\n" % anchor[1][:16])
+
+
+def test_entry_staged_in_a_failed_transaction_is_not_written(tmp_path):
+    db, path, _anchor = _anchored_park(tmp_path, 1)
+
+    async def change_that_fails():
+        storage = await Storage(db).open()
+        try:
+            def run(tx):
+                tx.audit("alice", "blacklist.add", card_no=1)
+                raise RuntimeError("the change failed")
+            with pytest.raises(RuntimeError):
+                await storage.write(run)
+            return await storage.audit_anchor()
+        finally:
+            await storage.close()
+    anchor = asyncio.run(change_that_fails())
+    assert anchor[0] == 1 and verify(path, anchor).ok and len(path.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("damage, reason, words", [
+    (lambda path, lines: path.write_text("".join(lines[:2])), "tail deleted",
+     "the log ends at entry 2 but the database anchors entry 4"),
+    (lambda path, lines: path.write_text("".join(lines)[:-7]), "truncated last line", None),
+    (lambda path, lines: path.write_text(""), "tail deleted", "ends at entry 0"),
+])
+def test_verify_names_a_cut_log(tmp_path, damage, reason, words):
+    db, path, _anchor = _anchored_park(tmp_path)
+    damage(path, path.read_text().splitlines(keepends=True))
+    result = _run("verify", "--db", str(db))
+    assert result.exit_code == 1 and "TAMPERED" in result.output and reason in result.output, result.output
+    assert words is None or words in result.output
+
+
+def test_verify_names_a_swapped_file_and_an_extended_one(tmp_path):
+    db, path, _anchor = _anchored_park(tmp_path)
+    other = tmp_path / "other.log"
+    forger = OpLog(other)
+    for i in range(4):
+        forger.append("mallory", "merchant.add", merchant_id=100 + i)     # a chain of its own, same length
+    original = path.read_bytes()
+    path.write_bytes(other.read_bytes())
+    result = _run("verify", "--db", str(db))
+    assert result.exit_code == 1 and "line 4: file swapped" in result.output, result.output
+
+    path.write_bytes(original)
+    OpLog(path).append("mallory", "blacklist.remove", card_no=7)       # past the database
+    result = _run("verify", "--db", str(db))
+    assert result.exit_code == 1 and "line 5: not anchored" in result.output, result.output
+    result = _run("verify", "--log", str(path))                          # the database is found beside it
+    assert result.exit_code == 1 and "not anchored" in result.output
+
+
+def test_verify_reports_a_deleted_log(tmp_path):
+    db, path, _anchor = _anchored_park(tmp_path)
+    path.unlink()
+    result = _run("verify", "--db", str(db))
+    assert result.exit_code == 1 and "missing but the database anchors entry 4" in result.output
+
+
+def test_no_change_is_made_on_a_damaged_log(tmp_path):
+    """A change and its audit entry commit together: with a log cut behind the hub's back, neither happens."""
+    db, path, _anchor = _anchored_park(tmp_path)
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:3]))
+
+    async def change():
+        storage = await Storage(db).open()
+        try:
+            with pytest.raises(AuditLogError, match="cut off while in use|entries were deleted from its end"):
+                await storage.write(lambda tx: (tx.execute("INSERT INTO parks(id, name) VALUES (9, 'x')"),
+                                                tx.audit("alice", "park.add", park_id=9)))
+            return await storage.fetchone("SELECT COUNT(*) FROM parks WHERE id=9")
+        finally:
+            await storage.close()
+    assert asyncio.run(change())[0] == 0
+    assert len(path.read_text().splitlines()) == 3

@@ -12,7 +12,6 @@ revocations and terminal locks are read from the database at every T_AUTH.
 
 import asyncio
 import datetime
-import functools
 import getpass
 import json
 import os
@@ -27,7 +26,7 @@ from protocol import frames, topics
 from protocol import record as R
 
 from parkcard import audit, broker_auth, secure, settlement
-from parkcard.oplog import AuditLogError, OpLog, log_path_for
+from parkcard.oplog import AuditLogError
 from parkcard.pki import PKIError
 from parkcard.storage import Storage
 
@@ -556,17 +555,10 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
             broker.stop()
 
 
-@functools.lru_cache(maxsize=None)
-def _audit_log(path):
-    # One OpLog per file for the whole command: it remembers how far it has
-    # checked the chain, so a second entry does not re-hash the whole log.
-    return OpLog(path)
-
-
 def _oplog(db, actor, action, **details):
-    """Append an operator action to the hub's audit log (<db>.audit.log, parkcard.oplog)."""
+    """Append an operator action to the hub's audit log (<db>.audit.log), anchored in the database."""
     try:
-        _audit_log(str(log_path_for(db))).append(actor, action, **details)
+        _run(_with_storage(db, lambda s: s.audit(actor, action, **details), create=True))
     except (AuditLogError, OSError) as exc:
         raise UserError("done, but the audit log could not be written: %s" % exc) from None
 

@@ -29,13 +29,16 @@ Guarantees
   unparseable, tampered with, cut off or replaced raises AuditLogError and
   nothing is written.
 
-Limitation: a hash chain only proves that the lines present agree with one
-another. Whoever can write the file can cut entries off the end (and even append
-new entries re-chained from the cut), and the result verifies. Only an anchor kept
-elsewhere catches that: store `OpLog.head()` (seq, hash) in the hub database with
-each operation and check with `verify(path, anchor=(seq, hash))`. Within one
-process an OpLog also refuses a log that lost or changed the last entry it saw,
-or was replaced.
+Anchor: a hash chain only proves that the lines present agree with one
+another; whoever can write the file could cut entries off the end, or append
+entries re-chained from a cut, and the chain alone would verify. So the hub
+database holds the head (seq, hash) of the log, and every entry is appended by
+`OpLog.append_anchored` inside the database write transaction of the change it
+records (parkcard.storage `WriteTx.audit`), which moves the anchor in the same
+commit. `verify(path, anchor)` then names the damage: entries deleted from the
+end (TAIL_DELETED), a swapped or rewritten file (SWAPPED), entries written
+without the database (NOT_ANCHORED). Within one process an OpLog also refuses a
+log that lost or changed the last entry it saw, or was replaced.
 """
 
 import collections
@@ -183,6 +186,17 @@ def _private(path, flags):
 class OpLog:
     """One audit log file; any number of OpLogs in any number of processes may append to it."""
 
+    _shared = {}
+
+    @classmethod
+    def shared(cls, path):
+        """The one OpLog of this process for a file: it remembers how far it checked the chain, so a
+        command that opens the database several times reads the log once, not once per entry."""
+        key = os.path.abspath(path)
+        if key not in cls._shared:
+            cls._shared[key] = cls(path)
+        return cls._shared[key]
+
     def __init__(self, path):
         self.path = Path(path)
         # ((st_dev, st_ino, size, ctime_ns), seq, hash) of the file as last checked under the lock.
@@ -190,6 +204,9 @@ class OpLog:
 
     def append(self, actor, action, **details):
         """Append one entry, fsync'd before returning; the entry as written."""
+        return self._append(None, actor, action, details)
+
+    def _append(self, anchor, actor, action, details):
         _check_name("actor", actor)
         _check_name("action", action)
         safe = _json_safe(details, "details")
@@ -197,6 +214,11 @@ class OpLog:
         with open(self.path, "a+b", opener=_private) as f:
             fcntl.flock(f, fcntl.LOCK_EX)          # released when f closes, after the fsync
             seq, head = self._catch_up(f)
+            if anchor is not None and (seq, head) != tuple(anchor):
+                found = _verify_open(f, os.fstat(f.fileno()).st_size, tuple(anchor))
+                raise AuditLogError("audit log %s does not match the database: %s; nothing was done: run "
+                                    "`parkcard audit verify`" % (self.path, explain(found, anchor)),
+                                    found.first_bad, found.reason)
             entry = {"seq": seq + 1, "time": int(time.time()), "actor": actor, "action": action,
                      "details": safe, "prev": head}
             entry["hash"] = entry_hash(entry)
@@ -215,6 +237,16 @@ class OpLog:
             st = os.fstat(fd)
             self._known = ((st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns), entry["seq"], entry["hash"])
         return entry
+
+    def append_anchored(self, anchor, actor, action, **details):
+        """Append one entry only if the log ends at `anchor` (seq, hash) from the database; the entry.
+
+        The caller holds the database's write lock, so the anchor cannot move
+        meanwhile. anchor None (a database that holds none yet) trusts the log
+        as it is, once. A log that does not end at the anchor raises
+        AuditLogError naming the damage (TAIL_DELETED, SWAPPED, NOT_ANCHORED).
+        """
+        return self._append(anchor, actor, action, details)
 
     def head(self):
         """(seq, hash) of the last entry, (0, GENESIS) for an empty log: the anchor to store elsewhere."""
@@ -283,28 +315,55 @@ def _fsync_dir(path):
         os.close(fd)
 
 
+# Why a log disagrees with the anchor its database holds (stable names, shown by `audit verify`).
+TAIL_DELETED = "tail deleted"       # fewer entries than the anchored one: cut at a line boundary
+SWAPPED = "file swapped"            # the anchored entry is not there: another or a rewritten file
+NOT_ANCHORED = "not anchored"       # entries after the anchored one, written without the database
+
+
 def verify(path, anchor=None):
-    """Check the whole chain; with anchor=(seq, hash) also that entry seq exists and has that hash.
+    """Check the whole chain; with anchor=(seq, hash) also that the log ends exactly at that entry.
 
     Raises FileNotFoundError for a missing log and OSError for an unreadable one.
     """
     if anchor is not None:
-        anchor_seq, anchor_hash = anchor
+        anchor_seq, _anchor_hash = anchor
         if not isinstance(anchor_seq, int) or anchor_seq < 0:
             raise ValueError("anchor seq must be an int >= 0, not %r" % (anchor_seq,))
-    seq, head = 0, GENESIS
     with open(path, "rb") as f:
-        end = _locked_size(f)
-        try:
-            for entry in _walk(f, 0, end, 0, GENESIS):
-                if anchor is not None and entry["seq"] == anchor_seq and entry["hash"] != anchor_hash:
-                    return VerifyResult(False, seq, head, entry["seq"], "anchor mismatch")
-                seq, head = entry["seq"], entry["hash"]
-        except _Bad as bad:
-            return VerifyResult(False, seq, head, bad.line, bad.reason)
-    if anchor is not None and seq < anchor_seq:
-        return VerifyResult(False, seq, head, seq + 1, "anchor mismatch")
+        return _verify_open(f, _locked_size(f), anchor)
+
+
+def _verify_open(f, end, anchor):
+    """verify() over an open log whose first `end` bytes are complete appends."""
+    seq, head = 0, GENESIS
+    try:
+        for entry in _walk(f, 0, end, 0, GENESIS):
+            if anchor is not None and entry["seq"] == anchor[0] and entry["hash"] != anchor[1]:
+                return VerifyResult(False, seq, head, entry["seq"], SWAPPED)
+            seq, head = entry["seq"], entry["hash"]
+    except _Bad as bad:
+        return VerifyResult(False, seq, head, bad.line, bad.reason)
+    if anchor is not None and seq < anchor[0]:
+        return VerifyResult(False, seq, head, seq + 1, TAIL_DELETED)
+    if anchor is not None and seq > anchor[0]:
+        return VerifyResult(False, seq, head, anchor[0] + 1, NOT_ANCHORED)
     return VerifyResult(True, seq, head)
+
+
+def explain(result, anchor=None):
+    """One line for a person: what verify() found and, against an anchor, which kind of damage."""
+    if result.ok:
+        return "audit log OK: %d entries, head %s%s" % (
+            result.entries, result.head[:16], "" if anchor is None else ", matches the database's anchor")
+    what = {TAIL_DELETED: "the log ends at entry %d but the database anchors entry %d: entries were deleted "
+                          "from its end" % (result.entries, anchor[0] if anchor else 0),
+            SWAPPED: "entry %d is not the entry the database anchors: the file was swapped or rewritten"
+                     % result.first_bad,
+            NOT_ANCHORED: "entries from %d on were written without the database (it anchors entry %d)"
+                          % (result.first_bad, anchor[0] if anchor else 0)}.get(result.reason)
+    return "audit log TAMPERED at line %d: %s%s" % (result.first_bad, result.reason,
+                                                    "" if what is None else " (%s)" % what)
 
 
 # -- CLI
@@ -325,13 +384,43 @@ def _log_options(fn):
 
 
 def _resolve(log_path, db):
-    """--log, else <--db>.audit.log, else the enclosing `parkcard --db`, else the default database's log."""
+    """(log path, database path or None): --log, else <--db>.audit.log, else `parkcard --db`, else the default.
+
+    With --log alone, the database is the file the log belongs to, if it is there.
+    """
     if log_path:
         path = Path(log_path)
+        owner = Path(str(path)[:-len(".audit.log")]) if str(path).endswith(".audit.log") else None
+        db = db or (owner if owner is not None and owner.is_file() else None)
     else:
         if db is None:
             db = click.get_current_context().find_root().params.get("db") or DEFAULT_DB
         path = log_path_for(db)
+    return path, (Path(db) if db is not None and Path(db).is_file() else None)
+
+
+def _anchor(db):
+    """The anchor the database holds, or None (no database, or one that anchors nothing yet)."""
+    if db is None:
+        return None
+    import asyncio
+    import sqlite3
+
+    from parkcard.storage import Storage   # here: storage imports this module
+
+    async def read():
+        storage = await Storage(db).open()
+        try:
+            return await storage.audit_anchor()
+        finally:
+            await storage.close()
+    try:
+        return asyncio.run(read())
+    except (sqlite3.DatabaseError, OSError) as exc:
+        raise _UserError("cannot read the audit anchor from %s: %s" % (db, exc)) from None
+
+
+def _existing(path):
     if not path.exists():
         raise _UserError("no audit log at %s: nothing logged yet, or pass --log FILE or --db DATABASE" % path)
     return path
@@ -360,20 +449,27 @@ def audit_command():
     @audit.command("verify")
     @_log_options
     def verify_cmd(log_path, db):
-        """Check every entry's hash, the chain and the numbering; exit 1 when tampered with."""
-        path = _resolve(log_path, db)
-        result = _readable(lambda: verify(path), path)
-        if not result.ok:
-            click.echo("audit log TAMPERED at line %d: %s" % (result.first_bad, result.reason))
+        """Check every entry's hash, the chain, the numbering and the database's anchor; exit 1 when tampered with."""
+        path, db_path = _resolve(log_path, db)
+        anchor = _anchor(db_path)
+        if not path.exists() and anchor is not None and anchor[0] > 0:
+            click.echo("audit log TAMPERED: %s is missing but the database anchors entry %d" % (path, anchor[0]))
             raise SystemExit(1)
-        click.echo("audit log OK: %d entries, head %s" % (result.entries, result.head[:16]))
+        _existing(path)
+        result = _readable(lambda: verify(path, anchor), path)
+        click.echo(explain(result, anchor))
+        if not result.ok:
+            raise SystemExit(1)
+        if db_path is None:
+            click.echo("note: no database given (--db): the chain is intact, but entries deleted from its end "
+                       "cannot be detected without the database's anchor")
 
     @audit.command("show")
     @_log_options
     @click.option("--last", type=click.IntRange(min=1), default=None, help="only the newest N entries")
     def show_cmd(log_path, db, last):
         """Print entries (seq, UTC time, actor, action, details), oldest first."""
-        path = _resolve(log_path, db)
+        path = _existing(_resolve(log_path, db)[0])
         shown = collections.deque(maxlen=last)
         log = OpLog(path)
 

@@ -27,7 +27,6 @@ from parkcard.downlink import Downlink
 from parkcard.fleet import Fleet
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
-from parkcard.oplog import OpLog, log_path_for
 from parkcard.registry import Registry
 from parkcard.storage import Storage
 
@@ -78,7 +77,6 @@ class Hub:
         another process, e.g. to rewrite the broker's password file (parkcard.secure.broker_refresher).
         """
         self.storage = Storage(db_path)
-        self.oplog = OpLog(log_path_for(db_path))      # operator actions, hash-chained (parkcard.oplog)
         self.registry = Registry(self.storage)
         self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca)
         self.ingest = Ingest(self.storage, self.registry)
@@ -209,8 +207,8 @@ class Hub:
                 waiter[2].set_result((status, block))
 
     async def audit(self, actor, action, **details):
-        """Append an operation to the audit log (fsync'd, off the event loop)."""
-        await asyncio.to_thread(self.oplog.append, actor, action, **details)
+        """Append an operator action to the audit log, anchored in the database (in the writer's thread)."""
+        await self.storage.audit(actor, action, **details)
 
     async def _authorise(self, terminal_id, admin_card_no, uid):
         """Answer T_AUTH: confirm only a known, unlocked terminal tapped with a known, unrevoked admin card."""

@@ -15,6 +15,8 @@ import time
 
 import aiosqlite
 
+from parkcard.oplog import OpLog, log_path_for
+
 # Numbered migrations: index + 1 is the user_version after applying it.
 MIGRATIONS = (
     """
@@ -108,6 +110,13 @@ MIGRATIONS = (
         actor TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL, card_no INTEGER,
         error TEXT);
     """,
+    # 4: the head of the operator audit log (<db>.audit.log, parkcard.oplog), moved in the same
+    # transaction as the change each entry records, so a cut, swapped or extended log is detected.
+    """
+    CREATE TABLE audit_anchor(
+        id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL CHECK (seq >= 0), hash TEXT NOT NULL,
+        at REAL NOT NULL);
+    """,
 )
 
 
@@ -153,6 +162,7 @@ class WriteTx:
         self.attempts = []
         self.terminal_updates = {}  # terminal_id -> {column: value}
         self.gaps = {}              # terminal_id -> [(from, to)]
+        self.audits = []            # (actor, action, details) for the operator audit log, at commit
 
     def next_id(self, table):
         """Allocate the next row id of `records` or `ledger_tx`."""
@@ -267,6 +277,10 @@ class WriteTx:
         """Keep a tap of a blacklisted card (a lock or attempt record): when, where, which card."""
         self.attempts.append((rec.card_no, rec.terminal_id, rec.seq, rec.kind, rec.time_s, self.now))
 
+    def audit(self, actor, action, **details):
+        """Record an operator action in the audit log as part of this transaction (appended at commit)."""
+        self.audits.append((actor, action, details))
+
     def update_terminal(self, terminal_id, **columns):
         """Set terminal columns at commit (last value wins)."""
         self.terminal_updates.setdefault(terminal_id, {}).update(columns)
@@ -346,6 +360,23 @@ class WriteTx:
             c.execute("DELETE FROM terminal_gaps WHERE terminal_id=?", (terminal_id,))
             c.executemany("INSERT INTO terminal_gaps VALUES (?,?,?)", [(terminal_id, a, b) for a, b in gaps])
 
+    def flush_audit(self, oplog):
+        """Append the staged audit entries to the log and move the database's anchor to its new head.
+
+        Runs last before COMMIT, under the write lock: the log must end where
+        the anchor says (AuditLogError otherwise, and the change rolls back).
+        An entry appended whose COMMIT then fails shows as NOT_ANCHORED.
+        """
+        if not self.audits:
+            return
+        row = self.conn.execute("SELECT seq, hash FROM audit_anchor WHERE id=1").fetchone()
+        anchor = tuple(row) if row else None
+        for actor, action, details in self.audits:
+            entry = oplog.append_anchored(anchor, actor, action, **details)
+            anchor = (entry["seq"], entry["hash"])
+        self.conn.execute("INSERT INTO audit_anchor(id, seq, hash, at) VALUES (1,?,?,?) ON CONFLICT(id) DO UPDATE "
+                          "SET seq=excluded.seq, hash=excluded.hash, at=excluded.at", (*anchor, self.now))
+
 
 TERMINAL_COLUMNS = ("id", "merchant_id", "role", "key", "name", "config_version", "fixed_price_cents", "category",
                     "counter_up", "counter_down_reserved", "acked_upto", "authorised", "locked", "last_seen",
@@ -359,6 +390,7 @@ class Storage:
 
     def __init__(self, path):
         self.path = str(path)
+        self.oplog = OpLog.shared(log_path_for(self.path))    # operator actions, anchored here (WriteTx.audit)
         self._writer = None
         self._reader = None
         self._ids = {}
@@ -407,6 +439,7 @@ class Storage:
                 tx = WriteTx(conn, ids)
                 result = fn(tx)
                 tx.flush()
+                tx.flush_audit(self.oplog)
                 conn.execute("COMMIT")
                 return result
             except BaseException:
@@ -415,6 +448,15 @@ class Storage:
                 raise
 
         return await self._in_writer(run)
+
+    async def audit(self, actor, action, **details):
+        """Append an operator action to the audit log in a transaction of its own (anchored)."""
+        await self.write(lambda tx: tx.audit(actor, action, **details))
+
+    async def audit_anchor(self):
+        """Return the (seq, hash) of the audit log's head as the database knows it, or None."""
+        row = await self.fetchone("SELECT seq, hash FROM audit_anchor WHERE id=1")
+        return tuple(row) if row else None
 
     async def fetchall(self, sql, params=()):
         """Run a read query on the reader connection."""
