@@ -477,3 +477,27 @@ def test_a_message_the_hub_cannot_handle_is_kept_in_quarantine_and_the_rest_goes
     run(scenario())
     [(reason, terminal_id, detail)] = rows(tmp_path / "hub.db", "SELECT reason, terminal_id, detail FROM quarantine")
     assert (reason, terminal_id) == ("hub_error", 6) and "a bug the batch trips over" in detail
+
+
+def test_topics_that_only_look_like_a_terminal_are_quarantined_and_the_hub_keeps_serving(tmp_path, broker):
+    """term-\u00b2 once made int() raise inside the failure path itself: the hub acked nothing again, ever."""
+    spellings = ("parkcard/term-\u00b2/up", "parkcard/term-\u2460/up", "parkcard/term-\u0661/up", "parkcard/term-05/up")
+
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, bal = await issued_card(hub)
+        five = await booth(hub, broker, 5)
+        raw = five.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
+        for topic in spellings:
+            five.publish(five.frame(frames.T_UPLOAD, frames.upload_body([(R.STATUS_COMMITTED, raw)])), topic=topic)
+        five.upload()
+        await asyncio.to_thread(five.wait_acked, 1)
+        await hub.wait_until(lambda: hub.stats().get("quarantined", 0) >= len(spellings))
+        stats = hub.stats()
+        five.close()
+        await hub.stop()
+        return stats
+    stats = run(scenario())
+    assert stats.get("failed_messages", 0) == 0
+    quarantined = rows(tmp_path / "hub.db", "SELECT topic, reason, terminal_id FROM quarantine ORDER BY id")
+    assert sorted(quarantined) == sorted((t, "foreign_topic", None) for t in spellings)
