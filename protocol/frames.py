@@ -22,6 +22,7 @@ HEADER_FMT = ">2sBBHIIH"   # magic, version, type, terminal_id, counter, time_s,
 HEADER_SIZE = 16
 FRAME_MAC_SIZE = 8
 BODY_MAX = 60000           # well under Mosquitto's default limits and the terminal's RAM
+FRAME_SIZE_MAX = HEADER_SIZE + BODY_MAX + FRAME_MAC_SIZE
 UPLOAD_RECORDS_MAX = 64
 
 # Uplink (terminal -> hub)

@@ -2,7 +2,9 @@
 
 import asyncio
 import sqlite3
+import threading
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from protocol import card as C
@@ -501,3 +503,50 @@ def test_topics_that_only_look_like_a_terminal_are_quarantined_and_the_hub_keeps
     assert stats.get("failed_messages", 0) == 0
     quarantined = rows(tmp_path / "hub.db", "SELECT topic, reason, terminal_id FROM quarantine ORDER BY id")
     assert sorted(quarantined) == sorted((t, "foreign_topic", None) for t in spellings)
+
+
+def test_quarantine_keeps_a_bounded_prefix_with_the_size_and_digest_of_the_whole(tmp_path):
+    import hashlib
+
+    from parkcard.storage import QUARANTINE_KEPT_MAX, Storage
+
+    payload = bytes(range(256)) * 80                 # 20 KB of a refused payload
+
+    async def scenario():
+        storage = await Storage(tmp_path / "hub.db").open()
+        try:
+            await storage.write(lambda tx: (tx.add_quarantine(payload, "parkcard/term-5/up", 5, "malformed", "x"),
+                                            tx.add_quarantine(b"small", "parkcard/term-5/up", 5, "malformed", "y")))
+            return storage.stats["quarantine_cut"], await storage.quarantined()
+        finally:
+            await storage.close()
+    cut, listed = run(scenario())
+    assert cut == 1 and [row[6] for row in listed] == [len(payload), 5]
+    kept = rows(tmp_path / "hub.db", "SELECT raw, size, sha256 FROM quarantine ORDER BY id")
+    assert kept[0] == (payload[:QUARANTINE_KEPT_MAX], len(payload), hashlib.sha256(payload).digest())
+    assert kept[1][0] == b"small"
+
+
+def test_the_broker_refuses_a_publish_larger_than_any_frame(tmp_path, broker):
+    """Twelve 1-20 MB publishes once grew the database by 108 MB: the broker now drops them at the door."""
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        hung_up = threading.Event()
+        big = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="term-5")
+        big.on_disconnect = lambda *args: hung_up.set()
+        try:
+            card_no, bal = await issued_card(hub)
+            big.connect(broker.host, broker.port)
+            big.loop_start()
+            big.publish(topics.topic(5, topics.UP), b"PK" + bytes(frames.FRAME_SIZE_MAX + 1024), qos=1)
+            assert await asyncio.to_thread(hung_up.wait, 10)          # the broker hung up on it
+            six = await booth(hub, broker, 6)
+            six.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
+            six.upload()
+            await asyncio.to_thread(six.wait_acked, 1)
+            six.close()
+        finally:
+            big.loop_stop()
+            await hub.stop()
+    run(scenario())
+    assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM quarantine") == [(0,)]

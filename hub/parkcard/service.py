@@ -469,6 +469,7 @@ class Hub:
         """Counters of the running hub."""
         out = dict(self.ingest.stats)
         out.update(self.fleet.stats)
+        out.update(self.storage.stats)
         out.update(batches=self.batches, failed_messages=self.failed_messages, downlinks=self.downlink.sent,
                    backpressure_waits=self.link.backpressure_waits, connects=self.link.connects)
         return out

@@ -10,12 +10,20 @@ Schema changes are numbered migrations; `PRAGMA user_version` holds the last
 one applied.
 """
 
+import hashlib
 import sqlite3
 import time
+from collections import Counter
 
 import aiosqlite
 
 from parkcard.oplog import OpLog, log_path_for
+
+# Quarantine keeps evidence, not payloads: a prefix (a whole record or frame header and more) and the
+# digest of the whole, so a flood of large publishes cannot fill the disk (the broker's own limit is
+# the protocol's largest frame, parkcard.broker).
+QUARANTINE_KEPT_MAX = 4096
+TOPIC_KEPT_MAX = 256
 
 # Numbered migrations: index + 1 is the user_version after applying it.
 MIGRATIONS = (
@@ -117,6 +125,12 @@ MIGRATIONS = (
         id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL CHECK (seq >= 0), hash TEXT NOT NULL,
         at REAL NOT NULL);
     """,
+    # 5: quarantine keeps a bounded prefix of what it refused, with the whole payload's size and digest.
+    """
+    ALTER TABLE quarantine ADD COLUMN size INTEGER;
+    ALTER TABLE quarantine ADD COLUMN sha256 BLOB;
+    UPDATE quarantine SET size = length(raw);
+    """,
 )
 
 
@@ -144,9 +158,10 @@ class WriteTx:
     the end of the batch; ids are allocated here, by the single writer.
     """
 
-    def __init__(self, conn, ids):
+    def __init__(self, conn, ids, stats):
         self.conn = conn
         self._ids = ids
+        self.stats = stats          # the storage's counters (bounds hit), shared by every batch
         self.now = time.time()
         self.records = []
         self._batch_records = {}    # (terminal_id, seq) -> row of self.records
@@ -262,8 +277,12 @@ class WriteTx:
         self.cards[card_no] = [uid, shadow_balance_cents, last_counter]
 
     def add_quarantine(self, raw, topic, terminal_id, reason, detail):
-        """Keep a frame or record that failed verification."""
-        self.quarantine.append((bytes(raw), topic, terminal_id, reason, detail, self.now))
+        """Keep a frame or record that failed verification: its first QUARANTINE_KEPT_MAX bytes, size, digest."""
+        raw = bytes(raw)
+        if len(raw) > QUARANTINE_KEPT_MAX:
+            self.stats["quarantine_cut"] += 1
+        self.quarantine.append((raw[:QUARANTINE_KEPT_MAX], len(raw), hashlib.sha256(raw).digest(), topic[:TOPIC_KEPT_MAX],
+                                terminal_id, reason, detail, self.now))
 
     def add_conflict(self, terminal_id, seq, raw, existing_raw):
         """Keep a record whose key is taken by other bytes."""
@@ -341,8 +360,8 @@ class WriteTx:
                           "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
                           [(k, *v) for k, v in self.cards.items() if v[2] is not None])
         if self.quarantine:
-            c.executemany("INSERT INTO quarantine(raw, topic, terminal_id, reason, detail, at) VALUES (?,?,?,?,?,?)",
-                          self.quarantine)
+            c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at) "
+                          "VALUES (?,?,?,?,?,?,?,?)", self.quarantine)
         if self.conflicts:
             c.executemany("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES (?,?,?,?,?)",
                           self.conflicts)
@@ -394,6 +413,7 @@ class Storage:
         self._writer = None
         self._reader = None
         self._ids = {}
+        self.stats = Counter()
 
     async def open(self):
         """Open (creating and migrating) the database; on failure nothing stays open."""
@@ -436,7 +456,7 @@ class Storage:
             snapshot = dict(ids)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                tx = WriteTx(conn, ids)
+                tx = WriteTx(conn, ids, self.stats)
                 result = fn(tx)
                 tx.flush()
                 tx.flush_audit(self.oplog)
@@ -707,8 +727,8 @@ class Storage:
         return await self.fetchall("SELECT id, kind, card_no, terminal_id, seq, detail, at FROM alarms ORDER BY id")
 
     async def quarantined(self):
-        """Return [(id, topic, terminal_id, reason, detail, at, size)]."""
-        return await self.fetchall("SELECT id, topic, terminal_id, reason, detail, at, length(raw) FROM quarantine "
+        """Return [(id, topic, terminal_id, reason, detail, at, size)]; size is the whole payload's."""
+        return await self.fetchall("SELECT id, topic, terminal_id, reason, detail, at, size FROM quarantine "
                                    "ORDER BY id")
 
     async def count(self, table, where="1", params=()):
