@@ -221,6 +221,20 @@ def test_merchant_add_refuses_an_existing_id_and_set_changes_it_for_the_running_
     assert unknown.exit_code == 2 and "merchant 77 does not exist" in unknown.output
     assert audited(db).count("merchant.set") == 1 and audited(db).count("merchant.add") == 2
 
+    async def service():
+        hub = await Hub(db).open()
+        try:
+            with pytest.raises(HubError, match="already exists"):
+                await hub.add_merchant(MERCHANT_ICE, "Hot dogs", 0)
+            assert await hub.add_merchant(MERCHANT_ICE, "Ice cream", 750) is False
+            assert await hub.set_merchant(MERCHANT_ICE, commission_bps=800) == (("Ice cream", 750), ("Ice cream", 800))
+            return hub.registry.get(5).rate_bps
+        finally:
+            await hub.stop()
+    assert run(service()) == 800
+    assert audited(db).count("merchant.set") == 2
+    assert cli("--db", db, "merchant", "set", "--id", 2, "--commission-bps", 750).exit_code == 0
+
     listed = cli("--db", db, "merchant", "list")
     assert listed.exit_code == 0
     assert listed.output.splitlines()[0].split() == ["id", "name", "commission", "bps", "park", "terminals"]
@@ -268,6 +282,19 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             assert await hub._auth_refusal(5, abandoned, ADMIN_UID) == "admin_card_not_written"
             assert "abandoned" in (await hub.storage.card_request(second))[2]
 
+            # The desk reports a failure: failed, never valid.
+            await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")
+            assert await hub.run_card_requests() == 1
+            await hub.wait_until(lambda: hub._card_writes)
+            [write_id] = hub._card_writes
+            result = BatchResult()
+            result.card_results = [(DESK_ID, write_id, ADMIN_UID, frames.CARD_NOT_BLANK, 7)]
+            await hub._after(result)
+            await asyncio.gather(*hub._card_tasks.values())
+            failed = (await hub.storage.admin_cards())[-1]
+            assert failed["state"] == "failed"
+            assert await hub._auth_refusal(5, failed["card_no"], ADMIN_UID) == "admin_card_not_written"
+
             # Cancelled before the hub saw it: never started.
             third = await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")
             assert await hub.storage.cancel_card_request(third) is True
@@ -279,9 +306,10 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
     listed = cli("--db", db, "admin-card", "list")
     states = {int(line.split()[0]): line for line in listed.output.splitlines()[1:]}
     assert "valid" in states[written] and "abandoned (cancelled)" in states[abandoned]
-    assert len(states) == 2
+    assert "failed (not written)" in states[abandoned + 1] and len(states) == 3
     assert [a for a in audited(db) if a.startswith("admin_card.")] == [
-        "admin_card.issue", "admin_card.written", "admin_card.issue", "admin_card.abandoned"]
+        "admin_card.issue", "admin_card.written", "admin_card.issue", "admin_card.abandoned", "admin_card.issue",
+        "admin_card.failed"]
 
 
 def test_admin_card_issue_that_times_out_cancels_its_request(tmp_path, monkeypatch):
