@@ -302,7 +302,7 @@ def test_sync_gets_blacklist_config_and_time(tmp_path, broker):
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
         term = await booth(hub, broker, 5)
         for card_no in (30, 10, 20):
-            await hub.blacklist_add(card_no, "lost")
+            await hub.blacklist_add(card_no, "lost", force=True)     # numbers this park never issued
         await hub.blacklist_remove(20, "found")
         await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_BLACKLIST)) == 4)
         term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0)))
@@ -384,8 +384,8 @@ def test_full_queue_applies_backpressure_and_drops_nothing(tmp_path, broker):
 def test_unknown_blacklist_version_gets_a_snapshot(tmp_path, broker):
     async def scenario():
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
-        await hub.blacklist_add(77, "stolen")
-        await hub.blacklist_add(66, "stolen")
+        await hub.blacklist_add(77, "stolen", force=True)
+        await hub.blacklist_add(66, "stolen", force=True)
         term = await booth(hub, broker, 5)
         term.publish(term.frame(frames.T_SYNC, frames.sync_body(9999, 1)))
         await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_TIME))

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 
 from protocol import admin_card, frames, hub_frames, topics
 
-from parkcard import broker_auth
+from parkcard import bounds, broker_auth
 from parkcard.desk import Desk
 from parkcard.downlink import Downlink
 from parkcard.fleet import Fleet
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
 from parkcard.registry import Registry
-from parkcard.storage import Storage
+from parkcard.storage import NotIssued, Storage
 
 log = logging.getLogger("parkcard.hub")
 
@@ -90,7 +90,7 @@ class Hub:
         self._settled = None
         self._desks = {}
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
-        self._card_tasks = set()   # admin card issues in progress (queued by the CLI)
+        self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
         self.batches = 0
         self.failed_messages = 0    # kept in quarantine as hub_error (see _handle_one_by_one)
@@ -242,6 +242,8 @@ class Hub:
             return "revoked_admin_card"
         if bytes(card["uid"]) != bytes(uid):
             return "admin_card_uid_mismatch"
+        if card["state"] != "written":      # sealed, but no desk reported it written (or it was abandoned)
+            return "admin_card_not_written"
         return None
 
     # -- waiting for facts (tests, demo)
@@ -263,11 +265,46 @@ class Hub:
 
     # -- registry
     async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, actor="hub"):
-        """Create or update a merchant (commission in basis points)."""
-        await self.storage.add_merchant(merchant_id, name, commission_bps, park_id)
-        await self.audit(actor, "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
-                         park_id=park_id)
-        for state in self.registry.terminals.values():
+        """Create a merchant (commission in basis points); return False if it exists with these very values.
+
+        HubError for an input out of range or an id taken by another merchant (see set_merchant).
+        """
+        name = _checked(merchant_id=merchant_id, commission_bps=commission_bps, park_id=park_id, name=name)
+        try:
+            created = await self.storage.add_merchant(merchant_id, name, commission_bps, park_id)
+        except ValueError as exc:
+            raise HubError("%s: change it with `parkcard merchant set`" % exc) from None
+        if created:
+            await self.audit(actor, "merchant.add", merchant_id=merchant_id, name=name,
+                             commission_bps=commission_bps, park_id=park_id)
+        return created
+
+    async def set_merchant(self, merchant_id, name=None, commission_bps=None, actor="hub"):
+        """Change a merchant's name and/or commission; return ((name, bps) before, after).
+
+        The merchant's terminals are reloaded, so the new rate applies to the next record ingested.
+        """
+        name = _checked(merchant_id=merchant_id, commission_bps=commission_bps, name=name)
+        try:
+            before, after = await self.storage.update_merchant(merchant_id, name, commission_bps)
+        except ValueError as exc:
+            raise HubError("%s (see `parkcard merchant list`)" % exc) from None
+        if before != after:
+            await self.audit(actor, "merchant.set", merchant_id=merchant_id, name=after[0],
+                             commission_bps=after[1], was_name=before[0], was_commission_bps=before[1])
+            await self.reload_merchant(merchant_id)
+        return before, after
+
+    async def refresh_merchant_rates(self):
+        """Reload the terminals whose merchant's commission or park changed in the database (`merchant set`)."""
+        merchants = {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
+        for merchant_id in {s.merchant_id for s in self.registry.terminals.values()
+                            if merchants.get(s.merchant_id, (s.rate_bps, s.park_id)) != (s.rate_bps, s.park_id)}:
+            await self.reload_merchant(merchant_id)
+
+    async def reload_merchant(self, merchant_id):
+        """Reload the registry entries of a merchant's terminals (its commission or park changed)."""
+        for state in list(self.registry.terminals.values()):
             if state.merchant_id == merchant_id:
                 await self.registry.reload_terminal(state.id)
 
@@ -277,6 +314,8 @@ class Hub:
 
         Its broker password (generated unless given) is stored with it: see terminal_credentials().
         """
+        name = _checked(terminal_id=terminal_id, merchant_id=merchant_id, fixed_price_cents=fixed_price_cents,
+                        name=name)
         key = key or secrets.token_bytes(TERMINAL_KEY_SIZE)
         broker_password = broker_password or broker_auth.new_password()
         await self.storage.add_terminal(terminal_id, merchant_id, role, key, name, fixed_price_cents, category,
@@ -294,27 +333,37 @@ class Hub:
 
     # -- terminal control
     async def lock_terminal(self, terminal_id, actor="hub"):
-        """Lock a terminal: it forgets its card keys (CMD_LOCK) and no admin card authorises it until unlocked."""
-        await self._terminal_command(terminal_id, frames.CMD_LOCK, "lock", actor, locked=1, authorised=0)
+        """Lock a terminal: it forgets its card keys (CMD_LOCK) and no admin card authorises it until unlocked.
+
+        Returns False when it was locked already (nothing sent, nothing audited); so do the two below.
+        """
+        return await self._terminal_command(terminal_id, frames.CMD_LOCK, "lock", actor, locked=1, authorised=0)
 
     async def unlock_terminal(self, terminal_id, actor="hub"):
         """Allow a locked terminal to be authorised again by an admin card tap (nothing is sent)."""
-        await self._terminal_command(terminal_id, None, "unlock", actor, locked=0)
+        return await self._terminal_command(terminal_id, None, "unlock", actor, locked=0)
 
     async def deauthorise_terminal(self, terminal_id, actor="hub"):
         """De-authorise a terminal (CMD_DEAUTHORISE): it forgets its card keys until the next admin card tap."""
-        await self._terminal_command(terminal_id, frames.CMD_DEAUTHORISE, "deauthorise", actor, authorised=0)
+        return await self._terminal_command(terminal_id, frames.CMD_DEAUTHORISE, "deauthorise", actor,
+                                            authorised=0)
 
     async def _terminal_command(self, terminal_id, command, action, actor, **columns):
-        """Set the terminal's flags and queue its command (if any) in one transaction, then send it."""
+        """Set the terminal's flags and queue its command (if any) in one transaction, then send it.
+
+        Returns False, doing nothing, when the flags already had these values.
+        """
         try:
-            await self.storage.terminal_command(terminal_id, command, actor, **columns)
+            changed = await self.storage.terminal_command(terminal_id, command, actor, **columns)
         except ValueError:
             raise HubError("terminal %d is not registered (see `parkcard terminals`)" % terminal_id) from None
+        if not changed:
+            return False
         log.info("event=terminal_%s terminal=%d actor=%s", action, terminal_id, actor)
         await self.audit(actor, "terminal." + action, terminal_id=terminal_id)
         await self.registry.reload_terminal(terminal_id)
         await self.send_pending_commands()
+        return True
 
     async def send_pending_commands(self):
         """Send the queued terminal commands (by this hub or the CLI) and mark them sent; return how many."""
@@ -341,17 +390,20 @@ class Hub:
         for request_id, desk_terminal_id, uid, desk, actor in requests:
             task = asyncio.create_task(self._card_request(request_id, desk_terminal_id, uid, desk, actor),
                                        name="card-request-%d" % request_id)
-            self._card_tasks.add(task)
-            task.add_done_callback(self._card_tasks.discard)
+            self._card_tasks[request_id] = task
+            task.add_done_callback(lambda _t, rid=request_id: self._card_tasks.pop(rid, None))
+        for request_id in await self.storage.cancelled_card_requests():
+            task = self._card_tasks.get(request_id)
+            if task is not None:    # the CLI gave up waiting: stop waiting for the desk too
+                task.cancel()
         return len(requests)
 
     async def _card_request(self, request_id, desk_terminal_id, uid, desk, actor):
         try:
-            issued = await self.issue_admin_card_at_desk(uid, desk_terminal_id, desk=desk, actor=actor)
+            await self.issue_admin_card_at_desk(uid, desk_terminal_id, desk=desk, actor=actor,
+                                                request_id=request_id)
         except HubError as exc:
             await self.storage.finish_card_request(request_id, error=str(exc))
-        else:
-            await self.storage.finish_card_request(request_id, card_no=issued.card_no)
 
     async def poll_registry(self):
         """One poll: load terminals registered elsewhere (and tell on_terminals_added), send queued commands."""
@@ -361,6 +413,7 @@ class Hub:
             log.info("event=terminal_loaded terminal=%d", terminal_id)
         if added and self.on_terminals_added is not None:
             await self.on_terminals_added(self, added)
+        await self.refresh_merchant_rates()
         await self.run_card_requests()
         return added, await self.send_pending_commands()
 
@@ -424,11 +477,34 @@ class Hub:
                          blocks=len(blocks))
 
     async def issue_admin_card_at_desk(self, uid, desk_terminal_id, desk=True, timeout_s=CARD_WRITE_TIMEOUT_S,
-                                       actor="hub"):
-        """Issue an admin system card and have the desk terminal write it onto the blank card; return the issue."""
+                                       actor="hub", request_id=None):
+        """Issue an admin system card and have the desk terminal write it onto the blank card; return the issue.
+
+        The card is pending until the desk reports it written; a failure or timeout leaves it failed, a
+        cancellation (of the CLI's request_id) abandoned: only a written card authorises a terminal.
+        """
         issued = await self.issue_admin_card(uid, desk_terminal_id, desk=desk, actor=actor)
-        await self.write_card(desk_terminal_id, uid, {**issued.blocks, **issued.trailers}, timeout_s, actor)
+        try:
+            await self.write_card(desk_terminal_id, uid, {**issued.blocks, **issued.trailers}, timeout_s, actor)
+        except HubError as exc:
+            await self._settle_admin_card(issued.card_no, False, request_id, str(exc), actor)
+            raise
+        except asyncio.CancelledError:
+            # Shielded: the card must not stay pending because its waiter went away.
+            await asyncio.shield(self._settle_admin_card(issued.card_no, False, request_id,
+                                                         "cancelled before the desk reported", actor))
+            raise
+        state = await self._settle_admin_card(issued.card_no, True, request_id, None, actor)
+        if state != "written":
+            raise HubError("admin card %d was written but its request was cancelled: it is abandoned and "
+                           "authorises no terminal" % issued.card_no)
         return issued
+
+    async def _settle_admin_card(self, card_no, written, request_id, error, actor):
+        state = await self.storage.settle_admin_card(card_no, written, request_id, error)
+        log.info("event=admin_card_%s card_no=%d", state, card_no)
+        await self.audit(actor, "admin_card." + state, card_no=card_no, **({"error": error} if error else {}))
+        return state
 
     async def revoke_admin_card(self, card_no, reason, actor="hub"):
         """Revoke an admin card: it authorises no terminal from now on. Return False if already revoked."""
@@ -448,9 +524,17 @@ class Hub:
                                             audit=self.audit)
         return self._desks[terminal_id]
 
-    async def blacklist_add(self, card_no, reason, actor="hub"):
-        """Blacklist a card and push the delta to every terminal; return the new version (None: listed)."""
-        version = await self.storage.blacklist_change(card_no, reason, add=True)
+    async def blacklist_add(self, card_no, reason, actor="hub", force=False):
+        """Blacklist a card and push the delta to every terminal; return the new version (None: listed).
+
+        HubError for a card number out of range, or one this park never issued unless force (a card
+        found that belongs to another system).
+        """
+        _checked(card_no=card_no)
+        try:
+            version = await self.storage.blacklist_change(card_no, reason, add=True, issued_only=not force)
+        except NotIssued as exc:
+            raise HubError("%s: check the number, or blacklist it anyway with --force" % exc) from None
         if version is not None:
             log.info("event=blacklisted card_no=%d version=%d reason=%r", card_no, version, reason)
             await self.audit(actor, "blacklist.add", card_no=card_no, reason=reason, version=version)
@@ -471,8 +555,25 @@ class Hub:
         out.update(self.fleet.stats)
         out.update(self.storage.stats)
         out.update(batches=self.batches, failed_messages=self.failed_messages, downlinks=self.downlink.sent,
+                   downlinks_unencodable=self.downlink.unencodable,
                    backpressure_waits=self.link.backpressure_waits, connects=self.link.connects)
         return out
+
+
+_BOUNDS = {"card_no": bounds.CARD_NO, "terminal_id": bounds.TERMINAL_ID, "merchant_id": bounds.MERCHANT_ID,
+           "park_id": bounds.PARK_ID, "fixed_price_cents": bounds.FIXED_PRICE_CENTS,
+           "commission_bps": bounds.COMMISSION_BPS}
+
+
+def _checked(name=None, **values):
+    """Range-check service inputs by name (parkcard.bounds); return the stripped name. HubError if out of range."""
+    try:
+        for key, value in values.items():
+            if value is not None:
+                _BOUNDS[key].check(value)
+        return None if name is None else bounds.check_name(name)
+    except bounds.BoundError as exc:
+        raise HubError(str(exc)) from None
 
 
 def configure_logging(level=logging.INFO):
