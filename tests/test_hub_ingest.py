@@ -550,3 +550,36 @@ def test_the_broker_refuses_a_publish_larger_than_any_frame(tmp_path, broker):
             await hub.stop()
     run(scenario())
     assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM quarantine") == [(0,)]
+
+
+def test_a_full_disk_stops_acks_quarantines_nothing_and_the_hub_resumes_on_its_own(tmp_path, broker):
+    """SQLite's own SQLITE_FULL (max_page_count caps the file): once every message was quarantined as hub_error."""
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        five = None
+        try:
+            card_no, bal = await issued_card(hub)
+            five = await booth(hub, broker, 5)
+            pages = await hub.storage.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
+            await hub.storage.write(lambda tx: tx.execute("PRAGMA max_page_count=%d" % pages))   # the disk is full
+            for i in range(1, 41):
+                five.record(R.KIND_DEBIT, card_no, 1 + i, 10, bal - 10 * i, item=i)
+            five.upload_all(records_max=8)
+            await hub.wait_until(lambda: hub.stats()["storage_errors"] >= 2)
+            stuck = hub.registry.get(5).acked_upto      # a first batch may still fit the file's free pages
+            await hub.wait_until(lambda: hub.stats()["storage_errors"] >= 4, 30)   # retried, never given up
+            assert hub.registry.get(5).acked_upto == stuck < 40 and five.acked_upto <= stuck
+            assert hub.stats()["storage_unavailable"] == 1
+            await hub.storage.write(lambda tx: tx.execute("PRAGMA max_page_count=1073741823"))   # space freed
+            await asyncio.to_thread(five.wait_acked, 40, 30)
+            stats = hub.stats()
+            assert stats["storage_unavailable"] == 0 and stats["failed_messages"] == 0
+            assert await balance(hub, "card:%d" % card_no) == bal - 400
+        finally:
+            if five is not None:
+                five.close()
+            await hub.stop()
+    run(scenario())
+    assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM quarantine") == [(0,)]
+    [(kind, detail)] = rows(tmp_path / "hub.db", "SELECT kind, detail FROM alarms")
+    assert kind == "storage" and "database or disk is full" in detail

@@ -28,7 +28,7 @@ from parkcard.fleet import Fleet
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
 from parkcard.registry import Registry
-from parkcard.storage import NotIssued, Storage
+from parkcard.storage import NotIssued, Storage, is_transient
 
 log = logging.getLogger("parkcard.hub")
 
@@ -36,6 +36,9 @@ BATCH_FRAMES_MAX = 64          # frames per database transaction (64 x 64 record
 TERMINAL_KEY_SIZE = 32
 CARD_WRITE_TIMEOUT_S = 60       # a cashier presents the blank card within a minute
 RECHECK_S = 0.05
+STORAGE_RETRY_S_MIN = 0.05     # first wait after a write failed for want of disk or I/O
+STORAGE_RETRY_S_MAX = 5.0      # the longest wait between retries during an outage
+QUARANTINE_DETAIL_MAX = 500
 REGISTRY_POLL_S = 1.0          # how soon the running hub sees what the CLI changed (terminals, commands)
 # Admin system card numbers: a range of their own, above any visitor card the desk will issue.
 ADMIN_CARD_NO_FIRST = 900001
@@ -94,6 +97,9 @@ class Hub:
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
         self.batches = 0
         self.failed_messages = 0    # kept in quarantine as hub_error (see _handle_one_by_one)
+        self.storage_errors = 0     # writes that failed because the store could not be written
+        self.storage_down_since = None      # monotonic time of the first failed write of an outage
+        self.storage_down_error = None
 
     # -- lifecycle
     async def open(self):
@@ -151,13 +157,59 @@ class Hub:
         while True:
             batch = await self.link.get_batch(self.batch_frames_max)
             try:
-                try:
-                    await self._handle(batch)
-                except Exception:
-                    log.exception("event=batch_failed frames=%d", len(batch))
-                    await self._handle_one_by_one(batch)
+                await self._handle_until_stored(batch)
             finally:
                 self.link.release(len(batch))
+
+    async def _handle_until_stored(self, batch):
+        """Handle a batch; while the store cannot be written, ack nothing and retry with back-off.
+
+        A full disk or an I/O error is the hub's fault, not the message's: the
+        batch waits (and, through the link's bounded queue, so does the broker)
+        until a write succeeds again, then it is handled as if nothing happened.
+        """
+        delay_s = STORAGE_RETRY_S_MIN
+        while True:
+            try:
+                try:
+                    await self._handle(batch)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.exception("event=batch_failed frames=%d", len(batch))
+                    await self._handle_one_by_one(batch)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._storage_unavailable(exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, STORAGE_RETRY_S_MAX)
+                continue
+            await self._storage_available()
+            return
+
+    def _storage_unavailable(self, exc):
+        """Count a failed write; log the first one of an outage (the alarm comes when it ends)."""
+        self.storage_errors += 1
+        now = time.monotonic()
+        if self.storage_down_since is None:
+            self.storage_down_since = now
+            self.storage_down_error = str(exc)
+            log.error("event=storage_unavailable error=%r action=retrying", str(exc))
+
+    async def _storage_available(self):
+        """After an outage: raise an alarm that says how long the hub could not write, and why."""
+        if self.storage_down_since is None:
+            return
+        down_s = time.monotonic() - self.storage_down_since
+        detail = "the database could not be written for %.0f s (%s): nothing was acknowledged meanwhile" % (
+            down_s, self.storage_down_error)
+        self.storage_down_since = self.storage_down_error = None
+        log.warning("event=storage_recovered down_s=%.1f", down_s)
+        try:
+            await self.storage.write(lambda tx: tx.add_alarm("storage", None, None, None, detail))
+        except Exception as exc:      # the alarm is news, not money: never hold the consumer for it
+            log.warning("event=alarm_not_stored error=%r", str(exc))
 
     async def _handle_one_by_one(self, batch):
         """After a batch failed: handle its messages alone, and keep the one that still fails in quarantine.
@@ -165,15 +217,19 @@ class Hub:
         A failed batch rolled back, and applying a record twice is a duplicate,
         so retrying is safe. The message that fails on its own is stored with
         its reason and acknowledged: it must not stop the hub, nor come back
-        from the broker to stop it again after a restart.
+        from the broker to stop it again after a restart. A store that cannot be
+        written fails every message alike: that error goes up, to be retried,
+        and nothing is quarantined for it.
         """
         for message in batch:
             try:
                 await self._handle([message])
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 log.exception("event=message_failed topic=%s", message.topic)
                 self.failed_messages += 1
-                detail = repr(exc)
+                detail = repr(exc)[:QUARANTINE_DETAIL_MAX]
                 await self.storage.write(lambda tx: tx.add_quarantine(
                     message.payload, message.topic, topics.terminal_of(message.topic), "hub_error", detail))
                 self.link.ack(message.mid)
@@ -554,7 +610,8 @@ class Hub:
         out = dict(self.ingest.stats)
         out.update(self.fleet.stats)
         out.update(self.storage.stats)
-        out.update(batches=self.batches, failed_messages=self.failed_messages, downlinks=self.downlink.sent,
+        out.update(batches=self.batches, failed_messages=self.failed_messages, storage_errors=self.storage_errors,
+                   storage_unavailable=int(self.storage_down_since is not None), downlinks=self.downlink.sent,
                    downlinks_unencodable=self.downlink.unencodable,
                    backpressure_waits=self.link.backpressure_waits, connects=self.link.connects)
         return out

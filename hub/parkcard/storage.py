@@ -10,6 +10,7 @@ Schema changes are numbered migrations; `PRAGMA user_version` holds the last
 one applied.
 """
 
+import errno
 import hashlib
 import sqlite3
 import time
@@ -163,6 +164,21 @@ def _migrate(conn):
                 conn.execute("ROLLBACK")
             raise
     return len(MIGRATIONS)
+
+
+# SQLite result codes that say the database cannot be written right now, not that the data is bad:
+# a full disk, an I/O error, another process holding the lock past busy_timeout, a file that
+# cannot be opened. The hub waits and retries these; it never quarantines a message for them.
+_TRANSIENT_SQLITE_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN")
+_TRANSIENT_OS_ERRORS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EROFS)
+
+
+def is_transient(exc):
+    """True when an error from a write says the store is unavailable (retry later), not that the data is bad."""
+    if isinstance(exc, sqlite3.OperationalError):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        return name.startswith(_TRANSIENT_SQLITE_ERRORS) or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_OS_ERRORS
 
 
 class WriteTx:
@@ -478,7 +494,8 @@ class Storage:
                 return result
             except BaseException:
                 ids.update(snapshot)
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:     # SQLITE_FULL and some I/O errors roll back by themselves
+                    conn.execute("ROLLBACK")
                 raise
 
         return await self._in_writer(run)
