@@ -115,8 +115,11 @@ MIGRATIONS = (
     # period may not overlap another of the same merchant. Closes made before this migration did not
     # say which records they took: each old settlement claims the records of its period that were
     # applied by the time it closed, the oldest settlement first. The park has a currency (ISO 4217),
-    # and a settlement keeps the one it was closed in.
+    # and a settlement keeps the one it was closed in. Entries are found by their transaction: a close
+    # sums the commission and payout entries of each record it takes (was a scan of the account's
+    # entries per record).
     """
+    CREATE INDEX ledger_entries_tx ON ledger_entries(tx_id);
     ALTER TABLE parks ADD COLUMN currency TEXT NOT NULL DEFAULT 'CNY';
     ALTER TABLE settlements ADD COLUMN currency TEXT NOT NULL DEFAULT 'CNY';
     ALTER TABLE settlements ADD COLUMN late_records INTEGER NOT NULL DEFAULT 0;
