@@ -29,6 +29,7 @@ from protocol import record as R
 from parkcard import audit, broker_auth, secure, settlement
 from parkcard.bounds import (CARD_NO, COMMISSION_BPS, FIXED_PRICE_CENTS, MERCHANT_ID, PARK_ID, PORT, TERMINAL_ID,
                              BoundParam, NameParam)
+from parkcard.money import CurrencyError, currency_code, format_cents
 from parkcard.oplog import AuditLogError
 from parkcard.pki import PKIError, check_hostnames
 from parkcard.storage import NotIssued, Storage
@@ -180,7 +181,7 @@ def ledger():
 @ledger.command("check")
 @click.pass_obj
 def ledger_check(obj):
-    """Verify the ledger: zero-sum transactions, card balances, counter chains."""
+    """Verify the ledger: zero-sum transactions, card balances, counter chains; exit 1 on a discrepancy."""
     report = _run(_with_storage(obj.db, audit.check))
     for line in report.lines():
         click.echo(line)
@@ -192,40 +193,91 @@ def ledger_check(obj):
 @click.option("--merchant", "merchant_id", type=int, help="merchant id")
 @click.option("--all", "all_merchants", is_flag=True, help="every merchant")
 @click.option("--from", "start", required=True, help="period start (epoch seconds or ISO date, UTC), included")
-@click.option("--to", "end", required=True, help="period end, excluded")
+@click.option("--to", "end", required=True, help="period end, excluded; not in the future")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write the settlements to this CSV file")
+@click.option("--force", is_flag=True, help="overwrite the --csv file if it exists")
 @click.pass_obj
-def settle(obj, merchant_id, all_merchants, start, end, csv_path):
-    """Close a settlement period (final, idempotent) and export it."""
+def settle(obj, merchant_id, all_merchants, start, end, csv_path, force):
+    """Close a settlement period (final; the same period again changes nothing) and export it.
+
+    A record is paid once: a period overlapping one already closed is refused, and records
+    that reach the hub after their period was closed are paid by the merchant's next close
+    (shown as late).
+    """
     if (merchant_id is None) == (not all_merchants):
         raise UserError("say which merchant: --merchant ID or --all")
     start_s, end_s = _when(start, "--from"), _when(end, "--to")
     if end_s <= start_s:
         raise UserError("--to must be after --from")
+    if csv_path and not force and os.path.exists(csv_path):
+        raise UserError("%s already exists: pass --force to overwrite it, or another --csv; nothing was closed"
+                        % csv_path)
 
     async def run(storage):
         known = [m[0] for m in await storage.merchants()]
         ids = known if all_merchants else [merchant_id]
         if merchant_id not in known and not all_merchants:
             raise UserError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id)
-        return [await settlement.close(storage, mid, start_s, end_s) for mid in ids]
+        try:
+            return await settlement.close_all(storage, ids, start_s, end_s)
+        except settlement.SettlementError as exc:
+            raise UserError(str(exc)) from None
 
     results = _run(_with_storage(obj.db, run))
     for row, new in results:
         if new:
             _oplog(obj.db, _actor(), "settlement.close", merchant_id=row["merchant_id"], period_start=start_s,
-                   period_end=end_s, sales_cents=row["sales_cents"], commission_cents=row["commission_cents"],
-                   payout_cents=row["payout_cents"])
-    _table(("merchant", "sales", "refunds", "commission", "payout", "records", "state"),
-           [(r["merchant_id"], r["sales_cents"], r["refunds_cents"], r["commission_cents"], r["payout_cents"],
-             r["records"], "closed now" if new else "already closed") for r, new in results])
+                   period_end=end_s, currency=row["currency"], sales_cents=row["sales_cents"],
+                   commission_cents=row["commission_cents"], payout_cents=row["payout_cents"],
+                   records=row["records"], late_records=row["late_records"])
+    click.echo("period %s to %s" % (settlement.iso_utc(start_s), settlement.iso_utc(end_s)))
+    _table(("merchant", "name", "sales", "refunds", "commission", "payout", "records", "late", "state"),
+           [(r["merchant_id"], r["merchant_name"], format_cents(r["sales_cents"], r["currency"]),
+             format_cents(r["refunds_cents"], r["currency"]), format_cents(r["commission_cents"], r["currency"]),
+             format_cents(r["payout_cents"], r["currency"]), r["records"], r["late_records"],
+             "closed now" if new else "already closed %s" % settlement.iso_utc(r["closed_at"]))
+            for r, new in results])
+    if any(r["late_records"] for r, _ in results):
+        click.echo("late: records of an earlier closed period that reached the hub after it closed, paid here")
     if csv_path:
         try:
-            settlement.write_csv(csv_path, [r for r, _ in results])
+            settlement.write_csv(csv_path, [r for r, _ in results], force=force)
+        except FileExistsError:
+            raise UserError("%s appeared meanwhile: the periods are closed; run `settle` again with another --csv "
+                            "or --force to export them" % csv_path) from None
         except OSError as exc:
             raise UserError("cannot write %s: %s; the periods are closed, run `settle` again with another "
                             "--csv to export them" % (csv_path, exc.strerror or exc)) from None
         click.echo("wrote %s" % csv_path)
+
+
+@main.group()
+def park():
+    """Park settings."""
+
+
+@park.command("set")
+@click.option("--park", "park_id", type=int, default=1, show_default=True)
+@click.option("--currency", required=True, help="ISO 4217 code of the park's money, e.g. CNY, EUR, HKD")
+@click.pass_obj
+def park_set(obj, park_id, currency):
+    """Set the park's currency (before it takes money: amounts are stored without one)."""
+    try:
+        code = currency_code(currency)
+    except CurrencyError as exc:
+        raise UserError(str(exc)) from None
+
+    async def run(storage):
+        try:
+            return await storage.set_park_currency(park_id, code)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    if not _run(_with_storage(obj.db, run, create=True)):
+        click.echo("park %d already uses %s: nothing changed" % (park_id, code))
+        return
+    _oplog(obj.db, _actor(), "park.currency", park_id=park_id, currency=code)
+    click.echo("park %d: amounts are in %s" % (park_id, code))
 
 
 @main.group()
