@@ -108,6 +108,10 @@ MIGRATIONS = (
         actor TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL, card_no INTEGER,
         error TEXT);
     """,
+    # 4: whether the terminal itself reports serving (status.authorised), beside the hub's decision.
+    """
+    ALTER TABLE terminals ADD COLUMN status_authorised INTEGER;
+    """,
 )
 
 
@@ -351,7 +355,7 @@ TERMINAL_COLUMNS = ("id", "merchant_id", "role", "key", "name", "config_version"
                     "counter_up", "counter_down_reserved", "acked_upto", "authorised", "locked", "last_seen",
                     "online", "status_boot", "status_counter", "firmware", "status_role", "status_config_version",
                     "status_blacklist_version", "queue_depth", "oldest_unsynced_age_s", "free_heap", "uptime_s",
-                    "last_seq", "status_at", "broker_password")
+                    "last_seq", "status_at", "broker_password", "status_authorised")
 
 
 class Storage:
