@@ -127,6 +127,11 @@ def upload_body(entries):
 
 
 
+# A terminal publishes its status at least this often while connected (SPEC.md §5.3); the hub
+# counts a terminal silent for longer than its interval allows as offline (parkcard.fleet).
+STATUS_INTERVAL_S = 30
+
+
 class Status:
     """T_STATUS body: the terminal's retained health report."""
 

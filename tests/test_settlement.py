@@ -169,7 +169,7 @@ def test_the_currency_does_not_change_under_money_already_taken(db):
 
 def test_settlements_closed_before_the_migration_keep_their_records_oldest_first(tmp_path, monkeypatch):
     db = str(tmp_path / "old.db")
-    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:6])     # up to the one before settlement_records
+    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:7])     # up to the one before settlement_records
     asyncio.run(_populate(db))
     with sqlite3.connect(db) as conn:
         # what the old hub did: day 1 closed, then two days over it: the same 3 records paid twice

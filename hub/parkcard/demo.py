@@ -138,13 +138,19 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
 @click.option("--offline/--no-offline", default=True, show_default=True,
               help="cut one terminal off for part of the run, then reconnect it")
 @click.option("--broker", "broker_url", help="use this broker (mqtt://host:port) instead of starting one")
-@click.option("--dir", "workdir", type=click.Path(file_okay=False), help="keep the park's files here")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False),
+              help="keep the park's files here (a new or empty folder)")
 @click.option("--seed", default=1, show_default=True, help="seed for the simulated visitors")
 @click.option("--tap-interval-ms", default=2, show_default=True, type=click.IntRange(0, 60000),
               help="pause between taps")
 @click.option("-v", "--verbose", is_flag=True, help="show the hub's logs")
 def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap_interval_ms, verbose):
     """Run a park on this machine: broker, hub, terminals and visitors; exit 1 if the ledger does not balance."""
+    if workdir is not None and os.path.isdir(workdir) and os.listdir(workdir):
+        # Checked before anything is written: the demo builds a fresh park, and one found here
+        # already has these terminals and cards (its audit log would get this run's entries).
+        raise click.BadParameter("%s already holds files (a park of an earlier run?): give a new or empty "
+                                 "folder" % workdir, param_hint="--dir")
     configure_logging(logging.INFO if verbose else logging.WARNING)
     keep = workdir is not None
     workdir = workdir or tempfile.mkdtemp(prefix="parkcard-demo-")

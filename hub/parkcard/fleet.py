@@ -17,6 +17,16 @@ from parkcard.registry import Rejected
 
 log = logging.getLogger("parkcard.fleet")
 
+# A terminal sends a frame at least every frames.STATUS_INTERVAL_S while connected: silent for two
+# intervals, it missed a report and counts as offline even if no last will came (a clean
+# DISCONNECT sends none, and the broker may be down).
+SILENT_OFFLINE_S = 2 * frames.STATUS_INTERVAL_S
+
+
+def online(row, now_s):
+    """True when a terminals row says online (no last will since) and it was heard from within SILENT_OFFLINE_S."""
+    return bool(row["online"]) and row["last_seen"] is not None and now_s - row["last_seen"] <= SILENT_OFFLINE_S
+
 
 def supersedes(status, frame_counter, boot, counter):
     """True when a status of (status.boot, frame_counter) replaces the stored (boot, counter)."""
@@ -70,7 +80,7 @@ class Fleet:
                     status_config_version=status.config_version, status_blacklist_version=status.blacklist_version,
                     queue_depth=status.queue_depth, oldest_unsynced_age_s=status.oldest_unsynced_age_s,
                     free_heap=status.free_heap, uptime_s=status.uptime_s, last_seq=status.last_seq,
-                    status_at=tx.now, last_seen=tx.now)
+                    status_authorised=status.authorised, status_at=tx.now, last_seen=tx.now)
             return len(staged)
 
         applied = await self.storage.write(run)

@@ -141,7 +141,11 @@ MIGRATIONS = (
         CHECK (state IN ('pending', 'written', 'failed', 'abandoned'));
     ALTER TABLE card_write_requests ADD COLUMN cancelled_at REAL;
     """,
-    # 7: settlement pays each record once. settlement_records has the record as its primary key, so
+    # 7: whether the terminal itself reports serving (status.authorised), beside the hub's decision.
+    """
+    ALTER TABLE terminals ADD COLUMN status_authorised INTEGER;
+    """,
+    # 8: settlement pays each record once. settlement_records has the record as its primary key, so
     # no record can be in two settlements; both it and settlements are append-only, and a closed
     # period may not overlap another of the same merchant. Closes made before this migration did not
     # say which records they took: each old settlement claims the records of its period that were
@@ -467,7 +471,7 @@ TERMINAL_COLUMNS = ("id", "merchant_id", "role", "key", "name", "config_version"
                     "counter_up", "counter_down_reserved", "acked_upto", "authorised", "locked", "last_seen",
                     "online", "status_boot", "status_counter", "firmware", "status_role", "status_config_version",
                     "status_blacklist_version", "queue_depth", "oldest_unsynced_age_s", "free_heap", "uptime_s",
-                    "last_seq", "status_at", "broker_password")
+                    "last_seq", "status_at", "broker_password", "status_authorised")
 
 
 class Storage:
