@@ -576,7 +576,10 @@ def test_a_refused_frame_that_authenticates_is_acknowledged_and_a_forged_one_is_
                       frames.encode(term.frame_mac, frames.T_SYNC, 6, 60, 0, frames.sync_body(0, 0))]  # wrong_topic
         for payload in unanswered:
             term.publish(payload)
-        await hub.wait_until(lambda: hub.stats().get("quarantined.bad_mac", 0) == 1
+        await hub.register_terminal(6, MERCHANT_ICE, frames.ROLE_POS, "booth 6")
+        term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0)), topic=topics.topic(6, topics.UP))
+        # checked with the topic's key (term-6), so term-5's frame there is a bad MAC, not wrong_topic
+        await hub.wait_until(lambda: hub.stats().get("quarantined.bad_mac", 0) == 2
                              and hub.stats().get("quarantined.wrong_topic", 0) == 1)
         term.record(R.KIND_DEBIT, card_no, 3, 100, bal - 200)
         term.upload()

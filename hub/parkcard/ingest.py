@@ -34,8 +34,9 @@ plus this record's change must equal this balance_after (alarm otherwise).
 
 Ack (SPEC.md §5.4): upto_seq = acked_upto, the highest seq with every seq <=
 it stored; seqs above it are kept in `above` and their holes in terminal_gaps.
-Every frame on an up topic that authenticates gets an ack, a refused one too
-(replay, unexpected type, bad body), so its sender is not left waiting;
+Every frame on an up topic that authenticates as its topic's terminal gets an
+ack, a refused one too (replay, unexpected type, bad body), so its sender is
+not left waiting (a frame that does not authenticate gets no answer);
 `applied` counts records stored as sent or already held, `rejected` the
 quarantined, damaged and conflicting ones.
 
@@ -44,9 +45,8 @@ possibly offline sales from before the lock) and raise a `locked_terminal`
 alarm (SPEC.md §5.4).
 """
 
-import struct
-
 import logging
+import struct
 from collections import Counter
 
 from protocol import frames, hub_frames
