@@ -52,7 +52,7 @@ def test_every_online_status_supersedes_the_last_and_carries_what_changed(term):
     assert will.counter == 0 < first.counter < second.counter
     report = hub_frames.parse_status(second.body)
     assert (report.config_version, report.blacklist_version) == (3, 1)
-    assert fleet.supersedes(report, second.counter, report.boot, first.counter)
+    assert fleet.supersedes(report, report.boot, hub_frames.parse_status(first.body).uptime_s)
 
 
 class _Client:

@@ -169,7 +169,10 @@ def test_the_currency_does_not_change_under_money_already_taken(db):
 
 def test_settlements_closed_before_the_migration_keep_their_records_oldest_first(tmp_path, monkeypatch):
     db = str(tmp_path / "old.db")
-    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:7])     # up to the one before settlement_records
+    # The database of a hub from before settlement_records (its migration is the newest).
+    before = next(i for i, sql in enumerate(storage.MIGRATIONS) if "CREATE TABLE settlement_records" in sql)
+    assert before == len(storage.MIGRATIONS) - 1
+    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:before])
     asyncio.run(_populate(db))
     with sqlite3.connect(db) as conn:
         # what the old hub did: day 1 closed, then two days over it: the same 3 records paid twice

@@ -145,7 +145,13 @@ MIGRATIONS = (
     """
     ALTER TABLE terminals ADD COLUMN status_authorised INTEGER;
     """,
-    # 8: settlement pays each record once. settlement_records has the record as its primary key, so
+    # 8: a damaged record (its MAC or version fails inside an authenticated upload) holds its
+    # terminal's seq in quarantine, so the cumulative ack moves past it (SPEC.md §5.4).
+    """
+    ALTER TABLE quarantine ADD COLUMN seq INTEGER;
+    CREATE UNIQUE INDEX quarantine_held_seq ON quarantine(terminal_id, seq) WHERE seq IS NOT NULL;
+    """,
+    # 9: settlement pays each record once. settlement_records has the record as its primary key, so
     # no record can be in two settlements; both it and settlements are append-only, and a closed
     # period may not overlap another of the same merchant. Closes made before this migration did not
     # say which records they took: each old settlement claims the records of its period that were
@@ -242,6 +248,7 @@ class WriteTx:
         self.counters = {}          # (card_no, counter) -> row, this batch
         self.cards = {}             # card_no -> [uid, shadow, last_counter] to upsert
         self.quarantine = []
+        self._held = {}             # (terminal_id, seq) -> raw of a damaged record held in quarantine, this batch
         self.conflicts = []
         self.alarms = []
         self.attempts = []
@@ -312,6 +319,20 @@ class WriteTx:
                 rows.append(row)
         return [r for r in rows if r[0] not in self.record_status]
 
+    def held_damaged(self, terminal_id, seq):
+        """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
+        raw = self._held.get((terminal_id, seq))
+        if raw is None:
+            row = self.conn.execute("SELECT raw FROM quarantine WHERE terminal_id=? AND seq=?",
+                                    (terminal_id, seq)).fetchone()
+            raw = bytes(row[0]) if row else None
+        return raw
+
+    def terminal_locked(self, terminal_id):
+        """True when an operator locked the terminal (read now: the CLI may have changed it)."""
+        row = self.conn.execute("SELECT locked FROM terminals WHERE id=?", (terminal_id,)).fetchone()
+        return bool(row and row[0])
+
     def blacklisted(self, card_no):
         """True when the card is on the blacklist now."""
         return self.conn.execute("SELECT 1 FROM blacklist WHERE card_no=? AND removed_version IS NULL",
@@ -346,13 +367,16 @@ class WriteTx:
         """Set the card's shadow balance and newest counter."""
         self.cards[card_no] = [uid, shadow_balance_cents, last_counter]
 
-    def add_quarantine(self, raw, topic, terminal_id, reason, detail):
-        """Keep a frame or record that failed verification: its first QUARANTINE_KEPT_MAX bytes, size, digest."""
+    def add_quarantine(self, raw, topic, terminal_id, reason, detail, seq=None):
+        """Keep a frame or record that failed verification: its first QUARANTINE_KEPT_MAX bytes, size and
+        digest; with seq, a damaged record holding that seq."""
         raw = bytes(raw)
         if len(raw) > QUARANTINE_KEPT_MAX:
             self.stats["quarantine_cut"] += 1
         self.quarantine.append((raw[:QUARANTINE_KEPT_MAX], len(raw), hashlib.sha256(raw).digest(), topic[:TOPIC_KEPT_MAX],
-                                terminal_id, reason, detail, self.now))
+                                terminal_id, reason, detail, self.now, seq))
+        if seq is not None:
+            self._held[(terminal_id, seq)] = raw
 
     def add_conflict(self, terminal_id, seq, raw, existing_raw):
         """Keep a record whose key is taken by other bytes."""
@@ -430,8 +454,8 @@ class WriteTx:
                           "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
                           [(k, *v) for k, v in self.cards.items() if v[2] is not None])
         if self.quarantine:
-            c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at) "
-                          "VALUES (?,?,?,?,?,?,?,?)", self.quarantine)
+            c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at, seq) "
+                          "VALUES (?,?,?,?,?,?,?,?,?)", self.quarantine)
         if self.conflicts:
             c.executemany("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES (?,?,?,?,?)",
                           self.conflicts)
@@ -741,12 +765,17 @@ class Storage:
                                                (tx.now, command_id)))
 
     async def seqs_above_ack(self, terminal_id=None):
-        """Return {terminal_id: [seq]} of the records stored above each terminal's ack (out-of-order arrivals)."""
+        """Return {terminal_id: [seq]} of the records stored above each terminal's ack (out-of-order arrivals).
+
+        Damaged records held in quarantine count: their seq is stored too (SPEC.md §5.4).
+        """
         where, params = ("AND t.id=? ", (terminal_id,)) if terminal_id is not None else ("", ())
         out = {}
         for tid, seq in await self.fetchall(
                 "SELECT r.terminal_id, r.seq FROM records r JOIN terminals t ON t.id = r.terminal_id "
-                "WHERE r.seq > t.acked_upto %s" % where, params):
+                "WHERE r.seq > t.acked_upto %s "
+                "UNION ALL SELECT q.terminal_id, q.seq FROM quarantine q JOIN terminals t ON t.id = q.terminal_id "
+                "WHERE q.seq IS NOT NULL AND q.seq > t.acked_upto %s" % (where, where), params + params):
             out.setdefault(tid, []).append(seq)
         return out
 
