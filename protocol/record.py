@@ -43,6 +43,13 @@ STATUS_UNCERTAIN = 3
 class Record:
     """One change of value (or lock) on one card at one terminal."""
 
+    # Version 2 fields default at class level and are set on the instance only when they differ:
+    # a version 1 record (every record a terminal makes) keeps its 14 attributes, and the instance
+    # dict its size, on a terminal's heap.
+    version = RECORD_VERSION
+    deposit_cents = 0
+    ref_seq = 0
+
     def __init__(self, kind, terminal_id, seq, time_s, card_no, uid, card_counter, amount_cents,
                  balance_after_cents, item=0, discount_cents=0, flags=0, config_version=0, card_mac=b"\x00" * 4,
                  deposit_cents=0, ref_seq=0, version=RECORD_VERSION):
@@ -60,33 +67,35 @@ class Record:
         self.flags = flags
         self.config_version = config_version
         self.card_mac = bytes(card_mac)
-        self.deposit_cents = deposit_cents
-        self.ref_seq = ref_seq
-        self.version = version
         self.mac = b""
+        if version != RECORD_VERSION:
+            self.version = version
+        if deposit_cents:
+            self.deposit_cents = deposit_cents
+        if ref_seq:
+            self.ref_seq = ref_seq
 
     def body(self):
         """Return the MACed bytes: 48 in version 1, 56 in version 2."""
-        if self.version not in RECORD_SIZES:
-            raise Unsupported("record version %d" % self.version)
         if self.kind not in KINDS:
             raise Malformed("unknown record kind %d" % self.kind)
         if len(self.uid) not in (4, 7):
             raise Malformed("UID is 4 or 7 bytes")
         if len(self.card_mac) != 4:
             raise Malformed("card MAC is 4 bytes")
-        if self.amount_cents < 0 or self.balance_after_cents < 0 or self.discount_cents < 0:
-            raise Malformed("amounts are unsigned cents")
-        if self.version == RECORD_VERSION and (self.deposit_cents or self.ref_seq):
-            raise Malformed("deposit_cents and ref_seq need record version 2")
-        if self.deposit_cents < 0 or self.ref_seq < 0:
-            raise Malformed("deposit_cents and ref_seq are unsigned")
+        if (self.amount_cents < 0 or self.balance_after_cents < 0 or self.discount_cents < 0
+                or self.deposit_cents < 0 or self.ref_seq < 0):
+            raise Malformed("amounts and ref_seq are unsigned")
         body = struct.pack(_FMT, self.version, self.kind, self.flags, len(self.uid), self.terminal_id, self.item,
                            self.seq, self.time_s, self.card_no, self.uid + bytes(7 - len(self.uid)), 0,
                            self.card_counter, self.amount_cents, self.balance_after_cents,
                            self.discount_cents, self.config_version, self.card_mac)
         if self.version == RECORD_V2:
-            body += struct.pack(_V2_FMT, self.deposit_cents, self.ref_seq)
+            return body + struct.pack(_V2_FMT, self.deposit_cents, self.ref_seq)
+        if self.version != RECORD_VERSION:
+            raise Unsupported("record version %d" % self.version)
+        if self.deposit_cents or self.ref_seq:
+            raise Malformed("deposit_cents and ref_seq need record version 2")
         return body
 
     def encode(self, record_mac):
@@ -112,10 +121,10 @@ class Record:
         if record_mac is not None and not crypto.equal(record_mac.tag(RECORD_MAC_SIZE, body), mac):
             raise BadMac("record MAC")
         (_version, kind, flags, uid_len, terminal_id, item, seq, time_s, card_no, uid, _pad, counter, amount,
-         balance, discount, config_version, card_mac) = struct.unpack(_FMT, body[:RECORD_SIZE - RECORD_MAC_SIZE])
+         balance, discount, config_version, card_mac) = struct.unpack_from(_FMT, body, 0)
         deposit = ref_seq = 0
         if version == RECORD_V2:
-            deposit, ref_seq = struct.unpack(_V2_FMT, body[RECORD_SIZE - RECORD_MAC_SIZE:])
+            deposit, ref_seq = struct.unpack_from(_V2_FMT, body, RECORD_SIZE - RECORD_MAC_SIZE)
         if kind not in KINDS:
             raise Malformed("unknown record kind %d" % kind)
         if uid_len not in (4, 7):

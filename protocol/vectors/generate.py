@@ -43,8 +43,11 @@ def card_case(uid):
 
 
 def _fields(rec):
-    """A record's fields as JSON values (bytes in hex), without its MAC."""
-    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in vars(rec).items() if k != "mac"}
+    """A record's fields as JSON values (bytes in hex), without its MAC; version 2 fields for version 2."""
+    out = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in vars(rec).items() if k != "mac"}
+    if rec.version != record.RECORD_VERSION:
+        out.update(version=rec.version, deposit_cents=rec.deposit_cents, ref_seq=rec.ref_seq)
+    return out
 
 
 def main():
