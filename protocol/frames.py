@@ -14,7 +14,7 @@ from protocol import crypto
 from protocol.errors import BadMac, Malformed, Unsupported
 from protocol.config import (ROLE_DESK, ROLE_GATE, ROLE_NAMES, ROLE_POS,  # noqa: F401 - re-exported
                              ROLE_RIDE, Config)
-from protocol.record import RECORD_SIZE
+from protocol.record import RECORD_SIZES
 
 MAGIC = b"PK"
 FRAME_VERSION = 1
@@ -51,7 +51,6 @@ CMD_DEAUTHORISE = 3
 CMD_LOCK = 4
 CMD_REPORT_STATUS = 5
 
-UPLOAD_ENTRY = 1 + RECORD_SIZE
 STATUS_FMT = ">IBB8sHIIIIIIB"
 SYNC_FMT = ">IH"
 AUTH_FMT = ">I7sB"
@@ -119,7 +118,7 @@ def upload_body(entries):
         raise Malformed("at most %d records per upload" % UPLOAD_RECORDS_MAX)
     parts = [bytes((len(entries),))]
     for status, rec in entries:
-        if len(rec) != RECORD_SIZE:
+        if not rec or len(rec) != RECORD_SIZES.get(rec[0]):
             raise Malformed("record size")
         parts.append(bytes((status,)))
         parts.append(rec)

@@ -12,7 +12,8 @@ import struct
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
 from protocol.frames import (ACK_FMT, AUTH_FMT, BL_FMT, CARD_RESULT_FMT, CARD_WRITE_BLOCKS_MAX, CARD_WRITE_FMT,
-                             COMMAND_FMT, STATUS_FMT, SYNC_FMT, UPLOAD_ENTRY, UPLOAD_RECORDS_MAX, Status)
+                             COMMAND_FMT, STATUS_FMT, SYNC_FMT, UPLOAD_RECORDS_MAX, Status)
+from protocol.record import RECORD_SIZES
 
 # Uplink bodies (terminal -> hub)
 
@@ -26,16 +27,33 @@ def parse_status(body):
 
 
 def parse_upload(body):
-    """Return [(status, record_bytes)] from a T_UPLOAD body."""
+    """Return [(status, record_bytes)] from a T_UPLOAD body; a record is sized by its version (SPEC.md §4.1)."""
     if not body:
         raise Malformed("empty upload")
     count = body[0]
-    if count > UPLOAD_RECORDS_MAX or len(body) != 1 + count * UPLOAD_ENTRY:
+    if count > UPLOAD_RECORDS_MAX:
         raise Malformed("upload length does not match its count")
     out = []
-    for i in range(count):
-        at = 1 + i * UPLOAD_ENTRY
-        out.append((body[at], body[at + 1:at + UPLOAD_ENTRY]))
+    at = 1
+    for _ in range(count):
+        if at + 2 > len(body):
+            raise Malformed("upload length does not match its count")
+        version = body[at + 1]
+        size = RECORD_SIZES.get(version)
+        if size is None:
+            # A version this hub does not know: as the last entry it is the rest of the body and
+            # goes to the record checks (SPEC.md §5.4); before others its size is unknown, and a
+            # guess could misplace every record after it, so nothing of the upload is split.
+            if len(out) != count - 1:
+                raise Malformed("upload: record %d has unknown version %d" % (len(out), version))
+            size = len(body) - at - 1
+        end = at + 1 + size
+        if end > len(body):
+            raise Malformed("upload length does not match its count")
+        out.append((body[at], body[at + 1:end]))
+        at = end
+    if at != len(body):
+        raise Malformed("upload length does not match its count")
     return out
 
 

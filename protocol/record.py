@@ -1,15 +1,22 @@
-"""The transaction record: 56 bytes kept in the journal, uploaded and verified (SPEC.md §4)."""
+"""The transaction record: kept in the journal, uploaded and verified (SPEC.md §4).
+
+Version 1 is 56 bytes (what terminals journal); version 2 is 64 bytes, the
+version 1 body followed by deposit_cents and ref_seq (SPEC.md §4.1).
+"""
 
 import struct
 
 from protocol import crypto
 from protocol.errors import BadMac, Malformed, Unsupported
 
-RECORD_VERSION = 1
-RECORD_SIZE = 56
+RECORD_VERSION = 1     # what terminals write (firmware journal slots are RECORD_SIZE)
+RECORD_V2 = 2          # adds deposit_cents and ref_seq; written by the hub's desk and by booth refunds
+RECORD_SIZE = 56       # version 1
+RECORD_V2_SIZE = 64
 RECORD_MAC_SIZE = 8
-_FMT = ">BBBBHHIII7sBHIIIH4s"   # everything but the record MAC (48 bytes)
-_BODY_SIZE = RECORD_SIZE - RECORD_MAC_SIZE
+_FMT = ">BBBBHHIII7sBHIIIH4s"   # the version 1 body: everything but the record MAC (48 bytes)
+_V2_FMT = ">II"                 # deposit_cents, ref_seq: appended to the version 1 body in version 2
+RECORD_SIZES = {RECORD_VERSION: RECORD_SIZE, RECORD_V2: RECORD_V2_SIZE}   # version -> bytes
 
 # Kinds (SPEC.md §4.2). Debit-side kinds take value off a card.
 KIND_DEBIT = 1        # sale at a pos, ride or gate
@@ -36,8 +43,16 @@ STATUS_UNCERTAIN = 3
 class Record:
     """One change of value (or lock) on one card at one terminal."""
 
+    # Version 2 fields default at class level and are set on the instance only when they differ:
+    # a version 1 record (every record a terminal makes) keeps its 14 attributes, and the instance
+    # dict its size, on a terminal's heap.
+    version = RECORD_VERSION
+    deposit_cents = 0
+    ref_seq = 0
+
     def __init__(self, kind, terminal_id, seq, time_s, card_no, uid, card_counter, amount_cents,
-                 balance_after_cents, item=0, discount_cents=0, flags=0, config_version=0, card_mac=b"\x00" * 4):
+                 balance_after_cents, item=0, discount_cents=0, flags=0, config_version=0, card_mac=b"\x00" * 4,
+                 deposit_cents=0, ref_seq=0, version=RECORD_VERSION):
         self.kind = kind
         self.terminal_id = terminal_id
         self.seq = seq
@@ -53,47 +68,69 @@ class Record:
         self.config_version = config_version
         self.card_mac = bytes(card_mac)
         self.mac = b""
+        if version != RECORD_VERSION:
+            self.version = version
+        if deposit_cents:
+            self.deposit_cents = deposit_cents
+        if ref_seq:
+            self.ref_seq = ref_seq
 
     def body(self):
-        """Return the 48 MACed bytes."""
+        """Return the MACed bytes: 48 in version 1, 56 in version 2."""
         if self.kind not in KINDS:
             raise Malformed("unknown record kind %d" % self.kind)
         if len(self.uid) not in (4, 7):
             raise Malformed("UID is 4 or 7 bytes")
         if len(self.card_mac) != 4:
             raise Malformed("card MAC is 4 bytes")
-        if self.amount_cents < 0 or self.balance_after_cents < 0 or self.discount_cents < 0:
-            raise Malformed("amounts are unsigned cents")
-        return struct.pack(_FMT, RECORD_VERSION, self.kind, self.flags, len(self.uid), self.terminal_id, self.item,
+        if (self.amount_cents < 0 or self.balance_after_cents < 0 or self.discount_cents < 0
+                or self.deposit_cents < 0 or self.ref_seq < 0):
+            raise Malformed("amounts and ref_seq are unsigned")
+        body = struct.pack(_FMT, self.version, self.kind, self.flags, len(self.uid), self.terminal_id, self.item,
                            self.seq, self.time_s, self.card_no, self.uid + bytes(7 - len(self.uid)), 0,
                            self.card_counter, self.amount_cents, self.balance_after_cents,
                            self.discount_cents, self.config_version, self.card_mac)
+        if self.version == RECORD_V2:
+            return body + struct.pack(_V2_FMT, self.deposit_cents, self.ref_seq)
+        if self.version != RECORD_VERSION:
+            raise Unsupported("record version %d" % self.version)
+        if self.deposit_cents or self.ref_seq:
+            raise Malformed("deposit_cents and ref_seq need record version 2")
+        return body
 
     def encode(self, record_mac):
-        """Return the 56-byte record, MACed with the terminal's record Mac."""
+        """Return the record (56 or 64 bytes by version), MACed with the terminal's record Mac."""
         body = self.body()
         self.mac = record_mac.tag(RECORD_MAC_SIZE, body)
         return body + self.mac
 
     @classmethod
     def decode(cls, data, record_mac=None):
-        """Parse 56 bytes; verify the MAC when record_mac is given (BadMac otherwise)."""
-        if len(data) != RECORD_SIZE:
-            raise Malformed("a record is %d bytes, got %d" % (RECORD_SIZE, len(data)))
-        body = bytes(data[:_BODY_SIZE])
-        mac = bytes(data[_BODY_SIZE:])
+        """Parse one record of either version; verify the MAC when record_mac is given (BadMac otherwise)."""
+        if not data:
+            raise Malformed("empty record")
+        version = data[0]
+        size = RECORD_SIZES.get(version)
+        if size is None:
+            raise Unsupported("record version %d" % version)
+        if len(data) != size:
+            raise Malformed("a version %d record is %d bytes, got %d" % (version, size, len(data)))
+        end = size - RECORD_MAC_SIZE
+        body = bytes(data[:end])
+        mac = bytes(data[end:])
         if record_mac is not None and not crypto.equal(record_mac.tag(RECORD_MAC_SIZE, body), mac):
             raise BadMac("record MAC")
-        (version, kind, flags, uid_len, terminal_id, item, seq, time_s, card_no, uid, _pad, counter, amount,
-         balance, discount, config_version, card_mac) = struct.unpack(_FMT, body)
-        if version != RECORD_VERSION:
-            raise Unsupported("record version %d" % version)
+        (_version, kind, flags, uid_len, terminal_id, item, seq, time_s, card_no, uid, _pad, counter, amount,
+         balance, discount, config_version, card_mac) = struct.unpack_from(_FMT, body, 0)
+        deposit = ref_seq = 0
+        if version == RECORD_V2:
+            deposit, ref_seq = struct.unpack_from(_V2_FMT, body, RECORD_SIZE - RECORD_MAC_SIZE)
         if kind not in KINDS:
             raise Malformed("unknown record kind %d" % kind)
         if uid_len not in (4, 7):
             raise Malformed("UID length %d" % uid_len)
         rec = cls(kind, terminal_id, seq, time_s, card_no, uid[:uid_len], counter, amount, balance, item,
-                  discount, flags, config_version, card_mac)
+                  discount, flags, config_version, card_mac, deposit, ref_seq, version)
         rec.mac = mac
         return rec
 

@@ -29,9 +29,10 @@ async def _populate(db):
     issued = await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)
     mac = R.record_mac_for(key)
     entries = []
-    for seq, (kind, amount, balance) in enumerate([(R.KIND_DEBIT, 1250, 8750), (R.KIND_DEBIT, 999, 7751),
-                                                   (R.KIND_REFUND, 999, 8750)], start=1):
-        rec = R.Record(kind, 5, seq, DAY_S + 3600 * seq, issued.card_no, UID, seq + 1, amount, balance)
+    for seq, (kind, amount, balance, fields) in enumerate([
+            (R.KIND_DEBIT, 1250, 8750, {}), (R.KIND_DEBIT, 999, 7751, {}),
+            (R.KIND_REFUND, 999, 8750, {"ref_seq": 2, "version": R.RECORD_V2})], start=1):   # refunds sale seq 2
+        rec = R.Record(kind, 5, seq, DAY_S + 3600 * seq, issued.card_no, UID, seq + 1, amount, balance, **fields)
         entries.append((R.STATUS_COMMITTED, rec.encode(mac)))
     await hub.ingest.apply_local(5, entries)
     await hub.stop()

@@ -427,21 +427,21 @@ def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(tmp_path, 
 def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(tmp_path, broker, monkeypatch):
     from parkcard.desk import DeskError
 
+    from parkcard import ledger
+
     async def scenario():
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
         desk = hub.desk(DESK_ID)
-        apply_local = hub.ingest.apply_local
+        postings = ledger.postings
 
-        async def refusing(terminal_id, entries):
-            result = await apply_local(terminal_id, [])  # nothing stored, as when ingest refuses the record
-            result.quarantined.append(("test", terminal_id, "refused on purpose"))
-            return result
+        def refusing(rec, merchant_id, rate_bps):
+            raise ledger.PostingError("test", "refused on purpose")
 
-        monkeypatch.setattr(hub.ingest, "apply_local", refusing)
+        monkeypatch.setattr(ledger, "postings", refusing)       # ingest quarantines the ISSUE record
         with pytest.raises(DeskError, match="refused"):
             await desk.issue(UID, 5000, deposit_cents=500, card_no=424242)
         assert await hub.storage.card(424242) is None
-        monkeypatch.setattr(hub.ingest, "apply_local", apply_local)
+        monkeypatch.setattr(ledger, "postings", postings)
         issued = await desk.issue(UID, 5000, deposit_cents=500, card_no=424242)
         assert (await hub.storage.card(424242))["deposit_cents"] == 500
         assert await balance(hub, "card:%d" % issued.card_no) == 5000
@@ -605,7 +605,9 @@ def test_a_damaged_record_in_the_journal_is_acknowledged_past_and_later_records_
         later = b"\x09" + term.record(R.KIND_DEBIT, card_no, 4, 1, bal - 401)[1:48]   # a version it cannot read
         four = later + term.record_mac.tag(R.RECORD_MAC_SIZE, later)
         five = term.record(R.KIND_DEBIT, card_no, 4, 50, bal - 450)
-        term.upload([(c, one), (c, two), (c, three), (c, four)])
+        # The terminal-side encoder refuses a version it cannot size; the body is written by hand.
+        body = bytes((4,)) + b"".join(bytes((c,)) + r for r in (one, two, three, four))
+        term.publish(term.frame(frames.T_UPLOAD, body))
         await asyncio.to_thread(term.wait_acked, 4)
         assert frames.parse_ack(term.downlinks(frames.T_ACK)[-1].body) == (4, 2, 2)
         term.upload([(c, two)])                            # sent again: held already, still refused

@@ -10,8 +10,9 @@ from parkcard import ledger
 UID = b"\x01\x02\x03\x04"
 
 
-def rec(kind, amount, balance_after=0, item=0, discount=0, card_no=42):
-    return R.Record(kind, 7, 1, 0, card_no, UID, 2, amount, balance_after, item=item, discount_cents=discount)
+def rec(kind, amount, balance_after=0, item=0, discount=0, card_no=42, deposit=0, version=R.RECORD_V2, ref_seq=0):
+    return R.Record(kind, 7, 1, 0, card_no, UID, 2, amount, balance_after, item=item, discount_cents=discount,
+                    deposit_cents=deposit, ref_seq=ref_seq, version=version)
 
 
 def test_debit_pays_merchant_net_of_commission():
@@ -45,13 +46,30 @@ def test_topup_bonus_by_tier(tier, cash, bonus):
 
 
 def test_issue_takes_first_load_and_deposit():
-    entries = ledger.postings(rec(R.KIND_ISSUE, 2200, 2200, item=500, discount=200), 1, 0)
+    entries = ledger.postings(rec(R.KIND_ISSUE, 2200, 2200, item=7, deposit=500, discount=200), 1, 0)
     assert dict(entries) == {"desk:cash": -2500, "park:bonus": -200, "park:deposits": 500, "card:42": 2200}
 
 
 def test_cashout_pays_balance_and_deposit():
-    entries = ledger.postings(rec(R.KIND_CASHOUT, 1234, 0, item=500), 1, 0)
+    entries = ledger.postings(rec(R.KIND_CASHOUT, 1234, 0, item=7, deposit=500), 1, 0)
     assert dict(entries) == {"card:42": -1234, "park:deposits": -500, "desk:cash": 1734}
+
+
+@pytest.mark.parametrize("kind", ledger.DEPOSIT_KINDS)
+def test_a_version_1_deposit_kind_is_refused_and_its_item_is_never_money(kind):
+    old = rec(kind, 1000, 0 if kind == R.KIND_CASHOUT else 1000, item=500, version=R.RECORD_VERSION)
+    with pytest.raises(ledger.PostingError, match="deposit kinds need record version 2") as err:
+        ledger.postings(old, 1, 0)
+    assert err.value.reason == "record_unsupported"
+
+
+def test_deposit_and_ref_seq_only_on_their_kinds():
+    with pytest.raises(ledger.PostingError) as err:
+        ledger.postings(rec(R.KIND_TOPUP, 1000, 1000, deposit=500), 1, 0)
+    assert err.value.reason == "bad_amounts"
+    with pytest.raises(ledger.PostingError) as err:
+        ledger.postings(rec(R.KIND_DEBIT, 100, 0, ref_seq=3), 1, 0)
+    assert err.value.reason == "bad_fields"
 
 
 def test_transfer_goes_through_the_clearing_account():
@@ -69,8 +87,8 @@ def test_lock_moves_no_value():
 @pytest.mark.parametrize("amount", [0, 1, 99, 12345, 8388607])
 def test_every_kind_sums_to_zero(kind, amount):
     balance_after = 0 if kind == R.KIND_CASHOUT else amount
-    entries = ledger.postings(rec(kind, amount, balance_after, item=300 if kind in (R.KIND_ISSUE,
-                                                                                    R.KIND_CASHOUT) else 0), 5, 333)
+    entries = ledger.postings(rec(kind, amount, balance_after, deposit=300 if kind in ledger.DEPOSIT_KINDS else 0),
+                              5, 333)
     assert sum(cents for _, cents in entries) == 0
     assert all(isinstance(cents, int) for _, cents in entries)
 

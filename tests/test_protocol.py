@@ -73,6 +73,8 @@ def test_record_rejects_bad_input():
     with pytest.raises(Malformed):
         record.Record.decode(good[:-1], rmac)
     with pytest.raises(Unsupported):
+        record.Record.decode(b"\x03" + good[1:])
+    with pytest.raises(Malformed):                   # a version 2 record is 64 bytes
         record.Record.decode(b"\x02" + good[1:])
     with pytest.raises(Malformed):
         record.Record(99, 1, 1, 0, 1, b"\x01\x02\x03\x04", 1, 100, 0).encode(rmac)
@@ -99,7 +101,7 @@ def test_frame_rejects_oversized_and_truncated():
 
 
 def test_upload_body_count_must_match():
-    rec = bytes(record.RECORD_SIZE)
+    rec = b"\x01" + bytes(record.RECORD_SIZE - 1)
     body = frames.upload_body([(1, rec), (2, rec)])
     assert hub_frames.parse_upload(body) == [(1, rec), (2, rec)]
     with pytest.raises(Malformed):
@@ -108,6 +110,22 @@ def test_upload_body_count_must_match():
         hub_frames.parse_upload(b"\x03" + body[1:])
     with pytest.raises(Malformed):
         frames.upload_body([(1, rec)] * (frames.UPLOAD_RECORDS_MAX + 1))
+
+
+def test_upload_entries_are_sized_by_their_record_version():
+    v1 = b"\x01" + bytes(record.RECORD_SIZE - 1)
+    v2 = b"\x02" + bytes(record.RECORD_V2_SIZE - 1)
+    body = frames.upload_body([(1, v2), (3, v1), (1, v2)])
+    assert len(body) == 1 + 3 + 2 * 64 + 56
+    assert hub_frames.parse_upload(body) == [(1, v2), (3, v1), (1, v2)]
+    with pytest.raises(Malformed):                      # a v2 entry cut to a v1 size
+        hub_frames.parse_upload(b"\x01\x01" + v2[:record.RECORD_SIZE])
+    with pytest.raises(Malformed, match="unknown version 9"):       # before another: its size is unknown
+        hub_frames.parse_upload(b"\x02\x01\x09" + bytes(55) + b"\x01" + v1)
+    v9 = b"\x09" + bytes(70)                           # last: the rest of the body, for the record checks
+    assert hub_frames.parse_upload(b"\x02\x01" + v1 + b"\x01" + v9) == [(1, v1), (1, v9)]
+    with pytest.raises(Malformed):                      # the encoder refuses bytes whose version does not fit
+        frames.upload_body([(1, v2[:record.RECORD_SIZE])])
 
 
 def test_blacklist_body_must_be_ascending():

@@ -239,7 +239,7 @@ def test_snapshot_chunks_out_of_order_leave_the_list_in_force(term):
 
 
 def test_an_upload_round_that_fails_is_tried_again_and_loses_nothing(term, monkeypatch):
-    record = bytes(range(56))
+    record = bytes((1,)) + bytes(range(1, 56))   # a version 1 record's size and version byte (SPEC.md §4.1)
     term.journal.append(1, NOW, record)
     term.journal.mark(1, 1)
     unsynced = term.journal.unsynced

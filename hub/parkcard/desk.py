@@ -6,7 +6,13 @@ same ingest path as an upload, so the ledger balances from the first cent.
 It returns what the caller writes onto the card (protocol.card blocks).
 
 Cash and bonus (ledger.py): amount_cents = cash + bonus, discount_cents =
-bonus, bonus from ledger.TIER_BONUS_PERCENT; ISSUE carries the deposit in `item`.
+bonus, bonus from ledger.TIER_BONUS_PERCENT. The desk writes record version 2
+(SPEC.md §4.1): an ISSUE carries the deposit in `deposit_cents`.
+
+Each record is built inside the write transaction that posts it (its seq,
+and for an ISSUE its card number, are allocated there): two desks never
+take the same number, and a new card's row exists exactly when its ISSUE is
+posted (SPEC.md §4.5).
 """
 
 import asyncio
@@ -55,13 +61,17 @@ class Desk:
                             % self.terminal_id)
         return state
 
-    async def _post(self, state, rec):
-        rec.seq = max([state.acked_upto, *state.above]) + 1
-        raw = rec.encode(state.record_mac)
-        result = await self.ingest.apply_local(self.terminal_id, [(R.STATUS_COMMITTED, raw)])
+    async def _post(self, build, applied=None):
+        """Build, MAC and apply one record in one write transaction; return what build made."""
+        state = self._state()
+
+        def built(tx, seq):
+            made = build(tx, seq)
+            return R.STATUS_COMMITTED, made[0].encode(state.record_mac), made
+        result, made = await self.ingest.apply_built(self.terminal_id, built, applied)
         if result.counts["applied"] != 1:
-            raise DeskError("the hub refused the %s record: %s" % (rec.kind, result.quarantined))
-        return rec
+            raise DeskError("the hub refused the %s record: %s" % (made[0].kind, result.quarantined))
+        return made
 
     async def _audited(self, action, **details):
         if self.audit is not None:
@@ -73,28 +83,34 @@ class Desk:
         if cash_cents < 0 or deposit_cents < 0:
             raise DeskError("amounts are positive cents")
         time_s = int(time.time()) if time_s is None else time_s
-        async with self._lock:
-            state = self._state()
-            card_no = card_no or await self.storage.next_card_no()
-            if await self.storage.card(card_no) is not None:
-                raise DeskError("card %d already exists" % card_no)
-            info = C.CardInfo(card_no, tier, 0, expiry_day, perms, C.day_of(time_s), deposit_cents)
-            amount = cash_cents + ledger.bonus_cents(tier, cash_cents, self.bonus_table)
-            slot = C.WalletSlot(1, amount, 0, C.day_of(time_s), self.terminal_id)
+        amount = cash_cents + ledger.bonus_cents(tier, cash_cents, self.bonus_table)
+        wanted = card_no
+
+        def build(tx, seq):
+            # In the writer thread: the number is taken and its card row written by this transaction only.
+            no = wanted or tx.next_card_no()
+            if tx.card_exists(no):
+                raise DeskError("card %d already exists" % no)
+            info = C.CardInfo(no, tier, 0, expiry_day, perms, C.day_of(time_s), deposit_cents)
             blocks = {}
             card_mac = bytes(4)
             if self.park_keys is not None:
-                keys = C.CardKeys(self.park_keys, uid)
-                blocks = C.issue_blocks(keys, info, amount, time_s, self.terminal_id)
+                blocks = C.issue_blocks(C.CardKeys(self.park_keys, uid), info, amount, time_s, self.terminal_id)
                 card_mac = blocks[C.SLOT_BLOCKS[0]][12:]
-            rec = R.Record(R.KIND_ISSUE, self.terminal_id, 0, time_s, card_no, uid, 1, amount, amount,
-                           item=deposit_cents, discount_cents=amount - cash_cents, card_mac=card_mac)
-            await self._post(state, rec)
-            # After the record is in: a refused issue leaves no card behind to block the retry.
-            await self.storage.set_card_info(card_no, bytes(uid), tier, deposit_cents)
-            await self._audited("card.issue", card_no=card_no, tier=tier, cash_cents=cash_cents,
+            rec = R.Record(R.KIND_ISSUE, self.terminal_id, seq, time_s, no, uid, 1, amount, amount,
+                           discount_cents=amount - cash_cents, card_mac=card_mac, deposit_cents=deposit_cents,
+                           version=R.RECORD_V2)
+            return rec, info, blocks
+
+        def applied(tx, made):
+            tx.set_card_info(made[0].card_no, uid, tier, deposit_cents)
+
+        async with self._lock:
+            rec, info, blocks = await self._post(build, applied)
+            slot = C.WalletSlot(1, amount, 0, C.day_of(time_s), self.terminal_id)
+            await self._audited("card.issue", card_no=rec.card_no, tier=tier, cash_cents=cash_cents,
                                 amount_cents=amount, deposit_cents=deposit_cents, seq=rec.seq)
-            return DeskResult(rec, card_no, slot, blocks, info)
+            return DeskResult(rec, rec.card_no, slot, blocks, info)
 
     async def top_up(self, card_no, uid, slot, cash_cents, write_block=None, time_s=None):
         """Top up a card whose slot in force is `slot`; return a DeskResult with the successor slot.
@@ -105,7 +121,6 @@ class Desk:
             raise DeskError("a top-up is a positive amount of cents")
         time_s = int(time.time()) if time_s is None else time_s
         async with self._lock:
-            state = self._state()
             card = await self.storage.card(card_no)
             if card is None:
                 raise DeskError("card %d is unknown at the hub: issue it first" % card_no)
@@ -118,9 +133,12 @@ class Desk:
             if self.park_keys is not None and write_block is not None:
                 blocks[write_block] = new.encode(C.CardKeys(self.park_keys, uid), write_block)
                 card_mac = new.mac
-            rec = R.Record(R.KIND_TOPUP, self.terminal_id, 0, time_s, card_no, uid, new.counter, amount,
-                           new.balance_cents, discount_cents=amount - cash_cents, card_mac=card_mac)
-            await self._post(state, rec)
+
+            def build(tx, seq):
+                return (R.Record(R.KIND_TOPUP, self.terminal_id, seq, time_s, card_no, uid, new.counter, amount,
+                                 new.balance_cents, discount_cents=amount - cash_cents, card_mac=card_mac,
+                                 version=R.RECORD_V2),)
+            rec = (await self._post(build))[0]
             await self._audited("card.top_up", card_no=card_no, cash_cents=cash_cents, amount_cents=amount,
                                 balance_after_cents=new.balance_cents, seq=rec.seq)
             return DeskResult(rec, card_no, new, blocks)

@@ -11,8 +11,9 @@ Lifecycle of a record at the hub (records.status):
   of the same bytes as committed or voided (the terminal settled it on a
   re-tap) settles it the same way. Until then it has no ledger effect.
 - `quarantined`: an authenticated record the rules refuse (credit kind from a
-  booth, amounts that do not post); kept with its reason and counted as
-  stored so the terminal's journal does not jam behind it.
+  booth, a booth refund that does not match its own sale, amounts that do not
+  post); kept with its reason and counted as stored so the terminal's journal
+  does not jam behind it.
 - conflicting: same (terminal, seq) with other bytes; kept in `conflicts` with
   an alarm, never applied, the stored record stays.
 - damaged: a record inside an authenticated upload that fails its own MAC,
@@ -31,6 +32,12 @@ Clone rule (SPEC.md §1.5): two different records with the same (card,
 counter): the offline sale is a fact and is applied, then an alarm is raised
 and the card blacklisted. Chain rule: the previous counter's balance_after
 plus this record's change must equal this balance_after (alarm otherwise).
+
+Booth refunds (SPEC.md §4.4): a pos, ride or gate may credit a card only by
+a REFUND whose ref_seq names one of its own applied DEBITs of the same card,
+for at most that sale's amount, once per sale. The refund claims the sale
+when it is stored applied or uncertain; an uncertain refund settled as not
+happened frees it. Desk refunds are not matched (the cashier decides).
 
 Ack (SPEC.md §5.4): upto_seq = acked_upto, the highest seq with every seq <=
 it stored; seqs above it are kept in `above` and their holes in terminal_gaps.
@@ -141,16 +148,39 @@ class Ingest:
     async def apply_local(self, terminal_id, entries):
         """Apply [(status, raw)] made inside the hub (desk) as if uploaded by terminal_id."""
         def run(tx):
-            res = BatchResult()
-            state = self.registry.get(terminal_id)
-            self._upload(tx, res, state, self._view(res, state), entries, "local/desk")
+            res, state, view = self._local(terminal_id)
+            self._upload(tx, res, state, view, entries, "local/desk")
             self._finish(tx, res)
             return res
         result = await self.storage.write(run)
         self._commit(result)
         return result
 
+    async def apply_built(self, terminal_id, build, applied=None):
+        """Apply one record that build(tx, seq) makes inside the write transaction; return (BatchResult, made).
+
+        build returns (status, raw, made) for terminal_id's next seq; when the record is applied,
+        applied(tx, made) runs in the same transaction, so what it writes exists only with the record.
+        """
+        def run(tx):
+            res, state, view = self._local(terminal_id)
+            status, raw, made = build(tx, max([view.acked_upto, *view.above]) + 1)
+            self._upload(tx, res, state, view, [(status, raw)], "local/desk")
+            if applied is not None and res.counts["applied"] == 1:
+                applied(tx, made)
+            self._finish(tx, res)
+            return res, made
+        result, made = await self.storage.write(run)
+        self._commit(result)
+        return result, made
+
     # -- inside the writer thread
+    def _local(self, terminal_id):
+        """Start a batch of records made inside the hub: (BatchResult, terminal state, its view)."""
+        res = BatchResult()
+        state = self.registry.get(terminal_id)
+        return res, state, self._view(res, state)
+
     def _view(self, res, state):
         view = res.views.get(state.id)
         if view is None:
@@ -280,10 +310,9 @@ class Ingest:
         reason = None
         if name is None:
             reason, detail = "record_status", "upload status %d" % status
-        elif state.role != frames.ROLE_DESK and rec.kind in ledger.DESK_ONLY_KINDS:
-            reason, detail = "credit_from_booth", "kind %d from a %s terminal" % (
-                rec.kind, frames.ROLE_NAMES.get(state.role, "?"))
         else:
+            reason, detail = self._booth_refusal(tx, state, rec)
+        if reason is None:
             try:
                 entries = ledger.postings(rec, state.merchant_id, state.rate_bps)
             except ledger.PostingError as exc:
@@ -293,12 +322,37 @@ class Ingest:
             self._quarantine(tx, res, raw, topic, state.id, reason, detail)
             return 1
         tx.add_record(record_id, state.id, rec.seq, raw, rec, name)
+        if rec.kind == R.KIND_REFUND and state.role != frames.ROLE_DESK and name != "voided":
+            tx.claim_refund(state.id, rec.ref_seq, rec.seq)
         res.counts[name] += 1
         if name == "applied":
             self._apply_value(tx, res, state, record_id, rec, entries)
         elif name == "uncertain":
             self._decide_uncertain(tx, res, record_id, rec, state)
         return 0
+
+    def _booth_refusal(self, tx, state, rec):
+        """Return (reason, detail) when a booth may not credit a card so (SPEC.md §4.4), else (None, None)."""
+        if state.role == frames.ROLE_DESK:
+            return None, None
+        if rec.kind in ledger.DESK_ONLY_KINDS:
+            return "credit_from_booth", "kind %d from a %s terminal" % (rec.kind,
+                                                                        frames.ROLE_NAMES.get(state.role, "?"))
+        if rec.kind != R.KIND_REFUND:
+            return None, None
+        sale = tx.record(state.id, rec.ref_seq) if rec.ref_seq else None
+        sale_rec = R.Record.decode(sale[1]) if sale is not None else None
+        if sale_rec is None or sale[2] != "applied" or sale_rec.kind != R.KIND_DEBIT \
+                or sale_rec.card_no != rec.card_no:
+            return "refund_unmatched", "refund seq %d: ref_seq %d is no applied sale of card %d at term-%d" % (
+                rec.seq, rec.ref_seq, rec.card_no, state.id)
+        if rec.amount_cents > sale_rec.amount_cents:
+            return "refund_over_sale", "refund %d cents over the sale's %d (seq %d)" % (
+                rec.amount_cents, sale_rec.amount_cents, rec.ref_seq)
+        earlier = tx.refund_of(state.id, rec.ref_seq)
+        if earlier is not None:
+            return "refund_twice", "sale seq %d already refunded by seq %d" % (rec.ref_seq, earlier)
+        return None, None
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
         if rec.kind in (R.KIND_LOCK, R.KIND_ATTEMPT):
@@ -365,6 +419,8 @@ class Ingest:
         else:
             tx.set_record_status(record_id, "not_happened")
             res.counts["uncertain_void"] += 1
+            if rec.kind == R.KIND_REFUND and tx.refund_of(state.id, rec.ref_seq) == rec.seq:
+                tx.release_refund(state.id, rec.ref_seq)
 
     # -- back in the event loop, after COMMIT
     def _commit(self, res):

@@ -151,7 +151,13 @@ MIGRATIONS = (
     ALTER TABLE quarantine ADD COLUMN seq INTEGER;
     CREATE UNIQUE INDEX quarantine_held_seq ON quarantine(terminal_id, seq) WHERE seq IS NOT NULL;
     """,
-    # 9: settlement pays each record once. settlement_records has the record as its primary key, so
+    # 9: a booth's refund claims the sale it reverses (SPEC.md §4.4): one refund per sale, kept by the key.
+    """
+    CREATE TABLE refunds(
+        terminal_id INTEGER NOT NULL, sale_seq INTEGER NOT NULL, refund_seq INTEGER NOT NULL,
+        PRIMARY KEY (terminal_id, sale_seq)) WITHOUT ROWID;
+    """,
+    # 10: settlement pays each record once. settlement_records has the record as its primary key, so
     # no record can be in two settlements; both it and settlements are append-only, and a closed
     # period may not overlap another of the same merchant. Closes made before this migration did not
     # say which records they took: each old settlement claims the records of its period that were
@@ -255,6 +261,7 @@ class WriteTx:
         self.terminal_updates = {}  # terminal_id -> {column: value}
         self.gaps = {}              # terminal_id -> [(from, to)]
         self.audits = []            # (actor, action, details) for the operator audit log, at commit
+        self.refunds = {}           # (terminal_id, sale_seq) -> refund_seq claimed this batch; None = released
 
     def next_id(self, table):
         """Allocate the next row id of `records` or `ledger_tx`."""
@@ -332,6 +339,26 @@ class WriteTx:
         """True when an operator locked the terminal (read now: the CLI may have changed it)."""
         row = self.conn.execute("SELECT locked FROM terminals WHERE id=?", (terminal_id,)).fetchone()
         return bool(row and row[0])
+    def refund_of(self, terminal_id, sale_seq):
+        """Return the seq of the refund that claimed this sale, or None."""
+        key = (terminal_id, sale_seq)
+        if key in self.refunds:
+            return self.refunds[key]
+        row = self.conn.execute("SELECT refund_seq FROM refunds WHERE terminal_id=? AND sale_seq=?",
+                                key).fetchone()
+        return row[0] if row else None
+
+    def next_card_no(self, first=100001):
+        """Return an unused card number (the caller writes its row in this same transaction)."""
+        row = self.conn.execute("SELECT MAX(card_no) FROM cards").fetchone()
+        return max([first, (row[0] or 0) + 1, *[no + 1 for no, v in self.cards.items() if v[2] is not None]])
+
+    def card_exists(self, card_no):
+        """True when the card has a row (stored, or staged in this batch)."""
+        staged = self.cards.get(card_no)
+        if staged is not None and staged[2] is not None:
+            return True
+        return self.conn.execute("SELECT 1 FROM cards WHERE card_no=?", (card_no,)).fetchone() is not None
 
     def blacklisted(self, card_no):
         """True when the card is on the blacklist now."""
@@ -362,6 +389,19 @@ class WriteTx:
     def claim_counter(self, card_no, counter, terminal_id, seq, delta, balance_after):
         """Record that (card, counter) belongs to this record."""
         self.counters[(card_no, counter)] = (terminal_id, seq, delta, balance_after)
+
+    def claim_refund(self, terminal_id, sale_seq, refund_seq):
+        """Record that a refund reverses this sale (one refund per sale)."""
+        self.refunds[(terminal_id, sale_seq)] = refund_seq
+
+    def release_refund(self, terminal_id, sale_seq):
+        """Free a sale whose refund turned out not to have happened."""
+        self.refunds[(terminal_id, sale_seq)] = None
+
+    def set_card_info(self, card_no, uid, tier, deposit_cents):
+        """Write the desk's view of a new card (uid, tier, deposit, issued_at) now, in this transaction."""
+        self.conn.execute("INSERT INTO cards(card_no, uid, tier, deposit_cents, issued_at) VALUES (?,?,?,?,?)",
+                          (card_no, bytes(uid), tier, deposit_cents, self.now))
 
     def set_card(self, card_no, uid, shadow_balance_cents, last_counter):
         """Set the card's shadow balance and newest counter."""
@@ -453,6 +493,12 @@ class WriteTx:
                           "ON CONFLICT(card_no) DO UPDATE SET uid=COALESCE(cards.uid, excluded.uid), "
                           "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
                           [(k, *v) for k, v in self.cards.items() if v[2] is not None])
+        claimed = [(k[0], k[1], v) for k, v in self.refunds.items() if v is not None]
+        if claimed:
+            c.executemany("INSERT OR REPLACE INTO refunds(terminal_id, sale_seq, refund_seq) VALUES (?,?,?)", claimed)
+        released = [k for k, v in self.refunds.items() if v is None]
+        if released:
+            c.executemany("DELETE FROM refunds WHERE terminal_id=? AND sale_seq=?", released)
         if self.quarantine:
             c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at, seq) "
                           "VALUES (?,?,?,?,?,?,?,?,?)", self.quarantine)
@@ -795,13 +841,6 @@ class Storage:
         await self.write(run)
 
     # -- cards
-    async def set_card_info(self, card_no, uid, tier, deposit_cents):
-        """Create or update the desk's view of a card (tier and deposit)."""
-        await self.write(lambda tx: tx.execute(
-            "INSERT INTO cards(card_no, uid, tier, deposit_cents, issued_at) VALUES (?,?,?,?,?) "
-            "ON CONFLICT(card_no) DO UPDATE SET uid=excluded.uid, tier=excluded.tier, "
-            "deposit_cents=excluded.deposit_cents", (card_no, uid, tier, deposit_cents, time.time())))
-
     async def card(self, card_no):
         """Return the card row as a dict, or None."""
         row = await self.fetchone("SELECT card_no, uid, tier, status, deposit_cents, shadow_balance_cents, "
@@ -810,11 +849,6 @@ class Storage:
             return None
         return dict(zip(("card_no", "uid", "tier", "status", "deposit_cents", "shadow_balance_cents",
                          "last_counter"), row))
-
-    async def next_card_no(self, first=100001):
-        """Return an unused card number."""
-        row = await self.fetchone("SELECT MAX(card_no) FROM cards")
-        return max(first, (row[0] or 0) + 1)
 
     async def account_balance(self, account):
         """Return SUM of the account's entries in cents."""

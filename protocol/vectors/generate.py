@@ -42,16 +42,36 @@ def card_case(uid):
     }
 
 
+def _fields(rec):
+    """A record's fields as JSON values (bytes in hex), without its MAC; version 2 fields for version 2."""
+    out = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in vars(rec).items() if k != "mac"}
+    if rec.version != record.RECORD_VERSION:
+        out.update(version=rec.version, deposit_cents=rec.deposit_cents, ref_seq=rec.ref_seq)
+    return out
+
+
 def main():
     """Write vectors.json."""
     uid7 = bytes.fromhex("04a1b2c3d4e5f6")
     rec = record.Record(record.KIND_DEBIT, 12, 345, TIME_S, 100042, uid7, 8, 250, 12095, item=3,
                         discount_cents=25, flags=record.FLAG_OFFLINE, config_version=4,
                         card_mac=bytes.fromhex("a1b2c3d4"))
-    rec_bytes = rec.encode(record.record_mac_for(TERMINAL_KEY))
+    rmac = record.record_mac_for(TERMINAL_KEY)
+    rec_bytes = rec.encode(rmac)
+    # Version 2 (SPEC.md §4.1): a desk issue with its deposit, and a booth refund naming its sale (seq 345).
+    issue = record.Record(record.KIND_ISSUE, 12, 340, TIME_S - 600, 100042, uid7, 1, 5500, 5500, discount_cents=500,
+                          config_version=4, card_mac=bytes.fromhex("c1c2c3c4"), deposit_cents=500,
+                          version=record.RECORD_V2)
+    refund = record.Record(record.KIND_REFUND, 12, 346, TIME_S + 60, 100042, uid7, 9, 250, 12345, item=3,
+                           config_version=4, card_mac=bytes.fromhex("b1b2b3b4"), ref_seq=345,
+                           version=record.RECORD_V2)
+    v2 = [(r, r.encode(rmac)) for r in (issue, refund)]
     fmac = frames.frame_mac_for(TERMINAL_KEY)
     upload = frames.encode(fmac, frames.T_UPLOAD, 12, 9, TIME_S,
                            frames.upload_body([(record.STATUS_COMMITTED, rec_bytes)]))
+    mixed = frames.encode(fmac, frames.T_UPLOAD, 12, 10, TIME_S + 60,
+                          frames.upload_body([(record.STATUS_COMMITTED, rec_bytes),
+                                              (record.STATUS_UNCERTAIN, v2[1][1])]))
     cfg = frames.Config(version=4, role=frames.ROLE_RIDE, merchant_id=3, fixed_price_cents=500,
                         tx_cap_cents=5000, daily_cap_cents=20000, max_offline_s=86400,
                         blacklist_max_age_s=43200, category=2, park_id=1)
@@ -70,9 +90,11 @@ def main():
         "access_app": card.APP_ACCESS.hex(),
         "access_transport": card.access_bytes(0, 0, 0, 0b001).hex(),
         "cards": [card_case(bytes.fromhex("a1b2c3d4")), card_case(uid7)],
-        "record_fields": {k: (v.hex() if isinstance(v, bytes) else v) for k, v in vars(rec).items() if k != "mac"},
+        "record_fields": _fields(rec),
         "record": rec_bytes.hex(),
+        "records_v2": [{"fields": _fields(r), "record": raw.hex()} for r, raw in v2],
         "frame_upload": upload.hex(),
+        "frame_upload_mixed": mixed.hex(),
         "frame_config": config.hex(),
         "frame_blacklist": bl.hex(),
         "time_s": TIME_S,

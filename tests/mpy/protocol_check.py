@@ -67,7 +67,31 @@ def main(path):
         expect(False, "record with wrong key accepted")
     except BadMac:
         expect(True, "record wrong key")
+    for case in v["records_v2"]:
+        rf = case["fields"]
+        raw = h(case["record"])
+        rec = record.Record.decode(raw, rmac)
+        for name in ("version", "kind", "seq", "card_no", "card_counter", "amount_cents", "balance_after_cents",
+                     "item", "discount_cents", "deposit_cents", "ref_seq", "config_version"):
+            expect(getattr(rec, name) == rf[name], "v2 record field " + name)
+        expect(len(raw) == record.RECORD_V2_SIZE and raw[0] == record.RECORD_V2, "v2 record size")
+        again = record.Record(rec.kind, rec.terminal_id, rec.seq, rec.time_s, rec.card_no, rec.uid,
+                              rec.card_counter, rec.amount_cents, rec.balance_after_cents, rec.item,
+                              rec.discount_cents, rec.flags, rec.config_version, rec.card_mac, rec.deposit_cents,
+                              rec.ref_seq, rec.version)
+        expect(again.encode(rmac) == raw, "v2 record encode")
+        # cut to a version 1 size, or a version 1 byte on version 2 bytes: refused, never misread
+        expect(refused(record.Record.decode, raw[:record.RECORD_SIZE], rmac, error=Malformed), "v2 truncated")
+        expect(refused(record.Record.decode, b"\x01" + raw[1:], rmac, error=Malformed), "v2 bytes as v1")
+        flipped = bytearray(raw)
+        flipped[50] ^= 1                      # inside deposit_cents / ref_seq: covered by the MAC
+        expect(refused(record.Record.decode, bytes(flipped), rmac, error=BadMac), "v2 fields under the MAC")
+    v1_deposit = record.Record(record.KIND_ISSUE, 1, 1, 0, 1, b"\x01\x02\x03\x04", 1, 100, 100, deposit_cents=5)
+    expect(refused(v1_deposit.encode, rmac, error=Malformed), "v1 has no deposit field")
     fmac = frames.frame_mac_for(h(v["terminal_key"]))
+    mixed = hub_frames.parse_upload(frames.decode(fmac, h(v["frame_upload_mixed"])).body)
+    expect(mixed == [(record.STATUS_COMMITTED, h(v["record"])),
+                     (record.STATUS_UNCERTAIN, h(v["records_v2"][1]["record"]))], "upload of v1 and v2 records")
     fr = frames.decode(fmac, h(v["frame_upload"]))
     expect(fr.type == frames.T_UPLOAD and fr.terminal_id == 12 and fr.counter == 9, "upload header")
     entries = hub_frames.parse_upload(fr.body)
