@@ -386,6 +386,7 @@ class MQTTClient:
         self._acked = asyncio.Event()  # pulsed on every PUBACK
         self._slot_freed = asyncio.Event()  # pulsed when a slot is freed
         self._subs = []  # [(topic, qos)], re-sent on every connect
+        self._sub_gens = []  # per topic: the connection generation whose SUBACK granted it
         self._sub_lock = asyncio.Lock()
         self._sub_pid = 0
         self._sub_codes = None
@@ -722,6 +723,17 @@ class MQTTClient:
                 raise MQTTError("client closed")
             await self._up.wait()
 
+    @property
+    def subscribed(self):
+        """True once every subscription has its SUBACK on this connection (§3.8.4): CONNACK alone is not
+        enough, a message published before the SUBACK may never be delivered to this client."""
+        if not self.connected:
+            return False
+        for gen in self._sub_gens:
+            if gen != self._gen:
+                return False
+        return True
+
     async def subscribe(self, topic, qos=1):
         """Subscribe now if connected, and again after every reconnect."""
         if qos not in (0, 1):
@@ -731,11 +743,13 @@ class MQTTClient:
                 if self._subs[index][1] == qos and self.connected:
                     return  # _serve subscribes every stored topic on each connection: it has or will
                 self._subs[index] = (topic, qos)
+                self._sub_gens[index] = 0  # not granted at this QoS yet
                 break
         else:
             if len(self._subs) >= _SUBS_MAX:
                 raise ValueError("more than %d subscriptions" % _SUBS_MAX)
             self._subs.append((topic, qos))
+            self._sub_gens.append(0)
         if self.connected:
             try:
                 granted = await self._subscribe_now(topic, qos)
@@ -763,6 +777,9 @@ class MQTTClient:
             if codes[0] == _SUBACK_FAILURE:  # §3.9.3 Failure
                 self.stats["sub_refused"] += 1
                 return False
+            for index in range(len(self._subs)):
+                if self._subs[index][0] == topic:
+                    self._sub_gens[index] = self._gen
             return True
 
     async def disconnect(self):
