@@ -14,16 +14,9 @@ ROLE_NAMES = {ROLE_POS: "pos", ROLE_RIDE: "ride", ROLE_GATE: "gate", ROLE_DESK: 
 
 _CONFIG_FMT = ">HBHIIIIIHH"
 _CONFIG_SIZE = 29
-CATEGORY_MAX = 15                # card perms has 16 bits (SPEC.md §3.3)
 PRICE_MAX_CENTS = (1 << 23) - 1  # a card's balance maximum (SPEC.md §3.4; card.BALANCE_MAX_CENTS, not
                                  # imported: the sync stack loads this module without the card codec)
 OFFLINE_S_MAX = 7 * 86400        # max_offline_s and blacklist_max_age_s: 1 s .. a week (SPEC.md §5.3)
-
-
-class ConfigRange(Malformed):
-    """A config of the right length with a value a terminal must not take (SPEC.md §5.3)."""
-
-    reason = "config_range"
 
 
 class Config:
@@ -54,10 +47,13 @@ class Config:
         if len(body) != _CONFIG_SIZE:
             raise Malformed("config length")
         cfg = cls(*struct.unpack(_CONFIG_FMT, body))
-        # SPEC.md §5.3 "A terminal refuses": one frame must not switch the offline rules off
-        # (0 would disable the check) nor set a cap or price no card can carry.
-        if (cfg.role not in ROLE_NAMES or cfg.category > CATEGORY_MAX
-                or max(cfg.fixed_price_cents, cfg.tx_cap_cents, cfg.daily_cap_cents) > PRICE_MAX_CENTS
-                or not 0 < cfg.max_offline_s <= OFFLINE_S_MAX or not 0 < cfg.blacklist_max_age_s <= OFFLINE_S_MAX):
-            raise ConfigRange()
+        if cfg.role not in ROLE_NAMES or cfg.category > 15:
+            raise Malformed("config role or category")
         return cfg
+
+
+def out_of_range(cfg):
+    """True for a config a terminal must refuse (SPEC.md §5.3 "A terminal refuses", `config_range`): one
+    frame must not switch the offline rules off (0 disables a check) nor set a price or cap no card holds."""
+    return (max(cfg.fixed_price_cents, cfg.tx_cap_cents, cfg.daily_cap_cents) > PRICE_MAX_CENTS
+            or not 0 < cfg.max_offline_s <= OFFLINE_S_MAX or not 0 < cfg.blacklist_max_age_s <= OFFLINE_S_MAX)

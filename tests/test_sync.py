@@ -17,7 +17,7 @@ from terminal.blacklist import Blacklist
 from terminal.journal import Journal
 from terminal.mqtt import MQTTError
 from terminal.state import TerminalState
-from terminal.sync import CLOCK_AHEAD_MAX_S, CLOCK_OFF_MAX_S, Sync
+from terminal.sync import CLOCK_AHEAD_MAX_S, CLOCK_OFF_MAX_S, COUNTER_STEP_MAX, Sync
 
 TID = 7
 KEY = b"k" * 32
@@ -126,7 +126,7 @@ def test_replay_of_the_same_or_an_older_counter(term):
 def test_a_bad_body_with_a_good_mac_is_refused_and_its_counter_spent(term):
     term.receive(down(frames.T_ACK, b"\x00\x01", counter=2))
     term.receive(down(frames.T_CONFIG, b"\x00" * 29, counter=3))  # role 0 is not a role
-    assert term.sync.rejected == {"malformed": 1, "config_range": 1}
+    assert term.sync.rejected == {"malformed": 2}
     assert (term.state.down_counter, term.wallet.config) == (3, None)
 
 
@@ -185,6 +185,22 @@ def test_a_time_frame_past_the_bounds_is_refused_and_the_next_good_one_taken(ter
     assert (term.board.now, term.wallet.last_hub_contact_s, term.state.down_counter) == (NOW, NOW, 2)
     term.receive(down(frames.T_TIME, counter=3, time_s=NOW + 60))
     assert (term.sync.rejected, term.board.now, term.state.last_hub_contact_s) == ({reason: 1}, NOW + 60, NOW + 60)
+
+
+def test_a_counter_far_ahead_is_refused_and_left_unspent(term):
+    term.receive(down(frames.T_CONFIG, config(3), counter=10))
+    term.receive(down(frames.T_CONFIG, config(4), counter=10 + COUNTER_STEP_MAX + 1))
+    term.receive(down(frames.T_CONFIG, config(5), counter=0xFFFFFFFF))
+    assert term.sync.rejected == {"counter_jump": 2}
+    assert (term.state.down_counter, term.wallet.config.version) == (10, 3)
+    term.receive(down(frames.T_CONFIG, config(6), counter=10 + COUNTER_STEP_MAX))  # the hub's next frame
+    assert (term.sync.rejected, term.state.down_counter, term.wallet.config.version) == (
+        {"counter_jump": 2}, 10 + COUNTER_STEP_MAX, 6)
+
+
+def test_the_first_frame_may_carry_any_counter(term):
+    term.receive(down(frames.T_CONFIG, config(3), counter=0xFFFFFFF0))  # a terminal flashed again, the hub's
+    assert (term.sync.rejected, term.state.down_counter) == ({}, 0xFFFFFFF0)  # counter long running
 
 
 def test_a_time_frame_within_a_day_of_a_running_clock_is_taken(term):
@@ -251,17 +267,18 @@ def config_with(**fields):
     return frames.Config(**values).encode()
 
 
-@pytest.mark.parametrize("fields", [
-    dict(role=0), dict(role=9), dict(category=16),
+@pytest.mark.parametrize("fields, reason", [
+    (dict(role=0), "malformed"), (dict(role=9), "malformed"), (dict(category=16), "malformed"),
+] + [(fields, "config_range") for fields in [
     dict(fixed_price_cents=BALANCE_MAX_CENTS + 1), dict(tx_cap_cents=BALANCE_MAX_CENTS + 1),
     dict(daily_cap_cents=0xFFFFFFFF),
     dict(max_offline_s=0), dict(max_offline_s=OFFLINE_S_MAX + 1), dict(max_offline_s=0xFFFFFFFF),
     dict(blacklist_max_age_s=0), dict(blacklist_max_age_s=OFFLINE_S_MAX + 1),
-], ids=lambda f: "-".join("%s=%d" % kv for kv in f.items()))
-def test_a_config_out_of_range_is_refused_and_the_one_in_force_kept(term, tmp_path, fields):
+]], ids=lambda v: "-".join("%s=%d" % kv for kv in v.items()) if isinstance(v, dict) else v)
+def test_a_config_out_of_range_is_refused_and_the_one_in_force_kept(term, tmp_path, fields, reason):
     term.receive(down(frames.T_CONFIG, config(3), counter=1))
     term.receive(down(frames.T_CONFIG, config_with(**fields), counter=2))
-    assert term.sync.rejected == {"config_range": 1}
+    assert term.sync.rejected == {reason: 1}
     assert (term.wallet.config.version, term.state.config_hex, term.state.down_counter) == (3, config(3).hex(), 2)
     term.close()
     rebooted = Terminal(tmp_path)

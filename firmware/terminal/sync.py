@@ -8,6 +8,7 @@ import asyncio
 from binascii import hexlify, unhexlify
 
 from protocol import frames, topics
+from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
 from terminal import blacklist as bl
@@ -30,6 +31,10 @@ CLOCK_AHEAD_MAX_S = 86400
 # ...nor, when the clock restarted behind the last contact (a power cut), more than this
 # after that contact: the longest a terminal may be switched off and still take the hub's time.
 CLOCK_OFF_MAX_S = 731 * 86400
+# A downlink counter this far past the last accepted one is refused once one was accepted: taken,
+# it would leave every later frame of the hub a replay. The hub skips at most its reserve block
+# (1024) per restart and sends a few thousand frames a day to a terminal.
+COUNTER_STEP_MAX = 1 << 24
 _UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
 
 
@@ -73,11 +78,15 @@ class Sync:
         self.down_topic = topics.topic(terminal_id, topics.DOWN)
         if state.config_hex:
             try:
-                wallet.config = frames.Config.decode(unhexlify(state.config_hex))
+                cfg = frames.Config.decode(unhexlify(state.config_hex))
             except (ProtocolError, ValueError):
-                # Stored by a firmware that took any config: out of range now, so none is in force
-                # and the first T_SYNC (config version 0) asks the hub for it.
+                cfg = None
+            if cfg is None or out_of_range(cfg):
+                # Stored by a firmware that took any config: none is in force, and the first T_SYNC
+                # (config version 0) asks the hub for it.
                 state.config_hex = ""
+            else:
+                wallet.config = cfg
         wallet.last_hub_contact_s = state.last_hub_contact_s
         wallet.blacklist_updated_s = state.blacklist_updated_s
 
@@ -181,6 +190,8 @@ class Sync:
             return self._refuse("wrong_terminal")
         if frame.counter <= self.state.down_counter:
             return self._refuse("replay")
+        if self.state.down_counter and frame.counter - self.state.down_counter > COUNTER_STEP_MAX:
+            return self._refuse("counter_jump")
         self.state.down_counter = frame.counter
         contact = self.state.last_hub_contact_s
         if contact:
@@ -207,6 +218,9 @@ class Sync:
             self.state.save()  # a replayed time frame must not wind the clock back after a reboot
         elif frame.type == frames.T_CONFIG:
             cfg = frames.Config.decode(frame.body)
+            if out_of_range(cfg):
+                self.state.save()  # the counter is spent: a replay stays refused after a reboot
+                return self._refuse("config_range")
             self.wallet.config = cfg
             self.state.config_hex = hexlify(frame.body).decode()
             self.state.save()
