@@ -133,12 +133,13 @@ async def until(condition, timeout_s=WAIT_S, what="condition"):
 
 
 @contextlib.asynccontextmanager
-async def running(client):
+async def running(client, subscriptions=0):
     task = asyncio.create_task(client.run())
     try:
         # Subscribed, not only connected: a message published between CONNACK and SUBACK
         # may never reach the client (MQTT 3.1.1 §3.8.4).
-        await until(lambda: client.subscribed, what="connect and subscribe")
+        await until(lambda: client.connected and client.stats["subacks"] >= subscriptions,
+                    what="connect and subscribe")
         yield client
     finally:
         client.close()
@@ -223,7 +224,7 @@ async def commanded_client(broker, hub_topics=(), **options):
     client.on_message = lambda topic, payload, retained: received.append((topic, payload, retained))
     await client.subscribe("pc/t1/cmd")
     with peer(broker, "hub", hub_topics) as hub:
-        async with running(client):
+        async with running(client, subscriptions=1):
             yield client, received, hub
 
 
@@ -314,8 +315,9 @@ def test_each_connection_subscribes_once_when_on_connect_subscribes_again(broker
             received = []
             client.on_message = lambda topic, payload, retained: received.append(payload)
             await client.subscribe("pc/t1/cmd")  # the application's own call on this connection
+            await until(lambda: client.stats["subacks"] == 1, what="subscribed on the first link")
             proxy.cut()
-            await until(lambda: client.subscribed and listened[-1:] == [2], what="reconnect and on_connect")
+            await until(lambda: client.stats["subacks"] == 2 and listened[-1:] == [2], what="reconnect and on_connect")
             hub.publish("pc/t1/cmd", b"after")
             await until(lambda: received == [b"after"], what="a message on the new link")  # still subscribed
         assert [split_packets(sent).count(0x82) for sent, _ in proxy.links] == [1, 1]  # SUBSCRIBE, §3.8.1
@@ -412,7 +414,7 @@ def test_oversize_incoming_message_resets_the_link(broker):
         async with commanded_client(broker, payload_max=1024) as (client, received, hub):
             hub.client.publish("pc/t1/cmd", b"x" * 2048, qos=0).wait_for_publish(WAIT_S)
             await until(lambda: client.stats["oversize"] == 1, what="oversize counted")
-            await until(lambda: client.subscribed and client.stats["connects"] == 2, what="reconnect")
+            await until(lambda: client.stats["subacks"] == 2 and client.stats["connects"] == 2, what="reconnect")
             hub.publish("pc/t1/cmd", b"small")
             await until(lambda: received, what="next message")
         assert received == [("pc/t1/cmd", b"small", False)]
@@ -459,20 +461,19 @@ def test_bad_broker_replies_take_the_reconnect_path(reply, stat):
     asyncio.run(scenario())
 
 
-def test_subscribed_means_the_suback_arrived_not_the_connack():
+def test_a_subscription_counts_from_its_suback_not_the_connack():
     async def scenario():
         broker = await SubackHeld([1]).start()
         client = make_client(broker.port)
         await client.subscribe("pc/t1/cmd")
         task = asyncio.create_task(client.run())
         await until(lambda: broker.subscribes, what="SUBSCRIBE at the broker")
-        assert (client.connected, client.subscribed) == (True, False)
+        assert (client.connected, client.stats["subacks"]) == (True, 0)
         broker.release.set()
-        await until(lambda: client.subscribed, what="subscribed")
+        await until(lambda: client.stats["subacks"] == 1, what="subscribed")
         client.close()
         await asyncio.wait_for(task, 5)
         broker.close()
-        assert not client.subscribed  # a closed link holds no subscription
 
     asyncio.run(scenario())
 

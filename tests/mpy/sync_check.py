@@ -128,22 +128,21 @@ async def append(count):
         await asyncio.sleep_ms(0)  # taps and uploads interleave
 
 
-async def depth():
+def depth(last=-1):
     """journal.depth() as the firmware's callers take it: a recount that found no memory leaves the
-    journal as it was (terminal/journal.py _recount), so ask again once other tasks ran."""
-    while True:
-        try:
-            return journal.depth()
-        except MemoryError:
-            memory_errors[0] += 1
-            await asyncio.sleep_ms(5)
+    journal as it was (terminal/journal.py _recount); `last` stands in until the next ask."""
+    try:
+        return journal.depth()
+    except MemoryError:
+        memory_errors[0] += 1
+        return last
 
 
-async def show():
+def show():
     cfg = wallet.config
     return "depth=%d last_seq=%d bl_version=%d bl_count=%d config=%d role=%d clock=%d down=%d boot=%d up=%d " \
            "contact=%d bl_at=%d rejected=%s" % (
-               await depth(), journal.last_seq(), blacklist.version, blacklist.count, cfg.version if cfg else 0,
+               depth(), journal.last_seq(), blacklist.version, blacklist.count, cfg.version if cfg else 0,
                cfg.role if cfg else 0, board.clock(), state.down_counter, state.boot, state.up_counter,
                wallet.last_hub_contact_s, wallet.blacklist_updated_s,
                ",".join("%s:%d" % kv for kv in sorted(sync.rejected.items())) or "-")
@@ -160,12 +159,11 @@ async def serve(stdin):
             out = "%d %d" % (journal.last_seq(), journal.depth())
         elif cmd == "wait_depth":
             start = ticks_ms()
-            while await depth() != args[0] and ticks_diff(ticks_ms(), start) < 20000:
+            while depth() != args[0] and ticks_diff(ticks_ms(), start) < 20000:
                 await asyncio.sleep_ms(5)
-            now = await depth()
-            out = "%d %s" % (now, "ok" if now == args[0] else "timeout")
+            out = "%d %s" % (depth(), "ok" if depth() == args[0] else "timeout")
         elif cmd == "show":
-            out = await show()
+            out = show()
         elif cmd == "contains":
             out = " ".join("1" if blacklist.contains(n) else "0" for n in args)
         elif cmd == "heap":
