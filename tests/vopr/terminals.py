@@ -5,6 +5,8 @@ from sim.board import SimBoard
 from sim.cards import card_balance, card_from_blocks
 from terminal.runtime import Terminal
 
+from parkcard import park_sim
+
 from vopr.net import SimClient
 
 # Small segments: the journal rolls and trims segments within a short run, where the
@@ -116,15 +118,12 @@ class SimTerminal:
         return rng.randrange(150, 2500, 10)
 
 
-class Visitor:
-    """A visitor's card: the virtual MIFARE card and what the desk issued."""
+class Visitor(park_sim.Visitor):
+    """A visitor of the demo park whose card the simulation can also read, dump and restore."""
 
     def __init__(self, card_no, uid, blocks, park_keys):
-        self.card_no = card_no
-        self.uid = uid
-        self.blocks = blocks
+        park_sim.Visitor.__init__(self, card_no, uid, card_from_blocks(uid, blocks), tier=None)
         self.park_keys = park_keys
-        self.virtual = card_from_blocks(uid, blocks)
         self.issued_counter = self.slot().counter
         self.issued_cents = self.slot().balance_cents
 
