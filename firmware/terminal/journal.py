@@ -351,11 +351,15 @@ class Journal:
 
     def _repair(self, seg):
         # A failed write may have left part of an entry: cut it off so the
-        # next entry does not follow garbage.
+        # next entry does not follow garbage. A write that left nothing (a
+        # full flash; littlefs drops an unsynced write whole) needs no cut,
+        # and a full flash would have no room for the copy a cut makes.
+        path = self._path(seg[_NO])
         self._f.close()
         self._f = None
-        self._truncate(seg[_NO], seg[_SIZE])
-        self._f = open(self._path(seg[_NO]), "ab")
+        if os.stat(path)[6] != seg[_SIZE]:
+            self._truncate(seg[_NO], seg[_SIZE])
+        self._f = open(path, "ab")
 
     def append(self, seq, time_s, record):
         """Durably record a debit as PENDING before the card is written."""
