@@ -71,6 +71,21 @@ def test_a_poisoned_topic_does_not_stop_the_hub():
     assert outcome.ok, outcome.report()
 
 
+@pytest.mark.xfail(strict=True, reason="parkcard/desk.py Desk.top_up posts the record before the card is written "
+                   "(DESIGN.md: pending until the write is confirmed); remove this mark once fixed")
+def test_a_top_up_whose_card_was_pulled_credits_nothing():
+    outcome = run_seed(2, Options(steps=120, faults=("desk_top_up",)))   # first at step 10
+    assert "applied_not_written" not in {v.kind for v in outcome.violations}, outcome.report()
+
+
+@pytest.mark.xfail(strict=True, reason="SPEC.md §5.6 / parkcard/ingest.py Ingest._decide_uncertain: an uncertain "
+                   "record is applied once a later counter is known, before the record that holds its counter "
+                   "arrives from another terminal: an honest card is alarmed as a clone; remove once fixed")
+def test_seed_13_no_honest_card_is_alarmed_as_a_clone():
+    outcome = run_seed(13, Options(steps=300).with_checks("false_clone_alarm"))
+    assert outcome.ok, outcome.report()
+
+
 @pytest.mark.slow
 def test_a_failing_seed_shrinks_to_fewer_steps_that_still_fail():
     options = Options().with_faults("poisoned_topic")

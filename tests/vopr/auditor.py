@@ -64,8 +64,9 @@ def fingerprint(payload):
 class Auditor:
     """Invariants of the whole park, checked as the simulation goes."""
 
-    def __init__(self, db_path, plans, roots, visitors):
-        """plans: TerminalPlan of every terminal; roots: {terminal_id: its flash directory}."""
+    def __init__(self, db_path, plans, roots, visitors, suppressed=()):
+        """plans: TerminalPlan of every terminal; roots: {terminal_id: its flash directory};
+        suppressed: violation kinds only counted (known and reported elsewhere)."""
         self.db_path = db_path
         self.roots = roots
         self.plans = {p.terminal_id: p for p in plans}
@@ -79,6 +80,8 @@ class Auditor:
         self.step = 0
         self.acks_checked = 0
         self.repeats = 0
+        self.suppressed = frozenset(suppressed)
+        self.suppressed_counts = Counter()
         self._seen = set()
         self._db = None
 
@@ -97,6 +100,9 @@ class Auditor:
 
     def fail(self, kind, detail):
         """Record a violation at the current step (the same one again only counts)."""
+        if kind in self.suppressed:
+            self.suppressed_counts[kind] += 1
+            return
         if (kind, detail) in self._seen:
             self.repeats += 1
             return
@@ -142,6 +148,13 @@ class Auditor:
                 return
         self.fail("value_without_record", "card %d went %d -> %d (counter %d) at term-%d with no durable record" % (
             card_no, before.balance_cents, after.balance_cents, after.counter, terminal_id))
+
+    def on_card_not_written(self, card_no, terminal_id, seq):
+        """A write of this record never reached the card: the hub must not have applied it."""
+        row = self.db().execute("SELECT status FROM records WHERE terminal_id=? AND seq=?", (terminal_id, seq)).fetchone()
+        if row is not None and row[0] == "applied":
+            self.fail("applied_not_written", "card %d: term-%d seq %d is applied, its card write never happened" % (
+                card_no, terminal_id, seq))
 
     def _durable_records(self, terminal_id):
         root = self.roots.get(terminal_id)
@@ -232,6 +245,9 @@ class Auditor:
                 counters[rec.card_no].add(rec.card_counter)
         shadows = dict(db.execute("SELECT card_no, shadow_balance_cents FROM cards"))
         for card_no, slot in sorted(cards_now.items()):
+            if card_no in clones and card_no not in self.restored:
+                self.fail("false_clone_alarm", "card %d was never copied or restored, yet the hub raised a clone "
+                          "alarm and blacklisted it" % card_no)
             if card_no in self.restored or card_no in clones:
                 continue
             visitor = self.visitors[card_no]

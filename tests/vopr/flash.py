@@ -17,6 +17,9 @@ from terminal import atomic, blacklist, journal
 FIRMWARE_WRITERS = (journal, blacklist, atomic)
 
 
+ENOSPC = 28
+
+
 class PowerCut(BaseException):
     """The terminal's supply died during a flash write."""
 
@@ -29,14 +32,16 @@ class Flash:
         self.writes = 0
         self.dead = False
         self._cut = None          # (writes left before the cut, fraction of its bytes that land)
+        self.full_writes = 0      # the next n writes find the flash full (OSError ENOSPC, nothing lands)
 
     def arm(self, nth_write, keep_fraction):
         """Cut the power during the nth next write (1 = the next), letting keep_fraction of it land."""
         self._cut = (nth_write, keep_fraction)
 
     def disarm(self):
-        """No cut pending."""
+        """No cut pending, and room on the flash."""
         self._cut = None
+        self.full_writes = 0
 
     @property
     def armed(self):
@@ -46,13 +51,16 @@ class Flash:
     def restore(self):
         """Power back on (the terminal is rebooted by the caller)."""
         self.dead = False
-        self._cut = None
+        self.disarm()
 
     def write(self, raw, data):
         """Write data to the raw file as one flash write, or die part-way through."""
         if self.dead:
             raise PowerCut("the power is off")
         self.writes += 1
+        if self.full_writes > 0:
+            self.full_writes -= 1
+            raise OSError(ENOSPC, "no space left on the flash")
         if self._cut is not None:
             left, fraction = self._cut
             if left <= 1:

@@ -24,6 +24,7 @@ from vopr.net import BROKER, Broker, HubKilled, Network, SimLink, digest
 from vopr.terminals import SimTerminal, TerminalPlan, Visitor
 
 PLAN_FILE = "plan.json"
+DESK_TERMINAL_ID = 1        # the hub's front desk (template.DESK_ID)
 DB_FILE = "parkcard.db"
 HUB_SETTLE_WALL_S = 60      # a hub that does not park again within this is hung (reported, never waited out)
 DISK_FULL = "database or disk is full"
@@ -36,10 +37,19 @@ def _contains(exc, kind):
     return isinstance(exc, BaseExceptionGroup) and any(_contains(e, kind) for e in exc.exceptions)
 
 
+def _dispatch(sim_terminal, packet):
+    """Hand a downlink to Sync as terminal.mqtt.MQTTClient._dispatch does: a callback's error is counted, not raised."""
+    try:
+        sim_terminal.sync.on_message(packet.topic, packet.payload, False)
+    except Exception as exc:  # noqa: BLE001 - the client's rule: the callback's bug must not kill the link
+        return ", callback error %r" % (exc,)
+    return None
+
+
 class Park:
     """One park on disk (workdir) driven step by step."""
 
-    def __init__(self, workdir, clock, flash_files):
+    def __init__(self, workdir, clock, flash_files, suppressed=()):
         self.workdir = workdir
         self.clock = clock
         self.flash_files = flash_files
@@ -56,7 +66,7 @@ class Park:
                          for v in plan["visitors"]]
         self.db_path = os.path.join(workdir, DB_FILE)
         self.auditor = Auditor(self.db_path, self.plans, {t: s.root for t, s in self.terminals.items()},
-                               self.visitors)
+                               self.visitors, suppressed)
         self.hub = None
         self.hub_task = None
         self.link = None
@@ -179,6 +189,31 @@ class Park:
         await self.settle_hub()
         return "blacklist %s card %d -> version %s" % (action, card_no, version)
 
+    async def desk_top_up(self, visitor, cash_cents, pulled):
+        """A cashier tops a card up at the hub's desk; the card is written after (unless pulled first)."""
+        if not self.hub_up():
+            return "hub down"
+        before = visitor.slot()
+        keys = C.CardKeys(self.park_keys, visitor.uid)
+        slot, write_block = C.read_slots(bytes(visitor.virtual.blocks[C.SLOT_BLOCKS[0]]),
+                                         bytes(visitor.virtual.blocks[C.SLOT_BLOCKS[1]]), keys)
+        try:
+            result = await self.hub.desk(DESK_TERMINAL_ID).top_up(visitor.card_no, visitor.uid, slot, cash_cents,
+                                                                  write_block)
+        except HubKilled:
+            await self.crash_hub()
+            return "top-up of card %d: hub died" % visitor.card_no
+        except (sqlite3.OperationalError, ValueError) as exc:
+            return "top-up of card %d refused: %s" % (visitor.card_no, exc)
+        await self.settle_hub()
+        if pulled:
+            self.auditor.on_card_not_written(visitor.card_no, DESK_TERMINAL_ID, result.record.seq)
+            return "top-up of card %d by %d cents posted, card pulled before the write" % (visitor.card_no,
+                                                                                          cash_cents)
+        visitor.virtual.blocks[write_block][:] = result.blocks[write_block]
+        self.auditor.on_card_write(visitor.card_no, DESK_TERMINAL_ID, before, visitor.slot())
+        return "top-up of card %d by %d cents written" % (visitor.card_no, cash_cents)
+
     # -- links
     def wants_link(self, sim_terminal):
         """A terminal is connected when it is powered, the broker is up and the network lets it through."""
@@ -202,7 +237,11 @@ class Park:
 
     # -- terminals
     async def on_terminal(self, sim_terminal, work):
-        """Run firmware work (a coroutine or a callable); a power cut in it kills the terminal. Return its result."""
+        """Run firmware work (a coroutine or a callable); return its result, PowerCut, or the exception it raised.
+
+        A power cut kills the terminal; an exception is returned for the caller to judge, as the firmware's
+        loops do (upload and status rounds count it and try again, a tap must never raise).
+        """
         try:
             result = await work if asyncio.iscoroutine(work) else work()
             await asyncio.sleep(0)      # tasks the firmware started (T_SYNC after a version gap) run now
@@ -212,6 +251,8 @@ class Park:
                 work.close()
             self.power_lost(sim_terminal)
             return PowerCut
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            return exc
         finally:
             payloads = self._drain_published(sim_terminal)
             self.auditor.produced(payloads)
@@ -256,10 +297,9 @@ class Park:
         try:
             result = await self.on_terminal(sim_terminal, lambda: wallet.balance() if balance_only
                                             else wallet.debit(amount_cents, retry_seq=retry_seq))
-        except Exception as exc:  # noqa: BLE001 - the wallet promises never to raise for card trouble
-            self.auditor.fail("terminal_error", "term-%d tap of card %d: %r" % (
-                sim_terminal.terminal_id, visitor.card_no, exc))
-            result = exc
+            if isinstance(result, Exception):     # the wallet promises a Result, never an exception
+                self.auditor.fail("terminal_error", "term-%d tap of card %d: %r" % (
+                    sim_terminal.terminal_id, visitor.card_no, result))
         finally:
             field.remove(visitor.virtual)
             visitor.virtual.tear_keep = None    # a tear armed for a write that never came is not the next tap's
@@ -279,6 +319,8 @@ class Park:
         frame = await self.on_terminal(sim_terminal, sim_terminal.sync.upload_frame)
         if frame is PowerCut:
             return "power cut"
+        if isinstance(frame, Exception):
+            return "upload round failed: %r" % (frame,)
         if frame is None:
             return "nothing to upload"
         await self.on_terminal(sim_terminal, sim_terminal.client.publish(sim_terminal.sync.up_topic, frame))
@@ -289,6 +331,8 @@ class Park:
         if not sim_terminal.client.connected:
             return "offline"
         outcome = await self.on_terminal(sim_terminal, sim_terminal.sync.on_connect())
+        if isinstance(outcome, Exception):
+            return "status round failed: %r" % (outcome,)
         return "power cut" if outcome is PowerCut else "status and sync"
 
     async def deliver(self, index):
@@ -302,10 +346,9 @@ class Park:
             if self.broker.up:          # not acknowledged by the terminal: its session keeps it
                 self.broker.term_queue.setdefault(packet.dst, deque()).append((packet.topic, packet.payload))
             return "to term-%s: away, requeued" % packet.dst
-        outcome = await self.on_terminal(sim_terminal, lambda: sim_terminal.sync.on_message(
-            packet.topic, packet.payload, False))
+        outcome = await self.on_terminal(sim_terminal, lambda: _dispatch(sim_terminal, packet))
         return "broker -> term-%d %s%s" % (packet.dst, digest(packet.payload),
-                                           ", power cut" if outcome is PowerCut else "")
+                                           ", power cut" if outcome is PowerCut else outcome or "")
 
     def inject(self, topic, payload):
         """Somebody on the broker publishes on a hub-subscribed topic."""

@@ -46,6 +46,7 @@ class Outcome:
         self.violations = []
         self.faults = Counter()
         self.acks_checked = 0
+        self.suppressed = Counter()     # known-weak checks that would have failed
 
     @property
     def ok(self):
@@ -79,7 +80,8 @@ def run_seed(seed, options=None, fault_steps=None):
     template.copy_of(source, workdir)
     try:
         with _quiet_hub(), _sim_world() as (clock, files):
-            asyncio.run(_Run(seed, options, Park(workdir, clock, files), clock, outcome).run(fault_steps))
+            park = Park(workdir, clock, files, options.suppressed)
+            asyncio.run(_Run(seed, options, park, clock, outcome).run(fault_steps))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return outcome
@@ -154,6 +156,7 @@ class _Run:
         finally:
             self.outcome.violations = park.auditor.violations
             self.outcome.acks_checked = park.auditor.acks_checked
+            self.outcome.suppressed = park.auditor.suppressed_counts
             await park.close()
 
     def log(self, line):
@@ -236,6 +239,10 @@ class _Run:
             return "(hub up)"
         return await self.park.start_hub()
 
+    async def do_operator(self):
+        visitor = self.rng.choice(self.park.visitors)
+        return await self.park.operator(self.rng.choice(("add", "remove")), visitor.card_no)
+
     async def do_recover(self):
         park = self.park
         options = [("boot", t) for t in park.terminals.values() if not t.alive]
@@ -313,6 +320,17 @@ class _Run:
             return self.replay()
         if kind == "card_restored":
             return self.restore_card()
+        if kind == "flash_full":
+            sim_terminal = self.pick(self.alive())
+            if sim_terminal is None:
+                return "(no terminal powered)"
+            sim_terminal.flash.full_writes = rng.randint(1, 4)
+            return "term-%d's flash is full for its next %d writes" % (sim_terminal.terminal_id,
+                                                                     sim_terminal.flash.full_writes)
+        if kind == "desk_top_up":
+            visitor = rng.choice(self.park.visitors)
+            pulled = rng.random() < 0.3
+            return await self.park.desk_top_up(visitor, rng.randrange(500, 5001, 100), pulled)
         raise ValueError(kind)
 
     def packet_fault(self, kind):

@@ -22,10 +22,10 @@ from terminal.authorise import SERVING
 
 from vopr.clock import SimClock, hub_reads
 from vopr.flash import FlashFiles
-from vopr.park import PLAN_FILE, Park
+from vopr.park import DESK_TERMINAL_ID, PLAN_FILE, Park
 from vopr.terminals import TerminalPlan
 
-DESK_ID = 1
+DESK_ID = DESK_TERMINAL_ID
 DESK_MERCHANT = (1, "Front desk", 0)
 MERCHANTS = ((2, "Food court", 1200), (3, "Rides", 800), (4, "Gift shop", 1500))
 RIDE_PRICE_CENTS = 450
