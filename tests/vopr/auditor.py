@@ -151,7 +151,8 @@ class Auditor:
 
     def on_card_not_written(self, card_no, terminal_id, seq):
         """A write of this record never reached the card: the hub must not have applied it."""
-        row = self.db().execute("SELECT status FROM records WHERE terminal_id=? AND seq=?", (terminal_id, seq)).fetchone()
+        row = self.db().execute("SELECT status FROM records WHERE terminal_id=? AND seq=?",
+                                (terminal_id, seq)).fetchone()
         if row is not None and row[0] == "applied":
             self.fail("applied_not_written", "card %d: term-%d seq %d is applied, its card write never happened" % (
                 card_no, terminal_id, seq))
@@ -201,7 +202,8 @@ class Auditor:
                 expected[record_id] = sorted(entries)
         posted = defaultdict(list)
         for record_id, account, amount in db.execute(
-                "SELECT t.record_id, e.account, e.amount_cents FROM ledger_entries e JOIN ledger_tx t ON t.id = e.tx_id"):
+                "SELECT t.record_id, e.account, e.amount_cents FROM ledger_entries e "
+                "JOIN ledger_tx t ON t.id = e.tx_id"):
             posted[record_id].append((account, amount))
         for record_id in sorted(set(expected) | set(posted)):
             if sorted(posted.get(record_id, [])) != expected.get(record_id, []):
@@ -222,7 +224,7 @@ class Auditor:
                           % (qid, topic))
 
     def check_settled(self, cards_now, locked=()):
-        """Once drained: every card's memory = hub shadow = its re-posted ledger account, and what landed = what was applied.
+        """Once drained: card memory = hub shadow = re-posted ledger account, and what landed = what was applied.
 
         cards_now: {card_no: slot in force on the card}; locked: cards locked on the card, which no later
         tap can move past an uncertain record (the hub cannot decide those, by design).
