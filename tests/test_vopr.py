@@ -1,9 +1,11 @@
 """The whole park in one seeded simulation with every fault at once (tests/vopr), checked by its auditor.
 
-The CI budget runs SEEDS_CI seeds with every fault whose handling holds
-today; the hub-side weaknesses DESIGN.md names (a full disk quarantines good
-messages, a poisoned topic stops the consumer) are switched on in their own
-tests, which record the seed that shows each one.
+The CI budget runs SEEDS_CI seeds with every fault and check that holds
+today. What is known to fail is switched on in tests of its own, each
+recording the seed that shows it (strict xfail: the mark goes once the fix
+lands): a full disk and a poisoned topic at the hub (DESIGN.md "Staying up"),
+a desk top-up posted before its card write, and uncertain records decided
+before the record holding their counter has arrived.
 """
 
 import pytest
@@ -83,6 +85,14 @@ def test_a_top_up_whose_card_was_pulled_credits_nothing():
                    "arrives from another terminal: an honest card is alarmed as a clone; remove once fixed")
 def test_seed_13_no_honest_card_is_alarmed_as_a_clone():
     outcome = run_seed(13, Options(steps=300).with_checks("false_clone_alarm"))
+    assert outcome.ok, outcome.report()
+
+
+@pytest.mark.xfail(strict=True, reason="the same early decision with two uncertain records of one counter: the one "
+                   "that never landed is applied, the one that did is not_happened, and the card's ledger account "
+                   "ends 1790 cents below the card (parkcard/ingest.py Ingest._decide_uncertain); remove once fixed")
+def test_seed_24_of_a_bigger_park_keeps_every_card_equal_to_its_ledger_account():
+    outcome = run_seed(24, Options(terminals=6, cards=16, steps=600))
     assert outcome.ok, outcome.report()
 
 

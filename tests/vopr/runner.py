@@ -53,8 +53,12 @@ class Outcome:
 
     def report(self, trace_lines=None):
         """The seed, the violations and the trace (up to the first failing step)."""
-        upto = len(self.trace) if self.first_step is None else self.first_step + 1
-        lines = self.trace[:upto] if trace_lines is None else self.trace[:trace_lines]
+        if trace_lines is not None:
+            lines = self.trace[:trace_lines]
+        elif self.first_step is None:
+            lines = self.trace
+        else:       # every line is stamped with its step: the trace up to the first failing one
+            lines = [line for line in self.trace if int(line.split()[0]) <= self.first_step]
         out = ["seed %d (%s, fault steps %d): %s" % (self.seed, self.options.describe(), self.fault_steps,
                                                      "OK" if self.ok else "%d violations" % len(self.violations))]
         out += ["  %r" % v for v in self.violations[:20]]
