@@ -71,3 +71,21 @@ def test_an_up_counter_block_is_used_only_once_it_is_on_flash(tmp_path):
         sent = state.next_up_counter()
         rebooted = TerminalState(str(tmp_path / "data"))
         assert rebooted.next_up_counter() > sent      # a frame counter is never used twice (SPEC.md §5.2)
+
+
+def test_an_ack_that_finds_the_flash_full_is_taken_again_by_the_next_ack(tmp_path):
+    files = FlashFiles()
+    flash = files.flash(str(tmp_path))
+    with files.installed():
+        journal = Journal(str(tmp_path / "journal"), RECORD_SIZE, 2048, 4)
+        for seq in (1, 2, 3):
+            journal.append(seq, 1000 + seq, _record(seq))
+            journal.mark(seq, COMMITTED)
+        assert journal.depth() == 3
+        flash.full_writes = 1
+        with pytest.raises(OSError):
+            journal.ack(3)          # the state file could not be written: nothing is acknowledged yet
+        journal.ack(3)              # the hub's next ack
+        assert journal.depth() == 0 and journal.unsynced(8) == []
+        journal.close()
+        assert Journal(str(tmp_path / "journal"), RECORD_SIZE, 2048, 4).depth() == 0

@@ -59,6 +59,13 @@ def test_seed_32_two_uncertain_records_of_a_card_decided_together_stay_applied()
     assert outcome.ok, outcome.report()
 
 
+def test_seed_28_an_ack_that_met_a_full_flash_leaves_no_phantom_backlog():
+    # Found by the simulation: the journal took the ack in RAM before its state file was written; when
+    # that write failed no later ack refreshed the depth, and the terminal reported 3 records for ever.
+    outcome = run_seed(28, Options(terminals=4, cards=5, steps=1000))
+    assert outcome.ok, outcome.report()
+
+
 @pytest.mark.xfail(strict=True, reason="DESIGN.md 'Staying up': a transient storage error quarantines good "
                    "messages as hub_error (parkcard/service.py Hub._handle_one_by_one); remove this mark once fixed")
 def test_a_full_disk_never_quarantines_a_good_message():

@@ -492,8 +492,14 @@ class Journal:
             upto = min(upto, min(self._open) - 1)  # an unresolved record is never acknowledged
         if upto <= self._acked:
             return
-        self._acked = upto
-        self._save_state()
+        acked, self._acked = self._acked, upto
+        try:
+            self._save_state()
+        except Exception:
+            # Not on flash (a full flash): acknowledged only when a later ack is, or an ack
+            # taken here would never refresh the depth nor trim (the next one returns above).
+            self._acked = acked
+            raise
         self._trim()
         # Counted when next asked (a status report, every 30 s), not here: a
         # recount rescans a segment, and acks come every few records.
