@@ -1,6 +1,7 @@
 """A long campaign of the whole-park fault simulation (tests/vopr): seeds per second, faults by kind, findings.
 
-    .venv/bin/python bench/bench_vopr.py [--seeds 1000] [--first 0] [--steps 300]
+    .venv/bin/python bench/bench_vopr.py [--seeds 1000] [--first 0] [--steps 300] [--terminals 3] [--cards 8]
+                                         [--fault-rate 0.12]
                                          [--with disk_full,poisoned_topic,desk_top_up] [--check false_clone_alarm]
                                          [--shrink]
 
@@ -31,11 +32,15 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=1000)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--terminals", type=int, default=3)
+    parser.add_argument("--cards", type=int, default=8)
+    parser.add_argument("--fault-rate", type=float, default=None, help="share of the steps that inject a fault")
     parser.add_argument("--with", dest="extra", default="", help="more fault kinds, comma separated")
     parser.add_argument("--check", dest="checks", default="", help="known-weak checks to count, comma separated")
     parser.add_argument("--shrink", action="store_true")
     args = parser.parse_args(argv)
-    options = Options(steps=args.steps).with_faults(*[k for k in args.extra.split(",") if k]).with_checks(
+    options = Options(terminals=args.terminals, cards=args.cards, steps=args.steps,
+                      fault_rate=args.fault_rate).with_faults(*[k for k in args.extra.split(",") if k]).with_checks(
         *[k for k in args.checks.split(",") if k])
     print("command: .venv/bin/python bench/bench_vopr.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])))
     print("options: " + options.describe())

@@ -244,7 +244,7 @@ class Auditor:
                 if account == ledger.card_account(rec.card_no):
                     reposted[rec.card_no] += amount
             if rec.kind != R.KIND_ATTEMPT:
-                counters[rec.card_no].add(rec.card_counter)
+                counters[rec.card_no].add((rec.card_counter, rec.balance_after_cents))
         shadows = dict(db.execute("SELECT card_no, shadow_balance_cents FROM cards"))
         for card_no, slot in sorted(cards_now.items()):
             if card_no in clones and card_no not in self.restored:
@@ -253,27 +253,36 @@ class Auditor:
             if card_no in self.restored or card_no in clones:
                 continue
             visitor = self.visitors[card_no]
-            landed = {c for c, _b0, _b1, _t in self.landed[card_no]} | {visitor.issued_counter}
+            landed = {(c, b1) for c, _b0, b1, _t in self.landed[card_no]}
+            landed.add((visitor.issued_counter, visitor.issued_cents))
             if card_no in undecided and card_no in locked:
                 continue
             if card_no in undecided:
                 self.fail("undecided", "card %d still has an uncertain record at the hub after the drain" % card_no)
                 continue
             if counters[card_no] != landed:
-                self.fail("applied_not_landed", "card %d: counters applied %s, landed on the card %s" % (
-                    card_no, sorted(counters[card_no] - landed), sorted(landed - counters[card_no])))
+                self.fail("applied_not_landed", "card %d: (counter, balance) applied but not on the card %s, "
+                          "on the card but not applied %s" % (card_no, sorted(counters[card_no] - landed),
+                                                               sorted(landed - counters[card_no])))
             if not slot.balance_cents == shadows.get(card_no) == reposted[card_no]:
                 self.fail("value_mismatch", "card %d: card %d, hub shadow %s, records re-posted %d" % (
                     card_no, slot.balance_cents, shadows.get(card_no), reposted[card_no]))
         alarmed = {r[0] for r in db.execute("SELECT DISTINCT card_no FROM alarms WHERE kind IN ('clone', 'chain')")}
-        for card_no in self.restored:
-            # A reused counter whose first record a terminal voided (it read the restored card) is no
-            # clone by the hub's rule (SPEC.md §1.5), but its chain no longer adds up: an alarm either way.
-            if self.landed_twice(card_no) and card_no not in alarmed:
-                self.fail("clone_missed", "card %d was restored from a dump and reused a counter: no alarm"
-                          % card_no)
+        for card_no in sorted(self.restored - alarmed):
+            for counter, balances in self.reused_counters(card_no).items():
+                # Detectable only when the hub holds every write of the counter as a certain fact: a write
+                # its terminal could not confirm (uncertain, then voided or not_happened) looks like one that
+                # never landed, and a restore after it is indistinguishable from an honest retry.
+                statuses = [r[0] for b in balances for r in db.execute(
+                    "SELECT status FROM records WHERE card_no=? AND card_counter=? AND balance_after_cents=?",
+                    (card_no, counter, b))]
+                if len(statuses) >= len(balances) and all(s == "applied" for s in statuses):
+                    self.fail("clone_missed", "card %d was restored from a dump and reused counter %d: the hub "
+                              "applied both writes and raised no alarm" % (card_no, counter))
 
-    def landed_twice(self, card_no):
-        """True when two writes on this card landed with the same counter."""
-        seen = Counter(c for c, _b0, _b1, _t in self.landed[card_no])
-        return any(n > 1 for n in seen.values())
+    def reused_counters(self, card_no):
+        """{counter: [balance_after of each write]} of the counters that landed more than once on this card."""
+        writes = defaultdict(list)
+        for counter, _b0, b1, _t in self.landed[card_no]:
+            writes[counter].append(b1)
+        return {c: b for c, b in writes.items() if len(b) > 1}

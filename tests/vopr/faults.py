@@ -14,6 +14,8 @@ FAULT_KINDS = (
 KNOWN_WEAK = ("disk_full", "poisoned_topic", "desk_top_up")
 
 
+FAULT_RATE = 0.12          # share of the steps that inject a fault (Options.fault_rate)
+
 # Checks that fail today for a reason already reported: counted as `suppressed` unless switched on.
 # false_clone_alarm: the hub applies an uncertain record as happened once a later counter of the card is
 # known, before the record that really holds its counter arrives from another terminal (SPEC.md §5.6,
@@ -25,7 +27,7 @@ class Options:
     """One run's shape: size, length, which faults are on and which known-weak checks count."""
 
     def __init__(self, terminals=3, cards=8, steps=240, faults=None, drain_rounds_max=60, audit_every=10,
-                 checks=()):
+                 checks=(), fault_rate=None):
         self.terminals = terminals
         self.cards = cards
         self.steps = steps
@@ -37,11 +39,13 @@ class Options:
         self.drain_rounds_max = drain_rounds_max
         self.audit_every = audit_every
         self.checks = frozenset(checks)
+        self.fault_rate = FAULT_RATE if fault_rate is None else fault_rate
         self.suppressed = frozenset(CHECKS_KNOWN_WEAK) - self.checks
 
     def _copy(self, **changes):
         args = dict(terminals=self.terminals, cards=self.cards, steps=self.steps, faults=self.faults,
-                    drain_rounds_max=self.drain_rounds_max, audit_every=self.audit_every, checks=self.checks)
+                    drain_rounds_max=self.drain_rounds_max, audit_every=self.audit_every, checks=self.checks,
+                    fault_rate=self.fault_rate)
         args.update(changes)
         return Options(**args)
 
@@ -55,12 +59,11 @@ class Options:
 
     def describe(self):
         """One line for reports."""
-        return "terminals=%d cards=%d steps=%d faults=%s suppressed=%s" % (
-            self.terminals, self.cards, self.steps, ",".join(sorted(self.faults)),
+        return "terminals=%d cards=%d steps=%d fault_rate=%.2f faults=%s suppressed=%s" % (
+            self.terminals, self.cards, self.steps, self.fault_rate, ",".join(sorted(self.faults)),
             ",".join(sorted(self.suppressed)) or "-")
 
 
 # Relative weights of the ordinary steps; faults are drawn on top (FAULT_RATE of the steps).
 STEP_WEIGHTS = (("tap", 24), ("upload", 12), ("status", 3), ("deliver", 28), ("hub", 16), ("time", 8),
                 ("recover", 5), ("supervisor", 5), ("operator", 1))
-FAULT_RATE = 0.12

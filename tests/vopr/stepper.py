@@ -6,7 +6,7 @@ from protocol import frames, topics
 
 from vopr import drain
 from vopr.clock import EPOCH_S
-from vopr.faults import FAULT_RATE, STEP_WEIGHTS
+from vopr.faults import STEP_WEIGHTS
 from vopr.net import digest
 
 POISONED_TOPIC = "parkcard/term-\u00b2/up"     # '\u00b2'.isdigit() is True, int('\u00b2') raises
@@ -68,9 +68,9 @@ class Stepper:
         return [t for t in self.alive() if t.client.connected]
 
     async def one_step(self):
-        """Pick and do one step: a fault (FAULT_RATE of the steps) or an ordinary step by STEP_WEIGHTS."""
+        """Pick and do one step: a fault (Options.fault_rate of the steps) or an ordinary step by STEP_WEIGHTS."""
         faults = sorted(self.options.faults)
-        if faults and self.rng.random() < FAULT_RATE:
+        if faults and self.rng.random() < self.options.fault_rate:
             kind = self.rng.choice(faults)
             line = await self.fault(kind)
             if not line.startswith("("):
