@@ -24,6 +24,8 @@ TIER_SILVER = 1
 TIER_GOLD = 2
 
 BALANCE_MAX_CENTS = (1 << 23) - 1   # 23 bits beside the lock bit
+CARD_NO_MIN = 1                     # 0 is no card
+CARD_NO_MAX = 0xFFFFFFFF            # I in the card info, the record and T_BLACKLIST
 DAY_SPEND_MAX_CENTS = (1 << 24) - 1
 COUNTER_MODULUS = 1 << 16
 SECONDS_PER_DAY = 86400

@@ -14,6 +14,11 @@ ROLE_NAMES = {ROLE_POS: "pos", ROLE_RIDE: "ride", ROLE_GATE: "gate", ROLE_DESK: 
 
 _CONFIG_FMT = ">HBHIIIIIHH"
 _CONFIG_SIZE = 29
+# Field limits of T_CONFIG (_CONFIG_FMT); the hub checks operator input against these same names.
+# The fixed price is an I on the wire but bounded by protocol.card.BALANCE_MAX_CENTS: no card can
+# pay more than it holds.
+MERCHANT_ID_MAX = 0xFFFF                    # H
+PARK_ID_MAX = 0xFFFF                        # H
 
 
 class Config:
@@ -33,7 +38,14 @@ class Config:
         self.park_id = park_id
 
     def encode(self):
-        """Return the body bytes."""
+        """Return the body bytes; Malformed when a field is out of its range (SPEC.md §5.3)."""
+        # Imported here: only the hub encodes a config, and a terminal must not load the card layout
+        # with every frame (frames imports this module).
+        from protocol.card import BALANCE_MAX_CENTS
+        if not (0 <= self.merchant_id <= MERCHANT_ID_MAX and 0 <= self.park_id <= PARK_ID_MAX
+                and 0 <= self.fixed_price_cents <= BALANCE_MAX_CENTS):
+            raise Malformed("config merchant %r, park %r or fixed price %r out of range"
+                            % (self.merchant_id, self.park_id, self.fixed_price_cents))
         return struct.pack(_CONFIG_FMT, self.version, self.role, self.merchant_id, self.fixed_price_cents,
                            self.tx_cap_cents, self.daily_cap_cents, self.max_offline_s,
                            self.blacklist_max_age_s, self.category, self.park_id)

@@ -9,6 +9,7 @@ function costs heap.
 
 import struct
 
+from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
 from protocol.frames import (ACK_FMT, AUTH_FMT, BL_FMT, CARD_RESULT_FMT, CARD_WRITE_BLOCKS_MAX, CARD_WRITE_FMT,
                              COMMAND_FMT, STATUS_FMT, SYNC_FMT, UPLOAD_ENTRY, UPLOAD_RECORDS_MAX, Status)
@@ -74,7 +75,11 @@ def ack_body(upto_seq, applied, rejected):
 
 
 def blacklist_body(from_version, to_version, mode, chunk, chunks, adds, removes):
-    """T_BLACKLIST: a delta, or one chunk of a snapshot; card numbers ascending."""
+    """T_BLACKLIST: a delta, or one chunk of a snapshot; card numbers ascending, each within CARD_NO_MIN..MAX."""
+    for numbers in (adds, removes):
+        for card_no in numbers:
+            if not CARD_NO_MIN <= card_no <= CARD_NO_MAX:
+                raise Malformed("blacklist card number %r outside %d..%d" % (card_no, CARD_NO_MIN, CARD_NO_MAX))
     head = struct.pack(BL_FMT, from_version, to_version, mode, chunk, chunks, len(adds), len(removes))
     return head + struct.pack(">%dI" % len(adds), *adds) + struct.pack(">%dI" % len(removes), *removes)
 

@@ -2,7 +2,9 @@
 
 import asyncio
 import sqlite3
+import threading
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from protocol import card as C
@@ -300,7 +302,7 @@ def test_sync_gets_blacklist_config_and_time(tmp_path, broker):
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
         term = await booth(hub, broker, 5)
         for card_no in (30, 10, 20):
-            await hub.blacklist_add(card_no, "lost")
+            await hub.blacklist_add(card_no, "lost", force=True)     # numbers this park never issued
         await hub.blacklist_remove(20, "found")
         await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_BLACKLIST)) == 4)
         term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0)))
@@ -382,8 +384,8 @@ def test_full_queue_applies_backpressure_and_drops_nothing(tmp_path, broker):
 def test_unknown_blacklist_version_gets_a_snapshot(tmp_path, broker):
     async def scenario():
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
-        await hub.blacklist_add(77, "stolen")
-        await hub.blacklist_add(66, "stolen")
+        await hub.blacklist_add(77, "stolen", force=True)
+        await hub.blacklist_add(66, "stolen", force=True)
         term = await booth(hub, broker, 5)
         term.publish(term.frame(frames.T_SYNC, frames.sync_body(9999, 1)))
         await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_TIME))
@@ -477,3 +479,107 @@ def test_a_message_the_hub_cannot_handle_is_kept_in_quarantine_and_the_rest_goes
     run(scenario())
     [(reason, terminal_id, detail)] = rows(tmp_path / "hub.db", "SELECT reason, terminal_id, detail FROM quarantine")
     assert (reason, terminal_id) == ("hub_error", 6) and "a bug the batch trips over" in detail
+
+
+def test_topics_that_only_look_like_a_terminal_are_quarantined_and_the_hub_keeps_serving(tmp_path, broker):
+    """term-\u00b2 once made int() raise inside the failure path itself: the hub acked nothing again, ever."""
+    spellings = ("parkcard/term-\u00b2/up", "parkcard/term-\u2460/up", "parkcard/term-\u0661/up", "parkcard/term-05/up")
+
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        card_no, bal = await issued_card(hub)
+        five = await booth(hub, broker, 5)
+        raw = five.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
+        for topic in spellings:
+            five.publish(five.frame(frames.T_UPLOAD, frames.upload_body([(R.STATUS_COMMITTED, raw)])), topic=topic)
+        five.upload()
+        await asyncio.to_thread(five.wait_acked, 1)
+        await hub.wait_until(lambda: hub.stats().get("quarantined", 0) >= len(spellings))
+        stats = hub.stats()
+        five.close()
+        await hub.stop()
+        return stats
+    stats = run(scenario())
+    assert stats.get("failed_messages", 0) == 0
+    quarantined = rows(tmp_path / "hub.db", "SELECT topic, reason, terminal_id FROM quarantine ORDER BY id")
+    assert sorted(quarantined) == sorted((t, "foreign_topic", None) for t in spellings)
+
+
+def test_quarantine_keeps_a_bounded_prefix_with_the_size_and_digest_of_the_whole(tmp_path):
+    import hashlib
+
+    from parkcard.storage import QUARANTINE_KEPT_MAX, Storage
+
+    payload = bytes(range(256)) * 80                 # 20 KB of a refused payload
+
+    async def scenario():
+        storage = await Storage(tmp_path / "hub.db").open()
+        try:
+            await storage.write(lambda tx: (tx.add_quarantine(payload, "parkcard/term-5/up", 5, "malformed", "x"),
+                                            tx.add_quarantine(b"small", "parkcard/term-5/up", 5, "malformed", "y")))
+            return storage.stats["quarantine_cut"], await storage.quarantined()
+        finally:
+            await storage.close()
+    cut, listed = run(scenario())
+    assert cut == 1 and [row[6] for row in listed] == [len(payload), 5]
+    kept = rows(tmp_path / "hub.db", "SELECT raw, size, sha256 FROM quarantine ORDER BY id")
+    assert kept[0] == (payload[:QUARANTINE_KEPT_MAX], len(payload), hashlib.sha256(payload).digest())
+    assert kept[1][0] == b"small"
+
+
+def test_the_broker_refuses_a_publish_larger_than_any_frame(tmp_path, broker):
+    """Twelve 1-20 MB publishes once grew the database by 108 MB: the broker now drops them at the door."""
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        hung_up = threading.Event()
+        big = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="term-5")
+        big.on_disconnect = lambda *args: hung_up.set()
+        try:
+            card_no, bal = await issued_card(hub)
+            big.connect(broker.host, broker.port)
+            big.loop_start()
+            big.publish(topics.topic(5, topics.UP), b"PK" + bytes(frames.FRAME_SIZE_MAX + 1024), qos=1)
+            assert await asyncio.to_thread(hung_up.wait, 10)          # the broker hung up on it
+            six = await booth(hub, broker, 6)
+            six.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
+            six.upload()
+            await asyncio.to_thread(six.wait_acked, 1)
+            six.close()
+        finally:
+            big.loop_stop()
+            await hub.stop()
+    run(scenario())
+    assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM quarantine") == [(0,)]
+
+
+def test_a_full_disk_stops_acks_quarantines_nothing_and_the_hub_resumes_on_its_own(tmp_path, broker):
+    """SQLite's own SQLITE_FULL (max_page_count caps the file): once every message was quarantined as hub_error."""
+    async def scenario():
+        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        five = None
+        try:
+            card_no, bal = await issued_card(hub)
+            five = await booth(hub, broker, 5)
+            pages = await hub.storage.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
+            await hub.storage.write(lambda tx: tx.execute("PRAGMA max_page_count=%d" % pages))   # the disk is full
+            for i in range(1, 41):
+                five.record(R.KIND_DEBIT, card_no, 1 + i, 10, bal - 10 * i, item=i)
+            five.upload_all(records_max=8)
+            await hub.wait_until(lambda: hub.stats()["storage_errors"] >= 2)
+            stuck = hub.registry.get(5).acked_upto      # a first batch may still fit the file's free pages
+            await hub.wait_until(lambda: hub.stats()["storage_errors"] >= 4, 30)   # retried, never given up
+            assert hub.registry.get(5).acked_upto == stuck < 40 and five.acked_upto <= stuck
+            assert hub.stats()["storage_unavailable"] == 1
+            await hub.storage.write(lambda tx: tx.execute("PRAGMA max_page_count=1073741823"))   # space freed
+            await asyncio.to_thread(five.wait_acked, 40, 30)
+            stats = hub.stats()
+            assert stats["storage_unavailable"] == 0 and stats["failed_messages"] == 0
+            assert await balance(hub, "card:%d" % card_no) == bal - 400
+        finally:
+            if five is not None:
+                five.close()
+            await hub.stop()
+    run(scenario())
+    assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM quarantine") == [(0,)]
+    [(kind, detail)] = rows(tmp_path / "hub.db", "SELECT kind, detail FROM alarms")
+    assert kind == "storage" and "database or disk is full" in detail

@@ -59,6 +59,13 @@ async def booth(hub, broker, terminal_id):
     return await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, terminal_id, key).connect)
 
 
+async def written_admin_card(hub, uid=ADMIN_UID):
+    """An admin card issued and reported written by the desk (as its T_CARD_RESULT CARD_OK would settle it)."""
+    issued = await hub.issue_admin_card(uid, DESK_ID)
+    assert await hub.storage.settle_admin_card(issued.card_no, True) == "written"
+    return issued
+
+
 def tap_admin(term, card_no, uid=ADMIN_UID):
     term.publish(term.frame(frames.T_AUTH, frames.auth_body(card_no, uid)))
 
@@ -193,7 +200,7 @@ def test_admin_card_authorises_until_revoked(tmp_path, broker):
         hub = await secured_hub(tmp_path, broker)
         term = None
         try:
-            issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
+            issued = await written_admin_card(hub)
             assert issued.card_no == ADMIN_CARD_NO_FIRST
             card_no, keys = admin_card.unseal(hub.transport_key, issued.blocks, ADMIN_UID, desk=True)
             assert card_no == issued.card_no and keys.pack() == hub.park_keys.pack()
@@ -254,7 +261,7 @@ def test_admin_card_cli_lists_and_revokes(tmp_path):
         hub = await Hub(tmp_path / "hub.db", **kwargs).open()
         await hub.add_merchant(1, "park", 0)
         await hub.register_terminal(DESK_ID, 1, frames.ROLE_DESK, "desk")
-        card_no = (await hub.issue_admin_card(ADMIN_UID, DESK_ID)).card_no
+        card_no = (await written_admin_card(hub)).card_no
         await hub.stop()
         return card_no
     card_no = run(issue())
@@ -282,7 +289,7 @@ def test_lock_and_deauthorise_send_their_commands_and_a_locked_terminal_is_refus
         hub = await secured_hub(tmp_path, broker)
         term = None
         try:
-            issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
+            issued = await written_admin_card(hub)
             term = await booth(hub, broker, 5)
             tap_admin(term, issued.card_no)
             await wait_command(term, frames.CMD_AUTH_CONFIRM)
@@ -311,7 +318,7 @@ def test_cli_lock_reaches_the_running_hub_and_the_terminal(tmp_path, broker):
         hub = await secured_hub(tmp_path, broker)
         term = None
         try:
-            issued = await hub.issue_admin_card(ADMIN_UID, DESK_ID)
+            issued = await written_admin_card(hub)
             term = await booth(hub, broker, 5)
             db = tmp_path / "hub.db"
             result = await asyncio.to_thread(cli, "--db", db, "terminal", "lock", 5)
@@ -321,7 +328,8 @@ def test_cli_lock_reaches_the_running_hub_and_the_terminal(tmp_path, broker):
             await wait_command(term, frames.CMD_AUTH_REJECT)
             result = await asyncio.to_thread(cli, "--db", db, "terminal", "deauthorise", 5)
             assert result.exit_code == 0, result.output
-            await wait_command(term, frames.CMD_DEAUTHORISE)
+            # the lock de-authorised it already: nothing is queued, nothing is sent, nothing is audited
+            assert "terminal 5 was not authorised: nothing changed" in result.output
             # the hub marks a command sent right after publishing it: wait for that, bounded
             for _ in range(100):
                 if await hub.storage.pending_commands() == []:
@@ -329,6 +337,7 @@ def test_cli_lock_reaches_the_running_hub_and_the_terminal(tmp_path, broker):
                 await asyncio.sleep(0.05)
             assert await hub.storage.pending_commands() == []
             assert commands(term).count(frames.CMD_LOCK) == 1
+            assert frames.CMD_DEAUTHORISE not in commands(term)
         finally:
             if term is not None:
                 term.close()
@@ -388,7 +397,7 @@ def test_lock_and_attempt_records_are_listed_and_move_no_money(tmp_path, broker)
 def test_blacklist_cli_add_and_remove(tmp_path):
     db = tmp_path / "hub.db"
     assert cli("--db", db, "merchant", "add", "--id", 1, "--name", "park", "--commission-bps", 0).exit_code == 0
-    added = cli("--db", db, "blacklist", "add", 100123, "--reason", "stolen")
+    added = cli("--db", db, "blacklist", "add", 100123, "--reason", "stolen", "--force")   # never issued here
     assert added.exit_code == 0 and "version 1" in added.output
     assert "already blacklisted" in cli("--db", db, "blacklist", "add", 100123, "--reason", "x").output
     listing = cli("--db", db, "blacklist")

@@ -120,5 +120,8 @@ def test_topics_roundtrip_and_reject_foreign():
     assert topics.topic(12, topics.UP) == "parkcard/term-12/up"
     assert topics.terminal_of("parkcard/term-12/up") == 12
     for bad in ("parkcard/term-0/up", "parkcard/term-99999/up", "parkcard/term-x/up", "other/term-1/up",
-                "parkcard/term-1/up/extra", "parkcard/hub/up"):
+                "parkcard/term-1/up/extra", "parkcard/hub/up",
+                # digits only in ASCII and in one spelling: str.isdigit() is true for all of these
+                "parkcard/term-\u00b2/up", "parkcard/term-\u2460/up", "parkcard/term-\u0661/up",
+                "parkcard/term-01/up", "parkcard/term-/up", "parkcard/term-+1/up", "parkcard/term- 1/up"):
         assert topics.terminal_of(bad) is None

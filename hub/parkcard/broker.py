@@ -15,7 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol import frames
+
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+PACKET_SIZE_MAX = frames.FRAME_SIZE_MAX + 512     # MQTT fixed header, topic (SPEC.md §5.1) and packet id
 START_TIMEOUT_S = 10.0
 
 
@@ -89,25 +92,30 @@ class Broker:
         return self.workdir / "mosquitto.conf"
 
     def write_config(self):
-        """Write the broker config: one loopback listener, persistence in workdir."""
+        """Write the broker config: one listener, no persistence, packets bounded by the protocol."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [
             "per_listener_settings false",
             f"listener {self.port} {self.host}",
             *self._listener_lines(),
-            "persistence true",
-            f"persistence_location {self.workdir}/",
+            # The broker is trusted with nothing durable (README, "Reliability"): a terminal keeps
+            # every record until the hub's own ack, and the hub re-sends what a terminal lacks when
+            # it syncs. Persistence would only pretend otherwise: Mosquitto writes it on a clean stop.
+            "persistence false",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            # The largest frame the protocol allows, its topic and the MQTT header: anything bigger
+            # is refused by the broker (the client is disconnected) before it costs the hub memory.
+            f"max_packet_size {PACKET_SIZE_MAX}",
             "max_inflight_messages 100",
             "max_queued_messages 100000",
             # Small QoS 1 frames and their PUBACKs: Nagle would hold them back.
             "set_tcp_nodelay true",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
-            # Started as root, mosquitto drops to its own user and could no longer
-            # write its persistence file in our working directory.
+            # Started as root, mosquitto drops to its own user, which may not read the files
+            # this process wrote in its working directory (private keys and passwords are 0600).
             lines.append("user root")
         if self.password_file is not None:
             lines += ["allow_anonymous false", f"password_file {_config_path(self.password_file)}"]

@@ -5,7 +5,8 @@ exit status 2; `ledger check` exits 1 when it finds a discrepancy.
 
 The CLI works on the database, not on a running hub: what it changes reaches a
 running hub by its registry poll (parkcard.service.REGISTRY_POLL_S: new
-terminals, queued lock and de-authorise commands) and reaches terminals by
+terminals, merchants' commission rates, queued lock and de-authorise commands,
+admin card issues and their cancellation) and reaches terminals by
 their next sync (blacklist changes; terminals sync every 30 s). Admin card
 revocations and terminal locks are read from the database at every T_AUTH.
 """
@@ -26,9 +27,11 @@ from protocol import frames, topics
 from protocol import record as R
 
 from parkcard import audit, broker_auth, secure, settlement
+from parkcard.bounds import (CARD_NO, COMMISSION_BPS, FIXED_PRICE_CENTS, MERCHANT_ID, PARK_ID, PORT, TERMINAL_ID,
+                             BoundParam, NameParam)
 from parkcard.oplog import AuditLogError
-from parkcard.pki import PKIError
-from parkcard.storage import Storage
+from parkcard.pki import PKIError, check_hostnames
+from parkcard.storage import NotIssued, Storage
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
 CARD_REQUEST_POLL_S = 0.5       # how often `admin-card issue` looks for the running hub's answer
@@ -231,17 +234,63 @@ def merchant():
 
 
 @merchant.command("add")
-@click.option("--id", "merchant_id", type=int, required=True)
-@click.option("--name", required=True)
-@click.option("--commission-bps", type=click.IntRange(0, 10000), required=True, help="commission, basis points")
-@click.option("--park", "park_id", type=int, default=1, show_default=True)
+@click.option("--id", "merchant_id", type=BoundParam(MERCHANT_ID), required=True)
+@click.option("--name", type=NameParam(), required=True)
+@click.option("--commission-bps", type=BoundParam(COMMISSION_BPS), required=True, help="commission, basis points")
+@click.option("--park", "park_id", type=BoundParam(PARK_ID), default=1, show_default=True)
 @click.pass_obj
 def merchant_add(obj, merchant_id, name, commission_bps, park_id):
-    """Create or update a merchant."""
-    _run(_with_storage(obj.db, lambda s: s.add_merchant(merchant_id, name, commission_bps, park_id), create=True))
+    """Create a merchant (an existing one is changed with `merchant set`, never here)."""
+    async def run(storage):
+        try:
+            return await storage.add_merchant(merchant_id, name, commission_bps, park_id)
+        except ValueError as exc:
+            raise UserError("%s: nothing changed; to change it: parkcard merchant set --id %d [--name NAME] "
+                            "[--commission-bps N]" % (exc, merchant_id)) from None
+
+    if not _run(_with_storage(obj.db, run, create=True)):
+        click.echo("merchant %d %s already exists with commission %d bps: nothing changed"
+                   % (merchant_id, name, commission_bps))
+        return
     _oplog(obj.db, _actor(), "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
            park_id=park_id)
     click.echo("merchant %d %s: commission %d bps" % (merchant_id, name, commission_bps))
+
+
+@merchant.command("set")
+@click.option("--id", "merchant_id", type=BoundParam(MERCHANT_ID), required=True)
+@click.option("--name", type=NameParam(), default=None, help="new name")
+@click.option("--commission-bps", type=BoundParam(COMMISSION_BPS), default=None, help="new commission, basis points")
+@click.pass_obj
+def merchant_set(obj, merchant_id, name, commission_bps):
+    """Change a merchant's name or commission; a running hub applies the new rate within seconds."""
+    if name is None and commission_bps is None:
+        raise UserError("say what to change: --name NAME and/or --commission-bps N")
+
+    async def run(storage):
+        try:
+            return await storage.update_merchant(merchant_id, name, commission_bps)
+        except ValueError as exc:
+            raise UserError("%s (see `parkcard merchant list`; create it with `parkcard merchant add`)"
+                            % exc) from None
+
+    before, after = _run(_with_storage(obj.db, run))
+    if before == after:
+        click.echo("merchant %d is already %s at %d bps: nothing changed" % (merchant_id, *after))
+        return
+    _oplog(obj.db, _actor(), "merchant.set", merchant_id=merchant_id, name=after[0], commission_bps=after[1],
+           was_name=before[0], was_commission_bps=before[1])
+    click.echo("merchant %d: %s, commission %d bps (was %s, %d bps); records ingested from now on use it"
+               % (merchant_id, after[0], after[1], before[0], before[1]))
+
+
+@merchant.command("list")
+@click.pass_obj
+def merchant_list(obj):
+    """Every merchant: id, name, commission, park and its terminals."""
+    rows = _run(_with_storage(obj.db, lambda s: s.merchant_list()))
+    _table(("id", "name", "commission bps", "park", "terminals"),
+           [(m, name, bps, park, ", ".join(map(str, tids)) or "none") for m, park, name, bps, tids in rows])
 
 
 @main.group()
@@ -250,15 +299,15 @@ def terminal():
 
 
 @terminal.command("add")
-@click.option("--id", "terminal_id", type=click.IntRange(1, 65535), required=True)
-@click.option("--merchant", "merchant_id", type=int, required=True)
+@click.option("--id", "terminal_id", type=BoundParam(TERMINAL_ID), required=True)
+@click.option("--merchant", "merchant_id", type=BoundParam(MERCHANT_ID), required=True)
 @click.option("--role", type=click.Choice(sorted(ROLES)), required=True)
-@click.option("--name", required=True)
-@click.option("--fixed-price-cents", type=int, default=0)
+@click.option("--name", type=NameParam(), required=True)
+@click.option("--fixed-price-cents", type=BoundParam(FIXED_PRICE_CENTS), default=0, help="price of a ride")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), help="write the provisioning bundle here")
 @click.option("--broker-host", default="localhost", show_default=True,
               help="name the terminal connects to; the broker certificate must carry it (`init --hostname`)")
-@click.option("--broker-port", type=int, default=secure.SECURE_PORT, show_default=True)
+@click.option("--broker-port", type=BoundParam(PORT), default=secure.SECURE_PORT, show_default=True)
 @click.option("--ca-pem", type=click.Path(exists=True, dir_okay=False),
               help="broker CA certificate [default: the park CA made by `parkcard init`]")
 @click.option("--wifi-ssid", default="")
@@ -267,6 +316,10 @@ def terminal():
 def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, export_path, broker_host,
                  broker_port, ca_pem, wifi_ssid, wifi_password):
     """Register a terminal: generate its key and broker password, and optionally export its bundle."""
+    try:
+        check_hostnames([broker_host])
+    except PKIError as exc:
+        raise UserError("--broker-host: %s" % exc) from None
     park = _load_park(_park_dir(obj))
     if export_path and park is None:
         raise UserError("a bundle needs the park's transport key and CA: run `parkcard init` first "
@@ -320,46 +373,52 @@ def terminal_bundle(terminal_id, key, password, transport_key, ca_path, broker_h
             "wifi_ssid": wifi_ssid, "wifi_password": wifi_password}
 
 
-def _terminal_command(obj, terminal_id, action, message, **columns):
+def _terminal_command(obj, terminal_id, action, message, unchanged, **columns):
     command = {"lock": frames.CMD_LOCK, "deauthorise": frames.CMD_DEAUTHORISE}.get(action)
 
     async def run(storage):
         try:
-            await storage.terminal_command(terminal_id, command, _actor(), **columns)
+            return await storage.terminal_command(terminal_id, command, _actor(), **columns)
         except ValueError as exc:
             raise UserError("%s (see `parkcard terminals`)" % exc) from None
 
-    _run(_with_storage(obj.db, run))
+    if not _run(_with_storage(obj.db, run)):
+        click.echo(unchanged % terminal_id)     # nothing happened, so nothing is audited
+        return
     _oplog(obj.db, _actor(), "terminal." + action, terminal_id=terminal_id)
     click.echo(message % terminal_id)
 
 
 @terminal.command("lock")
-@click.argument("terminal_id", type=click.IntRange(1, 65535))
+@click.argument("terminal_id", type=BoundParam(TERMINAL_ID))
 @click.pass_obj
 def terminal_lock(obj, terminal_id):
     """Lock a terminal: it forgets its card keys and no admin card authorises it until `terminal unlock`."""
     _terminal_command(obj, terminal_id, "lock",
                       "terminal %d locked; the running hub sends it the lock command within seconds "
-                      "(a terminal offline gets it when it reconnects)", locked=1, authorised=0)
+                      "(a terminal offline gets it when it reconnects)",
+                      "terminal %d was already locked: nothing changed", locked=1, authorised=0)
 
 
 @terminal.command("unlock")
-@click.argument("terminal_id", type=click.IntRange(1, 65535))
+@click.argument("terminal_id", type=BoundParam(TERMINAL_ID))
 @click.pass_obj
 def terminal_unlock(obj, terminal_id):
     """Let a locked terminal be authorised again (a technician taps an admin card)."""
     _terminal_command(obj, terminal_id, "unlock",
-                      "terminal %d unlocked: it serves again once a technician taps an admin card", locked=0)
+                      "terminal %d unlocked: it serves again once a technician taps an admin card",
+                      "terminal %d was not locked: nothing changed", locked=0)
 
 
 @terminal.command("deauthorise")
-@click.argument("terminal_id", type=click.IntRange(1, 65535))
+@click.argument("terminal_id", type=BoundParam(TERMINAL_ID))
 @click.pass_obj
 def terminal_deauthorise(obj, terminal_id):
     """De-authorise a terminal: it forgets its card keys until the next admin card tap."""
     _terminal_command(obj, terminal_id, "deauthorise",
-                      "terminal %d de-authorised; the running hub sends the command within seconds", authorised=0)
+                      "terminal %d de-authorised; the running hub sends the command within seconds",
+                      "terminal %d was not authorised: nothing changed (`terminal lock` makes it refuse any "
+                      "admin card)", authorised=0)
 
 
 @main.group("admin-card")
@@ -370,16 +429,24 @@ def admin_card_group():
 @admin_card_group.command("list")
 @click.pass_obj
 def admin_card_list(obj):
-    """Every admin card: number, UID, blobs, issuing desk, state."""
+    """Every admin card: number, UID, blobs, issuing desk, state (valid only once the desk wrote it)."""
     rows = _run(_with_storage(obj.db, lambda s: s.admin_cards()))
     _table(("card", "uid", "blobs", "desk terminal", "issued", "state", "reason"),
            [(r["card_no"], bytes(r["uid"]).hex(), "booth+desk" if r["desk"] else "booth", r["issued_by"],
-             _utc(r["issued_at"]), "revoked %s" % _utc(r["revoked_at"]) if r["revoked_at"] else "valid",
-             r["reason"]) for r in rows])
+             _utc(r["issued_at"]), _admin_card_state(r), r["reason"]) for r in rows])
+
+
+def _admin_card_state(row):
+    """What an operator needs to know: valid, revoked, or why it never became valid."""
+    if row["revoked_at"]:
+        return "revoked %s" % _utc(row["revoked_at"])
+    return {"written": "valid", "pending": "pending (not written yet)", "failed": "failed (not written)",
+            "abandoned": "abandoned (cancelled)"}.get(row["state"], row["state"])
 
 
 @admin_card_group.command("issue")
-@click.option("--desk", "desk_terminal_id", type=int, required=True, help="the desk terminal that writes the card")
+@click.option("--desk", "desk_terminal_id", type=BoundParam(TERMINAL_ID), required=True,
+              help="the desk terminal that writes the card")
 @click.option("--uid", "uid_hex", required=True, help="the blank card's UID, 8 or 14 hex digits")
 @click.option("--booth-only", is_flag=True, help="booth keys only: the card cannot authorise a desk")
 @click.option("--wait", "wait_s", default=90, show_default=True, type=click.IntRange(1, 3600),
@@ -408,8 +475,14 @@ def admin_card_issue(obj, desk_terminal_id, uid_hex, booth_only, wait_s):
             if finished_at is not None:
                 return card_no, error
             await asyncio.sleep(CARD_REQUEST_POLL_S)
-        raise UserError("no answer within %d s: is `parkcard up` running and desk terminal %d online?"
-                        % (wait_s, desk_terminal_id))
+        # Nobody waits any more: the hub must not write the card later behind the operator's back.
+        if await storage.cancel_card_request(request_id):
+            raise UserError("no answer within %d s: the request is cancelled (a card the desk writes anyway is "
+                            "abandoned and authorises nothing, see `parkcard admin-card list`); is `parkcard up` "
+                            "running and desk terminal %d online? Then run this again"
+                            % (wait_s, desk_terminal_id))
+        _finished_at, card_no, error = await storage.card_request(request_id)   # it ended meanwhile
+        return card_no, error
 
     card_no, error = _run(_with_storage(obj.db, run))
     if error:
@@ -418,7 +491,7 @@ def admin_card_issue(obj, desk_terminal_id, uid_hex, booth_only, wait_s):
 
 
 @admin_card_group.command("revoke")
-@click.argument("card_no", type=int)
+@click.argument("card_no", type=BoundParam(CARD_NO))
 @click.option("--reason", required=True, help="why (lost, stolen, technician left)")
 @click.pass_obj
 def admin_card_revoke(obj, card_no, reason):
@@ -462,12 +535,21 @@ def blacklist(ctx):
 
 
 @blacklist.command("add")
-@click.argument("card_no", type=int)
+@click.argument("card_no", type=BoundParam(CARD_NO))
 @click.option("--reason", required=True, help="why (lost, stolen, fraud)")
+@click.option("--force", is_flag=True, help="blacklist a card this park never issued (e.g. one found from another "
+                                            "system)")
 @click.pass_obj
-def blacklist_add(obj, card_no, reason):
+def blacklist_add(obj, card_no, reason, force):
     """Blacklist a card; terminals get it at their next sync and lock the card when it is tapped."""
-    version = _run(_with_storage(obj.db, lambda s: s.blacklist_change(card_no, reason, add=True)))
+    async def run(storage):
+        try:
+            return await storage.blacklist_change(card_no, reason, add=True, issued_only=not force)
+        except NotIssued as exc:
+            raise UserError("%s: nothing changed; check the number (`parkcard blacklist` lists the listed ones), "
+                            "or pass --force to blacklist a card from elsewhere" % exc) from None
+
+    version = _run(_with_storage(obj.db, run))
     if version is None:
         click.echo("card %d is already blacklisted: nothing changed" % card_no)
         return
@@ -475,6 +557,8 @@ def blacklist_add(obj, card_no, reason):
     click.echo("card %d blacklisted (version %d); terminals get it at their next sync" % (card_no, version))
 
 
+# Not range-checked: a number stored out of range by an older hub must be removable. Only a listed
+# number can be removed, so nothing new out of range is stored.
 @blacklist.command("remove")
 @click.argument("card_no", type=int)
 @click.option("--reason", default="removed by operator", show_default=True)

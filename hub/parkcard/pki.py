@@ -10,6 +10,11 @@ missing or no longer fits and loads the rest, so running it again is harmless:
   SAN localhost, 127.0.0.1 and the extra names. It is reissued when missing, not
   signed by the CA, lacking a requested name, or within SERVER_RENEW_DAYS of its
   end; terminals trust the CA, so a new server certificate needs no terminal change.
+  Names accumulate: a reissued certificate keeps every name the old one carried
+  (bundles exported for `init --hostname A` keep working after `init --hostname B`).
+  A name must be a DNS name (RFC 1123: labels of letters, digits and inner
+  hyphens, 1..63 characters, 253 in all) or an IP address; anything else is
+  refused before a file is written.
 
 EC P-256 because the terminals' mbedTLS (ESP-IDF, and the MicroPython unix port
 the tests use) verifies ECDSA P-256 and an ECDHE-ECDSA handshake costs the ESP32
@@ -20,6 +25,7 @@ Mosquitto must read server.key unattended; ca.key is used only by `parkcard init
 import datetime
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +48,8 @@ SERVER_RENEW_DAYS = 30
 # behind must not see a certificate that is "not yet valid".
 BACKDATE = datetime.timedelta(hours=1)
 DEFAULT_HOSTNAMES = ("localhost", "127.0.0.1")
+DNS_NAME_MAX = 253
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 class PKIError(RuntimeError):
@@ -78,11 +86,11 @@ def ensure_pki(directory, hostnames=()):
     hostnames are extra DNS names or IP addresses for the broker certificate,
     added to localhost and 127.0.0.1 (the names terminals use to reach it).
     """
+    names = _unique(DEFAULT_HOSTNAMES + check_hostnames(hostnames))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     paths = {name: directory / name for name in (CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY)}
-    names = _unique(DEFAULT_HOSTNAMES + tuple(hostnames))
     created = []
     now = _now()
 
@@ -103,6 +111,7 @@ def ensure_pki(directory, hostnames=()):
             raise PKIError(f"{paths[CA_KEY]} does not belong to {paths[CA_CERT]}")
 
     if _server_needs_issue(paths[SERVER_CERT], paths[SERVER_KEY], ca_cert, names, now):
+        names = _unique(names + _old_names(paths[SERVER_CERT]))
         server_key = ec.generate_private_key(ec.SECP256R1())
         server_cert = _server_certificate(server_key, ca_key, ca_cert, names, now)
         _write_private(paths[SERVER_KEY], _key_pem(server_key))
@@ -110,6 +119,37 @@ def ensure_pki(directory, hostnames=()):
         created += [SERVER_KEY, SERVER_CERT]
 
     return ParkPKI(paths[CA_CERT], paths[CA_KEY], paths[SERVER_CERT], paths[SERVER_KEY], tuple(created))
+
+
+def check_hostnames(hostnames):
+    """Return the names normalised (IP addresses canonical, DNS names lower case); PKIError for an invalid one."""
+    out = []
+    for name in hostnames:
+        normal = _normalise(name.strip())
+        if not _valid_name(normal):
+            raise PKIError("%r is neither a DNS name (letters, digits and inner hyphens, dot-separated labels of "
+                           "1-63 characters, %d in all) nor an IP address; nothing was written"
+                           % (name, DNS_NAME_MAX))
+        out.append(normal)
+    return tuple(out)
+
+
+def _valid_name(name):
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return 0 < len(name) <= DNS_NAME_MAX and all(_DNS_LABEL.match(label) for label in name.split("."))
+
+
+def _old_names(cert_path):
+    """The names of the certificate being replaced, valid ones only, to carry over."""
+    try:
+        old = san_names(load_cert(cert_path))
+    except (OSError, ValueError):
+        return ()
+    return tuple(sorted(n for n in map(_normalise, old) if _valid_name(n)))
 
 
 def load_cert(path):
@@ -143,7 +183,7 @@ def _server_needs_issue(cert_path, key_path, ca_cert, names, now):
         return True
     if cert.not_valid_after_utc - now < datetime.timedelta(days=SERVER_RENEW_DAYS):
         return True
-    return not {_normalise(n) for n in names} <= san_names(cert)
+    return not {_normalise(n) for n in names} <= {_normalise(n) for n in san_names(cert)}
 
 
 def _ca_certificate(key, now):
@@ -200,7 +240,7 @@ def _normalise(name):
     try:
         return str(ipaddress.ip_address(name))
     except ValueError:
-        return name
+        return name.lower().rstrip(".")     # DNS names compare case-insensitively; the root dot is implied
 
 
 def _unique(names):

@@ -10,7 +10,7 @@ from protocol import frames, topics
 from protocol.errors import ProtocolError
 from protocol.record import record_mac_for
 
-FRAME_SIZE_MAX = frames.HEADER_SIZE + frames.BODY_MAX + frames.FRAME_MAC_SIZE
+FRAME_SIZE_MAX = frames.FRAME_SIZE_MAX
 
 
 class Rejected(Exception):

@@ -33,7 +33,7 @@ from protocol import card, topics
 from parkcard import broker_auth
 from parkcard.broker import Broker
 from parkcard.files import write_atomic
-from parkcard.pki import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ParkPKI, ensure_pki
+from parkcard.pki import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ParkPKI, check_hostnames, ensure_pki
 
 SECRETS_FILE = "park-secrets.json"
 PKI_DIR = "pki"
@@ -72,6 +72,7 @@ def init_park(directory, hostnames=()):
     created lists what this call wrote (e.g. ["pki/ca.crt", ..., "park-secrets.json"]); empty when the
     park was already initialised. Existing keys are never replaced.
     """
+    check_hostnames(hostnames)      # before anything is written
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     pki = ensure_pki(directory / PKI_DIR, hostnames)

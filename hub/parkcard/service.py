@@ -21,14 +21,14 @@ from dataclasses import dataclass
 
 from protocol import admin_card, frames, hub_frames, topics
 
-from parkcard import broker_auth
+from parkcard import bounds, broker_auth
 from parkcard.desk import Desk
 from parkcard.downlink import Downlink
 from parkcard.fleet import Fleet
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
 from parkcard.registry import Registry
-from parkcard.storage import Storage
+from parkcard.storage import NotIssued, Storage, is_transient
 
 log = logging.getLogger("parkcard.hub")
 
@@ -36,6 +36,9 @@ BATCH_FRAMES_MAX = 64          # frames per database transaction (64 x 64 record
 TERMINAL_KEY_SIZE = 32
 CARD_WRITE_TIMEOUT_S = 60       # a cashier presents the blank card within a minute
 RECHECK_S = 0.05
+STORAGE_RETRY_S_MIN = 0.05     # first wait after a write failed for want of disk or I/O
+STORAGE_RETRY_S_MAX = 5.0      # the longest wait between retries during an outage
+QUARANTINE_DETAIL_MAX = 500
 REGISTRY_POLL_S = 1.0          # how soon the running hub sees what the CLI changed (terminals, commands)
 # Admin system card numbers: a range of their own, above any visitor card the desk will issue.
 ADMIN_CARD_NO_FIRST = 900001
@@ -90,10 +93,13 @@ class Hub:
         self._settled = None
         self._desks = {}
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
-        self._card_tasks = set()   # admin card issues in progress (queued by the CLI)
+        self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
         self.batches = 0
         self.failed_messages = 0    # kept in quarantine as hub_error (see _handle_one_by_one)
+        self.storage_errors = 0     # writes that failed because the store could not be written
+        self.storage_down_since = None      # monotonic time of the first failed write of an outage
+        self.storage_down_error = None
 
     # -- lifecycle
     async def open(self):
@@ -151,13 +157,59 @@ class Hub:
         while True:
             batch = await self.link.get_batch(self.batch_frames_max)
             try:
-                try:
-                    await self._handle(batch)
-                except Exception:
-                    log.exception("event=batch_failed frames=%d", len(batch))
-                    await self._handle_one_by_one(batch)
+                await self._handle_until_stored(batch)
             finally:
                 self.link.release(len(batch))
+
+    async def _handle_until_stored(self, batch):
+        """Handle a batch; while the store cannot be written, ack nothing and retry with back-off.
+
+        A full disk or an I/O error is the hub's fault, not the message's: the
+        batch waits (and, through the link's bounded queue, so does the broker)
+        until a write succeeds again, then it is handled as if nothing happened.
+        """
+        delay_s = STORAGE_RETRY_S_MIN
+        while True:
+            try:
+                try:
+                    await self._handle(batch)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.exception("event=batch_failed frames=%d", len(batch))
+                    await self._handle_one_by_one(batch)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._storage_unavailable(exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, STORAGE_RETRY_S_MAX)
+                continue
+            await self._storage_available()
+            return
+
+    def _storage_unavailable(self, exc):
+        """Count a failed write; log the first one of an outage (the alarm comes when it ends)."""
+        self.storage_errors += 1
+        now = time.monotonic()
+        if self.storage_down_since is None:
+            self.storage_down_since = now
+            self.storage_down_error = str(exc)
+            log.error("event=storage_unavailable error=%r action=retrying", str(exc))
+
+    async def _storage_available(self):
+        """After an outage: raise an alarm that says how long the hub could not write, and why."""
+        if self.storage_down_since is None:
+            return
+        down_s = time.monotonic() - self.storage_down_since
+        detail = "the database could not be written for %.0f s (%s): nothing was acknowledged meanwhile" % (
+            down_s, self.storage_down_error)
+        self.storage_down_since = self.storage_down_error = None
+        log.warning("event=storage_recovered down_s=%.1f", down_s)
+        try:
+            await self.storage.write(lambda tx: tx.add_alarm("storage", None, None, None, detail))
+        except Exception as exc:      # the alarm is news, not money: never hold the consumer for it
+            log.warning("event=alarm_not_stored error=%r", str(exc))
 
     async def _handle_one_by_one(self, batch):
         """After a batch failed: handle its messages alone, and keep the one that still fails in quarantine.
@@ -165,15 +217,19 @@ class Hub:
         A failed batch rolled back, and applying a record twice is a duplicate,
         so retrying is safe. The message that fails on its own is stored with
         its reason and acknowledged: it must not stop the hub, nor come back
-        from the broker to stop it again after a restart.
+        from the broker to stop it again after a restart. A store that cannot be
+        written fails every message alike: that error goes up, to be retried,
+        and nothing is quarantined for it.
         """
         for message in batch:
             try:
                 await self._handle([message])
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 log.exception("event=message_failed topic=%s", message.topic)
                 self.failed_messages += 1
-                detail = repr(exc)
+                detail = repr(exc)[:QUARANTINE_DETAIL_MAX]
                 await self.storage.write(lambda tx: tx.add_quarantine(
                     message.payload, message.topic, topics.terminal_of(message.topic), "hub_error", detail))
                 self.link.ack(message.mid)
@@ -242,6 +298,8 @@ class Hub:
             return "revoked_admin_card"
         if bytes(card["uid"]) != bytes(uid):
             return "admin_card_uid_mismatch"
+        if card["state"] != "written":      # sealed, but no desk reported it written (or it was abandoned)
+            return "admin_card_not_written"
         return None
 
     # -- waiting for facts (tests, demo)
@@ -263,11 +321,46 @@ class Hub:
 
     # -- registry
     async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, actor="hub"):
-        """Create or update a merchant (commission in basis points)."""
-        await self.storage.add_merchant(merchant_id, name, commission_bps, park_id)
-        await self.audit(actor, "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
-                         park_id=park_id)
-        for state in self.registry.terminals.values():
+        """Create a merchant (commission in basis points); return False if it exists with these very values.
+
+        HubError for an input out of range or an id taken by another merchant (see set_merchant).
+        """
+        name = _checked(merchant_id=merchant_id, commission_bps=commission_bps, park_id=park_id, name=name)
+        try:
+            created = await self.storage.add_merchant(merchant_id, name, commission_bps, park_id)
+        except ValueError as exc:
+            raise HubError("%s: change it with `parkcard merchant set`" % exc) from None
+        if created:
+            await self.audit(actor, "merchant.add", merchant_id=merchant_id, name=name,
+                             commission_bps=commission_bps, park_id=park_id)
+        return created
+
+    async def set_merchant(self, merchant_id, name=None, commission_bps=None, actor="hub"):
+        """Change a merchant's name and/or commission; return ((name, bps) before, after).
+
+        The merchant's terminals are reloaded, so the new rate applies to the next record ingested.
+        """
+        name = _checked(merchant_id=merchant_id, commission_bps=commission_bps, name=name)
+        try:
+            before, after = await self.storage.update_merchant(merchant_id, name, commission_bps)
+        except ValueError as exc:
+            raise HubError("%s (see `parkcard merchant list`)" % exc) from None
+        if before != after:
+            await self.audit(actor, "merchant.set", merchant_id=merchant_id, name=after[0],
+                             commission_bps=after[1], was_name=before[0], was_commission_bps=before[1])
+            await self.reload_merchant(merchant_id)
+        return before, after
+
+    async def refresh_merchant_rates(self):
+        """Reload the terminals whose merchant's commission or park changed in the database (`merchant set`)."""
+        merchants = {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
+        for merchant_id in {s.merchant_id for s in self.registry.terminals.values()
+                            if merchants.get(s.merchant_id, (s.rate_bps, s.park_id)) != (s.rate_bps, s.park_id)}:
+            await self.reload_merchant(merchant_id)
+
+    async def reload_merchant(self, merchant_id):
+        """Reload the registry entries of a merchant's terminals (its commission or park changed)."""
+        for state in list(self.registry.terminals.values()):
             if state.merchant_id == merchant_id:
                 await self.registry.reload_terminal(state.id)
 
@@ -277,6 +370,8 @@ class Hub:
 
         Its broker password (generated unless given) is stored with it: see terminal_credentials().
         """
+        name = _checked(terminal_id=terminal_id, merchant_id=merchant_id, fixed_price_cents=fixed_price_cents,
+                        name=name)
         key = key or secrets.token_bytes(TERMINAL_KEY_SIZE)
         broker_password = broker_password or broker_auth.new_password()
         await self.storage.add_terminal(terminal_id, merchant_id, role, key, name, fixed_price_cents, category,
@@ -294,27 +389,37 @@ class Hub:
 
     # -- terminal control
     async def lock_terminal(self, terminal_id, actor="hub"):
-        """Lock a terminal: it forgets its card keys (CMD_LOCK) and no admin card authorises it until unlocked."""
-        await self._terminal_command(terminal_id, frames.CMD_LOCK, "lock", actor, locked=1, authorised=0)
+        """Lock a terminal: it forgets its card keys (CMD_LOCK) and no admin card authorises it until unlocked.
+
+        Returns False when it was locked already (nothing sent, nothing audited); so do the two below.
+        """
+        return await self._terminal_command(terminal_id, frames.CMD_LOCK, "lock", actor, locked=1, authorised=0)
 
     async def unlock_terminal(self, terminal_id, actor="hub"):
         """Allow a locked terminal to be authorised again by an admin card tap (nothing is sent)."""
-        await self._terminal_command(terminal_id, None, "unlock", actor, locked=0)
+        return await self._terminal_command(terminal_id, None, "unlock", actor, locked=0)
 
     async def deauthorise_terminal(self, terminal_id, actor="hub"):
         """De-authorise a terminal (CMD_DEAUTHORISE): it forgets its card keys until the next admin card tap."""
-        await self._terminal_command(terminal_id, frames.CMD_DEAUTHORISE, "deauthorise", actor, authorised=0)
+        return await self._terminal_command(terminal_id, frames.CMD_DEAUTHORISE, "deauthorise", actor,
+                                            authorised=0)
 
     async def _terminal_command(self, terminal_id, command, action, actor, **columns):
-        """Set the terminal's flags and queue its command (if any) in one transaction, then send it."""
+        """Set the terminal's flags and queue its command (if any) in one transaction, then send it.
+
+        Returns False, doing nothing, when the flags already had these values.
+        """
         try:
-            await self.storage.terminal_command(terminal_id, command, actor, **columns)
+            changed = await self.storage.terminal_command(terminal_id, command, actor, **columns)
         except ValueError:
             raise HubError("terminal %d is not registered (see `parkcard terminals`)" % terminal_id) from None
+        if not changed:
+            return False
         log.info("event=terminal_%s terminal=%d actor=%s", action, terminal_id, actor)
         await self.audit(actor, "terminal." + action, terminal_id=terminal_id)
         await self.registry.reload_terminal(terminal_id)
         await self.send_pending_commands()
+        return True
 
     async def send_pending_commands(self):
         """Send the queued terminal commands (by this hub or the CLI) and mark them sent; return how many."""
@@ -341,17 +446,20 @@ class Hub:
         for request_id, desk_terminal_id, uid, desk, actor in requests:
             task = asyncio.create_task(self._card_request(request_id, desk_terminal_id, uid, desk, actor),
                                        name="card-request-%d" % request_id)
-            self._card_tasks.add(task)
-            task.add_done_callback(self._card_tasks.discard)
+            self._card_tasks[request_id] = task
+            task.add_done_callback(lambda _t, rid=request_id: self._card_tasks.pop(rid, None))
+        for request_id in await self.storage.cancelled_card_requests():
+            task = self._card_tasks.get(request_id)
+            if task is not None:    # the CLI gave up waiting: stop waiting for the desk too
+                task.cancel()
         return len(requests)
 
     async def _card_request(self, request_id, desk_terminal_id, uid, desk, actor):
         try:
-            issued = await self.issue_admin_card_at_desk(uid, desk_terminal_id, desk=desk, actor=actor)
+            await self.issue_admin_card_at_desk(uid, desk_terminal_id, desk=desk, actor=actor,
+                                                request_id=request_id)
         except HubError as exc:
             await self.storage.finish_card_request(request_id, error=str(exc))
-        else:
-            await self.storage.finish_card_request(request_id, card_no=issued.card_no)
 
     async def poll_registry(self):
         """One poll: load terminals registered elsewhere (and tell on_terminals_added), send queued commands."""
@@ -361,6 +469,7 @@ class Hub:
             log.info("event=terminal_loaded terminal=%d", terminal_id)
         if added and self.on_terminals_added is not None:
             await self.on_terminals_added(self, added)
+        await self.refresh_merchant_rates()
         await self.run_card_requests()
         return added, await self.send_pending_commands()
 
@@ -424,11 +533,34 @@ class Hub:
                          blocks=len(blocks))
 
     async def issue_admin_card_at_desk(self, uid, desk_terminal_id, desk=True, timeout_s=CARD_WRITE_TIMEOUT_S,
-                                       actor="hub"):
-        """Issue an admin system card and have the desk terminal write it onto the blank card; return the issue."""
+                                       actor="hub", request_id=None):
+        """Issue an admin system card and have the desk terminal write it onto the blank card; return the issue.
+
+        The card is pending until the desk reports it written; a failure or timeout leaves it failed, a
+        cancellation (of the CLI's request_id) abandoned: only a written card authorises a terminal.
+        """
         issued = await self.issue_admin_card(uid, desk_terminal_id, desk=desk, actor=actor)
-        await self.write_card(desk_terminal_id, uid, {**issued.blocks, **issued.trailers}, timeout_s, actor)
+        try:
+            await self.write_card(desk_terminal_id, uid, {**issued.blocks, **issued.trailers}, timeout_s, actor)
+        except HubError as exc:
+            await self._settle_admin_card(issued.card_no, False, request_id, str(exc), actor)
+            raise
+        except asyncio.CancelledError:
+            # Shielded: the card must not stay pending because its waiter went away.
+            await asyncio.shield(self._settle_admin_card(issued.card_no, False, request_id,
+                                                         "cancelled before the desk reported", actor))
+            raise
+        state = await self._settle_admin_card(issued.card_no, True, request_id, None, actor)
+        if state != "written":
+            raise HubError("admin card %d was written but its request was cancelled: it is abandoned and "
+                           "authorises no terminal" % issued.card_no)
         return issued
+
+    async def _settle_admin_card(self, card_no, written, request_id, error, actor):
+        state = await self.storage.settle_admin_card(card_no, written, request_id, error)
+        log.info("event=admin_card_%s card_no=%d", state, card_no)
+        await self.audit(actor, "admin_card." + state, card_no=card_no, **({"error": error} if error else {}))
+        return state
 
     async def revoke_admin_card(self, card_no, reason, actor="hub"):
         """Revoke an admin card: it authorises no terminal from now on. Return False if already revoked."""
@@ -448,9 +580,17 @@ class Hub:
                                             audit=self.audit)
         return self._desks[terminal_id]
 
-    async def blacklist_add(self, card_no, reason, actor="hub"):
-        """Blacklist a card and push the delta to every terminal; return the new version (None: listed)."""
-        version = await self.storage.blacklist_change(card_no, reason, add=True)
+    async def blacklist_add(self, card_no, reason, actor="hub", force=False):
+        """Blacklist a card and push the delta to every terminal; return the new version (None: listed).
+
+        HubError for a card number out of range, or one this park never issued unless force (a card
+        found that belongs to another system).
+        """
+        _checked(card_no=card_no)
+        try:
+            version = await self.storage.blacklist_change(card_no, reason, add=True, issued_only=not force)
+        except NotIssued as exc:
+            raise HubError("%s: check the number, or blacklist it anyway with --force" % exc) from None
         if version is not None:
             log.info("event=blacklisted card_no=%d version=%d reason=%r", card_no, version, reason)
             await self.audit(actor, "blacklist.add", card_no=card_no, reason=reason, version=version)
@@ -469,9 +609,28 @@ class Hub:
         """Counters of the running hub."""
         out = dict(self.ingest.stats)
         out.update(self.fleet.stats)
-        out.update(batches=self.batches, failed_messages=self.failed_messages, downlinks=self.downlink.sent,
+        out.update(self.storage.stats)
+        out.update(batches=self.batches, failed_messages=self.failed_messages, storage_errors=self.storage_errors,
+                   storage_unavailable=int(self.storage_down_since is not None), downlinks=self.downlink.sent,
+                   downlinks_unencodable=self.downlink.unencodable,
                    backpressure_waits=self.link.backpressure_waits, connects=self.link.connects)
         return out
+
+
+_BOUNDS = {"card_no": bounds.CARD_NO, "terminal_id": bounds.TERMINAL_ID, "merchant_id": bounds.MERCHANT_ID,
+           "park_id": bounds.PARK_ID, "fixed_price_cents": bounds.FIXED_PRICE_CENTS,
+           "commission_bps": bounds.COMMISSION_BPS}
+
+
+def _checked(name=None, **values):
+    """Range-check service inputs by name (parkcard.bounds); return the stripped name. HubError if out of range."""
+    try:
+        for key, value in values.items():
+            if value is not None:
+                _BOUNDS[key].check(value)
+        return None if name is None else bounds.check_name(name)
+    except bounds.BoundError as exc:
+        raise HubError(str(exc)) from None
 
 
 def configure_logging(level=logging.INFO):

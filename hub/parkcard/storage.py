@@ -10,12 +10,21 @@ Schema changes are numbered migrations; `PRAGMA user_version` holds the last
 one applied.
 """
 
+import errno
+import hashlib
 import sqlite3
 import time
+from collections import Counter
 
 import aiosqlite
 
 from parkcard.oplog import OpLog, log_path_for
+
+# Quarantine keeps evidence, not payloads: a prefix (a whole record or frame header and more) and the
+# digest of the whole, so a flood of large publishes cannot fill the disk (the broker's own limit is
+# the protocol's largest frame, parkcard.broker).
+QUARANTINE_KEPT_MAX = 4096
+TOPIC_KEPT_MAX = 256
 
 # Numbered migrations: index + 1 is the user_version after applying it.
 MIGRATIONS = (
@@ -117,7 +126,27 @@ MIGRATIONS = (
         id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL CHECK (seq >= 0), hash TEXT NOT NULL,
         at REAL NOT NULL);
     """,
+    # 5: quarantine keeps a bounded prefix of what it refused, with the whole payload's size and digest.
+    """
+    ALTER TABLE quarantine ADD COLUMN size INTEGER;
+    ALTER TABLE quarantine ADD COLUMN sha256 BLOB;
+    UPDATE quarantine SET size = length(raw);
+    """,
+    # 6: an admin card is valid only once its desk reported it written (state pending -> written, or
+    # failed / abandoned); a request the CLI gave up on is cancelled. Cards issued before this
+    # version were accepted as valid then and stay written.
+    """
+    ALTER TABLE admin_cards ADD COLUMN state TEXT NOT NULL DEFAULT 'written'
+        CHECK (state IN ('pending', 'written', 'failed', 'abandoned'));
+    ALTER TABLE card_write_requests ADD COLUMN cancelled_at REAL;
+    """,
 )
+
+ADMIN_CARD_STATES = ("pending", "written", "failed", "abandoned")
+
+
+class NotIssued(ValueError):
+    """A card number with no row in cards: this park never issued it."""
 
 
 def _migrate(conn):
@@ -137,6 +166,21 @@ def _migrate(conn):
     return len(MIGRATIONS)
 
 
+# SQLite result codes that say the database cannot be written right now, not that the data is bad:
+# a full disk, an I/O error, another process holding the lock past busy_timeout, a file that
+# cannot be opened. The hub waits and retries these; it never quarantines a message for them.
+_TRANSIENT_SQLITE_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN")
+_TRANSIENT_OS_ERRORS = (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EROFS)
+
+
+def is_transient(exc):
+    """True when an error from a write says the store is unavailable (retry later), not that the data is bad."""
+    if isinstance(exc, sqlite3.OperationalError):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        return name.startswith(_TRANSIENT_SQLITE_ERRORS) or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_OS_ERRORS
+
+
 class WriteTx:
     """The statements a batch may run; lives only inside one `Storage.write` call.
 
@@ -144,9 +188,10 @@ class WriteTx:
     the end of the batch; ids are allocated here, by the single writer.
     """
 
-    def __init__(self, conn, ids):
+    def __init__(self, conn, ids, stats):
         self.conn = conn
         self._ids = ids
+        self.stats = stats          # the storage's counters (bounds hit), shared by every batch
         self.now = time.time()
         self.records = []
         self._batch_records = {}    # (terminal_id, seq) -> row of self.records
@@ -262,8 +307,12 @@ class WriteTx:
         self.cards[card_no] = [uid, shadow_balance_cents, last_counter]
 
     def add_quarantine(self, raw, topic, terminal_id, reason, detail):
-        """Keep a frame or record that failed verification."""
-        self.quarantine.append((bytes(raw), topic, terminal_id, reason, detail, self.now))
+        """Keep a frame or record that failed verification: its first QUARANTINE_KEPT_MAX bytes, size, digest."""
+        raw = bytes(raw)
+        if len(raw) > QUARANTINE_KEPT_MAX:
+            self.stats["quarantine_cut"] += 1
+        self.quarantine.append((raw[:QUARANTINE_KEPT_MAX], len(raw), hashlib.sha256(raw).digest(), topic[:TOPIC_KEPT_MAX],
+                                terminal_id, reason, detail, self.now))
 
     def add_conflict(self, terminal_id, seq, raw, existing_raw):
         """Keep a record whose key is taken by other bytes."""
@@ -341,8 +390,8 @@ class WriteTx:
                           "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
                           [(k, *v) for k, v in self.cards.items() if v[2] is not None])
         if self.quarantine:
-            c.executemany("INSERT INTO quarantine(raw, topic, terminal_id, reason, detail, at) VALUES (?,?,?,?,?,?)",
-                          self.quarantine)
+            c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at) "
+                          "VALUES (?,?,?,?,?,?,?,?)", self.quarantine)
         if self.conflicts:
             c.executemany("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES (?,?,?,?,?)",
                           self.conflicts)
@@ -394,6 +443,7 @@ class Storage:
         self._writer = None
         self._reader = None
         self._ids = {}
+        self.stats = Counter()
 
     async def open(self):
         """Open (creating and migrating) the database; on failure nothing stays open."""
@@ -436,7 +486,7 @@ class Storage:
             snapshot = dict(ids)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                tx = WriteTx(conn, ids)
+                tx = WriteTx(conn, ids, self.stats)
                 result = fn(tx)
                 tx.flush()
                 tx.flush_audit(self.oplog)
@@ -444,7 +494,8 @@ class Storage:
                 return result
             except BaseException:
                 ids.update(snapshot)
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:     # SQLITE_FULL and some I/O errors roll back by themselves
+                    conn.execute("ROLLBACK")
                 raise
 
         return await self._in_writer(run)
@@ -474,13 +525,43 @@ class Storage:
         await self.write(lambda tx: tx.execute("INSERT OR IGNORE INTO parks(id, name) VALUES (?,?)", (park_id, name)))
 
     async def add_merchant(self, merchant_id, name, commission_bps, park_id=1):
-        """Create or update a merchant."""
+        """Create a merchant; return True, or False if it exists with these very values.
+
+        Raises ValueError if the id is taken by a merchant with another name, commission or park:
+        changing a merchant is update_merchant's, never a side effect of adding one.
+        """
         def run(tx):
+            row = tx.execute("SELECT park_id, name, commission_bps FROM merchants WHERE id=?",
+                             (merchant_id,)).fetchone()
+            if row is not None:
+                if tuple(row) == (park_id, name, commission_bps):
+                    return False
+                raise ValueError("merchant %d already exists (%s, %d bps, park %d)" % (merchant_id, row[1], row[2],
+                                                                                       row[0]))
             tx.execute("INSERT OR IGNORE INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
-            tx.execute("INSERT INTO merchants(id, park_id, name, commission_bps) VALUES (?,?,?,?) "
-                       "ON CONFLICT(id) DO UPDATE SET name=excluded.name, commission_bps=excluded.commission_bps",
+            tx.execute("INSERT INTO merchants(id, park_id, name, commission_bps) VALUES (?,?,?,?)",
                        (merchant_id, park_id, name, commission_bps))
-        await self.write(run)
+            return True
+        return await self.write(run)
+
+    async def update_merchant(self, merchant_id, name=None, commission_bps=None):
+        """Change a merchant's name and/or commission; return ((name, bps) before, after). ValueError if unknown."""
+        def run(tx):
+            row = tx.execute("SELECT name, commission_bps FROM merchants WHERE id=?", (merchant_id,)).fetchone()
+            if row is None:
+                raise ValueError("merchant %d does not exist" % merchant_id)
+            after = (row[0] if name is None else name, row[1] if commission_bps is None else commission_bps)
+            if after != tuple(row):
+                tx.execute("UPDATE merchants SET name=?, commission_bps=? WHERE id=?", (*after, merchant_id))
+            return tuple(row), after
+        return await self.write(run)
+
+    async def merchant_list(self):
+        """Return [(id, park_id, name, commission_bps, [terminal ids])] by id."""
+        rows = await self.fetchall("SELECT m.id, m.park_id, m.name, m.commission_bps, "
+                                   "(SELECT group_concat(t.id) FROM (SELECT id FROM terminals "
+                                   " WHERE merchant_id=m.id ORDER BY id) t) FROM merchants m ORDER BY m.id")
+        return [(*r[:4], [int(t) for t in r[4].split(",")] if r[4] else []) for r in rows]
 
     async def merchants(self):
         """Return [(id, park_id, name, commission_bps)]."""
@@ -527,16 +608,23 @@ class Storage:
     async def terminal_command(self, terminal_id, command, actor, **columns):
         """Set terminal columns and queue a command (unless None) for the running hub to send, in one transaction.
 
-        Raises ValueError if the terminal is not registered.
+        Returns False, changing and queueing nothing, when every column already has its value (lock of a
+        locked terminal, unlock of an unlocked one). Raises ValueError if the terminal is not registered.
         """
+        names = sorted(columns)
+
         def run(tx):
-            if tx.execute("SELECT 1 FROM terminals WHERE id=?", (terminal_id,)).fetchone() is None:
+            row = tx.execute("SELECT %s FROM terminals WHERE id=?" % ", ".join(names), (terminal_id,)).fetchone()
+            if row is None:
                 raise ValueError("terminal %d is not registered" % terminal_id)
+            if tuple(row) == tuple(columns[n] for n in names):
+                return False
             tx.update_terminal(terminal_id, **columns)
             if command is not None:
                 tx.execute("INSERT INTO terminal_commands(terminal_id, command, actor, created_at) VALUES (?,?,?,?)",
                            (terminal_id, command, actor, tx.now))
-        await self.write(run)
+            return True
+        return await self.write(run)
 
     async def request_admin_card(self, desk_terminal_id, uid, desk, actor):
         """Queue an admin card issue for the running hub; return the request id."""
@@ -548,20 +636,54 @@ class Storage:
 
     async def start_card_requests(self):
         """Claim the queued admin card issues: [(id, desk_terminal_id, uid, desk, actor)], marked started."""
-        rows = await self.fetchall("SELECT id, desk_terminal_id, uid, desk, actor FROM card_write_requests "
-                                   "WHERE started_at IS NULL ORDER BY id")
-        if rows:
-            def run(tx):
-                for r in rows:
-                    tx.execute("UPDATE card_write_requests SET started_at=? WHERE id=?", (tx.now, r[0]))
-            await self.write(run)
-        return [(r[0], r[1], bytes(r[2]), bool(r[3]), r[4]) for r in rows]
+        def run(tx):
+            # Claimed in the transaction that reads them: a request the CLI cancels meanwhile is not started.
+            rows = tx.execute("SELECT id, desk_terminal_id, uid, desk, actor FROM card_write_requests "
+                              "WHERE started_at IS NULL AND cancelled_at IS NULL ORDER BY id").fetchall()
+            for r in rows:
+                tx.execute("UPDATE card_write_requests SET started_at=? WHERE id=?", (tx.now, r[0]))
+            return rows
+        return [(r[0], r[1], bytes(r[2]), bool(r[3]), r[4]) for r in await self.write(run)]
+
+    async def cancel_card_request(self, request_id):
+        """Cancel an admin card issue nobody waits for any more; return False if it had finished already."""
+        return await self.write(lambda tx: tx.execute(
+            "UPDATE card_write_requests SET cancelled_at=? WHERE id=? AND finished_at IS NULL",
+            (tx.now, request_id)).rowcount == 1)
+
+    async def cancelled_card_requests(self):
+        """Return the ids of started, unfinished admin card issues that were cancelled."""
+        return [r[0] for r in await self.fetchall(
+            "SELECT id FROM card_write_requests WHERE cancelled_at IS NOT NULL AND started_at IS NOT NULL "
+            "AND finished_at IS NULL ORDER BY id")]
 
     async def finish_card_request(self, request_id, card_no=None, error=None):
         """Record how an admin card issue ended."""
         await self.write(lambda tx: tx.execute(
             "UPDATE card_write_requests SET finished_at=?, card_no=?, error=? WHERE id=?",
             (tx.now, card_no, error, request_id)))
+
+    async def settle_admin_card(self, card_no, written, request_id=None, error=None):
+        """End a pending admin card: written (the desk said so) or failed; return the state it got.
+
+        With the CLI's request_id, in the same transaction: the request is finished, and a card of a
+        request the CLI cancelled is abandoned even if the desk wrote it, since the operator was told it
+        was cancelled; an abandoned card authorises nothing.
+        """
+        def run(tx):
+            cancelled = request_id is not None and tx.execute(
+                "SELECT cancelled_at FROM card_write_requests WHERE id=?", (request_id,)).fetchone()[0] is not None
+            state = "abandoned" if cancelled else "written" if written else "failed"
+            tx.execute("UPDATE admin_cards SET state=? WHERE card_no=? AND state='pending'", (state, card_no))
+            if request_id is not None:
+                if state == "abandoned":
+                    why = "cancelled: admin card %d is abandoned and authorises no terminal" % card_no
+                else:
+                    why = None if written else error
+                tx.execute("UPDATE card_write_requests SET finished_at=?, card_no=?, error=? WHERE id=?",
+                           (tx.now, card_no, why, request_id))
+            return state
+        return await self.write(run)
 
     async def card_request(self, request_id):
         """Return (finished_at, card_no, error) of an admin card issue."""
@@ -632,10 +754,19 @@ class Storage:
         return row[0]
 
     # -- blacklist
-    async def blacklist_change(self, card_no, reason, add=True):
-        """Add (or remove) a card under a new blacklist version; return the version or None if unchanged."""
-        return await self.write(lambda tx: tx.blacklist_add(card_no, reason) if add
-                                else tx.blacklist_remove(card_no, reason))
+    async def blacklist_change(self, card_no, reason, add=True, issued_only=False):
+        """Add (or remove) a card under a new blacklist version; return the version or None if unchanged.
+
+        issued_only: refuse (NotIssued) to add a card this park never issued (no row in cards).
+        """
+        def run(tx):
+            if not add:
+                return tx.blacklist_remove(card_no, reason)
+            if issued_only and not tx.blacklisted(card_no) and tx.execute(
+                    "SELECT 1 FROM cards WHERE card_no=?", (card_no,)).fetchone() is None:
+                raise NotIssued("card %d was never issued here" % card_no)
+            return tx.blacklist_add(card_no, reason)
+        return await self.write(run)
 
     async def blacklist_version(self):
         """Return the current blacklist version (0 = empty history)."""
@@ -653,14 +784,14 @@ class Storage:
 
     # -- admin system cards
     async def add_admin_card(self, uid, desk, issued_by, first, last):
-        """Record a new admin card under the next number in [first, last]; return it (ValueError when full)."""
+        """Record a new pending admin card under the next number in [first, last]; return it (ValueError when full)."""
         def run(tx):
             row = tx.execute("SELECT MAX(card_no) FROM admin_cards").fetchone()
             card_no = max(first, (row[0] or 0) + 1)
             if card_no > last:
                 raise ValueError("admin card numbers %d..%d are all used" % (first, last))
-            tx.execute("INSERT INTO admin_cards(card_no, uid, desk, issued_by, issued_at) VALUES (?,?,?,?,?)",
-                       (card_no, bytes(uid), int(desk), issued_by, tx.now))
+            tx.execute("INSERT INTO admin_cards(card_no, uid, desk, issued_by, issued_at, state) "
+                       "VALUES (?,?,?,?,?,'pending')", (card_no, bytes(uid), int(desk), issued_by, tx.now))
             return card_no
         return await self.write(run)
 
@@ -702,13 +833,23 @@ class Storage:
         return await self.fetchall("SELECT time_s, terminal_id, kind FROM attempts WHERE card_no=? "
                                    "ORDER BY time_s DESC, id DESC LIMIT ?", (card_no, limit))
 
+    async def add_alarm_once(self, kind, detail, card_no=None, terminal_id=None):
+        """Raise an alarm unless the same one (kind, card, terminal, detail) is already listed; return True if new."""
+        def run(tx):
+            if tx.execute("SELECT 1 FROM alarms WHERE kind=? AND card_no IS ? AND terminal_id IS ? AND detail=?",
+                          (kind, card_no, terminal_id, detail)).fetchone() is not None:
+                return False
+            tx.add_alarm(kind, card_no, terminal_id, None, detail)
+            return True
+        return await self.write(run)
+
     async def alarms(self):
         """Return [(id, kind, card_no, terminal_id, seq, detail, at)]."""
         return await self.fetchall("SELECT id, kind, card_no, terminal_id, seq, detail, at FROM alarms ORDER BY id")
 
     async def quarantined(self):
-        """Return [(id, topic, terminal_id, reason, detail, at, size)]."""
-        return await self.fetchall("SELECT id, topic, terminal_id, reason, detail, at, length(raw) FROM quarantine "
+        """Return [(id, topic, terminal_id, reason, detail, at, size)]; size is the whole payload's."""
+        return await self.fetchall("SELECT id, topic, terminal_id, reason, detail, at, size FROM quarantine "
                                    "ORDER BY id")
 
     async def count(self, table, where="1", params=()):
@@ -777,6 +918,6 @@ class Storage:
         return await self.settlement(merchant_id, start_s, end_s)
 
 
-ADMIN_CARD_COLUMNS = ("card_no", "uid", "desk", "issued_by", "issued_at", "revoked_at", "reason")
+ADMIN_CARD_COLUMNS = ("card_no", "uid", "desk", "issued_by", "issued_at", "revoked_at", "reason", "state")
 SETTLEMENT_COLUMNS = ("merchant_id", "period_start", "period_end", "sales_cents", "refunds_cents",
                       "commission_cents", "payout_cents", "records", "closed_at")
