@@ -111,13 +111,19 @@ def _sim_world():
 
 @contextlib.contextmanager
 def _quiet_hub():
-    """The hub's logs stay out of the run's output, and its registry poll (a wall-clock timer) stays asleep."""
+    """The hub's logs stay out of the run's output, and its wall-clock timers do not hold the run."""
     logger = logging.getLogger("parkcard")
-    level, poll = logger.level, service.REGISTRY_POLL_S
+    level = logger.level
+    # Wall-clock waits of the hub: its registry poll sleeps through the run, and a full disk is retried
+    # at once (the simulation's full disk lasts a number of writes, not a time).
+    timers = {"REGISTRY_POLL_S": 10 ** 9, "STORAGE_RETRY_S_MIN": 0, "STORAGE_RETRY_S_MAX": 0}
+    saved = {name: getattr(service, name) for name in timers if hasattr(service, name)}
     logger.setLevel(logging.CRITICAL)
-    service.REGISTRY_POLL_S = 10 ** 9
+    for name in saved:
+        setattr(service, name, timers[name])
     try:
         yield
     finally:
         logger.setLevel(level)
-        service.REGISTRY_POLL_S = poll
+        for name, value in saved.items():
+            setattr(service, name, value)

@@ -109,16 +109,22 @@ async def _build(root, n_terminals, n_cards):
 
 
 async def _authorise(park, hub):
-    """The desk's card writer writes the admin card the hub sealed; a technician taps it on every booth."""
-    issued = await hub.issue_admin_card(ADMIN_CARD_UID, DESK_ID)
+    """The hub has the desk terminal's card writer write an admin card; a technician taps it on every booth."""
     desk = park.terminals[DESK_ID]
     admin = MifareClassic1K(ADMIN_CARD_UID)
-    desk.terminal.card_writer.start(1, ADMIN_CARD_UID, sorted({**issued.blocks, **issued.trailers}.items()))
+    issuing = asyncio.create_task(hub.issue_admin_card_at_desk(ADMIN_CARD_UID, DESK_ID))
+    await _until(lambda: issuing.done() or any(p.dst == DESK_ID for p in park.network.in_flight),
+                 "the hub sent no card write to the desk")
+    await _quiet(park)                              # T_CARD_WRITE reaches the desk
     desk.board.field.add(admin)
     status = desk.terminal.card_writer.poll()
     desk.board.field.remove(admin)
     if status != 0:
         raise RuntimeError("the desk could not write the admin card: status %r" % status)
+    await asyncio.sleep(0)                          # T_CARD_RESULT goes out from a task of the firmware's
+    await _quiet(park)
+    await _until(issuing.done, "the hub did not take the desk's card result")
+    issuing.result()
     await _quiet(park)
     for sim_terminal in park.terminals.values():
         if sim_terminal.terminal_id == DESK_ID:
@@ -147,6 +153,15 @@ async def _quiet(park):
         if not moved:
             return
     raise RuntimeError("the template park did not come to rest")
+
+
+async def _until(predicate, what, turns_max=20000):
+    """Let the hub's own tasks run (database round trips) until predicate() holds; bounded, never timed."""
+    for _ in range(turns_max):
+        if predicate():
+            return
+        await asyncio.sleep(0.0005)
+    raise RuntimeError(what)
 
 
 def _write_plan(root, plan):
