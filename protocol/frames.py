@@ -44,7 +44,7 @@ T_CARD_WRITE = 0x25
 UPLINK_TYPES = (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH, T_CARD_RESULT)
 DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND, T_CARD_WRITE)
 
-# Commands (SPEC.md §5.9)
+# Commands (SPEC.md §5.3, type 0x24)
 CMD_AUTH_CONFIRM = 1
 CMD_AUTH_REJECT = 2
 CMD_DEAUTHORISE = 3
@@ -125,6 +125,11 @@ def upload_body(entries):
         parts.append(rec)
     return b"".join(parts)
 
+
+
+# A terminal publishes its status at least this often while connected (SPEC.md §5.3); the hub
+# counts a terminal silent for longer than its interval allows as offline (parkcard.fleet).
+STATUS_INTERVAL_S = 30
 
 
 class Status:

@@ -27,7 +27,7 @@ KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, K
 FLAG_OFFLINE = 0x01   # taken while the terminal had no hub link
 FLAG_RESOLVED = 0x02  # card outcome was uncertain and was settled on a later tap
 
-# Upload status of a record (SPEC.md §5.3); not part of the MACed record.
+# Upload status of a record (SPEC.md §4.3); not part of the MACed record.
 STATUS_COMMITTED = 1
 STATUS_VOIDED = 2
 STATUS_UNCERTAIN = 3

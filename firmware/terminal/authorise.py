@@ -1,4 +1,4 @@
-"""Authorisation by the admin system card (protocol/SPEC.md §6.5).
+"""Authorisation by the admin system card (protocol/SPEC.md §6.6).
 
     LOCKED --admin card tapped, seal verified, T_AUTH sent--> PENDING
     PENDING --CMD_AUTH_CONFIRM--> SERVING (keys to the key store and the wallet)

@@ -21,6 +21,7 @@ WATCHDOG_TIMEOUT_MS = 30000
 WATCHDOG_FEED_MS = 1000
 KEEPALIVE_S = 30
 RETRY_DELAY_MS_MAX = 30000
+STOP_REPORT_TIMEOUT_MS = 2000
 
 
 class SettingsError(Exception):
@@ -92,7 +93,7 @@ class Terminal:
         self.authoriser.on_command(command, argument)
 
     def _auth_state(self, state):
-        self.sync.authorised = state == SERVING
+        self.sync.set_authorised(state == SERVING)
 
     async def _watchdog(self):
         # Fed only while the event loop turns and every task still runs: a
@@ -120,7 +121,14 @@ class Terminal:
         await self.app.run()
 
     async def stop(self):
-        """Cancel the background tasks and close the link (host use)."""
+        """Report offline, cancel the background tasks and close the link (host use)."""
+        if self.client.connected:
+            # A clean DISCONNECT makes the broker drop the last will: say it ourselves.
+            try:
+                await self.client.publish(self.sync.status_topic, self.sync.status_frame(0), 1, True,
+                                          STOP_REPORT_TIMEOUT_MS)
+            except Exception:  # noqa: BLE001 - the hub then counts the silence (parkcard.fleet)
+                pass
         for task in self.tasks.values():
             task.cancel()
         for task in self.tasks.values():

@@ -17,7 +17,8 @@ UPLOAD_BATCH_MAX = 8             # records per upload frame (SPEC.md §5.3 allow
                                  # upload's copies small beside the sync stack in a 100 KB heap
 ACK_TIMEOUT_MS = 5000
 AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
-STATUS_INTERVAL_S = 30
+STATUS_INTERVAL_S = frames.STATUS_INTERVAL_S
+STATUS_CHECK_MS = 500            # how soon a changed status goes out
 FIRMWARE_VERSION = b"0.1.0"
 # A record whose card never came back is handed to the hub after this long, so
 # it cannot hold up the upload queue behind it (the hub's ack is cumulative).
@@ -52,13 +53,17 @@ class Sync:
         self.board = board
         self.on_command = on_command
         self.on_card_write = None      # desk terminals: (request_id, uid, blocks)
-        self.authorised = False
+        self.authorised = False        # set through set_authorised (the status reports it)
         self.started_s = board.clock()
         self.rejected = {}           # reason -> count of downlink frames refused
         self.upload_errors = 0         # upload rounds that failed and were tried again
         self.last_upload_error = None
         self._acked = asyncio.Event()
         self._work = asyncio.Event()
+        # What the status reports changed: publish it at the status loop's next check. A flag, not
+        # an Event: waiting on an Event with a timeout costs a task of its own, and the heap has no
+        # room for it at a reboot with a backlog (tests/test_sync_micropython.py).
+        self._status_due = False
         self._snapshot_to = None       # (to_version, next chunk) while a snapshot arrives
         self.up_topic = topics.topic(terminal_id, topics.UP)
         self.status_topic = topics.topic(terminal_id, topics.STATUS)
@@ -89,9 +94,12 @@ class Sync:
                                cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
                                max(0, now - oldest) if oldest else 0, self.board.free_heap(),
                                max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0)
-        # Status frames are ordered by boot, not counter (SPEC.md §5.3): counter 0 keeps
-        # the uplink counter sequence free of frames published out of order.
-        return frames.encode(self.frame_mac, frames.T_STATUS, self.terminal_id, 0, now, status.encode())
+        # Ordered by boot, then within a boot by frame counter (SPEC.md §5.3): an online report takes a
+        # fresh counter, so each one supersedes the last (with a constant one the hub kept the first of a
+        # boot for ever). The last will keeps 0: composed at connect and published later, it would sit
+        # out of order in the counter sequence; an offline status of the boot applies anyway.
+        counter = self.state.next_up_counter() if online else 0
+        return frames.encode(self.frame_mac, frames.T_STATUS, self.terminal_id, counter, now, status.encode())
 
     async def on_connect(self):
         """After every (re)connect: listen, report online, ask for what changed."""
@@ -146,16 +154,32 @@ class Sync:
             if now - Record.decode(raw).time_s >= UNCERTAIN_GIVE_UP_S:
                 self.journal.mark(seq, jr.UNRESOLVED)
 
+    def set_authorised(self, authorised):
+        """Record whether the terminal serves (the status frame's `authorised`); a change is reported."""
+        if authorised != self.authorised:
+            self.authorised = authorised
+            self._status_due = True
+
     async def status_loop(self):
-        """Refresh the retained status now and then, and ask the hub whether anything changed."""
+        """Refresh the retained status within STATUS_CHECK_MS of a change and every STATUS_INTERVAL_S,
+        and on the periodic round ask the hub whether anything changed."""
+        waited_ms = 0
         while True:
-            await _sleep_ms(STATUS_INTERVAL_S * 1000)
+            await _sleep_ms(STATUS_CHECK_MS)
+            waited_ms += STATUS_CHECK_MS
+            periodic = waited_ms >= STATUS_INTERVAL_S * 1000
+            if not (self._status_due or periodic):
+                continue
+            self._status_due = False
+            if periodic:
+                waited_ms = 0
             if self.client.connected:
                 try:
                     await self.client.publish(self.status_topic, self.status_frame(1), 1, True, ACK_TIMEOUT_MS)
-                    # The answer also confirms the blacklist is current (offline rules, SPEC.md §3.6).
-                    await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()), 1,
-                                              False, ACK_TIMEOUT_MS)
+                    if periodic:
+                        # The answer also confirms the blacklist is current (offline rules, SPEC.md §3.6).
+                        await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()),
+                                                  1, False, ACK_TIMEOUT_MS)
                 except Exception:  # noqa: BLE001 - next round
                     pass
 
@@ -202,13 +226,18 @@ class Sync:
         elif frame.type == frames.T_CONFIG:
             cfg = frames.Config.decode(frame.body)
             self.wallet.config = cfg
-            self.state.config_hex = hexlify(frame.body).decode()
+            config_hex = hexlify(frame.body).decode()
+            if config_hex != self.state.config_hex:
+                self._status_due = True
+            self.state.config_hex = config_hex
             self.state.save()
         elif frame.type == frames.T_BLACKLIST:
             self._apply_blacklist(frame)
         elif frame.type == frames.T_COMMAND:
             command, argument = frames.parse_command(frame.body)
             self.state.save()  # a replayed command must stay refused after a reboot
+            if command == frames.CMD_REPORT_STATUS:
+                self._status_due = True
             if self.on_command:
                 self.on_command(command, argument)
         elif frame.type == frames.T_CARD_WRITE:
@@ -219,6 +248,7 @@ class Sync:
 
     def _apply_blacklist(self, frame):
         from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist(frame.body)
+        held = self.blacklist.version
         if mode == frames.BL_DELTA:
             if to_v != self.blacklist.version:
                 self.blacklist.apply_delta(from_v, to_v, adds, removes)
@@ -236,6 +266,8 @@ class Sync:
         self.wallet.blacklist_updated_s = frame.time_s
         self.state.blacklist_updated_s = frame.time_s
         self.state.save()
+        if self.blacklist.version != held:   # not for the empty delta that confirms the list
+            self._status_due = True
         return None
 
     def _sync_body(self):

@@ -30,19 +30,29 @@ class AuditReport:
 
     @property
     def ok(self):
+        """True when no check found a discrepancy (pending and flagged cards are none)."""
         return not (self.unbalanced or self.missing_tx or self.balance_mismatch or self.chain_breaks)
 
     def lines(self):
-        """Human summary."""
-        out = ["ledger transactions: %d, unbalanced: %d" % (self.transactions, len(self.unbalanced))]
-        out += ["  tx %d sums to %+d cents" % row for row in self.unbalanced[:20]]
-        out.append("applied records without a ledger transaction: %d" % self.missing_tx)
-        out.append("cards: %d, balance mismatches: %d, chain breaks: %d, pending (incomplete chain): %d, "
-                   "flagged (clone alarm): %d" % (self.cards, len(self.balance_mismatch), len(self.chain_breaks),
-                                                  len(self.pending), len(self.flagged)))
-        out += ["  card %d: shadow %d cents, ledger %d cents" % row for row in self.balance_mismatch[:20]]
-        out += ["  card %d counter %d: %d %+d != %d" % row for row in self.chain_breaks[:20]]
-        out.append("RESULT: %s" % ("OK" if self.ok else "DISCREPANCIES FOUND"))
+        """The findings in words: what each check counts and why it matters, then the verdict."""
+        out = ["ledger transactions: %d, unbalanced: %d  (each must sum to zero: money only moves between "
+               "accounts, it never appears or vanishes)" % (self.transactions, len(self.unbalanced))]
+        out += ["  transaction %d sums to %+d cents" % row for row in self.unbalanced[:20]]
+        out.append("applied records without a ledger transaction: %d  (every payment, top-up or refund the hub "
+                   "accepted must be booked)" % self.missing_tx)
+        out.append("cards checked: %d" % self.cards)
+        out.append("  balance mismatches: %d  (the hub's balance of the card differs from its ledger account)"
+                   % len(self.balance_mismatch))
+        out += ["    card %d: hub balance %d cents, ledger %d cents" % row for row in self.balance_mismatch[:20]]
+        out.append("  chain breaks: %d  (a payment does not continue from the card's previous balance)"
+                   % len(self.chain_breaks))
+        out += ["    card %d counter %d: %d %+d != %d" % row for row in self.chain_breaks[:20]]
+        out.append("  pending (incomplete chain): %d  (payments still on a terminal; checked once uploaded)"
+                   % len(self.pending))
+        out.append("  flagged (clone alarm): %d  (two cards with one history: blacklisted, left out of the check)"
+                   % len(self.flagged))
+        out.append("RESULT: OK: the ledger balances and every card agrees with it" if self.ok else
+                   "RESULT: DISCREPANCIES FOUND: each non-zero count above needs looking into")
         return out
 
 

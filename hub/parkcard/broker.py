@@ -144,9 +144,12 @@ class Broker:
         return lines
 
     def start(self):
-        """Start mosquitto and wait until its port accepts connections."""
+        """Start mosquitto and wait until it listens; BrokerError says why it did not (its log line)."""
         self.write_config()
-        log = open(self.workdir / "mosquitto.log", "ab")
+        _check_port_free(self.host, self.port)
+        log_path = self.workdir / "mosquitto.log"
+        log = open(log_path, "ab")
+        log_from = log.tell()     # the log is kept across runs: report only this run's lines
         self.process = subprocess.Popen(
             [find_mosquitto(), "-c", str(self.config_path)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -155,12 +158,19 @@ class Broker:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BrokerError(f"mosquitto exited with {self.process.returncode}; see {self.workdir}/mosquitto.log")
+                raise BrokerError("mosquitto exited with %d: %s (log: %s)" % (
+                    self.process.returncode, _last_error(log_path, log_from), log_path))
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
+                    pass
             except OSError:
                 time.sleep(0.02)  # polling a port that is still opening
+                continue
+            if self.process.poll() is None:
+                return self
+        if self.process.poll() is not None:
+            raise BrokerError("mosquitto exited with %d: %s (log: %s)" % (
+                self.process.returncode, _last_error(log_path, log_from), log_path))
         self.stop()
         raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} within {START_TIMEOUT_S}s")
 
@@ -193,6 +203,32 @@ class Broker:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _check_port_free(host, port):
+    """Raise BrokerError when something already listens on host:port.
+
+    Without this a connect to the other listener would pass for ours while our
+    mosquitto is still on its way to exiting with "Address already in use".
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as mosquitto binds: TIME_WAIT is no owner
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise BrokerError("cannot listen on %s:%d: %s (another broker or `parkcard up` runs there? "
+                              "choose another --broker-port)" % (host, port, exc.strerror or exc)) from None
+
+
+def _last_error(log_path, offset):
+    """The last line mosquitto wrote to its log since offset (its reason to exit)."""
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(offset)
+            lines = [line.strip() for line in fh.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no log line"
 
 
 def _config_path(path):

@@ -3,12 +3,14 @@
 User mistakes get one clear line saying what went wrong and what to do, and
 exit status 2; `ledger check` exits 1 when it finds a discrepancy.
 
-The CLI works on the database, not on a running hub: what it changes reaches a
-running hub by its registry poll (parkcard.service.REGISTRY_POLL_S: new
-terminals, merchants' commission rates, queued lock and de-authorise commands,
-admin card issues and their cancellation) and reaches terminals by
-their next sync (blacklist changes; terminals sync every 30 s). Admin card
-revocations and terminal locks are read from the database at every T_AUTH.
+The CLI works on the database, not on a running hub. After each commit it
+tells the running hub what changed (parkcard.notify: one datagram, best
+effort), and the hub acts at once: it pushes new blacklist versions to every
+online terminal, loads new terminals, sends queued lock and de-authorise
+commands and starts queued admin card issues. Its registry poll
+(parkcard.service.REGISTRY_POLL_S) picks up a change whose notice was lost.
+Admin card revocations and terminal locks are read from the database at
+every T_AUTH.
 """
 
 import asyncio
@@ -26,9 +28,11 @@ import click
 from protocol import frames, topics
 from protocol import record as R
 
-from parkcard import audit, broker_auth, secure, settlement
+from parkcard import audit, broker_auth, fleet, notify, secure, settlement
 from parkcard.bounds import (CARD_NO, COMMISSION_BPS, FIXED_PRICE_CENTS, MERCHANT_ID, PARK_ID, PORT, TERMINAL_ID,
                              BoundParam, NameParam)
+from parkcard.hub_lock import HubLockedError
+from parkcard.money import CurrencyError, currency_code, format_cents
 from parkcard.oplog import AuditLogError
 from parkcard.pki import PKIError, check_hostnames
 from parkcard.storage import NotIssued, Storage
@@ -44,10 +48,13 @@ class UserError(click.ClickException):
 
 
 def _run(coro):
+    """Run a coroutine; the errors of opening or using the database become UserError (no traceback)."""
     try:
         return asyncio.run(coro)
     except sqlite3.DatabaseError as exc:
         raise UserError("database error: %s (is --db a ParkCard database?)" % exc) from None
+    except HubLockedError as exc:
+        raise UserError(str(exc)) from None
 
 
 async def _with_storage(path, fn, create=False):
@@ -132,6 +139,11 @@ def _age(ts):
 @click.pass_context
 def main(ctx, db, park_dir):
     """ParkCard hub: terminals, ledger, settlement."""
+    if os.path.isdir(db):
+        # Checked once here: every command would otherwise fail its own way (and init would write
+        # the park's secrets into the folder above it).
+        raise UserError("--db %s is a folder: give the database file, e.g. --db %s"
+                        % (db, os.path.join(db, "parkcard.db")))
     ctx.obj = Settings(db, park_dir)
 
 
@@ -159,17 +171,56 @@ def init(obj, directory, hostnames):
 
 
 @main.command()
+@click.option("--watch", is_flag=True, help="redraw the table every second until Ctrl-C")
 @click.pass_obj
-def terminals(obj):
-    """Fleet table: online state, backlog, versions."""
-    rows = _run(_with_storage(obj.db, lambda s: s.terminals()))
+def terminals(obj, watch):
+    """Fleet table: online state, last seen (any frame), reported versions and health, backlog, lock state."""
+    if not watch:
+        _fleet_table(_run(_with_storage(obj.db, lambda s: s.terminals())))
+        return
+
+    async def redraw(storage):
+        while True:
+            rows = await storage.terminals()
+            click.clear()       # in place on a terminal (nothing when the output is not one)
+            _fleet_table(rows)
+            await asyncio.sleep(WATCH_INTERVAL_S)
+
+    try:
+        _run(_with_storage(obj.db, redraw))
+    except KeyboardInterrupt:
+        pass    # Ctrl-C is how a watch ends
+
+
+WATCH_INTERVAL_S = 1.0
+
+
+def _fleet_table(rows):
+    now = time.time()
     _table(("id", "name", "role", "merchant", "online", "last seen", "firmware", "cfg", "bl", "queue",
-            "oldest unsynced", "heap", "uptime", "acked seq"),
+            "oldest unsynced", "heap", "uptime", "acked seq", "locked", "authorised"),
            [(t["id"], t["name"], frames.ROLE_NAMES.get(t["role"], t["role"]), t["merchant_id"],
-             "yes" if t["online"] else "no", _age(t["last_seen"]), t["firmware"], t["status_config_version"],
-             t["status_blacklist_version"], t["queue_depth"],
-             None if t["oldest_unsynced_age_s"] is None else "%ds" % t["oldest_unsynced_age_s"], t["free_heap"],
-             t["uptime_s"], t["acked_upto"]) for t in rows])
+             "yes" if fleet.online(t, now) else "no", _age(t["last_seen"]), t["firmware"],
+             t["status_config_version"], t["status_blacklist_version"], t["queue_depth"],
+             None if t["oldest_unsynced_age_s"] is None else "%ds" % t["oldest_unsynced_age_s"],
+             t["free_heap"] or None,    # 0: not measured (a terminal on CPython has no gc.mem_free)
+             None if t["uptime_s"] is None else _duration(t["uptime_s"]), t["acked_upto"],
+             "yes" if t["locked"] else "no", _authorised(t)) for t in rows])
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return "%ds" % seconds
+    return "%dmin" % (seconds // 60) if seconds < 7200 else "%dh" % (seconds // 3600)
+
+
+def _authorised(row):
+    """The hub's decision, and the terminal's own report where it differs (e.g. a lock not yet received)."""
+    hub = "yes" if row["authorised"] else "no"
+    reported = row["status_authorised"]
+    if reported is None or bool(reported) == bool(row["authorised"]):
+        return hub
+    return "%s (terminal: %s)" % (hub, "yes" if reported else "no")
 
 
 @main.group()
@@ -180,7 +231,7 @@ def ledger():
 @ledger.command("check")
 @click.pass_obj
 def ledger_check(obj):
-    """Verify the ledger: zero-sum transactions, card balances, counter chains."""
+    """Verify the ledger: zero-sum transactions, card balances, counter chains; exit 1 on a discrepancy."""
     report = _run(_with_storage(obj.db, audit.check))
     for line in report.lines():
         click.echo(line)
@@ -192,40 +243,91 @@ def ledger_check(obj):
 @click.option("--merchant", "merchant_id", type=int, help="merchant id")
 @click.option("--all", "all_merchants", is_flag=True, help="every merchant")
 @click.option("--from", "start", required=True, help="period start (epoch seconds or ISO date, UTC), included")
-@click.option("--to", "end", required=True, help="period end, excluded")
+@click.option("--to", "end", required=True, help="period end, excluded; not in the future")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write the settlements to this CSV file")
+@click.option("--force", is_flag=True, help="overwrite the --csv file if it exists")
 @click.pass_obj
-def settle(obj, merchant_id, all_merchants, start, end, csv_path):
-    """Close a settlement period (final, idempotent) and export it."""
+def settle(obj, merchant_id, all_merchants, start, end, csv_path, force):
+    """Close a settlement period (final; the same period again changes nothing) and export it.
+
+    A record is paid once: a period overlapping one already closed is refused, and records
+    that reach the hub after their period was closed are paid by the merchant's next close
+    (shown as late).
+    """
     if (merchant_id is None) == (not all_merchants):
         raise UserError("say which merchant: --merchant ID or --all")
     start_s, end_s = _when(start, "--from"), _when(end, "--to")
     if end_s <= start_s:
         raise UserError("--to must be after --from")
+    if csv_path and not force and os.path.exists(csv_path):
+        raise UserError("%s already exists: pass --force to overwrite it, or another --csv; nothing was closed"
+                        % csv_path)
 
     async def run(storage):
         known = [m[0] for m in await storage.merchants()]
         ids = known if all_merchants else [merchant_id]
         if merchant_id not in known and not all_merchants:
             raise UserError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id)
-        return [await settlement.close(storage, mid, start_s, end_s) for mid in ids]
+        try:
+            return await settlement.close_all(storage, ids, start_s, end_s)
+        except settlement.SettlementError as exc:
+            raise UserError(str(exc)) from None
 
     results = _run(_with_storage(obj.db, run))
     for row, new in results:
         if new:
             _oplog(obj.db, _actor(), "settlement.close", merchant_id=row["merchant_id"], period_start=start_s,
-                   period_end=end_s, sales_cents=row["sales_cents"], commission_cents=row["commission_cents"],
-                   payout_cents=row["payout_cents"])
-    _table(("merchant", "sales", "refunds", "commission", "payout", "records", "state"),
-           [(r["merchant_id"], r["sales_cents"], r["refunds_cents"], r["commission_cents"], r["payout_cents"],
-             r["records"], "closed now" if new else "already closed") for r, new in results])
+                   period_end=end_s, currency=row["currency"], sales_cents=row["sales_cents"],
+                   commission_cents=row["commission_cents"], payout_cents=row["payout_cents"],
+                   records=row["records"], late_records=row["late_records"])
+    click.echo("period %s to %s" % (settlement.iso_utc(start_s), settlement.iso_utc(end_s)))
+    _table(("merchant", "name", "sales", "refunds", "commission", "payout", "records", "late", "state"),
+           [(r["merchant_id"], r["merchant_name"], format_cents(r["sales_cents"], r["currency"]),
+             format_cents(r["refunds_cents"], r["currency"]), format_cents(r["commission_cents"], r["currency"]),
+             format_cents(r["payout_cents"], r["currency"]), r["records"], r["late_records"],
+             "closed now" if new else "already closed %s" % settlement.iso_utc(r["closed_at"]))
+            for r, new in results])
+    if any(r["late_records"] for r, _ in results):
+        click.echo("late: records of an earlier closed period that reached the hub after it closed, paid here")
     if csv_path:
         try:
-            settlement.write_csv(csv_path, [r for r, _ in results])
+            settlement.write_csv(csv_path, [r for r, _ in results], force=force)
+        except FileExistsError:
+            raise UserError("%s appeared meanwhile: the periods are closed; run `settle` again with another --csv "
+                            "or --force to export them" % csv_path) from None
         except OSError as exc:
             raise UserError("cannot write %s: %s; the periods are closed, run `settle` again with another "
                             "--csv to export them" % (csv_path, exc.strerror or exc)) from None
         click.echo("wrote %s" % csv_path)
+
+
+@main.group()
+def park():
+    """Park settings."""
+
+
+@park.command("set")
+@click.option("--park", "park_id", type=int, default=1, show_default=True)
+@click.option("--currency", required=True, help="ISO 4217 code of the park's money, e.g. CNY, EUR, HKD")
+@click.pass_obj
+def park_set(obj, park_id, currency):
+    """Set the park's currency (before it takes money: amounts are stored without one)."""
+    try:
+        code = currency_code(currency)
+    except CurrencyError as exc:
+        raise UserError(str(exc)) from None
+
+    async def run(storage):
+        try:
+            return await storage.set_park_currency(park_id, code)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    if not _run(_with_storage(obj.db, run, create=True)):
+        click.echo("park %d already uses %s: nothing changed" % (park_id, code))
+        return
+    _oplog(obj.db, _actor(), "park.currency", park_id=park_id, currency=code)
+    click.echo("park %d: amounts are in %s" % (park_id, code))
 
 
 @main.group()
@@ -353,6 +455,7 @@ def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, e
         if export_path:
             os.unlink(export_path)  # the key in it belongs to no terminal
         raise
+    notify.send(obj.db, notify.TERMINALS)
     _oplog(obj.db, _actor(), "terminal.add", terminal_id=terminal_id, merchant_id=merchant_id, role=role,
            name=name)
     click.echo("terminal %d (%s, %s) registered for merchant %d" % (terminal_id, name, role, merchant_id))
@@ -385,6 +488,7 @@ def _terminal_command(obj, terminal_id, action, message, unchanged, **columns):
     if not _run(_with_storage(obj.db, run)):
         click.echo(unchanged % terminal_id)     # nothing happened, so nothing is audited
         return
+    notify.send(obj.db, notify.COMMANDS)
     _oplog(obj.db, _actor(), "terminal." + action, terminal_id=terminal_id)
     click.echo(message % terminal_id)
 
@@ -467,6 +571,7 @@ def admin_card_issue(obj, desk_terminal_id, uid_hex, booth_only, wait_s):
             raise UserError("terminal %d is not a registered desk terminal (see `parkcard terminals`)"
                             % desk_terminal_id)
         request_id = await storage.request_admin_card(desk_terminal_id, uid, not booth_only, _actor())
+        notify.send(obj.db, notify.CARD_REQUESTS)
         click.echo("present the blank card %s to desk terminal %d; waiting up to %d s for the running hub "
                    "(`parkcard up`)" % (uid.hex(), desk_terminal_id, wait_s))
         deadline = time.monotonic() + wait_s
@@ -541,7 +646,7 @@ def blacklist(ctx):
                                             "system)")
 @click.pass_obj
 def blacklist_add(obj, card_no, reason, force):
-    """Blacklist a card; terminals get it at their next sync and lock the card when it is tapped."""
+    """Blacklist a card; the running hub pushes it to every online terminal, which locks the card on tap."""
     async def run(storage):
         try:
             return await storage.blacklist_change(card_no, reason, add=True, issued_only=not force)
@@ -553,8 +658,16 @@ def blacklist_add(obj, card_no, reason, force):
     if version is None:
         click.echo("card %d is already blacklisted: nothing changed" % card_no)
         return
+    told = notify.send(obj.db, notify.BLACKLIST)
     _oplog(obj.db, _actor(), "blacklist.add", card_no=card_no, reason=reason, version=version)
-    click.echo("card %d blacklisted (version %d); terminals get it at their next sync" % (card_no, version))
+    click.echo("card %d blacklisted (version %d); %s" % (card_no, version, _reach(told)))
+
+
+def _reach(told):
+    """What happens next to a blacklist change, by whether a running hub was told."""
+    if told:
+        return "the running hub pushes it to every online terminal now (offline ones get it when they reconnect)"
+    return "no hub is running: terminals get it when `parkcard up` runs and they connect"
 
 
 # Not range-checked: a number stored out of range by an older hub must be removable. Only a listed
@@ -569,8 +682,9 @@ def blacklist_remove(obj, card_no, reason):
     if version is None:
         click.echo("card %d is not on the blacklist: nothing changed" % card_no)
         return
+    told = notify.send(obj.db, notify.BLACKLIST)
     _oplog(obj.db, _actor(), "blacklist.remove", card_no=card_no, reason=reason, version=version)
-    click.echo("card %d taken off the blacklist (version %d)" % (card_no, version))
+    click.echo("card %d taken off the blacklist (version %d); %s" % (card_no, version, _reach(told)))
 
 
 @main.command()
@@ -603,6 +717,7 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
     """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C: TLS, passwords and ACL after `parkcard init`."""
     from parkcard.broker import Broker, BrokerError
     from parkcard.broker_auth import BrokerAuthError
+    from parkcard.hub_lock import HubLock
     from parkcard.service import Hub, configure_logging, serve
 
     db = obj.db
@@ -612,31 +727,38 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
                         "or pass --insecure for a plaintext development broker" % _park_dir(obj))
     configure_logging()
     Path(db).parent.mkdir(parents=True, exist_ok=True)
-    broker = None
-    hub_args = {}
+    # Before the broker: a second `up` on this database must not start one (or take its port).
+    lock = HubLock(db)
     try:
-        if park is not None:
-            hub_args = secure.hub_kwargs(park)
-            terminals = _run(_with_storage(db, lambda s: s.broker_credentials(), create=True))
-            if not no_broker:
-                broker = secure.start_secure_broker(_park_dir(obj), park, terminals,
-                                                    port=broker_port or secure.SECURE_PORT, host=broker_host)
-                hub_args["on_terminals_added"] = secure.broker_refresher(broker, park)
-        elif not no_broker:
-            broker = Broker(Path(db).parent / "broker", port=broker_port).start()
-    except (BrokerError, BrokerAuthError) as exc:
+        lock.acquire()
+    except HubLockedError as exc:
         raise UserError(str(exc)) from None
-    if broker is not None:
-        broker_host, broker_port = broker.host, broker.port
-        click.echo("mosquitto listening on %s:%d (%s)" % (broker_host, broker_port,
-                                                         "TLS, passwords, ACL" if broker.secure else "INSECURE"))
+    broker = None
     try:
+        hub_args = {}
+        try:
+            if park is not None:
+                hub_args = secure.hub_kwargs(park)
+                terminals = _run(_with_storage(db, lambda s: s.broker_credentials(), create=True))
+                if not no_broker:
+                    broker = secure.start_secure_broker(_park_dir(obj), park, terminals,
+                                                        port=broker_port or secure.SECURE_PORT, host=broker_host)
+                    hub_args["on_terminals_added"] = secure.broker_refresher(broker, park)
+            elif not no_broker:
+                broker = Broker(Path(db).parent / "broker", port=broker_port).start()
+        except (BrokerError, BrokerAuthError) as exc:
+            raise UserError(str(exc)) from None
+        if broker is not None:
+            broker_host, broker_port = broker.host, broker.port
+            click.echo("mosquitto listening on %s:%d (%s)" % (broker_host, broker_port,
+                                                             "TLS, passwords, ACL" if broker.secure else "INSECURE"))
         # --no-broker: the default port is the one a park of this kind listens on.
         default_port = secure.SECURE_PORT if park is not None else 1883
-        _run(serve(Hub(db, broker_host, broker_port or default_port, **hub_args)))
+        _run(serve(Hub(db, broker_host, broker_port or default_port, lock=lock, **hub_args)))
     finally:
         if broker is not None:
             broker.stop()
+        lock.release()
 
 
 def _oplog(db, actor, action, **details):

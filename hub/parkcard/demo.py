@@ -10,18 +10,39 @@ import time
 import click
 
 from protocol import frames
+from terminal import wallet as w
 
+from parkcard.money import format_cents
 from parkcard.park_sim import ParkSim
+from parkcard.settlement import iso_utc
 from parkcard.service import configure_logging
 
 PROGRESS_STEPS = 10
 
+# A refused tap in the words of a park manager (terminal.wallet's reasons, SPEC.md §3.6).
+REFUSAL_WORDS = {
+    w.NO_CARD: "card taken away too soon",
+    w.READ_FAILED: "card could not be read",
+    w.BAD_MAC: "card failed its security check",
+    w.NOT_WALLET: "not a payment card",
+    w.RETURNED: "card already returned at the desk",
+    w.BLACKLISTED: "card blocked (reported lost or stolen)",
+    w.EXPIRED: "card expired",
+    w.PERMISSION: "card not valid at this booth",
+    w.OVER_TX_CAP: "over the limit for one payment",
+    w.OVER_DAILY_CAP: "over the card's daily spending limit",
+    w.INSUFFICIENT: "insufficient balance",
+    w.STALE: "terminal offline too long, must sync first",
+    w.JOURNAL_FULL: "terminal memory full",
+    w.NOT_READY: "terminal not authorised yet",
+    w.UNCERTAIN: "previous payment unresolved, tap again",
+    w.BAD_AMOUNT: "invalid amount",
+}
 
-def money(cents):
-    """Integer cents as 1,234.56."""
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return "%s%s.%02d" % (sign, format(cents // 100, ","), cents % 100)
+
+def refusal_words(reason, count):
+    """One kind of refusal and how often it happened, e.g. "insufficient balance: 101 taps"."""
+    return "%s: %d tap%s" % (REFUSAL_WORDS.get(reason, reason), count, "" if count == 1 else "s")
 
 
 async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, echo, tap_interval_ms=2):
@@ -36,11 +57,21 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
             where = ("mosquitto on 127.0.0.1:%d, TLS only with the park CA, a password per terminal and an ACL "
                      "(config in %s)" % (sim.broker.port, sim.broker.workdir))
         echo("park running: hub on %s, broker %s" % (sim.hub.storage.path, where))
+        currency = await sim.hub.storage.park_currency()
+        names = {m[0]: m[2] for m in await sim.hub.storage.merchants()}
+
+        def money(cents):
+            return format_cents(cents, currency)
+
+        def called(t):
+            return "terminal %d (%s, %s)" % (t.terminal_id, names[t.merchant_id], frames.ROLE_NAMES[t.role])
+
         echo("issued %d cards at the desk, %s loaded (gold cards get +10%%)" % (len(sim.visitors),
                                                                              money(sim.loaded_cents)))
-        echo("%d terminals online and authorised by a tap of admin card %d: %s" % (
-            len(sim.terminals), sim.admin_card_no,
-            ", ".join("%d:%s" % (t.terminal_id, frames.ROLE_NAMES[t.role]) for t in sim.terminals)))
+        echo("%d terminals online, each authorised by a technician's tap of admin card %d:" % (
+            len(sim.terminals), sim.admin_card_no))
+        for t in sim.terminals:
+            echo("  " + called(t))
         cut_at, back_at = (taps * 3 // 10, taps * 7 // 10) if offline else (-1, -1)
         victim = sim.terminals[0]
         approved = refused = approved_cents = offline_taps = 0
@@ -48,11 +79,11 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
         for i in range(taps):
             if i == cut_at:
                 victim.relay.cut()
-                echo("terminal %d cut off the network; it keeps taking payments offline" % victim.terminal_id)
+                echo("%s cut off the network; it keeps taking payments offline" % called(victim))
             if i == back_at:
                 backlog = victim.backlog()
                 victim.relay.restore()
-                echo("terminal %d reconnected with %d records to upload" % (victim.terminal_id, backlog))
+                echo("%s reconnected with %d payments to upload" % (called(victim), backlog))
             terminal, _visitor, result = await sim.random_tap()
             await asyncio.sleep(tap_interval_ms / 1000)  # visitors arrive one after another
             if result.ok:
@@ -65,28 +96,36 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
                 reasons[result.reason] = reasons.get(result.reason, 0) + 1
             if taps >= PROGRESS_STEPS and (i + 1) % (taps // PROGRESS_STEPS) == 0:
                 backlog = sum(t.backlog() for t in sim.terminals)
-                echo("  taps %d/%d  approved %d (%s)  refused %d  unsynced on terminals %d" % (
+                echo("  taps %d/%d: approved %d (%s), refused %d, not yet uploaded from terminals %d" % (
                     i + 1, taps, approved, money(approved_cents), refused, backlog))
         await sim.drain()
-        echo("all terminals drained in %.1f s total; %d offline taps settled" % (time.monotonic() - started,
-                                                                                   offline_taps))
+        echo("every payment reached the hub, %.1f s after the start; %d taken offline are in the ledger" % (
+            time.monotonic() - started, offline_taps))
         if reasons:
-            echo("refusals: " + ", ".join("%s %d" % kv for kv in sorted(reasons.items())))
+            echo("refused taps, by reason:")
+            for reason, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+                echo("  " + refusal_words(reason, count))
         echo("")
-        echo("settlement (this run's period):")
-        echo("  %-10s %12s %12s %12s %8s" % ("merchant", "sales", "commission", "payout", "records"))
-        for row in await sim.settle():
-            echo("  %-10d %12s %12s %12s %8d" % (row["merchant_id"], money(row["sales_cents"]),
-                                                money(row["commission_cents"]), money(row["payout_cents"]),
-                                                row["records"]))
+        rows = await sim.settle()
+        echo("settlement of this run, %s to %s, closed:" % (iso_utc(rows[0]["period_start"]),
+                                                                 iso_utc(rows[0]["period_end"])))
+        width = max(len(r["merchant_name"]) for r in rows)
+        echo("  %-*s %16s %16s %16s %16s %8s" % (width, "merchant", "sales", "refunds", "commission", "payout",
+                                                 "payments"))
+        for row in rows:
+            echo("  %-*s %16s %16s %16s %16s %8d" % (width, row["merchant_name"], money(row["sales_cents"]),
+                                                     money(row["refunds_cents"]), money(row["commission_cents"]),
+                                                     money(row["payout_cents"]), row["records"]))
         echo("")
         mismatches = await sim.card_mismatches()
-        echo("cards whose hub shadow balance differs from the card: %d" % len(mismatches))
+        echo("cards whose balance at the hub differs from the card itself: %d" % len(mismatches))
         for card_no, on_card, at_hub in mismatches[:10]:
-            echo("  card %d: card %s, hub %s" % (card_no, on_card, at_hub))
+            echo("  card %d: %s on the card, %s at the hub" % (
+                card_no, money(on_card), "nothing" if at_hub is None else money(at_hub)))
         report = await sim.ledger_report()
+        echo("ledger check (as `parkcard ledger check`):")
         for line in report.lines():
-            echo(line)
+            echo("  " + line)
         return 0 if report.ok and not mismatches else 1
     finally:
         await sim.stop()
@@ -99,13 +138,19 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
 @click.option("--offline/--no-offline", default=True, show_default=True,
               help="cut one terminal off for part of the run, then reconnect it")
 @click.option("--broker", "broker_url", help="use this broker (mqtt://host:port) instead of starting one")
-@click.option("--dir", "workdir", type=click.Path(file_okay=False), help="keep the park's files here")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False),
+              help="keep the park's files here (a new or empty folder)")
 @click.option("--seed", default=1, show_default=True, help="seed for the simulated visitors")
 @click.option("--tap-interval-ms", default=2, show_default=True, type=click.IntRange(0, 60000),
               help="pause between taps")
 @click.option("-v", "--verbose", is_flag=True, help="show the hub's logs")
 def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap_interval_ms, verbose):
     """Run a park on this machine: broker, hub, terminals and visitors; exit 1 if the ledger does not balance."""
+    if workdir is not None and os.path.isdir(workdir) and os.listdir(workdir):
+        # Checked before anything is written: the demo builds a fresh park, and one found here
+        # already has these terminals and cards (its audit log would get this run's entries).
+        raise click.BadParameter("%s already holds files (a park of an earlier run?): give a new or empty "
+                                 "folder" % workdir, param_hint="--dir")
     configure_logging(logging.INFO if verbose else logging.WARNING)
     keep = workdir is not None
     workdir = workdir or tempfile.mkdtemp(prefix="parkcard-demo-")

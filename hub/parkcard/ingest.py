@@ -15,6 +15,11 @@ Lifecycle of a record at the hub (records.status):
   stored so the terminal's journal does not jam behind it.
 - conflicting: same (terminal, seq) with other bytes; kept in `conflicts` with
   an alarm, never applied, the stored record stays.
+- damaged: a record inside an authenticated upload that fails its own MAC,
+  version or layout. Its bytes are kept in quarantine holding the seq read
+  from them (offset 8, every record version), with a `damaged_record` alarm,
+  so the ack moves past it; no ledger effect. Bytes too short for a seq, or
+  naming another terminal, hold nothing and the ack stays below them.
 
 Taps of blacklisted cards (SPEC.md §4.2): a lock record (the card was locked,
 counter + 1) claims its counter like any card write; an attempt record (an
@@ -29,9 +34,19 @@ plus this record's change must equal this balance_after (alarm otherwise).
 
 Ack (SPEC.md §5.4): upto_seq = acked_upto, the highest seq with every seq <=
 it stored; seqs above it are kept in `above` and their holes in terminal_gaps.
+Every frame on an up topic that authenticates as its topic's terminal gets an
+ack, a refused one too (replay, unexpected type, bad body), so its sender is
+not left waiting (a frame that does not authenticate gets no answer);
+`applied` counts records stored as sent or already held, `rejected` the
+quarantined, damaged and conflicting ones.
+
+Uploads from a locked terminal are applied (its records are MACed facts,
+possibly offline sales from before the lock) and raise a `locked_terminal`
+alarm (SPEC.md §5.4).
 """
 
 import logging
+import struct
 from collections import Counter
 
 from protocol import frames, hub_frames
@@ -44,6 +59,8 @@ from parkcard.registry import Rejected
 
 log = logging.getLogger("parkcard.ingest")
 
+_RECORD_TERMINAL_AT = 4   # terminal_id (2 bytes) and seq (4 bytes) sit here in every record version (SPEC.md §4.1)
+_RECORD_SEQ_AT = 8
 GAPS_STORED_MAX = 1000   # ranges of missing seqs kept per terminal (the count beyond is in the last one)
 _STATUS_NAMES = {R.STATUS_COMMITTED: "applied", R.STATUS_VOIDED: "voided", R.STATUS_UNCERTAIN: "uncertain"}
 
@@ -140,8 +157,8 @@ class Ingest:
             view = res.views[state.id] = _View(state)
         return view
 
-    def _quarantine(self, tx, res, raw, topic, terminal_id, reason, detail):
-        tx.add_quarantine(raw, topic, terminal_id, reason, detail)
+    def _quarantine(self, tx, res, raw, topic, terminal_id, reason, detail, seq=None):
+        tx.add_quarantine(raw, topic, terminal_id, reason, detail, seq)
         res.quarantined.append((reason, terminal_id, detail))
         res.counts["quarantined"] += 1
 
@@ -157,6 +174,7 @@ class Ingest:
             if frame.counter <= view.counter_up:
                 self._quarantine(tx, res, payload, topic, state.id, "replay",
                                  "counter %d <= %d" % (frame.counter, view.counter_up))
+                res.acks.setdefault(state.id, [0, 0])   # authenticated: answered with the current upto_seq
                 continue
             view.counter_up = frame.counter
             tx.update_terminal(state.id, counter_up=frame.counter, last_seen=tx.now)
@@ -174,6 +192,7 @@ class Ingest:
                     raise Rejected("unexpected_type", "frame type 0x%02x on an up topic" % frame.type)
             except (ProtocolError, Rejected) as exc:
                 self._quarantine(tx, res, payload, topic, state.id, exc.reason, str(exc))
+                res.acks.setdefault(state.id, [0, 0])
         self._finish(tx, res)
         return res
 
@@ -186,12 +205,13 @@ class Ingest:
 
     def _upload(self, tx, res, state, view, entries, topic):
         ack = res.acks.setdefault(state.id, [0, 0])
+        new_seqs = []
         for status, raw in entries:
             raw = bytes(raw)
             try:
                 rec = R.Record.decode(raw, state.record_mac)
             except ProtocolError as exc:
-                self._quarantine(tx, res, raw, topic, state.id, "record_" + exc.reason, exc.detail)
+                self._damaged(tx, res, state, view, raw, topic, "record_" + exc.reason, exc.detail)
                 ack[1] += 1
                 continue
             if rec.terminal_id != state.id or rec.seq == 0:
@@ -203,11 +223,43 @@ class Ingest:
             if view.known(rec.seq):
                 ack[self._resent(tx, res, state, rec, raw, status)] += 1
                 continue
+            new_seqs.append(rec.seq)
             ack[self._new(tx, res, state, view, rec, raw, status, topic)] += 1
+        if new_seqs and tx.terminal_locked(state.id):
+            tx.add_alarm("locked_terminal", None, state.id, new_seqs[0],
+                         "upload from a locked terminal: seqs %d..%d applied" % (new_seqs[0], new_seqs[-1]))
+            res.counts["locked_uploads"] += 1
+
+    def _damaged(self, tx, res, state, view, raw, topic, reason, detail):
+        """Quarantine a record that fails its own checks; when its bytes name a seq of this terminal, hold it."""
+        seq = None
+        if len(raw) >= _RECORD_SEQ_AT + 4:
+            terminal_id, = struct.unpack_from(">H", raw, _RECORD_TERMINAL_AT)
+            seq, = struct.unpack_from(">I", raw, _RECORD_SEQ_AT)
+            if terminal_id != state.id or seq == 0:
+                seq = None
+        if seq is not None and view.known(seq):
+            if tx.held_damaged(state.id, seq) == raw:
+                res.counts["duplicates"] += 1      # sent again: already held
+                return
+            seq = None                             # the seq is taken: kept, holds nothing
+        if seq is None:
+            self._quarantine(tx, res, raw, topic, state.id, reason, detail + "; holds no seq")
+            return
+        view.settle(seq)
+        self._quarantine(tx, res, raw, topic, state.id, reason, detail, seq)
+        tx.add_alarm("damaged_record", None, state.id, seq,
+                     "%s (%s): seq %d kept in quarantine and acknowledged, no value applied" % (reason, detail, seq))
+        res.counts["damaged"] += 1
 
     def _resent(self, tx, res, state, rec, raw, status):
         """A seq already stored: duplicate (0 = success) or conflict (1 = rejected)."""
         existing = tx.record(state.id, rec.seq)
+        if existing is None:        # held by a damaged record: a valid one now is other bytes for the key
+            tx.add_conflict(state.id, rec.seq, raw, tx.held_damaged(state.id, rec.seq) or b"")
+            tx.add_alarm("conflict", rec.card_no, state.id, rec.seq, "seq held by a damaged record: not applied")
+            res.counts["conflicts"] += 1
+            return 1
         if existing[1] == raw:
             res.counts["duplicates"] += 1
             if existing[2] == "uncertain" and status in (R.STATUS_COMMITTED, R.STATUS_VOIDED):

@@ -256,13 +256,13 @@ class ParkSim:
         return await audit.check(self.hub.storage)
 
     async def settle(self):
-        """Close the demo's settlement period for every merchant; return the rows."""
+        """Close the demo's settlement period (up to the next whole second) for every merchant; return the rows."""
         end_s = int(time.time()) + 1
-        rows = []
-        for merchant_id, _name, _bps in MERCHANTS:
-            row, _new = await settlement.close(self.hub.storage, merchant_id, self.started_s - 1, end_s)
-            rows.append(row)
-        return rows
+        # A period is closed once it is over: wait out the second that holds the last taps.
+        while time.time() < end_s:     # asyncio's clock is not the wall clock: check the one that counts
+            await asyncio.sleep(end_s - time.time())
+        closed = await settlement.close_all(self.hub.storage, [m[0] for m in MERCHANTS], self.started_s - 1, end_s)
+        return [row for row, _new in closed]
 
     async def __aenter__(self):
         try:

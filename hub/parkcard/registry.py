@@ -1,9 +1,11 @@
 """Terminals known to the hub, kept in memory, and the frame checks common to every uplink.
 
-Checks in the order of SPEC.md §5.2: topic, length and magic (`malformed`),
-version (`unsupported`), key lookup (`unknown_terminal`), MAC (`bad_mac`),
-topic terminal = frame terminal (`wrong_topic`). The counter check is left
-to the consumer (ingest for up frames, fleet orders status by boot).
+Checks in the order of SPEC.md §5.2: topic (`foreign_topic`), size, length
+and magic (`malformed`), version (`unsupported`), key lookup of the topic's
+terminal (`unknown_terminal`), MAC under that key (`bad_mac`), type
+(`unsupported`), topic terminal = frame terminal (`wrong_topic`). The counter
+check is left to the consumer (ingest for up frames, fleet orders status by
+boot).
 """
 
 from protocol import frames, topics
@@ -41,7 +43,9 @@ class TerminalState:
         self.counter_down = row["counter_down_reserved"]   # a restart skips the rest of the reserved block
         self.counter_down_reserved = row["counter_down_reserved"]
         self.status_boot = row["status_boot"]
-        self.status_counter = row["status_counter"]
+        # The column status_counter keeps the uptime_s of the boot's last online report (None: none
+        # yet): it orders status within a boot, since every status frame has counter 0 (SPEC.md §5.3).
+        self.status_uptime_s = row["status_counter"]
 
     def configure(self, row, rate_bps, park_id=1):
         """Take the operator's settings from a terminals row; sequence state is left alone."""
@@ -115,8 +119,8 @@ class Registry:
         terminal_id = topics.terminal_of(topic)
         if terminal_id is None or not topic.endswith("/" + leaf):
             raise Rejected("foreign_topic", topic)
-        if len(payload) > FRAME_SIZE_MAX:
-            raise Rejected("oversized", "%d bytes" % len(payload), terminal_id)
+        if len(payload) > FRAME_SIZE_MAX:   # one reason with the length check (SPEC.md §5.2)
+            raise Rejected("malformed", "frame of %d bytes over %d" % (len(payload), FRAME_SIZE_MAX), terminal_id)
         try:
             frames.peek_terminal(payload)
         except ProtocolError as exc:
@@ -124,7 +128,7 @@ class Registry:
         state = self.terminals.get(terminal_id)
         if state is None:
             raise Rejected("unknown_terminal", "term-%d is not registered" % terminal_id, terminal_id)
-        try:
+        try:   # the topic's key: the broker's ACL says who may publish there (SPEC.md §5.2)
             frame = frames.decode(state.frame_mac, payload)
         except ProtocolError as exc:
             raise Rejected(exc.reason, exc.detail, terminal_id) from None

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 from protocol import admin_card, frames, hub_frames, topics
 
-from parkcard import bounds, broker_auth
+from parkcard import bounds, broker_auth, notify
 from parkcard.desk import Desk
 from parkcard.downlink import Downlink
 from parkcard.fleet import Fleet
+from parkcard.hub_lock import HubLock, HubLockedError
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
 from parkcard.registry import Registry
@@ -39,7 +40,9 @@ RECHECK_S = 0.05
 STORAGE_RETRY_S_MIN = 0.05     # first wait after a write failed for want of disk or I/O
 STORAGE_RETRY_S_MAX = 5.0      # the longest wait between retries during an outage
 QUARANTINE_DETAIL_MAX = 500
-REGISTRY_POLL_S = 1.0          # how soon the running hub sees what the CLI changed (terminals, commands)
+# The CLI tells the running hub what it changed at once (parkcard.notify); this poll is the safety
+# net for a notice that was lost (no datagram is retried).
+REGISTRY_POLL_S = 1.0
 # Admin system card numbers: a range of their own, above any visitor card the desk will issue.
 ADMIN_CARD_NO_FIRST = 900001
 ADMIN_CARD_NO_LAST = 999999
@@ -73,13 +76,18 @@ class Hub:
 
     def __init__(self, db_path, broker_host="127.0.0.1", broker_port=1883, client_id="parkcard-hub",
                  username=None, password=None, park_keys=None, batch_frames_max=BATCH_FRAMES_MAX,
-                 queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None):
+                 queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None, lock=None):
         """park_keys and transport_key (parkcard.secure.hub_kwargs) are needed to issue cards and admin cards.
 
         `await on_terminals_added(hub, ids)` runs when the running hub finds terminals registered by
         another process, e.g. to rewrite the broker's password file (parkcard.secure.broker_refresher).
+        lock: a HubLock of db_path already taken (`parkcard up` takes it before it starts a broker);
+        without one, open() takes it.
         """
         self.storage = Storage(db_path)
+        self.lock = lock or HubLock(db_path)     # one hub per database (parkcard.hub_lock)
+        self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.notify)
+        self._blacklist_pushed = 0               # the newest blacklist version pushed to every terminal
         self.registry = Registry(self.storage)
         self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca)
         self.ingest = Ingest(self.storage, self.registry)
@@ -103,16 +111,32 @@ class Hub:
 
     # -- lifecycle
     async def open(self):
-        """Open the database and load state, without the broker (CLI, desk-only use)."""
-        await self.storage.open()
-        await self.registry.load()
-        await self.ingest.load()
+        """Take the database's hub lock, open it and load state, without the broker (desk-only use).
+
+        Raises HubLockedError while another hub runs on the same database.
+        """
+        self.lock.acquire()
+        try:
+            await self.storage.open()
+            await self.registry.load()
+            await self.ingest.load()
+            # Changes older than this hub reach terminals by their T_SYNC at connect.
+            self._blacklist_pushed = await self.storage.blacklist_version()
+        except BaseException:
+            await self.storage.close()
+            self.lock.release()
+            raise
         self._settled = asyncio.Condition()
         return self
 
     async def start(self):
         """Open the database, connect to the broker and start the tasks."""
         await self.open()
+        try:
+            self.notices.start()
+        except BaseException:
+            await self.stop()
+            raise
         await self.link.start()
         self._task = asyncio.create_task(self._run_tasks(), name="hub")
         log.info("event=hub_started db=%s broker=%s:%d", self.storage.path, self.link.host, self.link.port)
@@ -122,6 +146,7 @@ class Hub:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._consume(), name="consume")
             tg.create_task(self._poll_registry(), name="registry-poll")
+            tg.create_task(self._take_notices(), name="notices")
 
     async def stop(self):
         """Stop the tasks, the broker link and the database."""
@@ -133,7 +158,9 @@ class Hub:
                 pass
             self._task = None
             await self.link.stop()
+        self.notices.close()
         await self.storage.close()
+        self.lock.release()
         log.info("event=hub_stopped")
 
     async def run(self):
@@ -252,7 +279,7 @@ class Hub:
         for terminal_id, (applied, rejected) in result.acks.items():
             await self.downlink.ack(terminal_id, self.registry.get(terminal_id).acked_upto, applied, rejected)
         if result.blacklist_versions:
-            await self.downlink.push_blacklist(min(result.blacklist_versions) - 1)
+            await self.push_blacklist_news()
         for terminal_id, bl_version, cfg_version in result.syncs:
             await self.downlink.answer_sync(terminal_id, bl_version, cfg_version)
         for terminal_id, admin_card_no, uid in result.auths:
@@ -432,13 +459,42 @@ class Hub:
         return sent
 
     async def _poll_registry(self):
-        """Pick up what another process (the CLI) changed: new terminals, queued commands."""
+        """Pick up what another process (the CLI) changed and whose notice was lost."""
         while True:
             await asyncio.sleep(REGISTRY_POLL_S)
             try:
                 await self.poll_registry()
+                await self.push_blacklist_news()
             except Exception:   # a bad poll must not stop ingest; the next one tries again
                 log.exception("event=registry_poll_failed")
+
+    async def _take_notices(self):
+        """Act on what the CLI says it committed, as soon as it says so."""
+        while True:
+            news = await self.notices.wait()
+            try:
+                await self.take_notice(news)
+            except Exception:   # a failed notice must not stop ingest; the poll picks the change up
+                log.exception("event=notice_failed notices=%s", ",".join(sorted(news)))
+
+    async def take_notice(self, news):
+        """Handle a set of parkcard.notify names: push new blacklist versions, load terminals, send commands."""
+        log.debug("event=notice notices=%s", ",".join(sorted(news)))
+        if notify.BLACKLIST in news:
+            await self.push_blacklist_news()
+        if news - {notify.BLACKLIST}:
+            await self.poll_registry()
+
+    async def push_blacklist_news(self):
+        """Push the blacklist versions not yet pushed (whoever made them) to every terminal; return how many."""
+        current = await self.storage.blacklist_version()
+        start = self._blacklist_pushed
+        if current <= start:
+            return 0
+        self._blacklist_pushed = current   # before the await: a concurrent call must not push it again
+        await self.downlink.push_blacklist(start)
+        log.info("event=blacklist_pushed from=%d to=%d", start, current)
+        return current - start
 
     async def run_card_requests(self):
         """Start the admin card issues the CLI queued, each at its desk terminal; return how many started."""
@@ -594,7 +650,7 @@ class Hub:
         if version is not None:
             log.info("event=blacklisted card_no=%d version=%d reason=%r", card_no, version, reason)
             await self.audit(actor, "blacklist.add", card_no=card_no, reason=reason, version=version)
-            await self.downlink.push_blacklist(version - 1)
+            await self.push_blacklist_news()
         return version
 
     async def blacklist_remove(self, card_no, reason, actor="hub"):
@@ -602,7 +658,7 @@ class Hub:
         version = await self.storage.blacklist_change(card_no, reason, add=False)
         if version is not None:
             await self.audit(actor, "blacklist.remove", card_no=card_no, reason=reason, version=version)
-            await self.downlink.push_blacklist(version - 1)
+            await self.push_blacklist_news()
         return version
 
     def stats(self):
@@ -662,7 +718,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     configure_logging(getattr(logging, args.log_level))
     os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
-    asyncio.run(serve(Hub(args.db, args.broker_host, args.broker_port, args.client_id)))
+    try:
+        asyncio.run(serve(Hub(args.db, args.broker_host, args.broker_port, args.client_id)))
+    except HubLockedError as exc:
+        parser.exit(2, "error: %s\n" % exc)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections import Counter
 
 import aiosqlite
 
+from parkcard.money import DEFAULT_CURRENCY
 from parkcard.oplog import OpLog, log_path_for
 
 # Quarantine keeps evidence, not payloads: a prefix (a whole record or frame header and more) and the
@@ -140,6 +141,51 @@ MIGRATIONS = (
         CHECK (state IN ('pending', 'written', 'failed', 'abandoned'));
     ALTER TABLE card_write_requests ADD COLUMN cancelled_at REAL;
     """,
+    # 7: whether the terminal itself reports serving (status.authorised), beside the hub's decision.
+    """
+    ALTER TABLE terminals ADD COLUMN status_authorised INTEGER;
+    """,
+    # 8: a damaged record (its MAC or version fails inside an authenticated upload) holds its
+    # terminal's seq in quarantine, so the cumulative ack moves past it (SPEC.md §5.4).
+    """
+    ALTER TABLE quarantine ADD COLUMN seq INTEGER;
+    CREATE UNIQUE INDEX quarantine_held_seq ON quarantine(terminal_id, seq) WHERE seq IS NOT NULL;
+    """,
+    # 9: settlement pays each record once. settlement_records has the record as its primary key, so
+    # no record can be in two settlements; both it and settlements are append-only, and a closed
+    # period may not overlap another of the same merchant. Closes made before this migration did not
+    # say which records they took: each old settlement claims the records of its period that were
+    # applied by the time it closed, the oldest settlement first. The park has a currency (ISO 4217),
+    # and a settlement keeps the one it was closed in. Entries are found by their transaction: a close
+    # sums the commission and payout entries of each record it takes (was a scan of the account's
+    # entries per record).
+    """
+    CREATE INDEX ledger_entries_tx ON ledger_entries(tx_id);
+    ALTER TABLE parks ADD COLUMN currency TEXT NOT NULL DEFAULT 'CNY';
+    ALTER TABLE settlements ADD COLUMN currency TEXT NOT NULL DEFAULT 'CNY';
+    ALTER TABLE settlements ADD COLUMN late_records INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE settlement_records(
+        record_id INTEGER PRIMARY KEY REFERENCES records(id),
+        settlement_id INTEGER NOT NULL REFERENCES settlements(id));
+    CREATE INDEX settlement_records_settlement ON settlement_records(settlement_id);
+    INSERT OR IGNORE INTO settlement_records(record_id, settlement_id)
+        SELECT r.id, s.id FROM settlements s JOIN terminals m ON m.merchant_id = s.merchant_id
+        JOIN records r ON r.terminal_id = m.id JOIN ledger_tx t ON t.record_id = r.id
+        WHERE r.status='applied' AND r.kind IN (1, 3) AND r.time_s >= s.period_start AND r.time_s < s.period_end
+        AND r.applied_at <= s.closed_at ORDER BY s.id, r.id;
+    CREATE TRIGGER settlement_records_final_u BEFORE UPDATE ON settlement_records
+        BEGIN SELECT RAISE(ABORT, 'a settled record stays in its settlement'); END;
+    CREATE TRIGGER settlement_records_final_d BEFORE DELETE ON settlement_records
+        BEGIN SELECT RAISE(ABORT, 'a settled record stays in its settlement'); END;
+    CREATE TRIGGER settlements_final_u BEFORE UPDATE ON settlements
+        BEGIN SELECT RAISE(ABORT, 'a closed settlement is final'); END;
+    CREATE TRIGGER settlements_final_d BEFORE DELETE ON settlements
+        BEGIN SELECT RAISE(ABORT, 'a closed settlement is final'); END;
+    CREATE TRIGGER settlements_no_overlap BEFORE INSERT ON settlements
+        WHEN EXISTS (SELECT 1 FROM settlements s WHERE s.merchant_id = NEW.merchant_id
+                     AND s.period_start < NEW.period_end AND NEW.period_start < s.period_end)
+        BEGIN SELECT RAISE(ABORT, 'the period overlaps a closed settlement of this merchant'); END;
+    """,
 )
 
 ADMIN_CARD_STATES = ("pending", "written", "failed", "abandoned")
@@ -202,6 +248,7 @@ class WriteTx:
         self.counters = {}          # (card_no, counter) -> row, this batch
         self.cards = {}             # card_no -> [uid, shadow, last_counter] to upsert
         self.quarantine = []
+        self._held = {}             # (terminal_id, seq) -> raw of a damaged record held in quarantine, this batch
         self.conflicts = []
         self.alarms = []
         self.attempts = []
@@ -272,6 +319,20 @@ class WriteTx:
                 rows.append(row)
         return [r for r in rows if r[0] not in self.record_status]
 
+    def held_damaged(self, terminal_id, seq):
+        """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
+        raw = self._held.get((terminal_id, seq))
+        if raw is None:
+            row = self.conn.execute("SELECT raw FROM quarantine WHERE terminal_id=? AND seq=?",
+                                    (terminal_id, seq)).fetchone()
+            raw = bytes(row[0]) if row else None
+        return raw
+
+    def terminal_locked(self, terminal_id):
+        """True when an operator locked the terminal (read now: the CLI may have changed it)."""
+        row = self.conn.execute("SELECT locked FROM terminals WHERE id=?", (terminal_id,)).fetchone()
+        return bool(row and row[0])
+
     def blacklisted(self, card_no):
         """True when the card is on the blacklist now."""
         return self.conn.execute("SELECT 1 FROM blacklist WHERE card_no=? AND removed_version IS NULL",
@@ -306,13 +367,16 @@ class WriteTx:
         """Set the card's shadow balance and newest counter."""
         self.cards[card_no] = [uid, shadow_balance_cents, last_counter]
 
-    def add_quarantine(self, raw, topic, terminal_id, reason, detail):
-        """Keep a frame or record that failed verification: its first QUARANTINE_KEPT_MAX bytes, size, digest."""
+    def add_quarantine(self, raw, topic, terminal_id, reason, detail, seq=None):
+        """Keep a frame or record that failed verification: its first QUARANTINE_KEPT_MAX bytes, size and
+        digest; with seq, a damaged record holding that seq."""
         raw = bytes(raw)
         if len(raw) > QUARANTINE_KEPT_MAX:
             self.stats["quarantine_cut"] += 1
         self.quarantine.append((raw[:QUARANTINE_KEPT_MAX], len(raw), hashlib.sha256(raw).digest(), topic[:TOPIC_KEPT_MAX],
-                                terminal_id, reason, detail, self.now))
+                                terminal_id, reason, detail, self.now, seq))
+        if seq is not None:
+            self._held[(terminal_id, seq)] = raw
 
     def add_conflict(self, terminal_id, seq, raw, existing_raw):
         """Keep a record whose key is taken by other bytes."""
@@ -390,8 +454,8 @@ class WriteTx:
                           "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
                           [(k, *v) for k, v in self.cards.items() if v[2] is not None])
         if self.quarantine:
-            c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at) "
-                          "VALUES (?,?,?,?,?,?,?,?)", self.quarantine)
+            c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at, seq) "
+                          "VALUES (?,?,?,?,?,?,?,?,?)", self.quarantine)
         if self.conflicts:
             c.executemany("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES (?,?,?,?,?)",
                           self.conflicts)
@@ -431,7 +495,7 @@ TERMINAL_COLUMNS = ("id", "merchant_id", "role", "key", "name", "config_version"
                     "counter_up", "counter_down_reserved", "acked_upto", "authorised", "locked", "last_seen",
                     "online", "status_boot", "status_counter", "firmware", "status_role", "status_config_version",
                     "status_blacklist_version", "queue_depth", "oldest_unsynced_age_s", "free_heap", "uptime_s",
-                    "last_seq", "status_at", "broker_password")
+                    "last_seq", "status_at", "broker_password", "status_authorised")
 
 
 class Storage:
@@ -701,12 +765,17 @@ class Storage:
                                                (tx.now, command_id)))
 
     async def seqs_above_ack(self, terminal_id=None):
-        """Return {terminal_id: [seq]} of the records stored above each terminal's ack (out-of-order arrivals)."""
+        """Return {terminal_id: [seq]} of the records stored above each terminal's ack (out-of-order arrivals).
+
+        Damaged records held in quarantine count: their seq is stored too (SPEC.md §5.4).
+        """
         where, params = ("AND t.id=? ", (terminal_id,)) if terminal_id is not None else ("", ())
         out = {}
         for tid, seq in await self.fetchall(
                 "SELECT r.terminal_id, r.seq FROM records r JOIN terminals t ON t.id = r.terminal_id "
-                "WHERE r.seq > t.acked_upto %s" % where, params):
+                "WHERE r.seq > t.acked_upto %s "
+                "UNION ALL SELECT q.terminal_id, q.seq FROM quarantine q JOIN terminals t ON t.id = q.terminal_id "
+                "WHERE q.seq IS NOT NULL AND q.seq > t.acked_upto %s" % (where, where), params + params):
             out.setdefault(tid, []).append(seq)
         return out
 
@@ -885,39 +954,138 @@ class Storage:
         """Return the cards with a clone alarm."""
         return {r[0] for r in await self.fetchall("SELECT DISTINCT card_no FROM alarms WHERE kind='clone'")}
 
+    # -- park
+    async def park_currency(self, park_id=1):
+        """Return the park's ISO 4217 currency code (the default until the park is set up)."""
+        row = await self.fetchone("SELECT currency FROM parks WHERE id=?", (park_id,))
+        return row[0] if row else DEFAULT_CURRENCY
+
+    async def set_park_currency(self, park_id, currency):
+        """Set the park's currency (creating the park); ValueError once the park has taken money in another."""
+        def run(tx):
+            tx.execute("INSERT OR IGNORE INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            current = tx.execute("SELECT currency FROM parks WHERE id=?", (park_id,)).fetchone()[0]
+            if current == currency:
+                return False
+            # Stored amounts carry no currency: changing it would relabel money already taken.
+            taken = tx.execute("SELECT COUNT(*) FROM records r JOIN terminals t ON t.id = r.terminal_id "
+                               "JOIN merchants m ON m.id = t.merchant_id WHERE m.park_id=?", (park_id,)).fetchone()[0]
+            if taken:
+                raise ValueError("park %d already holds %d records in %s: its currency cannot change"
+                                 % (park_id, taken, current))
+            tx.execute("UPDATE parks SET currency=? WHERE id=?", (currency, park_id))
+            return True
+        return await self.write(run)
+
     # -- settlement
-    async def merchant_period(self, merchant_id, start_s, end_s):
-        """Return (sales, refunds, commission, payout, records) of applied records in [start, end)."""
-        row = await self.fetchone(
-            "SELECT COALESCE(SUM(CASE WHEN r.kind=1 THEN r.amount_cents END), 0), "
-            "COALESCE(SUM(CASE WHEN r.kind=3 THEN r.amount_cents END), 0), "
-            "COALESCE(SUM((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
-            "              AND e.account='park:commission')), 0), "
-            "COALESCE(SUM((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
-            "              AND e.account='merchant:' || ?)), 0), COUNT(*) "
-            "FROM records r JOIN terminals m ON m.id = r.terminal_id JOIN ledger_tx t ON t.record_id = r.id "
-            "WHERE m.merchant_id=? AND r.status='applied' AND r.kind IN (1, 3) AND r.time_s>=? AND r.time_s<?",
-            (merchant_id, merchant_id, start_s, end_s))
-        return tuple(row)
+    async def unsettled(self, merchant_id, start_s, end_s):
+        """Return the totals dict of what closing [start, end) would take now (see close_settlement)."""
+        rows = await self.fetchall("SELECT %s" % _TAKEN, _taken_params(merchant_id, start_s, end_s))
+        return _settlement_totals(rows)
 
     async def settlement(self, merchant_id, start_s, end_s):
-        """Return the closed settlement row as a dict, or None."""
-        row = await self.fetchone("SELECT merchant_id, period_start, period_end, sales_cents, refunds_cents, "
-                                  "commission_cents, payout_cents, records, closed_at FROM settlements "
-                                  "WHERE merchant_id=? AND period_start=? AND period_end=?",
+        """Return the closed settlement of exactly this period as a dict of SETTLEMENT_COLUMNS, or None."""
+        row = await self.fetchone(_SETTLEMENT_ROW + "WHERE s.merchant_id=? AND s.period_start=? AND s.period_end=?",
                                   (merchant_id, start_s, end_s))
         return dict(zip(SETTLEMENT_COLUMNS, row)) if row else None
 
-    async def close_settlement(self, merchant_id, start_s, end_s, totals):
-        """Insert the settlement unless it exists (final); return the stored row."""
-        def run(tx):
-            tx.execute("INSERT OR IGNORE INTO settlements(merchant_id, period_start, period_end, sales_cents, "
-                       "refunds_cents, commission_cents, payout_cents, records, closed_at) "
-                       "VALUES (?,?,?,?,?,?,?,?,?)", (merchant_id, start_s, end_s, *totals, tx.now))
-        await self.write(run)
-        return await self.settlement(merchant_id, start_s, end_s)
+    async def settlement_records(self, settlement_id):
+        """Return the ids of the records a closed settlement paid, ascending."""
+        return [r[0] for r in await self.fetchall("SELECT record_id FROM settlement_records WHERE settlement_id=? "
+                                                  "ORDER BY record_id", (settlement_id,))]
+
+    async def close_settlements(self, merchant_ids, start_s, end_s):
+        """Close the merchants' period in one transaction (all or none); return [(row, newly_closed)].
+
+        A close takes the merchant's applied sales and refunds of [start, end)
+        that no settlement holds yet, and the late ones: records of the
+        merchant's closed periods that reached the hub after their period
+        closed. An exactly matching closed period is returned as it is. Raises
+        PeriodOverlap when the period overlaps another closed period of a
+        merchant, ValueError when a merchant does not exist.
+        """
+        def close_one(tx, merchant_id):
+            same = tx.execute("SELECT id FROM settlements WHERE merchant_id=? AND period_start=? AND period_end=?",
+                              (merchant_id, start_s, end_s)).fetchone()
+            if same is not None:
+                return same[0], False
+            clash = tx.execute("SELECT m.name, s.period_start, s.period_end FROM settlements s "
+                               "JOIN merchants m ON m.id = s.merchant_id WHERE s.merchant_id=? "
+                               "AND s.period_start<? AND ?<s.period_end ORDER BY s.period_start LIMIT 1",
+                               (merchant_id, end_s, start_s)).fetchone()
+            if clash is not None:
+                raise PeriodOverlap(merchant_id, *clash)
+            park = tx.execute("SELECT p.currency FROM merchants m JOIN parks p ON p.id = m.park_id WHERE m.id=?",
+                              (merchant_id,)).fetchone()
+            if park is None:
+                raise ValueError("merchant %d does not exist" % merchant_id)
+            rows = tx.execute("SELECT %s" % _TAKEN, _taken_params(merchant_id, start_s, end_s)).fetchall()
+            t = _settlement_totals(rows)
+            settlement_id = tx.execute(
+                "INSERT INTO settlements(merchant_id, period_start, period_end, currency, sales_cents, "
+                "refunds_cents, commission_cents, payout_cents, records, late_records, closed_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (merchant_id, start_s, end_s, park[0], t["sales_cents"], t["refunds_cents"], t["commission_cents"],
+                 t["payout_cents"], t["records"], t["late_records"], tx.now)).lastrowid
+            # The record is the primary key: a record already paid makes the whole close fail.
+            tx.conn.executemany("INSERT INTO settlement_records(record_id, settlement_id) VALUES (?,?)",
+                                [(r[0], settlement_id) for r in rows])
+            return settlement_id, True
+
+        closed = await self.write(lambda tx: [close_one(tx, m) for m in merchant_ids])
+        out = []
+        for settlement_id, new in closed:
+            row = await self.fetchone(_SETTLEMENT_ROW + "WHERE s.id=?", (settlement_id,))
+            out.append((dict(zip(SETTLEMENT_COLUMNS, row)), new))
+        return out
+
+
+class PeriodOverlap(ValueError):
+    """A period that overlaps a closed settlement of the same merchant."""
+
+    def __init__(self, merchant_id, merchant_name, period_start, period_end):
+        super().__init__("the period overlaps merchant %d's closed period [%d, %d)"
+                         % (merchant_id, period_start, period_end))
+        self.merchant_id = merchant_id
+        self.merchant_name = merchant_name
+        self.period_start = period_start
+        self.period_end = period_end
+
+
+# The records a close takes, one row each: (id, kind, amount, commission, payout, late). Commission is
+# what the park kept (park:commission entries), payout what the merchant's account gained.
+_TAKEN = (
+    "r.id, r.kind, r.amount_cents, "
+    "COALESCE((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
+    "          AND e.account='park:commission'), 0), "
+    "COALESCE((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
+    "          AND e.account='merchant:' || :merchant), 0), "
+    "NOT (r.time_s>=:start AND r.time_s<:end) "
+    "FROM records r JOIN terminals m ON m.id = r.terminal_id JOIN ledger_tx t ON t.record_id = r.id "
+    "WHERE m.merchant_id=:merchant AND r.status='applied' AND r.kind IN (1, 3) "
+    "AND NOT EXISTS (SELECT 1 FROM settlement_records x WHERE x.record_id = r.id) "
+    "AND ((r.time_s>=:start AND r.time_s<:end) OR EXISTS (SELECT 1 FROM settlements s "
+    "     WHERE s.merchant_id=:merchant AND r.time_s>=s.period_start AND r.time_s<s.period_end)) "
+    "ORDER BY r.id")
+
+
+def _taken_params(merchant_id, start_s, end_s):
+    return {"merchant": merchant_id, "start": start_s, "end": end_s}
+
+
+def _settlement_totals(rows):
+    """Sum the rows of _TAKEN into the totals of a settlement."""
+    return dict(sales_cents=sum(r[2] for r in rows if r[1] == 1), refunds_cents=sum(r[2] for r in rows if r[1] == 3),
+                commission_cents=sum(r[3] for r in rows), payout_cents=sum(r[4] for r in rows), records=len(rows),
+                late_records=sum(1 for r in rows if r[5]))
+
+
+_SETTLEMENT_ROW = (
+    "SELECT s.id, s.merchant_id, m.name, s.currency, s.period_start, s.period_end, s.sales_cents, s.refunds_cents, "
+    "s.commission_cents, s.payout_cents, s.records, s.late_records, s.closed_at "
+    "FROM settlements s JOIN merchants m ON m.id = s.merchant_id ")
 
 
 ADMIN_CARD_COLUMNS = ("card_no", "uid", "desk", "issued_by", "issued_at", "revoked_at", "reason", "state")
-SETTLEMENT_COLUMNS = ("merchant_id", "period_start", "period_end", "sales_cents", "refunds_cents",
-                      "commission_cents", "payout_cents", "records", "closed_at")
+SETTLEMENT_COLUMNS = ("id", "merchant_id", "merchant_name", "currency", "period_start", "period_end", "sales_cents",
+                      "refunds_cents", "commission_cents", "payout_cents", "records", "late_records", "closed_at")

@@ -5,6 +5,7 @@ journal of unacknowledged records trimmed only by T_ACK, frames with a
 strictly increasing counter, downlinks verified (MAC, counter).
 """
 
+import asyncio
 import threading
 import time
 
@@ -177,3 +178,9 @@ async def start_hub(db_path, host, port, **hub_args):
     if hub.registry.get(DESK_ID) is None:
         await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
     return hub
+
+
+async def connect_booth(hub, host, port, terminal_id, name="booth"):
+    """Register a pos terminal of the ice-cream merchant and return a connected ScriptedTerminal for it."""
+    key = await hub.register_terminal(terminal_id, MERCHANT_ICE, frames.ROLE_POS, name)
+    return await asyncio.to_thread(ScriptedTerminal(host, port, terminal_id, key).connect)

@@ -137,7 +137,12 @@ class Park:
         task, hub, link = self.hub_task, self.hub, self.link
         self.hub_task = self.hub = self.link = None
         exc = None if task.cancelled() else task.exception()
-        await hub.storage.close()          # a consumer that died leaves the database open (Hub.stop re-raises)
+        # What the end of the process would release: a consumer that died leaves them open (Hub.stop re-raises).
+        await hub.storage.close()
+        if getattr(hub, "notices", None) is not None:
+            hub.notices.close()
+        if getattr(hub, "lock", None) is not None:
+            hub.lock.release()              # the kernel drops a dead process's flock
         await link.stop()
         if not intended and not _contains(exc, HubKilled):
             self.auditor.hub_stopped(exc, explained=self.disk_full_hit > self.hits_at_start)
