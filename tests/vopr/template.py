@@ -8,6 +8,7 @@ confirms. A seed's run copies the directory and boots everything from it.
 """
 
 import asyncio
+import atexit
 import hashlib
 import json
 import os
@@ -55,6 +56,7 @@ def template(n_terminals, n_cards):
     size = (n_terminals, n_cards)
     if size not in _cache:
         root = tempfile.mkdtemp(prefix="parkcard-vopr-template-", dir=scratch_root())
+        atexit.register(shutil.rmtree, root, True)      # memory-backed: it must not outlive the process
         asyncio.run(_build(root, n_terminals, n_cards))
         _cache[size] = root
     return _cache[size]
