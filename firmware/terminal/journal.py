@@ -351,11 +351,15 @@ class Journal:
 
     def _repair(self, seg):
         # A failed write may have left part of an entry: cut it off so the
-        # next entry does not follow garbage.
+        # next entry does not follow garbage. A write that left nothing (a
+        # full flash; littlefs drops an unsynced write whole) needs no cut,
+        # and a full flash would have no room for the copy a cut makes.
+        path = self._path(seg[_NO])
         self._f.close()
         self._f = None
-        self._truncate(seg[_NO], seg[_SIZE])
-        self._f = open(self._path(seg[_NO]), "ab")
+        if os.stat(path)[6] != seg[_SIZE]:
+            self._truncate(seg[_NO], seg[_SIZE])
+        self._f = open(path, "ab")
 
     def append(self, seq, time_s, record):
         """Durably record a debit as PENDING before the card is written."""
@@ -488,8 +492,14 @@ class Journal:
             upto = min(upto, min(self._open) - 1)  # an unresolved record is never acknowledged
         if upto <= self._acked:
             return
-        self._acked = upto
-        self._save_state()
+        acked, self._acked = self._acked, upto
+        try:
+            self._save_state()
+        except Exception:
+            # Not on flash (a full flash): acknowledged only when a later ack is, or an ack
+            # taken here would never refresh the depth nor trim (the next one returns above).
+            self._acked = acked
+            raise
         self._trim()
         # Counted when next asked (a status report, every 30 s), not here: a
         # recount rescans a segment, and acks come every few records.

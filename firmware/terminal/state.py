@@ -35,8 +35,15 @@ class TerminalState:
 
     def next_up_counter(self):
         """Return a fresh uplink frame counter, reserving a new block on flash when needed."""
-        self.up_counter += 1
-        if self.up_counter > self._up_reserved:
-            self._up_reserved = self.up_counter + UP_COUNTER_BLOCK
-            self.save()
-        return self.up_counter
+        counter = self.up_counter + 1
+        if counter > self._up_reserved:
+            reserved = self._up_reserved
+            self._up_reserved = counter + UP_COUNTER_BLOCK
+            try:
+                self.save()
+            except Exception:
+                # Not on flash (a full flash): the block is not ours, or a reboot would reuse its counters.
+                self._up_reserved = reserved
+                raise
+        self.up_counter = counter
+        return counter

@@ -141,17 +141,14 @@ class Sync:
                 await _sleep_ms(200)
                 continue
             try:
-                self.give_up_uncertain()
-                batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
-                if not batch:
+                frame = self.upload_frame()
+                if frame is None:
                     self._work.clear()
                     await _wait_event(self._work, STATUS_INTERVAL_S * 1000)
                     continue
-                body = frames.upload_body([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
-                batch = None  # the records are in body now: free them before the wait for the ack
                 self._acked.clear()
-                await self.client.publish(self.up_topic, self._frame(frames.T_UPLOAD, body), 1, False,
-                                          ACK_TIMEOUT_MS)
+                await self.client.publish(self.up_topic, frame, 1, False, ACK_TIMEOUT_MS)
+                frame = None
                 # The hub's application-level ack, not PUBACK, makes records deletable (SPEC.md §5.4).
                 await _wait_event(self._acked, ACK_TIMEOUT_MS)
             except Exception as exc:  # noqa: BLE001 - a link failure (the client reconnects) or a full
@@ -160,6 +157,17 @@ class Sync:
                 self.upload_errors += 1
                 self.last_upload_error = exc
                 await _sleep_ms(200)
+
+    def upload_frame(self):
+        """The next T_UPLOAD frame (the oldest unsynced records, at most UPLOAD_BATCH_MAX), or None."""
+        # One round of upload_loop without the link: the whole-park simulation drives it step by step.
+        self.give_up_uncertain()
+        batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
+        if not batch:
+            return None
+        body = frames.upload_body([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
+        batch = None  # the records are in body now: free them before the frame is built
+        return self._frame(frames.T_UPLOAD, body)
 
     def give_up_uncertain(self):
         """Hand uncertain records older than UNCERTAIN_GIVE_UP_S to the hub to settle by card counter."""

@@ -207,7 +207,10 @@ class Wallet:
         if self.journal.free_records() < 2:
             return
         self._last_attempt = (cr.info.card_no, now)
-        seq = self._journal(cr, cr.slot, KIND_ATTEMPT, 0, 0, 0, now)
+        try:
+            seq = self._journal(cr, cr.slot, KIND_ATTEMPT, 0, 0, 0, now)
+        except jr.JournalFull:
+            return  # a full flash: the tap is refused either way, the attempt goes unrecorded
         self._mark(seq, jr.COMMITTED)  # nothing is written to the card
 
     def _journal(self, cr, slot, kind, amount_cents, item, discount_cents, now):
@@ -230,7 +233,10 @@ class Wallet:
         try:
             self.reader.write_block(cr.write_block, block)
         except RC522Error:
-            self.journal.mark(seq, jr.UNCERTAIN)
+            try:
+                self.journal.mark(seq, jr.UNCERTAIN)
+            except jr.JournalFull:
+                pass  # still PENDING, which is open just the same: the card's next read settles it
             return self._settle_now(cr, seq, kind, amount_cents)
         self._finish()
         # Marked after the card is released: the flash write is off the card's critical path.
@@ -272,7 +278,12 @@ class Wallet:
 
     def _mark(self, seq, status):
         """Mark a record final (committed or voided: uploadable) and tell on_record."""
-        self.journal.mark(seq, status)
+        try:
+            self.journal.mark(seq, status)
+        except jr.JournalFull:
+            # A full flash: the record stays open (durable as PENDING), settled again on the card's
+            # next read or handed to the hub as uncertain (sync.UNCERTAIN_GIVE_UP_S); the tap stands.
+            return
         if self.on_record is not None:
             self.on_record()
 

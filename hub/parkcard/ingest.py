@@ -395,7 +395,9 @@ class Ingest:
             tx.set_card(card_no, rec.uid, rec.balance_after_cents, k)
         if card_no in self.uncertain_cards or card_no in res.uncertain_add:
             for u_id, u_tid, u_seq, u_raw, u_counter in tx.uncertain_records(card_no):
-                if u_id != record_id:
+                # Applying one of them decides the card's others in a nested call: one settled there
+                # must not be decided again here, where it would meet its own counter claim.
+                if u_id != record_id and u_id not in tx.record_status:
                     self._decide_uncertain(tx, res, u_id, R.Record.decode(u_raw), self.registry.get(u_tid))
 
     def _decide_uncertain(self, tx, res, record_id, rec, state):

@@ -1,0 +1,374 @@
+"""The simulated park: hub process, broker, network, terminals and visitors, and the single steps that move it.
+
+Every method here does one thing the runner chose and returns a line for the
+trace. The hub runs as the real parkcard.service.Hub (its run() is the
+process) on a real SQLite file, its MqttLink replaced by a SimLink; each
+step awaits the hub until its consumer is parked again, so the order of
+effects is fixed by the seed, not by threads.
+"""
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections import deque
+
+from protocol import card as C
+from protocol import topics
+
+from parkcard.service import Hub
+
+from vopr.auditor import Auditor
+from vopr.flash import PowerCut
+from vopr.net import BROKER, Broker, HubKilled, Network, SimLink, digest
+from vopr.terminals import SimTerminal, TerminalPlan, Visitor
+
+PLAN_FILE = "plan.json"
+DESK_TERMINAL_ID = 1        # the hub's front desk (template.DESK_ID)
+DB_FILE = "parkcard.db"
+HUB_SETTLE_WALL_S = 60      # a hub that does not park again within this is hung (reported, never waited out)
+DISK_FULL = "database or disk is full"
+
+
+def _contains(exc, kind):
+    """True when exc is kind or an exception group holding one."""
+    if isinstance(exc, kind):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and any(_contains(e, kind) for e in exc.exceptions)
+
+
+def _dispatch(sim_terminal, packet):
+    """Hand a downlink to Sync as terminal.mqtt.MQTTClient._dispatch does: a callback's error is counted, not raised."""
+    try:
+        sim_terminal.sync.on_message(packet.topic, packet.payload, False)
+    except Exception as exc:  # noqa: BLE001 - the client's rule: the callback's bug must not kill the link
+        return ", callback error %r" % (exc,)
+    return None
+
+
+class Park:
+    """One park on disk (workdir) driven step by step."""
+
+    def __init__(self, workdir, clock, flash_files, suppressed=()):
+        self.workdir = workdir
+        self.clock = clock
+        self.flash_files = flash_files
+        with open(os.path.join(workdir, PLAN_FILE)) as f:
+            plan = json.load(f)
+        self.park_keys = C.ParkKeys(*(bytes.fromhex(k) for k in plan["park_keys"]))
+        self.transport_key = bytes.fromhex(plan["transport_key"])
+        self.plans = [TerminalPlan.from_json(p) for p in plan["terminals"]]
+        self.network = Network()
+        self.broker = Broker(self.network)
+        self.terminals = {p.terminal_id: self._terminal(p) for p in self.plans if p.terminal_id in plan["booths"]}
+        self.visitors = [Visitor(v["card_no"], bytes.fromhex(v["uid"]),
+                                 {int(b): bytes.fromhex(d) for b, d in v["blocks"].items()}, self.park_keys)
+                         for v in plan["visitors"]]
+        self.db_path = os.path.join(workdir, DB_FILE)
+        self.auditor = Auditor(self.db_path, self.plans, {t: s.root for t, s in self.terminals.items()},
+                               self.visitors, suppressed)
+        self.hub = None
+        self.hub_task = None
+        self.link = None
+        self.disk_full_writes = 0       # the next n storage writes fail as a full disk
+        self.disk_full_hit = 0          # ... and how many did
+        self.kill_write = None          # (writes to go, "before" | "after" the commit)
+        self.dumps = {}                 # card_no -> memory image (fraud)
+        self.last_hub_exit = None
+        self.hits_at_start = 0
+
+    def _terminal(self, plan):
+        root = os.path.join(self.workdir, "term-%d" % plan.terminal_id)
+        return SimTerminal(plan, root, self.clock, self.network, self.flash_files.flash(root))
+
+    def hub_kwargs(self):
+        """What the Hub needs besides its database: the park's keys."""
+        return {"park_keys": self.park_keys, "transport_key": self.transport_key}
+
+    # -- the hub process
+    async def start_hub(self):
+        """Start a hub process on the database (a restart rebuilds every hub object from the file)."""
+        hub = Hub(self.db_path, **self.hub_kwargs())
+        link = SimLink(self.broker, self.auditor.on_downlink)
+        hub.link = link
+        hub.downlink.publish = link.publish
+        hub.storage.write = self._faulty_write(hub.storage.write)
+        self.hub, self.link = hub, link
+        self.hits_at_start = self.disk_full_hit
+        self.hub_task = asyncio.create_task(hub.run(), name="simulated-hub")
+        await self.settle_hub()
+        return "hub started" if self.hub is not None else "hub did not start"
+
+    def _faulty_write(self, write):
+        async def faulty_write(fn):
+            if self.disk_full_writes > 0:
+                self.disk_full_writes -= 1
+                self.disk_full_hit += 1
+                raise sqlite3.OperationalError(DISK_FULL)
+            when = None
+            if self.kill_write is not None:
+                left, when = self.kill_write
+                self.kill_write = (left - 1, when) if left > 1 else None
+                when = when if left <= 1 else None
+            if when == "before":
+                raise HubKilled("killed before a transaction")
+            result = await write(fn)
+            if when == "after":
+                raise HubKilled("killed after a commit, before anything else")
+            return result
+        return faulty_write
+
+    async def settle_hub(self):
+        """Wait until the hub's consumer has done everything it was given, or the hub process ended."""
+        if self.hub_task is None:
+            return
+        parked = asyncio.ensure_future(self.link.wait_parked())
+        done, _ = await asyncio.wait({parked, self.hub_task}, timeout=HUB_SETTLE_WALL_S,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if parked not in done:
+            parked.cancel()
+        if self.hub_task in done:
+            await self._hub_ended(False)
+        elif not done:
+            self.auditor.hub_stalled("the hub's consumer did not park within %d s" % HUB_SETTLE_WALL_S)
+            await self.crash_hub()
+
+    async def _hub_ended(self, intended):
+        task, hub, link = self.hub_task, self.hub, self.link
+        self.hub_task = self.hub = self.link = None
+        exc = None if task.cancelled() else task.exception()
+        # What the end of the process would release: a consumer that died leaves them open (Hub.stop re-raises).
+        await hub.storage.close()
+        if getattr(hub, "notices", None) is not None:
+            hub.notices.close()
+        if getattr(hub, "lock", None) is not None:
+            hub.lock.release()              # the kernel drops a dead process's flock
+        await link.stop()
+        if not intended and not _contains(exc, HubKilled):
+            self.auditor.hub_stopped(exc, explained=self.disk_full_hit > self.hits_at_start)
+        self.last_hub_exit = exc
+
+    async def crash_hub(self):
+        """Kill the hub process between two of its steps."""
+        if self.hub_task is None:
+            return "hub already down"
+        self.hub_task.cancel()
+        try:
+            await self.hub_task
+        except BaseException:  # noqa: BLE001 - a killed process ends however it ends
+            pass
+        await self._hub_ended(True)
+        return "hub killed"
+
+    def hub_up(self):
+        """True while a hub process runs."""
+        return self.hub_task is not None
+
+    async def hub_consume(self, count):
+        """The broker hands the hub up to count messages; wait for the hub to be done with them."""
+        if not self.hub_up():
+            return "hub down"
+        hits = self.disk_full_hit
+        handed = self.broker.hand_to_hub(count)
+        if not handed:
+            return "nothing for the hub"
+        await self.settle_hub()
+        if self.hub_up() and self.disk_full_hit == hits and self.broker.hub_inflight:
+            self.auditor.hub_stalled("%d messages handed to the hub never acknowledged" % len(self.broker.hub_inflight))
+        return "hub took %d%s" % (handed, "" if self.hub_up() else ", then died: %r" % (self.last_hub_exit,))
+
+    async def operator(self, action, card_no):
+        """An operator blacklists a card or takes it off through the hub's service."""
+        if not self.hub_up():
+            return "hub down"
+        try:
+            if action == "add":
+                version = await self.hub.blacklist_add(card_no, "operator")
+            else:
+                version = await self.hub.blacklist_remove(card_no, "operator")
+        except HubKilled:
+            await self.crash_hub()
+            return "blacklist %s card %d: hub died" % (action, card_no)
+        except sqlite3.OperationalError as exc:
+            return "blacklist %s card %d failed: %s" % (action, card_no, exc)
+        await self.settle_hub()
+        return "blacklist %s card %d -> version %s" % (action, card_no, version)
+
+    async def desk_top_up(self, visitor, cash_cents, pulled):
+        """A cashier tops a card up at the hub's desk; the card is written after (unless pulled first)."""
+        if not self.hub_up():
+            return "hub down"
+        before = visitor.slot()
+        keys = C.CardKeys(self.park_keys, visitor.uid)
+        slot, write_block = C.read_slots(bytes(visitor.virtual.blocks[C.SLOT_BLOCKS[0]]),
+                                         bytes(visitor.virtual.blocks[C.SLOT_BLOCKS[1]]), keys)
+        try:
+            result = await self.hub.desk(DESK_TERMINAL_ID).top_up(visitor.card_no, visitor.uid, slot, cash_cents,
+                                                                  write_block)
+        except HubKilled:
+            await self.crash_hub()
+            return "top-up of card %d: hub died" % visitor.card_no
+        except (sqlite3.OperationalError, ValueError) as exc:
+            return "top-up of card %d refused: %s" % (visitor.card_no, exc)
+        await self.settle_hub()
+        if pulled:
+            self.auditor.on_card_not_written(visitor.card_no, DESK_TERMINAL_ID, result.record.seq)
+            return "top-up of card %d by %d cents posted, card pulled before the write" % (visitor.card_no,
+                                                                                          cash_cents)
+        visitor.virtual.blocks[write_block][:] = result.blocks[write_block]
+        self.auditor.on_card_write(visitor.card_no, DESK_TERMINAL_ID, before, visitor.slot())
+        return "top-up of card %d by %d cents written" % (visitor.card_no, cash_cents)
+
+    # -- links
+    def wants_link(self, sim_terminal):
+        """A terminal is connected when it is powered, the broker is up and the network lets it through."""
+        return (sim_terminal.alive and self.broker.up
+                and sim_terminal.terminal_id not in self.network.partitioned)
+
+    async def refresh_links(self):
+        """Bring sessions up or down after a fault changed who can reach whom."""
+        if self.hub_up() and self.broker.up and self.broker.hub_link is None:
+            self.link.reconnect()
+        for sim_terminal in self.terminals.values():
+            want = self.wants_link(sim_terminal)
+            client = sim_terminal.client
+            if want and not client.connected:
+                client.connected = True
+                self.broker.connect_terminal(sim_terminal.terminal_id)
+                await self.on_terminal(sim_terminal, sim_terminal.sync.on_connect())
+            elif not want and client is not None and client.connected:
+                client.connected = False
+                self.broker.disconnect_terminal(sim_terminal.terminal_id)
+
+    # -- terminals
+    async def on_terminal(self, sim_terminal, work):
+        """Run firmware work (a coroutine or a callable); return its result, PowerCut, or the exception it raised.
+
+        A power cut kills the terminal; an exception is returned for the caller to judge, as the firmware's
+        loops do (upload and status rounds count it and try again, a tap must never raise).
+        """
+        try:
+            result = await work if asyncio.iscoroutine(work) else work()
+            await asyncio.sleep(0)      # tasks the firmware started (T_SYNC after a version gap) run now
+            return result
+        except PowerCut:
+            if asyncio.iscoroutine(work):
+                work.close()
+            self.power_lost(sim_terminal)
+            return PowerCut
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            return exc
+        finally:
+            payloads = self._drain_published(sim_terminal)
+            self.auditor.produced(payloads)
+            sim_terminal.history.extend(payloads)
+
+    def _drain_published(self, sim_terminal):
+        client = sim_terminal.client
+        if client is None:
+            return []
+        out, client.published = client.published, []
+        return out
+
+    def power_lost(self, sim_terminal):
+        """A terminal lost its power."""
+        sim_terminal.power_lost()
+        self.broker.disconnect_terminal(sim_terminal.terminal_id)
+
+    async def boot(self, sim_terminal):
+        """Power a dead terminal back on (journal recovery, boot counter, keys from the key store)."""
+        try:
+            sim_terminal.boot()
+        except PowerCut:
+            self.power_lost(sim_terminal)
+            return "term-%d: power cut during boot" % sim_terminal.terminal_id
+        except Exception as exc:  # noqa: BLE001 - a terminal that cannot boot from its own flash is a finding
+            self.auditor.fail("boot_failed", "term-%d: %r" % (sim_terminal.terminal_id, exc))
+            sim_terminal.alive = False
+            return "term-%d failed to boot: %r" % (sim_terminal.terminal_id, exc)
+        await self.refresh_links()
+        return "term-%d booted (boot %d)" % (sim_terminal.terminal_id, sim_terminal.terminal.state.boot)
+
+    async def tap(self, sim_terminal, visitor, amount_cents, fault=None, retry_seq=0, balance_only=False):
+        """A visitor holds a card to a terminal; fault: ("pull", nth command) or ("tear", bytes kept)."""
+        field = sim_terminal.board.field
+        field.add(visitor.virtual)
+        if fault is not None and fault[0] == "pull":
+            field.remove_after(fault[1], visitor.virtual)
+        elif fault is not None:
+            field.tear_next_write(fault[1], visitor.virtual)
+        before = visitor.slot()
+        wallet = sim_terminal.wallet
+        try:
+            result = await self.on_terminal(sim_terminal, lambda: wallet.balance() if balance_only
+                                            else wallet.debit(amount_cents, retry_seq=retry_seq))
+            if isinstance(result, Exception):     # the wallet promises a Result, never an exception
+                self.auditor.fail("terminal_error", "term-%d tap of card %d: %r" % (
+                    sim_terminal.terminal_id, visitor.card_no, result))
+        finally:
+            field.remove(visitor.virtual)
+            visitor.virtual.tear_keep = None    # a tear armed for a write that never came is not the next tap's
+        after = visitor.slot()
+        if after.counter != before.counter:
+            self.auditor.on_card_write(visitor.card_no, sim_terminal.terminal_id, before, after)
+        if result is PowerCut:
+            return "power cut", None
+        if isinstance(result, Exception):
+            return "error %r" % (result,), None
+        return ("ok" if result.ok else result.reason), result
+
+    async def upload(self, sim_terminal):
+        """One round of the terminal's upload loop: send the oldest unsynced records."""
+        if not sim_terminal.client.connected:
+            return "offline"
+        frame = await self.on_terminal(sim_terminal, sim_terminal.sync.upload_frame)
+        if frame is PowerCut:
+            return "power cut"
+        if isinstance(frame, Exception):
+            return "upload round failed: %r" % (frame,)
+        if frame is None:
+            return "nothing to upload"
+        await self.on_terminal(sim_terminal, sim_terminal.client.publish(sim_terminal.sync.up_topic, frame))
+        return "upload %s" % digest(frame)
+
+    async def status(self, sim_terminal):
+        """The terminal's periodic status and sync request."""
+        if not sim_terminal.client.connected:
+            return "offline"
+        outcome = await self.on_terminal(sim_terminal, sim_terminal.sync.on_connect())
+        if isinstance(outcome, Exception):
+            return "status round failed: %r" % (outcome,)
+        return "power cut" if outcome is PowerCut else "status and sync"
+
+    async def deliver(self, index):
+        """Deliver one packet in flight (index 0 is the oldest: anything else is a reordering)."""
+        packet = self.network.take(index)
+        if packet.dst == BROKER:
+            self.broker.receive(packet)
+            return "%s -> broker %s" % (packet.topic, digest(packet.payload))
+        sim_terminal = self.terminals.get(packet.dst)
+        if sim_terminal is None or not sim_terminal.alive or not sim_terminal.client.connected:
+            if self.broker.up:          # not acknowledged by the terminal: its session keeps it
+                self.broker.term_queue.setdefault(packet.dst, deque()).append((packet.topic, packet.payload))
+            return "to term-%s: away, requeued" % packet.dst
+        outcome = await self.on_terminal(sim_terminal, lambda: _dispatch(sim_terminal, packet))
+        return "broker -> term-%d %s%s" % (packet.dst, digest(packet.payload),
+                                           ", power cut" if outcome is PowerCut else outcome or "")
+
+    def inject(self, topic, payload):
+        """Somebody on the broker publishes on a hub-subscribed topic."""
+        self.broker.publish_to_hub(topic, payload)
+        return "injected on %s %s" % (topics.terminal_of(topic) if topic.isascii() else repr(topic), digest(payload))
+
+    def cards_now(self):
+        """{card_no: slot in force} of every visitor's card."""
+        return {v.card_no: v.slot() for v in self.visitors}
+
+    async def close(self):
+        """Stop the hub and power every terminal off."""
+        if self.hub_up():
+            await self.crash_hub()
+        for sim_terminal in self.terminals.values():
+            if sim_terminal.alive:
+                sim_terminal.power_lost()
+        self.auditor.close()
