@@ -20,11 +20,8 @@ MAGIC = b"PK"
 FRAME_VERSION = 1
 HEADER_FMT = ">2sBBHIIH"   # magic, version, type, terminal_id, counter, time_s, body_len
 HEADER_SIZE = 16
-TERMINAL_ID_MIN = 1        # H in the header; 0 is no terminal
-TERMINAL_ID_MAX = 0xFFFF
 FRAME_MAC_SIZE = 8
 BODY_MAX = 60000           # well under Mosquitto's default limits and the terminal's RAM
-FRAME_SIZE_MAX = HEADER_SIZE + BODY_MAX + FRAME_MAC_SIZE
 UPLOAD_RECORDS_MAX = 64
 
 # Uplink (terminal -> hub)

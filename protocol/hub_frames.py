@@ -11,9 +11,16 @@ import struct
 
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
-from protocol.frames import (ACK_FMT, AUTH_FMT, BL_FMT, CARD_RESULT_FMT, CARD_WRITE_BLOCKS_MAX, CARD_WRITE_FMT,
-                             COMMAND_FMT, STATUS_FMT, SYNC_FMT, UPLOAD_RECORDS_MAX, Status)
+from protocol.frames import (ACK_FMT, AUTH_FMT, BL_FMT, BODY_MAX, CARD_RESULT_FMT, CARD_WRITE_BLOCKS_MAX,
+                             CARD_WRITE_FMT, COMMAND_FMT, FRAME_MAC_SIZE, HEADER_SIZE, STATUS_FMT, SYNC_FMT,
+                             UPLOAD_RECORDS_MAX, Status)
 from protocol.record import RECORD_SIZES
+
+# Limits only the hub checks (operator input, the broker's packet limit). They stand here, not in
+# frames.py, because every name a terminal's modules define is interned on its heap.
+TERMINAL_ID_MIN = 1        # H in the frame header; 0 is no terminal
+TERMINAL_ID_MAX = 0xFFFF
+FRAME_SIZE_MAX = HEADER_SIZE + BODY_MAX + FRAME_MAC_SIZE
 
 # Uplink bodies (terminal -> hub)
 

@@ -62,7 +62,7 @@ def db(tmp_path):
 
 def test_limits_are_the_codecs_own():
     assert (bounds.CARD_NO.low, bounds.CARD_NO.high) == (card.CARD_NO_MIN, card.CARD_NO_MAX) == (1, 2 ** 32 - 1)
-    assert (bounds.TERMINAL_ID.low, bounds.TERMINAL_ID.high) == (frames.TERMINAL_ID_MIN, frames.TERMINAL_ID_MAX)
+    assert (bounds.TERMINAL_ID.low, bounds.TERMINAL_ID.high) == (hub_frames.TERMINAL_ID_MIN, hub_frames.TERMINAL_ID_MAX)
     assert bounds.MERCHANT_ID.high == config.MERCHANT_ID_MAX == 0xFFFF
     assert bounds.FIXED_PRICE_CENTS.high == card.BALANCE_MAX_CENTS == 2 ** 23 - 1
     for cfg in (config.Config(merchant_id=config.MERCHANT_ID_MAX + 1),

@@ -8,7 +8,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from protocol import card as C
-from protocol import frames, topics
+from protocol import frames, hub_frames, topics
 from protocol import record as R
 
 from parkcard import audit
@@ -538,7 +538,7 @@ def test_the_broker_refuses_a_publish_larger_than_any_frame(tmp_path, broker):
             card_no, bal = await issued_card(hub)
             big.connect(broker.host, broker.port)
             big.loop_start()
-            big.publish(topics.topic(5, topics.UP), b"PK" + bytes(frames.FRAME_SIZE_MAX + 1024), qos=1)
+            big.publish(topics.topic(5, topics.UP), b"PK" + bytes(hub_frames.FRAME_SIZE_MAX + 1024), qos=1)
             assert await asyncio.to_thread(hung_up.wait, 10)          # the broker hung up on it
             six = await booth(hub, broker, 6)
             six.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)

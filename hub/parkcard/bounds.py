@@ -8,7 +8,7 @@ service method checks them with Bound.check before anything is stored.
 
 import click
 
-from protocol import card, config, frames
+from protocol import card, config, hub_frames
 
 NAME_LENGTH_MAX = 64           # terminal and merchant names: one line of a table
 
@@ -39,7 +39,7 @@ class Bound:
 
 
 CARD_NO = Bound("a card number", card.CARD_NO_MIN, card.CARD_NO_MAX, "32 bits on the card and the wire")
-TERMINAL_ID = Bound("a terminal id", frames.TERMINAL_ID_MIN, frames.TERMINAL_ID_MAX)
+TERMINAL_ID = Bound("a terminal id", hub_frames.TERMINAL_ID_MIN, hub_frames.TERMINAL_ID_MAX)
 MERCHANT_ID = Bound("a merchant id", 1, config.MERCHANT_ID_MAX, "16 bits in the terminal's config")
 PARK_ID = Bound("a park id", 1, config.PARK_ID_MAX)
 FIXED_PRICE_CENTS = Bound("a fixed price", 0, card.BALANCE_MAX_CENTS,

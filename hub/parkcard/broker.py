@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol import frames
+from protocol import hub_frames
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
-PACKET_SIZE_MAX = frames.FRAME_SIZE_MAX + 512     # MQTT fixed header, topic (SPEC.md §5.1) and packet id
+PACKET_SIZE_MAX = hub_frames.FRAME_SIZE_MAX + 512     # MQTT fixed header, topic (SPEC.md §5.1) and packet id
 START_TIMEOUT_S = 10.0
 
 

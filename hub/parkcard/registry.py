@@ -8,11 +8,11 @@ check is left to the consumer (ingest for up frames, fleet orders status by
 boot).
 """
 
-from protocol import frames, topics
+from protocol import frames, hub_frames, topics
 from protocol.errors import ProtocolError
 from protocol.record import record_mac_for
 
-FRAME_SIZE_MAX = frames.FRAME_SIZE_MAX
+FRAME_SIZE_MAX = hub_frames.FRAME_SIZE_MAX
 
 
 class Rejected(Exception):
