@@ -466,3 +466,25 @@ def test_no_change_is_made_on_a_damaged_log(tmp_path):
             await storage.close()
     assert asyncio.run(change())[0] == 0
     assert len(path.read_text().splitlines()) == 3
+
+
+def test_an_operator_change_and_its_audit_entry_commit_together(tmp_path):
+    """A change the log cannot record is not made: once the card was blacklisted and only the entry lost."""
+    from parkcard.cli import main as parkcard
+
+    db = tmp_path / "hub.db"
+
+    def cli(*args):
+        return CliRunner().invoke(parkcard, ["--db", str(db), *[str(a) for a in args]])
+
+    assert cli("merchant", "add", "--id", 2, "--name", "Ice", "--commission-bps", 0).exit_code == 0
+    assert cli("blacklist", "add", 4242, "--reason", "lost", "--force").exit_code == 0
+    entries = [e["action"] for e in OpLog(log_path_for(db)).entries()]
+    assert entries == ["merchant.add", "blacklist.add"]
+    path = log_path_for(db)
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:1]))      # the last entry cut away
+    result = cli("blacklist", "add", 4343, "--reason", "stolen", "--force")
+    assert result.exit_code == 2 and "nothing was changed" in result.output and "Traceback" not in result.output
+    listed = cli("blacklist")
+    assert "4242" in listed.output and "4343" not in listed.output
+    assert len(path.read_text().splitlines()) == 1

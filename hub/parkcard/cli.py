@@ -35,7 +35,7 @@ from parkcard.hub_lock import HubLockedError
 from parkcard.money import CurrencyError, currency_code, format_cents
 from parkcard.oplog import AuditLogError
 from parkcard.pki import PKIError, check_hostnames
-from parkcard.storage import NotIssued, Storage
+from parkcard.storage import NotIssued, Storage, audited, version_detail
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
 CARD_REQUEST_POLL_S = 0.5       # how often `admin-card issue` looks for the running hub's answer
@@ -55,6 +55,8 @@ def _run(coro):
         raise UserError("database error: %s (is --db a ParkCard database?)" % exc) from None
     except HubLockedError as exc:
         raise UserError(str(exc)) from None
+    except AuditLogError as exc:    # raised inside the change's transaction: it rolled back
+        raise UserError("nothing was changed: %s" % exc) from None
 
 
 async def _with_storage(path, fn, create=False):
@@ -269,17 +271,11 @@ def settle(obj, merchant_id, all_merchants, start, end, csv_path, force):
         if merchant_id not in known and not all_merchants:
             raise UserError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id)
         try:
-            return await settlement.close_all(storage, ids, start_s, end_s)
+            return await settlement.close_all(storage, ids, start_s, end_s, actor=_actor())
         except settlement.SettlementError as exc:
             raise UserError(str(exc)) from None
 
     results = _run(_with_storage(obj.db, run))
-    for row, new in results:
-        if new:
-            _oplog(obj.db, _actor(), "settlement.close", merchant_id=row["merchant_id"], period_start=start_s,
-                   period_end=end_s, currency=row["currency"], sales_cents=row["sales_cents"],
-                   commission_cents=row["commission_cents"], payout_cents=row["payout_cents"],
-                   records=row["records"], late_records=row["late_records"])
     click.echo("period %s to %s" % (settlement.iso_utc(start_s), settlement.iso_utc(end_s)))
     _table(("merchant", "name", "sales", "refunds", "commission", "payout", "records", "late", "state"),
            [(r["merchant_id"], r["merchant_name"], format_cents(r["sales_cents"], r["currency"]),
@@ -319,14 +315,14 @@ def park_set(obj, park_id, currency):
 
     async def run(storage):
         try:
-            return await storage.set_park_currency(park_id, code)
+            return await storage.set_park_currency(park_id, code, audit=_audited("park.currency", park_id=park_id,
+                                                                                 currency=code))
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
     if not _run(_with_storage(obj.db, run, create=True)):
         click.echo("park %d already uses %s: nothing changed" % (park_id, code))
         return
-    _oplog(obj.db, _actor(), "park.currency", park_id=park_id, currency=code)
     click.echo("park %d: amounts are in %s" % (park_id, code))
 
 
@@ -345,7 +341,8 @@ def merchant_add(obj, merchant_id, name, commission_bps, park_id):
     """Create a merchant (an existing one is changed with `merchant set`, never here)."""
     async def run(storage):
         try:
-            return await storage.add_merchant(merchant_id, name, commission_bps, park_id)
+            return await storage.add_merchant(merchant_id, name, commission_bps, park_id, audit=_audited(
+                "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps, park_id=park_id))
         except ValueError as exc:
             raise UserError("%s: nothing changed; to change it: parkcard merchant set --id %d [--name NAME] "
                             "[--commission-bps N]" % (exc, merchant_id)) from None
@@ -354,8 +351,6 @@ def merchant_add(obj, merchant_id, name, commission_bps, park_id):
         click.echo("merchant %d %s already exists with commission %d bps: nothing changed"
                    % (merchant_id, name, commission_bps))
         return
-    _oplog(obj.db, _actor(), "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
-           park_id=park_id)
     click.echo("merchant %d %s: commission %d bps" % (merchant_id, name, commission_bps))
 
 
@@ -371,7 +366,8 @@ def merchant_set(obj, merchant_id, name, commission_bps):
 
     async def run(storage):
         try:
-            return await storage.update_merchant(merchant_id, name, commission_bps)
+            return await storage.update_merchant(merchant_id, name, commission_bps, audit=_audited(
+                "merchant.set", extra=_merchant_change, when=lambda ba: ba[0] != ba[1], merchant_id=merchant_id))
         except ValueError as exc:
             raise UserError("%s (see `parkcard merchant list`; create it with `parkcard merchant add`)"
                             % exc) from None
@@ -380,10 +376,14 @@ def merchant_set(obj, merchant_id, name, commission_bps):
     if before == after:
         click.echo("merchant %d is already %s at %d bps: nothing changed" % (merchant_id, *after))
         return
-    _oplog(obj.db, _actor(), "merchant.set", merchant_id=merchant_id, name=after[0], commission_bps=after[1],
-           was_name=before[0], was_commission_bps=before[1])
     click.echo("merchant %d: %s, commission %d bps (was %s, %d bps); records ingested from now on use it"
                % (merchant_id, after[0], after[1], before[0], before[1]))
+
+
+def _merchant_change(before_after):
+    """The audit details of a merchant change: the new and the old values."""
+    before, after = before_after
+    return dict(name=after[0], commission_bps=after[1], was_name=before[0], was_commission_bps=before[1])
 
 
 @merchant.command("list")
@@ -445,7 +445,9 @@ def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, e
     async def run(storage):
         try:
             await storage.add_terminal(terminal_id, merchant_id, ROLES[role], key, name, fixed_price_cents,
-                                       broker_password=password)
+                                       broker_password=password, audit=_audited(
+                                           "terminal.add", when=lambda _: True, terminal_id=terminal_id,
+                                           merchant_id=merchant_id, role=role, name=name))
         except ValueError as exc:
             raise UserError("%s: check `parkcard terminals` and `parkcard merchant add`" % exc) from None
 
@@ -456,8 +458,6 @@ def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, e
             os.unlink(export_path)  # the key in it belongs to no terminal
         raise
     notify.send(obj.db, notify.TERMINALS)
-    _oplog(obj.db, _actor(), "terminal.add", terminal_id=terminal_id, merchant_id=merchant_id, role=role,
-           name=name)
     click.echo("terminal %d (%s, %s) registered for merchant %d" % (terminal_id, name, role, merchant_id))
     if export_path:
         _oplog(obj.db, _actor(), "terminal.export", terminal_id=terminal_id, path=str(export_path))
@@ -481,7 +481,8 @@ def _terminal_command(obj, terminal_id, action, message, unchanged, **columns):
 
     async def run(storage):
         try:
-            return await storage.terminal_command(terminal_id, command, _actor(), **columns)
+            return await storage.terminal_command(terminal_id, command, _actor(), audit=_audited(
+                "terminal." + action, terminal_id=terminal_id), **columns)
         except ValueError as exc:
             raise UserError("%s (see `parkcard terminals`)" % exc) from None
 
@@ -489,7 +490,6 @@ def _terminal_command(obj, terminal_id, action, message, unchanged, **columns):
         click.echo(unchanged % terminal_id)     # nothing happened, so nothing is audited
         return
     notify.send(obj.db, notify.COMMANDS)
-    _oplog(obj.db, _actor(), "terminal." + action, terminal_id=terminal_id)
     click.echo(message % terminal_id)
 
 
@@ -603,12 +603,12 @@ def admin_card_revoke(obj, card_no, reason):
     """Revoke an admin card: no terminal is authorised with it any more."""
     async def run(storage):
         try:
-            return await storage.revoke_admin_card(card_no, reason)
+            return await storage.revoke_admin_card(card_no, reason, audit=_audited(
+                "admin_card.revoke", card_no=card_no, reason=reason))
         except ValueError as exc:
             raise UserError("%s (see `parkcard admin-card list`)" % exc) from None
 
     if _run(_with_storage(obj.db, run)):
-        _oplog(obj.db, _actor(), "admin_card.revoke", card_no=card_no, reason=reason)
         click.echo("admin card %d revoked: it authorises no terminal from now on" % card_no)
     else:
         click.echo("admin card %d was already revoked: nothing changed" % card_no)
@@ -649,7 +649,8 @@ def blacklist_add(obj, card_no, reason, force):
     """Blacklist a card; the running hub pushes it to every online terminal, which locks the card on tap."""
     async def run(storage):
         try:
-            return await storage.blacklist_change(card_no, reason, add=True, issued_only=not force)
+            return await storage.blacklist_change(card_no, reason, add=True, issued_only=not force, audit=_audited(
+                "blacklist.add", extra=version_detail, card_no=card_no, reason=reason))
         except NotIssued as exc:
             raise UserError("%s: nothing changed; check the number (`parkcard blacklist` lists the listed ones), "
                             "or pass --force to blacklist a card from elsewhere" % exc) from None
@@ -659,7 +660,6 @@ def blacklist_add(obj, card_no, reason, force):
         click.echo("card %d is already blacklisted: nothing changed" % card_no)
         return
     told = notify.send(obj.db, notify.BLACKLIST)
-    _oplog(obj.db, _actor(), "blacklist.add", card_no=card_no, reason=reason, version=version)
     click.echo("card %d blacklisted (version %d); %s" % (card_no, version, _reach(told)))
 
 
@@ -678,12 +678,12 @@ def _reach(told):
 @click.pass_obj
 def blacklist_remove(obj, card_no, reason):
     """Take a card off the blacklist (a card locked on tap stays locked until the desk unlocks it)."""
-    version = _run(_with_storage(obj.db, lambda s: s.blacklist_change(card_no, reason, add=False)))
+    version = _run(_with_storage(obj.db, lambda s: s.blacklist_change(card_no, reason, add=False, audit=_audited(
+        "blacklist.remove", extra=version_detail, card_no=card_no, reason=reason))))
     if version is None:
         click.echo("card %d is not on the blacklist: nothing changed" % card_no)
         return
     told = notify.send(obj.db, notify.BLACKLIST)
-    _oplog(obj.db, _actor(), "blacklist.remove", card_no=card_no, reason=reason, version=version)
     click.echo("card %d taken off the blacklist (version %d); %s" % (card_no, version, _reach(told)))
 
 
@@ -759,6 +759,11 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
         if broker is not None:
             broker.stop()
         lock.release()
+
+
+def _audited(action, **kw):
+    """storage.audited for the person running this command."""
+    return audited(_actor(), action, **kw)
 
 
 def _oplog(db, actor, action, **details):

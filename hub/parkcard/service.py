@@ -29,7 +29,7 @@ from parkcard.hub_lock import HubLock, HubLockedError
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
 from parkcard.registry import Registry
-from parkcard.storage import NotIssued, Storage, is_transient
+from parkcard.storage import NotIssued, Storage, audited, is_transient, version_detail
 
 log = logging.getLogger("parkcard.hub")
 
@@ -354,13 +354,11 @@ class Hub:
         """
         name = _checked(merchant_id=merchant_id, commission_bps=commission_bps, park_id=park_id, name=name)
         try:
-            created = await self.storage.add_merchant(merchant_id, name, commission_bps, park_id)
+            return await self.storage.add_merchant(merchant_id, name, commission_bps, park_id, audit=audited(
+                actor, "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
+                park_id=park_id))
         except ValueError as exc:
             raise HubError("%s: change it with `parkcard merchant set`" % exc) from None
-        if created:
-            await self.audit(actor, "merchant.add", merchant_id=merchant_id, name=name,
-                             commission_bps=commission_bps, park_id=park_id)
-        return created
 
     async def set_merchant(self, merchant_id, name=None, commission_bps=None, actor="hub"):
         """Change a merchant's name and/or commission; return ((name, bps) before, after).
@@ -369,12 +367,13 @@ class Hub:
         """
         name = _checked(merchant_id=merchant_id, commission_bps=commission_bps, name=name)
         try:
-            before, after = await self.storage.update_merchant(merchant_id, name, commission_bps)
+            before, after = await self.storage.update_merchant(merchant_id, name, commission_bps, audit=audited(
+                actor, "merchant.set", when=lambda ba: ba[0] != ba[1], merchant_id=merchant_id,
+                extra=lambda ba: dict(name=ba[1][0], commission_bps=ba[1][1], was_name=ba[0][0],
+                                      was_commission_bps=ba[0][1])))
         except ValueError as exc:
             raise HubError("%s (see `parkcard merchant list`)" % exc) from None
         if before != after:
-            await self.audit(actor, "merchant.set", merchant_id=merchant_id, name=after[0],
-                             commission_bps=after[1], was_name=before[0], was_commission_bps=before[1])
             await self.reload_merchant(merchant_id)
         return before, after
 
@@ -402,12 +401,12 @@ class Hub:
         key = key or secrets.token_bytes(TERMINAL_KEY_SIZE)
         broker_password = broker_password or broker_auth.new_password()
         await self.storage.add_terminal(terminal_id, merchant_id, role, key, name, fixed_price_cents, category,
-                                        broker_password)
+                                        broker_password, audit=audited(
+                                            actor, "terminal.add", when=lambda _: True, terminal_id=terminal_id,
+                                            merchant_id=merchant_id, role=frames.ROLE_NAMES[role], name=name))
         await self.registry.reload_terminal(terminal_id)
         log.info("event=terminal_registered terminal=%d merchant=%d role=%s", terminal_id, merchant_id,
                  frames.ROLE_NAMES[role])
-        await self.audit(actor, "terminal.add", terminal_id=terminal_id, merchant_id=merchant_id,
-                         role=frames.ROLE_NAMES[role], name=name)
         return key
 
     async def terminal_credentials(self):
@@ -437,13 +436,13 @@ class Hub:
         Returns False, doing nothing, when the flags already had these values.
         """
         try:
-            changed = await self.storage.terminal_command(terminal_id, command, actor, **columns)
+            changed = await self.storage.terminal_command(terminal_id, command, actor, audit=audited(
+                actor, "terminal." + action, terminal_id=terminal_id), **columns)
         except ValueError:
             raise HubError("terminal %d is not registered (see `parkcard terminals`)" % terminal_id) from None
         if not changed:
             return False
         log.info("event=terminal_%s terminal=%d actor=%s", action, terminal_id, actor)
-        await self.audit(actor, "terminal." + action, terminal_id=terminal_id)
         await self.registry.reload_terminal(terminal_id)
         await self.send_pending_commands()
         return True
@@ -621,12 +620,12 @@ class Hub:
     async def revoke_admin_card(self, card_no, reason, actor="hub"):
         """Revoke an admin card: it authorises no terminal from now on. Return False if already revoked."""
         try:
-            revoked = await self.storage.revoke_admin_card(card_no, reason)
+            revoked = await self.storage.revoke_admin_card(card_no, reason, audit=audited(
+                actor, "admin_card.revoke", card_no=card_no, reason=reason))
         except ValueError as exc:
             raise HubError("%s (see `parkcard admin-card list`)" % exc) from None
         if revoked:
             log.info("event=admin_card_revoked card_no=%d reason=%r actor=%s", card_no, reason, actor)
-            await self.audit(actor, "admin_card.revoke", card_no=card_no, reason=reason)
         return revoked
 
     def desk(self, terminal_id):
@@ -644,20 +643,21 @@ class Hub:
         """
         _checked(card_no=card_no)
         try:
-            version = await self.storage.blacklist_change(card_no, reason, add=True, issued_only=not force)
+            version = await self.storage.blacklist_change(card_no, reason, add=True, issued_only=not force,
+                                                          audit=audited(actor, "blacklist.add", card_no=card_no,
+                                                                        reason=reason, extra=version_detail))
         except NotIssued as exc:
             raise HubError("%s: check the number, or blacklist it anyway with --force" % exc) from None
         if version is not None:
             log.info("event=blacklisted card_no=%d version=%d reason=%r", card_no, version, reason)
-            await self.audit(actor, "blacklist.add", card_no=card_no, reason=reason, version=version)
             await self.push_blacklist_news()
         return version
 
     async def blacklist_remove(self, card_no, reason, actor="hub"):
         """Take a card off the blacklist and push the delta; return the new version (None: not listed)."""
-        version = await self.storage.blacklist_change(card_no, reason, add=False)
+        version = await self.storage.blacklist_change(card_no, reason, add=False, audit=audited(
+            actor, "blacklist.remove", card_no=card_no, reason=reason, extra=version_detail))
         if version is not None:
-            await self.audit(actor, "blacklist.remove", card_no=card_no, reason=reason, version=version)
             await self.push_blacklist_news()
         return version
 

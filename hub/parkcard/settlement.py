@@ -52,8 +52,11 @@ async def close(storage, merchant_id, start_s, end_s, now_s=None):
     return (await close_all(storage, [merchant_id], start_s, end_s, now_s))[0]
 
 
-async def close_all(storage, merchant_ids, start_s, end_s, now_s=None):
-    """Close the period for every merchant given, all or none; return [(row, newly_closed)]."""
+async def close_all(storage, merchant_ids, start_s, end_s, now_s=None, actor=None):
+    """Close the period for every merchant given, all or none; return [(row, newly_closed)].
+
+    With actor, each new close is in the audit log, appended in the closing transaction.
+    """
     if end_s <= start_s:
         raise SettlementError("the period end must be after its start")
     now_s = time.time() if now_s is None else now_s
@@ -63,7 +66,8 @@ async def close_all(storage, merchant_ids, start_s, end_s, now_s=None):
             raise SettlementError("the period ends %s, in the future (now %s): records of it may not be uploaded "
                                   "yet; close it once it is over" % (iso_utc(end_s), iso_utc(now_s)))
     try:
-        return await storage.close_settlements(merchant_ids, start_s, end_s)
+        return await storage.close_settlements(merchant_ids, start_s, end_s, audit=actor and (
+            lambda closes: [(actor, "settlement.close", details) for details in closes]))
     except PeriodOverlap as exc:
         hint = ("--from %s" % iso_utc(exc.period_end) if exc.period_start <= start_s
                 else "--to %s" % iso_utc(exc.period_start))

@@ -233,6 +233,24 @@ def is_transient(exc):
     return isinstance(exc, OSError) and exc.errno in _TRANSIENT_OS_ERRORS
 
 
+def audited(actor, action, extra=None, when=bool, **details):
+    """An `audit=` for a write: the operator's action, appended in the change's own transaction.
+
+    Recorded when when(result) says the change happened (by default: a true result); extra(result)
+    adds what only the change knows, such as the blacklist version it took.
+    """
+    def entries(result):
+        if not when(result):
+            return None
+        return [(actor, action, {**details, **(extra(result) if extra else {})})]
+    return entries
+
+
+def version_detail(version):
+    """The audit detail of a blacklist change (audited's extra=): the version it took."""
+    return dict(version=version)
+
+
 class WriteTx:
     """The statements a batch may run; lives only inside one `Storage.write` call.
 
@@ -588,8 +606,12 @@ class Storage:
         # handing it one sync function is what makes a batch a single await.
         return await self._writer._execute(fn, self._writer._conn)
 
-    async def write(self, fn):
-        """Run fn(WriteTx) in one BEGIN IMMEDIATE transaction in the writer thread; return its result."""
+    async def write(self, fn, audit=None):
+        """Run fn(WriteTx) in one BEGIN IMMEDIATE transaction in the writer thread; return its result.
+
+        audit(result) -> [(actor, action, details)] names the operator actions the change records:
+        they are appended to the audit log in this same transaction (nothing, when it returns None).
+        """
         ids = self._ids
 
         def run(conn):
@@ -598,6 +620,8 @@ class Storage:
             try:
                 tx = WriteTx(conn, ids, self.stats)
                 result = fn(tx)
+                for actor, action, details in (audit(result) or ()) if audit is not None else ():
+                    tx.audit(actor, action, **details)
                 tx.flush()
                 tx.flush_audit(self.oplog)
                 conn.execute("COMMIT")
@@ -634,7 +658,7 @@ class Storage:
         """Create a park (idempotent on id)."""
         await self.write(lambda tx: tx.execute("INSERT OR IGNORE INTO parks(id, name) VALUES (?,?)", (park_id, name)))
 
-    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1):
+    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, audit=None):
         """Create a merchant; return True, or False if it exists with these very values.
 
         Raises ValueError if the id is taken by a merchant with another name, commission or park:
@@ -652,9 +676,9 @@ class Storage:
             tx.execute("INSERT INTO merchants(id, park_id, name, commission_bps) VALUES (?,?,?,?)",
                        (merchant_id, park_id, name, commission_bps))
             return True
-        return await self.write(run)
+        return await self.write(run, audit)
 
-    async def update_merchant(self, merchant_id, name=None, commission_bps=None):
+    async def update_merchant(self, merchant_id, name=None, commission_bps=None, audit=None):
         """Change a merchant's name and/or commission; return ((name, bps) before, after). ValueError if unknown."""
         def run(tx):
             row = tx.execute("SELECT name, commission_bps FROM merchants WHERE id=?", (merchant_id,)).fetchone()
@@ -664,7 +688,7 @@ class Storage:
             if after != tuple(row):
                 tx.execute("UPDATE merchants SET name=?, commission_bps=? WHERE id=?", (*after, merchant_id))
             return tuple(row), after
-        return await self.write(run)
+        return await self.write(run, audit)
 
     async def merchant_list(self):
         """Return [(id, park_id, name, commission_bps, [terminal ids])] by id."""
@@ -678,7 +702,7 @@ class Storage:
         return await self.fetchall("SELECT id, park_id, name, commission_bps FROM merchants ORDER BY id")
 
     async def add_terminal(self, terminal_id, merchant_id, role, key, name, fixed_price_cents=0, category=0,
-                           broker_password=None):
+                           broker_password=None, audit=None):
         """Register a terminal; raise ValueError for an unknown merchant or a taken id."""
         def run(tx):
             if tx.execute("SELECT 1 FROM merchants WHERE id=?", (merchant_id,)).fetchone() is None:
@@ -688,7 +712,7 @@ class Storage:
             tx.execute("INSERT INTO terminals(id, merchant_id, role, key, name, fixed_price_cents, category, "
                        "broker_password) VALUES (?,?,?,?,?,?,?,?)",
                        (terminal_id, merchant_id, role, key, name, fixed_price_cents, category, broker_password))
-        await self.write(run)
+        await self.write(run, audit)
 
     async def terminals(self, terminal_id=None):
         """Return every terminal (or just terminal_id's, if given) as a dict of TERMINAL_COLUMNS."""
@@ -715,7 +739,7 @@ class Storage:
         """Return (authorised, locked) as stored now (the CLI may have changed them), or None."""
         return await self.fetchone("SELECT authorised, locked FROM terminals WHERE id=?", (terminal_id,))
 
-    async def terminal_command(self, terminal_id, command, actor, **columns):
+    async def terminal_command(self, terminal_id, command, actor, audit=None, **columns):
         """Set terminal columns and queue a command (unless None) for the running hub to send, in one transaction.
 
         Returns False, changing and queueing nothing, when every column already has its value (lock of a
@@ -734,7 +758,7 @@ class Storage:
                 tx.execute("INSERT INTO terminal_commands(terminal_id, command, actor, created_at) VALUES (?,?,?,?)",
                            (terminal_id, command, actor, tx.now))
             return True
-        return await self.write(run)
+        return await self.write(run, audit)
 
     async def request_admin_card(self, desk_terminal_id, uid, desk, actor):
         """Queue an admin card issue for the running hub; return the request id."""
@@ -857,7 +881,7 @@ class Storage:
         return row[0]
 
     # -- blacklist
-    async def blacklist_change(self, card_no, reason, add=True, issued_only=False):
+    async def blacklist_change(self, card_no, reason, add=True, issued_only=False, audit=None):
         """Add (or remove) a card under a new blacklist version; return the version or None if unchanged.
 
         issued_only: refuse (NotIssued) to add a card this park never issued (no row in cards).
@@ -869,7 +893,7 @@ class Storage:
                     "SELECT 1 FROM cards WHERE card_no=?", (card_no,)).fetchone() is None:
                 raise NotIssued("card %d was never issued here" % card_no)
             return tx.blacklist_add(card_no, reason)
-        return await self.write(run)
+        return await self.write(run, audit)
 
     async def blacklist_version(self):
         """Return the current blacklist version (0 = empty history)."""
@@ -909,7 +933,7 @@ class Storage:
         rows = await self.fetchall("SELECT %s FROM admin_cards ORDER BY card_no" % ", ".join(ADMIN_CARD_COLUMNS))
         return [dict(zip(ADMIN_CARD_COLUMNS, r)) for r in rows]
 
-    async def revoke_admin_card(self, card_no, reason):
+    async def revoke_admin_card(self, card_no, reason, audit=None):
         """Revoke an admin card; return True if revoked now, False if it already was; ValueError if unknown."""
         def run(tx):
             row = tx.execute("SELECT revoked_at FROM admin_cards WHERE card_no=?", (card_no,)).fetchone()
@@ -919,7 +943,7 @@ class Storage:
                 return False
             tx.execute("UPDATE admin_cards SET revoked_at=?, reason=? WHERE card_no=?", (tx.now, reason, card_no))
             return True
-        return await self.write(run)
+        return await self.write(run, audit)
 
     # -- listings
     async def blacklist_entries(self):
@@ -994,7 +1018,7 @@ class Storage:
         row = await self.fetchone("SELECT currency FROM parks WHERE id=?", (park_id,))
         return row[0] if row else DEFAULT_CURRENCY
 
-    async def set_park_currency(self, park_id, currency):
+    async def set_park_currency(self, park_id, currency, audit=None):
         """Set the park's currency (creating the park); ValueError once the park has taken money in another."""
         def run(tx):
             tx.execute("INSERT OR IGNORE INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
@@ -1009,7 +1033,7 @@ class Storage:
                                  % (park_id, taken, current))
             tx.execute("UPDATE parks SET currency=? WHERE id=?", (currency, park_id))
             return True
-        return await self.write(run)
+        return await self.write(run, audit)
 
     # -- settlement
     async def unsettled(self, merchant_id, start_s, end_s):
@@ -1028,7 +1052,7 @@ class Storage:
         return [r[0] for r in await self.fetchall("SELECT record_id FROM settlement_records WHERE settlement_id=? "
                                                   "ORDER BY record_id", (settlement_id,))]
 
-    async def close_settlements(self, merchant_ids, start_s, end_s):
+    async def close_settlements(self, merchant_ids, start_s, end_s, audit=None):
         """Close the merchants' period in one transaction (all or none); return [(row, newly_closed)].
 
         A close takes the merchant's applied sales and refunds of [start, end)
@@ -1042,7 +1066,7 @@ class Storage:
             same = tx.execute("SELECT id FROM settlements WHERE merchant_id=? AND period_start=? AND period_end=?",
                               (merchant_id, start_s, end_s)).fetchone()
             if same is not None:
-                return same[0], False
+                return same[0], None
             clash = tx.execute("SELECT m.name, s.period_start, s.period_end FROM settlements s "
                                "JOIN merchants m ON m.id = s.merchant_id WHERE s.merchant_id=? "
                                "AND s.period_start<? AND ?<s.period_end ORDER BY s.period_start LIMIT 1",
@@ -1064,13 +1088,16 @@ class Storage:
             # The record is the primary key: a record already paid makes the whole close fail.
             tx.conn.executemany("INSERT INTO settlement_records(record_id, settlement_id) VALUES (?,?)",
                                 [(r[0], settlement_id) for r in rows])
-            return settlement_id, True
+            return settlement_id, dict(merchant_id=merchant_id, period_start=start_s, period_end=end_s,
+                                       currency=park[0], **t)
 
-        closed = await self.write(lambda tx: [close_one(tx, m) for m in merchant_ids])
+        # audit([details of each newly closed period]) -> entries, appended in the closing transaction.
+        closed = await self.write(lambda tx: [close_one(tx, m) for m in merchant_ids],
+                                  audit and (lambda res: audit([new for _, new in res if new])))
         out = []
         for settlement_id, new in closed:
             row = await self.fetchone(_SETTLEMENT_ROW + "WHERE s.id=?", (settlement_id,))
-            out.append((dict(zip(SETTLEMENT_COLUMNS, row)), new))
+            out.append((dict(zip(SETTLEMENT_COLUMNS, row)), new is not None))
         return out
 
 
