@@ -92,8 +92,8 @@ def _ledger_check_fails(db, *expected):
 
 def test_ledger_check_finds_value_moved_to_another_merchant_within_a_sale(db):
     # The sale's transaction still sums to zero and the card's account is untouched.
-    _tamper(db, "UPDATE ledger_entries SET amount_cents = amount_cents - 100 WHERE tx_id = 2 AND account = 'merchant:%d'"
-            % MERCHANT_ICE,
+    _tamper(db, "UPDATE ledger_entries SET amount_cents = amount_cents - 100 "
+            "WHERE tx_id = 2 AND account = 'merchant:%d'" % MERCHANT_ICE,
             "INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (2, 'merchant:%d', 100)" % MERCHANT_PARK)
     _ledger_check_fails(db, "not what their record posts: 1", "record 2 (term-5 seq 1): posted")
 
@@ -104,14 +104,20 @@ def test_ledger_check_finds_value_moved_between_cash_and_deposits_within_an_issu
     _ledger_check_fails(db, "not what their record posts: 1", "record 1 (term-%d seq 1)" % DESK_ID)
 
 
-def test_ledger_check_accepts_a_sale_booked_at_an_earlier_commission_rate(db):
-    # What a `merchant set` after the sale leaves: the split differs from today's rate, the amount does not.
-    _tamper(db, "UPDATE ledger_entries SET amount_cents = 1250 - 250 WHERE tx_id = 2 AND account = 'merchant:%d'"
-            % MERCHANT_ICE,
-            "UPDATE ledger_entries SET amount_cents = 250 WHERE tx_id = 2 AND account = 'park:commission'")
+def test_ledger_check_accepts_sales_booked_before_a_commission_change(db):
+    assert cli("--db", db, "merchant", "set", "--id", MERCHANT_ICE, "--commission-bps", 2000).exit_code == 0
     result = cli("--db", db, "ledger", "check")
     assert result.exit_code == 0, result.output
-    assert "posted at another commission rate than today's: 1" in result.output
+    assert "posted at another commission rate than today's: 3" in result.output
+
+
+def test_ledger_check_finds_value_moved_from_a_merchant_to_the_commission(db):
+    # 225 of 1250 cents is a rate of 18 %: the audit log says the merchant only ever had 10 %.
+    _tamper(db, "UPDATE ledger_entries SET amount_cents = 1125 - 100 WHERE tx_id = 2 AND account = 'merchant:%d'"
+            % MERCHANT_ICE,
+            "UPDATE ledger_entries SET amount_cents = 125 + 100 WHERE tx_id = 2 AND account = 'park:commission'")
+    _ledger_check_fails(db, "not what their record posts: 1", "the commission 225 is the amount at none of the "
+                        "merchant's rates (1000 bps)")
 
 
 def test_ledger_check_finds_a_changed_record_amount(db):

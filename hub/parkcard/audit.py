@@ -11,11 +11,14 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    record give its ledger transaction entry by entry; a record not applied has none;
    a ledger transaction whose record is missing is a discrepancy, and so is an
    entry whose transaction is missing. Every transaction sums to zero.
-   Commission: a merchant's rate can change (`merchant set`) and the rate a record
-   was posted at is not stored, so a sale or refund whose commission differs from
-   today's rate is accepted when its card entry is exact, its merchant is the
-   terminal's, and merchant + commission make the sale's amount (counted as
-   "posted at another commission rate"); every other entry is compared exactly.
+   Commission: a merchant's rate can change (`merchant set`) and the database keeps
+   only today's, so a sale or refund whose commission differs from today's rate is
+   accepted when its card entry is exact, its merchant is the terminal's, merchant +
+   commission make the sale's amount, and the commission is the amount at a rate the
+   merchant has had by the operator audit log (merchant.add / merchant.set entries;
+   any rate when the log names none for the merchant or cannot be read). Such
+   sales are counted as "posted at another commission rate"; every other entry is
+   compared exactly.
 4. Terminals: every seq up to the one acknowledged is stored (a record or a
    damaged record held in quarantine): a deleted record leaves a hole there.
 5. Cards: the balance re-derived from the chain of applied records (counter by
@@ -35,6 +38,7 @@ from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
 
 from parkcard import ledger
+from parkcard.oplog import AuditLogError
 from parkcard.storage import RESTORE_ADVICE, Storage, schema_problem
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
@@ -127,11 +131,12 @@ def decode_stored(raw, record_mac, terminal_id, seq):
     return rec, None
 
 
-def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True):
+def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_had=()):
     """Compare posted [(account, cents)] with the record's posting; return None, "other_rate" or why they differ.
 
     rate_known=False (the ledger check) accepts a sale or refund booked at another commission
-    rate when every entry but the merchant/commission split is exact and the split makes the amount.
+    rate when every entry but the merchant/commission split is exact, the split makes the amount
+    and, when rates_had names the merchant's past rates, the commission is one of theirs.
     """
     try:
         expected = sorted(ledger.postings(rec, merchant_id, rate_bps))
@@ -151,7 +156,24 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True):
             or sum(shares.values()) != sign * rec.amount_cents
             or not 0 <= sign * shares.get(ledger.COMMISSION, 0) <= rec.amount_cents):
         return why
+    fee = sign * shares.get(ledger.COMMISSION, 0)
+    if rates_had and all(ledger.commission_cents(rec.amount_cents, r) != fee for r in rates_had):
+        return "%s; the commission %d is the amount at none of the merchant's rates (%s bps)" % (
+            why, fee, ", ".join(map(str, sorted(rates_had))))
     return "other_rate"
+
+
+def merchant_rates(oplog):
+    """Return {merchant_id: {commission_bps}} the operator audit log gave each merchant ({} when unreadable)."""
+    rates = {}
+    try:
+        for entry in oplog.entries():
+            details = entry["details"]
+            if entry["action"] in ("merchant.add", "merchant.set") and isinstance(details.get("commission_bps"), int):
+                rates.setdefault(details.get("merchant_id"), set()).add(details["commission_bps"])
+    except (AuditLogError, OSError):
+        return {}
+    return rates
 
 
 def _entries(entries):
@@ -169,8 +191,11 @@ class _Card:
         self.has_entries = False
 
 
-def run_checks(rows):
-    """Run every check over an AuditRows (storage.py) in the reader's thread; return an AuditReport."""
+def run_checks(rows, rates_had=None):
+    """Run every check over an AuditRows (storage.py) in the reader's thread; return an AuditReport.
+
+    rates_had: {merchant_id: commission rates it has had} (merchant_rates), for sales booked before a change.
+    """
     report = AuditReport()
     started = time.perf_counter()
     problem = schema_problem(rows.schema_version())
@@ -184,14 +209,14 @@ def run_checks(rows):
     if problems != ["ok"]:
         report.file_problems += ["integrity_check: %s" % p for p in problems]
     try:
-        _check_contents(rows, report)
+        _check_contents(rows, report, rates_had or {})
     except sqlite3.DatabaseError as exc:
         report.file_problems.append("reading stopped: %s" % exc)
     report.elapsed_s = time.perf_counter() - started
     return report
 
 
-def _check_contents(rows, report):
+def _check_contents(rows, report, rates_had):
     terminals = rows.terminals()
     macs = {tid: R.record_mac_for(bytes(t[2])) for tid, t in terminals.items()}
     cards = {}
@@ -224,7 +249,7 @@ def _check_contents(rows, report):
             continue
         if seq <= terminal[3]:
             seqs_acked[terminal_id] += 1
-        _check_record(report, cards, row, terminal, macs[terminal_id], posted)
+        _check_record(report, cards, row, terminal, macs[terminal_id], posted, rates_had.get(terminal[0], ()))
     take_orphans_below(None)
     for entry_id, tx_id, account, cents in rows.entries_without_tx():
         report.orphans.append("entry %d (%s %+d) belongs to transaction %d, which does not exist" % (
@@ -251,7 +276,7 @@ def _tally(report, cards, tx_id, tx_entries):
             card.has_entries = True
 
 
-def _check_record(report, cards, row, terminal, record_mac, posted):
+def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
     record_id, terminal_id, seq, raw, kind, card_no, counter, amount, balance_after, time_s, status = row
     name = "record %d (term-%d seq %d)" % (record_id, terminal_id, seq)
     rec, why = decode_stored(raw, record_mac, terminal_id, seq)
@@ -275,7 +300,8 @@ def _check_record(report, cards, row, terminal, record_mac, posted):
     if len(posted) > 1:
         report.posting_mismatch.append("%s is booked %d times" % (name, len(posted)))
     merchant_id, rate_bps = terminal[0], terminal[1] or 0
-    outcome = posting_mismatch(rec, merchant_id, rate_bps, posted[0][1] if posted else [], rate_known=False)
+    outcome = posting_mismatch(rec, merchant_id, rate_bps, posted[0][1] if posted else [], rate_known=False,
+                               rates_had=rates_had)
     if outcome == "other_rate":
         report.other_rate += 1
     elif outcome is not None:
@@ -320,7 +346,8 @@ def _check_cards(report, cards, card_rows, clones):
 
 async def check(storage):
     """Run every check against an open Storage; return an AuditReport."""
-    return await storage.audit_scan(run_checks)
+    rates_had = merchant_rates(storage.oplog)
+    return await storage.audit_scan(lambda rows: run_checks(rows, rates_had))
 
 
 async def check_file(path):

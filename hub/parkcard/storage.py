@@ -600,8 +600,7 @@ class AuditRows:
             "LEFT JOIN merchants m ON m.id = t.merchant_id")}
 
     def records(self):
-        """Yield (id, terminal_id, seq, raw, kind, card_no, card_counter, amount_cents, balance_after_cents,
-        time_s, status) of every stored record, by id."""
+        """Yield (id, terminal_id, seq, raw, kind, card_no, counter, amount, balance_after, time_s, status) by id."""
         yield from self.conn.execute(
             "SELECT id, terminal_id, seq, raw, kind, card_no, card_counter, amount_cents, balance_after_cents, "
             "time_s, status FROM records ORDER BY id")
