@@ -1,6 +1,6 @@
 """Ledger check bench: time to open (quick_check) and to re-derive the ledger of a park with many records.
 
-    .venv/bin/python bench/bench_audit.py [--records 300000] [--cards 3000] [--booths 8]
+    .venv/bin/python bench/bench_audit.py [--records 300000] [--cards 3000] [--booths 8] [--keep PATH]
 
 The park is written straight into a migrated SQLite file: every card issued at the desk
 (a version 2 issue record), then sales spread over the booths, each a real record MACed
@@ -106,10 +106,12 @@ def main():
     parser.add_argument("--records", type=int, default=300000)
     parser.add_argument("--cards", type=int, default=3000)
     parser.add_argument("--booths", type=int, default=8)
+    parser.add_argument("--keep", metavar="PATH", help="build the database at PATH and keep it (e.g. to time "
+                        "`parkcard --db PATH ledger check` in a process of its own)")
     args = parser.parse_args()
     print("command: .venv/bin/python bench/bench_audit.py " + shlex.join(sys.argv[1:]))
     with tempfile.TemporaryDirectory(prefix="parkcard-bench-audit-") as tmp:
-        path = str(Path(tmp) / "hub.db")
+        path = args.keep or str(Path(tmp) / "hub.db")
         asyncio.run(_registry(path, args.booths))
         started = time.perf_counter()
         written = _park(path, args.records, args.cards, args.booths)
