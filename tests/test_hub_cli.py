@@ -72,6 +72,125 @@ def test_ledger_check_fails_on_a_changed_shadow_balance(db):
     assert "balance mismatches: 1" in result.output
 
 
+def _tamper(db, *statements):
+    """Change the database behind the hub's back, as an attacker with the file would (triggers dropped first)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER ledger_entries_append_only_u")
+        conn.execute("DROP TRIGGER ledger_entries_append_only_d")
+        for sql in statements:
+            conn.execute(sql)
+
+
+def _ledger_check_fails(db, *expected):
+    result = cli("--db", db, "ledger", "check")
+    assert result.exit_code == 1, result.output
+    assert "DISCREPANCIES FOUND" in result.output
+    for text in expected:
+        assert text in result.output, result.output
+    return result.output
+
+
+def test_ledger_check_finds_value_moved_to_another_merchant_within_a_sale(db):
+    # The sale's transaction still sums to zero and the card's account is untouched.
+    _tamper(db, "UPDATE ledger_entries SET amount_cents = amount_cents - 100 "
+            "WHERE tx_id = 2 AND account = 'merchant:%d'" % MERCHANT_ICE,
+            "INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (2, 'merchant:%d', 100)" % MERCHANT_PARK)
+    _ledger_check_fails(db, "not what their record posts: 1", "record 2 (term-5 seq 1): posted")
+
+
+def test_ledger_check_finds_value_moved_between_cash_and_deposits_within_an_issue(db):
+    _tamper(db, "UPDATE ledger_entries SET amount_cents = amount_cents + 500 WHERE tx_id = 1 AND account = 'desk:cash'",
+            "INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (1, 'park:deposits', -500)")
+    _ledger_check_fails(db, "not what their record posts: 1", "record 1 (term-%d seq 1)" % DESK_ID)
+
+
+def test_ledger_check_accepts_sales_booked_before_a_commission_change(db):
+    assert cli("--db", db, "merchant", "set", "--id", MERCHANT_ICE, "--commission-bps", 2000).exit_code == 0
+    result = cli("--db", db, "ledger", "check")
+    assert result.exit_code == 0, result.output
+    assert "posted at another commission rate than today's: 3" in result.output
+
+
+def test_ledger_check_finds_value_moved_from_a_merchant_to_the_commission(db):
+    # 225 of 1250 cents is a rate of 18 %: the audit log says the merchant only ever had 10 %.
+    _tamper(db, "UPDATE ledger_entries SET amount_cents = 1125 - 100 WHERE tx_id = 2 AND account = 'merchant:%d'"
+            % MERCHANT_ICE,
+            "UPDATE ledger_entries SET amount_cents = 125 + 100 WHERE tx_id = 2 AND account = 'park:commission'")
+    _ledger_check_fails(db, "not what their record posts: 1", "the commission 225 is the amount at none of the "
+                        "merchant's rates (1000 bps)")
+
+
+def test_ledger_check_finds_a_changed_record_amount(db):
+    # settlement sums records.amount_cents: the column must say what the record's bytes say.
+    _tamper(db, "UPDATE records SET amount_cents = amount_cents + 100 WHERE terminal_id = 5 AND seq = 1")
+    _ledger_check_fails(db, "bad: 1", "stored amount_cents=1350, its bytes say amount_cents=1250")
+
+
+def test_ledger_check_finds_a_record_whose_mac_is_broken(db):
+    with sqlite3.connect(db) as conn:
+        raw = bytearray(conn.execute("SELECT raw FROM records WHERE terminal_id = 5 AND seq = 2").fetchone()[0])
+        raw[33] ^= 0x01         # the low byte of amount (SPEC.md §4.1 offset 30..33)
+        conn.execute("UPDATE records SET raw = ? WHERE terminal_id = 5 AND seq = 2", (bytes(raw),))
+    _ledger_check_fails(db, "record 3 (term-5 seq 2): its MAC does not verify under term-5's key")
+
+
+def test_ledger_check_finds_a_deleted_applied_record(db):
+    # Everything derived from the sale goes with it: the card's chain then only looks incomplete.
+    _tamper(db, "DELETE FROM ledger_entries WHERE tx_id = 2", "DELETE FROM ledger_tx WHERE record_id = 2",
+            "DELETE FROM card_counters WHERE card_no = 100001 AND counter = 2",
+            "DELETE FROM records WHERE id = 2")
+    _ledger_check_fails(db, "term-5 acknowledged seqs 1..3; no record holds seq 1")
+
+
+def test_ledger_check_finds_a_deleted_record_whose_booking_stays(db):
+    _tamper(db, "DELETE FROM records WHERE id = 3")
+    _ledger_check_fails(db, "transaction 3 belongs to record 3, which does not exist")
+
+
+@pytest.mark.parametrize("ledger_too", [False, True])
+def test_ledger_check_finds_a_card_whose_whole_history_is_deleted(db, ledger_too):
+    statements = ["DELETE FROM records WHERE card_no = 100001", "DELETE FROM card_counters WHERE card_no = 100001"]
+    if ledger_too:
+        statements = ["DELETE FROM ledger_entries", "DELETE FROM ledger_tx"] + statements
+    _tamper(db, *statements)
+    _ledger_check_fails(db, "history missing: 1", "card 100001: ")
+
+
+def _damage_a_page(db):
+    """Write garbage over the page of the records_card index (the file is checkpointed first)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'records_card'").fetchone()[0]
+    with open(db, "r+b") as f:
+        f.seek((page - 1) * page_size)
+        f.write(bytes(range(256)) * (page_size // 256))
+
+
+def _hub_refuses(db, *expected):
+    result = cli("--db", db, "up", "--insecure", "--no-broker", "--broker-port", "1")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, sqlite3.Error)
+    for text in expected:
+        assert text in result.output, result.output
+
+
+def test_a_damaged_file_fails_ledger_check_and_the_hub_refuses_it(db):
+    _damage_a_page(db)
+    _ledger_check_fails(db, "database file: DAMAGED", "integrity_check: ")
+    _hub_refuses(db, "%s is damaged" % db, "restore the last backup", "nothing they hold is lost")
+
+
+def test_a_negative_schema_version_fails_ledger_check_and_the_hub_refuses_it(db):
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = -3")
+    message = "database schema version -3 is not one this hub knows: restore a backup"
+    _ledger_check_fails(db, message)
+    _hub_refuses(db, message)
+    with pytest.raises(sqlite3.DatabaseError, match="version -3"):
+        asyncio.run(Hub(db).open())
+
+
 def test_ledger_entries_are_append_only(db):
     with sqlite3.connect(db) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("DELETE FROM ledger_entries")

@@ -1,52 +1,114 @@
-"""Ledger check: rebuilds what must hold from the stored facts and reports every discrepancy.
+"""Ledger check: re-derives what must hold from the stored record bytes and reports every discrepancy.
 
-1. Every ledger transaction sums to zero.
-2. Every applied value record has its ledger transaction.
-3. Every card's shadow balance (balance_after of its newest counter) equals the
-   SUM of its ledger account, when the card's counter chain is complete
-   (counters first..last all known). An incomplete chain (records still
-   offline on a terminal) is reported as pending, not as a discrepancy; a card
-   with a clone alarm is reported as flagged (its two histories cannot both
-   match the card) and is already blacklisted.
-4. Counter chains: for consecutive known counters, balance_after(k-1) +
-   delta(k) == balance_after(k).
+Derived tables (ledger entries, shadow balances, the card row) are compared with
+what the raw records say, never only with each other (TigerBeetle's auditor):
+
+1. The file: the schema version is one this hub knows, and PRAGMA integrity_check passes.
+2. Every stored record: its MAC verifies under its terminal's key (SPEC.md §2.3), it
+   decodes, and its stored columns (terminal, seq, kind, card, counter, amount,
+   balance after, time) equal the decoded fields (settlement sums the columns).
+3. Every applied record: the posting rules (parkcard.ledger) re-run on the decoded
+   record give its ledger transaction entry by entry; a record not applied has none;
+   a ledger transaction whose record is missing is a discrepancy, and so is an
+   entry whose transaction is missing. Every transaction sums to zero.
+   Commission: a merchant's rate can change (`merchant set`) and the database keeps
+   only today's, so a sale or refund whose commission differs from today's rate is
+   accepted when its card entry is exact, its merchant is the terminal's, merchant +
+   commission make the sale's amount, and the commission is the amount at a rate the
+   merchant has had by the operator audit log (merchant.add / merchant.set entries;
+   any rate when the log names none for the merchant or cannot be read). Such
+   sales are counted as "posted at another commission rate"; every other entry is
+   compared exactly.
+4. Terminals: every seq up to the one acknowledged is stored (a record or a
+   damaged record held in quarantine): a deleted record leaves a hole there.
+5. Cards: the balance re-derived from the chain of applied records (counter by
+   counter: balance_after(k-1) + delta(k) == balance_after(k)) equals the hub's
+   shadow balance and the card's ledger account once the chain is complete
+   (counters 1..last); an incomplete chain (records still on a terminal) is
+   pending. A card whose ledger account or card row shows a history with no
+   records has lost its records. A card with a clone alarm is flagged (its two
+   histories cannot both match, SPEC.md §4.7), not a mismatch.
 """
 
-from protocol.card import COUNTER_MODULUS
+import itertools
+import sqlite3
+import time
+
+from protocol import record as R
+from protocol.errors import BadMac, ProtocolError
+
+from parkcard import ledger
+from parkcard.oplog import AuditLogError
+from parkcard.storage import RESTORE_ADVICE, Storage, schema_problem
+
+SHOWN_MAX = 20      # findings listed per check; the counts are always whole
+_CARD_PREFIX = "card:"
+_SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND)
+_MERCHANT_PREFIX = "merchant:"
 
 
 class AuditReport:
     """Findings of one check; `ok` is False on any discrepancy."""
 
     def __init__(self):
+        self.file_problems = []     # schema version, integrity_check
+        self.records = 0
         self.transactions = 0
         self.cards = 0
-        self.unbalanced = []
-        self.missing_tx = 0
-        self.balance_mismatch = []
-        self.chain_breaks = []
+        self.bad_records = []       # MAC, decoding, stored columns
+        self.posting_mismatch = []  # ledger transaction differs from the record's posting
+        self.other_rate = 0         # sales posted at a commission rate other than today's (not a discrepancy)
+        self.unbalanced = []        # (tx_id, sum)
+        self.orphans = []           # ledger rows whose record or transaction is missing
+        self.missing_seqs = []      # terminals with acknowledged seqs that no row holds
+        self.lost_history = []      # cards with ledger entries or a card row but no records
+        self.balance_mismatch = []  # (card_no, shadow, ledger, re-derived)
+        self.chain_breaks = []      # (card_no, counter, before, delta, after)
+        self.doubled = []           # (card_no, counter, n) applied twice without a clone alarm
         self.pending = []
         self.flagged = []
+        self.elapsed_s = 0.0
 
     @property
     def ok(self):
         """True when no check found a discrepancy (pending and flagged cards are none)."""
-        return not (self.unbalanced or self.missing_tx or self.balance_mismatch or self.chain_breaks)
+        return not (self.file_problems or self.bad_records or self.posting_mismatch or self.unbalanced
+                    or self.orphans or self.missing_seqs or self.lost_history or self.balance_mismatch
+                    or self.chain_breaks or self.doubled)
 
     def lines(self):
         """The findings in words: what each check counts and why it matters, then the verdict."""
-        out = ["ledger transactions: %d, unbalanced: %d  (each must sum to zero: money only moves between "
-               "accounts, it never appears or vanishes)" % (self.transactions, len(self.unbalanced))]
-        out += ["  transaction %d sums to %+d cents" % row for row in self.unbalanced[:20]]
-        out.append("applied records without a ledger transaction: %d  (every payment, top-up or refund the hub "
-                   "accepted must be booked)" % self.missing_tx)
+        out = ["database file: %s" % ("sound" if not self.file_problems else "DAMAGED (%s)" % RESTORE_ADVICE)]
+        out += ["  %s" % p for p in self.file_problems[:SHOWN_MAX]]
+        out.append("records checked: %d, bad: %d  (each stored record must carry its terminal's MAC and say what "
+                   "the hub's columns say)" % (self.records, len(self.bad_records)))
+        out += ["  %s" % p for p in self.bad_records[:SHOWN_MAX]]
+        out.append("ledger transactions: %d, not what their record posts: %d  (each payment, top-up or refund is "
+                   "booked exactly as the posting rules say)" % (self.transactions, len(self.posting_mismatch)))
+        out += ["  %s" % p for p in self.posting_mismatch[:SHOWN_MAX]]
+        out.append("  posted at another commission rate than today's: %d  (after a `merchant set`; merchant and "
+                   "commission still make the sale's amount)" % self.other_rate)
+        out.append("  unbalanced: %d  (each must sum to zero: money only moves between accounts, it never "
+                   "appears or vanishes)" % len(self.unbalanced))
+        out += ["    transaction %d sums to %+d cents" % row for row in self.unbalanced[:SHOWN_MAX]]
+        out.append("  without their record: %d  (a booking whose payment record was removed)" % len(self.orphans))
+        out += ["    %s" % p for p in self.orphans[:SHOWN_MAX]]
+        out.append("terminals with acknowledged records missing: %d  (once acknowledged, a terminal drops a "
+                   "record from its journal: only the database held these)" % len(self.missing_seqs))
+        out += ["  %s" % p for p in self.missing_seqs[:SHOWN_MAX]]
         out.append("cards checked: %d" % self.cards)
-        out.append("  balance mismatches: %d  (the hub's balance of the card differs from its ledger account)"
-                   % len(self.balance_mismatch))
-        out += ["    card %d: hub balance %d cents, ledger %d cents" % row for row in self.balance_mismatch[:20]]
+        out.append("  history missing: %d  (the ledger or the card row knows payments no record holds)"
+                   % len(self.lost_history))
+        out += ["    %s" % p for p in self.lost_history[:SHOWN_MAX]]
+        out.append("  balance mismatches: %d  (the hub's balance of the card differs from its ledger account or "
+                   "from its records)" % len(self.balance_mismatch))
+        out += ["    card %d: hub balance %d cents, ledger %d cents, records %d cents" % row
+                for row in self.balance_mismatch[:SHOWN_MAX]]
         out.append("  chain breaks: %d  (a payment does not continue from the card's previous balance)"
                    % len(self.chain_breaks))
-        out += ["    card %d counter %d: %d %+d != %d" % row for row in self.chain_breaks[:20]]
+        out += ["    card %d counter %d: %d %+d != %d" % row for row in self.chain_breaks[:SHOWN_MAX]]
+        out.append("  counters applied twice without a clone alarm: %d" % len(self.doubled))
+        out += ["    card %d counter %d: %d records" % row for row in self.doubled[:SHOWN_MAX]]
         out.append("  pending (incomplete chain): %d  (payments still on a terminal; checked once uploaded)"
                    % len(self.pending))
         out.append("  flagged (clone alarm): %d  (two cards with one history: blacklisted, left out of the check)"
@@ -56,31 +118,242 @@ class AuditReport:
         return out
 
 
-async def check(storage):
-    """Run every check against an open Storage; return an AuditReport."""
+def decode_stored(raw, record_mac, terminal_id, seq):
+    """Decode a stored record with its terminal's MAC; return (Record, None) or (None, why it is bad)."""
+    try:
+        rec = R.Record.decode(bytes(raw), record_mac)
+    except BadMac:
+        return None, "its MAC does not verify under term-%d's key: its bytes were changed" % terminal_id
+    except ProtocolError as exc:
+        return None, "does not decode: %s" % exc
+    if (rec.terminal_id, rec.seq) != (terminal_id, seq):
+        return None, "its bytes are term-%d seq %d" % (rec.terminal_id, rec.seq)
+    return rec, None
+
+
+def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_had=()):
+    """Compare posted [(account, cents)] with the record's posting; return None, "other_rate" or why they differ.
+
+    rate_known=False (the ledger check) accepts a sale or refund booked at another commission
+    rate when every entry but the merchant/commission split is exact, the split makes the amount
+    and, when rates_had names the merchant's past rates, the commission is one of theirs.
+    """
+    try:
+        expected = sorted(ledger.postings(rec, merchant_id, rate_bps))
+    except ledger.PostingError as exc:
+        return "an applied record the posting rules refuse (%s)" % exc
+    posted = sorted(posted)
+    if posted == expected:
+        return None
+    why = "posted %s, its posting is %s" % (_entries(posted), _entries(expected))
+    if rate_known or rec.kind not in _SALE_KINDS:
+        return why
+    split = (ledger.merchant_account(merchant_id), ledger.COMMISSION)
+    sign = 1 if rec.kind == R.KIND_DEBIT else -1
+    rest = [e for e in posted if e[0] not in split]
+    shares = dict(e for e in posted if e[0] in split)
+    if (rest != [e for e in expected if e[0] not in split] or len(shares) + len(rest) != len(posted)
+            or sum(shares.values()) != sign * rec.amount_cents
+            or not 0 <= sign * shares.get(ledger.COMMISSION, 0) <= rec.amount_cents):
+        return why
+    fee = sign * shares.get(ledger.COMMISSION, 0)
+    if rates_had and all(ledger.commission_cents(rec.amount_cents, r) != fee for r in rates_had):
+        return "%s; the commission %d is the amount at none of the merchant's rates (%s bps)" % (
+            why, fee, ", ".join(map(str, sorted(rates_had))))
+    return "other_rate"
+
+
+def merchant_rates(oplog):
+    """Return {merchant_id: {commission_bps}} the operator audit log gave each merchant ({} when unreadable)."""
+    rates = {}
+    try:
+        for entry in oplog.entries():
+            details = entry["details"]
+            if entry["action"] in ("merchant.add", "merchant.set") and isinstance(details.get("commission_bps"), int):
+                rates.setdefault(details.get("merchant_id"), set()).add(details["commission_bps"])
+    except (AuditLogError, OSError):
+        return {}
+    return rates
+
+
+def _entries(entries):
+    return ", ".join("%s %+d" % e for e in entries) or "nothing"
+
+
+class _Card:
+    """What a card's records and ledger entries say, gathered while streaming."""
+
+    __slots__ = ("links", "ledger_cents", "has_entries")
+
+    def __init__(self):
+        self.links = []         # (counter, delta, balance_after) of applied records
+        self.ledger_cents = 0
+        self.has_entries = False
+
+
+def run_checks(rows, rates_had=None):
+    """Run every check over an AuditRows (storage.py) in the reader's thread; return an AuditReport.
+
+    rates_had: {merchant_id: commission rates it has had} (merchant_rates), for sales booked before a change.
+    """
     report = AuditReport()
-    report.transactions = await storage.count("ledger_tx")
-    report.unbalanced = [tuple(r) for r in await storage.unbalanced_transactions()]
-    report.missing_tx = await storage.applied_without_tx()
-    flagged = await storage.clone_alarm_cards()
-    chains = {}
-    for card_no, counter, delta, balance in await storage.card_chains():
-        chains.setdefault(card_no, []).append((counter, delta, balance))
-    for card_no, shadow, ledger_sum, known, first, last, _status in await storage.card_balances():
+    started = time.perf_counter()
+    problem = schema_problem(rows.schema_version())
+    if problem is not None:
+        report.file_problems.append(problem)
+        return report       # the tables may not be the ones the checks read
+    try:
+        problems = rows.integrity_check()
+    except sqlite3.DatabaseError as exc:
+        problems = ["integrity_check: %s" % exc]
+    if problems != ["ok"]:
+        report.file_problems += ["integrity_check: %s" % p for p in problems]
+    try:
+        _check_contents(rows, report, rates_had or {})
+    except sqlite3.DatabaseError as exc:
+        report.file_problems.append("reading stopped: %s" % exc)
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def _check_contents(rows, report, rates_had):
+    terminals = rows.terminals()
+    macs = {tid: R.record_mac_for(bytes(t[2])) for tid, t in terminals.items()}
+    cards = {}
+    seqs_acked = dict.fromkeys(terminals, 0)    # records stored at or below the terminal's acked_upto
+    entries = itertools.groupby(rows.ledger_entries(), key=lambda r: (r[0], r[1]))
+    group = next(entries, None)
+
+    def take_orphans_below(record_id):
+        nonlocal group
+        while group is not None and (group[0][0] is None or record_id is None or group[0][0] < record_id):
+            (rid, tx_id), grp = group
+            _tally(report, cards, tx_id, [(a, c) for _r, _t, a, c in grp])
+            report.orphans.append("transaction %d belongs to record %s, which does not exist" % (tx_id, rid))
+            group = next(entries, None)
+
+    for row in rows.records():
+        record_id, terminal_id, seq, raw = row[:4]
+        report.records += 1
+        take_orphans_below(record_id)
+        posted = []
+        while group is not None and group[0][0] == record_id:
+            (_rid, tx_id), grp = group
+            tx_entries = [(a, c) for _r, _t, a, c in grp]
+            _tally(report, cards, tx_id, tx_entries)
+            posted.append((tx_id, tx_entries))
+            group = next(entries, None)
+        terminal = terminals.get(terminal_id)
+        if terminal is None:
+            report.bad_records.append("record %d: its terminal %d is not registered" % (record_id, terminal_id))
+            continue
+        if seq <= terminal[3]:
+            seqs_acked[terminal_id] += 1
+        _check_record(report, cards, row, terminal, macs[terminal_id], posted, rates_had.get(terminal[0], ()))
+    take_orphans_below(None)
+    for entry_id, tx_id, account, cents in rows.entries_without_tx():
+        report.orphans.append("entry %d (%s %+d) belongs to transaction %d, which does not exist" % (
+            entry_id, account, cents, tx_id))
+    held = rows.held_seqs()
+    for terminal_id, (_merchant, _rate, _key, acked_upto) in sorted(terminals.items()):
+        if seqs_acked[terminal_id] + held.get(terminal_id, 0) < acked_upto:
+            missing = rows.missing_seqs(terminal_id, acked_upto)
+            report.missing_seqs.append("term-%d acknowledged seqs 1..%d; no record holds seq %s" % (
+                terminal_id, acked_upto, ", ".join(map(str, missing))))
+    _check_cards(report, cards, rows.cards(), rows.clone_cards())
+
+
+def _tally(report, cards, tx_id, tx_entries):
+    """Count a transaction, check it sums to zero, and add its card entries to the card's ledger account."""
+    report.transactions += 1
+    total = sum(c for _a, c in tx_entries)
+    if total:
+        report.unbalanced.append((tx_id, total))
+    for account, cents in tx_entries:
+        if account.startswith(_CARD_PREFIX) and account[len(_CARD_PREFIX):].isdigit():
+            card = cards.setdefault(int(account[len(_CARD_PREFIX):]), _Card())
+            card.ledger_cents += cents
+            card.has_entries = True
+
+
+def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
+    record_id, terminal_id, seq, raw, kind, card_no, counter, amount, balance_after, time_s, status = row
+    name = "record %d (term-%d seq %d)" % (record_id, terminal_id, seq)
+    rec, why = decode_stored(raw, record_mac, terminal_id, seq)
+    if rec is None:
+        report.bad_records.append("%s: %s" % (name, why))
+        return
+    stored = (kind, card_no, counter, amount, balance_after, time_s)
+    decoded = (rec.kind, rec.card_no, rec.card_counter, rec.amount_cents, rec.balance_after_cents, rec.time_s)
+    if stored != decoded:
+        fields = ("kind", "card_no", "card_counter", "amount_cents", "balance_after_cents", "time_s")
+        report.bad_records.append("%s: stored %s, its bytes say %s" % (name, ", ".join(
+            "%s=%s" % (f, s) for f, s, d in zip(fields, stored, decoded) if s != d), ", ".join(
+            "%s=%s" % (f, d) for f, s, d in zip(fields, stored, decoded) if s != d)))
+    if status != "applied":
+        if posted:
+            report.posting_mismatch.append("%s is %s, yet booked in transaction %d" % (name, status, posted[0][0]))
+        return
+    if rec.kind != R.KIND_ATTEMPT:
+        cards.setdefault(rec.card_no, _Card()).links.append(
+            (rec.card_counter, ledger.card_delta(rec), rec.balance_after_cents))
+    if len(posted) > 1:
+        report.posting_mismatch.append("%s is booked %d times" % (name, len(posted)))
+    merchant_id, rate_bps = terminal[0], terminal[1] or 0
+    outcome = posting_mismatch(rec, merchant_id, rate_bps, posted[0][1] if posted else [], rate_known=False,
+                               rates_had=rates_had)
+    if outcome == "other_rate":
+        report.other_rate += 1
+    elif outcome is not None:
+        report.posting_mismatch.append("%s: %s" % (name, outcome))
+
+
+def _check_cards(report, cards, card_rows, clones):
+    for card_no in sorted(set(cards) | set(card_rows)):
         report.cards += 1
-        if card_no in flagged:
+        card = cards.get(card_no) or _Card()
+        shadow, last_counter = card_rows.get(card_no, (None, None))
+        if card_no in clones:
             report.flagged.append(card_no)
             continue
-        if last is None:
+        if not card.links:
+            if card.has_entries or last_counter is not None:
+                report.lost_history.append("card %d: %s, and no applied record" % (card_no, "; ".join(
+                    ([("its ledger account holds %d cents" % card.ledger_cents)] if card.has_entries else [])
+                    + ([("the hub's card row is at counter %d" % last_counter)] if last_counter is not None
+                       else []))))
             continue
-        links = chains.get(card_no, [])
+        links = sorted(card.links)
+        counts = itertools.groupby(k for k, _d, _b in links)
+        for counter, same in counts:
+            n = len(list(same))
+            if n > 1:
+                report.doubled.append((card_no, counter, n))
         for (k0, _d0, b0), (k1, d1, b1) in zip(links, links[1:]):
-            if k1 == (k0 + 1) % COUNTER_MODULUS and b0 + d1 != b1:
+            if k1 == k0 + 1 and b0 + d1 != b1:
                 report.chain_breaks.append((card_no, k1, b0, d1, b1))
-        span = (last - first) % COUNTER_MODULUS + 1 if first is not None else 0
-        if first != 1 or known < span:
+        first, last, derived = links[0][0], links[-1][0], links[-1][2]
+        if last_counter is not None and last_counter != last:
+            report.lost_history.append("card %d: the hub's card row is at counter %d, the newest record at %d"
+                                       % (card_no, last_counter, last))
+        if first != 1 or len({k for k, _d, _b in links}) < last - first + 1:
             report.pending.append(card_no)
             continue
-        if shadow != ledger_sum:
-            report.balance_mismatch.append((card_no, shadow, ledger_sum))
-    return report
+        if not shadow == card.ledger_cents == derived:
+            report.balance_mismatch.append((card_no, shadow if shadow is not None else 0, card.ledger_cents,
+                                            derived))
+
+
+async def check(storage):
+    """Run every check against an open Storage; return an AuditReport."""
+    rates_had = merchant_rates(storage.oplog)
+    return await storage.audit_scan(lambda rows: run_checks(rows, rates_had))
+
+
+async def check_file(path):
+    """Open the database at path read-only (no start-up checks, no migrations), run every check, close it."""
+    storage = await Storage(path).open_for_audit()
+    try:
+        return await check(storage)
+    finally:
+        await storage.close()

@@ -35,7 +35,7 @@ from parkcard.hub_lock import HubLockedError
 from parkcard.money import CurrencyError, currency_code, format_cents
 from parkcard.oplog import AuditLogError
 from parkcard.pki import PKIError, check_hostnames
-from parkcard.storage import NotIssued, Storage, audited, version_detail
+from parkcard.storage import DatabaseDamaged, NotIssued, Storage, audited, version_detail
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
 CARD_REQUEST_POLL_S = 0.5       # how often `admin-card issue` looks for the running hub's answer
@@ -51,6 +51,8 @@ def _run(coro):
     """Run a coroutine; the errors of opening or using the database become UserError (no traceback)."""
     try:
         return asyncio.run(coro)
+    except DatabaseDamaged as exc:
+        raise UserError(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise UserError("database error: %s (is --db a ParkCard database?)" % exc) from None
     except HubLockedError as exc:
@@ -233,8 +235,10 @@ def ledger():
 @ledger.command("check")
 @click.pass_obj
 def ledger_check(obj):
-    """Verify the ledger: zero-sum transactions, card balances, counter chains; exit 1 on a discrepancy."""
-    report = _run(_with_storage(obj.db, audit.check))
+    """Re-derive the ledger from the stored records (MACs, postings, card chains); exit 1 on a discrepancy."""
+    if not Path(obj.db).exists():
+        raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % obj.db)
+    report = _run(audit.check_file(obj.db))
     for line in report.lines():
         click.echo(line)
     if not report.ok:

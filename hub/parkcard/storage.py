@@ -201,12 +201,43 @@ class NotIssued(ValueError):
     """A card number with no row in cards: this park never issued it."""
 
 
+class DatabaseDamaged(sqlite3.DatabaseError):
+    """A database file this hub must not serve from (damaged pages, an unknown schema version); the message says why."""
+
+
+# Said with every refusal of a damaged file: what to do, and why it loses nothing (SPEC.md §5.4: a
+# terminal keeps each record in its journal until the hub acknowledges it).
+RESTORE_ADVICE = ("restore the last backup; the terminals keep their records until the hub acknowledges them, "
+                  "so nothing they hold is lost")
+
+
+def schema_problem(version):
+    """Return why a database at this user_version cannot be used by this hub, or None when it can."""
+    if version < 0:
+        return "database schema version %d is not one this hub knows: restore a backup" % version
+    if version > len(MIGRATIONS):
+        return "database schema version %d is newer than this hub (%d): upgrade parkcard" % (version, len(MIGRATIONS))
+    return None
+
+
+def _quick_check(conn, path):
+    """Refuse a file whose pages fail PRAGMA quick_check (O(N) in the file's size: run once, at open)."""
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(20)")]
+    except sqlite3.DatabaseError as exc:
+        if is_transient(exc):
+            raise
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise DatabaseDamaged("%s is damaged (%s): %s" % (path, "; ".join(problems[:3]), RESTORE_ADVICE))
+
+
 def _migrate(conn):
     """Apply every migration newer than the database's user_version (sync, one transaction each)."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current > len(MIGRATIONS):
-        raise sqlite3.DatabaseError(
-            "database schema version %d is newer than this hub (%d): upgrade parkcard" % (current, len(MIGRATIONS)))
+    problem = schema_problem(current)
+    if problem is not None:
+        raise DatabaseDamaged(problem)
     for number in range(current + 1, len(MIGRATIONS) + 1):
         try:
             conn.executescript("BEGIN IMMEDIATE;\n%s;\nPRAGMA user_version = %d;\nCOMMIT;"
@@ -562,6 +593,71 @@ TERMINAL_COLUMNS = ("id", "merchant_id", "role", "key", "name", "config_version"
                     "last_seq", "status_at", "broker_password", "status_authorised")
 
 
+class AuditRows:
+    """The reads of the ledger check, on a plain sqlite3 connection (the reader's, in its thread).
+
+    The large ones are generators over one cursor: the check streams a park's records and
+    entries instead of loading them.
+    """
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def schema_version(self):
+        """Return PRAGMA user_version."""
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def integrity_check(self, max_errors=20):
+        """Return the messages of PRAGMA integrity_check (["ok"] for a sound file)."""
+        return [r[0] for r in self.conn.execute("PRAGMA integrity_check(%d)" % int(max_errors))]
+
+    def terminals(self):
+        """Return {terminal_id: (merchant_id, commission_bps now, key, acked_upto)}."""
+        return {r[0]: tuple(r[1:]) for r in self.conn.execute(
+            "SELECT t.id, t.merchant_id, m.commission_bps, t.key, t.acked_upto FROM terminals t "
+            "LEFT JOIN merchants m ON m.id = t.merchant_id")}
+
+    def records(self):
+        """Yield (id, terminal_id, seq, raw, kind, card_no, counter, amount, balance_after, time_s, status) by id."""
+        yield from self.conn.execute(
+            "SELECT id, terminal_id, seq, raw, kind, card_no, card_counter, amount_cents, balance_after_cents, "
+            "time_s, status FROM records ORDER BY id")
+
+    def ledger_entries(self):
+        """Yield (record_id, tx_id, account, amount_cents) of every ledger entry, by record then transaction."""
+        yield from self.conn.execute(
+            "SELECT t.record_id, t.id, e.account, e.amount_cents FROM ledger_tx t "
+            "JOIN ledger_entries e ON e.tx_id = t.id ORDER BY t.record_id, t.id, e.id")
+
+    def entries_without_tx(self):
+        """Return [(entry id, tx_id, account, amount_cents)] of entries whose transaction row is missing."""
+        return self.conn.execute("SELECT e.id, e.tx_id, e.account, e.amount_cents FROM ledger_entries e "
+                                 "WHERE NOT EXISTS (SELECT 1 FROM ledger_tx t WHERE t.id = e.tx_id) "
+                                 "ORDER BY e.id LIMIT 100").fetchall()
+
+    def held_seqs(self):
+        """Return {terminal_id: number of seqs held by damaged records in quarantine}."""
+        return dict(self.conn.execute("SELECT terminal_id, COUNT(*) FROM quarantine WHERE seq IS NOT NULL "
+                                      "GROUP BY terminal_id"))
+
+    def missing_seqs(self, terminal_id, upto, limit=20):
+        """Return up to `limit` seqs in 1..upto of a terminal with neither a record nor a quarantined hold."""
+        return [r[0] for r in self.conn.execute(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ?) "
+            "SELECT n FROM s WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.terminal_id=? AND r.seq=s.n) "
+            "AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.terminal_id=? AND q.seq=s.n) LIMIT ?",
+            (upto, terminal_id, terminal_id, limit))]
+
+    def cards(self):
+        """Return {card_no: (shadow_balance_cents, last_counter)}."""
+        return {r[0]: (r[1], r[2]) for r in self.conn.execute(
+            "SELECT card_no, shadow_balance_cents, last_counter FROM cards")}
+
+    def clone_cards(self):
+        """Return the cards with a clone alarm."""
+        return {r[0] for r in self.conn.execute("SELECT DISTINCT card_no FROM alarms WHERE kind='clone'")}
+
+
 class Storage:
     """The hub database: one writer connection, one reader connection."""
 
@@ -581,6 +677,7 @@ class Storage:
             await self._writer.execute("PRAGMA synchronous=FULL")
             await self._writer.execute("PRAGMA foreign_keys=ON")
             await self._writer.execute("PRAGMA busy_timeout=10000")
+            await self._in_writer(lambda conn: _quick_check(conn, self.path))
             await self._in_writer(lambda conn: _migrate(conn))
             for table in ("records", "ledger_tx"):
                 async with self._writer.execute("SELECT COALESCE(MAX(id), 0) FROM %s" % table) as cur:
@@ -592,6 +689,12 @@ class Storage:
             # open keeps the process alive after the error is reported.
             await self.close()
             raise
+        return self
+
+    async def open_for_audit(self):
+        """Open the reader connection only: no checks, no migrations, nothing written (`ledger check`)."""
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=10000")
         return self
 
     async def close(self):
@@ -984,10 +1087,9 @@ class Storage:
         return (await self.fetchone("SELECT COUNT(*) FROM %s WHERE %s" % (table, where), params))[0]
 
     # -- audit (ledger check)
-    async def unbalanced_transactions(self):
-        """Return [(tx_id, sum)] of ledger transactions whose entries do not sum to zero."""
-        return await self.fetchall("SELECT tx_id, SUM(amount_cents) FROM ledger_entries GROUP BY tx_id "
-                                   "HAVING SUM(amount_cents) != 0")
+    async def audit_scan(self, fn):
+        """Run fn(AuditRows) in the reader's thread and return its result: the auditor streams rows there."""
+        return await self._reader._execute(fn, AuditRows(self._reader._conn))
 
     async def card_balances(self):
         """Return [(card_no, shadow_balance_cents, ledger_sum, counters_known, first_counter, last_counter, status)]."""
@@ -997,16 +1099,6 @@ class Storage:
             "(SELECT COUNT(*) FROM card_counters k WHERE k.card_no=c.card_no), "
             "(SELECT MIN(counter) FROM card_counters k WHERE k.card_no=c.card_no), c.last_counter, c.status "
             "FROM cards c ORDER BY c.card_no")
-
-    async def card_chains(self):
-        """Return [(card_no, counter, delta_cents, balance_after_cents)] ordered by card and counter."""
-        return await self.fetchall("SELECT card_no, counter, delta_cents, balance_after_cents FROM card_counters "
-                                   "ORDER BY card_no, counter")
-
-    async def applied_without_tx(self):
-        """Return the number of applied value records that have no ledger transaction."""
-        return (await self.fetchone("SELECT COUNT(*) FROM records r WHERE r.status='applied' AND r.kind NOT IN (8, 9) "
-                                    "AND NOT EXISTS (SELECT 1 FROM ledger_tx t WHERE t.record_id = r.id)"))[0]
 
     async def clone_alarm_cards(self):
         """Return the cards with a clone alarm."""

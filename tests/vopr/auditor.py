@@ -17,9 +17,8 @@ from collections import Counter, defaultdict
 
 from protocol import frames
 from protocol import record as R
-from protocol.errors import ProtocolError
 
-from parkcard import ledger
+from parkcard import audit, ledger
 
 _APPEND, _MARK = 0x41, 0x4D
 _APPEND_HEAD = 9
@@ -179,42 +178,50 @@ class Auditor:
 
     # -- checks over the database
     def check_ledger(self):
-        """Re-decode every stored record, re-post the applied ones, compare with the ledger entry by entry."""
+        """Re-decode every stored record, re-post the applied ones, compare with the ledger entry by entry.
+
+        The decoding and the comparison are the product's ledger check's (parkcard.audit); the keys and
+        rates are the plans', facts of the simulation's own.
+        """
         db = self.db()
-        expected = {}
-        applied_counters = Counter()
-        for record_id, terminal_id, seq, raw, status in db.execute(
-                "SELECT id, terminal_id, seq, raw, status FROM records"):
-            try:
-                rec = R.Record.decode(bytes(raw), self.record_macs[terminal_id])
-            except (ProtocolError, KeyError) as exc:
-                self.fail("stored_record_bad", "record %d (term-%d seq %d): %r" % (record_id, terminal_id, seq, exc))
-                continue
-            if (rec.terminal_id, rec.seq) != (terminal_id, seq):
-                self.fail("stored_record_bad", "record %d stored as term-%d seq %d" % (record_id, terminal_id, seq))
-            if status != "applied":
-                continue
-            plan = self.plans[terminal_id]
-            if rec.kind != R.KIND_ATTEMPT:
-                applied_counters[(rec.card_no, rec.card_counter)] += 1
-            entries = ledger.postings(rec, plan.merchant_id, plan.rate_bps)
-            if entries:
-                expected[record_id] = sorted(entries)
         posted = defaultdict(list)
         for record_id, account, amount in db.execute(
                 "SELECT t.record_id, e.account, e.amount_cents FROM ledger_entries e "
                 "JOIN ledger_tx t ON t.id = e.tx_id"):
             posted[record_id].append((account, amount))
-        for record_id in sorted(set(expected) | set(posted)):
-            if sorted(posted.get(record_id, [])) != expected.get(record_id, []):
-                self.fail("ledger_mismatch", "record %s: posted %s, the record's posting is %s" % (
-                    record_id, sorted(posted.get(record_id, [])), expected.get(record_id, [])))
+        applied = set()
+        applied_counters = Counter()
+        for record_id, terminal_id, seq, raw, status in db.execute(
+                "SELECT id, terminal_id, seq, raw, status FROM records"):
+            mac = self.record_macs.get(terminal_id)
+            rec, why = audit.decode_stored(raw, mac, terminal_id, seq) if mac else (None, "no such terminal")
+            if rec is None:
+                self.fail("stored_record_bad", "record %d (term-%d seq %d): %s" % (record_id, terminal_id, seq, why))
+                continue
+            if status != "applied":
+                continue
+            applied.add(record_id)
+            plan = self.plans[terminal_id]
+            if rec.kind != R.KIND_ATTEMPT:
+                applied_counters[(rec.card_no, rec.card_counter)] += 1
+            why = audit.posting_mismatch(rec, plan.merchant_id, plan.rate_bps, posted.get(record_id, []))
+            if why is not None:
+                self.fail("ledger_mismatch", "record %d: %s" % (record_id, why))
+        for record_id in sorted(set(posted) - applied, key=str):
+            self.fail("ledger_mismatch", "record %s: posted %s, it is not an applied record" % (
+                record_id, sorted(posted[record_id])))
         clones = {r[0] for r in db.execute("SELECT DISTINCT card_no FROM alarms WHERE kind='clone'")}
         for (card_no, counter), n in applied_counters.items():
             if n > 1 and card_no not in clones:
                 self.fail("applied_twice", "card %d counter %d applied %d times without a clone alarm" % (
                     card_no, counter, n))
-        return expected
+
+    async def check_product_ledger(self):
+        """The hub's own `ledger check` finds no discrepancy in the drained park's database."""
+        report = await audit.check_file(self.db_path)
+        if not report.ok:
+            self.fail("ledger_check", "; ".join(line for line in report.lines() if not line.startswith("  ")
+                                                and not line.endswith(": 0")) or "discrepancies")
 
     def check_quarantine(self):
         """No message a terminal really sent is quarantined as the hub's own failure."""

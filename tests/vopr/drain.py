@@ -45,6 +45,7 @@ async def drain(stepper):
     stepper.log("DRAIN: drained after %d rounds" % (rounds + 1))
     stepper.audit_db()
     park.auditor.check_settled(park.cards_now(), locked={v.card_no for v in park.visitors if v.slot().locked})
+    await park.auditor.check_product_ledger()
 
 async def drain_round(stepper, rounds):
     """One round: time passes, every online terminal uploads, everything in flight is delivered."""
