@@ -33,8 +33,12 @@ main(sys.argv[1:])
 """
 
 
-def _paho_threads():
-    return [t for t in threading.enumerate() if t.name.startswith("paho-mqtt-client-") and t.is_alive()]
+CLIENT_ID = "hub-lifecycle-test"     # names the hub's paho thread (paho-mqtt-client-<client id>)
+
+
+def _link_threads():
+    """The paho network threads of the hub under test that still run."""
+    return [t for t in threading.enumerate() if t.name == "paho-mqtt-client-" + CLIENT_ID and t.is_alive()]
 
 
 def _released(db):
@@ -54,14 +58,14 @@ def test_a_failed_task_stops_the_hub_and_releases_link_database_and_lock(tmp_pat
     db = tmp_path / "hub.db"
 
     async def scenario():
-        hub = Hub(db, broker_port=free_port())    # no broker: the link keeps retrying, it must not matter
+        hub = Hub(db, broker_port=free_port(), client_id=CLIENT_ID)    # no broker: the link keeps retrying, it must not matter
         with pytest.raises(HubFailed, match="task notices failed: OSError: notice socket broke"):
             await asyncio.wait_for(hub.run(), EXIT_BOUND_S)
         return hub
     hub = asyncio.run(scenario())
     assert hub.storage._writer is None and hub.storage._reader is None
     assert not hub.lock.held and _released(db)
-    assert _paho_threads() == []
+    assert _link_threads() == []
 
 
 def test_a_broker_link_that_cannot_start_releases_the_database_and_lock(tmp_path, monkeypatch):
