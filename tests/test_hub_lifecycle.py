@@ -109,6 +109,7 @@ def test_up_exits_non_zero_with_the_reason_and_stops_its_broker_when_the_hub_fai
                         tmp_path)
     assert proc.returncode == EXIT_HUB_FAILED, proc.stderr
     assert "mosquitto listening on 127.0.0.1:%d" % port in proc.stdout
+    assert "terminal connections (open-file limit" in proc.stdout
     assert "event=hub_failed reason=" in proc.stderr
     assert "Error: the hub stopped: task notices failed: OSError: notice socket broke" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -6,7 +6,9 @@
     await hub.stop()
 
 `python -m parkcard.service --db PATH --broker-port N` runs a hub until
-SIGTERM/SIGINT (tests kill it with SIGKILL to check crash safety).
+SIGTERM/SIGINT (tests kill it with SIGKILL to check crash safety). A hub that
+cannot serve releases everything and exits EXIT_HUB_FAILED (1) with the reason,
+so that its supervisor restarts it; EXIT_USAGE (2) when another hub holds the database.
 """
 
 import argparse
