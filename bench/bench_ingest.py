@@ -1,16 +1,20 @@
 """Hub ingest bench: throughput, tap-to-settled latency, backlog drain, memory with 500 terminals.
 
-    .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--frame-records 64] [--latency-taps 300]
-                                           [--backlog 10000] [--connected 500]
+    .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--processes 1] [--frame-records 64]
+                                           [--latency-taps 300] [--backlog 10000] [--connected 500]
 
 The hub runs as its own process (`python -m parkcard.service`) against a
-private Mosquitto; simulated terminals publish real protocol frames from this
-process. "Settled" means acknowledged by T_ACK, which the hub sends only after
-the batch is committed with synchronous=FULL.
+private Mosquitto; simulated terminals publish real protocol frames. The
+throughput terminals run in --processes worker processes, at most
+TERMINALS_PER_PROCESS_MAX each: paho waits on its sockets with select(), which
+stops at 1,024 file descriptors, so 1,000 terminals uploading at once need
+`--terminals 1000 --processes 4`. "Settled" means acknowledged by T_ACK, which
+the hub sends only after the batch is committed with synchronous=FULL.
 """
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import shlex
 import socket
@@ -19,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +41,9 @@ from terminal import mqtt  # noqa: E402 - the firmware's MQTT codec builds the r
 
 UID = b"\x04\x55\x66\x77"
 START_BALANCE = 8_000_000
+# paho's select() fails past descriptor 1,024: a worker process keeps well below it.
+TERMINALS_PER_PROCESS_MAX = 300
+WORKER_TIMEOUT_S = 600       # bounds a stuck worker: the bench reports it instead of hanging
 
 
 def hub_process(db, broker):
@@ -55,11 +63,13 @@ def rss_kb(pid, field):
 async def prepare(db, broker, terminal_ids):
     """Registry, one card per terminal, and the hub's persistent broker session."""
     hub = await start_hub(db, broker.host, broker.port)
-    keys = {}
-    for tid in terminal_ids:
-        keys[tid] = await hub.register_terminal(tid, MERCHANT_ICE, frames.ROLE_POS, "bench %d" % tid)
-    cards = {tid: (await hub.desk(DESK_ID).issue(UID, START_BALANCE - 100000)).card_no for tid in terminal_ids}
-    await hub.stop()
+    try:    # a failure here must stop the hub: its database threads would keep the bench alive
+        keys = {}
+        for tid in terminal_ids:
+            keys[tid] = await hub.register_terminal(tid, MERCHANT_ICE, frames.ROLE_POS, "bench %d" % tid)
+        cards = {tid: (await hub.desk(DESK_ID).issue(UID, START_BALANCE - 100000)).card_no for tid in terminal_ids}
+    finally:
+        await hub.stop()
     return keys, cards
 
 
@@ -73,6 +83,57 @@ def journal(term, card_no, count, start_counter=2, balance=START_BALANCE - 10000
 def wait_all(terms, timeout_s=300):
     for term in terms:
         term.wait_acked(term.seq, timeout_s)
+
+
+def upload_worker(host, port, terminals, per, frame_records, ready, go, results):
+    """One worker process: connect its terminals, journal `per` records each, upload on `go`, wait for acks."""
+    terms = []
+    try:
+        for tid, key, card_no in terminals:
+            term = ScriptedTerminal(host, port, tid, key).connect()
+            terms.append(term)
+            journal(term, card_no, per)
+        ready.wait(WORKER_TIMEOUT_S)
+        go.wait(WORKER_TIMEOUT_S)
+        for term in terms:
+            term.upload_all(frame_records)
+        wait_all(terms)
+        results.put(None)
+    except Exception as exc:   # reported by the parent, which would otherwise wait for this worker
+        results.put("worker of terminals %d..%d: %r" % (terminals[0][0], terminals[-1][0], exc))
+        ready.abort()      # the parent waits for every worker to be ready: tell it now
+    finally:
+        for term in terms:
+            term.close()
+
+
+def start_workers(broker, keys, cards, terminal_ids, processes, per, frame_records):
+    """Start the worker processes, each with its share of terminal_ids; return (workers, go, results) once all
+    are connected and journalled."""
+    ctx = multiprocessing.get_context("spawn")   # no fork of a process that runs paho threads
+    ready, go, results = ctx.Barrier(processes + 1), ctx.Event(), ctx.Queue()
+    shares = [terminal_ids[i::processes] for i in range(processes)]
+    workers = [ctx.Process(target=upload_worker, args=(broker.host, broker.port,
+                                                       [(t, keys[t], cards[t]) for t in share], per, frame_records,
+                                                       ready, go, results), daemon=True)
+               for share in shares]
+    for worker in workers:
+        worker.start()
+    try:
+        ready.wait(WORKER_TIMEOUT_S)
+    except threading.BrokenBarrierError:
+        raise RuntimeError(results.get(timeout=WORKER_TIMEOUT_S)) from None
+    return workers, go, results
+
+
+def finish_workers(workers, results):
+    """Wait until every worker's terminals are acknowledged; raise with the first worker's error."""
+    errors = [results.get(timeout=WORKER_TIMEOUT_S) for _ in workers]
+    for worker in workers:
+        worker.join(WORKER_TIMEOUT_S)
+    errors = [e for e in errors if e]
+    if errors:
+        raise RuntimeError("; ".join(errors))
 
 
 def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
@@ -121,39 +182,47 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=64000)
     parser.add_argument("--terminals", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="worker processes for the throughput terminals (at most %d terminals each)"
+                             % TERMINALS_PER_PROCESS_MAX)
     parser.add_argument("--frame-records", type=int, default=frames.UPLOAD_RECORDS_MAX,
                         help="records per upload frame (the firmware sends terminal.sync.UPLOAD_BATCH_MAX)")
     parser.add_argument("--latency-taps", type=int, default=300)
     parser.add_argument("--backlog", type=int, default=10000)
     parser.add_argument("--connected", type=int, default=500)
     args = parser.parse_args()
+    if args.terminals > args.processes * TERMINALS_PER_PROCESS_MAX:
+        parser.error("%d terminals need --processes %d or more (at most %d terminals per process: paho's select())"
+                     % (args.terminals, -(-args.terminals // TERMINALS_PER_PROCESS_MAX), TERMINALS_PER_PROCESS_MAX))
     print("command: %s" % " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv]))
     work = Path(tempfile.mkdtemp(prefix="parkcard-bench-"))
     db = work / "hub.db"
     tput_ids = list(range(1, args.terminals + 1))
-    lat_id, backlog_id = 900, 901
-    conn_ids = list(range(1000, 1000 + args.connected))
+    lat_id, backlog_id = args.terminals + 1, args.terminals + 2
+    conn_ids = list(range(args.terminals + 3, args.terminals + 3 + args.connected))
     with Broker(work / "broker") as broker:
         keys, cards = asyncio.run(prepare(db, broker, tput_ids + [lat_id, backlog_id] + conn_ids))
 
         # 1. throughput: every terminal's journal published in frames of --frame-records, hub online
         terms = {tid: ScriptedTerminal(broker.host, broker.port, tid, keys[tid]).connect()
-                 for tid in tput_ids + [lat_id, backlog_id]}
+                 for tid in [lat_id, backlog_id]}
         per = args.records // len(tput_ids)
-        for tid in tput_ids:
-            journal(terms[tid], cards[tid], per)
+        workers, go, results = start_workers(broker, keys, cards, tput_ids, args.processes, per, args.frame_records)
         hub = hub_process(db, broker)
         try:
             time.sleep(1.0)   # bench only: let the hub process start before the clock runs
             started = time.perf_counter()
-            for tid in tput_ids:
-                terms[tid].upload_all(args.frame_records)
-            wait_all([terms[t] for t in tput_ids])
+            go.set()
+            finish_workers(workers, results)
             tput_s = time.perf_counter() - started
             total = per * len(tput_ids)
+            print("ingest throughput: %d records in %.2f s = %.0f records/s (%d-record frames, %d terminals "
+                  "uploading at once from %d processes)" % (total, tput_s, total / tput_s, args.frame_records,
+                                                            len(tput_ids), args.processes))
+            print("after the throughput run: hub RSS %d MB (peak %d MB), broker RSS %d MB (peak %d MB)" % (
+                rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024,
+                rss_kb(broker.process.pid, "VmRSS") // 1024, rss_kb(broker.process.pid, "VmHWM") // 1024))
             raw_rate, raw_rows = raw_sqlite_rate(db, work, tput_ids)
-            print("ingest throughput: %d records in %.2f s = %.0f records/s (%d-record frames, %d terminals)" % (
-                total, tput_s, total / tput_s, args.frame_records, len(tput_ids)))
             print("raw sqlite3 executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
                 raw_rows, total, raw_rate, 100 * total / tput_s / raw_rate))
 

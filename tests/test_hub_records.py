@@ -161,7 +161,7 @@ def test_two_desks_issuing_at_once_get_distinct_numbers_and_no_clone_alarm(tmp_p
     async def scenario():
         hub = await park(tmp_path / "hub.db")
         await hub.register_terminal(DESK_2, MERCHANT_PARK, frames.ROLE_DESK, "second desk")
-        issued = await asyncio.gather(*[hub.desk(d).issue(bytes((4, 0, n, d)), 1000 + n, deposit_cents=200)
+        issued = await asyncio.gather(*[hub.desk(d).issue(bytes((4, 0, n, d & 0xFF)), 1000 + n, deposit_cents=200)
                                         for n in range(4) for d in (DESK_ID, DESK_2)])
         report = await audit.check(hub.storage)
         alarms = await hub.storage.alarms()
@@ -175,7 +175,7 @@ def test_two_desks_issuing_at_once_get_distinct_numbers_and_no_clone_alarm(tmp_p
     assert (alarms, blacklisted) == ([], [])
     assert report.ok and not report.pending
     assert [(c["uid"], c["deposit_cents"], c["shadow_balance_cents"]) for c in cards] == [
-        (bytes((4, 0, n, d)), 200, 1000 + n) for n in range(4) for d in (DESK_ID, DESK_2)]
+        (bytes((4, 0, n, d & 0xFF)), 200, 1000 + n) for n in range(4) for d in (DESK_ID, DESK_2)]
 
 
 def test_a_failure_while_writing_the_card_row_posts_nothing(tmp_path):

@@ -7,10 +7,12 @@ forced to the username, and the per-terminal ACL (parkcard.broker_auth).
 """
 
 import os
+import resource
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,13 @@ from protocol import hub_frames
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 PACKET_SIZE_MAX = hub_frames.FRAME_SIZE_MAX + 512     # MQTT fixed header, topic (SPEC.md §5.1) and packet id
 START_TIMEOUT_S = 10.0
+# Every terminal connection is an open file in the broker. A soft limit of 1024 (a common default)
+# let Mosquitto accept 1,015 of 1,100 terminals: the broker gets this many, capped by the hard limit.
+OPEN_FILES_TARGET = 65536
+# Descriptors the broker needs besides connections: listener sockets, its log, config, password and
+# ACL files, the epoll descriptor. `up` promises terminals what is left of the limit.
+OPEN_FILES_RESERVE = 32
+_rlimit_lock = threading.Lock()     # one broker start at a time changes this process's own limit
 
 
 class BrokerError(RuntimeError):
@@ -80,6 +89,12 @@ class Broker:
         self.password_file = Path(password_file) if password_file else None
         self.acl_file = Path(acl_file) if acl_file else None
         self.process = None
+        self.open_files_max = None     # the broker's soft RLIMIT_NOFILE once started
+
+    @property
+    def connections_max(self):
+        """How many client connections the running broker can hold: its open-file limit less the reserve."""
+        return None if self.open_files_max is None else max(0, self.open_files_max - OPEN_FILES_RESERVE)
 
     @property
     def secure(self):
@@ -150,10 +165,12 @@ class Broker:
         log_path = self.workdir / "mosquitto.log"
         log = open(log_path, "ab")
         log_from = log.tell()     # the log is kept across runs: report only this run's lines
-        self.process = subprocess.Popen(
-            [find_mosquitto(), "-c", str(self.config_path)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        )
+        with _rlimit_lock, _open_files_raised() as open_files_max:
+            self.process = subprocess.Popen(
+                [find_mosquitto(), "-c", str(self.config_path)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            )
+        self.open_files_max = open_files_max
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -203,6 +220,27 @@ class Broker:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _open_files_raised:
+    """Raise this process's soft RLIMIT_NOFILE to OPEN_FILES_TARGET (capped by the hard limit) while a
+    child is started, then restore it; the child keeps the raised limit. Value: the child's soft limit.
+
+    Not a preexec_fn: Python calls it in the forked child, which is unsafe while other threads run
+    (the hub's paho thread, a test's terminals).
+    """
+
+    def __enter__(self):
+        self._before = resource.getrlimit(resource.RLIMIT_NOFILE)
+        soft, hard = self._before
+        target = OPEN_FILES_TARGET if hard == resource.RLIM_INFINITY else min(OPEN_FILES_TARGET, hard)
+        if soft == resource.RLIM_INFINITY or soft >= target:
+            return soft
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+
+    def __exit__(self, *exc):
+        resource.setrlimit(resource.RLIMIT_NOFILE, self._before)
 
 
 def _check_port_free(host, port):

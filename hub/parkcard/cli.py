@@ -1,7 +1,8 @@
 """`parkcard` command line: park secrets, fleet, ledger check, settlement, registry, running the hub.
 
 User mistakes get one clear line saying what went wrong and what to do, and
-exit status 2; `ledger check` exits 1 when it finds a discrepancy.
+exit status 2; `ledger check` exits 1 when it finds a discrepancy, and `up`
+exits 1 when the hub stopped because it could not serve (a supervisor restarts it).
 
 The CLI works on the database, not on a running hub. After each commit it
 tells the running hub what changed (parkcard.notify: one datagram, best
@@ -45,6 +46,12 @@ class UserError(click.ClickException):
     """A mistake of the person at the keyboard: message, exit 2, no traceback."""
 
     exit_code = 2
+
+
+class HubStopped(click.ClickException):
+    """`up`: the hub could not serve and stopped, everything released; exit 1 so a supervisor restarts it."""
+
+    exit_code = 1   # parkcard.service.EXIT_HUB_FAILED
 
 
 def _run(coro):
@@ -722,7 +729,7 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
     from parkcard.broker import Broker, BrokerError
     from parkcard.broker_auth import BrokerAuthError
     from parkcard.hub_lock import HubLock
-    from parkcard.service import Hub, configure_logging, serve
+    from parkcard.service import Hub, HubFailed, configure_logging, failure_message, serve
 
     db = obj.db
     park = None if insecure else _load_park(_park_dir(obj))
@@ -754,11 +761,15 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
             raise UserError(str(exc)) from None
         if broker is not None:
             broker_host, broker_port = broker.host, broker.port
-            click.echo("mosquitto listening on %s:%d (%s)" % (broker_host, broker_port,
-                                                             "TLS, passwords, ACL" if broker.secure else "INSECURE"))
+            click.echo("mosquitto listening on %s:%d (%s), up to %d terminal connections (open-file limit %d)"
+                       % (broker_host, broker_port, "TLS, passwords, ACL" if broker.secure else "INSECURE",
+                          broker.connections_max, broker.open_files_max))
         # --no-broker: the default port is the one a park of this kind listens on.
         default_port = secure.SECURE_PORT if park is not None else 1883
-        _run(serve(Hub(db, broker_host, broker_port or default_port, lock=lock, **hub_args)))
+        try:
+            _run(serve(Hub(db, broker_host, broker_port or default_port, lock=lock, **hub_args)))
+        except HubFailed as exc:
+            raise HubStopped(failure_message(exc)) from None
     finally:
         if broker is not None:
             broker.stop()

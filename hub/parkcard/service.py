@@ -6,7 +6,9 @@
     await hub.stop()
 
 `python -m parkcard.service --db PATH --broker-port N` runs a hub until
-SIGTERM/SIGINT (tests kill it with SIGKILL to check crash safety).
+SIGTERM/SIGINT (tests kill it with SIGKILL to check crash safety). A hub that
+cannot serve releases everything and exits EXIT_HUB_FAILED (1) with the reason,
+so that its supervisor restarts it; EXIT_USAGE (2) when another hub holds the database.
 """
 
 import argparse
@@ -33,6 +35,8 @@ from parkcard.storage import NotIssued, Storage, audited, is_transient, version_
 
 log = logging.getLogger("parkcard.hub")
 
+EXIT_HUB_FAILED = 1            # the hub could not serve: a supervisor restarts it (README, "Reliability")
+EXIT_USAGE = 2                 # a mistake to correct first (another hub holds the database): restarting won't help
 BATCH_FRAMES_MAX = 64          # frames per database transaction (64 x 64 records)
 TERMINAL_KEY_SIZE = 32
 CARD_WRITE_TIMEOUT_S = 60       # a cashier presents the blank card within a minute
@@ -50,6 +54,32 @@ ADMIN_CARD_NO_LAST = 999999
 
 class HubError(ValueError):
     """An operation the hub cannot do as asked; the message says what to do."""
+
+
+class HubFailed(RuntimeError):
+    """The hub cannot serve (a task failed, or start-up failed after the database opened); everything is released.
+
+    A process that meets it exits EXIT_HUB_FAILED so that its supervisor starts it again.
+    """
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _named_failure(name, coro):
+    """Run one of the hub's tasks; a failure becomes HubFailed naming the task (cancellation passes)."""
+    try:
+        return await coro
+    except Exception as exc:
+        # The traceback only at DEBUG: the reason line says what failed; --log-level DEBUG says where.
+        log.debug("event=task_failed task=%s", name, exc_info=True)
+        raise HubFailed("task %s failed: %s" % (name, _reason(exc))) from exc
+
+
+def _reason(exc):
+    """One line naming an exception: its type and message."""
+    return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -98,6 +128,7 @@ class Hub:
         self.on_terminals_added = on_terminals_added
         self.batch_frames_max = batch_frames_max
         self._task = None
+        self._link_started = False     # link.start() was called: stop() must stop paho's thread
         self._settled = None
         self._desks = {}
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
@@ -130,46 +161,80 @@ class Hub:
         return self
 
     async def start(self):
-        """Open the database, connect to the broker and start the tasks."""
+        """Open the database, connect to the broker and start the tasks.
+
+        Raises HubFailed, with everything released, when start-up fails after the database opened.
+        """
         await self.open()
         try:
             self.notices.start()
+            self._link_started = True
+            await self.link.start()
+        except Exception as exc:
+            await self._close()
+            raise HubFailed("start-up failed: %s" % _reason(exc)) from exc
         except BaseException:
-            await self.stop()
+            await self._close()
             raise
-        await self.link.start()
         self._task = asyncio.create_task(self._run_tasks(), name="hub")
         log.info("event=hub_started db=%s broker=%s:%d", self.storage.path, self.link.host, self.link.port)
         return self
 
     async def _run_tasks(self):
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._consume(), name="consume")
-            tg.create_task(self._poll_registry(), name="registry-poll")
-            tg.create_task(self._take_notices(), name="notices")
+        """The hub's long-lived tasks; the first one to fail stops the others and raises HubFailed."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for name, coro in (("consume", self._consume()), ("registry-poll", self._poll_registry()),
+                                   ("notices", self._take_notices())):
+                    tg.create_task(_named_failure(name, coro), name=name)
+        except ExceptionGroup as group:
+            failures = [exc for exc in group.exceptions if isinstance(exc, HubFailed)]
+            raise (failures or [HubFailed(_reason(group))])[0] from group
 
     async def stop(self):
-        """Stop the tasks, the broker link and the database."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop the tasks, then always close the broker link, the database and the lock.
+
+        A task that had failed raises its HubFailed here, after everything is released.
+        """
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        finally:
+            await self._close()
+
+    async def _close(self):
+        """Release what open() and start() took, each step even if an earlier one fails (idempotent)."""
+        try:
+            if self._link_started:
+                self._link_started = False
+                await self.link.stop()
+        finally:
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-            await self.link.stop()
-        self.notices.close()
-        await self.storage.close()
-        self.lock.release()
-        log.info("event=hub_stopped")
+                self.notices.close()
+            finally:
+                try:
+                    await self.storage.close()
+                finally:
+                    if self.lock.held:
+                        self.lock.release()
+                        log.info("event=hub_stopped")
 
     async def run(self):
-        """Start and serve until cancelled."""
-        await self.start()
+        """Start and serve until cancelled; raise HubFailed (everything released) when the hub cannot serve."""
         try:
-            await self._task
-        finally:
-            await self.stop()
+            await self.start()
+            try:
+                await self._task
+            finally:
+                await self.stop()
+        except HubFailed as exc:
+            log.error("event=hub_failed reason=%r", exc.reason)
+            raise
 
     async def wait_connected(self, timeout_s=10):
         """Wait until the broker session is up; TimeoutError says which broker did not answer."""
@@ -696,7 +761,7 @@ def configure_logging(level=logging.INFO):
 
 
 async def serve(hub):
-    """Run a hub until SIGTERM or SIGINT."""
+    """Run a hub until SIGTERM or SIGINT; HubFailed goes up when it cannot serve."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -707,9 +772,17 @@ async def serve(hub):
         pass
 
 
+def failure_message(exc):
+    """The line a person reads on stderr when the hub stopped because it could not serve."""
+    return "the hub stopped: %s (it released the database; a supervisor restarts it)" % exc.reason
+
+
 def main(argv=None):
-    """python -m parkcard.service --db PATH --broker-port N"""
-    parser = argparse.ArgumentParser(prog="python -m parkcard.service", description="Run the ParkCard hub.")
+    """python -m parkcard.service --db PATH --broker-port N; exit 1 when the hub cannot serve, 2 when locked."""
+    parser = argparse.ArgumentParser(prog="python -m parkcard.service", description="Run the ParkCard hub.",
+                                     epilog="exit status: 0 stopped by SIGTERM/SIGINT, %d the hub could not serve "
+                                            "(restart it), %d another hub holds the database"
+                                            % (EXIT_HUB_FAILED, EXIT_USAGE))
     parser.add_argument("--db", default=os.path.join("var", "parkcard.db"))
     parser.add_argument("--broker-host", default="127.0.0.1")
     parser.add_argument("--broker-port", type=int, default=1883)
@@ -721,7 +794,9 @@ def main(argv=None):
     try:
         asyncio.run(serve(Hub(args.db, args.broker_host, args.broker_port, args.client_id)))
     except HubLockedError as exc:
-        parser.exit(2, "error: %s\n" % exc)
+        parser.exit(EXIT_USAGE, "error: %s\n" % exc)
+    except HubFailed as exc:
+        parser.exit(EXIT_HUB_FAILED, "error: %s\n" % failure_message(exc))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from protocol import frames, topics
+from protocol import frames, hub_frames, topics
 from protocol import record as R
 
 from parkcard.mqtt_link import set_nodelay
@@ -163,11 +163,15 @@ class ScriptedTerminal:
 
 MERCHANT_PARK = 1       # the park itself: desk terminals
 MERCHANT_ICE = 2        # a booth, 10 % commission
-DESK_ID = 100
+# The test kit's own terminals (its desk, a second desk) take ids from the top of the id space, so
+# that terminals a test or the bench numbers from 1 upwards never meet them: 100 once did, and the
+# bench with 100 terminals failed to register its terminal 100.
+FIXTURE_TERMINAL_IDS = range(hub_frames.TERMINAL_ID_MAX - 15, hub_frames.TERMINAL_ID_MAX + 1)
+DESK_ID = FIXTURE_TERMINAL_IDS[0]
 
 
 async def start_hub(db_path, host, port, **hub_args):
-    """Start a Hub with the park merchant, an ice-cream merchant at 1000 bps and desk terminal 100."""
+    """Start a Hub with the park merchant, an ice-cream merchant at 1000 bps and desk terminal DESK_ID."""
     from parkcard.service import Hub
 
     hub = Hub(db_path, host, port, **hub_args)
