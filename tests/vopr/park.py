@@ -100,7 +100,7 @@ class Park:
         return "hub started" if self.hub is not None else "hub did not start"
 
     def _faulty_write(self, write):
-        async def faulty_write(fn):
+        async def faulty_write(fn, audit=None):
             if self.disk_full_writes > 0:
                 self.disk_full_writes -= 1
                 self.disk_full_hit += 1
@@ -112,7 +112,7 @@ class Park:
                 when = when if left <= 1 else None
             if when == "before":
                 raise HubKilled("killed before a transaction")
-            result = await write(fn)
+            result = await write(fn, audit)
             if when == "after":
                 raise HubKilled("killed after a commit, before anything else")
             return result
