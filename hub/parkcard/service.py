@@ -611,16 +611,16 @@ class Hub:
         if len(uid) not in (4, 7):
             raise HubError("a card UID is 4 or 7 bytes, not %d" % len(uid))
         try:
-            card_no = await self.storage.add_admin_card(uid, desk, desk_terminal_id, ADMIN_CARD_NO_FIRST,
-                                                        ADMIN_CARD_NO_LAST)
+            card_no = await self.storage.add_admin_card(
+                uid, desk, desk_terminal_id, ADMIN_CARD_NO_FIRST, ADMIN_CARD_NO_LAST, audit=audited(
+                    actor, "admin_card.issue", when=lambda _: True, extra=lambda no: dict(card_no=no), uid=uid,
+                    desk=bool(desk), desk_terminal_id=desk_terminal_id))
         except ValueError as exc:  # every admin card number is taken (numbers are never reused)
             raise HubError(str(exc)) from None
         nonce = secrets.token_bytes(admin_card.NONCE_SIZE)
         blocks = admin_card.seal(self.transport_key, self.park_keys, card_no, uid, nonce, desk=desk)
         trailers = admin_card.trailer_blocks(self.transport_key, self.park_keys, uid, desk=desk)
         log.info("event=admin_card_issued card_no=%d desk_terminal=%d actor=%s", card_no, desk_terminal_id, actor)
-        await self.audit(actor, "admin_card.issue", card_no=card_no, uid=uid, desk=bool(desk),
-                         desk_terminal_id=desk_terminal_id)
         return AdminCardIssue(card_no, uid, desk, blocks, trailers)
 
     async def write_card(self, desk_terminal_id, uid, blocks, timeout_s=CARD_WRITE_TIMEOUT_S, actor="hub"):

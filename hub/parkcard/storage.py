@@ -1013,7 +1013,7 @@ class Storage:
                                                   "ORDER BY card_no")]
 
     # -- admin system cards
-    async def add_admin_card(self, uid, desk, issued_by, first, last):
+    async def add_admin_card(self, uid, desk, issued_by, first, last, audit=None):
         """Record a new pending admin card under the next number in [first, last]; return it (ValueError when full)."""
         def run(tx):
             row = tx.execute("SELECT MAX(card_no) FROM admin_cards").fetchone()
@@ -1023,7 +1023,7 @@ class Storage:
             tx.execute("INSERT INTO admin_cards(card_no, uid, desk, issued_by, issued_at, state) "
                        "VALUES (?,?,?,?,?,'pending')", (card_no, bytes(uid), int(desk), issued_by, tx.now))
             return card_no
-        return await self.write(run)
+        return await self.write(run, audit)
 
     async def admin_card(self, card_no):
         """Return the admin card row as a dict, or None."""
