@@ -202,3 +202,19 @@ def test_operator_issues_an_admin_card_through_the_desk_terminal(tmp_path):
         assert refused.exit_code != 0 and "not a blank card" in refused.output
         assert [bytes(b) for b in used.blocks] == before
     in_park(tmp_path, scenario, terminals=1, cards=1, seed=17)
+
+
+@pytest.mark.brokers
+def test_demo_on_an_existing_plaintext_broker_settles_and_balances(tmp_path, broker):
+    """`parkcard demo --broker mqtt://host:port` on each broker the tests know (conftest)."""
+    from click.testing import CliRunner
+
+    from parkcard.cli import main
+
+    url = "mqtt://%s:%d" % (broker.host, broker.port)
+    result = CliRunner().invoke(main, ["demo", "--broker", url, "--terminals", "2", "--taps", "40", "--cards", "5",
+                                       "--dir", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "broker %s (plaintext" % url in result.output
+    assert "cards whose hub shadow balance differs from the card: 0" in result.output
+    assert "RESULT: OK" in result.output

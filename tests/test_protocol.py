@@ -143,3 +143,9 @@ def test_topics_roundtrip_and_reject_foreign():
                 "parkcard/term-\u00b2/up", "parkcard/term-\u2460/up", "parkcard/term-\u0661/up",
                 "parkcard/term-01/up", "parkcard/term-/up", "parkcard/term-+1/up", "parkcard/term- 1/up"):
         assert topics.terminal_of(bad) is None
+
+
+def test_the_config_price_limit_is_the_card_balance_maximum():
+    """protocol.config keeps its own copy (the sync stack must not load the card codec): they must agree."""
+    from protocol import card, config
+    assert config.PRICE_MAX_CENTS == card.BALANCE_MAX_CENTS
