@@ -216,5 +216,5 @@ def test_demo_on_an_existing_plaintext_broker_settles_and_balances(tmp_path, bro
                                        "--dir", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     assert "broker %s (plaintext" % url in result.output
-    assert "cards whose hub shadow balance differs from the card: 0" in result.output
+    assert "cards whose balance at the hub differs from the card itself: 0" in result.output
     assert "RESULT: OK" in result.output

@@ -13,12 +13,15 @@ import pytest
 
 from protocol import admin_card, card, frames, hub_frames, topics
 from protocol.card import BALANCE_MAX_CENTS
-from protocol.config import OFFLINE_S_MAX, PRICE_MAX_CENTS
+from protocol.hub_frames import OFFLINE_S_MAX, PRICE_MAX_CENTS
 from terminal.blacklist import Blacklist
 from terminal.journal import Journal
 from terminal.mqtt import MQTTError
 from terminal.state import TerminalState
-from terminal.sync import CLOCK_AHEAD_MAX_S, CLOCK_OFF_MAX_S, COUNTER_STEP_MAX, Sync
+from terminal.sync import _CLOCK_AHEAD_MAX_S as CLOCK_AHEAD_MAX_S
+from terminal.sync import _CLOCK_OFF_MAX_S as CLOCK_OFF_MAX_S
+from terminal.sync import _COUNTER_STEP_MAX as COUNTER_STEP_MAX
+from terminal.sync import Sync
 
 TID = 7
 KEY = b"k" * 32

@@ -7,6 +7,7 @@ driven line by line (commands on stdin, one answer line each, events as they
 happen); every wait is for a line or a message, bounded.
 """
 
+import struct
 import subprocess
 import threading
 import time
@@ -370,8 +371,9 @@ def test_authentic_frames_with_hostile_values_are_refused_and_the_next_good_one_
             hub.frame(frames.T_TIME, time_s=hub_time - 10 * YEAR_S),
             hub.frame(frames.T_TIME, time_s=hub_time + 10 * YEAR_S),
             hub.frame(frames.T_CONFIG, frames.Config(version=8, role=frames.ROLE_RIDE, max_offline_s=0).encode()),
-            hub.frame(frames.T_CONFIG, frames.Config(version=8, role=frames.ROLE_RIDE,
-                                                     fixed_price_cents=1 << 23).encode()),
+            # Packed by hand: the hub's encoder refuses a price no card holds.
+            hub.frame(frames.T_CONFIG, struct.pack(">HBHIIIIIHH", 8, frames.ROLE_RIDE, 0, 1 << 23, 5000, 20000,
+                                                   86400, 86400, 0, 0)),
             hub.frame(frames.T_CONFIG, frames.Config(version=8, role=9).encode()),
             hub.frame(frames.T_CONFIG, good.encode(), counter=0xFFFFFFFF),  # every later frame a replay
             # Taken, but their header time moves neither the contact nor the blacklist's age.

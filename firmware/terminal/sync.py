@@ -14,7 +14,13 @@ from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, R
 from terminal import blacklist as bl
 from terminal import journal as jr
 
-UPLOAD_BATCH_MAX = 8             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        return value
+
+UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
                                  # upload's copies small beside the sync stack in a 100 KB heap
 ACK_TIMEOUT_MS = 5000
 AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
@@ -26,16 +32,16 @@ FIRMWARE_VERSION = b"0.1.0"
 UNCERTAIN_GIVE_UP_S = 900
 # What one time frame may do to the clock (SPEC.md §5.3, "A terminal refuses"): never set it
 # before the last hub contact or this floor (2020-01-01; an ESP32's clock restarts at 2000)...
-CLOCK_FLOOR_S = 1577836800
+_CLOCK_FLOOR_S = const(1577836800)
 # ...nor more than this ahead of a clock that kept running (crystal drift is seconds a day)...
-CLOCK_AHEAD_MAX_S = 86400
+_CLOCK_AHEAD_MAX_S = const(86400)
 # ...nor, when the clock restarted behind the last contact (a power cut), more than this
 # after that contact: the longest a terminal may be switched off and still take the hub's time.
-CLOCK_OFF_MAX_S = 731 * 86400
+_CLOCK_OFF_MAX_S = const(731 * 86400)
 # A downlink counter this far past the last accepted one is refused once one was accepted: taken,
 # it would leave every later frame of the hub a replay. The hub skips at most its reserve block
 # (1024) per restart and sends a few thousand frames a day to a terminal.
-COUNTER_STEP_MAX = 1 << 24
+_COUNTER_STEP_MAX = const(1 << 24)
 _UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
 
 
@@ -165,8 +171,8 @@ class Sync:
         batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
         if not batch:
             return None
-        body = frames.upload_body([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
-        batch = None  # the records are in body now: free them before the frame is built
+        body = frames.upload_parts([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
+        batch = None  # the records are in body now
         return self._frame(frames.T_UPLOAD, body)
 
     def give_up_uncertain(self):
@@ -222,7 +228,7 @@ class Sync:
             return self._refuse("wrong_terminal")
         if frame.counter <= self.state.down_counter:
             return self._refuse("replay")
-        if self.state.down_counter and frame.counter - self.state.down_counter > COUNTER_STEP_MAX:
+        if self.state.down_counter and frame.counter - self.state.down_counter > _COUNTER_STEP_MAX:
             return self._refuse("counter_jump")
         self.state.down_counter = frame.counter
         contact = self.state.last_hub_contact_s
@@ -230,7 +236,9 @@ class Sync:
             # Only a time frame sets the clock; any other frame proves contact up to the
             # terminal's own clock, so its header time cannot move the contact back or ahead
             # (SPEC.md §5.3). Before the first time frame the clock is not the hub's: no contact.
-            self._contact(max(contact, min(frame.time_s, self.board.clock())))
+            contact = max(contact, min(frame.time_s, self.board.clock()))
+            self.wallet.last_hub_contact_s = contact
+            self.state.last_hub_contact_s = contact
         try:
             self._apply(frame)
         except (ProtocolError, bl.VersionGap, bl.BlacklistError, bl.BlacklistCorrupt) as exc:
@@ -246,7 +254,24 @@ class Sync:
             self.journal.ack(upto)
             self._acked.set()
         elif frame.type == frames.T_TIME:
-            self._set_clock(frame.time_s)
+            # Take the hub's clock within the bounds of SPEC.md §5.3.
+            time_s = frame.time_s
+            now = self.board.clock()
+            contact = self.state.last_hub_contact_s
+            running = contact and now >= contact  # else never set by the hub, or restarted by a power cut
+            if time_s < contact or time_s < _CLOCK_FLOOR_S:
+                self._refuse("time_backwards")
+            elif contact and time_s > (now + _CLOCK_AHEAD_MAX_S if running else contact + _CLOCK_OFF_MAX_S):
+                self._refuse("time_ahead")
+            else:
+                # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
+                # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
+                self.started_s += time_s - now
+                self.board.set_clock(time_s)
+                self.wallet.last_hub_contact_s = time_s
+                self.state.last_hub_contact_s = time_s
+                if not running:
+                    self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
             self.state.save()  # a replayed time frame must not wind the clock back after a reboot
         elif frame.type == frames.T_CONFIG:
             cfg = frames.Config.decode(frame.body)
@@ -298,28 +323,6 @@ class Sync:
         self.state.save()
         if self.blacklist.version != held:   # not for the empty delta that confirms the list
             self._status_due = True
-        return None
-
-    def _contact(self, time_s):
-        self.wallet.last_hub_contact_s = time_s
-        self.state.last_hub_contact_s = time_s
-
-    def _set_clock(self, time_s):
-        """Take the hub's clock from a time frame within the bounds of SPEC.md §5.3."""
-        now = self.board.clock()
-        contact = self.state.last_hub_contact_s
-        if time_s < contact or time_s < CLOCK_FLOOR_S:
-            return self._refuse("time_backwards")
-        running = contact and now >= contact  # else never set by the hub, or restarted by a power cut
-        if contact and time_s > (now + CLOCK_AHEAD_MAX_S if running else contact + CLOCK_OFF_MAX_S):
-            return self._refuse("time_ahead")
-        # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
-        # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
-        self.started_s += time_s - now
-        self.board.set_clock(time_s)
-        self._contact(time_s)
-        if not running:
-            self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
         return None
 
     def _sync_body(self):
