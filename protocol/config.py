@@ -5,6 +5,12 @@ import struct
 
 from protocol.errors import Malformed
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        return value
+
 # Roles (SPEC.md §5.3, T_CONFIG)
 ROLE_POS = 1
 ROLE_RIDE = 2
@@ -14,11 +20,13 @@ ROLE_NAMES = {ROLE_POS: "pos", ROLE_RIDE: "ride", ROLE_GATE: "gate", ROLE_DESK: 
 
 _CONFIG_FMT = ">HBHIIIIIHH"
 _CONFIG_SIZE = 29
-# Field limits of T_CONFIG (_CONFIG_FMT); the hub checks operator input against these same names.
-# The fixed price is an I on the wire but bounded by protocol.card.BALANCE_MAX_CENTS: no card can
-# pay more than it holds.
-MERCHANT_ID_MAX = 0xFFFF                    # H
-PARK_ID_MAX = 0xFFFF                        # H
+# Field limits of T_CONFIG (_CONFIG_FMT); the hub checks operator input against these same values,
+# which protocol/hub_frames.py names (a const() with an underscore has no name on the terminal's heap).
+_MERCHANT_ID_MAX = const(0xFFFF)             # H
+_PARK_ID_MAX = const(0xFFFF)                 # H
+_PRICE_MAX_CENTS = const((1 << 23) - 1)  # a card's balance maximum (SPEC.md §3.4; card.BALANCE_MAX_CENTS, not
+                                         # imported: the sync stack loads this module without the card codec)
+_OFFLINE_S_MAX = const(7 * 86400)        # max_offline_s and blacklist_max_age_s: 1 s .. a week (SPEC.md §5.3)
 
 
 class Config:
@@ -39,11 +47,8 @@ class Config:
 
     def encode(self):
         """Return the body bytes; Malformed when a field is out of its range (SPEC.md §5.3)."""
-        # Imported here: only the hub encodes a config, and a terminal must not load the card layout
-        # with every frame (frames imports this module).
-        from protocol.card import BALANCE_MAX_CENTS
-        if not (0 <= self.merchant_id <= MERCHANT_ID_MAX and 0 <= self.park_id <= PARK_ID_MAX
-                and 0 <= self.fixed_price_cents <= BALANCE_MAX_CENTS):
+        if not (0 <= self.merchant_id <= _MERCHANT_ID_MAX and 0 <= self.park_id <= _PARK_ID_MAX
+                and 0 <= self.fixed_price_cents <= _PRICE_MAX_CENTS):
             raise Malformed("config merchant %r, park %r or fixed price %r out of range"
                             % (self.merchant_id, self.park_id, self.fixed_price_cents))
         return struct.pack(_CONFIG_FMT, self.version, self.role, self.merchant_id, self.fixed_price_cents,
@@ -59,3 +64,10 @@ class Config:
         if cfg.role not in ROLE_NAMES or cfg.category > 15:
             raise Malformed("config role or category")
         return cfg
+
+
+def out_of_range(cfg):
+    """True for a config a terminal must refuse (SPEC.md §5.3 "A terminal refuses", `config_range`): one
+    frame must not switch the offline rules off (0 disables a check) nor set a price or cap no card holds."""
+    return (max(cfg.fixed_price_cents, cfg.tx_cap_cents, cfg.daily_cap_cents) > _PRICE_MAX_CENTS
+            or not 0 < cfg.max_offline_s <= _OFFLINE_S_MAX or not 0 < cfg.blacklist_max_age_s <= _OFFLINE_S_MAX)

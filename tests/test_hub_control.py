@@ -63,14 +63,14 @@ def db(tmp_path):
 def test_limits_are_the_codecs_own():
     assert (bounds.CARD_NO.low, bounds.CARD_NO.high) == (card.CARD_NO_MIN, card.CARD_NO_MAX) == (1, 2 ** 32 - 1)
     assert (bounds.TERMINAL_ID.low, bounds.TERMINAL_ID.high) == (hub_frames.TERMINAL_ID_MIN, hub_frames.TERMINAL_ID_MAX)
-    assert bounds.MERCHANT_ID.high == config.MERCHANT_ID_MAX == 0xFFFF
+    assert bounds.MERCHANT_ID.high == hub_frames.MERCHANT_ID_MAX == 0xFFFF
     assert bounds.FIXED_PRICE_CENTS.high == card.BALANCE_MAX_CENTS == 2 ** 23 - 1
-    for cfg in (config.Config(merchant_id=config.MERCHANT_ID_MAX + 1),
+    for cfg in (config.Config(merchant_id=hub_frames.MERCHANT_ID_MAX + 1),
                 config.Config(fixed_price_cents=card.BALANCE_MAX_CENTS + 1),   # fits the I, not a card
                 config.Config(fixed_price_cents=-1)):
         with pytest.raises(Malformed):
             cfg.encode()
-    top = config.Config(merchant_id=config.MERCHANT_ID_MAX, fixed_price_cents=card.BALANCE_MAX_CENTS)
+    top = config.Config(merchant_id=hub_frames.MERCHANT_ID_MAX, fixed_price_cents=card.BALANCE_MAX_CENTS)
     assert config.Config.decode(top.encode()).fixed_price_cents == card.BALANCE_MAX_CENTS
     with pytest.raises(Malformed, match="outside"):
         hub_frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [card.CARD_NO_MAX + 1], [])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SubackHeld
 from protocol import frames
 from protocol import record as R
 
@@ -137,12 +138,13 @@ def test_broker_restart_the_hub_reconnects_and_goes_on(tmp_path, broker):
             term.record(R.KIND_DEBIT, issued.card_no, 2, 100, 9900)
             term.upload()
             await asyncio.to_thread(term.wait_acked, 1)
-            connects = hub.link.connects
-            term._subscribed.clear()
+            connects, subscriptions = hub.link.connects, term.subscriptions
             await asyncio.to_thread(broker.kill)
             await asyncio.to_thread(broker.start)
+            # Both sides subscribed again (SUBACK), not only connected: an upload the broker takes
+            # before the hub's subscription exists is never delivered (MQTT 3.1.1 §3.8.4).
             await hub.wait_until(lambda: hub.link.connects > connects, timeout_s=30)
-            assert await asyncio.to_thread(term._subscribed.wait, 30), "the terminal never re-subscribed"
+            await asyncio.to_thread(term.wait_subscribed, subscriptions, 30)
             term.record(R.KIND_DEBIT, issued.card_no, 3, 100, 9800)
             term.upload()
             await asyncio.to_thread(term.wait_acked, 2, 30)
@@ -152,3 +154,25 @@ def test_broker_restart_the_hub_reconnects_and_goes_on(tmp_path, broker):
                 term.close()
             await hub.stop()
     asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_the_hub_counts_as_connected_once_its_subscriptions_are_granted():
+    """CONNACK is not SUBACK (MQTT 3.1.1 §3.8.4): an uplink the broker takes before the hub's
+    subscription exists is never delivered to it, so wait_connected must wait for the SUBACK."""
+    from parkcard.mqtt_link import MqttLink
+
+    async def scenario():
+        broker = await SubackHeld([1, 1]).start()   # the up and the status filter, both at QoS 1
+        link = MqttLink("127.0.0.1", broker.port)
+        await link.start()
+        try:
+            while not broker.subscribes:     # paho sends the SUBSCRIBE after the CONNACK
+                await asyncio.sleep(0.01)
+            assert (link.connects, link.connected.is_set()) == (0, False)
+            broker.release.set()
+            await asyncio.wait_for(link.connected.wait(), 10)
+            assert link.connects == 1
+        finally:
+            await link.stop()
+            broker.close()
+    asyncio.run(asyncio.wait_for(scenario(), 30))

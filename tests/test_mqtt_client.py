@@ -1,4 +1,4 @@
-"""The terminal's MQTT client: codec bytes, then the client against a real Mosquitto.
+"""The terminal's MQTT client: codec bytes, then the client against real brokers (Mosquitto and NATS).
 
 The same client runs under CPython here and under the MicroPython unix port in
 tests/mpy/mqtt_check.py.
@@ -17,7 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from conftest import FIRMWARE, MICROPYTHON, MICROPYTHON_HEAP, REPO, compiled_firmware
+from conftest import FIRMWARE, MICROPYTHON, MICROPYTHON_HEAP, REPO, SubackHeld, compiled_firmware
 
 sys.path.insert(0, str(FIRMWARE))
 from terminal import mqtt  # noqa: E402
@@ -25,6 +25,7 @@ from terminal.mqtt import MQTTClient, MQTTError  # noqa: E402
 
 MPY_SCRIPTS = Path(__file__).resolve().parent / "mpy"
 WAIT_S = 10.0
+pytestmark = pytest.mark.brokers  # every test with a broker runs on Mosquitto and on NATS (conftest)
 
 
 def _load_codec_vectors():
@@ -132,10 +133,13 @@ async def until(condition, timeout_s=WAIT_S, what="condition"):
 
 
 @contextlib.asynccontextmanager
-async def running(client):
+async def running(client, subscriptions=0):
     task = asyncio.create_task(client.run())
     try:
-        await until(lambda: client.connected, what="connect")
+        # Subscribed, not only connected: a message published between CONNACK and SUBACK
+        # may never reach the client (MQTT 3.1.1 §3.8.4).
+        await until(lambda: client.connected and client.stats["subacks"] >= subscriptions,
+                    what="connect and subscribe")
         yield client
     finally:
         client.close()
@@ -220,7 +224,7 @@ async def commanded_client(broker, hub_topics=(), **options):
     client.on_message = lambda topic, payload, retained: received.append((topic, payload, retained))
     await client.subscribe("pc/t1/cmd")
     with peer(broker, "hub", hub_topics) as hub:
-        async with running(client):
+        async with running(client, subscriptions=1):
             yield client, received, hub
 
 
@@ -253,7 +257,7 @@ def proxy_thread(broker):
         thread.join(WAIT_S)
 
 
-# ---------------------------------------------------------------- CPython against Mosquitto
+# ---------------------------------------------------------------- CPython against a real broker
 
 
 @pytest.mark.broker
@@ -300,17 +304,20 @@ def test_last_will_on_dropped_link_and_none_after_disconnect(broker):
 
 @pytest.mark.broker
 def test_each_connection_subscribes_once_when_on_connect_subscribes_again(broker):
+    listened = []
+
     async def listen(client):
         await client.subscribe("pc/t1/cmd")  # as terminal.sync.Sync.on_connect does on every connect
+        listened.append(client.stats["connects"])
 
     async def scenario():
         async with through_proxy(broker, [], listen) as (proxy, client, hub):
             received = []
             client.on_message = lambda topic, payload, retained: received.append(payload)
             await client.subscribe("pc/t1/cmd")  # the application's own call on this connection
+            await until(lambda: client.stats["subacks"] == 1, what="subscribed on the first link")
             proxy.cut()
-            await until(lambda: client.connected and client.stats["connects"] == 2, what="reconnect")
-            await asyncio.sleep(0.2)  # on_connect's subscribe has run
+            await until(lambda: client.stats["subacks"] == 2 and listened[-1:] == [2], what="reconnect and on_connect")
             hub.publish("pc/t1/cmd", b"after")
             await until(lambda: received == [b"after"], what="a message on the new link")  # still subscribed
         assert [split_packets(sent).count(0x82) for sent, _ in proxy.links] == [1, 1]  # SUBSCRIBE, §3.8.1
@@ -343,6 +350,8 @@ def test_broker_killed_and_restarted_messages_arrive(broker):
     async def scenario():
         async with through_proxy(broker, ["pc/t1/tx"], inflight_max=4) as (proxy, client, hub):
             await client.publish("pc/t1/tx", b"before")
+            # PUBACK says the broker has it (§4.3.2), not that the hub got it before the kill.
+            await until(lambda: b"before" in hub.payloads("pc/t1/tx"), what="first message at the hub")
             proxy.refusing = True  # until the hub is back (see Proxy)
             hub.subscribed.clear()
             broker.kill()
@@ -405,7 +414,7 @@ def test_oversize_incoming_message_resets_the_link(broker):
         async with commanded_client(broker, payload_max=1024) as (client, received, hub):
             hub.client.publish("pc/t1/cmd", b"x" * 2048, qos=0).wait_for_publish(WAIT_S)
             await until(lambda: client.stats["oversize"] == 1, what="oversize counted")
-            await until(lambda: client.connected and client.stats["connects"] == 2, what="reconnect")
+            await until(lambda: client.stats["subacks"] == 2 and client.stats["connects"] == 2, what="reconnect")
             hub.publish("pc/t1/cmd", b"small")
             await until(lambda: received, what="next message")
         assert received == [("pc/t1/cmd", b"small", False)]
@@ -452,6 +461,23 @@ def test_bad_broker_replies_take_the_reconnect_path(reply, stat):
     asyncio.run(scenario())
 
 
+def test_a_subscription_counts_from_its_suback_not_the_connack():
+    async def scenario():
+        broker = await SubackHeld([1]).start()
+        client = make_client(broker.port)
+        await client.subscribe("pc/t1/cmd")
+        task = asyncio.create_task(client.run())
+        await until(lambda: broker.subscribes, what="SUBSCRIBE at the broker")
+        assert (client.connected, client.stats["subacks"]) == (True, 0)
+        broker.release.set()
+        await until(lambda: client.stats["subacks"] == 1, what="subscribed")
+        client.close()
+        await asyncio.wait_for(task, 5)
+        broker.close()
+
+    asyncio.run(scenario())
+
+
 def test_publish_timeout_raises_and_close_releases_waiters():
     async def scenario():
         client = make_client(1, retry_delay_ms_min=20, retry_delay_ms_max=40, inflight_max=2)  # nothing listens
@@ -471,7 +497,7 @@ def test_publish_timeout_raises_and_close_releases_waiters():
     asyncio.run(scenario())
 
 
-# ---------------------------------------------------------------- MicroPython against Mosquitto
+# ---------------------------------------------------------------- MicroPython against a real broker
 
 
 @pytest.fixture(scope="module")
@@ -513,7 +539,7 @@ class MicroPythonProcess:
 
 @pytest.mark.micropython
 @pytest.mark.broker
-def test_client_under_micropython_against_mosquitto(broker, compiled_client):
+def test_client_under_micropython_against_a_real_broker(broker, compiled_client):
     with peer(broker, "hub", ["pc/mp1/tx", "pc/mp1/status"]) as hub, proxy_thread(broker) as proxy:
         script = MicroPythonProcess(compiled_client, "127.0.0.1", proxy.port)
         try:
@@ -521,6 +547,12 @@ def test_client_under_micropython_against_mosquitto(broker, compiled_client):
             hub.publish("pc/mp1/cmd", b"hello")
             assert script.expect("rx") == ["rx", "pc/mp1/cmd", "hello", "False"]
             assert script.expect("published") == ["published", "20", "acked", "20"]
+            # Acknowledged by the broker is not delivered to the hub (§4.3.2): wait for them before the kill.
+            deadline = time.monotonic() + WAIT_S
+            while not {b"m%d" % i for i in range(20)} <= set(hub.payloads("pc/mp1/tx")):
+                if time.monotonic() > deadline:
+                    raise AssertionError("the hub did not get the 20 messages")
+                time.sleep(0.005)  # polling interval of a bounded wait on the peer's thread
             script.expect("restart")
             proxy.refusing = True  # until the hub is back (see Proxy)
             hub.subscribed.clear()

@@ -204,9 +204,9 @@ def test_operator_issues_an_admin_card_through_the_desk_terminal(tmp_path):
     in_park(tmp_path, scenario, terminals=1, cards=1, seed=17)
 
 
-@pytest.mark.broker
+@pytest.mark.brokers
 def test_demo_on_an_existing_plaintext_broker_settles_and_balances(tmp_path, broker):
-    """`parkcard demo --broker mqtt://host:port` on a broker started by the tests."""
+    """`parkcard demo --broker mqtt://host:port` on each broker the tests know (conftest)."""
     from click.testing import CliRunner
 
     from parkcard.cli import main

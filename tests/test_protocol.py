@@ -143,3 +143,19 @@ def test_topics_roundtrip_and_reject_foreign():
                 "parkcard/term-\u00b2/up", "parkcard/term-\u2460/up", "parkcard/term-\u0661/up",
                 "parkcard/term-01/up", "parkcard/term-/up", "parkcard/term-+1/up", "parkcard/term- 1/up"):
         assert topics.terminal_of(bad) is None
+
+
+def test_the_config_price_limit_is_the_card_balance_maximum():
+    """protocol.config keeps its own copy (the sync stack must not load the card codec): they must agree."""
+    from protocol import card, hub_frames
+    assert hub_frames.PRICE_MAX_CENTS == card.BALANCE_MAX_CENTS
+
+
+def test_the_hubs_names_for_the_terminals_private_constants_agree():
+    """frames.py and config.py keep these unnamed on the terminal (a name costs its heap); hub_frames names them."""
+    from protocol import config, hub_frames
+    for name in ("STATUS_FMT", "SYNC_FMT", "AUTH_FMT", "ACK_FMT", "BL_FMT", "COMMAND_FMT", "CARD_WRITE_BLOCKS_MAX",
+                 "CARD_WRITE_FMT", "CARD_RESULT_FMT"):
+        assert getattr(hub_frames, name) == getattr(frames, "_" + name), name
+    for name in ("MERCHANT_ID_MAX", "PARK_ID_MAX", "PRICE_MAX_CENTS", "OFFLINE_S_MAX"):
+        assert getattr(hub_frames, name) == getattr(config, "_" + name), name

@@ -7,14 +7,20 @@ records what Sync publishes, so every refusal reason can be reached exactly.
 
 import asyncio
 import gc
+import struct
 
 import pytest
 
-from protocol import frames, hub_frames, topics
+from protocol import admin_card, card, frames, hub_frames, topics
+from protocol.card import BALANCE_MAX_CENTS
+from protocol.hub_frames import OFFLINE_S_MAX, PRICE_MAX_CENTS
 from terminal.blacklist import Blacklist
 from terminal.journal import Journal
 from terminal.mqtt import MQTTError
 from terminal.state import TerminalState
+from terminal.sync import _CLOCK_AHEAD_MAX_S as CLOCK_AHEAD_MAX_S
+from terminal.sync import _CLOCK_OFF_MAX_S as CLOCK_OFF_MAX_S
+from terminal.sync import _COUNTER_STEP_MAX as COUNTER_STEP_MAX
 from terminal.sync import Sync
 
 TID = 7
@@ -160,6 +166,232 @@ def test_time_config_and_command_are_applied(term):
     assert term.state.config_hex == config(6).hex()
 
 
+# ---------------------------------------------------------------- what one authentic downlink may change
+
+YEAR_S = 365 * 86400
+ESP32_RESTART_S = 946684800  # 2000-01-01: where an ESP32's clock restarts after a power cut
+
+
+def set_clock(term, time_s=NOW, counter=1):
+    term.receive(down(frames.T_TIME, counter=counter, time_s=time_s))
+
+
+@pytest.mark.parametrize("time_s, reason", [
+    (NOW - 1, "time_backwards"),
+    (NOW - 10 * YEAR_S, "time_backwards"),
+    (NOW + CLOCK_AHEAD_MAX_S + 1, "time_ahead"),
+    (0xFFFFFFFF, "time_ahead"),
+], ids=["a_second_back", "ten_years_back", "over_a_day_ahead", "end_of_epoch"])
+def test_a_time_frame_past_the_bounds_is_refused_and_the_next_good_one_taken(term, time_s, reason):
+    set_clock(term)
+    term.receive(down(frames.T_TIME, counter=2, time_s=time_s))
+    assert term.sync.rejected == {reason: 1}
+    assert (term.board.now, term.wallet.last_hub_contact_s, term.state.down_counter) == (NOW, NOW, 2)
+    term.receive(down(frames.T_TIME, counter=3, time_s=NOW + 60))
+    assert (term.sync.rejected, term.board.now, term.state.last_hub_contact_s) == ({reason: 1}, NOW + 60, NOW + 60)
+
+
+def test_a_counter_far_ahead_is_refused_and_left_unspent(term):
+    term.receive(down(frames.T_CONFIG, config(3), counter=10))
+    term.receive(down(frames.T_CONFIG, config(4), counter=10 + COUNTER_STEP_MAX + 1))
+    term.receive(down(frames.T_CONFIG, config(5), counter=0xFFFFFFFF))
+    assert term.sync.rejected == {"counter_jump": 2}
+    assert (term.state.down_counter, term.wallet.config.version) == (10, 3)
+    term.receive(down(frames.T_CONFIG, config(6), counter=10 + COUNTER_STEP_MAX))  # the hub's next frame
+    assert (term.sync.rejected, term.state.down_counter, term.wallet.config.version) == (
+        {"counter_jump": 2}, 10 + COUNTER_STEP_MAX, 6)
+
+
+def test_the_first_frame_may_carry_any_counter(term):
+    term.receive(down(frames.T_CONFIG, config(3), counter=0xFFFFFFF0))  # a terminal flashed again, the hub's
+    assert (term.sync.rejected, term.state.down_counter) == ({}, 0xFFFFFFF0)  # counter long running
+
+
+def test_a_time_frame_within_a_day_of_a_running_clock_is_taken(term):
+    set_clock(term)
+    term.board.now += 10
+    term.receive(down(frames.T_TIME, counter=2, time_s=NOW + 10 + CLOCK_AHEAD_MAX_S))
+    assert (term.sync.rejected, term.board.now) == ({}, NOW + 10 + CLOCK_AHEAD_MAX_S)
+
+
+def test_the_first_time_frame_sets_any_clock_after_2020(term):
+    term.receive(down(frames.T_TIME, counter=1, time_s=1500000000))  # 2017: no hub runs that far back
+    assert (term.sync.rejected, term.board.now, term.state.last_hub_contact_s) == ({"time_backwards": 1}, NOW, 0)
+    set_clock(term, NOW + 5 * YEAR_S, counter=2)
+    assert (term.sync.rejected, term.board.now) == ({"time_backwards": 1}, NOW + 5 * YEAR_S)
+
+
+def test_after_a_power_cut_the_clock_takes_a_time_up_to_two_years_on(term, tmp_path):
+    set_clock(term)
+    term.close()
+    rebooted = Terminal(tmp_path)
+    try:
+        rebooted.board.now = ESP32_RESTART_S  # the clock restarted behind the last contact
+        rebooted.receive(down(frames.T_TIME, counter=2, time_s=NOW + CLOCK_OFF_MAX_S + 1))
+        assert (rebooted.sync.rejected, rebooted.board.now) == ({"time_ahead": 1}, ESP32_RESTART_S)
+        rebooted.receive(down(frames.T_TIME, counter=3, time_s=NOW + 90 * 86400))  # off for a season
+        assert (rebooted.sync.rejected, rebooted.board.now) == ({"time_ahead": 1}, NOW + 90 * 86400)
+        # The blacklist confirmed before the clock was set counted for nothing: ask for it again.
+        (topic, payload, _qos, _retain), = rebooted.client.published
+        assert frames.decode(FRAME_MAC, payload).type == frames.T_SYNC
+    finally:
+        rebooted.close()
+
+
+@pytest.mark.parametrize("ftype, body", [
+    (frames.T_ACK, hub_frames.ack_body(0, 0, 0)),
+    (frames.T_CONFIG, config()),
+    (frames.T_COMMAND, hub_frames.command_body(frames.CMD_REPORT_STATUS)),
+    (frames.T_BLACKLIST, hub_frames.blacklist_body(0, 0, frames.BL_DELTA, 0, 1, [], [])),
+], ids=["ack", "config", "command", "blacklist_confirmed"])
+@pytest.mark.parametrize("time_s", [NOW - 10 * YEAR_S, 0xFFFFFFFF], ids=["past", "future"])
+def test_other_frames_count_as_contact_at_most_up_to_the_terminals_clock(term, tmp_path, ftype, body, time_s):
+    set_clock(term)
+    term.receive(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 0, frames.BL_DELTA, 0, 1, [], []),
+                      counter=2))
+    term.board.now += 60
+    term.receive(down(ftype, body, counter=3, time_s=time_s))
+    assert term.sync.rejected == {}
+    at_most_now = NOW + 60 if time_s > NOW else NOW
+    assert (term.wallet.last_hub_contact_s, term.state.last_hub_contact_s) == (at_most_now, at_most_now)
+    updated = at_most_now if ftype == frames.T_BLACKLIST else NOW
+    assert (term.wallet.blacklist_updated_s, term.state.blacklist_updated_s) == (updated, updated)
+    term.close()
+    rebooted = Terminal(tmp_path)
+    try:
+        assert NOW <= rebooted.wallet.last_hub_contact_s <= at_most_now  # an ack alone is not written to flash
+        assert rebooted.wallet.blacklist_updated_s == updated
+    finally:
+        rebooted.close()
+
+
+def config_with(**fields):
+    """A T_CONFIG body with these fields, packed by hand: the hub's encoder refuses what is out of range."""
+    cfg = frames.Config(version=4, role=frames.ROLE_RIDE, fixed_price_cents=450)
+    cfg.__dict__.update(fields)
+    return struct.pack(">HBHIIIIIHH", cfg.version, cfg.role, cfg.merchant_id, cfg.fixed_price_cents, cfg.tx_cap_cents,
+                       cfg.daily_cap_cents, cfg.max_offline_s, cfg.blacklist_max_age_s, cfg.category, cfg.park_id)
+
+
+@pytest.mark.parametrize("fields, reason", [
+    (dict(role=0), "malformed"), (dict(role=9), "malformed"), (dict(category=16), "malformed"),
+] + [(fields, "config_range") for fields in [
+    dict(fixed_price_cents=BALANCE_MAX_CENTS + 1), dict(tx_cap_cents=BALANCE_MAX_CENTS + 1),
+    dict(daily_cap_cents=0xFFFFFFFF),
+    dict(max_offline_s=0), dict(max_offline_s=OFFLINE_S_MAX + 1), dict(max_offline_s=0xFFFFFFFF),
+    dict(blacklist_max_age_s=0), dict(blacklist_max_age_s=OFFLINE_S_MAX + 1),
+]], ids=lambda v: "-".join("%s=%d" % kv for kv in v.items()) if isinstance(v, dict) else v)
+def test_a_config_out_of_range_is_refused_and_the_one_in_force_kept(term, tmp_path, fields, reason):
+    term.receive(down(frames.T_CONFIG, config(3), counter=1))
+    term.receive(down(frames.T_CONFIG, config_with(**fields), counter=2))
+    assert term.sync.rejected == {reason: 1}
+    assert (term.wallet.config.version, term.state.config_hex, term.state.down_counter) == (3, config(3).hex(), 2)
+    term.close()
+    rebooted = Terminal(tmp_path)
+    try:
+        assert rebooted.wallet.config.version == 3
+        rebooted.receive(down(frames.T_CONFIG, config_with(version=5), counter=3))
+        assert (rebooted.sync.rejected, rebooted.wallet.config.version) == ({}, 5)
+    finally:
+        rebooted.close()
+
+
+def test_a_config_price_may_be_what_a_card_can_hold():
+    assert PRICE_MAX_CENTS == BALANCE_MAX_CENTS  # the bound the config codec keeps without the card codec
+
+
+@pytest.mark.parametrize("fields", [
+    dict(tx_cap_cents=0, daily_cap_cents=0),  # no cap: the card's balance is the limit
+    dict(fixed_price_cents=BALANCE_MAX_CENTS, tx_cap_cents=BALANCE_MAX_CENTS, daily_cap_cents=BALANCE_MAX_CENTS),
+    dict(max_offline_s=1, blacklist_max_age_s=1), dict(max_offline_s=OFFLINE_S_MAX, blacklist_max_age_s=OFFLINE_S_MAX),
+], ids=["no_caps", "caps_at_the_balance_maximum", "one_second", "a_week"])
+def test_a_config_at_the_bounds_is_taken(term, fields):
+    term.receive(down(frames.T_CONFIG, config_with(**fields), counter=1))
+    assert (term.sync.rejected, term.wallet.config.version) == ({}, 4)
+
+
+def test_a_stored_config_out_of_range_is_dropped_at_boot(tmp_path):
+    state = TerminalState(str(tmp_path))
+    state.config_hex = config_with(max_offline_s=0).hex()  # taken by a firmware without the bounds
+    state.save()
+    booted = Terminal(tmp_path)
+    try:
+        assert (booted.wallet.config, booted.state.config_hex) == (None, "")
+        booted.receive(down(frames.T_CONFIG, config(3), counter=1))  # what the first T_SYNC brings
+        assert booted.wallet.config.version == 3
+    finally:
+        booted.close()
+
+
+PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+
+
+def test_hostile_downlinks_leave_the_terminal_serving_cards_also_after_a_reboot(tmp_path):
+    """The whole terminal (runtime, wallet, a virtual card): authentic frames with hostile values."""
+    from sim.board import SimBoard
+    from sim.cards import issued_card
+    from terminal.runtime import Terminal as Runtime
+
+    clock = [NOW]
+    today = card.day_of(NOW)
+    visitor = issued_card(PARK, bytes.fromhex("04a1b2c3d4e5f6"),
+                          card.CardInfo(500, expiry_day=today + 30, issue_day=today), 10000, NOW - 86400)
+
+    def boot():
+        board = SimBoard(str(tmp_path / "board"), clock=lambda: clock[0])  # an RTC that kept time
+        keys = board.keystore()
+        keys.set("terminal_key", KEY)
+        keys.set("park_keys", admin_card.booth_keys(PARK).pack())  # authorised before
+        return Runtime(board, {"terminal_id": TID, "broker_host": "127.0.0.1", "broker_port": 9})
+
+    def deliver(runtime, *payloads):
+        async def go():
+            for payload in payloads:
+                runtime.sync.on_message(runtime.sync.down_topic, payload, False)
+        asyncio.run(go())
+
+    def tap(runtime):
+        runtime.board.field.add(visitor)
+        try:
+            return runtime.wallet.debit(100)
+        finally:
+            runtime.board.field.remove(visitor)
+
+    def shut_down(runtime):
+        runtime.journal.close()
+        runtime.blacklist.close()
+
+    past, future = NOW - 10 * YEAR_S, NOW + 10 * YEAR_S
+    pos = frames.Config(version=3, role=frames.ROLE_POS, category=1).encode()
+    terminal = boot()
+    deliver(terminal, down(frames.T_TIME, counter=1), down(frames.T_CONFIG, pos, counter=2),
+            down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 0, frames.BL_DELTA, 0, 1, [], []), counter=3))
+    assert tap(terminal).ok
+    deliver(terminal,
+            down(frames.T_TIME, counter=4, time_s=past),
+            down(frames.T_TIME, counter=5, time_s=future),
+            down(frames.T_CONFIG, config_with(max_offline_s=0, role=frames.ROLE_POS), counter=6, time_s=past),
+            down(frames.T_ACK, hub_frames.ack_body(0, 0, 0), counter=7, time_s=past),
+            down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 0, frames.BL_DELTA, 0, 1, [], []), counter=8,
+                 time_s=past))
+    assert terminal.sync.rejected == {"time_backwards": 1, "time_ahead": 1, "config_range": 1}
+    clock[0] += 60
+    result = tap(terminal)
+    assert result.ok, result
+    shut_down(terminal)
+
+    clock[0] += 3600
+    terminal = boot()
+    try:
+        assert (terminal.wallet.config.version, terminal.wallet.config.max_offline_s) == (3, 86400)
+        result = tap(terminal)
+        assert result.ok, result
+        deliver(terminal, down(frames.T_TIME, counter=9, time_s=clock[0]))  # the hub's next good frame
+        assert terminal.sync.rejected == {} and tap(terminal).ok
+    finally:
+        shut_down(terminal)
+
+
 def test_uptime_does_not_jump_when_the_hub_sets_the_clock(term):
     term.board.now += 60                   # a minute after boot, on a clock that restarted near 2000
     term.receive(down(frames.T_TIME, counter=1, time_s=NOW + 10 ** 8))
@@ -266,6 +498,42 @@ def test_an_upload_round_that_fails_is_tried_again_and_loses_nothing(term, monke
     assert hub_frames.parse_upload(frame.body) == [(1, record)]
     assert (term.sync.upload_errors, type(term.sync.last_upload_error)) == (1, MemoryError)
     assert term.journal.depth() == 1  # trimmed only by the hub's ack
+
+
+@pytest.mark.parametrize("password, flags", [(None, 0), (b"secret", 0xC0)], ids=["open_broker", "password"])
+def test_a_terminal_sends_a_user_name_only_with_a_password(tmp_path, password, flags):
+    """MQTT 3.1.1 §3.1.2.8-9: the server may refuse a user name with no password (RabbitMQ does)."""
+    from sim.board import SimBoard
+    from terminal import mqtt
+    from terminal.runtime import Terminal as Runtime
+
+    board = SimBoard(str(tmp_path / "board"))
+    board.keystore().set("terminal_key", KEY)
+    if password is not None:
+        board.keystore().set("broker_password", password)
+
+    async def connect_flags():
+        connects = asyncio.Queue()
+
+        async def handle(reader, writer):
+            await connects.put(await reader.read(4096))
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        runtime = Runtime(board, {"terminal_id": TID, "broker_host": "127.0.0.1",
+                                  "broker_port": server.sockets[0].getsockname()[1]})
+        task = asyncio.create_task(runtime.client.run())
+        packet = await asyncio.wait_for(connects.get(), 10)
+        runtime.client.close()
+        await asyncio.wait_for(task, 5)
+        server.close()
+        runtime.journal.close()
+        runtime.blacklist.close()
+        _length, body = mqtt.decode_remaining_length(packet)
+        assert packet[0] == 0x10 and packet[body:body + 7] == b"\x00\x04MQTT\x04"  # CONNECT, 3.1.1 (§3.1.2)
+        return packet[body + 7]
+
+    assert asyncio.run(connect_flags()) & 0xC0 == flags  # §3.1.2.8 User Name, §3.1.2.9 Password flags
 
 
 def test_the_watchdog_is_fed_only_while_every_task_runs(tmp_path):

@@ -1,4 +1,4 @@
-"""terminal/sync.py under real MicroPython against a real Mosquitto.
+"""terminal/sync.py under real MicroPython against a real broker (Mosquitto and NATS, conftest).
 
 The test is the hub: a paho client that verifies every uplink frame (frame MAC,
 increasing counter, record MACs), stores records by seq and answers with acks
@@ -7,6 +7,7 @@ driven line by line (commands on stdin, one answer line each, events as they
 happen); every wait is for a line or a message, bounded.
 """
 
+import struct
 import subprocess
 import threading
 import time
@@ -20,7 +21,7 @@ from protocol.errors import ProtocolError
 from protocol.record import Record, record_mac_for
 from terminal.sync import UPLOAD_BATCH_MAX
 
-pytestmark = [pytest.mark.micropython, pytest.mark.broker]
+pytestmark = [pytest.mark.micropython, pytest.mark.broker, pytest.mark.brokers]
 
 TERMINAL_ID = 41
 OTHER_TERMINAL_ID = 42
@@ -345,13 +346,70 @@ def test_blacklist_delta_then_chunked_snapshot_then_a_gap_asks_again(terminal, h
 
 
 def test_config_and_time_are_applied(terminal, hub):
+    hub_time = 1800000000
+    terminal.downlink(hub, hub.frame(frames.T_TIME, time_s=hub_time))  # the first: any clock after 2020
     cfg = frames.Config(version=7, role=frames.ROLE_RIDE, merchant_id=12, fixed_price_cents=450, category=3)
-    terminal.downlink(hub, hub.frame(frames.T_CONFIG, cfg.encode(), time_s=1800000000))
+    terminal.downlink(hub, hub.frame(frames.T_CONFIG, cfg.encode(), time_s=hub_time))
     state = terminal.show()
-    assert (state["config"], state["role"], state["contact"]) == ("7", str(frames.ROLE_RIDE), "1800000000")
-    terminal.downlink(hub, hub.frame(frames.T_TIME, time_s=1812345678))
-    assert int(terminal.show()["clock"]) - 1812345678 in (0, 1)
+    assert (state["config"], state["role"]) == ("7", str(frames.ROLE_RIDE))
+    assert hub_time <= int(state["contact"]) <= int(state["clock"])  # contact up to the terminal's clock
+    terminal.downlink(hub, hub.frame(frames.T_TIME, time_s=hub_time + 3600))  # within a day of the clock
+    assert 0 <= int(terminal.show()["clock"]) - (hub_time + 3600) < WAIT_S
     assert terminal.show()["rejected"] == "-"
+
+
+YEAR_S = 365 * 86400
+
+
+def test_authentic_frames_with_hostile_values_are_refused_and_the_next_good_one_taken_after_a_reboot(
+        tmp_path, broker, hub):
+    hub_time = 1800000000
+    confirm = hub_frames.blacklist_body(0, 0, frames.BL_DELTA, 0, 1, [], [])
+    good = frames.Config(version=7, role=frames.ROLE_RIDE, fixed_price_cents=450, category=3)
+    term = Terminal(tmp_path, broker, fresh=True)
+    try:
+        term.expect("online")
+        for ftype, body in ((frames.T_TIME, b""), (frames.T_CONFIG, good.encode()), (frames.T_BLACKLIST, confirm)):
+            term.downlink(hub, hub.frame(ftype, body, time_s=hub_time))
+        before = term.show()
+        hostile = [
+            hub.frame(frames.T_TIME, time_s=hub_time - 10 * YEAR_S),
+            hub.frame(frames.T_TIME, time_s=hub_time + 10 * YEAR_S),
+            hub.frame(frames.T_CONFIG, frames.Config(version=8, role=frames.ROLE_RIDE, max_offline_s=0).encode()),
+            # Packed by hand: the hub's encoder refuses a price no card holds.
+            hub.frame(frames.T_CONFIG, struct.pack(">HBHIIIIIHH", 8, frames.ROLE_RIDE, 0, 1 << 23, 5000, 20000,
+                                                   86400, 86400, 0, 0)),
+            hub.frame(frames.T_CONFIG, frames.Config(version=8, role=9).encode()),
+            hub.frame(frames.T_CONFIG, good.encode(), counter=0xFFFFFFFF),  # every later frame a replay
+            # Taken, but their header time moves neither the contact nor the blacklist's age.
+            hub.frame(frames.T_ACK, hub_frames.ack_body(0, 0, 0), time_s=hub_time - 10 * YEAR_S),
+            hub.frame(frames.T_BLACKLIST, confirm, time_s=hub_time - 10 * YEAR_S),
+        ]
+        for payload in hostile:
+            term.downlink(hub, payload)
+        after = term.show()
+        assert after["rejected"] == "config_range:2,counter_jump:1,malformed:1,time_ahead:1,time_backwards:1"
+        kept = ("config", "role", "contact", "bl_at", "bl_version")
+        assert [after[k] for k in kept] == [before[k] for k in kept]
+        assert 0 <= int(after["clock"]) - hub_time < WAIT_S
+        term.kill()
+
+        term = Terminal(tmp_path, broker, fresh=False)
+        term.expect("online")
+        rebooted = term.show()
+        assert [rebooted[k] for k in kept] == [before[k] for k in kept]
+        # The board's clock restarted behind the last contact: the hub's next time frame sets it.
+        assert int(rebooted["clock"]) < int(rebooted["contact"])
+        syncs = len(hub.syncs)
+        term.downlink(hub, hub.frame(frames.T_TIME, time_s=hub_time + 60))
+        state = term.show()
+        assert (state["rejected"], state["contact"]) == ("-", str(hub_time + 60))
+        assert 0 <= int(state["clock"]) - (hub_time + 60) < WAIT_S
+        hub.wait(lambda: len(hub.syncs) > syncs, "a T_SYNC once the clock is set")
+        assert hub.problems == []
+    finally:
+        if term.proc.poll() is None:
+            term.kill()
 
 
 def test_forged_replayed_malformed_and_foreign_frames_are_refused_and_change_nothing(terminal, hub):

@@ -349,7 +349,7 @@ async def _read_exact(reader, size):
 
 _STAT_NAMES = ("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
                "pings", "keepalive_timeouts", "malformed", "oversize", "connack_refused",
-               "sub_refused", "puback_unknown", "callback_errors")
+               "sub_refused", "subacks", "puback_unknown", "callback_errors")
 
 
 class MQTTClient:
@@ -763,6 +763,8 @@ class MQTTClient:
             if codes[0] == _SUBACK_FAILURE:  # §3.9.3 Failure
                 self.stats["sub_refused"] += 1
                 return False
+            # Subscribed from here, not from CONNACK (§3.8.4): what tests wait for before publishing to us.
+            self.stats["subacks"] += 1
             return True
 
     async def disconnect(self):

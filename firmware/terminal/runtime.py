@@ -76,8 +76,10 @@ class Terminal:
         self.app.card_writer = self.card_writer
         password = keys.get("broker_password")
         name = topics.client_name(self.terminal_id)
+        # MQTT 3.1.1 §3.1.2.9 allows a user name without a password and §5.4.1 lets the server refuse
+        # it (RabbitMQ does): with no password provisioned (an open broker) send no user name either.
         self.client = MQTTClient(name, settings["broker_host"], settings["broker_port"],
-                                 username=settings.get("username", name),
+                                 username=settings.get("username", name) if password else None,
                                  password=password.decode() if password else None,
                                  keepalive_s=settings.get("keepalive_s", KEEPALIVE_S), ssl=settings.get("ssl"),
                                  retry_delay_ms_max=settings.get("retry_delay_ms_max", RETRY_DELAY_MS_MAX),

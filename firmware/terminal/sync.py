@@ -8,12 +8,19 @@ import asyncio
 from binascii import hexlify, unhexlify
 
 from protocol import frames, topics
+from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
 from terminal import blacklist as bl
 from terminal import journal as jr
 
-UPLOAD_BATCH_MAX = 8             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        return value
+
+UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
                                  # upload's copies small beside the sync stack in a 100 KB heap
 ACK_TIMEOUT_MS = 5000
 AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
@@ -23,6 +30,18 @@ FIRMWARE_VERSION = b"0.1.0"
 # A record whose card never came back is handed to the hub after this long, so
 # it cannot hold up the upload queue behind it (the hub's ack is cumulative).
 UNCERTAIN_GIVE_UP_S = 900
+# What one time frame may do to the clock (SPEC.md §5.3, "A terminal refuses"): never set it
+# before the last hub contact or this floor (2020-01-01; an ESP32's clock restarts at 2000)...
+_CLOCK_FLOOR_S = const(1577836800)
+# ...nor more than this ahead of a clock that kept running (crystal drift is seconds a day)...
+_CLOCK_AHEAD_MAX_S = const(86400)
+# ...nor, when the clock restarted behind the last contact (a power cut), more than this
+# after that contact: the longest a terminal may be switched off and still take the hub's time.
+_CLOCK_OFF_MAX_S = const(731 * 86400)
+# A downlink counter this far past the last accepted one is refused once one was accepted: taken,
+# it would leave every later frame of the hub a replay. The hub skips at most its reserve block
+# (1024) per restart and sends a few thousand frames a day to a terminal.
+_COUNTER_STEP_MAX = const(1 << 24)
 _UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
 
 
@@ -69,7 +88,16 @@ class Sync:
         self.status_topic = topics.topic(terminal_id, topics.STATUS)
         self.down_topic = topics.topic(terminal_id, topics.DOWN)
         if state.config_hex:
-            wallet.config = frames.Config.decode(unhexlify(state.config_hex))
+            try:
+                cfg = frames.Config.decode(unhexlify(state.config_hex))
+            except (ProtocolError, ValueError):
+                cfg = None
+            if cfg is None or out_of_range(cfg):
+                # Stored by a firmware that took any config: none is in force, and the first T_SYNC
+                # (config version 0) asks the hub for it.
+                state.config_hex = ""
+            else:
+                wallet.config = cfg
         wallet.last_hub_contact_s = state.last_hub_contact_s
         wallet.blacklist_updated_s = state.blacklist_updated_s
 
@@ -127,14 +155,14 @@ class Sync:
                 self._acked.clear()
                 await self.client.publish(self.up_topic, frame, 1, False, ACK_TIMEOUT_MS)
                 frame = None
+                # The hub's application-level ack, not PUBACK, makes records deletable (SPEC.md §5.4).
+                await _wait_event(self._acked, ACK_TIMEOUT_MS)
             except Exception as exc:  # noqa: BLE001 - a link failure (the client reconnects) or a full
-                # heap or flash read error: nothing is lost, the journal keeps every record; try again.
+                # heap (also while waiting for the ack) or flash read error: nothing is lost, the
+                # journal keeps every record; try again.
                 self.upload_errors += 1
                 self.last_upload_error = exc
                 await _sleep_ms(200)
-                continue
-            # The hub's application-level ack, not PUBACK, makes records deletable (SPEC.md §5.4).
-            await _wait_event(self._acked, ACK_TIMEOUT_MS)
 
     def upload_frame(self):
         """The next T_UPLOAD frame (the oldest unsynced records, at most UPLOAD_BATCH_MAX), or None."""
@@ -143,8 +171,8 @@ class Sync:
         batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
         if not batch:
             return None
-        body = frames.upload_body([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
-        batch = None  # the records are in body now: free them before the frame is built
+        body = frames.upload_parts([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
+        batch = None  # the records are in body now
         return self._frame(frames.T_UPLOAD, body)
 
     def give_up_uncertain(self):
@@ -200,9 +228,17 @@ class Sync:
             return self._refuse("wrong_terminal")
         if frame.counter <= self.state.down_counter:
             return self._refuse("replay")
+        if self.state.down_counter and frame.counter - self.state.down_counter > _COUNTER_STEP_MAX:
+            return self._refuse("counter_jump")
         self.state.down_counter = frame.counter
-        self.wallet.last_hub_contact_s = frame.time_s
-        self.state.last_hub_contact_s = frame.time_s
+        contact = self.state.last_hub_contact_s
+        if contact:
+            # Only a time frame sets the clock; any other frame proves contact up to the
+            # terminal's own clock, so its header time cannot move the contact back or ahead
+            # (SPEC.md §5.3). Before the first time frame the clock is not the hub's: no contact.
+            contact = max(contact, min(frame.time_s, self.board.clock()))
+            self.wallet.last_hub_contact_s = contact
+            self.state.last_hub_contact_s = contact
         try:
             self._apply(frame)
         except (ProtocolError, bl.VersionGap, bl.BlacklistError, bl.BlacklistCorrupt) as exc:
@@ -218,13 +254,30 @@ class Sync:
             self.journal.ack(upto)
             self._acked.set()
         elif frame.type == frames.T_TIME:
-            # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
-            # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
-            self.started_s += frame.time_s - self.board.clock()
-            self.board.set_clock(frame.time_s)
+            # Take the hub's clock within the bounds of SPEC.md §5.3.
+            time_s = frame.time_s
+            now = self.board.clock()
+            contact = self.state.last_hub_contact_s
+            running = contact and now >= contact  # else never set by the hub, or restarted by a power cut
+            if time_s < contact or time_s < _CLOCK_FLOOR_S:
+                self._refuse("time_backwards")
+            elif contact and time_s > (now + _CLOCK_AHEAD_MAX_S if running else contact + _CLOCK_OFF_MAX_S):
+                self._refuse("time_ahead")
+            else:
+                # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
+                # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
+                self.started_s += time_s - now
+                self.board.set_clock(time_s)
+                self.wallet.last_hub_contact_s = time_s
+                self.state.last_hub_contact_s = time_s
+                if not running:
+                    self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
             self.state.save()  # a replayed time frame must not wind the clock back after a reboot
         elif frame.type == frames.T_CONFIG:
             cfg = frames.Config.decode(frame.body)
+            if out_of_range(cfg):
+                self.state.save()  # the counter is spent: a replay stays refused after a reboot
+                return self._refuse("config_range")
             self.wallet.config = cfg
             config_hex = hexlify(frame.body).decode()
             if config_hex != self.state.config_hex:
@@ -263,8 +316,10 @@ class Sync:
                 return None
             self.blacklist.finish_snapshot()
             self._snapshot_to = None
-        self.wallet.blacklist_updated_s = frame.time_s
-        self.state.blacklist_updated_s = frame.time_s
+        # Confirmed current as of the hub's time, bounded like the contact (SPEC.md §5.3).
+        updated = max(self.state.blacklist_updated_s, min(frame.time_s, self.board.clock()))
+        self.wallet.blacklist_updated_s = updated
+        self.state.blacklist_updated_s = updated
         self.state.save()
         if self.blacklist.version != held:   # not for the empty delta that confirms the list
             self._status_due = True

@@ -40,8 +40,8 @@ class Bound:
 
 CARD_NO = Bound("a card number", card.CARD_NO_MIN, card.CARD_NO_MAX, "32 bits on the card and the wire")
 TERMINAL_ID = Bound("a terminal id", hub_frames.TERMINAL_ID_MIN, hub_frames.TERMINAL_ID_MAX)
-MERCHANT_ID = Bound("a merchant id", 1, config.MERCHANT_ID_MAX, "16 bits in the terminal's config")
-PARK_ID = Bound("a park id", 1, config.PARK_ID_MAX)
+MERCHANT_ID = Bound("a merchant id", 1, hub_frames.MERCHANT_ID_MAX, "16 bits in the terminal's config")
+PARK_ID = Bound("a park id", 1, hub_frames.PARK_ID_MAX)
 FIXED_PRICE_CENTS = Bound("a fixed price", 0, card.BALANCE_MAX_CENTS,
                           "cents, at most what a card can hold")
 COMMISSION_BPS = Bound("a commission", 0, 10000, "basis points: 10000 is 100 %")

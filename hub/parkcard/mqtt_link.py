@@ -51,7 +51,10 @@ class MqttLink:
         self.client_id = client_id
         self.queue = None
         self.queue_max = queue_max
+        # Set once the broker granted the hub's subscriptions (SUBACK, MQTT 3.1.1 §3.8.4), not at
+        # CONNACK: only from then on does an uplink published by a terminal reach the hub.
         self.connected = None
+        self._sub_mid = None
         self.backpressure_waits = 0
         self.connects = 0
         self._loop = None
@@ -67,6 +70,7 @@ class MqttLink:
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(RECONNECT_DELAY_S_MIN, RECONNECT_DELAY_S_MAX)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
@@ -90,10 +94,18 @@ class MqttLink:
         if reason_code.is_failure:
             log.warning("event=connect_failed reason=%s", reason_code)
             return
-        self.connects += 1
         set_nodelay(client)
-        client.subscribe([(UP_FILTER, 1), (STATUS_FILTER, 1)])
+        # The SUBACK is handled in this same paho thread after this callback: _sub_mid is set by then.
+        self._sub_mid = client.subscribe([(UP_FILTER, 1), (STATUS_FILTER, 1)])[1]
         log.info("event=connected broker=%s:%d session_present=%s", self.host, self.port, flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if mid != self._sub_mid:
+            return
+        if any(code.is_failure for code in reason_codes):
+            log.warning("event=subscribe_refused broker=%s:%d codes=%s", self.host, self.port, reason_codes)
+            return
+        self.connects += 1    # sessions in which the broker delivers uplinks to the hub
         self._loop.call_soon_threadsafe(self.connected.set)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):

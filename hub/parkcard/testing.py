@@ -38,8 +38,8 @@ class ScriptedTerminal:
         self.down = []              # verified downlink Frames
         self.down_counter = 0
         self.errors = []
+        self.subscriptions = 0      # SUBACKs granting the down topic, one per (re)connection
         self._cond = threading.Condition()
-        self._subscribed = threading.Event()
         self.host, self.port = host, port
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=topics.client_name(terminal_id),
                                   clean_session=clean_session, protocol=mqtt.MQTTv311)
@@ -49,19 +49,25 @@ class ScriptedTerminal:
         if tls_ca is not None:
             self.client.tls_set(ca_certs=str(tls_ca))
         self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
     def connect(self, timeout_s=10, will=None):
-        """Connect, subscribe to the down topic and wait for the SUBACK."""
+        """Connect, subscribe to the down topic and wait for the SUBACK granting it.
+
+        Connected (CONNACK) is not subscribed: a downlink published before the SUBACK may
+        never reach this session (MQTT 3.1.1 §3.8.4)."""
         if will is not None:
             self.client.will_set(topics.topic(self.terminal_id, topics.STATUS), will, qos=1, retain=True)
         self.client.reconnect_delay_set(0.05, 1)
         self.client.connect(self.host, self.port, keepalive=30)
         self.client.loop_start()
-        if not self._subscribed.wait(timeout_s):
-            raise TimeoutError("term-%d: no SUBACK within %ss" % (self.terminal_id, timeout_s))
+        self.wait_subscribed(0, timeout_s)
         return self
+
+    def wait_subscribed(self, after, timeout_s=10):
+        """Wait until more than `after` SUBACKs granted the down topic (after a reconnect: count before it)."""
+        self.wait(lambda t: t.subscriptions > after, timeout_s)
 
     def close(self):
         """Disconnect cleanly."""
@@ -71,6 +77,12 @@ class ScriptedTerminal:
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         set_nodelay(client)
         client.subscribe(topics.topic(self.terminal_id, topics.DOWN), qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if not any(code.is_failure for code in reason_codes):
+            with self._cond:
+                self.subscriptions += 1
+                self._cond.notify_all()
 
     def _on_message(self, client, userdata, msg):
         try:

@@ -1,4 +1,4 @@
-"""terminal/mqtt.py under MicroPython against a real Mosquitto (driven by tests/test_mqtt_client.py).
+"""terminal/mqtt.py under MicroPython against a real broker (driven by tests/test_mqtt_client.py).
 
 Arguments: directory holding terminal/mqtt.mpy, broker host, broker port.
 Prints one line a step; the test answers some of them (publishes, restarts the broker).
@@ -82,7 +82,10 @@ async def main(host, port):
     print("published 20 acked", client.stats["pub_acked"] - acked_before)
 
     print("restart")
-    # Published while the broker goes down and comes back: held in flight, sent after reconnect.
+    # Published once the broker is down (the test kills it on "restart"): held in flight and sent
+    # after the reconnect. Published before, the old broker could acknowledge them (§4.3.2) and die
+    # before the hub has them.
+    await until(lambda: not client.connected, "link down")
     down = asyncio.gather(*[client.publish("pc/mp1/tx", b"down%d" % i) for i in range(5)])
     await until(lambda: ready[0] == 2, "reconnect")
     print("reconnected")

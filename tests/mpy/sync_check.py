@@ -1,4 +1,4 @@
-"""terminal/sync.py on real MicroPython against a real Mosquitto (driven by tests/test_sync_micropython.py).
+"""terminal/sync.py on real MicroPython against a real broker (driven by tests/test_sync_micropython.py).
 
 usage: micropython -X heapsize=100k -m sync_check WORKDIR HOST PORT TERMINAL_ID KEY_HEX FRESH ACK_TIMEOUT_MS
 
@@ -85,12 +85,13 @@ journal = Journal(FLASH + "/journal", RECORD_SIZE, 16384, 64)
 blacklist = Blacklist(FLASH + "/blacklist")
 sync = sync_module.Sync(TID, frames.frame_mac_for(KEY), wallet, journal, blacklist, state, board)
 name = topics.client_name(TID)
-client = MQTTClient(name, ARGS[2], int(ARGS[3]), username=name, will_topic=sync.status_topic,
+client = MQTTClient(name, ARGS[2], int(ARGS[3]), will_topic=sync.status_topic,  # open broker: no user name
                     will_payload=sync.status_frame(0), will_retain=True)
 sync.attach(client)
 record_mac = record_mac_for(KEY)
 connects = [0]
 peak = [0, 0]  # live (after collect), raw
+memory_errors = [0]  # journal recounts that found no memory and were asked again
 
 
 async def on_connect():
@@ -127,11 +128,21 @@ async def append(count):
         await asyncio.sleep_ms(0)  # taps and uploads interleave
 
 
+def depth(last=-1):
+    """journal.depth() as the firmware's callers take it: a recount that found no memory leaves the
+    journal as it was (terminal/journal.py _recount); `last` stands in until the next ask."""
+    try:
+        return journal.depth()
+    except MemoryError:
+        memory_errors[0] += 1
+        return last
+
+
 def show():
     cfg = wallet.config
     return "depth=%d last_seq=%d bl_version=%d bl_count=%d config=%d role=%d clock=%d down=%d boot=%d up=%d " \
            "contact=%d bl_at=%d rejected=%s" % (
-               journal.depth(), journal.last_seq(), blacklist.version, blacklist.count, cfg.version if cfg else 0,
+               depth(), journal.last_seq(), blacklist.version, blacklist.count, cfg.version if cfg else 0,
                cfg.role if cfg else 0, board.clock(), state.down_counter, state.boot, state.up_counter,
                wallet.last_hub_contact_s, wallet.blacklist_updated_s,
                ",".join("%s:%d" % kv for kv in sorted(sync.rejected.items())) or "-")
@@ -148,17 +159,17 @@ async def serve(stdin):
             out = "%d %d" % (journal.last_seq(), journal.depth())
         elif cmd == "wait_depth":
             start = ticks_ms()
-            while journal.depth() != args[0] and ticks_diff(ticks_ms(), start) < 20000:
+            while depth() != args[0] and ticks_diff(ticks_ms(), start) < 20000:
                 await asyncio.sleep_ms(5)
-            out = "%d %s" % (journal.depth(), "ok" if journal.depth() == args[0] else "timeout")
+            out = "%d %s" % (depth(), "ok" if depth() == args[0] else "timeout")
         elif cmd == "show":
             out = show()
         elif cmd == "contains":
             out = " ".join("1" if blacklist.contains(n) else "0" for n in args)
         elif cmd == "heap":
             gc.collect()
-            out = "start=%d modules=%d live_peak=%d raw_peak=%d now=%d free=%d" % (
-                HEAP_START, MODULES, peak[0], peak[1], gc.mem_alloc(), gc.mem_free())
+            out = "start=%d modules=%d live_peak=%d raw_peak=%d now=%d free=%d memory_errors=%d" % (
+                HEAP_START, MODULES, peak[0], peak[1], gc.mem_alloc(), gc.mem_free(), memory_errors[0])
         elif cmd == "quit":
             await client.disconnect()  # DISCONNECT: the broker drops the last will
             out = ""
