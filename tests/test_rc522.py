@@ -127,8 +127,8 @@ def test_emulator_mem_transmit_receive_and_irq_write_one_to_clear(rig):
 def test_init_programs_timer_ask_crc_preset_and_antenna(rig):
     chip = rig.chip
     assert rig.reader.version() == 0x92
-    assert chip.reg(0x2A) & 0x80            # TModeReg TAuto
-    assert (chip.reg(0x2C) << 8 | chip.reg(0x2D)) == 49
+    assert chip.reg(0x2A) == 0x82 and chip.reg(0x2B) == 0xA5    # TModeReg TAuto, prescaler 677: 0.1 ms ticks
+    assert (chip.reg(0x2C) << 8 | chip.reg(0x2D)) == 9          # 1 ms for the next REQA
     assert chip.reg(0x15) == 0x40           # TxASKReg Force100ASK
     assert chip.reg(0x11) & 0x03 == 0x01    # ModeReg CRCPreset 6363h
     assert chip.reg(0x14) & 0x03 == 0x03    # TxControlReg antenna on
