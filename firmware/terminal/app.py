@@ -138,6 +138,9 @@ class TerminalApp:
             cfg = self.wallet.config
             if cfg is None or cfg.role != ROLE_RIDE or (cfg.fixed_price_cents != price_cents and not retry_seq):
                 return None
+            if self.wallet.park_keys is not None and not await self.wallet.card_near():
+                await _sleep_ms(POLL_MS)    # an empty field: the reader waited without holding the loop
+                continue
             result = self.wallet.debit(price_cents, retry_seq=retry_seq)
             if result.reason == w.NOT_READY:
                 return None  # locked by the hub with no card on the reader: no tap, run() says why
@@ -154,6 +157,10 @@ class TerminalApp:
         while waited < CARD_WAIT_MS:
             if self.keypad.get_key() == KEY_CLEAR:
                 return None
+            if self.wallet.park_keys is not None and not await self.wallet.card_near():
+                await _sleep_ms(POLL_MS)    # an empty field: the reader waited without holding the loop
+                waited += POLL_MS
+                continue
             result = attempt()
             if result.reason == w.READ_FAILED:
                 # The card left mid-read, nothing was written: say "Tap again" and keep this sale.
