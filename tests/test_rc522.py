@@ -464,7 +464,7 @@ def test_reselect_refuses_another_card(rig):
 @pytest.mark.micropython
 def test_driver_and_emulator_under_micropython(micropython):
     proc = micropython(REPO / "tests" / "mpy" / "rc522_check.py")
-    assert proc.stdout.strip().splitlines()[-1] == "rc522_check ok 13"
+    assert proc.stdout.strip().splitlines()[-1] == "rc522_check ok 17"
 
 
 
