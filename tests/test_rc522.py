@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO
+from conftest import MPY_SCRIPTS, REPO
 from sim.mfrc522 import VirtualMFRC522
 from sim.mifare import (
     ACCESS_TRANSPORT,
@@ -690,3 +690,11 @@ def test_transceive_sends_a_frame_with_crc_and_returns_the_answer(rig):
         rig.reader.transceive(b"\x30\x04", timeout_ms=2)
     with pytest.raises(ValueError):
         rig.reader.transceive(bytes(63))
+
+
+@pytest.mark.micropython
+def test_an_empty_field_costs_a_handful_of_spi_transactions_when_interrupt_driven(micropython):
+    # bench/bench_reader.py prints the loop's stalls; here only what does not depend on time:
+    # the poll awaits the IRQ edge instead of reading ComIrqReg until the timer fires.
+    got = dict(kv.split("=") for kv in micropython(MPY_SCRIPTS / "reader_stall.py", "irq", 1).stdout.split())
+    assert int(got["polls"]) >= 5 and int(got["spi_per_poll"]) <= 12

@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from sim.mfrc522 import VirtualMFRC522
+from sim.mfrc522 import VirtualMFRC522, fire_timer_on_time
 from sim.mifare import Field
 
 
@@ -125,33 +125,10 @@ class SimBoard:
     def reader(self, irq=True):
         """The real RC522 driver on the virtual chip, its IRQ line wired as on the board (irq=False: polled)."""
         from terminal.rc522 import RC522
-        self.chip.on_timer = self._chip_timer
+        fire_timer_on_time(self.chip)
         reader = RC522(self.chip.spi, self.chip.cs, irq=self.chip.irq if irq else None)
         reader.init()
         return reader
-
-    def _chip_timer(self, us):
-        """The chip's crystal on the host: its timer fires on time, so the IRQ line rises with nobody polling."""
-        import asyncio
-        get_loop = getattr(asyncio, "get_running_loop", None)
-        if get_loop is None:        # MicroPython: no call_later
-            asyncio.create_task(self._chip_timer_task(us))
-            return
-        try:
-            get_loop().call_later(us / 1e6, self._chip_tick)
-        except RuntimeError:
-            pass    # no event loop: a synchronous caller polls the chip, which sees its own time
-
-    async def _chip_timer_task(self, us):
-        import asyncio
-        await asyncio.sleep(us / 1e6)
-        self._chip_tick()
-
-    def _chip_tick(self):
-        self.chip.tick()
-        left = self.chip.timer_remaining_us()
-        if left:    # woken a little early: the count is not down yet
-            self._chip_timer(left)
 
     def display(self):
         """The recorded display."""

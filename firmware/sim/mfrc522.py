@@ -127,6 +127,40 @@ _RESET = ((0x02, 0x80), (_COM_IRQ, 0x14), (_STATUS1, 0x21),
 _CRC_PRESETS = (0x0000, 0x6363, 0xA671, 0xFFFF)   # ModeReg CRCPreset §9.3.2.2
 
 
+def fire_timer_on_time(chip):
+    """Let the running event loop fire the chip's timer when it runs out: the host's stand-in for its crystal.
+
+    Without it the timer is seen only when the driver reads a register; with it the IRQ
+    line rises on time while the driver awaits it.
+    """
+    chip.on_timer = lambda us: _schedule_tick(chip, us)
+
+
+def _schedule_tick(chip, us):
+    import asyncio
+    get_loop = getattr(asyncio, "get_running_loop", None)
+    if get_loop is None:        # MicroPython: no call_later
+        asyncio.create_task(_tick_later(chip, us))
+        return
+    try:
+        get_loop().call_later(us / 1e6, _tick, chip)
+    except RuntimeError:
+        pass    # no event loop: a synchronous caller polls the chip, which sees its own time
+
+
+async def _tick_later(chip, us):
+    import asyncio
+    await asyncio.sleep(us / 1e6)
+    _tick(chip)
+
+
+def _tick(chip):
+    chip.tick()
+    left = chip.timer_remaining_us()
+    if left:    # woken a little early: the count is not down yet
+        _schedule_tick(chip, left)
+
+
 class IrqPin:
     """The chip's IRQ output as the board's GPIO input sees it, like machine.Pin: value(), irq()."""
 

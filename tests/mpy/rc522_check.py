@@ -14,7 +14,7 @@ gc.collect()
 from sim.mifare import KEY_TRANSPORT, Field, MifareClassic1K, access_bytes, value_block, value_of
 
 gc.collect()
-from sim.mfrc522 import VirtualMFRC522
+from sim.mfrc522 import VirtualMFRC522, fire_timer_on_time
 
 gc.collect()
 
@@ -106,14 +106,7 @@ gc.collect()
 import asyncio
 
 field, chip, reader, _ = rig(irq=True)
-
-
-async def fire(us):
-    await asyncio.sleep_ms(us // 1000 + 1)
-    chip.tick()
-
-
-chip.on_timer = lambda us: asyncio.create_task(fire(us))
+fire_timer_on_time(chip)
 edges = chip.irq.edges
 check("irq empty field", asyncio.run(reader.poll_card()) is False and chip.irq.edges > edges)
 field.add(MifareClassic1K(UID7))
