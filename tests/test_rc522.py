@@ -698,3 +698,11 @@ def test_an_empty_field_costs_a_handful_of_spi_transactions_when_interrupt_drive
     # the poll awaits the IRQ edge instead of reading ComIrqReg until the timer fires.
     got = dict(kv.split("=") for kv in micropython(MPY_SCRIPTS / "reader_stall.py", "irq", 1).stdout.split())
     assert int(got["polls"]) >= 5 and int(got["spi_per_poll"]) <= 12
+
+
+def test_the_irq_wait_works_in_one_event_loop_after_another(tmp_path):
+    from sim.board import SimBoard
+    board = SimBoard(str(tmp_path))
+    reader = board.reader()
+    for _ in range(3):      # host tests run several loops over one terminal
+        assert asyncio.run(reader.poll_card()) is False

@@ -192,9 +192,42 @@ def _pin(p):
 
 
 def _flag():
-    """asyncio.ThreadSafeFlag (MicroPython), or an asyncio.Event where there is none (CPython)."""
+    """asyncio.ThreadSafeFlag (MicroPython), or _HostFlag where asyncio has none (CPython on the host)."""
     import asyncio
-    return getattr(asyncio, "ThreadSafeFlag", asyncio.Event)()
+    flag = getattr(asyncio, "ThreadSafeFlag", None)
+    return flag() if flag is not None else _HostFlag()
+
+
+class _HostFlag:
+    """ThreadSafeFlag's behaviour for CPython's asyncio, in whichever event loop waits on it.
+
+    (An asyncio.Event binds to the first loop that waits; host tests run several loops.)
+    """
+
+    def __init__(self):
+        self._is_set = False
+        self._waiter = None
+
+    def set(self):
+        """Raise the flag and wake the task waiting on it."""
+        self._is_set = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self):
+        """Lower the flag."""
+        self._is_set = False
+
+    async def wait(self):
+        """Wait until the flag is raised, then lower it."""
+        if not self._is_set:
+            import asyncio
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._is_set = False
 
 
 async def _irq_or_yield(flag, ms):
