@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from sim.mfrc522 import VirtualMFRC522, fire_timer_on_time
+from sim.mfrc522 import VirtualMFRC522, fire_timer_on_time, irq_flag
 from sim.mifare import Field
 
 
@@ -126,7 +126,7 @@ class SimBoard:
         """The real RC522 driver on the virtual chip, its IRQ line wired as on the board (irq=False: polled)."""
         from terminal.rc522 import RC522
         fire_timer_on_time(self.chip)
-        reader = RC522(self.chip.spi, self.chip.cs, irq=self.chip.irq if irq else None)
+        reader = RC522(self.chip.spi, self.chip.cs, irq=self.chip.irq if irq else None, flag=irq_flag())
         reader.init()
         return reader
 

@@ -161,6 +161,44 @@ def _tick(chip):
         _schedule_tick(chip, left)
 
 
+class HostFlag:
+    """asyncio.ThreadSafeFlag for CPython (its asyncio has none), in whichever event loop waits on it.
+
+    An asyncio.Event would bind to the first loop that waits; host tests run several loops.
+    """
+
+    def __init__(self):
+        self._is_set = False
+        self._waiter = None
+
+    def set(self):
+        """Raise the flag and wake the task waiting on it."""
+        self._is_set = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self):
+        """Lower the flag."""
+        self._is_set = False
+
+    async def wait(self):
+        """Wait until the flag is raised, then lower it."""
+        if not self._is_set:
+            import asyncio
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._is_set = False
+
+
+def irq_flag():
+    """What the driver's IRQ handler raises on this interpreter: None (its own ThreadSafeFlag) or a HostFlag."""
+    import asyncio
+    return None if hasattr(asyncio, "ThreadSafeFlag") else HostFlag()
+
+
 class IrqPin:
     """The chip's IRQ output as the board's GPIO input sees it, like machine.Pin: value(), irq()."""
 

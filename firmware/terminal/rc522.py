@@ -191,81 +191,28 @@ def _pin(p):
     return getattr(p, "value", p)
 
 
-def _flag():
-    """asyncio.ThreadSafeFlag (MicroPython), or _HostFlag where asyncio has none (CPython on the host)."""
-    import asyncio
-    flag = getattr(asyncio, "ThreadSafeFlag", None)
-    return flag() if flag is not None else _HostFlag()
-
-
-class _HostFlag:
-    """ThreadSafeFlag's behaviour for CPython's asyncio, in whichever event loop waits on it.
-
-    (An asyncio.Event binds to the first loop that waits; host tests run several loops.)
-    """
-
-    def __init__(self):
-        self._is_set = False
-        self._waiter = None
-
-    def set(self):
-        """Raise the flag and wake the task waiting on it."""
-        self._is_set = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def clear(self):
-        """Lower the flag."""
-        self._is_set = False
-
-    async def wait(self):
-        """Wait until the flag is raised, then lower it."""
-        if not self._is_set:
-            import asyncio
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        self._is_set = False
-
-
-async def _irq_or_yield(flag, ms):
-    """Wait up to ms for the IRQ flag; with no flag (polling) only let the event loop run once."""
-    import asyncio
-    if flag is None:
-        await asyncio.sleep(0)
-        return
-    wait_for_ms = getattr(asyncio, "wait_for_ms", None)
-    try:
-        if wait_for_ms is not None:
-            await wait_for_ms(flag.wait(), ms)
-        else:
-            await asyncio.wait_for(flag.wait(), ms / 1000)
-    except asyncio.TimeoutError:
-        pass    # the caller reads ComIrqReg and decides
-
-
 class RC522:
     """One MFRC522 on an SPI bus.
 
         reader = RC522(machine.SPI(2, baudrate=4_000_000), machine.Pin(5, machine.Pin.OUT),
                        irq=machine.Pin(34, machine.Pin.IN))
         reader.init()
-        if await reader.poll_card():        # the loop runs while the REQA waits
-            found = reader.detect()         # (uid, sak), or None
+        # The loop runs while the REQA waits; detect() then selects: (uid, sak) or None.
+        found = reader.detect() if await reader.poll_card() else None
         if found:
             reader.auth(4, key_a, found[0])
             data = reader.read_block(4)
             reader.halt()
 
     irq: the input pin wired to the chip's IRQ (machine.Pin with .irq()), or
-    None to poll. timeout_ms bounds every wait for the chip (tests make it
-    short). card_commands and spi_transfers count frames sent to the card
-    and SPI transactions, for the benchmark.
+    None to poll; flag: what its interrupt raises, asyncio.ThreadSafeFlag unless
+    given (CPython's asyncio has none: the host board brings its own).
+    timeout_ms bounds every wait for the chip (tests make it short).
+    card_commands and spi_transfers count frames sent to the card and SPI
+    transactions, for the benchmark.
     """
 
-    def __init__(self, spi, cs, rst=None, timeout_ms=_TIMEOUT_MS, irq=None):
+    def __init__(self, spi, cs, rst=None, timeout_ms=_TIMEOUT_MS, irq=None, flag=None):
         self._spi = spi
         self._cs = _pin(cs)
         self._rst = None if rst is None else _pin(rst)
@@ -278,7 +225,10 @@ class RC522:
         self._irq = irq
         self._flag = None
         if irq is not None:
-            self._flag = _flag()
+            if flag is None:
+                import asyncio
+                flag = asyncio.ThreadSafeFlag()
+            self._flag = flag
             # Interrupts only raise the flag; the task waiting on it reads the chip.
             irq.irq(handler=self._on_irq, trigger=irq.IRQ_RISING)
         # Register access: address byte + up to two data bytes.
@@ -372,6 +322,7 @@ class RC522:
 
     async def _wait_async(self, mask):
         """_wait on ComIrqReg that lets the event loop run: on the IRQ flag, or polling between yields."""
+        import asyncio
         start = ticks_ms()
         polls = 0
         while True:
@@ -379,7 +330,17 @@ class RC522:
             if v & mask:
                 return v
             polls += 1
-            await _irq_or_yield(self._flag, self._left_ms(start, polls, _ComIrqReg, mask, 0))
+            left_ms = self._left_ms(start, polls, _ComIrqReg, mask, 0)
+            if self._flag is None:
+                await asyncio.sleep(0)
+                continue
+            try:
+                if hasattr(asyncio, "wait_for_ms"):
+                    await asyncio.wait_for_ms(self._flag.wait(), left_ms)
+                else:   # CPython
+                    await asyncio.wait_for(self._flag.wait(), left_ms / 1000)
+            except asyncio.TimeoutError:
+                pass    # read ComIrqReg once more, then give up
 
     def _timer(self, ticks):
         """Program TReloadReg so the chip's timer ends the next wait after ticks of 0.1 ms (§9.3.3.12)."""
