@@ -706,3 +706,25 @@ def test_the_irq_wait_works_in_one_event_loop_after_another(tmp_path):
     reader = board.reader()
     for _ in range(3):      # host tests run several loops over one terminal
         assert asyncio.run(reader.poll_card()) is False
+
+
+def test_an_irq_line_that_never_rises_costs_the_command_time_not_the_deadline(tmp_path, monkeypatch):
+    from sim.board import SimBoard
+    board = SimBoard(str(tmp_path))
+    reader = board.reader()
+    reader.timeout_ms = 10000
+    poke(board.chip, 0x03, 0x00)        # open drain: with no pull-up the line stays low (an unwired IRQ)
+    waits = []
+    wait_for = asyncio.wait_for
+
+    def recording_wait_for(aw, timeout):
+        waits.append(timeout)
+        return wait_for(aw, timeout)
+
+    monkeypatch.setattr(asyncio, "wait_for", recording_wait_for)
+    edges = board.chip.irq.edges
+    for _ in range(3):
+        assert asyncio.run(reader.poll_card()) is False
+    assert board.chip.irq.edges == edges
+    # Each edge is awaited for the REQA's 1 ms time-out and 1 ms more, never the 10 s deadline.
+    assert waits and max(waits) <= 0.002

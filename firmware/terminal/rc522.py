@@ -320,8 +320,12 @@ class RC522:
             polls += 1
             self._left_ms(start, polls, reg, mask, extra_ms)
 
-    async def _wait_async(self, mask):
-        """_wait on ComIrqReg that lets the event loop run: on the IRQ flag, or polling between yields."""
+    async def _wait_async(self, mask, edge_ms):
+        """_wait on ComIrqReg that lets the event loop run: on the IRQ flag, or polling between yields.
+
+        The flag is awaited edge_ms at a time (the command's own time-out and a little more), so an
+        IRQ line that never rises (not wired) costs that, not timeout_ms.
+        """
         import asyncio
         start = ticks_ms()
         polls = 0
@@ -335,12 +339,13 @@ class RC522:
                 await asyncio.sleep(0)
                 continue
             try:
+                wait_ms = min(left_ms, edge_ms)
                 if hasattr(asyncio, "wait_for_ms"):
-                    await asyncio.wait_for_ms(self._flag.wait(), left_ms)
+                    await asyncio.wait_for_ms(self._flag.wait(), wait_ms)
                 else:   # CPython
-                    await asyncio.wait_for(self._flag.wait(), left_ms / 1000)
+                    await asyncio.wait_for(self._flag.wait(), wait_ms / 1000)
             except asyncio.TimeoutError:
-                pass    # read ComIrqReg once more, then give up
+                pass    # read ComIrqReg again: the line may be missing, or this is the deadline
 
     def _timer(self, ticks):
         """Program TReloadReg so the chip's timer ends the next wait after ticks of 0.1 ms (§9.3.3.12)."""
@@ -529,7 +534,7 @@ class RC522:
         self._request_frame(wakeup)
         self._send(1, 7, _TICKS_ACTIVATE)
         try:
-            self._atqa(self._received(await self._wait_async(_TRANSCEIVE_DONE)))
+            self._atqa(self._received(await self._wait_async(_TRANSCEIVE_DONE, _TICKS_ACTIVATE // _TICKS_PER_MS + 1)))
         except NoCard:
             return False
         except RC522Error as exc:
