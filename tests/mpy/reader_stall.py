@@ -40,6 +40,7 @@ running = True
 
 
 async def ticker():
+    """Ask for 1 ms sleeps and file how late each wakes."""
     global stall_max_us, poll_stall_max_us
     while running:
         p0 = polls
@@ -56,6 +57,7 @@ async def ticker():
 
 
 async def reader_loop():
+    """Look for a card the way the terminal does: a poll, then POLL_MS asleep."""
     global polls
     while running:
         if mode == "none":
@@ -72,6 +74,7 @@ async def reader_loop():
 
 
 async def main():
+    """Run ticker and reader for the given seconds; return the SPI transactions they made."""
     global running
     gc.collect()
     tick = asyncio.create_task(ticker())
