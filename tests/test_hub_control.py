@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from protocol import card, config, frames, hub_frames, topics
 from protocol.errors import Malformed
 
-from parkcard import bounds, oplog, pki, secure
+from parkcard import bounds, oplog
+from parkcard.security import pki, secure
 from parkcard.cli import main
-from parkcard.ingest import BatchResult
-from parkcard.service import Hub, HubError
+from parkcard.ingest.pipeline import BatchResult
+from parkcard.app import Hub, HubError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 
 UID = b"\x04\x01\x02\x03"

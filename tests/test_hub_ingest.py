@@ -12,7 +12,7 @@ from protocol import frames, hub_frames, topics
 from protocol import record as R
 
 from parkcard import audit
-from parkcard.registry import Registry
+from parkcard.ingest.registry import Registry
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
 
 pytestmark = pytest.mark.broker
@@ -427,7 +427,7 @@ def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(tmp_path, 
 def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(tmp_path, broker, monkeypatch):
     from parkcard.desk import DeskError
 
-    from parkcard import ledger
+    from parkcard.domain import ledger
 
     async def scenario():
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)

@@ -14,9 +14,10 @@ from click.testing import CliRunner
 from protocol import admin_card, frames
 from protocol import record as R
 
-from parkcard import audit, oplog, secure
+from parkcard import audit, oplog
+from parkcard.security import secure
 from parkcard.cli import main
-from parkcard.service import ADMIN_CARD_NO_FIRST, HubError
+from parkcard.app import ADMIN_CARD_NO_FIRST, HubError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
 from parkcard_flash.bundle import parse_bundle
 
@@ -255,7 +256,7 @@ def test_unknown_admin_card_and_copied_uid_are_rejected(tmp_path, broker):
 
 def test_admin_card_cli_lists_and_revokes(tmp_path):
     async def issue():
-        from parkcard.service import Hub
+        from parkcard.app import Hub
         park, _ = secure.init_park(tmp_path)
         kwargs = {k: v for k, v in secure.hub_kwargs(park).items() if k in ("park_keys", "transport_key")}
         hub = await Hub(tmp_path / "hub.db", **kwargs).open()

@@ -7,8 +7,8 @@ import pytest
 from protocol import frames
 from protocol import record as R
 
-from parkcard.ingest import Ingest
-from parkcard.registry import Registry
+from parkcard.ingest.pipeline import Ingest
+from parkcard.ingest.registry import Registry
 from parkcard.storage import Storage
 
 KEY = bytes(range(32))
@@ -62,7 +62,7 @@ OTHER_ID = 6
 OTHER_KEY = bytes(range(32, 64))
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC.md §5.6 / parkcard/ingest.py Ingest._decide_uncertain: 'otherwise "
+@pytest.mark.xfail(strict=True, reason="SPEC.md §5.6 / parkcard/ingest/pipeline.py Ingest._decide_uncertain: 'otherwise "
                    "it did' is decided before the record holding the counter arrives from another terminal; "
                    "remove this mark once fixed (whole-park simulation seed 13)")
 def test_an_uncertain_record_whose_counter_another_terminal_wrote_is_not_applied_nor_a_clone(tmp_path):

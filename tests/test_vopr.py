@@ -10,7 +10,7 @@ showed a full disk and a poisoned topic stopping the hub stay as tests.
 
 import pytest
 
-from parkcard.downlink import Downlink
+from parkcard.ingest.downlink import Downlink
 
 from vopr.faults import FAULT_KINDS, KNOWN_WEAK, Options
 from vopr.runner import run_seed, shortest
@@ -61,7 +61,7 @@ def test_an_ack_for_a_record_not_stored_is_caught(monkeypatch):
 
 def test_seed_32_two_uncertain_records_of_a_card_decided_together_stay_applied():
     # Found by the simulation: the second was re-decided after a nested decision applied it, and
-    # marked not_happened while its ledger transaction stayed (parkcard/ingest.py Ingest._apply_value).
+    # marked not_happened while its ledger transaction stayed (parkcard/ingest/pipeline.py Ingest._apply_value).
     outcome = run_seed(32, found(steps=300))
     assert outcome.ok, outcome.report()
 
@@ -92,7 +92,7 @@ def test_a_top_up_whose_card_was_pulled_credits_nothing():
     assert "applied_not_written" not in {v.kind for v in outcome.violations}, outcome.report()
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC.md §5.6 / parkcard/ingest.py Ingest._decide_uncertain: an uncertain "
+@pytest.mark.xfail(strict=True, reason="SPEC.md §5.6 / parkcard/ingest/pipeline.py Ingest._decide_uncertain: an uncertain "
                    "record is applied once a later counter is known, before the record that holds its counter "
                    "arrives from another terminal: an honest card is alarmed as a clone; remove once fixed")
 def test_seed_13_no_honest_card_is_alarmed_as_a_clone():
@@ -103,7 +103,7 @@ def test_seed_13_no_honest_card_is_alarmed_as_a_clone():
 @pytest.mark.xfail(strict=True, reason="the same early decision with two uncertain records of one counter: the one "
                    "that never landed is applied, the one that did is not_happened, and the card's ledger account "
                    "differs from the card (seed 200 by 430 cents, seed 24 of a bigger park by 1790; "
-                   "parkcard/ingest.py Ingest._decide_uncertain); remove once fixed")
+                   "parkcard/ingest/pipeline.py Ingest._decide_uncertain); remove once fixed")
 @pytest.mark.parametrize("seed, options", [(200, found(steps=300)), (24, found(terminals=6, cards=16, steps=600))])
 def test_every_card_ends_equal_to_its_ledger_account(seed, options):
     outcome = run_seed(seed, options)

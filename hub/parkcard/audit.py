@@ -7,7 +7,7 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
 2. Every stored record: its MAC verifies under its terminal's key (SPEC.md §2.3), it
    decodes, and its stored columns (terminal, seq, kind, card, counter, amount,
    balance after, time) equal the decoded fields (settlement sums the columns).
-3. Every applied record: the posting rules (parkcard.ledger) re-run on the decoded
+3. Every applied record: the posting rules (parkcard.domain.ledger) re-run on the decoded
    record give its ledger transaction entry by entry; a record not applied has none;
    a ledger transaction whose record is missing is a discrepancy, and so is an
    entry whose transaction is missing. Every transaction sums to zero.
@@ -37,7 +37,7 @@ import time
 from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
 
-from parkcard import ledger
+from parkcard.domain import ledger
 from parkcard.oplog import AuditLogError
 from parkcard.storage import RESTORE_ADVICE, Storage, schema_problem
 

@@ -14,8 +14,8 @@ from terminal import wallet as w
 
 from parkcard.money import format_cents
 from parkcard.park_sim import ParkSim
-from parkcard.settlement import iso_utc
-from parkcard.service import configure_logging
+from parkcard.services.settlement import iso_utc
+from parkcard.app import configure_logging
 
 PROGRESS_STEPS = 10
 

@@ -22,7 +22,7 @@ from protocol import card as C
 from protocol import frames
 from protocol import record as R
 
-from parkcard import ledger
+from parkcard.domain import ledger
 
 
 class DeskError(ValueError):

@@ -18,7 +18,8 @@ from collections import Counter, defaultdict
 from protocol import frames
 from protocol import record as R
 
-from parkcard import audit, ledger
+from parkcard import audit
+from parkcard.domain import ledger
 
 _APPEND, _MARK = 0x41, 0x4D
 _APPEND_HEAD = 9

@@ -19,7 +19,7 @@ FAULT_RATE = 0.12          # share of the steps that inject a fault (Options.fau
 # Checks that fail today for a reason already reported: counted as `suppressed` unless switched on.
 # false_clone_alarm: the hub applies an uncertain record as happened once a later counter of the card is
 # known, before the record that really holds its counter arrives from another terminal (SPEC.md §5.6,
-# parkcard/ingest.py Ingest._decide_uncertain); the honest card is then alarmed as a clone and blacklisted.
+# parkcard/ingest/pipeline.py Ingest._decide_uncertain); the honest card is then alarmed as a clone and blacklisted.
 CHECKS_KNOWN_WEAK = ("false_clone_alarm",)
 
 

@@ -14,7 +14,7 @@ from collections import deque, namedtuple
 
 from protocol import topics
 
-from parkcard.mqtt_link import Message
+from parkcard.transport.mqtt_link import Message
 
 Packet = namedtuple("Packet", "src dst topic payload not_before")
 BROKER = "broker"
@@ -185,7 +185,7 @@ class SimClient:
 
 
 class SimLink:
-    """Stands in for parkcard.mqtt_link.MqttLink inside a Hub: same methods, the simulated broker behind them."""
+    """Stands in for parkcard.transport.mqtt_link.MqttLink inside a Hub: same methods, the simulated broker behind them."""
 
     host = "sim"
     port = 0

@@ -61,10 +61,10 @@ from protocol import record as R
 from protocol.card import COUNTER_MODULUS, counter_newer
 from protocol.errors import ProtocolError
 
-from parkcard import ledger
-from parkcard.registry import Rejected
+from parkcard.domain import ledger
+from parkcard.ingest.registry import Rejected
 
-log = logging.getLogger("parkcard.ingest")
+log = logging.getLogger("parkcard.ingest.pipeline")
 
 _RECORD_TERMINAL_AT = 4   # terminal_id (2 bytes) and seq (4 bytes) sit here in every record version (SPEC.md §4.1)
 _RECORD_SEQ_AT = 8

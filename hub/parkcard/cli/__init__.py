@@ -5,11 +5,11 @@ exit status 2; `ledger check` exits 1 when it finds a discrepancy, and `up`
 exits 1 when the hub stopped because it could not serve (a supervisor restarts it).
 
 The CLI works on the database, not on a running hub. After each commit it
-tells the running hub what changed (parkcard.notify: one datagram, best
+tells the running hub what changed (parkcard.transport.notify: one datagram, best
 effort), and the hub acts at once: it pushes new blacklist versions to every
 online terminal, loads new terminals, sends queued lock and de-authorise
 commands and starts queued admin card issues. Its registry poll
-(parkcard.service.REGISTRY_POLL_S) picks up a change whose notice was lost.
+(parkcard.app.REGISTRY_POLL_S) picks up a change whose notice was lost.
 Admin card revocations and terminal locks are read from the database at
 every T_AUTH.
 """
@@ -29,13 +29,17 @@ import click
 from protocol import frames, topics
 from protocol import record as R
 
-from parkcard import audit, broker_auth, fleet, notify, secure, settlement
+from parkcard import audit
+from parkcard.transport import broker_auth, notify
+from parkcard.ingest import fleet
+from parkcard.security import secure
+from parkcard.services import settlement
 from parkcard.bounds import (CARD_NO, COMMISSION_BPS, FIXED_PRICE_CENTS, MERCHANT_ID, PARK_ID, PORT, TERMINAL_ID,
                              BoundParam, NameParam)
 from parkcard.hub_lock import HubLockedError
 from parkcard.money import CurrencyError, currency_code, format_cents
 from parkcard.oplog import AuditLogError
-from parkcard.pki import PKIError, check_hostnames
+from parkcard.security.pki import PKIError, check_hostnames
 from parkcard.storage import DatabaseDamaged, NotIssued, Storage, audited, version_detail
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
@@ -51,7 +55,7 @@ class UserError(click.ClickException):
 class HubStopped(click.ClickException):
     """`up`: the hub could not serve and stopped, everything released; exit 1 so a supervisor restarts it."""
 
-    exit_code = 1   # parkcard.service.EXIT_HUB_FAILED
+    exit_code = 1   # parkcard.app.EXIT_HUB_FAILED
 
 
 def _run(coro):
@@ -726,10 +730,10 @@ def quarantine(obj):
 @click.pass_obj
 def up(obj, broker_host, broker_port, no_broker, insecure):
     """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C: TLS, passwords and ACL after `parkcard init`."""
-    from parkcard.broker import Broker, BrokerError
-    from parkcard.broker_auth import BrokerAuthError
+    from parkcard.transport.broker import Broker, BrokerError
+    from parkcard.transport.broker_auth import BrokerAuthError
     from parkcard.hub_lock import HubLock
-    from parkcard.service import Hub, HubFailed, configure_logging, failure_message, serve
+    from parkcard.app import Hub, HubFailed, configure_logging, failure_message, serve
 
     db = obj.db
     park = None if insecure else _load_park(_park_dir(obj))

@@ -5,7 +5,7 @@
     ...
     await hub.stop()
 
-`python -m parkcard.service --db PATH --broker-port N` runs a hub until
+`python -m parkcard.app --db PATH --broker-port N` runs a hub until
 SIGTERM/SIGINT (tests kill it with SIGKILL to check crash safety). A hub that
 cannot serve releases everything and exits EXIT_HUB_FAILED (1) with the reason,
 so that its supervisor restarts it; EXIT_USAGE (2) when another hub holds the database.
@@ -23,14 +23,15 @@ from dataclasses import dataclass
 
 from protocol import admin_card, frames, hub_frames, topics
 
-from parkcard import bounds, broker_auth, notify
+from parkcard import bounds
+from parkcard.transport import broker_auth, notify
 from parkcard.desk import Desk
-from parkcard.downlink import Downlink
-from parkcard.fleet import Fleet
+from parkcard.ingest.downlink import Downlink
+from parkcard.ingest.fleet import Fleet
 from parkcard.hub_lock import HubLock, HubLockedError
-from parkcard.ingest import Ingest
-from parkcard.mqtt_link import MqttLink
-from parkcard.registry import Registry
+from parkcard.ingest.pipeline import Ingest
+from parkcard.transport.mqtt_link import MqttLink
+from parkcard.ingest.registry import Registry
 from parkcard.storage import NotIssued, Storage, audited, is_transient, version_detail
 
 log = logging.getLogger("parkcard.hub")
@@ -44,7 +45,7 @@ RECHECK_S = 0.05
 STORAGE_RETRY_S_MIN = 0.05     # first wait after a write failed for want of disk or I/O
 STORAGE_RETRY_S_MAX = 5.0      # the longest wait between retries during an outage
 QUARANTINE_DETAIL_MAX = 500
-# The CLI tells the running hub what it changed at once (parkcard.notify); this poll is the safety
+# The CLI tells the running hub what it changed at once (parkcard.transport.notify); this poll is the safety
 # net for a notice that was lost (no datagram is retried).
 REGISTRY_POLL_S = 1.0
 # Admin system card numbers: a range of their own, above any visitor card the desk will issue.
@@ -107,16 +108,16 @@ class Hub:
     def __init__(self, db_path, broker_host="127.0.0.1", broker_port=1883, client_id="parkcard-hub",
                  username=None, password=None, park_keys=None, batch_frames_max=BATCH_FRAMES_MAX,
                  queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None, lock=None):
-        """park_keys and transport_key (parkcard.secure.hub_kwargs) are needed to issue cards and admin cards.
+        """park_keys and transport_key (parkcard.security.secure.hub_kwargs) are needed to issue cards and admin cards.
 
         `await on_terminals_added(hub, ids)` runs when the running hub finds terminals registered by
-        another process, e.g. to rewrite the broker's password file (parkcard.secure.broker_refresher).
+        another process, e.g. to rewrite the broker's password file (parkcard.security.secure.broker_refresher).
         lock: a HubLock of db_path already taken (`parkcard up` takes it before it starts a broker);
         without one, open() takes it.
         """
         self.storage = Storage(db_path)
         self.lock = lock or HubLock(db_path)     # one hub per database (parkcard.hub_lock)
-        self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.notify)
+        self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.transport.notify)
         self._blacklist_pushed = 0               # the newest blacklist version pushed to every terminal
         self.registry = Registry(self.storage)
         self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca)
@@ -542,7 +543,7 @@ class Hub:
                 log.exception("event=notice_failed notices=%s", ",".join(sorted(news)))
 
     async def take_notice(self, news):
-        """Handle a set of parkcard.notify names: push new blacklist versions, load terminals, send commands."""
+        """Handle a set of parkcard.transport.notify names: push new blacklist versions, load terminals, send commands."""
         log.debug("event=notice notices=%s", ",".join(sorted(news)))
         if notify.BLACKLIST in news:
             await self.push_blacklist_news()
@@ -602,7 +603,7 @@ class Hub:
         """
         if self.park_keys is None or self.transport_key is None:
             raise HubError("this hub has no park keys or transport key: run `parkcard init` and start the hub "
-                           "with parkcard.secure.hub_kwargs()")
+                           "with parkcard.security.secure.hub_kwargs()")
         state = self.registry.get(desk_terminal_id)
         if state is None or state.role != frames.ROLE_DESK:
             raise HubError("terminal %d is not a registered desk terminal: admin cards are issued at a desk"
@@ -778,8 +779,8 @@ def failure_message(exc):
 
 
 def main(argv=None):
-    """python -m parkcard.service --db PATH --broker-port N; exit 1 when the hub cannot serve, 2 when locked."""
-    parser = argparse.ArgumentParser(prog="python -m parkcard.service", description="Run the ParkCard hub.",
+    """python -m parkcard.app --db PATH --broker-port N; exit 1 when the hub cannot serve, 2 when locked."""
+    parser = argparse.ArgumentParser(prog="python -m parkcard.app", description="Run the ParkCard hub.",
                                      epilog="exit status: 0 stopped by SIGTERM/SIGINT, %d the hub could not serve "
                                             "(restart it), %d another hub holds the database"
                                             % (EXIT_HUB_FAILED, EXIT_USAGE))

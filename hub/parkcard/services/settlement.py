@@ -25,7 +25,7 @@ import io
 import os
 import time
 
-from parkcard.files import write_atomic
+from parkcard.security.files import write_atomic
 from parkcard.money import major_units
 from parkcard.storage import PeriodOverlap
 

@@ -22,7 +22,7 @@ from protocol import frames, hub_frames, topics
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
 
-log = logging.getLogger("parkcard.downlink")
+log = logging.getLogger("parkcard.ingest.downlink")
 
 COUNTER_RESERVE_BLOCK = 1024
 BLACKLIST_DELTA_VERSIONS_MAX = 256     # further behind (or unknown): a snapshot
