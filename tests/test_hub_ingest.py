@@ -235,7 +235,7 @@ def test_uncertain_records_are_settled_by_counter_continuity(tmp_path, broker):
         await hub.stop()
     run(scenario())
     assert rows(tmp_path / "hub.db", "SELECT seq, status FROM records WHERE terminal_id=5 ORDER BY seq") == [
-        (1, "not_happened"), (2, "applied"), (3, "applied"), (4, "applied"), (5, "voided")]
+        (1, "voided"), (2, "applied"), (3, "applied"), (4, "applied"), (5, "voided")]
     assert rows(tmp_path / "hub.db", "SELECT * FROM alarms") == []
 
 
