@@ -73,6 +73,13 @@ log = logging.getLogger("parkcard.ingest.pipeline")
 _RECORD_TERMINAL_AT = 4   # terminal_id (2 bytes) and seq (4 bytes) sit here in every record version (SPEC.md §4.1)
 _RECORD_SEQ_AT = 8
 GAPS_STORED_MAX = 1000   # ranges of missing seqs kept per terminal (the count beyond is in the last one)
+# Seqs stored above a terminal's hole (TerminalState.above), per terminal: a terminal sends its backlog
+# oldest first in frames of a few records, so thousands past a hole mean the hole is not being resent; a
+# record beyond this is not stored now and not acknowledged, and the terminal sends it again (SPEC.md §5.4).
+ABOVE_MAX = 4096
+# Cards known to have open uncertain records (Ingest.uncertain_cards): beyond this many, every applied
+# card write looks its card's uncertain records up in the store (slower, nothing missed) until a restart.
+UNCERTAIN_CARDS_MAX = 100_000
 
 
 class _View:
@@ -101,6 +108,10 @@ class _View:
         """True when a record with this seq is stored."""
         return seq <= self.acked_upto or seq in self.above
 
+    def has_room(self, seq):
+        """False when storing seq would keep more than ABOVE_MAX seqs above the terminal's hole."""
+        return seq <= self.acked_upto + 1 or seq in self.above or len(self.above) < ABOVE_MAX
+
     def gaps(self):
         """Return [(from_seq, to_seq)] of missing seqs below the highest stored one."""
         out = []
@@ -126,7 +137,8 @@ class BatchResult:
         self.card_results = []      # (terminal_id, request_id, uid, status, block)
         self.counts = Counter()
         self.quarantined = []       # (reason, terminal_id, detail)
-        self.uncertain_add = set()
+        self.uncertain_add = set()  # cards left with an open uncertain record
+        self.uncertain_looked = set()   # cards whose uncertain records were all looked at (and decided, or added)
 
 
 class Ingest:
@@ -137,10 +149,21 @@ class Ingest:
         self.registry = registry
         self.stats = Counter()
         self.uncertain_cards = set()
+        self.uncertain_every_card = False   # past UNCERTAIN_CARDS_MAX: look every card up
 
     async def load(self):
         """Read the cards that still have uncertain records."""
         self.uncertain_cards = set(await self.storage.uncertain_cards())
+        self.uncertain_every_card = False
+        self._bound_uncertain_cards()
+
+    def _bound_uncertain_cards(self):
+        """Past UNCERTAIN_CARDS_MAX, forget the set and look every card up (counted as uncertain_cards_full)."""
+        if len(self.uncertain_cards) > UNCERTAIN_CARDS_MAX:
+            self.uncertain_cards = set()
+            self.uncertain_every_card = True
+            self.stats["uncertain_cards_full"] += 1
+            log.warning("event=uncertain_cards_full max=%d action=looking_every_card_up", UNCERTAIN_CARDS_MAX)
 
     async def apply(self, messages):
         """Verify and apply [(topic, payload)] from parkcard/+/up in one transaction; return BatchResult."""
@@ -256,6 +279,9 @@ class Ingest:
             if view.known(rec.seq):
                 ack[self._resent(tx, res, state, rec, raw, status)] += 1
                 continue
+            if not view.has_room(rec.seq):
+                res.counts["above_full"] += 1     # not stored, not acknowledged: sent again later
+                continue
             new_seqs.append(rec.seq)
             ack[self._new(tx, res, state, view, rec, raw, status, topic)] += 1
         if new_seqs and tx.terminal_locked(state.id):
@@ -271,6 +297,9 @@ class Ingest:
             seq, = struct.unpack_from(">I", raw, _RECORD_SEQ_AT)
             if terminal_id != state.id or seq == 0:
                 seq = None
+        if seq is not None and not view.known(seq) and not view.has_room(seq):
+            res.counts["above_full"] += 1         # not held now, not acknowledged: sent again later
+            return
         if seq is not None and view.known(seq):
             if tx.held_damaged(state.id, seq) == raw:
                 res.counts["duplicates"] += 1      # sent again: already held
@@ -360,7 +389,8 @@ class Ingest:
         card = tx.card(card_no)
         if card[2] is None or counter_newer(k, card[2]):
             tx.set_card(card_no, rec.uid, rec.balance_after_cents, k)
-        if card_no in self.uncertain_cards or card_no in res.uncertain_add:
+        if self.uncertain_every_card or card_no in self.uncertain_cards or card_no in res.uncertain_add:
+            res.uncertain_looked.add(card_no)     # each one left open is added back by _decide_uncertain
             for u_id, u_tid, u_seq, u_raw, u_counter in tx.uncertain_records(card_no):
                 # Applying one of them decides the card's others in a nested call: one settled there
                 # must not be decided again here, where it would meet its own counter claim.
@@ -393,8 +423,12 @@ class Ingest:
             view.state.counter_up = view.counter_up
             view.state.acked_upto = view.acked_upto
             view.state.above = view.above
-        # A card stays in the set until the next restart: a stale member costs one query, a missing one a fact.
-        self.uncertain_cards |= res.uncertain_add
+        # A stale member costs one query, a missing one a fact: a card leaves only when every uncertain
+        # record of it was looked at and none was left open.
+        self.uncertain_cards -= res.uncertain_looked - res.uncertain_add
+        if not self.uncertain_every_card:
+            self.uncertain_cards |= res.uncertain_add
+            self._bound_uncertain_cards()
         self.stats.update(res.counts)
         for reason, terminal_id, detail in res.quarantined:
             self.stats["quarantined." + reason] += 1
