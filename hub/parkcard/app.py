@@ -33,7 +33,7 @@ from parkcard.services import admin_cards, blacklist, merchants, terminals
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.storage import Storage, is_transient
 from parkcard.transport import notify
-from parkcard.transport.mqtt_link import MqttLink
+from parkcard.transport.mqtt_link import DOWNLINK_QUEUED_MAX, MqttLink
 
 log = logging.getLogger("parkcard.hub")
 
@@ -84,7 +84,8 @@ class Hub:
 
     def __init__(self, db_path, broker_host="127.0.0.1", broker_port=1883, client_id="parkcard-hub",
                  username=None, password=None, park_keys=None, batch_frames_max=BATCH_FRAMES_MAX,
-                 queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None, lock=None):
+                 queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None, lock=None,
+                 downlink_queued_max=DOWNLINK_QUEUED_MAX):
         """park_keys and transport_key (parkcard.security.secure.hub_kwargs) are needed to issue cards and admin cards.
 
         `await on_terminals_added(hub, ids)` runs when the running hub finds terminals registered by
@@ -97,7 +98,8 @@ class Hub:
         self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.transport.notify)
         self._blacklist_pushed = 0               # the newest blacklist version pushed to every terminal
         self.registry = Registry(self.storage)
-        self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca)
+        self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca,
+                             downlink_queued_max)
         self.ingest = Ingest(self.storage, self.registry)
         self.fleet = Fleet(self.storage, self.registry)
         self.downlink = Downlink(self.storage, self.registry, self.link.publish)
