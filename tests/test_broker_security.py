@@ -19,8 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import MPY_SCRIPTS
-from parkcard.transport import broker_auth
 from parkcard.security import pki
+from parkcard.transport import broker_auth
 from parkcard.transport.broker import Broker, BrokerTLS
 from protocol import topics
 

@@ -3,8 +3,6 @@ commit is retried on its own (the batch stays acknowledged once, nothing is quar
 
 import asyncio
 
-import pytest
-
 from protocol import frames
 from protocol import record as R
 

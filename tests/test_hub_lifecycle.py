@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from parkcard.app import EXIT_HUB_FAILED, Hub, HubFailed
+from parkcard.hub_lock import HubLock
 from parkcard.transport import notify
 from parkcard.transport.broker import OPEN_FILES_RESERVE, OPEN_FILES_TARGET, Broker, free_port
-from parkcard.hub_lock import HubLock
-from parkcard.app import EXIT_HUB_FAILED, Hub, HubFailed
 
 HUB_ROOT = Path(__file__).resolve().parent.parent / "hub"
 EXIT_BOUND_S = 60      # bounds a failure only: a hub that hangs instead of exiting fails here

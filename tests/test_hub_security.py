@@ -15,8 +15,8 @@ from protocol import admin_card, frames
 from protocol import record as R
 
 from parkcard import audit, oplog
-from parkcard.security import secure
 from parkcard.cli import main
+from parkcard.security import secure
 from parkcard.services.admin_cards import ADMIN_CARD_NO_FIRST
 from parkcard.services.privileges import ServiceError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub

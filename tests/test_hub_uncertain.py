@@ -2,8 +2,6 @@
 
 import asyncio
 
-import pytest
-
 from protocol import frames
 from protocol import record as R
 

@@ -14,7 +14,7 @@ import parkcard.services
 from parkcard.app import Hub
 from parkcard.cli import main
 from parkcard.oplog import OpLog, log_path_for
-from parkcard.services import blacklist, merchants, terminals
+from parkcard.services import merchants, terminals
 from parkcard.services.privileges import Actor
 from parkcard.storage import Storage
 

@@ -1,4 +1,4 @@
-"""The hub service: storage, broker link, ingest, fleet and downlinks wired in one TaskGroup.
+"""The hub runtime: storage, broker link, ingest, fleet and downlinks wired in one TaskGroup.
 
     hub = Hub("var/parkcard.db", broker_port=1883)
     await hub.start()            # returns once the tasks run; the broker may still be connecting
@@ -9,6 +9,15 @@
 SIGTERM/SIGINT (tests kill it with SIGKILL to check crash safety). A hub that
 cannot serve releases everything and exits EXIT_HUB_FAILED (1) with the reason,
 so that its supervisor restarts it; EXIT_USAGE (2) when another hub holds the database.
+
+The Hub builds no business rule of its own: each operation it offers
+(register, lock, blacklist, admin cards...) is one call of parkcard.services,
+the same the CLI makes, with an Actor whose changes this hub acts on at once.
+
+Single process: the hub claims queued admin card issues (run_card_requests)
+and keeps the desk writes it waits for (_card_writes) in memory; with the
+terminals' sequence state (parkcard.ingest.registry) this is why one hub
+process owns a database (parkcard.hub_lock).
 """
 
 import argparse

@@ -12,10 +12,10 @@ import click
 from protocol import frames
 from terminal import wallet as w
 
+from parkcard.app import configure_logging
 from parkcard.money import format_cents
 from parkcard.park_sim import ParkSim
 from parkcard.services.settlement import iso_utc
-from parkcard.app import configure_logging
 
 PROGRESS_STEPS = 10
 

@@ -26,10 +26,10 @@ from terminal.authorise import SERVING
 from terminal.runtime import Terminal
 
 from parkcard import audit
+from parkcard.app import Hub
+from parkcard.netsim import Relay
 from parkcard.security import secure
 from parkcard.services import settlement
-from parkcard.netsim import Relay
-from parkcard.app import Hub
 
 DESK_TERMINAL_ID = 1
 DESK_MERCHANT_ID = 1

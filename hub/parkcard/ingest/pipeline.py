@@ -48,6 +48,18 @@ not left waiting (a frame that does not authenticate gets no answer);
 `applied` counts records stored as sent or already held, `rejected` the
 quarantined, damaged and conflicting ones.
 
+Bounds: at most ABOVE_MAX seqs are kept above a terminal's hole (a record past
+it is neither stored nor acknowledged, and the terminal sends it again);
+Ingest.uncertain_cards holds at most UNCERTAIN_CARDS_MAX cards (past it every
+applied card write looks its card up). Both are counted (`above_full`,
+`uncertain_cards_full`).
+
+Single process: a terminal's sequence state (counter_up, acked_upto, above)
+is staged per batch and copied into the registry's TerminalState after
+COMMIT (_commit). It is this process's memory, advanced by its one writer:
+a second hub process on the same database would ack from a stale copy
+(parkcard.hub_lock keeps it to one).
+
 Uploads from a locked terminal are applied (its records are MACed facts,
 possibly offline sales from before the lock) and raise a `locked_terminal`
 alarm (SPEC.md §5.4).
@@ -430,6 +442,9 @@ class Ingest:
             self.uncertain_cards |= res.uncertain_add
             self._bound_uncertain_cards()
         self.stats.update(res.counts)
+        if res.counts["above_full"]:
+            log.warning("event=above_full records=%d max=%d action=left_for_the_terminal_to_resend",
+                        res.counts["above_full"], ABOVE_MAX)
         for reason, terminal_id, detail in res.quarantined:
             self.stats["quarantined." + reason] += 1
             log.warning("event=quarantine reason=%s terminal=%s detail=%r", reason, terminal_id, detail)

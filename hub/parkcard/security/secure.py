@@ -30,10 +30,10 @@ from pathlib import Path
 
 from protocol import card, topics
 
-from parkcard.transport import broker_auth
-from parkcard.transport.broker import Broker
 from parkcard.security.files import write_atomic
 from parkcard.security.pki import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ParkPKI, check_hostnames, ensure_pki
+from parkcard.transport import broker_auth
+from parkcard.transport.broker import Broker
 
 SECRETS_FILE = "park-secrets.json"
 PKI_DIR = "pki"

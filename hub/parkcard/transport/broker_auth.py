@@ -26,8 +26,8 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from parkcard.transport.broker import find_executable
 from parkcard.security.files import write_atomic, write_new
+from parkcard.transport.broker import find_executable
 from protocol import topics
 
 HUB_USERNAME = "parkcard-hub"

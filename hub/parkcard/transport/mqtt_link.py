@@ -57,9 +57,7 @@ class MqttLink:
 
     def __init__(self, host, port, client_id="parkcard-hub", username=None, password=None, queue_max=QUEUE_MAX,
                  tls_ca=None, downlink_queued_max=DOWNLINK_QUEUED_MAX):
-        self.host = host
-        self.port = port
-        self.client_id = client_id
+        self.host, self.port, self.client_id = host, port, client_id
         self.queue = None
         self.queue_max = queue_max
         # Set once the broker granted the hub's subscriptions (SUBACK, MQTT 3.1.1 §3.8.4), not at
