@@ -38,6 +38,7 @@ from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
 
 from parkcard.domain import accounts, ledger
+from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
 from parkcard.storage import RESTORE_ADVICE, Storage, schema_problem
 
@@ -288,7 +289,7 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
         report.bad_records.append("%s: stored %s, its bytes say %s" % (name, ", ".join(
             "%s=%s" % (f, s) for f, s, d in zip(fields, stored, decoded) if s != d), ", ".join(
             "%s=%s" % (f, d) for f, s, d in zip(fields, stored, decoded) if s != d)))
-    if status != "applied":
+    if status != RecordStatus.APPLIED:
         if posted:
             report.posting_mismatch.append("%s is %s, yet booked in transaction %d" % (name, status, posted[0][0]))
         return
