@@ -296,7 +296,8 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             await asyncio.gather(*hub._card_tasks.values())
             failed = (await hub.storage.admin_cards())[-1]
             assert failed["state"] == "failed"
-            assert await terminals.auth_refusal(hub.storage, 5, failed["card_no"], ADMIN_UID) == "admin_card_not_written"
+            refusal = await terminals.auth_refusal(hub.storage, 5, failed["card_no"], ADMIN_UID)
+            assert refusal == "admin_card_not_written"
 
             # Cancelled before the hub saw it: never started.
             third = await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")

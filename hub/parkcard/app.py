@@ -472,9 +472,9 @@ class Hub:
 
     async def refresh_merchant_rates(self):
         """Reload the terminals whose merchant's commission or park changed in the database (`merchant set`)."""
-        merchants = {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
+        rates = {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
         for merchant_id in {s.merchant_id for s in self.registry.terminals.values()
-                            if merchants.get(s.merchant_id, (s.rate_bps, s.park_id)) != (s.rate_bps, s.park_id)}:
+                            if rates.get(s.merchant_id, (s.rate_bps, s.park_id)) != (s.rate_bps, s.park_id)}:
             await self.reload_merchant(merchant_id)
 
     async def reload_merchant(self, merchant_id):
@@ -538,7 +538,7 @@ class Hub:
                 log.exception("event=notice_failed notices=%s", ",".join(sorted(news)))
 
     async def take_notice(self, news):
-        """Handle a set of parkcard.transport.notify names: push new blacklist versions, load terminals, send commands."""
+        """Act on parkcard.transport.notify names: push new blacklist versions, load terminals, send commands."""
         log.debug("event=notice notices=%s", ",".join(sorted(news)))
         if notify.BLACKLIST in news:
             await self.push_blacklist_news()
