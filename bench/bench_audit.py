@@ -4,7 +4,7 @@
 
 The park is written straight into a migrated SQLite file: every card issued at the desk
 (a version 2 issue record), then sales spread over the booths, each a real record MACed
-with its booth's key and posted by the posting rules (parkcard.ledger), with the card's
+with its booth's key and posted by the posting rules (parkcard.domain.ledger), with the card's
 counter chain and shadow balance as ingest leaves them. Then it times Storage.open (the
 start-up quick_check included) and `ledger check` (audit.check_file), and prints the RSS.
 """
@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO))
 from protocol import frames  # noqa: E402
 from protocol import record as R  # noqa: E402
 
-from parkcard import audit, ledger  # noqa: E402
+from parkcard import audit  # noqa: E402
+from parkcard.domain import ledger  # noqa: E402
 from parkcard.storage import Storage  # noqa: E402
 
 DAY_S = 1782864000      # 2026-07-01T00:00:00Z

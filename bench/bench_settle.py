@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hub"))
 
-from parkcard import settlement  # noqa: E402
+from parkcard.services import settlement  # noqa: E402
 from parkcard.storage import Storage  # noqa: E402
 
 DAY_S = 1782864000      # 2026-07-01T00:00:00Z

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nats_broker import NatsBroker
-from parkcard.broker import Broker
+from parkcard.transport.broker import Broker
 from parkcard_flash.image import MPY_CROSS_OPTIONS  # compiled as the terminal image is
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,7 +162,8 @@ class SubackHeld:
 # Tests marked `brokers` run once per broker here: the terminal's MQTT client is hand-written and
 # must hold against any conforming MQTT 3.1.1 server, not only the one it was developed on. The
 # marked ones are the client, sync and demo tests; what needs Mosquitto's own configuration (TLS
-# listener, password file, ACL: parkcard.broker, parkcard.secure) is not marked and runs on Mosquitto.
+# listener, password file, ACL: parkcard.transport.broker, parkcard.security.secure) is not marked and
+# runs on Mosquitto.
 BROKER_KINDS = ("mosquitto", "nats")
 
 

@@ -17,8 +17,8 @@ from test_sync import FRAME_MAC, config, down, term  # noqa: F401 - term is a fi
 from protocol import frames, hub_frames
 from protocol import record as R
 
-from parkcard import fleet
 from parkcard.cli import main
+from parkcard.ingest import fleet
 from parkcard.park_sim import ParkSim
 from parkcard.testing import connect_booth, start_hub
 

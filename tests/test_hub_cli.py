@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from protocol import frames, topics
 from protocol import record as R
 
+from parkcard.app import Hub
 from parkcard.cli import main
-from parkcard.downlink import Downlink
-from parkcard.service import Hub
+from parkcard.ingest.downlink import Downlink
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 
 UID = b"\x04\x01\x02\x03"

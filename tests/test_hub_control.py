@@ -10,10 +10,13 @@ from click.testing import CliRunner
 from protocol import card, config, frames, hub_frames, topics
 from protocol.errors import Malformed
 
-from parkcard import bounds, oplog, pki, secure
+from parkcard import bounds, oplog
+from parkcard.app import Hub
 from parkcard.cli import main
-from parkcard.ingest import BatchResult
-from parkcard.service import Hub, HubError
+from parkcard.ingest.pipeline import BatchResult
+from parkcard.security import pki, secure
+from parkcard.services import terminals
+from parkcard.services.privileges import ServiceError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 
 UID = b"\x04\x01\x02\x03"
@@ -113,13 +116,13 @@ def test_the_service_checks_the_same_limits(db):
     async def check():
         hub = await Hub(db).open()
         try:
-            with pytest.raises(HubError, match="from 1 to 4294967295"):
+            with pytest.raises(ServiceError, match="from 1 to 4294967295"):
                 await hub.blacklist_add(TOO_BIG, "lost", force=True)
-            with pytest.raises(HubError, match="from 0 to 8388607"):
+            with pytest.raises(ServiceError, match="from 0 to 8388607"):
                 await hub.register_terminal(9, MERCHANT_ICE, frames.ROLE_RIDE, "wheel", fixed_price_cents=2 ** 24)
-            with pytest.raises(HubError, match="from 1 to 65535"):
+            with pytest.raises(ServiceError, match="from 1 to 65535"):
                 await hub.add_merchant(70000, "m", 0)
-            with pytest.raises(HubError, match="printable"):
+            with pytest.raises(ServiceError, match="printable"):
                 await hub.register_terminal(9, MERCHANT_ICE, frames.ROLE_RIDE, "")
         finally:
             await hub.stop()
@@ -152,11 +155,11 @@ def test_a_value_stored_out_of_range_costs_its_frame_only_and_raises_an_alarm(db
                 assert frames.parse_blacklist(delta.body) == (0, 2, frames.BL_DELTA, 0, 1, (4242,), ())
             result = BatchResult()
             result.syncs = [(5, 0, 0), (DESK_ID, 0, 0)]       # both ask for everything, booth 5 first
-            await hub._after(result)
+            await hub._after_commit(result)
             assert received(5, frames.T_CONFIG) == [] and len(received(5, frames.T_TIME)) == 1
             assert len(received(DESK_ID, frames.T_CONFIG)) == 1 and len(received(DESK_ID, frames.T_TIME)) == 1
             assert frames.parse_blacklist(received(5, frames.T_BLACKLIST)[-1].body)[5] == (4242,)
-            await hub._after(result)                            # again: counted again, but one alarm per cause
+            await hub._after_commit(result)                            # again: counted again, but one alarm per cause
             return hub.stats(), await hub.storage.alarms()
         finally:
             await hub.stop()
@@ -185,7 +188,7 @@ def test_blacklist_add_of_a_card_never_issued_needs_force(db):
     async def service():
         hub = await Hub(db).open()
         try:
-            with pytest.raises(HubError, match="never issued"):
+            with pytest.raises(ServiceError, match="never issued"):
                 await hub.blacklist_add(issued + 2, "lost")
         finally:
             await hub.stop()
@@ -224,7 +227,7 @@ def test_merchant_add_refuses_an_existing_id_and_set_changes_it_for_the_running_
     async def service():
         hub = await Hub(db).open()
         try:
-            with pytest.raises(HubError, match="already exists"):
+            with pytest.raises(ServiceError, match="already exists"):
                 await hub.add_merchant(MERCHANT_ICE, "Hot dogs", 0)
             assert await hub.add_merchant(MERCHANT_ICE, "Ice cream", 750) is False
             assert await hub.set_merchant(MERCHANT_ICE, commission_bps=800) == (("Ice cream", 750), ("Ice cream", 800))
@@ -260,14 +263,14 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             assert await hub.run_card_requests() == 1
             await hub.wait_until(lambda: hub._card_writes)
             [card_no] = [c["card_no"] for c in await hub.storage.admin_cards()]
-            assert await hub._auth_refusal(5, card_no, ADMIN_UID) == "admin_card_not_written"
+            assert await terminals.auth_refusal(hub.storage, 5, card_no, ADMIN_UID) == "admin_card_not_written"
             [write_id] = hub._card_writes
             result = BatchResult()
             result.card_results = [(DESK_ID, write_id, ADMIN_UID, frames.CARD_OK, 0)]
-            await hub._after(result)
+            await hub._after_commit(result)
             await asyncio.gather(*hub._card_tasks.values())
             assert (await hub.storage.card_request(first))[1:] == (card_no, None)
-            assert await hub._auth_refusal(5, card_no, ADMIN_UID) is None
+            assert await terminals.auth_refusal(hub.storage, 5, card_no, ADMIN_UID) is None
 
             # A second one nobody answers; the CLI gives up and cancels it.
             second = await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")
@@ -279,7 +282,7 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             await asyncio.gather(*tasks, return_exceptions=True)
             assert hub._card_writes == {}
             abandoned = (await hub.storage.admin_cards())[-1]["card_no"]
-            assert await hub._auth_refusal(5, abandoned, ADMIN_UID) == "admin_card_not_written"
+            assert await terminals.auth_refusal(hub.storage, 5, abandoned, ADMIN_UID) == "admin_card_not_written"
             assert "abandoned" in (await hub.storage.card_request(second))[2]
 
             # The desk reports a failure: failed, never valid.
@@ -289,11 +292,12 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             [write_id] = hub._card_writes
             result = BatchResult()
             result.card_results = [(DESK_ID, write_id, ADMIN_UID, frames.CARD_NOT_BLANK, 7)]
-            await hub._after(result)
+            await hub._after_commit(result)
             await asyncio.gather(*hub._card_tasks.values())
             failed = (await hub.storage.admin_cards())[-1]
             assert failed["state"] == "failed"
-            assert await hub._auth_refusal(5, failed["card_no"], ADMIN_UID) == "admin_card_not_written"
+            refusal = await terminals.auth_refusal(hub.storage, 5, failed["card_no"], ADMIN_UID)
+            assert refusal == "admin_card_not_written"
 
             # Cancelled before the hub saw it: never started.
             third = await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")
@@ -313,7 +317,7 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
 
 
 def test_admin_card_issue_that_times_out_cancels_its_request(tmp_path, monkeypatch):
-    from parkcard import cli as cli_module
+    from parkcard.cli import admin_card as cli_module
     monkeypatch.setattr(cli_module, "CARD_REQUEST_POLL_S", 0.05)
     park, _ = secure.init_park(tmp_path)
     db = tmp_path / "hub.db"

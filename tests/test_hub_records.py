@@ -9,7 +9,7 @@ from protocol import frames
 from protocol import record as R
 
 from parkcard import audit
-from parkcard.service import Hub
+from parkcard.app import Hub
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 
 UID = b"\x04\x01\x02\x03"

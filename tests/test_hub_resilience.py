@@ -14,7 +14,7 @@ from protocol import frames
 from protocol import record as R
 
 from parkcard import audit
-from parkcard.service import Hub
+from parkcard.app import Hub
 from parkcard.storage import Storage
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, start_hub
 
@@ -37,7 +37,7 @@ async def _prepare(db, broker, terminal_ids):
 
 
 def _spawn_hub(db, broker, log):
-    return subprocess.Popen([sys.executable, "-m", "parkcard.service", "--db", str(db), "--broker-port",
+    return subprocess.Popen([sys.executable, "-m", "parkcard.app", "--db", str(db), "--broker-port",
                              str(broker.port)], stdout=log, stderr=log, cwd=HUB_ROOT)
 
 
@@ -159,7 +159,7 @@ def test_broker_restart_the_hub_reconnects_and_goes_on(tmp_path, broker):
 def test_the_hub_counts_as_connected_once_its_subscriptions_are_granted():
     """CONNACK is not SUBACK (MQTT 3.1.1 §3.8.4): an uplink the broker takes before the hub's
     subscription exists is never delivered to it, so wait_connected must wait for the SUBACK."""
-    from parkcard.mqtt_link import MqttLink
+    from parkcard.transport.mqtt_link import MqttLink
 
     async def scenario():
         broker = await SubackHeld([1, 1]).start()   # the up and the status filter, both at QoS 1

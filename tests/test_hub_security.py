@@ -14,9 +14,11 @@ from click.testing import CliRunner
 from protocol import admin_card, frames
 from protocol import record as R
 
-from parkcard import audit, oplog, secure
+from parkcard import audit, oplog
 from parkcard.cli import main
-from parkcard.service import ADMIN_CARD_NO_FIRST, HubError
+from parkcard.security import secure
+from parkcard.services.admin_cards import ADMIN_CARD_NO_FIRST
+from parkcard.services.privileges import ServiceError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
 from parkcard_flash.bundle import parse_bundle
 
@@ -244,7 +246,7 @@ def test_unknown_admin_card_and_copied_uid_are_rejected(tmp_path, broker):
             await wait_command(term, frames.CMD_AUTH_REJECT, 2)
             assert frames.CMD_AUTH_CONFIRM not in commands(term)
             assert hub.registry.get(5).authorised == 0
-            with pytest.raises(HubError, match="not a registered desk terminal"):
+            with pytest.raises(ServiceError, match="not a registered desk terminal"):
                 await hub.issue_admin_card(ADMIN_UID, 5)
         finally:
             if term is not None:
@@ -255,7 +257,7 @@ def test_unknown_admin_card_and_copied_uid_are_rejected(tmp_path, broker):
 
 def test_admin_card_cli_lists_and_revokes(tmp_path):
     async def issue():
-        from parkcard.service import Hub
+        from parkcard.app import Hub
         park, _ = secure.init_park(tmp_path)
         kwargs = {k: v for k, v in secure.hub_kwargs(park).items() if k in ("park_keys", "transport_key")}
         hub = await Hub(tmp_path / "hub.db", **kwargs).open()
@@ -303,7 +305,7 @@ def test_lock_and_deauthorise_send_their_commands_and_a_locked_terminal_is_refus
             await hub.unlock_terminal(5)
             tap_admin(term, issued.card_no)
             await wait_command(term, frames.CMD_AUTH_CONFIRM, 2)
-            with pytest.raises(HubError, match="not registered"):
+            with pytest.raises(ServiceError, match="not registered"):
                 await hub.lock_terminal(77)
         finally:
             if term is not None:

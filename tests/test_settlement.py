@@ -12,7 +12,7 @@ import pytest
 from protocol import record as R
 
 from parkcard import storage
-from parkcard.service import Hub
+from parkcard.app import Hub
 from parkcard.testing import MERCHANT_ICE
 from test_hub_cli import DAY_S, UID, _populate, cli
 

@@ -12,10 +12,10 @@ import click
 from protocol import frames
 from terminal import wallet as w
 
+from parkcard.app import configure_logging
 from parkcard.money import format_cents
 from parkcard.park_sim import ParkSim
-from parkcard.settlement import iso_utc
-from parkcard.service import configure_logging
+from parkcard.services.settlement import iso_utc
 
 PROGRESS_STEPS = 10
 

@@ -22,7 +22,8 @@ from protocol import card as C
 from protocol import frames
 from protocol import record as R
 
-from parkcard import ledger
+from parkcard.domain import ledger
+from parkcard.domain.lifecycle import RecordStatus
 
 
 class DeskError(ValueError):
@@ -69,7 +70,7 @@ class Desk:
             made = build(tx, seq)
             return R.STATUS_COMMITTED, made[0].encode(state.record_mac), made
         result, made = await self.ingest.apply_built(self.terminal_id, built, applied)
-        if result.counts["applied"] != 1:
+        if result.counts[RecordStatus.APPLIED] != 1:
             raise DeskError("the hub refused the %s record: %s" % (made[0].kind, result.quarantined))
         return made
 

@@ -25,9 +25,11 @@ from sim.mifare import MifareClassic1K
 from terminal.authorise import SERVING
 from terminal.runtime import Terminal
 
-from parkcard import audit, secure, settlement
+from parkcard import audit
+from parkcard.app import Hub
 from parkcard.netsim import Relay
-from parkcard.service import Hub
+from parkcard.security import secure
+from parkcard.services import settlement
 
 DESK_TERMINAL_ID = 1
 DESK_MERCHANT_ID = 1

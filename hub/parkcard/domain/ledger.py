@@ -1,12 +1,10 @@
 """Posting rules: a record becomes ledger entries that sum to zero. Pure, integer cents.
 
-Sign convention (one rule for every account): an entry's amount is what the
-park owes to, or has earned for, the account holder. Positive = credit:
-customer funds on a card (`card:<no>`, its sum is the card's balance),
-money owed to a merchant (`merchant:<id>`), commission earned
-(`park:commission`), deposits held (`park:deposits`). Negative = debit: cash
-taken in at the desk (`desk:cash` goes down by the cash received) and bonus
-given away (`park:bonus`, an expense). Every transaction sums to zero.
+Sign convention (one rule for every account, named in parkcard.domain.accounts):
+an entry's amount is what the park owes to, or has earned for, the account
+holder. Positive = credit: customer funds on a card, money owed to a
+merchant, commission earned, deposits held. Negative = debit: cash taken in
+at the desk and bonus given away (an expense). Every transaction sums to zero.
 
 Record fields used beyond amount (SPEC.md §4.1):
 - TOPUP and ISSUE: `amount_cents` is the value added to the card, bonus
@@ -24,11 +22,7 @@ Record fields used beyond amount (SPEC.md §4.1):
 from protocol import record as R
 from protocol.card import TIER_GOLD, TIER_SILVER, TIER_STANDARD
 
-COMMISSION = "park:commission"
-BONUS = "park:bonus"
-DEPOSITS = "park:deposits"
-CASH = "desk:cash"
-TRANSFERS = "park:transfers"
+from parkcard.domain.accounts import BONUS, CASH, COMMISSION, DEPOSITS, TRANSFERS, card_account, merchant_account
 
 # Top-up bonus by card tier, in percent of the cash paid (config, not code).
 TIER_BONUS_PERCENT = {TIER_STANDARD: 0, TIER_SILVER: 0, TIER_GOLD: 10}
@@ -50,16 +44,6 @@ class PostingError(ValueError):
     def __init__(self, reason, detail):
         ValueError.__init__(self, detail)
         self.reason = reason
-
-
-def card_account(card_no):
-    """Ledger account of a card's funds."""
-    return "card:%d" % card_no
-
-
-def merchant_account(merchant_id):
-    """Ledger account of what the park owes a merchant."""
-    return "merchant:%d" % merchant_id
 
 
 def bonus_cents(tier, cash_cents, table=TIER_BONUS_PERCENT):

@@ -6,6 +6,12 @@ terminal (`unknown_terminal`), MAC under that key (`bad_mac`), type
 (`unsupported`), topic terminal = frame terminal (`wrong_topic`). The counter
 check is left to the consumer (ingest for up frames, fleet orders status by
 boot).
+
+Single process: the registry is the hub's memory of every terminal, and its
+sequence state (counters, acked seq, seqs above a hole) is read once at load
+and then advanced only by this process's writer. It assumes one hub process
+per database (parkcard.hub_lock); spreading terminals over several hubs
+needs that state to move into the store.
 """
 
 from protocol import frames, hub_frames, topics

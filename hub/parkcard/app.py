@@ -1,59 +1,65 @@
-"""The hub service: storage, broker link, ingest, fleet and downlinks wired in one TaskGroup.
+"""The hub runtime: storage, broker link, ingest, fleet and downlinks wired in one TaskGroup.
 
     hub = Hub("var/parkcard.db", broker_port=1883)
     await hub.start()            # returns once the tasks run; the broker may still be connecting
     ...
     await hub.stop()
 
-`python -m parkcard.service --db PATH --broker-port N` runs a hub until
+`python -m parkcard.app --db PATH --broker-port N` runs a hub until
 SIGTERM/SIGINT (tests kill it with SIGKILL to check crash safety). A hub that
 cannot serve releases everything and exits EXIT_HUB_FAILED (1) with the reason,
 so that its supervisor restarts it; EXIT_USAGE (2) when another hub holds the database.
+
+The Hub builds no business rule of its own: each operation it offers
+(register, lock, blacklist, admin cards...) is one call of parkcard.services,
+the same the CLI makes, with an Actor whose changes this hub acts on at once.
+
+Single process: the hub claims queued admin card issues (run_card_requests)
+and keeps the desk writes it waits for (_card_writes) in memory; with the
+terminals' sequence state (parkcard.ingest.registry) this is why one hub
+process owns a database (parkcard.hub_lock).
 """
 
 import argparse
 import asyncio
+import functools
 import itertools
 import logging
 import os
-import secrets
 import signal
 import time
-from dataclasses import dataclass
 
-from protocol import admin_card, frames, hub_frames, topics
+from protocol import frames, hub_frames, topics
 
-from parkcard import bounds, broker_auth, notify
 from parkcard.desk import Desk
-from parkcard.downlink import Downlink
-from parkcard.fleet import Fleet
+from parkcard.domain.lifecycle import AdminCardState, QuarantineReason
 from parkcard.hub_lock import HubLock, HubLockedError
-from parkcard.ingest import Ingest
-from parkcard.mqtt_link import MqttLink
-from parkcard.registry import Registry
-from parkcard.storage import NotIssued, Storage, audited, is_transient, version_detail
+from parkcard.ingest.downlink import Downlink
+from parkcard.ingest.fleet import Fleet
+from parkcard.ingest.pipeline import Ingest
+from parkcard.ingest.registry import Registry
+from parkcard.services import admin_cards, blacklist, merchants, terminals
+from parkcard.services.privileges import Actor, ServiceError
+from parkcard.storage import Storage, is_transient
+from parkcard.transport import notify
+from parkcard.transport.mqtt_link import DOWNLINK_QUEUED_MAX, MqttLink
 
 log = logging.getLogger("parkcard.hub")
 
 EXIT_HUB_FAILED = 1            # the hub could not serve: a supervisor restarts it (README, "Reliability")
 EXIT_USAGE = 2                 # a mistake to correct first (another hub holds the database): restarting won't help
 BATCH_FRAMES_MAX = 64          # frames per database transaction (64 x 64 records)
-TERMINAL_KEY_SIZE = 32
 CARD_WRITE_TIMEOUT_S = 60       # a cashier presents the blank card within a minute
 RECHECK_S = 0.05
 STORAGE_RETRY_S_MIN = 0.05     # first wait after a write failed for want of disk or I/O
 STORAGE_RETRY_S_MAX = 5.0      # the longest wait between retries during an outage
 QUARANTINE_DETAIL_MAX = 500
-# The CLI tells the running hub what it changed at once (parkcard.notify); this poll is the safety
+# Tries of one after-commit step (a downlink, an authorisation) that fails other than for want of storage:
+# a bug or a bad value fails every time, and the consumer must move on; what is given up is counted.
+AFTER_COMMIT_ATTEMPTS_MAX = 5
+# The CLI tells the running hub what it changed at once (parkcard.transport.notify); this poll is the safety
 # net for a notice that was lost (no datagram is retried).
 REGISTRY_POLL_S = 1.0
-# Admin system card numbers: a range of their own, above any visitor card the desk will issue.
-ADMIN_CARD_NO_FIRST = 900001
-ADMIN_CARD_NO_LAST = 999999
-
-
-class HubError(ValueError):
-    """An operation the hub cannot do as asked; the message says what to do."""
 
 
 class HubFailed(RuntimeError):
@@ -82,44 +88,27 @@ def _reason(exc):
     return "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
 
 
-@dataclass(frozen=True)
-class AdminCardIssue:
-    """An admin system card to write: its number and {block: 16 bytes}.
-
-    `blocks` holds the data blocks, `trailers` the sector trailers. Write every
-    data block first, then the trailers (a trailer changes the sector's keys).
-    """
-
-    card_no: int
-    uid: bytes
-    desk: bool
-    blocks: dict
-    trailers: dict
-
-    def write_order(self):
-        """[(block, data)] in the order to write them."""
-        return sorted(self.blocks.items()) + sorted(self.trailers.items())
-
-
 class Hub:
     """One park hub. All public methods are coroutines run on the hub's event loop."""
 
     def __init__(self, db_path, broker_host="127.0.0.1", broker_port=1883, client_id="parkcard-hub",
                  username=None, password=None, park_keys=None, batch_frames_max=BATCH_FRAMES_MAX,
-                 queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None, lock=None):
-        """park_keys and transport_key (parkcard.secure.hub_kwargs) are needed to issue cards and admin cards.
+                 queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None, lock=None,
+                 downlink_queued_max=DOWNLINK_QUEUED_MAX):
+        """park_keys and transport_key (parkcard.security.secure.hub_kwargs) are needed to issue cards and admin cards.
 
         `await on_terminals_added(hub, ids)` runs when the running hub finds terminals registered by
-        another process, e.g. to rewrite the broker's password file (parkcard.secure.broker_refresher).
+        another process, e.g. to rewrite the broker's password file (parkcard.security.secure.broker_refresher).
         lock: a HubLock of db_path already taken (`parkcard up` takes it before it starts a broker);
         without one, open() takes it.
         """
         self.storage = Storage(db_path)
         self.lock = lock or HubLock(db_path)     # one hub per database (parkcard.hub_lock)
-        self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.notify)
+        self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.transport.notify)
         self._blacklist_pushed = 0               # the newest blacklist version pushed to every terminal
         self.registry = Registry(self.storage)
-        self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca)
+        self.link = MqttLink(broker_host, broker_port, client_id, username, password, queue_max, tls_ca,
+                             downlink_queued_max)
         self.ingest = Ingest(self.storage, self.registry)
         self.fleet = Fleet(self.storage, self.registry)
         self.downlink = Downlink(self.storage, self.registry, self.link.publish)
@@ -135,7 +124,9 @@ class Hub:
         self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
         self.batches = 0
-        self.failed_messages = 0    # kept in quarantine as hub_error (see _handle_one_by_one)
+        self.failed_messages = 0    # kept in quarantine as hub_error (see _one_by_one)
+        self.after_commit_retries = 0       # after-commit steps tried again (see _after_commit)
+        self.after_commit_given_up = 0      # ... and given up after AFTER_COMMIT_ATTEMPTS_MAX
         self.storage_errors = 0     # writes that failed because the store could not be written
         self.storage_down_since = None      # monotonic time of the first failed write of an outage
         self.storage_down_error = None
@@ -254,22 +245,61 @@ class Hub:
                 self.link.release(len(batch))
 
     async def _handle_until_stored(self, batch):
-        """Handle a batch; while the store cannot be written, ack nothing and retry with back-off.
+        """Store a batch, acknowledge what each part committed, then do the after-commit work.
+
+        Uplinks commit in one ingest transaction, status reports in one fleet
+        transaction; each part is acknowledged to the broker as soon as it is
+        committed. Committed means acknowledged: what fails after a commit
+        (the fleet part, downlinks, audit entries of authorisations) is
+        retried on its own and never sends a stored message down the
+        one-by-one path, where it could be kept as hub_error.
+        """
+        ups = [m for m in batch if not m.topic.endswith("/status")]
+        statuses = [m for m in batch if m.topic.endswith("/status")]
+        results = await self._stored(ups, self._store_ups) if ups else []
+        if statuses:
+            await self._stored(statuses, self._store_statuses)
+        self.batches += 1
+        for result in results:
+            await self._after_commit(result)
+        async with self._settled:
+            self._settled.notify_all()
+
+    async def _store_ups(self, messages):
+        """Apply uplinks in one transaction and acknowledge them; return [BatchResult]."""
+        result = await self.ingest.apply([(m.topic, m.payload) for m in messages])
+        self._ack(messages)
+        return [result]
+
+    async def _store_statuses(self, messages):
+        """Apply status reports in one transaction and acknowledge them."""
+        await self.fleet.apply([(m.topic, m.payload) for m in messages])
+        self._ack(messages)
+        return []
+
+    def _ack(self, messages):
+        """PUBACK messages whose transaction committed: now the broker may forget them."""
+        for message in messages:
+            self.link.ack(message.mid)
+
+    async def _stored(self, messages, store):
+        """Run store(messages) until it commits; while the store cannot be written, ack nothing and retry.
 
         A full disk or an I/O error is the hub's fault, not the message's: the
-        batch waits (and, through the link's bounded queue, so does the broker)
-        until a write succeeds again, then it is handled as if nothing happened.
+        messages wait (and, through the link's bounded queue, so does the broker)
+        until a write succeeds again, then they are handled as if nothing happened.
+        Any other failure rolled the transaction back: the messages are stored one by one.
         """
         delay_s = STORAGE_RETRY_S_MIN
         while True:
             try:
                 try:
-                    await self._handle(batch)
+                    results = await store(messages)
                 except Exception as exc:
                     if is_transient(exc):
                         raise
-                    log.exception("event=batch_failed frames=%d", len(batch))
-                    await self._handle_one_by_one(batch)
+                    log.exception("event=batch_failed frames=%d", len(messages))
+                    results = await self._one_by_one(messages, store)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -278,7 +308,7 @@ class Hub:
                 delay_s = min(delay_s * 2, STORAGE_RETRY_S_MAX)
                 continue
             await self._storage_available()
-            return
+            return results
 
     def _storage_unavailable(self, exc):
         """Count a failed write; log the first one of an outage (the alarm comes when it ends)."""
@@ -303,19 +333,20 @@ class Hub:
         except Exception as exc:      # the alarm is news, not money: never hold the consumer for it
             log.warning("event=alarm_not_stored error=%r", str(exc))
 
-    async def _handle_one_by_one(self, batch):
-        """After a batch failed: handle its messages alone, and keep the one that still fails in quarantine.
+    async def _one_by_one(self, messages, store):
+        """After a part failed: store its messages alone, and keep the one that still fails in quarantine.
 
-        A failed batch rolled back, and applying a record twice is a duplicate,
-        so retrying is safe. The message that fails on its own is stored with
-        its reason and acknowledged: it must not stop the hub, nor come back
-        from the broker to stop it again after a restart. A store that cannot be
-        written fails every message alike: that error goes up, to be retried,
-        and nothing is quarantined for it.
+        A failed transaction rolled back, and applying a record twice is a
+        duplicate, so retrying is safe. The message that fails on its own is
+        stored with its reason and acknowledged: it must not stop the hub, nor
+        come back from the broker to stop it again after a restart. A store
+        that cannot be written fails every message alike: that error goes up,
+        to be retried, and nothing is quarantined for it.
         """
-        for message in batch:
+        results = []
+        for message in messages:
             try:
-                await self._handle([message])
+                results += await store([message])
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -323,33 +354,63 @@ class Hub:
                 self.failed_messages += 1
                 detail = repr(exc)[:QUARANTINE_DETAIL_MAX]
                 await self.storage.write(lambda tx: tx.add_quarantine(
-                    message.payload, message.topic, topics.terminal_of(message.topic), "hub_error", detail))
+                    message.payload, message.topic, topics.terminal_of(message.topic), QuarantineReason.HUB_ERROR,
+                    detail))
                 self.link.ack(message.mid)
+        return results
 
-    async def _handle(self, batch):
-        ups = [(m.topic, m.payload) for m in batch if not m.topic.endswith("/status")]
-        statuses = [(m.topic, m.payload) for m in batch if m.topic.endswith("/status")]
-        result = await self.ingest.apply(ups) if ups else None
-        if statuses:
-            await self.fleet.apply(statuses)
-        for message in batch:   # durable: now the broker may forget them
-            self.link.ack(message.mid)
-        self.batches += 1
-        if result is not None:
-            await self._after(result)
-        async with self._settled:
-            self._settled.notify_all()
+    async def _after_commit(self, result):
+        """The work a committed batch asks for (parkcard.app._after_steps), each step retried on its own.
 
-    async def _after(self, result):
+        A step that cannot be written for want of disk or I/O waits like a batch does; a step that
+        fails otherwise is tried AFTER_COMMIT_ATTEMPTS_MAX times, then given up and counted: each can be
+        made again (an ack when the terminal resends, a sync answer when it asks again, an authorisation
+        at the next admin card tap), and none undoes the commit.
+        """
+        for name, step in self._after_steps(result):
+            attempt, delay_s = 1, STORAGE_RETRY_S_MIN
+            while True:
+                try:
+                    await step()
+                    break
+                except Exception as exc:
+                    if is_transient(exc):
+                        self._storage_unavailable(exc)
+                    elif attempt >= AFTER_COMMIT_ATTEMPTS_MAX:
+                        self.after_commit_given_up += 1
+                        log.error("event=after_commit_given_up step=%s attempts=%d error=%r", name, attempt,
+                                  _reason(exc))
+                        break
+                    else:
+                        attempt += 1
+                        self.after_commit_retries += 1
+                        log.warning("event=after_commit_retry step=%s error=%r", name, _reason(exc))
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, STORAGE_RETRY_S_MAX)
+            await self._storage_available()
+
+    def _after_steps(self, result):
+        """[(name, async step)] of what a committed BatchResult asks for, in order."""
+        steps = []
         for terminal_id, (applied, rejected) in result.acks.items():
-            await self.downlink.ack(terminal_id, self.registry.get(terminal_id).acked_upto, applied, rejected)
+            steps.append(("ack", functools.partial(self._send_ack, terminal_id, applied, rejected)))
         if result.blacklist_versions:
-            await self.push_blacklist_news()
+            steps.append(("blacklist", self.push_blacklist_news))
         for terminal_id, bl_version, cfg_version in result.syncs:
-            await self.downlink.answer_sync(terminal_id, bl_version, cfg_version)
+            steps.append(("sync", functools.partial(self.downlink.answer_sync, terminal_id, bl_version, cfg_version)))
         for terminal_id, admin_card_no, uid in result.auths:
-            await self._authorise(terminal_id, admin_card_no, uid)
-        for terminal_id, request_id, uid, status, block in result.card_results:
+            steps.append(("auth", functools.partial(self._authorise, terminal_id, admin_card_no, uid)))
+        if result.card_results:
+            steps.append(("card_results", functools.partial(self._card_results, result.card_results)))
+        return steps
+
+    async def _send_ack(self, terminal_id, applied, rejected):
+        """T_ACK with the terminal's acked_upto as it is now (never below what this batch stored)."""
+        await self.downlink.ack(terminal_id, self.registry.get(terminal_id).acked_upto, applied, rejected)
+
+    async def _card_results(self, card_results):
+        """Hand each desk's card write report to the write waiting for it."""
+        for terminal_id, request_id, uid, status, block in card_results:
             waiter = self._card_writes.get(request_id)
             if waiter is not None and waiter[0] == terminal_id and waiter[1] == uid and not waiter[2].done():
                 waiter[2].set_result((status, block))
@@ -359,40 +420,18 @@ class Hub:
         await self.storage.audit(actor, action, **details)
 
     async def _authorise(self, terminal_id, admin_card_no, uid):
-        """Answer T_AUTH: confirm only a known, unlocked terminal tapped with a known, unrevoked admin card."""
-        reason = await self._auth_refusal(terminal_id, admin_card_no, uid)
+        """Answer T_AUTH as parkcard.services.terminals.authorise decides, then configure an authorised terminal."""
+        reason = await terminals.authorise(self.storage, self.actor(), terminal_id, admin_card_no, uid)
         if reason is not None:
             log.warning("event=auth_rejected terminal=%d admin_card=%d reason=%s", terminal_id, admin_card_no,
                         reason)
-            await self.audit("hub", "terminal.auth_reject", terminal_id=terminal_id, admin_card_no=admin_card_no,
-                             uid=bytes(uid), reason=reason)
             await self.downlink.command(terminal_id, frames.CMD_AUTH_REJECT)
             return
-        await self.storage.set_terminal(terminal_id, authorised=1)
         self.registry.get(terminal_id).authorised = 1
         log.info("event=authorised terminal=%d admin_card=%d", terminal_id, admin_card_no)
-        await self.audit("hub", "terminal.authorise", terminal_id=terminal_id, admin_card_no=admin_card_no)
         await self.downlink.command(terminal_id, frames.CMD_AUTH_CONFIRM)
         await self.downlink.config(terminal_id)
         await self.downlink.time(terminal_id)
-
-    async def _auth_refusal(self, terminal_id, admin_card_no, uid):
-        """The reason to refuse an authorisation, or None (reads the database: the CLI may have changed it)."""
-        flags = await self.storage.terminal_flags(terminal_id)
-        if flags is None or self.registry.get(terminal_id) is None:
-            return "unknown_terminal"
-        if flags[1]:
-            return "terminal_locked"
-        card = await self.storage.admin_card(admin_card_no)
-        if card is None:
-            return "unknown_admin_card"
-        if card["revoked_at"] is not None:
-            return "revoked_admin_card"
-        if bytes(card["uid"]) != bytes(uid):
-            return "admin_card_uid_mismatch"
-        if card["state"] != "written":      # sealed, but no desk reported it written (or it was abandoned)
-            return "admin_card_not_written"
-        return None
 
     # -- waiting for facts (tests, demo)
     async def wait_until(self, predicate, timeout_s=10):
@@ -411,42 +450,31 @@ class Hub:
         """Wait until every record of terminal_id with seq <= seq is durably stored."""
         await self.wait_until(lambda: self.registry.get(terminal_id).acked_upto >= seq, timeout_s)
 
-    # -- registry
-    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, actor="hub"):
-        """Create a merchant (commission in basis points); return False if it exists with these very values.
+    # -- operations: each is one service (parkcard.services), called here as the CLI calls it
+    def actor(self, name="hub"):
+        """An Actor for operations this hub runs: its changes are acted on at once (take_notice)."""
+        return Actor(name, self._changed)
 
-        HubError for an input out of range or an id taken by another merchant (see set_merchant).
-        """
-        name = _checked(merchant_id=merchant_id, commission_bps=commission_bps, park_id=park_id, name=name)
-        try:
-            return await self.storage.add_merchant(merchant_id, name, commission_bps, park_id, audit=audited(
-                actor, "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
-                park_id=park_id))
-        except ValueError as exc:
-            raise HubError("%s: change it with `parkcard merchant set`" % exc) from None
+    async def _changed(self, news, terminal_id):
+        """What a service committed through this hub: reload the terminal it changed, then act as on a notice."""
+        if terminal_id is not None:
+            await self.registry.reload_terminal(terminal_id)
+        await self.take_notice(set(news))
+        return True
+
+    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, actor="hub"):
+        """parkcard.services.merchants.add."""
+        return await merchants.add(self.storage, self.actor(actor), merchant_id, name, commission_bps, park_id)
 
     async def set_merchant(self, merchant_id, name=None, commission_bps=None, actor="hub"):
-        """Change a merchant's name and/or commission; return ((name, bps) before, after).
-
-        The merchant's terminals are reloaded, so the new rate applies to the next record ingested.
-        """
-        name = _checked(merchant_id=merchant_id, commission_bps=commission_bps, name=name)
-        try:
-            before, after = await self.storage.update_merchant(merchant_id, name, commission_bps, audit=audited(
-                actor, "merchant.set", when=lambda ba: ba[0] != ba[1], merchant_id=merchant_id,
-                extra=lambda ba: dict(name=ba[1][0], commission_bps=ba[1][1], was_name=ba[0][0],
-                                      was_commission_bps=ba[0][1])))
-        except ValueError as exc:
-            raise HubError("%s (see `parkcard merchant list`)" % exc) from None
-        if before != after:
-            await self.reload_merchant(merchant_id)
-        return before, after
+        """parkcard.services.merchants.change."""
+        return await merchants.change(self.storage, self.actor(actor), merchant_id, name, commission_bps)
 
     async def refresh_merchant_rates(self):
         """Reload the terminals whose merchant's commission or park changed in the database (`merchant set`)."""
-        merchants = {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
+        rates = {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
         for merchant_id in {s.merchant_id for s in self.registry.terminals.values()
-                            if merchants.get(s.merchant_id, (s.rate_bps, s.park_id)) != (s.rate_bps, s.park_id)}:
+                            if rates.get(s.merchant_id, (s.rate_bps, s.park_id)) != (s.rate_bps, s.park_id)}:
             await self.reload_merchant(merchant_id)
 
     async def reload_merchant(self, merchant_id):
@@ -457,21 +485,9 @@ class Hub:
 
     async def register_terminal(self, terminal_id, merchant_id, role, name, key=None, fixed_price_cents=0,
                                 category=0, broker_password=None, actor="hub"):
-        """Register a terminal; return its 32-byte key (generated unless given).
-
-        Its broker password (generated unless given) is stored with it: see terminal_credentials().
-        """
-        name = _checked(terminal_id=terminal_id, merchant_id=merchant_id, fixed_price_cents=fixed_price_cents,
-                        name=name)
-        key = key or secrets.token_bytes(TERMINAL_KEY_SIZE)
-        broker_password = broker_password or broker_auth.new_password()
-        await self.storage.add_terminal(terminal_id, merchant_id, role, key, name, fixed_price_cents, category,
-                                        broker_password, audit=audited(
-                                            actor, "terminal.add", when=lambda _: True, terminal_id=terminal_id,
-                                            merchant_id=merchant_id, role=frames.ROLE_NAMES[role], name=name))
-        await self.registry.reload_terminal(terminal_id)
-        log.info("event=terminal_registered terminal=%d merchant=%d role=%s", terminal_id, merchant_id,
-                 frames.ROLE_NAMES[role])
+        """parkcard.services.terminals.register; return the terminal's 32-byte key (see terminal_credentials)."""
+        key, _password = await terminals.register(self.storage, self.actor(actor), terminal_id, merchant_id, role,
+                                                  name, key, fixed_price_cents, category, broker_password)
         return key
 
     async def terminal_credentials(self):
@@ -480,44 +496,24 @@ class Hub:
 
     # -- terminal control
     async def lock_terminal(self, terminal_id, actor="hub"):
-        """Lock a terminal: it forgets its card keys (CMD_LOCK) and no admin card authorises it until unlocked.
-
-        Returns False when it was locked already (nothing sent, nothing audited); so do the two below.
-        """
-        return await self._terminal_command(terminal_id, frames.CMD_LOCK, "lock", actor, locked=1, authorised=0)
+        """parkcard.services.terminals.lock (the command is sent at once)."""
+        return await terminals.lock(self.storage, self.actor(actor), terminal_id)
 
     async def unlock_terminal(self, terminal_id, actor="hub"):
-        """Allow a locked terminal to be authorised again by an admin card tap (nothing is sent)."""
-        return await self._terminal_command(terminal_id, None, "unlock", actor, locked=0)
+        """parkcard.services.terminals.unlock."""
+        return await terminals.unlock(self.storage, self.actor(actor), terminal_id)
 
     async def deauthorise_terminal(self, terminal_id, actor="hub"):
-        """De-authorise a terminal (CMD_DEAUTHORISE): it forgets its card keys until the next admin card tap."""
-        return await self._terminal_command(terminal_id, frames.CMD_DEAUTHORISE, "deauthorise", actor,
-                                            authorised=0)
-
-    async def _terminal_command(self, terminal_id, command, action, actor, **columns):
-        """Set the terminal's flags and queue its command (if any) in one transaction, then send it.
-
-        Returns False, doing nothing, when the flags already had these values.
-        """
-        try:
-            changed = await self.storage.terminal_command(terminal_id, command, actor, audit=audited(
-                actor, "terminal." + action, terminal_id=terminal_id), **columns)
-        except ValueError:
-            raise HubError("terminal %d is not registered (see `parkcard terminals`)" % terminal_id) from None
-        if not changed:
-            return False
-        log.info("event=terminal_%s terminal=%d actor=%s", action, terminal_id, actor)
-        await self.registry.reload_terminal(terminal_id)
-        await self.send_pending_commands()
-        return True
+        """parkcard.services.terminals.deauthorise (the command is sent at once)."""
+        return await terminals.deauthorise(self.storage, self.actor(actor), terminal_id)
 
     async def send_pending_commands(self):
         """Send the queued terminal commands (by this hub or the CLI) and mark them sent; return how many."""
         sent = 0
         for command_id, terminal_id, command, _actor in await self.storage.pending_commands():
             await self.registry.reload_terminal(terminal_id)        # the flags the command came with
-            await self.downlink.command(terminal_id, command)
+            if await self.downlink.command(terminal_id, command) is None:
+                continue        # not published (the link is full): it stays queued for the next poll
             await self.storage.command_sent(command_id)
             sent += 1
         return sent
@@ -542,7 +538,7 @@ class Hub:
                 log.exception("event=notice_failed notices=%s", ",".join(sorted(news)))
 
     async def take_notice(self, news):
-        """Handle a set of parkcard.notify names: push new blacklist versions, load terminals, send commands."""
+        """Act on parkcard.transport.notify names: push new blacklist versions, load terminals, send commands."""
         log.debug("event=notice notices=%s", ",".join(sorted(news)))
         if notify.BLACKLIST in news:
             await self.push_blacklist_news()
@@ -578,8 +574,8 @@ class Hub:
         try:
             await self.issue_admin_card_at_desk(uid, desk_terminal_id, desk=desk, actor=actor,
                                                 request_id=request_id)
-        except HubError as exc:
-            await self.storage.finish_card_request(request_id, error=str(exc))
+        except ServiceError as exc:
+            await admin_cards.fail_request(self.storage, request_id, str(exc))
 
     async def poll_registry(self):
         """One poll: load terminals registered elsewhere (and tell on_terminals_added), send queued commands."""
@@ -595,43 +591,19 @@ class Hub:
 
     # -- admin system cards
     async def issue_admin_card(self, uid, desk_terminal_id, desk=True, actor="hub"):
-        """Seal a new admin system card for a card with this UID at a desk terminal; return an AdminCardIssue.
-
-        The park keys are sealed under the transport key with a fresh random nonce (protocol/admin_card.py);
-        with desk=False only the booth blob is written (no master B: it cannot authorise a desk).
-        """
-        if self.park_keys is None or self.transport_key is None:
-            raise HubError("this hub has no park keys or transport key: run `parkcard init` and start the hub "
-                           "with parkcard.secure.hub_kwargs()")
-        state = self.registry.get(desk_terminal_id)
-        if state is None or state.role != frames.ROLE_DESK:
-            raise HubError("terminal %d is not a registered desk terminal: admin cards are issued at a desk"
-                           % desk_terminal_id)
-        uid = bytes(uid)
-        if len(uid) not in (4, 7):
-            raise HubError("a card UID is 4 or 7 bytes, not %d" % len(uid))
-        try:
-            card_no = await self.storage.add_admin_card(
-                uid, desk, desk_terminal_id, ADMIN_CARD_NO_FIRST, ADMIN_CARD_NO_LAST, audit=audited(
-                    actor, "admin_card.issue", when=lambda _: True, extra=lambda no: dict(card_no=no), uid=uid,
-                    desk=bool(desk), desk_terminal_id=desk_terminal_id))
-        except ValueError as exc:  # every admin card number is taken (numbers are never reused)
-            raise HubError(str(exc)) from None
-        nonce = secrets.token_bytes(admin_card.NONCE_SIZE)
-        blocks = admin_card.seal(self.transport_key, self.park_keys, card_no, uid, nonce, desk=desk)
-        trailers = admin_card.trailer_blocks(self.transport_key, self.park_keys, uid, desk=desk)
-        log.info("event=admin_card_issued card_no=%d desk_terminal=%d actor=%s", card_no, desk_terminal_id, actor)
-        return AdminCardIssue(card_no, uid, desk, blocks, trailers)
+        """parkcard.services.admin_cards.issue with this hub's park keys; return an AdminCardIssue."""
+        return await admin_cards.issue(self.storage, self.actor(actor), self.park_keys, self.transport_key,
+                                       desk_terminal_id, uid, desk)
 
     async def write_card(self, desk_terminal_id, uid, blocks, timeout_s=CARD_WRITE_TIMEOUT_S, actor="hub"):
         """Have a desk terminal write {block: 16 bytes} onto the blank card with this UID (SPEC.md §5.7).
 
-        Returns when the desk reports the card written; raises HubError when it reports a failure or
+        Returns when the desk reports the card written; raises ServiceError when it reports a failure or
         does not answer within timeout_s (the card was not presented, or the desk is offline).
         """
         state = self.registry.get(desk_terminal_id)
         if state is None or state.role != frames.ROLE_DESK:
-            raise HubError("terminal %d is not a registered desk terminal" % desk_terminal_id)
+            raise ServiceError("terminal %d is not a registered desk terminal" % desk_terminal_id)
         request_id = next(self._card_write_ids) & 0xFFFFFFFF
         done = asyncio.get_running_loop().create_future()
         self._card_writes[request_id] = (desk_terminal_id, bytes(uid), done)
@@ -641,13 +613,13 @@ class Hub:
             try:
                 status, block = await asyncio.wait_for(done, timeout_s)
             except asyncio.TimeoutError:
-                raise HubError("desk terminal %d did not write the card within %d s: is it online, and was the "
+                raise ServiceError("desk terminal %d did not write the card within %d s: is it online, and was the "
                                "card presented?" % (desk_terminal_id, timeout_s)) from None
         finally:
             self._card_writes.pop(request_id, None)
         if status != frames.CARD_OK:
             reason = {frames.CARD_NOT_BLANK: "not a blank card"}.get(status, "the card left during the write")
-            raise HubError("desk terminal %d could not write the card (%s, block %d): present a blank card and "
+            raise ServiceError("desk terminal %d could not write the card (%s, block %d): present a blank card and "
                            "try again" % (desk_terminal_id, reason, block))
         await self.audit(actor, "card.written", desk_terminal_id=desk_terminal_id, uid=bytes(uid),
                          blocks=len(blocks))
@@ -662,7 +634,7 @@ class Hub:
         issued = await self.issue_admin_card(uid, desk_terminal_id, desk=desk, actor=actor)
         try:
             await self.write_card(desk_terminal_id, uid, {**issued.blocks, **issued.trailers}, timeout_s, actor)
-        except HubError as exc:
+        except ServiceError as exc:
             await self._settle_admin_card(issued.card_no, False, request_id, str(exc), actor)
             raise
         except asyncio.CancelledError:
@@ -671,27 +643,17 @@ class Hub:
                                                          "cancelled before the desk reported", actor))
             raise
         state = await self._settle_admin_card(issued.card_no, True, request_id, None, actor)
-        if state != "written":
-            raise HubError("admin card %d was written but its request was cancelled: it is abandoned and "
+        if state != AdminCardState.WRITTEN:
+            raise ServiceError("admin card %d was written but its request was cancelled: it is abandoned and "
                            "authorises no terminal" % issued.card_no)
         return issued
 
     async def _settle_admin_card(self, card_no, written, request_id, error, actor):
-        state = await self.storage.settle_admin_card(card_no, written, request_id, error)
-        log.info("event=admin_card_%s card_no=%d", state, card_no)
-        await self.audit(actor, "admin_card." + state, card_no=card_no, **({"error": error} if error else {}))
-        return state
+        return await admin_cards.settle(self.storage, self.actor(actor), card_no, written, request_id, error)
 
     async def revoke_admin_card(self, card_no, reason, actor="hub"):
-        """Revoke an admin card: it authorises no terminal from now on. Return False if already revoked."""
-        try:
-            revoked = await self.storage.revoke_admin_card(card_no, reason, audit=audited(
-                actor, "admin_card.revoke", card_no=card_no, reason=reason))
-        except ValueError as exc:
-            raise HubError("%s (see `parkcard admin-card list`)" % exc) from None
-        if revoked:
-            log.info("event=admin_card_revoked card_no=%d reason=%r actor=%s", card_no, reason, actor)
-        return revoked
+        """parkcard.services.admin_cards.revoke."""
+        return await admin_cards.revoke(self.storage, self.actor(actor), card_no, reason)
 
     def desk(self, terminal_id):
         """Return the front desk working as (hub-side) desk terminal terminal_id."""
@@ -701,30 +663,12 @@ class Hub:
         return self._desks[terminal_id]
 
     async def blacklist_add(self, card_no, reason, actor="hub", force=False):
-        """Blacklist a card and push the delta to every terminal; return the new version (None: listed).
-
-        HubError for a card number out of range, or one this park never issued unless force (a card
-        found that belongs to another system).
-        """
-        _checked(card_no=card_no)
-        try:
-            version = await self.storage.blacklist_change(card_no, reason, add=True, issued_only=not force,
-                                                          audit=audited(actor, "blacklist.add", card_no=card_no,
-                                                                        reason=reason, extra=version_detail))
-        except NotIssued as exc:
-            raise HubError("%s: check the number, or blacklist it anyway with --force" % exc) from None
-        if version is not None:
-            log.info("event=blacklisted card_no=%d version=%d reason=%r", card_no, version, reason)
-            await self.push_blacklist_news()
-        return version
+        """parkcard.services.blacklist.add (the delta is pushed to every terminal at once)."""
+        return await blacklist.add(self.storage, self.actor(actor), card_no, reason, force)
 
     async def blacklist_remove(self, card_no, reason, actor="hub"):
-        """Take a card off the blacklist and push the delta; return the new version (None: not listed)."""
-        version = await self.storage.blacklist_change(card_no, reason, add=False, audit=audited(
-            actor, "blacklist.remove", card_no=card_no, reason=reason, extra=version_detail))
-        if version is not None:
-            await self.push_blacklist_news()
-        return version
+        """parkcard.services.blacklist.remove (the delta is pushed to every terminal at once)."""
+        return await blacklist.remove(self.storage, self.actor(actor), card_no, reason)
 
     def stats(self):
         """Counters of the running hub."""
@@ -733,25 +677,11 @@ class Hub:
         out.update(self.storage.stats)
         out.update(batches=self.batches, failed_messages=self.failed_messages, storage_errors=self.storage_errors,
                    storage_unavailable=int(self.storage_down_since is not None), downlinks=self.downlink.sent,
-                   downlinks_unencodable=self.downlink.unencodable,
+                   downlinks_unencodable=self.downlink.unencodable, downlinks_refused=self.link.downlinks_refused,
+                   after_commit_retries=self.after_commit_retries, after_commit_given_up=self.after_commit_given_up,
+                   uncertain_cards=len(self.ingest.uncertain_cards),
                    backpressure_waits=self.link.backpressure_waits, connects=self.link.connects)
         return out
-
-
-_BOUNDS = {"card_no": bounds.CARD_NO, "terminal_id": bounds.TERMINAL_ID, "merchant_id": bounds.MERCHANT_ID,
-           "park_id": bounds.PARK_ID, "fixed_price_cents": bounds.FIXED_PRICE_CENTS,
-           "commission_bps": bounds.COMMISSION_BPS}
-
-
-def _checked(name=None, **values):
-    """Range-check service inputs by name (parkcard.bounds); return the stripped name. HubError if out of range."""
-    try:
-        for key, value in values.items():
-            if value is not None:
-                _BOUNDS[key].check(value)
-        return None if name is None else bounds.check_name(name)
-    except bounds.BoundError as exc:
-        raise HubError(str(exc)) from None
 
 
 def configure_logging(level=logging.INFO):
@@ -778,8 +708,8 @@ def failure_message(exc):
 
 
 def main(argv=None):
-    """python -m parkcard.service --db PATH --broker-port N; exit 1 when the hub cannot serve, 2 when locked."""
-    parser = argparse.ArgumentParser(prog="python -m parkcard.service", description="Run the ParkCard hub.",
+    """python -m parkcard.app --db PATH --broker-port N; exit 1 when the hub cannot serve, 2 when locked."""
+    parser = argparse.ArgumentParser(prog="python -m parkcard.app", description="Run the ParkCard hub.",
                                      epilog="exit status: 0 stopped by SIGTERM/SIGINT, %d the hub could not serve "
                                             "(restart it), %d another hub holds the database"
                                             % (EXIT_HUB_FAILED, EXIT_USAGE))

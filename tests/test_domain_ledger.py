@@ -5,7 +5,7 @@ import pytest
 from protocol import record as R
 from protocol.card import TIER_GOLD, TIER_SILVER, TIER_STANDARD
 
-from parkcard import ledger
+from parkcard.domain import ledger
 
 UID = b"\x01\x02\x03\x04"
 

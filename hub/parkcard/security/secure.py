@@ -2,7 +2,7 @@
 
 `parkcard init` calls `init_park(dir)`. It creates, only where missing, and never replaces:
 
-- `dir/pki/`: the park CA and the broker's server certificate (parkcard.pki.ensure_pki);
+- `dir/pki/`: the park CA and the broker's server certificate (parkcard.security.pki.ensure_pki);
 - `dir/park-secrets.json` (0600, the directory 0700): the hub-side secrets —
   the park's card master keys (protocol.card.ParkKeys: master A, B, MAC, 32
   random bytes each), the transport key that seals them on admin system cards
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from protocol import card, topics
 
-from parkcard import broker_auth
-from parkcard.broker import Broker
-from parkcard.files import write_atomic
-from parkcard.pki import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ParkPKI, check_hostnames, ensure_pki
+from parkcard.security.files import write_atomic
+from parkcard.security.pki import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ParkPKI, check_hostnames, ensure_pki
+from parkcard.transport import broker_auth
+from parkcard.transport.broker import Broker
 
 SECRETS_FILE = "park-secrets.json"
 PKI_DIR = "pki"
@@ -118,7 +118,7 @@ def load_park(directory):
 
 
 def hub_kwargs(secrets):
-    """Keyword arguments of parkcard.service.Hub for a hub in a secure park."""
+    """Keyword arguments of parkcard.app.Hub for a hub in a secure park."""
     return {"tls_ca": str(secrets.pki.ca_cert), "username": broker_auth.HUB_USERNAME,
             "password": secrets.hub_password, "park_keys": secrets.park_keys,
             "transport_key": secrets.transport_key}

@@ -22,7 +22,7 @@ from protocol import frames, hub_frames, topics
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
 
-log = logging.getLogger("parkcard.downlink")
+log = logging.getLogger("parkcard.ingest.downlink")
 
 COUNTER_RESERVE_BLOCK = 1024
 BLACKLIST_DELTA_VERSIONS_MAX = 256     # further behind (or unknown): a snapshot
@@ -38,7 +38,7 @@ class Downlink:
     def __init__(self, storage, registry, publish):
         self.storage = storage
         self.registry = registry
-        self.publish = publish      # publish(topic, payload): QoS 1, not retained
+        self.publish = publish      # publish(topic, payload) -> False when refused: QoS 1, not retained
         self._lock = asyncio.Lock()
         self.sent = 0
         self.unencodable = 0        # frames not sent because a value did not fit its field
@@ -60,7 +60,8 @@ class Downlink:
                                           terminal_id=terminal_id)
 
     async def send(self, terminal_id, ftype, body=b""):
-        """Publish one frame to a terminal; return the payload (None: unknown terminal, or not encodable)."""
+        """Publish one frame to a terminal; return the payload (None: unknown terminal, not encodable, or
+        refused by the link's bound: parkcard.transport.mqtt_link.DOWNLINK_QUEUED_MAX)."""
         state = self.registry.get(terminal_id)
         if state is None:
             return None
@@ -72,7 +73,8 @@ class Downlink:
                 return None
         counter = await self._counter(state)
         payload = frames.encode(state.frame_mac, ftype, terminal_id, counter, int(time.time()), body)
-        self.publish(topics.topic(terminal_id, topics.DOWN), payload)
+        if self.publish(topics.topic(terminal_id, topics.DOWN), payload) is False:
+            return None     # counted by the link; the counter is spent, which a terminal allows (gaps are fine)
         self.sent += 1
         return payload
 

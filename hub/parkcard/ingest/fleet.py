@@ -14,9 +14,9 @@ from collections import Counter
 from protocol import frames, hub_frames
 from protocol.errors import ProtocolError
 
-from parkcard.registry import Rejected
+from parkcard.ingest.registry import Rejected
 
-log = logging.getLogger("parkcard.fleet")
+log = logging.getLogger("parkcard.ingest.fleet")
 
 # A terminal sends a frame at least every frames.STATUS_INTERVAL_S while connected: silent for two
 # intervals, it missed a report and counts as offline even if no last will came (a clean

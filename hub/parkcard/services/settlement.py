@@ -25,12 +25,13 @@ import io
 import os
 import time
 
-from parkcard.files import write_atomic
 from parkcard.money import major_units
+from parkcard.security.files import write_atomic
+from parkcard.services.privileges import SETTLEMENT, ServiceError, requires
 from parkcard.storage import PeriodOverlap
 
 
-class SettlementError(ValueError):
+class SettlementError(ServiceError):
     """A settlement request that cannot be done."""
 
 
@@ -75,6 +76,17 @@ async def close_all(storage, merchant_ids, start_s, end_s, now_s=None, actor=Non
                               "once, so close only time not closed yet (e.g. %s); nothing was closed"
                               % (exc.merchant_id, exc.merchant_name, iso_utc(start_s), iso_utc(end_s), iso_utc(exc.period_start),
                                  iso_utc(exc.period_end), hint)) from None
+
+
+@requires(SETTLEMENT)
+async def close_period(store, actor, merchant_ids, start_s, end_s, now_s=None):
+    """Close [start_s, end_s) for the merchants given (None: every merchant), audited; return [(row, new)]."""
+    known = [m[0] for m in await store.merchants()]
+    for merchant_id in merchant_ids or ():
+        if merchant_id not in known:
+            raise SettlementError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id)
+    return await close_all(store, known if merchant_ids is None else merchant_ids, start_s, end_s, now_s,
+                           actor=actor.name)
 
 
 CSV_COLUMNS = ("settlement", "merchant_id", "merchant", "period_start", "period_end", "closed_at", "currency",

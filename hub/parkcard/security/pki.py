@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from parkcard.files import write_atomic
+from parkcard.security.files import write_atomic
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
@@ -75,8 +75,8 @@ class ParkPKI:
         return load_cert(self.ca_cert).public_bytes(serialization.Encoding.DER)
 
     def broker_tls(self):
-        """The broker's TLS files as parkcard.broker.BrokerTLS."""
-        from parkcard.broker import BrokerTLS
+        """The broker's TLS files as parkcard.transport.broker.BrokerTLS."""
+        from parkcard.transport.broker import BrokerTLS
         return BrokerTLS(cafile=self.ca_cert, certfile=self.server_cert, keyfile=self.server_key)
 
 

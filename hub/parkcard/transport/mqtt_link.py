@@ -10,6 +10,13 @@ PUBACKs are manual: the hub acknowledges a message to the broker only after
 the batch holding it is committed, so a hub killed mid-batch gets the message
 again from the broker (clean_session False, fixed client id: the broker also
 queues messages while the hub is down).
+
+Downlinks are bounded too: paho keeps every QoS 1 publish until its PUBACK,
+and all of them while the broker is away (DOWNLINK_QUEUED_MAX). A publish
+beyond the bound is refused, counted (`downlinks_refused`) and reported to
+the caller, never silently lost: every downlink can be made again (an ack
+when the terminal uploads again, the blacklist and config at its T_SYNC, a
+command stays queued in the database until a publish takes it).
 """
 
 import asyncio
@@ -27,6 +34,10 @@ Message = namedtuple("Message", "topic payload mid")
 UP_FILTER = "parkcard/+/up"
 STATUS_FILTER = "parkcard/+/status"
 QUEUE_MAX = 1024               # frames waiting for the ingest task
+# Downlinks paho holds (in flight, or queued while the broker is away): 8192 frames of at most
+# FRAME_SIZE_MAX bytes is tens of MB at worst, and a fleet offline for an hour of blacklist pushes fits.
+DOWNLINK_QUEUED_MAX = 8192
+INFLIGHT_MAX = 1000            # QoS 1 downlinks awaiting their PUBACK (part of DOWNLINK_QUEUED_MAX)
 HANDOFF_WAIT_S = 0.5           # a blocked hand-off re-checks for shutdown this often
 KEEPALIVE_S = 30
 RECONNECT_DELAY_S_MIN = 0.05
@@ -45,10 +56,8 @@ class MqttLink:
     """The hub's broker session."""
 
     def __init__(self, host, port, client_id="parkcard-hub", username=None, password=None, queue_max=QUEUE_MAX,
-                 tls_ca=None):
-        self.host = host
-        self.port = port
-        self.client_id = client_id
+                 tls_ca=None, downlink_queued_max=DOWNLINK_QUEUED_MAX):
+        self.host, self.port, self.client_id = host, port, client_id
         self.queue = None
         self.queue_max = queue_max
         # Set once the broker granted the hub's subscriptions (SUBACK, MQTT 3.1.1 §3.8.4), not at
@@ -57,6 +66,8 @@ class MqttLink:
         self._sub_mid = None
         self.backpressure_waits = 0
         self.connects = 0
+        self.downlinks_refused = 0      # publishes refused at DOWNLINK_QUEUED_MAX
+        self.downlink_queued_max = downlink_queued_max
         self._loop = None
         self._stopping = threading.Event()
         self._slots = threading.Semaphore(queue_max)   # bounds the queue; the paho thread waits on it
@@ -66,8 +77,8 @@ class MqttLink:
             self.client.username_pw_set(username, password)
         if tls_ca:
             self.client.tls_set(ca_certs=tls_ca)
-        self.client.max_inflight_messages_set(1000)
-        self.client.max_queued_messages_set(0)
+        self.client.max_inflight_messages_set(min(INFLIGHT_MAX, downlink_queued_max))
+        self.client.max_queued_messages_set(downlink_queued_max)
         self.client.reconnect_delay_set(RECONNECT_DELAY_S_MIN, RECONNECT_DELAY_S_MAX)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -143,5 +154,10 @@ class MqttLink:
             self.client.ack(mid, 1)
 
     def publish(self, topic, payload, retain=False):
-        """Publish QoS 1 (paho queues it while disconnected)."""
-        self.client.publish(topic, payload, qos=1, retain=retain)
+        """Publish QoS 1 (paho queues it while disconnected); return False when refused at DOWNLINK_QUEUED_MAX."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.downlinks_refused += 1
+            log.warning("event=downlink_refused topic=%s queued_max=%d", topic, self.downlink_queued_max)
+            return False
+        return True

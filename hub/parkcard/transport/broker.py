@@ -3,7 +3,7 @@
 By default the broker is open (anonymous, plaintext) for tests. The park runs it
 secure: `Broker(workdir, tls=BrokerTLS(...), password_file=..., acl_file=...)`
 gives one TLS listener and no plaintext one, no anonymous clients, a client id
-forced to the username, and the per-terminal ACL (parkcard.broker_auth).
+forced to the username, and the per-terminal ACL (parkcard.transport.broker_auth).
 """
 
 import os
@@ -61,7 +61,7 @@ def free_port(host="127.0.0.1"):
 
 @dataclass(frozen=True)
 class BrokerTLS:
-    """The listener's TLS files (parkcard.pki.ParkPKI.broker_tls() makes one)."""
+    """The listener's TLS files (parkcard.security.pki.ParkPKI.broker_tls() makes one)."""
 
     cafile: Path
     certfile: Path

@@ -1,15 +1,16 @@
 """Uplink frames -> verified records -> applied exactly once, one transaction per batch.
 
 Lifecycle of a record at the hub (records.status):
+(parkcard.domain.lifecycle.RecordStatus; the decisions are parkcard.domain.ingest_rules):
 - `applied`: committed at the terminal, posted in the ledger.
 - `voided`: the card was not written; stored for gap tracking, no ledger effect.
 - `uncertain`: the terminal could not tell whether the card write landed.
-  Rule: the card counter decides. When a record of the same card holds the
-  uncertain record's counter, the uncertain one did not happen
-  (`not_happened`). When the card's newest known counter is past it and no
-  record holds that counter, it did happen and is applied then. A later upload
-  of the same bytes as committed or voided (the terminal settled it on a
-  re-tap) settles it the same way. Until then it has no ledger effect.
+  The card's counters decide (ingest_rules.decide_uncertain): a record of the
+  same card holding its counter means it did not happen (voided); the record
+  holding the next counter continuing its chain means it did, and it is
+  applied then. A later upload of the same bytes as committed or voided (the
+  terminal settled it on a re-tap) settles it the same way. Until then it has
+  no ledger effect.
 - `quarantined`: an authenticated record the rules refuse (credit kind from a
   booth, a booth refund that does not match its own sale, amounts that do not
   post); kept with its reason and counted as stored so the terminal's journal
@@ -47,6 +48,18 @@ not left waiting (a frame that does not authenticate gets no answer);
 `applied` counts records stored as sent or already held, `rejected` the
 quarantined, damaged and conflicting ones.
 
+Bounds: at most ABOVE_MAX seqs are kept above a terminal's hole (a record past
+it is neither stored nor acknowledged, and the terminal sends it again);
+Ingest.uncertain_cards holds at most UNCERTAIN_CARDS_MAX cards (past it every
+applied card write looks its card up). Both are counted (`above_full`,
+`uncertain_cards_full`).
+
+Single process: a terminal's sequence state (counter_up, acked_upto, above)
+is staged per batch and copied into the registry's TerminalState after
+COMMIT (_commit). It is this process's memory, advanced by its one writer:
+a second hub process on the same database would ack from a stale copy
+(parkcard.hub_lock keeps it to one).
+
 Uploads from a locked terminal are applied (its records are MACed facts,
 possibly offline sales from before the lock) and raise a `locked_terminal`
 alarm (SPEC.md §5.4).
@@ -58,18 +71,27 @@ from collections import Counter
 
 from protocol import frames, hub_frames
 from protocol import record as R
-from protocol.card import COUNTER_MODULUS, counter_newer
+from protocol.card import counter_newer
 from protocol.errors import ProtocolError
 
-from parkcard import ledger
-from parkcard.registry import Rejected
+from parkcard.domain import ingest_rules as rules
+from parkcard.domain import ledger
+from parkcard.domain.lifecycle import QuarantineReason as Q
+from parkcard.domain.lifecycle import RecordStatus, UncertainOutcome
+from parkcard.ingest.registry import Rejected
 
-log = logging.getLogger("parkcard.ingest")
+log = logging.getLogger("parkcard.ingest.pipeline")
 
 _RECORD_TERMINAL_AT = 4   # terminal_id (2 bytes) and seq (4 bytes) sit here in every record version (SPEC.md §4.1)
 _RECORD_SEQ_AT = 8
 GAPS_STORED_MAX = 1000   # ranges of missing seqs kept per terminal (the count beyond is in the last one)
-_STATUS_NAMES = {R.STATUS_COMMITTED: "applied", R.STATUS_VOIDED: "voided", R.STATUS_UNCERTAIN: "uncertain"}
+# Seqs stored above a terminal's hole (TerminalState.above), per terminal: a terminal sends its backlog
+# oldest first in frames of a few records, so thousands past a hole mean the hole is not being resent; a
+# record beyond this is not stored now and not acknowledged, and the terminal sends it again (SPEC.md §5.4).
+ABOVE_MAX = 4096
+# Cards known to have open uncertain records (Ingest.uncertain_cards): beyond this many, every applied
+# card write looks its card's uncertain records up in the store (slower, nothing missed) until a restart.
+UNCERTAIN_CARDS_MAX = 100_000
 
 
 class _View:
@@ -98,6 +120,10 @@ class _View:
         """True when a record with this seq is stored."""
         return seq <= self.acked_upto or seq in self.above
 
+    def has_room(self, seq):
+        """False when storing seq would keep more than ABOVE_MAX seqs above the terminal's hole."""
+        return seq <= self.acked_upto + 1 or seq in self.above or len(self.above) < ABOVE_MAX
+
     def gaps(self):
         """Return [(from_seq, to_seq)] of missing seqs below the highest stored one."""
         out = []
@@ -123,7 +149,8 @@ class BatchResult:
         self.card_results = []      # (terminal_id, request_id, uid, status, block)
         self.counts = Counter()
         self.quarantined = []       # (reason, terminal_id, detail)
-        self.uncertain_add = set()
+        self.uncertain_add = set()  # cards left with an open uncertain record
+        self.uncertain_looked = set()   # cards whose uncertain records were all looked at (and decided, or added)
 
 
 class Ingest:
@@ -134,10 +161,21 @@ class Ingest:
         self.registry = registry
         self.stats = Counter()
         self.uncertain_cards = set()
+        self.uncertain_every_card = False   # past UNCERTAIN_CARDS_MAX: look every card up
 
     async def load(self):
         """Read the cards that still have uncertain records."""
         self.uncertain_cards = set(await self.storage.uncertain_cards())
+        self.uncertain_every_card = False
+        self._bound_uncertain_cards()
+
+    def _bound_uncertain_cards(self):
+        """Past UNCERTAIN_CARDS_MAX, forget the set and look every card up (counted as uncertain_cards_full)."""
+        if len(self.uncertain_cards) > UNCERTAIN_CARDS_MAX:
+            self.uncertain_cards = set()
+            self.uncertain_every_card = True
+            self.stats["uncertain_cards_full"] += 1
+            log.warning("event=uncertain_cards_full max=%d action=looking_every_card_up", UNCERTAIN_CARDS_MAX)
 
     async def apply(self, messages):
         """Verify and apply [(topic, payload)] from parkcard/+/up in one transaction; return BatchResult."""
@@ -166,7 +204,7 @@ class Ingest:
             res, state, view = self._local(terminal_id)
             status, raw, made = build(tx, max([view.acked_upto, *view.above]) + 1)
             self._upload(tx, res, state, view, [(status, raw)], "local/desk")
-            if applied is not None and res.counts["applied"] == 1:
+            if applied is not None and res.counts[RecordStatus.APPLIED] == 1:
                 applied(tx, made)
             self._finish(tx, res)
             return res, made
@@ -202,7 +240,7 @@ class Ingest:
                 continue
             view = self._view(res, state)
             if frame.counter <= view.counter_up:
-                self._quarantine(tx, res, payload, topic, state.id, "replay",
+                self._quarantine(tx, res, payload, topic, state.id, Q.REPLAY,
                                  "counter %d <= %d" % (frame.counter, view.counter_up))
                 res.acks.setdefault(state.id, [0, 0])   # authenticated: answered with the current upto_seq
                 continue
@@ -219,7 +257,7 @@ class Ingest:
                 elif frame.type == frames.T_CARD_RESULT:
                     res.card_results.append((state.id, *hub_frames.parse_card_result(frame.body)))
                 else:
-                    raise Rejected("unexpected_type", "frame type 0x%02x on an up topic" % frame.type)
+                    raise Rejected(Q.UNEXPECTED_TYPE, "frame type 0x%02x on an up topic" % frame.type)
             except (ProtocolError, Rejected) as exc:
                 self._quarantine(tx, res, payload, topic, state.id, exc.reason, str(exc))
                 res.acks.setdefault(state.id, [0, 0])
@@ -245,13 +283,16 @@ class Ingest:
                 ack[1] += 1
                 continue
             if rec.terminal_id != state.id or rec.seq == 0:
-                self._quarantine(tx, res, raw, topic, state.id, "record_terminal",
+                self._quarantine(tx, res, raw, topic, state.id, Q.RECORD_TERMINAL,
                                  "record of term-%d seq %d in a frame of term-%d" % (rec.terminal_id, rec.seq,
                                                                                     state.id))
                 ack[1] += 1
                 continue
             if view.known(rec.seq):
                 ack[self._resent(tx, res, state, rec, raw, status)] += 1
+                continue
+            if not view.has_room(rec.seq):
+                res.counts["above_full"] += 1     # not stored, not acknowledged: sent again later
                 continue
             new_seqs.append(rec.seq)
             ack[self._new(tx, res, state, view, rec, raw, status, topic)] += 1
@@ -268,6 +309,9 @@ class Ingest:
             seq, = struct.unpack_from(">I", raw, _RECORD_SEQ_AT)
             if terminal_id != state.id or seq == 0:
                 seq = None
+        if seq is not None and not view.known(seq) and not view.has_room(seq):
+            res.counts["above_full"] += 1         # not held now, not acknowledged: sent again later
+            return
         if seq is not None and view.known(seq):
             if tx.held_damaged(state.id, seq) == raw:
                 res.counts["duplicates"] += 1      # sent again: already held
@@ -290,69 +334,46 @@ class Ingest:
             tx.add_alarm("conflict", rec.card_no, state.id, rec.seq, "seq held by a damaged record: not applied")
             res.counts["conflicts"] += 1
             return 1
-        if existing[1] == raw:
-            res.counts["duplicates"] += 1
-            if existing[2] == "uncertain" and status in (R.STATUS_COMMITTED, R.STATUS_VOIDED):
-                self._settle_uncertain(tx, res, existing[0], rec, state, status == R.STATUS_COMMITTED)
-            return 0
-        tx.add_conflict(state.id, rec.seq, raw, existing[1])
-        tx.add_alarm("conflict", rec.card_no, state.id, rec.seq, "same terminal and seq, other bytes: not applied")
-        res.counts["conflicts"] += 1
-        return 1
+        existing = rules.StoredRecord(*existing)
+        verdict = rules.resent(existing, raw, status)
+        if verdict.outcome == rules.CONFLICT:
+            tx.add_conflict(state.id, rec.seq, raw, existing.raw)
+            tx.add_alarm("conflict", rec.card_no, state.id, rec.seq, "same terminal and seq, other bytes: not applied")
+            res.counts["conflicts"] += 1
+            return 1
+        res.counts["duplicates"] += 1
+        if verdict.settles is not None:
+            self._settle_uncertain(tx, res, existing.id, rec, state, verdict.settles)
+        return 0
 
     def _new(self, tx, res, state, view, rec, raw, status, topic):
         """Store a new record; return 0 when stored as sent, 1 when stored quarantined."""
         record_id = tx.next_id("records")
         view.settle(rec.seq)
-        name = _STATUS_NAMES.get(status)
-        if rec.kind == R.KIND_ATTEMPT and name == "uncertain":
-            name = "applied"        # nothing was written to the card: there is nothing to be unsure of
+        name = rules.new_status(rec, status)
         reason = None
         if name is None:
-            reason, detail = "record_status", "upload status %d" % status
+            reason, detail = Q.RECORD_STATUS, "upload status %d" % status
         else:
-            reason, detail = self._booth_refusal(tx, state, rec)
+            reason, detail = rules.booth_refusal(tx, state.role, state.id, rec)
         if reason is None:
             try:
                 entries = ledger.postings(rec, state.merchant_id, state.rate_bps)
             except ledger.PostingError as exc:
                 reason, detail = exc.reason, str(exc)
         if reason is not None:
-            tx.add_record(record_id, state.id, rec.seq, raw, rec, "quarantined")
+            tx.add_record(record_id, state.id, rec.seq, raw, rec, RecordStatus.QUARANTINED)
             self._quarantine(tx, res, raw, topic, state.id, reason, detail)
             return 1
         tx.add_record(record_id, state.id, rec.seq, raw, rec, name)
-        if rec.kind == R.KIND_REFUND and state.role != frames.ROLE_DESK and name != "voided":
+        if rec.kind == R.KIND_REFUND and state.role != frames.ROLE_DESK and name != RecordStatus.VOIDED:
             tx.claim_refund(state.id, rec.ref_seq, rec.seq)
         res.counts[name] += 1
-        if name == "applied":
+        if name == RecordStatus.APPLIED:
             self._apply_value(tx, res, state, record_id, rec, entries)
-        elif name == "uncertain":
+        elif name == RecordStatus.UNCERTAIN:
             self._decide_uncertain(tx, res, record_id, rec, state)
         return 0
-
-    def _booth_refusal(self, tx, state, rec):
-        """Return (reason, detail) when a booth may not credit a card so (SPEC.md §4.4), else (None, None)."""
-        if state.role == frames.ROLE_DESK:
-            return None, None
-        if rec.kind in ledger.DESK_ONLY_KINDS:
-            return "credit_from_booth", "kind %d from a %s terminal" % (rec.kind,
-                                                                        frames.ROLE_NAMES.get(state.role, "?"))
-        if rec.kind != R.KIND_REFUND:
-            return None, None
-        sale = tx.record(state.id, rec.ref_seq) if rec.ref_seq else None
-        sale_rec = R.Record.decode(sale[1]) if sale is not None else None
-        if sale_rec is None or sale[2] != "applied" or sale_rec.kind != R.KIND_DEBIT \
-                or sale_rec.card_no != rec.card_no:
-            return "refund_unmatched", "refund seq %d: ref_seq %d is no applied sale of card %d at term-%d" % (
-                rec.seq, rec.ref_seq, rec.card_no, state.id)
-        if rec.amount_cents > sale_rec.amount_cents:
-            return "refund_over_sale", "refund %d cents over the sale's %d (seq %d)" % (
-                rec.amount_cents, sale_rec.amount_cents, rec.ref_seq)
-        earlier = tx.refund_of(state.id, rec.ref_seq)
-        if earlier is not None:
-            return "refund_twice", "sale seq %d already refunded by seq %d" % (rec.ref_seq, earlier)
-        return None, None
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
         if rec.kind in (R.KIND_LOCK, R.KIND_ATTEMPT):
@@ -360,14 +381,11 @@ class Ingest:
             res.counts["attempts"] += 1
             if rec.kind == R.KIND_ATTEMPT:
                 return      # the counter in force belongs to the card's last write
-        card_no, k = rec.card_no, rec.card_counter
-        delta = ledger.card_delta(rec)
-        prev_k, next_k = (k - 1) % COUNTER_MODULUS, (k + 1) % COUNTER_MODULUS
-        rows = tx.counter_rows(card_no, (prev_k, k, next_k))
-        if k in rows:
-            other = rows[k]
-            detail = "card %d counter %d used by term-%d seq %d and term-%d seq %d" % (
-                card_no, k, other[0], other[1], state.id, rec.seq)
+        card_no = rec.card_no
+        write = rules.card_write(tx, rec)
+        k = write.counter
+        if write.clone_of is not None:
+            detail = rules.clone_detail(rec, write.clone_of)
             tx.add_alarm("clone", card_no, state.id, rec.seq, detail)
             version = tx.blacklist_add(card_no, "clone: " + detail)
             if version is not None:
@@ -375,25 +393,16 @@ class Ingest:
             res.counts["clones"] += 1
             log.warning("event=clone card_no=%d counter=%d terminal=%d seq=%d", card_no, k, state.id, rec.seq)
         else:
-            tx.claim_counter(card_no, k, state.id, rec.seq, delta, rec.balance_after_cents)
-        prev = rows.get(prev_k)
-        if rec.kind == R.KIND_ISSUE:
-            if rec.balance_after_cents != rec.amount_cents:
-                tx.add_alarm("chain", card_no, state.id, rec.seq, "issue balance %d != first load %d" % (
-                    rec.balance_after_cents, rec.amount_cents))
-        elif prev is not None and prev[3] + delta != rec.balance_after_cents:
-            tx.add_alarm("chain", card_no, state.id, rec.seq, "counter %d: %d %+d != %d" % (
-                k, prev[3], delta, rec.balance_after_cents))
-        nxt = rows.get(next_k)
-        if nxt is not None and rec.balance_after_cents + nxt[2] != nxt[3]:
-            tx.add_alarm("chain", card_no, nxt[0], nxt[1], "counter %d: %d %+d != %d" % (
-                next_k, rec.balance_after_cents, nxt[2], nxt[3]))
+            tx.claim_counter(card_no, k, state.id, rec.seq, write.delta_cents, rec.balance_after_cents)
+        for terminal_id, seq, detail in write.chain_breaks:
+            tx.add_alarm("chain", card_no, terminal_id, seq, detail)
         if entries:
             tx.post(record_id, rec.kind, entries)
         card = tx.card(card_no)
         if card[2] is None or counter_newer(k, card[2]):
             tx.set_card(card_no, rec.uid, rec.balance_after_cents, k)
-        if card_no in self.uncertain_cards or card_no in res.uncertain_add:
+        if self.uncertain_every_card or card_no in self.uncertain_cards or card_no in res.uncertain_add:
+            res.uncertain_looked.add(card_no)     # each one left open is added back by _decide_uncertain
             for u_id, u_tid, u_seq, u_raw, u_counter in tx.uncertain_records(card_no):
                 # Applying one of them decides the card's others in a nested call: one settled there
                 # must not be decided again here, where it would meet its own counter claim.
@@ -401,25 +410,21 @@ class Ingest:
                     self._decide_uncertain(tx, res, u_id, R.Record.decode(u_raw), self.registry.get(u_tid))
 
     def _decide_uncertain(self, tx, res, record_id, rec, state):
-        """Apply the counter rule to one uncertain record (see the module doc)."""
-        k = rec.card_counter
-        if k in tx.counter_rows(rec.card_no, (k,)):
-            self._settle_uncertain(tx, res, record_id, rec, state, False)
-            return
-        last = tx.card(rec.card_no)[2]
-        if last is not None and counter_newer(last, k):
-            self._settle_uncertain(tx, res, record_id, rec, state, True)
-            return
-        res.uncertain_add.add(rec.card_no)
+        """Apply the counter rule to one uncertain record (parkcard.domain.ingest_rules.decide_uncertain)."""
+        outcome = rules.decide_uncertain(tx, rec)
+        if outcome is UncertainOutcome.OPEN:
+            res.uncertain_add.add(rec.card_no)
+        else:
+            self._settle_uncertain(tx, res, record_id, rec, state, outcome is UncertainOutcome.HAPPENED)
 
     def _settle_uncertain(self, tx, res, record_id, rec, state, happened):
         if happened:
-            tx.set_record_status(record_id, "applied")
+            tx.set_record_status(record_id, RecordStatus.APPLIED)
             res.counts["uncertain_applied"] += 1
             self._apply_value(tx, res, state, record_id, rec, ledger.postings(rec, state.merchant_id,
                                                                               state.rate_bps))
         else:
-            tx.set_record_status(record_id, "not_happened")
+            tx.set_record_status(record_id, RecordStatus.VOIDED)
             res.counts["uncertain_void"] += 1
             if rec.kind == R.KIND_REFUND and tx.refund_of(state.id, rec.ref_seq) == rec.seq:
                 tx.release_refund(state.id, rec.ref_seq)
@@ -430,9 +435,16 @@ class Ingest:
             view.state.counter_up = view.counter_up
             view.state.acked_upto = view.acked_upto
             view.state.above = view.above
-        # A card stays in the set until the next restart: a stale member costs one query, a missing one a fact.
-        self.uncertain_cards |= res.uncertain_add
+        # A stale member costs one query, a missing one a fact: a card leaves only when every uncertain
+        # record of it was looked at and none was left open.
+        self.uncertain_cards -= res.uncertain_looked - res.uncertain_add
+        if not self.uncertain_every_card:
+            self.uncertain_cards |= res.uncertain_add
+            self._bound_uncertain_cards()
         self.stats.update(res.counts)
+        if res.counts["above_full"]:
+            log.warning("event=above_full records=%d max=%d action=left_for_the_terminal_to_resend",
+                        res.counts["above_full"], ABOVE_MAX)
         for reason, terminal_id, detail in res.quarantined:
             self.stats["quarantined." + reason] += 1
             log.warning("event=quarantine reason=%s terminal=%s detail=%r", reason, terminal_id, detail)
