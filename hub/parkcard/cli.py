@@ -36,7 +36,7 @@ from parkcard.hub_lock import HubLockedError
 from parkcard.money import CurrencyError, currency_code, format_cents
 from parkcard.oplog import AuditLogError
 from parkcard.pki import PKIError, check_hostnames
-from parkcard.storage import DatabaseDamaged, NotIssued, Storage, audited, version_detail
+from parkcard.store import DatabaseDamaged, NotIssued, audited, store_for, version_detail
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
 CARD_REQUEST_POLL_S = 0.5       # how often `admin-card issue` looks for the running hub's answer
@@ -73,7 +73,7 @@ async def _with_storage(path, fn, create=False):
         raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % path)
     if create:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    storage = await Storage(path).open()
+    storage = await store_for(path).open()
     try:
         return await fn(storage)
     finally:
@@ -210,13 +210,13 @@ def _fleet_table(rows):
     now = time.time()
     _table(("id", "name", "role", "merchant", "online", "last seen", "firmware", "cfg", "bl", "queue",
             "oldest unsynced", "heap", "uptime", "acked seq", "locked", "authorised"),
-           [(t["id"], t["name"], frames.ROLE_NAMES.get(t["role"], t["role"]), t["merchant_id"],
-             "yes" if fleet.online(t, now) else "no", _age(t["last_seen"]), t["firmware"],
-             t["status_config_version"], t["status_blacklist_version"], t["queue_depth"],
-             None if t["oldest_unsynced_age_s"] is None else "%ds" % t["oldest_unsynced_age_s"],
-             t["free_heap"] or None,    # 0: not measured (a terminal on CPython has no gc.mem_free)
-             None if t["uptime_s"] is None else _duration(t["uptime_s"]), t["acked_upto"],
-             "yes" if t["locked"] else "no", _authorised(t)) for t in rows])
+           [(t.id, t.name, frames.ROLE_NAMES.get(t.role, t.role), t.merchant_id,
+             "yes" if fleet.online(t, now) else "no", _age(t.last_seen), t.firmware,
+             t.status_config_version, t.status_blacklist_version, t.queue_depth,
+             None if t.oldest_unsynced_age_s is None else "%ds" % t.oldest_unsynced_age_s,
+             t.free_heap or None,    # 0: not measured (a terminal on CPython has no gc.mem_free)
+             None if t.uptime_s is None else _duration(t.uptime_s), t.acked_upto,
+             "yes" if t.locked else "no", _authorised(t)) for t in rows])
 
 
 def _duration(seconds):
@@ -227,9 +227,9 @@ def _duration(seconds):
 
 def _authorised(row):
     """The hub's decision, and the terminal's own report where it differs (e.g. a lock not yet received)."""
-    hub = "yes" if row["authorised"] else "no"
-    reported = row["status_authorised"]
-    if reported is None or bool(reported) == bool(row["authorised"]):
+    hub = "yes" if row.authorised else "no"
+    reported = row.status_authorised
+    if reported is None or bool(reported) == bool(row.authorised):
         return hub
     return "%s (terminal: %s)" % (hub, "yes" if reported else "no")
 
@@ -289,12 +289,12 @@ def settle(obj, merchant_id, all_merchants, start, end, csv_path, force):
     results = _run(_with_storage(obj.db, run))
     click.echo("period %s to %s" % (settlement.iso_utc(start_s), settlement.iso_utc(end_s)))
     _table(("merchant", "name", "sales", "refunds", "commission", "payout", "records", "late", "state"),
-           [(r["merchant_id"], r["merchant_name"], format_cents(r["sales_cents"], r["currency"]),
-             format_cents(r["refunds_cents"], r["currency"]), format_cents(r["commission_cents"], r["currency"]),
-             format_cents(r["payout_cents"], r["currency"]), r["records"], r["late_records"],
-             "closed now" if new else "already closed %s" % settlement.iso_utc(r["closed_at"]))
+           [(r.merchant_id, r.merchant_name, format_cents(r.sales_cents, r.currency),
+             format_cents(r.refunds_cents, r.currency), format_cents(r.commission_cents, r.currency),
+             format_cents(r.payout_cents, r.currency), r.records, r.late_records,
+             "closed now" if new else "already closed %s" % settlement.iso_utc(r.closed_at))
             for r, new in results])
-    if any(r["late_records"] for r, _ in results):
+    if any(r.late_records for r, _ in results):
         click.echo("late: records of an earlier closed period that reached the hub after it closed, paid here")
     if csv_path:
         try:
@@ -547,16 +547,16 @@ def admin_card_list(obj):
     """Every admin card: number, UID, blobs, issuing desk, state (valid only once the desk wrote it)."""
     rows = _run(_with_storage(obj.db, lambda s: s.admin_cards()))
     _table(("card", "uid", "blobs", "desk terminal", "issued", "state", "reason"),
-           [(r["card_no"], bytes(r["uid"]).hex(), "booth+desk" if r["desk"] else "booth", r["issued_by"],
-             _utc(r["issued_at"]), _admin_card_state(r), r["reason"]) for r in rows])
+           [(r.card_no, bytes(r.uid).hex(), "booth+desk" if r.desk else "booth", r.issued_by,
+             _utc(r.issued_at), _admin_card_state(r), r.reason) for r in rows])
 
 
 def _admin_card_state(row):
     """What an operator needs to know: valid, revoked, or why it never became valid."""
-    if row["revoked_at"]:
-        return "revoked %s" % _utc(row["revoked_at"])
+    if row.revoked_at:
+        return "revoked %s" % _utc(row.revoked_at)
     return {"written": "valid", "pending": "pending (not written yet)", "failed": "failed (not written)",
-            "abandoned": "abandoned (cancelled)"}.get(row["state"], row["state"])
+            "abandoned": "abandoned (cancelled)"}.get(row.state, row.state)
 
 
 @admin_card_group.command("issue")
@@ -777,7 +777,7 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
 
 
 def _audited(action, **kw):
-    """storage.audited for the person running this command."""
+    """store.audited for the person running this command."""
     return audited(_actor(), action, **kw)
 
 

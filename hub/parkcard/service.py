@@ -31,7 +31,7 @@ from parkcard.hub_lock import HubLock, HubLockedError
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
 from parkcard.registry import Registry
-from parkcard.storage import NotIssued, Storage, audited, is_transient, version_detail
+from parkcard.store import NotIssued, audited, is_transient, store_for, version_detail
 
 log = logging.getLogger("parkcard.hub")
 
@@ -114,7 +114,7 @@ class Hub:
         lock: a HubLock of db_path already taken (`parkcard up` takes it before it starts a broker);
         without one, open() takes it.
         """
-        self.storage = Storage(db_path)
+        self.storage = store_for(db_path)
         self.lock = lock or HubLock(db_path)     # one hub per database (parkcard.hub_lock)
         self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.notify)
         self._blacklist_pushed = 0               # the newest blacklist version pushed to every terminal
@@ -386,11 +386,11 @@ class Hub:
         card = await self.storage.admin_card(admin_card_no)
         if card is None:
             return "unknown_admin_card"
-        if card["revoked_at"] is not None:
+        if card.revoked_at is not None:
             return "revoked_admin_card"
-        if bytes(card["uid"]) != bytes(uid):
+        if bytes(card.uid) != bytes(uid):
             return "admin_card_uid_mismatch"
-        if card["state"] != "written":      # sealed, but no desk reported it written (or it was abandoned)
+        if card.state != "written":      # sealed, but no desk reported it written (or it was abandoned)
             return "admin_card_not_written"
         return None
 
