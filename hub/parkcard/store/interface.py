@@ -319,7 +319,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def pending_commands(self):
-        """Return [rows.TerminalCommand] not sent yet, oldest first."""
+        """Return [rows.PendingCommand] not sent yet, oldest first."""
 
     @abc.abstractmethod
     async def terminal_commands(self):

@@ -174,14 +174,23 @@ class CardWriteRequest(NamedTuple):
     error: Optional[str]
 
 
-class TerminalCommand(NamedTuple):
-    """A command decided by an operator for the running hub to send."""
+class PendingCommand(NamedTuple):
+    """A command decided by an operator, for the running hub to send."""
 
     id: int
     terminal_id: int
     command: int
     actor: str
-    sent_at: Optional[float] = None
+
+
+class TerminalCommand(NamedTuple):
+    """A command decided by an operator, and when the hub sent it (None: not yet)."""
+
+    id: int
+    terminal_id: int
+    command: int
+    actor: str
+    sent_at: Optional[float]
 
 
 class BlacklistChange(NamedTuple):

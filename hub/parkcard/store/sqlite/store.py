@@ -26,7 +26,7 @@ from parkcard.store import interface
 from parkcard.store.errors import NotIssued
 from parkcard.store.rows import (AdminCard, AdminCardState, Alarm, Attempt, AuditAnchor, BlacklistChange,
                                  BlacklistEntry, Card, CardRequest, CardWriteRequest, Conflict, Merchant,
-                                 MerchantListing, Quarantined, RecordStatus, Refund, StartedCardRequest,
+                                 MerchantListing, PendingCommand, Quarantined, RecordStatus, Refund, StartedCardRequest,
                                  StoreCounts, StoredRecord, Terminal, TerminalCommand, TerminalFlags)
 from parkcard.store.sqlite import migrate
 from parkcard.store.sqlite import settlement as S
@@ -294,9 +294,9 @@ class SqliteStore(interface.Store):
         return await self.write(run, audit)
 
     async def pending_commands(self):
-        """Return [TerminalCommand] not sent yet, oldest first."""
-        return [TerminalCommand(*r) for r in await self._all(
-            "SELECT id, terminal_id, command, actor, sent_at FROM terminal_commands WHERE sent_at IS NULL "
+        """Return [PendingCommand] not sent yet, oldest first."""
+        return [PendingCommand(*r) for r in await self._all(
+            "SELECT id, terminal_id, command, actor FROM terminal_commands WHERE sent_at IS NULL "
             "ORDER BY id")]
 
     async def terminal_commands(self):
