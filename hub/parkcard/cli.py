@@ -578,7 +578,7 @@ def admin_card_issue(obj, desk_terminal_id, uid_hex, booth_only, wait_s):
 
     async def run(storage):
         rows = await storage.terminals(desk_terminal_id)
-        if not rows or rows[0]["role"] != frames.ROLE_DESK:
+        if not rows or rows[0].role != frames.ROLE_DESK:
             raise UserError("terminal %d is not a registered desk terminal (see `parkcard terminals`)"
                             % desk_terminal_id)
         request_id = await storage.request_admin_card(desk_terminal_id, uid, not booth_only, _actor())
