@@ -46,8 +46,9 @@ def schema_version(conn):
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(conn, upto=LATEST):
-    """Apply every migration newer than the database's user_version, up to `upto`; return the version reached."""
+def migrate(conn, upto=None):
+    """Apply every migration newer than the database's user_version, up to `upto` (LATEST); return the version."""
+    upto = LATEST if upto is None else upto
     current = schema_version(conn)
     problem = schema_problem(current, LATEST)
     if problem is not None:
