@@ -28,6 +28,18 @@ def read(db, fn):
         return pool.submit(asyncio.run, go()).result()
 
 
+def damage_a_page(db):
+    """Write garbage over the page of the records_card index of a SQLite file (checkpointed first)."""
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'records_card'").fetchone()[0]
+    with open(db, "r+b") as f:
+        f.seek((page - 1) * page_size)
+        f.write(bytes(range(256)) * (page_size // 256))
+
+
 def alarms(db):
     """Every rows.Alarm, by id."""
     return read(db, lambda s: s.alarms())

@@ -14,7 +14,7 @@ from parkcard.cli import main
 from parkcard.downlink import Downlink
 from parkcard.service import Hub
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
-from store_kit import read, terminal
+from store_kit import damage_a_page, read, terminal
 
 UID = b"\x04\x01\x02\x03"
 DAY_S = 1782864000          # 2026-07-01T00:00:00Z
@@ -157,17 +157,6 @@ def test_ledger_check_finds_a_card_whose_whole_history_is_deleted(db, ledger_too
     _ledger_check_fails(db, "history missing: 1", "card 100001: ")
 
 
-def _damage_a_page(db):
-    """Write garbage over the page of the records_card index (the file is checkpointed first)."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'records_card'").fetchone()[0]
-    with open(db, "r+b") as f:
-        f.seek((page - 1) * page_size)
-        f.write(bytes(range(256)) * (page_size // 256))
-
-
 def _hub_refuses(db, *expected):
     result = cli("--db", db, "up", "--insecure", "--no-broker", "--broker-port", "1")
     assert result.exit_code == 2, result.output
@@ -177,7 +166,7 @@ def _hub_refuses(db, *expected):
 
 
 def test_a_damaged_file_fails_ledger_check_and_the_hub_refuses_it(db):
-    _damage_a_page(db)
+    damage_a_page(db)
     _ledger_check_fails(db, "database file: DAMAGED", "integrity_check: ")
     _hub_refuses(db, "%s is damaged" % db, "restore the last backup", "nothing they hold is lost")
 

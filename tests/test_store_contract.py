@@ -18,6 +18,7 @@ from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, audited, 
                             store_for, version_detail)
 from parkcard.store.rows import (AdminCardState, CardStatus, RecordStatus, Settlement, SettlementTotals,
                                  StoredRecord)
+from store_kit import damage_a_page
 
 PARK = 1
 DESK_MERCHANT = 1
@@ -369,17 +370,7 @@ def _sqlite_set_version(path, version):
         conn.execute("PRAGMA user_version = %d" % version)
 
 
-def _sqlite_damage(path):
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'records_card'").fetchone()[0]
-    with open(path, "r+b") as f:
-        f.seek((page - 1) * page_size)
-        f.write(bytes(range(256)) * (page_size // 256))
-
-
-BACKEND_FILES = {"sqlite": (_sqlite_database_at, _sqlite_set_version, _sqlite_damage)}
+BACKEND_FILES = {"sqlite": (_sqlite_database_at, _sqlite_set_version, damage_a_page)}
 
 
 def _backend(store_url):

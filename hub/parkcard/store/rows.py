@@ -324,22 +324,11 @@ class SettlementTotals(NamedTuple):
     late_records: int
 
 
-class Settlement(NamedTuple):
-    """A closed settlement of a merchant's period."""
-
-    id: int
-    merchant_id: int
-    merchant_name: str
-    currency: str
-    period_start: int
-    period_end: int
-    sales_cents: int
-    refunds_cents: int
-    commission_cents: int
-    payout_cents: int
-    records: int
-    late_records: int
-    closed_at: float
+# Its totals are SettlementTotals' fields, in their order.
+Settlement = NamedTuple("Settlement", [
+    ("id", int), ("merchant_id", int), ("merchant_name", str), ("currency", str), ("period_start", int),
+    ("period_end", int), *SettlementTotals.__annotations__.items(), ("closed_at", float)])
+Settlement.__doc__ = "A closed settlement of a merchant's period."
 
 
 class StoreCounts(NamedTuple):
