@@ -7,6 +7,7 @@ backend can do to its files (build an old schema, damage a page) is in the
 """
 
 import asyncio
+import importlib.util
 import sqlite3
 
 import pytest
@@ -14,8 +15,8 @@ import pytest
 from protocol import record as R
 
 from parkcard import ledger, oplog
-from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, audited, interface, is_transient, open_store,
-                            store_for, version_detail)
+from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreError, audited, interface, is_transient,
+                            open_store, store_for, version_detail)
 from parkcard.store.rows import (AdminCardState, CardStatus, RecordStatus, Settlement, SettlementTotals,
                                  StoredRecord)
 from store_kit import damage_a_page
@@ -434,3 +435,32 @@ def test_two_stores_on_one_database_take_ids_without_colliding(store_url):
             await second.close()
     ids, stored = asyncio.run(both())
     assert ids == sorted(set(ids)) and [r.id for r in stored] == ids
+
+
+def test_the_database_url_picks_the_backend_and_a_wrong_one_is_refused_saying_what_to_pass(tmp_path):
+    async def opened(url):
+        store = await open_store(url)
+        try:
+            await store.add_merchant(2, "Ice cream", 1000)
+            return store.path
+        finally:
+            await store.close()
+    assert asyncio.run(opened("sqlite:///%s" % (tmp_path / "a.db"))) == str(tmp_path / "a.db")
+    assert asyncio.run(opened(tmp_path / "b.db")) == str(tmp_path / "b.db")
+    with pytest.raises(StoreError, match="unknown database URL scheme; pass a file path"):
+        store_for("mysql://park@db/park")
+    if importlib.util.find_spec("parkcard.store.postgres") is None:
+        with pytest.raises(StoreError, match=r"postgresql://park:\*\*\*@db/park is a PostgreSQL database, but the "
+                                             "PostgreSQL backend is not installed"):
+            store_for("postgresql://park:secret@db/park")
+
+
+def test_the_cli_refuses_a_database_url_it_cannot_use_without_a_traceback(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from parkcard.cli import main
+    monkeypatch.chdir(tmp_path)         # a URL taken for a path would leave folders here
+    result = CliRunner().invoke(main, ["--db", "mysql://park@db/park", "merchant", "add", "--id", "2", "--name",
+                                       "Ice cream", "--commission-bps", "1000"])
+    assert result.exit_code == 2 and "unknown database URL scheme" in result.output, result.output
+    assert "Traceback" not in result.output and not list(tmp_path.iterdir())

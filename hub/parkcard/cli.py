@@ -36,7 +36,7 @@ from parkcard.hub_lock import HubLockedError
 from parkcard.money import CurrencyError, currency_code, format_cents
 from parkcard.oplog import AuditLogError
 from parkcard.pki import PKIError, check_hostnames
-from parkcard.store import DatabaseDamaged, NotIssued, audited, store_for, version_detail
+from parkcard.store import DatabaseDamaged, NotIssued, StoreError, audited, local_path, store_for, version_detail
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
 CARD_REQUEST_POLL_S = 0.5       # how often `admin-card issue` looks for the running hub's answer
@@ -58,7 +58,7 @@ def _run(coro):
     """Run a coroutine; the errors of opening or using the database become UserError (no traceback)."""
     try:
         return asyncio.run(coro)
-    except DatabaseDamaged as exc:
+    except (DatabaseDamaged, StoreError) as exc:
         raise UserError(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise UserError("database error: %s (is --db a ParkCard database?)" % exc) from None
@@ -69,10 +69,11 @@ def _run(coro):
 
 
 async def _with_storage(path, fn, create=False):
-    if not create and not Path(path).exists():
+    file = local_path(path)         # None: a database server, which has no file to look for
+    if file is not None and not create and not Path(file).exists():
         raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % path)
-    if create:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if file is not None and create:
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
     storage = await store_for(path).open()
     try:
         return await fn(storage)

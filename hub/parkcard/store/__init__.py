@@ -16,7 +16,7 @@ from parkcard.store.errors import (RESTORE_ADVICE, DatabaseDamaged, NotIssued, P
 from parkcard.store.interface import AuditRows, Store, WriteTx, audited, version_detail
 
 __all__ = ["RESTORE_ADVICE", "AuditRows", "DatabaseDamaged", "NotIssued", "PeriodOverlap", "Store", "StoreError",
-           "WriteTx", "audited", "is_postgres", "is_transient", "open_store", "register_transient",
+           "WriteTx", "audited", "is_postgres", "is_transient", "local_path", "open_store", "register_transient",
            "schema_problem", "store_for", "version_detail"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -32,6 +32,19 @@ def is_postgres(url_or_path):
     return str(url_or_path).startswith(_POSTGRES_SCHEMES)
 
 
+def local_path(url_or_path):
+    """The database file of a SQLite path or sqlite:/// URL; None for a database served elsewhere."""
+    target = str(url_or_path)
+    if is_postgres(target):
+        return None
+    if target.startswith(_SQLITE_SCHEME):
+        return target[len(_SQLITE_SCHEME):]
+    if "://" in target:
+        raise StoreError("%s: unknown database URL scheme; pass a file path, sqlite:///path or postgresql://..."
+                         % _redacted(target))
+    return target
+
+
 def store_for(url_or_path):
     """Return an unopened store for a path or URL (await its open())."""
     target = str(url_or_path)
@@ -43,13 +56,8 @@ def store_for(url_or_path):
                              "install parkcard with its PostgreSQL support, or pass a SQLite file path"
                              % (_redacted(target), exc)) from None
         return backend.store_for(target)
-    if target.startswith(_SQLITE_SCHEME):
-        target = target[len(_SQLITE_SCHEME):]
-    elif "://" in target:
-        raise StoreError("%s: unknown database URL scheme; pass a file path, sqlite:///path or postgresql://..."
-                         % _redacted(target))
     from parkcard.store.sqlite import store_for as sqlite_store_for
-    return sqlite_store_for(target)
+    return sqlite_store_for(local_path(target))
 
 
 async def open_store(url_or_path):
