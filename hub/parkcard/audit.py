@@ -345,7 +345,7 @@ def _check_cards(report, cards, card_rows, clones):
 
 
 async def check(storage):
-    """Run every check against an open Storage; return an AuditReport."""
+    """Run every check against an open store (parkcard.store); return an AuditReport."""
     rates_had = merchant_rates(storage.oplog)
     return await storage.audit_scan(lambda rows: run_checks(rows, rates_had))
 
