@@ -464,3 +464,20 @@ def test_the_cli_refuses_a_database_url_it_cannot_use_without_a_traceback(tmp_pa
                                        "Ice cream", "--commission-bps", "1000"])
     assert result.exit_code == 2 and "unknown database URL scheme" in result.output, result.output
     assert "Traceback" not in result.output and not list(tmp_path.iterdir())
+
+
+def test_a_store_opened_for_the_ledger_check_reads_and_refuses_writes(store_url):
+    run(store_url, _registry)
+
+    async def read_only():
+        store = await store_for(store_url).open_for_audit()
+        try:
+            merchants = await store.merchants()
+            with pytest.raises(RuntimeError, match="not open for writing"):
+                await store.add_merchant(3, "Crêpes", 500)
+            return merchants, store.is_open
+        finally:
+            await store.close()
+    merchants, was_open = asyncio.run(read_only())
+    assert [m.id for m in merchants] == [DESK_MERCHANT, BOOTH_MERCHANT] and was_open
+    assert [m.id for m in run(store_url, lambda store: store.merchants())] == [DESK_MERCHANT, BOOTH_MERCHANT]

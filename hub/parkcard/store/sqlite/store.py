@@ -115,6 +115,8 @@ class SqliteStore(interface.Store):
         self._reader = self._writer = self._executor = None
 
     async def _in_writer(self, fn, *args):
+        if self._executor is None:      # else run_in_executor would run it on the loop's shared pool
+            raise RuntimeError("%s is not open for writing (open(), not open_for_audit())" % self.path)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _all(self, sql, params=()):
