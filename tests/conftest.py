@@ -181,3 +181,17 @@ def broker(request, tmp_path):
     kind = getattr(request, "param", "mosquitto")
     with (NatsBroker if kind == "nats" else Broker)(tmp_path / "broker") as running:
         yield running
+
+
+# -- store backends: the store contract suite (tests/test_store_contract.py) runs once per entry.
+# A backend adds its pytest.param here and its branch in store_url (PostgreSQL: a cluster of the
+# test's own, started with initdb/pg_ctl, with a `postgres` mark).
+STORE_BACKENDS = [pytest.param("sqlite", id="sqlite")]
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request, tmp_path):
+    """Where a fresh, empty store of the parametrised backend lives (a path or URL for open_store)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "hub.db")
+    raise AssertionError("no store_url for backend %r" % request.param)

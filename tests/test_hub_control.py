@@ -2,7 +2,6 @@
 unissued cards, merchant changes, admin card states, truthful terminal commands, broker certificate names."""
 
 import asyncio
-import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -18,6 +17,7 @@ from parkcard.security import pki, secure
 from parkcard.services import terminals
 from parkcard.services.privileges import ServiceError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from store_kit import counts, read
 
 UID = b"\x04\x01\x02\x03"
 ADMIN_UID = bytes.fromhex("04adadadadad01")
@@ -32,9 +32,9 @@ def run(coro, timeout_s=60):
     return asyncio.run(asyncio.wait_for(coro, timeout_s))
 
 
-def rows(db, sql):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
+def stored(db):
+    """What an operator's change could touch: blacklist history, terminals, merchants."""
+    return read(db, lambda s: asyncio.gather(s.blacklist_changes(0), s.terminals(), s.merchants()))
 
 
 def audited(db):
@@ -105,11 +105,11 @@ TERMINAL = ("terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", 
     (("terminal", "lock", 0), "from 1 to 65535"),
 ])
 def test_out_of_range_input_is_refused_saying_what_is_allowed_and_nothing_is_stored(db, args, allowed):
-    before = [rows(db, "SELECT * FROM %s" % t) for t in ("blacklist_versions", "terminals", "merchants")]
+    before = stored(db)
     result = cli("--db", db, *args)
     assert result.exit_code == 2, result.output
     assert allowed in result.output and "Traceback" not in result.output
-    assert [rows(db, "SELECT * FROM %s" % t) for t in ("blacklist_versions", "terminals", "merchants")] == before
+    assert stored(db) == before
 
 
 def test_the_service_checks_the_same_limits(db):
@@ -127,8 +127,8 @@ def test_the_service_checks_the_same_limits(db):
         finally:
             await hub.stop()
     run(check())
-    assert rows(db, "SELECT COUNT(*) FROM blacklist") == [(0,)]
-    assert rows(db, "SELECT id FROM terminals ORDER BY id") == [(5,), (DESK_ID,)]
+    assert counts(db).blacklist == 0
+    assert read(db, lambda s: s.terminal_ids()) == [5, DESK_ID]
 
 
 # -- 2. a downlink that cannot be encoded for one terminal stops no other
@@ -177,10 +177,10 @@ def test_a_value_stored_out_of_range_costs_its_frame_only_and_raises_an_alarm(db
 # -- 3. blacklisting a card never issued needs --force
 
 def test_blacklist_add_of_a_card_never_issued_needs_force(db):
-    [(issued,)] = rows(db, "SELECT card_no FROM cards")
+    [issued] = read(db, lambda s: s.card_numbers())
     refused = cli("--db", db, "blacklist", "add", issued + 1, "--reason", "lost")
     assert refused.exit_code == 2 and "was never issued here" in refused.output and "--force" in refused.output
-    assert rows(db, "SELECT COUNT(*) FROM blacklist_versions") == [(0,)]
+    assert counts(db).blacklist_versions == 0
     assert cli("--db", db, "blacklist", "add", issued, "--reason", "lost").exit_code == 0
     forced = cli("--db", db, "blacklist", "add", issued + 1, "--reason", "found, other park", "--force")
     assert forced.exit_code == 0 and "version 2" in forced.output
@@ -203,7 +203,7 @@ def test_merchant_add_refuses_an_existing_id_and_set_changes_it_for_the_running_
     assert "merchant set --id 2" in refused.output
     same = cli("--db", db, "merchant", "add", "--id", MERCHANT_ICE, "--name", "Ice cream", "--commission-bps", 1000)
     assert same.exit_code == 0 and "nothing changed" in same.output
-    assert rows(db, "SELECT name, commission_bps FROM merchants WHERE id=2") == [("Ice cream", 1000)]
+    assert [(m.name, m.commission_bps) for m in read(db, lambda s: s.merchants()) if m.id == 2] == [("Ice cream", 1000)]
 
     async def running_hub():
         hub = await Hub(db).open()
@@ -262,7 +262,7 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             first = await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")
             assert await hub.run_card_requests() == 1
             await hub.wait_until(lambda: hub._card_writes)
-            [card_no] = [c["card_no"] for c in await hub.storage.admin_cards()]
+            [card_no] = [c.card_no for c in await hub.storage.admin_cards()]
             assert await terminals.auth_refusal(hub.storage, 5, card_no, ADMIN_UID) == "admin_card_not_written"
             [write_id] = hub._card_writes
             result = BatchResult()
@@ -281,7 +281,7 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             await hub.run_card_requests()                   # the next poll stops waiting for the desk
             await asyncio.gather(*tasks, return_exceptions=True)
             assert hub._card_writes == {}
-            abandoned = (await hub.storage.admin_cards())[-1]["card_no"]
+            abandoned = (await hub.storage.admin_cards())[-1].card_no
             assert await terminals.auth_refusal(hub.storage, 5, abandoned, ADMIN_UID) == "admin_card_not_written"
             assert "abandoned" in (await hub.storage.card_request(second))[2]
 
@@ -295,8 +295,8 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             await hub._after_commit(result)
             await asyncio.gather(*hub._card_tasks.values())
             failed = (await hub.storage.admin_cards())[-1]
-            assert failed["state"] == "failed"
-            refusal = await terminals.auth_refusal(hub.storage, 5, failed["card_no"], ADMIN_UID)
+            assert failed.state == "failed"
+            refusal = await terminals.auth_refusal(hub.storage, 5, failed.card_no, ADMIN_UID)
             assert refusal == "admin_card_not_written"
 
             # Cancelled before the hub saw it: never started.
@@ -324,7 +324,7 @@ def test_admin_card_issue_that_times_out_cancels_its_request(tmp_path, monkeypat
     run(_populate(db, park))
     result = cli("--db", db, "admin-card", "issue", "--desk", DESK_ID, "--uid", ADMIN_UID.hex(), "--wait", 1)
     assert result.exit_code == 2 and "the request is cancelled" in result.output
-    [(started, cancelled)] = rows(db, "SELECT started_at, cancelled_at FROM card_write_requests")
+    [(started, cancelled)] = [(r.started_at, r.cancelled_at) for r in read(db, lambda s: s.card_write_requests())]
     assert started is None and cancelled is not None
 
     async def later_hub():
@@ -335,7 +335,7 @@ def test_admin_card_issue_that_times_out_cancels_its_request(tmp_path, monkeypat
         finally:
             await hub.stop()
     assert run(later_hub()) == 0                # the hub never writes it behind the operator's back
-    assert rows(db, "SELECT COUNT(*) FROM admin_cards") == [(0,)]
+    assert counts(db).admin_cards == 0
 
 
 # -- 6. terminal commands say what was true
@@ -349,7 +349,7 @@ def test_terminal_commands_that_change_nothing_say_so_and_are_not_audited(db):
     again = cli("--db", db, "terminal", "lock", 5)
     assert again.exit_code == 0 and "terminal 5 was already locked: nothing changed" in again.output
     assert cli("--db", db, "terminal", "unlock", 5).output.startswith("terminal 5 unlocked")
-    assert rows(db, "SELECT command FROM terminal_commands") == [(frames.CMD_LOCK,)]
+    assert [c.command for c in read(db, lambda s: s.terminal_commands())] == [frames.CMD_LOCK]
     assert [a for a in audited(db) if a.startswith("terminal.") and a != "terminal.add"] == [
         "terminal.lock", "terminal.unlock"]
 

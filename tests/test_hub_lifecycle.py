@@ -63,7 +63,7 @@ def test_a_failed_task_stops_the_hub_and_releases_link_database_and_lock(tmp_pat
             await asyncio.wait_for(hub.run(), EXIT_BOUND_S)
         return hub
     hub = asyncio.run(scenario())
-    assert hub.storage._writer is None and hub.storage._reader is None
+    assert not hub.storage.is_open
     assert not hub.lock.held and _released(db)
     assert _link_threads() == []
 
@@ -81,7 +81,7 @@ def test_a_broker_link_that_cannot_start_releases_the_database_and_lock(tmp_path
             await hub.start()
         return hub
     hub = asyncio.run(scenario())
-    assert hub.storage._writer is None and not hub.lock.held and _released(db)
+    assert not hub.storage.is_open and not hub.lock.held and _released(db)
 
 
 def _run_failing(module, prog, args, cwd):

@@ -40,7 +40,7 @@ from parkcard.ingest.pipeline import Ingest
 from parkcard.ingest.registry import Registry
 from parkcard.services import admin_cards, blacklist, merchants, terminals
 from parkcard.services.privileges import Actor, ServiceError
-from parkcard.storage import Storage, is_transient
+from parkcard.store import is_transient, store_for
 from parkcard.transport import notify
 from parkcard.transport.mqtt_link import DOWNLINK_QUEUED_MAX, MqttLink
 
@@ -102,7 +102,7 @@ class Hub:
         lock: a HubLock of db_path already taken (`parkcard up` takes it before it starts a broker);
         without one, open() takes it.
         """
-        self.storage = Storage(db_path)
+        self.storage = store_for(db_path)
         self.lock = lock or HubLock(db_path)     # one hub per database (parkcard.hub_lock)
         self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.transport.notify)
         self._blacklist_pushed = 0               # the newest blacklist version pushed to every terminal

@@ -40,7 +40,7 @@ from protocol.errors import BadMac, ProtocolError
 from parkcard.domain import accounts, ledger
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
-from parkcard.storage import RESTORE_ADVICE, Storage, schema_problem
+from parkcard.store import RESTORE_ADVICE, store_for
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
 _SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND)
@@ -191,13 +191,13 @@ class _Card:
 
 
 def run_checks(rows, rates_had=None):
-    """Run every check over an AuditRows (storage.py) in the reader's thread; return an AuditReport.
+    """Run every check over an AuditRows (parkcard.store.interface) in the reader's thread; return an AuditReport.
 
     rates_had: {merchant_id: commission rates it has had} (merchant_rates), for sales booked before a change.
     """
     report = AuditReport()
     started = time.perf_counter()
-    problem = schema_problem(rows.schema_version())
+    problem = rows.schema_problem()
     if problem is not None:
         report.file_problems.append(problem)
         return report       # the tables may not be the ones the checks read
@@ -344,14 +344,14 @@ def _check_cards(report, cards, card_rows, clones):
 
 
 async def check(storage):
-    """Run every check against an open Storage; return an AuditReport."""
+    """Run every check against an open store (parkcard.store); return an AuditReport."""
     rates_had = merchant_rates(storage.oplog)
     return await storage.audit_scan(lambda rows: run_checks(rows, rates_had))
 
 
 async def check_file(path):
     """Open the database at path read-only (no start-up checks, no migrations), run every check, close it."""
-    storage = await Storage(path).open_for_audit()
+    storage = await store_for(path).open_for_audit()
     try:
         return await check(storage)
     finally:

@@ -125,7 +125,7 @@ class Desk:
             card = await self.storage.card(card_no)
             if card is None:
                 raise DeskError("card %d is unknown at the hub: issue it first" % card_no)
-            amount = cash_cents + ledger.bonus_cents(card["tier"], cash_cents, self.bonus_table)
+            amount = cash_cents + ledger.bonus_cents(card.tier, cash_cents, self.bonus_table)
             new = slot.next(slot.balance_cents + amount, slot.spend_day, slot.day_spend_cents, self.terminal_id)
             if new.balance_cents > C.BALANCE_MAX_CENTS:
                 raise DeskError("the balance would exceed %d cents" % C.BALANCE_MAX_CENTS)

@@ -6,7 +6,7 @@ import time
 
 EPOCH_S = 1796000000     # 2026-11-30: any fixed start keeps a seed's trace the same from run to run
 # Hub modules that read time.time() for timestamps that reach the database or the wire.
-HUB_TIME_MODULES = ("parkcard.storage", "parkcard.ingest.downlink", "parkcard.app", "parkcard.desk",
+HUB_TIME_MODULES = ("parkcard.store.sqlite.write_tx", "parkcard.ingest.downlink", "parkcard.app", "parkcard.desk",
                     "parkcard.oplog", "parkcard.ingest.fleet")
 
 

@@ -24,8 +24,8 @@ def admin_card_list(obj):
     """Every admin card: number, UID, blobs, issuing desk, state (valid only once the desk wrote it)."""
     rows = run(with_storage(obj.db, lambda s: s.admin_cards()))
     table(("card", "uid", "blobs", "desk terminal", "issued", "state", "reason"),
-          [(r["card_no"], bytes(r["uid"]).hex(), "booth+desk" if r["desk"] else "booth", r["issued_by"],
-            utc(r["issued_at"]), _state(r), r["reason"]) for r in rows])
+          [(r.card_no, bytes(r.uid).hex(), "booth+desk" if r.desk else "booth", r.issued_by,
+            utc(r.issued_at), _state(r), r.reason) for r in rows])
 
 
 _STATE_SHOWN = {AdminCardState.WRITTEN: "valid", AdminCardState.PENDING: "pending (not written yet)",
@@ -34,9 +34,9 @@ _STATE_SHOWN = {AdminCardState.WRITTEN: "valid", AdminCardState.PENDING: "pendin
 
 def _state(row):
     """What an operator needs to know: valid, revoked, or why it never became valid."""
-    if row["revoked_at"]:
-        return "revoked %s" % utc(row["revoked_at"])
-    return _STATE_SHOWN.get(row["state"], row["state"])
+    if row.revoked_at:
+        return "revoked %s" % utc(row.revoked_at)
+    return _STATE_SHOWN.get(row.state, row.state)
 
 
 @admin_card_group.command("issue")

@@ -14,7 +14,7 @@ from parkcard.hub_lock import HubLockedError
 from parkcard.oplog import AuditLogError
 from parkcard.security import secure
 from parkcard.services.privileges import Actor, ServiceError
-from parkcard.storage import DatabaseDamaged, Storage
+from parkcard.store import DatabaseDamaged, StoreError, local_path, store_for
 from parkcard.transport import notify
 
 
@@ -38,7 +38,7 @@ def run(coro):
         return asyncio.run(coro)
     except ServiceError as exc:
         raise UserError(str(exc)) from None
-    except DatabaseDamaged as exc:
+    except (DatabaseDamaged, StoreError) as exc:
         raise UserError(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise UserError("database error: %s (is --db a ParkCard database?)" % exc) from None
@@ -50,11 +50,12 @@ def run(coro):
 
 async def with_storage(path, fn, create=False):
     """Open the database at path, run `await fn(storage)`, close it; UserError when there is none (unless create)."""
-    if not create and not Path(path).exists():
+    file = local_path(path)         # None: a database server, which has no file to look for
+    if file is not None and not create and not Path(file).exists():
         raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % path)
-    if create:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    storage = await Storage(path).open()
+    if file is not None and create:
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+    storage = await store_for(path).open()
     try:
         return await fn(storage)
     finally:

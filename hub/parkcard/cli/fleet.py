@@ -39,13 +39,13 @@ def _fleet_table(rows):
     now = time.time()
     table(("id", "name", "role", "merchant", "online", "last seen", "firmware", "cfg", "bl", "queue",
            "oldest unsynced", "heap", "uptime", "acked seq", "locked", "authorised"),
-          [(t["id"], t["name"], frames.ROLE_NAMES.get(t["role"], t["role"]), t["merchant_id"],
-            "yes" if fleet.online(t, now) else "no", age(t["last_seen"]), t["firmware"],
-            t["status_config_version"], t["status_blacklist_version"], t["queue_depth"],
-            None if t["oldest_unsynced_age_s"] is None else "%ds" % t["oldest_unsynced_age_s"],
-            t["free_heap"] or None,    # 0: not measured (a terminal on CPython has no gc.mem_free)
-            None if t["uptime_s"] is None else _duration(t["uptime_s"]), t["acked_upto"],
-            "yes" if t["locked"] else "no", _authorised(t)) for t in rows])
+          [(t.id, t.name, frames.ROLE_NAMES.get(t.role, t.role), t.merchant_id,
+            "yes" if fleet.online(t, now) else "no", age(t.last_seen), t.firmware,
+            t.status_config_version, t.status_blacklist_version, t.queue_depth,
+            None if t.oldest_unsynced_age_s is None else "%ds" % t.oldest_unsynced_age_s,
+            t.free_heap or None,    # 0: not measured (a terminal on CPython has no gc.mem_free)
+            None if t.uptime_s is None else _duration(t.uptime_s), t.acked_upto,
+            "yes" if t.locked else "no", _authorised(t)) for t in rows])
 
 
 def _duration(seconds):
@@ -56,9 +56,9 @@ def _duration(seconds):
 
 def _authorised(row):
     """The hub's decision, and the terminal's own report where it differs (e.g. a lock not yet received)."""
-    hub = "yes" if row["authorised"] else "no"
-    reported = row["status_authorised"]
-    if reported is None or bool(reported) == bool(row["authorised"]):
+    hub = "yes" if row.authorised else "no"
+    reported = row.status_authorised
+    if reported is None or bool(reported) == bool(row.authorised):
         return hub
     return "%s (terminal: %s)" % (hub, "yes" if reported else "no")
 

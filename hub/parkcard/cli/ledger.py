@@ -56,12 +56,12 @@ def settle(obj, merchant_id, all_merchants, start, end, csv_path, force):
         s, actor, None if all_merchants else [merchant_id], start_s, end_s))
     click.echo("period %s to %s" % (settlement.iso_utc(start_s), settlement.iso_utc(end_s)))
     table(("merchant", "name", "sales", "refunds", "commission", "payout", "records", "late", "state"),
-          [(r["merchant_id"], r["merchant_name"], format_cents(r["sales_cents"], r["currency"]),
-            format_cents(r["refunds_cents"], r["currency"]), format_cents(r["commission_cents"], r["currency"]),
-            format_cents(r["payout_cents"], r["currency"]), r["records"], r["late_records"],
-            "closed now" if new else "already closed %s" % settlement.iso_utc(r["closed_at"]))
+          [(r.merchant_id, r.merchant_name, format_cents(r.sales_cents, r.currency),
+            format_cents(r.refunds_cents, r.currency), format_cents(r.commission_cents, r.currency),
+            format_cents(r.payout_cents, r.currency), r.records, r.late_records,
+            "closed now" if new else "already closed %s" % settlement.iso_utc(r.closed_at))
            for r, new in results])
-    if any(r["late_records"] for r, _ in results):
+    if any(r.late_records for r, _ in results):
         click.echo("late: records of an earlier closed period that reached the hub after it closed, paid here")
     if csv_path:
         try:

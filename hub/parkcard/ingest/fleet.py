@@ -26,7 +26,7 @@ SILENT_OFFLINE_S = 2 * frames.STATUS_INTERVAL_S
 
 def online(row, now_s):
     """True when a terminals row says online (no last will since) and it was heard from within SILENT_OFFLINE_S."""
-    return bool(row["online"]) and row["last_seen"] is not None and now_s - row["last_seen"] <= SILENT_OFFLINE_S
+    return bool(row.online) and row.last_seen is not None and now_s - row.last_seen <= SILENT_OFFLINE_S
 
 
 def supersedes(status, boot, uptime_s):

@@ -40,31 +40,31 @@ class TerminalState:
     """
 
     def __init__(self, row, rate_bps, park_id=1):
-        self.id = row["id"]
+        self.id = row.id
         self.key = None
         self.configure(row, rate_bps, park_id)
-        self.counter_up = row["counter_up"]
-        self.acked_upto = row["acked_upto"]
+        self.counter_up = row.counter_up
+        self.acked_upto = row.acked_upto
         self.above = set()           # stored seqs above acked_upto (late / out of order)
-        self.counter_down = row["counter_down_reserved"]   # a restart skips the rest of the reserved block
-        self.counter_down_reserved = row["counter_down_reserved"]
-        self.status_boot = row["status_boot"]
+        self.counter_down = row.counter_down_reserved   # a restart skips the rest of the reserved block
+        self.counter_down_reserved = row.counter_down_reserved
+        self.status_boot = row.status_boot
         # The column status_counter keeps the uptime_s of the boot's last online report (None: none
         # yet): it orders status within a boot, since every status frame has counter 0 (SPEC.md §5.3).
-        self.status_uptime_s = row["status_counter"]
+        self.status_uptime_s = row.status_counter
 
     def configure(self, row, rate_bps, park_id=1):
         """Take the operator's settings from a terminals row; sequence state is left alone."""
-        self.merchant_id = row["merchant_id"]
-        self.role = row["role"]
-        self.name = row["name"]
-        self.config_version = row["config_version"]
-        self.fixed_price_cents = row["fixed_price_cents"]
-        self.category = row["category"]
+        self.merchant_id = row.merchant_id
+        self.role = row.role
+        self.name = row.name
+        self.config_version = row.config_version
+        self.fixed_price_cents = row.fixed_price_cents
+        self.category = row.category
         self.rate_bps = rate_bps
         self.park_id = park_id
-        self.authorised = row["authorised"]
-        key = bytes(row["key"])
+        self.authorised = row.authorised
+        key = bytes(row.key)
         if key != self.key:
             self.key = key
             self.frame_mac = frames.frame_mac_for(key)
@@ -84,7 +84,7 @@ class Registry:
         above = await self.storage.seqs_above_ack()     # one query for the whole fleet
         self.terminals = {}
         for row in await self.storage.terminals():
-            self._put(row, merchants, above.get(row["id"], ()))
+            self._put(row, merchants, above.get(row.id, ()))
         return self
 
     async def reload_terminal(self, terminal_id):
@@ -106,8 +106,8 @@ class Registry:
         return {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
 
     def _put(self, row, merchants, above):
-        rate_bps, park_id = merchants.get(row["merchant_id"], (0, 1))
-        state = self.terminals.get(row["id"])
+        rate_bps, park_id = merchants.get(row.merchant_id, (0, 1))
+        state = self.terminals.get(row.id)
         if state is not None:
             state.configure(row, rate_bps, park_id)   # its sequence state is the writer's
             return state

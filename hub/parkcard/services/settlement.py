@@ -28,7 +28,7 @@ import time
 from parkcard.money import major_units
 from parkcard.security.files import write_atomic
 from parkcard.services.privileges import SETTLEMENT, ServiceError, requires
-from parkcard.storage import PeriodOverlap
+from parkcard.store import PeriodOverlap
 
 
 class SettlementError(ServiceError):
@@ -45,7 +45,7 @@ async def preview(storage, merchant_id, start_s, end_s):
     if end_s <= start_s:
         raise SettlementError("the period end must be after its start")
     totals = await storage.unsettled(merchant_id, start_s, end_s)
-    return dict(merchant_id=merchant_id, period_start=start_s, period_end=end_s, closed_at=None, **totals)
+    return dict(merchant_id=merchant_id, period_start=start_s, period_end=end_s, closed_at=None, **totals._asdict())
 
 
 async def close(storage, merchant_id, start_s, end_s, now_s=None):
@@ -96,18 +96,18 @@ _AMOUNTS = ("sales", "refunds", "commission", "payout")
 
 
 def csv_text(rows):
-    """Settlement rows (dicts of SETTLEMENT_COLUMNS) as CSV text, one line per row (README: Settlement)."""
+    """Settlement rows (parkcard.store.rows.Settlement) as CSV text, one line per row (README: Settlement)."""
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for r in rows:
-        line = dict(settlement=r["id"], merchant_id=r["merchant_id"], merchant=r["merchant_name"],
-                    period_start=iso_utc(r["period_start"]), period_end=iso_utc(r["period_end"]),
-                    closed_at=iso_utc(r["closed_at"]), currency=r["currency"], records=r["records"],
-                    late_records=r["late_records"])
+        line = dict(settlement=r.id, merchant_id=r.merchant_id, merchant=r.merchant_name,
+                    period_start=iso_utc(r.period_start), period_end=iso_utc(r.period_end),
+                    closed_at=iso_utc(r.closed_at), currency=r.currency, records=r.records,
+                    late_records=r.late_records)
         for name in _AMOUNTS:
-            line[name] = major_units(r[name + "_cents"], r["currency"])
-            line[name + "_cents"] = r[name + "_cents"]
+            line[name] = major_units(getattr(r, name + "_cents"), r.currency)
+            line[name + "_cents"] = getattr(r, name + "_cents")
         writer.writerow(line)
     return out.getvalue()
 

@@ -113,10 +113,10 @@ async def auth_refusal(store, terminal_id, admin_card_no, uid):
     card = await store.admin_card(admin_card_no)
     if card is None:
         return "unknown_admin_card"
-    if card["revoked_at"] is not None:
+    if card.revoked_at is not None:
         return "revoked_admin_card"
-    if bytes(card["uid"]) != bytes(uid):
+    if bytes(card.uid) != bytes(uid):
         return "admin_card_uid_mismatch"
-    if card["state"] != AdminCardState.WRITTEN:     # sealed, but no desk reported it written (or abandoned)
+    if card.state != AdminCardState.WRITTEN:     # sealed, but no desk reported it written (or abandoned)
         return "admin_card_not_written"
     return None
