@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from protocol import record as R  # noqa: E402
 
-from parkcard import ledger  # noqa: E402
+from parkcard.domain import ledger  # noqa: E402
 from parkcard.store import open_store  # noqa: E402
 
 KEY = bytes(32)

@@ -37,8 +37,8 @@ def sale(hub, seq, card_no, counter, amount, balance, terminal_id=BOOTH):
 
 
 async def statuses(hub, terminal_id):
-    return await hub.storage.fetchall("SELECT seq, status FROM records WHERE terminal_id=? ORDER BY seq",
-                                      (terminal_id,))
+    """[(seq, status)] of a terminal's records, by seq, through the running hub's store."""
+    return [(r.seq, r.status) for r in await hub.storage.records(terminal_id)]
 
 
 # -- paho's downlink queue (parkcard.transport.mqtt_link.DOWNLINK_QUEUED_MAX)
@@ -154,7 +154,7 @@ def test_a_failure_after_commit_is_retried_on_its_own_and_the_batch_is_acknowled
                 await hub.wait_until(lambda: hub.fleet.stats["status_applied"] >= 1)
             finally:
                 term.close()
-            quarantined = await hub.storage.fetchall("SELECT reason FROM quarantine")
+            quarantined = [(q.reason,) for q in await hub.storage.quarantined()]
             return acked, quarantined, await statuses(hub, BOOTH), hub.stats(), failures
         finally:
             await hub.stop()

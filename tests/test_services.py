@@ -16,14 +16,15 @@ from parkcard.cli import main
 from parkcard.oplog import OpLog, log_path_for
 from parkcard.services import merchants, terminals
 from parkcard.services.privileges import Actor
-from parkcard.storage import Storage
+from parkcard.store import open_store
+from parkcard.store.sqlite import SqliteStore
 
 MERCHANT_ID, TERMINAL_ID, CARD_NO = 3, 7, 100001
 
 
 def _store_writes():
-    """Names of the Storage methods that write (they run a write transaction)."""
-    return {name for name, fn in inspect.getmembers(Storage, inspect.iscoroutinefunction)
+    """Names of the store methods that write (they run a write transaction)."""
+    return {name for name, fn in inspect.getmembers(SqliteStore, inspect.iscoroutinefunction)
             if "self.write(" in inspect.getsource(fn) or name == "write"}
 
 
@@ -57,7 +58,7 @@ def test_every_service_checks_a_privilege_before_it_runs(tmp_path):
                     assert getattr(fn, "privilege", None), "%s.%s has no @requires" % (module, node.name)
 
     async def scenario():
-        storage = await Storage(tmp_path / "hub.db").open()
+        storage = await open_store(tmp_path / "hub.db")
         try:
             actor = Actor("alice")
             await merchants.add(storage, actor, MERCHANT_ID, "Ice cream", 1000)

@@ -14,7 +14,8 @@ import pytest
 
 from protocol import record as R
 
-from parkcard import ledger, oplog
+from parkcard import oplog
+from parkcard.domain import ledger
 from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreError, audited, interface, is_transient,
                             open_store, store_for, version_detail)
 from parkcard.store.rows import (AdminCardState, CardStatus, RecordStatus, Settlement, SettlementTotals,

@@ -1,7 +1,7 @@
 """The ingest decisions, pure: duplicate, conflict, booth refunds, clone, chain and uncertain (SPEC.md §4.4-4.8).
 
 The rules read what the hub already holds through a small port, IngestView:
-the store's write transaction is one (parkcard.storage.WriteTx), a dict is
+the store's write transaction is one (parkcard.store.interface.WriteTx), a dict is
 another (the domain tests). They decide; the ingest pipeline writes what they
 decided (records, alarms, the blacklist) in the same transaction.
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from protocol import admin_card, frames
 
 from parkcard.services.privileges import ADMIN_CARDS, ServiceError, requires
-from parkcard.storage import audited
+from parkcard.store import audited
 from parkcard.transport import notify
 
 log = logging.getLogger("parkcard.services")
@@ -53,7 +53,7 @@ def checked_uid(uid):
 async def _desk_terminal(store, desk_terminal_id):
     """ServiceError unless desk_terminal_id is a registered desk terminal."""
     rows = await store.terminals(desk_terminal_id)
-    if not rows or rows[0]["role"] != frames.ROLE_DESK:
+    if not rows or rows[0].role != frames.ROLE_DESK:
         raise ServiceError("terminal %d is not a registered desk terminal: admin cards are issued at a desk "
                            "(see `parkcard terminals`)" % desk_terminal_id)
 

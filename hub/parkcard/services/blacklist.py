@@ -2,7 +2,7 @@
 
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import BLACKLIST, ServiceError, requires
-from parkcard.storage import NotIssued, audited, version_detail
+from parkcard.store import NotIssued, audited, version_detail
 from parkcard.transport import notify
 
 

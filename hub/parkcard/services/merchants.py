@@ -2,7 +2,7 @@
 
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import MERCHANTS, ServiceError, requires
-from parkcard.storage import audited
+from parkcard.store import audited
 from parkcard.transport import notify
 
 

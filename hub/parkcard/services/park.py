@@ -2,7 +2,7 @@
 
 from parkcard.money import CurrencyError, currency_code
 from parkcard.services.privileges import PARK_ADMIN, ServiceError, requires
-from parkcard.storage import audited
+from parkcard.store import audited
 
 
 @requires(PARK_ADMIN)

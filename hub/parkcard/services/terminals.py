@@ -13,7 +13,7 @@ from protocol import frames
 from parkcard.domain.lifecycle import AdminCardState
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import TERMINALS, ServiceError, requires
-from parkcard.storage import audited
+from parkcard.store import audited
 from parkcard.transport import broker_auth, notify
 
 log = logging.getLogger("parkcard.services")

@@ -2,7 +2,7 @@
 
 from protocol import record as R
 
-from parkcard import ledger
+from parkcard.domain import accounts
 from parkcard.store.errors import PeriodOverlap
 from parkcard.store.rows import RecordStatus, Settlement, SettlementTotals
 
@@ -34,8 +34,8 @@ SETTLEMENT_ROW = (
 def taken_params(merchant_id, start_s, end_s):
     """The parameters of TAKEN for one merchant's period."""
     return {"merchant": merchant_id, "start": start_s, "end": end_s, "applied": RecordStatus.APPLIED,
-            "sale": R.KIND_DEBIT, "refund": R.KIND_REFUND, "commission_account": ledger.COMMISSION,
-            "merchant_account": ledger.merchant_account(merchant_id)}
+            "sale": R.KIND_DEBIT, "refund": R.KIND_REFUND, "commission_account": accounts.COMMISSION,
+            "merchant_account": accounts.merchant_account(merchant_id)}
 
 
 def totals(rows):
