@@ -7,13 +7,12 @@ from protocol import record as R
 
 import parkcard.domain
 
-from parkcard.domain.lifecycle import (LEGACY_NOT_HAPPENED, UPLOAD_STATUS, AdminCardState, RecordStatus,
+from parkcard.domain.lifecycle import (UPLOAD_STATUS, AdminCardState, RecordStatus,
                                        TerminalStatus)
 
 
 def test_record_statuses_are_the_stored_strings():
     assert [s.value for s in RecordStatus] == ["applied", "voided", "uncertain", "quarantined"]
-    assert LEGACY_NOT_HAPPENED not in {s.value for s in RecordStatus}
 
 
 def test_every_upload_status_maps_to_one_hub_status():

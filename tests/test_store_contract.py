@@ -18,8 +18,8 @@ from parkcard import oplog
 from parkcard.domain import ledger
 from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreError, audited, interface, is_transient,
                             open_store, store_for, version_detail)
-from parkcard.store.rows import (AdminCardState, CardStatus, RecordStatus, Settlement, SettlementTotals,
-                                 StoredRecord)
+from parkcard.domain.lifecycle import AdminCardState, CardStatus, RecordStatus
+from parkcard.store.rows import Settlement, SettlementTotals, StoredRecord
 from store_kit import damage_a_page
 
 PARK = 1
@@ -136,12 +136,12 @@ def test_uncertain_records_are_listed_until_settled(store_url):
         record_id, staged = await store.write(stage)
         listed = await store.uncertain_cards()
         stored = await store.write(lambda tx: tx.uncertain_records(100001))
-        await store.write(lambda tx: tx.set_record_status(record_id, RecordStatus.NOT_HAPPENED))
+        await store.write(lambda tx: tx.set_record_status(record_id, RecordStatus.VOIDED))
         return record_id, staged, listed, stored, await store.uncertain_cards(), await store.records(BOOTH)
     record_id, staged, listed, stored, after, records = run(store_url, scenario)
     assert [u.id for u in staged] == [u.id for u in stored] == [record_id] and stored[0].counter == 2
     assert (listed, after) == ([100001], [])
-    assert [(r.status, r.posted) for r in records] == [("not_happened", False)]
+    assert [(r.status, r.posted) for r in records] == [("voided", False)]
 
 
 def test_quarantine_conflicts_alarms_and_gaps(store_url):
@@ -482,3 +482,23 @@ def test_a_store_opened_for_the_ledger_check_reads_and_refuses_writes(store_url)
     merchants, was_open = asyncio.run(read_only())
     assert [m.id for m in merchants] == [DESK_MERCHANT, BOOTH_MERCHANT] and was_open
     assert [m.id for m in run(store_url, lambda store: store.merchants())] == [DESK_MERCHANT, BOOTH_MERCHANT]
+
+
+def test_a_record_stored_as_not_happened_by_an_older_hub_reads_as_voided(tmp_path):
+    """Migration 11: one name per record state, also for rows written before it."""
+    from parkcard.store.sqlite import migrate
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate.migrate(conn, upto=10)
+        conn.execute("INSERT INTO records(terminal_id, seq, raw, kind, card_no, card_counter, amount_cents,"
+                     " balance_after_cents, time_s, status) VALUES (5, 1, x'00', 1, 100001, 2, 100, 9900, 0,"
+                     " 'not_happened')")
+    finally:
+        conn.close()
+
+    async def scenario(store):
+        return await store.schema_version(), await store.records(5)
+    version, records = run(str(path), scenario)
+    assert version == migrate.LATEST >= 11
+    assert [(r.seq, r.status) for r in records] == [(1, RecordStatus.VOIDED)]

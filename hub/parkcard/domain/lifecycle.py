@@ -9,11 +9,8 @@ hub's UNCERTAIN, and an uncertain record the hub decides did not happen
 becomes VOIDED, the name the terminal uses for the same fact (the card was
 not written).
 
-Until this version the hub stored such a record as 'not_happened'
-(LEGACY_NOT_HAPPENED): rows written then keep that string, which every
-reader treats as voided (no reader looks for either: they look for applied
-and uncertain). Unifying them needs a data migration in the store
-(UPDATE records SET status='voided' WHERE status='not_happened').
+Hubs before store migration 11 stored such a record as 'not_happened'; that
+migration renames the stored rows, so one name remains.
 """
 
 import enum
@@ -30,7 +27,6 @@ class RecordStatus(enum.StrEnum):
     QUARANTINED = "quarantined"    # authenticated, refused by a record rule; holds its seq
 
 
-LEGACY_NOT_HAPPENED = "not_happened"   # RecordStatus.VOIDED as stored before this version (see above)
 
 # Upload status (SPEC.md §4.3) -> the status a new record is stored with.
 UPLOAD_STATUS = {R.STATUS_COMMITTED: RecordStatus.APPLIED, R.STATUS_VOIDED: RecordStatus.VOIDED,
@@ -92,3 +88,14 @@ class QuarantineReason(enum.StrEnum):
     REFUND_OVER_SALE = "refund_over_sale"
     REFUND_TWICE = "refund_twice"
     HUB_ERROR = "hub_error"        # the hub failed on this message alone (a bug): kept so it cannot stop the hub
+
+
+class BlacklistAction(enum.StrEnum):
+    """What one blacklist version did to its card (blacklist_versions.action)."""
+
+    ADD = "add"
+    REMOVE = "remove"
+
+
+# The alarm kind the clone rule raises; the auditor and the ledger check list its cards.
+ALARM_CLONE = "clone"

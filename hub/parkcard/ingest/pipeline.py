@@ -77,7 +77,7 @@ from protocol.errors import ProtocolError
 from parkcard.domain import ingest_rules as rules
 from parkcard.domain import ledger
 from parkcard.domain.lifecycle import QuarantineReason as Q
-from parkcard.domain.lifecycle import RecordStatus, UncertainOutcome
+from parkcard.domain.lifecycle import ALARM_CLONE, RecordStatus, UncertainOutcome
 from parkcard.ingest.registry import Rejected
 
 log = logging.getLogger("parkcard.ingest.pipeline")
@@ -386,7 +386,7 @@ class Ingest:
         k = write.counter
         if write.clone_of is not None:
             detail = rules.clone_detail(rec, write.clone_of)
-            tx.add_alarm("clone", card_no, state.id, rec.seq, detail)
+            tx.add_alarm(ALARM_CLONE, card_no, state.id, rec.seq, detail)
             version = tx.blacklist_add(card_no, "clone: " + detail)
             if version is not None:
                 res.blacklist_versions.append(version)

@@ -2,49 +2,11 @@
 
 Rows are `typing.NamedTuple`s: read them by attribute (`terminal.acked_upto`);
 they are still tuples, so unpacking works. Every backend returns these same
-types. The state names below are the one Python definition of the strings the
-store keeps in its status columns; queries pass them as parameters.
+types. The names of stored states are parkcard.domain.lifecycle's enums; queries
+pass them as parameters.
 """
 
-import enum
 from typing import NamedTuple, Optional
-
-
-class RecordStatus(enum.StrEnum):
-    """A record's lifecycle at the hub (records.status; parkcard.ingest explains each)."""
-
-    APPLIED = "applied"
-    VOIDED = "voided"
-    UNCERTAIN = "uncertain"
-    NOT_HAPPENED = "not_happened"
-    QUARANTINED = "quarantined"
-
-
-class CardStatus(enum.StrEnum):
-    """A card's standing at the hub (cards.status)."""
-
-    ACTIVE = "active"
-    BLACKLISTED = "blacklisted"
-
-
-class AdminCardState(enum.StrEnum):
-    """An admin system card's issue: pending until its desk reports it written (admin_cards.state)."""
-
-    PENDING = "pending"
-    WRITTEN = "written"
-    FAILED = "failed"
-    ABANDONED = "abandoned"
-
-
-class BlacklistAction(enum.StrEnum):
-    """What one blacklist version did to its card (blacklist_versions.action)."""
-
-    ADD = "add"
-    REMOVE = "remove"
-
-
-# The alarm kind the clone rule raises; the auditor and the ledger check list its cards.
-ALARM_CLONE = "clone"
 
 
 class Terminal(NamedTuple):

@@ -1,7 +1,7 @@
 """The reads of the ledger check on a SQLite file, on a plain sqlite3 connection of their own thread."""
 
 from parkcard.store import interface
-from parkcard.store.rows import ALARM_CLONE
+from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store.errors import schema_problem
 from parkcard.store.sqlite.migrate import LATEST, schema_version
 

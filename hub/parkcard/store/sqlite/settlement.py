@@ -4,7 +4,8 @@ from protocol import record as R
 
 from parkcard.domain import accounts
 from parkcard.store.errors import PeriodOverlap
-from parkcard.store.rows import RecordStatus, Settlement, SettlementTotals
+from parkcard.domain.lifecycle import RecordStatus
+from parkcard.store.rows import Settlement, SettlementTotals
 
 # The kinds a settlement pays: a booth's sales, and its refunds that give sales back.
 SETTLED_KINDS = (R.KIND_DEBIT, R.KIND_REFUND)

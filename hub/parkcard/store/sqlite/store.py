@@ -24,10 +24,11 @@ from parkcard.money import DEFAULT_CURRENCY
 from parkcard.oplog import OpLog, log_path_for
 from parkcard.store import interface
 from parkcard.store.errors import NotIssued
-from parkcard.store.rows import (AdminCard, AdminCardState, Alarm, Attempt, AuditAnchor, BlacklistChange,
-                                 BlacklistEntry, Card, CardRequest, CardWriteRequest, Conflict, Merchant,
-                                 MerchantListing, PendingCommand, Quarantined, RecordStatus, Refund, StartedCardRequest,
-                                 StoreCounts, StoredRecord, Terminal, TerminalCommand, TerminalFlags)
+from parkcard.domain.lifecycle import AdminCardState, RecordStatus
+from parkcard.store.rows import (AdminCard, Alarm, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry,
+                               Card, CardRequest, CardWriteRequest, Conflict, Merchant, MerchantListing,
+                               PendingCommand, Quarantined, Refund, StartedCardRequest, StoreCounts,
+                               StoredRecord, Terminal, TerminalCommand, TerminalFlags)
 from parkcard.store.sqlite import migrate
 from parkcard.store.sqlite import settlement as S
 from parkcard.store.sqlite.audit_rows import AuditRows

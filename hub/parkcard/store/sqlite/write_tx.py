@@ -15,8 +15,8 @@ import hashlib
 import time
 
 from parkcard.store import interface
-from parkcard.store.rows import (BlacklistAction, CardStatus, CounterClaim, RecordStatus, SeqRecord, Terminal,
-                                 UncertainRecord)
+from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
+from parkcard.store.rows import CounterClaim, SeqRecord, Terminal, UncertainRecord
 
 # Quarantine keeps evidence, not payloads: a prefix (a whole record or frame header and more) and the
 # digest of the whole, so a flood of large publishes cannot fill the disk (the broker's own limit is
