@@ -179,9 +179,8 @@ def test_the_currency_does_not_change_under_money_already_taken(db):
 
 def test_settlements_closed_before_the_migration_keep_their_records_oldest_first(tmp_path, monkeypatch):
     db = str(tmp_path / "old.db")
-    # The database of a hub from before settlement_records (its migration is the newest).
+    # The database of a hub from before settlement_records.
     before = next(i for i, sql in enumerate(migrate.MIGRATIONS) if "CREATE TABLE settlement_records" in sql)
-    assert before == migrate.LATEST - 1
     monkeypatch.setattr(migrate, "LATEST", before)
     asyncio.run(_populate(db))
     with sqlite3.connect(db) as conn:
