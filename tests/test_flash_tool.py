@@ -110,6 +110,14 @@ def test_image_layout_excludes_sim_tests_and_vectors(tmp_path):
     assert (tmp_path / "out/image/boot.py").read_text() == "import gc\n"
 
 
+def test_image_leaves_out_what_building_protocols_wheel_leaves_behind(tmp_path):
+    src = fake_tree(tmp_path / "src", {"protocol/build/lib/protocol/__init__.py": "",
+                                       "protocol/build/lib/protocol/frames.py": "MAGIC = 1\n"})
+    build(src, tmp_path / "out")
+    assert [p for p in staged(tmp_path / "out") if p.startswith("protocol/")] == [
+        "protocol/__init__.mpy", "protocol/frames.mpy"]
+
+
 def test_manifest_holds_size_and_sha256_of_every_staged_file(tmp_path):
     src = fake_tree(tmp_path / "src")
     entries = build(src, tmp_path / "out")
@@ -143,6 +151,13 @@ def test_missing_main_py_is_a_clear_error(tmp_path):
     (src / "firmware/main.py").unlink()
     with pytest.raises(FlashError, match="main.py missing"):
         build(src, tmp_path / "out")
+
+
+def test_build_outside_a_checkout_asks_for_the_source(tmp_path):
+    result = CliRunner().invoke(cli.main, ["build", "--source", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "holds no firmware/: pass --source with a checkout" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("planted", [

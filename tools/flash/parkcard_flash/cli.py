@@ -59,6 +59,10 @@ def _check_micropython(path):
 
 def _build(source, build_dir, bundle=None):
     source = Path(source)
+    if not (source / "firmware").is_dir():
+        # Installed from a wheel, the tool is not inside a checkout: the default source is then wrong.
+        raise FlashError("%s holds no firmware/: pass --source with a checkout of the ParkCard repository "
+                         "(the image is compiled from its firmware/ and protocol/)" % source)
     entries = image_mod.build_image(source / "firmware", source / "protocol", build_dir)
     if bundle is not None:
         image_mod.scan_for_secrets(Path(build_dir) / image_mod.IMAGE_DIR, bundle.secrets())

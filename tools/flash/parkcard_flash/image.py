@@ -30,8 +30,9 @@ ARCH = "xtensawin"  # ESP32 (Xtensa LX6, windowed ABI)
 MPY_CROSS_OPTIONS = ("-X", "no-source-lines")
 SOURCE_FILES = ("boot.py", "main.py")
 PACKAGES = ("terminal", "protocol")
-# Never staged, wherever they appear below a package.
-EXCLUDED_DIRS = frozenset(("sim", "tests", "test", "vectors", "__pycache__"))
+# Never staged, wherever they appear below a package. protocol/ is also a distribution's
+# folder: building its wheel there leaves a copy of every module in protocol/build/.
+EXCLUDED_DIRS = frozenset(("sim", "tests", "test", "vectors", "__pycache__", "build"))
 IMAGE_DIR = "image"
 MANIFEST = "manifest.json"
 SECRET_BYTES_MIN = 8  # shorter values would match by chance and protect nothing
