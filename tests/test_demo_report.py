@@ -7,8 +7,8 @@ import pytest
 
 from terminal import wallet as w
 
-from parkcard.demo import REFUSAL_WORDS, refusal_words, run_demo
-from parkcard.park_sim import MERCHANTS
+from parkcard_devkit.demo import REFUSAL_WORDS, refusal_words, run_demo
+from parkcard_devkit.park_sim import MERCHANTS
 
 
 def test_every_refusal_reason_has_words():

@@ -19,8 +19,8 @@ from protocol import record as R
 
 from parkcard.cli import main
 from parkcard.ingest import fleet
-from parkcard.park_sim import ParkSim
-from parkcard.testing import connect_booth, start_hub
+from parkcard_devkit.park_sim import ParkSim
+from parkcard_devkit.testing import connect_booth, start_hub
 from store_kit import read
 
 PARKCARD = Path(sys.executable).parent / "parkcard"

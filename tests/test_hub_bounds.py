@@ -8,8 +8,8 @@ from protocol import record as R
 
 from parkcard.app import Hub
 from parkcard.ingest import pipeline
-from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, start_hub
 from parkcard.transport.mqtt_link import MqttLink
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, start_hub
 
 BOOTH = 5
 UID = b"\x04\x01\x02\x03"

@@ -13,7 +13,7 @@ from protocol import record as R
 from parkcard.app import Hub
 from parkcard.cli import main
 from parkcard.ingest.downlink import Downlink
-from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 from store_kit import damage_a_page, read, terminal
 
 UID = b"\x04\x01\x02\x03"

@@ -16,7 +16,7 @@ from parkcard.ingest.pipeline import BatchResult
 from parkcard.security import pki, secure
 from parkcard.services import terminals
 from parkcard.services.privileges import ServiceError
-from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 from store_kit import counts, read
 
 UID = b"\x04\x01\x02\x03"

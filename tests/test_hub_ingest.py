@@ -12,7 +12,7 @@ from protocol import record as R
 
 from parkcard import audit
 from parkcard.ingest.registry import Registry
-from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
 from store_kit import alarms, quarantined, read, records, statuses, terminal
 
 pytestmark = pytest.mark.broker

@@ -10,7 +10,7 @@ from protocol import record as R
 
 from parkcard import audit
 from parkcard.app import Hub
-from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 from store_kit import quarantined, read
 
 UID = b"\x04\x01\x02\x03"

@@ -15,7 +15,7 @@ from protocol import record as R
 from parkcard import audit
 from parkcard.app import Hub
 from parkcard.store import open_store
-from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, start_hub
 from store_kit import counts, read, records
 
 pytestmark = pytest.mark.broker

@@ -17,8 +17,8 @@ from parkcard import app
 from parkcard.app import Hub
 from parkcard.cli import main
 from parkcard.hub_lock import HubLock, HubLockedError, lock_path_for
-from parkcard.testing import connect_booth, start_hub
 from parkcard.transport.broker import Broker, BrokerError, free_port
+from parkcard_devkit.testing import connect_booth, start_hub
 
 HUB_ROOT = Path(__file__).resolve().parent.parent / "hub"
 PARKCARD = Path(sys.executable).parent / "parkcard"

@@ -18,7 +18,7 @@ from parkcard.cli import main
 from parkcard.security import secure
 from parkcard.services.admin_cards import ADMIN_CARD_NO_FIRST
 from parkcard.services.privileges import ServiceError
-from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
 from parkcard_flash.bundle import parse_bundle
 from store_kit import counts, records, terminal
 

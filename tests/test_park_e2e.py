@@ -8,7 +8,7 @@ from protocol import card as C
 from protocol import record as R
 from terminal import wallet as w
 
-from parkcard.park_sim import ParkSim
+from parkcard_devkit.park_sim import ParkSim
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from protocol import record as R
 
 from parkcard.app import Hub
 from parkcard.store.sqlite import migrate
-from parkcard.testing import MERCHANT_ICE
+from parkcard_devkit.testing import MERCHANT_ICE
 from store_kit import counts, read, records
 from test_hub_cli import DAY_S, UID, _populate, cli
 

@@ -5,7 +5,7 @@ from sim.board import SimBoard
 from sim.cards import card_balance, card_from_blocks
 from terminal.runtime import Terminal
 
-from parkcard import park_sim
+from parkcard_devkit import park_sim
 
 from vopr.net import SimClient
 

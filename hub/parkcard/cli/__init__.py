@@ -20,9 +20,10 @@ import click
 
 from parkcard.cli import admin_card, blacklist, fleet, hub, ledger, merchant, park, terminal
 from parkcard.cli.common import Settings, UserError
+from parkcard.cli.optional import CommandsGroup
 
 
-@click.group()
+@click.group(cls=CommandsGroup)
 @click.option("--db", default=os.path.join("var", "parkcard.db"), show_default=True, help="hub database file")
 @click.option("--park-dir", type=click.Path(file_okay=False), default=None,
               help="where `parkcard init` keeps the park's secrets and PKI [default: the database's folder]")
@@ -38,12 +39,11 @@ def main(ctx, db, park_dir):
 
 
 def _register():
-    """Every command group, in the order `parkcard --help` lists them."""
-    from parkcard.demo import demo_command
+    """Every command group of the hub (`demo` and any other registered ones come from parkcard.cli.optional)."""
     from parkcard.oplog import audit_command
     for command in (park.init, fleet.terminals, ledger.ledger, ledger.settle, park.park, merchant.merchant,
                     terminal.terminal, admin_card.admin_card_group, blacklist.blacklist, fleet.alarms,
-                    fleet.quarantine, hub.up, demo_command, audit_command()):
+                    fleet.quarantine, hub.up, audit_command()):
         main.add_command(command)
 
 

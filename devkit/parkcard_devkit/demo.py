@@ -14,8 +14,9 @@ from terminal import wallet as w
 
 from parkcard.app import configure_logging
 from parkcard.money import format_cents
-from parkcard.park_sim import ParkSim
 from parkcard.services.settlement import iso_utc
+
+from parkcard_devkit.park_sim import ParkSim
 
 PROGRESS_STEPS = 10
 

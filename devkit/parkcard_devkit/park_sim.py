@@ -27,9 +27,10 @@ from terminal.runtime import Terminal
 
 from parkcard import audit
 from parkcard.app import Hub
-from parkcard.netsim import Relay
 from parkcard.security import secure
 from parkcard.services import settlement
+
+from parkcard_devkit.netsim import Relay
 
 DESK_TERMINAL_ID = 1
 DESK_MERCHANT_ID = 1
