@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from nats_broker import NatsBroker
+from postgres_server import BIN_DIRS as PG_BIN_DIRS
+from postgres_server import PostgresServer, with_audit_log
+from postgres_server import bin_dir as postgres_bin_dir
 from parkcard.broker import Broker
 from parkcard_flash.image import MPY_CROSS_OPTIONS  # compiled as the terminal image is
 
@@ -175,3 +178,26 @@ def broker(request, tmp_path):
     kind = getattr(request, "param", "mosquitto")
     with (NatsBroker if kind == "nats" else Broker)(tmp_path / "broker") as running:
         yield running
+
+
+# -- store backends: the tests that take `store_url` run once per backend (tests/postgres_server.py).
+STORE_BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL cluster for the session (initdb + pg_ctl on a free loopback port)."""
+    if postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl in %s): run ./setup.sh" % ", ".join(PG_BIN_DIRS))
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=[pytest.param(b, id=b, marks=[pytest.mark.postgres] if b == "postgres" else [])
+                        for b in STORE_BACKENDS])
+def store_url(tmp_path, request):
+    """The hub's database: tmp_path/hub.db on SQLite, or a fresh database of the session's cluster."""
+    if request.param == "sqlite":
+        return tmp_path / "hub.db"
+    return with_audit_log(request.getfixturevalue("postgres_server").create_database(), tmp_path / "hub.audit.log")

@@ -39,7 +39,8 @@ from protocol.errors import BadMac, ProtocolError
 
 from parkcard import ledger
 from parkcard.oplog import AuditLogError
-from parkcard.storage import RESTORE_ADVICE, Storage, schema_problem
+from parkcard.storage import RESTORE_ADVICE, schema_problem
+from parkcard.store import store_for
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
 _CARD_PREFIX = "card:"
@@ -352,7 +353,7 @@ async def check(storage):
 
 async def check_file(path):
     """Open the database at path read-only (no start-up checks, no migrations), run every check, close it."""
-    storage = await Storage(path).open_for_audit()
+    storage = await store_for(path).open_for_audit()
     try:
         return await check(storage)
     finally:

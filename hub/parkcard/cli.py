@@ -36,7 +36,9 @@ from parkcard.hub_lock import HubLockedError
 from parkcard.money import CurrencyError, currency_code, format_cents
 from parkcard.oplog import AuditLogError
 from parkcard.pki import PKIError, check_hostnames
-from parkcard.storage import DatabaseDamaged, NotIssued, Storage, audited, version_detail
+from parkcard.storage import DatabaseDamaged, NotIssued, audited, version_detail
+from parkcard.store import hub_lock_for, is_postgres_url, open_store
+from parkcard.store.postgres import DATABASE_ERRORS, PostgresUnavailable
 
 ROLES = {name: role for role, name in frames.ROLE_NAMES.items()}
 CARD_REQUEST_POLL_S = 0.5       # how often `admin-card issue` looks for the running hub's answer
@@ -60,8 +62,10 @@ def _run(coro):
         return asyncio.run(coro)
     except DatabaseDamaged as exc:
         raise UserError(str(exc)) from None
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, *DATABASE_ERRORS) as exc:
         raise UserError("database error: %s (is --db a ParkCard database?)" % exc) from None
+    except PostgresUnavailable as exc:
+        raise UserError(str(exc)) from None
     except HubLockedError as exc:
         raise UserError(str(exc)) from None
     except AuditLogError as exc:    # raised inside the change's transaction: it rolled back
@@ -69,11 +73,12 @@ def _run(coro):
 
 
 async def _with_storage(path, fn, create=False):
-    if not create and not Path(path).exists():
-        raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % path)
-    if create:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    storage = await Storage(path).open()
+    if not is_postgres_url(path):   # a server's database exists or is refused by open_store
+        if not create and not Path(path).exists():
+            raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % path)
+        if create:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    storage = await open_store(path)
     try:
         return await fn(storage)
     finally:
@@ -118,7 +123,12 @@ def _actor():
 
 
 def _park_dir(ctx_obj):
-    return Path(ctx_obj.park_dir) if ctx_obj.park_dir else Path(ctx_obj.db).parent
+    return Path(ctx_obj.park_dir) if ctx_obj.park_dir else _db_dir(ctx_obj.db)
+
+
+def _db_dir(db):
+    """The folder of the database's files; for a PostgreSQL database, var/ (its audit log's default home)."""
+    return Path("var") if is_postgres_url(db) else Path(db).parent
 
 
 def _load_park(directory):
@@ -144,7 +154,8 @@ def _age(ts):
 
 
 @click.group()
-@click.option("--db", default=os.path.join("var", "parkcard.db"), show_default=True, help="hub database file")
+@click.option("--db", default=os.path.join("var", "parkcard.db"), show_default=True,
+              help="hub database: a SQLite file, or postgresql://user@host:port/database")
 @click.option("--park-dir", type=click.Path(file_okay=False), default=None,
               help="where `parkcard init` keeps the park's secrets and PKI [default: the database's folder]")
 @click.pass_context
@@ -243,7 +254,7 @@ def ledger():
 @click.pass_obj
 def ledger_check(obj):
     """Re-derive the ledger from the stored records (MACs, postings, card chains); exit 1 on a discrepancy."""
-    if not Path(obj.db).exists():
+    if not is_postgres_url(obj.db) and not Path(obj.db).exists():
         raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % obj.db)
     report = _run(audit.check_file(obj.db))
     for line in report.lines():
@@ -728,7 +739,6 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
     """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C: TLS, passwords and ACL after `parkcard init`."""
     from parkcard.broker import Broker, BrokerError
     from parkcard.broker_auth import BrokerAuthError
-    from parkcard.hub_lock import HubLock
     from parkcard.service import Hub, HubFailed, configure_logging, failure_message, serve
 
     db = obj.db
@@ -737,9 +747,9 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
         raise UserError("the park has no secrets yet: run `parkcard init` first (looked in %s), "
                         "or pass --insecure for a plaintext development broker" % _park_dir(obj))
     configure_logging()
-    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    _db_dir(db).mkdir(parents=True, exist_ok=True)
     # Before the broker: a second `up` on this database must not start one (or take its port).
-    lock = HubLock(db)
+    lock = hub_lock_for(db)
     try:
         lock.acquire()
     except HubLockedError as exc:
@@ -756,7 +766,7 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
                                                         port=broker_port or secure.SECURE_PORT, host=broker_host)
                     hub_args["on_terminals_added"] = secure.broker_refresher(broker, park)
             elif not no_broker:
-                broker = Broker(Path(db).parent / "broker", port=broker_port).start()
+                broker = Broker(_db_dir(db) / "broker", port=broker_port).start()
         except (BrokerError, BrokerAuthError) as exc:
             raise UserError(str(exc)) from None
         if broker is not None:

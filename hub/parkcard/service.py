@@ -27,11 +27,12 @@ from parkcard import bounds, broker_auth, notify
 from parkcard.desk import Desk
 from parkcard.downlink import Downlink
 from parkcard.fleet import Fleet
-from parkcard.hub_lock import HubLock, HubLockedError
+from parkcard.hub_lock import HubLockedError
 from parkcard.ingest import Ingest
 from parkcard.mqtt_link import MqttLink
 from parkcard.registry import Registry
-from parkcard.storage import NotIssued, Storage, audited, is_transient, version_detail
+from parkcard.storage import NotIssued, audited, version_detail
+from parkcard.store import hub_lock_for, is_postgres_url, is_transient, store_for
 
 log = logging.getLogger("parkcard.hub")
 
@@ -114,8 +115,8 @@ class Hub:
         lock: a HubLock of db_path already taken (`parkcard up` takes it before it starts a broker);
         without one, open() takes it.
         """
-        self.storage = Storage(db_path)
-        self.lock = lock or HubLock(db_path)     # one hub per database (parkcard.hub_lock)
+        self.storage = store_for(db_path)       # a SQLite file, or a postgresql:// URL (parkcard.store)
+        self.lock = lock or hub_lock_for(db_path)     # one hub per database (parkcard.hub_lock, PgHubLock)
         self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.notify)
         self._blacklist_pushed = 0               # the newest blacklist version pushed to every terminal
         self.registry = Registry(self.storage)
@@ -790,7 +791,8 @@ def main(argv=None):
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
     configure_logging(getattr(logging, args.log_level))
-    os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
+    if not is_postgres_url(args.db):
+        os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
     try:
         asyncio.run(serve(Hub(args.db, args.broker_host, args.broker_port, args.client_id)))
     except HubLockedError as exc:

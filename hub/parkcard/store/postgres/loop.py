@@ -1,0 +1,58 @@
+"""The store's own event loop, in a thread of its own: asyncpg's connections live there.
+
+Why a loop of its own: the ingest rules run a batch as a sync function
+`fn(tx)` (Storage.write's contract) whose reads must reach the database in the
+middle of the function. On SQLite that function runs in aiosqlite's thread; on
+PostgreSQL it runs in the store's writer thread and each read waits there on a
+coroutine this loop runs (`LoopThread.wait`). The hub's loop only awaits the
+whole batch, so it is never blocked, and the store works the same from any
+caller's loop (the CLI's asyncio.run, the hub, a test) because its connections
+never belong to the caller's loop.
+"""
+
+import asyncio
+import threading
+
+LOOP_START_TIMEOUT_S = 10
+
+
+class LoopThread:
+    """An asyncio loop running forever in a daemon thread until stop()."""
+
+    def __init__(self, name):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._ready = threading.Event()
+        self._thread.start()
+        if not self._ready.wait(LOOP_START_TIMEOUT_S):
+            raise RuntimeError("the store's event loop thread did not start")
+
+    def _main(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        self.loop.run_forever()
+        self.loop.close()
+
+    def submit(self, awaitable):
+        """Schedule a coroutine (or other awaitable, such as a pool's acquire) on this loop; return its Future."""
+        if not asyncio.iscoroutine(awaitable):
+            awaitable = _awaited(awaitable)
+        return asyncio.run_coroutine_threadsafe(awaitable, self.loop)
+
+    def wait(self, coro):
+        """Run a coroutine on this loop and block the calling thread (never this loop's own) for its result."""
+        return self.submit(coro).result()
+
+    async def run(self, coro):
+        """Await, from another loop, a coroutine run on this one."""
+        return await asyncio.wrap_future(self.submit(coro))
+
+    def stop(self):
+        """Stop the loop and join its thread (idempotent)."""
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+
+
+async def _awaited(awaitable):
+    return await awaitable

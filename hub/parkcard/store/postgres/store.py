@@ -1,0 +1,386 @@
+"""The hub's store on PostgreSQL (asyncpg): the public methods and semantics of parkcard.storage.Storage.
+
+Connections live on the store's own loop (parkcard.store.postgres.loop): one
+writer connection, used only by the writer thread that runs each batch's
+sync `fn(tx)` between BEGIN and COMMIT, and a small pool of readers, so a read
+never waits behind a batch. Row ids come from the tables' sequences, a block
+at a time. Migrations are the numbered files in store/migrations/postgres.
+"""
+
+import asyncio
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import asyncpg
+
+from parkcard.oplog import OpLog
+from parkcard.storage import TERMINAL_COLUMNS
+from parkcard.store.postgres.errors import PostgresUnavailable
+from parkcard.store.postgres.ledger_methods import LedgerMethods
+from parkcard.store.postgres.loop import LoopThread
+from parkcard.store.postgres.migrate import migrate
+from parkcard.store.postgres.url import split
+from parkcard.store.postgres.write_tx import PgWriteTx, SyncConn
+
+CONNECT_TIMEOUT_S = 10
+READERS_MAX = 4             # reader connections; the ledger check streams on two at once
+
+
+def _numbered(sql):
+    """SQL written with ? placeholders (SQLite's) -> $1, $2, ... (PostgreSQL's)."""
+    count = iter(range(1, 10000))
+    return re.sub(r"\?", lambda _m: "$%d" % next(count), sql)
+
+
+class PostgresStore(LedgerMethods):
+    """The hub database on a PostgreSQL server: one writer connection, a pool of readers."""
+
+    def __init__(self, url):
+        self.dsn, audit_log, self.path = split(url)     # path: the URL without its password, for logs
+        self.oplog = OpLog.shared(audit_log)    # operator actions, anchored here (WriteTx.audit)
+        self.stats = Counter()
+        self._loop = None
+        self._writer = None
+        self._readers = None
+        self._ids = {}              # table -> sequence values taken and not used yet
+        self._writer_thread = None
+
+    # -- lifecycle
+    async def open(self):
+        """Connect, check the schema version and migrate; on failure nothing stays open."""
+        return await self._start(migrating=True)
+
+    async def open_for_audit(self):
+        """Connect the readers only: no migrations, nothing written (`ledger check`)."""
+        return await self._start(migrating=False)
+
+    async def _start(self, migrating):
+        self._loop = LoopThread("parkcard-pg")
+        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parkcard-pg-writer")
+        try:
+            await self._loop.run(self._connect(migrating))
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def _connect(self, migrating):
+        try:
+            if migrating:
+                self._writer = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S)
+                await migrate(self._writer, self.path)
+            self._readers = await asyncpg.create_pool(self.dsn, min_size=1, max_size=READERS_MAX,
+                                                      timeout=CONNECT_TIMEOUT_S)
+        except (OSError, asyncio.TimeoutError, asyncpg.InvalidCatalogNameError,
+                asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError,
+                asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
+            raise PostgresUnavailable("cannot use PostgreSQL at %s: %s: check that the server runs and the URL "
+                                      "names an existing database and a user allowed to use it" % (
+                                          self.path, str(exc) or type(exc).__name__)) from exc
+
+    async def close(self):
+        """Close every connection and stop the store's threads (idempotent)."""
+        loop, self._loop = self._loop, None
+        if self._writer_thread is not None:
+            self._writer_thread.shutdown(wait=True)
+            self._writer_thread = None
+        if loop is None:
+            return
+        writer, readers, self._writer, self._readers = self._writer, self._readers, None, None
+
+        async def shut():
+            for closing in (writer and writer.close(timeout=CONNECT_TIMEOUT_S),
+                            readers and readers.close()):
+                if closing is not None:
+                    try:
+                        await asyncio.wait_for(closing, CONNECT_TIMEOUT_S)
+                    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        pass    # a server that went away took the sessions with it
+        try:
+            await loop.run(shut())
+        finally:
+            loop.stop()
+
+    # -- the writer
+    async def write(self, fn, audit=None):
+        """Run fn(PgWriteTx) in one transaction in the writer thread; return its result.
+
+        audit(result) -> [(actor, action, details)] names the operator actions the change records:
+        they are appended to the audit log in this same transaction (nothing, when it returns None).
+        """
+        return await asyncio.wrap_future(self._writer_thread.submit(self._write_now, fn, audit))
+
+    async def _writer_conn(self):
+        # A writer whose session died (server restart, network cut) is replaced at the next batch:
+        # the failed batch raised a transient error and is retried by the hub.
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S)
+        return self._writer
+
+    def _write_now(self, fn, audit):
+        loop = self._loop
+        conn = loop.wait(self._writer_conn())
+        tr = conn.transaction()
+        loop.wait(tr.start())
+        try:
+            tx = PgWriteTx(SyncConn(loop, conn), self._ids, self.stats)
+            result = fn(tx)
+            for actor, action, details in (audit(result) or ()) if audit is not None else ():
+                tx.audit(actor, action, **details)
+            tx.flush()
+            tx.flush_audit(self.oplog)
+            loop.wait(tr.commit())
+            return result
+        except BaseException:
+            if not conn.is_closed():
+                try:
+                    loop.wait(tr.rollback())
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    loop.wait(conn.close(timeout=CONNECT_TIMEOUT_S))    # the next batch reconnects
+            raise
+
+    async def audit(self, actor, action, **details):
+        """Append an operator action to the audit log in a transaction of its own (anchored)."""
+        await self.write(lambda tx: tx.audit(actor, action, **details))
+
+    async def audit_anchor(self):
+        """Return the (seq, hash) of the audit log's head as the database knows it, or None."""
+        return await self.fetchone("SELECT seq, hash FROM audit_anchor WHERE id=1")
+
+    # -- reads
+    async def _read(self, method, sql, args):
+        async def run():
+            async with self._readers.acquire() as conn:
+                return await getattr(conn, method)(sql, *args)
+        return await self._loop.run(run())
+
+    async def fetchall(self, sql, params=()):
+        """Run a read query (? or $n placeholders) on a reader connection; return tuples."""
+        return [tuple(r) for r in await self._read("fetch", _numbered(sql), tuple(params))]
+
+    async def fetchone(self, sql, params=()):
+        """Run a read query returning one row (or None)."""
+        row = await self._read("fetchrow", _numbered(sql), tuple(params))
+        return tuple(row) if row is not None else None
+
+    async def _value(self, sql, *args):
+        return await self._read("fetchval", sql, args)
+
+    # -- registry
+    async def add_park(self, park_id, name):
+        """Create a park (idempotent on id)."""
+        await self.write(lambda tx: tx.conn.execute("INSERT INTO parks(id, name) VALUES ($1,$2) "
+                                                    "ON CONFLICT DO NOTHING", park_id, name))
+
+    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, audit=None):
+        """Create a merchant; return True, or False if it exists with these very values (ValueError otherwise)."""
+        def run(tx):
+            row = tx.conn.fetchrow("SELECT park_id, name, commission_bps FROM merchants WHERE id=$1", merchant_id)
+            if row is not None:
+                if row == (park_id, name, commission_bps):
+                    return False
+                raise ValueError("merchant %d already exists (%s, %d bps, park %d)" % (merchant_id, row[1], row[2],
+                                                                                       row[0]))
+            tx.conn.execute("INSERT INTO parks(id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                            park_id, "park %d" % park_id)
+            tx.conn.execute("INSERT INTO merchants(id, park_id, name, commission_bps) VALUES ($1,$2,$3,$4)",
+                            merchant_id, park_id, name, commission_bps)
+            return True
+        return await self.write(run, audit)
+
+    async def update_merchant(self, merchant_id, name=None, commission_bps=None, audit=None):
+        """Change a merchant's name and/or commission; return ((name, bps) before, after). ValueError if unknown."""
+        def run(tx):
+            row = tx.conn.fetchrow("SELECT name, commission_bps FROM merchants WHERE id=$1 FOR UPDATE", merchant_id)
+            if row is None:
+                raise ValueError("merchant %d does not exist" % merchant_id)
+            after = (row[0] if name is None else name, row[1] if commission_bps is None else commission_bps)
+            if after != row:
+                tx.conn.execute("UPDATE merchants SET name=$1, commission_bps=$2 WHERE id=$3", *after, merchant_id)
+            return row, after
+        return await self.write(run, audit)
+
+    async def merchant_list(self):
+        """Return [(id, park_id, name, commission_bps, [terminal ids])] by id."""
+        rows = await self.fetchall("SELECT m.id, m.park_id, m.name, m.commission_bps, "
+                                   "COALESCE((SELECT array_agg(t.id ORDER BY t.id) FROM terminals t "
+                                   "WHERE t.merchant_id = m.id), '{}') FROM merchants m ORDER BY m.id")
+        return [(*r[:4], list(r[4])) for r in rows]
+
+    async def merchants(self):
+        """Return [(id, park_id, name, commission_bps)]."""
+        return await self.fetchall("SELECT id, park_id, name, commission_bps FROM merchants ORDER BY id")
+
+    async def add_terminal(self, terminal_id, merchant_id, role, key, name, fixed_price_cents=0, category=0,
+                           broker_password=None, audit=None):
+        """Register a terminal; raise ValueError for an unknown merchant or a taken id."""
+        def run(tx):
+            if tx.conn.fetchval("SELECT 1 FROM merchants WHERE id=$1", merchant_id) is None:
+                raise ValueError("merchant %d does not exist" % merchant_id)
+            if tx.conn.fetchval("SELECT 1 FROM terminals WHERE id=$1", terminal_id) is not None:
+                raise ValueError("terminal %d is already registered" % terminal_id)
+            tx.conn.execute("INSERT INTO terminals(id, merchant_id, role, key, name, fixed_price_cents, category, "
+                            "broker_password) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", terminal_id, merchant_id, role,
+                            bytes(key), name, fixed_price_cents, category, broker_password)
+        await self.write(run, audit)
+
+    async def terminals(self, terminal_id=None):
+        """Return every terminal (or just terminal_id's, if given) as a dict of TERMINAL_COLUMNS."""
+        where, params = ("WHERE id=$1 ", (terminal_id,)) if terminal_id is not None else ("", ())
+        rows = await self.fetchall("SELECT %s FROM terminals %sORDER BY id" % (", ".join(TERMINAL_COLUMNS), where),
+                                   params)
+        return [dict(zip(TERMINAL_COLUMNS, row)) for row in rows]
+
+    async def terminal_ids(self):
+        """Return the registered terminal ids, ascending."""
+        return [r[0] for r in await self.fetchall("SELECT id FROM terminals ORDER BY id")]
+
+    async def broker_credentials(self):
+        """Return {terminal_id: broker password} of every terminal that has one."""
+        return dict(await self.fetchall("SELECT id, broker_password FROM terminals "
+                                        "WHERE broker_password IS NOT NULL ORDER BY id"))
+
+    async def set_broker_password(self, terminal_id, password):
+        """Give a terminal (registered before broker passwords existed) its password."""
+        await self.write(lambda tx: tx.conn.execute("UPDATE terminals SET broker_password=$1 WHERE id=$2",
+                                                    password, terminal_id))
+
+    async def terminal_flags(self, terminal_id):
+        """Return (authorised, locked) as stored now (the CLI may have changed them), or None."""
+        return await self.fetchone("SELECT authorised, locked FROM terminals WHERE id=$1", (terminal_id,))
+
+    async def terminal_command(self, terminal_id, command, actor, audit=None, **columns):
+        """Set terminal columns and queue a command (unless None) for the running hub to send, in one transaction.
+
+        Returns False, changing and queueing nothing, when every column already has its value. Raises
+        ValueError if the terminal is not registered.
+        """
+        names = sorted(columns)
+
+        def run(tx):
+            row = tx.conn.fetchrow("SELECT %s FROM terminals WHERE id=$1 FOR UPDATE" % ", ".join(names), terminal_id)
+            if row is None:
+                raise ValueError("terminal %d is not registered" % terminal_id)
+            if row == tuple(columns[n] for n in names):
+                return False
+            tx.update_terminal(terminal_id, **columns)
+            if command is not None:
+                tx.conn.execute("INSERT INTO terminal_commands(terminal_id, command, actor, created_at) "
+                                "VALUES ($1,$2,$3,$4)", terminal_id, command, actor, tx.now)
+            return True
+        return await self.write(run, audit)
+
+    async def request_admin_card(self, desk_terminal_id, uid, desk, actor):
+        """Queue an admin card issue for the running hub; return the request id."""
+        return await self.write(lambda tx: tx.conn.fetchval(
+            "INSERT INTO card_write_requests(desk_terminal_id, uid, desk, actor, created_at) "
+            "VALUES ($1,$2,$3,$4,$5) RETURNING id", desk_terminal_id, bytes(uid), int(bool(desk)), actor, tx.now))
+
+    async def start_card_requests(self):
+        """Claim the queued admin card issues: [(id, desk_terminal_id, uid, desk, actor)], marked started."""
+        # Claimed in the statement that reads them: a request the CLI cancels meanwhile is not started.
+        rows = await self.write(lambda tx: tx.conn.fetch(
+            "UPDATE card_write_requests SET started_at=$1 WHERE id IN (SELECT id FROM card_write_requests "
+            "WHERE started_at IS NULL AND cancelled_at IS NULL FOR UPDATE) "
+            "RETURNING id, desk_terminal_id, uid, desk, actor", tx.now))
+        return [(r[0], r[1], bytes(r[2]), bool(r[3]), r[4]) for r in sorted(rows)]
+
+    async def cancel_card_request(self, request_id):
+        """Cancel an admin card issue nobody waits for any more; return False if it had finished already."""
+        return await self.write(lambda tx: tx.conn.execute(
+            "UPDATE card_write_requests SET cancelled_at=$1 WHERE id=$2 AND finished_at IS NULL",
+            tx.now, request_id) == "UPDATE 1")
+
+    async def cancelled_card_requests(self):
+        """Return the ids of started, unfinished admin card issues that were cancelled."""
+        return [r[0] for r in await self.fetchall(
+            "SELECT id FROM card_write_requests WHERE cancelled_at IS NOT NULL AND started_at IS NOT NULL "
+            "AND finished_at IS NULL ORDER BY id")]
+
+    async def finish_card_request(self, request_id, card_no=None, error=None):
+        """Record how an admin card issue ended."""
+        await self.write(lambda tx: tx.conn.execute(
+            "UPDATE card_write_requests SET finished_at=$1, card_no=$2, error=$3 WHERE id=$4",
+            tx.now, card_no, error, request_id))
+
+    async def settle_admin_card(self, card_no, written, request_id=None, error=None):
+        """End a pending admin card: written (the desk said so) or failed; return the state it got.
+
+        With the CLI's request_id, in the same transaction: the request is finished, and a card of a
+        request the CLI cancelled is abandoned even if the desk wrote it.
+        """
+        def run(tx):
+            cancelled = request_id is not None and tx.conn.fetchval(
+                "SELECT cancelled_at FROM card_write_requests WHERE id=$1 FOR UPDATE", request_id) is not None
+            state = "abandoned" if cancelled else "written" if written else "failed"
+            tx.conn.execute("UPDATE admin_cards SET state=$1 WHERE card_no=$2 AND state='pending'", state, card_no)
+            if request_id is not None:
+                if state == "abandoned":
+                    why = "cancelled: admin card %d is abandoned and authorises no terminal" % card_no
+                else:
+                    why = None if written else error
+                tx.conn.execute("UPDATE card_write_requests SET finished_at=$1, card_no=$2, error=$3 WHERE id=$4",
+                                tx.now, card_no, why, request_id)
+            return state
+        return await self.write(run)
+
+    async def card_request(self, request_id):
+        """Return (finished_at, card_no, error) of an admin card issue."""
+        return await self.fetchone("SELECT finished_at, card_no, error FROM card_write_requests WHERE id=$1",
+                                   (request_id,))
+
+    async def pending_commands(self):
+        """Return [(id, terminal_id, command, actor)] not sent yet, oldest first."""
+        return await self.fetchall("SELECT id, terminal_id, command, actor FROM terminal_commands "
+                                   "WHERE sent_at IS NULL ORDER BY id")
+
+    async def command_sent(self, command_id):
+        """Mark a queued terminal command as sent."""
+        await self.write(lambda tx: tx.conn.execute("UPDATE terminal_commands SET sent_at=$1 WHERE id=$2",
+                                                    tx.now, command_id))
+
+    async def seqs_above_ack(self, terminal_id=None):
+        """Return {terminal_id: [seq]} of the records stored above each terminal's ack (out-of-order arrivals).
+
+        Damaged records held in quarantine count: their seq is stored too (SPEC.md §5.4).
+        """
+        where, params = ("AND t.id=$1 ", (terminal_id,)) if terminal_id is not None else ("", ())
+        out = {}
+        for tid, seq in await self.fetchall(
+                "SELECT r.terminal_id, r.seq FROM records r JOIN terminals t ON t.id = r.terminal_id "
+                "WHERE r.seq > t.acked_upto %s "
+                "UNION ALL SELECT q.terminal_id, q.seq FROM quarantine q JOIN terminals t ON t.id = q.terminal_id "
+                "WHERE q.seq IS NOT NULL AND q.seq > t.acked_upto %s" % (where, where), params):
+            out.setdefault(tid, []).append(seq)
+        return out
+
+    async def uncertain_cards(self):
+        """Return the card numbers that have unresolved uncertain records."""
+        return [r[0] for r in await self.fetchall("SELECT DISTINCT card_no FROM records WHERE status='uncertain'")]
+
+    async def reserve_down_counters(self, terminal_id, reserved):
+        """Persist a new high-water mark of downlink counters for a terminal."""
+        await self.write(lambda tx: tx.conn.execute("UPDATE terminals SET counter_down_reserved=$1 WHERE id=$2",
+                                                    reserved, terminal_id))
+
+    async def set_terminal(self, terminal_id, **columns):
+        """Update terminal columns now (fleet status, authorisation, config)."""
+        def run(tx):
+            tx.update_terminal(terminal_id, **columns)
+        await self.write(run)
+
+    # -- cards
+    async def card(self, card_no):
+        """Return the card row as a dict, or None."""
+        row = await self.fetchone("SELECT card_no, uid, tier, status, deposit_cents, shadow_balance_cents, "
+                                  "last_counter FROM cards WHERE card_no=$1", (card_no,))
+        if row is None:
+            return None
+        return dict(zip(("card_no", "uid", "tier", "status", "deposit_cents", "shadow_balance_cents",
+                         "last_counter"), row))
+
+    async def account_balance(self, account):
+        """Return SUM of the account's entries in cents."""
+        return await self._value("SELECT COALESCE(SUM(amount_cents), 0)::bigint FROM ledger_entries "
+                                 "WHERE account=$1", account)

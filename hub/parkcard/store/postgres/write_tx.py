@@ -1,0 +1,323 @@
+"""A PostgreSQL batch: the same WriteTx the ingest rules see on SQLite, its reads and flush over asyncpg.
+
+The staging (records, postings, counters, cards, quarantine, alarms...) is
+SQLite's WriteTx's own; this class replaces what touches the database. Each
+read is a round trip from the writer thread to the store's loop, so what a
+batch will read is loaded in bulk first where the caller says (prefetch), and
+everything staged is written at the end in one hop, a statement per table
+(executemany), not one per record.
+"""
+
+from parkcard.storage import WriteTx
+
+ID_BLOCK = 256          # ids taken from a sequence per round trip (records, ledger_tx)
+_MISSING = object()
+
+
+class SyncConn:
+    """An asyncpg connection used from the writer thread: every call waits on the store's loop."""
+
+    def __init__(self, loop, conn):
+        self.loop = loop
+        self.conn = conn
+
+    def fetch(self, sql, *args):
+        """Return every row as a tuple."""
+        return [tuple(r) for r in self.loop.wait(self.conn.fetch(sql, *args))]
+
+    def fetchrow(self, sql, *args):
+        """Return the first row as a tuple, or None."""
+        row = self.loop.wait(self.conn.fetchrow(sql, *args))
+        return tuple(row) if row is not None else None
+
+    def fetchval(self, sql, *args):
+        """Return the first column of the first row (None when no row)."""
+        return self.loop.wait(self.conn.fetchval(sql, *args))
+
+    def execute(self, sql, *args):
+        """Run one statement; return its status tag (e.g. 'UPDATE 1')."""
+        return self.loop.wait(self.conn.execute(sql, *args))
+
+    def run_all(self, statements):
+        """Run [(sql, rows)] with executemany, in order, in one hop to the loop."""
+        async def run():
+            for sql, rows in statements:
+                await self.conn.executemany(sql, rows)
+        if statements:
+            self.loop.wait(run())
+
+
+class PgWriteTx(WriteTx):
+    """The statements a batch may run on PostgreSQL; lives only inside one `PostgresStore.write` call."""
+
+    def __init__(self, sync_conn, ids, stats):
+        super().__init__(sync_conn, ids, stats)
+        self._record_rows = {}      # (terminal_id, seq) -> stored row or _MISSING, read this batch
+        self._counter_rows = {}     # (card_no, counter) -> stored row or _MISSING, read this batch
+        self._locked = {}           # terminal_id -> locked, read this batch
+
+    def next_id(self, table):
+        """Allocate the next row id of `records` or `ledger_tx` from the table's sequence (a block at a time)."""
+        block = self._ids.setdefault(table, [])
+        if not block:
+            block.extend(r[0] for r in self.conn.fetch(
+                "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)", table, ID_BLOCK))
+            block.reverse()
+        return block.pop()
+
+    # -- bulk reads a caller knows it will need
+    def prefetch(self, records=(), cards=(), counters=()):
+        """Load in one hop what the batch will read: [(terminal_id, seq)], [card_no], [(card_no, counter)]."""
+        records = [k for k in set(records) if k not in self._record_rows and k not in self._batch_records]
+        cards = [c for c in set(cards) if c not in self.cards]
+        counters = [k for k in set(counters) if k not in self._counter_rows and k not in self.counters]
+        if not (records or cards or counters):
+            return
+
+        async def load(conn):
+            out = [[], [], []]
+            if records:
+                out[0] = await conn.fetch(
+                    "SELECT r.terminal_id, r.seq, r.id, r.raw, r.status, r.card_no, r.card_counter FROM records r "
+                    "JOIN unnest($1::bigint[], $2::bigint[]) k(t, s) ON r.terminal_id = k.t AND r.seq = k.s",
+                    [k[0] for k in records], [k[1] for k in records])
+            if cards:
+                out[1] = await conn.fetch("SELECT card_no, uid, shadow_balance_cents, last_counter FROM cards "
+                                          "WHERE card_no = ANY($1::bigint[])", cards)
+            if counters:
+                out[2] = await conn.fetch(
+                    "SELECT c.card_no, c.counter, c.terminal_id, c.seq, c.delta_cents, c.balance_after_cents "
+                    "FROM card_counters c JOIN unnest($1::bigint[], $2::bigint[]) k(n, c) "
+                    "ON c.card_no = k.n AND c.counter = k.c", [k[0] for k in counters], [k[1] for k in counters])
+            return out
+
+        found_records, found_cards, found_counters = self.conn.loop.wait(load(self.conn.conn))
+        for key in records:
+            self._record_rows[key] = _MISSING
+        for r in found_records:
+            self._record_rows[(r[0], r[1])] = (r[2], bytes(r[3]), r[4], r[5], r[6])
+        for card_no in cards:
+            self.cards[card_no] = [None, 0, None]
+        for r in found_cards:
+            self.cards[r[0]] = [r[1], r[2], r[3]]
+        for key in counters:
+            self._counter_rows[key] = _MISSING
+        for r in found_counters:
+            self._counter_rows[(r[0], r[1])] = tuple(r[2:])
+
+    # -- reads inside the transaction
+    def record(self, terminal_id, seq):
+        """Return (id, raw, status, card_no, counter) of a stored record, or None."""
+        key = (terminal_id, seq)
+        row = self._batch_records.get(key)
+        if row is not None:
+            row = (row[0], row[3], row[10], row[5], row[6])
+        else:
+            row = self._record_rows.get(key)
+            if row is None:
+                row = self.conn.fetchrow("SELECT id, raw, status, card_no, card_counter FROM records "
+                                         "WHERE terminal_id=$1 AND seq=$2", terminal_id, seq)
+                row = (row[0], bytes(row[1]), *row[2:]) if row else None
+                self._record_rows[key] = _MISSING if row is None else row
+            elif row is _MISSING:
+                row = None
+        if row is not None and row[0] in self.record_status:  # settled earlier in this batch
+            row = (row[0], row[1], self.record_status[row[0]], row[3], row[4])
+        return row
+
+    def counter_rows(self, card_no, counters):
+        """Return {counter: (terminal_id, seq, delta, balance_after)} among the given counters of a card."""
+        out = {}
+        missing = []
+        for c in counters:
+            row = self.counters.get((card_no, c))
+            if row is None:
+                row = self._counter_rows.get((card_no, c))
+            if row is None:
+                missing.append(c)
+            elif row is not _MISSING:
+                out[c] = row
+        if missing:
+            self.prefetch(counters=[(card_no, c) for c in missing])
+            for c in missing:
+                row = self._counter_rows[(card_no, c)]
+                if row is not _MISSING:
+                    out[c] = row
+        return out
+
+    def card(self, card_no):
+        """Return [uid, shadow_balance_cents, last_counter] for a card (None values when unknown)."""
+        if card_no not in self.cards:
+            self.prefetch(cards=[card_no])
+        return self.cards[card_no]
+
+    def card_deposit(self, card_no):
+        """Return the deposit in cents recorded for a card (0 when unknown)."""
+        return self.conn.fetchval("SELECT deposit_cents FROM cards WHERE card_no=$1", card_no) or 0
+
+    def uncertain_records(self, card_no):
+        """Return [(id, terminal_id, seq, raw, counter)] of the card's unresolved uncertain records."""
+        rows = [(r[0], r[1], r[2], r[3], r[6]) for r in self.records if r[5] == card_no and r[10] == "uncertain"]
+        seen = {r[0] for r in rows}
+        for row in self.conn.fetch("SELECT id, terminal_id, seq, raw, card_counter FROM records "
+                                   "WHERE card_no=$1 AND status='uncertain'", card_no):
+            if row[0] not in seen:
+                rows.append((row[0], row[1], row[2], bytes(row[3]), row[4]))
+        return [r for r in rows if r[0] not in self.record_status]
+
+    def held_damaged(self, terminal_id, seq):
+        """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
+        raw = self._held.get((terminal_id, seq))
+        if raw is None:
+            raw = self.conn.fetchval("SELECT raw FROM quarantine WHERE terminal_id=$1 AND seq=$2", terminal_id, seq)
+            raw = bytes(raw) if raw is not None else None
+        return raw
+
+    def terminal_locked(self, terminal_id):
+        """True when an operator locked the terminal (read once per batch: the CLI may have changed it)."""
+        if terminal_id not in self._locked:
+            self._locked[terminal_id] = bool(self.conn.fetchval("SELECT locked FROM terminals WHERE id=$1",
+                                                                terminal_id))
+        return self._locked[terminal_id]
+
+    def refund_of(self, terminal_id, sale_seq):
+        """Return the seq of the refund that claimed this sale, or None."""
+        key = (terminal_id, sale_seq)
+        if key in self.refunds:
+            return self.refunds[key]
+        return self.conn.fetchval("SELECT refund_seq FROM refunds WHERE terminal_id=$1 AND sale_seq=$2", *key)
+
+    def next_card_no(self, first=100001):
+        """Return an unused card number (the caller writes its row in this same transaction)."""
+        top = self.conn.fetchval("SELECT MAX(card_no) FROM cards")
+        return max([first, (top or 0) + 1, *[no + 1 for no, v in self.cards.items() if v[2] is not None]])
+
+    def card_exists(self, card_no):
+        """True when the card has a row (stored, or staged in this batch)."""
+        staged = self.cards.get(card_no)
+        if staged is not None and staged[2] is not None:
+            return True
+        return self.conn.fetchval("SELECT 1 FROM cards WHERE card_no=$1", card_no) is not None
+
+    def blacklisted(self, card_no):
+        """True when the card is on the blacklist now."""
+        return self.conn.fetchval("SELECT 1 FROM blacklist WHERE card_no=$1 AND removed_version IS NULL",
+                                  card_no) is not None
+
+    # -- writes that happen now
+    def set_card_info(self, card_no, uid, tier, deposit_cents):
+        """Write the desk's view of a new card (uid, tier, deposit, issued_at) now, in this transaction."""
+        self.conn.execute("INSERT INTO cards(card_no, uid, tier, deposit_cents, issued_at) VALUES ($1,$2,$3,$4,$5)",
+                          card_no, bytes(uid), tier, deposit_cents, self.now)
+
+    def _blacklist_version(self):
+        # Serialised with other processes' blacklist changes (the CLI's) for the rest of the transaction.
+        self.conn.execute("LOCK TABLE blacklist_versions IN SHARE ROW EXCLUSIVE MODE")
+        return self.conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM blacklist_versions") + 1
+
+    def blacklist_add(self, card_no, reason):
+        """Add a card to the blacklist under a new version; return the version or None if already listed."""
+        if self.blacklisted(card_no):
+            return None
+        version = self._blacklist_version()
+        self.conn.execute("INSERT INTO blacklist_versions VALUES ($1,$2,'add',$3,$4)", version, card_no, reason,
+                          self.now)
+        self.conn.execute("INSERT INTO blacklist(card_no, added_version, removed_version, reason) "
+                          "VALUES ($1,$2,NULL,$3) ON CONFLICT(card_no) DO UPDATE SET "
+                          "added_version=excluded.added_version, removed_version=NULL, reason=excluded.reason",
+                          card_no, version, reason)
+        self.conn.execute("UPDATE cards SET status='blacklisted' WHERE card_no=$1", card_no)
+        return version
+
+    def blacklist_remove(self, card_no, reason):
+        """Take a card off the blacklist under a new version; return the version or None if not listed."""
+        if not self.blacklisted(card_no):
+            return None
+        version = self._blacklist_version()
+        self.conn.execute("INSERT INTO blacklist_versions VALUES ($1,$2,'remove',$3,$4)", version, card_no, reason,
+                          self.now)
+        self.conn.execute("UPDATE blacklist SET removed_version=$1 WHERE card_no=$2", version, card_no)
+        self.conn.execute("UPDATE cards SET status='active' WHERE card_no=$1 AND status='blacklisted'", card_no)
+        return version
+
+    def execute(self, sql, params=()):
+        """Refused: SQL written for SQLite does not run here; the store's methods use self.conn."""
+        raise NotImplementedError("WriteTx.execute is SQLite's; the PostgreSQL store uses tx.conn")
+
+    # -- at the end of the batch
+    def flush(self):
+        """Write everything collected, in dependency order, in one hop to the store's loop."""
+        s = []
+        if self.records:
+            s.append(("INSERT INTO records(id, terminal_id, seq, raw, kind, card_no, card_counter, amount_cents, "
+                      "balance_after_cents, time_s, status, applied_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,"
+                      "$12)", self.records))
+        if self.record_status:
+            s.append(("UPDATE records SET status=$1, applied_at=$2 WHERE id=$3",
+                      [(st, self.now if st == "applied" else None, i) for i, st in self.record_status.items()]))
+        if self.accounts:
+            s.append(("INSERT INTO accounts(name) VALUES ($1) ON CONFLICT DO NOTHING",
+                      [(a,) for a in sorted(self.accounts)]))
+        if self.ledger_tx:
+            s.append(("INSERT INTO ledger_tx(id, record_id, kind, at) VALUES ($1,$2,$3,$4)", self.ledger_tx))
+            s.append(("INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES ($1,$2,$3)", self.entries))
+        if self.counters:
+            s.append(("INSERT INTO card_counters VALUES ($1,$2,$3,$4,$5,$6)",
+                      [(k[0], k[1], *v) for k, v in self.counters.items()]))
+        cards = [(k, None if v[0] is None else bytes(v[0]), v[1], v[2]) for k, v in self.cards.items()
+                 if v[2] is not None]
+        if cards:
+            s.append(("INSERT INTO cards(card_no, uid, shadow_balance_cents, last_counter) VALUES ($1,$2,$3,$4) "
+                      "ON CONFLICT(card_no) DO UPDATE SET uid=COALESCE(cards.uid, excluded.uid), "
+                      "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
+                      cards))
+        claimed = [(k[0], k[1], v) for k, v in self.refunds.items() if v is not None]
+        if claimed:
+            s.append(("INSERT INTO refunds(terminal_id, sale_seq, refund_seq) VALUES ($1,$2,$3) ON CONFLICT "
+                      "(terminal_id, sale_seq) DO UPDATE SET refund_seq=excluded.refund_seq", claimed))
+        released = [k for k, v in self.refunds.items() if v is None]
+        if released:
+            s.append(("DELETE FROM refunds WHERE terminal_id=$1 AND sale_seq=$2", released))
+        if self.quarantine:
+            s.append(("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at, seq) "
+                      "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", self.quarantine))
+        if self.conflicts:
+            s.append(("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES ($1,$2,$3,$4,$5)",
+                      [(t, q, bytes(r), bytes(e), at) for t, q, r, e, at in self.conflicts]))
+        if self.alarms:
+            s.append(("INSERT INTO alarms(kind, card_no, terminal_id, seq, detail, at) VALUES ($1,$2,$3,$4,$5,$6)",
+                      self.alarms))
+        if self.attempts:
+            s.append(("INSERT INTO attempts(card_no, terminal_id, seq, kind, time_s, at) VALUES ($1,$2,$3,$4,$5,$6)",
+                      self.attempts))
+        by_columns = {}
+        for terminal_id, cols in self.terminal_updates.items():
+            names = tuple(sorted(cols))
+            by_columns.setdefault(names, []).append((*[cols[n] for n in names], terminal_id))
+        for names, rows in by_columns.items():
+            s.append(("UPDATE terminals SET %s WHERE id=$%d" % (
+                ", ".join("%s=$%d" % (n, i) for i, n in enumerate(names, 1)), len(names) + 1), rows))
+        if self.gaps:
+            s.append(("DELETE FROM terminal_gaps WHERE terminal_id=$1", [(t,) for t in self.gaps]))
+            rows = [(t, a, b) for t, gaps in self.gaps.items() for a, b in gaps]
+            if rows:
+                s.append(("INSERT INTO terminal_gaps VALUES ($1,$2,$3)", rows))
+        self.conn.run_all(s)
+
+    def flush_audit(self, oplog):
+        """Append the staged audit entries to the log and move the database's anchor to its new head.
+
+        The anchor is locked first: a CLI process and the hub append to the same log, and the second
+        one must see the first one's head.
+        """
+        if not self.audits:
+            return
+        # Until the first commit the anchor row does not exist to be locked: the table is.
+        self.conn.execute("LOCK TABLE audit_anchor IN SHARE ROW EXCLUSIVE MODE")
+        row = self.conn.fetchrow("SELECT seq, hash FROM audit_anchor WHERE id=1")
+        anchor = tuple(row) if row else None
+        for actor, action, details in self.audits:
+            entry = oplog.append_anchored(anchor, actor, action, **details)
+            anchor = (entry["seq"], entry["hash"])
+        self.conn.execute("INSERT INTO audit_anchor(id, seq, hash, at) VALUES (1,$1,$2,$3) ON CONFLICT(id) DO UPDATE "
+                          "SET seq=excluded.seq, hash=excluded.hash, at=excluded.at", *anchor, self.now)
