@@ -102,3 +102,23 @@ class PostgresServer:
             self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", check=False)
             self.port = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def tamper(url, *statements):
+    """Change a database behind the hub's back as its superuser could: every trigger (append-only, foreign
+    keys) switched off for the session first (session_replication_role = replica)."""
+    import asyncio
+
+    import asyncpg
+
+    from parkcard.store.postgres.url import split
+
+    async def run():
+        conn = await asyncpg.connect(split(url)[0])
+        try:
+            await conn.execute("SET session_replication_role = replica")
+            for sql in statements:
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+    asyncio.run(run())

@@ -9,7 +9,7 @@ from protocol import record as R
 
 from parkcard.ingest import Ingest
 from parkcard.registry import Registry
-from parkcard.storage import Storage
+from parkcard.store import open_store
 
 KEY = bytes(range(32))
 TERMINAL_ID = 5
@@ -36,9 +36,9 @@ async def _ingest(storage, terminals):
     return ingest
 
 
-def test_two_uncertain_records_decided_by_one_later_record_are_both_applied(tmp_path):
+def test_two_uncertain_records_decided_by_one_later_record_are_both_applied(store_url):
     async def scenario():
-        storage = await Storage(tmp_path / "hub.db").open()
+        storage = await open_store(store_url)
         try:
             ingest = await _ingest(storage, {TERMINAL_ID: KEY})
             # Two writes whose outcome the terminal could not tell (counters 2 and 3), then a sale at
@@ -65,9 +65,9 @@ OTHER_KEY = bytes(range(32, 64))
 @pytest.mark.xfail(strict=True, reason="SPEC.md §5.6 / parkcard/ingest.py Ingest._decide_uncertain: 'otherwise "
                    "it did' is decided before the record holding the counter arrives from another terminal; "
                    "remove this mark once fixed (whole-park simulation seed 13)")
-def test_an_uncertain_record_whose_counter_another_terminal_wrote_is_not_applied_nor_a_clone(tmp_path):
+def test_an_uncertain_record_whose_counter_another_terminal_wrote_is_not_applied_nor_a_clone(store_url):
     async def scenario():
-        storage = await Storage(tmp_path / "hub.db").open()
+        storage = await open_store(store_url)
         try:
             ingest = await _ingest(storage, {TERMINAL_ID: KEY, OTHER_ID: OTHER_KEY})
             # Term 6's write of counter 2 (1000 -> 900) was torn: it never landed, and term 5 wrote
