@@ -68,15 +68,29 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", SUPERUSER, "-E", "UTF8",
                   "--locale=C.UTF-8")
         for _ in range(_PORT_TRIES):
-            port = _free_port()
-            options = "-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=on -c max_connections=200" % (
-                port, self.workdir)
-            done = self._run("pg_ctl", "start", "-w", "-t", str(START_TIMEOUT_S), "-D", str(self.data),
-                             "-l", str(self.workdir / "server.log"), "-o", options, check=False)
+            done = self._pg_start(_free_port())
             if done.returncode == 0:
-                self.port = port
                 return self
         raise RuntimeError("PostgreSQL did not start: %s %s" % (done.stdout, self.log_tail()))
+
+    def _pg_start(self, port):
+        options = "-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=on -c max_connections=200" % (
+            port, self.workdir)
+        done = self._run("pg_ctl", "start", "-w", "-t", str(START_TIMEOUT_S), "-D", str(self.data),
+                         "-l", str(self.workdir / "server.log"), "-o", options, check=False)
+        if done.returncode == 0:
+            self.port = port
+        return done
+
+    def halt(self):
+        """Stop the server (fast shutdown: sessions are cut) and keep its data, to resume() it later."""
+        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w")
+
+    def resume(self):
+        """Start a halted server again on its port."""
+        done = self._pg_start(self.port)
+        if done.returncode != 0:
+            raise RuntimeError("PostgreSQL did not start again: %s %s" % (done.stdout, self.log_tail()))
 
     def log_tail(self, lines=20):
         """The end of the server's log (for failure messages)."""
