@@ -1,10 +1,12 @@
 """What only the PostgreSQL store has to show: one hub per database by advisory lock, the schema version,
-the append-only and overlap triggers, transient errors and reconnecting, clear errors, the demo on it."""
+the append-only and overlap triggers, transient errors and reconnecting, clear errors, the demo on it, and a
+batch costing O(tables) round trips, not O(records)."""
 
 import asyncio
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import asyncpg
@@ -13,6 +15,8 @@ from click.testing import CliRunner
 
 from postgres_server import PostgresServer, bin_dir, with_audit_log
 
+from protocol import record as R
+
 from parkcard.cli import main
 from parkcard.demo import run_demo
 from parkcard.hub_lock import HubLockedError
@@ -20,9 +24,11 @@ from parkcard.service import Hub
 from parkcard.storage import DatabaseDamaged
 from parkcard.store import is_transient, open_store
 from parkcard.store.postgres import PgHubLock
+from parkcard.store.postgres.loop import LoopThread
 from parkcard.store.postgres.url import split
-from parkcard.testing import MERCHANT_ICE
+from parkcard.testing import DESK_ID, MERCHANT_ICE
 from test_hub_cli import _populate
+from test_hub_records import DAY_S, Booth, park
 
 pytestmark = pytest.mark.postgres
 
@@ -198,3 +204,34 @@ def test_the_demo_balances_on_postgresql(postgres_server, tmp_path):
     assert "park running: hub on postgresql://parkcard@127.0.0.1:" in out
     assert "RESULT: OK: the ledger balances" in out
     assert (tmp_path / "park" / "parkcard.audit.log").exists()     # the park's audit log stays in its folder
+
+
+def test_a_batch_costs_the_same_round_trips_for_4_records_as_for_32(pg_url, monkeypatch):
+    hops = []
+    wait = LoopThread.wait
+
+    def counted(loop, awaitable):
+        if threading.current_thread().name.startswith("parkcard-pg-writer"):
+            hops.append(awaitable)
+        return wait(loop, awaitable)
+    monkeypatch.setattr(LoopThread, "wait", counted)
+
+    async def scenario():
+        hub = await park(pg_url)
+        try:
+            cards = [(await hub.desk(DESK_ID).issue(bytes((4, 1, 2, n)), 100000, time_s=DAY_S)).card_no
+                     for n in range(32)]
+            five = Booth(hub, 5)
+            counts = []
+            for size, first in ((2, 0), (4, 2), (32, 6)):       # the first batch takes the id blocks
+                raws = [five.make(R.KIND_DEBIT, cards[i % 32], 2 + i // 32, 10, 100000 - 10 * (1 + i // 32))
+                        for i in range(first, first + size)]
+                del hops[:]
+                result = await hub.ingest.apply_local(5, [(R.STATUS_COMMITTED, r) for r in raws])
+                assert result.counts["applied"] == size
+                counts.append(len(hops))
+            return counts
+        finally:
+            await hub.stop()
+    _warm_up, four, thirty_two = asyncio.run(scenario())
+    assert four == thirty_two <= 6, (four, thirty_two)

@@ -317,6 +317,9 @@ class WriteTx:
         self._ids[table] += 1
         return self._ids[table]
 
+    def prefetch(self, records=(), cards=(), counters=(), terminals=()):
+        """Nothing to load ahead on SQLite: a read is a call into the library, not a round trip."""
+
     # -- reads inside the transaction
     def record(self, terminal_id, seq):
         """Return (id, raw, status, card_no, counter) of a stored record, or None."""

@@ -66,16 +66,18 @@ class PgWriteTx(WriteTx):
         return block.pop()
 
     # -- bulk reads a caller knows it will need
-    def prefetch(self, records=(), cards=(), counters=()):
-        """Load in one hop what the batch will read: [(terminal_id, seq)], [card_no], [(card_no, counter)]."""
+    def prefetch(self, records=(), cards=(), counters=(), terminals=()):
+        """Load in one hop what the batch will read: [(terminal_id, seq)], [card_no], [(card_no, counter)], and
+        the locked flag of [terminal_id]."""
         records = [k for k in set(records) if k not in self._record_rows and k not in self._batch_records]
         cards = [c for c in set(cards) if c not in self.cards]
         counters = [k for k in set(counters) if k not in self._counter_rows and k not in self.counters]
-        if not (records or cards or counters):
+        terminals = [t for t in set(terminals) if t not in self._locked]
+        if not (records or cards or counters or terminals):
             return
 
         async def load(conn):
-            out = [[], [], []]
+            out = [[], [], [], []]
             if records:
                 out[0] = await conn.fetch(
                     "SELECT r.terminal_id, r.seq, r.id, r.raw, r.status, r.card_no, r.card_counter FROM records r "
@@ -89,9 +91,11 @@ class PgWriteTx(WriteTx):
                     "SELECT c.card_no, c.counter, c.terminal_id, c.seq, c.delta_cents, c.balance_after_cents "
                     "FROM card_counters c JOIN unnest($1::bigint[], $2::bigint[]) k(n, c) "
                     "ON c.card_no = k.n AND c.counter = k.c", [k[0] for k in counters], [k[1] for k in counters])
+            if terminals:
+                out[3] = await conn.fetch("SELECT id, locked FROM terminals WHERE id = ANY($1::bigint[])", terminals)
             return out
 
-        found_records, found_cards, found_counters = self.conn.loop.wait(load(self.conn.conn))
+        found_records, found_cards, found_counters, found_terminals = self.conn.loop.wait(load(self.conn.conn))
         for key in records:
             self._record_rows[key] = _MISSING
         for r in found_records:
@@ -104,6 +108,10 @@ class PgWriteTx(WriteTx):
             self._counter_rows[key] = _MISSING
         for r in found_counters:
             self._counter_rows[(r[0], r[1])] = tuple(r[2:])
+        for terminal_id in terminals:
+            self._locked[terminal_id] = False
+        for r in found_terminals:
+            self._locked[r[0]] = bool(r[1])
 
     # -- reads inside the transaction
     def record(self, terminal_id, seq):
@@ -176,8 +184,7 @@ class PgWriteTx(WriteTx):
     def terminal_locked(self, terminal_id):
         """True when an operator locked the terminal (read once per batch: the CLI may have changed it)."""
         if terminal_id not in self._locked:
-            self._locked[terminal_id] = bool(self.conn.fetchval("SELECT locked FROM terminals WHERE id=$1",
-                                                                terminal_id))
+            self.prefetch(terminals=[terminal_id])
         return self._locked[terminal_id]
 
     def refund_of(self, terminal_id, sale_seq):
