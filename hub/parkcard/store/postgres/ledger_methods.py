@@ -1,9 +1,11 @@
-"""PostgresStore's blacklist, admin card, alarm, audit, park and settlement methods (a mixin)."""
+"""PostgresStore's blacklist, admin card, alarm, audit, park and settlement methods (a mixin).
+
+Only the methods whose SQL differs from SQLite's are here; the rest are SQLite's own (store.PORTABLE_METHODS).
+"""
 
 import asyncio
 
-from parkcard.money import DEFAULT_CURRENCY
-from parkcard.storage import ADMIN_CARD_COLUMNS, SETTLEMENT_COLUMNS, NotIssued, PeriodOverlap, _settlement_totals
+from parkcard.storage import _SETTLEMENT_ROW, SETTLEMENT_COLUMNS, NotIssued, PeriodOverlap, _settlement_totals
 from parkcard.store.postgres.audit_rows import PgAuditRows
 
 # The records a close takes, one row each: (id, kind, amount, commission, payout, late); $1 merchant,
@@ -21,11 +23,6 @@ _TAKEN = (
     "AND ((r.time_s>=$2 AND r.time_s<$3) OR EXISTS (SELECT 1 FROM settlements s "
     "     WHERE s.merchant_id=$1 AND r.time_s>=s.period_start AND r.time_s<s.period_end)) "
     "ORDER BY r.id")
-
-_SETTLEMENT_ROW = (
-    "SELECT s.id, s.merchant_id, m.name, s.currency, s.period_start, s.period_end, s.sales_cents, s.refunds_cents, "
-    "s.commission_cents, s.payout_cents, s.records, s.late_records, s.closed_at "
-    "FROM settlements s JOIN merchants m ON m.id = s.merchant_id ")
 
 # Tables count() may name (it formats the name into SQL).
 COUNTED_TABLES = frozenset(("records", "ledger_tx", "ledger_entries", "cards", "quarantine", "conflicts", "alarms",
@@ -51,20 +48,6 @@ class LedgerMethods:
             return tx.blacklist_add(card_no, reason)
         return await self.write(run, audit)
 
-    async def blacklist_version(self):
-        """Return the current blacklist version (0 = empty history)."""
-        return await self._value("SELECT COALESCE(MAX(version), 0) FROM blacklist_versions")
-
-    async def blacklist_changes(self, after_version):
-        """Return [(version, card_no, action)] newer than after_version, oldest first."""
-        return await self.fetchall("SELECT version, card_no, action FROM blacklist_versions WHERE version>$1 "
-                                   "ORDER BY version", (after_version,))
-
-    async def blacklist_cards(self):
-        """Return the card numbers on the blacklist now, ascending."""
-        return [r[0] for r in await self.fetchall("SELECT card_no FROM blacklist WHERE removed_version IS NULL "
-                                                  "ORDER BY card_no")]
-
     # -- admin system cards
     async def add_admin_card(self, uid, desk, issued_by, first, last, audit=None):
         """Record a new pending admin card under the next number in [first, last]; return it (ValueError when full)."""
@@ -77,17 +60,6 @@ class LedgerMethods:
                             "VALUES ($1,$2,$3,$4,$5,'pending')", card_no, bytes(uid), int(desk), issued_by, tx.now)
             return card_no
         return await self.write(run, audit)
-
-    async def admin_card(self, card_no):
-        """Return the admin card row as a dict, or None."""
-        row = await self.fetchone("SELECT %s FROM admin_cards WHERE card_no=$1" % ", ".join(ADMIN_CARD_COLUMNS),
-                                  (card_no,))
-        return dict(zip(ADMIN_CARD_COLUMNS, row)) if row else None
-
-    async def admin_cards(self):
-        """Return every admin card as a dict, by number."""
-        rows = await self.fetchall("SELECT %s FROM admin_cards ORDER BY card_no" % ", ".join(ADMIN_CARD_COLUMNS))
-        return [dict(zip(ADMIN_CARD_COLUMNS, r)) for r in rows]
 
     async def revoke_admin_card(self, card_no, reason, audit=None):
         """Revoke an admin card; return True if revoked now, False if it already was; ValueError if unknown."""
@@ -103,20 +75,6 @@ class LedgerMethods:
         return await self.write(run, audit)
 
     # -- listings
-    async def blacklist_entries(self):
-        """Return [(card_no, reason, added_version)] of the cards on the blacklist now."""
-        return await self.fetchall("SELECT card_no, reason, added_version FROM blacklist "
-                                   "WHERE removed_version IS NULL ORDER BY card_no")
-
-    async def attempt_counts(self):
-        """Return {card_no: number of lock and attempt records}."""
-        return dict(await self.fetchall("SELECT card_no, COUNT(*) FROM attempts GROUP BY card_no"))
-
-    async def attempts(self, card_no, limit):
-        """Return the last `limit` [(time_s, terminal_id, kind)] of a card, newest first."""
-        return await self.fetchall("SELECT time_s, terminal_id, kind FROM attempts WHERE card_no=$1 "
-                                   "ORDER BY time_s DESC, id DESC LIMIT $2", (card_no, limit))
-
     async def add_alarm_once(self, kind, detail, card_no=None, terminal_id=None):
         """Raise an alarm unless the same one (kind, card, terminal, detail) is already listed; return True if new."""
         def run(tx):
@@ -127,15 +85,6 @@ class LedgerMethods:
             tx.add_alarm(kind, card_no, terminal_id, None, detail)
             return True
         return await self.write(run)
-
-    async def alarms(self):
-        """Return [(id, kind, card_no, terminal_id, seq, detail, at)]."""
-        return await self.fetchall("SELECT id, kind, card_no, terminal_id, seq, detail, at FROM alarms ORDER BY id")
-
-    async def quarantined(self):
-        """Return [(id, topic, terminal_id, reason, detail, at, size)]; size is the whole payload's."""
-        return await self.fetchall("SELECT id, topic, terminal_id, reason, detail, at, size FROM quarantine "
-                                   "ORDER BY id")
 
     async def count(self, table, where="1", params=()):
         """Return COUNT(*) of a table (a fixed name of this store; where may use ? placeholders)."""
@@ -158,15 +107,7 @@ class LedgerMethods:
             "(SELECT MIN(counter) FROM card_counters k WHERE k.card_no=c.card_no), c.last_counter, c.status "
             "FROM cards c ORDER BY c.card_no")
 
-    async def clone_alarm_cards(self):
-        """Return the cards with a clone alarm."""
-        return {r[0] for r in await self.fetchall("SELECT DISTINCT card_no FROM alarms WHERE kind='clone'")}
-
     # -- park
-    async def park_currency(self, park_id=1):
-        """Return the park's ISO 4217 currency code (the default until the park is set up)."""
-        return await self._value("SELECT currency FROM parks WHERE id=$1", park_id) or DEFAULT_CURRENCY
-
     async def set_park_currency(self, park_id, currency, audit=None):
         """Set the park's currency (creating the park); ValueError once the park has taken money in another."""
         def run(tx):
@@ -189,17 +130,6 @@ class LedgerMethods:
     async def unsettled(self, merchant_id, start_s, end_s):
         """Return the totals dict of what closing [start, end) would take now (see close_settlement)."""
         return _settlement_totals(await self.fetchall(_TAKEN, (merchant_id, start_s, end_s)))
-
-    async def settlement(self, merchant_id, start_s, end_s):
-        """Return the closed settlement of exactly this period as a dict of SETTLEMENT_COLUMNS, or None."""
-        row = await self.fetchone(_SETTLEMENT_ROW + "WHERE s.merchant_id=$1 AND s.period_start=$2 AND s.period_end=$3",
-                                  (merchant_id, start_s, end_s))
-        return dict(zip(SETTLEMENT_COLUMNS, row)) if row else None
-
-    async def settlement_records(self, settlement_id):
-        """Return the ids of the records a closed settlement paid, ascending."""
-        return [r[0] for r in await self.fetchall("SELECT record_id FROM settlement_records WHERE settlement_id=$1 "
-                                                  "ORDER BY record_id", (settlement_id,))]
 
     async def close_settlements(self, merchant_ids, start_s, end_s, audit=None):
         """Close the merchants' period in one transaction (all or none); return [(row, newly_closed)].

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import asyncpg
 
 from parkcard.oplog import OpLog
-from parkcard.storage import TERMINAL_COLUMNS
+from parkcard.storage import Storage
 from parkcard.store.postgres.errors import PostgresUnavailable
 from parkcard.store.postgres.ledger_methods import LedgerMethods
 from parkcard.store.postgres.loop import LoopThread
@@ -111,26 +111,29 @@ class PostgresStore(LedgerMethods):
         """
         return await asyncio.wrap_future(self._writer_thread.submit(self._write_now, fn, audit))
 
-    async def _writer_conn(self):
+    async def _begin(self):
         # A writer whose session died (server restart, network cut) is replaced at the next batch:
         # the failed batch raised a transient error and is retried by the hub.
         if self._writer is None or self._writer.is_closed():
             self._writer = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S)
-        return self._writer
+        tr = self._writer.transaction()
+        await tr.start()
+        return self._writer, tr
 
     def _write_now(self, fn, audit):
         loop = self._loop
-        conn = loop.wait(self._writer_conn())
-        tr = conn.transaction()
-        loop.wait(tr.start())
+        conn, tr = loop.wait(self._begin())
         try:
             tx = PgWriteTx(SyncConn(loop, conn), self._ids, self.stats)
             result = fn(tx)
             for actor, action, details in (audit(result) or ()) if audit is not None else ():
                 tx.audit(actor, action, **details)
-            tx.flush()
-            tx.flush_audit(self.oplog)
-            loop.wait(tr.commit())
+            if tx.audits:   # the log is appended between the anchor's read and its write
+                tx.flush()
+                tx.flush_audit(self.oplog)
+                loop.wait(tr.commit())
+            else:
+                tx.flush(then=tr.commit)    # a batch's writes and its COMMIT in one round trip from here
             return result
         except BaseException:
             if not conn.is_closed():
@@ -139,14 +142,6 @@ class PostgresStore(LedgerMethods):
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                     loop.wait(conn.close(timeout=CONNECT_TIMEOUT_S))    # the next batch reconnects
             raise
-
-    async def audit(self, actor, action, **details):
-        """Append an operator action to the audit log in a transaction of its own (anchored)."""
-        await self.write(lambda tx: tx.audit(actor, action, **details))
-
-    async def audit_anchor(self):
-        """Return the (seq, hash) of the audit log's head as the database knows it, or None."""
-        return await self.fetchone("SELECT seq, hash FROM audit_anchor WHERE id=1")
 
     # -- reads
     async def _read(self, method, sql, args):
@@ -208,10 +203,6 @@ class PostgresStore(LedgerMethods):
                                    "WHERE t.merchant_id = m.id), '{}') FROM merchants m ORDER BY m.id")
         return [(*r[:4], list(r[4])) for r in rows]
 
-    async def merchants(self):
-        """Return [(id, park_id, name, commission_bps)]."""
-        return await self.fetchall("SELECT id, park_id, name, commission_bps FROM merchants ORDER BY id")
-
     async def add_terminal(self, terminal_id, merchant_id, role, key, name, fixed_price_cents=0, category=0,
                            broker_password=None, audit=None):
         """Register a terminal; raise ValueError for an unknown merchant or a taken id."""
@@ -225,30 +216,10 @@ class PostgresStore(LedgerMethods):
                             bytes(key), name, fixed_price_cents, category, broker_password)
         await self.write(run, audit)
 
-    async def terminals(self, terminal_id=None):
-        """Return every terminal (or just terminal_id's, if given) as a dict of TERMINAL_COLUMNS."""
-        where, params = ("WHERE id=$1 ", (terminal_id,)) if terminal_id is not None else ("", ())
-        rows = await self.fetchall("SELECT %s FROM terminals %sORDER BY id" % (", ".join(TERMINAL_COLUMNS), where),
-                                   params)
-        return [dict(zip(TERMINAL_COLUMNS, row)) for row in rows]
-
-    async def terminal_ids(self):
-        """Return the registered terminal ids, ascending."""
-        return [r[0] for r in await self.fetchall("SELECT id FROM terminals ORDER BY id")]
-
-    async def broker_credentials(self):
-        """Return {terminal_id: broker password} of every terminal that has one."""
-        return dict(await self.fetchall("SELECT id, broker_password FROM terminals "
-                                        "WHERE broker_password IS NOT NULL ORDER BY id"))
-
     async def set_broker_password(self, terminal_id, password):
         """Give a terminal (registered before broker passwords existed) its password."""
         await self.write(lambda tx: tx.conn.execute("UPDATE terminals SET broker_password=$1 WHERE id=$2",
                                                     password, terminal_id))
-
-    async def terminal_flags(self, terminal_id):
-        """Return (authorised, locked) as stored now (the CLI may have changed them), or None."""
-        return await self.fetchone("SELECT authorised, locked FROM terminals WHERE id=$1", (terminal_id,))
 
     async def terminal_command(self, terminal_id, command, actor, audit=None, **columns):
         """Set terminal columns and queue a command (unless None) for the running hub to send, in one transaction.
@@ -292,12 +263,6 @@ class PostgresStore(LedgerMethods):
             "UPDATE card_write_requests SET cancelled_at=$1 WHERE id=$2 AND finished_at IS NULL",
             tx.now, request_id) == "UPDATE 1")
 
-    async def cancelled_card_requests(self):
-        """Return the ids of started, unfinished admin card issues that were cancelled."""
-        return [r[0] for r in await self.fetchall(
-            "SELECT id FROM card_write_requests WHERE cancelled_at IS NOT NULL AND started_at IS NOT NULL "
-            "AND finished_at IS NULL ORDER BY id")]
-
     async def finish_card_request(self, request_id, card_no=None, error=None):
         """Record how an admin card issue ended."""
         await self.write(lambda tx: tx.conn.execute(
@@ -325,62 +290,30 @@ class PostgresStore(LedgerMethods):
             return state
         return await self.write(run)
 
-    async def card_request(self, request_id):
-        """Return (finished_at, card_no, error) of an admin card issue."""
-        return await self.fetchone("SELECT finished_at, card_no, error FROM card_write_requests WHERE id=$1",
-                                   (request_id,))
-
-    async def pending_commands(self):
-        """Return [(id, terminal_id, command, actor)] not sent yet, oldest first."""
-        return await self.fetchall("SELECT id, terminal_id, command, actor FROM terminal_commands "
-                                   "WHERE sent_at IS NULL ORDER BY id")
-
     async def command_sent(self, command_id):
         """Mark a queued terminal command as sent."""
         await self.write(lambda tx: tx.conn.execute("UPDATE terminal_commands SET sent_at=$1 WHERE id=$2",
                                                     tx.now, command_id))
-
-    async def seqs_above_ack(self, terminal_id=None):
-        """Return {terminal_id: [seq]} of the records stored above each terminal's ack (out-of-order arrivals).
-
-        Damaged records held in quarantine count: their seq is stored too (SPEC.md §5.4).
-        """
-        where, params = ("AND t.id=$1 ", (terminal_id,)) if terminal_id is not None else ("", ())
-        out = {}
-        for tid, seq in await self.fetchall(
-                "SELECT r.terminal_id, r.seq FROM records r JOIN terminals t ON t.id = r.terminal_id "
-                "WHERE r.seq > t.acked_upto %s "
-                "UNION ALL SELECT q.terminal_id, q.seq FROM quarantine q JOIN terminals t ON t.id = q.terminal_id "
-                "WHERE q.seq IS NOT NULL AND q.seq > t.acked_upto %s" % (where, where), params):
-            out.setdefault(tid, []).append(seq)
-        return out
-
-    async def uncertain_cards(self):
-        """Return the card numbers that have unresolved uncertain records."""
-        return [r[0] for r in await self.fetchall("SELECT DISTINCT card_no FROM records WHERE status='uncertain'")]
 
     async def reserve_down_counters(self, terminal_id, reserved):
         """Persist a new high-water mark of downlink counters for a terminal."""
         await self.write(lambda tx: tx.conn.execute("UPDATE terminals SET counter_down_reserved=$1 WHERE id=$2",
                                                     reserved, terminal_id))
 
-    async def set_terminal(self, terminal_id, **columns):
-        """Update terminal columns now (fleet status, authorisation, config)."""
-        def run(tx):
-            tx.update_terminal(terminal_id, **columns)
-        await self.write(run)
-
     # -- cards
-    async def card(self, card_no):
-        """Return the card row as a dict, or None."""
-        row = await self.fetchone("SELECT card_no, uid, tier, status, deposit_cents, shadow_balance_cents, "
-                                  "last_counter FROM cards WHERE card_no=$1", (card_no,))
-        if row is None:
-            return None
-        return dict(zip(("card_no", "uid", "tier", "status", "deposit_cents", "shadow_balance_cents",
-                         "last_counter"), row))
-
     async def account_balance(self, account):
         """Return SUM of the account's entries in cents."""
         return await self._value("SELECT COALESCE(SUM(amount_cents), 0)::bigint FROM ledger_entries "
                                  "WHERE account=$1", account)
+
+
+# The methods whose SQL both backends run as written are SQLite's own (fetchall numbers their ? placeholders
+# $1, $2, ...): one definition of each, so both stores answer with the same shapes by construction.
+PORTABLE_METHODS = (
+    "audit", "audit_anchor", "merchants", "terminals", "terminal_ids", "broker_credentials", "terminal_flags",
+    "card_request", "pending_commands", "cancelled_card_requests", "seqs_above_ack", "uncertain_cards",
+    "set_terminal", "card", "blacklist_version", "blacklist_changes", "blacklist_cards", "admin_card", "admin_cards",
+    "blacklist_entries", "attempt_counts", "attempts", "alarms", "quarantined", "clone_alarm_cards", "park_currency",
+    "settlement", "settlement_records")
+for _name in PORTABLE_METHODS:
+    setattr(PostgresStore, _name, getattr(Storage, _name))

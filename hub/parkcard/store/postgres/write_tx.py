@@ -10,8 +10,27 @@ everything staged is written at the end in one hop, a statement per table
 
 from parkcard.storage import WriteTx
 
-ID_BLOCK = 256          # ids taken from a sequence per round trip (records, ledger_tx)
+ID_BLOCK = 1024         # ids taken from a sequence per round trip (records, ledger_tx)
 _MISSING = object()
+
+# The rows a batch appends most of, one per record or posting, go in by COPY (one round trip, no per-row bind).
+_RECORD_COLUMNS = ("id", "terminal_id", "seq", "raw", "kind", "card_no", "card_counter", "amount_cents",
+                   "balance_after_cents", "time_s", "status", "applied_at")
+_COUNTER_COLUMNS = ("card_no", "counter", "terminal_id", "seq", "delta_cents", "balance_after_cents")
+
+# What a batch will read, in one statement: rows tagged 0 records by (terminal, seq) ($1, $2), 1 cards ($3),
+# 2 card counters by (card, counter) ($4, $5), 3 terminals' locked flag ($6). LATERAL makes each key one
+# index lookup, whatever the planner guesses of the arrays' lengths.
+_PREFETCH = (
+    "SELECT 0, r.terminal_id, r.seq, r.id, r.card_no, r.card_counter, NULL::bigint, r.raw, r.status "
+    "FROM unnest($1::bigint[], $2::bigint[]) k(t, s), "
+    "LATERAL (SELECT * FROM records WHERE terminal_id = k.t AND seq = k.s) r "
+    "UNION ALL SELECT 1, card_no, shadow_balance_cents, last_counter, NULL, NULL, NULL, uid, NULL FROM cards "
+    "WHERE card_no = ANY($3::bigint[]) "
+    "UNION ALL SELECT 2, c.card_no, c.counter, c.terminal_id, c.seq, c.delta_cents, c.balance_after_cents, NULL, "
+    "NULL FROM unnest($4::bigint[], $5::bigint[]) k(n, k), "
+    "LATERAL (SELECT * FROM card_counters WHERE card_no = k.n AND counter = k.k) c "
+    "UNION ALL SELECT 3, id, locked, NULL, NULL, NULL, NULL, NULL, NULL FROM terminals WHERE id = ANY($6::bigint[])")
 
 
 class SyncConn:
@@ -38,12 +57,20 @@ class SyncConn:
         """Run one statement; return its status tag (e.g. 'UPDATE 1')."""
         return self.loop.wait(self.conn.execute(sql, *args))
 
-    def run_all(self, statements):
-        """Run [(sql, rows)] with executemany, in order, in one hop to the loop."""
+    def run_all(self, statements, then=None):
+        """Run [(sql, rows)] with executemany, in order, in one hop to the loop; ((table, columns), rows) is a COPY.
+
+        then: a coroutine function awaited after them in the same hop (the transaction's commit).
+        """
         async def run():
             for sql, rows in statements:
-                await self.conn.executemany(sql, rows)
-        if statements:
+                if isinstance(sql, tuple):
+                    await self.conn.copy_records_to_table(sql[0], records=rows, columns=sql[1])
+                else:
+                    await self.conn.executemany(sql, rows)
+            if then is not None:
+                await then()
+        if statements or then is not None:
             self.loop.wait(run())
 
 
@@ -76,62 +103,41 @@ class PgWriteTx(WriteTx):
         if not (records or cards or counters or terminals):
             return
 
-        async def load(conn):
-            out = [[], [], [], []]
-            if records:
-                out[0] = await conn.fetch(
-                    "SELECT r.terminal_id, r.seq, r.id, r.raw, r.status, r.card_no, r.card_counter FROM records r "
-                    "JOIN unnest($1::bigint[], $2::bigint[]) k(t, s) ON r.terminal_id = k.t AND r.seq = k.s",
-                    [k[0] for k in records], [k[1] for k in records])
-            if cards:
-                out[1] = await conn.fetch("SELECT card_no, uid, shadow_balance_cents, last_counter FROM cards "
-                                          "WHERE card_no = ANY($1::bigint[])", cards)
-            if counters:
-                out[2] = await conn.fetch(
-                    "SELECT c.card_no, c.counter, c.terminal_id, c.seq, c.delta_cents, c.balance_after_cents "
-                    "FROM card_counters c JOIN unnest($1::bigint[], $2::bigint[]) k(n, c) "
-                    "ON c.card_no = k.n AND c.counter = k.c", [k[0] for k in counters], [k[1] for k in counters])
-            if terminals:
-                out[3] = await conn.fetch("SELECT id, locked FROM terminals WHERE id = ANY($1::bigint[])", terminals)
-            return out
-
-        found_records, found_cards, found_counters, found_terminals = self.conn.loop.wait(load(self.conn.conn))
+        rows = self.conn.fetch(_PREFETCH, [k[0] for k in records], [k[1] for k in records], cards,
+                               [k[0] for k in counters], [k[1] for k in counters], terminals)
         for key in records:
             self._record_rows[key] = _MISSING
-        for r in found_records:
-            self._record_rows[(r[0], r[1])] = (r[2], bytes(r[3]), r[4], r[5], r[6])
         for card_no in cards:
             self.cards[card_no] = [None, 0, None]
-        for r in found_cards:
-            self.cards[r[0]] = [r[1], r[2], r[3]]
         for key in counters:
             self._counter_rows[key] = _MISSING
-        for r in found_counters:
-            self._counter_rows[(r[0], r[1])] = tuple(r[2:])
         for terminal_id in terminals:
             self._locked[terminal_id] = False
-        for r in found_terminals:
-            self._locked[r[0]] = bool(r[1])
+        for tag, a, b, c, d, e, f, raw, status in rows:
+            if tag == 0:
+                self._record_rows[(a, b)] = (c, bytes(raw), status, d, e)
+            elif tag == 1:
+                self.cards[a] = [raw, b, c]
+            elif tag == 2:
+                self._counter_rows[(a, b)] = (c, d, e, f)
+            else:
+                self._locked[a] = bool(b)
 
     # -- reads inside the transaction
     def record(self, terminal_id, seq):
         """Return (id, raw, status, card_no, counter) of a stored record, or None."""
         key = (terminal_id, seq)
-        row = self._batch_records.get(key)
-        if row is not None:
-            row = (row[0], row[3], row[10], row[5], row[6])
+        staged = self._batch_records.get(key)
+        if staged is not None:
+            row = (staged[0], staged[3], staged[10], staged[5], staged[6])
         else:
-            row = self._record_rows.get(key)
-            if row is None:
-                row = self.conn.fetchrow("SELECT id, raw, status, card_no, card_counter FROM records "
-                                         "WHERE terminal_id=$1 AND seq=$2", terminal_id, seq)
-                row = (row[0], bytes(row[1]), *row[2:]) if row else None
-                self._record_rows[key] = _MISSING if row is None else row
-            elif row is _MISSING:
-                row = None
-        if row is not None and row[0] in self.record_status:  # settled earlier in this batch
-            row = (row[0], row[1], self.record_status[row[0]], row[3], row[4])
-        return row
+            if key not in self._record_rows:
+                self.prefetch(records=[key])
+            row = self._record_rows[key]
+            if row is _MISSING:
+                return None
+        # A record settled earlier in this batch has its new status.
+        return (row[0], row[1], self.record_status.get(row[0], row[2]), row[3], row[4])
 
     def counter_rows(self, card_no, counters):
         """Return {counter: (terminal_id, seq, delta, balance_after)} among the given counters of a card."""
@@ -252,13 +258,12 @@ class PgWriteTx(WriteTx):
         raise NotImplementedError("WriteTx.execute is SQLite's; the PostgreSQL store uses tx.conn")
 
     # -- at the end of the batch
-    def flush(self):
-        """Write everything collected, in dependency order, in one hop to the store's loop."""
+    def flush(self, then=None):
+        """Write everything collected, in dependency order, in one hop to the store's loop (COPY for the rows of
+        records and postings, executemany for the rest); then() is awaited last in the same hop."""
         s = []
         if self.records:
-            s.append(("INSERT INTO records(id, terminal_id, seq, raw, kind, card_no, card_counter, amount_cents, "
-                      "balance_after_cents, time_s, status, applied_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,"
-                      "$12)", self.records))
+            s.append((("records", _RECORD_COLUMNS), self.records))
         if self.record_status:
             s.append(("UPDATE records SET status=$1, applied_at=$2 WHERE id=$3",
                       [(st, self.now if st == "applied" else None, i) for i, st in self.record_status.items()]))
@@ -266,11 +271,10 @@ class PgWriteTx(WriteTx):
             s.append(("INSERT INTO accounts(name) VALUES ($1) ON CONFLICT DO NOTHING",
                       [(a,) for a in sorted(self.accounts)]))
         if self.ledger_tx:
-            s.append(("INSERT INTO ledger_tx(id, record_id, kind, at) VALUES ($1,$2,$3,$4)", self.ledger_tx))
-            s.append(("INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES ($1,$2,$3)", self.entries))
+            s.append((("ledger_tx", ("id", "record_id", "kind", "at")), self.ledger_tx))
+            s.append((("ledger_entries", ("tx_id", "account", "amount_cents")), self.entries))
         if self.counters:
-            s.append(("INSERT INTO card_counters VALUES ($1,$2,$3,$4,$5,$6)",
-                      [(k[0], k[1], *v) for k, v in self.counters.items()]))
+            s.append((("card_counters", _COUNTER_COLUMNS), [(k[0], k[1], *v) for k, v in self.counters.items()]))
         cards = [(k, None if v[0] is None else bytes(v[0]), v[1], v[2]) for k, v in self.cards.items()
                  if v[2] is not None]
         if cards:
@@ -295,8 +299,7 @@ class PgWriteTx(WriteTx):
             s.append(("INSERT INTO alarms(kind, card_no, terminal_id, seq, detail, at) VALUES ($1,$2,$3,$4,$5,$6)",
                       self.alarms))
         if self.attempts:
-            s.append(("INSERT INTO attempts(card_no, terminal_id, seq, kind, time_s, at) VALUES ($1,$2,$3,$4,$5,$6)",
-                      self.attempts))
+            s.append((("attempts", ("card_no", "terminal_id", "seq", "kind", "time_s", "at")), self.attempts))
         by_columns = {}
         for terminal_id, cols in self.terminal_updates.items():
             names = tuple(sorted(cols))
@@ -309,7 +312,7 @@ class PgWriteTx(WriteTx):
             rows = [(t, a, b) for t, gaps in self.gaps.items() for a, b in gaps]
             if rows:
                 s.append(("INSERT INTO terminal_gaps VALUES ($1,$2,$3)", rows))
-        self.conn.run_all(s)
+        self.conn.run_all(s, then)
 
     def flush_audit(self, oplog):
         """Append the staged audit entries to the log and move the database's anchor to its new head.
