@@ -24,7 +24,7 @@ from parkcard.service import Hub
 from parkcard.storage import DatabaseDamaged
 from parkcard.store import is_transient, open_store
 from parkcard.store.postgres import PgHubLock
-from parkcard.store.postgres.loop import LoopThread
+from parkcard.store.postgres.loop import OwnLoop
 from parkcard.store.postgres.url import split
 from parkcard.testing import DESK_ID, MERCHANT_ICE
 from test_hub_cli import _populate
@@ -208,13 +208,13 @@ def test_the_demo_balances_on_postgresql(postgres_server, tmp_path):
 
 def test_a_batch_costs_the_same_round_trips_for_4_records_as_for_32(pg_url, monkeypatch):
     hops = []
-    wait = LoopThread.wait
+    wait = OwnLoop.wait
 
     def counted(loop, awaitable):
         if threading.current_thread().name.startswith("parkcard-pg-writer"):
             hops.append(awaitable)
         return wait(loop, awaitable)
-    monkeypatch.setattr(LoopThread, "wait", counted)
+    monkeypatch.setattr(OwnLoop, "wait", counted)
 
     async def scenario():
         hub = await park(pg_url)

@@ -1,13 +1,15 @@
-"""The store's own event loop, in a thread of its own: asyncpg's connections live there.
+"""The store's own event loops: asyncpg's connections live on them, never on the caller's loop.
 
-Why a loop of its own: the ingest rules run a batch as a sync function
+Why loops of their own: the ingest rules run a batch as a sync function
 `fn(tx)` (Storage.write's contract) whose reads must reach the database in the
 middle of the function. On SQLite that function runs in aiosqlite's thread; on
-PostgreSQL it runs in the store's writer thread and each read waits there on a
-coroutine this loop runs (`LoopThread.wait`). The hub's loop only awaits the
-whole batch, so it is never blocked, and the store works the same from any
-caller's loop (the CLI's asyncio.run, the hub, a test) because its connections
-never belong to the caller's loop.
+PostgreSQL it runs in the store's writer thread, which owns the writer
+connection on a loop of its own (`OwnLoop`) and runs it for each statement:
+a read inside a batch is a round trip to the server and nothing more, no hop
+between threads. The readers live on a loop in a thread of their own
+(`LoopThread`), so a read never waits behind a batch. The hub's loop only
+awaits whole calls, so it is never blocked, and the store works the same from
+any caller's loop (the CLI's asyncio.run, the hub, a test).
 """
 
 import asyncio
@@ -56,3 +58,20 @@ class LoopThread:
 
 async def _awaited(awaitable):
     return await awaitable
+
+
+class OwnLoop:
+    """An event loop run by the one thread that owns it, an awaitable at a time (the writer's)."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+
+    def wait(self, awaitable):
+        """Run the loop until the awaitable is done; return its result (only from the owning thread)."""
+        if not asyncio.iscoroutine(awaitable):
+            awaitable = _awaited(awaitable)
+        return self.loop.run_until_complete(awaitable)
+
+    def close(self):
+        """Close the loop (its connections closed first)."""
+        self.loop.close()

@@ -1,9 +1,9 @@
 """The hub's store on PostgreSQL (asyncpg): the public methods and semantics of parkcard.storage.Storage.
 
-Connections live on the store's own loop (parkcard.store.postgres.loop): one
-writer connection, used only by the writer thread that runs each batch's
-sync `fn(tx)` between BEGIN and COMMIT, and a small pool of readers, so a read
-never waits behind a batch. Row ids come from the tables' sequences, a block
+Connections live on the store's own loops (parkcard.store.postgres.loop): one
+writer connection, owned by the writer thread that runs each batch's sync
+`fn(tx)` between BEGIN and COMMIT, and a small pool of readers on a thread of
+their own, so a read never waits behind a batch. Row ids come from the tables' sequences, a block
 at a time. Migrations are the numbered files in store/migrations/postgres.
 """
 
@@ -18,7 +18,7 @@ from parkcard.oplog import OpLog
 from parkcard.storage import Storage
 from parkcard.store.postgres.errors import PostgresUnavailable
 from parkcard.store.postgres.ledger_methods import LedgerMethods
-from parkcard.store.postgres.loop import LoopThread
+from parkcard.store.postgres.loop import LoopThread, OwnLoop
 from parkcard.store.postgres.migrate import migrate
 from parkcard.store.postgres.url import split
 from parkcard.store.postgres.write_tx import PgWriteTx, SyncConn
@@ -42,6 +42,7 @@ class PostgresStore(LedgerMethods):
         self.stats = Counter()
         self._loop = None
         self._writer = None
+        self._writer_loop = None    # OwnLoop of the writer thread, where the writer connection lives
         self._readers = None
         self._ids = {}              # table -> sequence values taken and not used yet
         self._writer_thread = None
@@ -56,22 +57,21 @@ class PostgresStore(LedgerMethods):
         return await self._start(migrating=False)
 
     async def _start(self, migrating):
-        self._loop = LoopThread("parkcard-pg")
-        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parkcard-pg-writer")
+        self._loop = LoopThread("parkcard-pg-readers")
         try:
-            await self._loop.run(self._connect(migrating))
+            if migrating:
+                self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parkcard-pg-writer")
+                await self._in_writer(self._open_writer)
+            self._readers = await self._loop.run(self._connecting(self._readers_pool()))
         except BaseException:
             await self.close()
             raise
         return self
 
-    async def _connect(self, migrating):
+    async def _connecting(self, coro):
+        """Await a connection's opening; a server that cannot be used becomes PostgresUnavailable."""
         try:
-            if migrating:
-                self._writer = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S)
-                await migrate(self._writer, self.path)
-            self._readers = await asyncpg.create_pool(self.dsn, min_size=1, max_size=READERS_MAX,
-                                                      timeout=CONNECT_TIMEOUT_S)
+            return await coro
         except (OSError, asyncio.TimeoutError, asyncpg.InvalidCatalogNameError,
                 asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError,
                 asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
@@ -79,28 +79,46 @@ class PostgresStore(LedgerMethods):
                                       "names an existing database and a user allowed to use it" % (
                                           self.path, str(exc) or type(exc).__name__)) from exc
 
+    async def _readers_pool(self):
+        # Made on the readers' loop: a pool belongs to the loop it is created on.
+        return await asyncpg.create_pool(self.dsn, min_size=1, max_size=READERS_MAX, timeout=CONNECT_TIMEOUT_S)
+
+    async def _in_writer(self, fn, *args):
+        return await asyncio.wrap_future(self._writer_thread.submit(fn, *args))
+
+    def _open_writer(self):
+        """In the writer thread: its loop, its connection, the migrations."""
+        self._writer_loop = OwnLoop()
+        self._writer = self._writer_loop.wait(self._connecting(asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S)))
+        self._writer_loop.wait(migrate(self._writer, self.path))
+
+    def _close_writer(self):
+        """In the writer thread: close its connection and its loop."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                self._writer_loop.wait(_closed(writer.close(timeout=CONNECT_TIMEOUT_S)))
+        finally:
+            self._writer_loop.close()
+            self._writer_loop = None
+
     async def close(self):
         """Close every connection and stop the store's threads (idempotent)."""
-        loop, self._loop = self._loop, None
         if self._writer_thread is not None:
-            self._writer_thread.shutdown(wait=True)
-            self._writer_thread = None
-        if loop is None:
-            return
-        writer, readers, self._writer, self._readers = self._writer, self._readers, None, None
-
-        async def shut():
-            for closing in (writer and writer.close(timeout=CONNECT_TIMEOUT_S),
-                            readers and readers.close()):
-                if closing is not None:
-                    try:
-                        await asyncio.wait_for(closing, CONNECT_TIMEOUT_S)
-                    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                        pass    # a server that went away took the sessions with it
-        try:
-            await loop.run(shut())
-        finally:
-            loop.stop()
+            try:
+                if self._writer_loop is not None:
+                    await self._in_writer(self._close_writer)
+            finally:
+                self._writer_thread.shutdown(wait=True)
+                self._writer_thread = None
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            readers, self._readers = self._readers, None
+            try:
+                if readers is not None:
+                    await loop.run(_closed(readers.close()))
+            finally:
+                loop.stop()
 
     # -- the writer
     async def write(self, fn, audit=None):
@@ -121,7 +139,7 @@ class PostgresStore(LedgerMethods):
         return self._writer, tr
 
     def _write_now(self, fn, audit):
-        loop = self._loop
+        loop = self._writer_loop
         conn, tr = loop.wait(self._begin())
         try:
             tx = PgWriteTx(SyncConn(loop, conn), self._ids, self.stats)
@@ -305,6 +323,14 @@ class PostgresStore(LedgerMethods):
         """Return SUM of the account's entries in cents."""
         return await self._value("SELECT COALESCE(SUM(amount_cents), 0)::bigint FROM ledger_entries "
                                  "WHERE account=$1", account)
+
+
+async def _closed(closing):
+    """Await a connection's or pool's close; a server that went away took the sessions with it."""
+    try:
+        await asyncio.wait_for(closing, CONNECT_TIMEOUT_S)
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        pass
 
 
 # The methods whose SQL both backends run as written are SQLite's own (fetchall numbers their ? placeholders

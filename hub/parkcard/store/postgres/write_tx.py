@@ -10,6 +10,9 @@ everything staged is written at the end in one hop, a statement per table
 
 from parkcard.storage import WriteTx
 
+# asyncpg's COPY first reads the table's column types (a round trip of its own): below this many rows an
+# executemany costs less.
+COPY_ROWS_MIN = 64
 ID_BLOCK = 1024         # ids taken from a sequence per round trip (records, ledger_tx)
 _MISSING = object()
 
@@ -64,8 +67,11 @@ class SyncConn:
         """
         async def run():
             for sql, rows in statements:
-                if isinstance(sql, tuple):
+                if isinstance(sql, tuple) and len(rows) >= COPY_ROWS_MIN:
                     await self.conn.copy_records_to_table(sql[0], records=rows, columns=sql[1])
+                elif isinstance(sql, tuple):
+                    await self.conn.executemany("INSERT INTO %s(%s) VALUES (%s)" % (
+                        sql[0], ", ".join(sql[1]), ",".join("$%d" % i for i in range(1, len(sql[1]) + 1))), rows)
                 else:
                     await self.conn.executemany(sql, rows)
             if then is not None:
