@@ -3,8 +3,10 @@
 Connections live on the store's own loops (parkcard.store.postgres.loop): one
 writer connection, owned by the writer thread that runs each batch's sync
 `fn(tx)` between BEGIN and COMMIT, and a small pool of readers on a thread of
-their own, so a read never waits behind a batch. Row ids come from the tables' sequences, a block
-at a time. Migrations are the numbered files in store/migrations/postgres.
+their own, so a read never waits behind a batch. A batch is three round trips
+(BEGIN; its reads, loaded ahead; its writes with COMMIT: write_tx.py). Row ids
+come from the tables' sequences, a block at a time. Migrations are the
+numbered files in store/migrations/postgres.
 """
 
 import asyncio
@@ -158,7 +160,7 @@ class PostgresStore(LedgerMethods):
                 try:
                     loop.wait(tr.rollback())
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    loop.wait(conn.close(timeout=CONNECT_TIMEOUT_S))    # the next batch reconnects
+                    loop.wait(_closed(conn.close(timeout=CONNECT_TIMEOUT_S)))    # the next batch reconnects
             raise
 
     # -- reads
