@@ -236,3 +236,26 @@ def test_a_batch_costs_the_same_round_trips_for_4_records_as_for_32(pg_url, monk
     _warm_up, four, thirty_two = asyncio.run(scenario())
     # BEGIN; what the upload reads (records, cards, counters, the terminal); its writes and COMMIT
     assert (four, thirty_two) == (3, 3)
+
+
+def test_the_cli_and_the_audit_log_work_on_a_postgresql_url(pg_url, tmp_path):
+    def cli(*args):
+        return CliRunner().invoke(main, ["--db", pg_url, *[str(a) for a in args]])
+    assert cli("merchant", "add", "--id", 3, "--name", "Carousel", "--commission-bps", 800).exit_code == 0
+    listed = cli("merchant", "list")
+    assert listed.exit_code == 0 and "Carousel" in listed.output
+    verified = cli("audit", "verify")
+    assert verified.exit_code == 0, verified.output
+    assert (tmp_path / "hub.audit.log").exists()
+    shown = cli("audit", "show")
+    assert "merchant.add" in shown.output, shown.output
+
+    async def hold():
+        hub = await Hub(pg_url).open()
+        try:
+            return cli("up", "--insecure", "--no-broker", "--broker-port", 1)
+        finally:
+            await hub.stop()
+    refused = asyncio.run(hold())
+    assert refused.exit_code == 2, refused.output
+    assert "another hub is running on postgresql://" in refused.output and "Traceback" not in refused.output

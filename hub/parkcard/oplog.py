@@ -395,6 +395,9 @@ def _resolve(log_path, db):
     else:
         if db is None:
             db = click.get_current_context().find_root().params.get("db") or DEFAULT_DB
+        from parkcard.store.postgres.url import is_postgres_url, split   # here: the store imports this module
+        if is_postgres_url(db):
+            return split(db)[1], db     # its log is where the URL says (?audit_log=)
         path = log_path_for(db)
     return path, (Path(db) if db is not None and Path(db).is_file() else None)
 
@@ -406,17 +409,18 @@ def _anchor(db):
     import asyncio
     import sqlite3
 
-    from parkcard.storage import Storage   # here: storage imports this module
+    from parkcard.store import store_for   # here: the store imports this module
+    from parkcard.store.postgres import DATABASE_ERRORS
 
     async def read():
-        storage = await Storage(db).open()
+        storage = await store_for(db).open()
         try:
             return await storage.audit_anchor()
         finally:
             await storage.close()
     try:
         return asyncio.run(read())
-    except (sqlite3.DatabaseError, OSError) as exc:
+    except (sqlite3.DatabaseError, OSError, *DATABASE_ERRORS) as exc:
         raise _UserError("cannot read the audit anchor from %s: %s" % (db, exc)) from None
 
 
