@@ -1,6 +1,6 @@
 """What only the PostgreSQL store has to show: one hub per database by advisory lock, the schema version,
-the append-only and overlap triggers, transient errors and reconnecting, clear errors, the demo on it, and a
-batch costing O(tables) round trips, not O(records)."""
+the append-only and overlap triggers, transient errors and reconnecting (a server restart under a running
+hub), clear errors, the CLI and the demo on it, and a batch costing O(tables) round trips, not O(records)."""
 
 import asyncio
 import re
@@ -26,8 +26,9 @@ from parkcard.store import is_transient, open_store
 from parkcard.store.postgres import PgHubLock
 from parkcard.store.postgres.loop import OwnLoop
 from parkcard.store.postgres.url import split
-from parkcard.testing import DESK_ID, MERCHANT_ICE
+from parkcard.testing import DESK_ID, MERCHANT_ICE, start_hub
 from test_hub_cli import _populate
+from test_hub_ingest import booth, issued_card
 from test_hub_records import DAY_S, Booth, park
 
 pytestmark = pytest.mark.postgres
@@ -259,3 +260,43 @@ def test_the_cli_and_the_audit_log_work_on_a_postgresql_url(pg_url, tmp_path):
     refused = asyncio.run(hold())
     assert refused.exit_code == 2, refused.output
     assert "another hub is running on postgresql://" in refused.output and "Traceback" not in refused.output
+
+
+@pytest.mark.broker
+def test_a_database_server_restart_stops_acks_quarantines_nothing_and_the_hub_resumes(tmp_path, broker):
+    if bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl): run ./setup.sh")
+    server = PostgresServer().start()     # a cluster of its own: this test stops it
+    url = with_audit_log(server.create_database(), tmp_path / "hub.audit.log")
+
+    async def scenario():
+        hub = await start_hub(url, broker.host, broker.port)
+        five = None
+        try:
+            card_no, bal = await issued_card(hub)
+            five = await booth(hub, broker, 5)
+            five.record(R.KIND_DEBIT, card_no, 2, 10, bal - 10)
+            five.upload()
+            await asyncio.to_thread(five.wait_acked, 1, 30)
+            server.halt()
+            for i in range(2, 10):
+                five.record(R.KIND_DEBIT, card_no, 1 + i, 10, bal - 10 * i)
+            five.upload_all(records_max=4)
+            await hub.wait_until(lambda: hub.stats()["storage_errors"] >= 2, 30)   # retried, never given up
+            stuck = (hub.registry.get(5).acked_upto, five.acked_upto)
+            server.resume()
+            await asyncio.to_thread(five.wait_acked, 9, 60)
+            stats = hub.stats()
+            return (stuck, stats["storage_unavailable"], stats["failed_messages"],
+                    await hub.storage.account_balance("card:%d" % card_no) - bal, await hub.storage.quarantined(),
+                    [a[1] for a in await hub.storage.alarms()])
+        finally:
+            if five is not None:
+                five.close()
+            await hub.stop()
+    try:
+        stuck, unavailable, failed, moved, quarantined, alarms = asyncio.run(asyncio.wait_for(scenario(), 120))
+    finally:
+        server.stop()
+    assert stuck == (1, 1) and (unavailable, failed) == (0, 0)
+    assert moved == -90 and quarantined == [] and alarms == ["storage"]
