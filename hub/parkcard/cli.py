@@ -752,7 +752,7 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
     lock = hub_lock_for(db)
     try:
         lock.acquire()
-    except HubLockedError as exc:
+    except (HubLockedError, PostgresUnavailable) as exc:
         raise UserError(str(exc)) from None
     broker = None
     try:

@@ -33,6 +33,7 @@ from parkcard.mqtt_link import MqttLink
 from parkcard.registry import Registry
 from parkcard.storage import NotIssued, audited, version_detail
 from parkcard.store import hub_lock_for, is_postgres_url, is_transient, store_for
+from parkcard.store.postgres import PostgresUnavailable
 
 log = logging.getLogger("parkcard.hub")
 
@@ -797,6 +798,8 @@ def main(argv=None):
         asyncio.run(serve(Hub(args.db, args.broker_host, args.broker_port, args.client_id)))
     except HubLockedError as exc:
         parser.exit(EXIT_USAGE, "error: %s\n" % exc)
+    except PostgresUnavailable as exc:     # the server may be back soon: a supervisor restarts the hub
+        parser.exit(EXIT_HUB_FAILED, "error: %s\n" % exc)
     except HubFailed as exc:
         parser.exit(EXIT_HUB_FAILED, "error: %s\n" % failure_message(exc))
 

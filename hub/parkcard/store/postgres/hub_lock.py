@@ -12,6 +12,7 @@ import socket
 import asyncpg
 
 from parkcard.hub_lock import HubLockedError
+from parkcard.store.postgres.errors import connecting
 from parkcard.store.postgres.loop import LoopThread
 from parkcard.store.postgres.url import split
 
@@ -51,7 +52,8 @@ class PgHubLock:
 
     async def _take(self):
         me = "parkcard-hub pid %d on %s" % (os.getpid(), socket.gethostname())
-        conn = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S, server_settings={"application_name": me})
+        conn = await connecting(self.shown, asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S,
+                                                            server_settings={"application_name": me}))
         try:
             if await conn.fetchval("SELECT pg_try_advisory_lock($1)", HUB_LOCK_KEY):
                 return conn, None

@@ -15,6 +15,8 @@ any caller's loop (the CLI's asyncio.run, the hub, a test).
 import asyncio
 import threading
 
+from parkcard.store.postgres.errors import reaching
+
 LOOP_START_TIMEOUT_S = 10
 
 
@@ -36,10 +38,8 @@ class LoopThread:
         self.loop.close()
 
     def submit(self, awaitable):
-        """Schedule a coroutine (or other awaitable, such as a pool's acquire) on this loop; return its Future."""
-        if not asyncio.iscoroutine(awaitable):
-            awaitable = _awaited(awaitable)
-        return asyncio.run_coroutine_threadsafe(awaitable, self.loop)
+        """Schedule a database call (a coroutine, or a pool's acquire) on this loop; return its Future."""
+        return asyncio.run_coroutine_threadsafe(reaching(awaitable), self.loop)
 
     def wait(self, coro):
         """Run a coroutine on this loop and block the calling thread (never this loop's own) for its result."""
@@ -56,10 +56,6 @@ class LoopThread:
             self._thread.join()
 
 
-async def _awaited(awaitable):
-    return await awaitable
-
-
 class OwnLoop:
     """An event loop run by the one thread that owns it, an awaitable at a time (the writer's)."""
 
@@ -67,10 +63,8 @@ class OwnLoop:
         self.loop = asyncio.new_event_loop()
 
     def wait(self, awaitable):
-        """Run the loop until the awaitable is done; return its result (only from the owning thread)."""
-        if not asyncio.iscoroutine(awaitable):
-            awaitable = _awaited(awaitable)
-        return self.loop.run_until_complete(awaitable)
+        """Run the loop until the database call is done; return its result (only from the owning thread)."""
+        return self.loop.run_until_complete(reaching(awaitable))
 
     def close(self):
         """Close the loop (its connections closed first)."""

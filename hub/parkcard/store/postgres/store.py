@@ -18,7 +18,7 @@ import asyncpg
 
 from parkcard.oplog import OpLog
 from parkcard.storage import Storage
-from parkcard.store.postgres.errors import PostgresUnavailable
+from parkcard.store.postgres.errors import connecting
 from parkcard.store.postgres.ledger_methods import LedgerMethods
 from parkcard.store.postgres.loop import LoopThread, OwnLoop
 from parkcard.store.postgres.migrate import migrate
@@ -70,16 +70,8 @@ class PostgresStore(LedgerMethods):
             raise
         return self
 
-    async def _connecting(self, coro):
-        """Await a connection's opening; a server that cannot be used becomes PostgresUnavailable."""
-        try:
-            return await coro
-        except (OSError, asyncio.TimeoutError, asyncpg.InvalidCatalogNameError,
-                asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError,
-                asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
-            raise PostgresUnavailable("cannot use PostgreSQL at %s: %s: check that the server runs and the URL "
-                                      "names an existing database and a user allowed to use it" % (
-                                          self.path, str(exc) or type(exc).__name__)) from exc
+    def _connecting(self, opening):
+        return connecting(self.path, opening)
 
     async def _readers_pool(self):
         # Made on the readers' loop: a pool belongs to the loop it is created on.
