@@ -2,10 +2,12 @@
 
 The staging (records, postings, counters, cards, quarantine, alarms...) is
 SQLite's WriteTx's own; this class replaces what touches the database. Each
-read is a round trip from the writer thread to the store's loop, so what a
-batch will read is loaded in bulk first where the caller says (prefetch), and
-everything staged is written at the end in one hop, a statement per table
-(executemany), not one per record.
+read is a round trip to the server, so what a batch will read is loaded first
+in one statement where the caller says (prefetch: the ingest names the
+records, cards, counters and terminals of its frames), and everything staged is
+written at the end in one go with the COMMIT, a statement per table (COPY for
+the many rows of records and postings), not one per record. A batch of
+frames is then three round trips, whatever its size.
 """
 
 from parkcard.storage import WriteTx
@@ -37,7 +39,7 @@ _PREFETCH = (
 
 
 class SyncConn:
-    """An asyncpg connection used from the writer thread: every call waits on the store's loop."""
+    """An asyncpg connection used from the writer thread: every call runs the writer's own loop until it is done."""
 
     def __init__(self, loop, conn):
         self.loop = loop
