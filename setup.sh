@@ -8,8 +8,8 @@ cd "$(dirname "$0")"
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
-# PostgreSQL 15 for the store's second backend: the tests start their own cluster with initdb/pg_ctl.
-command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql)
+# PostgreSQL (15 on Debian 12) for the store's second backend: the tests start their own cluster with initdb/pg_ctl.
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"

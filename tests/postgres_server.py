@@ -3,11 +3,12 @@
 The cluster listens on 127.0.0.1 only, keeps its unix socket in its own
 folder, runs with fsync on (what a park runs), and is stopped and removed
 with stop(). Each test gets a database of its own (create_database). The
-binaries come from Debian's `postgresql` package (installed by setup.sh);
+programs come from Debian's `postgresql` package (installed by setup.sh);
 PostgreSQL refuses to run as root, so under root the cluster runs as the
 `postgres` user the package creates.
 """
 
+import glob
 import os
 import pwd
 import shutil
@@ -19,7 +20,9 @@ from pathlib import Path
 
 from parkcard.store.postgres.url import with_audit_log  # noqa: F401 - the test kit's URLs name their audit log
 
-BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
+# Debian's packages put each major version's programs in /usr/lib/postgresql/<major>/bin: the newest first.
+BIN_DIRS = (*sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(d.split("/")[-2]), reverse=True),
+            "/usr/local/bin", "/usr/bin")
 START_TIMEOUT_S = 60
 SUPERUSER = "parkcard"
 _PORT_TRIES = 5
