@@ -3,6 +3,7 @@ the append-only and overlap triggers, transient errors and reconnecting (a serve
 hub), clear errors, the CLI and the demo on it, and a batch costing O(tables) round trips, not O(records)."""
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -300,3 +301,25 @@ def test_a_database_server_restart_stops_acks_quarantines_nothing_and_the_hub_re
         server.stop()
     assert stuck == (1, 1) and (unavailable, failed) == (0, 0)
     assert moved == -90 and quarantined == [] and alarms == ["storage"]
+
+
+def test_the_hub_lock_is_taken_again_after_a_server_restart(tmp_path):
+    if bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl): run ./setup.sh")
+    server = PostgresServer().start()     # a cluster of its own: this test stops it
+    try:
+        url = server.create_database()
+        lock = PgHubLock(url).acquire()
+        server.halt()
+        server.resume()
+        deadline = time.monotonic() + LOCK_FREED_WAIT_S
+        while not sql(url, "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")[0][0]:
+            assert time.monotonic() < deadline, "the lock was not taken again"
+        with pytest.raises(HubLockedError, match=r"\(parkcard-hub pid %d on " % os.getpid()):
+            PgHubLock(url).acquire()
+        assert lock.held and lock.lost_to is None
+        lock.release()
+        assert not lock.held
+        PgHubLock(url).acquire().release()
+    finally:
+        server.stop()

@@ -4,8 +4,15 @@ The lock lives on a connection of its own; PostgreSQL drops it when that
 session ends, so a killed hub (its socket closed by the kernel) frees the
 database as a dead flock does on SQLite (parkcard.hub_lock). The holder names
 itself in application_name, which the refusal quotes.
+
+A session can also end under a live hub: the server restarts. The lock is then
+taken again as soon as the server is back (every RETAKE_INTERVAL_S); should
+another hub have taken it first, that is logged as event=hub_lock_lost and
+`lost_to` names the holder.
 """
 
+import asyncio
+import logging
 import os
 import socket
 
@@ -18,6 +25,8 @@ from parkcard.store.postgres.url import split
 
 HUB_LOCK_KEY = 0x70617263_68756221    # "parchub!": advisory locks are per database, one key is enough
 CONNECT_TIMEOUT_S = 10
+RETAKE_INTERVAL_S = 1.0
+log = logging.getLogger("parkcard.store.postgres")
 
 
 class PgHubLock:
@@ -27,15 +36,17 @@ class PgHubLock:
         self.dsn, _audit_log, self.shown = split(url)
         self._loop = None
         self._conn = None
+        self._retaking = None       # the task that takes the lock again after its session ended
+        self.lost_to = None         # the holder that took the lock while this one's session was down
 
     @property
     def held(self):
-        """True while this object holds the lock."""
-        return self._conn is not None
+        """True from acquire() to release() (the lock taken again after a server restart included)."""
+        return self._loop is not None
 
     def acquire(self):
         """Take the lock without waiting; raise HubLockedError if another hub holds it."""
-        if self._conn is not None:
+        if self._loop is not None:
             return self
         loop = LoopThread("parkcard-pg-lock")
         try:
@@ -48,7 +59,30 @@ class PgHubLock:
             raise HubLockedError("another hub is running on %s%s: stop it first (one hub per database)" % (
                 self.shown, " (%s)" % holder if holder else ""))
         self._loop, self._conn = loop, conn
+        loop.loop.call_soon_threadsafe(conn.add_termination_listener, self._session_ended)
         return self
+
+    def _session_ended(self, conn):
+        """On the lock's loop: the session that held the lock is gone; take the lock again."""
+        if conn is self._conn and self._retaking is None:
+            log.warning("event=hub_lock_session_lost db=%s action=retaking", self.shown)
+            self._retaking = asyncio.get_running_loop().create_task(self._retake())
+
+    async def _retake(self):
+        while True:
+            try:
+                conn, holder = await self._take()
+                break
+            except (ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(RETAKE_INTERVAL_S)     # the server is not back yet
+        self._retaking = None
+        if conn is None:
+            self.lost_to = holder or "another session"
+            log.error("event=hub_lock_lost db=%s holder=%r", self.shown, self.lost_to)
+            return
+        self._conn = conn
+        conn.add_termination_listener(self._session_ended)
+        log.warning("event=hub_lock_retaken db=%s", self.shown)
 
     async def _take(self):
         me = "parkcard-hub pid %d on %s" % (os.getpid(), socket.gethostname())
@@ -70,12 +104,19 @@ class PgHubLock:
 
     def release(self):
         """Give the lock back (idempotent): closing the session drops it."""
-        if self._conn is not None:
-            conn, loop = self._conn, self._loop
-            self._conn = self._loop = None
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
             try:
-                loop.wait(conn.close(timeout=CONNECT_TIMEOUT_S))
+                loop.wait(self._let_go())
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 pass        # the session is gone either way, and the lock with it
             finally:
                 loop.stop()
+
+    async def _let_go(self):
+        conn, self._conn = self._conn, None
+        if self._retaking is not None:
+            self._retaking.cancel()
+            self._retaking = None
+        if conn is not None and not conn.is_closed():
+            await conn.close(timeout=CONNECT_TIMEOUT_S)
