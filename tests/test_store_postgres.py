@@ -99,7 +99,7 @@ def test_a_killed_hub_leaves_the_database_to_the_next_one(pg_url):
     assert not lock.held
 
 
-def test_a_database_of_a_newer_hub_or_of_another_program_is_refused(postgres_server, tmp_path):
+def test_a_database_of_a_newer_hub_or_of_another_program_is_refused_and_a_cut_short_one_migrated(postgres_server, tmp_path):
     newer = with_audit_log(postgres_server.create_database(), tmp_path / "a.log")
     asyncio.run(_close(open_store(newer)))
     sql(newer, "UPDATE parkcard_schema SET version = 99")
@@ -110,6 +110,11 @@ def test_a_database_of_a_newer_hub_or_of_another_program_is_refused(postgres_ser
     result = CliRunner().invoke(main, ["--db", foreign, "merchant", "list"])
     assert result.exit_code == 2, result.output
     assert "holds tables but no ParkCard schema version" in result.output and "Traceback" not in result.output
+    cut_short = with_audit_log(postgres_server.create_database(), tmp_path / "c.log")    # stopped before migration 1
+    sql(cut_short, "CREATE TABLE parkcard_schema(id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
+        "INSERT INTO parkcard_schema VALUES (1, 0)")
+    asyncio.run(_close(open_store(cut_short)))
+    assert sql(cut_short, "SELECT version FROM parkcard_schema") == [(10,)]
 
 
 async def _close(opening):

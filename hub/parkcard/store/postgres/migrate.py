@@ -7,7 +7,7 @@ schema version means the same tables on both backends.
 
 from pathlib import Path
 
-from parkcard.storage import DatabaseDamaged, schema_problem
+from parkcard.storage import DatabaseDamaged
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "postgres"
 # Serialises two processes opening a fresh database at once (pg_advisory_xact_lock's key).
@@ -41,14 +41,13 @@ async def migrate(conn, where):
         if current < 0:
             raise DatabaseDamaged("%s holds tables but no ParkCard schema version: give an empty database or "
                                   "a ParkCard one" % where)
-        problem = schema_problem(current) if current <= len(files) else (
-            "database schema version %d is newer than this hub (%d): upgrade parkcard" % (current, len(files)))
-        if problem is not None:
-            raise DatabaseDamaged(problem)
-        if current == 0:
-            await conn.execute("CREATE TABLE parkcard_schema(id BIGINT PRIMARY KEY CHECK (id = 1), "
-                               "version BIGINT NOT NULL CHECK (version >= 0))")
-            await conn.execute("INSERT INTO parkcard_schema VALUES (1, 0)")
+        if current > len(files):
+            raise DatabaseDamaged("database schema version %d is newer than this hub (%d): upgrade parkcard"
+                                  % (current, len(files)))
+        # IF NOT EXISTS: a first open may have stopped after this, before migration 1 committed.
+        await conn.execute("CREATE TABLE IF NOT EXISTS parkcard_schema(id BIGINT PRIMARY KEY CHECK (id = 1), "
+                           "version BIGINT NOT NULL CHECK (version >= 0))")
+        await conn.execute("INSERT INTO parkcard_schema VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
     for number in range(current + 1, len(files) + 1):
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK_KEY)
