@@ -18,6 +18,7 @@ from postgres_server import PostgresServer, bin_dir, with_audit_log
 
 from protocol import record as R
 
+from parkcard import audit
 from parkcard.cli import main
 from parkcard.demo import run_demo
 from parkcard.hub_lock import HubLockedError
@@ -214,7 +215,7 @@ def test_the_demo_balances_on_postgresql(postgres_server, tmp_path):
     assert (tmp_path / "park" / "parkcard.audit.log").exists()     # the park's audit log stays in its folder
 
 
-def test_a_batch_costs_the_same_round_trips_for_4_records_as_for_32(pg_url, monkeypatch):
+def test_a_batch_costs_the_same_round_trips_for_4_records_as_for_32_or_80(pg_url, monkeypatch):
     hops = []
     wait = OwnLoop.wait
 
@@ -231,19 +232,22 @@ def test_a_batch_costs_the_same_round_trips_for_4_records_as_for_32(pg_url, monk
                      for n in range(32)]
             five = Booth(hub, 5)
             counts = []
-            for size, first in ((2, 0), (4, 2), (32, 6)):       # the first batch takes the id blocks
+            # The first batch takes the id blocks; 80 records go in by COPY (write_tx.COPY_ROWS_MIN).
+            for size, first in ((2, 0), (4, 2), (32, 6), (80, 38)):
                 raws = [five.make(R.KIND_DEBIT, cards[i % 32], 2 + i // 32, 10, 100000 - 10 * (1 + i // 32))
                         for i in range(first, first + size)]
                 del hops[:]
                 result = await hub.ingest.apply_local(5, [(R.STATUS_COMMITTED, r) for r in raws])
                 assert result.counts["applied"] == size
                 counts.append(len(hops))
-            return counts
+            report = await audit.check(hub.storage)
+            return counts, report.ok, report.records, await hub.storage.account_balance("merchant:%d" % MERCHANT_ICE)
         finally:
             await hub.stop()
-    _warm_up, four, thirty_two = asyncio.run(scenario())
+    (_warm_up, four, thirty_two, eighty), ok, records, merchant_cents = asyncio.run(scenario())
     # BEGIN; what the upload reads (records, cards, counters, the terminal); its writes and COMMIT
-    assert (four, thirty_two) == (3, 3)
+    assert (four, thirty_two, eighty) == (3, 3, 3)
+    assert ok and records == 32 + 118 and merchant_cents == 118 * 9     # 10 cents a sale, 10 % commission
 
 
 def test_the_cli_and_the_audit_log_work_on_a_postgresql_url(pg_url, tmp_path):

@@ -11,16 +11,17 @@ frames is then three round trips, whatever its size.
 """
 
 from parkcard.storage import WriteTx
+from parkcard.store.postgres.bulk import TERMINAL_TYPES, BulkStatement
 
-# asyncpg's COPY first reads the table's column types (a round trip of its own): below this many rows an
-# executemany costs less.
-COPY_ROWS_MIN = 64
 ID_BLOCK = 1024         # ids taken from a sequence per round trip (records, ledger_tx)
 _MISSING = object()
 
-# The rows a batch appends most of, one per record or posting, go in by COPY (one round trip, no per-row bind).
+# A batch of this many records or more sends its per-record rows (records, postings, counters) by COPY,
+# faster than unnest()ed arrays for many rows; a smaller one sends everything in one statement (bulk.py).
+COPY_ROWS_MIN = 64
 _RECORD_COLUMNS = ("id", "terminal_id", "seq", "raw", "kind", "card_no", "card_counter", "amount_cents",
                    "balance_after_cents", "time_s", "status", "applied_at")
+_RECORD_TYPES = ("bigint", "bigint", "bigint", "bytea") + ("bigint",) * 6 + ("text", "float8")
 _COUNTER_COLUMNS = ("card_no", "counter", "terminal_id", "seq", "delta_cents", "balance_after_cents")
 
 # What a batch will read, in one statement: rows tagged 0 records by (terminal, seq) ($1, $2), 1 cards ($3),
@@ -69,11 +70,9 @@ class SyncConn:
         """
         async def run():
             for sql, rows in statements:
-                if isinstance(sql, tuple) and len(rows) >= COPY_ROWS_MIN:
-                    await self.conn.copy_records_to_table(sql[0], records=rows, columns=sql[1])
-                elif isinstance(sql, tuple):
-                    await self.conn.executemany("INSERT INTO %s(%s) VALUES (%s)" % (
-                        sql[0], ", ".join(sql[1]), ",".join("$%d" % i for i in range(1, len(sql[1]) + 1))), rows)
+                if isinstance(sql, tuple):
+                    if rows:
+                        await self.conn.copy_records_to_table(sql[0], records=rows, columns=sql[1])
                 else:
                     await self.conn.executemany(sql, rows)
             if then is not None:
@@ -267,54 +266,57 @@ class PgWriteTx(WriteTx):
 
     # -- at the end of the batch
     def flush(self, then=None):
-        """Write everything collected, in dependency order, in one hop to the store's loop (COPY for the rows of
-        records and postings, executemany for the rest); then() is awaited last in the same hop."""
+        """Write everything collected: the appends and upserts in one statement (bulk.py; a large batch's
+        per-record rows by COPY before it), then what must see them (status changes of records this batch
+        stored, released refunds, gaps); then() is awaited last, all in one hop to the store's loop."""
+        bulk = BulkStatement()
         s = []
-        if self.records:
-            s.append((("records", _RECORD_COLUMNS), self.records))
-        if self.record_status:
-            s.append(("UPDATE records SET status=$1, applied_at=$2 WHERE id=$3",
-                      [(st, self.now if st == "applied" else None, i) for i, st in self.record_status.items()]))
-        if self.accounts:
-            s.append(("INSERT INTO accounts(name) VALUES ($1) ON CONFLICT DO NOTHING",
-                      [(a,) for a in sorted(self.accounts)]))
-        if self.ledger_tx:
-            s.append((("ledger_tx", ("id", "record_id", "kind", "at")), self.ledger_tx))
-            s.append((("ledger_entries", ("tx_id", "account", "amount_cents")), self.entries))
-        if self.counters:
-            s.append((("card_counters", _COUNTER_COLUMNS), [(k[0], k[1], *v) for k, v in self.counters.items()]))
-        cards = [(k, None if v[0] is None else bytes(v[0]), v[1], v[2]) for k, v in self.cards.items()
-                 if v[2] is not None]
-        if cards:
-            s.append(("INSERT INTO cards(card_no, uid, shadow_balance_cents, last_counter) VALUES ($1,$2,$3,$4) "
-                      "ON CONFLICT(card_no) DO UPDATE SET uid=COALESCE(cards.uid, excluded.uid), "
-                      "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
-                      cards))
-        claimed = [(k[0], k[1], v) for k, v in self.refunds.items() if v is not None]
-        if claimed:
-            s.append(("INSERT INTO refunds(terminal_id, sale_seq, refund_seq) VALUES ($1,$2,$3) ON CONFLICT "
-                      "(terminal_id, sale_seq) DO UPDATE SET refund_seq=excluded.refund_seq", claimed))
-        released = [k for k, v in self.refunds.items() if v is None]
-        if released:
-            s.append(("DELETE FROM refunds WHERE terminal_id=$1 AND sale_seq=$2", released))
-        if self.quarantine:
-            s.append(("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at, seq) "
-                      "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)", self.quarantine))
-        if self.conflicts:
-            s.append(("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES ($1,$2,$3,$4,$5)",
-                      [(t, q, bytes(r), bytes(e), at) for t, q, r, e, at in self.conflicts]))
-        if self.alarms:
-            s.append(("INSERT INTO alarms(kind, card_no, terminal_id, seq, detail, at) VALUES ($1,$2,$3,$4,$5,$6)",
-                      self.alarms))
-        if self.attempts:
-            s.append((("attempts", ("card_no", "terminal_id", "seq", "kind", "time_s", "at")), self.attempts))
+        per_record = [("records", _RECORD_COLUMNS, _RECORD_TYPES, self.records),
+                      ("ledger_tx", ("id", "record_id", "kind", "at"), ("bigint", "bigint", "bigint", "float8"),
+                       self.ledger_tx),
+                      ("ledger_entries", ("tx_id", "account", "amount_cents"), ("bigint", "text", "bigint"),
+                       self.entries),
+                      ("card_counters", _COUNTER_COLUMNS, ("bigint",) * 6,
+                       [(k[0], k[1], *v) for k, v in self.counters.items()])]
+        for table, columns, types, rows in per_record:
+            if len(self.records) >= COPY_ROWS_MIN:
+                s.append(((table, columns), rows))      # COPY, records first: the postings' keys need them
+            else:
+                bulk.insert(table, columns, types, rows)
+        bulk.insert("accounts", ("name",), ("text",), [(a,) for a in sorted(self.accounts)], "ON CONFLICT DO NOTHING")
+        bulk.insert("cards", ("card_no", "uid", "shadow_balance_cents", "last_counter"),
+                    ("bigint", "bytea", "bigint", "bigint"),
+                    [(k, None if v[0] is None else bytes(v[0]), v[1], v[2]) for k, v in self.cards.items()
+                     if v[2] is not None],
+                    "ON CONFLICT (card_no) DO UPDATE SET uid=COALESCE(cards.uid, excluded.uid), "
+                    "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter")
+        bulk.insert("refunds", ("terminal_id", "sale_seq", "refund_seq"), ("bigint",) * 3,
+                    [(k[0], k[1], v) for k, v in self.refunds.items() if v is not None],
+                    "ON CONFLICT (terminal_id, sale_seq) DO UPDATE SET refund_seq=excluded.refund_seq")
+        bulk.insert("quarantine", ("raw", "size", "sha256", "topic", "terminal_id", "reason", "detail", "at", "seq"),
+                    ("bytea", "bigint", "bytea", "text", "bigint", "text", "text", "float8", "bigint"),
+                    self.quarantine)
+        bulk.insert("conflicts", ("terminal_id", "seq", "raw", "existing_raw", "at"),
+                    ("bigint", "bigint", "bytea", "bytea", "float8"),
+                    [(t, q, bytes(r), bytes(e), at) for t, q, r, e, at in self.conflicts])
+        bulk.insert("alarms", ("kind", "card_no", "terminal_id", "seq", "detail", "at"),
+                    ("text", "bigint", "bigint", "bigint", "text", "float8"), self.alarms)
+        bulk.insert("attempts", ("card_no", "terminal_id", "seq", "kind", "time_s", "at"),
+                    ("bigint",) * 5 + ("float8",), self.attempts)
         by_columns = {}
         for terminal_id, cols in self.terminal_updates.items():
             names = tuple(sorted(cols))
-            by_columns.setdefault(names, []).append((*[cols[n] for n in names], terminal_id))
-        for names, rows in by_columns.items():
-            s.append(("UPDATE terminals SET %s WHERE id=$%d" % (
-                ", ".join("%s=$%d" % (n, i) for i, n in enumerate(names, 1)), len(names) + 1), rows))
+            by_columns.setdefault(names, []).append((terminal_id, *[cols[n] for n in names]))
+        for names, rows in sorted(by_columns.items()):
+            bulk.update("terminals", names, [TERMINAL_TYPES.get(n, "bigint") for n in names], rows)
+        if bulk:
+            s.append((bulk.sql(), [bulk.args]))
+        if self.record_status:
+            s.append(("UPDATE records SET status=$1, applied_at=$2 WHERE id=$3",
+                      [(st, self.now if st == "applied" else None, i) for i, st in self.record_status.items()]))
+        released = [k for k, v in self.refunds.items() if v is None]
+        if released:
+            s.append(("DELETE FROM refunds WHERE terminal_id=$1 AND sale_seq=$2", released))
         if self.gaps:
             s.append(("DELETE FROM terminal_gaps WHERE terminal_id=$1", [(t,) for t in self.gaps]))
             rows = [(t, a, b) for t, gaps in self.gaps.items() for a, b in gaps]
