@@ -13,7 +13,7 @@ from parkcard.store.rows import CounterClaim, SeqRecord
 
 # Quarantine keeps evidence, not payloads: a prefix (a whole record or frame header and more) and the
 # digest of the whole, so a flood of large publishes cannot fill the disk (the broker's own limit is
-# the protocol's largest frame, parkcard.broker).
+# the protocol's largest frame, parkcard.transport.broker).
 QUARANTINE_KEPT_MAX = 4096
 TOPIC_KEPT_MAX = 256
 
