@@ -231,7 +231,7 @@ def test_a_batch_costs_the_same_round_trips_for_4_records_as_for_32_or_80(pg_url
                      for n in range(32)]
             five = Booth(hub, 5)
             counts = []
-            # The first batch takes the id blocks; 80 records go in by COPY (write_tx.COPY_ROWS_MIN).
+            # The first batch prepares the statements; 80 records go in by COPY (write_tx.COPY_ROWS_MIN).
             for size, first in ((2, 0), (4, 2), (32, 6), (80, 38)):
                 raws = [five.make(R.KIND_DEBIT, cards[i % 32], 2 + i // 32, 10, 100000 - 10 * (1 + i // 32))
                         for i in range(first, first + size)]
