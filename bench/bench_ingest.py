@@ -2,6 +2,12 @@
 
     .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--processes 1] [--frame-records 64]
                                            [--latency-taps 300] [--backlog 10000] [--connected 500]
+                                           [--backends sqlite,postgres]
+
+Each backend runs the same four measurements in turn: SQLite in a file of
+the run's folder, PostgreSQL in a private cluster started for the run with
+the test kit's tests/postgres_server.py (fsync on). With both, the last line
+is the PostgreSQL/SQLite ratio of the ingest throughput.
 
 The hub runs as its own process (`python -m parkcard.app`) against a
 private Mosquitto; simulated terminals publish real protocol frames. The
@@ -30,10 +36,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hub"))
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))     # the test kit's PostgreSQL cluster
 
+from postgres_server import PostgresServer  # noqa: E402
 from protocol import frames, topics  # noqa: E402
 from protocol import record as R  # noqa: E402
-
+from parkcard.store import store_for  # noqa: E402
+from parkcard.store.postgres.migrate import migration_files  # noqa: E402
+from parkcard.store.postgres.url import split, with_audit_log  # noqa: E402
 from parkcard.store.sqlite.migrate import MIGRATIONS  # noqa: E402
 from parkcard.transport.broker import Broker  # noqa: E402
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub  # noqa: E402
@@ -164,6 +174,50 @@ def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
     return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
 
 
+RAW_TABLES = ("records", "ledger_tx", "ledger_entries", "card_counters")
+
+
+def raw_postgres_rate(hub_url, pg, terminal_ids):
+    """executemany of the same rows the hub wrote for these terminals, into a fresh PostgreSQL database."""
+    import asyncpg
+
+    where = {
+        "records": "SELECT * FROM records WHERE terminal_id = ANY($1::bigint[])",
+        "ledger_tx": "SELECT t.* FROM ledger_tx t JOIN records r ON r.id=t.record_id WHERE r.terminal_id = ANY($1)",
+        "ledger_entries": "SELECT e.* FROM ledger_entries e JOIN ledger_tx t ON t.id=e.tx_id JOIN records r "
+                          "ON r.id=t.record_id WHERE r.terminal_id = ANY($1)",
+        "card_counters": "SELECT * FROM card_counters WHERE terminal_id = ANY($1::bigint[])",
+    }
+
+    async def run():
+        src = await asyncpg.connect(split(hub_url)[0])
+        tables = {t: [tuple(r) for r in await src.fetch(where[t], terminal_ids)] for t in RAW_TABLES}
+        await src.close()
+        dst = await asyncpg.connect(pg.create_database())
+        await dst.execute(migration_files()[0].read_text())
+        started = time.perf_counter()
+        async with dst.transaction():
+            for table, rows in tables.items():
+                if rows:
+                    await dst.executemany("INSERT INTO %s VALUES (%s)" % (table, ",".join(
+                        "$%d" % (i + 1) for i in range(len(rows[0])))), rows)
+        elapsed = time.perf_counter() - started
+        await dst.close()
+        return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
+    return asyncio.run(run())
+
+
+def statuses_applied(db):
+    """How many terminals' status frames the hub has stored (firmware 'bench'), read through the store."""
+    async def run():
+        store = await store_for(db).open_for_audit()
+        try:
+            return sum(1 for t in await store.terminals() if t.firmware == "bench")
+        finally:
+            await store.close()
+    return asyncio.run(run())
+
+
 def raw_terminals(broker, keys, count_from):
     """Open sockets that CONNECT as term-<id> and publish one retained status frame each."""
     socks = []
@@ -190,13 +244,34 @@ def main():
     parser.add_argument("--latency-taps", type=int, default=300)
     parser.add_argument("--backlog", type=int, default=10000)
     parser.add_argument("--connected", type=int, default=500)
+    parser.add_argument("--backends", default="sqlite", help="stores to run the hub on, in turn: sqlite, postgres "
+                        "or sqlite,postgres (PostgreSQL in a private cluster started for the run)")
     args = parser.parse_args()
     if args.terminals > args.processes * TERMINALS_PER_PROCESS_MAX:
         parser.error("%d terminals need --processes %d or more (at most %d terminals per process: paho's select())"
                      % (args.terminals, -(-args.terminals // TERMINALS_PER_PROCESS_MAX), TERMINALS_PER_PROCESS_MAX))
+    backends = args.backends.split(",")
+    if not set(backends) <= {"sqlite", "postgres"}:
+        parser.error("--backends takes sqlite, postgres or both (sqlite,postgres)")
     print("command: %s" % " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv]))
+    pg = PostgresServer().start() if "postgres" in backends else None
+    rates = {}
+    try:
+        for backend in backends:
+            print("== %s" % backend)
+            rates[backend] = run_backend(args, backend, pg)
+    finally:
+        if pg is not None:
+            pg.stop()
+    if len(rates) == 2:
+        print("postgres/sqlite ingest throughput: %.0f / %.0f records/s = %.2f" % (
+            rates["postgres"], rates["sqlite"], rates["postgres"] / rates["sqlite"]))
+
+
+def run_backend(args, backend, pg):
+    """Run the four measurements with the hub on one backend; return its ingest throughput in records/s."""
     work = Path(tempfile.mkdtemp(prefix="parkcard-bench-"))
-    db = work / "hub.db"
+    db = work / "hub.db" if backend == "sqlite" else with_audit_log(pg.create_database(), work / "hub.audit.log")
     tput_ids = list(range(1, args.terminals + 1))
     lat_id, backlog_id = args.terminals + 1, args.terminals + 2
     conn_ids = list(range(args.terminals + 3, args.terminals + 3 + args.connected))
@@ -222,9 +297,12 @@ def main():
             print("after the throughput run: hub RSS %d MB (peak %d MB), broker RSS %d MB (peak %d MB)" % (
                 rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024,
                 rss_kb(broker.process.pid, "VmRSS") // 1024, rss_kb(broker.process.pid, "VmHWM") // 1024))
-            raw_rate, raw_rows = raw_sqlite_rate(db, work, tput_ids)
-            print("raw sqlite3 executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
-                raw_rows, total, raw_rate, 100 * total / tput_s / raw_rate))
+            if backend == "sqlite":
+                raw_rate, raw_rows = raw_sqlite_rate(db, work, tput_ids)
+            else:
+                raw_rate, raw_rows = raw_postgres_rate(db, pg, tput_ids)
+            print("raw %s executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
+                "sqlite3" if backend == "sqlite" else "asyncpg", raw_rows, total, raw_rate, 100 * total / tput_s / raw_rate))
 
             # 2. latency: one record per frame, wait for its ack
             lat = terms[lat_id]
@@ -260,8 +338,7 @@ def main():
             socks = raw_terminals(broker, {t: keys[t] for t in conn_ids}, 1)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                applied = sqlite3.connect(db).execute(
-                    "SELECT COUNT(*) FROM terminals WHERE firmware='bench'").fetchone()[0]
+                applied = statuses_applied(db)
                 if applied >= len(conn_ids):
                     break
                 time.sleep(0.1)
@@ -274,6 +351,7 @@ def main():
             hub.wait()
             for term in terms.values():
                 term.close()
+    return total / tput_s
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from nats_broker import NatsBroker
+from postgres_server import BIN_DIRS as PG_BIN_DIRS
+from postgres_server import PostgresServer, with_audit_log
+from postgres_server import bin_dir as postgres_bin_dir
 from parkcard.transport.broker import Broker
 from parkcard_flash.image import MPY_CROSS_OPTIONS  # compiled as the terminal image is
 
@@ -183,15 +186,25 @@ def broker(request, tmp_path):
         yield running
 
 
-# -- store backends: the store contract suite (tests/test_store_contract.py) runs once per entry.
-# A backend adds its pytest.param here and its branch in store_url (PostgreSQL: a cluster of the
-# test's own, started with initdb/pg_ctl, with a `postgres` mark).
-STORE_BACKENDS = [pytest.param("sqlite", id="sqlite")]
+# -- store backends: the tests that take `store_url` (the store contract suite among them) run once per
+# backend; PostgreSQL is a cluster of the session's own, started with initdb/pg_ctl (tests/postgres_server.py).
+STORE_BACKENDS = ["sqlite", "postgres"]
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def store_url(request, tmp_path):
-    """Where a fresh, empty store of the parametrised backend lives (a path or URL for open_store)."""
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL cluster for the session (initdb + pg_ctl on a free loopback port)."""
+    if postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl in %s): run ./setup.sh" % ", ".join(PG_BIN_DIRS))
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=[pytest.param(b, id=b, marks=[pytest.mark.postgres] if b == "postgres" else [])
+                        for b in STORE_BACKENDS])
+def store_url(tmp_path, request):
+    """The hub's database: tmp_path/hub.db on SQLite, or a fresh database of the session's cluster."""
     if request.param == "sqlite":
         return str(tmp_path / "hub.db")
-    raise AssertionError("no store_url for backend %r" % request.param)
+    return with_audit_log(request.getfixturevalue("postgres_server").create_database(), tmp_path / "hub.audit.log")

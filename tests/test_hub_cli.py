@@ -5,6 +5,8 @@ import csv
 import sqlite3
 
 import pytest
+
+import postgres_server
 from click.testing import CliRunner
 
 from protocol import frames, topics
@@ -13,6 +15,7 @@ from protocol import record as R
 from parkcard.app import Hub
 from parkcard.cli import main
 from parkcard.ingest.downlink import Downlink
+from parkcard.store import is_postgres
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 from store_kit import damage_a_page, read, terminal
 
@@ -46,12 +49,19 @@ def db(tmp_path):
     return str(path)
 
 
+@pytest.fixture
+def any_db(store_url):
+    """The same park on each store backend (conftest.STORE_BACKENDS)."""
+    asyncio.run(_populate(store_url))
+    return str(store_url)
+
+
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_ledger_check_passes_on_a_good_database(db):
-    result = cli("--db", db, "ledger", "check")
+def test_ledger_check_passes_on_a_good_database(any_db):
+    result = cli("--db", any_db, "ledger", "check")
     assert result.exit_code == 0, result.output
     assert "RESULT: OK" in result.output
 
@@ -75,6 +85,8 @@ def test_ledger_check_fails_on_a_changed_shadow_balance(db):
 
 def _tamper(db, *statements):
     """Change the database behind the hub's back, as an attacker with the file would (triggers dropped first)."""
+    if is_postgres(db):
+        return postgres_server.tamper(db, *statements)
     with sqlite3.connect(db) as conn:
         conn.execute("DROP TRIGGER ledger_entries_append_only_u")
         conn.execute("DROP TRIGGER ledger_entries_append_only_d")
@@ -91,40 +103,40 @@ def _ledger_check_fails(db, *expected):
     return result.output
 
 
-def test_ledger_check_finds_value_moved_to_another_merchant_within_a_sale(db):
+def test_ledger_check_finds_value_moved_to_another_merchant_within_a_sale(any_db):
     # The sale's transaction still sums to zero and the card's account is untouched.
-    _tamper(db, "UPDATE ledger_entries SET amount_cents = amount_cents - 100 "
+    _tamper(any_db, "UPDATE ledger_entries SET amount_cents = amount_cents - 100 "
             "WHERE tx_id = 2 AND account = 'merchant:%d'" % MERCHANT_ICE,
             "INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (2, 'merchant:%d', 100)" % MERCHANT_PARK)
-    _ledger_check_fails(db, "not what their record posts: 1", "record 2 (term-5 seq 1): posted")
+    _ledger_check_fails(any_db, "not what their record posts: 1", "record 2 (term-5 seq 1): posted")
 
 
-def test_ledger_check_finds_value_moved_between_cash_and_deposits_within_an_issue(db):
-    _tamper(db, "UPDATE ledger_entries SET amount_cents = amount_cents + 500 WHERE tx_id = 1 AND account = 'desk:cash'",
+def test_ledger_check_finds_value_moved_between_cash_and_deposits_within_an_issue(any_db):
+    _tamper(any_db, "UPDATE ledger_entries SET amount_cents = amount_cents + 500 WHERE tx_id = 1 AND account = 'desk:cash'",
             "INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (1, 'park:deposits', -500)")
-    _ledger_check_fails(db, "not what their record posts: 1", "record 1 (term-%d seq 1)" % DESK_ID)
+    _ledger_check_fails(any_db, "not what their record posts: 1", "record 1 (term-%d seq 1)" % DESK_ID)
 
 
-def test_ledger_check_accepts_sales_booked_before_a_commission_change(db):
-    assert cli("--db", db, "merchant", "set", "--id", MERCHANT_ICE, "--commission-bps", 2000).exit_code == 0
-    result = cli("--db", db, "ledger", "check")
+def test_ledger_check_accepts_sales_booked_before_a_commission_change(any_db):
+    assert cli("--db", any_db, "merchant", "set", "--id", MERCHANT_ICE, "--commission-bps", 2000).exit_code == 0
+    result = cli("--db", any_db, "ledger", "check")
     assert result.exit_code == 0, result.output
     assert "posted at another commission rate than today's: 3" in result.output
 
 
-def test_ledger_check_finds_value_moved_from_a_merchant_to_the_commission(db):
+def test_ledger_check_finds_value_moved_from_a_merchant_to_the_commission(any_db):
     # 225 of 1250 cents is a rate of 18 %: the audit log says the merchant only ever had 10 %.
-    _tamper(db, "UPDATE ledger_entries SET amount_cents = 1125 - 100 WHERE tx_id = 2 AND account = 'merchant:%d'"
+    _tamper(any_db, "UPDATE ledger_entries SET amount_cents = 1125 - 100 WHERE tx_id = 2 AND account = 'merchant:%d'"
             % MERCHANT_ICE,
             "UPDATE ledger_entries SET amount_cents = 125 + 100 WHERE tx_id = 2 AND account = 'park:commission'")
-    _ledger_check_fails(db, "not what their record posts: 1", "the commission 225 is the amount at none of the "
+    _ledger_check_fails(any_db, "not what their record posts: 1", "the commission 225 is the amount at none of the "
                         "merchant's rates (1000 bps)")
 
 
-def test_ledger_check_finds_a_changed_record_amount(db):
+def test_ledger_check_finds_a_changed_record_amount(any_db):
     # settlement sums records.amount_cents: the column must say what the record's bytes say.
-    _tamper(db, "UPDATE records SET amount_cents = amount_cents + 100 WHERE terminal_id = 5 AND seq = 1")
-    _ledger_check_fails(db, "bad: 1", "stored amount_cents=1350, its bytes say amount_cents=1250")
+    _tamper(any_db, "UPDATE records SET amount_cents = amount_cents + 100 WHERE terminal_id = 5 AND seq = 1")
+    _ledger_check_fails(any_db, "bad: 1", "stored amount_cents=1350, its bytes say amount_cents=1250")
 
 
 def test_ledger_check_finds_a_record_whose_mac_is_broken(db):
@@ -135,26 +147,26 @@ def test_ledger_check_finds_a_record_whose_mac_is_broken(db):
     _ledger_check_fails(db, "record 3 (term-5 seq 2): its MAC does not verify under term-5's key")
 
 
-def test_ledger_check_finds_a_deleted_applied_record(db):
+def test_ledger_check_finds_a_deleted_applied_record(any_db):
     # Everything derived from the sale goes with it: the card's chain then only looks incomplete.
-    _tamper(db, "DELETE FROM ledger_entries WHERE tx_id = 2", "DELETE FROM ledger_tx WHERE record_id = 2",
+    _tamper(any_db, "DELETE FROM ledger_entries WHERE tx_id = 2", "DELETE FROM ledger_tx WHERE record_id = 2",
             "DELETE FROM card_counters WHERE card_no = 100001 AND counter = 2",
             "DELETE FROM records WHERE id = 2")
-    _ledger_check_fails(db, "term-5 acknowledged seqs 1..3; no record holds seq 1")
+    _ledger_check_fails(any_db, "term-5 acknowledged seqs 1..3; no record holds seq 1")
 
 
-def test_ledger_check_finds_a_deleted_record_whose_booking_stays(db):
-    _tamper(db, "DELETE FROM records WHERE id = 3")
-    _ledger_check_fails(db, "transaction 3 belongs to record 3, which does not exist")
+def test_ledger_check_finds_a_deleted_record_whose_booking_stays(any_db):
+    _tamper(any_db, "DELETE FROM records WHERE id = 3")
+    _ledger_check_fails(any_db, "transaction 3 belongs to record 3, which does not exist")
 
 
 @pytest.mark.parametrize("ledger_too", [False, True])
-def test_ledger_check_finds_a_card_whose_whole_history_is_deleted(db, ledger_too):
+def test_ledger_check_finds_a_card_whose_whole_history_is_deleted(any_db, ledger_too):
     statements = ["DELETE FROM records WHERE card_no = 100001", "DELETE FROM card_counters WHERE card_no = 100001"]
     if ledger_too:
         statements = ["DELETE FROM ledger_entries", "DELETE FROM ledger_tx"] + statements
-    _tamper(db, *statements)
-    _ledger_check_fails(db, "history missing: 1", "card 100001: ")
+    _tamper(any_db, *statements)
+    _ledger_check_fails(any_db, "history missing: 1", "card 100001: ")
 
 
 def _hub_refuses(db, *expected):
@@ -204,14 +216,14 @@ def test_settle_is_final_idempotent_and_exports_csv(db, tmp_path):
     assert len(read(db, lambda s: s.settlements())) == 1
 
 
-def test_settle_all_covers_every_merchant(db, tmp_path):
-    result = cli("--db", db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400, "--csv", tmp_path / "c.csv")
+def test_settle_all_covers_every_merchant(any_db, tmp_path):
+    result = cli("--db", any_db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400, "--csv", tmp_path / "c.csv")
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 3
 
 
-def test_terminals_table(db):
-    result = cli("--db", db, "terminals")
+def test_terminals_table(any_db):
+    result = cli("--db", any_db, "terminals")
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0].split()[:4] == ["id", "name", "role", "merchant"]
@@ -265,9 +277,9 @@ def test_cli_unlock_clears_the_lock_and_queues_no_command(db):
     assert [c.command for c in read(db, lambda s: s.terminal_commands())] == [frames.CMD_LOCK]
 
 
-def test_registry_reload_reads_one_terminal_with_its_merchant_rate(db):
+def test_registry_reload_reads_one_terminal_with_its_merchant_rate(any_db):
     async def check():
-        hub = await Hub(db).open()
+        hub = await Hub(any_db).open()
         assert await hub.registry.reload_terminal(99) is None and hub.registry.get(99) is None
         state = await hub.registry.reload_terminal(5)
         assert state is hub.registry.get(5)
@@ -327,9 +339,9 @@ def test_alarms_and_quarantine_listings(db):
     assert rows[0].endswith("kind %d from a pos terminal" % R.KIND_TOPUP)
 
 
-def test_blacklist_push_builds_the_delta_once_for_every_terminal(db):
+def test_blacklist_push_builds_the_delta_once_for_every_terminal(any_db):
     async def check():
-        hub = await Hub(db).open()
+        hub = await Hub(any_db).open()
         await hub.storage.blacklist_change(4242, "lost", add=True)
         sent = []
         downlink = Downlink(hub.storage, hub.registry, lambda topic, payload: sent.append(topic))
@@ -388,13 +400,13 @@ def test_settle_to_an_unwritable_csv_says_how_to_export_again(db, tmp_path):
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 3
 
 
-def test_one_command_checks_the_audit_chain_once_however_many_entries_it_writes(db, tmp_path, monkeypatch):
+def test_one_command_checks_the_audit_chain_once_however_many_entries_it_writes(any_db, tmp_path, monkeypatch):
     from parkcard import oplog
 
     walks = []
     walk = oplog._walk
     monkeypatch.setattr(oplog, "_walk", lambda f, *a: (walks.append(a), walk(f, *a))[1])
-    result = cli("--db", db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400)
+    result = cli("--db", any_db, "settle", "--all", "--from", DAY_S, "--to", DAY_S + 86400)
     assert result.exit_code == 0, result.output
     assert result.output.count("closed now") == 2            # two entries appended
     assert len(walks) <= 1                                     # the chain read at most once, not once per entry

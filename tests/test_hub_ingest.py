@@ -294,9 +294,9 @@ def test_status_ordered_by_boot_and_last_will(tmp_path, broker):
     assert run(scenario()) == (0, 2, "1.2.0", 7)   # offline keeps the last report
 
 
-def test_sync_gets_blacklist_config_and_time(tmp_path, broker):
+def test_sync_gets_blacklist_config_and_time(store_url, broker):
     async def scenario():
-        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        hub = await start_hub(store_url, broker.host, broker.port)
         term = await booth(hub, broker, 5)
         for card_no in (30, 10, 20):
             await hub.blacklist_add(card_no, "lost", force=True)     # numbers this park never issued
@@ -313,11 +313,11 @@ def test_sync_gets_blacklist_config_and_time(tmp_path, broker):
     run(scenario())
 
 
-def test_desk_issue_and_top_up_write_valid_card_blocks(tmp_path, broker):
+def test_desk_issue_and_top_up_write_valid_card_blocks(store_url, broker):
     keys = C.ParkKeys(b"A" * 32, b"B" * 32, b"M" * 32)
 
     async def scenario():
-        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port, park_keys=keys)
+        hub = await start_hub(store_url, broker.host, broker.port, park_keys=keys)
         desk = hub.desk(DESK_ID)
         issued = await desk.issue(UID, 5000, tier=C.TIER_GOLD, deposit_cents=500)
         card_keys = C.CardKeys(keys, UID)
@@ -336,16 +336,16 @@ def test_desk_issue_and_top_up_write_valid_card_blocks(tmp_path, broker):
     run(scenario())
 
 
-def test_downlink_counters_keep_increasing_across_restarts(tmp_path, broker):
+def test_downlink_counters_keep_increasing_across_restarts(store_url, broker):
     async def scenario():
-        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        hub = await start_hub(store_url, broker.host, broker.port)
         card_no, bal = await issued_card(hub)
         term = await booth(hub, broker, 5)
         term.record(R.KIND_DEBIT, card_no, 2, 10, bal - 10)
         term.upload()
         await asyncio.to_thread(term.wait_acked, 1)
         await hub.stop()
-        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        hub = await start_hub(store_url, broker.host, broker.port)
         term.record(R.KIND_DEBIT, card_no, 3, 10, bal - 20)
         term.upload()
         await asyncio.to_thread(term.wait_acked, 2)
@@ -357,9 +357,9 @@ def test_downlink_counters_keep_increasing_across_restarts(tmp_path, broker):
     run(scenario())
 
 
-def test_full_queue_applies_backpressure_and_drops_nothing(tmp_path, broker):
+def test_full_queue_applies_backpressure_and_drops_nothing(store_url, broker):
     async def scenario():
-        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port, queue_max=2, batch_frames_max=1)
+        hub = await start_hub(store_url, broker.host, broker.port, queue_max=2, batch_frames_max=1)
         card_no, bal = await issued_card(hub)
         term = await booth(hub, broker, 5)
         for i in range(300):
@@ -378,9 +378,9 @@ def test_full_queue_applies_backpressure_and_drops_nothing(tmp_path, broker):
     assert not any(k.startswith("quarantined") for k in stats)
 
 
-def test_unknown_blacklist_version_gets_a_snapshot(tmp_path, broker):
+def test_unknown_blacklist_version_gets_a_snapshot(store_url, broker):
     async def scenario():
-        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        hub = await start_hub(store_url, broker.host, broker.port)
         await hub.blacklist_add(77, "stolen", force=True)
         await hub.blacklist_add(66, "stolen", force=True)
         term = await booth(hub, broker, 5)
@@ -394,9 +394,9 @@ def test_unknown_blacklist_version_gets_a_snapshot(tmp_path, broker):
     run(scenario())
 
 
-def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(tmp_path, broker):
+def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(store_url, broker):
     async def scenario():
-        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        hub = await start_hub(store_url, broker.host, broker.port)
         card_no, bal = await issued_card(hub)
         term = await booth(hub, broker, 5)
         term.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
@@ -421,13 +421,13 @@ def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(tmp_path, 
     run(scenario())
 
 
-def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(tmp_path, broker, monkeypatch):
+def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(store_url, broker, monkeypatch):
     from parkcard.desk import DeskError
 
     from parkcard.domain import ledger
 
     async def scenario():
-        hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
+        hub = await start_hub(store_url, broker.host, broker.port)
         desk = hub.desk(DESK_ID)
         postings = ledger.postings
 
@@ -506,7 +506,7 @@ def test_quarantine_keeps_a_bounded_prefix_with_the_size_and_digest_of_the_whole
     import hashlib
 
     from parkcard.store import open_store
-    from parkcard.store.sqlite.write_tx import QUARANTINE_KEPT_MAX
+    from parkcard.store.batch import QUARANTINE_KEPT_MAX
 
     payload = bytes(range(256)) * 80                 # 20 KB of a refused payload
 

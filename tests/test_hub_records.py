@@ -92,10 +92,10 @@ def test_a_booth_refunds_only_its_own_sale_on_the_same_card_once_and_at_most_its
     assert read(tmp_path / "hub.db", lambda s: s.refunds()) == [(5, 1, 9), (6, 1, 2)]
 
 
-def on_one_card(tmp_path, steps):
+def on_one_card(db, steps):
     """Run steps(hub, card_no) on a park with one card of 100.00; return (its result, the card's ledger balance)."""
     async def scenario():
-        hub = await park(tmp_path / "hub.db")
+        hub = await park(db)
         try:
             card = (await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)).card_no
             out = await steps(hub, card)
@@ -105,15 +105,15 @@ def on_one_card(tmp_path, steps):
     return run(scenario())
 
 
-def test_a_booth_refund_and_its_sale_in_one_upload(tmp_path):
+def test_a_booth_refund_and_its_sale_in_one_upload(store_url):
     async def steps(hub, card):
         five = Booth(hub, 5)
         return await five.upload(five.make(R.KIND_DEBIT, card, 2, 1000, 9000),
                                  five.make(R.KIND_REFUND, card, 3, 1000, 10000, ref_seq=1))
-    assert on_one_card(tmp_path, steps) == ([], 10000)
+    assert on_one_card(store_url, steps) == ([], 10000)
 
 
-def test_an_uncertain_refund_that_did_not_happen_frees_its_sale(tmp_path):
+def test_an_uncertain_refund_that_did_not_happen_frees_its_sale(store_url):
     async def steps(hub, card):
         five = Booth(hub, 5)
         await five.upload(five.make(R.KIND_DEBIT, card, 2, 1000, 9000))
@@ -124,15 +124,15 @@ def test_an_uncertain_refund_that_did_not_happen_frees_its_sale(tmp_path):
         reasons.append(await five.upload(unsure, status=R.STATUS_VOIDED))   # the re-tap settled it: not written
         reasons.append(await five.upload(five.make(R.KIND_REFUND, card, 3, 1000, 10000, ref_seq=1)))
         return reasons
-    assert on_one_card(tmp_path, steps) == ([[], ["refund_twice"], [], []], 10000)
+    assert on_one_card(store_url, steps) == ([[], ["refund_twice"], [], []], 10000)
 
 
-def test_a_desk_refund_needs_no_sale(tmp_path):
+def test_a_desk_refund_needs_no_sale(store_url):
     async def steps(hub, card):
         desk = Booth(hub, DESK_ID)
         desk.seq = hub.registry.get(DESK_ID).acked_upto
         return await desk.upload(desk.make(R.KIND_REFUND, card, 2, 250, 10250))
-    assert on_one_card(tmp_path, steps) == ([], 10250)
+    assert on_one_card(store_url, steps) == ([], 10250)
 
 
 def test_the_desk_writes_the_deposit_in_its_own_field_and_version_1_deposit_records_are_refused(tmp_path):
@@ -155,9 +155,9 @@ def test_the_desk_writes_the_deposit_in_its_own_field_and_version_1_deposit_reco
     assert detail == "deposit kinds need record version 2" and len(raw) == R.RECORD_SIZE
 
 
-def test_two_desks_issuing_at_once_get_distinct_numbers_and_no_clone_alarm(tmp_path):
+def test_two_desks_issuing_at_once_get_distinct_numbers_and_no_clone_alarm(store_url):
     async def scenario():
-        hub = await park(tmp_path / "hub.db")
+        hub = await park(store_url)
         await hub.register_terminal(DESK_2, MERCHANT_PARK, frames.ROLE_DESK, "second desk")
         issued = await asyncio.gather(*[hub.desk(d).issue(bytes((4, 0, n, d & 0xFF)), 1000 + n, deposit_cents=200)
                                         for n in range(4) for d in (DESK_ID, DESK_2)])

@@ -34,9 +34,9 @@ async def _ingest(storage, terminals):
     return ingest
 
 
-def test_two_uncertain_records_decided_by_one_later_record_are_both_applied(tmp_path):
+def test_two_uncertain_records_decided_by_one_later_record_are_both_applied(store_url):
     async def scenario():
-        storage = await open_store(tmp_path / "hub.db")
+        storage = await open_store(store_url)
         try:
             ingest = await _ingest(storage, {TERMINAL_ID: KEY})
             # Two writes whose outcome the terminal could not tell (counters 2 and 3), then a sale at
@@ -60,9 +60,9 @@ OTHER_ID = 6
 OTHER_KEY = bytes(range(32, 64))
 
 
-def test_an_uncertain_record_whose_counter_another_terminal_wrote_is_not_applied_nor_a_clone(tmp_path):
+def test_an_uncertain_record_whose_counter_another_terminal_wrote_is_not_applied_nor_a_clone(store_url):
     async def scenario():
-        storage = await open_store(tmp_path / "hub.db")
+        storage = await open_store(store_url)
         try:
             ingest = await _ingest(storage, {TERMINAL_ID: KEY, OTHER_ID: OTHER_KEY})
             # Term 6's write of counter 2 (1000 -> 900) was torn: it never landed, and term 5 wrote

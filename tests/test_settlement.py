@@ -23,7 +23,14 @@ ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(store_url):
+    asyncio.run(_populate(store_url))
+    return str(store_url)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """The populated park on SQLite only, for the tests that write to the file behind the store's back."""
     path = tmp_path / "hub.db"
     asyncio.run(_populate(path))
     return str(path)
@@ -80,7 +87,8 @@ def test_a_period_overlapping_a_closed_one_is_refused_and_the_closed_one_named(d
     assert later.exit_code == 2 and "--from 2026-07-02T00:00:00Z" in later.output
 
 
-def test_the_schema_keeps_a_record_in_one_settlement_for_good(db):
+def test_the_schema_keeps_a_record_in_one_settlement_for_good(sqlite_db):
+    db = sqlite_db
     assert settle(db, "--merchant", MERCHANT_ICE, *DAY1).exit_code == 0
     [taken] = paid(db).values()
     assert len(taken) == 3
@@ -158,8 +166,8 @@ def test_an_existing_csv_is_kept_unless_forced(db, tmp_path):
     assert [r["merchant"] for r in exported(path)] == ["Park desk", "Ice cream"]
 
 
-def test_the_park_currency_is_set_once_and_shown_with_every_amount(tmp_path):
-    db = str(tmp_path / "new.db")
+def test_the_park_currency_is_set_once_and_shown_with_every_amount(tmp_path, store_url):
+    db = str(store_url)
     assert cli("--db", db, "merchant", "add", "--id", 2, "--name", "Crêpes", "--commission-bps", 500).exit_code == 0
     for code in ("EUX", "EURO", "€"):
         bad = cli("--db", db, "park", "set", "--currency", code)

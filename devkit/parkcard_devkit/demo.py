@@ -46,9 +46,9 @@ def refusal_words(reason, count):
     return "%s: %d tap%s" % (REFUSAL_WORDS.get(reason, reason), count, "" if count == 1 else "s")
 
 
-async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, echo, tap_interval_ms=2):
-    """Run the scenario; return 0 when every check passes, 1 otherwise."""
-    sim = ParkSim(workdir, terminals=terminals, cards=cards, seed=seed, broker_url=broker_url)
+async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, echo, tap_interval_ms=2, db=None):
+    """Run the scenario; return 0 when every check passes, 1 otherwise (db: a postgresql:// URL, or None)."""
+    sim = ParkSim(workdir, terminals=terminals, cards=cards, seed=seed, broker_url=broker_url, db=db)
     started = time.monotonic()
     try:
         await sim.start()
@@ -144,8 +144,10 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
 @click.option("--seed", default=1, show_default=True, help="seed for the simulated visitors")
 @click.option("--tap-interval-ms", default=2, show_default=True, type=click.IntRange(0, 60000),
               help="pause between taps")
+@click.option("--db", "db", help="run the hub on this PostgreSQL database (postgresql://...; it should be empty) "
+              "instead of a SQLite file in --dir")
 @click.option("-v", "--verbose", is_flag=True, help="show the hub's logs")
-def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap_interval_ms, verbose):
+def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap_interval_ms, db, verbose):
     """Run a park on this machine: broker, hub, terminals and visitors; exit 1 if the ledger does not balance."""
     if workdir is not None and os.path.isdir(workdir) and os.listdir(workdir):
         # Checked before anything is written: the demo builds a fresh park, and one found here
@@ -158,7 +160,7 @@ def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap
     os.makedirs(workdir, exist_ok=True)
     try:
         code = asyncio.run(run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, click.echo,
-                                    tap_interval_ms))
+                                    tap_interval_ms, db))
     except TimeoutError as exc:
         raise click.ClickException("the park did not settle: %s (files kept in %s)" % (exc, workdir))
     except OSError as exc:

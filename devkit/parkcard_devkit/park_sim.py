@@ -29,6 +29,8 @@ from parkcard import audit
 from parkcard.app import Hub
 from parkcard.security import secure
 from parkcard.services import settlement
+from parkcard.store import is_postgres
+from parkcard.store.postgres.url import with_audit_log
 
 from parkcard_devkit.netsim import Relay
 
@@ -108,8 +110,10 @@ class Visitor:
 class ParkSim:
     """Broker + hub + terminals + visitors, all on loopback."""
 
-    def __init__(self, workdir, terminals=4, cards=20, seed=1, broker_url=None):
+    def __init__(self, workdir, terminals=4, cards=20, seed=1, broker_url=None, db=None):
+        """db: the hub's database (a postgresql:// URL); by default a SQLite file in workdir."""
         self.workdir = str(workdir)
+        self.db = db
         self.n_terminals = terminals
         self.n_cards = cards
         self.rng = random.Random(seed)
@@ -141,7 +145,10 @@ class ParkSim:
             self.broker = secure.start_secure_broker(self.workdir, self.secrets, {})
             host, port = self.broker.host, self.broker.port
             self.tls = secure.terminal_tls_context(self.secrets.pki.ca_cert)
-        self.hub = Hub(os.path.join(self.workdir, "parkcard.db"), broker_host=host, broker_port=port, **hub_kwargs)
+        db = self.db or os.path.join(self.workdir, "parkcard.db")
+        if is_postgres(db):     # the park's audit log stays with its other files
+            db = with_audit_log(db, os.path.join(self.workdir, "parkcard.audit.log"))
+        self.hub = Hub(db, broker_host=host, broker_port=port, **hub_kwargs)
         await self.hub.start()
         await self.hub.wait_connected()
         await self.hub.add_merchant(DESK_MERCHANT_ID, "Front desk", 0)

@@ -33,14 +33,14 @@ from protocol import frames, hub_frames, topics
 
 from parkcard.desk import Desk
 from parkcard.domain.lifecycle import AdminCardState, QuarantineReason
-from parkcard.hub_lock import HubLock, HubLockedError
+from parkcard.hub_lock import HubLockedError
 from parkcard.ingest.downlink import Downlink
 from parkcard.ingest.fleet import Fleet
 from parkcard.ingest.pipeline import Ingest
 from parkcard.ingest.registry import Registry
 from parkcard.services import admin_cards, blacklist, merchants, terminals
 from parkcard.services.privileges import Actor, ServiceError
-from parkcard.store import is_transient, store_for
+from parkcard.store import StoreUnavailable, hub_lock_for, is_postgres, is_transient, store_for
 from parkcard.transport import notify
 from parkcard.transport.mqtt_link import DOWNLINK_QUEUED_MAX, MqttLink
 
@@ -103,7 +103,7 @@ class Hub:
         without one, open() takes it.
         """
         self.storage = store_for(db_path)
-        self.lock = lock or HubLock(db_path)     # one hub per database (parkcard.hub_lock)
+        self.lock = lock or hub_lock_for(db_path)     # one hub per database (parkcard.hub_lock, PgHubLock)
         self.notices = notify.Listener(db_path)  # what the CLI changed (parkcard.transport.notify)
         self._blacklist_pushed = 0               # the newest blacklist version pushed to every terminal
         self.registry = Registry(self.storage)
@@ -720,11 +720,14 @@ def main(argv=None):
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
     configure_logging(getattr(logging, args.log_level))
-    os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
+    if not is_postgres(args.db):
+        os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
     try:
         asyncio.run(serve(Hub(args.db, args.broker_host, args.broker_port, args.client_id)))
     except HubLockedError as exc:
         parser.exit(EXIT_USAGE, "error: %s\n" % exc)
+    except StoreUnavailable as exc:     # the server may be back soon: a supervisor restarts the hub
+        parser.exit(EXIT_HUB_FAILED, "error: %s\n" % exc)
     except HubFailed as exc:
         parser.exit(EXIT_HUB_FAILED, "error: %s\n" % failure_message(exc))
 

@@ -395,6 +395,10 @@ def _resolve(log_path, db):
     else:
         if db is None:
             db = click.get_current_context().find_root().params.get("db") or DEFAULT_DB
+        from parkcard.store import is_postgres   # here: the store imports this module
+        if is_postgres(db):
+            from parkcard.store.postgres.url import split
+            return split(db)[1], db     # its log is where the URL says (?audit_log=)
         path = log_path_for(db)
     return path, (Path(db) if db is not None and Path(db).is_file() else None)
 
@@ -404,9 +408,8 @@ def _anchor(db):
     if db is None:
         return None
     import asyncio
-    import sqlite3
 
-    from parkcard.store import open_store   # here: the store imports this module
+    from parkcard.store import database_errors, open_store   # here: the store imports this module
 
     async def read():
         storage = await open_store(db)
@@ -416,7 +419,7 @@ def _anchor(db):
             await storage.close()
     try:
         return asyncio.run(read())
-    except (sqlite3.DatabaseError, OSError) as exc:
+    except (OSError, *database_errors()) as exc:
         raise _UserError("cannot read the audit anchor from %s: %s" % (db, exc)) from None
 
 

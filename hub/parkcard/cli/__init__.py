@@ -24,7 +24,8 @@ from parkcard.cli.optional import CommandsGroup
 
 
 @click.group(cls=CommandsGroup)
-@click.option("--db", default=os.path.join("var", "parkcard.db"), show_default=True, help="hub database file")
+@click.option("--db", default=os.path.join("var", "parkcard.db"), show_default=True,
+              help="hub database: a SQLite file, or postgresql://user@host:port/database")
 @click.option("--park-dir", type=click.Path(file_okay=False), default=None,
               help="where `parkcard init` keeps the park's secrets and PKI [default: the database's folder]")
 @click.pass_context

@@ -4,7 +4,6 @@ import asyncio
 import datetime
 import getpass
 import os
-import sqlite3
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from parkcard.hub_lock import HubLockedError
 from parkcard.oplog import AuditLogError
 from parkcard.security import secure
 from parkcard.services.privileges import Actor, ServiceError
-from parkcard.store import DatabaseDamaged, StoreError, local_path, store_for
+from parkcard.store import DatabaseDamaged, StoreError, StoreUnavailable, database_errors, db_dir, local_path, store_for
 from parkcard.transport import notify
 
 
@@ -38,9 +37,9 @@ def run(coro):
         return asyncio.run(coro)
     except ServiceError as exc:
         raise UserError(str(exc)) from None
-    except (DatabaseDamaged, StoreError) as exc:
+    except (DatabaseDamaged, StoreError, StoreUnavailable) as exc:
         raise UserError(str(exc)) from None
-    except sqlite3.DatabaseError as exc:
+    except database_errors() as exc:
         raise UserError("database error: %s (is --db a ParkCard database?)" % exc) from None
     except HubLockedError as exc:
         raise UserError(str(exc)) from None
@@ -51,15 +50,22 @@ def run(coro):
 async def with_storage(path, fn, create=False):
     """Open the database at path, run `await fn(storage)`, close it; UserError when there is none (unless create)."""
     file = local_path(path)         # None: a database server, which has no file to look for
-    if file is not None and not create and not Path(file).exists():
-        raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % path)
-    if file is not None and create:
+    if not create:
+        must_exist(path)
+    elif file is not None:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
     storage = await store_for(path).open()
     try:
         return await fn(storage)
     finally:
         await storage.close()
+
+
+def must_exist(path):
+    """UserError when path names a database file that is not there (a database server is not looked for)."""
+    file = local_path(path)
+    if file is not None and not Path(file).exists():
+        raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % path)
 
 
 def in_store(obj, fn, create=False):
@@ -130,8 +136,8 @@ def age(ts):
 
 
 def park_dir(obj):
-    """Where the park's secrets live: --park-dir, else the database's folder."""
-    return Path(obj.park_dir) if obj.park_dir else Path(obj.db).parent
+    """Where the park's secrets live: --park-dir, else the database's folder (var/ for a database server)."""
+    return Path(obj.park_dir) if obj.park_dir else db_dir(obj.db)
 
 
 def load_park(directory):

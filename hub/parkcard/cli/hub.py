@@ -1,12 +1,11 @@
 """`parkcard up`: Mosquitto (unless --no-broker) and the hub, until Ctrl-C."""
 
-from pathlib import Path
-
 import click
 
 from parkcard.cli.common import UserError, load_park, park_dir, run, with_storage
-from parkcard.hub_lock import HubLock, HubLockedError
+from parkcard.hub_lock import HubLockedError
 from parkcard.security import secure
+from parkcard.store import StoreUnavailable, db_dir, hub_lock_for
 
 
 class HubStopped(click.ClickException):
@@ -35,12 +34,12 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
         raise UserError("the park has no secrets yet: run `parkcard init` first (looked in %s), "
                         "or pass --insecure for a plaintext development broker" % park_dir(obj))
     configure_logging()
-    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    db_dir(db).mkdir(parents=True, exist_ok=True)
     # Before the broker: a second `up` on this database must not start one (or take its port).
-    lock = HubLock(db)
+    lock = hub_lock_for(db)
     try:
         lock.acquire()
-    except HubLockedError as exc:
+    except (HubLockedError, StoreUnavailable) as exc:
         raise UserError(str(exc)) from None
     broker = None
     try:
@@ -54,7 +53,7 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
                                                         port=broker_port or secure.SECURE_PORT, host=broker_host)
                     hub_args["on_terminals_added"] = secure.broker_refresher(broker, park)
             elif not no_broker:
-                broker = Broker(Path(db).parent / "broker", port=broker_port).start()
+                broker = Broker(db_dir(db) / "broker", port=broker_port).start()
         except (BrokerError, BrokerAuthError) as exc:
             raise UserError(str(exc)) from None
         if broker is not None:

@@ -1,12 +1,11 @@
 """`parkcard ledger check` and `parkcard settle`: the books, re-derived, and merchant settlement."""
 
 import os
-from pathlib import Path
 
 import click
 
 from parkcard import audit
-from parkcard.cli.common import UserError, in_store, run, table, when
+from parkcard.cli.common import UserError, in_store, must_exist, run, table, when
 from parkcard.money import format_cents
 from parkcard.services import settlement
 
@@ -20,8 +19,7 @@ def ledger():
 @click.pass_obj
 def ledger_check(obj):
     """Re-derive the ledger from the stored records (MACs, postings, card chains); exit 1 on a discrepancy."""
-    if not Path(obj.db).exists():
-        raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % obj.db)
+    must_exist(obj.db)
     report = run(audit.check_file(obj.db))
     for line in report.lines():
         click.echo(line)

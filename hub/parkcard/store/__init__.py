@@ -10,13 +10,16 @@ re-exported here.
 """
 
 import importlib
+from pathlib import Path
 
-from parkcard.store.errors import (RESTORE_ADVICE, DatabaseDamaged, NotIssued, PeriodOverlap, is_transient,
-                                   register_transient, schema_problem)
+from parkcard.store.errors import (RESTORE_ADVICE, DatabaseDamaged, NotIssued, PeriodOverlap, StoreUnavailable,
+                                   database_errors, is_transient, register_database_errors, register_transient,
+                                   schema_problem)
 from parkcard.store.interface import AuditRows, Store, WriteTx, audited, version_detail
 
 __all__ = ["RESTORE_ADVICE", "AuditRows", "DatabaseDamaged", "NotIssued", "PeriodOverlap", "Store", "StoreError",
-           "WriteTx", "audited", "is_postgres", "is_transient", "local_path", "open_store", "register_transient",
+           "StoreUnavailable", "WriteTx", "audited", "database_errors", "db_dir", "hub_lock_for", "is_postgres",
+           "is_transient", "local_path", "open_store", "register_database_errors", "register_transient",
            "schema_problem", "store_for", "version_detail"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -45,19 +48,37 @@ def local_path(url_or_path):
     return target
 
 
+def _postgres_backend(target):
+    try:
+        return importlib.import_module("parkcard.store.postgres")
+    except ImportError as exc:
+        raise StoreError("%s is a PostgreSQL database, but the PostgreSQL backend is not installed (%s): "
+                         "install parkcard with its PostgreSQL support, or pass a SQLite file path"
+                         % (_redacted(target), exc)) from None
+
+
 def store_for(url_or_path):
     """Return an unopened store for a path or URL (await its open())."""
     target = str(url_or_path)
     if is_postgres(target):
-        try:
-            backend = importlib.import_module("parkcard.store.postgres")
-        except ImportError as exc:
-            raise StoreError("%s is a PostgreSQL database, but the PostgreSQL backend is not installed (%s): "
-                             "install parkcard with its PostgreSQL support, or pass a SQLite file path"
-                             % (_redacted(target), exc)) from None
-        return backend.store_for(target)
+        return _postgres_backend(target).store_for(target)
     from parkcard.store.sqlite import store_for as sqlite_store_for
     return sqlite_store_for(local_path(target))
+
+
+def hub_lock_for(url_or_path):
+    """Return the one-hub-per-database lock (a flock beside a file, an advisory lock on PostgreSQL), not taken."""
+    target = str(url_or_path)
+    if is_postgres(target):
+        return _postgres_backend(target).PgHubLock(target)
+    from parkcard.hub_lock import HubLock
+    return HubLock(local_path(target))
+
+
+def db_dir(url_or_path):
+    """The folder of the database's own files; for a database served elsewhere, var/ (its audit log's home)."""
+    file = local_path(url_or_path)
+    return Path("var") if file is None else Path(file).parent
 
 
 async def open_store(url_or_path):

@@ -18,6 +18,10 @@ class DatabaseDamaged(sqlite3.DatabaseError):
     """A database this hub must not serve from (damaged pages, an unknown schema version); the message says why."""
 
 
+class StoreUnavailable(ConnectionError):
+    """A database server that cannot be reached or used now; the message says where and what to check."""
+
+
 class PeriodOverlap(ValueError):
     """A period that overlaps a closed settlement of the same merchant."""
 
@@ -70,3 +74,18 @@ def register_transient(check):
 def is_transient(exc):
     """True when an error from a write says the store is unavailable (retry later), not that the data is bad."""
     return any(check(exc) for check in _transient_checks)
+
+
+# The driver errors a caller reports as "database error" (a file or server that is not a ParkCard
+# database, a statement it refused); each backend adds its driver's (register_database_errors).
+_database_errors = [sqlite3.DatabaseError]
+
+
+def register_database_errors(*types):
+    """Add a backend driver's error types to what database_errors() returns."""
+    _database_errors.extend(t for t in types if t not in _database_errors)
+
+
+def database_errors():
+    """The tuple of driver error types of every backend loaded (for an except clause)."""
+    return tuple(_database_errors)

@@ -46,6 +46,12 @@ class WriteTx(abc.ABC):
     batch). Writes are staged and flushed at the end of the batch.
     """
 
+    def prefetch(self, records=(), cards=(), counters=(), terminals=()):
+        """Hint what the batch will read ([(terminal_id, seq)], [card_no], [(card_no, counter)], [terminal_id]).
+
+        A backend whose reads are round trips to a server loads them ahead in one; by default nothing happens.
+        """
+
     # -- reads inside the transaction (they see what this batch staged)
     @abc.abstractmethod
     def next_id(self, table):
@@ -102,7 +108,7 @@ class WriteTx(abc.ABC):
 
     @abc.abstractmethod
     def set_record_status(self, record_id, status):
-        """Change the status of a stored record (uncertain -> applied or not_happened)."""
+        """Change the status of a stored record (uncertain -> applied or voided)."""
 
     @abc.abstractmethod
     def post(self, record_id, kind, entries):

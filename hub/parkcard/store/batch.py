@@ -1,0 +1,137 @@
+"""What a batch stages on every backend: the rows it will write at its end, kept in memory until the flush.
+
+A backend's WriteTx subclasses StagedWriteTx and adds the reads (which see
+what is staged here) and the flush that writes the staged rows its own way.
+"""
+
+import hashlib
+import time
+
+from parkcard.domain.lifecycle import RecordStatus
+from parkcard.store import interface
+from parkcard.store.rows import CounterClaim, SeqRecord
+
+# Quarantine keeps evidence, not payloads: a prefix (a whole record or frame header and more) and the
+# digest of the whole, so a flood of large publishes cannot fill the disk (the broker's own limit is
+# the protocol's largest frame, parkcard.transport.broker).
+QUARANTINE_KEPT_MAX = 4096
+TOPIC_KEPT_MAX = 256
+
+# Column positions in a staged records row (add_record).
+ID, RAW, CARD, COUNTER, STATUS = 0, 3, 5, 6, 10
+
+
+class StagedWriteTx(interface.WriteTx):
+    """The staged half of a WriteTx: records, postings, claims, cards and the rest, flushed by the backend."""
+
+    def __init__(self, conn, stats):
+        """conn: the backend's writer connection; stats: the store's counters of bounds hit."""
+        self.conn = conn
+        self.stats = stats          # the store's counters (bounds hit), shared by every batch
+        self.now = time.time()
+        self.records = []
+        self._batch_records = {}    # (terminal_id, seq) -> row of self.records
+        self.record_status = {}     # record id -> new status, this batch
+        self.ledger_tx = []
+        self.entries = []
+        self.accounts = set()
+        self.counters = {}          # (card_no, counter) -> CounterClaim, this batch
+        self.cards = {}             # card_no -> [uid, shadow, last_counter] to upsert
+        self.quarantine = []
+        self._held = {}             # (terminal_id, seq) -> raw of a damaged record held in quarantine, this batch
+        self.conflicts = []
+        self.alarms = []
+        self.attempts = []
+        self.terminal_updates = {}  # terminal_id -> {column: value}
+        self.gaps = {}              # terminal_id -> [(from, to)]
+        self.audits = []            # (actor, action, details) for the operator audit log, at commit
+        self.refunds = {}           # (terminal_id, sale_seq) -> refund_seq claimed this batch; None = released
+
+    def record(self, terminal_id, seq):
+        """Return the stored record at (terminal, seq) as a SeqRecord, or None."""
+        row = self._batch_records.get((terminal_id, seq))
+        if row is not None:
+            found = SeqRecord(row[ID], row[RAW], row[STATUS], row[CARD], row[COUNTER])
+        else:
+            found = self._stored_record(terminal_id, seq)
+            if found is None:
+                return None
+        if found.id in self.record_status:  # settled earlier in this batch
+            found = found._replace(status=self.record_status[found.id])
+        return found
+
+    def _stored_record(self, terminal_id, seq):
+        """The backend's read of a record written before this batch: a SeqRecord, or None."""
+        raise NotImplementedError
+
+    # -- writes
+    def add_record(self, record_id, terminal_id, seq, raw, rec, status):
+        """Store a record (not yet in the ledger unless post() is called too)."""
+        row = (record_id, terminal_id, seq, raw, rec.kind, rec.card_no, rec.card_counter, rec.amount_cents,
+               rec.balance_after_cents, rec.time_s, status, self.now if status == RecordStatus.APPLIED else None)
+        self.records.append(row)
+        self._batch_records[(terminal_id, seq)] = row
+
+    def set_record_status(self, record_id, status):
+        """Change the status of a stored record (uncertain -> applied or voided)."""
+        self.record_status[record_id] = status
+
+    def post(self, record_id, kind, entries):
+        """Append a ledger transaction for a record; entries sum to zero (checked by the caller)."""
+        tx_id = self.next_id("ledger_tx")
+        self.ledger_tx.append((tx_id, record_id, kind, self.now))
+        for account, amount in entries:
+            self.entries.append((tx_id, account, amount))
+            self.accounts.add(account)
+        return tx_id
+
+    def claim_counter(self, card_no, counter, terminal_id, seq, delta, balance_after):
+        """Record that (card, counter) belongs to this record."""
+        self.counters[(card_no, counter)] = CounterClaim(terminal_id, seq, delta, balance_after)
+
+    def claim_refund(self, terminal_id, sale_seq, refund_seq):
+        """Record that a refund reverses this sale (one refund per sale)."""
+        self.refunds[(terminal_id, sale_seq)] = refund_seq
+
+    def release_refund(self, terminal_id, sale_seq):
+        """Free a sale whose refund turned out not to have happened."""
+        self.refunds[(terminal_id, sale_seq)] = None
+
+    def set_card(self, card_no, uid, shadow_balance_cents, last_counter):
+        """Set the card's shadow balance and newest counter."""
+        self.cards[card_no] = [uid, shadow_balance_cents, last_counter]
+
+    def add_quarantine(self, raw, topic, terminal_id, reason, detail, seq=None):
+        """Keep a frame or record that failed verification: its first QUARANTINE_KEPT_MAX bytes, size and
+        digest; with seq, a damaged record holding that seq."""
+        raw = bytes(raw)
+        if len(raw) > QUARANTINE_KEPT_MAX:
+            self.stats["quarantine_cut"] += 1
+        self.quarantine.append((raw[:QUARANTINE_KEPT_MAX], len(raw), hashlib.sha256(raw).digest(),
+                                topic[:TOPIC_KEPT_MAX], terminal_id, reason, detail, self.now, seq))
+        if seq is not None:
+            self._held[(terminal_id, seq)] = raw
+
+    def add_conflict(self, terminal_id, seq, raw, existing_raw):
+        """Keep a record whose key is taken by other bytes."""
+        self.conflicts.append((terminal_id, seq, raw, existing_raw, self.now))
+
+    def add_alarm(self, kind, card_no, terminal_id, seq, detail):
+        """Raise an alarm for an operator."""
+        self.alarms.append((kind, card_no, terminal_id, seq, detail, self.now))
+
+    def add_attempt(self, rec):
+        """Keep a tap of a blacklisted card (a lock or attempt record): when, where, which card."""
+        self.attempts.append((rec.card_no, rec.terminal_id, rec.seq, rec.kind, rec.time_s, self.now))
+
+    def audit(self, actor, action, **details):
+        """Record an operator action in the audit log as part of this transaction (appended at commit)."""
+        self.audits.append((actor, action, details))
+
+    def update_terminal(self, terminal_id, **columns):
+        """Set terminal columns at commit (last value wins)."""
+        self.terminal_updates.setdefault(terminal_id, {}).update(columns)
+
+    def set_gaps(self, terminal_id, gaps):
+        """Replace the terminal's list of missing seq ranges."""
+        self.gaps[terminal_id] = gaps
