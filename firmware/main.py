@@ -1,16 +1,17 @@
-"""ParkCard terminal entry point on the ESP32."""
+"""ParkCard terminal entry point on the ESP32 (the host's tests call main() with their own board)."""
 
 import asyncio
 
 from terminal.blacklist import BlacklistCorrupt
-from terminal.board import Board
 from terminal.journal import JournalCorrupt
 from terminal.runtime import SettingsError, Terminal, load_settings
 
 
-def main():
+def main(board=None):
     """Build the terminal from the board and its provisioning, then serve taps forever."""
-    board = Board()
+    if board is None:
+        from terminal.board import Board
+        board = Board()
     try:
         settings = load_settings()
         board.network(settings.get("wifi_ssid", ""), (board.keystore().get("wifi_password") or b"").decode())
@@ -35,4 +36,5 @@ def main():
     asyncio.run(terminal.run())
 
 
-main()
+if __name__ == "__main__":  # MicroPython runs main.py as __main__ after boot.py
+    main()

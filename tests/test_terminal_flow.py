@@ -586,7 +586,7 @@ def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monk
     monkeypatch.setattr(runtime, "load_settings",
                         lambda: {"terminal_id": 12, "broker_host": "127.0.0.1", "broker_port": 9})
     monkeypatch.setattr(board, "network", lambda *a: None, raising=False)
-    runpy.run_path(str(FIRMWARE / "main.py"))  # returns instead of raising into the REPL
+    runpy.run_path(str(FIRMWARE / "main.py"), run_name="__main__")  # returns instead of raising into the REPL
     assert board.display().lines == (line1, "See technician")
 
 
