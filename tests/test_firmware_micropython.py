@@ -60,7 +60,7 @@ def test_a_debit_needs_under_32_kb_above_idle(micropython, tmp_path):
     assert 0 < int(got["heap_peak_above_idle"]) < 32 * 1024
 
 
-ESP32_SOURCES = sorted([*(REPO / "protocol").glob("*.py"), *(FIRMWARE / "terminal").glob("*.py"),
+ESP32_SOURCES = sorted([*(REPO / "protocol").glob("*.py"), *(FIRMWARE / "terminal").rglob("*.py"),
                         *(FIRMWARE / "sim").glob("*.py"), FIRMWARE / "boot.py", FIRMWARE / "main.py"])
 
 

@@ -17,7 +17,7 @@ def park(tmp_path):
 
 
 def test_the_whole_terminal_serves_syncs_and_takes_a_new_config_at_the_budget_heap(park, tmp_path):
-    term = WholeTerminal(park, tmp_path, "400k")
+    term = WholeTerminal(park, tmp_path, "300k")
     try:
         term.expect(r"screen ParkCard ride\|Price 2\.50")
         assert term.tap() == "screen APPROVED 2.50|Balance 97.50"

@@ -15,7 +15,8 @@ from protocol import admin_card
 from protocol.config import ROLE_DESK
 from protocol.errors import ProtocolError
 from protocol.frames import CMD_AUTH_CONFIRM, CMD_AUTH_REJECT, CMD_DEAUTHORISE, CMD_LOCK
-from terminal.rc522 import AuthError, RC522Error, ticks_diff, ticks_ms
+from terminal.compat import ticks_diff, ticks_ms
+from terminal.rc522 import AuthError, RC522Error
 
 KEY_PARK_KEYS = "park_keys"          # key store: 96 bytes (desk) or 64 bytes (booth)
 KEY_TRANSPORT = "transport_key"      # key store: 32 bytes, set at flashing

@@ -2,11 +2,7 @@
 
 import asyncio
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from terminal.compat import const, sleep_ms
 
 # SSD1306 datasheet §9 command table: display off, charge pump, addressing mode, on.
 _SSD1306_INIT = (0xAE, 0xD5, 0x80, 0xA8, 0x3F, 0xD3, 0x00, 0x40, 0x8D, 0x14, 0x20, 0x00, 0xA1, 0xC8,
@@ -89,10 +85,10 @@ class Buzzer:
         try:
             for on_ms, off_ms in pattern:
                 self.pin.value(self.on)
-                await asyncio.sleep_ms(on_ms)
+                await sleep_ms(on_ms)
                 self.pin.value(1 - self.on)
                 if off_ms:
-                    await asyncio.sleep_ms(off_ms)
+                    await sleep_ms(off_ms)
         finally:
             self.pin.value(1 - self.on)
 

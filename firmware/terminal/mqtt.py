@@ -17,25 +17,8 @@ Design (after peterhinch/micropython-mqtt's mqtt_as, not its code):
 import asyncio
 import struct
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(value):
-        return value
-
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_diff(end, start):
-        return end - start
-
+from terminal.compat import const, ticks_diff, ticks_ms
+from terminal.compat import wait_ms as _wait_ms
 
 try:
     from random import getrandbits
@@ -313,15 +296,6 @@ def parse_packet(buf, payload_max=_PAYLOAD_MAX):
 
 
 # ---------------------------------------------------------------- asyncio compatibility
-
-_wait_for_ms = getattr(asyncio, "wait_for_ms", None)
-
-
-def _wait_ms(awaitable, timeout_ms):
-    if _wait_for_ms is not None:
-        return _wait_for_ms(awaitable, timeout_ms)
-    return asyncio.wait_for(awaitable, timeout_ms / 1000)
-
 
 def _pulse(event):
     """Wake every task waiting on event now; later waiters wait for the next pulse."""

@@ -14,11 +14,8 @@ from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, R
 from terminal import blacklist as bl
 from terminal import journal as jr
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
+from terminal.compat import const, sleep_ms as _sleep_ms
+from terminal.compat import wait_ms as _wait_ms
 
 UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
                                  # upload's copies small beside the sync stack in a 100 KB heap
@@ -42,17 +39,13 @@ _CLOCK_OFF_MAX_S = const(731 * 86400)
 # it would leave every later frame of the hub a replay. The hub skips at most its reserve block
 # (1024) per restart and sends a few thousand frames a day to a terminal.
 _COUNTER_STEP_MAX = const(1 << 24)
+_SENDS_MAX = const(4)
 _UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
-
-
-def _sleep_ms(ms):
-    sleep_ms = getattr(asyncio, "sleep_ms", None)
-    return sleep_ms(ms) if sleep_ms else asyncio.sleep(ms / 1000)
 
 
 async def _wait_event(event, timeout_ms):
     try:
-        await asyncio.wait_for(event.wait(), timeout_ms / 1000)
+        await _wait_ms(event.wait(), timeout_ms)
         return True
     except asyncio.TimeoutError:
         return False
@@ -71,7 +64,16 @@ class Sync:
         self.state = state
         self.board = board
         self.on_command = on_command
-        self.on_card_write = None      # desk terminals: (request_id, uid, blocks)
+        # Downlink type -> handler(frame): what the terminal takes from the hub. Components register
+        # theirs with handle() (the desk role: T_CARD_WRITE); a type nobody handles is refused.
+        self._handlers = {frames.T_ACK: self._on_ack, frames.T_TIME: self._on_time, frames.T_CONFIG: self._on_config,
+                          frames.T_BLACKLIST: self._apply_blacklist, frames.T_COMMAND: self._on_command}
+        self._config_watchers = []     # called with each config taken (the app loads the role it names)
+        # Uplink frames a callback asked for (T_AUTH, T_CARD_RESULT, T_SYNC), each sent by a task kept
+        # here until it ends. Bounded: with _SENDS_MAX under way another is refused and counted.
+        self.sending = []
+        self.sends_refused = 0
+        self.send_errors = 0
         self.authorised = False        # set through set_authorised (the status reports it)
         self.started_s = board.clock()
         self.rejected = {}           # reason -> count of downlink frames refused
@@ -248,56 +250,73 @@ class Sync:
             if isinstance(exc, bl.VersionGap):
                 self._ask_sync()
 
+    def handle(self, ftype, handler):
+        """Register handler(frame) for a downlink type (None withdraws it): a component's frames come to it."""
+        if handler is None:
+            self._handlers.pop(ftype, None)
+        else:
+            self._handlers[ftype] = handler
+
+    def watch_config(self, watcher):
+        """Call watcher(config) with every config taken from the hub, and now with the one in force."""
+        self._config_watchers.append(watcher)
+        if self.wallet.config is not None:
+            watcher(self.wallet.config)
+
     def _apply(self, frame):
-        if frame.type == frames.T_ACK:
-            upto, _applied, _rejected = frames.parse_ack(frame.body)
-            self.journal.ack(upto)
-            self._acked.set()
-        elif frame.type == frames.T_TIME:
-            # Take the hub's clock within the bounds of SPEC.md §5.3.
-            time_s = frame.time_s
-            now = self.board.clock()
-            contact = self.state.last_hub_contact_s
-            running = contact and now >= contact  # else never set by the hub, or restarted by a power cut
-            if time_s < contact or time_s < _CLOCK_FLOOR_S:
-                self._refuse("time_backwards")
-            elif contact and time_s > (now + _CLOCK_AHEAD_MAX_S if running else contact + _CLOCK_OFF_MAX_S):
-                self._refuse("time_ahead")
-            else:
-                # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
-                # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
-                self.started_s += time_s - now
-                self.board.set_clock(time_s)
-                self.wallet.last_hub_contact_s = time_s
-                self.state.last_hub_contact_s = time_s
-                if not running:
-                    self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
-            self.state.save()  # a replayed time frame must not wind the clock back after a reboot
-        elif frame.type == frames.T_CONFIG:
-            cfg = frames.Config.decode(frame.body)
-            if out_of_range(cfg):
-                self.state.save()  # the counter is spent: a replay stays refused after a reboot
-                return self._refuse("config_range")
-            self.wallet.config = cfg
-            config_hex = hexlify(frame.body).decode()
-            if config_hex != self.state.config_hex:
-                self._status_due = True
-            self.state.config_hex = config_hex
-            self.state.save()
-        elif frame.type == frames.T_BLACKLIST:
-            self._apply_blacklist(frame)
-        elif frame.type == frames.T_COMMAND:
-            command, argument = frames.parse_command(frame.body)
-            self.state.save()  # a replayed command must stay refused after a reboot
-            if command == frames.CMD_REPORT_STATUS:
-                self._status_due = True
-            if self.on_command:
-                self.on_command(command, argument)
-        elif frame.type == frames.T_CARD_WRITE:
-            request_id, uid, blocks = frames.parse_card_write(frame.body)
-            self.state.save()  # a replayed write must stay refused after a reboot
-            if self.on_card_write:
-                self.on_card_write(request_id, uid, blocks)
+        handler = self._handlers.get(frame.type)
+        if handler is None:
+            self.state.save()  # the counter is spent: a replay stays refused after a reboot
+            return self._refuse("not_handled")
+        return handler(frame)
+
+    def _on_ack(self, frame):
+        upto, _applied, _rejected = frames.parse_ack(frame.body)
+        self.journal.ack(upto)
+        self._acked.set()
+
+    def _on_time(self, frame):
+        # Take the hub's clock within the bounds of SPEC.md §5.3.
+        time_s = frame.time_s
+        now = self.board.clock()
+        contact = self.state.last_hub_contact_s
+        running = contact and now >= contact  # else never set by the hub, or restarted by a power cut
+        if time_s < contact or time_s < _CLOCK_FLOOR_S:
+            self._refuse("time_backwards")
+        elif contact and time_s > (now + _CLOCK_AHEAD_MAX_S if running else contact + _CLOCK_OFF_MAX_S):
+            self._refuse("time_ahead")
+        else:
+            # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
+            # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
+            self.started_s += time_s - now
+            self.board.set_clock(time_s)
+            self.wallet.last_hub_contact_s = time_s
+            self.state.last_hub_contact_s = time_s
+            if not running:
+                self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
+        self.state.save()  # a replayed time frame must not wind the clock back after a reboot
+
+    def _on_config(self, frame):
+        cfg = frames.Config.decode(frame.body)
+        if out_of_range(cfg):
+            self.state.save()  # the counter is spent: a replay stays refused after a reboot
+            return self._refuse("config_range")
+        self.wallet.config = cfg
+        config_hex = hexlify(frame.body).decode()
+        if config_hex != self.state.config_hex:
+            self._status_due = True
+        self.state.config_hex = config_hex
+        self.state.save()
+        for watcher in self._config_watchers:
+            watcher(cfg)
+
+    def _on_command(self, frame):
+        command, argument = frames.parse_command(frame.body)
+        self.state.save()  # a replayed command must stay refused after a reboot
+        if command == frames.CMD_REPORT_STATUS:
+            self._status_due = True
+        if self.on_command:
+            self.on_command(command, argument)
 
     def _apply_blacklist(self, frame):
         from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist(frame.body)
@@ -330,20 +349,26 @@ class Sync:
 
     def send_card_result(self, request_id, uid, status, block):
         """Report how a card write the hub asked for ended (SPEC.md §5.7)."""
-        body = frames.card_result_body(request_id, uid, status, block)
-        asyncio.create_task(self._send_up(frames.T_CARD_RESULT, body))
-
-    async def _send_up(self, ftype, body):
-        try:
-            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, AUTH_TIMEOUT_MS)
-        except Exception:  # noqa: BLE001 - not delivered in time: the hub times out and the desk may try again
-            pass
+        self._send_soon(frames.T_CARD_RESULT, frames.card_result_body(request_id, uid, status, block))
 
     def send_auth(self, admin_card_no, uid):
         """Report an admin card tap (SPEC.md §5.3 type 0x13); the hub answers with a command."""
         # Not delivered in time: the Authoriser times out and the technician taps again.
-        asyncio.create_task(self._send_up(frames.T_AUTH, frames.auth_body(admin_card_no, uid)))
+        self._send_soon(frames.T_AUTH, frames.auth_body(admin_card_no, uid))
 
     def _ask_sync(self):
-        # Through _send_up: bounded, and a link failure is dropped there, not left in the task.
-        asyncio.create_task(self._send_up(frames.T_SYNC, self._sync_body()))
+        self._send_soon(frames.T_SYNC, self._sync_body())
+
+    def _send_soon(self, ftype, body):
+        sending = [task for task in self.sending if not task.done()]
+        if len(sending) >= _SENDS_MAX:
+            self.sends_refused += 1  # the hub times the request out; the terminal asks again later
+        else:
+            sending.append(asyncio.create_task(self._send_up(ftype, body)))
+        self.sending = sending
+
+    async def _send_up(self, ftype, body):
+        try:
+            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, AUTH_TIMEOUT_MS)
+        except Exception:  # noqa: BLE001 - not delivered in time: the hub times out and the terminal may try again
+            self.send_errors += 1

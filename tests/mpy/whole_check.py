@@ -4,8 +4,8 @@ tests/test_terminal_whole.py and bench/bench_heap.py).
 usage: micropython -X heapsize=130k -m whole_check ROOT CHIP_PORT [MODULE...]
 
 ROOT is the terminal's filesystem as parkcard-flash leaves it (boot.py, main.py,
-terminal/*.mpy, protocol/*.mpy, terminal.json, ca.der) plus keys.json, which
-stands in for the NVS key store. It is mounted at / as on the ESP32; the
+terminal/*.mpy, protocol/*.mpy, terminal.json, ca.der) plus keys/ (a file a secret),
+which stands in for the NVS key store. It is mounted at / as on the ESP32; the
 virtual RC522 runs in a CPython process (sim/chip_server.py) reached over
 CHIP_PORT. The host board below is the ESP32 board's stand-in: the real
 SSD1306 text display (framebuffer and all) on an I2C bus that only counts
@@ -27,7 +27,6 @@ gc.collect()
 HEAP_START = gc.mem_alloc()
 
 import asyncio  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 
@@ -76,33 +75,24 @@ class _Watchdog:
 
 
 class _KeyStore:
-    """NVS's stand-in: the secrets in /keys.json (hex)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def _load(self):
-        try:
-            with open(self.path) as f:
-                return json.load(f)
-        except OSError:
-            return {}
+    """NVS's stand-in: one file a secret under /keys (not in the image)."""
 
     def get(self, name):
-        value = self._load().get(name)
-        return None if value is None else bytes(int(value[i:i + 2], 16) for i in range(0, len(value), 2))
+        try:
+            with open("keys/" + name, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
 
     def set(self, name, value):
-        data = self._load()
-        data[name] = "".join("%02x" % b for b in value)
-        with open(self.path, "w") as f:
-            json.dump(data, f)
+        with open("keys/" + name, "wb") as f:
+            f.write(value)
 
     def delete(self, name):
-        data = self._load()
-        if data.pop(name, None) is not None:
-            with open(self.path, "w") as f:
-                json.dump(data, f)
+        try:
+            os.remove("keys/" + name)
+        except OSError:
+            pass
 
 
 class HostBoard:
@@ -143,7 +133,7 @@ class HostBoard:
         return _Watchdog(timeout_ms)
 
     def keystore(self):
-        return _KeyStore("/keys.json")
+        return _KeyStore()
 
     def clock(self):
         return int(time.time()) + self.offset_s
