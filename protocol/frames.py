@@ -56,7 +56,7 @@ CMD_LOCK = 4
 CMD_REPORT_STATUS = 5
 
 _STATUS_FMT = const(">IBB8sHIIIIIIB")
-_SYNC_FMT = const(">IH")
+_SYNC_FMT = const(">IHH")
 _AUTH_FMT = const(">I7sB")
 _ACK_FMT = const(">IHH")
 _BL_FMT = const(">IIBHHHH")
@@ -174,9 +174,10 @@ class Status:
 
 
 
-def sync_body(blacklist_version, config_version):
-    """T_SYNC: ask for config and the blacklist from the versions the terminal holds."""
-    return struct.pack(_SYNC_FMT, blacklist_version, config_version)
+def sync_body(blacklist_version, config_version, chunk_cards_max=0):
+    """T_SYNC: ask for config and the blacklist from the versions the terminal holds, in T_BLACKLIST
+    frames of at most chunk_cards_max cards (0: the hub's limit; SPEC.md §5.5)."""
+    return struct.pack(_SYNC_FMT, blacklist_version, config_version, chunk_cards_max)
 
 
 

@@ -26,7 +26,8 @@ PARK_ID_MAX = 0xFFFF
 PRICE_MAX_CENTS = (1 << 23) - 1
 OFFLINE_S_MAX = 7 * 86400
 STATUS_FMT = ">IBB8sHIIIIIIB"
-SYNC_FMT = ">IH"
+SYNC_FMT = ">IHH"
+SYNC_SHORT_FMT = ">IH"    # without chunk_cards_max, as terminals before it sent (SPEC.md §5.3)
 AUTH_FMT = ">I7sB"
 ACK_FMT = ">IHH"
 BL_FMT = ">IIBHHHH"
@@ -78,7 +79,9 @@ def parse_upload(body):
 
 
 def parse_sync(body):
-    """Return (blacklist_version, config_version)."""
+    """Return (blacklist_version, config_version, chunk_cards_max); a 6-byte body has chunk_cards_max 0."""
+    if len(body) == struct.calcsize(SYNC_SHORT_FMT):
+        return struct.unpack(SYNC_SHORT_FMT, body) + (0,)
     if len(body) != struct.calcsize(SYNC_FMT):
         raise Malformed("sync length")
     return struct.unpack(SYNC_FMT, body)

@@ -40,6 +40,10 @@ _CLOCK_OFF_MAX_S = const(731 * 86400)
 # (1024) per restart and sends a few thousand frames a day to a terminal.
 _COUNTER_STEP_MAX = const(1 << 24)
 _SENDS_MAX = const(4)
+# Cards per T_BLACKLIST the terminal asks for (SPEC.md §5.5): a frame's copies (packet, frame body,
+# the card numbers as ints) stay a few KB; halved, down to the floor, after a frame too large to hold.
+_CHUNK_CARDS_MAX = const(256)
+_CHUNK_CARDS_MIN = const(16)
 _UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
 
 
@@ -72,6 +76,7 @@ class Sync:
         # Uplink frames a callback asked for (T_AUTH, T_CARD_RESULT, T_SYNC), each sent by a task kept
         # here until it ends. Bounded: with _SENDS_MAX under way another is refused and counted.
         self.sending = []
+        self.chunk_cards_max = _CHUNK_CARDS_MAX
         self.sends_refused = 0
         self.send_errors = 0
         self.authorised = False        # set through set_authorised (the status reports it)
@@ -108,6 +113,7 @@ class Sync:
         self.client = client
         client.on_message = self.on_message
         client.on_connect = self.on_connect
+        client.on_refused = self.on_refused
 
     # -- frames out ------------------------------------------------------------
 
@@ -345,7 +351,17 @@ class Sync:
         return None
 
     def _sync_body(self):
-        return frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)
+        return frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0,
+                                self.chunk_cards_max)
+
+    def on_refused(self, topic, size):
+        """The link dropped a downlink frame too large for the heap: ask again in smaller pieces."""
+        if topic != self.down_topic:
+            return
+        self._refuse("too_large")
+        self.chunk_cards_max = max(_CHUNK_CARDS_MIN, self.chunk_cards_max // 2)
+        self._snapshot_to = None  # a snapshot under way misses a chunk: the hub sends it again whole
+        self._ask_sync()
 
     def send_card_result(self, request_id, uid, status, block):
         """Report how a card write the hub asked for ended (SPEC.md §5.7)."""

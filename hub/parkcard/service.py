@@ -345,8 +345,8 @@ class Hub:
             await self.downlink.ack(terminal_id, self.registry.get(terminal_id).acked_upto, applied, rejected)
         if result.blacklist_versions:
             await self.push_blacklist_news()
-        for terminal_id, bl_version, cfg_version in result.syncs:
-            await self.downlink.answer_sync(terminal_id, bl_version, cfg_version)
+        for sync in result.syncs:   # (terminal_id, blacklist_version, config_version[, chunk_cards_max])
+            await self.downlink.answer_sync(*sync)
         for terminal_id, admin_card_no, uid in result.auths:
             await self._authorise(terminal_id, admin_card_no, uid)
         for terminal_id, request_id, uid, status, block in result.card_results:
