@@ -57,10 +57,10 @@ class Config:
 
     @classmethod
     def decode(cls, body):
-        """Parse a T_CONFIG body."""
-        if len(body) != _CONFIG_SIZE:
+        """Parse a T_CONFIG body; bytes after the 29 known ones are fields of a newer hub, ignored (SPEC.md §5.3)."""
+        if len(body) < _CONFIG_SIZE:
             raise Malformed("config length")
-        cfg = cls(*struct.unpack(_CONFIG_FMT, body))
+        cfg = cls(*struct.unpack_from(_CONFIG_FMT, body, 0))
         if cfg.role not in ROLE_NAMES or cfg.category > 15:
             raise Malformed("config role or category")
         return cfg

@@ -574,7 +574,7 @@ def test_a_tap_wakes_the_uploader_at_once(tmp_path):
 @pytest.mark.parametrize("damaged, line1", [("journal/state", "Journal damaged"),
                                             ("blacklist/blacklist", "Blacklist bad")])
 def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monkeypatch, damaged, line1):
-    from terminal import runtime
+    from terminal import start
 
     board = SimBoard(str(tmp_path / "board"))
     board.keystore().set("terminal_key", TERMINAL_KEY)
@@ -585,7 +585,7 @@ def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monk
     fake_board = types.ModuleType("terminal.board")
     fake_board.Board = lambda: board
     monkeypatch.setitem(sys.modules, "terminal.board", fake_board)
-    monkeypatch.setattr(runtime, "load_settings",
+    monkeypatch.setattr(start, "load_settings",
                         lambda: {"terminal_id": 12, "broker_host": "127.0.0.1", "broker_port": 9})
     monkeypatch.setattr(board, "network", lambda *a: None, raising=False)
     runpy.run_path(str(FIRMWARE / "main.py"), run_name="__main__")  # returns instead of raising into the REPL

@@ -95,6 +95,13 @@ class _KeyStore:
             pass
 
 
+def _mark(what):
+    """With MODULE names (the bench): the heap in use when main.main() asks the board for `what`."""
+    if PROFILE:
+        gc.collect()
+        print("board %s %d" % (what, gc.mem_alloc() - HEAP_START))
+
+
 class HostBoard:
     """terminal/board.py's methods on the unix port: what main.main() asks of a board."""
 
@@ -105,6 +112,7 @@ class HostBoard:
         self.offset_s = 0
 
     def reader(self):
+        _mark("reader")
         from terminal.rc522 import RC522
         reader = RC522(LinkedSpi(self.link), LinkedPin(self.link))
         reader.init()
@@ -124,12 +132,14 @@ class HostBoard:
         return self._display
 
     def keypad(self):
+        _mark("keypad")
         return self._keypad
 
     def buzzer(self):
         return _Buzzer()
 
     def watchdog(self, timeout_ms):
+        _mark("watchdog")
         return _Watchdog(timeout_ms)
 
     def keystore(self):
@@ -150,6 +160,7 @@ class HostBoard:
         return "data"
 
     def network(self, ssid, password):
+        _mark("network")
         return None
 
 
