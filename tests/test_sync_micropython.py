@@ -19,6 +19,7 @@ from conftest import MICROPYTHON, micropython_env
 from protocol import frames, hub_frames, topics
 from protocol.errors import ProtocolError
 from protocol.record import Record, record_mac_for
+from terminal import VERSION as FIRMWARE_VERSION
 from terminal.sync import UPLOAD_BATCH_MAX
 
 pytestmark = [pytest.mark.micropython, pytest.mark.broker, pytest.mark.brokers]
@@ -449,7 +450,7 @@ def test_retained_status_last_will_and_boot_counter_across_restarts(tmp_path, br
     term.expect("online")
     hub.wait(lambda: any(s.online for _, s in hub.statuses), "online status")
     online = [s for _, s in hub.statuses if s.online][-1]
-    assert (online.boot, online.firmware) == (1, b"0.1.0")
+    assert (online.boot, online.firmware) == (1, FIRMWARE_VERSION)
     time_frame = hub.frame(frames.T_TIME, time_s=1800000000)
     term.downlink(hub, time_frame)
     term.command("append 3")

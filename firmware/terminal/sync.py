@@ -11,6 +11,7 @@ from protocol import frames, topics
 from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
+from terminal import VERSION as FIRMWARE_VERSION
 from terminal import blacklist as bl
 from terminal import journal as jr
 
@@ -23,7 +24,6 @@ ACK_TIMEOUT_MS = 5000
 AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
 STATUS_INTERVAL_S = frames.STATUS_INTERVAL_S
 STATUS_CHECK_MS = 500            # how soon a changed status goes out
-FIRMWARE_VERSION = b"0.1.0"
 # A record whose card never came back is handed to the hub after this long, so
 # it cannot hold up the upload queue behind it (the hub's ack is cumulative).
 UNCERTAIN_GIVE_UP_S = 900
