@@ -55,7 +55,7 @@ CMD_DEAUTHORISE = 3
 CMD_LOCK = 4
 CMD_REPORT_STATUS = 5
 
-_STATUS_FMT = const(">IBB8sHIIIIIIB")
+_STATUS_FMT = const(">IBB8sHIIIIIIBH")
 _SYNC_FMT = const(">IHH")
 _AUTH_FMT = const(">I7sB")
 _ACK_FMT = const(">IHH")
@@ -150,7 +150,8 @@ class Status:
 
 
     def __init__(self, boot=0, online=1, role=0, firmware=b"", config_version=0, blacklist_version=0,
-                 queue_depth=0, oldest_unsynced_age_s=0, free_heap=0, uptime_s=0, last_seq=0, authorised=0):
+                 queue_depth=0, oldest_unsynced_age_s=0, free_heap=0, uptime_s=0, last_seq=0, authorised=0,
+                 memory_errors=0):
         self.boot = boot
         self.online = online
         self.role = role
@@ -163,6 +164,7 @@ class Status:
         self.uptime_s = uptime_s
         self.last_seq = last_seq
         self.authorised = authorised
+        self.memory_errors = memory_errors
 
     def encode(self):
         """Return the body bytes."""
@@ -170,7 +172,7 @@ class Status:
         return struct.pack(_STATUS_FMT, self.boot, self.online, self.role, fw + bytes(8 - len(fw)),
                            self.config_version, self.blacklist_version, self.queue_depth,
                            self.oldest_unsynced_age_s, self.free_heap, self.uptime_s, self.last_seq,
-                           self.authorised)
+                           self.authorised, min(self.memory_errors, 0xFFFF))
 
 
 

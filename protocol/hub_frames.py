@@ -25,7 +25,8 @@ MERCHANT_ID_MAX = 0xFFFF
 PARK_ID_MAX = 0xFFFF
 PRICE_MAX_CENTS = (1 << 23) - 1
 OFFLINE_S_MAX = 7 * 86400
-STATUS_FMT = ">IBB8sHIIIIIIB"
+STATUS_FMT = ">IBB8sHIIIIIIBH"
+STATUS_SHORT_FMT = ">IBB8sHIIIIIIB"   # without memory_errors, as terminals before it sent (SPEC.md §5.3)
 SYNC_FMT = ">IHH"
 SYNC_SHORT_FMT = ">IH"    # without chunk_cards_max, as terminals before it sent (SPEC.md §5.3)
 AUTH_FMT = ">I7sB"
@@ -40,10 +41,13 @@ CARD_RESULT_FMT = ">I7sBBB"
 
 
 def parse_status(body):
-    """Parse a T_STATUS body into a frames.Status."""
-    if len(body) != struct.calcsize(STATUS_FMT):
+    """Parse a T_STATUS body into a frames.Status (memory_errors 0 in a body without it)."""
+    if len(body) == struct.calcsize(STATUS_SHORT_FMT):
+        v = struct.unpack(STATUS_SHORT_FMT, body)
+    elif len(body) == struct.calcsize(STATUS_FMT):
+        v = struct.unpack(STATUS_FMT, body)
+    else:
         raise Malformed("status length")
-    v = struct.unpack(STATUS_FMT, body)
     return Status(v[0], v[1], v[2], v[3].rstrip(b"\x00"), *v[4:])
 
 

@@ -497,6 +497,8 @@ def test_an_upload_round_that_fails_is_tried_again_and_loses_nothing(term, monke
     assert (topic, qos, frame.type) == (topics.topic(TID, topics.UP), 1, frames.T_UPLOAD)
     assert hub_frames.parse_upload(frame.body) == [(1, record)]
     assert (term.sync.upload_errors, type(term.sync.last_upload_error)) == (1, MemoryError)
+    status = hub_frames.parse_status(frames.decode(FRAME_MAC, term.sync.status_frame(1)).body)
+    assert status.memory_errors == 1  # reported (SPEC.md §5.3), and the round was tried again
     assert term.journal.depth() == 1  # trimmed only by the hub's ack
 
 

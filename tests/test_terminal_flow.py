@@ -16,7 +16,7 @@ import types
 import pytest
 
 from conftest import FIRMWARE
-from protocol import card, frames
+from protocol import card, frames, hub_frames
 from protocol.config import ROLE_GATE, ROLE_POS, ROLE_RIDE, Config
 from protocol.record import FLAG_OFFLINE, RECORD_SIZE, Record, record_mac_for
 from sim.board import SimBoard
@@ -568,6 +568,34 @@ def test_a_tap_wakes_the_uploader_at_once(tmp_path):
     runtime.sync._work.clear()
     assert runtime.wallet.debit(100).ok
     assert runtime.sync._work.is_set()  # not left for the next STATUS_INTERVAL_S round
+    runtime.client.close()
+
+
+def test_a_task_out_of_memory_is_started_again_and_reported_in_the_status(tmp_path, monkeypatch):
+    from terminal import runtime as rt
+
+    runtime = _runtime(tmp_path)
+    monkeypatch.setattr(rt, "TASK_RESTART_MS", 0)
+    runs = []
+
+    async def flaky():
+        runs.append(1)
+        if len(runs) < 3:
+            raise MemoryError("memory allocation failed")  # what a fragmented heap raises anywhere
+        await asyncio.Event().wait()  # then it runs as a long-lived task does
+
+    runtime._task_starts = [("flaky", flaky)]
+
+    async def scenario():
+        tasks = runtime.start()
+        await until(lambda: len(runs) == 3)
+        assert runtime.healthy()  # recovered: the watchdog keeps being fed
+        tasks["flaky"].cancel()
+
+    asyncio.run(scenario())
+    status = hub_frames.parse_status(frames.decode(frames.frame_mac_for(TERMINAL_KEY),
+                                                   runtime.sync.status_frame(1)).body)
+    assert status.memory_errors == 2
     runtime.client.close()
 
 

@@ -81,7 +81,8 @@ async def _read_exact(reader, size):
 
 _STAT_NAMES = ("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
                "pings", "keepalive_timeouts", "malformed", "connack_refused",
-               "sub_refused", "subacks", "puback_unknown", "callback_errors", "refused")
+               "sub_refused", "subacks", "puback_unknown", "callback_errors", "refused",
+               "memory_errors")
 
 
 class MQTTClient:
@@ -324,6 +325,7 @@ class MQTTClient:
             body = await _read_exact(reader, length) if length else b""
         except MemoryError:
             # Nothing consumed yet (_read_exact takes the buffer before it reads): drop it in pieces.
+            self.stats["memory_errors"] += 1
             return await self._refuse(head[0], length)
         try:
             return decode_packet(head[0], body, self.payload_max)

@@ -23,6 +23,8 @@ WATCHDOG_FEED_MS = 1000
 KEEPALIVE_S = 30
 RETRY_DELAY_MS_MAX = 30000
 STOP_REPORT_TIMEOUT_MS = 2000
+TASK_RESTARTS_MAX = 8            # a task out of memory this often is let die: the watchdog then resets the board
+TASK_RESTART_MS = 500
 
 
 class SettingsError(Exception):
@@ -125,8 +127,22 @@ class Terminal:
     def start(self):
         """Start the named long-lived tasks and keep references to them."""
         for name, start in self._task_starts:
-            self.tasks[name] = asyncio.create_task(start())
+            self.tasks[name] = asyncio.create_task(self._supervise(start))
         return self.tasks
+
+    async def _supervise(self, start):
+        """Run one long-lived task; a MemoryError (a fragmented heap) is counted for the status report and the
+        task started again, at most TASK_RESTARTS_MAX times. Anything else ends it, and the watchdog resets."""
+        restarts = 0
+        while True:
+            try:
+                return await start()
+            except MemoryError:
+                self.sync.count_memory_error()
+                restarts += 1
+                if restarts > TASK_RESTARTS_MAX:
+                    raise
+            await sleep_ms(TASK_RESTART_MS)
 
     async def run(self):
         """Run the terminal forever (ESP32 main)."""

@@ -40,6 +40,7 @@ _CLOCK_OFF_MAX_S = const(731 * 86400)
 # (1024) per restart and sends a few thousand frames a day to a terminal.
 _COUNTER_STEP_MAX = const(1 << 24)
 _SENDS_MAX = const(4)
+_NO_STATS = {}  # a link without MQTTClient's counters (the simulations' stand-ins)
 # Cards per T_BLACKLIST the terminal asks for (SPEC.md §5.5): a frame's copies (packet, frame body,
 # the card numbers as ints) stay a few KB; halved, down to the floor, after a frame too large to hold.
 _CHUNK_CARDS_MAX = const(256)
@@ -83,6 +84,7 @@ class Sync:
         self.started_s = board.clock()
         self.rejected = {}           # reason -> count of downlink frames refused
         self.upload_errors = 0         # upload rounds that failed and were tried again
+        self.memory_errors = 0         # MemoryErrors recovered from (the status reports them, SPEC.md §5.3)
         self.last_upload_error = None
         self._acked = asyncio.Event()
         self._work = asyncio.Event()
@@ -129,7 +131,8 @@ class Sync:
         status = frames.Status(self.state.boot, online, cfg.role if cfg else 0, FIRMWARE_VERSION,
                                cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
                                max(0, now - oldest) if oldest else 0, self.board.free_heap(),
-                               max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0)
+                               max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0,
+                               self.memory_errors + getattr(self.client, "stats", _NO_STATS).get("memory_errors", 0))
         # Ordered by boot, then within a boot by frame counter (SPEC.md §5.3): an online report takes a
         # fresh counter, so each one supersedes the last (with a constant one the hub kept the first of a
         # boot for ever). The last will keeps 0: composed at connect and published later, it would sit
@@ -170,6 +173,8 @@ class Sync:
                 # journal keeps every record; try again.
                 self.upload_errors += 1
                 self.last_upload_error = exc
+                if isinstance(exc, MemoryError):
+                    self.count_memory_error()
                 await _sleep_ms(200)
 
     def upload_frame(self):
@@ -189,6 +194,11 @@ class Sync:
         for seq, raw in list(self.journal.uncertain()):
             if now - Record.decode(raw).time_s >= UNCERTAIN_GIVE_UP_S:
                 self.journal.mark(seq, jr.UNRESOLVED)
+
+    def count_memory_error(self):
+        """A MemoryError was recovered from: count it; the status reports it at its next check."""
+        self.memory_errors += 1
+        self._status_due = True
 
     def set_authorised(self, authorised):
         """Record whether the terminal serves (the status frame's `authorised`); a change is reported."""
@@ -216,8 +226,9 @@ class Sync:
                         # The answer also confirms the blacklist is current (offline rules, SPEC.md §3.6).
                         await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()),
                                                   1, False, ACK_TIMEOUT_MS)
-                except Exception:  # noqa: BLE001 - next round
-                    pass
+                except Exception as exc:  # noqa: BLE001 - next round
+                    if isinstance(exc, MemoryError):
+                        self.count_memory_error()
 
     # -- frames in -------------------------------------------------------------
 
@@ -359,6 +370,7 @@ class Sync:
         if topic != self.down_topic:
             return
         self._refuse("too_large")
+        self._status_due = True
         self.chunk_cards_max = max(_CHUNK_CARDS_MIN, self.chunk_cards_max // 2)
         self._snapshot_to = None  # a snapshot under way misses a chunk: the hub sends it again whole
         self._ask_sync()
