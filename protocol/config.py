@@ -18,8 +18,8 @@ ROLE_GATE = 3
 ROLE_DESK = 4
 ROLE_NAMES = {ROLE_POS: "pos", ROLE_RIDE: "ride", ROLE_GATE: "gate", ROLE_DESK: "desk"}
 
-_CONFIG_FMT = ">HBHIIIIIHH"
-_CONFIG_SIZE = 29
+_CONFIG_FMT = const(">HBHIIIIIHH")
+_CONFIG_SIZE = const(29)
 # Field limits of T_CONFIG (_CONFIG_FMT); the hub checks operator input against these same values,
 # which protocol/hub_frames.py names (a const() with an underscore has no name on the terminal's heap).
 _MERCHANT_ID_MAX = const(0xFFFF)             # H

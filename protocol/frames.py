@@ -168,11 +168,18 @@ class Status:
 
     def encode(self):
         """Return the body bytes."""
-        fw = self.firmware[:8]
-        return struct.pack(_STATUS_FMT, self.boot, self.online, self.role, fw + bytes(8 - len(fw)),
-                           self.config_version, self.blacklist_version, self.queue_depth,
-                           self.oldest_unsynced_age_s, self.free_heap, self.uptime_s, self.last_seq,
-                           self.authorised, min(self.memory_errors, 0xFFFF))
+        return status_body(self.boot, self.online, self.role, self.firmware, self.config_version,
+                           self.blacklist_version, self.queue_depth, self.oldest_unsynced_age_s, self.free_heap,
+                           self.uptime_s, self.last_seq, self.authorised, self.memory_errors)
+
+
+def status_body(boot, online, role, firmware, config_version, blacklist_version, queue_depth, oldest_unsynced_age_s,
+                free_heap, uptime_s, last_seq, authorised, memory_errors):
+    """T_STATUS body from its fields, no Status object on the way (the terminal's heap, SPEC.md §5.3)."""
+    fw = firmware[:8]
+    return struct.pack(_STATUS_FMT, boot, online, role, fw + bytes(8 - len(fw)), config_version, blacklist_version,
+                       queue_depth, oldest_unsynced_age_s, free_heap, uptime_s, last_seq, authorised,
+                       min(memory_errors, 0xFFFF))
 
 
 

@@ -23,12 +23,13 @@ import struct
 from binascii import crc32
 
 from . import atomic
+from .compat import const
 
-_NAME = "blacklist"
-_MAGIC = b"PCBL"
-_TRAILER_LEN = 16
-_CHUNK = 256  # bytes per read/write while streaming: 64 card numbers
-_CARD_MAX = 0xFFFFFFFF
+_NAME = const("blacklist")
+_MAGIC = const(b"PCBL")
+_TRAILER_LEN = const(16)
+_CHUNK = const(256)  # bytes per read/write while streaming: 64 card numbers
+_CARD_MAX = const(0xFFFFFFFF)
 
 
 class VersionGap(Exception):

@@ -29,8 +29,8 @@ from terminal.mqtt_codec import (CONNACK, PAYLOAD_MAX, PINGRESP, PUBACK, PUBLISH
                                  UNSUBACK, MQTTError, decode_packet, encode_connect, encode_puback,
                                  encode_publish, encode_subscribe, oversize, packet_size)
 
-_PINGREQ_PACKET = b"\xc0\x00"  # §3.12
-_DISCONNECT_PACKET = b"\xe0\x00"  # §3.14
+_PINGREQ_PACKET = const(b"\xc0\x00")  # §3.12
+_DISCONNECT_PACKET = const(b"\xe0\x00")  # §3.14
 _DUP = const(0x08)  # §3.3.1.1
 _PID_MAX = const(65535)  # §2.3.1 Packet Identifier
 _SUBS_MAX = const(16)
@@ -79,10 +79,10 @@ async def _read_exact(reader, size):
 
 # ---------------------------------------------------------------- client
 
-_STAT_NAMES = ("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
+_STAT_NAMES = const(("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
                "pings", "keepalive_timeouts", "malformed", "connack_refused",
                "sub_refused", "subacks", "puback_unknown", "callback_errors", "refused",
-               "memory_errors")
+               "memory_errors"))
 
 
 class MQTTClient:

@@ -23,7 +23,7 @@ UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allow
 ACK_TIMEOUT_MS = 5000
 AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
 STATUS_INTERVAL_S = frames.STATUS_INTERVAL_S
-STATUS_CHECK_MS = 500            # how soon a changed status goes out
+_STATUS_CHECK_MS = const(500)    # how soon a changed status goes out
 # A record whose card never came back is handed to the hub after this long, so
 # it cannot hold up the upload queue behind it (the hub's ack is cumulative).
 UNCERTAIN_GIVE_UP_S = 900
@@ -128,24 +128,29 @@ class Sync:
         cfg = self.wallet.config
         oldest = self.journal.oldest_unsynced_time()
         now = self.board.clock()
-        status = frames.Status(self.state.boot, online, cfg.role if cfg else 0, FIRMWARE_VERSION,
-                               cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
-                               max(0, now - oldest) if oldest else 0, self.board.free_heap(),
-                               max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0,
-                               self.memory_errors + getattr(self.client, "stats", _NO_STATS).get("memory_errors", 0))
+        body = frames.status_body(self.state.boot, online, cfg.role if cfg else 0, FIRMWARE_VERSION,
+                                  cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
+                                  max(0, now - oldest) if oldest else 0, self.board.free_heap(),
+                                  max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0,
+                                  self.memory_errors + getattr(self.client, "stats", _NO_STATS).get("memory_errors", 0))
         # Ordered by boot, then within a boot by frame counter (SPEC.md §5.3): an online report takes a
         # fresh counter, so each one supersedes the last (with a constant one the hub kept the first of a
         # boot for ever). The last will keeps 0: composed at connect and published later, it would sit
         # out of order in the counter sequence; an offline status of the boot applies anyway.
         counter = self.state.next_up_counter() if online else 0
-        return frames.encode(self.frame_mac, frames.T_STATUS, self.terminal_id, counter, now, status.encode())
+        return frames.encode(self.frame_mac, frames.T_STATUS, self.terminal_id, counter, now, body)
 
     async def on_connect(self):
         """After every (re)connect: listen, report online, ask for what changed."""
-        await self.client.subscribe(self.down_topic, 1)
-        await self.client.publish(self.status_topic, self.status_frame(1), 1, True)
-        await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()), 1)
+        await self.client.subscribe(self.down_topic, 1)  # kept by the client: sent again on every connect
         self._work.set()
+        try:
+            await self.client.publish(self.status_topic, self.status_frame(1), 1, True)
+            await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()), 1)
+        except MemoryError:
+            # Out of heap right after a reconnect: the status loop reports at its next check and asks
+            # the hub at its next round; the link and the subscription stand.
+            self.count_memory_error()
 
     def poke(self):
         """Tell the uploader there is something new in the journal."""
@@ -207,12 +212,12 @@ class Sync:
             self._status_due = True
 
     async def status_loop(self):
-        """Refresh the retained status within STATUS_CHECK_MS of a change and every STATUS_INTERVAL_S,
+        """Refresh the retained status within _STATUS_CHECK_MS of a change and every STATUS_INTERVAL_S,
         and on the periodic round ask the hub whether anything changed."""
         waited_ms = 0
         while True:
-            await _sleep_ms(STATUS_CHECK_MS)
-            waited_ms += STATUS_CHECK_MS
+            await _sleep_ms(_STATUS_CHECK_MS)
+            waited_ms += _STATUS_CHECK_MS
             periodic = waited_ms >= STATUS_INTERVAL_S * 1000
             if not (self._status_due or periodic):
                 continue
