@@ -29,7 +29,10 @@ CARD_NO = 424242
 CARD_UID = bytes.fromhex("04a1b2c3d4e5f6")
 WAIT_S = 60
 POLL_S = 0.05
-WHOLE_HEAP = "300k"
+# The budget the whole terminal runs at in CI, on the 64-bit unix port. The target is 130k (about 90 KB
+# with the ESP32's 32-bit objects); measured by bench/bench_heap.py it passes at 173 KB and fails at 171 KB:
+# the imports alone take about 118 KB with 24 KB of qstr pools, before main.main() builds anything.
+WHOLE_HEAP = "180k"
 # Cards the park blacklists before the terminal first connects: more than a terminal takes in one
 # T_BLACKLIST (terminal.sync asks for 256, SPEC.md §5.5) and more versions than a delta spans: a snapshot
 # of three chunks.

@@ -53,7 +53,7 @@ class Hub:
         self.down = topics.topic(terminal_id, topics.DOWN)
         self.changed = threading.Condition()
         self.uploads = []  # (frame counter, [seq, ...])
-        self.syncs = []  # (frame counter, blacklist_version, config_version)
+        self.syncs = []  # (frame counter, blacklist_version, config_version, chunk_cards_max)
         self.statuses = []  # (retained, frames.Status)
         self.stored = {}  # seq -> record bytes, as the hub's ledger would keep them
         self.problems = []  # anything the terminal sent that does not check
@@ -344,6 +344,32 @@ def test_blacklist_delta_then_chunked_snapshot_then_a_gap_asks_again(terminal, h
     assert hub.syncs[-1][1] == 9  # asks from the version it holds (SPEC.md §5.5)
     assert terminal.show()["bl_version"] == "9"
     assert terminal.contains(1) == [False]
+    assert hub.problems == []
+
+
+def test_a_frame_too_large_for_the_heap_is_refused_and_asked_again_in_smaller_pieces(terminal, hub):
+    # 5,000 cards in one chunk: a 20 KB frame, more than the terminal's heap has free (an older hub, or
+    # one that ignored the terminal's chunk_cards_max).
+    numbers = list(range(800000, 800000 + 5000))
+    syncs = len(hub.syncs)
+    online = terminal.mark()
+    big = hub.frame(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 5, frames.BL_SNAPSHOT, 0, 1, numbers, []))
+    hub.publish(big)
+    hub.wait(lambda: len(hub.syncs) > syncs, "a T_SYNC asking again")
+    asked = hub.syncs[-1]
+    assert asked[1] == 0 and 16 <= asked[3] < 256  # from the version it holds, in smaller pieces
+    state = terminal.show()
+    assert (state["bl_version"], state["rejected"]) == ("0", "too_large:1")
+    chunks = [numbers[i:i + asked[3]] for i in range(0, len(numbers), asked[3])]
+    for index, chunk in enumerate(chunks):
+        body = hub_frames.blacklist_body(0, 5, frames.BL_SNAPSHOT, index, len(chunks), chunk, [])
+        terminal.downlink(hub, hub.frame(frames.T_BLACKLIST, body))
+    state = terminal.show()
+    assert (state["bl_version"], state["bl_count"], state["rejected"]) == ("5", "5000", "too_large:1")
+    assert terminal.contains(800000, 804999, 805000) == [True, True, False]
+    # One link all along: refused, acknowledged and asked again, never a reconnect (the broker would
+    # otherwise deliver the big frame again).
+    assert [line for line in terminal.lines[online:] if line[0] == "online"] == []
     assert hub.problems == []
 
 

@@ -241,7 +241,16 @@ class Sync:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     def on_message(self, topic, payload, retained):
-        """Verify and apply one downlink frame; anything forged, replayed or malformed is counted and dropped."""
+        """Verify and apply one downlink frame; anything forged, replayed or malformed is counted and dropped;
+        a frame the heap cannot hold the copies of is dropped and asked again in smaller pieces."""
+        try:
+            self._take(topic, payload)
+        except MemoryError:
+            payload = None
+            self.count_memory_error()
+            self.on_refused(topic, 0)
+
+    def _take(self, topic, payload):
         if topic != self.down_topic:
             return self._refuse("wrong_topic")
         try:
