@@ -332,6 +332,18 @@ class MQTTClient:
         except MQTTError:
             self.stats["malformed"] += 1
             raise
+        except MemoryError:
+            # Read whole, but no room for its payload's copy: refused like a packet too large to read
+            # (its topic unknown: "" to on_refused).
+            self.stats["memory_errors"] += 1
+            self.stats["refused"] += 1
+            pid = 0
+            if head[0] >> 4 == PUBLISH and head[0] & 0x06 and len(body) >= 2:
+                at = 2 + ((body[0] << 8) | body[1])
+                if at + 2 <= len(body):
+                    pid = (body[at] << 8) | body[at + 1]
+            body = None
+            return await self._refused(pid, "", length)
 
     async def _refuse(self, first_byte, length):
         """Read and drop a packet this terminal cannot hold; acknowledge a QoS 1 PUBLISH; tell on_refused."""
@@ -353,6 +365,10 @@ class MQTTClient:
                     length -= 2
         while length:
             length -= len(await _read_exact(reader, min(length, _SKIP_BYTES)))
+        return await self._refused(pid, topic, size)
+
+    async def _refused(self, pid, topic, size):
+        """A PUBLISH dropped: acknowledge it (QoS 1) and tell on_refused."""
         if pid:
             await self._send(encode_puback(pid))  # §4.3.2: taken (and dropped); the sender sends it again smaller
         if self.on_refused is not None:
@@ -370,6 +386,7 @@ class MQTTClient:
                 self._last_rx_ms = ticks_ms()
                 if packet is not None:
                     await self._dispatch(packet)
+                    packet = None  # not held while the next one is read: a frame's heap is free again
         except Exception as exc:
             self._fail(exc if isinstance(exc, MQTTError) else MQTTError("read failed: %r" % (exc,)))
 

@@ -380,8 +380,10 @@ class Sync:
                                 self.chunk_cards_max)
 
     def on_refused(self, topic, size):
-        """The link dropped a downlink frame too large for the heap: ask again in smaller pieces."""
-        if topic != self.down_topic:
+        """The link dropped a downlink frame too large for the heap: ask again in smaller pieces.
+
+        topic "" is a frame dropped before its topic was read: this terminal subscribes to its down topic only."""
+        if topic and topic != self.down_topic:
             return
         self._refuse("too_large")
         self._status_due = True
