@@ -4,8 +4,8 @@
 
 The park is written straight into a migrated SQLite file: every card issued at the desk
 (a version 2 issue record), then sales spread over the booths, each a real record MACed
-with its booth's key and posted by the posting rules (parkcard.ledger), with the card's
-counter chain and shadow balance as ingest leaves them. Then it times Storage.open (the
+with its booth's key and posted by the posting rules (parkcard.domain.ledger), with the card's
+counter chain and shadow balance as ingest leaves them. Then it times open_store (the
 start-up quick_check included) and `ledger check` (audit.check_file), and prints the RSS.
 """
 
@@ -26,8 +26,9 @@ sys.path.insert(0, str(REPO))
 from protocol import frames  # noqa: E402
 from protocol import record as R  # noqa: E402
 
-from parkcard import audit, ledger  # noqa: E402
-from parkcard.storage import Storage  # noqa: E402
+from parkcard import audit  # noqa: E402
+from parkcard.domain import ledger  # noqa: E402
+from parkcard.store import open_store  # noqa: E402
 
 DAY_S = 1782864000      # 2026-07-01T00:00:00Z
 DESK_ID = 100
@@ -37,7 +38,7 @@ RATE_BPS = 1000
 
 
 async def _registry(path, booths):
-    storage = await Storage(path).open()
+    storage = await open_store(path)
     await storage.add_merchant(1, "park desk", 0)
     await storage.add_merchant(2, "food", RATE_BPS)
     await storage.add_terminal(DESK_ID, 1, frames.ROLE_DESK, bytes([DESK_ID]) * 32, "desk")
@@ -94,7 +95,7 @@ def _park(path, records, cards, booths):
 
 async def _timed_open(path):
     started = time.perf_counter()
-    storage = await Storage(path).open()
+    storage = await open_store(path)
     elapsed = time.perf_counter() - started
     await storage.close()
     return elapsed
@@ -117,7 +118,7 @@ def main():
         written = _park(path, args.records, args.cards, args.booths)
         print("built %d records (%d cards, %d booths) in %.1f s, file %.1f MB" % (
             written, args.cards, args.booths, time.perf_counter() - started, Path(path).stat().st_size / 1e6))
-        print("hub open (quick_check, migrations, ids): %.2f s" % asyncio.run(_timed_open(path)))
+        print("hub open (quick_check, migrations): %.2f s" % asyncio.run(_timed_open(path)))
         conn = sqlite3.connect(path)
         started = time.perf_counter()
         conn.execute("PRAGMA quick_check").fetchall()

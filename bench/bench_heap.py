@@ -33,9 +33,10 @@ from test_sync_micropython import SYNC_HEAP  # noqa: E402
 # In the order main.py imports them (a module's own imports first).
 MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "protocol.record", "protocol.frames",
            "protocol.topics", "protocol.card", "terminal.compat", "terminal.atomic", "terminal.journal",
-           "terminal.blacklist", "terminal.rc522", "terminal.wallet", "terminal.ui", "terminal.authorise",
-           "terminal.app", "terminal.state", "terminal.mqtt_codec", "terminal.mqtt", "terminal.sync",
-           "terminal.devices", "terminal.runtime", "terminal.start", "terminal.roles.ride")
+           "terminal.blacklist", "terminal.rc522", "terminal.purse", "terminal.cards.classic", "terminal.wallet",
+           "terminal.ui", "terminal.authorise", "terminal.app", "terminal.state", "terminal.mqtt_codec",
+           "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.start",
+           "terminal.roles.ride")
 
 
 def whole_passes(heap_kb):

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--processes 1] [--frame-records 64]
                                            [--latency-taps 300] [--backlog 10000] [--connected 500]
 
-The hub runs as its own process (`python -m parkcard.service`) against a
+The hub runs as its own process (`python -m parkcard.app`) against a
 private Mosquitto; simulated terminals publish real protocol frames. The
 throughput terminals run in --processes worker processes, at most
 TERMINALS_PER_PROCESS_MAX each: paho waits on its sockets with select(), which
@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO))
 from protocol import frames, topics  # noqa: E402
 from protocol import record as R  # noqa: E402
 
-from parkcard.broker import Broker  # noqa: E402
-from parkcard.storage import MIGRATIONS  # noqa: E402
+from parkcard.store.sqlite.migrate import MIGRATIONS  # noqa: E402
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub  # noqa: E402
+from parkcard.transport.broker import Broker  # noqa: E402
 from terminal import mqtt  # noqa: E402 - the firmware's MQTT codec builds the raw terminals' packets
 
 UID = b"\x04\x55\x66\x77"
@@ -48,7 +48,7 @@ WORKER_TIMEOUT_S = 600       # bounds a stuck worker: the bench reports it inste
 
 def hub_process(db, broker):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "hub"), str(REPO)]))
-    return subprocess.Popen([sys.executable, "-m", "parkcard.service", "--db", str(db), "--broker-port",
+    return subprocess.Popen([sys.executable, "-m", "parkcard.app", "--db", str(db), "--broker-port",
                              str(broker.port), "--log-level", "WARNING"], env=env, stderr=subprocess.DEVNULL)
 
 

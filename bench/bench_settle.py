@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hub"))
 
-from parkcard import settlement  # noqa: E402
-from parkcard.storage import Storage  # noqa: E402
+from parkcard.services import settlement  # noqa: E402
+from parkcard.store import open_store  # noqa: E402
 
 DAY_S = 1782864000      # 2026-07-01T00:00:00Z
 PRICE_CENTS = 1000
@@ -29,7 +29,7 @@ COMMISSION_CENTS = 100
 
 
 async def _registry(path, merchants):
-    storage = await Storage(path).open()
+    storage = await open_store(path)
     for m in range(merchants):
         await storage.add_merchant(2 + m, "merchant %d" % (2 + m), 1000)
         for t in range(2):
@@ -59,11 +59,11 @@ def _ledger(path, records, merchants, days):
 
 
 async def _close(path, merchants, start_s, end_s):
-    storage = await Storage(path).open()
+    storage = await open_store(path)
     try:
         started = time.perf_counter()
         rows = await settlement.close_all(storage, [2 + m for m in range(merchants)], start_s, end_s)
-        return time.perf_counter() - started, sum(r["records"] for r, _new in rows)
+        return time.perf_counter() - started, sum(r.records for r, _new in rows)
     finally:
         await storage.close()
 

@@ -141,7 +141,7 @@ def upload_parts(entries):
 
 
 # A terminal publishes its status at least this often while connected (SPEC.md §5.3); the hub
-# counts a terminal silent for longer than its interval allows as offline (parkcard.fleet).
+# counts a terminal silent for longer than its interval allows as offline (parkcard.ingest.fleet).
 STATUS_INTERVAL_S = 30
 
 

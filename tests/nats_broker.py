@@ -9,7 +9,7 @@ server's own "Listening for MQTT clients" line; a restart listens on the same
 port, so clients reconnect to it. Started is "Server is ready" in the log, not
 a port that happens to accept a connection.
 
-It is a parkcard.broker.Broker for the tests (stop, kill, reload, context
+It is a parkcard.transport.broker.Broker for the tests (stop, kill, reload, context
 manager); only the configuration and the start differ.
 """
 
@@ -17,7 +17,7 @@ import re
 import subprocess
 import threading
 
-from parkcard.broker import START_TIMEOUT_S, Broker, BrokerError, find_executable
+from parkcard.transport.broker import START_TIMEOUT_S, Broker, BrokerError, find_executable
 
 NATS_CANDIDATES = ("nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server")
 _MQTT_LISTENING = re.compile(r"Listening for MQTT clients on mqtt://[^\s]*:(\d+)")

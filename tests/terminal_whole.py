@@ -19,7 +19,7 @@ from sim.cards import issued_card
 from sim.chip_server import ChipServer
 
 from conftest import FIRMWARE, MICROPYTHON, REPO, compiled_firmware, micropython_env
-from parkcard import secure
+from parkcard.security import secure
 from parkcard.testing import MERCHANT_ICE, start_hub
 from parkcard_flash.image import build_image
 
@@ -215,14 +215,14 @@ def run_whole(park, root, heap=WHOLE_HEAP, profile=()):
     try:
         term.expect(r"screen ParkCard ride\|Price 2\.50")  # the hub's config, after its blacklist snapshot
         version = park.call(park.hub.storage.blacklist_version())
-        park.wait_row(lambda row: row["status_blacklist_version"] == version, "the snapshot in the status")
+        park.wait_row(lambda row: row.status_blacklist_version == version, "the snapshot in the status")
         first = term.tap()
         assert first == "screen APPROVED 2.50|Balance 97.50", first
         park.wait(lambda: park.hub.registry.get(TERMINAL_ID).acked_upto >= 1, "the tap's record acked")
         after_tap = term.heap()
         config_version = park.change_config(fixed_price_cents=300)
         term.expect(r"screen ParkCard ride\|Price 3\.00")
-        park.wait_row(lambda row: row["status_config_version"] == config_version, "the new config")
+        park.wait_row(lambda row: row.status_config_version == config_version, "the new config")
         second = term.tap()
         assert second == "screen APPROVED 3.00|Balance 94.50", second
         park.wait(lambda: park.hub.registry.get(TERMINAL_ID).acked_upto >= 2, "the second record acked")

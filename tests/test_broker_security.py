@@ -19,8 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import MPY_SCRIPTS
-from parkcard import broker_auth, pki
-from parkcard.broker import Broker, BrokerTLS
+from parkcard.security import pki
+from parkcard.transport import broker_auth
+from parkcard.transport.broker import Broker, BrokerTLS
 from protocol import topics
 
 WAIT_S = 10
@@ -438,7 +439,7 @@ def test_firmware_mqtt_client_over_tls_on_micropython(park, micropython, connect
 def test_hub_mqtt_link_logs_in_over_tls(park, connect):
     import asyncio
 
-    from parkcard.mqtt_link import MqttLink
+    from parkcard.transport.mqtt_link import MqttLink
 
     term = connect("term-1")
     term.subscribe(t(1, "down"))

@@ -1,9 +1,9 @@
-"""parkcard.files: the one way the hub writes secrets and files a broker reloads."""
+"""parkcard.security.files: the one way the hub writes secrets and files a broker reloads."""
 
 import os
 import stat
 
-from parkcard.files import write_atomic, write_new
+from parkcard.security.files import write_atomic, write_new
 
 
 def test_write_atomic_replaces_whole_with_the_mode_asked(tmp_path):

@@ -4,11 +4,11 @@ changed when it changes, last seen is the latest frame of any kind, silence mean
 
 import asyncio
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -17,10 +17,11 @@ from test_sync import FRAME_MAC, config, down, term  # noqa: F401 - term is a fi
 from protocol import frames, hub_frames
 from protocol import record as R
 
-from parkcard import fleet
 from parkcard.cli import main
+from parkcard.ingest import fleet
 from parkcard.park_sim import ParkSim
 from parkcard.testing import connect_booth, start_hub
+from store_kit import read
 
 PARKCARD = Path(sys.executable).parent / "parkcard"
 
@@ -93,10 +94,10 @@ def test_the_terminal_reports_a_change_at_once_not_at_the_next_round(term):  # n
 def test_online_means_no_last_will_and_heard_from_within_two_status_intervals():
     now = 1_800_000_000
     assert fleet.SILENT_OFFLINE_S == 2 * frames.STATUS_INTERVAL_S
-    assert fleet.online({"online": 1, "last_seen": now - fleet.SILENT_OFFLINE_S}, now)
-    assert not fleet.online({"online": 1, "last_seen": now - fleet.SILENT_OFFLINE_S - 1}, now)
-    assert not fleet.online({"online": 0, "last_seen": now}, now)          # the last will
-    assert not fleet.online({"online": 1, "last_seen": None}, now)
+    assert fleet.online(SimpleNamespace(online=1, last_seen=now - fleet.SILENT_OFFLINE_S), now)
+    assert not fleet.online(SimpleNamespace(online=1, last_seen=now - fleet.SILENT_OFFLINE_S - 1), now)
+    assert not fleet.online(SimpleNamespace(online=0, last_seen=now), now)          # the last will
+    assert not fleet.online(SimpleNamespace(online=1, last_seen=None), now)
 
 
 @pytest.mark.broker
@@ -177,5 +178,4 @@ def test_watch_redraws_until_ctrl_c_and_exits_0(tmp_path):
             proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 4
+    assert read(db, lambda s: s.schema_version()) >= 4

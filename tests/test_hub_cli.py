@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from protocol import frames, topics
 from protocol import record as R
 
+from parkcard.app import Hub
 from parkcard.cli import main
-from parkcard.downlink import Downlink
-from parkcard.service import Hub
+from parkcard.ingest.downlink import Downlink
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from store_kit import damage_a_page, read, terminal
 
 UID = b"\x04\x01\x02\x03"
 DAY_S = 1782864000          # 2026-07-01T00:00:00Z
@@ -156,17 +157,6 @@ def test_ledger_check_finds_a_card_whose_whole_history_is_deleted(db, ledger_too
     _ledger_check_fails(db, "history missing: 1", "card 100001: ")
 
 
-def _damage_a_page(db):
-    """Write garbage over the page of the records_card index (the file is checkpointed first)."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'records_card'").fetchone()[0]
-    with open(db, "r+b") as f:
-        f.seek((page - 1) * page_size)
-        f.write(bytes(range(256)) * (page_size // 256))
-
-
 def _hub_refuses(db, *expected):
     result = cli("--db", db, "up", "--insecure", "--no-broker", "--broker-port", "1")
     assert result.exit_code == 2, result.output
@@ -176,7 +166,7 @@ def _hub_refuses(db, *expected):
 
 
 def test_a_damaged_file_fails_ledger_check_and_the_hub_refuses_it(db):
-    _damage_a_page(db)
+    damage_a_page(db)
     _ledger_check_fails(db, "database file: DAMAGED", "integrity_check: ")
     _hub_refuses(db, "%s is damaged" % db, "restore the last backup", "nothing they hold is lost")
 
@@ -211,8 +201,7 @@ def test_settle_is_final_idempotent_and_exports_csv(db, tmp_path):
     assert {k: int(row[k]) for k in ("sales_cents", "refunds_cents", "commission_cents", "payout_cents",
                                      "records")} == {"sales_cents": 2249, "refunds_cents": 999,
                                                      "commission_cents": 125, "payout_cents": 1125, "records": 3}
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM settlements").fetchone() == (1,)
+    assert len(read(db, lambda s: s.settlements())) == 1
 
 
 def test_settle_all_covers_every_merchant(db, tmp_path):
@@ -272,9 +261,8 @@ def test_cli_unlock_clears_the_lock_and_queues_no_command(db):
     assert cli("--db", db, "terminal", "lock", 5).exit_code == 0
     result = cli("--db", db, "terminal", "unlock", 5)
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT locked, authorised FROM terminals WHERE id=5").fetchone() == (0, 0)
-        assert conn.execute("SELECT command FROM terminal_commands").fetchall() == [(frames.CMD_LOCK,)]
+    assert (terminal(db, 5).locked, terminal(db, 5).authorised) == (0, 0)
+    assert [c.command for c in read(db, lambda s: s.terminal_commands())] == [frames.CMD_LOCK]
 
 
 def test_registry_reload_reads_one_terminal_with_its_merchant_rate(db):
@@ -310,8 +298,9 @@ def test_alarms_and_quarantine_listings(db):
         """Booth 5 uploads a debit that breaks the card's chain and a top-up only a desk may make."""
         hub = await Hub(db).open()
         try:
-            [(card_no, balance, *_, last_counter, _status)] = await hub.storage.card_balances()
-            assert (balance, last_counter) == (8750, 4)
+            [card_no] = await hub.storage.card_numbers()
+            card = await hub.storage.card(card_no)
+            assert (card.shadow_balance_cents, card.last_counter) == (8750, 4)
             mac = hub.registry.get(5).record_mac
             broken = R.Record(R.KIND_DEBIT, 5, 4, DAY_S + 4 * 3600, card_no, UID, 5, 100, 1)   # 8750 - 100 != 1
             topup = R.Record(R.KIND_TOPUP, 5, 5, DAY_S + 5 * 3600, card_no, UID, 6, 500, 501)

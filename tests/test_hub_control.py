@@ -2,7 +2,6 @@
 unissued cards, merchant changes, admin card states, truthful terminal commands, broker certificate names."""
 
 import asyncio
-import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -10,11 +9,15 @@ from click.testing import CliRunner
 from protocol import card, config, frames, hub_frames, topics
 from protocol.errors import Malformed
 
-from parkcard import bounds, oplog, pki, secure
+from parkcard import bounds, oplog
+from parkcard.app import Hub
 from parkcard.cli import main
-from parkcard.ingest import BatchResult
-from parkcard.service import Hub, HubError
+from parkcard.ingest.pipeline import BatchResult
+from parkcard.security import pki, secure
+from parkcard.services import terminals
+from parkcard.services.privileges import ServiceError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from store_kit import counts, read
 
 UID = b"\x04\x01\x02\x03"
 ADMIN_UID = bytes.fromhex("04adadadadad01")
@@ -29,9 +32,9 @@ def run(coro, timeout_s=60):
     return asyncio.run(asyncio.wait_for(coro, timeout_s))
 
 
-def rows(db, sql):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
+def stored(db):
+    """What an operator's change could touch: blacklist history, terminals, merchants."""
+    return read(db, lambda s: asyncio.gather(s.blacklist_changes(0), s.terminals(), s.merchants()))
 
 
 def audited(db):
@@ -102,30 +105,30 @@ TERMINAL = ("terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", 
     (("terminal", "lock", 0), "from 1 to 65535"),
 ])
 def test_out_of_range_input_is_refused_saying_what_is_allowed_and_nothing_is_stored(db, args, allowed):
-    before = [rows(db, "SELECT * FROM %s" % t) for t in ("blacklist_versions", "terminals", "merchants")]
+    before = stored(db)
     result = cli("--db", db, *args)
     assert result.exit_code == 2, result.output
     assert allowed in result.output and "Traceback" not in result.output
-    assert [rows(db, "SELECT * FROM %s" % t) for t in ("blacklist_versions", "terminals", "merchants")] == before
+    assert stored(db) == before
 
 
 def test_the_service_checks_the_same_limits(db):
     async def check():
         hub = await Hub(db).open()
         try:
-            with pytest.raises(HubError, match="from 1 to 4294967295"):
+            with pytest.raises(ServiceError, match="from 1 to 4294967295"):
                 await hub.blacklist_add(TOO_BIG, "lost", force=True)
-            with pytest.raises(HubError, match="from 0 to 8388607"):
+            with pytest.raises(ServiceError, match="from 0 to 8388607"):
                 await hub.register_terminal(9, MERCHANT_ICE, frames.ROLE_RIDE, "wheel", fixed_price_cents=2 ** 24)
-            with pytest.raises(HubError, match="from 1 to 65535"):
+            with pytest.raises(ServiceError, match="from 1 to 65535"):
                 await hub.add_merchant(70000, "m", 0)
-            with pytest.raises(HubError, match="printable"):
+            with pytest.raises(ServiceError, match="printable"):
                 await hub.register_terminal(9, MERCHANT_ICE, frames.ROLE_RIDE, "")
         finally:
             await hub.stop()
     run(check())
-    assert rows(db, "SELECT COUNT(*) FROM blacklist") == [(0,)]
-    assert rows(db, "SELECT id FROM terminals ORDER BY id") == [(5,), (DESK_ID,)]
+    assert counts(db).blacklist == 0
+    assert read(db, lambda s: s.terminal_ids()) == [5, DESK_ID]
 
 
 # -- 2. a downlink that cannot be encoded for one terminal stops no other
@@ -152,11 +155,11 @@ def test_a_value_stored_out_of_range_costs_its_frame_only_and_raises_an_alarm(db
                 assert frames.parse_blacklist(delta.body) == (0, 2, frames.BL_DELTA, 0, 1, (4242,), ())
             result = BatchResult()
             result.syncs = [(5, 0, 0), (DESK_ID, 0, 0)]       # both ask for everything, booth 5 first
-            await hub._after(result)
+            await hub._after_commit(result)
             assert received(5, frames.T_CONFIG) == [] and len(received(5, frames.T_TIME)) == 1
             assert len(received(DESK_ID, frames.T_CONFIG)) == 1 and len(received(DESK_ID, frames.T_TIME)) == 1
             assert frames.parse_blacklist(received(5, frames.T_BLACKLIST)[-1].body)[5] == (4242,)
-            await hub._after(result)                            # again: counted again, but one alarm per cause
+            await hub._after_commit(result)                            # again: counted again, but one alarm per cause
             return hub.stats(), await hub.storage.alarms()
         finally:
             await hub.stop()
@@ -174,10 +177,10 @@ def test_a_value_stored_out_of_range_costs_its_frame_only_and_raises_an_alarm(db
 # -- 3. blacklisting a card never issued needs --force
 
 def test_blacklist_add_of_a_card_never_issued_needs_force(db):
-    [(issued,)] = rows(db, "SELECT card_no FROM cards")
+    [issued] = read(db, lambda s: s.card_numbers())
     refused = cli("--db", db, "blacklist", "add", issued + 1, "--reason", "lost")
     assert refused.exit_code == 2 and "was never issued here" in refused.output and "--force" in refused.output
-    assert rows(db, "SELECT COUNT(*) FROM blacklist_versions") == [(0,)]
+    assert counts(db).blacklist_versions == 0
     assert cli("--db", db, "blacklist", "add", issued, "--reason", "lost").exit_code == 0
     forced = cli("--db", db, "blacklist", "add", issued + 1, "--reason", "found, other park", "--force")
     assert forced.exit_code == 0 and "version 2" in forced.output
@@ -185,7 +188,7 @@ def test_blacklist_add_of_a_card_never_issued_needs_force(db):
     async def service():
         hub = await Hub(db).open()
         try:
-            with pytest.raises(HubError, match="never issued"):
+            with pytest.raises(ServiceError, match="never issued"):
                 await hub.blacklist_add(issued + 2, "lost")
         finally:
             await hub.stop()
@@ -200,7 +203,7 @@ def test_merchant_add_refuses_an_existing_id_and_set_changes_it_for_the_running_
     assert "merchant set --id 2" in refused.output
     same = cli("--db", db, "merchant", "add", "--id", MERCHANT_ICE, "--name", "Ice cream", "--commission-bps", 1000)
     assert same.exit_code == 0 and "nothing changed" in same.output
-    assert rows(db, "SELECT name, commission_bps FROM merchants WHERE id=2") == [("Ice cream", 1000)]
+    assert [(m.name, m.commission_bps) for m in read(db, lambda s: s.merchants()) if m.id == 2] == [("Ice cream", 1000)]
 
     async def running_hub():
         hub = await Hub(db).open()
@@ -224,7 +227,7 @@ def test_merchant_add_refuses_an_existing_id_and_set_changes_it_for_the_running_
     async def service():
         hub = await Hub(db).open()
         try:
-            with pytest.raises(HubError, match="already exists"):
+            with pytest.raises(ServiceError, match="already exists"):
                 await hub.add_merchant(MERCHANT_ICE, "Hot dogs", 0)
             assert await hub.add_merchant(MERCHANT_ICE, "Ice cream", 750) is False
             assert await hub.set_merchant(MERCHANT_ICE, commission_bps=800) == (("Ice cream", 750), ("Ice cream", 800))
@@ -259,15 +262,15 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             first = await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")
             assert await hub.run_card_requests() == 1
             await hub.wait_until(lambda: hub._card_writes)
-            [card_no] = [c["card_no"] for c in await hub.storage.admin_cards()]
-            assert await hub._auth_refusal(5, card_no, ADMIN_UID) == "admin_card_not_written"
+            [card_no] = [c.card_no for c in await hub.storage.admin_cards()]
+            assert await terminals.auth_refusal(hub.storage, 5, card_no, ADMIN_UID) == "admin_card_not_written"
             [write_id] = hub._card_writes
             result = BatchResult()
             result.card_results = [(DESK_ID, write_id, ADMIN_UID, frames.CARD_OK, 0)]
-            await hub._after(result)
+            await hub._after_commit(result)
             await asyncio.gather(*hub._card_tasks.values())
             assert (await hub.storage.card_request(first))[1:] == (card_no, None)
-            assert await hub._auth_refusal(5, card_no, ADMIN_UID) is None
+            assert await terminals.auth_refusal(hub.storage, 5, card_no, ADMIN_UID) is None
 
             # A second one nobody answers; the CLI gives up and cancels it.
             second = await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")
@@ -278,8 +281,8 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             await hub.run_card_requests()                   # the next poll stops waiting for the desk
             await asyncio.gather(*tasks, return_exceptions=True)
             assert hub._card_writes == {}
-            abandoned = (await hub.storage.admin_cards())[-1]["card_no"]
-            assert await hub._auth_refusal(5, abandoned, ADMIN_UID) == "admin_card_not_written"
+            abandoned = (await hub.storage.admin_cards())[-1].card_no
+            assert await terminals.auth_refusal(hub.storage, 5, abandoned, ADMIN_UID) == "admin_card_not_written"
             assert "abandoned" in (await hub.storage.card_request(second))[2]
 
             # The desk reports a failure: failed, never valid.
@@ -289,11 +292,12 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             [write_id] = hub._card_writes
             result = BatchResult()
             result.card_results = [(DESK_ID, write_id, ADMIN_UID, frames.CARD_NOT_BLANK, 7)]
-            await hub._after(result)
+            await hub._after_commit(result)
             await asyncio.gather(*hub._card_tasks.values())
             failed = (await hub.storage.admin_cards())[-1]
-            assert failed["state"] == "failed"
-            assert await hub._auth_refusal(5, failed["card_no"], ADMIN_UID) == "admin_card_not_written"
+            assert failed.state == "failed"
+            refusal = await terminals.auth_refusal(hub.storage, 5, failed.card_no, ADMIN_UID)
+            assert refusal == "admin_card_not_written"
 
             # Cancelled before the hub saw it: never started.
             third = await hub.storage.request_admin_card(DESK_ID, ADMIN_UID, True, "cli:test")
@@ -313,14 +317,14 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
 
 
 def test_admin_card_issue_that_times_out_cancels_its_request(tmp_path, monkeypatch):
-    from parkcard import cli as cli_module
+    from parkcard.cli import admin_card as cli_module
     monkeypatch.setattr(cli_module, "CARD_REQUEST_POLL_S", 0.05)
     park, _ = secure.init_park(tmp_path)
     db = tmp_path / "hub.db"
     run(_populate(db, park))
     result = cli("--db", db, "admin-card", "issue", "--desk", DESK_ID, "--uid", ADMIN_UID.hex(), "--wait", 1)
     assert result.exit_code == 2 and "the request is cancelled" in result.output
-    [(started, cancelled)] = rows(db, "SELECT started_at, cancelled_at FROM card_write_requests")
+    [(started, cancelled)] = [(r.started_at, r.cancelled_at) for r in read(db, lambda s: s.card_write_requests())]
     assert started is None and cancelled is not None
 
     async def later_hub():
@@ -331,7 +335,7 @@ def test_admin_card_issue_that_times_out_cancels_its_request(tmp_path, monkeypat
         finally:
             await hub.stop()
     assert run(later_hub()) == 0                # the hub never writes it behind the operator's back
-    assert rows(db, "SELECT COUNT(*) FROM admin_cards") == [(0,)]
+    assert counts(db).admin_cards == 0
 
 
 # -- 6. terminal commands say what was true
@@ -345,7 +349,7 @@ def test_terminal_commands_that_change_nothing_say_so_and_are_not_audited(db):
     again = cli("--db", db, "terminal", "lock", 5)
     assert again.exit_code == 0 and "terminal 5 was already locked: nothing changed" in again.output
     assert cli("--db", db, "terminal", "unlock", 5).output.startswith("terminal 5 unlocked")
-    assert rows(db, "SELECT command FROM terminal_commands") == [(frames.CMD_LOCK,)]
+    assert [c.command for c in read(db, lambda s: s.terminal_commands())] == [frames.CMD_LOCK]
     assert [a for a in audited(db) if a.startswith("terminal.") and a != "terminal.add"] == [
         "terminal.lock", "terminal.unlock"]
 

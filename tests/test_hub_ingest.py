@@ -1,7 +1,6 @@
 """Ingest over a real Mosquitto: exactly once, conflicts, gaps, quarantine, clones, uncertain records, fleet."""
 
 import asyncio
-import sqlite3
 import threading
 
 import paho.mqtt.client as mqtt
@@ -12,8 +11,9 @@ from protocol import frames, hub_frames, topics
 from protocol import record as R
 
 from parkcard import audit
-from parkcard.registry import Registry
+from parkcard.ingest.registry import Registry
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
+from store_kit import alarms, quarantined, read, records, statuses, terminal
 
 pytestmark = pytest.mark.broker
 
@@ -35,17 +35,12 @@ async def issued_card(hub, cash_cents=10000, uid=UID):
     return result.card_no, result.balance_cents
 
 
-def rows(db, sql, params=()):
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
 async def balance(hub, account):
     return await hub.storage.account_balance(account)
 
 
 def test_resent_batch_is_applied_once(tmp_path, broker, monkeypatch):
-    from parkcard.storage import WriteTx
+    from parkcard.store.sqlite.write_tx import WriteTx
 
     gap_writes = []
     set_gaps = WriteTx.set_gaps
@@ -73,7 +68,7 @@ def test_resent_batch_is_applied_once(tmp_path, broker, monkeypatch):
         term.close()
         await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM records WHERE terminal_id=5") == [(10,)]
+    assert len(records(tmp_path / "hub.db", 5)) == 10
 
 
 def test_same_seq_other_bytes_is_a_conflict_kept_and_not_applied(tmp_path, broker):
@@ -96,9 +91,9 @@ def test_same_seq_other_bytes_is_a_conflict_kept_and_not_applied(tmp_path, broke
         await hub.stop()
     run(scenario())
     db = tmp_path / "hub.db"
-    assert rows(db, "SELECT terminal_id, seq FROM conflicts") == [(5, 1)]
-    assert rows(db, "SELECT kind FROM alarms") == [("conflict",)]
-    assert rows(db, "SELECT amount_cents FROM records WHERE terminal_id=5") == [(300,)]
+    assert [(c.terminal_id, c.seq) for c in read(db, lambda s: s.conflicts())] == [(5, 1)]
+    assert [a.kind for a in alarms(db)] == ["conflict"]
+    assert [r.amount_cents for r in records(db, 5)] == [300]
 
 
 def test_late_and_out_of_order_records_fill_gaps(tmp_path, broker):
@@ -114,7 +109,7 @@ def test_late_and_out_of_order_records_fill_gaps(tmp_path, broker):
         term.upload([(c, raws[5]), (c, raws[0]), (c, raws[3])])    # seqs 6, 1, 4
         await hub.wait_until(lambda: hub.stats().get("applied", 0) == 4)
         assert hub.registry.get(5).acked_upto == 1
-        gaps = rows(tmp_path / "hub.db", "SELECT from_seq, to_seq FROM terminal_gaps WHERE terminal_id=5")
+        gaps = await hub.storage.terminal_gaps(5)
         assert gaps == [(2, 3), (5, 5)]
         reloaded = (await Registry(hub.storage).load()).get(5)     # what a restarted hub starts from
         assert (reloaded.acked_upto, reloaded.above) == (1, {4, 6})
@@ -124,7 +119,7 @@ def test_late_and_out_of_order_records_fill_gaps(tmp_path, broker):
         await asyncio.to_thread(term.wait_acked, 4)
         term.upload([(c, raws[4])])
         await asyncio.to_thread(term.wait_acked, 6)
-        assert rows(tmp_path / "hub.db", "SELECT * FROM terminal_gaps") == []
+        assert await hub.storage.terminal_gaps(5) == []
         assert await balance(hub, "card:%d" % card_no) == 10000 - 300
         report = await audit.check(hub.storage)
         assert report.ok and report.pending == []
@@ -175,12 +170,12 @@ def test_bad_frames_are_quarantined_and_the_hub_keeps_serving(tmp_path, broker):
         await hub.stop()
         return stats
     stats = run(scenario())
-    reasons = sorted(r[0] for r in rows(tmp_path / "hub.db", "SELECT reason FROM quarantine"))
+    reasons = sorted(q.reason for q in quarantined(tmp_path / "hub.db"))
     assert reasons == sorted(["malformed", "malformed", "bad_mac", "replay", "unknown_terminal", "wrong_topic",
                               "credit_from_booth", "malformed", "record_bad_mac", "record_terminal",
                               "record_status", "unexpected_type", "malformed"])
     assert stats["quarantined.malformed"] == 4 and stats["quarantined.replay"] == 1   # oversized is malformed
-    assert rows(tmp_path / "hub.db", "SELECT seq, status FROM records WHERE terminal_id=5 ORDER BY seq") == [
+    assert statuses(tmp_path / "hub.db", 5) == [
         (1, "applied"), (2, "quarantined"), (3, "quarantined"), (4, "applied")]
 
 
@@ -208,8 +203,9 @@ def test_restored_card_is_applied_alarmed_and_blacklisted_everywhere(tmp_path, b
         await hub.stop()
     run(scenario())
     db = tmp_path / "hub.db"
-    assert rows(db, "SELECT kind, card_no FROM alarms") == [("clone", rows(db, "SELECT card_no FROM blacklist")[0][0])]
-    assert rows(db, "SELECT status FROM cards WHERE card_no=(SELECT card_no FROM blacklist)") == [("blacklisted",)]
+    [listed] = read(db, lambda s: s.blacklist_cards())
+    assert [(a.kind, a.card_no) for a in alarms(db)] == [("clone", listed)]
+    assert read(db, lambda s: s.card(listed)).status == "blacklisted"
 
 
 def test_uncertain_records_are_settled_by_counter_continuity(tmp_path, broker):
@@ -234,9 +230,9 @@ def test_uncertain_records_are_settled_by_counter_continuity(tmp_path, broker):
         term.close()
         await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT seq, status FROM records WHERE terminal_id=5 ORDER BY seq") == [
-        (1, "not_happened"), (2, "applied"), (3, "applied"), (4, "applied"), (5, "voided")]
-    assert rows(tmp_path / "hub.db", "SELECT * FROM alarms") == []
+    assert statuses(tmp_path / "hub.db", 5) == [
+        (1, "voided"), (2, "applied"), (3, "applied"), (4, "applied"), (5, "voided")]
+    assert alarms(tmp_path / "hub.db") == []
 
 
 def test_an_uncertain_record_settled_twice_in_one_upload_is_applied_once(tmp_path, broker):
@@ -260,9 +256,9 @@ def test_an_uncertain_record_settled_twice_in_one_upload_is_applied_once(tmp_pat
         term.close()
         await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT seq, status FROM records WHERE terminal_id=5 ORDER BY seq") == [
+    assert statuses(tmp_path / "hub.db", 5) == [
         (1, "applied"), (2, "applied")]
-    assert rows(tmp_path / "hub.db", "SELECT kind FROM alarms") == []
+    assert alarms(tmp_path / "hub.db") == []
 
 
 def test_chain_break_raises_an_alarm(tmp_path, broker):
@@ -277,7 +273,7 @@ def test_chain_break_raises_an_alarm(tmp_path, broker):
         term.close()
         await hub.stop()
     run(scenario())
-    assert [r[0] for r in rows(tmp_path / "hub.db", "SELECT kind FROM alarms")] == ["chain"]
+    assert [a.kind for a in alarms(tmp_path / "hub.db")] == ["chain"]
 
 
 def test_status_ordered_by_boot_and_last_will(tmp_path, broker):
@@ -293,8 +289,9 @@ def test_status_ordered_by_boot_and_last_will(tmp_path, broker):
         await hub.wait_until(lambda: hub.fleet.stats["status_stale"] == 1 and hub.fleet.stats["status_applied"] == 2)
         term.close()
         await hub.stop()
-        return rows(db, "SELECT online, status_boot, firmware, queue_depth FROM terminals WHERE id=5")
-    assert run(scenario()) == [(0, 2, "1.2.0", 7)]   # offline keeps the last report
+        t = terminal(db, 5)
+        return t.online, t.status_boot, t.firmware, t.queue_depth
+    assert run(scenario()) == (0, 2, "1.2.0", 7)   # offline keeps the last report
 
 
 def test_sync_gets_blacklist_config_and_time(tmp_path, broker):
@@ -427,7 +424,7 @@ def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(tmp_path, 
 def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(tmp_path, broker, monkeypatch):
     from parkcard.desk import DeskError
 
-    from parkcard import ledger
+    from parkcard.domain import ledger
 
     async def scenario():
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
@@ -443,7 +440,7 @@ def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(tmp_path,
         assert await hub.storage.card(424242) is None
         monkeypatch.setattr(ledger, "postings", postings)
         issued = await desk.issue(UID, 5000, deposit_cents=500, card_no=424242)
-        assert (await hub.storage.card(424242))["deposit_cents"] == 500
+        assert (await hub.storage.card(424242)).deposit_cents == 500
         assert await balance(hub, "card:%d" % issued.card_no) == 5000
         await hub.stop()
     run(scenario())
@@ -477,7 +474,7 @@ def test_a_message_the_hub_cannot_handle_is_kept_in_quarantine_and_the_rest_goes
         five.close()
         await hub.stop()
     run(scenario())
-    [(reason, terminal_id, detail)] = rows(tmp_path / "hub.db", "SELECT reason, terminal_id, detail FROM quarantine")
+    [(reason, terminal_id, detail)] = [(q.reason, q.terminal_id, q.detail) for q in quarantined(tmp_path / "hub.db")]
     assert (reason, terminal_id) == ("hub_error", 6) and "a bug the batch trips over" in detail
 
 
@@ -501,19 +498,20 @@ def test_topics_that_only_look_like_a_terminal_are_quarantined_and_the_hub_keeps
         return stats
     stats = run(scenario())
     assert stats.get("failed_messages", 0) == 0
-    quarantined = rows(tmp_path / "hub.db", "SELECT topic, reason, terminal_id FROM quarantine ORDER BY id")
-    assert sorted(quarantined) == sorted((t, "foreign_topic", None) for t in spellings)
+    kept = [(q.topic, q.reason, q.terminal_id) for q in quarantined(tmp_path / "hub.db")]
+    assert sorted(kept) == sorted((t, "foreign_topic", None) for t in spellings)
 
 
 def test_quarantine_keeps_a_bounded_prefix_with_the_size_and_digest_of_the_whole(tmp_path):
     import hashlib
 
-    from parkcard.storage import QUARANTINE_KEPT_MAX, Storage
+    from parkcard.store import open_store
+    from parkcard.store.sqlite.write_tx import QUARANTINE_KEPT_MAX
 
     payload = bytes(range(256)) * 80                 # 20 KB of a refused payload
 
     async def scenario():
-        storage = await Storage(tmp_path / "hub.db").open()
+        storage = await open_store(tmp_path / "hub.db")
         try:
             await storage.write(lambda tx: (tx.add_quarantine(payload, "parkcard/term-5/up", 5, "malformed", "x"),
                                             tx.add_quarantine(b"small", "parkcard/term-5/up", 5, "malformed", "y")))
@@ -521,10 +519,9 @@ def test_quarantine_keeps_a_bounded_prefix_with_the_size_and_digest_of_the_whole
         finally:
             await storage.close()
     cut, listed = run(scenario())
-    assert cut == 1 and [row[6] for row in listed] == [len(payload), 5]
-    kept = rows(tmp_path / "hub.db", "SELECT raw, size, sha256 FROM quarantine ORDER BY id")
-    assert kept[0] == (payload[:QUARANTINE_KEPT_MAX], len(payload), hashlib.sha256(payload).digest())
-    assert kept[1][0] == b"small"
+    assert cut == 1 and [row.size for row in listed] == [len(payload), 5]
+    assert (listed[0].raw, listed[0].sha256) == (payload[:QUARANTINE_KEPT_MAX], hashlib.sha256(payload).digest())
+    assert listed[1].raw == b"small"
 
 
 def test_the_broker_refuses_a_publish_larger_than_any_frame(tmp_path, broker):
@@ -549,7 +546,7 @@ def test_the_broker_refuses_a_publish_larger_than_any_frame(tmp_path, broker):
             big.loop_stop()
             await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM quarantine") == [(0,)]
+    assert quarantined(tmp_path / "hub.db") == []
 
 
 def test_a_full_disk_stops_acks_quarantines_nothing_and_the_hub_resumes_on_its_own(tmp_path, broker):
@@ -560,8 +557,8 @@ def test_a_full_disk_stops_acks_quarantines_nothing_and_the_hub_resumes_on_its_o
         try:
             card_no, bal = await issued_card(hub)
             five = await booth(hub, broker, 5)
-            pages = await hub.storage.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
-            await hub.storage.write(lambda tx: tx.execute("PRAGMA max_page_count=%d" % pages))   # the disk is full
+            pages = await hub.storage.write(lambda tx: tx.conn.execute("PRAGMA page_count").fetchone()[0])
+            await hub.storage.write(lambda tx: tx.conn.execute("PRAGMA max_page_count=%d" % pages))   # the disk is full (SQLite)
             for i in range(1, 41):
                 five.record(R.KIND_DEBIT, card_no, 1 + i, 10, bal - 10 * i, item=i)
             five.upload_all(records_max=8)
@@ -570,7 +567,7 @@ def test_a_full_disk_stops_acks_quarantines_nothing_and_the_hub_resumes_on_its_o
             await hub.wait_until(lambda: hub.stats()["storage_errors"] >= 4, 30)   # retried, never given up
             assert hub.registry.get(5).acked_upto == stuck < 40 and five.acked_upto <= stuck
             assert hub.stats()["storage_unavailable"] == 1
-            await hub.storage.write(lambda tx: tx.execute("PRAGMA max_page_count=1073741823"))   # space freed
+            await hub.storage.write(lambda tx: tx.conn.execute("PRAGMA max_page_count=1073741823"))   # space freed
             await asyncio.to_thread(five.wait_acked, 40, 30)
             stats = hub.stats()
             assert stats["storage_unavailable"] == 0 and stats["failed_messages"] == 0
@@ -580,8 +577,8 @@ def test_a_full_disk_stops_acks_quarantines_nothing_and_the_hub_resumes_on_its_o
                 five.close()
             await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT COUNT(*) FROM quarantine") == [(0,)]
-    [(kind, detail)] = rows(tmp_path / "hub.db", "SELECT kind, detail FROM alarms")
+    assert quarantined(tmp_path / "hub.db") == []
+    [(kind, detail)] = [(a.kind, a.detail) for a in alarms(tmp_path / "hub.db")]
     assert kind == "storage" and "database or disk is full" in detail
 async def hub_with_booth(tmp_path, broker):
     """A hub with an issued card and booth terminal 5: (hub, card_no, balance_cents, terminal)."""
@@ -626,12 +623,12 @@ def test_a_damaged_record_in_the_journal_is_acknowledged_past_and_later_records_
         await hub.stop()
     run(scenario())
     db = tmp_path / "hub.db"
-    assert rows(db, "SELECT seq, reason FROM quarantine WHERE seq IS NOT NULL ORDER BY seq") == [
+    assert sorted((q.seq, q.reason) for q in quarantined(db) if q.seq is not None) == [
         (2, "record_bad_mac"), (4, "record_unsupported"), (6, "record_bad_mac")]
-    assert rows(db, "SELECT seq FROM records WHERE terminal_id=5 ORDER BY seq") == [(1,), (3,), (5,)]
-    assert rows(db, "SELECT kind, seq FROM alarms ORDER BY seq") == [
+    assert [r.seq for r in records(db, 5)] == [1, 3, 5]
+    assert sorted((a.kind, a.seq) for a in alarms(db)) == [
         ("damaged_record", 2), ("damaged_record", 4), ("damaged_record", 6)]
-    assert rows(db, "SELECT acked_upto FROM terminals WHERE id=5") == [(6,)]
+    assert terminal(db, 5).acked_upto == 6
 
 
 def test_a_damaged_record_that_names_no_seq_of_its_terminal_holds_the_ack(tmp_path, broker):
@@ -646,7 +643,7 @@ def test_a_damaged_record_that_names_no_seq_of_its_terminal_holds_the_ack(tmp_pa
         term.close()
         await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT reason, seq FROM quarantine") == [("record_bad_mac", None)]
+    assert [(q.reason, q.seq) for q in quarantined(tmp_path / "hub.db")] == [("record_bad_mac", None)]
 
 
 def test_a_valid_record_for_a_seq_held_by_a_damaged_one_is_a_conflict(tmp_path, broker):
@@ -661,7 +658,7 @@ def test_a_valid_record_for_a_seq_held_by_a_damaged_one_is_a_conflict(tmp_path, 
         term.close()
         await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT terminal_id, seq FROM conflicts") == [(5, 1)]
+    assert [(c.terminal_id, c.seq) for c in read(tmp_path / "hub.db", lambda s: s.conflicts())] == [(5, 1)]
 
 
 def test_a_refused_frame_that_authenticates_is_acknowledged_and_a_forged_one_is_not(tmp_path, broker):
@@ -717,7 +714,7 @@ def test_uploads_from_a_locked_terminal_are_applied_with_an_alarm(tmp_path, brok
             t.close()
         await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT kind, terminal_id, seq FROM alarms") == [("locked_terminal", 5, 1)]
+    assert [(a.kind, a.terminal_id, a.seq) for a in alarms(tmp_path / "hub.db")] == [("locked_terminal", 5, 1)]
 
 
 def test_status_within_one_boot_follows_uptime_as_terminals_send_it(tmp_path, broker):
@@ -739,4 +736,5 @@ def test_status_within_one_boot_follows_uptime_as_terminals_send_it(tmp_path, br
         term.close()
         await hub.stop()
     run(scenario())
-    assert rows(tmp_path / "hub.db", "SELECT online, queue_depth, uptime_s FROM terminals WHERE id=5") == [(1, 2, 95)]
+    t = terminal(tmp_path / "hub.db", 5)
+    assert (t.online, t.queue_depth, t.uptime_s) == (1, 2, 95)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from parkcard import notify
-from parkcard.broker import OPEN_FILES_RESERVE, OPEN_FILES_TARGET, Broker, free_port
+from parkcard.app import EXIT_HUB_FAILED, Hub, HubFailed
 from parkcard.hub_lock import HubLock
-from parkcard.service import EXIT_HUB_FAILED, Hub, HubFailed
+from parkcard.transport import notify
+from parkcard.transport.broker import OPEN_FILES_RESERVE, OPEN_FILES_TARGET, Broker, free_port
 
 HUB_ROOT = Path(__file__).resolve().parent.parent / "hub"
 EXIT_BOUND_S = 60      # bounds a failure only: a hub that hangs instead of exiting fails here
@@ -23,7 +23,7 @@ EXIT_BOUND_S = 60      # bounds a failure only: a hub that hangs instead of exit
 # the registry-poll and consume tasks are fine, so only the lifecycle can end the process.
 FAILING_NOTICES = """
 import sys
-from parkcard import notify
+from parkcard.transport import notify
 async def broken(self):
     raise OSError("notice socket broke")
 notify.Listener.wait = broken
@@ -63,7 +63,7 @@ def test_a_failed_task_stops_the_hub_and_releases_link_database_and_lock(tmp_pat
             await asyncio.wait_for(hub.run(), EXIT_BOUND_S)
         return hub
     hub = asyncio.run(scenario())
-    assert hub.storage._writer is None and hub.storage._reader is None
+    assert not hub.storage.is_open
     assert not hub.lock.held and _released(db)
     assert _link_threads() == []
 
@@ -81,7 +81,7 @@ def test_a_broker_link_that_cannot_start_releases_the_database_and_lock(tmp_path
             await hub.start()
         return hub
     hub = asyncio.run(scenario())
-    assert hub.storage._writer is None and not hub.lock.held and _released(db)
+    assert not hub.storage.is_open and not hub.lock.held and _released(db)
 
 
 def _run_failing(module, prog, args, cwd):
@@ -92,7 +92,7 @@ def _run_failing(module, prog, args, cwd):
 
 def test_the_hub_process_exits_non_zero_with_the_reason_when_a_task_fails(tmp_path):
     db = tmp_path / "hub.db"
-    proc = _run_failing("parkcard.service", "python -m parkcard.service",
+    proc = _run_failing("parkcard.app", "python -m parkcard.app",
                         ["--db", str(db), "--broker-port", str(free_port())], HUB_ROOT)
     assert proc.returncode == EXIT_HUB_FAILED, proc.stderr
     assert "event=hub_failed reason='task notices failed: OSError: notice socket broke'" in proc.stderr

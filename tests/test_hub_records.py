@@ -9,8 +9,9 @@ from protocol import frames
 from protocol import record as R
 
 from parkcard import audit
-from parkcard.service import Hub
+from parkcard.app import Hub
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from store_kit import quarantined, read
 
 UID = b"\x04\x01\x02\x03"
 OTHER_UID = b"\x04\x09\x08\x07"
@@ -88,9 +89,7 @@ def test_a_booth_refunds_only_its_own_sale_on_the_same_card_once_and_at_most_its
     assert card_balance == 10000 - 1000 - 500 + 400 + 100
     assert merchant == (1000 - 100) + (500 - 50) + (700 - 70) - (400 - 40) - (100 - 10)
     assert report.ok
-    with sqlite3.connect(tmp_path / "hub.db") as conn:
-        assert conn.execute("SELECT terminal_id, sale_seq, refund_seq FROM refunds ORDER BY terminal_id").fetchall() \
-            == [(5, 1, 9), (6, 1, 2)]
+    assert read(tmp_path / "hub.db", lambda s: s.refunds()) == [(5, 1, 9), (6, 1, 2)]
 
 
 def on_one_card(tmp_path, steps):
@@ -151,9 +150,8 @@ def test_the_desk_writes_the_deposit_in_its_own_field_and_version_1_deposit_reco
     rec, reasons, deposits, card = run(scenario())
     assert (rec.version, rec.deposit_cents, rec.item) == (R.RECORD_V2, 500, 0)
     assert reasons == ["record_unsupported"]
-    assert (deposits, card["deposit_cents"]) == (500, 500)
-    with sqlite3.connect(tmp_path / "hub.db") as conn:
-        [(raw, detail)] = conn.execute("SELECT raw, detail FROM quarantine").fetchall()
+    assert (deposits, card.deposit_cents) == (500, 500)
+    [(raw, detail)] = [(q.raw, q.detail) for q in quarantined(tmp_path / "hub.db")]
     assert detail == "deposit kinds need record version 2" and len(raw) == R.RECORD_SIZE
 
 
@@ -174,7 +172,7 @@ def test_two_desks_issuing_at_once_get_distinct_numbers_and_no_clone_alarm(tmp_p
     assert len(set(numbers)) == 8
     assert (alarms, blacklisted) == ([], [])
     assert report.ok and not report.pending
-    assert [(c["uid"], c["deposit_cents"], c["shadow_balance_cents"]) for c in cards] == [
+    assert [(c.uid, c.deposit_cents, c.shadow_balance_cents) for c in cards] == [
         (bytes((4, 0, n, d & 0xFF)), 200, 1000 + n) for n in range(4) for d in (DESK_ID, DESK_2)]
 
 
@@ -187,7 +185,8 @@ def test_a_failure_while_writing_the_card_row_posts_nothing(tmp_path):
                          "BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
         with pytest.raises(sqlite3.IntegrityError, match="injected fault"):
             await hub.desk(DESK_ID).issue(UID, 10000, deposit_cents=777, time_s=DAY_S)
-        counts = [await hub.storage.count(t) for t in ("records", "ledger_tx", "cards", "card_counters")]
+        held = await hub.storage.counts()
+        counts = [held.records, held.ledger_tx, held.cards, held.card_counters]
         with sqlite3.connect(tmp_path / "hub.db") as conn:
             conn.execute("DROP TRIGGER fail_card_info")
         retried = await hub.desk(DESK_ID).issue(UID, 10000, deposit_cents=777, time_s=DAY_S)
@@ -199,4 +198,4 @@ def test_a_failure_while_writing_the_card_row_posts_nothing(tmp_path):
     counts, retried, card, deposits, alarms = run(scenario())
     assert counts == [0, 0, 0, 0]
     assert retried.record.seq == 1
-    assert (card["deposit_cents"], card["shadow_balance_cents"], deposits, alarms) == (777, 10000, 777, [])
+    assert (card.deposit_cents, card.shadow_balance_cents, deposits, alarms) == (777, 10000, 777, [])

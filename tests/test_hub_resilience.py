@@ -2,7 +2,6 @@
 
 import asyncio
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +13,10 @@ from protocol import frames
 from protocol import record as R
 
 from parkcard import audit
-from parkcard.service import Hub
-from parkcard.storage import Storage
+from parkcard.app import Hub
+from parkcard.store import open_store
 from parkcard.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, start_hub
+from store_kit import counts, read, records
 
 pytestmark = pytest.mark.broker
 
@@ -37,21 +37,20 @@ async def _prepare(db, broker, terminal_ids):
 
 
 def _spawn_hub(db, broker, log):
-    return subprocess.Popen([sys.executable, "-m", "parkcard.service", "--db", str(db), "--broker-port",
+    return subprocess.Popen([sys.executable, "-m", "parkcard.app", "--db", str(db), "--broker-port",
                              str(broker.port)], stdout=log, stderr=log, cwd=HUB_ROOT)
 
 
-def _wait_in_db(db, sql, predicate, timeout_s=30):
-    """Poll the database (bounded) until predicate(row) holds."""
+def _wait_in_db(db, what, predicate, timeout_s=30):
+    """Poll the database (bounded) until predicate(what(db)) holds."""
     import time
     deadline = time.monotonic() + timeout_s
     while True:
-        with sqlite3.connect(db, timeout=10) as conn:
-            row = conn.execute(sql).fetchone()
-        if predicate(row):
-            return row
+        seen = what(db)
+        if predicate(seen):
+            return seen
         if time.monotonic() > deadline:
-            raise TimeoutError("%s never satisfied: last %r" % (sql, row))
+            raise TimeoutError("%s never satisfied: last %r" % (what.__name__, seen))
         time.sleep(0.02)   # polling interval of a bounded wait, not synchronisation
 
 
@@ -77,10 +76,10 @@ def test_hub_killed_mid_batch_loses_and_doubles_nothing(tmp_path, broker):
             seqs = sorted(term.journal)[:half]
             for i in range(0, half, frames.UPLOAD_RECORDS_MAX):
                 term.upload([term.journal[s] for s in seqs[i:i + frames.UPLOAD_RECORDS_MAX]])
-        _wait_in_db(db, "SELECT COUNT(*) FROM records WHERE terminal_id != %d" % DESK_ID, lambda r: r[0] > 0)
+        _wait_in_db(db, records, lambda stored: any(r.terminal_id != DESK_ID for r in stored))
         hub.send_signal(signal.SIGKILL)
         hub.wait()
-        applied_at_kill = sqlite3.connect(db).execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        applied_at_kill = counts(db).records
         for term in terms:
             term.upload_all()
         hub = _spawn_hub(db, broker, log)
@@ -105,17 +104,14 @@ def test_hub_killed_mid_batch_loses_and_doubles_nothing(tmp_path, broker):
     # Killed after some of the first half was durable (the wait saw it) and before any of the
     # second half was sent; on a busy machine the hub may have finished the first half by then.
     assert len(cards) < applied_at_kill <= len(terms) * half + len(cards)
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT terminal_id, COUNT(*), MIN(seq), MAX(seq) FROM records WHERE terminal_id != ? "
-                            "GROUP BY terminal_id", (DESK_ID,)).fetchall() == [
-            (tid, records_per_terminal, 1, records_per_terminal) for tid in terminal_ids]
-        for card_no in cards:
-            total = conn.execute("SELECT SUM(amount_cents) FROM ledger_entries WHERE account=?",
-                                 ("card:%d" % card_no,)).fetchone()[0]
-            assert total == 1_000_000 - 7 * records_per_terminal
+    assert [[r.seq for r in records(db, tid)] for tid in terminal_ids] == [
+        list(range(1, records_per_terminal + 1)) for _ in terminal_ids]
+    for card_no in cards:
+        total = read(db, lambda s: s.account_balance("card:%d" % card_no))
+        assert total == 1_000_000 - 7 * records_per_terminal
 
     async def check():
-        storage = await Storage(db).open()
+        storage = await open_store(db)
         try:
             return await audit.check(storage)
         finally:
@@ -159,7 +155,7 @@ def test_broker_restart_the_hub_reconnects_and_goes_on(tmp_path, broker):
 def test_the_hub_counts_as_connected_once_its_subscriptions_are_granted():
     """CONNACK is not SUBACK (MQTT 3.1.1 §3.8.4): an uplink the broker takes before the hub's
     subscription exists is never delivered to it, so wait_connected must wait for the SUBACK."""
-    from parkcard.mqtt_link import MqttLink
+    from parkcard.transport.mqtt_link import MqttLink
 
     async def scenario():
         broker = await SubackHeld([1, 1]).start()   # the up and the status filter, both at QoS 1

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 
 from protocol import frames
 
-from parkcard import service
-from parkcard.broker import Broker, BrokerError, free_port
+from parkcard import app
+from parkcard.app import Hub
 from parkcard.cli import main
 from parkcard.hub_lock import HubLock, HubLockedError, lock_path_for
-from parkcard.service import Hub
 from parkcard.testing import connect_booth, start_hub
+from parkcard.transport.broker import Broker, BrokerError, free_port
 
 HUB_ROOT = Path(__file__).resolve().parent.parent / "hub"
 PARKCARD = Path(sys.executable).parent / "parkcard"
@@ -60,7 +60,7 @@ def _wait_for_pid_in_lock(db, proc, timeout_s=30):
 def test_a_second_hub_process_is_refused_and_a_killed_hub_leaves_no_lock(tmp_path):
     db = tmp_path / "hub.db"
     port = str(free_port())     # no broker: the hub keeps retrying, which is all this needs
-    args = [sys.executable, "-m", "parkcard.service", "--db", str(db), "--broker-port", port]
+    args = [sys.executable, "-m", "parkcard.app", "--db", str(db), "--broker-port", port]
     first = subprocess.Popen(args, cwd=HUB_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_pid_in_lock(db, first)
@@ -133,7 +133,7 @@ def test_demo_refuses_a_folder_that_holds_files_before_writing_anything(tmp_path
 @pytest.fixture
 def quiet_poll(monkeypatch):
     """The hub's safety-net poll out of the way: only a notification can bring a CLI change in time."""
-    monkeypatch.setattr(service, "REGISTRY_POLL_S", 3600)
+    monkeypatch.setattr(app, "REGISTRY_POLL_S", 3600)
 
 
 def _blacklisted(card_no):

@@ -4,7 +4,6 @@ import asyncio
 import json
 import os
 import queue
-import sqlite3
 import stat
 
 import paho.mqtt.client as mqtt
@@ -14,11 +13,14 @@ from click.testing import CliRunner
 from protocol import admin_card, frames
 from protocol import record as R
 
-from parkcard import audit, oplog, secure
+from parkcard import audit, oplog
 from parkcard.cli import main
-from parkcard.service import ADMIN_CARD_NO_FIRST, HubError
+from parkcard.security import secure
+from parkcard.services.admin_cards import ADMIN_CARD_NO_FIRST
+from parkcard.services.privileges import ServiceError
 from parkcard.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
 from parkcard_flash.bundle import parse_bundle
+from store_kit import counts, records, terminal
 
 ADMIN_UID = bytes.fromhex("04adadadadad01")
 CARD_UID = b"\x04\xa1\xb2\xc3"
@@ -108,8 +110,7 @@ def test_bundle_carries_the_stored_password_transport_key_and_ca(tmp_path):
     assert mode(tmp_path / "t7.json") == 0o600
     data = json.loads((tmp_path / "t7.json").read_text())
     park = secure.load_park(tmp_path)
-    with sqlite3.connect(db) as conn:
-        key, password = conn.execute("SELECT key, broker_password FROM terminals WHERE id=7").fetchone()
+    key, password = terminal(db, 7).key, terminal(db, 7).broker_password
     assert data["password"] == password and len(password) >= 32
     assert bytes.fromhex(data["terminal_key"]) == key
     assert bytes.fromhex(data["transport_key"]) == park.transport_key
@@ -244,7 +245,7 @@ def test_unknown_admin_card_and_copied_uid_are_rejected(tmp_path, broker):
             await wait_command(term, frames.CMD_AUTH_REJECT, 2)
             assert frames.CMD_AUTH_CONFIRM not in commands(term)
             assert hub.registry.get(5).authorised == 0
-            with pytest.raises(HubError, match="not a registered desk terminal"):
+            with pytest.raises(ServiceError, match="not a registered desk terminal"):
                 await hub.issue_admin_card(ADMIN_UID, 5)
         finally:
             if term is not None:
@@ -255,7 +256,7 @@ def test_unknown_admin_card_and_copied_uid_are_rejected(tmp_path, broker):
 
 def test_admin_card_cli_lists_and_revokes(tmp_path):
     async def issue():
-        from parkcard.service import Hub
+        from parkcard.app import Hub
         park, _ = secure.init_park(tmp_path)
         kwargs = {k: v for k, v in secure.hub_kwargs(park).items() if k in ("park_keys", "transport_key")}
         hub = await Hub(tmp_path / "hub.db", **kwargs).open()
@@ -303,7 +304,7 @@ def test_lock_and_deauthorise_send_their_commands_and_a_locked_terminal_is_refus
             await hub.unlock_terminal(5)
             tap_admin(term, issued.card_no)
             await wait_command(term, frames.CMD_AUTH_CONFIRM, 2)
-            with pytest.raises(HubError, match="not registered"):
+            with pytest.raises(ServiceError, match="not registered"):
                 await hub.lock_terminal(77)
         finally:
             if term is not None:
@@ -366,12 +367,11 @@ def test_lock_and_attempt_records_are_listed_and_move_no_money(tmp_path, broker)
             term.record(R.KIND_ATTEMPT, card_no, 3, 0, 9500, status=R.STATUS_UNCERTAIN, time_s=1782864180)
             term.upload()
             await asyncio.to_thread(term.wait_acked, 5)
-            entries_before = await hub.storage.count("ledger_entries")
-            assert await hub.storage.clone_alarm_cards() == set()
-            assert await hub.storage.count("alarms") == 0
+            entries_before = (await hub.storage.counts()).ledger_entries
+            assert await hub.storage.alarms() == []           # no clone alarm, no other
             assert await hub.storage.account_balance("card:%d" % card_no) == 9500
-            assert (await hub.storage.card(card_no))["last_counter"] == 3
-            assert await hub.storage.count("records", "status='uncertain'") == 0
+            assert (await hub.storage.card(card_no)).last_counter == 3
+            assert await hub.storage.uncertain_cards() == []
             assert hub.stats()["attempts"] == 4
             assert (await audit.check(hub.storage)).ok
         finally:
@@ -381,10 +381,8 @@ def test_lock_and_attempt_records_are_listed_and_move_no_money(tmp_path, broker)
         return card_no, entries_before
     card_no, entries = run(scenario())
     db = tmp_path / "hub.db"
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM ledger_entries").fetchone()[0] == entries
-        assert conn.execute("SELECT COUNT(*) FROM ledger_tx t JOIN records r ON r.id = t.record_id "
-                            "WHERE r.kind IN (8, 9)").fetchone()[0] == 0
+    assert counts(db).ledger_entries == entries
+    assert [r for r in records(db) if r.kind in (R.KIND_LOCK, R.KIND_ATTEMPT) and r.posted] == []
     listing = cli("--db", db, "blacklist")
     assert listing.exit_code == 0, listing.output
     row = [line for line in listing.output.splitlines() if line.startswith(str(card_no))][0]

@@ -2,14 +2,12 @@
 
 import asyncio
 
-import pytest
-
 from protocol import frames
 from protocol import record as R
 
-from parkcard.ingest import Ingest
-from parkcard.registry import Registry
-from parkcard.storage import Storage
+from parkcard.ingest.pipeline import Ingest
+from parkcard.ingest.registry import Registry
+from parkcard.store import open_store
 
 KEY = bytes(range(32))
 TERMINAL_ID = 5
@@ -38,7 +36,7 @@ async def _ingest(storage, terminals):
 
 def test_two_uncertain_records_decided_by_one_later_record_are_both_applied(tmp_path):
     async def scenario():
-        storage = await Storage(tmp_path / "hub.db").open()
+        storage = await open_store(tmp_path / "hub.db")
         try:
             ingest = await _ingest(storage, {TERMINAL_ID: KEY})
             # Two writes whose outcome the terminal could not tell (counters 2 and 3), then a sale at
@@ -46,15 +44,15 @@ def test_two_uncertain_records_decided_by_one_later_record_are_both_applied(tmp_
             await ingest.apply_local(TERMINAL_ID, [(R.STATUS_UNCERTAIN, _record(1, 2, 100, 900)),
                                                    (R.STATUS_UNCERTAIN, _record(2, 3, 100, 800))])
             await ingest.apply_local(TERMINAL_ID, [(R.STATUS_COMMITTED, _record(3, 4, 100, 700))])
-            statuses = await storage.fetchall("SELECT seq, status FROM records ORDER BY seq")
-            posted = await storage.fetchall("SELECT r.seq FROM ledger_tx t JOIN records r ON r.id = t.record_id "
-                                            "ORDER BY r.seq")
+            stored = await storage.records()
+            statuses = [(r.seq, r.status) for r in stored]
+            posted = [r.seq for r in stored if r.posted]
             return statuses, posted, await storage.account_balance("card:%d" % CARD_NO)
         finally:
             await storage.close()
     statuses, posted, card_cents = asyncio.run(scenario())
     assert statuses == [(1, "applied"), (2, "applied"), (3, "applied")]
-    assert posted == [(1,), (2,), (3,)]
+    assert posted == [1, 2, 3]
     assert card_cents == -300
 
 
@@ -62,12 +60,9 @@ OTHER_ID = 6
 OTHER_KEY = bytes(range(32, 64))
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC.md §5.6 / parkcard/ingest.py Ingest._decide_uncertain: 'otherwise "
-                   "it did' is decided before the record holding the counter arrives from another terminal; "
-                   "remove this mark once fixed (whole-park simulation seed 13)")
 def test_an_uncertain_record_whose_counter_another_terminal_wrote_is_not_applied_nor_a_clone(tmp_path):
     async def scenario():
-        storage = await Storage(tmp_path / "hub.db").open()
+        storage = await open_store(tmp_path / "hub.db")
         try:
             ingest = await _ingest(storage, {TERMINAL_ID: KEY, OTHER_ID: OTHER_KEY})
             # Term 6's write of counter 2 (1000 -> 900) was torn: it never landed, and term 5 wrote
@@ -76,11 +71,11 @@ def test_an_uncertain_record_whose_counter_another_terminal_wrote_is_not_applied
             await ingest.apply_local(OTHER_ID, [(R.STATUS_UNCERTAIN, _record(1, 2, 100, 900, OTHER_ID, OTHER_KEY)),
                                                 (R.STATUS_COMMITTED, _record(2, 3, 50, 750, OTHER_ID, OTHER_KEY))])
             await ingest.apply_local(TERMINAL_ID, [(R.STATUS_COMMITTED, _record(1, 2, 200, 800))])
-            statuses = await storage.fetchall("SELECT terminal_id, seq, status FROM records ORDER BY terminal_id, seq")
-            clones = await storage.clone_alarm_cards()
+            statuses = [(r.terminal_id, r.seq, r.status) for r in await storage.records()]
+            clones = [a.card_no for a in await storage.alarms() if a.kind == "clone"]
             return statuses, clones, await storage.account_balance("card:%d" % CARD_NO)
         finally:
             await storage.close()
     statuses, clones, card_cents = asyncio.run(scenario())
-    assert statuses == [(TERMINAL_ID, 1, "applied"), (OTHER_ID, 1, "not_happened"), (OTHER_ID, 2, "applied")]
+    assert statuses == [(TERMINAL_ID, 1, "applied"), (OTHER_ID, 1, "voided"), (OTHER_ID, 2, "applied")]
     assert not clones and card_cents == -250

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from protocol import card as C
+from protocol import record as R
 from terminal import wallet as w
 
 from parkcard.park_sim import ParkSim
@@ -38,10 +39,10 @@ def test_taps_settle_and_every_shadow_balance_equals_the_card(tmp_path):
         assert len(approved) > 50
         report = await _settled_and_balanced(sim)
         # every approved tap is one applied record with its ledger transaction
-        debits = await sim.hub.storage.count("records", "kind=1 AND status='applied'")
+        debits = len([r for r in await sim.hub.storage.records() if r.kind == R.KIND_DEBIT and r.status == "applied"])
         assert debits == len(approved)
         assert report.transactions == len(approved) + len(sim.visitors)
-        sales = sum(row["sales_cents"] for row in await sim.settle())
+        sales = sum(row.sales_cents for row in await sim.settle())
         assert sales == sum(approved)
     in_park(tmp_path, scenario, terminals=3, cards=8, seed=7)
 
@@ -60,8 +61,7 @@ def test_terminal_offline_for_1000_taps_reconnects_and_drains(tmp_path):
         assert offline.backlog() == taken > 900
         offline.relay.restore()
         await _settled_and_balanced(sim)
-        stored = await sim.hub.storage.count("records", "terminal_id=? AND status='applied'",
-                                             (offline.terminal_id,))
+        stored = len([r for r in await sim.hub.storage.records(offline.terminal_id) if r.status == "applied"])
         assert stored == taken
     in_park(tmp_path, scenario, terminals=2, cards=30, seed=3)
 

@@ -1,10 +1,11 @@
 """The RC522 driver against the register-level MFRC522 emulator and virtual cards."""
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO
+from conftest import MPY_SCRIPTS, REPO
 from sim.mfrc522 import VirtualMFRC522
 from sim.mifare import (
     ACCESS_TRANSPORT,
@@ -127,8 +128,8 @@ def test_emulator_mem_transmit_receive_and_irq_write_one_to_clear(rig):
 def test_init_programs_timer_ask_crc_preset_and_antenna(rig):
     chip = rig.chip
     assert rig.reader.version() == 0x92
-    assert chip.reg(0x2A) & 0x80            # TModeReg TAuto
-    assert (chip.reg(0x2C) << 8 | chip.reg(0x2D)) == 49
+    assert chip.reg(0x2A) == 0x82 and chip.reg(0x2B) == 0xA5    # TModeReg TAuto, prescaler 677: 0.1 ms ticks
+    assert (chip.reg(0x2C) << 8 | chip.reg(0x2D)) == 9          # 1 ms for the next REQA
     assert chip.reg(0x15) == 0x40           # TxASKReg Force100ASK
     assert chip.reg(0x11) & 0x03 == 0x01    # ModeReg CRCPreset 6363h
     assert chip.reg(0x14) & 0x03 == 0x03    # TxControlReg antenna on
@@ -463,5 +464,267 @@ def test_reselect_refuses_another_card(rig):
 @pytest.mark.micropython
 def test_driver_and_emulator_under_micropython(micropython):
     proc = micropython(REPO / "tests" / "mpy" / "rc522_check.py")
-    assert proc.stdout.strip().splitlines()[-1] == "rc522_check ok 13"
+    assert proc.stdout.strip().splitlines()[-1] == "rc522_check ok 17"
 
+
+
+# -- the chip's timer, MFRC522 §8.5 and §9.3.3.10-12 -------------------------------------------
+
+
+class ChipClock:
+    """The chip's time for a test: stopped, or stepping on every look (the counter runs as the driver polls)."""
+
+    def __init__(self, step_us=0):
+        self.now_us = 0
+        self.step_us = step_us
+
+    def __call__(self):
+        self.now_us += self.step_us
+        return self.now_us
+
+
+def chip_rig(clock, **reader_args):
+    field = Field()
+    chip = VirtualMFRC522(field, clock=clock)
+    reader = RC522(chip.spi, chip.cs, timeout_ms=50, **reader_args)
+    reader.init()
+    return SimpleNamespace(field=field, chip=chip, reader=reader)
+
+
+def test_timer_counts_down_only_between_tstartnow_and_zero_or_tstopnow():
+    clock = ChipClock()
+    chip = chip_rig(clock).chip
+    poke(chip, 0x2A, 0x02)                  # TModeReg: no TAuto, prescaler 0x2A5 -> 0.1 ms a count
+    poke(chip, 0x2C, 0)
+    poke(chip, 0x2D, 9)                     # TReload 9: (9 + 1) counts = 1 ms
+    poke(chip, 0x04, 0x7F)
+    clock.now_us += 5000
+    assert chip.reg(0x04) & 0x01 == 0 and chip.reg(0x07) & 0x08 == 0    # stopped: no TimerIRq, not TRunning
+    poke(chip, 0x0C, 0x40)                  # ControlReg TStartNow
+    assert chip.reg(0x07) & 0x08 and chip.reg(0x0C) & 0xC0 == 0         # TRunning; the bits read back 0
+    clock.now_us += 500
+    assert chip.reg(0x2F) == 4 and chip.reg(0x04) & 0x01 == 0          # TCounterVal after 5 counts
+    clock.now_us += 498
+    assert chip.reg(0x04) & 0x01 == 0
+    clock.now_us += 1                       # 10 * 1355 / 13.56 MHz = 999.3 us
+    assert chip.reg(0x04) & 0x01 and chip.reg(0x07) & 0x08 == 0        # zero: TimerIRq, stopped
+    poke(chip, 0x04, 0x7F)
+    poke(chip, 0x0C, 0x40)
+    clock.now_us += 300
+    poke(chip, 0x0C, 0x80)                  # ControlReg TStopNow
+    clock.now_us += 10000
+    assert chip.reg(0x04) & 0x01 == 0 and chip.reg(0x07) & 0x08 == 0
+
+
+def test_no_answer_times_out_only_when_the_chip_clock_runs():
+    stopped = chip_rig(ChipClock(0))
+    stopped.reader.timeout_ms = 5
+    with pytest.raises(Timeout):            # TAuto started the counter, but no time passes: no TimerIRq
+        stopped.reader.request()
+    running = chip_rig(ChipClock(10))       # 10 us of chip time per look at the clock
+    spi = _RegisterReadCounter(running.chip.spi)
+    reader = RC522(spi, running.chip.cs, timeout_ms=50)
+    reader.init()
+    with pytest.raises(NoCard):
+        reader.request()
+    # The empty field costs the REQA's 1 ms of chip time (ISO/IEC 14443-3), not 25 ms: 100 looks.
+    assert 95 <= spi.reads[0x04] <= 105
+
+
+def test_each_command_waits_what_the_card_needs():
+    rig = chip_rig(ChipClock(10))
+    reload = []
+
+    class Spy:
+        def write(self, buf):
+            if buf[0] >> 1 == 0x2D:         # TReloadRegL
+                reload.append(buf[1])
+            rig.chip.spi.write(buf)
+
+        def write_readinto(self, out, into):
+            rig.chip.spi.write_readinto(out, into)
+
+    reader = RC522(Spy(), rig.chip.cs)
+    reader.init()
+    rig.field.add(MifareClassic1K(UID4))
+    reader.detect()
+    reader.auth(4, KEY_TRANSPORT, UID4)
+    reader.read_block(4)
+    reader.write_block(4, bytes(16))
+    reader.halt()
+    # TReload + 1 counts of 0.1 ms, written only when it changes: activation and auth 1 ms,
+    # READ and WRITE part 1 5 ms, WRITE part 2 10 ms, HLTA 1 ms.
+    assert [r + 1 for r in reload] == [10, 50, 100, 10]
+
+
+# -- the IRQ pin, MFRC522 §9.3.1.3-4 --------------------------------------------------------
+
+
+def test_irq_line_rises_push_pull_for_enabled_interrupts_only():
+    rig = chip_rig(ChipClock(0), irq=None)
+    chip = rig.chip
+    assert chip.irq.value() == 0
+    poke(chip, 0x02, 0x33)                  # ComIEnReg: Rx, Idle, Err, Timer; IRqInv 0
+    poke(chip, 0x04, 0x7F)                  # clear what reset and init left (IdleIRq)
+    poke(chip, 0x04, 0x84)                  # Set1: HiAlertIRq, not enabled
+    assert chip.irq.value() == 0 and chip.reg(0x07) & 0x10 == 0
+    poke(chip, 0x04, 0x81)                  # TimerIRq: enabled, but open drain (DivIEnReg 0) never rises
+    assert chip.reg(0x07) & 0x10 and chip.irq.value() == 0
+    poke(chip, 0x03, 0x80)                  # IRQPushPull
+    assert chip.irq.value() == 1
+    poke(chip, 0x02, 0xB3)                  # IRqInv: low while asserted
+    assert chip.irq.value() == 0
+    poke(chip, 0x04, 0x7F)
+    assert chip.irq.value() == 1
+
+
+def test_driver_sets_the_irq_pin_up_and_waits_on_its_edge(tmp_path):
+    from sim.board import SimBoard
+    board = SimBoard(str(tmp_path))
+    reader = board.reader()
+    chip = board.chip
+    assert chip.reg(0x02) == 0x33 and chip.reg(0x03) & 0x80     # sources, active high, push-pull
+    before = chip.spi_transactions
+    assert asyncio.run(reader.poll_card()) is False             # empty field: the timer's edge ends it
+    polled = chip.spi_transactions - before
+    board.field.add(MifareClassic1K(UID4))
+    chip.log.clear()
+    assert asyncio.run(reader.poll_card()) is True
+    assert reader.detect() == (UID4, 0x08)
+    assert [entry[0] for entry in chip.log].count(0x26) == 1    # detect() went on from the poll's REQA
+    # A polled reader reads ComIrqReg again and again for the same millisecond.
+    polling = board.reader(irq=False)
+    board.field.remove(board.field.cards[0])
+    before = chip.spi_transactions
+    assert asyncio.run(polling.poll_card()) is False
+    assert polled <= 12 < chip.spi_transactions - before
+
+
+def test_poll_card_hands_a_collision_to_detect(rig):
+    rig.field.add(MifareClassic1K(UID4))
+    rig.field.add(MifareClassic1K(UID7))    # ATQAs differ in bit 7
+    assert asyncio.run(rig.reader.poll_card()) is True
+    with pytest.raises(Collision):
+        rig.reader.detect()
+    assert rig.reader.detect() is None      # the next detect asks again (the cards dropped to IDLE)
+
+
+# -- Crypto1 on the air, MFRC522 §9.3.1.9 and MF1S50yyX §10.1 -------------------------------------
+
+
+def test_a_plain_read_after_crypto_off_is_not_answered(rig):
+    tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    assert rig.chip.reg(0x08) & 0x08
+    rig.reader.read_block(4)
+    rig.reader.stop_crypto()
+    with pytest.raises(NoCard):
+        rig.reader.read_block(4)
+    rig.reader.reselect(UID4)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    assert rig.reader.read_block(4) == bytes(16)
+
+
+def test_a_card_presented_again_under_crypto_does_not_answer(rig, monkeypatch):
+    card = tap(rig)
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.reader.halt()
+    rig.field.remove(card)
+    rig.field.add(card)
+    assert rig.reader.detect() == (UID4, 0x08)  # the driver cleared MFCrypto1On after HLTA
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    monkeypatch.setattr(rig.reader, "stop_crypto", lambda: None)    # a driver that forgets
+    rig.reader.halt()
+    rig.field.remove(card)
+    rig.field.add(card)
+    assert rig.chip.reg(0x08) & 0x08
+    assert rig.reader.detect() is None          # its REQA went out enciphered
+    assert rig.reader.detect(wakeup=True) is None
+
+
+def test_nested_authentication_goes_enciphered(rig):
+    card = tap(rig)
+    keyed_sector(card, 2, (0, 0, 0, 3))
+    card.blocks[8][:] = b"sector two data!"
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    rig.reader.auth(8, KEY_A, UID4)             # Crypto1 stays on: the second AUTH is enciphered
+    assert rig.reader.read_block(8) == b"sector two data!"
+
+
+def test_a_failed_second_authentication_clears_crypto1_and_sets_protocol_err(rig):
+    card = tap(rig)
+    keyed_sector(card, 2, (0, 0, 0, 3))
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    with pytest.raises(AuthError):
+        rig.reader.auth(8, KEY_TRANSPORT, UID4)     # wrong key for sector 2
+    assert rig.chip.reg(0x08) & 0x08 == 0           # §10.3.1.9: MFCrypto1On 0 after a failed MFAuthent
+    assert rig.chip.reg(0x06) & 0x01                # ErrorReg ProtocolErr
+    assert card.state == IDLE
+    # A driver that took the second authentication for granted reads nothing.
+    with pytest.raises(NoCard):
+        rig.reader.read_block(4)
+    rig.reader.reselect(UID4)
+    rig.reader.auth(8, KEY_A, UID4)
+    assert rig.chip.reg(0x06) == 0
+
+
+def test_authentication_of_a_card_gone_times_out_without_protocol_err(rig):
+    card = tap(rig)
+    rig.field.remove(card)
+    with pytest.raises(AuthError):
+        rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    assert rig.chip.reg(0x06) == 0 and rig.chip.reg(0x04) & 0x01   # the timer ended it, no error
+    assert rig.chip.reg(0x08) & 0x08 == 0
+
+
+# -- public transceive, for ISO/IEC 14443-4 later ---------------------------------------------------
+
+
+def test_transceive_sends_a_frame_with_crc_and_returns_the_answer(rig):
+    card = tap(rig)
+    card.blocks[4][:] = b"transceive test!"
+    rig.reader.auth(4, KEY_TRANSPORT, UID4)
+    assert rig.reader.transceive(b"\x30\x04") == b"transceive test!"     # READ as a raw frame
+    rig.reader.halt()
+    with pytest.raises(NoCard):
+        rig.reader.transceive(b"\x30\x04", timeout_ms=2)
+    with pytest.raises(ValueError):
+        rig.reader.transceive(bytes(63))
+
+
+@pytest.mark.micropython
+def test_an_empty_field_costs_a_handful_of_spi_transactions_when_interrupt_driven(micropython):
+    # bench/bench_reader.py prints the loop's stalls; here only what does not depend on time:
+    # the poll awaits the IRQ edge instead of reading ComIrqReg until the timer fires.
+    got = dict(kv.split("=") for kv in micropython(MPY_SCRIPTS / "reader_stall.py", "irq", 1).stdout.split())
+    assert int(got["polls"]) >= 5 and int(got["spi_per_poll"]) <= 12
+
+
+def test_the_irq_wait_works_in_one_event_loop_after_another(tmp_path):
+    from sim.board import SimBoard
+    board = SimBoard(str(tmp_path))
+    reader = board.reader()
+    for _ in range(3):      # host tests run several loops over one terminal
+        assert asyncio.run(reader.poll_card()) is False
+
+
+def test_an_irq_line_that_never_rises_costs_the_command_time_not_the_deadline(tmp_path, monkeypatch):
+    from sim.board import SimBoard
+    board = SimBoard(str(tmp_path))
+    reader = board.reader()
+    reader.timeout_ms = 10000
+    poke(board.chip, 0x03, 0x00)        # open drain: with no pull-up the line stays low (an unwired IRQ)
+    waits = []
+    wait_for = asyncio.wait_for
+
+    def recording_wait_for(aw, timeout):
+        waits.append(timeout)
+        return wait_for(aw, timeout)
+
+    monkeypatch.setattr(asyncio, "wait_for", recording_wait_for)
+    edges = board.chip.irq.edges
+    for _ in range(3):
+        assert asyncio.run(reader.poll_card()) is False
+    assert board.chip.irq.edges == edges
+    # Each edge is awaited for the REQA's 1 ms time-out and 1 ms more, never the 10 s deadline.
+    assert waits and max(waits) <= 0.002

@@ -11,9 +11,10 @@ import pytest
 
 from protocol import record as R
 
-from parkcard import storage
-from parkcard.service import Hub
+from parkcard.app import Hub
+from parkcard.store.sqlite import migrate
 from parkcard.testing import MERCHANT_ICE
+from store_kit import counts, read, records
 from test_hub_cli import DAY_S, UID, _populate, cli
 
 DAY1 = ("--from", "2026-07-01", "--to", "2026-07-02")
@@ -39,10 +40,16 @@ def exported(path):
         return list(csv.DictReader(fh))
 
 
-def query(db, sql, params=()):
-    """All rows of one query on the database file."""
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql, params).fetchall()
+def settlements(db):
+    """Every closed settlement of the database, by id."""
+    return read(db, lambda s: s.settlements())
+
+
+def paid(db):
+    """{settlement id: [ids of the records it paid]} of every closed settlement."""
+    async def each(store):
+        return {s.id: await store.settlement_records(s.id) for s in await store.settlements()}
+    return read(db, each)
 
 
 def late_sale(db, amount=500):
@@ -50,7 +57,9 @@ def late_sale(db, amount=500):
     async def upload():
         hub = await Hub(db).open()
         try:
-            [(card_no, balance, *_, counter, _status)] = await hub.storage.card_balances()
+            [card_no] = await hub.storage.card_numbers()
+            card = await hub.storage.card(card_no)
+            balance, counter = card.shadow_balance_cents, card.last_counter
             rec = R.Record(R.KIND_DEBIT, 5, 4, DAY_S + 5 * 3600, card_no, UID, counter + 1, amount, balance - amount)
             await hub.ingest.apply_local(5, [(R.STATUS_COMMITTED, rec.encode(hub.registry.get(5).record_mac))])
         finally:
@@ -66,21 +75,22 @@ def test_a_period_overlapping_a_closed_one_is_refused_and_the_closed_one_named(d
     assert "--to 2026-07-01T00:00:00Z" in result.output and "nothing was closed" in result.output
     assert "Traceback" not in result.output
     # all or none: the desk merchant, which had nothing closed, was not closed either
-    assert query(db, "SELECT merchant_id, records FROM settlements") == [(MERCHANT_ICE, 3)]
+    assert [(s.merchant_id, s.records) for s in settlements(db)] == [(MERCHANT_ICE, 3)]
     later = settle(db, "--merchant", MERCHANT_ICE, "--from", "2026-07-01T06:00", "--to", "2026-07-03")
     assert later.exit_code == 2 and "--from 2026-07-02T00:00:00Z" in later.output
 
 
 def test_the_schema_keeps_a_record_in_one_settlement_for_good(db):
     assert settle(db, "--merchant", MERCHANT_ICE, *DAY1).exit_code == 0
-    [first, *_] = taken = query(db, "SELECT record_id, settlement_id FROM settlement_records ORDER BY record_id")
+    [taken] = paid(db).values()
     assert len(taken) == 3
+    first = taken[0]
     with sqlite3.connect(db) as conn:
         other = conn.execute("INSERT INTO settlements(merchant_id, period_start, period_end, sales_cents, "
                              "refunds_cents, commission_cents, payout_cents, records, closed_at) "
                              "VALUES (?,?,?,0,0,0,0,0,0)", (MERCHANT_ICE, DAY_S + 86400, DAY_S + 2 * 86400)).lastrowid
         with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT INTO settlement_records VALUES (?,?)", (first[0], other))
+            conn.execute("INSERT INTO settlement_records VALUES (?,?)", (first, other))
         with pytest.raises(sqlite3.IntegrityError, match="stays in its settlement"):
             conn.execute("UPDATE settlement_records SET settlement_id=?", (other,))
         with pytest.raises(sqlite3.IntegrityError, match="stays in its settlement"):
@@ -99,7 +109,7 @@ def test_a_record_arriving_after_its_period_closed_is_paid_once_by_the_next_clos
     again = settle(db, "--merchant", MERCHANT_ICE, *DAY1, "--csv", tmp_path / "day1-again.csv")
     assert again.exit_code == 0 and "already closed" in again.output
     assert (tmp_path / "day1.csv").read_text() == (tmp_path / "day1-again.csv").read_text()  # the closed row as it was
-    assert len(query(db, "SELECT * FROM settlement_records")) == 3                           # and nothing written
+    assert counts(db).settlement_records == 3                          # and nothing written
     day2 = settle(db, "--merchant", MERCHANT_ICE, *DAY2, "--csv", tmp_path / "day2.csv")
     assert day2.exit_code == 0, day2.output
     assert "late" in day2.output
@@ -108,15 +118,15 @@ def test_a_record_arriving_after_its_period_closed_is_paid_once_by_the_next_clos
     day3 = settle(db, "--merchant", MERCHANT_ICE, "--from", "2026-07-03", "--to", "2026-07-04",
                   "--csv", tmp_path / "day3.csv")
     assert exported(tmp_path / "day3.csv")[0]["records"] == "0"                              # not paid twice
-    paid = query(db, "SELECT record_id FROM settlement_records ORDER BY record_id")
-    assert paid == query(db, "SELECT id FROM records WHERE terminal_id=5 AND kind IN (1, 3) ORDER BY id")
+    assert sorted(sum(paid(db).values(), [])) == sorted(
+        r.id for r in records(db, 5) if r.kind in (R.KIND_DEBIT, R.KIND_REFUND))
 
 
 def test_a_period_ending_in_the_future_is_refused(db):
     result = settle(db, "--all", "--from", "2026-07-01", "--to", "2999-01-01")
     assert result.exit_code == 2, result.output
     assert "ends 2999-01-01T00:00:00Z, in the future" in result.output
-    assert query(db, "SELECT COUNT(*) FROM settlements") == [(0,)]
+    assert counts(db).settlements == 0
 
 
 def test_the_csv_names_merchants_with_iso_times_and_amounts_in_their_currency(db, tmp_path):
@@ -142,7 +152,7 @@ def test_an_existing_csv_is_kept_unless_forced(db, tmp_path):
     assert result.exit_code == 2
     assert "already exists: pass --force" in result.output and "nothing was closed" in result.output
     assert path.read_text() == "last month's export"
-    assert query(db, "SELECT COUNT(*) FROM settlements") == [(0,)]
+    assert counts(db).settlements == 0
     forced = settle(db, "--all", *DAY1, "--csv", path, "--force")
     assert forced.exit_code == 0, forced.output
     assert [r["merchant"] for r in exported(path)] == ["Park desk", "Ice cream"]
@@ -169,10 +179,9 @@ def test_the_currency_does_not_change_under_money_already_taken(db):
 
 def test_settlements_closed_before_the_migration_keep_their_records_oldest_first(tmp_path, monkeypatch):
     db = str(tmp_path / "old.db")
-    # The database of a hub from before settlement_records (its migration is the newest).
-    before = next(i for i, sql in enumerate(storage.MIGRATIONS) if "CREATE TABLE settlement_records" in sql)
-    assert before == len(storage.MIGRATIONS) - 1
-    monkeypatch.setattr(storage, "MIGRATIONS", storage.MIGRATIONS[:before])
+    # The database of a hub from before settlement_records.
+    before = next(i for i, sql in enumerate(migrate.MIGRATIONS) if "CREATE TABLE settlement_records" in sql)
+    monkeypatch.setattr(migrate, "LATEST", before)
     asyncio.run(_populate(db))
     with sqlite3.connect(db) as conn:
         # what the old hub did: day 1 closed, then two days over it: the same 3 records paid twice
@@ -184,4 +193,4 @@ def test_settlements_closed_before_the_migration_keep_their_records_oldest_first
     assert settle(db, "--merchant", MERCHANT_ICE, "--from", "2026-07-01T12:00", "--to", "2026-07-03").exit_code == 2
     assert settle(db, "--merchant", MERCHANT_ICE, *DAY2, "--csv", tmp_path / "d2.csv").exit_code == 0
     assert exported(tmp_path / "d2.csv")[0]["records"] == "0"
-    assert query(db, "SELECT settlement_id, COUNT(*) FROM settlement_records GROUP BY settlement_id") == [(1, 3)]
+    assert [(sid, len(ids)) for sid, ids in paid(db).items() if ids] == [(1, 3)]

@@ -288,3 +288,63 @@ def test_torn_write_resolves_on_retap(tmp_path, keep):
     # and the next debit builds on whichever state is in force
     rig.tap(vc)
     assert rig.wallet.debit(50).balance_cents == expect - 50
+
+
+# -- the purse rules and the card session apart ---------------------------------------------
+
+
+def test_purse_rules_need_no_reader_and_apply_in_spec_order():
+    from terminal import purse
+    cfg = frames.Config(version=3, category=1, tx_cap_cents=500, daily_cap_cents=800)
+    info = card.CardInfo(7, expiry_day=TODAY - 1, perms=0xFFFF)
+    slot = card.WalletSlot(counter=9, balance_cents=300, day_spend_cents=700, spend_day=TODAY)
+    # Expired, over both caps and short of money at once: the first rule of SPEC.md §3.6 names it.
+    assert purse.refusal(info, slot, 600, cfg, False, NOW, NOW, NOW) == purse.EXPIRED
+    info.expiry_day = 0
+    assert purse.refusal(info, slot, 600, cfg, False, NOW, NOW, NOW) == purse.OVER_TX_CAP
+    assert purse.refusal(info, slot, 200, cfg, False, NOW, NOW, NOW) == purse.OVER_DAILY_CAP
+    assert purse.refusal(info, slot, 100, cfg, True, NOW, NOW, NOW) == purse.BLACKLISTED
+    assert purse.refusal(info, slot, 100, cfg, False, NOW, NOW, NOW) is None
+    after = purse.debited(slot, 100, NOW, 12)
+    assert (after.counter, after.balance_cents, after.day_spend_cents, after.last_terminal) == (10, 200, 800, 12)
+    tomorrow = purse.debited(slot, 100, NOW + 86400, 12)
+    assert (tomorrow.day_spend_cents, tomorrow.spend_day) == (100, TODAY + 1)   # a new day's spend
+    lock = purse.locked(slot, 12)
+    assert lock.locked and (lock.counter, lock.balance_cents, lock.day_spend_cents) == (10, 300, 700)
+    assert not purse.amount_ok(0) and purse.amount_ok(card.BALANCE_MAX_CENTS)
+
+
+def test_classic_session_reads_seals_writes_and_tells_whether_a_write_landed(tmp_path):
+    from terminal.cards.classic import ClassicSession
+    rig = Rig(tmp_path)
+    vc = rig.tap(new_card(balance=5000))
+    session = ClassicSession(rig.wallet.reader)
+    state = session.read(PARK)
+    assert (state.uid, state.info.card_no, state.slot.balance_cents) == (UID7, 500, 5000)
+    new = state.slot.next(4000, TODAY, 1000, 12)
+    sealed = session.seal(state, new)
+    assert session.landed(state, new.counter, new.mac) is False     # still one state before it
+    assert session.write(state, sealed) is True
+    session.release()
+    rig.tap(vc)
+    again = session.read(PARK, uid=UID7)
+    assert again.slot.balance_cents == 4000
+    assert session.landed(again, new.counter, new.mac) is True
+    assert session.landed(again, new.counter, b"\x00" * 4) is False   # that counter, another state
+    assert session.landed(again, new.counter + 5, new.mac) is None    # cannot tell yet
+    session.release()
+    rig.tap(vc)
+    assert session.read(PARK, uid=UID4) is None                       # not the card asked for
+    rig.field.remove(vc)
+    assert session.read(PARK) is None
+
+
+def test_card_near_waits_on_the_reader_then_the_tap_reads_from_its_answer(tmp_path):
+    import asyncio
+    rig = Rig(tmp_path)
+    assert asyncio.run(rig.wallet.card_near()) is False
+    rig.tap(new_card())
+    rig.chip.log.clear()
+    assert asyncio.run(rig.wallet.card_near()) is True
+    assert rig.wallet.debit(100).ok
+    assert [entry[0] for entry in rig.chip.log].count(0x26) == 1      # one REQA for the whole tap

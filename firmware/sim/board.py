@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from sim.mfrc522 import VirtualMFRC522
+from sim.mfrc522 import VirtualMFRC522, fire_timer_on_time, irq_flag
 from sim.mifare import Field
 
 
@@ -122,10 +122,11 @@ class SimBoard:
             except OSError:
                 pass
 
-    def reader(self):
-        """The real RC522 driver on the virtual chip."""
+    def reader(self, irq=True):
+        """The real RC522 driver on the virtual chip, its IRQ line wired as on the board (irq=False: polled)."""
         from terminal.rc522 import RC522
-        reader = RC522(self.chip.spi, self.chip.cs)
+        fire_timer_on_time(self.chip)
+        reader = RC522(self.chip.spi, self.chip.cs, irq=self.chip.irq if irq else None, flag=irq_flag())
         reader.init()
         return reader
 

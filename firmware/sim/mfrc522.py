@@ -9,13 +9,48 @@ interrupt request bits. Commands complete synchronously on the register
 write that starts them; a driver must still wait on the IRQ bits, and the
 hang_next_command() fault makes one command never finish.
 
+Truer to the chip than a frame relay (MFRC522 datasheet Rev. 3.9):
+- The timer unit (§8.5, §9.3.3.10-12) runs in the chip's own time (``clock``,
+  microseconds; the host's monotonic clock unless a test gives its own):
+  TModeReg TAuto starts it at the end of a transmission and the first bits
+  of an answer stop it; ControlReg TStartNow/TStopNow start and stop it;
+  TimerIRq is set only once TPrescaler and TReload have counted down, so a
+  timeout fires only when a counter runs. TCounterValReg and Status1Reg
+  TRunning read back its state.
+- The IRQ pin (§9.3.1.3-4, ComIEnReg/DivIEnReg) is ``chip.irq``, a
+  machine.Pin-like input with .value() and .irq(handler, trigger): high or
+  low by IRqInv, and an open-drain output (IRQPushPull = 0) never rises on
+  its own (GPIO 34 has no pull-up). ``on_timer`` (set by the host board)
+  is told when a running timer will expire, so the line rises on time
+  without anyone polling.
+- Crypto1 has effect on the air (§9.3.1.9 Status2Reg MFCrypto1On): while
+  the bit is set every frame goes out enciphered, so a card that is not
+  authenticated (a REQA to a card presented again) does not understand it,
+  and a plain frame to an authenticated card is noise to it too.
+- MFAuthent (§10.3.1.9) does not end if the card does not answer (the timer
+  ends the wait); a failed authentication leaves MFCrypto1On at 0 and, once
+  the card took part in it, sets ErrorReg ProtocolErr.
+
 Runs on MicroPython (unix port, 100 KB heap) and CPython.
 """
 
 from sim.mifare import crc_a
 
+try:
+    from time import monotonic_ns as _ns
+except ImportError:     # MicroPython unix port
+    from time import time_ns as _ns
+
+
+def monotonic_us():
+    """The host's clock in microseconds: the chip's crystal unless a test brings its own."""
+    return _ns() // 1000
+
+
 # MFRC522 §9.2 register map (page 0..3).
 _COMMAND = 0x01
+_COM_IEN = 0x02
+_DIV_IEN = 0x03
 _COM_IRQ = 0x04
 _DIV_IRQ = 0x05
 _ERROR = 0x06
@@ -28,9 +63,15 @@ _BIT_FRAMING = 0x0D
 _COLL = 0x0E
 _MODE = 0x11
 _TX_CONTROL = 0x14
+_DEMOD = 0x19
 _CRC_RESULT_H = 0x21
 _CRC_RESULT_L = 0x22
 _T_MODE = 0x2A
+_T_PRESCALER = 0x2B
+_T_RELOAD_H = 0x2C
+_T_RELOAD_L = 0x2D
+_T_COUNTER_H = 0x2E
+_T_COUNTER_L = 0x2F
 _VERSION = 0x37
 
 # MFRC522 §10.3 Table 149 commands.
@@ -52,15 +93,26 @@ _IDLE_IRQ = 0x10
 _ERR_IRQ = 0x02
 _TIMER_IRQ = 0x01
 _CRC_IRQ = 0x04         # DivIrqReg
+_IRQ_INV = 0x80         # ComIEnReg §9.3.1.3
+_IRQ_PUSH_PULL = 0x80   # DivIEnReg §9.3.1.4
+_DIV_IRQ_BITS = 0x14    # DivIrqReg MfinActIRq | CRCIRq
 _BUFFER_OVFL = 0x10     # ErrorReg §9.3.1.7
 _COLL_ERR = 0x08
-_CRC_READY = 0x20       # Status1Reg CRCReady
+_PROTOCOL_ERR = 0x01
+_CRC_READY = 0x20       # Status1Reg CRCReady §9.3.1.8
+_IRQ = 0x10             # Status1Reg IRq
+_T_RUNNING = 0x08       # Status1Reg TRunning
 _CRYPTO1_ON = 0x08      # Status2Reg MFCrypto1On §9.3.1.9
 _FLUSH = 0x80           # FIFOLevelReg FlushBuffer
 _START_SEND = 0x80      # BitFramingReg
 _VALUES_AFTER_COLL = 0x80   # CollReg §9.3.1.15
 _COLL_POS_NOT_VALID = 0x20
 _T_AUTO = 0x80          # TModeReg §9.3.3.10
+_T_AUTO_RESTART = 0x10
+_T_PRESCAL_EVEN = 0x10  # DemodReg §9.3.2.10
+_T_STOP_NOW = 0x80      # ControlReg §9.3.1.13
+_T_START_NOW = 0x40
+_FC_KHZ = 13560         # the 13.56 MHz carrier the timer divides (§8.5)
 _ANTENNA = 0x03         # TxControlReg Tx2RFEn | Tx1RFEn
 
 _FIFO_SIZE = 64
@@ -73,6 +125,108 @@ _RESET = ((0x02, 0x80), (_COM_IRQ, 0x14), (_STATUS1, 0x21),
           (0x19, 0x4D), (0x1A, 0x21), (0x24, 0x26), (0x26, 0x48), (0x27, 0x88),
           (0x28, 0x20), (0x29, 0x20), (_VERSION, _VERSION_2_0))
 _CRC_PRESETS = (0x0000, 0x6363, 0xA671, 0xFFFF)   # ModeReg CRCPreset §9.3.2.2
+
+
+def fire_timer_on_time(chip):
+    """Let the running event loop fire the chip's timer when it runs out: the host's stand-in for its crystal.
+
+    Without it the timer is seen only when the driver reads a register; with it the IRQ
+    line rises on time while the driver awaits it.
+    """
+    chip.on_timer = lambda us: _schedule_tick(chip, us)
+
+
+def _schedule_tick(chip, us):
+    import asyncio
+    get_loop = getattr(asyncio, "get_running_loop", None)
+    if get_loop is None:        # MicroPython: no call_later
+        asyncio.create_task(_tick_later(chip, us))
+        return
+    try:
+        get_loop().call_later(us / 1e6, _tick, chip)
+    except RuntimeError:
+        pass    # no event loop: a synchronous caller polls the chip, which sees its own time
+
+
+async def _tick_later(chip, us):
+    import asyncio
+    await asyncio.sleep(us / 1e6)
+    _tick(chip)
+
+
+def _tick(chip):
+    chip.tick()
+    left = chip.timer_remaining_us()
+    if left:    # woken a little early: the count is not down yet
+        _schedule_tick(chip, left)
+
+
+class HostFlag:
+    """asyncio.ThreadSafeFlag for CPython (its asyncio has none), in whichever event loop waits on it.
+
+    An asyncio.Event would bind to the first loop that waits; host tests run several loops.
+    """
+
+    def __init__(self):
+        self._is_set = False
+        self._waiter = None
+
+    def set(self):
+        """Raise the flag and wake the task waiting on it."""
+        self._is_set = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self):
+        """Lower the flag."""
+        self._is_set = False
+
+    async def wait(self):
+        """Wait until the flag is raised, then lower it."""
+        if not self._is_set:
+            import asyncio
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._is_set = False
+
+
+def irq_flag():
+    """What the driver's IRQ handler raises on this interpreter: None (its own ThreadSafeFlag) or a HostFlag."""
+    import asyncio
+    return None if hasattr(asyncio, "ThreadSafeFlag") else HostFlag()
+
+
+class IrqPin:
+    """The chip's IRQ output as the board's GPIO input sees it, like machine.Pin: value(), irq()."""
+
+    IRQ_RISING = 1      # the ESP32 port's values
+    IRQ_FALLING = 2
+
+    def __init__(self):
+        self._level = 0
+        self._handler = None
+        self._trigger = 0
+        self.edges = 0
+
+    def value(self, v=None):
+        """The line's level (0 or 1); an input cannot be driven."""
+        return self._level
+
+    def irq(self, handler=None, trigger=IRQ_RISING):
+        """Call handler(pin) on the given edges, like machine.Pin.irq."""
+        self._handler = handler
+        self._trigger = trigger
+
+    def _drive(self, level):
+        if level == self._level:
+            return
+        self._level = level
+        self.edges += 1
+        if self._handler is not None and self._trigger & (self.IRQ_RISING if level else self.IRQ_FALLING):
+            self._handler(self)
 
 
 class _Pin:
@@ -125,10 +279,13 @@ class _Spi:
 class VirtualMFRC522:
     """The chip: registers, a 64-byte FIFO, commands, and the field it drives."""
 
-    def __init__(self, field):
+    def __init__(self, field, clock=monotonic_us):
         self.field = field
+        self.clock = clock          # microseconds: the chip's own time
+        self.on_timer = None        # on_timer(us): the running timer expires in us microseconds
         self.spi = _Spi(self)
         self.cs = _Pin(self)
+        self.irq = IrqPin()
         self.card_commands = 0
         self.spi_bytes = 0
         self.spi_transactions = 0
@@ -141,6 +298,9 @@ class VirtualMFRC522:
         self._regs = bytearray(64)
         self._fifo = bytearray()
         self._addr = None           # None: next byte is an address byte
+        self._t_start = None        # when the running timer was (re)loaded; None: stopped
+        self._t_div = 1             # timer clock divider and reload value, latched at start
+        self._t_reload = 0
         self._soft_reset()
 
     # -- fault hooks ---------------------------------------------------------------
@@ -158,8 +318,78 @@ class VirtualMFRC522:
         self._hang = True
 
     def reg(self, addr):
-        """A register's value, without side effects (for tests)."""
-        return len(self._fifo) if addr == _FIFO_LEVEL else self._regs[addr]
+        """A register's value, without side effects other than the chip's time passing (for tests)."""
+        self.tick()
+        if addr == _FIFO_LEVEL:
+            return len(self._fifo)
+        if addr == _STATUS1:
+            v = self._regs[_STATUS1] & ~(_IRQ | _T_RUNNING) & 0xFF
+            return v | (_IRQ if self._irq_asserted() else 0) | (_T_RUNNING if self._t_start is not None else 0)
+        if addr in (_T_COUNTER_H, _T_COUNTER_L):
+            value = self._t_counter()
+            return value >> 8 if addr == _T_COUNTER_H else value & 0xFF
+        return self._regs[addr]
+
+    # -- timer unit, MFRC522 §8.5 -----------------------------------------------------
+
+    def _t_us(self, counts):
+        """Microseconds for counts timer clocks (§8.5: (2 * TPrescaler + 1) / 13.56 MHz each)."""
+        return counts * self._t_div * 1000 // _FC_KHZ
+
+    def _timer_start(self):
+        regs = self._regs
+        prescaler = ((regs[_T_MODE] & 0x0F) << 8) | regs[_T_PRESCALER]
+        self._t_div = 2 * prescaler + (2 if regs[_DEMOD] & _T_PRESCAL_EVEN else 1)
+        self._t_reload = (regs[_T_RELOAD_H] << 8) | regs[_T_RELOAD_L]
+        self._t_start = self.clock()
+        if self.on_timer is not None:
+            self.on_timer(self.timer_remaining_us())
+
+    def _timer_stop(self):
+        self.tick()
+        self._t_start = None
+
+    def _t_counter(self):
+        if self._t_start is None:
+            return 0
+        elapsed = (self.clock() - self._t_start) * _FC_KHZ // (1000 * self._t_div)
+        return max(0, self._t_reload - elapsed)
+
+    def timer_remaining_us(self):
+        """Microseconds until the running timer reaches zero, or None when it is stopped."""
+        if self._t_start is None:
+            return None
+        return max(0, self._t_start + self._t_us(self._t_reload + 1) - self.clock())
+
+    def tick(self):
+        """Let the chip's time pass: a timer that counted down sets TimerIRq (§9.3.1.5) and the IRQ line."""
+        if self._t_start is None:
+            return
+        period = self._t_us(self._t_reload + 1)
+        late = self.clock() - self._t_start - period
+        if late < 0:
+            return
+        self._regs[_COM_IRQ] |= _TIMER_IRQ
+        if self._regs[_T_MODE] & _T_AUTO_RESTART:
+            # §9.3.3.10 TAutoRestart: reloads and counts down again from TReload.
+            self._t_start += period * (1 + late // max(period, 1))
+            if self.on_timer is not None:
+                self.on_timer(self.timer_remaining_us())
+        else:
+            self._t_start = None
+        self._update_irq()
+
+    # -- IRQ pin, MFRC522 §9.3.1.3-4 ----------------------------------------------------
+
+    def _irq_asserted(self):
+        regs = self._regs
+        return bool(regs[_COM_IRQ] & regs[_COM_IEN] & 0x7F or regs[_DIV_IRQ] & regs[_DIV_IEN] & _DIV_IRQ_BITS)
+
+    def _update_irq(self):
+        regs = self._regs
+        level = self._irq_asserted() != bool(regs[_COM_IEN] & _IRQ_INV)
+        # Open drain (IRQPushPull = 0) only pulls low: with no pull-up on the input the line never rises.
+        self.irq._drive(1 if level and regs[_DIV_IEN] & _IRQ_PUSH_PULL else 0)
 
     # -- SPI, MFRC522 §8.1.2 -------------------------------------------------------
 
@@ -219,8 +449,15 @@ class VirtualMFRC522:
         elif reg == _TX_CONTROL:
             regs[reg] = v
             self.field.rf(v & _ANTENNA != 0)
-        elif reg not in (_ERROR, _STATUS1, _CONTROL, _CRC_RESULT_H, _CRC_RESULT_L, _VERSION):
-            regs[reg] = v   # ControlReg TStartNow/TStopNow: the timer is modelled by TAuto only
+        elif reg == _CONTROL:
+            # §9.3.1.13: TStopNow stops the timer, TStartNow starts it; both read back as 0.
+            if v & _T_STOP_NOW:
+                self._timer_stop()
+            elif v & _T_START_NOW:
+                self._timer_start()
+        elif reg not in (_ERROR, _STATUS1, _CRC_RESULT_H, _CRC_RESULT_L, _VERSION, _T_COUNTER_H, _T_COUNTER_L):
+            regs[reg] = v
+        self._update_irq()
 
     def _push(self, data):
         space = _FIFO_SIZE - len(self._fifo)
@@ -279,7 +516,9 @@ class VirtualMFRC522:
         self._fifo = bytearray()
         self._mem_buf = bytes(25)
         self._stuck = False
+        self._t_start = None
         self.field.rf(False)
+        self._update_irq()
 
     def _mem(self):
         # §10.3.1.2 Mem: 25 bytes from the FIFO to the internal buffer, or back when empty.
@@ -291,28 +530,48 @@ class VirtualMFRC522:
         self._regs[_COM_IRQ] |= _IDLE_IRQ
         self._set_command(_CMD_IDLE)
 
-    def _timer_expires(self):
+    def _transmission(self):
+        """A frame goes out: under TAuto the timer restarts at its end, so an old count stops (§9.3.3.10)."""
         if self._regs[_T_MODE] & _T_AUTO:
-            self._regs[_COM_IRQ] |= _TIMER_IRQ
+            self._timer_stop()
+
+    def _no_answer(self):
+        """The transmission ended and nothing came back: TAuto starts the timer now (§9.3.3.10)."""
+        if self._regs[_T_MODE] & _T_AUTO:
+            self._timer_start()
+
+    def _crypto_on(self):
+        return bool(self._regs[_STATUS2] & _CRYPTO1_ON)
 
     def _send(self, frame, nbits):
         self.card_commands += 1
-        return self.field.transceive(frame, nbits)
+        return self.field.transceive(frame, nbits, self._crypto_on())
 
     def _authenticate(self):
         # §10.3.1.9 MFAuthent: FIFO = command, block, 6 key bytes, 4 UID bytes.
         f = bytes(self._fifo)
         self._fifo = bytearray()
         self.card_commands += 1
-        ok = len(f) == 12 and f[0] in (0x60, 0x61) and self.field.authenticate(f[0] == 0x61, f[1], f[2:8], f[8:12])
+        answered = None
+        self._transmission()
+        if len(f) == 12 and f[0] in (0x60, 0x61) and self._regs[_TX_CONTROL] & _ANTENNA:
+            # A nested authentication goes out enciphered under the current session (MF1S50yyX §10.1).
+            answered = self.field.authenticate(f[0] == 0x61, f[1], f[2:8], f[8:12], self._crypto_on())
         # Air time: AUTH + CRC (4) -> nT (4); nR aR (8) -> aT (4).
-        self.log.append((f[0] if f else 0, 12, 8 if ok else 4))
-        if ok:
-            self._regs[_STATUS2] |= _CRYPTO1_ON
-            self._regs[_COM_IRQ] |= _IDLE_IRQ
+        self.log.append((f[0] if f else 0, 12, 8 if answered else (4 if answered is False else 0)))
+        regs = self._regs
+        if answered:
+            regs[_STATUS2] |= _CRYPTO1_ON
+            regs[_COM_IRQ] |= _IDLE_IRQ
             self._set_command(_CMD_IDLE)
-        else:
-            self._timer_expires()   # the command does not end by itself (§10.3.1.9)
+            return
+        # §10.3.1.9: MFCrypto1On is 0 after a failed authentication, and an error in it sets
+        # ErrorReg ProtocolErr. The command does not end by itself: the timer (TAuto) ends the wait.
+        regs[_STATUS2] &= ~_CRYPTO1_ON & 0xFF
+        if answered is False:
+            regs[_ERROR] |= _PROTOCOL_ERR
+            regs[_COM_IRQ] |= _ERR_IRQ
+        self._no_answer()
 
     def _transceive(self):
         regs = self._regs
@@ -324,10 +583,11 @@ class VirtualMFRC522:
         rx_align = (framing >> 4) & 0x07
         nbits = len(frame) * 8 - ((8 - tx_last) if tx_last else 0)
         regs[_COM_IRQ] |= _TX_IRQ
+        self._transmission()
         answers = self._send(frame, nbits) if regs[_TX_CONTROL] & _ANTENNA else []
         if not answers:
             self.log.append((frame[0] if frame else 0, len(frame), 0))
-            self._timer_expires()
+            self._no_answer()
             return
         bits, count, coll = _combine(answers)
         if self._corrupt:
@@ -349,6 +609,7 @@ class VirtualMFRC522:
         if regs[_ERROR]:
             regs[_COM_IRQ] |= _ERR_IRQ
         regs[_COM_IRQ] |= _RX_IRQ
+        # §9.3.3.10 TAuto: the first bits of the answer stop the timer; Transceive stays active.
 
 
 def _combine(answers):

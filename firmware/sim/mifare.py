@@ -16,7 +16,11 @@ What is modelled (MF1S50yyX = MIFARE Classic 1K datasheet, Rev. 3.x):
   blocks (§8.6.2.1), READ / WRITE / INCREMENT / DECREMENT / RESTORE /
   TRANSFER / HALT (§12).
 What is not: Crypto1 is not simulated bit-accurately. Authentication checks
-the key, the UID bytes and the card's state; frames after it stay plain.
+the key, the UID bytes and the card's state; frames after it carry an
+"enciphered" mark instead of ciphertext. The session is modelled all the
+same (MF1S50yyX §10.1): once authenticated a card takes only enciphered
+frames, and a card that is not takes only plain ones; any other frame is
+noise to it (no answer, and a READY or ACTIVE card drops back).
 A failed authentication, or a NAK, drops the card back to IDLE (or HALT when
 it was woken from HALT), so the reader must WUPA + select again.
 Deviation: key B authentication in a sector whose trailer makes key B
@@ -202,8 +206,11 @@ class MifareClassic1K:
         self._buffer = None
         return None
 
-    def receive(self, frame, nbits):
+    def receive(self, frame, nbits, enciphered=False):
         """Answer one frame from the reader: (bits, nbits) or None for silence."""
+        if enciphered != (self._auth is not None):
+            # A frame under the wrong cipher state decodes to noise (parity and CRC fail): silence.
+            return self._drop() if self.state in (READY, ACTIVE) else None
         if nbits == 7:
             return self._wake(frame[0])
         if self.state == READY and nbits >= 16:
@@ -369,12 +376,22 @@ class MifareClassic1K:
 
     # -- authentication ------------------------------------------------------------
 
-    def authenticate(self, key_b, block, key, uid4):
-        """Three-pass authentication outcome (Crypto1 not simulated), MF1S50yyX §8.8."""
-        if self.state != ACTIVE:
-            return False
+    def authenticate(self, key_b, block, key, uid4, enciphered=False):
+        """Three-pass authentication (Crypto1 not simulated), MF1S50yyX §8.8 and §10.1.
+
+        None: the card did not answer the first pass (not active, or the request was noise to it);
+        False: it sent its nonce but the reader's answer was wrong (key or UID); True: authenticated.
+        A nested authentication (card already authenticated) arrives enciphered.
+        """
+        if self.state != ACTIVE or enciphered != (self._auth is not None):
+            if self.state in (READY, ACTIVE):
+                self._drop()
+            return None
+        if block > 63:
+            self._drop()
+            return None
         # MF1S50yyX §10.1.3 Table 16: a cascaded 7-byte UID authenticates with UID3..UID6.
-        if block > 63 or bytes(uid4) != self.uid[-4:]:
+        if bytes(uid4) != self.uid[-4:]:
             self._drop()
             return False
         trailer = self.blocks[block | 3]
@@ -453,26 +470,28 @@ class Field:
             here.append(card)
         return here
 
-    def transceive(self, frame, nbits):
-        """Deliver one frame; return the answers of the cards that gave one."""
+    def transceive(self, frame, nbits, enciphered=False):
+        """Deliver one frame (Crypto1 on or not); return the answers of the cards that gave one."""
         self.commands += 1
         if not self.powered:
             return []
         answers = []
         for card in self._present():
-            answer = card.receive(frame, nbits)
+            answer = card.receive(frame, nbits, enciphered)
             if card.torn:
                 self.remove(card)
             elif answer is not None:
                 answers.append(answer)
         return answers
 
-    def authenticate(self, key_b, block, key, uid4):
-        """MFAuthent as one exchange: True when an active card accepted the key."""
+    def authenticate(self, key_b, block, key, uid4, enciphered=False):
+        """MFAuthent as one exchange: True authenticated, False a card answered but refused, None silence."""
         self.commands += 1
         if not self.powered:
-            return False
-        ok = False
+            return None
+        outcome = None
         for card in self._present():
-            ok = card.authenticate(key_b, block, key, uid4) or ok
-        return ok
+            got = card.authenticate(key_b, block, key, uid4, enciphered)
+            if got is not None:
+                outcome = got or bool(outcome)
+        return outcome

@@ -100,6 +100,10 @@ class TerminalApp:
         while waited < CARD_WAIT_MS:
             if self.keypad.get_key() == "*":
                 return None
+            if self.wallet.park_keys is not None and not await self.wallet.card_near():
+                await sleep_ms(POLL_MS)    # an empty field: the reader waited without holding the loop
+                waited += POLL_MS
+                continue
             result = attempt()
             if result.reason == w.READ_FAILED:
                 # The card left mid-read, nothing was written: say "Tap again" and keep this sale.

@@ -28,13 +28,15 @@ class Board:
         self.pins = pins or DEFAULT_PINS
 
     def reader(self):
-        """The RC522 on hardware SPI (bus by id, not the bit-banged constructor)."""
+        """The RC522 on hardware SPI (bus by id, not the bit-banged constructor), its IRQ pin if wired."""
         from machine import SPI, Pin
         from terminal.rc522 import RC522
         p = self.pins["rc522"]
         spi = SPI(p["spi_bus"], baudrate=SPI_BAUD, polarity=0, phase=0,
                   sck=Pin(p["sck"]), mosi=Pin(p["mosi"]), miso=Pin(p["miso"]))
-        reader = RC522(spi, Pin(p["cs"], Pin.OUT, value=1), Pin(p["rst"], Pin.OUT, value=1))
+        # The IRQ input (GPIO 34: input only, no pull resistors) is driven push-pull by the chip (rc522.init).
+        irq = Pin(p["irq"], Pin.IN) if p.get("irq") is not None else None
+        reader = RC522(spi, Pin(p["cs"], Pin.OUT, value=1), Pin(p["rst"], Pin.OUT, value=1), irq=irq)
         reader.init()
         return reader
 

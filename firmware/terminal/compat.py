@@ -1,6 +1,8 @@
-"""The few names MicroPython and CPython spell differently, once for every terminal module."""
+"""The few names MicroPython and CPython spell differently, once for every terminal module.
 
-import asyncio
+asyncio is imported when first slept on, not here: the debit path (rc522, journal) takes const
+and ticks from this module without loading the event loop's modules onto the heap.
+"""
 
 try:
     from micropython import const
@@ -22,17 +24,18 @@ except ImportError:  # CPython
         """end - start in ms (CPython's ints do not wrap)."""
         return end - start
 
-_sleep_ms = getattr(asyncio, "sleep_ms", None)
-_wait_for_ms = getattr(asyncio, "wait_for_ms", None)
-
 
 def sleep_ms(ms):
     """asyncio.sleep_ms where the port has it (no float on MicroPython), else asyncio.sleep."""
-    return _sleep_ms(ms) if _sleep_ms else asyncio.sleep(ms / 1000)
+    import asyncio
+    if hasattr(asyncio, "sleep_ms"):
+        return asyncio.sleep_ms(ms)
+    return asyncio.sleep(ms / 1000)
 
 
 def wait_ms(awaitable, timeout_ms):
     """asyncio.wait_for with a timeout in ms; raises asyncio.TimeoutError."""
-    if _wait_for_ms is not None:
-        return _wait_for_ms(awaitable, timeout_ms)
+    import asyncio
+    if hasattr(asyncio, "wait_for_ms"):
+        return asyncio.wait_for_ms(awaitable, timeout_ms)
     return asyncio.wait_for(awaitable, timeout_ms / 1000)

@@ -10,7 +10,19 @@ Design notes
   TimerIRq, DivIrqReg CRCIRq, CommandReg PowerDown) and is bounded by a
   deadline of ``timeout_ms`` plus a poll cap; running out raises Timeout and
   puts the chip back to Idle. "No card" is the chip's timer firing
-  (TModeReg TAuto, ~25 ms), which is NoCard, not Timeout.
+  (TModeReg TAuto), which is NoCard, not Timeout.
+- The timer is programmed per command with what the card needs (TReloadReg
+  in 0.1 ms ticks): ISO/IEC 14443-3 activation frames 1 ms (a card answers
+  REQA within about 91 us), MF1S50yyX §11 time-outs for the rest
+  (authentication 1 ms a pass, READ 5 ms, WRITE 5 + 10 ms, value operations
+  5 + 5 ms, TRANSFER 10 ms). An empty field costs 1 ms, not 25.
+- With ``irq`` (the GPIO wired to the chip's IRQ pin) the chip drives it
+  push-pull and active high for RxIRq/IdleIRq/ErrIRq/TimerIRq (ComIEnReg,
+  DivIEnReg IRQPushPull, MFRC522 §9.3.1.3-4) and the pin interrupt only sets
+  an asyncio.ThreadSafeFlag. ``poll_card()`` awaits it, so the event loop
+  runs while a REQA waits for its answer; without ``irq`` it polls
+  ComIrqReg between yields. The card exchanges that follow a tap stay
+  synchronous: a few milliseconds, each bounded by its timer.
 - CRC_A is computed by the chip's coprocessor (CommandReg CalcCRC, MFRC522
   §10.3.1.4) for every frame that carries one, and every answer that carries
   one is checked the same way. TxModeReg/RxModeReg TxCRCEn/RxCRCEn would save
@@ -23,6 +35,9 @@ Design notes
 - MFAuthent with a 7-byte UID uses the last four UID bytes, UID3..UID6 (the
   UID CL2 bytes): MF1S50yyX §10.1.3 Table 16 "Sequence 1" (the normal
   cascade-level-2 activation this driver performs), NXP AN10927 §3.2.5.
+- Status2Reg MFCrypto1On enciphers every frame while it is set (§9.3.1.9):
+  it is cleared before every REQA/WUPA and after HLTA, or a card presented
+  again would not understand the request.
 - A collision in anticollision raises Collision (with the CollReg position)
   rather than being resolved: a payment terminal must not pick one of two
   cards the holder did not mean to present.
@@ -61,6 +76,8 @@ class ProtocolError(RC522Error):
 
 # MFRC522 §9.2 registers.
 _CommandReg = const(0x01)
+_ComIEnReg = const(0x02)
+_DivIEnReg = const(0x03)
 _ComIrqReg = const(0x04)
 _DivIrqReg = const(0x05)
 _ErrorReg = const(0x06)
@@ -95,6 +112,7 @@ _RX_IRQ = const(0x20)
 _IDLE_IRQ = const(0x10)
 _ERR_IRQ = const(0x02)
 _TIMER_IRQ = const(0x01)
+_TRANSCEIVE_DONE = const(0x33)  # RxIRq | IdleIRq | ErrIRq | TimerIRq
 _CRC_IRQ = const(0x04)          # DivIrqReg §9.3.1.6
 _BUFFER_OVFL = const(0x10)      # ErrorReg §9.3.1.7
 _COLL_ERR = const(0x08)
@@ -110,11 +128,22 @@ _ANTENNA_ON = const(0x03)       # TxControlReg §9.3.2.5 Tx2RFEn | Tx1RFEn
 _FORCE_100_ASK = const(0x40)    # TxASKReg §9.3.2.6
 # ModeReg §9.3.2.2: TxWaitRF, MFIN active high, CRCPreset 01 = 6363h (CRC_A).
 _MODE_CRC_A = const(0x3D)
-# Timer §8.5, TModeReg/TPrescalerReg §9.3.3.10-11: TAuto, prescaler 0xD3E:
-# 13.56 MHz / (2 * 3390 + 1) = 2 kHz, 0.5 ms a tick; reload 49 -> 25 ms.
-_T_MODE_AUTO = const(0x8D)
-_T_PRESCALER_LO = const(0x3E)
-_T_RELOAD = const(49)
+# Timer §8.5, TModeReg/TPrescalerReg §9.3.3.10-11: TAuto, prescaler 0x2A5:
+# 13.56 MHz / (2 * 677 + 1) = 10 kHz, 0.1 ms a tick; TReload = ticks - 1.
+_T_MODE_AUTO = const(0x82)
+_T_PRESCALER_LO = const(0xA5)
+_TICKS_PER_MS = const(10)
+# Time-outs in ticks: ISO/IEC 14443-3 activation (FDT about 91 us; HLTA is
+# taken as done after 1 ms of silence, §6.4.3), MF1S50yyX §11 Tables 18-26.
+_TICKS_ACTIVATE = const(10)
+_TICKS_AUTH = const(10)
+_TICKS_READ = const(50)
+_TICKS_COMMAND = const(50)      # WRITE part 1, INCREMENT/DECREMENT/RESTORE parts 1 and 2
+_TICKS_STORE = const(100)       # WRITE part 2, TRANSFER: the EEPROM write
+_TRANSCEIVE_MS = const(5)       # transceive()'s default: ISO/IEC 14443-4 FWT for FWI 4 is 4.8 ms
+# ComIEnReg §9.3.1.3: RxIEn | IdleIEn | ErrIEn | TimerIEn, IRqInv 0 (the pin is high while asserted).
+_IRQ_SOURCES = const(0x33)
+_IRQ_PUSH_PULL = const(0x80)    # DivIEnReg §9.3.1.4: CMOS output (GPIO 34 has no pull-up)
 
 _FIFO_SIZE = const(64)
 _TIMEOUT_MS = const(100)        # above the chip timer: reaching it means the chip hung
@@ -150,20 +179,25 @@ def _pin(p):
 class RC522:
     """One MFRC522 on an SPI bus.
 
-        reader = RC522(machine.SPI(2, baudrate=4_000_000), machine.Pin(5, machine.Pin.OUT))
+        reader = RC522(machine.SPI(2, baudrate=4_000_000), machine.Pin(5, machine.Pin.OUT),
+                       irq=machine.Pin(34, machine.Pin.IN))
         reader.init()
-        found = reader.detect()             # (uid, sak) or None
+        # The loop runs while the REQA waits; detect() then selects: (uid, sak) or None.
+        found = reader.detect() if await reader.poll_card() else None
         if found:
             reader.auth(4, key_a, found[0])
             data = reader.read_block(4)
             reader.halt()
 
+    irq: the input pin wired to the chip's IRQ (machine.Pin with .irq()), or
+    None to poll; flag: what its interrupt raises, asyncio.ThreadSafeFlag unless
+    given (CPython's asyncio has none: the host board brings its own).
     timeout_ms bounds every wait for the chip (tests make it short).
     card_commands and spi_transfers count frames sent to the card and SPI
     transactions, for the benchmark.
     """
 
-    def __init__(self, spi, cs, rst=None, timeout_ms=_TIMEOUT_MS):
+    def __init__(self, spi, cs, rst=None, timeout_ms=_TIMEOUT_MS, irq=None, flag=None):
         self._spi = spi
         self._cs = _pin(cs)
         self._rst = None if rst is None else _pin(rst)
@@ -171,6 +205,17 @@ class RC522:
         self.card_commands = 0
         self.spi_transfers = 0
         self._crypto = False
+        self._ticks = -1            # TReload as programmed, -1: unknown
+        self._ready = None          # poll_card()'s outcome for detect(): True (ATQA) or the error it met
+        self._irq = irq
+        self._flag = None
+        if irq is not None:
+            if flag is None:
+                import asyncio
+                flag = asyncio.ThreadSafeFlag()
+            self._flag = flag
+            # Interrupts only raise the flag; the task waiting on it reads the chip.
+            irq.irq(handler=self._on_irq, trigger=irq.IRQ_RISING)
         # Register access: address byte + up to two data bytes.
         self._reg_out = bytearray(3)
         self._reg_in = bytearray(3)
@@ -189,6 +234,9 @@ class RC522:
         self._rx_mv = memoryview(self._rx)
         self._fifo_read_mv = memoryview(self._fifo_read_addr)
         self._cs(1)
+
+    def _on_irq(self, pin):
+        self._flag.set()
 
     # -- SPI, MFRC522 §8.1.2 ------------------------------------------------------------
 
@@ -238,8 +286,16 @@ class RC522:
         finally:
             addr[n] = (_FIFODataReg << 1) | 0x80
 
-    def _wait(self, reg, mask, until_clear=False):
-        """Poll reg until a mask bit is set (or all clear); bounded by timeout_ms."""
+    def _left_ms(self, start, polls, reg, mask, extra_ms):
+        """Milliseconds left for a wait; at none (or too many polls) idle the chip and raise Timeout."""
+        left = self.timeout_ms + extra_ms - ticks_diff(ticks_ms(), start)
+        if polls > _POLLS_MAX or left < 0:
+            self._wr(_CommandReg, _CMD_IDLE)
+            raise Timeout("MFRC522 register 0x%02x never signalled 0x%02x" % (reg, mask))
+        return left
+
+    def _wait(self, reg, mask, until_clear=False, extra_ms=0):
+        """Poll reg until a mask bit is set (or all clear); bounded by timeout_ms (+ extra_ms)."""
         start = ticks_ms()
         polls = 0
         while True:
@@ -247,14 +303,48 @@ class RC522:
             if (v & mask == 0) if until_clear else (v & mask):
                 return v
             polls += 1
-            if polls > _POLLS_MAX or ticks_diff(ticks_ms(), start) > self.timeout_ms:
-                self._wr(_CommandReg, _CMD_IDLE)
-                raise Timeout("MFRC522 register 0x%02x never signalled 0x%02x" % (reg, mask))
+            self._left_ms(start, polls, reg, mask, extra_ms)
+
+    async def _wait_async(self, mask, edge_ms):
+        """_wait on ComIrqReg that lets the event loop run: on the IRQ flag, or polling between yields.
+
+        The flag is awaited edge_ms at a time (the command's own time-out and a little more), so an
+        IRQ line that never rises (not wired) costs that, not timeout_ms.
+        """
+        import asyncio
+        start = ticks_ms()
+        polls = 0
+        while True:
+            v = self._rd(_ComIrqReg)
+            if v & mask:
+                return v
+            polls += 1
+            left_ms = self._left_ms(start, polls, _ComIrqReg, mask, 0)
+            if self._flag is None:
+                await asyncio.sleep(0)
+                continue
+            try:
+                wait_ms = min(left_ms, edge_ms)
+                if hasattr(asyncio, "wait_for_ms"):
+                    await asyncio.wait_for_ms(self._flag.wait(), wait_ms)
+                else:   # CPython
+                    await asyncio.wait_for(self._flag.wait(), wait_ms / 1000)
+            except asyncio.TimeoutError:
+                pass    # read ComIrqReg again: the line may be missing, or this is the deadline
+
+    def _timer(self, ticks):
+        """Program TReloadReg so the chip's timer ends the next wait after ticks of 0.1 ms (§9.3.3.12)."""
+        if ticks != self._ticks:
+            self._wr(_TReloadRegH, (ticks - 1) >> 8)
+            self._wr(_TReloadRegL, (ticks - 1) & 0xFF)
+            self._ticks = ticks
 
     def _start(self, n, command, irq_reg=_ComIrqReg, irq_bits=_IRQ_CLEAR_ALL):
         """Idle the chip, clear IRQ bits and the FIFO, load _tx[1:n+1], start command."""
         self._wr(_CommandReg, _CMD_IDLE)
         self._wr(irq_reg, irq_bits)     # §9.3.1.5-6: Set1/Set2 = 0 clears the marked bits
+        if self._flag is not None:
+            self._flag.clear()          # the IRQ line is low again: only this command's edge counts
         self._wr(_FIFOLevelReg, _FLUSH_BUFFER)
         self._fifo_write(n)
         self._wr(_CommandReg, command)
@@ -262,29 +352,37 @@ class RC522:
     # -- set-up -----------------------------------------------------------------------
 
     def init(self):
+        """Reset the chip and set it up: timer, 100 % ASK, CRC_A preset, IRQ pin, antenna on."""
         if self._rst is not None:
             self._rst(1)    # §8.8.1: NRSTPD high leaves hard power-down
         self._wr(_CommandReg, _CMD_SOFT_RESET)
         self._wait(_CommandReg, _POWER_DOWN, True)     # §10.3.1.10: PowerDown clears when ready
         self._crypto = False
+        self._ready = None
         self._wr(_TModeReg, _T_MODE_AUTO)
         self._wr(_TPrescalerReg, _T_PRESCALER_LO)
-        self._wr(_TReloadRegH, _T_RELOAD >> 8)
-        self._wr(_TReloadRegL, _T_RELOAD & 0xFF)
+        self._ticks = -1
+        self._timer(_TICKS_ACTIVATE)
         self._wr(_TxASKReg, _FORCE_100_ASK)            # ISO/IEC 14443 A needs 100 % ASK
         self._wr(_ModeReg, _MODE_CRC_A)
+        if self._irq is not None:
+            self._wr(_ComIEnReg, _IRQ_SOURCES)
+            self._wr(_DivIEnReg, _IRQ_PUSH_PULL)
         self.antenna_on()
 
     def antenna_on(self):
+        """Switch the field on (TxControlReg Tx1RFEn, Tx2RFEn)."""
         v = self._rd(_TxControlReg)
         if v & _ANTENNA_ON != _ANTENNA_ON:
             self._wr(_TxControlReg, v | _ANTENNA_ON)
 
     def antenna_off(self):
+        """Switch the field off: every card in it loses power."""
         self._wr(_TxControlReg, self._rd(_TxControlReg) & ~_ANTENNA_ON & 0xFF)
         self._crypto = False
 
     def version(self):
+        """VersionReg: 0x91 or 0x92 for an MFRC522 (§9.3.4.8)."""
         return self._rd(_VersionReg)
 
     # -- CRC through the coprocessor, §10.3.1.4 ---------------------------------------------
@@ -311,13 +409,21 @@ class RC522:
 
     # -- card exchange, §10.3.1.8 Transceive ------------------------------------------------
 
-    def _transceive(self, n, tx_last_bits=0):
-        """Send _tx[1:n+1]; the answer lands in _rx[1:]. Returns (bytes, last bits)."""
+    def _send(self, n, tx_last_bits, ticks):
+        """Start Transceive of _tx[1:n+1] with the timer set to ticks."""
         self.card_commands += 1
+        self._timer(ticks)
         self._wr(_BitFramingReg, tx_last_bits)
         self._start(n, _CMD_TRANSCEIVE)
         self._wr(_BitFramingReg, tx_last_bits | _START_SEND)
-        irq = self._wait(_ComIrqReg, _RX_IRQ | _IDLE_IRQ | _ERR_IRQ | _TIMER_IRQ)
+
+    def _transceive(self, n, ticks, tx_last_bits=0, extra_ms=0):
+        """Send _tx[1:n+1]; the answer lands in _rx[1:]. Returns (bytes, last bits)."""
+        self._send(n, tx_last_bits, ticks)
+        return self._received(self._wait(_ComIrqReg, _TRANSCEIVE_DONE, False, extra_ms))
+
+    def _received(self, irq):
+        """The outcome of a Transceive that ended with ComIrqReg irq: (bytes, last bits) or an error."""
         if irq & _ERR_IRQ:
             err = self._rd(_ErrorReg)
             if err & _COLL_ERR:
@@ -338,6 +444,28 @@ class RC522:
             self._fifo_read(count)
         return count, last_bits
 
+    def transceive(self, data, timeout_ms=_TRANSCEIVE_MS, crc=True):
+        """Send a frame to the active card and return its answer (ISO/IEC 14443-4 blocks and the like).
+
+        crc=True appends CRC_A and checks and strips the answer's; timeout_ms is the card's
+        frame waiting time. NoCard when it stays silent.
+        """
+        n = len(data)
+        if not 0 < n <= _FIFO_SIZE - (2 if crc else 0):
+            raise ValueError("a frame is 1 to %d bytes" % (_FIFO_SIZE - (2 if crc else 0)))
+        if not 0 < timeout_ms <= 0xFFFF // _TICKS_PER_MS:
+            raise ValueError("timeout_ms out of range")
+        self._tx_mv[1: n + 1] = data
+        if crc:
+            n = self._append_crc(n)
+        count, last_bits = self._transceive(n, timeout_ms * _TICKS_PER_MS, 0, timeout_ms)
+        if last_bits or count < (3 if crc else 1):
+            raise ProtocolError("answer of %d bytes + %d bits" % (count, last_bits))
+        if crc:
+            self._check_crc(count)
+            count -= 2
+        return bytes(self._rx_mv[1: count + 1])
+
     def _expect(self, answer, size):
         """A whole-byte answer of size bytes whose last two are its CRC_A."""
         count, last_bits = answer
@@ -355,25 +483,50 @@ class RC522:
         if self._rx[1] & 0x0F != _MF_ACK:
             raise ProtocolError("NAK 0x%x" % (self._rx[1] & 0x0F))
 
-    def _command(self, cmd, block):
+    def _command(self, cmd, block, ticks=_TICKS_COMMAND):
         """cmd, block + CRC_A; returns the answer."""
         if not 0 <= block <= 0xFF:
             raise ValueError("block out of range")
         self._tx[1] = cmd
         self._tx[2] = block
-        return self._transceive(self._append_crc(2))
+        return self._transceive(self._append_crc(2), ticks)
 
     # -- activation, ISO/IEC 14443-3 §6 ---------------------------------------------------------
 
-    def request(self, wakeup=False):
-        """REQA (or WUPA) as a 7-bit short frame; returns ATQA."""
+    def _request_frame(self, wakeup):
+        self._ready = None
         if self._crypto:
             self.stop_crypto()
         self._tx[1] = _WUPA if wakeup else _REQA
-        count, last_bits = self._transceive(1, 7)
+
+    def _atqa(self, answer):
+        count, last_bits = answer
         if count != 2 or last_bits:
             raise ProtocolError("ATQA of %d bytes + %d bits" % (count, last_bits))
         return self._rx[1] | (self._rx[2] << 8)
+
+    def request(self, wakeup=False):
+        """REQA (or WUPA) as a 7-bit short frame; returns ATQA."""
+        self._request_frame(wakeup)
+        return self._atqa(self._transceive(1, _TICKS_ACTIVATE, 7))
+
+    async def poll_card(self, wakeup=False):
+        """REQA (or WUPA) that lets the event loop run while it waits: True when a card answered.
+
+        The card is then READY and the next detect() selects it without a new request; an
+        answer that was an error (a collision of ATQAs) is raised by that detect().
+        """
+        self._request_frame(wakeup)
+        self._send(1, 7, _TICKS_ACTIVATE)
+        try:
+            self._atqa(self._received(await self._wait_async(_TRANSCEIVE_DONE, _TICKS_ACTIVATE // _TICKS_PER_MS + 1)))
+        except NoCard:
+            return False
+        except RC522Error as exc:
+            self._ready = exc
+            return True
+        self._ready = True
+        return True
 
     def select(self):
         """Anticollision + select through the cascade levels; returns (uid, sak)."""
@@ -384,7 +537,7 @@ class RC522:
         for sel in (_SEL_CL1, _SEL_CL2, _SEL_CL3):
             tx[1] = sel
             tx[2] = _NVB_ANTICOLL
-            count, last_bits = self._transceive(2)
+            count, last_bits = self._transceive(2, _TICKS_ACTIVATE)
             if count != 5 or last_bits:
                 raise ProtocolError("UID CLn of %d bytes + %d bits" % (count, last_bits))
             if rx[1] ^ rx[2] ^ rx[3] ^ rx[4] != rx[5]:
@@ -393,7 +546,7 @@ class RC522:
             tx[1] = sel
             tx[2] = _NVB_SELECT
             self._tx_mv[3:8] = cln
-            self._expect(self._transceive(self._append_crc(7)), 3)
+            self._expect(self._transceive(self._append_crc(7), _TICKS_ACTIVATE), 3)
             sak = rx[1]
             if sak & _SAK_CASCADE:
                 if cln[0] != _CASCADE_TAG:
@@ -409,7 +562,7 @@ class RC522:
         ISO/IEC 14443-3 §6.2 state diagram: a card still ACTIVE (after a CRC
         error, a NAK, a lost ACK) takes the first WUPA as an unexpected frame
         and drops to IDLE or HALT without answering; the second WUPA wakes it.
-        The cost is a second timer period (~25 ms) when the field is empty.
+        The cost is a second timer period (1 ms) when the field is empty.
         """
         try:
             return self.request(True)
@@ -423,13 +576,17 @@ class RC522:
         finds again a card that was halted, failed authentication or is still
         active from an interrupted exchange.
         """
-        try:
-            if wakeup:
-                self._wakeup()
-            else:
-                self.request()
-        except NoCard:
-            return None
+        ready, self._ready = self._ready, None
+        if ready is None:
+            try:
+                if wakeup:
+                    self._wakeup()
+                else:
+                    self.request()
+            except NoCard:
+                return None
+        elif ready is not True:
+            raise ready
         return self.select()
 
     def reselect(self, uid):
@@ -446,7 +603,7 @@ class RC522:
         self._tx[1] = _HLTA
         self._tx[2] = 0
         try:
-            answer = self._transceive(self._append_crc(2))
+            answer = self._transceive(self._append_crc(2), _TICKS_ACTIVATE)
         except NoCard:
             answer = None
         self.stop_crypto()
@@ -455,6 +612,7 @@ class RC522:
 
     def release(self):
         """End a card session: HLTA and Crypto1 off, whatever state the card (or its absence) is in."""
+        self._ready = None
         try:
             self.halt()
         except RC522Error:
@@ -476,7 +634,10 @@ class RC522:
         tx[3:9] = key
         tx[9:13] = uid[-4:]     # MF1S50yyX §10.1.3 Table 16: UID3..UID6 for 7-byte UIDs
         self.card_commands += 1
+        self._timer(_TICKS_AUTH)
         self._start(12, _CMD_MF_AUTHENT)
+        # §10.3.1.9: IdleIRq when authenticated; a silent card leaves it to the timer, and a failed
+        # exchange sets ErrorReg ProtocolErr (ErrIRq). MFCrypto1On is valid only once it ended.
         self._wait(_ComIrqReg, _IDLE_IRQ | _ERR_IRQ | _TIMER_IRQ)
         if not self._rd(_Status2Reg) & _CRYPTO1_ON:
             self._wr(_CommandReg, _CMD_IDLE)
@@ -491,7 +652,7 @@ class RC522:
 
     def read_block(self, block):
         """READ (§12.3): 16 bytes, CRC_A checked."""
-        self._expect(self._command(_MF_READ, block), 18)
+        self._expect(self._command(_MF_READ, block, _TICKS_READ), 18)
         return bytes(self._rx_mv[1:17])
 
     def write_block(self, block, data):
@@ -500,7 +661,7 @@ class RC522:
             raise ValueError("a block is 16 bytes")
         self._ack(self._command(_MF_WRITE, block))
         self._tx[1:17] = data
-        self._ack(self._transceive(self._append_crc(16)))
+        self._ack(self._transceive(self._append_crc(16), _TICKS_STORE))
 
     def _value_op(self, cmd, block, operand):
         """§12.5-6: command (ACK), then a 4-byte operand the card does not acknowledge."""
@@ -512,20 +673,23 @@ class RC522:
         for i in range(4):
             tx[1 + i] = (operand >> (8 * i)) & 0xFF
         try:
-            answer = self._transceive(self._append_crc(4))
+            answer = self._transceive(self._append_crc(4), _TICKS_COMMAND)
         except NoCard:
             return      # silence is the card accepting it
         self._ack(answer)   # a NAK raises
 
     def increment(self, block, delta):
+        """INCREMENT (§12.5): the value block plus delta into the transfer buffer."""
         self._value_op(_MF_INCREMENT, block, delta)
 
     def decrement(self, block, delta):
+        """DECREMENT (§12.5): the value block minus delta into the transfer buffer."""
         self._value_op(_MF_DECREMENT, block, delta)
 
     def restore(self, block):
+        """RESTORE (§12.5): the value block into the transfer buffer."""
         self._value_op(_MF_RESTORE, block, 0)
 
     def transfer(self, block):
         """TRANSFER (§12.7): the value buffer into block, acknowledged."""
-        self._ack(self._command(_MF_TRANSFER, block))
+        self._ack(self._command(_MF_TRANSFER, block, _TICKS_STORE))

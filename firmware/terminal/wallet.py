@@ -1,31 +1,27 @@
-"""Card wallet: read and verify a card, apply the park's rules, debit journal-first.
+"""Card wallet: a tap read through the card session, judged by the purse rules, debited journal-first.
 
 The order of a debit is the whole point of this module (protocol/SPEC.md §1):
 the record is durable in the journal (PENDING) before the card is written, and
 marked COMMITTED once the card acknowledged the write. A write whose outcome is
 unknown is marked UNCERTAIN and settled on the next read of that card by its
-counter (SPEC.md §3.5).
+counter (SPEC.md §3.5). What the card is (terminal/cards/) and what may be
+paid (terminal/purse.py) live apart from this order.
 """
 
 from protocol import card
 from protocol.errors import BadMac
 from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, Record
 from terminal import journal as jr
+from terminal import purse
+from terminal.cards.classic import ClassicSession
+from terminal.purse import (BLACKLISTED, EXPIRED, INSUFFICIENT, NOT_WALLET, OVER_DAILY_CAP,  # noqa: F401
+                            OVER_TX_CAP, PERMISSION, RETURNED, STALE)
 from terminal.rc522 import RC522Error
 
-# Refusal reasons, in the order the rules are applied (SPEC.md §3.6).
+# Refusals of the tap itself; the purse's own reasons are terminal.purse's, named here too.
 NO_CARD = "no_card"
 READ_FAILED = "read_failed"
 BAD_MAC = "bad_mac"
-NOT_WALLET = "not_wallet"
-RETURNED = "returned"
-BLACKLISTED = "blacklisted"
-EXPIRED = "expired"
-PERMISSION = "permission"
-OVER_TX_CAP = "over_tx_cap"
-OVER_DAILY_CAP = "over_daily_cap"
-INSUFFICIENT = "insufficient"
-STALE = "stale"
 JOURNAL_FULL = "journal_full"
 NOT_READY = "not_ready"
 UNCERTAIN = "uncertain"
@@ -51,23 +47,12 @@ class Result:
                                                                  self.balance_cents)
 
 
-class CardRead:
-    """A card as read in one tap: keys, info, both slots and the one in force."""
-
-    def __init__(self, uid, keys, info, slots, slot, write_block):
-        self.uid = uid
-        self.keys = keys
-        self.info = info
-        self.slots = slots
-        self.slot = slot
-        self.write_block = write_block
-
-
 class Wallet:
     """Debits and balance checks on one reader, backed by the journal and blacklist."""
 
     def __init__(self, reader, journal, blacklist, terminal_id, record_mac, clock):
         self.reader = reader
+        self.card = ClassicSession(reader)
         self.journal = journal
         self.blacklist = blacklist
         self.terminal_id = terminal_id
@@ -83,29 +68,17 @@ class Wallet:
 
     # -- reading -----------------------------------------------------------
 
-    def read(self):
-        """Detect a card, authenticate once and read blocks 4-6; None when no card."""
-        found = self.reader.detect()
-        if found is None:
-            return None
-        return self._read_selected(found[0])
-
-    def _read_selected(self, uid):
-        keys = card.CardKeys(self.park_keys, uid)
-        # One authentication for the whole sector: blocks 4, 5 and 6 (SPEC.md §3.1).
-        self.reader.auth(card.INFO_BLOCK, keys.key_a(), uid)
-        raw_info = self.reader.read_block(card.INFO_BLOCK)
-        raw_a = self.reader.read_block(card.SLOT_BLOCKS[0])
-        raw_b = self.reader.read_block(card.SLOT_BLOCKS[1])
-        info = card.CardInfo.decode(raw_info, keys)
-        slots = card.decode_slots(raw_a, raw_b, keys)
-        slot, _, write_block = card.pick_slot(slots[0], slots[1])
-        return CardRead(uid, keys, info, slots, slot, write_block)
+    async def card_near(self):
+        """True when a card answered in the field; the event loop runs while the reader waits for it."""
+        try:
+            return await self.card.present()
+        except RC522Error:
+            return True     # something answered: the tap reports what went wrong
 
     def _tap(self):
-        """Read the card in the field: (CardRead, None), or (None, the refusal) for no, unreadable or bad card."""
+        """Read the card in the field: (CardState, None), or (None, the refusal) for no, unreadable or bad card."""
         try:
-            cr = self.read()
+            cr = self.card.read(self.park_keys)
         except BadMac:
             self._finish()
             return None, Result(False, BAD_MAC)
@@ -136,7 +109,7 @@ class Wallet:
         """
         if self.park_keys is None or self.config is None:
             return Result(False, NOT_READY)
-        if amount_cents <= 0 or amount_cents > card.BALANCE_MAX_CENTS:
+        if not purse.amount_ok(amount_cents):
             return Result(False, BAD_AMOUNT)
         if self.journal.free_records() < 2:
             return Result(False, JOURNAL_FULL)
@@ -148,7 +121,8 @@ class Wallet:
             self._finish()
             return Result(True, None, cr.info.card_no, cr.slot.balance_cents, amount_cents, retry_seq, cr.info)
         now = self.clock()
-        reason = self._refusal(cr, amount_cents, now)
+        reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(cr.info.card_no),
+                               now, self.last_hub_contact_s, self.blacklist_updated_s)
         if reason == BLACKLISTED:
             if cr.slot.locked:
                 self._attempt(cr, now)
@@ -157,47 +131,14 @@ class Wallet:
         if reason:
             self._finish()
             return Result(False, reason, cr.info.card_no, cr.slot.balance_cents, info=cr.info)
-        today = card.day_of(now)
-        new = cr.slot.next(cr.slot.balance_cents - amount_cents, today,
-                           cr.slot.spent_on(today) + amount_cents, self.terminal_id)
+        new = purse.debited(cr.slot, amount_cents, now, self.terminal_id)
         return self._write(cr, new, KIND_DEBIT, amount_cents, item, discount_cents, now)
-
-    def _refusal(self, cr, amount_cents, now):
-        info = cr.info
-        cfg = self.config
-        if info.flags & card.FLAG_ADMIN:
-            return NOT_WALLET
-        if info.flags & card.FLAG_RETURNED:
-            return RETURNED
-        if cr.slot.locked or self.blacklist.contains(info.card_no):
-            return BLACKLISTED
-        today = card.day_of(now)
-        if info.expired(today):
-            return EXPIRED
-        if not (info.perms >> cfg.category) & 1:
-            return PERMISSION
-        if cfg.tx_cap_cents and amount_cents > cfg.tx_cap_cents:
-            return OVER_TX_CAP
-        if cfg.daily_cap_cents and cr.slot.spent_on(today) + amount_cents > cfg.daily_cap_cents:
-            return OVER_DAILY_CAP
-        if cr.slot.balance_cents < amount_cents:
-            return INSUFFICIENT
-        # abs(): after a power cut the clock restarts near 2000 until the hub sets it; a clock
-        # that far behind the last hub contact cannot tell how long we were offline. A clock a
-        # little behind (drift, whole-second hub times) is within the limit and still serves.
-        if cfg.max_offline_s and abs(now - self.last_hub_contact_s) > cfg.max_offline_s:
-            return STALE
-        if cfg.blacklist_max_age_s and abs(now - self.blacklist_updated_s) > cfg.blacklist_max_age_s:
-            return STALE
-        return None
 
     def _lock(self, cr, now):
         """Lock a blacklisted card on tap (SPEC.md §3.6): same balance, lock bit, journal first."""
         if self.journal.free_records() < 1:
             return
-        new = cr.slot.next(cr.slot.balance_cents, cr.slot.spend_day, cr.slot.day_spend_cents, self.terminal_id,
-                           locked=True)
-        self._write(cr, new, KIND_LOCK, 0, 0, 0, now)
+        self._write(cr, purse.locked(cr.slot, self.terminal_id), KIND_LOCK, 0, 0, 0, now)
 
     def _attempt(self, cr, now):
         """Journal a tap of an already locked card, so the hub sees every attempt (SPEC.md §4.2)."""
@@ -224,15 +165,13 @@ class Wallet:
         return seq
 
     def _write(self, cr, new, kind, amount_cents, item, discount_cents, now):
-        block = new.encode(cr.keys, cr.write_block)   # sets new.mac, which the record carries
+        sealed = self.card.seal(cr, new)   # sets new.mac, which the record carries
         try:
             seq = self._journal(cr, new, kind, amount_cents, item, discount_cents, now)
         except jr.JournalFull:
             self._finish()
             return Result(False, JOURNAL_FULL, cr.info.card_no, cr.slot.balance_cents)
-        try:
-            self.reader.write_block(cr.write_block, block)
-        except RC522Error:
+        if not self.card.write(cr, sealed):
             try:
                 self.journal.mark(seq, jr.UNCERTAIN)
             except jr.JournalFull:
@@ -246,8 +185,7 @@ class Wallet:
     def _settle_now(self, cr, seq, kind, amount_cents):
         """After a failed write, re-read the card if it is still there and settle the record."""
         try:
-            found = self.reader.detect(True)
-            again = self._read_selected(found[0]) if found and found[0] == cr.uid else None
+            again = self.card.read(self.park_keys, True, cr.uid)
         except (RC522Error, BadMac):
             again = None
         if again is None:
@@ -270,8 +208,9 @@ class Wallet:
             rec = Record.decode(raw)
             if rec.card_no != cr.info.card_no or rec.uid != cr.uid:
                 continue
-            outcome = settle(rec, cr.slots, cr.slot)
-            if outcome is not None:
+            on_card = self.card.landed(cr, rec.card_counter, rec.card_mac)
+            if on_card is not None:
+                outcome = jr.COMMITTED if on_card else jr.VOIDED
                 self._mark(seq, outcome)
                 landed = landed or (seq == landed_seq and outcome == jr.COMMITTED)
         return landed
@@ -289,15 +228,5 @@ class Wallet:
 
     def _finish(self):
         """Release the card; a card already gone is fine."""
-        self.reader.release()
-
-
-def settle(rec, slots, current):
-    """COMMITTED, VOIDED or None (cannot tell yet) for an uncertain record given the card's slots."""
-    for slot in slots:
-        if slot is not None and slot.counter == rec.card_counter:
-            return jr.COMMITTED if slot.mac == rec.card_mac else jr.VOIDED
-    if (current.counter + 1) % card.COUNTER_MODULUS == rec.card_counter:
-        return jr.VOIDED
-    return None
+        self.card.release()
 

@@ -7,7 +7,7 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
 2. Every stored record: its MAC verifies under its terminal's key (SPEC.md §2.3), it
    decodes, and its stored columns (terminal, seq, kind, card, counter, amount,
    balance after, time) equal the decoded fields (settlement sums the columns).
-3. Every applied record: the posting rules (parkcard.ledger) re-run on the decoded
+3. Every applied record: the posting rules (parkcard.domain.ledger) re-run on the decoded
    record give its ledger transaction entry by entry; a record not applied has none;
    a ledger transaction whose record is missing is a discrepancy, and so is an
    entry whose transaction is missing. Every transaction sums to zero.
@@ -37,14 +37,13 @@ import time
 from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
 
-from parkcard import ledger
+from parkcard.domain import accounts, ledger
+from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
-from parkcard.storage import RESTORE_ADVICE, Storage, schema_problem
+from parkcard.store import RESTORE_ADVICE, store_for
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
-_CARD_PREFIX = "card:"
 _SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND)
-_MERCHANT_PREFIX = "merchant:"
 
 
 class AuditReport:
@@ -148,15 +147,15 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     why = "posted %s, its posting is %s" % (_entries(posted), _entries(expected))
     if rate_known or rec.kind not in _SALE_KINDS:
         return why
-    split = (ledger.merchant_account(merchant_id), ledger.COMMISSION)
+    split = (accounts.merchant_account(merchant_id), accounts.COMMISSION)
     sign = 1 if rec.kind == R.KIND_DEBIT else -1
     rest = [e for e in posted if e[0] not in split]
     shares = dict(e for e in posted if e[0] in split)
     if (rest != [e for e in expected if e[0] not in split] or len(shares) + len(rest) != len(posted)
             or sum(shares.values()) != sign * rec.amount_cents
-            or not 0 <= sign * shares.get(ledger.COMMISSION, 0) <= rec.amount_cents):
+            or not 0 <= sign * shares.get(accounts.COMMISSION, 0) <= rec.amount_cents):
         return why
-    fee = sign * shares.get(ledger.COMMISSION, 0)
+    fee = sign * shares.get(accounts.COMMISSION, 0)
     if rates_had and all(ledger.commission_cents(rec.amount_cents, r) != fee for r in rates_had):
         return "%s; the commission %d is the amount at none of the merchant's rates (%s bps)" % (
             why, fee, ", ".join(map(str, sorted(rates_had))))
@@ -192,13 +191,13 @@ class _Card:
 
 
 def run_checks(rows, rates_had=None):
-    """Run every check over an AuditRows (storage.py) in the reader's thread; return an AuditReport.
+    """Run every check over an AuditRows (parkcard.store.interface) in the reader's thread; return an AuditReport.
 
     rates_had: {merchant_id: commission rates it has had} (merchant_rates), for sales booked before a change.
     """
     report = AuditReport()
     started = time.perf_counter()
-    problem = schema_problem(rows.schema_version())
+    problem = rows.schema_problem()
     if problem is not None:
         report.file_problems.append(problem)
         return report       # the tables may not be the ones the checks read
@@ -270,8 +269,8 @@ def _tally(report, cards, tx_id, tx_entries):
     if total:
         report.unbalanced.append((tx_id, total))
     for account, cents in tx_entries:
-        if account.startswith(_CARD_PREFIX) and account[len(_CARD_PREFIX):].isdigit():
-            card = cards.setdefault(int(account[len(_CARD_PREFIX):]), _Card())
+        if account.startswith(accounts.CARD_PREFIX) and account[len(accounts.CARD_PREFIX):].isdigit():
+            card = cards.setdefault(int(account[len(accounts.CARD_PREFIX):]), _Card())
             card.ledger_cents += cents
             card.has_entries = True
 
@@ -290,7 +289,7 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
         report.bad_records.append("%s: stored %s, its bytes say %s" % (name, ", ".join(
             "%s=%s" % (f, s) for f, s, d in zip(fields, stored, decoded) if s != d), ", ".join(
             "%s=%s" % (f, d) for f, s, d in zip(fields, stored, decoded) if s != d)))
-    if status != "applied":
+    if status != RecordStatus.APPLIED:
         if posted:
             report.posting_mismatch.append("%s is %s, yet booked in transaction %d" % (name, status, posted[0][0]))
         return
@@ -345,14 +344,14 @@ def _check_cards(report, cards, card_rows, clones):
 
 
 async def check(storage):
-    """Run every check against an open Storage; return an AuditReport."""
+    """Run every check against an open store (parkcard.store); return an AuditReport."""
     rates_had = merchant_rates(storage.oplog)
     return await storage.audit_scan(lambda rows: run_checks(rows, rates_had))
 
 
 async def check_file(path):
     """Open the database at path read-only (no start-up checks, no migrations), run every check, close it."""
-    storage = await Storage(path).open_for_audit()
+    storage = await store_for(path).open_for_audit()
     try:
         return await check(storage)
     finally:

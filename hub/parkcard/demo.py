@@ -12,10 +12,10 @@ import click
 from protocol import frames
 from terminal import wallet as w
 
+from parkcard.app import configure_logging
 from parkcard.money import format_cents
 from parkcard.park_sim import ParkSim
-from parkcard.settlement import iso_utc
-from parkcard.service import configure_logging
+from parkcard.services.settlement import iso_utc
 
 PROGRESS_STEPS = 10
 
@@ -107,15 +107,15 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
                 echo("  " + refusal_words(reason, count))
         echo("")
         rows = await sim.settle()
-        echo("settlement of this run, %s to %s, closed:" % (iso_utc(rows[0]["period_start"]),
-                                                                 iso_utc(rows[0]["period_end"])))
-        width = max(len(r["merchant_name"]) for r in rows)
+        echo("settlement of this run, %s to %s, closed:" % (iso_utc(rows[0].period_start),
+                                                                 iso_utc(rows[0].period_end)))
+        width = max(len(r.merchant_name) for r in rows)
         echo("  %-*s %16s %16s %16s %16s %8s" % (width, "merchant", "sales", "refunds", "commission", "payout",
                                                  "payments"))
         for row in rows:
-            echo("  %-*s %16s %16s %16s %16s %8d" % (width, row["merchant_name"], money(row["sales_cents"]),
-                                                     money(row["refunds_cents"]), money(row["commission_cents"]),
-                                                     money(row["payout_cents"]), row["records"]))
+            echo("  %-*s %16s %16s %16s %16s %8d" % (width, row.merchant_name, money(row.sales_cents),
+                                                     money(row.refunds_cents), money(row.commission_cents),
+                                                     money(row.payout_cents), row.records))
         echo("")
         mismatches = await sim.card_mismatches()
         echo("cards whose balance at the hub differs from the card itself: %d" % len(mismatches))

@@ -22,7 +22,8 @@ from protocol import card as C
 from protocol import frames
 from protocol import record as R
 
-from parkcard import ledger
+from parkcard.domain import ledger
+from parkcard.domain.lifecycle import RecordStatus
 
 
 class DeskError(ValueError):
@@ -69,7 +70,7 @@ class Desk:
             made = build(tx, seq)
             return R.STATUS_COMMITTED, made[0].encode(state.record_mac), made
         result, made = await self.ingest.apply_built(self.terminal_id, built, applied)
-        if result.counts["applied"] != 1:
+        if result.counts[RecordStatus.APPLIED] != 1:
             raise DeskError("the hub refused the %s record: %s" % (made[0].kind, result.quarantined))
         return made
 
@@ -124,7 +125,7 @@ class Desk:
             card = await self.storage.card(card_no)
             if card is None:
                 raise DeskError("card %d is unknown at the hub: issue it first" % card_no)
-            amount = cash_cents + ledger.bonus_cents(card["tier"], cash_cents, self.bonus_table)
+            amount = cash_cents + ledger.bonus_cents(card.tier, cash_cents, self.bonus_table)
             new = slot.next(slot.balance_cents + amount, slot.spend_day, slot.day_spend_cents, self.terminal_id)
             if new.balance_cents > C.BALANCE_MAX_CENTS:
                 raise DeskError("the balance would exceed %d cents" % C.BALANCE_MAX_CENTS)

@@ -34,7 +34,7 @@ another; whoever can write the file could cut entries off the end, or append
 entries re-chained from a cut, and the chain alone would verify. So the hub
 database holds the head (seq, hash) of the log, and every entry is appended by
 `OpLog.append_anchored` inside the database write transaction of the change it
-records (parkcard.storage `WriteTx.audit`), which moves the anchor in the same
+records (parkcard.store `WriteTx.audit`), which moves the anchor in the same
 commit. `verify(path, anchor)` then names the damage: entries deleted from the
 end (TAIL_DELETED), a swapped or rewritten file (SWAPPED), entries written
 without the database (NOT_ANCHORED). Within one process an OpLog also refuses a
@@ -406,10 +406,10 @@ def _anchor(db):
     import asyncio
     import sqlite3
 
-    from parkcard.storage import Storage   # here: storage imports this module
+    from parkcard.store import open_store   # here: the store imports this module
 
     async def read():
-        storage = await Storage(db).open()
+        storage = await open_store(db)
         try:
             return await storage.audit_anchor()
         finally:

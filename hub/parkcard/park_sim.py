@@ -25,9 +25,11 @@ from sim.mifare import MifareClassic1K
 from terminal.authorise import SERVING
 from terminal.runtime import Terminal
 
-from parkcard import audit, secure, settlement
+from parkcard import audit
+from parkcard.app import Hub
 from parkcard.netsim import Relay
-from parkcard.service import Hub
+from parkcard.security import secure
+from parkcard.services import settlement
 
 DESK_TERMINAL_ID = 1
 DESK_MERCHANT_ID = 1
@@ -247,8 +249,8 @@ class ParkSim:
         for v in self.visitors:
             on_card = card_balance(self.park_keys, v.virtual).balance_cents
             row = await self.hub.storage.card(v.card_no)
-            if row is None or row["shadow_balance_cents"] != on_card:
-                out.append((v.card_no, on_card, None if row is None else row["shadow_balance_cents"]))
+            if row is None or row.shadow_balance_cents != on_card:
+                out.append((v.card_no, on_card, None if row is None else row.shadow_balance_cents))
         return out
 
     async def ledger_report(self):

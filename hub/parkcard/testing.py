@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from protocol import frames, hub_frames, topics
 from protocol import record as R
 
-from parkcard.mqtt_link import set_nodelay
+from parkcard.transport.mqtt_link import set_nodelay
 
 UID = b"\x04\x11\x22\x33"
 
@@ -184,7 +184,7 @@ DESK_ID = FIXTURE_TERMINAL_IDS[0]
 
 async def start_hub(db_path, host, port, **hub_args):
     """Start a Hub with the park merchant, an ice-cream merchant at 1000 bps and desk terminal DESK_ID."""
-    from parkcard.service import Hub
+    from parkcard.app import Hub
 
     hub = Hub(db_path, host, port, **hub_args)
     await hub.start()

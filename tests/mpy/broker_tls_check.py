@@ -9,7 +9,7 @@ server hostname.
   its up topic, waits for the (retained) message on its down topic; prints `up
   acked` and `down <payload>`.
 MicroPython's ssl takes `cadata` as DER bytes only: this build refuses PEM
-("invalid cert"), NUL-terminated or not; parkcard.pki.ParkPKI.ca_der() gives the DER.
+("invalid cert"), NUL-terminated or not; parkcard.security.pki.ParkPKI.ca_der() gives the DER.
 """
 
 import sys

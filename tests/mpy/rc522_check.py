@@ -14,7 +14,7 @@ gc.collect()
 from sim.mifare import KEY_TRANSPORT, Field, MifareClassic1K, access_bytes, value_block, value_of
 
 gc.collect()
-from sim.mfrc522 import VirtualMFRC522
+from sim.mfrc522 import VirtualMFRC522, fire_timer_on_time
 
 gc.collect()
 
@@ -39,10 +39,10 @@ def raises(exc, fn, *args):
     return False
 
 
-def rig(*uids):
+def rig(*uids, irq=False):
     field = Field()
     chip = VirtualMFRC522(field)
-    reader = RC522(chip.spi, chip.cs, timeout_ms=20)
+    reader = RC522(chip.spi, chip.cs, timeout_ms=20, irq=chip.irq if irq else None)
     reader.init()
     cards = [field.add(MifareClassic1K(uid)) for uid in uids]
     return field, chip, reader, cards
@@ -86,6 +86,31 @@ reader.auth(4, KEY_TRANSPORT, UID4)
 field.tear_next_write(5)
 check("torn write", raises(NoCard, reader.write_block, 4, b"B" * 16) and bytes(card.blocks[4]) == b"B" * 5 + bytes(11))
 check("counters", reader.card_commands == chip.card_commands and reader.spi_transfers == chip.spi_transactions)
+
+# Crypto1 on the air: a plain READ after crypto off is not answered; a failed second
+# authentication leaves MFCrypto1On at 0 with ErrorReg ProtocolErr (MFRC522 §10.3.1.9).
+field, chip, reader, (card,) = rig(UID4)
+reader.detect()
+reader.auth(4, KEY_TRANSPORT, UID4)
+reader.stop_crypto()
+check("plain read unanswered", raises(NoCard, reader.read_block, 4))
+reader.reselect(UID4)
+card.blocks[11][:] = KEY_A + access_bytes((0, 0, 0, 3)) + KEY_A
+reader.auth(4, KEY_TRANSPORT, UID4)
+check("second auth", raises(AuthError, reader.auth, 8, KEY_TRANSPORT, UID4)
+      and chip.reg(0x08) & 0x08 == 0 and chip.reg(0x06) & 0x01)
+
+# The interrupt-driven poll: the IRQ line's edge (the chip's timer, fired on time by a task
+# as the host board does) ends the wait for an empty field.
+gc.collect()
+import asyncio
+
+field, chip, reader, _ = rig(irq=True)
+fire_timer_on_time(chip)
+edges = chip.irq.edges
+check("irq empty field", asyncio.run(reader.poll_card()) is False and chip.irq.edges > edges)
+field.add(MifareClassic1K(UID7))
+check("irq card", asyncio.run(reader.poll_card()) is True and reader.detect() == (UID7, 0x08))
 
 gc.collect()
 print("rc522_check ok", passed)

@@ -3,7 +3,7 @@
 One seed drives everything: terminals running the real firmware (wallet,
 journal, sync's upload/ack/blacklist handling, state; the desk's card writer
 while the starting park is built) on virtual readers and a power-cuttable
-flash layer, visitors with virtual MIFARE cards, the real hub (parkcard.service.Hub:
+flash layer, visitors with virtual MIFARE cards, the real hub (parkcard.app.Hub:
 ingest, fleet, downlinks, desk, store on a real SQLite file, restarted by
 rebuilding every hub object from that file) and an in-process broker and
 lossy network between them, all on one simulated clock. The auditor checks

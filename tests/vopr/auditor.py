@@ -18,7 +18,8 @@ from collections import Counter, defaultdict
 from protocol import frames
 from protocol import record as R
 
-from parkcard import audit, ledger
+from parkcard import audit
+from parkcard.domain import accounts, ledger
 
 _APPEND, _MARK = 0x41, 0x4D
 _APPEND_HEAD = 9
@@ -248,7 +249,7 @@ class Auditor:
                 continue
             plan = self.plans[terminal_id]
             for account, amount in ledger.postings(rec, plan.merchant_id, plan.rate_bps):
-                if account == ledger.card_account(rec.card_no):
+                if account == accounts.card_account(rec.card_no):
                     reposted[rec.card_no] += amount
             if rec.kind != R.KIND_ATTEMPT:
                 counters[rec.card_no].add((rec.card_counter, rec.balance_after_cents))
@@ -278,7 +279,7 @@ class Auditor:
         for card_no in sorted(self.restored - alarmed):
             for counter, balances in self.reused_counters(card_no).items():
                 # Detectable only when the hub holds every write of the counter as a certain fact: a write
-                # its terminal could not confirm (uncertain, then voided or not_happened) looks like one that
+                # its terminal could not confirm (uncertain, then voided) looks like one that
                 # never landed, and a restore after it is indistinguishable from an honest retry.
                 statuses = [r[0] for b in balances for r in db.execute(
                     "SELECT status FROM records WHERE card_no=? AND card_counter=? AND balance_after_cents=?",

@@ -17,9 +17,11 @@ KNOWN_WEAK = ("desk_top_up",)
 FAULT_RATE = 0.12          # share of the steps that inject a fault (Options.fault_rate)
 
 # Checks that fail today for a reason already reported: counted as `suppressed` unless switched on.
-# false_clone_alarm: the hub applies an uncertain record as happened once a later counter of the card is
-# known, before the record that really holds its counter arrives from another terminal (SPEC.md §5.6,
-# parkcard/ingest.py Ingest._decide_uncertain); the honest card is then alarmed as a clone and blacklisted.
+# false_clone_alarm: a torn write retried at the same terminal writes the very same slot (counter, balance and
+# card MAC) as the uncertain record of the torn one; when the next counter arrives before the retry, the chain
+# cannot tell them apart, the uncertain one is applied, and the retry meets its counter as a clone (seed 1;
+# parkcard/domain/ingest_rules.py, the module doc). Seeds 13, 200 and 24 showed the wider early decision,
+# fixed: a newer counter alone no longer decides.
 CHECKS_KNOWN_WEAK = ("false_clone_alarm",)
 
 

@@ -14,7 +14,7 @@ from collections import deque, namedtuple
 
 from protocol import topics
 
-from parkcard.mqtt_link import Message
+from parkcard.transport.mqtt_link import Message
 
 Packet = namedtuple("Packet", "src dst topic payload not_before")
 BROKER = "broker"
@@ -185,7 +185,7 @@ class SimClient:
 
 
 class SimLink:
-    """Stands in for parkcard.mqtt_link.MqttLink inside a Hub: same methods, the simulated broker behind them."""
+    """Stands in for parkcard.transport.mqtt_link.MqttLink in a Hub: same methods, the simulated broker behind."""
 
     host = "sim"
     port = 0
@@ -197,6 +197,7 @@ class SimLink:
         self.connected = None
         self.connects = 0
         self.backpressure_waits = 0
+        self.downlinks_refused = 0       # never: the outbox is the simulated broker's, unbounded here
         self.outbox = []                 # downlinks published while the broker was away (paho queues them)
         self.kill_after_outputs = None   # die at the nth ack or publish from now
         self._parked = False

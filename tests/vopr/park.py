@@ -1,7 +1,7 @@
 """The simulated park: hub process, broker, network, terminals and visitors, and the single steps that move it.
 
 Every method here does one thing the runner chose and returns a line for the
-trace. The hub runs as the real parkcard.service.Hub (its run() is the
+trace. The hub runs as the real parkcard.app.Hub (its run() is the
 process) on a real SQLite file, its MqttLink replaced by a SimLink; each
 step awaits the hub until its consumer is parked again, so the order of
 effects is fixed by the seed, not by threads.
@@ -16,7 +16,7 @@ from collections import deque
 from protocol import card as C
 from protocol import topics
 
-from parkcard.service import Hub
+from parkcard.app import Hub
 
 from vopr.auditor import Auditor
 from vopr.flash import PowerCut

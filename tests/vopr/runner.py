@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections import Counter
 
-from parkcard import service
+from parkcard import app
 
 from vopr import template
 from vopr.clock import SimClock, hub_reads
@@ -117,13 +117,13 @@ def _quiet_hub():
     # Wall-clock waits of the hub: its registry poll sleeps through the run, and a full disk is retried
     # at once (the simulation's full disk lasts a number of writes, not a time).
     timers = {"REGISTRY_POLL_S": 10 ** 9, "STORAGE_RETRY_S_MIN": 0, "STORAGE_RETRY_S_MAX": 0}
-    saved = {name: getattr(service, name) for name in timers if hasattr(service, name)}
+    saved = {name: getattr(app, name) for name in timers if hasattr(app, name)}
     logger.setLevel(logging.CRITICAL)
     for name in saved:
-        setattr(service, name, timers[name])
+        setattr(app, name, timers[name])
     try:
         yield
     finally:
         logger.setLevel(level)
         for name, value in saved.items():
-            setattr(service, name, value)
+            setattr(app, name, value)

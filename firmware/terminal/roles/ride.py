@@ -23,6 +23,9 @@ class Role(_Role):
             cfg = app.wallet.config
             if cfg is None or cfg.role != ROLE_RIDE or (cfg.fixed_price_cents != price_cents and not retry_seq):
                 return None
+            if app.wallet.park_keys is not None and not await app.wallet.card_near():
+                await app.poll()    # an empty field: the reader waited without holding the loop
+                continue
             result = app.wallet.debit(price_cents, retry_seq=retry_seq)
             if result.reason == w.NOT_READY:
                 return None  # locked by the hub with no card on the reader: no tap, run() says why

@@ -7,8 +7,10 @@ Avoided on purpose: 0, 2, 12, 15 (strapping pins that decide the boot mode and
 flash voltage), 1 and 3 (UART0: the REPL that esptool and mpremote use), 6-11
 (the module's SPI flash). 34-39 are input-only with no internal pull resistors,
 so only an input that is driven by its source uses one: the RC522's IRQ, which
-the firmware configures push-pull (MFRC522 datasheet §9.3.2.4, DivIEnReg
-IRQPushPull). GPIO 5 is a strapping pin too (SDIO timing), but it is the VSPI
+the driver (firmware/terminal/rc522.py init) sets push-pull and active high
+(MFRC522 datasheet §9.3.1.3-4: DivIEnReg IRQPushPull = 1, ComIEnReg IRqInv =
+0) and reads on a rising edge; an open-drain IRQ would need a pull-up this pin
+does not have. GPIO 5 is a strapping pin too (SDIO timing), but it is the VSPI
 chip select by default and idles high with its pull-up, which is what the
 strap wants.
 """

@@ -1,0 +1,50 @@
+"""`parkcard` command line, one module per command group; every change goes through parkcard.services.
+
+User mistakes get one clear line saying what went wrong and what to do, and
+exit status 2; `ledger check` exits 1 when it finds a discrepancy, and `up`
+exits 1 when the hub stopped because it could not serve (a supervisor restarts it).
+
+The CLI works on the database, not on a running hub. A service tells the
+running hub what it committed (parkcard.transport.notify: one datagram, best
+effort, sent by the CLI's Actor), and the hub acts at once: it pushes new
+blacklist versions to every online terminal, loads new terminals and merchant
+rates, sends queued lock and de-authorise commands and starts queued admin
+card issues. Its registry poll (parkcard.app.REGISTRY_POLL_S) picks up a
+change whose notice was lost. Admin card revocations and terminal locks are
+read from the database at every T_AUTH.
+"""
+
+import os
+
+import click
+
+from parkcard.cli import admin_card, blacklist, fleet, hub, ledger, merchant, park, terminal
+from parkcard.cli.common import Settings, UserError
+
+
+@click.group()
+@click.option("--db", default=os.path.join("var", "parkcard.db"), show_default=True, help="hub database file")
+@click.option("--park-dir", type=click.Path(file_okay=False), default=None,
+              help="where `parkcard init` keeps the park's secrets and PKI [default: the database's folder]")
+@click.pass_context
+def main(ctx, db, park_dir):
+    """ParkCard hub: terminals, ledger, settlement."""
+    if os.path.isdir(db):
+        # Checked once here: every command would otherwise fail its own way (and init would write
+        # the park's secrets into the folder above it).
+        raise UserError("--db %s is a folder: give the database file, e.g. --db %s"
+                        % (db, os.path.join(db, "parkcard.db")))
+    ctx.obj = Settings(db, park_dir)
+
+
+def _register():
+    """Every command group, in the order `parkcard --help` lists them."""
+    from parkcard.demo import demo_command
+    from parkcard.oplog import audit_command
+    for command in (park.init, fleet.terminals, ledger.ledger, ledger.settle, park.park, merchant.merchant,
+                    terminal.terminal, admin_card.admin_card_group, blacklist.blacklist, fleet.alarms,
+                    fleet.quarantine, hub.up, demo_command, audit_command()):
+        main.add_command(command)
+
+
+_register()

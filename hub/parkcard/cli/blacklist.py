@@ -1,0 +1,74 @@
+"""`parkcard blacklist [add|remove]`: blacklisted cards with the taps seen since, and changes to the list."""
+
+import click
+
+from protocol import record as R
+
+from parkcard.bounds import CARD_NO, BoundParam
+from parkcard.cli.common import CliActor, run, table, utc, with_storage
+from parkcard.services import blacklist as blacklist_service
+
+ATTEMPTS_SHOWN = 3
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def blacklist(ctx):
+    """Blacklisted cards with the taps seen since (lock and attempt records); add and remove."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    async def listing(storage):
+        counts = await storage.attempt_counts()
+        out = []
+        for card_no, reason, version in await storage.blacklist_entries():
+            last = await storage.attempts(card_no, ATTEMPTS_SHOWN)
+            out.append((card_no, version, counts.get(card_no, 0), ", ".join(
+                "%s t%d%s" % (utc(t), tid, " (locked)" if kind == R.KIND_LOCK else "") for t, tid, kind in last),
+                reason))
+        return out
+
+    table(("card", "since version", "attempts", "last attempts (time, terminal)", "reason"),
+          run(with_storage(ctx.obj.db, listing)))
+
+
+def _change(obj, operation, *args):
+    """Run a blacklist service as the person at the keyboard; return (version, whether a running hub heard)."""
+    actor = CliActor(obj.db)
+    version = run(with_storage(obj.db, lambda s: operation(s, actor, *args)))
+    return version, actor.hub_told
+
+
+@blacklist.command("add")
+@click.argument("card_no", type=BoundParam(CARD_NO))
+@click.option("--reason", required=True, help="why (lost, stolen, fraud)")
+@click.option("--force", is_flag=True, help="blacklist a card this park never issued (e.g. one found from another "
+                                            "system)")
+@click.pass_obj
+def blacklist_add(obj, card_no, reason, force):
+    """Blacklist a card; the running hub pushes it to every online terminal, which locks the card on tap."""
+    version, told = _change(obj, blacklist_service.add, card_no, reason, force)
+    if version is None:
+        click.echo("card %d is already blacklisted: nothing changed" % card_no)
+        return
+    click.echo("card %d blacklisted (version %d); %s" % (card_no, version, _reach(told)))
+
+
+def _reach(told):
+    """What happens next to a blacklist change, by whether a running hub was told."""
+    if told:
+        return "the running hub pushes it to every online terminal now (offline ones get it when they reconnect)"
+    return "no hub is running: terminals get it when `parkcard up` runs and they connect"
+
+
+@blacklist.command("remove")
+@click.argument("card_no", type=int)     # not range-checked: see parkcard.services.blacklist.remove
+@click.option("--reason", default="removed by operator", show_default=True)
+@click.pass_obj
+def blacklist_remove(obj, card_no, reason):
+    """Take a card off the blacklist (a card locked on tap stays locked until the desk unlocks it)."""
+    version, told = _change(obj, blacklist_service.remove, card_no, reason)
+    if version is None:
+        click.echo("card %d is not on the blacklist: nothing changed" % card_no)
+        return
+    click.echo("card %d taken off the blacklist (version %d); %s" % (card_no, version, _reach(told)))

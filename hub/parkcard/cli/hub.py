@@ -1,0 +1,74 @@
+"""`parkcard up`: Mosquitto (unless --no-broker) and the hub, until Ctrl-C."""
+
+from pathlib import Path
+
+import click
+
+from parkcard.cli.common import UserError, load_park, park_dir, run, with_storage
+from parkcard.hub_lock import HubLock, HubLockedError
+from parkcard.security import secure
+
+
+class HubStopped(click.ClickException):
+    """`up`: the hub could not serve and stopped, everything released; exit 1 so a supervisor restarts it."""
+
+    exit_code = 1   # parkcard.app.EXIT_HUB_FAILED
+
+
+@click.command()
+@click.option("--broker-host", default="127.0.0.1", show_default=True)
+@click.option("--broker-port", type=int, default=None,
+              help="port [default: %d secure, a free one with --insecure, 1883 with --insecure --no-broker]"
+                   % secure.SECURE_PORT)
+@click.option("--no-broker", is_flag=True, help="use a broker that is already running")
+@click.option("--insecure", is_flag=True, help="plaintext, anonymous broker for development (no `parkcard init`)")
+@click.pass_obj
+def up(obj, broker_host, broker_port, no_broker, insecure):
+    """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C: TLS, passwords and ACL after `parkcard init`."""
+    from parkcard.app import Hub, HubFailed, configure_logging, failure_message, serve
+    from parkcard.transport.broker import Broker, BrokerError
+    from parkcard.transport.broker_auth import BrokerAuthError
+
+    db = obj.db
+    park = None if insecure else load_park(park_dir(obj))
+    if park is None and not insecure:
+        raise UserError("the park has no secrets yet: run `parkcard init` first (looked in %s), "
+                        "or pass --insecure for a plaintext development broker" % park_dir(obj))
+    configure_logging()
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    # Before the broker: a second `up` on this database must not start one (or take its port).
+    lock = HubLock(db)
+    try:
+        lock.acquire()
+    except HubLockedError as exc:
+        raise UserError(str(exc)) from None
+    broker = None
+    try:
+        hub_args = {}
+        try:
+            if park is not None:
+                hub_args = secure.hub_kwargs(park)
+                credentials = run(with_storage(db, lambda s: s.broker_credentials(), create=True))
+                if not no_broker:
+                    broker = secure.start_secure_broker(park_dir(obj), park, credentials,
+                                                        port=broker_port or secure.SECURE_PORT, host=broker_host)
+                    hub_args["on_terminals_added"] = secure.broker_refresher(broker, park)
+            elif not no_broker:
+                broker = Broker(Path(db).parent / "broker", port=broker_port).start()
+        except (BrokerError, BrokerAuthError) as exc:
+            raise UserError(str(exc)) from None
+        if broker is not None:
+            broker_host, broker_port = broker.host, broker.port
+            click.echo("mosquitto listening on %s:%d (%s), up to %d terminal connections (open-file limit %d)"
+                       % (broker_host, broker_port, "TLS, passwords, ACL" if broker.secure else "INSECURE",
+                          broker.connections_max, broker.open_files_max))
+        # --no-broker: the default port is the one a park of this kind listens on.
+        default_port = secure.SECURE_PORT if park is not None else 1883
+        try:
+            run(serve(Hub(db, broker_host, broker_port or default_port, lock=lock, **hub_args)))
+        except HubFailed as exc:
+            raise HubStopped(failure_message(exc)) from None
+    finally:
+        if broker is not None:
+            broker.stop()
+        lock.release()

@@ -1,0 +1,54 @@
+"""`parkcard merchant add|set|list`."""
+
+import click
+
+from parkcard.bounds import COMMISSION_BPS, MERCHANT_ID, PARK_ID, BoundParam, NameParam
+from parkcard.cli.common import UserError, in_store, run, table, with_storage
+from parkcard.services import merchants
+
+
+@click.group()
+def merchant():
+    """Merchant registry."""
+
+
+@merchant.command("add")
+@click.option("--id", "merchant_id", type=BoundParam(MERCHANT_ID), required=True)
+@click.option("--name", type=NameParam(), required=True)
+@click.option("--commission-bps", type=BoundParam(COMMISSION_BPS), required=True, help="commission, basis points")
+@click.option("--park", "park_id", type=BoundParam(PARK_ID), default=1, show_default=True)
+@click.pass_obj
+def merchant_add(obj, merchant_id, name, commission_bps, park_id):
+    """Create a merchant (an existing one is changed with `merchant set`, never here)."""
+    if not in_store(obj, lambda s, actor: merchants.add(s, actor, merchant_id, name, commission_bps, park_id),
+                    create=True):
+        click.echo("merchant %d %s already exists with commission %d bps: nothing changed"
+                   % (merchant_id, name, commission_bps))
+        return
+    click.echo("merchant %d %s: commission %d bps" % (merchant_id, name, commission_bps))
+
+
+@merchant.command("set")
+@click.option("--id", "merchant_id", type=BoundParam(MERCHANT_ID), required=True)
+@click.option("--name", type=NameParam(), default=None, help="new name")
+@click.option("--commission-bps", type=BoundParam(COMMISSION_BPS), default=None, help="new commission, basis points")
+@click.pass_obj
+def merchant_set(obj, merchant_id, name, commission_bps):
+    """Change a merchant's name or commission; a running hub applies the new rate within seconds."""
+    if name is None and commission_bps is None:
+        raise UserError("say what to change: --name NAME and/or --commission-bps N")
+    before, after = in_store(obj, lambda s, actor: merchants.change(s, actor, merchant_id, name, commission_bps))
+    if before == after:
+        click.echo("merchant %d is already %s at %d bps: nothing changed" % (merchant_id, *after))
+        return
+    click.echo("merchant %d: %s, commission %d bps (was %s, %d bps); records ingested from now on use it"
+               % (merchant_id, after[0], after[1], before[0], before[1]))
+
+
+@merchant.command("list")
+@click.pass_obj
+def merchant_list(obj):
+    """Every merchant: id, name, commission, park and its terminals."""
+    rows = run(with_storage(obj.db, lambda s: s.merchant_list()))
+    table(("id", "name", "commission bps", "park", "terminals"),
+          [(m, name, bps, park, ", ".join(map(str, tids)) or "none") for m, park, name, bps, tids in rows])

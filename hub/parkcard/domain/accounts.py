@@ -1,0 +1,24 @@
+"""Ledger account names (one rule for every account: a positive amount is what the park owes the holder).
+
+Card and merchant accounts are per holder (`card:<no>`, `merchant:<id>`); the
+park's own accounts are fixed names. The store keeps them as text: a prefix
+names the kind of account (the ledger check splits on it).
+"""
+
+CARD_PREFIX = "card:"               # customer funds on a card; their sum is the card's balance
+MERCHANT_PREFIX = "merchant:"       # what the park owes a merchant
+COMMISSION = "park:commission"      # commission earned
+BONUS = "park:bonus"                # bonus given away on top-ups (an expense: negative)
+DEPOSITS = "park:deposits"          # card deposits held
+CASH = "desk:cash"                  # cash taken in at the desk (goes down by the cash received)
+TRANSFERS = "park:transfers"        # clearing account of a lost card's transfer: nets to zero
+
+
+def card_account(card_no):
+    """Ledger account of a card's funds."""
+    return CARD_PREFIX + str(card_no)
+
+
+def merchant_account(merchant_id):
+    """Ledger account of what the park owes a merchant."""
+    return MERCHANT_PREFIX + str(merchant_id)

@@ -1,0 +1,1 @@
+"""MQTT uplinks -> verified records -> the store; the terminal registry, fleet status and downlinks."""

@@ -1,0 +1,160 @@
+"""Frames from the hub to terminals on parkcard/term-<id>/down (SPEC.md §5.3, §5.5).
+
+Every downlink frame carries the terminal's downlink counter, strictly
+increasing across hub restarts: counters are reserved in blocks of
+COUNTER_RESERVE_BLOCK persisted before use, and a restart starts after the
+last reserved block. The header time is the hub clock.
+
+A frame that cannot be encoded (a value stored out of its wire range, e.g. by
+an older hub) is never sent and never stops the frames of other terminals: it
+is logged, counted (`unencodable`) and raised once as a `downlink` alarm. A
+blacklisted card number outside the wire's range is left out of every
+T_BLACKLIST (no terminal can hold it) with the same alarm, so the rest of the
+list still reaches every terminal.
+"""
+
+import asyncio
+import logging
+import struct
+import time
+
+from protocol import frames, hub_frames, topics
+from protocol.card import CARD_NO_MAX, CARD_NO_MIN
+from protocol.errors import Malformed
+
+log = logging.getLogger("parkcard.ingest.downlink")
+
+COUNTER_RESERVE_BLOCK = 1024
+BLACKLIST_DELTA_VERSIONS_MAX = 256     # further behind (or unknown): a snapshot
+BLACKLIST_CHUNK_CARDS_MAX = 4096       # 16 KB of card numbers per snapshot chunk or delta
+ENCODE_ERRORS = (Malformed, struct.error, OverflowError, TypeError)
+_FRAME_NAMES = {frames.T_ACK: "T_ACK", frames.T_BLACKLIST: "T_BLACKLIST", frames.T_CONFIG: "T_CONFIG",
+                frames.T_TIME: "T_TIME", frames.T_COMMAND: "T_COMMAND", frames.T_CARD_WRITE: "T_CARD_WRITE"}
+
+
+class Downlink:
+    """Builds, counts and publishes downlink frames."""
+
+    def __init__(self, storage, registry, publish):
+        self.storage = storage
+        self.registry = registry
+        self.publish = publish      # publish(topic, payload) -> False when refused: QoS 1, not retained
+        self._lock = asyncio.Lock()
+        self.sent = 0
+        self.unencodable = 0        # frames not sent because a value did not fit its field
+
+    async def _counter(self, state):
+        async with self._lock:
+            if state.counter_down + 1 > state.counter_down_reserved:
+                reserved = state.counter_down + COUNTER_RESERVE_BLOCK
+                await self.storage.reserve_down_counters(state.id, reserved)
+                state.counter_down_reserved = reserved
+            state.counter_down += 1
+            return state.counter_down
+
+    async def _unencodable(self, terminal_id, what, exc, card_no=None):
+        """Log, count and raise an alarm (once per distinct cause) for a frame or value that was not sent."""
+        self.unencodable += 1
+        log.error("event=downlink_unencodable terminal=%s frame=%s error=%r", terminal_id, what, exc)
+        await self.storage.add_alarm_once("downlink", "%s not sent: %s" % (what, exc), card_no=card_no,
+                                          terminal_id=terminal_id)
+
+    async def send(self, terminal_id, ftype, body=b""):
+        """Publish one frame to a terminal; return the payload (None: unknown terminal, not encodable, or
+        refused by the link's bound: parkcard.transport.mqtt_link.DOWNLINK_QUEUED_MAX)."""
+        state = self.registry.get(terminal_id)
+        if state is None:
+            return None
+        if callable(body):      # built here, so that a value out of range costs this frame only
+            try:
+                body = body()
+            except ENCODE_ERRORS as exc:
+                await self._unencodable(terminal_id, _FRAME_NAMES.get(ftype, "frame 0x%02x" % ftype), exc)
+                return None
+        counter = await self._counter(state)
+        payload = frames.encode(state.frame_mac, ftype, terminal_id, counter, int(time.time()), body)
+        if self.publish(topics.topic(terminal_id, topics.DOWN), payload) is False:
+            return None     # counted by the link; the counter is spent, which a terminal allows (gaps are fine)
+        self.sent += 1
+        return payload
+
+    async def ack(self, terminal_id, upto_seq, applied, rejected):
+        """T_ACK: every record with seq <= upto_seq is durably stored."""
+        return await self.send(terminal_id, frames.T_ACK,
+                               lambda: hub_frames.ack_body(upto_seq, min(applied, 0xFFFF), min(rejected, 0xFFFF)))
+
+    async def time(self, terminal_id):
+        """T_TIME: the header carries the hub clock."""
+        return await self.send(terminal_id, frames.T_TIME)
+
+    async def command(self, terminal_id, command, argument=0):
+        """T_COMMAND."""
+        return await self.send(terminal_id, frames.T_COMMAND, lambda: hub_frames.command_body(command, argument))
+
+    async def config(self, terminal_id):
+        """T_CONFIG from the terminal's registry entry and the park's offline rules."""
+        state = self.registry.get(terminal_id)
+        cfg = frames.Config(version=state.config_version, role=state.role, merchant_id=state.merchant_id,
+                            fixed_price_cents=state.fixed_price_cents, category=state.category,
+                            park_id=state.park_id)
+        return await self.send(terminal_id, frames.T_CONFIG, cfg.encode)
+
+    async def blacklist(self, terminal_id, from_version, chunk_cards_max=0):
+        """Send what a terminal at from_version lacks: a delta, or a chunked snapshot, in frames of at most
+        chunk_cards_max cards (0: BLACKLIST_CHUNK_CARDS_MAX; SPEC.md §5.5); return how many frames."""
+        bodies = await self._blacklist_bodies(from_version, chunk_cards_max)
+        for body in bodies:
+            await self.send(terminal_id, frames.T_BLACKLIST, body)
+        return len(bodies)
+
+    async def _blacklist_bodies(self, from_version, chunk_cards_max=0):
+        """The T_BLACKLIST bodies that bring a list at from_version to the current version."""
+        chunk_max = min(chunk_cards_max or BLACKLIST_CHUNK_CARDS_MAX, BLACKLIST_CHUNK_CARDS_MAX)
+        current = await self.storage.blacklist_version()
+        if from_version == current:
+            # An empty delta confirms the terminal's list is current: its offline
+            # rules refuse taps once the list is older than blacklist_max_age_s.
+            return [hub_frames.blacklist_body(current, current, frames.BL_DELTA, 0, 1, [], [])]
+        changes = []
+        if 0 <= from_version < current and current - from_version <= BLACKLIST_DELTA_VERSIONS_MAX:
+            changes = await self.storage.blacklist_changes(from_version)
+        last = {}
+        for _version, card_no, action in changes:
+            if await self._sendable_card(card_no):
+                last[card_no] = action
+        if changes and len(last) <= chunk_max:
+            adds = sorted(c for c, a in last.items() if a == "add")
+            removes = sorted(c for c, a in last.items() if a == "remove")
+            return [hub_frames.blacklist_body(from_version, current, frames.BL_DELTA, 0, 1, adds, removes)]
+        cards = [c for c in await self.storage.blacklist_cards() if await self._sendable_card(c)]
+        chunks = max(1, -(-len(cards) // chunk_max))
+        return [hub_frames.blacklist_body(0, current, frames.BL_SNAPSHOT, i, chunks,
+                                      cards[i * chunk_max:(i + 1) * chunk_max], [])
+                for i in range(chunks)]
+
+    async def _sendable_card(self, card_no):
+        """True if a blacklisted card number fits T_BLACKLIST; else alarm once and leave it out."""
+        if CARD_NO_MIN <= card_no <= CARD_NO_MAX:
+            return True
+        await self._unencodable(None, "blacklist entry", "card number %d outside %d..%d: left out of every "
+                                "T_BLACKLIST; remove it with `parkcard blacklist remove %d`"
+                                % (card_no, CARD_NO_MIN, CARD_NO_MAX, card_no), card_no=card_no)
+        return False
+
+    async def push_blacklist(self, from_version):
+        """Send every terminal the delta from_version -> current (a terminal elsewhere asks by T_SYNC).
+
+        The bodies are built once for all terminals.
+        """
+        bodies = await self._blacklist_bodies(from_version)
+        for terminal_id in sorted(self.registry.terminals):
+            for body in bodies:
+                await self.send(terminal_id, frames.T_BLACKLIST, body)
+
+    async def answer_sync(self, terminal_id, blacklist_version, config_version, chunk_cards_max=0):
+        """Answer T_SYNC with what the terminal lacks, then T_TIME."""
+        state = self.registry.get(terminal_id)
+        await self.blacklist(terminal_id, blacklist_version, chunk_cards_max)
+        if config_version != state.config_version:
+            await self.config(terminal_id)
+        await self.time(terminal_id)

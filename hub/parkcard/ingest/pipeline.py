@@ -1,0 +1,450 @@
+"""Uplink frames -> verified records -> applied exactly once, one transaction per batch.
+
+Lifecycle of a record at the hub (records.status):
+(parkcard.domain.lifecycle.RecordStatus; the decisions are parkcard.domain.ingest_rules):
+- `applied`: committed at the terminal, posted in the ledger.
+- `voided`: the card was not written; stored for gap tracking, no ledger effect.
+- `uncertain`: the terminal could not tell whether the card write landed.
+  The card's counters decide (ingest_rules.decide_uncertain): a record of the
+  same card holding its counter means it did not happen (voided); the record
+  holding the next counter continuing its chain means it did, and it is
+  applied then. A later upload of the same bytes as committed or voided (the
+  terminal settled it on a re-tap) settles it the same way. Until then it has
+  no ledger effect.
+- `quarantined`: an authenticated record the rules refuse (credit kind from a
+  booth, a booth refund that does not match its own sale, amounts that do not
+  post); kept with its reason and counted as stored so the terminal's journal
+  does not jam behind it.
+- conflicting: same (terminal, seq) with other bytes; kept in `conflicts` with
+  an alarm, never applied, the stored record stays.
+- damaged: a record inside an authenticated upload that fails its own MAC,
+  version or layout. Its bytes are kept in quarantine holding the seq read
+  from them (offset 8, every record version), with a `damaged_record` alarm,
+  so the ack moves past it; no ledger effect. Bytes too short for a seq, or
+  naming another terminal, hold nothing and the ack stays below them.
+
+Taps of blacklisted cards (SPEC.md §4.2): a lock record (the card was locked,
+counter + 1) claims its counter like any card write; an attempt record (an
+already locked card tapped again, nothing written) repeats the counter in
+force, so it claims none and never meets the clone rule. Both are kept in
+`attempts` (time, terminal, card) and move no value.
+
+Clone rule (SPEC.md §1.5): two different records with the same (card,
+counter): the offline sale is a fact and is applied, then an alarm is raised
+and the card blacklisted. Chain rule: the previous counter's balance_after
+plus this record's change must equal this balance_after (alarm otherwise).
+
+Booth refunds (SPEC.md §4.4): a pos, ride or gate may credit a card only by
+a REFUND whose ref_seq names one of its own applied DEBITs of the same card,
+for at most that sale's amount, once per sale. The refund claims the sale
+when it is stored applied or uncertain; an uncertain refund settled as not
+happened frees it. Desk refunds are not matched (the cashier decides).
+
+Ack (SPEC.md §5.4): upto_seq = acked_upto, the highest seq with every seq <=
+it stored; seqs above it are kept in `above` and their holes in terminal_gaps.
+Every frame on an up topic that authenticates as its topic's terminal gets an
+ack, a refused one too (replay, unexpected type, bad body), so its sender is
+not left waiting (a frame that does not authenticate gets no answer);
+`applied` counts records stored as sent or already held, `rejected` the
+quarantined, damaged and conflicting ones.
+
+Bounds: at most ABOVE_MAX seqs are kept above a terminal's hole (a record past
+it is neither stored nor acknowledged, and the terminal sends it again);
+Ingest.uncertain_cards holds at most UNCERTAIN_CARDS_MAX cards (past it every
+applied card write looks its card up). Both are counted (`above_full`,
+`uncertain_cards_full`).
+
+Single process: a terminal's sequence state (counter_up, acked_upto, above)
+is staged per batch and copied into the registry's TerminalState after
+COMMIT (_commit). It is this process's memory, advanced by its one writer:
+a second hub process on the same database would ack from a stale copy
+(parkcard.hub_lock keeps it to one).
+
+Uploads from a locked terminal are applied (its records are MACed facts,
+possibly offline sales from before the lock) and raise a `locked_terminal`
+alarm (SPEC.md §5.4).
+"""
+
+import logging
+import struct
+from collections import Counter
+
+from protocol import frames, hub_frames
+from protocol import record as R
+from protocol.card import counter_newer
+from protocol.errors import ProtocolError
+
+from parkcard.domain import ingest_rules as rules
+from parkcard.domain import ledger
+from parkcard.domain.lifecycle import QuarantineReason as Q
+from parkcard.domain.lifecycle import ALARM_CLONE, RecordStatus, UncertainOutcome
+from parkcard.ingest.registry import Rejected
+
+log = logging.getLogger("parkcard.ingest.pipeline")
+
+_RECORD_TERMINAL_AT = 4   # terminal_id (2 bytes) and seq (4 bytes) sit here in every record version (SPEC.md §4.1)
+_RECORD_SEQ_AT = 8
+GAPS_STORED_MAX = 1000   # ranges of missing seqs kept per terminal (the count beyond is in the last one)
+# Seqs stored above a terminal's hole (TerminalState.above), per terminal: a terminal sends its backlog
+# oldest first in frames of a few records, so thousands past a hole mean the hole is not being resent; a
+# record beyond this is not stored now and not acknowledged, and the terminal sends it again (SPEC.md §5.4).
+ABOVE_MAX = 4096
+# Cards known to have open uncertain records (Ingest.uncertain_cards): beyond this many, every applied
+# card write looks its card's uncertain records up in the store (slower, nothing missed) until a restart.
+UNCERTAIN_CARDS_MAX = 100_000
+
+
+class _View:
+    """A terminal's sequence state staged during one batch; copied back after commit."""
+
+    def __init__(self, state):
+        self.state = state
+        self.counter_up = state.counter_up
+        self.acked_upto = state.acked_upto
+        self.above = set(state.above)
+        self.gaps_dirty = bool(state.above)
+
+    def settle(self, seq):
+        """Mark seq as durably stored and move acked_upto over the contiguous run."""
+        if seq == self.acked_upto + 1:
+            self.acked_upto = seq
+            while self.acked_upto + 1 in self.above:
+                self.acked_upto += 1
+                self.above.discard(self.acked_upto)
+        elif seq > self.acked_upto:
+            self.above.add(seq)
+        if self.above:  # in-order arrivals with nothing above leave the (empty) gaps as they are
+            self.gaps_dirty = True
+
+    def known(self, seq):
+        """True when a record with this seq is stored."""
+        return seq <= self.acked_upto or seq in self.above
+
+    def has_room(self, seq):
+        """False when storing seq would keep more than ABOVE_MAX seqs above the terminal's hole."""
+        return seq <= self.acked_upto + 1 or seq in self.above or len(self.above) < ABOVE_MAX
+
+    def gaps(self):
+        """Return [(from_seq, to_seq)] of missing seqs below the highest stored one."""
+        out = []
+        expect = self.acked_upto + 1
+        for seq in sorted(self.above):
+            if seq > expect:
+                out.append((expect, seq - 1))
+                if len(out) >= GAPS_STORED_MAX:
+                    break
+            expect = seq + 1
+        return out
+
+
+class BatchResult:
+    """What one batch did, for acks, downlinks and counters."""
+
+    def __init__(self):
+        self.views = {}
+        self.acks = {}              # terminal_id -> [applied, rejected]
+        self.blacklist_versions = []
+        self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max)
+        self.auths = []             # (terminal_id, admin_card_no, uid)
+        self.card_results = []      # (terminal_id, request_id, uid, status, block)
+        self.counts = Counter()
+        self.quarantined = []       # (reason, terminal_id, detail)
+        self.uncertain_add = set()  # cards left with an open uncertain record
+        self.uncertain_looked = set()   # cards whose uncertain records were all looked at (and decided, or added)
+
+
+class Ingest:
+    """Applies uplink batches through the storage writer."""
+
+    def __init__(self, storage, registry):
+        self.storage = storage
+        self.registry = registry
+        self.stats = Counter()
+        self.uncertain_cards = set()
+        self.uncertain_every_card = False   # past UNCERTAIN_CARDS_MAX: look every card up
+
+    async def load(self):
+        """Read the cards that still have uncertain records."""
+        self.uncertain_cards = set(await self.storage.uncertain_cards())
+        self.uncertain_every_card = False
+        self._bound_uncertain_cards()
+
+    def _bound_uncertain_cards(self):
+        """Past UNCERTAIN_CARDS_MAX, forget the set and look every card up (counted as uncertain_cards_full)."""
+        if len(self.uncertain_cards) > UNCERTAIN_CARDS_MAX:
+            self.uncertain_cards = set()
+            self.uncertain_every_card = True
+            self.stats["uncertain_cards_full"] += 1
+            log.warning("event=uncertain_cards_full max=%d action=looking_every_card_up", UNCERTAIN_CARDS_MAX)
+
+    async def apply(self, messages):
+        """Verify and apply [(topic, payload)] from parkcard/+/up in one transaction; return BatchResult."""
+        result = await self.storage.write(lambda tx: self._apply_frames(tx, messages))
+        self._commit(result)
+        return result
+
+    async def apply_local(self, terminal_id, entries):
+        """Apply [(status, raw)] made inside the hub (desk) as if uploaded by terminal_id."""
+        def run(tx):
+            res, state, view = self._local(terminal_id)
+            self._upload(tx, res, state, view, entries, "local/desk")
+            self._finish(tx, res)
+            return res
+        result = await self.storage.write(run)
+        self._commit(result)
+        return result
+
+    async def apply_built(self, terminal_id, build, applied=None):
+        """Apply one record that build(tx, seq) makes inside the write transaction; return (BatchResult, made).
+
+        build returns (status, raw, made) for terminal_id's next seq; when the record is applied,
+        applied(tx, made) runs in the same transaction, so what it writes exists only with the record.
+        """
+        def run(tx):
+            res, state, view = self._local(terminal_id)
+            status, raw, made = build(tx, max([view.acked_upto, *view.above]) + 1)
+            self._upload(tx, res, state, view, [(status, raw)], "local/desk")
+            if applied is not None and res.counts[RecordStatus.APPLIED] == 1:
+                applied(tx, made)
+            self._finish(tx, res)
+            return res, made
+        result, made = await self.storage.write(run)
+        self._commit(result)
+        return result, made
+
+    # -- inside the writer thread
+    def _local(self, terminal_id):
+        """Start a batch of records made inside the hub: (BatchResult, terminal state, its view)."""
+        res = BatchResult()
+        state = self.registry.get(terminal_id)
+        return res, state, self._view(res, state)
+
+    def _view(self, res, state):
+        view = res.views.get(state.id)
+        if view is None:
+            view = res.views[state.id] = _View(state)
+        return view
+
+    def _quarantine(self, tx, res, raw, topic, terminal_id, reason, detail, seq=None):
+        tx.add_quarantine(raw, topic, terminal_id, reason, detail, seq)
+        res.quarantined.append((reason, terminal_id, detail))
+        res.counts["quarantined"] += 1
+
+    def _apply_frames(self, tx, messages):
+        res = BatchResult()
+        for topic, payload in messages:
+            try:
+                state, frame = self.registry.verify(topic, payload, "up")
+            except Rejected as exc:
+                self._quarantine(tx, res, payload, topic, exc.terminal_id, exc.reason, exc.detail)
+                continue
+            view = self._view(res, state)
+            if frame.counter <= view.counter_up:
+                self._quarantine(tx, res, payload, topic, state.id, Q.REPLAY,
+                                 "counter %d <= %d" % (frame.counter, view.counter_up))
+                res.acks.setdefault(state.id, [0, 0])   # authenticated: answered with the current upto_seq
+                continue
+            view.counter_up = frame.counter
+            tx.update_terminal(state.id, counter_up=frame.counter, last_seen=tx.now)
+            res.counts["frames"] += 1
+            try:
+                if frame.type == frames.T_UPLOAD:
+                    self._upload(tx, res, state, view, hub_frames.parse_upload(frame.body), topic)
+                elif frame.type == frames.T_SYNC:
+                    res.syncs.append((state.id, *hub_frames.parse_sync(frame.body)))
+                elif frame.type == frames.T_AUTH:
+                    res.auths.append((state.id, *hub_frames.parse_auth(frame.body)))
+                elif frame.type == frames.T_CARD_RESULT:
+                    res.card_results.append((state.id, *hub_frames.parse_card_result(frame.body)))
+                else:
+                    raise Rejected(Q.UNEXPECTED_TYPE, "frame type 0x%02x on an up topic" % frame.type)
+            except (ProtocolError, Rejected) as exc:
+                self._quarantine(tx, res, payload, topic, state.id, exc.reason, str(exc))
+                res.acks.setdefault(state.id, [0, 0])
+        self._finish(tx, res)
+        return res
+
+    def _finish(self, tx, res):
+        for tid, view in res.views.items():
+            if view.acked_upto != view.state.acked_upto:
+                tx.update_terminal(tid, acked_upto=view.acked_upto)
+            if view.gaps_dirty:
+                tx.set_gaps(tid, view.gaps())
+
+    def _upload(self, tx, res, state, view, entries, topic):
+        ack = res.acks.setdefault(state.id, [0, 0])
+        new_seqs = []
+        for status, raw in entries:
+            raw = bytes(raw)
+            try:
+                rec = R.Record.decode(raw, state.record_mac)
+            except ProtocolError as exc:
+                self._damaged(tx, res, state, view, raw, topic, "record_" + exc.reason, exc.detail)
+                ack[1] += 1
+                continue
+            if rec.terminal_id != state.id or rec.seq == 0:
+                self._quarantine(tx, res, raw, topic, state.id, Q.RECORD_TERMINAL,
+                                 "record of term-%d seq %d in a frame of term-%d" % (rec.terminal_id, rec.seq,
+                                                                                    state.id))
+                ack[1] += 1
+                continue
+            if view.known(rec.seq):
+                ack[self._resent(tx, res, state, rec, raw, status)] += 1
+                continue
+            if not view.has_room(rec.seq):
+                res.counts["above_full"] += 1     # not stored, not acknowledged: sent again later
+                continue
+            new_seqs.append(rec.seq)
+            ack[self._new(tx, res, state, view, rec, raw, status, topic)] += 1
+        if new_seqs and tx.terminal_locked(state.id):
+            tx.add_alarm("locked_terminal", None, state.id, new_seqs[0],
+                         "upload from a locked terminal: seqs %d..%d applied" % (new_seqs[0], new_seqs[-1]))
+            res.counts["locked_uploads"] += 1
+
+    def _damaged(self, tx, res, state, view, raw, topic, reason, detail):
+        """Quarantine a record that fails its own checks; when its bytes name a seq of this terminal, hold it."""
+        seq = None
+        if len(raw) >= _RECORD_SEQ_AT + 4:
+            terminal_id, = struct.unpack_from(">H", raw, _RECORD_TERMINAL_AT)
+            seq, = struct.unpack_from(">I", raw, _RECORD_SEQ_AT)
+            if terminal_id != state.id or seq == 0:
+                seq = None
+        if seq is not None and not view.known(seq) and not view.has_room(seq):
+            res.counts["above_full"] += 1         # not held now, not acknowledged: sent again later
+            return
+        if seq is not None and view.known(seq):
+            if tx.held_damaged(state.id, seq) == raw:
+                res.counts["duplicates"] += 1      # sent again: already held
+                return
+            seq = None                             # the seq is taken: kept, holds nothing
+        if seq is None:
+            self._quarantine(tx, res, raw, topic, state.id, reason, detail + "; holds no seq")
+            return
+        view.settle(seq)
+        self._quarantine(tx, res, raw, topic, state.id, reason, detail, seq)
+        tx.add_alarm("damaged_record", None, state.id, seq,
+                     "%s (%s): seq %d kept in quarantine and acknowledged, no value applied" % (reason, detail, seq))
+        res.counts["damaged"] += 1
+
+    def _resent(self, tx, res, state, rec, raw, status):
+        """A seq already stored: duplicate (0 = success) or conflict (1 = rejected)."""
+        existing = tx.record(state.id, rec.seq)
+        if existing is None:        # held by a damaged record: a valid one now is other bytes for the key
+            tx.add_conflict(state.id, rec.seq, raw, tx.held_damaged(state.id, rec.seq) or b"")
+            tx.add_alarm("conflict", rec.card_no, state.id, rec.seq, "seq held by a damaged record: not applied")
+            res.counts["conflicts"] += 1
+            return 1
+        existing = rules.StoredRecord(*existing)
+        verdict = rules.resent(existing, raw, status)
+        if verdict.outcome == rules.CONFLICT:
+            tx.add_conflict(state.id, rec.seq, raw, existing.raw)
+            tx.add_alarm("conflict", rec.card_no, state.id, rec.seq, "same terminal and seq, other bytes: not applied")
+            res.counts["conflicts"] += 1
+            return 1
+        res.counts["duplicates"] += 1
+        if verdict.settles is not None:
+            self._settle_uncertain(tx, res, existing.id, rec, state, verdict.settles)
+        return 0
+
+    def _new(self, tx, res, state, view, rec, raw, status, topic):
+        """Store a new record; return 0 when stored as sent, 1 when stored quarantined."""
+        record_id = tx.next_id("records")
+        view.settle(rec.seq)
+        name = rules.new_status(rec, status)
+        reason = None
+        if name is None:
+            reason, detail = Q.RECORD_STATUS, "upload status %d" % status
+        else:
+            reason, detail = rules.booth_refusal(tx, state.role, state.id, rec)
+        if reason is None:
+            try:
+                entries = ledger.postings(rec, state.merchant_id, state.rate_bps)
+            except ledger.PostingError as exc:
+                reason, detail = exc.reason, str(exc)
+        if reason is not None:
+            tx.add_record(record_id, state.id, rec.seq, raw, rec, RecordStatus.QUARANTINED)
+            self._quarantine(tx, res, raw, topic, state.id, reason, detail)
+            return 1
+        tx.add_record(record_id, state.id, rec.seq, raw, rec, name)
+        if rec.kind == R.KIND_REFUND and state.role != frames.ROLE_DESK and name != RecordStatus.VOIDED:
+            tx.claim_refund(state.id, rec.ref_seq, rec.seq)
+        res.counts[name] += 1
+        if name == RecordStatus.APPLIED:
+            self._apply_value(tx, res, state, record_id, rec, entries)
+        elif name == RecordStatus.UNCERTAIN:
+            self._decide_uncertain(tx, res, record_id, rec, state)
+        return 0
+
+    def _apply_value(self, tx, res, state, record_id, rec, entries):
+        if rec.kind in (R.KIND_LOCK, R.KIND_ATTEMPT):
+            tx.add_attempt(rec)
+            res.counts["attempts"] += 1
+            if rec.kind == R.KIND_ATTEMPT:
+                return      # the counter in force belongs to the card's last write
+        card_no = rec.card_no
+        write = rules.card_write(tx, rec)
+        k = write.counter
+        if write.clone_of is not None:
+            detail = rules.clone_detail(rec, write.clone_of)
+            tx.add_alarm(ALARM_CLONE, card_no, state.id, rec.seq, detail)
+            version = tx.blacklist_add(card_no, "clone: " + detail)
+            if version is not None:
+                res.blacklist_versions.append(version)
+            res.counts["clones"] += 1
+            log.warning("event=clone card_no=%d counter=%d terminal=%d seq=%d", card_no, k, state.id, rec.seq)
+        else:
+            tx.claim_counter(card_no, k, state.id, rec.seq, write.delta_cents, rec.balance_after_cents)
+        for terminal_id, seq, detail in write.chain_breaks:
+            tx.add_alarm("chain", card_no, terminal_id, seq, detail)
+        if entries:
+            tx.post(record_id, rec.kind, entries)
+        card = tx.card(card_no)
+        if card[2] is None or counter_newer(k, card[2]):
+            tx.set_card(card_no, rec.uid, rec.balance_after_cents, k)
+        if self.uncertain_every_card or card_no in self.uncertain_cards or card_no in res.uncertain_add:
+            res.uncertain_looked.add(card_no)     # each one left open is added back by _decide_uncertain
+            for u_id, u_tid, u_seq, u_raw, u_counter in tx.uncertain_records(card_no):
+                # Applying one of them decides the card's others in a nested call: one settled there
+                # must not be decided again here, where it would meet its own counter claim.
+                if u_id != record_id and u_id not in tx.record_status:
+                    self._decide_uncertain(tx, res, u_id, R.Record.decode(u_raw), self.registry.get(u_tid))
+
+    def _decide_uncertain(self, tx, res, record_id, rec, state):
+        """Apply the counter rule to one uncertain record (parkcard.domain.ingest_rules.decide_uncertain)."""
+        outcome = rules.decide_uncertain(tx, rec)
+        if outcome is UncertainOutcome.OPEN:
+            res.uncertain_add.add(rec.card_no)
+        else:
+            self._settle_uncertain(tx, res, record_id, rec, state, outcome is UncertainOutcome.HAPPENED)
+
+    def _settle_uncertain(self, tx, res, record_id, rec, state, happened):
+        if happened:
+            tx.set_record_status(record_id, RecordStatus.APPLIED)
+            res.counts["uncertain_applied"] += 1
+            self._apply_value(tx, res, state, record_id, rec, ledger.postings(rec, state.merchant_id,
+                                                                              state.rate_bps))
+        else:
+            tx.set_record_status(record_id, RecordStatus.VOIDED)
+            res.counts["uncertain_void"] += 1
+            if rec.kind == R.KIND_REFUND and tx.refund_of(state.id, rec.ref_seq) == rec.seq:
+                tx.release_refund(state.id, rec.ref_seq)
+
+    # -- back in the event loop, after COMMIT
+    def _commit(self, res):
+        for view in res.views.values():
+            view.state.counter_up = view.counter_up
+            view.state.acked_upto = view.acked_upto
+            view.state.above = view.above
+        # A stale member costs one query, a missing one a fact: a card leaves only when every uncertain
+        # record of it was looked at and none was left open.
+        self.uncertain_cards -= res.uncertain_looked - res.uncertain_add
+        if not self.uncertain_every_card:
+            self.uncertain_cards |= res.uncertain_add
+            self._bound_uncertain_cards()
+        self.stats.update(res.counts)
+        if res.counts["above_full"]:
+            log.warning("event=above_full records=%d max=%d action=left_for_the_terminal_to_resend",
+                        res.counts["above_full"], ABOVE_MAX)
+        for reason, terminal_id, detail in res.quarantined:
+            self.stats["quarantined." + reason] += 1
+            log.warning("event=quarantine reason=%s terminal=%s detail=%r", reason, terminal_id, detail)

@@ -1,0 +1,1 @@
+"""PKI, the park's secrets and files written atomically."""

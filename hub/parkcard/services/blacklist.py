@@ -1,0 +1,37 @@
+"""The card blacklist: add and remove cards; every change is a new version pushed to every terminal."""
+
+from parkcard.services.inputs import checked
+from parkcard.services.privileges import BLACKLIST, ServiceError, requires
+from parkcard.store import NotIssued, audited, version_detail
+from parkcard.transport import notify
+
+
+@requires(BLACKLIST)
+async def add(store, actor, card_no, reason, force=False):
+    """Blacklist a card; return the new version (None: it was listed already).
+
+    ServiceError for a number out of range, or one this park never issued unless force (a card
+    found that belongs to another system).
+    """
+    checked(card_no=card_no)
+    try:
+        version = await store.blacklist_change(card_no, reason, add=True, issued_only=not force, audit=audited(
+            actor.name, "blacklist.add", card_no=card_no, reason=reason, extra=version_detail))
+    except NotIssued as exc:
+        raise ServiceError("%s: nothing changed; check the number (`parkcard blacklist` lists the listed ones), "
+                           "or pass --force to blacklist a card from elsewhere" % exc) from None
+    if version is not None:
+        await actor.told(notify.BLACKLIST)
+    return version
+
+
+# Not range-checked: a number stored out of range by an older hub must be removable. Only a listed
+# number can be removed, so nothing new out of range is stored.
+@requires(BLACKLIST)
+async def remove(store, actor, card_no, reason):
+    """Take a card off the blacklist; return the new version (None: it was not listed)."""
+    version = await store.blacklist_change(card_no, reason, add=False, audit=audited(
+        actor.name, "blacklist.remove", card_no=card_no, reason=reason, extra=version_detail))
+    if version is not None:
+        await actor.told(notify.BLACKLIST)
+    return version

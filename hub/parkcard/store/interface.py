@@ -1,0 +1,495 @@
+"""What services and ingest may ask of a store: the contract every backend implements.
+
+A store is the only place with SQL. Writes are whole batches: `await
+store.write(fn, audit)` runs the plain function `fn(tx)` inside one
+transaction, where `tx` (a `WriteTx`) offers the reads and staged writes the
+rules need; the rules themselves stay synchronous and free of I/O. Reads are
+coroutines returning the typed rows of `parkcard.store.rows`.
+
+`audit=` on a write names the operator actions the change records:
+audit(result) -> [(actor, action, details)] or None. They are appended to the
+operator audit log (parkcard.oplog) in the change's own transaction, which also
+moves the database's anchor of the log; `audited()` builds the usual one.
+
+Errors: `NotIssued`, `PeriodOverlap`, `ValueError` for a refused change (a
+person's mistake: the message says what to do); `DatabaseDamaged` for a file
+the hub must not serve from; `is_transient(exc)` tells an unavailable store
+(retry later) from bad data.
+"""
+
+import abc
+
+
+def audited(actor, action, extra=None, when=bool, **details):
+    """An `audit=` for a write: the operator's action, appended in the change's own transaction.
+
+    Recorded when when(result) says the change happened (by default: a true result); extra(result)
+    adds what only the change knows, such as the blacklist version it took.
+    """
+    def entries(result):
+        if not when(result):
+            return None
+        return [(actor, action, {**details, **(extra(result) if extra else {})})]
+    return entries
+
+
+def version_detail(version):
+    """The audit detail of a blacklist change (audited's extra=): the version it took."""
+    return dict(version=version)
+
+
+class WriteTx(abc.ABC):
+    """The statements a batch may run; lives only inside one `Store.write` call.
+
+    Attributes: `now` (epoch seconds of the transaction), `stats` (the store's
+    counters of bounds hit), `record_status` ({record id: new status} set in this
+    batch). Writes are staged and flushed at the end of the batch.
+    """
+
+    # -- reads inside the transaction (they see what this batch staged)
+    @abc.abstractmethod
+    def next_id(self, table):
+        """Allocate the id of the next row of `records` or `ledger_tx` written by this batch."""
+
+    @abc.abstractmethod
+    def record(self, terminal_id, seq):
+        """Return the stored record at (terminal, seq) as a rows.SeqRecord, or None."""
+
+    @abc.abstractmethod
+    def counter_rows(self, card_no, counters):
+        """Return {counter: rows.CounterClaim} among the given counters of a card."""
+
+    @abc.abstractmethod
+    def card(self, card_no):
+        """Return [uid, shadow_balance_cents, last_counter] of a card (None values when unknown)."""
+
+    @abc.abstractmethod
+    def card_deposit(self, card_no):
+        """Return the deposit in cents recorded for a card (0 when unknown)."""
+
+    @abc.abstractmethod
+    def uncertain_records(self, card_no):
+        """Return [rows.UncertainRecord] of the card's unresolved uncertain records."""
+
+    @abc.abstractmethod
+    def held_damaged(self, terminal_id, seq):
+        """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
+
+    @abc.abstractmethod
+    def terminal_locked(self, terminal_id):
+        """True when an operator locked the terminal (read now: the CLI may have changed it)."""
+
+    @abc.abstractmethod
+    def refund_of(self, terminal_id, sale_seq):
+        """Return the seq of the refund that claimed this sale, or None."""
+
+    @abc.abstractmethod
+    def next_card_no(self, first=100001):
+        """Return an unused card number (the caller writes its row in this same transaction)."""
+
+    @abc.abstractmethod
+    def card_exists(self, card_no):
+        """True when the card has a row (stored, or staged in this batch)."""
+
+    @abc.abstractmethod
+    def blacklisted(self, card_no):
+        """True when the card is on the blacklist now."""
+
+    # -- writes
+    @abc.abstractmethod
+    def add_record(self, record_id, terminal_id, seq, raw, rec, status):
+        """Store a record (not yet in the ledger unless post() is called too)."""
+
+    @abc.abstractmethod
+    def set_record_status(self, record_id, status):
+        """Change the status of a stored record (uncertain -> applied or not_happened)."""
+
+    @abc.abstractmethod
+    def post(self, record_id, kind, entries):
+        """Append a ledger transaction for a record; entries sum to zero (checked by the caller)."""
+
+    @abc.abstractmethod
+    def claim_counter(self, card_no, counter, terminal_id, seq, delta, balance_after):
+        """Record that (card, counter) belongs to this record."""
+
+    @abc.abstractmethod
+    def claim_refund(self, terminal_id, sale_seq, refund_seq):
+        """Record that a refund reverses this sale (one refund per sale)."""
+
+    @abc.abstractmethod
+    def release_refund(self, terminal_id, sale_seq):
+        """Free a sale whose refund turned out not to have happened."""
+
+    @abc.abstractmethod
+    def set_card_info(self, card_no, uid, tier, deposit_cents):
+        """Write the desk's view of a new card (uid, tier, deposit, issued_at) now, in this transaction."""
+
+    @abc.abstractmethod
+    def set_card(self, card_no, uid, shadow_balance_cents, last_counter):
+        """Set the card's shadow balance and newest counter."""
+
+    @abc.abstractmethod
+    def add_quarantine(self, raw, topic, terminal_id, reason, detail, seq=None):
+        """Keep a refused frame or record (bounded prefix, size, digest); with seq, a damaged record holding it."""
+
+    @abc.abstractmethod
+    def add_conflict(self, terminal_id, seq, raw, existing_raw):
+        """Keep a record whose key is taken by other bytes."""
+
+    @abc.abstractmethod
+    def add_alarm(self, kind, card_no, terminal_id, seq, detail):
+        """Raise an alarm for an operator."""
+
+    @abc.abstractmethod
+    def add_attempt(self, rec):
+        """Keep a tap of a blacklisted card (a lock or attempt record): when, where, which card."""
+
+    @abc.abstractmethod
+    def audit(self, actor, action, **details):
+        """Record an operator action in the audit log as part of this transaction (appended at commit)."""
+
+    @abc.abstractmethod
+    def update_terminal(self, terminal_id, **columns):
+        """Set terminal columns at commit (last value wins)."""
+
+    @abc.abstractmethod
+    def set_gaps(self, terminal_id, gaps):
+        """Replace the terminal's list of missing seq ranges."""
+
+    @abc.abstractmethod
+    def blacklist_add(self, card_no, reason):
+        """Add a card to the blacklist under a new version; return the version or None if already listed."""
+
+    @abc.abstractmethod
+    def blacklist_remove(self, card_no, reason):
+        """Take a card off the blacklist under a new version; return the version or None if not listed."""
+
+
+class AuditRows(abc.ABC):
+    """The reads of the ledger check (parkcard.audit), synchronous, run off the event loop by audit_scan.
+
+    The large ones are generators: the check streams a park's records and entries instead of loading them.
+    """
+
+    @abc.abstractmethod
+    def schema_version(self):
+        """Return the database's schema version."""
+
+    @abc.abstractmethod
+    def schema_problem(self):
+        """Return why this hub cannot read the database's schema version, or None when it can."""
+
+    @abc.abstractmethod
+    def integrity_check(self, max_errors=20):
+        """Return the messages of the backend's page check (["ok"] for a sound database)."""
+
+    @abc.abstractmethod
+    def terminals(self):
+        """Return {terminal_id: (merchant_id, commission_bps now, key, acked_upto)}."""
+
+    @abc.abstractmethod
+    def records(self):
+        """Yield (id, terminal_id, seq, raw, kind, card_no, counter, amount, balance_after, time_s, status) by id."""
+
+    @abc.abstractmethod
+    def ledger_entries(self):
+        """Yield (record_id, tx_id, account, amount_cents) of every ledger entry, by record then transaction."""
+
+    @abc.abstractmethod
+    def entries_without_tx(self):
+        """Return [(entry id, tx_id, account, amount_cents)] of entries whose transaction row is missing."""
+
+    @abc.abstractmethod
+    def held_seqs(self):
+        """Return {terminal_id: number of seqs held by damaged records in quarantine}."""
+
+    @abc.abstractmethod
+    def missing_seqs(self, terminal_id, upto, limit=20):
+        """Return up to `limit` seqs in 1..upto of a terminal with neither a record nor a quarantined hold."""
+
+    @abc.abstractmethod
+    def cards(self):
+        """Return {card_no: (shadow_balance_cents, last_counter)}."""
+
+    @abc.abstractmethod
+    def clone_cards(self):
+        """Return the cards with a clone alarm."""
+
+
+class Store(abc.ABC):
+    """The hub database: one writer (a batch per call), reads that never wait behind a batch.
+
+    Attributes: `path` (where it is, for messages), `oplog` (the operator audit log it anchors),
+    `stats` (counters of bounds hit).
+    """
+
+    # -- lifecycle
+    @property
+    @abc.abstractmethod
+    def is_open(self):
+        """True from open() until close(): a connection or the writer's thread is still held."""
+
+    @abc.abstractmethod
+    async def open(self):
+        """Open (creating and migrating) the database and return self; on failure nothing stays open."""
+
+    @abc.abstractmethod
+    async def open_for_audit(self):
+        """Open for reading only: no checks, no migrations, nothing written (`ledger check`); return self."""
+
+    @abc.abstractmethod
+    async def close(self):
+        """Close every connection (safe to call twice, or after a failed open)."""
+
+    @abc.abstractmethod
+    async def schema_version(self):
+        """Return the schema version of the open database (migrations applied)."""
+
+    # -- the writer
+    @abc.abstractmethod
+    async def write(self, fn, audit=None):
+        """Run fn(WriteTx) in one transaction by the single writer; return its result (audit= as above)."""
+
+    @abc.abstractmethod
+    async def audit(self, actor, action, **details):
+        """Append an operator action to the audit log in a transaction of its own (anchored)."""
+
+    @abc.abstractmethod
+    async def audit_anchor(self):
+        """Return the audit log's head as the database knows it (rows.AuditAnchor), or None."""
+
+    @abc.abstractmethod
+    async def audit_scan(self, fn):
+        """Run fn(AuditRows) off the event loop and return its result: the ledger check streams rows there."""
+
+    # -- park and merchants
+    @abc.abstractmethod
+    async def park_currency(self, park_id=1):
+        """Return the park's ISO 4217 currency code (the default until the park is set up)."""
+
+    @abc.abstractmethod
+    async def set_park_currency(self, park_id, currency, audit=None):
+        """Set the park's currency (creating the park); ValueError once the park has taken money in another."""
+
+    @abc.abstractmethod
+    async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, audit=None):
+        """Create a merchant; True, or False if it exists with these very values (ValueError if other values)."""
+
+    @abc.abstractmethod
+    async def update_merchant(self, merchant_id, name=None, commission_bps=None, audit=None):
+        """Change a merchant's name and/or commission; return ((name, bps) before, after). ValueError if unknown."""
+
+    @abc.abstractmethod
+    async def merchants(self):
+        """Return [rows.Merchant] by id."""
+
+    @abc.abstractmethod
+    async def merchant_list(self):
+        """Return [rows.MerchantListing] (each merchant with its terminal ids) by id."""
+
+    # -- terminals
+    @abc.abstractmethod
+    async def add_terminal(self, terminal_id, merchant_id, role, key, name, fixed_price_cents=0, category=0,
+                           broker_password=None, audit=None):
+        """Register a terminal; raise ValueError for an unknown merchant or a taken id."""
+
+    @abc.abstractmethod
+    async def terminals(self, terminal_id=None):
+        """Return [rows.Terminal] of every terminal (or only terminal_id's), by id."""
+
+    @abc.abstractmethod
+    async def terminal_ids(self):
+        """Return the registered terminal ids, ascending."""
+
+    @abc.abstractmethod
+    async def terminal_flags(self, terminal_id):
+        """Return rows.TerminalFlags as stored now (the CLI may have changed them), or None."""
+
+    @abc.abstractmethod
+    async def broker_credentials(self):
+        """Return {terminal_id: broker password} of every terminal that has one."""
+
+    @abc.abstractmethod
+    async def set_terminal(self, terminal_id, **columns):
+        """Update terminal columns now (fleet status, authorisation, config)."""
+
+    @abc.abstractmethod
+    async def terminal_command(self, terminal_id, command, actor, audit=None, **columns):
+        """Set terminal columns and queue a command (unless None) in one transaction; False when nothing changed."""
+
+    @abc.abstractmethod
+    async def pending_commands(self):
+        """Return [rows.PendingCommand] not sent yet, oldest first."""
+
+    @abc.abstractmethod
+    async def terminal_commands(self):
+        """Return every rows.TerminalCommand, sent or not, oldest first."""
+
+    @abc.abstractmethod
+    async def command_sent(self, command_id):
+        """Mark a queued terminal command as sent."""
+
+    @abc.abstractmethod
+    async def reserve_down_counters(self, terminal_id, reserved):
+        """Persist a new high-water mark of downlink counters for a terminal."""
+
+    @abc.abstractmethod
+    async def seqs_above_ack(self, terminal_id=None):
+        """Return {terminal_id: [seq]} stored above each terminal's ack (damaged records held count)."""
+
+    @abc.abstractmethod
+    async def terminal_gaps(self, terminal_id):
+        """Return [(from_seq, to_seq)] of the seq ranges the terminal still owes, ascending."""
+
+    # -- admin system cards and their issue at a desk
+    @abc.abstractmethod
+    async def add_admin_card(self, uid, desk, issued_by, first, last, audit=None):
+        """Record a new pending admin card under the next number in [first, last]; return it (ValueError when full)."""
+
+    @abc.abstractmethod
+    async def admin_card(self, card_no):
+        """Return the rows.AdminCard, or None."""
+
+    @abc.abstractmethod
+    async def admin_cards(self):
+        """Return every rows.AdminCard, by number."""
+
+    @abc.abstractmethod
+    async def revoke_admin_card(self, card_no, reason, audit=None):
+        """Revoke an admin card; True if revoked now, False if it already was; ValueError if unknown."""
+
+    @abc.abstractmethod
+    async def settle_admin_card(self, card_no, written, request_id=None, error=None):
+        """End a pending admin card: written (the desk said so) or failed, or abandoned if cancelled; return its state."""
+
+    @abc.abstractmethod
+    async def request_admin_card(self, desk_terminal_id, uid, desk, actor):
+        """Queue an admin card issue for the running hub; return the request id."""
+
+    @abc.abstractmethod
+    async def start_card_requests(self):
+        """Claim the queued admin card issues: [rows.StartedCardRequest], marked started."""
+
+    @abc.abstractmethod
+    async def cancel_card_request(self, request_id):
+        """Cancel an admin card issue nobody waits for any more; False if it had finished already."""
+
+    @abc.abstractmethod
+    async def cancelled_card_requests(self):
+        """Return the ids of started, unfinished admin card issues that were cancelled."""
+
+    @abc.abstractmethod
+    async def finish_card_request(self, request_id, card_no=None, error=None):
+        """Record how an admin card issue ended."""
+
+    @abc.abstractmethod
+    async def card_request(self, request_id):
+        """Return rows.CardRequest of an admin card issue, or None."""
+
+    @abc.abstractmethod
+    async def card_write_requests(self):
+        """Return every rows.CardWriteRequest, oldest first."""
+
+    # -- cards, records, ledger
+    @abc.abstractmethod
+    async def card(self, card_no):
+        """Return the rows.Card, or None."""
+
+    @abc.abstractmethod
+    async def card_numbers(self):
+        """Return the numbers of every card the hub has a row for, ascending."""
+
+    @abc.abstractmethod
+    async def account_balance(self, account):
+        """Return the sum of the account's ledger entries in cents."""
+
+    @abc.abstractmethod
+    async def records(self, terminal_id=None):
+        """Return [rows.StoredRecord] (of one terminal, if given) by terminal and seq."""
+
+    @abc.abstractmethod
+    async def uncertain_cards(self):
+        """Return the card numbers that have unresolved uncertain records."""
+
+    @abc.abstractmethod
+    async def refunds(self):
+        """Return [rows.Refund] by terminal and sale."""
+
+    @abc.abstractmethod
+    async def counts(self):
+        """Return rows.StoreCounts: how many rows of each kind the store holds."""
+
+    # -- blacklist
+    @abc.abstractmethod
+    async def blacklist_change(self, card_no, reason, add=True, issued_only=False, audit=None):
+        """Add (or remove) a card under a new blacklist version; the version, or None if unchanged (NotIssued)."""
+
+    @abc.abstractmethod
+    async def blacklist_version(self):
+        """Return the current blacklist version (0 = empty history)."""
+
+    @abc.abstractmethod
+    async def blacklist_changes(self, after_version):
+        """Return [rows.BlacklistChange] newer than after_version, oldest first."""
+
+    @abc.abstractmethod
+    async def blacklist_cards(self):
+        """Return the card numbers on the blacklist now, ascending."""
+
+    @abc.abstractmethod
+    async def blacklist_entries(self):
+        """Return [rows.BlacklistEntry] of the cards on the blacklist now, by card."""
+
+    @abc.abstractmethod
+    async def attempt_counts(self):
+        """Return {card_no: number of lock and attempt records}."""
+
+    @abc.abstractmethod
+    async def attempts(self, card_no, limit):
+        """Return the last `limit` rows.Attempt of a card, newest first."""
+
+    # -- what ingest refused or flagged
+    @abc.abstractmethod
+    async def add_alarm_once(self, kind, detail, card_no=None, terminal_id=None):
+        """Raise an alarm unless the same one (kind, card, terminal, detail) is listed; True if new."""
+
+    @abc.abstractmethod
+    async def alarms(self):
+        """Return [rows.Alarm] by id."""
+
+    @abc.abstractmethod
+    async def quarantined(self):
+        """Return [rows.Quarantined] by id; size is the whole payload's."""
+
+    @abc.abstractmethod
+    async def conflicts(self):
+        """Return [rows.Conflict] by id."""
+
+    # -- settlement
+    @abc.abstractmethod
+    async def unsettled(self, merchant_id, start_s, end_s):
+        """Return rows.SettlementTotals of what closing [start, end) would take now."""
+
+    @abc.abstractmethod
+    async def settlement(self, merchant_id, start_s, end_s):
+        """Return the rows.Settlement closed for exactly this period, or None."""
+
+    @abc.abstractmethod
+    async def settlements(self):
+        """Return every closed rows.Settlement, by id."""
+
+    @abc.abstractmethod
+    async def settlement_records(self, settlement_id):
+        """Return the ids of the records a closed settlement paid, ascending."""
+
+    @abc.abstractmethod
+    async def close_settlements(self, merchant_ids, start_s, end_s, audit=None):
+        """Close the merchants' period in one transaction (all or none); return [(rows.Settlement, newly_closed)].
+
+        Takes each merchant's applied sales and refunds of [start, end) that no
+        settlement holds yet, and the late ones (records of its closed periods
+        that arrived after they closed). An exactly matching closed period is
+        returned as it is. PeriodOverlap when the period overlaps another closed
+        period of a merchant, ValueError when a merchant does not exist.
+        audit(details of each new close) -> entries, appended in the closing transaction.
+        """

@@ -1,0 +1,318 @@
+"""What the store hands out: rows as small typed objects, and the names of stored states.
+
+Rows are `typing.NamedTuple`s: read them by attribute (`terminal.acked_upto`);
+they are still tuples, so unpacking works. Every backend returns these same
+types. The names of stored states are parkcard.domain.lifecycle's enums; queries
+pass them as parameters.
+"""
+
+from typing import NamedTuple, Optional
+
+
+class Terminal(NamedTuple):
+    """A registered terminal: the hub's decisions and its last reported status."""
+
+    id: int
+    merchant_id: int
+    role: int
+    key: bytes
+    name: str
+    config_version: int
+    fixed_price_cents: int
+    category: int
+    counter_up: int
+    counter_down_reserved: int
+    acked_upto: int
+    authorised: int
+    locked: int
+    last_seen: Optional[float]
+    online: int
+    status_boot: Optional[int]
+    status_counter: Optional[int]
+    firmware: Optional[str]
+    status_role: Optional[int]
+    status_config_version: Optional[int]
+    status_blacklist_version: Optional[int]
+    queue_depth: Optional[int]
+    oldest_unsynced_age_s: Optional[int]
+    free_heap: Optional[int]
+    uptime_s: Optional[int]
+    last_seq: Optional[int]
+    status_at: Optional[float]
+    broker_password: Optional[str]
+    status_authorised: Optional[int]
+
+
+class TerminalFlags(NamedTuple):
+    """Whether a terminal is authorised and locked, as stored now."""
+
+    authorised: int
+    locked: int
+
+
+class Merchant(NamedTuple):
+    """A booth owner."""
+
+    id: int
+    park_id: int
+    name: str
+    commission_bps: int
+
+
+class MerchantListing(NamedTuple):
+    """A merchant with the ids of its terminals."""
+
+    id: int
+    park_id: int
+    name: str
+    commission_bps: int
+    terminal_ids: list
+
+
+class Card(NamedTuple):
+    """A visitor card as the hub knows it."""
+
+    card_no: int
+    uid: Optional[bytes]
+    tier: int
+    status: str
+    deposit_cents: int
+    shadow_balance_cents: int
+    last_counter: Optional[int]
+
+
+class CardBalance(NamedTuple):
+    """A card's shadow balance beside its ledger sum and counter chain (ledger check)."""
+
+    card_no: int
+    shadow_balance_cents: int
+    ledger_cents: int
+    counters_known: int
+    first_counter: Optional[int]
+    last_counter: Optional[int]
+    status: str
+
+
+class AdminCard(NamedTuple):
+    """An admin system card."""
+
+    card_no: int
+    uid: bytes
+    desk: int
+    issued_by: Optional[int]
+    issued_at: float
+    revoked_at: Optional[float]
+    reason: Optional[str]
+    state: str
+
+
+class CardRequest(NamedTuple):
+    """How an admin card issue asked for by the CLI ended (all None while it runs)."""
+
+    finished_at: Optional[float]
+    card_no: Optional[int]
+    error: Optional[str]
+
+
+class StartedCardRequest(NamedTuple):
+    """An admin card issue claimed by the running hub."""
+
+    id: int
+    desk_terminal_id: int
+    uid: bytes
+    desk: bool
+    actor: str
+
+
+class CardWriteRequest(NamedTuple):
+    """An admin card issue as stored, whatever its stage."""
+
+    id: int
+    desk_terminal_id: int
+    started_at: Optional[float]
+    cancelled_at: Optional[float]
+    finished_at: Optional[float]
+    card_no: Optional[int]
+    error: Optional[str]
+
+
+class PendingCommand(NamedTuple):
+    """A command decided by an operator, for the running hub to send."""
+
+    id: int
+    terminal_id: int
+    command: int
+    actor: str
+
+
+class TerminalCommand(NamedTuple):
+    """A command decided by an operator, and when the hub sent it (None: not yet)."""
+
+    id: int
+    terminal_id: int
+    command: int
+    actor: str
+    sent_at: Optional[float]
+
+
+class BlacklistChange(NamedTuple):
+    """One blacklist version."""
+
+    version: int
+    card_no: int
+    action: str
+
+
+class BlacklistEntry(NamedTuple):
+    """A card on the blacklist now."""
+
+    card_no: int
+    reason: str
+    added_version: int
+
+
+class Attempt(NamedTuple):
+    """A tap of a blacklisted card (lock or attempt record)."""
+
+    time_s: int
+    terminal_id: int
+    kind: int
+
+
+class Alarm(NamedTuple):
+    """An alarm raised for an operator."""
+
+    id: int
+    kind: str
+    card_no: Optional[int]
+    terminal_id: Optional[int]
+    seq: Optional[int]
+    detail: str
+    at: float
+
+
+class Quarantined(NamedTuple):
+    """A frame or record refused by ingest: a bounded prefix of it, its size and digest."""
+
+    id: int
+    topic: str
+    terminal_id: Optional[int]
+    reason: str
+    detail: Optional[str]
+    at: float
+    size: int
+    seq: Optional[int]
+    raw: bytes
+    sha256: Optional[bytes]
+
+
+class Conflict(NamedTuple):
+    """A record whose (terminal, seq) was taken by other bytes."""
+
+    id: int
+    terminal_id: int
+    seq: int
+    raw: bytes
+    existing_raw: bytes
+
+
+class StoredRecord(NamedTuple):
+    """A record as stored (its decoded fields beside the raw bytes)."""
+
+    id: int
+    terminal_id: int
+    seq: int
+    kind: int
+    card_no: int
+    card_counter: int
+    amount_cents: int
+    status: str
+    posted: bool
+    raw: bytes
+
+
+class Refund(NamedTuple):
+    """A booth refund's claim on the sale it reverses."""
+
+    terminal_id: int
+    sale_seq: int
+    refund_seq: int
+
+
+class SeqRecord(NamedTuple):
+    """A stored record as the ingest rules read it inside a write."""
+
+    id: int
+    raw: bytes
+    status: str
+    card_no: int
+    counter: int
+
+
+class CounterClaim(NamedTuple):
+    """Which record a card counter belongs to."""
+
+    terminal_id: int
+    seq: int
+    delta_cents: int
+    balance_after_cents: int
+
+
+class UncertainRecord(NamedTuple):
+    """An unresolved uncertain record of a card."""
+
+    id: int
+    terminal_id: int
+    seq: int
+    raw: bytes
+    counter: int
+
+
+class AuditAnchor(NamedTuple):
+    """The head of the operator audit log as the database knows it."""
+
+    seq: int
+    hash: str
+
+
+class SettlementTotals(NamedTuple):
+    """What a close of a period takes (or would take)."""
+
+    sales_cents: int
+    refunds_cents: int
+    commission_cents: int
+    payout_cents: int
+    records: int
+    late_records: int
+
+
+# Its totals are SettlementTotals' fields, in their order.
+Settlement = NamedTuple("Settlement", [
+    ("id", int), ("merchant_id", int), ("merchant_name", str), ("currency", str), ("period_start", int),
+    ("period_end", int), *SettlementTotals.__annotations__.items(), ("closed_at", float)])
+Settlement.__doc__ = "A closed settlement of a merchant's period."
+
+
+class StoreCounts(NamedTuple):
+    """How many rows the store holds of each kind (an operator's overview, and tests)."""
+
+    records: int
+    ledger_tx: int
+    ledger_entries: int
+    cards: int
+    card_counters: int
+    quarantine: int
+    conflicts: int
+    alarms: int
+    blacklist: int
+    blacklist_versions: int
+    settlements: int
+    settlement_records: int
+    admin_cards: int
+    terminals: int
+    merchants: int
+    parks: int
+    refunds: int
+    attempts: int
+    terminal_commands: int
+    card_write_requests: int

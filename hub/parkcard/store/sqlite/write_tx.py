@@ -1,0 +1,348 @@
+"""One write transaction of the SQLite store: the reads and staged writes a batch may make.
+
+Inserts that need no answer are collected and written with executemany at the
+end of the batch (flush): that is most of what makes ingest fast. The rows
+of `records` and `ledger_tx` written by a batch need their ids before the flush
+(a ledger transaction names its record, an entry its transaction), so the batch
+numbers them itself, counting on from the table's MAX(id) read inside this
+transaction: BEGIN IMMEDIATE holds the write lock from the first statement, so no
+other writer (another process on the file included) can take those ids, and
+nothing is remembered between transactions. Asking SQLite for each id instead
+(an INSERT ... RETURNING per row) would write the rows one statement at a time.
+"""
+
+import hashlib
+import time
+
+from parkcard.store import interface
+from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
+from parkcard.store.rows import CounterClaim, SeqRecord, Terminal, UncertainRecord
+
+# Quarantine keeps evidence, not payloads: a prefix (a whole record or frame header and more) and the
+# digest of the whole, so a flood of large publishes cannot fill the disk (the broker's own limit is
+# the protocol's largest frame, parkcard.broker).
+QUARANTINE_KEPT_MAX = 4096
+TOPIC_KEPT_MAX = 256
+
+_MAX_ID = {"records": "SELECT COALESCE(MAX(id), 0) FROM records",
+           "ledger_tx": "SELECT COALESCE(MAX(id), 0) FROM ledger_tx"}
+
+# update_terminal's names go into the statement: only the table's own columns (a row's fields).
+TERMINAL_COLUMN_NAMES = frozenset(Terminal._fields)
+
+# Column positions in a staged records row (add_record).
+_ID, _RAW, _CARD, _COUNTER, _STATUS = 0, 3, 5, 6, 10
+
+
+class WriteTx(interface.WriteTx):
+    """The statements a batch may run on the writer connection; lives only inside one `SqliteStore.write` call."""
+
+    def __init__(self, conn, stats):
+        self.conn = conn
+        self.stats = stats          # the store's counters (bounds hit), shared by every batch
+        self.now = time.time()
+        self._last_ids = {}         # table -> last id this batch gave out
+        self.records = []
+        self._batch_records = {}    # (terminal_id, seq) -> row of self.records
+        self.record_status = {}     # record id -> new status, this batch
+        self.ledger_tx = []
+        self.entries = []
+        self.accounts = set()
+        self.counters = {}          # (card_no, counter) -> CounterClaim, this batch
+        self.cards = {}             # card_no -> [uid, shadow, last_counter] to upsert
+        self.quarantine = []
+        self._held = {}             # (terminal_id, seq) -> raw of a damaged record held in quarantine, this batch
+        self.conflicts = []
+        self.alarms = []
+        self.attempts = []
+        self.terminal_updates = {}  # terminal_id -> {column: value}
+        self.gaps = {}              # terminal_id -> [(from, to)]
+        self.audits = []            # (actor, action, details) for the operator audit log, at commit
+        self.refunds = {}           # (terminal_id, sale_seq) -> refund_seq claimed this batch; None = released
+
+    def next_id(self, table):
+        """Allocate the id of the next row of `records` or `ledger_tx` written by this batch."""
+        last = self._last_ids.get(table)
+        if last is None:
+            last = self.conn.execute(_MAX_ID[table]).fetchone()[0]
+        self._last_ids[table] = last + 1
+        return last + 1
+
+    # -- reads inside the transaction
+    def record(self, terminal_id, seq):
+        """Return the stored record at (terminal, seq) as a SeqRecord, or None."""
+        row = self._batch_records.get((terminal_id, seq))
+        if row is not None:
+            found = SeqRecord(row[_ID], row[_RAW], row[_STATUS], row[_CARD], row[_COUNTER])
+        else:
+            row = self.conn.execute(
+                "SELECT id, raw, status, card_no, card_counter FROM records WHERE terminal_id=? AND seq=?",
+                (terminal_id, seq)).fetchone()
+            if row is None:
+                return None
+            found = SeqRecord(*row)
+        if found.id in self.record_status:  # settled earlier in this batch
+            found = found._replace(status=self.record_status[found.id])
+        return found
+
+    def counter_rows(self, card_no, counters):
+        """Return {counter: CounterClaim} among the given counters of a card."""
+        out = {}
+        missing = []
+        for c in counters:
+            row = self.counters.get((card_no, c))
+            if row is not None:
+                out[c] = row
+            else:
+                missing.append(c)
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for row in self.conn.execute(
+                    "SELECT counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
+                    "WHERE card_no=? AND counter IN (%s)" % marks, (card_no, *missing)):
+                out[row[0]] = CounterClaim(*row[1:])
+        return out
+
+    def card(self, card_no):
+        """Return [uid, shadow_balance_cents, last_counter] of a card (None values when unknown)."""
+        state = self.cards.get(card_no)
+        if state is None:
+            row = self.conn.execute("SELECT uid, shadow_balance_cents, last_counter FROM cards WHERE card_no=?",
+                                    (card_no,)).fetchone()
+            state = list(row) if row else [None, 0, None]
+            self.cards[card_no] = state
+        return state
+
+    def card_deposit(self, card_no):
+        """Return the deposit in cents recorded for a card (0 when unknown)."""
+        row = self.conn.execute("SELECT deposit_cents FROM cards WHERE card_no=?", (card_no,)).fetchone()
+        return row[0] if row else 0
+
+    def uncertain_records(self, card_no):
+        """Return [UncertainRecord] of the card's unresolved uncertain records."""
+        rows = [UncertainRecord(r[_ID], r[1], r[2], r[_RAW], r[_COUNTER]) for r in self.records
+                if r[_CARD] == card_no and r[_STATUS] == RecordStatus.UNCERTAIN]
+        seen = {r.id for r in rows}
+        for row in self.conn.execute(
+                "SELECT id, terminal_id, seq, raw, card_counter FROM records WHERE card_no=? AND status=?",
+                (card_no, RecordStatus.UNCERTAIN)):
+            if row[0] not in seen:
+                rows.append(UncertainRecord(*row))
+        return [r for r in rows if r.id not in self.record_status]
+
+    def held_damaged(self, terminal_id, seq):
+        """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
+        raw = self._held.get((terminal_id, seq))
+        if raw is None:
+            row = self.conn.execute("SELECT raw FROM quarantine WHERE terminal_id=? AND seq=?",
+                                    (terminal_id, seq)).fetchone()
+            raw = bytes(row[0]) if row else None
+        return raw
+
+    def terminal_locked(self, terminal_id):
+        """True when an operator locked the terminal (read now: the CLI may have changed it)."""
+        row = self.conn.execute("SELECT locked FROM terminals WHERE id=?", (terminal_id,)).fetchone()
+        return bool(row and row[0])
+
+    def refund_of(self, terminal_id, sale_seq):
+        """Return the seq of the refund that claimed this sale, or None."""
+        key = (terminal_id, sale_seq)
+        if key in self.refunds:
+            return self.refunds[key]
+        row = self.conn.execute("SELECT refund_seq FROM refunds WHERE terminal_id=? AND sale_seq=?",
+                                key).fetchone()
+        return row[0] if row else None
+
+    def next_card_no(self, first=100001):
+        """Return an unused card number (the caller writes its row in this same transaction)."""
+        row = self.conn.execute("SELECT MAX(card_no) FROM cards").fetchone()
+        return max([first, (row[0] or 0) + 1, *[no + 1 for no, v in self.cards.items() if v[2] is not None]])
+
+    def card_exists(self, card_no):
+        """True when the card has a row (stored, or staged in this batch)."""
+        staged = self.cards.get(card_no)
+        if staged is not None and staged[2] is not None:
+            return True
+        return self.conn.execute("SELECT 1 FROM cards WHERE card_no=?", (card_no,)).fetchone() is not None
+
+    def blacklisted(self, card_no):
+        """True when the card is on the blacklist now."""
+        return self.conn.execute("SELECT 1 FROM blacklist WHERE card_no=? AND removed_version IS NULL",
+                                 (card_no,)).fetchone() is not None
+
+    # -- writes
+    def add_record(self, record_id, terminal_id, seq, raw, rec, status):
+        """Store a record (not yet in the ledger unless post() is called too)."""
+        row = (record_id, terminal_id, seq, raw, rec.kind, rec.card_no, rec.card_counter, rec.amount_cents,
+               rec.balance_after_cents, rec.time_s, status, self.now if status == RecordStatus.APPLIED else None)
+        self.records.append(row)
+        self._batch_records[(terminal_id, seq)] = row
+
+    def set_record_status(self, record_id, status):
+        """Change the status of a stored record (uncertain -> applied or not_happened)."""
+        self.record_status[record_id] = status
+
+    def post(self, record_id, kind, entries):
+        """Append a ledger transaction for a record; entries sum to zero (checked by the caller)."""
+        tx_id = self.next_id("ledger_tx")
+        self.ledger_tx.append((tx_id, record_id, kind, self.now))
+        for account, amount in entries:
+            self.entries.append((tx_id, account, amount))
+            self.accounts.add(account)
+        return tx_id
+
+    def claim_counter(self, card_no, counter, terminal_id, seq, delta, balance_after):
+        """Record that (card, counter) belongs to this record."""
+        self.counters[(card_no, counter)] = CounterClaim(terminal_id, seq, delta, balance_after)
+
+    def claim_refund(self, terminal_id, sale_seq, refund_seq):
+        """Record that a refund reverses this sale (one refund per sale)."""
+        self.refunds[(terminal_id, sale_seq)] = refund_seq
+
+    def release_refund(self, terminal_id, sale_seq):
+        """Free a sale whose refund turned out not to have happened."""
+        self.refunds[(terminal_id, sale_seq)] = None
+
+    def set_card_info(self, card_no, uid, tier, deposit_cents):
+        """Write the desk's view of a new card (uid, tier, deposit, issued_at) now, in this transaction."""
+        self.conn.execute("INSERT INTO cards(card_no, uid, tier, deposit_cents, issued_at) VALUES (?,?,?,?,?)",
+                          (card_no, bytes(uid), tier, deposit_cents, self.now))
+
+    def set_card(self, card_no, uid, shadow_balance_cents, last_counter):
+        """Set the card's shadow balance and newest counter."""
+        self.cards[card_no] = [uid, shadow_balance_cents, last_counter]
+
+    def add_quarantine(self, raw, topic, terminal_id, reason, detail, seq=None):
+        """Keep a frame or record that failed verification: its first QUARANTINE_KEPT_MAX bytes, size and
+        digest; with seq, a damaged record holding that seq."""
+        raw = bytes(raw)
+        if len(raw) > QUARANTINE_KEPT_MAX:
+            self.stats["quarantine_cut"] += 1
+        self.quarantine.append((raw[:QUARANTINE_KEPT_MAX], len(raw), hashlib.sha256(raw).digest(),
+                                topic[:TOPIC_KEPT_MAX], terminal_id, reason, detail, self.now, seq))
+        if seq is not None:
+            self._held[(terminal_id, seq)] = raw
+
+    def add_conflict(self, terminal_id, seq, raw, existing_raw):
+        """Keep a record whose key is taken by other bytes."""
+        self.conflicts.append((terminal_id, seq, raw, existing_raw, self.now))
+
+    def add_alarm(self, kind, card_no, terminal_id, seq, detail):
+        """Raise an alarm for an operator."""
+        self.alarms.append((kind, card_no, terminal_id, seq, detail, self.now))
+
+    def add_attempt(self, rec):
+        """Keep a tap of a blacklisted card (a lock or attempt record): when, where, which card."""
+        self.attempts.append((rec.card_no, rec.terminal_id, rec.seq, rec.kind, rec.time_s, self.now))
+
+    def audit(self, actor, action, **details):
+        """Record an operator action in the audit log as part of this transaction (appended at commit)."""
+        self.audits.append((actor, action, details))
+
+    def update_terminal(self, terminal_id, **columns):
+        """Set terminal columns at commit (last value wins)."""
+        self.terminal_updates.setdefault(terminal_id, {}).update(columns)
+
+    def set_gaps(self, terminal_id, gaps):
+        """Replace the terminal's list of missing seq ranges."""
+        self.gaps[terminal_id] = gaps
+
+    def _next_blacklist_version(self, card_no, action, reason):
+        version = self.conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM blacklist_versions").fetchone()[0]
+        self.conn.execute("INSERT INTO blacklist_versions(version, card_no, action, reason, at) VALUES (?,?,?,?,?)",
+                          (version, card_no, action, reason, self.now))
+        return version
+
+    def blacklist_add(self, card_no, reason):
+        """Add a card to the blacklist under a new version; return the version or None if already listed."""
+        if self.blacklisted(card_no):
+            return None
+        version = self._next_blacklist_version(card_no, BlacklistAction.ADD, reason)
+        self.conn.execute("INSERT INTO blacklist(card_no, added_version, removed_version, reason) VALUES (?,?,NULL,?) "
+                          "ON CONFLICT(card_no) DO UPDATE SET added_version=excluded.added_version, "
+                          "removed_version=NULL, reason=excluded.reason", (card_no, version, reason))
+        self.conn.execute("UPDATE cards SET status=? WHERE card_no=?", (CardStatus.BLACKLISTED, card_no))
+        return version
+
+    def blacklist_remove(self, card_no, reason):
+        """Take a card off the blacklist under a new version; return the version or None if not listed."""
+        if not self.blacklisted(card_no):
+            return None
+        version = self._next_blacklist_version(card_no, BlacklistAction.REMOVE, reason)
+        self.conn.execute("UPDATE blacklist SET removed_version=? WHERE card_no=?", (version, card_no))
+        self.conn.execute("UPDATE cards SET status=? WHERE card_no=? AND status=?",
+                          (CardStatus.ACTIVE, card_no, CardStatus.BLACKLISTED))
+        return version
+
+    def flush(self):
+        """Write everything collected, in dependency order."""
+        c = self.conn
+        if self.records:
+            c.executemany("INSERT INTO records(id, terminal_id, seq, raw, kind, card_no, card_counter, amount_cents, "
+                          "balance_after_cents, time_s, status, applied_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                          self.records)
+        if self.record_status:
+            c.executemany("UPDATE records SET status=?, applied_at=? WHERE id=?",
+                          [(s, self.now if s == RecordStatus.APPLIED else None, i)
+                           for i, s in self.record_status.items()])
+        if self.accounts:
+            c.executemany("INSERT OR IGNORE INTO accounts(name) VALUES (?)", [(a,) for a in self.accounts])
+        if self.ledger_tx:
+            c.executemany("INSERT INTO ledger_tx(id, record_id, kind, at) VALUES (?,?,?,?)", self.ledger_tx)
+            c.executemany("INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (?,?,?)", self.entries)
+        if self.counters:
+            c.executemany("INSERT INTO card_counters(card_no, counter, terminal_id, seq, delta_cents, "
+                          "balance_after_cents) VALUES (?,?,?,?,?,?)",
+                          [(k[0], k[1], *v) for k, v in self.counters.items()])
+        if self.cards:
+            c.executemany("INSERT INTO cards(card_no, uid, shadow_balance_cents, last_counter) VALUES (?,?,?,?) "
+                          "ON CONFLICT(card_no) DO UPDATE SET uid=COALESCE(cards.uid, excluded.uid), "
+                          "shadow_balance_cents=excluded.shadow_balance_cents, last_counter=excluded.last_counter",
+                          [(k, *v) for k, v in self.cards.items() if v[2] is not None])
+        claimed = [(k[0], k[1], v) for k, v in self.refunds.items() if v is not None]
+        if claimed:
+            c.executemany("INSERT OR REPLACE INTO refunds(terminal_id, sale_seq, refund_seq) VALUES (?,?,?)", claimed)
+        released = [k for k, v in self.refunds.items() if v is None]
+        if released:
+            c.executemany("DELETE FROM refunds WHERE terminal_id=? AND sale_seq=?", released)
+        if self.quarantine:
+            c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at, seq) "
+                          "VALUES (?,?,?,?,?,?,?,?,?)", self.quarantine)
+        if self.conflicts:
+            c.executemany("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES (?,?,?,?,?)",
+                          self.conflicts)
+        if self.alarms:
+            c.executemany("INSERT INTO alarms(kind, card_no, terminal_id, seq, detail, at) VALUES (?,?,?,?,?,?)",
+                          self.alarms)
+        if self.attempts:
+            c.executemany("INSERT INTO attempts(card_no, terminal_id, seq, kind, time_s, at) VALUES (?,?,?,?,?,?)",
+                          self.attempts)
+        for terminal_id, cols in self.terminal_updates.items():
+            names = sorted(cols)
+            unknown = set(names) - TERMINAL_COLUMN_NAMES
+            if unknown:
+                raise ValueError("terminals has no column %s" % ", ".join(sorted(unknown)))
+            c.execute("UPDATE terminals SET %s WHERE id=?" % ", ".join("%s=?" % n for n in names),
+                      (*[cols[n] for n in names], terminal_id))
+        for terminal_id, gaps in self.gaps.items():
+            c.execute("DELETE FROM terminal_gaps WHERE terminal_id=?", (terminal_id,))
+            c.executemany("INSERT INTO terminal_gaps(terminal_id, from_seq, to_seq) VALUES (?,?,?)",
+                          [(terminal_id, a, b) for a, b in gaps])
+
+    def flush_audit(self, oplog):
+        """Append the staged audit entries to the log and move the database's anchor to its new head.
+
+        Runs last before COMMIT, under the write lock: the log must end where
+        the anchor says (AuditLogError otherwise, and the change rolls back).
+        An entry appended whose COMMIT then fails shows as NOT_ANCHORED.
+        """
+        if not self.audits:
+            return
+        row = self.conn.execute("SELECT seq, hash FROM audit_anchor WHERE id=1").fetchone()
+        anchor = tuple(row) if row else None
+        for actor, action, details in self.audits:
+            entry = oplog.append_anchored(anchor, actor, action, **details)
+            anchor = (entry["seq"], entry["hash"])
+        self.conn.execute("INSERT INTO audit_anchor(id, seq, hash, at) VALUES (1,?,?,?) ON CONFLICT(id) DO UPDATE "
+                          "SET seq=excluded.seq, hash=excluded.hash, at=excluded.at", (*anchor, self.now))
+

@@ -1,0 +1,163 @@
+"""paho-mqtt 2.x client handed to asyncio.
+
+paho's network loop runs in its own thread. Each message goes to an
+asyncio.Queue through `loop.call_soon_threadsafe`, bounded by a semaphore of
+QUEUE_MAX slots taken in the paho thread; when the queue is full the paho
+thread waits (backpressure: it stops reading the
+socket and the broker keeps the messages), it never drops one: this is money.
+
+PUBACKs are manual: the hub acknowledges a message to the broker only after
+the batch holding it is committed, so a hub killed mid-batch gets the message
+again from the broker (clean_session False, fixed client id: the broker also
+queues messages while the hub is down).
+
+Downlinks are bounded too: paho keeps every QoS 1 publish until its PUBACK,
+and all of them while the broker is away (DOWNLINK_QUEUED_MAX). A publish
+beyond the bound is refused, counted (`downlinks_refused`) and reported to
+the caller, never silently lost: every downlink can be made again (an ack
+when the terminal uploads again, the blacklist and config at its T_SYNC, a
+command stays queued in the database until a publish takes it).
+"""
+
+import asyncio
+import logging
+import socket
+import threading
+from collections import namedtuple
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger("parkcard.mqtt")
+
+Message = namedtuple("Message", "topic payload mid")
+
+UP_FILTER = "parkcard/+/up"
+STATUS_FILTER = "parkcard/+/status"
+QUEUE_MAX = 1024               # frames waiting for the ingest task
+# Downlinks paho holds (in flight, or queued while the broker is away): 8192 frames of at most
+# FRAME_SIZE_MAX bytes is tens of MB at worst, and a fleet offline for an hour of blacklist pushes fits.
+DOWNLINK_QUEUED_MAX = 8192
+INFLIGHT_MAX = 1000            # QoS 1 downlinks awaiting their PUBACK (part of DOWNLINK_QUEUED_MAX)
+HANDOFF_WAIT_S = 0.5           # a blocked hand-off re-checks for shutdown this often
+KEEPALIVE_S = 30
+RECONNECT_DELAY_S_MIN = 0.05
+RECONNECT_DELAY_S_MAX = 2
+
+
+def set_nodelay(client):
+    """Turn Nagle off on paho's socket: a PUBACK followed by a PUBLISH otherwise waits for the
+    peer's delayed ACK (about 40 ms per hop on Linux)."""
+    sock = client.socket()
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class MqttLink:
+    """The hub's broker session."""
+
+    def __init__(self, host, port, client_id="parkcard-hub", username=None, password=None, queue_max=QUEUE_MAX,
+                 tls_ca=None, downlink_queued_max=DOWNLINK_QUEUED_MAX):
+        self.host, self.port, self.client_id = host, port, client_id
+        self.queue = None
+        self.queue_max = queue_max
+        # Set once the broker granted the hub's subscriptions (SUBACK, MQTT 3.1.1 §3.8.4), not at
+        # CONNACK: only from then on does an uplink published by a terminal reach the hub.
+        self.connected = None
+        self._sub_mid = None
+        self.backpressure_waits = 0
+        self.connects = 0
+        self.downlinks_refused = 0      # publishes refused at DOWNLINK_QUEUED_MAX
+        self.downlink_queued_max = downlink_queued_max
+        self._loop = None
+        self._stopping = threading.Event()
+        self._slots = threading.Semaphore(queue_max)   # bounds the queue; the paho thread waits on it
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                                  protocol=mqtt.MQTTv311, manual_ack=True)
+        if username:
+            self.client.username_pw_set(username, password)
+        if tls_ca:
+            self.client.tls_set(ca_certs=tls_ca)
+        self.client.max_inflight_messages_set(min(INFLIGHT_MAX, downlink_queued_max))
+        self.client.max_queued_messages_set(downlink_queued_max)
+        self.client.reconnect_delay_set(RECONNECT_DELAY_S_MIN, RECONNECT_DELAY_S_MAX)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    async def start(self):
+        """Connect in the background (paho retries until the broker answers)."""
+        self._loop = asyncio.get_running_loop()
+        self.queue = asyncio.Queue()
+        self.connected = asyncio.Event()
+        self._stopping.clear()
+        self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
+
+    async def stop(self):
+        """Disconnect and stop paho's thread."""
+        self._stopping.set()
+        self.client.disconnect()
+        await asyncio.to_thread(self.client.loop_stop)
+
+    # -- paho thread
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.warning("event=connect_failed reason=%s", reason_code)
+            return
+        set_nodelay(client)
+        # The SUBACK is handled in this same paho thread after this callback: _sub_mid is set by then.
+        self._sub_mid = client.subscribe([(UP_FILTER, 1), (STATUS_FILTER, 1)])[1]
+        log.info("event=connected broker=%s:%d session_present=%s", self.host, self.port, flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if mid != self._sub_mid:
+            return
+        if any(code.is_failure for code in reason_codes):
+            log.warning("event=subscribe_refused broker=%s:%d codes=%s", self.host, self.port, reason_codes)
+            return
+        self.connects += 1    # sessions in which the broker delivers uplinks to the hub
+        self._loop.call_soon_threadsafe(self.connected.set)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        # Our own clean stop is news only in the debug log; any other loss is a warning.
+        level = logging.INFO if getattr(reason_code, "value", reason_code) == 0 else logging.WARNING
+        log.log(level, "event=disconnected reason=%s", reason_code)
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.connected.clear)
+
+    def _on_message(self, client, userdata, msg):
+        item = Message(msg.topic, bytes(msg.payload), msg.mid)
+        if not self._slots.acquire(blocking=False):
+            self.backpressure_waits += 1
+            while not self._slots.acquire(timeout=HANDOFF_WAIT_S):
+                if self._stopping.is_set():
+                    return   # not acknowledged: the broker sends it again
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    # -- event loop side
+    async def get_batch(self, frames_max):
+        """Wait for one message, then take what else is queued, up to frames_max."""
+        batch = [await self.queue.get()]
+        while len(batch) < frames_max and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        return batch
+
+    def release(self, count):
+        """Give back queue slots after a batch is handled."""
+        for _ in range(count):
+            self._slots.release()
+
+    def ack(self, mid):
+        """PUBACK a message after its batch is committed."""
+        if mid:
+            self.client.ack(mid, 1)
+
+    def publish(self, topic, payload, retain=False):
+        """Publish QoS 1 (paho queues it while disconnected); return False when refused at DOWNLINK_QUEUED_MAX."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.downlinks_refused += 1
+            log.warning("event=downlink_refused topic=%s queued_max=%d", topic, self.downlink_queued_max)
+            return False
+        return True
