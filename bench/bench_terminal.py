@@ -229,6 +229,8 @@ def print_micropython(mpy, args):
     print("heap idle                %s bytes (%s above start)" % (mpy["heap_idle"], mpy["heap_idle_above_start"]))
     print("heap free after          %s bytes" % mpy["heap_free"])
     print("blacklist lookup         %s us at %d entries" % (mpy["us_per_blacklist_lookup"], args.blacklist))
+    print("blacklist open           %.1f ms at %d entries (reads the file once for its crc32, at boot and after "
+          "each new list)" % (int(mpy["us_blacklist_open"]) / 1e3, args.blacklist))
 
 
 if __name__ == "__main__":

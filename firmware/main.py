@@ -1,38 +1,7 @@
-"""ParkCard terminal entry point on the ESP32."""
+"""ParkCard terminal entry point on the ESP32: MicroPython compiles this file on the heap, so the work is in
+terminal/start.py, installed compiled (the host's tests call main() with their own board)."""
 
-import asyncio
+from terminal.start import main
 
-from terminal.blacklist import BlacklistCorrupt
-from terminal.board import Board
-from terminal.journal import JournalCorrupt
-from terminal.runtime import SettingsError, Terminal, load_settings
-
-
-def main():
-    """Build the terminal from the board and its provisioning, then serve taps forever."""
-    board = Board()
-    try:
-        settings = load_settings()
-        board.network(settings.get("wifi_ssid", ""), (board.keystore().get("wifi_password") or b"").decode())
-        if settings.get("ca"):
-            import ssl
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            with open(settings["ca"], "rb") as f:
-                ctx.load_verify_locations(cadata=f.read())  # the park CA in DER (parkcard-flash)
-            settings["ssl"] = ctx
-        terminal = Terminal(board, settings)
-    except SettingsError as exc:
-        board.display().show("Not provisioned", "See technician")
-        print("parkcard:", exc)
-        return
-    except (JournalCorrupt, BlacklistCorrupt) as exc:
-        # Damage a power cut cannot explain: serving could lose records or pass a blocked
-        # card, and a restart would fail the same way. Say so instead of a silent REPL.
-        board.display().show("Journal damaged" if isinstance(exc, JournalCorrupt) else "Blacklist bad",
-                             "See technician")
-        print("parkcard:", exc)
-        return
-    asyncio.run(terminal.run())
-
-
-main()
+if __name__ == "__main__":  # MicroPython runs main.py as __main__ after boot.py
+    main()

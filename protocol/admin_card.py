@@ -50,48 +50,8 @@ DESK_SPARE_BLOCK = 26           # written as zeros, never read
 ADMIN_ACCESS = card.access_bytes(0b100, 0b100, 0b100, 0b011)
 
 
-class BoothKeys:
-    """What a booth terminal holds: master A and the card MAC master, never master B.
-
-    Usable wherever protocol.card.CardKeys wants park keys for reading and
-    debiting; key_b() of such CardKeys fails, as it must on a booth.
-    """
-
-    master_b = None
-    kdf_b = None
-
-    def __init__(self, master_a, master_mac):
-        for key in (master_a, master_mac):
-            if len(key) != _MASTER_SIZE:
-                raise Malformed("master keys are 32 bytes")
-        self.master_a = master_a
-        self.master_mac = master_mac
-        # Made once, as ParkKeys does: every card read derives from them.
-        self.kdf_a = crypto.Mac(master_a)
-        self.kdf_mac = crypto.Mac(master_mac)
-
-    def pack(self):
-        """Return the 64 bytes kept in the key store: master A then master MAC."""
-        return self.master_a + self.master_mac
-
-    @classmethod
-    def unpack(cls, data):
-        """Rebuild from pack()'s 64 bytes."""
-        if len(data) != 2 * _MASTER_SIZE:
-            raise Malformed("booth keys are 64 bytes")
-        return cls(bytes(data[:32]), bytes(data[32:]))
-
-
-def booth_keys(park_keys):
-    """The booth subset of ParkKeys (or of BoothKeys, unchanged)."""
-    return BoothKeys(park_keys.master_a, park_keys.master_mac)
-
-
-def unpack_keys(data):
-    """Key store bytes to keys: 96 bytes are desk ParkKeys, 64 bytes BoothKeys."""
-    if len(data) == 3 * _MASTER_SIZE:
-        return card.ParkKeys.unpack(data)
-    return BoothKeys.unpack(data)
+# The key-store forms of the park keys live with ParkKeys: a serving booth reads them without this module.
+from protocol.card import BoothKeys, booth_keys, unpack_keys  # noqa: E402,F401 - re-exported
 
 
 def blob_blocks(desk=False):

@@ -18,8 +18,8 @@ ROLE_GATE = 3
 ROLE_DESK = 4
 ROLE_NAMES = {ROLE_POS: "pos", ROLE_RIDE: "ride", ROLE_GATE: "gate", ROLE_DESK: "desk"}
 
-_CONFIG_FMT = ">HBHIIIIIHH"
-_CONFIG_SIZE = 29
+_CONFIG_FMT = const(">HBHIIIIIHH")
+_CONFIG_SIZE = const(29)
 # Field limits of T_CONFIG (_CONFIG_FMT); the hub checks operator input against these same values,
 # which protocol/hub_frames.py names (a const() with an underscore has no name on the terminal's heap).
 _MERCHANT_ID_MAX = const(0xFFFF)             # H
@@ -57,10 +57,10 @@ class Config:
 
     @classmethod
     def decode(cls, body):
-        """Parse a T_CONFIG body."""
-        if len(body) != _CONFIG_SIZE:
+        """Parse a T_CONFIG body; bytes after the 29 known ones are fields of a newer hub, ignored (SPEC.md §5.3)."""
+        if len(body) < _CONFIG_SIZE:
             raise Malformed("config length")
-        cfg = cls(*struct.unpack(_CONFIG_FMT, body))
+        cfg = cls(*struct.unpack_from(_CONFIG_FMT, body, 0))
         if cfg.role not in ROLE_NAMES or cfg.category > 15:
             raise Malformed("config role or category")
         return cfg

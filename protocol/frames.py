@@ -55,8 +55,8 @@ CMD_DEAUTHORISE = 3
 CMD_LOCK = 4
 CMD_REPORT_STATUS = 5
 
-_STATUS_FMT = const(">IBB8sHIIIIIIB")
-_SYNC_FMT = const(">IH")
+_STATUS_FMT = const(">IBB8sHIIIIIIBH")
+_SYNC_FMT = const(">IHH")
 _AUTH_FMT = const(">I7sB")
 _ACK_FMT = const(">IHH")
 _BL_FMT = const(">IIBHHHH")
@@ -150,7 +150,8 @@ class Status:
 
 
     def __init__(self, boot=0, online=1, role=0, firmware=b"", config_version=0, blacklist_version=0,
-                 queue_depth=0, oldest_unsynced_age_s=0, free_heap=0, uptime_s=0, last_seq=0, authorised=0):
+                 queue_depth=0, oldest_unsynced_age_s=0, free_heap=0, uptime_s=0, last_seq=0, authorised=0,
+                 memory_errors=0):
         self.boot = boot
         self.online = online
         self.role = role
@@ -163,20 +164,29 @@ class Status:
         self.uptime_s = uptime_s
         self.last_seq = last_seq
         self.authorised = authorised
+        self.memory_errors = memory_errors
 
     def encode(self):
         """Return the body bytes."""
-        fw = self.firmware[:8]
-        return struct.pack(_STATUS_FMT, self.boot, self.online, self.role, fw + bytes(8 - len(fw)),
-                           self.config_version, self.blacklist_version, self.queue_depth,
-                           self.oldest_unsynced_age_s, self.free_heap, self.uptime_s, self.last_seq,
-                           self.authorised)
+        return status_body(self.boot, self.online, self.role, self.firmware, self.config_version,
+                           self.blacklist_version, self.queue_depth, self.oldest_unsynced_age_s, self.free_heap,
+                           self.uptime_s, self.last_seq, self.authorised, self.memory_errors)
+
+
+def status_body(boot, online, role, firmware, config_version, blacklist_version, queue_depth, oldest_unsynced_age_s,
+                free_heap, uptime_s, last_seq, authorised, memory_errors):
+    """T_STATUS body from its fields, no Status object on the way (the terminal's heap, SPEC.md §5.3)."""
+    fw = firmware[:8]
+    return struct.pack(_STATUS_FMT, boot, online, role, fw + bytes(8 - len(fw)), config_version, blacklist_version,
+                       queue_depth, oldest_unsynced_age_s, free_heap, uptime_s, last_seq, authorised,
+                       min(memory_errors, 0xFFFF))
 
 
 
-def sync_body(blacklist_version, config_version):
-    """T_SYNC: ask for config and the blacklist from the versions the terminal holds."""
-    return struct.pack(_SYNC_FMT, blacklist_version, config_version)
+def sync_body(blacklist_version, config_version, chunk_cards_max=0):
+    """T_SYNC: ask for config and the blacklist from the versions the terminal holds, in T_BLACKLIST
+    frames of at most chunk_cards_max cards (0: the hub's limit; SPEC.md §5.5)."""
+    return struct.pack(_SYNC_FMT, blacklist_version, config_version, chunk_cards_max)
 
 
 

@@ -25,8 +25,10 @@ MERCHANT_ID_MAX = 0xFFFF
 PARK_ID_MAX = 0xFFFF
 PRICE_MAX_CENTS = (1 << 23) - 1
 OFFLINE_S_MAX = 7 * 86400
-STATUS_FMT = ">IBB8sHIIIIIIB"
-SYNC_FMT = ">IH"
+STATUS_FMT = ">IBB8sHIIIIIIBH"
+STATUS_SHORT_FMT = ">IBB8sHIIIIIIB"   # without memory_errors, as terminals before it sent (SPEC.md §5.3)
+SYNC_FMT = ">IHH"
+SYNC_SHORT_FMT = ">IH"    # without chunk_cards_max, as terminals before it sent (SPEC.md §5.3)
 AUTH_FMT = ">I7sB"
 ACK_FMT = ">IHH"
 BL_FMT = ">IIBHHHH"
@@ -39,10 +41,13 @@ CARD_RESULT_FMT = ">I7sBBB"
 
 
 def parse_status(body):
-    """Parse a T_STATUS body into a frames.Status."""
-    if len(body) != struct.calcsize(STATUS_FMT):
+    """Parse a T_STATUS body into a frames.Status (memory_errors 0 in a body without it)."""
+    if len(body) == struct.calcsize(STATUS_SHORT_FMT):
+        v = struct.unpack(STATUS_SHORT_FMT, body)
+    elif len(body) == struct.calcsize(STATUS_FMT):
+        v = struct.unpack(STATUS_FMT, body)
+    else:
         raise Malformed("status length")
-    v = struct.unpack(STATUS_FMT, body)
     return Status(v[0], v[1], v[2], v[3].rstrip(b"\x00"), *v[4:])
 
 
@@ -78,7 +83,9 @@ def parse_upload(body):
 
 
 def parse_sync(body):
-    """Return (blacklist_version, config_version)."""
+    """Return (blacklist_version, config_version, chunk_cards_max); a 6-byte body has chunk_cards_max 0."""
+    if len(body) == struct.calcsize(SYNC_SHORT_FMT):
+        return struct.unpack(SYNC_SHORT_FMT, body) + (0,)
     if len(body) != struct.calcsize(SYNC_FMT):
         raise Malformed("sync length")
     return struct.unpack(SYNC_FMT, body)

@@ -41,7 +41,7 @@ def compiled_firmware():
         root = Path(tempfile.mkdtemp(prefix="parkcard-mpy-"))
         for package, target in [(p, p.name) for p in MPY_PACKAGES] + [(MPY_SCRIPTS, "scripts")]:
             (root / target).mkdir()
-            # Sub-packages too (terminal/cards/), as parkcard-flash stages them.
+            # Sub-packages too (terminal/cards/, terminal/roles/), as parkcard-flash stages them.
             for src in sorted(package.rglob("*.py")):
                 if src.parent != package and not (src.parent / "__init__.py").exists():
                     continue    # protocol/vectors' generators are no module

@@ -135,7 +135,7 @@ def test_power_cut_before_the_rename_keeps_the_old_list(tmp_path):
     assert (bl.version, bl.count, bl.contains(20), bl.contains(15)) == (2, 3, False, True)
 
 
-@pytest.mark.parametrize("damage", ["short", "magic", "count"])
+@pytest.mark.parametrize("damage", ["short", "magic", "count", "number"])
 def test_damaged_list_is_reported_not_trusted(tmp_path, damage):
     bl = Blacklist(str(tmp_path))
     bl.apply_delta(0, 3, [1, 2, 3], [])
@@ -146,6 +146,8 @@ def test_damaged_list_is_reported_not_trusted(tmp_path, damage):
         data = data[:-1]
     elif damage == "magic":
         data[-16] ^= 0xFF
+    elif damage == "number":
+        data[5] ^= 0x01  # card 2 reads as 258: the trailer checks, the numbers' crc does not
     else:
         data[-5] += 1
     path.write_bytes(bytes(data))

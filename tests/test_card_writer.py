@@ -6,7 +6,7 @@ from protocol import admin_card, card, frames, hub_frames
 from protocol.errors import Malformed
 from sim.mfrc522 import VirtualMFRC522
 from sim.mifare import MifareClassic1K, Field
-from terminal.card_writer import CardWriter
+from terminal.roles.desk import CardWriter
 from terminal.rc522 import RC522
 
 PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import shlex
 import ssl
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MICROPYTHON, REPO
-from parkcard_flash import cli, device, image, pins, plan
+from parkcard_flash import chip, cli, device, image, pins, plan
 from parkcard_flash.bundle import load_bundle, parse_bundle
 from parkcard_flash.errors import FlashError, StepFailed
 
@@ -278,10 +279,11 @@ def test_plan_commands(built, tmp_path):
     bundle, out, entries = built
     fw = tmp_path / "ESP32_GENERIC.bin"
     steps = plan.flash_plan("/dev/ttyUSB0", bundle, out, entries, micropython=fw, baud=921600)
-    assert Path(steps[0].argv[0]).name == "esptool" and Path(steps[2].argv[0]).name == "mpremote"
+    assert Path(steps[0].argv[0]).name == "esptool" and Path(steps[3].argv[0]).name == "mpremote"
     esp = ["--chip", "esp32", "--port", "/dev/ttyUSB0", "--baud", "921600"]
     remote = ["connect", "/dev/ttyUSB0"]
     assert [tail(s) for s in steps] == [
+        esp + ["flash-id"],
         esp + ["erase-flash"],
         esp + ["write-flash", "0x1000", str(fw)],
         remote + ["run", str(out / "provision/clean_device.py")],
@@ -289,7 +291,7 @@ def test_plan_commands(built, tmp_path):
         remote + ["fs", "cp", "-r", str(out / "image/protocol"), ":protocol"],
         remote + ["fs", "cp", str(out / "provision/terminal.json"), ":terminal.json"],
         remote + ["fs", "cp", str(out / "provision/ca.der"), ":ca.der"],
-        remote + ["exec", steps[7].argv[-1]],
+        remote + ["exec", steps[8].argv[-1]],
         remote + ["fs", "cp", str(out / "image/boot.py"), ":boot.py"],
         remote + ["fs", "cp", str(out / "image/main.py"), ":main.py"],
         remote + ["run", str(out / "provision/verify_device.py")],
@@ -426,6 +428,70 @@ def test_run_plan_stops_at_the_first_failure():
                               "not run\nhint: try again")
 
 
+# What `esptool --chip esp32 flash-id` prints (esptool 5; esptool 4 says "Chip is ..."), per board.
+ESPTOOL_WROOM = """Connected to ESP32 on /dev/ttyUSB0:
+Chip type:          ESP32-D0WD-V3 (revision v3.1)
+Features:           Wi-Fi, BT, Dual Core + LP Core, 240MHz, Vref calibration in eFuse, Coding Scheme None
+Crystal frequency:  40MHz
+MAC:                24:0a:c4:00:00:01
+
+Flash Memory Information:
+=========================
+Manufacturer: 20
+Device: 4016
+Detected flash size: 4MB
+"""
+ESPTOOL_D0WDR2 = ESPTOOL_WROOM.replace("ESP32-D0WD-V3", "ESP32-D0WDR2-V3").replace("4MB", "8MB")
+ESPTOOL_PICO_V3_02 = ESPTOOL_WROOM.replace("ESP32-D0WD-V3", "ESP32-PICO-V3-02").replace(
+    "240MHz,", "240MHz, Embedded Flash, Embedded PSRAM,")
+ESPTOOL_V4_WROOM = """Chip is ESP32-D0WD-V3 (revision v3.0)
+Features: WiFi, BT, Dual Core, 240MHz, VRef calibration in efuse, Coding Scheme None
+Detected flash size: 4MB
+"""
+
+
+@pytest.mark.parametrize("stdout, firmware, shown", [
+    (ESPTOOL_WROOM, "ESP32_GENERIC-20250415-v1.25.0.bin",
+     ["chip: ESP32-D0WD-V3 (revision v3.1), flash 4MB, no PSRAM seen by esptool", "heap: " + chip.HEAP_NO_PSRAM]),
+    (ESPTOOL_V4_WROOM, "ESP32_GENERIC.bin",
+     ["chip: ESP32-D0WD-V3 (revision v3.0), flash 4MB, no PSRAM seen by esptool", "heap: " + chip.HEAP_NO_PSRAM]),
+    (ESPTOOL_D0WDR2, "ESP32_GENERIC-SPIRAM.bin",
+     ["chip: ESP32-D0WDR2-V3 (revision v3.1), flash 8MB, PSRAM", "heap: " + chip.HEAP_PSRAM]),
+    (ESPTOOL_PICO_V3_02, "ESP32_GENERIC.bin",
+     ["chip: ESP32-PICO-V3-02 (revision v3.1), flash 4MB, PSRAM", "heap: " + chip.HEAP_PSRAM,
+      "note: ESP32_GENERIC.bin is not a SPIRAM build: the PSRAM stays unused and the heap is about 110 KB"]),
+    (ESPTOOL_WROOM, "ESP32_GENERIC-SPIRAM.bin",
+     ["chip: ESP32-D0WD-V3 (revision v3.1), flash 4MB, no PSRAM seen by esptool", "heap: " + chip.HEAP_NO_PSRAM,
+      "warning: ESP32_GENERIC-SPIRAM.bin is a SPIRAM build and esptool sees no PSRAM: unless this is a WROVER "
+      "module, flash ESP32_GENERIC instead"]),
+], ids=["wroom", "esptool4", "d0wdr2", "pico_v3_02", "spiram_build_no_psram"])
+def test_the_chip_is_read_before_flashing_and_its_heap_class_said(stdout, firmware, shown):
+    lines = []
+    step = plan.chip_step("/dev/ttyUSB0", 460800, firmware)
+    plan.run_plan([step], echo=lines.append, runner=lambda argv, **kw: completed(0, stdout))
+    assert step.argv[1:] == ["--chip", "esp32", "--port", "/dev/ttyUSB0", "--baud", "460800", "flash-id"]
+    assert lines[2:] == ["\n".join(shown), "done: 1 steps"]
+
+
+@pytest.mark.parametrize("stdout, problem", [
+    (ESPTOOL_WROOM.replace("ESP32-D0WD-V3 (revision v3.1)", "ESP32-S3 (QFN56) (revision v0.2)"),
+     "ESP32-S3 (QFN56) (revision v0.2) is not a classic ESP32"),
+    ("A fatal error occurred: Failed to connect to ESP32: No serial data received.\n",
+     "esptool did not say which chip this is"),
+], ids=["esp32_s3", "no_answer"])
+def test_a_board_that_is_not_a_classic_esp32_stops_the_plan_before_anything_is_written(stdout, problem):
+    steps = [plan.chip_step("/dev/ttyUSB0", 460800, "ESP32_GENERIC.bin"), plan.Step("erase", ["esptool", "erase"])]
+    ran = []
+
+    def runner(argv, **kwargs):
+        ran.append(argv[-1])
+        return completed(0, stdout)
+
+    with pytest.raises(StepFailed, match="step 1 of 2 .*failed:\n  " + re.escape(problem)):
+        plan.run_plan(steps, echo=lambda line: None, runner=runner)
+    assert ran == ["flash-id"]  # nothing erased
+
+
 def test_run_plan_fails_a_step_whose_check_finds_problems():
     step = plan.Step("verify", ["mpremote", "run"], check=lambda out: [] if out == "ok" else ["bad: " + out])
     plan.run_plan([step], echo=lambda line: None, runner=lambda argv, **kw: completed(0, "ok"))
@@ -463,11 +529,11 @@ def test_cli_dry_run_prints_the_plan(cli_env):
     result = invoke(runner, "flash", "--port", "/dev/ttyUSB7", "--bundle", bundle, "--micropython", fw,
                     "--dry-run", "--source", src, "--out", out)
     assert result.exit_code == 0, result.output
-    assert "1. Erase the whole flash" in result.output
+    assert "1. Read the chip" in result.output and "2. Erase the whole flash" in result.output
     assert "esptool --chip esp32 --port /dev/ttyUSB7 --baud 460800 write-flash 0x1000 %s" % fw in result.output
     assert "mpremote connect /dev/ttyUSB7 fs cp -r %s :terminal" % (out / "image/terminal") in result.output
     assert 'binascii.unhexlify("<terminal_key from bundle>")' in result.output
-    assert "11. Reset the terminal" in result.output  # no CA in this bundle: no ca.der step
+    assert "12. Reset the terminal" in result.output  # no CA in this bundle: no ca.der step
     for secret in SECRET_TEXTS:
         assert secret not in result.output
 

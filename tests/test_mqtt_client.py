@@ -20,7 +20,7 @@ import pytest
 from conftest import FIRMWARE, MICROPYTHON, MICROPYTHON_HEAP, REPO, SubackHeld, compiled_firmware
 
 sys.path.insert(0, str(FIRMWARE))
-from terminal import mqtt  # noqa: E402
+from terminal import mqtt, mqtt_codec  # noqa: E402
 from terminal.mqtt import MQTTClient, MQTTError  # noqa: E402
 
 MPY_SCRIPTS = Path(__file__).resolve().parent / "mpy"
@@ -53,30 +53,30 @@ def test_parser_tells_packet_from_need_more_from_malformed(vector):
 
 @pytest.mark.parametrize("length", [0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455])
 def test_remaining_length_round_trips(length):
-    encoded = b"\x30" + mqtt.encode_remaining_length(length)
-    assert mqtt.decode_remaining_length(encoded) == (length, len(encoded))
-    assert mqtt.decode_remaining_length(encoded[:-1]) is None
+    encoded = b"\x30" + mqtt_codec.encode_remaining_length(length)
+    assert mqtt_codec.decode_remaining_length(encoded) == (length, len(encoded))
+    assert mqtt_codec.decode_remaining_length(encoded[:-1]) is None
 
 
 def test_parser_needs_every_byte_of_a_packet():
-    packet = b"".join(mqtt.encode_publish("pc/t1/cmd", b"x" * 200, 1, True, True, 77))
+    packet = b"".join(mqtt_codec.encode_publish("pc/t1/cmd", b"x" * 200, 1, True, True, 77))
     for cut in range(len(packet)):
-        assert mqtt.parse_packet(packet[:cut]) is None
-    assert mqtt.parse_packet(packet + b"\xd0\x00") == (
+        assert mqtt_codec.parse_packet(packet[:cut]) is None
+    assert mqtt_codec.parse_packet(packet + b"\xd0\x00") == (
         len(packet), (mqtt.PUBLISH, "pc/t1/cmd", b"x" * 200, 1, True, True, 77))
 
 
 @pytest.mark.parametrize("call", [
-    lambda: mqtt.encode_remaining_length(268435456),
-    lambda: mqtt.encode_remaining_length(-1),
-    lambda: mqtt.encode_publish("a/+", b""),
-    lambda: mqtt.encode_publish("", b""),
-    lambda: mqtt.encode_publish("a", b"", qos=2, pid=1),
-    lambda: mqtt.encode_publish("a", b"", qos=1, pid=0),
-    lambda: mqtt.encode_subscribe(1, "a", qos=2),
-    lambda: mqtt.encode_connect("t1", password="p"),
-    lambda: mqtt.encode_connect("t1", keepalive_s=65536),
-    lambda: mqtt.encode_connect("t" * 65536),
+    lambda: mqtt_codec.encode_remaining_length(268435456),
+    lambda: mqtt_codec.encode_remaining_length(-1),
+    lambda: mqtt_codec.encode_publish("a/+", b""),
+    lambda: mqtt_codec.encode_publish("", b""),
+    lambda: mqtt_codec.encode_publish("a", b"", qos=2, pid=1),
+    lambda: mqtt_codec.encode_publish("a", b"", qos=1, pid=0),
+    lambda: mqtt_codec.encode_subscribe(1, "a", qos=2),
+    lambda: mqtt_codec.encode_connect("t1", password="p"),
+    lambda: mqtt_codec.encode_connect("t1", keepalive_s=65536),
+    lambda: mqtt_codec.encode_connect("t" * 65536),
 ], ids=["rl_too_big", "rl_negative", "wildcard_topic", "empty_topic", "qos2", "qos1_no_pid",
         "subscribe_qos2", "password_without_user", "keepalive_too_big", "client_id_too_long"])
 def test_encoders_refuse_bad_arguments(call):
@@ -158,7 +158,7 @@ def split_packets(stream):
     firsts = []
     pos = 0
     while pos < len(stream):
-        length, body = mqtt.decode_remaining_length(stream, pos + 1)
+        length, body = mqtt_codec.decode_remaining_length(stream, pos + 1)
         firsts.append(stream[pos])
         pos = body + length
     return firsts
@@ -409,14 +409,19 @@ def test_failing_on_message_is_counted_and_the_message_still_acknowledged(broker
 
 
 @pytest.mark.broker
-def test_oversize_incoming_message_resets_the_link(broker):
+@pytest.mark.parametrize("qos", [0, 1])
+def test_an_oversize_message_is_refused_acknowledged_and_the_link_stays_up(broker, qos):
     async def scenario():
         async with commanded_client(broker, payload_max=1024) as (client, received, hub):
-            hub.client.publish("pc/t1/cmd", b"x" * 2048, qos=0).wait_for_publish(WAIT_S)
-            await until(lambda: client.stats["oversize"] == 1, what="oversize counted")
-            await until(lambda: client.stats["subacks"] == 2 and client.stats["connects"] == 2, what="reconnect")
+            refused = []
+            client.on_refused = lambda topic, size: refused.append((topic, size))
+            hub.client.publish("pc/t1/cmd", b"x" * 2048, qos=qos).wait_for_publish(WAIT_S)
+            await until(lambda: refused, what="refusal")
+            assert refused == [("pc/t1/cmd", 2 + len("pc/t1/cmd") + 2 * qos + 2048)]
             hub.publish("pc/t1/cmd", b"small")
             await until(lambda: received, what="next message")
+            assert (client.stats["refused"], client.stats["connects"], client.stats["reconnects"]) == (1, 1, 0)
+        # Acknowledged (QoS 1): the broker never sends it again; the small one came after it, alone.
         assert received == [("pc/t1/cmd", b"small", False)]
 
     asyncio.run(scenario())
@@ -457,6 +462,37 @@ def test_bad_broker_replies_take_the_reconnect_path(reply, stat):
         server.close()
         assert isinstance(client.last_error, MQTTError)
         assert connections[0][:1] == b"\x10"  # each attempt opened with CONNECT
+
+    asyncio.run(scenario())
+
+
+def test_the_client_frames_packets_that_arrive_a_byte_at_a_time_with_the_codec():
+    # A 300-byte PUBLISH: two Remaining Length bytes, so the codec says "need more bytes" inside the header too.
+    header, payload = mqtt_codec.encode_publish("pc/t1/cmd", b"y" * 300)
+    packet = b"\x20\x02\x00\x00" + bytes(header) + payload
+
+    async def scenario():
+        async def handle(reader, writer):
+            await reader.read(1024)  # CONNECT
+            for i in range(len(packet)):
+                writer.write(packet[i:i + 1])
+                await writer.drain()
+                await asyncio.sleep(0)
+            while await reader.read(1024):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        received = []
+        client = make_client(server.sockets[0].getsockname()[1])
+        client.on_message = lambda topic, data, retained: received.append((topic, data))
+        task = asyncio.create_task(client.run())
+        await until(lambda: received, what="the message")
+        client.close()
+        await asyncio.wait_for(task, 5)
+        server.close()
+        assert received == [("pc/t1/cmd", b"y" * 300)]
+        assert (client.stats["malformed"], client.stats["reconnects"]) == (0, 0)
 
     asyncio.run(scenario())
 

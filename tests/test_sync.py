@@ -407,7 +407,7 @@ def test_version_gap_is_refused_and_asks_from_the_version_held(term):
     assert (term.blacklist.version, term.blacklist.contains(5), term.blacklist.contains(6)) == (2, True, False)
     (topic, payload, _qos, _retain), = term.client.published
     frame = frames.decode(FRAME_MAC, payload)
-    assert (topic, frame.type, hub_frames.parse_sync(frame.body)) == (topics.topic(TID, topics.UP), frames.T_SYNC, (2, 0))
+    assert (topic, frame.type, hub_frames.parse_sync(frame.body)) == (topics.topic(TID, topics.UP), frames.T_SYNC, (2, 0, 256))
 
 
 def test_a_sync_request_that_cannot_go_out_is_dropped_quietly(term):
@@ -497,6 +497,8 @@ def test_an_upload_round_that_fails_is_tried_again_and_loses_nothing(term, monke
     assert (topic, qos, frame.type) == (topics.topic(TID, topics.UP), 1, frames.T_UPLOAD)
     assert hub_frames.parse_upload(frame.body) == [(1, record)]
     assert (term.sync.upload_errors, type(term.sync.last_upload_error)) == (1, MemoryError)
+    status = hub_frames.parse_status(frames.decode(FRAME_MAC, term.sync.status_frame(1)).body)
+    assert status.memory_errors == 1  # reported (SPEC.md §5.3), and the round was tried again
     assert term.journal.depth() == 1  # trimmed only by the hub's ack
 
 
@@ -504,7 +506,7 @@ def test_an_upload_round_that_fails_is_tried_again_and_loses_nothing(term, monke
 def test_a_terminal_sends_a_user_name_only_with_a_password(tmp_path, password, flags):
     """MQTT 3.1.1 §3.1.2.8-9: the server may refuse a user name with no password (RabbitMQ does)."""
     from sim.board import SimBoard
-    from terminal import mqtt
+    from terminal import mqtt, mqtt_codec
     from terminal.runtime import Terminal as Runtime
 
     board = SimBoard(str(tmp_path / "board"))
@@ -529,7 +531,7 @@ def test_a_terminal_sends_a_user_name_only_with_a_password(tmp_path, password, f
         server.close()
         runtime.journal.close()
         runtime.blacklist.close()
-        _length, body = mqtt.decode_remaining_length(packet)
+        _length, body = mqtt_codec.decode_remaining_length(packet)
         assert packet[0] == 0x10 and packet[body:body + 7] == b"\x00\x04MQTT\x04"  # CONNECT, 3.1.1 (§3.1.2)
         return packet[body + 7]
 

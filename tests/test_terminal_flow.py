@@ -16,7 +16,7 @@ import types
 import pytest
 
 from conftest import FIRMWARE
-from protocol import card, frames
+from protocol import card, frames, hub_frames
 from protocol.config import ROLE_GATE, ROLE_POS, ROLE_RIDE, Config
 from protocol.record import FLAG_OFFLINE, RECORD_SIZE, Record, record_mac_for
 from sim.board import SimBoard
@@ -27,6 +27,7 @@ from terminal import ui
 from terminal.app import TerminalApp
 from terminal.blacklist import Blacklist
 from terminal.journal import Journal
+from terminal.roles import pos
 from terminal.wallet import Wallet
 
 PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
@@ -66,6 +67,7 @@ class Terminal:
         self.wallet.last_hub_contact_s = NOW
         self.wallet.blacklist_updated_s = NOW
         self.app = TerminalApp(self.wallet, ui.UI(self.display, self.buzzer), self.keypad)
+        self.role = self.app.role(role)  # the role module the config names
 
     def tap(self, virtual):
         """A card comes into the field (a fresh tap; any other card leaves)."""
@@ -121,7 +123,7 @@ def test_pos_sale_approved_shows_amount_balance_and_beeps(tmp_path):
     t = Terminal(tmp_path)
     vc = t.tap(new_card(10000))
     t.keypad.feed("1250#")
-    result = asyncio.run(t.app.sale_once())
+    result = asyncio.run(t.role.sale_once())
     assert result.ok and result.amount_cents == 1250 and result.balance_cents == 8750
     assert t.display.history == [
         IDLE_POS,
@@ -141,7 +143,7 @@ def test_pos_waits_for_the_card_then_charges_it(tmp_path):
     t.keypad.feed("500#")
 
     async def scenario():
-        sale = asyncio.create_task(t.app.sale_once())
+        sale = asyncio.create_task(t.role.sale_once())
         await until(lambda: t.display.lines == ("Pay 5.00", "Tap card"))
         await turns(20)  # twenty polls with an empty field
         assert not sale.done() and t.buzzer.played == []
@@ -160,7 +162,7 @@ def test_pos_card_pulled_mid_read_keeps_the_sale_for_a_second_tap(tmp_path):
     t.keypad.feed("1250#")
 
     async def scenario():
-        sale = asyncio.create_task(t.app.sale_once())
+        sale = asyncio.create_task(t.role.sale_once())
         await until(lambda: t.display.lines == ("REFUSED", "Tap again"))
         await turns(20)
         assert not sale.done()  # still this sale: the vendor does not key the amount again
@@ -185,7 +187,7 @@ def test_pos_refusal_shows_the_reason_and_takes_nothing(tmp_path, card_setup, bl
     vc = t.tap(new_card(**card_setup))
     before = balance_of(vc)
     t.keypad.feed("1250#")
-    result = asyncio.run(t.app.sale_once())
+    result = asyncio.run(t.role.sale_once())
     assert not result.ok
     assert t.display.lines == ("REFUSED", text)
     assert t.buzzer.played == [ui.BEEP_REFUSED]
@@ -198,7 +200,7 @@ def test_pos_blocked_card_is_locked_when_tapped(tmp_path):
     t.blacklist.apply_delta(0, 1, [CARD_NO], [])
     vc = t.tap(new_card())
     t.keypad.feed("100#")
-    asyncio.run(t.app.sale_once())
+    asyncio.run(t.role.sale_once())
     slot = card_balance(PARK, vc)
     assert slot.locked and slot.balance_cents == 10000
 
@@ -207,7 +209,7 @@ def test_pos_over_the_transaction_cap_is_refused(tmp_path):
     t = Terminal(tmp_path, tx_cap_cents=1000)
     vc = t.tap(new_card())
     t.keypad.feed("1001#")
-    asyncio.run(t.app.sale_once())
+    asyncio.run(t.role.sale_once())
     assert t.display.lines == ("REFUSED", "Over limit")
     assert balance_of(vc) == 10000
 
@@ -217,7 +219,7 @@ def test_clear_on_an_empty_amount_cancels_the_sale(tmp_path):
     vc = t.tap(new_card())
     before = blocks_of(vc)
     t.keypad.feed("*")
-    assert asyncio.run(t.app.sale_once()) is None
+    assert asyncio.run(t.role.sale_once()) is None
     assert t.display.history == [IDLE_POS, ("Amount", "0.00")]
     assert blocks_of(vc) == before and t.journal.last_seq() == 0 and t.buzzer.played == []
 
@@ -226,13 +228,13 @@ def test_clear_on_an_amount_resets_it_and_a_second_clear_cancels(tmp_path):
     t = Terminal(tmp_path)
     vc = t.tap(new_card())
     t.keypad.feed("12*3#")
-    result = asyncio.run(t.app.sale_once())
+    result = asyncio.run(t.role.sale_once())
     assert result.ok and result.amount_cents == 3
     assert ("Amount", "0.12") in t.display.history
     assert t.display.history[-4:] == [("Amount", "0.00"), ("Amount", "0.03"), ("Pay 0.03", "Tap card"),
                                       ("APPROVED 0.03", "Balance 99.97")]
     t.keypad.feed("45**")
-    assert asyncio.run(t.app.sale_once()) is None
+    assert asyncio.run(t.role.sale_once()) is None
     assert t.display.lines == ("Amount", "0.00")
     assert balance_of(vc) == 9997
 
@@ -246,7 +248,7 @@ def test_keys_without_effect_during_amount_entry(tmp_path, keys, cents):
     t = Terminal(tmp_path)
     t.tap(new_card())
     t.keypad.feed(keys)
-    result = asyncio.run(t.app.sale_once())
+    result = asyncio.run(t.role.sale_once())
     assert result.ok and result.amount_cents == cents
     assert ("Balance", "Tap card") not in t.display.history
 
@@ -257,7 +259,7 @@ def test_cancel_while_waiting_for_the_card(tmp_path):
     t.keypad.feed("1250#")
 
     async def scenario():
-        sale = asyncio.create_task(t.app.sale_once())
+        sale = asyncio.create_task(t.role.sale_once())
         await until(lambda: t.display.lines == ("Pay 12.50", "Tap card"))
         await turns(5)
         t.keypad.feed("*")
@@ -276,16 +278,16 @@ def test_waiting_for_the_card_times_out_as_cancelled(tmp_path, monkeypatch):
     monkeypatch.setattr(terminal_app, "CARD_WAIT_MS", 3)
     t = Terminal(tmp_path)
     t.keypad.feed("100#")
-    assert asyncio.run(t.app.sale_once()) is None
+    assert asyncio.run(t.role.sale_once()) is None
     assert t.display.lines == ("Cancelled", "")
 
 
 def test_amount_digits_are_capped(tmp_path):
     t = Terminal(tmp_path, tx_cap_cents=0, daily_cap_cents=0)
     vc = t.tap(new_card(5000000))
-    digits_max = terminal_app.AMOUNT_DIGITS_MAX
+    digits_max = pos.AMOUNT_DIGITS_MAX
     t.keypad.feed("123456789"[:digits_max + 2] + "#")
-    result = asyncio.run(t.app.sale_once())
+    result = asyncio.run(t.role.sale_once())
     assert digits_max == 7
     assert result.ok and result.amount_cents == 1234567
     assert ("Amount", "12345.67") in t.display.history
@@ -300,7 +302,7 @@ def test_amount_digits_are_capped(tmp_path):
 async def check_balance(t, shown):
     """'A' on an empty amount, the card's answer shown, back to amount entry, then '*' ends the sale."""
     t.keypad.feed("A")
-    sale = asyncio.create_task(t.app.sale_once())
+    sale = asyncio.create_task(t.role.sale_once())
     await until(lambda: shown in t.display.history)
     await until(lambda: t.display.lines == ("Amount", "0.00"))
     t.keypad.feed("*")
@@ -324,7 +326,7 @@ def test_balance_check_then_pay_needs_the_card_to_come_back(tmp_path):
     t.keypad.feed("A")
 
     async def scenario():
-        sale = asyncio.create_task(t.app.sale_once())
+        sale = asyncio.create_task(t.role.sale_once())
         await until(lambda: t.display.lines == ("Amount", "0.00") and t.buzzer.played)
         t.keypad.feed("321#")
         await until(lambda: t.display.lines == ("Pay 3.21", "Tap card"))
@@ -356,9 +358,9 @@ def test_ride_debits_the_fixed_price_and_a_held_card_is_charged_once(tmp_path):
     vc = t.tap(new_card(10000))
 
     async def scenario():
-        first = await t.app.ride_once(300)
+        first = await t.role.ride_once(300)
         assert first.ok and t.display.lines == ("APPROVED 3.00", "Balance 97.00")
-        second = asyncio.create_task(t.app.ride_once(300))
+        second = asyncio.create_task(t.role.ride_once(300))
         await turns(50)  # fifty polls with the card still on the reader
         assert not second.done()
         assert balance_of(vc) == 9700 and t.display.lines == ("ParkCard ride", "Price 3.00")
@@ -486,7 +488,7 @@ def test_sale_refused_when_the_keys_are_withdrawn_mid_flow(tmp_path):
     vc = t.tap(new_card())
     t.wallet.park_keys = None  # a hub CMD_DEAUTHORISE between the loop's check and the tap
     t.keypad.feed("100#")
-    result = asyncio.run(t.app.sale_once())
+    result = asyncio.run(t.role.sale_once())
     assert not result.ok and t.display.lines == ("REFUSED", "Not authorised")
     assert balance_of(vc) == 10000
 
@@ -514,7 +516,7 @@ def test_ride_retap_after_an_uncertain_write_charges_one_ride(tmp_path, keep, ch
     t.field.tear_next_write(keep)  # the card leaves during the write: landed (16) or not (0)
 
     async def scenario():
-        ride = asyncio.create_task(t.app.ride_once(300))
+        ride = asyncio.create_task(t.role.ride_once(300))
         await until(lambda: t.display.lines == ("REFUSED", "Tap card again"))
         assert balance_of(vc) == (9700 if charged else 10000)
         t.tap(vc)
@@ -535,7 +537,7 @@ def test_pos_retap_after_an_uncertain_write_completes_the_same_sale(tmp_path, ke
     t.keypad.feed("1250#")
 
     async def scenario():
-        sale = asyncio.create_task(t.app.sale_once())
+        sale = asyncio.create_task(t.role.sale_once())
         await until(lambda: t.display.lines == ("REFUSED", "Tap card again"))
         t.tap(vc)
         return await sale
@@ -569,10 +571,38 @@ def test_a_tap_wakes_the_uploader_at_once(tmp_path):
     runtime.client.close()
 
 
+def test_a_task_out_of_memory_is_started_again_and_reported_in_the_status(tmp_path, monkeypatch):
+    from terminal import runtime as rt
+
+    runtime = _runtime(tmp_path)
+    monkeypatch.setattr(rt, "TASK_RESTART_MS", 0)
+    runs = []
+
+    async def flaky():
+        runs.append(1)
+        if len(runs) < 3:
+            raise MemoryError("memory allocation failed")  # what a fragmented heap raises anywhere
+        await asyncio.Event().wait()  # then it runs as a long-lived task does
+
+    runtime._task_starts = [("flaky", flaky)]
+
+    async def scenario():
+        tasks = runtime.start()
+        await until(lambda: len(runs) == 3)
+        assert runtime.healthy()  # recovered: the watchdog keeps being fed
+        tasks["flaky"].cancel()
+
+    asyncio.run(scenario())
+    status = hub_frames.parse_status(frames.decode(frames.frame_mac_for(TERMINAL_KEY),
+                                                   runtime.sync.status_frame(1)).body)
+    assert status.memory_errors == 2
+    runtime.client.close()
+
+
 @pytest.mark.parametrize("damaged, line1", [("journal/state", "Journal damaged"),
                                             ("blacklist/blacklist", "Blacklist bad")])
 def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monkeypatch, damaged, line1):
-    from terminal import runtime
+    from terminal import start
 
     board = SimBoard(str(tmp_path / "board"))
     board.keystore().set("terminal_key", TERMINAL_KEY)
@@ -583,10 +613,10 @@ def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monk
     fake_board = types.ModuleType("terminal.board")
     fake_board.Board = lambda: board
     monkeypatch.setitem(sys.modules, "terminal.board", fake_board)
-    monkeypatch.setattr(runtime, "load_settings",
+    monkeypatch.setattr(start, "load_settings",
                         lambda: {"terminal_id": 12, "broker_host": "127.0.0.1", "broker_port": 9})
     monkeypatch.setattr(board, "network", lambda *a: None, raising=False)
-    runpy.run_path(str(FIRMWARE / "main.py"))  # returns instead of raising into the REPL
+    runpy.run_path(str(FIRMWARE / "main.py"), run_name="__main__")  # returns instead of raising into the REPL
     assert board.display().lines == (line1, "See technician")
 
 

@@ -11,15 +11,17 @@ hub's config: a desk reads the desk blob (master A, B, MAC), every other role
 the booth blob (master A, MAC): a booth never reads, holds or stores master B.
 """
 
-from protocol import admin_card
+from protocol.card import booth_keys, unpack_keys
 from protocol.config import ROLE_DESK
 from protocol.errors import ProtocolError
 from protocol.frames import CMD_AUTH_CONFIRM, CMD_AUTH_REJECT, CMD_DEAUTHORISE, CMD_LOCK
-from terminal.rc522 import AuthError, RC522Error, ticks_diff, ticks_ms
+from terminal.compat import const, ticks_diff, ticks_ms
+from terminal.rc522 import AuthError, RC522Error
 
 KEY_PARK_KEYS = "park_keys"          # key store: 96 bytes (desk) or 64 bytes (booth)
 KEY_TRANSPORT = "transport_key"      # key store: 32 bytes, set at flashing
 AUTH_TIMEOUT_MS = 30000              # PENDING -> LOCKED without an answer from the hub
+_TRANSPORT_KEY_SIZE = const(32)      # protocol.admin_card.TRANSPORT_KEY_SIZE (SPEC.md §6.1)
 
 # States
 LOCKED = "locked"
@@ -64,6 +66,8 @@ def read_admin_card(reader, transport_key, desk=False):
     found = reader.detect()
     if found is None:
         return None
+    # Imported here, not at the top: a terminal that serves with stored keys never reads an admin card.
+    from protocol import admin_card
     uid = found[0]
     blocks = {}
     sector = -1
@@ -121,7 +125,7 @@ class Authoriser:
         if raw is None:
             return
         try:
-            keys = admin_card.unpack_keys(raw)
+            keys = unpack_keys(raw)
         except ProtocolError:
             self.keystore.delete(KEY_PARK_KEYS)
             self.reason = "malformed"
@@ -179,7 +183,7 @@ class Authoriser:
         if self.state != LOCKED:
             return None
         transport_key = self.keystore.get(KEY_TRANSPORT)
-        if transport_key is None or len(transport_key) != admin_card.TRANSPORT_KEY_SIZE:
+        if transport_key is None or len(transport_key) != _TRANSPORT_KEY_SIZE:
             return self._refuse(NO_TRANSPORT_KEY)
         if self.wallet.config is None:
             return self._refuse(NO_CONFIG)
@@ -214,7 +218,7 @@ class Authoriser:
         if self.state == SERVING:
             keys = self.wallet.park_keys
             if keys.master_b is not None and not desk:
-                self._serve(admin_card.booth_keys(keys), store=True)
+                self._serve(booth_keys(keys), store=True)
             elif keys.master_b is None and desk:
                 self._lock(ROLE_CHANGED)
         elif self.state == PENDING and (self._pending.master_b is not None) != desk:

@@ -2,11 +2,7 @@
 
 import asyncio
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from terminal.compat import const, sleep_ms
 
 # SSD1306 datasheet §9 command table: display off, charge pump, addressing mode, on.
 _SSD1306_INIT = (0xAE, 0xD5, 0x80, 0xA8, 0x3F, 0xD3, 0x00, 0x40, 0x8D, 0x14, 0x20, 0x00, 0xA1, 0xC8,
@@ -89,31 +85,41 @@ class Buzzer:
         try:
             for on_ms, off_ms in pattern:
                 self.pin.value(self.on)
-                await asyncio.sleep_ms(on_ms)
+                await sleep_ms(on_ms)
                 self.pin.value(1 - self.on)
                 if off_ms:
-                    await asyncio.sleep_ms(off_ms)
+                    await sleep_ms(off_ms)
         finally:
             self.pin.value(1 - self.on)
 
 
+_ESP_ERR_NVS_NOT_FOUND = const(0x1102)       # ESP-IDF nvs.h; MicroPython raises OSError(-code)
+_ESP_ERR_NVS_INVALID_LENGTH = const(0x110C)  # the buffer is smaller than the blob
+_BLOB_FIRST = const(128)                     # the secrets parkcard-flash stores are at most this long
+_BLOB_MAX = const(4096)
+
+
 class NvsKeyStore:
     """Secrets in the ESP32's NVS partition (namespace per application)."""
-
-    SIZE_MAX = 256
 
     def __init__(self, namespace):
         import esp32
         self.nvs = esp32.NVS(namespace)
 
     def get(self, name):
-        """Return the stored bytes or None."""
-        buf = bytearray(self.SIZE_MAX)
-        try:
-            n = self.nvs.get_blob(name, buf)
-        except OSError:
-            return None
-        return bytes(buf[:n])
+        """Return the stored bytes, or None when there are none; a blob of any size up to _BLOB_MAX is read whole."""
+        size = _BLOB_FIRST
+        while True:
+            buf = bytearray(size)
+            try:
+                return bytes(buf[:self.nvs.get_blob(name, buf)])
+            except OSError as exc:
+                code = abs(exc.args[0]) if exc.args and isinstance(exc.args[0], int) else 0
+                if code == _ESP_ERR_NVS_NOT_FOUND:
+                    return None
+                if code != _ESP_ERR_NVS_INVALID_LENGTH or size >= _BLOB_MAX:
+                    raise  # NVS trouble is not an absent secret: the terminal must not look unprovisioned
+                size *= 2
 
     def set(self, name, value):
         """Store bytes durably."""

@@ -45,23 +45,30 @@ import struct
 from binascii import crc32
 
 from . import atomic
+from .compat import const
 
 PENDING, COMMITTED, VOIDED, UNCERTAIN = 0, 1, 2, 3
 # Final, but not settled by the card: the terminal gave up waiting for the card
 # to come back and hands the decision to the hub (protocol/SPEC.md §4.3).
 UNRESOLVED = 4
 
-_APPEND = 0x41
-_MARK = 0x4D
-_MARK_LEN = 10
-_APPEND_HEAD = 9  # type, seq, time_s: the record starts here
-_STATE = "state"
-_STATE_MAGIC = b"PCJS"
-_SEG_EXT = ".seg"
-_ENOSPC = 28
+# const(): folded into the code by mpy-cross, no name on the terminal's heap.
+_APPEND = const(0x41)
+_MARK = const(0x4D)
+_MARK_LEN = const(10)
+_APPEND_HEAD = const(9)  # type, seq, time_s: the record starts here
+_STATE = const("state")
+_STATE_MAGIC = const(b"PCJS")
+_SEG_EXT = const(".seg")
+_ENOSPC = const(28)
 
 # Fields of a segment's index entry (a small list per segment file).
-_NO, _SIZE, _NAPP, _FIRST, _LAST, _MAXREF = 0, 1, 2, 3, 4, 5
+_NO = const(0)
+_SIZE = const(1)
+_NAPP = const(2)
+_FIRST = const(3)
+_LAST = const(4)
+_MAXREF = const(5)
 
 
 class JournalFull(Exception):

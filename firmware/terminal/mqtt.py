@@ -11,31 +11,35 @@ Design (after peterhinch/micropython-mqtt's mqtt_as, not its code):
 - QoS 1 messages live in a fixed table of `inflight_max` slots until their
   PUBACK arrives; after a reconnect the unacknowledged ones are sent again,
   oldest first, with DUP set (MQTT 3.1.1 §4.4).
-- The packet codec below does no I/O, so it is tested byte for byte.
+- Packets are framed and decoded by terminal/mqtt_codec.py, which does no I/O
+  and is tested byte for byte: packet_size() says how many bytes a packet
+  needs, decode_packet() reads it.
+- A packet too large for payload_max, or for the heap, is refused, not fatal:
+  its bytes are read and dropped in small pieces, a QoS 1 PUBLISH is
+  acknowledged (the sender's copy is the one that counts), and on_refused(topic,
+  size) lets the application ask for it again in smaller pieces.
 """
 
 import asyncio
-import struct
+import sys
 
-try:
-    from micropython import const
-except ImportError:  # CPython
+from terminal.compat import const, sleep_ms, ticks_diff, ticks_ms
+from terminal.compat import wait_ms as _wait_ms
+from terminal.mqtt_codec import (CONNACK, PAYLOAD_MAX, PINGRESP, PUBACK, PUBLISH, SUBACK,  # noqa: F401
+                                 UNSUBACK, MQTTError, decode_packet, encode_connect, encode_puback,
+                                 encode_publish, encode_subscribe, oversize, packet_size)
 
-    def const(value):
-        return value
-
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_diff(end, start):
-        return end - start
-
+_PINGREQ_PACKET = const(b"\xc0\x00")  # §3.12
+_DISCONNECT_PACKET = const(b"\xe0\x00")  # §3.14
+_DUP = const(0x08)  # §3.3.1.1
+_PID_MAX = const(65535)  # §2.3.1 Packet Identifier
+_SUBS_MAX = const(16)
+_RETRY_DELAY_MS_MIN = const(500)
+_SUBACK_FAILURE = const(0x80)  # §3.9.3
+_IPPROTO_TCP = const(6)  # same number on Linux and lwIP; MicroPython's socket lacks the names
+_TCP_NODELAY = const(1)
+_CONNECT_POLL_MS = const(10)
+_SKIP_BYTES = const(256)  # a refused packet is read and dropped in pieces this big
 
 try:
     from random import getrandbits
@@ -46,282 +50,7 @@ except ImportError:  # pragma: no cover - both interpreters have it
         return int.from_bytes(urandom(4), "big") & ((1 << bits) - 1)
 
 
-# MQTT 3.1.1 §2.2.1 Control packet types (high nibble of the first byte).
-# Public: the ones a broker sends (decode_packet's first item). The others are
-# private consts, which mpy-cross folds into the code at no RAM cost.
-_CONNECT = const(1)
-CONNACK = const(2)
-PUBLISH = const(3)
-PUBACK = const(4)
-_SUBSCRIBE = const(8)
-SUBACK = const(9)
-UNSUBACK = const(11)
-PINGRESP = const(13)
-
-_PINGREQ_PACKET = b"\xc0\x00"  # §3.12
-_DISCONNECT_PACKET = b"\xe0\x00"  # §3.14
-
-_PAYLOAD_MAX = const(65536)
-_TOPIC_BYTES_MAX = const(256)
-_REMAINING_LENGTH_MAX = const(268435455)  # §2.2.3: four bytes of 7 bits
-
-_DUP = const(0x08)  # §3.3.1.1
-_RETAIN = const(0x01)  # §3.3.1.3
-_PID_MAX = const(65535)  # §2.3.1 Packet Identifier
-_SUBS_MAX = const(16)
-_RETRY_DELAY_MS_MIN = const(500)
-_SUBACK_FAILURE = const(0x80)  # §3.9.3
-_IPPROTO_TCP = const(6)  # same number on Linux and lwIP; MicroPython's socket lacks the names
-_TCP_NODELAY = const(1)
-
-
-class MQTTError(Exception):
-    """The link to the broker failed or the broker broke the protocol."""
-
-
-# ---------------------------------------------------------------- codec
-
-
-def encode_remaining_length(length):
-    """Return the §2.2.3 variable-length encoding of length."""
-    if length < 0 or length > _REMAINING_LENGTH_MAX:
-        raise ValueError("remaining length out of range")
-    out = bytearray()
-    while True:
-        byte = length & 0x7F
-        length >>= 7
-        if length:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def decode_remaining_length(buf, offset=1, end=None):
-    """Decode §2.2.3 Remaining Length at buf[offset:end].
-
-    Return (length, offset after it), None when more bytes are needed, or
-    raise MQTTError when a fourth byte still has its continuation bit set.
-    """
-    if end is None:
-        end = len(buf)
-    length = 0
-    shift = 0
-    for index in range(offset, min(end, offset + 4)):
-        byte = buf[index]
-        length |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return length, index + 1
-        shift += 7
-    if end - offset >= 4:
-        raise MQTTError("malformed remaining length")
-    return None
-
-
-def _put_string(buf, offset, data):
-    """Write a §1.5.3 UTF-8 string (2-byte length prefix); return the new offset."""
-    size = len(data)
-    buf[offset] = size >> 8
-    buf[offset + 1] = size & 0xFF
-    buf[offset + 2 : offset + 2 + size] = data
-    return offset + 2 + size
-
-
-def _as_bytes(value, what, size_max=65535):
-    if isinstance(value, str):
-        value = value.encode()
-    if len(value) > size_max:
-        raise ValueError(what + " too long")
-    return value
-
-
-def _packet(first_byte, body_len, stored_len=None):
-    """Allocate a packet with its fixed header filled in and room for the first
-    stored_len bytes of its body (all of it by default); return (buf, body offset)."""
-    header = encode_remaining_length(body_len)
-    buf = bytearray(1 + len(header) + (body_len if stored_len is None else stored_len))
-    buf[0] = first_byte
-    buf[1 : 1 + len(header)] = header
-    return buf, 1 + len(header)
-
-
-def encode_connect(client_id, keepalive_s=30, clean_session=False, username=None, password=None,
-                   will_topic=None, will_payload=None, will_qos=1, will_retain=True):
-    """Return a CONNECT packet (MQTT 3.1.1 §3.1)."""
-    if will_qos not in (0, 1):
-        raise ValueError("will_qos must be 0 or 1")
-    if keepalive_s < 0 or keepalive_s > 65535:
-        raise ValueError("keepalive_s out of range")
-    if password is not None and username is None:
-        raise ValueError("password needs a username")  # §3.1.2.9
-    fields = [_as_bytes(client_id, "client_id")]
-    flags = 0x02 if clean_session else 0  # §3.1.2.4 Clean Session
-    if will_topic is not None:  # §3.1.2.5 Will Flag
-        fields.append(_as_bytes(will_topic, "will_topic"))
-        fields.append(_as_bytes(will_payload or b"", "will_payload"))
-        flags |= 0x04 | (will_qos << 3) | (0x20 if will_retain else 0)
-    if username is not None:  # §3.1.2.8 User Name Flag
-        fields.append(_as_bytes(username, "username"))
-        flags |= 0x80
-    if password is not None:  # §3.1.2.9 Password Flag
-        fields.append(_as_bytes(password, "password"))
-        flags |= 0x40
-    body_len = 10  # §3.1.2: protocol name, level, flags, keep alive
-    for field in fields:
-        body_len += 2 + len(field)
-    buf, pos = _packet(_CONNECT << 4, body_len)
-    pos = _put_string(buf, pos, b"MQTT")  # §3.1.2.1 Protocol Name
-    buf[pos] = 4  # §3.1.2.2 Protocol Level 4 = 3.1.1
-    buf[pos + 1] = flags
-    buf[pos + 2] = keepalive_s >> 8  # §3.1.2.10 Keep Alive
-    buf[pos + 3] = keepalive_s & 0xFF
-    pos += 4
-    for field in fields:  # §3.1.3 payload order: id, will topic, will message, user, password
-        pos = _put_string(buf, pos, field)
-    return bytes(buf)
-
-
-def encode_publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
-    """Return a PUBLISH packet (MQTT 3.1.1 §3.3) as (header, payload).
-
-    The header is a bytearray (DUP and the packet id can be set later); the
-    payload is the caller's, not copied: a QoS 1 message waits for its PUBACK
-    holding one copy of its payload, not two.
-    """
-    topic = _as_bytes(topic, "topic")
-    if not topic or b"+" in topic or b"#" in topic:
-        raise ValueError("publish topic must be non-empty without wildcards")  # §3.3.2.1
-    if qos not in (0, 1):
-        raise ValueError("qos must be 0 or 1")
-    if qos and not 0 < pid <= _PID_MAX:
-        raise ValueError("QoS 1 needs a packet id")  # §2.3.1
-    payload = _as_bytes(payload, "payload", _REMAINING_LENGTH_MAX)
-    first = (PUBLISH << 4) | (qos << 1) | (_RETAIN if retain else 0) | (_DUP if dup and qos else 0)
-    header_len = 2 + len(topic) + (2 if qos else 0)
-    buf, pos = _packet(first, header_len + len(payload), header_len)
-    pos = _put_string(buf, pos, topic)
-    if qos:
-        buf[pos] = pid >> 8
-        buf[pos + 1] = pid & 0xFF
-    return buf, payload
-
-
-def encode_subscribe(pid, topic, qos=1):
-    """Return a SUBSCRIBE packet for one topic filter (MQTT 3.1.1 §3.8)."""
-    topic = _as_bytes(topic, "topic")
-    if not topic:
-        raise ValueError("empty topic filter")
-    if qos not in (0, 1):
-        raise ValueError("qos must be 0 or 1")
-    buf, pos = _packet((_SUBSCRIBE << 4) | 0x02, 2 + 2 + len(topic) + 1)  # §3.8.1 flags 0010
-    buf[pos] = pid >> 8
-    buf[pos + 1] = pid & 0xFF
-    pos = _put_string(buf, pos + 2, topic)
-    buf[pos] = qos
-    return bytes(buf)
-
-
-def encode_puback(pid):
-    """Return a PUBACK packet (MQTT 3.1.1 §3.4)."""
-    return struct.pack("!BBH", PUBACK << 4, 2, pid)
-
-
-def _pid_at(body, offset):
-    if len(body) < offset + 2:
-        raise MQTTError("packet too short for a packet id")
-    pid = (body[offset] << 8) | body[offset + 1]
-    if pid == 0:
-        raise MQTTError("packet id 0")  # §2.3.1
-    return pid
-
-
-def decode_packet(first_byte, body, payload_max=_PAYLOAD_MAX):
-    """Decode one complete packet sent by a broker; raise MQTTError if malformed.
-
-    Returns one of:
-      (CONNACK, session_present, return_code)
-      (PUBLISH, topic, payload, qos, retain, dup, pid)    pid is 0 for QoS 0
-      (PUBACK, pid)   (UNSUBACK, pid)   (SUBACK, pid, return_codes)   (PINGRESP,)
-    """
-    kind = first_byte >> 4
-    flags = first_byte & 0x0F
-    size = len(body)
-    if kind == PUBLISH:
-        qos = (flags >> 1) & 0x03
-        if qos > 1:
-            raise MQTTError("PUBLISH QoS %d unsupported" % qos)  # we subscribe with QoS <= 1
-        if qos == 0 and flags & _DUP:
-            raise MQTTError("DUP set on QoS 0")  # §3.3.1.1
-        if size < 2:
-            raise MQTTError("PUBLISH too short")
-        topic_len = (body[0] << 8) | body[1]
-        pos = 2 + topic_len
-        if topic_len == 0 or topic_len > _TOPIC_BYTES_MAX or pos > size:
-            raise MQTTError("bad PUBLISH topic length")
-        try:
-            topic = str(body[2:pos], "utf-8")
-        except (UnicodeError, ValueError):
-            raise MQTTError("PUBLISH topic not UTF-8")  # §1.5.3
-        if "+" in topic or "#" in topic:
-            raise MQTTError("wildcard in PUBLISH topic")  # §3.3.2.1
-        pid = 0
-        if qos:
-            pid = _pid_at(body, pos)
-            pos += 2
-        if size - pos > payload_max:
-            raise MQTTError("payload over payload_max")
-        return (PUBLISH, topic, bytes(body[pos:]), qos, bool(flags & _RETAIN), bool(flags & _DUP), pid)
-    if flags:
-        raise MQTTError("reserved flags set")  # §2.2.2
-    if kind == PUBACK or kind == UNSUBACK:
-        if size != 2:
-            raise MQTTError("bad ack length")
-        return (kind, _pid_at(body, 0))
-    if kind == CONNACK:
-        if size != 2 or body[0] & 0xFE:
-            raise MQTTError("bad CONNACK")  # §3.2.2.1
-        return (CONNACK, bool(body[0]), body[1])
-    if kind == SUBACK:
-        if size < 3:
-            raise MQTTError("SUBACK too short")
-        return (SUBACK, _pid_at(body, 0), bytes(body[2:]))
-    if kind == PINGRESP:
-        if size:
-            raise MQTTError("bad PINGRESP")
-        return (PINGRESP,)
-    raise MQTTError("unexpected packet type %d" % kind)
-
-
-def parse_packet(buf, payload_max=_PAYLOAD_MAX):
-    """Parse the first packet in buf.
-
-    Return None when buf holds only part of a packet ("need more bytes"),
-    (bytes consumed, packet) when it holds a whole one; raise MQTTError when
-    the bytes are malformed or the packet is larger than payload_max allows.
-    """
-    if len(buf) < 2:
-        return None
-    header = decode_remaining_length(buf, 1)
-    if header is None:
-        return None
-    length, start = header
-    if length > payload_max + _TOPIC_BYTES_MAX + 4:
-        raise MQTTError("packet over payload_max")
-    if len(buf) < start + length:
-        return None
-    return start + length, decode_packet(buf[0], buf[start : start + length], payload_max)
-
-
-# ---------------------------------------------------------------- asyncio compatibility
-
-_wait_for_ms = getattr(asyncio, "wait_for_ms", None)
-
-
-def _wait_ms(awaitable, timeout_ms):
-    if _wait_for_ms is not None:
-        return _wait_for_ms(awaitable, timeout_ms)
-    return asyncio.wait_for(awaitable, timeout_ms / 1000)
-
+# ---------------------------------------------------------------- helpers
 
 def _pulse(event):
     """Wake every task waiting on event now; later waiters wait for the next pulse."""
@@ -330,26 +59,30 @@ def _pulse(event):
 
 
 async def _read_exact(reader, size):
-    """reader.readexactly where the port has it, else a read loop; EOF -> MQTTError."""
+    """Read exactly size bytes; EOF -> MQTTError. On MicroPython the buffer is taken before anything is
+    read, so a MemoryError leaves the stream where it was (the packet is then refused, _refuse)."""
     try:
-        if hasattr(reader, "readexactly"):
-            return await reader.readexactly(size)
-        data = b""
-        while len(data) < size:
-            chunk = await reader.read(size - len(data))
-            if not chunk:
-                raise EOFError
-            data += chunk
-        return data
+        if hasattr(reader, "readinto"):  # MicroPython's Stream
+            buf = bytearray(size)
+            mv = memoryview(buf)
+            got = 0
+            while got < size:
+                n = await reader.readinto(mv[got:])
+                if not n:
+                    raise EOFError
+                got += n
+            return buf
+        return await reader.readexactly(size)
     except EOFError:  # CPython's IncompleteReadError is an EOFError too
         raise MQTTError("connection closed by broker")
 
 
 # ---------------------------------------------------------------- client
 
-_STAT_NAMES = ("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
-               "pings", "keepalive_timeouts", "malformed", "oversize", "connack_refused",
-               "sub_refused", "subacks", "puback_unknown", "callback_errors")
+_STAT_NAMES = const(("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
+               "pings", "keepalive_timeouts", "malformed", "connack_refused",
+               "sub_refused", "subacks", "puback_unknown", "callback_errors", "refused",
+               "memory_errors"))
 
 
 class MQTTClient:
@@ -358,7 +91,7 @@ class MQTTClient:
     def __init__(self, client_id, host, port, username=None, password=None, keepalive_s=30,
                  ssl=None, will_topic=None, will_payload=None, will_retain=True, will_qos=1,
                  clean_session=False, inflight_max=8, retry_delay_ms_max=30000, ack_timeout_ms=5000,
-                 payload_max=_PAYLOAD_MAX, retry_delay_ms_min=_RETRY_DELAY_MS_MIN):
+                 payload_max=PAYLOAD_MAX, retry_delay_ms_min=_RETRY_DELAY_MS_MIN):
         self.host = host
         self.port = port
         self.ssl = ssl
@@ -369,6 +102,7 @@ class MQTTClient:
         self.payload_max = payload_max
         self.on_message = None
         self.on_connect = None
+        self.on_refused = None   # (topic, size): a packet too large for payload_max or the heap was dropped
         self.last_error = None
         self.stats = {}
         for name in _STAT_NAMES:
@@ -433,20 +167,44 @@ class MQTTClient:
             except asyncio.TimeoutError:
                 pass
 
+    async def _connect(self):
+        """(reader, writer) to the broker: TCP with TCP_NODELAY, then TLS when ssl is set."""
+        if sys.implementation.name != "micropython":
+            # CPython: its asyncio sets TCP_NODELAY on every TCP transport itself (since 3.7).
+            return await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
+        # MicroPython: asyncio.open_connection would hand back the socket already wrapped in TLS,
+        # and an SSL socket has no setsockopt, so the option is set here, on the TCP socket.
+        import errno
+        import select
+        import socket
+        family, kind, proto, _name, address = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            # Without it Nagle holds each PUBLISH behind the last one's TCP ACK,
+            # which the broker delays: about 25 messages/s instead of hundreds.
+            sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+        except OSError:
+            pass  # a port without the option still works, only slower
+        sock.setblocking(False)
+        try:
+            sock.connect(address)
+        except OSError as exc:
+            if exc.errno != errno.EINPROGRESS:  # 115 on Linux, 119 on the ESP32's lwIP
+                raise
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        while not poller.poll(0):  # connected; _open's timeout bounds this
+            await sleep_ms(_CONNECT_POLL_MS)
+        if self.ssl is not None:
+            # The handshake runs on the stream's first writes and reads, as open_connection does it.
+            sock = self.ssl.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+            sock.setblocking(False)
+        stream = asyncio.StreamReader(sock)  # MicroPython's one Stream reads and writes
+        return stream, stream
+
     async def _open(self):
         """Open the socket, send CONNECT, wait for CONNACK (§3.2)."""
-        if self.ssl is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        else:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
-        sock = getattr(self._writer, "s", None)  # MicroPython; CPython's asyncio sets TCP_NODELAY itself
-        if sock is not None and hasattr(sock, "setsockopt"):
-            try:
-                # Without it Nagle holds each PUBLISH behind the last one's TCP ACK,
-                # which the broker delays: about 25 messages/s instead of hundreds.
-                sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
-            except OSError:
-                pass  # a port without the option still works, only slower
+        self._reader, self._writer = await self._connect()
         self._writer.write(self._connect_packet)
         await self._writer.drain()
         packet = await self._read_packet()
@@ -548,35 +306,87 @@ class MQTTClient:
         self._last_tx_ms = ticks_ms()
 
     async def _read_packet(self):
-        """Read one packet: fixed header byte by byte, then the body (§2.2)."""
+        """Read one packet, framed by the codec (§2.2): fixed header, then the body; None when refused."""
         reader = self._reader
-        header = await _read_exact(reader, 2)
-        if header[1] & 0x80:  # more Remaining Length bytes follow, §2.2.3
-            header = bytearray(header)
-            while True:
-                decoded = decode_remaining_length(header, 1)
-                if decoded is not None:
-                    break
-                header += await _read_exact(reader, 1)
-            length = decoded[0]
-        else:
-            length = header[1]
-        if length > self.payload_max + _TOPIC_BYTES_MAX + 4:
-            self.stats["oversize"] += 1
-            raise MQTTError("packet of %d bytes over payload_max" % length)
-        body = await _read_exact(reader, length) if length else b""
+        head = await _read_exact(reader, 2)
+        while True:
+            try:
+                size = packet_size(head)
+            except MQTTError:
+                self.stats["malformed"] += 1
+                raise
+            if size is not None:
+                break
+            head += await _read_exact(reader, 1)  # more Remaining Length bytes follow, §2.2.3
+        length = size[0] - size[1]
+        if oversize(size, self.payload_max):
+            return await self._refuse(head[0], length)
         try:
-            return decode_packet(header[0], body, self.payload_max)
+            body = await _read_exact(reader, length) if length else b""
+        except MemoryError:
+            # Nothing consumed yet (_read_exact takes the buffer before it reads): drop it in pieces.
+            self.stats["memory_errors"] += 1
+            return await self._refuse(head[0], length)
+        try:
+            return decode_packet(head[0], body, self.payload_max)
         except MQTTError:
             self.stats["malformed"] += 1
             raise
+        except MemoryError:
+            # Read whole, but no room for its payload's copy: refused like a packet too large to read
+            # (its topic unknown: "" to on_refused).
+            self.stats["memory_errors"] += 1
+            self.stats["refused"] += 1
+            pid = 0
+            if head[0] >> 4 == PUBLISH and head[0] & 0x06 and len(body) >= 2:
+                at = 2 + ((body[0] << 8) | body[1])
+                if at + 2 <= len(body):
+                    pid = (body[at] << 8) | body[at + 1]
+            body = None
+            return await self._refused(pid, "", length)
+
+    async def _refuse(self, first_byte, length):
+        """Read and drop a packet this terminal cannot hold; acknowledge a QoS 1 PUBLISH; tell on_refused."""
+        self.stats["refused"] += 1
+        reader = self._reader
+        size = length
+        topic = ""
+        pid = 0
+        if first_byte >> 4 == PUBLISH and length >= 2:
+            prefix = await _read_exact(reader, 2)
+            topic_len = (prefix[0] << 8) | prefix[1]
+            length -= 2
+            if topic_len <= length and topic_len <= _SKIP_BYTES:
+                topic = str(await _read_exact(reader, topic_len), "utf-8")
+                length -= topic_len
+                if first_byte & 0x06 and length >= 2:  # QoS 1: the packet id follows the topic (§3.3.2.2)
+                    ident = await _read_exact(reader, 2)
+                    pid = (ident[0] << 8) | ident[1]
+                    length -= 2
+        while length:
+            length -= len(await _read_exact(reader, min(length, _SKIP_BYTES)))
+        return await self._refused(pid, topic, size)
+
+    async def _refused(self, pid, topic, size):
+        """A PUBLISH dropped: acknowledge it (QoS 1) and tell on_refused."""
+        if pid:
+            await self._send(encode_puback(pid))  # §4.3.2: taken (and dropped); the sender sends it again smaller
+        if self.on_refused is not None:
+            try:
+                self.on_refused(topic, size)
+            except Exception as exc:  # the callback's bug must not kill the link
+                self.stats["callback_errors"] += 1
+                self.last_error = exc
+        return None
 
     async def _read_loop(self):
         try:
             while True:
                 packet = await self._read_packet()
                 self._last_rx_ms = ticks_ms()
-                await self._dispatch(packet)
+                if packet is not None:
+                    await self._dispatch(packet)
+                    packet = None  # not held while the next one is read: a frame's heap is free again
         except Exception as exc:
             self._fail(exc if isinstance(exc, MQTTError) else MQTTError("read failed: %r" % (exc,)))
 

@@ -43,22 +43,7 @@ Design notes
   cards the holder did not mean to present.
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:     # CPython
-    from time import monotonic
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from terminal.compat import const, ticks_diff, ticks_ms
 
 
 class RC522Error(Exception):

@@ -5,10 +5,11 @@ import json
 
 from protocol import frames, topics
 from protocol.record import RECORD_SIZE, record_mac_for
+from protocol.config import ROLE_DESK
 from terminal.app import TerminalApp
 from terminal.authorise import SERVING, Authoriser
 from terminal.blacklist import Blacklist
-from terminal.card_writer import CardWriter
+from terminal.compat import sleep_ms
 from terminal.journal import Journal
 from terminal.mqtt import MQTTClient
 from terminal.state import TerminalState
@@ -22,6 +23,8 @@ WATCHDOG_FEED_MS = 1000
 KEEPALIVE_S = 30
 RETRY_DELAY_MS_MAX = 30000
 STOP_REPORT_TIMEOUT_MS = 2000
+TASK_RESTARTS_MAX = 8            # a task out of memory this often is let die: the watchdog then resets the board
+TASK_RESTART_MS = 500
 
 
 class SettingsError(Exception):
@@ -62,18 +65,16 @@ class Terminal:
         self.wallet = Wallet(self.reader, self.journal, self.blacklist, self.terminal_id,
                              record_mac_for(terminal_key), board.clock)
         self.ui = UI(board.display(), board.buzzer())
-        self.app = TerminalApp(self.wallet, self.ui, board.keypad())
         self.sync = Sync(self.terminal_id, frames.frame_mac_for(terminal_key), self.wallet, self.journal,
                          self.blacklist, self.state, board, self.on_command)
         self.wallet.on_record = self.sync.poke  # a tap's record goes up now, not at the next 30 s round
         # After Sync, which restores the hub's config: its role picks the blob (SPEC.md §6.5).
         self.authoriser = Authoriser(self.reader, keys, self.wallet, self.sync.send_auth, self.blacklist,
                                      self._auth_state)
-        self.app.authoriser = self.authoriser
-        # Desk role: the hub has blank cards written here (admin system cards, SPEC.md §5.7).
-        self.card_writer = CardWriter(self.reader, self.sync.send_card_result)
-        self.sync.on_card_write = self.card_writer.start
-        self.app.card_writer = self.card_writer
+        self.app = TerminalApp(self.wallet, self.ui, board.keypad(), self.authoriser, self)
+        # The role module the config names is imported when the config arrives (a desk's T_CARD_WRITE
+        # handler must be in place before the hub sends one), and now for the config restored.
+        self.sync.watch_config(lambda cfg: self.app.role(cfg.role))
         password = keys.get("broker_password")
         name = topics.client_name(self.terminal_id)
         # MQTT 3.1.1 §3.1.2.9 allows a user name without a password and §5.4.1 lets the server refuse
@@ -88,6 +89,19 @@ class Terminal:
         self.sync.attach(self.client)
         self.wallet.link = self.client  # read at each tap: a dropped link journals offline at once
         self.tasks = {}
+        self._task_starts = []
+        for name, start in (("mqtt", self.client.run), ("upload", self.sync.upload_loop),
+                            ("status", self.sync.status_loop), ("watchdog", self._watchdog)):
+            self.add_task(name, start)
+
+    def add_task(self, name, start):
+        """Register a long-lived task: start() returns its coroutine; start() of the terminal runs it, kept by name."""
+        self._task_starts.append((name, start))
+
+    @property
+    def card_writer(self):
+        """The desk role's card writer (the desk role module is imported for it)."""
+        return self.app.role(ROLE_DESK).writer
 
     def on_command(self, command, argument):
         """Hub commands: authorisation answers, lock or de-authorise this terminal."""
@@ -104,7 +118,7 @@ class Terminal:
         while True:
             if self.healthy():
                 wdt.feed()
-            await asyncio.sleep(WATCHDOG_FEED_MS / 1000)
+            await sleep_ms(WATCHDOG_FEED_MS)
 
     def healthy(self):
         """True while every long-lived task runs (a dead upload task would strand the journal)."""
@@ -112,10 +126,23 @@ class Terminal:
 
     def start(self):
         """Start the named long-lived tasks and keep references to them."""
-        for name, coro in (("mqtt", self.client.run()), ("upload", self.sync.upload_loop()),
-                           ("status", self.sync.status_loop()), ("watchdog", self._watchdog())):
-            self.tasks[name] = asyncio.create_task(coro)
+        for name, start in self._task_starts:
+            self.tasks[name] = asyncio.create_task(self._supervise(start))
         return self.tasks
+
+    async def _supervise(self, start):
+        """Run one long-lived task; a MemoryError (a fragmented heap) is counted for the status report and the
+        task started again, at most TASK_RESTARTS_MAX times. Anything else ends it, and the watchdog resets."""
+        restarts = 0
+        while True:
+            try:
+                return await start()
+            except MemoryError:
+                self.sync.count_memory_error()
+                restarts += 1
+                if restarts > TASK_RESTARTS_MAX:
+                    raise
+            await sleep_ms(TASK_RESTART_MS)
 
     async def run(self):
         """Run the terminal forever (ESP32 main)."""

@@ -3,8 +3,9 @@
 import json
 
 from terminal import atomic
+from terminal.compat import const
 
-_NAME = "terminal.json"
+_NAME = const("terminal.json")
 # Uplink frame counters are reserved in blocks so a reboot never reuses one
 # (SPEC.md §5.2) while flash is written once per block, not once per frame.
 UP_COUNTER_BLOCK = 256

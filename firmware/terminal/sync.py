@@ -11,22 +11,19 @@ from protocol import frames, topics
 from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
+from terminal import VERSION as FIRMWARE_VERSION
 from terminal import blacklist as bl
 from terminal import journal as jr
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
+from terminal.compat import const, sleep_ms as _sleep_ms
+from terminal.compat import wait_ms as _wait_ms
 
 UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
                                  # upload's copies small beside the sync stack in a 100 KB heap
 ACK_TIMEOUT_MS = 5000
 AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
 STATUS_INTERVAL_S = frames.STATUS_INTERVAL_S
-STATUS_CHECK_MS = 500            # how soon a changed status goes out
-FIRMWARE_VERSION = b"0.1.0"
+_STATUS_CHECK_MS = const(500)    # how soon a changed status goes out
 # A record whose card never came back is handed to the hub after this long, so
 # it cannot hold up the upload queue behind it (the hub's ack is cumulative).
 UNCERTAIN_GIVE_UP_S = 900
@@ -42,17 +39,18 @@ _CLOCK_OFF_MAX_S = const(731 * 86400)
 # it would leave every later frame of the hub a replay. The hub skips at most its reserve block
 # (1024) per restart and sends a few thousand frames a day to a terminal.
 _COUNTER_STEP_MAX = const(1 << 24)
+_SENDS_MAX = const(4)
+_NO_STATS = {}  # a link without MQTTClient's counters (the simulations' stand-ins)
+# Cards per T_BLACKLIST the terminal asks for (SPEC.md §5.5): a frame's copies (packet, frame body,
+# the card numbers as ints) stay a few KB; halved, down to the floor, after a frame too large to hold.
+_CHUNK_CARDS_MAX = const(256)
+_CHUNK_CARDS_MIN = const(16)
 _UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
-
-
-def _sleep_ms(ms):
-    sleep_ms = getattr(asyncio, "sleep_ms", None)
-    return sleep_ms(ms) if sleep_ms else asyncio.sleep(ms / 1000)
 
 
 async def _wait_event(event, timeout_ms):
     try:
-        await asyncio.wait_for(event.wait(), timeout_ms / 1000)
+        await _wait_ms(event.wait(), timeout_ms)
         return True
     except asyncio.TimeoutError:
         return False
@@ -71,11 +69,22 @@ class Sync:
         self.state = state
         self.board = board
         self.on_command = on_command
-        self.on_card_write = None      # desk terminals: (request_id, uid, blocks)
+        # Downlink type -> handler(frame): what the terminal takes from the hub. Components register
+        # theirs with handle() (the desk role: T_CARD_WRITE); a type nobody handles is refused.
+        self._handlers = {frames.T_ACK: self._on_ack, frames.T_TIME: self._on_time, frames.T_CONFIG: self._on_config,
+                          frames.T_BLACKLIST: self._apply_blacklist, frames.T_COMMAND: self._on_command}
+        self._config_watchers = []     # called with each config taken (the app loads the role it names)
+        # Uplink frames a callback asked for (T_AUTH, T_CARD_RESULT, T_SYNC), each sent by a task kept
+        # here until it ends. Bounded: with _SENDS_MAX under way another is refused and counted.
+        self.sending = []
+        self.chunk_cards_max = _CHUNK_CARDS_MAX
+        self.sends_refused = 0
+        self.send_errors = 0
         self.authorised = False        # set through set_authorised (the status reports it)
         self.started_s = board.clock()
         self.rejected = {}           # reason -> count of downlink frames refused
         self.upload_errors = 0         # upload rounds that failed and were tried again
+        self.memory_errors = 0         # MemoryErrors recovered from (the status reports them, SPEC.md §5.3)
         self.last_upload_error = None
         self._acked = asyncio.Event()
         self._work = asyncio.Event()
@@ -106,6 +115,7 @@ class Sync:
         self.client = client
         client.on_message = self.on_message
         client.on_connect = self.on_connect
+        client.on_refused = self.on_refused
 
     # -- frames out ------------------------------------------------------------
 
@@ -118,23 +128,29 @@ class Sync:
         cfg = self.wallet.config
         oldest = self.journal.oldest_unsynced_time()
         now = self.board.clock()
-        status = frames.Status(self.state.boot, online, cfg.role if cfg else 0, FIRMWARE_VERSION,
-                               cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
-                               max(0, now - oldest) if oldest else 0, self.board.free_heap(),
-                               max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0)
+        body = frames.status_body(self.state.boot, online, cfg.role if cfg else 0, FIRMWARE_VERSION,
+                                  cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
+                                  max(0, now - oldest) if oldest else 0, self.board.free_heap(),
+                                  max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0,
+                                  self.memory_errors + getattr(self.client, "stats", _NO_STATS).get("memory_errors", 0))
         # Ordered by boot, then within a boot by frame counter (SPEC.md §5.3): an online report takes a
         # fresh counter, so each one supersedes the last (with a constant one the hub kept the first of a
         # boot for ever). The last will keeps 0: composed at connect and published later, it would sit
         # out of order in the counter sequence; an offline status of the boot applies anyway.
         counter = self.state.next_up_counter() if online else 0
-        return frames.encode(self.frame_mac, frames.T_STATUS, self.terminal_id, counter, now, status.encode())
+        return frames.encode(self.frame_mac, frames.T_STATUS, self.terminal_id, counter, now, body)
 
     async def on_connect(self):
         """After every (re)connect: listen, report online, ask for what changed."""
-        await self.client.subscribe(self.down_topic, 1)
-        await self.client.publish(self.status_topic, self.status_frame(1), 1, True)
-        await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()), 1)
+        await self.client.subscribe(self.down_topic, 1)  # kept by the client: sent again on every connect
         self._work.set()
+        try:
+            await self.client.publish(self.status_topic, self.status_frame(1), 1, True)
+            await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()), 1)
+        except MemoryError:
+            # Out of heap right after a reconnect: the status loop reports at its next check and asks
+            # the hub at its next round; the link and the subscription stand.
+            self.count_memory_error()
 
     def poke(self):
         """Tell the uploader there is something new in the journal."""
@@ -162,6 +178,8 @@ class Sync:
                 # journal keeps every record; try again.
                 self.upload_errors += 1
                 self.last_upload_error = exc
+                if isinstance(exc, MemoryError):
+                    self.count_memory_error()
                 await _sleep_ms(200)
 
     def upload_frame(self):
@@ -182,6 +200,11 @@ class Sync:
             if now - Record.decode(raw).time_s >= UNCERTAIN_GIVE_UP_S:
                 self.journal.mark(seq, jr.UNRESOLVED)
 
+    def count_memory_error(self):
+        """A MemoryError was recovered from: count it; the status reports it at its next check."""
+        self.memory_errors += 1
+        self._status_due = True
+
     def set_authorised(self, authorised):
         """Record whether the terminal serves (the status frame's `authorised`); a change is reported."""
         if authorised != self.authorised:
@@ -189,12 +212,12 @@ class Sync:
             self._status_due = True
 
     async def status_loop(self):
-        """Refresh the retained status within STATUS_CHECK_MS of a change and every STATUS_INTERVAL_S,
+        """Refresh the retained status within _STATUS_CHECK_MS of a change and every STATUS_INTERVAL_S,
         and on the periodic round ask the hub whether anything changed."""
         waited_ms = 0
         while True:
-            await _sleep_ms(STATUS_CHECK_MS)
-            waited_ms += STATUS_CHECK_MS
+            await _sleep_ms(_STATUS_CHECK_MS)
+            waited_ms += _STATUS_CHECK_MS
             periodic = waited_ms >= STATUS_INTERVAL_S * 1000
             if not (self._status_due or periodic):
                 continue
@@ -208,8 +231,9 @@ class Sync:
                         # The answer also confirms the blacklist is current (offline rules, SPEC.md §3.6).
                         await self.client.publish(self.up_topic, self._frame(frames.T_SYNC, self._sync_body()),
                                                   1, False, ACK_TIMEOUT_MS)
-                except Exception:  # noqa: BLE001 - next round
-                    pass
+                except Exception as exc:  # noqa: BLE001 - next round
+                    if isinstance(exc, MemoryError):
+                        self.count_memory_error()
 
     # -- frames in -------------------------------------------------------------
 
@@ -217,7 +241,16 @@ class Sync:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     def on_message(self, topic, payload, retained):
-        """Verify and apply one downlink frame; anything forged, replayed or malformed is counted and dropped."""
+        """Verify and apply one downlink frame; anything forged, replayed or malformed is counted and dropped;
+        a frame the heap cannot hold the copies of is dropped and asked again in smaller pieces."""
+        try:
+            self._take(topic, payload)
+        except MemoryError:
+            payload = None
+            self.count_memory_error()
+            self.on_refused(topic, 0)
+
+    def _take(self, topic, payload):
         if topic != self.down_topic:
             return self._refuse("wrong_topic")
         try:
@@ -248,56 +281,73 @@ class Sync:
             if isinstance(exc, bl.VersionGap):
                 self._ask_sync()
 
+    def handle(self, ftype, handler):
+        """Register handler(frame) for a downlink type (None withdraws it): a component's frames come to it."""
+        if handler is None:
+            self._handlers.pop(ftype, None)
+        else:
+            self._handlers[ftype] = handler
+
+    def watch_config(self, watcher):
+        """Call watcher(config) with every config taken from the hub, and now with the one in force."""
+        self._config_watchers.append(watcher)
+        if self.wallet.config is not None:
+            watcher(self.wallet.config)
+
     def _apply(self, frame):
-        if frame.type == frames.T_ACK:
-            upto, _applied, _rejected = frames.parse_ack(frame.body)
-            self.journal.ack(upto)
-            self._acked.set()
-        elif frame.type == frames.T_TIME:
-            # Take the hub's clock within the bounds of SPEC.md §5.3.
-            time_s = frame.time_s
-            now = self.board.clock()
-            contact = self.state.last_hub_contact_s
-            running = contact and now >= contact  # else never set by the hub, or restarted by a power cut
-            if time_s < contact or time_s < _CLOCK_FLOOR_S:
-                self._refuse("time_backwards")
-            elif contact and time_s > (now + _CLOCK_AHEAD_MAX_S if running else contact + _CLOCK_OFF_MAX_S):
-                self._refuse("time_ahead")
-            else:
-                # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
-                # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
-                self.started_s += time_s - now
-                self.board.set_clock(time_s)
-                self.wallet.last_hub_contact_s = time_s
-                self.state.last_hub_contact_s = time_s
-                if not running:
-                    self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
-            self.state.save()  # a replayed time frame must not wind the clock back after a reboot
-        elif frame.type == frames.T_CONFIG:
-            cfg = frames.Config.decode(frame.body)
-            if out_of_range(cfg):
-                self.state.save()  # the counter is spent: a replay stays refused after a reboot
-                return self._refuse("config_range")
-            self.wallet.config = cfg
-            config_hex = hexlify(frame.body).decode()
-            if config_hex != self.state.config_hex:
-                self._status_due = True
-            self.state.config_hex = config_hex
-            self.state.save()
-        elif frame.type == frames.T_BLACKLIST:
-            self._apply_blacklist(frame)
-        elif frame.type == frames.T_COMMAND:
-            command, argument = frames.parse_command(frame.body)
-            self.state.save()  # a replayed command must stay refused after a reboot
-            if command == frames.CMD_REPORT_STATUS:
-                self._status_due = True
-            if self.on_command:
-                self.on_command(command, argument)
-        elif frame.type == frames.T_CARD_WRITE:
-            request_id, uid, blocks = frames.parse_card_write(frame.body)
-            self.state.save()  # a replayed write must stay refused after a reboot
-            if self.on_card_write:
-                self.on_card_write(request_id, uid, blocks)
+        handler = self._handlers.get(frame.type)
+        if handler is None:
+            self.state.save()  # the counter is spent: a replay stays refused after a reboot
+            return self._refuse("not_handled")
+        return handler(frame)
+
+    def _on_ack(self, frame):
+        upto, _applied, _rejected = frames.parse_ack(frame.body)
+        self.journal.ack(upto)
+        self._acked.set()
+
+    def _on_time(self, frame):
+        # Take the hub's clock within the bounds of SPEC.md §5.3.
+        time_s = frame.time_s
+        now = self.board.clock()
+        contact = self.state.last_hub_contact_s
+        running = contact and now >= contact  # else never set by the hub, or restarted by a power cut
+        if time_s < contact or time_s < _CLOCK_FLOOR_S:
+            self._refuse("time_backwards")
+        elif contact and time_s > (now + _CLOCK_AHEAD_MAX_S if running else contact + _CLOCK_OFF_MAX_S):
+            self._refuse("time_ahead")
+        else:
+            # Uptime is clock - started_s: shift the start by the clock's jump (years when the clock
+            # restarted near 2000). Not ticks_ms: ticks_diff wraps after 2^29 ms (6.2 days) on the ESP32.
+            self.started_s += time_s - now
+            self.board.set_clock(time_s)
+            self.wallet.last_hub_contact_s = time_s
+            self.state.last_hub_contact_s = time_s
+            if not running:
+                self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
+        self.state.save()  # a replayed time frame must not wind the clock back after a reboot
+
+    def _on_config(self, frame):
+        cfg = frames.Config.decode(frame.body)
+        if out_of_range(cfg):
+            self.state.save()  # the counter is spent: a replay stays refused after a reboot
+            return self._refuse("config_range")
+        self.wallet.config = cfg
+        config_hex = hexlify(frame.body).decode()
+        if config_hex != self.state.config_hex:
+            self._status_due = True
+        self.state.config_hex = config_hex
+        self.state.save()
+        for watcher in self._config_watchers:
+            watcher(cfg)
+
+    def _on_command(self, frame):
+        command, argument = frames.parse_command(frame.body)
+        self.state.save()  # a replayed command must stay refused after a reboot
+        if command == frames.CMD_REPORT_STATUS:
+            self._status_due = True
+        if self.on_command:
+            self.on_command(command, argument)
 
     def _apply_blacklist(self, frame):
         from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist(frame.body)
@@ -326,24 +376,43 @@ class Sync:
         return None
 
     def _sync_body(self):
-        return frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0)
+        return frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0,
+                                self.chunk_cards_max)
+
+    def on_refused(self, topic, size):
+        """The link dropped a downlink frame too large for the heap: ask again in smaller pieces.
+
+        topic "" is a frame dropped before its topic was read: this terminal subscribes to its down topic only."""
+        if topic and topic != self.down_topic:
+            return
+        self._refuse("too_large")
+        self._status_due = True
+        self.chunk_cards_max = max(_CHUNK_CARDS_MIN, self.chunk_cards_max // 2)
+        self._snapshot_to = None  # a snapshot under way misses a chunk: the hub sends it again whole
+        self._ask_sync()
 
     def send_card_result(self, request_id, uid, status, block):
         """Report how a card write the hub asked for ended (SPEC.md §5.7)."""
-        body = frames.card_result_body(request_id, uid, status, block)
-        asyncio.create_task(self._send_up(frames.T_CARD_RESULT, body))
-
-    async def _send_up(self, ftype, body):
-        try:
-            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, AUTH_TIMEOUT_MS)
-        except Exception:  # noqa: BLE001 - not delivered in time: the hub times out and the desk may try again
-            pass
+        self._send_soon(frames.T_CARD_RESULT, frames.card_result_body(request_id, uid, status, block))
 
     def send_auth(self, admin_card_no, uid):
         """Report an admin card tap (SPEC.md §5.3 type 0x13); the hub answers with a command."""
         # Not delivered in time: the Authoriser times out and the technician taps again.
-        asyncio.create_task(self._send_up(frames.T_AUTH, frames.auth_body(admin_card_no, uid)))
+        self._send_soon(frames.T_AUTH, frames.auth_body(admin_card_no, uid))
 
     def _ask_sync(self):
-        # Through _send_up: bounded, and a link failure is dropped there, not left in the task.
-        asyncio.create_task(self._send_up(frames.T_SYNC, self._sync_body()))
+        self._send_soon(frames.T_SYNC, self._sync_body())
+
+    def _send_soon(self, ftype, body):
+        sending = [task for task in self.sending if not task.done()]
+        if len(sending) >= _SENDS_MAX:
+            self.sends_refused += 1  # the hub times the request out; the terminal asks again later
+        else:
+            sending.append(asyncio.create_task(self._send_up(ftype, body)))
+        self.sending = sending
+
+    async def _send_up(self, ftype, body):
+        try:
+            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, AUTH_TIMEOUT_MS)
+        except Exception:  # noqa: BLE001 - not delivered in time: the hub times out and the terminal may try again
+            self.send_errors += 1

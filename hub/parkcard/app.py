@@ -396,8 +396,8 @@ class Hub:
             steps.append(("ack", functools.partial(self._send_ack, terminal_id, applied, rejected)))
         if result.blacklist_versions:
             steps.append(("blacklist", self.push_blacklist_news))
-        for terminal_id, bl_version, cfg_version in result.syncs:
-            steps.append(("sync", functools.partial(self.downlink.answer_sync, terminal_id, bl_version, cfg_version)))
+        for sync in result.syncs:   # (terminal_id, blacklist_version, config_version[, chunk_cards_max])
+            steps.append(("sync", functools.partial(self.downlink.answer_sync, *sync)))
         for terminal_id, admin_card_no, uid in result.auths:
             steps.append(("auth", functools.partial(self._authorise, terminal_id, admin_card_no, uid)))
         if result.card_results:

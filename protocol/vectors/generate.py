@@ -76,6 +76,9 @@ def main():
                         tx_cap_cents=5000, daily_cap_cents=20000, max_offline_s=86400,
                         blacklist_max_age_s=43200, category=2, park_id=1)
     config = frames.encode(fmac, frames.T_CONFIG, 12, 77, TIME_S, cfg.encode())
+    # A newer hub's config: three bytes of fields this terminal does not know after the 29 it does.
+    config_tail = frames.encode(fmac, frames.T_CONFIG, 12, 79, TIME_S, cfg.encode() + b"\x01\x02\x03")
+    sync = frames.encode(fmac, frames.T_SYNC, 12, 11, TIME_S, frames.sync_body(6, 4, 256))
     bl = frames.encode(fmac, frames.T_BLACKLIST, 12, 78, TIME_S,
                        hub_frames.blacklist_body(5, 6, frames.BL_DELTA, 0, 1, [100042, 100050], [99]))
     out = {
@@ -96,6 +99,8 @@ def main():
         "frame_upload": upload.hex(),
         "frame_upload_mixed": mixed.hex(),
         "frame_config": config.hex(),
+        "frame_config_longer": config_tail.hex(),
+        "frame_sync": sync.hex(),
         "frame_blacklist": bl.hex(),
         "time_s": TIME_S,
     }

@@ -1,7 +1,7 @@
-"""MQTT 3.1.1 codec vectors for terminal/mqtt.py, checked on MicroPython and CPython.
+"""MQTT 3.1.1 codec vectors for terminal/mqtt_codec.py (which terminal/mqtt.py frames with), checked on MicroPython and CPython.
 
 pytest imports VECTORS and DECODE_VECTORS and checks each on CPython; run as a
-script (MicroPython; argument: a directory holding terminal/mqtt.mpy) it checks
+script (MicroPython; argument: a directory holding terminal/mqtt_codec.mpy) it checks
 them all and prints "codec ok <count>".
 """
 
@@ -9,9 +9,9 @@ import sys
 from binascii import unhexlify
 
 if __name__ == "__main__" and len(sys.argv) > 1:
-    sys.path.insert(0, sys.argv[1])  # where the compiled terminal/mqtt.mpy lives
+    sys.path.insert(0, sys.argv[1])  # where the compiled terminal/mqtt_codec.mpy lives
 
-from terminal import mqtt
+from terminal import mqtt_codec as mqtt
 
 # (name, encoder, args, expected bytes as hex)
 VECTORS = (

@@ -99,15 +99,17 @@ class Downlink:
                             park_id=state.park_id)
         return await self.send(terminal_id, frames.T_CONFIG, cfg.encode)
 
-    async def blacklist(self, terminal_id, from_version):
-        """Send what a terminal at from_version lacks: a delta, or a chunked snapshot; return how many frames."""
-        bodies = await self._blacklist_bodies(from_version)
+    async def blacklist(self, terminal_id, from_version, chunk_cards_max=0):
+        """Send what a terminal at from_version lacks: a delta, or a chunked snapshot, in frames of at most
+        chunk_cards_max cards (0: BLACKLIST_CHUNK_CARDS_MAX; SPEC.md §5.5); return how many frames."""
+        bodies = await self._blacklist_bodies(from_version, chunk_cards_max)
         for body in bodies:
             await self.send(terminal_id, frames.T_BLACKLIST, body)
         return len(bodies)
 
-    async def _blacklist_bodies(self, from_version):
+    async def _blacklist_bodies(self, from_version, chunk_cards_max=0):
         """The T_BLACKLIST bodies that bring a list at from_version to the current version."""
+        chunk_max = min(chunk_cards_max or BLACKLIST_CHUNK_CARDS_MAX, BLACKLIST_CHUNK_CARDS_MAX)
         current = await self.storage.blacklist_version()
         if from_version == current:
             # An empty delta confirms the terminal's list is current: its offline
@@ -120,14 +122,14 @@ class Downlink:
         for _version, card_no, action in changes:
             if await self._sendable_card(card_no):
                 last[card_no] = action
-        if changes and len(last) <= BLACKLIST_CHUNK_CARDS_MAX:
+        if changes and len(last) <= chunk_max:
             adds = sorted(c for c, a in last.items() if a == "add")
             removes = sorted(c for c, a in last.items() if a == "remove")
             return [hub_frames.blacklist_body(from_version, current, frames.BL_DELTA, 0, 1, adds, removes)]
         cards = [c for c in await self.storage.blacklist_cards() if await self._sendable_card(c)]
-        chunks = max(1, -(-len(cards) // BLACKLIST_CHUNK_CARDS_MAX))
+        chunks = max(1, -(-len(cards) // chunk_max))
         return [hub_frames.blacklist_body(0, current, frames.BL_SNAPSHOT, i, chunks,
-                                      cards[i * BLACKLIST_CHUNK_CARDS_MAX:(i + 1) * BLACKLIST_CHUNK_CARDS_MAX], [])
+                                      cards[i * chunk_max:(i + 1) * chunk_max], [])
                 for i in range(chunks)]
 
     async def _sendable_card(self, card_no):
@@ -149,10 +151,10 @@ class Downlink:
             for body in bodies:
                 await self.send(terminal_id, frames.T_BLACKLIST, body)
 
-    async def answer_sync(self, terminal_id, blacklist_version, config_version):
+    async def answer_sync(self, terminal_id, blacklist_version, config_version, chunk_cards_max=0):
         """Answer T_SYNC with what the terminal lacks, then T_TIME."""
         state = self.registry.get(terminal_id)
-        await self.blacklist(terminal_id, blacklist_version)
+        await self.blacklist(terminal_id, blacklist_version, chunk_cards_max)
         if config_version != state.config_version:
             await self.config(terminal_id)
         await self.time(terminal_id)

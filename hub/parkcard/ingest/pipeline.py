@@ -179,7 +179,7 @@ class BatchResult:
         self.views = {}
         self.acks = {}              # terminal_id -> [applied, rejected]
         self.blacklist_versions = []
-        self.syncs = []             # (terminal_id, blacklist_version, config_version)
+        self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max)
         self.auths = []             # (terminal_id, admin_card_no, uid)
         self.card_results = []      # (terminal_id, request_id, uid, status, block)
         self.counts = Counter()

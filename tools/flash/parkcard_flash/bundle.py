@@ -50,7 +50,7 @@ class Bundle:
             "broker_port": self.broker_port,
             "username": self.username,
             "wifi_ssid": self.wifi_ssid,
-            "ca": ca_file if self.ca_pem else None,  # read by firmware main.py
+            "ca": ca_file if self.ca_pem else None,  # read by firmware terminal/start.py
         }
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import chip as chip_mod
 from . import device
 from .errors import StepFailed
 from .image import IMAGE_DIR, file_entry
@@ -40,6 +41,7 @@ class Step:
     shown: list = None
     check: Callable[[str], list] = None
     hint: str = ""
+    report: Callable[[str], str] = None   # what to print from the captured stdout once the step passed
 
     def __post_init__(self):
         if self.shown is None:
@@ -105,6 +107,15 @@ def nvs_step(port, bundle):
     )
 
 
+def chip_step(port, baud, firmware_name=""):
+    """The step reading the board through esptool (chip, features, flash size, PSRAM) before anything is written."""
+    return Step("Read the chip: type, features (PSRAM), flash size; the heap class follows",
+                _esptool(port, baud, "flash-id"),
+                check=lambda stdout: chip_mod.problems(chip_mod.parse(stdout)),
+                report=lambda stdout: chip_mod.report(chip_mod.parse(stdout), firmware_name),
+                hint="if it cannot connect, hold BOOT, press EN, release BOOT, and run again")
+
+
 def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEFAULT):
     """Return the steps flashing MicroPython (unless micropython is None), the image and the config."""
     build_dir = Path(build_dir)
@@ -112,6 +123,7 @@ def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEF
     steps = []
     if micropython is not None:
         steps += [
+            chip_step(port, baud, Path(micropython).name),
             Step("Erase the whole flash (MicroPython, files, NVS)", _esptool(port, baud, "erase-flash"),
                  hint="if it cannot connect, hold BOOT, press EN, release BOOT, and run again"),
             Step("Write MicroPython %s at %s" % (Path(micropython).name, MICROPYTHON_OFFSET),
@@ -172,4 +184,6 @@ def run_plan(steps, echo=print, runner=subprocess.run):
             if problems:
                 raise StepFailed("%s failed:\n  %s%s" % (
                     where, "\n  ".join(problems), "\nhint: " + step.hint if step.hint else ""))
+        if step.report:
+            echo(step.report(proc.stdout or ""))
     echo("done: %d steps" % total)

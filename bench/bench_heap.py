@@ -1,0 +1,124 @@
+"""Where a terminal's heap goes, and the smallest heap the whole terminal runs in.
+
+usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--step 4]
+
+- The whole terminal: main.main() under the MicroPython unix port (64-bit objects) as parkcard-flash
+  installs it, against a hub over a TLS Mosquitto, two taps approved and acked around a blacklist
+  snapshot of three chunks and a config change (tests/terminal_whole.py, the test's own scenario):
+  bisected between --low and --high KB to --step KB, the smallest heap at which it passes.
+- Where it goes, at a roomy heap: each module's import (what it costs when imported in the order
+  main.py pulls it in, qstr pool growth included), the qstr pools, the heap at main.main(), after the
+  first tap and its sync, after the config change.
+- Each half under its own test: the debit path (tests/mpy/debit_check.py: heap above idle of one
+  debit) and the sync stack (tests/mpy/sync_check.py via tests/test_sync_micropython.py's budget).
+Figures only: nothing here passes or fails.
+"""
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import MICROPYTHON, MPY_SCRIPTS, compiled_firmware, micropython_env, run_micropython  # noqa: E402
+from terminal_whole import WHOLE_HEAP, Park, run_whole  # noqa: E402
+from test_firmware_micropython import chip_with_cards, parse  # noqa: E402
+from test_sync_micropython import SYNC_HEAP  # noqa: E402
+
+# In the order main.py imports them (a module's own imports first).
+MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "protocol.record", "protocol.frames",
+           "protocol.topics", "protocol.card", "terminal.compat", "terminal.atomic", "terminal.journal",
+           "terminal.blacklist", "terminal.rc522", "terminal.purse", "terminal.cards.classic", "terminal.wallet",
+           "terminal.ui", "terminal.authorise", "terminal.app", "terminal.state", "terminal.mqtt_codec",
+           "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.start",
+           "terminal.roles.ride")
+
+
+def whole_passes(heap_kb):
+    """True when the whole-terminal scenario passes at heap_kb KB."""
+    with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
+        park = Park(Path(root) / "park")
+        try:
+            run_whole(park, Path(root), "%dk" % heap_kb)
+            return True
+        except AssertionError:
+            return False
+        finally:
+            park.close()
+
+
+def qstr_pools():
+    """The qstr pools' bytes after every module is imported (micropython.qstr_info)."""
+    root = compiled_firmware()
+    code = "import micropython\n" + "".join("import %s\n" % m for m in MODULES) + "micropython.qstr_info()"
+    proc = subprocess.run([str(MICROPYTHON), "-X", "heapsize=400k", "-c", code], capture_output=True, text=True,
+                          env=micropython_env(), cwd=str(root))
+    found = re.search(r"n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)", proc.stdout)
+    return tuple(int(g) for g in found.groups()) if found else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--low", type=int, default=100, help="KB known or expected to fail")
+    parser.add_argument("--high", type=int, default=240, help="KB expected to pass")
+    parser.add_argument("--step", type=int, default=4, help="bisect to this many KB")
+    args = parser.parse_args()
+    print("command:", shlex.join([".venv/bin/python", "bench/bench_heap.py"] + sys.argv[1:]))
+    print("MicroPython unix port, 64-bit objects (an ESP32's 32-bit objects need about 2/3 of it)")
+
+    with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
+        park = Park(Path(root) / "park")
+        try:
+            lines, after_tap, after_config = run_whole(park, Path(root), "400k", MODULES)
+        finally:
+            park.close()
+    print("\nwhere the heap goes (bytes; imports in main.py's order, qstr pool growth included):")
+    total = 0
+    for line in lines:
+        if line.startswith("import "):
+            _, name, size = line.split()
+            total += int(size)
+            print("  import %-22s %6s" % (name, size))
+    print("  imports together          %6d" % total)
+    pools = qstr_pools()
+    if pools:
+        print("  qstr pools: %d pools, %d qstrs, %d bytes of names, %d bytes in all" % pools)
+    start = [line for line in lines if line.startswith("start ")]
+    print("  heap at main.main() (the test driver, asyncio and the imports above): %s" % start[0].split()[1])
+    print("  after the first tap and its sync: %d in use, %d free, largest free block %d"
+          % (after_tap["alloc"], after_tap["free"], after_tap["max_free"]))
+    print("  after the config change and a second tap: %d in use, %d free, largest free block %d"
+          % (after_config["alloc"], after_config["free"], after_config["max_free"]))
+
+    print("\nthe debit half (tests/mpy/debit_check.py, 100,000 blacklisted, 10,000 queued):")
+    with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
+        with chip_with_cards() as chip:
+            proc = run_micropython(MPY_SCRIPTS / "debit_check.py", root, chip.port, 100000, 10000, 5, heap="256k",
+                                   timeout=600)
+    got = parse(proc.stdout)
+    print("  heap idle %s, above start %s, a debit's peak above idle %s (budget 100k)"
+          % (got["heap_idle"], got["heap_idle_above_start"], got["heap_peak_above_idle"]))
+    print("the sync half: tests/test_sync_micropython.py runs at SYNC_HEAP = %s (pytest -s prints its `heap` lines)"
+          % SYNC_HEAP)
+
+    print("\nsmallest heap for the whole terminal (bisected %d..%d KB to %d KB; the test runs at %s):"
+          % (args.low, args.high, args.step, WHOLE_HEAP))
+    low, high = args.low, args.high
+    if not whole_passes(high):
+        print("  fails even at %d KB" % high)
+        return
+    while high - low > args.step:
+        mid = (low + high) // 2
+        passed = whole_passes(mid)
+        print("  %d KB: %s" % (mid, "passes" if passed else "fails"), flush=True)
+        low, high = (low, mid) if passed else (mid, high)
+    print("  passes at %d KB, fails at %d KB" % (high, low))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The few names MicroPython and CPython spell differently, once for every terminal module.
+
+asyncio is imported when first slept on, not here: the debit path (rc522, journal) takes const
+and ticks from this module without loading the event loop's modules onto the heap.
+"""
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        """CPython has no const(): the value itself."""
+        return value
+
+try:
+    from time import ticks_diff, ticks_ms
+except ImportError:  # CPython
+    from time import monotonic
+
+    def ticks_ms():
+        """Milliseconds from an arbitrary start."""
+        return int(monotonic() * 1000)
+
+    def ticks_diff(end, start):
+        """end - start in ms (CPython's ints do not wrap)."""
+        return end - start
+
+
+def sleep_ms(ms):
+    """asyncio.sleep_ms where the port has it (no float on MicroPython), else asyncio.sleep."""
+    import asyncio
+    if hasattr(asyncio, "sleep_ms"):
+        return asyncio.sleep_ms(ms)
+    return asyncio.sleep(ms / 1000)
+
+
+def wait_ms(awaitable, timeout_ms):
+    """asyncio.wait_for with a timeout in ms; raises asyncio.TimeoutError."""
+    import asyncio
+    if hasattr(asyncio, "wait_for_ms"):
+        return asyncio.wait_for_ms(awaitable, timeout_ms)
+    return asyncio.wait_for(awaitable, timeout_ms / 1000)
