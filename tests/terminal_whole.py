@@ -20,7 +20,7 @@ from sim.chip_server import ChipServer
 
 from conftest import FIRMWARE, MICROPYTHON, REPO, compiled_firmware, micropython_env
 from parkcard.security import secure
-from parkcard.testing import MERCHANT_ICE, start_hub
+from parkcard_devkit.testing import MERCHANT_ICE, start_hub
 from parkcard_flash.image import build_image
 
 TERMINAL_ID = 21

@@ -31,7 +31,6 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
 """
 
 import itertools
-import sqlite3
 import time
 
 from protocol import record as R
@@ -40,7 +39,7 @@ from protocol.errors import BadMac, ProtocolError
 from parkcard.domain import accounts, ledger
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
-from parkcard.store import RESTORE_ADVICE, store_for
+from parkcard.store import RESTORE_ADVICE, database_errors, store_for
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
 _SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND)
@@ -203,13 +202,13 @@ def run_checks(rows, rates_had=None):
         return report       # the tables may not be the ones the checks read
     try:
         problems = rows.integrity_check()
-    except sqlite3.DatabaseError as exc:
+    except database_errors() as exc:
         problems = ["integrity_check: %s" % exc]
     if problems != ["ok"]:
         report.file_problems += ["integrity_check: %s" % p for p in problems]
     try:
         _check_contents(rows, report, rates_had or {})
-    except sqlite3.DatabaseError as exc:
+    except database_errors() as exc:
         report.file_problems.append("reading stopped: %s" % exc)
     report.elapsed_s = time.perf_counter() - started
     return report
