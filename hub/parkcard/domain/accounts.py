@@ -13,6 +13,13 @@ DEPOSITS = "park:deposits"          # card deposits held
 CASH = "desk:cash"                  # cash taken in at the desk (goes down by the cash received)
 TRANSFERS = "park:transfers"        # clearing account of a lost card's transfer: nets to zero
 
+# Front desk (parkcard.domain.purses, refund_rules, replacement, shifts).
+BONUS_PREFIX = "bonus:"             # the bonus part of a card's balance (its bonus purse; never refunded)
+HOLD_PREFIX = "hold:"               # a replaced card's balance held for its late offline debits
+LOSSES = "park:losses"              # late debits of a replaced card beyond its hold (an expense: negative)
+REFUND_FEES = "park:refund_fees"    # fees kept on refunds and returns
+OVER_SHORT = "desk:over_short"      # cash counted over (+) or short (-) of expected at a shift's close
+
 
 def card_account(card_no):
     """Ledger account of a card's funds."""
@@ -22,3 +29,13 @@ def card_account(card_no):
 def merchant_account(merchant_id):
     """Ledger account of what the park owes a merchant."""
     return MERCHANT_PREFIX + str(merchant_id)
+
+
+def bonus_account(card_no):
+    """Ledger account of the bonus purse of a card."""
+    return BONUS_PREFIX + str(card_no)
+
+
+def hold_account(card_no):
+    """Ledger account of the replacement hold of the replaced card card_no."""
+    return HOLD_PREFIX + str(card_no)

@@ -20,12 +20,14 @@ Record fields used beyond amount (SPEC.md §4.1):
 """
 
 from protocol import record as R
-from protocol.card import TIER_GOLD, TIER_SILVER, TIER_STANDARD
 
-from parkcard.domain.accounts import BONUS, CASH, COMMISSION, DEPOSITS, TRANSFERS, card_account, merchant_account
+from parkcard.domain.accounts import (BONUS, CASH, COMMISSION, DEPOSITS, LOSSES, OVER_SHORT, REFUND_FEES, TRANSFERS,
+                                      card_account, hold_account, merchant_account)
+from parkcard.domain.cents import whole
+from parkcard.domain.tiers import DEFAULT_TIERS
 
-# Top-up bonus by card tier, in percent of the cash paid (config, not code).
-TIER_BONUS_PERCENT = {TIER_STANDARD: 0, TIER_SILVER: 0, TIER_GOLD: 10}
+# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.desk reads this name.
+TIER_BONUS_PERCENT = DEFAULT_TIERS
 
 # Kinds only a desk terminal may produce (SPEC.md §3.2: no credit path at a booth). A booth's REFUND
 # is allowed only against its own sale (SPEC.md §4.4, checked by ingest).
@@ -46,9 +48,9 @@ class PostingError(ValueError):
         self.reason = reason
 
 
-def bonus_cents(tier, cash_cents, table=TIER_BONUS_PERCENT):
-    """Bonus added on top of a cash top-up for a card tier (rounded down)."""
-    return cash_cents * table.get(tier, 0) // 100
+def bonus_cents(tier, cash_cents, table=DEFAULT_TIERS):
+    """Bonus added on top of a cash top-up for a card tier, by the park's tier table (parkcard.domain.tiers)."""
+    return table.bonus_cents(tier, cash_cents)
 
 
 def commission_cents(amount_cents, rate_bps):
@@ -98,3 +100,64 @@ def postings(rec, merchant_id, rate_bps):
     if sum(e[1] for e in entries) != 0:
         raise PostingError("unbalanced", "entries do not sum to zero")
     return entries
+
+
+# Front-desk postings (parkcard.domain.purses, refund_rules, replacement, shifts): each returns entries that
+# sum to zero, zero entries left out, in the same sign convention as postings().
+
+def _balanced(entries):
+    """entries without zero amounts; PostingError when they do not sum to zero."""
+    entries = [e for e in entries if e[1] != 0]
+    if sum(e[1] for e in entries) != 0:
+        raise PostingError("unbalanced", "entries do not sum to zero")
+    return entries
+
+
+def _non_negative(**amounts):
+    """PostingError unless every amount is a whole, non-negative number of cents."""
+    for name, value in amounts.items():
+        whole(value, name, lambda detail: PostingError("bad_amounts", detail))
+
+
+def refund_payout(card_no, amount_cents, fee_cents):
+    """A desk refund: amount off the card, the fee kept by the park, the rest paid out in cash."""
+    _non_negative(amount_cents=amount_cents, fee_cents=fee_cents)
+    if fee_cents > amount_cents:
+        raise PostingError("bad_amounts", "fee %d over the amount %d" % (fee_cents, amount_cents))
+    return _balanced([(card_account(card_no), -amount_cents), (REFUND_FEES, fee_cents),
+                      (CASH, amount_cents - fee_cents)])
+
+
+def bonus_forfeit(card_no, bonus_cents):
+    """A returned card's unspent bonus goes back to the park (undoes that much of the bonus expense)."""
+    _non_negative(bonus_cents=bonus_cents)
+    return _balanced([(card_account(card_no), -bonus_cents), (BONUS, bonus_cents)])
+
+
+def replacement_move(old_card_no, new_card_no, balance_cents, hold_cents):
+    """Replacement: the old card's balance leaves it, hold_cents into its hold, the rest onto the new card."""
+    _non_negative(balance_cents=balance_cents, hold_cents=hold_cents)
+    if hold_cents > balance_cents:
+        raise PostingError("bad_amounts", "hold %d over the balance %d" % (hold_cents, balance_cents))
+    return _balanced([(card_account(old_card_no), -balance_cents), (hold_account(old_card_no), hold_cents),
+                      (card_account(new_card_no), balance_cents - hold_cents)])
+
+
+def late_debit_cover(old_card_no, covered_cents, loss_cents):
+    """A late debit of a replaced card (already posted against it) made good from its hold, the rest a loss."""
+    _non_negative(covered_cents=covered_cents, loss_cents=loss_cents)
+    return _balanced([(hold_account(old_card_no), -covered_cents), (LOSSES, -loss_cents),
+                      (card_account(old_card_no), covered_cents + loss_cents)])
+
+
+def hold_release(old_card_no, new_card_no, released_cents):
+    """What is left of a replaced card's hold, after the offline window, onto its replacement."""
+    _non_negative(released_cents=released_cents)
+    return _balanced([(hold_account(old_card_no), -released_cents), (card_account(new_card_no), released_cents)])
+
+
+def cash_over_short(expected_cents, counted_cents):
+    """A shift's close: the drawer's difference (counted - expected) from the desk's cash to over/short."""
+    _non_negative(expected_cents=expected_cents, counted_cents=counted_cents)
+    difference = counted_cents - expected_cents
+    return _balanced([(CASH, -difference), (OVER_SHORT, difference)])

@@ -6,20 +6,77 @@ runs, and announces what the operation committed (`told`) to whatever runs
 beside it: the CLI sends the running hub a notice (parkcard.transport.notify),
 the running hub acts on the change itself.
 
-`check` allows everything today: operator accounts and roles (cashier,
-finance, technician, admin) arrive with the desk issue and plug in here,
-without touching the services.
+`check` refuses a privilege none of the actor's roles holds (ROLE_PRIVILEGES,
+a role -> privileges table). An actor made without roles is the LOCAL_ADMIN:
+the person at the hub's own machine (the CLI on the hub's database) or the
+hub process itself, who may do everything the hub offers, as before operator
+accounts existed; operators who log in get the roles of their account.
 """
 
 import functools
 
-# Privileges, by what they allow (the roles that hold them come with operator accounts).
+# Privileges, by what they allow.
 PARK_ADMIN = "park.admin"               # park settings, secrets
 MERCHANTS = "merchants.manage"
 TERMINALS = "terminals.manage"          # register, lock, unlock, de-authorise, authorise
 BLACKLIST = "blacklist.manage"
 ADMIN_CARDS = "admin_cards.manage"
 SETTLEMENT = "settlement.close"
+CARD_QUERY = "cards.query"              # balance, status and history of a card
+CARD_ISSUE = "cards.issue"
+CARD_TOP_UP = "cards.top_up"
+CARD_REFUND = "cards.refund"
+CARD_RETURN = "cards.return"
+CARD_LOSS = "cards.loss"                # report and un-report a loss
+CARD_REPLACE = "cards.replace"          # move a lost card's balance to a new card
+CARD_STOCK = "card_stock.manage"        # initialise blank cards, move stock between desks
+MEMBERS = "members.manage"              # register members, change their tier
+SHIFT = "shifts.own"                    # open and close one's own shift
+SHIFTS_REVIEW = "shifts.review"         # every cashier's shifts and Z reports, over/short included
+REPORTS = "reports.view"                # desk reports, liabilities, exports
+TIERS = "tiers.manage"                  # tiers and refund rules (park configuration)
+OPERATORS = "operators.manage"          # operator accounts and their roles
+AUDIT = "audit.view"
+
+PRIVILEGES = (PARK_ADMIN, MERCHANTS, TERMINALS, BLACKLIST, ADMIN_CARDS, SETTLEMENT, CARD_QUERY, CARD_ISSUE,
+              CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, CARD_REPLACE, CARD_STOCK, MEMBERS, SHIFT,
+              SHIFTS_REVIEW, REPORTS, TIERS, OPERATORS, AUDIT)
+
+CASHIER = "cashier"
+FINANCE = "finance"
+TECHNICIAN = "technician"
+MANAGER = "manager"
+ADMIN = "admin"
+
+_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT})
+# What each role may do. A cashier serves holders at a desk; finance settles and reviews money but serves
+# no card (who counts the money does not also move it); a technician runs terminals and card stock; a
+# manager runs the park's day, including replacements (they move a balance with no payment) and the
+# blacklist; an admin may do everything.
+ROLE_PRIVILEGES = {
+    CASHIER: _DESK,
+    FINANCE: frozenset({SETTLEMENT, SHIFTS_REVIEW, REPORTS, CARD_QUERY, AUDIT}),
+    TECHNICIAN: frozenset({TERMINALS, ADMIN_CARDS, CARD_STOCK, BLACKLIST, CARD_QUERY}),
+    MANAGER: _DESK | {CARD_REPLACE, BLACKLIST, MERCHANTS, SHIFTS_REVIEW, REPORTS, TIERS, AUDIT},
+    ADMIN: frozenset(PRIVILEGES),
+}
+ROLES = tuple(ROLE_PRIVILEGES)
+LOCAL_ADMIN = (ADMIN,)          # the roles of an actor made without any: the hub's own machine
+
+
+def privileges_of(roles):
+    """Every privilege held by any of roles; ServiceError for a role the park does not have."""
+    held = set()
+    for role in roles:
+        if role not in ROLE_PRIVILEGES:
+            raise ServiceError("%r is not a role: the roles are %s" % (role, ", ".join(ROLES)))
+        held |= ROLE_PRIVILEGES[role]
+    return frozenset(held)
+
+
+def roles_holding(privilege):
+    """The roles that hold privilege, in ROLES order."""
+    return tuple(role for role in ROLES if privilege in ROLE_PRIVILEGES[role])
 
 
 class ServiceError(ValueError):
@@ -29,15 +86,21 @@ class ServiceError(ValueError):
 class Actor:
     """The operator (or process) behind an operation: its audit name, its privileges, where changes are told."""
 
-    def __init__(self, name, tell=None):
-        """tell: async (news, terminal_id) -> bool, called after a commit with parkcard.transport.notify names."""
+    def __init__(self, name, tell=None, roles=LOCAL_ADMIN):
+        """tell: async (news, terminal_id) -> bool, called after a commit; roles: ROLES names (ServiceError if not)."""
         self.name = name
         self._tell = tell
-        self.checked = []       # the privileges asked for, in order (what a role check will decide on)
+        self.roles = tuple(roles)
+        self.privileges = privileges_of(self.roles)
+        self.checked = []       # the privileges asked for, in order, granted or not
 
     def check(self, privilege):
-        """Raise ServiceError when the actor may not do what privilege allows (no roles yet: allows all)."""
+        """Raise ServiceError when none of the actor's roles holds privilege."""
         self.checked.append(privilege)
+        if privilege not in self.privileges:
+            raise ServiceError("%s (%s) may not do this (%s): ask an operator with the role %s"
+                               % (self.name, ", ".join(self.roles) or "no role", privilege,
+                                  " or ".join(roles_holding(privilege)) or "admin"))
 
     async def told(self, *news, terminal_id=None):
         """Announce committed changes; return True when something running was told."""
