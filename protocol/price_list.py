@@ -77,26 +77,39 @@ def price_list_bodies(merchant_id, version, items, flags=0):
     """The T_PRICE_LIST bodies of a whole list: items is a sequence strictly ascending by code, cut into
     chunks of ITEMS_PER_CHUNK_MAX (an empty list is one empty chunk)."""
     count = len(items)
-    if not (0 < merchant_id <= 0xFFFF and 0 < version <= 0xFFFFFFFF and count <= ITEMS_MAX
-            and 0 <= flags <= LIST_FREE_AMOUNT):
-        raise Malformed("price list: merchant 1..65535, version >= 1, at most %d items" % ITEMS_MAX)
+    if count > ITEMS_MAX:
+        raise Malformed("price list: at most %d items, not %d" % (ITEMS_MAX, count))
     chunks = max(1, (count + ITEMS_PER_CHUNK_MAX - 1) // ITEMS_PER_CHUNK_MAX)
     bodies = []
-    previous = 0
     for chunk in range(chunks):
-        end = min(count, (chunk + 1) * ITEMS_PER_CHUNK_MAX)
         first = chunk * ITEMS_PER_CHUNK_MAX
-        body = bytearray(CHUNK_HEAD_SIZE + ENTRY_SIZE * (end - first))
-        struct.pack_into(CHUNK_FMT, body, 0, merchant_id, version, flags, chunk, chunks, end - first)
-        for i in range(first, end):
-            item = items[i]   # one at a time: a caller may make them on demand
-            if item.code <= previous:
-                raise Malformed("price list: item code %d after %d; codes must ascend" % (item.code, previous))
-            previous = item.code
-            at = CHUNK_HEAD_SIZE + ENTRY_SIZE * (i - first)
-            body[at:at + ENTRY_SIZE] = item.encode()
-        bodies.append(bytes(body))
+        if first and count > first and items[first].code <= items[first - 1].code:
+            raise Malformed("price list: item code %d after %d; codes must ascend"
+                            % (items[first].code, items[first - 1].code))
+        bodies.append(chunk_body(merchant_id, version, chunk, chunks, items, first,
+                                 min(count, first + ITEMS_PER_CHUNK_MAX), flags))
     return bodies
+
+
+def chunk_body(merchant_id, version, chunk, chunks, items, start, end, flags=0):
+    """T_PRICE_LIST chunk `chunk` of `chunks`, holding items[start:end] (ascending by code), each item
+    made only when it is encoded: a caller may pass a sequence that builds them on demand."""
+    count = end - start
+    if not (0 < merchant_id <= 0xFFFF and 0 < version <= 0xFFFFFFFF and 0 <= flags <= LIST_FREE_AMOUNT
+            and 0 <= chunk < chunks <= ITEMS_MAX // ITEMS_PER_CHUNK_MAX and 0 <= count <= ITEMS_PER_CHUNK_MAX):
+        raise Malformed("price list chunk: merchant 1..65535, version >= 1, chunk below chunks <= %d, "
+                        "at most %d items" % (ITEMS_MAX // ITEMS_PER_CHUNK_MAX, ITEMS_PER_CHUNK_MAX))
+    body = bytearray(CHUNK_HEAD_SIZE + ENTRY_SIZE * count)
+    struct.pack_into(CHUNK_FMT, body, 0, merchant_id, version, flags, chunk, chunks, count)
+    previous = 0
+    for i in range(start, end):
+        item = items[i]
+        if item.code <= previous:
+            raise Malformed("price list: item code %d after %d; codes must ascend" % (item.code, previous))
+        previous = item.code
+        at = CHUNK_HEAD_SIZE + ENTRY_SIZE * (i - start)
+        body[at:at + ENTRY_SIZE] = item.encode()
+    return bytes(body)
 
 
 class Chunk:
