@@ -44,7 +44,7 @@ def send(prices, version, make, count, stop=None):
     return installed
 
 
-dev = FileBlockDevice("prices.img", 4096, 64)
+dev = FileBlockDevice("prices.img", 4096, 128)  # 512 KB: room for two lists of ITEMS_MAX while one replaces the other
 mount_littlefs(dev, MNT, format=True)
 prices = PriceList(MNT + "/p")
 gc.collect()
@@ -59,13 +59,19 @@ print("installed", installed and prices.version == 1 and prices.count == N and p
 
 probes = (3, 6, 3 * N, 3 * (N - 1), 3 * 777, 3 * (N // 2))
 absent = (0, 1, 4, 3 * N + 1, 3 * N + 3, 0xFFFF)
+t = time.ticks_us()
+for code in range(3, 3 * N + 1, 3):
+    prices.lookup(code)
+print("lookup_us", time.ticks_diff(time.ticks_us(), t) // N)           # every listed code once
+t = time.ticks_us()
+for code in range(1, 3 * N + 1, 3):
+    prices.lookup(code)
+print("miss_us", time.ticks_diff(time.ticks_us(), t) // N)             # as many codes not listed
 gc.collect()
 before = gc.mem_alloc()
-t = time.ticks_us()
 found = [prices.lookup(code) for code in probes]
+print("heap_lookup", (gc.mem_alloc() - before) // len(probes))  # garbage included: the Item and its name
 missing = [prices.lookup(code) for code in absent]
-print("lookup_us", time.ticks_diff(time.ticks_us(), t) // (len(probes) + len(absent)))
-print("heap_lookups", gc.mem_alloc() - before)  # 12 lookups, garbage included: their Items and names
 ok = missing == [None] * len(absent)
 for code, got in zip(probes, found):
     i = code // 3 - 1
