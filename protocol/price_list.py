@@ -10,8 +10,8 @@ import struct
 
 from protocol.card import BALANCE_MAX_CENTS
 from protocol.errors import Malformed
-from protocol.pricing import (CATEGORY_MAX, ITEM_CODE_MAX, OVERRIDE_CATEGORY, OVERRIDE_ITEM, OVERRIDES_MAX,
-                              RATE_BP_MAX, TIERS_MAX, Discounts, rate_key)
+from protocol.pricing import (CATEGORY_MAX, ITEM_CODE_MAX, OVERRIDE_CATEGORY, OVERRIDE_ITEM, OVERRIDES_MAX, TIERS_MAX,
+                              Discounts, rate_key)
 
 # Frame types (SPEC.md §5.3), downlink; reserved: the hub does not send them yet.
 T_PRICE_LIST = 0x26

@@ -21,6 +21,7 @@ def big_item(i):
 
 
 def main(path):
+    """Check every case of the file at path."""
     with open(path) as f:
         v = json.load(f)
     body = unhexlify(v["chunk"])

@@ -32,6 +32,7 @@ def rules_of(case):
 
 
 def main(path):
+    """Check every case of the file at path."""
     n = 0
     heap_max = 0
     mem_alloc = getattr(gc, "mem_alloc", None)
