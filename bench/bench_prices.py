@@ -20,7 +20,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import MICROPYTHON_HEAP, MPY_SCRIPTS, mpy_lines, run_micropython  # noqa: E402
 
-FIGURES = (("install_ms", "install the list from its chunks (ms)"),
+FIGURES = (("heap_import", "heap the modules take once imported (bytes)"),
+           ("install_ms", "install the list from its chunks (ms)"),
            ("heap_after_install", "heap held after installing, above idle (bytes)"),
            ("lookup_us", "lookup of a listed code, mean (us)"),
            ("miss_us", "lookup of an unlisted code, mean (us)"),

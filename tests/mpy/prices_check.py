@@ -10,11 +10,15 @@ import time
 
 from sim.flash import FileBlockDevice, mount_littlefs
 
-gc.collect()
-from protocol.price_list import Item, chunk_body, parse_price_list  # noqa: E402
+import protocol.card  # noqa: E402,F401 - a serving terminal holds the card codec already
 
 gc.collect()
+heap_before_import = gc.mem_alloc()
+from protocol.price_list import Item, chunk_body, parse_price_list  # noqa: E402
 from terminal.prices import PriceList, PricesError  # noqa: E402
+
+gc.collect()
+print("heap_import", gc.mem_alloc() - heap_before_import)  # price_list, pricing and prices, compiled
 from vector_checks import Lazy  # noqa: E402
 
 MNT = "/flash"
