@@ -1,6 +1,6 @@
-"""Power cut at chosen bytes during journal writes and a blacklist delta, on littlefs.
+"""Power cut at chosen bytes during journal writes, a blacklist delta and a price list replacement, on littlefs.
 
-Usage: powerloss_check.py journal|blacklist STRIDE WINDOW
+Usage: powerloss_check.py journal|blacklist|prices STRIDE WINDOW
 Every cut point in the last WINDOW bytes of the last operation's writes is
 tried, plus every STRIDE-th byte across the whole run. After each cut the flash is remounted, the store
 reopened, and its whole state must equal the state before or after the
@@ -139,6 +139,59 @@ def bl_expected(ops_done):
     return [1 + ops_done, len(numbers)] + [n for n in BL_PROBES if n in numbers]
 
 
+# Price list scenario: version 1 is 300 items in 3 chunks; version 2, 300 others, replaces it chunk by chunk.
+PL_N = 300
+PL_PROBES = (2, 3, 6, 300, 450, 600, 900, 901)
+
+
+def pl_item(version, i):
+    from protocol.price_list import Item
+    return Item((version + 1) * (i + 1), "v%d %d" % (version, i), 100 * version + i)
+
+
+def pl_bodies(version):
+    from protocol.price_list import chunk_body, parse_price_list
+    from vector_checks import Lazy
+    items = Lazy(PL_N, lambda i: pl_item(version, i))
+    for chunk in range(3):
+        yield parse_price_list(chunk_body(9, version, chunk, 3, items, 100 * chunk, 100 * chunk + 100))
+
+
+def pl_baseline():
+    from terminal.prices import PriceList
+    prices = PriceList(MNT + "/p")
+    for chunk in pl_bodies(1):
+        prices.take(chunk)
+    prices.close()
+
+
+def pl_run(done):
+    from terminal.prices import PriceList
+    prices = PriceList(MNT + "/p")
+    for chunk in pl_bodies(2):
+        prices.take(chunk)
+        done.step()
+    prices.close()
+
+
+def pl_state():
+    from terminal.prices import PriceList
+    prices = PriceList(MNT + "/p")
+    state = [prices.version, prices.count]
+    for code in PL_PROBES:
+        item = prices.lookup(code)
+        state.append(item and (item.code, item.name, item.price_cents))
+    prices.close()
+    return state
+
+
+def pl_expected(ops_done):
+    version = 2 if ops_done == 3 else 1     # the new list is in force only once its last chunk is in
+    step = version + 1
+    return [version, PL_N] + [(c, "v%d %d" % (version, c // step - 1), 100 * version + c // step - 1)
+                              if c % step == 0 and 0 < c // step <= PL_N else None for c in PL_PROBES]
+
+
 class Progress:
     """Counts the operations a scenario completed and the bytes written at each."""
 
@@ -186,6 +239,7 @@ def main(which, stride, window):
     baseline, run, state, expected = {
         "journal": (j_baseline, j_run, j_state, j_expected),
         "blacklist": (bl_baseline, bl_run, bl_state, bl_expected),
+        "prices": (pl_baseline, pl_run, pl_state, pl_expected),
     }[which]
     dev = FileBlockDevice(BASE, BLOCK_SIZE, BLOCK_COUNT)
     mount_littlefs(dev, MNT, format=True)

@@ -20,3 +20,17 @@ def refused(fn, *args, error=Exception):
     except error:
         return True
     return False
+
+
+class Lazy:
+    """A sequence of count elements made one at a time by make(i), for lists too big for a 100 KB heap."""
+
+    def __init__(self, count, make):
+        self.count = count
+        self.make = make
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, i):
+        return self.make(i)

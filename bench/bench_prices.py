@@ -1,0 +1,49 @@
+"""What the terminal's price list costs: install time, lookup time and heap above idle, under the
+MicroPython unix port with the ESP32's heap.
+
+usage: .venv/bin/python bench/bench_prices.py [--items N]
+
+tests/mpy/prices_check.py does the work (compiled firmware, -X heapsize=100k, littlefs on simulated
+flash): it installs an N-item list from its T_PRICE_LIST chunks, looks up every listed code and as many
+unlisted ones, replaces the list with a second version and reopens it. Figures only: nothing here passes
+or fails; the unix port on a PC is faster than an ESP32, and its flash is a host file.
+"""
+
+import argparse
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import MICROPYTHON_HEAP, MPY_SCRIPTS, mpy_lines, run_micropython  # noqa: E402
+
+FIGURES = (("heap_import", "heap the modules take once imported (bytes)"),
+           ("install_ms", "install the list from its chunks (ms)"),
+           ("heap_after_install", "heap held after installing, above idle (bytes)"),
+           ("lookup_us", "lookup of a listed code, mean (us)"),
+           ("miss_us", "lookup of an unlisted code, mean (us)"),
+           ("heap_lookup", "heap one lookup allocates, garbage included (bytes)"),
+           ("heap_growth", "heap held after replacing and reopening, above idle (bytes)"))
+
+
+def main():
+    """Run the MicroPython half once and print its figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=2000)
+    args = ap.parse_args()
+    print("command:", shlex.join([sys.executable, "bench/bench_prices.py", "--items", str(args.items)]))
+    print("micropython: -X heapsize=%s tests/mpy/prices_check.py %d" % (MICROPYTHON_HEAP, args.items))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = mpy_lines(run_micropython(MPY_SCRIPTS / "prices_check.py", args.items, cwd=tmp, timeout=600))
+    checks = ("installed", "lookups", "old_serves", "out_of_order", "replaced", "reopen")
+    print("items %d, entries %d bytes on flash, checks %s" % (
+        args.items, 32 * args.items, "ok" if all(out.get(c) == "True" for c in checks) else "FAILED"))
+    for key, what in FIGURES:
+        print("%-60s %s" % (what, out.get(key, "?")))
+
+
+if __name__ == "__main__":
+    main()

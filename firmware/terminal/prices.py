@@ -1,0 +1,175 @@
+"""The merchant's price list in flash, looked up by item code without loading it (SPEC.md §7.1).
+
+On-flash format (all integers big-endian)
+-----------------------------------------
+``dirpath/prices``: count entries of 32 bytes, strictly ascending by item code, each exactly as the
+T_PRICE_LIST chunk carried it (protocol/price_list.py), followed by a 20-byte trailer:
+
+  'PCPL' | version u32 | merchant_id u16 | count u16 | flags u8 | 0 0 0 | crc32 of the entries u32
+
+A new version arrives as chunks 0..n-1 and is streamed into ``prices.tmp``; only after the last chunk
+is it renamed over the old file (atomic.replace), so the old version serves every lookup until the
+new one is whole, and after a power cut at any byte one of the two is in force. A leftover .tmp is
+deleted at open. The trailer sits at the end for the blacklist's reason: littlefs appends cheaply.
+
+A lookup is a binary search reading 2 bytes per step and one entry at the end: RAM never depends on
+the count.
+"""
+
+import os
+import struct
+from binascii import crc32
+
+from protocol.price_list import ENTRY_SIZE, decode_entry
+
+from . import atomic
+
+_NAME = "prices"
+_MAGIC = b"PCPL"
+_TRAILER_FMT = ">4sIHHBBHI"
+_TRAILER_LEN = 20
+_CHUNK = 256  # bytes per read while checking the file: 8 entries
+
+
+class PricesError(ValueError):
+    """A chunk that does not continue the list being received: `reason` says why; ask again from chunk 0."""
+
+    def __init__(self, reason, detail):
+        super().__init__(detail)
+        self.reason = reason
+
+
+class PricesCorrupt(Exception):
+    """The stored list does not check: ask the hub for the whole list."""
+
+
+class PriceList:
+    """The version of the price list in force, and the next one while its chunks arrive."""
+
+    def __init__(self, dirpath):
+        self._dir = dirpath
+        self._path = dirpath + "/" + _NAME
+        self._code = bytearray(2)
+        self._entry = bytearray(ENTRY_SIZE)
+        self._f = None
+        self._next = None   # [file, merchant_id, version, flags, chunks, next chunk, last code, count, crc]
+        atomic.makedirs(dirpath)
+        atomic.remove(self._path + atomic.TMP)  # a list that never got installed
+        self._load()
+
+    def _load(self):
+        self.version = 0
+        self.merchant_id = 0
+        self.flags = 0
+        self.count = 0
+        if not atomic.exists(self._path):
+            return
+        size = os.stat(self._path)[6]
+        f = open(self._path, "rb")
+        if size >= _TRAILER_LEN:
+            f.seek(size - _TRAILER_LEN)
+            magic, version, merchant_id, count, flags, _r1, _r2, crc = struct.unpack(_TRAILER_FMT, f.read(_TRAILER_LEN))
+            if magic == _MAGIC and count * ENTRY_SIZE + _TRAILER_LEN == size and self._crc(f, count) == crc:
+                self._f, self.version, self.merchant_id, self.count, self.flags = f, version, merchant_id, count, flags
+                return
+        f.close()
+        raise PricesCorrupt("%s: bad trailer or checksum" % self._path)
+
+    def _crc(self, f, count):
+        buf = bytearray(_CHUNK)
+        mv = memoryview(buf)
+        left = count * ENTRY_SIZE
+        crc = 0
+        f.seek(0)
+        while left:
+            got = f.readinto(mv[:min(_CHUNK, left)])
+            if not got:
+                return None
+            crc = crc32(mv[:got], crc)
+            left -= got
+        return crc
+
+    def lookup(self, code):
+        """The Item with this code, or None; reads the file, never the whole list."""
+        lo, hi = 0, self.count
+        f = self._f
+        while lo < hi:
+            mid = (lo + hi) // 2
+            f.seek(mid * ENTRY_SIZE)
+            f.readinto(self._code)
+            value = (self._code[0] << 8) | self._code[1]
+            if value == code:
+                f.seek(mid * ENTRY_SIZE)
+                f.readinto(self._entry)
+                return decode_entry(self._entry)
+            if value < code:
+                lo = mid + 1
+            else:
+                hi = mid
+        return None
+
+    def take(self, chunk):
+        """Add one parsed chunk (price_list.parse_price_list); True when it completed a new version.
+
+        Chunk 0 starts a version afresh (a half-received one is dropped); any other chunk must be the
+        next of the version being received, else PricesError("snapshot_order") and nothing is kept.
+        """
+        if chunk.chunk == 0:
+            self._abandon()
+            if chunk.version == self.version and chunk.merchant_id == self.merchant_id:
+                return False        # the list in force, sent again
+            self._next = [open(self._path + atomic.TMP, "wb"), chunk.merchant_id, chunk.version, chunk.flags,
+                          chunk.chunks, 0, 0, 0, 0]
+        nxt = self._next
+        if nxt is None or (chunk.merchant_id, chunk.version, chunk.flags, chunk.chunks, chunk.chunk) != tuple(nxt[1:6]):
+            self._abandon()
+            raise PricesError("snapshot_order", "price list chunk %d of version %d is not the next one"
+                              % (chunk.chunk, chunk.version))
+        if chunk.count and chunk.code(0) <= nxt[6]:
+            self._abandon()
+            raise PricesError("snapshot_order", "price list codes not ascending across chunks at %d" % chunk.code(0))
+        try:
+            nxt[0].write(chunk.entries)
+        except BaseException:
+            self._abandon()
+            raise
+        nxt[8] = crc32(chunk.entries, nxt[8])
+        nxt[7] += chunk.count
+        nxt[5] += 1
+        if chunk.count:
+            nxt[6] = chunk.code(chunk.count - 1)
+        if nxt[5] < nxt[4]:
+            return False
+        self._next = None
+        f = nxt[0]
+        try:
+            f.write(struct.pack(_TRAILER_FMT, _MAGIC, nxt[2], nxt[1], nxt[7], nxt[3], 0, 0, nxt[8]))
+            atomic.sync(f)
+            f.close()
+        except BaseException:
+            f.close()
+            atomic.remove(self._path + atomic.TMP)
+            raise
+        self._install()
+        return True
+
+    def _abandon(self):
+        if self._next is not None:
+            self._next[0].close()
+            self._next = None
+            atomic.remove(self._path + atomic.TMP)
+
+    def _install(self):
+        # Close our handle first: renaming over an open file is not something to rely on with littlefs.
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        atomic.replace(self._path + atomic.TMP, self._path, self._dir)
+        self._load()
+
+    def close(self):
+        """Drop a half-received version and close the file."""
+        self._abandon()
+        if self._f is not None:
+            self._f.close()
+            self._f = None
