@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parkcard.api import metrics as M
 from parkcard.services import apikeys, monitoring
-from parkcard.services.errors import Refusal, code_of
+from parkcard.services.errors import code_of
 from parkcard.services.privileges import ServiceError
 
 API_PREFIX = "/api/v1"
@@ -122,10 +122,9 @@ async def once(request, actor, key, produce):
             if stored is None:
                 try:
                     status, body = 200, await produce()
-                except Refusal as exc:
-                    status, body = STATUS.get(exc.code, 422), {"error": {"code": exc.code, "message": str(exc)}}
-                except ServiceError as exc:
-                    status, body = 422, {"error": {"code": code_of(exc), "message": str(exc)}}
+                except ServiceError as exc:     # a refusal is the first response too
+                    code = code_of(exc)
+                    status, body = STATUS.get(code, 422), {"error": {"code": code, "message": str(exc)}}
                 stored = await hub.storage.keep_idempotent_response(actor.key.id, key, digest, status,
                                                                     json.dumps(body))
             elif stored.request_sha256 != digest:
