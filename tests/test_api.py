@@ -229,3 +229,21 @@ def test_metrics_text_names_every_hub_counter_and_quarantine_reason():
                  'parkcard_quarantine_stored{reason="bad_mac"} 4.0', 'parkcard_batch_frames_count 2.0',
                  'parkcard_batch_frames_bucket{le="4.0"} 1.0', 'parkcard_batch_frames_sum 67.0'):
         assert line in text.splitlines(), line
+
+
+def test_concurrent_posts_with_one_key_do_the_thing_once(park):
+    import asyncio
+
+    import httpx
+    hub, ops = park
+    body = {"card_no": 100780, "reason": "lost", "force": True}
+
+    async def race():
+        async with httpx.AsyncClient(base_url=hub.url, headers={"Authorization": "Bearer " + ops},
+                                     timeout=30) as c:
+            return await asyncio.gather(*(c.post("/blacklist", json=body, headers={"Idempotency-Key": "race"})
+                                          for _ in range(8)))
+    answers = asyncio.run(race())
+    assert {r.status_code for r in answers} == {200}
+    assert [r.json() for r in answers] == [answers[0].json()] * 8 and answers[0].json()["changed"] is True
+    assert sum("blacklist.add" in line for line in audit_lines(hub)) == 1

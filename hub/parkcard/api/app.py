@@ -37,7 +37,6 @@ from parkcard.services.privileges import ServiceError
 
 API_PREFIX = "/api/v1"
 IDEMPOTENCY_KEY_MAX = 64
-IDEMPOTENCY_LOCKS_MAX = 1024    # locks kept for keys in flight; idle ones are dropped beyond this
 
 # HTTP status by stable code; every other code of a refusal is 422.
 STATUS = {"unauthenticated": 401, "scope_missing": 403, "terminal_not_registered": 404, "merchant_not_found": 404,
@@ -114,10 +113,12 @@ async def once(request, actor, key, produce):
     hub = request.app.state.hub
     digest = hashlib.sha256(b"%s %s\n" % (request.method.encode(), request.url.path.encode())
                             + await request.body()).digest()
+    # One POST of a key at a time; the lock lives while requests hold it (a count), so memory is what is in flight.
     locks = request.app.state.idempotency_locks
-    lock = locks.setdefault((actor.key.id, key), asyncio.Lock())
+    held = locks.setdefault((actor.key.id, key), [asyncio.Lock(), 0])
+    held[1] += 1
     try:
-        async with lock:
+        async with held[0]:
             stored = await hub.storage.idempotent_response(actor.key.id, key)
             if stored is None:
                 try:
@@ -134,6 +135,7 @@ async def once(request, actor, key, produce):
                 return Response(stored.body, stored.status, media_type="application/json",
                                 headers={"Idempotent-Replayed": "true"})
     finally:
-        if len(locks) > IDEMPOTENCY_LOCKS_MAX and not lock.locked():
-            locks.pop((actor.key.id, key), None)
+        held[1] -= 1
+        if not held[1]:
+            del locks[(actor.key.id, key)]
     return Response(stored.body, stored.status, media_type="application/json")
