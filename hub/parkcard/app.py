@@ -31,6 +31,7 @@ import time
 
 from protocol import frames, hub_frames, topics
 
+from parkcard.api.metrics import HubMetrics
 from parkcard.desk import Desk
 from parkcard.domain.lifecycle import AdminCardState, QuarantineReason
 from parkcard.hub_lock import HubLockedError
@@ -94,13 +95,14 @@ class Hub:
     def __init__(self, db_path, broker_host="127.0.0.1", broker_port=1883, client_id="parkcard-hub",
                  username=None, password=None, park_keys=None, batch_frames_max=BATCH_FRAMES_MAX,
                  queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None, lock=None,
-                 downlink_queued_max=DOWNLINK_QUEUED_MAX):
+                 downlink_queued_max=DOWNLINK_QUEUED_MAX, api=None):
         """park_keys and transport_key (parkcard.security.secure.hub_kwargs) are needed to issue cards and admin cards.
 
         `await on_terminals_added(hub, ids)` runs when the running hub finds terminals registered by
         another process, e.g. to rewrite the broker's password file (parkcard.security.secure.broker_refresher).
         lock: a HubLock of db_path already taken (`parkcard up` takes it before it starts a broker);
         without one, open() takes it.
+        api: a parkcard.api.server.ApiServer to run as one of the hub's tasks (/api/v1 and /metrics).
         """
         self.storage = store_for(db_path)
         self.lock = lock or hub_lock_for(db_path)     # one hub per database (parkcard.hub_lock, PgHubLock)
@@ -130,6 +132,9 @@ class Hub:
         self.storage_errors = 0     # writes that failed because the store could not be written
         self.storage_down_since = None      # monotonic time of the first failed write of an outage
         self.storage_down_error = None
+        self.api = api
+        self.metrics = HubMetrics()     # the hub's own Prometheus registry (parkcard.api.metrics)
+        self.api_told = self._changed   # what an API key's Actor announces: acted on as this hub's own changes
 
     # -- lifecycle
     async def open(self):
@@ -159,6 +164,8 @@ class Hub:
         await self.open()
         try:
             self.notices.start()
+            if self.api is not None:
+                self.api.bind()         # a port taken stops the start, before anything connects
             self._link_started = True
             await self.link.start()
         except Exception as exc:
@@ -178,6 +185,8 @@ class Hub:
                 for name, coro in (("consume", self._consume()), ("registry-poll", self._poll_registry()),
                                    ("notices", self._take_notices())):
                     tg.create_task(_named_failure(name, coro), name=name)
+                if self.api is not None:
+                    tg.create_task(_named_failure("api", self.api.serve(self)), name="api")
         except ExceptionGroup as group:
             failures = [exc for exc in group.exceptions if isinstance(exc, HubFailed)]
             raise (failures or [HubFailed(_reason(group))])[0] from group
@@ -207,6 +216,8 @@ class Hub:
         finally:
             try:
                 self.notices.close()
+                if self.api is not None:
+                    self.api.close()
             finally:
                 try:
                     await self.storage.close()
@@ -260,6 +271,7 @@ class Hub:
         if statuses:
             await self._stored(statuses, self._store_statuses)
         self.batches += 1
+        self.metrics.batch(len(batch))
         for result in results:
             await self._after_commit(result)
         async with self._settled:

@@ -5,7 +5,7 @@ import click
 from protocol import record as R
 
 from parkcard.bounds import CARD_NO, BoundParam
-from parkcard.cli.common import CliActor, run, table, utc, with_storage
+from parkcard.cli.common import CliActor, in_store, run, table, utc, with_storage
 from parkcard.services import blacklist as blacklist_service
 
 ATTEMPTS_SHOWN = 3
@@ -18,18 +18,11 @@ def blacklist(ctx):
     if ctx.invoked_subcommand is not None:
         return
 
-    async def listing(storage):
-        counts = await storage.attempt_counts()
-        out = []
-        for card_no, reason, version in await storage.blacklist_entries():
-            last = await storage.attempts(card_no, ATTEMPTS_SHOWN)
-            out.append((card_no, version, counts.get(card_no, 0), ", ".join(
-                "%s t%d%s" % (utc(t), tid, " (locked)" if kind == R.KIND_LOCK else "") for t, tid, kind in last),
-                reason))
-        return out
-
+    rows = in_store(ctx.obj, lambda s, actor: blacklist_service.entries(s, actor, ATTEMPTS_SHOWN))
     table(("card", "since version", "attempts", "last attempts (time, terminal)", "reason"),
-          run(with_storage(ctx.obj.db, listing)))
+          [(entry.card_no, entry.added_version, seen, ", ".join(
+              "%s t%d%s" % (utc(t), tid, " (locked)" if kind == R.KIND_LOCK else "") for t, tid, kind in last),
+            entry.reason) for entry, seen, last in rows])
 
 
 def _change(obj, operation, *args):

@@ -7,8 +7,10 @@ import click
 
 from protocol import frames
 
-from parkcard.cli.common import age, run, table, with_storage
+from parkcard.cli.common import CliActor, age, in_store, run, table, with_storage
 from parkcard.ingest import fleet
+from parkcard.services import monitoring
+from parkcard.services import terminals as terminal_service
 
 WATCH_INTERVAL_S = 1.0
 
@@ -19,12 +21,14 @@ WATCH_INTERVAL_S = 1.0
 def terminals(obj, watch):
     """Fleet table: online state, last seen (any frame), reported versions and health, backlog, lock state."""
     if not watch:
-        _fleet_table(run(with_storage(obj.db, lambda s: s.terminals())))
+        _fleet_table(in_store(obj, terminal_service.fleet))
         return
+
+    actor = CliActor(obj.db)
 
     async def redraw(storage):
         while True:
-            rows = await storage.terminals()
+            rows = await terminal_service.fleet(storage, actor)
             click.clear()       # in place on a terminal (nothing when the output is not one)
             _fleet_table(rows)
             await asyncio.sleep(WATCH_INTERVAL_S)
@@ -64,17 +68,17 @@ def _authorised(row):
 
 
 def _listing(name, doc, read, headers, row):
-    """A command that prints what read(storage) returns, one row(r) per line under headers."""
+    """A command that prints what the read service read(storage, actor) returns, one row(r) per line under headers."""
     @click.command(name, help=doc)
     @click.pass_obj
     def listing(obj):
-        table(headers, [row(r) for r in run(with_storage(obj.db, read))])
+        table(headers, [row(r) for r in in_store(obj, read)])
     return listing
 
 
-alarms = _listing("alarms", "Alarms raised by ingest (clones, chain breaks, conflicts).", lambda s: s.alarms(),
+alarms = _listing("alarms", "Alarms raised by ingest (clones, chain breaks, conflicts).", monitoring.alarms,
                   ("id", "kind", "card", "terminal", "seq", "when", "detail"),
                   lambda r: (r[0], r[1], r[2], r[3], r[4], age(r[6]), r[5]))
 quarantine = _listing("quarantine", "Frames and records refused by ingest, with their reasons.",
-                      lambda s: s.quarantined(), ("id", "topic", "terminal", "reason", "bytes", "when", "detail"),
+                      monitoring.quarantine, ("id", "topic", "terminal", "reason", "bytes", "when", "detail"),
                       lambda r: (r[0], r[1], r[2], r[3], r[6], age(r[5]), r[4]))

@@ -21,8 +21,12 @@ class HubStopped(click.ClickException):
                    % secure.SECURE_PORT)
 @click.option("--no-broker", is_flag=True, help="use a broker that is already running")
 @click.option("--insecure", is_flag=True, help="plaintext, anonymous broker for development (no `parkcard init`)")
+@click.option("--web-port", type=click.IntRange(0, 65535), default=None,
+              help="serve /api/v1 and /metrics on this port (0: a free one) [default: not served]")
+@click.option("--web-host", default="127.0.0.1", show_default=True,
+              help="address the API listens on (HTTPS with the park's certificate after `parkcard init`)")
 @click.pass_obj
-def up(obj, broker_host, broker_port, no_broker, insecure):
+def up(obj, broker_host, broker_port, no_broker, insecure, web_port, web_host):
     """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C: TLS, passwords and ACL after `parkcard init`."""
     from parkcard.app import Hub, HubFailed, configure_logging, failure_message, serve
     from parkcard.transport.broker import Broker, BrokerError
@@ -63,6 +67,10 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
                           broker.connections_max, broker.open_files_max))
         # --no-broker: the default port is the one a park of this kind listens on.
         default_port = secure.SECURE_PORT if park is not None else 1883
+        if web_port is not None:
+            hub_args["api"] = _api_server(park, web_host, web_port)
+            click.echo("api listening on %s (OpenAPI at %s/openapi.json, Prometheus at /metrics)"
+                       % (hub_args["api"].url, hub_args["api"].url))
         try:
             run(serve(Hub(db, broker_host, broker_port or default_port, lock=lock, **hub_args)))
         except HubFailed as exc:
@@ -71,3 +79,13 @@ def up(obj, broker_host, broker_port, no_broker, insecure):
         if broker is not None:
             broker.stop()
         lock.release()
+
+
+def _api_server(park, host, port):
+    """The bound ApiServer of `up`: HTTPS with the broker's certificate and key when the park has its PKI."""
+    from parkcard.api.server import ApiServer
+    tls = dict(certfile=str(park.pki.server_cert), keyfile=str(park.pki.server_key)) if park is not None else {}
+    try:
+        return ApiServer(host, port, **tls).bind()
+    except OSError as exc:
+        raise UserError("the API cannot listen on %s:%d (%s): pick another --web-port" % (host, port, exc)) from None

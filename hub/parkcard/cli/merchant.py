@@ -3,7 +3,7 @@
 import click
 
 from parkcard.bounds import COMMISSION_BPS, MERCHANT_ID, PARK_ID, BoundParam, NameParam
-from parkcard.cli.common import UserError, in_store, run, table, with_storage
+from parkcard.cli.common import UserError, in_store, table
 from parkcard.services import merchants
 
 
@@ -49,6 +49,6 @@ def merchant_set(obj, merchant_id, name, commission_bps):
 @click.pass_obj
 def merchant_list(obj):
     """Every merchant: id, name, commission, park and its terminals."""
-    rows = run(with_storage(obj.db, lambda s: s.merchant_list()))
+    rows = in_store(obj, merchants.listing)
     table(("id", "name", "commission bps", "park", "terminals"),
           [(m, name, bps, park, ", ".join(map(str, tids)) or "none") for m, park, name, bps, tids in rows])

@@ -1,7 +1,8 @@
 """The card blacklist: add and remove cards; every change is a new version pushed to every terminal."""
 
 from parkcard.services.inputs import checked
-from parkcard.services.privileges import BLACKLIST, ServiceError, requires
+from parkcard.services.errors import Refusal
+from parkcard.services.privileges import BLACKLIST, BLACKLIST_READ, requires
 from parkcard.store import NotIssued, audited, version_detail
 from parkcard.transport import notify
 
@@ -18,7 +19,7 @@ async def add(store, actor, card_no, reason, force=False):
         version = await store.blacklist_change(card_no, reason, add=True, issued_only=not force, audit=audited(
             actor.name, "blacklist.add", card_no=card_no, reason=reason, extra=version_detail))
     except NotIssued as exc:
-        raise ServiceError("%s: nothing changed; check the number (`parkcard blacklist` lists the listed ones), "
+        raise Refusal("card_not_issued", "%s: nothing changed; check the number (`parkcard blacklist` lists the listed ones), "
                            "or pass --force to blacklist a card from elsewhere" % exc) from None
     if version is not None:
         await actor.told(notify.BLACKLIST)
@@ -35,3 +36,11 @@ async def remove(store, actor, card_no, reason):
     if version is not None:
         await actor.told(notify.BLACKLIST)
     return version
+
+
+@requires(BLACKLIST_READ)
+async def entries(store, actor, attempts_max):
+    """[(BlacklistEntry, taps seen since, [its last attempts_max Attempt, newest first])], by card."""
+    counts = await store.attempt_counts()
+    return [(entry, counts.get(entry.card_no, 0), await store.attempts(entry.card_no, attempts_max))
+            for entry in await store.blacklist_entries()]

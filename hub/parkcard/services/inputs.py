@@ -1,7 +1,7 @@
 """Range checks of service inputs by name (parkcard.bounds), raised as ServiceError."""
 
 from parkcard import bounds
-from parkcard.services.privileges import ServiceError
+from parkcard.services.errors import Refusal
 
 _BOUNDS = {"card_no": bounds.CARD_NO, "terminal_id": bounds.TERMINAL_ID, "merchant_id": bounds.MERCHANT_ID,
            "park_id": bounds.PARK_ID, "fixed_price_cents": bounds.FIXED_PRICE_CENTS,
@@ -16,4 +16,4 @@ def checked(name=None, **values):
                 _BOUNDS[key].check(value)
         return None if name is None else bounds.check_name(name)
     except bounds.BoundError as exc:
-        raise ServiceError(str(exc)) from None
+        raise Refusal("out_of_range", str(exc)) from None

@@ -1,7 +1,8 @@
 """Merchants (booth owners): create one, change its name or commission."""
 
 from parkcard.services.inputs import checked
-from parkcard.services.privileges import MERCHANTS, ServiceError, requires
+from parkcard.services.errors import Refusal
+from parkcard.services.privileges import MERCHANTS, MERCHANTS_READ, requires
 from parkcard.store import audited
 from parkcard.transport import notify
 
@@ -18,7 +19,7 @@ async def add(store, actor, merchant_id, name, commission_bps, park_id=1):
             actor.name, "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
             park_id=park_id))
     except ValueError as exc:
-        raise ServiceError("%s: nothing changed; to change it: parkcard merchant set --id %d [--name NAME] "
+        raise Refusal("merchant_exists", "%s: nothing changed; to change it: parkcard merchant set --id %d [--name NAME] "
                            "[--commission-bps N]" % (exc, merchant_id)) from None
 
 
@@ -34,11 +35,17 @@ async def change(store, actor, merchant_id, name=None, commission_bps=None):
             actor.name, "merchant.set", when=lambda ba: ba[0] != ba[1], merchant_id=merchant_id,
             extra=_change_detail))
     except ValueError as exc:
-        raise ServiceError("%s (see `parkcard merchant list`; create it with `parkcard merchant add`)"
+        raise Refusal("merchant_not_found", "%s (see `parkcard merchant list`; create it with `parkcard merchant add`)"
                            % exc) from None
     if before != after:
         await actor.told(notify.TERMINALS)
     return before, after
+
+
+@requires(MERCHANTS_READ)
+async def listing(store, actor):
+    """Every merchant with its terminals ([MerchantListing]), by id."""
+    return await store.merchant_list()
 
 
 def _change_detail(before_after):

@@ -1,7 +1,7 @@
 """Park settings: the park's currency, and the record of its secrets being created."""
 
 from parkcard.money import CurrencyError, currency_code
-from parkcard.services.privileges import PARK_ADMIN, ServiceError, requires
+from parkcard.services.privileges import PARK_ADMIN, PARK_READ, ServiceError, requires
 from parkcard.store import audited
 
 
@@ -24,3 +24,9 @@ async def set_currency(store, actor, park_id, currency):
 async def initialised(store, actor, created):
     """Record that `parkcard init` created the park's secrets and PKI files named in created."""
     await store.audit(actor.name, "park.init", created=list(created))
+
+
+@requires(PARK_READ)
+async def currency(store, actor, park_id=1):
+    """The park's ISO 4217 currency code (CNY until it is set)."""
+    return await store.park_currency(park_id)

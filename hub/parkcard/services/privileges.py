@@ -119,3 +119,27 @@ def requires(privilege):
         checked.privilege = privilege
         return checked
     return decorate
+
+
+# -- API key scopes (parkcard.services.apikeys): each names the privileges a third party's key holds.
+FLEET_READ = "fleet.read"               # terminals, alarms, quarantine
+MERCHANTS_READ = "merchants.read"
+BLACKLIST_READ = "blacklist.read"
+SETTLEMENT_READ = "settlement.read"
+PARK_READ = "park.read"                 # the park's currency: every key holds it (amounts need it)
+
+SCOPES = {
+    "fleet:read": frozenset({FLEET_READ}),
+    "terminals:control": frozenset({FLEET_READ, TERMINALS}),
+    "merchants:read": frozenset({MERCHANTS_READ}),
+    "merchants:write": frozenset({MERCHANTS_READ, MERCHANTS}),
+    "blacklist:read": frozenset({BLACKLIST_READ}),
+    "blacklist:write": frozenset({BLACKLIST_READ, BLACKLIST}),
+    "settlement:read": frozenset({SETTLEMENT_READ}),
+    "settlement:close": frozenset({SETTLEMENT_READ, SETTLEMENT}),
+}
+
+
+def scope_privileges(scopes):
+    """The privileges an API key with these scope names holds."""
+    return frozenset({PARK_READ}).union(*(SCOPES[s] for s in scopes))

@@ -27,12 +27,16 @@ import time
 
 from parkcard.money import major_units
 from parkcard.security.files import write_atomic
-from parkcard.services.privileges import SETTLEMENT, ServiceError, requires
+from parkcard.services.privileges import SETTLEMENT, SETTLEMENT_READ, ServiceError, requires
 from parkcard.store import PeriodOverlap
 
 
 class SettlementError(ServiceError):
-    """A settlement request that cannot be done."""
+    """A settlement request that cannot be done; code: the stable name of why (parkcard.services.errors)."""
+
+    def __init__(self, message, code="invalid_period"):
+        super().__init__(message)
+        self.code = code
 
 
 def iso_utc(ts):
@@ -65,7 +69,7 @@ async def close_all(storage, merchant_ids, start_s, end_s, now_s=None, actor=Non
         existing = [await storage.settlement(m, start_s, end_s) for m in merchant_ids]
         if None in existing:    # only what is already closed may be asked for again
             raise SettlementError("the period ends %s, in the future (now %s): records of it may not be uploaded "
-                                  "yet; close it once it is over" % (iso_utc(end_s), iso_utc(now_s)))
+                                  "yet; close it once it is over" % (iso_utc(end_s), iso_utc(now_s)), "period_in_future")
     try:
         return await storage.close_settlements(merchant_ids, start_s, end_s, audit=actor and (
             lambda closes: [(actor, "settlement.close", details) for details in closes]))
@@ -75,7 +79,7 @@ async def close_all(storage, merchant_ids, start_s, end_s, now_s=None, actor=Non
         raise SettlementError("merchant %d (%s): %s to %s overlaps its closed period %s to %s; a record is paid "
                               "once, so close only time not closed yet (e.g. %s); nothing was closed"
                               % (exc.merchant_id, exc.merchant_name, iso_utc(start_s), iso_utc(end_s), iso_utc(exc.period_start),
-                                 iso_utc(exc.period_end), hint)) from None
+                                 iso_utc(exc.period_end), hint), "period_overlaps") from None
 
 
 @requires(SETTLEMENT)
@@ -84,9 +88,25 @@ async def close_period(store, actor, merchant_ids, start_s, end_s, now_s=None):
     known = [m[0] for m in await store.merchants()]
     for merchant_id in merchant_ids or ():
         if merchant_id not in known:
-            raise SettlementError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id)
+            raise SettlementError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id,
+                                  "merchant_not_found")
     return await close_all(store, known if merchant_ids is None else merchant_ids, start_s, end_s, now_s,
                            actor=actor.name)
+
+
+@requires(SETTLEMENT_READ)
+async def listing(store, actor):
+    """Every closed settlement ([Settlement]), by id."""
+    return await store.settlements()
+
+
+@requires(SETTLEMENT_READ)
+async def one(store, actor, settlement_id):
+    """One closed settlement; SettlementError(settlement_not_found) when there is none with this id."""
+    for row in await store.settlements():
+        if row.id == settlement_id:
+            return row
+    raise SettlementError("there is no settlement %d (see `parkcard settle`)" % settlement_id, "settlement_not_found")
 
 
 CSV_COLUMNS = ("settlement", "merchant_id", "merchant", "period_start", "period_end", "closed_at", "currency",

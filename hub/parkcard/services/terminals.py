@@ -12,7 +12,8 @@ from protocol import frames
 
 from parkcard.domain.lifecycle import AdminCardState
 from parkcard.services.inputs import checked
-from parkcard.services.privileges import TERMINALS, ServiceError, requires
+from parkcard.services.errors import Refusal
+from parkcard.services.privileges import FLEET_READ, TERMINALS, ServiceError, requires
 from parkcard.store import audited
 from parkcard.transport import broker_auth, notify
 
@@ -78,11 +79,32 @@ async def _command(store, actor, terminal_id, command, action, **columns):
         changed = await store.terminal_command(terminal_id, command, actor.name, audit=audited(
             actor.name, "terminal." + action, terminal_id=terminal_id), **columns)
     except ValueError:
-        raise ServiceError("terminal %d is not registered (see `parkcard terminals`)" % terminal_id) from None
+        raise _not_registered(terminal_id) from None
     if changed:
         log.info("event=terminal_%s terminal=%d actor=%s", action, terminal_id, actor.name)
         await actor.told(notify.COMMANDS, terminal_id=terminal_id)
     return changed
+
+
+def _not_registered(terminal_id):
+    """The refusal for a terminal id nobody registered."""
+    return Refusal("terminal_not_registered", "terminal %d is not registered (see `parkcard terminals`)" % terminal_id)
+
+
+@requires(FLEET_READ)
+async def fleet(store, actor):
+    """Every registered terminal with what it last reported (online, versions, backlog, heap), by id."""
+    return await store.terminals()
+
+
+@requires(FLEET_READ)
+async def one(store, actor, terminal_id):
+    """One registered terminal with what it last reported; Refusal(terminal_not_registered) otherwise."""
+    checked(terminal_id=terminal_id)
+    rows = await store.terminals(terminal_id)
+    if not rows:
+        raise _not_registered(terminal_id)
+    return rows[0]
 
 
 @requires(TERMINALS)

@@ -52,6 +52,15 @@ class WriteTx(abc.ABC):
         A backend whose reads are round trips to a server loads them ahead in one; by default nothing happens.
         """
 
+    # -- statements the shared methods (parkcard.store.reads) write once for every backend
+    @abc.abstractmethod
+    def sql_row(self, sql, params=()):
+        """Run one statement with `?` placeholders; return its first row as a tuple, or None."""
+
+    @abc.abstractmethod
+    def sql_rowcount(self, sql, params=()):
+        """Run one statement with `?` placeholders; return how many rows it changed."""
+
     # -- reads inside the transaction (they see what this batch staged)
     @abc.abstractmethod
     def next_id(self, table):
@@ -472,6 +481,31 @@ class Store(abc.ABC):
         """Return [rows.Conflict] by id."""
 
     # -- settlement
+    # -- API keys of third parties and the idempotency keys of their POSTs
+    @abc.abstractmethod
+    async def add_api_key(self, name, secret_sha256, scopes, actor, audit=None):
+        """Store a new API key (the secret's SHA-256 and its scopes); return its id. ValueError if the name is taken."""
+
+    @abc.abstractmethod
+    async def api_keys(self):
+        """Return every ApiKey, revoked ones included, by id."""
+
+    @abc.abstractmethod
+    async def api_key_by_hash(self, secret_sha256):
+        """Return the ApiKey whose secret has this SHA-256, or None."""
+
+    @abc.abstractmethod
+    async def revoke_api_key(self, name, actor, audit=None):
+        """Revoke an API key by name; return False if it was revoked already. ValueError if there is none."""
+
+    @abc.abstractmethod
+    async def idempotent_response(self, api_key_id, key):
+        """Return the IdempotentResponse stored for this key's Idempotency-Key, or None."""
+
+    @abc.abstractmethod
+    async def keep_idempotent_response(self, api_key_id, key, request_sha256, status, body):
+        """Store the first response to an Idempotency-Key; return the stored IdempotentResponse (the first one)."""
+
     @abc.abstractmethod
     async def unsettled(self, merchant_id, start_s, end_s):
         """Return rows.SettlementTotals of what closing [start, end) would take now."""

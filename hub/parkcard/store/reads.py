@@ -13,12 +13,13 @@ from parkcard.domain.lifecycle import RecordStatus
 from parkcard.money import DEFAULT_CURRENCY
 from parkcard.store import settlement as S
 from parkcard.store.errors import NotIssued
-from parkcard.store.rows import (AdminCard, Alarm, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, Card,
-                                 CardRequest, CardWriteRequest, Conflict, Merchant, PendingCommand, Quarantined,
+from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, Card,
+                                 CardRequest, CardWriteRequest, Conflict, IdempotentResponse, Merchant, PendingCommand, Quarantined,
                                  Refund, StoreCounts, StoredRecord, Terminal, TerminalCommand, TerminalFlags)
 
 TERMINAL_SELECT = "SELECT %s FROM terminals " % ", ".join(Terminal._fields)
 _ADMIN_CARD_SELECT = "SELECT %s FROM admin_cards " % ", ".join(AdminCard._fields)
+_API_KEY_SELECT = "SELECT %s FROM api_keys " % ", ".join(ApiKey._fields)
 _QUARANTINE_SELECT = "SELECT %s FROM quarantine " % ", ".join(Quarantined._fields)
 # StoreCounts' fields are the table names: fixed names of this schema, never input.
 _COUNTS_SELECT = "SELECT %s" % ", ".join("(SELECT COUNT(*) FROM %s)" % t for t in StoreCounts._fields)
@@ -226,6 +227,52 @@ class SharedMethods:
         return [Conflict(*r) for r in await self._all(
             "SELECT id, terminal_id, seq, raw, existing_raw FROM conflicts ORDER BY id")]
 
+    # -- API keys and idempotency keys
+    async def add_api_key(self, name, secret_sha256, scopes, actor, audit=None):
+        """Store a new API key (the secret's SHA-256 and its scopes); return its id. ValueError if the name is taken."""
+        def run(tx):
+            if tx.sql_row("SELECT 1 FROM api_keys WHERE name=?", (name,)) is not None:
+                raise ValueError("an API key named %r exists already" % name)
+            return tx.sql_row("INSERT INTO api_keys(name, secret_sha256, scopes, created_at, created_by) "
+                              "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                              (name, bytes(secret_sha256), scopes, tx.now, actor))[0]
+        return await self.write(run, audit)
+
+    async def api_keys(self):
+        """Return every ApiKey, revoked ones included, by id."""
+        return [_api_key(r) for r in await self._all(_API_KEY_SELECT + "ORDER BY id")]
+
+    async def api_key_by_hash(self, secret_sha256):
+        """Return the ApiKey whose secret has this SHA-256, or None."""
+        row = await self._one(_API_KEY_SELECT + "WHERE secret_sha256=?", (bytes(secret_sha256),))
+        return _api_key(row) if row else None
+
+    async def revoke_api_key(self, name, actor, audit=None):
+        """Revoke an API key by name; return False if it was revoked already. ValueError if there is none."""
+        def run(tx):
+            if tx.sql_row("SELECT 1 FROM api_keys WHERE name=?", (name,)) is None:
+                raise ValueError("there is no API key named %r" % name)
+            return tx.sql_rowcount("UPDATE api_keys SET revoked_at=?, revoked_by=? WHERE name=? AND revoked_at IS NULL",
+                                   (tx.now, actor, name)) == 1
+        return await self.write(run, audit)
+
+    async def idempotent_response(self, api_key_id, key):
+        """Return the IdempotentResponse stored for this key's Idempotency-Key, or None."""
+        row = await self._one("SELECT request_sha256, status, response FROM idempotency_keys "
+                              "WHERE api_key_id=? AND key=?", (api_key_id, key))
+        return IdempotentResponse(bytes(row[0]), row[1], row[2]) if row else None
+
+    async def keep_idempotent_response(self, api_key_id, key, request_sha256, status, body):
+        """Store the first response to an Idempotency-Key; return the stored IdempotentResponse (the first one)."""
+        def run(tx):
+            tx.sql_rowcount("INSERT INTO idempotency_keys(api_key_id, key, request_sha256, status, response, "
+                            "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (api_key_id, key) DO NOTHING",
+                            (api_key_id, key, bytes(request_sha256), status, body, tx.now))
+            row = tx.sql_row("SELECT request_sha256, status, response FROM idempotency_keys "
+                             "WHERE api_key_id=? AND key=?", (api_key_id, key))
+            return IdempotentResponse(bytes(row[0]), row[1], row[2])
+        return await self.write(run)
+
     async def unsettled(self, merchant_id, start_s, end_s):
         """Return SettlementTotals of what closing [start, end) would take now (see close_settlements)."""
         return S.totals(await self._all(S.TAKEN, S.taken_params(merchant_id, start_s, end_s)))
@@ -263,3 +310,8 @@ class SharedMethods:
             out.append((S.settlement_row(await self._one(S.SETTLEMENT_ROW + "WHERE s.id=?", (settlement_id,))),
                         new is not None))
         return out
+
+
+def _api_key(row):
+    """An ApiKey from its row (the hash as bytes whatever the driver returns)."""
+    return ApiKey(row[0], row[1], bytes(row[2]), *row[3:])

@@ -316,3 +316,24 @@ class StoreCounts(NamedTuple):
     attempts: int
     terminal_commands: int
     card_write_requests: int
+
+
+class ApiKey(NamedTuple):
+    """A third party's API key: the SHA-256 of its secret (never the secret), its scopes, who made and revoked it."""
+
+    id: int
+    name: str
+    secret_sha256: bytes
+    scopes: str             # space-separated scope names (parkcard.services.privileges.SCOPES)
+    created_at: float
+    created_by: str
+    revoked_at: Optional[float]
+    revoked_by: Optional[str]
+
+
+class IdempotentResponse(NamedTuple):
+    """The first response to a POST with an Idempotency-Key, and the hash of the request it answered."""
+
+    request_sha256: bytes
+    status: int
+    body: str               # the JSON body as sent

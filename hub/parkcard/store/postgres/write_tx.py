@@ -13,9 +13,16 @@ frames is then three round trips, whatever its size.
 from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
 from parkcard.store.batch import CARD, COUNTER, ID, RAW, STATUS, StagedWriteTx
 from parkcard.store.postgres.bulk import TERMINAL_TYPES, BulkStatement
+from parkcard.store.postgres.sql import numbered
 from parkcard.store.rows import CounterClaim, SeqRecord, UncertainRecord
 
 _MISSING = object()
+
+
+def _numbered(sql, params):
+    """(sql, *args) for SyncConn from SQL with `?` placeholders."""
+    sql, args = numbered(sql, params)
+    return (sql, *args)
 
 # A batch of this many records or more sends its per-record rows (records, postings, counters) by COPY,
 # faster than unnest()ed arrays for many rows; a smaller one sends everything in one statement (bulk.py).
@@ -106,6 +113,16 @@ class PgWriteTx(StagedWriteTx):
             self._last_ids.update(zip(("records", "ledger_tx"), self.conn.fetchrow(_MAX_IDS)))
         self._last_ids[table] += 1
         return self._last_ids[table]
+
+    # -- statements written once for both backends (parkcard.store.reads)
+    def sql_row(self, sql, params=()):
+        """Run one statement with `?` placeholders; return its first row as a tuple, or None."""
+        return self.conn.fetchrow(*_numbered(sql, params))
+
+    def sql_rowcount(self, sql, params=()):
+        """Run one statement with `?` placeholders; return how many rows it changed (from its status tag)."""
+        tag = self.conn.execute(*_numbered(sql, params))
+        return int(tag.rsplit(" ", 1)[-1]) if tag and tag.rsplit(" ", 1)[-1].isdigit() else 0
 
     # -- bulk reads a caller knows it will need
     def prefetch(self, records=(), cards=(), counters=(), terminals=()):

@@ -42,6 +42,16 @@ class WriteTx(StagedWriteTx):
         self._last_ids[table] = last + 1
         return last + 1
 
+    # -- statements written once for both backends (parkcard.store.reads)
+    def sql_row(self, sql, params=()):
+        """Run one statement with `?` placeholders; return its first row as a tuple, or None."""
+        row = self.conn.execute(sql, params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def sql_rowcount(self, sql, params=()):
+        """Run one statement with `?` placeholders; return how many rows it changed."""
+        return self.conn.execute(sql, params).rowcount
+
     # -- reads inside the transaction
     def _stored_record(self, terminal_id, seq):
         row = self.conn.execute(

@@ -1,0 +1,218 @@
+"""The JSON shapes of /api/v1: money as integer cents with the currency, times as UTC epoch seconds."""
+
+from typing import Optional
+
+from pydantic import BaseModel, Field
+
+from protocol import frames
+
+from parkcard import bounds
+from parkcard.ingest import fleet
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code to act on, a message for a person."""
+
+    code: str = Field(examples=["terminal_not_registered"])
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: {"error": {"code": ..., "message": ...}}."""
+
+    error: ErrorDetail
+
+
+class Money(BaseModel):
+    """An amount in minor units (cents) of an ISO 4217 currency."""
+
+    cents: int
+    currency: str = Field(examples=["CNY"])
+
+
+class Health(BaseModel):
+    """The hub answers; whether its broker session is up and its store can be written."""
+
+    status: str = Field(examples=["ok"])
+    broker_connected: bool
+    storage_available: bool
+
+
+class Park(BaseModel):
+    """The park's settings a third party needs."""
+
+    currency: str
+
+
+class Terminal(BaseModel):
+    """A registered terminal: the hub's decisions and what it last reported."""
+
+    id: int
+    name: str
+    role: str
+    merchant_id: int
+    online: bool
+    last_seen: Optional[int] = Field(description="UTC epoch seconds of its last frame")
+    firmware: Optional[str]
+    config_version: int = Field(description="the configuration version the hub wants it to hold")
+    reported_config_version: Optional[int]
+    reported_blacklist_version: Optional[int]
+    backlog_records: Optional[int] = Field(description="records it reported not yet acknowledged")
+    oldest_unsynced_age_s: Optional[int]
+    free_heap_bytes: Optional[int]
+    uptime_s: Optional[int]
+    acked_seq: int
+    locked: bool
+    authorised: bool
+    reported_authorised: Optional[bool]
+
+    @classmethod
+    def of(cls, t, now_s):
+        """From a parkcard.store.rows.Terminal."""
+        return cls(id=t.id, name=t.name, role=frames.ROLE_NAMES.get(t.role, str(t.role)), merchant_id=t.merchant_id,
+                   online=fleet.online(t, now_s), last_seen=_epoch(t.last_seen), firmware=t.firmware,
+                   config_version=t.config_version, reported_config_version=t.status_config_version,
+                   reported_blacklist_version=t.status_blacklist_version, backlog_records=t.queue_depth,
+                   oldest_unsynced_age_s=t.oldest_unsynced_age_s, free_heap_bytes=t.free_heap or None,
+                   uptime_s=t.uptime_s, acked_seq=t.acked_upto, locked=bool(t.locked),
+                   authorised=bool(t.authorised),
+                   reported_authorised=None if t.status_authorised is None else bool(t.status_authorised))
+
+
+class Changed(BaseModel):
+    """Whether the request changed anything (False: it was so already; nothing was audited)."""
+
+    changed: bool
+
+
+class Merchant(BaseModel):
+    """A booth owner, its commission and its terminals."""
+
+    id: int
+    park_id: int
+    name: str
+    commission_bps: int
+    terminal_ids: list[int]
+
+
+class MerchantNew(BaseModel):
+    """A merchant to create."""
+
+    id: int = Field(ge=bounds.MERCHANT_ID.low, le=bounds.MERCHANT_ID.high)
+    name: str = Field(min_length=1, max_length=bounds.NAME_LENGTH_MAX)
+    commission_bps: int = Field(ge=bounds.COMMISSION_BPS.low, le=bounds.COMMISSION_BPS.high)
+    park_id: int = Field(default=1, ge=bounds.PARK_ID.low, le=bounds.PARK_ID.high)
+
+
+class MerchantChange(BaseModel):
+    """What to change of a merchant (at least one)."""
+
+    name: Optional[str] = Field(default=None, min_length=1, max_length=bounds.NAME_LENGTH_MAX)
+    commission_bps: Optional[int] = Field(default=None, ge=bounds.COMMISSION_BPS.low, le=bounds.COMMISSION_BPS.high)
+
+
+class MerchantChanged(BaseModel):
+    """A merchant after a change, and whether anything changed."""
+
+    changed: bool
+    name: str
+    commission_bps: int
+
+
+class Attempt(BaseModel):
+    """A tap of a blacklisted card."""
+
+    time: int
+    terminal_id: int
+    locked: bool
+
+
+class BlacklistEntry(BaseModel):
+    """A card on the blacklist now, with the taps seen since."""
+
+    card_no: int
+    reason: str
+    since_version: int
+    attempts: int
+    last_attempts: list[Attempt]
+
+
+class BlacklistAdd(BaseModel):
+    """A card to blacklist; force: also one this park never issued."""
+
+    card_no: int = Field(ge=bounds.CARD_NO.low, le=bounds.CARD_NO.high)
+    reason: str = Field(min_length=1, max_length=200)
+    force: bool = False
+
+
+class BlacklistChange(BaseModel):
+    """The blacklist version a change took (None: nothing changed)."""
+
+    changed: bool
+    version: Optional[int]
+
+
+class Alarm(BaseModel):
+    """An alarm raised by ingest."""
+
+    id: int
+    kind: str
+    card_no: Optional[int]
+    terminal_id: Optional[int]
+    seq: Optional[int]
+    detail: str
+    at: int
+
+
+class QuarantineSummary(BaseModel):
+    """What ingest refused, counted by reason."""
+
+    total: int
+    by_reason: dict[str, int]
+    newest_at: Optional[int]
+
+
+class Settlement(BaseModel):
+    """A closed settlement of a merchant's period [period_start, period_end)."""
+
+    id: int
+    merchant_id: int
+    merchant_name: str
+    period_start: int
+    period_end: int
+    closed_at: int
+    sales: Money
+    refunds: Money
+    commission: Money
+    payout: Money
+    records: int
+    late_records: int
+
+    @classmethod
+    def of(cls, s):
+        """From a parkcard.store.rows.Settlement."""
+        money = {name: Money(cents=getattr(s, name + "_cents"), currency=s.currency)
+                 for name in ("sales", "refunds", "commission", "payout")}
+        return cls(id=s.id, merchant_id=s.merchant_id, merchant_name=s.merchant_name, period_start=s.period_start,
+                   period_end=s.period_end, closed_at=int(s.closed_at), records=s.records,
+                   late_records=s.late_records, **money)
+
+
+class SettlementClose(BaseModel):
+    """A period to close, for some merchants or (merchant_ids null) every merchant."""
+
+    merchant_ids: Optional[list[int]] = None
+    period_start: int = Field(ge=0, le=2 ** 40, description="UTC epoch seconds, included")
+    period_end: int = Field(ge=0, le=2 ** 40, description="UTC epoch seconds, excluded; not in the future")
+
+
+class SettlementClosed(BaseModel):
+    """A settlement and whether this request closed it (False: it was closed already)."""
+
+    newly_closed: bool
+    settlement: Settlement
+
+
+def _epoch(ts):
+    """Whole UTC epoch seconds, None as None."""
+    return None if ts is None else int(ts)

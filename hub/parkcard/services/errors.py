@@ -1,0 +1,18 @@
+"""Service refusals with a stable code, which the API sends as `{"error": {"code": ..., "message": ...}}`."""
+
+from parkcard.services.privileges import ServiceError
+
+REFUSED = "refused"     # the code of a ServiceError that names none
+
+
+class Refusal(ServiceError):
+    """A ServiceError with a stable machine-readable code (e.g. terminal_not_registered)."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def code_of(exc):
+    """The stable code of a service's refusal."""
+    return getattr(exc, "code", REFUSED)

@@ -1,0 +1,36 @@
+"""What ingest flagged and refused, for people and third parties: alarms and the quarantine."""
+
+from collections import Counter
+
+from parkcard.ingest import fleet
+from parkcard.services.privileges import FLEET_READ, requires
+
+
+@requires(FLEET_READ)
+async def alarms(store, actor):
+    """Every alarm raised (clones, chain breaks, conflicts, storage outages), by id."""
+    return await store.alarms()
+
+
+@requires(FLEET_READ)
+async def quarantine(store, actor):
+    """Every frame and record ingest refused, with its reason, by id."""
+    return await store.quarantined()
+
+
+@requires(FLEET_READ)
+async def quarantine_summary(store, actor):
+    """{reason: count} of the quarantine, and its newest entry's time (None when empty)."""
+    rows = await store.quarantined()
+    return dict(Counter(str(r.reason) for r in rows)), max((r.at for r in rows), default=None)
+
+
+@requires(FLEET_READ)
+async def fleet_gauges(store, actor, now_s):
+    """What /metrics reads of the store: terminals registered and online, backlog per terminal, alarms and
+    quarantine counts (a dict)."""
+    rows = await store.terminals()
+    return dict(registered=len(rows), online=sum(fleet.online(t, now_s) for t in rows),
+                backlog=[(t.id, t.queue_depth or 0, t.oldest_unsynced_age_s or 0) for t in rows],
+                alarms=dict(Counter(a.kind for a in await store.alarms())),
+                quarantine=dict(Counter(str(q.reason) for q in await store.quarantined())))
