@@ -37,10 +37,16 @@ REPORTS = "reports.view"                # desk reports, liabilities, exports
 TIERS = "tiers.manage"                  # tiers and refund rules (park configuration)
 OPERATORS = "operators.manage"          # operator accounts and their roles
 AUDIT = "audit.view"
+FLEET_READ = "fleet.read"               # terminals, alarms, quarantine
+MERCHANTS_READ = "merchants.read"
+BLACKLIST_READ = "blacklist.read"
+SETTLEMENT_READ = "settlement.read"
+PARK_READ = "park.read"                 # the park's currency: every role and key holds it (amounts need it)
 
 PRIVILEGES = (PARK_ADMIN, MERCHANTS, TERMINALS, BLACKLIST, ADMIN_CARDS, SETTLEMENT, CARD_QUERY, CARD_ISSUE,
               CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, CARD_REPLACE, CARD_STOCK, MEMBERS, SHIFT,
-              SHIFTS_REVIEW, REPORTS, TIERS, OPERATORS, AUDIT)
+              SHIFTS_REVIEW, REPORTS, TIERS, OPERATORS, AUDIT, FLEET_READ, MERCHANTS_READ, BLACKLIST_READ,
+              SETTLEMENT_READ, PARK_READ)
 
 CASHIER = "cashier"
 FINANCE = "finance"
@@ -48,16 +54,19 @@ TECHNICIAN = "technician"
 MANAGER = "manager"
 ADMIN = "admin"
 
-_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT})
+_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT, PARK_READ})
 # What each role may do. A cashier serves holders at a desk; finance settles and reviews money but serves
 # no card (who counts the money does not also move it); a technician runs terminals and card stock; a
 # manager runs the park's day, including replacements (they move a balance with no payment) and the
 # blacklist; an admin may do everything.
 ROLE_PRIVILEGES = {
     CASHIER: _DESK,
-    FINANCE: frozenset({SETTLEMENT, SHIFTS_REVIEW, REPORTS, CARD_QUERY, AUDIT}),
-    TECHNICIAN: frozenset({TERMINALS, ADMIN_CARDS, CARD_STOCK, BLACKLIST, CARD_QUERY}),
-    MANAGER: _DESK | {CARD_REPLACE, BLACKLIST, MERCHANTS, SHIFTS_REVIEW, REPORTS, TIERS, AUDIT},
+    FINANCE: frozenset({SETTLEMENT, SETTLEMENT_READ, MERCHANTS_READ, SHIFTS_REVIEW, REPORTS, CARD_QUERY, AUDIT,
+                        PARK_READ}),
+    TECHNICIAN: frozenset({TERMINALS, FLEET_READ, ADMIN_CARDS, CARD_STOCK, BLACKLIST, BLACKLIST_READ, CARD_QUERY,
+                           PARK_READ}),
+    MANAGER: _DESK | {CARD_REPLACE, BLACKLIST, BLACKLIST_READ, MERCHANTS, MERCHANTS_READ, FLEET_READ,
+                      SETTLEMENT_READ, SHIFTS_REVIEW, REPORTS, TIERS, AUDIT},
     ADMIN: frozenset(PRIVILEGES),
 }
 ROLES = tuple(ROLE_PRIVILEGES)
@@ -122,11 +131,6 @@ def requires(privilege):
 
 
 # -- API key scopes (parkcard.services.apikeys): each names the privileges a third party's key holds.
-FLEET_READ = "fleet.read"               # terminals, alarms, quarantine
-MERCHANTS_READ = "merchants.read"
-BLACKLIST_READ = "blacklist.read"
-SETTLEMENT_READ = "settlement.read"
-PARK_READ = "park.read"                 # the park's currency: every key holds it (amounts need it)
 
 SCOPES = {
     "fleet:read": frozenset({FLEET_READ}),
