@@ -129,6 +129,30 @@ def test_a_batch_is_written_whole_with_ids_from_the_database(store_url):
     assert (card.shadow_balance_cents, card.last_counter, card.status) == (9700, 4, CardStatus.ACTIVE)
 
 
+
+def test_reads_after_a_prefetch_answer_as_without_one_and_see_what_the_batch_stages(store_url):
+    def reads(tx):
+        return (tx.record(BOOTH, 1), tx.record(BOOTH, 7), tx.counter_rows(100001, [1, 2, 3, 7]), tx.card(100001),
+                tx.card(100999), tx.terminal_locked(BOOTH))
+
+    def prefetched(tx):
+        tx.prefetch(records=[(BOOTH, 1), (BOOTH, 7), (BOOTH, 8)], cards=[100001, 100999],
+                    counters=[(100001, c) for c in (1, 2, 3, 7, 8)], terminals=[BOOTH])
+        before = reads(tx)
+        _apply(tx, *_sale(8, 100001, 8, 10, 9000))     # a seq and a counter the prefetch found missing
+        return before, tx.record(BOOTH, 8).counter, tx.counter_rows(100001, [8])[8].seq, tx.card(100001)
+
+    async def scenario(store):
+        await _registry(store)
+        await store.write(lambda tx: [_apply(tx, *_sale(s, 100001, s + 1, 100, 10000 - 100 * s)) for s in (1, 2)])
+        await store.terminal_command(BOOTH, None, "test", locked=1)
+        return await store.write(reads), await store.write(prefetched)
+    plain, (hinted, staged_counter, staged_claim_seq, staged_card) = run(store_url, scenario)
+    assert hinted == plain
+    assert plain[0].counter == 2 and plain[1] is None and sorted(plain[2]) == [2, 3] and plain[5] is True
+    assert plain[3] == [UID, 9800, 3] and plain[4] == [None, 0, None]
+    assert (staged_counter, staged_claim_seq, staged_card) == (8, 8, [UID, 9000, 8])
+
 def test_uncertain_records_are_listed_until_settled(store_url):
     async def scenario(store):
         await _registry(store)

@@ -222,6 +222,7 @@ class Ingest:
         """Apply [(status, raw)] made inside the hub (desk) as if uploaded by terminal_id."""
         def run(tx):
             res, state, view = self._local(terminal_id)
+            tx.prefetch(**_reads_of([(state.id, entries)]))
             self._upload(tx, res, state, view, entries, "local/desk")
             self._finish(tx, res)
             return res
@@ -238,6 +239,7 @@ class Ingest:
         def run(tx):
             res, state, view = self._local(terminal_id)
             status, raw, made = build(tx, max([view.acked_upto, *view.above]) + 1)
+            tx.prefetch(**_reads_of([(state.id, [(status, raw)])]))
             self._upload(tx, res, state, view, [(status, raw)], "local/desk")
             if applied is not None and res.counts[RecordStatus.APPLIED] == 1:
                 applied(tx, made)
@@ -316,8 +318,7 @@ class Ingest:
 
     def _upload(self, tx, res, state, view, entries, topic):
         ack = res.acks.setdefault(state.id, [0, 0])
-        new_seqs = []
-        tx.prefetch(**_reads_of([(state.id, entries)]))     # nothing left to load in a batch of frames
+        new_seqs = []     # the caller prefetched what entries read (_reads_of)
         for status, raw in entries:
             raw = bytes(raw)
             try:

@@ -49,7 +49,8 @@ class WriteTx(abc.ABC):
     def prefetch(self, records=(), cards=(), counters=(), terminals=()):
         """Hint what the batch will read ([(terminal_id, seq)], [card_no], [(card_no, counter)], [terminal_id]).
 
-        A backend whose reads are round trips to a server loads them ahead in one; by default nothing happens.
+        A backend loads them ahead in a few statements (a statement per key costs more than its lookup);
+        by default nothing happens.
         """
 
     # -- statements the shared methods (parkcard.store.reads) write once for every backend

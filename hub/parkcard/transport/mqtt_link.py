@@ -1,7 +1,10 @@
 """paho-mqtt 2.x client handed to asyncio.
 
 paho's network loop runs in its own thread. Each message goes to an
-asyncio.Queue through `loop.call_soon_threadsafe`, bounded by a semaphore of
+asyncio.Queue through a hand-off list that the event loop drains (one
+`loop.call_soon_threadsafe` wakes it for every message that arrived
+meanwhile, not one per message: each wake-up is a write to the loop's
+self-pipe, a system call per frame under load), bounded by a semaphore of
 QUEUE_MAX slots taken in the paho thread; when the queue is full the paho
 thread waits (backpressure: it stops reading the
 socket and the broker keeps the messages), it never drops one: this is money.
@@ -23,7 +26,7 @@ import asyncio
 import logging
 import socket
 import threading
-from collections import namedtuple
+from collections import deque, namedtuple
 
 import paho.mqtt.client as mqtt
 
@@ -71,6 +74,9 @@ class MqttLink:
         self._loop = None
         self._stopping = threading.Event()
         self._slots = threading.Semaphore(queue_max)   # bounds the queue; the paho thread waits on it
+        self._handoff = deque()         # messages from the paho thread not yet in the queue
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False      # a drain is scheduled on the loop: later messages ride along
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                                   protocol=mqtt.MQTTv311, manual_ack=True)
         if username:
@@ -91,6 +97,8 @@ class MqttLink:
         self.queue = asyncio.Queue()
         self.connected = asyncio.Event()
         self._stopping.clear()
+        with self._wake_lock:       # a drain scheduled on an earlier, closed loop never ran
+            self._wake_pending = False
         self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
         self.client.loop_start()
 
@@ -133,7 +141,19 @@ class MqttLink:
             while not self._slots.acquire(timeout=HANDOFF_WAIT_S):
                 if self._stopping.is_set():
                     return   # not acknowledged: the broker sends it again
-        self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        self._handoff.append(item)
+        with self._wake_lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._loop.call_soon_threadsafe(self._drain_handoff)
+
+    def _drain_handoff(self):
+        # Cleared before draining: a message appended after this line schedules a drain of its own.
+        with self._wake_lock:
+            self._wake_pending = False
+        while self._handoff:
+            self.queue.put_nowait(self._handoff.popleft())
 
     # -- event loop side
     async def get_batch(self, frames_max):

@@ -25,6 +25,17 @@ _MAX_ID = {"records": "SELECT COALESCE(MAX(id), 0) FROM records",
 
 # update_terminal's names go into the statement: only the table's own columns (a row's fields).
 TERMINAL_COLUMN_NAMES = frozenset(Terminal._fields)
+# Keys per prefetch statement, well under SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32).
+PREFETCH_KEYS_MAX = 4000
+_MISSING = object()         # read by a prefetch and not stored
+# One statement per terminal or card, "first=? AND second IN (...)": it walks the unique index, where a
+# row-value "(a, b) IN (VALUES ...)" makes SQLite scan the table.
+_PREFETCH_SQL = {
+    "records": "SELECT terminal_id, seq, id, raw, status, card_no, card_counter FROM records "
+               "WHERE terminal_id=? AND seq IN (%s)",
+    "counters": "SELECT card_no, counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
+                "WHERE card_no=? AND counter IN (%s)",
+}
 
 
 class WriteTx(StagedWriteTx):
@@ -33,6 +44,46 @@ class WriteTx(StagedWriteTx):
     def __init__(self, conn, stats):
         super().__init__(conn, stats)
         self._last_ids = {}         # table -> last id this batch gave out
+        self._record_rows = {}      # (terminal_id, seq) -> SeqRecord or _MISSING, prefetched this batch
+        self._counter_rows = {}     # (card_no, counter) -> CounterClaim or _MISSING, prefetched this batch
+        self._locked = {}           # terminal_id -> locked, prefetched this batch
+
+    def prefetch(self, records=(), cards=(), counters=(), terminals=()):
+        """Load in a few statements what the batch will read: one indexed lookup per key costs more in
+        Python than the lookup itself (see the interface for the arguments)."""
+        records = [k for k in set(records) if k not in self._record_rows and k not in self._batch_records]
+        counters = [k for k in set(counters) if k not in self._counter_rows and k not in self.counters]
+        cards = [c for c in set(cards) if c not in self.cards]
+        terminals = [t for t in set(terminals) if t not in self._locked]
+        for key in records:
+            self._record_rows[key] = _MISSING
+        for row in self._pairs("records", records):
+            self._record_rows[(row[0], row[1])] = SeqRecord(*row[2:])
+        for key in counters:
+            self._counter_rows[key] = _MISSING
+        for row in self._pairs("counters", counters):
+            self._counter_rows[(row[0], row[1])] = CounterClaim(*row[2:])
+        for i in range(0, len(cards), PREFETCH_KEYS_MAX):
+            part = cards[i:i + PREFETCH_KEYS_MAX]
+            for card_no in part:
+                self.cards[card_no] = [None, 0, None]
+            for row in self.conn.execute("SELECT card_no, uid, shadow_balance_cents, last_counter FROM cards "
+                                         "WHERE card_no IN (%s)" % ",".join("?" * len(part)), part):
+                self.cards[row[0]] = list(row[1:])
+        if terminals:
+            self._locked.update((t, False) for t in terminals)
+            self._locked.update((row[0], bool(row[1])) for row in self.conn.execute(
+                "SELECT id, locked FROM terminals WHERE id IN (%s)" % ",".join("?" * len(terminals)), terminals))
+
+    def _pairs(self, what, keys):
+        """The rows of _PREFETCH_SQL[what] for [(a, b)] keys: a statement per a, PREFETCH_KEYS_MAX b's each."""
+        by_first = {}
+        for a, b in keys:
+            by_first.setdefault(a, []).append(b)
+        for a, bs in by_first.items():
+            for i in range(0, len(bs), PREFETCH_KEYS_MAX):
+                part = bs[i:i + PREFETCH_KEYS_MAX]
+                yield from self.conn.execute(_PREFETCH_SQL[what] % ",".join("?" * len(part)), (a, *part))
 
     def next_id(self, table):
         """Allocate the id of the next row of `records` or `ledger_tx` written by this batch."""
@@ -54,6 +105,9 @@ class WriteTx(StagedWriteTx):
 
     # -- reads inside the transaction
     def _stored_record(self, terminal_id, seq):
+        found = self._record_rows.get((terminal_id, seq))
+        if found is not None:
+            return None if found is _MISSING else found
         row = self.conn.execute(
             "SELECT id, raw, status, card_no, card_counter FROM records WHERE terminal_id=? AND seq=?",
             (terminal_id, seq)).fetchone()
@@ -65,10 +119,12 @@ class WriteTx(StagedWriteTx):
         missing = []
         for c in counters:
             row = self.counters.get((card_no, c))
-            if row is not None:
-                out[c] = row
-            else:
+            if row is None:
+                row = self._counter_rows.get((card_no, c))
+            if row is None:
                 missing.append(c)
+            elif row is not _MISSING:
+                out[c] = row
         if missing:
             marks = ",".join("?" * len(missing))
             for row in self.conn.execute(
@@ -114,7 +170,10 @@ class WriteTx(StagedWriteTx):
         return raw
 
     def terminal_locked(self, terminal_id):
-        """True when an operator locked the terminal (read now: the CLI may have changed it)."""
+        """True when an operator locked the terminal (read in this transaction: the CLI may have changed it)."""
+        locked = self._locked.get(terminal_id)
+        if locked is not None:
+            return locked
         row = self.conn.execute("SELECT locked FROM terminals WHERE id=?", (terminal_id,)).fetchone()
         return bool(row and row[0])
 
