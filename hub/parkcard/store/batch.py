@@ -19,6 +19,7 @@ TOPIC_KEPT_MAX = 256
 
 # Column positions in a staged records row (add_record).
 ID, RAW, CARD, COUNTER, STATUS = 0, 3, 5, 6, 10
+MISSING = object()          # looked for by a prefetch and not stored
 
 
 class StagedWriteTx(interface.WriteTx):
@@ -46,6 +47,28 @@ class StagedWriteTx(interface.WriteTx):
         self.gaps = {}              # terminal_id -> [(from, to)]
         self.audits = []            # (actor, action, details) for the operator audit log, at commit
         self.refunds = {}           # (terminal_id, sale_seq) -> refund_seq claimed this batch; None = released
+        self._record_rows = {}      # (terminal_id, seq) -> SeqRecord or MISSING, prefetched this batch
+        self._counter_rows = {}     # (card_no, counter) -> CounterClaim or MISSING, prefetched this batch
+
+    def counter_rows(self, card_no, counters):
+        """Return {counter: CounterClaim} among the given counters of a card: staged, prefetched, else read."""
+        out = {}
+        missing = []
+        for c in counters:
+            row = self.counters.get((card_no, c))
+            if row is None:
+                row = self._counter_rows.get((card_no, c))
+            if row is None:
+                missing.append(c)
+            elif row is not MISSING:
+                out[c] = row
+        if missing:
+            out.update(self._read_counters(card_no, missing))
+        return out
+
+    def _read_counters(self, card_no, counters):
+        """{counter: CounterClaim} of the stored claims among counters (the backend reads them)."""
+        raise NotImplementedError
 
     def record(self, terminal_id, seq):
         """Return the stored record at (terminal, seq) as a SeqRecord, or None."""

@@ -12,11 +12,11 @@ frames is then three round trips, whatever its size.
 
 from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
 from parkcard.store.batch import CARD, COUNTER, ID, RAW, STATUS, StagedWriteTx
+from parkcard.store.batch import MISSING as _MISSING
 from parkcard.store.postgres.bulk import TERMINAL_TYPES, BulkStatement
 from parkcard.store.postgres.sql import numbered
 from parkcard.store.rows import CounterClaim, SeqRecord, UncertainRecord
 
-_MISSING = object()
 
 
 def _numbered(sql, params):
@@ -99,8 +99,6 @@ class PgWriteTx(StagedWriteTx):
     def __init__(self, sync_conn, stats):
         super().__init__(sync_conn, stats)
         self._last_ids = {}         # table -> last id this batch gave out (read under the writer's lock)
-        self._record_rows = {}      # (terminal_id, seq) -> stored row or _MISSING, read this batch
-        self._counter_rows = {}     # (card_no, counter) -> stored row or _MISSING, read this batch
         self._locked = {}           # terminal_id -> locked, read this batch
 
     def next_id(self, table):
@@ -165,25 +163,11 @@ class PgWriteTx(StagedWriteTx):
         found = self._record_rows[key]
         return None if found is _MISSING else found
 
-    def counter_rows(self, card_no, counters):
-        """Return {counter: CounterClaim} among the given counters of a card."""
-        out = {}
-        missing = []
-        for c in counters:
-            row = self.counters.get((card_no, c))
-            if row is None:
-                row = self._counter_rows.get((card_no, c))
-            if row is None:
-                missing.append(c)
-            elif row is not _MISSING:
-                out[c] = row
-        if missing:
-            self.prefetch(counters=[(card_no, c) for c in missing])
-            for c in missing:
-                row = self._counter_rows[(card_no, c)]
-                if row is not _MISSING:
-                    out[c] = row
-        return out
+    def _read_counters(self, card_no, counters):
+        """{counter: CounterClaim} of the stored claims among counters, read by a prefetch."""
+        self.prefetch(counters=[(card_no, c) for c in counters])
+        found = ((c, self._counter_rows[(card_no, c)]) for c in counters)
+        return {c: row for c, row in found if row is not _MISSING}
 
     def card(self, card_no):
         """Return [uid, shadow_balance_cents, last_counter] for a card (None values when unknown)."""

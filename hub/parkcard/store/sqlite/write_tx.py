@@ -15,6 +15,7 @@ from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
 from parkcard.store.batch import CARD as _CARD
 from parkcard.store.batch import COUNTER as _COUNTER
 from parkcard.store.batch import ID as _ID
+from parkcard.store.batch import MISSING as _MISSING
 from parkcard.store.batch import RAW as _RAW
 from parkcard.store.batch import STATUS as _STATUS
 from parkcard.store.batch import StagedWriteTx
@@ -27,7 +28,6 @@ _MAX_ID = {"records": "SELECT COALESCE(MAX(id), 0) FROM records",
 TERMINAL_COLUMN_NAMES = frozenset(Terminal._fields)
 # Keys per prefetch statement, well under SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32).
 PREFETCH_KEYS_MAX = 4000
-_MISSING = object()         # read by a prefetch and not stored
 # One statement per terminal or card, "first=? AND second IN (...)": it walks the unique index, where a
 # row-value "(a, b) IN (VALUES ...)" makes SQLite scan the table.
 _PREFETCH_SQL = {
@@ -44,8 +44,6 @@ class WriteTx(StagedWriteTx):
     def __init__(self, conn, stats):
         super().__init__(conn, stats)
         self._last_ids = {}         # table -> last id this batch gave out
-        self._record_rows = {}      # (terminal_id, seq) -> SeqRecord or _MISSING, prefetched this batch
-        self._counter_rows = {}     # (card_no, counter) -> CounterClaim or _MISSING, prefetched this batch
         self._locked = {}           # terminal_id -> locked, prefetched this batch
 
     def prefetch(self, records=(), cards=(), counters=(), terminals=()):
@@ -113,25 +111,12 @@ class WriteTx(StagedWriteTx):
             (terminal_id, seq)).fetchone()
         return SeqRecord(*row) if row is not None else None
 
-    def counter_rows(self, card_no, counters):
-        """Return {counter: CounterClaim} among the given counters of a card."""
-        out = {}
-        missing = []
-        for c in counters:
-            row = self.counters.get((card_no, c))
-            if row is None:
-                row = self._counter_rows.get((card_no, c))
-            if row is None:
-                missing.append(c)
-            elif row is not _MISSING:
-                out[c] = row
-        if missing:
-            marks = ",".join("?" * len(missing))
-            for row in self.conn.execute(
-                    "SELECT counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
-                    "WHERE card_no=? AND counter IN (%s)" % marks, (card_no, *missing)):
-                out[row[0]] = CounterClaim(*row[1:])
-        return out
+    def _read_counters(self, card_no, counters):
+        """{counter: CounterClaim} of the stored claims among counters."""
+        marks = ",".join("?" * len(counters))
+        return {row[0]: CounterClaim(*row[1:]) for row in self.conn.execute(
+            "SELECT counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
+            "WHERE card_no=? AND counter IN (%s)" % marks, (card_no, *counters))}
 
     def card(self, card_no):
         """Return [uid, shadow_balance_cents, last_counter] of a card (None values when unknown)."""
