@@ -33,9 +33,11 @@ def test_keys_are_stored_hashed_found_by_hash_and_revoked_once(store_url):
         with pytest.raises(Refusal) as short:
             actor.check(SETTLEMENT)
         assert short.value.code == "scope_missing" and "settlement:close" in str(short.value)
-        for wrong in (None, "", secret + "x"):
-            with pytest.raises(Refusal):
+        for wrong, said in ((None, "no API key was sent"), ("", "no API key was sent"),
+                            (secret + "x", "unknown or revoked")):
+            with pytest.raises(Refusal) as refused:
                 await apikeys.authenticate(store, wrong)
+            assert refused.value.code == "unauthenticated" and said in str(refused.value)
 
         assert await apikeys.revoke(store, admin, "ticketing") is True
         assert await apikeys.revoke(store, admin, "ticketing") is False

@@ -64,7 +64,10 @@ async def revoke(store, actor, name):
 
 async def authenticate(store, secret, tell=None):
     """The ApiKeyActor of a valid, unrevoked secret; Refusal(unauthenticated) otherwise."""
-    key = await store.api_key_by_hash(secret_hash(secret)) if secret else None
+    if not secret:
+        raise Refusal("unauthenticated", "no API key was sent: send `Authorization: Bearer <key>` with a key "
+                                         "from `parkcard apikey create`")
+    key = await store.api_key_by_hash(secret_hash(secret))
     if key is None or key.revoked_at is not None:
         raise Refusal("unauthenticated", "the API key is unknown or revoked: send `Authorization: Bearer <key>` "
                                          "with a key from `parkcard apikey create`")
