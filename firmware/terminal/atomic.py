@@ -76,3 +76,21 @@ def makedirs(dirpath):
     """Create dirpath (one level) if missing."""
     if not exists(dirpath):
         os.mkdir(dirpath)
+
+
+def crc_of(path, size, chunk=256):
+    """crc32 of the first size bytes of path, read chunk bytes at a time; None when the file is shorter.
+
+    A handle of its own: a caller's lookup handle must not keep the file's start in its read buffer.
+    """
+    from binascii import crc32
+    mv = memoryview(bytearray(chunk))
+    crc = 0
+    with open(path, "rb") as f:
+        while size:
+            got = f.readinto(mv[: min(chunk, size)])
+            if not got:
+                return None
+            crc = crc32(mv[:got], crc)
+            size -= got
+    return crc

@@ -93,23 +93,6 @@ class _Writer:
         atomic.remove(self.path)
 
 
-def _crc_of(path, size):
-    """crc32 of the first size bytes of path, read _CHUNK at a time (at open: flash that rotted under a
-    valid trailer would pass blocked cards; bench/bench_terminal.py prints what the check costs).
-    A handle of its own: the list's lookup handle must not hold the file's start in a read buffer."""
-    buf = bytearray(_CHUNK)
-    mv = memoryview(buf)
-    crc = 0
-    with open(path, "rb") as f:
-        while size:
-            got = f.readinto(mv[: min(_CHUNK, size)])
-            if not got:
-                return None
-            crc = crc32(mv[:got], crc)
-            size -= got
-    return crc
-
-
 class Blacklist:
     def __init__(self, dirpath):
         self._dir = dirpath
@@ -133,7 +116,7 @@ class Blacklist:
             trailer = f.read(_TRAILER_LEN)
             version, count, crc = struct.unpack(">III", trailer[4:16])
             if trailer[:4] == _MAGIC and count * 4 + _TRAILER_LEN == size:
-                if _crc_of(self._path, count * 4) == crc:
+                if atomic.crc_of(self._path, count * 4) == crc:
                     self._f, self.version, self.count = f, version, count
                     return
                 f.close()

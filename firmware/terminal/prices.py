@@ -28,7 +28,6 @@ _NAME = "prices"
 _MAGIC = b"PCPL"
 _TRAILER_FMT = ">4sIHHBBHI"
 _TRAILER_LEN = 20
-_CHUNK = 256  # bytes per read while checking the file: 8 entries
 
 
 class PricesError(ValueError):
@@ -69,25 +68,12 @@ class PriceList:
         if size >= _TRAILER_LEN:
             f.seek(size - _TRAILER_LEN)
             magic, version, merchant_id, count, flags, _r1, _r2, crc = struct.unpack(_TRAILER_FMT, f.read(_TRAILER_LEN))
-            if magic == _MAGIC and count * ENTRY_SIZE + _TRAILER_LEN == size and self._crc(f, count) == crc:
+            body = count * ENTRY_SIZE
+            if magic == _MAGIC and body + _TRAILER_LEN == size and atomic.crc_of(self._path, body) == crc:
                 self._f, self.version, self.merchant_id, self.count, self.flags = f, version, merchant_id, count, flags
                 return
         f.close()
         raise PricesCorrupt("%s: bad trailer or checksum" % self._path)
-
-    def _crc(self, f, count):
-        buf = bytearray(_CHUNK)
-        mv = memoryview(buf)
-        left = count * ENTRY_SIZE
-        crc = 0
-        f.seek(0)
-        while left:
-            got = f.readinto(mv[:min(_CHUNK, left)])
-            if not got:
-                return None
-            crc = crc32(mv[:got], crc)
-            left -= got
-        return crc
 
     def lookup(self, code):
         """The Item with this code, or None; reads the file, never the whole list."""
