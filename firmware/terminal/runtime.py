@@ -156,7 +156,7 @@ class Terminal:
             try:
                 await self.client.publish(self.sync.status_topic, self.sync.status_frame(0), 1, True,
                                           STOP_REPORT_TIMEOUT_MS)
-            except Exception:  # noqa: BLE001 - the hub then counts the silence (parkcard.fleet)
+            except Exception:  # noqa: BLE001 - the hub then counts the silence (parkcard.ingest.fleet)
                 pass
         for task in self.tasks.values():
             task.cancel()
