@@ -42,9 +42,9 @@ from postgres_server import PostgresServer  # noqa: E402
 from protocol import frames, topics  # noqa: E402
 from protocol import record as R  # noqa: E402
 from parkcard.store import store_for  # noqa: E402
-from parkcard.store.postgres.migrate import migration_files  # noqa: E402
+from parkcard.store.postgres.migrate import migrate  # noqa: E402
 from parkcard.store.postgres.url import split, with_audit_log  # noqa: E402
-from parkcard.store.sqlite.migrate import MIGRATIONS  # noqa: E402
+from parkcard.store.sqlite.store import connect_writer  # noqa: E402
 from parkcard.transport.broker import Broker  # noqa: E402
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub  # noqa: E402
 from terminal import mqtt  # noqa: E402 - the firmware's MQTT codec builds the raw terminals' packets
@@ -147,7 +147,8 @@ def finish_workers(workers, results):
 
 
 def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
-    """executemany of the same rows the hub wrote for these terminals, into a fresh database."""
+    """executemany of the same rows the hub wrote for these terminals, in one transaction, into a fresh database
+    opened as the hub opens its own: every migration (indexes, triggers), WAL, synchronous=FULL, foreign keys."""
     marks = ",".join(str(t) for t in terminal_ids)
     src = sqlite3.connect(hub_db)
     tables = {
@@ -159,10 +160,7 @@ def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
         "card_counters": src.execute("SELECT * FROM card_counters WHERE terminal_id IN (%s)" % marks).fetchall(),
     }
     src.close()
-    dst = sqlite3.connect(work_dir / "raw.db", isolation_level=None)
-    dst.execute("PRAGMA journal_mode=WAL")
-    dst.execute("PRAGMA synchronous=FULL")
-    dst.executescript(MIGRATIONS[0])
+    dst = connect_writer(str(work_dir / "raw.db"))
     started = time.perf_counter()
     dst.execute("BEGIN IMMEDIATE")
     for table, rows in tables.items():
@@ -178,7 +176,8 @@ RAW_TABLES = ("records", "ledger_tx", "ledger_entries", "card_counters")
 
 
 def raw_postgres_rate(hub_url, pg, terminal_ids):
-    """executemany of the same rows the hub wrote for these terminals, into a fresh PostgreSQL database."""
+    """executemany of the same rows the hub wrote for these terminals, in one transaction, into a fresh PostgreSQL
+    database with every migration applied (the hub's schema)."""
     import asyncpg
 
     where = {
@@ -194,7 +193,7 @@ def raw_postgres_rate(hub_url, pg, terminal_ids):
         tables = {t: [tuple(r) for r in await src.fetch(where[t], terminal_ids)] for t in RAW_TABLES}
         await src.close()
         dst = await asyncpg.connect(pg.create_database())
-        await dst.execute(migration_files()[0].read_text())
+        await migrate(dst, "the raw executemany's database")
         started = time.perf_counter()
         async with dst.transaction():
             for table, rows in tables.items():
