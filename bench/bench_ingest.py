@@ -70,6 +70,13 @@ def rss_kb(pid, field):
     return 0
 
 
+def cpu_s(pid):
+    """User + system CPU seconds a process has used, all its threads (proc(5): utime, stime)."""
+    with open("/proc/%d/stat" % pid) as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def prepare(db, broker, terminal_ids):
     """Registry, one card per terminal, and the hub's persistent broker session."""
     hub = await start_hub(db, broker.host, broker.port)
@@ -161,14 +168,15 @@ def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
     }
     src.close()
     dst = connect_writer(str(work_dir / "raw.db"))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     dst.execute("BEGIN IMMEDIATE")
     for table, rows in tables.items():
         if rows:
             dst.executemany("INSERT INTO %s VALUES (%s)" % (table, ",".join("?" * len(rows[0]))), rows)
     dst.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     dst.close()
+    print("raw sqlite3 executemany CPU: %.2f s = %.1f us/record" % (cpu, 1e6 * cpu / len(tables["records"])))
     return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
 
 
@@ -285,14 +293,16 @@ def run_backend(args, backend, pg):
         hub = hub_process(db, broker)
         try:
             time.sleep(1.0)   # bench only: let the hub process start before the clock runs
-            started = time.perf_counter()
+            started, hub_cpu_s = time.perf_counter(), cpu_s(hub.pid)
             go.set()
             finish_workers(workers, results)
-            tput_s = time.perf_counter() - started
+            tput_s, hub_cpu_s = time.perf_counter() - started, cpu_s(hub.pid) - hub_cpu_s
             total = per * len(tput_ids)
             print("ingest throughput: %d records in %.2f s = %.0f records/s (%d-record frames, %d terminals "
                   "uploading at once from %d processes)" % (total, tput_s, total / tput_s, args.frame_records,
                                                             len(tput_ids), args.processes))
+            # On a shared machine the rate moves with the neighbours' load; the hub's own CPU moves less.
+            print("hub process CPU during the run: %.2f s = %.1f us/record" % (hub_cpu_s, 1e6 * hub_cpu_s / total))
             print("after the throughput run: hub RSS %d MB (peak %d MB), broker RSS %d MB (peak %d MB)" % (
                 rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024,
                 rss_kb(broker.process.pid, "VmRSS") // 1024, rss_kb(broker.process.pid, "VmHWM") // 1024))
