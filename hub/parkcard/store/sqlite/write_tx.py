@@ -1,7 +1,7 @@
 """One write transaction of the SQLite store: the reads and staged writes a batch may make.
 
-Inserts that need no answer are collected and written with executemany at the
-end of the batch (flush): that is most of what makes ingest fast. The rows
+Inserts that need no answer are collected and written at the end of the batch
+(flush), many rows per statement: that is most of what makes ingest fast. The rows
 of `records` and `ledger_tx` written by a batch need their ids before the flush
 (a ledger transaction names its record, an entry its transaction), so the batch
 numbers them itself, counting on from the table's MAX(id) read inside this
