@@ -22,6 +22,7 @@ from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreErro
                             open_store, store_for, version_detail)
 from parkcard.domain.lifecycle import ALARM_CLONE, AdminCardState, CardStatus, RecordStatus
 from parkcard.store.rows import Settlement, SettlementTotals, StoredRecord
+from parkcard.store.sqlite.write_tx import INSERT_ROWS_MAX
 from parkcard_devkit.testing import DESK_ID
 import postgres_server
 from store_kit import damage_a_page
@@ -579,6 +580,27 @@ def test_a_resent_upload_is_applied_once(store_url):
         return (first.counts["applied"], again.counts["duplicates"], len(await hub.storage.records(5)),
                 await hub.storage.account_balance(ledger.card_account(card)), (await audit.check(hub.storage)).ok)
     assert on_a_park(store_url, steps) == (3, 3, 3, 9700, True)
+
+
+def test_a_batch_of_more_rows_than_one_statement_takes_is_written_whole_and_a_resend_in_it_is_applied_once(
+        store_url):
+    count = 2 * INSERT_ROWS_MAX + 88     # two full INSERT statements and a shorter one, per table
+
+    async def steps(hub, card):
+        five = Booth(hub, 5)
+        raws = [five.make(R.KIND_DEBIT, card, 2 + i, 1, 9999 - i) for i in range(count)]
+        first = await hub.ingest.apply_local(5, [(R.STATUS_COMMITTED, r) for r in raws])
+        last = five.make(R.KIND_DEBIT, card, 2 + count, 1, 9999 - count)
+        # The stored last seq, a new one, and the new one again: each applied once.
+        mixed = await hub.ingest.apply_local(5, [(R.STATUS_COMMITTED, r) for r in (raws[-1], last, last)])
+        records = await hub.storage.records(5)
+        return (first.counts["applied"], mixed.counts["applied"], mixed.counts["duplicates"], mixed.acks[5],
+                [r.seq for r in records], await hub.storage.account_balance(ledger.card_account(card)),
+                (await hub.storage.card(card)).last_counter, (await audit.check(hub.storage)).ok)
+    applied, mixed_applied, duplicates, acks, seqs, balance, last_counter, ok = on_a_park(store_url, steps)
+    assert (applied, mixed_applied, duplicates, acks) == (count, 1, 2, [3, 0])
+    assert seqs == list(range(1, count + 2))
+    assert (balance, last_counter, ok) == (10000 - count - 1, count + 2, True)
 
 
 def test_the_same_seq_with_other_bytes_is_a_conflict_and_not_applied(store_url):

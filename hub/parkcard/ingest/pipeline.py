@@ -94,39 +94,53 @@ ABOVE_MAX = 4096
 UNCERTAIN_CARDS_MAX = 100_000
 
 
-def _reads_of(uploads):
-    """What applying [(terminal_id, entries)] of uploads will read, for a store that loads it in one round trip.
+def _decoded(state, entries):
+    """[(status, raw, Record or the ProtocolError that refuses it)] of an upload's [(status, raw)] from this
+    terminal: each record is decoded and its MAC checked once, before the batch plans its reads."""
+    mac = state.record_mac
+    out = []
+    for status, raw in entries:
+        raw = bytes(raw)
+        try:
+            out.append((status, raw, R.Record.decode(raw, mac)))
+        except ProtocolError as exc:
+            out.append((status, raw, exc))
+    return out
 
-    Hints only: the bytes are not verified here (that happens record by record), so a forged record
-    costs at most a few rows read for nothing.
+
+def _reads_of(uploads):
+    """What applying [(TerminalState, decoded entries)] of uploads will read, for a store that loads it in one
+    round trip.
+
+    A record is looked up only where one can be stored: a seq the terminal's state holds already (a
+    resend) and a refund's sale; a seq above them is new, or staged by this batch when it repeats.
     """
     records, cards, counters = [], [], []
-    for terminal_id, entries in uploads:
-        for _status, raw in entries:
-            try:
-                rec = R.Record.decode(bytes(raw))
-            except ProtocolError:
+    for state, entries in uploads:
+        terminal_id, acked_upto, above = state.id, state.acked_upto, state.above
+        for _status, _raw, rec in entries:
+            if isinstance(rec, ProtocolError):
                 continue
-            records.append((terminal_id, rec.seq))
+            if rec.seq <= acked_upto or rec.seq in above:
+                records.append((terminal_id, rec.seq))
             if rec.ref_seq:
                 records.append((terminal_id, rec.ref_seq))
             k = rec.card_counter
             cards.append(rec.card_no)
             counters += [(rec.card_no, rules.previous_counter(k)), (rec.card_no, k),
                          (rec.card_no, rules.next_counter(k))]
-    return dict(records=records, cards=cards, counters=counters, terminals=[t for t, _e in uploads])
+    return dict(records=records, cards=cards, counters=counters, terminals=[state.id for state, _e in uploads])
 
 
-def _uploads_of(checked):
-    """[(terminal_id, entries)] of the verified upload frames among [(state, frame or Rejected)] (those that parse)."""
-    out = []
-    for state, frame in checked:
-        if state is not None and frame.type == frames.T_UPLOAD:
-            try:
-                out.append((state.id, hub_frames.parse_upload(frame.body)))
-            except ProtocolError:
-                pass        # refused, with its reason, when the batch gets to it
-    return out
+def _upload_of(state, frame):
+    """The decoded entries of a verified upload frame, the ProtocolError that refuses its body, or None for a
+    frame that is no upload (or did not verify)."""
+    if state is None or frame.type != frames.T_UPLOAD:
+        return None
+    try:
+        return _decoded(state, hub_frames.parse_upload(frame.body))
+    except ProtocolError as exc:
+        return exc
 
 
 class _View:
@@ -222,8 +236,9 @@ class Ingest:
         """Apply [(status, raw)] made inside the hub (desk) as if uploaded by terminal_id."""
         def run(tx):
             res, state, view = self._local(terminal_id)
-            tx.prefetch(**_reads_of([(state.id, entries)]))
-            self._upload(tx, res, state, view, entries, "local/desk")
+            decoded = _decoded(state, entries)
+            tx.prefetch(**_reads_of([(state, decoded)]))
+            self._upload(tx, res, state, view, decoded, "local/desk")
             self._finish(tx, res)
             return res
         result = await self.storage.write(run)
@@ -239,8 +254,9 @@ class Ingest:
         def run(tx):
             res, state, view = self._local(terminal_id)
             status, raw, made = build(tx, max([view.acked_upto, *view.above]) + 1)
-            tx.prefetch(**_reads_of([(state.id, [(status, raw)])]))
-            self._upload(tx, res, state, view, [(status, raw)], "local/desk")
+            decoded = _decoded(state, [(status, raw)])
+            tx.prefetch(**_reads_of([(state, decoded)]))
+            self._upload(tx, res, state, view, decoded, "local/desk")
             if applied is not None and res.counts[RecordStatus.APPLIED] == 1:
                 applied(tx, made)
             self._finish(tx, res)
@@ -270,8 +286,9 @@ class Ingest:
     def _apply_frames(self, tx, messages):
         res = BatchResult()
         checked = [self._verified(topic, payload) for topic, payload in messages]
-        tx.prefetch(**_reads_of(_uploads_of(checked)))
-        for (topic, payload), (state, frame) in zip(messages, checked):
+        uploads = [_upload_of(state, frame) for state, frame in checked]
+        tx.prefetch(**_reads_of([(state, up) for (state, _f), up in zip(checked, uploads) if isinstance(up, list)]))
+        for (topic, payload), (state, frame), upload in zip(messages, checked, uploads):
             if isinstance(frame, Rejected):
                 exc = frame
                 self._quarantine(tx, res, payload, topic, exc.terminal_id, exc.reason, exc.detail)
@@ -287,7 +304,9 @@ class Ingest:
             res.counts["frames"] += 1
             try:
                 if frame.type == frames.T_UPLOAD:
-                    self._upload(tx, res, state, view, hub_frames.parse_upload(frame.body), topic)
+                    if isinstance(upload, ProtocolError):
+                        raise upload
+                    self._upload(tx, res, state, view, upload, topic)
                 elif frame.type == frames.T_SYNC:
                     res.syncs.append((state.id, *hub_frames.parse_sync(frame.body)))
                 elif frame.type == frames.T_AUTH:
@@ -317,14 +336,12 @@ class Ingest:
                 tx.set_gaps(tid, view.gaps())
 
     def _upload(self, tx, res, state, view, entries, topic):
+        """Apply an upload's decoded entries (_decoded) in order; the caller prefetched what they read (_reads_of)."""
         ack = res.acks.setdefault(state.id, [0, 0])
-        new_seqs = []     # the caller prefetched what entries read (_reads_of)
-        for status, raw in entries:
-            raw = bytes(raw)
-            try:
-                rec = R.Record.decode(raw, state.record_mac)
-            except ProtocolError as exc:
-                self._damaged(tx, res, state, view, raw, topic, "record_" + exc.reason, exc.detail)
+        new_seqs = []
+        for status, raw, rec in entries:
+            if isinstance(rec, ProtocolError):
+                self._damaged(tx, res, state, view, raw, topic, "record_" + rec.reason, rec.detail)
                 ack[1] += 1
                 continue
             if rec.terminal_id != state.id or rec.seq == 0:

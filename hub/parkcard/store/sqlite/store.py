@@ -33,7 +33,8 @@ from parkcard.store.sqlite.write_tx import WriteTx
 BUSY_TIMEOUT_MS = 10000     # how long a statement waits for another process's lock before SQLITE_BUSY
 
 
-def _connect_writer(path):
+def connect_writer(path):
+    """Open the writer connection: WAL, synchronous=FULL, foreign keys on, the file checked and migrated."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -78,7 +79,7 @@ class SqliteStore(SharedMethods, interface.Store):
         """Open (creating and migrating) the database and return self; on failure nothing stays open."""
         try:
             self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parkcard-store-writer")
-            self._writer = await self._in_writer(_connect_writer, self.path)
+            self._writer = await self._in_writer(connect_writer, self.path)
             await self._open_reader()
         except BaseException:
             # A thread left running keeps the process alive after the error is reported.

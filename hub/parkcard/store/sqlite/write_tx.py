@@ -1,7 +1,7 @@
 """One write transaction of the SQLite store: the reads and staged writes a batch may make.
 
-Inserts that need no answer are collected and written with executemany at the
-end of the batch (flush): that is most of what makes ingest fast. The rows
+Inserts that need no answer are collected and written at the end of the batch
+(flush), many rows per statement: that is most of what makes ingest fast. The rows
 of `records` and `ledger_tx` written by a batch need their ids before the flush
 (a ledger transaction names its record, an entry its transaction), so the batch
 numbers them itself, counting on from the table's MAX(id) read inside this
@@ -10,6 +10,8 @@ other writer (another process on the file included) can take those ids, and
 nothing is remembered between transactions. Asking SQLite for each id instead
 (an INSERT ... RETURNING per row) would write the rows one statement at a time.
 """
+
+from itertools import chain
 
 from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
 from parkcard.store.batch import CARD as _CARD
@@ -36,6 +38,22 @@ _PREFETCH_SQL = {
     "counters": "SELECT card_no, counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
                 "WHERE card_no=? AND counter IN (%s)",
 }
+
+# Rows per INSERT statement of a flush: one statement of many rows binds the same values as many
+# statements of one, but steps SQLite once, and every step gives up and takes back the GIL (a wait
+# behind paho's thread under load). Kept well under SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32).
+INSERT_ROWS_MAX = 256
+
+
+def insert_rows(conn, table, columns, rows):
+    """INSERT rows (tuples in the order of columns) into table, INSERT_ROWS_MAX rows per statement."""
+    one = "(%s)" % ",".join("?" * len(columns))
+    head = "INSERT INTO %s(%s) VALUES " % (table, ", ".join(columns))
+    full = head + ",".join([one] * INSERT_ROWS_MAX)
+    for i in range(0, len(rows), INSERT_ROWS_MAX):
+        part = rows[i:i + INSERT_ROWS_MAX]
+        sql = full if len(part) == INSERT_ROWS_MAX else head + ",".join([one] * len(part))
+        conn.execute(sql, list(chain.from_iterable(part)))
 
 
 class WriteTx(StagedWriteTx):
@@ -224,9 +242,9 @@ class WriteTx(StagedWriteTx):
         """Write everything collected, in dependency order."""
         c = self.conn
         if self.records:
-            c.executemany("INSERT INTO records(id, terminal_id, seq, raw, kind, card_no, card_counter, amount_cents, "
-                          "balance_after_cents, time_s, status, applied_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                          self.records)
+            insert_rows(c, "records", ("id", "terminal_id", "seq", "raw", "kind", "card_no", "card_counter",
+                                       "amount_cents", "balance_after_cents", "time_s", "status", "applied_at"),
+                        self.records)
         if self.record_status:
             c.executemany("UPDATE records SET status=?, applied_at=? WHERE id=?",
                           [(s, self.now if s == RecordStatus.APPLIED else None, i)
@@ -234,12 +252,12 @@ class WriteTx(StagedWriteTx):
         if self.accounts:
             c.executemany("INSERT OR IGNORE INTO accounts(name) VALUES (?)", [(a,) for a in self.accounts])
         if self.ledger_tx:
-            c.executemany("INSERT INTO ledger_tx(id, record_id, kind, at) VALUES (?,?,?,?)", self.ledger_tx)
-            c.executemany("INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (?,?,?)", self.entries)
+            insert_rows(c, "ledger_tx", ("id", "record_id", "kind", "at"), self.ledger_tx)
+            insert_rows(c, "ledger_entries", ("tx_id", "account", "amount_cents"), self.entries)
         if self.counters:
-            c.executemany("INSERT INTO card_counters(card_no, counter, terminal_id, seq, delta_cents, "
-                          "balance_after_cents) VALUES (?,?,?,?,?,?)",
-                          [(k[0], k[1], *v) for k, v in self.counters.items()])
+            insert_rows(c, "card_counters", ("card_no", "counter", "terminal_id", "seq", "delta_cents",
+                                             "balance_after_cents"),
+                        [(k[0], k[1], *v) for k, v in self.counters.items()])
         if self.cards:
             c.executemany("INSERT INTO cards(card_no, uid, shadow_balance_cents, last_counter) VALUES (?,?,?,?) "
                           "ON CONFLICT(card_no) DO UPDATE SET uid=COALESCE(cards.uid, excluded.uid), "
