@@ -14,4 +14,4 @@ async def by_day(store, actor, start_s, end_s, offset_s=0):
     """
     if not 0 <= start_s < end_s or end_s - start_s > SALES_DAYS_MAX * DAY_S:
         raise ServiceError("a sales period runs forwards and covers 1 to %d days" % SALES_DAYS_MAX)
-    return await store.sales_by_day(int(start_s), int(end_s), int(offset_s), getattr(actor, "merchant_id", None))
+    return await store.sales_by_day(int(start_s), int(end_s), int(offset_s), actor.merchant_id)

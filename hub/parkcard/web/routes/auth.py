@@ -3,6 +3,8 @@
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
+from parkcard.services import operators
+from parkcard.services.errors import code_of
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
 from parkcard.web.pages import (NAV, SEE_OTHER, FormRefused, back, gettext, locale_of, login_form, operator,
@@ -58,13 +60,12 @@ async def login(request: Request):
         return _login_page(request, 429, gettext(
             request, None, "Too many failed logins for this user name or from this address: "
                            "try again in %(s)d seconds.") % {"s": wait_s}, username)
-    from parkcard.services import operators
     try:
         actor = await operators.authenticate(web.store, username, form.get("password", ""), web.hub.api_told)
-    except ServiceError:
+    except ServiceError as exc:
         web.limiter.failed(username, address)
-        return _login_page(request, 401, gettext(
-            request, None, "Wrong user name or password: check both and try again."), username)
+        wrong = gettext(request, None, "Wrong user name or password: check both and try again.")
+        return _login_page(request, 401, wrong if code_of(exc) == "wrong_login" else str(exc), username)
     web.limiter.succeeded(username)
     session = web.sessions.start(actor, locale_of(request))
     response = RedirectResponse(_next(form.get("next")), status_code=SEE_OTHER)
