@@ -13,6 +13,7 @@ from protocol import record as R
 
 from parkcard.services import operators
 from parkcard.services.privileges import Actor
+from parkcard.web.pages import LIVE_STREAMS_MAX
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal
 from web_kit import CHROMIUM, CHROMIUM_ARGS, HubThread
 
@@ -183,6 +184,16 @@ def test_the_live_fleet_shows_a_terminal_connect_and_go_away_without_a_reload(pa
         booth.close()
     assert page.evaluate("window.notReloaded") is True
     shot(page, "fleet-live-offline")
+
+
+def test_live_streams_are_bounded_and_a_refused_one_is_counted(page, park):
+    log_in(page, "tec")
+    web = park.api.app.state.web
+    web.live_streams = LIVE_STREAMS_MAX
+    refused = page.request.get("/fleet/events")
+    assert refused.status == 503 and "Too many live pages" in refused.text()
+    assert web.live_streams_refused == 1
+    web.live_streams = 0
 
 
 def test_a_technician_locks_a_terminal_and_the_service_audits_it(page, park):

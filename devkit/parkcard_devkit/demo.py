@@ -16,10 +16,12 @@ from parkcard.app import configure_logging
 from parkcard.money import format_cents
 from parkcard.services.settlement import iso_utc
 
-from parkcard_devkit.park_sim import ParkSim
+from parkcard_devkit.park_sim import MERCHANTS, ParkSim
 
 PROGRESS_STEPS = 10
 SERVE_TAP_INTERVAL_S = 3.0      # `demo --serve`: a visitor's pace, one tap somewhere every few seconds
+# The demo park's operator logins (a throw-away park on loopback: the passwords are printed, on purpose).
+DEMO_LOGINS = (("demo", "demo-park-admin", ["admin"], None), ("foodcourt", "demo-park-booth", ["merchant"], MERCHANTS[0][0]))
 
 # A refused tap in the words of a park manager (terminal.wallet's reasons, SPEC.md §3.6).
 REFUSAL_WORDS = {
@@ -145,8 +147,13 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
 
 
 async def web_login(sim, echo):
-    """Print the web app's address (the demo serves it over plain HTTP on loopback)."""
-    echo("web app: %s" % sim.api.web_url)
+    """Make the demo's operator logins and print them with the web app's address (plain HTTP on loopback)."""
+    from parkcard.services import operators
+    for username, password, roles, merchant_id in DEMO_LOGINS:
+        await operators.create_operator(sim.hub.storage, sim.hub.actor("demo"), username, password, roles,
+                                        merchant_id=merchant_id)
+    echo("web app: %s (log in as %s)" % (sim.api.web_url, ", or ".join(
+        "%s / %s (%s)" % (u, p, " ".join(r)) for u, p, r, _m in DEMO_LOGINS)))
 
 
 async def keep_serving(sim, echo):

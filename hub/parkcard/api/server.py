@@ -29,6 +29,7 @@ class ApiServer:
         """
         self.host = host
         self.time_zone = time_zone
+        self.app = None             # the application served, once serving
         self.port = port
         self.certfile = certfile
         self.keyfile = keyfile
@@ -64,7 +65,8 @@ class ApiServer:
     async def serve(self, hub):
         """Serve hub's API until cancelled (the hub's TaskGroup runs this)."""
         self.bind()
-        config = uvicorn.Config(create_app(hub, self.certfile is not None, self.time_zone), log_level="warning", lifespan="off", access_log=False,
+        self.app = create_app(hub, self.certfile is not None, self.time_zone)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False,
                                 ssl_certfile=self.certfile, ssl_keyfile=self.keyfile, server_header=False)
         server = _HubServer(config)
         try:

@@ -27,6 +27,8 @@ STATIC = Path(__file__).with_name("static")
 FORM_BYTES_MAX = 16 * 1024      # no form of this app is longer
 SEE_OTHER = 303
 DEFAULT_TIME_ZONE = "UTC"
+# Open live streams the hub serves at once; one more is refused (counted), the browser retries.
+LIVE_STREAMS_MAX = 200
 
 def N_(text):
     """Mark text as a message to translate where it is shown (the catalogs' extraction finds it)."""
@@ -61,6 +63,8 @@ class WebState:
         self.hub = hub
         self.secure = secure            # served over TLS: cookies are Secure
         self.time_zone = time_zone      # the park's IANA time zone: every time on a page is shown in it
+        self.live_streams = 0           # open Server-Sent Event streams (at most LIVE_STREAMS_MAX)
+        self.live_streams_refused = 0
         self.sessions = Sessions()
         self.limiter = LoginLimiter()
         self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,

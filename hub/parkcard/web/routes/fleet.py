@@ -14,7 +14,7 @@ from parkcard.ingest import fleet as fleet_rules
 from parkcard.services import monitoring, terminals
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
-from parkcard.web.pages import N_, back, gettext, operator, park_of, render, session_form, state
+from parkcard.web.pages import LIVE_STREAMS_MAX, N_, back, gettext, operator, park_of, render, session_form, state
 
 router = APIRouter()
 # A terminal that falls silent turns offline without a frame (parkcard.ingest.fleet.SILENT_OFFLINE_S): the
@@ -78,18 +78,26 @@ async def fleet_events(request: Request, session=Depends(operator)):
         views, _park = await fleet_views(request, session)     # refused here, before the stream starts
     except ServiceError as exc:
         return render(request, "refused.html", session, status=403, message=str(exc))
+    if web.live_streams >= LIVE_STREAMS_MAX:
+        web.live_streams_refused += 1
+        return render(request, "refused.html", session, status=503, message=gettext(
+            request, session, "Too many live pages are open: close some, this one retries by itself."))
     token = session.token
 
     async def stream():
-        seen = web.hub.changes.version
-        yield "retry: 2000\nevent: fleet\ndata: %s\n\n" % json.dumps(views)
-        while web.sessions.get(token) is session:       # logged out: the stream ends
-            seen = await web.hub.changes.wait(seen, FLEET_REFRESH_S)
-            try:
-                fresh, _ = await fleet_views(request, session)
-            except ServiceError:
-                return
-            yield "event: fleet\ndata: %s\n\n" % json.dumps(fresh)
+        web.live_streams += 1       # counted while the generator runs: its finally always follows
+        try:
+            seen = web.hub.changes.version
+            yield "retry: 2000\nevent: fleet\ndata: %s\n\n" % json.dumps(views)
+            while web.sessions.get(token) is session:       # logged out: the stream ends
+                seen = await web.hub.changes.wait(seen, FLEET_REFRESH_S)
+                try:
+                    fresh, _ = await fleet_views(request, session)
+                except ServiceError:
+                    return
+                yield "event: fleet\ndata: %s\n\n" % json.dumps(fresh)
+        finally:
+            web.live_streams -= 1
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
