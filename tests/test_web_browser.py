@@ -106,6 +106,35 @@ def test_login_wrong_password_logout_and_every_page_needs_a_login(page, park):
         assert response.status == 303 and "/login" in response.headers["location"]
 
 
+def test_no_page_or_action_of_the_app_answers_without_a_login(page):
+    from parkcard.web.app import PAGE_ROUTERS
+    open_paths = {"/login"}
+    checked = 0
+    for router in PAGE_ROUTERS:
+        for route in router.routes:
+            path = route.path.replace("{terminal_id}", str(DESK_ID)).replace("{merchant_id}", "2").replace(
+                "{card_no}", "100123").replace("{username}", "ada").replace("{action}", "lock")
+            if path in open_paths:
+                continue
+            for method in route.methods:
+                response = page.request.fetch(path, method=method, max_redirects=0, form={"csrf": "x"}
+                                              if method == "POST" else None)
+                assert response.status == 303 and "/login" in response.headers["location"], (method, path)
+                checked += 1
+    assert checked >= 20
+
+
+def test_a_technician_cannot_make_an_admin_the_service_refuses(page, park):
+    log_in(page, "tec")
+    page.goto("/fleet")
+    csrf = page.eval_on_selector("input[name=csrf]", "e => e.value")
+    refused = page.request.post("/operators", form={"csrf": csrf, "username": "mallory", "password": PASSWORD,
+                                                    "role_admin": "1"})
+    assert "may not do this" in refused.text()
+    names = [o.username for o in park.call(operators.list_operators(park.hub.storage, Actor("check")))]
+    assert "mallory" not in names
+
+
 def test_logins_are_limited_per_user_even_with_the_right_password(page):
     for _ in range(5):
         assert log_in(page, "cas", "wrong password %d" % _).status == 401

@@ -10,7 +10,7 @@ import pytest
 from babel.messages import pofile
 
 from parkcard.app import Hub
-from parkcard.services import sales
+from parkcard.services import sales, settlement
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.web import charts, i18n
 from parkcard.web.live import Beacon
@@ -152,3 +152,26 @@ def test_sales_per_day_are_the_parks_days_and_a_merchant_login_sees_its_own(stor
     assert [tuple(r) for r in behind] == [(day - 1, MERCHANT_ICE, "Ice cream", 1250, 0, 1),
                                           (day, MERCHANT_ICE, "Ice cream", 999, 999, 2)]
     assert other == [] and own == utc
+
+
+def test_a_merchant_login_lists_only_its_own_settlements(store_url):
+    asyncio.run(_populate(store_url))
+
+    async def read():
+        hub = await Hub(store_url).open()
+        try:
+            await settlement.close_period(hub.storage, Actor("fin"), None, DAY_S, DAY_S + 86400)
+            booth = Actor("booth", roles=("merchant",))
+            booth.merchant_id = MERCHANT_PARK
+            theirs = await settlement.listing(hub.storage, booth)
+            ice = [s for s in await settlement.listing(hub.storage, Actor("fin")) if s.merchant_id == MERCHANT_ICE]
+            with pytest.raises(ServiceError, match="no settlement"):
+                await settlement.one(hub.storage, booth, ice[0].id)
+            booth.merchant_id = MERCHANT_ICE
+            return theirs, await settlement.listing(hub.storage, booth), ice
+        finally:
+            await hub.stop()
+
+    park_desk, own, ice = asyncio.run(read())
+    assert [s.merchant_id for s in park_desk] == [MERCHANT_PARK]
+    assert own == ice and len(ice) == 1
