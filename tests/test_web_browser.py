@@ -29,9 +29,11 @@ OPERATORS = (("ada", ["admin"], None), ("cas", ["cashier"], None), ("tec", ["tec
              ("fin", ["finance"], None), ("ice", ["merchant"], MERCHANT_ICE), ("desk", ["merchant"], MERCHANT_PARK))
 
 
-@pytest.fixture(scope="session")
+# Module scope: the browser tests live in this module, and Playwright's sync API keeps an event loop of its
+# own in this thread while it runs, which asyncio.run() in later modules' tests must not meet.
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium for the session."""
+    """One headless Chromium for the browser tests."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (%s): run ./setup.sh" % CHROMIUM)
     from playwright.sync_api import sync_playwright
@@ -216,8 +218,10 @@ def test_the_live_fleet_shows_a_terminal_connect_and_go_away_without_a_reload(pa
 
 
 def test_live_streams_are_bounded_and_a_refused_one_is_counted(page, park):
+    page.goto("/login?next=/blacklist")     # a page with no stream of its own
     log_in(page, "tec")
     web = park.api.app.state.web
+    assert web.live_streams == 0
     web.live_streams = LIVE_STREAMS_MAX
     refused = page.request.get("/fleet/events")
     assert refused.status == 503 and "Too many live pages" in refused.text()

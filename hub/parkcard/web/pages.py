@@ -157,8 +157,8 @@ def render(request, template, session=None, status=200, park=None, **context):
     # Rendering is synchronous on the one loop: no other page can render between install and render.
     env.install_gettext_translations(translations, newstyle=True)
     held = session.actor.privileges if session is not None else frozenset()
-    flash, session_flash = None, session
-    if session_flash is not None:
+    flash = None
+    if session is not None:     # shown once: the next page has none
         flash, session.flash = session.flash, None
     page = env.get_template(template).render(
         request=request, session=session, park=park, flash=flash, lang=i18n.HTML_LANG.get(locale, "en"),

@@ -1,5 +1,6 @@
 """The live fleet: every terminal's state over Server-Sent Events, and lock / unlock / de-authorise."""
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -20,6 +21,9 @@ router = APIRouter()
 # A terminal that falls silent turns offline without a frame (parkcard.ingest.fleet.SILENT_OFFLINE_S): the
 # stream re-reads at least this often so that a silent terminal is shown offline in time.
 FLEET_REFRESH_S = 5.0
+# A busy hub commits many batches a second: a stream reads the fleet at most this often, whatever woke it,
+# so that many open pages cost the ingest loop a bounded number of reads.
+FLEET_PUSH_INTERVAL_S_MIN = 0.5
 TerminalId = Path(ge=bounds.TERMINAL_ID.low, le=bounds.TERMINAL_ID.high)
 ACTIONS = {"lock": (terminals.lock, N_("Terminal %(id)d is locked: it forgets its card keys."),
                     N_("Terminal %(id)d was locked already.")),
@@ -74,6 +78,7 @@ async def fleet_page(request: Request, session=Depends(operator)):
 async def fleet_events(request: Request, session=Depends(operator)):
     """Server-Sent Events: the fleet as JSON each time the hub commits a change (and every FLEET_REFRESH_S)."""
     web = state(request)
+    seen = web.hub.changes.version      # before the read: a change committed during it wakes the stream
     try:
         views, _park = await fleet_views(request, session)     # refused here, before the stream starts
     except ServiceError as exc:
@@ -86,8 +91,8 @@ async def fleet_events(request: Request, session=Depends(operator)):
 
     async def stream():
         web.live_streams += 1       # counted while the generator runs: its finally always follows
+        nonlocal seen
         try:
-            seen = web.hub.changes.version
             yield "retry: 2000\nevent: fleet\ndata: %s\n\n" % json.dumps(views)
             while web.sessions.get(token) is session:       # logged out: the stream ends
                 seen = await web.hub.changes.wait(seen, FLEET_REFRESH_S)
@@ -96,6 +101,7 @@ async def fleet_events(request: Request, session=Depends(operator)):
                 except ServiceError:
                     return
                 yield "event: fleet\ndata: %s\n\n" % json.dumps(fresh)
+                await asyncio.sleep(FLEET_PUSH_INTERVAL_S_MIN)     # changes meanwhile wake the next read at once
         finally:
             web.live_streams -= 1
 
