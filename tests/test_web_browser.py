@@ -211,10 +211,13 @@ def test_the_live_fleet_shows_a_terminal_connect_and_go_away_without_a_reload(pa
         shot(page, "fleet-live-online")
         booth.status(boot=1, online=0)      # what the broker publishes as the terminal's last will
         page.wait_for_selector(row + ".offline")
+        shot(page, "fleet-live-offline")
+        booth.status(boot=2, online=1, firmware=b"1.2.4", uptime_s=1)      # back, after a reboot
+        page.wait_for_selector(row + ".online")
+        assert "1.2.4" in page.inner_text(row)
     finally:
         booth.close()
     assert page.evaluate("window.notReloaded") is True
-    shot(page, "fleet-live-offline")
 
 
 def test_live_streams_are_bounded_and_a_refused_one_is_counted(page, park):
@@ -237,6 +240,8 @@ def test_a_technician_locks_a_terminal_and_the_service_audits_it(page, park):
     assert page.inner_text("#locked") == "locked"
     page.click("#lock")
     assert "was locked already" in page.inner_text(".flash")
+    assert page.inner_text("#commands tbody tr td:nth-child(1)") == "lock"
+    assert page.inner_text("#commands tbody tr td:nth-child(2)") == "tec"
     shot(page, "terminal-locked")
     assert audit_actions(park).count(("tec", "terminal.lock")) == 1
 

@@ -24,6 +24,9 @@ FLEET_REFRESH_S = 5.0
 # A busy hub commits many batches a second: a stream reads the fleet at most this often, whatever woke it,
 # so that many open pages cost the ingest loop a bounded number of reads.
 FLEET_PUSH_INTERVAL_S_MIN = 0.5
+# What the command log calls each command an operator can decide (protocol/frames.py CMD_*).
+COMMAND_NAMES = {frames.CMD_LOCK: N_("lock"), frames.CMD_DEAUTHORISE: N_("de-authorise"),
+                 frames.CMD_REPORT_STATUS: N_("report status")}
 TerminalId = Path(ge=bounds.TERMINAL_ID.low, le=bounds.TERMINAL_ID.high)
 ACTIONS = {"lock": (terminals.lock, N_("Terminal %(id)d is locked: it forgets its card keys."),
                     N_("Terminal %(id)d was locked already.")),
@@ -116,12 +119,14 @@ async def terminal_page(request: Request, terminal_id: int = TerminalId, session
     try:
         row = await terminals.one(store, session.actor, terminal_id)
         alarms = [a for a in await monitoring.alarms(store, session.actor) if a.terminal_id == terminal_id]
+        commands = await terminals.commands(store, session.actor, terminal_id)
         park = await park_of(request, session)
     except ServiceError as exc:
         return render(request, "refused.html", session, status=403, message=str(exc))
     view = terminal_view(row, Counter({terminal_id: len(alarms)}), park, time.time(),
                          i18n.translations(session.locale).gettext)
-    return render(request, "terminal.html", session, park=park, t=view, alarms=alarms)
+    return render(request, "terminal.html", session, park=park, t=view, alarms=alarms, commands=[
+        (COMMAND_NAMES.get(c.command, str(c.command)), c.actor, c.sent_at) for c in commands])
 
 
 @router.post("/fleet/{terminal_id}/{action}")
