@@ -308,3 +308,18 @@ def test_an_admin_adds_an_operator_who_then_logs_in(page, park):
     page.click("#logout")
     log_in(page, "newtech")
     assert page.url.endswith("/fleet")
+
+
+def test_the_pages_fit_a_phones_narrow_screen(chromium, park):
+    context = chromium.new_context(base_url=park.url, viewport={"width": 390, "height": 844}, locale="en-GB")
+    context.set_default_timeout(WAIT_MS)
+    phone = context.new_page()
+    try:
+        log_in(phone, "ada")
+        for path in ("/fleet", "/fleet/%d" % DESK_ID, "/settlement", "/blacklist"):
+            phone.goto(path)
+            # wide tables scroll inside their own box; the page itself never scrolls sideways
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path
+            shot(phone, "phone" + path.replace("/", "-"))
+    finally:
+        context.close()

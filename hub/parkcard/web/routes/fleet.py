@@ -48,7 +48,8 @@ def terminal_view(row, alarms, park, now_s, translate):
         "oldest": "" if row.oldest_unsynced_age_s is None else "%d s" % row.oldest_unsynced_age_s,
         # 0: not measured (a terminal on CPython has no gc.mem_free)
         "heap": "%d B" % row.free_heap if row.free_heap else "",
-        "versions": "%s / %s" % ("" if row.status_config_version is None else row.status_config_version,
+        "versions": "" if row.status_config_version is None and row.status_blacklist_version is None else
+                    "%s / %s" % ("" if row.status_config_version is None else row.status_config_version,
                                  "" if row.status_blacklist_version is None else row.status_blacklist_version),
         "alarms": str(alarms.get(row.id, 0)),
         "locked": translate(N_("locked")) if row.locked else "",
