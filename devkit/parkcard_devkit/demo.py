@@ -16,9 +16,12 @@ from parkcard.app import configure_logging
 from parkcard.money import format_cents
 from parkcard.services.settlement import iso_utc
 
-from parkcard_devkit.park_sim import ParkSim
+from parkcard_devkit.park_sim import MERCHANTS, ParkSim
 
 PROGRESS_STEPS = 10
+SERVE_TAP_INTERVAL_S = 3.0      # `demo --serve`: a visitor's pace, one tap somewhere every few seconds
+# The demo park's operator logins (a throw-away park on loopback: the passwords are printed, on purpose).
+DEMO_LOGINS = (("demo", "demo-park-admin", ["admin"], None), ("foodcourt", "demo-park-booth", ["merchant"], MERCHANTS[0][0]))
 
 # A refused tap in the words of a park manager (terminal.wallet's reasons, SPEC.md §3.6).
 REFUSAL_WORDS = {
@@ -46,12 +49,20 @@ def refusal_words(reason, count):
     return "%s: %d tap%s" % (REFUSAL_WORDS.get(reason, reason), count, "" if count == 1 else "s")
 
 
-async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, echo, tap_interval_ms=2, db=None):
-    """Run the scenario; return 0 when every check passes, 1 otherwise (db: a postgresql:// URL, or None)."""
-    sim = ParkSim(workdir, terminals=terminals, cards=cards, seed=seed, broker_url=broker_url, db=db)
+async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, echo, tap_interval_ms=2, db=None,
+                   web_port=0, serve=False):
+    """Run the scenario; return 0 when every check passes, 1 otherwise (db: a postgresql:// URL, or None).
+
+    The hub serves the web app on web_port (0: a free one); serve: after the checks, keep the park tapping
+    at a visitor's pace until cancelled (Ctrl-C).
+    """
+    from parkcard.api.server import ApiServer
+    sim = ParkSim(workdir, terminals=terminals, cards=cards, seed=seed, broker_url=broker_url, db=db,
+                  api=ApiServer(port=web_port))
     started = time.monotonic()
     try:
         await sim.start()
+        await web_login(sim, echo)
         if broker_url:
             where = "%s (plaintext, its own access rules)" % broker_url
         else:
@@ -127,9 +138,36 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
         echo("ledger check (as `parkcard ledger check`):")
         for line in report.lines():
             echo("  " + line)
-        return 0 if report.ok and not mismatches else 1
+        code = 0 if report.ok and not mismatches else 1
+        if serve:
+            await keep_serving(sim, echo)
+        return code
     finally:
         await sim.stop()
+
+
+async def web_login(sim, echo):
+    """Make the demo's operator logins and print them with the web app's address (plain HTTP on loopback)."""
+    from parkcard.services import operators
+    for username, password, roles, merchant_id in DEMO_LOGINS:
+        await operators.create_operator(sim.hub.storage, sim.hub.actor("demo"), username, password, roles,
+                                        merchant_id=merchant_id)
+    echo("web app: %s (log in as %s)" % (sim.api.web_url, ", or ".join(
+        "%s / %s (%s)" % (u, p, " ".join(r)) for u, p, r, _m in DEMO_LOGINS)))
+
+
+async def keep_serving(sim, echo):
+    """Visitors keep tapping, one every SERVE_TAP_INTERVAL_S, until the demo is cancelled (Ctrl-C)."""
+    echo("")
+    echo("the park stays open: visitors tap every %.0f s; open %s; Ctrl-C closes it" % (
+        SERVE_TAP_INTERVAL_S, sim.api.web_url))
+    try:
+        while True:
+            await sim.random_tap()
+            await asyncio.sleep(SERVE_TAP_INTERVAL_S)
+    except asyncio.CancelledError:
+        asyncio.current_task().uncancel()       # the cancellation was the way to close: stop() runs in full
+        echo("closing the park")
 
 
 @click.command("demo")
@@ -146,8 +184,12 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
               help="pause between taps")
 @click.option("--db", "db", help="run the hub on this PostgreSQL database (postgresql://...; it should be empty) "
               "instead of a SQLite file in --dir")
+@click.option("--web-port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="the web app's port on 127.0.0.1 (0: a free one)")
+@click.option("--serve", is_flag=True, help="after the run, keep the park open (visitors tapping) until Ctrl-C")
 @click.option("-v", "--verbose", is_flag=True, help="show the hub's logs")
-def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap_interval_ms, db, verbose):
+def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap_interval_ms, db, web_port, serve,
+                 verbose):
     """Run a park on this machine: broker, hub, terminals and visitors; exit 1 if the ledger does not balance."""
     if workdir is not None and os.path.isdir(workdir) and os.listdir(workdir):
         # Checked before anything is written: the demo builds a fresh park, and one found here
@@ -160,7 +202,7 @@ def demo_command(terminals, taps, cards, offline, broker_url, workdir, seed, tap
     os.makedirs(workdir, exist_ok=True)
     try:
         code = asyncio.run(run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, click.echo,
-                                    tap_interval_ms, db))
+                                    tap_interval_ms, db, web_port, serve))
     except TimeoutError as exc:
         raise click.ClickException("the park did not settle: %s (files kept in %s)" % (exc, workdir))
     except OSError as exc:

@@ -110,9 +110,13 @@ class Visitor:
 class ParkSim:
     """Broker + hub + terminals + visitors, all on loopback."""
 
-    def __init__(self, workdir, terminals=4, cards=20, seed=1, broker_url=None, db=None):
-        """db: the hub's database (a postgresql:// URL); by default a SQLite file in workdir."""
+    def __init__(self, workdir, terminals=4, cards=20, seed=1, broker_url=None, db=None, api=None):
+        """db: the hub's database (a postgresql:// URL); by default a SQLite file in workdir.
+
+        api: a parkcard.api.server.ApiServer the hub serves (the API and the operator web app).
+        """
         self.workdir = str(workdir)
+        self.api = api
         self.db = db
         self.n_terminals = terminals
         self.n_cards = cards
@@ -148,7 +152,7 @@ class ParkSim:
         db = self.db or os.path.join(self.workdir, "parkcard.db")
         if is_postgres(db):     # the park's audit log stays with its other files
             db = with_audit_log(db, os.path.join(self.workdir, "parkcard.audit.log"))
-        self.hub = Hub(db, broker_host=host, broker_port=port, **hub_kwargs)
+        self.hub = Hub(db, broker_host=host, broker_port=port, api=self.api, **hub_kwargs)
         await self.hub.start()
         await self.hub.wait_connected()
         await self.hub.add_merchant(DESK_MERCHANT_ID, "Front desk", 0)

@@ -44,6 +44,7 @@ from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import StoreUnavailable, hub_lock_for, is_postgres, is_transient, store_for
 from parkcard.transport import notify
 from parkcard.transport.mqtt_link import DOWNLINK_QUEUED_MAX, MqttLink
+from parkcard.web.live import Beacon
 
 log = logging.getLogger("parkcard.hub")
 
@@ -135,6 +136,7 @@ class Hub:
         self.api = api
         self.metrics = HubMetrics()     # the hub's own Prometheus registry (parkcard.api.metrics)
         self.api_told = self._changed   # what an API key's Actor announces: acted on as this hub's own changes
+        self.changes = Beacon()         # bumped at each commit a live page shows (parkcard.web: the fleet)
 
     # -- lifecycle
     async def open(self):
@@ -276,6 +278,7 @@ class Hub:
             await self._after_commit(result)
         async with self._settled:
             self._settled.notify_all()
+        self.changes.bump()
 
     async def _store_ups(self, messages):
         """Apply uplinks in one transaction and acknowledge them; return [BatchResult]."""
@@ -556,6 +559,7 @@ class Hub:
             await self.push_blacklist_news()
         if news - {notify.BLACKLIST}:
             await self.poll_registry()
+        self.changes.bump()
 
     async def push_blacklist_news(self):
         """Push the blacklist versions not yet pushed (whoever made them) to every terminal; return how many."""

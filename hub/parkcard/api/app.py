@@ -56,8 +56,11 @@ def error_response(code, message, status=None):
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status or STATUS.get(code, 422))
 
 
-def create_app(hub):
-    """The FastAPI application serving /api/v1 and /metrics for this running hub."""
+def create_app(hub, secure=False, time_zone="UTC"):
+    """The FastAPI application serving /api/v1, /metrics and the operator web app for this running hub.
+
+    secure: served over TLS (the web app's cookies are then Secure); time_zone: the park's, for the pages.
+    """
     from parkcard.api import models
     from parkcard.api.routes import open_router, router
 
@@ -92,6 +95,8 @@ def create_app(hub):
         gauges = await monitoring.fleet_gauges(hub.storage, actor, time.time())
         return Response(hub.metrics.text(hub.stats(), gauges), media_type=M.CONTENT_TYPE)
 
+    from parkcard.web.app import install
+    install(app, hub, secure, time_zone)
     return app
 
 

@@ -22,9 +22,14 @@ class _HubServer(uvicorn.Server):
 class ApiServer:
     """The API and /metrics of one hub: bind() once at start-up (an error there stops the start), then serve()."""
 
-    def __init__(self, host=WEB_HOST, port=0, certfile=None, keyfile=None):
-        """certfile/keyfile: the park's broker certificate and key (parkcard.security.pki) for HTTPS; None: HTTP."""
+    def __init__(self, host=WEB_HOST, port=0, certfile=None, keyfile=None, time_zone="UTC"):
+        """certfile/keyfile: the park's broker certificate and key (parkcard.security.pki) for HTTPS; None: HTTP.
+
+        time_zone: the park's IANA time zone, in which the web app shows every time.
+        """
         self.host = host
+        self.time_zone = time_zone
+        self.app = None             # the application served, once serving
         self.port = port
         self.certfile = certfile
         self.keyfile = keyfile
@@ -33,7 +38,13 @@ class ApiServer:
     @property
     def url(self):
         """Where the API is, once bound."""
-        return "%s://%s:%d%s" % ("https" if self.certfile else "http", self.host, self.port, API_PREFIX)
+        return self.web_url + API_PREFIX[1:]
+
+    @property
+    def web_url(self):
+        """Where the operator web app is, once bound (its login page, for a person)."""
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s://%s:%d/" % ("https" if self.certfile else "http", host, self.port)
 
     def bind(self):
         """Listen on host:port (0: a free port, then self.port says which); OSError when it cannot."""
@@ -54,7 +65,8 @@ class ApiServer:
     async def serve(self, hub):
         """Serve hub's API until cancelled (the hub's TaskGroup runs this)."""
         self.bind()
-        config = uvicorn.Config(create_app(hub), log_level="warning", lifespan="off", access_log=False,
+        self.app = create_app(hub, self.certfile is not None, self.time_zone)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False,
                                 ssl_certfile=self.certfile, ssl_keyfile=self.keyfile, server_header=False)
         server = _HubServer(config)
         try:

@@ -25,8 +25,10 @@ class HubStopped(click.ClickException):
               help="serve /api/v1 and /metrics on this port (0: a free one) [default: not served]")
 @click.option("--web-host", default="127.0.0.1", show_default=True,
               help="address the API listens on (HTTPS with the park's certificate after `parkcard init`)")
+@click.option("--time-zone", default="UTC", show_default=True, callback=lambda _c, _p, v: checked_time_zone(v),
+              help="the park's IANA time zone, in which the web app shows times (e.g. Asia/Shanghai)")
 @click.pass_obj
-def up(obj, broker_host, broker_port, no_broker, insecure, web_port, web_host):
+def up(obj, broker_host, broker_port, no_broker, insecure, web_port, web_host, time_zone):
     """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C: TLS, passwords and ACL after `parkcard init`."""
     from parkcard.app import Hub, HubFailed, configure_logging, failure_message, serve
     from parkcard.transport.broker import Broker, BrokerError
@@ -68,9 +70,11 @@ def up(obj, broker_host, broker_port, no_broker, insecure, web_port, web_host):
         # --no-broker: the default port is the one a park of this kind listens on.
         default_port = secure.SECURE_PORT if park is not None else 1883
         if web_port is not None:
-            hub_args["api"] = _api_server(park, web_host, web_port)
+            hub_args["api"] = _api_server(park, web_host, web_port, time_zone)
             click.echo("api listening on %s (OpenAPI at %s/openapi.json, Prometheus at /metrics)"
                        % (hub_args["api"].url, hub_args["api"].url))
+            click.echo("web app on %s (log in with an operator account: `parkcard operator add`)"
+                       % hub_args["api"].web_url)
         try:
             run(serve(Hub(db, broker_host, broker_port or default_port, lock=lock, **hub_args)))
         except HubFailed as exc:
@@ -81,11 +85,22 @@ def up(obj, broker_host, broker_port, no_broker, insecure, web_port, web_host):
         lock.release()
 
 
-def _api_server(park, host, port):
+def checked_time_zone(name):
+    """An IANA time zone name this machine knows; UserError otherwise."""
+    import zoneinfo
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UserError("%r is not a time zone this machine knows: give an IANA name such as Asia/Shanghai, "
+                        "Europe/Berlin or UTC" % name) from None
+    return name
+
+
+def _api_server(park, host, port, time_zone):
     """The bound ApiServer of `up`: HTTPS with the broker's certificate and key when the park has its PKI."""
     from parkcard.api.server import ApiServer
     tls = dict(certfile=str(park.pki.server_cert), keyfile=str(park.pki.server_key)) if park is not None else {}
     try:
-        return ApiServer(host, port, **tls).bind()
+        return ApiServer(host, port, time_zone=time_zone, **tls).bind()
     except OSError as exc:
         raise UserError("the API cannot listen on %s:%d (%s): pick another --web-port" % (host, port, exc)) from None

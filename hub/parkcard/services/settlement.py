@@ -96,14 +96,16 @@ async def close_period(store, actor, merchant_ids, start_s, end_s, now_s=None):
 
 @requires(SETTLEMENT_READ)
 async def listing(store, actor):
-    """Every closed settlement ([Settlement]), by id."""
-    return await store.settlements()
+    """Every closed settlement ([Settlement]) the actor may read, by id: a merchant login's own only."""
+    rows = await store.settlements()
+    return rows if actor.merchant_id is None else [r for r in rows if r.merchant_id == actor.merchant_id]
 
 
 @requires(SETTLEMENT_READ)
 async def one(store, actor, settlement_id):
-    """One closed settlement; SettlementError(settlement_not_found) when there is none with this id."""
-    for row in await store.settlements():
+    """One closed settlement; SettlementError(settlement_not_found) when there is none with this id (or it is
+    another merchant's and the actor a merchant login)."""
+    for row in await listing(store, actor):
         if row.id == settlement_id:
             return row
     raise SettlementError("there is no settlement %d (see `parkcard settle`)" % settlement_id, "settlement_not_found")

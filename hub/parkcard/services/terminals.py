@@ -107,6 +107,13 @@ async def one(store, actor, terminal_id):
     return rows[0]
 
 
+@requires(FLEET_READ)
+async def commands(store, actor, terminal_id):
+    """The commands operators decided for one terminal ([TerminalCommand]), newest first, sent or queued."""
+    checked(terminal_id=terminal_id)
+    return [c for c in reversed(await store.terminal_commands()) if c.terminal_id == terminal_id]
+
+
 @requires(TERMINALS)
 async def authorise(store, actor, terminal_id, admin_card_no, uid):
     """A technician tapped an admin card at a terminal (T_AUTH); return None when authorised, else the reason.

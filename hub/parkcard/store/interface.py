@@ -296,6 +296,10 @@ class Store(abc.ABC):
         """Change a merchant's name and/or commission; return ((name, bps) before, after). ValueError if unknown."""
 
     @abc.abstractmethod
+    async def sales_by_day(self, start_s, end_s, offset_s=0, merchant_id=None):
+        """Return [SalesDay] of applied sales and refunds in [start_s, end_s), days shifted by offset_s."""
+
+    @abc.abstractmethod
     async def merchants(self):
         """Return [rows.Merchant] by id."""
 

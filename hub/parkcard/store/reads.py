@@ -15,8 +15,8 @@ from parkcard.store import settlement as S
 from parkcard.store.errors import NotIssued
 from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, Card,
                                  CardRequest, CardWriteRequest, Conflict, IdempotentResponse, Merchant, Operator, PendingCommand,
-                                 Quarantined,
-                                 Refund, StoreCounts, StoredRecord, Terminal, TerminalCommand, TerminalFlags)
+                                 Quarantined, Refund, SalesDay, StoreCounts, StoredRecord, Terminal, TerminalCommand,
+                                 TerminalFlags)
 
 TERMINAL_SELECT = "SELECT %s FROM terminals " % ", ".join(Terminal._fields)
 _ADMIN_CARD_SELECT = "SELECT %s FROM admin_cards " % ", ".join(AdminCard._fields)
@@ -45,6 +45,22 @@ class SharedMethods:
         """Return the park's ISO 4217 currency code (the default until the park is set up)."""
         row = await self._one("SELECT currency FROM parks WHERE id=?", (park_id,))
         return row[0] if row else DEFAULT_CURRENCY
+
+    async def sales_by_day(self, start_s, end_s, offset_s=0, merchant_id=None):
+        """Return [SalesDay] of applied sales and refunds with time in [start_s, end_s), by day then merchant.
+
+        A day is (time_s + offset_s) // 86400: offset_s is the park's UTC offset, so days are the park's.
+        """
+        where = "" if merchant_id is None else "AND t.merchant_id=:merchant "
+        return [SalesDay(*r) for r in await self._all(
+            "SELECT (r.time_s + :offset) / 86400 AS day, t.merchant_id, m.name, "
+            "CAST(SUM(CASE WHEN r.kind=:sale THEN r.amount_cents ELSE 0 END) AS BIGINT), "
+            "CAST(SUM(CASE WHEN r.kind=:refund THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
+            "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
+            "WHERE r.status=:applied AND r.kind IN (:sale, :refund) AND r.time_s>=:start AND r.time_s<:end "
+            + where + "GROUP BY (r.time_s + :offset) / 86400, t.merchant_id, m.name ORDER BY 1, 2",
+            {"offset": offset_s, "sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1],
+             "applied": RecordStatus.APPLIED, "start": start_s, "end": end_s, "merchant": merchant_id})]
 
     async def merchants(self):
         """Return [Merchant] by id."""

@@ -353,3 +353,14 @@ class IdempotentResponse(NamedTuple):
     request_sha256: bytes
     status: int
     body: str               # the JSON body as sent
+
+
+class SalesDay(NamedTuple):
+    """One merchant's applied sales and refunds on one day (days counted from the epoch in the park's zone)."""
+
+    day: int
+    merchant_id: int
+    merchant_name: str
+    sales_cents: int
+    refunds_cents: int
+    records: int

@@ -1,0 +1,31 @@
+"""The operator web app on the hub's FastAPI application: its pages beside /api/v1, its files under /static."""
+
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, WebState, gettext, render
+from parkcard.web.sessions import SESSION_COOKIE
+from parkcard.web.routes import audit, auth, blacklist, desk, fleet, merchants, operators, settlement
+
+PAGE_ROUTERS = (auth.router, fleet.router, desk.router, merchants.router, blacklist.router, settlement.router,
+                audit.router, operators.router)
+
+
+def install(app, hub, secure, time_zone):
+    """Serve the web app from app (the API's application): routes outside the OpenAPI document."""
+    app.state.web = WebState(hub, secure, time_zone)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for router in PAGE_ROUTERS:
+        app.include_router(router, include_in_schema=False)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request, _exc):
+        where = request.url.path if request.method == "GET" and not request.url.path.endswith("/events") else "/"
+        return RedirectResponse("/login?next=%s" % where, status_code=SEE_OTHER)
+
+    @app.exception_handler(FormRefused)
+    async def form_refused(request, _exc):
+        session = app.state.web.sessions.get(request.cookies.get(SESSION_COOKIE))
+        return render(request, "refused.html", session, status=403, message=gettext(
+            request, session, "The form was refused: it did not carry this page's security token, so nothing was "
+                              "done. Reload the page and try again."))

@@ -1,0 +1,189 @@
+"""What every page shares: the web app's state, the operator's session, CSRF checks, rendering, flash messages.
+
+A route asks for `operator` (the logged-in Session; a visitor without one is
+sent to /login), reads a form with `form_of` (refused without the session's
+CSRF token) and calls one service as `session.actor`: the service checks the
+privilege and audits, the route only shows the answer. A refusal of the
+service (ServiceError) is shown as it is worded, on the page or as a flash.
+"""
+
+import datetime
+import urllib.parse
+import zoneinfo
+from pathlib import Path
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from parkcard.money import format_cents
+from parkcard.services import privileges as P
+from parkcard.services.privileges import ServiceError
+from parkcard.web import i18n
+from parkcard.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, LoginLimiter, Sessions, same_token
+
+TEMPLATES = Path(__file__).with_name("templates")
+STATIC = Path(__file__).with_name("static")
+FORM_BYTES_MAX = 16 * 1024      # no form of this app is longer
+SEE_OTHER = 303
+DEFAULT_TIME_ZONE = "UTC"
+# Open live streams the hub serves at once; one more is refused (counted), the browser retries.
+LIVE_STREAMS_MAX = 200
+
+def N_(text):
+    """Mark text as a message to translate where it is shown (the catalogs' extraction finds it)."""
+    return text
+
+
+# The menu: (path, label, the privilege its page's service requires). An entry shows only to an operator
+# holding the privilege; the page's service checks it again either way.
+NAV = (
+    ("/fleet", N_("Live fleet"), P.FLEET_READ),
+    ("/desk", N_("Front desk"), P.CARD_ISSUE),
+    ("/merchants", N_("Merchants"), P.MERCHANTS_READ),
+    ("/blacklist", N_("Blacklist"), P.BLACKLIST_READ),
+    ("/settlement", N_("Settlement"), P.SETTLEMENT_READ),
+    ("/audit", N_("Audit log"), P.AUDIT),
+    ("/operators", N_("Operators"), P.OPERATORS),
+)
+
+
+class LoginRequired(Exception):
+    """The request has no live session: the visitor is sent to the login page."""
+
+
+class FormRefused(Exception):
+    """A form came without the CSRF token of its session (or was too long): refused, nothing done."""
+
+
+class WebState:
+    """The web app of one hub: its sessions, login limits and templates."""
+
+    def __init__(self, hub, secure, time_zone=DEFAULT_TIME_ZONE):
+        self.hub = hub
+        self.secure = secure            # served over TLS: cookies are Secure
+        self.time_zone = time_zone      # the park's IANA time zone: every time on a page is shown in it
+        self.live_streams = 0           # open Server-Sent Event streams (at most LIVE_STREAMS_MAX)
+        self.live_streams_refused = 0
+        self.sessions = Sessions()
+        self.limiter = LoginLimiter()
+        self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                            extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
+
+    @property
+    def store(self):
+        """The hub's store."""
+        return self.hub.storage
+
+
+def state(request):
+    """The WebState of the request's app."""
+    return request.app.state.web
+
+
+async def operator(request: Request):
+    """The logged-in operator's Session (a dependency); LoginRequired otherwise."""
+    session = state(request).sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise LoginRequired()
+    return session
+
+
+async def form_of(request, expected_csrf):
+    """The posted form as {name: value}, after its CSRF token matched expected_csrf; FormRefused otherwise."""
+    body = await request.body()
+    if len(body) > FORM_BYTES_MAX:
+        raise FormRefused()
+    form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace"),
+                                                     keep_blank_values=True).items()}
+    if not same_token(form.get("csrf"), expected_csrf):
+        raise FormRefused()
+    return form
+
+
+async def session_form(request, session):
+    """The posted form of a logged-in operator (its session's CSRF token)."""
+    return await form_of(request, session.csrf)
+
+
+async def login_form(request):
+    """The posted login form (the login cookie's CSRF token)."""
+    return await form_of(request, request.cookies.get(LOGIN_CSRF_COOKIE))
+
+
+def locale_of(request, session=None):
+    """The page's language: the session's, else the `lang` cookie's, else the browser's."""
+    if session is not None:
+        return session.locale
+    chosen = request.cookies.get("lang")
+    return chosen if chosen in i18n.LANGUAGES else i18n.negotiate(request.headers.get("accept-language"))
+
+
+class Park:
+    """What pages show every amount and time with: the park's currency and time zone."""
+
+    def __init__(self, currency, time_zone):
+        self.currency = currency
+        self.zone = zoneinfo.ZoneInfo(time_zone)
+
+    def money(self, cents):
+        """An amount for people, in the park's currency."""
+        return format_cents(int(cents), self.currency)
+
+    def when(self, epoch_s):
+        """A UTC epoch time as the park's local date and time ("" for none)."""
+        if epoch_s is None:
+            return ""
+        return datetime.datetime.fromtimestamp(epoch_s, self.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    def day(self, epoch_s):
+        """The park's local date of an epoch time."""
+        return datetime.datetime.fromtimestamp(epoch_s, self.zone).strftime("%Y-%m-%d")
+
+
+async def park_of(request, session):
+    """The park's currency (read as the operator: every role holds park.read) and time zone."""
+    from parkcard.services import park
+    web = state(request)
+    return Park(await park.currency(web.store, session.actor), web.time_zone)
+
+
+def render(request, template, session=None, status=200, park=None, **context):
+    """The page `template` in the operator's language, with the menu their privileges show."""
+    web = state(request)
+    locale = locale_of(request, session)
+    translations = i18n.translations(locale)
+    env = web.templates
+    # Rendering is synchronous on the one loop: no other page can render between install and render.
+    env.install_gettext_translations(translations, newstyle=True)
+    held = session.actor.privileges if session is not None else frozenset()
+    flash = None
+    if session is not None:     # shown once: the next page has none
+        flash, session.flash = session.flash, None
+    page = env.get_template(template).render(
+        request=request, session=session, park=park, flash=flash, lang=i18n.HTML_LANG.get(locale, "en"),
+        locale=locale, languages=i18n.LANGUAGES, csrf=session.csrf if session is not None else "",
+        nav=[(path, label) for path, label, privilege in NAV if privilege in held],
+        here=request.url.path, **context)
+    return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def back(to, session=None, flash=None, kind="ok"):
+    """Redirect after a POST (the browser GETs the page again), with a message for the next page."""
+    if session is not None and flash is not None:
+        session.flash = (kind, flash)
+    return RedirectResponse(to, status_code=SEE_OTHER)
+
+
+def gettext(request, session, text):
+    """text translated into the page's language (for flash messages made in a route)."""
+    return i18n.translations(locale_of(request, session)).gettext(text)
+
+
+def whole_number(form, name, label):
+    """The form field name as an int; ServiceError naming label when it is not a whole number."""
+    text = (form.get(name) or "").strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise ServiceError("%s must be a whole number, not %r" % (label, text)) from None

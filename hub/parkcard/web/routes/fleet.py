@@ -1,0 +1,147 @@
+"""The live fleet: every terminal's state over Server-Sent Events, and lock / unlock / de-authorise."""
+
+import asyncio
+import json
+import time
+from collections import Counter
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import StreamingResponse
+
+from protocol import frames
+
+from parkcard import bounds
+from parkcard.ingest import fleet as fleet_rules
+from parkcard.services import monitoring, terminals
+from parkcard.services.privileges import ServiceError
+from parkcard.web import i18n
+from parkcard.web.pages import LIVE_STREAMS_MAX, N_, back, gettext, operator, park_of, render, session_form, state
+
+router = APIRouter()
+# A terminal that falls silent turns offline without a frame (parkcard.ingest.fleet.SILENT_OFFLINE_S): the
+# stream re-reads at least this often so that a silent terminal is shown offline in time.
+FLEET_REFRESH_S = 5.0
+# A busy hub commits many batches a second: a stream reads the fleet at most this often, whatever woke it,
+# so that many open pages cost the ingest loop a bounded number of reads.
+FLEET_PUSH_INTERVAL_S_MIN = 0.5
+# What the command log calls each command an operator can decide (protocol/frames.py CMD_*).
+COMMAND_NAMES = {frames.CMD_LOCK: N_("lock"), frames.CMD_DEAUTHORISE: N_("de-authorise"),
+                 frames.CMD_REPORT_STATUS: N_("report status")}
+TerminalId = Path(ge=bounds.TERMINAL_ID.low, le=bounds.TERMINAL_ID.high)
+ACTIONS = {"lock": (terminals.lock, N_("Terminal %(id)d is locked: it forgets its card keys."),
+                    N_("Terminal %(id)d was locked already.")),
+           "unlock": (terminals.unlock, N_("Terminal %(id)d is unlocked: an admin card tap authorises it again."),
+                      N_("Terminal %(id)d was not locked.")),
+           "deauthorise": (terminals.deauthorise,
+                           N_("Terminal %(id)d is de-authorised until the next admin card tap."),
+                           N_("Terminal %(id)d was not authorised."))}
+
+
+def terminal_view(row, alarms, park, now_s, translate):
+    """What the fleet page shows of one terminal: every cell as text for people (JSON for the stream)."""
+    online = fleet_rules.online(row, now_s)
+    return {
+        "id": row.id, "name": row.name, "role": frames.ROLE_NAMES.get(row.role, str(row.role)),
+        "online": online, "state": translate(N_("online")) if online else translate(N_("offline")),
+        "last_seen": park.when(row.last_seen) or translate(N_("never")),
+        "firmware": row.firmware or "", "queue": "" if row.queue_depth is None else str(row.queue_depth),
+        "oldest": "" if row.oldest_unsynced_age_s is None else "%d s" % row.oldest_unsynced_age_s,
+        # 0: not measured (a terminal on CPython has no gc.mem_free)
+        "heap": "%d B" % row.free_heap if row.free_heap else "",
+        "versions": "" if row.status_config_version is None and row.status_blacklist_version is None else
+                    "%s / %s" % ("" if row.status_config_version is None else row.status_config_version,
+                                 "" if row.status_blacklist_version is None else row.status_blacklist_version),
+        "alarms": str(alarms.get(row.id, 0)),
+        "locked": translate(N_("locked")) if row.locked else "",
+        "authorised": translate(N_("yes")) if row.authorised else translate(N_("no")),
+    }
+
+
+async def fleet_views(request, session):
+    """[terminal_view] of the whole fleet, read as the operator (privilege fleet.read, in the services)."""
+    store = state(request).store
+    rows = await terminals.fleet(store, session.actor)
+    alarms = Counter(a.terminal_id for a in await monitoring.alarms(store, session.actor))
+    park = await park_of(request, session)
+    translate = i18n.translations(session.locale).gettext
+    now = time.time()
+    return [terminal_view(r, alarms, park, now, translate) for r in rows], park
+
+
+@router.get("/fleet")
+async def fleet_page(request: Request, session=Depends(operator)):
+    """The fleet table, kept live by /fleet/events."""
+    try:
+        views, park = await fleet_views(request, session)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    return render(request, "fleet.html", session, park=park, terminals=views)
+
+
+@router.get("/fleet/events")
+async def fleet_events(request: Request, session=Depends(operator)):
+    """Server-Sent Events: the fleet as JSON each time the hub commits a change (and every FLEET_REFRESH_S)."""
+    web = state(request)
+    seen = web.hub.changes.version      # before the read: a change committed during it wakes the stream
+    try:
+        views, _park = await fleet_views(request, session)     # refused here, before the stream starts
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    if web.live_streams >= LIVE_STREAMS_MAX:
+        web.live_streams_refused += 1
+        return render(request, "refused.html", session, status=503, message=gettext(
+            request, session, "Too many live pages are open: close some, this one retries by itself."))
+    token = session.token
+
+    async def stream():
+        web.live_streams += 1       # counted while the generator runs: its finally always follows
+        nonlocal seen
+        try:
+            yield "retry: 2000\nevent: fleet\ndata: %s\n\n" % json.dumps(views)
+            while web.sessions.get(token) is session:       # logged out: the stream ends
+                seen = await web.hub.changes.wait(seen, FLEET_REFRESH_S)
+                try:
+                    fresh, _ = await fleet_views(request, session)
+                except ServiceError:
+                    return
+                yield "event: fleet\ndata: %s\n\n" % json.dumps(fresh)
+                await asyncio.sleep(FLEET_PUSH_INTERVAL_S_MIN)     # changes meanwhile wake the next read at once
+        finally:
+            web.live_streams -= 1
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/fleet/{terminal_id}")
+async def terminal_page(request: Request, terminal_id: int = TerminalId, session=Depends(operator)):
+    """One terminal: what it reports, and its lock / unlock / de-authorise buttons."""
+    store = state(request).store
+    try:
+        row = await terminals.one(store, session.actor, terminal_id)
+        alarms = [a for a in await monitoring.alarms(store, session.actor) if a.terminal_id == terminal_id]
+        commands = await terminals.commands(store, session.actor, terminal_id)
+        park = await park_of(request, session)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    view = terminal_view(row, Counter({terminal_id: len(alarms)}), park, time.time(),
+                         i18n.translations(session.locale).gettext)
+    return render(request, "terminal.html", session, park=park, t=view, alarms=alarms, commands=[
+        (COMMAND_NAMES.get(c.command, str(c.command)), c.actor, c.sent_at) for c in commands])
+
+
+@router.post("/fleet/{terminal_id}/{action}")
+async def terminal_action(request: Request, action: str, terminal_id: int = TerminalId,
+                          session=Depends(operator)):
+    """Lock, unlock or de-authorise a terminal through its service (privilege and audit there)."""
+    await session_form(request, session)
+    if action not in ACTIONS:
+        return render(request, "refused.html", session, status=404, message=gettext(
+            request, session, "There is no such action."))
+    service, done, unchanged = ACTIONS[action]
+    here = "/fleet/%d" % terminal_id
+    try:
+        changed = await service(state(request).store, session.actor, terminal_id)
+    except ServiceError as exc:
+        return back(here, session, str(exc), "error")
+    return back(here, session, gettext(request, session, done if changed else unchanged) % {"id": terminal_id})

@@ -1,0 +1,65 @@
+"""Operator accounts (admin): the list, add one, disable and enable; the services check and audit."""
+
+from fastapi import APIRouter, Depends, Request
+
+from parkcard.services import operators
+from parkcard.services.privileges import ROLES, ServiceError
+from parkcard.web.pages import back, gettext, operator, park_of, render, session_form, state, whole_number
+
+router = APIRouter()
+
+
+@router.get("/operators")
+async def operator_page(request: Request, session=Depends(operator)):
+    """Every operator account (privilege operators.manage in the service)."""
+    try:
+        rows = await operators.list_operators(state(request).store, session.actor)
+        park = await park_of(request, session)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    return render(request, "operators.html", session, park=park, operators=rows, roles=ROLES)
+
+
+@router.post("/operators")
+async def operator_add(request: Request, session=Depends(operator)):
+    """Create an operator account with the roles ticked."""
+    form = await session_form(request, session)
+    username = form.get("username", "")
+    try:
+        merchant = form.get("merchant_id", "").strip()
+        merchant_id = whole_number(form, "merchant_id", "the merchant") if merchant else None
+        roles = [r for r in ROLES if form.get("role_" + r)]
+        await operators.create_operator(state(request).store, session.actor, username, form.get("password", ""),
+                                        roles, form.get("display_name") or None, merchant_id)
+    except ServiceError as exc:
+        return back("/operators", session, str(exc), "error")
+    return back("/operators", session, gettext(request, session, "Operator %(name)s is added.")
+                % {"name": username.strip().lower()})
+
+
+@router.post("/operators/{username}/disable")
+async def operator_disable(request: Request, username: str, session=Depends(operator)):
+    """Disable an account; its open sessions end at once."""
+    await session_form(request, session)
+    web = state(request)
+    try:
+        changed = await operators.disable_operator(web.store, session.actor, username)
+    except ServiceError as exc:
+        return back("/operators", session, str(exc), "error")
+    web.sessions.end_operator(username)
+    said = (gettext(request, session, "Operator %(name)s is disabled.") if changed else
+            gettext(request, session, "Operator %(name)s was disabled already."))
+    return back("/operators", session, said % {"name": username})
+
+
+@router.post("/operators/{username}/enable")
+async def operator_enable(request: Request, username: str, session=Depends(operator)):
+    """Enable a disabled account again."""
+    await session_form(request, session)
+    try:
+        changed = await operators.enable_operator(state(request).store, session.actor, username)
+    except ServiceError as exc:
+        return back("/operators", session, str(exc), "error")
+    said = (gettext(request, session, "Operator %(name)s is enabled.") if changed else
+            gettext(request, session, "Operator %(name)s was enabled already."))
+    return back("/operators", session, said % {"name": username})

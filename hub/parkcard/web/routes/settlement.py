@@ -1,0 +1,77 @@
+"""Settlement: sales per day and per merchant as a chart, the closed periods, and closing a period."""
+
+import datetime
+import time
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from parkcard.services import sales, settlement
+from parkcard.services.privileges import ServiceError
+from parkcard.web import charts
+from parkcard.web.pages import back, gettext, operator, park_of, render, session_form, state
+
+router = APIRouter()
+CHART_DAYS = 14
+CHART_DAYS_MAX = 92
+
+
+def _day_start(park, text, label):
+    """Epoch seconds of a YYYY-MM-DD date's midnight in the park's zone; ServiceError naming label otherwise."""
+    try:
+        day = datetime.date.fromisoformat((text or "").strip())
+    except ValueError:
+        raise ServiceError("%s must be a date like 2026-07-01, not %r" % (label, text)) from None
+    return int(datetime.datetime.combine(day, datetime.time(), park.zone).timestamp())
+
+
+def sales_chart(rows, park, days, end_day, title):
+    """(SVG, legend, totals by merchant) of sales per day stacked by merchant for the days up to end_day."""
+    first = end_day - days + 1
+    labels = [(datetime.date(1970, 1, 1) + datetime.timedelta(days=d)).isoformat() for d in range(first, end_day + 1)]
+    names = {}
+    for row in rows:
+        names.setdefault(row.merchant_id, row.merchant_name)
+    series = []
+    for merchant_id, name in sorted(names.items()):
+        by_day = {r.day: r.sales_cents for r in rows if r.merchant_id == merchant_id}
+        series.append((name, [max(by_day.get(d, 0), 0) for d in range(first, end_day + 1)]))
+    totals = [(name, park.money(sum(values))) for name, values in series]
+    return charts.stacked_bars(labels, series, park.money, title), charts.legend(series), totals
+
+
+@router.get("/settlement")
+async def settlement_page(request: Request, days: int = Query(CHART_DAYS, ge=1, le=CHART_DAYS_MAX),
+                          session=Depends(operator)):
+    """The chart of the last `days` days and every closed settlement (privilege settlement.read)."""
+    store = state(request).store
+    try:
+        park = await park_of(request, session)
+        now = time.time()
+        offset_s = int(park.zone.utcoffset(datetime.datetime.fromtimestamp(now, park.zone)).total_seconds())
+        end_day = (int(now) + offset_s) // sales.DAY_S
+        start_s = (end_day - days + 1) * sales.DAY_S - offset_s
+        rows = await sales.by_day(store, session.actor, start_s, int(now) + 1, offset_s)
+        closed = await settlement.listing(store, session.actor)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    title = gettext(request, session, "Sales per day and merchant")
+    chart, legend, totals = sales_chart(rows, park, days, end_day, title)
+    return render(request, "settlement.html", session, park=park, chart=chart, legend=legend, totals=totals,
+                  days=days, settlements=closed, today=park.day(now))
+
+
+@router.post("/settlement/close")
+async def settlement_close(request: Request, session=Depends(operator)):
+    """Close [from, to) for every merchant, all or none (privilege settlement.close and audit in the service)."""
+    form = await session_form(request, session)
+    store = state(request).store
+    try:
+        park = await park_of(request, session)
+        start_s = _day_start(park, form.get("from"), "the first day")
+        end_s = _day_start(park, form.get("to"), "the day after the period")
+        closed = await settlement.close_period(store, session.actor, None, start_s, end_s)
+    except ServiceError as exc:
+        return back("/settlement", session, str(exc), "error")
+    return back("/settlement", session, gettext(request, session, "%(new)d settlements closed, %(old)d were "
+                                                "closed already.") % {"new": sum(1 for _s, new in closed if new),
+                                                                      "old": sum(1 for _s, new in closed if not new)})

@@ -1,0 +1,144 @@
+"""Operator sessions, CSRF tokens and login rate limits, held by the hub process (one process owns the hub).
+
+A session is a random token in a cookie (HttpOnly, SameSite=Strict, Secure
+under TLS) naming the operator's Actor; a new token is made at every login and
+dropped at logout, so a token planted before a login is never the session
+after it. Sessions live in memory: a hub restart logs everyone out, which a
+park accepts for a hub that restarts rarely.
+
+Every form carries a CSRF token: the session's own after login, and before it
+the value of a cookie the login page set (double submit). The login is limited
+per user name and per client address: too many failures within
+LOGIN_WINDOW_S refuse further tries, right password or not, until the window
+has passed.
+"""
+
+import collections
+import hmac
+import secrets
+import time
+
+SESSION_COOKIE = "parkcard_session"
+LOGIN_CSRF_COOKIE = "parkcard_login"
+SESSION_IDLE_S = 8 * 3600               # a shift
+SESSIONS_MAX = 10_000                   # the oldest session goes when a new one would exceed it (counted)
+LOGIN_WINDOW_S = 300
+LOGIN_FAILURES_PER_USER_MAX = 5
+LOGIN_FAILURES_PER_ADDRESS_MAX = 20
+LIMITED_KEYS_MAX = 10_000               # user names and addresses remembered; the oldest goes first (counted)
+TOKEN_BYTES = 32
+
+
+def new_token():
+    """A random token for a cookie or a form (256 bits)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def same_token(given, expected):
+    """True when a token from a request equals the expected one (constant time; an empty one never does)."""
+    return bool(given) and bool(expected) and hmac.compare_digest(str(given), str(expected))
+
+
+class Session:
+    """One operator's login: the Actor, its CSRF token, its language and a message for the next page."""
+
+    __slots__ = ("token", "actor", "csrf", "locale", "seen_s", "flash")
+
+    def __init__(self, token, actor, locale, now_s):
+        self.token = token
+        self.actor = actor
+        self.csrf = new_token()
+        self.locale = locale
+        self.seen_s = now_s
+        self.flash = None       # (kind, text) shown once by the next page
+
+
+class Sessions:
+    """The hub's open sessions, by token."""
+
+    def __init__(self, clock=time.monotonic, idle_s=SESSION_IDLE_S, sessions_max=SESSIONS_MAX):
+        self.clock = clock
+        self.idle_s = idle_s
+        self.sessions_max = sessions_max
+        self._by_token = collections.OrderedDict()
+        self.evicted = 0
+
+    def start(self, actor, locale):
+        """A new session for actor, with a token never used before."""
+        while len(self._by_token) >= self.sessions_max:
+            self._by_token.popitem(last=False)
+            self.evicted += 1
+        session = Session(new_token(), actor, locale, self.clock())
+        self._by_token[session.token] = session
+        return session
+
+    def get(self, token):
+        """The live session of token, or None (unknown, ended or idle too long)."""
+        session = self._by_token.get(token or "")
+        if session is None:
+            return None
+        now = self.clock()
+        if now - session.seen_s > self.idle_s:
+            del self._by_token[session.token]
+            return None
+        session.seen_s = now
+        self._by_token.move_to_end(session.token)
+        return session
+
+    def end(self, token):
+        """Log a session out (nothing when it is unknown)."""
+        self._by_token.pop(token or "", None)
+
+    def end_operator(self, username):
+        """Log out every session of an operator (disabled, or its roles changed)."""
+        for token in [t for t, s in self._by_token.items() if s.actor.name == username]:
+            del self._by_token[token]
+
+
+class LoginLimiter:
+    """Failed logins per user name and per address within LOGIN_WINDOW_S; refuses past the limits."""
+
+    def __init__(self, clock=time.monotonic, window_s=LOGIN_WINDOW_S, per_user_max=LOGIN_FAILURES_PER_USER_MAX,
+                 per_address_max=LOGIN_FAILURES_PER_ADDRESS_MAX, keys_max=LIMITED_KEYS_MAX):
+        self.clock = clock
+        self.window_s = window_s
+        self.limits = {"user": per_user_max, "address": per_address_max}
+        self.keys_max = keys_max
+        self._failures = collections.OrderedDict()     # (kind, value) -> deque of failure times
+        self.forgotten = 0
+        self.refusals = 0
+
+    def _recent(self, key, now):
+        times = self._failures.get(key)
+        while times and now - times[0] >= self.window_s:
+            times.popleft()
+        return times or ()
+
+    def wait_s(self, username, address):
+        """Seconds until a login of username from address may be tried again; 0 when it may now."""
+        now = self.clock()
+        wait = 0
+        for key in (("user", username), ("address", address)):
+            times = self._recent(key, now)
+            if len(times) >= self.limits[key[0]]:
+                wait = max(wait, int(times[0] + self.window_s - now) + 1)
+        if wait:
+            self.refusals += 1
+        return wait
+
+    def failed(self, username, address):
+        """Count a failed login against the user name and the address."""
+        now = self.clock()
+        for key in (("user", username), ("address", address)):
+            times = self._failures.get(key)
+            if times is None:
+                while len(self._failures) >= self.keys_max:
+                    self._failures.popitem(last=False)
+                    self.forgotten += 1
+                times = self._failures[key] = collections.deque(maxlen=max(self.limits.values()))
+            times.append(now)
+            self._failures.move_to_end(key)
+
+    def succeeded(self, username):
+        """A good login clears its user name's failures (the address's stay)."""
+        self._failures.pop(("user", username), None)

@@ -1,0 +1,325 @@
+"""The operator web app in real headless Chromium (Debian's chromium driven by Playwright): login, wrong
+password, login rate limit, CSRF refusals, session fixation, roles refused in the services, the live fleet
+updating as a terminal connects and goes away, terminal actions audited, the sales chart, a merchant login
+seeing its own sales only, and both languages. Every page is saved as a screenshot under test-artifacts/web/."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from protocol import frames
+from protocol import record as R
+
+from parkcard.services import operators
+from parkcard.services.privileges import Actor
+from parkcard.web.pages import LIVE_STREAMS_MAX
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal
+from web_kit import CHROMIUM, CHROMIUM_ARGS, HubThread
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
+PASSWORD = "correct horse battery"
+BOOTH = 7
+UID = b"\x04\x01\x02\x03"
+WAIT_MS = 15_000
+# (login, roles, merchant) of the park's operators in these tests
+OPERATORS = (("ada", ["admin"], None), ("cas", ["cashier"], None), ("tec", ["technician"], None),
+             ("fin", ["finance"], None), ("ice", ["merchant"], MERCHANT_ICE), ("desk", ["merchant"], MERCHANT_PARK))
+
+
+# Module scope: the browser tests live in this module, and Playwright's sync API keeps an event loop of its
+# own in this thread while it runs, which asyncio.run() in later modules' tests must not meet.
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the browser tests."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (%s): run ./setup.sh" % CHROMIUM)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def park(tmp_path, broker):
+    """A hub serving its web app, with an operator per role (PASSWORD each)."""
+    hub = HubThread(str(tmp_path / "hub.db"), broker).start()
+    for name, roles, merchant_id in OPERATORS:
+        hub.call(operators.create_operator(hub.hub.storage, Actor("setup"), name, PASSWORD, roles,
+                                           merchant_id=merchant_id))
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def page(chromium, park):
+    """A fresh browser context (no cookies) on the park's web app."""
+    context = chromium.new_context(base_url=park.url, locale="en-GB")
+    context.set_default_timeout(WAIT_MS)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def shot(page, name):
+    """Save the page as test-artifacts/web/<name>.png."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / ("%s.png" % name)), full_page=True)
+
+
+def log_in(page, user, password=PASSWORD):
+    """Fill and send the login form; return the response of the POST."""
+    if "/login" not in page.url:
+        page.goto("/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as posted:
+        page.click("#login button")
+    page.wait_for_load_state()
+    return posted.value
+
+
+def audit_actions(park):
+    """[(actor, action)] of the audit log."""
+    return [(e["actor"], e["action"]) for e in park.hub.storage.oplog.entries()]
+
+
+def test_login_wrong_password_logout_and_every_page_needs_a_login(page, park):
+    page.goto("/fleet")
+    assert page.url.endswith("/login?next=/fleet")
+    assert log_in(page, "ada", "not the password").status == 401
+    assert "Wrong user name or password" in page.inner_text("#login-error")
+    shot(page, "login-refused")
+    assert log_in(page, "ada").status == 303
+    assert page.url.endswith("/fleet")          # back where the login was asked for
+    for path, heading in (("/fleet", "Live fleet"), ("/merchants", "Merchants"), ("/blacklist", "Blacklist"),
+                          ("/settlement", "Settlement"), ("/audit", "Audit log"), ("/operators", "Operator accounts"),
+                          ("/desk", "Front desk"), ("/fleet/%d" % DESK_ID, "Terminal %d" % DESK_ID)):
+        page.goto(path)
+        assert page.inner_text("h1").startswith(heading)
+        shot(page, "admin" + path.replace("/", "-"))
+    page.click("#logout")
+    page.wait_for_url("**/login")
+    for path in ("/fleet", "/settlement", "/operators", "/fleet/events"):
+        response = page.request.get(path, max_redirects=0)
+        assert response.status == 303 and "/login" in response.headers["location"]
+
+
+def test_no_page_or_action_of_the_app_answers_without_a_login(page):
+    from parkcard.web.app import PAGE_ROUTERS
+    open_paths = {"/login"}
+    checked = 0
+    for router in PAGE_ROUTERS:
+        for route in router.routes:
+            path = route.path.replace("{terminal_id}", str(DESK_ID)).replace("{merchant_id}", "2").replace(
+                "{card_no}", "100123").replace("{username}", "ada").replace("{action}", "lock")
+            if path in open_paths:
+                continue
+            for method in route.methods:
+                response = page.request.fetch(path, method=method, max_redirects=0, form={"csrf": "x"}
+                                              if method == "POST" else None)
+                assert response.status == 303 and "/login" in response.headers["location"], (method, path)
+                checked += 1
+    assert checked >= 20
+
+
+def test_a_technician_cannot_make_an_admin_the_service_refuses(page, park):
+    log_in(page, "tec")
+    page.goto("/fleet")
+    csrf = page.eval_on_selector("input[name=csrf]", "e => e.value")
+    refused = page.request.post("/operators", form={"csrf": csrf, "username": "mallory", "password": PASSWORD,
+                                                    "role_admin": "1"})
+    assert "may not do this" in refused.text()
+    names = [o.username for o in park.call(operators.list_operators(park.hub.storage, Actor("check")))]
+    assert "mallory" not in names
+
+
+def test_logins_are_limited_per_user_even_with_the_right_password(page):
+    for _ in range(5):
+        assert log_in(page, "cas", "wrong password %d" % _).status == 401
+    refused = log_in(page, "cas")
+    assert refused.status == 429
+    assert "Too many failed logins" in page.inner_text("#login-error")
+    shot(page, "login-rate-limited")
+    assert log_in(page, "fin").status == 303     # another user from the same address still may
+
+
+def test_a_form_without_its_sessions_csrf_token_is_refused_and_nothing_is_done(page, park):
+    log_in(page, "ada")
+    forged = page.request.post("/blacklist", form={"csrf": "forged", "card_no": "100123", "force": "1"},
+                               max_redirects=0)
+    assert forged.status == 403 and "security token" in forged.text()
+    page.goto("/blacklist")
+    page.fill("#blacklist-add input[name=card_no]", "100124")
+    page.check("#blacklist-add input[name=force]")
+    page.eval_on_selector("#blacklist-add input[name=csrf]", "e => e.value = 'tampered'")
+    page.click("#blacklist-add button")
+    assert "security token" in page.inner_text("#refused")
+    shot(page, "csrf-refused")
+    assert park.call(park.hub.storage.blacklist_entries()) == []
+    # the login form too: a POST without the login page's cookie token
+    assert page.request.post("/login", form={"csrf": "x", "username": "ada", "password": PASSWORD},
+                             max_redirects=0).status == 403
+    # with the token, the same form works, and the service audits it under the operator's name
+    page.goto("/blacklist")
+    page.fill("#blacklist-add input[name=card_no]", "100125")
+    page.check("#blacklist-add input[name=force]")
+    page.click("#blacklist-add button")
+    assert "Card 100125 is blacklisted." in page.inner_text(".flash")
+    assert ("ada", "blacklist.add") in audit_actions(park)
+
+
+def test_a_session_token_planted_before_the_login_is_not_the_session_after_it(page, park):
+    page.context.add_cookies([{"name": "parkcard_session", "value": "planted-by-someone", "url": park.url}])
+    log_in(page, "ada")
+    cookie = {c["name"]: c for c in page.context.cookies()}["parkcard_session"]
+    assert cookie["value"] != "planted-by-someone"
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
+def test_a_cashier_is_refused_technician_and_finance_pages_by_the_services(page):
+    log_in(page, "cas")
+    assert "Live fleet" not in page.inner_text("header nav")
+    for path in ("/fleet", "/fleet/%d" % DESK_ID, "/settlement", "/operators"):
+        response = page.goto(path)
+        assert response.status == 403, path
+        assert "may not do this" in page.inner_text("#refused")
+    shot(page, "cashier-refused")
+    action = page.request.post("/fleet/%d/lock" % DESK_ID, form={"csrf": "none"}, max_redirects=0)
+    assert action.status == 403
+
+
+def test_the_live_fleet_shows_a_terminal_connect_and_go_away_without_a_reload(page, park):
+    log_in(page, "tec")
+    page.goto("/fleet")
+    page.wait_for_selector("#live[data-state=live]")
+    page.evaluate("window.notReloaded = true")
+    key = park.call(park.hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
+    row = 'tr[data-terminal="%d"]' % BOOTH
+    page.wait_for_selector(row)
+    assert page.inner_text(row + " .state") == "offline"
+    booth = ScriptedTerminal(park.broker.host, park.broker.port, BOOTH, key).connect()
+    try:
+        booth.status(boot=1, online=1, firmware=b"1.2.3", queue_depth=4, oldest_unsynced_age_s=9, free_heap=51200,
+                     uptime_s=5)
+        page.wait_for_selector(row + ".online")
+        cells = page.inner_text(row)
+        assert "1.2.3" in cells and "51200 B" in cells and "9 s" in cells
+        shot(page, "fleet-live-online")
+        booth.status(boot=1, online=0)      # what the broker publishes as the terminal's last will
+        page.wait_for_selector(row + ".offline")
+        shot(page, "fleet-live-offline")
+        booth.status(boot=2, online=1, firmware=b"1.2.4", uptime_s=1)      # back, after a reboot
+        page.wait_for_selector(row + ".online")
+        assert "1.2.4" in page.inner_text(row)
+    finally:
+        booth.close()
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_live_streams_are_bounded_and_a_refused_one_is_counted(page, park):
+    page.goto("/login?next=/blacklist")     # a page with no stream of its own
+    log_in(page, "tec")
+    web = park.api.app.state.web
+    assert web.live_streams == 0
+    web.live_streams = LIVE_STREAMS_MAX
+    refused = page.request.get("/fleet/events")
+    assert refused.status == 503 and "Too many live pages" in refused.text()
+    assert web.live_streams_refused == 1
+    web.live_streams = 0
+
+
+def test_a_technician_locks_a_terminal_and_the_service_audits_it(page, park):
+    log_in(page, "tec")
+    page.goto("/fleet/%d" % DESK_ID)
+    page.click("#lock")
+    assert "is locked" in page.inner_text(".flash")
+    assert page.inner_text("#locked") == "locked"
+    page.click("#lock")
+    assert "was locked already" in page.inner_text(".flash")
+    assert page.inner_text("#commands tbody tr td:nth-child(1)") == "lock"
+    assert page.inner_text("#commands tbody tr td:nth-child(2)") == "tec"
+    shot(page, "terminal-locked")
+    assert audit_actions(park).count(("tec", "terminal.lock")) == 1
+
+
+def _sales(park):
+    """An issued card and two sales at the ice-cream booth today (1250 and 999 cents)."""
+    hub = park.hub
+    key = park.call(hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
+    issued = park.call(hub.desk(DESK_ID).issue(UID, 10000))
+    mac = R.record_mac_for(key)
+    now = int(time.time())
+    entries = [(R.STATUS_COMMITTED, R.Record(R.KIND_DEBIT, BOOTH, seq, now, issued.card_no, UID, seq + 1, amount,
+                                             balance).encode(mac))
+               for seq, amount, balance in ((1, 1250, 8750), (2, 999, 7751))]
+    park.call(hub.ingest.apply_local(BOOTH, entries))
+
+
+def test_the_settlement_chart_shows_sales_per_merchant_and_a_merchant_login_its_own_only(page, park):
+    _sales(park)
+    log_in(page, "fin")
+    page.goto("/settlement")
+    bars = page.locator("#sales-chart svg rect.bar")
+    assert bars.count() == 1
+    assert "Ice cream" in bars.first.text_content() and "Ice cream" in page.inner_text("#sales-chart figcaption")
+    assert "CNY 22.49" in page.inner_text("#sales-totals")
+    box = bars.first.bounding_box()
+    assert box["height"] > 10 and box["width"] > 1      # drawn, not only in the markup
+    shot(page, "settlement-chart")
+    page.click("#logout")
+    log_in(page, "desk")                # the park desk's merchant login: not the ice-cream booth's sales
+    page.goto("/settlement")
+    assert page.locator("#sales-chart svg rect.bar").count() == 0
+    assert "No sales in these days." in page.inner_text("#sales-chart")
+    assert page.goto("/fleet").status == 403
+    page.click("#logout")
+    log_in(page, "ice")
+    page.goto("/settlement")
+    assert "CNY 22.49" in page.inner_text("#sales-totals")
+    shot(page, "settlement-merchant")
+
+
+def test_an_operator_reads_the_pages_in_chinese(page):
+    log_in(page, "ada")
+    page.goto("/fleet")
+    page.select_option("select[name=locale]", "zh_Hans")
+    page.wait_for_selector("html[lang=zh-Hans]")
+    assert page.inner_text("h1") == "终端实时状态"
+    assert "财务结算" in page.inner_text("header nav")
+    shot(page, "fleet-zh")
+    page.goto("/settlement")
+    assert "每日各商户销售额" in page.inner_text("main")
+    shot(page, "settlement-zh")
+
+
+def test_an_admin_adds_an_operator_who_then_logs_in(page, park):
+    log_in(page, "ada")
+    page.goto("/operators")
+    page.fill("#operator-add input[name=username]", "newtech")
+    page.fill("#operator-add input[name=password]", PASSWORD)
+    page.check("#operator-add input[name=role_technician]")
+    page.click("#operator-add button")
+    assert "Operator newtech is added." in page.inner_text(".flash")
+    assert ("ada", "operator.create") in audit_actions(park)
+    page.click("#logout")
+    log_in(page, "newtech")
+    assert page.url.endswith("/fleet")
+
+
+def test_the_pages_fit_a_phones_narrow_screen(chromium, park):
+    context = chromium.new_context(base_url=park.url, viewport={"width": 390, "height": 844}, locale="en-GB")
+    context.set_default_timeout(WAIT_MS)
+    phone = context.new_page()
+    try:
+        log_in(phone, "ada")
+        for path in ("/fleet", "/fleet/%d" % DESK_ID, "/settlement", "/blacklist"):
+            phone.goto(path)
+            # wide tables scroll inside their own box; the page itself never scrolls sideways
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path
+            shot(phone, "phone" + path.replace("/", "-"))
+    finally:
+        context.close()

@@ -1,0 +1,177 @@
+"""The web app's parts without a browser: message catalogs complete, login limits, sessions, the live
+beacon, the SVG chart, and sales per day on every store backend (a merchant login sees its own only)."""
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from babel.messages import pofile
+
+from parkcard.app import Hub
+from parkcard.services import sales, settlement
+from parkcard.services.privileges import Actor, ServiceError
+from parkcard.web import charts, i18n
+from parkcard.web.live import Beacon
+from parkcard.web.sessions import LoginLimiter, Sessions
+from parkcard_devkit.testing import MERCHANT_ICE, MERCHANT_PARK
+from test_hub_cli import DAY_S, _populate
+
+WEB = Path(i18n.__file__).parent
+
+
+class Clock:
+    """A clock a test moves by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def extracted_msgids(tmp_path):
+    """Every message of the templates and routes, as pybabel extracts them (babel.cfg)."""
+    pot = tmp_path / "messages.pot"
+    subprocess.run([str(Path(sys.executable).with_name("pybabel")), "extract", "-F", "babel.cfg", "-k", "gettext:3",
+                    "-k", "N_", "--no-location", "-o", str(pot), "."], cwd=WEB, check=True, capture_output=True)
+    with open(pot, "rb") as f:
+        return {m.id for m in pofile.read_po(f) if m.id}
+
+
+def test_every_message_of_the_app_has_its_chinese_translation(tmp_path):
+    wanted = extracted_msgids(tmp_path)
+    assert {"Live fleet", "Log in", "Wrong user name or password: check both and try again."} <= wanted
+    with open(i18n.catalog_path("zh_Hans"), "rb") as f:
+        catalog = pofile.read_po(f)
+    translated = {m.id for m in catalog if m.id and m.string}
+    assert wanted - translated == set()
+    zh = i18n.translations("zh_Hans")
+    assert zh.gettext("Live fleet") == "终端实时状态"
+    assert zh.gettext("Terminal %(id)d is locked: it forgets its card keys.") % {"id": 7} == "终端 7 已锁定：它将清除卡密钥。"
+    assert i18n.translations("en").gettext("Live fleet") == "Live fleet"
+
+
+def test_the_browser_language_is_negotiated():
+    assert i18n.negotiate("zh-CN,zh;q=0.9,en;q=0.8") == "zh_Hans"
+    assert i18n.negotiate("en-GB,en;q=0.9") == "en"
+    assert i18n.negotiate("fr-FR") == i18n.negotiate(None) == "en"
+
+
+def test_login_limits_per_user_and_per_address_end_with_their_window():
+    clock = Clock()
+    limiter = LoginLimiter(clock, window_s=300, per_user_max=3, per_address_max=5)
+    for _ in range(3):
+        assert limiter.wait_s("ann", "10.0.0.1") == 0
+        limiter.failed("ann", "10.0.0.1")
+    assert limiter.wait_s("ann", "10.0.0.9") == 301          # the user is limited from any address
+    assert limiter.wait_s("bob", "10.0.0.1") == 0            # the address is not, yet
+    limiter.failed("bob", "10.0.0.1")
+    limiter.failed("cy", "10.0.0.1")
+    assert limiter.wait_s("dan", "10.0.0.1") == 301          # 5 failures from the address
+    clock.now += 300
+    assert limiter.wait_s("ann", "10.0.0.1") == 0
+    limiter.failed("ann", "10.0.0.1")
+    limiter.succeeded("ann")
+    assert limiter._recent(("user", "ann"), clock.now) == ()
+    assert limiter.refusals == 2
+
+
+def test_login_limits_remember_a_bounded_number_of_names_and_count_what_they_forget():
+    limiter = LoginLimiter(Clock(), keys_max=4)
+    for n in range(4):
+        limiter.failed("user%d" % n, "10.0.0.%d" % n)
+    assert limiter.forgotten == 4 and len(limiter._failures) == 4
+
+
+def test_a_session_is_new_at_each_login_ends_at_logout_and_when_idle():
+    clock = Clock()
+    sessions = Sessions(clock, idle_s=60, sessions_max=2)
+    ann = sessions.start(Actor("ann"), "en")
+    again = sessions.start(Actor("ann"), "en")
+    assert ann.token != again.token and ann.csrf != again.csrf
+    assert sessions.get(ann.token) is ann
+    sessions.end(ann.token)
+    assert sessions.get(ann.token) is None
+    clock.now += 61
+    assert sessions.get(again.token) is None
+    for name in ("a", "b", "c"):
+        sessions.start(Actor(name), "en")
+    assert sessions.evicted == 1
+    assert sessions.get("") is None and sessions.get(None) is None
+
+
+def test_the_beacon_wakes_a_waiter_when_bumped_and_returns_after_its_timeout():
+    async def run():
+        beacon = Beacon()
+        waiter = asyncio.create_task(beacon.wait(0, 30))
+        await asyncio.sleep(0)
+        beacon.bump()
+        assert await waiter == 1
+        assert await beacon.wait(0, 30) == 1        # already past what the caller saw: at once
+        assert await beacon.wait(1, 0.01) == 1      # nothing new: after the timeout
+    asyncio.run(run())
+
+
+def test_the_chart_stacks_each_merchant_per_day_and_escapes_names():
+    svg = charts.stacked_bars(["2026-07-01", "2026-07-02"], [("Ice <cream>", [100, 0]), ("Tea", [50, 200])],
+                              lambda v: "CNY %d" % v, "Sales")
+    assert svg.count("<rect ") == 3          # no bar for a zero
+    assert "Ice &lt;cream&gt;" in svg and "<cream>" not in svg
+    assert 'aria-label="Sales"' in svg and "CNY 200" in svg
+    assert charts.legend([("a", []), ("b", [])]) == [("a", charts.COLOURS[0]), ("b", charts.COLOURS[1])]
+
+
+def test_sales_per_day_are_the_parks_days_and_a_merchant_login_sees_its_own(store_url):
+    asyncio.run(_populate(store_url))
+
+    async def read():
+        hub = await Hub(store_url).open()
+        try:
+            admin = Actor("admin")
+            day = DAY_S // 86400
+            utc = await sales.by_day(hub.storage, admin, DAY_S, DAY_S + 86400)
+            # Two hours behind UTC, the 01:00 UTC sale falls on the park's day before.
+            behind = await sales.by_day(hub.storage, admin, DAY_S - 86400, DAY_S + 86400, -7200)
+            booth = Actor("booth", roles=("finance",))
+            booth.merchant_id = MERCHANT_PARK
+            other = await sales.by_day(hub.storage, booth, DAY_S, DAY_S + 86400)
+            booth.merchant_id = MERCHANT_ICE
+            own = await sales.by_day(hub.storage, booth, DAY_S, DAY_S + 86400)
+            with pytest.raises(ServiceError, match="1 to 366 days"):
+                await sales.by_day(hub.storage, admin, DAY_S, DAY_S - 1)
+            with pytest.raises(ServiceError, match="may not"):
+                await sales.by_day(hub.storage, Actor("desk", roles=("cashier",)), DAY_S, DAY_S + 1)
+            return day, utc, behind, other, own
+        finally:
+            await hub.stop()
+
+    day, utc, behind, other, own = asyncio.run(read())
+    assert [tuple(r) for r in utc] == [(day, MERCHANT_ICE, "Ice cream", 1250 + 999, 999, 3)]
+    assert [tuple(r) for r in behind] == [(day - 1, MERCHANT_ICE, "Ice cream", 1250, 0, 1),
+                                          (day, MERCHANT_ICE, "Ice cream", 999, 999, 2)]
+    assert other == [] and own == utc
+
+
+def test_a_merchant_login_lists_only_its_own_settlements(store_url):
+    asyncio.run(_populate(store_url))
+
+    async def read():
+        hub = await Hub(store_url).open()
+        try:
+            await settlement.close_period(hub.storage, Actor("fin"), None, DAY_S, DAY_S + 86400)
+            booth = Actor("booth", roles=("merchant",))
+            booth.merchant_id = MERCHANT_PARK
+            theirs = await settlement.listing(hub.storage, booth)
+            ice = [s for s in await settlement.listing(hub.storage, Actor("fin")) if s.merchant_id == MERCHANT_ICE]
+            with pytest.raises(ServiceError, match="no settlement"):
+                await settlement.one(hub.storage, booth, ice[0].id)
+            booth.merchant_id = MERCHANT_ICE
+            return theirs, await settlement.listing(hub.storage, booth), ice
+        finally:
+            await hub.stop()
+
+    park_desk, own, ice = asyncio.run(read())
+    assert [s.merchant_id for s in park_desk] == [MERCHANT_PARK]
+    assert own == ice and len(ice) == 1
