@@ -66,6 +66,8 @@ def derive(master, label, *context):
 
 def equal(a, b):
     """Compare two byte strings in time independent of where they differ."""
+    if _hmac is not None:
+        return _hmac.compare_digest(bytes(a), bytes(b))     # CPython: in C, the hub's hot path
     if len(a) != len(b):
         return False
     diff = 0

@@ -10,6 +10,7 @@ lose the role, so operators can always be managed from a login (the hub's own
 machine, the local admin, can in any case).
 """
 
+import asyncio
 import re
 import time
 
@@ -51,12 +52,18 @@ def checked_roles(roles, merchant_id):
     return [r for r in ROLES if r in given]
 
 
-def _hashed(password, username):
+# Argon2 costs tens of milliseconds of CPU by design: it runs in a worker thread, never on the hub's loop.
+async def _hashed(password, username):
     """The Argon2id hash of a new password; Refusal(weak_password) with the policy's advice."""
     try:
-        return passwords.hash_password(password, login=username)
+        return await asyncio.to_thread(passwords.hash_password, password, username)
     except passwords.PasswordPolicyError as exc:
         raise Refusal("weak_password", str(exc)) from None
+
+
+async def _verified(stored_hash, password):
+    """True when password matches stored_hash (verified in a worker thread)."""
+    return await asyncio.to_thread(passwords.verify_password, stored_hash, password)
 
 
 async def _existing(store, username):
@@ -82,7 +89,7 @@ async def create_operator(store, actor, username, password, roles, display_name=
     roles = checked_roles(roles, merchant_id)
     checked(merchant_id=merchant_id)
     display_name = checked(name=display_name) if display_name else None
-    password_hash = _hashed(password, username)
+    password_hash = await _hashed(password, username)
     try:
         return await store.add_operator(username, password_hash, " ".join(roles), actor.name, display_name,
                                         merchant_id, audit=audited(actor.name, "operator.create", when=lambda _: True,
@@ -115,7 +122,7 @@ async def set_roles(store, actor, username, roles):
 async def set_password(store, actor, username, password):
     """Set an operator's password (an admin's reset: the old one is not needed)."""
     row = await _existing(store, username)
-    password_hash = _hashed(password, row.username)
+    password_hash = await _hashed(password, row.username)
     await store.update_operator(row.username, password_hash=password_hash, password_changed_at=_now(),
                                 audit=audited(actor.name, "operator.password", username=row.username))
 
@@ -126,9 +133,9 @@ async def change_own_password(store, operator, current, new):
         raise Refusal("not_an_operator", "only an operator login has a password to change: an admin resets "
                                          "others' with `parkcard operator passwd`")
     row = await _existing(store, operator.name)
-    if not passwords.verify_password(row.password_hash, current):
+    if not await _verified(row.password_hash, current):
         raise Refusal("wrong_login", "the current password is wrong: nothing was changed")
-    await store.update_operator(row.username, password_hash=_hashed(new, row.username), password_changed_at=_now(),
+    await store.update_operator(row.username, password_hash=await _hashed(new, row.username), password_changed_at=_now(),
                                 audit=audited(operator.name, "operator.password", username=row.username))
 
 
@@ -165,7 +172,7 @@ async def authenticate(store, username, password, tell=None):
         name = None
     row = await store.operator(name) if name else None
     # The hash is verified even for an unknown name: a login takes as long whether the name exists or not.
-    good = passwords.verify_password(row.password_hash if row else _UNKNOWN_USER_HASH, password or "")
+    good = await _verified(row.password_hash if row else _UNKNOWN_USER_HASH, password or "")
     if row is None or not good:
         raise Refusal("wrong_login", WRONG_LOGIN)
     if not row.active:
@@ -173,7 +180,7 @@ async def authenticate(store, username, password, tell=None):
     changes = dict(last_login_at=_now())
     if passwords.needs_rehash(row.password_hash):
         try:
-            changes["password_hash"] = passwords.hash_password(password, login=row.username)
+            changes["password_hash"] = await asyncio.to_thread(passwords.hash_password, password, row.username)
         except passwords.PasswordPolicyError:
             pass        # a password set under an older policy: it stays until its owner changes it
     await store.update_operator(row.username, **changes)
