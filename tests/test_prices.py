@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import mpy_lines
-from protocol.price_list import Item, chunk_body, parse_price_list, price_list_bodies
+from protocol.hub_price_list import chunk_body, price_list_bodies
+from protocol.price_list import Item, parse_price_list
 from terminal.prices import PriceList, PricesCorrupt, PricesError
 
 MPY = Path(__file__).parent / "mpy"

@@ -14,11 +14,12 @@ import protocol.card  # noqa: E402,F401 - a serving terminal holds the card code
 
 gc.collect()
 heap_before_import = gc.mem_alloc()
-from protocol.price_list import Item, chunk_body, parse_price_list  # noqa: E402
+from protocol.price_list import Item, parse_price_list  # noqa: E402
 from terminal.prices import PriceList, PricesError  # noqa: E402
 
 gc.collect()
 print("heap_import", gc.mem_alloc() - heap_before_import)  # price_list, pricing and prices, compiled
+from protocol.hub_price_list import chunk_body  # noqa: E402 - the hub's half, here to make the chunks
 from vector_checks import Lazy  # noqa: E402
 
 MNT = "/flash"
