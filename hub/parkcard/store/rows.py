@@ -337,3 +337,23 @@ class IdempotentResponse(NamedTuple):
     request_sha256: bytes
     status: int
     body: str               # the JSON body as sent
+
+
+class PriceListVersion(NamedTuple):
+    """One version of a merchant's price list: its entries exactly as terminals receive them (SPEC.md §7.1)."""
+
+    merchant_id: int
+    version: int
+    free_amount: bool       # the merchant allows free amount lines
+    entries: bytes          # count x 32 bytes, ascending by item code (protocol/price_list.py)
+    created_at: float
+    created_by: str
+
+
+class DiscountRulesVersion(NamedTuple):
+    """One version of the park's discount rules (JSON text: parkcard.services.discounts reads it)."""
+
+    version: int
+    rules: str
+    created_at: float
+    created_by: str

@@ -1,0 +1,167 @@
+"""Price lists and discount rules at the hub: versions on both backends, refusals, privileges, the CLI."""
+
+import asyncio
+
+import pytest
+from click.testing import CliRunner
+
+from protocol import hub_price_list, price_list, pricing
+from protocol.card import TIER_GOLD, TIER_SILVER, TIER_STANDARD
+
+from parkcard.cli import main
+from parkcard.domain.discounts import POLICY
+from parkcard.services import discounts, items, merchants
+from parkcard.services.privileges import Actor, ServiceError
+from parkcard.store import open_store
+from parkcard.store.booth import VersionMoved
+
+SNACKS, TOYS = 3, 4
+COLA, CHIPS, CAKE = 11, 12, 13
+SNACK_FOOD = 2
+
+
+def run(store_url, scenario):
+    """Run scenario(store, admin) on a fresh park with merchants SNACKS and TOYS."""
+    async def go():
+        store = await open_store(store_url)
+        try:
+            admin = Actor("test:admin")
+            await merchants.add(store, admin, SNACKS, "Snacks", 500)
+            await merchants.add(store, admin, TOYS, "Toys", 800)
+            return await scenario(store, admin)
+        finally:
+            await store.close()
+    return asyncio.run(go())
+
+
+def test_every_item_change_is_a_new_version_and_old_versions_stay(store_url):
+    async def scenario(store, admin):
+        version, before, after = await items.set_item(store, admin, SNACKS, COLA, "可乐 Cola", 350, SNACK_FOOD)
+        assert (version, before, after.code, after.price_cents, after.active) == (1, None, COLA, 350, True)
+        version, before, after = await items.set_item(store, admin, SNACKS, COLA, price_cents=400)
+        assert (version, before.price_cents, after.price_cents, after.name, after.category) == (
+            2, 350, 400, "可乐 Cola", SNACK_FOOD)
+        await items.set_item(store, admin, SNACKS, CHIPS, "Chips", 250, member_only=True)
+        assert await items.remove_item(store, admin, SNACKS, COLA) == 4
+        found, newest = await items.listing(store, admin, SNACKS)
+        assert found.version == 4 and [(i.code, i.member_only) for i in newest] == [(CHIPS, True)]
+        _, first = await items.listing(store, admin, SNACKS, 1)
+        assert [(i.code, i.name, i.price_cents) for i in first] == [(COLA, "可乐 Cola", 350)]
+        # The stored entries are the bytes a terminal receives: they parse as one chunk.
+        (body,) = hub_price_list.price_list_bodies(SNACKS, 4, newest)
+        assert bytes(price_list.parse_price_list(body).entries) == found.entries
+        assert [v for v, _at, _by in await items.versions(store, admin, SNACKS)] == [1, 2, 3, 4]
+        assert await store.price_list(TOYS) is None     # one list per merchant
+    run(store_url, scenario)
+
+
+def test_an_item_out_of_range_or_incomplete_is_refused_and_nothing_changes(store_url):
+    async def scenario(store, admin):
+        await items.set_item(store, admin, SNACKS, COLA, "Cola", 350)
+        for change in (dict(code=CAKE, name="Cake"),                                 # a new item with no price
+                       dict(code=COLA, name="x" * (price_list.NAME_MAX_BYTES + 1)),  # a name too long
+                       dict(code=COLA, name="冰淇淋冰淇淋冰淇淋"),                     # 27 UTF-8 bytes
+                       dict(code=COLA, price_cents=0),
+                       dict(code=COLA, category=pricing.CATEGORY_MAX + 1)):
+            with pytest.raises(ServiceError) as refused:
+                await items.set_item(store, admin, SNACKS, **change)
+            assert "nothing changed" in str(refused.value) or "--price" in str(refused.value)
+        with pytest.raises(ServiceError, match="no item 13"):
+            await items.remove_item(store, admin, SNACKS, CAKE)
+        with pytest.raises(ServiceError, match="merchant list"):
+            await items.set_item(store, admin, 99, COLA, "Cola", 350)
+        found, listed = await items.listing(store, admin, SNACKS)
+        assert found.version == 1 and [(i.name, i.price_cents) for i in listed] == [("Cola", 350)]
+        # A version made from a stale one is refused: two operators never lose each other's change.
+        with pytest.raises(VersionMoved):
+            await store.add_price_list(SNACKS, 0, False, b"", "test")
+    run(store_url, scenario)
+
+
+def test_discount_rules_give_each_merchant_its_share_and_price_a_basket(store_url):
+    async def scenario(store, admin):
+        assert await discounts.merchant_rules(store, SNACKS) is not None
+        assert (await discounts.rules(store, admin))[0] == 0             # no rules yet: no discount
+        assert await discounts.set_tier(store, admin, TIER_GOLD, sale_bp=1000, total_bp=500) == 1
+        assert await discounts.set_tier(store, admin, TIER_SILVER, sale_bp=500) == 2
+        assert await discounts.set_override(store, admin, TIER_GOLD, 2000, category=SNACK_FOOD) == 3
+        assert await discounts.set_override(store, admin, TIER_GOLD, 0, merchant_id=SNACKS, item=CAKE) == 4
+        snacks = await discounts.merchant_rules(store, SNACKS)
+        toys = await discounts.merchant_rules(store, TOYS)
+        assert snacks.version == toys.version == 4
+        assert snacks.line_rate(TIER_GOLD, CAKE, SNACK_FOOD) == 0          # the item's override first
+        assert toys.line_rate(TIER_GOLD, CAKE, SNACK_FOOD) == 2000         # not Snacks' item: the category's
+        assert snacks.line_rate(TIER_GOLD, COLA, 0) == 1000
+        assert snacks.line_rate(TIER_STANDARD, COLA, SNACK_FOOD) == 0
+        # 2 colas at 350 in category 2 (20 %), a cake at 1000 (0 %), then 5 % on the total.
+        price = pricing.price_basket(snacks, TIER_GOLD, [(COLA, SNACK_FOOD, 2, 350), (CAKE, SNACK_FOOD, 1, 1000)])
+        assert (price.gross_cents, price.line_discounts, price.total_discount_cents, price.pay_cents) == (
+            1700, [140, 0], 78, 1482)
+        # Older versions stay as they were: a sale priced with version 1 re-prices with version 1.
+        old = await discounts.merchant_rules(store, SNACKS, 1)
+        assert old.line_rate(TIER_GOLD, CAKE, SNACK_FOOD) == 1000 and old.sale_bp[TIER_SILVER] == 0
+        assert await discounts.remove_override(store, admin, TIER_GOLD, merchant_id=SNACKS, item=CAKE) == 5
+        with pytest.raises(ServiceError, match="no such override"):
+            await discounts.remove_override(store, admin, TIER_GOLD, merchant_id=SNACKS, item=CAKE)
+        for bad in (lambda: discounts.set_tier(store, admin, TIER_GOLD, sale_bp=10001),
+                    lambda: discounts.set_tier(store, admin, 16, sale_bp=100),
+                    lambda: discounts.set_override(store, admin, TIER_GOLD, 100, category=1, item=2),
+                    lambda: discounts.set_override(store, admin, TIER_GOLD, 100, item=CAKE)):
+            with pytest.raises(ServiceError):
+                await bad()
+        assert (await discounts.rules(store, admin))[0] == 5
+    run(store_url, scenario)
+
+
+def test_the_discount_bearer_is_a_merchant_setting(store_url):
+    async def scenario(store, admin):
+        assert await discounts.bearer(store, admin, SNACKS) == "park"
+        assert await discounts.set_bearer(store, admin, SNACKS, "merchant") == "park"
+        assert (await discounts.bearer(store, admin, SNACKS), await discounts.bearer(store, admin, TOYS)) == (
+            "merchant", "park")
+        with pytest.raises(ServiceError, match="park, merchant"):
+            await discounts.set_bearer(store, admin, SNACKS, "visitor")
+        with pytest.raises(ServiceError, match="no merchant 99"):
+            await discounts.set_bearer(store, admin, 99, "merchant")
+    run(store_url, scenario)
+
+
+def test_only_the_roles_that_run_the_park_change_prices_and_discounts(store_url):
+    async def scenario(store, admin):
+        cashier = Actor("test:cashier", roles=("cashier",))
+        finance = Actor("test:finance", roles=("finance",))
+        with pytest.raises(ServiceError, match="may not"):
+            await items.set_item(store, cashier, SNACKS, COLA, "Cola", 350)
+        with pytest.raises(ServiceError, match="may not"):
+            await discounts.set_tier(store, finance, TIER_GOLD, sale_bp=100)
+        manager = Actor("test:manager", roles=("manager",))
+        assert (await items.set_item(store, manager, SNACKS, COLA, "Cola", 350))[0] == 1
+        assert await discounts.set_tier(store, manager, TIER_GOLD, sale_bp=100) == 1
+        assert (await items.listing(store, finance, SNACKS))[0].version == 1
+    run(store_url, scenario)
+
+
+def test_the_cli_edits_items_and_discounts_and_states_the_policy(tmp_path):
+    db = str(tmp_path / "hub.db")
+    cli = CliRunner()
+
+    def ok(*args):
+        result = cli.invoke(main, ["--db", db, *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+    ok("merchant", "add", "--id", str(SNACKS), "--name", "Snacks", "--commission-bps", "500")
+    assert "version 1 (new item)" in ok("item", "set", "--merchant", "3", "--code", "11", "--name", "Cola",
+                                        "--price-cents", "350", "--category", "2")
+    assert "version 2" in ok("item", "set", "--merchant", "3", "--code", "11", "--inactive")
+    listed = ok("item", "list", "--merchant", "3")
+    assert "version 2" in listed and "Cola" in listed and "3.50" in listed
+    assert "allowed" in ok("item", "free-amount", "--merchant", "3", "--allow")
+    ok("discount", "tier", "--tier", "2", "--sale-bp", "1000", "--total-bp", "500")
+    ok("discount", "override", "--tier", "2", "--category", "2", "--rate-bp", "2000")
+    shown = ok("discount", "show")
+    assert "version 2" in shown and POLICY in shown
+    assert "borne by the merchant (was the park)" in ok("discount", "bearer", "--merchant", "3", "--by", "merchant")
+    refused = cli.invoke(main, ["--db", db, "item", "set", "--merchant", "3", "--code", "12", "--name", "Chips"])
+    assert refused.exit_code != 0 and "--price" in refused.output and "Traceback" not in refused.output
+    refused = cli.invoke(main, ["--db", db, "discount", "override", "--tier", "2", "--item", "5", "--rate-bp", "1"])
+    assert refused.exit_code != 0 and "--merchant M with --item" in refused.output
