@@ -46,12 +46,8 @@ def chunk_body(merchant_id, version, chunk, chunks, items, start, end, flags=0):
     """T_PRICE_LIST chunk `chunk` of `chunks`, holding items[start:end] (ascending by code), each item
     made only when it is encoded: a caller may pass a sequence that builds them on demand."""
     count = end - start
-    if not (0 < merchant_id <= 0xFFFF and 0 < version <= 0xFFFFFFFF and 0 <= flags <= LIST_FREE_AMOUNT
-            and 0 <= chunk < chunks <= ITEMS_MAX // ITEMS_PER_CHUNK_MAX and 0 <= count <= ITEMS_PER_CHUNK_MAX):
-        raise Malformed("price list chunk: merchant 1..65535, version >= 1, chunk below chunks <= %d, "
-                        "at most %d items" % (ITEMS_MAX // ITEMS_PER_CHUNK_MAX, ITEMS_PER_CHUNK_MAX))
     body = bytearray(CHUNK_HEAD_SIZE + ENTRY_SIZE * count)
-    struct.pack_into(CHUNK_FMT, body, 0, merchant_id, version, flags, chunk, chunks, count)
+    body[:CHUNK_HEAD_SIZE] = _chunk_head(merchant_id, version, flags, chunk, chunks, count)
     previous = 0
     for i in range(start, end):
         item = items[i]
@@ -61,6 +57,31 @@ def chunk_body(merchant_id, version, chunk, chunks, items, start, end, flags=0):
         at = CHUNK_HEAD_SIZE + ENTRY_SIZE * (i - start)
         body[at:at + ENTRY_SIZE] = item_entry(item)
     return bytes(body)
+
+
+def entries_bodies(merchant_id, version, entries, flags=0):
+    """The T_PRICE_LIST bodies of a list kept as its entries (count x 32 bytes, ascending by code, as the
+    hub stores them), cut into chunks of ITEMS_PER_CHUNK_MAX."""
+    count = len(entries) // ENTRY_SIZE
+    if len(entries) % ENTRY_SIZE or count > ITEMS_MAX:
+        raise Malformed("price list: %d bytes of entries, not a whole number of at most %d" % (len(entries), ITEMS_MAX))
+    chunks = max(1, (count + ITEMS_PER_CHUNK_MAX - 1) // ITEMS_PER_CHUNK_MAX)
+    bodies = []
+    for chunk in range(chunks):
+        first = chunk * ITEMS_PER_CHUNK_MAX
+        last = min(count, first + ITEMS_PER_CHUNK_MAX)
+        bodies.append(_chunk_head(merchant_id, version, flags, chunk, chunks, last - first)
+                      + bytes(entries[first * ENTRY_SIZE:last * ENTRY_SIZE]))
+    return bodies
+
+
+def _chunk_head(merchant_id, version, flags, chunk, chunks, count):
+    """The 13 bytes before a chunk's entries; Malformed when a field is out of its range (SPEC.md §7.1)."""
+    if not (0 < merchant_id <= 0xFFFF and 0 < version <= 0xFFFFFFFF and 0 <= flags <= LIST_FREE_AMOUNT
+            and 0 <= chunk < chunks <= ITEMS_MAX // ITEMS_PER_CHUNK_MAX and 0 <= count <= ITEMS_PER_CHUNK_MAX):
+        raise Malformed("price list chunk: merchant 1..65535, version >= 1, chunk below chunks <= %d, "
+                        "at most %d items" % (ITEMS_MAX // ITEMS_PER_CHUNK_MAX, ITEMS_PER_CHUNK_MAX))
+    return struct.pack(CHUNK_FMT, merchant_id, version, flags, chunk, chunks, count)
 
 
 def discounts_body(merchant_id, rules):

@@ -15,10 +15,6 @@ from protocol.card import BALANCE_MAX_CENTS
 from protocol.errors import Malformed
 from protocol.pricing import OVERRIDE_CATEGORY, OVERRIDE_ITEM, OVERRIDES_MAX, TIERS_MAX, Discounts, rate_key
 
-# Frame types (SPEC.md §5.3), downlink.
-T_PRICE_LIST = 0x26
-T_DISCOUNTS = 0x27
-
 ENTRY_SIZE = 32
 ENTRY_FMT = ">HBBI24s"          # code, category, flags, price_cents, name (UTF-8, zero padded)
 NAME_MAX_BYTES = 24             # 8 Chinese characters, 24 Latin ones
