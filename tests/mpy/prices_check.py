@@ -107,3 +107,28 @@ print("reopen", prices.version == 2 and prices.count == N and got is not None an
 prices.close()
 gc.collect()
 print("heap_growth", gc.mem_alloc() - idle)
+
+# The discount rules beside the list: kept as their T_DISCOUNTS body, every line's rate as pricing's.
+from protocol import pricing  # noqa: E402
+from protocol.hub_price_list import discounts_body  # noqa: E402
+from terminal.prices import Rules  # noqa: E402
+
+reference = pricing.Discounts(3, [0, 500, 1000], [0, 0, 500])
+for i in range(250):
+    reference.set_override(2, pricing.OVERRIDE_ITEM, 10 + 7 * i, 100 + i)
+reference.set_override(2, pricing.OVERRIDE_CATEGORY, 2, 2000)
+reference.set_override(1, pricing.OVERRIDE_CATEGORY, 0, 0)
+body = discounts_body(7, reference)
+rules = Rules(MNT + "/p")
+gc.collect()
+before = gc.mem_alloc()
+taken = rules.take(body)
+gc.collect()
+print("rules_heap", gc.mem_alloc() - before)        # the body kept, and two lists of 16 rates
+ok = taken and rules.version == 3 and not rules.take(body)
+for tier in (0, 1, 2, 3):
+    for code in range(0, 1800, 3):
+        for category in (0, 2):
+            ok = ok and rules.line_rate(tier, code, category) == reference.line_rate(tier, code, category)
+again = Rules(MNT + "/p")
+print("rules", ok and again.version == 3 and again.line_rate(2, 10 + 7 * 249, 0) == 349)
