@@ -3,6 +3,9 @@ MicroPython unix port with the ESP32's heap.
 
 usage: .venv/bin/python bench/bench_prices.py [--items N]
 
+Then: the heap the booth role takes when imported, and a sale by item from the N-item list with a
+gold discount (tests/mpy/booth_sale_check.py: card commands, time, price lookup, heap above idle).
+
 tests/mpy/prices_check.py does the work (compiled firmware, -X heapsize=100k, littlefs on simulated
 flash): it installs an N-item list from its T_PRICE_LIST chunks, looks up every listed code and as many
 unlisted ones, replaces the list with a second version and reopens it, then takes discount rules and
@@ -22,6 +25,11 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_heap import MODULES  # noqa: E402
+from test_firmware_micropython import NOW, PARK, parse  # noqa: E402
+
+from protocol import card  # noqa: E402
+from sim.cards import issued_card  # noqa: E402
+from sim.chip_server import ChipServer  # noqa: E402
 from conftest import (MICROPYTHON, MICROPYTHON_HEAP, MPY_SCRIPTS, compiled_firmware, micropython_env,  # noqa: E402
                       mpy_lines, run_micropython)
 
@@ -59,6 +67,24 @@ def main():
     for key, what in FIGURES:
         print("%-60s %s" % (what, out.get(key, "?")))
     print("%-60s %s" % ("the booth role's import after main.py's modules (bytes)", role_import_heap()))
+    sale_by_item(args.items)
+
+
+def sale_by_item(items, sales=20):
+    """A gold card buys 2 of an item from an items-long list, discounts applied (tests/mpy/booth_sale_check.py)."""
+    gold = issued_card(PARK, b"\x04\x11\x22\x33\x44\x55\x66", card.CardInfo(43, tier=card.TIER_GOLD, perms=0xFFFF),
+                       500000, NOW)
+    print("\nsale by item (micropython -X heapsize=256k tests/mpy/booth_sale_check.py WORKDIR PORT %d %d):"
+          % (items, sales))
+    with tempfile.TemporaryDirectory() as tmp, ChipServer([gold]) as chip:
+        got = parse(run_micropython(MPY_SCRIPTS / "booth_sale_check.py", tmp, chip.port, items, sales, heap="256k",
+                                    timeout=600).stdout)
+    for key, what in (("sales_ok", "sales approved at the price pricing.py gives"),
+                      ("card_commands_per_sale", "card commands per sale"),
+                      ("us_per_sale", "lookup, pricing and debit, mean (us)"),
+                      ("us_per_lookup", "price lookup, mean (us)"),
+                      ("heap_peak_above_idle", "heap a sale needs above idle, garbage included (bytes)")):
+        print("%-60s %s" % (what, got.get(key, "?")))
 
 
 if __name__ == "__main__":

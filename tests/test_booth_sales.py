@@ -10,11 +10,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from protocol import hub_price_list, price_list, pricing
+from conftest import REPO
+from protocol import card, hub_price_list, price_list, pricing
 from protocol.card import TIER_GOLD, TIER_STANDARD
 from protocol.config import ROLE_POS
 from protocol.record import Record
+from sim.cards import card_balance, issued_card
+from sim.chip_server import ChipServer
 from terminal import journal as jr
+from test_firmware_micropython import NOW, PARK, parse
 from test_terminal_flow import Terminal, balance_of, fast_loops, new_card  # noqa: F401 - fast_loops: autouse
 
 MERCHANT = 4
@@ -105,3 +109,17 @@ def test_a_booth_without_rules_sells_at_list_price(tmp_path):
     t.keypad.feed("11C3#")
     result = asyncio.run(t.role.sale_once())
     assert result.ok and result.amount_cents == 1050 and last_record(t, result.seq).discount_cents == 0
+
+
+@pytest.mark.micropython
+def test_a_sale_by_item_with_a_2000_item_list_needs_under_32_kb_above_idle(micropython, tmp_path):
+    gold = issued_card(PARK, b"\x04\x11\x22\x33\x44\x55\x66", card.CardInfo(43, tier=TIER_GOLD, perms=0xFFFF),
+                       500000, NOW)
+    with ChipServer([gold]) as chip:
+        proc = micropython(REPO / "tests" / "mpy" / "booth_sale_check.py", tmp_path, chip.port, 2000, 10,
+                           heap="256k", timeout=300)
+        slot = card_balance(PARK, chip.cards[0])
+    got = parse(proc.stdout)
+    assert got["sales_ok"] == "10", proc.stdout
+    assert int(got["discounted"]) > 0 and slot.balance_cents == 500000 - int(got["paid"])
+    assert 0 < int(got["heap_peak_above_idle"]) < 32 * 1024
