@@ -7,8 +7,6 @@ overrides. The park's rules have one version number; every merchant's share carr
 rule version names the park's rules it was priced with.
 """
 
-import json
-
 from protocol.pricing import (CATEGORY_MAX, ITEM_CODE_MAX, OVERRIDE_CATEGORY, OVERRIDE_ITEM, OVERRIDES_MAX,
                               RATE_BP_MAX, TIERS_MAX, Discounts)
 
@@ -81,17 +79,3 @@ class ParkRules:
             if merchant == merchant_id:
                 rules.set_override(tier, OVERRIDE_ITEM, code, bp)
         return rules
-
-    def to_json(self):
-        """The rules as the JSON text the store keeps (keys sorted: the same rules give the same text)."""
-        return json.dumps({"sale_bp": self.sale_bp, "total_bp": self.total_bp,
-                           "categories": sorted([t, c, bp] for (t, c), bp in self.categories.items()),
-                           "items": sorted([m, t, i, bp] for (m, t, i), bp in self.items.items())},
-                          sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text):
-        """The rules from the store's JSON text."""
-        data = json.loads(text)
-        return cls(data["sale_bp"], data["total_bp"], {(t, c): bp for t, c, bp in data["categories"]},
-                   {(m, t, i): bp for m, t, i, bp in data["items"]})

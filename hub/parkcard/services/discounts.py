@@ -5,6 +5,10 @@ receive their share of it (T_DISCOUNTS, SPEC.md §7.2) and price offline with it
 sale with the version its record names. The stacking and rounding policy is POLICY, shown with the rules.
 """
 
+import json
+
+from protocol.pricing import TIERS_MAX
+
 from parkcard.domain.discounts import ParkRules, RulesError
 from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
@@ -22,7 +26,7 @@ async def park_rules(store, version=None):
         if version is not None:
             raise Refusal("rules_not_found", "there is no version %d of the discount rules" % version)
         return 0, ParkRules()
-    return found.version, ParkRules.from_json(found.rules)
+    return found.version, _from_json(found.rules)
 
 
 async def merchant_rules(store, merchant_id, version=None):
@@ -45,8 +49,8 @@ async def set_tier(store, actor, tier, sale_bp=None, total_bp=None):
             park.sale_bp[tier] = sale_bp
         if total_bp is not None:
             park.total_bp[tier] = total_bp
-    if not 0 <= tier < len(ParkRules().sale_bp):
-        raise Refusal("out_of_range", "tier %r: the card's tier is 0..%d" % (tier, len(ParkRules().sale_bp) - 1))
+    if not 0 <= tier < TIERS_MAX:
+        raise Refusal("out_of_range", "tier %r: the card's tier is 0..%d" % (tier, TIERS_MAX - 1))
     return await _change(store, actor, change, "discount.tier", tier=tier, sale_bp=sale_bp, total_bp=total_bp)
 
 
@@ -114,9 +118,24 @@ async def _change(store, actor, change, action, **detail):
     except RulesError as exc:
         raise Refusal("out_of_range", "%s: nothing changed" % exc) from None
     try:
-        new = await store.add_discount_rules(version, park.to_json(), actor.name, audit=audited(
+        new = await store.add_discount_rules(version, _to_json(park), actor.name, audit=audited(
             actor.name, action, extra=lambda v: dict(version=v), **{k: v for k, v in detail.items() if v is not None}))
     except VersionMoved as exc:
         raise Refusal("version_moved", "%s: someone changed them meanwhile; repeat the change" % exc) from None
     await actor.told(notify.PRICES)
     return new
+
+
+def _to_json(park):
+    """ParkRules as the JSON text the store keeps (sorted: the same rules give the same text)."""
+    return json.dumps({"sale_bp": park.sale_bp, "total_bp": park.total_bp,
+                       "categories": sorted([t, c, bp] for (t, c), bp in park.categories.items()),
+                       "items": sorted([m, t, i, bp] for (m, t, i), bp in park.items.items())},
+                      sort_keys=True, separators=(",", ":"))
+
+
+def _from_json(text):
+    """ParkRules from the store's JSON text."""
+    data = json.loads(text)
+    return ParkRules(data["sale_bp"], data["total_bp"], {(t, c): bp for t, c, bp in data["categories"]},
+                     {(m, t, i): bp for m, t, i, bp in data["items"]})
