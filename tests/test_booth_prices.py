@@ -165,3 +165,22 @@ def test_the_cli_edits_items_and_discounts_and_states_the_policy(tmp_path):
     assert refused.exit_code != 0 and "--price" in refused.output and "Traceback" not in refused.output
     refused = cli.invoke(main, ["--db", db, "discount", "override", "--tier", "2", "--item", "5", "--rate-bp", "1"])
     assert refused.exit_code != 0 and "--merchant M with --item" in refused.output
+
+
+def test_an_operator_who_logged_in_edits_prices_only_with_a_role_that_may(tmp_path):
+    db, password = str(tmp_path / "hub.db"), "a long enough passphrase"
+    cli = CliRunner()
+
+    def as_(user, *args, stdin=None):
+        env = {"PARKCARD_OPERATOR": user, "PARKCARD_PASSWORD": password} if user else None
+        return cli.invoke(main, ["--db", db, *args], env=env, input=stdin)
+    assert as_(None, "merchant", "add", "--id", "3", "--name", "Snacks", "--commission-bps", "500").exit_code == 0
+    for user, role in (("mia", "manager"), ("carl", "cashier")):
+        made = as_(None, "operator", "add", user, "--role", role, "--password-stdin", stdin=password + "\n")
+        assert made.exit_code == 0, made.output
+    refused = as_("carl", "item", "set", "--merchant", "3", "--code", "1", "--name", "Cola", "--price-cents", "350")
+    assert refused.exit_code == 2 and "carl (cashier) may not do this" in refused.output
+    done = as_("mia", "item", "set", "--merchant", "3", "--code", "1", "--name", "Cola", "--price-cents", "350")
+    assert done.exit_code == 0 and "version 1" in done.output
+    versions = as_("mia", "item", "versions", "--merchant", "3").output.splitlines()
+    assert versions[1].split()[0] == "1" and versions[1].split()[-1] == "mia"     # the version names who made it
