@@ -123,3 +123,13 @@ def test_a_sale_by_item_with_a_2000_item_list_needs_under_32_kb_above_idle(micro
     assert got["sales_ok"] == "10", proc.stdout
     assert int(got["discounted"]) > 0 and slot.balance_cents == 500000 - int(got["paid"])
     assert 0 < int(got["heap_peak_above_idle"]) < 32 * 1024
+
+
+def test_a_sale_a_tier_gets_free_takes_nothing_off_the_card(tmp_path):
+    free = pricing.Discounts(2, [0, 0, pricing.RATE_BP_MAX])
+    t = booth(tmp_path, rules=free)
+    vc = t.tap(new_card(10000, tier=TIER_GOLD))
+    t.keypad.feed("12C#")
+    result = asyncio.run(t.role.sale_once())
+    assert not result.ok and result.reason == "bad_amount" and ("REFUSED", "Bad amount") in t.display.history
+    assert balance_of(vc) == 10000 and t.journal.last_seq() == 0

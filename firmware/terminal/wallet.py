@@ -124,6 +124,9 @@ class Wallet:
             return Result(True, None, cr.info.card_no, cr.slot.balance_cents, amount_cents, retry_seq, cr.info)
         if price is not None:
             amount_cents, discount_cents = price(cr.info)
+            if not purse.amount_ok(amount_cents):   # a 100 % discount: nothing to take off a card
+                self._finish()
+                return Result(False, BAD_AMOUNT, cr.info.card_no, cr.slot.balance_cents, info=cr.info)
         now = self.clock()
         reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(cr.info.card_no),
                                now, self.last_hub_contact_s, self.blacklist_updated_s)
