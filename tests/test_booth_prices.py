@@ -5,15 +5,19 @@ import asyncio
 import pytest
 from click.testing import CliRunner
 
-from protocol import hub_price_list, price_list, pricing
+from protocol import frames, hub_price_list, price_list, pricing
+from protocol import record as R
 from protocol.card import TIER_GOLD, TIER_SILVER, TIER_STANDARD
 
+from parkcard.app import Hub
 from parkcard.cli import main
 from parkcard.domain.discounts import POLICY
 from parkcard.services import discounts, items, merchants
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import open_store
 from parkcard.store.booth import VersionMoved
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from test_hub_cli import DAY_S, UID
 
 SNACKS, TOYS = 3, 4
 COLA, CHIPS, CAKE = 11, 12, 13
@@ -184,3 +188,31 @@ def test_an_operator_who_logged_in_edits_prices_only_with_a_role_that_may(tmp_pa
     assert done.exit_code == 0 and "version 1" in done.output
     versions = as_("mia", "item", "versions", "--merchant", "3").output.splitlines()
     assert versions[1].split()[0] == "1" and versions[1].split()[-1] == "mia"     # the version names who made it
+
+
+@pytest.mark.parametrize("bearer, park_part", [("park", 180), ("merchant", 0)])
+def test_settlement_pays_the_park_s_part_of_the_discounts_to_the_merchant(store_url, bearer, park_part):
+    async def scenario():
+        hub = await Hub(store_url).open()
+        try:
+            await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
+            await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
+            await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
+            await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
+            await discounts.set_bearer(hub.storage, Actor("test:admin"), MERCHANT_ICE, bearer)
+            issued = await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)
+            # Two sales priced at the booth: 10.00 list - 1.00 discount, 9.00 list - 0.80.
+            sales = [R.Record(R.KIND_DEBIT, 5, seq, DAY_S + 3600 * seq, issued.card_no, UID, seq + 1, paid, balance,
+                              item=11, discount_cents=off)
+                     for seq, paid, off, balance in ((1, 900, 100, 9100), (2, 820, 80, 8280))]
+            mac = hub.registry.get(5).record_mac
+            await hub.ingest.apply_local(5, [(R.STATUS_COMMITTED, r.encode(mac)) for r in sales])
+            return await hub.storage.close_settlements([MERCHANT_ICE], DAY_S, DAY_S + 86400)
+        finally:
+            await hub.stop()
+    [(closed, new)] = asyncio.run(scenario())
+    # Commission 10 % of what the cards paid (17.20): 1.72. A merchant bearing its discounts gets
+    # 17.20 - 1.72; when the park bears them it also pays the 1.80 taken off the list prices.
+    assert new and (closed.sales_cents, closed.commission_cents, closed.discounts_cents) == (1720, 172, 180)
+    assert (closed.park_discounts_cents, closed.payout_cents) == (park_part, 1720 - 172 + park_part)
+    assert closed.payout_cents == 1720 + 180 - 172 - (180 - park_part)   # list-price sales - commission - its share

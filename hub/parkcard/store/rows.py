@@ -284,6 +284,8 @@ class SettlementTotals(NamedTuple):
     payout_cents: int
     records: int
     late_records: int
+    discounts_cents: int = 0        # taken off list prices by the sales (SPEC.md §7.3)
+    park_discounts_cents: int = 0   # the park's part of them, in the payout (the merchant's discount bearer)
 
 
 # Its totals are SettlementTotals' fields, in their order.

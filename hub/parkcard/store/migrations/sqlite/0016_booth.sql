@@ -11,3 +11,7 @@ CREATE TABLE discount_rules(
     created_by TEXT NOT NULL);
 ALTER TABLE merchants ADD COLUMN discount_bearer TEXT NOT NULL DEFAULT 'park'
     CHECK (discount_bearer IN ('park', 'merchant'));
+-- What a settlement takes of the discounts: every one given on the merchant's sales, and the part the park
+-- bears (it pays it to the merchant with the payout); 0 for settlements closed before.
+ALTER TABLE settlements ADD COLUMN discounts_cents INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE settlements ADD COLUMN park_discounts_cents INTEGER NOT NULL DEFAULT 0;
