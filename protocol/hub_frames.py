@@ -28,6 +28,7 @@ OFFLINE_S_MAX = 7 * 86400
 STATUS_FMT = ">IBB8sHIIIIIIBH"
 STATUS_SHORT_FMT = ">IBB8sHIIIIIIB"   # without memory_errors, as terminals before it sent (SPEC.md §5.3)
 SYNC_FMT = ">IHH"
+SYNC_PRICES_FMT = ">HII"   # a booth's price list merchant and version, its discounts version (SPEC.md §5.3)
 SYNC_SHORT_FMT = ">IH"    # without chunk_cards_max, as terminals before it sent (SPEC.md §5.3)
 AUTH_FMT = ">I7sB"
 ACK_FMT = ">IHH"
@@ -86,9 +87,16 @@ def parse_sync(body):
     """Return (blacklist_version, config_version, chunk_cards_max); a 6-byte body has chunk_cards_max 0."""
     if len(body) == struct.calcsize(SYNC_SHORT_FMT):
         return struct.unpack(SYNC_SHORT_FMT, body) + (0,)
-    if len(body) != struct.calcsize(SYNC_FMT):
+    if len(body) not in (struct.calcsize(SYNC_FMT), struct.calcsize(SYNC_FMT) + struct.calcsize(SYNC_PRICES_FMT)):
         raise Malformed("sync length")
-    return struct.unpack(SYNC_FMT, body)
+    return struct.unpack_from(SYNC_FMT, body)
+
+
+def parse_sync_prices(body):
+    """Return (merchant_id, price_list_version, discounts_version) a booth's T_SYNC appends, or None (SPEC.md §5.3)."""
+    if len(body) != struct.calcsize(SYNC_FMT) + struct.calcsize(SYNC_PRICES_FMT):
+        return None
+    return struct.unpack_from(SYNC_PRICES_FMT, body, struct.calcsize(SYNC_FMT))
 
 
 def parse_auth(body):

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import mpy_lines
-from protocol.price_list import Item, chunk_body, parse_price_list, price_list_bodies
+from protocol.hub_price_list import chunk_body, price_list_bodies
+from protocol.price_list import Item, parse_price_list
 from terminal.prices import PriceList, PricesCorrupt, PricesError
 
 MPY = Path(__file__).parent / "mpy"
@@ -126,6 +127,7 @@ def test_a_2000_item_list_on_littlefs_within_the_esp32_heap(micropython, tmp_pat
     # RAM does not grow with the list: a loose bound, far below its 64 KB of entries.
     assert int(out["heap_after_install"]) < 4096
     assert int(out["heap_growth"]) < 8192
+    assert out["rules"] == "True" and int(out["rules_heap"]) < 4096
 
 
 @pytest.mark.micropython

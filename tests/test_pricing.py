@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import REPO, run_cpython
-from protocol import card, price_list, pricing
+from protocol import card, hub_price_list, price_list, pricing
 from protocol.errors import Malformed
 
 TABLE = REPO / "protocol" / "vectors" / "pricing.jsonl"
@@ -94,17 +94,17 @@ def test_a_refusal_says_what_to_change():
                                                                    range(1, pricing.OVERRIDES_MAX + 2)})])
 def test_rules_out_of_range_are_not_encoded(rules):
     with pytest.raises(pricing.Refused):
-        price_list.discounts_body(1, rules)
+        hub_price_list.discounts_body(1, rules)
 
 
 def test_bounds_beside_the_codec():
     assert price_list.PRICE_MAX_CENTS == card.BALANCE_MAX_CENTS
     assert price_list.ENTRY_SIZE == 32 and price_list.CHUNK_HEAD_SIZE == 13
     items = [price_list.Item(c, "i%d" % c, 100) for c in range(1, price_list.ITEMS_MAX + 1)]
-    bodies = price_list.price_list_bodies(1, 1, items)
+    bodies = hub_price_list.price_list_bodies(1, 1, items)
     assert len(bodies) == price_list.ITEMS_MAX // price_list.ITEMS_PER_CHUNK_MAX == 16
     assert all(len(b) == 13 + 32 * 256 for b in bodies)
     with pytest.raises(Malformed):
-        price_list.price_list_bodies(1, 1, items + [price_list.Item(5000, "one more", 1)])
+        hub_price_list.price_list_bodies(1, 1, items + [price_list.Item(5000, "one more", 1)])
     with pytest.raises(Malformed):
-        price_list.price_list_bodies(1, 1, [price_list.Item(2, "b", 1), price_list.Item(1, "a", 1)])
+        hub_price_list.price_list_bodies(1, 1, [price_list.Item(2, "b", 1), price_list.Item(1, "a", 1)])

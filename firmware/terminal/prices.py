@@ -14,23 +14,31 @@ deleted at open. The trailer sits at the end for the blacklist's reason: littlef
 
 A lookup is a binary search reading 2 bytes per step and one entry at the end: RAM never depends on
 the count.
+
+``dirpath/discounts``: the T_DISCOUNTS body in force (SPEC.md §7.2), at most 1.6 KB, replaced whole
+(atomic.write) and kept in RAM as those bytes: a line's rate is a binary search of its overrides.
 """
 
 import os
 import struct
 from binascii import crc32
 
-from protocol.price_list import ENTRY_SIZE, decode_entry
+from protocol.errors import ProtocolError
+from protocol.price_list import (DISCOUNTS_FMT, DISCOUNTS_HEAD_SIZE, ENTRY_SIZE, OVERRIDE_FMT, decode_entry,
+                                 parse_discounts)
+from protocol.pricing import FREE_AMOUNT, OVERRIDE_CATEGORY, OVERRIDE_ITEM, TIERS_MAX, rate_key
 
 from . import atomic
 
 _NAME = "prices"
+_RULES_NAME = "discounts"
 _MAGIC = b"PCPL"
 _TRAILER_FMT = ">4sIHHBBHI"
 _TRAILER_LEN = 20
+_SYNC_FMT = ">HII"      # what a booth's T_SYNC appends (SPEC.md §5.3): merchant, list version, rules version
 
 
-class PricesError(ValueError):
+class PricesError(ProtocolError):
     """A chunk that does not continue the list being received: `reason` says why; ask again from chunk 0."""
 
     def __init__(self, reason, detail):
@@ -159,3 +167,72 @@ class PriceList:
         if self._f is not None:
             self._f.close()
             self._f = None
+
+
+class Rules:
+    """The discount rules in force (SPEC.md §7.2), as protocol.pricing.price_basket asks of them."""
+
+    def __init__(self, dirpath):
+        self._dir = dirpath
+        atomic.makedirs(dirpath)
+        self._set(atomic.read(dirpath, _RULES_NAME))
+
+    def _set(self, body):
+        self.version = 0
+        self.merchant_id = 0
+        self.sale_bp = [0] * TIERS_MAX
+        self.total_bp = [0] * TIERS_MAX
+        self._body = body
+        self._count = 0
+        if body is None:
+            return
+        try:
+            parse_discounts(body)    # checked again: flash may have rotted since it was taken
+        except ProtocolError:
+            self._body = None
+            return                   # no rules: no discount, and the next T_SYNC asks for them (version 0)
+        self.merchant_id, self.version, tiers = struct.unpack_from(DISCOUNTS_FMT, body, 0)
+        for tier in range(tiers):
+            self.sale_bp[tier], self.total_bp[tier] = struct.unpack_from(">HH", body, DISCOUNTS_HEAD_SIZE + 4 * tier)
+        self._at = DISCOUNTS_HEAD_SIZE + 4 * tiers + 2
+        self._count = struct.unpack_from(">H", body, self._at - 2)[0]
+
+    def take(self, body):
+        """Check a T_DISCOUNTS body and put it in force; False when it is the version in force."""
+        merchant_id, rules = parse_discounts(body)
+        version = rules.version
+        rules = None            # its overrides dict: lookups read the bytes
+        if merchant_id == self.merchant_id and version == self.version:
+            return False
+        atomic.write(self._dir, _RULES_NAME, body)
+        self._set(bytes(body))
+        return True
+
+    def _override(self, key):
+        """The rate of the override with this key, or None: a binary search of the body's overrides."""
+        lo, hi = 0, self._count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            tier, kind, code, rate = struct.unpack_from(OVERRIDE_FMT, self._body, self._at + 6 * mid)
+            found = rate_key(tier, kind, code)
+            if found == key:
+                return rate
+            if found < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return None
+
+    def line_rate(self, tier, item, category):
+        """The rate of one line (SPEC.md §7.3 step 1), as pricing.Discounts.line_rate."""
+        rate = None
+        if item != FREE_AMOUNT:
+            rate = self._override(rate_key(tier, OVERRIDE_ITEM, item))
+            if rate is None:
+                rate = self._override(rate_key(tier, OVERRIDE_CATEGORY, category))
+        return self.sale_bp[tier] if rate is None else rate
+
+
+def sync_versions(prices, rules):
+    """What a booth appends to T_SYNC: the merchant and version of its list, the version of its rules."""
+    return struct.pack(_SYNC_FMT, prices.merchant_id, prices.version, rules.version)

@@ -93,6 +93,7 @@ class Sync:
         # room for it at a reboot with a backlog (tests/test_sync_micropython.py).
         self._status_due = False
         self._snapshot_to = None       # (to_version, next chunk) while a snapshot arrives
+        self.prices_versions = None    # a booth's: () -> the price list versions its T_SYNC appends (SPEC.md §5.3)
         self.up_topic = topics.topic(terminal_id, topics.UP)
         self.status_topic = topics.topic(terminal_id, topics.STATUS)
         self.down_topic = topics.topic(terminal_id, topics.DOWN)
@@ -377,7 +378,11 @@ class Sync:
 
     def _sync_body(self):
         return frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0,
-                                self.chunk_cards_max)
+                                self.chunk_cards_max, self.prices_versions() if self.prices_versions else b"")
+
+    def ask_sync(self):
+        """Ask the hub for what changed since the versions held (a role that registered prices_versions)."""
+        self._ask_sync()
 
     def on_refused(self, topic, size):
         """The link dropped a downlink frame too large for the heap: ask again in smaller pieces.

@@ -101,11 +101,13 @@ class Wallet:
 
     # -- debit ---------------------------------------------------------------
 
-    def debit(self, amount_cents, item=0, discount_cents=0, retry_seq=0):
+    def debit(self, amount_cents, item=0, discount_cents=0, retry_seq=0, price=None):
         """Take amount_cents off the tapped card; returns a Result, never raises for card trouble.
 
         retry_seq: the record of this same sale whose write was uncertain; when this tap
         shows that write landed, the sale is approved without charging again.
+        price: price(card info) -> (amount_cents, discount_cents) once the card is read: a booth's
+        tier discount (SPEC.md §7.3); amount_cents is then the list price, checked before the tap.
         """
         if self.park_keys is None or self.config is None:
             return Result(False, NOT_READY)
@@ -120,6 +122,11 @@ class Wallet:
             # SPEC.md §3.5: the uncertain write of this sale is on the card; do not charge twice.
             self._finish()
             return Result(True, None, cr.info.card_no, cr.slot.balance_cents, amount_cents, retry_seq, cr.info)
+        if price is not None:
+            amount_cents, discount_cents = price(cr.info)
+            if not purse.amount_ok(amount_cents):   # a 100 % discount: nothing to take off a card
+                self._finish()
+                return Result(False, BAD_AMOUNT, cr.info.card_no, cr.slot.balance_cents, info=cr.info)
         now = self.clock()
         reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(cr.info.card_no),
                                now, self.last_hub_contact_s, self.blacklist_updated_s)

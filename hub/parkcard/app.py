@@ -411,7 +411,7 @@ class Hub:
             steps.append(("ack", functools.partial(self._send_ack, terminal_id, applied, rejected)))
         if result.blacklist_versions:
             steps.append(("blacklist", self.push_blacklist_news))
-        for sync in result.syncs:   # (terminal_id, blacklist_version, config_version[, chunk_cards_max])
+        for sync in result.syncs:   # (terminal_id, blacklist_version, config_version, chunk_cards_max, prices)
             steps.append(("sync", functools.partial(self.downlink.answer_sync, *sync)))
         for terminal_id, admin_card_no, uid in result.auths:
             steps.append(("auth", functools.partial(self._authorise, terminal_id, admin_card_no, uid)))
@@ -553,11 +553,14 @@ class Hub:
                 log.exception("event=notice_failed notices=%s", ",".join(sorted(news)))
 
     async def take_notice(self, news):
-        """Act on parkcard.transport.notify names: push new blacklist versions, load terminals, send commands."""
+        """Act on parkcard.transport.notify names: push new blacklist versions and price lists, load terminals, send
+        commands."""
         log.debug("event=notice notices=%s", ",".join(sorted(news)))
         if notify.BLACKLIST in news:
             await self.push_blacklist_news()
-        if news - {notify.BLACKLIST}:
+        if notify.PRICES in news:
+            await self.downlink.push_prices()
+        if news - {notify.BLACKLIST, notify.PRICES}:
             await self.poll_registry()
         self.changes.bump()
 

@@ -10,7 +10,7 @@ import json
 import os
 import struct
 
-from protocol import price_list, pricing
+from protocol import hub_price_list, price_list, pricing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ITEMS = [price_list.Item(3, "Cola 330ml", 450, category=1),
@@ -45,9 +45,9 @@ def chunk(entries, chunk=0, chunks=1, flags=0):
 
 def main():
     """Write price_list.json."""
-    (body,) = price_list.price_list_bodies(5, 8, ITEMS, flags=price_list.LIST_FREE_AMOUNT)
-    disc = price_list.discounts_body(5, rules())
-    big = price_list.price_list_bodies(5, 9, [big_item(i) for i in range(BIG_ITEMS)])
+    (body,) = hub_price_list.price_list_bodies(5, 8, ITEMS, flags=price_list.LIST_FREE_AMOUNT)
+    disc = hub_price_list.discounts_body(5, rules())
+    big = hub_price_list.price_list_bodies(5, 9, [big_item(i) for i in range(BIG_ITEMS)])
     good = entry(3, 1, 1, 450, b"Cola")
     bad_lists = {
         "codes not ascending": chunk([entry(5, 0, 1, 1, b"b"), entry(4, 0, 1, 1, b"a")]),

@@ -150,7 +150,8 @@ def pl_item(version, i):
 
 
 def pl_bodies(version):
-    from protocol.price_list import chunk_body, parse_price_list
+    from protocol.hub_price_list import chunk_body
+    from protocol.price_list import parse_price_list
     from vector_checks import Lazy
     items = Lazy(PL_N, lambda i: pl_item(version, i))
     for chunk in range(3):

@@ -14,11 +14,12 @@ import protocol.card  # noqa: E402,F401 - a serving terminal holds the card code
 
 gc.collect()
 heap_before_import = gc.mem_alloc()
-from protocol.price_list import Item, chunk_body, parse_price_list  # noqa: E402
+from protocol.price_list import Item, parse_price_list  # noqa: E402
 from terminal.prices import PriceList, PricesError  # noqa: E402
 
 gc.collect()
 print("heap_import", gc.mem_alloc() - heap_before_import)  # price_list, pricing and prices, compiled
+from protocol.hub_price_list import chunk_body  # noqa: E402 - the hub's half, here to make the chunks
 from vector_checks import Lazy  # noqa: E402
 
 MNT = "/flash"
@@ -106,3 +107,28 @@ print("reopen", prices.version == 2 and prices.count == N and got is not None an
 prices.close()
 gc.collect()
 print("heap_growth", gc.mem_alloc() - idle)
+
+# The discount rules beside the list: kept as their T_DISCOUNTS body, every line's rate as pricing's.
+from protocol import pricing  # noqa: E402
+from protocol.hub_price_list import discounts_body  # noqa: E402
+from terminal.prices import Rules  # noqa: E402
+
+reference = pricing.Discounts(3, [0, 500, 1000], [0, 0, 500])
+for i in range(250):
+    reference.set_override(2, pricing.OVERRIDE_ITEM, 10 + 7 * i, 100 + i)
+reference.set_override(2, pricing.OVERRIDE_CATEGORY, 2, 2000)
+reference.set_override(1, pricing.OVERRIDE_CATEGORY, 0, 0)
+body = discounts_body(7, reference)
+rules = Rules(MNT + "/p")
+gc.collect()
+before = gc.mem_alloc()
+taken = rules.take(body)
+gc.collect()
+print("rules_heap", gc.mem_alloc() - before)        # the body kept, and two lists of 16 rates
+ok = taken and rules.version == 3 and not rules.take(body)
+for tier in (0, 1, 2, 3):
+    for code in range(0, 1800, 3):
+        for category in (0, 2):
+            ok = ok and rules.line_rate(tier, code, category) == reference.line_rate(tier, code, category)
+again = Rules(MNT + "/p")
+print("rules", ok and again.version == 3 and again.line_rate(2, 10 + 7 * 249, 0) == 349)

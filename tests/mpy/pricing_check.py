@@ -11,7 +11,7 @@ import gc
 import json
 import sys
 
-from protocol import price_list, pricing
+from protocol import hub_price_list, price_list, pricing
 from vector_checks import checks, expect
 
 
@@ -26,7 +26,7 @@ def rules_of(case):
     rules = pricing.Discounts(9, sale, total)
     for tier, kind, code, bp in case["ovr"]:
         rules.set_override(tier, kind, code, bp)
-    merchant_id, back = price_list.parse_discounts(price_list.discounts_body(3, rules))
+    merchant_id, back = price_list.parse_discounts(hub_price_list.discounts_body(3, rules))
     expect(merchant_id == 3 and back.version == 9, "discounts codec " + case["n"])
     return back
 

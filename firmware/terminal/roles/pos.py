@@ -1,45 +1,133 @@
-"""The pos role: the vendor keys an amount, the visitor taps (DESIGN.md, Terminals and roles)."""
+"""The pos role: the vendor keys an item and quantity or an amount, the visitor taps (DESIGN.md, Terminals
+and roles).
 
+A booth keeps its merchant's price list and discount rules (terminal/prices.py, SPEC.md §7): it takes
+T_PRICE_LIST and T_DISCOUNTS from the hub while it is a booth, and its T_SYNC names the versions it
+holds, so the hub sends what changed. Only a booth imports them.
+"""
+
+from protocol import frames, pricing
+from protocol.price_list import LIST_FREE_AMOUNT, parse_price_list
+from protocol.pricing import FREE_AMOUNT
 from terminal.app import Role as _Role
+from terminal import atomic
+from terminal import prices as pr
 from terminal import wallet as w
+from terminal.ui import money
 
 AMOUNT_DIGITS_MAX = 7
+_QUANTITY_DIGITS = 2            # pricing.QUANTITY_MAX is 99
 
 _KEY_ENTER = "#"
 _KEY_CLEAR = "*"
 _KEY_BALANCE = "A"
+_KEY_ITEM = "C"                 # the digits keyed are an item code
+_NO_DISCOUNT = pricing.Discounts()
+# Why a keyed line cannot be sold, for the vendor.
+_REFUSED_TEXT = {"free_amount": "Key item + C", "bad_line": "Bad quantity", "over_max": "Over limit"}
 
 
 class Role(_Role):
     """Keyed sales and tap-to-see-balance on the 4x4 keypad."""
 
+    def __init__(self, app):
+        _Role.__init__(self, app)
+        self.prices = self.rules = None
+        runtime = app.runtime
+        if runtime is None:
+            return                  # a terminal without a link: keyed amounts only
+        folder = runtime.board.data_dir() + "/prices"
+        try:
+            self.prices = pr.PriceList(folder)
+        except pr.PricesCorrupt:
+            atomic.remove(folder + "/prices")   # damaged: version 0, and the hub sends the whole list
+            self.prices = pr.PriceList(folder)
+        self.rules = pr.Rules(folder)
+        sync = runtime.sync
+        sync.handle(frames.T_PRICE_LIST, self._on_price_list)
+        sync.handle(frames.T_DISCOUNTS, self._on_discounts)
+        sync.prices_versions = self._versions
+        if sync.client is not None and sync.client.connected:
+            sync.ask_sync()         # made a booth while linked: the connect's T_SYNC named no price list
+
+    def _versions(self):
+        return pr.sync_versions(self.prices, self.rules)
+
+    def _on_price_list(self, frame):
+        sync = self.app.runtime.sync
+        sync.state.save()           # the counter is spent: a replayed chunk stays refused after a reboot
+        try:
+            self.prices.take(parse_price_list(frame.body))
+        except OSError as exc:      # flash full or failing: the list in force stays, the hub sends it again
+            raise pr.PricesError("flash", "price list not stored: %s" % exc)
+
+    def _on_discounts(self, frame):
+        self.app.runtime.sync.state.save()
+        try:
+            self.rules.take(frame.body)
+        except OSError as exc:
+            raise pr.PricesError("flash", "discount rules not stored: %s" % exc)
+
+    def close(self):
+        """No longer a booth: the price list downlinks are refused again."""
+        if self.prices is None:
+            return
+        sync = self.app.runtime.sync
+        sync.handle(frames.T_PRICE_LIST, None)
+        sync.handle(frames.T_DISCOUNTS, None)
+        sync.prices_versions = None
+        self.prices.close()
+
     async def serve(self, cfg):
         """One step of the loop: one sale."""
         return await self.sale_once()
 
-    async def read_amount(self):
-        """Collect an amount in cents from the keypad; None when cleared on an empty entry."""
+    async def read_sale(self):
+        """Collect one line from the keypad: (item, category, quantity, unit cents, name), None when cleared
+        on an empty entry. Digits then '#' are a keyed amount; digits then 'C' an item code, whose
+        quantity (1..99, default 1) the digits after it set, and '#' ends it."""
         app = self.app
-        cents = 0
-        digits = 0
+        number = digits = 0
+        item = None
         app.ui.amount(0)
         while True:
             key = app.keypad.get_key()
             if key is None:
                 await app.poll()
                 continue
-            if key == _KEY_ENTER and cents > 0:
-                return cents
+            if key == _KEY_ENTER and item is not None:
+                return item.code, item.category, number or 1, item.price_cents, item.name
+            if key == _KEY_ENTER and number > 0:
+                return FREE_AMOUNT, 0, 1, number, None
             if key == _KEY_CLEAR:
-                if cents == 0:
+                if number == 0 and item is None:
                     return None
-                cents, digits = 0, 0
-            elif key == _KEY_BALANCE and cents == 0:
+                number, digits, item = 0, 0, None
+            elif key == _KEY_ITEM and item is None and number > 0 and self.prices is not None and self.prices.count:
+                item = self._item(number)
+                number = digits = 0
+                if item is None:
+                    await app.pause()
+            elif key == _KEY_BALANCE and number == 0 and item is None:
                 await self.show_balance()
-            elif "0" <= key <= "9" and digits < AMOUNT_DIGITS_MAX:
-                cents = cents * 10 + ord(key) - 48
+            elif "0" <= key <= "9" and digits < (_QUANTITY_DIGITS if item is not None else AMOUNT_DIGITS_MAX):
+                number = number * 10 + ord(key) - 48
                 digits += 1
-            app.ui.amount(cents)
+            if item is not None:
+                quantity = number or 1
+                app.ui.message(item.name, "%d x %s" % (quantity, money(item.price_cents)))
+            elif key != _KEY_ITEM or not number:
+                app.ui.amount(number)
+
+    def _item(self, code):
+        """The listed, sold item with this code, or None with the reason on the display."""
+        found = self.prices.lookup(code)
+        if found is None:
+            self.app.ui.message("No item %d" % code, "Key again")
+        elif not found.active:
+            self.app.ui.message(found.name, "Not sold")
+            found = None
+        return found
 
     async def show_balance(self):
         """Tap-to-see-balance: wait for a card and show what it holds."""
@@ -51,21 +139,44 @@ class Role(_Role):
             await app.pause()
 
     async def sale_once(self):
-        """One sale: amount entry, then a tap."""
+        """One sale: an item and its quantity (or an amount) keyed, then a tap; the card's tier prices it."""
         app = self.app
         app.ui.idle("pos")
-        cents = await self.read_amount()
-        if cents is None:
+        line = await self.read_sale()
+        if line is None:
             return None
-        app.ui.wait_card(cents)
+        item, category, quantity, unit_cents, name = line
+        lines = [(item, category, quantity, unit_cents)]
+        # A keyed amount where the merchant forbids them: only when its list says so (no list: as ever).
+        free = self.prices is None or not self.prices.version or bool(self.prices.flags & LIST_FREE_AMOUNT)
+        rules = self.rules
+        try:
+            pricing.price_basket(rules or _NO_DISCOUNT, 0, lines, free)     # what no tier can change
+        except pricing.Refused as exc:
+            app.ui.message("REFUSED", _REFUSED_TEXT.get(exc.reason, exc.reason))
+            await app.pause()
+            return None
+        gross = quantity * unit_cents
+        discount = [0]
+
+        def price(info):
+            priced = pricing.price_basket(rules, info.tier, lines, free)
+            discount[0] = priced.discount_cents
+            return priced.pay_cents, priced.discount_cents
+        app.ui.wait_card(gross)
         wallet = app.wallet
-        result = await app.wait_for(lambda: wallet.debit(cents))
+        hook = price if rules is not None else None
+        result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook))
         while result is not None and result.reason == w.UNCERTAIN:
             # "Tap card again": the re-tap settles this sale, it does not start a new one (SPEC.md §3.5).
             app.ui.result(result)
             seq = result.seq
-            result = await app.wait_for(lambda: wallet.debit(cents, retry_seq=seq))
+            result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook))
         if result is None:
             app.ui.message("Cancelled")
             return None
+        if result.ok and discount[0]:
+            # What the member saved, before the usual approved screen (SPEC.md §7.3).
+            app.ui.message("%s %s" % (name or "List", money(gross)), "Discount -%s" % money(discount[0]))
+            await app.pause()
         return await app.show(result)

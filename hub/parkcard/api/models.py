@@ -187,12 +187,14 @@ class Settlement(BaseModel):
     payout: Money
     records: int
     late_records: int
+    discounts: Money            # taken off list prices by the sales
+    park_discounts: Money       # the park's part of them, included in the payout
 
     @classmethod
     def of(cls, s):
         """From a parkcard.store.rows.Settlement."""
         money = {name: Money(cents=getattr(s, name + "_cents"), currency=s.currency)
-                 for name in ("sales", "refunds", "commission", "payout")}
+                 for name in ("sales", "refunds", "commission", "payout", "discounts", "park_discounts")}
         return cls(id=s.id, merchant_id=s.merchant_id, merchant_name=s.merchant_name, period_start=s.period_start,
                    period_end=s.period_end, closed_at=int(s.closed_at), records=s.records,
                    late_records=s.late_records, **money)

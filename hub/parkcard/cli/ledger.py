@@ -53,9 +53,11 @@ def settle(obj, merchant_id, all_merchants, start, end, csv_path, force):
     results = in_store(obj, lambda s, actor: settlement.close_period(
         s, actor, None if all_merchants else [merchant_id], start_s, end_s))
     click.echo("period %s to %s" % (settlement.iso_utc(start_s), settlement.iso_utc(end_s)))
-    table(("merchant", "name", "sales", "refunds", "commission", "payout", "records", "late", "state"),
+    table(("merchant", "name", "sales", "refunds", "commission", "discounts (park's)", "payout", "records", "late",
+           "state"),
           [(r.merchant_id, r.merchant_name, format_cents(r.sales_cents, r.currency),
             format_cents(r.refunds_cents, r.currency), format_cents(r.commission_cents, r.currency),
+            "%s (%s)" % (format_cents(r.discounts_cents, r.currency), format_cents(r.park_discounts_cents, r.currency)),
             format_cents(r.payout_cents, r.currency), r.records, r.late_records,
             "closed now" if new else "already closed %s" % settlement.iso_utc(r.closed_at))
            for r, new in results])

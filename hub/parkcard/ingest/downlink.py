@@ -18,9 +18,11 @@ import logging
 import struct
 import time
 
-from protocol import frames, hub_frames, topics
+from protocol import frames, hub_frames, hub_price_list, price_list, topics
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
+
+from parkcard.services import discounts
 
 log = logging.getLogger("parkcard.ingest.downlink")
 
@@ -29,7 +31,8 @@ BLACKLIST_DELTA_VERSIONS_MAX = 256     # further behind (or unknown): a snapshot
 BLACKLIST_CHUNK_CARDS_MAX = 4096       # 16 KB of card numbers per snapshot chunk or delta
 ENCODE_ERRORS = (Malformed, struct.error, OverflowError, TypeError)
 _FRAME_NAMES = {frames.T_ACK: "T_ACK", frames.T_BLACKLIST: "T_BLACKLIST", frames.T_CONFIG: "T_CONFIG",
-                frames.T_TIME: "T_TIME", frames.T_COMMAND: "T_COMMAND", frames.T_CARD_WRITE: "T_CARD_WRITE"}
+                frames.T_TIME: "T_TIME", frames.T_COMMAND: "T_COMMAND", frames.T_CARD_WRITE: "T_CARD_WRITE",
+                frames.T_PRICE_LIST: "T_PRICE_LIST", frames.T_DISCOUNTS: "T_DISCOUNTS"}
 
 
 class Downlink:
@@ -151,10 +154,40 @@ class Downlink:
             for body in bodies:
                 await self.send(terminal_id, frames.T_BLACKLIST, body)
 
-    async def answer_sync(self, terminal_id, blacklist_version, config_version, chunk_cards_max=0):
-        """Answer T_SYNC with what the terminal lacks, then T_TIME."""
+    async def prices(self, terminal_id, held=None):
+        """Send a booth what it lacks of its merchant's price list and discount rules (SPEC.md §7); return
+        how many frames. held: (merchant_id, list version, rules version) its T_SYNC named; None: send both."""
+        state = self.registry.get(terminal_id)
+        if state is None or state.role != frames.ROLE_POS:
+            return 0
+        merchant_id = state.merchant_id
+        bodies = []
+        listed = await self.storage.price_list(merchant_id)
+        if listed is not None and (held is None or tuple(held[:2]) != (merchant_id, listed.version)):
+            try:
+                bodies += [(frames.T_PRICE_LIST, body) for body in hub_price_list.entries_bodies(
+                    merchant_id, listed.version, listed.entries,
+                    price_list.LIST_FREE_AMOUNT if listed.free_amount else 0)]
+            except ENCODE_ERRORS as exc:
+                await self._unencodable(terminal_id, "T_PRICE_LIST", exc)
+        rules = await discounts.merchant_rules(self.storage, merchant_id)
+        if rules.version and (held is None or tuple(held[::2]) != (merchant_id, rules.version)):
+            bodies.append((frames.T_DISCOUNTS, lambda: hub_price_list.discounts_body(merchant_id, rules)))
+        for ftype, body in bodies:
+            await self.send(terminal_id, ftype, body)
+        return len(bodies)
+
+    async def push_prices(self):
+        """Send every booth its merchant's newest price list and discount rules (a booth holding them ignores them)."""
+        for terminal_id in sorted(self.registry.terminals):
+            await self.prices(terminal_id)
+
+    async def answer_sync(self, terminal_id, blacklist_version, config_version, chunk_cards_max=0, prices=None):
+        """Answer T_SYNC with what the terminal lacks, then T_TIME; prices: what a booth's T_SYNC named."""
         state = self.registry.get(terminal_id)
         await self.blacklist(terminal_id, blacklist_version, chunk_cards_max)
         if config_version != state.config_version:
             await self.config(terminal_id)
+        if prices is not None:
+            await self.prices(terminal_id, prices)
         await self.time(terminal_id)

@@ -193,7 +193,7 @@ class BatchResult:
         self.views = {}
         self.acks = {}              # terminal_id -> [applied, rejected]
         self.blacklist_versions = []
-        self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max)
+        self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max, prices)
         self.auths = []             # (terminal_id, admin_card_no, uid)
         self.card_results = []      # (terminal_id, request_id, uid, status, block)
         self.counts = Counter()
@@ -308,7 +308,8 @@ class Ingest:
                         raise upload
                     self._upload(tx, res, state, view, upload, topic)
                 elif frame.type == frames.T_SYNC:
-                    res.syncs.append((state.id, *hub_frames.parse_sync(frame.body)))
+                    res.syncs.append((state.id, *hub_frames.parse_sync(frame.body),
+                                      hub_frames.parse_sync_prices(frame.body)))
                 elif frame.type == frames.T_AUTH:
                     res.auths.append((state.id, *hub_frames.parse_auth(frame.body)))
                 elif frame.type == frames.T_CARD_RESULT:

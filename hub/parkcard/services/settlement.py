@@ -1,8 +1,12 @@
 """Merchant settlement per period [start, end) of record time (UTC epoch seconds).
 
-sales = DEBIT amounts, refunds = REFUND amounts, commission = what the park
-kept (park:commission entries, refunds give theirs back), payout = what the
-merchant's account gained (sales - refunds - commission).
+sales = DEBIT amounts (what the cards paid), refunds = REFUND amounts,
+commission = what the park kept (park:commission entries, refunds give theirs
+back), discounts = what the sales took off list prices (the records' discount),
+park_discounts = the part of them the park bears (all of them when the
+merchant's discount bearer is the park, else none), payout = what the
+merchant's account gained (sales - refunds - commission) + park_discounts: a
+merchant is paid its sales at list price - commission - the discounts it bears.
 
 A record is paid by at most one settlement, ever: the database keeps which
 settlement took each record (settlement_records, the record as primary key),
@@ -113,8 +117,9 @@ async def one(store, actor, settlement_id):
 
 CSV_COLUMNS = ("settlement", "merchant_id", "merchant", "period_start", "period_end", "closed_at", "currency",
                "sales", "refunds", "commission", "payout", "sales_cents", "refunds_cents", "commission_cents",
-               "payout_cents", "records", "late_records")
-_AMOUNTS = ("sales", "refunds", "commission", "payout")
+               "payout_cents", "records", "late_records", "discounts", "park_discounts", "discounts_cents",
+               "park_discounts_cents")
+_AMOUNTS = ("sales", "refunds", "commission", "payout", "discounts", "park_discounts")
 
 
 def csv_text(rows):

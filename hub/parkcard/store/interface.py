@@ -556,3 +556,32 @@ class Store(abc.ABC):
         period of a merchant, ValueError when a merchant does not exist.
         audit(details of each new close) -> entries, appended in the closing transaction.
         """
+
+    # -- booth sales (parkcard.store.booth): versions are appended, never changed
+    @abc.abstractmethod
+    async def price_list(self, merchant_id, version=None):
+        """Return the merchant's rows.PriceListVersion (the newest, or this version), or None."""
+
+    @abc.abstractmethod
+    async def price_list_versions(self, merchant_id):
+        """Return [(version, created_at, created_by)] of a merchant's price list, oldest first."""
+
+    @abc.abstractmethod
+    async def add_price_list(self, merchant_id, after, free_amount, entries, actor, audit=None):
+        """Append version after + 1 of a merchant's list; ValueError (unknown merchant), VersionMoved (after is stale)."""
+
+    @abc.abstractmethod
+    async def discount_rules(self, version=None):
+        """Return the park's rows.DiscountRulesVersion (the newest, or this version), or None."""
+
+    @abc.abstractmethod
+    async def add_discount_rules(self, after, rules, actor, audit=None):
+        """Append version after + 1 of the park's discount rules (JSON text); VersionMoved when after is stale."""
+
+    @abc.abstractmethod
+    async def discount_bearer(self, merchant_id):
+        """Return 'park' or 'merchant': who bears the merchant's discounts; None for an unknown merchant."""
+
+    @abc.abstractmethod
+    async def set_discount_bearer(self, merchant_id, bearer, audit=None):
+        """Set who bears the merchant's discounts; return the bearer before. ValueError for an unknown merchant."""

@@ -284,6 +284,8 @@ class SettlementTotals(NamedTuple):
     payout_cents: int
     records: int
     late_records: int
+    discounts_cents: int = 0        # taken off list prices by the sales (SPEC.md §7.3)
+    park_discounts_cents: int = 0   # the park's part of them, in the payout (the merchant's discount bearer)
 
 
 # Its totals are SettlementTotals' fields, in their order.
@@ -355,6 +357,7 @@ class IdempotentResponse(NamedTuple):
     body: str               # the JSON body as sent
 
 
+<<<<<<< HEAD
 class SalesDay(NamedTuple):
     """One merchant's applied sales and refunds on one day (days counted from the epoch in the park's zone)."""
 
@@ -364,3 +367,24 @@ class SalesDay(NamedTuple):
     sales_cents: int
     refunds_cents: int
     records: int
+
+
+class PriceListVersion(NamedTuple):
+    """One version of a merchant's price list: its entries exactly as terminals receive them (SPEC.md §7.1)."""
+
+    merchant_id: int
+    version: int
+    free_amount: bool       # the merchant allows free amount lines
+    entries: bytes          # count x 32 bytes, ascending by item code (protocol/price_list.py)
+    created_at: float
+    created_by: str
+
+
+class DiscountRulesVersion(NamedTuple):
+    """One version of the park's discount rules (JSON text: parkcard.services.discounts reads it)."""
+
+    version: int
+    rules: str
+    created_at: float
+    created_by: str
+>>>>>>> booth

@@ -6,20 +6,25 @@ from parkcard.domain import accounts
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.store.rows import Settlement, SettlementTotals
 
+PARK_BEARS = "park"     # merchants.discount_bearer when the park pays the merchant's discounts (store/booth.py)
+
 # The kinds a settlement pays: a booth's sales, and its refunds that give sales back.
 SETTLED_KINDS = (R.KIND_DEBIT, R.KIND_REFUND)
 
-# The records a close takes, one row each: (id, kind, amount, commission, payout, late). Commission is
-# what the park kept (its commission account's entries), payout what the merchant's account gained; the
-# sums are cast because PostgreSQL's SUM of BIGINT is NUMERIC.
+# The records a close takes, one row each: (id, kind, amount, commission, payout, late, raw, discount
+# bearer). Commission is what the park kept (its commission account's entries), payout what the
+# merchant's account gained; the raw record holds what a sale took off the list price (its discount,
+# SPEC.md §4.2), all of it the park's part when the merchant's discount bearer is the park (parkcard
+# discount bearer). The sums are cast because PostgreSQL's SUM of BIGINT is NUMERIC.
 TAKEN = (
     "SELECT r.id, r.kind, r.amount_cents, "
     "CAST(COALESCE((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
     "               AND e.account=:commission_account), 0) AS BIGINT), "
     "CAST(COALESCE((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
     "               AND e.account=:merchant_account), 0) AS BIGINT), "
-    "NOT (r.time_s>=:start AND r.time_s<:end) "
+    "NOT (r.time_s>=:start AND r.time_s<:end), r.raw, b.discount_bearer "
     "FROM records r JOIN terminals m ON m.id = r.terminal_id JOIN ledger_tx t ON t.record_id = r.id "
+    "JOIN merchants b ON b.id = m.merchant_id "
     "WHERE m.merchant_id=:merchant AND r.status=:applied AND r.kind IN (:sale, :refund) "
     "AND NOT EXISTS (SELECT 1 FROM settlement_records x WHERE x.record_id = r.id) "
     "AND ((r.time_s>=:start AND r.time_s<:end) OR EXISTS (SELECT 1 FROM settlements s "
@@ -28,7 +33,8 @@ TAKEN = (
 
 SETTLEMENT_ROW = (
     "SELECT s.id, s.merchant_id, m.name, s.currency, s.period_start, s.period_end, s.sales_cents, s.refunds_cents, "
-    "s.commission_cents, s.payout_cents, s.records, s.late_records, s.closed_at "
+    "s.commission_cents, s.payout_cents, s.records, s.late_records, s.discounts_cents, s.park_discounts_cents, "
+    "s.closed_at "
     "FROM settlements s JOIN merchants m ON m.id = s.merchant_id ")
 
 
@@ -40,11 +46,21 @@ def taken_params(merchant_id, start_s, end_s):
 
 
 def totals(rows):
-    """Sum the rows of TAKEN into the totals of a settlement."""
+    """Sum the rows of TAKEN into the totals of a settlement: the payout is what the merchant's account
+    gained (sales - refunds - commission) and the park's part of the discounts, so a merchant that bears
+    its discounts is paid sales at list price - commission - those discounts (README: Settlement)."""
+    discounts = park_discounts = 0
+    for r in rows:
+        if r[1] == R.KIND_DEBIT:
+            discount = R.Record.decode(bytes(r[6])).discount_cents
+            discounts += discount
+            park_discounts += discount if r[7] == PARK_BEARS else 0
     return SettlementTotals(sales_cents=sum(r[2] for r in rows if r[1] == R.KIND_DEBIT),
                             refunds_cents=sum(r[2] for r in rows if r[1] == R.KIND_REFUND),
-                            commission_cents=sum(r[3] for r in rows), payout_cents=sum(r[4] for r in rows),
-                            records=len(rows), late_records=sum(1 for r in rows if r[5]))
+                            commission_cents=sum(r[3] for r in rows),
+                            payout_cents=sum(r[4] for r in rows) + park_discounts,
+                            records=len(rows), late_records=sum(1 for r in rows if r[5]),
+                            discounts_cents=discounts, park_discounts_cents=park_discounts)
 
 
 def settlement_row(row):

@@ -20,7 +20,8 @@ BLACKLIST = "blacklist"          # blacklist versions were added
 TERMINALS = "terminals"          # terminals were registered or changed
 COMMANDS = "commands"            # terminal commands were queued (lock, de-authorise)
 CARD_REQUESTS = "card_requests"  # admin card issues were queued
-NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS)
+PRICES = "prices"                # a price list or the discount rules took a new version
+NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES)
 DATAGRAM_MAX = 256
 
 

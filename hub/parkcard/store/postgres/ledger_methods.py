@@ -104,8 +104,8 @@ class LedgerMethods:
         t = S.totals(rows)
         settlement_id = tx.conn.fetchval(
             "INSERT INTO settlements(merchant_id, period_start, period_end, currency, sales_cents, "
-            "refunds_cents, commission_cents, payout_cents, records, late_records, closed_at) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
+            "refunds_cents, commission_cents, payout_cents, records, late_records, discounts_cents, "
+            "park_discounts_cents, closed_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id",
             merchant_id, start_s, end_s, currency, *t, tx.now)
         # The record is the primary key: a record already paid makes the whole close fail.
         tx.conn.run_all([("INSERT INTO settlement_records(record_id, settlement_id) VALUES ($1,$2)",

@@ -25,8 +25,8 @@ def close_one(tx, merchant_id, start_s, end_s):
     t = totals(rows)
     settlement_id = conn.execute(
         "INSERT INTO settlements(merchant_id, period_start, period_end, currency, sales_cents, "
-        "refunds_cents, commission_cents, payout_cents, records, late_records, closed_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+        "refunds_cents, commission_cents, payout_cents, records, late_records, discounts_cents, "
+        "park_discounts_cents, closed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (merchant_id, start_s, end_s, park[0], *t, tx.now)).fetchone()[0]
     # The record is the primary key: a record already paid makes the whole close fail.
     conn.executemany("INSERT INTO settlement_records(record_id, settlement_id) VALUES (?,?)",
