@@ -357,7 +357,6 @@ class IdempotentResponse(NamedTuple):
     body: str               # the JSON body as sent
 
 
-<<<<<<< HEAD
 class SalesDay(NamedTuple):
     """One merchant's applied sales and refunds on one day (days counted from the epoch in the park's zone)."""
 
@@ -387,4 +386,3 @@ class DiscountRulesVersion(NamedTuple):
     rules: str
     created_at: float
     created_by: str
->>>>>>> booth
