@@ -43,7 +43,7 @@ Design notes
   cards the holder did not mean to present.
 """
 
-from terminal.compat import const, ticks_diff, ticks_ms
+from terminal.compat import const, ticks_diff, ticks_ms, wait_ms
 
 
 class RC522Error(Exception):
@@ -324,11 +324,7 @@ class RC522:
                 await asyncio.sleep(0)
                 continue
             try:
-                wait_ms = min(left_ms, edge_ms)
-                if hasattr(asyncio, "wait_for_ms"):
-                    await asyncio.wait_for_ms(self._flag.wait(), wait_ms)
-                else:   # CPython
-                    await asyncio.wait_for(self._flag.wait(), wait_ms / 1000)
+                await wait_ms(self._flag.wait(), min(left_ms, edge_ms))
             except asyncio.TimeoutError:
                 pass    # read ComIrqReg again: the line may be missing, or this is the deadline
 

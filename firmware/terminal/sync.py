@@ -45,7 +45,7 @@ _NO_STATS = {}  # a link without MQTTClient's counters (the simulations' stand-i
 # the card numbers as ints) stay a few KB; halved, down to the floor, after a frame too large to hold.
 _CHUNK_CARDS_MAX = const(256)
 _CHUNK_CARDS_MIN = const(16)
-_UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
+_UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.HANDED_OVER: STATUS_UNCERTAIN}
 
 
 async def _wait_event(event, timeout_ms):
@@ -198,7 +198,7 @@ class Sync:
         now = self.board.clock()
         for seq, raw in list(self.journal.uncertain()):
             if now - Record.decode(raw).time_s >= UNCERTAIN_GIVE_UP_S:
-                self.journal.mark(seq, jr.UNRESOLVED)
+                self.journal.mark(seq, jr.HANDED_OVER)
 
     def count_memory_error(self):
         """A MemoryError was recovered from: count it; the status reports it at its next check."""
