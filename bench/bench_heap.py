@@ -35,7 +35,7 @@ MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "prot
            "protocol.topics", "protocol.card", "terminal.compat", "terminal.atomic", "terminal.journal",
            "terminal.blacklist", "terminal.rc522", "terminal.purse", "terminal.cards.classic", "terminal.wallet",
            "terminal.ui", "terminal.authorise", "terminal.app", "terminal.state", "terminal.mqtt_codec",
-           "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.start",
+           "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.assemble", "terminal.start",
            "terminal.roles.ride")
 
 

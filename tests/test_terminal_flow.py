@@ -602,7 +602,7 @@ def test_a_task_out_of_memory_is_started_again_and_reported_in_the_status(tmp_pa
 @pytest.mark.parametrize("damaged, line1", [("journal/state", "Journal damaged"),
                                             ("blacklist/blacklist", "Blacklist bad")])
 def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monkeypatch, damaged, line1):
-    from terminal import start
+    from terminal import assemble
 
     board = SimBoard(str(tmp_path / "board"))
     board.keystore().set("terminal_key", TERMINAL_KEY)
@@ -613,7 +613,7 @@ def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monk
     fake_board = types.ModuleType("terminal.board")
     fake_board.Board = lambda: board
     monkeypatch.setitem(sys.modules, "terminal.board", fake_board)
-    monkeypatch.setattr(start, "load_settings",
+    monkeypatch.setattr(assemble, "load_settings",
                         lambda: {"terminal_id": 12, "broker_host": "127.0.0.1", "broker_port": 9})
     monkeypatch.setattr(board, "network", lambda *a: None, raising=False)
     runpy.run_path(str(FIRMWARE / "main.py"), run_name="__main__")  # returns instead of raising into the REPL
