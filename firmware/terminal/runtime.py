@@ -139,6 +139,7 @@ class Terminal:
                 return await start()
             except MemoryError:
                 self.sync.count_memory_error()
+                print("parkcard: MemoryError recovered")  # a constant: the log line needs no heap
                 restarts += 1
                 if restarts > TASK_RESTARTS_MAX:
                     raise
@@ -147,7 +148,9 @@ class Terminal:
     async def run(self):
         """Run the terminal forever (ESP32 main)."""
         self.start()
-        await self.app.run()
+        # The tap loop too: a MemoryError mid-tap leaves its record open (PENDING), which the card's next
+        # tap settles like an uncertain one (wallet._resolve_uncertain); the terminal serves on.
+        await self._supervise(self.app.run)
 
     async def stop(self):
         """Report offline, cancel the background tasks and close the link (host use)."""
