@@ -117,10 +117,10 @@ def main():
         print("  qstr pools: %d pools, %d qstrs, %d bytes of names, %d bytes in all" % pools)
     start = [line for line in lines if line.startswith("start ")]
     print("  heap at main.main() (the test driver, asyncio and the imports above): %s" % start[0].split()[1])
-    print("  after the first tap and its sync: %d in use, %d free, largest free block %d"
-          % (after_tap["alloc"], after_tap["free"], after_tap["max_free"]))
-    print("  after the config change and a second tap: %d in use, %d free, largest free block %d"
-          % (after_config["alloc"], after_config["free"], after_config["max_free"]))
+    print("  after the first tap and its sync: %d in use, %d free, largest free block %d; live peak so far %d"
+          % (after_tap["alloc"], after_tap["free"], after_tap["max_free"], after_tap["live_peak"]))
+    print("  after the config change and a second tap: %d in use, %d free, largest free block %d; live peak %d"
+          % (after_config["alloc"], after_config["free"], after_config["max_free"], after_config["live_peak"]))
 
     print("\nthe debit half (tests/mpy/debit_check.py, 100,000 blacklisted, 10,000 queued):")
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
