@@ -575,7 +575,7 @@ def test_a_task_out_of_memory_is_started_again_and_reported_in_the_status(tmp_pa
     from terminal import runtime as rt
 
     runtime = _runtime(tmp_path)
-    monkeypatch.setattr(rt, "TASK_RESTART_MS", 0)
+    monkeypatch.setattr(rt, "_TASK_RESTART_MS", 0)
     runs = []
 
     async def flaky():
@@ -603,7 +603,7 @@ def test_the_tap_loop_out_of_memory_mid_debit_serves_on_and_the_next_tap_settles
     from terminal import runtime as rt
 
     runtime = _runtime(tmp_path)
-    monkeypatch.setattr(rt, "TASK_RESTART_MS", 0)
+    monkeypatch.setattr(rt, "_TASK_RESTART_MS", 0)
     runtime._task_starts = []  # the tap loop alone
     runtime.wallet.park_keys = PARK
     runtime.wallet.config = Config(version=3, role=ROLE_POS, category=1)

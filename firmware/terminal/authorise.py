@@ -15,9 +15,9 @@ from protocol.card import booth_keys, unpack_keys
 from protocol.config import ROLE_DESK
 from protocol.errors import ProtocolError
 from protocol.frames import CMD_AUTH_CONFIRM, CMD_AUTH_REJECT, CMD_DEAUTHORISE, CMD_LOCK
-from terminal.compat import forget, ticks_diff, ticks_ms
+from terminal.compat import const, forget, ticks_diff, ticks_ms
 
-KEY_PARK_KEYS = "park_keys"          # key store: 96 bytes (desk) or 64 bytes (booth)
+_KEY_PARK_KEYS = const("park_keys")  # key store: 96 bytes (desk) or 64 bytes (booth)
 KEY_TRANSPORT = "transport_key"      # key store: 32 bytes, set at flashing
 AUTH_TIMEOUT_MS = 30000              # PENDING -> LOCKED without an answer from the hub
 
@@ -78,13 +78,13 @@ class Authoriser:
 
     def _load(self):
         """After a restart: serve with the keys a confirmed authorisation stored."""
-        raw = self.keystore.get(KEY_PARK_KEYS)
+        raw = self.keystore.get(_KEY_PARK_KEYS)
         if raw is None:
             return
         try:
             keys = unpack_keys(raw)
         except ProtocolError:
-            self.keystore.delete(KEY_PARK_KEYS)
+            self.keystore.delete(_KEY_PARK_KEYS)
             self.reason = "malformed"
             return
         self._serve(keys)
@@ -98,7 +98,7 @@ class Authoriser:
 
     def _serve(self, keys, store=False):
         if store:
-            self.keystore.set(KEY_PARK_KEYS, keys.pack())    # before use: a failed write leaves PENDING
+            self.keystore.set(_KEY_PARK_KEYS, keys.pack())    # before use: a failed write leaves PENDING
         self._pending = None
         self.wallet.park_keys = keys
         self._set_state(SERVING)
@@ -110,7 +110,7 @@ class Authoriser:
         self._pending = None
         self.admin_card_no = None
         self.wallet.park_keys = None
-        self.keystore.delete(KEY_PARK_KEYS)
+        self.keystore.delete(_KEY_PARK_KEYS)
         self._set_state(LOCKED, reason)
 
     def desk_role(self):

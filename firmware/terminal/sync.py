@@ -11,7 +11,7 @@ from protocol import frames, topics
 from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
-from terminal import VERSION as FIRMWARE_VERSION
+from terminal import VERSION
 from terminal import blacklist as bl
 from terminal import journal as jr
 
@@ -128,7 +128,7 @@ class Sync:
         cfg = self.wallet.config
         oldest = self.journal.oldest_unsynced_time()
         now = self.board.clock()
-        body = frames.status_body(self.state.boot, online, cfg.role if cfg else 0, FIRMWARE_VERSION,
+        body = frames.status_body(self.state.boot, online, cfg.role if cfg else 0, VERSION,
                                   cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
                                   max(0, now - oldest) if oldest else 0, self.board.free_heap(),
                                   max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0,
