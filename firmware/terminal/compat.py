@@ -44,8 +44,12 @@ def wait_ms(awaitable, timeout_ms):
 def forget(name):
     """Drop a module imported for one job (start-up, a rare path) so its bytecode can be collected.
 
-    Its interned names stay (MicroPython never frees a qstr): worth it for code, not for names."""
+    Its interned names stay (MicroPython never frees a qstr): worth it for code, not for names. On
+    CPython nothing is dropped: there the firmware shares a process with the hub (the simulations),
+    whose own imports of the module must stay what they are."""
     import sys
+    if sys.implementation.name != "micropython":
+        return
     sys.modules.pop(name, None)
     package, _, leaf = name.rpartition(".")
     parent = sys.modules.get(package)
