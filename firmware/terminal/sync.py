@@ -21,8 +21,9 @@ from terminal.compat import wait_ms as _wait_ms
 UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
                                  # upload's copies small beside the sync stack in a 100 KB heap
 ACK_TIMEOUT_MS = 5000
-AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
-STATUS_INTERVAL_S = frames.STATUS_INTERVAL_S
+# How long a requested uplink (T_AUTH, T_CARD_RESULT, T_SYNC) may wait for its PUBACK: below
+# authorise.AUTH_TIMEOUT_MS, so a late T_AUTH is dropped, not confirmed.
+_SEND_TIMEOUT_MS = const(20000)
 _STATUS_CHECK_MS = const(500)    # how soon a changed status goes out
 # A record whose card never came back is handed to the hub after this long, so
 # it cannot hold up the upload queue behind it (the hub's ack is cumulative).
@@ -166,7 +167,7 @@ class Sync:
                 frame = self.upload_frame()
                 if frame is None:
                     self._work.clear()
-                    await _wait_event(self._work, STATUS_INTERVAL_S * 1000)
+                    await _wait_event(self._work, frames.STATUS_INTERVAL_S * 1000)
                     continue
                 self._acked.clear()
                 await self.client.publish(self.up_topic, frame, 1, False, ACK_TIMEOUT_MS)
@@ -212,13 +213,13 @@ class Sync:
             self._status_due = True
 
     async def status_loop(self):
-        """Refresh the retained status within _STATUS_CHECK_MS of a change and every STATUS_INTERVAL_S,
+        """Refresh the retained status within _STATUS_CHECK_MS of a change and every frames.STATUS_INTERVAL_S,
         and on the periodic round ask the hub whether anything changed."""
         waited_ms = 0
         while True:
             await _sleep_ms(_STATUS_CHECK_MS)
             waited_ms += _STATUS_CHECK_MS
-            periodic = waited_ms >= STATUS_INTERVAL_S * 1000
+            periodic = waited_ms >= frames.STATUS_INTERVAL_S * 1000
             if not (self._status_due or periodic):
                 continue
             self._status_due = False
@@ -413,6 +414,6 @@ class Sync:
 
     async def _send_up(self, ftype, body):
         try:
-            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, AUTH_TIMEOUT_MS)
+            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, _SEND_TIMEOUT_MS)
         except Exception:  # noqa: BLE001 - not delivered in time: the hub times out and the terminal may try again
             self.send_errors += 1
