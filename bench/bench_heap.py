@@ -1,6 +1,6 @@
 """Where a terminal's heap goes, and the smallest heap the whole terminal runs in.
 
-usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--step 4]
+usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--step 4] [--stall-seconds 5]
 
 - The whole terminal: main.main() under the MicroPython unix port (64-bit objects) as parkcard-flash
   installs it, against a hub over a TLS Mosquitto, two taps approved and acked around a blacklist
@@ -10,7 +10,10 @@ usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--step 4]
   main.py pulls it in, qstr pool growth included), the qstr pools, the heap at main.main(), after the
   first tap and its sync, after the config change.
 - Each half under its own test: the debit path (tests/mpy/debit_check.py: heap above idle of one
-  debit) and the sync stack (tests/mpy/sync_check.py via tests/test_sync_micropython.py's budget).
+  debit) and the sync stack (tests/mpy/sync_check.py at tests/test_sync_micropython.py's SYNC_HEAP
+  against a Mosquitto: 200 records uploaded and acked, then its heap: in use, live and raw peaks).
+- The tap loop's longest stall with no card (tests/mpy/reader_stall.py irq mode, bench/bench_reader.py
+  has every mode).
 Figures only: nothing here passes or fails.
 """
 
@@ -25,17 +28,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import MICROPYTHON, MPY_SCRIPTS, compiled_firmware, micropython_env, run_micropython  # noqa: E402
+from bench_reader import TARGET_MS, figures  # noqa: E402
+from conftest import MICROPYTHON, MPY_SCRIPTS, Broker, compiled_firmware, micropython_env, run_micropython  # noqa: E402
 from terminal_whole import WHOLE_HEAP, Park, run_whole  # noqa: E402
 from test_firmware_micropython import chip_with_cards, parse  # noqa: E402
-from test_sync_micropython import SYNC_HEAP  # noqa: E402
+from test_sync_micropython import SYNC_HEAP, Hub, Terminal as SyncTerminal  # noqa: E402
 
 # In the order main.py imports them (a module's own imports first).
 MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "protocol.record", "protocol.frames",
            "protocol.topics", "protocol.card", "terminal.compat", "terminal.atomic", "terminal.journal",
            "terminal.blacklist", "terminal.rc522", "terminal.purse", "terminal.cards.classic", "terminal.wallet",
            "terminal.ui", "terminal.authorise", "terminal.app", "terminal.state", "terminal.mqtt_codec",
-           "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.start",
+           "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.assemble", "terminal.start",
            "terminal.roles.ride")
 
 
@@ -50,6 +54,28 @@ def whole_passes(heap_kb):
             return False
         finally:
             park.close()
+
+
+def sync_half():
+    """The sync stack's heap figures at SYNC_HEAP after 200 records uploaded and acked (sync_check's `heap`)."""
+    with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
+        with Broker(Path(root) / "broker") as broker:
+            hub = Hub(broker)
+            term = SyncTerminal(Path(root), broker, fresh=True)
+            try:
+                term.expect("online")
+                term.command("append 200")
+                term.command("wait_depth 0")
+                return term.heap()
+            finally:
+                term.kill()
+                hub.stop()
+
+
+def loop_stall(seconds):
+    """The reader's figures with no card, interrupt-driven (reader_stall.py irq), and the loop alone's."""
+    return [figures(run_micropython(MPY_SCRIPTS / "reader_stall.py", mode, seconds, timeout=seconds * 3 + 60))
+            for mode in ("irq", "none")]
 
 
 def qstr_pools():
@@ -67,6 +93,7 @@ def main():
     parser.add_argument("--low", type=int, default=100, help="KB known or expected to fail")
     parser.add_argument("--high", type=int, default=240, help="KB expected to pass")
     parser.add_argument("--step", type=int, default=4, help="bisect to this many KB")
+    parser.add_argument("--stall-seconds", type=int, default=5, help="how long the reader polls an empty field")
     args = parser.parse_args()
     print("command:", shlex.join([".venv/bin/python", "bench/bench_heap.py"] + sys.argv[1:]))
     print("MicroPython unix port, 64-bit objects (an ESP32's 32-bit objects need about 2/3 of it)")
@@ -90,10 +117,10 @@ def main():
         print("  qstr pools: %d pools, %d qstrs, %d bytes of names, %d bytes in all" % pools)
     start = [line for line in lines if line.startswith("start ")]
     print("  heap at main.main() (the test driver, asyncio and the imports above): %s" % start[0].split()[1])
-    print("  after the first tap and its sync: %d in use, %d free, largest free block %d"
-          % (after_tap["alloc"], after_tap["free"], after_tap["max_free"]))
-    print("  after the config change and a second tap: %d in use, %d free, largest free block %d"
-          % (after_config["alloc"], after_config["free"], after_config["max_free"]))
+    print("  after the first tap and its sync: %d in use, %d free, largest free block %d; live peak so far %d"
+          % (after_tap["alloc"], after_tap["free"], after_tap["max_free"], after_tap["live_peak"]))
+    print("  after the config change and a second tap: %d in use, %d free, largest free block %d; live peak %d"
+          % (after_config["alloc"], after_config["free"], after_config["max_free"], after_config["live_peak"]))
 
     print("\nthe debit half (tests/mpy/debit_check.py, 100,000 blacklisted, 10,000 queued):")
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
@@ -103,8 +130,19 @@ def main():
     got = parse(proc.stdout)
     print("  heap idle %s, above start %s, a debit's peak above idle %s (budget 100k)"
           % (got["heap_idle"], got["heap_idle_above_start"], got["heap_peak_above_idle"]))
-    print("the sync half: tests/test_sync_micropython.py runs at SYNC_HEAP = %s (pytest -s prints its `heap` lines)"
-          % SYNC_HEAP)
+    sync = sync_half()
+    print("the sync half (tests/mpy/sync_check.py at SYNC_HEAP = %s, 200 records uploaded and acked):" % SYNC_HEAP)
+    print("  heap in use %d (above start %d), live peak %d, raw peak %d, free %d, MemoryErrors %d"
+          % (sync["now"], sync["now"] - sync["start"], sync["live_peak"], sync["raw_peak"], sync["free"],
+             sync["memory_errors"]))
+
+    irq, alone = loop_stall(args.stall_seconds)
+    print("\nthe tap loop with no card (tests/mpy/reader_stall.py irq, %d s): a poll holds the loop %.1f ms "
+          "(p90 %.1f ms, max %.1f ms; target < %d ms); longest stall of the run %.1f ms, of the loop alone "
+          "(this machine's noise) %.1f ms"
+          % (args.stall_seconds, int(irq["poll_stall_median_us"]) / 1000, int(irq["poll_stall_p90_us"]) / 1000,
+             int(irq["poll_stall_max_us"]) / 1000, TARGET_MS, int(irq["stall_max_us"]) / 1000,
+             int(alone["stall_max_us"]) / 1000))
 
     print("\nsmallest heap for the whole terminal (bisected %d..%d KB to %d KB; the test runs at %s):"
           % (args.low, args.high, args.step, WHOLE_HEAP))

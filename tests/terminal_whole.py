@@ -30,9 +30,10 @@ CARD_UID = bytes.fromhex("04a1b2c3d4e5f6")
 WAIT_S = 60
 POLL_S = 0.05
 # The budget the whole terminal runs at in CI, on the 64-bit unix port. The target is 130k (about 90 KB
-# with the ESP32's 32-bit objects); measured by bench/bench_heap.py it passes at 178 KB and fails at 176 KB:
-# the imports alone take about 121 KB, 25 KB of it qstr pools, before main.main() builds anything.
-WHOLE_HEAP = "184k"
+# with the ESP32's 32-bit objects); measured by bench/bench_heap.py it passes at 176 KB and fails at 174 KB
+# (no MemoryError at all, recovered ones included): the imports alone take about 121 KB, 25 KB of it qstr
+# pools, before main.main() builds anything. 6 KB above that: the margin the budget has always had.
+WHOLE_HEAP = "182k"
 # Cards the park blacklists before the terminal first connects: more than a terminal takes in one
 # T_BLACKLIST (terminal.sync asks for 256, SPEC.md §5.5) and more versions than a delta spans: a snapshot
 # of three chunks.

@@ -23,6 +23,7 @@ from sim.mifare import (
 )
 from terminal import rc522
 from terminal.rc522 import RC522, AuthError, Collision, CrcError, NoCard, ProtocolError, Timeout
+from terminal.rc522_values import ValueBlockRC522
 
 UID4 = bytes.fromhex("a1b2c3d4")
 UID7 = bytes.fromhex("04a1b2c3d4e5f6")
@@ -34,7 +35,7 @@ KEY_B = bytes.fromhex("b0b1b2b3b4b5")
 def rig():
     field = Field()
     chip = VirtualMFRC522(field)
-    reader = RC522(chip.spi, chip.cs, timeout_ms=50)
+    reader = ValueBlockRC522(chip.spi, chip.cs, timeout_ms=50)   # the driver, value blocks included
     reader.init()
     return SimpleNamespace(field=field, chip=chip, reader=reader)
 

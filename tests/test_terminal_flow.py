@@ -575,7 +575,7 @@ def test_a_task_out_of_memory_is_started_again_and_reported_in_the_status(tmp_pa
     from terminal import runtime as rt
 
     runtime = _runtime(tmp_path)
-    monkeypatch.setattr(rt, "TASK_RESTART_MS", 0)
+    monkeypatch.setattr(rt, "_TASK_RESTART_MS", 0)
     runs = []
 
     async def flaky():
@@ -599,10 +599,46 @@ def test_a_task_out_of_memory_is_started_again_and_reported_in_the_status(tmp_pa
     runtime.client.close()
 
 
+def test_the_tap_loop_out_of_memory_mid_debit_serves_on_and_the_next_tap_settles_the_record(tmp_path, monkeypatch):
+    from terminal import runtime as rt
+
+    runtime = _runtime(tmp_path)
+    monkeypatch.setattr(rt, "_TASK_RESTART_MS", 0)
+    runtime._task_starts = []  # the tap loop alone
+    runtime.wallet.park_keys = PARK
+    runtime.wallet.config = Config(version=3, role=ROLE_POS, category=1)
+    runtime.wallet.last_hub_contact_s = runtime.wallet.blacklist_updated_s = NOW
+    vc = new_card(10000)
+    runtime.board.field.add(vc)
+    write = runtime.wallet.card.write
+
+    def out_of_memory(*args):
+        raise MemoryError("memory allocation failed")  # after the journal, before the card is written
+
+    runs = []
+
+    async def taps():
+        runs.append(len(runs))
+        if len(runs) == 1:
+            monkeypatch.setattr(runtime.wallet.card, "write", out_of_memory)
+            runtime.wallet.debit(100)
+        monkeypatch.setattr(runtime.wallet.card, "write", write)
+        runtime.board.field.remove(vc)   # the visitor taps again
+        runtime.board.field.add(vc)
+        runs.append(runtime.wallet.debit(250))
+
+    runtime.app.run = taps
+    asyncio.run(runtime.run())
+    assert runs[:2] == [0, 1] and runtime.sync.memory_errors == 1   # started again, and reported
+    assert runs[2].ok and card_balance(PARK, vc).balance_cents == 9750  # the lost write took nothing
+    assert [runtime.journal.status(seq) for seq in (1, 2)] == [jr.VOIDED, jr.COMMITTED]  # settled by the card
+    runtime.client.close()
+
+
 @pytest.mark.parametrize("damaged, line1", [("journal/state", "Journal damaged"),
                                             ("blacklist/blacklist", "Blacklist bad")])
 def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monkeypatch, damaged, line1):
-    from terminal import start
+    from terminal import assemble
 
     board = SimBoard(str(tmp_path / "board"))
     board.keystore().set("terminal_key", TERMINAL_KEY)
@@ -613,7 +649,7 @@ def test_main_shows_damaged_flash_instead_of_dropping_to_the_repl(tmp_path, monk
     fake_board = types.ModuleType("terminal.board")
     fake_board.Board = lambda: board
     monkeypatch.setitem(sys.modules, "terminal.board", fake_board)
-    monkeypatch.setattr(start, "load_settings",
+    monkeypatch.setattr(assemble, "load_settings",
                         lambda: {"terminal_id": 12, "broker_host": "127.0.0.1", "broker_port": 9})
     monkeypatch.setattr(board, "network", lambda *a: None, raising=False)
     runpy.run_path(str(FIRMWARE / "main.py"), run_name="__main__")  # returns instead of raising into the REPL

@@ -29,7 +29,8 @@ describes; a WRITE of inconsistent access bits is refused instead of
 blocking the sector for ever as a real card would.
 """
 
-KEY_TRANSPORT = b"\xff\xff\xff\xff\xff\xff"
+# The factory key of every sector (MF1S50yyX §8.7.3), the one the park defines (protocol.card).
+from protocol.card import TRANSPORT_KEY as KEY_TRANSPORT
 # MF1S50yyX §8.7.1: FF 07 80 = data blocks 000, trailer 001; byte 9 is user data.
 ACCESS_TRANSPORT = b"\xff\x07\x80\x69"
 

@@ -15,13 +15,11 @@ from protocol.card import booth_keys, unpack_keys
 from protocol.config import ROLE_DESK
 from protocol.errors import ProtocolError
 from protocol.frames import CMD_AUTH_CONFIRM, CMD_AUTH_REJECT, CMD_DEAUTHORISE, CMD_LOCK
-from terminal.compat import const, ticks_diff, ticks_ms
-from terminal.rc522 import AuthError, RC522Error
+from terminal.compat import const, forget, ticks_diff, ticks_ms
 
-KEY_PARK_KEYS = "park_keys"          # key store: 96 bytes (desk) or 64 bytes (booth)
+_KEY_PARK_KEYS = const("park_keys")  # key store: 96 bytes (desk) or 64 bytes (booth)
 KEY_TRANSPORT = "transport_key"      # key store: 32 bytes, set at flashing
 AUTH_TIMEOUT_MS = 30000              # PENDING -> LOCKED without an answer from the hub
-_TRANSPORT_KEY_SIZE = const(32)      # protocol.admin_card.TRANSPORT_KEY_SIZE (SPEC.md §6.1)
 
 # States
 LOCKED = "locked"
@@ -42,47 +40,6 @@ DEAUTHORISED = "deauthorised"
 TERMINAL_LOCKED = "terminal_locked"
 ROLE_CHANGED = "role_changed"
 # and the ProtocolError reasons of unseal: "bad_mac", "malformed", "unsupported"
-
-
-def _release(reader, uid, reselect=False):
-    """HLTA so the card stays quiet until it leaves the field; a card already gone is fine."""
-    try:
-        if reselect:
-            reader.reselect(uid)     # a failed MFAuthent dropped it to IDLE (MF1S50yyX §8.2)
-        reader.halt()
-    except RC522Error:
-        pass
-    reader.stop_crypto()
-
-
-def read_admin_card(reader, transport_key, desk=False):
-    """Detect a card and open one sealed blob: (card_no, keys, uid), or None without a card.
-
-    One MFAuthent per blob sector with the key A derived from the transport key,
-    then its blocks (SPEC.md §6.2). Raises AuthError for a card this
-    transport key does not open, other RC522Error on a failed read, and
-    protocol errors (BadMac first of all) from admin_card.unseal.
-    """
-    found = reader.detect()
-    if found is None:
-        return None
-    # Imported here, not at the top: a terminal that serves with stored keys never reads an admin card.
-    from protocol import admin_card
-    uid = found[0]
-    blocks = {}
-    sector = -1
-    try:
-        for block in admin_card.blob_blocks(desk):
-            if block // 4 != sector:
-                sector = block // 4
-                reader.auth(block, admin_card.sector_key_a(transport_key, uid, sector), uid)
-            blocks[block] = reader.read_block(block)
-    except AuthError:
-        _release(reader, uid, True)
-        raise
-    _release(reader, uid)
-    card_no, keys = admin_card.unseal(transport_key, blocks, uid, desk)
-    return card_no, keys, uid
 
 
 class Authoriser:
@@ -121,13 +78,13 @@ class Authoriser:
 
     def _load(self):
         """After a restart: serve with the keys a confirmed authorisation stored."""
-        raw = self.keystore.get(KEY_PARK_KEYS)
+        raw = self.keystore.get(_KEY_PARK_KEYS)
         if raw is None:
             return
         try:
             keys = unpack_keys(raw)
         except ProtocolError:
-            self.keystore.delete(KEY_PARK_KEYS)
+            self.keystore.delete(_KEY_PARK_KEYS)
             self.reason = "malformed"
             return
         self._serve(keys)
@@ -141,24 +98,23 @@ class Authoriser:
 
     def _serve(self, keys, store=False):
         if store:
-            self.keystore.set(KEY_PARK_KEYS, keys.pack())    # before use: a failed write leaves PENDING
+            self.keystore.set(_KEY_PARK_KEYS, keys.pack())    # before use: a failed write leaves PENDING
         self._pending = None
         self.wallet.park_keys = keys
         self._set_state(SERVING)
+        # Serving: the admin card's reading (loaded by tap() while LOCKED) leaves the heap.
+        forget("terminal.admin_tap")
+        forget("protocol.admin_card")
 
     def _lock(self, reason):
         self._pending = None
         self.admin_card_no = None
         self.wallet.park_keys = None
-        self.keystore.delete(KEY_PARK_KEYS)
+        self.keystore.delete(_KEY_PARK_KEYS)
         self._set_state(LOCKED, reason)
 
-    def _refuse(self, reason):
-        self.refused[reason] = self.refused.get(reason, 0) + 1
-        self.reason = reason
-        return reason
-
-    def _desk(self):
+    def desk_role(self):
+        """True when the hub's config makes this terminal a desk (it reads and holds the desk blob)."""
         cfg = self.wallet.config
         return cfg is not None and cfg.role == ROLE_DESK
 
@@ -182,30 +138,24 @@ class Authoriser:
         """LOCKED: read and verify an admin card; on success hold its keys in RAM and send T_AUTH."""
         if self.state != LOCKED:
             return None
-        transport_key = self.keystore.get(KEY_TRANSPORT)
-        if transport_key is None or len(transport_key) != _TRANSPORT_KEY_SIZE:
-            return self._refuse(NO_TRANSPORT_KEY)
-        if self.wallet.config is None:
-            return self._refuse(NO_CONFIG)
-        try:
-            got = read_admin_card(self.reader, transport_key, self._desk())
-        except AuthError:
-            return self._refuse(NOT_ADMIN)
-        except RC522Error:
-            return READ_FAILED
-        except ProtocolError as exc:
-            return self._refuse(exc.reason)
-        if got is None:
-            return NO_CARD
-        card_no, keys, uid = got
-        if self.blacklist is not None and self.blacklist.contains(card_no):
-            return self._refuse(REVOKED)
+        # Imported here, not at the top: a terminal that serves with stored keys never reads an admin card.
+        from terminal.admin_tap import tap
+        return tap(self)
+
+    def hold(self, card_no, keys, uid):
+        """An admin card's seal checked: hold its keys in RAM (PENDING) and send T_AUTH."""
         self._pending = keys
         self._pending_since_ms = self._clock_ms()
         self.admin_card_no = card_no
         self._set_state(PENDING)
         self.send_auth(card_no, uid)
         return SENT
+
+    def refuse(self, reason):
+        """A tap refused for reason: counted, kept as the reason shown; returns it."""
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        self.reason = reason
+        return reason
 
     def check_role(self):
         """Keys follow the role: a booth drops master B; a desk holding booth keys must re-read the card.
@@ -214,7 +164,7 @@ class Authoriser:
         """
         if self.wallet.config is None:
             return
-        desk = self._desk()
+        desk = self.desk_role()
         if self.state == SERVING:
             keys = self.wallet.park_keys
             if keys.master_b is not None and not desk:
@@ -230,7 +180,7 @@ class Authoriser:
         """Apply an authorisation command from the hub; False for commands that are not about it."""
         if command == CMD_AUTH_CONFIRM:
             if self.state != PENDING:
-                self._refuse("unexpected_confirm")
+                self.refuse("unexpected_confirm")
                 return True
             self.check_role()
             if self.state == PENDING:
@@ -239,7 +189,7 @@ class Authoriser:
             if self.state == PENDING:
                 self._lock(REJECTED)
             else:
-                self._refuse("unexpected_reject")
+                self.refuse("unexpected_reject")
         elif command == CMD_DEAUTHORISE:
             self._lock(DEAUTHORISED)
         elif command == CMD_LOCK:

@@ -39,3 +39,19 @@ def wait_ms(awaitable, timeout_ms):
     if hasattr(asyncio, "wait_for_ms"):
         return asyncio.wait_for_ms(awaitable, timeout_ms)
     return asyncio.wait_for(awaitable, timeout_ms / 1000)
+
+
+def forget(name):
+    """Drop a module imported for one job (start-up, a rare path) so its bytecode can be collected.
+
+    Its interned names stay (MicroPython never frees a qstr): worth it for code, not for names. On
+    CPython nothing is dropped: there the firmware shares a process with the hub (the simulations),
+    whose own imports of the module must stay what they are."""
+    import sys
+    if sys.implementation.name != "micropython":
+        return
+    sys.modules.pop(name, None)
+    package, _, leaf = name.rpartition(".")
+    parent = sys.modules.get(package)
+    if parent is not None and leaf in parent.__dict__:
+        delattr(parent, leaf)   # an imported submodule is also its package's attribute

@@ -12,7 +12,7 @@ increasing, never reused. A segment is a run of entries; nothing is ever
 rewritten in place:
 
   append  'A' (0x41) | seq u32 | time_s u32 | record[record_size] | crc32 u32
-  mark    'M' (0x4D) | status u8 (1..3) | seq u32 | crc32 u32
+  mark    'M' (0x4D) | status u8 (1..4) | seq u32 | crc32 u32
 
 crc32 covers every byte of the entry before it. Each entry is one write,
 flushed before append()/mark() return, and a status change is a new mark
@@ -47,10 +47,13 @@ from binascii import crc32
 from . import atomic
 from .compat import const
 
-PENDING, COMMITTED, VOIDED, UNCERTAIN = 0, 1, 2, 3
-# Final, but not settled by the card: the terminal gave up waiting for the card
-# to come back and hands the decision to the hub (protocol/SPEC.md §4.3).
-UNRESOLVED = 4
+# A record's life on the terminal, one name per state (the hub's own: parkcard/domain/lifecycle.py); the
+# number is a mark entry's status byte on flash. PENDING: appended, the card not yet written. COMMITTED,
+# VOIDED: the card write landed, or did not. UNCERTAIN: the write's outcome is open; the card's next tap
+# settles it (SPEC.md §3.5) and it is never uploaded as such. HANDED_OVER: still open, but the card did
+# not come back in time (SPEC.md §5.6): final here, uploaded with status 3 `uncertain` (§4.3) for the hub
+# to settle by counter continuity (§4.8), where it is RecordStatus.UNCERTAIN.
+PENDING, COMMITTED, VOIDED, UNCERTAIN, HANDED_OVER = 0, 1, 2, 3, 4
 
 # const(): folded into the code by mpy-cross, no name on the terminal's heap.
 _APPEND = const(0x41)
@@ -144,7 +147,7 @@ class _Reader:
         lo = self._lo
         if crc32(self._mv[lo : lo + n - 4]) != struct.unpack_from(">I", self._buf, lo + n - 4)[0]:
             return False
-        return self._buf[lo] == _APPEND or COMMITTED <= self._buf[lo + 1] <= UNRESOLVED
+        return self._buf[lo] == _APPEND or COMMITTED <= self._buf[lo + 1] <= HANDED_OVER
 
     def record(self):
         start = self._lo + _APPEND_HEAD
@@ -393,8 +396,8 @@ class Journal:
             self._depth += 1
 
     def mark(self, seq, status):
-        """Durably change a record's status to COMMITTED, VOIDED, UNCERTAIN or UNRESOLVED."""
-        if status not in (COMMITTED, VOIDED, UNCERTAIN, UNRESOLVED):
+        """Durably change a record's status to COMMITTED, VOIDED, UNCERTAIN or HANDED_OVER."""
+        if status not in (COMMITTED, VOIDED, UNCERTAIN, HANDED_OVER):
             raise ValueError("status %r" % (status,))
         entry = self._open.get(seq)
         if entry is None:

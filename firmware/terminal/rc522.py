@@ -43,7 +43,7 @@ Design notes
   cards the holder did not mean to present.
 """
 
-from terminal.compat import const, ticks_diff, ticks_ms
+from terminal.compat import const, ticks_diff, ticks_ms, wait_ms
 
 
 class RC522Error(Exception):
@@ -138,7 +138,7 @@ _TICKS_PER_MS = const(10)
 _TICKS_ACTIVATE = const(10)
 _TICKS_AUTH = const(10)
 _TICKS_READ = const(50)
-_TICKS_COMMAND = const(50)      # WRITE part 1, INCREMENT/DECREMENT/RESTORE parts 1 and 2
+_TICKS_COMMAND = const(50)      # WRITE part 1 (and the value operations' parts, terminal/rc522_values.py)
 _TICKS_STORE = const(100)       # WRITE part 2, TRANSFER: the EEPROM write
 _TRANSCEIVE_MS = const(5)       # transceive()'s default: ISO/IEC 14443-4 FWT for FWI 4 is 4.8 ms
 # ComIEnReg §9.3.1.3: RxIEn | IdleIEn | ErrIEn | TimerIEn, IRqInv 0 (the pin is high while asserted).
@@ -164,10 +164,6 @@ _MF_AUTH_KEY_A = const(0x60)
 _MF_AUTH_KEY_B = const(0x61)
 _MF_READ = const(0x30)
 _MF_WRITE = const(0xA0)
-_MF_DECREMENT = const(0xC0)
-_MF_INCREMENT = const(0xC1)
-_MF_RESTORE = const(0xC2)
-_MF_TRANSFER = const(0xB0)
 _MF_ACK = const(0x0A)           # MF1S50yyX §12.1: 4-bit ACK
 
 
@@ -324,11 +320,7 @@ class RC522:
                 await asyncio.sleep(0)
                 continue
             try:
-                wait_ms = min(left_ms, edge_ms)
-                if hasattr(asyncio, "wait_for_ms"):
-                    await asyncio.wait_for_ms(self._flag.wait(), wait_ms)
-                else:   # CPython
-                    await asyncio.wait_for(self._flag.wait(), wait_ms / 1000)
+                await wait_ms(self._flag.wait(), min(left_ms, edge_ms))
             except asyncio.TimeoutError:
                 pass    # read ComIrqReg again: the line may be missing, or this is the deadline
 
@@ -662,34 +654,3 @@ class RC522:
         self._ack(self._command(_MF_WRITE, block))
         self._tx[1:17] = data
         self._ack(self._transceive(self._append_crc(16), _TICKS_STORE))
-
-    def _value_op(self, cmd, block, operand):
-        """§12.5-6: command (ACK), then a 4-byte operand the card does not acknowledge."""
-        if not -0x80000000 <= operand <= 0x7FFFFFFF:
-            raise ValueError("operand is a signed 32-bit value")
-        self._ack(self._command(cmd, block))
-        operand &= 0xFFFFFFFF
-        tx = self._tx
-        for i in range(4):
-            tx[1 + i] = (operand >> (8 * i)) & 0xFF
-        try:
-            answer = self._transceive(self._append_crc(4), _TICKS_COMMAND)
-        except NoCard:
-            return      # silence is the card accepting it
-        self._ack(answer)   # a NAK raises
-
-    def increment(self, block, delta):
-        """INCREMENT (§12.5): the value block plus delta into the transfer buffer."""
-        self._value_op(_MF_INCREMENT, block, delta)
-
-    def decrement(self, block, delta):
-        """DECREMENT (§12.5): the value block minus delta into the transfer buffer."""
-        self._value_op(_MF_DECREMENT, block, delta)
-
-    def restore(self, block):
-        """RESTORE (§12.5): the value block into the transfer buffer."""
-        self._value_op(_MF_RESTORE, block, 0)
-
-    def transfer(self, block):
-        """TRANSFER (§12.7): the value buffer into block, acknowledged."""
-        self._ack(self._command(_MF_TRANSFER, block, _TICKS_STORE))

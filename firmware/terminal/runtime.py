@@ -9,7 +9,7 @@ from protocol.config import ROLE_DESK
 from terminal.app import TerminalApp
 from terminal.authorise import SERVING, Authoriser
 from terminal.blacklist import Blacklist
-from terminal.compat import sleep_ms
+from terminal.compat import const, sleep_ms
 from terminal.journal import Journal
 from terminal.mqtt import MQTTClient
 from terminal.state import TerminalState
@@ -17,21 +17,22 @@ from terminal.sync import Sync
 from terminal.ui import UI
 from terminal.wallet import Wallet
 
-SETTINGS_FILE = "/terminal.json"
-WATCHDOG_TIMEOUT_MS = 30000
-WATCHDOG_FEED_MS = 1000
-KEEPALIVE_S = 30
-RETRY_DELAY_MS_MAX = 30000
-STOP_REPORT_TIMEOUT_MS = 2000
-TASK_RESTARTS_MAX = 8            # a task out of memory this often is let die: the watchdog then resets the board
-TASK_RESTART_MS = 500
+# const(): folded into the code by mpy-cross, no name on the terminal's heap (no qstr, no globals slot).
+_SETTINGS_FILE = const("/terminal.json")
+_WATCHDOG_TIMEOUT_MS = const(30000)
+_WATCHDOG_FEED_MS = const(1000)
+_KEEPALIVE_S = const(30)
+_RETRY_DELAY_MS_MAX = const(30000)
+_STOP_REPORT_TIMEOUT_MS = const(2000)
+_TASK_RESTARTS_MAX = const(8)    # a task out of memory this often is let die: the watchdog then resets the board
+_TASK_RESTART_MS = const(500)
 
 
 class SettingsError(Exception):
     """The terminal was not provisioned (run parkcard-flash)."""
 
 
-def load_settings(path=SETTINGS_FILE):
+def load_settings(path=_SETTINGS_FILE):
     """Read the non-secret provisioning settings written by the flash tool."""
     try:
         with open(path) as f:
@@ -82,8 +83,8 @@ class Terminal:
         self.client = MQTTClient(name, settings["broker_host"], settings["broker_port"],
                                  username=settings.get("username", name) if password else None,
                                  password=password.decode() if password else None,
-                                 keepalive_s=settings.get("keepalive_s", KEEPALIVE_S), ssl=settings.get("ssl"),
-                                 retry_delay_ms_max=settings.get("retry_delay_ms_max", RETRY_DELAY_MS_MAX),
+                                 keepalive_s=settings.get("keepalive_s", _KEEPALIVE_S), ssl=settings.get("ssl"),
+                                 retry_delay_ms_max=settings.get("retry_delay_ms_max", _RETRY_DELAY_MS_MAX),
                                  will_topic=topics.topic(self.terminal_id, topics.STATUS),
                                  will_payload=self.sync.status_frame(0), will_retain=True)
         self.sync.attach(self.client)
@@ -114,11 +115,11 @@ class Terminal:
     async def _watchdog(self):
         # Fed only while the event loop turns and every task still runs: a
         # stuck loop or a task that died resets the board.
-        wdt = self.board.watchdog(WATCHDOG_TIMEOUT_MS)
+        wdt = self.board.watchdog(_WATCHDOG_TIMEOUT_MS)
         while True:
             if self.healthy():
                 wdt.feed()
-            await sleep_ms(WATCHDOG_FEED_MS)
+            await sleep_ms(_WATCHDOG_FEED_MS)
 
     def healthy(self):
         """True while every long-lived task runs (a dead upload task would strand the journal)."""
@@ -132,22 +133,25 @@ class Terminal:
 
     async def _supervise(self, start):
         """Run one long-lived task; a MemoryError (a fragmented heap) is counted for the status report and the
-        task started again, at most TASK_RESTARTS_MAX times. Anything else ends it, and the watchdog resets."""
+        task started again, at most _TASK_RESTARTS_MAX times. Anything else ends it, and the watchdog resets."""
         restarts = 0
         while True:
             try:
                 return await start()
             except MemoryError:
                 self.sync.count_memory_error()
+                print("parkcard: MemoryError recovered")  # a constant: the log line needs no heap
                 restarts += 1
-                if restarts > TASK_RESTARTS_MAX:
+                if restarts > _TASK_RESTARTS_MAX:
                     raise
-            await sleep_ms(TASK_RESTART_MS)
+            await sleep_ms(_TASK_RESTART_MS)
 
     async def run(self):
         """Run the terminal forever (ESP32 main)."""
         self.start()
-        await self.app.run()
+        # The tap loop too: a MemoryError mid-tap leaves its record open (PENDING), which the card's next
+        # tap settles like an uncertain one (wallet._resolve_uncertain); the terminal serves on.
+        await self._supervise(self.app.run)
 
     async def stop(self):
         """Report offline, cancel the background tasks and close the link (host use)."""
@@ -155,7 +159,7 @@ class Terminal:
             # A clean DISCONNECT makes the broker drop the last will: say it ourselves.
             try:
                 await self.client.publish(self.sync.status_topic, self.sync.status_frame(0), 1, True,
-                                          STOP_REPORT_TIMEOUT_MS)
+                                          _STOP_REPORT_TIMEOUT_MS)
             except Exception:  # noqa: BLE001 - the hub then counts the silence (parkcard.ingest.fleet)
                 pass
         for task in self.tasks.values():

@@ -8,7 +8,7 @@ from terminal.compat import const
 _NAME = const("terminal.json")
 # Uplink frame counters are reserved in blocks so a reboot never reuses one
 # (SPEC.md §5.2) while flash is written once per block, not once per frame.
-UP_COUNTER_BLOCK = 256
+_UP_COUNTER_BLOCK = const(256)
 
 
 class TerminalState:
@@ -39,7 +39,7 @@ class TerminalState:
         counter = self.up_counter + 1
         if counter > self._up_reserved:
             reserved = self._up_reserved
-            self._up_reserved = counter + UP_COUNTER_BLOCK
+            self._up_reserved = counter + _UP_COUNTER_BLOCK
             try:
                 self.save()
             except Exception:

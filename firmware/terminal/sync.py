@@ -11,7 +11,7 @@ from protocol import frames, topics
 from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
-from terminal import VERSION as FIRMWARE_VERSION
+from terminal import VERSION
 from terminal import blacklist as bl
 from terminal import journal as jr
 
@@ -21,8 +21,9 @@ from terminal.compat import wait_ms as _wait_ms
 UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
                                  # upload's copies small beside the sync stack in a 100 KB heap
 ACK_TIMEOUT_MS = 5000
-AUTH_TIMEOUT_MS = 20000          # below authorise.AUTH_TIMEOUT_MS: a late T_AUTH is dropped, not confirmed
-STATUS_INTERVAL_S = frames.STATUS_INTERVAL_S
+# How long a requested uplink (T_AUTH, T_CARD_RESULT, T_SYNC) may wait for its PUBACK: below
+# authorise.AUTH_TIMEOUT_MS, so a late T_AUTH is dropped, not confirmed.
+_SEND_TIMEOUT_MS = const(20000)
 _STATUS_CHECK_MS = const(500)    # how soon a changed status goes out
 # A record whose card never came back is handed to the hub after this long, so
 # it cannot hold up the upload queue behind it (the hub's ack is cumulative).
@@ -45,7 +46,7 @@ _NO_STATS = {}  # a link without MQTTClient's counters (the simulations' stand-i
 # the card numbers as ints) stay a few KB; halved, down to the floor, after a frame too large to hold.
 _CHUNK_CARDS_MAX = const(256)
 _CHUNK_CARDS_MIN = const(16)
-_UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.UNRESOLVED: STATUS_UNCERTAIN}
+_UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.HANDED_OVER: STATUS_UNCERTAIN}
 
 
 async def _wait_event(event, timeout_ms):
@@ -129,7 +130,7 @@ class Sync:
         cfg = self.wallet.config
         oldest = self.journal.oldest_unsynced_time()
         now = self.board.clock()
-        body = frames.status_body(self.state.boot, online, cfg.role if cfg else 0, FIRMWARE_VERSION,
+        body = frames.status_body(self.state.boot, online, cfg.role if cfg else 0, VERSION,
                                   cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
                                   max(0, now - oldest) if oldest else 0, self.board.free_heap(),
                                   max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0,
@@ -167,7 +168,7 @@ class Sync:
                 frame = self.upload_frame()
                 if frame is None:
                     self._work.clear()
-                    await _wait_event(self._work, STATUS_INTERVAL_S * 1000)
+                    await _wait_event(self._work, frames.STATUS_INTERVAL_S * 1000)
                     continue
                 self._acked.clear()
                 await self.client.publish(self.up_topic, frame, 1, False, ACK_TIMEOUT_MS)
@@ -199,7 +200,7 @@ class Sync:
         now = self.board.clock()
         for seq, raw in list(self.journal.uncertain()):
             if now - Record.decode(raw).time_s >= UNCERTAIN_GIVE_UP_S:
-                self.journal.mark(seq, jr.UNRESOLVED)
+                self.journal.mark(seq, jr.HANDED_OVER)
 
     def count_memory_error(self):
         """A MemoryError was recovered from: count it; the status reports it at its next check."""
@@ -213,13 +214,13 @@ class Sync:
             self._status_due = True
 
     async def status_loop(self):
-        """Refresh the retained status within _STATUS_CHECK_MS of a change and every STATUS_INTERVAL_S,
+        """Refresh the retained status within _STATUS_CHECK_MS of a change and every frames.STATUS_INTERVAL_S,
         and on the periodic round ask the hub whether anything changed."""
         waited_ms = 0
         while True:
             await _sleep_ms(_STATUS_CHECK_MS)
             waited_ms += _STATUS_CHECK_MS
-            periodic = waited_ms >= STATUS_INTERVAL_S * 1000
+            periodic = waited_ms >= frames.STATUS_INTERVAL_S * 1000
             if not (self._status_due or periodic):
                 continue
             self._status_due = False
@@ -418,6 +419,6 @@ class Sync:
 
     async def _send_up(self, ftype, body):
         try:
-            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, AUTH_TIMEOUT_MS)
+            await self.client.publish(self.up_topic, self._frame(ftype, body), 1, False, _SEND_TIMEOUT_MS)
         except Exception:  # noqa: BLE001 - not delivered in time: the hub times out and the terminal may try again
             self.send_errors += 1

@@ -8,7 +8,8 @@ import gc
 
 # Each import compiles source on the host; collecting in between keeps the
 # parser's transient memory from fragmenting the 100 KB heap.
-from terminal.rc522 import RC522, AuthError, Collision, CrcError, NoCard, ProtocolError, Timeout
+from terminal.rc522 import AuthError, Collision, CrcError, NoCard, ProtocolError, Timeout
+from terminal.rc522_values import ValueBlockRC522
 
 gc.collect()
 from sim.mifare import KEY_TRANSPORT, Field, MifareClassic1K, access_bytes, value_block, value_of
@@ -42,7 +43,7 @@ def raises(exc, fn, *args):
 def rig(*uids, irq=False):
     field = Field()
     chip = VirtualMFRC522(field)
-    reader = RC522(chip.spi, chip.cs, timeout_ms=20, irq=chip.irq if irq else None)
+    reader = ValueBlockRC522(chip.spi, chip.cs, timeout_ms=20, irq=chip.irq if irq else None)
     reader.init()
     cards = [field.add(MifareClassic1K(uid)) for uid in uids]
     return field, chip, reader, cards

@@ -16,7 +16,8 @@ BYTES`): the bench's per-import figures. Then `start BYTES` (heap in use before
 main.main()), and main.main() runs for ever.
 
 Commands on stdin, one a line: `keys 150#` (key presses), `heap` (answered by
-`heap alloc=... free=... max_free=...` after a collection), `quit`.
+`heap alloc=... free=... live_peak=...` after a collection, live_peak sampled with MODULE names
+only, then micropython.mem_info()), `quit`.
 Events on stdout: `screen LINE1|LINE2` whenever the display changes.
 """
 
@@ -164,9 +165,20 @@ class HostBoard:
         return None
 
 
+_peak = [0]  # the most heap in use after a collection, sampled every 10 ms (with MODULE names only)
+
+
+async def sample_peak():
+    """With MODULE names (the bench): keep the live peak, so `heap` can say what the busiest moment took."""
+    while True:
+        gc.collect()
+        _peak[0] = max(_peak[0], gc.mem_alloc() - HEAP_START)
+        await asyncio.sleep_ms(10)
+
+
 def heap_line():
     gc.collect()
-    info = "heap alloc=%d free=%d" % (gc.mem_alloc() - HEAP_START, gc.mem_free())
+    info = "heap alloc=%d free=%d live_peak=%d" % (gc.mem_alloc() - HEAP_START, gc.mem_free(), _peak[0])
     try:
         import micropython
         micropython.mem_info()  # on stdout: the tests take the largest free block from it
@@ -206,6 +218,8 @@ import boot  # noqa: E402,F401 - as the ESP32 runs it at reset
 
 board = HostBoard()
 asyncio.create_task(commands(board))  # MicroPython's asyncio.run() runs the tasks created before it
+if PROFILE:
+    asyncio.create_task(sample_peak())
 gc.collect()
 print("start %d" % (gc.mem_alloc() - HEAP_START))
 import main  # noqa: E402

@@ -1,10 +1,10 @@
 """One enum per lifecycle at the hub, one name per state; the values are the strings the store keeps.
 
 A record's life spans the terminal and the hub. On the terminal (firmware
-journal) it is PENDING, then COMMITTED, VOIDED or UNCERTAIN, and UNRESOLVED
+journal) it is PENDING, then COMMITTED, VOIDED or UNCERTAIN, and HANDED_OVER
 when the terminal hands the decision to the hub; it is uploaded with status
 committed, voided or uncertain (SPEC.md §4.3). At the hub (RecordStatus) it
-is applied, voided, uncertain or quarantined. The terminal's UNRESOLVED is the
+is applied, voided, uncertain or quarantined. The terminal's HANDED_OVER is the
 hub's UNCERTAIN, and an uncertain record the hub decides did not happen
 becomes VOIDED, the name the terminal uses for the same fact (the card was
 not written).
