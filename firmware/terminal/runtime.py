@@ -10,6 +10,7 @@ from terminal.app import TerminalApp
 from terminal.authorise import SERVING, Authoriser
 from terminal.blacklist import Blacklist
 from terminal.compat import sleep_ms
+from terminal.credits import Credits
 from terminal.journal import Journal
 from terminal.mqtt import MQTTClient
 from terminal.state import TerminalState
@@ -67,6 +68,7 @@ class Terminal:
         self.ui = UI(board.display(), board.buzzer())
         self.sync = Sync(self.terminal_id, frames.frame_mac_for(terminal_key), self.wallet, self.journal,
                          self.blacklist, self.state, board, self.on_command)
+        Credits(data + "/credits").register(self.sync, self.wallet)
         self.wallet.on_record = self.sync.poke  # a tap's record goes up now, not at the next 30 s round
         # After Sync, which restores the hub's config: its role picks the blob (SPEC.md §6.5).
         self.authoriser = Authoriser(self.reader, keys, self.wallet, self.sync.send_auth, self.blacklist,

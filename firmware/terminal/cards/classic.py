@@ -8,7 +8,7 @@ the info block and both wallet slots read, the next state written over the
 slot not in force, so a card pulled mid-write keeps the old one.
 """
 
-from protocol import card
+from protocol import card, credits
 from terminal.rc522 import RC522Error
 
 
@@ -79,6 +79,37 @@ class ClassicSession:
         if (state.slot.counter + 1) % card.COUNTER_MODULUS == counter:
             return False    # the card is still one state before it
         return None
+
+    def read_marker(self, state):
+        """(credit number received, block for the next marker) from sector 2 (SPEC.md §3.7); RC522Error when
+        the sector does not open (the card is halted then: read it again)."""
+        reader = self.reader
+        reader.auth(credits.MARKER_BLOCKS[0], state.keys.key_a(credits.CREDIT_SECTOR), state.uid)
+        return credits.read_markers(reader.read_block(credits.MARKER_BLOCKS[0]),
+                                    reader.read_block(credits.MARKER_BLOCKS[1]), state.keys, state.slot.counter)
+
+    def write_credit(self, state, marker_block, credit_no, slot, sealed):
+        """Write the marker for credit_no, then the sealed slot (SPEC.md §3.7 order): True when both landed."""
+        try:
+            self.reader.write_block(marker_block, credits.Marker(credit_no, slot.counter, slot.balance_cents
+                                                                 - state.slot.balance_cents).encode(state.keys,
+                                                                                                    marker_block))
+            self.reopen(state)
+            self.reader.write_block(state.write_block, sealed)
+        except RC522Error:
+            return False
+        return True
+
+    def reopen(self, state):
+        """Authenticate the wallet sector again after work in another sector."""
+        self.reader.auth(card.INFO_BLOCK, state.keys.key_a(), state.uid)
+
+    def wrote(self, state, slot):
+        """The write of slot landed: it is now the slot in force, and the next write goes to the other block."""
+        index = card.SLOT_BLOCKS.index(state.write_block)
+        state.slots[index] = slot
+        state.slot = slot
+        state.write_block = card.SLOT_BLOCKS[1 - index]
 
     def release(self):
         """End the session: HLTA and Crypto1 off; a card already gone is fine."""

@@ -1,0 +1,162 @@
+"""Pending credits: the card's credit marker and the hub's list of credits to deliver (SPEC.md §3.7, §8).
+
+A credit is value the hub granted to a card that was not present (a top-up paid elsewhere, a
+replacement's released hold). The hub numbers a card's credits 1, 2, 3, ... and sends the credits
+not yet delivered to every terminal as a versioned list (T_CREDITS). The card carries the highest
+credit number it has received (its marker, sector 2), so a terminal adds only the credits above
+it and a second terminal that sees the card afterwards adds nothing.
+"""
+
+import struct
+
+from protocol import card, crypto
+from protocol.errors import BadMac, Malformed
+
+T_CREDITS = 0x29            # downlink (SPEC.md §5.3)
+
+CREDIT_SECTOR = 2
+MARKER_BLOCKS = (8, 9)      # two copies, written alternately (SPEC.md §3.7)
+RESERVED_BLOCK = 10         # zeros, kept for later use
+CREDIT_TRAILER_BLOCK = 11
+CREDIT_NO_MAX = 0xFFFF      # credit numbers per card: 1..65535
+_MARKER_FMT = ">HHBH5s"     # credit_no, counter, amount hi (1) + lo (2), 5 zero bytes
+_MAC_DOMAIN_MARKER = b"CRED"
+# Blocks 8-10 read and written with key A or B (000): booths write the marker; the trailer as sector 1's (011).
+CREDIT_ACCESS = card.access_bytes(0b000, 0b000, 0b000, 0b011)
+
+ENTRY_SIZE = 10
+ENTRY_FMT = ">IHI"          # card_no, credit_no, amount_cents: the same on the wire and in flash
+CHUNK_FMT = ">IHHH"         # version, chunk, chunks, count
+CHUNK_HEAD_SIZE = 10
+CREDITS_PER_CHUNK_MAX = 256  # 2.5 KB of entries: one chunk in RAM at a time on the terminal
+CREDITS_MAX = 4096          # 40 KB of flash, 16 chunks
+
+
+class Marker:
+    """Block 8 or 9: the highest credit number the card has received, and the wallet write that carried it."""
+
+    def __init__(self, credit_no, counter, amount_cents):
+        self.credit_no = credit_no
+        self.counter = counter
+        self.amount_cents = amount_cents
+
+    def encode(self, card_keys, block):
+        """Return the 16-byte block for marker block `block`, MAC included."""
+        if not (0 < self.credit_no <= CREDIT_NO_MAX and 0 <= self.counter < card.COUNTER_MODULUS
+                and 0 < self.amount_cents <= card.BALANCE_MAX_CENTS) or block not in MARKER_BLOCKS:
+            raise Malformed("credit marker out of range")
+        body = struct.pack(_MARKER_FMT, self.credit_no, self.counter, self.amount_cents >> 16,
+                           self.amount_cents & 0xFFFF, bytes(5))
+        return body + card_keys.mac.tag(card.MAC_SIZE, _MAC_DOMAIN_MARKER, card_keys.uid, bytes((block,)), body)
+
+    @classmethod
+    def decode(cls, data, card_keys, block):
+        """Parse and verify one marker block; BadMac for a blank, torn or forged one."""
+        if len(data) != card.BLOCK_SIZE:
+            raise Malformed("a card block is 16 bytes")
+        body = bytes(data[:12])
+        tag = card_keys.mac.tag(card.MAC_SIZE, _MAC_DOMAIN_MARKER, card_keys.uid, bytes((block,)), body)
+        if not crypto.equal(tag, bytes(data[12:])):
+            raise BadMac("credit marker MAC")
+        credit_no, counter, hi, lo, _zero = struct.unpack(_MARKER_FMT, body)
+        return cls(credit_no, counter, (hi << 16) | lo)
+
+
+def read_markers(block_a, block_b, card_keys, slot_counter):
+    """The credit number the card has received and the block the next marker goes to (SPEC.md §3.7).
+
+    slot_counter: the counter of the wallet slot in force. A marker whose counter is the next one
+    (its wallet write did not land) does not count. Returns (credit_no received, write block).
+    """
+    best = None
+    best_block = MARKER_BLOCKS[1]
+    for data, block in ((block_a, MARKER_BLOCKS[0]), (block_b, MARKER_BLOCKS[1])):
+        try:
+            marker = Marker.decode(data, card_keys, block)
+        except BadMac:
+            continue
+        if marker.counter == (slot_counter + 1) % card.COUNTER_MODULUS:
+            continue    # written before a wallet write that never landed
+        if best is None or marker.credit_no > best.credit_no:
+            best, best_block = marker, block
+    write_block = MARKER_BLOCKS[0] if best_block == MARKER_BLOCKS[1] else MARKER_BLOCKS[1]
+    return (best.credit_no if best else 0), write_block
+
+
+def credit_blocks(card_keys):
+    """{block: 16 bytes} the desk writes to sector 2 at issue: no marker yet, and the sector's trailer."""
+    blank = bytes(card.BLOCK_SIZE)
+    return {MARKER_BLOCKS[0]: blank, MARKER_BLOCKS[1]: blank, RESERVED_BLOCK: blank,
+            CREDIT_TRAILER_BLOCK: card_keys.key_a(CREDIT_SECTOR) + CREDIT_ACCESS + card_keys.key_b(CREDIT_SECTOR)}
+
+
+def encode_entry(card_no, credit_no, amount_cents):
+    """One credit's 10 bytes; Malformed when a field is out of range."""
+    if not (card.CARD_NO_MIN <= card_no <= card.CARD_NO_MAX and 0 < credit_no <= CREDIT_NO_MAX
+            and 0 < amount_cents <= card.BALANCE_MAX_CENTS):
+        raise Malformed("credit %r/%r of %r cents out of range" % (card_no, credit_no, amount_cents))
+    return struct.pack(ENTRY_FMT, card_no, credit_no, amount_cents)
+
+
+def decode_entry(buf, at=0):
+    """(card_no, credit_no, amount_cents) of the entry at buf[at:at + 10]; Malformed when out of range."""
+    card_no, credit_no, amount = struct.unpack_from(ENTRY_FMT, buf, at)
+    if card_no < card.CARD_NO_MIN or credit_no == 0 or not 0 < amount <= card.BALANCE_MAX_CENTS:
+        raise Malformed("credit entry %d/%d" % (card_no, credit_no))
+    return card_no, credit_no, amount
+
+
+def credits_bodies(version, credits):
+    """The T_CREDITS bodies of the whole list at `version`: credits is a sequence of (card_no, credit_no,
+    amount_cents) strictly ascending by (card_no, credit_no), cut into chunks (an empty list is one chunk)."""
+    count = len(credits)
+    if count > CREDITS_MAX:
+        raise Malformed("%d credits outstanding, at most %d" % (count, CREDITS_MAX))
+    if not 0 < version <= 0xFFFFFFFF:
+        raise Malformed("credits version is 1..2^32-1")
+    chunks = max(1, (count + CREDITS_PER_CHUNK_MAX - 1) // CREDITS_PER_CHUNK_MAX)
+    bodies = []
+    last = None
+    for i in range(chunks):
+        part = credits[i * CREDITS_PER_CHUNK_MAX:(i + 1) * CREDITS_PER_CHUNK_MAX]
+        out = [struct.pack(CHUNK_FMT, version, i, chunks, len(part))]
+        for card_no, credit_no, amount in part:
+            if last is not None and (card_no, credit_no) <= last:
+                raise Malformed("credits not strictly ascending at %d/%d" % (card_no, credit_no))
+            last = (card_no, credit_no)
+            out.append(encode_entry(card_no, credit_no, amount))
+        bodies.append(b"".join(out))
+    return bodies
+
+
+class CreditsChunk:
+    """One parsed T_CREDITS body: its place in the list and its entries' bytes (checked, not unpacked)."""
+
+    def __init__(self, version, chunk, chunks, count, entries):
+        self.version = version
+        self.chunk = chunk
+        self.chunks = chunks
+        self.count = count
+        self.entries = entries
+
+    def key(self, i):
+        """(card_no, credit_no) of entry i."""
+        return struct.unpack_from(">IH", self.entries, i * ENTRY_SIZE)
+
+
+def parse_credits(body):
+    """Check a T_CREDITS body (SPEC.md §8.2): a CreditsChunk, or Malformed."""
+    if len(body) < CHUNK_HEAD_SIZE:
+        raise Malformed("credits body too short")
+    version, chunk, chunks, count = struct.unpack_from(CHUNK_FMT, body, 0)
+    if (version == 0 or not 0 < chunks <= CREDITS_MAX // CREDITS_PER_CHUNK_MAX or chunk >= chunks
+            or count > CREDITS_PER_CHUNK_MAX or len(body) != CHUNK_HEAD_SIZE + count * ENTRY_SIZE):
+        raise Malformed("credits chunk header")
+    entries = memoryview(body)[CHUNK_HEAD_SIZE:]
+    last = None
+    for i in range(count):
+        card_no, credit_no, _amount = decode_entry(entries, i * ENTRY_SIZE)
+        if last is not None and (card_no, credit_no) <= last:
+            raise Malformed("credits not strictly ascending")
+        last = (card_no, credit_no)
+    return CreditsChunk(version, chunk, chunks, count, bytes(entries))
