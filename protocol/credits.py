@@ -118,9 +118,11 @@ def credits_bodies(version, credits):
     bodies = []
     last = None
     for i in range(chunks):
-        part = credits[i * CREDITS_PER_CHUNK_MAX:(i + 1) * CREDITS_PER_CHUNK_MAX]
-        out = [struct.pack(CHUNK_FMT, version, i, chunks, len(part))]
-        for card_no, credit_no, amount in part:
+        first = i * CREDITS_PER_CHUNK_MAX
+        end = min(count, first + CREDITS_PER_CHUNK_MAX)
+        out = [struct.pack(CHUNK_FMT, version, i, chunks, end - first)]
+        for j in range(first, end):
+            card_no, credit_no, amount = credits[j]
             if last is not None and (card_no, credit_no) <= last:
                 raise Malformed("credits not strictly ascending at %d/%d" % (card_no, credit_no))
             last = (card_no, credit_no)
