@@ -83,52 +83,12 @@ def read_markers(block_a, block_b, card_keys, slot_counter):
     return (best.credit_no if best else 0), write_block
 
 
-def credit_blocks(card_keys):
-    """{block: 16 bytes} the desk writes to sector 2 at issue: no marker yet, and the sector's trailer."""
-    blank = bytes(card.BLOCK_SIZE)
-    return {MARKER_BLOCKS[0]: blank, MARKER_BLOCKS[1]: blank, RESERVED_BLOCK: blank,
-            CREDIT_TRAILER_BLOCK: card_keys.key_a(CREDIT_SECTOR) + CREDIT_ACCESS + card_keys.key_b(CREDIT_SECTOR)}
-
-
-def encode_entry(card_no, credit_no, amount_cents):
-    """One credit's 10 bytes; Malformed when a field is out of range."""
-    if not (card.CARD_NO_MIN <= card_no <= card.CARD_NO_MAX and 0 < credit_no <= CREDIT_NO_MAX
-            and 0 < amount_cents <= card.BALANCE_MAX_CENTS):
-        raise Malformed("credit %r/%r of %r cents out of range" % (card_no, credit_no, amount_cents))
-    return struct.pack(ENTRY_FMT, card_no, credit_no, amount_cents)
-
-
 def decode_entry(buf, at=0):
     """(card_no, credit_no, amount_cents) of the entry at buf[at:at + 10]; Malformed when out of range."""
     card_no, credit_no, amount = struct.unpack_from(ENTRY_FMT, buf, at)
     if card_no < card.CARD_NO_MIN or credit_no == 0 or not 0 < amount <= card.BALANCE_MAX_CENTS:
         raise Malformed("credit entry %d/%d" % (card_no, credit_no))
     return card_no, credit_no, amount
-
-
-def credits_bodies(version, credits):
-    """The T_CREDITS bodies of the whole list at `version`: credits is a sequence of (card_no, credit_no,
-    amount_cents) strictly ascending by (card_no, credit_no), cut into chunks (an empty list is one chunk)."""
-    count = len(credits)
-    if count > CREDITS_MAX:
-        raise Malformed("%d credits outstanding, at most %d" % (count, CREDITS_MAX))
-    if not 0 < version <= 0xFFFFFFFF:
-        raise Malformed("credits version is 1..2^32-1")
-    chunks = max(1, (count + CREDITS_PER_CHUNK_MAX - 1) // CREDITS_PER_CHUNK_MAX)
-    bodies = []
-    last = None
-    for i in range(chunks):
-        first = i * CREDITS_PER_CHUNK_MAX
-        end = min(count, first + CREDITS_PER_CHUNK_MAX)
-        out = [struct.pack(CHUNK_FMT, version, i, chunks, end - first)]
-        for j in range(first, end):
-            card_no, credit_no, amount = credits[j]
-            if last is not None and (card_no, credit_no) <= last:
-                raise Malformed("credits not strictly ascending at %d/%d" % (card_no, credit_no))
-            last = (card_no, credit_no)
-            out.append(encode_entry(card_no, credit_no, amount))
-        bodies.append(b"".join(out))
-    return bodies
 
 
 class CreditsChunk:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from protocol import card, credits
+from protocol import card, credits, hub_credits
 from protocol.errors import Malformed, ProtocolError
 from protocol.record import KIND_CREDIT, KIND_DEBIT, Record, record_mac_for
 from sim.cards import card_balance
@@ -19,7 +19,7 @@ class _Frame:
 def give(rig, tmp_path, version, entries, name="credits"):
     """Load a credits list as the hub sends it (T_CREDITS chunks) into the rig's terminal."""
     store = Credits(str(tmp_path / name))
-    for body in credits.credits_bodies(version, entries):
+    for body in hub_credits.credits_bodies(version, entries):
         store.on_frame(_Frame(body))
     rig.wallet.credits = store
     return store
@@ -120,9 +120,9 @@ def test_a_blacklisted_or_full_card_is_not_credited(tmp_path):
 
 def test_a_list_out_of_order_keeps_the_list_in_force(tmp_path):
     store = Credits(str(tmp_path / "c"))
-    first = credits.credits_bodies(1, [(5, 1, 10)])[0]
+    first = hub_credits.credits_bodies(1, [(5, 1, 10)])[0]
     store.on_frame(_Frame(first))
-    bodies = credits.credits_bodies(2, [(n, 1, 10) for n in range(1, 600)])
+    bodies = hub_credits.credits_bodies(2, [(n, 1, 10) for n in range(1, 600)])
     store.on_frame(_Frame(bodies[0]))
     with pytest.raises(ProtocolError):
         store.on_frame(_Frame(bodies[2]))
@@ -133,8 +133,45 @@ def test_a_list_out_of_order_keeps_the_list_in_force(tmp_path):
 
 def test_bad_credit_bodies_are_malformed():
     with pytest.raises(Malformed):
-        credits.credits_bodies(1, [(5, 2, 10), (5, 1, 10)])
+        hub_credits.credits_bodies(1, [(5, 2, 10), (5, 1, 10)])
     with pytest.raises(Malformed):
-        credits.parse_credits(credits.credits_bodies(1, [(5, 1, 10)])[0][:-1])
+        credits.parse_credits(hub_credits.credits_bodies(1, [(5, 1, 10)])[0][:-1])
     with pytest.raises(Malformed):
-        credits.encode_entry(5, 1, 0)
+        hub_credits.encode_entry(5, 1, 0)
+
+
+# The debit half runs in 100 KB (tests/test_firmware_micropython.py); a tap that delivers credits also
+# holds terminal/credits.py (about 4 KB, imported with the first list) and the list's file: 106 KB is the
+# smallest heap it passes in (bench/bench_heap.py), 108 KB leaves a margin.
+CREDIT_TAP_HEAP = "108k"
+
+
+def credit_taps(micropython, tmp_path, heap):
+    from conftest import REPO
+    from sim.cards import issued_card
+    from sim.chip_server import ChipServer
+    from test_firmware_micropython import parse
+    wallet_card = issued_card(PARK, b"\x04\x11\x22\x33\x44\x55\x66", card.CardInfo(42, perms=0xFFFF), 500000, NOW)
+    with ChipServer([wallet_card]) as chip:
+        proc = micropython(REPO / "tests" / "mpy" / "credit_tap_check.py", tmp_path, chip.port, credits.CREDITS_MAX,
+                           heap=heap, timeout=300)
+        return parse(proc.stdout), chip.cards[0]
+
+
+@pytest.mark.micropython
+def test_credits_land_at_a_sale_tap_on_micropython_with_the_longest_list(micropython, tmp_path):
+    got, vc = credit_taps(micropython, tmp_path, CREDIT_TAP_HEAP)
+    assert (got["credits_version"], got["credits_count"]) == ("7", str(credits.CREDITS_MAX))
+    assert (got["first_ok"], got["first_balance"]) == ("1", str(500000 + 2000 - 100))
+    assert (got["second_ok"], got["second_balance"]) == ("1", str(500000 + 2000 - 200))
+    assert got["records"] == "15:2000:2,1:100:0,1:100:0"
+    assert card_balance(PARK, vc).balance_cents == 500000 + 2000 - 200
+    assert marker_of(vc) == 2
+
+
+@pytest.mark.micropython
+def test_a_tap_that_delivers_credits_needs_under_32_kb_above_idle(micropython, tmp_path):
+    # A roomy heap: no collection inside the tap, so all it allocates, garbage included, is counted.
+    got, _vc = credit_taps(micropython, tmp_path, "256k")
+    assert got["first_ok"] == "1"
+    assert 0 < int(got["heap_credit_tap_above_idle"]) < 32 * 1024

@@ -1,6 +1,6 @@
 """Make virtual ParkCard cards: a MIFARE Classic 1K carrying an issued card image."""
 
-from protocol import card, credits
+from protocol import card, hub_credits
 from sim.mifare import MifareClassic1K
 
 
@@ -16,7 +16,7 @@ def issued_card(park_keys, uid, info, balance_cents, time_s, terminal_id=0):
     """Return a virtual card personalised as the desk would issue it (SPEC.md §3)."""
     keys = card.CardKeys(park_keys, uid)
     blocks = card.issue_blocks(keys, info, balance_cents, time_s, terminal_id)
-    blocks.update(credits.credit_blocks(keys))
+    blocks.update(hub_credits.credit_blocks(keys))
     return card_from_blocks(uid, blocks)
 
 

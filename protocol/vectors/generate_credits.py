@@ -12,7 +12,7 @@ import os
 import struct
 from binascii import hexlify
 
-from protocol import card, credits
+from protocol import card, credits, hub_credits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
@@ -49,8 +49,8 @@ def main():
         for block, (credit_no, counter, amount) in ((8, (1, 2, 5000)), (9, (65535, 65535, card.BALANCE_MAX_CENTS))):
             markers.append({"uid": uid_hex, "block": block, "credit_no": credit_no, "counter": counter,
                             "amount": amount, "bytes": hexs(credits.Marker(credit_no, counter, amount).encode(keys, block))})
-        markers[-1]["trailer"] = hexs(credits.credit_blocks(keys)[credits.CREDIT_TRAILER_BLOCK])
-    (body,) = credits.credits_bodies(3, CREDITS)
+        markers[-1]["trailer"] = hexs(hub_credits.credit_blocks(keys)[credits.CREDIT_TRAILER_BLOCK])
+    (body,) = hub_credits.credits_bodies(3, CREDITS)
     bad = {
         "not ascending": chunk([entry(5, 2, 1), entry(5, 1, 1)]),
         "credit twice": chunk([entry(5, 1, 1), entry(5, 1, 1)]),
@@ -70,7 +70,7 @@ def main():
         "credits": CREDITS,
         "chunk": hexs(body),
         "big_credits": BIG,
-        "big_sha256": [hexs(hashlib.sha256(b).digest()) for b in credits.credits_bodies(4, [big_credit(i) for i in range(BIG)])],
+        "big_sha256": [hexs(hashlib.sha256(b).digest()) for b in hub_credits.credits_bodies(4, [big_credit(i) for i in range(BIG)])],
         "bad_credits": {why: hexs(b) for why, b in bad.items()},
     }
     with open(os.path.join(HERE, "credits.json"), "w") as f:

@@ -10,7 +10,7 @@ import sys
 
 from binascii import hexlify, unhexlify
 
-from protocol import card, credits
+from protocol import card, credits, hub_credits
 from protocol.errors import BadMac, Malformed
 from vector_checks import Lazy, checks, expect, refused
 
@@ -36,7 +36,7 @@ def check_markers(v):
         torn[3] ^= 1
         expect(refused(credits.Marker.decode, bytes(torn), keys, block, error=BadMac), what + " torn")
         if "trailer" in m:
-            expect(credits.credit_blocks(keys)[credits.CREDIT_TRAILER_BLOCK] == unhexlify(m["trailer"]), "trailer")
+            expect(hub_credits.credit_blocks(keys)[credits.CREDIT_TRAILER_BLOCK] == unhexlify(m["trailer"]), "trailer")
         # The marker in force (SPEC.md §3.7): one whose wallet write did not land does not count.
         blank = bytes(16)
         pair = (raw, blank) if block == 8 else (blank, raw)
@@ -53,13 +53,13 @@ def check_lists(v):
     for i, c in enumerate(v["credits"]):
         expect(list(credits.decode_entry(chunk.entries, i * credits.ENTRY_SIZE)) == c, "entry %d" % i)
         expect(list(chunk.key(i)) == c[:2], "key %d" % i)
-    expect(credits.credits_bodies(3, [tuple(c) for c in v["credits"]]) == [body], "chunk encode")
-    big = credits.credits_bodies(4, Lazy(v["big_credits"], big_credit))
+    expect(hub_credits.credits_bodies(3, [tuple(c) for c in v["credits"]]) == [body], "chunk encode")
+    big = hub_credits.credits_bodies(4, Lazy(v["big_credits"], big_credit))
     expect([hexlify(hashlib.sha256(b).digest()).decode() for b in big] == v["big_sha256"], "big list chunks")
     for b in big:
         c = credits.parse_credits(b)
         expect(c.chunks == len(big) and c.count <= credits.CREDITS_PER_CHUNK_MAX, "big chunk")
-    empty = credits.credits_bodies(1, [])
+    empty = hub_credits.credits_bodies(1, [])
     expect(len(empty) == 1 and credits.parse_credits(empty[0]).count == 0, "an empty list is one empty chunk")
     for why in sorted(v["bad_credits"]):
         expect(refused(credits.parse_credits, unhexlify(v["bad_credits"][why]), error=Malformed), why)

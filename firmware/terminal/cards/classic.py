@@ -8,7 +8,7 @@ the info block and both wallet slots read, the next state written over the
 slot not in force, so a card pulled mid-write keeps the old one.
 """
 
-from protocol import card, credits
+from protocol import card
 from terminal.rc522 import RC522Error
 
 
@@ -83,6 +83,7 @@ class ClassicSession:
     def read_marker(self, state):
         """(credit number received, block for the next marker) from sector 2 (SPEC.md §3.7); RC522Error when
         the sector does not open (the card is halted then: read it again)."""
+        from protocol import credits     # here, not at import: a terminal with no credits never loads it
         reader = self.reader
         reader.auth(credits.MARKER_BLOCKS[0], state.keys.key_a(credits.CREDIT_SECTOR), state.uid)
         return credits.read_markers(reader.read_block(credits.MARKER_BLOCKS[0]),
@@ -90,10 +91,10 @@ class ClassicSession:
 
     def write_credit(self, state, marker_block, credit_no, slot, sealed):
         """Write the marker for credit_no, then the sealed slot (SPEC.md §3.7 order): True when both landed."""
+        from protocol.credits import Marker
+        marker = Marker(credit_no, slot.counter, slot.balance_cents - state.slot.balance_cents)
         try:
-            self.reader.write_block(marker_block, credits.Marker(credit_no, slot.counter, slot.balance_cents
-                                                                 - state.slot.balance_cents).encode(state.keys,
-                                                                                                    marker_block))
+            self.reader.write_block(marker_block, marker.encode(state.keys, marker_block))
             self.reopen(state)
             self.reader.write_block(state.write_block, sealed)
         except RC522Error:
