@@ -184,10 +184,12 @@ def status_body(boot, online, role, firmware, config_version, blacklist_version,
 
 
 
-def sync_body(blacklist_version, config_version, chunk_cards_max=0):
+def sync_body(blacklist_version, config_version, chunk_cards_max=0, credits_version=None):
     """T_SYNC: ask for config and the blacklist from the versions the terminal holds, in T_BLACKLIST
-    frames of at most chunk_cards_max cards (0: the hub's limit; SPEC.md §5.5)."""
-    return struct.pack(_SYNC_FMT, blacklist_version, config_version, chunk_cards_max)
+    frames of at most chunk_cards_max cards (0: the hub's limit; SPEC.md §5.5), and for the pending
+    credits list when credits_version (the one it holds, 0: none) is not the hub's (SPEC.md §8.2)."""
+    body = struct.pack(_SYNC_FMT, blacklist_version, config_version, chunk_cards_max)
+    return body if credits_version is None else body + struct.pack(">I", credits_version)
 
 
 

@@ -83,12 +83,21 @@ def parse_upload(body):
 
 
 def parse_sync(body):
-    """Return (blacklist_version, config_version, chunk_cards_max); a 6-byte body has chunk_cards_max 0."""
+    """Return (blacklist_version, config_version, chunk_cards_max); a 6-byte body has chunk_cards_max 0.
+
+    A 12-byte body also carries the terminal's credits version (sync_credits_version)."""
     if len(body) == struct.calcsize(SYNC_SHORT_FMT):
         return struct.unpack(SYNC_SHORT_FMT, body) + (0,)
-    if len(body) != struct.calcsize(SYNC_FMT):
+    if len(body) not in (struct.calcsize(SYNC_FMT), struct.calcsize(SYNC_FMT) + 4):
         raise Malformed("sync length")
-    return struct.unpack(SYNC_FMT, body)
+    return struct.unpack_from(SYNC_FMT, body, 0)
+
+
+def sync_credits_version(body):
+    """The pending-credits version a T_SYNC says the terminal holds (SPEC.md §8.2); None: it does not say."""
+    if len(body) != struct.calcsize(SYNC_FMT) + 4:
+        return None
+    return struct.unpack_from(">I", body, struct.calcsize(SYNC_FMT))[0]
 
 
 def parse_auth(body):

@@ -159,6 +159,7 @@ class Credits:
     def register(self, sync, wallet):
         """Take T_CREDITS from sync and deliver at the wallet's taps."""
         sync.handle(T_CREDITS, self.on_frame)
+        sync.credits = self
         wallet.credits = self
 
     # -- delivery ----------------------------------------------------------------

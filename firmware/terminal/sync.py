@@ -78,6 +78,7 @@ class Sync:
         # here until it ends. Bounded: with _SENDS_MAX under way another is refused and counted.
         self.sending = []
         self.chunk_cards_max = _CHUNK_CARDS_MAX
+        self.credits = None            # terminal.credits.Credits once a list arrived: its version goes in T_SYNC
         self.sends_refused = 0
         self.send_errors = 0
         self.authorised = False        # set through set_authorised (the status reports it)
@@ -377,7 +378,7 @@ class Sync:
 
     def _sync_body(self):
         return frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0,
-                                self.chunk_cards_max)
+                                self.chunk_cards_max, self.credits.version if self.credits else 0)
 
     def on_refused(self, topic, size):
         """The link dropped a downlink frame too large for the heap: ask again in smaller pieces.

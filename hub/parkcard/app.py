@@ -554,7 +554,9 @@ class Hub:
         log.debug("event=notice notices=%s", ",".join(sorted(news)))
         if notify.BLACKLIST in news:
             await self.push_blacklist_news()
-        if news - {notify.BLACKLIST}:
+        if notify.CREDITS in news:
+            await self.downlink.push_credits()
+        if news - {notify.BLACKLIST, notify.CREDITS}:
             await self.poll_registry()
 
     async def push_blacklist_news(self):

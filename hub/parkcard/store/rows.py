@@ -353,3 +353,18 @@ class IdempotentResponse(NamedTuple):
     request_sha256: bytes
     status: int
     body: str               # the JSON body as sent
+
+
+class PendingCredit(NamedTuple):
+    """Value granted to a card that was not present (SPEC.md §8): its number on that card, where it stands."""
+
+    card_no: int
+    credit_no: int
+    amount_cents: int
+    reason: str
+    source: str             # the account that funded it (parkcard.domain.ledger.credit_grant)
+    granted_by: str
+    granted_at: float
+    state: str              # granted, sent (some terminal holds it), delivered (on the card), cancelled
+    delivered_terminal: object
+    delivered_seq: object

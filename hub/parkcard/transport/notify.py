@@ -20,7 +20,8 @@ BLACKLIST = "blacklist"          # blacklist versions were added
 TERMINALS = "terminals"          # terminals were registered or changed
 COMMANDS = "commands"            # terminal commands were queued (lock, de-authorise)
 CARD_REQUESTS = "card_requests"  # admin card issues were queued
-NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS)
+CREDITS = "credits"              # pending credits were granted or cancelled
+NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, CREDITS)
 DATAGRAM_MAX = 256
 
 
