@@ -1,6 +1,6 @@
 """Pending credits: the hub's list in flash, and their delivery to a tapped card (protocol/SPEC.md §3.7, §8).
 
-On-flash format (all integers big-endian)
+On-flash format (all integers big-endian; kept as terminal/listfile.py keeps every chunked list)
 -----------------------------------------
 ``dirpath/credits``: count entries of 10 bytes (card_no u32 | credit_no u16 | amount_cents u32), strictly
 ascending by (card_no, credit_no), exactly as the T_CREDITS chunks carried them, then a 16-byte trailer:
@@ -17,9 +17,7 @@ written, the marker before the wallet slot, so a card torn between the two shows
 does not count and gets the credits again at its next tap.
 """
 
-import os
 import struct
-from binascii import crc32
 
 from protocol import card
 from protocol.credits import ENTRY_SIZE, T_CREDITS, parse_credits
@@ -28,13 +26,13 @@ from protocol.record import FLAG_OFFLINE, KIND_CREDIT, Record
 
 from . import atomic
 from . import journal as jr
+from .listfile import ListFile
 from .rc522 import RC522Error
 from .wallet import READ_FAILED, Result
 
 _NAME = "credits"
 _MAGIC = b"PCCR"
 _TRAILER_FMT = ">4sIHHI"
-_TRAILER_LEN = 16
 _FREE_RECORDS_MIN = 3       # the credit record, then the sale's record and its successor
 
 
@@ -48,19 +46,16 @@ class CreditsCorrupt(Exception):
     """The stored list does not check: the terminal asks the hub for the whole list (version 0)."""
 
 
-class Credits:
+class Credits(ListFile):
     """The list of credits in force, the next one while its chunks arrive, and delivery at a tap."""
 
+    _MAGIC = _MAGIC
+
     def __init__(self, dirpath):
-        self._dir = dirpath
-        self._path = dirpath + "/" + _NAME
+        ListFile.__init__(self, dirpath, _NAME, ENTRY_SIZE)
         self._key = bytearray(4)
-        self._entry = bytearray(ENTRY_SIZE)
-        self._f = None
-        self._next = None       # [file, version, chunks, next chunk, last (card, credit), count, crc]
+        self._next = None       # [version, chunks, next chunk, last (card, credit)] while receiving
         self.delivered = 0      # cards credited since boot (for the log)
-        atomic.makedirs(dirpath)
-        atomic.remove(self._path + atomic.TMP)
         self.version = 0
         self.count = 0
         try:
@@ -71,19 +66,9 @@ class Credits:
     def _load(self):
         self.version = 0
         self.count = 0
-        if not atomic.exists(self._path):
-            return
-        size = os.stat(self._path)[6]
-        f = open(self._path, "rb")
-        if size >= _TRAILER_LEN:
-            f.seek(size - _TRAILER_LEN)
-            magic, version, count, _zero, crc = struct.unpack(_TRAILER_FMT, f.read(_TRAILER_LEN))
-            if magic == _MAGIC and count * ENTRY_SIZE + _TRAILER_LEN == size \
-                    and atomic.crc_of(self._path, count * ENTRY_SIZE) == crc:
-                self._f, self.version, self.count = f, version, count
-                return
-        f.close()
-        raise CreditsCorrupt("%s: bad trailer or checksum" % self._path)
+        fields = self._trailer(_TRAILER_FMT, 2, CreditsCorrupt)
+        if fields is not None:
+            self.version, self.count = fields[1:3]
 
     # -- the list ----------------------------------------------------------------
 
@@ -119,42 +104,25 @@ class Credits:
             self._abandon()
             if chunk.version == self.version:
                 return      # the list in force, sent again
-            self._next = [open(self._path + atomic.TMP, "wb"), chunk.version, chunk.chunks, 0, (0, 0), 0, 0]
+            self._begin()
+            self._next = [chunk.version, chunk.chunks, 0, (0, 0)]
         nxt = self._next
-        if nxt is None or (chunk.version, chunk.chunks, chunk.chunk) != (nxt[1], nxt[2], nxt[3]) \
-                or (chunk.count and tuple(chunk.key(0)) <= nxt[4]):
+        if nxt is None or (chunk.version, chunk.chunks, chunk.chunk) != tuple(nxt[:3]) \
+                or (chunk.count and tuple(chunk.key(0)) <= nxt[3]):
             self._abandon()
             raise CreditsOrder("credits chunk %d of version %d" % (chunk.chunk, chunk.version))
-        try:
-            nxt[0].write(chunk.entries)
-        except BaseException:
-            self._abandon()
-            raise
-        nxt[6] = crc32(chunk.entries, nxt[6])
-        nxt[5] += chunk.count
-        nxt[3] += 1
+        self._append(chunk.entries, chunk.count)
+        nxt[2] += 1
         if chunk.count:
-            nxt[4] = tuple(chunk.key(chunk.count - 1))
-        if nxt[3] < nxt[2]:
+            nxt[3] = tuple(chunk.key(chunk.count - 1))
+        if nxt[2] < nxt[1]:
             return
         self._next = None
-        f = nxt[0]
-        try:
-            f.write(struct.pack(_TRAILER_FMT, _MAGIC, nxt[1], nxt[5], 0, nxt[6]))
-            atomic.sync(f)
-        finally:
-            f.close()
-        if self._f is not None:
-            self._f.close()     # littlefs: never rename over an open file
-            self._f = None
-        atomic.replace(self._path + atomic.TMP, self._path, self._dir)
-        self._load()
+        self._seal(struct.pack(_TRAILER_FMT, _MAGIC, nxt[0], self._count, 0, self._crc))
 
     def _abandon(self):
-        if self._next is not None:
-            self._next[0].close()
-            self._next = None
-            atomic.remove(self._path + atomic.TMP)
+        ListFile._abandon(self)
+        self._next = None
 
     def register(self, sync, wallet):
         """Take T_CREDITS from sync and deliver at the wallet's taps."""
@@ -171,8 +139,9 @@ class Credits:
         is served as it is; they wait for a later tap.
         """
         info, slot = cr.info, cr.slot
-        if not self.count or wallet.config is None or info.flags & (card.FLAG_ADMIN | card.FLAG_RETURNED) or slot.locked \
-                or wallet.blacklist.contains(info.card_no) or wallet.journal.free_records() < _FREE_RECORDS_MIN:
+        if not self.count or wallet.config is None or info.flags & (card.FLAG_ADMIN | card.FLAG_RETURNED) \
+                or slot.locked or wallet.blacklist.contains(info.card_no) \
+                or wallet.journal.free_records() < _FREE_RECORDS_MIN:
             return cr, None
         total, top = self.due(info.card_no, 0)
         if not total:

@@ -186,7 +186,8 @@ def _credited_again(rec, posted):
                                                        accounts.card_account(rec.card_no)}:
         return False
     fresh, again = -amounts.get(accounts.PENDING_CREDITS, 0), -amounts.get(accounts.LOSSES, 0)
-    return fresh >= 0 and again > 0 and amounts.get(accounts.card_account(rec.card_no)) == rec.amount_cents == fresh + again
+    card = amounts.get(accounts.card_account(rec.card_no))
+    return fresh >= 0 and again > 0 and card == rec.amount_cents == fresh + again
 
 
 def merchant_rates(oplog):

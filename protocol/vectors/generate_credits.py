@@ -47,8 +47,9 @@ def main():
     for uid_hex in UIDS:
         keys = card.CardKeys(PARK, bytes.fromhex(uid_hex))
         for block, (credit_no, counter, amount) in ((8, (1, 2, 5000)), (9, (65535, 65535, card.BALANCE_MAX_CENTS))):
+            raw = credits.Marker(credit_no, counter, amount).encode(keys, block)
             markers.append({"uid": uid_hex, "block": block, "credit_no": credit_no, "counter": counter,
-                            "amount": amount, "bytes": hexs(credits.Marker(credit_no, counter, amount).encode(keys, block))})
+                            "amount": amount, "bytes": hexs(raw)})
         markers[-1]["trailer"] = hexs(hub_credits.credit_blocks(keys)[credits.CREDIT_TRAILER_BLOCK])
     (body,) = hub_credits.credits_bodies(3, CREDITS)
     bad = {
@@ -70,7 +71,8 @@ def main():
         "credits": CREDITS,
         "chunk": hexs(body),
         "big_credits": BIG,
-        "big_sha256": [hexs(hashlib.sha256(b).digest()) for b in hub_credits.credits_bodies(4, [big_credit(i) for i in range(BIG)])],
+        "big_sha256": [hexs(hashlib.sha256(b).digest())
+                       for b in hub_credits.credits_bodies(4, [big_credit(i) for i in range(BIG)])],
         "bad_credits": {why: hexs(b) for why, b in bad.items()},
     }
     with open(os.path.join(HERE, "credits.json"), "w") as f:

@@ -40,7 +40,8 @@ def check_markers(v):
         # The marker in force (SPEC.md §3.7): one whose wallet write did not land does not count.
         blank = bytes(16)
         pair = (raw, blank) if block == 8 else (blank, raw)
-        expect(credits.read_markers(pair[0], pair[1], keys, m["counter"]) == (m["credit_no"], other), what + " in force")
+        expect(credits.read_markers(pair[0], pair[1], keys, m["counter"]) == (m["credit_no"], other),
+               what + " in force")
         expect(credits.read_markers(pair[0], pair[1], keys, (m["counter"] - 1) % 65536) == (0, 8),
                what + " not landed")
     expect(credits.read_markers(bytes(16), bytes(16), keys, 1) == (0, 8), "no marker: received 0, write block 8")

@@ -88,8 +88,8 @@ class PgAuditRows(interface.AuditRows):
 
     def credits(self):
         """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no)] of every pending credit."""
-        return self._fetch("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no FROM pending_credits "
-            "ORDER BY card_no, credit_no")
+        return self._fetch("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no "
+                           "FROM pending_credits ORDER BY card_no, credit_no")
 
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""

@@ -63,8 +63,8 @@ class AuditRows(interface.AuditRows):
 
     def credits(self):
         """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no)] of every pending credit."""
-        return self.conn.execute("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no FROM pending_credits "
-            "ORDER BY card_no, credit_no").fetchall()
+        return self.conn.execute("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no "
+                                 "FROM pending_credits ORDER BY card_no, credit_no").fetchall()
 
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""
