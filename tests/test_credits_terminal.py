@@ -146,13 +146,17 @@ def test_bad_credit_bodies_are_malformed():
 CREDIT_TAP_HEAP = "108k"
 
 
+def credit_card():
+    """Card 42 with 5000.00, as tests/mpy/credit_tap_check.py expects it."""
+    from sim.cards import issued_card
+    return issued_card(PARK, b"\x04\x11\x22\x33\x44\x55\x66", card.CardInfo(42, perms=0xFFFF), 500000, NOW)
+
+
 def credit_taps(micropython, tmp_path, heap):
     from conftest import REPO
-    from sim.cards import issued_card
     from sim.chip_server import ChipServer
     from test_firmware_micropython import parse
-    wallet_card = issued_card(PARK, b"\x04\x11\x22\x33\x44\x55\x66", card.CardInfo(42, perms=0xFFFF), 500000, NOW)
-    with ChipServer([wallet_card]) as chip:
+    with ChipServer([credit_card()]) as chip:
         proc = micropython(REPO / "tests" / "mpy" / "credit_tap_check.py", tmp_path, chip.port, credits.CREDITS_MAX,
                            heap=heap, timeout=300)
         return parse(proc.stdout), chip.cards[0]
