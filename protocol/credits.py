@@ -32,34 +32,26 @@ CREDITS_PER_CHUNK_MAX = 256  # 2.5 KB of entries: one chunk in RAM at a time on 
 CREDITS_MAX = 4096          # 40 KB of flash, 16 chunks
 
 
-class Marker:
-    """Block 8 or 9: the highest credit number the card has received, and the wallet write that carried it."""
+def encode_marker(card_keys, block, credit_no, counter, amount_cents):
+    """Block 8 or 9 (SPEC.md §3.7): the highest credit number received, the wallet counter of the write that
+    carries it and the cents it added, MAC included. (Functions, not a class: a terminal's heap.)"""
+    if not (0 < credit_no <= CREDIT_NO_MAX and 0 <= counter < card.COUNTER_MODULUS
+            and 0 < amount_cents <= card.BALANCE_MAX_CENTS) or block not in MARKER_BLOCKS:
+        raise Malformed("credit marker out of range")
+    body = struct.pack(_MARKER_FMT, credit_no, counter, amount_cents >> 16, amount_cents & 0xFFFF, bytes(5))
+    return body + card_keys.mac.tag(card.MAC_SIZE, _MAC_DOMAIN_MARKER, card_keys.uid, bytes((block,)), body)
 
-    def __init__(self, credit_no, counter, amount_cents):
-        self.credit_no = credit_no
-        self.counter = counter
-        self.amount_cents = amount_cents
 
-    def encode(self, card_keys, block):
-        """Return the 16-byte block for marker block `block`, MAC included."""
-        if not (0 < self.credit_no <= CREDIT_NO_MAX and 0 <= self.counter < card.COUNTER_MODULUS
-                and 0 < self.amount_cents <= card.BALANCE_MAX_CENTS) or block not in MARKER_BLOCKS:
-            raise Malformed("credit marker out of range")
-        body = struct.pack(_MARKER_FMT, self.credit_no, self.counter, self.amount_cents >> 16,
-                           self.amount_cents & 0xFFFF, bytes(5))
-        return body + card_keys.mac.tag(card.MAC_SIZE, _MAC_DOMAIN_MARKER, card_keys.uid, bytes((block,)), body)
-
-    @classmethod
-    def decode(cls, data, card_keys, block):
-        """Parse and verify one marker block; BadMac for a blank, torn or forged one."""
-        if len(data) != card.BLOCK_SIZE:
-            raise Malformed("a card block is 16 bytes")
-        body = bytes(data[:12])
-        tag = card_keys.mac.tag(card.MAC_SIZE, _MAC_DOMAIN_MARKER, card_keys.uid, bytes((block,)), body)
-        if not crypto.equal(tag, bytes(data[12:])):
-            raise BadMac("credit marker MAC")
-        credit_no, counter, hi, lo, _zero = struct.unpack(_MARKER_FMT, body)
-        return cls(credit_no, counter, (hi << 16) | lo)
+def decode_marker(data, card_keys, block):
+    """(credit_no, counter, amount_cents) of one marker block; BadMac for a blank, torn or forged one."""
+    if len(data) != card.BLOCK_SIZE:
+        raise Malformed("a card block is 16 bytes")
+    body = bytes(data[:12])
+    if not crypto.equal(card_keys.mac.tag(card.MAC_SIZE, _MAC_DOMAIN_MARKER, card_keys.uid, bytes((block,)), body),
+                        bytes(data[12:])):
+        raise BadMac("credit marker MAC")
+    credit_no, counter, hi, lo, _zero = struct.unpack(_MARKER_FMT, body)
+    return credit_no, counter, (hi << 16) | lo
 
 
 def read_markers(block_a, block_b, card_keys, slot_counter):
@@ -68,19 +60,16 @@ def read_markers(block_a, block_b, card_keys, slot_counter):
     slot_counter: the counter of the wallet slot in force. A marker whose counter is the next one
     (its wallet write did not land) does not count. Returns (credit_no received, write block).
     """
-    best = None
+    best = 0
     best_block = MARKER_BLOCKS[1]
     for data, block in ((block_a, MARKER_BLOCKS[0]), (block_b, MARKER_BLOCKS[1])):
         try:
-            marker = Marker.decode(data, card_keys, block)
+            credit_no, counter, _amount = decode_marker(data, card_keys, block)
         except BadMac:
             continue
-        if marker.counter == (slot_counter + 1) % card.COUNTER_MODULUS:
-            continue    # written before a wallet write that never landed
-        if best is None or marker.credit_no > best.credit_no:
-            best, best_block = marker, block
-    write_block = MARKER_BLOCKS[0] if best_block == MARKER_BLOCKS[1] else MARKER_BLOCKS[1]
-    return (best.credit_no if best else 0), write_block
+        if counter != (slot_counter + 1) % card.COUNTER_MODULUS and credit_no > best:
+            best, best_block = credit_no, block     # a marker of a wallet write that never landed does not count
+    return best, (MARKER_BLOCKS[0] if best_block == MARKER_BLOCKS[1] else MARKER_BLOCKS[1])
 
 
 def decode_entry(buf, at=0):
@@ -91,34 +80,24 @@ def decode_entry(buf, at=0):
     return card_no, credit_no, amount
 
 
-class CreditsChunk:
-    """One parsed T_CREDITS body: its place in the list and its entries' bytes (checked, not unpacked)."""
-
-    def __init__(self, version, chunk, chunks, count, entries):
-        self.version = version
-        self.chunk = chunk
-        self.chunks = chunks
-        self.count = count
-        self.entries = entries
-
-    def key(self, i):
-        """(card_no, credit_no) of entry i."""
-        return struct.unpack_from(">IH", self.entries, i * ENTRY_SIZE)
+def entry_key(entries, i):
+    """(card_no, credit_no) of entry i of a chunk's entries."""
+    return struct.unpack_from(">IH", entries, i * ENTRY_SIZE)
 
 
 def parse_credits(body):
-    """Check a T_CREDITS body (SPEC.md §8.2): a CreditsChunk, or Malformed."""
+    """Check a T_CREDITS body (SPEC.md §8.2): (version, chunk, chunks, count, entries' bytes), or Malformed."""
     if len(body) < CHUNK_HEAD_SIZE:
         raise Malformed("credits body too short")
     version, chunk, chunks, count = struct.unpack_from(CHUNK_FMT, body, 0)
     if (version == 0 or not 0 < chunks <= CREDITS_MAX // CREDITS_PER_CHUNK_MAX or chunk >= chunks
             or count > CREDITS_PER_CHUNK_MAX or len(body) != CHUNK_HEAD_SIZE + count * ENTRY_SIZE):
         raise Malformed("credits chunk header")
-    entries = memoryview(body)[CHUNK_HEAD_SIZE:]
+    entries = bytes(memoryview(body)[CHUNK_HEAD_SIZE:])
     last = None
     for i in range(count):
-        card_no, credit_no, _amount = decode_entry(entries, i * ENTRY_SIZE)
-        if last is not None and (card_no, credit_no) <= last:
+        key = decode_entry(entries, i * ENTRY_SIZE)[:2]
+        if last is not None and key <= last:
             raise Malformed("credits not strictly ascending")
-        last = (card_no, credit_no)
-    return CreditsChunk(version, chunk, chunks, count, bytes(entries))
+        last = key
+    return version, chunk, chunks, count, entries

@@ -20,7 +20,7 @@ does not count and gets the credits again at its next tap.
 import struct
 
 from protocol import card
-from protocol.credits import ENTRY_SIZE, T_CREDITS, parse_credits
+from protocol.credits import ENTRY_SIZE, T_CREDITS, entry_key, parse_credits
 from protocol.errors import ProtocolError
 from protocol.record import FLAG_OFFLINE, KIND_CREDIT, Record
 
@@ -55,7 +55,6 @@ class Credits(ListFile):
         ListFile.__init__(self, dirpath, _NAME, ENTRY_SIZE)
         self._key = bytearray(4)
         self._next = None       # [version, chunks, next chunk, last (card, credit)] while receiving
-        self.delivered = 0      # cards credited since boot (for the log)
         self.version = 0
         self.count = 0
         try:
@@ -99,22 +98,22 @@ class Credits(ListFile):
 
     def on_frame(self, frame):
         """Sync's T_CREDITS handler: take one chunk; a chunk out of order drops the half-received list."""
-        chunk = parse_credits(frame.body)
-        if chunk.chunk == 0:
+        version, index, chunks, count, entries = parse_credits(frame.body)
+        if index == 0:
             self._abandon()
-            if chunk.version == self.version:
+            if version == self.version:
                 return      # the list in force, sent again
             self._begin()
-            self._next = [chunk.version, chunk.chunks, 0, (0, 0)]
+            self._next = [version, chunks, 0, (0, 0)]
         nxt = self._next
-        if nxt is None or (chunk.version, chunk.chunks, chunk.chunk) != tuple(nxt[:3]) \
-                or (chunk.count and tuple(chunk.key(0)) <= nxt[3]):
+        if nxt is None or (version, chunks, index) != tuple(nxt[:3]) \
+                or (count and tuple(entry_key(entries, 0)) <= nxt[3]):
             self._abandon()
-            raise CreditsOrder("credits chunk %d of version %d" % (chunk.chunk, chunk.version))
-        self._append(chunk.entries, chunk.count)
+            raise CreditsOrder("credits chunk %d of version %d" % (index, version))
+        self._append(entries, count)
         nxt[2] += 1
-        if chunk.count:
-            nxt[3] = tuple(chunk.key(chunk.count - 1))
+        if count:
+            nxt[3] = tuple(entry_key(entries, count - 1))
         if nxt[2] < nxt[1]:
             return
         self._next = None
@@ -159,23 +158,29 @@ class Credits(ListFile):
             except RC522Error:
                 return self._reread(wallet, cr)
             return cr, None
-        new = slot.next(slot.balance_cents + total, slot.spend_day, slot.day_spend_cents, wallet.terminal_id)
-        sealed = session.seal(cr, new)
-        seq = wallet.journal.last_seq() + 1
-        online = wallet.link is not None and wallet.link.connected
-        rec = Record(KIND_CREDIT, wallet.terminal_id, seq, now, info.card_no, cr.uid, new.counter, total,
-                     new.balance_cents, top, received, 0 if online else FLAG_OFFLINE, wallet.config.version, new.mac)
         try:
-            wallet.journal.append(seq, now, rec.encode(wallet.record_mac))
+            # Everything the writes need is made before the record is journaled: out of heap here, the
+            # tap goes on without the credits (they wait for a later tap) and nothing is half done.
+            new = slot.next(slot.balance_cents + total, slot.spend_day, slot.day_spend_cents, wallet.terminal_id)
+            sealed = session.seal(cr, new)
+            marker = session.seal_marker(cr, marker_block, top, new)
+            seq = wallet.journal.last_seq() + 1
+            online = wallet.link is not None and wallet.link.connected
+            raw = Record(KIND_CREDIT, wallet.terminal_id, seq, now, info.card_no, cr.uid, new.counter, total,
+                         new.balance_cents, top, received, 0 if online else FLAG_OFFLINE, wallet.config.version,
+                         new.mac).encode(wallet.record_mac)
+        except MemoryError:
+            return self._reread(wallet, cr)
+        try:
+            wallet.journal.append(seq, now, raw)
         except jr.JournalFull:
             return self._reread(wallet, cr)
-        rec = None
-        if not session.write_credit(cr, marker_block, top, new, sealed):
+        raw = None
+        if not session.write_credit(cr, marker_block, marker, sealed):
             wallet.journal.mark(seq, jr.UNCERTAIN)   # settled by the card's next read (SPEC.md §3.5)
             return self._reread(wallet, cr)
         wallet._mark(seq, jr.COMMITTED)
         session.wrote(cr, new)
-        self.delivered += 1
         return cr, None
 
     def _reread(self, wallet, cr):

@@ -47,7 +47,7 @@ def main():
     for uid_hex in UIDS:
         keys = card.CardKeys(PARK, bytes.fromhex(uid_hex))
         for block, (credit_no, counter, amount) in ((8, (1, 2, 5000)), (9, (65535, 65535, card.BALANCE_MAX_CENTS))):
-            raw = credits.Marker(credit_no, counter, amount).encode(keys, block)
+            raw = credits.encode_marker(keys, block, credit_no, counter, amount)
             markers.append({"uid": uid_hex, "block": block, "credit_no": credit_no, "counter": counter,
                             "amount": amount, "bytes": hexs(raw)})
         markers[-1]["trailer"] = hexs(hub_credits.credit_blocks(keys)[credits.CREDIT_TRAILER_BLOCK])

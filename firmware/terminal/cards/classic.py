@@ -89,12 +89,15 @@ class ClassicSession:
         return credits.read_markers(reader.read_block(credits.MARKER_BLOCKS[0]),
                                     reader.read_block(credits.MARKER_BLOCKS[1]), state.keys, state.slot.counter)
 
-    def write_credit(self, state, marker_block, credit_no, slot, sealed):
-        """Write the marker for credit_no, then the sealed slot (SPEC.md §3.7 order): True when both landed."""
-        from protocol.credits import Marker
-        marker = Marker(credit_no, slot.counter, slot.balance_cents - state.slot.balance_cents)
+    def seal_marker(self, state, block, credit_no, slot):
+        """The marker block for credit_no carried by the write of slot (SPEC.md §3.7)."""
+        from protocol.credits import encode_marker
+        return encode_marker(state.keys, block, credit_no, slot.counter, slot.balance_cents - state.slot.balance_cents)
+
+    def write_credit(self, state, marker_block, marker, sealed):
+        """Write the sealed marker, then the sealed slot (SPEC.md §3.7 order): True when both landed."""
         try:
-            self.reader.write_block(marker_block, marker.encode(state.keys, marker_block))
+            self.reader.write_block(marker_block, marker)
             self.reopen(state)
             self.reader.write_block(state.write_block, sealed)
         except RC522Error:
