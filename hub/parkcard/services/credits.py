@@ -42,7 +42,7 @@ async def grant_credit(store, actor, card_no, amount_cents, reason, source=accou
         raise Refusal("card_blacklisted", "card %d is blacklisted: no terminal would serve it; grant the credit "
                                           "to its replacement" % card_no)
     try:
-        credit = await store.grant_credit(card_no, amount_cents, reason, source, actor.name, audit=audited(
+        credit = await store.add_pending_credit(card_no, amount_cents, reason, source, actor.name, audit=audited(
             actor.name, "credit.grant", when=lambda _: True, card_no=card_no, amount_cents=amount_cents,
             reason=reason, source=source, extra=lambda c: {"credit_no": c.credit_no}))
     except NotIssued:
@@ -66,7 +66,7 @@ async def cancel_credit(store, actor, card_no, credit_no):
     """Cancel a credit no terminal has been sent yet; its value goes back to its source. Return the amount."""
     checked(card_no=card_no, credit_no=credit_no)
     try:
-        amount = await store.cancel_credit(card_no, credit_no, audit=audited(
+        amount = await store.cancel_pending_credit(card_no, credit_no, audit=audited(
             actor.name, "credit.cancel", when=lambda _: True, card_no=card_no, credit_no=credit_no))
     except NotCancellable as exc:
         raise Refusal("credit_not_cancellable", "%s: only a credit still `granted` (no terminal has it yet) can be "

@@ -56,7 +56,7 @@ def deliver(tx, card_no, credit_nos, terminal_id, seq):
 class CreditMethods:
     """The pending-credit methods of interface.Store (a mixin)."""
 
-    async def grant_credit(self, card_no, amount_cents, reason, source, actor, audit=None):
+    async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None):
         """Grant a credit to an issued card, funded from source; return its PendingCredit. NotIssued if unknown."""
         def run(tx):
             if not tx.card_exists(card_no):
@@ -73,7 +73,7 @@ class CreditMethods:
             return PendingCredit(card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, None, None)
         return await self.write(run, audit)
 
-    async def cancel_credit(self, card_no, credit_no, audit=None):
+    async def cancel_pending_credit(self, card_no, credit_no, audit=None):
         """Cancel a credit no terminal has been sent yet: its value goes back to its source. NotCancellable else."""
         def run(tx):
             row = tx.sql_row("SELECT amount_cents, source, state FROM pending_credits WHERE card_no=? AND credit_no=?",

@@ -532,11 +532,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     # -- pending credits (parkcard.store.credits, SPEC.md §8)
     @abc.abstractmethod
-    async def grant_credit(self, card_no, amount_cents, reason, source, actor, audit=None):
+    async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None):
         """Grant a credit to an issued card, funded from source; return its PendingCredit (NotIssued if unknown)."""
 
     @abc.abstractmethod
-    async def cancel_credit(self, card_no, credit_no, audit=None):
+    async def cancel_pending_credit(self, card_no, credit_no, audit=None):
         """Cancel a credit no terminal was sent yet; return its amount (NotCancellable otherwise)."""
 
     @abc.abstractmethod
