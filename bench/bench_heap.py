@@ -41,7 +41,8 @@ MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "prot
            "terminal.blacklist", "terminal.rc522", "terminal.purse", "terminal.cards.classic", "terminal.wallet",
            "terminal.ui", "terminal.authorise", "terminal.app", "terminal.state", "terminal.mqtt_codec",
            "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.start",
-           "terminal.roles.ride", "protocol.credits", "terminal.listfile", "terminal.credits")
+           "terminal.roles.ride", "protocol.credits", "terminal.listfile", "terminal.cards.classic_credits",
+           "terminal.credits")
 
 
 def whole_passes(heap_kb):

@@ -20,6 +20,7 @@ from sim.cards import card_balance, issued_card
 from terminal.credits import Credits
 from terminal.sync import _UPLOAD_STATUS
 from test_hub_records import DAY_S, UID, park
+from test_credits_terminal import card_leaves_after_the_marker
 from test_wallet import PARK, Rig
 
 ADMIN = Actor("test:admin")
@@ -157,21 +158,15 @@ def test_two_offline_terminals_credit_the_card_once(store_url, tmp_path):
     assert ok, lines
 
 
-def test_a_card_torn_between_marker_and_wallet_is_credited_once_by_the_next_terminal(store_url, tmp_path):
+def test_a_card_torn_between_marker_and_wallet_is_credited_once_by_the_next_terminal(store_url, tmp_path,
+                                                                                      monkeypatch):
     async def steps(hub, card_no):
         await credit_service.grant_credit(hub.storage, ADMIN, card_no, 2500, "replacement hold released")
         a, b = terminal(tmp_path, hub, 5, "a"), terminal(tmp_path, hub, 6, "b")
         await send_list(hub, a, tmp_path, "ca")
         await send_list(hub, b, tmp_path, "cb")
         vc = a.tap(the_card(card_no))
-        session = a.wallet.card
-        reopen = session.reopen
-
-        def card_leaves(state):     # A's marker landed; the card left before A's wallet write
-            a.field.remove(vc)
-            session.reopen = reopen
-            reopen(state)
-        session.reopen = card_leaves
+        card_leaves_after_the_marker(monkeypatch, a, vc)     # A's marker lands, its wallet write does not
         assert a.wallet.debit(300).reason == "read_failed"
         b.tap(vc)
         assert b.wallet.debit(200).balance_cents == 10000 + 2500 - 200

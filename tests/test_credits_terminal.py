@@ -7,6 +7,7 @@ from protocol.errors import Malformed, ProtocolError
 from protocol.record import KIND_CREDIT, KIND_DEBIT, Record, record_mac_for
 from sim.cards import card_balance
 from terminal import journal as jr
+from terminal.cards import classic_credits
 from terminal.credits import Credits
 from test_wallet import NOW, PARK, TERMINAL_KEY, Rig, new_card
 
@@ -33,6 +34,17 @@ def marker_of(vc):
     keys = card.CardKeys(PARK, vc.uid)
     slot = card_balance(PARK, vc)
     return credits.read_markers(bytes(vc.blocks[8]), bytes(vc.blocks[9]), keys, slot.counter)[0]
+
+
+def card_leaves_after_the_marker(monkeypatch, rig, vc):
+    """The rig's next credit write: the marker lands, then the card leaves before the wallet write."""
+    back_to_wallet = classic_credits.reopen
+
+    def card_leaves(session, state):
+        rig.field.remove(vc)
+        monkeypatch.setattr(classic_credits, "reopen", back_to_wallet)
+        back_to_wallet(session, state)
+    monkeypatch.setattr(classic_credits, "reopen", card_leaves)
 
 
 def test_a_sale_tap_delivers_the_cards_credits_first_in_a_write_of_their_own(tmp_path):
@@ -76,22 +88,14 @@ def test_two_offline_terminals_credit_the_card_once(tmp_path):
     assert [r.kind for r in records(b)] == [KIND_DEBIT]
 
 
-def test_a_card_torn_between_marker_and_wallet_gets_the_credit_at_its_next_tap(tmp_path):
+def test_a_card_torn_between_marker_and_wallet_gets_the_credit_at_its_next_tap(tmp_path, monkeypatch):
     a = Rig(tmp_path / "a")
     b = Rig(tmp_path / "b")
     b.wallet.terminal_id = 13
     give(a, tmp_path, 4, [(500, 1, 2000)], "ca")
     give(b, tmp_path, 4, [(500, 1, 2000)], "cb")
     vc = a.tap(new_card(card_no=500, balance=100))
-    session = a.wallet.card
-    back_to_wallet = session.reopen
-
-    def card_leaves(state):     # the marker landed; the card leaves before the wallet write
-        a.field.remove(vc)
-        session.reopen = back_to_wallet
-        back_to_wallet(state)
-
-    session.reopen = card_leaves
+    card_leaves_after_the_marker(monkeypatch, a, vc)
     result = a.wallet.debit(50)
     assert not result.ok and result.reason == "read_failed"
     assert a.journal.status(1) == jr.UNCERTAIN

@@ -26,6 +26,7 @@ from protocol.record import FLAG_OFFLINE, KIND_CREDIT, Record
 
 from . import atomic
 from . import journal as jr
+from .cards import classic_credits
 from .listfile import ListFile
 from .rc522 import RC522Error
 from .wallet import READ_FAILED, Result
@@ -147,14 +148,14 @@ class Credits(ListFile):
             return cr, None     # nothing for this card: the card's sector 2 is not even read
         session = wallet.card
         try:
-            received, marker_block = session.read_marker(cr)
+            received, marker_block = classic_credits.read_marker(session, cr)
         except RC522Error:
             # Sector 2 not keyed (a card issued before credits existed): the credits wait for the desk.
             return self._reread(wallet, cr)
         total, top = self.due(info.card_no, received)
         if not total or slot.balance_cents + total > card.BALANCE_MAX_CENTS:
             try:
-                session.reopen(cr)      # back to sector 1 for the sale
+                classic_credits.reopen(session, cr)      # back to sector 1 for the sale
             except RC522Error:
                 return self._reread(wallet, cr)
             return cr, None
@@ -163,7 +164,7 @@ class Credits(ListFile):
             # tap goes on without the credits (they wait for a later tap) and nothing is half done.
             new = slot.next(slot.balance_cents + total, slot.spend_day, slot.day_spend_cents, wallet.terminal_id)
             sealed = session.seal(cr, new)
-            marker = session.seal_marker(cr, marker_block, top, new)
+            marker = classic_credits.seal_marker(cr, marker_block, top, new)
             seq = wallet.journal.last_seq() + 1
             online = wallet.link is not None and wallet.link.connected
             raw = Record(KIND_CREDIT, wallet.terminal_id, seq, now, info.card_no, cr.uid, new.counter, total,
@@ -176,11 +177,11 @@ class Credits(ListFile):
         except jr.JournalFull:
             return self._reread(wallet, cr)
         raw = None
-        if not session.write_credit(cr, marker_block, marker, sealed):
+        if not classic_credits.write_credit(session, cr, marker_block, marker, sealed):
             wallet.journal.mark(seq, jr.UNCERTAIN)   # settled by the card's next read (SPEC.md §3.5)
             return self._reread(wallet, cr)
         wallet._mark(seq, jr.COMMITTED)
-        session.wrote(cr, new)
+        classic_credits.wrote(cr, new)
         return cr, None
 
     def _reread(self, wallet, cr):

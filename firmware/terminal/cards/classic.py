@@ -80,41 +80,6 @@ class ClassicSession:
             return False    # the card is still one state before it
         return None
 
-    def read_marker(self, state):
-        """(credit number received, block for the next marker) from sector 2 (SPEC.md §3.7); RC522Error when
-        the sector does not open (the card is halted then: read it again)."""
-        from protocol import credits     # here, not at import: a terminal with no credits never loads it
-        reader = self.reader
-        reader.auth(credits.MARKER_BLOCKS[0], state.keys.key_a(credits.CREDIT_SECTOR), state.uid)
-        return credits.read_markers(reader.read_block(credits.MARKER_BLOCKS[0]),
-                                    reader.read_block(credits.MARKER_BLOCKS[1]), state.keys, state.slot.counter)
-
-    def seal_marker(self, state, block, credit_no, slot):
-        """The marker block for credit_no carried by the write of slot (SPEC.md §3.7)."""
-        from protocol.credits import encode_marker
-        return encode_marker(state.keys, block, credit_no, slot.counter, slot.balance_cents - state.slot.balance_cents)
-
-    def write_credit(self, state, marker_block, marker, sealed):
-        """Write the sealed marker, then the sealed slot (SPEC.md §3.7 order): True when both landed."""
-        try:
-            self.reader.write_block(marker_block, marker)
-            self.reopen(state)
-            self.reader.write_block(state.write_block, sealed)
-        except RC522Error:
-            return False
-        return True
-
-    def reopen(self, state):
-        """Authenticate the wallet sector again after work in another sector."""
-        self.reader.auth(card.INFO_BLOCK, state.keys.key_a(), state.uid)
-
-    def wrote(self, state, slot):
-        """The write of slot landed: it is now the slot in force, and the next write goes to the other block."""
-        index = card.SLOT_BLOCKS.index(state.write_block)
-        state.slots[index] = slot
-        state.slot = slot
-        state.write_block = card.SLOT_BLOCKS[1 - index]
-
     def release(self):
         """End the session: HLTA and Crypto1 off; a card already gone is fine."""
         self.reader.release()
