@@ -9,6 +9,8 @@ usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--step 4] 
 - Where it goes, at a roomy heap: each module's import (what it costs when imported in the order
   main.py pulls it in, qstr pool growth included), the qstr pools, the heap at main.main(), after the
   first tap and its sync, after the config change.
+- The tap that delivers pending credits (tests/mpy/credit_tap_check.py, the longest list): its heap
+  above idle and the smallest heap it passes in.
 - Each half under its own test: the debit path (tests/mpy/debit_check.py: heap above idle of one
   debit) and the sync stack (tests/mpy/sync_check.py at tests/test_sync_micropython.py's SYNC_HEAP
   against a Mosquitto: 200 records uploaded and acked, then its heap: in use, live and raw peaks).
@@ -33,6 +35,9 @@ from conftest import MICROPYTHON, MPY_SCRIPTS, Broker, compiled_firmware, microp
 from terminal_whole import WHOLE_HEAP, Park, run_whole  # noqa: E402
 from test_firmware_micropython import chip_with_cards, parse  # noqa: E402
 from test_sync_micropython import SYNC_HEAP, Hub, Terminal as SyncTerminal  # noqa: E402
+from test_credits_terminal import CREDIT_TAP_HEAP, credit_card  # noqa: E402
+from protocol.credits import CREDITS_MAX  # noqa: E402
+from sim.chip_server import ChipServer  # noqa: E402
 
 # In the order main.py imports them (a module's own imports first).
 MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "protocol.record", "protocol.frames",
@@ -40,7 +45,8 @@ MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "prot
            "terminal.blacklist", "terminal.rc522", "terminal.purse", "terminal.cards.classic", "terminal.wallet",
            "terminal.ui", "terminal.authorise", "terminal.app", "terminal.state", "terminal.mqtt_codec",
            "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.assemble", "terminal.start",
-           "terminal.roles.ride")
+           "terminal.roles.ride", "protocol.credits", "terminal.listfile", "terminal.cards.classic_credits",
+           "terminal.credits")
 
 
 def whole_passes(heap_kb):
@@ -86,6 +92,30 @@ def qstr_pools():
                           env=micropython_env(), cwd=str(root))
     found = re.search(r"n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)", proc.stdout)
     return tuple(int(g) for g in found.groups()) if found else None
+
+
+def credit_taps_pass(heap):
+    """(passed, figures) of tests/mpy/credit_tap_check.py with the longest credits list at heap."""
+    with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
+        with ChipServer([credit_card()]) as chip:
+            proc = run_micropython(MPY_SCRIPTS / "credit_tap_check.py", root, chip.port, CREDITS_MAX, heap=heap,
+                                   timeout=600, check=False)
+    got = parse(proc.stdout)
+    return got.get("first_ok") == "1" and proc.returncode == 0, got
+
+
+def credit_tap(step_kb):
+    """The tap that delivers pending credits: its heap above idle, and the smallest heap it runs in."""
+    print("\nthe credit tap (tests/mpy/credit_tap_check.py, %d credits listed, a sale after the credit):" % CREDITS_MAX)
+    _ok, got = credit_taps_pass("256k")
+    print("  a credit tap's peak above idle %s, a plain tap's %s (budget 32 KB)"
+          % (got["heap_credit_tap_above_idle"], got["heap_plain_tap_above_idle"]))
+    low, high = 96, 128
+    while high - low > step_kb:
+        mid = (low + high) // 2
+        passed, _got = credit_taps_pass("%dk" % mid)
+        low, high = (low, mid) if passed else (mid, high)
+    print("  passes at %d KB, fails at %d KB (the test runs at %s)" % (high, low, CREDIT_TAP_HEAP))
 
 
 def main():
@@ -143,6 +173,7 @@ def main():
           % (args.stall_seconds, int(irq["poll_stall_median_us"]) / 1000, int(irq["poll_stall_p90_us"]) / 1000,
              int(irq["poll_stall_max_us"]) / 1000, TARGET_MS, int(irq["stall_max_us"]) / 1000,
              int(alone["stall_max_us"]) / 1000))
+    credit_tap(args.step)
 
     print("\nsmallest heap for the whole terminal (bisected %d..%d KB to %d KB; the test runs at %s):"
           % (args.low, args.high, args.step, WHOLE_HEAP))

@@ -47,8 +47,10 @@ T_COMMAND = 0x24
 T_CARD_WRITE = 0x25
 T_PRICE_LIST = 0x26     # SPEC.md §7.1, taken by a booth (terminal/prices.py)
 T_DISCOUNTS = 0x27      # SPEC.md §7.2
+T_CREDITS = 0x29        # pending credits to deliver (protocol/credits.py, SPEC.md §8)
 
-DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND, T_CARD_WRITE, T_PRICE_LIST, T_DISCOUNTS)
+DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND, T_CARD_WRITE, T_PRICE_LIST, T_DISCOUNTS,
+                  T_CREDITS)
 
 # Commands (SPEC.md §5.3, type 0x24)
 CMD_AUTH_CONFIRM = 1
@@ -185,11 +187,15 @@ def status_body(boot, online, role, firmware, config_version, blacklist_version,
 
 
 
-def sync_body(blacklist_version, config_version, chunk_cards_max=0, prices=b""):
+def sync_body(blacklist_version, config_version, chunk_cards_max=0, credits_version=None, prices=b""):
     """T_SYNC: ask for config and the blacklist from the versions the terminal holds, in T_BLACKLIST
-    frames of at most chunk_cards_max cards (0: the hub's limit; SPEC.md §5.5); a booth appends the
-    price list and discount versions it holds (prices: 10 bytes, terminal/prices.py)."""
-    return struct.pack(_SYNC_FMT, blacklist_version, config_version, chunk_cards_max) + prices
+    frames of at most chunk_cards_max cards (0: the hub's limit; SPEC.md §5.5), and for the pending
+    credits list when credits_version (the one it holds, 0: none) is not the hub's (SPEC.md §8.2); a
+    booth then appends the price list and discount versions it holds (prices: 10 bytes, terminal/prices.py)."""
+    body = struct.pack(_SYNC_FMT, blacklist_version, config_version, chunk_cards_max)
+    if credits_version is None and not prices:
+        return body
+    return body + struct.pack(">I", credits_version or 0) + prices
 
 
 

@@ -84,19 +84,33 @@ def parse_upload(body):
 
 
 def parse_sync(body):
-    """Return (blacklist_version, config_version, chunk_cards_max); a 6-byte body has chunk_cards_max 0."""
+    """Return (blacklist_version, config_version, chunk_cards_max); a 6-byte body has chunk_cards_max 0.
+
+    A 12-byte body also carries the terminal's credits version (sync_credits_version)."""
     if len(body) == struct.calcsize(SYNC_SHORT_FMT):
         return struct.unpack(SYNC_SHORT_FMT, body) + (0,)
-    if len(body) not in (struct.calcsize(SYNC_FMT), struct.calcsize(SYNC_FMT) + struct.calcsize(SYNC_PRICES_FMT)):
+    if len(body) not in _SYNC_LENGTHS:
         raise Malformed("sync length")
-    return struct.unpack_from(SYNC_FMT, body)
+    return struct.unpack_from(SYNC_FMT, body, 0)
+
+
+def sync_credits_version(body):
+    """The pending-credits version a T_SYNC says the terminal holds (SPEC.md §8.2); None: it does not say."""
+    if len(body) < _SYNC_CREDITS_END:
+        return None
+    return struct.unpack_from(">I", body, struct.calcsize(SYNC_FMT))[0]
 
 
 def parse_sync_prices(body):
     """Return (merchant_id, price_list_version, discounts_version) a booth's T_SYNC appends, or None (SPEC.md §5.3)."""
-    if len(body) != struct.calcsize(SYNC_FMT) + struct.calcsize(SYNC_PRICES_FMT):
+    if len(body) != _SYNC_CREDITS_END + struct.calcsize(SYNC_PRICES_FMT):
         return None
-    return struct.unpack_from(SYNC_PRICES_FMT, body, struct.calcsize(SYNC_FMT))
+    return struct.unpack_from(SYNC_PRICES_FMT, body, _SYNC_CREDITS_END)
+
+
+# T_SYNC's lengths (SPEC.md §5.3): the versions alone; with the credits version; with a booth's prices after it.
+_SYNC_CREDITS_END = struct.calcsize(SYNC_FMT) + 4
+_SYNC_LENGTHS = (struct.calcsize(SYNC_FMT), _SYNC_CREDITS_END, _SYNC_CREDITS_END + struct.calcsize(SYNC_PRICES_FMT))
 
 
 def parse_auth(body):

@@ -180,7 +180,7 @@ def test_the_hub_sends_a_booth_what_its_sync_lacks_and_pushes_changes(store_url,
 
         async def sync(terminal, held):
             before = len(terminal.downlinks(frames.T_TIME))
-            terminal.publish(terminal.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, held)))
+            terminal.publish(terminal.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=held)))
             await asyncio.to_thread(terminal.wait, lambda t: len(t.downlinks(frames.T_TIME)) > before)
 
         await sync(term, struct.pack(">HII", 0, 0, 0))          # a new booth: both, whole

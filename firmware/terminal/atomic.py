@@ -94,3 +94,4 @@ def crc_of(path, size, chunk=256):
             crc = crc32(mv[:got], crc)
             size -= got
     return crc
+

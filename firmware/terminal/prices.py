@@ -19,9 +19,7 @@ the count.
 (atomic.write) and kept in RAM as those bytes: a line's rate is a binary search of its overrides.
 """
 
-import os
 import struct
-from binascii import crc32
 
 from protocol.errors import ProtocolError
 from protocol.price_list import (DISCOUNTS_FMT, DISCOUNTS_HEAD_SIZE, ENTRY_SIZE, OVERRIDE_FMT, decode_entry,
@@ -29,12 +27,12 @@ from protocol.price_list import (DISCOUNTS_FMT, DISCOUNTS_HEAD_SIZE, ENTRY_SIZE,
 from protocol.pricing import FREE_AMOUNT, OVERRIDE_CATEGORY, OVERRIDE_ITEM, TIERS_MAX, rate_key
 
 from . import atomic
+from .listfile import ListFile
 
 _NAME = "prices"
 _RULES_NAME = "discounts"
 _MAGIC = b"PCPL"
 _TRAILER_FMT = ">4sIHHBBHI"
-_TRAILER_LEN = 20
 _SYNC_FMT = ">HII"      # what a booth's T_SYNC appends (SPEC.md §5.3): merchant, list version, rules version
 
 
@@ -50,18 +48,15 @@ class PricesCorrupt(Exception):
     """The stored list does not check: ask the hub for the whole list."""
 
 
-class PriceList:
+class PriceList(ListFile):
     """The version of the price list in force, and the next one while its chunks arrive."""
 
+    _MAGIC = _MAGIC
+
     def __init__(self, dirpath):
-        self._dir = dirpath
-        self._path = dirpath + "/" + _NAME
+        ListFile.__init__(self, dirpath, _NAME, ENTRY_SIZE)
         self._code = bytearray(2)
-        self._entry = bytearray(ENTRY_SIZE)
-        self._f = None
-        self._next = None   # [file, merchant_id, version, flags, chunks, next chunk, last code, count, crc]
-        atomic.makedirs(dirpath)
-        atomic.remove(self._path + atomic.TMP)  # a list that never got installed
+        self._next = None   # [merchant_id, version, flags, chunks, next chunk, last code] while receiving
         self._load()
 
     def _load(self):
@@ -69,19 +64,9 @@ class PriceList:
         self.merchant_id = 0
         self.flags = 0
         self.count = 0
-        if not atomic.exists(self._path):
-            return
-        size = os.stat(self._path)[6]
-        f = open(self._path, "rb")
-        if size >= _TRAILER_LEN:
-            f.seek(size - _TRAILER_LEN)
-            magic, version, merchant_id, count, flags, _r1, _r2, crc = struct.unpack(_TRAILER_FMT, f.read(_TRAILER_LEN))
-            body = count * ENTRY_SIZE
-            if magic == _MAGIC and body + _TRAILER_LEN == size and atomic.crc_of(self._path, body) == crc:
-                self._f, self.version, self.merchant_id, self.count, self.flags = f, version, merchant_id, count, flags
-                return
-        f.close()
-        raise PricesCorrupt("%s: bad trailer or checksum" % self._path)
+        fields = self._trailer(_TRAILER_FMT, 3, PricesCorrupt)
+        if fields is not None:
+            _magic, self.version, self.merchant_id, self.count, self.flags = fields[:5]
 
     def lookup(self, code):
         """The Item with this code, or None; reads the file, never the whole list."""
@@ -112,61 +97,29 @@ class PriceList:
             self._abandon()
             if chunk.version == self.version and chunk.merchant_id == self.merchant_id:
                 return False        # the list in force, sent again
-            self._next = [open(self._path + atomic.TMP, "wb"), chunk.merchant_id, chunk.version, chunk.flags,
-                          chunk.chunks, 0, 0, 0, 0]
+            self._begin()
+            self._next = [chunk.merchant_id, chunk.version, chunk.flags, chunk.chunks, 0, 0]
         nxt = self._next
-        if nxt is None or (chunk.merchant_id, chunk.version, chunk.flags, chunk.chunks, chunk.chunk) != tuple(nxt[1:6]):
+        if nxt is None or (chunk.merchant_id, chunk.version, chunk.flags, chunk.chunks, chunk.chunk) != tuple(nxt[:5]):
             self._abandon()
             raise PricesError("snapshot_order", "price list chunk %d of version %d is not the next one"
                               % (chunk.chunk, chunk.version))
-        if chunk.count and chunk.code(0) <= nxt[6]:
+        if chunk.count and chunk.code(0) <= nxt[5]:
             self._abandon()
             raise PricesError("snapshot_order", "price list codes not ascending across chunks at %d" % chunk.code(0))
-        try:
-            nxt[0].write(chunk.entries)
-        except BaseException:
-            self._abandon()
-            raise
-        nxt[8] = crc32(chunk.entries, nxt[8])
-        nxt[7] += chunk.count
-        nxt[5] += 1
+        self._append(chunk.entries, chunk.count)
+        nxt[4] += 1
         if chunk.count:
-            nxt[6] = chunk.code(chunk.count - 1)
-        if nxt[5] < nxt[4]:
+            nxt[5] = chunk.code(chunk.count - 1)
+        if nxt[4] < nxt[3]:
             return False
         self._next = None
-        f = nxt[0]
-        try:
-            f.write(struct.pack(_TRAILER_FMT, _MAGIC, nxt[2], nxt[1], nxt[7], nxt[3], 0, 0, nxt[8]))
-            atomic.sync(f)
-            f.close()
-        except BaseException:
-            f.close()
-            atomic.remove(self._path + atomic.TMP)
-            raise
-        self._install()
+        self._seal(struct.pack(_TRAILER_FMT, _MAGIC, nxt[1], nxt[0], self._count, nxt[2], 0, 0, self._crc))
         return True
 
     def _abandon(self):
-        if self._next is not None:
-            self._next[0].close()
-            self._next = None
-            atomic.remove(self._path + atomic.TMP)
-
-    def _install(self):
-        # Close our handle first: renaming over an open file is not something to rely on with littlefs.
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-        atomic.replace(self._path + atomic.TMP, self._path, self._dir)
-        self._load()
-
-    def close(self):
-        """Drop a half-received version and close the file."""
-        self._abandon()
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        ListFile._abandon(self)
+        self._next = None
 
 
 class Rules:

@@ -9,6 +9,7 @@ from protocol.config import ROLE_DESK
 from terminal.app import TerminalApp
 from terminal.authorise import SERVING, Authoriser
 from terminal.blacklist import Blacklist
+from terminal.atomic import exists
 from terminal.compat import const, sleep_ms
 from terminal.journal import Journal
 from terminal.mqtt import MQTTClient
@@ -68,6 +69,9 @@ class Terminal:
         self.ui = UI(board.display(), board.buzzer())
         self.sync = Sync(self.terminal_id, frames.frame_mac_for(terminal_key), self.wallet, self.journal,
                          self.blacklist, self.state, board, self.on_command)
+        self.sync.handle(frames.T_CREDITS, self._credits)    # loaded with the first list (SPEC.md §8)
+        if exists(data + "/credits/credits"):
+            self._credits(None)
         self.wallet.on_record = self.sync.poke  # a tap's record goes up now, not at the next 30 s round
         # After Sync, which restores the hub's config: its role picks the blob (SPEC.md §6.5).
         self.authoriser = Authoriser(self.reader, keys, self.wallet, self.sync.send_auth, self.blacklist,
@@ -94,6 +98,14 @@ class Terminal:
         for name, start in (("mqtt", self.client.run), ("upload", self.sync.upload_loop),
                             ("status", self.sync.status_loop), ("watchdog", self._watchdog)):
             self.add_task(name, start)
+
+    def _credits(self, frame):
+        """Pending credits: the module comes in with the first list the hub sends, or one kept in flash."""
+        from terminal.credits import Credits
+        store = Credits(self.board.data_dir() + "/credits")
+        store.register(self.sync, self.wallet)
+        if frame is not None:
+            store.on_frame(frame)
 
     def add_task(self, name, start):
         """Register a long-lived task: start() returns its coroutine; start() of the terminal runs it, kept by name."""

@@ -79,6 +79,7 @@ class Sync:
         # here until it ends. Bounded: with _SENDS_MAX under way another is refused and counted.
         self.sending = []
         self.chunk_cards_max = _CHUNK_CARDS_MAX
+        self.credits = None            # terminal.credits.Credits once a list arrived: its version goes in T_SYNC
         self.sends_refused = 0
         self.send_errors = 0
         self.authorised = False        # set through set_authorised (the status reports it)
@@ -379,7 +380,8 @@ class Sync:
 
     def _sync_body(self):
         return frames.sync_body(self.blacklist.version, self.wallet.config.version if self.wallet.config else 0,
-                                self.chunk_cards_max, self.prices_versions() if self.prices_versions else b"")
+                                self.chunk_cards_max, self.credits.version if self.credits else 0,
+                                self.prices_versions() if self.prices_versions else b"")
 
     def ask_sync(self):
         """Ask the hub for what changed since the versions held (a role that registered prices_versions)."""

@@ -65,6 +65,7 @@ class Wallet:
         self.blacklist_updated_s = 0    # when the blacklist was last confirmed current
         self._last_attempt = None       # (card_no, time) of the last attempt journalled
         self.on_record = None           # called when a record is final (runtime: sync.poke, to upload it now)
+        self.credits = None             # terminal.credits.Credits: the hub's pending credits, delivered at taps
 
     # -- reading -----------------------------------------------------------
 
@@ -96,6 +97,10 @@ class Wallet:
         if refused:
             return refused
         self._resolve_uncertain(cr)
+        if self.credits is not None:
+            cr, refused = self.credits.deliver(self, cr, self.clock())
+            if refused:
+                return refused
         self._finish()
         return Result(True, None, cr.info.card_no, cr.slot.balance_cents, 0, info=cr.info)
 
@@ -128,6 +133,10 @@ class Wallet:
                 self._finish()
                 return Result(False, BAD_AMOUNT, cr.info.card_no, cr.slot.balance_cents, info=cr.info)
         now = self.clock()
+        if self.credits is not None:
+            cr, refused = self.credits.deliver(self, cr, now)   # SPEC.md §3.7: before the sale is judged
+            if refused:
+                return refused
         reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(cr.info.card_no),
                                now, self.last_hub_contact_s, self.blacklist_updated_s)
         if reason == BLACKLISTED:

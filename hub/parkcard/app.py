@@ -411,7 +411,7 @@ class Hub:
             steps.append(("ack", functools.partial(self._send_ack, terminal_id, applied, rejected)))
         if result.blacklist_versions:
             steps.append(("blacklist", self.push_blacklist_news))
-        for sync in result.syncs:   # (terminal_id, blacklist_version, config_version, chunk_cards_max, prices)
+        for sync in result.syncs:   # (terminal_id, blacklist_version, config_version, chunk_cards_max, credits, prices)
             steps.append(("sync", functools.partial(self.downlink.answer_sync, *sync)))
         for terminal_id, admin_card_no, uid in result.auths:
             steps.append(("auth", functools.partial(self._authorise, terminal_id, admin_card_no, uid)))
@@ -560,7 +560,9 @@ class Hub:
             await self.push_blacklist_news()
         if notify.PRICES in news:
             await self.downlink.push_prices()
-        if news - {notify.BLACKLIST, notify.PRICES}:
+        if notify.CREDITS in news:
+            await self.downlink.push_credits()
+        if news - {notify.BLACKLIST, notify.PRICES, notify.CREDITS}:
             await self.poll_registry()
         self.changes.bump()
 

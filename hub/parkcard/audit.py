@@ -144,6 +144,8 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     if posted == expected:
         return None
     why = "posted %s, its posting is %s" % (_entries(posted), _entries(expected))
+    if rec.kind == R.KIND_CREDIT and _credited_again(rec, posted):
+        return None
     if rate_known or rec.kind not in _SALE_KINDS:
         return why
     split = (accounts.merchant_account(merchant_id), accounts.COMMISSION)
@@ -159,6 +161,33 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
         return "%s; the commission %d is the amount at none of the merchant's rates (%s bps)" % (
             why, fee, ", ".join(map(str, sorted(rates_had))))
     return "other_rate"
+
+
+def hub_transactions(credit_rows):
+    """{tx_id: (what, expected entries)} of the ledger transactions the hub booked without a record: each
+    pending credit's grant, and its cancel (re-derived from the credit's amount and source)."""
+    out = {}
+    for grant_tx, cancel_tx, source, amount, card_no, credit_no in credit_rows:
+        name = "credit %d of card %d" % (credit_no, card_no)
+        try:
+            out[grant_tx] = (name + " granted", ledger.credit_grant(source, amount))
+            if cancel_tx is not None:
+                out[cancel_tx] = (name + " cancelled", ledger.credit_cancel(source, amount))
+        except ledger.PostingError as exc:
+            out[grant_tx] = (name + " (%s)" % exc, [])
+    return out
+
+
+def _credited_again(rec, posted):
+    """True when a credit record's entries are ledger.credit_postings: some credits delivered again (a restored
+    card), booked as the park's loss instead of from park:pending_credits (SPEC.md §8.4)."""
+    amounts = dict(posted)
+    if len(amounts) != len(posted) or set(amounts) - {accounts.PENDING_CREDITS, accounts.LOSSES,
+                                                       accounts.card_account(rec.card_no)}:
+        return False
+    fresh, again = -amounts.get(accounts.PENDING_CREDITS, 0), -amounts.get(accounts.LOSSES, 0)
+    card = amounts.get(accounts.card_account(rec.card_no))
+    return fresh >= 0 and again > 0 and card == rec.amount_cents == fresh + again
 
 
 def merchant_rates(oplog):
@@ -221,13 +250,21 @@ def _check_contents(rows, report, rates_had):
     seqs_acked = dict.fromkeys(terminals, 0)    # records stored at or below the terminal's acked_upto
     entries = itertools.groupby(rows.ledger_entries(), key=lambda r: (r[0], r[1]))
     group = next(entries, None)
+    hub_tx = hub_transactions(rows.credits())
 
     def take_orphans_below(record_id):
         nonlocal group
         while group is not None and (group[0][0] is None or record_id is None or group[0][0] < record_id):
             (rid, tx_id), grp = group
-            _tally(report, cards, tx_id, [(a, c) for _r, _t, a, c in grp])
-            report.orphans.append("transaction %d belongs to record %s, which does not exist" % (tx_id, rid))
+            tx_entries = [(a, c) for _r, _t, a, c in grp]
+            _tally(report, cards, tx_id, tx_entries)
+            if rid is None and tx_id in hub_tx:
+                what, expected = hub_tx.pop(tx_id)
+                if sorted(tx_entries) != sorted(expected):
+                    report.posting_mismatch.append("transaction %d (%s): posted %s, its posting is %s" % (
+                        tx_id, what, _entries(sorted(tx_entries)), _entries(sorted(expected))))
+            else:
+                report.orphans.append("transaction %d belongs to record %s, which does not exist" % (tx_id, rid))
             group = next(entries, None)
 
     for row in rows.records():
@@ -249,6 +286,8 @@ def _check_contents(rows, report, rates_had):
             seqs_acked[terminal_id] += 1
         _check_record(report, cards, row, terminal, macs[terminal_id], posted, rates_had.get(terminal[0], ()))
     take_orphans_below(None)
+    for tx_id, (what, _expected) in sorted(hub_tx.items()):
+        report.posting_mismatch.append("%s: its transaction %d is not booked" % (what, tx_id))
     for entry_id, tx_id, account, cents in rows.entries_without_tx():
         report.orphans.append("entry %d (%s %+d) belongs to transaction %d, which does not exist" % (
             entry_id, account, cents, tx_id))

@@ -46,6 +46,8 @@ FIXED_PRICE_CENTS = Bound("a fixed price", 0, card.BALANCE_MAX_CENTS,
                           "cents, at most what a card can hold")
 COMMISSION_BPS = Bound("a commission", 0, 10000, "basis points: 10000 is 100 %")
 PORT = Bound("a port", 1, 65535)
+CREDIT_CENTS = Bound("a credit", 1, card.BALANCE_MAX_CENTS, "cents, at most what a card can hold")
+CREDIT_NO = Bound("a credit number", 1, 0xFFFF, "16 bits on the card (SPEC.md §3.7)")
 
 
 def check_name(value, what="a name"):

@@ -20,6 +20,7 @@ import time
 
 from protocol import card as C
 from protocol import frames
+from protocol import hub_credits
 from protocol import record as R
 
 from parkcard.domain import ledger
@@ -96,7 +97,9 @@ class Desk:
             blocks = {}
             card_mac = bytes(4)
             if self.park_keys is not None:
-                blocks = C.issue_blocks(C.CardKeys(self.park_keys, uid), info, amount, time_s, self.terminal_id)
+                keys = C.CardKeys(self.park_keys, uid)
+                blocks = C.issue_blocks(keys, info, amount, time_s, self.terminal_id)
+                blocks.update(hub_credits.credit_blocks(keys))     # sector 2: where pending credits land
                 card_mac = blocks[C.SLOT_BLOCKS[0]][12:]
             rec = R.Record(R.KIND_ISSUE, self.terminal_id, seq, time_s, no, uid, 1, amount, amount,
                            discount_cents=amount - cash_cents, card_mac=card_mac, deposit_cents=deposit_cents,

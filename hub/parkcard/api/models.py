@@ -218,3 +218,31 @@ class SettlementClosed(BaseModel):
 def _epoch(ts):
     """Whole UTC epoch seconds, None as None."""
     return None if ts is None else int(ts)
+
+
+class CreditNew(BaseModel):
+    """Value to land on a card at its next tap on any terminal, paid to the park through this API."""
+
+    amount_cents: int = Field(ge=bounds.CREDIT_CENTS.low, le=bounds.CREDIT_CENTS.high)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class Credit(BaseModel):
+    """A pending credit of a card: granted, sent (a terminal holds it), delivered (on the card) or cancelled."""
+
+    card_no: int
+    credit_no: int
+    amount: Money
+    reason: str
+    state: str
+    granted_by: str
+    granted_at: int
+    delivered_terminal: Optional[int]
+    delivered_seq: Optional[int]
+
+    @classmethod
+    def of(cls, c, currency):
+        """From a parkcard.store.rows.PendingCredit."""
+        return cls(card_no=c.card_no, credit_no=c.credit_no, amount=Money(cents=c.amount_cents, currency=currency),
+                   reason=c.reason, state=c.state, granted_by=c.granted_by, granted_at=int(c.granted_at),
+                   delivered_terminal=c.delivered_terminal, delivered_seq=c.delivered_seq)

@@ -9,7 +9,8 @@ from protocol.record import KIND_LOCK as _KIND_LOCK
 from parkcard import bounds
 from parkcard.api import models as m
 from parkcard.api.app import REFUSALS, api_actor, idempotency_key, once
-from parkcard.services import blacklist, merchants, monitoring, park, settlement, terminals
+from parkcard.domain import accounts
+from parkcard.services import blacklist, credits, merchants, monitoring, park, settlement, terminals
 
 router = APIRouter(responses=REFUSALS)
 open_router = APIRouter()      # what needs no API key
@@ -165,3 +166,25 @@ async def settlement_close(request: Request, body: m.SettlementClose, actor=Depe
 
 
 
+CardNo = Path(ge=bounds.CARD_NO.low, le=bounds.CARD_NO.high)
+
+
+@router.post("/cards/{card_no}/credits", response_model=m.Credit, tags=["credits"])
+async def credit_grant(request: Request, body: m.CreditNew, card_no: int = CardNo, actor=Depends(api_actor),
+                       key: str = Depends(idempotency_key)):
+    """Credit a card paid for through this API: it lands at the card's next tap on any terminal (scope
+    credits:write). The same Idempotency-Key again returns the first answer: one payment, one credit."""
+    async def produce():
+        store = _store(request)
+        credit = await credits.grant_credit(store, actor, card_no, body.amount_cents, body.reason,
+                                            source=accounts.API_PAYMENTS)
+        return m.Credit.of(credit, await park.currency(store, actor)).model_dump(mode="json")
+    return await once(request, actor, key, produce)
+
+
+@router.get("/cards/{card_no}/credits", response_model=list[m.Credit], tags=["credits"])
+async def credit_list(request: Request, card_no: int = CardNo, actor=Depends(api_actor)):
+    """A card's pending credits, delivered and cancelled ones included (scope credits:read)."""
+    store = _store(request)
+    currency = await park.currency(store, actor)
+    return [m.Credit.of(c, currency) for c in await credits.pending_credits(store, actor, card_no)]

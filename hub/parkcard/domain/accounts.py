@@ -20,6 +20,10 @@ LOSSES = "park:losses"              # late debits of a replaced card beyond its 
 REFUND_FEES = "park:refund_fees"    # fees kept on refunds and returns
 OVER_SHORT = "desk:over_short"      # cash counted over (+) or short (-) of expected at a shift's close
 
+# Pending credits (parkcard.domain.ledger credit_grant, SPEC.md §8).
+PENDING_CREDITS = "park:pending_credits"    # granted to a card not present, not yet on it (a liability)
+API_PAYMENTS = "park:api_payments"          # paid to the park through the API (a third party's top-up): negative
+
 
 def card_account(card_no):
     """Ledger account of a card's funds."""

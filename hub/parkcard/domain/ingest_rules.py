@@ -142,6 +142,35 @@ def booth_refusal(view, role, terminal_id, rec):
     return None, None
 
 
+class CreditDelivery(NamedTuple):
+    """What a credit record (kind 15) delivers: the credits' numbers, and the cents new to the card or seen before."""
+
+    credit_nos: tuple
+    fresh_cents: int        # credits the card had not received: from park:pending_credits
+    again_cents: int        # credits delivered before by another record: a restored card, the park's loss
+
+
+def credit_delivery(credits, rec):
+    """Judge a credit record against the card's credits at the hub (SPEC.md §8.4): (CreditDelivery, None, None)
+    or (None, reason, detail) when the record is quarantined.
+
+    credits: {credit_no: (amount_cents, delivered)} of the card's credits the hub granted and did not cancel.
+    The record delivers credits discount_cents + 1 .. item (the card's marker before and after).
+    """
+    first, last = rec.discount_cents + 1, rec.item
+    numbers = tuple(range(first, last + 1))
+    unknown = [n for n in numbers if n not in credits]
+    if not numbers or unknown:
+        return None, QuarantineReason.CREDIT_UNKNOWN, "card %d: credits %d..%d, the hub granted no credit %s" % (
+            rec.card_no, first, last, unknown[0] if unknown else "in an empty range")
+    total = sum(credits[n][0] for n in numbers)
+    if total != rec.amount_cents:
+        return None, QuarantineReason.CREDIT_MISMATCH, "card %d: credits %d..%d are %d cents, the record adds %d" % (
+            rec.card_no, first, last, total, rec.amount_cents)
+    again = sum(credits[n][0] for n in numbers if credits[n][1])
+    return CreditDelivery(numbers, total - again, again), None, None
+
+
 def _claims(view, card_no, counters):
     """{counter: Claim} of those counters of the card that a record holds."""
     return {k: Claim(*row) for k, row in view.counter_rows(card_no, counters).items()}

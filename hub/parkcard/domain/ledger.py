@@ -21,8 +21,9 @@ Record fields used beyond amount (SPEC.md §4.1):
 
 from protocol import record as R
 
-from parkcard.domain.accounts import (BONUS, CASH, COMMISSION, DEPOSITS, LOSSES, OVER_SHORT, REFUND_FEES, TRANSFERS,
-                                      card_account, hold_account, merchant_account)
+from parkcard.domain.accounts import (API_PAYMENTS, BONUS, CASH, COMMISSION, DEPOSITS, HOLD_PREFIX, LOSSES,
+                                      OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TRANSFERS, card_account, hold_account,
+                                      merchant_account)
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
@@ -37,7 +38,14 @@ DEPOSIT_KINDS = (R.KIND_ISSUE, R.KIND_CASHOUT)
 
 _CARD_SIGN = {R.KIND_DEBIT: -1, R.KIND_TOPUP: 1, R.KIND_REFUND: 1, R.KIND_CASHOUT: -1, R.KIND_TRANSFER_OUT: -1,
               R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0,
-              R.KIND_ATTEMPT: 0}
+              R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1}
+
+# Ledger transactions the hub books with no record (ledger_tx.kind): a pending credit's grant and its cancel.
+TX_CREDIT_GRANT = 1015
+TX_CREDIT_CANCEL = 1016
+# Where a pending credit's value comes from (credit_grant's source): cash at a desk, a payment through the
+# API, or a replaced card's hold (hold:<card_no>).
+CREDIT_SOURCES = (CASH, API_PAYMENTS)
 
 
 class PostingError(ValueError):
@@ -94,6 +102,9 @@ def postings(rec, merchant_id, rate_bps):
         entries = [(card, -amount), (TRANSFERS, amount)]
     elif kind == R.KIND_TRANSFER_IN:
         entries = [(TRANSFERS, -amount), (card, amount)]
+    elif kind == R.KIND_CREDIT:
+        # Which credits it delivers, and whether they were delivered before, is ingest's rule (SPEC.md §8.4).
+        entries = [(PENDING_CREDITS, -amount), (card, amount)]
     else:  # KIND_LOCK and KIND_ATTEMPT move no value
         return []
     entries = [e for e in entries if e[1] != 0]
@@ -154,6 +165,32 @@ def hold_release(old_card_no, new_card_no, released_cents):
     """What is left of a replaced card's hold, after the offline window, onto its replacement."""
     _non_negative(released_cents=released_cents)
     return _balanced([(hold_account(old_card_no), -released_cents), (card_account(new_card_no), released_cents)])
+
+
+def credit_source_ok(source):
+    """True for an account a pending credit may be funded from (CREDIT_SOURCES or a replaced card's hold)."""
+    return source in CREDIT_SOURCES or (source.startswith(HOLD_PREFIX) and source[len(HOLD_PREFIX):].isdigit())
+
+
+def credit_grant(source, amount_cents):
+    """A pending credit granted: its value leaves the source into park:pending_credits until a tap delivers it."""
+    _non_negative(amount_cents=amount_cents)
+    if not credit_source_ok(source):
+        raise PostingError("bad_fields", "%r cannot fund a credit" % source)
+    return _balanced([(source, -amount_cents), (PENDING_CREDITS, amount_cents)])
+
+
+def credit_cancel(source, amount_cents):
+    """A pending credit cancelled before any terminal had it: its value goes back to the source."""
+    return [(account, -cents) for account, cents in credit_grant(source, amount_cents)]
+
+
+def credit_postings(card_no, fresh_cents, again_cents):
+    """A credit record's entries when some of its credits reached the card before (a restored card, SPEC.md
+    §8.4): the fresh ones from park:pending_credits, the ones delivered again are the park's loss."""
+    _non_negative(fresh_cents=fresh_cents, again_cents=again_cents)
+    return _balanced([(PENDING_CREDITS, -fresh_cents), (LOSSES, -again_cents),
+                      (card_account(card_no), fresh_cents + again_cents)])
 
 
 def cash_over_short(expected_cents, counted_cents):

@@ -87,6 +87,8 @@ class QuarantineReason(enum.StrEnum):
     REFUND_UNMATCHED = "refund_unmatched"
     REFUND_OVER_SALE = "refund_over_sale"
     REFUND_TWICE = "refund_twice"
+    CREDIT_UNKNOWN = "credit_unknown"      # a credit record naming credits the hub did not grant that card
+    CREDIT_MISMATCH = "credit_mismatch"    # ... or adding another amount than the hub granted
     HUB_ERROR = "hub_error"        # the hub failed on this message alone (a bug): kept so it cannot stop the hub
 
 
@@ -98,4 +100,5 @@ class BlacklistAction(enum.StrEnum):
 
 
 # The alarm kind the clone rule raises; the auditor and the ledger check list its cards.
+ALARM_CREDIT_TWICE = "credit_twice"   # a card received a pending credit again (a restored card, SPEC.md §8.4)
 ALARM_CLONE = "clone"

@@ -18,7 +18,7 @@ import logging
 import struct
 import time
 
-from protocol import frames, hub_frames, hub_price_list, price_list, topics
+from protocol import frames, hub_credits, hub_frames, hub_price_list, price_list, topics
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
 
@@ -32,7 +32,7 @@ BLACKLIST_CHUNK_CARDS_MAX = 4096       # 16 KB of card numbers per snapshot chun
 ENCODE_ERRORS = (Malformed, struct.error, OverflowError, TypeError)
 _FRAME_NAMES = {frames.T_ACK: "T_ACK", frames.T_BLACKLIST: "T_BLACKLIST", frames.T_CONFIG: "T_CONFIG",
                 frames.T_TIME: "T_TIME", frames.T_COMMAND: "T_COMMAND", frames.T_CARD_WRITE: "T_CARD_WRITE",
-                frames.T_PRICE_LIST: "T_PRICE_LIST", frames.T_DISCOUNTS: "T_DISCOUNTS"}
+                frames.T_PRICE_LIST: "T_PRICE_LIST", frames.T_DISCOUNTS: "T_DISCOUNTS", frames.T_CREDITS: "T_CREDITS"}
 
 
 class Downlink:
@@ -182,12 +182,31 @@ class Downlink:
         for terminal_id in sorted(self.registry.terminals):
             await self.prices(terminal_id)
 
-    async def answer_sync(self, terminal_id, blacklist_version, config_version, chunk_cards_max=0, prices=None):
+    async def answer_sync(self, terminal_id, blacklist_version, config_version, chunk_cards_max=0,
+                          credits_version=None, prices=None):
         """Answer T_SYNC with what the terminal lacks, then T_TIME; prices: what a booth's T_SYNC named."""
         state = self.registry.get(terminal_id)
         await self.blacklist(terminal_id, blacklist_version, chunk_cards_max)
         if config_version != state.config_version:
             await self.config(terminal_id)
+        if credits_version is not None:     # a terminal that names no version takes no credits list
+            await self.credits(terminal_id, credits_version)
         if prices is not None:
             await self.prices(terminal_id, prices)
         await self.time(terminal_id)
+
+    async def credits(self, terminal_id, held_version=None):
+        """Send the pending credits list (SPEC.md §8.2) unless the terminal holds its version; return frames sent."""
+        version, listed = await self.storage.credits_list()
+        if version == 0 or held_version == version:
+            return 0
+        bodies = hub_credits.credits_bodies(version, listed)
+        for body in bodies:
+            await self.send(terminal_id, frames.T_CREDITS, body)
+        await self.storage.credits_sent([c[:2] for c in listed])   # a terminal may hold them: not cancellable
+        return len(bodies)
+
+    async def push_credits(self):
+        """Send the pending credits list to every terminal (after a grant or a cancel)."""
+        for terminal_id in sorted(self.registry.terminals):
+            await self.credits(terminal_id)

@@ -77,8 +77,9 @@ from protocol.errors import ProtocolError
 from parkcard.domain import ingest_rules as rules
 from parkcard.domain import ledger
 from parkcard.domain.lifecycle import QuarantineReason as Q
-from parkcard.domain.lifecycle import ALARM_CLONE, RecordStatus, UncertainOutcome
+from parkcard.domain.lifecycle import ALARM_CLONE, ALARM_CREDIT_TWICE, RecordStatus, UncertainOutcome
 from parkcard.ingest.registry import Rejected
+from parkcard.store import credits as credit_store
 
 log = logging.getLogger("parkcard.ingest.pipeline")
 
@@ -193,7 +194,7 @@ class BatchResult:
         self.views = {}
         self.acks = {}              # terminal_id -> [applied, rejected]
         self.blacklist_versions = []
-        self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max, prices)
+        self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max, credits, prices)
         self.auths = []             # (terminal_id, admin_card_no, uid)
         self.card_results = []      # (terminal_id, request_id, uid, status, block)
         self.counts = Counter()
@@ -309,6 +310,7 @@ class Ingest:
                     self._upload(tx, res, state, view, upload, topic)
                 elif frame.type == frames.T_SYNC:
                     res.syncs.append((state.id, *hub_frames.parse_sync(frame.body),
+                                      hub_frames.sync_credits_version(frame.body),
                                       hub_frames.parse_sync_prices(frame.body)))
                 elif frame.type == frames.T_AUTH:
                     res.auths.append((state.id, *hub_frames.parse_auth(frame.body)))
@@ -419,6 +421,8 @@ class Ingest:
             reason, detail = Q.RECORD_STATUS, "upload status %d" % status
         else:
             reason, detail = rules.booth_refusal(tx, state.role, state.id, rec)
+        if reason is None and rec.kind == R.KIND_CREDIT and name != RecordStatus.VOIDED:
+            _delivery, reason, detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
         if reason is None:
             try:
                 entries = ledger.postings(rec, state.merchant_id, state.rate_bps)
@@ -459,6 +463,8 @@ class Ingest:
             tx.claim_counter(card_no, k, state.id, rec.seq, write.delta_cents, rec.balance_after_cents)
         for terminal_id, seq, detail in write.chain_breaks:
             tx.add_alarm("chain", card_no, terminal_id, seq, detail)
+        if rec.kind == R.KIND_CREDIT:
+            entries = self._deliver_credits(tx, res, state, rec, entries)
         if entries:
             tx.post(record_id, rec.kind, entries)
         card = tx.card(card_no)
@@ -471,6 +477,27 @@ class Ingest:
                 # must not be decided again here, where it would meet its own counter claim.
                 if u_id != record_id and u_id not in tx.record_status:
                     self._decide_uncertain(tx, res, u_id, R.Record.decode(u_raw), self.registry.get(u_tid))
+
+    def _deliver_credits(self, tx, res, state, rec, entries):
+        """Mark the credits a credit record delivers; return its entries (SPEC.md §8.4).
+
+        A credit the card received before (only a card restored from an old dump shows it again) is on the
+        card all the same: it is booked as the park's loss, alarmed, and the card blacklisted, as a clone.
+        """
+        delivery, _reason, _detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
+        if delivery is None:    # checked when stored, and a credit a terminal holds cannot be cancelled
+            delivery = rules.CreditDelivery((), 0, rec.amount_cents)
+        credit_store.deliver(tx, rec.card_no, delivery.credit_nos, state.id, rec.seq)
+        if not delivery.again_cents:
+            return entries
+        detail = "card %d received credits %d..%d again (term-%d seq %d): %d cents" % (
+            rec.card_no, rec.discount_cents + 1, rec.item, state.id, rec.seq, delivery.again_cents)
+        tx.add_alarm(ALARM_CREDIT_TWICE, rec.card_no, state.id, rec.seq, detail)
+        version = tx.blacklist_add(rec.card_no, "credit twice: " + detail)
+        if version is not None:
+            res.blacklist_versions.append(version)
+        log.warning("event=credit_twice %s", detail)
+        return ledger.credit_postings(rec.card_no, delivery.fresh_cents, delivery.again_cents)
 
     def _decide_uncertain(self, tx, res, record_id, rec, state):
         """Apply the counter rule to one uncertain record (parkcard.domain.ingest_rules.decide_uncertain)."""

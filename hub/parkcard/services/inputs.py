@@ -5,7 +5,8 @@ from parkcard.services.errors import Refusal
 
 _BOUNDS = {"card_no": bounds.CARD_NO, "terminal_id": bounds.TERMINAL_ID, "merchant_id": bounds.MERCHANT_ID,
            "park_id": bounds.PARK_ID, "fixed_price_cents": bounds.FIXED_PRICE_CENTS,
-           "commission_bps": bounds.COMMISSION_BPS}
+           "commission_bps": bounds.COMMISSION_BPS, "amount_cents": bounds.CREDIT_CENTS,
+           "credit_no": bounds.CREDIT_NO}
 
 
 def checked(name=None, **values):

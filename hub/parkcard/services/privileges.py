@@ -42,11 +42,13 @@ MERCHANTS_READ = "merchants.read"
 BLACKLIST_READ = "blacklist.read"
 SETTLEMENT_READ = "settlement.read"
 PARK_READ = "park.read"                 # the park's currency: every role and key holds it (amounts need it)
+CREDITS_GRANT = "credits.grant"         # grant a card value it receives at its next tap; cancel one not yet sent
+CREDITS_READ = "credits.read"
 
 PRIVILEGES = (PARK_ADMIN, MERCHANTS, TERMINALS, BLACKLIST, ADMIN_CARDS, SETTLEMENT, CARD_QUERY, CARD_ISSUE,
               CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, CARD_REPLACE, CARD_STOCK, MEMBERS, SHIFT,
               SHIFTS_REVIEW, REPORTS, TIERS, OPERATORS, AUDIT, FLEET_READ, MERCHANTS_READ, BLACKLIST_READ,
-              SETTLEMENT_READ, PARK_READ)
+              SETTLEMENT_READ, PARK_READ, CREDITS_GRANT, CREDITS_READ)
 
 CASHIER = "cashier"
 FINANCE = "finance"
@@ -55,7 +57,8 @@ MANAGER = "manager"
 ADMIN = "admin"
 MERCHANT = "merchant"           # a booth owner's login: its own merchant's sales and settlements only
 
-_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT, PARK_READ})
+_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT, PARK_READ,
+                   CREDITS_GRANT, CREDITS_READ})
 # What each role may do. A cashier serves holders at a desk; finance settles and reviews money but serves
 # no card (who counts the money does not also move it); a technician runs terminals and card stock; a
 # manager runs the park's day, including replacements (they move a balance with no payment) and the
@@ -63,7 +66,7 @@ _DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN
 ROLE_PRIVILEGES = {
     CASHIER: _DESK,
     FINANCE: frozenset({SETTLEMENT, SETTLEMENT_READ, MERCHANTS_READ, SHIFTS_REVIEW, REPORTS, CARD_QUERY, AUDIT,
-                        PARK_READ}),
+                        PARK_READ, CREDITS_READ}),
     TECHNICIAN: frozenset({TERMINALS, FLEET_READ, ADMIN_CARDS, CARD_STOCK, BLACKLIST, BLACKLIST_READ, CARD_QUERY,
                            PARK_READ}),
     MANAGER: _DESK | {CARD_REPLACE, BLACKLIST, BLACKLIST_READ, MERCHANTS, MERCHANTS_READ, FLEET_READ,
@@ -148,6 +151,8 @@ SCOPES = {
     "blacklist:write": frozenset({BLACKLIST_READ, BLACKLIST}),
     "settlement:read": frozenset({SETTLEMENT_READ}),
     "settlement:close": frozenset({SETTLEMENT_READ, SETTLEMENT}),
+    "credits:read": frozenset({CREDITS_READ}),
+    "credits:write": frozenset({CREDITS_READ, CREDITS_GRANT}),     # a third party's top-up lands as a credit
 }
 
 

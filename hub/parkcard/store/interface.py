@@ -224,6 +224,10 @@ class AuditRows(abc.ABC):
         """Return up to `limit` seqs in 1..upto of a terminal with neither a record nor a quarantined hold."""
 
     @abc.abstractmethod
+    def credits(self):
+        """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no)] of every pending credit."""
+
+    @abc.abstractmethod
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""
 
@@ -530,6 +534,27 @@ class Store(abc.ABC):
         """Change an operator's password_hash, roles, active, display_name or last_login_at; ValueError if unknown."""
 
     @abc.abstractmethod
+    # -- pending credits (parkcard.store.credits, SPEC.md §8)
+    @abc.abstractmethod
+    async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None):
+        """Grant a credit to an issued card, funded from source; return its PendingCredit (NotIssued if unknown)."""
+
+    @abc.abstractmethod
+    async def cancel_pending_credit(self, card_no, credit_no, audit=None):
+        """Cancel a credit no terminal was sent yet; return its amount (NotCancellable otherwise)."""
+
+    @abc.abstractmethod
+    async def pending_credits(self, card_no=None):
+        """[PendingCredit] of one card or of every card, by card and number."""
+
+    @abc.abstractmethod
+    async def credits_list(self):
+        """(version, [(card_no, credit_no, amount_cents)]) of the credits not yet delivered."""
+
+    @abc.abstractmethod
+    async def credits_sent(self, keys):
+        """The credits [(card_no, credit_no)] went out in a list: no longer cancellable."""
+
     async def unsettled(self, merchant_id, start_s, end_s):
         """Return rows.SettlementTotals of what closing [start, end) would take now."""
 

@@ -386,3 +386,18 @@ class DiscountRulesVersion(NamedTuple):
     rules: str
     created_at: float
     created_by: str
+
+
+class PendingCredit(NamedTuple):
+    """Value granted to a card that was not present (SPEC.md §8): its number on that card, where it stands."""
+
+    card_no: int
+    credit_no: int
+    amount_cents: int
+    reason: str
+    source: str             # the account that funded it (parkcard.domain.ledger.credit_grant)
+    granted_by: str
+    granted_at: float
+    state: str              # granted, sent (some terminal holds it), delivered (on the card), cancelled
+    delivered_terminal: object
+    delivered_seq: object

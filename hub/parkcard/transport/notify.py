@@ -21,7 +21,8 @@ TERMINALS = "terminals"          # terminals were registered or changed
 COMMANDS = "commands"            # terminal commands were queued (lock, de-authorise)
 CARD_REQUESTS = "card_requests"  # admin card issues were queued
 PRICES = "prices"                # a price list or the discount rules took a new version
-NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES)
+CREDITS = "credits"              # pending credits were granted or cancelled
+NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES, CREDITS)
 DATAGRAM_MAX = 256
 
 

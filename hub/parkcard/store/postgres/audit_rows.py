@@ -86,6 +86,11 @@ class PgAuditRows(interface.AuditRows):
             "WHERE r.terminal_id=$2 AND r.seq=n) AND NOT EXISTS (SELECT 1 FROM quarantine q "
             "WHERE q.terminal_id=$2 AND q.seq=n) ORDER BY n LIMIT $3", upto, terminal_id, limit)]
 
+    def credits(self):
+        """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no)] of every pending credit."""
+        return self._fetch("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no "
+                           "FROM pending_credits ORDER BY card_no, credit_no")
+
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""
         return {r[0]: (r[1], r[2]) for r in self._fetch("SELECT card_no, shadow_balance_cents, last_counter "

@@ -61,6 +61,11 @@ class AuditRows(interface.AuditRows):
             "AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.terminal_id=? AND q.seq=s.n) LIMIT ?",
             (upto, terminal_id, terminal_id, limit))]
 
+    def credits(self):
+        """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no)] of every pending credit."""
+        return self.conn.execute("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no "
+                                 "FROM pending_credits ORDER BY card_no, credit_no").fetchall()
+
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""
         return {r[0]: (r[1], r[2]) for r in self.conn.execute(

@@ -24,6 +24,7 @@ from parkcard.domain.lifecycle import AdminCardState
 from parkcard.oplog import OpLog, log_path_for
 from parkcard.store import interface
 from parkcard.store.booth import BoothMethods
+from parkcard.store.credits import CreditMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
 from parkcard.store.sqlite import migrate
@@ -59,7 +60,7 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, BoothMethods, interface.Store):
+class SqliteStore(SharedMethods, BoothMethods, CreditMethods, interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):

@@ -1,0 +1,76 @@
+"""Pending credits: value granted to a card that is not present, delivered at its next tap on any terminal.
+
+The hub numbers a card's credits and sends those not yet delivered to every terminal (SPEC.md §8);
+the card carries the highest number it has received, so a credit lands once. Granting books the
+value from its source (cash at the desk, a payment through the API, a replaced card's hold) into
+park:pending_credits; the tap's record moves it onto the card.
+"""
+
+from parkcard.domain import accounts, ledger
+from parkcard.services.errors import Refusal
+from parkcard.services.inputs import checked
+from parkcard.services.privileges import CREDITS_GRANT, CREDITS_READ, requires
+from parkcard.store import NotIssued, audited
+from parkcard.store.credits import NotCancellable
+from parkcard.transport import notify
+
+REASON_LENGTH_MAX = 200
+
+
+def _reason(reason):
+    text = (reason or "").strip()
+    if not text or len(text) > REASON_LENGTH_MAX or not text.isprintable():
+        raise Refusal("bad_reason", "give a reason of 1 to %d printable characters on one line (what the credit "
+                                    "is for: the card holder and the audit log read it)" % REASON_LENGTH_MAX)
+    return text
+
+
+@requires(CREDITS_GRANT)
+async def grant_credit(store, actor, card_no, amount_cents, reason, source=accounts.CASH):
+    """Grant amount_cents to card_no, landing at its next tap; return the PendingCredit.
+
+    source: the account that funds it (desk cash by default; park:api_payments for the API; a replaced
+    card's hold:<card_no>). Refused for a card not issued or blacklisted, an amount that is not a whole
+    number of cents within what a card holds, or an unknown source.
+    """
+    checked(card_no=card_no, amount_cents=amount_cents)
+    reason = _reason(reason)
+    if not ledger.credit_source_ok(source):
+        raise Refusal("bad_source", "%r cannot fund a credit: use %s or hold:<card number>"
+                      % (source, " or ".join(ledger.CREDIT_SOURCES)))
+    if card_no in await store.blacklist_cards():
+        raise Refusal("card_blacklisted", "card %d is blacklisted: no terminal would serve it; grant the credit "
+                                          "to its replacement" % card_no)
+    try:
+        credit = await store.add_pending_credit(card_no, amount_cents, reason, source, actor.name, audit=audited(
+            actor.name, "credit.grant", when=lambda _: True, card_no=card_no, amount_cents=amount_cents,
+            reason=reason, source=source, extra=lambda c: {"credit_no": c.credit_no}))
+    except NotIssued:
+        raise Refusal("card_not_issued", "card %d was never issued here: check the number (nothing was granted)"
+                      % card_no) from None
+    except ValueError as exc:
+        raise Refusal("too_many_credits", "%s: nothing was granted" % exc) from None
+    await actor.told(notify.CREDITS)
+    return credit
+
+
+@requires(CREDITS_READ)
+async def pending_credits(store, actor, card_no=None):
+    """[PendingCredit] of one card (or all), delivered and cancelled ones included, by card and number."""
+    checked(card_no=card_no)
+    return await store.pending_credits(card_no)
+
+
+@requires(CREDITS_GRANT)
+async def cancel_credit(store, actor, card_no, credit_no):
+    """Cancel a credit no terminal has been sent yet; its value goes back to its source. Return the amount."""
+    checked(card_no=card_no, credit_no=credit_no)
+    try:
+        amount = await store.cancel_pending_credit(card_no, credit_no, audit=audited(
+            actor.name, "credit.cancel", when=lambda _: True, card_no=card_no, credit_no=credit_no))
+    except NotCancellable as exc:
+        raise Refusal("credit_not_cancellable", "%s: only a credit still `granted` (no terminal has it yet) can be "
+                                                "cancelled; a sent one lands at the card's next tap, refund it "
+                                                "at the desk after" % exc) from None
+    await actor.told(notify.CREDITS)
+    return amount
