@@ -57,7 +57,9 @@ class Passage:
 
 
 def read_ticket(reader, cr):
-    """The ticket as a CardState (info None: no valid ticket; ClassicSession.landed reads its slots). Read sector 3 of the card whose wallet sector was just read (a nested authentication, MF1S50yyX §10.1)."""
+    """Read sector 3 of the card whose wallet sector was just read (a nested authentication, MF1S50yyX §10.1).
+
+    The ticket comes as a CardState (info None: no valid ticket), so ClassicSession.landed reads its slots."""
     reader.auth(t.INFO_BLOCK, cr.keys.key_a(t.TICKET_SECTOR), cr.uid)
     raw_info = reader.read_block(t.INFO_BLOCK)
     raw_a = reader.read_block(t.SLOT_BLOCKS[0])
