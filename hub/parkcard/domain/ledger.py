@@ -37,7 +37,7 @@ DEPOSIT_KINDS = (R.KIND_ISSUE, R.KIND_CASHOUT)
 
 _CARD_SIGN = {R.KIND_DEBIT: -1, R.KIND_TOPUP: 1, R.KIND_REFUND: 1, R.KIND_CASHOUT: -1, R.KIND_TRANSFER_OUT: -1,
               R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0,
-              R.KIND_ATTEMPT: 0}
+              R.KIND_ATTEMPT: 0, **{kind: 0 for kind in R.PASSAGE_KINDS}}
 
 
 class PostingError(ValueError):
@@ -94,7 +94,7 @@ def postings(rec, merchant_id, rate_bps):
         entries = [(card, -amount), (TRANSFERS, amount)]
     elif kind == R.KIND_TRANSFER_IN:
         entries = [(TRANSFERS, -amount), (card, amount)]
-    else:  # KIND_LOCK and KIND_ATTEMPT move no value
+    else:  # KIND_LOCK, KIND_ATTEMPT and the passages (SPEC.md §4.9) move no value
         return []
     entries = [e for e in entries if e[1] != 0]
     if sum(e[1] for e in entries) != 0:
