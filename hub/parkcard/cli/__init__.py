@@ -18,7 +18,8 @@ import os
 
 import click
 
-from parkcard.cli import admin_card, apikey, blacklist, fleet, hub, ledger, merchant, operator, park, terminal
+from parkcard.cli import (admin_card, apikey, blacklist, fleet, gate, hub, ledger, merchant, operator, park, terminal,
+                          ticket)
 from parkcard.cli.common import Settings, UserError
 from parkcard.cli.optional import CommandsGroup
 
@@ -47,7 +48,8 @@ def _register():
     from parkcard.oplog import audit_command
     for command in (park.init, fleet.terminals, ledger.ledger, ledger.settle, park.park, merchant.merchant,
                     terminal.terminal, admin_card.admin_card_group, blacklist.blacklist, fleet.alarms,
-                    fleet.quarantine, hub.up, apikey.apikey, operator.operator, audit_command()):
+                    fleet.quarantine, hub.up, apikey.apikey, operator.operator, ticket.ticket, gate.gate, gate.occupancy,
+                    audit_command()):
         main.add_command(command)
 
 
