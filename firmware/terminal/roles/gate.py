@@ -255,7 +255,8 @@ class Role(_Role):
 
     def __init__(self, app):
         _Role.__init__(self, app)
-        self.gate = Gate(app.wallet, None)      # the relay is asked for at the first tap served
+        # The board's relay (a host harness without a runtime hands the app one before serving).
+        self.gate = Gate(app.wallet, app.runtime.board.relay() if app.runtime is not None else None)
         self._tail = None
         self._direction = 0
 
@@ -278,8 +279,7 @@ class Role(_Role):
             await sleep_ms(1000)
             return None
         if self.gate.relay is None:
-            # the board's relay; a host harness without a runtime hands the app one
-            self.gate.relay = app.runtime.board.relay() if app.runtime is not None else app.relay
+            self.gate.relay = app.relay
         key = app.keypad.get_key()
         if gate.direction == t.DIRECTION_BOTH and key in ("1", "2"):
             self._direction = ENTER if key == "1" else LEAVE
