@@ -225,25 +225,27 @@ def counter_newer(a, b):
     return a != b and ((a - b) % COUNTER_MODULUS) < (COUNTER_MODULUS // 2)
 
 
-def pick_slot(slot_a, slot_b):
+def pick_slot(slot_a, slot_b, blocks=SLOT_BLOCKS):
     """Return (current, index, other_block) from two decoded slots (None = invalid), SPEC.md §3.5.
 
     `index` is 0 or 1 for the slot in force; the next write goes to the other
-    block. Raises BadMac when neither slot verifies.
+    block of `blocks` (the wallet's, or the ticket's of §3.9). Raises BadMac when neither slot verifies.
     """
     if slot_a is None and slot_b is None:
-        raise BadMac("no valid wallet slot")
+        raise BadMac("no valid slot")
     if slot_b is None or (slot_a is not None and not counter_newer(slot_b.counter, slot_a.counter)):
-        return slot_a, 0, SLOT_BLOCKS[1]
-    return slot_b, 1, SLOT_BLOCKS[0]
+        return slot_a, 0, blocks[1]
+    return slot_b, 1, blocks[0]
 
 
-def decode_slots(block_a, block_b, card_keys):
-    """Decode both slot blocks: [slot or None, slot or None] (None: torn or forged)."""
+def decode_slots(block_a, block_b, card_keys, slot_type=WalletSlot, blocks=SLOT_BLOCKS):
+    """Decode both slot blocks: [slot or None, slot or None] (None: torn or forged).
+
+    The wallet's by default; a ticket's (protocol.ticket.TicketSlot, blocks 13 and 14) by the same rule."""
     slots = []
-    for data, block in ((block_a, SLOT_BLOCKS[0]), (block_b, SLOT_BLOCKS[1])):
+    for data, block in ((block_a, blocks[0]), (block_b, blocks[1])):
         try:
-            slots.append(WalletSlot.decode(data, card_keys, block))
+            slots.append(slot_type.decode(data, card_keys, block))
         except BadMac:
             slots.append(None)
     return slots

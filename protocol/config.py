@@ -30,7 +30,10 @@ _OFFLINE_S_MAX = const(7 * 86400)        # max_offline_s and blacklist_max_age_s
 
 
 class Config:
-    """T_CONFIG body: what this terminal is and the park's offline rules."""
+    """T_CONFIG body: what this terminal is and the park's offline rules; `tail` the role's own bytes after them
+    (a gate's protocol.ticket.GateConfig, SPEC.md §5.8), empty for the other roles."""
+
+    tail = b""      # at class level: a booth's config keeps its size on the heap
 
     def __init__(self, version=0, role=ROLE_POS, merchant_id=0, fixed_price_cents=0, tx_cap_cents=5000,
                  daily_cap_cents=20000, max_offline_s=86400, blacklist_max_age_s=86400, category=0, park_id=0):
@@ -53,7 +56,7 @@ class Config:
                             % (self.merchant_id, self.park_id, self.fixed_price_cents))
         return struct.pack(_CONFIG_FMT, self.version, self.role, self.merchant_id, self.fixed_price_cents,
                            self.tx_cap_cents, self.daily_cap_cents, self.max_offline_s,
-                           self.blacklist_max_age_s, self.category, self.park_id)
+                           self.blacklist_max_age_s, self.category, self.park_id) + self.tail
 
     @classmethod
     def decode(cls, body):
@@ -63,6 +66,8 @@ class Config:
         cfg = cls(*struct.unpack_from(_CONFIG_FMT, body, 0))
         if cfg.role not in ROLE_NAMES or cfg.category > 15:
             raise Malformed("config role or category")
+        if len(body) > _CONFIG_SIZE:
+            cfg.tail = bytes(body[_CONFIG_SIZE:])
         return cfg
 
 

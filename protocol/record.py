@@ -29,8 +29,14 @@ KIND_ISSUE = 7        # desk: new card, first load
 KIND_LOCK = 8         # blacklisted card locked on tap; no value moves
 KIND_ATTEMPT = 9      # an already locked card tapped again: nothing written to the card
 KIND_CREDIT = 15      # any terminal: the hub's pending credits delivered to the card (SPEC.md §3.7)
+# Passages at a gate (SPEC.md §4.9): card_counter and card_mac are the ticket's (sector 3), never the wallet's.
+KIND_ENTRY = 20
+KIND_EXIT = 21
+KIND_REFUSAL = 22     # nothing written; the reason code in the detail field
+KIND_TIMED_EXIT = 23  # an exit priced by the time inside; the money moved by the debit record just before it
+PASSAGE_KINDS = (KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT)
 KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, KIND_TRANSFER_IN,
-         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT)
+         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT) + PASSAGE_KINDS
 
 FLAG_OFFLINE = 0x01   # taken while the terminal had no hub link
 FLAG_RESOLVED = 0x02  # card outcome was uncertain and was settled on a later tap
@@ -134,6 +140,17 @@ class Record:
                   discount, flags, config_version, card_mac, deposit, ref_seq, version)
         rec.mac = mac
         return rec
+
+
+def passage_detail(reason, area, entries_left):
+    """The detail a passage record carries in its discount field (SPEC.md §4.9): reason, area, entries left."""
+    return (reason << 24) | (area << 16) | entries_left
+
+
+def passage_fields(rec):
+    """(reason, area, entries_left) of a passage record's detail field."""
+    d = rec.discount_cents
+    return d >> 24, (d >> 16) & 0xFF, d & 0xFFFF
 
 
 def record_mac_for(terminal_key):

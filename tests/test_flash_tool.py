@@ -611,9 +611,10 @@ def test_cli_ports_lists_or_explains(monkeypatch):
 def test_default_pins_are_safe_for_an_esp32_wroom():
     wired = pins.assigned_pins()
     gpios = [gpio for _, _, gpio, _ in wired]
-    assert len(gpios) == len(set(gpios)) == 17
+    assert len(gpios) == len(set(gpios)) == 18
     assert not set(gpios) & set(pins.RESERVED_PINS)
-    assert [gpio for gpio in gpios if gpio in pins.STRAPPING_PINS] == [pins.DEFAULT_PINS["rc522"]["cs"]]
+    assert [gpio for gpio in gpios if gpio in pins.STRAPPING_PINS] == [
+        pins.DEFAULT_PINS["rc522"]["cs"], pins.DEFAULT_PINS["relay"]["pin"]]     # both idle as the strap wants
     assert not [(part, role) for part, role, gpio, way in wired if way == "out" and gpio in pins.INPUT_ONLY_PINS]
     # Columns use the internal pull-up, which input-only pins do not have.
     assert not set(pins.DEFAULT_PINS["keypad"]["cols"]) & set(pins.INPUT_ONLY_PINS)

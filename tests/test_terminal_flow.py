@@ -19,7 +19,7 @@ from conftest import FIRMWARE
 from protocol import card, frames, hub_frames
 from protocol.config import ROLE_GATE, ROLE_POS, ROLE_RIDE, Config
 from protocol.record import FLAG_OFFLINE, RECORD_SIZE, Record, record_mac_for
-from sim.board import SimBoard
+from sim.board import RecordingRelay, SimBoard
 from sim.cards import card_balance, issued_card
 from terminal import app as terminal_app
 from terminal import journal as jr
@@ -493,17 +493,18 @@ def test_sale_refused_when_the_keys_are_withdrawn_mid_flow(tmp_path):
     assert balance_of(vc) == 10000
 
 
-def test_a_role_the_terminal_does_not_serve_says_so(tmp_path):
+def test_a_gate_without_its_gate_config_says_so_and_takes_nothing(tmp_path):
     t = Terminal(tmp_path, role=ROLE_GATE)
+    t.app.relay = RecordingRelay()
     vc = t.tap(new_card())
 
     async def scenario():
         loop = asyncio.create_task(t.app.run())
-        await until(lambda: t.display.lines == ("Role gate", "not served here"))
+        await until(lambda: t.display.lines == ("Gate", "No gate config"))
         await stop(loop)
 
     asyncio.run(scenario())
-    assert balance_of(vc) == 10000
+    assert balance_of(vc) == 10000 and t.app.relay.openings == []
 
 
 # -- a write whose outcome is unknown (SPEC.md §3.5) ----------------------------------------------

@@ -18,7 +18,7 @@ import time
 from urllib.parse import urlparse
 
 from protocol import card as C
-from protocol.config import ROLE_DESK, ROLE_POS, ROLE_RIDE
+from protocol.config import ROLE_DESK, ROLE_GATE, ROLE_POS, ROLE_RIDE
 from sim.board import SimBoard
 from sim.cards import card_balance, card_from_blocks
 from sim.mifare import MifareClassic1K
@@ -38,6 +38,7 @@ DESK_TERMINAL_ID = 1
 DESK_MERCHANT_ID = 1
 RIDE_PRICE_CENTS = 450
 MERCHANTS = ((2, "Food court", 1200), (3, "Rides", 800), (4, "Gift shop", 1500))
+GATE_MERCHANT_ID = 3        # gates belong to the rides' merchant: a timed exit's charge is theirs
 ADMIN_CARD_UID = bytes.fromhex("04adadadadad01")
 DRAIN_POLL_S = 0.05
 
@@ -69,14 +70,27 @@ class SimTerminal:
 
     def tap(self, virtual_card, amount_cents):
         """A visitor holds a card to the reader; returns the wallet's Result."""
+        result = self._held(virtual_card, lambda: self.wallet.debit(amount_cents))
+        self.terminal.ui.result(result)
+        return result
+
+    def _held(self, virtual_card, serve):
+        """Return serve() with the card held in the reader's field (a tap)."""
         field = self.board.field
         field.add(virtual_card)
         try:
-            result = self.wallet.debit(amount_cents)
+            return serve()
         finally:
             field.remove(virtual_card)
-        self.terminal.ui.result(result)
-        self.taps += 1
+            self.taps += 1
+
+    def pass_gate(self, virtual_card, direction=0):
+        """A visitor holds a card to a gate (direction 0: the gate's own, or the card's for "both"); returns the
+        gate's Passage."""
+        role = self.terminal.app.role(ROLE_GATE)
+        role.configure(self.wallet.config)
+        result = self._held(virtual_card, lambda: role.gate.tap(direction))
+        role.show(result)
         return result
 
     def backlog(self):
@@ -110,15 +124,18 @@ class Visitor:
 class ParkSim:
     """Broker + hub + terminals + visitors, all on loopback."""
 
-    def __init__(self, workdir, terminals=4, cards=20, seed=1, broker_url=None, db=None, api=None):
+    def __init__(self, workdir, terminals=4, cards=20, seed=1, broker_url=None, db=None, api=None, gates=0):
         """db: the hub's database (a postgresql:// URL); by default a SQLite file in workdir.
 
-        api: a parkcard.api.server.ApiServer the hub serves (the API and the operator web app).
+        api: a parkcard.api.server.ApiServer the hub serves (the API and the operator web app). gates: gate
+        terminals after the booths (ids follow theirs), configured by the caller (Hub.configure_gate).
         """
         self.workdir = str(workdir)
         self.api = api
         self.db = db
         self.n_terminals = terminals
+        self.n_gates = gates
+        self.gates = []
         self.n_cards = cards
         self.rng = random.Random(seed)
         self.broker_url = broker_url
@@ -168,6 +185,10 @@ class ParkSim:
             key = await self.hub.register_terminal(terminal_id, merchant_id, role, "term-%d" % terminal_id,
                                                    fixed_price_cents=RIDE_PRICE_CENTS if role == ROLE_RIDE else 0)
             plan.append((terminal_id, role, merchant_id, key))
+        for i in range(self.n_gates):
+            terminal_id = DESK_TERMINAL_ID + 1 + self.n_terminals + i
+            key = await self.hub.register_terminal(terminal_id, GATE_MERCHANT_ID, ROLE_GATE, "gate-%d" % terminal_id)
+            plan.append((terminal_id, ROLE_GATE, GATE_MERCHANT_ID, key))
         passwords = await self.hub.terminal_credentials()
         if self.broker is not None:
             # The broker learns the new terminals' passwords (password file rewritten, SIGHUP).
@@ -181,6 +202,8 @@ class ParkSim:
                 self.desk = sim_terminal
             else:
                 self.terminals.append(sim_terminal)
+                if role == ROLE_GATE:
+                    self.gates.append(sim_terminal)
         everyone = [self.desk] + self.terminals
         for t in everyone:
             t.terminal.start()
@@ -193,19 +216,28 @@ class ParkSim:
     async def make_admin_card(self):
         """The hub issues the admin system card and the desk terminal writes it onto a blank card."""
         blank = MifareClassic1K(ADMIN_CARD_UID)
+        issued = await self._written_at_desk(blank, self.hub.issue_admin_card_at_desk(ADMIN_CARD_UID,
+                                                                                      DESK_TERMINAL_ID, timeout_s=30))
+        self.admin_card = blank
+        self.admin_card_no = issued.card_no
+
+    async def sell_ticket(self, visitor, product_id, start_day=None):
+        """The desk sells a ticket onto the visitor's card and its terminal writes it; returns the TicketSale."""
+        return await self._written_at_desk(visitor.virtual, self.hub.sell_ticket_at_desk(
+            DESK_TERMINAL_ID, product_id, visitor.card_no, start_day, timeout_s=30))
+
+    async def _written_at_desk(self, virtual, writing):
+        """Hold a card on the desk terminal's reader while the hub has it written; return what writing returns."""
         field = self.desk.board.field
-        field.add(blank)
-        writing = asyncio.create_task(self.hub.issue_admin_card_at_desk(ADMIN_CARD_UID, DESK_TERMINAL_ID,
-                                                                        timeout_s=30))
+        field.add(virtual)
+        writing = asyncio.create_task(writing)
         try:
             while not writing.done():   # the desk's tap loop, one step at a time
                 self.desk.terminal.card_writer.poll()
                 await asyncio.sleep(DRAIN_POLL_S)
-            issued = await writing
+            return await writing
         finally:
-            field.remove(blank)
-        self.admin_card = blank
-        self.admin_card_no = issued.card_no
+            field.remove(virtual)
 
     async def authorise_all(self):
         """The technician's round: tap the admin system card on every terminal until the hub confirms."""
@@ -235,7 +267,7 @@ class ParkSim:
 
     async def random_tap(self):
         """One visitor taps at one terminal; returns (terminal, visitor, result)."""
-        terminal = self.rng.choice(self.terminals)
+        terminal = self.rng.choice([t for t in self.terminals if t.role != ROLE_GATE])
         visitor = self.rng.choice(self.visitors)
         result = terminal.tap(visitor.virtual, self.amount_for(terminal))
         await asyncio.sleep(0)  # let the link tasks run between taps

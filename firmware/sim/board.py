@@ -53,6 +53,19 @@ class RecordingBuzzer:
             self.played.pop(0)
 
 
+class RecordingRelay:
+    """A gate's relay on the host: counts and remembers its openings (open_ms each)."""
+
+    def __init__(self):
+        self.openings = []
+
+    def open(self, open_ms):
+        """Record an opening instead of switching a turnstile."""
+        self.openings.append(open_ms)
+        if len(self.openings) > 64:
+            self.openings.pop(0)
+
+
 class SimWatchdog:
     """Counts feeds; a test can check the loop kept feeding it."""
 
@@ -116,6 +129,7 @@ class SimBoard:
         self._display = RecordingDisplay()
         self._keypad = ScriptedKeypad()
         self._buzzer = RecordingBuzzer()
+        self._relay = RecordingRelay()
         for sub in ("", "/data"):
             try:
                 os.mkdir(root + sub)
@@ -141,6 +155,10 @@ class SimBoard:
     def buzzer(self):
         """The recorded buzzer."""
         return self._buzzer
+
+    def relay(self):
+        """The recorded gate relay."""
+        return self._relay
 
     def watchdog(self, timeout_ms):
         """A watchdog that only counts feeds."""

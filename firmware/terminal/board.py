@@ -15,6 +15,7 @@ DEFAULT_PINS = {
     "display": {"i2c_bus": 0, "sda": 16, "scl": 17, "address": 0x3C, "width": 128, "height": 64},
     "keypad": {"rows": (13, 14, 26, 27), "cols": (4, 21, 32, 33), "layout": ("123A", "456B", "789C", "*0#D")},
     "buzzer": {"pin": 25, "active_high": True},
+    "relay": {"pin": 2, "active_high": True},   # a gate's turnstile; unused on booths
 }
 SPI_BAUD = 4000000   # MFRC522 §8.1.2: SPI up to 10 Mbit/s; 4 MHz is safe on jumper wires
 # MicroPython ports with a 2000 epoch report time.gmtime(0) as year 2000.
@@ -60,6 +61,13 @@ class Board:
         from machine import Pin
         p = self.pins["buzzer"]
         return Buzzer(Pin(p["pin"], Pin.OUT, value=0 if p["active_high"] else 1), p["active_high"])
+
+    def relay(self):
+        """The gate's turnstile relay (a gate asks for it; booths never do)."""
+        from machine import Pin
+        from terminal.devices import Relay
+        p = self.pins["relay"]
+        return Relay(Pin(p["pin"], Pin.OUT, value=0 if p["active_high"] else 1), p["active_high"])
 
     def watchdog(self, timeout_ms):
         """The hardware watchdog; feed() it only while the main loop is healthy."""

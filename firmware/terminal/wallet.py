@@ -10,7 +10,7 @@ paid (terminal/purse.py) live apart from this order.
 
 from protocol import card
 from protocol.errors import BadMac
-from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, Record
+from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, PASSAGE_KINDS, Record
 from terminal import journal as jr
 from terminal import purse
 from terminal.cards.classic import ClassicSession
@@ -222,8 +222,8 @@ class Wallet:
         landed = False
         for seq, raw in list(self.journal.uncertain()):
             rec = Record.decode(raw)
-            if rec.card_no != cr.info.card_no or rec.uid != cr.uid:
-                continue
+            if rec.card_no != cr.info.card_no or rec.uid != cr.uid or rec.kind in PASSAGE_KINDS:
+                continue    # a passage's counter is the ticket's: the gate settles it (roles/gate.py)
             on_card = self.card.landed(cr, rec.card_counter, rec.card_mac)
             if on_card is not None:
                 outcome = jr.COMMITTED if on_card else jr.VOIDED

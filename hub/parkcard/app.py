@@ -29,7 +29,7 @@ import os
 import signal
 import time
 
-from protocol import frames, hub_frames, topics
+from protocol import card, frames, hub_frames, topics
 
 from parkcard.api.metrics import HubMetrics
 from parkcard.desk import Desk
@@ -39,7 +39,7 @@ from parkcard.ingest.downlink import Downlink
 from parkcard.ingest.fleet import Fleet
 from parkcard.ingest.pipeline import Ingest
 from parkcard.ingest.registry import Registry
-from parkcard.services import admin_cards, blacklist, merchants, terminals
+from parkcard.services import admin_cards, blacklist, gates, merchants, terminals, tickets
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import StoreUnavailable, hub_lock_for, is_postgres, is_transient, store_for
 from parkcard.transport import notify
@@ -668,6 +668,34 @@ class Hub:
             raise ServiceError("admin card %d was written but its request was cancelled: it is abandoned and "
                            "authorises no terminal" % issued.card_no)
         return issued
+
+    # -- tickets and gates
+    async def configure_gate(self, terminal_id, direction, actor="hub", **config):
+        """parkcard.services.gates.configure, then the gate's new T_CONFIG at once; return the gate config version."""
+        version = await gates.configure(self.storage, self.actor(actor), terminal_id, direction, **config)
+        await self.downlink.config(terminal_id)
+        return version
+
+    async def sell_ticket_at_desk(self, desk_terminal_id, product_id, card_no, start_day=None,
+                                  timeout_s=CARD_WRITE_TIMEOUT_S, actor="hub"):
+        """Sell a ticket onto an issued card and have the desk terminal write it (T_CARD_WRITE); return the sale.
+
+        start_day: the first park day (days since epoch; today by default). The ticket stays pending until the
+        desk reports the card written, failed when it reports a failure or does not answer."""
+        who = self.actor(actor)
+        if start_day is None:
+            start_day = card.day_of(int(time.time()))
+        sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day)
+        try:
+            await self.write_card(desk_terminal_id, sale.uid, sale.blocks, timeout_s, actor)
+        except ServiceError:
+            await tickets.settle(self.storage, who, sale.serial, False)
+            raise
+        except asyncio.CancelledError:
+            await asyncio.shield(tickets.settle(self.storage, who, sale.serial, False))
+            raise
+        await tickets.settle(self.storage, who, sale.serial, True)
+        return sale
 
     async def _settle_admin_card(self, card_no, written, request_id, error, actor):
         return await admin_cards.settle(self.storage, self.actor(actor), card_no, written, request_id, error)

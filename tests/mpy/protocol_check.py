@@ -100,7 +100,8 @@ def main(path):
     cfg = frames.Config.decode(frames.decode(fmac, h(v["frame_config"])).body)
     expect(cfg.role == frames.ROLE_RIDE and cfg.fixed_price_cents == 500 and cfg.category == 2, "config")
     longer = frames.Config.decode(frames.decode(fmac, h(v["frame_config_longer"])).body)
-    expect(longer.encode() == cfg.encode(), "a longer config's unknown tail is ignored")
+    expect(longer.fixed_price_cents == cfg.fixed_price_cents and longer.tail
+           and longer.encode() == cfg.encode() + longer.tail, "a longer config's tail is kept for the role, not read")
     expect(refused(frames.Config.decode, cfg.encode()[:-1], error=Malformed), "a short config refused")
     expect(hub_frames.parse_sync(frames.decode(fmac, h(v["frame_sync"])).body) == (6, 4, 256), "sync")
     expect(hub_frames.parse_sync(frames.decode(fmac, h(v["frame_sync"])).body[:6]) == (6, 4, 0), "short sync")

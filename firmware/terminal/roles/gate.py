@@ -1,13 +1,311 @@
-"""The gate role: entry and exit with tickets (DESIGN.md). Tickets are not on the terminal yet, so a gate
-says so instead of letting anyone through; this module is where ticket checks will live."""
+"""The gate role: entry and exit on the ticket in the card's sector 3, decided from the card alone (SPEC.md §3.8-3.11).
 
+A tap reads the wallet sector (who the card is, blacklist, the purse a timed
+exit is paid from) and the ticket sector, settles the card's open records,
+decides by terminal/gate_rules.py and then, journal first as the wallet does:
+a passage record PENDING, the ticket's next state written over the slot not in
+force, the record COMMITTED, the relay opened. A timed exit debits the wallet
+first (an ordinary debit record, terminal/wallet.py), then writes the exit.
+Refusals are journalled too (kind 22, one per card and reason a minute), so the
+hub sees every one. Only a gate imports this module; its config is the tail of
+the hub's T_CONFIG (protocol.ticket.GateConfig, SPEC.md §5.8).
+"""
+
+from protocol import card, ticket as t
+from protocol.errors import BadMac, Malformed
+from protocol.record import FLAG_OFFLINE, KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT
+from protocol.record import Record, passage_detail
+from terminal import gate_rules as rules
+from terminal import journal as jr
+from terminal import purse
+from terminal import ui as screens
+from terminal import wallet as w
 from terminal.app import Role as _Role
+from terminal.cards.classic import CardState
+from terminal.compat import sleep_ms
+from terminal.rc522 import AuthError, RC522Error
+
+OPEN_MS = 3000              # the turnstile stays released this long after an approved tap
+REFUSAL_REPEAT_S = 60       # one refusal record per card and reason a minute: a card held on the reader is one
+ENTER = t.DIRECTION_ENTRY
+LEAVE = t.DIRECTION_EXIT
+
+TEXT = {t.REASON_BLACKLISTED: "Card blocked", t.REASON_NO_TICKET: "No ticket", t.REASON_NOT_HERE: "Not valid here",
+        t.REASON_EXPIRED: "Ticket expired", t.REASON_NOT_YET_VALID: "Not valid today",
+        t.REASON_ALREADY_INSIDE: "Already inside", t.REASON_NO_REENTRY: "No re-entry",
+        t.REASON_NO_ENTRIES: "No entries left", t.REASON_DAY_LIMIT: "Day limit",
+        t.REASON_NOT_INSIDE: "Not inside", t.REASON_PAY_AT_DESK: "Pay at the desk"}
+
+
+class Passage:
+    """What a gate tap did: passed or refused with a reason (a gate reason code, or a wallet reason string)."""
+
+    def __init__(self, ok, reason=None, card_no=0, direction=ENTER, charge_cents=0, balance_cents=0, entries_left=0,
+                 seq=0):
+        self.ok = ok
+        self.reason = reason
+        self.card_no = card_no
+        self.direction = direction
+        self.charge_cents = charge_cents
+        self.balance_cents = balance_cents
+        self.entries_left = entries_left
+        self.seq = seq
+
+    def __repr__(self):
+        return "Passage(ok=%r, reason=%r, card=%d, direction=%d, charge=%d)" % (
+            self.ok, self.reason, self.card_no, self.direction, self.charge_cents)
+
+
+def read_ticket(reader, cr):
+    """Read sector 3 of the card whose wallet sector was just read (a nested authentication, MF1S50yyX §10.1).
+
+    The ticket comes as a CardState (info None: no valid ticket), so ClassicSession.landed reads its slots."""
+    reader.auth(t.INFO_BLOCK, cr.keys.key_a(t.TICKET_SECTOR), cr.uid)
+    raw_info = reader.read_block(t.INFO_BLOCK)
+    raw_a = reader.read_block(t.SLOT_BLOCKS[0])
+    raw_b = reader.read_block(t.SLOT_BLOCKS[1])
+    slots = t.decode_slots(raw_a, raw_b, cr.keys)
+    try:
+        info = t.TicketInfo.decode(raw_info, cr.keys)
+        slot, write_block = t.pick_slot(slots)
+    except (BadMac, Malformed):
+        return CardState(cr.uid, cr.keys, None, slots, None, 0)
+    return CardState(cr.uid, cr.keys, info, slots, slot, write_block)
+
+
+class Gate:
+    """Passages on one reader: the wallet's card session, journal and blacklist, the gate's relay."""
+
+    def __init__(self, wallet, relay):
+        self.wallet = wallet
+        self.relay = relay
+        self.config = None           # protocol.ticket.GateConfig
+        self._last_refusal = None    # (card_no, reason, time) of the last refusal journalled
+        self._retry = None           # (card_no, seq) of a passage whose ticket write was uncertain
+        self._paid = None            # (card_no, ticket counter, debit seq) of the last timed exit's debit
+
+    def tap(self, direction=0):
+        """Serve the card in the field; direction 0 lets the card decide (inside: exit). Never raises for card trouble."""
+        wa = self.wallet
+        if wa.park_keys is None or wa.config is None or self.config is None:
+            return Passage(False, w.NOT_READY)
+        if wa.journal.free_records() < 3:
+            return Passage(False, w.JOURNAL_FULL)
+        cr, refused = wa._tap()
+        if refused:
+            return Passage(False, refused.reason)
+        try:
+            tk = read_ticket(wa.card.reader, cr)
+        except AuthError:
+            tk = CardState(cr.uid, cr.keys, None, [None, None], None, 0)   # sector 3 not keyed for us: no ticket sold
+        except RC522Error:
+            wa._finish()
+            return Passage(False, w.READ_FAILED, cr.info.card_no)
+        wa._resolve_uncertain(cr)
+        self._resolve(cr, tk)
+        card_no = cr.info.card_no
+        retry = self._retry
+        if retry is not None and retry[0] == card_no:
+            self._retry = None
+            if wa.journal.status(retry[1]) == jr.COMMITTED:
+                # SPEC.md §3.5: the uncertain write of this passage is on the card; let the visitor through.
+                wa._finish()
+                return self._opened(cr, tk.slot, retry[1], 0)
+        return self._decide(cr, tk, direction)
+
+    def _decide(self, cr, tk, direction):
+        wa = self.wallet
+        gate = self.config
+        now = wa.clock()
+        info, slot = tk.info, tk.slot
+        listed = cr.slot.locked or bool(cr.info.flags & card.FLAG_RETURNED) or wa.blacklist.contains(cr.info.card_no)
+        if not direction:
+            direction = gate.direction if gate.direction != t.DIRECTION_BOTH else (
+                LEAVE if slot is not None and slot.inside and gate.park_day(slot.last_time_s) == gate.park_day(now)
+                else ENTER)
+        charge = 0
+        if direction == LEAVE:
+            reason, new, charge = rules.exit_(info, slot, gate, now, listed)
+            if not reason and charge and self._already_paid(cr.info.card_no, slot.counter):
+                charge = -charge     # paid on the tap whose exit write did not land: not charged again
+            elif not reason and charge and purse.refusal(
+                    cr.info, cr.slot, charge, wa.config, listed, now, wa.last_hub_contact_s, wa.blacklist_updated_s):
+                reason = t.REASON_PAY_AT_DESK
+        else:
+            reason, new = rules.entry(info, slot, gate, now, listed)
+        if reason:
+            self._refusal(cr, tk, reason, now)
+            wa._finish()
+            return Passage(False, reason, cr.info.card_no, direction, charge, cr.slot.balance_cents,
+                           slot.entries_left if slot is not None else 0)
+        balance = cr.slot.balance_cents
+        if charge > 0:
+            try:    # back to the wallet sector: the ticket read authenticated sector 3 (SPEC.md §3.1)
+                wa.card.reader.auth(card.INFO_BLOCK, cr.keys.key_a(), cr.uid)
+            except RC522Error:
+                wa._finish()
+                return Passage(False, w.READ_FAILED, cr.info.card_no, direction, charge, balance)
+            paid = wa._write(cr, purse.debited(cr.slot, charge, now, wa.terminal_id), KIND_DEBIT, charge, info.product,
+                             0, now)
+            if paid.seq:
+                self._paid = (cr.info.card_no, slot.counter, paid.seq)
+            if not paid.ok:
+                return Passage(False, paid.reason, cr.info.card_no, direction, charge, paid.balance_cents)
+            balance = paid.balance_cents
+            if not self._reselect(cr, tk):
+                self._retry = None
+                return Passage(False, w.UNCERTAIN, cr.info.card_no, direction, charge, balance)
+        kind = KIND_ENTRY if direction == ENTER else (KIND_TIMED_EXIT if info.type == t.TYPE_TIMED else KIND_EXIT)
+        return self._pass(cr, tk, new, kind, abs(charge), balance, now, direction)
+
+    def _already_paid(self, card_no, ticket_counter):
+        """True when this exit's charge is on the card already: its debit committed, the exit not written."""
+        paid = self._paid
+        return (paid is not None and paid[0] == card_no and paid[1] == ticket_counter
+                and self.wallet.journal.status(paid[2]) == jr.COMMITTED)
+
+    def _reselect(self, cr, tk):
+        """After the wallet debit released the card, select it again and open its ticket sector for the exit write."""
+        reader = self.wallet.card.reader
+        try:
+            found = reader.detect(True)
+            if found is None or found[0] != cr.uid:
+                return False
+            reader.auth(t.INFO_BLOCK, tk.keys.key_a(t.TICKET_SECTOR), cr.uid)
+        except RC522Error:
+            return False
+        return True
+
+    def _pass(self, cr, tk, new, kind, charge, balance, now, direction):
+        """Journal the passage PENDING, write the ticket state, commit and open (SPEC.md §1.1 order)."""
+        wa = self.wallet
+        sealed = new.encode(tk.keys, tk.write_block)
+        try:
+            seq = self._journal(cr, kind, new.counter, new.mac, charge, balance, tk.info.product,
+                                passage_detail(0, self.config.area, new.entries_left), now)
+        except jr.JournalFull:
+            wa._finish()
+            return Passage(False, w.JOURNAL_FULL, cr.info.card_no, direction)
+        try:
+            wa.card.reader.write_block(tk.write_block, sealed)
+        except RC522Error:
+            try:
+                wa.journal.mark(seq, jr.UNCERTAIN)
+            except jr.JournalFull:
+                pass     # still PENDING, open just the same: the card's next read settles it
+            self._retry = (cr.info.card_no, seq)
+            wa._finish()
+            return Passage(False, w.UNCERTAIN, cr.info.card_no, direction, charge, balance, new.entries_left, seq)
+        wa._finish()
+        wa._mark(seq, jr.COMMITTED)
+        self._paid = None
+        return self._opened(cr, new, seq, charge, balance, direction)
+
+    def _opened(self, cr, slot, seq, charge, balance=None, direction=0):
+        self.relay.open(OPEN_MS)
+        if not direction:
+            direction = ENTER if slot.inside else LEAVE
+        return Passage(True, None, cr.info.card_no, direction, charge,
+                       cr.slot.balance_cents if balance is None else balance, slot.entries_left, seq)
+
+    def _refusal(self, cr, tk, reason, now):
+        """Journal a refusal (nothing written to the card), at most one per card and reason a minute."""
+        last = self._last_refusal
+        if last is not None and last[0] == cr.info.card_no and last[1] == reason and now - last[2] < REFUSAL_REPEAT_S:
+            return
+        if self.wallet.journal.free_records() < 2:
+            return     # room is kept for passages: a full journal refuses them anyway
+        self._last_refusal = (cr.info.card_no, reason, now)
+        slot = tk.slot
+        try:
+            seq = self._journal(cr, KIND_REFUSAL, slot.counter if slot is not None else 0, b"\x00" * 4, 0,
+                                cr.slot.balance_cents, tk.info.product if tk.info is not None else 0,
+                                passage_detail(reason, self.config.area, slot.entries_left if slot is not None else 0),
+                                now)
+        except jr.JournalFull:
+            return
+        self.wallet._mark(seq, jr.COMMITTED)
+
+    def _journal(self, cr, kind, counter, mac, amount, balance, product, detail, now):
+        wa = self.wallet
+        seq = wa.journal.last_seq() + 1
+        online = wa.link is not None and wa.link.connected
+        rec = Record(kind, wa.terminal_id, seq, now, cr.info.card_no, cr.uid, counter, amount, balance, product,
+                     detail, 0 if online else FLAG_OFFLINE, wa.config.version, mac)
+        wa.journal.append(seq, now, rec.encode(wa.record_mac))
+        return seq
+
+    def _resolve(self, cr, tk):
+        """Settle this card's uncertain passages by the ticket slots on the card (SPEC.md §3.5, §3.9)."""
+        if tk.slot is None:
+            return
+        wa = self.wallet
+        for seq, raw in list(wa.journal.uncertain()):
+            rec = Record.decode(raw)
+            if rec.kind not in (KIND_ENTRY, KIND_EXIT, KIND_TIMED_EXIT) or rec.card_no != cr.info.card_no \
+                    or rec.uid != cr.uid:
+                continue
+            on_card = wa.card.landed(tk, rec.card_counter, rec.card_mac)
+            if on_card is not None:
+                wa._mark(seq, jr.COMMITTED if on_card else jr.VOIDED)
 
 
 class Role(_Role):
-    """A placeholder that refuses to serve, visibly."""
+    """A gate: waits for a card, decides, opens the relay or shows the reason."""
+
+    def __init__(self, app):
+        _Role.__init__(self, app)
+        # The board's relay (a host harness without a runtime hands the app one before serving).
+        self.gate = Gate(app.wallet, app.runtime.board.relay() if app.runtime is not None else None)
+        self._tail = None
+        self._direction = 0
+
+    def configure(self, cfg):
+        """Take the gate config from the T_CONFIG tail; None when there is none or it is malformed."""
+        if cfg.tail is not self._tail:
+            self._tail = cfg.tail
+            try:
+                self.gate.config = t.GateConfig.decode(cfg.tail)
+            except Malformed:
+                self.gate.config = None
+        return self.gate.config
 
     async def serve(self, cfg):
-        """Say the gate is not served yet."""
-        self.app.ui.message("Role gate", "not served here")
-        await self.app.poll()
+        """One step: wait for a card and serve it."""
+        app = self.app
+        gate = self.configure(cfg)
+        if gate is None:
+            app.ui.message("Gate", "No gate config")
+            await sleep_ms(1000)
+            return None
+        if self.gate.relay is None:
+            self.gate.relay = app.relay
+        key = app.keypad.get_key()
+        if gate.direction == t.DIRECTION_BOTH and key in ("1", "2"):
+            self._direction = ENTER if key == "1" else LEAVE
+        app.ui.message("Entry" if (self._direction or gate.direction) == ENTER else (
+            "Exit" if (self._direction or gate.direction) == LEAVE else "Entry / exit"), "Tap card")
+        if app.wallet.park_keys is not None and not await app.wallet.card_near():
+            await app.poll()
+            return None
+        result = self.gate.tap(self._direction)
+        if result.reason == w.NO_CARD:
+            await app.poll()
+            return None
+        self._direction = 0
+        self.show(result)
+        app.taps += 1
+        await app.pause()
+        return result
+
+    def show(self, result):
+        """The passage on the screen and the buzzer."""
+        ui = self.app.ui
+        if result.ok:
+            line2 = ("Paid " + screens.money(result.charge_cents)) if result.charge_cents else (
+                "Entries %d" % result.entries_left if result.entries_left != t.ENTRIES_UNLIMITED else "")
+            ui.message("Welcome" if result.direction == ENTER else "Goodbye", line2)
+            ui.buzzer.play(screens.BEEP_APPROVED)
+        else:
+            ui.message("REFUSED", TEXT.get(result.reason) or screens.REASON_TEXT.get(result.reason, str(result.reason)))
+            ui.buzzer.play(screens.BEEP_REFUSED)

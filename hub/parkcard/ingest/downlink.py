@@ -22,6 +22,7 @@ from protocol import frames, hub_credits, hub_frames, hub_price_list, price_list
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
 
+from parkcard.domain import tickets
 from parkcard.services import discounts
 
 log = logging.getLogger("parkcard.ingest.downlink")
@@ -95,12 +96,25 @@ class Downlink:
         return await self.send(terminal_id, frames.T_COMMAND, lambda: hub_frames.command_body(command, argument))
 
     async def config(self, terminal_id):
-        """T_CONFIG from the terminal's registry entry and the park's offline rules."""
+        """T_CONFIG from the terminal's registry entry and the park's offline rules; a gate's with its gate
+        config in the tail (SPEC.md §5.8)."""
         state = self.registry.get(terminal_id)
-        cfg = frames.Config(version=state.config_version, role=state.role, merchant_id=state.merchant_id,
-                            fixed_price_cents=state.fixed_price_cents, category=state.category,
-                            park_id=state.park_id)
+        version, tail = await self._gate_tail(state)
+        cfg = frames.Config(version=tickets.config_version(state.config_version, version), role=state.role,
+                            merchant_id=state.merchant_id, fixed_price_cents=state.fixed_price_cents,
+                            category=state.category, park_id=state.park_id)
+        cfg.tail = tail
         return await self.send(terminal_id, frames.T_CONFIG, cfg.encode)
+
+    async def _gate_tail(self, state):
+        """(gate config version, tail) of a gate terminal; (0, b"") for other roles and a gate not configured."""
+        if state.role != frames.ROLE_GATE:
+            return 0, b""
+        rows = await self.storage.gates(state.id)
+        if not rows:
+            return 0, b""
+        products = {p.id: tickets.ProductRule(*p[2:]) for p in await self.storage.ticket_products()}
+        return tickets.gate_tail(rows[0], products)
 
     async def blacklist(self, terminal_id, from_version, chunk_cards_max=0):
         """Send what a terminal at from_version lacks: a delta, or a chunked snapshot, in frames of at most
@@ -187,7 +201,8 @@ class Downlink:
         """Answer T_SYNC with what the terminal lacks, then T_TIME; prices: what a booth's T_SYNC named."""
         state = self.registry.get(terminal_id)
         await self.blacklist(terminal_id, blacklist_version, chunk_cards_max)
-        if config_version != state.config_version:
+        gate_version, _tail = await self._gate_tail(state)
+        if config_version != tickets.config_version(state.config_version, gate_version):
             await self.config(terminal_id)
         if credits_version is not None:     # a terminal that names no version takes no credits list
             await self.credits(terminal_id, credits_version)

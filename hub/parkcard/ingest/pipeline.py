@@ -438,11 +438,16 @@ class Ingest:
         res.counts[name] += 1
         if name == RecordStatus.APPLIED:
             self._apply_value(tx, res, state, record_id, rec, entries)
-        elif name == RecordStatus.UNCERTAIN:
-            self._decide_uncertain(tx, res, record_id, rec, state)
+        elif name == RecordStatus.UNCERTAIN and rec.kind not in R.PASSAGE_KINDS:
+            self._decide_uncertain(tx, res, record_id, rec, state)    # a passage waits for its copy, §4.9
         return 0
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
+        if rec.kind in R.PASSAGE_KINDS:
+            # A passage moves no value and its counter is the ticket's, not the wallet's (SPEC.md §4.9).
+            tx.add_passage(record_id, rec)
+            res.counts["passages"] += 1
+            return
         if rec.kind in (R.KIND_LOCK, R.KIND_ATTEMPT):
             tx.add_attempt(rec)
             res.counts["attempts"] += 1
@@ -476,7 +481,9 @@ class Ingest:
                 # Applying one of them decides the card's others in a nested call: one settled there
                 # must not be decided again here, where it would meet its own counter claim.
                 if u_id != record_id and u_id not in tx.record_status:
-                    self._decide_uncertain(tx, res, u_id, R.Record.decode(u_raw), self.registry.get(u_tid))
+                    u_rec = R.Record.decode(u_raw)
+                    if u_rec.kind not in R.PASSAGE_KINDS:     # the ticket's counters are not the wallet's
+                        self._decide_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid))
 
     def _deliver_credits(self, tx, res, state, rec, entries):
         """Mark the credits a credit record delivers; return its entries (SPEC.md §8.4).

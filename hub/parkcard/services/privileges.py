@@ -44,11 +44,15 @@ SETTLEMENT_READ = "settlement.read"
 PARK_READ = "park.read"                 # the park's currency: every role and key holds it (amounts need it)
 CREDITS_GRANT = "credits.grant"         # grant a card value it receives at its next tap; cancel one not yet sent
 CREDITS_READ = "credits.read"
+TICKETS = "tickets.manage"              # ticket products (park configuration)
+TICKET_SELL = "tickets.sell"            # sell a ticket onto a card at the desk
+GATES = "gates.manage"                  # gate configs, the areas' daily reset
+OCCUPANCY = "occupancy.read"            # who is inside, passages, refusals
 
 PRIVILEGES = (PARK_ADMIN, MERCHANTS, TERMINALS, BLACKLIST, ADMIN_CARDS, SETTLEMENT, CARD_QUERY, CARD_ISSUE,
               CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, CARD_REPLACE, CARD_STOCK, MEMBERS, SHIFT,
               SHIFTS_REVIEW, REPORTS, TIERS, OPERATORS, AUDIT, FLEET_READ, MERCHANTS_READ, BLACKLIST_READ,
-              SETTLEMENT_READ, PARK_READ, CREDITS_GRANT, CREDITS_READ)
+              SETTLEMENT_READ, PARK_READ, CREDITS_GRANT, CREDITS_READ, TICKETS, TICKET_SELL, GATES, OCCUPANCY)
 
 CASHIER = "cashier"
 FINANCE = "finance"
@@ -58,7 +62,7 @@ ADMIN = "admin"
 MERCHANT = "merchant"           # a booth owner's login: its own merchant's sales and settlements only
 
 _DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT, PARK_READ,
-                   CREDITS_GRANT, CREDITS_READ})
+                   CREDITS_GRANT, CREDITS_READ, TICKET_SELL})
 # What each role may do. A cashier serves holders at a desk; finance settles and reviews money but serves
 # no card (who counts the money does not also move it); a technician runs terminals and card stock; a
 # manager runs the park's day, including replacements (they move a balance with no payment) and the
@@ -68,9 +72,9 @@ ROLE_PRIVILEGES = {
     FINANCE: frozenset({SETTLEMENT, SETTLEMENT_READ, MERCHANTS_READ, SHIFTS_REVIEW, REPORTS, CARD_QUERY, AUDIT,
                         PARK_READ, CREDITS_READ}),
     TECHNICIAN: frozenset({TERMINALS, FLEET_READ, ADMIN_CARDS, CARD_STOCK, BLACKLIST, BLACKLIST_READ, CARD_QUERY,
-                           PARK_READ}),
+                           PARK_READ, GATES, OCCUPANCY}),
     MANAGER: _DESK | {CARD_REPLACE, BLACKLIST, BLACKLIST_READ, MERCHANTS, MERCHANTS_READ, FLEET_READ,
-                      SETTLEMENT_READ, SHIFTS_REVIEW, REPORTS, TIERS, AUDIT},
+                      SETTLEMENT_READ, SHIFTS_REVIEW, REPORTS, TIERS, AUDIT, TICKETS, GATES, OCCUPANCY},
     ADMIN: frozenset(PRIVILEGES),
     # Which merchant is the account's own (Operator.merchant_id); services that list sales or
     # settlements keep such an actor to it (Actor.merchant_id).

@@ -7,6 +7,8 @@ what is staged here) and the flush that writes the staged rows its own way.
 import hashlib
 import time
 
+from protocol import record as R
+
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.store import interface
 from parkcard.store.rows import CounterClaim, SeqRecord
@@ -43,6 +45,7 @@ class StagedWriteTx(interface.WriteTx):
         self.conflicts = []
         self.alarms = []
         self.attempts = []
+        self.passages = []
         self.terminal_updates = {}  # terminal_id -> {column: value}
         self.gaps = {}              # terminal_id -> [(from, to)]
         self.audits = []            # (actor, action, details) for the operator audit log, at commit
@@ -142,6 +145,11 @@ class StagedWriteTx(interface.WriteTx):
     def add_alarm(self, kind, card_no, terminal_id, seq, detail):
         """Raise an alarm for an operator."""
         self.alarms.append((kind, card_no, terminal_id, seq, detail, self.now))
+
+    def add_passage(self, record_id, rec):
+        """Keep an applied passage record's facts for occupancy (SPEC.md §4.9): kind, area, reason, product, time."""
+        reason, area, _entries_left = R.passage_fields(rec)
+        self.passages.append((record_id, rec.terminal_id, rec.card_no, rec.kind, area, reason, rec.item, rec.time_s))
 
     def add_attempt(self, rec):
         """Keep a tap of a blacklisted card (a lock or attempt record): when, where, which card."""

@@ -157,6 +157,10 @@ class WriteTx(abc.ABC):
         """Raise an alarm for an operator."""
 
     @abc.abstractmethod
+    def add_passage(self, record_id, rec):
+        """Keep an applied passage record's facts for occupancy (SPEC.md §4.9)."""
+
+    @abc.abstractmethod
     def add_attempt(self, rec):
         """Keep a tap of a blacklisted card (a lock or attempt record): when, where, which card."""
 

@@ -8,6 +8,8 @@ pass them as parameters.
 
 from typing import NamedTuple, Optional
 
+from parkcard.domain.tickets import ProductRule
+
 
 class Terminal(NamedTuple):
     """A registered terminal: the hub's decisions and its last reported status."""
@@ -401,3 +403,47 @@ class PendingCredit(NamedTuple):
     state: str              # granted, sent (some terminal holds it), delivered (on the card), cancelled
     delivered_terminal: object
     delivered_seq: object
+
+
+# A ticket product of the park (SPEC.md §3.8): its id and name, then the rule's fields
+# (parkcard.domain.tickets.ProductRule: what a sale writes and how a timed exit is priced).
+TicketProduct = NamedTuple("TicketProduct", [("id", int), ("name", str), *ProductRule.__annotations__.items()])
+
+
+class Ticket(NamedTuple):
+    """One ticket sold onto a card; state pending until the desk wrote it, then written or failed."""
+
+    serial: int
+    product_id: int
+    card_no: int
+    uid: bytes
+    from_day: int
+    to_day: int
+    entries: int
+    price_cents: int
+    state: str
+    sold_at: float
+    sold_by: str
+
+
+class GateRow(NamedTuple):
+    """A gate terminal's config (SPEC.md §5.8); products: the accepted ticket product ids, ascending."""
+
+    terminal_id: int
+    direction: int
+    area: int
+    reentry: int
+    reentry_min: int
+    reset_s: int
+    products: tuple
+    version: int
+
+
+class StoredPassage(NamedTuple):
+    """A passage as the passages table holds it, beside its record's bytes (for the occupancy check)."""
+
+    record_id: int
+    terminal_id: int
+    raw: bytes
+    status: str
+    facts: object       # (kind, area, reason, product, time_s) as stored, or None when no row was written

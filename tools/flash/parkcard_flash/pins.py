@@ -12,7 +12,10 @@ the driver (firmware/terminal/rc522.py init) sets push-pull and active high
 0) and reads on a rising edge; an open-drain IRQ would need a pull-up this pin
 does not have. GPIO 5 is a strapping pin too (SDIO timing), but it is the VSPI
 chip select by default and idles high with its pull-up, which is what the
-strap wants.
+strap wants. GPIO 2, the gate's relay, is one too: it must be low (or floating)
+for the serial bootloader, and it idles low with its internal pull-down and the
+relay transistor's base pull-down, relay off, which is what the strap wants;
+booths leave it unconnected.
 """
 
 # Keys read left to right, top to bottom, matching the rows and cols below.
@@ -28,6 +31,8 @@ DEFAULT_PINS = {
     "keypad": {"rows": (13, 14, 26, 27), "cols": (4, 21, 32, 33), "layout": KEYPAD_LAYOUT},
     # Active buzzer through an NPN transistor; high = sound.
     "buzzer": {"pin": 25, "active_high": True},
+    # A gate's turnstile relay through an NPN transistor; high = released. Unused on booths.
+    "relay": {"pin": 2, "active_high": True},
 }
 
 STRAPPING_PINS = (0, 2, 5, 12, 15)
@@ -36,7 +41,7 @@ RESERVED_PINS = (1, 3, 6, 7, 8, 9, 10, 11)
 
 # Every pin the firmware drives or reads, with its direction.
 OUTPUT_ROLES = (("rc522", "sck"), ("rc522", "mosi"), ("rc522", "cs"), ("rc522", "rst"),
-                ("display", "sda"), ("display", "scl"), ("buzzer", "pin"))
+                ("display", "sda"), ("display", "scl"), ("buzzer", "pin"), ("relay", "pin"))
 INPUT_ROLES = (("rc522", "miso"), ("rc522", "irq"))
 
 

@@ -302,6 +302,8 @@ class PgWriteTx(StagedWriteTx):
                     [(t, q, bytes(r), bytes(e), at) for t, q, r, e, at in self.conflicts])
         bulk.insert("alarms", ("kind", "card_no", "terminal_id", "seq", "detail", "at"),
                     ("text", "bigint", "bigint", "bigint", "text", "float8"), self.alarms)
+        bulk.insert("passages", ("record_id", "terminal_id", "card_no", "kind", "area", "reason", "product", "time_s"),
+                    ("bigint",) * 8, self.passages)
         bulk.insert("attempts", ("card_no", "terminal_id", "seq", "kind", "time_s", "at"),
                     ("bigint",) * 5 + ("float8",), self.attempts)
         by_columns = {}

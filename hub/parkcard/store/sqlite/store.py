@@ -26,6 +26,7 @@ from parkcard.store import interface
 from parkcard.store.booth import BoothMethods
 from parkcard.store.credits import CreditMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
+from parkcard.store.tickets import TicketMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
 from parkcard.store.sqlite import migrate
 from parkcard.store.sqlite.audit_rows import AuditRows
@@ -60,7 +61,7 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, BoothMethods, CreditMethods, interface.Store):
+class SqliteStore(SharedMethods, BoothMethods, CreditMethods, TicketMethods, interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):

@@ -278,6 +278,9 @@ class WriteTx(StagedWriteTx):
         if self.alarms:
             c.executemany("INSERT INTO alarms(kind, card_no, terminal_id, seq, detail, at) VALUES (?,?,?,?,?,?)",
                           self.alarms)
+        if self.passages:
+            c.executemany("INSERT INTO passages(record_id, terminal_id, card_no, kind, area, reason, product, time_s) "
+                          "VALUES (?,?,?,?,?,?,?,?)", self.passages)
         if self.attempts:
             c.executemany("INSERT INTO attempts(card_no, terminal_id, seq, kind, time_s, at) VALUES (?,?,?,?,?,?)",
                           self.attempts)

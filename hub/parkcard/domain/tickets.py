@@ -1,0 +1,121 @@
+"""Ticket products, the ticket a sale writes, gate configs and occupancy: pure rules, no I/O (SPEC.md §3.8-3.11).
+
+A product is park configuration; a sale turns it into the card's ticket info
+and first state (protocol.ticket); a gate's row becomes its GateConfig; the
+occupancy of an area is the applied entries minus exits since its last daily
+reset, counted from passage records (never kept as a running number a lost
+update could skew: a count that can go wrong is a safety issue).
+"""
+
+from typing import NamedTuple
+
+from protocol import card, ticket as t
+from protocol import record as R
+
+TYPE_NAMES = {t.TYPE_DAY: "day", t.TYPE_MULTI_DAY: "multi-day", t.TYPE_COUNT: "count", t.TYPE_PERIOD: "period",
+              t.TYPE_TIMED: "timed"}
+TYPES_BY_NAME = {name: code for code, name in TYPE_NAMES.items()}
+DIRECTION_NAMES = {t.DIRECTION_ENTRY: "entry", t.DIRECTION_EXIT: "exit", t.DIRECTION_BOTH: "both"}
+REENTRY_NAMES = {t.REENTRY_AFTER_EXIT: "after-exit", t.REENTRY_AFTER_MINUTES: "after-minutes",
+                 t.REENTRY_NEVER: "never"}
+VALID_DAYS_MAX = 3660          # ten years: a period card's longest validity
+ENTRIES_MAX = t.ENTRIES_UNLIMITED - 1
+ENTRY_KINDS = (R.KIND_ENTRY,)
+EXIT_KINDS = (R.KIND_EXIT, R.KIND_TIMED_EXIT)
+
+
+class ProductRule(NamedTuple):
+    """What a ticket product is, as the rules see it (parkcard.store.rows.TicketProduct has these fields too)."""
+
+    type: int
+    area: int
+    valid_days: int
+    entries: int
+    day_limit: int
+    included_min: int
+    interval_min: int
+    interval_price_cents: int
+    price_cents: int
+
+
+def product_problem(p):
+    """Why a product cannot be sold as given (a sentence for the operator), or None."""
+    if p.type not in TYPE_NAMES:
+        return "unknown ticket type %r (one of %s)" % (p.type, ", ".join(TYPES_BY_NAME))
+    if not 0 <= p.area <= 255:
+        return "an area is 0 (the whole park) to 255"
+    if p.type in (t.TYPE_DAY, t.TYPE_MULTI_DAY, t.TYPE_PERIOD) and not 1 <= p.valid_days <= VALID_DAYS_MAX:
+        return "a %s ticket is valid for 1 to %d days" % (TYPE_NAMES[p.type], VALID_DAYS_MAX)
+    if not 0 <= p.valid_days <= VALID_DAYS_MAX:
+        return "validity is 0 (no date limit) to %d days" % VALID_DAYS_MAX
+    if p.type == t.TYPE_COUNT and not 1 <= p.entries <= ENTRIES_MAX:
+        return "a count card holds 1 to %d entries" % ENTRIES_MAX
+    if not 0 <= p.entries <= ENTRIES_MAX:
+        return "entries are 0 (unlimited) to %d" % ENTRIES_MAX
+    if not 0 <= p.day_limit <= 255:
+        return "a per-day limit is 0 (none) to 255 entries"
+    if p.type == t.TYPE_TIMED and p.interval_price_cents <= 0:
+        return "a timed ticket needs a price per started interval"
+    if p.type != t.TYPE_TIMED and (p.included_min or p.interval_min or p.interval_price_cents):
+        return "only a timed ticket has included minutes and an interval price"
+    if not (0 <= p.included_min <= 0xFFFF and 0 <= p.interval_min <= 0xFFFF):
+        return "minutes are 0 to 65535"
+    if not (0 <= p.interval_price_cents <= card.BALANCE_MAX_CENTS and 0 <= p.price_cents <= card.BALANCE_MAX_CENTS):
+        return "a price is 0 to %d cents (a card's balance maximum)" % card.BALANCE_MAX_CENTS
+    return None
+
+
+def ticket_days(p, start_day):
+    """(from_day, to_day) on the card for a sale of product p starting on park day start_day; (0, 0): no limit."""
+    if p.valid_days == 0:
+        return 0, 0
+    return start_day, start_day + p.valid_days - 1
+
+
+def ticket_entries(p):
+    """entries_left of a fresh ticket: the product's entries, or unlimited."""
+    return p.entries if p.entries else t.ENTRIES_UNLIMITED
+
+
+def ticket_info(product_id, p, serial, start_day):
+    """The card's TicketInfo (block 12) for a sale."""
+    from_day, to_day = ticket_days(p, start_day)
+    return t.TicketInfo(product_id, p.type, p.area, from_day, to_day, p.day_limit, serial)
+
+
+def gate_config(version, direction, area, reentry, reentry_min, reset_s, products):
+    """The GateConfig a gate's T_CONFIG tail carries; products: [(product id, ProductRule)] it accepts."""
+    return t.GateConfig(version, direction, area, reentry, reentry_min, reset_s,
+                        [t.GateProduct(pid, p.included_min, p.interval_min, p.interval_price_cents)
+                         for pid, p in sorted(products)])
+
+
+def gate_tail(gate, products):
+    """(gate config version, T_CONFIG tail bytes) of a gate's GateRow; products: {id: ProductRule} of the park.
+
+    A product no longer known is left out: the gate then refuses its tickets (`not_here`)."""
+    return gate.version, gate_config(gate.version, gate.direction, gate.area, gate.reentry, gate.reentry_min,
+                                     gate.reset_s, [(pid, products[pid]) for pid in gate.products
+                                                    if pid in products]).encode()
+
+
+def config_version(terminal_version, gate_version):
+    """The T_CONFIG version a gate is sent: the terminal's config version moved on by its gate config's."""
+    return (terminal_version + gate_version) & 0xFFFF
+
+
+def occupancy(counts):
+    """{area: entries − exits} from [(area, kind, n)] passage counts since each area's reset."""
+    inside = {}
+    for area, kind, n in counts:
+        if kind in ENTRY_KINDS:
+            inside[area] = inside.get(area, 0) + n
+        elif kind in EXIT_KINDS:
+            inside[area] = inside.get(area, 0) - n
+    return inside
+
+
+def passage_facts(rec):
+    """(kind, area, reason, product, time) of a passage record: what the passages table must hold for it."""
+    reason, area, _left = R.passage_fields(rec)
+    return rec.kind, area, reason, rec.item, rec.time_s

@@ -1,0 +1,87 @@
+"""Who is inside: per-area occupancy, passages per gate and hour, refusals by reason, the nightly reset, and
+the check that the passages counted are the passage records' own bytes.
+
+Occupancy is derived, never kept as a running number: entries − exits among
+the applied passage records after each area's last reset (SPEC.md §4.9).
+"""
+
+from dataclasses import dataclass
+
+from protocol import record as R, ticket as t
+
+from parkcard.domain import tickets as rules
+from parkcard.domain.lifecycle import RecordStatus
+from parkcard.services.errors import Refusal
+from parkcard.services.privileges import GATES, OCCUPANCY, requires
+from parkcard.store import audited
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """Inside per area ({area: n}; area 0 is gates of the whole park), the park's total, and each area's reset."""
+
+    areas: dict
+    total: int
+    resets: dict
+
+
+@dataclass(frozen=True)
+class PassageCheck:
+    """The occupancy check: problems found (empty: the passages counted are exactly the applied records')."""
+
+    records: int
+    problems: list
+
+    @property
+    def ok(self):
+        """True when nothing differs."""
+        return not self.problems
+
+
+@requires(OCCUPANCY)
+async def occupancy(store, actor):
+    """The occupancy now (Occupancy)."""
+    areas = rules.occupancy(await store.passage_counts())
+    return Occupancy(areas, sum(areas.values()), await store.area_resets())
+
+
+@requires(OCCUPANCY)
+async def passages_per_hour(store, actor, since_s):
+    """[(terminal_id, hour start, entries, exits, refusals)] since since_s, by gate and hour."""
+    table = {}
+    for terminal_id, hour, kind, n in await store.passages_per_hour(since_s):
+        row = table.setdefault((terminal_id, hour), [0, 0, 0])
+        row[0 if kind in rules.ENTRY_KINDS else 1 if kind in rules.EXIT_KINDS else 2] += n
+    return [(tid, hour, *row) for (tid, hour), row in sorted(table.items())]
+
+
+@requires(OCCUPANCY)
+async def refusals(store, actor, since_s):
+    """[(reason name, n)] of the gate refusals since since_s, in the order the gate checks them (SPEC.md §3.11)."""
+    return [(t.REASON_NAMES.get(code, "reason %d" % code), n) for code, n in await store.refusals_by_reason(since_s)]
+
+
+@requires(GATES)
+async def reset(store, actor, areas, at_s):
+    """The nightly reset (pretix's exit_all_at): the areas' occupancy counts again from at_s; return how many."""
+    areas = sorted(set(int(a) for a in areas))
+    if not areas or not all(0 <= a <= 255 for a in areas):
+        raise Refusal("area", "name the areas to reset, 0 (the whole park) to 255")
+    return await store.reset_areas(areas, int(at_s), actor.name, audit=audited(
+        actor.name, "occupancy.reset", areas=areas, at_s=int(at_s)))
+
+
+@requires(OCCUPANCY)
+async def check(store, actor):
+    """Re-decode every stored passage record and compare with the passages occupancy counts (PassageCheck)."""
+    problems = []
+    stored = await store.stored_passages()
+    for p in stored:
+        rec = R.Record.decode(p.raw)
+        if p.status == RecordStatus.APPLIED and p.facts != rules.passage_facts(rec):
+            problems.append("record %d (term-%d seq %d): counted as %s, its bytes say %s" % (
+                p.record_id, p.terminal_id, rec.seq, p.facts, rules.passage_facts(rec)))
+        elif p.status != RecordStatus.APPLIED and p.facts is not None:
+            problems.append("record %d (term-%d seq %d) is %s, yet counted" % (p.record_id, p.terminal_id, rec.seq,
+                                                                            p.status))
+    return PassageCheck(len(stored), problems)

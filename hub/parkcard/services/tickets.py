@@ -1,0 +1,114 @@
+"""Ticket products and sales: a product is park configuration; a sale builds the ticket blocks for one card.
+
+A sale is recorded pending with its serial (the card's ticket info serial),
+its blocks are built with the park keys (protocol.ticket.sale_blocks) and a
+desk terminal writes them over T_CARD_WRITE (parkcard.app.Hub.sell_ticket_at_desk);
+settle() then says whether the card was written. The ticket's price is taken
+at the desk like any sale there; this module moves no money.
+"""
+
+from dataclasses import dataclass
+
+from protocol import card, ticket as t
+
+from parkcard.domain import tickets as rules
+from parkcard.services.errors import Refusal
+from parkcard.services.privileges import CARD_QUERY, TICKET_SELL, TICKETS, ServiceError, requires
+from parkcard.store import audited
+
+
+@dataclass(frozen=True)
+class TicketSale:
+    """A ticket to write onto a card: its serial and {block: 16 bytes} of sector 3 (SPEC.md §3.8)."""
+
+    serial: int
+    card_no: int
+    uid: bytes
+    product_id: int
+    from_day: int
+    to_day: int
+    blocks: dict
+
+
+def _rule(type_name, area, valid_days, entries, day_limit, included_min, interval_min, interval_price_cents,
+          price_cents):
+    ticket_type = rules.TYPES_BY_NAME.get(type_name)
+    if ticket_type is None:
+        raise Refusal("ticket_type", "unknown ticket type %r: one of %s" % (type_name, ", ".join(rules.TYPES_BY_NAME)))
+    try:
+        rule = rules.ProductRule(ticket_type, int(area), int(valid_days), int(entries), int(day_limit),
+                                 int(included_min), int(interval_min), int(interval_price_cents), int(price_cents))
+    except (TypeError, ValueError):
+        raise Refusal("ticket_product", "every number of a ticket product is a whole number") from None
+    problem = rules.product_problem(rule)
+    if problem:
+        raise Refusal("ticket_product", problem + ": nothing was created")
+    return rule
+
+
+@requires(TICKETS)
+async def add_product(store, actor, name, type_name, area=0, valid_days=0, entries=0, day_limit=0, included_min=0,
+                      interval_min=0, interval_price_cents=0, price_cents=0):
+    """Create a ticket product; return its id (the product number on cards and gates)."""
+    name = (name or "").strip()
+    if not name:
+        raise Refusal("ticket_product", "a ticket product needs a name")
+    rule = _rule(type_name, area, valid_days, entries, day_limit, included_min, interval_min, interval_price_cents,
+                 price_cents)
+    try:
+        return await store.add_ticket_product(name, rule, audit=audited(
+            actor.name, "ticket.product_add", when=lambda _: True, extra=lambda pid: dict(product_id=pid), name=name,
+            **rule._asdict()))
+    except ValueError as exc:
+        raise Refusal("ticket_product_exists", "%s: pick another name (see `parkcard ticket product list`)"
+                      % exc) from None
+
+
+@requires(CARD_QUERY)
+async def products(store, actor):
+    """Every ticket product ([TicketProduct]), by id."""
+    return await store.ticket_products()
+
+
+@requires(TICKET_SELL)
+async def sell(store, actor, park_keys, product_id, card_no, start_day):
+    """Record a ticket of product_id sold onto card card_no from park day start_day; return its TicketSale.
+
+    The card must be issued (its UID known). The ticket is pending until settle(); its blocks need the
+    park keys (the running hub's)."""
+    if park_keys is None or getattr(park_keys, "master_b", None) is None:
+        raise ServiceError("this hub has no park keys: tickets are sold by the running hub (parkcard hub)")
+    found = await store.ticket_products(product_id)
+    if not found:
+        raise Refusal("ticket_product_not_found", "no ticket product %r (see `parkcard ticket product list`)"
+                      % product_id)
+    product = found[0]
+    row = await store.card(card_no)
+    if row is None or row.uid is None:
+        raise Refusal("card_not_found", "card %d is not issued: issue it at the desk first" % card_no)
+    rule = rules.ProductRule(*product[2:])
+    from_day, to_day = rules.ticket_days(rule, start_day)
+    entries = rules.ticket_entries(rule)
+    serial = await store.add_ticket(product.id, card_no, row.uid, from_day, to_day, entries, product.price_cents,
+                                    actor.name, audit=audited(
+                                        actor.name, "ticket.sell", when=lambda _: True,
+                                        extra=lambda s: dict(serial=s), product_id=product.id, card_no=card_no,
+                                        from_day=from_day, to_day=to_day))
+    if serial > t.SERIAL_MAX:
+        raise ServiceError("ticket serial %d is over the card's 24 bits: the park has sold every serial" % serial)
+    keys = card.CardKeys(park_keys, row.uid)
+    blocks = t.sale_blocks(keys, rules.ticket_info(product.id, rule, serial, start_day), entries)
+    return TicketSale(serial, card_no, bytes(row.uid), product.id, from_day, to_day, blocks)
+
+
+@requires(TICKET_SELL)
+async def settle(store, actor, serial, written):
+    """Mark a pending ticket written (the desk reported it) or failed; False when it was not pending."""
+    return await store.settle_ticket(serial, written, audit=audited(
+        actor.name, "ticket.written" if written else "ticket.failed", serial=serial))
+
+
+@requires(CARD_QUERY)
+async def tickets(store, actor, card_no=None):
+    """The tickets sold ([Ticket]), or only card_no's, by serial."""
+    return await store.tickets(card_no)

@@ -1,0 +1,141 @@
+"""Gate passages on real MicroPython: the real driver talks to the virtual RC522 (served by CPython over
+sim/spi_link), the journal on littlefs over simulated flash, the gate role's decision and writes.
+
+usage: micropython -X heapsize=100k gate_check.py WORKDIR CHIP_PORT TAPS
+The chip server holds card 0 (a day pass on a wallet) and card 1 (a timed ticket on a wallet with 12.00).
+Prints key=value lines.
+"""
+
+import gc
+import sys
+import time
+
+gc.collect()
+gc.threshold(16384)  # as firmware/boot.py sets it on the ESP32
+heap_start = gc.mem_alloc()
+
+from sim.flash import FileBlockDevice, mount_littlefs
+
+workdir = sys.argv[1]
+port, taps = [int(a) for a in sys.argv[2:4]]
+NOW = 1795600000 - 1795600000 % 86400 + 36000      # 10:00 UTC
+
+device = FileBlockDevice(workdir + "/flash.bin", 4096, 512)
+mount_littlefs(device, "/flash", format=True)
+
+from protocol import card, ticket as t
+from protocol.config import ROLE_GATE, Config
+from protocol.record import RECORD_SIZE, record_mac_for
+from sim.spi_link import ChipLink, LinkedPin, LinkedSpi
+from terminal import journal as jr
+from terminal.blacklist import Blacklist
+from terminal.journal import Journal
+from terminal.rc522 import RC522
+from terminal.roles.gate import Gate
+from terminal.wallet import Wallet
+
+
+class Relay:
+    """Counts openings (the board's relay on the host)."""
+
+    def __init__(self):
+        self.openings = 0
+
+    def open(self, open_ms):
+        self.openings += 1
+
+
+PARK = card.booth_keys(card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32))
+journal = Journal("/flash/journal", RECORD_SIZE, 32768, 48)
+blacklist = Blacklist("/flash/blacklist")
+clock = [NOW]
+link = ChipLink("127.0.0.1", port)
+reader = RC522(LinkedSpi(link), LinkedPin(link))
+reader.init()
+wallet = Wallet(reader, journal, blacklist, 31, record_mac_for(b"K" * 32), lambda: clock[0])
+wallet.park_keys = PARK
+wallet.config = Config(version=1, role=ROLE_GATE, category=0, tx_cap_cents=0, daily_cap_cents=0)
+wallet.last_hub_contact_s = NOW
+wallet.blacklist_updated_s = NOW
+relay = Relay()
+gate = Gate(wallet, relay)
+gate.config = t.GateConfig(1, t.DIRECTION_BOTH, 1, products=[t.GateProduct(1), t.GateProduct(5, 60, 30, 500)])
+
+
+def stats():
+    return dict(kv.split("=") for kv in link.control("stats").split())
+
+
+gc.collect()
+heap_idle = gc.mem_alloc()
+peak = 0
+elapsed_us = 0
+passed = 0
+before = stats()
+for i in range(taps):
+    link.control("add 0")
+    gc.collect()
+    gc.threshold(-1)
+    base = gc.mem_alloc()
+    t0 = time.ticks_us()
+    result = gate.tap()
+    elapsed_us += time.ticks_diff(time.ticks_us(), t0)
+    used = gc.mem_alloc() - base
+    gc.threshold(16384)
+    link.control("remove 0")
+    clock[0] += 60
+    if result.ok:
+        passed += 1
+    if used > peak:
+        peak = used
+after = stats()
+print("passages_ok=%d" % passed)
+print("card_commands_per_passage=%d" % ((int(after["card_commands"]) - int(before["card_commands"])) // taps))
+print("us_per_passage=%d" % (elapsed_us // taps))
+print("heap_peak_per_passage=%d" % peak)
+print("heap_idle_above_start=%d" % (heap_idle - heap_start))
+print("relay_openings=%d" % relay.openings)
+
+# Anti-passback offline: the card is inside after an even number of passages plus one entry.
+link.control("add 0")
+gate.tap(t.DIRECTION_ENTRY)
+link.control("remove 0")
+link.control("add 0")
+again = gate.tap(t.DIRECTION_ENTRY)
+link.control("remove 0")
+print("anti_passback_reason=%d" % again.reason)
+
+# A timed ticket: in, two hours, out: charged 10.00 from the wallet in the same tap.
+link.control("add 1")
+entered = gate.tap()
+link.control("remove 1")
+clock[0] += 7200
+link.control("add 1")
+before = stats()
+gc.collect()
+gc.threshold(-1)
+base = gc.mem_alloc()      # what the taps before keep (journal index, the gate's memos) is not this tap's
+t0 = time.ticks_us()
+out = gate.tap()
+timed_us = time.ticks_diff(time.ticks_us(), t0)
+timed_heap = gc.mem_alloc() - base
+gc.threshold(16384)
+after = stats()
+link.control("remove 1")
+print("timed_entry_ok=%d timed_exit_ok=%d charge=%d balance=%d" % (
+    entered.ok, out.ok, out.charge_cents, out.balance_cents))
+print("timed_exit_card_commands=%d timed_exit_us=%d timed_exit_heap=%d" % (
+    int(after["card_commands"]) - int(before["card_commands"]), timed_us, timed_heap))
+
+# A ticket write torn after its data landed: uncertain, then the re-tap opens without a second passage.
+clock[0] += 60
+link.control("add 0")
+link.control("tear 0 16")
+torn = gate.tap(t.DIRECTION_EXIT)
+link.control("add 0")
+retap = gate.tap(t.DIRECTION_EXIT)
+link.control("remove 0")
+print("torn_reason=%s torn_status=%d retap_ok=%d" % (torn.reason, journal.status(torn.seq), retap.ok))
+print("journal_depth=%d" % journal.depth())
+gc.collect()
+print("heap_free=%d" % gc.mem_free())

@@ -1,0 +1,276 @@
+"""The gate role on the real RC522 driver against the virtual chip: tickets, anti-passback, timed exits, tearing."""
+
+import pytest
+
+from protocol import card, frames, ticket as t
+from protocol.record import (KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT, Record,
+                             passage_fields, record_mac_for)
+from sim.board import RecordingRelay
+from sim.cards import card_balance, issued_card
+from sim.mfrc522 import VirtualMFRC522
+from sim.mifare import Field
+from terminal import journal as jr
+from terminal import wallet as w
+from terminal.blacklist import Blacklist
+from terminal.journal import Journal
+from terminal.rc522 import RC522
+from terminal.roles.gate import Gate
+
+PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+TERMINAL_KEY = b"K" * 32
+NOW = 1795600000 - 1795600000 % 86400 + 10 * 3600     # 10:00 UTC
+TODAY = card.day_of(NOW)
+UID = bytes.fromhex("04a1b2c3d4e5f6")
+DAY_PASS, COUNT_CARD, PERIOD, TIMED = 1, 2, 3, 4
+
+
+def gate_config(direction=t.DIRECTION_ENTRY, **kw):
+    products = [t.GateProduct(DAY_PASS), t.GateProduct(COUNT_CARD), t.GateProduct(PERIOD),
+                t.GateProduct(TIMED, included_min=60, interval_min=30, interval_price_cents=500)]
+    return t.GateConfig(version=1, direction=direction, area=kw.pop("area", 1), products=products, **kw)
+
+
+class Rig:
+    """One gate on a virtual reader, with a real journal and blacklist."""
+
+    def __init__(self, tmp_path, direction=t.DIRECTION_ENTRY, **kw):
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        self.field = Field()
+        self.chip = VirtualMFRC522(self.field)
+        reader = RC522(self.chip.spi, self.chip.cs)
+        reader.init()
+        self.now = NOW
+        self.journal = Journal(str(tmp_path / "journal"), 56, segment_bytes=4096, max_segments=8)
+        self.blacklist = Blacklist(str(tmp_path / "blacklist"))
+        self.wallet = w.Wallet(reader, self.journal, self.blacklist, 31, record_mac_for(TERMINAL_KEY),
+                               lambda: self.now)
+        self.wallet.park_keys = card.booth_keys(PARK)
+        self.wallet.config = frames.Config(version=3, role=frames.ROLE_GATE, category=2)
+        self.wallet.last_hub_contact_s = NOW
+        self.wallet.blacklist_updated_s = NOW
+        self.relay = RecordingRelay()
+        self.gate = Gate(self.wallet, self.relay)
+        self.gate.config = gate_config(direction, **kw)
+
+    def tap(self, virtual, direction=0):
+        for c in list(self.field.cards):
+            self.field.remove(c)
+        self.field.add(virtual)
+        return self.gate.tap(direction)
+
+    def records(self):
+        return [Record.decode(raw, record_mac_for(TERMINAL_KEY)) for _seq, _st, raw in self.journal.unsynced(100)]
+
+
+def ticket_card(product=DAY_PASS, ticket_type=t.TYPE_DAY, entries=t.ENTRIES_UNLIMITED, from_day=TODAY,
+                to_day=TODAY, day_limit=0, balance=10000, area=1, uid=UID, card_no=700):
+    info = card.CardInfo(card_no, expiry_day=TODAY + 300, issue_day=TODAY)
+    vc = issued_card(PARK, uid, info, balance, NOW - 86400)
+    keys = card.CardKeys(PARK, uid)
+    tinfo = t.TicketInfo(product, ticket_type, area, from_day, to_day, day_limit, serial=42)
+    for block, data in t.sale_blocks(keys, tinfo, entries, NOW - 86400).items():
+        vc.blocks[block][:] = data
+    return vc
+
+
+def ticket_state(vc):
+    keys = card.CardKeys(PARK, vc.uid)
+    slots = t.decode_slots(bytes(vc.blocks[13]), bytes(vc.blocks[14]), keys)
+    return t.pick_slot(slots)[0]
+
+
+def test_a_day_pass_enters_once_then_anti_passback_refuses_until_it_exits(tmp_path):
+    rig = Rig(tmp_path, t.DIRECTION_BOTH)
+    vc = ticket_card()
+    first = rig.tap(vc)
+    assert first.ok and first.direction == t.DIRECTION_ENTRY and rig.relay.openings == [3000]
+    assert ticket_state(vc).inside
+    again = rig.tap(vc, t.DIRECTION_ENTRY)
+    assert (again.ok, again.reason) == (False, t.REASON_ALREADY_INSIDE) and len(rig.relay.openings) == 1
+    rig.now += 600
+    out = rig.tap(vc)
+    assert out.ok and out.direction == t.DIRECTION_EXIT and not ticket_state(vc).inside
+    rig.now += 60
+    assert rig.tap(vc).ok   # re-entry after exit
+    kinds = [(r.kind, passage_fields(r)[0]) for r in rig.records()]
+    assert kinds == [(KIND_ENTRY, 0), (KIND_REFUSAL, t.REASON_ALREADY_INSIDE), (KIND_EXIT, 0), (KIND_ENTRY, 0)]
+    recs = rig.records()
+    assert [r.card_counter for r in recs] == [2, 2, 3, 4] and recs[3].card_mac == ticket_state(vc).mac
+    assert all(r.item == DAY_PASS and r.card_no == 700 for r in recs)
+
+
+def test_the_wallet_is_untouched_by_untimed_passages(tmp_path):
+    rig = Rig(tmp_path, t.DIRECTION_BOTH)
+    vc = ticket_card()
+    before = card_balance(PARK, vc)
+    assert rig.tap(vc).ok and rig.tap(vc, t.DIRECTION_EXIT).ok
+    after = card_balance(PARK, vc)
+    assert (after.counter, after.balance_cents) == (before.counter, before.balance_cents)
+
+
+@pytest.mark.parametrize("from_day,to_day,reason", [(TODAY + 1, TODAY + 2, t.REASON_NOT_YET_VALID),
+                                                    (TODAY - 3, TODAY - 1, t.REASON_EXPIRED)])
+def test_a_ticket_outside_its_days_is_refused_with_the_reason(tmp_path, from_day, to_day, reason):
+    rig = Rig(tmp_path)
+    result = rig.tap(ticket_card(from_day=from_day, to_day=to_day))
+    assert (result.ok, result.reason) == (False, reason) and rig.relay.openings == []
+    [rec] = rig.records()
+    assert rec.kind == KIND_REFUSAL and passage_fields(rec)[0] == reason
+
+
+def test_an_exit_without_an_entry_is_refused(tmp_path):
+    rig = Rig(tmp_path, t.DIRECTION_EXIT)
+    assert rig.tap(ticket_card()).reason == t.REASON_NOT_INSIDE
+
+
+def test_a_count_card_counts_down_keeps_its_day_limit_and_runs_out(tmp_path):
+    rig = Rig(tmp_path, t.DIRECTION_BOTH)
+    vc = ticket_card(COUNT_CARD, t.TYPE_COUNT, entries=3, from_day=0, to_day=0, day_limit=2)
+    assert rig.tap(vc, t.DIRECTION_ENTRY).entries_left == 2
+    assert rig.tap(vc, t.DIRECTION_EXIT).ok
+    assert rig.tap(vc, t.DIRECTION_ENTRY).entries_left == 1
+    assert rig.tap(vc, t.DIRECTION_EXIT).ok
+    assert rig.tap(vc, t.DIRECTION_ENTRY).reason == t.REASON_DAY_LIMIT
+    rig.now += 86400        # the next park day: the day's count starts again
+    assert rig.tap(vc, t.DIRECTION_ENTRY).entries_left == 0
+    assert rig.tap(vc, t.DIRECTION_EXIT).ok
+    assert rig.tap(vc, t.DIRECTION_ENTRY).reason == t.REASON_NO_ENTRIES
+
+
+def test_the_daily_reset_lets_a_card_left_inside_enter_the_next_day(tmp_path):
+    rig = Rig(tmp_path, reset_s=4 * 3600)
+    vc = ticket_card(PERIOD, t.TYPE_PERIOD, from_day=TODAY, to_day=TODAY + 30)
+    assert rig.tap(vc).ok
+    rig.now += 3600
+    assert rig.tap(vc).reason == t.REASON_ALREADY_INSIDE
+    rig.now = NOW - 10 * 3600 + 86400 + 4 * 3600 + 1     # just after the next day's reset at 04:00
+    assert rig.tap(vc).ok
+
+
+def test_reentry_after_minutes_and_never(tmp_path):
+    rig = Rig(tmp_path / "m", reentry=t.REENTRY_AFTER_MINUTES, reentry_min=30)
+    vc = ticket_card()
+    assert rig.tap(vc).ok
+    rig.now += 29 * 60
+    assert rig.tap(vc).reason == t.REASON_ALREADY_INSIDE
+    rig.now += 60
+    assert rig.tap(vc).ok
+    rig = Rig(tmp_path / "n", t.DIRECTION_BOTH, reentry=t.REENTRY_NEVER)
+    vc = ticket_card()
+    assert rig.tap(vc).ok and rig.tap(vc).ok       # in, then out by the card's state
+    assert rig.tap(vc, t.DIRECTION_ENTRY).reason == t.REASON_NO_REENTRY
+
+
+def test_a_product_or_area_the_gate_does_not_take_and_a_card_without_ticket(tmp_path):
+    rig = Rig(tmp_path)
+    assert rig.tap(ticket_card(product=99)).reason == t.REASON_NOT_HERE
+    assert rig.tap(ticket_card(area=2)).reason == t.REASON_NOT_HERE
+    info = card.CardInfo(701, expiry_day=TODAY + 300, issue_day=TODAY)
+    bare = issued_card(PARK, bytes.fromhex("a1b2c3d4"), info, 500, NOW)
+    result = rig.tap(bare)
+    assert result.reason == t.REASON_NO_TICKET and result.card_no == 701
+
+
+def test_a_blacklisted_card_is_refused_at_the_gate(tmp_path):
+    rig = Rig(tmp_path)
+    rig.blacklist.apply_delta(0, 1, [700], [])
+    assert rig.tap(ticket_card()).reason == t.REASON_BLACKLISTED
+
+
+def test_a_timed_exit_debits_the_time_over_the_included_hour(tmp_path):
+    rig = Rig(tmp_path, t.DIRECTION_BOTH)
+    vc = ticket_card(TIMED, t.TYPE_TIMED, from_day=0, to_day=0, balance=1200)
+    assert rig.tap(vc).ok
+    rig.now += 60 * 60 + 31 * 60        # 1 h included, then two started half hours
+    out = rig.tap(vc)
+    assert out.ok and out.charge_cents == 1000 and out.balance_cents == 200
+    assert card_balance(PARK, vc).balance_cents == 200 and not ticket_state(vc).inside
+    debit, exit_ = rig.records()[1:]
+    assert (debit.kind, debit.amount_cents, debit.item, debit.balance_after_cents) == (KIND_DEBIT, 1000, TIMED, 200)
+    assert (exit_.kind, exit_.amount_cents) == (KIND_TIMED_EXIT, 1000)
+
+
+def test_a_timed_exit_the_wallet_cannot_cover_is_sent_to_the_desk(tmp_path):
+    rig = Rig(tmp_path, t.DIRECTION_BOTH)
+    vc = ticket_card(TIMED, t.TYPE_TIMED, from_day=0, to_day=0, balance=400)
+    assert rig.tap(vc).ok
+    rig.now += 2 * 3600
+    out = rig.tap(vc)
+    assert (out.ok, out.reason, out.charge_cents) == (False, t.REASON_PAY_AT_DESK, 1000)
+    assert card_balance(PARK, vc).balance_cents == 400 and ticket_state(vc).inside
+    assert [r.kind for r in rig.records()] == [KIND_ENTRY, KIND_REFUSAL] and len(rig.relay.openings) == 1
+
+
+def test_a_timed_exit_inside_the_included_time_is_free(tmp_path):
+    rig = Rig(tmp_path, t.DIRECTION_BOTH)
+    vc = ticket_card(TIMED, t.TYPE_TIMED, from_day=0, to_day=0, balance=0)
+    assert rig.tap(vc).ok
+    rig.now += 59 * 60
+    out = rig.tap(vc)
+    assert out.ok and out.charge_cents == 0
+    assert [r.kind for r in rig.records()] == [KIND_ENTRY, KIND_TIMED_EXIT]
+
+
+@pytest.mark.parametrize("keep", [0, 1, 8, 15])
+def test_a_torn_ticket_write_keeps_the_old_state_and_the_retap_settles_it(tmp_path, keep):
+    rig = Rig(tmp_path)
+    vc = ticket_card()
+    rig.field.add(vc)
+    rig.field.tear_next_write(keep, vc)
+    first = rig.gate.tap()
+    assert (first.ok, first.reason) == (False, w.UNCERTAIN) and rig.relay.openings == []
+    assert not ticket_state(vc).inside           # the torn block fails its MAC: the old state is in force
+    assert rig.journal.status(1) == jr.UNCERTAIN
+    again = rig.tap(vc)
+    assert again.ok and ticket_state(vc).inside and rig.relay.openings == [3000]
+    statuses = [rig.journal.status(s) for s in (1, 2)]
+    assert statuses == [jr.VOIDED, jr.COMMITTED]
+
+
+def test_a_ticket_write_that_landed_unacknowledged_opens_on_the_retap_without_a_second_entry(tmp_path):
+    rig = Rig(tmp_path)
+    vc = ticket_card(COUNT_CARD, t.TYPE_COUNT, entries=5, from_day=0, to_day=0)
+    rig.field.add(vc)
+    rig.field.tear_next_write(16, vc)            # all 16 bytes land, the acknowledgement is lost
+    first = rig.gate.tap()
+    assert first.reason == w.UNCERTAIN
+    again = rig.tap(vc)
+    assert again.ok and again.entries_left == 4 and ticket_state(vc).entries_left == 4
+    assert rig.journal.status(1) == jr.COMMITTED and len(rig.records()) == 1
+
+
+def _timed_exit_commands(tmp_path):
+    rig = Rig(tmp_path / "count", t.DIRECTION_BOTH)
+    vc = ticket_card(TIMED, t.TYPE_TIMED, from_day=0, to_day=0, balance=1200)
+    assert rig.tap(vc).ok
+    rig.now += 2 * 3600
+    rig.chip.log.clear()
+    assert rig.tap(vc).ok
+    return [entry[0] for entry in rig.chip.log]
+
+
+def test_a_card_pulled_at_every_command_of_a_timed_exit_is_charged_once_and_agrees_with_the_journal(tmp_path):
+    commands = _timed_exit_commands(tmp_path)
+    assert commands.count(0xA0) == 2        # two WRITEs: the wallet slot, then the ticket state
+    for n in range(1, len(commands) + 2):
+        rig = Rig(tmp_path / ("n%d" % n), t.DIRECTION_BOTH)
+        vc = ticket_card(TIMED, t.TYPE_TIMED, from_day=0, to_day=0, balance=1200)
+        assert rig.tap(vc).ok
+        rig.now += 2 * 3600
+        rig.field.remove_after(n)
+        first = rig.gate.tap()
+        for _ in range(3):          # the visitor taps again until the gate lets them out
+            if first.ok:
+                break
+            first = rig.tap(vc)
+        assert first.ok, n
+        assert card_balance(PARK, vc).balance_cents == 200, n          # charged exactly once
+        assert not ticket_state(vc).inside, n
+        statuses = {s: rig.journal.status(s) for s in range(1, rig.journal.last_seq() + 1)}
+        assert all(s in (jr.COMMITTED, jr.VOIDED) for s in statuses.values()), (n, statuses)
+        committed = [Record.decode(raw) for _seq, status, raw in rig.journal.unsynced(100) if status == jr.COMMITTED]
+        debits = [r for r in committed if r.kind == KIND_DEBIT]
+        exits = [r for r in committed if r.kind == KIND_TIMED_EXIT]
+        assert [r.amount_cents for r in debits] == [1000] and len(exits) == 1, (n, statuses)
+        assert exits[0].card_mac == ticket_state(vc).mac and debits[0].card_mac == card_balance(PARK, vc).mac, n
+        assert rig.relay.openings == [3000, 3000], n

@@ -1,0 +1,69 @@
+"""End to end: tickets sold at the desk, gates running the firmware on virtual readers, real Mosquitto, the hub.
+
+Entry and exit online and offline, anti-passback both ways, a timed exit that debits the wallet, refusals with
+their reasons, and occupancy equal to the records after a gate that was offline reconnects."""
+
+import asyncio
+
+import pytest
+
+from protocol import record as R, ticket as t
+from sim.cards import card_balance
+
+from parkcard.services import occupancy, tickets
+from parkcard_devkit.park_sim import GATE_MERCHANT_ID, ParkSim
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def test_tickets_sold_at_the_desk_pass_gates_online_and_offline_and_occupancy_matches_the_records(tmp_path):
+    async def scenario():
+        async with ParkSim(tmp_path / "park", terminals=0, cards=3, gates=2) as sim:
+            hub, actor = sim.hub, sim.hub.actor()
+            entry, exit_ = sim.gates
+            day = await tickets.add_product(hub.storage, actor, "Day pass", "day", area=1, valid_days=1)
+            timed = await tickets.add_product(hub.storage, actor, "Car park", "timed", area=1, included_min=60,
+                                              interval_min=30, interval_price_cents=500)
+            await hub.configure_gate(entry.terminal_id, "entry", area=1, products=[day, timed])
+            await hub.configure_gate(exit_.terminal_id, "exit", area=1, products=[day, timed])
+            await sim.wait_for(lambda: all(g.wallet.config.tail for g in sim.gates), 30, "no gate config")
+            a, b, c = sim.visitors
+            for visitor, product in ((a, day), (b, day), (c, timed)):
+                sale = await sim.sell_ticket(visitor, product)
+                assert sale.card_no == visitor.card_no
+            # online: in, anti-passback, out, not inside
+            assert entry.pass_gate(a.virtual).ok
+            assert entry.pass_gate(a.virtual).reason == t.REASON_ALREADY_INSIDE
+            assert exit_.pass_gate(a.virtual).ok
+            assert exit_.pass_gate(a.virtual).reason == t.REASON_NOT_INSIDE
+            # offline: the entry gate is cut off and still decides from the card alone
+            entry.relay.cut()
+            await sim.wait_for(lambda: not entry.terminal.client.connected, 10, "gate still connected")
+            assert entry.pass_gate(b.virtual).ok
+            assert entry.pass_gate(b.virtual).reason == t.REASON_ALREADY_INSIDE
+            # a timed ticket in two hours ago (the entry gate's clock set back), out now: 1 h free, 2 × 5.00
+            entry.board.clock_offset_s -= 7200
+            assert entry.pass_gate(c.virtual).ok
+            entry.board.clock_offset_s += 7200
+            before = card_balance(sim.park_keys, c.virtual).balance_cents
+            out = exit_.pass_gate(c.virtual)
+            assert out.ok and out.charge_cents == 1000
+            assert card_balance(sim.park_keys, c.virtual).balance_cents == before - 1000
+            assert entry.backlog() > 0
+            entry.relay.restore()
+            await sim.drain(60)
+            inside = await occupancy.occupancy(hub.storage, actor)
+            assert (inside.areas, inside.total) == ({1: 1}, 1)        # b, let in while the gate was offline
+            assert (await occupancy.check(hub.storage, actor)).ok
+            refused = dict(await occupancy.refusals(hub.storage, actor, 0))
+            assert refused == {"already_inside": 2, "not_inside": 1}
+            kinds = [r.kind for g in sim.gates for r in await hub.storage.records(g.terminal_id)]
+            assert sorted(kinds) == sorted([R.KIND_ENTRY] * 3 + [R.KIND_REFUSAL] * 3 + [R.KIND_EXIT, R.KIND_DEBIT,
+                                                                                       R.KIND_TIMED_EXIT])
+            assert await sim.card_mismatches() == []
+            assert (await sim.ledger_report()).ok
+            merchant = await hub.storage.account_balance("merchant:%d" % GATE_MERCHANT_ID)
+            assert merchant == 1000 - 1000 * 800 // 10000       # the charge less the rides' commission
+            written = [x.state for x in await tickets.tickets(hub.storage, actor)]
+            assert written == ["written"] * 3
+    asyncio.run(asyncio.wait_for(scenario(), 240))

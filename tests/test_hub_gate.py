@@ -1,0 +1,119 @@
+"""Tickets and gates at the hub, on SQLite and PostgreSQL over a real Mosquitto: products, gate configs in the
+T_CONFIG tail, passage records ingested exactly once, occupancy, passages per hour, refusals, the nightly
+reset and the occupancy check against the records' own bytes."""
+
+import asyncio
+
+import pytest
+
+from protocol import card as C
+from protocol import frames, record as R, ticket as t
+
+from parkcard import audit
+from parkcard.services import occupancy, tickets
+from parkcard.services.privileges import ServiceError
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
+
+pytestmark = pytest.mark.broker
+
+GATE_IN, GATE_OUT = 41, 42
+HOUR = 1795600800 - 1795600800 % 3600
+
+
+def run(coro, timeout_s=120):
+    return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+async def gate(hub, broker, terminal_id):
+    key = await hub.register_terminal(terminal_id, MERCHANT_ICE, frames.ROLE_GATE, "gate %d" % terminal_id)
+    return await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, terminal_id, key).connect)
+
+
+def passage(term, kind, card_no, counter, reason=0, area=1, product=1, time_s=HOUR, entries_left=0xFFFF):
+    return term.record(kind, card_no, counter, 0, 1000, time_s=time_s, item=product,
+                       discount_cents=R.passage_detail(reason, area, entries_left))
+
+
+def test_passages_make_occupancy_per_area_and_nothing_in_the_ledger(store_url, broker):
+    async def scenario():
+        hub = await start_hub(store_url, broker.host, broker.port)
+        actor = hub.actor()
+        day = await tickets.add_product(hub.storage, actor, "Day pass", "day", area=1, valid_days=1, price_cents=12000)
+        issued = [await hub.desk(DESK_ID).issue(uid, 1000) for uid in (b"\x01\x02\x03\x04", b"\x01\x02\x03\x05")]
+        a, b = (i.card_no for i in issued)
+        term_in, term_out = await gate(hub, broker, GATE_IN), await gate(hub, broker, GATE_OUT)
+        assert await hub.configure_gate(GATE_IN, "entry", area=1, products=[day]) == 1
+        await asyncio.to_thread(term_in.wait, lambda t: t.downlinks(frames.T_CONFIG))
+        got = frames.Config.decode(term_in.downlinks(frames.T_CONFIG)[-1].body)
+        gate_cfg = t.GateConfig.decode(got.tail)
+        assert (gate_cfg.direction, gate_cfg.area, [p.product for p in gate_cfg.products]) == (
+            t.DIRECTION_ENTRY, 1, [day]) and got.version == 2
+        passage(term_in, R.KIND_ENTRY, a, 2)
+        passage(term_in, R.KIND_ENTRY, b, 2, time_s=HOUR + 60)
+        passage(term_in, R.KIND_REFUSAL, a, 2, reason=t.REASON_ALREADY_INSIDE, time_s=HOUR + 90)
+        passage(term_out, R.KIND_EXIT, a, 3, time_s=HOUR + 3700)
+        sent = [term_in.journal[s] for s in sorted(term_in.journal)]
+        term_in.upload(sent)
+        term_out.upload()
+        await asyncio.to_thread(term_in.wait_acked, 3)
+        await asyncio.to_thread(term_out.wait_acked, 1)
+        term_in.upload(sent)                     # sent again (the ack was missed): duplicates, counted once
+        await hub.wait_until(lambda: hub.stats().get("duplicates", 0) == 3)
+        now = await occupancy.occupancy(hub.storage, actor)
+        assert (now.areas, now.total) == ({1: 1}, 1)
+        per_hour = await occupancy.passages_per_hour(hub.storage, actor, HOUR - 3600)
+        assert per_hour == [(GATE_IN, HOUR, 2, 0, 1), (GATE_OUT, HOUR + 3600, 0, 1, 0)]
+        assert await occupancy.refusals(hub.storage, actor, 0) == [("already_inside", 1)]
+        assert (await occupancy.check(hub.storage, actor)).ok
+        # the wallet's counters and the ledger do not see passages
+        cards = [await hub.storage.card(n) for n in (a, b)]
+        assert [(c.shadow_balance_cents, c.last_counter) for c in cards] == [(1000, 1), (1000, 1)]
+        assert (await audit.check(hub.storage)).ok
+        assert await occupancy.reset(hub.storage, actor, [1], HOUR + 7200) == 1
+        assert (await occupancy.occupancy(hub.storage, actor)).areas == {}
+        term_in.close()
+        term_out.close()
+        await hub.stop()
+    run(scenario())
+
+
+def test_products_are_checked_and_a_gate_config_needs_a_gate(store_url, broker):
+    async def scenario():
+        hub = await start_hub(store_url, broker.host, broker.port)
+        actor = hub.actor()
+        with pytest.raises(ServiceError, match="count card holds 1"):
+            await tickets.add_product(hub.storage, actor, "Ten rides", "count", entries=0)
+        with pytest.raises(ServiceError, match="needs a price per started interval"):
+            await tickets.add_product(hub.storage, actor, "Car park", "timed")
+        pid = await tickets.add_product(hub.storage, actor, "Car park", "timed", included_min=60, interval_min=30,
+                                        interval_price_cents=500)
+        with pytest.raises(ServiceError, match="exists already"):
+            await tickets.add_product(hub.storage, actor, "Car park", "day", valid_days=1)
+        with pytest.raises(ServiceError, match="not a registered gate"):
+            await hub.configure_gate(DESK_ID, "entry", products=[pid])
+        assert [p.name for p in await tickets.products(hub.storage, actor)] == ["Car park"]
+        await hub.stop()
+    run(scenario())
+
+
+def test_a_ticket_sold_at_the_desk_is_what_a_gate_reads(store_url, broker):
+    keys = C.ParkKeys(b"A" * 32, b"B" * 32, b"M" * 32)
+    uid = b"\x04\xa1\xb2\xc3"
+
+    async def scenario():
+        hub = await start_hub(store_url, broker.host, broker.port, park_keys=keys)
+        actor = hub.actor()
+        pid = await tickets.add_product(hub.storage, actor, "Ten entries", "count", entries=10, day_limit=2)
+        issued = await hub.desk(DESK_ID).issue(uid, 1000)
+        sale = await tickets.sell(hub.storage, actor, keys, pid, issued.card_no, 20782)
+        ck = C.CardKeys(keys, uid)
+        info = t.TicketInfo.decode(sale.blocks[t.INFO_BLOCK], ck)
+        slot, _ = t.pick_slot(t.decode_slots(sale.blocks[13], sale.blocks[14], ck))
+        assert (info.product, info.type, info.serial, info.day_limit, slot.entries_left) == (
+            pid, t.TYPE_COUNT, sale.serial, 2, 10)
+        assert sale.blocks[t.TRAILER_BLOCK][:6] == ck.key_a(t.TICKET_SECTOR)
+        assert await tickets.settle(hub.storage, actor, sale.serial, True)
+        assert [(x.serial, x.state) for x in await tickets.tickets(hub.storage, actor, issued.card_no)] == [
+            (sale.serial, "written")]
+        await hub.stop()
+    run(scenario())
