@@ -16,7 +16,7 @@ from parkcard.app import Hub
 from parkcard.cli import main
 from parkcard.ingest.downlink import Downlink
 from parkcard.store import is_postgres
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, desk_issued
 from store_kit import damage_a_page, read, terminal
 
 UID = b"\x04\x01\x02\x03"
@@ -30,7 +30,7 @@ async def _populate(db):
     await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
     await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
     key = await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
-    issued = await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)
+    issued = await desk_issued(hub, UID, 10000, time_s=DAY_S)
     mac = R.record_mac_for(key)
     entries = []
     for seq, (kind, amount, balance, fields) in enumerate([

@@ -16,7 +16,7 @@ from parkcard.ingest.pipeline import BatchResult
 from parkcard.security import pki, secure
 from parkcard.services import terminals
 from parkcard.services.privileges import ServiceError
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, desk_issued
 from store_kit import counts, read
 
 UID = b"\x04\x01\x02\x03"
@@ -49,7 +49,7 @@ async def _populate(db, park=None):
     await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
     await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
     await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
-    issued = await hub.desk(DESK_ID).issue(UID, 10000)
+    issued = await desk_issued(hub, UID, 10000)
     await hub.stop()
     return issued.card_no
 

@@ -22,7 +22,7 @@ from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreErro
                             open_store, store_for, version_detail)
 from parkcard.domain.lifecycle import ALARM_CLONE, AdminCardState, CardStatus, RecordStatus
 from parkcard.store.rows import Settlement, SettlementTotals, StoredRecord
-from parkcard_devkit.testing import DESK_ID
+from parkcard_devkit.testing import DESK_ID, desk_issued
 import postgres_server
 from store_kit import damage_a_page
 from test_hub_records import Booth, park
@@ -563,7 +563,7 @@ def on_a_park(db, steps):
     async def scenario():
         hub = await park(db)
         try:
-            card = (await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)).card_no
+            card = (await desk_issued(hub, UID, 10000, time_s=DAY_S)).card_no
             return await steps(hub, card)
         finally:
             await hub.stop()

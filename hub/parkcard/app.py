@@ -32,7 +32,7 @@ import time
 from protocol import frames, hub_frames, topics
 
 from parkcard.api.metrics import HubMetrics
-from parkcard.desk import Desk
+from parkcard.desk import DeskLink
 from parkcard.domain.lifecycle import AdminCardState, QuarantineReason
 from parkcard.hub_lock import HubLockedError
 from parkcard.ingest.downlink import Downlink
@@ -40,6 +40,8 @@ from parkcard.ingest.fleet import Fleet
 from parkcard.ingest.pipeline import Ingest
 from parkcard.ingest.registry import Registry
 from parkcard.services import admin_cards, blacklist, merchants, terminals
+from parkcard.services import desk as desk_service
+from parkcard.services.desk import AtDesk, DeskPath
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import StoreUnavailable, hub_lock_for, is_postgres, is_transient, store_for
 from parkcard.transport import notify
@@ -121,7 +123,8 @@ class Hub:
         self._task = None
         self._link_started = False     # link.start() was called: stop() must stop paho's thread
         self._settled = None
-        self._desks = {}
+        self.desk_link = DeskLink(self.registry, self.downlink)     # desk orders and their reports (SPEC.md §5.8)
+        self.desk_path = DeskPath(self.storage, self.registry, self.ingest, self.desk_link, park_keys)
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
         self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
@@ -414,6 +417,8 @@ class Hub:
             steps.append(("auth", functools.partial(self._authorise, terminal_id, admin_card_no, uid)))
         if result.card_results:
             steps.append(("card_results", functools.partial(self._card_results, result.card_results)))
+        if result.desk_reports:
+            steps.append(("desk_reports", functools.partial(self._desk_reports, result.desk_reports)))
         return steps
 
     async def _send_ack(self, terminal_id, applied, rejected):
@@ -426,6 +431,10 @@ class Hub:
             waiter = self._card_writes.get(request_id)
             if waiter is not None and waiter[0] == terminal_id and waiter[1] == uid and not waiter[2].done():
                 waiter[2].set_result((status, block))
+
+    async def _desk_reports(self, reports):
+        """Hand each desk report to the desk order waiting for it."""
+        self.desk_link.deliver(reports)
 
     async def audit(self, actor, action, **details):
         """Append an operator action to the audit log, anchored in the database (in the writer's thread)."""
@@ -667,12 +676,15 @@ class Hub:
         """parkcard.services.admin_cards.revoke."""
         return await admin_cards.revoke(self.storage, self.actor(actor), card_no, reason)
 
-    def desk(self, terminal_id):
-        """Return the front desk working as (hub-side) desk terminal terminal_id."""
-        if terminal_id not in self._desks:
-            self._desks[terminal_id] = Desk(self.storage, self.registry, self.ingest, terminal_id, self.park_keys,
-                                            audit=self.audit)
-        return self._desks[terminal_id]
+    def desk(self, terminal_id, actor="hub"):
+        """The front desk operations (parkcard.services.desk) at desk terminal terminal_id, run by actor."""
+        return AtDesk(self.desk_path, self.actor(actor) if isinstance(actor, str) else actor, terminal_id)
+
+    async def stock_card(self, desk_terminal_id, uid, actor="hub"):
+        """parkcard.services.desk.stock_card: a blank card on the desk becomes card stock (keys, nothing loaded)."""
+        actor = self.actor(actor) if isinstance(actor, str) else actor
+        return await desk_service.stock_card(self.desk_path, actor, desk_terminal_id, uid,
+                                             functools.partial(self.write_card, actor=actor.name))
 
     async def blacklist_add(self, card_no, reason, actor="hub", force=False):
         """parkcard.services.blacklist.add (the delta is pushed to every terminal at once)."""

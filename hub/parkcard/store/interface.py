@@ -406,6 +406,31 @@ class Store(abc.ABC):
     async def card_write_requests(self):
         """Return every rows.CardWriteRequest, oldest first."""
 
+    # -- front-desk operations (parkcard.store.desk_ops; posted_in(tx, ...) marks one posted inside a write)
+    @abc.abstractmethod
+    async def desk_operation(self, op_id):
+        """Return the rows.DeskOperation kept under op_id, or None."""
+
+    @abc.abstractmethod
+    async def desk_operations(self, state=None):
+        """Return [rows.DeskOperation] (only those in `state` when given), oldest first."""
+
+    @abc.abstractmethod
+    async def keep_desk_operation(self, op, audit=None):
+        """Keep a rows.DeskOperation as pending (a failed one under its id is tried again); return it as stored."""
+
+    @abc.abstractmethod
+    async def counter_claim(self, card_no, counter):
+        """(terminal_id, seq) of the applied record that holds the card's counter, or None."""
+
+    @abc.abstractmethod
+    async def keep_desk_blocks(self, op_id, blocks):
+        """Keep the write of a pending operation that had none yet; return the operation as stored."""
+
+    @abc.abstractmethod
+    async def fail_desk_operation(self, op_id, error, audit=None):
+        """Mark a pending operation failed; False if it was not pending."""
+
     # -- cards, records, ledger
     @abc.abstractmethod
     async def card(self, card_no):

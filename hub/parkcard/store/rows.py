@@ -337,3 +337,31 @@ class IdempotentResponse(NamedTuple):
     request_sha256: bytes
     status: int
     body: str               # the JSON body as sent
+
+
+class DeskOperation(NamedTuple):
+    """A front-desk operation (parkcard.services.desk): pending from before its card write until posted or failed.
+
+    blocks: the write asked of the desk, block number then 16 bytes, repeated, in write order.
+    """
+
+    op_id: str
+    kind: str
+    request: str            # what the caller asked, canonical JSON: a retry under op_id must ask the same
+    desk_terminal_id: int
+    actor: str
+    state: str              # parkcard.domain.lifecycle.DeskOpState
+    card_no: Optional[int]
+    uid: Optional[bytes]
+    counter_before: Optional[int]
+    counter_after: Optional[int]
+    blocks: Optional[bytes]
+    amount_cents: int
+    bonus_cents: int
+    deposit_cents: int
+    balance_after_cents: int
+    tier: int
+    record_seq: Optional[int]
+    error: Optional[str]
+    created_at: float
+    settled_at: Optional[float]

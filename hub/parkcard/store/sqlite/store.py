@@ -23,6 +23,7 @@ import aiosqlite
 from parkcard.domain.lifecycle import AdminCardState
 from parkcard.oplog import OpLog, log_path_for
 from parkcard.store import interface
+from parkcard.store.desk_ops import DeskOpMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
 from parkcard.store.sqlite import migrate
@@ -57,7 +58,7 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, interface.Store):
+class SqliteStore(SharedMethods, DeskOpMethods, interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):
