@@ -20,8 +20,8 @@ def _required_privileges():
     return names
 
 
-def test_the_roles_are_the_five_the_park_uses():
-    assert P.ROLES == ("cashier", "finance", "technician", "manager", "admin")
+def test_the_roles_are_the_five_the_park_uses_and_a_merchant_login():
+    assert P.ROLES == ("cashier", "finance", "technician", "manager", "admin", "merchant")
 
 
 def test_every_role_holds_only_known_privileges_and_admin_holds_all():
@@ -41,6 +41,8 @@ def test_every_role_holds_only_known_privileges_and_admin_holds_all():
      {P.CARD_ISSUE, P.CARD_TOP_UP, P.SETTLEMENT, P.OPERATORS, P.MERCHANTS, P.PARK_ADMIN}),
     (P.MANAGER, {P.CARD_REPLACE, P.CARD_ISSUE, P.BLACKLIST, P.MERCHANTS, P.REPORTS, P.TIERS, P.SHIFTS_REVIEW},
      {P.OPERATORS, P.PARK_ADMIN, P.TERMINALS, P.ADMIN_CARDS}),
+    (P.MERCHANT, {P.SETTLEMENT_READ, P.MERCHANTS_READ},
+     {P.SETTLEMENT, P.MERCHANTS, P.CARD_QUERY, P.CARD_ISSUE, P.FLEET_READ, P.REPORTS, P.AUDIT, P.OPERATORS}),
 ])
 def test_each_role_holds_its_privileges_and_no_other(role, allowed, refused):
     actor = Actor("op", roles=[role])

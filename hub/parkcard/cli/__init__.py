@@ -18,7 +18,7 @@ import os
 
 import click
 
-from parkcard.cli import admin_card, apikey, blacklist, fleet, hub, ledger, merchant, park, terminal
+from parkcard.cli import admin_card, apikey, blacklist, fleet, hub, ledger, merchant, operator, park, terminal
 from parkcard.cli.common import Settings, UserError
 from parkcard.cli.optional import CommandsGroup
 
@@ -28,15 +28,18 @@ from parkcard.cli.optional import CommandsGroup
               help="hub database: a SQLite file, or postgresql://user@host:port/database")
 @click.option("--park-dir", type=click.Path(file_okay=False), default=None,
               help="where `parkcard init` keeps the park's secrets and PKI [default: the database's folder]")
+@click.option("--operator", "operator_login", envvar="PARKCARD_OPERATOR", default=None,
+              help="run as this operator (password from $PARKCARD_PASSWORD or asked) [default: the hub's local "
+                   "admin]")
 @click.pass_context
-def main(ctx, db, park_dir):
+def main(ctx, db, park_dir, operator_login):
     """ParkCard hub: terminals, ledger, settlement."""
     if os.path.isdir(db):
         # Checked once here: every command would otherwise fail its own way (and init would write
         # the park's secrets into the folder above it).
         raise UserError("--db %s is a folder: give the database file, e.g. --db %s"
                         % (db, os.path.join(db, "parkcard.db")))
-    ctx.obj = Settings(db, park_dir)
+    ctx.obj = Settings(db, park_dir, operator_login)
 
 
 def _register():
@@ -44,7 +47,7 @@ def _register():
     from parkcard.oplog import audit_command
     for command in (park.init, fleet.terminals, ledger.ledger, ledger.settle, park.park, merchant.merchant,
                     terminal.terminal, admin_card.admin_card_group, blacklist.blacklist, fleet.alarms,
-                    fleet.quarantine, hub.up, apikey.apikey, audit_command()):
+                    fleet.quarantine, hub.up, apikey.apikey, operator.operator, audit_command()):
         main.add_command(command)
 
 

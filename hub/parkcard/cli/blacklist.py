@@ -5,7 +5,7 @@ import click
 from protocol import record as R
 
 from parkcard.bounds import CARD_NO, BoundParam
-from parkcard.cli.common import CliActor, in_store, run, table, utc, with_storage
+from parkcard.cli.common import HubNotice, in_store, table, utc
 from parkcard.services import blacklist as blacklist_service
 
 ATTEMPTS_SHOWN = 3
@@ -27,9 +27,9 @@ def blacklist(ctx):
 
 def _change(obj, operation, *args):
     """Run a blacklist service as the person at the keyboard; return (version, whether a running hub heard)."""
-    actor = CliActor(obj.db)
-    version = run(with_storage(obj.db, lambda s: operation(s, actor, *args)))
-    return version, actor.hub_told
+    notice = HubNotice(obj.db)
+    version = in_store(obj, lambda s, actor: operation(s, actor, *args), notice=notice)
+    return version, notice.hub_told
 
 
 @blacklist.command("add")

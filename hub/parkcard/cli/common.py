@@ -12,6 +12,7 @@ import click
 from parkcard.hub_lock import HubLockedError
 from parkcard.oplog import AuditLogError
 from parkcard.security import secure
+from parkcard.services import operators
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import DatabaseDamaged, StoreError, StoreUnavailable, database_errors, db_dir, local_path, store_for
 from parkcard.transport import notify
@@ -26,9 +27,10 @@ class UserError(click.ClickException):
 class Settings:
     """The group's options, handed to every command."""
 
-    def __init__(self, db, park_dir):
+    def __init__(self, db, park_dir, operator=None):
         self.db = db
         self.park_dir = park_dir
+        self.operator = operator        # the login name commands run as (--operator), None: the local admin
 
 
 def run(coro):
@@ -68,10 +70,28 @@ def must_exist(path):
         raise UserError("no database at %s: pass --db, or create one with `parkcard merchant add`" % path)
 
 
-def in_store(obj, fn, create=False):
+def in_store(obj, fn, create=False, notice=None):
     """Run `await fn(storage, actor)` on the command's database as the person running it; return its result."""
-    actor = CliActor(obj.db)
-    return run(with_storage(obj.db, lambda storage: fn(storage, actor), create=create))
+    notice = notice or HubNotice(obj.db)
+
+    async def as_actor(storage):
+        return await fn(storage, await acting(obj, storage, notice))
+    return run(with_storage(obj.db, as_actor, create=create))
+
+
+async def acting(obj, storage, notice):
+    """The command's Actor: the operator of --operator once the password is checked, else the local admin."""
+    if obj.operator is None:
+        return Actor(operator_name(), notice)
+    return await operators.authenticate(storage, obj.operator, operator_password(obj.operator), tell=notice)
+
+
+def operator_password(username):
+    """The --operator's password: $PARKCARD_PASSWORD, else asked for at the terminal (not echoed)."""
+    password = os.environ.get("PARKCARD_PASSWORD")
+    if password is None:
+        password = click.prompt("password of %s" % username, hide_input=True, err=True)
+    return password
 
 
 def operator_name():
@@ -82,15 +102,14 @@ def operator_name():
         return "cli:uid-%d" % os.getuid()
 
 
-class CliActor(Actor):
-    """The person at the keyboard; what the command commits is told to the hub running on the same database."""
+class HubNotice:
+    """An Actor's `tell`: what a command commits is told to the hub running on the same database."""
 
     def __init__(self, db):
-        super().__init__(operator_name(), self._notify)
         self.db = db
         self.hub_told = False       # a running hub heard of this command's change
 
-    async def _notify(self, news, _terminal_id):
+    async def __call__(self, news, _terminal_id):
         """One datagram to the running hub, best effort (parkcard.transport.notify)."""
         self.hub_told = notify.send(self.db, *sorted(news)) or self.hub_told
         return self.hub_told

@@ -7,7 +7,7 @@ import click
 
 from protocol import frames
 
-from parkcard.cli.common import CliActor, age, in_store, run, table, with_storage
+from parkcard.cli.common import HubNotice, acting, age, in_store, run, table, with_storage
 from parkcard.ingest import fleet
 from parkcard.services import monitoring
 from parkcard.services import terminals as terminal_service
@@ -24,9 +24,8 @@ def terminals(obj, watch):
         _fleet_table(in_store(obj, terminal_service.fleet))
         return
 
-    actor = CliActor(obj.db)
-
     async def redraw(storage):
+        actor = await acting(obj, storage, HubNotice(obj.db))
         while True:
             rows = await terminal_service.fleet(storage, actor)
             click.clear()       # in place on a terminal (nothing when the output is not one)

@@ -53,6 +53,7 @@ FINANCE = "finance"
 TECHNICIAN = "technician"
 MANAGER = "manager"
 ADMIN = "admin"
+MERCHANT = "merchant"           # a booth owner's login: its own merchant's sales and settlements only
 
 _DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT, PARK_READ})
 # What each role may do. A cashier serves holders at a desk; finance settles and reviews money but serves
@@ -68,6 +69,9 @@ ROLE_PRIVILEGES = {
     MANAGER: _DESK | {CARD_REPLACE, BLACKLIST, BLACKLIST_READ, MERCHANTS, MERCHANTS_READ, FLEET_READ,
                       SETTLEMENT_READ, SHIFTS_REVIEW, REPORTS, TIERS, AUDIT},
     ADMIN: frozenset(PRIVILEGES),
+    # Which merchant is the account's own (Operator.merchant_id); services that list sales or
+    # settlements keep such an actor to it (Actor.merchant_id).
+    MERCHANT: frozenset({SETTLEMENT_READ, MERCHANTS_READ, PARK_READ}),
 }
 ROLES = tuple(ROLE_PRIVILEGES)
 LOCAL_ADMIN = (ADMIN,)          # the roles of an actor made without any: the hub's own machine
@@ -94,6 +98,9 @@ class ServiceError(ValueError):
 
 class Actor:
     """The operator (or process) behind an operation: its audit name, its privileges, where changes are told."""
+
+    operator_id = None          # an operator account's id (parkcard.services.operators), else None
+    merchant_id = None          # the one merchant a merchant login may see, else None (every merchant)
 
     def __init__(self, name, tell=None, roles=LOCAL_ADMIN):
         """tell: async (news, terminal_id) -> bool, called after a commit; roles: ROLES names (ServiceError if not)."""

@@ -532,6 +532,24 @@ class Store(abc.ABC):
     async def keep_idempotent_response(self, api_key_id, key, request_sha256, status, body):
         """Store the first response to an Idempotency-Key; return the stored IdempotentResponse (the first one)."""
 
+    # -- operator accounts
+    @abc.abstractmethod
+    async def add_operator(self, username, password_hash, roles, actor, display_name=None, merchant_id=None,
+                           audit=None):
+        """Store a new operator account; return its id. ValueError if the name is taken or the merchant unknown."""
+
+    @abc.abstractmethod
+    async def operators(self):
+        """Return every rows.Operator, disabled ones included, by id."""
+
+    @abc.abstractmethod
+    async def operator(self, username):
+        """Return the rows.Operator with this login name, or None."""
+
+    @abc.abstractmethod
+    async def update_operator(self, username, audit=None, **changes):
+        """Change an operator's password_hash, roles, active, display_name or last_login_at; ValueError if unknown."""
+
     @abc.abstractmethod
     async def unsettled(self, merchant_id, start_s, end_s):
         """Return rows.SettlementTotals of what closing [start, end) would take now."""

@@ -14,12 +14,16 @@ from parkcard.money import DEFAULT_CURRENCY
 from parkcard.store import settlement as S
 from parkcard.store.errors import NotIssued
 from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, Card,
-                                 CardRequest, CardWriteRequest, Conflict, IdempotentResponse, Merchant, PendingCommand, Quarantined,
+                                 CardRequest, CardWriteRequest, Conflict, IdempotentResponse, Merchant, Operator, PendingCommand,
+                                 Quarantined,
                                  Refund, StoreCounts, StoredRecord, Terminal, TerminalCommand, TerminalFlags)
 
 TERMINAL_SELECT = "SELECT %s FROM terminals " % ", ".join(Terminal._fields)
 _ADMIN_CARD_SELECT = "SELECT %s FROM admin_cards " % ", ".join(AdminCard._fields)
 _API_KEY_SELECT = "SELECT %s FROM api_keys " % ", ".join(ApiKey._fields)
+_OPERATOR_SELECT = "SELECT %s FROM operators " % ", ".join(Operator._fields)
+# The columns update_operator may set: fixed names of this schema, never input.
+_OPERATOR_CHANGES = ("password_hash", "roles", "active", "display_name", "last_login_at", "password_changed_at")
 _QUARANTINE_SELECT = "SELECT %s FROM quarantine " % ", ".join(Quarantined._fields)
 # StoreCounts' fields are the table names: fixed names of this schema, never input.
 _COUNTS_SELECT = "SELECT %s" % ", ".join("(SELECT COUNT(*) FROM %s)" % t for t in StoreCounts._fields)
@@ -272,6 +276,45 @@ class SharedMethods:
                              "WHERE api_key_id=? AND key=?", (api_key_id, key))
             return IdempotentResponse(bytes(row[0]), row[1], row[2])
         return await self.write(run)
+
+    # -- operator accounts
+    async def add_operator(self, username, password_hash, roles, actor, display_name=None, merchant_id=None,
+                           audit=None):
+        """Store a new operator account; return its id. ValueError if the name is taken or the merchant unknown."""
+        def run(tx):
+            if tx.sql_row("SELECT 1 FROM operators WHERE username=?", (username,)) is not None:
+                raise ValueError("an operator named %r exists already" % username)
+            if merchant_id is not None and tx.sql_row("SELECT 1 FROM merchants WHERE id=?", (merchant_id,)) is None:
+                raise ValueError("there is no merchant %d" % merchant_id)
+            return tx.sql_row("INSERT INTO operators(username, display_name, password_hash, roles, merchant_id, "
+                              "created_at, created_by, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                              "RETURNING id", (username, display_name, password_hash, roles, merchant_id, tx.now,
+                                               actor, tx.now))[0]
+        return await self.write(run, audit)
+
+    async def operators(self):
+        """Return every Operator, disabled ones included, by id."""
+        return [Operator(*r) for r in await self._all(_OPERATOR_SELECT + "ORDER BY id")]
+
+    async def operator(self, username):
+        """Return the Operator with this login name, or None."""
+        row = await self._one(_OPERATOR_SELECT + "WHERE username=?", (username,))
+        return Operator(*row) if row else None
+
+    async def update_operator(self, username, audit=None, **changes):
+        """Change an operator's password_hash, roles, active, display_name or last_login_at; ValueError if unknown."""
+        unknown = set(changes) - set(_OPERATOR_CHANGES)
+        if unknown or not changes:
+            raise TypeError("update_operator sets %s, not %s" % (", ".join(_OPERATOR_CHANGES), sorted(unknown)))
+        columns = [c for c in _OPERATOR_CHANGES if c in changes]
+
+        def run(tx):
+            if tx.sql_row("SELECT 1 FROM operators WHERE username=?", (username,)) is None:
+                raise ValueError("there is no operator named %r" % username)
+            tx.sql_rowcount("UPDATE operators SET %s WHERE username=?" % ", ".join("%s=?" % c for c in columns),
+                            tuple(changes[c] for c in columns) + (username,))
+            return True
+        return await self.write(run, audit)
 
     async def unsettled(self, merchant_id, start_s, end_s):
         """Return SettlementTotals of what closing [start, end) would take now (see close_settlements)."""

@@ -331,6 +331,22 @@ class ApiKey(NamedTuple):
     revoked_by: Optional[str]
 
 
+class Operator(NamedTuple):
+    """An operator account: login name, roles, the Argon2id hash of its password, a merchant for a merchant login."""
+
+    id: int
+    username: str
+    display_name: Optional[str]
+    password_hash: str
+    roles: str              # space-separated role names (parkcard.services.privileges.ROLES)
+    merchant_id: Optional[int]
+    active: int             # 0: disabled, may not log in (kept, so the audit log's names stay resolvable)
+    created_at: float
+    created_by: str
+    password_changed_at: float
+    last_login_at: Optional[float]
+
+
 class IdempotentResponse(NamedTuple):
     """The first response to a POST with an Idempotency-Key, and the hash of the request it answered."""
 
