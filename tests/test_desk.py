@@ -14,6 +14,7 @@ from sim.cards import card_balance
 from terminal.rc522 import RC522Error
 
 from parkcard.domain.lifecycle import DeskOpState
+from parkcard.money import format_cents
 from parkcard.services.desk import operations
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID, ParkSim
@@ -93,7 +94,7 @@ def test_issue_and_top_up_are_posted_once_as_desk_source_records_after_the_card_
         other, _ = await at_desk(sim, gold.virtual, desk.top_up("top-up-1", 5000))
         assert isinstance(other, ServiceError) and "used for another request" in str(other)
         refused, _ = await at_desk(sim, plain.virtual, desk.top_up("top-up-2", 1250.5))
-        assert isinstance(refused, ServiceError) and "whole cents" in str(refused)
+        assert isinstance(refused, ServiceError) and "whole number" in str(refused)
         top_ups = [r for r in await desk_records(sim) if r.kind == R.KIND_TOPUP]
         assert [(r.card_no, r.amount_cents, r.discount_cents) for r in top_ups] == [(gold.card_no, 2200, 200)]
         op = await sim.hub.storage.desk_operation("top-up-1")
@@ -218,4 +219,63 @@ def test_an_operation_id_a_person_cannot_read_is_refused(tmp_path):
         assert isinstance(refused, ServiceError) and "operation id" in str(refused)
         assert json.loads(operations.request_of("top_up", 1, cash_cents=5)) == {"kind": "top_up", "desk": 1,
                                                                                 "cash_cents": 5}
+    in_park(tmp_path, scenario, cards=1)
+
+
+def cli(*args):
+    """Run `parkcard ARGS` in this process (the running hub is the park's, in the event loop's thread)."""
+    from click.testing import CliRunner
+
+    from parkcard.cli import main
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_the_cashier_tops_up_from_the_cli_and_a_retry_is_the_same_operation(tmp_path):
+    async def scenario(sim):
+        visitor = sim.visitors[1]
+        db = sim.workdir + "/parkcard.db"
+        before = card_balance(sim.park_keys, visitor.virtual).balance_cents
+        topped, _ = await at_desk(sim, visitor.virtual, asyncio.to_thread(
+            cli, "--db", db, "card", "top-up", "25.50", "--desk", DESK_TERMINAL_ID, "--op-id", "cli-1", "--wait", 30))
+        assert topped.exit_code == 0, topped.output
+        assert "card %d topped up by CNY 25.50" % visitor.card_no in topped.output
+        assert card_balance(sim.park_keys, visitor.virtual).balance_cents == before + 2550
+        again = await asyncio.to_thread(cli, "--db", db, "card", "top-up", "25.50", "--desk", DESK_TERMINAL_ID,
+                                        "--op-id", "cli-1")
+        assert again.exit_code == 0 and again.output.splitlines()[-1] == topped.output.splitlines()[-1]
+        other = await asyncio.to_thread(cli, "--db", db, "card", "top-up", "30", "--desk", DESK_TERMINAL_ID,
+                                        "--op-id", "cli-1")
+        assert other.exit_code != 0 and "used for another request" in other.output
+        for bad, says in (("12.345", "at most 2 decimals"), ("1,50", "at most 2 decimals"), ("0", "from 1 to")):
+            refused = await asyncio.to_thread(cli, "--db", db, "card", "top-up", bad, "--desk", DESK_TERMINAL_ID)
+            assert refused.exit_code != 0 and says in refused.output and "Traceback" not in refused.output, bad
+        shown = await asyncio.to_thread(cli, "--db", db, "card", "show", visitor.card_no)
+        assert "balance %s" % format_cents(before + 2550, "CNY") in shown.output
+        assert "cli-1" in shown.output and "posted" in shown.output
+        unknown = await asyncio.to_thread(cli, "--db", db, "card", "show", 999999)
+        assert unknown.exit_code != 0 and "unknown at this hub" in unknown.output
+        assert len([r for r in await desk_records(sim) if r.kind == R.KIND_TOPUP]) == 1
+        await balanced(sim)
+    in_park(tmp_path, scenario)
+
+
+def test_the_cashier_makes_stock_and_issues_a_card_from_the_cli(tmp_path):
+    async def scenario(sim):
+        from sim.mifare import MifareClassic1K
+        db = sim.workdir + "/parkcard.db"
+        blank = MifareClassic1K(bytes.fromhex("04c0ffee000001"))
+        stocked, _ = await at_desk(sim, blank, asyncio.to_thread(
+            cli, "--db", db, "card", "stock", "--uid", "04c0ffee000001", "--desk", DESK_TERMINAL_ID, "--wait", 30))
+        assert stocked.exit_code == 0, stocked.output
+        issued, _ = await at_desk(sim, blank, asyncio.to_thread(
+            cli, "--db", db, "card", "issue", "--load", "100", "--deposit", "20", "--tier", 2, "--desk",
+            DESK_TERMINAL_ID, "--op-id", "issue-cli", "--wait", 30))
+        assert issued.exit_code == 0, issued.output
+        assert "balance CNY 110.00 (bonus CNY 10.00)" in issued.output
+        assert card_balance(sim.park_keys, blank).balance_cents == 11000
+        again, _ = await at_desk(sim, blank, asyncio.to_thread(
+            cli, "--db", db, "card", "issue", "--load", "100", "--deposit", "20", "--desk", DESK_TERMINAL_ID,
+            "--wait", 30))
+        assert again.exit_code != 0 and "already issued" in again.output
+        assert (await sim.ledger_report()).ok
     in_park(tmp_path, scenario, cards=1)

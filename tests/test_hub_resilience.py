@@ -76,7 +76,7 @@ def test_hub_killed_mid_batch_loses_and_doubles_nothing(tmp_path, broker):
             seqs = sorted(term.journal)[:half]
             for i in range(0, half, frames.UPLOAD_RECORDS_MAX):
                 term.upload([term.journal[s] for s in seqs[i:i + frames.UPLOAD_RECORDS_MAX]])
-        _wait_in_db(db, records, lambda stored: any(r.terminal_id != DESK_ID for r in stored))
+        _wait_in_db(db, records, lambda stored: any(r.terminal_id in terminal_ids for r in stored))
         hub.send_signal(signal.SIGKILL)
         hub.wait()
         applied_at_kill = counts(db).records

@@ -42,6 +42,7 @@ from parkcard.ingest.registry import Registry
 from parkcard.services import admin_cards, blacklist, merchants, terminals
 from parkcard.services import desk as desk_service
 from parkcard.services.desk import AtDesk, DeskPath
+from parkcard.services.desk import requests as desk_requests
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import StoreUnavailable, hub_lock_for, is_postgres, is_transient, store_for
 from parkcard.transport import notify
@@ -124,7 +125,9 @@ class Hub:
         self._link_started = False     # link.start() was called: stop() must stop paho's thread
         self._settled = None
         self.desk_link = DeskLink(self.registry, self.downlink)     # desk orders and their reports (SPEC.md §5.8)
+        self._desk_tasks = set()   # desk operations the CLI queued, under way (parkcard.services.desk.requests)
         self.desk_path = DeskPath(self.storage, self.registry, self.ingest, self.desk_link, park_keys)
+        self.desk_path.write_card = self.write_card
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
         self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
@@ -608,6 +611,9 @@ class Hub:
             await self.on_terminals_added(self, added)
         await self.refresh_merchant_rates()
         await self.run_card_requests()
+        for task in await desk_requests.run_queued(self.desk_path, lambda name, roles: Actor(name, self._changed, roles)):
+            self._desk_tasks.add(task)          # kept until it ends (the CLI waits for its result in the store)
+            task.add_done_callback(self._desk_tasks.discard)
         return added, await self.send_pending_commands()
 
     # -- admin system cards
@@ -683,8 +689,8 @@ class Hub:
     async def stock_card(self, desk_terminal_id, uid, actor="hub"):
         """parkcard.services.desk.stock_card: a blank card on the desk becomes card stock (keys, nothing loaded)."""
         actor = self.actor(actor) if isinstance(actor, str) else actor
-        return await desk_service.stock_card(self.desk_path, actor, desk_terminal_id, uid,
-                                             functools.partial(self.write_card, actor=actor.name))
+        return await desk_service.stock_card(self.desk_path, actor, "stock-%s" % bytes(uid).hex(), desk_terminal_id,
+                                             bytes(uid).hex())
 
     async def blacklist_add(self, card_no, reason, actor="hub", force=False):
         """parkcard.services.blacklist.add (the delta is pushed to every terminal at once)."""

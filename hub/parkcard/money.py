@@ -65,3 +65,19 @@ def major_units(cents, currency):
     """An amount for machines in major units, no separators: "1234.56", "-0.50", "1234" for JPY."""
     sign, whole, fraction = _split(cents, currency)
     return "%s%d%s" % (sign, whole, "." + fraction if fraction else "")
+
+
+class AmountError(ValueError):
+    """An amount a person typed that is not a whole number of the currency's minor units."""
+
+
+def cents_from_text(text, currency):
+    """Integer minor units of an amount typed in major units ("12.50" -> 1250); AmountError for "12.345", "-1", "1e3"."""
+    places = decimals(currency)
+    whole, dot, fraction = text.strip().partition(".")
+    if not whole.isdigit() or not whole.isascii() or (dot and (not fraction.isdigit() or not fraction.isascii()
+                                                              or len(fraction) > places)):
+        example = "12" if places == 0 else "12." + "5".ljust(places, "0")
+        raise AmountError("%r is not an amount of %s: give it in %s with at most %d decimals, e.g. %s"
+                          % (text, currency, currency, places, example))
+    return int(whole) * 10 ** places + (int(fraction.ljust(places, "0")) if dot else 0)

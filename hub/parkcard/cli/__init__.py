@@ -18,7 +18,7 @@ import os
 
 import click
 
-from parkcard.cli import admin_card, apikey, blacklist, fleet, hub, ledger, merchant, operator, park, terminal
+from parkcard.cli import admin_card, apikey, blacklist, card, fleet, hub, ledger, merchant, operator, park, terminal
 from parkcard.cli.common import Settings, UserError
 from parkcard.cli.optional import CommandsGroup
 
@@ -46,7 +46,7 @@ def _register():
     """Every command group of the hub (`demo` and any other registered ones come from parkcard.cli.optional)."""
     from parkcard.oplog import audit_command
     for command in (park.init, fleet.terminals, ledger.ledger, ledger.settle, park.park, merchant.merchant,
-                    terminal.terminal, admin_card.admin_card_group, blacklist.blacklist, fleet.alarms,
+                    terminal.terminal, admin_card.admin_card_group, card.card_group, blacklist.blacklist, fleet.alarms,
                     fleet.quarantine, hub.up, apikey.apikey, operator.operator, audit_command()):
         main.add_command(command)
 

@@ -8,11 +8,12 @@ transaction that applies its record, so the two exist together or not at all.
 import time
 
 from parkcard.domain.lifecycle import DeskOpState
-from parkcard.store.rows import DeskOperation
+from parkcard.store.rows import DeskOperation, DeskRequest
 
 CARD_NO_FIRST = 100001          # the first visitor card number (as the write transactions' next_card_no)
 _SELECT = "SELECT %s FROM desk_operations " % ", ".join(DeskOperation._fields)
 _COLUMNS = DeskOperation._fields
+_REQUEST_SELECT = "SELECT %s FROM desk_requests " % ", ".join(DeskRequest._fields)
 
 
 def posted_in(tx, op_id, record_seq):
@@ -64,6 +65,47 @@ class DeskOpMethods:
                             tuple(kept))
             return kept
         return await self.write(run, audit)
+
+    async def queue_desk_request(self, op_id, kind, desk_terminal_id, params, actor, roles, audit=None):
+        """Queue a desk operation for the running hub; return the DeskRequest as stored (an op_id queued before
+        is returned as it is: the caller compares what it asked)."""
+        def run(tx):
+            stored = tx.sql_row(_REQUEST_SELECT + "WHERE op_id=?", (op_id,))
+            if stored is not None and stored[6] == "refused" and tuple(stored[1:4]) == (kind, desk_terminal_id, params):
+                tx.sql_rowcount("DELETE FROM desk_requests WHERE op_id=?", (op_id,))     # a retry: queued again
+                stored = None
+            if stored is None:
+                tx.sql_rowcount("INSERT INTO desk_requests(op_id, kind, desk_terminal_id, params, actor, roles, state, "
+                                "created_at) VALUES (?,?,?,?,?,?,?,?)",
+                                (op_id, kind, desk_terminal_id, params, actor, roles, "queued", tx.now))
+                stored = tx.sql_row(_REQUEST_SELECT + "WHERE op_id=?", (op_id,))
+            return DeskRequest(*stored)
+        return await self.write(run, audit)
+
+    async def start_desk_requests(self):
+        """Claim the queued desk requests: [DeskRequest], marked started."""
+        def run(tx):
+            rows = []
+            while True:
+                row = tx.sql_row(_REQUEST_SELECT + "WHERE state='queued' ORDER BY created_at, op_id LIMIT 1")
+                if row is None:
+                    return rows
+                tx.sql_rowcount("UPDATE desk_requests SET state='started', started_at=? WHERE op_id=?",
+                                (tx.now, row[0]))
+                rows.append(DeskRequest(*row))
+        return await self.write(run)
+
+    async def finish_desk_request(self, op_id, state, result):
+        """Record how a desk request ended: state done or refused, with what the cashier reads."""
+        def run(tx):
+            tx.sql_rowcount("UPDATE desk_requests SET state=?, result=?, finished_at=? WHERE op_id=?",
+                            (state, result, tx.now, op_id))
+        await self.write(run)
+
+    async def desk_request(self, op_id):
+        """Return the DeskRequest under op_id, or None."""
+        row = await self._one(_REQUEST_SELECT + "WHERE op_id=?", (op_id,))
+        return DeskRequest(*row) if row else None
 
     async def counter_claim(self, card_no, counter):
         """(terminal_id, seq) of the applied record that holds the card's counter, or None."""

@@ -420,6 +420,22 @@ class Store(abc.ABC):
         """Keep a rows.DeskOperation as pending (a failed one under its id is tried again); return it as stored."""
 
     @abc.abstractmethod
+    async def queue_desk_request(self, op_id, kind, desk_terminal_id, params, actor, roles, audit=None):
+        """Queue a desk operation for the running hub; return the rows.DeskRequest as stored."""
+
+    @abc.abstractmethod
+    async def start_desk_requests(self):
+        """Claim the queued desk requests: [rows.DeskRequest], marked started."""
+
+    @abc.abstractmethod
+    async def finish_desk_request(self, op_id, state, result):
+        """Record how a desk request ended (done or refused) and what the cashier reads."""
+
+    @abc.abstractmethod
+    async def desk_request(self, op_id):
+        """Return the rows.DeskRequest under op_id, or None."""
+
+    @abc.abstractmethod
     async def counter_claim(self, card_no, counter):
         """(terminal_id, seq) of the applied record that holds the card's counter, or None."""
 

@@ -381,3 +381,19 @@ class DeskOperation(NamedTuple):
     error: Optional[str]
     created_at: float
     settled_at: Optional[float]
+
+
+class DeskRequest(NamedTuple):
+    """A desk operation the CLI asked the running hub for (parkcard.services.desk.requests)."""
+
+    op_id: str
+    kind: str
+    desk_terminal_id: int
+    params: str             # the operation's arguments, JSON
+    actor: str
+    roles: str              # the operator's roles, space-separated: the hub runs it as that operator
+    state: str              # queued, started, done (result: what it did) or refused (result: why)
+    result: Optional[str]
+    created_at: float
+    started_at: Optional[float]
+    finished_at: Optional[float]

@@ -52,6 +52,7 @@ class DeskPath:
         self.ingest = ingest
         self.link = link
         self.park_keys = park_keys
+        self.write_card = None      # the hub's transport-key card write (parkcard.app.Hub.write_card), for stock
         self.bonus_table = bonus_table or ledger.TIER_BONUS_PERCENT
 
 
@@ -71,11 +72,12 @@ class DeskDone:
 
 def _cents(value, what, minimum=0):
     """A whole number of cents within a card's range, else a ServiceError that says so."""
-    return whole(value, what, lambda detail: ServiceError("%s: give whole cents, e.g. 1250 for 12.50" % detail),
+    return whole(value, what, lambda detail: ServiceError("%s (amounts are counted in cents)" % detail),
                  minimum=minimum, maximum=C.BALANCE_MAX_CENTS)
 
 
-def _op_id(op_id):
+def check_op_id(op_id):
+    """The operation id as given; ServiceError when a person could not read it back."""
     if not isinstance(op_id, str) or not 0 < len(op_id) <= OP_ID_MAX or not op_id.isprintable():
         raise ServiceError("an operation id is 1..%d printable characters, made once by the caller and used again "
                            "on every retry" % OP_ID_MAX)
@@ -175,7 +177,7 @@ async def _known_card(desk, card_no):
 @requires(CARD_TOP_UP)
 async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=None):
     """Top up the card on desk `desk_terminal_id` with cash_cents paid (plus its tier's bonus); return DeskDone."""
-    op_id = _op_id(op_id)
+    op_id = check_op_id(op_id)
     cash = _cents(cash_cents, "the top-up", minimum=1)
     request = request_of("top_up", desk_terminal_id, cash_cents=cash)
     done = await _earlier(desk, actor, op_id, request)
@@ -200,7 +202,7 @@ async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=Non
 async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_STANDARD, deposit_cents=0,
                 expiry_day=0, perms=0xFFFF, timeout_s=None):
     """Issue the stock card on the desk with a first load (cash_cents plus its tier's bonus); return DeskDone."""
-    op_id = _op_id(op_id)
+    op_id = check_op_id(op_id)
     cash = _cents(cash_cents, "the first load")
     deposit = _cents(deposit_cents, "the deposit")
     if not 0 <= tier <= 15:
@@ -238,21 +240,42 @@ async def issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, c
 
 
 @requires(CARD_STOCK)
-async def stock_card(desk, actor, desk_terminal_id, uid, write_card):
-    """Initialise the blank card `uid` on the desk as card stock: keys and trailer, nothing loaded.
+async def stock_card(desk, actor, op_id, desk_terminal_id, uid_hex):
+    """Initialise the blank card `uid_hex` on the desk as card stock: keys and trailer, nothing loaded.
 
-    write_card(desk_terminal_id, uid, {block: 16 bytes}) is the hub's transport-key write (SPEC.md §5.7).
+    Written with the transport key (SPEC.md §5.7, desk.write_card: the hub's), then read with its new key B.
+    Returns a DeskDone-like summary with card_no None.
     """
+    try:
+        uid = bytes.fromhex(uid_hex)
+    except ValueError:
+        uid = b""
+    if len(uid) not in (4, 7):
+        raise ServiceError("a card UID is 4 or 7 bytes in hex (8 or 14 digits), not %r" % (uid_hex,))
     keys = C.CardKeys(_need_keys(desk), uid)
     blank = bytes(C.BLOCK_SIZE)
-    await write_card(desk_terminal_id, uid, {C.INFO_BLOCK: blank, C.SLOT_BLOCKS[0]: blank, C.SLOT_BLOCKS[1]: blank,
-                                             C.TRAILER_BLOCK: C.trailer_block(keys)})
+    await desk.write_card(desk_terminal_id, uid, {C.INFO_BLOCK: blank, C.SLOT_BLOCKS[0]: blank,
+                                                  C.SLOT_BLOCKS[1]: blank, C.TRAILER_BLOCK: C.trailer_block(keys)},
+                          actor=actor.name)
     report = await _read(desk, desk_terminal_id, uid, keys, desk.read_back_timeout_s)
     if report is None or report.status != D.DESK_OK:
         raise ServiceError("card %s was written but does not open with its new keys: put it on desk %d again"
-                           % (bytes(uid).hex(), desk_terminal_id))
-    await desk.storage.audit(actor.name, "card.stock", desk_terminal_id=desk_terminal_id, uid=bytes(uid).hex())
-    return uid
+                           % (uid.hex(), desk_terminal_id))
+    await desk.storage.audit(actor.name, "card.stock", op_id=op_id, desk_terminal_id=desk_terminal_id,
+                             uid=uid.hex())
+    return Stocked(op_id, uid)
+
+
+class Stocked:
+    """A card made stock: no number, nothing loaded."""
+
+    card_no = None
+    amount_cents = bonus_cents = balance_cents = 0
+    record_seq = None
+
+    def __init__(self, op_id, uid):
+        self.op_id = op_id
+        self.uid = uid
 
 
 async def _keep(desk, actor, op, request):
