@@ -16,7 +16,7 @@ from parkcard.app import configure_logging
 from parkcard.money import format_cents
 from parkcard.services.settlement import iso_utc
 
-from parkcard_devkit.park_sim import ParkSim
+from parkcard_devkit.park_sim import DESK_TERMINAL_ID, ParkSim
 
 PROGRESS_STEPS = 10
 
@@ -46,6 +46,9 @@ def refusal_words(reason, count):
     return "%s: %d tap%s" % (REFUSAL_WORDS.get(reason, reason), count, "" if count == 1 else "s")
 
 
+DEMO_TOP_UPS = 3      # cards topped up at the desk before the visitors start tapping
+
+
 async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, echo, tap_interval_ms=2, db=None):
     """Run the scenario; return 0 when every check passes, 1 otherwise (db: a postgresql:// URL, or None)."""
     sim = ParkSim(workdir, terminals=terminals, cards=cards, seed=seed, broker_url=broker_url, db=db)
@@ -69,6 +72,13 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
 
         echo("issued %d cards at the desk, %s loaded (gold cards get +10%%)" % (len(sim.visitors),
                                                                              money(sim.loaded_cents)))
+        desk = sim.hub.desk(DESK_TERMINAL_ID)
+        for visitor in sim.visitors[:DEMO_TOP_UPS]:     # the desk tops some up: written, read back, then posted
+            done = await sim.at_desk(visitor.virtual, desk.top_up("demo-top-up-%d" % visitor.card_no, 5000))
+            sim.loaded_cents += done.amount_cents
+            echo("  card %d topped up at the desk by %s (bonus %s): balance %s" % (
+                done.card_no, money(done.amount_cents - done.bonus_cents), money(done.bonus_cents),
+                money(done.balance_cents)))
         echo("%d terminals online, each authorised by a technician's tap of admin card %d:" % (
             len(sim.terminals), sim.admin_card_no))
         for t in sim.terminals:

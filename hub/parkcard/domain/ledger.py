@@ -26,7 +26,7 @@ from parkcard.domain.accounts import (BONUS, CASH, COMMISSION, DEPOSITS, LOSSES,
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
-# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.desk reads this name.
+# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.services.desk reads this name.
 TIER_BONUS_PERCENT = DEFAULT_TIERS
 
 # Kinds only a desk terminal may produce (SPEC.md §3.2: no credit path at a booth). A booth's REFUND
