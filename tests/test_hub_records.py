@@ -160,7 +160,8 @@ def test_two_desks_issuing_at_once_get_distinct_numbers_and_no_clone_alarm(store
     async def scenario():
         hub = await park(store_url)
         await hub.register_terminal(DESK_2, MERCHANT_PARK, frames.ROLE_DESK, "second desk")
-        issued = await asyncio.gather(*[desk_issued(hub, bytes((4, 0, n, d & 0xFF)), 1000 + n, deposit_cents=200, desk_terminal_id=d)
+        issued = await asyncio.gather(*[desk_issued(hub, bytes((4, 0, n, d & 0xFF)), 1000 + n, deposit_cents=200,
+                                                    desk_terminal_id=d)
                                         for n in range(4) for d in (DESK_ID, DESK_2)])
         report = await audit.check(hub.storage)
         alarms = await hub.storage.alarms()

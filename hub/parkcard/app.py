@@ -475,6 +475,10 @@ class Hub:
         await self.wait_until(lambda: self.registry.get(terminal_id).acked_upto >= seq, timeout_s)
 
     # -- operations: each is one service (parkcard.services), called here as the CLI calls it
+    def operator_actor(self, name, roles):
+        """An Actor for an operator's operation this hub runs (one the CLI queued): its roles, this hub's notices."""
+        return Actor(name, self._changed, roles)
+
     def actor(self, name="hub"):
         """An Actor for operations this hub runs: its changes are acted on at once (take_notice)."""
         return Actor(name, self._changed)
@@ -611,7 +615,7 @@ class Hub:
             await self.on_terminals_added(self, added)
         await self.refresh_merchant_rates()
         await self.run_card_requests()
-        for task in await desk_requests.run_queued(self.desk_path, lambda name, roles: Actor(name, self._changed, roles)):
+        for task in await desk_requests.run_queued(self.desk_path, self.operator_actor):
             self._desk_tasks.add(task)          # kept until it ends (the CLI waits for its result in the store)
             task.add_done_callback(self._desk_tasks.discard)
         return added, await self.send_pending_commands()

@@ -72,7 +72,7 @@ class AmountError(ValueError):
 
 
 def cents_from_text(text, currency):
-    """Integer minor units of an amount typed in major units ("12.50" -> 1250); AmountError for "12.345", "-1", "1e3"."""
+    """Integer minor units of an amount typed in major units ("12.50" -> 1250); AmountError for "12.345" or "-1"."""
     places = decimals(currency)
     whole, dot, fraction = text.strip().partition(".")
     if not whole.isdigit() or not whole.isascii() or (dot and (not fraction.isdigit() or not fraction.isascii()
