@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from protocol import frames, topics
 from protocol import record as R
+from protocol.desk import DESK_SOURCE_ID
 
 from parkcard.app import Hub
 from parkcard.cli import main
@@ -114,7 +115,7 @@ def test_ledger_check_finds_value_moved_to_another_merchant_within_a_sale(any_db
 def test_ledger_check_finds_value_moved_between_cash_and_deposits_within_an_issue(any_db):
     _tamper(any_db, "UPDATE ledger_entries SET amount_cents = amount_cents + 500 WHERE tx_id = 1 AND account = 'desk:cash'",
             "INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (1, 'park:deposits', -500)")
-    _ledger_check_fails(any_db, "not what their record posts: 1", "record 1 (term-%d seq 1)" % DESK_ID)
+    _ledger_check_fails(any_db, "not what their record posts: 1", "record 1 (term-%d seq 1)" % DESK_SOURCE_ID)
 
 
 def test_ledger_check_accepts_sales_booked_before_a_commission_change(any_db):
