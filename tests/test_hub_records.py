@@ -183,15 +183,15 @@ def test_a_failure_while_writing_the_card_row_posts_nothing(tmp_path):
         hub = await park(tmp_path / "hub.db")
         # A fault in the statement that writes the card's tier and deposit, whichever transaction runs it.
         with sqlite3.connect(tmp_path / "hub.db") as conn:
-            conn.execute("CREATE TRIGGER fail_card_info BEFORE INSERT ON cards WHEN NEW.deposit_cents = 777 "
+            conn.execute("CREATE TRIGGER fail_card_info BEFORE INSERT ON cards WHEN NEW.deposit_cents = 700 "
                          "BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
         with pytest.raises(sqlite3.IntegrityError, match="injected fault"):
-            await desk_issued(hub, UID, 10000, deposit_cents=777, time_s=DAY_S, op_id="issue-777")
+            await desk_issued(hub, UID, 10000, deposit_cents=700, time_s=DAY_S, op_id="issue-700")
         held = await hub.storage.counts()
         counts = [held.records, held.ledger_tx, held.cards, held.card_counters]
         with sqlite3.connect(tmp_path / "hub.db") as conn:
             conn.execute("DROP TRIGGER fail_card_info")
-        retried = await desk_issued(hub, UID, 10000, deposit_cents=777, time_s=DAY_S, op_id="issue-777")
+        retried = await desk_issued(hub, UID, 10000, deposit_cents=700, time_s=DAY_S, op_id="issue-700")
         card = await hub.storage.card(retried.card_no)
         deposits = await hub.storage.account_balance("park:deposits")
         alarms = await hub.storage.alarms()
@@ -200,4 +200,4 @@ def test_a_failure_while_writing_the_card_row_posts_nothing(tmp_path):
     counts, retried, card, deposits, alarms = run(scenario())
     assert counts == [0, 0, 0, 0]
     assert retried.record_seq == 1
-    assert (card.deposit_cents, card.shadow_balance_cents, deposits, alarms) == (777, 10000, 777, [])
+    assert (card.deposit_cents, card.shadow_balance_cents, deposits, alarms) == (700, 10000, 700, [])

@@ -615,7 +615,8 @@ class Hub:
             await self.on_terminals_added(self, added)
         await self.refresh_merchant_rates()
         await self.run_card_requests()
-        for task in await desk_requests.run_queued(self.desk_path, self.operator_actor):
+        queued = [] if self.park_keys is None else await desk_requests.run_queued(self.desk_path, self.operator_actor)
+        for task in queued:     # a hub without the park's keys takes no desk operation: they stay queued
             self._desk_tasks.add(task)          # kept until it ends (the CLI waits for its result in the store)
             task.add_done_callback(self._desk_tasks.discard)
         return added, await self.send_pending_commands()

@@ -205,6 +205,9 @@ async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_ST
     op_id = check_op_id(op_id)
     cash = _cents(cash_cents, "the first load")
     deposit = _cents(deposit_cents, "the deposit")
+    if deposit % 100 or deposit > 25500:
+        raise ServiceError("a deposit is whole units of 100 cents, at most 25500 (the card holds it, SPEC.md §3.3), "
+                           "not %d" % deposit)
     if not 0 <= tier <= 15:
         raise ServiceError("tier %r is none of the park's tiers" % (tier,))
     request = request_of("issue", desk_terminal_id, cash_cents=cash, tier=tier, deposit_cents=deposit,
