@@ -16,7 +16,7 @@ from parkcard.services import discounts, items, merchants
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import open_store
 from parkcard.store.booth import VersionMoved
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, desk_issued
 from test_hub_cli import DAY_S, UID
 
 SNACKS, TOYS = 3, 4
@@ -200,7 +200,7 @@ def test_settlement_pays_the_park_s_part_of_the_discounts_to_the_merchant(store_
             await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
             await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
             await discounts.set_bearer(hub.storage, Actor("test:admin"), MERCHANT_ICE, bearer)
-            issued = await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)
+            issued = await desk_issued(hub, UID, 10000, time_s=DAY_S)
             # Two sales priced at the booth: 10.00 list - 1.00 discount, 9.00 list - 0.80.
             sales = [R.Record(R.KIND_DEBIT, 5, seq, DAY_S + 3600 * seq, issued.card_no, UID, seq + 1, paid, balance,
                               item=11, discount_cents=off)

@@ -7,7 +7,7 @@ import pytest
 
 from api_kit import UpHub, api_key, cli
 from parkcard.app import Hub
-from parkcard_devkit.testing import DESK_ID
+from parkcard_devkit.testing import DESK_ID, desk_issued
 
 UID = b"\x04\x01\x02\x03"
 
@@ -26,7 +26,7 @@ def issued_card(workdir, db):
     async def issue():
         hub = await Hub(db).open()
         try:
-            return (await hub.desk(DESK_ID).issue(UID, 10000)).card_no
+            return (await desk_issued(hub, UID, 10000)).card_no
         finally:
             await hub.stop()
     return asyncio.run(issue())

@@ -11,7 +11,7 @@ from protocol import frames
 from parkcard import audit
 from parkcard.domain import accounts
 from parkcard.services import credits as credit_service
-from parkcard_devkit.testing import DESK_ID, connect_booth, start_hub
+from parkcard_devkit.testing import DESK_ID, connect_booth, desk_issued, start_hub
 from sim.cards import card_balance
 from terminal.credits import Credits
 from test_credits_hub import journal_entries, terminal, the_card
@@ -34,7 +34,7 @@ def test_a_credit_pushed_to_two_offline_booths_lands_once(store_url, broker, tmp
     async def scenario():
         hub = await start_hub(store_url, broker.host, broker.port)
         try:
-            card_no = (await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)).card_no
+            card_no = (await desk_issued(hub, UID, 10000, time_s=DAY_S)).card_no
             booths = {tid: await connect_booth(hub, broker.host, broker.port, tid) for tid in (5, 6)}
             await credit_service.grant_credit(hub.storage, hub.actor("test:cashier"), card_no, 2500,
                                               "top-up paid at the gift shop")

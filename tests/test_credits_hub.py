@@ -15,7 +15,7 @@ from parkcard.domain import accounts
 from parkcard.services import credits as credit_service
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import Actor, ServiceError
-from parkcard_devkit.testing import DESK_ID
+from parkcard_devkit.testing import DESK_ID, desk_issued
 from sim.cards import card_balance, issued_card
 from terminal.credits import Credits
 from terminal.sync import _UPLOAD_STATUS
@@ -39,7 +39,7 @@ async def with_card(db, steps):
     """Run steps(hub, card_no) on a park with one issued card of 100.00; return steps' result."""
     hub = await park(db)
     try:
-        card_no = (await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)).card_no
+        card_no = (await desk_issued(hub, UID, 10000, time_s=DAY_S)).card_no
         return await steps(hub, card_no)
     finally:
         await hub.stop()

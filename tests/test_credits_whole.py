@@ -8,7 +8,7 @@ import pytest
 from parkcard import audit
 from parkcard.domain import accounts
 from parkcard.services import credits as credit_service
-from parkcard_devkit.testing import DESK_ID
+from parkcard_devkit.testing import DESK_ID, desk_issued
 from terminal_whole import CARD_NO, CARD_UID, POLL_S, TERMINAL_ID, WAIT_S, Park, WholeTerminal
 
 pytestmark = [pytest.mark.micropython, pytest.mark.broker, pytest.mark.slow]
@@ -27,7 +27,8 @@ def park(tmp_path):
 
 
 def test_the_whole_terminal_delivers_a_credit_it_got_over_tls_mosquitto(park, tmp_path):
-    park.call(park.hub.desk(DESK_ID).issue(CARD_UID, 10000, card_no=CARD_NO, time_s=1795600000))
+    issued = park.call(desk_issued(park.hub, CARD_UID, 10000, time_s=1795600000, card_no=CARD_NO))
+    assert issued.card_no == CARD_NO
     park.call(credit_service.grant_credit(park.hub.storage, park.hub.actor("test:cashier"), CARD_NO, 1000,
                                           "top-up paid online"))
     term = WholeTerminal(park, tmp_path, CREDIT_WHOLE_HEAP)

@@ -10,7 +10,7 @@ from protocol import frames, record as R, ticket as t
 
 from parkcard.app import Hub
 from parkcard.cli import main
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, desk_issued
 
 GATE = 41
 
@@ -22,7 +22,7 @@ async def _populate(db):
     await hub.add_merchant(MERCHANT_ICE, "Gates", 0)
     await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
     key = await hub.register_terminal(GATE, MERCHANT_ICE, frames.ROLE_GATE, "north gate")
-    cards = [(await hub.desk(DESK_ID).issue(uid, 1000)).card_no for uid in (b"\x04\x01\x02\x03", b"\x04\x01\x02\x04")]
+    cards = [(await desk_issued(hub, uid, 1000)).card_no for uid in (b"\x04\x01\x02\x03", b"\x04\x01\x02\x04")]
     mac = R.record_mac_for(key)
     now = int(time.time())
     entries = []

@@ -12,7 +12,7 @@ from protocol import frames, record as R, ticket as t
 from parkcard import audit
 from parkcard.services import occupancy, tickets
 from parkcard.services.privileges import ServiceError
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, desk_issued, start_hub
 
 pytestmark = pytest.mark.broker
 
@@ -39,7 +39,7 @@ def test_passages_make_occupancy_per_area_and_nothing_in_the_ledger(store_url, b
         hub = await start_hub(store_url, broker.host, broker.port)
         actor = hub.actor()
         day = await tickets.add_product(hub.storage, actor, "Day pass", "day", area=1, valid_days=1, price_cents=12000)
-        issued = [await hub.desk(DESK_ID).issue(uid, 1000) for uid in (b"\x01\x02\x03\x04", b"\x01\x02\x03\x05")]
+        issued = [await desk_issued(hub, uid, 1000) for uid in (b"\x01\x02\x03\x04", b"\x01\x02\x03\x05")]
         a, b = (i.card_no for i in issued)
         term_in, term_out = await gate(hub, broker, GATE_IN), await gate(hub, broker, GATE_OUT)
         assert await hub.configure_gate(GATE_IN, "entry", area=1, products=[day]) == 1
@@ -104,7 +104,7 @@ def test_a_ticket_sold_at_the_desk_is_what_a_gate_reads(store_url, broker):
         hub = await start_hub(store_url, broker.host, broker.port, park_keys=keys)
         actor = hub.actor()
         pid = await tickets.add_product(hub.storage, actor, "Ten entries", "count", entries=10, day_limit=2)
-        issued = await hub.desk(DESK_ID).issue(uid, 1000)
+        issued = await desk_issued(hub, uid, 1000)
         sale = await tickets.sell(hub.storage, actor, keys, pid, issued.card_no, 20782)
         ck = C.CardKeys(keys, uid)
         info = t.TicketInfo.decode(sale.blocks[t.INFO_BLOCK], ck)

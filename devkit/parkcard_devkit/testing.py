@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 from protocol import frames, hub_frames, topics
 from protocol.desk import DESK_SOURCE_ID
 from protocol.card import SLOT_BLOCKS, TIER_STANDARD, TRAILER_BLOCK, CardKeys, ParkKeys, trailer_block
+from protocol import hub_credits
 from protocol import record as R
 
 from parkcard.transport.mqtt_link import set_nodelay
@@ -216,12 +217,12 @@ class Issued:
 
 
 async def desk_issued(hub, uid, cash_cents, tier=TIER_STANDARD, deposit_cents=0, time_s=None, desk_terminal_id=DESK_ID,
-                      op_id=None, expiry_day=0, perms=0xFFFF):
+                      op_id=None, expiry_day=0, perms=0xFFFF, card_no=None):
     """A card issued at a desk with its card write taken as confirmed, for tests of what comes after an issue.
 
     The desk service's own steps (parkcard.services.desk.operations: kept as pending, then posted as a
     record of the desk source) without a desk terminal: the tests of the desk itself go through one
-    (tests/test_desk.py). Returns Issued; .blocks are the card's blocks 4..7 as the desk leaves them.
+    (tests/test_desk.py). Returns Issued; .blocks are the card's blocks 4..11 as stock and the desk leave them.
     """
     from parkcard.services.desk import operations as ops
 
@@ -231,11 +232,12 @@ async def desk_issued(hub, uid, cash_cents, tier=TIER_STANDARD, deposit_cents=0,
     request = ops.request_of("issue", desk_terminal_id, cash_cents=cash_cents, tier=tier, deposit_cents=deposit_cents,
                              expiry_day=expiry_day, perms=perms)
     kept = await ops.issue_kept(hub.desk_path, actor, op_id, request, desk_terminal_id, bytes(uid), keys, cash_cents,
-                                tier, deposit_cents, expiry_day, perms, time_s)
+                                tier, deposit_cents, expiry_day, perms, time_s, card_no)
     done = await ops.post_confirmed(hub.desk_path, actor, kept, time_s)
     blocks = dict(ops.blocks_of(kept))
     blocks.setdefault(SLOT_BLOCKS[1], bytes(16))
     blocks[TRAILER_BLOCK] = trailer_block(keys)
+    blocks.update(hub_credits.credit_blocks(keys))      # sector 2 as card stock has it (SPEC.md §3.7)
     stored = [r for r in await hub.storage.records(DESK_SOURCE_ID) if r.seq == done.record_seq]
     return Issued(done, blocks, R.Record.decode(stored[0].raw))
 

@@ -227,10 +227,10 @@ async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_ST
 
 
 async def issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, cash, tier, deposit, expiry_day, perms,
-                     time_s=None):
-    """Keep an issue as pending with its card number and the blocks that carry it; return it as kept."""
+                     time_s=None, card_no=None):
+    """Keep an issue as pending with its card number (card_no, else the next one) and the blocks that carry it."""
     bonus = ledger.bonus_cents(tier, cash, desk.bonus_table)
-    op = DeskOperation(op_id, "issue", request, desk_terminal_id, actor.name, DeskOpState.PENDING, None, uid, 0, 1,
+    op = DeskOperation(op_id, "issue", request, desk_terminal_id, actor.name, DeskOpState.PENDING, card_no, uid, 0, 1,
                        None, cash + bonus, bonus, deposit, cash + bonus, tier, None, None, 0.0, None)
     kept = await _keep(desk, actor, op, request)
     if kept.state != DeskOpState.PENDING or kept.blocks:
