@@ -53,7 +53,12 @@ log = logging.getLogger("parkcard.hub")
 
 EXIT_HUB_FAILED = 1            # the hub could not serve: a supervisor restarts it (README, "Reliability")
 EXIT_USAGE = 2                 # a mistake to correct first (another hub holds the database): restarting won't help
-BATCH_FRAMES_MAX = 64          # frames per database transaction (64 x 64 records)
+# A database transaction stores what is queued, up to BATCH_FRAMES_MAX frames and about BATCH_BYTES_MAX bytes
+# of them (4,096 records of 64 bytes, what 64 full upload frames hold). Bounded in bytes, not frames: the
+# 8-record frames terminals send fill a transaction as the 64-record ones do, and under load every COMMIT,
+# with its wait for the disk (synchronous=FULL), is shared by 4,096 records, not 512.
+BATCH_FRAMES_MAX = 1024
+BATCH_BYTES_MAX = 4096 * 64
 CARD_WRITE_TIMEOUT_S = 60       # a cashier presents the blank card within a minute
 RECHECK_S = 0.05
 STORAGE_RETRY_S_MIN = 0.05     # first wait after a write failed for want of disk or I/O
@@ -98,6 +103,7 @@ class Hub:
 
     def __init__(self, db_path, broker_host="127.0.0.1", broker_port=1883, client_id="parkcard-hub",
                  username=None, password=None, park_keys=None, batch_frames_max=BATCH_FRAMES_MAX,
+                 batch_bytes_max=BATCH_BYTES_MAX,
                  queue_max=1024, tls_ca=None, transport_key=None, on_terminals_added=None, lock=None,
                  downlink_queued_max=DOWNLINK_QUEUED_MAX, api=None):
         """park_keys and transport_key (parkcard.security.secure.hub_kwargs) are needed to issue cards and admin cards.
@@ -122,6 +128,7 @@ class Hub:
         self.transport_key = transport_key
         self.on_terminals_added = on_terminals_added
         self.batch_frames_max = batch_frames_max
+        self.batch_bytes_max = batch_bytes_max
         self._task = None
         self._link_started = False     # link.start() was called: stop() must stop paho's thread
         self._settled = None
@@ -257,11 +264,22 @@ class Hub:
     # -- the one consumer
     async def _consume(self):
         while True:
-            batch = await self.link.get_batch(self.batch_frames_max)
+            batch = await self._next_batch()
             try:
                 await self._handle_until_stored(batch)
             finally:
                 self.link.release(len(batch))
+
+    async def _next_batch(self):
+        """Wait for a frame, then take what else is queued, up to batch_frames_max frames and batch_bytes_max
+        bytes (the frame that crosses it included)."""
+        batch = await self.link.get_batch(1)
+        size = len(batch[0].payload)
+        while len(batch) < self.batch_frames_max and size < self.batch_bytes_max and not self.link.queue.empty():
+            more = await self.link.get_batch(1)    # queued: taken at once
+            batch += more
+            size += len(more[0].payload)
+        return batch
 
     async def _handle_until_stored(self, batch):
         """Store a batch, acknowledge what each part committed, then do the after-commit work.
