@@ -29,14 +29,18 @@ KIND_ISSUE = 7        # desk: new card, first load
 KIND_LOCK = 8         # blacklisted card locked on tap; no value moves
 KIND_ATTEMPT = 9      # an already locked card tapped again: nothing written to the card
 KIND_CREDIT = 15      # any terminal: the hub's pending credits delivered to the card (SPEC.md §3.7)
+# One line of a booth's sale (SPEC.md §4.10): journalled before the debit it prices, moves no value.
+KIND_SALE_LINE = 17
 # Passages at a gate (SPEC.md §4.9): card_counter and card_mac are the ticket's (sector 3), never the wallet's.
 KIND_ENTRY = 20
 KIND_EXIT = 21
 KIND_REFUSAL = 22     # nothing written; the reason code in the detail field
 KIND_TIMED_EXIT = 23  # an exit priced by the time inside; the money moved by the debit record just before it
 PASSAGE_KINDS = (KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT)
+# Kinds that claim no wallet counter: a passage's counter is the ticket's, a sale line repeats its sale's.
+NO_WALLET_KINDS = PASSAGE_KINDS + (KIND_SALE_LINE,)
 KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, KIND_TRANSFER_IN,
-         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT) + PASSAGE_KINDS
+         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT, KIND_SALE_LINE) + PASSAGE_KINDS
 
 FLAG_OFFLINE = 0x01   # taken while the terminal had no hub link
 FLAG_RESOLVED = 0x02  # card outcome was uncertain and was settled on a later tap
@@ -56,10 +60,11 @@ class Record:
     version = RECORD_VERSION
     deposit_cents = 0
     ref_seq = 0
+    quantity = 0            # byte 27: a sale line's quantity (SPEC.md §4.10), 0 in every other kind
 
     def __init__(self, kind, terminal_id, seq, time_s, card_no, uid, card_counter, amount_cents,
                  balance_after_cents, item=0, discount_cents=0, flags=0, config_version=0, card_mac=b"\x00" * 4,
-                 deposit_cents=0, ref_seq=0, version=RECORD_VERSION):
+                 deposit_cents=0, ref_seq=0, version=RECORD_VERSION, quantity=0):
         self.kind = kind
         self.terminal_id = terminal_id
         self.seq = seq
@@ -81,6 +86,8 @@ class Record:
             self.deposit_cents = deposit_cents
         if ref_seq:
             self.ref_seq = ref_seq
+        if quantity:
+            self.quantity = quantity
 
     def body(self):
         """Return the MACed bytes: 48 in version 1, 56 in version 2."""
@@ -93,8 +100,10 @@ class Record:
         if (self.amount_cents < 0 or self.balance_after_cents < 0 or self.discount_cents < 0
                 or self.deposit_cents < 0 or self.ref_seq < 0):
             raise Malformed("amounts and ref_seq are unsigned")
+        if (self.kind == KIND_SALE_LINE) != (0 < self.quantity <= 0xFF):
+            raise Malformed("a sale line has a quantity 1..255, other kinds none")
         body = struct.pack(_FMT, self.version, self.kind, self.flags, len(self.uid), self.terminal_id, self.item,
-                           self.seq, self.time_s, self.card_no, self.uid + bytes(7 - len(self.uid)), 0,
+                           self.seq, self.time_s, self.card_no, self.uid + bytes(7 - len(self.uid)), self.quantity,
                            self.card_counter, self.amount_cents, self.balance_after_cents,
                            self.discount_cents, self.config_version, self.card_mac)
         if self.version == RECORD_V2:
@@ -127,7 +136,7 @@ class Record:
         mac = bytes(data[end:])
         if record_mac is not None and not crypto.equal(record_mac.tag(RECORD_MAC_SIZE, body), mac):
             raise BadMac("record MAC")
-        (_version, kind, flags, uid_len, terminal_id, item, seq, time_s, card_no, uid, _pad, counter, amount,
+        (_version, kind, flags, uid_len, terminal_id, item, seq, time_s, card_no, uid, quantity, counter, amount,
          balance, discount, config_version, card_mac) = struct.unpack_from(_FMT, body, 0)
         deposit = ref_seq = 0
         if version == RECORD_V2:
@@ -136,8 +145,12 @@ class Record:
             raise Malformed("unknown record kind %d" % kind)
         if uid_len not in (4, 7):
             raise Malformed("UID length %d" % uid_len)
+        if kind != KIND_SALE_LINE:
+            quantity = 0        # reserved outside a sale line, read as ever
+        elif not quantity:
+            raise Malformed("a sale line has a quantity 1..255")
         rec = cls(kind, terminal_id, seq, time_s, card_no, uid[:uid_len], counter, amount, balance, item,
-                  discount, flags, config_version, card_mac, deposit, ref_seq, version)
+                  discount, flags, config_version, card_mac, deposit, ref_seq, version, quantity)
         rec.mac = mac
         return rec
 
@@ -151,6 +164,32 @@ def passage_fields(rec):
     """(reason, area, entries_left) of a passage record's detail field."""
     d = rec.discount_cents
     return d >> 24, (d >> 16) & 0xFF, d & 0xFFFF
+
+
+def line_detail(tier, index, count):
+    """A sale line's config_version field (SPEC.md §4.10): the card's tier, the line's index and the line count."""
+    return (tier << 8) | (index << 4) | count
+
+
+def line_fields(rec):
+    """(tier, index, count, list_version, rules_version) of a sale line record (SPEC.md §4.10)."""
+    d = rec.config_version
+    m = rec.card_mac
+    return d >> 8, (d >> 4) & 0xF, d & 0xF, rec.balance_after_cents, (m[0] << 24) | (m[1] << 16) | (m[2] << 8) | m[3]
+
+
+def sale_line(sale, item, quantity, line_cents, line_discount_cents, tier, index, count, list_version,
+              rules_version):
+    """The record of line index (of count) of the debit record `sale`, journalled before it (SPEC.md §4.10)."""
+    return Record(KIND_SALE_LINE, sale.terminal_id, sale.seq - count + index, sale.time_s, sale.card_no, sale.uid,
+                  sale.card_counter, line_cents, list_version, item, line_discount_cents, sale.flags,
+                  line_detail(tier, index, count), struct.pack(">I", rules_version), quantity=quantity)
+
+
+def sale_seq_of(rec):
+    """The seq of the debit a sale line prices: journalled right after the basket's last line."""
+    d = rec.config_version
+    return rec.seq + (d & 0xF) - ((d >> 4) & 0xF)
 
 
 def record_mac_for(terminal_key):

@@ -89,14 +89,15 @@ for i in range(sales):
 
     def price(info):
         priced = pricing.price_basket(rules, info.tier, lines)
-        return priced.pay_cents, priced.discount_cents
+        return priced.pay_cents, priced.discount_cents, (info.tier, prices.version, rules.version, [
+            (found.code, 2, 2 * found.price_cents, priced.line_discounts[0])])
     result = wallet.debit(2 * found.price_cents, found.code, price=price)
     sale_us += time.ticks_diff(time.ticks_us(), t0)
     used = gc.mem_alloc() - heap_idle
     gc.threshold(16384)
     link.control("remove 0")
     want = pricing.price_basket(rules, 2, lines)
-    if result.ok and result.amount_cents == want.pay_cents:
+    if result.ok and result.amount_cents == want.pay_cents and journal.status(result.seq - 1) == 1:
         ok += 1
         paid += want.pay_cents
         discounted += want.discount_cents

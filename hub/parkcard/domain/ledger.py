@@ -38,7 +38,7 @@ DEPOSIT_KINDS = (R.KIND_ISSUE, R.KIND_CASHOUT)
 
 _CARD_SIGN = {R.KIND_DEBIT: -1, R.KIND_TOPUP: 1, R.KIND_REFUND: 1, R.KIND_CASHOUT: -1, R.KIND_TRANSFER_OUT: -1,
               R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0,
-              R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1, **{kind: 0 for kind in R.PASSAGE_KINDS}}
+              R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1, **{kind: 0 for kind in R.NO_WALLET_KINDS}}
 
 # Ledger transactions the hub books with no record (ledger_tx.kind): a pending credit's grant and its cancel.
 TX_CREDIT_GRANT = 1015
@@ -105,7 +105,7 @@ def postings(rec, merchant_id, rate_bps):
     elif kind == R.KIND_CREDIT:
         # Which credits it delivers, and whether they were delivered before, is ingest's rule (SPEC.md §8.4).
         entries = [(PENDING_CREDITS, -amount), (card, amount)]
-    else:  # KIND_LOCK, KIND_ATTEMPT and the passages (SPEC.md §4.9) move no value
+    else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9) and sale lines (§4.10) move no value
         return []
     entries = [e for e in entries if e[1] != 0]
     if sum(e[1] for e in entries) != 0:
