@@ -197,6 +197,7 @@ class BatchResult:
         self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max, credits, prices)
         self.auths = []             # (terminal_id, admin_card_no, uid)
         self.card_results = []      # (terminal_id, request_id, uid, status, block)
+        self.booth_sales = []       # (terminal_id, merchant_id, seq) of applied booth debits, priced again after commit
         self.counts = Counter()
         self.quarantined = []       # (reason, terminal_id, detail)
         self.uncertain_add = set()  # cards left with an open uncertain record
@@ -474,6 +475,8 @@ class Ingest:
             entries = self._deliver_credits(tx, res, state, rec, entries)
         if entries:
             tx.post(record_id, rec.kind, entries)
+        if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS:
+            res.booth_sales.append((state.id, state.merchant_id, rec.seq))
         card = tx.card(card_no)
         if card[2] is None or counter_newer(k, card[2]):
             tx.set_card(card_no, rec.uid, rec.balance_after_cents, k)
