@@ -62,15 +62,17 @@ def test_a_sale_priced_as_the_hub_prices_it_raises_nothing_and_a_different_one_i
             card = await hub.storage.card(card_no)
             return (good, bad, priced, card.shadow_balance_cents, card.last_counter,
                     await hub.storage.account_balance(accounts.card_account(card_no)),
-                    (await audit.check(hub.storage)).ok)
+                    await audit.check(hub.storage))
         finally:
             await hub.stop()
 
-    good, bad, alarms, balance, counter, ledger, audited = run(scenario())
+    good, bad, alarms, balance, counter, ledger, report = run(scenario())
     assert (good, bad) == (3, 6)
     assert len(alarms) == 1 and alarms[0].kind == "repricing" and alarms[0].terminal_id == BOOTH
     assert alarms[0].detail == ("term-%d seq %d: terminal charged 1575 cents with 325 off, list 2 and rules 1 "
                                 "give 1625 with 275 off" % (BOOTH, bad))
     assert balance == ledger == 10000 - 1625 - 1575 and counter == 3     # both sales stand; lines claim nothing
-    assert audited
+    # the auditor prices both again and finds the difference told by its alarm
+    assert report.ok and report.repriced == 2 and report.repriced_differently == [alarms[0].detail]
+    assert "booth sales priced again: 2, differently from the terminal: 1" in "\n".join(report.lines())
 
