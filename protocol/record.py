@@ -37,8 +37,6 @@ KIND_EXIT = 21
 KIND_REFUSAL = 22     # nothing written; the reason code in the detail field
 KIND_TIMED_EXIT = 23  # an exit priced by the time inside; the money moved by the debit record just before it
 PASSAGE_KINDS = (KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT)
-# Kinds that claim no wallet counter: a passage's counter is the ticket's, a sale line repeats its sale's.
-NO_WALLET_KINDS = PASSAGE_KINDS + (KIND_SALE_LINE,)
 KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, KIND_TRANSFER_IN,
          KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT, KIND_SALE_LINE) + PASSAGE_KINDS
 
@@ -60,11 +58,11 @@ class Record:
     version = RECORD_VERSION
     deposit_cents = 0
     ref_seq = 0
-    quantity = 0            # byte 27: a sale line's quantity (SPEC.md §4.10), 0 in every other kind
+    quantity = 0            # byte 27: a sale line's quantity (SPEC.md §4.10); checked by the hub, not here
 
     def __init__(self, kind, terminal_id, seq, time_s, card_no, uid, card_counter, amount_cents,
                  balance_after_cents, item=0, discount_cents=0, flags=0, config_version=0, card_mac=b"\x00" * 4,
-                 deposit_cents=0, ref_seq=0, version=RECORD_VERSION, quantity=0):
+                 deposit_cents=0, ref_seq=0, version=RECORD_VERSION):
         self.kind = kind
         self.terminal_id = terminal_id
         self.seq = seq
@@ -86,8 +84,6 @@ class Record:
             self.deposit_cents = deposit_cents
         if ref_seq:
             self.ref_seq = ref_seq
-        if quantity:
-            self.quantity = quantity
 
     def body(self):
         """Return the MACed bytes: 48 in version 1, 56 in version 2."""
@@ -100,8 +96,6 @@ class Record:
         if (self.amount_cents < 0 or self.balance_after_cents < 0 or self.discount_cents < 0
                 or self.deposit_cents < 0 or self.ref_seq < 0):
             raise Malformed("amounts and ref_seq are unsigned")
-        if (self.kind == KIND_SALE_LINE) != (0 < self.quantity <= 0xFF):
-            raise Malformed("a sale line has a quantity 1..255, other kinds none")
         body = struct.pack(_FMT, self.version, self.kind, self.flags, len(self.uid), self.terminal_id, self.item,
                            self.seq, self.time_s, self.card_no, self.uid + bytes(7 - len(self.uid)), self.quantity,
                            self.card_counter, self.amount_cents, self.balance_after_cents,
@@ -145,13 +139,11 @@ class Record:
             raise Malformed("unknown record kind %d" % kind)
         if uid_len not in (4, 7):
             raise Malformed("UID length %d" % uid_len)
-        if kind != KIND_SALE_LINE:
-            quantity = 0        # reserved outside a sale line, read as ever
-        elif not quantity:
-            raise Malformed("a sale line has a quantity 1..255")
         rec = cls(kind, terminal_id, seq, time_s, card_no, uid[:uid_len], counter, amount, balance, item,
-                  discount, flags, config_version, card_mac, deposit, ref_seq, version, quantity)
+                  discount, flags, config_version, card_mac, deposit, ref_seq, version)
         rec.mac = mac
+        if quantity:
+            rec.quantity = quantity     # a sale line's; set only then, like deposit_cents
         return rec
 
 
@@ -164,32 +156,6 @@ def passage_fields(rec):
     """(reason, area, entries_left) of a passage record's detail field."""
     d = rec.discount_cents
     return d >> 24, (d >> 16) & 0xFF, d & 0xFFFF
-
-
-def line_detail(tier, index, count):
-    """A sale line's config_version field (SPEC.md §4.10): the card's tier, the line's index and the line count."""
-    return (tier << 8) | (index << 4) | count
-
-
-def line_fields(rec):
-    """(tier, index, count, list_version, rules_version) of a sale line record (SPEC.md §4.10)."""
-    d = rec.config_version
-    m = rec.card_mac
-    return d >> 8, (d >> 4) & 0xF, d & 0xF, rec.balance_after_cents, (m[0] << 24) | (m[1] << 16) | (m[2] << 8) | m[3]
-
-
-def sale_line(sale, item, quantity, line_cents, line_discount_cents, tier, index, count, list_version,
-              rules_version):
-    """The record of line index (of count) of the debit record `sale`, journalled before it (SPEC.md §4.10)."""
-    return Record(KIND_SALE_LINE, sale.terminal_id, sale.seq - count + index, sale.time_s, sale.card_no, sale.uid,
-                  sale.card_counter, line_cents, list_version, item, line_discount_cents, sale.flags,
-                  line_detail(tier, index, count), struct.pack(">I", rules_version), quantity=quantity)
-
-
-def sale_seq_of(rec):
-    """The seq of the debit a sale line prices: journalled right after the basket's last line."""
-    d = rec.config_version
-    return rec.seq + (d & 0xF) - ((d >> 4) & 0xF)
 
 
 def record_mac_for(terminal_key):

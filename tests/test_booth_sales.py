@@ -14,7 +14,8 @@ from conftest import REPO
 from protocol import card, hub_price_list, price_list, pricing
 from protocol.card import TIER_GOLD, TIER_STANDARD
 from protocol.config import ROLE_POS
-from protocol.record import KIND_DEBIT, KIND_SALE_LINE, Record, line_fields, sale_seq_of
+from protocol.record import KIND_DEBIT, KIND_SALE_LINE, Record
+from protocol.sale_line import line_fields, sale_seq_of
 from sim.cards import card_balance, issued_card
 from sim.chip_server import ChipServer
 from terminal import journal as jr

@@ -2,7 +2,7 @@
 
 import struct
 
-from protocol import pricing, record as R
+from protocol import pricing, record as R, sale_line as SL
 from protocol.price_list import Item
 
 from parkcard.domain.repricing import lines_of, reprice
@@ -14,7 +14,7 @@ RULES = pricing.Discounts(4, [0, 0, 1000], [0, 0, 500])
 
 def sale_and_lines(pay=1625, discount=275, counter=5, lines=((11, 2, 350, 70), (12, 1, 1200, 120)), seq=10):
     sale = R.Record(R.KIND_DEBIT, 3, seq, 1000, 77, UID, counter, pay, 5000, 11, discount)
-    made = [R.sale_line(sale, code, q, q * unit, off, 2, i, len(lines), 6, 4)
+    made = [SL.sale_line(sale, code, q, q * unit, off, 2, i, len(lines), 6, 4)
             for i, (code, q, unit, off) in enumerate(lines)]
     return sale, made
 
@@ -27,6 +27,8 @@ def test_lines_pair_with_the_debit_just_above_them():
     other, _ = sale_and_lines(counter=6)
     assert lines_of(other, below) is None                            # lines of another write of the card
     assert lines_of(R.Record(R.KIND_DEBIT, 3, 11, 1000, 77, UID, 6, 100, 4900), below) is None   # no lines
+    lines[0].quantity = 0
+    assert lines_of(sale, below) is None                             # a line without a quantity
 
 
 def test_the_same_versions_give_the_same_cents():
@@ -61,4 +63,4 @@ def test_a_free_amount_line_is_priced_at_its_keyed_amount_where_the_list_allows_
 
 def test_rules_version_travels_in_the_card_mac_field():
     _sale, lines = sale_and_lines()
-    assert lines[0].card_mac == struct.pack(">I", 4) and R.line_fields(lines[0])[4] == 4
+    assert lines[0].card_mac == struct.pack(">I", 4) and SL.line_fields(lines[0])[4] == 4

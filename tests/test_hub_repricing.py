@@ -3,11 +3,9 @@ and PostgreSQL over a real Mosquitto: the same figures raise nothing; different 
 once with both figures; sale lines move no value and claim no counter."""
 
 import asyncio
-import struct
-
 import pytest
 
-from protocol import pricing, record as R
+from protocol import pricing, record as R, sale_line as SL
 
 from parkcard import audit
 from parkcard.domain import accounts
@@ -20,6 +18,7 @@ UID = b"\x04\x10\x20\x30"
 BOOTH = 9
 COLA, CAKE = 11, 12
 TIER = 2
+HOUR = 1795600800
 
 
 def run(coro, timeout_s=120):
@@ -28,11 +27,15 @@ def run(coro, timeout_s=120):
 
 def basket(term, card_no, counter, balance, lines, list_version, rules_version, pay, discount, line_discounts):
     """Journal a basket as a booth does: its sale lines, then the debit; return the debit's seq."""
+    sale = R.Record(R.KIND_DEBIT, term.terminal_id, term.seq + len(lines) + 1, HOUR, card_no, UID, counter, pay,
+                    balance - pay, lines[0][0], discount)
     for index, (code, quantity, unit) in enumerate(lines):
-        term.record(R.KIND_SALE_LINE, card_no, counter, quantity * unit, list_version, uid=UID, item=code,
-                    discount_cents=line_discounts[index], config_version=R.line_detail(TIER, index, len(lines)),
-                    card_mac=struct.pack(">I", rules_version), quantity=quantity)
-    term.record(R.KIND_DEBIT, card_no, counter, pay, balance - pay, uid=UID, item=lines[0][0], discount_cents=discount)
+        line = SL.sale_line(sale, code, quantity, quantity * unit, line_discounts[index], TIER, index, len(lines),
+                            list_version, rules_version)
+        term.seq += 1
+        term.journal[term.seq] = (R.STATUS_COMMITTED, line.encode(term.record_mac))
+    term.record(R.KIND_DEBIT, card_no, counter, pay, balance - pay, uid=UID, time_s=HOUR, item=lines[0][0],
+                discount_cents=discount)
     return term.seq
 
 

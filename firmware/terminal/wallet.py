@@ -10,8 +10,7 @@ paid (terminal/purse.py) live apart from this order.
 
 from protocol import card
 from protocol.errors import BadMac
-from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, KIND_SALE_LINE, PASSAGE_KINDS, Record
-from protocol.record import sale_line
+from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, PASSAGE_KINDS, Record
 from terminal import journal as jr
 from terminal import purse
 from terminal.cards.classic import ClassicSession
@@ -50,6 +49,10 @@ class Result:
 
 class Wallet:
     """Debits and balance checks on one reader, backed by the journal and blacklist."""
+
+    # sale_lines(debit record, journal, record Mac): journals the sale's line records below the debit and
+    # moves its seq above them (roles/pos.py, SPEC.md §4.10); None: a debit has no lines.
+    sale_lines = None
 
     def __init__(self, reader, journal, blacklist, terminal_id, record_mac, clock):
         self.reader = reader
@@ -112,10 +115,9 @@ class Wallet:
 
         retry_seq: the record of this same sale whose write was uncertain; when this tap
         shows that write landed, the sale is approved without charging again.
-        price: price(card info) -> (amount_cents, discount_cents, detail) once the card is read: a booth's
-        tier discount (SPEC.md §7.3); amount_cents is then the list price, checked before the tap. detail,
-        when not None, is (tier, list_version, rules_version, [(item, quantity, line_cents, line_discount)]):
-        each line is journalled as a sale line record before the debit (SPEC.md §4.10).
+        price: price(card info) -> (amount_cents, discount_cents) once the card is read: a booth's
+        tier discount (SPEC.md §7.3); amount_cents is then the list price, checked before the tap.
+        A booth that sells from a price list sets sale_lines before the tap (SPEC.md §4.10).
         """
         if self.park_keys is None or self.config is None:
             return Result(False, NOT_READY)
@@ -130,9 +132,8 @@ class Wallet:
             # SPEC.md §3.5: the uncertain write of this sale is on the card; do not charge twice.
             self._finish()
             return Result(True, None, cr.info.card_no, cr.slot.balance_cents, amount_cents, retry_seq, cr.info)
-        detail = None
         if price is not None:
-            amount_cents, discount_cents, detail = price(cr.info)
+            amount_cents, discount_cents = price(cr.info)
             if not purse.amount_ok(amount_cents):   # a 100 % discount: nothing to take off a card
                 self._finish()
                 return Result(False, BAD_AMOUNT, cr.info.card_no, cr.slot.balance_cents, info=cr.info)
@@ -151,11 +152,8 @@ class Wallet:
         if reason:
             self._finish()
             return Result(False, reason, cr.info.card_no, cr.slot.balance_cents, info=cr.info)
-        if detail is not None and self.journal.free_records() < len(detail[3]) + 2:
-            self._finish()
-            return Result(False, JOURNAL_FULL, cr.info.card_no, cr.slot.balance_cents)
         new = purse.debited(cr.slot, amount_cents, now, self.terminal_id)
-        return self._write(cr, new, KIND_DEBIT, amount_cents, item, discount_cents, now, detail)
+        return self._write(cr, new, KIND_DEBIT, amount_cents, item, discount_cents, now)
 
     def _lock(self, cr, now):
         """Lock a blacklisted card on tap (SPEC.md §3.6): same balance, lock bit, journal first."""
@@ -177,31 +175,22 @@ class Wallet:
             return  # a full flash: the tap is refused either way, the attempt goes unrecorded
         self._mark(seq, jr.COMMITTED)  # nothing is written to the card
 
-    def _journal(self, cr, slot, kind, amount_cents, item, discount_cents, now, detail=None):
-        """Append the record of `slot` (the card's state after this record) as PENDING; return its seq.
-
-        A sale's detail goes first, one committed sale line record a line (SPEC.md §4.10): a debit in the
-        journal always has its lines before it, and a cut before the debit leaves lines of no sale."""
-        journal = self.journal
-        lines = detail[3] if detail is not None else ()
-        seq = journal.last_seq() + 1 + len(lines)
+    def _journal(self, cr, slot, kind, amount_cents, item, discount_cents, now):
+        """Append the record of `slot` (the card's state after this record) as PENDING; return its seq."""
         online = self.link is not None and self.link.connected
-        rec = Record(kind, self.terminal_id, seq, now, cr.info.card_no, cr.uid, slot.counter, amount_cents,
-                     slot.balance_cents, item, discount_cents, 0 if online else FLAG_OFFLINE,
+        rec = Record(kind, self.terminal_id, self.journal.last_seq() + 1, now, cr.info.card_no, cr.uid, slot.counter,
+                     amount_cents, slot.balance_cents, item, discount_cents, 0 if online else FLAG_OFFLINE,
                      self.config.version, slot.mac)
-        for index in range(len(lines)):
-            code, quantity, line_cents, line_discount = lines[index]
-            line = sale_line(rec, code, quantity, line_cents, line_discount, detail[0], index, len(lines), detail[1],
-                             detail[2])
-            journal.append(line.seq, now, line.encode(self.record_mac))
-            journal.mark(line.seq, jr.COMMITTED)
-        journal.append(seq, now, rec.encode(self.record_mac))
-        return seq
+        if kind == KIND_DEBIT and self.sale_lines is not None:
+            # A sale's lines go first, each committed: a debit in the journal has its lines below it.
+            self.sale_lines(rec, self.journal, self.record_mac)
+        self.journal.append(rec.seq, now, rec.encode(self.record_mac))
+        return rec.seq
 
-    def _write(self, cr, new, kind, amount_cents, item, discount_cents, now, detail=None):
+    def _write(self, cr, new, kind, amount_cents, item, discount_cents, now):
         sealed = self.card.seal(cr, new)   # sets new.mac, which the record carries
         try:
-            seq = self._journal(cr, new, kind, amount_cents, item, discount_cents, now, detail)
+            seq = self._journal(cr, new, kind, amount_cents, item, discount_cents, now)
         except jr.JournalFull:
             self._finish()
             return Result(False, JOURNAL_FULL, cr.info.card_no, cr.slot.balance_cents)
@@ -240,8 +229,7 @@ class Wallet:
         landed = False
         for seq, raw in list(self.journal.uncertain()):
             rec = Record.decode(raw)
-            if rec.card_no != cr.info.card_no or rec.uid != cr.uid or rec.kind in PASSAGE_KINDS \
-                    or rec.kind == KIND_SALE_LINE:
+            if rec.card_no != cr.info.card_no or rec.uid != cr.uid or rec.kind in PASSAGE_KINDS:
                 continue    # a passage's counter is the ticket's: the gate settles it (roles/gate.py)
             on_card = self.card.landed(cr, rec.card_counter, rec.card_mac)
             if on_card is not None:

@@ -343,7 +343,7 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
         if posted:
             report.posting_mismatch.append("%s is %s, yet booked in transaction %d" % (name, status, posted[0][0]))
         return
-    if rec.kind != R.KIND_ATTEMPT and rec.kind not in R.NO_WALLET_KINDS:   # no wallet counter claimed
+    if rec.kind != R.KIND_ATTEMPT and rec.kind not in ledger.NO_WALLET_KINDS:   # no wallet counter claimed
         cards.setdefault(rec.card_no, _Card()).links.append(
             (rec.card_counter, ledger.card_delta(rec), rec.balance_after_cents))
     if len(posted) > 1:

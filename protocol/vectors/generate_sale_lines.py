@@ -11,7 +11,8 @@ import json
 import os
 
 from protocol import pricing
-from protocol.record import KIND_DEBIT, KIND_SALE_LINE, Record, record_mac_for, sale_line
+from protocol.record import KIND_DEBIT, KIND_SALE_LINE, Record, record_mac_for
+from protocol.sale_line import sale_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TERMINAL_KEY = bytes(range(0x60, 0x80))

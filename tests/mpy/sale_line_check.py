@@ -11,9 +11,9 @@ import sys
 from binascii import hexlify, unhexlify
 
 from protocol import pricing
-from protocol.errors import Malformed
-from protocol.record import KIND_DEBIT, KIND_SALE_LINE, Record, line_fields, record_mac_for, sale_seq_of
-from vector_checks import checks, expect, refused
+from protocol.record import KIND_DEBIT, KIND_SALE_LINE, Record, record_mac_for
+from protocol.sale_line import line_fields, sale_seq_of
+from vector_checks import checks, expect
 
 
 def main(path):
@@ -50,8 +50,8 @@ def main(path):
     expect(priced.pay_cents == sale.amount_cents == v["pay_cents"], "to pay")
     expect(priced.discount_cents == sale.discount_cents and priced.total_discount_cents == v["total_discount_cents"],
            "total discount")
-    for why in sorted(v["bad"]):
-        expect(refused(Record.decode, unhexlify(v["bad"][why]), mac, error=Malformed), why)
+    for why in sorted(v["bad"]):       # decodes (the record is sound), but names no quantity: the hub pairs it with nothing
+        expect(Record.decode(unhexlify(v["bad"][why]), mac).quantity == 0, why)
     print("sale line vectors ok", checks[0])
 
 

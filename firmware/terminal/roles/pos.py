@@ -9,8 +9,10 @@ holds, so the hub sends what changed. Only a booth imports them.
 from protocol import frames, pricing
 from protocol.price_list import LIST_FREE_AMOUNT, parse_price_list
 from protocol.pricing import FREE_AMOUNT
+from protocol.sale_line import sale_line
 from terminal.app import Role as _Role
 from terminal import atomic
+from terminal.journal import COMMITTED
 from terminal import prices as pr
 from terminal import wallet as w
 from terminal.ui import money
@@ -204,21 +206,34 @@ class Role(_Role):
         def price(info):
             priced = pricing.price_basket(rules or _NO_DISCOUNT, info.tier, lines, free)
             discount[0] = priced.discount_cents
-            detail = None
-            if listed:
-                detail = (info.tier, self.prices.version, rules.version if rules is not None else 0,
-                          [(lines[i][0], lines[i][2], lines[i][2] * lines[i][3], priced.line_discounts[i])
-                           for i in range(len(lines))])
-            return priced.pay_cents, priced.discount_cents, detail
+            tier[0] = info.tier
+            return priced.pay_cents, priced.discount_cents
+
+        def journal_lines(sale, journal, record_mac):
+            # The lines take the seqs from the debit's up; the debit goes above them (SPEC.md §4.10).
+            count = len(lines)
+            sale.seq += count
+            priced = pricing.price_basket(rules or _NO_DISCOUNT, tier[0], lines, free)
+            for index in range(count):
+                code, _category, quantity, unit_cents = lines[index]
+                line = sale_line(sale, code, quantity, quantity * unit_cents, priced.line_discounts[index], tier[0],
+                                 index, count, self.prices.version, rules.version if rules is not None else 0)
+                journal.append(line.seq, line.time_s, line.encode(record_mac))
+                journal.mark(line.seq, COMMITTED)
+        tier = [0]
         app.ui.wait_card(gross)
         wallet = app.wallet
         hook = price if rules is not None or listed else None
-        result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook))
-        while result is not None and result.reason == w.UNCERTAIN:
-            # "Tap card again": the re-tap settles this sale, it does not start a new one (SPEC.md §3.5).
-            app.ui.result(result)
-            seq = result.seq
-            result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook))
+        wallet.sale_lines = journal_lines if listed else None
+        try:
+            result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook))
+            while result is not None and result.reason == w.UNCERTAIN:
+                # "Tap card again": the re-tap settles this sale, it does not start a new one (SPEC.md §3.5).
+                app.ui.result(result)
+                seq = result.seq
+                result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook))
+        finally:
+            wallet.sale_lines = None
         if result is None:
             app.ui.message("Cancelled")
             return None

@@ -36,9 +36,12 @@ DESK_ONLY_KINDS = (R.KIND_TOPUP, R.KIND_ISSUE, R.KIND_TRANSFER_IN, R.KIND_CASHOU
 # Kinds that move a deposit: they need the deposit_cents field of record version 2.
 DEPOSIT_KINDS = (R.KIND_ISSUE, R.KIND_CASHOUT)
 
+# Kinds that claim no wallet counter: a passage's counter is the ticket's, a sale line repeats its sale's.
+NO_WALLET_KINDS = R.PASSAGE_KINDS + (R.KIND_SALE_LINE,)
+
 _CARD_SIGN = {R.KIND_DEBIT: -1, R.KIND_TOPUP: 1, R.KIND_REFUND: 1, R.KIND_CASHOUT: -1, R.KIND_TRANSFER_OUT: -1,
               R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0,
-              R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1, **{kind: 0 for kind in R.NO_WALLET_KINDS}}
+              R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1, **{kind: 0 for kind in NO_WALLET_KINDS}}
 
 # Ledger transactions the hub books with no record (ledger_tx.kind): a pending credit's grant and its cancel.
 TX_CREDIT_GRANT = 1015

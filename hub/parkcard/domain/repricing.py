@@ -7,6 +7,7 @@ from typing import NamedTuple, Optional
 
 from protocol import pricing
 from protocol import record as R
+from protocol import sale_line as SL
 
 LINES_BELOW = pricing.LINES_MAX     # a sale's lines take at most this many seqs just below it
 
@@ -33,11 +34,11 @@ def lines_of(sale, below):
     first = below.get(sale.seq - 1)
     if first is None or first.kind != R.KIND_SALE_LINE:
         return None
-    count = R.line_fields(first)[2]
+    count = SL.line_fields(first)[2]
     lines = []
     for seq in range(sale.seq - count, sale.seq):
         line = below.get(seq)
-        if line is None or line.kind != R.KIND_SALE_LINE or R.sale_seq_of(line) != sale.seq \
+        if line is None or line.kind != R.KIND_SALE_LINE or not line.quantity or SL.sale_seq_of(line) != sale.seq \
                 or line.card_no != sale.card_no or line.card_counter != sale.card_counter:
             return None
         lines.append(line)
@@ -47,7 +48,7 @@ def lines_of(sale, below):
 def reprice(sale, lines, items, free_allowed, rules):
     """Price the sale's lines again: items {code: protocol.price_list.Item} of the list version the lines
     name, free_allowed that list's flag, rules the protocol.pricing.Discounts of the rules version named."""
-    tier, _index, _count, list_version, rules_version = R.line_fields(lines[0])
+    tier, _index, _count, list_version, rules_version = SL.line_fields(lines[0])
     basket = []
     problem = None
     for line in lines:

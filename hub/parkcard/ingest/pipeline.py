@@ -439,7 +439,7 @@ class Ingest:
         res.counts[name] += 1
         if name == RecordStatus.APPLIED:
             self._apply_value(tx, res, state, record_id, rec, entries)
-        elif name == RecordStatus.UNCERTAIN and rec.kind not in R.NO_WALLET_KINDS:
+        elif name == RecordStatus.UNCERTAIN and rec.kind not in ledger.NO_WALLET_KINDS:
             self._decide_uncertain(tx, res, record_id, rec, state)    # a passage waits for its copy, §4.9
         return 0
 
@@ -487,7 +487,7 @@ class Ingest:
                 # must not be decided again here, where it would meet its own counter claim.
                 if u_id != record_id and u_id not in tx.record_status:
                     u_rec = R.Record.decode(u_raw)
-                    if u_rec.kind not in R.NO_WALLET_KINDS:     # the ticket's counters are not the wallet's
+                    if u_rec.kind not in ledger.NO_WALLET_KINDS:     # the ticket's counters are not the wallet's
                         self._decide_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid))
 
     def _deliver_credits(self, tx, res, state, rec, entries):

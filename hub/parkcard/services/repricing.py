@@ -5,6 +5,7 @@ refusal: the sale stands as the card paid it, and an alarm names both figures (p
 
 from protocol import frames, pricing
 from protocol import record as R
+from protocol import sale_line as SL
 
 from parkcard.domain.lifecycle import ALARM_REPRICING, RecordStatus
 from parkcard.domain.repricing import LINES_BELOW, lines_of, reprice
@@ -51,7 +52,7 @@ async def _price_stored(versions, merchant_id, stored, seqs):
         lines = lines_of(sale, below)
         if lines is None:
             continue            # a keyed amount, or a booth without a price list: nothing to price again
-        _tier, _i, _n, list_version, rules_version = R.line_fields(lines[0])
+        _tier, _i, _n, list_version, rules_version = SL.line_fields(lines[0])
         items, free_allowed = await versions.price_list(merchant_id, list_version)
         rules = await versions.discounts(merchant_id, rules_version)
         done.append(reprice(sale, lines, items, free_allowed, rules))
