@@ -29,7 +29,7 @@ KIND_ISSUE = 7        # desk: new card, first load
 KIND_LOCK = 8         # blacklisted card locked on tap; no value moves
 KIND_ATTEMPT = 9      # an already locked card tapped again: nothing written to the card
 KIND_CREDIT = 15      # any terminal: the hub's pending credits delivered to the card (SPEC.md §3.7)
-# One line of a booth's sale (SPEC.md §4.10): journalled before the debit it prices, moves no value.
+# One line of a booth's sale (SPEC.md §4.11): journalled before the debit it prices, moves no value.
 KIND_SALE_LINE = 17
 # Passages at a gate (SPEC.md §4.9): card_counter and card_mac are the ticket's (sector 3), never the wallet's.
 KIND_ENTRY = 20
@@ -58,7 +58,7 @@ class Record:
     version = RECORD_VERSION
     deposit_cents = 0
     ref_seq = 0
-    quantity = 0            # byte 27: a sale line's quantity (SPEC.md §4.10); checked by the hub, not here
+    quantity = 0            # byte 27: a sale line's quantity (SPEC.md §4.11); checked by the hub, not here
 
     def __init__(self, kind, terminal_id, seq, time_s, card_no, uid, card_counter, amount_cents,
                  balance_after_cents, item=0, discount_cents=0, flags=0, config_version=0, card_mac=b"\x00" * 4,

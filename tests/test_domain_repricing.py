@@ -1,4 +1,4 @@
-"""parkcard.domain.repricing: pairing a debit with its sale lines (SPEC.md §4.10) and pricing it again."""
+"""parkcard.domain.repricing: pairing a debit with its sale lines (SPEC.md §4.11) and pricing it again."""
 
 import struct
 

@@ -1,4 +1,4 @@
-"""The hub prices every booth sale again from the versions its sale lines name (SPEC.md §4.10), on SQLite
+"""The hub prices every booth sale again from the versions its sale lines name (SPEC.md §4.11), on SQLite
 and PostgreSQL over a real Mosquitto: the same figures raise nothing; different ones stand and are alarmed
 once with both figures; sale lines move no value and claim no counter."""
 

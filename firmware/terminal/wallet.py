@@ -51,7 +51,7 @@ class Wallet:
     """Debits and balance checks on one reader, backed by the journal and blacklist."""
 
     # sale_lines(debit record, journal, record Mac): journals the sale's line records below the debit and
-    # moves its seq above them (roles/pos.py, SPEC.md §4.10); None: a debit has no lines.
+    # moves its seq above them (roles/pos.py, SPEC.md §4.11); None: a debit has no lines.
     sale_lines = None
 
     def __init__(self, reader, journal, blacklist, terminal_id, record_mac, clock):
@@ -117,7 +117,7 @@ class Wallet:
         shows that write landed, the sale is approved without charging again.
         price: price(card info) -> (amount_cents, discount_cents) once the card is read: a booth's
         tier discount (SPEC.md §7.3); amount_cents is then the list price, checked before the tap.
-        A booth that sells from a price list sets sale_lines before the tap (SPEC.md §4.10).
+        A booth that sells from a price list sets sale_lines before the tap (SPEC.md §4.11).
         """
         if self.park_keys is None or self.config is None:
             return Result(False, NOT_READY)

@@ -29,7 +29,7 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    records has lost its records. A card with a clone alarm is flagged (its two
    histories cannot both match, SPEC.md §4.7), not a mismatch.
 6. Booth sales: each applied debit with its sale lines is priced again from the list
-   and rules versions they name (SPEC.md §4.10); a difference is listed, and one
+   and rules versions they name (SPEC.md §4.11); a difference is listed, and one
    that no repricing alarm tells an operator is a discrepancy.
 """
 
@@ -69,7 +69,7 @@ class AuditReport:
         self.doubled = []           # (card_no, counter, n) applied twice without a clone alarm
         self.pending = []
         self.flagged = []
-        self.repriced = 0           # booth sales priced again from their sale lines (SPEC.md §4.10)
+        self.repriced = 0           # booth sales priced again from their sale lines (SPEC.md §4.11)
         self.repriced_differently = []  # ... whose figures differ (the sale stands; an alarm says so)
         self.repricing_unalarmed = []   # ... and no repricing alarm tells an operator
         self.elapsed_s = 0.0

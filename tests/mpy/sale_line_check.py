@@ -1,4 +1,4 @@
-"""Check sale line records (SPEC.md §4.10) against protocol/vectors/sale_lines.json; runs on MicroPython and CPython.
+"""Check sale line records (SPEC.md §4.11) against protocol/vectors/sale_lines.json; runs on MicroPython and CPython.
 
 usage: <interpreter> tests/mpy/sale_line_check.py protocol/vectors/sale_lines.json
 Decodes the basket's records, pairs each line with its debit and re-prices the basket from the list and

@@ -179,7 +179,7 @@ class Role(_Role):
 
     async def sale_once(self):
         """One sale: a basket of items and quantities (or an amount) keyed, then a tap; the card's tier
-        prices it, and each line goes to the journal with the debit (SPEC.md §4.10)."""
+        prices it, and each line goes to the journal with the debit (SPEC.md §4.11)."""
         app = self.app
         app.ui.idle("pos")
         basket = await self.read_basket()
@@ -210,7 +210,7 @@ class Role(_Role):
             return priced.pay_cents, priced.discount_cents
 
         def journal_lines(sale, journal, record_mac):
-            # The lines take the seqs from the debit's up; the debit goes above them (SPEC.md §4.10).
+            # The lines take the seqs from the debit's up; the debit goes above them (SPEC.md §4.11).
             count = len(lines)
             sale.seq += count
             priced = pricing.price_basket(rules or _NO_DISCOUNT, tier[0], lines, free)

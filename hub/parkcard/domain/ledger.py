@@ -27,7 +27,7 @@ from parkcard.domain.accounts import (API_PAYMENTS, BONUS, CASH, COMMISSION, DEP
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
-# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.desk reads this name.
+# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.services.desk reads this name.
 TIER_BONUS_PERCENT = DEFAULT_TIERS
 
 # Kinds only a desk terminal may produce (SPEC.md §3.2: no credit path at a booth). A booth's REFUND
@@ -108,7 +108,7 @@ def postings(rec, merchant_id, rate_bps):
     elif kind == R.KIND_CREDIT:
         # Which credits it delivers, and whether they were delivered before, is ingest's rule (SPEC.md §8.4).
         entries = [(PENDING_CREDITS, -amount), (card, amount)]
-    else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9) and sale lines (§4.10) move no value
+    else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9) and sale lines (§4.11) move no value
         return []
     entries = [e for e in entries if e[1] != 0]
     if sum(e[1] for e in entries) != 0:

@@ -72,6 +72,14 @@ class AdminCardState(enum.StrEnum):
     ABANDONED = "abandoned"        # its request was cancelled before the desk reported
 
 
+class DeskOpState(enum.StrEnum):
+    """A front-desk operation (parkcard.services.desk)."""
+
+    PENDING = "pending"            # the write is asked for (or about to be): posted only once confirmed
+    POSTED = "posted"              # the card holds the write and its record is in the ledger
+    FAILED = "failed"              # the card does not hold the write: nothing posted; a retry may try again
+
+
 class QuarantineReason(enum.StrEnum):
     """Why the hub kept a frame or record in quarantine, beside the protocol's own codes
     (malformed, bad_mac, unsupported... from protocol.errors, and `record_` + those for a record)."""
@@ -102,4 +110,4 @@ class BlacklistAction(enum.StrEnum):
 # The alarm kind the clone rule raises; the auditor and the ledger check list its cards.
 ALARM_CREDIT_TWICE = "credit_twice"   # a card received a pending credit again (a restored card, SPEC.md §8.4)
 ALARM_CLONE = "clone"
-ALARM_REPRICING = "repricing"     # a booth sale the hub prices differently from the same versions (SPEC.md §4.10)
+ALARM_REPRICING = "repricing"     # a booth sale the hub prices differently from the same versions (SPEC.md §4.11)

@@ -1,4 +1,4 @@
-"""The hub's second pricing of a booth sale (SPEC.md §4.10): the basket its sale line records describe,
+"""The hub's second pricing of a booth sale (SPEC.md §4.11): the basket its sale line records describe,
 priced with protocol.pricing from the price list and discount rules versions the lines name. Pure: the
 caller brings the records, the list's items and the rules.
 """

@@ -1,4 +1,4 @@
-"""The hub prices every booth sale again (SPEC.md §4.10): from the price list and discount rules versions
+"""The hub prices every booth sale again (SPEC.md §4.11): from the price list and discount rules versions
 its sale lines name, with the same protocol.pricing as the terminal. A difference is a fact, not a
 refusal: the sale stands as the card paid it, and an alarm names both figures (parkcard.domain.repricing).
 """
