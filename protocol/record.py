@@ -29,6 +29,8 @@ KIND_ISSUE = 7        # desk: new card, first load
 KIND_LOCK = 8         # blacklisted card locked on tap; no value moves
 KIND_ATTEMPT = 9      # an already locked card tapped again: nothing written to the card
 KIND_CREDIT = 15      # any terminal: the hub's pending credits delivered to the card (SPEC.md §3.7)
+# One line of a booth's sale (SPEC.md §4.11): journalled before the debit it prices, moves no value.
+KIND_SALE_LINE = 17
 # Passages at a gate (SPEC.md §4.9): card_counter and card_mac are the ticket's (sector 3), never the wallet's.
 KIND_ENTRY = 20
 KIND_EXIT = 21
@@ -36,7 +38,7 @@ KIND_REFUSAL = 22     # nothing written; the reason code in the detail field
 KIND_TIMED_EXIT = 23  # an exit priced by the time inside; the money moved by the debit record just before it
 PASSAGE_KINDS = (KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT)
 KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, KIND_TRANSFER_IN,
-         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT) + PASSAGE_KINDS
+         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT, KIND_SALE_LINE) + PASSAGE_KINDS
 
 FLAG_OFFLINE = 0x01   # taken while the terminal had no hub link
 FLAG_RESOLVED = 0x02  # card outcome was uncertain and was settled on a later tap
@@ -56,6 +58,7 @@ class Record:
     version = RECORD_VERSION
     deposit_cents = 0
     ref_seq = 0
+    quantity = 0            # byte 27: a sale line's quantity (SPEC.md §4.11); checked by the hub, not here
 
     def __init__(self, kind, terminal_id, seq, time_s, card_no, uid, card_counter, amount_cents,
                  balance_after_cents, item=0, discount_cents=0, flags=0, config_version=0, card_mac=b"\x00" * 4,
@@ -94,7 +97,7 @@ class Record:
                 or self.deposit_cents < 0 or self.ref_seq < 0):
             raise Malformed("amounts and ref_seq are unsigned")
         body = struct.pack(_FMT, self.version, self.kind, self.flags, len(self.uid), self.terminal_id, self.item,
-                           self.seq, self.time_s, self.card_no, self.uid + bytes(7 - len(self.uid)), 0,
+                           self.seq, self.time_s, self.card_no, self.uid + bytes(7 - len(self.uid)), self.quantity,
                            self.card_counter, self.amount_cents, self.balance_after_cents,
                            self.discount_cents, self.config_version, self.card_mac)
         if self.version == RECORD_V2:
@@ -127,7 +130,7 @@ class Record:
         mac = bytes(data[end:])
         if record_mac is not None and not crypto.equal(record_mac.tag(RECORD_MAC_SIZE, body), mac):
             raise BadMac("record MAC")
-        (_version, kind, flags, uid_len, terminal_id, item, seq, time_s, card_no, uid, _pad, counter, amount,
+        (_version, kind, flags, uid_len, terminal_id, item, seq, time_s, card_no, uid, quantity, counter, amount,
          balance, discount, config_version, card_mac) = struct.unpack_from(_FMT, body, 0)
         deposit = ref_seq = 0
         if version == RECORD_V2:
@@ -139,6 +142,8 @@ class Record:
         rec = cls(kind, terminal_id, seq, time_s, card_no, uid[:uid_len], counter, amount, balance, item,
                   discount, flags, config_version, card_mac, deposit, ref_seq, version)
         rec.mac = mac
+        if quantity:
+            rec.quantity = quantity     # a sale line's; set only then, like deposit_cents
         return rec
 
 

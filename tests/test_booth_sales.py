@@ -14,7 +14,8 @@ from conftest import REPO
 from protocol import card, hub_price_list, price_list, pricing
 from protocol.card import TIER_GOLD, TIER_STANDARD
 from protocol.config import ROLE_POS
-from protocol.record import Record
+from protocol.record import KIND_DEBIT, KIND_SALE_LINE, Record
+from protocol.sale_line import line_fields, sale_seq_of
 from sim.cards import card_balance, issued_card
 from sim.chip_server import ChipServer
 from terminal import journal as jr
@@ -133,3 +134,56 @@ def test_a_sale_a_tier_gets_free_takes_nothing_off_the_card(tmp_path):
     result = asyncio.run(t.role.sale_once())
     assert not result.ok and result.reason == "bad_amount" and ("REFUSED", "Bad amount") in t.display.history
     assert balance_of(vc) == 10000 and t.journal.last_seq() == 0
+
+
+def journalled(t):
+    """Every record the booth journalled, in seq order, with its status."""
+    return [(Record.decode(raw), status) for _seq, status, raw in t.journal.unsynced(64)]
+
+
+def test_a_basket_is_one_debit_with_its_lines_journalled_before_it(tmp_path):
+    t = booth(tmp_path)
+    vc = t.tap(new_card(10000, tier=TIER_GOLD))
+    t.keypad.feed("11C2B12C#")
+    result = asyncio.run(t.role.sale_once())
+    # Cola 2 x 3.50 = 7.00, snack 20 %: 1.40; Cake 12.00, 10 %: 1.20; 5 % on the 16.40 left: 0.82 (floor of 0.82).
+    assert result.ok and result.amount_cents == 1900 - 140 - 120 - 82 and balance_of(vc) == 10000 - 1558
+    (first, s1), (second, s2), (sale, s3) = journalled(t)
+    assert (s1, s2, s3) == (jr.COMMITTED, jr.COMMITTED, jr.COMMITTED)
+    assert sale.kind == KIND_DEBIT and sale.seq == result.seq == 3 and sale.discount_cents == 342
+    assert [(r.kind, r.seq, r.item, r.quantity, r.amount_cents, r.discount_cents) for r in (first, second)] == [
+        (KIND_SALE_LINE, 1, COLA, 2, 700, 140), (KIND_SALE_LINE, 2, CAKE, 1, 1200, 120)]
+    assert line_fields(first) == (TIER_GOLD, 0, 2, 3, 7) and line_fields(second) == (TIER_GOLD, 1, 2, 3, 7)
+    assert sale_seq_of(first) == sale_seq_of(second) == sale.seq
+    assert first.card_counter == second.card_counter == sale.card_counter and first.card_no == sale.card_no
+    assert ("Basket 7.00", "1/8 next, # pay") in t.display.history
+    assert t.display.history[-3:] == [("Pay 19.00", "Tap card"), ("Basket 19.00", "Discount -3.42"),
+                                      ("APPROVED 15.58", "Balance 84.42")]
+
+
+def test_a_single_item_sale_carries_its_line_and_versions(tmp_path):
+    t = booth(tmp_path)
+    t.tap(new_card(10000, tier=TIER_STANDARD))
+    t.keypad.feed("12C3#")
+    result = asyncio.run(t.role.sale_once())
+    (line, _), (sale, _) = journalled(t)
+    assert (line.kind, line.item, line.quantity, line.amount_cents, line.discount_cents) == (
+        KIND_SALE_LINE, CAKE, 3, 3600, 0)
+    assert line_fields(line) == (TIER_STANDARD, 0, 1, 3, 7) and sale_seq_of(line) == sale.seq == result.seq
+
+
+def test_clearing_an_empty_entry_drops_the_whole_basket(tmp_path):
+    t = booth(tmp_path)
+    vc = t.tap(new_card(10000, tier=TIER_GOLD))
+    t.keypad.feed("11C2B**")
+    assert asyncio.run(t.role.sale_once()) is None
+    assert balance_of(vc) == 10000 and t.journal.last_seq() == 0
+
+
+def test_a_basket_holds_at_most_eight_lines(tmp_path):
+    t = booth(tmp_path)
+    t.tap(new_card(100000, tier=TIER_STANDARD))
+    t.keypad.feed("11CB" * 9 + "#")
+    result = asyncio.run(t.role.sale_once())
+    records = journalled(t)
+    assert result.ok and result.amount_cents == 8 * 350 and len(records) == 9 and records[-1][0].seq == result.seq

@@ -13,6 +13,8 @@ TABLE = REPO / "protocol" / "vectors" / "pricing.jsonl"
 PRICING_CHECK = REPO / "tests" / "mpy" / "pricing_check.py"
 LIST_VECTORS = REPO / "protocol" / "vectors" / "price_list.json"
 LIST_CHECK = REPO / "tests" / "mpy" / "price_list_check.py"
+LINE_VECTORS = REPO / "protocol" / "vectors" / "sale_lines.json"
+LINE_CHECK = REPO / "tests" / "mpy" / "sale_line_check.py"
 
 
 def table():
@@ -56,6 +58,17 @@ def test_price_list_vectors_on_micropython(micropython):
     proc = micropython(LIST_CHECK, LIST_VECTORS)
     assert proc.stdout.startswith("price list vectors ok")
     assert proc.stdout == run_cpython(LIST_CHECK, LIST_VECTORS).stdout  # the same checks passed on both
+
+
+def test_sale_line_vectors_on_cpython():
+    assert run_cpython(LINE_CHECK, LINE_VECTORS).stdout.startswith("sale line vectors ok")
+
+
+@pytest.mark.micropython
+def test_sale_line_vectors_on_micropython(micropython):
+    proc = micropython(LINE_CHECK, LINE_VECTORS)
+    assert proc.stdout.startswith("sale line vectors ok")
+    assert proc.stdout == run_cpython(LINE_CHECK, LINE_VECTORS).stdout  # the same checks passed on both
 
 
 def test_discounts_stack_multiplicatively_and_floor_each_discount():

@@ -50,6 +50,10 @@ class Result:
 class Wallet:
     """Debits and balance checks on one reader, backed by the journal and blacklist."""
 
+    # sale_lines(debit record, journal, record Mac): journals the sale's line records below the debit and
+    # moves its seq above them (roles/pos.py, SPEC.md §4.11); None: a debit has no lines.
+    sale_lines = None
+
     def __init__(self, reader, journal, blacklist, terminal_id, record_mac, clock):
         self.reader = reader
         self.card = ClassicSession(reader)
@@ -113,6 +117,7 @@ class Wallet:
         shows that write landed, the sale is approved without charging again.
         price: price(card info) -> (amount_cents, discount_cents) once the card is read: a booth's
         tier discount (SPEC.md §7.3); amount_cents is then the list price, checked before the tap.
+        A booth that sells from a price list sets sale_lines before the tap (SPEC.md §4.11).
         """
         if self.park_keys is None or self.config is None:
             return Result(False, NOT_READY)
@@ -172,13 +177,15 @@ class Wallet:
 
     def _journal(self, cr, slot, kind, amount_cents, item, discount_cents, now):
         """Append the record of `slot` (the card's state after this record) as PENDING; return its seq."""
-        seq = self.journal.last_seq() + 1
         online = self.link is not None and self.link.connected
-        rec = Record(kind, self.terminal_id, seq, now, cr.info.card_no, cr.uid, slot.counter, amount_cents,
-                     slot.balance_cents, item, discount_cents, 0 if online else FLAG_OFFLINE,
+        rec = Record(kind, self.terminal_id, self.journal.last_seq() + 1, now, cr.info.card_no, cr.uid, slot.counter,
+                     amount_cents, slot.balance_cents, item, discount_cents, 0 if online else FLAG_OFFLINE,
                      self.config.version, slot.mac)
-        self.journal.append(seq, now, rec.encode(self.record_mac))
-        return seq
+        if kind == KIND_DEBIT and self.sale_lines is not None:
+            # A sale's lines go first, each committed: a debit in the journal has its lines below it.
+            self.sale_lines(rec, self.journal, self.record_mac)
+        self.journal.append(rec.seq, now, rec.encode(self.record_mac))
+        return rec.seq
 
     def _write(self, cr, new, kind, amount_cents, item, discount_cents, now):
         sealed = self.card.seal(cr, new)   # sets new.mac, which the record carries

@@ -39,7 +39,7 @@ from parkcard.ingest.downlink import Downlink
 from parkcard.ingest.fleet import Fleet
 from parkcard.ingest.pipeline import Ingest
 from parkcard.ingest.registry import Registry
-from parkcard.services import admin_cards, blacklist, gates, merchants, terminals, tickets
+from parkcard.services import admin_cards, blacklist, gates, merchants, repricing, terminals, tickets
 from parkcard.services import desk as desk_service
 from parkcard.services.desk import AtDesk, DeskPath
 from parkcard.services.desk import requests as desk_requests
@@ -142,6 +142,8 @@ class Hub:
         self.batches = 0
         self.failed_messages = 0    # kept in quarantine as hub_error (see _one_by_one)
         self.after_commit_retries = 0       # after-commit steps tried again (see _after_commit)
+        self.sales_repriced = 0             # booth sales the hub priced again (SPEC.md §4.11)
+        self.repricing_differences = 0      # ... and priced differently: alarmed
         self.after_commit_given_up = 0      # ... and given up after AFTER_COMMIT_ATTEMPTS_MAX
         self.storage_errors = 0     # writes that failed because the store could not be written
         self.storage_down_since = None      # monotonic time of the first failed write of an outage
@@ -441,9 +443,17 @@ class Hub:
             steps.append(("auth", functools.partial(self._authorise, terminal_id, admin_card_no, uid)))
         if result.card_results:
             steps.append(("card_results", functools.partial(self._card_results, result.card_results)))
+        if result.booth_sales:
+            steps.append(("repricing", functools.partial(self._reprice, result.booth_sales)))
         if result.desk_reports:
             steps.append(("desk_reports", functools.partial(self._desk_reports, result.desk_reports)))
         return steps
+
+    async def _reprice(self, sales):
+        """Price the batch's booth sales again (parkcard.services.repricing) and count what it found."""
+        done = await repricing.reprice_sales(self.storage, sales)
+        self.sales_repriced += len(done)
+        self.repricing_differences += sum(1 for r in done if r.difference is not None)
 
     async def _send_ack(self, terminal_id, applied, rejected):
         """T_ACK with the terminal's acked_upto as it is now (never below what this batch stored)."""
@@ -768,6 +778,7 @@ class Hub:
         out.update(batches=self.batches, failed_messages=self.failed_messages, storage_errors=self.storage_errors,
                    storage_unavailable=int(self.storage_down_since is not None), downlinks=self.downlink.sent,
                    downlinks_unencodable=self.downlink.unencodable, downlinks_refused=self.link.downlinks_refused,
+                   sales_repriced=self.sales_repriced, repricing_differences=self.repricing_differences,
                    after_commit_retries=self.after_commit_retries, after_commit_given_up=self.after_commit_given_up,
                    uncertain_cards=len(self.ingest.uncertain_cards),
                    backpressure_waits=self.link.backpressure_waits, connects=self.link.connects)

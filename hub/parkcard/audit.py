@@ -28,6 +28,9 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    pending. A card whose ledger account or card row shows a history with no
    records has lost its records. A card with a clone alarm is flagged (its two
    histories cannot both match, SPEC.md §4.7), not a mismatch.
+6. Booth sales: each applied debit with its sale lines is priced again from the list
+   and rules versions they name (SPEC.md §4.11); a difference is listed, and one
+   that no repricing alarm tells an operator is a discrepancy.
 """
 
 import itertools
@@ -39,6 +42,7 @@ from protocol.errors import BadMac, ProtocolError
 from parkcard.domain import accounts, ledger
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
+from parkcard.services import repricing
 from parkcard.store import RESTORE_ADVICE, database_errors, store_for
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
@@ -65,6 +69,9 @@ class AuditReport:
         self.doubled = []           # (card_no, counter, n) applied twice without a clone alarm
         self.pending = []
         self.flagged = []
+        self.repriced = 0           # booth sales priced again from their sale lines (SPEC.md §4.11)
+        self.repriced_differently = []  # ... whose figures differ (the sale stands; an alarm says so)
+        self.repricing_unalarmed = []   # ... and no repricing alarm tells an operator
         self.elapsed_s = 0.0
 
     @property
@@ -72,7 +79,7 @@ class AuditReport:
         """True when no check found a discrepancy (pending and flagged cards are none)."""
         return not (self.file_problems or self.bad_records or self.posting_mismatch or self.unbalanced
                     or self.orphans or self.missing_seqs or self.lost_history or self.balance_mismatch
-                    or self.chain_breaks or self.doubled)
+                    or self.chain_breaks or self.doubled or self.repricing_unalarmed)
 
     def lines(self):
         """The findings in words: what each check counts and why it matters, then the verdict."""
@@ -111,6 +118,11 @@ class AuditReport:
                    % len(self.pending))
         out.append("  flagged (clone alarm): %d  (two cards with one history: blacklisted, left out of the check)"
                    % len(self.flagged))
+        out.append("booth sales priced again: %d, differently from the terminal: %d  (from the list and discount "
+                   "versions the sale names; the sale stands as paid)" % (self.repriced, len(self.repriced_differently)))
+        out += ["  %s" % p for p in self.repriced_differently[:SHOWN_MAX]]
+        out.append("  without a repricing alarm: %d  (an operator must be told of each)" % len(self.repricing_unalarmed))
+        out += ["    %s" % p for p in self.repricing_unalarmed[:SHOWN_MAX]]
         out.append("RESULT: OK: the ledger balances and every card agrees with it" if self.ok else
                    "RESULT: DISCREPANCIES FOUND: each non-zero count above needs looking into")
         return out
@@ -331,7 +343,7 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
         if posted:
             report.posting_mismatch.append("%s is %s, yet booked in transaction %d" % (name, status, posted[0][0]))
         return
-    if rec.kind != R.KIND_ATTEMPT and rec.kind not in R.PASSAGE_KINDS:   # no wallet counter claimed
+    if rec.kind != R.KIND_ATTEMPT and rec.kind not in ledger.NO_WALLET_KINDS:   # no wallet counter claimed
         cards.setdefault(rec.card_no, _Card()).links.append(
             (rec.card_counter, ledger.card_delta(rec), rec.balance_after_cents))
     if len(posted) > 1:
@@ -384,7 +396,13 @@ def _check_cards(report, cards, card_rows, clones):
 async def check(storage):
     """Run every check against an open store (parkcard.store); return an AuditReport."""
     rates_had = merchant_rates(storage.oplog)
-    return await storage.audit_scan(lambda rows: run_checks(rows, rates_had))
+    report = await storage.audit_scan(lambda rows: run_checks(rows, rates_had))
+    if not report.file_problems:
+        priced, unalarmed = await repricing.reprice_all(storage)
+        report.repriced = len(priced)
+        report.repriced_differently = [r.difference for r in priced if r.difference is not None]
+        report.repricing_unalarmed = [r.difference for r in unalarmed]
+    return report
 
 
 async def check_file(path):

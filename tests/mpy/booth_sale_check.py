@@ -23,6 +23,7 @@ mount_littlefs(device, "/flash", format=True)
 from protocol import card, pricing
 from protocol.config import Config
 from protocol.price_list import Item, parse_price_list
+from protocol.sale_line import sale_line
 from protocol.record import RECORD_SIZE, record_mac_for
 from sim.spi_link import ChipLink, LinkedPin, LinkedSpi
 from terminal.blacklist import Blacklist
@@ -90,13 +91,21 @@ for i in range(sales):
     def price(info):
         priced = pricing.price_basket(rules, info.tier, lines)
         return priced.pay_cents, priced.discount_cents
+
+    def journal_lines(sale, journal, record_mac):
+        sale.seq += 1
+        line = sale_line(sale, found.code, 2, 2 * found.price_cents, pricing.price_basket(rules, 2, lines).line_discounts[0],
+                         2, 0, 1, prices.version, rules.version)
+        journal.append(line.seq, line.time_s, line.encode(record_mac))
+        journal.mark(line.seq, 1)
+    wallet.sale_lines = journal_lines
     result = wallet.debit(2 * found.price_cents, found.code, price=price)
     sale_us += time.ticks_diff(time.ticks_us(), t0)
     used = gc.mem_alloc() - heap_idle
     gc.threshold(16384)
     link.control("remove 0")
     want = pricing.price_basket(rules, 2, lines)
-    if result.ok and result.amount_cents == want.pay_cents:
+    if result.ok and result.amount_cents == want.pay_cents and journal.status(result.seq - 1) == 1:
         ok += 1
         paid += want.pay_cents
         discounted += want.discount_cents

@@ -9,8 +9,10 @@ holds, so the hub sends what changed. Only a booth imports them.
 from protocol import frames, pricing
 from protocol.price_list import LIST_FREE_AMOUNT, parse_price_list
 from protocol.pricing import FREE_AMOUNT
+from protocol.sale_line import sale_line
 from terminal.app import Role as _Role
 from terminal import atomic
+from terminal.journal import COMMITTED
 from terminal import prices as pr
 from terminal import wallet as w
 from terminal.ui import money
@@ -22,6 +24,8 @@ _KEY_ENTER = "#"
 _KEY_CLEAR = "*"
 _KEY_BALANCE = "A"
 _KEY_ITEM = "C"                 # the digits keyed are an item code
+_KEY_MORE = "B"                 # this line goes in the basket, key the next one ('#' ends the last line)
+_DONE = ()                      # read_sale's answer to '#' on an empty entry after a 'B' line: tap to pay
 _NO_DISCOUNT = pricing.Discounts()
 # Why a keyed line cannot be sold, for the vendor.
 _REFUSED_TEXT = {"free_amount": "Key item + C", "bad_line": "Bad quantity", "over_max": "Over limit"}
@@ -33,6 +37,7 @@ class Role(_Role):
     def __init__(self, app):
         _Role.__init__(self, app)
         self.prices = self.rules = None
+        self._basket_open = self._more = False
         runtime = app.runtime
         if runtime is None:
             return                  # a terminal without a link: keyed amounts only
@@ -89,7 +94,9 @@ class Role(_Role):
         app = self.app
         number = digits = 0
         item = None
-        app.ui.amount(0)
+        self._more = False
+        if not self._basket_open:
+            app.ui.amount(0)        # a basket's running total stays on the display until a key
         while True:
             key = app.keypad.get_key()
             if key is None:
@@ -99,6 +106,11 @@ class Role(_Role):
                 return item.code, item.category, number or 1, item.price_cents, item.name
             if key == _KEY_ENTER and number > 0:
                 return FREE_AMOUNT, 0, 1, number, None
+            if key == _KEY_ENTER and number == 0 and item is None and self._basket_open:
+                return _DONE
+            if key == _KEY_MORE and item is not None:
+                self._more = True
+                return item.code, item.category, number or 1, item.price_cents, item.name
             if key == _KEY_CLEAR:
                 if number == 0 and item is None:
                     return None
@@ -138,15 +150,44 @@ class Role(_Role):
             app.ui.balance(result)
             await app.pause()
 
+    async def read_basket(self):
+        """Collect up to pricing.LINES_MAX lines before one tap (SPEC.md §7.3): an item line that ends with 'B'
+        adds the next line, one that ends with '#' (or '#' on an empty entry) closes the basket.
+        None when '*' clears an empty entry: the whole basket is dropped."""
+        lines = []
+        names = []
+        app = self.app
+        while len(lines) < pricing.LINES_MAX:
+            self._basket_open = bool(lines)
+            line = await self.read_sale()
+            if line is None:
+                self._basket_open = False
+                return None
+            if line is _DONE:
+                break
+            item, category, quantity, unit_cents, name = line
+            lines.append((item, category, quantity, unit_cents))
+            names.append(name)
+            if not self._more:
+                break
+            total = 0
+            for _i, _c, q, u in lines:
+                total += q * u
+            app.ui.message("Basket %s" % money(total), "%d/%d next, # pay" % (len(lines), pricing.LINES_MAX))
+        self._basket_open = False
+        return lines, names
+
     async def sale_once(self):
-        """One sale: an item and its quantity (or an amount) keyed, then a tap; the card's tier prices it."""
+        """One sale: a basket of items and quantities (or an amount) keyed, then a tap; the card's tier
+        prices it, and each line goes to the journal with the debit (SPEC.md §4.11)."""
         app = self.app
         app.ui.idle("pos")
-        line = await self.read_sale()
-        if line is None:
+        basket = await self.read_basket()
+        if basket is None:
             return None
-        item, category, quantity, unit_cents, name = line
-        lines = [(item, category, quantity, unit_cents)]
+        lines, names = basket
+        item = lines[0][0]
+        name = names[0] if len(lines) == 1 else "Basket"
         # A keyed amount where the merchant forbids them: only when its list says so (no list: as ever).
         free = self.prices is None or not self.prices.version or bool(self.prices.flags & LIST_FREE_AMOUNT)
         rules = self.rules
@@ -156,22 +197,43 @@ class Role(_Role):
             app.ui.message("REFUSED", _REFUSED_TEXT.get(exc.reason, exc.reason))
             await app.pause()
             return None
-        gross = quantity * unit_cents
+        gross = 0
+        for _i, _c, q, u in lines:
+            gross += q * u
         discount = [0]
+        listed = self.prices is not None and self.prices.version
 
         def price(info):
-            priced = pricing.price_basket(rules, info.tier, lines, free)
+            priced = pricing.price_basket(rules or _NO_DISCOUNT, info.tier, lines, free)
             discount[0] = priced.discount_cents
+            tier[0] = info.tier
             return priced.pay_cents, priced.discount_cents
+
+        def journal_lines(sale, journal, record_mac):
+            # The lines take the seqs from the debit's up; the debit goes above them (SPEC.md §4.11).
+            count = len(lines)
+            sale.seq += count
+            priced = pricing.price_basket(rules or _NO_DISCOUNT, tier[0], lines, free)
+            for index in range(count):
+                code, _category, quantity, unit_cents = lines[index]
+                line = sale_line(sale, code, quantity, quantity * unit_cents, priced.line_discounts[index], tier[0],
+                                 index, count, self.prices.version, rules.version if rules is not None else 0)
+                journal.append(line.seq, line.time_s, line.encode(record_mac))
+                journal.mark(line.seq, COMMITTED)
+        tier = [0]
         app.ui.wait_card(gross)
         wallet = app.wallet
-        hook = price if rules is not None else None
-        result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook))
-        while result is not None and result.reason == w.UNCERTAIN:
-            # "Tap card again": the re-tap settles this sale, it does not start a new one (SPEC.md §3.5).
-            app.ui.result(result)
-            seq = result.seq
-            result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook))
+        hook = price if rules is not None or listed else None
+        wallet.sale_lines = journal_lines if listed else None
+        try:
+            result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook))
+            while result is not None and result.reason == w.UNCERTAIN:
+                # "Tap card again": the re-tap settles this sale, it does not start a new one (SPEC.md §3.5).
+                app.ui.result(result)
+                seq = result.seq
+                result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook))
+        finally:
+            wallet.sale_lines = None
         if result is None:
             app.ui.message("Cancelled")
             return None

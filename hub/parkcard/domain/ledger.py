@@ -36,9 +36,12 @@ DESK_ONLY_KINDS = (R.KIND_TOPUP, R.KIND_ISSUE, R.KIND_TRANSFER_IN, R.KIND_CASHOU
 # Kinds that move a deposit: they need the deposit_cents field of record version 2.
 DEPOSIT_KINDS = (R.KIND_ISSUE, R.KIND_CASHOUT)
 
+# Kinds that claim no wallet counter: a passage's counter is the ticket's, a sale line repeats its sale's.
+NO_WALLET_KINDS = R.PASSAGE_KINDS + (R.KIND_SALE_LINE,)
+
 _CARD_SIGN = {R.KIND_DEBIT: -1, R.KIND_TOPUP: 1, R.KIND_REFUND: 1, R.KIND_CASHOUT: -1, R.KIND_TRANSFER_OUT: -1,
               R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0,
-              R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1, **{kind: 0 for kind in R.PASSAGE_KINDS}}
+              R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1, **{kind: 0 for kind in NO_WALLET_KINDS}}
 
 # Ledger transactions the hub books with no record (ledger_tx.kind): a pending credit's grant and its cancel.
 TX_CREDIT_GRANT = 1015
@@ -105,7 +108,7 @@ def postings(rec, merchant_id, rate_bps):
     elif kind == R.KIND_CREDIT:
         # Which credits it delivers, and whether they were delivered before, is ingest's rule (SPEC.md §8.4).
         entries = [(PENDING_CREDITS, -amount), (card, amount)]
-    else:  # KIND_LOCK, KIND_ATTEMPT and the passages (SPEC.md §4.9) move no value
+    else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9) and sale lines (§4.11) move no value
         return []
     entries = [e for e in entries if e[1] != 0]
     if sum(e[1] for e in entries) != 0:

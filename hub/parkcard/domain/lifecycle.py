@@ -110,3 +110,4 @@ class BlacklistAction(enum.StrEnum):
 # The alarm kind the clone rule raises; the auditor and the ledger check list its cards.
 ALARM_CREDIT_TWICE = "credit_twice"   # a card received a pending credit again (a restored card, SPEC.md §8.4)
 ALARM_CLONE = "clone"
+ALARM_REPRICING = "repricing"     # a booth sale the hub prices differently from the same versions (SPEC.md §4.11)

@@ -198,6 +198,7 @@ class BatchResult:
         self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max, credits, prices)
         self.auths = []             # (terminal_id, admin_card_no, uid)
         self.card_results = []      # (terminal_id, request_id, uid, status, block)
+        self.booth_sales = []       # (terminal_id, merchant_id, seq) of applied booth debits, priced again after commit
         self.desk_reports = []      # (terminal_id, request_id, status, uid, {block: bytes}): protocol.desk
         self.counts = Counter()
         self.quarantined = []       # (reason, terminal_id, detail)
@@ -443,7 +444,7 @@ class Ingest:
         res.counts[name] += 1
         if name == RecordStatus.APPLIED:
             self._apply_value(tx, res, state, record_id, rec, entries)
-        elif name == RecordStatus.UNCERTAIN and rec.kind not in R.PASSAGE_KINDS:
+        elif name == RecordStatus.UNCERTAIN and rec.kind not in ledger.NO_WALLET_KINDS:
             self._decide_uncertain(tx, res, record_id, rec, state)    # a passage waits for its copy, §4.9
         return 0
 
@@ -453,6 +454,8 @@ class Ingest:
             tx.add_passage(record_id, rec)
             res.counts["passages"] += 1
             return
+        if rec.kind == R.KIND_SALE_LINE:
+            return      # the detail of the debit after it (SPEC.md §4.11): no value, no wallet counter
         if rec.kind in (R.KIND_LOCK, R.KIND_ATTEMPT):
             tx.add_attempt(rec)
             res.counts["attempts"] += 1
@@ -477,6 +480,8 @@ class Ingest:
             entries = self._deliver_credits(tx, res, state, rec, entries)
         if entries:
             tx.post(record_id, rec.kind, entries)
+        if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS:
+            res.booth_sales.append((state.id, state.merchant_id, rec.seq))
         card = tx.card(card_no)
         if card[2] is None or counter_newer(k, card[2]):
             tx.set_card(card_no, rec.uid, rec.balance_after_cents, k)
@@ -487,7 +492,7 @@ class Ingest:
                 # must not be decided again here, where it would meet its own counter claim.
                 if u_id != record_id and u_id not in tx.record_status:
                     u_rec = R.Record.decode(u_raw)
-                    if u_rec.kind not in R.PASSAGE_KINDS:     # the ticket's counters are not the wallet's
+                    if u_rec.kind not in ledger.NO_WALLET_KINDS:     # the ticket's counters are not the wallet's
                         self._decide_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid))
 
     def _deliver_credits(self, tx, res, state, rec, entries):

@@ -477,6 +477,10 @@ class Store(abc.ABC):
         """Return [rows.StoredRecord] (of one terminal, if given) by terminal and seq."""
 
     @abc.abstractmethod
+    async def records_between(self, terminal_id, first_seq, last_seq):
+        """Return [rows.StoredRecord] of one terminal with first_seq <= seq <= last_seq, by seq."""
+
+    @abc.abstractmethod
     async def uncertain_cards(self):
         """Return the card numbers that have unresolved uncertain records."""
 

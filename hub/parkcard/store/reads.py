@@ -176,6 +176,14 @@ class SharedMethods:
             "ORDER BY r.terminal_id, r.seq" % where, params)
         return [StoredRecord(*r[:8], bool(r[8]), bytes(r[9])) for r in rows]
 
+    async def records_between(self, terminal_id, first_seq, last_seq):
+        """Return [StoredRecord] of one terminal with first_seq <= seq <= last_seq, by seq."""
+        rows = await self._all(
+            "SELECT r.id, r.terminal_id, r.seq, r.kind, r.card_no, r.card_counter, r.amount_cents, r.status, "
+            "EXISTS (SELECT 1 FROM ledger_tx t WHERE t.record_id = r.id), r.raw FROM records r "
+            "WHERE r.terminal_id=? AND r.seq BETWEEN ? AND ? ORDER BY r.seq", (terminal_id, first_seq, last_seq))
+        return [StoredRecord(*r[:8], bool(r[8]), bytes(r[9])) for r in rows]
+
     async def uncertain_cards(self):
         """Return the card numbers that have unresolved uncertain records."""
         return [r[0] for r in await self._all("SELECT DISTINCT card_no FROM records WHERE status=?",
