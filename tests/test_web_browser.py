@@ -247,7 +247,7 @@ def test_a_technician_locks_a_terminal_and_the_service_audits_it(page, park):
 
 
 def _sales(park):
-    """An issued card and two sales at the ice-cream booth today (1250 and 999 cents)."""
+    """An issued card and two sales at the ice-cream booth today (1250 and 999 cents); the card's number."""
     hub = park.hub
     key = park.call(hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
     issued = park.call(hub.desk(DESK_ID).issue(UID, 10000))
@@ -257,6 +257,7 @@ def _sales(park):
                                              balance).encode(mac))
                for seq, amount, balance in ((1, 1250, 8750), (2, 999, 7751))]
     park.call(hub.ingest.apply_local(BOOTH, entries))
+    return issued.card_no
 
 
 def test_the_settlement_chart_shows_sales_per_merchant_and_a_merchant_login_its_own_only(page, park):
@@ -323,3 +324,62 @@ def test_the_pages_fit_a_phones_narrow_screen(chromium, park):
             shot(phone, "phone" + path.replace("/", "-"))
     finally:
         context.close()
+
+
+def _troubles(park, card_no):
+    """What ingest flags and refuses: other bytes for the booth's seq 2 (a conflict alarm), a record of seq 3
+    signed with a key not the booth's (quarantined)."""
+    key = next(t.key for t in park.call(park.hub.storage.terminals()) if t.id == BOOTH)
+    now = int(time.time())
+    other = R.Record(R.KIND_DEBIT, BOOTH, 2, now, card_no, UID, 3, 500, 8250).encode(R.record_mac_for(key))
+    forged = R.Record(R.KIND_DEBIT, BOOTH, 3, now, card_no, UID, 4, 100, 7651).encode(R.record_mac_for(bytes(16)))
+    park.call(park.hub.ingest.apply_local(BOOTH, [(R.STATUS_COMMITTED, other), (R.STATUS_COMMITTED, forged)]))
+
+
+def test_alarms_quarantine_and_the_card_trace_in_both_languages(page, park):
+    card_no = _sales(park)
+    _troubles(park, card_no)
+    log_in(page, "tec")
+    page.goto("/alarms")
+    assert page.inner_text("h1") == "Alarms"
+    alarms = page.inner_text("#alarms tbody")
+    assert "conflict" in alarms and str(BOOTH) in alarms
+    shot(page, "alarms")
+    page.goto("/quarantine")
+    assert page.locator("#quarantine tbody tr[data-quarantined]").count() == 1
+    assert "bad_mac" in page.inner_text("#quarantine-reasons")
+    shot(page, "quarantine")
+    page.click("header nav a[href='/trace']")
+    page.fill("#trace-card input[name=card]", str(card_no))
+    page.click("#trace-card button")
+    rows = page.locator("#trace tbody tr")
+    assert rows.count() == 3                   # two sales at the booth, the issue at the desk
+    assert "sale" in rows.nth(0).inner_text() and "CNY 9.99" in rows.nth(0).inner_text()
+    assert "issued" in rows.nth(2).inner_text() and "front desk" in rows.nth(2).inner_text()
+    shot(page, "trace")
+    page.fill("#trace-card input[name=card]", "12x")
+    page.click("#trace-card button")
+    assert "must be a whole number" in page.inner_text("#trace-error")
+    page.goto("/trace?card=%d" % (card_no + 1000))
+    assert "not a card of this park" in page.inner_text("#trace-error")
+    page.select_option("select[name=locale]", "zh_Hans")
+    page.wait_for_selector("html[lang=zh-Hans]")
+    page.goto("/trace?card=%d" % card_no)
+    assert page.inner_text("h1") == "追踪分析" and "消费" in page.inner_text("#trace")
+    shot(page, "trace-zh")
+    page.goto("/alarms")
+    assert page.inner_text("h1") == "告警"
+    shot(page, "alarms-zh")
+    page.goto("/quarantine")
+    assert page.inner_text("h1") == "隔离区"
+    shot(page, "quarantine-zh")
+
+
+def test_a_merchant_login_is_refused_alarms_quarantine_and_the_card_trace(page, park):
+    card_no = _sales(park)
+    log_in(page, "ice")
+    for path in ("/alarms", "/quarantine", "/trace", "/trace?card=%d" % card_no):
+        response = page.goto(path)
+        assert response.status == 403, path
+        assert "may not" in page.inner_text("#refused")
+    assert "Card trace" not in page.inner_text("header nav")

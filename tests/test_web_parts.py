@@ -1,5 +1,6 @@
 """The web app's parts without a browser: message catalogs complete, login limits, sessions, the live
-beacon, the SVG chart, and sales per day on every store backend (a merchant login sees its own only)."""
+beacon, the SVG chart, sales per day and the card trace on every store backend (a merchant login sees its own
+sales only)."""
 
 import asyncio
 import subprocess
@@ -9,13 +10,15 @@ from pathlib import Path
 import pytest
 from babel.messages import pofile
 
+from protocol import record as R
+
 from parkcard.app import Hub
-from parkcard.services import sales, settlement
+from parkcard.services import sales, settlement, trace
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.web import charts, i18n
 from parkcard.web.live import Beacon
 from parkcard.web.sessions import LoginLimiter, Sessions
-from parkcard_devkit.testing import MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 from test_hub_cli import DAY_S, _populate
 
 WEB = Path(i18n.__file__).parent
@@ -175,3 +178,30 @@ def test_a_merchant_login_lists_only_its_own_settlements(store_url):
     park_desk, own, ice = asyncio.run(read())
     assert [s.merchant_id for s in park_desk] == [MERCHANT_PARK]
     assert own == ice and len(ice) == 1
+
+
+def test_the_card_trace_lists_where_and_when_a_card_was_used_newest_first(store_url):
+    asyncio.run(_populate(store_url))
+
+    async def read():
+        hub = await Hub(store_url).open()
+        try:
+            card_no = (await hub.storage.card_numbers())[0]
+            uses = await trace.card_trace(hub.storage, Actor("tec", roles=("technician",)), card_no)
+            newest = await trace.card_trace(hub.storage, Actor("admin"), card_no, limit=1)
+            with pytest.raises(ServiceError, match="not a card of this park"):
+                await trace.card_trace(hub.storage, Actor("admin"), card_no + 1000)
+            with pytest.raises(ServiceError, match="may not"):
+                await trace.card_trace(hub.storage, Actor("ice", roles=("merchant",)), card_no)
+            return uses, newest
+        finally:
+            await hub.stop()
+
+    uses, newest = asyncio.run(read())
+    booth = [(u.time_s, u.terminal_id, u.terminal_name, u.merchant_id, u.seq, u.kind, u.amount_cents,
+              u.balance_after_cents) for u in uses if u.terminal_id == 5]
+    assert booth == [(DAY_S + 3 * 3600, 5, "ice booth", MERCHANT_ICE, 3, R.KIND_REFUND, 999, 8750),
+                     (DAY_S + 2 * 3600, 5, "ice booth", MERCHANT_ICE, 2, R.KIND_DEBIT, 999, 7751),
+                     (DAY_S + 3600, 5, "ice booth", MERCHANT_ICE, 1, R.KIND_DEBIT, 1250, 8750)]
+    assert [u.kind for u in uses if u.terminal_id == DESK_ID] == [R.KIND_ISSUE]
+    assert uses[-1].time_s == DAY_S and newest == uses[:1]

@@ -436,6 +436,10 @@ class Store(abc.ABC):
         """Return [rows.StoredRecord] (of one terminal, if given) by terminal and seq."""
 
     @abc.abstractmethod
+    async def card_trace(self, card_no, limit):
+        """Return the newest `limit` rows.CardUse of a card (its records), newest first."""
+
+    @abc.abstractmethod
     async def uncertain_cards(self):
         """Return the card numbers that have unresolved uncertain records."""
 

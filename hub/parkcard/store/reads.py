@@ -14,7 +14,7 @@ from parkcard.money import DEFAULT_CURRENCY
 from parkcard.store import settlement as S
 from parkcard.store.errors import NotIssued
 from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, Card,
-                                 CardRequest, CardWriteRequest, Conflict, IdempotentResponse, Merchant, Operator, PendingCommand,
+                                 CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse, Merchant, Operator, PendingCommand,
                                  Quarantined, Refund, SalesDay, StoreCounts, StoredRecord, Terminal, TerminalCommand,
                                  TerminalFlags)
 
@@ -175,6 +175,13 @@ class SharedMethods:
             "EXISTS (SELECT 1 FROM ledger_tx t WHERE t.record_id = r.id), r.raw FROM records r %s"
             "ORDER BY r.terminal_id, r.seq" % where, params)
         return [StoredRecord(*r[:8], bool(r[8]), bytes(r[9])) for r in rows]
+
+    async def card_trace(self, card_no, limit):
+        """Return the newest `limit` CardUse of a card (its records), newest first."""
+        return [CardUse(*r) for r in await self._all(
+            "SELECT r.time_s, r.terminal_id, t.name, t.merchant_id, r.seq, r.kind, r.amount_cents, "
+            "r.balance_after_cents, r.status FROM records r LEFT JOIN terminals t ON t.id = r.terminal_id "
+            "WHERE r.card_no=? ORDER BY r.time_s DESC, r.id DESC LIMIT ?", (card_no, limit))]
 
     async def uncertain_cards(self):
         """Return the card numbers that have unresolved uncertain records."""

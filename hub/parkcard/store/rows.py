@@ -218,6 +218,20 @@ class Conflict(NamedTuple):
     existing_raw: bytes
 
 
+class CardUse(NamedTuple):
+    """Where and when a card was used: one of its records, with its terminal's name and merchant."""
+
+    time_s: int
+    terminal_id: int
+    terminal_name: Optional[str]
+    merchant_id: Optional[int]
+    seq: int
+    kind: int
+    amount_cents: int
+    balance_after_cents: Optional[int]
+    status: str
+
+
 class StoredRecord(NamedTuple):
     """A record as stored (its decoded fields beside the raw bytes)."""
 
