@@ -362,8 +362,7 @@ def test_alarms_quarantine_and_the_card_trace_in_both_languages(page, park):
     assert "must be a whole number" in page.inner_text("#trace-error")
     page.goto("/trace?card=%d" % (card_no + 1000))
     assert "not a card of this park" in page.inner_text("#trace-error")
-    page.select_option("select[name=locale]", "zh_Hans")
-    page.wait_for_selector("html[lang=zh-Hans]")
+    in_chinese(page)
     page.goto("/trace?card=%d" % card_no)
     assert page.inner_text("h1") == "追踪分析" and "消费" in page.inner_text("#trace")
     shot(page, "trace-zh")
@@ -383,3 +382,122 @@ def test_a_merchant_login_is_refused_alarms_quarantine_and_the_card_trace(page, 
         assert response.status == 403, path
         assert "may not" in page.inner_text("#refused")
     assert "Card trace" not in page.inner_text("header nav")
+
+
+def send(page, form, **fields):
+    """Fill the fields of the form (inputs by name, a select by its option) and send it."""
+    for name, value in fields.items():
+        if page.locator("%s select[name=%s]" % (form, name)).count():
+            page.select_option("%s select[name=%s]" % (form, name), value)
+        else:
+            page.fill("%s input[name=%s]" % (form, name), value)
+    page.click("%s button" % form)
+
+
+def in_chinese(page):
+    """Switch the operator's language to 简体中文 and wait for the page in it."""
+    page.select_option("select[name=locale]", "zh_Hans")
+    page.wait_for_selector("html[lang=zh-Hans]")
+
+
+def test_a_price_list_is_edited_version_by_version_in_both_languages(page, park):
+    log_in(page, "ada")
+    page.goto("/prices?merchant=%d" % MERCHANT_ICE)
+    assert "no price list yet" in page.inner_text("#price-version")
+    send(page, "#item-set", code="1", name="Cone", price="12.50")
+    assert "Item 1 is added: price list version 1." in page.inner_text(".flash")
+    send(page, "#item-set", code="1", price="13")
+    assert "Item 1 is changed: price list version 2." in page.inner_text(".flash")
+    assert "CNY 13.00" in page.inner_text('#items tr[data-item="1"]')
+    assert "Cone" in page.inner_text('#items tr[data-item="1"]')     # an empty name keeps the name
+    send(page, "#item-set", code="2", name="Half a cent", price="0.005")
+    assert "not an amount in CNY" in page.inner_text(".flash.error")
+    assert page.locator("#items tr[data-item]").count() == 1          # nothing changed
+    page.click("#free-amount button")
+    assert "Keyed amounts are allowed: price list version 3." in page.inner_text(".flash")
+    send(page, "#bearer", bearer="merchant")
+    assert "borne by: merchant" in page.inner_text(".flash")
+    shot(page, "prices")
+    page.click("#versions a >> text=Version 1")
+    assert "CNY 12.50" in page.inner_text('#items tr[data-item="1"]')
+    assert page.locator("#items form").count() == 0               # an older version is read, not edited
+    actions = audit_actions(park)
+    assert actions.count(("ada", "item.set")) == 2 and ("ada", "discount.bearer") in actions
+    in_chinese(page)
+    page.goto("/prices?merchant=%d" % MERCHANT_ICE)
+    assert page.inner_text("h1") == "价目表"
+    shot(page, "prices-zh")
+
+
+def test_discount_rules_show_their_stacking_policy_and_change_by_version(page, park):
+    log_in(page, "ada")
+    page.goto("/discounts")
+    assert "Stacking: multiplicative" in page.inner_text("#policy")
+    send(page, "#tier-set", tier="1", sale_bp="500")
+    assert "Tier 1 is changed: discount rules version 1." in page.inner_text(".flash")
+    assert page.inner_text('#tiers tr[data-tier="1"]').split() == ["1", "500", "0"]
+    send(page, "#override-set", tier="1", category="3", rate_bp="700")
+    assert "version 2" in page.inner_text(".flash")
+    send(page, "#override-set", tier="1", rate_bp="700")              # neither a category nor an item
+    assert "name either --category N" in page.inner_text(".flash.error")
+    assert "category 3" in page.inner_text("#overrides")
+    assert "the park" in page.inner_text('#bearers tr[data-merchant="%d"]' % MERCHANT_ICE)
+    shot(page, "discounts")
+    page.click("#overrides button")
+    assert "The override is removed: discount rules version 3." in page.inner_text(".flash")
+    in_chinese(page)
+    assert "叠加方式" in page.inner_text("#policy")
+    shot(page, "discounts-zh")
+
+
+def test_ticket_products_are_listed_to_a_cashier_and_added_by_a_manager_only(page, park):
+    park.call(operators.create_operator(park.hub.storage, Actor("setup"), "man", PASSWORD, ["manager"]))
+    log_in(page, "man")
+    page.goto("/tickets")
+    assert "No ticket products yet." in page.inner_text("#products")
+    send(page, "#product-add", name="Day pass", price="120")
+    assert "Ticket product 1 is added." in page.inner_text(".flash")
+    send(page, "#product-add", name="Ten rides", type="count", valid_days="0", price="50")    # and no entries
+    assert "a count card holds 1 to" in page.inner_text(".flash.error")
+    row = page.inner_text('#products tr[data-product="1"]')
+    assert "Day pass" in row and "day ticket" in row and "CNY 120.00" in row
+    shot(page, "tickets")
+    in_chinese(page)
+    assert "日票" in page.inner_text("#products")
+    shot(page, "tickets-zh")
+    page.click("#logout")
+    log_in(page, "cas")
+    page.goto("/tickets")
+    assert "Day pass" in page.inner_text("#products")
+    send(page, "#product-add", name="Night pass", price="80")
+    assert "may not do this" in page.inner_text(".flash.error")
+    assert [p.name for p in park.call(park.hub.storage.ticket_products())] == ["Day pass"]
+
+
+def test_gate_occupancy_goes_up_live_without_a_reload_and_counts_by_hour(page, park):
+    gate_id = 41
+    key = park.call(park.hub.register_terminal(gate_id, MERCHANT_ICE, frames.ROLE_GATE, "north gate"))
+    card_no = park.call(park.hub.desk(DESK_ID).issue(UID, 1000)).card_no
+    log_in(page, "tec")
+    page.goto("/occupancy")
+    page.wait_for_selector("#live[data-state=live]")
+    assert page.inner_text("#occupancy-total") == "0"
+    assert "No passages today." in page.inner_text("#hourly-chart")
+    page.evaluate("window.notReloaded = true")
+    gate = ScriptedTerminal(park.broker.host, park.broker.port, gate_id, key).connect()
+    try:
+        gate.record(R.KIND_ENTRY, card_no, 2, 0, 1000, item=1, discount_cents=R.passage_detail(0, 1, 0xFFFF))
+        gate.upload()
+        page.wait_for_selector("#occupancy-total >> text=1")
+        assert page.inner_text('#areas tr[data-area="1"] .inside') == "1"
+        assert page.evaluate("window.notReloaded") is True
+    finally:
+        gate.close()
+    page.reload()
+    assert page.locator("#hourly-chart svg rect.bar").count() == 1
+    cells = page.locator("#passages tbody tr td")
+    assert (cells.nth(0).inner_text(), cells.nth(2).inner_text(), cells.nth(3).inner_text()) == (str(gate_id), "1", "0")
+    shot(page, "occupancy")
+    in_chinese(page)
+    assert page.inner_text("h1") == "闸机在园人数"
+    shot(page, "occupancy-zh")

@@ -1,12 +1,9 @@
 """The live fleet: every terminal's state over Server-Sent Events, and lock / unlock / de-authorise."""
 
-import asyncio
-import json
 import time
 from collections import Counter
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import StreamingResponse
 
 from protocol import frames
 
@@ -15,15 +12,13 @@ from parkcard.ingest import fleet as fleet_rules
 from parkcard.services import monitoring, terminals
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
-from parkcard.web.pages import LIVE_STREAMS_MAX, N_, back, gettext, operator, park_of, render, session_form, state
+from parkcard.web.pages import N_, back, gettext, operator, park_of, render, session_form, state
+from parkcard.web.streams import live_events
 
 router = APIRouter()
 # A terminal that falls silent turns offline without a frame (parkcard.ingest.fleet.SILENT_OFFLINE_S): the
 # stream re-reads at least this often so that a silent terminal is shown offline in time.
 FLEET_REFRESH_S = 5.0
-# A busy hub commits many batches a second: a stream reads the fleet at most this often, whatever woke it,
-# so that many open pages cost the ingest loop a bounded number of reads.
-FLEET_PUSH_INTERVAL_S_MIN = 0.5
 # What the command log calls each command an operator can decide (protocol/frames.py CMD_*).
 COMMAND_NAMES = {frames.CMD_LOCK: N_("lock"), frames.CMD_DEAUTHORISE: N_("de-authorise"),
                  frames.CMD_REPORT_STATUS: N_("report status")}
@@ -81,36 +76,9 @@ async def fleet_page(request: Request, session=Depends(operator)):
 @router.get("/fleet/events")
 async def fleet_events(request: Request, session=Depends(operator)):
     """Server-Sent Events: the fleet as JSON each time the hub commits a change (and every FLEET_REFRESH_S)."""
-    web = state(request)
-    seen = web.hub.changes.version      # before the read: a change committed during it wakes the stream
-    try:
-        views, _park = await fleet_views(request, session)     # refused here, before the stream starts
-    except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
-    if web.live_streams >= LIVE_STREAMS_MAX:
-        web.live_streams_refused += 1
-        return render(request, "refused.html", session, status=503, message=gettext(
-            request, session, "Too many live pages are open: close some, this one retries by itself."))
-    token = session.token
-
-    async def stream():
-        web.live_streams += 1       # counted while the generator runs: its finally always follows
-        nonlocal seen
-        try:
-            yield "retry: 2000\nevent: fleet\ndata: %s\n\n" % json.dumps(views)
-            while web.sessions.get(token) is session:       # logged out: the stream ends
-                seen = await web.hub.changes.wait(seen, FLEET_REFRESH_S)
-                try:
-                    fresh, _ = await fleet_views(request, session)
-                except ServiceError:
-                    return
-                yield "event: fleet\ndata: %s\n\n" % json.dumps(fresh)
-                await asyncio.sleep(FLEET_PUSH_INTERVAL_S_MIN)     # changes meanwhile wake the next read at once
-        finally:
-            web.live_streams -= 1
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    async def read():
+        return (await fleet_views(request, session))[0]
+    return await live_events(request, session, "fleet", read, FLEET_REFRESH_S)
 
 
 @router.get("/fleet/{terminal_id}")
