@@ -1,7 +1,9 @@
 """The operator web app in real headless Chromium (Debian's chromium driven by Playwright): login, wrong
 password, login rate limit, CSRF refusals, session fixation, roles refused in the services, the live fleet
 updating as a terminal connects and goes away, terminal actions audited, the sales chart, a merchant login
-seeing its own sales only, and both languages. Every page is saved as a screenshot under test-artifacts/web/."""
+seeing its own sales only, alarms, quarantine and the card trace, price lists, discounts, ticket products, live
+gate occupancy, pending credits granted once per form, and both languages. Every page is saved as a screenshot
+under test-artifacts/web/."""
 
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from protocol import frames
 from protocol import record as R
 
-from parkcard.services import operators
+from parkcard.services import credits, operators
 from parkcard.services.privileges import Actor
 from parkcard.web.pages import LIVE_STREAMS_MAX
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal
@@ -501,3 +503,41 @@ def test_gate_occupancy_goes_up_live_without_a_reload_and_counts_by_hour(page, p
     in_chinese(page)
     assert page.inner_text("h1") == "闸机在园人数"
     shot(page, "occupancy-zh")
+
+
+def test_a_credit_form_sent_twice_grants_once_and_a_credit_not_yet_sent_is_cancelled(page, park):
+    card_no = park.call(park.hub.desk(DESK_ID).issue(UID, 1000)).card_no
+    # granted by an actor that tells no running hub: no terminal is sent it, so it can still be cancelled
+    park.call(credits.grant_credit(park.hub.storage, Actor("setup"), card_no, 300, "waiting to be cancelled"))
+    log_in(page, "cas")
+    page.goto("/credits")
+    assert "granted" in page.inner_text('#credits tr[data-credit="%d-1"] .state' % card_no)
+    page.click('#credits tr[data-credit="%d-1"] button' % card_no)
+    assert "Credit 1 of card %d is cancelled: CNY 3.00 goes back to its source." % card_no in page.inner_text(".flash")
+    assert park.call(park.hub.storage.pending_credits(card_no))[0].state == "cancelled"
+    form = {name: page.eval_on_selector("#credit-grant input[name=%s]" % name, "e => e.value")
+            for name in ("csrf", "once")}
+    send(page, "#credit-grant", card_no=str(card_no), amount="5.50", reason="ride closed in the rain")
+    first = "Credit 2 of CNY 5.50 is granted to card %d" % card_no
+    assert first in page.inner_text(".flash")
+    again = page.request.post("/credits", form={**form, "card_no": str(card_no), "amount": "5.50",
+                                                "reason": "ride closed in the rain"})
+    assert first in again.text()        # the same form again: its first answer, nothing more granted
+    granted = park.call(park.hub.storage.pending_credits(card_no))
+    assert [(c.credit_no, c.amount_cents) for c in granted] == [(1, 300), (2, 550)]
+    send(page, "#credit-grant", card_no=str(card_no), amount="5.505", reason="too fine")
+    assert "not an amount in CNY" in page.inner_text(".flash.error")
+    send(page, "#credit-grant", card_no="999999", amount="1", reason="no such card")
+    assert "never issued here" in page.inner_text(".flash.error")
+    shot(page, "credits")
+    in_chinese(page)
+    assert page.inner_text("h1") == "待领金额"
+    shot(page, "credits-zh")
+    actions = audit_actions(park)
+    assert actions.count(("cas", "credit.grant")) == 1 and ("cas", "credit.cancel") in actions
+    page.click("#logout")
+    log_in(page, "fin")                  # finance reads the credits, grants none
+    page.goto("/credits")
+    assert page.locator("#credits tr[data-credit]").count() == 2
+    send(page, "#credit-grant", card_no=str(card_no), amount="1", reason="finance tries")
+    assert "may not do this" in page.inner_text(".flash.error")

@@ -17,7 +17,7 @@ from parkcard.services import sales, settlement, trace
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.web import charts, i18n
 from parkcard.web.live import Beacon
-from parkcard.web.sessions import LoginLimiter, Sessions
+from parkcard.web.sessions import FORM_ANSWERS_MAX, IN_FLIGHT, LoginLimiter, Sessions
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
 from test_hub_cli import DAY_S, _populate
 
@@ -103,6 +103,17 @@ def test_a_session_is_new_at_each_login_ends_at_logout_and_when_idle():
         sessions.start(Actor(name), "en")
     assert sessions.evicted == 1
     assert sessions.get("") is None and sessions.get(None) is None
+
+
+def test_a_form_token_is_answered_once_and_a_session_remembers_a_bounded_number():
+    session = Sessions().start(Actor("cas", roles=("cashier",)), "en")
+    assert session.claim("form-1") is None
+    assert session.claim("form-1") == IN_FLIGHT          # sent again while the first is being done
+    session.answer("form-1", "ok", "Credit 1 is granted.")
+    assert session.claim("form-1") == ("ok", "Credit 1 is granted.")
+    for n in range(FORM_ANSWERS_MAX):
+        assert session.claim("other-%d" % n) is None
+    assert len(session.answers) == FORM_ANSWERS_MAX and "form-1" not in session.answers
 
 
 def test_the_beacon_wakes_a_waiter_when_bumped_and_returns_after_its_timeout():

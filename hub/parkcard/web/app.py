@@ -5,12 +5,12 @@ from fastapi.staticfiles import StaticFiles
 
 from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, WebState, gettext, render
 from parkcard.web.sessions import SESSION_COOKIE
-from parkcard.web.routes import (audit, auth, blacklist, desk, discounts, fleet, merchants, monitoring, occupancy,
-                                 operators, prices, settlement, tickets)
+from parkcard.web.routes import (audit, auth, blacklist, credits, desk, discounts, fleet, merchants, monitoring,
+                                 occupancy, operators, prices, settlement, tickets)
 
 PAGE_ROUTERS = (auth.router, fleet.router, desk.router, merchants.router, prices.router, discounts.router,
-                tickets.router, occupancy.router, blacklist.router, monitoring.router, settlement.router,
-                audit.router, operators.router)
+                tickets.router, occupancy.router, credits.router, blacklist.router, monitoring.router,
+                settlement.router, audit.router, operators.router)
 
 
 def install(app, hub, secure, time_zone):

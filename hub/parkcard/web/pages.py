@@ -45,6 +45,7 @@ NAV = (
     ("/discounts", N_("Discounts"), P.MERCHANTS_READ),
     ("/tickets", N_("Ticket products"), P.CARD_QUERY),
     ("/occupancy", N_("Gate occupancy"), P.OCCUPANCY),
+    ("/credits", N_("Pending credits"), P.CREDITS_READ),
     ("/blacklist", N_("Blacklist"), P.BLACKLIST_READ),
     ("/alarms", N_("Alarms"), P.FLEET_READ),
     ("/quarantine", N_("Quarantine"), P.FLEET_READ),
