@@ -13,7 +13,7 @@ import pytest
 from protocol import frames
 from protocol import record as R
 
-from parkcard.services import credits, operators
+from parkcard.services import credits, operators, settlement
 from parkcard.services.privileges import Actor
 from parkcard.web.pages import LIVE_STREAMS_MAX
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal
@@ -541,3 +541,33 @@ def test_a_credit_form_sent_twice_grants_once_and_a_credit_not_yet_sent_is_cance
     assert page.locator("#credits tr[data-credit]").count() == 2
     send(page, "#credit-grant", card_no=str(card_no), amount="1", reason="finance tries")
     assert "may not do this" in page.inner_text(".flash.error")
+
+
+def test_reports_chart_takings_terminals_and_top_ups_and_settlements_download_as_csv(page, park):
+    _sales(park)
+    now = int(time.time())
+    park.call(settlement.close_period(park.hub.storage, Actor("setup"), None, now - 86400, now + 1, now_s=now + 1))
+    log_in(page, "fin")
+    page.goto("/reports")
+    assert page.locator("#takings-chart svg rect.bar").count() == 1
+    assert "CNY 22.49" in page.inner_text("#by-merchant")
+    assert "CNY 22.49" in page.inner_text('#by-terminal tr[data-terminal="%d"]' % BOOTH)
+    assert page.locator("#terminals-chart svg rect.bar").count() == 1
+    assert "CNY 100.00" in page.inner_text("#top-ups")       # the card issued with 100.00 on it
+    liabilities = page.inner_text("#liabilities")
+    assert "Funds on cards (bonus included)\tCNY 77.51" in liabilities
+    shot(page, "reports")
+    in_chinese(page)
+    assert page.inner_text("h1") == "报表" and "各商户每日营业额" in page.inner_text("main")
+    shot(page, "reports-zh")
+    page.goto("/settlement")
+    with page.expect_download() as downloading:
+        page.click("#settlement-csv")
+    lines = Path(downloading.value.path()).read_text().splitlines()
+    assert lines[0].startswith("settlement,merchant_id,merchant,")
+    assert len(lines) == 3 and any(",Ice cream," in line and ",22.49," in line for line in lines[1:])
+    page.click("#logout")
+    log_in(page, "ice")                 # a merchant: its own settlement only, and no park-wide reports
+    csv = page.request.get("/settlement.csv").text().splitlines()
+    assert len(csv) == 2 and ",Ice cream," in csv[1]
+    assert page.goto("/reports").status == 403

@@ -13,7 +13,7 @@ from babel.messages import pofile
 from protocol import record as R
 
 from parkcard.app import Hub
-from parkcard.services import sales, settlement, trace
+from parkcard.services import reports, sales, settlement, trace
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.web import charts, i18n
 from parkcard.web.live import Beacon
@@ -216,3 +216,33 @@ def test_the_card_trace_lists_where_and_when_a_card_was_used_newest_first(store_
                      (DAY_S + 3600, 5, "ice booth", MERCHANT_ICE, 1, R.KIND_DEBIT, 1250, 8750)]
     assert [u.kind for u in uses if u.terminal_id == DESK_ID] == [R.KIND_ISSUE]
     assert uses[-1].time_s == DAY_S and newest == uses[:1]
+
+
+def test_reports_sum_sales_per_terminal_top_ups_with_their_bonus_and_what_the_park_owes(store_url):
+    asyncio.run(_populate(store_url))
+
+    async def read():
+        hub = await Hub(store_url).open()
+        try:
+            admin = Actor("admin")
+            per_terminal = await reports.sales_by_terminal(hub.storage, admin, DAY_S, DAY_S + 86400)
+            park_desk = Actor("desk", roles=("merchant",))
+            park_desk.merchant_id = MERCHANT_PARK
+            theirs = await reports.sales_by_terminal(hub.storage, park_desk, DAY_S, DAY_S + 86400)
+            top_ups = await reports.top_ups_by_day(hub.storage, admin, DAY_S - 86400, DAY_S + 86400)
+            owed = await reports.liabilities(hub.storage, admin)
+            with pytest.raises(ServiceError, match="may not"):
+                await reports.liabilities(hub.storage, park_desk)
+            with pytest.raises(ServiceError, match="1 to 366 days"):
+                await reports.top_ups_by_day(hub.storage, admin, DAY_S, DAY_S)
+            return per_terminal, theirs, top_ups, owed
+        finally:
+            await hub.stop()
+
+    per_terminal, theirs, top_ups, owed = asyncio.run(read())
+    assert [tuple(r) for r in per_terminal] == [(5, "ice booth", MERCHANT_ICE, "Ice cream", 1250 + 999, 999, 3)]
+    assert theirs == []
+    assert [tuple(r) for r in top_ups] == [(DAY_S // 86400, 10000, 0, 1)]       # the card's issue, no bonus
+    # the card holds 10000 - 1250 - 999 + 999; the booth is owed its sales less 10 % commission, less the refund
+    assert owed.cards_cents == 8750 and owed.pending_credits_cents == 0 and owed.holds_cents == 0
+    assert owed.merchants_cents == (1250 - 125) + (999 - 100) - (999 - 100)

@@ -308,6 +308,18 @@ class Store(abc.ABC):
         """Return [SalesDay] of applied sales and refunds in [start_s, end_s), days shifted by offset_s."""
 
     @abc.abstractmethod
+    async def sales_by_terminal(self, start_s, end_s, merchant_id=None):
+        """Return [rows.TerminalSales] of applied sales and refunds in [start_s, end_s), by terminal."""
+
+    @abc.abstractmethod
+    async def top_ups_by_day(self, start_s, end_s, offset_s=0):
+        """Return [rows.TopUpDay] of applied top-ups and issues in [start_s, end_s), days shifted by offset_s."""
+
+    @abc.abstractmethod
+    async def liabilities(self):
+        """Return rows.Liabilities: the ledger's balances of what the park owes, by kind."""
+
+    @abc.abstractmethod
     async def merchants(self):
         """Return [rows.Merchant] by id."""
 

@@ -9,14 +9,18 @@ construction. The SQL here stays in the dialect both SQLite and PostgreSQL
 speak (casts where PostgreSQL's types differ, such as SUM of BIGINT).
 """
 
+from protocol import record as R
+
+from parkcard.domain import accounts
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.money import DEFAULT_CURRENCY
 from parkcard.store import settlement as S
 from parkcard.store.errors import NotIssued
 from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, Card,
-                                 CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse, Merchant, Operator, PendingCommand,
+                                 CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse, Liabilities,
+                                 Merchant, Operator, PendingCommand,
                                  Quarantined, Refund, SalesDay, StoreCounts, StoredRecord, Terminal, TerminalCommand,
-                                 TerminalFlags)
+                                 TerminalFlags, TerminalSales, TopUpDay)
 
 TERMINAL_SELECT = "SELECT %s FROM terminals " % ", ".join(Terminal._fields)
 _ADMIN_CARD_SELECT = "SELECT %s FROM admin_cards " % ", ".join(AdminCard._fields)
@@ -61,6 +65,39 @@ class SharedMethods:
             + where + "GROUP BY (r.time_s + :offset) / 86400, t.merchant_id, m.name ORDER BY 1, 2",
             {"offset": offset_s, "sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1],
              "applied": RecordStatus.APPLIED, "start": start_s, "end": end_s, "merchant": merchant_id})]
+
+    async def sales_by_terminal(self, start_s, end_s, merchant_id=None):
+        """Return [TerminalSales] of applied sales and refunds with time in [start_s, end_s), by terminal."""
+        where = "" if merchant_id is None else "AND t.merchant_id=:merchant "
+        return [TerminalSales(*r) for r in await self._all(
+            "SELECT t.id, t.name, t.merchant_id, m.name, "
+            "CAST(SUM(CASE WHEN r.kind=:sale THEN r.amount_cents ELSE 0 END) AS BIGINT), "
+            "CAST(SUM(CASE WHEN r.kind=:refund THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
+            "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
+            "WHERE r.status=:applied AND r.kind IN (:sale, :refund) AND r.time_s>=:start AND r.time_s<:end "
+            + where + "GROUP BY t.id, t.name, t.merchant_id, m.name ORDER BY 1",
+            {"sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1], "applied": RecordStatus.APPLIED,
+             "start": start_s, "end": end_s, "merchant": merchant_id})]
+
+    async def top_ups_by_day(self, start_s, end_s, offset_s=0):
+        """Return [TopUpDay] of applied top-ups and issues with time in [start_s, end_s), by the park's day."""
+        return [TopUpDay(*r) for r in await self._all(
+            "SELECT (r.time_s + :offset) / 86400 AS day, CAST(SUM(r.amount_cents) AS BIGINT), "
+            "CAST(COALESCE(-SUM((SELECT SUM(e.amount_cents) FROM ledger_tx x JOIN ledger_entries e ON e.tx_id = x.id "
+            "WHERE x.record_id = r.id AND e.account = :bonus)), 0) AS BIGINT), COUNT(*) FROM records r "
+            "WHERE r.status=:applied AND r.kind IN (:topup, :issue) AND r.time_s>=:start AND r.time_s<:end "
+            "GROUP BY (r.time_s + :offset) / 86400 ORDER BY 1",
+            {"offset": offset_s, "bonus": accounts.BONUS, "topup": R.KIND_TOPUP, "issue": R.KIND_ISSUE,
+             "applied": RecordStatus.APPLIED, "start": start_s, "end": end_s})]
+
+    async def liabilities(self):
+        """Return Liabilities: the ledger's balances of what the park owes, by kind."""
+        return Liabilities(*await self._one(
+            "SELECT " + ", ".join("CAST(COALESCE(SUM(CASE WHEN account LIKE :%s THEN amount_cents END), 0) AS BIGINT)"
+                                  % name for name in Liabilities._fields) + " FROM ledger_entries",
+            {"cards_cents": accounts.CARD_PREFIX + "%", "holds_cents": accounts.HOLD_PREFIX + "%",
+             "deposits_cents": accounts.DEPOSITS, "pending_credits_cents": accounts.PENDING_CREDITS,
+             "merchants_cents": accounts.MERCHANT_PREFIX + "%"}))
 
     async def merchants(self):
         """Return [Merchant] by id."""

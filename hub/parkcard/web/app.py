@@ -6,11 +6,11 @@ from fastapi.staticfiles import StaticFiles
 from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, WebState, gettext, render
 from parkcard.web.sessions import SESSION_COOKIE
 from parkcard.web.routes import (audit, auth, blacklist, credits, desk, discounts, fleet, merchants, monitoring,
-                                 occupancy, operators, prices, settlement, tickets)
+                                 occupancy, operators, prices, reports, settlement, tickets)
 
 PAGE_ROUTERS = (auth.router, fleet.router, desk.router, merchants.router, prices.router, discounts.router,
                 tickets.router, occupancy.router, credits.router, blacklist.router, monitoring.router,
-                settlement.router, audit.router, operators.router)
+                settlement.router, reports.router, audit.router, operators.router)
 
 
 def install(app, hub, secure, time_zone):

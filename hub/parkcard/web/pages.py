@@ -51,6 +51,7 @@ NAV = (
     ("/quarantine", N_("Quarantine"), P.FLEET_READ),
     ("/trace", N_("Card trace"), P.CARD_QUERY),
     ("/settlement", N_("Settlement"), P.SETTLEMENT_READ),
+    ("/reports", N_("Reports"), P.REPORTS),
     ("/audit", N_("Audit log"), P.AUDIT),
     ("/operators", N_("Operators"), P.OPERATORS),
 )
