@@ -33,6 +33,21 @@ _QUARANTINE_SELECT = "SELECT %s FROM quarantine " % ", ".join(Quarantined._field
 _COUNTS_SELECT = "SELECT %s" % ", ".join("(SELECT COUNT(*) FROM %s)" % t for t in StoreCounts._fields)
 
 
+def _sales_sums(merchant_id):
+    """The sales and refunds sums, the count and the FROM/WHERE of the sales reads (one merchant's, if given)."""
+    return ("CAST(SUM(CASE WHEN r.kind=:sale THEN r.amount_cents ELSE 0 END) AS BIGINT), "
+            "CAST(SUM(CASE WHEN r.kind=:refund THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
+            "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
+            "WHERE r.status=:applied AND r.kind IN (:sale, :refund) AND r.time_s>=:start AND r.time_s<:end "
+            + ("" if merchant_id is None else "AND t.merchant_id=:merchant "))
+
+
+def _sales_params(start_s, end_s, merchant_id, **more):
+    """The parameters of _sales_sums."""
+    return {"sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1], "applied": RecordStatus.APPLIED,
+            "start": start_s, "end": end_s, "merchant": merchant_id, **more}
+
+
 class SharedMethods:
     """The methods of interface.Store that both backends run with the same SQL (a mixin)."""
 
@@ -55,29 +70,16 @@ class SharedMethods:
 
         A day is (time_s + offset_s) // 86400: offset_s is the park's UTC offset, so days are the park's.
         """
-        where = "" if merchant_id is None else "AND t.merchant_id=:merchant "
         return [SalesDay(*r) for r in await self._all(
-            "SELECT (r.time_s + :offset) / 86400 AS day, t.merchant_id, m.name, "
-            "CAST(SUM(CASE WHEN r.kind=:sale THEN r.amount_cents ELSE 0 END) AS BIGINT), "
-            "CAST(SUM(CASE WHEN r.kind=:refund THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
-            "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
-            "WHERE r.status=:applied AND r.kind IN (:sale, :refund) AND r.time_s>=:start AND r.time_s<:end "
-            + where + "GROUP BY (r.time_s + :offset) / 86400, t.merchant_id, m.name ORDER BY 1, 2",
-            {"offset": offset_s, "sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1],
-             "applied": RecordStatus.APPLIED, "start": start_s, "end": end_s, "merchant": merchant_id})]
+            "SELECT (r.time_s + :offset) / 86400 AS day, t.merchant_id, m.name, " + _sales_sums(merchant_id)
+            + "GROUP BY (r.time_s + :offset) / 86400, t.merchant_id, m.name ORDER BY 1, 2",
+            _sales_params(start_s, end_s, merchant_id, offset=offset_s))]
 
     async def sales_by_terminal(self, start_s, end_s, merchant_id=None):
         """Return [TerminalSales] of applied sales and refunds with time in [start_s, end_s), by terminal."""
-        where = "" if merchant_id is None else "AND t.merchant_id=:merchant "
         return [TerminalSales(*r) for r in await self._all(
-            "SELECT t.id, t.name, t.merchant_id, m.name, "
-            "CAST(SUM(CASE WHEN r.kind=:sale THEN r.amount_cents ELSE 0 END) AS BIGINT), "
-            "CAST(SUM(CASE WHEN r.kind=:refund THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
-            "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
-            "WHERE r.status=:applied AND r.kind IN (:sale, :refund) AND r.time_s>=:start AND r.time_s<:end "
-            + where + "GROUP BY t.id, t.name, t.merchant_id, m.name ORDER BY 1",
-            {"sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1], "applied": RecordStatus.APPLIED,
-             "start": start_s, "end": end_s, "merchant": merchant_id})]
+            "SELECT t.id, t.name, t.merchant_id, m.name, " + _sales_sums(merchant_id)
+            + "GROUP BY t.id, t.name, t.merchant_id, m.name ORDER BY 1", _sales_params(start_s, end_s, merchant_id))]
 
     async def top_ups_by_day(self, start_s, end_s, offset_s=0):
         """Return [TopUpDay] of applied top-ups and issues with time in [start_s, end_s), by the park's day."""
