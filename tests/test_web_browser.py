@@ -571,3 +571,40 @@ def test_reports_chart_takings_terminals_and_top_ups_and_settlements_download_as
     csv = page.request.get("/settlement.csv").text().splitlines()
     assert len(csv) == 2 and ",Ice cream," in csv[1]
     assert page.goto("/reports").status == 403
+
+
+def test_the_live_fleet_shows_alerts_offline_while_open_a_lagging_queue_and_a_sequence_gap(page, park):
+    log_in(page, "ada")
+    page.goto("/fleet")
+    minute = time.gmtime().tm_hour * 60 + time.gmtime().tm_min       # the park's time zone here is UTC
+    send(page, "#opening-hours-set", opens="%02d:%02d" % divmod((minute - 60) % 1440, 60),
+         closes="%02d:%02d" % divmod((minute + 60) % 1440, 60))
+    assert "The opening hours are saved." in page.inner_text(".flash")
+    assert ("ada", "park.opening_hours") in audit_actions(park)
+    page.wait_for_selector("#live[data-state=live]")
+    page.evaluate("window.notReloaded = true")
+    key = park.call(park.hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
+    row = 'tr[data-terminal="%d"]' % BOOTH
+    page.wait_for_selector(row + " .alerts >> text=offline while the park is open")
+    booth = ScriptedTerminal(park.broker.host, park.broker.port, BOOTH, key).connect()
+    try:
+        # 600 records waiting after seq 700: the terminal holds 100 acknowledged, the hub acknowledged none
+        booth.status(boot=1, online=1, firmware=b"1.2.3", queue_depth=600, oldest_unsynced_age_s=40, last_seq=700)
+        page.wait_for_selector(row + ".online")
+        alerts = page.inner_text(row + " .alerts")
+        assert alerts == "queue lagging, records missing (sequence gap)"
+        shot(page, "fleet-alerts")
+        booth.status(boot=1, online=1, firmware=b"1.2.3", queue_depth=0, oldest_unsynced_age_s=0, last_seq=0,
+                     uptime_s=60)
+        page.wait_for_function("s => document.querySelector(s).textContent === ''", arg=row + " .alerts")
+    finally:
+        booth.close()
+    assert page.evaluate("window.notReloaded") is True
+    in_chinese(page)
+    page.goto("/fleet")
+    assert "乐园开放时间" in page.inner_text("#opening-hours")
+    shot(page, "fleet-alerts-zh")
+    page.click("#logout")
+    log_in(page, "tec")                  # a technician reads the hours, sets none
+    send(page, "#opening-hours-set", opens="", closes="")
+    assert "may not do this" in page.inner_text(".flash.error")

@@ -13,7 +13,8 @@ from babel.messages import pofile
 from protocol import record as R
 
 from parkcard.app import Hub
-from parkcard.services import reports, sales, settlement, trace
+from parkcard.domain import fleet_alerts
+from parkcard.services import park, reports, sales, settlement, trace
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.web import charts, i18n
 from parkcard.web.live import Beacon
@@ -246,3 +247,59 @@ def test_reports_sum_sales_per_terminal_top_ups_with_their_bonus_and_what_the_pa
     # the card holds 10000 - 1250 - 999 + 999; the booth is owed its sales less 10 % commission, less the refund
     assert owed.cards_cents == 8750 and owed.pending_credits_cents == 0 and owed.holds_cents == 0
     assert owed.merchants_cents == (1250 - 125) + (999 - 100) - (999 - 100)
+
+
+class _Row:
+    """The fields of a terminals row the alert rules read."""
+
+    def __init__(self, queue_depth=None, oldest_unsynced_age_s=None, last_seq=None, acked_upto=0):
+        self.queue_depth, self.oldest_unsynced_age_s = queue_depth, oldest_unsynced_age_s
+        self.last_seq, self.acked_upto = last_seq, acked_upto
+
+
+def test_fleet_alerts_follow_the_opening_hours_the_queue_the_sequence_and_the_conflicts():
+    day = (9 * 60, 18 * 60)
+    night = (22 * 60, 2 * 60)           # open across midnight
+    assert fleet_alerts.is_open(day, 9 * 60) and not fleet_alerts.is_open(day, 18 * 60)
+    assert fleet_alerts.is_open(night, 23 * 60) and fleet_alerts.is_open(night, 60)
+    assert not fleet_alerts.is_open(night, 12 * 60) and not fleet_alerts.is_open(None, 12 * 60)
+    quiet = _Row(queue_depth=3, oldest_unsynced_age_s=20, last_seq=10, acked_upto=7)
+    assert fleet_alerts.alerts(quiet, True, True, 0) == []
+    assert fleet_alerts.alerts(quiet, False, False, 0) == []          # offline while closed: no alert
+    assert fleet_alerts.alerts(quiet, False, True, 1) == [fleet_alerts.OFFLINE_OPEN, fleet_alerts.CONFLICT]
+    assert fleet_alerts.alerts(_Row(queue_depth=fleet_alerts.QUEUE_LAG_RECORDS), True, True, 0) == [
+        fleet_alerts.LAGGING]
+    assert fleet_alerts.alerts(_Row(oldest_unsynced_age_s=fleet_alerts.QUEUE_LAG_AGE_S), True, True, 0) == [
+        fleet_alerts.LAGGING]
+    # the terminal counts 2 waiting after seq 10, so it holds the hub acknowledged 8; the hub has 5
+    assert fleet_alerts.alerts(_Row(queue_depth=2, last_seq=10, acked_upto=5), True, True, 0) == [
+        fleet_alerts.SEQ_GAP]
+    with pytest.raises(fleet_alerts.OpeningHoursError):
+        fleet_alerts.checked_hours(9 * 60, 9 * 60)
+    with pytest.raises(fleet_alerts.OpeningHoursError):
+        fleet_alerts.checked_hours(0, 24 * 60)
+
+
+def test_the_opening_hours_are_a_park_setting_on_every_store_backend(store_url):
+    async def scenario():
+        hub = await Hub(store_url).open()
+        try:
+            admin = Actor("admin")
+            before = await park.opening_hours(hub.storage, admin)
+            changed = await park.set_opening_hours(hub.storage, admin, 9 * 60, 18 * 60)
+            again = await park.set_opening_hours(hub.storage, admin, 9 * 60, 18 * 60)
+            with pytest.raises(ServiceError, match="different times"):
+                await park.set_opening_hours(hub.storage, admin, 60, 60)
+            with pytest.raises(ServiceError, match="may not"):
+                await park.set_opening_hours(hub.storage, Actor("tec", roles=("technician",)), 0, 60)
+            hours = await park.opening_hours(hub.storage, Actor("cas", roles=("cashier",)))
+            await park.set_opening_hours(hub.storage, admin, None, None)
+            cleared = await park.opening_hours(hub.storage, admin)
+            actions = [e["action"] for e in hub.storage.oplog.entries()]
+            return before, changed, again, hours, cleared, actions
+        finally:
+            await hub.stop()
+
+    before, changed, again, hours, cleared, actions = asyncio.run(scenario())
+    assert (before, changed, again, hours, cleared) == (None, True, False, (540, 1080), None)
+    assert actions.count("park.opening_hours") == 2

@@ -296,6 +296,14 @@ class Store(abc.ABC):
         """Set the park's currency (creating the park); ValueError once the park has taken money in another."""
 
     @abc.abstractmethod
+    async def park_opening_hours(self, park_id=1):
+        """Return the park's (opens_min, closes_min) after local midnight, or None when none are set."""
+
+    @abc.abstractmethod
+    async def set_park_opening_hours(self, park_id, opens_min, closes_min, audit=None):
+        """Set (or with None, None clear) the park's opening hours, creating the park; True if they changed."""
+
+    @abc.abstractmethod
     async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, audit=None):
         """Create a merchant; True, or False if it exists with these very values (ValueError if other values)."""
 

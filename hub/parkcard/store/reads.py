@@ -65,6 +65,23 @@ class SharedMethods:
         row = await self._one("SELECT currency FROM parks WHERE id=?", (park_id,))
         return row[0] if row else DEFAULT_CURRENCY
 
+    async def park_opening_hours(self, park_id=1):
+        """Return the park's (opens_min, closes_min) after local midnight, or None when none are set."""
+        row = await self._one("SELECT opens_min, closes_min FROM parks WHERE id=?", (park_id,))
+        return None if row is None or row[0] is None else (row[0], row[1])
+
+    async def set_park_opening_hours(self, park_id, opens_min, closes_min, audit=None):
+        """Set (or with None, None clear) the park's opening hours, creating the park; True if they changed."""
+        def run(tx):
+            before = tx.sql_row("SELECT opens_min, closes_min FROM parks WHERE id=?", (park_id,))
+            if before is None:
+                tx.sql_rowcount("INSERT INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            elif tuple(before) == (opens_min, closes_min):
+                return False
+            tx.sql_rowcount("UPDATE parks SET opens_min=?, closes_min=? WHERE id=?", (opens_min, closes_min, park_id))
+            return True
+        return await self.write(run, audit)
+
     async def sales_by_day(self, start_s, end_s, offset_s=0, merchant_id=None):
         """Return [SalesDay] of applied sales and refunds with time in [start_s, end_s), by day then merchant.
 

@@ -9,7 +9,9 @@ from protocol import frames
 
 from parkcard import bounds
 from parkcard.ingest import fleet as fleet_rules
+from parkcard.domain import fleet_alerts
 from parkcard.services import monitoring, terminals
+from parkcard.services import park as park_settings
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
 from parkcard.web.pages import N_, back, gettext, operator, park_of, render, session_form, state
@@ -32,7 +34,13 @@ ACTIONS = {"lock": (terminals.lock, N_("Terminal %(id)d is locked: it forgets it
                            N_("Terminal %(id)d was not authorised."))}
 
 
-def terminal_view(row, alarms, park, now_s, translate):
+# What the live page calls each alert (parkcard.domain.fleet_alerts.ALERTS).
+ALERT_LABELS = {fleet_alerts.OFFLINE_OPEN: N_("offline while the park is open"),
+                fleet_alerts.LAGGING: N_("queue lagging"), fleet_alerts.SEQ_GAP: N_("records missing (sequence gap)"),
+                fleet_alerts.CONFLICT: N_("conflicting records")}
+
+
+def terminal_view(row, alarms, park, now_s, translate, alerts=()):
     """What the fleet page shows of one terminal: every cell as text for people (JSON for the stream)."""
     online = fleet_rules.online(row, now_s)
     return {
@@ -49,6 +57,7 @@ def terminal_view(row, alarms, park, now_s, translate):
         "alarms": str(alarms.get(row.id, 0)),
         "locked": translate(N_("locked")) if row.locked else "",
         "authorised": translate(N_("yes")) if row.authorised else translate(N_("no")),
+        "alerts": ", ".join(translate(ALERT_LABELS[a]) for a in alerts),
     }
 
 
@@ -60,7 +69,8 @@ async def fleet_views(request, session):
     park = await park_of(request, session)
     translate = i18n.translations(session.locale).gettext
     now = time.time()
-    return [terminal_view(r, alarms, park, now, translate) for r in rows], park
+    alerts = await monitoring.fleet_alerts(store, session.actor, now, park.zone)
+    return [terminal_view(r, alarms, park, now, translate, alerts.get(r.id, ())) for r in rows], park
 
 
 @router.get("/fleet")
@@ -68,9 +78,45 @@ async def fleet_page(request: Request, session=Depends(operator)):
     """The fleet table, kept live by /fleet/events."""
     try:
         views, park = await fleet_views(request, session)
+        hours = await park_settings.opening_hours(state(request).store, session.actor)
     except ServiceError as exc:
         return render(request, "refused.html", session, status=403, message=str(exc))
-    return render(request, "fleet.html", session, park=park, terminals=views)
+    return render(request, "fleet.html", session, park=park, terminals=views,
+                  hours=None if hours is None else tuple(_clock(m) for m in hours))
+
+
+def _clock(minute):
+    """Minutes after midnight as "HH:MM"."""
+    return "%02d:%02d" % divmod(minute, 60)
+
+
+def _minute(text, label):
+    """"HH:MM" as minutes after midnight; ServiceError naming label otherwise."""
+    try:
+        hours, minutes = (int(part) for part in (text or "").strip().split(":"))
+    except ValueError:
+        raise ServiceError("%s must be a time like 09:30, not %r" % (label, text)) from None
+    if not (0 <= hours < 24 and 0 <= minutes < 60):
+        raise ServiceError("%s must be a time like 09:30, not %r" % (label, text))
+    return hours * 60 + minutes
+
+
+@router.post("/fleet/opening-hours")
+async def opening_hours_set(request: Request, session=Depends(operator)):
+    """Set the park's opening hours, or clear them with both fields empty (privilege park.admin in the service)."""
+    form = await session_form(request, session)
+    try:
+        if not (form.get("opens") or "").strip() and not (form.get("closes") or "").strip():
+            opens = closes = None
+        else:
+            opens = _minute(form.get("opens"), gettext(request, session, "the opening time"))
+            closes = _minute(form.get("closes"), gettext(request, session, "the closing time"))
+        changed = await park_settings.set_opening_hours(state(request).store, session.actor, opens, closes)
+    except ServiceError as exc:
+        return back("/fleet", session, str(exc), "error")
+    said = (gettext(request, session, "The opening hours are saved.") if changed else
+            gettext(request, session, "The opening hours were these already."))
+    return back("/fleet", session, said)
 
 
 @router.get("/fleet/events")
