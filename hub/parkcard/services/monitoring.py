@@ -39,11 +39,15 @@ async def fleet_gauges(store, actor, now_s):
 
 
 @requires(FLEET_READ)
-async def fleet_alerts(store, actor, now_s, zone):
-    """{terminal_id: [alert]} of every terminal (parkcard.domain.fleet_alerts), the park's hours read in zone."""
+async def fleet_alerts(store, actor, now_s, zone, terminals=None, alarms=None):
+    """{terminal_id: [alert]} of every terminal (parkcard.domain.fleet_alerts), the park's hours read in zone.
+
+    terminals, alarms: the rows the caller has just read (the live page's), else they are read here.
+    """
     hours = await store.park_opening_hours()
     local = datetime.datetime.fromtimestamp(now_s, zone)
     park_open = alert_rules.is_open(hours, local.hour * 60 + local.minute)
-    conflicts = Counter(a.terminal_id for a in await store.alarms() if a.kind == alert_rules.CONFLICT)
+    alarms = await store.alarms() if alarms is None else alarms
+    conflicts = Counter(a.terminal_id for a in alarms if a.kind == alert_rules.CONFLICT)
     return {t.id: alert_rules.alerts(t, fleet.online(t, now_s), park_open, conflicts[t.id])
-            for t in await store.terminals()}
+            for t in (await store.terminals() if terminals is None else terminals)}

@@ -65,11 +65,12 @@ async def fleet_views(request, session):
     """[terminal_view] of the whole fleet, read as the operator (privilege fleet.read, in the services)."""
     store = state(request).store
     rows = await terminals.fleet(store, session.actor)
-    alarms = Counter(a.terminal_id for a in await monitoring.alarms(store, session.actor))
+    raised = await monitoring.alarms(store, session.actor)
+    alarms = Counter(a.terminal_id for a in raised)
     park = await park_of(request, session)
     translate = i18n.translations(session.locale).gettext
     now = time.time()
-    alerts = await monitoring.fleet_alerts(store, session.actor, now, park.zone)
+    alerts = await monitoring.fleet_alerts(store, session.actor, now, park.zone, rows, raised)
     return [terminal_view(r, alarms, park, now, translate, alerts.get(r.id, ())) for r in rows], park
 
 
