@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_vopr.py [--seeds 1000] [--first 0] [--steps 300] [--terminals 3] [--cards 8]
                                          [--fault-rate 0.12]
-                                         [--with disk_full,poisoned_topic,desk_top_up] [--check false_clone_alarm]
+                                         [--with disk_full,poisoned_topic] [--check false_clone_alarm]
                                          [--shrink]
 
 Each seed is a whole run (fault phase, drain, final audit) in this process;

@@ -38,6 +38,7 @@ T_STATUS = 0x11
 T_SYNC = 0x12
 T_AUTH = 0x13
 T_CARD_RESULT = 0x14
+T_DESK_REPORT = 0x15     # protocol.desk: what the card on a desk holds after a desk order
 # Downlink (hub -> terminal)
 T_ACK = 0x20
 T_BLACKLIST = 0x21
@@ -47,10 +48,11 @@ T_COMMAND = 0x24
 T_CARD_WRITE = 0x25
 T_PRICE_LIST = 0x26     # SPEC.md §7.1, taken by a booth (terminal/prices.py)
 T_DISCOUNTS = 0x27      # SPEC.md §7.2
+T_DESK_ORDER = 0x28     # protocol.desk: read, or write and read back, a card at a desk
 T_CREDITS = 0x29        # pending credits to deliver (protocol/credits.py, SPEC.md §8)
 
 DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND, T_CARD_WRITE, T_PRICE_LIST, T_DISCOUNTS,
-                  T_CREDITS)
+                  T_DESK_ORDER, T_CREDITS)
 
 # Commands (SPEC.md §5.3, type 0x24)
 CMD_AUTH_CONFIRM = 1
@@ -118,7 +120,7 @@ def decode(frame_mac, data):
     if not crypto.equal(frame_mac.tag(FRAME_MAC_SIZE, mv[:HEADER_SIZE], mv[HEADER_SIZE:end]), bytes(mv[end:])):
         raise BadMac("frame MAC")
     _m, _v, _t, _id, counter, time_s, _l = struct.unpack_from(_HEADER_FMT, data, 0)
-    if ftype not in (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH, T_CARD_RESULT) and ftype not in DOWNLINK_TYPES:
+    if ftype not in (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH, T_CARD_RESULT, T_DESK_REPORT) and ftype not in DOWNLINK_TYPES:
         raise Unsupported("frame type 0x%02x" % ftype)
     return Frame(ftype, terminal_id, counter, time_s, bytes(mv[HEADER_SIZE:end]))
 

@@ -11,12 +11,13 @@ from click.testing import CliRunner
 
 from protocol import frames, topics
 from protocol import record as R
+from protocol.desk import DESK_SOURCE_ID
 
 from parkcard.app import Hub
 from parkcard.cli import main
 from parkcard.ingest.downlink import Downlink
 from parkcard.store import is_postgres
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, desk_issued
 from store_kit import damage_a_page, read, terminal
 
 UID = b"\x04\x01\x02\x03"
@@ -30,7 +31,7 @@ async def _populate(db):
     await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
     await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
     key = await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
-    issued = await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)
+    issued = await desk_issued(hub, UID, 10000, time_s=DAY_S)
     mac = R.record_mac_for(key)
     entries = []
     for seq, (kind, amount, balance, fields) in enumerate([
@@ -114,7 +115,7 @@ def test_ledger_check_finds_value_moved_to_another_merchant_within_a_sale(any_db
 def test_ledger_check_finds_value_moved_between_cash_and_deposits_within_an_issue(any_db):
     _tamper(any_db, "UPDATE ledger_entries SET amount_cents = amount_cents + 500 WHERE tx_id = 1 AND account = 'desk:cash'",
             "INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (1, 'park:deposits', -500)")
-    _ledger_check_fails(any_db, "not what their record posts: 1", "record 1 (term-%d seq 1)" % DESK_ID)
+    _ledger_check_fails(any_db, "not what their record posts: 1", "record 1 (term-%d seq 1)" % DESK_SOURCE_ID)
 
 
 def test_ledger_check_accepts_sales_booked_before_a_commission_change(any_db):

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from protocol import card, config, frames, hub_frames, topics
+from protocol.desk import DESK_SOURCE_ID
 from protocol.errors import Malformed
 
 from parkcard import bounds, oplog
@@ -16,7 +17,7 @@ from parkcard.ingest.pipeline import BatchResult
 from parkcard.security import pki, secure
 from parkcard.services import terminals
 from parkcard.services.privileges import ServiceError
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, desk_issued
 from store_kit import counts, read
 
 UID = b"\x04\x01\x02\x03"
@@ -49,7 +50,7 @@ async def _populate(db, park=None):
     await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
     await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
     await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
-    issued = await hub.desk(DESK_ID).issue(UID, 10000)
+    issued = await desk_issued(hub, UID, 10000)
     await hub.stop()
     return issued.card_no
 
@@ -128,7 +129,7 @@ def test_the_service_checks_the_same_limits(db):
             await hub.stop()
     run(check())
     assert counts(db).blacklist == 0
-    assert read(db, lambda s: s.terminal_ids()) == [5, DESK_ID]
+    assert read(db, lambda s: s.terminal_ids()) == [5, DESK_ID, DESK_SOURCE_ID]    # the source of the desk's records
 
 
 # -- 2. a downlink that cannot be encoded for one terminal stops no other
@@ -242,7 +243,7 @@ def test_merchant_add_refuses_an_existing_id_and_set_changes_it_for_the_running_
     assert listed.exit_code == 0
     assert listed.output.splitlines()[0].split() == ["id", "name", "commission", "bps", "park", "terminals"]
     assert [line.split() for line in listed.output.splitlines()[1:]] == [
-        ["1", "Park", "desk", "0", "1", str(DESK_ID)], ["2", "Ice", "cream", "750", "1", "5"]]
+        ["1", "Park", "desk", "0", "1", "%d," % DESK_ID, str(DESK_SOURCE_ID)], ["2", "Ice", "cream", "750", "1", "5"]]
 
 
 # -- 5. an admin card is valid only once the desk reported it written

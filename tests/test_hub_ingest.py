@@ -12,7 +12,7 @@ from protocol import record as R
 
 from parkcard import audit
 from parkcard.ingest.registry import Registry
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, desk_issued, start_hub
 from store_kit import alarms, quarantined, read, records, statuses, terminal
 
 pytestmark = pytest.mark.broker
@@ -31,7 +31,7 @@ async def booth(hub, broker, terminal_id, **kw):
 
 
 async def issued_card(hub, cash_cents=10000, uid=UID):
-    result = await hub.desk(DESK_ID).issue(uid, cash_cents)
+    result = await desk_issued(hub, uid, cash_cents)
     return result.card_no, result.balance_cents
 
 
@@ -309,139 +309,6 @@ def test_sync_gets_blacklist_config_and_time(store_url, broker):
         cfg = frames.Config.decode(term.downlinks(frames.T_CONFIG)[0].body)
         assert (cfg.role, cfg.merchant_id, cfg.version) == (frames.ROLE_POS, MERCHANT_ICE, 1)
         term.close()
-        await hub.stop()
-    run(scenario())
-
-
-def test_desk_issue_and_top_up_write_valid_card_blocks(store_url, broker):
-    keys = C.ParkKeys(b"A" * 32, b"B" * 32, b"M" * 32)
-
-    async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port, park_keys=keys)
-        desk = hub.desk(DESK_ID)
-        issued = await desk.issue(UID, 5000, tier=C.TIER_GOLD, deposit_cents=500)
-        card_keys = C.CardKeys(keys, UID)
-        info = C.CardInfo.decode(issued.blocks[C.INFO_BLOCK], card_keys)
-        slot, write_block = C.read_slots(issued.blocks[5], issued.blocks[6], card_keys)
-        assert (info.card_no, info.deposit_cents, slot.balance_cents, slot.counter) == (issued.card_no, 500, 5500, 1)
-        topped = await desk.top_up(issued.card_no, UID, slot, 2000, write_block)
-        new_slot = C.WalletSlot.decode(topped.blocks[write_block], card_keys, write_block)
-        assert (new_slot.balance_cents, new_slot.counter) == (7700, 2)
-        assert await balance(hub, "card:%d" % issued.card_no) == 7700
-        assert await balance(hub, "desk:cash") == -7500
-        assert await balance(hub, "park:bonus") == -700
-        assert await balance(hub, "park:deposits") == 500
-        assert (await audit.check(hub.storage)).ok
-        await hub.stop()
-    run(scenario())
-
-
-def test_downlink_counters_keep_increasing_across_restarts(store_url, broker):
-    async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port)
-        card_no, bal = await issued_card(hub)
-        term = await booth(hub, broker, 5)
-        term.record(R.KIND_DEBIT, card_no, 2, 10, bal - 10)
-        term.upload()
-        await asyncio.to_thread(term.wait_acked, 1)
-        await hub.stop()
-        hub = await start_hub(store_url, broker.host, broker.port)
-        term.record(R.KIND_DEBIT, card_no, 3, 10, bal - 20)
-        term.upload()
-        await asyncio.to_thread(term.wait_acked, 2)
-        assert term.errors == []
-        counters = [f.counter for f in term.down]
-        assert counters == sorted(set(counters))
-        term.close()
-        await hub.stop()
-    run(scenario())
-
-
-def test_full_queue_applies_backpressure_and_drops_nothing(store_url, broker):
-    async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port, queue_max=2, batch_frames_max=1)
-        card_no, bal = await issued_card(hub)
-        term = await booth(hub, broker, 5)
-        for i in range(300):
-            bal -= 1
-            term.record(R.KIND_DEBIT, card_no, 2 + i, 1, bal)
-        for seq in range(1, 301):
-            term.upload([term.journal[seq]])
-        await asyncio.to_thread(term.wait_acked, 300, 60)
-        assert await balance(hub, "card:%d" % card_no) == 10000 - 300
-        stats = hub.stats()
-        term.close()
-        await hub.stop()
-        return stats
-    stats = run(scenario())
-    assert stats["applied"] == 301 and stats["backpressure_waits"] > 0
-    assert not any(k.startswith("quarantined") for k in stats)
-
-
-def test_unknown_blacklist_version_gets_a_snapshot(store_url, broker):
-    async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port)
-        await hub.blacklist_add(77, "stolen", force=True)
-        await hub.blacklist_add(66, "stolen", force=True)
-        term = await booth(hub, broker, 5)
-        term.publish(term.frame(frames.T_SYNC, frames.sync_body(9999, 1)))
-        await asyncio.to_thread(term.wait, lambda t: t.downlinks(frames.T_TIME))
-        snapshot = [frames.parse_blacklist(f.body) for f in term.downlinks(frames.T_BLACKLIST)]
-        assert snapshot == [(0, 2, frames.BL_SNAPSHOT, 0, 1, (66, 77), ())]
-        assert term.downlinks(frames.T_CONFIG) == []        # its config version is current
-        term.close()
-        await hub.stop()
-    run(scenario())
-
-
-def test_a_settings_reload_keeps_the_terminal_object_a_batch_advances(store_url, broker):
-    async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port)
-        card_no, bal = await issued_card(hub)
-        term = await booth(hub, broker, 5)
-        term.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
-        entries = [term.journal[1]]
-        term.upload()
-        await asyncio.to_thread(term.wait_acked, 1)
-        state = hub.registry.get(5)
-        # An operator changes the terminal (lock, price, merchant) while a batch
-        # holds this object: the reload must update it, not replace it, or the
-        # batch's counters land on an orphan and the next resend is stored twice.
-        await hub.storage.set_terminal(5, fixed_price_cents=250)
-        state.counter_down += 5     # what a batch in flight advances (its ack's downlink counter)
-        advanced = state.counter_down
-        await hub.registry.reload_terminal(5)
-        assert hub.registry.get(5) is state
-        assert (state.fixed_price_cents, state.counter_down, state.acked_upto) == (250, advanced, 1)
-        term.upload(entries)        # a resend after the reload: a duplicate, acked, not a crash
-        await hub.wait_until(lambda: hub.stats().get("duplicates", 0) == 1)
-        assert await balance(hub, "card:%d" % card_no) == bal - 100
-        term.close()
-        await hub.stop()
-    run(scenario())
-
-
-def test_a_refused_card_issue_leaves_no_card_behind_and_can_be_retried(store_url, broker, monkeypatch):
-    from parkcard.desk import DeskError
-
-    from parkcard.domain import ledger
-
-    async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port)
-        desk = hub.desk(DESK_ID)
-        postings = ledger.postings
-
-        def refusing(rec, merchant_id, rate_bps):
-            raise ledger.PostingError("test", "refused on purpose")
-
-        monkeypatch.setattr(ledger, "postings", refusing)       # ingest quarantines the ISSUE record
-        with pytest.raises(DeskError, match="refused"):
-            await desk.issue(UID, 5000, deposit_cents=500, card_no=424242)
-        assert await hub.storage.card(424242) is None
-        monkeypatch.setattr(ledger, "postings", postings)
-        issued = await desk.issue(UID, 5000, deposit_cents=500, card_no=424242)
-        assert (await hub.storage.card(424242)).deposit_cents == 500
-        assert await balance(hub, "card:%d" % issued.card_no) == 5000
         await hub.stop()
     run(scenario())
 

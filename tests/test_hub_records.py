@@ -7,10 +7,11 @@ import pytest
 
 from protocol import frames
 from protocol import record as R
+from protocol.desk import DESK_SOURCE_ID
 
 from parkcard import audit
 from parkcard.app import Hub
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, desk_issued
 from store_kit import quarantined, read
 
 UID = b"\x04\x01\x02\x03"
@@ -59,8 +60,8 @@ class Booth:
 def test_a_booth_refunds_only_its_own_sale_on_the_same_card_once_and_at_most_its_amount(tmp_path):
     async def scenario():
         hub = await park(tmp_path / "hub.db")
-        card = (await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)).card_no
-        other = (await hub.desk(DESK_ID).issue(OTHER_UID, 10000, time_s=DAY_S)).card_no
+        card = (await desk_issued(hub, UID, 10000, time_s=DAY_S)).card_no
+        other = (await desk_issued(hub, OTHER_UID, 10000, time_s=DAY_S)).card_no
         five, six = Booth(hub, 5), Booth(hub, 6)
         assert await five.upload(five.make(R.KIND_DEBIT, card, 2, 1000, 9000)) == []            # five's seq 1
         assert await six.upload(six.make(R.KIND_DEBIT, card, 3, 500, 8500)) == []               # six's seq 1
@@ -97,7 +98,7 @@ def on_one_card(db, steps):
     async def scenario():
         hub = await park(db)
         try:
-            card = (await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)).card_no
+            card = (await desk_issued(hub, UID, 10000, time_s=DAY_S)).card_no
             out = await steps(hub, card)
             return out, await hub.storage.account_balance("card:%d" % card)
         finally:
@@ -138,7 +139,7 @@ def test_a_desk_refund_needs_no_sale(store_url):
 def test_the_desk_writes_the_deposit_in_its_own_field_and_version_1_deposit_records_are_refused(tmp_path):
     async def scenario():
         hub = await park(tmp_path / "hub.db")
-        issued = await hub.desk(DESK_ID).issue(UID, 10000, deposit_cents=500, time_s=DAY_S)
+        issued = await desk_issued(hub, UID, 10000, deposit_cents=500, time_s=DAY_S)
         desk = Booth(hub, DESK_ID)
         desk.seq = hub.registry.get(DESK_ID).acked_upto
         old = desk.make(R.KIND_ISSUE, issued.card_no + 1, 1, 1000, 1000, uid=OTHER_UID, item=500)
@@ -148,7 +149,7 @@ def test_the_desk_writes_the_deposit_in_its_own_field_and_version_1_deposit_reco
         await hub.stop()
         return issued.record, reasons, deposits, card
     rec, reasons, deposits, card = run(scenario())
-    assert (rec.version, rec.deposit_cents, rec.item) == (R.RECORD_V2, 500, 0)
+    assert (rec.version, rec.deposit_cents, rec.terminal_id, rec.item) == (R.RECORD_V2, 500, DESK_SOURCE_ID, DESK_ID)
     assert reasons == ["record_unsupported"]
     assert (deposits, card.deposit_cents) == (500, 500)
     [(raw, detail)] = [(q.raw, q.detail) for q in quarantined(tmp_path / "hub.db")]
@@ -159,7 +160,8 @@ def test_two_desks_issuing_at_once_get_distinct_numbers_and_no_clone_alarm(store
     async def scenario():
         hub = await park(store_url)
         await hub.register_terminal(DESK_2, MERCHANT_PARK, frames.ROLE_DESK, "second desk")
-        issued = await asyncio.gather(*[hub.desk(d).issue(bytes((4, 0, n, d & 0xFF)), 1000 + n, deposit_cents=200)
+        issued = await asyncio.gather(*[desk_issued(hub, bytes((4, 0, n, d & 0xFF)), 1000 + n, deposit_cents=200,
+                                                    desk_terminal_id=d)
                                         for n in range(4) for d in (DESK_ID, DESK_2)])
         report = await audit.check(hub.storage)
         alarms = await hub.storage.alarms()
@@ -181,15 +183,15 @@ def test_a_failure_while_writing_the_card_row_posts_nothing(tmp_path):
         hub = await park(tmp_path / "hub.db")
         # A fault in the statement that writes the card's tier and deposit, whichever transaction runs it.
         with sqlite3.connect(tmp_path / "hub.db") as conn:
-            conn.execute("CREATE TRIGGER fail_card_info BEFORE INSERT ON cards WHEN NEW.deposit_cents = 777 "
+            conn.execute("CREATE TRIGGER fail_card_info BEFORE INSERT ON cards WHEN NEW.deposit_cents = 700 "
                          "BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
         with pytest.raises(sqlite3.IntegrityError, match="injected fault"):
-            await hub.desk(DESK_ID).issue(UID, 10000, deposit_cents=777, time_s=DAY_S)
+            await desk_issued(hub, UID, 10000, deposit_cents=700, time_s=DAY_S, op_id="issue-700")
         held = await hub.storage.counts()
         counts = [held.records, held.ledger_tx, held.cards, held.card_counters]
         with sqlite3.connect(tmp_path / "hub.db") as conn:
             conn.execute("DROP TRIGGER fail_card_info")
-        retried = await hub.desk(DESK_ID).issue(UID, 10000, deposit_cents=777, time_s=DAY_S)
+        retried = await desk_issued(hub, UID, 10000, deposit_cents=700, time_s=DAY_S, op_id="issue-700")
         card = await hub.storage.card(retried.card_no)
         deposits = await hub.storage.account_balance("park:deposits")
         alarms = await hub.storage.alarms()
@@ -197,5 +199,5 @@ def test_a_failure_while_writing_the_card_row_posts_nothing(tmp_path):
         return counts, retried, card, deposits, alarms
     counts, retried, card, deposits, alarms = run(scenario())
     assert counts == [0, 0, 0, 0]
-    assert retried.record.seq == 1
-    assert (card.deposit_cents, card.shadow_balance_cents, deposits, alarms) == (777, 10000, 777, [])
+    assert retried.record_seq == 1
+    assert (card.deposit_cents, card.shadow_balance_cents, deposits, alarms) == (700, 10000, 700, [])

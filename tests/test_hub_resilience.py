@@ -15,7 +15,7 @@ from protocol import record as R
 from parkcard import audit
 from parkcard.app import Hub
 from parkcard.store import open_store
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, desk_issued, start_hub
 from store_kit import counts, read, records
 
 pytestmark = pytest.mark.broker
@@ -31,7 +31,7 @@ async def _prepare(db, broker, terminal_ids):
     await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
     await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
     keys = {tid: await hub.register_terminal(tid, MERCHANT_ICE, frames.ROLE_POS, "booth") for tid in terminal_ids}
-    cards = [(await hub.desk(DESK_ID).issue(UID, 1_000_000)).card_no for _ in terminal_ids]
+    cards = [(await desk_issued(hub, UID, 1_000_000)).card_no for _ in terminal_ids]
     await hub.stop()
     return keys, cards
 
@@ -76,7 +76,7 @@ def test_hub_killed_mid_batch_loses_and_doubles_nothing(tmp_path, broker):
             seqs = sorted(term.journal)[:half]
             for i in range(0, half, frames.UPLOAD_RECORDS_MAX):
                 term.upload([term.journal[s] for s in seqs[i:i + frames.UPLOAD_RECORDS_MAX]])
-        _wait_in_db(db, records, lambda stored: any(r.terminal_id != DESK_ID for r in stored))
+        _wait_in_db(db, records, lambda stored: any(r.terminal_id in terminal_ids for r in stored))
         hub.send_signal(signal.SIGKILL)
         hub.wait()
         applied_at_kill = counts(db).records
@@ -128,7 +128,7 @@ def test_broker_restart_the_hub_reconnects_and_goes_on(tmp_path, broker):
         hub = await start_hub(tmp_path / "hub.db", broker.host, broker.port)
         term = None
         try:
-            issued = await hub.desk(DESK_ID).issue(UID, 10000)
+            issued = await desk_issued(hub, UID, 10000)
             key = await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "booth")
             term = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, 5, key).connect)
             term.record(R.KIND_DEBIT, issued.card_no, 2, 100, 9900)

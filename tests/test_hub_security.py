@@ -18,7 +18,7 @@ from parkcard.cli import main
 from parkcard.security import secure
 from parkcard.services.admin_cards import ADMIN_CARD_NO_FIRST
 from parkcard.services.privileges import ServiceError
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, desk_issued, start_hub
 from parkcard_flash.bundle import parse_bundle
 from store_kit import counts, records, terminal
 
@@ -356,7 +356,7 @@ def test_lock_and_attempt_records_are_listed_and_move_no_money(tmp_path, broker)
         hub = await secured_hub(tmp_path, broker)
         term = None
         try:
-            issued = await hub.desk(DESK_ID).issue(CARD_UID, 10000)
+            issued = await desk_issued(hub, CARD_UID, 10000)
             card_no = issued.card_no
             term = await booth(hub, broker, 5)
             term.record(R.KIND_DEBIT, card_no, 2, 500, 9500)

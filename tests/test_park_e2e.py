@@ -125,7 +125,8 @@ def test_park_runs_over_tls_with_acls_and_admin_card_authorisation(tmp_path):
         from parkcard.oplog import verify
         actions = [e["action"] for e in sim.hub.storage.oplog.entries()]
         for action, count in (("merchant.add", 4), ("terminal.add", 3), ("card.issue", 2),
-                              ("admin_card.issue", 1), ("card.written", 1), ("terminal.authorise", 2)):
+                              ("admin_card.issue", 1), ("card.stock", 2), ("desk.pending", 2), ("desk.source", 1),
+                              ("card.written", 3), ("terminal.authorise", 2)):   # the admin card, two stock cards
             assert actions.count(action) == count, (action, actions)
         assert verify(sim.hub.storage.oplog.path, await sim.hub.storage.audit_anchor()).ok
         # the broker speaks TLS only: even term-2's own password gets nowhere in plaintext

@@ -23,7 +23,7 @@ from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreErro
 from parkcard.domain.lifecycle import ALARM_CLONE, AdminCardState, CardStatus, RecordStatus
 from parkcard.store.rows import Settlement, SettlementTotals, StoredRecord
 from parkcard.store.sqlite.write_tx import INSERT_ROWS_MAX
-from parkcard_devkit.testing import DESK_ID
+from parkcard_devkit.testing import DESK_ID, desk_issued
 import postgres_server
 from store_kit import damage_a_page
 from test_hub_records import Booth, park
@@ -564,7 +564,7 @@ def on_a_park(db, steps):
     async def scenario():
         hub = await park(db)
         try:
-            card = (await hub.desk(DESK_ID).issue(UID, 10000, time_s=DAY_S)).card_no
+            card = (await desk_issued(hub, UID, 10000, time_s=DAY_S)).card_no
             return await steps(hub, card)
         finally:
             await hub.stop()
@@ -649,3 +649,47 @@ def test_a_record_that_does_not_continue_the_cards_balance_raises_a_chain_alarm(
         await five.upload(five.make(R.KIND_DEBIT, card, 3, 100, 9500))     # 9900 - 100 is 9800
         return [(a.kind, a.detail) for a in await hub.storage.alarms()]
     assert on_a_park(store_url, steps) == [("chain", "counter 3: 9900 -100 != 9500")]
+
+
+def _desk_op(op_id, kind="top_up", card_no=555, request='{"cash_cents": 500}', blocks=b"\x05" + bytes(16)):
+    from parkcard.domain.lifecycle import DeskOpState
+    from parkcard.store.rows import DeskOperation
+    return DeskOperation(op_id, kind, request, DESK_ID, "anna", DeskOpState.PENDING, card_no, UID, 1, 2, blocks, 550,
+                         50, 0, 1550, 2, None, None, 0.0, None)
+
+
+def test_desk_operations_are_kept_once_one_pending_per_card_and_posted_with_their_record(store_url):
+    from parkcard.domain.lifecycle import DeskOpState
+    from parkcard.store.desk_ops import posted_in
+
+    async def scenario(store):
+        kept = await store.keep_desk_operation(_desk_op("op-1"))
+        again = await store.keep_desk_operation(_desk_op("op-1", request='{"cash_cents": 900}'))
+        with pytest.raises(ValueError, match="card 555 has operation op-1 pending"):
+            await store.keep_desk_operation(_desk_op("op-2"))
+        issue = await store.keep_desk_operation(_desk_op("op-3", kind="issue", card_no=None, blocks=None))
+        next_issue = await store.keep_desk_operation(_desk_op("op-4", kind="issue", card_no=None, blocks=None))
+        with_blocks = await store.keep_desk_blocks("op-3", b"\x04" + bytes(16))
+        failed = await store.fail_desk_operation("op-1", "the card was not written")
+        retried = await store.keep_desk_operation(_desk_op("op-1", request='{"cash_cents": 700}'))
+        await store.write(lambda tx: posted_in(tx, "op-1", 7))
+        with pytest.raises(ValueError, match="not pending"):
+            await store.write(lambda tx: posted_in(tx, "op-1", 8))
+        queued = await store.queue_desk_request("req-1", "top_up", DESK_ID, "{}", "anna", "cashier")
+        same = await store.queue_desk_request("req-1", "top_up", DESK_ID, '{"other": 1}', "anna", "cashier")
+        started = await store.start_desk_requests()
+        await store.finish_desk_request("req-1", "refused", "card pulled")
+        requeued = await store.queue_desk_request("req-1", "top_up", DESK_ID, "{}", "anna", "cashier")
+        return (kept, again, issue, next_issue, with_blocks, failed, retried, await store.desk_operation("op-1"),
+                await store.desk_operations(DeskOpState.PENDING), queued, same, started, requeued,
+                await store.counter_claim(555, 1))
+    (kept, again, issue, next_issue, with_blocks, failed, retried, posted, pending, queued, same, started, requeued,
+     claim) = run(store_url, scenario)
+    assert kept.state == DeskOpState.PENDING and again == kept          # a retry is the same operation, as kept
+    assert (issue.card_no, next_issue.card_no) == (100001, 100002)      # numbers held by issues are not reused
+    assert with_blocks.blocks == b"\x04" + bytes(16)
+    assert failed and retried.request == '{"cash_cents": 700}'          # a failed operation is tried again
+    assert (posted.state, posted.record_seq) == (DeskOpState.POSTED, 7)
+    assert [op.op_id for op in pending] == ["op-3", "op-4"]
+    assert queued.state == "queued" and same.params == "{}" and [r.op_id for r in started] == ["req-1"]
+    assert requeued.state == "queued" and claim is None

@@ -28,7 +28,7 @@ from parkcard.store.postgres import PgHubLock
 from parkcard.store.postgres.loop import OwnLoop
 from parkcard.store.postgres.migrate import migration_files
 from parkcard.store.postgres.url import split
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, desk_issued, start_hub
 from test_hub_cli import _populate
 from test_hub_ingest import booth, issued_card
 from test_hub_records import DAY_S, Booth, park
@@ -227,7 +227,7 @@ def test_a_batch_costs_the_same_round_trips_for_4_records_as_for_32_or_80(pg_url
     async def scenario():
         hub = await park(pg_url)
         try:
-            cards = [(await hub.desk(DESK_ID).issue(bytes((4, 1, 2, n)), 100000, time_s=DAY_S)).card_no
+            cards = [(await desk_issued(hub, bytes((4, 1, 2, n)), 100000, time_s=DAY_S)).card_no
                      for n in range(32)]
             five = Booth(hub, 5)
             counts = []

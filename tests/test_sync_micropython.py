@@ -29,7 +29,9 @@ OTHER_TERMINAL_ID = 42
 KEY = bytes(range(32))
 WRONG_KEY = bytes(32)
 WAIT_S = 20.0
-SYNC_HEAP = "106k"
+# The sync stack with pending credits and booth price versions in T_SYNC passes at 114k and fails at
+# 112k (bench/bench_heap.py); 4 KB of margin.
+SYNC_HEAP = "118k"
 # Every test runs the terminal in SYNC_HEAP and the 200-record test prints the heap figures.
 # The sync stack's budget is an ESP32's 100 KB (conftest.MICROPYTHON_HEAP). Measured on the 64-bit
 # unix port: 106 KB passes every test (twice in a row); at 104 KB the broker-restart test runs out

@@ -3,7 +3,7 @@
 The CI budget runs SEEDS_CI seeds with every fault and check that holds
 today. What is known to fail is switched on in tests of its own, each
 recording the seed that shows it (strict xfail: the mark goes once the fix
-lands): a desk top-up posted before its card write. The seeds that showed a
+lands). The seeds that showed a desk top-up posted before its card write, a
 full disk and a poisoned topic stopping the hub, and uncertain records decided
 before the record holding their counter had arrived, stay as tests.
 """
@@ -89,11 +89,14 @@ def test_a_poisoned_topic_does_not_stop_the_hub():
     assert "poisoned_topic" in outcome.faults and outcome.ok, outcome.report()
 
 
-@pytest.mark.xfail(strict=True, reason="parkcard/desk.py Desk.top_up posts the record before the card is written "
-                   "(DESIGN.md: pending until the write is confirmed); remove this mark once fixed")
 def test_a_top_up_whose_card_was_pulled_credits_nothing():
-    outcome = run_seed(2, Options(steps=120, faults=("desk_top_up",)))   # first at step 10
-    assert "applied_not_written" not in {v.kind for v in outcome.violations}, outcome.report()
+    # Seed 2 posted a desk top-up before its card write: a card pulled first kept its old balance while the
+    # ledger credited it. The desk now keeps it pending until the card is read back (parkcard/services/desk).
+    outcome = run_seed(2, Options(steps=120, faults=("desk_top_up",)))   # first pulled at step 10
+    assert outcome.ok, outcome.report()
+    desk = [line for line in outcome.trace if "FAULT desk_top_up" in line]
+    assert any("card pulled" in line for line in desk) and any("nothing was charged" in line for line in desk)
+    assert sum("posted as desk seq" in line for line in desk) >= 3
 
 
 def test_seed_13_no_honest_card_is_alarmed_as_a_clone():

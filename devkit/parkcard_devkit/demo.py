@@ -16,7 +16,7 @@ from parkcard.app import configure_logging
 from parkcard.money import format_cents
 from parkcard.services.settlement import iso_utc
 
-from parkcard_devkit.park_sim import MERCHANTS, ParkSim
+from parkcard_devkit.park_sim import DESK_TERMINAL_ID, MERCHANTS, ParkSim
 
 PROGRESS_STEPS = 10
 SERVE_TAP_INTERVAL_S = 3.0      # `demo --serve`: a visitor's pace, one tap somewhere every few seconds
@@ -47,6 +47,9 @@ REFUSAL_WORDS = {
 def refusal_words(reason, count):
     """One kind of refusal and how often it happened, e.g. "insufficient balance: 101 taps"."""
     return "%s: %d tap%s" % (REFUSAL_WORDS.get(reason, reason), count, "" if count == 1 else "s")
+
+
+DEMO_TOP_UPS = 3      # cards topped up at the desk before the visitors start tapping
 
 
 async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, echo, tap_interval_ms=2, db=None,
@@ -80,6 +83,13 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
 
         echo("issued %d cards at the desk, %s loaded (gold cards get +10%%)" % (len(sim.visitors),
                                                                              money(sim.loaded_cents)))
+        desk = sim.hub.desk(DESK_TERMINAL_ID)
+        for visitor in sim.visitors[:DEMO_TOP_UPS]:     # the desk tops some up: written, read back, then posted
+            done = await sim.at_desk(visitor.virtual, desk.top_up("demo-top-up-%d" % visitor.card_no, 5000))
+            sim.loaded_cents += done.amount_cents
+            echo("  card %d topped up at the desk by %s (bonus %s): balance %s" % (
+                done.card_no, money(done.amount_cents - done.bonus_cents), money(done.bonus_cents),
+                money(done.balance_cents)))
         echo("%d terminals online, each authorised by a technician's tap of admin card %d:" % (
             len(sim.terminals), sim.admin_card_no))
         for t in sim.terminals:

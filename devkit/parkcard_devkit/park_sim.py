@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from protocol import card as C
 from protocol.config import ROLE_DESK, ROLE_GATE, ROLE_POS, ROLE_RIDE
 from sim.board import SimBoard
-from sim.cards import card_balance, card_from_blocks
+from sim.cards import card_balance
 from sim.mifare import MifareClassic1K
 from terminal.authorise import SERVING
 from terminal.runtime import Terminal
@@ -41,6 +41,7 @@ MERCHANTS = ((2, "Food court", 1200), (3, "Rides", 800), (4, "Gift shop", 1500))
 GATE_MERCHANT_ID = 3        # gates belong to the rides' merchant: a timed exit's charge is theirs
 ADMIN_CARD_UID = bytes.fromhex("04adadadadad01")
 DRAIN_POLL_S = 0.05
+DESK_POLL_S = 0.002         # the desk terminal's reader loop while a desk operation waits for the card
 
 
 class SimTerminal:
@@ -176,7 +177,6 @@ class ParkSim:
         for merchant_id, name, bps in MERCHANTS:
             await self.hub.add_merchant(merchant_id, name, bps)
         desk_key = await self.hub.register_terminal(DESK_TERMINAL_ID, DESK_MERCHANT_ID, ROLE_DESK, "desk-1")
-        await self._issue_cards()
         plan = [(DESK_TERMINAL_ID, ROLE_DESK, DESK_MERCHANT_ID, desk_key)]
         for i in range(self.n_terminals):
             terminal_id = DESK_TERMINAL_ID + 1 + i
@@ -211,6 +211,7 @@ class ParkSim:
                             "terminals did not receive their config from the hub")
         await self.make_admin_card()
         await self.authorise_all()
+        await self._issue_cards()
         return self
 
     async def make_admin_card(self):
@@ -248,15 +249,37 @@ class ParkSim:
         await self.wait_for(lambda: all(t.serving for t in self.terminals), 30,
                             "the hub did not confirm the terminals' authorisation")
 
+    async def at_desk(self, virtual_card, operation):
+        """Hold a card on the desk terminal while the hub runs `operation` (a coroutine); return its result."""
+        field = self.desk.board.field
+        field.add(virtual_card)
+        task = asyncio.ensure_future(operation)
+        try:
+            while not task.done():      # the desk's tap loop, one step at a time
+                self.desk.terminal.card_writer.poll()
+                await asyncio.sleep(DESK_POLL_S)
+            return await task
+        finally:
+            field.remove(virtual_card)
+
+    async def new_card(self, uid):
+        """A blank card from the box, initialised at the desk as card stock (keys, nothing loaded)."""
+        virtual = MifareClassic1K(uid)
+        await self.at_desk(virtual, self.hub.stock_card(DESK_TERMINAL_ID, uid))
+        return virtual
+
     async def _issue_cards(self):
+        """Issue the visitors' cards through the desk: stock, then issue with a first load (the real path)."""
         desk = self.hub.desk(DESK_TERMINAL_ID)
         for i in range(self.n_cards):
             uid = bytes([0x04]) + bytes(self.rng.getrandbits(8) for _ in range(6))
             tier = C.TIER_GOLD if i % 5 == 0 else C.TIER_STANDARD
             cash = self.rng.randrange(50, 201) * 100
-            issued = await desk.issue(uid, cash, tier=tier, deposit_cents=500)
-            self.loaded_cents += issued.slot.balance_cents
-            self.visitors.append(Visitor(issued.card_no, uid, card_from_blocks(uid, issued.blocks), tier))
+            virtual = await self.new_card(uid)
+            issued = await self.at_desk(virtual, desk.issue("sim-issue-%s" % uid.hex(), cash, tier=tier,
+                                                            deposit_cents=500))
+            self.loaded_cents += issued.balance_cents
+            self.visitors.append(Visitor(issued.card_no, uid, virtual, tier))
 
     # -- running
     def amount_for(self, terminal):

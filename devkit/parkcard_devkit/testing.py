@@ -6,12 +6,15 @@ strictly increasing counter, downlinks verified (MAC, counter).
 """
 
 import asyncio
+import itertools
 import threading
 import time
 
 import paho.mqtt.client as mqtt
 
 from protocol import frames, hub_frames, topics
+from protocol.desk import DESK_SOURCE_ID
+from protocol.card import SLOT_BLOCKS, TIER_STANDARD, TRAILER_BLOCK, CardKeys, ParkKeys, trailer_block
 from protocol import record as R
 
 from parkcard.transport.mqtt_link import set_nodelay
@@ -180,6 +183,7 @@ MERCHANT_ICE = 2        # a booth, 10 % commission
 # bench with 100 terminals failed to register its terminal 100.
 FIXTURE_TERMINAL_IDS = range(hub_frames.TERMINAL_ID_MAX - 15, hub_frames.TERMINAL_ID_MAX + 1)
 DESK_ID = FIXTURE_TERMINAL_IDS[0]
+_FIXTURE_OPS = itertools.count(1)
 
 
 async def start_hub(db_path, host, port, **hub_args):
@@ -194,6 +198,46 @@ async def start_hub(db_path, host, port, **hub_args):
     if hub.registry.get(DESK_ID) is None:
         await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
     return hub
+
+
+FIXTURE_PARK_KEYS = ParkKeys(b"A" * 32, b"B" * 32, b"M" * 32)     # a hub started without park keys issues with these
+
+
+class Issued:
+    """A card issued by desk_issued: its number, balance, the blocks the desk wrote, and the operation posted."""
+
+    def __init__(self, done, blocks, record):
+        self.record = record
+        self.card_no = done.card_no
+        self.balance_cents = done.balance_cents
+        self.record_seq = done.record_seq
+        self.op = done.op
+        self.blocks = blocks
+
+
+async def desk_issued(hub, uid, cash_cents, tier=TIER_STANDARD, deposit_cents=0, time_s=None, desk_terminal_id=DESK_ID,
+                      op_id=None, expiry_day=0, perms=0xFFFF):
+    """A card issued at a desk with its card write taken as confirmed, for tests of what comes after an issue.
+
+    The desk service's own steps (parkcard.services.desk.operations: kept as pending, then posted as a
+    record of the desk source) without a desk terminal: the tests of the desk itself go through one
+    (tests/test_desk.py). Returns Issued; .blocks are the card's blocks 4..7 as the desk leaves them.
+    """
+    from parkcard.services.desk import operations as ops
+
+    keys = CardKeys(hub.park_keys or FIXTURE_PARK_KEYS, uid)
+    actor = hub.actor("desk-fixture")
+    op_id = op_id or "fixture-issue-%s-%d" % (bytes(uid).hex(), next(_FIXTURE_OPS))
+    request = ops.request_of("issue", desk_terminal_id, cash_cents=cash_cents, tier=tier, deposit_cents=deposit_cents,
+                             expiry_day=expiry_day, perms=perms)
+    kept = await ops.issue_kept(hub.desk_path, actor, op_id, request, desk_terminal_id, bytes(uid), keys, cash_cents,
+                                tier, deposit_cents, expiry_day, perms, time_s)
+    done = await ops.post_confirmed(hub.desk_path, actor, kept, time_s)
+    blocks = dict(ops.blocks_of(kept))
+    blocks.setdefault(SLOT_BLOCKS[1], bytes(16))
+    blocks[TRAILER_BLOCK] = trailer_block(keys)
+    stored = [r for r in await hub.storage.records(DESK_SOURCE_ID) if r.seq == done.record_seq]
+    return Issued(done, blocks, R.Record.decode(stored[0].raw))
 
 
 async def connect_booth(hub, host, port, terminal_id, name="booth"):

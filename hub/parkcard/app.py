@@ -32,7 +32,7 @@ import time
 from protocol import card, frames, hub_frames, topics
 
 from parkcard.api.metrics import HubMetrics
-from parkcard.desk import Desk
+from parkcard.desk import DeskLink
 from parkcard.domain.lifecycle import AdminCardState, QuarantineReason
 from parkcard.hub_lock import HubLockedError
 from parkcard.ingest.downlink import Downlink
@@ -40,6 +40,9 @@ from parkcard.ingest.fleet import Fleet
 from parkcard.ingest.pipeline import Ingest
 from parkcard.ingest.registry import Registry
 from parkcard.services import admin_cards, blacklist, gates, merchants, terminals, tickets
+from parkcard.services import desk as desk_service
+from parkcard.services.desk import AtDesk, DeskPath
+from parkcard.services.desk import requests as desk_requests
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import StoreUnavailable, hub_lock_for, is_postgres, is_transient, store_for
 from parkcard.transport import notify
@@ -122,7 +125,10 @@ class Hub:
         self._task = None
         self._link_started = False     # link.start() was called: stop() must stop paho's thread
         self._settled = None
-        self._desks = {}
+        self.desk_link = DeskLink(self.registry, self.downlink)     # desk orders and their reports (SPEC.md §5.9)
+        self._desk_tasks = set()   # desk operations the CLI queued, under way (parkcard.services.desk.requests)
+        self.desk_path = DeskPath(self.storage, self.registry, self.ingest, self.desk_link, park_keys)
+        self.desk_path.write_card = self.write_card
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
         self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
@@ -417,6 +423,8 @@ class Hub:
             steps.append(("auth", functools.partial(self._authorise, terminal_id, admin_card_no, uid)))
         if result.card_results:
             steps.append(("card_results", functools.partial(self._card_results, result.card_results)))
+        if result.desk_reports:
+            steps.append(("desk_reports", functools.partial(self._desk_reports, result.desk_reports)))
         return steps
 
     async def _send_ack(self, terminal_id, applied, rejected):
@@ -429,6 +437,10 @@ class Hub:
             waiter = self._card_writes.get(request_id)
             if waiter is not None and waiter[0] == terminal_id and waiter[1] == uid and not waiter[2].done():
                 waiter[2].set_result((status, block))
+
+    async def _desk_reports(self, reports):
+        """Hand each desk report to the desk order waiting for it."""
+        self.desk_link.deliver(reports)
 
     async def audit(self, actor, action, **details):
         """Append an operator action to the audit log, anchored in the database (in the writer's thread)."""
@@ -466,6 +478,10 @@ class Hub:
         await self.wait_until(lambda: self.registry.get(terminal_id).acked_upto >= seq, timeout_s)
 
     # -- operations: each is one service (parkcard.services), called here as the CLI calls it
+    def operator_actor(self, name, roles):
+        """An Actor for an operator's operation this hub runs (one the CLI queued): its roles, this hub's notices."""
+        return Actor(name, self._changed, roles)
+
     def actor(self, name="hub"):
         """An Actor for operations this hub runs: its changes are acted on at once (take_notice)."""
         return Actor(name, self._changed)
@@ -608,6 +624,10 @@ class Hub:
             await self.on_terminals_added(self, added)
         await self.refresh_merchant_rates()
         await self.run_card_requests()
+        queued = [] if self.park_keys is None else await desk_requests.run_queued(self.desk_path, self.operator_actor)
+        for task in queued:     # a hub without the park's keys takes no desk operation: they stay queued
+            self._desk_tasks.add(task)          # kept until it ends (the CLI waits for its result in the store)
+            task.add_done_callback(self._desk_tasks.discard)
         return added, await self.send_pending_commands()
 
     # -- admin system cards
@@ -704,12 +724,15 @@ class Hub:
         """parkcard.services.admin_cards.revoke."""
         return await admin_cards.revoke(self.storage, self.actor(actor), card_no, reason)
 
-    def desk(self, terminal_id):
-        """Return the front desk working as (hub-side) desk terminal terminal_id."""
-        if terminal_id not in self._desks:
-            self._desks[terminal_id] = Desk(self.storage, self.registry, self.ingest, terminal_id, self.park_keys,
-                                            audit=self.audit)
-        return self._desks[terminal_id]
+    def desk(self, terminal_id, actor="hub"):
+        """The front desk operations (parkcard.services.desk) at desk terminal terminal_id, run by actor."""
+        return AtDesk(self.desk_path, self.actor(actor) if isinstance(actor, str) else actor, terminal_id)
+
+    async def stock_card(self, desk_terminal_id, uid, actor="hub"):
+        """parkcard.services.desk.stock_card: a blank card on the desk becomes card stock (keys, nothing loaded)."""
+        actor = self.actor(actor) if isinstance(actor, str) else actor
+        return await desk_service.stock_card(self.desk_path, actor, "stock-%s" % bytes(uid).hex(), desk_terminal_id,
+                                             bytes(uid).hex())
 
     async def blacklist_add(self, card_no, reason, actor="hub", force=False):
         """parkcard.services.blacklist.add (the delta is pushed to every terminal at once)."""

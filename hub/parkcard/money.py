@@ -67,18 +67,22 @@ def major_units(cents, currency):
     return "%s%d%s" % (sign, whole, "." + fraction if fraction else "")
 
 
+class AmountError(ValueError):
+    """An amount a person typed that is not a whole number of the currency's minor units."""
+
+
 _AMOUNT = re.compile(r"(\d+)(?:\.(\d+))?\Z")
 
 
 def parse_amount(text, currency):
     """Integer minor units of an amount a person typed in major units ("12.50" -> 1250 for CNY).
 
-    ValueError for anything but digits with at most the currency's decimals: no sign, no
+    AmountError for anything but digits with at most the currency's decimals: no sign, no
     separators, no fraction of a cent (text arithmetic, never a float)."""
     places = decimals(currency)
     found = _AMOUNT.match((text or "").strip())
-    if found is None or len(found.group(2) or "") > places:
-        raise ValueError("%r is not an amount in %s: digits with at most %d decimals, e.g. %s"
-                         % (text, currency, places, major_units(1250 * 10 ** places // 100, currency)))
+    if found is None or not found.group(0).isascii() or len(found.group(2) or "") > places:
+        raise AmountError("%r is not an amount in %s: digits with at most %d decimals, e.g. %s"
+                          % (text, currency, places, major_units(1250 * 10 ** places // 100, currency)))
     whole, fraction = found.group(1), (found.group(2) or "")
     return int(whole) * 10 ** places + (int(fraction.ljust(places, "0")) if places else 0)

@@ -7,7 +7,8 @@ import time
 EPOCH_S = 1796000000     # 2026-11-30: any fixed start keeps a seed's trace the same from run to run
 # Hub modules that read time.time() for timestamps that reach the database or the wire.
 HUB_TIME_MODULES = ("parkcard.store.sqlite.write_tx", "parkcard.ingest.downlink", "parkcard.app", "parkcard.desk",
-                    "parkcard.oplog", "parkcard.ingest.fleet")
+                    "parkcard.oplog", "parkcard.ingest.fleet", "parkcard.services.desk.operations",
+                    "parkcard.store.desk_ops")
 
 
 class SimClock:

@@ -15,6 +15,7 @@ from collections import deque
 
 from protocol import card as C
 from protocol import topics
+from protocol.desk import DESK_SOURCE_ID, OP_WRITE
 
 from parkcard.app import Hub
 
@@ -28,6 +29,13 @@ DESK_TERMINAL_ID = 1        # the hub's front desk (template.DESK_ID)
 DB_FILE = "parkcard.db"
 HUB_SETTLE_WALL_S = 60      # a hub that does not park again within this is hung (reported, never waited out)
 DISK_FULL = "database or disk is full"
+DESK_TURNS = 8              # event loop turns for the firmware's and the hub's tasks between desk rounds
+DESK_WAIT_S = 0.0005
+
+
+def _writes(job):
+    """True for a desk order that writes the card (terminal.roles.desk.CardWriter's job)."""
+    return isinstance(job[2], tuple) and job[2][0] == OP_WRITE
 
 
 def _contains(exc, kind):
@@ -61,6 +69,12 @@ class Park:
         self.network = Network()
         self.broker = Broker(self.network)
         self.terminals = {p.terminal_id: self._terminal(p) for p in self.plans if p.terminal_id in plan["booths"]}
+        # The front desk's terminal: booted at the first desk operation, and never faulted itself (a seed
+        # without desk operations runs as it did before the desk had a terminal in the run).
+        self.desk = self.terminals.get(DESK_TERMINAL_ID) or next(
+            (self._terminal(p) for p in self.plans if p.terminal_id == DESK_TERMINAL_ID), None)
+        self.desk_pending = {}      # card_no -> (op_id, cash_cents) of a top-up left pending: retried next time
+        self.desk_ops = 0
         self.visitors = [Visitor(v["card_no"], bytes.fromhex(v["uid"]),
                                  {int(b): bytes.fromhex(d) for b, d in v["blocks"].items()}, self.park_keys)
                          for v in plan["visitors"]]
@@ -194,30 +208,88 @@ class Park:
         await self.settle_hub()
         return "blacklist %s card %d -> version %s" % (action, card_no, version)
 
-    async def desk_top_up(self, visitor, cash_cents, pulled):
-        """A cashier tops a card up at the hub's desk; the card is written after (unless pulled first)."""
-        if not self.hub_up():
-            return "hub down"
-        before = visitor.slot()
-        keys = C.CardKeys(self.park_keys, visitor.uid)
-        slot, write_block = C.read_slots(bytes(visitor.virtual.blocks[C.SLOT_BLOCKS[0]]),
-                                         bytes(visitor.virtual.blocks[C.SLOT_BLOCKS[1]]), keys)
+    async def at_desk(self, virtual, operation, pull_before_write=False):
+        """Run a desk operation (a coroutine of parkcard.services.desk) with the card on the desk terminal.
+
+        Every message is delivered and the desk's reader polled until the operation ends; when it waits
+        for a desk that cannot answer (card pulled, desk away) it is cancelled, as a cashier gives up:
+        (result or the exception it raised, pulled: the card left before the write).
+        """
+        desk = self.desk
+        if not desk.alive:
+            await self.boot(desk)
+        await self.refresh_links()
+        field = desk.board.field
+        field.add(virtual)
+        task = asyncio.ensure_future(operation)
+        pulled = False
         try:
-            result = await self.hub.desk(DESK_TERMINAL_ID).top_up(visitor.card_no, visitor.uid, slot, cash_cents,
-                                                                  write_block)
-        except HubKilled:
+            while not task.done():
+                moved = False
+                while self.network.in_flight:
+                    await self.deliver(0)
+                    moved = True
+                if self.broker.hub_queue and self.hub_up():
+                    await self.hub_consume(len(self.broker.hub_queue))
+                    moved = True
+                writer = desk.terminal.card_writer if desk.alive else None
+                if writer is not None and writer.job is not None:
+                    if pull_before_write and _writes(writer.job) and virtual in field.cards:
+                        field.remove(virtual)
+                        pulled = True
+                    moved = writer.poll() is not None or moved
+                for _ in range(DESK_TURNS):     # the firmware's send tasks and the hub's own (no thread)
+                    await asyncio.sleep(0)
+                if not moved and not self.network.in_flight and not self.broker.hub_queue and self.hub_up() \
+                        and self.hub.desk_link.waiting():
+                    task.cancel()               # the desk cannot answer: the operation stays as the hub kept it
+                    if writer is not None:
+                        writer.job = None       # the cashier cancels it on the desk too
+                if not self.hub_up():
+                    task.cancel()
+                await asyncio.sleep(DESK_WAIT_S)    # the hub's database round trips (its writer thread)
+        finally:
+            if virtual in field.cards:
+                field.remove(virtual)
+        try:
+            return task.result(), pulled
+        except asyncio.CancelledError:
+            return asyncio.CancelledError("no answer from the desk"), pulled
+        except (HubKilled, Exception) as exc:  # noqa: BLE001 - the step reports the refusal, or the hub's death
+            return exc, pulled
+
+    async def desk_top_up(self, visitor, cash_cents, pulled):
+        """A cashier tops a card up at the desk through the real path; the card may be pulled before the write.
+
+        A top-up left pending (card pulled, desk unanswered) is retried with its operation id at the card's
+        next top-up, as the cashier would: resolved by reading the card, never charged twice.
+        """
+        if not self.hub_up() or not self.broker.up:
+            return "hub down" if not self.hub_up() else "broker down: the desk is offline"
+        before = visitor.slot()
+        op_id, cash_cents = self.desk_pending.get(visitor.card_no) or ("vopr-%d-%d" % (visitor.card_no, self.desk_ops),
+                                                                        cash_cents)
+        self.desk_ops += 1
+        result, was_pulled = await self.at_desk(visitor.virtual, self.hub.desk(DESK_TERMINAL_ID).top_up(
+            op_id, cash_cents), pull_before_write=pulled)
+        if isinstance(result, HubKilled) or not self.hub_up():
             await self.crash_hub()
-            return "top-up of card %d: hub died" % visitor.card_no
-        except (sqlite3.OperationalError, ValueError) as exc:
-            return "top-up of card %d refused: %s" % (visitor.card_no, exc)
+            self.desk_pending[visitor.card_no] = (op_id, cash_cents)
+            return "top-up %s of card %d: hub died" % (op_id, visitor.card_no)
         await self.settle_hub()
-        if pulled:
-            self.auditor.on_card_not_written(visitor.card_no, DESK_TERMINAL_ID, result.record.seq)
-            return "top-up of card %d by %d cents posted, card pulled before the write" % (visitor.card_no,
-                                                                                          cash_cents)
-        visitor.virtual.blocks[write_block][:] = result.blocks[write_block]
-        self.auditor.on_card_write(visitor.card_no, DESK_TERMINAL_ID, before, visitor.slot())
-        return "top-up of card %d by %d cents written" % (visitor.card_no, cash_cents)
+        after = visitor.slot()
+        if after.counter != before.counter:
+            self.auditor.on_card_write(visitor.card_no, DESK_SOURCE_ID, before, after)
+        if isinstance(result, BaseException):
+            if "pending" in str(result) or isinstance(result, asyncio.CancelledError):
+                self.desk_pending[visitor.card_no] = (op_id, cash_cents)
+            else:
+                self.desk_pending.pop(visitor.card_no, None)
+            return "top-up %s of card %d by %d cents not done%s: %s" % (
+                op_id, visitor.card_no, cash_cents, ", card pulled" if was_pulled else "", result)
+        self.desk_pending.pop(visitor.card_no, None)
+        return "top-up %s of card %d by %d cents posted as desk seq %d" % (op_id, visitor.card_no, cash_cents,
+                                                                           result.record_seq)
 
     # -- links
     def wants_link(self, sim_terminal):
@@ -229,7 +301,7 @@ class Park:
         """Bring sessions up or down after a fault changed who can reach whom."""
         if self.hub_up() and self.broker.up and self.broker.hub_link is None:
             self.link.reconnect()
-        for sim_terminal in self.terminals.values():
+        for sim_terminal in self._linked():
             want = self.wants_link(sim_terminal)
             client = sim_terminal.client
             if want and not client.connected:
@@ -239,6 +311,12 @@ class Park:
             elif not want and client is not None and client.connected:
                 client.connected = False
                 self.broker.disconnect_terminal(sim_terminal.terminal_id)
+
+    def _linked(self):
+        """The terminals whose sessions follow the network: the booths, and the desk once booted."""
+        booths = list(self.terminals.values())
+        return booths + [self.desk] if self.desk is not None and self.desk.alive and self.desk not in booths \
+            else booths
 
     # -- terminals
     async def on_terminal(self, sim_terminal, work):
@@ -346,7 +424,7 @@ class Park:
         if packet.dst == BROKER:
             self.broker.receive(packet)
             return "%s -> broker %s" % (packet.topic, digest(packet.payload))
-        sim_terminal = self.terminals.get(packet.dst)
+        sim_terminal = self.terminals.get(packet.dst) or (self.desk if packet.dst == DESK_TERMINAL_ID else None)
         if sim_terminal is None or not sim_terminal.alive or not sim_terminal.client.connected:
             if self.broker.up:          # not acknowledged by the terminal: its session keeps it
                 self.broker.term_queue.setdefault(packet.dst, deque()).append((packet.topic, packet.payload))

@@ -92,19 +92,13 @@ async def _build(root, n_terminals, n_cards):
         for p in plans:
             await hub.register_terminal(p.terminal_id, p.merchant_id, p.role, "term-%d" % p.terminal_id, key=p.key,
                                         fixed_price_cents=p.fixed_price_cents)
-        desk = hub.desk(DESK_ID)
-        for i in range(n_cards):
-            uid = bytes([0x04]) + bytes(rng.getrandbits(8) for _ in range(6))
-            issued = await desk.issue(uid, rng.randrange(50, 201) * 100,
-                                      tier=C.TIER_GOLD if i % 5 == 0 else C.TIER_STANDARD, deposit_cents=500)
-            plan["visitors"].append({"card_no": issued.card_no, "uid": uid.hex(),
-                                     "blocks": {str(b): d.hex() for b, d in issued.blocks.items()}})
         for sim_terminal in park.terminals.values():
             sim_terminal.provision(park.transport_key)
             sim_terminal.boot()
         await park.refresh_links()
         await _quiet(park)
         await _authorise(park, hub)
+        await _issue_cards(park, hub, rng, n_cards, plan)
         await park.close()
     plan["booths"].remove(DESK_ID)
     _write_plan(root, plan)
@@ -140,6 +134,25 @@ async def _authorise(park, hub):
         await _quiet(park)
         if sim_terminal.terminal.authoriser.state != SERVING:
             raise RuntimeError("the hub did not confirm term-%d" % sim_terminal.terminal_id)
+
+
+async def _issue_cards(park, hub, rng, n_cards, plan):
+    """Cashier's work: each blank card made card stock at the desk, then issued there (the real path)."""
+    desk = hub.desk(DESK_ID)
+    for i in range(n_cards):
+        uid = bytes([0x04]) + bytes(rng.getrandbits(8) for _ in range(6))
+        virtual = MifareClassic1K(uid)
+        stocked, _pulled = await park.at_desk(virtual, hub.stock_card(DESK_ID, uid))
+        if isinstance(stocked, BaseException):
+            raise RuntimeError("the desk could not make card %s stock: %r" % (uid.hex(), stocked))
+        issued, _pulled = await park.at_desk(virtual, desk.issue(
+            "template-issue-%d" % i, rng.randrange(50, 201) * 100,
+            tier=C.TIER_GOLD if i % 5 == 0 else C.TIER_STANDARD, deposit_cents=500))
+        if isinstance(issued, BaseException):
+            raise RuntimeError("the desk could not issue card %s: %r" % (uid.hex(), issued))
+        plan["visitors"].append({"card_no": issued.card_no, "uid": uid.hex(),
+                                 "blocks": {str(b): bytes(virtual.blocks[b]).hex() for b in range(4, 8)}})
+    await _quiet(park)
 
 
 async def _quiet(park):

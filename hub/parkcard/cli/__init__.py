@@ -18,8 +18,8 @@ import os
 
 import click
 
-from parkcard.cli import (admin_card, apikey, blacklist, credit, discount, fleet, gate, hub, item, ledger, merchant,
-                          operator, park, terminal, ticket)
+from parkcard.cli import (admin_card, apikey, blacklist, card, credit, discount, fleet, gate, hub, item, ledger,
+                          merchant, operator, park, terminal, ticket)
 from parkcard.cli.common import Settings, UserError
 from parkcard.cli.optional import CommandsGroup
 
@@ -47,7 +47,7 @@ def _register():
     """Every command group of the hub (`demo` and any other registered ones come from parkcard.cli.optional)."""
     from parkcard.oplog import audit_command
     for command in (park.init, fleet.terminals, ledger.ledger, ledger.settle, park.park, merchant.merchant,
-                    terminal.terminal, admin_card.admin_card_group, blacklist.blacklist, fleet.alarms,
+                    terminal.terminal, admin_card.admin_card_group, card.card_group, blacklist.blacklist, fleet.alarms,
                     fleet.quarantine, hub.up, apikey.apikey, operator.operator, item.item, discount.discount,
                     credit.credit, ticket.ticket, gate.gate, gate.occupancy, audit_command()):
         main.add_command(command)

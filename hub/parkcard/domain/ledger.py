@@ -27,7 +27,7 @@ from parkcard.domain.accounts import (API_PAYMENTS, BONUS, CASH, COMMISSION, DEP
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
-# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.desk reads this name.
+# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.services.desk reads this name.
 TIER_BONUS_PERCENT = DEFAULT_TIERS
 
 # Kinds only a desk terminal may produce (SPEC.md §3.2: no credit path at a booth). A booth's REFUND

@@ -72,6 +72,14 @@ class AdminCardState(enum.StrEnum):
     ABANDONED = "abandoned"        # its request was cancelled before the desk reported
 
 
+class DeskOpState(enum.StrEnum):
+    """A front-desk operation (parkcard.services.desk)."""
+
+    PENDING = "pending"            # the write is asked for (or about to be): posted only once confirmed
+    POSTED = "posted"              # the card holds the write and its record is in the ledger
+    FAILED = "failed"              # the card does not hold the write: nothing posted; a retry may try again
+
+
 class QuarantineReason(enum.StrEnum):
     """Why the hub kept a frame or record in quarantine, beside the protocol's own codes
     (malformed, bad_mac, unsupported... from protocol.errors, and `record_` + those for a record)."""

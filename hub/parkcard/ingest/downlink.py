@@ -20,6 +20,7 @@ import time
 
 from protocol import frames, hub_credits, hub_frames, hub_price_list, price_list, topics
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
+from protocol.desk import DESK_SOURCE_ID
 from protocol.errors import Malformed
 
 from parkcard.domain import tickets
@@ -67,7 +68,7 @@ class Downlink:
         """Publish one frame to a terminal; return the payload (None: unknown terminal, not encodable, or
         refused by the link's bound: parkcard.transport.mqtt_link.DOWNLINK_QUEUED_MAX)."""
         state = self.registry.get(terminal_id)
-        if state is None:
+        if state is None or terminal_id == DESK_SOURCE_ID:    # the hub's own desk records: no device listens
             return None
         if callable(body):      # built here, so that a value out of range costs this frame only
             try:

@@ -69,6 +69,7 @@ import logging
 import struct
 from collections import Counter
 
+from protocol import desk as desk_frames
 from protocol import frames, hub_frames
 from protocol import record as R
 from protocol.card import counter_newer
@@ -197,6 +198,7 @@ class BatchResult:
         self.syncs = []             # (terminal_id, blacklist_version, config_version, chunk_cards_max, credits, prices)
         self.auths = []             # (terminal_id, admin_card_no, uid)
         self.card_results = []      # (terminal_id, request_id, uid, status, block)
+        self.desk_reports = []      # (terminal_id, request_id, status, uid, {block: bytes}): protocol.desk
         self.counts = Counter()
         self.quarantined = []       # (reason, terminal_id, detail)
         self.uncertain_add = set()  # cards left with an open uncertain record
@@ -246,11 +248,12 @@ class Ingest:
         self._commit(result)
         return result
 
-    async def apply_built(self, terminal_id, build, applied=None):
+    async def apply_built(self, terminal_id, build, applied=None, audit=None):
         """Apply one record that build(tx, seq) makes inside the write transaction; return (BatchResult, made).
 
         build returns (status, raw, made) for terminal_id's next seq; when the record is applied,
-        applied(tx, made) runs in the same transaction, so what it writes exists only with the record.
+        applied(tx, made) runs in the same transaction, so what it writes exists only with the record
+        (as do the operator actions audit(result) names: parkcard.store.audited).
         """
         def run(tx):
             res, state, view = self._local(terminal_id)
@@ -262,7 +265,7 @@ class Ingest:
                 applied(tx, made)
             self._finish(tx, res)
             return res, made
-        result, made = await self.storage.write(run)
+        result, made = await self.storage.write(run, audit)
         self._commit(result)
         return result, made
 
@@ -316,6 +319,8 @@ class Ingest:
                     res.auths.append((state.id, *hub_frames.parse_auth(frame.body)))
                 elif frame.type == frames.T_CARD_RESULT:
                     res.card_results.append((state.id, *hub_frames.parse_card_result(frame.body)))
+                elif frame.type == frames.T_DESK_REPORT:
+                    res.desk_reports.append((state.id, *desk_frames.parse_report(frame.body)))
                 else:
                     raise Rejected(Q.UNEXPECTED_TYPE, "frame type 0x%02x on an up topic" % frame.type)
             except (ProtocolError, Rejected) as exc:

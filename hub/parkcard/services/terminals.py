@@ -9,6 +9,7 @@ import logging
 import secrets
 
 from protocol import frames
+from protocol.desk import DESK_SOURCE_ID
 
 from parkcard.domain.lifecycle import AdminCardState
 from parkcard.services.inputs import checked
@@ -28,6 +29,8 @@ async def register(store, actor, terminal_id, merchant_id, role, name, key=None,
     """Register a terminal; return (its 32-byte key, its broker password), each generated unless given."""
     name = checked(terminal_id=terminal_id, merchant_id=merchant_id, fixed_price_cents=fixed_price_cents,
                    name=name)
+    if terminal_id == DESK_SOURCE_ID:
+        raise ServiceError("terminal id %d is the hub's own desk source (SPEC.md §4.10): take another id" % terminal_id)
     if role not in frames.ROLE_NAMES:
         raise ServiceError("role %r is none of %s" % (role, ", ".join(sorted(frames.ROLE_NAMES.values()))))
     key = key or secrets.token_bytes(TERMINAL_KEY_SIZE)

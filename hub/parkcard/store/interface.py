@@ -438,6 +438,47 @@ class Store(abc.ABC):
     async def card_write_requests(self):
         """Return every rows.CardWriteRequest, oldest first."""
 
+    # -- front-desk operations (parkcard.store.desk_ops; posted_in(tx, ...) marks one posted inside a write)
+    @abc.abstractmethod
+    async def desk_operation(self, op_id):
+        """Return the rows.DeskOperation kept under op_id, or None."""
+
+    @abc.abstractmethod
+    async def desk_operations(self, state=None):
+        """Return [rows.DeskOperation] (only those in `state` when given), oldest first."""
+
+    @abc.abstractmethod
+    async def keep_desk_operation(self, op, audit=None):
+        """Keep a rows.DeskOperation as pending (a failed one under its id is tried again); return it as stored."""
+
+    @abc.abstractmethod
+    async def queue_desk_request(self, op_id, kind, desk_terminal_id, params, actor, roles, audit=None):
+        """Queue a desk operation for the running hub; return the rows.DeskRequest as stored."""
+
+    @abc.abstractmethod
+    async def start_desk_requests(self):
+        """Claim the queued desk requests: [rows.DeskRequest], marked started."""
+
+    @abc.abstractmethod
+    async def finish_desk_request(self, op_id, state, result):
+        """Record how a desk request ended (done or refused) and what the cashier reads."""
+
+    @abc.abstractmethod
+    async def desk_request(self, op_id):
+        """Return the rows.DeskRequest under op_id, or None."""
+
+    @abc.abstractmethod
+    async def counter_claim(self, card_no, counter):
+        """(terminal_id, seq) of the applied record that holds the card's counter, or None."""
+
+    @abc.abstractmethod
+    async def keep_desk_blocks(self, op_id, blocks):
+        """Keep the write of a pending operation that had none yet; return the operation as stored."""
+
+    @abc.abstractmethod
+    async def fail_desk_operation(self, op_id, error, audit=None):
+        """Mark a pending operation failed; False if it was not pending."""
+
     # -- cards, records, ledger
     @abc.abstractmethod
     async def card(self, card_no):

@@ -492,3 +492,47 @@ class StoredPassage(NamedTuple):
     raw: bytes
     status: str
     facts: object       # (kind, area, reason, product, time_s) as stored, or None when no row was written
+
+
+class DeskOperation(NamedTuple):
+    """A front-desk operation (parkcard.services.desk): pending from before its card write until posted or failed.
+
+    blocks: the write asked of the desk, block number then 16 bytes, repeated, in write order.
+    """
+
+    op_id: str
+    kind: str
+    request: str            # what the caller asked, canonical JSON: a retry under op_id must ask the same
+    desk_terminal_id: int
+    actor: str
+    state: str              # parkcard.domain.lifecycle.DeskOpState
+    card_no: Optional[int]
+    uid: Optional[bytes]
+    counter_before: Optional[int]
+    counter_after: Optional[int]
+    blocks: Optional[bytes]
+    amount_cents: int
+    bonus_cents: int
+    deposit_cents: int
+    balance_after_cents: int
+    tier: int
+    record_seq: Optional[int]
+    error: Optional[str]
+    created_at: float
+    settled_at: Optional[float]
+
+
+class DeskRequest(NamedTuple):
+    """A desk operation the CLI asked the running hub for (parkcard.services.desk.requests)."""
+
+    op_id: str
+    kind: str
+    desk_terminal_id: int
+    params: str             # the operation's arguments, JSON
+    actor: str
+    roles: str              # the operator's roles, space-separated: the hub runs it as that operator
+    state: str              # queued, started, done (result: what it did) or refused (result: why)
+    result: Optional[str]
+    created_at: float
+    started_at: Optional[float]
+    finished_at: Optional[float]

@@ -1,0 +1,75 @@
+"""Desk operation bench: request-to-posted time of a top-up and of an issue through the real path.
+
+    .venv/bin/python bench/bench_desk.py [--top-ups 200] [--issues 20] [--db postgresql://...]
+
+A park of parkcard_devkit.park_sim (Mosquitto with TLS, the hub on SQLite unless --db, the desk terminal's real
+firmware on a virtual reader): each operation is timed from the service call to its posting, every round trip
+between hub and desk included (identify, read, keep as pending, write and read back, post). The desk's reader loop
+polls every DESK_POLL_S; the virtual card answers at once, so the card's own air time (about 25 ms for the
+frames of a read and a write by the MF1S50yyX datasheet) comes on top on real hardware. Target: p99 < 500 ms.
+"""
+
+import argparse
+import asyncio
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+for path in ("hub", "devkit", "firmware", ""):
+    sys.path.insert(0, str(REPO / path))
+
+from parkcard_devkit.park_sim import DESK_POLL_S, DESK_TERMINAL_ID, ParkSim  # noqa: E402
+
+
+def percentile(values, fraction):
+    """The value at `fraction` of the sorted values (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def line(name, times_s):
+    """One figure line: count, p50, p99, max in milliseconds."""
+    ms = [t * 1000 for t in times_s]
+    return "%-8s n=%-4d p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  mean %6.1f ms" % (
+        name, len(ms), percentile(ms, 0.5), percentile(ms, 0.99), max(ms), statistics.mean(ms))
+
+
+async def bench(args):
+    with tempfile.TemporaryDirectory() as workdir:
+        async with ParkSim(Path(workdir) / "park", terminals=1, cards=0, db=args.db) as sim:
+            desk = sim.hub.desk(DESK_TERMINAL_ID)
+            issues, top_ups, cards = [], [], []
+            for i in range(args.issues):
+                uid = bytes((0x04, 0xBE, 0x0C, i >> 8, i & 0xFF, 0x01, 0x02))
+                virtual = await sim.new_card(uid)
+                started = time.perf_counter()
+                await sim.at_desk(virtual, desk.issue("bench-issue-%d" % i, 10000, deposit_cents=500))
+                issues.append(time.perf_counter() - started)
+                cards.append(virtual)
+            for i in range(args.top_ups):
+                started = time.perf_counter()
+                await sim.at_desk(cards[i % len(cards)], desk.top_up("bench-top-up-%d" % i, 100))
+                top_ups.append(time.perf_counter() - started)
+            report = await sim.ledger_report()
+    print(line("issue", issues))
+    print(line("top-up", top_ups))
+    print("ledger check: %s" % ("ok" if report.ok else "FAILED"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--top-ups", type=int, default=200)
+    parser.add_argument("--issues", type=int, default=20)
+    parser.add_argument("--db", default=None, help="postgresql://... (default: a SQLite file in the park)")
+    args = parser.parse_args()
+    print("$ .venv/bin/python bench/bench_desk.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print("desk reader poll: %.1f ms; loopback, TLS Mosquitto, %s" % (DESK_POLL_S * 1000, args.db or "SQLite"))
+    asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()

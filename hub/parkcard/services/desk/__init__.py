@@ -1,0 +1,32 @@
+"""The front desk's operations (issue, top-up, card stock ...), each once, for the CLI, the hub and the API.
+
+Every operation goes (DESIGN.md "Terminals and roles", SPEC.md §5.9): the desk
+terminal reads the card and reports; the hub decides; the operation is kept as
+pending, with the write it asks for, under the caller's operation id BEFORE the
+desk is asked to write; the desk writes and reads the card back; the operation
+is posted (a record of the hub's desk source, SPEC.md §4.6, through the same
+ingest path as an upload) only once the card is seen to hold the write. A write
+whose outcome is not seen is resolved by reading the card again, never guessed:
+a retry with the same operation id does exactly that.
+"""
+
+from parkcard.services.desk.operations import DeskPath, issue, stock_card, top_up
+
+__all__ = ["AtDesk", "DeskPath", "issue", "stock_card", "top_up"]
+
+
+class AtDesk:
+    """The desk operations at one desk terminal, run by one actor (the hub's own, the simulator's cashier)."""
+
+    def __init__(self, path, actor, desk_terminal_id):
+        self.path = path
+        self.actor = actor
+        self.desk_terminal_id = desk_terminal_id
+
+    async def top_up(self, op_id, cash_cents, **options):
+        """parkcard.services.desk.top_up at this desk."""
+        return await top_up(self.path, self.actor, op_id, self.desk_terminal_id, cash_cents, **options)
+
+    async def issue(self, op_id, cash_cents, **options):
+        """parkcard.services.desk.issue at this desk."""
+        return await issue(self.path, self.actor, op_id, self.desk_terminal_id, cash_cents, **options)

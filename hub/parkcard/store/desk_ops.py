@@ -1,0 +1,136 @@
+"""The store's front-desk operations (table desk_operations): SQL both backends run as written (a mixin).
+
+A backend's store mixes DeskOpMethods in beside SharedMethods (parkcard.store.reads) and offers the
+same `_one`, `_all` and `write`; `posted_in(tx, ...)` marks an operation posted inside the write
+transaction that applies its record, so the two exist together or not at all.
+"""
+
+import time
+
+from parkcard.domain.lifecycle import DeskOpState
+from parkcard.store.rows import DeskOperation, DeskRequest
+
+CARD_NO_FIRST = 100001          # the first visitor card number (as the write transactions' next_card_no)
+_SELECT = "SELECT %s FROM desk_operations " % ", ".join(DeskOperation._fields)
+_COLUMNS = DeskOperation._fields
+_REQUEST_SELECT = "SELECT %s FROM desk_requests " % ", ".join(DeskRequest._fields)
+
+
+def posted_in(tx, op_id, record_seq):
+    """Mark a pending operation posted with its record's seq, inside the transaction that applies the record."""
+    if tx.sql_rowcount("UPDATE desk_operations SET state=?, record_seq=?, settled_at=?, error=NULL "
+                       "WHERE op_id=? AND state=?", (DeskOpState.POSTED, record_seq, tx.now, op_id,
+                                                    DeskOpState.PENDING)) != 1:
+        raise ValueError("desk operation %s is not pending: it was settled meanwhile" % op_id)
+
+
+class DeskOpMethods:
+    """interface.Store's desk operation methods, one SQL for every backend."""
+
+    async def desk_operation(self, op_id):
+        """Return the rows.DeskOperation kept under op_id, or None."""
+        row = await self._one(_SELECT + "WHERE op_id=?", (op_id,))
+        return DeskOperation(*row) if row else None
+
+    async def desk_operations(self, state=None):
+        """Return [rows.DeskOperation] (only those in `state` when given), oldest first."""
+        where, params = ("WHERE state=? ", (str(state),)) if state is not None else ("", ())
+        return [DeskOperation(*r) for r in await self._all(_SELECT + where + "ORDER BY created_at, op_id", params)]
+
+    async def keep_desk_operation(self, op, audit=None):
+        """Keep op (a rows.DeskOperation) as pending; return the operation as stored.
+
+        An op_id already kept returns the stored one unchanged, unless it failed: a failed operation is
+        tried again as op says. card_no None takes a new card number (an issue). ValueError when the
+        card has another pending operation.
+        """
+        def run(tx):
+            stored = tx.sql_row(_SELECT + "WHERE op_id=?", (op.op_id,))
+            if stored is not None and stored[_COLUMNS.index("state")] != DeskOpState.FAILED:
+                return DeskOperation(*stored)
+            card_no = op.card_no
+            if card_no is None:     # an issue: a failed one tried again keeps its number
+                card_no = stored[_COLUMNS.index("card_no")] if stored is not None else _next_card_no(tx)
+            pending = tx.sql_row("SELECT op_id FROM desk_operations WHERE card_no=? AND state=?",
+                                 (card_no, DeskOpState.PENDING))
+            if pending is not None:
+                raise ValueError("card %d has operation %s pending: finish it first (retry it with its operation "
+                                 "id and the card on the desk)" % (card_no, pending[0]))
+            kept = op._replace(card_no=card_no, state=DeskOpState.PENDING, created_at=time.time(),
+                               settled_at=None, error=None, record_seq=None)
+            if stored is not None:
+                tx.sql_rowcount("DELETE FROM desk_operations WHERE op_id=?", (op.op_id,))
+            tx.sql_rowcount("INSERT INTO desk_operations(%s) VALUES (%s)" % (", ".join(_COLUMNS),
+                                                                            ", ".join("?" * len(_COLUMNS))),
+                            tuple(kept))
+            return kept
+        return await self.write(run, audit)
+
+    async def queue_desk_request(self, op_id, kind, desk_terminal_id, params, actor, roles, audit=None):
+        """Queue a desk operation for the running hub; return the DeskRequest as stored (an op_id queued before
+        is returned as it is: the caller compares what it asked)."""
+        def run(tx):
+            stored = tx.sql_row(_REQUEST_SELECT + "WHERE op_id=?", (op_id,))
+            if stored is not None and stored[6] == "refused" and tuple(stored[1:4]) == (kind, desk_terminal_id, params):
+                tx.sql_rowcount("DELETE FROM desk_requests WHERE op_id=?", (op_id,))     # a retry: queued again
+                stored = None
+            if stored is None:
+                tx.sql_rowcount("INSERT INTO desk_requests(op_id, kind, desk_terminal_id, params, actor, roles, state, "
+                                "created_at) VALUES (?,?,?,?,?,?,?,?)",
+                                (op_id, kind, desk_terminal_id, params, actor, roles, "queued", tx.now))
+                stored = tx.sql_row(_REQUEST_SELECT + "WHERE op_id=?", (op_id,))
+            return DeskRequest(*stored)
+        return await self.write(run, audit)
+
+    async def start_desk_requests(self):
+        """Claim the queued desk requests: [DeskRequest], marked started."""
+        def run(tx):
+            rows = []
+            while True:
+                row = tx.sql_row(_REQUEST_SELECT + "WHERE state='queued' ORDER BY created_at, op_id LIMIT 1")
+                if row is None:
+                    return rows
+                tx.sql_rowcount("UPDATE desk_requests SET state='started', started_at=? WHERE op_id=?",
+                                (tx.now, row[0]))
+                rows.append(DeskRequest(*row))
+        return await self.write(run)
+
+    async def finish_desk_request(self, op_id, state, result):
+        """Record how a desk request ended: state done or refused, with what the cashier reads."""
+        def run(tx):
+            tx.sql_rowcount("UPDATE desk_requests SET state=?, result=?, finished_at=? WHERE op_id=?",
+                            (state, result, tx.now, op_id))
+        await self.write(run)
+
+    async def desk_request(self, op_id):
+        """Return the DeskRequest under op_id, or None."""
+        row = await self._one(_REQUEST_SELECT + "WHERE op_id=?", (op_id,))
+        return DeskRequest(*row) if row else None
+
+    async def counter_claim(self, card_no, counter):
+        """(terminal_id, seq) of the applied record that holds the card's counter, or None."""
+        row = await self._one("SELECT terminal_id, seq FROM card_counters WHERE card_no=? AND counter=?",
+                              (card_no, counter))
+        return tuple(row) if row else None
+
+    async def keep_desk_blocks(self, op_id, blocks):
+        """Keep the write of a pending operation that had none yet (an issue, once its number is taken)."""
+        def run(tx):
+            tx.sql_rowcount("UPDATE desk_operations SET blocks=? WHERE op_id=? AND state=? AND blocks IS NULL",
+                            (blocks, op_id, DeskOpState.PENDING))
+            return DeskOperation(*tx.sql_row(_SELECT + "WHERE op_id=?", (op_id,)))
+        return await self.write(run)
+
+    async def fail_desk_operation(self, op_id, error, audit=None):
+        """Mark a pending operation failed (its card does not hold the write); False if it was not pending."""
+        def run(tx):
+            return tx.sql_rowcount("UPDATE desk_operations SET state=?, error=?, settled_at=? WHERE op_id=? AND "
+                                   "state=?", (DeskOpState.FAILED, error, tx.now, op_id, DeskOpState.PENDING)) == 1
+        return await self.write(run, audit)
+
+
+def _next_card_no(tx):
+    """A card number no card and no desk operation holds."""
+    taken = [tx.sql_row("SELECT MAX(card_no) FROM cards")[0], tx.sql_row(
+        "SELECT MAX(card_no) FROM desk_operations WHERE kind='issue'")[0]]
+    return max([CARD_NO_FIRST] + [no + 1 for no in taken if no is not None])
