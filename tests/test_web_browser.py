@@ -16,7 +16,7 @@ from protocol import record as R
 from parkcard.services import credits, operators, settlement
 from parkcard.services.privileges import Actor
 from parkcard.web.pages import LIVE_STREAMS_MAX
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, desk_issued
 from web_kit import CHROMIUM, CHROMIUM_ARGS, HubThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
@@ -252,7 +252,7 @@ def _sales(park):
     """An issued card and two sales at the ice-cream booth today (1250 and 999 cents); the card's number."""
     hub = park.hub
     key = park.call(hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
-    issued = park.call(hub.desk(DESK_ID).issue(UID, 10000))
+    issued = park.call(desk_issued(hub, UID, 10000))
     mac = R.record_mac_for(key)
     now = int(time.time())
     entries = [(R.STATUS_COMMITTED, R.Record(R.KIND_DEBIT, BOOTH, seq, now, issued.card_no, UID, seq + 1, amount,
@@ -358,7 +358,7 @@ def test_alarms_quarantine_and_the_card_trace_in_both_languages(page, park):
     rows = page.locator("#trace tbody tr")
     assert rows.count() == 3                   # two sales at the booth, the issue at the desk
     assert "sale" in rows.nth(0).inner_text() and "CNY 9.99" in rows.nth(0).inner_text()
-    assert "issued" in rows.nth(2).inner_text() and "front desk" in rows.nth(2).inner_text()
+    assert "issued" in rows.nth(2).inner_text() and "CNY 100.00" in rows.nth(2).inner_text()
     shot(page, "trace")
     page.fill("#trace-card input[name=card]", "12x")
     page.click("#trace-card button")
@@ -480,7 +480,7 @@ def test_ticket_products_are_listed_to_a_cashier_and_added_by_a_manager_only(pag
 def test_gate_occupancy_goes_up_live_without_a_reload_and_counts_by_hour(page, park):
     gate_id = 41
     key = park.call(park.hub.register_terminal(gate_id, MERCHANT_ICE, frames.ROLE_GATE, "north gate"))
-    card_no = park.call(park.hub.desk(DESK_ID).issue(UID, 1000)).card_no
+    card_no = park.call(desk_issued(park.hub, UID, 1000)).card_no
     log_in(page, "tec")
     page.goto("/occupancy")
     page.wait_for_selector("#live[data-state=live]")
@@ -507,7 +507,7 @@ def test_gate_occupancy_goes_up_live_without_a_reload_and_counts_by_hour(page, p
 
 
 def test_a_credit_form_sent_twice_grants_once_and_a_credit_not_yet_sent_is_cancelled(page, park):
-    card_no = park.call(park.hub.desk(DESK_ID).issue(UID, 1000)).card_no
+    card_no = park.call(desk_issued(park.hub, UID, 1000)).card_no
     # granted by an actor that tells no running hub: no terminal is sent it, so it can still be cancelled
     park.call(credits.grant_credit(park.hub.storage, Actor("setup"), card_no, 300, "waiting to be cancelled"))
     log_in(page, "cas")
