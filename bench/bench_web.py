@@ -5,7 +5,7 @@
 A hub (SQLite, a private Mosquitto, its web app on loopback) with N registered terminals and an admin
 login; figures: time to serve the fleet page (p50/p99), size of one fleet event of the stream, and the
 time from a terminal publishing a status until the stream's event shows it (p50/p99; each sample waits
-out the stream's FLEET_PUSH_INTERVAL_S_MIN first, so it measures the hub's path, not the coalescing).
+out the stream's PUSH_INTERVAL_S_MIN first, so it measures the hub's path, not the coalescing).
 """
 
 import argparse
@@ -26,7 +26,7 @@ from parkcard.api.server import ApiServer
 from parkcard.services import operators
 from parkcard.services.privileges import Actor
 from parkcard.transport.broker import Broker
-from parkcard.web.routes.fleet import FLEET_PUSH_INTERVAL_S_MIN
+from parkcard.web.streams import PUSH_INTERVAL_S_MIN
 from parkcard_devkit.testing import MERCHANT_ICE, ScriptedTerminal, start_hub
 
 PASSWORD = "bench password 1"
@@ -71,7 +71,7 @@ async def run(terminals, samples):
 
                         event_bytes = len(await next_fleet())
                         for i in range(1, samples + 1):
-                            await asyncio.sleep(FLEET_PUSH_INTERVAL_S_MIN * 1.2)
+                            await asyncio.sleep(PUSH_INTERVAL_S_MIN * 1.2)
                             started = time.perf_counter()
                             await asyncio.to_thread(booth.status, boot=1, online=1, queue_depth=i, uptime_s=i)
                             while True:

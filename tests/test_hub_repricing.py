@@ -10,7 +10,7 @@ from protocol import pricing, record as R, sale_line as SL
 from parkcard import audit
 from parkcard.domain import accounts
 from parkcard.services import discounts, items
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, connect_booth, start_hub
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, connect_booth, desk_issued, start_hub
 
 pytestmark = pytest.mark.broker
 
@@ -47,7 +47,7 @@ def test_a_sale_priced_as_the_hub_prices_it_raises_nothing_and_a_different_one_i
             await items.set_item(hub.storage, actor, MERCHANT_ICE, COLA, "Cola", 350, category=2)
             list_version, _before, _after = await items.set_item(hub.storage, actor, MERCHANT_ICE, CAKE, "Cake", 1200)
             rules_version = await discounts.set_tier(hub.storage, actor, TIER, sale_bp=1000, total_bp=500)
-            card_no = (await hub.desk(DESK_ID).issue(UID, 10000)).card_no
+            card_no = (await desk_issued(hub, UID, 10000)).card_no
             term = await connect_booth(hub, broker.host, broker.port, BOOTH)
             # 2 Colas 7.00 - 0.70, a Cake 12.00 - 1.20; 5 % of 17.10: 0.85. To pay 19.00 - 2.75 = 16.25.
             lines = [(COLA, 2, 350), (CAKE, 1, 1200)]

@@ -1,7 +1,9 @@
 """The operator web app in real headless Chromium (Debian's chromium driven by Playwright): login, wrong
 password, login rate limit, CSRF refusals, session fixation, roles refused in the services, the live fleet
 updating as a terminal connects and goes away, terminal actions audited, the sales chart, a merchant login
-seeing its own sales only, and both languages. Every page is saved as a screenshot under test-artifacts/web/."""
+seeing its own sales only, alarms, quarantine and the card trace, price lists, discounts, ticket products, live
+gate occupancy, pending credits granted once per form, and both languages. Every page is saved as a screenshot
+under test-artifacts/web/."""
 
 import time
 from pathlib import Path
@@ -11,10 +13,10 @@ import pytest
 from protocol import frames
 from protocol import record as R
 
-from parkcard.services import operators
+from parkcard.services import credits, operators, settlement
 from parkcard.services.privileges import Actor
 from parkcard.web.pages import LIVE_STREAMS_MAX
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal
+from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, desk_issued
 from web_kit import CHROMIUM, CHROMIUM_ARGS, HubThread
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker]
@@ -247,16 +249,17 @@ def test_a_technician_locks_a_terminal_and_the_service_audits_it(page, park):
 
 
 def _sales(park):
-    """An issued card and two sales at the ice-cream booth today (1250 and 999 cents)."""
+    """An issued card and two sales at the ice-cream booth today (1250 and 999 cents); the card's number."""
     hub = park.hub
     key = park.call(hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
-    issued = park.call(hub.desk(DESK_ID).issue(UID, 10000))
+    issued = park.call(desk_issued(hub, UID, 10000))
     mac = R.record_mac_for(key)
     now = int(time.time())
     entries = [(R.STATUS_COMMITTED, R.Record(R.KIND_DEBIT, BOOTH, seq, now, issued.card_no, UID, seq + 1, amount,
                                              balance).encode(mac))
                for seq, amount, balance in ((1, 1250, 8750), (2, 999, 7751))]
     park.call(hub.ingest.apply_local(BOOTH, entries))
+    return issued.card_no
 
 
 def test_the_settlement_chart_shows_sales_per_merchant_and_a_merchant_login_its_own_only(page, park):
@@ -316,10 +319,293 @@ def test_the_pages_fit_a_phones_narrow_screen(chromium, park):
     phone = context.new_page()
     try:
         log_in(phone, "ada")
-        for path in ("/fleet", "/fleet/%d" % DESK_ID, "/settlement", "/blacklist"):
+        for path in ("/fleet", "/fleet/%d" % DESK_ID, "/settlement", "/blacklist", "/alarms", "/quarantine",
+                     "/trace", "/prices", "/discounts", "/tickets", "/occupancy", "/credits", "/reports"):
             phone.goto(path)
             # wide tables scroll inside their own box; the page itself never scrolls sideways
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path
             shot(phone, "phone" + path.replace("/", "-"))
     finally:
         context.close()
+
+
+def _troubles(park, card_no):
+    """What ingest flags and refuses: other bytes for the booth's seq 2 (a conflict alarm), a record of seq 3
+    signed with a key not the booth's (quarantined)."""
+    key = next(t.key for t in park.call(park.hub.storage.terminals()) if t.id == BOOTH)
+    now = int(time.time())
+    other = R.Record(R.KIND_DEBIT, BOOTH, 2, now, card_no, UID, 3, 500, 8250).encode(R.record_mac_for(key))
+    forged = R.Record(R.KIND_DEBIT, BOOTH, 3, now, card_no, UID, 4, 100, 7651).encode(R.record_mac_for(bytes(16)))
+    park.call(park.hub.ingest.apply_local(BOOTH, [(R.STATUS_COMMITTED, other), (R.STATUS_COMMITTED, forged)]))
+
+
+def test_alarms_quarantine_and_the_card_trace_in_both_languages(page, park):
+    card_no = _sales(park)
+    _troubles(park, card_no)
+    log_in(page, "tec")
+    page.goto("/alarms")
+    assert page.inner_text("h1") == "Alarms"
+    alarms = page.inner_text("#alarms tbody")
+    assert "conflict" in alarms and str(BOOTH) in alarms
+    shot(page, "alarms")
+    page.goto("/quarantine")
+    assert page.locator("#quarantine tbody tr[data-quarantined]").count() == 1
+    assert "bad_mac" in page.inner_text("#quarantine-reasons")
+    shot(page, "quarantine")
+    page.click("header nav a[href='/trace']")
+    page.fill("#trace-card input[name=card]", str(card_no))
+    page.click("#trace-card button")
+    rows = page.locator("#trace tbody tr")
+    assert rows.count() == 3                   # two sales at the booth, the issue at the desk
+    assert "sale" in rows.nth(0).inner_text() and "CNY 9.99" in rows.nth(0).inner_text()
+    assert "issued" in rows.nth(2).inner_text() and "CNY 100.00" in rows.nth(2).inner_text()
+    shot(page, "trace")
+    page.fill("#trace-card input[name=card]", "12x")
+    page.click("#trace-card button")
+    assert "must be a whole number" in page.inner_text("#trace-error")
+    page.goto("/trace?card=%d" % (card_no + 1000))
+    assert "not a card of this park" in page.inner_text("#trace-error")
+    in_chinese(page)
+    page.goto("/trace?card=%d" % card_no)
+    assert page.inner_text("h1") == "追踪分析" and "消费" in page.inner_text("#trace")
+    shot(page, "trace-zh")
+    page.goto("/alarms")
+    assert page.inner_text("h1") == "告警"
+    shot(page, "alarms-zh")
+    page.goto("/quarantine")
+    assert page.inner_text("h1") == "隔离区"
+    shot(page, "quarantine-zh")
+
+
+def test_a_merchant_login_is_refused_alarms_quarantine_and_the_card_trace(page, park):
+    card_no = _sales(park)
+    log_in(page, "ice")
+    for path in ("/alarms", "/quarantine", "/trace", "/trace?card=%d" % card_no):
+        response = page.goto(path)
+        assert response.status == 403, path
+        assert "may not" in page.inner_text("#refused")
+    assert "Card trace" not in page.inner_text("header nav")
+
+
+def send(page, form, **fields):
+    """Fill the fields of the form (inputs by name, a select by its option) and send it."""
+    for name, value in fields.items():
+        if page.locator("%s select[name=%s]" % (form, name)).count():
+            page.select_option("%s select[name=%s]" % (form, name), value)
+        else:
+            page.fill("%s input[name=%s]" % (form, name), value)
+    page.click("%s button" % form)
+
+
+def in_chinese(page):
+    """Switch the operator's language to 简体中文 and wait for the page in it."""
+    page.select_option("select[name=locale]", "zh_Hans")
+    page.wait_for_selector("html[lang=zh-Hans]")
+
+
+def test_a_price_list_is_edited_version_by_version_in_both_languages(page, park):
+    log_in(page, "ada")
+    page.goto("/prices?merchant=%d" % MERCHANT_ICE)
+    assert "no price list yet" in page.inner_text("#price-version")
+    send(page, "#item-set", code="1", name="Cone", price="12.50")
+    assert "Item 1 is added: price list version 1." in page.inner_text(".flash")
+    send(page, "#item-set", code="1", price="13")
+    assert "Item 1 is changed: price list version 2." in page.inner_text(".flash")
+    assert "CNY 13.00" in page.inner_text('#items tr[data-item="1"]')
+    assert "Cone" in page.inner_text('#items tr[data-item="1"]')     # an empty name keeps the name
+    send(page, "#item-set", code="2", name="Half a cent", price="0.005")
+    assert "not an amount in CNY" in page.inner_text(".flash.error")
+    assert page.locator("#items tr[data-item]").count() == 1          # nothing changed
+    page.click("#free-amount button")
+    assert "Keyed amounts are allowed: price list version 3." in page.inner_text(".flash")
+    send(page, "#bearer", bearer="merchant")
+    assert "borne by: merchant" in page.inner_text(".flash")
+    shot(page, "prices")
+    page.click("#versions a >> text=Version 1")
+    assert "CNY 12.50" in page.inner_text('#items tr[data-item="1"]')
+    assert page.locator("#items form").count() == 0               # an older version is read, not edited
+    actions = audit_actions(park)
+    assert actions.count(("ada", "item.set")) == 2 and ("ada", "discount.bearer") in actions
+    in_chinese(page)
+    page.goto("/prices?merchant=%d" % MERCHANT_ICE)
+    assert page.inner_text("h1") == "价目表"
+    shot(page, "prices-zh")
+
+
+def test_discount_rules_show_their_stacking_policy_and_change_by_version(page, park):
+    log_in(page, "ada")
+    page.goto("/discounts")
+    assert "Stacking: multiplicative" in page.inner_text("#policy")
+    send(page, "#tier-set", tier="1", sale_bp="500")
+    assert "Tier 1 is changed: discount rules version 1." in page.inner_text(".flash")
+    assert page.inner_text('#tiers tr[data-tier="1"]').split() == ["1", "500", "0"]
+    send(page, "#override-set", tier="1", category="3", rate_bp="700")
+    assert "version 2" in page.inner_text(".flash")
+    send(page, "#override-set", tier="1", rate_bp="700")              # neither a category nor an item
+    assert "name either --category N" in page.inner_text(".flash.error")
+    assert "category 3" in page.inner_text("#overrides")
+    assert "the park" in page.inner_text('#bearers tr[data-merchant="%d"]' % MERCHANT_ICE)
+    shot(page, "discounts")
+    page.click("#overrides button")
+    assert "The override is removed: discount rules version 3." in page.inner_text(".flash")
+    in_chinese(page)
+    assert "叠加方式" in page.inner_text("#policy")
+    shot(page, "discounts-zh")
+
+
+def test_ticket_products_are_listed_to_a_cashier_and_added_by_a_manager_only(page, park):
+    park.call(operators.create_operator(park.hub.storage, Actor("setup"), "man", PASSWORD, ["manager"]))
+    log_in(page, "man")
+    page.goto("/tickets")
+    assert "No ticket products yet." in page.inner_text("#products")
+    send(page, "#product-add", name="Day pass", price="120")
+    assert "Ticket product 1 is added." in page.inner_text(".flash")
+    send(page, "#product-add", name="Ten rides", type="count", valid_days="0", price="50")    # and no entries
+    assert "a count card holds 1 to" in page.inner_text(".flash.error")
+    row = page.inner_text('#products tr[data-product="1"]')
+    assert "Day pass" in row and "day ticket" in row and "CNY 120.00" in row
+    shot(page, "tickets")
+    in_chinese(page)
+    assert "日票" in page.inner_text("#products")
+    shot(page, "tickets-zh")
+    page.click("#logout")
+    log_in(page, "cas")
+    page.goto("/tickets")
+    assert "Day pass" in page.inner_text("#products")
+    send(page, "#product-add", name="Night pass", price="80")
+    assert "may not do this" in page.inner_text(".flash.error")
+    assert [p.name for p in park.call(park.hub.storage.ticket_products())] == ["Day pass"]
+
+
+def test_gate_occupancy_goes_up_live_without_a_reload_and_counts_by_hour(page, park):
+    gate_id = 41
+    key = park.call(park.hub.register_terminal(gate_id, MERCHANT_ICE, frames.ROLE_GATE, "north gate"))
+    card_no = park.call(desk_issued(park.hub, UID, 1000)).card_no
+    log_in(page, "tec")
+    page.goto("/occupancy")
+    page.wait_for_selector("#live[data-state=live]")
+    assert page.inner_text("#occupancy-total") == "0"
+    assert "No passages today." in page.inner_text("#hourly-chart")
+    page.evaluate("window.notReloaded = true")
+    gate = ScriptedTerminal(park.broker.host, park.broker.port, gate_id, key).connect()
+    try:
+        gate.record(R.KIND_ENTRY, card_no, 2, 0, 1000, item=1, discount_cents=R.passage_detail(0, 1, 0xFFFF))
+        gate.upload()
+        page.wait_for_selector("#occupancy-total >> text=1")
+        assert page.inner_text('#areas tr[data-area="1"] .inside') == "1"
+        assert page.evaluate("window.notReloaded") is True
+    finally:
+        gate.close()
+    page.reload()
+    assert page.locator("#hourly-chart svg rect.bar").count() == 1
+    cells = page.locator("#passages tbody tr td")
+    assert (cells.nth(0).inner_text(), cells.nth(2).inner_text(), cells.nth(3).inner_text()) == (str(gate_id), "1", "0")
+    shot(page, "occupancy")
+    in_chinese(page)
+    assert page.inner_text("h1") == "闸机在园人数"
+    shot(page, "occupancy-zh")
+
+
+def test_a_credit_form_sent_twice_grants_once_and_a_credit_not_yet_sent_is_cancelled(page, park):
+    card_no = park.call(desk_issued(park.hub, UID, 1000)).card_no
+    # granted by an actor that tells no running hub: no terminal is sent it, so it can still be cancelled
+    park.call(credits.grant_credit(park.hub.storage, Actor("setup"), card_no, 300, "waiting to be cancelled"))
+    log_in(page, "cas")
+    page.goto("/credits")
+    assert "granted" in page.inner_text('#credits tr[data-credit="%d-1"] .state' % card_no)
+    page.click('#credits tr[data-credit="%d-1"] button' % card_no)
+    assert "Credit 1 of card %d is cancelled: CNY 3.00 goes back to its source." % card_no in page.inner_text(".flash")
+    assert park.call(park.hub.storage.pending_credits(card_no))[0].state == "cancelled"
+    form = {name: page.eval_on_selector("#credit-grant input[name=%s]" % name, "e => e.value")
+            for name in ("csrf", "once")}
+    send(page, "#credit-grant", card_no=str(card_no), amount="5.50", reason="ride closed in the rain")
+    first = "Credit 2 of CNY 5.50 is granted to card %d" % card_no
+    assert first in page.inner_text(".flash")
+    again = page.request.post("/credits", form={**form, "card_no": str(card_no), "amount": "5.50",
+                                                "reason": "ride closed in the rain"})
+    assert first in again.text()        # the same form again: its first answer, nothing more granted
+    granted = park.call(park.hub.storage.pending_credits(card_no))
+    assert [(c.credit_no, c.amount_cents) for c in granted] == [(1, 300), (2, 550)]
+    send(page, "#credit-grant", card_no=str(card_no), amount="5.505", reason="too fine")
+    assert "not an amount in CNY" in page.inner_text(".flash.error")
+    send(page, "#credit-grant", card_no="999999", amount="1", reason="no such card")
+    assert "never issued here" in page.inner_text(".flash.error")
+    shot(page, "credits")
+    in_chinese(page)
+    assert page.inner_text("h1") == "待领金额"
+    shot(page, "credits-zh")
+    actions = audit_actions(park)
+    assert actions.count(("cas", "credit.grant")) == 1 and ("cas", "credit.cancel") in actions
+    page.click("#logout")
+    log_in(page, "fin")                  # finance reads the credits, grants none
+    page.goto("/credits")
+    assert page.locator("#credits tr[data-credit]").count() == 2
+    send(page, "#credit-grant", card_no=str(card_no), amount="1", reason="finance tries")
+    assert "may not do this" in page.inner_text(".flash.error")
+
+
+def test_reports_chart_takings_terminals_and_top_ups_and_settlements_download_as_csv(page, park):
+    _sales(park)
+    now = int(time.time())
+    park.call(settlement.close_period(park.hub.storage, Actor("setup"), None, now - 86400, now + 1, now_s=now + 1))
+    log_in(page, "fin")
+    page.goto("/reports")
+    assert page.locator("#takings-chart svg rect.bar").count() == 1
+    assert "CNY 22.49" in page.inner_text("#by-merchant")
+    assert "CNY 22.49" in page.inner_text('#by-terminal tr[data-terminal="%d"]' % BOOTH)
+    assert page.locator("#terminals-chart svg rect.bar").count() == 1
+    assert "CNY 100.00" in page.inner_text("#top-ups")       # the card issued with 100.00 on it
+    liabilities = page.inner_text("#liabilities")
+    assert "Funds on cards (bonus included)\tCNY 77.51" in liabilities
+    shot(page, "reports")
+    in_chinese(page)
+    assert page.inner_text("h1") == "报表" and "各商户每日营业额" in page.inner_text("main")
+    shot(page, "reports-zh")
+    page.goto("/settlement")
+    with page.expect_download() as downloading:
+        page.click("#settlement-csv")
+    lines = Path(downloading.value.path()).read_text().splitlines()
+    assert lines[0].startswith("settlement,merchant_id,merchant,")
+    assert len(lines) == 3 and any(",Ice cream," in line and ",22.49," in line for line in lines[1:])
+    page.click("#logout")
+    log_in(page, "ice")                 # a merchant: its own settlement only, and no park-wide reports
+    csv = page.request.get("/settlement.csv").text().splitlines()
+    assert len(csv) == 2 and ",Ice cream," in csv[1]
+    assert page.goto("/reports").status == 403
+
+
+def test_the_live_fleet_shows_alerts_offline_while_open_a_lagging_queue_and_a_sequence_gap(page, park):
+    log_in(page, "ada")
+    page.goto("/fleet")
+    minute = time.gmtime().tm_hour * 60 + time.gmtime().tm_min       # the park's time zone here is UTC
+    send(page, "#opening-hours-set", opens="%02d:%02d" % divmod((minute - 60) % 1440, 60),
+         closes="%02d:%02d" % divmod((minute + 60) % 1440, 60))
+    assert "The opening hours are saved." in page.inner_text(".flash")
+    assert ("ada", "park.opening_hours") in audit_actions(park)
+    page.wait_for_selector("#live[data-state=live]")
+    page.evaluate("window.notReloaded = true")
+    key = park.call(park.hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
+    row = 'tr[data-terminal="%d"]' % BOOTH
+    page.wait_for_selector(row + " .alerts >> text=offline while the park is open")
+    booth = ScriptedTerminal(park.broker.host, park.broker.port, BOOTH, key).connect()
+    try:
+        # 600 records waiting after seq 700: the terminal holds 100 acknowledged, the hub acknowledged none
+        booth.status(boot=1, online=1, firmware=b"1.2.3", queue_depth=600, oldest_unsynced_age_s=40, last_seq=700)
+        page.wait_for_selector(row + ".online")
+        alerts = page.inner_text(row + " .alerts")
+        assert alerts == "queue lagging, records missing (sequence gap)"
+        shot(page, "fleet-alerts")
+        booth.status(boot=1, online=1, firmware=b"1.2.3", queue_depth=0, oldest_unsynced_age_s=0, last_seq=0,
+                     uptime_s=60)
+        page.wait_for_function("s => document.querySelector(s).textContent === ''", arg=row + " .alerts")
+    finally:
+        booth.close()
+    assert page.evaluate("window.notReloaded") is True
+    in_chinese(page)
+    page.goto("/fleet")
+    assert "乐园开放时间" in page.inner_text("#opening-hours")
+    shot(page, "fleet-alerts-zh")
+    page.click("#logout")
+    log_in(page, "tec")                  # a technician reads the hours, sets none
+    send(page, "#opening-hours-set", opens="", closes="")
+    assert "may not do this" in page.inner_text(".flash.error")

@@ -1,5 +1,6 @@
 """The web app's parts without a browser: message catalogs complete, login limits, sessions, the live
-beacon, the SVG chart, and sales per day on every store backend (a merchant login sees its own only)."""
+beacon, the SVG chart, sales per day and the card trace on every store backend (a merchant login sees its own
+sales only)."""
 
 import asyncio
 import subprocess
@@ -9,12 +10,15 @@ from pathlib import Path
 import pytest
 from babel.messages import pofile
 
+from protocol import record as R
+
 from parkcard.app import Hub
-from parkcard.services import sales, settlement
+from parkcard.domain import fleet_alerts
+from parkcard.services import park, reports, sales, settlement, trace
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.web import charts, i18n
 from parkcard.web.live import Beacon
-from parkcard.web.sessions import LoginLimiter, Sessions
+from parkcard.web.sessions import FORM_ANSWERS_MAX, IN_FLIGHT, LoginLimiter, Sessions
 from parkcard_devkit.testing import MERCHANT_ICE, MERCHANT_PARK
 from test_hub_cli import DAY_S, _populate
 
@@ -102,6 +106,17 @@ def test_a_session_is_new_at_each_login_ends_at_logout_and_when_idle():
     assert sessions.get("") is None and sessions.get(None) is None
 
 
+def test_a_form_token_is_answered_once_and_a_session_remembers_a_bounded_number():
+    session = Sessions().start(Actor("cas", roles=("cashier",)), "en")
+    assert session.claim("form-1") is None
+    assert session.claim("form-1") == IN_FLIGHT          # sent again while the first is being done
+    session.answer("form-1", "ok", "Credit 1 is granted.")
+    assert session.claim("form-1") == ("ok", "Credit 1 is granted.")
+    for n in range(FORM_ANSWERS_MAX):
+        assert session.claim("other-%d" % n) is None
+    assert len(session.answers) == FORM_ANSWERS_MAX and "form-1" not in session.answers
+
+
 def test_the_beacon_wakes_a_waiter_when_bumped_and_returns_after_its_timeout():
     async def run():
         beacon = Beacon()
@@ -175,3 +190,116 @@ def test_a_merchant_login_lists_only_its_own_settlements(store_url):
     park_desk, own, ice = asyncio.run(read())
     assert [s.merchant_id for s in park_desk] == [MERCHANT_PARK]
     assert own == ice and len(ice) == 1
+
+
+def test_the_card_trace_lists_where_and_when_a_card_was_used_newest_first(store_url):
+    asyncio.run(_populate(store_url))
+
+    async def read():
+        hub = await Hub(store_url).open()
+        try:
+            card_no = (await hub.storage.card_numbers())[0]
+            uses = await trace.card_trace(hub.storage, Actor("tec", roles=("technician",)), card_no)
+            newest = await trace.card_trace(hub.storage, Actor("admin"), card_no, limit=1)
+            with pytest.raises(ServiceError, match="not a card of this park"):
+                await trace.card_trace(hub.storage, Actor("admin"), card_no + 1000)
+            with pytest.raises(ServiceError, match="may not"):
+                await trace.card_trace(hub.storage, Actor("ice", roles=("merchant",)), card_no)
+            return uses, newest
+        finally:
+            await hub.stop()
+
+    uses, newest = asyncio.run(read())
+    booth = [(u.time_s, u.terminal_id, u.terminal_name, u.merchant_id, u.seq, u.kind, u.amount_cents,
+              u.balance_after_cents) for u in uses if u.terminal_id == 5]
+    assert booth == [(DAY_S + 3 * 3600, 5, "ice booth", MERCHANT_ICE, 3, R.KIND_REFUND, 999, 8750),
+                     (DAY_S + 2 * 3600, 5, "ice booth", MERCHANT_ICE, 2, R.KIND_DEBIT, 999, 7751),
+                     (DAY_S + 3600, 5, "ice booth", MERCHANT_ICE, 1, R.KIND_DEBIT, 1250, 8750)]
+    assert (uses[-1].kind, uses[-1].time_s, uses[-1].amount_cents) == (R.KIND_ISSUE, DAY_S, 10000)    # at the desk
+    assert len(uses) == 4 and newest == uses[:1]
+
+
+def test_reports_sum_sales_per_terminal_top_ups_with_their_bonus_and_what_the_park_owes(store_url):
+    asyncio.run(_populate(store_url))
+
+    async def read():
+        hub = await Hub(store_url).open()
+        try:
+            admin = Actor("admin")
+            per_terminal = await reports.sales_by_terminal(hub.storage, admin, DAY_S, DAY_S + 86400)
+            park_desk = Actor("desk", roles=("merchant",))
+            park_desk.merchant_id = MERCHANT_PARK
+            theirs = await reports.sales_by_terminal(hub.storage, park_desk, DAY_S, DAY_S + 86400)
+            top_ups = await reports.top_ups_by_day(hub.storage, admin, DAY_S - 86400, DAY_S + 86400)
+            owed = await reports.liabilities(hub.storage, admin)
+            with pytest.raises(ServiceError, match="may not"):
+                await reports.liabilities(hub.storage, park_desk)
+            with pytest.raises(ServiceError, match="1 to 366 days"):
+                await reports.top_ups_by_day(hub.storage, admin, DAY_S, DAY_S)
+            return per_terminal, theirs, top_ups, owed
+        finally:
+            await hub.stop()
+
+    per_terminal, theirs, top_ups, owed = asyncio.run(read())
+    assert [tuple(r) for r in per_terminal] == [(5, "ice booth", MERCHANT_ICE, "Ice cream", 1250 + 999, 999, 3)]
+    assert theirs == []
+    assert [tuple(r) for r in top_ups] == [(DAY_S // 86400, 10000, 0, 1)]       # the card's issue, no bonus
+    # the card holds 10000 - 1250 - 999 + 999; the booth is owed its sales less 10 % commission, less the refund
+    assert owed.cards_cents == 8750 and owed.pending_credits_cents == 0 and owed.holds_cents == 0
+    assert owed.merchants_cents == (1250 - 125) + (999 - 100) - (999 - 100)
+
+
+class _Row:
+    """The fields of a terminals row the alert rules read."""
+
+    def __init__(self, queue_depth=None, oldest_unsynced_age_s=None, last_seq=None, acked_upto=0):
+        self.queue_depth, self.oldest_unsynced_age_s = queue_depth, oldest_unsynced_age_s
+        self.last_seq, self.acked_upto = last_seq, acked_upto
+
+
+def test_fleet_alerts_follow_the_opening_hours_the_queue_the_sequence_and_the_conflicts():
+    day = (9 * 60, 18 * 60)
+    night = (22 * 60, 2 * 60)           # open across midnight
+    assert fleet_alerts.is_open(day, 9 * 60) and not fleet_alerts.is_open(day, 18 * 60)
+    assert fleet_alerts.is_open(night, 23 * 60) and fleet_alerts.is_open(night, 60)
+    assert not fleet_alerts.is_open(night, 12 * 60) and not fleet_alerts.is_open(None, 12 * 60)
+    quiet = _Row(queue_depth=3, oldest_unsynced_age_s=20, last_seq=10, acked_upto=7)
+    assert fleet_alerts.alerts(quiet, True, True, 0) == []
+    assert fleet_alerts.alerts(quiet, False, False, 0) == []          # offline while closed: no alert
+    assert fleet_alerts.alerts(quiet, False, True, 1) == [fleet_alerts.OFFLINE_OPEN, fleet_alerts.CONFLICT]
+    assert fleet_alerts.alerts(_Row(queue_depth=fleet_alerts.QUEUE_LAG_RECORDS), True, True, 0) == [
+        fleet_alerts.LAGGING]
+    assert fleet_alerts.alerts(_Row(oldest_unsynced_age_s=fleet_alerts.QUEUE_LAG_AGE_S), True, True, 0) == [
+        fleet_alerts.LAGGING]
+    # the terminal counts 2 waiting after seq 10, so it holds the hub acknowledged 8; the hub has 5
+    assert fleet_alerts.alerts(_Row(queue_depth=2, last_seq=10, acked_upto=5), True, True, 0) == [
+        fleet_alerts.SEQ_GAP]
+    with pytest.raises(fleet_alerts.OpeningHoursError):
+        fleet_alerts.checked_hours(9 * 60, 9 * 60)
+    with pytest.raises(fleet_alerts.OpeningHoursError):
+        fleet_alerts.checked_hours(0, 24 * 60)
+
+
+def test_the_opening_hours_are_a_park_setting_on_every_store_backend(store_url):
+    async def scenario():
+        hub = await Hub(store_url).open()
+        try:
+            admin = Actor("admin")
+            before = await park.opening_hours(hub.storage, admin)
+            changed = await park.set_opening_hours(hub.storage, admin, 9 * 60, 18 * 60)
+            again = await park.set_opening_hours(hub.storage, admin, 9 * 60, 18 * 60)
+            with pytest.raises(ServiceError, match="different times"):
+                await park.set_opening_hours(hub.storage, admin, 60, 60)
+            with pytest.raises(ServiceError, match="may not"):
+                await park.set_opening_hours(hub.storage, Actor("tec", roles=("technician",)), 0, 60)
+            hours = await park.opening_hours(hub.storage, Actor("cas", roles=("cashier",)))
+            await park.set_opening_hours(hub.storage, admin, None, None)
+            cleared = await park.opening_hours(hub.storage, admin)
+            actions = [e["action"] for e in hub.storage.oplog.entries()]
+            return before, changed, again, hours, cleared, actions
+        finally:
+            await hub.stop()
+
+    before, changed, again, hours, cleared, actions = asyncio.run(scenario())
+    assert (before, changed, again, hours, cleared) == (None, True, False, (540, 1080), None)
+    assert actions.count("park.opening_hours") == 2

@@ -61,7 +61,7 @@ def create_app(hub, secure=False, time_zone="UTC"):
 
     secure: served over TLS (the web app's cookies are then Secure); time_zone: the park's, for the pages.
     """
-    from parkcard.api import models
+    from parkcard.api import models, reports
     from parkcard.api.routes import open_router, router
 
     for refusal in REFUSALS.values():
@@ -75,6 +75,7 @@ def create_app(hub, secure=False, time_zone="UTC"):
     app.state.idempotency_locks = {}
     app.include_router(open_router, prefix=API_PREFIX)
     app.include_router(router, prefix=API_PREFIX)
+    app.include_router(reports.router, prefix=API_PREFIX)
 
     @app.exception_handler(ServiceError)
     async def refused(_request, exc):

@@ -246,3 +246,73 @@ class Credit(BaseModel):
         return cls(card_no=c.card_no, credit_no=c.credit_no, amount=Money(cents=c.amount_cents, currency=currency),
                    reason=c.reason, state=c.state, granted_by=c.granted_by, granted_at=int(c.granted_at),
                    delivered_terminal=c.delivered_terminal, delivered_seq=c.delivered_seq)
+
+
+class CardUse(BaseModel):
+    """Where and when a card was used: one of its records."""
+
+    time: int = Field(description="UTC epoch seconds, by the terminal's clock")
+    terminal_id: int
+    terminal_name: Optional[str]
+    merchant_id: Optional[int]
+    seq: int
+    kind: int = Field(description="the record kind (SPEC.md §4.1)")
+    amount: Money
+    balance_after: Optional[Money]
+    status: str
+
+    @classmethod
+    def of(cls, u, currency):
+        """From a parkcard.store.rows.CardUse."""
+        return cls(time=u.time_s, terminal_id=u.terminal_id, terminal_name=u.terminal_name,
+                   merchant_id=u.merchant_id, seq=u.seq, kind=u.kind,
+                   amount=Money(cents=u.amount_cents, currency=currency),
+                   balance_after=None if u.balance_after_cents is None else Money(cents=u.balance_after_cents,
+                                                                                 currency=currency),
+                   status=u.status)
+
+
+class CreditCancelled(BaseModel):
+    """A cancelled credit: its value went back to its source."""
+
+    card_no: int
+    credit_no: int
+    amount: Money
+
+
+class TerminalSales(BaseModel):
+    """One terminal's applied sales and refunds in a period."""
+
+    terminal_id: int
+    terminal_name: str
+    merchant_id: int
+    merchant_name: str
+    sales: Money
+    refunds: Money
+    records: int
+
+
+class TopUpDay(BaseModel):
+    """Top-ups and issues of one day of the park (days from the epoch in the park's time zone)."""
+
+    day: int
+    loaded: Money = Field(description="the value put on cards, bonus included")
+    bonus: Money
+    records: int
+
+
+class Liabilities(BaseModel):
+    """What the park owes now, from the ledger's balances."""
+
+    cards: Money = Field(description="customer funds on cards, bonus included")
+    holds: Money = Field(description="replaced cards' balances held for their late offline debits")
+    deposits: Money
+    pending_credits: Money
+    merchants: Money = Field(description="owed to merchants: their sales less commission, as the ledger holds it")
+
+
+class Occupancy(BaseModel):
+    """Who is inside now, per area (area 0: the gates of the whole park)."""
+
+    total: int
+    areas: dict[int, int]

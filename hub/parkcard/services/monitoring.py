@@ -1,7 +1,9 @@
-"""What ingest flagged and refused, for people and third parties: alarms and the quarantine."""
+"""What ingest flagged and refused, for people and third parties: alarms, the quarantine, the fleet's alerts."""
 
+import datetime
 from collections import Counter
 
+from parkcard.domain import fleet_alerts as alert_rules
 from parkcard.ingest import fleet
 from parkcard.services.privileges import FLEET_READ, requires
 
@@ -34,3 +36,18 @@ async def fleet_gauges(store, actor, now_s):
                 backlog=[(t.id, t.queue_depth or 0, t.oldest_unsynced_age_s or 0) for t in rows],
                 alarms=dict(Counter(a.kind for a in await store.alarms())),
                 quarantine=dict(Counter(str(q.reason) for q in await store.quarantined())))
+
+
+@requires(FLEET_READ)
+async def fleet_alerts(store, actor, now_s, zone, terminals=None, alarms=None):
+    """{terminal_id: [alert]} of every terminal (parkcard.domain.fleet_alerts), the park's hours read in zone.
+
+    terminals, alarms: the rows the caller has just read (the live page's), else they are read here.
+    """
+    hours = await store.park_opening_hours()
+    local = datetime.datetime.fromtimestamp(now_s, zone)
+    park_open = alert_rules.is_open(hours, local.hour * 60 + local.minute)
+    alarms = await store.alarms() if alarms is None else alarms
+    conflicts = Counter(a.terminal_id for a in alarms if a.kind == alert_rules.CONFLICT)
+    return {t.id: alert_rules.alerts(t, fleet.online(t, now_s), park_open, conflicts[t.id])
+            for t in (await store.terminals() if terminals is None else terminals)}

@@ -157,6 +157,9 @@ SCOPES = {
     "settlement:close": frozenset({SETTLEMENT_READ, SETTLEMENT}),
     "credits:read": frozenset({CREDITS_READ}),
     "credits:write": frozenset({CREDITS_READ, CREDITS_GRANT}),     # a third party's top-up lands as a credit
+    "cards:read": frozenset({CARD_QUERY}),                          # a card's trace
+    "reports:read": frozenset({REPORTS, SETTLEMENT_READ}),          # sales, top-ups, liabilities
+    "gates:read": frozenset({OCCUPANCY}),                           # who is inside
 }
 
 

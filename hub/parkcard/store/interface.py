@@ -296,6 +296,14 @@ class Store(abc.ABC):
         """Set the park's currency (creating the park); ValueError once the park has taken money in another."""
 
     @abc.abstractmethod
+    async def park_opening_hours(self, park_id=1):
+        """Return the park's (opens_min, closes_min) after local midnight, or None when none are set."""
+
+    @abc.abstractmethod
+    async def set_park_opening_hours(self, park_id, opens_min, closes_min, audit=None):
+        """Set (or with None, None clear) the park's opening hours, creating the park; True if they changed."""
+
+    @abc.abstractmethod
     async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, audit=None):
         """Create a merchant; True, or False if it exists with these very values (ValueError if other values)."""
 
@@ -306,6 +314,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def sales_by_day(self, start_s, end_s, offset_s=0, merchant_id=None):
         """Return [SalesDay] of applied sales and refunds in [start_s, end_s), days shifted by offset_s."""
+
+    @abc.abstractmethod
+    async def sales_by_terminal(self, start_s, end_s, merchant_id=None):
+        """Return [rows.TerminalSales] of applied sales and refunds in [start_s, end_s), by terminal."""
+
+    @abc.abstractmethod
+    async def top_ups_by_day(self, start_s, end_s, offset_s=0):
+        """Return [rows.TopUpDay] of applied top-ups and issues in [start_s, end_s), days shifted by offset_s."""
+
+    @abc.abstractmethod
+    async def liabilities(self):
+        """Return rows.Liabilities: the ledger's balances of what the park owes, by kind."""
 
     @abc.abstractmethod
     async def merchants(self):
@@ -479,6 +499,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def records_between(self, terminal_id, first_seq, last_seq):
         """Return [rows.StoredRecord] of one terminal with first_seq <= seq <= last_seq, by seq."""
+
+    @abc.abstractmethod
+    async def card_trace(self, card_no, limit):
+        """Return the newest `limit` rows.CardUse of a card (its records), newest first."""
 
     @abc.abstractmethod
     async def uncertain_cards(self):

@@ -9,14 +9,18 @@ construction. The SQL here stays in the dialect both SQLite and PostgreSQL
 speak (casts where PostgreSQL's types differ, such as SUM of BIGINT).
 """
 
+from protocol import record as R
+
+from parkcard.domain import accounts
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.money import DEFAULT_CURRENCY
 from parkcard.store import settlement as S
 from parkcard.store.errors import NotIssued
 from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, Card,
-                                 CardRequest, CardWriteRequest, Conflict, IdempotentResponse, Merchant, Operator, PendingCommand,
+                                 CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse, Liabilities,
+                                 Merchant, Operator, PendingCommand,
                                  Quarantined, Refund, SalesDay, StoreCounts, StoredRecord, Terminal, TerminalCommand,
-                                 TerminalFlags)
+                                 TerminalFlags, TerminalSales, TopUpDay)
 
 TERMINAL_SELECT = "SELECT %s FROM terminals " % ", ".join(Terminal._fields)
 _ADMIN_CARD_SELECT = "SELECT %s FROM admin_cards " % ", ".join(AdminCard._fields)
@@ -27,6 +31,21 @@ _OPERATOR_CHANGES = ("password_hash", "roles", "active", "display_name", "last_l
 _QUARANTINE_SELECT = "SELECT %s FROM quarantine " % ", ".join(Quarantined._fields)
 # StoreCounts' fields are the table names: fixed names of this schema, never input.
 _COUNTS_SELECT = "SELECT %s" % ", ".join("(SELECT COUNT(*) FROM %s)" % t for t in StoreCounts._fields)
+
+
+def _sales_sums(merchant_id):
+    """The sales and refunds sums, the count and the FROM/WHERE of the sales reads (one merchant's, if given)."""
+    return ("CAST(SUM(CASE WHEN r.kind=:sale THEN r.amount_cents ELSE 0 END) AS BIGINT), "
+            "CAST(SUM(CASE WHEN r.kind=:refund THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
+            "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
+            "WHERE r.status=:applied AND r.kind IN (:sale, :refund) AND r.time_s>=:start AND r.time_s<:end "
+            + ("" if merchant_id is None else "AND t.merchant_id=:merchant "))
+
+
+def _sales_params(start_s, end_s, merchant_id, **more):
+    """The parameters of _sales_sums."""
+    return {"sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1], "applied": RecordStatus.APPLIED,
+            "start": start_s, "end": end_s, "merchant": merchant_id, **more}
 
 
 class SharedMethods:
@@ -46,21 +65,58 @@ class SharedMethods:
         row = await self._one("SELECT currency FROM parks WHERE id=?", (park_id,))
         return row[0] if row else DEFAULT_CURRENCY
 
+    async def park_opening_hours(self, park_id=1):
+        """Return the park's (opens_min, closes_min) after local midnight, or None when none are set."""
+        row = await self._one("SELECT opens_min, closes_min FROM parks WHERE id=?", (park_id,))
+        return None if row is None or row[0] is None else (row[0], row[1])
+
+    async def set_park_opening_hours(self, park_id, opens_min, closes_min, audit=None):
+        """Set (or with None, None clear) the park's opening hours, creating the park; True if they changed."""
+        def run(tx):
+            before = tx.sql_row("SELECT opens_min, closes_min FROM parks WHERE id=?", (park_id,))
+            if before is None:
+                tx.sql_rowcount("INSERT INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            elif tuple(before) == (opens_min, closes_min):
+                return False
+            tx.sql_rowcount("UPDATE parks SET opens_min=?, closes_min=? WHERE id=?", (opens_min, closes_min, park_id))
+            return True
+        return await self.write(run, audit)
+
     async def sales_by_day(self, start_s, end_s, offset_s=0, merchant_id=None):
         """Return [SalesDay] of applied sales and refunds with time in [start_s, end_s), by day then merchant.
 
         A day is (time_s + offset_s) // 86400: offset_s is the park's UTC offset, so days are the park's.
         """
-        where = "" if merchant_id is None else "AND t.merchant_id=:merchant "
         return [SalesDay(*r) for r in await self._all(
-            "SELECT (r.time_s + :offset) / 86400 AS day, t.merchant_id, m.name, "
-            "CAST(SUM(CASE WHEN r.kind=:sale THEN r.amount_cents ELSE 0 END) AS BIGINT), "
-            "CAST(SUM(CASE WHEN r.kind=:refund THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
-            "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
-            "WHERE r.status=:applied AND r.kind IN (:sale, :refund) AND r.time_s>=:start AND r.time_s<:end "
-            + where + "GROUP BY (r.time_s + :offset) / 86400, t.merchant_id, m.name ORDER BY 1, 2",
-            {"offset": offset_s, "sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1],
-             "applied": RecordStatus.APPLIED, "start": start_s, "end": end_s, "merchant": merchant_id})]
+            "SELECT (r.time_s + :offset) / 86400 AS day, t.merchant_id, m.name, " + _sales_sums(merchant_id)
+            + "GROUP BY (r.time_s + :offset) / 86400, t.merchant_id, m.name ORDER BY 1, 2",
+            _sales_params(start_s, end_s, merchant_id, offset=offset_s))]
+
+    async def sales_by_terminal(self, start_s, end_s, merchant_id=None):
+        """Return [TerminalSales] of applied sales and refunds with time in [start_s, end_s), by terminal."""
+        return [TerminalSales(*r) for r in await self._all(
+            "SELECT t.id, t.name, t.merchant_id, m.name, " + _sales_sums(merchant_id)
+            + "GROUP BY t.id, t.name, t.merchant_id, m.name ORDER BY 1", _sales_params(start_s, end_s, merchant_id))]
+
+    async def top_ups_by_day(self, start_s, end_s, offset_s=0):
+        """Return [TopUpDay] of applied top-ups and issues with time in [start_s, end_s), by the park's day."""
+        return [TopUpDay(*r) for r in await self._all(
+            "SELECT (r.time_s + :offset) / 86400 AS day, CAST(SUM(r.amount_cents) AS BIGINT), "
+            "CAST(COALESCE(-SUM((SELECT SUM(e.amount_cents) FROM ledger_tx x JOIN ledger_entries e ON e.tx_id = x.id "
+            "WHERE x.record_id = r.id AND e.account = :bonus)), 0) AS BIGINT), COUNT(*) FROM records r "
+            "WHERE r.status=:applied AND r.kind IN (:topup, :issue) AND r.time_s>=:start AND r.time_s<:end "
+            "GROUP BY (r.time_s + :offset) / 86400 ORDER BY 1",
+            {"offset": offset_s, "bonus": accounts.BONUS, "topup": R.KIND_TOPUP, "issue": R.KIND_ISSUE,
+             "applied": RecordStatus.APPLIED, "start": start_s, "end": end_s})]
+
+    async def liabilities(self):
+        """Return Liabilities: the ledger's balances of what the park owes, by kind."""
+        return Liabilities(*await self._one(
+            "SELECT " + ", ".join("CAST(COALESCE(SUM(CASE WHEN account LIKE :%s THEN amount_cents END), 0) AS BIGINT)"
+                                  % name for name in Liabilities._fields) + " FROM ledger_entries",
+            {"cards_cents": accounts.CARD_PREFIX + "%", "holds_cents": accounts.HOLD_PREFIX + "%",
+             "deposits_cents": accounts.DEPOSITS, "pending_credits_cents": accounts.PENDING_CREDITS,
+             "merchants_cents": accounts.MERCHANT_PREFIX + "%"}))
 
     async def merchants(self):
         """Return [Merchant] by id."""
@@ -183,6 +239,13 @@ class SharedMethods:
             "EXISTS (SELECT 1 FROM ledger_tx t WHERE t.record_id = r.id), r.raw FROM records r "
             "WHERE r.terminal_id=? AND r.seq BETWEEN ? AND ? ORDER BY r.seq", (terminal_id, first_seq, last_seq))
         return [StoredRecord(*r[:8], bool(r[8]), bytes(r[9])) for r in rows]
+
+    async def card_trace(self, card_no, limit):
+        """Return the newest `limit` CardUse of a card (its records), newest first."""
+        return [CardUse(*r) for r in await self._all(
+            "SELECT r.time_s, r.terminal_id, t.name, t.merchant_id, r.seq, r.kind, r.amount_cents, "
+            "r.balance_after_cents, r.status FROM records r LEFT JOIN terminals t ON t.id = r.terminal_id "
+            "WHERE r.card_no=? ORDER BY r.time_s DESC, r.id DESC LIMIT ?", (card_no, limit))]
 
     async def uncertain_cards(self):
         """Return the card numbers that have unresolved uncertain records."""

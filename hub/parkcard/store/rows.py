@@ -218,6 +218,20 @@ class Conflict(NamedTuple):
     existing_raw: bytes
 
 
+class CardUse(NamedTuple):
+    """Where and when a card was used: one of its records, with its terminal's name and merchant."""
+
+    time_s: int
+    terminal_id: int
+    terminal_name: Optional[str]
+    merchant_id: Optional[int]
+    seq: int
+    kind: int
+    amount_cents: int
+    balance_after_cents: Optional[int]
+    status: str
+
+
 class StoredRecord(NamedTuple):
     """A record as stored (its decoded fields beside the raw bytes)."""
 
@@ -368,6 +382,37 @@ class SalesDay(NamedTuple):
     sales_cents: int
     refunds_cents: int
     records: int
+
+
+class TerminalSales(NamedTuple):
+    """One terminal's applied sales and refunds in a period."""
+
+    terminal_id: int
+    terminal_name: str
+    merchant_id: int
+    merchant_name: str
+    sales_cents: int
+    refunds_cents: int
+    records: int
+
+
+class TopUpDay(NamedTuple):
+    """Top-ups and issues on one day (days from the epoch in the park's zone): value loaded, bonus given, how many."""
+
+    day: int
+    loaded_cents: int       # the value put on cards, bonus included
+    bonus_cents: int        # the bonus part of it (the park's expense)
+    records: int
+
+
+class Liabilities(NamedTuple):
+    """What the park owes now, by kind, from the ledger's balances (positive: owed)."""
+
+    cards_cents: int            # customer funds on cards (bonus included)
+    holds_cents: int            # replaced cards' balances held for their late offline debits
+    deposits_cents: int         # card deposits held
+    pending_credits_cents: int  # credits granted and not yet on a card
+    merchants_cents: int        # owed to merchants: their sales less commission, as the ledger holds it
 
 
 class PriceListVersion(NamedTuple):

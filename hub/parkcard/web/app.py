@@ -5,10 +5,12 @@ from fastapi.staticfiles import StaticFiles
 
 from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, WebState, gettext, render
 from parkcard.web.sessions import SESSION_COOKIE
-from parkcard.web.routes import audit, auth, blacklist, desk, fleet, merchants, operators, settlement
+from parkcard.web.routes import (audit, auth, blacklist, credits, desk, discounts, fleet, merchants, monitoring,
+                                 occupancy, operators, prices, reports, settlement, tickets)
 
-PAGE_ROUTERS = (auth.router, fleet.router, desk.router, merchants.router, blacklist.router, settlement.router,
-                audit.router, operators.router)
+PAGE_ROUTERS = (auth.router, fleet.router, desk.router, merchants.router, prices.router, discounts.router,
+                tickets.router, occupancy.router, credits.router, blacklist.router, monitoring.router,
+                settlement.router, reports.router, audit.router, operators.router)
 
 
 def install(app, hub, secure, time_zone):

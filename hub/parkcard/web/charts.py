@@ -11,10 +11,16 @@ MARGIN_TOP = 10
 COLOURS = ("#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626", "#ca8a04", "#4b5563")
 
 
-def stacked_bars(labels, series, value_text, title):
+def day_of_month(label):
+    """A day's axis label: "2026-07-01" -> "07-01"."""
+    return label[5:]
+
+
+def stacked_bars(labels, series, value_text, title, axis_label=day_of_month):
     """An SVG of one bar per label, stacked by series [(name, [value per label])], values integers >= 0.
 
-    value_text(v) words an axis value (the park's money); title names the chart for screen readers.
+    value_text(v) words an axis value (the park's money); title names the chart for screen readers;
+    axis_label(label) is what the axis shows under a bar.
     """
     totals = [sum(values[i] for _name, values in series) for i in range(len(labels))]
     top = max(totals, default=0) or 1
@@ -41,7 +47,7 @@ def stacked_bars(labels, series, value_text, title):
                                                                escape(label), escape(name),
                                                                escape(value_text(values[i]))))
         parts.append('<text x="%.1f" y="%d" text-anchor="middle" class="axis">%s</text>'
-                     % (x + bar_w / 2, HEIGHT - MARGIN_BOTTOM + 16, escape(label[5:])))
+                     % (x + bar_w / 2, HEIGHT - MARGIN_BOTTOM + 16, escape(axis_label(label))))
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -16,7 +16,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from parkcard.money import format_cents
+from parkcard.money import format_cents, parse_amount
 from parkcard.services import privileges as P
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
@@ -41,8 +41,17 @@ NAV = (
     ("/fleet", N_("Live fleet"), P.FLEET_READ),
     ("/desk", N_("Front desk"), P.CARD_ISSUE),
     ("/merchants", N_("Merchants"), P.MERCHANTS_READ),
+    ("/prices", N_("Price lists"), P.MERCHANTS_READ),
+    ("/discounts", N_("Discounts"), P.MERCHANTS_READ),
+    ("/tickets", N_("Ticket products"), P.CARD_QUERY),
+    ("/occupancy", N_("Gate occupancy"), P.OCCUPANCY),
+    ("/credits", N_("Pending credits"), P.CREDITS_READ),
     ("/blacklist", N_("Blacklist"), P.BLACKLIST_READ),
+    ("/alarms", N_("Alarms"), P.FLEET_READ),
+    ("/quarantine", N_("Quarantine"), P.FLEET_READ),
+    ("/trace", N_("Card trace"), P.CARD_QUERY),
     ("/settlement", N_("Settlement"), P.SETTLEMENT_READ),
+    ("/reports", N_("Reports"), P.REPORTS),
     ("/audit", N_("Audit log"), P.AUDIT),
     ("/operators", N_("Operators"), P.OPERATORS),
 )
@@ -140,6 +149,15 @@ class Park:
         """The park's local date of an epoch time."""
         return datetime.datetime.fromtimestamp(epoch_s, self.zone).strftime("%Y-%m-%d")
 
+    def hour(self, epoch_s):
+        """The park's local hour of an epoch time ("14:00")."""
+        return datetime.datetime.fromtimestamp(epoch_s, self.zone).strftime("%H:00")
+
+    def day_start(self, epoch_s):
+        """The epoch time of the park's local midnight that began the day of epoch_s."""
+        local = datetime.datetime.fromtimestamp(epoch_s, self.zone)
+        return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+
 
 async def park_of(request, session):
     """The park's currency (read as the operator: every role holds park.read) and time zone."""
@@ -187,3 +205,16 @@ def whole_number(form, name, label):
         return int(text)
     except ValueError:
         raise ServiceError("%s must be a whole number, not %r" % (label, text)) from None
+
+
+def amount(form, name, label, park):
+    """The form field name, an amount in the park's currency, as integer cents; ServiceError naming label."""
+    try:
+        return parse_amount(form.get(name), park.currency)
+    except ValueError as exc:
+        raise ServiceError("%s: %s" % (label, exc)) from None
+
+
+def optional_number(form, name, label):
+    """The form field name as an int, or None when left empty."""
+    return whole_number(form, name, label) if (form.get(name) or "").strip() else None

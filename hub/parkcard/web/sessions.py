@@ -27,6 +27,10 @@ LOGIN_FAILURES_PER_USER_MAX = 5
 LOGIN_FAILURES_PER_ADDRESS_MAX = 20
 LIMITED_KEYS_MAX = 10_000               # user names and addresses remembered; the oldest goes first (counted)
 TOKEN_BYTES = 32
+# Forms that move money carry a token of their own, answered once: a session remembers this many answers
+# (the oldest goes first), more than a person sends again by reloading or going back.
+FORM_ANSWERS_MAX = 64
+IN_FLIGHT = ("pending", None)           # the answer of a form still being done
 
 
 def new_token():
@@ -42,7 +46,7 @@ def same_token(given, expected):
 class Session:
     """One operator's login: the Actor, its CSRF token, its language and a message for the next page."""
 
-    __slots__ = ("token", "actor", "csrf", "locale", "seen_s", "flash")
+    __slots__ = ("token", "actor", "csrf", "locale", "seen_s", "flash", "answers")
 
     def __init__(self, token, actor, locale, now_s):
         self.token = token
@@ -51,6 +55,20 @@ class Session:
         self.locale = locale
         self.seen_s = now_s
         self.flash = None       # (kind, text) shown once by the next page
+        self.answers = collections.OrderedDict()    # {form token: (kind, text)} of the forms done once
+
+    def claim(self, form_token):
+        """None when form_token is new (it is then in flight), else its first answer (or IN_FLIGHT)."""
+        if form_token in self.answers:
+            return self.answers[form_token]
+        while len(self.answers) >= FORM_ANSWERS_MAX:
+            self.answers.popitem(last=False)
+        self.answers[form_token] = IN_FLIGHT
+        return None
+
+    def answer(self, form_token, kind, text):
+        """Keep the answer of a claimed form: the same form sent again gets it, and nothing is done again."""
+        self.answers[form_token] = (kind, text)
 
 
 class Sessions:

@@ -1,29 +1,26 @@
 """The live fleet: every terminal's state over Server-Sent Events, and lock / unlock / de-authorise."""
 
-import asyncio
-import json
 import time
 from collections import Counter
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import StreamingResponse
 
 from protocol import frames
 
 from parkcard import bounds
 from parkcard.ingest import fleet as fleet_rules
+from parkcard.domain import fleet_alerts
 from parkcard.services import monitoring, terminals
+from parkcard.services import park as park_settings
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
-from parkcard.web.pages import LIVE_STREAMS_MAX, N_, back, gettext, operator, park_of, render, session_form, state
+from parkcard.web.pages import N_, back, gettext, operator, park_of, render, session_form, state
+from parkcard.web.streams import live_events
 
 router = APIRouter()
 # A terminal that falls silent turns offline without a frame (parkcard.ingest.fleet.SILENT_OFFLINE_S): the
 # stream re-reads at least this often so that a silent terminal is shown offline in time.
 FLEET_REFRESH_S = 5.0
-# A busy hub commits many batches a second: a stream reads the fleet at most this often, whatever woke it,
-# so that many open pages cost the ingest loop a bounded number of reads.
-FLEET_PUSH_INTERVAL_S_MIN = 0.5
 # What the command log calls each command an operator can decide (protocol/frames.py CMD_*).
 COMMAND_NAMES = {frames.CMD_LOCK: N_("lock"), frames.CMD_DEAUTHORISE: N_("de-authorise"),
                  frames.CMD_REPORT_STATUS: N_("report status")}
@@ -37,7 +34,13 @@ ACTIONS = {"lock": (terminals.lock, N_("Terminal %(id)d is locked: it forgets it
                            N_("Terminal %(id)d was not authorised."))}
 
 
-def terminal_view(row, alarms, park, now_s, translate):
+# What the live page calls each alert (parkcard.domain.fleet_alerts.ALERTS).
+ALERT_LABELS = {fleet_alerts.OFFLINE_OPEN: N_("offline while the park is open"),
+                fleet_alerts.LAGGING: N_("queue lagging"), fleet_alerts.SEQ_GAP: N_("records missing (sequence gap)"),
+                fleet_alerts.CONFLICT: N_("conflicting records")}
+
+
+def terminal_view(row, alarms, park, now_s, translate, alerts=()):
     """What the fleet page shows of one terminal: every cell as text for people (JSON for the stream)."""
     online = fleet_rules.online(row, now_s)
     return {
@@ -54,6 +57,7 @@ def terminal_view(row, alarms, park, now_s, translate):
         "alarms": str(alarms.get(row.id, 0)),
         "locked": translate(N_("locked")) if row.locked else "",
         "authorised": translate(N_("yes")) if row.authorised else translate(N_("no")),
+        "alerts": ", ".join(translate(ALERT_LABELS[a]) for a in alerts),
     }
 
 
@@ -61,11 +65,13 @@ async def fleet_views(request, session):
     """[terminal_view] of the whole fleet, read as the operator (privilege fleet.read, in the services)."""
     store = state(request).store
     rows = await terminals.fleet(store, session.actor)
-    alarms = Counter(a.terminal_id for a in await monitoring.alarms(store, session.actor))
+    raised = await monitoring.alarms(store, session.actor)
+    alarms = Counter(a.terminal_id for a in raised)
     park = await park_of(request, session)
     translate = i18n.translations(session.locale).gettext
     now = time.time()
-    return [terminal_view(r, alarms, park, now, translate) for r in rows], park
+    alerts = await monitoring.fleet_alerts(store, session.actor, now, park.zone, rows, raised)
+    return [terminal_view(r, alarms, park, now, translate, alerts.get(r.id, ())) for r in rows], park
 
 
 @router.get("/fleet")
@@ -73,44 +79,53 @@ async def fleet_page(request: Request, session=Depends(operator)):
     """The fleet table, kept live by /fleet/events."""
     try:
         views, park = await fleet_views(request, session)
+        hours = await park_settings.opening_hours(state(request).store, session.actor)
     except ServiceError as exc:
         return render(request, "refused.html", session, status=403, message=str(exc))
-    return render(request, "fleet.html", session, park=park, terminals=views)
+    return render(request, "fleet.html", session, park=park, terminals=views,
+                  hours=None if hours is None else tuple(_clock(m) for m in hours))
+
+
+def _clock(minute):
+    """Minutes after midnight as "HH:MM"."""
+    return "%02d:%02d" % divmod(minute, 60)
+
+
+def _minute(text, label):
+    """"HH:MM" as minutes after midnight; ServiceError naming label otherwise."""
+    try:
+        hours, minutes = (int(part) for part in (text or "").strip().split(":"))
+    except ValueError:
+        raise ServiceError("%s must be a time like 09:30, not %r" % (label, text)) from None
+    if not (0 <= hours < 24 and 0 <= minutes < 60):
+        raise ServiceError("%s must be a time like 09:30, not %r" % (label, text))
+    return hours * 60 + minutes
+
+
+@router.post("/fleet/opening-hours")
+async def opening_hours_set(request: Request, session=Depends(operator)):
+    """Set the park's opening hours, or clear them with both fields empty (privilege park.admin in the service)."""
+    form = await session_form(request, session)
+    try:
+        if not (form.get("opens") or "").strip() and not (form.get("closes") or "").strip():
+            opens = closes = None
+        else:
+            opens = _minute(form.get("opens"), gettext(request, session, "the opening time"))
+            closes = _minute(form.get("closes"), gettext(request, session, "the closing time"))
+        changed = await park_settings.set_opening_hours(state(request).store, session.actor, opens, closes)
+    except ServiceError as exc:
+        return back("/fleet", session, str(exc), "error")
+    said = (gettext(request, session, "The opening hours are saved.") if changed else
+            gettext(request, session, "The opening hours were these already."))
+    return back("/fleet", session, said)
 
 
 @router.get("/fleet/events")
 async def fleet_events(request: Request, session=Depends(operator)):
     """Server-Sent Events: the fleet as JSON each time the hub commits a change (and every FLEET_REFRESH_S)."""
-    web = state(request)
-    seen = web.hub.changes.version      # before the read: a change committed during it wakes the stream
-    try:
-        views, _park = await fleet_views(request, session)     # refused here, before the stream starts
-    except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
-    if web.live_streams >= LIVE_STREAMS_MAX:
-        web.live_streams_refused += 1
-        return render(request, "refused.html", session, status=503, message=gettext(
-            request, session, "Too many live pages are open: close some, this one retries by itself."))
-    token = session.token
-
-    async def stream():
-        web.live_streams += 1       # counted while the generator runs: its finally always follows
-        nonlocal seen
-        try:
-            yield "retry: 2000\nevent: fleet\ndata: %s\n\n" % json.dumps(views)
-            while web.sessions.get(token) is session:       # logged out: the stream ends
-                seen = await web.hub.changes.wait(seen, FLEET_REFRESH_S)
-                try:
-                    fresh, _ = await fleet_views(request, session)
-                except ServiceError:
-                    return
-                yield "event: fleet\ndata: %s\n\n" % json.dumps(fresh)
-                await asyncio.sleep(FLEET_PUSH_INTERVAL_S_MIN)     # changes meanwhile wake the next read at once
-        finally:
-            web.live_streams -= 1
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    async def read():
+        return (await fleet_views(request, session))[0]
+    return await live_events(request, session, "fleet", read, FLEET_REFRESH_S)
 
 
 @router.get("/fleet/{terminal_id}")

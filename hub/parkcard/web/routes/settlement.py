@@ -4,6 +4,7 @@ import datetime
 import time
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 
 from parkcard.services import sales, settlement
 from parkcard.services.privileges import ServiceError
@@ -24,10 +25,15 @@ def _day_start(park, text, label):
     return int(datetime.datetime.combine(day, datetime.time(), park.zone).timestamp())
 
 
+def day_labels(first_day, end_day):
+    """The ISO dates of the day numbers first_day..end_day (days from the epoch)."""
+    return [(datetime.date(1970, 1, 1) + datetime.timedelta(days=d)).isoformat() for d in range(first_day, end_day + 1)]
+
+
 def sales_chart(rows, park, days, end_day, title):
     """(SVG, legend, totals by merchant) of sales per day stacked by merchant for the days up to end_day."""
     first = end_day - days + 1
-    labels = [(datetime.date(1970, 1, 1) + datetime.timedelta(days=d)).isoformat() for d in range(first, end_day + 1)]
+    labels = day_labels(first, end_day)
     names = {}
     for row in rows:
         names.setdefault(row.merchant_id, row.merchant_name)
@@ -39,6 +45,13 @@ def sales_chart(rows, park, days, end_day, title):
     return charts.stacked_bars(labels, series, park.money, title), charts.legend(series), totals
 
 
+def recent_days(park, days, now):
+    """(offset_s, end_day, start_s): the park's UTC offset now, today's day number, the start of the first day."""
+    offset_s = int(park.zone.utcoffset(datetime.datetime.fromtimestamp(now, park.zone)).total_seconds())
+    end_day = (int(now) + offset_s) // sales.DAY_S
+    return offset_s, end_day, (end_day - days + 1) * sales.DAY_S - offset_s
+
+
 @router.get("/settlement")
 async def settlement_page(request: Request, days: int = Query(CHART_DAYS, ge=1, le=CHART_DAYS_MAX),
                           session=Depends(operator)):
@@ -47,9 +60,7 @@ async def settlement_page(request: Request, days: int = Query(CHART_DAYS, ge=1, 
     try:
         park = await park_of(request, session)
         now = time.time()
-        offset_s = int(park.zone.utcoffset(datetime.datetime.fromtimestamp(now, park.zone)).total_seconds())
-        end_day = (int(now) + offset_s) // sales.DAY_S
-        start_s = (end_day - days + 1) * sales.DAY_S - offset_s
+        offset_s, end_day, start_s = recent_days(park, days, now)
         rows = await sales.by_day(store, session.actor, start_s, int(now) + 1, offset_s)
         closed = await settlement.listing(store, session.actor)
     except ServiceError as exc:
@@ -58,6 +69,18 @@ async def settlement_page(request: Request, days: int = Query(CHART_DAYS, ge=1, 
     chart, legend, totals = sales_chart(rows, park, days, end_day, title)
     return render(request, "settlement.html", session, park=park, chart=chart, legend=legend, totals=totals,
                   days=days, settlements=closed, today=park.day(now))
+
+
+@router.get("/settlement.csv")
+async def settlement_csv(request: Request, session=Depends(operator)):
+    """Every closed settlement the operator may read, as the CSV file `parkcard settle --csv` writes."""
+    try:
+        rows = await settlement.listing(state(request).store, session.actor)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    return Response(settlement.csv_text(rows), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="settlements.csv"',
+                             "Cache-Control": "no-store"})
 
 
 @router.post("/settlement/close")

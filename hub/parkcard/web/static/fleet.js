@@ -5,7 +5,7 @@
   var table = document.getElementById("fleet");
   var live = document.getElementById("live");
   var columns = ["id", "name", "role", "state", "last_seen", "queue", "oldest", "alarms", "firmware", "heap",
-                 "versions", "authorised", "locked"];
+                 "versions", "authorised", "locked", "alerts"];
 
   function row(t) {
     var tr = document.createElement("tr");
@@ -21,7 +21,7 @@
       } else {
         td.textContent = t[name];
       }
-      if (name === "state") { td.className = "state"; }
+      if (name === "state" || name === "alerts") { td.className = name; }
       tr.appendChild(td);
     });
     return tr;
