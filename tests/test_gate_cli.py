@@ -1,6 +1,7 @@
 """`parkcard ticket ...`, `parkcard gate ...` and `parkcard occupancy` on a park with a gate's passages."""
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
@@ -134,11 +135,11 @@ def test_a_ticket_sale_no_running_hub_answers_is_cancelled_and_never_written_lat
     assert asyncio.run(later_hub()) == (0, [])
 
 
-def test_a_ticket_sale_the_desk_fails_is_reported_and_the_card_can_be_sold_again(tmp_path, db):
+def test_a_ticket_sale_the_desk_fails_takes_no_money_and_one_it_writes_books_its_cash_price(tmp_path, db):
     from parkcard.ingest.pipeline import BatchResult
     from parkcard.security import secure
     park, _ = secure.init_park(tmp_path)
-    cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1")
+    cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1", "--price-cents", 12000)
     card_no = asyncio.run(_first_card(db))
 
     async def desk_answers(status):
@@ -154,12 +155,24 @@ def test_a_ticket_sale_the_desk_fails_is_reported_and_the_card_can_be_sold_again
             result = BatchResult()
             result.card_results = [(DESK_ID, write_id, uid, status, 12)]
             await hub._after_commit(result)
-            return await selling, await hub.storage.tickets()
+            told = await selling                    # the CLI heard the end: the sale is settled
+            money = [await hub.storage.account_balance(a) for a in ("desk:cash", "park:ticket_revenue")]
+            return told, await hub.storage.tickets(), money
         finally:
             await hub.stop()
-    failed, after_failure = asyncio.run(desk_answers(frames.CARD_NOT_BLANK))
+    failed, after_failure, money = asyncio.run(desk_answers(frames.CARD_NOT_BLANK))
     assert failed.exit_code == 2 and "could not write the card (not a blank card, block 12)" in failed.output
     assert [(x.serial, x.state) for x in after_failure] == [(1, "failed")]
-    sold, after_sale = asyncio.run(desk_answers(frames.CARD_OK))
-    assert sold.exit_code == 0 and "ticket 2 (product 1) written onto card %d at desk terminal %d" % (card_no, DESK_ID) in sold.output
+    assert money == [-1000 * 2, 0]          # the two cards' issue top-ups only: the failed write took nothing
+    sold, after_sale, money = asyncio.run(desk_answers(frames.CARD_OK))
+    assert money == [-1000 * 2 - 12000, 12000]
+    check = cli(db, "ledger", "check")
+    assert check.exit_code == 0, check.output
+    with sqlite3.connect(db) as conn:               # the ticket's price changed behind the hub's back
+        conn.execute("UPDATE tickets SET price_cents = 9000 WHERE serial = 2")
+    check = cli(db, "ledger", "check")
+    assert check.exit_code == 1 and "ticket 2 sold onto card %d): posted" % card_no in check.output, check.output
+    assert sold.exit_code == 0, sold.output
+    assert ("ticket 2 (product 1) written onto card %d at desk terminal %d: take CNY 120.00 in cash"
+            % (card_no, DESK_ID)) in sold.output
     assert [(x.serial, x.state, x.from_day) for x in after_sale] == [(1, "failed", 20820), (2, "written", 20820)]

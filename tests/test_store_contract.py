@@ -17,7 +17,7 @@ import pytest
 from protocol import record as R
 
 from parkcard import audit, oplog
-from parkcard.domain import ledger
+from parkcard.domain import ledger, tickets as ticket_rules
 from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreError, audited, interface, is_transient,
                             open_store, store_for, version_detail)
 from parkcard.domain.lifecycle import ALARM_CLONE, AdminCardState, CardStatus, RecordStatus
@@ -672,3 +672,16 @@ def test_a_record_that_does_not_continue_the_cards_balance_raises_a_chain_alarm(
         await five.upload(five.make(R.KIND_DEBIT, card, 3, 100, 9500))     # 9900 - 100 is 9800
         return [(a.kind, a.detail) for a in await hub.storage.alarms()]
     assert on_a_park(store_url, steps) == [("chain", "counter 3: 9900 -100 != 9500")]
+
+
+def test_a_ticket_written_at_the_desk_books_its_cash_price_once_and_a_failed_one_books_nothing(store_url):
+    async def steps(hub, card):
+        rule = ticket_rules.ProductRule(ticket_rules.TYPES_BY_NAME["day"], 0, 1, 0, 0, 0, 0, 0, 4500)
+        product = await hub.storage.add_ticket_product("Day pass", rule)
+        failed, written = [await hub.storage.add_ticket(product, card, UID, 20820, 20820, 0, 4500, "cli:alice")
+                           for _ in range(2)]
+        settled = [await hub.storage.settle_ticket(failed, False), await hub.storage.settle_ticket(written, True),
+                   await hub.storage.settle_ticket(written, True)]
+        return (settled, [await hub.storage.account_balance(a) for a in ("desk:cash", "park:ticket_revenue")],
+                (await audit.check(hub.storage)).ok)
+    assert on_a_park(store_url, steps) == ([True, True, False], [-10000 - 4500, 4500], True)

@@ -102,11 +102,17 @@ def ticket_sell(obj, card_no, product_id, desk_terminal_id, from_date, wait_s):
                             "written or failed)" % (desk_terminal_id, card_no, wait_s, card_no))
         return answer
 
-    answer = in_store(obj, sell)
+    async def sell_and_price(storage, actor):
+        answer = await sell(storage, actor)
+        sold = {x.serial: x for x in await tickets.tickets(storage, actor, card_no)}.get(answer.serial)
+        return answer, sold, await park.currency(storage, actor)
+
+    answer, sold, currency = in_store(obj, sell_and_price)
     if answer.error:
         raise UserError(answer.error)
-    click.echo("ticket %d (product %d) written onto card %d at desk terminal %d"
-               % (answer.serial, product_id, card_no, desk_terminal_id))
+    price = "take %s in cash" % format_cents(sold.price_cents, currency) if sold.price_cents else "free: nothing to take"
+    click.echo("ticket %d (product %d) written onto card %d at desk terminal %d: %s"
+               % (answer.serial, product_id, card_no, desk_terminal_id, price))
 
 
 @ticket.command("list")

@@ -3,11 +3,12 @@
 A sale is recorded pending with its serial (the card's ticket info serial),
 its blocks are built with the park keys (protocol.ticket.sale_blocks) and a
 desk terminal writes them over T_CARD_WRITE (parkcard.app.Hub.sell_ticket_at_desk);
-settle() then says whether the card was written. The CLI queues a sale
-(request_sale) that the running hub claims, as it does admin card issues.
-A card holds one ticket: a card with a ticket written or being written is
-refused before anything is recorded. The ticket's price is taken
-at the desk like any sale there; this module moves no money.
+settle() then says whether the card was written. A written ticket's price is
+paid in cash at the desk and booked desk:cash -> park:ticket_revenue in the
+transaction that marks it written (ledger.ticket_sale); a refused or failed
+write takes no money. The CLI queues a sale (request_sale) that the running
+hub claims, as it does admin card issues. A card holds one ticket: a card
+with a ticket written or being written is refused before anything is recorded.
 """
 
 from dataclasses import dataclass

@@ -7,6 +7,8 @@ types. The SQL stays in the dialect SQLite and PostgreSQL both speak.
 
 from protocol import record as R
 
+from parkcard.domain import ledger
+
 from parkcard.store.rows import GateRow, StartedTicketSale, StoredPassage, Ticket, TicketProduct, TicketSaleRequest
 
 _PRODUCT_SELECT = "SELECT %s FROM ticket_products " % ", ".join(TicketProduct._fields)
@@ -56,10 +58,17 @@ class TicketMethods:
         return await self.write(run, audit)
 
     async def settle_ticket(self, serial, written, audit=None):
-        """Mark a pending ticket written or failed; return False when it was not pending."""
+        """Mark a pending ticket written or failed; return False when it was not pending.
+
+        Written, its price (paid in cash at the desk) is booked in the same transaction (ledger.ticket_sale);
+        failed, no money moves."""
         def run(tx):
-            return tx.sql_rowcount("UPDATE tickets SET state=? WHERE serial=? AND state=?", (
-                TICKET_WRITTEN if written else TICKET_FAILED, serial, TICKET_PENDING)) == 1
+            row = tx.sql_row("SELECT price_cents FROM tickets WHERE serial=? AND state=?", (serial, TICKET_PENDING))
+            if row is None:
+                return False
+            sale_tx = tx.post(None, ledger.TX_TICKET_SALE, ledger.ticket_sale(row[0])) if written and row[0] else None
+            return tx.sql_rowcount("UPDATE tickets SET state=?, sale_tx=? WHERE serial=? AND state=?", (
+                TICKET_WRITTEN if written else TICKET_FAILED, sale_tx, serial, TICKET_PENDING)) == 1
         return await self.write(run, audit)
 
     async def tickets(self, card_no=None):

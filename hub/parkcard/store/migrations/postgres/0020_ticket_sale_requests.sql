@@ -5,3 +5,6 @@ CREATE TABLE ticket_sale_requests(
     product_id BIGINT NOT NULL, card_no BIGINT NOT NULL, start_day BIGINT, actor TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL, started_at DOUBLE PRECISION, cancelled_at DOUBLE PRECISION,
     finished_at DOUBLE PRECISION, serial BIGINT, error TEXT);
+-- A written ticket's price, paid in cash at the desk, is booked in its own ledger transaction (kind 1020);
+-- sale_tx names it (NULL: free or not written).
+ALTER TABLE tickets ADD COLUMN sale_tx BIGINT;
