@@ -87,10 +87,19 @@ def test_a_ticket_sold_from_the_command_line_is_written_by_the_running_hub_and_p
             await hub.configure_gate(entry.terminal_id, "entry", area=1, products=[day])
             await sim.wait_for(lambda: entry.wallet.config.tail, 30, "no gate config")
             db = str(tmp_path / "park" / "parkcard.db")
-            a, _b = sim.visitors
+            a, b = sim.visitors
             sold = await sim._written_at_desk(a.virtual, asyncio.to_thread(sell, db, a.card_no, day))
             again = await asyncio.to_thread(sell, db, a.card_no, day)
             assert entry.pass_gate(a.virtual).ok
+            # a lost card is locked at the gate as at a booth: refused, the lock on the card, the hub told
+            await hub.blacklist_add(b.card_no, "lost")
+            await sim.wait_for(lambda: entry.wallet.blacklist.contains(b.card_no), 30, "no blacklist at the gate")
+            assert entry.pass_gate(b.virtual).reason == t.REASON_BLACKLISTED
+            assert card_balance(sim.park_keys, b.virtual).locked
+            await sim.drain(60)
+            kinds = [(r.kind, r.status) for r in await hub.storage.records(entry.terminal_id)]
+            assert kinds == [(R.KIND_ENTRY, "applied"), (R.KIND_REFUSAL, "applied"), (R.KIND_LOCK, "applied")]
+            assert await sim.card_mismatches() == [] and (await sim.ledger_report()).ok
             return sold, again, a.card_no, await tickets.tickets(hub.storage, actor)
     sold, again, card_no, sold_tickets = asyncio.run(asyncio.wait_for(scenario(), 240))
     assert sold.exit_code == 0, sold.output
