@@ -3,7 +3,7 @@
 import pytest
 
 from protocol import card, frames, ticket as t
-from protocol.record import (KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT, Record,
+from protocol.record import (KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_LOCK, KIND_REFUSAL, KIND_TIMED_EXIT, Record,
                              passage_fields, record_mac_for)
 from sim.board import RecordingRelay
 from sim.cards import card_balance, issued_card
@@ -14,7 +14,7 @@ from terminal import wallet as w
 from terminal.blacklist import Blacklist
 from terminal.journal import Journal
 from terminal.rc522 import RC522
-from terminal.roles.gate import Gate
+from terminal.roles.gate import REFUSAL_REPEAT_S, Gate
 
 PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 TERMINAL_KEY = b"K" * 32
@@ -171,10 +171,50 @@ def test_a_product_or_area_the_gate_does_not_take_and_a_card_without_ticket(tmp_
     assert result.reason == t.REASON_NO_TICKET and result.card_no == 701
 
 
-def test_a_blacklisted_card_is_refused_at_the_gate(tmp_path):
+def wallet_state(vc, slot=None):
+    """(counter, balance, locked, MAC) of a wallet slot: the card's in force unless slot is given."""
+    slot = slot or card_balance(PARK, vc)
+    return slot.counter, slot.balance_cents, slot.locked, bytes(slot.mac)
+
+
+def test_a_blacklisted_card_is_locked_at_the_gate_like_at_a_booth_and_refused_after(tmp_path):
     rig = Rig(tmp_path)
     rig.blacklist.apply_delta(0, 1, [700], [])
-    assert rig.tap(ticket_card()).reason == t.REASON_BLACKLISTED
+    vc = ticket_card()
+    before = card_balance(PARK, vc)
+    assert rig.tap(vc).reason == t.REASON_BLACKLISTED and rig.relay.openings == []
+    locked = card_balance(PARK, vc)
+    assert locked.locked and locked.balance_cents == before.balance_cents and locked.counter == before.counter + 1
+    rig.now += REFUSAL_REPEAT_S
+    assert rig.tap(vc).reason == t.REASON_BLACKLISTED      # locked already: refused, not written again
+    assert wallet_state(vc) == wallet_state(vc, locked)
+    rec = rig.records()
+    assert [(r.kind, r.card_counter) for r in rec] == [(KIND_REFUSAL, 1), (KIND_LOCK, locked.counter),
+                                                       (KIND_REFUSAL, 1)]
+    assert rec[1].card_mac == locked.mac and passage_fields(rec[2])[0] == t.REASON_BLACKLISTED
+    rig.blacklist.apply_delta(1, 2, [], [700])              # off the list again: the lock on the card still holds
+    rig.now += REFUSAL_REPEAT_S
+    assert rig.tap(vc).reason == t.REASON_BLACKLISTED and wallet_state(vc) == wallet_state(vc, locked)
+
+
+def test_a_blacklisted_card_with_no_ticket_is_locked_at_the_gate_too(tmp_path):
+    rig = Rig(tmp_path)
+    rig.blacklist.apply_delta(0, 1, [701], [])
+    bare = issued_card(PARK, b"\x04\x0b\x0c\x0d", card.CardInfo(701, expiry_day=TODAY + 300, issue_day=TODAY), 500,
+                       NOW - 86400)
+    assert rig.tap(bare).reason == t.REASON_BLACKLISTED
+    assert card_balance(PARK, bare).locked and [r.kind for r in rig.records()] == [KIND_REFUSAL, KIND_LOCK]
+
+
+def test_a_returned_card_on_the_blacklist_is_refused_but_not_locked_at_the_gate(tmp_path):
+    rig = Rig(tmp_path)
+    rig.blacklist.apply_delta(0, 1, [700], [])
+    vc = ticket_card()
+    info = card.CardInfo(700, expiry_day=TODAY + 300, issue_day=TODAY, flags=card.FLAG_RETURNED)
+    vc.blocks[card.INFO_BLOCK][:] = info.encode(card.CardKeys(PARK, vc.uid))
+    before = card_balance(PARK, vc)
+    assert rig.tap(vc).reason == t.REASON_BLACKLISTED and wallet_state(vc) == wallet_state(vc, before)
+    assert [r.kind for r in rig.records()] == [KIND_REFUSAL]
 
 
 def test_a_timed_exit_debits_the_time_over_the_included_hour(tmp_path):

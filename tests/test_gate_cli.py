@@ -1,6 +1,7 @@
 """`parkcard ticket ...`, `parkcard gate ...` and `parkcard occupancy` on a park with a gate's passages."""
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
@@ -83,3 +84,95 @@ def test_user_mistakes_are_one_clear_line(db, args, message):
     cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1")
     result = cli(db, *args)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def _sell(db, *args):
+    return cli(db, "ticket", "sell", "--desk", DESK_ID, "--product", 1, *args)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("ticket", "sell", "--desk", GATE, "--product", "1", "--card", "1"), "terminal 41 is not a registered desk"),
+    (("ticket", "sell", "--desk", DESK_ID, "--product", "9", "--card", "1"), "no ticket product 9"),
+    (("ticket", "sell", "--desk", DESK_ID, "--product", "1", "--card", "77"), "card 77 is not issued"),
+    (("ticket", "sell", "--desk", DESK_ID, "--product", "1", "--card", "1", "--from", "1.1.2027"),
+     "does not match the format '%Y-%m-%d'"),
+])
+def test_a_ticket_sale_the_desk_cannot_make_is_refused_before_anything_is_queued(db, args, message):
+    cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1")
+    result = cli(db, *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert asyncio.run(_sale_requests(db)) == []
+
+
+async def _first_card(db):
+    hub = await Hub(db).open()
+    try:
+        return min(await hub.storage.card_numbers())
+    finally:
+        await hub.stop()
+
+
+async def _sale_requests(db):
+    hub = await Hub(db).open()
+    try:
+        return [await hub.storage.ticket_sale_request(i) for i in (1, 2, 3)
+                if await hub.storage.ticket_sale_request(i) is not None]
+    finally:
+        await hub.stop()
+
+
+def test_a_ticket_sale_no_running_hub_answers_is_cancelled_and_never_written_later(db):
+    cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1")
+    result = _sell(db, "--card", asyncio.run(_first_card(db)), "--wait", 1)
+    assert result.exit_code == 2 and "the sale is cancelled and nothing was recorded" in result.output
+
+    async def later_hub():
+        hub = await Hub(db).open()
+        try:
+            return await hub.run_ticket_sales(), await hub.storage.tickets()
+        finally:
+            await hub.stop()
+    assert asyncio.run(later_hub()) == (0, [])
+
+
+def test_a_ticket_sale_the_desk_fails_takes_no_money_and_one_it_writes_books_its_cash_price(tmp_path, db):
+    from parkcard.ingest.pipeline import BatchResult
+    from parkcard.security import secure
+    park, _ = secure.init_park(tmp_path)
+    cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1", "--price-cents", 12000)
+    card_no = asyncio.run(_first_card(db))
+
+    async def desk_answers(status):
+        """The running hub starts the queued sale; the desk terminal answers status to its T_CARD_WRITE."""
+        hub = await Hub(db, park_keys=park.park_keys).open()
+        hub.downlink.publish = lambda topic, payload: None
+        try:
+            selling = asyncio.create_task(asyncio.to_thread(_sell, db, "--card", card_no, "--from", "2027-01-02"))
+            while not await hub.run_ticket_sales():
+                await asyncio.sleep(0.05)
+            await hub.wait_until(lambda: hub._card_writes)
+            [(write_id, (_desk, uid, _done))] = hub._card_writes.items()
+            result = BatchResult()
+            result.card_results = [(DESK_ID, write_id, uid, status, 12)]
+            await hub._after_commit(result)
+            told = await selling                    # the CLI heard the end: the sale is settled
+            money = [await hub.storage.account_balance(a) for a in ("desk:cash", "park:ticket_revenue")]
+            return told, await hub.storage.tickets(), money
+        finally:
+            await hub.stop()
+    failed, after_failure, money = asyncio.run(desk_answers(frames.CARD_NOT_BLANK))
+    assert failed.exit_code == 2 and "could not write the card (not a blank card, block 12)" in failed.output
+    assert [(x.serial, x.state) for x in after_failure] == [(1, "failed")]
+    assert money == [-1000 * 2, 0]          # the two cards' issue top-ups only: the failed write took nothing
+    sold, after_sale, money = asyncio.run(desk_answers(frames.CARD_OK))
+    assert money == [-1000 * 2 - 12000, 12000]
+    check = cli(db, "ledger", "check")
+    assert check.exit_code == 0, check.output
+    with sqlite3.connect(db) as conn:               # the ticket's price changed behind the hub's back
+        conn.execute("UPDATE tickets SET price_cents = 9000 WHERE serial = 2")
+    check = cli(db, "ledger", "check")
+    assert check.exit_code == 1 and "ticket 2 sold onto card %d): posted" % card_no in check.output, check.output
+    assert sold.exit_code == 0, sold.output
+    assert ("ticket 2 (product 1) written onto card %d at desk terminal %d: take CNY 120.00 in cash"
+            % (card_no, DESK_ID)) in sold.output
+    assert [(x.serial, x.state, x.from_day) for x in after_sale] == [(1, "failed", 20820), (2, "written", 20820)]

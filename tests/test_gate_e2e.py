@@ -67,3 +67,42 @@ def test_tickets_sold_at_the_desk_pass_gates_online_and_offline_and_occupancy_ma
             written = [x.state for x in await tickets.tickets(hub.storage, actor)]
             assert written == ["written"] * 3
     asyncio.run(asyncio.wait_for(scenario(), 240))
+
+
+def test_a_ticket_sold_from_the_command_line_is_written_by_the_running_hub_and_passes_the_gate(tmp_path):
+    from click.testing import CliRunner
+
+    from parkcard.cli import main
+    from parkcard_devkit.park_sim import DESK_TERMINAL_ID
+
+    def sell(db, card_no, product, wait_s=60):
+        return CliRunner().invoke(main, ["--db", db, "ticket", "sell", "--card", str(card_no), "--product",
+                                         str(product), "--desk", str(DESK_TERMINAL_ID), "--wait", str(wait_s)])
+
+    async def scenario():
+        async with ParkSim(tmp_path / "park", terminals=0, cards=2, gates=1) as sim:
+            hub, actor = sim.hub, sim.hub.actor()
+            [entry] = sim.gates
+            day = await tickets.add_product(hub.storage, actor, "Day pass", "day", area=1, valid_days=1)
+            await hub.configure_gate(entry.terminal_id, "entry", area=1, products=[day])
+            await sim.wait_for(lambda: entry.wallet.config.tail, 30, "no gate config")
+            db = str(tmp_path / "park" / "parkcard.db")
+            a, b = sim.visitors
+            sold = await sim._written_at_desk(a.virtual, asyncio.to_thread(sell, db, a.card_no, day))
+            again = await asyncio.to_thread(sell, db, a.card_no, day)
+            assert entry.pass_gate(a.virtual).ok
+            # a lost card is locked at the gate as at a booth: refused, the lock on the card, the hub told
+            await hub.blacklist_add(b.card_no, "lost")
+            await sim.wait_for(lambda: entry.wallet.blacklist.contains(b.card_no), 30, "no blacklist at the gate")
+            assert entry.pass_gate(b.virtual).reason == t.REASON_BLACKLISTED
+            assert card_balance(sim.park_keys, b.virtual).locked
+            await sim.drain(60)
+            kinds = [(r.kind, r.status) for r in await hub.storage.records(entry.terminal_id)]
+            assert kinds == [(R.KIND_ENTRY, "applied"), (R.KIND_REFUSAL, "applied"), (R.KIND_LOCK, "applied")]
+            assert await sim.card_mismatches() == [] and (await sim.ledger_report()).ok
+            return sold, again, a.card_no, await tickets.tickets(hub.storage, actor)
+    sold, again, card_no, sold_tickets = asyncio.run(asyncio.wait_for(scenario(), 240))
+    assert sold.exit_code == 0, sold.output
+    assert "ticket 1 (product 1) written onto card %d at desk terminal 1: free: nothing to take" % card_no in sold.output
+    assert again.exit_code == 2 and "already holds ticket 1" in again.output and "another card" in again.output
+    assert [(x.serial, x.card_no, x.state) for x in sold_tickets] == [(1, card_no, "written")]

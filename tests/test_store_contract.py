@@ -17,7 +17,7 @@ import pytest
 from protocol import record as R
 
 from parkcard import audit, oplog
-from parkcard.domain import ledger
+from parkcard.domain import ledger, tickets as ticket_rules
 from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreError, audited, interface, is_transient,
                             open_store, store_for, version_detail)
 from parkcard.domain.lifecycle import ALARM_CLONE, AdminCardState, CardStatus, RecordStatus
@@ -302,6 +302,29 @@ def test_admin_cards_and_their_issue_at_a_desk(store_url):
     assert [(c.card_no, c.state, c.revoked_at is not None) for c in cards] == [(900001, "written", True),
                                                                                (900002, "abandoned", False)]
     assert cancelled == [] and [r.finished_at is not None for r in requests] == [True, True]
+
+
+def test_ticket_sales_queued_for_the_running_hub_are_claimed_once_and_cancelled_only_before_they_start(store_url):
+    async def scenario(store):
+        first = await store.request_ticket_sale(DESK_ID, 3, 17, None, "cli:alice")
+        second = await store.request_ticket_sale(DESK_ID, 4, 18, 20820, "cli:bob")
+        withdrawn = await store.request_ticket_sale(DESK_ID, 4, 19, None, "cli:bob")
+        queued = await store.ticket_sale_request(first)
+        cancelled_before = await store.cancel_ticket_sale(withdrawn)
+        started, again = await store.start_ticket_sales(), await store.start_ticket_sales()
+        cancelled_after = await store.cancel_ticket_sale(first)
+        await store.finish_ticket_sale(first, serial=7)
+        await store.finish_ticket_sale(second, error="desk terminal 1 could not write the card")
+        return (queued, cancelled_before, started, again, cancelled_after,
+                [await store.ticket_sale_request(i) for i in (first, second, withdrawn)],
+                await store.ticket_sale_request(999))
+    queued, cancelled_before, started, again, cancelled_after, ended, unknown = run(store_url, scenario)
+    assert queued == (None, None, None, None) and unknown is None
+    assert cancelled_before is True and cancelled_after is False and again == []
+    assert [tuple(s[1:]) for s in started] == [(DESK_ID, 3, 17, None, "cli:alice"), (DESK_ID, 4, 18, 20820, "cli:bob")]
+    assert [(e.started_at is not None, e.finished_at is not None, e.serial, e.error) for e in ended] == [
+        (True, True, 7, None), (True, True, None, "desk terminal 1 could not write the card"),
+        (False, False, None, None)]
 
 
 def test_settlement_closes_once_and_refuses_an_overlap(store_url):
@@ -693,3 +716,16 @@ def test_desk_operations_are_kept_once_one_pending_per_card_and_posted_with_thei
     assert [op.op_id for op in pending] == ["op-3", "op-4"]
     assert queued.state == "queued" and same.params == "{}" and [r.op_id for r in started] == ["req-1"]
     assert requeued.state == "queued" and claim is None
+
+
+def test_a_ticket_written_at_the_desk_books_its_cash_price_once_and_a_failed_one_books_nothing(store_url):
+    async def steps(hub, card):
+        rule = ticket_rules.ProductRule(ticket_rules.TYPES_BY_NAME["day"], 0, 1, 0, 0, 0, 0, 0, 4500)
+        product = await hub.storage.add_ticket_product("Day pass", rule)
+        failed, written = [await hub.storage.add_ticket(product, card, UID, 20820, 20820, 0, 4500, "cli:alice")
+                           for _ in range(2)]
+        settled = [await hub.storage.settle_ticket(failed, False), await hub.storage.settle_ticket(written, True),
+                   await hub.storage.settle_ticket(written, True)]
+        return (settled, [await hub.storage.account_balance(a) for a in ("desk:cash", "park:ticket_revenue")],
+                (await audit.check(hub.storage)).ok)
+    assert on_a_park(store_url, steps) == ([True, True, False], [-10000 - 4500, 4500], True)

@@ -3,7 +3,9 @@ installs it, against a real hub over a TLS Mosquitto and the virtual RC522 (test
 
 import pytest
 
-from terminal_whole import WHOLE_HEAP, Park, run_whole
+from protocol import frames, record as R
+
+from terminal_whole import GATE_HEAP, TERMINAL_ID, WHOLE_HEAP, Park, run_whole, run_whole_gate
 
 pytestmark = [pytest.mark.micropython, pytest.mark.broker, pytest.mark.slow]
 
@@ -19,3 +21,15 @@ def test_the_whole_terminal_serves_syncs_and_takes_a_new_config_at_the_budget_he
     lines, after_tap, after_config = run_whole(park, tmp_path, WHOLE_HEAP)
     print("heap after tap and sync", after_tap, "after the config change", after_config)
     assert lines.count("screen APPROVED 2.50|Balance 97.50") == 1  # one tap, one debit
+
+
+def test_the_whole_gate_lets_a_ticket_in_releases_its_relay_and_uploads_the_passage_at_the_budget_heap(tmp_path):
+    park = Park(tmp_path / "park", role=frames.ROLE_GATE)
+    try:
+        lines, after_passage = run_whole_gate(park, tmp_path, GATE_HEAP)
+        records = park.call(park.hub.storage.records(TERMINAL_ID))
+    finally:
+        park.close()
+    print("gate heap after the passage is acked", after_passage)
+    assert [(r.kind, r.status) for r in records] == [(R.KIND_ENTRY, "applied"), (R.KIND_REFUSAL, "applied")]
+    assert lines.count("relay 1") == 1          # one passage, one release

@@ -138,6 +138,7 @@ class Hub:
         self.desk_path.write_card = self.write_card
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
         self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
+        self._ticket_sale_tasks = {}   # request id -> task of a ticket sale in progress (queued by the CLI)
         self._card_write_ids = itertools.count(int(time.time()) & 0x7FFFFFFF)
         self.batches = 0
         self.failed_messages = 0    # kept in quarantine as hub_error (see _one_by_one)
@@ -642,6 +643,30 @@ class Hub:
         except ServiceError as exc:
             await admin_cards.fail_request(self.storage, request_id, str(exc))
 
+    async def run_ticket_sales(self):
+        """Start the ticket sales the CLI queued, each at its desk terminal; return how many started."""
+        started = await self.storage.start_ticket_sales()
+        for request in started:
+            task = asyncio.create_task(self._ticket_sale(request), name="ticket-sale-%d" % request.id)
+            self._ticket_sale_tasks[request.id] = task
+            task.add_done_callback(lambda _t, rid=request.id: self._ticket_sale_tasks.pop(rid, None))
+        return len(started)
+
+    async def _ticket_sale(self, request):
+        # The sale runs to the desk's answer or its own timeout even if the CLI stops waiting: the
+        # ticket's state then says what the desk did, and the request what the operator is told.
+        try:
+            sale = await self.sell_ticket_at_desk(request.desk_terminal_id, request.product_id, request.card_no,
+                                                  request.start_day, actor=request.actor)
+        except ServiceError as exc:
+            await tickets.finish_request(self.storage, request.id, error=str(exc))
+        except Exception as exc:    # the requester must hear of it rather than wait for an answer that never comes
+            log.exception("event=ticket_sale_failed request=%d", request.id)
+            await tickets.finish_request(self.storage, request.id, error="the hub could not sell the ticket (%s): "
+                                         "see the hub's log, then try again" % _reason(exc))
+        else:
+            await tickets.finish_request(self.storage, request.id, serial=sale.serial)
+
     async def poll_registry(self):
         """One poll: load terminals registered elsewhere (and tell on_terminals_added), send queued commands."""
         added = [tid for tid in await self.storage.terminal_ids() if self.registry.get(tid) is None]
@@ -656,6 +681,7 @@ class Hub:
         for task in queued:     # a hub without the park's keys takes no desk operation: they stay queued
             self._desk_tasks.add(task)          # kept until it ends (the CLI waits for its result in the store)
             task.add_done_callback(self._desk_tasks.discard)
+        await self.run_ticket_sales()
         return added, await self.send_pending_commands()
 
     # -- admin system cards

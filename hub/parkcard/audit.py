@@ -175,10 +175,17 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     return "other_rate"
 
 
-def hub_transactions(credit_rows):
+def hub_transactions(credit_rows, ticket_rows=()):
     """{tx_id: (what, expected entries)} of the ledger transactions the hub booked without a record: each
-    pending credit's grant, and its cancel (re-derived from the credit's amount and source)."""
+    pending credit's grant, and its cancel (re-derived from the credit's amount and source), and each
+    ticket's sale at the desk (from the ticket's price)."""
     out = {}
+    for sale_tx, price_cents, serial, card_no in ticket_rows:
+        name = "ticket %d sold onto card %d" % (serial, card_no)
+        try:
+            out[sale_tx] = (name, ledger.ticket_sale(price_cents))
+        except ledger.PostingError as exc:
+            out[sale_tx] = (name + " (%s)" % exc, [])
     for grant_tx, cancel_tx, source, amount, card_no, credit_no in credit_rows:
         name = "credit %d of card %d" % (credit_no, card_no)
         try:
@@ -262,7 +269,7 @@ def _check_contents(rows, report, rates_had):
     seqs_acked = dict.fromkeys(terminals, 0)    # records stored at or below the terminal's acked_upto
     entries = itertools.groupby(rows.ledger_entries(), key=lambda r: (r[0], r[1]))
     group = next(entries, None)
-    hub_tx = hub_transactions(rows.credits())
+    hub_tx = hub_transactions(rows.credits(), rows.paid_tickets())
 
     def take_orphans_below(record_id):
         nonlocal group

@@ -18,7 +18,8 @@ main.main()), and main.main() runs for ever.
 Commands on stdin, one a line: `keys 150#` (key presses), `heap` (answered by
 `heap alloc=... free=... live_peak=...` after a collection, live_peak sampled with MODULE names
 only, then micropython.mem_info()), `quit`.
-Events on stdout: `screen LINE1|LINE2` whenever the display changes.
+Events on stdout: `screen LINE1|LINE2` whenever the display changes, `relay 1` / `relay 0` when a
+gate's relay is driven.
 """
 
 import gc
@@ -65,6 +66,13 @@ class _Keypad:
 class _Buzzer:
     def play(self, pattern):
         pass
+
+
+class _RelayPin:
+    """A gate's relay output: each level it is driven to is printed (`relay 1` released, `relay 0` locked)."""
+
+    def value(self, level):
+        print("relay %d" % level)
 
 
 class _Watchdog:
@@ -138,6 +146,10 @@ class HostBoard:
 
     def buzzer(self):
         return _Buzzer()
+
+    def relay(self):
+        from terminal.devices import Relay
+        return Relay(_RelayPin())
 
     def watchdog(self, timeout_ms):
         _mark("watchdog")

@@ -135,7 +135,11 @@ class Gate:
             reason, new = rules.entry(info, slot, gate, now, listed)
         if reason:
             self._refusal(cr, tk, reason, now)
-            wa._finish()
+            if (reason == t.REASON_BLACKLISTED and not cr.slot.locked and not cr.info.flags & card.FLAG_RETURNED
+                    and wa.blacklist.contains(cr.info.card_no)):
+                self._lock(cr, now)
+            else:
+                wa._finish()
             return Passage(False, reason, cr.info.card_no, direction, charge, cr.slot.balance_cents,
                            slot.entries_left if slot is not None else 0)
         balance = cr.slot.balance_cents
@@ -152,11 +156,20 @@ class Gate:
             if not paid.ok:
                 return Passage(False, paid.reason, cr.info.card_no, direction, charge, paid.balance_cents)
             balance = paid.balance_cents
-            if not self._reselect(cr, tk):
+            if not self._reselect(cr.uid, t.INFO_BLOCK, tk.keys.key_a(t.TICKET_SECTOR)):
                 self._retry = None
                 return Passage(False, w.UNCERTAIN, cr.info.card_no, direction, charge, balance)
         kind = KIND_ENTRY if direction == ENTER else (KIND_TIMED_EXIT if info.type == t.TYPE_TIMED else KIND_EXIT)
         return self._pass(cr, tk, new, kind, abs(charge), balance, now, direction)
+
+    def _lock(self, cr, now):
+        """Lock a blacklisted card as a booth does (SPEC.md §3.6): back to its wallet sector, a lock record."""
+        wa = self.wallet
+        wa._finish()    # the ticket read left sector 3 open, or the card halted on a sector 3 not keyed for us
+        if self._reselect(cr.uid, card.INFO_BLOCK, cr.keys.key_a()):
+            wa._lock(cr, now)
+        else:
+            wa._finish()
 
     def _already_paid(self, card_no, ticket_counter):
         """True when this exit's charge is on the card already: its debit committed, the exit not written."""
@@ -164,14 +177,14 @@ class Gate:
         return (paid is not None and paid[0] == card_no and paid[1] == ticket_counter
                 and self.wallet.journal.status(paid[2]) == jr.COMMITTED)
 
-    def _reselect(self, cr, tk):
-        """After the wallet debit released the card, select it again and open its ticket sector for the exit write."""
+    def _reselect(self, uid, block, key_a):
+        """Select the released card uid again and open the sector of block: False when it is gone or refuses."""
         reader = self.wallet.card.reader
         try:
             found = reader.detect(True)
-            if found is None or found[0] != cr.uid:
+            if found is None or found[0] != uid:
                 return False
-            reader.auth(t.INFO_BLOCK, tk.keys.key_a(t.TICKET_SECTOR), cr.uid)
+            reader.auth(block, key_a, uid)
         except RC522Error:
             return False
         return True

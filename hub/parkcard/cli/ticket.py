@@ -1,10 +1,15 @@
-"""`parkcard ticket product add|list`, `parkcard ticket list`."""
+"""`parkcard ticket product add|list`, `parkcard ticket sell`, `parkcard ticket list`."""
+
+import asyncio
+import datetime
+import time
 
 import click
 
 from protocol.ticket import TYPE_TIMED
 
-from parkcard.cli.common import in_store, table, utc
+from parkcard.bounds import CARD_NO, TERMINAL_ID, BoundParam
+from parkcard.cli.common import UserError, in_store, table, utc
 from parkcard.domain import tickets as rules
 from parkcard.money import format_cents
 from parkcard.services import park, tickets
@@ -55,6 +60,59 @@ def product_list(obj):
             p.day_limit or "-", ("%d min free, %s per %d min" % (p.included_min, format_cents(
                 p.interval_price_cents, currency), p.interval_min)) if p.type == TYPE_TIMED else "-",
             format_cents(p.price_cents, currency), *used.get(p.id, (0, 0))) for p in rows])
+
+
+SALE_POLL_S = 0.5       # how often `ticket sell` looks for the running hub's answer
+_EPOCH = datetime.date(1970, 1, 1)
+
+
+@ticket.command("sell")
+@click.option("--card", "card_no", type=BoundParam(CARD_NO), required=True, help="the issued card to sell onto")
+@click.option("--product", "product_id", type=int, required=True, help="the ticket product id")
+@click.option("--desk", "desk_terminal_id", type=BoundParam(TERMINAL_ID), required=True,
+              help="the desk terminal that writes the card")
+@click.option("--from", "from_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="the ticket's first park day, YYYY-MM-DD (default: today)")
+@click.option("--wait", "wait_s", default=90, show_default=True, type=click.IntRange(1, 3600),
+              help="seconds to wait for the card to be written")
+@click.pass_obj
+def ticket_sell(obj, card_no, product_id, desk_terminal_id, from_date, wait_s):
+    """Sell a ticket onto a card: the running hub has the desk terminal write it while the card lies there."""
+    start_day = (from_date.date() - _EPOCH).days if from_date is not None else None
+
+    async def sell(storage, actor):
+        request_id = await tickets.request_sale(storage, actor, desk_terminal_id, product_id, card_no, start_day)
+        click.echo("present card %d to desk terminal %d; waiting up to %d s for the running hub (`parkcard up`)"
+                   % (card_no, desk_terminal_id, wait_s))
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            answer = await storage.ticket_sale_request(request_id)
+            if answer.finished_at is not None:
+                return answer
+            await asyncio.sleep(SALE_POLL_S)
+        # Nobody waits any more: a sale the hub has not started must not be written later behind the
+        # operator's back; one it started ends with the desk's answer (see `parkcard ticket list`).
+        if await tickets.cancel_request(storage, actor, request_id):
+            raise UserError("no answer within %d s: the sale is cancelled and nothing was recorded; is `parkcard up` "
+                            "running? Then run this again" % wait_s)
+        answer = await storage.ticket_sale_request(request_id)
+        if answer.finished_at is None:
+            raise UserError("desk terminal %d has not written card %d within %d s: the hub still waits for it; "
+                            "`parkcard ticket list --card %d` shows whether the ticket was written (pending, "
+                            "written or failed)" % (desk_terminal_id, card_no, wait_s, card_no))
+        return answer
+
+    async def sell_and_price(storage, actor):
+        answer = await sell(storage, actor)
+        sold = {x.serial: x for x in await tickets.tickets(storage, actor, card_no)}.get(answer.serial)
+        return answer, sold, await park.currency(storage, actor)
+
+    answer, sold, currency = in_store(obj, sell_and_price)
+    if answer.error:
+        raise UserError(answer.error)
+    price = "take %s in cash" % format_cents(sold.price_cents, currency) if sold.price_cents else "free: nothing to take"
+    click.echo("ticket %d (product %d) written onto card %d at desk terminal %d: %s"
+               % (answer.serial, product_id, card_no, desk_terminal_id, price))
 
 
 @ticket.command("list")

@@ -24,6 +24,9 @@ OVER_SHORT = "desk:over_short"      # cash counted over (+) or short (-) of expe
 PENDING_CREDITS = "park:pending_credits"    # granted to a card not present, not yet on it (a liability)
 API_PAYMENTS = "park:api_payments"          # paid to the park through the API (a third party's top-up): negative
 
+# Tickets (parkcard.domain.ledger ticket_sale, SPEC.md §3.8).
+TICKET_REVENUE = "park:ticket_revenue"      # tickets sold at the desk, paid in cash there (earned: positive)
+
 
 def card_account(card_no):
     """Ledger account of a card's funds."""

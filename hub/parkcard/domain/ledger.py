@@ -22,8 +22,8 @@ Record fields used beyond amount (SPEC.md §4.1):
 from protocol import record as R
 
 from parkcard.domain.accounts import (API_PAYMENTS, BONUS, CASH, COMMISSION, DEPOSITS, HOLD_PREFIX, LOSSES,
-                                      OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TRANSFERS, card_account, hold_account,
-                                      merchant_account)
+                                      OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TICKET_REVENUE, TRANSFERS, card_account,
+                                      hold_account, merchant_account)
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
@@ -46,6 +46,8 @@ _CARD_SIGN = {R.KIND_DEBIT: -1, R.KIND_TOPUP: 1, R.KIND_REFUND: 1, R.KIND_CASHOU
 # Ledger transactions the hub books with no record (ledger_tx.kind): a pending credit's grant and its cancel.
 TX_CREDIT_GRANT = 1015
 TX_CREDIT_CANCEL = 1016
+# ... and a ticket written onto a card at the desk, its price paid in cash there (SPEC.md §3.8).
+TX_TICKET_SALE = 1020
 # Where a pending credit's value comes from (credit_grant's source): cash at a desk, a payment through the
 # API, or a replaced card's hold (hold:<card_no>).
 CREDIT_SOURCES = (CASH, API_PAYMENTS)
@@ -194,6 +196,12 @@ def credit_postings(card_no, fresh_cents, again_cents):
     _non_negative(fresh_cents=fresh_cents, again_cents=again_cents)
     return _balanced([(PENDING_CREDITS, -fresh_cents), (LOSSES, -again_cents),
                       (card_account(card_no), fresh_cents + again_cents)])
+
+
+def ticket_sale(price_cents):
+    """A ticket written onto a card at the desk: its price, paid in cash there, is the park's ticket revenue."""
+    _non_negative(price_cents=price_cents)
+    return _balanced([(CASH, -price_cents), (TICKET_REVENUE, price_cents)])
 
 
 def cash_over_short(expected_cents, counted_cents):

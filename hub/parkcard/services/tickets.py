@@ -3,18 +3,24 @@
 A sale is recorded pending with its serial (the card's ticket info serial),
 its blocks are built with the park keys (protocol.ticket.sale_blocks) and a
 desk terminal writes them over T_CARD_WRITE (parkcard.app.Hub.sell_ticket_at_desk);
-settle() then says whether the card was written. The ticket's price is taken
-at the desk like any sale there; this module moves no money.
+settle() then says whether the card was written. A written ticket's price is
+paid in cash at the desk and booked desk:cash -> park:ticket_revenue in the
+transaction that marks it written (ledger.ticket_sale); a refused or failed
+write takes no money. The CLI queues a sale (request_sale) that the running
+hub claims, as it does admin card issues. A card holds one ticket: a card
+with a ticket written or being written is refused before anything is recorded.
 """
 
 from dataclasses import dataclass
 
-from protocol import card, ticket as t
+from protocol import card, frames, ticket as t
 
 from parkcard.domain import tickets as rules
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import CARD_QUERY, TICKET_SELL, TICKETS, ServiceError, requires
 from parkcard.store import audited
+from parkcard.store.tickets import TICKET_FAILED
+from parkcard.transport import notify
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,60 @@ async def products(store, actor):
     return await store.ticket_products()
 
 
+async def _product(store, product_id):
+    found = await store.ticket_products(product_id)
+    if not found:
+        raise Refusal("ticket_product_not_found", "no ticket product %r (see `parkcard ticket product list`)"
+                      % product_id)
+    return found[0]
+
+
+async def _issued_card_without_ticket(store, card_no):
+    """The card's row; Refusal unless it is issued and holds no ticket (written, or pending at a desk)."""
+    row = await store.card(card_no)
+    if row is None or row.uid is None:
+        raise Refusal("card_not_found", "card %d is not issued: issue it at the desk first" % card_no)
+    held = [x for x in await store.tickets(card_no) if x.state != TICKET_FAILED]
+    if held:
+        raise Refusal("card_holds_ticket", "card %d already holds ticket %d (product %d, %s): a card holds one "
+                      "ticket; sell this one onto another card" % (card_no, held[-1].serial, held[-1].product_id,
+                                                                   held[-1].state))
+    return row
+
+
+@requires(TICKET_SELL)
+async def request_sale(store, actor, desk_terminal_id, product_id, card_no, start_day=None):
+    """Queue a ticket sale for the running hub at a desk terminal; return the request id.
+
+    Checked now so the operator hears of a mistake at once: the terminal is a registered desk, the
+    product exists, the card is issued and holds no ticket (the hub checks again when it sells)."""
+    rows = await store.terminals(desk_terminal_id)
+    if not rows or rows[0].role != frames.ROLE_DESK:
+        raise Refusal("not_a_desk", "terminal %d is not a registered desk terminal: tickets are written at a desk "
+                      "(see `parkcard terminals`)" % desk_terminal_id)
+    await _product(store, product_id)
+    await _issued_card_without_ticket(store, card_no)
+    request_id = await store.request_ticket_sale(desk_terminal_id, product_id, card_no, start_day, actor.name,
+                                                 audit=audited(actor.name, "ticket.sale_requested",
+                                                               when=lambda _: True,
+                                                               extra=lambda rid: dict(request_id=rid),
+                                                               desk_terminal_id=desk_terminal_id,
+                                                               product_id=product_id, card_no=card_no))
+    await actor.told(notify.TICKET_SALES)
+    return request_id
+
+
+@requires(TICKET_SELL)
+async def cancel_request(store, actor, request_id):
+    """Withdraw a queued sale the hub has not started; return False when it started or ended meanwhile."""
+    return await store.cancel_ticket_sale(request_id)
+
+
+async def finish_request(store, request_id, serial=None, error=None):
+    """Record how the running hub's sale of a queued request ended (the requester reads it)."""
+    await store.finish_ticket_sale(request_id, serial, error)
+
+
 @requires(TICKET_SELL)
 async def sell(store, actor, park_keys, product_id, card_no, start_day):
     """Record a ticket of product_id sold onto card card_no from park day start_day; return its TicketSale.
@@ -78,14 +138,8 @@ async def sell(store, actor, park_keys, product_id, card_no, start_day):
     park keys (the running hub's)."""
     if park_keys is None or getattr(park_keys, "master_b", None) is None:
         raise ServiceError("this hub has no park keys: tickets are sold by the running hub (parkcard hub)")
-    found = await store.ticket_products(product_id)
-    if not found:
-        raise Refusal("ticket_product_not_found", "no ticket product %r (see `parkcard ticket product list`)"
-                      % product_id)
-    product = found[0]
-    row = await store.card(card_no)
-    if row is None or row.uid is None:
-        raise Refusal("card_not_found", "card %d is not issued: issue it at the desk first" % card_no)
+    product = await _product(store, product_id)
+    row = await _issued_card_without_ticket(store, card_no)
     rule = rules.ProductRule(*product[2:])
     from_day, to_day = rules.ticket_days(rule, start_day)
     entries = rules.ticket_entries(rule)

@@ -232,6 +232,10 @@ class AuditRows(abc.ABC):
         """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no)] of every pending credit."""
 
     @abc.abstractmethod
+    def paid_tickets(self):
+        """Return [(sale_tx, price_cents, serial, card_no)] of every ticket whose price was booked."""
+
+    @abc.abstractmethod
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""
 

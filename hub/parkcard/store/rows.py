@@ -455,6 +455,26 @@ class PendingCredit(NamedTuple):
 TicketProduct = NamedTuple("TicketProduct", [("id", int), ("name", str), *ProductRule.__annotations__.items()])
 
 
+class TicketSaleRequest(NamedTuple):
+    """How a ticket sale asked for by the CLI ended: all None while it runs; error None once written."""
+
+    started_at: Optional[float]
+    finished_at: Optional[float]
+    serial: Optional[int]
+    error: Optional[str]
+
+
+class StartedTicketSale(NamedTuple):
+    """A ticket sale asked for by the CLI, claimed by the running hub."""
+
+    id: int
+    desk_terminal_id: int
+    product_id: int
+    card_no: int
+    start_day: Optional[int]
+    actor: str
+
+
 class Ticket(NamedTuple):
     """One ticket sold onto a card; state pending until the desk wrote it, then written or failed."""
 

@@ -7,7 +7,9 @@ types. The SQL stays in the dialect SQLite and PostgreSQL both speak.
 
 from protocol import record as R
 
-from parkcard.store.rows import GateRow, StoredPassage, Ticket, TicketProduct
+from parkcard.domain import ledger
+
+from parkcard.store.rows import GateRow, StartedTicketSale, StoredPassage, Ticket, TicketProduct, TicketSaleRequest
 
 _PRODUCT_SELECT = "SELECT %s FROM ticket_products " % ", ".join(TicketProduct._fields)
 _TICKET_SELECT = "SELECT %s FROM tickets " % ", ".join(Ticket._fields)
@@ -56,16 +58,63 @@ class TicketMethods:
         return await self.write(run, audit)
 
     async def settle_ticket(self, serial, written, audit=None):
-        """Mark a pending ticket written or failed; return False when it was not pending."""
+        """Mark a pending ticket written or failed; return False when it was not pending.
+
+        Written, its price (paid in cash at the desk) is booked in the same transaction (ledger.ticket_sale);
+        failed, no money moves."""
         def run(tx):
-            return tx.sql_rowcount("UPDATE tickets SET state=? WHERE serial=? AND state=?", (
-                TICKET_WRITTEN if written else TICKET_FAILED, serial, TICKET_PENDING)) == 1
+            row = tx.sql_row("SELECT price_cents FROM tickets WHERE serial=? AND state=?", (serial, TICKET_PENDING))
+            if row is None:
+                return False
+            sale_tx = tx.post(None, ledger.TX_TICKET_SALE, ledger.ticket_sale(row[0])) if written and row[0] else None
+            return tx.sql_rowcount("UPDATE tickets SET state=?, sale_tx=? WHERE serial=? AND state=?", (
+                TICKET_WRITTEN if written else TICKET_FAILED, sale_tx, serial, TICKET_PENDING)) == 1
         return await self.write(run, audit)
 
     async def tickets(self, card_no=None):
         """Return [Ticket] by serial (or only card_no's)."""
         where, params = ("WHERE card_no=? ", (card_no,)) if card_no is not None else ("", ())
         return [_ticket(r) for r in await self._all(_TICKET_SELECT + where + "ORDER BY serial", params)]
+
+    async def request_ticket_sale(self, desk_terminal_id, product_id, card_no, start_day, actor, audit=None):
+        """Queue a ticket sale for the running hub at a desk terminal; return the request id."""
+        return await self.write(lambda tx: tx.sql_row(
+            "INSERT INTO ticket_sale_requests(desk_terminal_id, product_id, card_no, start_day, actor, created_at) "
+            "VALUES (?,?,?,?,?,?) RETURNING id", (desk_terminal_id, product_id, card_no, start_day, actor,
+                                                  tx.now))[0], audit)
+
+    async def start_ticket_sales(self):
+        """Claim the queued ticket sales: [StartedTicketSale], oldest first, marked started."""
+        def run(tx):
+            # Claimed in the transaction that reads them: a request the CLI cancels meanwhile is not started.
+            claimed = []
+            while True:
+                row = tx.sql_row(
+                    "UPDATE ticket_sale_requests SET started_at=? WHERE id=(SELECT MIN(id) FROM ticket_sale_requests "
+                    "WHERE started_at IS NULL AND cancelled_at IS NULL) "
+                    "RETURNING id, desk_terminal_id, product_id, card_no, start_day, actor", (tx.now,))
+                if row is None:
+                    return claimed
+                claimed.append(StartedTicketSale(*row))
+        return await self.write(run)
+
+    async def cancel_ticket_sale(self, request_id):
+        """Cancel a queued ticket sale the hub has not started; return False if it started or ended already."""
+        return await self.write(lambda tx: tx.sql_rowcount(
+            "UPDATE ticket_sale_requests SET cancelled_at=? WHERE id=? AND started_at IS NULL AND finished_at IS NULL",
+            (tx.now, request_id)) == 1)
+
+    async def finish_ticket_sale(self, request_id, serial=None, error=None):
+        """Record how a queued ticket sale ended: the ticket's serial (if one was recorded) and the error, if any."""
+        await self.write(lambda tx: tx.sql_rowcount(
+            "UPDATE ticket_sale_requests SET finished_at=?, serial=?, error=? WHERE id=?",
+            (tx.now, serial, error, request_id)))
+
+    async def ticket_sale_request(self, request_id):
+        """Return the TicketSaleRequest of a queued ticket sale, or None."""
+        row = await self._one("SELECT started_at, finished_at, serial, error FROM ticket_sale_requests WHERE id=?",
+                              (request_id,))
+        return TicketSaleRequest(*row) if row else None
 
     async def set_gate(self, terminal_id, direction, area, reentry, reentry_min, reset_s, products, audit=None):
         """Set a gate terminal's config (products: ids); return its new version (1 for a new gate)."""

@@ -22,7 +22,8 @@ COMMANDS = "commands"            # terminal commands were queued (lock, de-autho
 CARD_REQUESTS = "card_requests"  # admin card issues were queued
 PRICES = "prices"                # a price list or the discount rules took a new version
 CREDITS = "credits"              # pending credits were granted or cancelled
-NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES, CREDITS)
+TICKET_SALES = "ticket_sales"    # ticket sales at a desk were queued
+NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES, CREDITS, TICKET_SALES)
 DATAGRAM_MAX = 256
 
 

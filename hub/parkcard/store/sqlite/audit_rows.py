@@ -66,6 +66,11 @@ class AuditRows(interface.AuditRows):
         return self.conn.execute("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no "
                                  "FROM pending_credits ORDER BY card_no, credit_no").fetchall()
 
+    def paid_tickets(self):
+        """Return [(sale_tx, price_cents, serial, card_no)] of every ticket whose price was booked."""
+        return self.conn.execute("SELECT sale_tx, price_cents, serial, card_no FROM tickets "
+                                 "WHERE sale_tx IS NOT NULL ORDER BY serial").fetchall()
+
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""
         return {r[0]: (r[1], r[2]) for r in self.conn.execute(
