@@ -4,6 +4,7 @@ that are over, the CSV export, the park's currency, and the migration of settlem
 import asyncio
 import csv
 import re
+import shutil
 import sqlite3
 import time
 
@@ -11,6 +12,7 @@ import pytest
 
 from protocol import record as R
 
+from parkcard import oplog
 from parkcard.app import Hub
 from parkcard.store.sqlite import migrate
 from parkcard_devkit.testing import MERCHANT_ICE
@@ -185,19 +187,42 @@ def test_the_currency_does_not_change_under_money_already_taken(db):
     assert "CNY 22.49" in settle(db, "--merchant", MERCHANT_ICE, *DAY1).output
 
 
-def test_settlements_closed_before_the_migration_keep_their_records_oldest_first(tmp_path, monkeypatch):
+def _old_database_like(db, today, version):
+    """A database at schema `version` holding what _populate stores today (the hub's desk needs today's
+    schema to issue a card): every row of the tables the old schema has, in the columns it has."""
+    asyncio.run(_populate(str(today)))
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        migrate.migrate(conn, upto=version)
+        conn.execute("ATTACH DATABASE ? AS today", (str(today),))
+        conn.execute("BEGIN")
+        tables = [r[0] for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type='table' "
+                                             "AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            old = [r[1] for r in conn.execute("PRAGMA main.table_info(%s)" % table)]
+            new = {r[1] for r in conn.execute("PRAGMA today.table_info(%s)" % table)}
+            columns = ", ".join(c for c in old if c in new)
+            if columns:
+                conn.execute("INSERT OR REPLACE INTO main.%s (%s) SELECT %s FROM today.%s"
+                             % (table, columns, columns, table))
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE today")
+    finally:
+        conn.close()
+    shutil.copyfile(oplog.log_path_for(str(today)), oplog.log_path_for(db))     # the audit log the anchor names
+
+
+def test_settlements_closed_before_the_migration_keep_their_records_oldest_first(tmp_path):
     db = str(tmp_path / "old.db")
     # The database of a hub from before settlement_records.
     before = next(i for i, sql in enumerate(migrate.MIGRATIONS) if "CREATE TABLE settlement_records" in sql)
-    monkeypatch.setattr(migrate, "LATEST", before)
-    asyncio.run(_populate(db))
+    _old_database_like(db, tmp_path / "today.db", before)
     with sqlite3.connect(db) as conn:
         # what the old hub did: day 1 closed, then two days over it: the same 3 records paid twice
         for start, end in ((DAY_S, DAY_S + 86400), (DAY_S - 86400, DAY_S + 86400)):
             conn.execute("INSERT INTO settlements(merchant_id, period_start, period_end, sales_cents, refunds_cents, "
                          "commission_cents, payout_cents, records, closed_at) VALUES (?,?,?,2249,999,125,1125,3,?)",
                          (MERCHANT_ICE, start, end, time.time()))
-    monkeypatch.undo()
     assert settle(db, "--merchant", MERCHANT_ICE, "--from", "2026-07-01T12:00", "--to", "2026-07-03").exit_code == 2
     assert settle(db, "--merchant", MERCHANT_ICE, *DAY2, "--csv", tmp_path / "d2.csv").exit_code == 0
     assert exported(tmp_path / "d2.csv")[0]["records"] == "0"
