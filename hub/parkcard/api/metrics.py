@@ -15,8 +15,8 @@ PREFIX = "parkcard_"
 # Hub.stats() names that are levels, not counts of events.
 _GAUGES = frozenset({"storage_unavailable", "uncertain_cards"})
 _QUARANTINED = "quarantined."
-# Frames per batch: up to the hub's BATCH_FRAMES_MAX (64).
-_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+# Frames per batch: up to the hub's BATCH_FRAMES_MAX (1024), by powers of two.
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _NOT_IN_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
 
