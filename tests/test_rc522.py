@@ -464,7 +464,9 @@ def test_reselect_refuses_another_card(rig):
 
 @pytest.mark.micropython
 def test_driver_and_emulator_under_micropython(micropython):
-    proc = micropython(REPO / "tests" / "mpy" / "rc522_check.py")
+    # The virtual chip and its cards share this heap with the driver (on a board they are hardware): at
+    # 100k their blocks failed now and then to find room, so this correctness check gets 20 KB more.
+    proc = micropython(REPO / "tests" / "mpy" / "rc522_check.py", heap="120k")
     assert proc.stdout.strip().splitlines()[-1] == "rc522_check ok 17"
 
 

@@ -1,6 +1,6 @@
 """The RC522 driver against the emulated MFRC522 under real MicroPython.
 
-Run by tests/test_rc522.py with the 100 KB heap; prints "rc522_check ok N"
+Run by tests/test_rc522.py with a 120 KB heap (the virtual chip shares it); prints "rc522_check ok N"
 after N scenarios pass and raises on the first that does not.
 """
 
