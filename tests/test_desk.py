@@ -279,3 +279,17 @@ def test_the_cashier_makes_stock_and_issues_a_card_from_the_cli(tmp_path):
         assert again.exit_code != 0 and "already issued" in again.output
         assert (await sim.ledger_report()).ok
     in_park(tmp_path, scenario, cards=1)
+
+
+def test_a_desk_number_that_is_no_desk_terminal_is_refused_at_once_and_nothing_is_queued(tmp_path):
+    db = tmp_path / "hub.db"
+    assert cli("--db", db, "merchant", "add", "--id", 1, "--name", "Park", "--commission-bps", 0).exit_code == 0
+    for desk in (99, 1):        # unknown; and (once registered) a booth, not a desk
+        if desk == 1:
+            assert cli("--db", db, "terminal", "add", "--id", 1, "--merchant", 1, "--role", "pos",
+                        "--name", "booth").exit_code == 0
+        refused = cli("--db", db, "card", "top-up", "50", "--desk", desk)
+        assert refused.exit_code == 2 and "terminal %d is not a desk terminal" % desk in refused.output
+        assert "Traceback" not in refused.output
+    pending = cli("--db", db, "card", "pending")
+    assert pending.exit_code == 0 and "top_up" not in pending.output

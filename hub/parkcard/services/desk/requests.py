@@ -11,6 +11,8 @@ retry with the same id and the same arguments; one done answers with its result.
 import asyncio
 import json
 
+from protocol import frames
+
 from parkcard.services.desk import operations
 from parkcard.services.privileges import CARD_ISSUE, CARD_STOCK, CARD_TOP_UP, ServiceError
 from parkcard.store import audited
@@ -26,6 +28,10 @@ async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
     privilege, _run = KINDS[kind]
     actor.check(privilege)
     operations.check_op_id(op_id)
+    desks = [t for t in await store.terminals(desk_terminal_id) if t.role == frames.ROLE_DESK]
+    if not desks:       # refused now: the running hub would only find out after its order timed out
+        raise ServiceError("terminal %d is not a desk terminal of this park: give --desk the number on your desk "
+                           "terminal (see `parkcard terminals`)" % desk_terminal_id)
     args = json.dumps(params, sort_keys=True)
     stored = await store.queue_desk_request(op_id, kind, desk_terminal_id, args, actor.name, " ".join(actor.roles),
                                             audit=audited(actor.name, "desk.request", op_id=op_id, kind=kind,
