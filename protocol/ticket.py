@@ -63,9 +63,11 @@ REASON_NAMES = {REASON_BLACKLISTED: "blacklisted", REASON_NO_TICKET: "no_ticket"
 
 _INFO_FMT = const(">HBBHHBBH")    # product, type, area, from_day, to_day, day_limit, serial (3 bytes: high, low)
 _SLOT_FMT = const(">HHBBIBB")     # counter, entries_left, flags, day_entries, last_time, area, reserved
-_GATE_FMT = const(">HBBBHIB")     # version, direction, area, reentry, reentry_min, reset_s, product count
+_GATE_FMT = const(">HBBBHIiIiB")  # version, direction, area, reentry, reentry_min, reset_s, the park's UTC offset,
+                                    # its next change and the offset after it, product count
 _GATE_PRODUCT_FMT = const(">HHHI")  # product, included_min, interval_min, interval_price_cents
-_GATE_SIZE = const(12)
+_GATE_SIZE = const(24)
+UTC_OFFSET_MAX_S = 18 * 3600      # no zone is further from UTC
 _GATE_PRODUCT_SIZE = const(10)
 _MAC_DOMAIN_INFO = b"TKTI"
 _MAC_DOMAIN_SLOT = b"TKTS"
@@ -203,14 +205,17 @@ class GateConfig:
     """T_GATE_CONFIG body (SPEC.md §5.8): the gate's direction, area, re-entry rule, daily reset and products."""
 
     def __init__(self, version=0, direction=DIRECTION_ENTRY, area=0, reentry=REENTRY_AFTER_EXIT, reentry_min=0,
-                 reset_s=0, products=()):
+                 reset_s=0, products=(), utc_offset_s=0, next_change_s=0, next_offset_s=0):
         self.version = version
         self.direction = direction
         self.area = area
         self.reentry = reentry
         self.reentry_min = reentry_min
-        self.reset_s = reset_s
+        self.reset_s = reset_s          # the daily reset, seconds after the park's local midnight
         self.products = list(products)
+        self.utc_offset_s = utc_offset_s      # the park's local time − UTC now
+        self.next_change_s = next_change_s    # epoch s of its next change (DST), 0: none known
+        self.next_offset_s = next_offset_s    # the offset from then on
 
     def product(self, number):
         """The GateProduct for this product number, or None when this gate does not accept it."""
@@ -220,14 +225,15 @@ class GateConfig:
         return None
 
     def park_day(self, time_s):
-        """The park day of an epoch time: the day starts at the daily reset, reset_s after UTC midnight."""
-        return card.day_of(time_s - self.reset_s)
+        """The park day of an epoch time: the day starts at the daily reset, reset_s after local midnight."""
+        return park_day(time_s, self.reset_s, self.utc_offset_s, self.next_change_s, self.next_offset_s)
 
     def encode(self):
         """Return the body bytes; Malformed for a field out of range."""
         _check_gate(self.direction, self.area, self.reentry, self.reset_s, len(self.products))
+        _check_zone(self.utc_offset_s, self.next_change_s, self.next_offset_s)
         out = struct.pack(_GATE_FMT, self.version, self.direction, self.area, self.reentry, self.reentry_min,
-                          self.reset_s, len(self.products))
+                          self.reset_s, self.utc_offset_s, self.next_change_s, self.next_offset_s, len(self.products))
         for p in self.products:
             if not 0 < p.product <= 0xFFFF or not 0 <= p.interval_price_cents <= card.BALANCE_MAX_CENTS:
                 raise Malformed("gate product %r or its price out of range" % p.product)
@@ -239,8 +245,10 @@ class GateConfig:
         """Parse a T_GATE_CONFIG body; Malformed for a wrong length or a field out of range."""
         if len(body) < _GATE_SIZE:
             raise Malformed("gate config length")
-        version, direction, area, reentry, reentry_min, reset_s, count = struct.unpack_from(_GATE_FMT, body, 0)
+        (version, direction, area, reentry, reentry_min, reset_s, offset_s, change_s, next_offset_s,
+         count) = struct.unpack_from(_GATE_FMT, body, 0)
         _check_gate(direction, area, reentry, reset_s, count)
+        _check_zone(offset_s, change_s, next_offset_s)
         if len(body) != _GATE_SIZE + count * _GATE_PRODUCT_SIZE:
             raise Malformed("gate config length")
         products = []
@@ -249,7 +257,26 @@ class GateConfig:
             if p.product == 0 or p.interval_price_cents > card.BALANCE_MAX_CENTS:
                 raise Malformed("gate product %d or its price out of range" % p.product)
             products.append(p)
-        return cls(version, direction, area, reentry, reentry_min, reset_s, products)
+        return cls(version, direction, area, reentry, reentry_min, reset_s, products, offset_s, change_s,
+                   next_offset_s)
+
+
+def park_day(time_s, reset_s, utc_offset_s=0, next_change_s=0, next_offset_s=0):
+    """The park day (days since epoch) of an epoch time in a zone given as a gate's config gives it (SPEC.md §3.11).
+
+    The day turns when the local wall clock first reaches reset_s after midnight. Past the offset's change the
+    day never goes back (an autumn hour that repeats the reset time does not reopen yesterday), and a reset
+    time a spring change skips turns the day at the change."""
+    if next_change_s and time_s >= next_change_s:
+        before = card.day_of(next_change_s - 1 + utc_offset_s - reset_s)
+        return max(before, card.day_of(time_s + next_offset_s - reset_s))
+    return card.day_of(time_s + utc_offset_s - reset_s)
+
+
+def _check_zone(offset_s, change_s, next_offset_s):
+    if not (-UTC_OFFSET_MAX_S <= offset_s <= UTC_OFFSET_MAX_S and -UTC_OFFSET_MAX_S <= next_offset_s <= UTC_OFFSET_MAX_S
+            and 0 <= change_s <= 0xFFFFFFFF and (change_s or next_offset_s == offset_s)):
+        raise Malformed("gate config UTC offset or its next change out of range")
 
 
 def _check_gate(direction, area, reentry, reset_s, count):

@@ -29,7 +29,7 @@ import os
 import signal
 import time
 
-from protocol import card, frames, hub_frames, topics
+from protocol import frames, hub_frames, topics
 
 from parkcard.api.metrics import HubMetrics
 from parkcard.desk import DeskLink
@@ -39,7 +39,7 @@ from parkcard.ingest.downlink import Downlink
 from parkcard.ingest.fleet import Fleet
 from parkcard.ingest.pipeline import Ingest
 from parkcard.ingest.registry import Registry
-from parkcard.services import admin_cards, blacklist, gates, merchants, repricing, terminals, tickets
+from parkcard.services import admin_cards, blacklist, gates, merchants, occupancy, park, repricing, terminals, tickets
 from parkcard.services import desk as desk_service
 from parkcard.services.desk import AtDesk, DeskPath
 from parkcard.services.desk import requests as desk_requests
@@ -70,6 +70,7 @@ AFTER_COMMIT_ATTEMPTS_MAX = 5
 # The CLI tells the running hub what it changed at once (parkcard.transport.notify); this poll is the safety
 # net for a notice that was lost (no datagram is retried).
 REGISTRY_POLL_S = 1.0
+NIGHTLY_RESET_CHECK_S = 60.0    # how often the hub looks for an area whose park day began (its reset is exact)
 
 
 class HubFailed(RuntimeError):
@@ -201,7 +202,7 @@ class Hub:
         try:
             async with asyncio.TaskGroup() as tg:
                 for name, coro in (("consume", self._consume()), ("registry-poll", self._poll_registry()),
-                                   ("notices", self._take_notices())):
+                                   ("notices", self._take_notices()), ("nightly-reset", self._nightly_reset())):
                     tg.create_task(_named_failure(name, coro), name=name)
                 if self.api is not None:
                     tg.create_task(_named_failure("api", self.api.serve(self)), name="api")
@@ -588,6 +589,16 @@ class Hub:
             except Exception:   # a bad poll must not stop ingest; the next one tries again
                 log.exception("event=registry_poll_failed")
 
+    async def _nightly_reset(self):
+        """At each area's daily reset, occupancy counts again from that instant (pretix's exit_all_at)."""
+        while True:
+            try:
+                for area, at_s in (await occupancy.reset_due(self.storage, self.actor(), time.time())).items():
+                    log.info("event=occupancy_reset area=%d at=%d", area, at_s)
+            except Exception:   # a failed reset must not stop ingest; the next check does it with the same instant
+                log.exception("event=occupancy_reset_failed")
+            await asyncio.sleep(NIGHTLY_RESET_CHECK_S)
+
     async def _take_notices(self):
         """Act on what the CLI says it committed, as soon as it says so."""
         while True:
@@ -758,7 +769,7 @@ class Hub:
         desk reports the card written, failed when it reports a failure or does not answer."""
         who = self.actor(actor)
         if start_day is None:
-            start_day = card.day_of(int(time.time()))
+            start_day = await park.today(self.storage, time.time())
         sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day)
         try:
             await self.write_card(desk_terminal_id, sale.uid, sale.blocks, timeout_s, actor)

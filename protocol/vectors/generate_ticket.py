@@ -24,8 +24,21 @@ INFOS = [t.TicketInfo(1, t.TYPE_DAY, 1, 20782, 20782, 0, 1),
 SLOTS = [(13, t.TicketSlot(1, t.ENTRIES_UNLIMITED, False, 0, 0, 0)),
          (14, t.TicketSlot(2, 9, True, 1, TIME_S, 3)),
          (13, t.TicketSlot(65535, 0, False, 255, 0xFFFFFFFF, 255))]
+# Europe/Berlin in spring 2026: UTC+1 until 2026-03-29 01:00 UTC, then UTC+2 (SPEC.md §5.8)
+SPRING_CHANGE_S = 1774746000
+AUTUMN_CHANGE_S = 1792890000     # back to UTC+1 at 2026-10-25 01:00 UTC
 GATE = t.GateConfig(7, t.DIRECTION_BOTH, 2, t.REENTRY_AFTER_MINUTES, 30, 4 * 3600,
-                    [t.GateProduct(1), t.GateProduct(5, 60, 30, 500)])
+                    [t.GateProduct(1), t.GateProduct(5, 60, 30, 500)], 3600, SPRING_CHANGE_S, 7200)
+# (reset_s, utc_offset_s, next_change_s, next_offset_s): zones and reset times the park day is checked in
+ZONES = [(0, 8 * 3600, 0, 8 * 3600),                       # Asia/Shanghai, reset at local midnight
+         (4 * 3600, 8 * 3600, 0, 8 * 3600),                # ... at 04:00
+         (9000, 3600, SPRING_CHANGE_S, 7200),              # Berlin, reset 02:30: the hour the spring change skips
+         (4 * 3600, 3600, SPRING_CHANGE_S, 7200),
+         (9000, 7200, AUTUMN_CHANGE_S, 3600),              # ... 02:30: the hour the autumn change repeats
+         (4 * 3600, 7200, AUTUMN_CHANGE_S, 3600),
+         (0, -5 * 3600, 0, -5 * 3600)]                     # America/New_York in winter
+PARK_DAY_OFFSETS_S = (-86400 - 1, -86400, -3 * 3600 - 1, -3 * 3600, -1, 0, 1, 1800, 3600 - 1, 3600, 3 * 3600,
+                      86400 - 1, 86400)
 # inside seconds, included min, interval min, price per started interval -> cents
 CHARGES = [(0, 60, 30, 500), (3600, 60, 30, 500), (3601, 60, 30, 500), (5400, 60, 30, 500), (5401, 60, 30, 500),
            (-100, 0, 15, 200), (7200, 0, 0, 900), (7200, 30, 0, 0)]
@@ -43,6 +56,18 @@ def passages():
     return [r.encode(mac).hex() for r in recs]
 
 
+def park_days():
+    """[reset_s, utc_offset_s, next_change_s, next_offset_s, time_s, park day] around each zone's change."""
+    out = []
+    for zone in ZONES:
+        reset_s, offset_s, change_s, next_offset_s = zone
+        # around the change, else around the local reset of 2026-03-29
+        anchor = change_s or (20541 * 86400 + reset_s - offset_s)
+        for delta in PARK_DAY_OFFSETS_S:
+            out.append(list(zone) + [anchor + delta, t.park_day(anchor + delta, *zone)])
+    return out
+
+
 def main():
     """Write ticket.json."""
     keys = card.CardKeys(PARK, UID)
@@ -58,6 +83,7 @@ def main():
                    s.encode(keys, b).hex()] for b, s in SLOTS],
         "sale": {str(b): d.hex() for b, d in sorted(t.sale_blocks(keys, INFOS[2], 10, TIME_S).items())},
         "gate_config": GATE.encode().hex(),
+        "park_days": park_days(),
         "charges": [list(c) + [t.timed_charge_cents(*c)] for c in CHARGES],
         "passages": passages(),
         "reasons": {str(k): v for k, v in sorted(t.REASON_NAMES.items())},
@@ -66,8 +92,10 @@ def main():
             "direction 0": (b"\x00\x07\x00" + GATE.encode()[3:]).hex(),
             "re-entry rule 3": (GATE.encode()[:4] + b"\x03" + GATE.encode()[5:]).hex(),
             "reset a day late": (GATE.encode()[:7] + (86400).to_bytes(4, "big") + GATE.encode()[11:]).hex(),
+            "offset 19 h": (GATE.encode()[:11] + (19 * 3600).to_bytes(4, "big") + GATE.encode()[15:]).hex(),
+            "a new offset with no change": (GATE.encode()[:15] + bytes(4) + GATE.encode()[19:]).hex(),
             "one product short": GATE.encode()[:-1].hex(),
-            "product 0": (GATE.encode()[:12] + b"\x00\x00" + GATE.encode()[14:]).hex(),
+            "product 0": (GATE.encode()[:24] + b"\x00\x00" + GATE.encode()[26:]).hex(),
         },
     }
     with open(os.path.join(HERE, "ticket.json"), "w") as f:

@@ -62,8 +62,11 @@ def main(path):
     expect((p.included_min, p.interval_min, p.interval_price_cents) == (60, 30, 500) and gate.product(2) is None,
            "gate products")
     expect(gate.encode() == body, "gate config encode")
-    expect(gate.park_day(20783 * 86400 + 4 * 3600 - 1) == 20782 and gate.park_day(20783 * 86400 + 4 * 3600) == 20783,
-           "park day turns at the reset")
+    expect((gate.utc_offset_s, gate.next_change_s, gate.next_offset_s) == (3600, 1774746000, 7200), "gate zone")
+    expect(gate.park_day(20540 * 86400 + 3 * 3600 - 1) == 20539 and gate.park_day(20540 * 86400 + 3 * 3600) == 20540,
+           "park day turns at the local reset")
+    for reset_s, offset_s, change_s, next_offset_s, time_s, day in v["park_days"]:
+        expect(t.park_day(time_s, reset_s, offset_s, change_s, next_offset_s) == day, "park day %d" % time_s)
     for why in sorted(v["bad_gate_configs"]):
         expect(refused(t.GateConfig.decode, unhexlify(v["bad_gate_configs"][why]), error=Malformed), why)
     for inside_s, included, interval, price, cents in v["charges"]:

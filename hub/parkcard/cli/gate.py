@@ -6,9 +6,9 @@ import time
 
 import click
 
-from parkcard.cli.common import UserError, in_store, table, utc
-from parkcard.domain import tickets as rules
-from parkcard.services import gates, occupancy as occ
+from parkcard.cli.common import UserError, in_store, table
+from parkcard.domain import park_time, tickets as rules
+from parkcard.services import gates, occupancy as occ, park
 
 WATCH_EVERY_S = 5
 
@@ -24,7 +24,8 @@ def gate():
 @click.option("--area", type=int, default=0, show_default=True, help="0: the whole park")
 @click.option("--reentry", type=click.Choice(sorted(gates.REENTRY_BY_NAME)), default="after-exit", show_default=True)
 @click.option("--reentry-min", type=int, default=0, show_default=True, help="minutes, for --reentry after-minutes")
-@click.option("--reset", "reset_hhmm", default="00:00", show_default=True, help="daily reset, HH:MM UTC")
+@click.option("--reset", "reset_hhmm", default="00:00", show_default=True,
+              help="daily reset, HH:MM on the park's clock (`parkcard park timezone`)")
 @click.option("--product", "products", type=int, multiple=True, required=True, help="a ticket product id (repeat)")
 @click.pass_obj
 def gate_set(obj, terminal_id, direction, area, reentry, reentry_min, reset_hhmm, products):
@@ -32,7 +33,7 @@ def gate_set(obj, terminal_id, direction, area, reentry, reentry_min, reset_hhmm
     reset_s = _seconds_of_day(reset_hhmm)
     version = in_store(obj, lambda s, actor: gates.configure(s, actor, terminal_id, direction, area, reentry,
                                                              reentry_min, reset_s, products))
-    click.echo("gate %d: %s, area %d, re-entry %s, reset %s UTC, products %s (gate config version %d)"
+    click.echo("gate %d: %s, area %d, re-entry %s, reset %s park time, products %s (gate config version %d)"
                % (terminal_id, direction, area, reentry, reset_hhmm, ", ".join(map(str, sorted(set(products)))),
                   version))
 
@@ -42,7 +43,7 @@ def gate_set(obj, terminal_id, direction, area, reentry, reentry_min, reset_hhmm
 def gate_list(obj):
     """Every gate's config."""
     rows = in_store(obj, gates.listing)
-    table(("terminal", "direction", "area", "re-entry", "reset UTC", "products", "version"),
+    table(("terminal", "direction", "area", "re-entry", "reset (park time)", "products", "version"),
           [(g.terminal_id, rules.DIRECTION_NAMES[g.direction], g.area or "park",
             rules.REENTRY_NAMES[g.reentry] + (" %d min" % g.reentry_min if g.reentry_min else ""),
             "%02d:%02d" % divmod(g.reset_s // 60, 60), ", ".join(map(str, g.products)), g.version) for g in rows])
@@ -54,8 +55,13 @@ def gate_list(obj):
 def gate_reset(obj, areas):
     """The nightly reset: the areas' occupancy counts again from now (everyone counts as gone)."""
     now = int(time.time())
-    in_store(obj, lambda s, actor: occ.reset(s, actor, areas, now))
-    click.echo("areas %s: occupancy counts again from %s" % (", ".join(map(str, sorted(set(areas)))), utc(now)))
+
+    async def reset(s, actor):
+        await occ.reset(s, actor, areas, now)
+        return await park.zone_of(s)
+    tz = in_store(obj, reset)
+    click.echo("areas %s: occupancy counts again from %s" % (", ".join(map(str, sorted(set(areas)))),
+                                                              park_time.local_text(tz, now)))
 
 
 @gate.command("check")
@@ -90,10 +96,11 @@ def _show(obj, as_csv, hours):
 
     async def read(s, actor):
         return (await occ.occupancy(s, actor), hours and await occ.passages_per_hour(s, actor, since),
-                hours and await occ.refusals(s, actor, since))
-    now, per_hour, refused = in_store(obj, read)
-    rows = [(area if area else "park gates", n, utc(now.resets[area]) if area in now.resets else "never")
-            for area, n in sorted(now.areas.items())]
+                hours and await occ.refusals(s, actor, since), await park.zone_of(s))
+    now, per_hour, refused, tz = in_store(obj, read)
+    areas = sorted(set(now.areas) | set(now.resets))
+    rows = [(area if area else "park gates", now.areas.get(area, 0),
+             park_time.local_text(tz, now.resets[area]) if area in now.resets else "never") for area in areas]
     if as_csv:
         out = csv.writer(sys.stdout)
         out.writerow(("area", "inside", "last reset"))
@@ -101,8 +108,8 @@ def _show(obj, as_csv, hours):
         return
     table(("area", "inside", "last reset"), rows + [("total", now.total, "")])
     if hours:
-        table(("gate", "hour (UTC)", "entries", "exits", "refusals"),
-              [(tid, utc(hour), e, x, r) for tid, hour, e, x, r in per_hour])
+        table(("gate", "hour (park time)", "entries", "exits", "refusals"),
+              [(tid, park_time.local_text(tz, hour), e, x, r) for tid, hour, e, x, r in per_hour])
         table(("refusal", "count"), refused)
 
 

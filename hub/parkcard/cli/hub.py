@@ -25,8 +25,9 @@ class HubStopped(click.ClickException):
               help="serve /api/v1 and /metrics on this port (0: a free one) [default: not served]")
 @click.option("--web-host", default="127.0.0.1", show_default=True,
               help="address the API listens on (HTTPS with the park's certificate after `parkcard init`)")
-@click.option("--time-zone", default="UTC", show_default=True, callback=lambda _c, _p, v: checked_time_zone(v),
-              help="the park's IANA time zone, in which the web app shows times (e.g. Asia/Shanghai)")
+@click.option("--time-zone", default=None, callback=lambda _c, _p, v: v and checked_time_zone(v),
+              help="the IANA time zone in which the web app shows times (e.g. Asia/Shanghai) [default: the park's, "
+                   "`parkcard park timezone`]")
 @click.pass_obj
 def up(obj, broker_host, broker_port, no_broker, insecure, web_port, web_host, time_zone):
     """Run Mosquitto (unless --no-broker) and the hub until Ctrl-C: TLS, passwords and ACL after `parkcard init`."""
@@ -87,12 +88,11 @@ def up(obj, broker_host, broker_port, no_broker, insecure, web_port, web_host, t
 
 def checked_time_zone(name):
     """An IANA time zone name this machine knows; UserError otherwise."""
-    import zoneinfo
+    from parkcard.domain import park_time
     try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise UserError("%r is not a time zone this machine knows: give an IANA name such as Asia/Shanghai, "
-                        "Europe/Berlin or UTC" % name) from None
+        park_time.zone(name)
+    except park_time.TimeZoneError as exc:
+        raise UserError(str(exc)) from None
     return name
 
 

@@ -58,3 +58,20 @@ def park_set(obj, park_id, currency):
         click.echo("park %d already uses %s: nothing changed" % (park_id, code))
         return
     click.echo("park %d: amounts are in %s" % (park_id, code))
+
+
+@park.command("timezone")
+@click.argument("name", required=False)
+@click.option("--park", "park_id", type=int, default=1, show_default=True)
+@click.pass_obj
+def park_timezone(obj, name, park_id):
+    """Show or set the park's IANA time zone (e.g. Asia/Shanghai): its days and daily resets follow it."""
+    if name is None:
+        click.echo(in_store(obj, lambda s, actor: park_service.time_zone(s, actor, park_id)))
+        return
+    name, changed = in_store(obj, lambda s, actor: park_service.set_time_zone(s, actor, name, park_id), create=True)
+    if not changed:
+        click.echo("park %d already keeps time in %s: nothing changed" % (park_id, name))
+        return
+    click.echo("park %d keeps time in %s: park days, tickets' dates and gates' daily resets follow it (gates take "
+               "it at their next sync)" % (park_id, name))

@@ -83,20 +83,30 @@ def ticket_info(product_id, p, serial, start_day):
     return t.TicketInfo(product_id, p.type, p.area, from_day, to_day, p.day_limit, serial)
 
 
-def gate_config(version, direction, area, reentry, reentry_min, reset_s, products):
-    """The GateConfig a gate's T_CONFIG tail carries; products: [(product id, ProductRule)] it accepts."""
+def gate_config(version, direction, area, reentry, reentry_min, reset_s, products, zone=(0, 0, 0)):
+    """The GateConfig a gate's T_CONFIG tail carries; products: [(product id, ProductRule)] it accepts; zone:
+    (utc_offset_s, next_change_s, next_offset_s) of the park (parkcard.domain.park_time.zone_fields)."""
     return t.GateConfig(version, direction, area, reentry, reentry_min, reset_s,
                         [t.GateProduct(pid, p.included_min, p.interval_min, p.interval_price_cents)
-                         for pid, p in sorted(products)])
+                         for pid, p in sorted(products)], *zone)
 
 
-def gate_tail(gate, products):
-    """(gate config version, T_CONFIG tail bytes) of a gate's GateRow; products: {id: ProductRule} of the park.
+def gate_tail(gate, products, zone=(0, 0, 0)):
+    """(version, T_CONFIG tail bytes) of a gate's GateRow; products: {id: ProductRule} of the park; zone as
+    gate_config's.
 
-    A product no longer known is left out: the gate then refuses its tickets (`not_here`)."""
-    return gate.version, gate_config(gate.version, gate.direction, gate.area, gate.reentry, gate.reentry_min,
-                                     gate.reset_s, [(pid, products[pid]) for pid in gate.products
-                                                    if pid in products]).encode()
+    The version is the gate config's moved on by the zone's fields, so that a gate whose park changed its
+    offset (or its zone) is sent the config again at its next sync (SPEC.md §5.8). A product no longer known
+    is left out: the gate then refuses its tickets (`not_here`)."""
+    version = (gate.version + zone_version(zone)) & 0xFFFF
+    return version, gate_config(version, gate.direction, gate.area, gate.reentry, gate.reentry_min, gate.reset_s,
+                                [(pid, products[pid]) for pid in gate.products if pid in products], zone).encode()
+
+
+def zone_version(zone):
+    """A number that changes with the zone fields a gate holds (0 for UTC): folded into its config version."""
+    offset_s, change_s, next_offset_s = zone
+    return ((offset_s // 60) * 7 + (change_s // 60) * 13 + (next_offset_s // 60) * 3) & 0xFFFF
 
 
 def config_version(terminal_version, gate_version):

@@ -23,8 +23,8 @@ from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.desk import DESK_SOURCE_ID
 from protocol.errors import Malformed
 
-from parkcard.domain import tickets
-from parkcard.services import discounts
+from parkcard.domain import park_time, tickets
+from parkcard.services import discounts, park
 
 log = logging.getLogger("parkcard.ingest.downlink")
 
@@ -115,7 +115,8 @@ class Downlink:
         if not rows:
             return 0, b""
         products = {p.id: tickets.ProductRule(*p[2:]) for p in await self.storage.ticket_products()}
-        return tickets.gate_tail(rows[0], products)
+        zone = park_time.zone_fields(await park.zone_of(self.storage), int(time.time()))
+        return tickets.gate_tail(rows[0], products, zone)
 
     async def blacklist(self, terminal_id, from_version, chunk_cards_max=0):
         """Send what a terminal at from_version lacks: a delta, or a chunked snapshot, in frames of at most

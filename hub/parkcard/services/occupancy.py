@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from protocol import record as R, ticket as t
 
-from parkcard.domain import tickets as rules
+from parkcard.domain import park_time, tickets as rules
 from parkcard.domain.lifecycle import RecordStatus
+from parkcard.services import park
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import GATES, OCCUPANCY, requires
 from parkcard.store import audited
@@ -69,6 +70,26 @@ async def reset(store, actor, areas, at_s):
         raise Refusal("area", "name the areas to reset, 0 (the whole park) to 255")
     return await store.reset_areas(areas, int(at_s), actor.name, audit=audited(
         actor.name, "occupancy.reset", areas=areas, at_s=int(at_s)))
+
+
+@requires(GATES)
+async def reset_due(store, actor, now_s):
+    """The scheduled nightly reset: every area whose park day began since its last reset counts again from that
+    day's reset instant (each area's gates' daily reset in the park's zone); return {area: reset instant}.
+
+    Each reset is recorded (area_resets and the audit log, one transaction per instant), so a second call, or a
+    hub restarted after the reset, finds nothing left to do."""
+    area_resets_s = {}
+    for g in await store.gates():
+        area_resets_s[g.area] = min(g.reset_s, area_resets_s.get(g.area, g.reset_s))
+    due = park_time.due_resets(area_resets_s, await store.area_resets(), await park.zone_of(store), int(now_s))
+    by_instant = {}
+    for area, at_s in due.items():
+        by_instant.setdefault(at_s, []).append(area)
+    for at_s, areas in sorted(by_instant.items()):
+        await store.reset_areas(areas, at_s, actor.name, audit=audited(
+            actor.name, "occupancy.reset", areas=areas, at_s=at_s, scheduled=True))
+    return due
 
 
 @requires(OCCUPANCY)

@@ -1,9 +1,11 @@
-"""Park settings: the park's currency and opening hours, and the record of its secrets being created."""
+"""Park settings: the park's currency, time zone and opening hours, and the record of its secrets being created."""
 
+from parkcard.domain import park_time
 from parkcard.domain.fleet_alerts import OpeningHoursError, checked_hours
 from parkcard.money import CurrencyError, currency_code
 from parkcard.services.privileges import PARK_ADMIN, PARK_READ, ServiceError, requires
 from parkcard.store import audited
+from parkcard.transport import notify
 
 
 @requires(PARK_ADMIN)
@@ -49,3 +51,38 @@ async def set_opening_hours(store, actor, opens_min, closes_min, park_id=1):
             raise ServiceError("%s: nothing changed" % exc) from None
     return await store.set_park_opening_hours(park_id, opens_min, closes_min, audit=audited(
         actor.name, "park.opening_hours", park_id=park_id, opens_min=opens_min, closes_min=closes_min))
+
+
+@requires(PARK_READ)
+async def time_zone(store, actor, park_id=1):
+    """The park's IANA time zone name (UTC until it is set)."""
+    return await store.park_time_zone(park_id) or park_time.DEFAULT_TIME_ZONE
+
+
+@requires(PARK_ADMIN)
+async def set_time_zone(store, actor, name, park_id=1):
+    """Set the park's IANA time zone (its days, tickets' dates and gates' resets follow it); return (name, changed).
+
+    Every gate takes the new zone with its config: the config version a gate is sent moves with the zone."""
+    try:
+        park_time.zone(name)
+    except park_time.TimeZoneError as exc:
+        raise ServiceError("%s: nothing changed" % exc) from None
+    changed = await store.set_park_time_zone(park_id, name, audit=audited(
+        actor.name, "park.time_zone", park_id=park_id, time_zone=name))
+    if changed:
+        await actor.told(notify.TERMINALS)
+    return name, changed
+
+
+async def zone_of(store, park_id=1):
+    """The park's ZoneInfo (for the services that count park days; no privilege: it reveals nothing)."""
+    return park_time.zone(await store.park_time_zone(park_id) or park_time.DEFAULT_TIME_ZONE)
+
+
+async def today(store, time_s, park_id=1):
+    """The park day of time_s (days since epoch) as its gates count it: the park's zone, from the daily reset of
+    its gates (the earliest, when they differ; local midnight without gates)."""
+    gates = await store.gates()
+    reset_s = min((g.reset_s for g in gates), default=0)
+    return park_time.park_day(await zone_of(store, park_id), reset_s, int(time_s))

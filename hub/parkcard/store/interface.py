@@ -308,6 +308,14 @@ class Store(abc.ABC):
         """Set (or with None, None clear) the park's opening hours, creating the park; True if they changed."""
 
     @abc.abstractmethod
+    async def park_time_zone(self, park_id=1):
+        """Return the park's IANA time zone name, or None when none is set (the park runs on UTC)."""
+
+    @abc.abstractmethod
+    async def set_park_time_zone(self, park_id, time_zone, audit=None):
+        """Set the park's IANA time zone, creating the park; True if it changed."""
+
+    @abc.abstractmethod
     async def add_merchant(self, merchant_id, name, commission_bps, park_id=1, audit=None):
         """Create a merchant; True, or False if it exists with these very values (ValueError if other values)."""
 

@@ -82,6 +82,23 @@ class SharedMethods:
             return True
         return await self.write(run, audit)
 
+    async def park_time_zone(self, park_id=1):
+        """Return the park's IANA time zone name, or None when none is set (the park runs on UTC)."""
+        row = await self._one("SELECT time_zone FROM parks WHERE id=?", (park_id,))
+        return row[0] if row else None
+
+    async def set_park_time_zone(self, park_id, time_zone, audit=None):
+        """Set the park's IANA time zone, creating the park; True if it changed."""
+        def run(tx):
+            before = tx.sql_row("SELECT time_zone FROM parks WHERE id=?", (park_id,))
+            if before is None:
+                tx.sql_rowcount("INSERT INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            elif before[0] == time_zone:
+                return False
+            tx.sql_rowcount("UPDATE parks SET time_zone=? WHERE id=?", (time_zone, park_id))
+            return True
+        return await self.write(run, audit)
+
     async def sales_by_day(self, start_s, end_s, offset_s=0, merchant_id=None):
         """Return [SalesDay] of applied sales and refunds with time in [start_s, end_s), by day then merchant.
 
