@@ -613,11 +613,12 @@ def test_default_pins_are_safe_for_an_esp32_wroom():
     gpios = [gpio for _, _, gpio, _ in wired]
     assert len(gpios) == len(set(gpios)) == 18
     assert not set(gpios) & set(pins.RESERVED_PINS)
-    assert [gpio for gpio in gpios if gpio in pins.STRAPPING_PINS] == [
-        pins.DEFAULT_PINS["rc522"]["cs"], pins.DEFAULT_PINS["relay"]["pin"]]     # both idle as the strap wants
+    # only the chip select, which idles high as the strap wants; never the relay (GPIO 2 picks the boot mode)
+    assert [gpio for gpio in gpios if gpio in pins.STRAPPING_PINS] == [pins.DEFAULT_PINS["rc522"]["cs"]]
+    assert pins.DEFAULT_PINS["relay"]["pin"] not in pins.STRAPPING_PINS + pins.INPUT_ONLY_PINS
     assert not [(part, role) for part, role, gpio, way in wired if way == "out" and gpio in pins.INPUT_ONLY_PINS]
-    # Columns use the internal pull-up, which input-only pins do not have.
-    assert not set(pins.DEFAULT_PINS["keypad"]["cols"]) & set(pins.INPUT_ONLY_PINS)
+    # Columns use the internal pull-up, which input-only pins do not have: there, one on the board.
+    assert set(pins.DEFAULT_PINS["keypad"]["cols"]) & set(pins.INPUT_ONLY_PINS) == set(pins.EXTERNAL_PULLUPS)
 
 
 def test_firmware_board_uses_the_same_pins():

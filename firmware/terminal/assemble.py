@@ -14,6 +14,7 @@ def assemble(board=None):
     if board is None:
         from terminal.board import Board
         board = Board()
+    board.relay()   # the relay pin driven inactive before anything else: a turnstile never opens at a reset
     try:
         settings = load_settings()
         board.network(settings.get("wifi_ssid", ""), (board.keystore().get("wifi_password") or b"").decode())

@@ -13,10 +13,14 @@ from terminal.devices import Buzzer, MatrixKeypad, NvsKeyStore, TextDisplay
 DEFAULT_PINS = {
     "rc522": {"spi_bus": 2, "sck": 18, "mosi": 23, "miso": 19, "cs": 5, "rst": 22, "irq": 34},
     "display": {"i2c_bus": 0, "sda": 16, "scl": 17, "address": 0x3C, "width": 128, "height": 64},
-    "keypad": {"rows": (13, 14, 26, 27), "cols": (4, 21, 32, 33), "layout": ("123A", "456B", "789C", "*0#D")},
+    "keypad": {"rows": (13, 14, 26, 27), "cols": (35, 21, 32, 33), "layout": ("123A", "456B", "789C", "*0#D")},
     "buzzer": {"pin": 25, "active_high": True},
-    "relay": {"pin": 2, "active_high": True},   # a gate's turnstile; unused on booths
+    # A gate's turnstile. GPIO 4: no strapping role (GPIO 2, the old choice, picks the boot mode and lights the
+    # on-board LED of many boards), silent during boot; its base pull-down keeps the relay off until the
+    # firmware drives it (assemble.py, first thing). Unused on booths.
+    "relay": {"pin": 4, "active_high": True},
 }
+_INPUT_ONLY_FROM = 34   # GPIO 34-39: input only, no internal pull resistors (ESP32 TRM §4.10): pulled up outside
 SPI_BAUD = 4000000   # MFRC522 §8.1.2: SPI up to 10 Mbit/s; 4 MHz is safe on jumper wires
 # MicroPython ports with a 2000 epoch report time.gmtime(0) as year 2000.
 _EPOCH_OFFSET_S = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -27,6 +31,7 @@ class Board:
 
     def __init__(self, pins=None):
         self.pins = pins or DEFAULT_PINS
+        self._relay = None
 
     def reader(self):
         """The RC522 on hardware SPI (bus by id, not the bit-banged constructor), its IRQ pin if wired."""
@@ -53,7 +58,7 @@ class Board:
         from machine import Pin
         p = self.pins["keypad"]
         rows = [Pin(n, Pin.OUT, value=1) for n in p["rows"]]
-        cols = [Pin(n, Pin.IN, Pin.PULL_UP) for n in p["cols"]]
+        cols = [Pin(n, Pin.IN, Pin.PULL_UP if n < _INPUT_ONLY_FROM else None) for n in p["cols"]]
         return MatrixKeypad(rows, cols, p["layout"])
 
     def buzzer(self):
@@ -63,11 +68,13 @@ class Board:
         return Buzzer(Pin(p["pin"], Pin.OUT, value=0 if p["active_high"] else 1), p["active_high"])
 
     def relay(self):
-        """The gate's turnstile relay (a gate asks for it; booths never do)."""
-        from machine import Pin
-        from terminal.devices import Relay
-        p = self.pins["relay"]
-        return Relay(Pin(p["pin"], Pin.OUT, value=0 if p["active_high"] else 1), p["active_high"])
+        """The gate's turnstile relay, driven inactive when first asked for (at start, by assemble); one per board."""
+        if self._relay is None:
+            from machine import Pin
+            from terminal.devices import Relay
+            p = self.pins["relay"]
+            self._relay = Relay(Pin(p["pin"], Pin.OUT, value=0 if p["active_high"] else 1), p["active_high"])
+        return self._relay
 
     def watchdog(self, timeout_ms):
         """The hardware watchdog; feed() it only while the main loop is healthy."""
