@@ -114,6 +114,34 @@ def config_version(terminal_version, gate_version):
     return (terminal_version + gate_version) & 0xFFFF
 
 
+class TicketReportLine(NamedTuple):
+    """One product in the tickets report: tickets sold (written), their price, entries made and left."""
+
+    product_id: int
+    name: str
+    sold: int
+    revenue_cents: int
+    entered: int
+    entries_left: int       # of the tickets sold with a number of entries (count cards); unlimited ones add none
+    unlimited: int          # tickets sold with no entry limit
+
+
+def ticket_report(products, uses):
+    """[TicketReportLine] by product from [TicketProduct] and [TicketUse] (a ticket's entries past its number,
+    which a gate never lets happen, count as none left, never as a negative)."""
+    lines = {p.id: [p.name, 0, 0, 0, 0, 0] for p in products}
+    for u in uses:
+        line = lines.setdefault(u.product_id, ["product %d" % u.product_id, 0, 0, 0, 0, 0])
+        line[1] += 1
+        line[2] += u.price_cents
+        line[3] += u.entered
+        if u.entries == t.ENTRIES_UNLIMITED:
+            line[5] += 1
+        else:
+            line[4] += max(0, u.entries - u.entered)
+    return [TicketReportLine(pid, *line) for pid, line in sorted(lines.items())]
+
+
 def occupancy(counts):
     """{area: entries − exits} from [(area, kind, n)] passage counts since each area's reset."""
     inside = {}

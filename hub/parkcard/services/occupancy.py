@@ -47,19 +47,44 @@ async def occupancy(store, actor):
 
 
 @requires(OCCUPANCY)
-async def passages_per_hour(store, actor, since_s):
-    """[(terminal_id, hour start, entries, exits, refusals)] since since_s, by gate and hour."""
+async def passages_per_hour(store, actor, since_s, until_s=None, hour_shift_s=0):
+    """[(terminal_id, hour start, entries, exits, refusals)] in [since_s, until_s), by gate and hour."""
     table = {}
-    for terminal_id, hour, kind, n in await store.passages_per_hour(since_s):
+    bounds = (since_s,) if until_s is None else (since_s, until_s, hour_shift_s)
+    for terminal_id, hour, kind, n in await store.passages_per_hour(*bounds):
         row = table.setdefault((terminal_id, hour), [0, 0, 0])
         row[0 if kind in rules.ENTRY_KINDS else 1 if kind in rules.EXIT_KINDS else 2] += n
     return [(tid, hour, *row) for (tid, hour), row in sorted(table.items())]
 
 
 @requires(OCCUPANCY)
-async def refusals(store, actor, since_s):
-    """[(reason name, n)] of the gate refusals since since_s, in the order the gate checks them (SPEC.md §3.11)."""
-    return [(t.REASON_NAMES.get(code, "reason %d" % code), n) for code, n in await store.refusals_by_reason(since_s)]
+async def refusals(store, actor, since_s, until_s=None):
+    """[(reason name, n)] of the gate refusals in [since_s, until_s), in the order the gate checks them
+    (SPEC.md §3.11)."""
+    bounds = (since_s,) if until_s is None else (since_s, until_s)
+    return [(t.REASON_NAMES.get(code, "reason %d" % code), n) for code, n in await store.refusals_by_reason(*bounds)]
+
+
+@dataclass(frozen=True)
+class DayReport:
+    """A park day's passages per gate and hour and its refusals by reason; start and end of the day (epoch s)."""
+
+    day: int
+    start_s: int
+    end_s: int
+    per_hour: list
+    refusals: list
+
+
+@requires(OCCUPANCY)
+async def day_report(store, actor, day):
+    """The passages of one park day (days since epoch), bounded by the park's daily reset in its zone; hours
+    start on the park's wall clock."""
+    tz = await park.zone_of(store)
+    start_s, end_s = park_time.day_bounds(tz, await park.daily_reset_s(store), day)
+    shift_s = park_time.offset_s(tz, start_s) % 3600
+    return DayReport(day, start_s, end_s, await passages_per_hour(store, actor, start_s, end_s, shift_s),
+                     await refusals(store, actor, start_s, end_s))
 
 
 @requires(GATES)

@@ -80,9 +80,12 @@ async def zone_of(store, park_id=1):
     return park_time.zone(await store.park_time_zone(park_id) or park_time.DEFAULT_TIME_ZONE)
 
 
+async def daily_reset_s(store):
+    """The park's daily reset, seconds after local midnight: its gates' (the earliest, when they differ; local
+    midnight without gates)."""
+    return min((g.reset_s for g in await store.gates()), default=0)
+
+
 async def today(store, time_s, park_id=1):
-    """The park day of time_s (days since epoch) as its gates count it: the park's zone, from the daily reset of
-    its gates (the earliest, when they differ; local midnight without gates)."""
-    gates = await store.gates()
-    reset_s = min((g.reset_s for g in gates), default=0)
-    return park_time.park_day(await zone_of(store, park_id), reset_s, int(time_s))
+    """The park day of time_s (days since epoch) as its gates count it (the park's zone and daily reset)."""
+    return park_time.park_day(await zone_of(store, park_id), await daily_reset_s(store), int(time_s))

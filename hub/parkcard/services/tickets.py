@@ -17,7 +17,7 @@ from protocol import card, frames, ticket as t
 
 from parkcard.domain import tickets as rules
 from parkcard.services.errors import Refusal
-from parkcard.services.privileges import CARD_QUERY, TICKET_SELL, TICKETS, ServiceError, requires
+from parkcard.services.privileges import CARD_QUERY, REPORTS, TICKET_SELL, TICKETS, ServiceError, requires
 from parkcard.store import audited
 from parkcard.store.tickets import TICKET_FAILED
 from parkcard.transport import notify
@@ -166,3 +166,9 @@ async def settle(store, actor, serial, written):
 async def tickets(store, actor, card_no=None):
     """The tickets sold ([Ticket]), or only card_no's, by serial."""
     return await store.tickets(card_no)
+
+
+@requires(REPORTS)
+async def report(store, actor):
+    """The tickets report ([parkcard.domain.tickets.TicketReportLine]): sold and used by product, entries left."""
+    return rules.ticket_report(await store.ticket_products(), await store.ticket_uses())

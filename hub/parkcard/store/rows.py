@@ -491,6 +491,16 @@ class Ticket(NamedTuple):
     sold_by: str
 
 
+class TicketUse(NamedTuple):
+    """A written ticket and the entries its card made with its product since the sale (the tickets report)."""
+
+    serial: int
+    product_id: int
+    entries: int        # as sold; protocol.ticket.ENTRIES_UNLIMITED for no limit
+    price_cents: int
+    entered: int
+
+
 class GateRow(NamedTuple):
     """A gate terminal's config (SPEC.md §5.8); products: the accepted ticket product ids, ascending."""
 

@@ -9,7 +9,8 @@ from protocol import record as R
 
 from parkcard.domain import ledger
 
-from parkcard.store.rows import GateRow, StartedTicketSale, StoredPassage, Ticket, TicketProduct, TicketSaleRequest
+from parkcard.store.rows import (GateRow, StartedTicketSale, StoredPassage, Ticket, TicketProduct, TicketSaleRequest,
+                                 TicketUse)
 
 _PRODUCT_SELECT = "SELECT %s FROM ticket_products " % ", ".join(TicketProduct._fields)
 _TICKET_SELECT = "SELECT %s FROM tickets " % ", ".join(Ticket._fields)
@@ -18,6 +19,7 @@ _PASSAGE_KINDS_SQL = ", ".join(str(k) for k in R.PASSAGE_KINDS)
 TICKET_PENDING = "pending"
 TICKET_WRITTEN = "written"
 TICKET_FAILED = "failed"
+PASSAGE_TIME_END_S = 1 << 32    # past every passage time (epoch seconds on the wire are 4 bytes)
 
 
 def _gate(row):
@@ -145,17 +147,28 @@ class TicketMethods:
             "SELECT p.area, p.kind, COUNT(*) FROM passages p LEFT JOIN area_resets r ON r.area = p.area "
             "WHERE p.time_s >= COALESCE(r.at_s, 0) GROUP BY p.area, p.kind ORDER BY p.area, p.kind")]
 
-    async def passages_per_hour(self, since_s):
-        """[(terminal_id, hour start (epoch s), kind, n)] of the passages since since_s."""
-        return [tuple(r) for r in await self._all(
-            "SELECT terminal_id, (time_s / 3600) * 3600 AS hour, kind, COUNT(*) FROM passages WHERE time_s >= ? "
-            "GROUP BY terminal_id, hour, kind ORDER BY terminal_id, hour, kind", (since_s,))]
+    async def passages_per_hour(self, since_s, until_s=PASSAGE_TIME_END_S, hour_shift_s=0):
+        """[(terminal_id, hour start (epoch s), kind, n)] of the passages in [since_s, until_s).
 
-    async def refusals_by_reason(self, since_s):
-        """[(reason code, n)] of the gate refusals since since_s."""
+        hour_shift_s (0..3599): hours start this long after a UTC hour (a park at UTC+05:30: 1800)."""
         return [tuple(r) for r in await self._all(
-            "SELECT reason, COUNT(*) FROM passages WHERE kind=? AND time_s >= ? GROUP BY reason ORDER BY reason",
-            (R.KIND_REFUSAL, since_s))]
+            "SELECT terminal_id, ((time_s - ?) / 3600) * 3600 + ? AS hour, kind, COUNT(*) FROM passages "
+            "WHERE time_s >= ? AND time_s < ? GROUP BY terminal_id, hour, kind ORDER BY terminal_id, hour, kind",
+            (hour_shift_s, hour_shift_s, since_s, until_s))]
+
+    async def refusals_by_reason(self, since_s, until_s=PASSAGE_TIME_END_S):
+        """[(reason code, n)] of the gate refusals in [since_s, until_s)."""
+        return [tuple(r) for r in await self._all(
+            "SELECT reason, COUNT(*) FROM passages WHERE kind=? AND time_s >= ? AND time_s < ? GROUP BY reason "
+            "ORDER BY reason", (R.KIND_REFUSAL, since_s, until_s))]
+
+    async def ticket_uses(self):
+        """[TicketUse] of every written ticket, by serial: the entries its card made with its product since."""
+        return [TicketUse(*r) for r in await self._all(
+            "SELECT t.serial, t.product_id, t.entries, t.price_cents, COUNT(s.record_id) FROM tickets t "
+            "LEFT JOIN passages s ON s.card_no = t.card_no AND s.product = t.product_id AND s.kind = ? "
+            "AND s.time_s >= t.sold_at WHERE t.state = ? GROUP BY t.serial, t.product_id, t.entries, t.price_cents "
+            "ORDER BY t.serial", (R.KIND_ENTRY, TICKET_WRITTEN))]
 
     async def tickets_by_product(self):
         """[(product id, tickets written, passages entered)] of every product."""
