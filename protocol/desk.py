@@ -27,8 +27,10 @@ DESK_SOURCE_ID = 0xFFFE        # record terminal id of every hub-made desk recor
 OP_READ = 1                    # read blocks 4..6 of the card `uid` with the order's key
 OP_WRITE = 2                   # write the order's blocks in order, then read 4..6 back
 OP_IDENTIFY = 3                # report the UID of whatever card lies on the desk (uid ANY_CARD, no key used)
+OP_TICKET_WRITE = 4            # open sector 3 with the order's key, write its blocks in order, read 12..14 back
 
-_OPS = (OP_READ, OP_WRITE, OP_IDENTIFY)
+_OPS = (OP_READ, OP_WRITE, OP_IDENTIFY, OP_TICKET_WRITE)
+_WRITES = (OP_WRITE, OP_TICKET_WRITE)
 
 DESK_OK = 0
 DESK_NOT_OURS = 1              # the key does not open the card's sector: not a card of this park (or not blank)
@@ -39,6 +41,7 @@ KEY_A = 0
 KEY_B = 1
 
 READ_BLOCKS = (4, 5, 6)        # the info block and both wallet slots (SPEC.md §3.1)
+TICKET_BLOCKS = (12, 13, 14)   # the ticket info and both ticket state slots (SPEC.md §3.8, §3.12)
 _ORDER_FMT = const(">IB7sBB6sB")   # request_id, op, uid, uid_len, key_type, wrapped key, block count
 _REPORT_FMT = const(">IB7sBB")     # request_id, status, uid, uid_len, block count
 _BLOCKS_MAX = const(4)
@@ -80,7 +83,7 @@ def _uid_field(uid):
 
 def order_body(request_id, op, uid, key_type, wrapped_key, blocks=()):
     """T_DESK_ORDER body: op on the card `uid` (ANY_CARD with OP_IDENTIFY), blocks to write in order."""
-    if op not in _OPS or (op == OP_WRITE) != bool(blocks) or len(wrapped_key) != 6:
+    if op not in _OPS or (op in _WRITES) != bool(blocks) or len(wrapped_key) != 6:
         raise Malformed("a desk order reads, or writes 1..%d blocks, with a 6-byte key" % _BLOCKS_MAX)
     return struct.pack(_ORDER_FMT, request_id, op, _uid_field(uid), len(uid), key_type, wrapped_key,
                        len(blocks)) + _blocks_part(blocks)
@@ -95,9 +98,14 @@ def parse_order(body):
     if uid_len not in (4, 7) or op not in _OPS or key_type not in (KEY_A, KEY_B):
         raise Malformed("desk order fields")
     blocks = _parse_blocks(body, head, count)
-    if (op == OP_WRITE) != bool(blocks):
+    if (op in _WRITES) != bool(blocks):
         raise Malformed("a desk write carries blocks, a read none")
     return request_id, op, bytes(uid[:uid_len]), key_type, bytes(wrapped), blocks
+
+
+def read_blocks(op):
+    """The blocks a desk reads back after an order of op (its first one names the sector opened)."""
+    return TICKET_BLOCKS if op == OP_TICKET_WRITE else READ_BLOCKS
 
 
 def report_body(request_id, status, uid, blocks=()):

@@ -179,6 +179,17 @@ def sale_blocks(card_keys, info, entries_left, time_s=0):
     }
 
 
+def rewrite_blocks(card_keys, info, entries_left, time_s=0):
+    """[(block, 16 bytes)] in write order that replace the ticket of a sector 3 a sale made before (SPEC.md §3.12).
+
+    Both state slots are blanked before the new info is written and slot A last: a write torn anywhere
+    leaves no valid slot (no ticket), never the new ticket with the old one's state."""
+    slot = TicketSlot(1, entries_left, False, 0, time_s, 0)
+    blank = bytes(card.BLOCK_SIZE)
+    return [(SLOT_BLOCKS[1], blank), (SLOT_BLOCKS[0], blank), (INFO_BLOCK, info.encode(card_keys)),
+            (SLOT_BLOCKS[0], slot.encode(card_keys, SLOT_BLOCKS[0]))]
+
+
 def timed_charge_cents(inside_s, included_min, interval_min, interval_price_cents):
     """The price of inside_s seconds on a timed ticket: the first included_min minutes free, then each started
     interval_min minutes interval_price_cents (SPEC.md §3.10). Integer cents; a clock that ran back costs nothing."""

@@ -4,13 +4,15 @@ Entry and exit online and offline, anti-passback both ways, a timed exit that de
 their reasons, and occupancy equal to the records after a gate that was offline reconnects."""
 
 import asyncio
+import time
 
 import pytest
 
 from protocol import record as R, ticket as t
 from sim.cards import card_balance
 
-from parkcard.services import occupancy, tickets
+from parkcard.services import occupancy, park, tickets
+from parkcard.services.privileges import ServiceError
 from parkcard_devkit.park_sim import GATE_MERCHANT_ID, ParkSim
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -104,5 +106,46 @@ def test_a_ticket_sold_from_the_command_line_is_written_by_the_running_hub_and_p
     sold, again, card_no, sold_tickets = asyncio.run(asyncio.wait_for(scenario(), 240))
     assert sold.exit_code == 0, sold.output
     assert "ticket 1 (product 1) written onto card %d at desk terminal 1: free: nothing to take" % card_no in sold.output
-    assert again.exit_code == 2 and "already holds ticket 1" in again.output and "another card" in again.output
+    assert again.exit_code == 2 and "holds ticket 1" in again.output and "still valid" in again.output
+    assert "--replace" in again.output and "another card" in again.output
     assert [(x.serial, x.card_no, x.state) for x in sold_tickets] == [(1, card_no, "written")]
+
+
+def test_the_desk_rewrites_a_used_up_or_expired_ticket_and_a_valid_one_only_when_asked(tmp_path):
+    async def scenario():
+        async with ParkSim(tmp_path / "park", terminals=0, cards=2, gates=1) as sim:
+            hub, actor = sim.hub, sim.hub.actor()
+            [entry] = sim.gates
+            once = await tickets.add_product(hub.storage, actor, "One entry", "count", entries=1)
+            day = await tickets.add_product(hub.storage, actor, "Day pass", "day", valid_days=1)
+            await hub.configure_gate(entry.terminal_id, "entry", products=[once, day])
+            await sim.wait_for(lambda: entry.wallet.config.tail, 30, "no gate config")
+            a, b = sim.visitors
+            first = await sim.sell_ticket(a, once)
+            assert entry.pass_gate(a.virtual).ok
+            await sim.drain(60)
+            # used up: the desk overwrites it without being asked, and the gate reads the new ticket
+            second = await sim.sell_ticket(a, day)
+            assert second.replaces == first.serial
+            passed = entry.pass_gate(a.virtual)
+            assert passed.ok and passed.entries_left == t.ENTRIES_UNLIMITED
+            await sim.drain(60)
+            # still valid: refused with what to do, the card untouched, then replaced when asked
+            with pytest.raises(ServiceError, match="still valid until .*--replace"):
+                await sim.sell_ticket(a, once)
+            third = await sim.sell_ticket(a, once, replace=True)
+            assert third.replaces == second.serial
+            assert entry.pass_gate(a.virtual).entries_left == 0
+            # expired: a day pass of five days ago makes way for a new ticket
+            today = await park.today(hub.storage, time.time())
+            old = await sim.sell_ticket(b, day, start_day=today - 5)
+            assert entry.pass_gate(b.virtual).reason == t.REASON_EXPIRED
+            assert (await sim.sell_ticket(b, once)).replaces == old.serial
+            assert entry.pass_gate(b.virtual).ok
+            states = [(x.serial, x.card_no, x.state) for x in await tickets.tickets(hub.storage, actor)]
+            assert [s[2] for s in states] == ["written"] * 5
+            await sim.drain(60)
+            # each entry counts once (which of a card's tickets it was is known to the second of the sales)
+            report = {x.name: (x.sold, x.entered) for x in await tickets.report(hub.storage, actor)}
+            assert report == {"One entry": (3, 3), "Day pass": (2, 1)}
+    asyncio.run(asyncio.wait_for(scenario(), 240))

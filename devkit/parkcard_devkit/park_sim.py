@@ -222,10 +222,11 @@ class ParkSim:
         self.admin_card = blank
         self.admin_card_no = issued.card_no
 
-    async def sell_ticket(self, visitor, product_id, start_day=None):
-        """The desk sells a ticket onto the visitor's card and its terminal writes it; returns the TicketSale."""
+    async def sell_ticket(self, visitor, product_id, start_day=None, replace=False):
+        """The desk sells a ticket onto the visitor's card and its terminal writes it; returns the TicketSale
+        (replace: over a ticket still valid)."""
         return await self._written_at_desk(visitor.virtual, self.hub.sell_ticket_at_desk(
-            DESK_TERMINAL_ID, product_id, visitor.card_no, start_day, timeout_s=30))
+            DESK_TERMINAL_ID, product_id, visitor.card_no, start_day, timeout_s=30, replace=replace))
 
     async def _written_at_desk(self, virtual, writing):
         """Hold a card on the desk terminal's reader while the hub has it written; return what writing returns."""

@@ -29,7 +29,7 @@ import os
 import signal
 import time
 
-from protocol import frames, hub_frames, topics
+from protocol import desk as desk_protocol, frames, hub_frames, topics
 
 from parkcard.api.metrics import HubMetrics
 from parkcard.desk import DeskLink
@@ -668,7 +668,7 @@ class Hub:
         # ticket's state then says what the desk did, and the request what the operator is told.
         try:
             sale = await self.sell_ticket_at_desk(request.desk_terminal_id, request.product_id, request.card_no,
-                                                  request.start_day, actor=request.actor)
+                                                  request.start_day, actor=request.actor, replace=request.replace)
         except ServiceError as exc:
             await tickets.finish_request(self.storage, request.id, error=str(exc))
         except Exception as exc:    # the requester must hear of it rather than wait for an answer that never comes
@@ -762,17 +762,22 @@ class Hub:
         return version
 
     async def sell_ticket_at_desk(self, desk_terminal_id, product_id, card_no, start_day=None,
-                                  timeout_s=CARD_WRITE_TIMEOUT_S, actor="hub"):
-        """Sell a ticket onto an issued card and have the desk terminal write it (T_CARD_WRITE); return the sale.
+                                  timeout_s=CARD_WRITE_TIMEOUT_S, actor="hub", replace=False):
+        """Sell a ticket onto an issued card and have the desk terminal write it; return the sale.
 
-        start_day: the first park day (days since epoch; today by default). The ticket stays pending until the
-        desk reports the card written, failed when it reports a failure or does not answer."""
+        start_day: the first park day (days since epoch; today by default). A card without a ticket gets a
+        card write (T_CARD_WRITE); one whose ticket expired or is used up (or any, with replace) a ticket write
+        order with sector 3's key B (SPEC.md §3.12). The ticket stays pending until the desk reports the card
+        written, failed when it reports a failure or does not answer."""
         who = self.actor(actor)
         if start_day is None:
             start_day = await park.today(self.storage, time.time())
-        sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day)
+        sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day, replace)
         try:
-            await self.write_card(desk_terminal_id, sale.uid, sale.blocks, timeout_s, actor)
+            if sale.replaces is None:
+                await self.write_card(desk_terminal_id, sale.uid, sale.blocks, timeout_s, actor)
+            else:
+                await self._rewrite_ticket(desk_terminal_id, sale, timeout_s)
         except ServiceError:
             await tickets.settle(self.storage, who, sale.serial, False)
             raise
@@ -781,6 +786,16 @@ class Hub:
             raise
         await tickets.settle(self.storage, who, sale.serial, True)
         return sale
+
+    async def _rewrite_ticket(self, desk_terminal_id, sale, timeout_s):
+        """Have the desk overwrite the card's sector 3 (SPEC.md §3.12); ServiceError unless it reads back as asked."""
+        report = await self.desk_link.order(desk_terminal_id, desk_protocol.OP_TICKET_WRITE, sale.uid,
+                                            desk_protocol.KEY_B, sale.key_b, sale.rewrite, timeout_s)
+        wanted = dict(sale.rewrite)     # the last bytes asked of each block
+        if report.status != desk_protocol.DESK_OK or any(report.blocks.get(b) != d for b, d in wanted.items()):
+            raise ServiceError("desk terminal %d did not write card %d's new ticket (status %d): the card holds "
+                               "no valid ticket now; keep it on the desk and sell again"
+                               % (desk_terminal_id, sale.card_no, report.status))
 
     async def _settle_admin_card(self, card_no, written, request_id, error, actor):
         return await admin_cards.settle(self.storage, self.actor(actor), card_no, written, request_id, error)

@@ -40,6 +40,8 @@ def main(path):
                "report body %d" % r["request_id"])
         expect(desk.parse_report(body) == (r["request_id"], r["status"], unhexlify(r["uid"]),
                                            dict(blocks_of(r["blocks"]))), "report fields")
+    expect(list(desk.read_blocks(desk.OP_TICKET_WRITE)) == v["ticket_blocks"] and desk.read_blocks(desk.OP_WRITE)
+           == desk.READ_BLOCKS, "blocks read back")
     for bad in v["malformed_orders"]:
         expect(refused(desk.parse_order, unhexlify(bad), error=Malformed), "malformed order refused")
     for bad in v["malformed_reports"]:

@@ -73,8 +73,9 @@ class CardWriter:
         if op == D.OP_IDENTIFY:
             return D.DESK_OK, []
         use_b = key_type == D.KEY_B
+        read_blocks = D.read_blocks(op)    # sector 1's, or a ticket write's sector 3 (SPEC.md §3.12)
         try:
-            self.reader.auth(D.READ_BLOCKS[0], key, uid, use_b)
+            self.reader.auth(read_blocks[0], key, uid, use_b)
         except AuthError:
             return D.DESK_NOT_OURS, []
         except RC522Error:
@@ -83,21 +84,21 @@ class CardWriter:
             for block, data in blocks:     # in the hub's order: the info block before the slot (SPEC.md §5.9)
                 self.reader.write_block(block, data)
         except RC522Error:
-            return D.DESK_WRITE_FAILED, self._read_back(uid, key, use_b)
-        read = self._read_back(uid, key, use_b)
+            return D.DESK_WRITE_FAILED, self._read_back(uid, key, use_b, read_blocks)
+        read = self._read_back(uid, key, use_b, read_blocks)
         return (D.DESK_OK if read else D.DESK_READ_FAILED), read
 
-    def _read_back(self, uid, key, use_b):
-        """Blocks 4..6 as the card holds them now ([] when it left); after a failed write, a fresh session."""
+    def _read_back(self, uid, key, use_b, read_blocks):
+        """The blocks as the card holds them now ([] when it left); after a failed write, a fresh session."""
         try:
             try:
-                return [(b, bytes(self.reader.read_block(b))) for b in D.READ_BLOCKS]
+                return [(b, bytes(self.reader.read_block(b))) for b in read_blocks]
             except RC522Error:
                 self.reader.release()
                 if self.reader.detect() is None:
                     return []
-                self.reader.auth(D.READ_BLOCKS[0], key, uid, use_b)
-                return [(b, bytes(self.reader.read_block(b))) for b in D.READ_BLOCKS]
+                self.reader.auth(read_blocks[0], key, uid, use_b)
+                return [(b, bytes(self.reader.read_block(b))) for b in read_blocks]
         except RC522Error:
             return []
 

@@ -1,7 +1,6 @@
 """`parkcard ticket product add|list`, `parkcard ticket sell`, `parkcard ticket list`."""
 
 import asyncio
-import datetime
 import time
 
 import click
@@ -10,7 +9,7 @@ from protocol.ticket import TYPE_TIMED
 
 from parkcard.bounds import CARD_NO, TERMINAL_ID, BoundParam
 from parkcard.cli.common import UserError, in_store, table, utc
-from parkcard.domain import tickets as rules
+from parkcard.domain import park_time, tickets as rules
 from parkcard.money import format_cents
 from parkcard.services import park, tickets
 
@@ -63,7 +62,6 @@ def product_list(obj):
 
 
 SALE_POLL_S = 0.5       # how often `ticket sell` looks for the running hub's answer
-_EPOCH = datetime.date(1970, 1, 1)
 
 
 @ticket.command("sell")
@@ -75,13 +73,16 @@ _EPOCH = datetime.date(1970, 1, 1)
               help="the ticket's first park day, YYYY-MM-DD (default: today)")
 @click.option("--wait", "wait_s", default=90, show_default=True, type=click.IntRange(1, 3600),
               help="seconds to wait for the card to be written")
+@click.option("--replace", is_flag=True,
+              help="overwrite the card's ticket even while it is still valid (an expired or used-up one always is)")
 @click.pass_obj
-def ticket_sell(obj, card_no, product_id, desk_terminal_id, from_date, wait_s):
+def ticket_sell(obj, card_no, product_id, desk_terminal_id, from_date, wait_s, replace):
     """Sell a ticket onto a card: the running hub has the desk terminal write it while the card lies there."""
-    start_day = (from_date.date() - _EPOCH).days if from_date is not None else None
+    start_day = park_time.day_of_date(from_date.date()) if from_date is not None else None
 
     async def sell(storage, actor):
-        request_id = await tickets.request_sale(storage, actor, desk_terminal_id, product_id, card_no, start_day)
+        request_id = await tickets.request_sale(storage, actor, desk_terminal_id, product_id, card_no, start_day,
+                                                replace)
         click.echo("present card %d to desk terminal %d; waiting up to %d s for the running hub (`parkcard up`)"
                    % (card_no, desk_terminal_id, wait_s))
         deadline = time.monotonic() + wait_s

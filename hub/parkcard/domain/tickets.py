@@ -72,6 +72,17 @@ def ticket_days(p, start_day):
     return start_day, start_day + p.valid_days - 1
 
 
+def ticket_over(to_day, entries, entered, today):
+    """Why a written ticket can no longer pass a gate ("expired", "used up"), or None while it still can.
+
+    entries: as sold (t.ENTRIES_UNLIMITED for no limit); entered: the entries its card made since the sale."""
+    if to_day and today > to_day:
+        return "expired"
+    if entries != t.ENTRIES_UNLIMITED and entered >= entries:
+        return "used up"
+    return None
+
+
 def ticket_entries(p):
     """entries_left of a fresh ticket: the product's entries, or unlimited."""
     return p.entries if p.entries else t.ENTRIES_UNLIMITED

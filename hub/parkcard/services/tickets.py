@@ -11,15 +11,18 @@ hub claims, as it does admin card issues. A card holds one ticket: a card
 with a ticket written or being written is refused before anything is recorded.
 """
 
+import time
 from dataclasses import dataclass
+from typing import Optional
 
 from protocol import card, frames, ticket as t
 
-from parkcard.domain import tickets as rules
+from parkcard.domain import park_time, tickets as rules
+from parkcard.services import park
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import CARD_QUERY, REPORTS, TICKET_SELL, TICKETS, ServiceError, requires
 from parkcard.store import audited
-from parkcard.store.tickets import TICKET_FAILED
+from parkcard.store.tickets import TICKET_FAILED, TICKET_WRITTEN
 from parkcard.transport import notify
 
 
@@ -33,7 +36,10 @@ class TicketSale:
     product_id: int
     from_day: int
     to_day: int
-    blocks: dict
+    blocks: dict                    # a first sale: sector 3 as a desk's card write makes it (SPEC.md §5.7)
+    replaces: Optional[int] = None  # a rewrite: the serial of the ticket it overwrites (SPEC.md §3.12) ...
+    rewrite: tuple = ()             # ... [(block, 16 bytes)] in write order, with sector 3's key B
+    key_b: bytes = b""
 
 
 def _rule(type_name, area, valid_days, entries, day_limit, included_min, interval_min, interval_price_cents,
@@ -84,37 +90,54 @@ async def _product(store, product_id):
     return found[0]
 
 
-async def _issued_card_without_ticket(store, card_no):
-    """The card's row; Refusal unless it is issued and holds no ticket (written, or pending at a desk)."""
+async def _card_for_a_ticket(store, card_no, replace, today):
+    """(the card's row, the written ticket the sale will replace or None); Refusal unless the card is issued and
+    holds no ticket, or only one that expired or is used up, or replace is asked (SPEC.md §3.12).
+
+    A ticket being written (pending) is never replaced: its desk's answer is awaited first."""
     row = await store.card(card_no)
     if row is None or row.uid is None:
         raise Refusal("card_not_found", "card %d is not issued: issue it at the desk first" % card_no)
     held = [x for x in await store.tickets(card_no) if x.state != TICKET_FAILED]
-    if held:
-        raise Refusal("card_holds_ticket", "card %d already holds ticket %d (product %d, %s): a card holds one "
-                      "ticket; sell this one onto another card" % (card_no, held[-1].serial, held[-1].product_id,
-                                                                   held[-1].state))
-    return row
+    if not held:
+        return row, None
+    last = held[-1]
+    if last.state != TICKET_WRITTEN:
+        raise Refusal("card_holds_ticket", "card %d has ticket %d (product %d) being written at a desk now: wait "
+                      "for that sale to end (`parkcard ticket list --card %d`), then sell again"
+                      % (card_no, last.serial, last.product_id, card_no))
+    entered = {u.serial: u.entered for u in await store.ticket_uses()}.get(last.serial, 0)
+    over = rules.ticket_over(last.to_day, last.entries, entered, today)
+    if over is None and not replace:
+        left = "" if last.entries == t.ENTRIES_UNLIMITED else ", %d entries left" % (last.entries - entered)
+        until = (" until %s" % park_time.date_of_day(last.to_day)) if last.to_day else ""
+        raise Refusal("card_holds_ticket", "card %d holds ticket %d (product %d), still valid%s%s: selling "
+                      "another onto it would overwrite it; sell with --replace to do so, or onto another card"
+                      % (card_no, last.serial, last.product_id, until, left))
+    return row, last
 
 
 @requires(TICKET_SELL)
-async def request_sale(store, actor, desk_terminal_id, product_id, card_no, start_day=None):
+async def request_sale(store, actor, desk_terminal_id, product_id, card_no, start_day=None, replace=False):
     """Queue a ticket sale for the running hub at a desk terminal; return the request id.
 
     Checked now so the operator hears of a mistake at once: the terminal is a registered desk, the
-    product exists, the card is issued and holds no ticket (the hub checks again when it sells)."""
+    product exists, the card is issued and holds no ticket still valid unless replace (the hub checks again
+    when it sells)."""
     rows = await store.terminals(desk_terminal_id)
     if not rows or rows[0].role != frames.ROLE_DESK:
         raise Refusal("not_a_desk", "terminal %d is not a registered desk terminal: tickets are written at a desk "
                       "(see `parkcard terminals`)" % desk_terminal_id)
     await _product(store, product_id)
-    await _issued_card_without_ticket(store, card_no)
+    await _card_for_a_ticket(store, card_no, replace, await park.today(store, time.time()))
     request_id = await store.request_ticket_sale(desk_terminal_id, product_id, card_no, start_day, actor.name,
                                                  audit=audited(actor.name, "ticket.sale_requested",
                                                                when=lambda _: True,
                                                                extra=lambda rid: dict(request_id=rid),
                                                                desk_terminal_id=desk_terminal_id,
-                                                               product_id=product_id, card_no=card_no))
+                                                               product_id=product_id, card_no=card_no,
+                                                               replace=bool(replace)),
+                                                 replace=replace)
     await actor.told(notify.TICKET_SALES)
     return request_id
 
@@ -131,15 +154,15 @@ async def finish_request(store, request_id, serial=None, error=None):
 
 
 @requires(TICKET_SELL)
-async def sell(store, actor, park_keys, product_id, card_no, start_day):
+async def sell(store, actor, park_keys, product_id, card_no, start_day, replace=False):
     """Record a ticket of product_id sold onto card card_no from park day start_day; return its TicketSale.
 
-    The card must be issued (its UID known). The ticket is pending until settle(); its blocks need the
-    park keys (the running hub's)."""
+    The card must be issued (its UID known) and hold no ticket still valid unless replace. The ticket is
+    pending until settle(); its blocks need the park keys (the running hub's)."""
     if park_keys is None or getattr(park_keys, "master_b", None) is None:
         raise ServiceError("this hub has no park keys: tickets are sold by the running hub (parkcard hub)")
     product = await _product(store, product_id)
-    row = await _issued_card_without_ticket(store, card_no)
+    row, replaced = await _card_for_a_ticket(store, card_no, replace, await park.today(store, time.time()))
     rule = rules.ProductRule(*product[2:])
     from_day, to_day = rules.ticket_days(rule, start_day)
     entries = rules.ticket_entries(rule)
@@ -147,12 +170,17 @@ async def sell(store, actor, park_keys, product_id, card_no, start_day):
                                     actor.name, audit=audited(
                                         actor.name, "ticket.sell", when=lambda _: True,
                                         extra=lambda s: dict(serial=s), product_id=product.id, card_no=card_no,
-                                        from_day=from_day, to_day=to_day))
+                                        from_day=from_day, to_day=to_day,
+                                        replaces=replaced.serial if replaced else None))
     if serial > t.SERIAL_MAX:
         raise ServiceError("ticket serial %d is over the card's 24 bits: the park has sold every serial" % serial)
     keys = card.CardKeys(park_keys, row.uid)
-    blocks = t.sale_blocks(keys, rules.ticket_info(product.id, rule, serial, start_day), entries)
-    return TicketSale(serial, card_no, bytes(row.uid), product.id, from_day, to_day, blocks)
+    info = rules.ticket_info(product.id, rule, serial, start_day)
+    if replaced is None:
+        return TicketSale(serial, card_no, bytes(row.uid), product.id, from_day, to_day,
+                          t.sale_blocks(keys, info, entries))
+    return TicketSale(serial, card_no, bytes(row.uid), product.id, from_day, to_day, {}, replaced.serial,
+                      t.rewrite_blocks(keys, info, entries), keys.key_b(t.TICKET_SECTOR))
 
 
 @requires(TICKET_SELL)

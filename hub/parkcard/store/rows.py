@@ -473,6 +473,7 @@ class StartedTicketSale(NamedTuple):
     card_no: int
     start_day: Optional[int]
     actor: str
+    replace: bool = False       # it may overwrite a ticket still valid on the card
 
 
 class Ticket(NamedTuple):

@@ -78,12 +78,14 @@ class TicketMethods:
         where, params = ("WHERE card_no=? ", (card_no,)) if card_no is not None else ("", ())
         return [_ticket(r) for r in await self._all(_TICKET_SELECT + where + "ORDER BY serial", params)]
 
-    async def request_ticket_sale(self, desk_terminal_id, product_id, card_no, start_day, actor, audit=None):
-        """Queue a ticket sale for the running hub at a desk terminal; return the request id."""
+    async def request_ticket_sale(self, desk_terminal_id, product_id, card_no, start_day, actor, audit=None,
+                                  replace=False):
+        """Queue a ticket sale for the running hub at a desk terminal; return the request id (replace: it may
+        overwrite a ticket still valid on the card)."""
         return await self.write(lambda tx: tx.sql_row(
-            "INSERT INTO ticket_sale_requests(desk_terminal_id, product_id, card_no, start_day, actor, created_at) "
-            "VALUES (?,?,?,?,?,?) RETURNING id", (desk_terminal_id, product_id, card_no, start_day, actor,
-                                                  tx.now))[0], audit)
+            "INSERT INTO ticket_sale_requests(desk_terminal_id, product_id, card_no, start_day, actor, created_at, "
+            "replace_valid) VALUES (?,?,?,?,?,?,?) RETURNING id",
+            (desk_terminal_id, product_id, card_no, start_day, actor, tx.now, 1 if replace else 0))[0], audit)
 
     async def start_ticket_sales(self):
         """Claim the queued ticket sales: [StartedTicketSale], oldest first, marked started."""
@@ -94,10 +96,10 @@ class TicketMethods:
                 row = tx.sql_row(
                     "UPDATE ticket_sale_requests SET started_at=? WHERE id=(SELECT MIN(id) FROM ticket_sale_requests "
                     "WHERE started_at IS NULL AND cancelled_at IS NULL) "
-                    "RETURNING id, desk_terminal_id, product_id, card_no, start_day, actor", (tx.now,))
+                    "RETURNING id, desk_terminal_id, product_id, card_no, start_day, actor, replace_valid", (tx.now,))
                 if row is None:
                     return claimed
-                claimed.append(StartedTicketSale(*row))
+                claimed.append(StartedTicketSale(*row[:6], bool(row[6])))
         return await self.write(run)
 
     async def cancel_ticket_sale(self, request_id):
@@ -163,12 +165,16 @@ class TicketMethods:
             "ORDER BY reason", (R.KIND_REFUSAL, since_s, until_s))]
 
     async def ticket_uses(self):
-        """[TicketUse] of every written ticket, by serial: the entries its card made with its product since."""
+        """[TicketUse] of every written ticket, by serial: the entries its card made with its product from the
+        second of the sale (a passage's time is whole seconds) until a later ticket of that product was written
+        over it; each entry counts for one ticket."""
         return [TicketUse(*r) for r in await self._all(
             "SELECT t.serial, t.product_id, t.entries, t.price_cents, COUNT(s.record_id) FROM tickets t "
             "LEFT JOIN passages s ON s.card_no = t.card_no AND s.product = t.product_id AND s.kind = ? "
-            "AND s.time_s >= t.sold_at WHERE t.state = ? GROUP BY t.serial, t.product_id, t.entries, t.price_cents "
-            "ORDER BY t.serial", (R.KIND_ENTRY, TICKET_WRITTEN))]
+            "AND s.time_s + 1 > t.sold_at AND NOT EXISTS (SELECT 1 FROM tickets n WHERE n.card_no = t.card_no "
+            "AND n.product_id = t.product_id AND n.serial > t.serial AND n.state = ? AND s.time_s + 1 > n.sold_at) "
+            "WHERE t.state = ? GROUP BY t.serial, t.product_id, t.entries, t.price_cents "
+            "ORDER BY t.serial", (R.KIND_ENTRY, TICKET_WRITTEN, TICKET_WRITTEN))]
 
     async def tickets_by_product(self):
         """[(product id, tickets written, passages entered)] of every product."""
