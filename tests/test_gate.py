@@ -314,3 +314,31 @@ def test_a_card_pulled_at_every_command_of_a_timed_exit_is_charged_once_and_agre
         assert [r.amount_cents for r in debits] == [1000] and len(exits) == 1, (n, statuses)
         assert exits[0].card_mac == ticket_state(vc).mac and debits[0].card_mac == card_balance(PARK, vc).mac, n
         assert rig.relay.openings == [3000, 3000], n
+
+
+def test_in_shanghai_a_card_left_inside_is_outside_after_local_midnight_offline(tmp_path):
+    rig = Rig(tmp_path, utc_offset_s=8 * 3600, next_offset_s=8 * 3600)     # a zone without DST: no change
+    vc = ticket_card(PERIOD, t.TYPE_PERIOD, from_day=0, to_day=0)
+    midnight = TODAY * 86400 + 86400 - 8 * 3600                             # 00:00 in Shanghai, 16:00 UTC
+    rig.now = midnight - 600
+    assert rig.tap(vc).ok
+    rig.now = midnight - 1
+    assert rig.tap(vc).reason == t.REASON_ALREADY_INSIDE                   # 23:59:59: still the same park day
+    rig.now = midnight
+    assert rig.tap(vc).ok and ticket_state(vc).day_entries == 1            # a new day, counted afresh
+
+
+def test_the_autumn_change_repeating_the_reset_hour_does_not_reopen_the_day_before(tmp_path):
+    # Berlin, reset 02:30: UTC+2 until 2026-10-25 01:00 UTC, then UTC+1 (02:00-03:00 comes twice)
+    change = 1792890000
+    rig = Rig(tmp_path, reset_s=9000, utc_offset_s=7200, next_change_s=change, next_offset_s=3600)
+    vc = ticket_card(PERIOD, t.TYPE_PERIOD, from_day=0, to_day=0, day_limit=1)
+    rig.wallet.last_hub_contact_s = rig.wallet.blacklist_updated_s = change
+    rig.now = change - 3600 - 1                      # 01:59:59 CEST on the 25th: still the 24th's park day
+    assert rig.tap(vc).ok
+    rig.now = change - 1800 + 60                     # 02:31 CEST: the 25th began at the first 02:30
+    assert rig.tap(vc).ok and ticket_state(vc).day_entries == 1
+    rig.now = change + 1800 + 60                     # 02:31 again, now CET: the same park day, its limit holds
+    assert rig.tap(vc).reason == t.REASON_ALREADY_INSIDE
+    assert rig.tap(vc, t.DIRECTION_EXIT).ok
+    assert rig.tap(vc, t.DIRECTION_ENTRY).reason == t.REASON_DAY_LIMIT

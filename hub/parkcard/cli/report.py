@@ -12,7 +12,9 @@ from parkcard.domain import park_time
 from parkcard.money import format_cents
 from parkcard.services import occupancy, park, tickets
 
-_CSV_HELP = "CSV on standard output (amounts in cents), for a spreadsheet"
+_CSV = click.option("--csv", "as_csv", is_flag=True, help="CSV on standard output (amounts in cents), for a "
+                                                          "spreadsheet")
+_DAY = click.option("--day", "day_text", default=None, help="the park day, YYYY-MM-DD [default: today]")
 
 
 @click.group()
@@ -30,7 +32,7 @@ def _out(as_csv, headers, rows, csv_rows=None):
 
 
 @report.command("tickets")
-@click.option("--csv", "as_csv", is_flag=True, help=_CSV_HELP)
+@_CSV
 @click.pass_obj
 def report_tickets(obj, as_csv):
     """Tickets sold and used by product, and the entries left on the count cards sold."""
@@ -62,8 +64,8 @@ def _day_report(obj, day_text):
 
 
 @report.command("passages")
-@click.option("--day", "day_text", default=None, help="the park day, YYYY-MM-DD [default: today]")
-@click.option("--csv", "as_csv", is_flag=True, help=_CSV_HELP)
+@_DAY
+@_CSV
 @click.pass_obj
 def report_passages(obj, day_text, as_csv):
     """Entries, exits and refusals per gate and hour of one park day (from its daily reset to the next)."""
@@ -76,8 +78,8 @@ def report_passages(obj, day_text, as_csv):
 
 
 @report.command("refusals")
-@click.option("--day", "day_text", default=None, help="the park day, YYYY-MM-DD [default: today]")
-@click.option("--csv", "as_csv", is_flag=True, help=_CSV_HELP)
+@_DAY
+@_CSV
 @click.pass_obj
 def report_refusals(obj, day_text, as_csv):
     """Gate refusals of one park day by reason, in the order a gate checks them."""
