@@ -121,3 +121,27 @@ def test_the_scheduled_reset_is_recorded_once_per_area_and_day_across_a_dst_chan
         finally:
             await store.close()
     asyncio.run(scenario())
+
+
+@pytest.mark.broker
+def test_the_web_app_shows_times_in_the_stored_zone_unless_told_another(tmp_path, broker):
+    from parkcard.api.server import ApiServer
+    from parkcard_devkit.testing import start_hub
+
+    async def zone_served(db, time_zone):
+        api = ApiServer(port=0, time_zone=time_zone)
+        hub = await start_hub(db, broker.host, broker.port, api=api)
+        try:
+            await hub.wait_until(lambda: api.app is not None, 30)
+            return api.app.state.web.time_zone
+        finally:
+            await hub.stop()
+
+    async def scenario():
+        db = str(tmp_path / "hub.db")
+        store = await store_for(db).open()
+        await park.set_time_zone(store, _actor(), "Asia/Shanghai")
+        await store.close()
+        assert await zone_served(db, None) == "Asia/Shanghai"
+        assert await zone_served(db, "Europe/Berlin") == "Europe/Berlin"
+    asyncio.run(scenario())
