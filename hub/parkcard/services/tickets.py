@@ -7,8 +7,10 @@ settle() then says whether the card was written. A written ticket's price is
 paid in cash at the desk and booked desk:cash -> park:ticket_revenue in the
 transaction that marks it written (ledger.ticket_sale); a refused or failed
 write takes no money. The CLI queues a sale (request_sale) that the running
-hub claims, as it does admin card issues. A card holds one ticket: a card
-with a ticket written or being written is refused before anything is recorded.
+hub claims, as it does admin card issues. A card holds one ticket: one whose
+ticket expired or is used up gets the new one written over it (SPEC.md §3.12),
+one with a ticket still valid (unless replace is asked) or being written is
+refused before anything is recorded.
 """
 
 import time
@@ -106,7 +108,7 @@ async def _card_for_a_ticket(store, card_no, replace, today):
         raise Refusal("card_holds_ticket", "card %d has ticket %d (product %d) being written at a desk now: wait "
                       "for that sale to end (`parkcard ticket list --card %d`), then sell again"
                       % (card_no, last.serial, last.product_id, card_no))
-    entered = {u.serial: u.entered for u in await store.ticket_uses()}.get(last.serial, 0)
+    entered = {u.serial: u.entered for u in await store.ticket_uses(card_no)}.get(last.serial, 0)
     over = rules.ticket_over(last.to_day, last.entries, entered, today)
     if over is None and not replace:
         left = "" if last.entries == t.ENTRIES_UNLIMITED else ", %d entries left" % (last.entries - entered)

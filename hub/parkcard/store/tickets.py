@@ -164,17 +164,18 @@ class TicketMethods:
             "SELECT reason, COUNT(*) FROM passages WHERE kind=? AND time_s >= ? AND time_s < ? GROUP BY reason "
             "ORDER BY reason", (R.KIND_REFUSAL, since_s, until_s))]
 
-    async def ticket_uses(self):
-        """[TicketUse] of every written ticket, by serial: the entries its card made with its product from the
-        second of the sale (a passage's time is whole seconds) until a later ticket of that product was written
-        over it; each entry counts for one ticket."""
+    async def ticket_uses(self, card_no=None):
+        """[TicketUse] of every written ticket (or only card_no's), by serial: the entries its card made with its
+        product from the second of the sale (a passage's time is whole seconds) until a later ticket of that
+        product was written over it; each entry counts for one ticket."""
+        where, params = ("AND t.card_no = ? ", (card_no,)) if card_no is not None else ("", ())
         return [TicketUse(*r) for r in await self._all(
             "SELECT t.serial, t.product_id, t.entries, t.price_cents, COUNT(s.record_id) FROM tickets t "
             "LEFT JOIN passages s ON s.card_no = t.card_no AND s.product = t.product_id AND s.kind = ? "
             "AND s.time_s + 1 > t.sold_at AND NOT EXISTS (SELECT 1 FROM tickets n WHERE n.card_no = t.card_no "
             "AND n.product_id = t.product_id AND n.serial > t.serial AND n.state = ? AND s.time_s + 1 > n.sold_at) "
-            "WHERE t.state = ? GROUP BY t.serial, t.product_id, t.entries, t.price_cents "
-            "ORDER BY t.serial", (R.KIND_ENTRY, TICKET_WRITTEN, TICKET_WRITTEN))]
+            "WHERE t.state = ? " + where + "GROUP BY t.serial, t.product_id, t.entries, t.price_cents "
+            "ORDER BY t.serial", (R.KIND_ENTRY, TICKET_WRITTEN, TICKET_WRITTEN, *params))]
 
     async def tickets_by_product(self):
         """[(product id, tickets written, passages entered)] of every product."""
