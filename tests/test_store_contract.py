@@ -307,7 +307,7 @@ def test_admin_cards_and_their_issue_at_a_desk(store_url):
 def test_ticket_sales_queued_for_the_running_hub_are_claimed_once_and_cancelled_only_before_they_start(store_url):
     async def scenario(store):
         first = await store.request_ticket_sale(DESK_ID, 3, 17, None, "cli:alice")
-        second = await store.request_ticket_sale(DESK_ID, 4, 18, 20820, "cli:bob")
+        second = await store.request_ticket_sale(DESK_ID, 4, 18, 20820, "cli:bob", replace=True)
         withdrawn = await store.request_ticket_sale(DESK_ID, 4, 19, None, "cli:bob")
         queued = await store.ticket_sale_request(first)
         cancelled_before = await store.cancel_ticket_sale(withdrawn)
@@ -321,7 +321,8 @@ def test_ticket_sales_queued_for_the_running_hub_are_claimed_once_and_cancelled_
     queued, cancelled_before, started, again, cancelled_after, ended, unknown = run(store_url, scenario)
     assert queued == (None, None, None, None) and unknown is None
     assert cancelled_before is True and cancelled_after is False and again == []
-    assert [tuple(s[1:]) for s in started] == [(DESK_ID, 3, 17, None, "cli:alice"), (DESK_ID, 4, 18, 20820, "cli:bob")]
+    assert [tuple(s[1:]) for s in started] == [(DESK_ID, 3, 17, None, "cli:alice", False),
+                                               (DESK_ID, 4, 18, 20820, "cli:bob", True)]    # --replace kept
     assert [(e.started_at is not None, e.finished_at is not None, e.serial, e.error) for e in ended] == [
         (True, True, 7, None), (True, True, None, "desk terminal 1 could not write the card"),
         (False, False, None, None)]
