@@ -34,6 +34,20 @@ def staff_list(obj, merchant_id):
           [(m.id, m.name, m.merchant_id, m.card_no or "none", utc(m.created_at), m.created_by) for m in rows])
 
 
+@staff_group.command("require-shift")
+@click.option("--terminal", "terminal_id", type=BoundParam(TERMINAL_ID), required=True, help="the booth")
+@click.option("--off", is_flag=True, help="take sales with no shift open again")
+@click.pass_obj
+def staff_require_shift(obj, terminal_id, off):
+    """Make a booth refuse sales while no staff shift is open (sent with its config)."""
+    before, after = in_store(obj, lambda s, actor: staff_service.require_shift(s, actor, terminal_id, not off))
+    said = "refuses sales with no shift open" if after else "takes sales with no shift open"
+    if before == after:
+        click.echo("terminal %d already %s: nothing changed" % (terminal_id, said))
+        return
+    click.echo("terminal %d %s from its next config (sent at its next sync)" % (terminal_id, said))
+
+
 @staff_group.command("card")
 @click.argument("staff_id", type=click.IntRange(1))
 @click.option("--desk", "desk_terminal_id", type=BoundParam(TERMINAL_ID), required=True,

@@ -7,12 +7,15 @@ member's merchant it opens and closes the member's shifts.
 """
 
 from protocol import card as C
+from protocol import frames
 
 from parkcard.domain.lifecycle import DeskOpState
 from parkcard.services.desk import operations as ops
 from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
-from parkcard.services.privileges import MERCHANTS, MERCHANTS_READ, requires
+from parkcard.services.privileges import MERCHANTS, MERCHANTS_READ, TERMINALS, requires
+from parkcard.store import audited
+from parkcard.transport import notify
 
 STAFF_PERMS = 0         # a staff card pays nowhere: it holds no value (SPEC.md §4.14)
 
@@ -41,6 +44,22 @@ async def member(store, staff_id):
         raise Refusal("staff_not_found", "there is no staff member %d (see `parkcard staff list`; add one with "
                                          "`parkcard staff add`)" % staff_id)
     return found
+
+
+@requires(TERMINALS)
+async def require_shift(store, actor, terminal_id, required):
+    """Make booth terminal_id refuse (or take again) sales while no shift is open; return (before, after)."""
+    checked(terminal_id=terminal_id)
+    booths = [t for t in await store.terminals(terminal_id) if t.role == frames.ROLE_POS]
+    if not booths:
+        raise Refusal("not_a_booth", "terminal %d is no booth (pos) terminal of this park: shifts are a booth's (see "
+                                     "`parkcard terminals`)" % terminal_id)
+    before, after = await store.set_shift_required(terminal_id, required, audit=audited(
+        actor.name, "terminal.shift_required", when=lambda ba: ba[0] != ba[1], terminal_id=terminal_id,
+        required=bool(required)))
+    if before != after:
+        await actor.told(notify.TERMINALS)
+    return before, after
 
 
 @requires(MERCHANTS)

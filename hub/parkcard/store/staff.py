@@ -48,6 +48,24 @@ class StaffMethods:
             rows = await self._all(_STAFF_SELECT + "WHERE merchant_id=? ORDER BY id", (merchant_id,))
         return [StaffMember(*r) for r in rows]
 
+    async def set_shift_required(self, terminal_id, required, audit=None):
+        """Set whether a booth refuses sales with no shift open; its config version moves on so the booth is sent
+        it. Return (before, after); ValueError for an unknown terminal."""
+        def run(tx):
+            row = tx.sql_row("SELECT shift_required FROM terminals WHERE id=?", (terminal_id,))
+            if row is None:
+                raise ValueError("there is no terminal %d" % terminal_id)
+            if bool(row[0]) != bool(required):
+                tx.sql_rowcount("UPDATE terminals SET shift_required=?, config_version=config_version+1 WHERE id=?",
+                                (int(bool(required)), terminal_id))
+            return bool(row[0]), bool(required)
+        return await self.write(run, audit)
+
+    async def shift_required(self, terminal_id):
+        """True when the booth refuses sales with no shift open."""
+        row = await self._one("SELECT shift_required FROM terminals WHERE id=?", (terminal_id,))
+        return bool(row[0]) if row else False
+
     async def booth_records(self, start_s, end_s, terminal_id=None):
         """[BoothRecord] of the applied sales, reversals and shift records timed in [start_s, end_s), by terminal
         and seq (one terminal's, if given)."""
