@@ -132,12 +132,17 @@ def reverse(t, seq, staff, customer):
     asyncio.run(scenario())
 
 
-def test_a_sale_of_the_open_shift_is_given_back_with_the_staff_card(tmp_path):
+def shift_with_a_sale(tmp_path, keys):
+    """A booth whose staff opened a shift and sold keys to a visitor: (booth, staff card, visitor, sale)."""
     t = booth(tmp_path)
     staff = staff_card()
     staff_tap(t, staff)
     visitor = new_card(10000)
-    sale = sell(t, "12C#", visitor)
+    return t, staff, visitor, sell(t, keys, visitor)
+
+
+def test_a_sale_of_the_open_shift_is_given_back_with_the_staff_card(tmp_path):
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "12C#")
     assert balance_of(visitor) == 8800
     reverse(t, sale.seq, staff, visitor)
     assert balance_of(visitor) == 10000 and t.display.lines == ("REVERSED 12.00", "Balance 100.00")
@@ -165,11 +170,7 @@ def test_a_reversal_needs_the_shifts_staff_card_and_the_card_that_paid(tmp_path)
 
 
 def test_no_reversal_once_the_shift_is_closed(tmp_path):
-    t = booth(tmp_path)
-    staff = staff_card()
-    staff_tap(t, staff)
-    visitor = new_card(10000)
-    sale = sell(t, "350#", visitor)
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "350#")
     staff_tap(t, staff)
     asyncio.run(t.role.reverse(sale.seq))
     assert t.display.lines == ("No sale %d" % sale.seq, "in this shift") and balance_of(visitor) == 10000 - 350
