@@ -8,6 +8,8 @@ each sale carries the shift's tag; digits then 'D' reverse that sale of the open
 import asyncio
 from types import SimpleNamespace
 
+import pytest
+
 from protocol import card
 from protocol import frames
 from protocol import staff as S
@@ -174,3 +176,25 @@ def test_no_reversal_once_the_shift_is_closed(tmp_path):
     staff_tap(t, staff)
     asyncio.run(t.role.reverse(sale.seq))
     assert t.display.lines == ("No sale %d" % sale.seq, "in this shift") and balance_of(visitor) == 10000 - 350
+
+
+@pytest.mark.parametrize("keep,landed", [(16, True), (0, False)])
+def test_a_reversal_whose_write_is_uncertain_credits_the_card_once(tmp_path, keep, landed):
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "350#")
+    t.tap(staff)
+
+    async def scenario():
+        task = asyncio.create_task(t.role.reverse(sale.seq))
+        await until(lambda: t.display.lines[1] == "Tap card of sale")
+        t.tap(visitor)
+        t.field.tear_next_write(keep)       # the card leaves during the write: landed (16) or not (0)
+        await until(lambda: t.display.lines == ("REFUSED", "Tap card again"))
+        assert balance_of(visitor) == (10000 if landed else 9650)
+        t.tap(visitor)
+        await task
+    asyncio.run(scenario())
+    assert t.display.lines == ("REVERSED 3.50", "Balance 100.00") and balance_of(visitor) == 10000
+    kinds = [(r.kind, t.journal.status(r.seq)) for r in records(t).values() if r.kind == KIND_REVERSAL]
+    assert kinds == ([(KIND_REVERSAL, jr.COMMITTED)] if landed else [(KIND_REVERSAL, jr.VOIDED),
+                                                                      (KIND_REVERSAL, jr.COMMITTED)])
+    assert t.role.shift.totals.reversals == 1

@@ -29,10 +29,11 @@ def read_staff(wallet):
     return found
 
 
-def reverse(wallet, sale, staff_no, staff_uid, now):
+def reverse(wallet, sale, staff_no, staff_uid, now, retry_seq=0):
     """Give sale [seq, card_no, amount_cents, reversed] back to the card in the field; return a Result.
 
-    The staff card still in the field is no card yet (the vendor swaps the cards)."""
+    The staff card still in the field is no card yet (the vendor swaps the cards). retry_seq: this reversal's
+    record whose write was uncertain; when the card shows it landed, it is approved without a second credit."""
     if wallet.journal.free_records() < 2:
         return w.Result(False, w.JOURNAL_FULL)
     seq, card_no, amount = sale[0], sale[1], sale[2]
@@ -44,7 +45,9 @@ def reverse(wallet, sale, staff_no, staff_uid, now):
     if cr.uid == staff_uid:
         wallet._finish()
         return w.Result(False, w.NO_CARD)
-    wallet._resolve_uncertain(cr)
+    if wallet._resolve_uncertain(cr, retry_seq):
+        wallet._finish()        # SPEC.md §3.5: the uncertain write is on the card; never credit twice
+        return w.Result(True, None, cr.info.card_no, cr.slot.balance_cents, amount, retry_seq, cr.info)
     slot = cr.slot
     info = cr.info
     if info.card_no != card_no:

@@ -217,7 +217,15 @@ class Role(_Role):
         app.ui.message("Reverse %s" % money(sale[2]), "Tap card of sale")
         wallet.shift_tag = shift.tag
         result = await app.wait_for(lambda: rv.reverse(wallet, sale, staff.card_no, staff.uid, wallet.clock()))
-        if result is None:
+        open_seq = 0
+        while result is not None and result.reason == w.UNCERTAIN:
+            open_seq = result.seq
+            app.ui.result(result)       # "Tap card again": the re-tap settles this reversal, never a second one
+            result = await app.wait_for(lambda: rv.reverse(wallet, sale, staff.card_no, staff.uid, wallet.clock(),
+                                                           open_seq))
+        if result is None and open_seq:
+            sale[3] = 1                 # its outcome is open: the card's next tap settles it, no second reversal
+            shift.save()
             app.ui.message("Cancelled")
         elif result.ok:
             sale[3] = 1
