@@ -3,8 +3,9 @@ issued through the desk's posting path, reversals checked at ingest and posted b
 staff and per shift, and the booth's own shift totals reconciled with the records the hub holds."""
 
 import asyncio
-import json
+import struct
 
+import pytest
 from click.testing import CliRunner
 
 from protocol import card as C
@@ -17,7 +18,10 @@ from parkcard.domain.lifecycle import ALARM_STAFF_UNKNOWN
 from parkcard.services import staff as staff_service
 from parkcard.services import staff_reports
 from parkcard.services.desk import operations as ops
-from parkcard_devkit.testing import DESK_ID, FIXTURE_PARK_KEYS, MERCHANT_ICE, desk_issued
+from parkcard.services.privileges import ServiceError
+from parkcard.transport import notify
+from parkcard_devkit.testing import (DESK_ID, FIXTURE_PARK_KEYS, MERCHANT_ICE, ScriptedTerminal, desk_issued,
+                                     start_hub)
 from test_hub_records import DAY_S, UID, park, run
 
 STAFF_UID = b"\x05\x06\x07\x08"
@@ -79,7 +83,8 @@ def test_a_staff_card_is_issued_with_no_value_and_tied_to_its_member(store_url):
         member, done = await staff_card(hub)
         assert member.card_no == done.card_no and done.balance_cents == 0
         kept = await hub.storage.desk_operation("staff-1")
-        info = C.CardInfo.decode(dict(ops.blocks_of(kept))[C.INFO_BLOCK], C.CardKeys(hub.park_keys or FIXTURE_PARK_KEYS, STAFF_UID))
+        keys = C.CardKeys(hub.park_keys or FIXTURE_PARK_KEYS, STAFF_UID)
+        info = C.CardInfo.decode(dict(ops.blocks_of(kept))[C.INFO_BLOCK], keys)
         assert (info.flags, info.perms, info.deposit_cents) == (C.FLAG_STAFF, 0, 0)
         assert [e["action"] for e in hub.storage.oplog.entries() if e["action"].startswith(("staff", "card."))] == [
             "staff.add", "card.staff_card"]
@@ -131,7 +136,7 @@ def test_sales_per_staff_and_shift_and_the_terminals_totals_reconciled(store_url
         booth = ShiftBooth(hub, member.card_no)
         await booth.upload(booth.opening(), booth.sale(visitor, 2, 1000, 9000), booth.sale(visitor, 3, 500, 8500))
         await booth.upload(booth.reversal(visitor, 4, 3, 500, 9000), booth.closing(S.ShiftTotals(2, 1500, 1, 500)))
-        # The second shift's terminal says it sold 3 for 12.00; the hub holds 1 sale of 2.00, and one sale with no shift.
+        # The second shift's terminal says it sold 3 for 12.00; the hub holds 1 sale of 2.00, and one with no shift.
         await booth.upload(booth.opening(), booth.sale(visitor, 5, 200, 8800),
                            booth.closing(S.ShiftTotals(3, 1200, 0, 0)), booth.sale(visitor, 6, 300, 8500, tag=0))
         actor = hub.actor("test")
@@ -159,3 +164,43 @@ def test_sales_per_staff_and_shift_and_the_terminals_totals_reconciled(store_url
     lines = out.output.splitlines()
     assert lines[0].startswith("staff,name,merchant") and lines[1].endswith(",Mei,%d,%s,2,3,1700,1,500,1200" % (
         MERCHANT_ICE, lines[1].split(",")[3]))
+
+
+@pytest.mark.broker
+def test_a_booth_is_told_whether_it_needs_a_shift_after_its_config_and_at_each_sync(store_url, broker):
+    async def scenario():
+        hub = await start_hub(store_url, broker.host, broker.port)
+        key = await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "booth")
+        term = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, BOOTH, key).connect)
+
+        async def sync():
+            before = len(term.downlinks(frames.T_TIME))
+            term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=struct.pack(">HII", 0, 0, 0))))
+            await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_TIME)) > before)
+            return [frames.parse_shifts(f.body) for f in term.downlinks(frames.T_SHIFTS)]
+
+        assert (await sync())[-1] is False
+        actor = hub.actor("test")
+        assert await staff_service.require_shift(hub.storage, actor, BOOTH, True) == (False, True)
+        assert await staff_service.require_shift(hub.storage, actor, BOOTH, True) == (True, True)
+        await hub.take_notice({notify.TERMINALS})
+        assert (await sync())[-1] is True
+        with pytest.raises(ServiceError, match="no booth"):
+            await staff_service.require_shift(hub.storage, actor, DESK_ID, True)
+        await hub.stop()
+    run(scenario())
+
+
+def test_staff_are_added_listed_and_refused_for_an_unknown_merchant_from_the_cli(tmp_path):
+    db = ["--db", str(tmp_path / "hub.db")]
+    runner = CliRunner()
+    assert runner.invoke(main, db + ["merchant", "add", "--id", "2", "--name", "Food", "--commission-bps", "500"],
+                         ).exit_code == 0
+    out = runner.invoke(main, db + ["staff", "add", "--name", "Mei", "--merchant", "2"])
+    assert out.exit_code == 0 and out.output.startswith("staff 1 Mei of merchant 2"), out.output
+    out = runner.invoke(main, db + ["staff", "add", "--name", "Li", "--merchant", "3"])
+    assert out.exit_code == 2 and "there is no merchant 3" in out.output and "Traceback" not in out.output
+    out = runner.invoke(main, db + ["staff", "list"])
+    assert out.exit_code == 0 and out.output.splitlines()[1].split()[:4] == ["1", "Mei", "2", "none"]
+    out = runner.invoke(main, db + ["staff", "card", "9", "--desk", "1", "--wait", "1"])
+    assert out.exit_code == 2 and "not a desk terminal" in out.output

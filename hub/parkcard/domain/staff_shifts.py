@@ -51,7 +51,8 @@ def _add(totals, rec):
 
 
 def shifts(records):
-    """([Shift], {terminal_id: ShiftTotals sold with no shift}) from (terminal_id, seq, raw) in seq order per terminal."""
+    """([Shift], {terminal_id: ShiftTotals sold with no shift}) from (terminal_id, seq, raw), in seq order per
+    terminal."""
     done = []
     unshifted = {}
     open_by_terminal = {}
@@ -101,6 +102,12 @@ def differences(shift_list):
     return out
 
 
+def plus(a, b):
+    """The ShiftTotals a + b."""
+    return S.ShiftTotals(a.sales + b.sales, a.sales_cents + b.sales_cents, a.reversals + b.reversals,
+                         a.reversals_cents + b.reversals_cents)
+
+
 class StaffTotals(NamedTuple):
     """One staff member's shifts and what the hub holds of them."""
 
@@ -114,7 +121,5 @@ def by_staff(shift_list):
     summed = {}
     for s in shift_list:
         count, totals = summed.get(s.staff_no, (0, S.ShiftTotals()))
-        summed[s.staff_no] = (count + 1, S.ShiftTotals(totals.sales + s.hub.sales, totals.sales_cents + s.hub.sales_cents,
-                                                       totals.reversals + s.hub.reversals,
-                                                       totals.reversals_cents + s.hub.reversals_cents))
+        summed[s.staff_no] = (count + 1, plus(totals, s.hub))
     return [StaffTotals(no, count, totals) for no, (count, totals) in sorted(summed.items())]

@@ -71,8 +71,7 @@ async def sales_by_staff(store, actor, start_s, end_s):
     if unshifted:
         none = S.ShiftTotals()
         for totals in unshifted.values():
-            none = S.ShiftTotals(none.sales + totals.sales, none.sales_cents + totals.sales_cents,
-                                 none.reversals + totals.reversals, none.reversals_cents + totals.reversals_cents)
+            none = staff_shifts.plus(none, totals)
         rows.append(StaffRow(None, "(no shift)", None, None, 0, none))
     return rows
 

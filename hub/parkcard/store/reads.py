@@ -44,7 +44,8 @@ def _sales_sums(merchant_id):
 
 def _sales_params(start_s, end_s, merchant_id, **more):
     """The parameters of _sales_sums."""
-    return {"sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1], "reversal": S.SETTLED_KINDS[2], "applied": RecordStatus.APPLIED,
+    return {"sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1], "reversal": S.SETTLED_KINDS[2],
+            "applied": RecordStatus.APPLIED,
             "start": start_s, "end": end_s, "merchant": merchant_id, **more}
 
 

@@ -41,7 +41,8 @@ SETTLEMENT_ROW = (
 def taken_params(merchant_id, start_s, end_s):
     """The parameters of TAKEN for one merchant's period."""
     return {"merchant": merchant_id, "start": start_s, "end": end_s, "applied": RecordStatus.APPLIED,
-            "sale": R.KIND_DEBIT, "refund": R.KIND_REFUND, "reversal": R.KIND_REVERSAL, "commission_account": accounts.COMMISSION,
+            "sale": R.KIND_DEBIT, "refund": R.KIND_REFUND, "reversal": R.KIND_REVERSAL,
+            "commission_account": accounts.COMMISSION,
             "merchant_account": accounts.merchant_account(merchant_id)}
 
 
