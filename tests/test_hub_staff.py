@@ -15,6 +15,7 @@ from protocol import staff as S
 
 from parkcard.cli import main
 from parkcard.domain.lifecycle import ALARM_STAFF_UNKNOWN
+from parkcard.services import settlement
 from parkcard.services import staff as staff_service
 from parkcard.services import staff_reports
 from parkcard.services.desk import operations as ops
@@ -113,6 +114,10 @@ def test_a_reversal_of_the_open_shift_takes_the_sale_back_and_nothing_else_credi
         assert await booth.upload(booth.closing(S.ShiftTotals(2, 1500, 1, 1000))) == []
         late = booth.reversal(visitor, 5, 3, 500, 9500)                  # the shift is closed
         assert await booth.upload(late) == ["reversal_shift"]
+        # Settled as a refund: the merchant is paid the sales less the sale given back, commission too.
+        ((row, _new),) = await settlement.close_period(hub.storage, hub.actor("test"), [MERCHANT_ICE], DAY_S,
+                                                       DAY_S + 86400, now_s=DAY_S + 2 * 86400)
+        assert (row.sales_cents, row.refunds_cents, row.commission_cents, row.payout_cents) == (1500, 1000, 50, 450)
         await hub.stop()
     run(scenario())
 
