@@ -50,9 +50,11 @@ T_PRICE_LIST = 0x26     # SPEC.md §7.1, taken by a booth (terminal/prices.py)
 T_DISCOUNTS = 0x27      # SPEC.md §7.2
 T_DESK_ORDER = 0x28     # protocol.desk: read, or write and read back, a card at a desk
 T_CREDITS = 0x29        # pending credits to deliver (protocol/credits.py, SPEC.md §8)
+T_SHIFTS = 0x2B         # a booth's staff shift setting (SPEC.md §4.14, §5.3)
 
 DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND, T_CARD_WRITE, T_PRICE_LIST, T_DISCOUNTS,
-                  T_DESK_ORDER, T_CREDITS)
+                  T_DESK_ORDER, T_CREDITS, T_SHIFTS)
+SHIFT_REQUIRED = 0x01   # T_SHIFTS flag: refuse sales while no staff shift is open
 
 # Commands (SPEC.md §5.3, type 0x24)
 CMD_AUTH_CONFIRM = 1
@@ -236,6 +238,18 @@ def parse_blacklist(body):
                 raise Malformed("blacklist numbers not ascending")
     return from_v, to_v, mode, chunk, chunks, adds, removes
 
+
+
+def shifts_body(required):
+    """The T_SHIFTS body (SPEC.md §5.3): one flags byte."""
+    return bytes((SHIFT_REQUIRED if required else 0,))
+
+
+def parse_shifts(body):
+    """True when a T_SHIFTS body says the booth refuses sales while no shift is open."""
+    if len(body) != 1 or body[0] & ~SHIFT_REQUIRED:
+        raise Malformed("shifts body is one flags byte")
+    return bool(body[0] & SHIFT_REQUIRED)
 
 
 def parse_command(body):

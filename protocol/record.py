@@ -31,6 +31,10 @@ KIND_ATTEMPT = 9      # an already locked card tapped again: nothing written to 
 KIND_CREDIT = 15      # any terminal: the hub's pending credits delivered to the card (SPEC.md §3.7)
 # One line of a booth's sale (SPEC.md §4.11): journalled before the debit it prices, moves no value.
 KIND_SALE_LINE = 17
+# A staff member's shift at a booth opened or closed (SPEC.md §4.14): moves no value, claims no wallet counter.
+KIND_SHIFT = 18
+# A booth gives one of its own sales of the open shift back to the card, staff card tapped (SPEC.md §4.15).
+KIND_REVERSAL = 19
 # Passages at a gate (SPEC.md §4.9): card_counter and card_mac are the ticket's (sector 3), never the wallet's.
 KIND_ENTRY = 20
 KIND_EXIT = 21
@@ -38,7 +42,7 @@ KIND_REFUSAL = 22     # nothing written; the reason code in the detail field
 KIND_TIMED_EXIT = 23  # an exit priced by the time inside; the money moved by the debit record just before it
 PASSAGE_KINDS = (KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT)
 KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, KIND_TRANSFER_IN,
-         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT, KIND_SALE_LINE) + PASSAGE_KINDS
+         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT, KIND_SALE_LINE, KIND_SHIFT, KIND_REVERSAL) + PASSAGE_KINDS
 
 FLAG_OFFLINE = 0x01   # taken while the terminal had no hub link
 FLAG_RESOLVED = 0x02  # card outcome was uncertain and was settled on a later tap
@@ -58,7 +62,9 @@ class Record:
     version = RECORD_VERSION
     deposit_cents = 0
     ref_seq = 0
-    quantity = 0            # byte 27: a sale line's quantity (SPEC.md §4.11); checked by the hub, not here
+    # byte 27: a sale line's quantity (SPEC.md §4.11), the shift tag of a booth's debit, shift or reversal
+    # (§4.14, protocol/staff.py); checked by the hub, not here.
+    quantity = 0
 
     def __init__(self, kind, terminal_id, seq, time_s, card_no, uid, card_counter, amount_cents,
                  balance_after_cents, item=0, discount_cents=0, flags=0, config_version=0, card_mac=b"\x00" * 4,

@@ -427,7 +427,7 @@ def _sqlite_set_version(path, version):
 
 
 def _postgres_database_at(url, version):
-    from parkcard.store.postgres.migrate import migration_files
+    from parkcard.store.postgres.migrate import latest_version, migration_files
     files = migration_files()
     postgres_server.tamper(url, "CREATE TABLE parkcard_schema(id BIGINT PRIMARY KEY CHECK (id = 1), "
                                 "version BIGINT NOT NULL CHECK (version >= 0))",
@@ -435,7 +435,7 @@ def _postgres_database_at(url, version):
                            "INSERT INTO parkcard_schema VALUES (1, %d)" % version,
                            "INSERT INTO parks(id, name) VALUES (1, 'old park')",
                            "INSERT INTO merchants(id, park_id, name, commission_bps) VALUES (2, 1, 'Ice cream', 1000)")
-    return len(files)
+    return latest_version()
 
 
 def _postgres_set_version(url, version):

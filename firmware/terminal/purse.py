@@ -30,8 +30,8 @@ def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist
     info, slot: the card's CardInfo and WalletSlot in force; cfg: the hub's Config;
     listed: the card number is on the blacklist; times in UTC epoch seconds.
     """
-    if info.flags & card.FLAG_ADMIN:
-        return NOT_WALLET
+    if info.flags & (card.FLAG_ADMIN | card.FLAG_STAFF):
+        return NOT_WALLET       # an admin card carries keys, a staff card opens shifts: neither holds value
     if info.flags & card.FLAG_RETURNED:
         return RETURNED
     if slot.locked or listed:

@@ -10,7 +10,7 @@ paid (terminal/purse.py) live apart from this order.
 
 from protocol import card
 from protocol.errors import BadMac
-from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, PASSAGE_KINDS, Record
+from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, KIND_REVERSAL, PASSAGE_KINDS, Record
 from terminal import journal as jr
 from terminal import purse
 from terminal.cards.classic import ClassicSession
@@ -53,6 +53,8 @@ class Wallet:
     # sale_lines(debit record, journal, record Mac): journals the sale's line records below the debit and
     # moves its seq above them (roles/pos.py, SPEC.md §4.11); None: a debit has no lines.
     sale_lines = None
+    # The open staff shift's tag, carried in byte 27 of each debit and reversal (SPEC.md §4.14); 0: none.
+    shift_tag = 0
 
     def __init__(self, reader, journal, blacklist, terminal_id, record_mac, clock):
         self.reader = reader
@@ -181,6 +183,8 @@ class Wallet:
         rec = Record(kind, self.terminal_id, self.journal.last_seq() + 1, now, cr.info.card_no, cr.uid, slot.counter,
                      amount_cents, slot.balance_cents, item, discount_cents, 0 if online else FLAG_OFFLINE,
                      self.config.version, slot.mac)
+        if self.shift_tag and (kind == KIND_DEBIT or kind == KIND_REVERSAL):
+            rec.quantity = self.shift_tag
         if kind == KIND_DEBIT and self.sale_lines is not None:
             # A sale's lines go first, each committed: a debit in the journal has its lines below it.
             self.sale_lines(rec, self.journal, self.record_mac)
@@ -216,7 +220,8 @@ class Wallet:
         self._resolve_uncertain(again)
         self._finish()
         if self.journal.status(seq) == jr.COMMITTED:
-            return Result(kind == KIND_DEBIT, None, cr.info.card_no, again.slot.balance_cents, amount_cents, seq,
+            return Result(kind == KIND_DEBIT or kind == KIND_REVERSAL, None, cr.info.card_no, again.slot.balance_cents,
+                          amount_cents, seq,
                           cr.info)
         return Result(False, READ_FAILED, cr.info.card_no, again.slot.balance_cents)
 
@@ -237,6 +242,10 @@ class Wallet:
                 self._mark(seq, outcome)
                 landed = landed or (seq == landed_seq and outcome == jr.COMMITTED)
         return landed
+
+    def commit(self, seq):
+        """Mark a record that writes no card (an attempt, a shift record) committed, and tell on_record."""
+        self._mark(seq, jr.COMMITTED)
 
     def _mark(self, seq, status):
         """Mark a record final (committed or voided: uploadable) and tell on_record."""

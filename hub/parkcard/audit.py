@@ -46,7 +46,7 @@ from parkcard.services import repricing
 from parkcard.store import RESTORE_ADVICE, database_errors, store_for
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
-_SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND)
+_SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND, R.KIND_REVERSAL)
 
 
 class AuditReport:

@@ -12,9 +12,11 @@ from protocol.pricing import FREE_AMOUNT
 from protocol.sale_line import sale_line
 from terminal.app import Role as _Role
 from terminal import atomic
+from terminal import journal as jr
 from terminal.journal import COMMITTED
 from terminal import prices as pr
 from terminal import wallet as w
+from terminal.shift import Shift
 from terminal.ui import money
 
 AMOUNT_DIGITS_MAX = 7
@@ -25,6 +27,8 @@ _KEY_CLEAR = "*"
 _KEY_BALANCE = "A"
 _KEY_ITEM = "C"                 # the digits keyed are an item code
 _KEY_MORE = "B"                 # this line goes in the basket, key the next one ('#' ends the last line)
+_KEY_STAFF = "D"                # alone: the shift's and today's totals, and a staff card opens or closes the shift;
+                                # after digits: reverse that sale seq of the open shift (SPEC.md §4.14, §4.15)
 _DONE = ()                      # read_sale's answer to '#' on an empty entry after a 'B' line: tap to pay
 _NO_DISCOUNT = pricing.Discounts()
 # Why a keyed line cannot be sold, for the vendor.
@@ -36,11 +40,12 @@ class Role(_Role):
 
     def __init__(self, app):
         _Role.__init__(self, app)
-        self.prices = self.rules = None
+        self.prices = self.rules = self.shift = None
         self._basket_open = self._more = False
         runtime = app.runtime
         if runtime is None:
             return                  # a terminal without a link: keyed amounts only
+        self.shift = Shift(runtime.board.data_dir() + "/shift")
         folder = runtime.board.data_dir() + "/prices"
         try:
             self.prices = pr.PriceList(folder)
@@ -51,6 +56,7 @@ class Role(_Role):
         sync = runtime.sync
         sync.handle(frames.T_PRICE_LIST, self._on_price_list)
         sync.handle(frames.T_DISCOUNTS, self._on_discounts)
+        sync.handle(frames.T_SHIFTS, self._on_shifts)
         sync.prices_versions = self._versions
         if sync.client is not None and sync.client.connected:
             sync.ask_sync()         # made a booth while linked: the connect's T_SYNC named no price list
@@ -73,6 +79,11 @@ class Role(_Role):
         except OSError as exc:
             raise pr.PricesError("flash", "discount rules not stored: %s" % exc)
 
+    def _on_shifts(self, frame):
+        self.app.runtime.sync.state.save()
+        self.shift.required = frames.parse_shifts(frame.body)
+        self.shift.save()
+
     def close(self):
         """No longer a booth: the price list downlinks are refused again."""
         if self.prices is None:
@@ -80,6 +91,7 @@ class Role(_Role):
         sync = self.app.runtime.sync
         sync.handle(frames.T_PRICE_LIST, None)
         sync.handle(frames.T_DISCOUNTS, None)
+        sync.handle(frames.T_SHIFTS, None)
         sync.prices_versions = None
         self.prices.close()
 
@@ -122,6 +134,12 @@ class Role(_Role):
                     await app.pause()
             elif key == _KEY_BALANCE and number == 0 and item is None:
                 await self.show_balance()
+            elif key == _KEY_STAFF and item is None and self.shift is not None and not self._basket_open:
+                if number:
+                    await self.reverse(number)
+                else:
+                    await self.staff_tap()
+                number = digits = 0
             elif "0" <= key <= "9" and digits < (_QUANTITY_DIGITS if item is not None else AMOUNT_DIGITS_MAX):
                 number = number * 10 + ord(key) - 48
                 digits += 1
@@ -149,6 +167,73 @@ class Role(_Role):
         if result is not None:
             app.ui.balance(result)
             await app.pause()
+
+    async def staff_tap(self):
+        """Show this shift's and today's count and total; a staff card tapped then opens or closes the shift."""
+        app = self.app
+        shift = self.shift
+        wallet = app.wallet
+        from terminal import reversal as rv     # staff cards are read here and at a reversal only
+        day = shift.today(wallet.clock())
+        app.ui.message("Shift %d %s" % (shift.totals.sales, money(shift.totals.net_cents())) if shift.is_open()
+                       else "No shift open", "Day %d %s" % (day.sales, money(day.net_cents())))
+        staff = await app.wait_for(lambda: rv.read_staff(wallet))
+        if staff is None:
+            return
+        if not staff.ok:
+            app.ui.message("REFUSED", "Not staff card" if staff.reason == rv.NOT_STAFF else staff.reason)
+        elif shift.is_open() and staff.card_no != shift.staff_no:
+            app.ui.message("Shift open", "Staff %d" % shift.staff_no)
+        else:
+            try:
+                if shift.is_open():
+                    totals = shift.totals
+                    shift.close(wallet, staff.uid, wallet.clock())
+                    app.ui.message("Shift closed", "%d %s" % (totals.sales, money(totals.net_cents())))
+                else:
+                    shift.open(wallet, staff.info, staff.uid, wallet.clock())
+                    app.ui.message("Shift open", "Staff %d" % staff.card_no)
+            except (OSError, jr.JournalFull):
+                app.ui.message("REFUSED", "Memory full")
+        await app.pause()
+
+    async def reverse(self, seq):
+        """Give sale seq of the open shift back to its card, once the shift's staff card authorised it."""
+        app = self.app
+        shift = self.shift
+        wallet = app.wallet
+        from terminal import reversal as rv     # loaded only when a sale is reversed
+        sale = shift.sale(seq) if shift.is_open() else None
+        if sale is None or sale[3]:
+            app.ui.message("No sale %d" % seq, "in this shift")
+            await app.pause()
+            return
+        app.ui.message("Reverse %s" % money(sale[2]), "Tap staff card")
+        staff = await app.wait_for(lambda: rv.read_staff(wallet))
+        if staff is None or not staff.ok or staff.card_no != shift.staff_no:
+            app.ui.message("REFUSED" if staff is not None else "Cancelled", "Not shift staff" if staff else "")
+            await app.pause()
+            return
+        app.ui.message("Reverse %s" % money(sale[2]), "Tap card of sale")
+        wallet.shift_tag = shift.tag
+        result = await app.wait_for(lambda: rv.reverse(wallet, sale, staff.card_no, staff.uid, wallet.clock()))
+        open_seq = 0
+        while result is not None and result.reason == w.UNCERTAIN:
+            open_seq = result.seq
+            app.ui.result(result)       # "Tap card again": the re-tap settles this reversal, never a second one
+            result = await app.wait_for(lambda: rv.reverse(wallet, sale, staff.card_no, staff.uid, wallet.clock(),
+                                                           open_seq))
+        if result is None and open_seq:
+            sale[3] = 1                 # its outcome is open: the card's next tap settles it, no second reversal
+            shift.save()
+            app.ui.message("Cancelled")
+        elif result.ok:
+            sale[3] = 1
+            shift.counted(result, wallet.clock(), reversal=True)
+            app.ui.message("REVERSED " + money(result.amount_cents), "Balance " + money(result.balance_cents))
+        else:
+            app.ui.result(result)
+        await app.pause()
 
     async def read_basket(self):
         """Collect up to pricing.LINES_MAX lines before one tap (SPEC.md §7.3): an item line that ends with 'B'
@@ -186,6 +271,11 @@ class Role(_Role):
         if basket is None:
             return None
         lines, names = basket
+        shift = self.shift
+        if shift is not None and shift.required and not shift.is_open():
+            app.ui.message("Shift closed", "Tap staff card")   # the hub's setting: no sale without a shift
+            await app.pause()
+            return None
         item = lines[0][0]
         name = names[0] if len(lines) == 1 else "Basket"
         # A keyed amount where the merchant forbids them: only when its list says so (no list: as ever).
@@ -225,6 +315,7 @@ class Role(_Role):
         wallet = app.wallet
         hook = price if rules is not None or listed else None
         wallet.sale_lines = journal_lines if listed else None
+        wallet.shift_tag = shift.tag if shift is not None and shift.is_open() else 0
         try:
             result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook))
             while result is not None and result.reason == w.UNCERTAIN:
@@ -237,6 +328,8 @@ class Role(_Role):
         if result is None:
             app.ui.message("Cancelled")
             return None
+        if result.ok and shift is not None:
+            shift.counted(result, wallet.clock())
         if result.ok and discount[0]:
             # What the member saved, before the usual approved screen (SPEC.md §7.3).
             app.ui.message("%s %s" % (name or "List", money(gross)), "Discount -%s" % money(discount[0]))

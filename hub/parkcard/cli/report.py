@@ -1,4 +1,4 @@
-"""`parkcard report tickets|passages|refusals`: the park's tickets and gates by product, gate, hour and reason."""
+"""`parkcard report ...`: tickets and gates by product, gate, hour and reason; booth staff and shifts (SPEC.md §4.14)."""
 
 import csv
 import datetime
@@ -7,10 +7,11 @@ import time
 
 import click
 
-from parkcard.cli.common import UserError, in_store, table
+from parkcard.cli.common import UserError, in_store, table, utc, when
 from parkcard.domain import park_time
 from parkcard.money import format_cents
-from parkcard.services import occupancy, park, tickets
+from parkcard.services import occupancy, park, staff_reports, tickets
+from parkcard.services.sales import DAY_S
 
 _CSV = click.option("--csv", "as_csv", is_flag=True, help="CSV on standard output (amounts in cents), for a "
                                                           "spreadsheet")
@@ -19,7 +20,7 @@ _DAY = click.option("--day", "day_text", default=None, help="the park day, YYYY-
 
 @click.group()
 def report():
-    """Reports on tickets and gates (park days on the park's clock: `parkcard park timezone`)."""
+    """Reports over the records the hub holds (park days on the park's clock: `parkcard park timezone`)."""
 
 
 def _out(as_csv, headers, rows, csv_rows=None):
@@ -85,3 +86,85 @@ def report_refusals(obj, day_text, as_csv):
     """Gate refusals of one park day by reason, in the order a gate checks them."""
     got, _tz = _day_report(obj, day_text)
     _out(as_csv, ("reason", "refusals"), got.refusals)
+
+
+def _emit(headers, rows, as_csv):
+    """Print rows as an aligned table, or as CSV (cents as integers) when as_csv."""
+    _out(as_csv, headers, rows)
+
+
+def _money(cents, currency, as_csv):
+    return cents if as_csv else format_cents(cents, currency)
+
+
+@report.command("sales")
+@click.option("--by", "by", type=click.Choice(["staff", "shift"]), required=True)
+@click.option("--from", "start", required=True, help="period start (epoch seconds or ISO date, UTC), included")
+@click.option("--to", "end", required=True, help="period end, excluded")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout, amounts in cents")
+@click.pass_obj
+def report_sales(obj, by, start, end, as_csv):
+    """Booth sales per staff member or per shift (shifts opened in the period)."""
+    start_s, end_s = when(start, "--from"), when(end, "--to")
+    staff_sales(obj, by, start_s, end_s, as_csv)
+
+
+def staff_sales(obj, by, start_s, end_s, as_csv):
+    """`report sales --by staff|shift`."""
+    async def fetch(storage, actor):
+        currency = await storage.park_currency()
+        if by == "staff":
+            return currency, await staff_reports.sales_by_staff(storage, actor, start_s, end_s)
+        return currency, await staff_reports.sales_by_shift(storage, actor, start_s, end_s)
+    currency, rows = in_store(obj, fetch)
+    m = lambda cents: _money(cents, currency, as_csv)     # noqa: E731
+    if by == "staff":
+        _emit(("staff", "name", "merchant", "staff card", "shifts", "sales", "sales total", "reversals",
+               "reversals total", "net"),
+              [(r.staff_id or "", r.name, r.merchant_id or "", r.staff_no or "", r.shifts, r.totals.sales,
+                m(r.totals.sales_cents), r.totals.reversals, m(r.totals.reversals_cents), m(r.totals.net_cents()))
+               for r in rows], as_csv)
+        return
+    _emit(("terminal", "opened seq", "staff card", "name", "opened", "closed", "sales", "sales total", "reversals",
+           "reversals total", "net"),
+          [(s.terminal_id, s.open_seq, s.staff_no, name, utc(s.opened_s), utc(s.closed_s) or "open", s.hub.sales,
+            m(s.hub.sales_cents), s.hub.reversals, m(s.hub.reversals_cents), m(s.hub.net_cents()))
+           for name, s in rows], as_csv)
+
+
+@report.command("reconcile")
+@click.option("--day", required=True, help="the UTC day (ISO date, e.g. 2026-07-01)")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout, amounts in cents")
+@click.pass_obj
+def report_reconcile(obj, day, as_csv):
+    """Each booth's own shift totals (its closing shift records) against the sale records the hub holds."""
+    day_s = when(day, "--day") // DAY_S * DAY_S
+
+    async def fetch(storage, actor):
+        return await storage.park_currency(), await staff_reports.reconcile(storage, actor, day_s)
+    currency, result = in_store(obj, fetch)
+    m = lambda cents: _money(cents, currency, as_csv)     # noqa: E731
+    rows = []
+    for s in result.shifts:
+        t = s.terminal
+        rows.append((s.terminal_id, s.open_seq, s.staff_no,
+                     "%d / %s" % (t.sales, m(t.sales_cents)) if t else "not closed",
+                     "%d / %s" % (s.hub.sales, m(s.hub.sales_cents)),
+                     "%d / %s" % (t.reversals, m(t.reversals_cents)) if t else "not closed",
+                     "%d / %s" % (s.hub.reversals, m(s.hub.reversals_cents)),
+                     "ok" if t is not None and t == s.hub else "DIFFERENT"))
+    _emit(("terminal", "opened seq", "staff card", "terminal sales", "hub sales", "terminal reversals",
+           "hub reversals", "result"), rows, as_csv)
+    if as_csv:
+        return
+    for d in result.differences:
+        if d.what == "not_closed":
+            click.echo("terminal %d shift of seq %d (staff card %d): not closed; the hub holds %d sales, %s"
+                       % (d.terminal_id, d.open_seq, d.staff_no, d.hub_count, m(d.hub_cents)))
+        else:
+            click.echo("terminal %d shift of seq %d (staff card %d): %s differ: terminal %d / %s, hub %d / %s"
+                       % (d.terminal_id, d.open_seq, d.staff_no, d.what, d.terminal_count, m(d.terminal_cents),
+                          d.hub_count, m(d.hub_cents)))
+    for terminal_id, t in sorted(result.unshifted.items()):
+        click.echo("terminal %d: %d sales (%s) with no shift open" % (terminal_id, t.sales, m(t.sales_cents)))
+    click.echo("%d shift(s), %d difference(s)" % (len(result.shifts), len(result.differences)))

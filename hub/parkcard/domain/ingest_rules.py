@@ -33,6 +33,7 @@ from typing import NamedTuple, Protocol
 
 from protocol import frames
 from protocol import record as R
+from protocol import staff as S
 from protocol.card import COUNTER_MODULUS
 
 from parkcard.domain.ledger import DESK_ONLY_KINDS, card_delta
@@ -69,6 +70,12 @@ class IngestView(Protocol):
 
     def refund_of(self, terminal_id, sale_seq):
         """The seq of the refund that claimed this sale, or None."""
+
+    def last_shift_seq(self, terminal_id, below_seq):
+        """The seq of the terminal's last applied shift record (kind 18) below below_seq, or None."""
+
+    def staff_merchant(self, card_no):
+        """The merchant whose staff member holds staff card card_no, or None."""
 
 
 DUPLICATE = "duplicate"
@@ -113,7 +120,7 @@ def resent(existing, raw, upload_status):
 def new_status(rec, upload_status):
     """The status a new record is stored with, or None for an upload status the hub does not know."""
     status = UPLOAD_STATUS.get(upload_status)
-    if rec.kind == R.KIND_ATTEMPT and status == RecordStatus.UNCERTAIN:
+    if rec.kind in (R.KIND_ATTEMPT, R.KIND_SHIFT) and status == RecordStatus.UNCERTAIN:
         return RecordStatus.APPLIED     # nothing was written to the card: there is nothing to be unsure of
     return status
 
@@ -140,6 +147,41 @@ def booth_refusal(view, role, terminal_id, rec):
     if earlier is not None:
         return QuarantineReason.REFUND_TWICE, "sale seq %d already refunded by seq %d" % (rec.ref_seq, earlier)
     return None, None
+
+
+def reversal_refusal(view, terminal_id, merchant_id, rec):
+    """(reason, detail) when a reversal (kind 19) is not one whole sale of the open shift authorised by its
+    staff card (SPEC.md §4.15), else (None, None)."""
+    sale_seq, staff_no = S.reversal_of(rec)
+    sale = view.record(terminal_id, sale_seq) if rec.item else None
+    sale_rec = R.Record.decode(sale[1]) if sale is not None else None
+    if sale_rec is None or sale[2] != RecordStatus.APPLIED or sale_rec.kind != R.KIND_DEBIT \
+            or sale_rec.card_no != rec.card_no:
+        return QuarantineReason.REVERSAL_UNMATCHED, "reversal seq %d: seq %d is no applied sale of card %d at " \
+            "term-%d" % (rec.seq, sale_seq, rec.card_no, terminal_id)
+    if rec.amount_cents != sale_rec.amount_cents:
+        return QuarantineReason.REVERSAL_AMOUNT, "reversal of %d cents, the sale (seq %d) was %d: a reversal gives " \
+            "the whole sale back" % (rec.amount_cents, sale_seq, sale_rec.amount_cents)
+    tag = S.tag_of(rec)
+    shift_seq = view.last_shift_seq(terminal_id, rec.seq)
+    opening = view.record(terminal_id, shift_seq) if shift_seq is not None and shift_seq < sale_seq else None
+    shift = R.Record.decode(opening[1]) if opening is not None else None
+    if S.tag_of(sale_rec) == S.TAG_NONE or S.tag_of(sale_rec) != tag or shift is None \
+            or S.shift_fields(shift)[:2] != (S.PHASE_OPEN, tag):
+        return QuarantineReason.REVERSAL_SHIFT, "reversal seq %d: sale seq %d is not of the shift open at term-%d " \
+            "(tag %d, sale's %d)" % (rec.seq, sale_seq, terminal_id, tag, S.tag_of(sale_rec))
+    if staff_no != shift.card_no or view.staff_merchant(staff_no) != merchant_id:
+        return QuarantineReason.REVERSAL_STAFF, "reversal seq %d: staff card %d did not open the shift (card %d) " \
+            "or is no staff card of merchant %d" % (rec.seq, staff_no, shift.card_no, merchant_id)
+    earlier = view.refund_of(terminal_id, sale_seq)
+    if earlier is not None:
+        return QuarantineReason.REFUND_TWICE, "sale seq %d already given back by seq %d" % (sale_seq, earlier)
+    return None, None
+
+
+def given_back_seq(rec):
+    """The seq of the sale a booth refund or reversal claims (SPEC.md §4.4, §4.15)."""
+    return S.reversal_of(rec)[0] if rec.kind == R.KIND_REVERSAL else rec.ref_seq
 
 
 class CreditDelivery(NamedTuple):

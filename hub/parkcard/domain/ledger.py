@@ -13,8 +13,8 @@ Record fields used beyond amount (SPEC.md §4.1):
   ISSUE takes it in, CASHOUT pays it back. A version 1 ISSUE or CASHOUT has no
   deposit field and is refused (`record_unsupported`): its `item` is the
   price-list item, never money.
-- REFUND: reverses a sale with the same commission rate; which sale it may
-  reverse is ingest's rule (SPEC.md §4.4), not a posting rule.
+- REFUND and REVERSAL: reverse a sale with the same commission rate; which
+  sale they may reverse is ingest's rule (SPEC.md §4.4, §4.15), not a posting rule.
 - TRANSFER_OUT / TRANSFER_IN go through the clearing account `park:transfers`,
   which nets to zero once both halves are posted.
 """
@@ -36,11 +36,14 @@ DESK_ONLY_KINDS = (R.KIND_TOPUP, R.KIND_ISSUE, R.KIND_TRANSFER_IN, R.KIND_CASHOU
 # Kinds that move a deposit: they need the deposit_cents field of record version 2.
 DEPOSIT_KINDS = (R.KIND_ISSUE, R.KIND_CASHOUT)
 
-# Kinds that claim no wallet counter: a passage's counter is the ticket's, a sale line repeats its sale's.
-NO_WALLET_KINDS = R.PASSAGE_KINDS + (R.KIND_SALE_LINE,)
+# Kinds that claim no wallet counter: a passage's counter is the ticket's, a sale line repeats its sale's, a
+# shift record writes no card (SPEC.md §4.14).
+NO_WALLET_KINDS = R.PASSAGE_KINDS + (R.KIND_SALE_LINE, R.KIND_SHIFT)
+# Kinds that give a booth's sale back to its card: each claims the sale, once (SPEC.md §4.4, §4.15).
+GIVE_BACK_KINDS = (R.KIND_REFUND, R.KIND_REVERSAL)
 
 _CARD_SIGN = {R.KIND_DEBIT: -1, R.KIND_TOPUP: 1, R.KIND_REFUND: 1, R.KIND_CASHOUT: -1, R.KIND_TRANSFER_OUT: -1,
-              R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0,
+              R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0, R.KIND_REVERSAL: 1,
               R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1, **{kind: 0 for kind in NO_WALLET_KINDS}}
 
 # Ledger transactions the hub books with no record (ledger_tx.kind): a pending credit's grant and its cancel.
@@ -87,7 +90,7 @@ def postings(rec, merchant_id, rate_bps):
         raise PostingError("bad_amounts", "deposit_cents on a kind that moves no deposit")
     if rec.ref_seq and kind != R.KIND_REFUND:
         raise PostingError("bad_fields", "ref_seq on a kind that is not a refund")
-    if kind in (R.KIND_DEBIT, R.KIND_REFUND):
+    if kind in (R.KIND_DEBIT,) + GIVE_BACK_KINDS:
         fee = commission_cents(amount, rate_bps)
         sign = 1 if kind == R.KIND_DEBIT else -1
         entries = [(card, -sign * amount), (merchant_account(merchant_id), sign * (amount - fee)),
@@ -110,7 +113,7 @@ def postings(rec, merchant_id, rate_bps):
     elif kind == R.KIND_CREDIT:
         # Which credits it delivers, and whether they were delivered before, is ingest's rule (SPEC.md §8.4).
         entries = [(PENDING_CREDITS, -amount), (card, amount)]
-    else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9) and sale lines (§4.11) move no value
+    else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9), sale lines (§4.11), shifts (§4.14) move no value
         return []
     entries = [e for e in entries if e[1] != 0]
     if sum(e[1] for e in entries) != 0:

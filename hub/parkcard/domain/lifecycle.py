@@ -95,6 +95,11 @@ class QuarantineReason(enum.StrEnum):
     REFUND_UNMATCHED = "refund_unmatched"
     REFUND_OVER_SALE = "refund_over_sale"
     REFUND_TWICE = "refund_twice"
+    # A booth reversal (kind 19) that is not one whole sale of the open shift, authorised by its staff (SPEC.md §4.15).
+    REVERSAL_UNMATCHED = "reversal_unmatched"
+    REVERSAL_AMOUNT = "reversal_amount"
+    REVERSAL_SHIFT = "reversal_shift"
+    REVERSAL_STAFF = "reversal_staff"
     CREDIT_UNKNOWN = "credit_unknown"      # a credit record naming credits the hub did not grant that card
     CREDIT_MISMATCH = "credit_mismatch"    # ... or adding another amount than the hub granted
     HUB_ERROR = "hub_error"        # the hub failed on this message alone (a bug): kept so it cannot stop the hub
@@ -110,4 +115,5 @@ class BlacklistAction(enum.StrEnum):
 # The alarm kind the clone rule raises; the auditor and the ledger check list its cards.
 ALARM_CREDIT_TWICE = "credit_twice"   # a card received a pending credit again (a restored card, SPEC.md §8.4)
 ALARM_CLONE = "clone"
+ALARM_STAFF_UNKNOWN = "staff_unknown"     # a shift opened with a card that is no staff card of the merchant (§4.14)
 ALARM_REPRICING = "repricing"     # a booth sale the hub prices differently from the same versions (SPEC.md §4.11)

@@ -34,7 +34,8 @@ BLACKLIST_CHUNK_CARDS_MAX = 4096       # 16 KB of card numbers per snapshot chun
 ENCODE_ERRORS = (Malformed, struct.error, OverflowError, TypeError)
 _FRAME_NAMES = {frames.T_ACK: "T_ACK", frames.T_BLACKLIST: "T_BLACKLIST", frames.T_CONFIG: "T_CONFIG",
                 frames.T_TIME: "T_TIME", frames.T_COMMAND: "T_COMMAND", frames.T_CARD_WRITE: "T_CARD_WRITE",
-                frames.T_PRICE_LIST: "T_PRICE_LIST", frames.T_DISCOUNTS: "T_DISCOUNTS", frames.T_CREDITS: "T_CREDITS"}
+                frames.T_PRICE_LIST: "T_PRICE_LIST", frames.T_DISCOUNTS: "T_DISCOUNTS", frames.T_CREDITS: "T_CREDITS",
+                frames.T_SHIFTS: "T_SHIFTS"}
 
 
 class Downlink:
@@ -105,7 +106,15 @@ class Downlink:
                             merchant_id=state.merchant_id, fixed_price_cents=state.fixed_price_cents,
                             category=state.category, park_id=state.park_id)
         cfg.tail = tail
-        return await self.send(terminal_id, frames.T_CONFIG, cfg.encode)
+        sent = await self.send(terminal_id, frames.T_CONFIG, cfg.encode)
+        if sent is not None and state.role == frames.ROLE_POS:
+            await self.shifts(terminal_id)
+        return sent
+
+    async def shifts(self, terminal_id):
+        """T_SHIFTS: whether the booth refuses sales with no staff shift open (SPEC.md §4.14)."""
+        required = await self.storage.shift_required(terminal_id)
+        return await self.send(terminal_id, frames.T_SHIFTS, frames.shifts_body(required))
 
     async def _gate_tail(self, state):
         """(gate config version, tail) of a gate terminal; (0, b"") for other roles and a gate not configured."""
@@ -210,6 +219,7 @@ class Downlink:
             await self.credits(terminal_id, credits_version)
         if prices is not None:
             await self.prices(terminal_id, prices)
+            await self.shifts(terminal_id)  # a booth's sync: the role that takes it is serving now
         await self.time(terminal_id)
 
     async def credits(self, terminal_id, held_version=None):

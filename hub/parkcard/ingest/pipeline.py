@@ -78,7 +78,8 @@ from protocol.errors import ProtocolError
 from parkcard.domain import ingest_rules as rules
 from parkcard.domain import ledger
 from parkcard.domain.lifecycle import QuarantineReason as Q
-from parkcard.domain.lifecycle import ALARM_CLONE, ALARM_CREDIT_TWICE, RecordStatus, UncertainOutcome
+from parkcard.domain.lifecycle import (ALARM_CLONE, ALARM_CREDIT_TWICE, ALARM_STAFF_UNKNOWN, RecordStatus,
+                                      UncertainOutcome)
 from parkcard.ingest.registry import Rejected
 from parkcard.store import credits as credit_store
 
@@ -427,6 +428,8 @@ class Ingest:
             reason, detail = Q.RECORD_STATUS, "upload status %d" % status
         else:
             reason, detail = rules.booth_refusal(tx, state.role, state.id, rec)
+        if reason is None and rec.kind == R.KIND_REVERSAL and name != RecordStatus.VOIDED:
+            reason, detail = rules.reversal_refusal(tx, state.id, state.merchant_id, rec)
         if reason is None and rec.kind == R.KIND_CREDIT and name != RecordStatus.VOIDED:
             _delivery, reason, detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
         if reason is None:
@@ -439,8 +442,8 @@ class Ingest:
             self._quarantine(tx, res, raw, topic, state.id, reason, detail)
             return 1
         tx.add_record(record_id, state.id, rec.seq, raw, rec, name)
-        if rec.kind == R.KIND_REFUND and state.role != frames.ROLE_DESK and name != RecordStatus.VOIDED:
-            tx.claim_refund(state.id, rec.ref_seq, rec.seq)
+        if rec.kind in ledger.GIVE_BACK_KINDS and state.role != frames.ROLE_DESK and name != RecordStatus.VOIDED:
+            tx.claim_refund(state.id, rules.given_back_seq(rec), rec.seq)
         res.counts[name] += 1
         if name == RecordStatus.APPLIED:
             self._apply_value(tx, res, state, record_id, rec, entries)
@@ -456,6 +459,9 @@ class Ingest:
             return
         if rec.kind == R.KIND_SALE_LINE:
             return      # the detail of the debit after it (SPEC.md §4.11): no value, no wallet counter
+        if rec.kind == R.KIND_SHIFT:
+            self._shift(tx, state, rec)     # no value, no wallet counter (SPEC.md §4.14)
+            return
         if rec.kind in (R.KIND_LOCK, R.KIND_ATTEMPT):
             tx.add_attempt(rec)
             res.counts["attempts"] += 1
@@ -495,6 +501,13 @@ class Ingest:
                     if u_rec.kind not in ledger.NO_WALLET_KINDS:     # the ticket's counters are not the wallet's
                         self._decide_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid))
 
+    def _shift(self, tx, state, rec):
+        """A shift opened with a card that is no staff card of the terminal's merchant: alarmed, the sales stand."""
+        if tx.staff_merchant(rec.card_no) != state.merchant_id:
+            tx.add_alarm(ALARM_STAFF_UNKNOWN, rec.card_no, state.id, rec.seq,
+                         "card %d opened or closed a shift at term-%d but is no staff card of merchant %d" % (
+                             rec.card_no, state.id, state.merchant_id))
+
     def _deliver_credits(self, tx, res, state, rec, entries):
         """Mark the credits a credit record delivers; return its entries (SPEC.md §8.4).
 
@@ -533,8 +546,8 @@ class Ingest:
         else:
             tx.set_record_status(record_id, RecordStatus.VOIDED)
             res.counts["uncertain_void"] += 1
-            if rec.kind == R.KIND_REFUND and tx.refund_of(state.id, rec.ref_seq) == rec.seq:
-                tx.release_refund(state.id, rec.ref_seq)
+            if rec.kind in ledger.GIVE_BACK_KINDS and tx.refund_of(state.id, rules.given_back_seq(rec)) == rec.seq:
+                tx.release_refund(state.id, rules.given_back_seq(rec))
 
     # -- back in the event loop, after COMMIT
     def _commit(self, res):

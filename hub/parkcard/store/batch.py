@@ -86,6 +86,20 @@ class StagedWriteTx(interface.WriteTx):
             found = found._replace(status=self.record_status[found.id])
         return found
 
+    def last_shift_seq(self, terminal_id, below_seq):
+        """The seq of the terminal's last applied shift record (kind 18) below below_seq: staged, else stored."""
+        staged = [row[2] for row in self.records if row[1] == terminal_id and row[4] == R.KIND_SHIFT
+                  and row[2] < below_seq and row[STATUS] == RecordStatus.APPLIED]
+        row = self.sql_row("SELECT MAX(seq) FROM records WHERE terminal_id=? AND kind=? AND seq<? AND status=?",
+                           (terminal_id, R.KIND_SHIFT, below_seq, RecordStatus.APPLIED))
+        found = staged + ([row[0]] if row is not None and row[0] is not None else [])
+        return max(found) if found else None
+
+    def staff_merchant(self, card_no):
+        """The merchant whose staff member holds staff card card_no, or None (parkcard.store.staff)."""
+        row = self.sql_row("SELECT merchant_id FROM staff WHERE card_no=?", (card_no,))
+        return row[0] if row is not None else None
+
     def _stored_record(self, terminal_id, seq):
         """The backend's read of a record written before this batch: a SeqRecord, or None."""
         raise NotImplementedError

@@ -132,5 +132,5 @@ class DeskOpMethods:
 def _next_card_no(tx):
     """A card number no card and no desk operation holds."""
     taken = [tx.sql_row("SELECT MAX(card_no) FROM cards")[0], tx.sql_row(
-        "SELECT MAX(card_no) FROM desk_operations WHERE kind='issue'")[0]]
+        "SELECT MAX(card_no) FROM desk_operations WHERE kind IN ('issue', 'staff_card')")[0]]
     return max([CARD_NO_FIRST] + [no + 1 for no in taken if no is not None])

@@ -100,6 +100,14 @@ class WriteTx(abc.ABC):
         """Return the seq of the refund that claimed this sale, or None."""
 
     @abc.abstractmethod
+    def last_shift_seq(self, terminal_id, below_seq):
+        """Return the seq of the terminal's last applied shift record (kind 18) below below_seq, or None."""
+
+    @abc.abstractmethod
+    def staff_merchant(self, card_no):
+        """Return the merchant whose staff member holds staff card card_no, or None."""
+
+    @abc.abstractmethod
     def next_card_no(self, first=100001):
         """Return an unused card number (the caller writes its row in this same transaction)."""
 

@@ -36,15 +36,16 @@ _COUNTS_SELECT = "SELECT %s" % ", ".join("(SELECT COUNT(*) FROM %s)" % t for t i
 def _sales_sums(merchant_id):
     """The sales and refunds sums, the count and the FROM/WHERE of the sales reads (one merchant's, if given)."""
     return ("CAST(SUM(CASE WHEN r.kind=:sale THEN r.amount_cents ELSE 0 END) AS BIGINT), "
-            "CAST(SUM(CASE WHEN r.kind=:refund THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
+            "CAST(SUM(CASE WHEN r.kind IN (:refund, :reversal) THEN r.amount_cents ELSE 0 END) AS BIGINT), COUNT(*) "
             "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
-            "WHERE r.status=:applied AND r.kind IN (:sale, :refund) AND r.time_s>=:start AND r.time_s<:end "
+            "WHERE r.status=:applied AND r.kind IN (:sale, :refund, :reversal) AND r.time_s>=:start AND r.time_s<:end "
             + ("" if merchant_id is None else "AND t.merchant_id=:merchant "))
 
 
 def _sales_params(start_s, end_s, merchant_id, **more):
     """The parameters of _sales_sums."""
-    return {"sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1], "applied": RecordStatus.APPLIED,
+    return {"sale": S.SETTLED_KINDS[0], "refund": S.SETTLED_KINDS[1], "reversal": S.SETTLED_KINDS[2],
+            "applied": RecordStatus.APPLIED,
             "start": start_s, "end": end_s, "merchant": merchant_id, **more}
 
 

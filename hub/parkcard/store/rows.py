@@ -567,3 +567,25 @@ class DeskRequest(NamedTuple):
     created_at: float
     started_at: Optional[float]
     finished_at: Optional[float]
+
+
+class StaffMember(NamedTuple):
+    """A staff member of a merchant and the staff card that opens their shifts at its booths (SPEC.md §4.14)."""
+
+    id: int
+    merchant_id: int
+    name: str
+    card_no: Optional[int]
+    created_at: float
+    created_by: str
+
+
+class BoothRecord(NamedTuple):
+    """A booth's applied sale, reversal or shift record as the staff reports read it (parkcard.domain.staff_shifts)."""
+
+    terminal_id: int
+    seq: int
+    kind: int
+    time_s: int
+    amount_cents: int
+    raw: bytes

@@ -8,8 +8,8 @@ from parkcard.store.rows import Settlement, SettlementTotals
 
 PARK_BEARS = "park"     # merchants.discount_bearer when the park pays the merchant's discounts (store/booth.py)
 
-# The kinds a settlement pays: a booth's sales, and its refunds that give sales back.
-SETTLED_KINDS = (R.KIND_DEBIT, R.KIND_REFUND)
+# The kinds a settlement pays: a booth's sales, and its refunds and reversals that give sales back.
+SETTLED_KINDS = (R.KIND_DEBIT, R.KIND_REFUND, R.KIND_REVERSAL)
 
 # The records a close takes, one row each: (id, kind, amount, commission, payout, late, raw, discount
 # bearer). Commission is what the park kept (its commission account's entries), payout what the
@@ -25,7 +25,7 @@ TAKEN = (
     "NOT (r.time_s>=:start AND r.time_s<:end), r.raw, b.discount_bearer "
     "FROM records r JOIN terminals m ON m.id = r.terminal_id JOIN ledger_tx t ON t.record_id = r.id "
     "JOIN merchants b ON b.id = m.merchant_id "
-    "WHERE m.merchant_id=:merchant AND r.status=:applied AND r.kind IN (:sale, :refund) "
+    "WHERE m.merchant_id=:merchant AND r.status=:applied AND r.kind IN (:sale, :refund, :reversal) "
     "AND NOT EXISTS (SELECT 1 FROM settlement_records x WHERE x.record_id = r.id) "
     "AND ((r.time_s>=:start AND r.time_s<:end) OR EXISTS (SELECT 1 FROM settlements s "
     "     WHERE s.merchant_id=:merchant AND r.time_s>=s.period_start AND r.time_s<s.period_end)) "
@@ -41,7 +41,8 @@ SETTLEMENT_ROW = (
 def taken_params(merchant_id, start_s, end_s):
     """The parameters of TAKEN for one merchant's period."""
     return {"merchant": merchant_id, "start": start_s, "end": end_s, "applied": RecordStatus.APPLIED,
-            "sale": R.KIND_DEBIT, "refund": R.KIND_REFUND, "commission_account": accounts.COMMISSION,
+            "sale": R.KIND_DEBIT, "refund": R.KIND_REFUND, "reversal": R.KIND_REVERSAL,
+            "commission_account": accounts.COMMISSION,
             "merchant_account": accounts.merchant_account(merchant_id)}
 
 
@@ -56,7 +57,7 @@ def totals(rows):
             discounts += discount
             park_discounts += discount if r[7] == PARK_BEARS else 0
     return SettlementTotals(sales_cents=sum(r[2] for r in rows if r[1] == R.KIND_DEBIT),
-                            refunds_cents=sum(r[2] for r in rows if r[1] == R.KIND_REFUND),
+                            refunds_cents=sum(r[2] for r in rows if r[1] in (R.KIND_REFUND, R.KIND_REVERSAL)),
                             commission_cents=sum(r[3] for r in rows),
                             payout_cents=sum(r[4] for r in rows) + park_discounts,
                             records=len(rows), late_records=sum(1 for r in rows if r[5]),

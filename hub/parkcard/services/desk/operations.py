@@ -29,13 +29,16 @@ from parkcard.domain.lifecycle import CardStatus, DeskOpState, RecordStatus
 from parkcard.services.desk.source import desk_source
 from parkcard.services.privileges import CARD_ISSUE, CARD_STOCK, CARD_TOP_UP, ServiceError, requires
 from parkcard.store import audited
+from parkcard.store import staff as staff_store
 from parkcard.store.desk_ops import posted_in
 from parkcard.store.rows import DeskOperation
 
 ORDER_TIMEOUT_S = 30            # a cashier puts the card on the desk within half a minute
 READ_BACK_TIMEOUT_S = 5         # the second look at a card whose write was not confirmed
 OP_ID_MAX = 64
-KIND_OF = {"issue": R.KIND_ISSUE, "top_up": R.KIND_TOPUP}
+KIND_OF = {"issue": R.KIND_ISSUE, "top_up": R.KIND_TOPUP, "staff_card": R.KIND_ISSUE}
+# Operations that issue a stock card: a visitor card, or a staff card (no value, SPEC.md §4.14).
+ISSUE_KINDS = ("issue", "staff_card")
 _STOCK_BLOCKS = (C.INFO_BLOCK,) + C.SLOT_BLOCKS
 
 
@@ -216,31 +219,48 @@ async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_ST
     done = await _earlier(desk, actor, op_id, request)
     if done is not None:
         return done
-    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
-    if report.blocks[C.INFO_BLOCK] != bytes(C.BLOCK_SIZE):
-        stored = await desk.storage.desk_operation(op_id)
-        if stored is None or stored.uid != uid:     # only a failed issue of this very card may have left its info
-            raise ServiceError("the card on desk %d is already issued: take a card from stock" % desk_terminal_id)
+    uid, keys = await stock_on_desk(desk, op_id, desk_terminal_id, timeout_s)
     kept = await issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, cash, tier, deposit,
                             expiry_day, perms)
     return await _settle(desk, actor, kept, write=kept.state == DeskOpState.PENDING)
 
 
 async def issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, cash, tier, deposit, expiry_day, perms,
-                     time_s=None, card_no=None):
-    """Keep an issue as pending with its card number (card_no, else the next one) and the blocks that carry it."""
+                     time_s=None, card_no=None, kind="issue", flags=0):
+    """Keep an issue as pending with its card number (card_no, else the next one) and the blocks that carry it;
+    kind "staff_card" with flags FLAG_STAFF for a staff card."""
     bonus = ledger.bonus_cents(tier, cash, desk.bonus_table)
-    op = DeskOperation(op_id, "issue", request, desk_terminal_id, actor.name, DeskOpState.PENDING, card_no, uid, 0, 1,
+    op = DeskOperation(op_id, kind, request, desk_terminal_id, actor.name, DeskOpState.PENDING, card_no, uid, 0, 1,
                        None, cash + bonus, bonus, deposit, cash + bonus, tier, None, None, 0.0, None)
     kept = await _keep(desk, actor, op, request)
     if kept.state != DeskOpState.PENDING or kept.blocks:
         return kept
     # The card number is taken as the operation is kept: the blocks that carry it are made now, and kept too.
     day = C.day_of(int(time.time()) if time_s is None else time_s)
-    info = C.CardInfo(kept.card_no, tier, 0, expiry_day, perms, day, deposit)
+    info = C.CardInfo(kept.card_no, tier, flags, expiry_day, perms, day, deposit)
     slot = C.WalletSlot(1, cash + bonus, 0, day, desk_terminal_id)
     blocks = [(C.INFO_BLOCK, info.encode(keys)), (C.SLOT_BLOCKS[0], slot.encode(keys, C.SLOT_BLOCKS[0]))]
     return await desk.storage.keep_desk_blocks(kept.op_id, _packed(blocks))
+
+
+async def stock_on_desk(desk, op_id, desk_terminal_id, timeout_s=None):
+    """(uid, CardKeys) of the stock card on the desk, to be issued under op_id; ServiceError for an issued card."""
+    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
+    if report.blocks[C.INFO_BLOCK] != bytes(C.BLOCK_SIZE):
+        stored = await desk.storage.desk_operation(op_id)
+        if stored is None or stored.uid != uid:     # only a failed issue of this very card may have left its info
+            raise ServiceError("the card on desk %d is already issued: take a card from stock" % desk_terminal_id)
+    return uid, keys
+
+
+async def earlier(desk, actor, op_id, request):
+    """The operation already kept under op_id: DeskDone if posted (or resolved now), None if none or failed."""
+    return await _earlier(desk, actor, op_id, request)
+
+
+async def settle(desk, actor, op, write):
+    """Write (when asked) and resolve a pending operation by what the card holds; DeskDone once posted."""
+    return await _settle(desk, actor, op, write)
 
 
 @requires(CARD_STOCK)
@@ -357,7 +377,7 @@ def _unchanged(op, report, keys):
     if slots is None:
         return False
     if slots == [None, None]:
-        return op.kind == "issue"
+        return op.kind in ISSUE_KINDS
     current = C.pick_slot(*slots)[0]
     return op.kind == "top_up" and current.counter == op.counter_before
 
@@ -382,8 +402,10 @@ async def _post_one(desk, actor, op, time_s):
         return R.STATUS_COMMITTED, rec.encode(source.record_mac), rec
 
     def applied(tx, rec):
-        if op.kind == "issue":
+        if op.kind in ISSUE_KINDS:
             tx.set_card_info(op.card_no, op.uid, op.tier, op.deposit_cents)
+        if op.kind == "staff_card":     # the card belongs to its staff member from the posting on
+            staff_store.link_card(tx, json.loads(op.request)["staff_id"], op.card_no)
         posted_in(tx, op.op_id, rec.seq)
 
     result, rec = await desk.ingest.apply_built(D.DESK_SOURCE_ID, build, applied, audit=audited(

@@ -3,7 +3,7 @@
 from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store import interface
 from parkcard.store.errors import schema_problem
-from parkcard.store.postgres.migrate import migration_files
+from parkcard.store.postgres.migrate import latest_version
 
 STREAM_CHUNK_ROWS = 2000    # rows a streaming read holds at once (records, ledger entries)
 
@@ -45,7 +45,7 @@ class PgAuditRows(interface.AuditRows):
 
     def schema_problem(self):
         """Return why this hub cannot read the database's schema version, or None."""
-        return schema_problem(self.schema_version(), len(migration_files()))
+        return schema_problem(self.schema_version(), latest_version())
 
     def integrity_check(self, max_errors=20):
         """Return ["ok"]: the server verifies its own pages as it reads them (checksums when initdb -k)."""

@@ -15,12 +15,19 @@ MIGRATE_LOCK_KEY = 0x70617263_6d696772   # "parcmigr"
 
 
 def migration_files():
-    """Return the migration files in order; their count is the schema version this hub writes."""
+    """Return the migration files in order, numbered from 1, each number once (one may be missing, as for
+    SQLite); the highest number is the schema version this hub writes."""
     files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
-    for number, path in enumerate(files, 1):
-        if int(path.name[:4]) != number:
-            raise RuntimeError("migration %s is out of sequence (expected %04d_*)" % (path.name, number))
+    numbers = [int(path.name[:4]) for path in files]
+    if not numbers or numbers[0] != 1 or len(set(numbers)) != len(numbers):
+        raise RuntimeError("the PostgreSQL migrations do not start at 0001 with each number once: %s"
+                           % [path.name for path in files])
     return files
+
+
+def latest_version():
+    """The schema version this hub writes: the highest migration number."""
+    return int(migration_files()[-1].name[:4])
 
 
 async def schema_version(conn):
@@ -41,18 +48,22 @@ async def migrate(conn, where):
         if current < 0 and not await conn.fetchval("SELECT to_regclass('parkcard_schema') IS NOT NULL"):
             raise DatabaseDamaged("%s holds tables but no ParkCard schema version: give an empty database or "
                                   "a ParkCard one" % where)
-        problem = schema_problem(current, len(files))
+        latest = latest_version()
+        problem = schema_problem(current, latest)
         if problem is not None:
             raise DatabaseDamaged(problem)
         # IF NOT EXISTS: a first open may have stopped after this, before migration 1 committed.
         await conn.execute("CREATE TABLE IF NOT EXISTS parkcard_schema(id BIGINT PRIMARY KEY CHECK (id = 1), "
                            "version BIGINT NOT NULL CHECK (version >= 0))")
         await conn.execute("INSERT INTO parkcard_schema VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
-    for number in range(current + 1, len(files) + 1):
+    for path in files:
+        number = int(path.name[:4])
+        if number <= current:
+            continue
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK_KEY)
             if await conn.fetchval("SELECT version FROM parkcard_schema") >= number:
                 continue        # another process applied it meanwhile
-            await conn.execute(files[number - 1].read_text())
+            await conn.execute(path.read_text())
             await conn.execute("UPDATE parkcard_schema SET version = $1", number)
-    return len(files)
+    return latest

@@ -16,17 +16,23 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def migration_files():
-    """Return [(number, name, sql)] of the SQLite migrations, in order; numbered 1, 2, 3 ... without gaps."""
+    """Return [(number, name, sql)] of the SQLite migrations, in order; numbered from 1, each number once.
+
+    A number may be missing (each change of the schema is given its number ahead, and lands when it is ready);
+    the schema version is the highest number applied."""
     folder = importlib.resources.files("parkcard.store") / "migrations" / "sqlite"
     found = sorted((int(m.group(1)), entry.name) for entry in folder.iterdir() if (m := _NAME.match(entry.name)))
-    if [n for n, _ in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError("the SQLite migrations of this parkcard install are not numbered 1..%d: %s; reinstall "
-                           "parkcard" % (len(found), [name for _, name in found]))
+    numbers = [n for n, _ in found]
+    if not numbers or numbers[0] != 1 or len(set(numbers)) != len(numbers):
+        raise RuntimeError("the SQLite migrations of this parkcard install do not start at 1 with each number "
+                           "once: %s; reinstall parkcard" % [name for _, name in found])
     return [(n, name, (folder / name).read_text(encoding="utf-8")) for n, name in found]
 
 
-MIGRATIONS = tuple(sql for _n, _name, sql in migration_files())
-LATEST = len(MIGRATIONS)
+_FILES = migration_files()
+MIGRATIONS = tuple(sql for _n, _name, sql in _FILES)
+MIGRATION_NUMBERS = tuple(n for n, _name, _sql in _FILES)     # MIGRATIONS[i] is migration MIGRATION_NUMBERS[i]
+LATEST = MIGRATION_NUMBERS[-1]
 
 
 def quick_check(conn, path):
@@ -53,10 +59,11 @@ def migrate(conn, upto=None):
     problem = schema_problem(current, LATEST)
     if problem is not None:
         raise DatabaseDamaged(problem)
-    for number in range(current + 1, upto + 1):
+    for number, sql in zip(MIGRATION_NUMBERS, MIGRATIONS):
+        if not current < number <= upto:
+            continue
         try:
-            conn.executescript("BEGIN IMMEDIATE;\n%s;\nPRAGMA user_version = %d;\nCOMMIT;"
-                               % (MIGRATIONS[number - 1], number))
+            conn.executescript("BEGIN IMMEDIATE;\n%s;\nPRAGMA user_version = %d;\nCOMMIT;" % (sql, number))
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -24,6 +24,7 @@ from parkcard.domain.lifecycle import AdminCardState
 from parkcard.oplog import OpLog, log_path_for
 from parkcard.store import interface
 from parkcard.store.booth import BoothMethods
+from parkcard.store.staff import StaffMethods
 from parkcard.store.credits import CreditMethods
 from parkcard.store.desk_ops import DeskOpMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
@@ -62,7 +63,7 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, BoothMethods, CreditMethods, TicketMethods, DeskOpMethods, interface.Store):
+class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, TicketMethods, DeskOpMethods, interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):

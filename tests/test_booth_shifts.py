@@ -1,0 +1,222 @@
+"""Staff shifts, the shift's totals and reversals at a booth (roles/pos.py, terminal/shift.py, terminal/reversal.py;
+SPEC.md §4.14, §4.15) on SimBoard: the real RC522 driver on the virtual chip, the real journal.
+
+A staff card tapped after 'D' opens its member's shift and tapped again closes it with the shift's totals;
+each sale carries the shift's tag; digits then 'D' reverse that sale of the open shift, the staff card first.
+"""
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from protocol import card
+from protocol import frames
+from protocol import staff as S
+from protocol.record import KIND_DEBIT, KIND_REVERSAL, KIND_SALE_LINE, KIND_SHIFT, Record
+from terminal import journal as jr
+from terminal.shift import Shift
+from conftest import REPO
+from sim.cards import card_balance, issued_card
+from sim.chip_server import ChipServer
+from test_booth_sales import booth as priced_booth
+from test_booth_sales import last_record
+from test_firmware_micropython import NOW, PARK, parse
+from test_terminal_flow import balance_of, fast_loops, new_card, until  # noqa: F401 - fast_loops: autouse
+
+STAFF_NO, STAFF_UID = 100050, bytes.fromhex("5a6b7c8d")
+OTHER_STAFF_NO = 100051
+# The shift check's heap: the card stack, journal, blacklist and shift code take about 93 KB idle on the 64-bit
+# unix port, a reversal about 18 KB above that (printed by the test with -s): 120k holds both with margin.
+STAFF_HEAP = "120k"
+
+
+def booth(tmp_path):
+    """A booth with a price list that also takes keyed amounts."""
+    return priced_booth(tmp_path, free_amount=True)
+
+
+def staff_card(card_no=STAFF_NO, uid=STAFF_UID):
+    """A staff card as the desk issues it: no value, no payment permission, flag 2."""
+    return new_card(0, card_no=card_no, uid=uid, flags=card.FLAG_STAFF, perms=0)
+
+
+def records(t):
+    """Every record the booth journalled, by seq."""
+    return {seq: Record.decode(raw) for seq, _status, raw in t.journal.unsynced(64)}
+
+
+def staff_tap(t, virtual):
+    t.tap(virtual)
+    asyncio.run(t.role.staff_tap())
+
+
+def sell(t, keys, virtual):
+    t.tap(virtual)
+    t.keypad.feed(keys)
+    return asyncio.run(t.role.sale_once())
+
+
+def test_a_staff_card_opens_the_shift_and_every_sale_carries_its_tag(tmp_path):
+    t = booth(tmp_path)
+    staff = staff_card()
+    staff_tap(t, staff)
+    assert t.display.history[-2:] == [("No shift open", "Day 0 0.00"), ("Shift open", "Staff %d" % STAFF_NO)]
+    opened = records(t)[1]
+    assert (opened.kind, opened.card_no, S.shift_fields(opened)[:2]) == (KIND_SHIFT, STAFF_NO, (S.PHASE_OPEN, 1))
+    assert t.journal.status(1) == jr.COMMITTED and balance_of(staff) == 0     # the staff card is not written
+    result = sell(t, "350#", new_card(10000))
+    assert result.ok and S.tag_of(last_record(t, result.seq)) == 1
+
+
+def test_the_same_card_closes_the_shift_with_its_totals(tmp_path):
+    t = booth(tmp_path)
+    staff_tap(t, staff_card())
+    visitor = new_card(10000)
+    for keys in ("350#", "12C#"):
+        assert sell(t, keys, visitor).ok
+    staff_tap(t, staff_card())
+    closing = records(t)[max(records(t))]
+    phase, tag, totals, open_seq = S.shift_fields(closing)
+    assert (closing.kind, phase, tag, open_seq) == (KIND_SHIFT, S.PHASE_CLOSE, 1, 1)
+    assert totals == S.ShiftTotals(2, 1550, 0, 0)
+    assert t.display.lines == ("Shift closed", "2 15.50")
+    assert not t.role.shift.is_open()
+    # The next shift takes the next tag; a sale with no shift open carries none.
+    result = sell(t, "100#", visitor)
+    assert S.tag_of(last_record(t, result.seq)) == S.TAG_NONE
+
+
+def test_another_staff_card_cannot_close_someone_elses_shift(tmp_path):
+    t = booth(tmp_path)
+    staff_tap(t, staff_card())
+    staff_tap(t, staff_card(OTHER_STAFF_NO, bytes.fromhex("5a6b7c8e")))
+    assert t.display.lines == ("Shift open", "Staff %d" % STAFF_NO) and t.role.shift.is_open()
+    assert [r.kind for r in records(t).values()] == [KIND_SHIFT]
+
+
+def test_a_visitor_card_opens_no_shift_and_a_staff_card_pays_nothing(tmp_path):
+    t = booth(tmp_path)
+    staff_tap(t, new_card(10000))
+    assert t.display.lines == ("REFUSED", "Not staff card") and t.journal.last_seq() == 0
+    result = sell(t, "350#", staff_card())
+    assert not result.ok and result.reason == "not_wallet" and t.journal.last_seq() == 0
+
+
+def test_the_totals_key_shows_the_shift_and_the_day_from_flash(tmp_path):
+    t = booth(tmp_path)
+    visitor = new_card(10000)
+    assert sell(t, "100#", visitor).ok          # before the shift: today's only
+    staff_tap(t, staff_card())
+    assert sell(t, "350#", visitor).ok
+    again = Shift(t.board.data_dir() + "/shift")    # what a reboot reads back
+    assert (again.totals, again.today(t.wallet.clock())) == (S.ShiftTotals(1, 350), S.ShiftTotals(2, 450))
+    t.tap(visitor)
+    t.keypad.feed("*")
+    asyncio.run(t.role.staff_tap())
+    assert ("Shift 1 3.50", "Day 2 4.50") in t.display.history
+
+
+def test_a_booth_told_to_require_a_shift_refuses_sales_without_one(tmp_path):
+    t = booth(tmp_path)
+    t.app.runtime.sync.state = SimpleNamespace(save=lambda: None)   # the frame counter's save (terminal/state.py)
+    t.role._on_shifts(frames.Frame(frames.T_SHIFTS, 12, 1, 0, frames.shifts_body(True)))
+    visitor = new_card(10000)
+    result = sell(t, "350#", visitor)
+    assert result is None and t.display.lines == ("Shift closed", "Tap staff card")
+    assert t.journal.last_seq() == 0 and balance_of(visitor) == 10000
+    staff_tap(t, staff_card())
+    assert sell(t, "350#", visitor).ok
+
+
+def reverse(t, seq, staff, customer):
+    """Key seq then 'D': the staff card lies on the reader, the customer's card replaces it."""
+    t.tap(staff)
+
+    async def scenario():
+        task = asyncio.create_task(t.role.reverse(seq))
+        await until(lambda: t.display.lines[1] == "Tap card of sale" or task.done())
+        t.tap(customer)     # (refused before the card is asked for: the task is done already)
+        await task
+    asyncio.run(scenario())
+
+
+def shift_with_a_sale(tmp_path, keys):
+    """A booth whose staff opened a shift and sold keys to a visitor: (booth, staff card, visitor, sale)."""
+    t = booth(tmp_path)
+    staff = staff_card()
+    staff_tap(t, staff)
+    visitor = new_card(10000)
+    return t, staff, visitor, sell(t, keys, visitor)
+
+
+def test_a_sale_of_the_open_shift_is_given_back_with_the_staff_card(tmp_path):
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "12C#")
+    assert balance_of(visitor) == 8800
+    reverse(t, sale.seq, staff, visitor)
+    assert balance_of(visitor) == 10000 and t.display.lines == ("REVERSED 12.00", "Balance 100.00")
+    rec = records(t)[sale.seq + 1]
+    assert (rec.kind, rec.amount_cents, rec.balance_after_cents) == (KIND_REVERSAL, 1200, 10000)
+    assert S.reversal_of(rec) == (sale.seq, STAFF_NO) and S.tag_of(rec) == 1
+    assert t.journal.status(rec.seq) == jr.COMMITTED
+    assert t.role.shift.totals == S.ShiftTotals(1, 1200, 1, 1200)
+    reverse(t, sale.seq, staff, visitor)        # once only
+    assert t.display.history[-1] == ("No sale %d" % sale.seq, "in this shift") and balance_of(visitor) == 10000
+
+
+def test_a_reversal_needs_the_shifts_staff_card_and_the_card_that_paid(tmp_path):
+    t = booth(tmp_path)
+    staff = staff_card()
+    staff_tap(t, staff)
+    visitor, other = new_card(10000), new_card(5000, card_no=501, uid=bytes.fromhex("04a1b2c3d4e5f7"))
+    sale = sell(t, "350#", visitor)
+    t.tap(staff_card(OTHER_STAFF_NO, bytes.fromhex("5a6b7c8e")))
+    asyncio.run(t.role.reverse(sale.seq))
+    assert t.display.lines == ("REFUSED", "Not shift staff")
+    reverse(t, sale.seq, staff, other)
+    assert t.display.lines[0] == "REFUSED" and balance_of(other) == 5000
+    assert [r.kind for r in records(t).values()] == [KIND_SHIFT, KIND_SALE_LINE, KIND_DEBIT]   # no reversal
+
+
+def test_no_reversal_once_the_shift_is_closed(tmp_path):
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "350#")
+    staff_tap(t, staff)
+    asyncio.run(t.role.reverse(sale.seq))
+    assert t.display.lines == ("No sale %d" % sale.seq, "in this shift") and balance_of(visitor) == 10000 - 350
+
+
+@pytest.mark.parametrize("keep,landed", [(16, True), (0, False)])
+def test_a_reversal_whose_write_is_uncertain_credits_the_card_once(tmp_path, keep, landed):
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "350#")
+    t.tap(staff)
+
+    async def scenario():
+        task = asyncio.create_task(t.role.reverse(sale.seq))
+        await until(lambda: t.display.lines[1] == "Tap card of sale")
+        t.tap(visitor)
+        t.field.tear_next_write(keep)       # the card leaves during the write: landed (16) or not (0)
+        await until(lambda: t.display.lines == ("REFUSED", "Tap card again"))
+        assert balance_of(visitor) == (10000 if landed else 9650)
+        t.tap(visitor)
+        await task
+    asyncio.run(scenario())
+    assert t.display.lines == ("REVERSED 3.50", "Balance 100.00") and balance_of(visitor) == 10000
+    kinds = [(r.kind, t.journal.status(r.seq)) for r in records(t).values() if r.kind == KIND_REVERSAL]
+    assert kinds == ([(KIND_REVERSAL, jr.COMMITTED)] if landed else [(KIND_REVERSAL, jr.VOIDED),
+                                                                      (KIND_REVERSAL, jr.COMMITTED)])
+    assert t.role.shift.totals.reversals == 1
+
+
+@pytest.mark.micropython
+def test_a_shift_with_a_reversal_runs_on_micropython_within_the_booth_heap(micropython, tmp_path):
+    staff = issued_card(PARK, STAFF_UID, card.CardInfo(900, flags=card.FLAG_STAFF, perms=0), 0, NOW)
+    wallet = issued_card(PARK, bytes.fromhex("04a1b2c3d4e5f6"), card.CardInfo(901, perms=0xFFFF), 10000, NOW)
+    with ChipServer([staff, wallet]) as chip:
+        proc = micropython(REPO / "tests" / "mpy" / "staff_shift_check.py", tmp_path, chip.port, heap=STAFF_HEAP,
+                           timeout=300)
+        slot = card_balance(PARK, chip.cards[1])
+    got = parse(proc.stdout)
+    print(proc.stdout)
+    assert (got["staff_ok"], got["sale_ok"], got["tag"], got["reversal_ok"]) == ("1", "1", "1", "1"), proc.stdout
+    assert got["closing_totals"] == "1,450,1,450" and slot.balance_cents == 10000
+    assert 0 < int(got["heap_peak_above_idle"]) < 32 * 1024
