@@ -399,10 +399,6 @@ class Sync:
         self._snapshot_to = None  # a snapshot under way misses a chunk: the hub sends it again whole
         self._ask_sync()
 
-    def send_card_result(self, request_id, uid, status, block):
-        """Report how a card write the hub asked for ended (SPEC.md §5.7)."""
-        self._send_soon(frames.T_CARD_RESULT, frames.card_result_body(request_id, uid, status, block))
-
     def send_auth(self, admin_card_no, uid):
         """Report an admin card tap (SPEC.md §5.3 type 0x13); the hub answers with a command."""
         # Not delivered in time: the Authoriser times out and the technician taps again.
