@@ -427,6 +427,33 @@ def test_an_oversize_message_is_refused_acknowledged_and_the_link_stays_up(broke
     asyncio.run(scenario())
 
 
+@pytest.mark.broker
+def test_a_connect_out_of_heap_is_counted_and_the_next_attempt_connects(broker):
+    """The heap cannot hold a connection's buffers once (the TLS handshake on a terminal): the attempt is a
+    memory error in the client's stats, which the status frame reports, and the back-off's next attempt stands."""
+    class OutOfHeapOnce(MQTTClient):
+        attempts = 0
+
+        async def _connect(self):
+            self.attempts += 1
+            if self.attempts == 1:
+                raise MemoryError("memory allocation failed, allocating 520 bytes")
+            return await MQTTClient._connect(self)
+
+    async def scenario():
+        client = OutOfHeapOnce("t1", broker.host, broker.port, retry_delay_ms_min=20, retry_delay_ms_max=40)
+        task = asyncio.create_task(client.run())
+        try:
+            await until(lambda: client.connected, what="the second attempt's connection")
+            assert (client.attempts, client.stats["memory_errors"], client.stats["reconnects"]) == (2, 1, 1)
+            assert client.stats["connects"] == 1
+        finally:
+            client.close()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+
+
 # ---------------------------------------------------------------- CPython against a scripted broker
 
 

@@ -65,7 +65,7 @@ class Board:
     def relay(self):
         """The gate's turnstile relay (a gate asks for it; booths never do)."""
         from machine import Pin
-        from terminal.devices import Relay
+        from terminal.relay import Relay
         p = self.pins["relay"]
         return Relay(Pin(p["pin"], Pin.OUT, value=0 if p["active_high"] else 1), p["active_high"])
 

@@ -154,6 +154,10 @@ class MQTTClient:
                 raise
             except Exception as exc:  # every failure takes the one reconnect path
                 self.last_error = exc
+                if isinstance(exc, MemoryError):
+                    # No room for the TLS handshake or CONNECT's reply: counted (the status frame reports
+                    # it once a link stands, SPEC.md §5.3) and tried again after the back-off like any failure.
+                    self.stats["memory_errors"] += 1
             self._teardown()
             if self._closing:
                 break

@@ -148,7 +148,7 @@ class HostBoard:
         return _Buzzer()
 
     def relay(self):
-        from terminal.devices import Relay
+        from terminal.relay import Relay
         return Relay(_RelayPin())
 
     def watchdog(self, timeout_ms):
