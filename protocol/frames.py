@@ -98,6 +98,25 @@ def encode(frame_mac, ftype, terminal_id, counter, time_s, body=b""):
     return b"".join(parts)  # the only copy of the body
 
 
+def encode_into(buf, frame_mac, ftype, terminal_id, counter, time_s, parts):
+    """encode() into buf, a bytearray kept for every frame of one kind (a terminal's uploads): returns a
+    memoryview of the frame in it, valid until the next frame is encoded into buf. The same bytes as encode."""
+    at = HEADER_SIZE
+    for part in parts:
+        at += len(part)
+    if at - HEADER_SIZE > BODY_MAX or at + FRAME_MAC_SIZE > len(buf):
+        raise Malformed("frame body over %d bytes" % min(BODY_MAX, len(buf) - HEADER_SIZE - FRAME_MAC_SIZE))
+    struct.pack_into(_HEADER_FMT, buf, 0, _MAGIC, _FRAME_VERSION, ftype, terminal_id, counter, time_s,
+                     at - HEADER_SIZE)
+    at = HEADER_SIZE
+    for part in parts:
+        buf[at:at + len(part)] = part
+        at += len(part)
+    view = memoryview(buf)
+    view[at:at + FRAME_MAC_SIZE] = frame_mac.tag(FRAME_MAC_SIZE, view[:at])
+    return view[:at + FRAME_MAC_SIZE]
+
+
 def peek_terminal(data):
     """Return (type, terminal_id) from an unverified frame, to find the key to verify it with."""
     if len(data) < HEADER_SIZE + FRAME_MAC_SIZE:
