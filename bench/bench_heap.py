@@ -151,6 +151,8 @@ def main():
           % (after_tap["alloc"], after_tap["free"], after_tap["max_free"], after_tap["live_peak"]))
     print("  after the config change and a second tap: %d in use, %d free, largest free block %d; live peak %d"
           % (after_config["alloc"], after_config["free"], after_config["max_free"], after_config["live_peak"]))
+    print("  interned names then: %d in %d pools, %d bytes (the next pool comes at a doubling: KBs at once)"
+          % (after_config["qstrs"], after_config["qstr_pools"], after_config["qstr_bytes"]))
 
     print("\nthe debit half (tests/mpy/debit_check.py, 100,000 blacklisted, 10,000 queued):")
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:

@@ -209,6 +209,8 @@ class WholeTerminal:
         block = self.expect(r".*max free sz: \d+", since)
         # mem_info counts blocks of 16 bytes on the 64-bit unix port.
         figures["max_free"] = int(re.search(r"max free sz: (\d+)", block).group(1)) * 16
+        pools = re.search(r"n_pool=(\d+), n_qstr=(\d+), .*n_total_bytes=(\d+)", self.expect(r"qstr pool: ", since))
+        figures["qstr_pools"], figures["qstrs"], figures["qstr_bytes"] = pools.groups()
         return {k: int(v) for k, v in figures.items()}
 
     def tap(self, outcome=r"screen (APPROVED|REFUSED)"):
