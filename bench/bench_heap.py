@@ -9,6 +9,9 @@ usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--step 4] 
 - Where it goes, at a roomy heap: each module's import (what it costs when imported in the order
   main.py pulls it in, qstr pool growth included), the qstr pools, the heap at main.main(), after the
   first tap and its sync, after the config change.
+- A ride's imports from the filesystem (as parkcard-flash installs them) and from a ROMFS image of the same
+  .mpy files mounted with VfsRom, where MicroPython runs bytecode in place: what a board whose firmware has
+  a ROMFS partition would save (the stock ESP32 firmware has none).
 - The tap that delivers pending credits (tests/mpy/credit_tap_check.py, the longest list): its heap
   above idle and the smallest heap it passes in.
 - Each half under its own test: the debit path (tests/mpy/debit_check.py: heap above idle of one
@@ -47,6 +50,53 @@ MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "prot
            "terminal.mqtt", "terminal.sync", "terminal.devices", "terminal.runtime", "terminal.assemble", "terminal.start",
            "terminal.roles.ride", "protocol.credits", "terminal.listfile", "terminal.cards.classic_credits",
            "terminal.credits")
+
+
+# A ride's own modules (MODULES without the TLS module and the pending-credits ones it loads only with a list).
+RIDE_MODULES = tuple(m for m in MODULES if m != "ssl" and "credits" not in m and m != "terminal.listfile")
+_IMPORTS_HEAP = """
+import gc, sys, vfs
+ROM = %r
+if ROM:
+    with open(ROM, "rb") as f:
+        image = f.read()    # the unix port's stand-in for the ESP32's memory-mapped flash partition
+    vfs.mount(vfs.VfsRom(image), "/rom")
+    sys.path.insert(0, "/rom")
+import asyncio
+gc.collect()
+before = gc.mem_alloc()
+for name in %r:
+    __import__(name)
+gc.collect()
+print("imports", gc.mem_alloc() - before)
+"""
+
+
+def romfs_imports():
+    """(from the filesystem, from a ROMFS image) bytes of heap a ride's imports take: in place, bytecode and
+    constants stay in the image (MicroPython's VfsRom; on an ESP32 a flash partition, mapped)."""
+    import contextlib
+    import io
+    import shutil
+    from mpremote.romfs import make_romfs
+    root = compiled_firmware()
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="bench-heap-") as tmp:
+        src = Path(tmp) / "rom"
+        for name in RIDE_MODULES + ("terminal", "protocol", "terminal.cards", "terminal.roles"):
+            rel = Path(*name.split("."))
+            rel = rel / "__init__.mpy" if (root / rel).is_dir() else rel.with_suffix(".mpy")
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / rel, src / rel)
+        with contextlib.redirect_stdout(io.StringIO()):   # make_romfs prints the tree
+            image = make_romfs(str(src), mpy_cross=False)
+        (Path(tmp) / "rom.img").write_bytes(image)
+        for rom in ("", str(Path(tmp) / "rom.img")):
+            proc = subprocess.run([str(MICROPYTHON), "-X", "heapsize=400k", "-c", _IMPORTS_HEAP % (rom, RIDE_MODULES)],
+                                  capture_output=True, text=True, env=micropython_env(), cwd=str(Path(tmp)))
+            found = re.search(r"imports (\d+)", proc.stdout)
+            figures.append(int(found.group(1)) if found else None)
+    return figures[0], figures[1], len(image)
 
 
 def whole_passes(heap_kb):
@@ -142,6 +192,9 @@ def main():
             total += int(size)
             print("  import %-22s %6s" % (name, size))
     print("  imports together          %6d" % total)
+    on_fs, on_rom, image_bytes = romfs_imports()
+    print("  a ride's imports (without ssl and credits): %s from the filesystem, %s from a ROMFS image of %d bytes "
+          "(executed in place; the stock ESP32 firmware has no ROMFS partition)" % (on_fs, on_rom, image_bytes))
     pools = qstr_pools()
     if pools:
         print("  qstr pools: %d pools, %d qstrs, %d bytes of names, %d bytes in all" % pools)
@@ -151,6 +204,8 @@ def main():
           % (after_tap["alloc"], after_tap["free"], after_tap["max_free"], after_tap["live_peak"]))
     print("  after the config change and a second tap: %d in use, %d free, largest free block %d; live peak %d"
           % (after_config["alloc"], after_config["free"], after_config["max_free"], after_config["live_peak"]))
+    print("  interned names then: %d in %d pools, %d bytes (the next pool comes at a doubling: KBs at once)"
+          % (after_config["qstrs"], after_config["qstr_pools"], after_config["qstr_bytes"]))
 
     print("\nthe debit half (tests/mpy/debit_check.py, 100,000 blacklisted, 10,000 queued):")
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))     # the test kit's PostgreSQL cluster
 
 from postgres_server import PostgresServer  # noqa: E402
-from protocol import frames, topics  # noqa: E402
+from protocol import frames, hub_frames, topics  # noqa: E402
 from protocol import record as R  # noqa: E402
 from parkcard.store import store_for  # noqa: E402
 from parkcard.store.postgres.migrate import migrate  # noqa: E402
@@ -241,7 +241,7 @@ def raw_terminals(broker, keys, count_from):
         s.sendall(mqtt.encode_connect(topics.client_name(tid), keepalive_s=600, clean_session=True))
         s.recv(4)   # CONNACK
         payload = frames.encode(frames.frame_mac_for(key), frames.T_STATUS, tid, count_from, int(time.time()),
-                                frames.Status(boot=1, online=1, firmware=b"bench").encode())
+                                hub_frames.Status(boot=1, online=1, firmware=b"bench").encode())
         s.sendall(b"".join(mqtt.encode_publish(topics.topic(tid, topics.STATUS), payload, 0, True)))
         socks.append(s)
     return socks

@@ -100,6 +100,25 @@ def encode(frame_mac, ftype, terminal_id, counter, time_s, body=b""):
     return b"".join(parts)  # the only copy of the body
 
 
+def encode_into(buf, frame_mac, ftype, terminal_id, counter, time_s, parts):
+    """encode() into buf, a bytearray kept for every frame of one kind (a terminal's uploads): returns a
+    memoryview of the frame in it, valid until the next frame is encoded into buf. The same bytes as encode."""
+    at = HEADER_SIZE
+    for part in parts:
+        at += len(part)
+    if at - HEADER_SIZE > BODY_MAX or at + FRAME_MAC_SIZE > len(buf):
+        raise Malformed("frame body over %d bytes" % min(BODY_MAX, len(buf) - HEADER_SIZE - FRAME_MAC_SIZE))
+    struct.pack_into(_HEADER_FMT, buf, 0, _MAGIC, _FRAME_VERSION, ftype, terminal_id, counter, time_s,
+                     at - HEADER_SIZE)
+    at = HEADER_SIZE
+    for part in parts:
+        buf[at:at + len(part)] = part
+        at += len(part)
+    view = memoryview(buf)
+    view[at:at + FRAME_MAC_SIZE] = frame_mac.tag(FRAME_MAC_SIZE, view[:at])
+    return view[:at + FRAME_MAC_SIZE]
+
+
 def peek_terminal(data):
     """Return (type, terminal_id) from an unverified frame, to find the key to verify it with."""
     if len(data) < HEADER_SIZE + FRAME_MAC_SIZE:
@@ -129,13 +148,9 @@ def decode(frame_mac, data):
 
 # --- bodies -------------------------------------------------------------
 
-def upload_body(entries):
-    """Body of T_UPLOAD from [(status, record_bytes)], oldest first."""
-    return b"".join(upload_parts(entries))
-
-
 def upload_parts(entries):
-    """upload_body as a list of parts, for encode to join once into the frame."""
+    """Body of T_UPLOAD from [(status, record_bytes)], oldest first, as a list of parts for encode to join once
+    into the frame (hub_frames.upload_body joins them for the simulated terminals)."""
     if len(entries) > UPLOAD_RECORDS_MAX:
         raise Malformed("at most %d records per upload" % UPLOAD_RECORDS_MAX)
     parts = [bytes((len(entries),))]
@@ -147,38 +162,9 @@ def upload_parts(entries):
     return parts
 
 
-
 # A terminal publishes its status at least this often while connected (SPEC.md §5.3); the hub
 # counts a terminal silent for longer than its interval allows as offline (parkcard.ingest.fleet).
 STATUS_INTERVAL_S = 30
-
-
-class Status:
-    """T_STATUS body: the terminal's retained health report."""
-
-
-    def __init__(self, boot=0, online=1, role=0, firmware=b"", config_version=0, blacklist_version=0,
-                 queue_depth=0, oldest_unsynced_age_s=0, free_heap=0, uptime_s=0, last_seq=0, authorised=0,
-                 memory_errors=0):
-        self.boot = boot
-        self.online = online
-        self.role = role
-        self.firmware = firmware
-        self.config_version = config_version
-        self.blacklist_version = blacklist_version
-        self.queue_depth = queue_depth
-        self.oldest_unsynced_age_s = oldest_unsynced_age_s
-        self.free_heap = free_heap
-        self.uptime_s = uptime_s
-        self.last_seq = last_seq
-        self.authorised = authorised
-        self.memory_errors = memory_errors
-
-    def encode(self):
-        """Return the body bytes."""
-        return status_body(self.boot, self.online, self.role, self.firmware, self.config_version,
-                           self.blacklist_version, self.queue_depth, self.oldest_unsynced_age_s, self.free_heap,
-                           self.uptime_s, self.last_seq, self.authorised, self.memory_errors)
 
 
 def status_body(boot, online, role, firmware, config_version, blacklist_version, queue_depth, oldest_unsynced_age_s,
@@ -188,7 +174,6 @@ def status_body(boot, online, role, firmware, config_version, blacklist_version,
     return struct.pack(_STATUS_FMT, boot, online, role, fw + bytes(8 - len(fw)), config_version, blacklist_version,
                        queue_depth, oldest_unsynced_age_s, free_heap, uptime_s, last_seq, authorised,
                        min(memory_errors, 0xFFFF))
-
 
 
 def sync_body(blacklist_version, config_version, chunk_cards_max=0, credits_version=None, prices=b""):
@@ -202,12 +187,9 @@ def sync_body(blacklist_version, config_version, chunk_cards_max=0, credits_vers
     return body + struct.pack(">I", credits_version or 0) + prices
 
 
-
 def auth_body(admin_card_no, uid):
     """T_AUTH: the terminal was unlocked by this admin system card."""
     return struct.pack(_AUTH_FMT, admin_card_no, bytes(uid) + bytes(7 - len(uid)), len(uid))
-
-
 
 
 def parse_ack(body):
@@ -219,7 +201,6 @@ def parse_ack(body):
 
 BL_DELTA = 0
 BL_SNAPSHOT = 1
-
 
 
 def parse_blacklist(body):
@@ -240,11 +221,6 @@ def parse_blacklist(body):
 
 
 
-def shifts_body(required):
-    """The T_SHIFTS body (SPEC.md §5.3): one flags byte."""
-    return bytes((SHIFT_REQUIRED if required else 0,))
-
-
 def parse_shifts(body):
     """True when a T_SHIFTS body says the booth refuses sales while no shift is open."""
     if len(body) != 1 or body[0] & ~SHIFT_REQUIRED:
@@ -257,36 +233,3 @@ def parse_command(body):
     if len(body) != struct.calcsize(_COMMAND_FMT):
         raise Malformed("command length")
     return struct.unpack(_COMMAND_FMT, body)
-
-
-# Card writes at a desk terminal (SPEC.md §5.7)
-_CARD_WRITE_BLOCKS_MAX = const(48)
-CARD_OK = 0
-CARD_NOT_BLANK = 1       # the factory key does not open a sector: not a blank card
-CARD_WRITE_FAILED = 2    # the card left or refused a write part-way
-_CARD_WRITE_FMT = const(">I7sBB")
-_CARD_RESULT_FMT = const(">I7sBBB")
-
-
-
-def parse_card_write(body):
-    """Return (request_id, uid, [(block, data)]) in ascending block order."""
-    head = struct.calcsize(_CARD_WRITE_FMT)
-    if len(body) < head:
-        raise Malformed("card write header")
-    request_id, uid, uid_len, count = struct.unpack_from(_CARD_WRITE_FMT, body, 0)
-    if uid_len not in (4, 7) or not 0 < count <= _CARD_WRITE_BLOCKS_MAX or len(body) != head + 17 * count:
-        raise Malformed("card write body")
-    blocks = []
-    for i in range(count):
-        at = head + 17 * i
-        block = body[at]
-        if not 0 < block < 64 or (blocks and block <= blocks[-1][0]):
-            raise Malformed("card write blocks must ascend within 1..63")
-        blocks.append((block, body[at + 1:at + 17]))
-    return request_id, uid[:uid_len], blocks
-
-
-def card_result_body(request_id, uid, status, block=0):
-    """T_CARD_RESULT: how a card write ended (CARD_OK or the failure and its block)."""
-    return struct.pack(_CARD_RESULT_FMT, request_id, bytes(uid) + bytes(7 - len(uid)), len(uid), status, block)

@@ -11,7 +11,8 @@ import struct
 
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
-from protocol.frames import BODY_MAX, FRAME_MAC_SIZE, HEADER_SIZE, UPLOAD_RECORDS_MAX, Status
+from protocol.frames import (BODY_MAX, FRAME_MAC_SIZE, HEADER_SIZE, SHIFT_REQUIRED, UPLOAD_RECORDS_MAX, status_body,
+                             upload_parts)
 from protocol.record import RECORD_SIZES
 
 # Limits only the hub checks (operator input, the broker's packet limit). They stand here, not in
@@ -41,8 +42,40 @@ CARD_RESULT_FMT = ">I7sBBB"
 # Uplink bodies (terminal -> hub)
 
 
+class Status:
+    """T_STATUS body: the terminal's retained health report (a terminal builds it with frames.status_body)."""
+
+    def __init__(self, boot=0, online=1, role=0, firmware=b"", config_version=0, blacklist_version=0,
+                 queue_depth=0, oldest_unsynced_age_s=0, free_heap=0, uptime_s=0, last_seq=0, authorised=0,
+                 memory_errors=0):
+        self.boot = boot
+        self.online = online
+        self.role = role
+        self.firmware = firmware
+        self.config_version = config_version
+        self.blacklist_version = blacklist_version
+        self.queue_depth = queue_depth
+        self.oldest_unsynced_age_s = oldest_unsynced_age_s
+        self.free_heap = free_heap
+        self.uptime_s = uptime_s
+        self.last_seq = last_seq
+        self.authorised = authorised
+        self.memory_errors = memory_errors
+
+    def encode(self):
+        """Return the body bytes."""
+        return status_body(self.boot, self.online, self.role, self.firmware, self.config_version,
+                           self.blacklist_version, self.queue_depth, self.oldest_unsynced_age_s, self.free_heap,
+                           self.uptime_s, self.last_seq, self.authorised, self.memory_errors)
+
+
+def upload_body(entries):
+    """Body of T_UPLOAD from [(status, record_bytes)], oldest first, joined (the simulated terminals, the vectors)."""
+    return b"".join(upload_parts(entries))
+
+
 def parse_status(body):
-    """Parse a T_STATUS body into a frames.Status (memory_errors 0 in a body without it)."""
+    """Parse a T_STATUS body into a Status (memory_errors 0 in a body without it)."""
     if len(body) == struct.calcsize(STATUS_SHORT_FMT):
         v = struct.unpack(STATUS_SHORT_FMT, body)
     elif len(body) == struct.calcsize(STATUS_FMT):
@@ -168,3 +201,8 @@ def card_write_body(request_id, uid, blocks):
         parts.append(bytes((block,)))
         parts.append(bytes(data))
     return b"".join(parts)
+
+
+def shifts_body(required):
+    """The T_SHIFTS body (SPEC.md §5.3): one flags byte (terminals read it with protocol.frames.parse_shifts)."""
+    return bytes((SHIFT_REQUIRED if required else 0,))

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from protocol import card
-from protocol import frames
+from protocol import frames, hub_frames
 from protocol import staff as S
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, KIND_SALE_LINE, KIND_SHIFT, Record
 from terminal import journal as jr
@@ -120,7 +120,7 @@ def test_the_totals_key_shows_the_shift_and_the_day_from_flash(tmp_path):
 def test_a_booth_told_to_require_a_shift_refuses_sales_without_one(tmp_path):
     t = booth(tmp_path)
     t.app.runtime.sync.state = SimpleNamespace(save=lambda: None)   # the frame counter's save (terminal/state.py)
-    t.role._on_shifts(frames.Frame(frames.T_SHIFTS, 12, 1, 0, frames.shifts_body(True)))
+    t.role._on_shifts(frames.Frame(frames.T_SHIFTS, 12, 1, 0, hub_frames.shifts_body(True)))
     visitor = new_card(10000)
     result = sell(t, "350#", visitor)
     assert result is None and t.display.lines == ("Shift closed", "Tap staff card")

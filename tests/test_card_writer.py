@@ -2,7 +2,7 @@
 
 import pytest
 
-from protocol import admin_card, card, frames, hub_frames
+from protocol import admin_card, card, card_write, hub_frames
 from protocol.errors import Malformed
 from sim.mfrc522 import VirtualMFRC522
 from sim.mifare import MifareClassic1K, Field
@@ -33,8 +33,8 @@ def test_a_blank_card_becomes_the_admin_card_the_hub_sealed():
     field, writer, results = rig()
     blank = field.add(MifareClassic1K(UID))
     writer.start(7, UID, admin_blocks())
-    assert writer.poll() == frames.CARD_OK
-    assert results == [(7, UID, frames.CARD_OK, 0)]
+    assert writer.poll() == card_write.CARD_OK
+    assert results == [(7, UID, card_write.CARD_OK, 0)]
     for block, data in admin_blocks():
         assert bytes(blank.blocks[block]) == data
     # and it opens under the transport key like any admin card
@@ -52,7 +52,7 @@ def test_another_card_is_left_alone_and_the_job_waits():
     assert [bytes(b) for b in other.blocks] == before
     field.remove(other)
     field.add(MifareClassic1K(UID))
-    assert writer.poll() == frames.CARD_OK
+    assert writer.poll() == card_write.CARD_OK
 
 
 def test_a_card_that_is_not_blank_is_refused_untouched():
@@ -63,8 +63,8 @@ def test_a_card_that_is_not_blank_is_refused_untouched():
     field.add(used)
     before = [bytes(b) for b in used.blocks]
     writer.start(9, UID, admin_blocks())
-    assert writer.poll() == frames.CARD_NOT_BLANK
-    assert results[0][2] == frames.CARD_NOT_BLANK and results[0][3] == 4
+    assert writer.poll() == card_write.CARD_NOT_BLANK
+    assert results[0][2] == card_write.CARD_NOT_BLANK and results[0][3] == 4
     assert [bytes(b) for b in used.blocks] == before
 
 
@@ -73,19 +73,19 @@ def test_a_card_pulled_during_the_write_is_reported_failed():
     field.add(MifareClassic1K(UID))
     field.remove_after(12)
     writer.start(10, UID, admin_blocks())
-    assert writer.poll() == frames.CARD_WRITE_FAILED
-    assert results[0][2] == frames.CARD_WRITE_FAILED
+    assert writer.poll() == card_write.CARD_WRITE_FAILED
+    assert results[0][2] == card_write.CARD_WRITE_FAILED
 
 
 @pytest.mark.parametrize("body", [b"", b"\x00" * 12, hub_frames.card_write_body(1, UID, {4: bytes(16)})[:-1]])
 def test_malformed_card_writes_are_refused(body):
     with pytest.raises(Malformed):
-        frames.parse_card_write(body)
+        card_write.parse_card_write(body)
 
 
 def test_card_write_codec_refuses_bad_blocks():
     for blocks in ({}, {0: bytes(16)}, {64: bytes(16)}, {4: bytes(15)}):
         with pytest.raises(Malformed):
             hub_frames.card_write_body(1, UID, blocks)
-    request_id, uid, blocks = frames.parse_card_write(hub_frames.card_write_body(3, UID, {8: b"b" * 16, 4: b"a" * 16}))
+    request_id, uid, blocks = card_write.parse_card_write(hub_frames.card_write_body(3, UID, {8: b"b" * 16, 4: b"a" * 16}))
     assert (request_id, uid, [b for b, _ in blocks]) == (3, UID, [4, 8])

@@ -7,7 +7,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from protocol import frames, record as R, ticket as t
+from protocol import card_write, frames, record as R, ticket as t
 
 from parkcard.app import Hub
 from parkcard.cli import main
@@ -161,11 +161,11 @@ def test_a_ticket_sale_the_desk_fails_takes_no_money_and_one_it_writes_books_its
             return told, await hub.storage.tickets(), money
         finally:
             await hub.stop()
-    failed, after_failure, money = asyncio.run(desk_answers(frames.CARD_NOT_BLANK))
+    failed, after_failure, money = asyncio.run(desk_answers(card_write.CARD_NOT_BLANK))
     assert failed.exit_code == 2 and "could not write the card (not a blank card, block 12)" in failed.output
     assert [(x.serial, x.state) for x in after_failure] == [(1, "failed")]
     assert money == [-1000 * 2, 0]          # the two cards' issue top-ups only: the failed write took nothing
-    sold, after_sale, money = asyncio.run(desk_answers(frames.CARD_OK))
+    sold, after_sale, money = asyncio.run(desk_answers(card_write.CARD_OK))
     assert money == [-1000 * 2 - 12000, 12000]
     check = cli(db, "ledger", "check")
     assert check.exit_code == 0, check.output

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from click.testing import CliRunner
 
-from protocol import card, config, frames, hub_frames, topics
+from protocol import card, card_write, config, frames, hub_frames, topics
 from protocol.desk import DESK_SOURCE_ID
 from protocol.errors import Malformed
 
@@ -267,7 +267,7 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             assert await terminals.auth_refusal(hub.storage, 5, card_no, ADMIN_UID) == "admin_card_not_written"
             [write_id] = hub._card_writes
             result = BatchResult()
-            result.card_results = [(DESK_ID, write_id, ADMIN_UID, frames.CARD_OK, 0)]
+            result.card_results = [(DESK_ID, write_id, ADMIN_UID, card_write.CARD_OK, 0)]
             await hub._after_commit(result)
             await asyncio.gather(*hub._card_tasks.values())
             assert (await hub.storage.card_request(first))[1:] == (card_no, None)
@@ -292,7 +292,7 @@ def test_admin_card_is_pending_until_written_and_a_cancelled_issue_is_abandoned(
             await hub.wait_until(lambda: hub._card_writes)
             [write_id] = hub._card_writes
             result = BatchResult()
-            result.card_results = [(DESK_ID, write_id, ADMIN_UID, frames.CARD_NOT_BLANK, 7)]
+            result.card_results = [(DESK_ID, write_id, ADMIN_UID, card_write.CARD_NOT_BLANK, 7)]
             await hub._after_commit(result)
             await asyncio.gather(*hub._card_tasks.values())
             failed = (await hub.storage.admin_cards())[-1]

@@ -141,7 +141,7 @@ def test_bad_frames_are_quarantined_and_the_hub_keeps_serving(tmp_path, broker):
         term.record(R.KIND_DEBIT, card_no, 2, 100, 9900)
         good = term.upload()
         forger.counter = 50
-        term.publish(forger.frame(frames.T_UPLOAD, frames.upload_body(list(term.journal.values()))))  # bad MAC
+        term.publish(forger.frame(frames.T_UPLOAD, hub_frames.upload_body(list(term.journal.values()))))  # bad MAC
         term.publish(good)                                                    # replay
         term.publish(stranger.frame(frames.T_SYNC, frames.sync_body(0, 0)), topic=topics.topic(999, "up"))
         term.publish(frames.encode(six.frame_mac, frames.T_SYNC, 5, 1, 0, frames.sync_body(0, 0)),
@@ -284,7 +284,7 @@ def test_status_ordered_by_boot_and_last_will(tmp_path, broker):
         term.status(boot=2, online=1, firmware=b"1.2.0", queue_depth=7, free_heap=51000, uptime_s=30)
         await hub.wait_until(lambda: hub.registry.get(5).status_boot == 2)
         term.status(boot=1, online=1, queue_depth=99)                  # an older boot: ignored
-        will = term.frame(frames.T_STATUS, frames.Status(boot=2, online=0).encode())
+        will = term.frame(frames.T_STATUS, hub_frames.Status(boot=2, online=0).encode())
         term.publish(will, leaf=topics.STATUS, retain=True)
         await hub.wait_until(lambda: hub.fleet.stats["status_stale"] == 1 and hub.fleet.stats["status_applied"] == 2)
         term.close()
@@ -355,7 +355,7 @@ def test_topics_that_only_look_like_a_terminal_are_quarantined_and_the_hub_keeps
         five = await booth(hub, broker, 5)
         raw = five.record(R.KIND_DEBIT, card_no, 2, 100, bal - 100)
         for topic in spellings:
-            five.publish(five.frame(frames.T_UPLOAD, frames.upload_body([(R.STATUS_COMMITTED, raw)])), topic=topic)
+            five.publish(five.frame(frames.T_UPLOAD, hub_frames.upload_body([(R.STATUS_COMMITTED, raw)])), topic=topic)
         five.upload()
         await asyncio.to_thread(five.wait_acked, 1)
         await hub.wait_until(lambda: hub.stats().get("quarantined", 0) >= len(spellings))
@@ -542,7 +542,7 @@ def test_a_refused_frame_that_authenticates_is_acknowledged_and_a_forged_one_is_
             term.publish(payload)
             await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_ACK)) == n)
         forger.counter = 50
-        unanswered = [forger.frame(frames.T_UPLOAD, frames.upload_body([])),                    # bad MAC
+        unanswered = [forger.frame(frames.T_UPLOAD, hub_frames.upload_body([])),                    # bad MAC
                       frames.encode(term.frame_mac, frames.T_SYNC, 6, 60, 0, frames.sync_body(0, 0))]  # wrong_topic
         for payload in unanswered:
             term.publish(payload)
@@ -590,7 +590,7 @@ def test_status_within_one_boot_follows_uptime_as_terminals_send_it(tmp_path, br
         term = await booth(hub, broker, 5)
 
         def status(**fields):       # as the firmware sends it: frame counter 0, retained (SPEC.md §5.3)
-            body = frames.Status(boot=3, **fields).encode()
+            body = hub_frames.Status(boot=3, **fields).encode()
             term.publish(term.frame(frames.T_STATUS, body, counter=0), leaf=topics.STATUS, retain=True)
 
         status(online=1, uptime_s=30, queue_depth=7)

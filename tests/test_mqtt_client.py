@@ -427,6 +427,60 @@ def test_an_oversize_message_is_refused_acknowledged_and_the_link_stays_up(broke
     asyncio.run(scenario())
 
 
+@pytest.mark.broker
+def test_a_connect_out_of_heap_is_counted_and_the_next_attempt_connects(broker):
+    """The heap cannot hold a connection's buffers once (the TLS handshake on a terminal): the attempt is a
+    memory error in the client's stats, which the status frame reports, and the back-off's next attempt stands."""
+    class OutOfHeapOnce(MQTTClient):
+        attempts = 0
+
+        async def _connect(self):
+            self.attempts += 1
+            if self.attempts == 1:
+                raise MemoryError("memory allocation failed, allocating 520 bytes")
+            return await MQTTClient._connect(self)
+
+    async def scenario():
+        client = OutOfHeapOnce("t1", broker.host, broker.port, retry_delay_ms_min=20, retry_delay_ms_max=40)
+        task = asyncio.create_task(client.run())
+        try:
+            await until(lambda: client.connected, what="the second attempt's connection")
+            assert (client.attempts, client.stats["memory_errors"], client.stats["reconnects"]) == (2, 1, 1)
+            assert client.stats["connects"] == 1
+        finally:
+            client.close()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.broker
+def test_no_heap_for_the_next_packet_is_counted_and_the_link_stays_up(broker, monkeypatch):
+    """Out of heap before the next packet's first byte is read: nothing of the stream is consumed, so the
+    client counts it, waits and reads again on the same connection; the message then arrives."""
+    read_exact = mqtt._read_exact
+    failures = []
+
+    async def out_of_heap_once(reader, size):
+        if size == 2 and failures == ["armed"]:
+            failures.append("raised")
+            raise MemoryError("memory allocation failed, allocating 2 bytes")
+        return await read_exact(reader, size)
+
+    async def scenario():
+        async with commanded_client(broker) as (client, received, hub):
+            monkeypatch.setattr(mqtt, "_read_exact", out_of_heap_once)
+            failures.append("armed")
+            hub.publish("pc/t1/cmd", b"before")      # read, then the next packet's first read finds no heap
+            await until(lambda: failures == ["armed", "raised"], what="the MemoryError")
+            hub.publish("pc/t1/cmd", b"after")
+            await until(lambda: len(received) == 2, what="the message read after the MemoryError")
+            assert [payload for _, payload, _ in received] == [b"before", b"after"]
+            assert (client.stats["memory_errors"], client.stats["connects"], client.stats["reconnects"]) == (1, 1, 0)
+
+    asyncio.run(scenario())
+
+
 # ---------------------------------------------------------------- CPython against a scripted broker
 
 

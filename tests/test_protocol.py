@@ -102,20 +102,20 @@ def test_frame_rejects_oversized_and_truncated():
 
 def test_upload_body_count_must_match():
     rec = b"\x01" + bytes(record.RECORD_SIZE - 1)
-    body = frames.upload_body([(1, rec), (2, rec)])
+    body = hub_frames.upload_body([(1, rec), (2, rec)])
     assert hub_frames.parse_upload(body) == [(1, rec), (2, rec)]
     with pytest.raises(Malformed):
         hub_frames.parse_upload(body[:-1])
     with pytest.raises(Malformed):
         hub_frames.parse_upload(b"\x03" + body[1:])
     with pytest.raises(Malformed):
-        frames.upload_body([(1, rec)] * (frames.UPLOAD_RECORDS_MAX + 1))
+        hub_frames.upload_body([(1, rec)] * (frames.UPLOAD_RECORDS_MAX + 1))
 
 
 def test_upload_entries_are_sized_by_their_record_version():
     v1 = b"\x01" + bytes(record.RECORD_SIZE - 1)
     v2 = b"\x02" + bytes(record.RECORD_V2_SIZE - 1)
-    body = frames.upload_body([(1, v2), (3, v1), (1, v2)])
+    body = hub_frames.upload_body([(1, v2), (3, v1), (1, v2)])
     assert len(body) == 1 + 3 + 2 * 64 + 56
     assert hub_frames.parse_upload(body) == [(1, v2), (3, v1), (1, v2)]
     with pytest.raises(Malformed):                      # a v2 entry cut to a v1 size
@@ -125,7 +125,7 @@ def test_upload_entries_are_sized_by_their_record_version():
     v9 = b"\x09" + bytes(70)                           # last: the rest of the body, for the record checks
     assert hub_frames.parse_upload(b"\x02\x01" + v1 + b"\x01" + v9) == [(1, v1), (1, v9)]
     with pytest.raises(Malformed):                      # the encoder refuses bytes whose version does not fit
-        frames.upload_body([(1, v2[:record.RECORD_SIZE])])
+        hub_frames.upload_body([(1, v2[:record.RECORD_SIZE])])
 
 
 def test_blacklist_body_must_be_ascending():
@@ -152,10 +152,12 @@ def test_the_config_price_limit_is_the_card_balance_maximum():
 
 
 def test_the_hubs_names_for_the_terminals_private_constants_agree():
-    """frames.py and config.py keep these unnamed on the terminal (a name costs its heap); hub_frames names them."""
-    from protocol import config, hub_frames
-    for name in ("STATUS_FMT", "SYNC_FMT", "AUTH_FMT", "ACK_FMT", "BL_FMT", "COMMAND_FMT", "CARD_WRITE_BLOCKS_MAX",
-                 "CARD_WRITE_FMT", "CARD_RESULT_FMT"):
+    """frames.py, card_write.py and config.py keep these unnamed on the terminal (a name costs its heap);
+    hub_frames names them."""
+    from protocol import card_write, config, hub_frames
+    for name in ("STATUS_FMT", "SYNC_FMT", "AUTH_FMT", "ACK_FMT", "BL_FMT", "COMMAND_FMT"):
         assert getattr(hub_frames, name) == getattr(frames, "_" + name), name
+    for name in ("CARD_WRITE_BLOCKS_MAX", "CARD_WRITE_FMT", "CARD_RESULT_FMT"):
+        assert getattr(hub_frames, name) == getattr(card_write, "_" + name), name
     for name in ("MERCHANT_ID_MAX", "PARK_ID_MAX", "PRICE_MAX_CENTS", "OFFLINE_S_MAX"):
         assert getattr(hub_frames, name) == getattr(config, "_" + name), name

@@ -29,9 +29,10 @@ OTHER_TERMINAL_ID = 42
 KEY = bytes(range(32))
 WRONG_KEY = bytes(32)
 WAIT_S = 20.0
-# The sync stack with pending credits and booth price versions in T_SYNC passes at 114k and fails at
-# 112k (bench/bench_heap.py); 4 KB of margin.
-SYNC_HEAP = "118k"
+# The sync stack with pending credits and booth price versions in T_SYNC passes every test at 112k and fails
+# at 110k since a booth stopped loading the desk's card-write codec and the hub's Status (protocol/card_write.py,
+# hub_frames) and uploads are encoded into one buffer (bench/bench_heap.py); 4 KB of margin.
+SYNC_HEAP = "116k"
 # Every test runs the terminal in SYNC_HEAP and the 200-record test prints the heap figures.
 # The sync stack's budget is an ESP32's 100 KB (conftest.MICROPYTHON_HEAP). Measured on the 64-bit
 # unix port: 106 KB passes every test (twice in a row); at 104 KB the broker-restart test runs out

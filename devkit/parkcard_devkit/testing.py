@@ -138,7 +138,7 @@ class ScriptedTerminal:
         if entries is None:
             with self._cond:
                 entries = [self.journal[s] for s in sorted(self.journal)[:records_max]]
-        payload = self.frame(frames.T_UPLOAD, frames.upload_body(entries))
+        payload = self.frame(frames.T_UPLOAD, hub_frames.upload_body(entries))
         self.publish(payload)
         return payload
 
@@ -152,7 +152,7 @@ class ScriptedTerminal:
 
     def status(self, boot, online=1, **fields):
         """Publish a retained status frame."""
-        body = frames.Status(boot=boot, online=online, **fields).encode()
+        body = hub_frames.Status(boot=boot, online=online, **fields).encode()
         return self.publish(self.frame(frames.T_STATUS, body), leaf=topics.STATUS, retain=True)
 
     # -- waiting

@@ -71,7 +71,7 @@ class Board:
         """The gate's turnstile relay, driven inactive when first asked for (at start, by assemble); one per board."""
         if self._relay is None:
             from machine import Pin
-            from terminal.devices import Relay
+            from terminal.relay import Relay
             p = self.pins["relay"]
             self._relay = Relay(Pin(p["pin"], Pin.OUT, value=0 if p["active_high"] else 1), p["active_high"])
         return self._relay

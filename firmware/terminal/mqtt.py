@@ -40,6 +40,7 @@ _IPPROTO_TCP = const(6)  # same number on Linux and lwIP; MicroPython's socket l
 _TCP_NODELAY = const(1)
 _CONNECT_POLL_MS = const(10)
 _SKIP_BYTES = const(256)  # a refused packet is read and dropped in pieces this big
+_HEAP_WAIT_MS = const(50)  # how long the reader waits for heap before it reads a packet's first bytes again
 
 try:
     from random import getrandbits
@@ -154,6 +155,10 @@ class MQTTClient:
                 raise
             except Exception as exc:  # every failure takes the one reconnect path
                 self.last_error = exc
+                if isinstance(exc, MemoryError):
+                    # No room for the TLS handshake or CONNECT's reply: counted (the status frame reports
+                    # it once a link stands, SPEC.md §5.3) and tried again after the back-off like any failure.
+                    self.stats["memory_errors"] += 1
             self._teardown()
             if self._closing:
                 break
@@ -308,7 +313,16 @@ class MQTTClient:
     async def _read_packet(self):
         """Read one packet, framed by the codec (§2.2): fixed header, then the body; None when refused."""
         reader = self._reader
-        head = await _read_exact(reader, 2)
+        while True:
+            try:
+                head = await _read_exact(reader, 2)
+                break
+            except MemoryError:
+                # No room for the next packet's first bytes, and nothing read (_read_exact takes its buffer
+                # first): the stream and the link stand. Counted (the status frame reports it) and read again
+                # once the tasks that hold the heap moved on, never a reconnect for it.
+                self.stats["memory_errors"] += 1
+                await sleep_ms(_HEAP_WAIT_MS)
         while True:
             try:
                 size = packet_size(head)

@@ -10,7 +10,7 @@ from binascii import hexlify, unhexlify
 from protocol import frames, topics
 from protocol.config import out_of_range
 from protocol.errors import ProtocolError
-from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
+from protocol.record import RECORD_V2_SIZE, STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
 from terminal import VERSION
 from terminal import blacklist as bl
 from terminal import journal as jr
@@ -95,6 +95,10 @@ class Sync:
         # room for it at a reboot with a backlog (tests/test_sync_micropython.py).
         self._status_due = False
         self._snapshot_to = None       # (to_version, next chunk) while a snapshot arrives
+        # Every T_UPLOAD is encoded into this one buffer, taken at start while the heap is whole: an upload
+        # round allocates no frame, and one upload is in flight at a time (upload_loop waits for its PUBACK).
+        self._upload_buf = bytearray(frames.HEADER_SIZE + 1 + UPLOAD_BATCH_MAX * (1 + RECORD_V2_SIZE)
+                                     + frames.FRAME_MAC_SIZE)
         self.prices_versions = None    # a booth's: () -> the price list versions its T_SYNC appends (SPEC.md §5.3)
         self.up_topic = topics.topic(terminal_id, topics.UP)
         self.status_topic = topics.topic(terminal_id, topics.STATUS)
@@ -166,7 +170,7 @@ class Sync:
                 await _sleep_ms(200)
                 continue
             try:
-                frame = self.upload_frame()
+                frame = self._upload_into()
                 if frame is None:
                     self._work.clear()
                     await _wait_event(self._work, frames.STATUS_INTERVAL_S * 1000)
@@ -186,15 +190,22 @@ class Sync:
                 await _sleep_ms(200)
 
     def upload_frame(self):
-        """The next T_UPLOAD frame (the oldest unsynced records, at most UPLOAD_BATCH_MAX), or None."""
-        # One round of upload_loop without the link: the whole-park simulation drives it step by step.
+        """The next T_UPLOAD frame (the oldest unsynced records, at most UPLOAD_BATCH_MAX) as bytes, or None."""
+        # One round of upload_loop without the link: the whole-park simulation drives it step by step
+        # and may hold a frame while it encodes the next, so it gets its own copy.
+        frame = self._upload_into()
+        return None if frame is None else bytes(frame)
+
+    def _upload_into(self):
+        """The next T_UPLOAD frame in the upload buffer (a memoryview valid until the next one), or None."""
         self.give_up_uncertain()
         batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
         if not batch:
             return None
         body = frames.upload_parts([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
         batch = None  # the records are in body now
-        return self._frame(frames.T_UPLOAD, body)
+        return frames.encode_into(self._upload_buf, self.frame_mac, frames.T_UPLOAD, self.terminal_id,
+                                  self.state.next_up_counter(), self.board.clock(), body)
 
     def give_up_uncertain(self):
         """Hand uncertain records older than UNCERTAIN_GIVE_UP_S to the hub to settle by card counter."""
@@ -398,10 +409,6 @@ class Sync:
         self.chunk_cards_max = max(_CHUNK_CARDS_MIN, self.chunk_cards_max // 2)
         self._snapshot_to = None  # a snapshot under way misses a chunk: the hub sends it again whole
         self._ask_sync()
-
-    def send_card_result(self, request_id, uid, status, block):
-        """Report how a card write the hub asked for ended (SPEC.md §5.7)."""
-        self._send_soon(frames.T_CARD_RESULT, frames.card_result_body(request_id, uid, status, block))
 
     def send_auth(self, admin_card_no, uid):
         """Report an admin card tap (SPEC.md §5.3 type 0x13); the hub answers with a command."""

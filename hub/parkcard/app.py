@@ -29,7 +29,7 @@ import os
 import signal
 import time
 
-from protocol import desk as desk_protocol, frames, hub_frames, topics
+from protocol import card, card_write, desk as desk_protocol, frames, hub_frames, topics
 
 from parkcard.api.metrics import HubMetrics
 from parkcard.desk import DeskLink
@@ -723,8 +723,8 @@ class Hub:
                                "card presented?" % (desk_terminal_id, timeout_s)) from None
         finally:
             self._card_writes.pop(request_id, None)
-        if status != frames.CARD_OK:
-            reason = {frames.CARD_NOT_BLANK: "not a blank card"}.get(status, "the card left during the write")
+        if status != card_write.CARD_OK:
+            reason = {card_write.CARD_NOT_BLANK: "not a blank card"}.get(status, "the card left during the write")
             raise ServiceError("desk terminal %d could not write the card (%s, block %d): present a blank card and "
                            "try again" % (desk_terminal_id, reason, block))
         await self.audit(actor, "card.written", desk_terminal_id=desk_terminal_id, uid=bytes(uid),

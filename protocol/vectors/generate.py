@@ -68,9 +68,9 @@ def main():
     v2 = [(r, r.encode(rmac)) for r in (issue, refund)]
     fmac = frames.frame_mac_for(TERMINAL_KEY)
     upload = frames.encode(fmac, frames.T_UPLOAD, 12, 9, TIME_S,
-                           frames.upload_body([(record.STATUS_COMMITTED, rec_bytes)]))
+                           hub_frames.upload_body([(record.STATUS_COMMITTED, rec_bytes)]))
     mixed = frames.encode(fmac, frames.T_UPLOAD, 12, 10, TIME_S + 60,
-                          frames.upload_body([(record.STATUS_COMMITTED, rec_bytes),
+                          hub_frames.upload_body([(record.STATUS_COMMITTED, rec_bytes),
                                               (record.STATUS_UNCERTAIN, v2[1][1])]))
     cfg = frames.Config(version=4, role=frames.ROLE_RIDE, merchant_id=3, fixed_price_cents=500,
                         tx_cap_cents=5000, daily_cap_cents=20000, max_offline_s=86400,

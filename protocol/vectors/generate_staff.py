@@ -10,7 +10,7 @@ change: journals in the field hold these bytes.
 import json
 import os
 
-from protocol import frames
+from protocol import frames, hub_frames
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, Record, record_mac_for
 from protocol.staff import PHASE_CLOSE, PHASE_OPEN, ShiftTotals, shift_record, tagged
 
@@ -44,7 +44,7 @@ def main():
         "totals": [2, 1650, 1, 1200], "net_cents": 450, "open_seq": 40,
         # T_SHIFTS (SPEC.md §5.3): the hub tells the booth to refuse sales with no shift open, then not to.
         "shifts_frames": [frames.encode(frames.frame_mac_for(TERMINAL_KEY), frames.T_SHIFTS, TERMINAL_ID, 900 + i,
-                                        TIME_S, frames.shifts_body(required)).hex()
+                                        TIME_S, hub_frames.shifts_body(required)).hex()
                           for i, required in enumerate((True, False))],
         "shifts_bad_bodies": ["", "0101", "02"],
         "untagged_sale": Record(KIND_DEBIT, TERMINAL_ID, 45, TIME_S, CARD_NO, UID, 14, 100, 9450).encode(mac).hex(),

@@ -97,6 +97,13 @@ def main(path):
     entries = hub_frames.parse_upload(fr.body)
     expect(len(entries) == 1 and entries[0][0] == record.STATUS_COMMITTED and entries[0][1] == h(v["record"]),
            "upload body")
+    # A terminal's uploads, encoded into the one buffer it keeps for them: the same bytes, the tail untouched.
+    kept = bytearray(b"\xee" * (len(h(v["frame_upload"])) + 3))
+    parts = frames.upload_parts([(record.STATUS_COMMITTED, h(v["record"]))])
+    view = frames.encode_into(kept, fmac, frames.T_UPLOAD, 12, 9, fr.time_s, parts)
+    expect(bytes(view) == h(v["frame_upload"]) and kept[len(view):] == b"\xee" * 3, "upload encoded into a buffer")
+    expect(refused(frames.encode_into, bytearray(len(view) - 1), fmac, frames.T_UPLOAD, 12, 9, fr.time_s, parts,
+                   error=Malformed), "a frame larger than its buffer refused")
     cfg = frames.Config.decode(frames.decode(fmac, h(v["frame_config"])).body)
     expect(cfg.role == frames.ROLE_RIDE and cfg.fixed_price_cents == 500 and cfg.category == 2, "config")
     longer = frames.Config.decode(frames.decode(fmac, h(v["frame_config_longer"])).body)

@@ -17,7 +17,7 @@ main.main()), and main.main() runs for ever.
 
 Commands on stdin, one a line: `keys 150#` (key presses), `heap` (answered by
 `heap alloc=... free=... live_peak=...` after a collection, live_peak sampled with MODULE names
-only, then micropython.mem_info()), `quit`.
+only, then micropython.mem_info() and qstr_info()), `quit`.
 Events on stdout: `screen LINE1|LINE2` whenever the display changes, `relay 1` / `relay 0` when a
 gate's relay is driven.
 """
@@ -148,7 +148,7 @@ class HostBoard:
         return _Buzzer()
 
     def relay(self):
-        from terminal.devices import Relay
+        from terminal.relay import Relay
         return Relay(_RelayPin())
 
     def watchdog(self, timeout_ms):
@@ -194,6 +194,7 @@ def heap_line():
     try:
         import micropython
         micropython.mem_info()  # on stdout: the tests take the largest free block from it
+        micropython.qstr_info()  # and the bench the interned names: a pool more is KBs at once
     except (ImportError, AttributeError):
         pass
     return info

@@ -16,7 +16,7 @@ terminal's sync when the config makes the terminal a desk.
 """
 
 from protocol import desk as D
-from protocol import frames
+from protocol import card_write, frames
 from protocol.card import TRANSPORT_KEY
 from terminal.app import Role as _Role
 from terminal.rc522 import AuthError, RC522Error
@@ -117,14 +117,14 @@ class CardWriter:
                     try:
                         self.reader.auth(sector * 4 + (1 if sector == 0 else 0), TRANSPORT_KEY, uid)
                     except AuthError:
-                        return frames.CARD_NOT_BLANK, block
+                        return card_write.CARD_NOT_BLANK, block
                 if block % 4 == 3:
                     trailer = (block, data)
                 else:
                     self.reader.write_block(block, data)
         except RC522Error:
-            return frames.CARD_WRITE_FAILED, block if block is not None else 0
-        return frames.CARD_OK, 0
+            return card_write.CARD_WRITE_FAILED, block if block is not None else 0
+        return card_write.CARD_OK, 0
 
 
 class Role(_Role):
@@ -133,18 +133,23 @@ class Role(_Role):
     def __init__(self, app):
         _Role.__init__(self, app)
         runtime = app.runtime
-        self.writer = CardWriter(app.wallet.reader, runtime.sync.send_card_result if runtime else None,
+        self.writer = CardWriter(app.wallet.reader, self._send_card_result if runtime else None,
                                  self._send_report if runtime else None)
         if runtime is not None:
             runtime.sync.handle(frames.T_CARD_WRITE, self._on_card_write)
             runtime.sync.handle(frames.T_DESK_ORDER, self._on_desk_order)
+
+    def _send_card_result(self, request_id, uid, status, block):
+        # How a card write the hub asked for ended (SPEC.md §5.7), by sync's bounded sender.
+        self.app.runtime.sync._send_soon(frames.T_CARD_RESULT, card_write.card_result_body(request_id, uid, status,
+                                                                                          block))
 
     def _send_report(self, body):
         # sync's bounded sender, as T_CARD_RESULT goes: a report not delivered is asked for again by the hub.
         self.app.runtime.sync._send_soon(frames.T_DESK_REPORT, body)
 
     def _on_card_write(self, frame):
-        request_id, uid, blocks = frames.parse_card_write(frame.body)
+        request_id, uid, blocks = card_write.parse_card_write(frame.body)
         self.app.runtime.sync.state.save()  # a replayed write must stay refused after a reboot
         self.writer.start(request_id, uid, blocks)
 
@@ -180,7 +185,7 @@ class Role(_Role):
         if status is None:
             await app.poll()
             return None
-        app.ui.message("Done" if status == frames.CARD_OK else "Card failed",
-                       "" if status == frames.CARD_OK else "Try again")
+        app.ui.message("Done" if status == card_write.CARD_OK else "Card failed",
+                       "" if status == card_write.CARD_OK else "Try again")
         await app.pause()
         return status

@@ -114,7 +114,7 @@ class Downlink:
     async def shifts(self, terminal_id):
         """T_SHIFTS: whether the booth refuses sales with no staff shift open (SPEC.md §4.14)."""
         required = await self.storage.shift_required(terminal_id)
-        return await self.send(terminal_id, frames.T_SHIFTS, frames.shifts_body(required))
+        return await self.send(terminal_id, frames.T_SHIFTS, hub_frames.shifts_body(required))
 
     async def _gate_tail(self, state):
         """(gate config version, tail) of a gate terminal; (0, b"") for other roles and a gate not configured."""
