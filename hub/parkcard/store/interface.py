@@ -444,6 +444,22 @@ class Store(abc.ABC):
 
     # -- front-desk operations (parkcard.store.desk_ops; posted_in(tx, ...) marks one posted inside a write)
     @abc.abstractmethod
+    async def desk_settings(self, park_id=1):
+        """Return the park's rows.DeskSettings: card type deposits and refund rules (0 until set)."""
+
+    @abc.abstractmethod
+    async def set_desk_settings(self, park_id=1, audit=None, **settings):
+        """Set some of the park's desk settings (rows.DeskSettings field names); return the new DeskSettings."""
+
+    @abc.abstractmethod
+    async def tiers(self):
+        """Return the park's tier table as [rows.TierRow] by code."""
+
+    @abc.abstractmethod
+    async def put_tier(self, tier, new, audit=None):
+        """Add (new) or change a tier (rows.TierRow); ValueError on a taken or unknown code, or a taken name."""
+
+    @abc.abstractmethod
     async def desk_operation(self, op_id):
         """Return the rows.DeskOperation kept under op_id, or None."""
 

@@ -1,0 +1,144 @@
+"""The front desk's money out through the real path (service -> MQTT -> desk firmware -> card -> desk source record
+-> ledger): a refund of part of the cash, a card returned, the bonus purse kept apart, on SQLite and PostgreSQL;
+the card pulled at each step, the hub dying between pending and posted."""
+
+import pytest
+
+from protocol import card as C
+from protocol import desk as D
+from protocol import record as R
+from sim.cards import card_balance
+
+from parkcard.domain import accounts
+from parkcard.domain.lifecycle import CardStatus, DeskOpState
+from parkcard.services import park
+from parkcard.services.desk import operations
+from parkcard.services.privileges import ServiceError
+from parkcard_devkit.park_sim import DESK_TERMINAL_ID
+from test_desk import HubDied, at_desk, balanced, desk_records, in_park
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+async def purse(sim, card_no):
+    """(cash, bonus) of a card as the hub's ledger says."""
+    storage = sim.hub.storage
+    whole = await storage.account_balance(accounts.card_account(card_no))
+    bonus = await storage.account_balance(accounts.bonus_account(card_no))
+    return whole - bonus, bonus
+
+
+async def rules(sim, minimum=0, fee_bps=0, fee_fixed=0):
+    await park.set_refund_rules(sim.hub.storage, sim.hub.actor(), minimum, fee_bps, fee_fixed)
+
+
+def test_a_refund_pays_cash_less_the_fee_and_a_return_pays_the_rest_and_the_deposit(tmp_path, store_url):
+    async def scenario(sim):
+        gold = sim.visitors[0]            # gold: 10 % bonus on its first load
+        desk = sim.hub.desk(DESK_TERMINAL_ID)
+        await rules(sim, minimum=500, fee_bps=200, fee_fixed=100)
+        cash, bonus = await purse(sim, gold.card_no)
+        assert bonus > 0 and cash + bonus == card_balance(sim.park_keys, gold.virtual).balance_cents
+        refused = []
+        for amount, says in ((cash + 1, "over the refundable"), (499, "smallest refund is 500"),
+                             (10.5, "whole number")):
+            failed, _ = await at_desk(sim, gold.virtual, desk.refund("r-%s" % amount, amount))
+            assert isinstance(failed, ServiceError) and says in str(failed), (amount, failed)
+            refused.append(await sim.hub.storage.desk_operation("r-%s" % amount))
+        assert refused == [None] * 3        # refused before anything was kept
+        done, _ = await at_desk(sim, gold.virtual, desk.refund("refund-1", 1000))
+        assert (done.amount_cents, done.fee_cents, done.paid_cents) == (1000, 120, 880)
+        assert card_balance(sim.park_keys, gold.virtual).balance_cents == cash + bonus - 1000
+        assert await purse(sim, gold.card_no) == (cash - 1000, bonus)     # the bonus is never refunded
+        again, _ = await at_desk(sim, gold.virtual, desk.refund("refund-1", 1000))
+        assert again.record_seq == done.record_seq
+        assert await sim.hub.storage.account_balance(accounts.REFUND_FEES) == 120
+        card = await sim.hub.storage.card(gold.card_no)
+        back, _ = await at_desk(sim, gold.virtual, desk.return_card("return-1"))
+        fee = 100 + (cash - 1000) * 200 // 10000
+        assert (back.amount_cents, back.bonus_cents, back.fee_cents, back.deposit_cents) == (
+            cash + bonus - 1000, bonus, fee, card.deposit_cents)
+        assert back.paid_cents == cash - 1000 - fee + card.deposit_cents
+        info = C.CardInfo.decode(bytes(gold.virtual.blocks[C.INFO_BLOCK]), C.CardKeys(sim.park_keys, gold.virtual.uid))
+        assert info.flags & C.FLAG_RETURNED and card_balance(sim.park_keys, gold.virtual).balance_cents == 0
+        assert (await sim.hub.storage.card(gold.card_no)).status == CardStatus.RETURNED
+        assert await purse(sim, gold.card_no) == (0, 0)
+        assert await sim.hub.storage.account_balance(accounts.BONUS_PURSES) == -sum(
+            [(await purse(sim, v.card_no))[1] for v in sim.visitors])
+        kinds = [(r.kind, r.discount_cents) for r in await desk_records(sim)][-2:]
+        assert kinds == [(R.KIND_PAYOUT, 120), (R.KIND_CASHOUT, fee)]
+        refused, _ = await at_desk(sim, gold.virtual, desk.top_up("after-return", 1000))
+        assert isinstance(refused, ServiceError) and "returned" in str(refused)
+        await balanced(sim)
+    in_park(tmp_path, scenario, db=None if store_url.endswith(".db") else store_url)
+
+
+@pytest.mark.parametrize("kind", ["refund", "return"])
+@pytest.mark.parametrize("pull_at", [D.OP_IDENTIFY, D.OP_READ, D.OP_WRITE])
+def test_a_card_pulled_at_any_step_pays_nothing_and_a_retry_is_one_operation(tmp_path, kind, pull_at):
+    async def scenario(sim):
+        visitor = sim.visitors[0]
+        desk = sim.hub.desk(DESK_TERMINAL_ID)
+        run = (lambda: desk.refund("pulled", 500)) if kind == "refund" else (lambda: desk.return_card("pulled"))
+        before = card_balance(sim.park_keys, visitor.virtual)
+        failed, pulled = await at_desk(sim, visitor.virtual, run(), pull_at=pull_at)
+        assert pulled and isinstance(failed, ServiceError)
+        assert card_balance(sim.park_keys, visitor.virtual).counter == before.counter
+        kept = await sim.hub.storage.desk_operation("pulled")
+        assert (kept.state if kept else None) == (DeskOpState.PENDING if pull_at == D.OP_WRITE else None)
+        await balanced(sim)
+        done, _ = await at_desk(sim, visitor.virtual, run())
+        assert card_balance(sim.park_keys, visitor.virtual).balance_cents == done.balance_cents == (
+            before.balance_cents - 500 if kind == "refund" else 0)
+        assert len([r for r in await desk_records(sim) if r.kind in (R.KIND_PAYOUT, R.KIND_CASHOUT)]) == 1
+        await balanced(sim)
+    in_park(tmp_path, scenario, cards=1)
+
+
+@pytest.mark.parametrize("kind", ["refund", "return"])
+def test_the_hub_dying_between_the_write_and_the_posting_pays_once_on_the_retry(tmp_path, monkeypatch, kind):
+    async def scenario(sim):
+        visitor = sim.visitors[0]
+        desk = sim.hub.desk(DESK_TERMINAL_ID)
+        run = (lambda: desk.refund("killed", 700)) if kind == "refund" else (lambda: desk.return_card("killed"))
+        post = operations.post_confirmed
+
+        async def dies(*args, **kwargs):
+            raise HubDied("the hub died after the card was written")
+        monkeypatch.setattr(operations, "post_confirmed", dies)
+        with pytest.raises(HubDied):
+            await at_desk(sim, visitor.virtual, run())
+        after = card_balance(sim.park_keys, visitor.virtual)
+        assert (await sim.hub.storage.desk_operation("killed")).state == DeskOpState.PENDING
+        monkeypatch.setattr(operations, "post_confirmed", post)
+        done, _ = await at_desk(sim, visitor.virtual, run())        # resolved by reading the card
+        assert done.balance_cents == after.balance_cents
+        assert card_balance(sim.park_keys, visitor.virtual).counter == after.counter     # not written twice
+        assert len([r for r in await desk_records(sim) if r.kind in (R.KIND_PAYOUT, R.KIND_CASHOUT)]) == 1
+        await balanced(sim)
+    in_park(tmp_path, scenario, cards=1)
+
+
+def test_a_return_pulled_between_its_slot_and_its_info_block_is_finished_by_the_retry(tmp_path, monkeypatch):
+    async def scenario(sim):
+        visitor = sim.visitors[0]
+        desk = sim.hub.desk(DESK_TERMINAL_ID)
+        reader = sim.desk.terminal.card_writer.reader
+        write_block = reader.write_block
+
+        def leaves_before_info(block, data):
+            if block == C.INFO_BLOCK:
+                raise RC522Error("the card left before its info block")
+            write_block(block, data)
+        from terminal.rc522 import RC522Error
+        monkeypatch.setattr(reader, "write_block", leaves_before_info)
+        failed, _ = await at_desk(sim, visitor.virtual, desk.return_card("half"))
+        assert isinstance(failed, ServiceError) and "pending" in str(failed)
+        assert card_balance(sim.park_keys, visitor.virtual).balance_cents == 0
+        monkeypatch.setattr(reader, "write_block", write_block)
+        done, _ = await at_desk(sim, visitor.virtual, desk.return_card("half"))
+        info = C.CardInfo.decode(bytes(visitor.virtual.blocks[C.INFO_BLOCK]),
+                                 C.CardKeys(sim.park_keys, visitor.virtual.uid))
+        assert info.flags & C.FLAG_RETURNED and done.balance_cents == 0
+        await balanced(sim)
+    in_park(tmp_path, scenario, cards=1)
