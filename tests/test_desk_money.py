@@ -2,6 +2,8 @@
 -> ledger): a refund of part of the cash, a card returned, the bonus purse kept apart, on SQLite and PostgreSQL;
 the card pulled at each step, the hub dying between pending and posted."""
 
+import asyncio
+
 import pytest
 
 from protocol import card as C
@@ -11,6 +13,7 @@ from sim.cards import card_balance
 
 from parkcard.domain import accounts
 from parkcard.domain.lifecycle import CardStatus, DeskOpState
+from parkcard.money import format_cents
 from parkcard.services import park
 from parkcard.services.desk import operations
 from parkcard.services.privileges import ServiceError
@@ -141,4 +144,60 @@ def test_a_return_pulled_between_its_slot_and_its_info_block_is_finished_by_the_
                                  C.CardKeys(sim.park_keys, visitor.virtual.uid))
         assert info.flags & C.FLAG_RETURNED and done.balance_cents == 0
         await balanced(sim)
+    in_park(tmp_path, scenario, cards=1)
+
+
+def test_the_cashier_refunds_returns_and_wipes_from_the_cli_by_the_park_s_settings(tmp_path):
+    from test_desk import cli
+
+    async def scenario(sim):
+        db = sim.workdir + "/parkcard.db"
+        visitor = sim.visitors[0]
+
+        async def run(*args, card=None):
+            if card is None:
+                return await asyncio.to_thread(cli, "--db", db, *args)
+            return (await at_desk(sim, card, asyncio.to_thread(cli, "--db", db, *args, "--wait", 30)))[0]
+        for args, says in ((("tier", "set", 2, "--bonus-bps", 500, "--step", "100:3"), "gold  500 bps"),
+                           (("tier", "add", 3, "platinum", "--bonus-bps", 2000), "platinum"),
+                           (("park", "deposit", "temporary", "10"), "temporary CNY 10.00"),
+                           (("park", "refund-rules", "--minimum", "5", "--fee-bps", 100, "--fee-fixed", "0.50"),
+                            "at least CNY 5.00, fee 100 bps + CNY 0.50")):
+            done = await run(*args)
+            assert done.exit_code == 0 and says in done.output, (args, done.output)
+        for args, says in ((("tier", "add", 2, "again"), "tier 2 exists"), (("tier", "set", 9), "no tier has code 9"),
+                           (("tier", "add", 16, "x"), "0..15"), (("tier", "add", 4, "Gold"), "already called"),
+                           (("tier", "set", 1, "--bonus-bps", 20000), "basis points"),
+                           (("park", "deposit", "member", "20.50"), "whole units of 100"),
+                           (("park", "refund-rules", "--fee-bps", 10001), "10001"),
+                           (("tier", "set", 1, "--step", "5"), "MIN:BONUS")):
+            refused = await run(*args)
+            assert refused.exit_code != 0 and says in refused.output and "Traceback" not in refused.output, (
+                args, refused.output)
+        listed = await run("tier", "list")
+        assert "platinum" in listed.output and "pay CNY 100.00 get CNY 3.00" in listed.output
+        topped = await run("card", "top-up", "200", "--desk", DESK_TERMINAL_ID, card=visitor.virtual)
+        assert "bonus CNY 13.00" in topped.output, topped.output      # 5 % + the 100 step's 3, from the store
+        shown = await run("card", "show", visitor.card_no)
+        cash, bonus = await purse(sim, visitor.card_no)
+        assert "(cash %s, bonus %s)" % (format_cents(cash, "CNY"), format_cents(bonus, "CNY")) in shown.output
+        refunded = await run("card", "refund", "50", "--desk", DESK_TERMINAL_ID, "--op-id", "cli-refund",
+                             card=visitor.virtual)
+        assert refunded.exit_code == 0 and "fee CNY 1.00: pay the holder CNY 49.00" in refunded.output, \
+            refunded.output
+        over = await run("card", "refund", "%d" % (cash // 100 + 1), "--desk", DESK_TERMINAL_ID, card=visitor.virtual)
+        assert over.exit_code != 0 and "over the refundable" in over.output
+        returned = await run("card", "return", "--desk", DESK_TERMINAL_ID, "--op-id", "cli-return",
+                             card=visitor.virtual)
+        assert returned.exit_code == 0 and "bonus %s back to the park" % format_cents(bonus, "CNY") in \
+            returned.output, returned.output
+        refused = await run("card", "top-up", "10", "--desk", DESK_TERMINAL_ID, card=visitor.virtual)
+        assert refused.exit_code != 0 and "returned" in refused.output
+        wiped = await run("card", "wipe", "--desk", DESK_TERMINAL_ID, card=visitor.virtual)
+        assert wiped.exit_code == 0, wiped.output
+        assert (await sim.hub.storage.card(visitor.card_no)).status == CardStatus.WIPED
+        issued = await run("card", "issue", "--load", "30", "--desk", DESK_TERMINAL_ID, card=visitor.virtual)
+        assert issued.exit_code == 0 and "deposit CNY 10.00" in issued.output, issued.output
+        assert card_balance(sim.park_keys, visitor.virtual).balance_cents == 3000
+        assert (await sim.ledger_report()).ok
     in_park(tmp_path, scenario, cards=1)

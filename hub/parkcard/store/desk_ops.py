@@ -31,12 +31,6 @@ def card_status_in(tx, card_no, status):
     tx.sql_rowcount("UPDATE cards SET status=? WHERE card_no=?", (str(status), card_no))
 
 
-def card_stocked_in(tx, card_no):
-    """Forget a returned card's number once its card is stock again (its records and ledger stay)."""
-    tx.sql_rowcount("UPDATE cards SET status=? WHERE card_no=? AND status=?",
-                    (CardStatus.WIPED, card_no, CardStatus.RETURNED))
-
-
 class DeskOpMethods:
     """interface.Store's desk operation methods, one SQL for every backend."""
 
@@ -59,6 +53,13 @@ class DeskOpMethods:
                             tuple(settings[n] for n in names) + (park_id,))
             return DeskSettings(*tx.sql_row(_SETTINGS_SELECT, (park_id,)))
         return await self.write(run, audit)
+
+    async def card_stocked(self, card_no, audit=None):
+        """Retire a returned card's number once its card is stock again (its records and ledger stay)."""
+        def run(tx):
+            tx.sql_rowcount("UPDATE cards SET status=? WHERE card_no=? AND status=?",
+                            (CardStatus.WIPED, card_no, CardStatus.RETURNED))
+        await self.write(run, audit)
 
     async def tiers(self):
         """Return the park's [rows.TierRow] by code."""

@@ -452,6 +452,10 @@ class Store(abc.ABC):
         """Set some of the park's desk settings (rows.DeskSettings field names); return the new DeskSettings."""
 
     @abc.abstractmethod
+    async def card_stocked(self, card_no, audit=None):
+        """Mark a returned card wiped (its card is stock again; the number is retired)."""
+
+    @abc.abstractmethod
     async def tiers(self):
         """Return the park's tier table as [rows.TierRow] by code."""
 

@@ -10,9 +10,9 @@ whose outcome is not seen is resolved by reading the card again, never guessed:
 a retry with the same operation id does exactly that.
 """
 
-from parkcard.services.desk.operations import DeskPath, issue, refund, return_card, stock_card, top_up
+from parkcard.services.desk.operations import DeskPath, issue, refund, return_card, stock_card, top_up, wipe_card
 
-__all__ = ["AtDesk", "DeskPath", "issue", "refund", "return_card", "stock_card", "top_up"]
+__all__ = ["AtDesk", "DeskPath", "issue", "refund", "return_card", "stock_card", "top_up", "wipe_card"]
 
 
 class AtDesk:
@@ -38,3 +38,7 @@ class AtDesk:
     async def return_card(self, op_id, **options):
         """parkcard.services.desk.return_card at this desk."""
         return await return_card(self.path, self.actor, op_id, self.desk_terminal_id, **options)
+
+    async def wipe_card(self, op_id, **options):
+        """parkcard.services.desk.wipe_card at this desk."""
+        return await wipe_card(self.path, self.actor, op_id, self.desk_terminal_id, **options)

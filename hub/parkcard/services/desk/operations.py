@@ -327,6 +327,45 @@ async def return_card(desk, actor, op_id, desk_terminal_id, timeout_s=None):
 
 
 @requires(CARD_STOCK)
+async def wipe_card(desk, actor, op_id, desk_terminal_id, timeout_s=None):
+    """Put the returned card on the desk back to stock: slots then info blanked, its keys kept; a Stocked.
+
+    No value moves (a returned card holds 0). A card pulled half-way still reads as returned, or already
+    as stock: the same command again finishes it.
+    """
+    op_id = check_op_id(op_id)
+    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
+    blank = bytes(C.BLOCK_SIZE)
+    if all(report.blocks[b] == blank for b in _STOCK_BLOCKS):
+        return Stocked(op_id, uid)          # already stock (a retry after the write landed)
+    try:
+        info = C.CardInfo.decode(report.blocks[C.INFO_BLOCK], keys)
+    except (BadMac, Malformed):
+        raise ServiceError("the card on desk %d holds no card of this park: only a returned card is made stock "
+                           "again" % desk_terminal_id) from None
+    card = await desk.storage.card(info.card_no)
+    if not info.flags & C.FLAG_RETURNED or card is None or card.status not in (CardStatus.RETURNED,
+                                                                                CardStatus.WIPED):
+        raise ServiceError("card %d is not returned: return it first (`parkcard card return`), which pays out its "
+                           "balance and deposit" % info.card_no)
+    # The slots first: a card pulled before its info block is blanked still reads as returned.
+    blocks = [(C.SLOT_BLOCKS[0], blank), (C.SLOT_BLOCKS[1], blank), (C.INFO_BLOCK, blank)]
+    try:
+        report = await desk.link.order(desk_terminal_id, D.OP_WRITE, uid, D.KEY_B, keys.key_b(), blocks,
+                                       timeout_s=desk.timeout_s)
+    except ServiceError:
+        report = None
+    if report is None or any(report.blocks.get(b) != d for b, d in blocks):
+        report = await _read(desk, desk_terminal_id, uid, keys, desk.read_back_timeout_s) or report
+    if report is None or any(report.blocks.get(b) != d for b, d in blocks):
+        raise ServiceError("card %d left desk %d before it was blank: put it back and run the same command again"
+                           % (info.card_no, desk_terminal_id))
+    await desk.storage.card_stocked(info.card_no, audit=audited(
+        actor.name, "card.wipe", op_id=op_id, card_no=info.card_no, desk_terminal_id=desk_terminal_id, uid=uid.hex()))
+    return Stocked(op_id, uid)
+
+
+@requires(CARD_STOCK)
 async def stock_card(desk, actor, op_id, desk_terminal_id, uid_hex):
     """Initialise the blank card `uid_hex` on the desk as card stock: keys and trailer, nothing loaded.
 

@@ -21,7 +21,7 @@ from parkcard.transport import notify
 QUEUED, STARTED, DONE, REFUSED = "queued", "started", "done", "refused"
 KINDS = {"top_up": (CARD_TOP_UP, operations.top_up), "issue": (CARD_ISSUE, operations.issue),
          "stock": (CARD_STOCK, operations.stock_card), "refund": (CARD_REFUND, operations.refund),
-         "return": (CARD_RETURN, operations.return_card)}
+         "return": (CARD_RETURN, operations.return_card), "wipe": (CARD_STOCK, operations.wipe_card)}
 
 
 async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
