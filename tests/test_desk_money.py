@@ -201,3 +201,24 @@ def test_the_cashier_refunds_returns_and_wipes_from_the_cli_by_the_park_s_settin
         assert card_balance(sim.park_keys, visitor.virtual).balance_cents == 3000
         assert (await sim.ledger_report()).ok
     in_park(tmp_path, scenario, cards=1)
+
+
+def test_the_ledger_check_finds_a_bonus_purse_booked_otherwise_than_its_rule(tmp_path):
+    import sqlite3
+
+    async def scenario(sim):
+        gold = sim.visitors[0]
+        desk = sim.hub.desk(DESK_TERMINAL_ID)
+        await at_desk(sim, gold.virtual, desk.top_up("gold-top-up", 2000))
+        assert (await sim.ledger_report()).ok
+        db = sqlite3.connect(sim.workdir + "/parkcard.db")
+        with db:        # a balanced pair slipped into the top-up's transaction: 100 of cash made bonus
+            tx_id, = db.execute("SELECT MAX(tx_id) FROM ledger_entries WHERE account=?",
+                                (accounts.bonus_account(gold.card_no),)).fetchone()
+            db.executemany("INSERT INTO ledger_entries(tx_id, account, amount_cents) VALUES (?,?,?)", [
+                (tx_id, accounts.bonus_account(gold.card_no), 100), (tx_id, accounts.BONUS_PURSES, -100)])
+        db.close()
+        report = await sim.ledger_report()
+        assert not report.ok and len(report.purse_mismatch) == 1
+        assert "card %d" % gold.card_no in report.purse_mismatch[0] and "+300" in report.purse_mismatch[0]
+    in_park(tmp_path, scenario, cards=1)

@@ -159,7 +159,7 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     """
     # The bonus purse entries depend on the purses before the record: re-derived card by card (_check_purses).
     memo = (accounts.bonus_account(rec.card_no), accounts.BONUS_PURSES)
-    forfeit = _summed(posted).get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0
+    forfeit = ledger.by_account(posted).get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0
     try:
         expected = sorted(e for e in ledger.postings(rec, merchant_id, rate_bps, forfeit) if e[0] not in memo)
     except ledger.PostingError as exc:
@@ -232,14 +232,6 @@ def merchant_rates(oplog):
     except (AuditLogError, OSError):
         return {}
     return rates
-
-
-def _summed(entries):
-    """{account: cents} of a transaction's entries, an account booked twice added up."""
-    out = {}
-    for account, cents in entries:
-        out[account] = out.get(account, 0) + cents
-    return out
 
 
 def _entries(entries):
@@ -388,7 +380,7 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
         card = cards.setdefault(rec.card_no, _Card())
         card.links.append((rec.card_counter, ledger.card_delta(rec), rec.balance_after_cents))
         if posted:
-            booked = _summed(posted[0][1])
+            booked = ledger.by_account(posted[0][1])
             card.purse.append(_PurseStep(
                 posted[0][0], name, rec.kind, rec.amount_cents, rec.balance_after_cents, rec.discount_cents,
                 booked.get(accounts.bonus_account(rec.card_no), 0),

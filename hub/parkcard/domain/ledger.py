@@ -159,12 +159,17 @@ def postings(rec, merchant_id, rate_bps, bonus_before_cents=0):
 # Front-desk postings (parkcard.domain.purses, refund_rules, replacement, shifts): each returns entries that
 # sum to zero, zero entries left out, in the same sign convention as postings().
 
-def _merged(entries):
-    """entries with one entry per account (amounts added, zeros left out); PostingError unless they sum to 0."""
+def by_account(entries):
+    """{account: cents} of entries, an account named twice added up (in the order first named)."""
     amounts = {}
     for account, cents in entries:
         amounts[account] = amounts.get(account, 0) + cents
-    return _balanced(list(amounts.items()))
+    return amounts
+
+
+def _merged(entries):
+    """entries with one entry per account (amounts added, zeros left out); PostingError unless they sum to 0."""
+    return _balanced(list(by_account(entries).items()))
 
 
 def _balanced(entries):

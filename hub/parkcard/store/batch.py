@@ -9,6 +9,7 @@ import time
 
 from protocol import record as R
 
+from parkcard.domain import accounts
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.store import interface
 from parkcard.store.rows import CounterClaim, SeqRecord
@@ -77,6 +78,14 @@ class StagedWriteTx(interface.WriteTx):
                                   "WHERE account=?", (account,))[0]
             self._balances[account] = stored + sum(c for _tx, a, c in self.entries if a == account)
         return self._balances[account]
+
+    def _purses_read(self, card_nos, stored):
+        """Keep the bonus purses a prefetch read ({account: stored cents}) of card_nos (0 when none stored)."""
+        for card_no in card_nos:
+            account = accounts.bonus_account(card_no)
+            if account not in self._balances:
+                self._balances[account] = stored.get(account, 0) + sum(
+                    c for _tx, a, c in self.entries if a == account)
 
     def _read_counters(self, card_no, counters):
         """{counter: CounterClaim} of the stored claims among counters (the backend reads them)."""
