@@ -222,3 +222,34 @@ def test_the_ledger_check_finds_a_bonus_purse_booked_otherwise_than_its_rule(tmp
         assert not report.ok and len(report.purse_mismatch) == 1
         assert "card %d" % gold.card_no in report.purse_mismatch[0] and "+300" in report.purse_mismatch[0]
     in_park(tmp_path, scenario, cards=1)
+
+
+def test_a_wipe_cut_off_before_the_info_block_is_finished_by_running_it_again(tmp_path, monkeypatch):
+    from terminal.rc522 import RC522Error
+
+    async def scenario(sim):
+        visitor = sim.visitors[0]
+        desk = sim.hub.desk(DESK_TERMINAL_ID)
+        refused, _ = await at_desk(sim, visitor.virtual, desk.wipe_card("too-soon"))
+        assert isinstance(refused, ServiceError) and "return it first" in str(refused)
+        await at_desk(sim, visitor.virtual, desk.return_card("back"))
+        reader = sim.desk.terminal.card_writer.reader
+        write_block = reader.write_block
+
+        def leaves_before_info(block, data):
+            if block == C.INFO_BLOCK:
+                raise RC522Error("the card left before its info block")
+            write_block(block, data)
+        monkeypatch.setattr(reader, "write_block", leaves_before_info)
+        cut, _ = await at_desk(sim, visitor.virtual, desk.wipe_card("wipe"))
+        assert isinstance(cut, ServiceError) and "run the same command again" in str(cut)
+        assert (await sim.hub.storage.card(visitor.card_no)).status == CardStatus.RETURNED
+        monkeypatch.setattr(reader, "write_block", write_block)
+        done, _ = await at_desk(sim, visitor.virtual, desk.wipe_card("wipe"))
+        assert done.uid == visitor.virtual.uid
+        assert all(bytes(visitor.virtual.blocks[b]) == bytes(16) for b in (C.INFO_BLOCK,) + C.SLOT_BLOCKS)
+        assert (await sim.hub.storage.card(visitor.card_no)).status == CardStatus.WIPED
+        again, _ = await at_desk(sim, visitor.virtual, desk.issue("reissue", 2000))
+        assert again.card_no != visitor.card_no and card_balance(sim.park_keys, visitor.virtual).balance_cents == 2000
+        assert (await sim.ledger_report()).ok
+    in_park(tmp_path, scenario, cards=1)

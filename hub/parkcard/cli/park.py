@@ -95,9 +95,11 @@ def park_refund_rules(obj, minimum, fee_bps, fee_fixed):
         now = await park_service.desk_settings(storage, actor)
         if (minimum, fee_bps, fee_fixed) == (None, None, None):
             return now, currency
-        return await park_service.set_refund_rules(
-            storage, actor, now.refund_minimum_cents if minimum is None else cents_typed(minimum, currency, "--minimum"),
-            now.refund_fee_bps if fee_bps is None else fee_bps,
-            now.refund_fee_fixed_cents if fee_fixed is None else cents_typed(fee_fixed, currency, "--fee-fixed")), currency
+        minimum_cents = now.refund_minimum_cents if minimum is None else cents_typed(minimum, currency, "--minimum")
+        fixed_cents = now.refund_fee_fixed_cents if fee_fixed is None else cents_typed(fee_fixed, currency,
+                                                                                       "--fee-fixed")
+        return await park_service.set_refund_rules(storage, actor, minimum_cents,
+                                                   now.refund_fee_bps if fee_bps is None else fee_bps,
+                                                   fixed_cents), currency
     settings, currency = in_store(obj, change, create=True)
     _show_desk_settings(settings, currency)

@@ -49,7 +49,8 @@ def _put(obj, new, code, name, bonus_bps, steps, no_steps):
     _show([tier], currency)
 
 
-_BONUS = click.option("--bonus-bps", type=int, default=None, help="bonus in basis points of the cash paid (1000 = 10 %)")
+_BONUS = click.option("--bonus-bps", type=int, default=None,
+                      help="bonus in basis points of the cash paid (1000 = 10 %)")
 _STEP = click.option("--step", "steps", multiple=True, help="a fixed bonus MIN:BONUS, e.g. 500:50 (repeat for more)")
 
 

@@ -28,9 +28,9 @@ Record fields used beyond amount (SPEC.md §4.1):
 
 from protocol import record as R
 
-from parkcard.domain.accounts import (API_PAYMENTS, BONUS, BONUS_PURSES, CASH, COMMISSION, DEPOSITS, HOLD_PREFIX, LOSSES,
-                                      OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TICKET_REVENUE, TRANSFERS, bonus_account,
-                                      card_account, hold_account, merchant_account)
+from parkcard.domain.accounts import (API_PAYMENTS, BONUS, BONUS_PURSES, CASH, COMMISSION, DEPOSITS, HOLD_PREFIX,
+                                      LOSSES, OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TICKET_REVENUE, TRANSFERS,
+                                      bonus_account, card_account, hold_account, merchant_account)
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 

@@ -32,7 +32,8 @@ from parkcard.domain.lifecycle import CardStatus, DeskOpState, RecordStatus
 from parkcard.services import park
 from parkcard.services.desk.source import desk_source
 from parkcard.services.tiers import park_tiers
-from parkcard.services.privileges import CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, ServiceError, requires
+from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, ServiceError,
+                                          requires)
 from parkcard.store import audited
 from parkcard.store.desk_ops import card_status_in, posted_in
 from parkcard.store.rows import DeskOperation
