@@ -10,6 +10,7 @@ from protocol import card as C
 from protocol import desk as D
 from protocol import record as R
 from sim.cards import card_balance
+from terminal.rc522 import RC522Error
 
 from parkcard.domain import accounts
 from parkcard.domain.lifecycle import CardStatus, DeskOpState
@@ -29,6 +30,28 @@ async def purse(sim, card_no):
     whole = await storage.account_balance(accounts.card_account(card_no))
     bonus = await storage.account_balance(accounts.bonus_account(card_no))
     return whole - bonus, bonus
+
+
+def leaving_before_the_info_block(sim, monkeypatch):
+    """Make the desk's reader lose the card when it comes to write the info block; (reader, its own write)."""
+    reader = sim.desk.terminal.card_writer.reader
+    write_block = reader.write_block
+
+    def leaves_before_info(block, data):
+        if block == C.INFO_BLOCK:
+            raise RC522Error("the card left before its info block")
+        write_block(block, data)
+    monkeypatch.setattr(reader, "write_block", leaves_before_info)
+    return reader, write_block
+
+
+def in_steady_park(tmp_path, scenario, **options):
+    """in_park where the card never leaves unasked: the desk is given its usual time (a loaded machine)."""
+    async def steady(sim):
+        sim.hub.desk_path.timeout_s = operations.ORDER_TIMEOUT_S
+        sim.hub.desk_path.read_back_timeout_s = operations.READ_BACK_TIMEOUT_S
+        await scenario(sim)
+    in_park(tmp_path, steady, **options)
 
 
 async def rules(sim, minimum=0, fee_bps=0, fee_fixed=0):
@@ -73,7 +96,7 @@ def test_a_refund_pays_cash_less_the_fee_and_a_return_pays_the_rest_and_the_depo
         refused, _ = await at_desk(sim, gold.virtual, desk.top_up("after-return", 1000))
         assert isinstance(refused, ServiceError) and "returned" in str(refused)
         await balanced(sim)
-    in_park(tmp_path, scenario, db=None if store_url.endswith(".db") else store_url)
+    in_steady_park(tmp_path, scenario, db=None if store_url.endswith(".db") else store_url)
 
 
 @pytest.mark.parametrize("kind", ["refund", "return"])
@@ -126,15 +149,7 @@ def test_a_return_pulled_between_its_slot_and_its_info_block_is_finished_by_the_
     async def scenario(sim):
         visitor = sim.visitors[0]
         desk = sim.hub.desk(DESK_TERMINAL_ID)
-        reader = sim.desk.terminal.card_writer.reader
-        write_block = reader.write_block
-
-        def leaves_before_info(block, data):
-            if block == C.INFO_BLOCK:
-                raise RC522Error("the card left before its info block")
-            write_block(block, data)
-        from terminal.rc522 import RC522Error
-        monkeypatch.setattr(reader, "write_block", leaves_before_info)
+        reader, write_block = leaving_before_the_info_block(sim, monkeypatch)
         failed, _ = await at_desk(sim, visitor.virtual, desk.return_card("half"))
         assert isinstance(failed, ServiceError) and "pending" in str(failed)
         assert card_balance(sim.park_keys, visitor.virtual).balance_cents == 0
@@ -200,7 +215,7 @@ def test_the_cashier_refunds_returns_and_wipes_from_the_cli_by_the_park_s_settin
         assert issued.exit_code == 0 and "deposit CNY 10.00" in issued.output, issued.output
         assert card_balance(sim.park_keys, visitor.virtual).balance_cents == 3000
         assert (await sim.ledger_report()).ok
-    in_park(tmp_path, scenario, cards=1)
+    in_steady_park(tmp_path, scenario, cards=1)
 
 
 def test_the_ledger_check_finds_a_bonus_purse_booked_otherwise_than_its_rule(tmp_path):
@@ -221,26 +236,17 @@ def test_the_ledger_check_finds_a_bonus_purse_booked_otherwise_than_its_rule(tmp
         report = await sim.ledger_report()
         assert not report.ok and len(report.purse_mismatch) == 1
         assert "card %d" % gold.card_no in report.purse_mismatch[0] and "+300" in report.purse_mismatch[0]
-    in_park(tmp_path, scenario, cards=1)
+    in_steady_park(tmp_path, scenario, cards=1)
 
 
 def test_a_wipe_cut_off_before_the_info_block_is_finished_by_running_it_again(tmp_path, monkeypatch):
-    from terminal.rc522 import RC522Error
-
     async def scenario(sim):
         visitor = sim.visitors[0]
         desk = sim.hub.desk(DESK_TERMINAL_ID)
         refused, _ = await at_desk(sim, visitor.virtual, desk.wipe_card("too-soon"))
         assert isinstance(refused, ServiceError) and "return it first" in str(refused)
         await at_desk(sim, visitor.virtual, desk.return_card("back"))
-        reader = sim.desk.terminal.card_writer.reader
-        write_block = reader.write_block
-
-        def leaves_before_info(block, data):
-            if block == C.INFO_BLOCK:
-                raise RC522Error("the card left before its info block")
-            write_block(block, data)
-        monkeypatch.setattr(reader, "write_block", leaves_before_info)
+        reader, write_block = leaving_before_the_info_block(sim, monkeypatch)
         cut, _ = await at_desk(sim, visitor.virtual, desk.wipe_card("wipe"))
         assert isinstance(cut, ServiceError) and "run the same command again" in str(cut)
         assert (await sim.hub.storage.card(visitor.card_no)).status == CardStatus.RETURNED

@@ -193,6 +193,35 @@ async def _known_card(desk, card_no):
     return card
 
 
+class _OnDesk:
+    """A loaded visitor card lying on the desk, as read: UID, keys, info, slot in force, block for the next
+    slot, and the hub's rows.Card of it."""
+
+    def __init__(self, uid, keys, info, slot, write_block, card):
+        self.uid, self.keys, self.info, self.slot, self.write_block, self.card = (uid, keys, info, slot, write_block,
+                                                                                card)
+
+    def next_slot(self, balance_cents, desk_terminal_id):
+        """(the slot that follows the one in force with balance_cents, its block and bytes to write)."""
+        new = self.slot.next(balance_cents, self.slot.spend_day, self.slot.day_spend_cents, desk_terminal_id)
+        return new, (self.write_block, new.encode(self.keys, self.write_block))
+
+    def pending(self, op_id, kind, request, desk_terminal_id, actor, new, blocks, amount_cents, bonus_cents=0,
+                deposit_cents=0, fee_cents=0):
+        """The rows.DeskOperation to keep, as pending, of a write of `blocks` that makes `new` the slot in force."""
+        return DeskOperation(op_id, kind, request, desk_terminal_id, actor.name, DeskOpState.PENDING,
+                             self.info.card_no, self.uid, self.slot.counter, new.counter, _packed(blocks),
+                             amount_cents, bonus_cents, deposit_cents, new.balance_cents, self.card.tier, None, None,
+                             0.0, None, fee_cents)
+
+
+async def _loaded_card(desk, desk_terminal_id, timeout_s):
+    """The _OnDesk of the loaded park card on the desk, known at this hub and active; ServiceError otherwise."""
+    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
+    info, slot, write_block = _visitor_card(report, keys, desk_terminal_id)
+    return _OnDesk(uid, keys, info, slot, write_block, await _known_card(desk, info.card_no))
+
+
 @requires(CARD_TOP_UP)
 async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=None):
     """Top up the card on desk `desk_terminal_id` with cash_cents paid (plus its tier's bonus); return DeskDone."""
@@ -202,18 +231,14 @@ async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=Non
     done = await _earlier(desk, actor, op_id, request)
     if done is not None:
         return done
-    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
-    info, slot, write_block = _visitor_card(report, keys, desk_terminal_id)
-    card = await _known_card(desk, info.card_no)
-    bonus = ledger.bonus_cents(card.tier, cash, await park_tiers(desk.storage))
-    balance = slot.balance_cents + cash + bonus
+    on = await _loaded_card(desk, desk_terminal_id, timeout_s)
+    bonus = ledger.bonus_cents(on.card.tier, cash, await park_tiers(desk.storage))
+    balance = on.slot.balance_cents + cash + bonus
     if balance > C.BALANCE_MAX_CENTS:
         raise ServiceError("card %d would hold %d cents, over the card's %d: top up less" % (
-            info.card_no, balance, C.BALANCE_MAX_CENTS))
-    new = slot.next(balance, slot.spend_day, slot.day_spend_cents, desk_terminal_id)
-    op = DeskOperation(op_id, "top_up", request, desk_terminal_id, actor.name, DeskOpState.PENDING, info.card_no,
-                       uid, slot.counter, new.counter, _packed([(write_block, new.encode(keys, write_block))]),
-                       cash + bonus, bonus, 0, balance, card.tier, None, None, 0.0, None)
+            on.info.card_no, balance, C.BALANCE_MAX_CENTS))
+    new, write = on.next_slot(balance, desk_terminal_id)
+    op = on.pending(op_id, "top_up", request, desk_terminal_id, actor, new, [write], cash + bonus, bonus)
     return await _keep_and_write(desk, actor, op, request)
 
 
@@ -286,18 +311,15 @@ async def refund(desk, actor, op_id, desk_terminal_id, amount_cents, timeout_s=N
     done = await _earlier(desk, actor, op_id, request)
     if done is not None:
         return done
-    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
-    info, slot, write_block = _visitor_card(report, keys, desk_terminal_id)
-    card = await _known_card(desk, info.card_no)
-    purse = await _purse_of(desk, info.card_no, slot.balance_cents)
+    on = await _loaded_card(desk, desk_terminal_id, timeout_s)
+    purse = await _purse_of(desk, on.info.card_no, on.slot.balance_cents)
     try:
         quote = quote_refund(await _refund_rules(desk.storage), purse, amount)
     except RefundRefused as exc:
-        raise ServiceError("card %d: %s" % (info.card_no, exc)) from None
-    new = slot.next(slot.balance_cents - amount, slot.spend_day, slot.day_spend_cents, desk_terminal_id)
-    op = DeskOperation(op_id, "refund", request, desk_terminal_id, actor.name, DeskOpState.PENDING, info.card_no,
-                       uid, slot.counter, new.counter, _packed([(write_block, new.encode(keys, write_block))]),
-                       amount, 0, 0, new.balance_cents, card.tier, None, None, 0.0, None, quote.fee_cents)
+        raise ServiceError("card %d: %s" % (on.info.card_no, exc)) from None
+    new, write = on.next_slot(on.slot.balance_cents - amount, desk_terminal_id)
+    op = on.pending(op_id, "refund", request, desk_terminal_id, actor, new, [write], amount,
+                    fee_cents=quote.fee_cents)
     return await _keep_and_write(desk, actor, op, request)
 
 
@@ -310,20 +332,17 @@ async def return_card(desk, actor, op_id, desk_terminal_id, timeout_s=None):
     done = await _earlier(desk, actor, op_id, request)
     if done is not None:
         return done
-    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
-    info, slot, write_block = _visitor_card(report, keys, desk_terminal_id)
-    card = await _known_card(desk, info.card_no)
-    purse = await _purse_of(desk, info.card_no, slot.balance_cents)
-    quote = quote_return(await _refund_rules(desk.storage), purse, card.deposit_cents)
-    new = slot.next(0, slot.spend_day, slot.day_spend_cents, desk_terminal_id)
+    on = await _loaded_card(desk, desk_terminal_id, timeout_s)
+    info = on.info
+    purse = await _purse_of(desk, info.card_no, on.slot.balance_cents)
+    quote = quote_return(await _refund_rules(desk.storage), purse, on.card.deposit_cents)
+    new, write = on.next_slot(0, desk_terminal_id)
     returned = C.CardInfo(info.card_no, info.tier, info.flags | C.FLAG_RETURNED, info.expiry_day, info.perms,
                           info.issue_day, info.deposit_cents)
     # The slot first: a card pulled before its info block is written holds the return, and is written again.
-    blocks = [(write_block, new.encode(keys, write_block)), (C.INFO_BLOCK, returned.encode(keys))]
-    op = DeskOperation(op_id, "return", request, desk_terminal_id, actor.name, DeskOpState.PENDING, info.card_no,
-                       uid, slot.counter, new.counter, _packed(blocks), slot.balance_cents,
-                       quote.bonus_to_park_cents, card.deposit_cents, 0, card.tier, None, None, 0.0, None,
-                       quote.fee_cents)
+    op = on.pending(op_id, "return", request, desk_terminal_id, actor, new, [write, (C.INFO_BLOCK,
+                    returned.encode(on.keys))], on.slot.balance_cents, quote.bonus_to_park_cents,
+                    on.card.deposit_cents, quote.fee_cents)
     return await _keep_and_write(desk, actor, op, request)
 
 
