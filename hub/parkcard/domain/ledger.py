@@ -34,9 +34,6 @@ from parkcard.domain.accounts import (API_PAYMENTS, BONUS, BONUS_PURSES, CASH, C
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
-# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.services.desk reads this name.
-TIER_BONUS_PERCENT = DEFAULT_TIERS
-
 # Kinds only a desk terminal may produce (SPEC.md §3.2: no credit path at a booth). A booth's REFUND
 # is allowed only against its own sale (SPEC.md §4.4, checked by ingest).
 DESK_ONLY_KINDS = (R.KIND_TOPUP, R.KIND_ISSUE, R.KIND_TRANSFER_IN, R.KIND_CASHOUT, R.KIND_TRANSFER_OUT,
@@ -75,7 +72,8 @@ class PostingError(ValueError):
 
 
 def bonus_cents(tier, cash_cents, table=DEFAULT_TIERS):
-    """Bonus added on top of a cash top-up for a card tier, by the park's tier table (parkcard.domain.tiers)."""
+    """Bonus added on top of a cash top-up for a card tier, by a tier table (the desk passes the park's stored one,
+    parkcard.services.tiers)."""
     return table.bonus_cents(tier, cash_cents)
 
 

@@ -80,6 +80,11 @@ class WriteTx(abc.ABC):
         """Return [uid, shadow_balance_cents, last_counter] of a card (None values when unknown)."""
 
     @abc.abstractmethod
+    def account_cents(self, account):
+        """Return a ledger account's balance with what this batch posted so far (a card's bonus purse, read by
+        its postings; a prefetch of the card reads it too)."""
+
+    @abc.abstractmethod
     def card_deposit(self, card_no):
         """Return the deposit in cents recorded for a card (0 when unknown)."""
 
