@@ -29,13 +29,13 @@ def test_deposits_refund_rules_and_tiers_are_park_settings_on_every_backend(stor
                 await park.set_refund_rules(hub.storage, admin, 0, 10001, 0)
             with pytest.raises(ServiceError, match="may not"):
                 await park.set_card_deposit(hub.storage, cashier, "member", 0)
-            gold = await tiers.put_tier(hub.storage, admin, 2, None, bonus_bps=500, steps=[[10000, 800]], new=False)
-            vip = await tiers.put_tier(hub.storage, admin, 5, "vip", bonus_bps=1500)
+            gold = await tiers.change_tier(hub.storage, admin, 2, bonus_bps=500, steps=[[10000, 800]])
+            vip = await tiers.add_tier(hub.storage, admin, 5, "vip", bonus_bps=1500)
             for args, says in (((2, "again"), "exists"), ((6, "GOLD"), "already called"), ((16, "x"), "0..15")):
                 with pytest.raises(ServiceError, match=says):
-                    await tiers.put_tier(hub.storage, admin, *args)
+                    await tiers.add_tier(hub.storage, admin, *args)
             with pytest.raises(ServiceError, match="no tier has code 7"):
-                await tiers.put_tier(hub.storage, admin, 7, None, bonus_bps=1, new=False)
+                await tiers.change_tier(hub.storage, admin, 7, bonus_bps=1)
             table = await tiers.park_tiers(hub.storage)
             actions = [e["action"] for e in hub.storage.oplog.entries()]
             return fresh, ruled, gold, vip, table, actions

@@ -43,7 +43,8 @@ def _put(obj, new, code, name, bonus_bps, steps, no_steps):
     async def put(storage, actor):
         currency = await storage.park_currency()
         given = [] if no_steps else (_steps(steps, currency) if steps else None)
-        tier = await tier_service.put_tier(storage, actor, code, name, bonus_bps, given, new=new)
+        change = tier_service.add_tier if new else tier_service.change_tier
+        tier = await change(storage, actor, code, name, bonus_bps, given)
         return tier, currency
     tier, currency = in_store(obj, put, create=True)
     _show([tier], currency)

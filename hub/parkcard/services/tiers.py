@@ -28,8 +28,19 @@ async def list_tiers(store, actor):
 
 
 @requires(PARK_ADMIN)
-async def put_tier(store, actor, code, name, bonus_bps=None, steps=None, new=True):
-    """Add a tier (new) or change one (bonus_bps/steps/name left None keep theirs); return the Tier as stored."""
+async def add_tier(store, actor, code, name, bonus_bps=None, steps=None):
+    """Add tier `code` called `name` (no bonus unless given); return the Tier as stored."""
+    return await _kept(store, actor, code, name, bonus_bps, steps, new=True)
+
+
+@requires(PARK_ADMIN)
+async def change_tier(store, actor, code, name=None, bonus_bps=None, steps=None):
+    """Change tier `code`: what is given replaces its name, bonus or steps; return the Tier as stored."""
+    return await _kept(store, actor, code, name, bonus_bps, steps, new=False)
+
+
+async def _kept(store, actor, code, name, bonus_bps, steps, new):
+    """Add (new) or change a tier in the store, validated by parkcard.domain.tiers and audited."""
     if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= CARD_TIER_MAX:
         raise ServiceError("a tier code is 0..%d (the card holds it in 4 bits), not %r" % (CARD_TIER_MAX, code))
     table = {t.code: t for t in await park_tiers(store)}
