@@ -1,6 +1,6 @@
-"""Desk operation bench: request-to-posted time of a top-up and of an issue through the real path.
+"""Desk operation bench: request-to-posted time of a top-up, an issue, a refund and a return through the real path.
 
-    .venv/bin/python bench/bench_desk.py [--top-ups 200] [--issues 20] [--db postgresql://...]
+    .venv/bin/python bench/bench_desk.py [--top-ups 200] [--issues 20] [--refunds 50] [--db postgresql://...]
 
 A park of parkcard_devkit.park_sim (Mosquitto with TLS, the hub on SQLite unless --db, the desk terminal's real
 firmware on a virtual reader): each operation is timed from the service call to its posting, every round trip
@@ -54,9 +54,20 @@ async def bench(args):
                 started = time.perf_counter()
                 await sim.at_desk(cards[i % len(cards)], desk.top_up("bench-top-up-%d" % i, 100))
                 top_ups.append(time.perf_counter() - started)
+            refunds, returns = [], []
+            for i in range(args.refunds):
+                started = time.perf_counter()
+                await sim.at_desk(cards[i % len(cards)], desk.refund("bench-refund-%d" % i, 100))
+                refunds.append(time.perf_counter() - started)
+            for i, virtual in enumerate(cards):         # every card back: its cash and deposit paid out
+                started = time.perf_counter()
+                await sim.at_desk(virtual, desk.return_card("bench-return-%d" % i))
+                returns.append(time.perf_counter() - started)
             report = await sim.ledger_report()
     print(line("issue", issues))
     print(line("top-up", top_ups))
+    print(line("refund", refunds))
+    print(line("return", returns))
     print("ledger check: %s" % ("ok" if report.ok else "FAILED"))
 
 
@@ -64,6 +75,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--top-ups", type=int, default=200)
     parser.add_argument("--issues", type=int, default=20)
+    parser.add_argument("--refunds", type=int, default=50)
     parser.add_argument("--db", default=None, help="postgresql://... (default: a SQLite file in the park)")
     args = parser.parse_args()
     print("$ .venv/bin/python bench/bench_desk.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))

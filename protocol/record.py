@@ -22,12 +22,13 @@ RECORD_SIZES = {RECORD_VERSION: RECORD_SIZE, RECORD_V2: RECORD_V2_SIZE}   # vers
 KIND_DEBIT = 1        # sale at a pos, ride or gate
 KIND_TOPUP = 2        # desk: cash in, bonus by tier
 KIND_REFUND = 3       # merchant gives a sale back to the card
-KIND_CASHOUT = 4      # desk: card returned, balance and deposit paid out
+KIND_CASHOUT = 4      # desk: card returned, balance and deposit paid out (SPEC.md §4.12)
 KIND_TRANSFER_OUT = 5  # desk: lost card's balance leaves it
 KIND_TRANSFER_IN = 6   # desk: ... and arrives on the new card
 KIND_ISSUE = 7        # desk: new card, first load
 KIND_LOCK = 8         # blacklisted card locked on tap; no value moves
 KIND_ATTEMPT = 9      # an already locked card tapped again: nothing written to the card
+KIND_PAYOUT = 10      # desk: part of the card's cash paid back to its holder (SPEC.md §4.12)
 KIND_CREDIT = 15      # any terminal: the hub's pending credits delivered to the card (SPEC.md §3.7)
 # One line of a booth's sale (SPEC.md §4.11): journalled before the debit it prices, moves no value.
 KIND_SALE_LINE = 17
@@ -42,7 +43,8 @@ KIND_REFUSAL = 22     # nothing written; the reason code in the detail field
 KIND_TIMED_EXIT = 23  # an exit priced by the time inside; the money moved by the debit record just before it
 PASSAGE_KINDS = (KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT)
 KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, KIND_TRANSFER_IN,
-         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_CREDIT, KIND_SALE_LINE, KIND_SHIFT, KIND_REVERSAL) + PASSAGE_KINDS
+         KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_PAYOUT, KIND_CREDIT, KIND_SALE_LINE, KIND_SHIFT,
+         KIND_REVERSAL) + PASSAGE_KINDS
 
 FLAG_OFFLINE = 0x01   # taken while the terminal had no hub link
 FLAG_RESOLVED = 0x02  # card outcome was uncertain and was settled on a later tap

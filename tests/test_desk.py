@@ -267,14 +267,15 @@ def test_the_cashier_makes_stock_and_issues_a_card_from_the_cli(tmp_path):
         stocked, _ = await at_desk(sim, blank, asyncio.to_thread(
             cli, "--db", db, "card", "stock", "--uid", "04c0ffee000001", "--desk", DESK_TERMINAL_ID, "--wait", 30))
         assert stocked.exit_code == 0, stocked.output
+        assert (await asyncio.to_thread(cli, "--db", db, "park", "deposit", "member", "20")).exit_code == 0
         issued, _ = await at_desk(sim, blank, asyncio.to_thread(
-            cli, "--db", db, "card", "issue", "--load", "100", "--deposit", "20", "--tier", 2, "--desk",
+            cli, "--db", db, "card", "issue", "--load", "100", "--type", "member", "--tier", 2, "--desk",
             DESK_TERMINAL_ID, "--op-id", "issue-cli", "--wait", 30))
         assert issued.exit_code == 0, issued.output
-        assert "balance CNY 110.00 (bonus CNY 10.00)" in issued.output
+        assert "balance CNY 110.00 (bonus CNY 10.00), deposit CNY 20.00" in issued.output
         assert card_balance(sim.park_keys, blank).balance_cents == 11000
         again, _ = await at_desk(sim, blank, asyncio.to_thread(
-            cli, "--db", db, "card", "issue", "--load", "100", "--deposit", "20", "--desk", DESK_TERMINAL_ID,
+            cli, "--db", db, "card", "issue", "--load", "100", "--type", "member", "--desk", DESK_TERMINAL_ID,
             "--wait", 30))
         assert again.exit_code != 0 and "already issued" in again.output
         assert (await sim.ledger_report()).ok

@@ -40,14 +40,15 @@ def test_topup_bonus_by_tier(tier, cash, bonus):
     assert ledger.bonus_cents(tier, cash) == bonus
     entries = ledger.postings(rec(R.KIND_TOPUP, cash + bonus, cash + bonus, discount=bonus), 1, 0)
     expected = {"desk:cash": -cash, "card:42": cash + bonus}
-    if bonus:
-        expected["park:bonus"] = -bonus
+    if bonus:       # the bonus also lands in the card's bonus purse (SPEC.md §4.12)
+        expected.update({"park:bonus": -bonus, "bonus:42": bonus, "park:bonus_purses": -bonus})
     assert dict(entries) == expected
 
 
 def test_issue_takes_first_load_and_deposit():
     entries = ledger.postings(rec(R.KIND_ISSUE, 2200, 2200, item=7, deposit=500, discount=200), 1, 0)
-    assert dict(entries) == {"desk:cash": -2500, "park:bonus": -200, "park:deposits": 500, "card:42": 2200}
+    assert dict(entries) == {"desk:cash": -2500, "park:bonus": -200, "park:deposits": 500, "card:42": 2200,
+                             "bonus:42": 200, "park:bonus_purses": -200}
 
 
 def test_cashout_pays_balance_and_deposit():

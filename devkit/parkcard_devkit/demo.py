@@ -10,10 +10,13 @@ import time
 import click
 
 from protocol import frames
+from sim.cards import card_balance
 from terminal import wallet as w
 
 from parkcard.app import configure_logging
+from parkcard.domain import accounts
 from parkcard.money import format_cents
+from parkcard.services.privileges import ServiceError
 from parkcard.services.settlement import iso_utc
 
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID, MERCHANTS, ParkSim
@@ -50,6 +53,7 @@ def refusal_words(reason, count):
 
 
 DEMO_TOP_UPS = 3      # cards topped up at the desk before the visitors start tapping
+DEMO_REFUND_CENTS = 1000    # refunded off the first card at the desk once the taps are done
 
 
 async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, echo, tap_interval_ms=2, db=None,
@@ -123,6 +127,7 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
         await sim.drain()
         echo("every payment reached the hub, %.1f s after the start; %d taken offline are in the ledger" % (
             time.monotonic() - started, offline_taps))
+        await money_out(sim, desk, echo, money)
         if reasons:
             echo("refused taps, by reason:")
             for reason, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -154,6 +159,24 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
         return code
     finally:
         await sim.stop()
+
+
+async def money_out(sim, desk, echo, money):
+    """The desk pays a refund off one card and takes another back (the real path), as a cashier would."""
+    for visitor in sim.visitors[:2]:
+        cash = card_balance(sim.park_keys, visitor.virtual).balance_cents - await sim.hub.storage.account_balance(
+            accounts.bonus_account(visitor.card_no))
+        try:
+            if visitor is sim.visitors[0]:
+                done = await sim.at_desk(visitor.virtual, desk.refund("demo-refund", min(cash, DEMO_REFUND_CENTS)))
+                echo("  card %d: %s refunded at the desk, fee %s; balance %s" % (
+                    visitor.card_no, money(done.amount_cents), money(done.fee_cents), money(done.balance_cents)))
+            else:
+                done = await sim.at_desk(visitor.virtual, desk.return_card("demo-return"))
+                echo("  card %d returned at the desk: %s paid out (deposit included), bonus %s back to the park" % (
+                    visitor.card_no, money(done.paid_cents), money(done.bonus_cents)))
+        except ServiceError as exc:
+            echo("  card %d: the desk refused: %s" % (visitor.card_no, exc))
 
 
 async def web_login(sim, echo):

@@ -21,20 +21,25 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    compared exactly.
 4. Terminals: every seq up to the one acknowledged is stored (a record or a
    damaged record held in quarantine): a deleted record leaves a hole there.
-5. Cards: the balance re-derived from the chain of applied records (counter by
+5. Bonus purses (SPEC.md §4.12): each card's bonus purse is re-derived by re-running the purse rule
+   (parkcard.domain.ledger.bonus_change: cash spent first) over its applied records in the order the hub
+   booked them; every record's bonus:<no> entry and a returned card's bonus back to park:bonus must be
+   what the rule gives.
+6. Cards: the balance re-derived from the chain of applied records (counter by
    counter: balance_after(k-1) + delta(k) == balance_after(k)) equals the hub's
    shadow balance and the card's ledger account once the chain is complete
    (counters 1..last); an incomplete chain (records still on a terminal) is
    pending. A card whose ledger account or card row shows a history with no
    records has lost its records. A card with a clone alarm is flagged (its two
    histories cannot both match, SPEC.md §4.7), not a mismatch.
-6. Booth sales: each applied debit with its sale lines is priced again from the list
+7. Booth sales: each applied debit with its sale lines is priced again from the list
    and rules versions they name (SPEC.md §4.11); a difference is listed, and one
    that no repricing alarm tells an operator is a discrepancy.
 """
 
 import itertools
 import time
+from typing import NamedTuple
 
 from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
@@ -66,6 +71,7 @@ class AuditReport:
         self.lost_history = []      # cards with ledger entries or a card row but no records
         self.balance_mismatch = []  # (card_no, shadow, ledger, re-derived)
         self.chain_breaks = []      # (card_no, counter, before, delta, after)
+        self.purse_mismatch = []    # a record whose bonus purse entries are not what the purse rule gives
         self.doubled = []           # (card_no, counter, n) applied twice without a clone alarm
         self.pending = []
         self.flagged = []
@@ -79,7 +85,7 @@ class AuditReport:
         """True when no check found a discrepancy (pending and flagged cards are none)."""
         return not (self.file_problems or self.bad_records or self.posting_mismatch or self.unbalanced
                     or self.orphans or self.missing_seqs or self.lost_history or self.balance_mismatch
-                    or self.chain_breaks or self.doubled or self.repricing_unalarmed)
+                    or self.chain_breaks or self.doubled or self.repricing_unalarmed or self.purse_mismatch)
 
     def lines(self):
         """The findings in words: what each check counts and why it matters, then the verdict."""
@@ -112,6 +118,9 @@ class AuditReport:
         out.append("  chain breaks: %d  (a payment does not continue from the card's previous balance)"
                    % len(self.chain_breaks))
         out += ["    card %d counter %d: %d %+d != %d" % row for row in self.chain_breaks[:SHOWN_MAX]]
+        out.append("  bonus purse not as re-derived: %d  (cash is spent first; the bonus is never paid out)"
+                   % len(self.purse_mismatch))
+        out += ["    %s" % p for p in self.purse_mismatch[:SHOWN_MAX]]
         out.append("  counters applied twice without a clone alarm: %d" % len(self.doubled))
         out += ["    card %d counter %d: %d records" % row for row in self.doubled[:SHOWN_MAX]]
         out.append("  pending (incomplete chain): %d  (payments still on a terminal; checked once uploaded)"
@@ -148,11 +157,14 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     rate when every entry but the merchant/commission split is exact, the split makes the amount
     and, when rates_had names the merchant's past rates, the commission is one of theirs.
     """
+    # The bonus purse entries depend on the purses before the record: re-derived card by card (_check_purses).
+    memo = (accounts.bonus_account(rec.card_no), accounts.BONUS_PURSES)
+    forfeit = ledger.by_account(posted).get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0
     try:
-        expected = sorted(ledger.postings(rec, merchant_id, rate_bps))
+        expected = sorted(e for e in ledger.postings(rec, merchant_id, rate_bps, forfeit) if e[0] not in memo)
     except ledger.PostingError as exc:
         return "an applied record the posting rules refuse (%s)" % exc
-    posted = sorted(posted)
+    posted = sorted(e for e in posted if e[0] not in memo)
     if posted == expected:
         return None
     why = "posted %s, its posting is %s" % (_entries(posted), _entries(expected))
@@ -226,15 +238,29 @@ def _entries(entries):
     return ", ".join("%s %+d" % e for e in entries) or "nothing"
 
 
+class _PurseStep(NamedTuple):
+    """What the purse rule reads of an applied record, and what its transaction booked to the purse."""
+
+    tx_id: int
+    record: str
+    kind: int
+    amount_cents: int
+    balance_after_cents: int
+    discount_cents: int
+    change_cents: int       # its bonus:<no> entry
+    forfeit_cents: int      # a cash-out's bonus back to park:bonus
+
+
 class _Card:
     """What a card's records and ledger entries say, gathered while streaming."""
 
-    __slots__ = ("links", "ledger_cents", "has_entries")
+    __slots__ = ("links", "ledger_cents", "has_entries", "purse")
 
     def __init__(self):
         self.links = []         # (counter, delta, balance_after) of applied records
         self.ledger_cents = 0
         self.has_entries = False
+        self.purse = []         # _PurseStep of applied records, in the order read
 
 
 def run_checks(rows, rates_had=None):
@@ -351,8 +377,14 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
             report.posting_mismatch.append("%s is %s, yet booked in transaction %d" % (name, status, posted[0][0]))
         return
     if rec.kind != R.KIND_ATTEMPT and rec.kind not in ledger.NO_WALLET_KINDS:   # no wallet counter claimed
-        cards.setdefault(rec.card_no, _Card()).links.append(
-            (rec.card_counter, ledger.card_delta(rec), rec.balance_after_cents))
+        card = cards.setdefault(rec.card_no, _Card())
+        card.links.append((rec.card_counter, ledger.card_delta(rec), rec.balance_after_cents))
+        if posted:
+            booked = ledger.by_account(posted[0][1])
+            card.purse.append(_PurseStep(
+                posted[0][0], name, rec.kind, rec.amount_cents, rec.balance_after_cents, rec.discount_cents,
+                booked.get(accounts.bonus_account(rec.card_no), 0),
+                booked.get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0))
     if len(posted) > 1:
         report.posting_mismatch.append("%s is booked %d times" % (name, len(posted)))
     merchant_id, rate_bps = terminal[0], terminal[1] or 0
@@ -372,6 +404,7 @@ def _check_cards(report, cards, card_rows, clones):
         if card_no in clones:
             report.flagged.append(card_no)
             continue
+        _check_purse(report, card_no, card.purse)
         if not card.links:
             if card.has_entries or last_counter is not None:
                 report.lost_history.append("card %d: %s, and no applied record" % (card_no, "; ".join(
@@ -419,3 +452,16 @@ async def check_file(path):
         return await check(storage)
     finally:
         await storage.close()
+
+
+def _check_purse(report, card_no, steps):
+    """Re-run the purse rule over a card's applied records in booking order; list each step booked otherwise."""
+    bonus = 0
+    for step in sorted(steps):
+        change, forfeit = ledger.bonus_change(step, bonus), ledger.bonus_forfeited(step, bonus)
+        if (step.change_cents, step.forfeit_cents) != (change, forfeit):
+            report.purse_mismatch.append("card %d, %s: bonus purse %d, booked %+d (back to the park %d), the rule "
+                                         "gives %+d (back to the park %d)" % (
+                                             card_no, step.record, bonus, step.change_cents, step.forfeit_cents,
+                                             change, forfeit))
+        bonus += step.change_cents

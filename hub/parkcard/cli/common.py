@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from parkcard.hub_lock import HubLockedError
+from parkcard.money import AmountError, parse_amount
 from parkcard.oplog import AuditLogError
 from parkcard.security import secure
 from parkcard.services import operators
@@ -127,6 +128,14 @@ def when(text, name):
     if value.tzinfo is None:
         value = value.replace(tzinfo=datetime.timezone.utc)
     return int(value.timestamp())
+
+
+def cents_typed(text, currency, what):
+    """An amount typed in the park's currency (e.g. 12.50) as cents; UserError naming `what` when it is none."""
+    try:
+        return parse_amount(text, currency)
+    except AmountError as exc:
+        raise UserError("%s: %s" % (what, exc)) from None
 
 
 def table(headers, rows):

@@ -1,10 +1,11 @@
-"""`parkcard init` (the park's secrets and PKI) and `parkcard park set` (its settings)."""
+"""`parkcard init` (the park's secrets and PKI) and `parkcard park set|deposit|refund-rules` (its settings)."""
 
 from pathlib import Path
 
 import click
 
-from parkcard.cli.common import UserError, in_store, park_dir
+from parkcard.cli.common import UserError, cents_typed, in_store, park_dir
+from parkcard.money import format_cents
 from parkcard.security import secure
 from parkcard.security.pki import PKIError
 from parkcard.services import park as park_service
@@ -75,3 +76,45 @@ def park_timezone(obj, name, park_id):
         return
     click.echo("park %d keeps time in %s: park days, tickets' dates and gates' daily resets follow it (gates take "
                "it at their next sync)" % (park_id, name))
+def _show_desk_settings(settings, currency):
+    click.echo("deposits: member %s, temporary %s" % (format_cents(settings.deposit_member_cents, currency),
+                                                     format_cents(settings.deposit_temporary_cents, currency)))
+    click.echo("refunds: at least %s, fee %d bps + %s (the bonus is never refunded)" % (
+        format_cents(settings.refund_minimum_cents, currency), settings.refund_fee_bps,
+        format_cents(settings.refund_fee_fixed_cents, currency)))
+
+
+@park.command("deposit")
+@click.argument("card_type", type=click.Choice(sorted(park_service.CARD_TYPES)))
+@click.argument("amount")
+@click.pass_obj
+def park_deposit(obj, card_type, amount):
+    """Set the deposit the desk takes for a CARD_TYPE card, e.g. `member 20` (whole units of 1.00)."""
+    async def change(storage, actor):
+        currency = await storage.park_currency()
+        cents = cents_typed(amount, currency, "the deposit")
+        return await park_service.set_card_deposit(storage, actor, card_type, cents), currency
+    settings, currency = in_store(obj, change, create=True)
+    _show_desk_settings(settings, currency)
+
+
+@park.command("refund-rules")
+@click.option("--minimum", default=None, help="the smallest refund, e.g. 5 (keeps the current one if not given)")
+@click.option("--fee-bps", type=click.IntRange(0, 10000), default=None, help="fee in basis points (100 = 1 %)")
+@click.option("--fee-fixed", default=None, help="a fixed fee on each refund and return, e.g. 1")
+@click.pass_obj
+def park_refund_rules(obj, minimum, fee_bps, fee_fixed):
+    """Show the refund rules, or set them: a minimum, a fee of basis points plus a fixed fee."""
+    async def change(storage, actor):
+        currency = await storage.park_currency()
+        now = await park_service.desk_settings(storage, actor)
+        if (minimum, fee_bps, fee_fixed) == (None, None, None):
+            return now, currency
+        minimum_cents = now.refund_minimum_cents if minimum is None else cents_typed(minimum, currency, "--minimum")
+        fixed_cents = now.refund_fee_fixed_cents if fee_fixed is None else cents_typed(fee_fixed, currency,
+                                                                                       "--fee-fixed")
+        return await park_service.set_refund_rules(storage, actor, minimum_cents,
+                                                   now.refund_fee_bps if fee_bps is None else fee_bps,
+                                                   fixed_cents), currency
+    settings, currency = in_store(obj, change, create=True)
+    _show_desk_settings(settings, currency)

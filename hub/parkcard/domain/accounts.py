@@ -15,6 +15,9 @@ TRANSFERS = "park:transfers"        # clearing account of a lost card's transfer
 
 # Front desk (parkcard.domain.purses, refund_rules, replacement, shifts).
 BONUS_PREFIX = "bonus:"             # the bonus part of a card's balance (its bonus purse; never refunded)
+# The counterpart of every card's bonus purse: -(sum of bonus:<no>). A bonus purse says which part of card:<no>
+# is bonus; card:<no> stays the card's whole balance, so the pair moves no value (SPEC.md §4.12).
+BONUS_PURSES = "park:bonus_purses"
 HOLD_PREFIX = "hold:"               # a replaced card's balance held for its late offline debits
 LOSSES = "park:losses"              # late debits of a replaced card beyond its hold (an expense: negative)
 REFUND_FEES = "park:refund_fees"    # fees kept on refunds and returns

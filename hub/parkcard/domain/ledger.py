@@ -10,7 +10,14 @@ Record fields used beyond amount (SPEC.md §4.1):
 - TOPUP and ISSUE: `amount_cents` is the value added to the card, bonus
   included; `discount_cents` is that bonus, so the cash paid is amount - discount.
 - ISSUE and CASHOUT: `deposit_cents` (record version 2) is the card deposit;
-  ISSUE takes it in, CASHOUT pays it back. A version 1 ISSUE or CASHOUT has no
+  ISSUE takes it in, CASHOUT pays it back.
+- PAYOUT (a desk refund) and CASHOUT (a card returned): `discount_cents` is the
+  refund fee the park keeps (SPEC.md §4.12).
+- The bonus purse (parkcard.domain.purses: cash spent first): `card:<no>` is the
+  card's whole balance; `bonus:<no>` says how much of it is bonus, against
+  `park:bonus_purses`. A record's bonus part depends on the purse before it
+  (bonus_change); a returned card's unspent bonus goes back to `park:bonus`,
+  never paid out. A version 1 ISSUE or CASHOUT has no
   deposit field and is refused (`record_unsupported`): its `item` is the
   price-list item, never money.
 - REFUND and REVERSAL: reverse a sale with the same commission rate; which
@@ -21,20 +28,23 @@ Record fields used beyond amount (SPEC.md §4.1):
 
 from protocol import record as R
 
-from parkcard.domain.accounts import (API_PAYMENTS, BONUS, CASH, COMMISSION, DEPOSITS, HOLD_PREFIX, LOSSES,
-                                      OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TICKET_REVENUE, TRANSFERS, card_account,
-                                      hold_account, merchant_account)
+from parkcard.domain.accounts import (API_PAYMENTS, BONUS, BONUS_PURSES, CASH, COMMISSION, DEPOSITS, HOLD_PREFIX,
+                                      LOSSES, OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TICKET_REVENUE, TRANSFERS,
+                                      bonus_account, card_account, hold_account, merchant_account)
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
-# The bonus rule's source is the park's tier table (parkcard.domain.tiers); parkcard.services.desk reads this name.
-TIER_BONUS_PERCENT = DEFAULT_TIERS
-
 # Kinds only a desk terminal may produce (SPEC.md §3.2: no credit path at a booth). A booth's REFUND
 # is allowed only against its own sale (SPEC.md §4.4, checked by ingest).
-DESK_ONLY_KINDS = (R.KIND_TOPUP, R.KIND_ISSUE, R.KIND_TRANSFER_IN, R.KIND_CASHOUT, R.KIND_TRANSFER_OUT)
+DESK_ONLY_KINDS = (R.KIND_TOPUP, R.KIND_ISSUE, R.KIND_TRANSFER_IN, R.KIND_CASHOUT, R.KIND_TRANSFER_OUT,
+                   R.KIND_PAYOUT)
 # Kinds that move a deposit: they need the deposit_cents field of record version 2.
 DEPOSIT_KINDS = (R.KIND_ISSUE, R.KIND_CASHOUT)
+
+# Kinds whose discount is bonus added to the card (the rest of the amount is cash paid in).
+BONUS_KINDS = (R.KIND_TOPUP, R.KIND_ISSUE)
+# Kinds whose discount is the refund fee kept by the park (SPEC.md §4.12).
+FEE_KINDS = (R.KIND_PAYOUT, R.KIND_CASHOUT)
 
 # Kinds that claim no wallet counter: a passage's counter is the ticket's, a sale line repeats its sale's, a
 # shift record writes no card (SPEC.md §4.14).
@@ -43,7 +53,7 @@ NO_WALLET_KINDS = R.PASSAGE_KINDS + (R.KIND_SALE_LINE, R.KIND_SHIFT)
 GIVE_BACK_KINDS = (R.KIND_REFUND, R.KIND_REVERSAL)
 
 _CARD_SIGN = {R.KIND_DEBIT: -1, R.KIND_TOPUP: 1, R.KIND_REFUND: 1, R.KIND_CASHOUT: -1, R.KIND_TRANSFER_OUT: -1,
-              R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0, R.KIND_REVERSAL: 1,
+              R.KIND_TRANSFER_IN: 1, R.KIND_ISSUE: 1, R.KIND_LOCK: 0, R.KIND_REVERSAL: 1, R.KIND_PAYOUT: -1,
               R.KIND_ATTEMPT: 0, R.KIND_CREDIT: 1, **{kind: 0 for kind in NO_WALLET_KINDS}}
 
 # Ledger transactions the hub books with no record (ledger_tx.kind): a pending credit's grant and its cancel.
@@ -65,7 +75,8 @@ class PostingError(ValueError):
 
 
 def bonus_cents(tier, cash_cents, table=DEFAULT_TIERS):
-    """Bonus added on top of a cash top-up for a card tier, by the park's tier table (parkcard.domain.tiers)."""
+    """Bonus added on top of a cash top-up for a card tier, by a tier table (the desk passes the park's stored one,
+    parkcard.services.tiers)."""
     return table.bonus_cents(tier, cash_cents)
 
 
@@ -79,8 +90,25 @@ def card_delta(rec):
     return _CARD_SIGN[rec.kind] * rec.amount_cents
 
 
-def postings(rec, merchant_id, rate_bps):
-    """Return [(account, cents)] for a record at a terminal of merchant_id with commission rate_bps."""
+def bonus_change(rec, bonus_before_cents):
+    """Signed change of the card's bonus purse by a record, from the purse before it: cash is spent first, so
+    the bonus is touched only when the balance after falls below it (parkcard.domain.purses)."""
+    if not _CARD_SIGN.get(rec.kind):
+        return 0
+    gained = rec.discount_cents if rec.kind in BONUS_KINDS else 0
+    return min(bonus_before_cents + gained, rec.balance_after_cents) - bonus_before_cents
+
+
+def bonus_forfeited(rec, bonus_before_cents):
+    """A returned card's unspent bonus that goes back to the park: its purse, within what the cash-out takes."""
+    if rec.kind != R.KIND_CASHOUT:
+        return 0
+    return max(0, min(bonus_before_cents, rec.amount_cents - rec.discount_cents))
+
+
+def postings(rec, merchant_id, rate_bps, bonus_before_cents=0):
+    """Return [(account, cents)] for a record at a terminal of merchant_id with commission rate_bps, on a card
+    whose bonus purse held bonus_before_cents before it."""
     amount = rec.amount_cents
     card = card_account(rec.card_no)
     kind = rec.kind
@@ -90,6 +118,8 @@ def postings(rec, merchant_id, rate_bps):
         raise PostingError("bad_amounts", "deposit_cents on a kind that moves no deposit")
     if rec.ref_seq and kind != R.KIND_REFUND:
         raise PostingError("bad_fields", "ref_seq on a kind that is not a refund")
+    if kind in FEE_KINDS and rec.discount_cents > amount:
+        raise PostingError("bad_amounts", "fee %d over the amount %d" % (rec.discount_cents, amount))
     if kind in (R.KIND_DEBIT,) + GIVE_BACK_KINDS:
         fee = commission_cents(amount, rate_bps)
         sign = 1 if kind == R.KIND_DEBIT else -1
@@ -104,8 +134,12 @@ def postings(rec, merchant_id, rate_bps):
     elif kind == R.KIND_CASHOUT:
         if rec.balance_after_cents != 0:
             raise PostingError("bad_amounts", "a cash-out leaves the card at 0")
-        deposit = rec.deposit_cents
-        entries = [(card, -amount), (DEPOSITS, -deposit), (CASH, amount + deposit)]
+        deposit, fee = rec.deposit_cents, rec.discount_cents
+        forfeit = bonus_forfeited(rec, bonus_before_cents)
+        entries = ([(DEPOSITS, -deposit), (CASH, deposit)] + refund_payout(rec.card_no, amount - forfeit, fee)
+                   + bonus_forfeit(rec.card_no, forfeit))
+    elif kind == R.KIND_PAYOUT:
+        entries = refund_payout(rec.card_no, amount, rec.discount_cents)
     elif kind == R.KIND_TRANSFER_OUT:
         entries = [(card, -amount), (TRANSFERS, amount)]
     elif kind == R.KIND_TRANSFER_IN:
@@ -115,7 +149,9 @@ def postings(rec, merchant_id, rate_bps):
         entries = [(PENDING_CREDITS, -amount), (card, amount)]
     else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9), sale lines (§4.11), shifts (§4.14) move no value
         return []
-    entries = [e for e in entries if e[1] != 0]
+    change = bonus_change(rec, bonus_before_cents)
+    entries += [(bonus_account(rec.card_no), change), (BONUS_PURSES, -change)]
+    entries = _merged(entries)
     if sum(e[1] for e in entries) != 0:
         raise PostingError("unbalanced", "entries do not sum to zero")
     return entries
@@ -123,6 +159,19 @@ def postings(rec, merchant_id, rate_bps):
 
 # Front-desk postings (parkcard.domain.purses, refund_rules, replacement, shifts): each returns entries that
 # sum to zero, zero entries left out, in the same sign convention as postings().
+
+def by_account(entries):
+    """{account: cents} of entries, an account named twice added up (in the order first named)."""
+    amounts = {}
+    for account, cents in entries:
+        amounts[account] = amounts.get(account, 0) + cents
+    return amounts
+
+
+def _merged(entries):
+    """entries with one entry per account (amounts added, zeros left out); PostingError unless they sum to 0."""
+    return _balanced(list(by_account(entries).items()))
+
 
 def _balanced(entries):
     """entries without zero amounts; PostingError when they do not sum to zero."""

@@ -46,6 +46,8 @@ class CardStatus(enum.StrEnum):
 
     ACTIVE = "active"
     BLACKLISTED = "blacklisted"
+    RETURNED = "returned"       # taken back at the desk, balance and deposit paid out (SPEC.md §4.12)
+    WIPED = "wiped"             # ... and its card made stock again: the number is retired
 
 
 class TerminalStatus(enum.StrEnum):

@@ -76,7 +76,7 @@ from protocol.card import counter_newer
 from protocol.errors import ProtocolError
 
 from parkcard.domain import ingest_rules as rules
-from parkcard.domain import ledger
+from parkcard.domain import accounts, ledger
 from parkcard.domain.lifecycle import QuarantineReason as Q
 from parkcard.domain.lifecycle import (ALARM_CLONE, ALARM_CREDIT_TWICE, ALARM_STAFF_UNKNOWN, RecordStatus,
                                       UncertainOutcome)
@@ -95,6 +95,12 @@ ABOVE_MAX = 4096
 # Cards known to have open uncertain records (Ingest.uncertain_cards): beyond this many, every applied
 # card write looks its card's uncertain records up in the store (slower, nothing missed) until a restart.
 UNCERTAIN_CARDS_MAX = 100_000
+
+
+def _bonus_before(tx, rec):
+    """The bonus purse of the record's card as the ledger holds it now (0 for a kind that moves no value)."""
+    return tx.account_cents(accounts.bonus_account(rec.card_no)) if ledger.card_delta(rec) or \
+        rec.kind in ledger.BONUS_KINDS else 0
 
 
 def _decoded(state, entries):
@@ -434,7 +440,7 @@ class Ingest:
             _delivery, reason, detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
         if reason is None:
             try:
-                entries = ledger.postings(rec, state.merchant_id, state.rate_bps)
+                entries = ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec))
             except ledger.PostingError as exc:
                 reason, detail = exc.reason, str(exc)
         if reason is not None:
@@ -541,8 +547,8 @@ class Ingest:
         if happened:
             tx.set_record_status(record_id, RecordStatus.APPLIED)
             res.counts["uncertain_applied"] += 1
-            self._apply_value(tx, res, state, record_id, rec, ledger.postings(rec, state.merchant_id,
-                                                                              state.rate_bps))
+            self._apply_value(tx, res, state, record_id, rec, ledger.postings(
+                rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec)))
         else:
             tx.set_record_status(record_id, RecordStatus.VOIDED)
             res.counts["uncertain_void"] += 1

@@ -1,7 +1,10 @@
-"""Park settings: the park's currency, time zone and opening hours, and the record of its secrets being created."""
+"""Park settings: currency, time zone, opening hours, card deposits and refund rules, and the record of its secrets."""
+
+from protocol.card import BALANCE_MAX_CENTS
 
 from parkcard.domain import park_time
 from parkcard.domain.fleet_alerts import OpeningHoursError, checked_hours
+from parkcard.domain.refund_rules import RefundRules, RefundRulesError
 from parkcard.money import CurrencyError, currency_code
 from parkcard.services.privileges import PARK_ADMIN, PARK_READ, ServiceError, requires
 from parkcard.store import audited
@@ -89,3 +92,52 @@ async def daily_reset_s(store):
 async def today(store, time_s, park_id=1):
     """The park day of time_s (days since epoch) as its gates count it (the park's zone and daily reset)."""
     return park_time.park_day(await zone_of(store, park_id), await daily_reset_s(store), int(time_s))
+# The card types the desk issues, each with its deposit (SPEC.md §4.12): a setting of the park.
+CARD_TYPES = {"member": "deposit_member_cents", "temporary": "deposit_temporary_cents"}
+DEPOSIT_UNIT_CENTS, DEPOSIT_MAX_CENTS = 100, 25500      # the card info holds it in units of 100 cents (§3.3)
+
+
+def _card_type(card_type):
+    if card_type not in CARD_TYPES:
+        raise ServiceError("card type %r is none of the park's: %s" % (card_type, ", ".join(CARD_TYPES)))
+    return CARD_TYPES[card_type]
+
+
+@requires(PARK_READ)
+async def desk_settings(store, actor, park_id=1):
+    """The park's rows.DeskSettings: the deposit of each card type and the refund rules."""
+    return await store.desk_settings(park_id)
+
+
+async def deposit_of(store, card_type, park_id=1):
+    """The deposit the desk takes for a card of card_type (member or temporary)."""
+    return getattr(await store.desk_settings(park_id), _card_type(card_type))
+
+
+@requires(PARK_ADMIN)
+async def set_card_deposit(store, actor, card_type, deposit_cents, park_id=1):
+    """Set the deposit of a card type (whole 100 cents, at most 25500); return the new rows.DeskSettings."""
+    column = _card_type(card_type)
+    if (not isinstance(deposit_cents, int) or isinstance(deposit_cents, bool) or deposit_cents % DEPOSIT_UNIT_CENTS
+            or not 0 <= deposit_cents <= DEPOSIT_MAX_CENTS):
+        raise ServiceError("a deposit is whole units of %d cents from 0 to %d (the card holds it, SPEC.md §3.3), "
+                           "not %r: nothing changed" % (DEPOSIT_UNIT_CENTS, DEPOSIT_MAX_CENTS, deposit_cents))
+    return await store.set_desk_settings(park_id, audit=audited(
+        actor.name, "park.deposit", park_id=park_id, card_type=card_type, deposit_cents=deposit_cents),
+        **{column: deposit_cents})
+
+
+@requires(PARK_ADMIN)
+async def set_refund_rules(store, actor, minimum_cents, fee_bps, fee_fixed_cents, park_id=1):
+    """Set the park's refund rules (parkcard.domain.refund_rules); return the new rows.DeskSettings."""
+    try:
+        rules = RefundRules(minimum_cents, fee_bps, fee_fixed_cents)
+    except RefundRulesError as exc:
+        raise ServiceError("%s: nothing changed" % exc) from None
+    for value, what in ((rules.minimum_cents, "the minimum refund"), (rules.fee_fixed_cents, "the fixed fee")):
+        if value > BALANCE_MAX_CENTS:
+            raise ServiceError("%s is at most what a card holds, %d cents: nothing changed" % (what, BALANCE_MAX_CENTS))
+    return await store.set_desk_settings(park_id, audit=audited(
+        actor.name, "park.refund_rules", park_id=park_id, minimum_cents=rules.minimum_cents, fee_bps=rules.fee_bps,
+        fee_fixed_cents=rules.fee_fixed_cents), refund_minimum_cents=rules.minimum_cents,
+        refund_fee_bps=rules.fee_bps, refund_fee_fixed_cents=rules.fee_fixed_cents)

@@ -9,6 +9,7 @@ import time
 
 from protocol import record as R
 
+from parkcard.domain import accounts
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.store import interface
 from parkcard.store.rows import CounterClaim, SeqRecord
@@ -52,6 +53,7 @@ class StagedWriteTx(interface.WriteTx):
         self.refunds = {}           # (terminal_id, sale_seq) -> refund_seq claimed this batch; None = released
         self._record_rows = {}      # (terminal_id, seq) -> SeqRecord or MISSING, prefetched this batch
         self._counter_rows = {}     # (card_no, counter) -> CounterClaim or MISSING, prefetched this batch
+        self._balances = {}         # account -> cents as this batch leaves it so far (accounts read by account_cents)
 
     def counter_rows(self, card_no, counters):
         """Return {counter: CounterClaim} among the given counters of a card: staged, prefetched, else read."""
@@ -68,6 +70,22 @@ class StagedWriteTx(interface.WriteTx):
         if missing:
             out.update(self._read_counters(card_no, missing))
         return out
+
+    def account_cents(self, account):
+        """The account's balance with what this batch posted so far (read once per batch, then kept up)."""
+        if account not in self._balances:
+            stored = self.sql_row("SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM ledger_entries "
+                                  "WHERE account=?", (account,))[0]
+            self._balances[account] = stored + sum(c for _tx, a, c in self.entries if a == account)
+        return self._balances[account]
+
+    def _purses_read(self, card_nos, stored):
+        """Keep the bonus purses a prefetch read ({account: stored cents}) of card_nos (0 when none stored)."""
+        for card_no in card_nos:
+            account = accounts.bonus_account(card_no)
+            if account not in self._balances:
+                self._balances[account] = stored.get(account, 0) + sum(
+                    c for _tx, a, c in self.entries if a == account)
 
     def _read_counters(self, card_no, counters):
         """{counter: CounterClaim} of the stored claims among counters (the backend reads them)."""
@@ -123,6 +141,8 @@ class StagedWriteTx(interface.WriteTx):
         for account, amount in entries:
             self.entries.append((tx_id, account, amount))
             self.accounts.add(account)
+            if account in self._balances:
+                self._balances[account] += amount
         return tx_id
 
     def claim_counter(self, card_no, counter, terminal_id, seq, delta, balance_after):

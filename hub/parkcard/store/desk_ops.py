@@ -7,13 +7,15 @@ transaction that applies its record, so the two exist together or not at all.
 
 import time
 
-from parkcard.domain.lifecycle import DeskOpState
-from parkcard.store.rows import DeskOperation, DeskRequest
+from parkcard.domain.lifecycle import CardStatus, DeskOpState
+from parkcard.store.rows import DeskOperation, DeskRequest, DeskSettings, TierRow
 
 CARD_NO_FIRST = 100001          # the first visitor card number (as the write transactions' next_card_no)
 _SELECT = "SELECT %s FROM desk_operations " % ", ".join(DeskOperation._fields)
 _COLUMNS = DeskOperation._fields
 _REQUEST_SELECT = "SELECT %s FROM desk_requests " % ", ".join(DeskRequest._fields)
+_SETTINGS_SELECT = "SELECT %s FROM parks WHERE id=?" % ", ".join(DeskSettings._fields)
+_TIER_SELECT = "SELECT %s FROM tiers " % ", ".join(TierRow._fields)
 
 
 def posted_in(tx, op_id, record_seq):
@@ -24,8 +26,61 @@ def posted_in(tx, op_id, record_seq):
         raise ValueError("desk operation %s is not pending: it was settled meanwhile" % op_id)
 
 
+def card_status_in(tx, card_no, status):
+    """Set a card's status inside the transaction that applies the record which changed it (a return)."""
+    tx.sql_rowcount("UPDATE cards SET status=? WHERE card_no=?", (str(status), card_no))
+
+
 class DeskOpMethods:
     """interface.Store's desk operation methods, one SQL for every backend."""
+
+    async def desk_settings(self, park_id=1):
+        """Return the park's rows.DeskSettings (every setting 0 until it is set)."""
+        row = await self._one(_SETTINGS_SELECT, (park_id,))
+        return DeskSettings(*row) if row else DeskSettings()
+
+    async def set_desk_settings(self, park_id=1, audit=None, **settings):
+        """Set some of the park's desk settings (DeskSettings field names), creating the park; return the new."""
+        unknown = set(settings) - set(DeskSettings._fields)
+        if unknown:
+            raise ValueError("no desk setting is called %s" % ", ".join(sorted(unknown)))
+
+        def run(tx):
+            if tx.sql_row("SELECT id FROM parks WHERE id=?", (park_id,)) is None:
+                tx.sql_rowcount("INSERT INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            names = sorted(settings)    # DeskSettings' fields: fixed column names, never input
+            tx.sql_rowcount("UPDATE parks SET %s WHERE id=?" % ", ".join("%s=?" % n for n in names),
+                            tuple(settings[n] for n in names) + (park_id,))
+            return DeskSettings(*tx.sql_row(_SETTINGS_SELECT, (park_id,)))
+        return await self.write(run, audit)
+
+    async def card_stocked(self, card_no, audit=None):
+        """Retire a returned card's number once its card is stock again (its records and ledger stay)."""
+        def run(tx):
+            tx.sql_rowcount("UPDATE cards SET status=? WHERE card_no=? AND status=?",
+                            (CardStatus.WIPED, card_no, CardStatus.RETURNED))
+        await self.write(run, audit)
+
+    async def tiers(self):
+        """Return the park's [rows.TierRow] by code."""
+        return [TierRow(*r) for r in await self._all(_TIER_SELECT + "ORDER BY code")]
+
+    async def put_tier(self, tier, new, audit=None):
+        """Add (new=True) or change (new=False) a tier (rows.TierRow); ValueError when the code is taken, or
+        unknown, or the name is another tier's."""
+        def run(tx):
+            stored = tx.sql_row(_TIER_SELECT + "WHERE code=?", (tier.code,))
+            if new and stored is not None:
+                raise ValueError("tier %d exists (%s): change it with `parkcard tier set`" % (tier.code, stored[1]))
+            if not new and stored is None:
+                raise ValueError("no tier has code %d: add it with `parkcard tier add`" % tier.code)
+            other = tx.sql_row("SELECT code FROM tiers WHERE LOWER(name)=LOWER(?) AND code<>?", (tier.name, tier.code))
+            if other is not None:
+                raise ValueError("tier %d is already called %r: give each tier its own name" % (other[0], tier.name))
+            tx.sql_rowcount("DELETE FROM tiers WHERE code=?", (tier.code,))
+            tx.sql_rowcount("INSERT INTO tiers(code, name, bonus_bps, steps) VALUES (?,?,?,?)", tuple(tier))
+            return tier
+        return await self.write(run, audit)
 
     async def desk_operation(self, op_id):
         """Return the rows.DeskOperation kept under op_id, or None."""

@@ -80,6 +80,11 @@ class WriteTx(abc.ABC):
         """Return [uid, shadow_balance_cents, last_counter] of a card (None values when unknown)."""
 
     @abc.abstractmethod
+    def account_cents(self, account):
+        """Return a ledger account's balance with what this batch posted so far (a card's bonus purse, read by
+        its postings; a prefetch of the card reads it too)."""
+
+    @abc.abstractmethod
     def card_deposit(self, card_no):
         """Return the deposit in cents recorded for a card (0 when unknown)."""
 
@@ -459,6 +464,26 @@ class Store(abc.ABC):
         """Return every rows.CardWriteRequest, oldest first."""
 
     # -- front-desk operations (parkcard.store.desk_ops; posted_in(tx, ...) marks one posted inside a write)
+    @abc.abstractmethod
+    async def desk_settings(self, park_id=1):
+        """Return the park's rows.DeskSettings: card type deposits and refund rules (0 until set)."""
+
+    @abc.abstractmethod
+    async def set_desk_settings(self, park_id=1, audit=None, **settings):
+        """Set some of the park's desk settings (rows.DeskSettings field names); return the new DeskSettings."""
+
+    @abc.abstractmethod
+    async def card_stocked(self, card_no, audit=None):
+        """Mark a returned card wiped (its card is stock again; the number is retired)."""
+
+    @abc.abstractmethod
+    async def tiers(self):
+        """Return the park's tier table as [rows.TierRow] by code."""
+
+    @abc.abstractmethod
+    async def put_tier(self, tier, new, audit=None):
+        """Add (new) or change a tier (rows.TierRow); ValueError on a taken or unknown code, or a taken name."""
+
     @abc.abstractmethod
     async def desk_operation(self, op_id):
         """Return the rows.DeskOperation kept under op_id, or None."""

@@ -551,6 +551,26 @@ class DeskOperation(NamedTuple):
     error: Optional[str]
     created_at: float
     settled_at: Optional[float]
+    fee_cents: int = 0      # a refund's or return's fee kept by the park (SPEC.md §4.12)
+
+
+class DeskSettings(NamedTuple):
+    """The park's desk money settings: the deposit of each card type, the refund rules (SPEC.md §4.12)."""
+
+    deposit_member_cents: int = 0
+    deposit_temporary_cents: int = 0
+    refund_minimum_cents: int = 0
+    refund_fee_bps: int = 0
+    refund_fee_fixed_cents: int = 0
+
+
+class TierRow(NamedTuple):
+    """One tier of the park's table as stored: its card code, name, bonus in basis points, steps as JSON."""
+
+    code: int
+    name: str
+    bonus_bps: int
+    steps: str
 
 
 class DeskRequest(NamedTuple):

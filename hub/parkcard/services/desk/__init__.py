@@ -10,9 +10,9 @@ whose outcome is not seen is resolved by reading the card again, never guessed:
 a retry with the same operation id does exactly that.
 """
 
-from parkcard.services.desk.operations import DeskPath, issue, stock_card, top_up
+from parkcard.services.desk.operations import DeskPath, issue, refund, return_card, stock_card, top_up, wipe_card
 
-__all__ = ["AtDesk", "DeskPath", "issue", "stock_card", "top_up"]
+__all__ = ["AtDesk", "DeskPath", "issue", "refund", "return_card", "stock_card", "top_up", "wipe_card"]
 
 
 class AtDesk:
@@ -30,3 +30,15 @@ class AtDesk:
     async def issue(self, op_id, cash_cents, **options):
         """parkcard.services.desk.issue at this desk."""
         return await issue(self.path, self.actor, op_id, self.desk_terminal_id, cash_cents, **options)
+
+    async def refund(self, op_id, amount_cents, **options):
+        """parkcard.services.desk.refund at this desk."""
+        return await refund(self.path, self.actor, op_id, self.desk_terminal_id, amount_cents, **options)
+
+    async def return_card(self, op_id, **options):
+        """parkcard.services.desk.return_card at this desk."""
+        return await return_card(self.path, self.actor, op_id, self.desk_terminal_id, **options)
+
+    async def wipe_card(self, op_id, **options):
+        """parkcard.services.desk.wipe_card at this desk."""
+        return await wipe_card(self.path, self.actor, op_id, self.desk_terminal_id, **options)

@@ -9,8 +9,10 @@ An operation is a rows.DeskOperation kept under the caller's op_id:
 Resolution of a pending write, from the blocks the desk read back (SPEC.md §5.9):
 the slot block written holds the bytes asked for -> posted; the card's slot in
 force is still the one the write started from (top-up) or the card holds no
-valid slot (issue) -> failed, nothing posted, the cashier tries again; anything
-else (no read, or the card moved on) -> it stays pending.
+valid slot (issue) -> failed, nothing posted, the cashier tries again; the slot
+written but not every block asked for (a return pulled before its info block)
+-> the same blocks are written again; anything else (no read, or the card moved
+on) -> it stays pending.
 """
 
 import asyncio
@@ -23,29 +25,36 @@ from protocol import hub_credits
 from protocol import record as R
 from protocol.errors import BadMac, Malformed
 
-from parkcard.domain import ledger
+from parkcard.domain import accounts, ledger, purses
 from parkcard.domain.cents import whole
+from parkcard.domain.refund_rules import RefundRefused, RefundRules, quote_refund, quote_return
 from parkcard.domain.lifecycle import CardStatus, DeskOpState, RecordStatus
+from parkcard.services import park
 from parkcard.services.desk.source import desk_source
-from parkcard.services.privileges import CARD_ISSUE, CARD_STOCK, CARD_TOP_UP, ServiceError, requires
+from parkcard.services.tiers import park_tiers
+from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, ServiceError,
+                                          requires)
 from parkcard.store import audited
 from parkcard.store import staff as staff_store
-from parkcard.store.desk_ops import posted_in
+from parkcard.store.desk_ops import card_status_in, posted_in
 from parkcard.store.rows import DeskOperation
 
 ORDER_TIMEOUT_S = 30            # a cashier puts the card on the desk within half a minute
 READ_BACK_TIMEOUT_S = 5         # the second look at a card whose write was not confirmed
 OP_ID_MAX = 64
-KIND_OF = {"issue": R.KIND_ISSUE, "top_up": R.KIND_TOPUP, "staff_card": R.KIND_ISSUE}
+KIND_OF = {"issue": R.KIND_ISSUE, "top_up": R.KIND_TOPUP, "staff_card": R.KIND_ISSUE, "refund": R.KIND_PAYOUT,
+           "return": R.KIND_CASHOUT}
 # Operations that issue a stock card: a visitor card, or a staff card (no value, SPEC.md §4.14).
 ISSUE_KINDS = ("issue", "staff_card")
+ON_A_LOADED_CARD = ("top_up", "refund", "return")     # writes that start from the card's slot in force
+_FEE_OPS = ("refund", "return")         # their record's discount is the fee kept (SPEC.md §4.12)
 _STOCK_BLOCKS = (C.INFO_BLOCK,) + C.SLOT_BLOCKS
 
 
 class DeskPath:
     """What a desk operation runs on: the store, the hub's registry, ingest and desk link, the park's keys."""
 
-    def __init__(self, storage, registry, ingest, link, park_keys, bonus_table=None, timeout_s=ORDER_TIMEOUT_S,
+    def __init__(self, storage, registry, ingest, link, park_keys, timeout_s=ORDER_TIMEOUT_S,
                  read_back_timeout_s=READ_BACK_TIMEOUT_S):
         # One record of the desk source at a time: its next seq is known once the previous one is committed.
         self.posting = asyncio.Lock()
@@ -57,7 +66,6 @@ class DeskPath:
         self.link = link
         self.park_keys = park_keys
         self.write_card = None      # the hub's transport-key card write (parkcard.app.Hub.write_card), for stock
-        self.bonus_table = bonus_table or ledger.TIER_BONUS_PERCENT
 
 
 class DeskDone:
@@ -71,7 +79,16 @@ class DeskDone:
         self.balance_cents = op.balance_after_cents
         self.amount_cents = op.amount_cents
         self.bonus_cents = op.bonus_cents
+        self.fee_cents = op.fee_cents
+        self.deposit_cents = op.deposit_cents
         self.record_seq = op.record_seq
+
+    @property
+    def paid_cents(self):
+        """What the holder was paid at the desk: a refund's amount less its fee, a return's cash and deposit."""
+        if self.op.kind not in ("refund", "return"):
+            return 0
+        return self.amount_cents - self.bonus_cents - self.fee_cents + self.deposit_cents
 
 
 def _cents(value, what, minimum=0):
@@ -172,10 +189,41 @@ async def _known_card(desk, card_no):
     card = await desk.storage.card(card_no)
     if card is None:
         raise ServiceError("card %d is unknown at this hub: is it a card of another park?" % card_no)
+    if card.status in (CardStatus.RETURNED, CardStatus.WIPED):
+        raise ServiceError("card %d was returned: it takes no money; issue a new card" % card_no)
     if card.status != CardStatus.ACTIVE:
         raise ServiceError("card %d is %s: it takes no money until the blacklist entry is removed" % (
             card_no, card.status))
     return card
+
+
+class _OnDesk:
+    """A loaded visitor card lying on the desk, as read: UID, keys, info, slot in force, block for the next
+    slot, and the hub's rows.Card of it."""
+
+    def __init__(self, uid, keys, info, slot, write_block, card):
+        self.uid, self.keys, self.info, self.slot, self.write_block, self.card = (uid, keys, info, slot, write_block,
+                                                                                card)
+
+    def next_slot(self, balance_cents, desk_terminal_id):
+        """(the slot that follows the one in force with balance_cents, its block and bytes to write)."""
+        new = self.slot.next(balance_cents, self.slot.spend_day, self.slot.day_spend_cents, desk_terminal_id)
+        return new, (self.write_block, new.encode(self.keys, self.write_block))
+
+    def pending(self, op_id, kind, request, desk_terminal_id, actor, new, blocks, amount_cents, bonus_cents=0,
+                deposit_cents=0, fee_cents=0):
+        """The rows.DeskOperation to keep, as pending, of a write of `blocks` that makes `new` the slot in force."""
+        return DeskOperation(op_id, kind, request, desk_terminal_id, actor.name, DeskOpState.PENDING,
+                             self.info.card_no, self.uid, self.slot.counter, new.counter, _packed(blocks),
+                             amount_cents, bonus_cents, deposit_cents, new.balance_cents, self.card.tier, None, None,
+                             0.0, None, fee_cents)
+
+
+async def _loaded_card(desk, desk_terminal_id, timeout_s):
+    """The _OnDesk of the loaded park card on the desk, known at this hub and active; ServiceError otherwise."""
+    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
+    info, slot, write_block = _visitor_card(report, keys, desk_terminal_id)
+    return _OnDesk(uid, keys, info, slot, write_block, await _known_card(desk, info.card_no))
 
 
 @requires(CARD_TOP_UP)
@@ -187,26 +235,27 @@ async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=Non
     done = await _earlier(desk, actor, op_id, request)
     if done is not None:
         return done
-    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
-    info, slot, write_block = _visitor_card(report, keys, desk_terminal_id)
-    card = await _known_card(desk, info.card_no)
-    bonus = ledger.bonus_cents(card.tier, cash, desk.bonus_table)
-    balance = slot.balance_cents + cash + bonus
+    on = await _loaded_card(desk, desk_terminal_id, timeout_s)
+    bonus = ledger.bonus_cents(on.card.tier, cash, await park_tiers(desk.storage))
+    balance = on.slot.balance_cents + cash + bonus
     if balance > C.BALANCE_MAX_CENTS:
         raise ServiceError("card %d would hold %d cents, over the card's %d: top up less" % (
-            info.card_no, balance, C.BALANCE_MAX_CENTS))
-    new = slot.next(balance, slot.spend_day, slot.day_spend_cents, desk_terminal_id)
-    op = DeskOperation(op_id, "top_up", request, desk_terminal_id, actor.name, DeskOpState.PENDING, info.card_no,
-                       uid, slot.counter, new.counter, _packed([(write_block, new.encode(keys, write_block))]),
-                       cash + bonus, bonus, 0, balance, card.tier, None, None, 0.0, None)
+            on.info.card_no, balance, C.BALANCE_MAX_CENTS))
+    new, write = on.next_slot(balance, desk_terminal_id)
+    op = on.pending(op_id, "top_up", request, desk_terminal_id, actor, new, [write], cash + bonus, bonus)
     return await _keep_and_write(desk, actor, op, request)
 
 
 @requires(CARD_ISSUE)
 async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_STANDARD, deposit_cents=0,
-                expiry_day=0, perms=0xFFFF, timeout_s=None):
-    """Issue the stock card on the desk with a first load (cash_cents plus its tier's bonus); return DeskDone."""
+                expiry_day=0, perms=0xFFFF, timeout_s=None, card_type=None):
+    """Issue the stock card on the desk with a first load (cash_cents plus its tier's bonus); return DeskDone.
+
+    card_type (member, temporary) takes the park's deposit of that type instead of deposit_cents.
+    """
     op_id = check_op_id(op_id)
+    if card_type is not None:
+        deposit_cents = await park.deposit_of(desk.storage, card_type)
     cash = _cents(cash_cents, "the first load")
     deposit = _cents(deposit_cents, "the deposit")
     if deposit % 100 or deposit > 25500:
@@ -229,7 +278,7 @@ async def issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, c
                      time_s=None, card_no=None, kind="issue", flags=0):
     """Keep an issue as pending with its card number (card_no, else the next one) and the blocks that carry it;
     kind "staff_card" with flags FLAG_STAFF for a staff card."""
-    bonus = ledger.bonus_cents(tier, cash, desk.bonus_table)
+    bonus = ledger.bonus_cents(tier, cash, await park_tiers(desk.storage))
     op = DeskOperation(op_id, kind, request, desk_terminal_id, actor.name, DeskOpState.PENDING, card_no, uid, 0, 1,
                        None, cash + bonus, bonus, deposit, cash + bonus, tier, None, None, 0.0, None)
     kept = await _keep(desk, actor, op, request)
@@ -261,6 +310,98 @@ async def earlier(desk, actor, op_id, request):
 async def settle(desk, actor, op, write):
     """Write (when asked) and resolve a pending operation by what the card holds; DeskDone once posted."""
     return await _settle(desk, actor, op, write)
+async def _purse_of(desk, card_no, balance_cents):
+    """The card's purses: its balance on the card, of which the hub's bonus purse is bonus (cash spent first)."""
+    bonus = min(balance_cents, max(0, await desk.storage.account_balance(accounts.bonus_account(card_no))))
+    return purses.Purse(balance_cents - bonus, bonus)
+
+
+async def _refund_rules(storage):
+    settings = await storage.desk_settings()
+    return RefundRules(settings.refund_minimum_cents, settings.refund_fee_bps, settings.refund_fee_fixed_cents)
+
+
+@requires(CARD_REFUND)
+async def refund(desk, actor, op_id, desk_terminal_id, amount_cents, timeout_s=None):
+    """Pay back amount_cents of the cash on the card on the desk, less the park's refund fee; return DeskDone."""
+    op_id = check_op_id(op_id)
+    amount = _cents(amount_cents, "the refund", minimum=1)
+    request = request_of("refund", desk_terminal_id, amount_cents=amount)
+    done = await _earlier(desk, actor, op_id, request)
+    if done is not None:
+        return done
+    on = await _loaded_card(desk, desk_terminal_id, timeout_s)
+    purse = await _purse_of(desk, on.info.card_no, on.slot.balance_cents)
+    try:
+        quote = quote_refund(await _refund_rules(desk.storage), purse, amount)
+    except RefundRefused as exc:
+        raise ServiceError("card %d: %s" % (on.info.card_no, exc)) from None
+    new, write = on.next_slot(on.slot.balance_cents - amount, desk_terminal_id)
+    op = on.pending(op_id, "refund", request, desk_terminal_id, actor, new, [write], amount,
+                    fee_cents=quote.fee_cents)
+    return await _keep_and_write(desk, actor, op, request)
+
+
+@requires(CARD_RETURN)
+async def return_card(desk, actor, op_id, desk_terminal_id, timeout_s=None):
+    """Take back the card on the desk: its cash (less the fee) and deposit paid out, its bonus back to the park,
+    the card marked returned on the card and at the hub; return DeskDone."""
+    op_id = check_op_id(op_id)
+    request = request_of("return", desk_terminal_id)
+    done = await _earlier(desk, actor, op_id, request)
+    if done is not None:
+        return done
+    on = await _loaded_card(desk, desk_terminal_id, timeout_s)
+    info = on.info
+    purse = await _purse_of(desk, info.card_no, on.slot.balance_cents)
+    quote = quote_return(await _refund_rules(desk.storage), purse, on.card.deposit_cents)
+    new, write = on.next_slot(0, desk_terminal_id)
+    returned = C.CardInfo(info.card_no, info.tier, info.flags | C.FLAG_RETURNED, info.expiry_day, info.perms,
+                          info.issue_day, info.deposit_cents)
+    # The slot first: a card pulled before its info block is written holds the return, and is written again.
+    op = on.pending(op_id, "return", request, desk_terminal_id, actor, new, [write, (C.INFO_BLOCK,
+                    returned.encode(on.keys))], on.slot.balance_cents, quote.bonus_to_park_cents,
+                    on.card.deposit_cents, quote.fee_cents)
+    return await _keep_and_write(desk, actor, op, request)
+
+
+@requires(CARD_STOCK)
+async def wipe_card(desk, actor, op_id, desk_terminal_id, timeout_s=None):
+    """Put the returned card on the desk back to stock: slots then info blanked, its keys kept; a Stocked.
+
+    No value moves (a returned card holds 0). A card pulled half-way still reads as returned, or already
+    as stock: the same command again finishes it.
+    """
+    op_id = check_op_id(op_id)
+    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
+    blank = bytes(C.BLOCK_SIZE)
+    if all(report.blocks[b] == blank for b in _STOCK_BLOCKS):
+        return Stocked(op_id, uid)          # already stock (a retry after the write landed)
+    try:
+        info = C.CardInfo.decode(report.blocks[C.INFO_BLOCK], keys)
+    except (BadMac, Malformed):
+        raise ServiceError("the card on desk %d holds no card of this park: only a returned card is made stock "
+                           "again" % desk_terminal_id) from None
+    card = await desk.storage.card(info.card_no)
+    if not info.flags & C.FLAG_RETURNED or card is None or card.status not in (CardStatus.RETURNED,
+                                                                                CardStatus.WIPED):
+        raise ServiceError("card %d is not returned: return it first (`parkcard card return`), which pays out its "
+                           "balance and deposit" % info.card_no)
+    # The slots first: a card pulled before its info block is blanked still reads as returned.
+    blocks = [(C.SLOT_BLOCKS[0], blank), (C.SLOT_BLOCKS[1], blank), (C.INFO_BLOCK, blank)]
+    try:
+        report = await desk.link.order(desk_terminal_id, D.OP_WRITE, uid, D.KEY_B, keys.key_b(), blocks,
+                                       timeout_s=desk.timeout_s)
+    except ServiceError:
+        report = None
+    if report is None or any(report.blocks.get(b) != d for b, d in blocks):
+        report = await _read(desk, desk_terminal_id, uid, keys, desk.read_back_timeout_s) or report
+    if report is None or any(report.blocks.get(b) != d for b, d in blocks):
+        raise ServiceError("card %d left desk %d before it was blank: put it back and run the same command again"
+                           % (info.card_no, desk_terminal_id))
+    await desk.storage.card_stocked(info.card_no, audit=audited(
+        actor.name, "card.wipe", op_id=op_id, card_no=info.card_no, desk_terminal_id=desk_terminal_id, uid=uid.hex()))
+    return Stocked(op_id, uid)
 
 
 @requires(CARD_STOCK)
@@ -330,8 +471,9 @@ async def _settle(desk, actor, op, write):
     report = None
     if not write:
         report = await _read(desk, op.desk_terminal_id, op.uid, keys, desk.read_back_timeout_s)
-        if report is not None and _landed(op, report, keys) is False and _unchanged(op, report, keys):
-            write = True        # the card is as the operation found it: the write is asked again, same bytes
+        if report is not None and (_landed(op, report, keys) is False and _unchanged(op, report, keys)
+                                   or _partly(op, report)):
+            write = True        # the card is as the operation found it (or holds part of it): written again
     if write:
         try:
             report = await desk.link.order(op.desk_terminal_id, D.OP_WRITE, op.uid, D.KEY_B, keys.key_b(),
@@ -341,7 +483,15 @@ async def _settle(desk, actor, op, write):
         if report is None or _landed(op, report, keys) is None:
             report = await _read(desk, op.desk_terminal_id, op.uid, keys, desk.read_back_timeout_s) or report
     landed = None if report is None else _landed(op, report, keys)
-    if landed is None and op.kind == "top_up" and await desk.storage.counter_claim(op.card_no, op.counter_after):
+    if landed is None and report is not None and _partly(op, report):
+        try:            # the slot landed, a block after it did not (the card left between them): finish it
+            report = await desk.link.order(op.desk_terminal_id, D.OP_WRITE, op.uid, D.KEY_B, keys.key_b(),
+                                           blocks_of(op), timeout_s=desk.timeout_s)
+        except ServiceError:
+            report = None
+        landed = None if report is None else _landed(op, report, keys)
+    if landed is None and op.kind in ON_A_LOADED_CARD and await desk.storage.counter_claim(op.card_no,
+                                                                                           op.counter_after):
         landed = False      # another write holds the counter this one would have taken: it never landed
     if landed:
         return await post_confirmed(desk, actor, op)
@@ -366,8 +516,14 @@ def _landed(op, report, keys):
         return None
     block, data = _slot_written(op)
     if report.blocks.get(block) == data:
-        return True
+        return True if all(report.blocks.get(b) == d for b, d in blocks_of(op)) else None
     return False if _unchanged(op, report, keys) else None
+
+
+def _partly(op, report):
+    """True when the card holds the slot an operation writes but not every other block of it."""
+    block, data = _slot_written(op)
+    return report.blocks.get(block) == data and any(report.blocks.get(b) != d for b, d in blocks_of(op))
 
 
 def _unchanged(op, report, keys):
@@ -379,7 +535,7 @@ def _unchanged(op, report, keys):
     if slots == [None, None]:
         return op.kind in ISSUE_KINDS
     current = C.pick_slot(*slots)[0]
-    return op.kind == "top_up" and current.counter == op.counter_before
+    return op.kind in ON_A_LOADED_CARD and current.counter == op.counter_before
 
 
 async def post_confirmed(desk, actor, op, time_s=None):
@@ -397,7 +553,8 @@ async def _post_one(desk, actor, op, time_s):
 
     def build(tx, seq):
         rec = R.Record(KIND_OF[op.kind], D.DESK_SOURCE_ID, seq, time_s, op.card_no, op.uid, op.counter_after,
-                       op.amount_cents, op.balance_after_cents, item=op.desk_terminal_id, discount_cents=op.bonus_cents,
+                       op.amount_cents, op.balance_after_cents, item=op.desk_terminal_id,
+                       discount_cents=op.fee_cents if op.kind in _FEE_OPS else op.bonus_cents,
                        card_mac=slot_data[12:], deposit_cents=op.deposit_cents, version=R.RECORD_V2)
         return R.STATUS_COMMITTED, rec.encode(source.record_mac), rec
 
@@ -406,11 +563,13 @@ async def _post_one(desk, actor, op, time_s):
             tx.set_card_info(op.card_no, op.uid, op.tier, op.deposit_cents)
         if op.kind == "staff_card":     # the card belongs to its staff member from the posting on
             staff_store.link_card(tx, json.loads(op.request)["staff_id"], op.card_no)
+        elif op.kind == "return":
+            card_status_in(tx, op.card_no, CardStatus.RETURNED)
         posted_in(tx, op.op_id, rec.seq)
 
     result, rec = await desk.ingest.apply_built(D.DESK_SOURCE_ID, build, applied, audit=audited(
         actor.name, "card." + op.kind, when=lambda r: r[0].counts[RecordStatus.APPLIED] == 1, op_id=op.op_id,
-        card_no=op.card_no, amount_cents=op.amount_cents, bonus_cents=op.bonus_cents,
+        card_no=op.card_no, amount_cents=op.amount_cents, bonus_cents=op.bonus_cents, fee_cents=op.fee_cents,
         deposit_cents=op.deposit_cents, desk_terminal_id=op.desk_terminal_id))
     if result.counts[RecordStatus.APPLIED] != 1:
         raise ServiceError("the hub refused the %s record of card %d (%s): operation %s stays pending; tell the "

@@ -15,13 +15,16 @@ from protocol import frames
 
 from parkcard.services.desk import operations
 from parkcard.services import staff
-from parkcard.services.privileges import CARD_ISSUE, CARD_STOCK, CARD_TOP_UP, MERCHANTS, ServiceError
+from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, MERCHANTS,
+                                          ServiceError)
 from parkcard.store import audited
 from parkcard.transport import notify
 
 QUEUED, STARTED, DONE, REFUSED = "queued", "started", "done", "refused"
 KINDS = {"top_up": (CARD_TOP_UP, operations.top_up), "issue": (CARD_ISSUE, operations.issue),
-         "stock": (CARD_STOCK, operations.stock_card), "staff_card": (MERCHANTS, staff.issue_card)}
+         "stock": (CARD_STOCK, operations.stock_card), "staff_card": (MERCHANTS, staff.issue_card),
+         "refund": (CARD_REFUND, operations.refund), "return": (CARD_RETURN, operations.return_card),
+         "wipe": (CARD_STOCK, operations.wipe_card)}
 
 
 async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
@@ -62,4 +65,6 @@ async def _run_one(path, request, make_actor):
         return
     await path.storage.finish_desk_request(request.op_id, DONE, json.dumps(
         {"card_no": done.card_no, "amount_cents": done.amount_cents, "bonus_cents": done.bonus_cents,
-         "balance_cents": done.balance_cents, "record_seq": done.record_seq}))
+         "balance_cents": done.balance_cents, "record_seq": done.record_seq,
+         "fee_cents": getattr(done, "fee_cents", 0), "deposit_cents": getattr(done, "deposit_cents", 0),
+         "paid_cents": getattr(done, "paid_cents", 0)}))

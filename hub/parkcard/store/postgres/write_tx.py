@@ -10,6 +10,7 @@ the many rows of records and postings), not one per record. A batch of
 frames is then three round trips, whatever its size.
 """
 
+from parkcard.domain import accounts
 from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
 from parkcard.store.batch import CARD, COUNTER, ID, RAW, STATUS, StagedWriteTx
 from parkcard.store.batch import MISSING as _MISSING
@@ -47,7 +48,11 @@ _PREFETCH = (
     "LATERAL (SELECT * FROM card_counters WHERE card_no = k.n AND counter = k.k) c "
     "UNION ALL SELECT 3, id, locked, NULL, NULL, NULL, NULL, NULL, NULL FROM terminals WHERE id = ANY($6::bigint[]) "
     "UNION ALL SELECT 4, (SELECT COALESCE(MAX(id), 0) FROM records), (SELECT COALESCE(MAX(id), 0) FROM ledger_tx), "
-    "NULL, NULL, NULL, NULL, NULL, NULL")
+    "NULL, NULL, NULL, NULL, NULL, NULL "
+    # The bonus purses of the cards (bonus:<card_no>), which their postings read (SPEC.md §4.12).
+    "UNION ALL SELECT 5, CAST(SUBSTR(account, %d) AS BIGINT), CAST(SUM(amount_cents) AS BIGINT), NULL, NULL, NULL, "
+    "NULL, NULL, NULL FROM ledger_entries WHERE account = ANY($7::text[]) GROUP BY account"
+    % (len(accounts.BONUS_PREFIX) + 1))
 _MAX_IDS = "SELECT (SELECT COALESCE(MAX(id), 0) FROM records), (SELECT COALESCE(MAX(id), 0) FROM ledger_tx)"
 
 
@@ -134,7 +139,9 @@ class PgWriteTx(StagedWriteTx):
             return
 
         rows = self.conn.fetch(_PREFETCH, [k[0] for k in records], [k[1] for k in records], cards,
-                               [k[0] for k in counters], [k[1] for k in counters], terminals)
+                               [k[0] for k in counters], [k[1] for k in counters], terminals,
+                               [accounts.bonus_account(c) for c in cards])
+        purses = {}
         for key in records:
             self._record_rows[key] = _MISSING
         for card_no in cards:
@@ -152,8 +159,11 @@ class PgWriteTx(StagedWriteTx):
                 self._counter_rows[(a, b)] = CounterClaim(c, d, e, f)
             elif tag == 3:
                 self._locked[a] = bool(b)
+            elif tag == 5:
+                purses[accounts.bonus_account(a)] = b
             elif not self._last_ids:
                 self._last_ids.update(records=a, ledger_tx=b)
+        self._purses_read(cards, purses)
 
     # -- reads inside the transaction
     def _stored_record(self, terminal_id, seq):

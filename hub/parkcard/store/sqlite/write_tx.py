@@ -17,6 +17,7 @@ from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
 from parkcard.store.batch import CARD as _CARD
 from parkcard.store.batch import COUNTER as _COUNTER
 from parkcard.store.batch import ID as _ID
+from parkcard.domain import accounts
 from parkcard.store.batch import MISSING as _MISSING
 from parkcard.store.batch import RAW as _RAW
 from parkcard.store.batch import STATUS as _STATUS
@@ -86,6 +87,10 @@ class WriteTx(StagedWriteTx):
             for row in self.conn.execute("SELECT card_no, uid, shadow_balance_cents, last_counter FROM cards "
                                          "WHERE card_no IN (%s)" % ",".join("?" * len(part)), part):
                 self.cards[row[0]] = list(row[1:])
+            purses = [accounts.bonus_account(c) for c in part]     # the bonus purses the postings read
+            self._purses_read(part, dict(self.conn.execute(
+                "SELECT account, SUM(amount_cents) FROM ledger_entries WHERE account IN (%s) GROUP BY account"
+                % ",".join("?" * len(purses)), purses)))
         if terminals:
             self._locked.update((t, False) for t in terminals)
             self._locked.update((row[0], bool(row[1])) for row in self.conn.execute(

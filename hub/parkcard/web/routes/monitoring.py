@@ -18,6 +18,7 @@ KIND_NAMES = {R.KIND_DEBIT: N_("sale"), R.KIND_TOPUP: N_("top-up"), R.KIND_REFUN
               R.KIND_CASHOUT: N_("card returned"), R.KIND_TRANSFER_OUT: N_("balance moved off"),
               R.KIND_TRANSFER_IN: N_("balance moved on"), R.KIND_ISSUE: N_("issued"),
               R.KIND_LOCK: N_("locked (blacklisted)"), R.KIND_ATTEMPT: N_("tap of a locked card"),
+              R.KIND_PAYOUT: N_("cash refunded at the desk"),
               R.KIND_CREDIT: N_("pending credit received"), R.KIND_ENTRY: N_("gate entry"),
               R.KIND_EXIT: N_("gate exit"), R.KIND_REFUSAL: N_("gate refusal"),
               R.KIND_TIMED_EXIT: N_("timed gate exit")}
