@@ -167,6 +167,9 @@ class Hub:
             await self.ingest.load()
             # Changes older than this hub reach terminals by their T_SYNC at connect.
             self._blacklist_pushed = await self.storage.blacklist_version()
+            # A desk request a hub started and never finished was that hub's when it died (this one holds the
+            # lock now): it is queued again and resolved under its operation id, which never charges twice.
+            await self.storage.requeue_started_desk_requests()
         except BaseException:
             await self.storage.close()
             self.lock.release()

@@ -62,6 +62,8 @@ def _run_at_desk(obj, kind, desk_terminal_id, op_id, wait_s, **amounts):
 _DESK = click.option("--desk", "desk_terminal_id", type=BoundParam(TERMINAL_ID), required=True,
                      help="the desk terminal the card lies on")
 _OP_ID = click.option("--op-id", default=None, help="the operation's id: give the same one to retry it (default: new)")
+_PAY = click.option("--pay", default="cash", show_default=True,
+                    help="how the holder pays: cash (into the drawer) or another method the park takes (card, mobile)")
 _WAIT = click.option("--wait", "wait_s", default=90, show_default=True, type=click.IntRange(1, 3600),
                      help="seconds to wait for the card")
 
@@ -69,12 +71,13 @@ _WAIT = click.option("--wait", "wait_s", default=90, show_default=True, type=cli
 @card_group.command("top-up")
 @click.argument("amount")
 @_DESK
+@_PAY
 @_OP_ID
 @_WAIT
 @click.pass_obj
-def card_top_up(obj, amount, desk_terminal_id, op_id, wait_s):
+def card_top_up(obj, amount, desk_terminal_id, pay, op_id, wait_s):
     """Top up the card on the desk with AMOUNT paid (e.g. 50 or 12.50); the card's tier adds its bonus."""
-    request, done, currency = _run_at_desk(obj, "top_up", desk_terminal_id, op_id, wait_s, cash_cents=amount)
+    request, done, currency = _run_at_desk(obj, "top_up", desk_terminal_id, op_id, wait_s, cash_cents=amount, pay=pay)
     click.echo("card %d topped up by %s (bonus %s): balance %s [operation %s]" % (
         done["card_no"], format_cents(done["amount_cents"], currency), format_cents(done["bonus_cents"], currency),
         format_cents(done["balance_cents"], currency), request.op_id))
@@ -85,13 +88,14 @@ def card_top_up(obj, amount, desk_terminal_id, op_id, wait_s):
 @click.option("--deposit", "deposit", default="0", show_default=True, help="the card's deposit, e.g. 20")
 @click.option("--tier", type=click.IntRange(0, 15), default=0, show_default=True, help="0 standard, 1 silver, 2 gold")
 @_DESK
+@_PAY
 @_OP_ID
 @_WAIT
 @click.pass_obj
-def card_issue(obj, load, deposit, tier, desk_terminal_id, op_id, wait_s):
+def card_issue(obj, load, deposit, tier, desk_terminal_id, pay, op_id, wait_s):
     """Issue the stock card on the desk with a first load and a deposit."""
     request, done, currency = _run_at_desk(obj, "issue", desk_terminal_id, op_id, wait_s, cash_cents=load,
-                                           deposit_cents=deposit, tier=tier)
+                                           deposit_cents=deposit, tier=tier, pay=pay)
     click.echo("card %d issued: balance %s (bonus %s) [operation %s]" % (
         done["card_no"], format_cents(done["balance_cents"], currency), format_cents(done["bonus_cents"], currency),
         request.op_id))

@@ -105,6 +105,29 @@ def return_op(method, quote):
                   deposit_out_cents=quote.deposit_cents, bonus_back_cents=quote.bonus_to_park_cents)
 
 
+def _issued(method, amount_cents, bonus_cents, deposit_cents):
+    return DeskOp(ISSUE, method, load_cents=amount_cents - bonus_cents, bonus_cents=bonus_cents,
+                  deposit_in_cents=deposit_cents)
+
+
+def _topped_up(method, amount_cents, bonus_cents, deposit_cents):
+    return DeskOp(TOP_UP, method, load_cents=amount_cents - bonus_cents, bonus_cents=bonus_cents,
+                  deposit_in_cents=deposit_cents)
+
+
+# How a kept desk operation (its kind; amount on the card, bonus in it, deposit) counts in a shift: a kind
+# of desk operation adds its entry here.
+_OF_KIND = {"issue": _issued, "top_up": _topped_up}
+
+
+def desk_op_of(kind, method, amount_cents, bonus_cents, deposit_cents):
+    """The DeskOp of a desk operation as the hub keeps it (parkcard.store.rows.DeskOperation's amounts)."""
+    make = _OF_KIND.get(kind)
+    if make is None:
+        raise ShiftError("a desk operation of kind %r has no place in a shift's figures" % (kind,))
+    return make(method, amount_cents, bonus_cents, deposit_cents)
+
+
 def open_shift(number, float_cents):
     """A shift opened with float_cents counted into the drawer."""
     return Shift(number, float_cents)
