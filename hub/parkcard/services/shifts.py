@@ -73,7 +73,7 @@ async def open_shift(store, actor, desk_terminal_id, float_cents):
     await _desk(store, desk_terminal_id)
     whole(float_cents, "the float (cents)", ServiceError, 0, FLOAT_MAX_CENTS)
     try:
-        return await store.open_shift(desk_terminal_id, float_cents, actor.name, audit=audited(
+        return await store.add_shift(desk_terminal_id, float_cents, actor.name, audit=audited(
             actor.name, "shift.open", when=lambda _: True, desk_terminal_id=desk_terminal_id,
             float_cents=float_cents, extra=lambda s: {"shift_no": s.shift_no}))
     except ValueError as exc:
@@ -126,7 +126,7 @@ async def close_shift(store, actor, desk_terminal_id, counted_cents):
         return json.dumps(dataclasses.asdict(z), sort_keys=True), entries and (ledger.TX_SHIFT_CLOSE, entries)
 
     try:
-        stored = await store.close_shift(shift.shift_no, actor.name, make_report, audit=audited(
+        stored = await store.close_shift_with_report(shift.shift_no, actor.name, make_report, audit=audited(
             actor.name, "shift.close", when=lambda _: True, shift_no=shift.shift_no,
             desk_terminal_id=desk_terminal_id, counted_cents=counted_cents,
             extra=lambda z: {"z_no": z.z_no, "over_short_cents": made["z"].difference_cents}))

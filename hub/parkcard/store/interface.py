@@ -469,7 +469,7 @@ class Store(abc.ABC):
 
     # -- cashier shifts (parkcard.store.shifts)
     @abc.abstractmethod
-    async def open_shift(self, desk_terminal_id, float_cents, opened_by, audit=None):
+    async def add_shift(self, desk_terminal_id, float_cents, opened_by, audit=None):
         """Open a shift at a desk with its counted float; return the rows.Shift (ValueError if one is open)."""
 
     @abc.abstractmethod
@@ -489,7 +489,7 @@ class Store(abc.ABC):
         """Return [rows.ShiftOperation] of a shift, oldest first."""
 
     @abc.abstractmethod
-    async def close_shift(self, shift_no, closed_by, make_report, audit=None):
+    async def close_shift_with_report(self, shift_no, closed_by, make_report, audit=None):
         """Close an open shift with the report make_report(ops, pending) makes; return the rows.StoredZReport."""
 
     @abc.abstractmethod

@@ -58,7 +58,7 @@ def paid_by_in(tx, op_id, tx_id):
 class ShiftMethods:
     """interface.Store's shift methods, one SQL for every backend."""
 
-    async def open_shift(self, desk_terminal_id, float_cents, opened_by, audit=None):
+    async def add_shift(self, desk_terminal_id, float_cents, opened_by, audit=None):
         """Open a shift at the desk with float_cents counted; return its Shift. ValueError if one is open there."""
         def run(tx):
             row = _open_shift_row(tx, desk_terminal_id)
@@ -98,7 +98,7 @@ class ShiftMethods:
         return [ShiftOperation(*r) for r in await self._all(
             _OPS_SELECT + "WHERE s.shift_no=? ORDER BY o.created_at, o.op_id", (shift_no,))]
 
-    async def close_shift(self, shift_no, closed_by, make_report, audit=None):
+    async def close_shift_with_report(self, shift_no, closed_by, make_report, audit=None):
         """Close an open shift and store its Z report; return the StoredZReport.
 
         make_report([ShiftOperation], pending_count) -> (report JSON, over/short ledger entries or None) runs
