@@ -13,8 +13,8 @@ import time
 import click
 
 from parkcard.bounds import CARD_NO, TERMINAL_ID, BoundParam
-from parkcard.cli.common import UserError, in_store, table, utc
-from parkcard.money import AmountError, format_cents, parse_amount
+from parkcard.cli.common import UserError, amount_cents, in_store, table, utc
+from parkcard.money import format_cents
 from parkcard.services.desk import requests
 
 DESK_REQUEST_POLL_S = 0.2       # how often the command looks for the running hub's answer
@@ -25,20 +25,13 @@ def card_group():
     """Visitor cards at the front desk: issue, top up, look up."""
 
 
-def _cents(text, currency, what):
-    try:
-        return parse_amount(text, currency)
-    except AmountError as exc:
-        raise UserError("%s: %s" % (what, exc)) from None
-
-
 def _run_at_desk(obj, kind, desk_terminal_id, op_id, wait_s, **amounts):
     """Queue the operation, wait for the running hub's result; return (DeskRequest, its result, currency)."""
     op_id = op_id or "%s-%s" % (kind.replace("_", "-"), secrets.token_hex(4))
 
     async def queued(storage, actor):
         currency = await storage.park_currency()
-        params = {k: _cents(v, currency, k.replace("_cents", "").replace("_", " ")) if k.endswith("_cents") else v
+        params = {k: amount_cents(v, currency, k.replace("_cents", "").replace("_", " ")) if k.endswith("_cents") else v
                   for k, v in amounts.items()}
         request = await requests.queue(storage, actor, kind, desk_terminal_id, op_id, **params)
         click.echo("operation %s: put the card on desk terminal %d; waiting up to %d s for the running hub "

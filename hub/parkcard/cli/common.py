@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from parkcard.hub_lock import HubLockedError
+from parkcard.money import AmountError, parse_amount
 from parkcard.oplog import AuditLogError
 from parkcard.security import secure
 from parkcard.services import operators
@@ -113,6 +114,14 @@ class HubNotice:
         """One datagram to the running hub, best effort (parkcard.transport.notify)."""
         self.hub_told = notify.send(self.db, *sorted(news)) or self.hub_told
         return self.hub_told
+
+
+def amount_cents(text, currency, what):
+    """Cents of an amount a person typed in the park's currency; UserError naming `what` otherwise."""
+    try:
+        return parse_amount(text, currency)
+    except AmountError as exc:
+        raise UserError("%s: %s" % (what, exc)) from None
 
 
 def when(text, name):

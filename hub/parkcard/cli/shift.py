@@ -3,8 +3,8 @@
 import click
 
 from parkcard.bounds import TERMINAL_ID, BoundParam
-from parkcard.cli.common import UserError, in_store, table, utc
-from parkcard.money import AmountError, format_cents, parse_amount
+from parkcard.cli.common import amount_cents, in_store, table, utc
+from parkcard.money import format_cents
 from parkcard.services import shifts
 
 _DESK = click.option("--desk", "desk_terminal_id", type=BoundParam(TERMINAL_ID), required=True,
@@ -16,13 +16,6 @@ def shift_group():
     """Cashier shifts: open with the float, every desk operation in the shift, close with the Z report."""
 
 
-def _cents(text, currency, what):
-    try:
-        return parse_amount(text, currency)
-    except AmountError as exc:
-        raise UserError("%s: %s" % (what, exc)) from None
-
-
 @shift_group.command("open")
 @_DESK
 @click.option("--float", "float_amount", required=True, help="the cash counted into the drawer, e.g. 500.00")
@@ -31,8 +24,8 @@ def shift_open(obj, desk_terminal_id, float_amount):
     """Open a shift at the desk with the float counted into its drawer."""
     async def opening(store, actor):
         currency = await store.park_currency()
-        return await shifts.open_shift(store, actor, desk_terminal_id, _cents(float_amount, currency, "the float")), \
-            currency
+        float_cents = amount_cents(float_amount, currency, "the float")
+        return await shifts.open_shift(store, actor, desk_terminal_id, float_cents), currency
     shift, currency = in_store(obj, opening)
     click.echo("shift %d open at desk %d by %s with a float of %s" % (
         shift.shift_no, shift.desk_terminal_id, shift.opened_by, format_cents(shift.float_cents, currency)))
@@ -64,7 +57,8 @@ def shift_close(obj, desk_terminal_id, counted):
     """Close the desk's shift with the cash counted: the difference is posted and the Z report printed."""
     async def closing(store, actor):
         currency = await store.park_currency()
-        z_no, _z = await shifts.close_shift(store, actor, desk_terminal_id, _cents(counted, currency, "the count"))
+        counted_cents = amount_cents(counted, currency, "the count")
+        z_no, _z = await shifts.close_shift(store, actor, desk_terminal_id, counted_cents)
         return await shifts.z_report(store, actor, z_no), currency
     (stored, shift, z), currency = in_store(obj, closing)
     _print_z(stored, shift, z, currency)

@@ -119,7 +119,8 @@ class ShiftMethods:
             report, entries = make_report(ops, pending)
             over_short_tx = tx.post(None, *entries) if entries else None
             z_no = tx.sql_row("SELECT COALESCE(MAX(z_no), 0) + 1 FROM z_reports")[0]
-            tx.sql_rowcount("UPDATE shifts SET closed_at=?, closed_by=? WHERE shift_no=?", (tx.now, closed_by, shift_no))
+            tx.sql_rowcount("UPDATE shifts SET closed_at=?, closed_by=? WHERE shift_no=?",
+                            (tx.now, closed_by, shift_no))
             stored = StoredZReport(z_no, shift_no, report, over_short_tx, tx.now)
             tx.sql_rowcount("INSERT INTO z_reports(%s) VALUES (?, ?, ?, ?, ?)" % ", ".join(StoredZReport._fields),
                             stored)
