@@ -11,7 +11,7 @@ from sim.cards import card_balance
 
 from parkcard.domain import accounts
 from parkcard.domain.lifecycle import DeskOpState
-from parkcard.services import reports, shifts
+from parkcard.services import reports, shifts, tickets
 from parkcard.services.desk import operations, requests
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID, SHIFT_FLOAT_CENTS, ParkSim
@@ -52,10 +52,12 @@ def test_a_shift_counts_its_operations_by_method_and_its_close_posts_the_differe
         stock = await sim.new_card(STOCK_UID)
         mobile_issue, _ = await at_desk(sim, stock, desk.issue("shift-mobile", 5000, deposit_cents=500, pay="mobile"))
         assert card_balance(sim.park_keys, plain.virtual).balance_cents == cash_top_up.balance_cents + 1000
+        day_pass = await tickets.add_product(storage, hub, "Day pass", "day", area=1, valid_days=1, price_cents=8800)
+        await sim.sell_ticket(sim.visitors[0], day_pass)       # paid in cash at the desk
 
         (now,) = await shifts.open_shifts(storage, hub, DESK_TERMINAL_ID)
-        expected = SHIFT_FLOAT_CENTS + issued_cash + 2000       # the card and mobile payments are not in the drawer
-        assert (now.shift.shift_no, len(now.figures.ops), now.pending) == (opened.shift_no, 5, 0)
+        expected = SHIFT_FLOAT_CENTS + issued_cash + 2000 + 8800    # card and mobile payments are not in the drawer
+        assert (now.shift.shift_no, len(now.figures.ops), now.pending) == (opened.shift_no, 6, 0)
         assert now.figures.cash_expected_cents == expected
 
         z_no, z = await shifts.close_shift(storage, hub, DESK_TERMINAL_ID, expected - 150)    # 1.50 short
@@ -66,10 +68,11 @@ def test_a_shift_counts_its_operations_by_method_and_its_close_posts_the_differe
         assert dict(z.issue_loads)["mobile"] == shifts.S.MethodTotal(1, 5000)
         assert z.bonus_given_cents == issued_bonus
         assert z.deposits_in_cents == 500 * 3
+        assert (z.tickets, z.tickets_cents) == (1, 8800)
         assert await storage.account_balance(accounts.OVER_SHORT) == -150
         assert await storage.account_balance(accounts.paid_by_account("card")) == -1000
         assert await storage.account_balance(accounts.paid_by_account("mobile")) == -5500    # the load and deposit
-        # desk:cash is what the drawer took in: the cash operations, less the shortfall the close posted
+        # desk:cash is what the drawer took in: the cash operations and the ticket, less the shortfall posted
         assert await storage.account_balance(accounts.CASH) == -(expected - SHIFT_FLOAT_CENTS - 150)
 
         stored, shift, again = await shifts.z_report(storage, hub, z_no)
@@ -138,6 +141,13 @@ def test_an_operation_at_a_desk_with_no_open_shift_is_refused_before_the_card_is
                            % DESK_TERMINAL_ID):
             await requests.queue(storage, hub, "top_up", DESK_TERMINAL_ID, "queued-no-shift", cash_cents=100)
         assert await storage.desk_request("queued-no-shift") is None
+        with pytest.raises(ServiceError, match="desk %d has no open shift" % DESK_TERMINAL_ID):
+            day_pass = await tickets.add_product(storage, hub, "Day pass", "day", area=1, valid_days=1)
+            await tickets.request_sale(storage, hub, DESK_TERMINAL_ID, day_pass, sim.visitors[0].card_no)
+        refused, _ = await at_desk(sim, sim.visitors[0].virtual, sim.hub.sell_ticket_at_desk(
+            DESK_TERMINAL_ID, day_pass, sim.visitors[0].card_no))
+        assert isinstance(refused, ServiceError) and "no open shift" in str(refused)
+        assert await storage.tickets() == []
         stock = await sim.new_card(STOCK_UID)       # card stock is no sale: it needs no shift
         refused, _ = await at_desk(sim, stock, sim.hub.desk(DESK_TERMINAL_ID).issue("issue-no-shift", 1000))
         assert isinstance(refused, ServiceError) and "no open shift" in str(refused)

@@ -762,7 +762,7 @@ class Hub:
         who = self.actor(actor)
         if start_day is None:
             start_day = card.day_of(int(time.time()))
-        sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day)
+        sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day, desk_terminal_id)
         try:
             await self.write_card(desk_terminal_id, sale.uid, sale.blocks, timeout_s, actor)
         except ServiceError:

@@ -85,7 +85,8 @@ def _print_z(stored, shift, z, currency):
     lines += [("  loads paid by %s" % method, total.count, money(total.cents)) for method, total in z.issue_loads]
     lines += [("top-ups", sum(t.count for _m, t in z.top_ups), "")]
     lines += [("  paid by %s" % method, total.count, money(total.cents)) for method, total in z.top_ups]
-    lines += [("bonus given", "", money(z.bonus_given_cents)),
+    lines += [("tickets sold", z.tickets, money(z.tickets_cents)),
+              ("bonus given", "", money(z.bonus_given_cents)),
               ("refunds paid", z.refunds, money(z.refunds_paid_cents)),
               ("returns paid", z.returns, money(z.returns_paid_cents)),
               ("fees kept", "", money(z.fees_cents)),

@@ -11,8 +11,16 @@ from parkcard.store.rows import DeskDayLine, Shift, ShiftOperation, StoredZRepor
 
 _SELECT = "SELECT %s FROM shifts " % ", ".join(Shift._fields)
 _Z_SELECT = "SELECT %s FROM z_reports " % ", ".join(StoredZReport._fields)
-_OPS_SELECT = ("SELECT s.op_id, s.method, o.kind, o.state, o.amount_cents, o.bonus_cents, o.deposit_cents "
-               "FROM shift_operations s JOIN desk_operations o ON o.op_id = s.op_id ")
+TICKET_OP_PREFIX = "ticket:"        # a ticket sale's place in shift_operations: ticket:<serial>
+# A shift's operations: its desk operations, and its ticket sales (written: posted) as operations of kind ticket.
+_OPS_SELECT = (
+    "SELECT op_id, method, kind, state, amount_cents, bonus_cents, deposit_cents FROM ("
+    "SELECT s.shift_no, s.op_id, s.method, o.kind, o.state, o.amount_cents, o.bonus_cents, o.deposit_cents, "
+    "o.created_at AS at FROM shift_operations s JOIN desk_operations o ON o.op_id = s.op_id "
+    "UNION ALL SELECT s.shift_no, s.op_id, s.method, 'ticket', CASE t.state WHEN 'written' THEN 'posted' "
+    "ELSE t.state END, t.price_cents, 0, 0, t.sold_at FROM shift_operations s "
+    "JOIN tickets t ON s.op_id = '" + TICKET_OP_PREFIX + "' || CAST(t.serial AS TEXT)) ops ")
+_OPS_OF_SHIFT = _OPS_SELECT + "WHERE shift_no=? ORDER BY at, op_id"
 # What the ledger check re-derives the shifts' own ledger transactions from (AuditRows.shift_postings).
 Z_POSTINGS = "SELECT over_short_tx, z_no, report FROM z_reports WHERE over_short_tx IS NOT NULL ORDER BY z_no"
 PAID_BY_POSTINGS = ("SELECT s.paid_by_tx, s.op_id, s.method, o.kind, o.amount_cents, o.bonus_cents, o.deposit_cents "
@@ -35,6 +43,11 @@ class ShiftNotClosable(ValueError):
 
 def _open_shift_row(tx, desk_terminal_id):
     return tx.sql_row(_SELECT + "WHERE desk_terminal_id=? AND closed_at IS NULL", (desk_terminal_id,))
+
+
+def ticket_op_id(serial):
+    """The name of ticket `serial`'s sale among its shift's operations."""
+    return TICKET_OP_PREFIX + str(serial)
 
 
 def link_to_shift(tx, op_id, desk_terminal_id, method):
@@ -95,8 +108,7 @@ class ShiftMethods:
 
     async def shift_operations(self, shift_no):
         """Return [ShiftOperation] of the shift's desk operations, oldest first."""
-        return [ShiftOperation(*r) for r in await self._all(
-            _OPS_SELECT + "WHERE s.shift_no=? ORDER BY o.created_at, o.op_id", (shift_no,))]
+        return [ShiftOperation(*r) for r in await self._all(_OPS_OF_SHIFT, (shift_no,))]
 
     async def close_shift_with_report(self, shift_no, closed_by, make_report, audit=None):
         """Close an open shift and store its Z report; return the StoredZReport.
@@ -111,8 +123,7 @@ class ShiftMethods:
             if row[Shift._fields.index("closed_at")] is not None:
                 raise ShiftNotClosable("shift %d is already closed" % shift_no)
             ops, pending = [], 0
-            for op_row in tx.sql_rows(_OPS_SELECT + "WHERE s.shift_no=? ORDER BY o.created_at, o.op_id",
-                                      (shift_no,)):
+            for op_row in tx.sql_rows(_OPS_OF_SHIFT, (shift_no,)):
                 op = ShiftOperation(*op_row)
                 pending += op.state == DeskOpState.PENDING
                 ops.append(op)
