@@ -18,7 +18,7 @@ UID = b"\x04\x01\x02\x09"
 
 
 async def _populate(db):
-    """A park with a desk terminal and one card issued there with 100.00 paid in cash (no deposit)."""
+    """A park with a desk terminal and card 100001 issued there with 100.00 paid in cash (no deposit)."""
     hub = await Hub(db).open()
     await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
     await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
@@ -33,18 +33,25 @@ def cli(*args):
 def test_a_shift_from_the_cli_closes_with_its_z_report_printed_and_reprinted(store_url):
     asyncio.run(_populate(store_url))
     db = store_url
+    granted = cli("--db", db, "credit", "grant", 100001, "20.00", "--reason", "paid at the desk", "--desk", DESK_ID)
+    assert granted.exit_code == 0, granted.output
+    for args, says in [(("--desk", 9), "desk 9 has no open shift"), (("--desk", DESK_ID, "--source", "api"),
+                                                                       "paid in cash there")]:
+        refused = cli("--db", db, "credit", "grant", 100001, "5", "--reason", "r", *args)
+        assert refused.exit_code == 2 and says in refused.output, refused.output
     shown = cli("--db", db, "shift", "show")
     assert shown.exit_code == 0, shown.output
-    assert "CNY 100.00" in shown.output.splitlines()[1]      # the cash the drawer should hold: the issue's load
+    assert "CNY 120.00" in shown.output.splitlines()[1]      # the cash the drawer should hold: the load and the credit
     again = cli("--db", db, "shift", "open", "--desk", DESK_ID, "--float", "500")
     assert again.exit_code == 2 and "already has shift 1 open" in again.output and "close it first" in again.output
 
-    closed = cli("--db", db, "shift", "close", "--desk", DESK_ID, "--counted", "99.50")
+    closed = cli("--db", db, "shift", "close", "--desk", DESK_ID, "--counted", "119.50")
     assert closed.exit_code == 0, closed.output
     assert closed.output.startswith("Z report 1: shift 1 at desk %d" % DESK_ID)
     lines = {line.strip().split("  ")[0]: line for line in closed.output.splitlines()}
-    assert "CNY 100.00" in lines["cash expected"] and "CNY 99.50" in lines["cash counted"]
+    assert "CNY 120.00" in lines["cash expected"] and "CNY 119.50" in lines["cash counted"]
     assert "CNY -0.50" in lines["over (+) / short (-)"]
+    assert "CNY 20.00" in lines["credits granted"]
     assert "CNY 100.00" in lines["loads paid by cash"]
     reprinted = cli("--db", db, "shift", "report", 1)
     assert reprinted.exit_code == 0 and reprinted.output == closed.output

@@ -86,6 +86,7 @@ def _print_z(stored, shift, z, currency):
     lines += [("top-ups", sum(t.count for _m, t in z.top_ups), "")]
     lines += [("  paid by %s" % method, total.count, money(total.cents)) for method, total in z.top_ups]
     lines += [("tickets sold", z.tickets, money(z.tickets_cents)),
+              ("credits granted", z.credits, money(z.credits_cents)),
               ("bonus given", "", money(z.bonus_given_cents)),
               ("refunds paid", z.refunds, money(z.refunds_paid_cents)),
               ("returns paid", z.returns, money(z.returns_paid_cents)),

@@ -21,7 +21,8 @@ TOP_UP = "top_up"
 REFUND = "refund"
 RETURN = "return"
 TICKET = "ticket"           # a ticket sold onto a card at the desk (SPEC.md §3.8), its price paid there
-KINDS = (ISSUE, TOP_UP, REFUND, RETURN, TICKET)
+CREDIT = "credit"           # a pending credit granted at the desk (SPEC.md §8), paid there: a top-up without the card
+KINDS = (ISSUE, TOP_UP, REFUND, RETURN, TICKET, CREDIT)
 
 
 class ShiftError(ValueError):
@@ -58,7 +59,7 @@ class DeskOp:
             _cents(getattr(self, field.name), field.name)
         incoming = self.load_cents or self.bonus_cents or self.deposit_in_cents or self.price_cents
         outgoing = self.paid_out_cents or self.fee_cents or self.deposit_out_cents or self.bonus_back_cents
-        if self.kind in (ISSUE, TOP_UP, TICKET) and outgoing or self.kind in (REFUND, RETURN) and incoming:
+        if self.kind in (ISSUE, TOP_UP, TICKET, CREDIT) and outgoing or self.kind in (REFUND, RETURN) and incoming:
             raise ShiftError("a %s moves money one way only: %r" % (self.kind, self))
         if self.kind != TICKET and self.price_cents or self.kind == TICKET and (
                 self.load_cents or self.bonus_cents or self.deposit_in_cents):
@@ -126,7 +127,11 @@ def _ticket_sold(method, amount_cents, bonus_cents, deposit_cents):
 
 # How a kept desk operation (its kind; amount on the card or a ticket's price, bonus in it, deposit) counts in
 # a shift: a kind of desk operation adds its entry here.
-_OF_KIND = {ISSUE: _issued, TOP_UP: _topped_up, TICKET: _ticket_sold}
+def _credit_granted(method, amount_cents, bonus_cents, deposit_cents):
+    return DeskOp(CREDIT, method, load_cents=amount_cents, bonus_cents=bonus_cents, deposit_in_cents=deposit_cents)
+
+
+_OF_KIND = {ISSUE: _issued, TOP_UP: _topped_up, TICKET: _ticket_sold, CREDIT: _credit_granted}
 
 
 def desk_op_of(kind, method, amount_cents, bonus_cents, deposit_cents):
@@ -182,6 +187,8 @@ class ZReport:
     cash_counted_cents: int
     tickets: int = 0
     tickets_cents: int = 0
+    credits: int = 0                # pending credits granted at the desk
+    credits_cents: int = 0
 
     @property
     def difference_cents(self):
@@ -212,4 +219,5 @@ def close_shift(shift, counted_cents, pending_ops=0):
         len(of[RETURN]), sum(op.paid_out_cents for op in of[RETURN]),
         sum(op.fee_cents for op in shift.ops), sum(op.bonus_back_cents for op in shift.ops),
         sum(op.deposit_in_cents for op in shift.ops), sum(op.deposit_out_cents for op in shift.ops),
-        shift.cash_expected_cents, counted_cents, len(of[TICKET]), sum(op.price_cents for op in of[TICKET]))
+        shift.cash_expected_cents, counted_cents, len(of[TICKET]), sum(op.price_cents for op in of[TICKET]),
+        len(of[CREDIT]), sum(op.load_cents for op in of[CREDIT]))

@@ -12,14 +12,20 @@ from parkcard.store.rows import DeskDayLine, Shift, ShiftOperation, StoredZRepor
 _SELECT = "SELECT %s FROM shifts " % ", ".join(Shift._fields)
 _Z_SELECT = "SELECT %s FROM z_reports " % ", ".join(StoredZReport._fields)
 TICKET_OP_PREFIX = "ticket:"        # a ticket sale's place in shift_operations: ticket:<serial>
-# A shift's operations: its desk operations, and its ticket sales (written: posted) as operations of kind ticket.
+CREDIT_OP_PREFIX = "credit:"        # a pending credit granted at a desk: credit:<card_no>:<credit_no>
+# A shift's operations: its desk operations, its ticket sales (written: posted) and the credits granted at its
+# desk (booked when granted: posted; cancelled: failed).
 _OPS_SELECT = (
     "SELECT op_id, method, kind, state, amount_cents, bonus_cents, deposit_cents FROM ("
     "SELECT s.shift_no, s.op_id, s.method, o.kind, o.state, o.amount_cents, o.bonus_cents, o.deposit_cents, "
     "o.created_at AS at FROM shift_operations s JOIN desk_operations o ON o.op_id = s.op_id "
     "UNION ALL SELECT s.shift_no, s.op_id, s.method, 'ticket', CASE t.state WHEN 'written' THEN 'posted' "
     "ELSE t.state END, t.price_cents, 0, 0, t.sold_at FROM shift_operations s "
-    "JOIN tickets t ON s.op_id = '" + TICKET_OP_PREFIX + "' || CAST(t.serial AS TEXT)) ops ")
+    "JOIN tickets t ON s.op_id = '" + TICKET_OP_PREFIX + "' || CAST(t.serial AS TEXT) "
+    "UNION ALL SELECT s.shift_no, s.op_id, s.method, 'credit', CASE c.state WHEN 'cancelled' THEN 'failed' "
+    "ELSE 'posted' END, c.amount_cents, 0, 0, c.granted_at FROM shift_operations s "
+    "JOIN pending_credits c ON s.op_id = '" + CREDIT_OP_PREFIX + "' || CAST(c.card_no AS TEXT) || ':' || "
+    "CAST(c.credit_no AS TEXT)) ops ")
 _OPS_OF_SHIFT = _OPS_SELECT + "WHERE shift_no=? ORDER BY at, op_id"
 # What the ledger check re-derives the shifts' own ledger transactions from (AuditRows.shift_postings).
 Z_POSTINGS = "SELECT over_short_tx, z_no, report FROM z_reports WHERE over_short_tx IS NOT NULL ORDER BY z_no"
@@ -48,6 +54,11 @@ def _open_shift_row(tx, desk_terminal_id):
 def ticket_op_id(serial):
     """The name of ticket `serial`'s sale among its shift's operations."""
     return TICKET_OP_PREFIX + str(serial)
+
+
+def credit_op_id(card_no, credit_no):
+    """The name of a pending credit's grant among its shift's operations."""
+    return "%s%d:%d" % (CREDIT_OP_PREFIX, card_no, credit_no)
 
 
 def link_to_shift(tx, op_id, desk_terminal_id, method):
