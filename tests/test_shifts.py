@@ -132,7 +132,7 @@ def test_a_shift_does_not_close_while_one_of_its_operations_is_pending(tmp_path,
     in_park(tmp_path, scenario)
 
 
-def test_an_operation_at_a_desk_with_no_open_shift_is_refused_before_the_card_is_touched(tmp_path):
+def test_an_operation_at_a_desk_with_no_open_shift_is_refused_before_the_card_is_written(tmp_path):
     async def scenario(sim):
         storage, hub = sim.hub.storage, sim.hub.actor("cashier-1")
         (now,) = await shifts.open_shifts(storage, hub)

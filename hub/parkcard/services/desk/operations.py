@@ -288,13 +288,11 @@ class Stocked:
 async def _keep(desk, actor, op, request):
     """Keep op as pending in its desk's open shift (paid as its request says); every desk operation comes here."""
     method = shifts.pay_method_of(request)
-    if await desk.storage.open_shift_at(op.desk_terminal_id) is None:
-        raise shifts.no_shift(op.desk_terminal_id)
     try:
         kept = await desk.storage.keep_desk_operation(op, method=method, audit=audited(
             actor.name, "desk.pending", when=lambda k: k.op_id == op.op_id and k.state == DeskOpState.PENDING,
             op_id=op.op_id, kind=op.kind, desk_terminal_id=op.desk_terminal_id, uid=op.uid.hex(), pay=method))
-    except NoOpenShift:     # closed between the look and the keep
+    except NoOpenShift:     # checked in the transaction that keeps it: no close can slip between
         raise shifts.no_shift(op.desk_terminal_id) from None
     except ValueError as exc:
         raise ServiceError(str(exc)) from None
