@@ -91,3 +91,16 @@ def test_the_desk_report_and_the_liabilities(store_url, tmp_path):
     assert owed.exit_code == 0, owed.output
     lines = {line.split("  ")[0]: line for line in owed.output.splitlines()}
     assert "CNY 100.00" in lines["customer funds on cards"] and "CNY 0.00" in lines["deposits held"]
+
+
+def test_the_park_names_the_payment_methods_its_desks_take_besides_cash(store_url):
+    asyncio.run(_populate(store_url))
+    assert cli("--db", store_url, "park", "pay-methods").output == "the desks take cash, card, mobile\n"
+    changed = cli("--db", store_url, "park", "pay-methods", "wechat", "card", "cash")
+    assert changed.exit_code == 0 and changed.output == "the desks take cash, wechat, card\n"
+    same = cli("--db", store_url, "park", "pay-methods", "wechat", "card")
+    assert same.output == "the desks take cash, wechat, card (nothing changed)\n"
+    refused = cli("--db", store_url, "park", "pay-methods", "Bank Card")
+    assert refused.exit_code == 2 and "'Bank Card' is no payment method name" in refused.output
+    only_cash = cli("--db", store_url, "park", "pay-methods", "cash")
+    assert only_cash.output == "the desks take cash\n"

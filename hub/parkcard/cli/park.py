@@ -8,6 +8,7 @@ from parkcard.cli.common import UserError, in_store, park_dir
 from parkcard.security import secure
 from parkcard.security.pki import PKIError
 from parkcard.services import park as park_service
+from parkcard.services import shifts
 
 
 @click.command()
@@ -58,3 +59,15 @@ def park_set(obj, park_id, currency):
         click.echo("park %d already uses %s: nothing changed" % (park_id, code))
         return
     click.echo("park %d: amounts are in %s" % (park_id, code))
+
+
+@park.command("pay-methods")
+@click.argument("methods", nargs=-1)
+@click.pass_obj
+def park_pay_methods(obj, methods):
+    """The payment methods the desks take: cash, and METHODS (e.g. card mobile) when given; `cash` alone: only cash."""
+    async def setting(store, actor):
+        changed = await shifts.set_pay_methods(store, actor, methods) if methods else None
+        return changed, await shifts.pay_methods(store, actor)
+    changed, taken = in_store(obj, setting, create=bool(methods))
+    click.echo("the desks take %s%s" % (", ".join(taken), "" if changed is not False else " (nothing changed)"))

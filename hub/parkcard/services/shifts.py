@@ -11,6 +11,7 @@ report under the next Z number, immutable, printable again.
 
 import dataclasses
 import json
+import re
 
 from protocol import frames
 
@@ -18,11 +19,12 @@ from parkcard.domain import ledger
 from parkcard.domain import shifts as S
 from parkcard.domain.cents import whole
 from parkcard.domain.lifecycle import DeskOpState
-from parkcard.services.privileges import SHIFT, SHIFTS_REVIEW, ServiceError, requires
+from parkcard.services.privileges import PARK_ADMIN, PARK_READ, SHIFT, SHIFTS_REVIEW, ServiceError, requires
 from parkcard.store import audited
 from parkcard.store.shifts import ShiftNotClosable
 
 FLOAT_MAX_CENTS = 10_000_000        # a drawer's float beyond 100,000.00 is a typing mistake
+PAY_METHOD = re.compile(r"[a-z][a-z0-9_-]{0,19}")
 
 
 def desk_op(op, method):
@@ -46,6 +48,26 @@ async def checked_pay(storage, pay):
     if pay not in methods:
         raise ServiceError("the desk takes no payment by %r: pay by %s" % (pay, " or ".join(methods)))
     return pay
+
+
+@requires(PARK_READ)
+async def pay_methods(store, actor):
+    """The payment methods the park's desks take: cash first, then the park's others."""
+    return (S.CASH,) + tuple(await store.park_pay_methods())
+
+
+@requires(PARK_ADMIN)
+async def set_pay_methods(store, actor, methods):
+    """Set the payment methods the park's desks take besides cash (cash is always taken); True if changed."""
+    others = []
+    for method in methods:
+        if not PAY_METHOD.fullmatch(method or ""):
+            raise ServiceError("%r is no payment method name: lowercase letters, digits, - or _, at most 20 "
+                               "(e.g. card, mobile, wechat)" % (method,))
+        if method != S.CASH and method not in others:
+            others.append(method)
+    return await store.set_park_pay_methods(others, audit=audited(actor.name, "park.pay_methods",
+                                                                   pay_methods=others))
 
 
 def no_shift(desk_terminal_id):

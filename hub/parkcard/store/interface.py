@@ -505,6 +505,10 @@ class Store(abc.ABC):
         """Return the payment methods the park's desks take besides cash."""
 
     @abc.abstractmethod
+    async def set_park_pay_methods(self, methods, park_id=1, audit=None):
+        """Set the payment methods the park's desks take besides cash; True if changed."""
+
+    @abc.abstractmethod
     async def desk_day(self, start_s, end_s, by):
         """Return [rows.DeskDayLine] of desk operations posted in [start_s, end_s), by operator or desk."""
 

@@ -164,6 +164,16 @@ class ShiftMethods:
         row = await self._one("SELECT pay_methods FROM parks WHERE id=?", (park_id,))
         return tuple((row[0] if row else "card mobile").split())
 
+    async def set_park_pay_methods(self, methods, park_id=1, audit=None):
+        """Set the payment methods the park's desks take besides cash (creating the park's row); True if changed."""
+        def run(tx):
+            if tx.sql_row("SELECT id FROM parks WHERE id=?", (park_id,)) is None:
+                tx.sql_rowcount("INSERT INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            text = " ".join(methods)
+            return tx.sql_rowcount("UPDATE parks SET pay_methods=? WHERE id=? AND pay_methods<>?",
+                                   (text, park_id, text)) == 1
+        return await self.write(run, audit)
+
     async def desk_day(self, start_s, end_s, by):
         """[DeskDayLine] of the desk operations posted in [start_s, end_s), grouped by `by` (operator or desk)."""
         group = _GROUPS[by]
