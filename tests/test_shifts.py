@@ -92,6 +92,11 @@ def test_a_shift_counts_its_operations_by_method_and_its_close_posts_the_differe
         await shifts.open_shift(storage, cashier, DESK_TERMINAL_ID, 10000)
         with pytest.raises(ServiceError, match="may not do this"):
             await shifts.z_report(storage, cashier, z_no)           # another cashier's Z report: finance reads it
+        assert (await shifts.z_report(storage, Actor("fin", roles=("finance",)), z_no))[2] == z
+        with pytest.raises(ServiceError, match="may not do this"):
+            await shifts.close_shift(storage, Actor("cashier-3", roles=("cashier",)), DESK_TERMINAL_ID, 10000)
+        assert [now.shift.opened_by for now in await shifts.open_shifts(storage, cashier)] == ["cashier-2"]
+        assert await shifts.open_shifts(storage, Actor("cashier-3", roles=("cashier",))) == []
 
         lines = await reports.desk_day(storage, hub, (int(shift.closed_at) // 86400) * 86400, "desk")
         by_kind = {line.kind: line for line in lines}

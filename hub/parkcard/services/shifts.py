@@ -120,11 +120,28 @@ def _figures(shift, ops):
     return S.Shift(shift.shift_no, shift.float_cents, posted), sum(op.state == DeskOpState.PENDING for op in ops)
 
 
-@requires(SHIFT)
+def _sees_every_shift(actor):
+    """True for an actor who reviews every cashier's shifts; else the actor must hold shifts.own (checked)."""
+    if SHIFTS_REVIEW in actor.privileges:
+        return True
+    actor.check(SHIFT)
+    return False
+
+
+def _may_see(actor, shift):
+    """ServiceError unless the actor opened the shift or reviews every cashier's shifts."""
+    if not _sees_every_shift(actor) and shift.opened_by != actor.name:
+        actor.check(SHIFTS_REVIEW)
+
+
+@requires(PARK_READ)
 async def open_shifts(store, actor, desk_terminal_id=None):
-    """[ShiftNow] of the open shifts (of one desk when given)."""
+    """[ShiftNow] of the open shifts (of one desk when given): a cashier's own, or every one for shifts.review."""
     out = []
+    every = _sees_every_shift(actor)
     for shift in await store.shifts(desk_terminal_id, open_only=True):
+        if not every and shift.opened_by != actor.name:
+            continue
         figures, pending = _figures(shift, await store.shift_operations(shift.shift_no))
         out.append(ShiftNow(shift, figures, pending))
     return out
@@ -137,6 +154,7 @@ async def close_shift(store, actor, desk_terminal_id, counted_cents):
     shift = await store.open_shift_at(desk_terminal_id)
     if shift is None:
         raise ServiceError("desk %d has no open shift to close (see `parkcard shift show`)" % desk_terminal_id)
+    _may_see(actor, shift)      # another cashier's shift is closed by a reviewer (a manager)
     made = {}
 
     def make_report(ops, pending):
@@ -167,14 +185,13 @@ def z_of(stored):
     return S.ZReport(**data)
 
 
-@requires(SHIFT)
+@requires(PARK_READ)
 async def z_report(store, actor, z_no):
-    """(rows.StoredZReport, rows.Shift, domain ZReport) of Z report z_no; another cashier's needs shifts.review."""
+    """(rows.StoredZReport, rows.Shift, domain ZReport) of Z report z_no: a cashier's own, any for shifts.review."""
     whole(z_no, "a Z report number", ServiceError, 1)
     stored = await store.z_report(z_no)
     if stored is None:
         raise ServiceError("there is no Z report %d: a Z report is made when a shift closes" % z_no)
     shift = await store.shift(stored.shift_no)
-    if shift.opened_by != actor.name:
-        actor.check(SHIFTS_REVIEW)
+    _may_see(actor, shift)
     return stored, shift, z_of(stored)
