@@ -87,10 +87,14 @@ def test_the_desk_report_and_the_liabilities(store_url, tmp_path):
     by_operator = cli("--db", store_url, "report", "desk", "--day", today)
     assert "desk-fixture" in by_operator.output
     assert "no desk operation was posted" in cli("--db", store_url, "report", "desk", "--day", "2001-01-01").output
-    owed = cli("--db", store_url, "report", "liabilities")
+    owed = cli("--db", store_url, "report", "liabilities", "--csv", tmp_path / "owed.csv")
     assert owed.exit_code == 0, owed.output
     lines = {line.split("  ")[0]: line for line in owed.output.splitlines()}
     assert "CNY 100.00" in lines["customer funds on cards"] and "CNY 0.00" in lines["deposits held"]
+    with open(tmp_path / "owed.csv", newline="") as f:
+        assert {r["liability"]: r["amount_cents"] for r in csv.DictReader(f)}["customer funds on cards"] == "10000"
+    unwritable = cli("--db", store_url, "report", "liabilities", "--csv", tmp_path / "no" / "such" / "x.csv")
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.output
 
 
 def test_the_park_names_the_payment_methods_its_desks_take_besides_cash(store_url):

@@ -25,6 +25,17 @@ def _day_start(text):
     return int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc).timestamp())
 
 
+def _write_csv(path, header, rows):
+    """The rows under header in a CSV file (amounts in cents); UserError when it cannot be written."""
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(header)
+            writer.writerows(rows)
+    except OSError as exc:
+        raise UserError("cannot write %s: %s" % (path, exc.strerror)) from None
+
+
 @report_group.command("desk")
 @click.option("--day", required=True, help="the UTC day, e.g. 2026-07-01")
 @click.option("--by", type=click.Choice(reports.DESK_GROUPS), default="operator", show_default=True)
@@ -39,13 +50,7 @@ def report_desk(obj, day, by, csv_path):
         return await reports.desk_day(store, actor, start_s, by), await store.park_currency()
     lines, currency = in_store(obj, reading)
     if csv_path:
-        try:
-            with open(csv_path, "w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out)
-                writer.writerow(_CSV_FIELDS)
-                writer.writerows((day,) + tuple(line) for line in lines)
-        except OSError as exc:
-            raise UserError("cannot write %s: %s" % (csv_path, exc.strerror)) from None
+        _write_csv(csv_path, _CSV_FIELDS, [(day,) + tuple(line) for line in lines])
     if not lines:
         click.echo("no desk operation was posted on %s (UTC)" % day)
         return
@@ -55,18 +60,18 @@ def report_desk(obj, day, by, csv_path):
 
 
 @report_group.command("liabilities")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="also write them to this CSV file (amounts in cents)")
 @click.pass_obj
-def report_liabilities(obj):
+def report_liabilities(obj, csv_path):
     """What the park owes now: customer funds on cards and their bonus purses, deposits, pending credits."""
     async def reading(store, actor):
         return (await reports.liabilities(store, actor), await reports.bonus_purses(store, actor),
                 await store.park_currency())
     owed, bonus_cents, currency = in_store(obj, reading)
-    table(("liability", "amount"), [
-        ("customer funds on cards", format_cents(owed.cards_cents, currency)),
-        ("bonus purses of cards", format_cents(bonus_cents, currency)),
-        ("replaced cards' holds", format_cents(owed.holds_cents, currency)),
-        ("deposits held", format_cents(owed.deposits_cents, currency)),
-        ("pending credits", format_cents(owed.pending_credits_cents, currency)),
-        ("owed to merchants", format_cents(owed.merchants_cents, currency)),
-    ])
+    rows = [("customer funds on cards", owed.cards_cents), ("bonus purses of cards", bonus_cents),
+            ("replaced cards' holds", owed.holds_cents), ("deposits held", owed.deposits_cents),
+            ("pending credits", owed.pending_credits_cents), ("owed to merchants", owed.merchants_cents)]
+    if csv_path:
+        _write_csv(csv_path, ("liability", "amount_cents"), rows)
+    table(("liability", "amount"), [(name, format_cents(cents, currency)) for name, cents in rows])
