@@ -28,7 +28,7 @@ from terminal.runtime import Terminal
 from parkcard import audit
 from parkcard.app import Hub
 from parkcard.security import secure
-from parkcard.services import settlement
+from parkcard.services import settlement, shifts
 from parkcard.store import is_postgres
 from parkcard.store.postgres.url import with_audit_log
 
@@ -41,6 +41,7 @@ MERCHANTS = ((2, "Food court", 1200), (3, "Rides", 800), (4, "Gift shop", 1500))
 GATE_MERCHANT_ID = 3        # gates belong to the rides' merchant: a timed exit's charge is theirs
 ADMIN_CARD_UID = bytes.fromhex("04adadadadad01")
 DRAIN_POLL_S = 0.05
+SHIFT_FLOAT_CENTS = 20000    # the float counted into the desk's drawer at the open of the simulated day
 DESK_POLL_S = 0.002         # the desk terminal's reader loop while a desk operation waits for the card
 
 
@@ -148,6 +149,7 @@ class ParkSim:
         self.hub = None
         self.terminals = []
         self.desk = None
+        self.shift = None           # the desk's open shift (rows.Shift)
         self.visitors = []
         self.loaded_cents = 0
         self.started_s = int(time.time())
@@ -177,6 +179,9 @@ class ParkSim:
         for merchant_id, name, bps in MERCHANTS:
             await self.hub.add_merchant(merchant_id, name, bps)
         desk_key = await self.hub.register_terminal(DESK_TERMINAL_ID, DESK_MERCHANT_ID, ROLE_DESK, "desk-1")
+        # The cashier's day starts with a shift: every desk operation belongs to the desk's open one.
+        self.shift = await shifts.open_shift(self.hub.storage, self.hub.actor("sim-cashier"), DESK_TERMINAL_ID,
+                                             SHIFT_FLOAT_CENTS)
         plan = [(DESK_TERMINAL_ID, ROLE_DESK, DESK_MERCHANT_ID, desk_key)]
         for i in range(self.n_terminals):
             terminal_id = DESK_TERMINAL_ID + 1 + i

@@ -168,6 +168,9 @@ class Hub:
             await self.ingest.load()
             # Changes older than this hub reach terminals by their T_SYNC at connect.
             self._blacklist_pushed = await self.storage.blacklist_version()
+            # A desk request a hub started and never finished was that hub's when it died (this one holds the
+            # lock now): it is queued again and resolved under its operation id, which never charges twice.
+            await self.storage.requeue_started_desk_requests()
         except BaseException:
             await self.storage.close()
             self.lock.release()
@@ -772,7 +775,8 @@ class Hub:
         who = self.actor(actor)
         if start_day is None:
             start_day = await park.today(self.storage, time.time())
-        sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day, replace)
+        sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day, replace=replace,
+                                  desk_terminal_id=desk_terminal_id)
         try:
             if sale.replaces is None:
                 await self.write_card(desk_terminal_id, sale.uid, sale.blocks, timeout_s, actor)

@@ -38,13 +38,14 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
 """
 
 import itertools
+import json
 import time
 from typing import NamedTuple
 
 from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
 
-from parkcard.domain import accounts, ledger
+from parkcard.domain import accounts, ledger, shifts
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
 from parkcard.services import repricing
@@ -187,11 +188,24 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     return "other_rate"
 
 
-def hub_transactions(credit_rows, ticket_rows=()):
+def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ())):
     """{tx_id: (what, expected entries)} of the ledger transactions the hub booked without a record: each
-    pending credit's grant, and its cancel (re-derived from the credit's amount and source), and each
-    ticket's sale at the desk (from the ticket's price)."""
+    pending credit's grant, and its cancel (re-derived from the credit's amount and source), each
+    ticket's sale at the desk (from the ticket's price), each shift's over/short (from its Z report's
+    cash expected and counted) and each desk payment by another method than cash (from the operation)."""
     out = {}
+    z_rows, paid_by_rows = shift_rows
+    for over_short_tx, z_no, report in z_rows:
+        figures = json.loads(report)
+        out[over_short_tx] = ("the over/short of Z report %d" % z_no, ledger.cash_over_short(
+            figures["cash_expected_cents"], figures["cash_counted_cents"]))
+    for paid_by_tx, op_id, method, kind, amount, bonus, deposit, fee in paid_by_rows:
+        name = "desk operation %s paid by %s" % (op_id, method)
+        try:
+            done = shifts.desk_op_of(kind, method, amount, bonus, deposit, fee)
+            out[paid_by_tx] = (name, ledger.paid_by(method, done.received_cents - done.paid_cents))
+        except (ledger.PostingError, shifts.ShiftError) as exc:
+            out[paid_by_tx] = (name + " (%s)" % exc, [])
     for sale_tx, price_cents, serial, card_no in ticket_rows:
         name = "ticket %d sold onto card %d" % (serial, card_no)
         try:
@@ -295,7 +309,7 @@ def _check_contents(rows, report, rates_had):
     seqs_acked = dict.fromkeys(terminals, 0)    # records stored at or below the terminal's acked_upto
     entries = itertools.groupby(rows.ledger_entries(), key=lambda r: (r[0], r[1]))
     group = next(entries, None)
-    hub_tx = hub_transactions(rows.credits(), rows.paid_tickets())
+    hub_tx = hub_transactions(rows.credits(), rows.paid_tickets(), rows.shift_postings())
 
     def take_orphans_below(record_id):
         nonlocal group

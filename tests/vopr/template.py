@@ -21,6 +21,8 @@ from protocol.config import ROLE_DESK, ROLE_POS, ROLE_RIDE
 from sim.mifare import MifareClassic1K
 from terminal.authorise import SERVING
 
+from parkcard.services import shifts
+
 from vopr.clock import SimClock, hub_reads
 from vopr.flash import FlashFiles
 from vopr.park import DESK_TERMINAL_ID, PLAN_FILE, Park
@@ -98,6 +100,8 @@ async def _build(root, n_terminals, n_cards):
         await park.refresh_links()
         await _quiet(park)
         await _authorise(park, hub)
+        # The cashier's shift stays open for the whole simulated day: every desk operation belongs to it.
+        await shifts.open_shift(hub.storage, hub.actor("vopr-cashier"), DESK_ID, 0)
         await _issue_cards(park, hub, rng, n_cards, plan)
         await park.close()
     plan["booths"].remove(DESK_ID)

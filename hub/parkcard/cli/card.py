@@ -14,7 +14,7 @@ import time
 import click
 
 from parkcard.bounds import CARD_NO, TERMINAL_ID, BoundParam
-from parkcard.cli.common import UserError, cents_typed, in_store, table, utc
+from parkcard.cli.common import UserError, amount_cents, in_store, table, utc
 from parkcard.domain import accounts
 from parkcard.money import format_cents
 from parkcard.services import park
@@ -34,7 +34,7 @@ def _run_at_desk(obj, kind, desk_terminal_id, op_id, wait_s, **amounts):
 
     async def queued(storage, actor):
         currency = await storage.park_currency()
-        params = {k: cents_typed(v, currency, k.replace("_cents", "").replace("_", " ")) if k.endswith("_cents") else v
+        params = {k: amount_cents(v, currency, k.replace("_cents", "").replace("_", " ")) if k.endswith("_cents") else v
                   for k, v in amounts.items()}
         request = await requests.queue(storage, actor, kind, desk_terminal_id, op_id, **params)
         click.echo("operation %s: put the card on desk terminal %d; waiting up to %d s for the running hub "
@@ -58,6 +58,8 @@ def _run_at_desk(obj, kind, desk_terminal_id, op_id, wait_s, **amounts):
 _DESK = click.option("--desk", "desk_terminal_id", type=BoundParam(TERMINAL_ID), required=True,
                      help="the desk terminal the card lies on")
 _OP_ID = click.option("--op-id", default=None, help="the operation's id: give the same one to retry it (default: new)")
+_PAY = click.option("--pay", default="cash", show_default=True,
+                    help="how the holder pays: cash (into the drawer) or another method the park takes (card, mobile)")
 _WAIT = click.option("--wait", "wait_s", default=90, show_default=True, type=click.IntRange(1, 3600),
                      help="seconds to wait for the card")
 
@@ -65,12 +67,13 @@ _WAIT = click.option("--wait", "wait_s", default=90, show_default=True, type=cli
 @card_group.command("top-up")
 @click.argument("amount")
 @_DESK
+@_PAY
 @_OP_ID
 @_WAIT
 @click.pass_obj
-def card_top_up(obj, amount, desk_terminal_id, op_id, wait_s):
+def card_top_up(obj, amount, desk_terminal_id, pay, op_id, wait_s):
     """Top up the card on the desk with AMOUNT paid (e.g. 50 or 12.50); the card's tier adds its bonus."""
-    request, done, currency = _run_at_desk(obj, "top_up", desk_terminal_id, op_id, wait_s, cash_cents=amount)
+    request, done, currency = _run_at_desk(obj, "top_up", desk_terminal_id, op_id, wait_s, cash_cents=amount, pay=pay)
     click.echo("card %d topped up by %s (bonus %s): balance %s [operation %s]" % (
         done["card_no"], format_cents(done["amount_cents"], currency), format_cents(done["bonus_cents"], currency),
         format_cents(done["balance_cents"], currency), request.op_id))
@@ -83,13 +86,14 @@ def card_top_up(obj, amount, desk_terminal_id, op_id, wait_s):
 @click.option("--tier", type=click.IntRange(0, 15), default=0, show_default=True,
               help="the tier's code (`parkcard tier list`)")
 @_DESK
+@_PAY
 @_OP_ID
 @_WAIT
 @click.pass_obj
-def card_issue(obj, load, card_type, tier, desk_terminal_id, op_id, wait_s):
+def card_issue(obj, load, card_type, tier, desk_terminal_id, pay, op_id, wait_s):
     """Issue the stock card on the desk with a first load; the deposit of its card type is taken."""
     request, done, currency = _run_at_desk(obj, "issue", desk_terminal_id, op_id, wait_s, cash_cents=load,
-                                           card_type=card_type, tier=tier)
+                                           card_type=card_type, tier=tier, pay=pay)
     click.echo("card %d issued: balance %s (bonus %s), deposit %s [operation %s]" % (
         done["card_no"], format_cents(done["balance_cents"], currency), format_cents(done["bonus_cents"], currency),
         format_cents(done["deposit_cents"], currency), request.op_id))

@@ -116,6 +116,14 @@ class HubNotice:
         return self.hub_told
 
 
+def amount_cents(text, currency, what):
+    """Cents of an amount a person typed in the park's currency; UserError naming `what` otherwise."""
+    try:
+        return parse_amount(text, currency)
+    except AmountError as exc:
+        raise UserError("%s: %s" % (what, exc)) from None
+
+
 def when(text, name):
     """Epoch seconds from an integer or an ISO date/time (UTC unless it says otherwise)."""
     if text.isdigit():
@@ -128,14 +136,6 @@ def when(text, name):
     if value.tzinfo is None:
         value = value.replace(tzinfo=datetime.timezone.utc)
     return int(value.timestamp())
-
-
-def cents_typed(text, currency, what):
-    """An amount typed in the park's currency (e.g. 12.50) as cents; UserError naming `what` when it is none."""
-    try:
-        return parse_amount(text, currency)
-    except AmountError as exc:
-        raise UserError("%s: %s" % (what, exc)) from None
 
 
 def table(headers, rows):

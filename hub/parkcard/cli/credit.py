@@ -2,7 +2,7 @@
 
 import click
 
-from parkcard.bounds import CARD_NO, CREDIT_NO, BoundParam
+from parkcard.bounds import CARD_NO, CREDIT_NO, TERMINAL_ID, BoundParam
 from parkcard.cli.common import HubNotice, UserError, in_store, table, utc
 from parkcard.domain import accounts
 from parkcard.money import format_cents, parse_amount
@@ -35,8 +35,10 @@ def credit(ctx, card_no):
 @click.option("--reason", required=True, help="what it is for (a top-up paid elsewhere, a replacement's hold)")
 @click.option("--source", default="cash", show_default=True,
               help="what funds it: cash (taken at this desk), api (paid through the API) or hold:<card number>")
+@click.option("--desk", "desk_terminal_id", type=BoundParam(TERMINAL_ID), default=None,
+              help="the desk where it is paid in cash: the grant is part of that desk's open shift")
 @click.pass_obj
-def credit_grant(obj, card_no, amount, reason, source):
+def credit_grant(obj, card_no, amount, reason, source, desk_terminal_id):
     """Grant AMOUNT (in the park's currency, e.g. 12.50) to a card; it lands at the card's next tap."""
     source = _SOURCES.get(source, source)
     notice = HubNotice(obj.db)
@@ -47,7 +49,8 @@ def credit_grant(obj, card_no, amount, reason, source):
             cents = parse_amount(amount, currency)
         except ValueError as exc:
             raise UserError("%s; nothing was granted" % exc) from None
-        return currency, await credit_service.grant_credit(store, actor, card_no, cents, reason, source)
+        return currency, await credit_service.grant_credit(store, actor, card_no, cents, reason, source,
+                                                           desk_terminal_id)
 
     currency, granted = in_store(obj, grant, notice=notice)
     click.echo("credit %d of card %d: %s, lands at the card's next tap on any terminal; %s" % (

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import click
 
-from parkcard.cli.common import UserError, cents_typed, in_store, park_dir
+from parkcard.cli.common import UserError, amount_cents, in_store, park_dir
 from parkcard.money import format_cents
 from parkcard.security import secure
 from parkcard.security.pki import PKIError
 from parkcard.services import park as park_service
+from parkcard.services import shifts
 
 
 @click.command()
@@ -76,6 +77,8 @@ def park_timezone(obj, name, park_id):
         return
     click.echo("park %d keeps time in %s: park days, tickets' dates and gates' daily resets follow it (gates take "
                "it at their next sync)" % (park_id, name))
+
+
 def _show_desk_settings(settings, currency):
     click.echo("deposits: member %s, temporary %s" % (format_cents(settings.deposit_member_cents, currency),
                                                      format_cents(settings.deposit_temporary_cents, currency)))
@@ -92,7 +95,7 @@ def park_deposit(obj, card_type, amount):
     """Set the deposit the desk takes for a CARD_TYPE card, e.g. `member 20` (whole units of 1.00)."""
     async def change(storage, actor):
         currency = await storage.park_currency()
-        cents = cents_typed(amount, currency, "the deposit")
+        cents = amount_cents(amount, currency, "the deposit")
         return await park_service.set_card_deposit(storage, actor, card_type, cents), currency
     settings, currency = in_store(obj, change, create=True)
     _show_desk_settings(settings, currency)
@@ -110,11 +113,23 @@ def park_refund_rules(obj, minimum, fee_bps, fee_fixed):
         now = await park_service.desk_settings(storage, actor)
         if (minimum, fee_bps, fee_fixed) == (None, None, None):
             return now, currency
-        minimum_cents = now.refund_minimum_cents if minimum is None else cents_typed(minimum, currency, "--minimum")
-        fixed_cents = now.refund_fee_fixed_cents if fee_fixed is None else cents_typed(fee_fixed, currency,
+        minimum_cents = now.refund_minimum_cents if minimum is None else amount_cents(minimum, currency, "--minimum")
+        fixed_cents = now.refund_fee_fixed_cents if fee_fixed is None else amount_cents(fee_fixed, currency,
                                                                                        "--fee-fixed")
         return await park_service.set_refund_rules(storage, actor, minimum_cents,
                                                    now.refund_fee_bps if fee_bps is None else fee_bps,
                                                    fixed_cents), currency
     settings, currency = in_store(obj, change, create=True)
     _show_desk_settings(settings, currency)
+
+
+@park.command("pay-methods")
+@click.argument("methods", nargs=-1)
+@click.pass_obj
+def park_pay_methods(obj, methods):
+    """The payment methods the desks take: cash, and METHODS (e.g. card mobile) when given; `cash` alone: only cash."""
+    async def setting(store, actor):
+        changed = await shifts.set_pay_methods(store, actor, methods) if methods else None
+        return changed, await shifts.pay_methods(store, actor)
+    changed, taken = in_store(obj, setting, create=bool(methods))
+    click.echo("the desks take %s%s" % (", ".join(taken), "" if changed is not False else " (nothing changed)"))

@@ -2,7 +2,7 @@
 
 import click
 
-from parkcard.cli.common import UserError, cents_typed, in_store, table
+from parkcard.cli.common import UserError, amount_cents, in_store, table
 from parkcard.money import format_cents
 from parkcard.services import tiers as tier_service
 
@@ -19,7 +19,7 @@ def _steps(texts, currency):
         low, sep, bonus = text.partition(":")
         if not sep:
             raise UserError("--step %s: write it as MIN:BONUS, e.g. 500:50" % text)
-        steps.append([cents_typed(low, currency, "--step %s" % text), cents_typed(bonus, currency, "--step %s" % text)])
+        steps.append([amount_cents(low, currency, "--step %s" % text), amount_cents(bonus, currency, "--step %s" % text)])
     return steps
 
 

@@ -22,6 +22,7 @@ HOLD_PREFIX = "hold:"               # a replaced card's balance held for its lat
 LOSSES = "park:losses"              # late debits of a replaced card beyond its hold (an expense: negative)
 REFUND_FEES = "park:refund_fees"    # fees kept on refunds and returns
 OVER_SHORT = "desk:over_short"      # cash counted over (+) or short (-) of expected at a shift's close
+PAID_BY_PREFIX = "desk:paid_by:"    # taken at the desk by a payment method other than cash (card, mobile)
 
 # Pending credits (parkcard.domain.ledger credit_grant, SPEC.md §8).
 PENDING_CREDITS = "park:pending_credits"    # granted to a card not present, not yet on it (a liability)
@@ -49,3 +50,8 @@ def bonus_account(card_no):
 def hold_account(card_no):
     """Ledger account of the replacement hold of the replaced card card_no."""
     return HOLD_PREFIX + str(card_no)
+
+
+def paid_by_account(method):
+    """Ledger account of what the desk took by a payment method other than cash."""
+    return PAID_BY_PREFIX + method

@@ -30,7 +30,7 @@ from protocol import record as R
 
 from parkcard.domain.accounts import (API_PAYMENTS, BONUS, BONUS_PURSES, CASH, COMMISSION, DEPOSITS, HOLD_PREFIX,
                                       LOSSES, OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TICKET_REVENUE, TRANSFERS,
-                                      bonus_account, card_account, hold_account, merchant_account)
+                                      bonus_account, card_account, hold_account, merchant_account, paid_by_account)
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
@@ -61,6 +61,9 @@ TX_CREDIT_GRANT = 1015
 TX_CREDIT_CANCEL = 1016
 # ... and a ticket written onto a card at the desk, its price paid in cash there (SPEC.md §3.8).
 TX_TICKET_SALE = 1020
+# ... and a cashier's shift: a desk operation paid by another method than cash, and the drawer's over/short.
+TX_PAID_BY = 1030
+TX_SHIFT_CLOSE = 1031
 # Where a pending credit's value comes from (credit_grant's source): cash at a desk, a payment through the
 # API, or a replaced card's hold (hold:<card_no>).
 CREDIT_SOURCES = (CASH, API_PAYMENTS)
@@ -254,6 +257,13 @@ def ticket_sale(price_cents):
     """A ticket written onto a card at the desk: its price, paid in cash there, is the park's ticket revenue."""
     _non_negative(price_cents=price_cents)
     return _balanced([(CASH, -price_cents), (TICKET_REVENUE, price_cents)])
+
+
+def paid_by(method, net_cents):
+    """A desk operation paid by `method`, not cash: its net take (received - paid out) leaves the cash account."""
+    if not isinstance(net_cents, int) or isinstance(net_cents, bool):
+        raise PostingError("bad_amount", "a payment's net take is whole cents, not %r" % (net_cents,))
+    return _balanced([(CASH, net_cents), (paid_by_account(method), -net_cents)])
 
 
 def cash_over_short(expected_cents, counted_cents):

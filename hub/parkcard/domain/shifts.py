@@ -20,7 +20,9 @@ ISSUE = "issue"
 TOP_UP = "top_up"
 REFUND = "refund"
 RETURN = "return"
-KINDS = (ISSUE, TOP_UP, REFUND, RETURN)
+TICKET = "ticket"           # a ticket sold onto a card at the desk (SPEC.md §3.8), its price paid there
+CREDIT = "credit"           # a pending credit granted at the desk (SPEC.md §8), paid there: a top-up without the card
+KINDS = (ISSUE, TOP_UP, REFUND, RETURN, TICKET, CREDIT)
 
 
 class ShiftError(ValueError):
@@ -45,6 +47,7 @@ class DeskOp:
     fee_cents: int = 0
     deposit_out_cents: int = 0
     bonus_back_cents: int = 0       # unspent bonus gone back to the park (return)
+    price_cents: int = 0            # a ticket's price, paid at the desk
 
     def __post_init__(self):
         """A known kind, a named method, whole non-negative cents, and only the fields the kind moves."""
@@ -54,10 +57,13 @@ class DeskOp:
             raise ShiftError("a desk operation needs a payment method (e.g. %s)" % CASH)
         for field in dataclasses.fields(self)[2:]:
             _cents(getattr(self, field.name), field.name)
-        incoming = self.load_cents or self.bonus_cents or self.deposit_in_cents
+        incoming = self.load_cents or self.bonus_cents or self.deposit_in_cents or self.price_cents
         outgoing = self.paid_out_cents or self.fee_cents or self.deposit_out_cents or self.bonus_back_cents
-        if self.kind in (ISSUE, TOP_UP) and outgoing or self.kind in (REFUND, RETURN) and incoming:
+        if self.kind in (ISSUE, TOP_UP, TICKET, CREDIT) and outgoing or self.kind in (REFUND, RETURN) and incoming:
             raise ShiftError("a %s moves money one way only: %r" % (self.kind, self))
+        if self.kind != TICKET and self.price_cents or self.kind == TICKET and (
+                self.load_cents or self.bonus_cents or self.deposit_in_cents):
+            raise ShiftError("a ticket sale, and only a ticket sale, is paid a price: %r" % (self,))
         if self.kind == TOP_UP and self.load_cents == 0:
             raise ShiftError("a top-up loads a positive amount")
         if self.kind == REFUND and (self.deposit_out_cents or self.bonus_back_cents):
@@ -66,7 +72,7 @@ class DeskOp:
     @property
     def received_cents(self):
         """What the holder paid at the desk."""
-        return self.load_cents + self.deposit_in_cents
+        return self.load_cents + self.deposit_in_cents + self.price_cents
 
     @property
     def paid_cents(self):
@@ -103,6 +109,53 @@ def return_op(method, quote):
     """The DeskOp of a card return paid by method (quote: parkcard.domain.refund_rules.ReturnQuote)."""
     return DeskOp(RETURN, method, paid_out_cents=quote.balance_cents - quote.fee_cents, fee_cents=quote.fee_cents,
                   deposit_out_cents=quote.deposit_cents, bonus_back_cents=quote.bonus_to_park_cents)
+
+
+# How a kept desk operation (its kind; amount on the card or a ticket's price, bonus in it, deposit, fee)
+# counts in a shift: a kind of desk operation adds its entry here.
+def _issued(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
+    return DeskOp(ISSUE, method, load_cents=amount_cents - bonus_cents, bonus_cents=bonus_cents,
+                  deposit_in_cents=deposit_cents)
+
+
+def _topped_up(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
+    return DeskOp(TOP_UP, method, load_cents=amount_cents - bonus_cents, bonus_cents=bonus_cents,
+                  deposit_in_cents=deposit_cents)
+
+
+def _ticket_sold(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
+    return DeskOp(TICKET, method, price_cents=amount_cents, bonus_cents=bonus_cents, deposit_in_cents=deposit_cents)
+
+
+def _credit_granted(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
+    return DeskOp(CREDIT, method, load_cents=amount_cents, bonus_cents=bonus_cents, deposit_in_cents=deposit_cents)
+
+
+def _refunded(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
+    # amount: taken off the card; the holder is paid it less the fee (SPEC.md §4.12)
+    return DeskOp(REFUND, method, paid_out_cents=amount_cents - fee_cents, fee_cents=fee_cents)
+
+
+def _returned(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
+    # amount: the card's whole balance; bonus: the unspent bonus gone back to the park, never paid out
+    return DeskOp(RETURN, method, paid_out_cents=amount_cents - bonus_cents - fee_cents, fee_cents=fee_cents,
+                  deposit_out_cents=deposit_cents, bonus_back_cents=bonus_cents)
+
+
+def _staff_card(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
+    return DeskOp(ISSUE, method)        # a staff card: issued at the desk, no value, no deposit
+
+
+_OF_KIND = {ISSUE: _issued, TOP_UP: _topped_up, TICKET: _ticket_sold, CREDIT: _credit_granted, REFUND: _refunded,
+            RETURN: _returned, "staff_card": _staff_card}
+
+
+def desk_op_of(kind, method, amount_cents, bonus_cents, deposit_cents, fee_cents=0):
+    """The DeskOp of a desk operation as the hub keeps it (parkcard.store.rows.DeskOperation's amounts)."""
+    make = _OF_KIND.get(kind)
+    if make is None:
+        raise ShiftError("a desk operation of kind %r has no place in a shift's figures" % (kind,))
+    return make(method, amount_cents, bonus_cents, deposit_cents, fee_cents)
 
 
 def open_shift(number, float_cents):
@@ -148,6 +201,10 @@ class ZReport:
     deposits_out_cents: int
     cash_expected_cents: int
     cash_counted_cents: int
+    tickets: int = 0
+    tickets_cents: int = 0
+    credits: int = 0                # pending credits granted at the desk
+    credits_cents: int = 0
 
     @property
     def difference_cents(self):
@@ -178,4 +235,5 @@ def close_shift(shift, counted_cents, pending_ops=0):
         len(of[RETURN]), sum(op.paid_out_cents for op in of[RETURN]),
         sum(op.fee_cents for op in shift.ops), sum(op.bonus_back_cents for op in shift.ops),
         sum(op.deposit_in_cents for op in shift.ops), sum(op.deposit_out_cents for op in shift.ops),
-        shift.cash_expected_cents, counted_cents)
+        shift.cash_expected_cents, counted_cents, len(of[TICKET]), sum(op.price_cents for op in of[TICKET]),
+        len(of[CREDIT]), sum(op.load_cents for op in of[CREDIT]))

@@ -7,11 +7,13 @@ park:pending_credits; the tap's record moves it onto the card.
 """
 
 from parkcard.domain import accounts, ledger
+from parkcard.services import shifts
 from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import CREDITS_GRANT, CREDITS_READ, requires
 from parkcard.store import NotIssued, audited
 from parkcard.store.credits import NotCancellable
+from parkcard.store.shifts import NoOpenShift
 from parkcard.transport import notify
 
 REASON_LENGTH_MAX = 200
@@ -26,25 +28,32 @@ def _reason(reason):
 
 
 @requires(CREDITS_GRANT)
-async def grant_credit(store, actor, card_no, amount_cents, reason, source=accounts.CASH):
+async def grant_credit(store, actor, card_no, amount_cents, reason, source=accounts.CASH, desk_terminal_id=None):
     """Grant amount_cents to card_no, landing at its next tap; return the PendingCredit.
 
     source: the account that funds it (desk cash by default; park:api_payments for the API; a replaced
-    card's hold:<card_no>). Refused for a card not issued or blacklisted, an amount that is not a whole
-    number of cents within what a card holds, or an unknown source.
+    card's hold:<card_no>). desk_terminal_id: the desk where it is paid in cash: the grant is part of that
+    desk's open shift. Refused for a card not issued or blacklisted, an amount that is not a whole number
+    of cents within what a card holds, an unknown source, or a desk with no open shift.
     """
     checked(card_no=card_no, amount_cents=amount_cents)
     reason = _reason(reason)
     if not ledger.credit_source_ok(source):
         raise Refusal("bad_source", "%r cannot fund a credit: use %s or hold:<card number>"
                       % (source, " or ".join(ledger.CREDIT_SOURCES)))
+    if desk_terminal_id is not None and source != accounts.CASH:
+        raise Refusal("bad_source", "a credit paid at a desk is paid in cash there: leave --desk out for %s"
+                      % source)
     if card_no in await store.blacklist_cards():
         raise Refusal("card_blacklisted", "card %d is blacklisted: no terminal would serve it; grant the credit "
                                           "to its replacement" % card_no)
     try:
         credit = await store.add_pending_credit(card_no, amount_cents, reason, source, actor.name, audit=audited(
             actor.name, "credit.grant", when=lambda _: True, card_no=card_no, amount_cents=amount_cents,
-            reason=reason, source=source, extra=lambda c: {"credit_no": c.credit_no}))
+            reason=reason, source=source, extra=lambda c: {"credit_no": c.credit_no}),
+            desk_terminal_id=desk_terminal_id)
+    except NoOpenShift:
+        raise shifts.no_shift(desk_terminal_id) from None
     except NotIssued:
         raise Refusal("card_not_issued", "card %d was never issued here: check the number (nothing was granted)"
                       % card_no) from None

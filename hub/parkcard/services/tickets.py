@@ -20,10 +20,11 @@ from typing import Optional
 from protocol import card, frames, ticket as t
 
 from parkcard.domain import park_time, tickets as rules
-from parkcard.services import park
+from parkcard.services import park, shifts
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import CARD_QUERY, REPORTS, TICKET_SELL, TICKETS, ServiceError, requires
 from parkcard.store import audited
+from parkcard.store.shifts import NoOpenShift
 from parkcard.store.tickets import TICKET_FAILED, TICKET_WRITTEN
 from parkcard.transport import notify
 
@@ -130,6 +131,8 @@ async def request_sale(store, actor, desk_terminal_id, product_id, card_no, star
     if not rows or rows[0].role != frames.ROLE_DESK:
         raise Refusal("not_a_desk", "terminal %d is not a registered desk terminal: tickets are written at a desk "
                       "(see `parkcard terminals`)" % desk_terminal_id)
+    if await store.open_shift_at(desk_terminal_id) is None:
+        raise shifts.no_shift(desk_terminal_id)
     await _product(store, product_id)
     await _card_for_a_ticket(store, card_no, replace, await park.today(store, time.time()))
     request_id = await store.request_ticket_sale(desk_terminal_id, product_id, card_no, start_day, actor.name,
@@ -156,11 +159,12 @@ async def finish_request(store, request_id, serial=None, error=None):
 
 
 @requires(TICKET_SELL)
-async def sell(store, actor, park_keys, product_id, card_no, start_day, replace=False):
+async def sell(store, actor, park_keys, product_id, card_no, start_day, replace=False, desk_terminal_id=None):
     """Record a ticket of product_id sold onto card card_no from park day start_day; return its TicketSale.
 
     The card must be issued (its UID known) and hold no ticket still valid unless replace. The ticket is
-    pending until settle(); its blocks need the park keys (the running hub's)."""
+    pending until settle(); its blocks need the park keys (the running hub's). Sold at desk_terminal_id, it is
+    part of that desk's open shift (refused when none is open)."""
     if park_keys is None or getattr(park_keys, "master_b", None) is None:
         raise ServiceError("this hub has no park keys: tickets are sold by the running hub (parkcard hub)")
     product = await _product(store, product_id)
@@ -168,12 +172,16 @@ async def sell(store, actor, park_keys, product_id, card_no, start_day, replace=
     rule = rules.ProductRule(*product[2:])
     from_day, to_day = rules.ticket_days(rule, start_day)
     entries = rules.ticket_entries(rule)
-    serial = await store.add_ticket(product.id, card_no, row.uid, from_day, to_day, entries, product.price_cents,
-                                    actor.name, audit=audited(
-                                        actor.name, "ticket.sell", when=lambda _: True,
-                                        extra=lambda s: dict(serial=s), product_id=product.id, card_no=card_no,
-                                        from_day=from_day, to_day=to_day,
-                                        replaces=replaced.serial if replaced else None))
+    try:
+        serial = await store.add_ticket(product.id, card_no, row.uid, from_day, to_day, entries, product.price_cents,
+                                        actor.name, audit=audited(
+                                            actor.name, "ticket.sell", when=lambda _: True,
+                                            extra=lambda s: dict(serial=s), product_id=product.id, card_no=card_no,
+                                            from_day=from_day, to_day=to_day,
+                                            replaces=replaced.serial if replaced else None),
+                                        desk_terminal_id=desk_terminal_id)
+    except NoOpenShift:
+        raise shifts.no_shift(desk_terminal_id) from None
     if serial > t.SERIAL_MAX:
         raise ServiceError("ticket serial %d is over the card's 24 bits: the park has sold every serial" % serial)
     keys = card.CardKeys(park_keys, row.uid)

@@ -6,8 +6,10 @@ write transaction through card_credits and deliver.
 """
 
 from parkcard.domain import ledger
+from parkcard.domain.shifts import CASH as CASH_METHOD
 from parkcard.store.errors import NotIssued
 from parkcard.store.rows import PendingCredit
+from parkcard.store.shifts import credit_op_id, link_to_shift
 
 GRANTED = "granted"
 SENT = "sent"               # in a list some terminal was sent: no longer cancellable
@@ -56,8 +58,12 @@ def deliver(tx, card_no, credit_nos, terminal_id, seq):
 class CreditMethods:
     """The pending-credit methods of interface.Store (a mixin)."""
 
-    async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None):
-        """Grant a credit to an issued card, funded from source; return its PendingCredit. NotIssued if unknown."""
+    async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None,
+                                 desk_terminal_id=None):
+        """Grant a credit to an issued card, funded from source; return its PendingCredit. NotIssued if unknown.
+
+        desk_terminal_id: the desk it is paid at in cash; the grant joins that desk's open shift in the same
+        transaction (parkcard.store.shifts.NoOpenShift when there is none)."""
         def run(tx):
             if not tx.card_exists(card_no):
                 raise NotIssued(card_no)
@@ -69,6 +75,8 @@ class CreditMethods:
                 "INSERT INTO pending_credits(card_no, credit_no, amount_cents, reason, source, granted_by, "
                 "granted_at, state, grant_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, tx_id))
+            if desk_terminal_id is not None:
+                link_to_shift(tx, credit_op_id(card_no, credit_no), desk_terminal_id, CASH_METHOD)
             _bump(tx)
             return PendingCredit(card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, None, None)
         return await self.write(run, audit)

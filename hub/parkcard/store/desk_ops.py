@@ -9,6 +9,7 @@ import time
 
 from parkcard.domain.lifecycle import CardStatus, DeskOpState
 from parkcard.store.rows import DeskOperation, DeskRequest, DeskSettings, TierRow
+from parkcard.store.shifts import link_to_shift
 
 CARD_NO_FIRST = 100001          # the first visitor card number (as the write transactions' next_card_no)
 _SELECT = "SELECT %s FROM desk_operations " % ", ".join(DeskOperation._fields)
@@ -92,12 +93,13 @@ class DeskOpMethods:
         where, params = ("WHERE state=? ", (str(state),)) if state is not None else ("", ())
         return [DeskOperation(*r) for r in await self._all(_SELECT + where + "ORDER BY created_at, op_id", params)]
 
-    async def keep_desk_operation(self, op, audit=None):
+    async def keep_desk_operation(self, op, audit=None, method=None):
         """Keep op (a rows.DeskOperation) as pending; return the operation as stored.
 
         An op_id already kept returns the stored one unchanged, unless it failed: a failed operation is
         tried again as op says. card_no None takes a new card number (an issue). ValueError when the
-        card has another pending operation.
+        card has another pending operation. method (the payment method) ties the operation to its desk's
+        open shift in the same transaction (store.shifts.NoOpenShift when there is none).
         """
         def run(tx):
             stored = tx.sql_row(_SELECT + "WHERE op_id=?", (op.op_id,))
@@ -118,6 +120,8 @@ class DeskOpMethods:
             tx.sql_rowcount("INSERT INTO desk_operations(%s) VALUES (%s)" % (", ".join(_COLUMNS),
                                                                             ", ".join("?" * len(_COLUMNS))),
                             tuple(kept))
+            if method is not None:
+                link_to_shift(tx, op.op_id, op.desk_terminal_id, method)
             return kept
         return await self.write(run, audit)
 
@@ -148,6 +152,12 @@ class DeskOpMethods:
                 tx.sql_rowcount("UPDATE desk_requests SET state='started', started_at=? WHERE op_id=?",
                                 (tx.now, row[0]))
                 rows.append(DeskRequest(*row))
+        return await self.write(run)
+
+    async def requeue_started_desk_requests(self):
+        """Queue again the desk requests marked started (by a hub that stopped before it finished them); count."""
+        def run(tx):
+            return tx.sql_rowcount("UPDATE desk_requests SET state='queued', started_at=NULL WHERE state='started'")
         return await self.write(run)
 
     async def finish_desk_request(self, op_id, state, result):

@@ -58,6 +58,10 @@ class WriteTx(abc.ABC):
     def sql_row(self, sql, params=()):
         """Run one statement with `?` placeholders; return its first row as a tuple, or None."""
 
+    def sql_rows(self, sql, params=()):
+        """Run one statement with `?` placeholders; return every row as a tuple (a backend runs it at once)."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def sql_rowcount(self, sql, params=()):
         """Run one statement with `?` placeholders; return how many rows it changed."""
@@ -247,6 +251,11 @@ class AuditRows(abc.ABC):
     @abc.abstractmethod
     def paid_tickets(self):
         """Return [(sale_tx, price_cents, serial, card_no)] of every ticket whose price was booked."""
+
+    @abc.abstractmethod
+    def shift_postings(self):
+        """Return ([(over_short_tx, z_no, report JSON)], [(paid_by_tx, op_id, method, kind, amount_cents,
+        bonus_cents, deposit_cents)]): the ledger transactions of shift closes and of non-cash desk payments."""
 
     @abc.abstractmethod
     def cards(self):
@@ -493,8 +502,60 @@ class Store(abc.ABC):
         """Return [rows.DeskOperation] (only those in `state` when given), oldest first."""
 
     @abc.abstractmethod
-    async def keep_desk_operation(self, op, audit=None):
-        """Keep a rows.DeskOperation as pending (a failed one under its id is tried again); return it as stored."""
+    async def keep_desk_operation(self, op, audit=None, method=None):
+        """Keep a rows.DeskOperation as pending (a failed one under its id is tried again); return it as stored.
+
+        With method, the operation is tied to its desk's open shift in the same transaction (NoOpenShift else).
+        """
+
+    # -- cashier shifts (parkcard.store.shifts)
+    @abc.abstractmethod
+    async def add_shift(self, desk_terminal_id, float_cents, opened_by, audit=None):
+        """Open a shift at a desk with its counted float; return the rows.Shift (ValueError if one is open)."""
+
+    @abc.abstractmethod
+    async def open_shift_at(self, desk_terminal_id):
+        """Return the rows.Shift open at the desk, or None."""
+
+    @abc.abstractmethod
+    async def shift(self, shift_no):
+        """Return the rows.Shift numbered shift_no, or None."""
+
+    @abc.abstractmethod
+    async def shifts(self, desk_terminal_id=None, open_only=False):
+        """Return [rows.Shift], newest first."""
+
+    @abc.abstractmethod
+    async def shift_operations(self, shift_no):
+        """Return [rows.ShiftOperation] of a shift, oldest first."""
+
+    @abc.abstractmethod
+    async def close_shift_with_report(self, shift_no, closed_by, make_report, audit=None):
+        """Close an open shift with the report make_report(ops, pending) makes; return the rows.StoredZReport."""
+
+    @abc.abstractmethod
+    async def z_report(self, z_no):
+        """Return the rows.StoredZReport numbered z_no, or None."""
+
+    @abc.abstractmethod
+    async def z_report_of_shift(self, shift_no):
+        """Return the rows.StoredZReport of a closed shift, or None."""
+
+    @abc.abstractmethod
+    async def park_pay_methods(self, park_id=1):
+        """Return the payment methods the park's desks take besides cash."""
+
+    @abc.abstractmethod
+    async def set_park_pay_methods(self, methods, park_id=1, audit=None):
+        """Set the payment methods the park's desks take besides cash; True if changed."""
+
+    @abc.abstractmethod
+    async def desk_day(self, start_s, end_s, by):
+        """Return [rows.DeskDayLine] of desk operations posted in [start_s, end_s), by operator or desk."""
+
+    @abc.abstractmethod
+    async def prefix_balance(self, prefix):
+        """Return the sum in cents of the ledger accounts named prefix... (every bonus purse, every card)."""
 
     @abc.abstractmethod
     async def queue_desk_request(self, op_id, kind, desk_terminal_id, params, actor, roles, audit=None):
@@ -503,6 +564,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def start_desk_requests(self):
         """Claim the queued desk requests: [rows.DeskRequest], marked started."""
+
+    @abc.abstractmethod
+    async def requeue_started_desk_requests(self):
+        """Queue again the desk requests a stopped hub had started; return how many."""
 
     @abc.abstractmethod
     async def finish_desk_request(self, op_id, state, result):

@@ -609,3 +609,49 @@ class BoothRecord(NamedTuple):
     time_s: int
     amount_cents: int
     raw: bytes
+
+
+class Shift(NamedTuple):
+    """A cashier's shift at one desk (parkcard.services.shifts): open until closed with its Z report."""
+
+    shift_no: int
+    desk_terminal_id: int
+    opened_by: str
+    float_cents: int            # the cash counted into the drawer at the open
+    opened_at: float
+    closed_at: Optional[float]
+    closed_by: Optional[str]
+
+
+class ShiftOperation(NamedTuple):
+    """A desk operation of a shift, with its payment method, as the Z report counts it."""
+
+    op_id: str
+    method: str
+    kind: str
+    state: str                  # parkcard.domain.lifecycle.DeskOpState
+    amount_cents: int
+    bonus_cents: int
+    deposit_cents: int
+    fee_cents: int              # a refund's or return's fee kept by the park
+
+
+class StoredZReport(NamedTuple):
+    """A closed shift's Z report as stored, immutable: report is its figures as JSON."""
+
+    z_no: int
+    shift_no: int
+    report: str
+    over_short_tx: Optional[int]
+    closed_at: float
+
+
+class DeskDayLine(NamedTuple):
+    """One row of the desk report: a kind of posted desk operation of one group (operator or desk) on one day."""
+
+    group: str
+    kind: str
+    count: int
+    amount_cents: int
+    bonus_cents: int
+    deposit_cents: int

@@ -8,9 +8,11 @@ types. The SQL stays in the dialect SQLite and PostgreSQL both speak.
 from protocol import record as R
 
 from parkcard.domain import ledger
+from parkcard.domain.shifts import CASH
 
 from parkcard.store.rows import (GateRow, StartedTicketSale, StoredPassage, Ticket, TicketProduct, TicketSaleRequest,
                                  TicketUse)
+from parkcard.store.shifts import link_to_shift, ticket_op_id
 
 _PRODUCT_SELECT = "SELECT %s FROM ticket_products " % ", ".join(TicketProduct._fields)
 _TICKET_SELECT = "SELECT %s FROM tickets " % ", ".join(Ticket._fields)
@@ -50,13 +52,20 @@ class TicketMethods:
         where, params = ("WHERE id=? ", (product_id,)) if product_id is not None else ("", ())
         return [TicketProduct(*r) for r in await self._all(_PRODUCT_SELECT + where + "ORDER BY id", params)]
 
-    async def add_ticket(self, product_id, card_no, uid, from_day, to_day, entries, price_cents, actor, audit=None):
-        """Record a ticket sold onto a card, pending until the desk writes it; return its serial."""
+    async def add_ticket(self, product_id, card_no, uid, from_day, to_day, entries, price_cents, actor, audit=None,
+                         desk_terminal_id=None):
+        """Record a ticket sold onto a card, pending until the desk writes it; return its serial.
+
+        desk_terminal_id: the desk it is sold at; the sale joins that desk's open shift (paid in cash) in the
+        same transaction (parkcard.store.shifts.NoOpenShift when there is none)."""
         def run(tx):
-            return tx.sql_row("INSERT INTO tickets(product_id, card_no, uid, from_day, to_day, entries, price_cents, "
-                              "state, sold_at, sold_by) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING serial",
-                              (product_id, card_no, bytes(uid), from_day, to_day, entries, price_cents,
-                               TICKET_PENDING, tx.now, actor))[0]
+            serial = tx.sql_row("INSERT INTO tickets(product_id, card_no, uid, from_day, to_day, entries, "
+                                "price_cents, state, sold_at, sold_by) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING serial",
+                                (product_id, card_no, bytes(uid), from_day, to_day, entries, price_cents,
+                                 TICKET_PENDING, tx.now, actor))[0]
+            if desk_terminal_id is not None:
+                link_to_shift(tx, ticket_op_id(serial), desk_terminal_id, CASH)
+            return serial
         return await self.write(run, audit)
 
     async def settle_ticket(self, serial, written, audit=None):

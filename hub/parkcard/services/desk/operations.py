@@ -29,7 +29,7 @@ from parkcard.domain import accounts, ledger, purses
 from parkcard.domain.cents import whole
 from parkcard.domain.refund_rules import RefundRefused, RefundRules, quote_refund, quote_return
 from parkcard.domain.lifecycle import CardStatus, DeskOpState, RecordStatus
-from parkcard.services import park
+from parkcard.services import park, shifts
 from parkcard.services.desk.source import desk_source
 from parkcard.services.tiers import park_tiers
 from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, ServiceError,
@@ -38,6 +38,7 @@ from parkcard.store import audited
 from parkcard.store import staff as staff_store
 from parkcard.store.desk_ops import card_status_in, posted_in
 from parkcard.store.rows import DeskOperation
+from parkcard.store.shifts import NoOpenShift, paid_by_in
 
 ORDER_TIMEOUT_S = 30            # a cashier puts the card on the desk within half a minute
 READ_BACK_TIMEOUT_S = 5         # the second look at a card whose write was not confirmed
@@ -227,11 +228,11 @@ async def _loaded_card(desk, desk_terminal_id, timeout_s):
 
 
 @requires(CARD_TOP_UP)
-async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=None):
-    """Top up the card on desk `desk_terminal_id` with cash_cents paid (plus its tier's bonus); return DeskDone."""
+async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=None, pay=shifts.S.CASH):
+    """Top up the card on desk `desk_terminal_id` with cash_cents paid by `pay` (plus its tier's bonus); DeskDone."""
     op_id = check_op_id(op_id)
     cash = _cents(cash_cents, "the top-up", minimum=1)
-    request = request_of("top_up", desk_terminal_id, cash_cents=cash)
+    request = request_of("top_up", desk_terminal_id, cash_cents=cash, pay=await shifts.checked_pay(desk.storage, pay))
     done = await _earlier(desk, actor, op_id, request)
     if done is not None:
         return done
@@ -248,8 +249,9 @@ async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=Non
 
 @requires(CARD_ISSUE)
 async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_STANDARD, deposit_cents=0,
-                expiry_day=0, perms=0xFFFF, timeout_s=None, card_type=None):
-    """Issue the stock card on the desk with a first load (cash_cents plus its tier's bonus); return DeskDone.
+                expiry_day=0, perms=0xFFFF, timeout_s=None, card_type=None, pay=shifts.S.CASH):
+    """Issue the stock card on the desk with a first load (cash_cents paid by `pay`, plus its tier's bonus);
+    return DeskDone.
 
     card_type (member, temporary) takes the park's deposit of that type instead of deposit_cents.
     """
@@ -264,7 +266,7 @@ async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_ST
     if not 0 <= tier <= 15:
         raise ServiceError("tier %r is none of the park's tiers" % (tier,))
     request = request_of("issue", desk_terminal_id, cash_cents=cash, tier=tier, deposit_cents=deposit,
-                       expiry_day=expiry_day, perms=perms)
+                       expiry_day=expiry_day, perms=perms, pay=await shifts.checked_pay(desk.storage, pay))
     done = await _earlier(desk, actor, op_id, request)
     if done is not None:
         return done
@@ -445,10 +447,14 @@ class Stocked:
 
 
 async def _keep(desk, actor, op, request):
+    """Keep op as pending in its desk's open shift (paid as its request says); every desk operation comes here."""
+    method = shifts.pay_method_of(request)
     try:
-        kept = await desk.storage.keep_desk_operation(op, audit=audited(
+        kept = await desk.storage.keep_desk_operation(op, method=method, audit=audited(
             actor.name, "desk.pending", when=lambda k: k.op_id == op.op_id and k.state == DeskOpState.PENDING,
-            op_id=op.op_id, kind=op.kind, desk_terminal_id=op.desk_terminal_id, uid=op.uid.hex()))
+            op_id=op.op_id, kind=op.kind, desk_terminal_id=op.desk_terminal_id, uid=op.uid.hex(), pay=method))
+    except NoOpenShift:     # checked in the transaction that keeps it: no close can slip between
+        raise shifts.no_shift(op.desk_terminal_id) from None
     except ValueError as exc:
         raise ServiceError(str(exc)) from None
     if kept.request != request:
@@ -558,6 +564,8 @@ async def _post_one(desk, actor, op, time_s):
                        card_mac=slot_data[12:], deposit_cents=op.deposit_cents, version=R.RECORD_V2)
         return R.STATUS_COMMITTED, rec.encode(source.record_mac), rec
 
+    paid_by = shifts.paid_by_entries(op, shifts.pay_method_of(op.request))
+
     def applied(tx, rec):
         if op.kind in ISSUE_KINDS:
             tx.set_card_info(op.card_no, op.uid, op.tier, op.deposit_cents)
@@ -566,6 +574,8 @@ async def _post_one(desk, actor, op, time_s):
         elif op.kind == "return":
             card_status_in(tx, op.card_no, CardStatus.RETURNED)
         posted_in(tx, op.op_id, rec.seq)
+        if paid_by:         # not paid in cash: what the record took into desk:cash went to the method's account
+            paid_by_in(tx, op.op_id, tx.post(None, ledger.TX_PAID_BY, paid_by))
 
     result, rec = await desk.ingest.apply_built(D.DESK_SOURCE_ID, build, applied, audit=audited(
         actor.name, "card." + op.kind, when=lambda r: r[0].counts[RecordStatus.APPLIED] == 1, op_id=op.op_id,

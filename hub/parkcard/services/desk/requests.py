@@ -13,6 +13,7 @@ import json
 
 from protocol import frames
 
+from parkcard.services import shifts
 from parkcard.services.desk import operations
 from parkcard.services import staff
 from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, MERCHANTS,
@@ -36,6 +37,10 @@ async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
     if not desks:       # refused now: the running hub would only find out after its order timed out
         raise ServiceError("terminal %d is not a desk terminal of this park: give --desk the number on your desk "
                            "terminal (see `parkcard terminals`)" % desk_terminal_id)
+    if privilege != CARD_STOCK:     # a money operation: refused now at a desk with no open shift
+        if await store.open_shift_at(desk_terminal_id) is None:
+            raise shifts.no_shift(desk_terminal_id)
+        await shifts.checked_pay(store, params.get("pay", shifts.S.CASH))
     args = json.dumps(params, sort_keys=True)
     stored = await store.queue_desk_request(op_id, kind, desk_terminal_id, args, actor.name, " ".join(actor.roles),
                                             audit=audited(actor.name, "desk.request", op_id=op_id, kind=kind,

@@ -3,6 +3,7 @@
 from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store import interface
 from parkcard.store.errors import schema_problem
+from parkcard.store.shifts import PAID_BY_POSTINGS, Z_POSTINGS
 from parkcard.store.postgres.migrate import latest_version
 
 STREAM_CHUNK_ROWS = 2000    # rows a streaming read holds at once (records, ledger entries)
@@ -95,6 +96,11 @@ class PgAuditRows(interface.AuditRows):
         """Return [(sale_tx, price_cents, serial, card_no)] of every ticket whose price was booked."""
         return self._fetch("SELECT sale_tx, price_cents, serial, card_no FROM tickets WHERE sale_tx IS NOT NULL "
                            "ORDER BY serial")
+
+    def shift_postings(self):
+        """Return ([(over_short_tx, z_no, report JSON)], [(paid_by_tx, op_id, method, kind, amount_cents,
+        bonus_cents, deposit_cents)]): the ledger transactions of shift closes and of non-cash desk payments."""
+        return self._fetch(Z_POSTINGS), self._fetch(PAID_BY_POSTINGS)
 
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""

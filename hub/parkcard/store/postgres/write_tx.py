@@ -122,6 +122,10 @@ class PgWriteTx(StagedWriteTx):
         """Run one statement with `?` placeholders; return its first row as a tuple, or None."""
         return self.conn.fetchrow(*_numbered(sql, params))
 
+    def sql_rows(self, sql, params=()):
+        """Run one statement with `?` placeholders; return every row as a tuple."""
+        return self.conn.fetch(*_numbered(sql, params))
+
     def sql_rowcount(self, sql, params=()):
         """Run one statement with `?` placeholders; return how many rows it changed (from its status tag)."""
         tag = self.conn.execute(*_numbered(sql, params))

@@ -3,6 +3,7 @@
 from parkcard.store import interface
 from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store.errors import schema_problem
+from parkcard.store.shifts import PAID_BY_POSTINGS, Z_POSTINGS
 from parkcard.store.sqlite.migrate import LATEST, schema_version
 
 
@@ -70,6 +71,11 @@ class AuditRows(interface.AuditRows):
         """Return [(sale_tx, price_cents, serial, card_no)] of every ticket whose price was booked."""
         return self.conn.execute("SELECT sale_tx, price_cents, serial, card_no FROM tickets "
                                  "WHERE sale_tx IS NOT NULL ORDER BY serial").fetchall()
+
+    def shift_postings(self):
+        """Return ([(over_short_tx, z_no, report JSON)], [(paid_by_tx, op_id, method, kind, amount_cents,
+        bonus_cents, deposit_cents)]): the ledger transactions of shift closes and of non-cash desk payments."""
+        return self.conn.execute(Z_POSTINGS).fetchall(), self.conn.execute(PAID_BY_POSTINGS).fetchall()
 
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""

@@ -27,6 +27,7 @@ from parkcard.store.booth import BoothMethods
 from parkcard.store.staff import StaffMethods
 from parkcard.store.credits import CreditMethods
 from parkcard.store.desk_ops import DeskOpMethods
+from parkcard.store.shifts import ShiftMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
 from parkcard.store.tickets import TicketMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
@@ -63,7 +64,8 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, TicketMethods, DeskOpMethods, interface.Store):
+class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, TicketMethods, DeskOpMethods, ShiftMethods,
+                  interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):

@@ -120,6 +120,10 @@ class WriteTx(StagedWriteTx):
         row = self.conn.execute(sql, params).fetchone()
         return tuple(row) if row is not None else None
 
+    def sql_rows(self, sql, params=()):
+        """Run one statement with `?` placeholders; return every row as a tuple."""
+        return [tuple(r) for r in self.conn.execute(sql, params).fetchall()]
+
     def sql_rowcount(self, sql, params=()):
         """Run one statement with `?` placeholders; return how many rows it changed."""
         return self.conn.execute(sql, params).rowcount
