@@ -110,4 +110,5 @@ class BlacklistAction(enum.StrEnum):
 # The alarm kind the clone rule raises; the auditor and the ledger check list its cards.
 ALARM_CREDIT_TWICE = "credit_twice"   # a card received a pending credit again (a restored card, SPEC.md §8.4)
 ALARM_CLONE = "clone"
+ALARM_LATE_LOSS = "late_loss"     # a replaced card's late debit beyond its hold: the park's loss (SPEC.md §4.13)
 ALARM_REPRICING = "repricing"     # a booth sale the hub prices differently from the same versions (SPEC.md §4.11)

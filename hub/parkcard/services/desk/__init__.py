@@ -11,8 +11,9 @@ a retry with the same operation id does exactly that.
 """
 
 from parkcard.services.desk.operations import DeskPath, issue, stock_card, top_up
+from parkcard.services.desk.replacement import replace
 
-__all__ = ["AtDesk", "DeskPath", "issue", "stock_card", "top_up"]
+__all__ = ["AtDesk", "DeskPath", "issue", "replace", "stock_card", "top_up"]
 
 
 class AtDesk:
@@ -30,3 +31,7 @@ class AtDesk:
     async def issue(self, op_id, cash_cents, **options):
         """parkcard.services.desk.issue at this desk."""
         return await issue(self.path, self.actor, op_id, self.desk_terminal_id, cash_cents, **options)
+
+    async def replace(self, op_id, lost_card_no, **options):
+        """parkcard.services.desk.replace at this desk: the stock card on it replaces the lost card."""
+        return await replace(self.path, self.actor, op_id, self.desk_terminal_id, lost_card_no, **options)

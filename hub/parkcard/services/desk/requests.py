@@ -13,14 +13,14 @@ import json
 
 from protocol import frames
 
-from parkcard.services.desk import operations
-from parkcard.services.privileges import CARD_ISSUE, CARD_STOCK, CARD_TOP_UP, ServiceError
+from parkcard.services.desk import operations, replacement
+from parkcard.services.privileges import CARD_ISSUE, CARD_REPLACE, CARD_STOCK, CARD_TOP_UP, ServiceError
 from parkcard.store import audited
 from parkcard.transport import notify
 
 QUEUED, STARTED, DONE, REFUSED = "queued", "started", "done", "refused"
 KINDS = {"top_up": (CARD_TOP_UP, operations.top_up), "issue": (CARD_ISSUE, operations.issue),
-         "stock": (CARD_STOCK, operations.stock_card)}
+         "stock": (CARD_STOCK, operations.stock_card), "replace": (CARD_REPLACE, replacement.replace)}
 
 
 async def queue(store, actor, kind, desk_terminal_id, op_id, **params):

@@ -3,6 +3,7 @@
 from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store import interface
 from parkcard.store.errors import schema_problem
+from parkcard.store.members import AUDIT_COVERS, AUDIT_REPLACEMENTS
 from parkcard.store.postgres.migrate import migration_files
 
 STREAM_CHUNK_ROWS = 2000    # rows a streaming read holds at once (records, ledger entries)
@@ -95,6 +96,16 @@ class PgAuditRows(interface.AuditRows):
         """Return [(sale_tx, price_cents, serial, card_no)] of every ticket whose price was booked."""
         return self._fetch("SELECT sale_tx, price_cents, serial, card_no FROM tickets WHERE sale_tx IS NOT NULL "
                            "ORDER BY serial")
+
+    def replacements(self):
+        """Return [(old_card_no, new_card_no, balance_cents, moved_cents, hold_cents, covered_cents, loss_cents,
+        released_cents, move_tx)] of every replacement (SPEC.md §4.13)."""
+        return self._fetch(AUDIT_REPLACEMENTS)
+
+    def replacement_covers(self):
+        """Return [(old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx)] of every late
+        debit settled against a hold."""
+        return self._fetch(AUDIT_COVERS)
 
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""

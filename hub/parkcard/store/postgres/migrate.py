@@ -14,13 +14,28 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "postgr
 MIGRATE_LOCK_KEY = 0x70617263_6d696772   # "parcmigr"
 
 
+class _Unnumbered:
+    """A number no migration file holds (kept for one numbered ahead of it): a step that changes nothing."""
+
+    def __init__(self, number):
+        self.name = "%04d (none)" % number
+
+    def read_text(self):
+        """The step's SQL: nothing to do."""
+        return "SELECT 1"
+
+
 def migration_files():
-    """Return the migration files in order; their count is the schema version this hub writes."""
+    """Return the migrations in order, one per number 1, 2, 3 ...; their count is the schema version this hub
+    writes (a number without a file is an _Unnumbered step)."""
     files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
-    for number, path in enumerate(files, 1):
-        if int(path.name[:4]) != number:
-            raise RuntimeError("migration %s is out of sequence (expected %04d_*)" % (path.name, number))
-    return files
+    by_number = {}
+    for path in files:
+        number = int(path.name[:4])
+        if number < 1 or number in by_number:
+            raise RuntimeError("migration %s is out of sequence (each number 0001, 0002 ... once)" % path.name)
+        by_number[number] = path
+    return [by_number.get(n) or _Unnumbered(n) for n in range(1, max(by_number, default=0) + 1)]
 
 
 async def schema_version(conn):

@@ -16,13 +16,20 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def migration_files():
-    """Return [(number, name, sql)] of the SQLite migrations, in order; numbered 1, 2, 3 ... without gaps."""
+    """Return [(number, name, sql)] of the SQLite migrations, in order, one per number 1, 2, 3 ...
+
+    A number no file holds is kept for a migration numbered ahead of it: it is a step that changes
+    nothing (name None, sql ""), so the numbers stay the schema versions on both backends.
+    """
     folder = importlib.resources.files("parkcard.store") / "migrations" / "sqlite"
     found = sorted((int(m.group(1)), entry.name) for entry in folder.iterdir() if (m := _NAME.match(entry.name)))
-    if [n for n, _ in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError("the SQLite migrations of this parkcard install are not numbered 1..%d: %s; reinstall "
-                           "parkcard" % (len(found), [name for _, name in found]))
-    return [(n, name, (folder / name).read_text(encoding="utf-8")) for n, name in found]
+    numbers = [n for n, _ in found]
+    if len(set(numbers)) != len(numbers) or (numbers and numbers[0] != 1):
+        raise RuntimeError("the SQLite migrations of this parkcard install are not numbered 1, 2, 3 ... once each: "
+                           "%s; reinstall parkcard" % [name for _, name in found])
+    names = dict(found)
+    return [(n, names.get(n), (folder / names[n]).read_text(encoding="utf-8") if n in names else "")
+            for n in range(1, (numbers[-1] if numbers else 0) + 1)]
 
 
 MIGRATIONS = tuple(sql for _n, _name, sql in migration_files())

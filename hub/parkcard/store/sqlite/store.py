@@ -27,6 +27,7 @@ from parkcard.store.booth import BoothMethods
 from parkcard.store.credits import CreditMethods
 from parkcard.store.desk_ops import DeskOpMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
+from parkcard.store.members import MemberMethods
 from parkcard.store.tickets import TicketMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
 from parkcard.store.sqlite import migrate
@@ -62,7 +63,7 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, BoothMethods, CreditMethods, TicketMethods, DeskOpMethods, interface.Store):
+class SqliteStore(SharedMethods, BoothMethods, CreditMethods, MemberMethods, TicketMethods, DeskOpMethods, interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):
