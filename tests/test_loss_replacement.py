@@ -220,3 +220,42 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
         assert (await storage.card(done.card_no)).tier == 1
         await _balanced(sim, [(done.card_no, other)])
     in_park(tmp_path, store_url, scenario)
+
+
+def cli(*args):
+    """Run `parkcard ARGS` in this process (the running hub is the park's, in the event loop's thread)."""
+    from click.testing import CliRunner
+
+    from parkcard.cli import main
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_the_manager_reports_and_replaces_a_card_from_the_cli_and_a_retry_is_the_same_replacement(tmp_path):
+    async def scenario(sim):
+        visitor = sim.visitors[0]
+        db = sim.workdir + "/parkcard.db"
+        early = await asyncio.to_thread(cli, "--db", db, "card", "replace", visitor.card_no, "--desk",
+                                        DESK_TERMINAL_ID, "--op-id", "too-early", "--wait", 5)
+        assert early.exit_code == 2 and "is not reported lost" in early.output and "Traceback" not in early.output
+        lost = await asyncio.to_thread(cli, "--db", db, "card", "lost", visitor.card_no, "--reason", "stolen")
+        assert lost.exit_code == 0 and "reported lost" in lost.output, lost.output
+        balance = await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no))
+        new = await sim.new_card(NEW_UID)
+        replaced, _ = await at_desk(sim, new, asyncio.to_thread(
+            cli, "--db", db, "card", "replace", visitor.card_no, "--desk", DESK_TERMINAL_ID, "--op-id", "r-1",
+            "--wait", 30))
+        assert replaced.exit_code == 0, replaced.output
+        row = await _replacement(sim, visitor.card_no)
+        assert "replaces card %d" % visitor.card_no in replaced.output and "[operation r-1]" in replaced.output
+        assert card_balance(sim.park_keys, new).balance_cents == balance - row.hold_cents == row.moved_cents
+        again = await asyncio.to_thread(cli, "--db", db, "card", "replace", visitor.card_no, "--desk",
+                                        DESK_TERMINAL_ID, "--op-id", "r-1")
+        assert again.exit_code == 0 and again.output.splitlines()[-1] == replaced.output.splitlines()[-1]
+        shown = await asyncio.to_thread(cli, "--db", db, "card", "show", visitor.card_no)
+        assert "replaced by card %d" % row.new_card_no in shown.output
+        # The booths are online: once each reports holding the loss's blacklist, the hold is released.
+        await _until(lambda: _replacement(sim, visitor.card_no), lambda r: r.released, 60,
+                     "the hold was not released with every terminal caught up")
+        assert (await _replacement(sim, visitor.card_no)).released_cents == row.hold_cents
+        await _balanced(sim, [(row.new_card_no, new)])
+    in_park(tmp_path, "x.db", scenario)

@@ -41,6 +41,17 @@ def _domain(row):
                              bool(row.released))
 
 
+def _in_use(tx, card_no):
+    """The card that carries card_no's value now: card_no, or the last of its replacements (it was lost too)."""
+    seen = {card_no}
+    while True:
+        row = tx.sql_row("SELECT new_card_no FROM replacements WHERE old_card_no=?", (card_no,))
+        if row is None or row[0] in seen:
+            return card_no
+        card_no = row[0]
+        seen.add(card_no)
+
+
 def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_s):
     """Book a replacement inside the write that applies the new card's transfer-in record; return the Replacement.
 
@@ -213,7 +224,8 @@ class MemberMethods:
             updated, left = rules.release(_domain(row), now_s, lagging)
             credit = None
             if left:
-                credit = credit_store.grant(tx, row.new_card_no, left, "hold of lost card %d released" % old_card_no,
+                credit = credit_store.grant(tx, _in_use(tx, row.new_card_no), left,
+                                            "hold of lost card %d released" % old_card_no,
                                             accounts.hold_account(old_card_no), actor)
             tx.sql_rowcount("UPDATE replacements SET released=1, released_cents=?, released_at=?, "
                             "release_credit_no=? WHERE old_card_no=? AND released=0",
