@@ -166,23 +166,29 @@ async def replace_a_lost_card(sim, echo, money):
     lost = sim.visitors[-1]
     storage = sim.hub.storage
     sim.hub.hold_check_s = 0.5
-    await losses.report_loss(storage, sim.hub.actor("demo:cashier"), "lost on the big wheel", card_no=lost.card_no)
+    loss = await losses.report_loss(storage, sim.hub.actor("demo:cashier"), "lost on the big wheel",
+                                    card_no=lost.card_no)
     balance = await storage.account_balance(accounts.card_account(lost.card_no))
+    # Every terminal is online: the hub asks each for its status, which says it holds the new blacklist.
+    deadline = time.monotonic() + HOLD_RELEASE_WAIT_S
+    while await storage.lagging_terminals(loss.blacklist_version, loss.reported_at) and time.monotonic() < deadline:
+        await asyncio.sleep(sim.hub.hold_check_s)
     new = await sim.new_card(REPLACEMENT_UID)
     done = await sim.at_desk(new, sim.hub.desk(DESK_TERMINAL_ID).replace("demo-replace-%d" % lost.card_no,
                                                                          lost.card_no))
     row = await storage.replacement(old_card_no=lost.card_no)
     echo("card %d reported lost (blacklisted on every terminal) and replaced by card %d: %s moved, %s held for "
-         "offline payments the lost card may still have made" % (lost.card_no, done.card_no, money(done.balance_cents),
-                                                                 money(row.hold_cents)))
+         "offline payments the lost card may still have made%s" % (
+             lost.card_no, done.card_no, money(done.balance_cents), money(row.hold_cents),
+             "" if row.hold_cents else " (none: every terminal had caught up)"))
     deadline = time.monotonic() + HOLD_RELEASE_WAIT_S
     while not row.released and time.monotonic() < deadline:
         await asyncio.sleep(sim.hub.hold_check_s)
         row = await storage.replacement(old_card_no=lost.card_no)
-    if row.released:
+    if row.hold_cents and row.released:
         echo("  every terminal caught up: %s of the hold released onto card %d (it lands at the card's next tap); "
              "%s was balance at the loss" % (money(row.released_cents), done.card_no, money(balance)))
-    else:
+    elif not row.released:
         echo("  the hold is not released yet: terminals still lag behind the loss")
     sim.visitors[-1] = Visitor(done.card_no, REPLACEMENT_UID, new, lost.tier)
 

@@ -707,6 +707,10 @@ class Store(abc.ABC):
         """The rows.CardLoss of a card, or None when it was never reported lost."""
 
     @abc.abstractmethod
+    async def lost_cards(self):
+        """[rows.CardLoss] of the cards reported lost and not yet found or replaced, by card."""
+
+    @abc.abstractmethod
     async def replacement(self, old_card_no=None, new_card_no=None):
         """The rows.Replacement of a lost card (or the one that made new_card_no), or None."""
 

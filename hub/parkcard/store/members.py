@@ -185,6 +185,10 @@ class MemberMethods:
         row = await self._one(_LOSS_SELECT + "WHERE card_no=?", (card_no,))
         return CardLoss(*row) if row else None
 
+    async def lost_cards(self):
+        """[CardLoss] of the cards reported lost and not yet found or replaced, by card."""
+        return [CardLoss(*r) for r in await self._all(_LOSS_SELECT + "WHERE state=? ORDER BY card_no", (LOST,))]
+
     async def replacement(self, old_card_no=None, new_card_no=None):
         """The Replacement of a lost card (or the one that made new_card_no), or None."""
         if new_card_no is not None:

@@ -98,10 +98,14 @@ AFTER_POSTED.setdefault("replace", []).append(_replaced)
 async def release_due_holds(storage, actor, now_s):
     """Release every hold that is due (parkcard.domain.replacement.release_due), each once.
 
-    Returns ([(rows.Replacement, PendingCredit or None)] released, {terminal_id} online and still lagging for a
-    hold: asked for their status, which tells when they catch up).
+    Returns ([(rows.Replacement, PendingCredit or None)] released, {terminal_id} online and still lagging behind
+    a hold or a loss not yet replaced: asked for their status, which tells when they catch up, so that the hold
+    of a replacement made later is as small as it can be).
     """
     released, lagging_ids = [], set()
+    for loss in await storage.lost_cards():
+        lagging = await storage.lagging_terminals(loss.blacklist_version, loss.reported_at)
+        lagging_ids.update(tid for tid, _seen, online in lagging if online)
     for row in await storage.replacements(open_only=True):
         loss = await storage.card_loss(row.old_card_no)
         lagging = await storage.lagging_terminals(loss.blacklist_version, loss.reported_at) if loss else []
