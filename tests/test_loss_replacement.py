@@ -259,3 +259,49 @@ def test_the_manager_reports_and_replaces_a_card_from_the_cli_and_a_retry_is_the
         assert (await _replacement(sim, visitor.card_no)).released_cents == row.hold_cents
         await _balanced(sim, [(row.new_card_no, new)])
     in_park(tmp_path, "x.db", scenario)
+
+
+class HubDied(Exception):
+    """The hub process ends here (what a kill leaves: the database as committed so far)."""
+
+
+def test_the_hub_dying_after_the_new_card_is_written_posts_once_on_the_retry_with_a_late_debit_meanwhile(
+        tmp_path, monkeypatch):
+    async def scenario(sim):
+        from parkcard.services.desk import operations
+        booth, _ride = sim.terminals
+        visitor = sim.visitors[0]
+        booth.relay.cut()
+        await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
+        assert booth.tap(visitor.virtual, 700).ok
+        await losses.report_loss(sim.hub.storage, sim.hub.actor(), "lost", card_no=visitor.card_no)
+        balance = await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no))
+        new = await sim.new_card(NEW_UID)
+        post = operations.post_confirmed
+
+        async def dies(*args, **kwargs):
+            raise HubDied("the hub died after the card was written")
+        monkeypatch.setattr(operations, "post_confirmed", dies)
+        with pytest.raises(HubDied):
+            await sim.at_desk(new, sim.hub.desk(DESK_TERMINAL_ID).replace("killed", visitor.card_no))
+        written = card_balance(sim.park_keys, new).balance_cents
+        assert written == balance - 3000 and await _replacement(sim, visitor.card_no) is None
+        # Meanwhile the booth comes back: the lost card's debit is applied before the replacement is posted.
+        booth.relay.restore()
+        await sim.drain()
+        assert await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no)) == balance - 700
+        monkeypatch.setattr(operations, "post_confirmed", post)
+        done = await sim.at_desk(new, sim.hub.desk(DESK_TERMINAL_ID).replace("killed", visitor.card_no))
+        assert done.balance_cents == written == card_balance(sim.park_keys, new).balance_cents   # not written twice
+        row = await _replacement(sim, visitor.card_no)
+        # The debit that came first took its part of the hold: what is held is what the old card has left.
+        assert (row.balance_cents, row.moved_cents, row.hold_cents) == (balance - 700, written, 3000 - 700)
+        await _balanced(sim, [(visitor.card_no, visitor.virtual), (done.card_no, new)])
+        # The ledger check re-derives the hold: a hold changed in the database is found.
+        if sim.hub.storage.path.endswith(".db"):
+            import sqlite3
+            with sqlite3.connect(sim.hub.storage.path) as conn:
+                conn.execute("UPDATE replacements SET hold_cents = hold_cents + 100")
+            report = await sim.ledger_report()
+            assert not report.ok and len(report.hold_problems) == 2, "\n".join(report.lines())
+    in_park(tmp_path, "x.db", scenario)
