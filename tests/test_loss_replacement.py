@@ -286,6 +286,12 @@ def test_the_hub_dying_after_the_new_card_is_written_posts_once_on_the_retry_wit
             await sim.at_desk(new, sim.hub.desk(DESK_TERMINAL_ID).replace("killed", visitor.card_no))
         written = card_balance(sim.park_keys, new).balance_cents
         assert written == balance - 3000 and await _replacement(sim, visitor.card_no) is None
+        # While it is pending (its write is on a card) the loss stands and no other replacement starts.
+        found = await _refusal(losses.report_found(sim.hub.storage, sim.hub.actor(), visitor.card_no))
+        assert "operation killed is pending" in found
+        other = await sim.at_desk(await sim.new_card(bytes.fromhex("04aabbccdd0303")), _refusal(
+            sim.hub.desk(DESK_TERMINAL_ID).replace("second", visitor.card_no)))
+        assert "being replaced by operation killed" in other
         # Meanwhile the booth comes back: the lost card's debit is applied before the replacement is posted.
         booth.relay.restore()
         await sim.drain()

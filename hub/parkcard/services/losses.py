@@ -6,6 +6,7 @@ parkcard.services.blacklist does), offline ones get it when they reconnect. Its 
 stays on the card's account until the desk replaces it (parkcard.services.desk.replacement).
 """
 
+from parkcard.services.desk.replacement import pending_replacement
 from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import CARD_LOSS, requires
@@ -67,6 +68,11 @@ async def report_found(store, actor, card_no, reason="found by its holder"):
     """Un-report a lost card that was not replaced: off the blacklist again; return the blacklist version."""
     checked(card_no=card_no)
     reason = _reason(reason)
+    replacing = await pending_replacement(store, card_no)
+    if replacing is not None:
+        raise Refusal("card_being_replaced", "card %d is being replaced (operation %s is pending): finish that "
+                                             "replacement; its balance is going to the new card" % (
+                                                 card_no, replacing.op_id))
     try:
         version = await store.report_found(card_no, reason, audit=audited(
             actor.name, "card.found", when=lambda _: True, card_no=card_no, reason=reason))

@@ -50,6 +50,10 @@ async def replace(desk, actor, op_id, desk_terminal_id, lost_card_no, timeout_s=
     if done is not None:
         return done
     loss = await _lost(desk.storage, lost_card_no)
+    other = await pending_replacement(desk.storage, lost_card_no)
+    if other is not None and other.op_id != op_id:
+        raise ServiceError("card %d is being replaced by operation %s, still pending: retry that one with its "
+                           "operation id and its card on desk %d" % (lost_card_no, other.op_id, other.desk_terminal_id))
     old = await desk.storage.card(lost_card_no)
     uid, keys, _report = await stock_on_desk(desk, op_id, desk_terminal_id, timeout_s)
     balance = max(0, await desk.storage.account_balance(accounts.card_account(lost_card_no)))
@@ -57,6 +61,14 @@ async def replace(desk, actor, op_id, desk_terminal_id, lost_card_no, timeout_s=
     kept = await new_card_kept(desk, actor, "replace", op_id, request, desk_terminal_id, uid, keys, balance - hold, 0,
                                old.tier, old.deposit_cents, 0)
     return await _settle(desk, actor, kept, write=kept.state == DeskOpState.PENDING)
+
+
+async def pending_replacement(storage, lost_card_no):
+    """The desk operation replacing lost_card_no that is kept as pending (its write may be on a card), or None."""
+    for op in await storage.desk_operations(DeskOpState.PENDING):
+        if op.kind == "replace" and json.loads(op.request).get("lost_card_no") == lost_card_no:
+            return op
+    return None
 
 
 async def _lost(storage, card_no):
