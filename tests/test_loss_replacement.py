@@ -51,7 +51,7 @@ async def _lost_and_replaced(sim, booth, late_cents):
     booth.relay.cut()
     await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
     assert booth.tap(visitor.virtual, late_cents).ok
-    loss = await losses.report_loss(sim.hub.storage, sim.hub.actor("test:cashier"), "lost at the lake",
+    loss = await losses.report(sim.hub.storage, sim.hub.actor("test:cashier"), "lost at the lake",
                                     card_no=visitor.card_no)
     assert await sim.hub.storage.blacklist_version() == loss.blacklist_version
     balance = await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no))
@@ -152,7 +152,7 @@ def test_a_torn_write_of_the_new_card_replaces_nothing_and_the_retry_replaces_on
         visitor = sim.visitors[0]
         desk = sim.hub.desk(DESK_TERMINAL_ID)
         cashier = Actor("test:cashier", roles=("cashier",))
-        await losses.report_loss(sim.hub.storage, cashier, "stolen", card_no=visitor.card_no)
+        await losses.report(sim.hub.storage, cashier, "stolen", card_no=visitor.card_no)
         refused, _ = await at_desk(sim, visitor.virtual, sim.hub.desk(DESK_TERMINAL_ID, cashier).replace(
             "by-cashier", visitor.card_no))
         assert isinstance(refused, ServiceError) and "manager" in str(refused)     # a replacement is a manager's
@@ -176,7 +176,7 @@ def test_a_torn_write_of_the_new_card_replaces_nothing_and_the_retry_replaces_on
         other, _ = await at_desk(sim, new, desk.replace("second", visitor.card_no))
         assert isinstance(other, ServiceError) and "replaced already" in str(other)
         assert len([r for r in await sim.hub.storage.records() if r.kind == R.KIND_TRANSFER_IN]) == 1
-        found = await _refusal(losses.report_found(sim.hub.storage, cashier, visitor.card_no))
+        found = await _refusal(losses.unreport(sim.hub.storage, cashier, visitor.card_no))
         assert "replaced" in found
         await _balanced(sim, [(done.card_no, new)])
     in_park(tmp_path, "x.db", scenario)
@@ -194,9 +194,9 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
     async def scenario(sim):
         admin = sim.hub.actor("test:manager")
         storage = sim.hub.storage
-        member = await member_service.add_member(storage, admin, "Li Wei", "+86 138-0000-1234", tier="gold")
+        member = await member_service.register(storage, admin, "Li Wei", "+86 138-0000-1234", tier="gold")
         assert (member.phone, member.tier) == ("+8613800001234", 2)
-        taken = await _refusal(member_service.add_member(storage, admin, "Someone", "+8613800001234"))
+        taken = await _refusal(member_service.register(storage, admin, "Someone", "+8613800001234"))
         assert "Li Wei" in taken
         new = await sim.new_card(NEW_UID)
         issued = await sim.at_desk(new, sim.hub.desk(DESK_TERMINAL_ID).issue("member-issue", 5000,
@@ -205,15 +205,15 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
         assert (card.tier, issued.bonus_cents) == (2, 500)      # the member's tier, and its bonus
         assert (await member_service.find_member(storage, admin, card_no=issued.card_no)).member_no == \
             member.member_no
-        loss = await losses.report_loss(storage, admin, "lost", member_no=member.member_no)
+        loss = await losses.report(storage, admin, "lost", member_no=member.member_no)
         assert loss.card_no == issued.card_no and issued.card_no in await storage.blacklist_cards()
-        await losses.report_found(storage, admin, issued.card_no)
+        await losses.unreport(storage, admin, issued.card_no)
         assert issued.card_no not in await storage.blacklist_cards()
         assert (await storage.card_loss(issued.card_no)).state == "found"
         assert await member_service.set_tier(storage, admin, member.member_no, "silver") == 1
         assert (await storage.card(issued.card_no)).tier == 1
         # A replaced member card: the new one is the member's too.
-        await losses.report_loss(storage, admin, "lost again", member_no=member.member_no)
+        await losses.report(storage, admin, "lost again", member_no=member.member_no)
         other = await sim.new_card(bytes.fromhex("04aabbccdd0202"))
         done = await sim.at_desk(other, sim.hub.desk(DESK_TERMINAL_ID).replace("member-replace", issued.card_no))
         assert await storage.member_cards(member.member_no) == [issued.card_no, done.card_no]
@@ -274,7 +274,7 @@ def test_the_hub_dying_after_the_new_card_is_written_posts_once_on_the_retry_wit
         booth.relay.cut()
         await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
         assert booth.tap(visitor.virtual, 700).ok
-        await losses.report_loss(sim.hub.storage, sim.hub.actor(), "lost", card_no=visitor.card_no)
+        await losses.report(sim.hub.storage, sim.hub.actor(), "lost", card_no=visitor.card_no)
         balance = await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no))
         new = await sim.new_card(NEW_UID)
         post = operations.post_confirmed
@@ -287,7 +287,7 @@ def test_the_hub_dying_after_the_new_card_is_written_posts_once_on_the_retry_wit
         written = card_balance(sim.park_keys, new).balance_cents
         assert written == balance - 3000 and await _replacement(sim, visitor.card_no) is None
         # While it is pending (its write is on a card) the loss stands and no other replacement starts.
-        found = await _refusal(losses.report_found(sim.hub.storage, sim.hub.actor(), visitor.card_no))
+        found = await _refusal(losses.unreport(sim.hub.storage, sim.hub.actor(), visitor.card_no))
         assert "operation killed is pending" in found
         other = await sim.at_desk(await sim.new_card(bytes.fromhex("04aabbccdd0303")), _refusal(
             sim.hub.desk(DESK_TERMINAL_ID).replace("second", visitor.card_no)))

@@ -166,7 +166,7 @@ async def replace_a_lost_card(sim, echo, money):
     lost = sim.visitors[-1]
     storage = sim.hub.storage
     sim.hub.hold_check_s = 0.5
-    loss = await losses.report_loss(storage, sim.hub.actor("demo:cashier"), "lost on the big wheel",
+    loss = await losses.report(storage, sim.hub.actor("demo:cashier"), "lost on the big wheel",
                                     card_no=lost.card_no)
     balance = await storage.account_balance(accounts.card_account(lost.card_no))
     # Every terminal is online: the hub asks each for its status, which says it holds the new blacklist.

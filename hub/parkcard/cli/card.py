@@ -183,7 +183,7 @@ def card_pending(obj):
 def card_lost(obj, card_no, member_no, reason):
     """Report a card lost (挂失): blacklisted at once, pushed to every online terminal; replace it with `card replace`."""
     notice = HubNotice(obj.db)
-    loss = in_store(obj, lambda s, actor: losses.report_loss(s, actor, reason, card_no=card_no, member_no=member_no),
+    loss = in_store(obj, lambda s, actor: losses.report(s, actor, reason, card_no=card_no, member_no=member_no),
                     notice=notice)
     click.echo("card %d reported lost (blacklist version %d); %s. Replace it with `parkcard card replace %d --desk N`, "
                "or un-report it with `parkcard card found %d`" % (
@@ -197,7 +197,7 @@ def card_lost(obj, card_no, member_no, reason):
 @click.pass_obj
 def card_found(obj, card_no, reason):
     """Un-report a lost card (解挂) that was not replaced: it serves again once terminals have the blacklist."""
-    in_store(obj, lambda s, actor: losses.report_found(s, actor, card_no, reason))
+    in_store(obj, lambda s, actor: losses.unreport(s, actor, card_no, reason))
     click.echo("card %d is no longer reported lost: off the blacklist" % card_no)
 
 

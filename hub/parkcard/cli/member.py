@@ -21,7 +21,7 @@ def member_group():
 @click.pass_obj
 def member_add(obj, name, phone, note, tier):
     """Register a member; issue them a card with `parkcard card issue --member N`."""
-    member = in_store(obj, lambda s, actor: member_service.add_member(s, actor, name, phone, note, tier))
+    member = in_store(obj, lambda s, actor: member_service.register(s, actor, name, phone, note, tier))
     click.echo("member %d: %s, phone %s, tier %d" % (member.member_no, member.name, member.phone, member.tier))
 
 

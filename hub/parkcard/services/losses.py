@@ -48,7 +48,7 @@ async def _cards_of(store, card_no, member_no):
 
 
 @requires(CARD_LOSS)
-async def report_loss(store, actor, reason, card_no=None, member_no=None):
+async def report(store, actor, reason, card_no=None, member_no=None):
     """Report a card lost (by number, or a member's one card in use): blacklisted at once; return rows.CardLoss."""
     reason = _reason(reason)
     card_no = await _cards_of(store, card_no, member_no)
@@ -64,7 +64,7 @@ async def report_loss(store, actor, reason, card_no=None, member_no=None):
 
 
 @requires(CARD_LOSS)
-async def report_found(store, actor, card_no, reason="found by its holder"):
+async def unreport(store, actor, card_no, reason="found by its holder"):
     """Un-report a lost card that was not replaced: off the blacklist again; return the blacklist version."""
     checked(card_no=card_no)
     reason = _reason(reason)

@@ -48,7 +48,7 @@ def tier_code(tier, table=DEFAULT_TIERS):
 
 
 @requires(MEMBERS)
-async def add_member(store, actor, name, phone, note="", tier=0):
+async def register(store, actor, name, phone, note="", tier=0):
     """Register a member; return the rows.Member. Refused for a phone number another member has."""
     name = _text(name, "name", NAME_LENGTH_MAX)
     note = _text(note, "note", NOTE_LENGTH_MAX, required=False)
