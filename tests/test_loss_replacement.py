@@ -19,7 +19,7 @@ from parkcard.services import losses
 from parkcard.services import members as member_service
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID, ParkSim
-from test_desk import SHORT_S, at_desk
+from test_desk import SHORT_S, HubDied, at_desk, cli
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -222,14 +222,6 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
     in_park(tmp_path, store_url, scenario)
 
 
-def cli(*args):
-    """Run `parkcard ARGS` in this process (the running hub is the park's, in the event loop's thread)."""
-    from click.testing import CliRunner
-
-    from parkcard.cli import main
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
 def test_the_manager_reports_and_replaces_a_card_from_the_cli_and_a_retry_is_the_same_replacement(tmp_path):
     async def scenario(sim):
         visitor = sim.visitors[0]
@@ -259,10 +251,6 @@ def test_the_manager_reports_and_replaces_a_card_from_the_cli_and_a_retry_is_the
         assert (await _replacement(sim, visitor.card_no)).released_cents == row.hold_cents
         await _balanced(sim, [(row.new_card_no, new)])
     in_park(tmp_path, "x.db", scenario)
-
-
-class HubDied(Exception):
-    """The hub process ends here (what a kill leaves: the database as committed so far)."""
 
 
 def test_the_hub_dying_after_the_new_card_is_written_posts_once_on_the_retry_with_a_late_debit_meanwhile(
