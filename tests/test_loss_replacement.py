@@ -212,10 +212,16 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
         assert (await storage.card_loss(issued.card_no)).state == "found"
         assert await member_service.set_tier(storage, admin, member.member_no, "silver") == 1
         assert (await storage.card(issued.card_no)).tier == 1
-        # A replaced member card: the new one is the member's too.
-        await losses.report(storage, admin, "lost again", member_no=member.member_no)
+        # A replaced member card: the new one is the member's too. Every booth is online: once each reported
+        # holding the loss's blacklist with nothing unsent, nothing can come late and nothing is held.
+        again = await losses.report(storage, admin, "lost again", member_no=member.member_no)
+        await _until(lambda: storage.lagging_terminals(again.blacklist_version, again.reported_at), lambda l: not l,
+                     60, "the online booths did not report holding the new blacklist")
+        balance = await storage.account_balance(accounts.card_account(issued.card_no))
         other = await sim.new_card(bytes.fromhex("04aabbccdd0202"))
         done = await sim.at_desk(other, sim.hub.desk(DESK_TERMINAL_ID).replace("member-replace", issued.card_no))
+        row = await _replacement(sim, issued.card_no)
+        assert (row.hold_cents, row.moved_cents, row.released, done.balance_cents) == (0, balance, 1, balance)
         assert await storage.member_cards(member.member_no) == [issued.card_no, done.card_no]
         assert (await storage.card(done.card_no)).tier == 1
         await _balanced(sim, [(done.card_no, other)])
