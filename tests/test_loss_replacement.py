@@ -144,6 +144,13 @@ def test_a_late_debit_beyond_the_hold_is_the_parks_loss_with_an_alarm_and_one_af
         assert await sim.hub.storage.account_balance(accounts.LOSSES) == -1400
         assert await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no)) == 0
         await _balanced(sim, [(visitor.card_no, visitor.virtual), (done.card_no, new)])
+        # The ledger check holds each settlement to its record: one changed in the database is found.
+        import sqlite3
+        with sqlite3.connect(sim.hub.storage.path) as conn:
+            conn.execute("UPDATE replacement_covers SET amount_cents = amount_cents - 100")
+        report = await sim.ledger_report()
+        assert not report.ok and any("its record is kind 1" in p for p in report.hold_problems), \
+            "\n".join(report.lines())
     in_park(tmp_path, "x.db", scenario)
 
 

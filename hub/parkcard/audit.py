@@ -33,7 +33,8 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    figures; a replaced card's ledger account is its records' chain less what left it
    at the replacement plus what its late debits took from the hold and the park's
    losses; each hold account holds its hold less what late debits took and what was
-   released, and a late debit's cover and loss make its amount.
+   released, and a late debit's cover and loss make its amount, which its record (an
+   applied debit of the replaced card) says.
 7. Booth sales: each applied debit with its sale lines is priced again from the list
    and rules versions they name (SPEC.md §4.11); a difference is listed, and one
    that no repricing alarm tells an operator is a discrepancy.
@@ -41,6 +42,7 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
 
 import itertools
 import time
+import types
 
 from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
@@ -311,9 +313,12 @@ def _check_contents(rows, report, rates_had):
                 report.orphans.append("transaction %d belongs to record %s, which does not exist" % (tx_id, rid))
             group = next(entries, None)
 
+    covered = {(c[1], c[2]): c for c in covers}     # each late debit's settlement, by its record's key
     for row in rows.records():
         record_id, terminal_id, seq, raw = row[:4]
         report.records += 1
+        if (terminal_id, seq) in covered:
+            _check_cover(report, covered.pop((terminal_id, seq)), row)
         take_orphans_below(record_id)
         posted = []
         while group is not None and group[0][0] == record_id:
@@ -341,6 +346,9 @@ def _check_contents(rows, report, rates_had):
             missing = rows.missing_seqs(terminal_id, acked_upto)
             report.missing_seqs.append("term-%d acknowledged seqs 1..%d; no record holds seq %s" % (
                 terminal_id, acked_upto, ", ".join(map(str, missing))))
+    for old, terminal_id, seq, *_rest in covered.values():
+        report.hold_problems.append("late debit term-%d seq %d of card %d was settled, and no record holds it"
+                                    % (terminal_id, seq, old))
     _check_holds(report, replacements, covers, holds)
     _check_cards(report, cards, rows.cards(), rows.clone_cards(), _replaced_moves(replacements, covers))
 
@@ -351,6 +359,17 @@ def _replaced_moves(replacements, covers):
     for old, _tid, _seq, _amount, covered, loss, _tx in covers:
         moves[old] = moves.get(old, 0) + covered + loss
     return moves
+
+
+def _check_cover(report, cover, row):
+    """A late debit's settlement is for its record: an applied debit of the replaced card, for its amount."""
+    old, terminal_id, seq, amount = cover[:4]
+    kind, card_no, status, record_amount = row[4], row[5], row[10], row[7]
+    moves = ledger.card_delta(types.SimpleNamespace(kind=kind, amount_cents=record_amount))
+    if (card_no, status, moves) != (old, RecordStatus.APPLIED, -amount):
+        report.hold_problems.append("late debit term-%d seq %d of card %d: settled for %d cents, its record is "
+                                    "kind %d of card %d for %d cents (%s)" % (terminal_id, seq, old, amount, kind,
+                                                                             card_no, record_amount, status))
 
 
 def _check_holds(report, replacements, covers, holds):
