@@ -81,7 +81,7 @@ from parkcard.domain.lifecycle import QuarantineReason as Q
 from parkcard.domain.lifecycle import ALARM_CLONE, ALARM_CREDIT_TWICE, ALARM_LATE_LOSS, RecordStatus, UncertainOutcome
 from parkcard.ingest.registry import Rejected
 from parkcard.store import credits as credit_store
-from parkcard.store import members as member_store
+from parkcard.store import replacements as replacement_store
 
 log = logging.getLogger("parkcard.ingest.pipeline")
 
@@ -504,7 +504,7 @@ class Ingest:
 
     def _settle_late(self, tx, res, state, rec):
         """A replaced card's late debit (SPEC.md §4.13): paid from its hold; beyond it, the park's loss, alarmed."""
-        settled = member_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, -ledger.card_delta(rec))
+        settled = replacement_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, -ledger.card_delta(rec))
         if settled is None:
             return
         res.counts["late_debits"] += 1

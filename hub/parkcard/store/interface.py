@@ -669,7 +669,7 @@ class Store(abc.ABC):
         audit(details of each new close) -> entries, appended in the closing transaction.
         """
 
-    # -- members, lost cards and replacements (parkcard.store.members, SPEC.md §4.13)
+    # -- members, lost cards (parkcard.store.members) and replacements (parkcard.store.replacements, SPEC.md §4.13)
     @abc.abstractmethod
     async def add_member(self, name, phone, note, tier, audit=None):
         """Register a member; return the rows.Member (MemberTaken when the phone number has one)."""

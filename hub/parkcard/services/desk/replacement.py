@@ -3,7 +3,7 @@
 The decision is parkcard.domain.replacement's (SPEC.md §4.13): the stock card on the desk is
 issued for the lost card's member, tier and deposit with the lost card's balance minus a hold;
 the hold pays the lost card's late offline debits as ingest applies them
-(parkcard.store.members.settle_late_in); what is left is released onto the new card as a pending
+(parkcard.store.replacements.settle_late_in); what is left is released onto the new card as a pending
 credit (SPEC.md §8) once every terminal that lagged at the report has caught up, or at the latest
 `release_after_s` after the report. The write goes the desk's one path (parkcard.services.desk.
 operations: kept before the write, posted when the card read back holds it); the lost card's half is
@@ -23,6 +23,7 @@ from parkcard.services.inputs import checked
 from parkcard.services.privileges import CARD_REPLACE, ServiceError, requires
 from parkcard.store import audited
 from parkcard.store import members as member_store
+from parkcard.store import replacements as replacement_store
 from parkcard.transport import notify
 
 _TERMINAL_RULES = frames.Config()       # the offline rules every terminal is configured with (SPEC.md §5.3)
@@ -98,7 +99,7 @@ def _replaced(desk, tx, op, rec):
     """The lost card's half, booked with the new card's transfer-in record (operations.AFTER_POSTED)."""
     old_card_no = json.loads(op.request)["lost_card_no"]
     tx.set_card_info(op.card_no, op.uid, op.tier, tx.card_deposit(old_card_no))
-    member_store.replaced_in(tx, op.op_id, old_card_no, op.card_no, op.amount_cents,
+    replacement_store.replaced_in(tx, op.op_id, old_card_no, op.card_no, op.amount_cents,
                              settings_of(desk).release_after_s)
     # Before the commit, in the writer: a batch after this one settles the old card's late debits.
     desk.ingest.replaced_cards.add(old_card_no)

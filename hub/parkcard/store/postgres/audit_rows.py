@@ -3,7 +3,7 @@
 from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store import interface
 from parkcard.store.errors import schema_problem
-from parkcard.store.members import AUDIT_COVERS, AUDIT_REPLACEMENTS
+from parkcard.store.replacements import AUDIT_COVERS, AUDIT_REPLACEMENTS
 from parkcard.store.postgres.migrate import migration_files
 
 STREAM_CHUNK_ROWS = 2000    # rows a streaming read holds at once (records, ledger entries)

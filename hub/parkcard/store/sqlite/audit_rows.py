@@ -3,7 +3,7 @@
 from parkcard.store import interface
 from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store.errors import schema_problem
-from parkcard.store.members import AUDIT_COVERS as _COVERS, AUDIT_REPLACEMENTS as _REPLACEMENTS
+from parkcard.store.replacements import AUDIT_COVERS as _COVERS, AUDIT_REPLACEMENTS as _REPLACEMENTS
 from parkcard.store.sqlite.migrate import LATEST, schema_version
 
 

@@ -28,6 +28,7 @@ from parkcard.store.credits import CreditMethods
 from parkcard.store.desk_ops import DeskOpMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
 from parkcard.store.members import MemberMethods
+from parkcard.store.replacements import ReplacementMethods
 from parkcard.store.tickets import TicketMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
 from parkcard.store.sqlite import migrate
@@ -63,7 +64,7 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, BoothMethods, CreditMethods, MemberMethods, TicketMethods, DeskOpMethods, interface.Store):
+class SqliteStore(SharedMethods, BoothMethods, CreditMethods, MemberMethods, ReplacementMethods, TicketMethods, DeskOpMethods, interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):
