@@ -16,12 +16,15 @@ from terminal import wallet as w
 from parkcard.app import configure_logging
 from parkcard.domain import accounts
 from parkcard.money import format_cents
+from parkcard.services import losses
 from parkcard.services.privileges import ServiceError
 from parkcard.services.settlement import iso_utc
 
-from parkcard_devkit.park_sim import DESK_TERMINAL_ID, MERCHANTS, ParkSim
+from parkcard_devkit.park_sim import DESK_TERMINAL_ID, MERCHANTS, ParkSim, Visitor
 
 PROGRESS_STEPS = 10
+REPLACEMENT_UID = bytes.fromhex("04dede0000dede")  # the stock card the desk replaces a lost card with
+HOLD_RELEASE_WAIT_S = 60        # the terminals report their status within a few of the hub's hold checks
 SERVE_TAP_INTERVAL_S = 3.0      # `demo --serve`: a visitor's pace, one tap somewhere every few seconds
 # The demo park's operator logins (a throw-away park on loopback: the passwords are printed, on purpose).
 DEMO_LOGINS = (("demo", "demo-park-admin", ["admin"], None), ("foodcourt", "demo-park-booth", ["merchant"], MERCHANTS[0][0]))
@@ -132,6 +135,7 @@ async def run_demo(workdir, terminals, taps, cards, offline, broker_url, seed, e
             echo("refused taps, by reason:")
             for reason, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
                 echo("  " + refusal_words(reason, count))
+        await replace_a_lost_card(sim, echo, money)
         echo("")
         rows = await sim.settle()
         echo("settlement of this run, %s to %s, closed:" % (iso_utc(rows[0].period_start),
@@ -177,6 +181,38 @@ async def money_out(sim, desk, echo, money):
                     visitor.card_no, money(done.paid_cents), money(done.bonus_cents)))
         except ServiceError as exc:
             echo("  card %d: the desk refused: %s" % (visitor.card_no, exc))
+
+
+async def replace_a_lost_card(sim, echo, money):
+    """A visitor loses their card: reported lost (blacklisted), replaced with a stock card, its hold released."""
+    lost = sim.visitors[-1]
+    storage = sim.hub.storage
+    sim.hub.hold_check_s = 0.5
+    loss = await losses.report(storage, sim.hub.actor("demo:cashier"), "lost on the big wheel",
+                                    card_no=lost.card_no)
+    balance = await storage.account_balance(accounts.card_account(lost.card_no))
+    # Every terminal is online: the hub asks each for its status, which says it holds the new blacklist.
+    deadline = time.monotonic() + HOLD_RELEASE_WAIT_S
+    while await storage.lagging_terminals(loss.blacklist_version, loss.reported_at) and time.monotonic() < deadline:
+        await asyncio.sleep(sim.hub.hold_check_s)
+    new = await sim.new_card(REPLACEMENT_UID)
+    done = await sim.at_desk(new, sim.hub.desk(DESK_TERMINAL_ID).replace("demo-replace-%d" % lost.card_no,
+                                                                         lost.card_no))
+    row = await storage.replacement(old_card_no=lost.card_no)
+    echo("card %d reported lost (blacklisted on every terminal) and replaced by card %d: %s moved, %s held for "
+         "offline payments the lost card may still have made%s" % (
+             lost.card_no, done.card_no, money(done.balance_cents), money(row.hold_cents),
+             "" if row.hold_cents else " (none: every terminal had caught up)"))
+    deadline = time.monotonic() + HOLD_RELEASE_WAIT_S
+    while not row.released and time.monotonic() < deadline:
+        await asyncio.sleep(sim.hub.hold_check_s)
+        row = await storage.replacement(old_card_no=lost.card_no)
+    if row.hold_cents and row.released:
+        echo("  every terminal caught up: %s of the hold released onto card %d (it lands at the card's next tap); "
+             "%s was balance at the loss" % (money(row.released_cents), done.card_no, money(balance)))
+    elif not row.released:
+        echo("  the hold is not released yet: terminals still lag behind the loss")
+    sim.visitors[-1] = Visitor(done.card_no, REPLACEMENT_UID, new, lost.tier)
 
 
 async def web_login(sim, echo):

@@ -172,7 +172,8 @@ class ParkSim:
         db = self.db or os.path.join(self.workdir, "parkcard.db")
         if is_postgres(db):     # the park's audit log stays with its other files
             db = with_audit_log(db, os.path.join(self.workdir, "parkcard.audit.log"))
-        self.hub = Hub(db, broker_host=host, broker_port=port, api=self.api, **hub_kwargs)
+        self._hub_args = (db, dict(broker_host=host, broker_port=port, api=self.api, **hub_kwargs))
+        self.hub = Hub(self._hub_args[0], **self._hub_args[1])
         await self.hub.start()
         await self.hub.wait_connected()
         await self.hub.add_merchant(DESK_MERCHANT_ID, "Front desk", 0)
@@ -218,6 +219,15 @@ class ParkSim:
         await self.authorise_all()
         await self._issue_cards()
         return self
+
+    async def restart_hub(self):
+        """Stop the hub and start another on the same database and broker (what a supervisor does after a crash);
+        terminals keep their links to the broker and go on with the new hub."""
+        await self.hub.stop()
+        self.hub = Hub(self._hub_args[0], **self._hub_args[1])
+        await self.hub.start()
+        await self.hub.wait_connected()
+        return self.hub
 
     async def make_admin_card(self):
         """The hub issues the admin system card and the desk terminal writes it onto a blank card."""

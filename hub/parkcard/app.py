@@ -42,6 +42,7 @@ from parkcard.ingest.registry import Registry
 from parkcard.services import admin_cards, blacklist, gates, merchants, occupancy, park, repricing, terminals, tickets
 from parkcard.services import desk as desk_service
 from parkcard.services.desk import AtDesk, DeskPath
+from parkcard.services.desk import replacement as desk_replacement
 from parkcard.services.desk import requests as desk_requests
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import StoreUnavailable, hub_lock_for, is_postgres, is_transient, store_for
@@ -71,6 +72,9 @@ AFTER_COMMIT_ATTEMPTS_MAX = 5
 # net for a notice that was lost (no datagram is retried).
 REGISTRY_POLL_S = 1.0
 NIGHTLY_RESET_CHECK_S = 60.0    # how often the hub looks for an area whose park day began (its reset is exact)
+# How often the hub looks whether a replaced card's hold is due for release (SPEC.md §4.13), and asks the
+# terminals that still lag behind its loss for their status; also once at start, so a restart releases too.
+HOLD_CHECK_S = 5.0
 
 
 class HubFailed(RuntimeError):
@@ -137,6 +141,8 @@ class Hub:
         self._desk_tasks = set()   # desk operations the CLI queued, under way (parkcard.services.desk.requests)
         self.desk_path = DeskPath(self.storage, self.registry, self.ingest, self.desk_link, park_keys)
         self.desk_path.write_card = self.write_card
+        self.desk_path.replacement_settings = desk_replacement.DEFAULT_SETTINGS
+        self.hold_check_s = HOLD_CHECK_S
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
         self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
         self._ticket_sale_tasks = {}   # request id -> task of a ticket sale in progress (queued by the CLI)
@@ -205,7 +211,8 @@ class Hub:
         try:
             async with asyncio.TaskGroup() as tg:
                 for name, coro in (("consume", self._consume()), ("registry-poll", self._poll_registry()),
-                                   ("notices", self._take_notices()), ("nightly-reset", self._nightly_reset())):
+                                   ("notices", self._take_notices()), ("nightly-reset", self._nightly_reset()),
+                                   ("holds", self._release_holds())):
                     tg.create_task(_named_failure(name, coro), name=name)
                 if self.api is not None:
                     tg.create_task(_named_failure("api", self.api.serve(self)), name="api")
@@ -601,6 +608,30 @@ class Hub:
             except Exception:   # a failed reset must not stop ingest; the next check does it with the same instant
                 log.exception("event=occupancy_reset_failed")
             await asyncio.sleep(NIGHTLY_RESET_CHECK_S)
+
+    async def _release_holds(self):
+        """Release replaced cards' holds as they fall due, at start and every hold_check_s."""
+        while True:
+            try:
+                await self.release_holds()
+            except Exception:   # a failed round must not stop ingest; the next one tries again
+                log.exception("event=hold_release_failed")
+            await asyncio.sleep(self.hold_check_s)
+
+    async def release_holds(self, now_s=None):
+        """parkcard.services.desk.replacement.release_due_holds now; the credits pushed, lagging terminals asked
+        for their status (it says which blacklist they hold and their last record). Returns what was released."""
+        released, lagging = await desk_replacement.release_due_holds(
+            self.storage, self.actor(), time.time() if now_s is None else now_s)
+        if any(credit is not None for _row, credit in released):
+            await self.downlink.push_credits()
+        for terminal_id in sorted(lagging):
+            if self.registry.get(terminal_id) is not None:
+                await self.downlink.command(terminal_id, frames.CMD_REPORT_STATUS)
+        for row, _credit in released:
+            log.info("event=hold_released old_card=%d new_card=%d released_cents=%d", row.old_card_no,
+                     row.new_card_no, row.released_cents)
+        return released
 
     async def _take_notices(self):
         """Act on what the CLI says it committed, as soon as it says so."""

@@ -32,6 +32,13 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    pending. A card whose ledger account or card row shows a history with no
    records has lost its records. A card with a clone alarm is flagged (its two
    histories cannot both match, SPEC.md §4.7), not a mismatch.
+6. Replacements (SPEC.md §4.13): the lost card's half of each replacement and each late
+   debit's settlement, booked with no record, are re-derived from the replacement's
+   figures; a replaced card's ledger account is its records' chain less what left it
+   at the replacement plus what its late debits took from the hold and the park's
+   losses; each hold account holds its hold less what late debits took and what was
+   released, and a late debit's cover and loss make its amount, which its record (an
+   applied debit of the replaced card) says.
 7. Booth sales: each applied debit with its sale lines is priced again from the list
    and rules versions they name (SPEC.md §4.11); a difference is listed, and one
    that no repricing alarm tells an operator is a discrepancy.
@@ -40,6 +47,7 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
 import itertools
 import json
 import time
+import types
 from typing import NamedTuple
 
 from protocol import record as R
@@ -76,6 +84,7 @@ class AuditReport:
         self.doubled = []           # (card_no, counter, n) applied twice without a clone alarm
         self.pending = []
         self.flagged = []
+        self.hold_problems = []     # replacements whose hold account or late debits disagree with their figures
         self.repriced = 0           # booth sales priced again from their sale lines (SPEC.md §4.11)
         self.repriced_differently = []  # ... whose figures differ (the sale stands; an alarm says so)
         self.repricing_unalarmed = []   # ... and no repricing alarm tells an operator
@@ -86,7 +95,8 @@ class AuditReport:
         """True when no check found a discrepancy (pending and flagged cards are none)."""
         return not (self.file_problems or self.bad_records or self.posting_mismatch or self.unbalanced
                     or self.orphans or self.missing_seqs or self.lost_history or self.balance_mismatch
-                    or self.chain_breaks or self.doubled or self.repricing_unalarmed or self.purse_mismatch)
+                    or self.chain_breaks or self.doubled or self.repricing_unalarmed or self.purse_mismatch
+                    or self.hold_problems)
 
     def lines(self):
         """The findings in words: what each check counts and why it matters, then the verdict."""
@@ -128,6 +138,9 @@ class AuditReport:
                    % len(self.pending))
         out.append("  flagged (clone alarm): %d  (two cards with one history: blacklisted, left out of the check)"
                    % len(self.flagged))
+        out.append("replacements' holds that disagree with their figures: %d  (a lost card's balance moves to its "
+                   "replacement minus a hold, which pays its late offline debits)" % len(self.hold_problems))
+        out += ["  %s" % p for p in self.hold_problems[:SHOWN_MAX]]
         out.append("booth sales priced again: %d, differently from the terminal: %d  (from the list and discount "
                    "versions the sale names; the sale stands as paid)" % (self.repriced, len(self.repriced_differently)))
         out += ["  %s" % p for p in self.repriced_differently[:SHOWN_MAX]]
@@ -188,11 +201,13 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     return "other_rate"
 
 
-def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ())):
+def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ()), replacement_rows=(), cover_rows=()):
     """{tx_id: (what, expected entries)} of the ledger transactions the hub booked without a record: each
     pending credit's grant, and its cancel (re-derived from the credit's amount and source), each
     ticket's sale at the desk (from the ticket's price), each shift's over/short (from its Z report's
-    cash expected and counted) and each desk payment by another method than cash (from the operation)."""
+    cash expected and counted), each desk payment by another method than cash (from the operation), each
+    replacement's lost-card half (from its balance and what moved) and each late debit's settlement (from its
+    cover and loss)."""
     out = {}
     z_rows, paid_by_rows = shift_rows
     for over_short_tx, z_no, report in z_rows:
@@ -206,6 +221,18 @@ def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ())):
             out[paid_by_tx] = (name, ledger.paid_by(method, done.received_cents - done.paid_cents))
         except (ledger.PostingError, shifts.ShiftError) as exc:
             out[paid_by_tx] = (name + " (%s)" % exc, [])
+    for old, new, balance, moved, _hold, _covered, _loss, _released, move_tx in replacement_rows:
+        name = "replacement of card %d by card %d" % (old, new)
+        try:
+            out[move_tx] = (name, ledger.replacement_out(old, balance, moved))
+        except ledger.PostingError as exc:
+            out[move_tx] = (name + " (%s)" % exc, [])
+    for old, terminal_id, seq, _amount, covered, loss, cover_tx in cover_rows:
+        name = "late debit term-%d seq %d of replaced card %d" % (terminal_id, seq, old)
+        try:
+            out[cover_tx] = (name, ledger.late_debit_cover(old, covered, loss))
+        except ledger.PostingError as exc:
+            out[cover_tx] = (name + " (%s)" % exc, [])
     for sale_tx, price_cents, serial, card_no in ticket_rows:
         name = "ticket %d sold onto card %d" % (serial, card_no)
         try:
@@ -309,14 +336,16 @@ def _check_contents(rows, report, rates_had):
     seqs_acked = dict.fromkeys(terminals, 0)    # records stored at or below the terminal's acked_upto
     entries = itertools.groupby(rows.ledger_entries(), key=lambda r: (r[0], r[1]))
     group = next(entries, None)
-    hub_tx = hub_transactions(rows.credits(), rows.paid_tickets(), rows.shift_postings())
+    replacements, covers = rows.replacements(), rows.replacement_covers()
+    hub_tx = hub_transactions(rows.credits(), rows.paid_tickets(), rows.shift_postings(), replacements, covers)
+    holds = {}
 
     def take_orphans_below(record_id):
         nonlocal group
         while group is not None and (group[0][0] is None or record_id is None or group[0][0] < record_id):
             (rid, tx_id), grp = group
             tx_entries = [(a, c) for _r, _t, a, c in grp]
-            _tally(report, cards, tx_id, tx_entries)
+            _tally(report, cards, tx_id, tx_entries, holds)
             if rid is None and tx_id in hub_tx:
                 what, expected = hub_tx.pop(tx_id)
                 if sorted(tx_entries) != sorted(expected):
@@ -326,15 +355,18 @@ def _check_contents(rows, report, rates_had):
                 report.orphans.append("transaction %d belongs to record %s, which does not exist" % (tx_id, rid))
             group = next(entries, None)
 
+    covered = {(c[1], c[2]): c for c in covers}     # each late debit's settlement, by its record's key
     for row in rows.records():
         record_id, terminal_id, seq, raw = row[:4]
         report.records += 1
+        if (terminal_id, seq) in covered:
+            _check_cover(report, covered.pop((terminal_id, seq)), row)
         take_orphans_below(record_id)
         posted = []
         while group is not None and group[0][0] == record_id:
             (_rid, tx_id), grp = group
             tx_entries = [(a, c) for _r, _t, a, c in grp]
-            _tally(report, cards, tx_id, tx_entries)
+            _tally(report, cards, tx_id, tx_entries, holds)
             posted.append((tx_id, tx_entries))
             group = next(entries, None)
         terminal = terminals.get(terminal_id)
@@ -356,11 +388,57 @@ def _check_contents(rows, report, rates_had):
             missing = rows.missing_seqs(terminal_id, acked_upto)
             report.missing_seqs.append("term-%d acknowledged seqs 1..%d; no record holds seq %s" % (
                 terminal_id, acked_upto, ", ".join(map(str, missing))))
-    _check_cards(report, cards, rows.cards(), rows.clone_cards())
+    for old, terminal_id, seq, *_rest in covered.values():
+        report.hold_problems.append("late debit term-%d seq %d of card %d was settled, and no record holds it"
+                                    % (terminal_id, seq, old))
+    _check_holds(report, replacements, covers, holds)
+    _check_cards(report, cards, rows.cards(), rows.clone_cards(), _replaced_moves(replacements, covers))
 
 
-def _tally(report, cards, tx_id, tx_entries):
-    """Count a transaction, check it sums to zero, and add its card entries to the card's ledger account."""
+def _replaced_moves(replacements, covers):
+    """{old card: what the hub's replacement transactions moved on its account (no record holds it)}."""
+    moves = {row[0]: -row[2] for row in replacements}
+    for old, _tid, _seq, _amount, covered, loss, _tx in covers:
+        moves[old] = moves.get(old, 0) + covered + loss
+    return moves
+
+
+def _check_cover(report, cover, row):
+    """A late debit's settlement is for its record: an applied debit of the replaced card, for its amount."""
+    old, terminal_id, seq, amount = cover[:4]
+    kind, card_no, status, record_amount = row[4], row[5], row[10], row[7]
+    moves = ledger.card_delta(types.SimpleNamespace(kind=kind, amount_cents=record_amount))
+    if (card_no, status, moves) != (old, RecordStatus.APPLIED, -amount):
+        report.hold_problems.append("late debit term-%d seq %d of card %d: settled for %d cents, its record is "
+                                    "kind %d of card %d for %d cents (%s)" % (terminal_id, seq, old, amount, kind,
+                                                                             card_no, record_amount, status))
+
+
+def _check_holds(report, replacements, covers, holds):
+    """Each hold account: its hold less late debits covered and what was released; each cover makes its debit."""
+    settled = {}
+    for old, terminal_id, seq, amount, covered, loss, _tx in covers:
+        if covered + loss != amount:
+            report.hold_problems.append("late debit term-%d seq %d of card %d: %d cents, settled as %d covered + "
+                                        "%d lost" % (terminal_id, seq, old, amount, covered, loss))
+        total = settled.setdefault(old, [0, 0])
+        total[0] += covered
+        total[1] += loss
+    for old, new, balance, moved, hold, covered, loss, released, _tx in replacements:
+        name = "replacement of card %d by card %d" % (old, new)
+        if settled.get(old, [0, 0]) != [covered, loss]:
+            report.hold_problems.append("%s: its late debits were settled as %s, it says %d covered, %d lost" % (
+                name, settled.get(old, [0, 0]), covered, loss))
+        if hold != max(0, balance - moved) or covered + released > hold:
+            report.hold_problems.append("%s: hold %d of a balance of %d with %d moved, %d covered, %d released" % (
+                name, hold, balance, moved, covered, released))
+        if holds.get(old, 0) != hold - covered - released:
+            report.hold_problems.append("%s: its hold account holds %d cents, its figures say %d" % (
+                name, holds.get(old, 0), hold - covered - released))
+
+
+def _tally(report, cards, tx_id, tx_entries, holds):
+    """Count a transaction, check it sums to zero, and add its card and hold entries to their accounts' sums."""
     report.transactions += 1
     total = sum(c for _a, c in tx_entries)
     if total:
@@ -370,6 +448,9 @@ def _tally(report, cards, tx_id, tx_entries):
             card = cards.setdefault(int(account[len(accounts.CARD_PREFIX):]), _Card())
             card.ledger_cents += cents
             card.has_entries = True
+        elif account.startswith(accounts.HOLD_PREFIX) and account[len(accounts.HOLD_PREFIX):].isdigit():
+            old = int(account[len(accounts.HOLD_PREFIX):])
+            holds[old] = holds.get(old, 0) + cents
 
 
 def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
@@ -410,7 +491,7 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
         report.posting_mismatch.append("%s: %s" % (name, outcome))
 
 
-def _check_cards(report, cards, card_rows, clones):
+def _check_cards(report, cards, card_rows, clones, replaced_moves):
     for card_no in sorted(set(cards) | set(card_rows)):
         report.cards += 1
         card = cards.get(card_no) or _Card()
@@ -442,7 +523,9 @@ def _check_cards(report, cards, card_rows, clones):
         if first != 1 or len({k for k, _d, _b in links}) < last - first + 1:
             report.pending.append(card_no)
             continue
-        if not shadow == card.ledger_cents == derived:
+        # A replaced card's records still say what the card itself holds; its account lost what moved.
+        booked = card.ledger_cents - replaced_moves.get(card_no, 0)
+        if not shadow == booked == derived:
             report.balance_mismatch.append((card_no, shadow if shadow is not None else 0, card.ledger_cents,
                                             derived))
 

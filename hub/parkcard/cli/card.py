@@ -1,5 +1,5 @@
-"""`parkcard card stock|issue|top-up|refund|return|wipe|show|pending`: the front desk, carried out by the running hub
-at a desk terminal.
+"""`parkcard card stock|issue|top-up|refund|return|wipe|show|pending|lost|found|replace`: the front desk, carried out
+by the running hub at a desk terminal (a loss and its un-report are kept at once, no card needed).
 
 Each operation is queued under an operation id the cashier gives (or the
 command makes and prints): running the same command again with `--op-id` is
@@ -14,11 +14,13 @@ import time
 import click
 
 from parkcard.bounds import CARD_NO, TERMINAL_ID, BoundParam
-from parkcard.cli.common import UserError, amount_cents, in_store, table, utc
+from parkcard.cli.common import HubNotice, UserError, amount_cents, in_store, table, utc
 from parkcard.domain import accounts
 from parkcard.money import format_cents
-from parkcard.services import park
+from parkcard.services import losses, park
 from parkcard.services.desk import requests
+from parkcard.services.members import tier_code
+from parkcard.services.privileges import ServiceError
 
 DESK_REQUEST_POLL_S = 0.2       # how often the command looks for the running hub's answer
 
@@ -26,6 +28,13 @@ DESK_REQUEST_POLL_S = 0.2       # how often the command looks for the running hu
 @click.group("card")
 def card_group():
     """Visitor cards at the front desk: issue, top up, look up."""
+
+
+def _tier(text):
+    try:
+        return tier_code(text)
+    except ServiceError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _run_at_desk(obj, kind, desk_terminal_id, op_id, wait_s, **amounts):
@@ -83,17 +92,22 @@ def card_top_up(obj, amount, desk_terminal_id, pay, op_id, wait_s):
 @click.option("--load", "load", default="0", show_default=True, help="first load paid, e.g. 100 or 99.50")
 @click.option("--type", "card_type", type=click.Choice(sorted(park.CARD_TYPES)), default="temporary",
               show_default=True, help="the card type: its deposit is the park's (`parkcard park deposit`)")
-@click.option("--tier", type=click.IntRange(0, 15), default=0, show_default=True,
-              help="the tier's code (`parkcard tier list`)")
+@click.option("--tier", default=None, help="the tier's name or code (`parkcard tier list`) [default: the member's, "
+                                           "else standard]")
+@click.option("--member", "member_no", type=int, default=None, help="the member the card is issued to")
 @_DESK
 @_PAY
 @_OP_ID
 @_WAIT
 @click.pass_obj
-def card_issue(obj, load, card_type, tier, desk_terminal_id, pay, op_id, wait_s):
-    """Issue the stock card on the desk with a first load; the deposit of its card type is taken."""
+def card_issue(obj, load, card_type, tier, member_no, desk_terminal_id, pay, op_id, wait_s):
+    """Issue the stock card on the desk with a first load (for a member with --member); the deposit of its card
+    type is taken."""
+    options = {} if member_no is None else {"member_no": member_no}
+    if tier is not None or member_no is None:
+        options["tier"] = _tier(tier or "0")
     request, done, currency = _run_at_desk(obj, "issue", desk_terminal_id, op_id, wait_s, cash_cents=load,
-                                           card_type=card_type, tier=tier, pay=pay)
+                                           card_type=card_type, pay=pay, **options)
     click.echo("card %d issued: balance %s (bonus %s), deposit %s [operation %s]" % (
         done["card_no"], format_cents(done["balance_cents"], currency), format_cents(done["bonus_cents"], currency),
         format_cents(done["deposit_cents"], currency), request.op_id))
@@ -166,11 +180,25 @@ def card_show(obj, card_no):
             raise UserError("card %d is unknown at this hub: check the number on the card" % card_no)
         return (card, await storage.account_balance(accounts.card_account(card_no)),
                 await storage.account_balance(accounts.bonus_account(card_no)), await storage.park_currency(),
-                [op for op in await storage.desk_operations() if op.card_no == card_no])
-    card, balance, bonus, currency, ops = in_store(obj, show)
-    click.echo("card %d: %s, tier %d, deposit %s, balance %s (cash %s, bonus %s)" % (
+                [op for op in await storage.desk_operations() if op.card_no == card_no],
+                await storage.card_member(card_no), await storage.card_loss(card_no),
+                await storage.replacement(old_card_no=card_no), await storage.replacement(new_card_no=card_no))
+    card, balance, bonus, currency, ops, member_no, loss, replaced_by, replacing = in_store(obj, show)
+    click.echo("card %d: %s, tier %d, deposit %s, balance %s (cash %s, bonus %s)%s" % (
         card.card_no, card.status, card.tier, format_cents(card.deposit_cents, currency),
-        format_cents(balance, currency), format_cents(balance - bonus, currency), format_cents(bonus, currency)))
+        format_cents(balance, currency), format_cents(balance - bonus, currency), format_cents(bonus, currency),
+        "" if member_no is None else ", member %d" % member_no))
+    if loss is not None:
+        click.echo("reported %s %s (%s) by %s" % (loss.state if loss.state != "replaced" else "lost, replaced,",
+                                                  utc(loss.reported_at), loss.reason, loss.reported_by))
+    for row, side in ((replaced_by, "replaced by card %d"), (replacing, "replaces card %d")):
+        if row is not None:
+            click.echo("%s: %s moved, hold %s (late debits %s covered, %s lost), %s" % (
+                side % (row.new_card_no if row is replaced_by else row.old_card_no),
+                format_cents(row.moved_cents, currency), format_cents(row.hold_cents, currency),
+                format_cents(row.covered_cents, currency), format_cents(row.loss_cents, currency),
+                "%s released" % format_cents(row.released_cents, currency) if row.released
+                else "released by %s at the latest" % utc(row.release_at_s)))
     if ops:
         click.echo(table(("operation", "kind", "state", "amount", "when"), [
             (op.op_id, op.kind, op.state, format_cents(op.amount_cents, currency), utc(op.created_at)) for op in ops]))
@@ -189,3 +217,52 @@ def card_pending(obj):
     click.echo(table(("operation", "kind", "card", "desk", "amount", "since"), [
         (op.op_id, op.kind, op.card_no, op.desk_terminal_id, format_cents(op.amount_cents, currency),
          utc(op.created_at)) for op in ops]))
+
+
+@card_group.command("lost")
+@click.argument("card_no", type=BoundParam(CARD_NO), required=False)
+@click.option("--member", "member_no", type=int, default=None, help="the member whose card is lost (their one card "
+                                                                    "in use)")
+@click.option("--reason", default="lost", show_default=True, help="why: lost, stolen ...")
+@click.pass_obj
+def card_lost(obj, card_no, member_no, reason):
+    """Report a card lost (挂失): blacklisted at once, pushed to every online terminal; replace it with `card replace`."""
+    notice = HubNotice(obj.db)
+    loss = in_store(obj, lambda s, actor: losses.report(s, actor, reason, card_no=card_no, member_no=member_no),
+                    notice=notice)
+    click.echo("card %d reported lost (blacklist version %d); %s. Replace it with `parkcard card replace %d --desk N`, "
+               "or un-report it with `parkcard card found %d`" % (
+                   loss.card_no, loss.blacklist_version, "the running hub pushes it to every online terminal now"
+                   if notice.hub_told else "terminals get it when `parkcard up` runs", loss.card_no, loss.card_no))
+
+
+@card_group.command("found")
+@click.argument("card_no", type=BoundParam(CARD_NO))
+@click.option("--reason", default="found by its holder", show_default=True)
+@click.pass_obj
+def card_found(obj, card_no, reason):
+    """Un-report a lost card (解挂) that was not replaced: it serves again once terminals have the blacklist."""
+    in_store(obj, lambda s, actor: losses.unreport(s, actor, card_no, reason))
+    click.echo("card %d is no longer reported lost: off the blacklist" % card_no)
+
+
+@card_group.command("replace")
+@click.argument("lost_card_no", type=BoundParam(CARD_NO))
+@_DESK
+@_OP_ID
+@_WAIT
+@click.pass_obj
+def card_replace(obj, lost_card_no, desk_terminal_id, op_id, wait_s):
+    """Replace a lost card (补卡) with the stock card on the desk: its balance moves, minus a hold for the lost card's
+    late offline debits, released onto the new card when no terminal can still hold any."""
+    request, done, currency = _run_at_desk(obj, "replace", desk_terminal_id, op_id, wait_s,
+                                           lost_card_no=lost_card_no)
+
+    async def hold(storage, actor):
+        return await storage.replacement(old_card_no=lost_card_no)
+    row = in_store(obj, hold)
+    click.echo("card %d replaces card %d: balance %s moved; %s held for its late offline debits, released onto "
+               "card %d by %s at the latest [operation %s]" % (
+                   done["card_no"], lost_card_no, format_cents(done["balance_cents"], currency),
+                   format_cents(row.hold_cents, currency), done["card_no"], utc(row.release_at_s), request.op_id))
+

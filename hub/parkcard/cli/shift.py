@@ -90,6 +90,7 @@ def _print_z(stored, shift, z, currency):
               ("bonus given", "", money(z.bonus_given_cents)),
               ("refunds paid", z.refunds, money(z.refunds_paid_cents)),
               ("returns paid", z.returns, money(z.returns_paid_cents)),
+              ("lost cards replaced", z.replacements, ""),
               ("fees kept", "", money(z.fees_cents)),
               ("bonus back to the park", "", money(z.bonus_back_cents)),
               ("deposits in", "", money(z.deposits_in_cents)),

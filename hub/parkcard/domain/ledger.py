@@ -64,6 +64,10 @@ TX_TICKET_SALE = 1020
 # ... and a cashier's shift: a desk operation paid by another method than cash, and the drawer's over/short.
 TX_PAID_BY = 1030
 TX_SHIFT_CLOSE = 1031
+# ... and the two halves of a replacement the hub books with no record (SPEC.md §4.13): the lost card's balance
+# taken off it (the new card's transfer-in record is the other half), and a late debit of it settled.
+TX_REPLACEMENT_OUT = 1023
+TX_LATE_DEBIT_COVER = 1024
 # Where a pending credit's value comes from (credit_grant's source): cash at a desk, a payment through the
 # API, or a replaced card's hold (hold:<card_no>).
 CREDIT_SOURCES = (CASH, API_PAYMENTS)
@@ -212,6 +216,18 @@ def replacement_move(old_card_no, new_card_no, balance_cents, hold_cents):
         raise PostingError("bad_amounts", "hold %d over the balance %d" % (hold_cents, balance_cents))
     return _balanced([(card_account(old_card_no), -balance_cents), (hold_account(old_card_no), hold_cents),
                       (card_account(new_card_no), balance_cents - hold_cents)])
+
+
+def replacement_out(old_card_no, balance_cents, moved_cents):
+    """Replacement, the lost card's half: its balance leaves it, moved_cents to park:transfers (the new card's
+    transfer-in record takes them from there), the rest into its hold. With the old card holding less than was
+    written onto the new one (a late debit arrived while the new card was being written), the difference is the
+    park's loss and the hold is 0. With the transfer-in this is replacement_move."""
+    _non_negative(balance_cents=balance_cents, moved_cents=moved_cents)
+    hold = max(0, balance_cents - moved_cents)
+    loss = max(0, moved_cents - balance_cents)
+    return _balanced([(card_account(old_card_no), -balance_cents), (hold_account(old_card_no), hold),
+                      (LOSSES, -loss), (TRANSFERS, moved_cents)])
 
 
 def late_debit_cover(old_card_no, covered_cents, loss_cents):

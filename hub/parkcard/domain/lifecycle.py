@@ -118,4 +118,5 @@ class BlacklistAction(enum.StrEnum):
 ALARM_CREDIT_TWICE = "credit_twice"   # a card received a pending credit again (a restored card, SPEC.md §8.4)
 ALARM_CLONE = "clone"
 ALARM_STAFF_UNKNOWN = "staff_unknown"     # a shift opened with a card that is no staff card of the merchant (§4.14)
+ALARM_LATE_LOSS = "late_loss"     # a replaced card's late debit beyond its hold: the park's loss (SPEC.md §4.13)
 ALARM_REPRICING = "repricing"     # a booth sale the hub prices differently from the same versions (SPEC.md §4.11)

@@ -22,7 +22,8 @@ REFUND = "refund"
 RETURN = "return"
 TICKET = "ticket"           # a ticket sold onto a card at the desk (SPEC.md §3.8), its price paid there
 CREDIT = "credit"           # a pending credit granted at the desk (SPEC.md §8), paid there: a top-up without the card
-KINDS = (ISSUE, TOP_UP, REFUND, RETURN, TICKET, CREDIT)
+REPLACE = "replace"     # a lost card replaced: its balance moves card to card, no money at the drawer
+KINDS = (ISSUE, TOP_UP, REFUND, RETURN, TICKET, CREDIT, REPLACE)
 
 
 class ShiftError(ValueError):
@@ -146,8 +147,13 @@ def _staff_card(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
     return DeskOp(ISSUE, method)        # a staff card: issued at the desk, no value, no deposit
 
 
+def _replaced(method, amount_cents, bonus_cents, deposit_cents, fee_cents):
+    return DeskOp(REPLACE, method)      # the lost card's balance and deposit move onto the new card (SPEC.md §4.13)
+
+
 _OF_KIND = {ISSUE: _issued, TOP_UP: _topped_up, TICKET: _ticket_sold, CREDIT: _credit_granted, REFUND: _refunded,
-            RETURN: _returned, "staff_card": _staff_card}
+            RETURN: _returned, "staff_card": _staff_card,
+            REPLACE: _replaced}
 
 
 def desk_op_of(kind, method, amount_cents, bonus_cents, deposit_cents, fee_cents=0):
@@ -205,6 +211,7 @@ class ZReport:
     tickets_cents: int = 0
     credits: int = 0                # pending credits granted at the desk
     credits_cents: int = 0
+    replacements: int = 0           # lost cards replaced (no money at the drawer)
 
     @property
     def difference_cents(self):
@@ -236,4 +243,4 @@ def close_shift(shift, counted_cents, pending_ops=0):
         sum(op.fee_cents for op in shift.ops), sum(op.bonus_back_cents for op in shift.ops),
         sum(op.deposit_in_cents for op in shift.ops), sum(op.deposit_out_cents for op in shift.ops),
         shift.cash_expected_cents, counted_cents, len(of[TICKET]), sum(op.price_cents for op in of[TICKET]),
-        len(of[CREDIT]), sum(op.load_cents for op in of[CREDIT]))
+        len(of[CREDIT]), sum(op.load_cents for op in of[CREDIT]), len(of[REPLACE]))

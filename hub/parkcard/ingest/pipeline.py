@@ -78,10 +78,11 @@ from protocol.errors import ProtocolError
 from parkcard.domain import ingest_rules as rules
 from parkcard.domain import accounts, ledger
 from parkcard.domain.lifecycle import QuarantineReason as Q
-from parkcard.domain.lifecycle import (ALARM_CLONE, ALARM_CREDIT_TWICE, ALARM_STAFF_UNKNOWN, RecordStatus,
-                                      UncertainOutcome)
+from parkcard.domain.lifecycle import (ALARM_CLONE, ALARM_CREDIT_TWICE, ALARM_LATE_LOSS, ALARM_STAFF_UNKNOWN,
+                                      RecordStatus, UncertainOutcome)
 from parkcard.ingest.registry import Rejected
 from parkcard.store import credits as credit_store
+from parkcard.store import replacements as replacement_store
 
 log = logging.getLogger("parkcard.ingest.pipeline")
 
@@ -222,9 +223,13 @@ class Ingest:
         self.stats = Counter()
         self.uncertain_cards = set()
         self.uncertain_every_card = False   # past UNCERTAIN_CARDS_MAX: look every card up
+        # Lost cards replaced (SPEC.md §4.13): their late debits are settled against the hold. Added to by the
+        # desk inside the write that books a replacement, so the next batch already sees it.
+        self.replaced_cards = set()
 
     async def load(self):
-        """Read the cards that still have uncertain records."""
+        """Read the cards that still have uncertain records, and the replaced ones."""
+        self.replaced_cards = set(await self.storage.replaced_cards())
         self.uncertain_cards = set(await self.storage.uncertain_cards())
         self.uncertain_every_card = False
         self._bound_uncertain_cards()
@@ -492,6 +497,8 @@ class Ingest:
             entries = self._deliver_credits(tx, res, state, rec, entries)
         if entries:
             tx.post(record_id, rec.kind, entries)
+        if card_no in self.replaced_cards and ledger.card_delta(rec) < 0:
+            self._settle_late(tx, res, state, rec)
         if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS:
             res.booth_sales.append((state.id, state.merchant_id, rec.seq))
         card = tx.card(card_no)
@@ -513,6 +520,18 @@ class Ingest:
             tx.add_alarm(ALARM_STAFF_UNKNOWN, rec.card_no, state.id, rec.seq,
                          "card %d opened or closed a shift at term-%d but is no staff card of merchant %d" % (
                              rec.card_no, state.id, state.merchant_id))
+
+    def _settle_late(self, tx, res, state, rec):
+        """A replaced card's late debit (SPEC.md §4.13): paid from its hold; beyond it, the park's loss, alarmed."""
+        settled = replacement_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, -ledger.card_delta(rec))
+        if settled is None:
+            return
+        res.counts["late_debits"] += 1
+        if settled.alarm:
+            detail = "replaced card %d spent %d cents beyond its hold (term-%d seq %d): the park's loss" % (
+                rec.card_no, settled.loss_cents, state.id, rec.seq)
+            tx.add_alarm(ALARM_LATE_LOSS, rec.card_no, state.id, rec.seq, detail)
+            log.warning("event=late_loss %s", detail)
 
     def _deliver_credits(self, tx, res, state, rec, entries):
         """Mark the credits a credit record delivers; return its entries (SPEC.md §8.4).

@@ -75,7 +75,7 @@ async def issue_card(desk, actor, op_id, desk_terminal_id, staff_id, timeout_s=N
         raise Refusal("staff_has_card", "staff member %d (%s) already holds staff card %d: a lost one is blacklisted "
                                         "(`parkcard blacklist add`) before another is issued" % (
                                             staff_id, staff.name, staff.card_no))
-    uid, keys = await ops.stock_on_desk(desk, op_id, desk_terminal_id, timeout_s)
+    uid, keys, _report = await ops.stock_on_desk(desk, op_id, desk_terminal_id, timeout_s)
     kept = await ops.issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, 0, C.TIER_STANDARD, 0, 0,
                                 STAFF_PERMS, kind="staff_card", flags=C.FLAG_STAFF)
     # Posted with its audit entry (card.staff_card) and the staff member's card in one transaction.

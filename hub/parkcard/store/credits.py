@@ -55,6 +55,22 @@ def deliver(tx, card_no, credit_nos, terminal_id, seq):
     return changed
 
 
+def grant(tx, card_no, amount_cents, reason, source, actor):
+    """Grant a credit to an issued card inside a write; return its PendingCredit. NotIssued if unknown."""
+    if not tx.card_exists(card_no):
+        raise NotIssued(card_no)
+    credit_no = tx.sql_row("SELECT COUNT(*) FROM pending_credits WHERE card_no=?", (card_no,))[0] + 1
+    if credit_no > 0xFFFF:
+        raise ValueError("card %d has had 65,535 credits, the most a card counts" % card_no)
+    tx_id = tx.post(None, ledger.TX_CREDIT_GRANT, ledger.credit_grant(source, amount_cents))
+    tx.sql_rowcount(
+        "INSERT INTO pending_credits(card_no, credit_no, amount_cents, reason, source, granted_by, "
+        "granted_at, state, grant_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, tx_id))
+    _bump(tx)
+    return PendingCredit(card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, None, None)
+
+
 class CreditMethods:
     """The pending-credit methods of interface.Store (a mixin)."""
 
@@ -65,20 +81,10 @@ class CreditMethods:
         desk_terminal_id: the desk it is paid at in cash; the grant joins that desk's open shift in the same
         transaction (parkcard.store.shifts.NoOpenShift when there is none)."""
         def run(tx):
-            if not tx.card_exists(card_no):
-                raise NotIssued(card_no)
-            credit_no = tx.sql_row("SELECT COUNT(*) FROM pending_credits WHERE card_no=?", (card_no,))[0] + 1
-            if credit_no > 0xFFFF:
-                raise ValueError("card %d has had 65,535 credits, the most a card counts" % card_no)
-            tx_id = tx.post(None, ledger.TX_CREDIT_GRANT, ledger.credit_grant(source, amount_cents))
-            tx.sql_rowcount(
-                "INSERT INTO pending_credits(card_no, credit_no, amount_cents, reason, source, granted_by, "
-                "granted_at, state, grant_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, tx_id))
+            credit = grant(tx, card_no, amount_cents, reason, source, actor)
             if desk_terminal_id is not None:
-                link_to_shift(tx, credit_op_id(card_no, credit_no), desk_terminal_id, CASH_METHOD)
-            _bump(tx)
-            return PendingCredit(card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, None, None)
+                link_to_shift(tx, credit_op_id(card_no, credit.credit_no), desk_terminal_id, CASH_METHOD)
+            return credit
         return await self.write(run, audit)
 
     async def cancel_pending_credit(self, card_no, credit_no, audit=None):

@@ -258,6 +258,16 @@ class AuditRows(abc.ABC):
         bonus_cents, deposit_cents)]): the ledger transactions of shift closes and of non-cash desk payments."""
 
     @abc.abstractmethod
+    def replacements(self):
+        """Return [(old_card_no, new_card_no, balance_cents, moved_cents, hold_cents, covered_cents, loss_cents,
+        released_cents, move_tx)] of every replacement (SPEC.md §4.13)."""
+
+    @abc.abstractmethod
+    def replacement_covers(self):
+        """Return [(old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx)] of every late
+        debit settled against a hold."""
+
+    @abc.abstractmethod
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""
 
@@ -764,6 +774,67 @@ class Store(abc.ABC):
         period of a merchant, ValueError when a merchant does not exist.
         audit(details of each new close) -> entries, appended in the closing transaction.
         """
+
+    # -- members, lost cards (parkcard.store.members) and replacements (parkcard.store.replacements, SPEC.md §4.13)
+    @abc.abstractmethod
+    async def add_member(self, name, phone, note, tier, audit=None):
+        """Register a member; return the rows.Member (MemberTaken when the phone number has one)."""
+
+    @abc.abstractmethod
+    async def member(self, member_no=None, phone=None, card_no=None):
+        """The rows.Member by number, phone or one of their cards; None when there is none."""
+
+    @abc.abstractmethod
+    async def members(self):
+        """[rows.Member] by number."""
+
+    @abc.abstractmethod
+    async def member_cards(self, member_no):
+        """[card_no] of the member's cards, oldest first."""
+
+    @abc.abstractmethod
+    async def set_member_tier(self, member_no, tier, audit=None):
+        """Set a member's tier and the hub's tier of their cards; return the cards changed (None: no member)."""
+
+    @abc.abstractmethod
+    async def card_member(self, card_no):
+        """The member number a card is issued to, or None."""
+
+    @abc.abstractmethod
+    async def report_loss(self, card_no, reason, actor, audit=None):
+        """Blacklist a card as lost; return (rows.CardLoss, blacklist version or None if listed already)."""
+
+    @abc.abstractmethod
+    async def report_found(self, card_no, reason, audit=None):
+        """Un-report a lost card not yet replaced; return the blacklist version (None: it was not listed)."""
+
+    @abc.abstractmethod
+    async def card_loss(self, card_no):
+        """The rows.CardLoss of a card, or None when it was never reported lost."""
+
+    @abc.abstractmethod
+    async def lost_cards(self):
+        """[rows.CardLoss] of the cards reported lost and not yet found or replaced, by card."""
+
+    @abc.abstractmethod
+    async def replacement(self, old_card_no=None, new_card_no=None):
+        """The rows.Replacement of a lost card (or the one that made new_card_no), or None."""
+
+    @abc.abstractmethod
+    async def replacements(self, open_only=False):
+        """[rows.Replacement] by old card; open_only: those whose hold is not released yet."""
+
+    @abc.abstractmethod
+    async def replaced_cards(self):
+        """The old card numbers of every replacement."""
+
+    @abc.abstractmethod
+    async def lagging_terminals(self, blacklist_version, since_s):
+        """[(terminal_id, last_seen, online)] of terminals that may still hold unsent records of a card lost then."""
+
+    @abc.abstractmethod
+    async def release_hold(self, old_card_no, now_s, lagging, actor, audit=None):
+        """Release a replaced card's hold onto its new card, once; (rows.Replacement, PendingCredit or None) or None."""
 
     # -- booth sales (parkcard.store.booth): versions are appended, never changed
     @abc.abstractmethod

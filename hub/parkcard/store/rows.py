@@ -655,3 +655,48 @@ class DeskDayLine(NamedTuple):
     amount_cents: int
     bonus_cents: int
     deposit_cents: int
+
+
+class Member(NamedTuple):
+    """A park member (parkcard.services.members): as little personal data as the desk needs to find them."""
+
+    member_no: int
+    name: str
+    phone: str
+    note: str
+    tier: int               # the tier code the member's cards are issued with (protocol.card TIER_*)
+    created_at: float
+
+
+class CardLoss(NamedTuple):
+    """A card reported lost (挂失): blacklisted under blacklist_version; found (解挂) or replaced (补卡) later."""
+
+    card_no: int
+    state: str              # lost, found, replaced
+    reason: str
+    reported_by: str
+    reported_at: float
+    blacklist_version: int
+    found_at: Optional[float]
+
+
+class Replacement(NamedTuple):
+    """A lost card replaced (SPEC.md §4.13): the balance moved, its hold, late debits settled, the release."""
+
+    old_card_no: int
+    new_card_no: int
+    op_id: str
+    reported_s: int
+    balance_cents: int          # the old card's ledger balance when the new card's write was posted
+    moved_cents: int            # written onto the new card
+    hold_cents: int             # kept for the old card's late offline debits
+    loss_at_move_cents: int     # the old card held less than moved (late debits during the write): the park's loss
+    release_at_s: int           # the latest release, whatever terminals still lag
+    covered_cents: int
+    loss_cents: int
+    released_cents: int
+    released: int
+    released_at: Optional[float]
+    release_credit_no: Optional[int]    # the new card's pending credit that carries the release (SPEC.md §8)
+    move_tx: int
+    created_at: float

@@ -11,8 +11,9 @@ a retry with the same operation id does exactly that.
 """
 
 from parkcard.services.desk.operations import DeskPath, issue, refund, return_card, stock_card, top_up, wipe_card
+from parkcard.services.desk.replacement import replace
 
-__all__ = ["AtDesk", "DeskPath", "issue", "refund", "return_card", "stock_card", "top_up", "wipe_card"]
+__all__ = ["AtDesk", "DeskPath", "issue", "refund", "replace", "return_card", "stock_card", "top_up", "wipe_card"]
 
 
 class AtDesk:
@@ -42,3 +43,6 @@ class AtDesk:
     async def wipe_card(self, op_id, **options):
         """parkcard.services.desk.wipe_card at this desk."""
         return await wipe_card(self.path, self.actor, op_id, self.desk_terminal_id, **options)
+    async def replace(self, op_id, lost_card_no, **options):
+        """parkcard.services.desk.replace at this desk: the stock card on it replaces the lost card."""
+        return await replace(self.path, self.actor, op_id, self.desk_terminal_id, lost_card_no, **options)

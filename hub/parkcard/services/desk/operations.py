@@ -36,6 +36,7 @@ from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, 
                                           requires)
 from parkcard.store import audited
 from parkcard.store import staff as staff_store
+from parkcard.store.members import card_member_in
 from parkcard.store.desk_ops import card_status_in, posted_in
 from parkcard.store.rows import DeskOperation
 from parkcard.store.shifts import NoOpenShift, paid_by_in
@@ -44,12 +45,19 @@ ORDER_TIMEOUT_S = 30            # a cashier puts the card on the desk within hal
 READ_BACK_TIMEOUT_S = 5         # the second look at a card whose write was not confirmed
 OP_ID_MAX = 64
 KIND_OF = {"issue": R.KIND_ISSUE, "top_up": R.KIND_TOPUP, "staff_card": R.KIND_ISSUE, "refund": R.KIND_PAYOUT,
-           "return": R.KIND_CASHOUT}
+           "return": R.KIND_CASHOUT, "replace": R.KIND_TRANSFER_IN}
 # Operations that issue a stock card: a visitor card, or a staff card (no value, SPEC.md §4.14).
 ISSUE_KINDS = ("issue", "staff_card")
+# Operations that write a stock card's info and first slot (counter 1): the issues, and a replacement (§4.13).
+NEW_CARD_KINDS = ISSUE_KINDS + ("replace",)
 ON_A_LOADED_CARD = ("top_up", "refund", "return")     # writes that start from the card's slot in force
 _FEE_OPS = ("refund", "return")         # their record's discount is the fee kept (SPEC.md §4.12)
 _STOCK_BLOCKS = (C.INFO_BLOCK,) + C.SLOT_BLOCKS
+
+
+# {kind: [fn(desk, tx, op, rec)]}: what an operation's own module books in the transaction that posts its
+# record (parkcard.services.desk.replacement registers the replacement's half of the lost card).
+AFTER_POSTED = {}
 
 
 class DeskPath:
@@ -248,12 +256,13 @@ async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=Non
 
 
 @requires(CARD_ISSUE)
-async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_STANDARD, deposit_cents=0,
-                expiry_day=0, perms=0xFFFF, timeout_s=None, card_type=None, pay=shifts.S.CASH):
+async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=None, deposit_cents=0,
+                expiry_day=0, perms=0xFFFF, timeout_s=None, card_type=None, pay=shifts.S.CASH, member_no=None):
     """Issue the stock card on the desk with a first load (cash_cents paid by `pay`, plus its tier's bonus);
     return DeskDone.
 
     card_type (member, temporary) takes the park's deposit of that type instead of deposit_cents.
+    member_no: the member the card is issued to; its tier is then the member's unless tier is given.
     """
     op_id = check_op_id(op_id)
     if card_type is not None:
@@ -263,17 +272,37 @@ async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=C.TIER_ST
     if deposit % 100 or deposit > 25500:
         raise ServiceError("a deposit is whole units of 100 cents, at most 25500 (the card holds it, SPEC.md §3.3), "
                            "not %d" % deposit)
-    if not 0 <= tier <= 15:
+    if member_no is not None:
+        member = await desk.storage.member(member_no=member_no)
+        if member is None:
+            raise ServiceError("there is no member %s: find them with `parkcard member show PHONE`, or add them "
+                               "with `parkcard member add`" % (member_no,))
+        tier = member.tier if tier is None else tier
+    tier = C.TIER_STANDARD if tier is None else tier
+    if not isinstance(tier, int) or not 0 <= tier <= 15:
         raise ServiceError("tier %r is none of the park's tiers" % (tier,))
-    request = request_of("issue", desk_terminal_id, cash_cents=cash, tier=tier, deposit_cents=deposit,
-                       expiry_day=expiry_day, perms=perms, pay=await shifts.checked_pay(desk.storage, pay))
+    fields = dict(cash_cents=cash, tier=tier, deposit_cents=deposit, expiry_day=expiry_day, perms=perms,
+                  pay=await shifts.checked_pay(desk.storage, pay))
+    if member_no is not None:       # absent otherwise: the request of an issue kept before members stays the same
+        fields["member_no"] = member_no
+    request = request_of("issue", desk_terminal_id, **fields)
     done = await _earlier(desk, actor, op_id, request)
     if done is not None:
         return done
-    uid, keys = await stock_on_desk(desk, op_id, desk_terminal_id, timeout_s)
+    uid, keys, _report = await stock_on_desk(desk, op_id, desk_terminal_id, timeout_s)
     kept = await issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, cash, tier, deposit,
                             expiry_day, perms)
     return await _settle(desk, actor, kept, write=kept.state == DeskOpState.PENDING)
+
+
+async def stock_on_desk(desk, op_id, desk_terminal_id, timeout_s=None):
+    """(uid, CardKeys, report) of the stock card on the desk (or the one op_id began to write); ServiceError else."""
+    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
+    if report.blocks[C.INFO_BLOCK] != bytes(C.BLOCK_SIZE):
+        stored = await desk.storage.desk_operation(op_id)
+        if stored is None or stored.uid != uid:     # only a failed issue of this very card may have left its info
+            raise ServiceError("the card on desk %d is already issued: take a card from stock" % desk_terminal_id)
+    return uid, keys, report
 
 
 async def issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, cash, tier, deposit, expiry_day, perms,
@@ -281,15 +310,26 @@ async def issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, c
     """Keep an issue as pending with its card number (card_no, else the next one) and the blocks that carry it;
     kind "staff_card" with flags FLAG_STAFF for a staff card."""
     bonus = ledger.bonus_cents(tier, cash, await park_tiers(desk.storage))
+    return await new_card_kept(desk, actor, kind, op_id, request, desk_terminal_id, uid, keys, cash + bonus, bonus,
+                               tier, deposit, deposit, expiry_day, perms, time_s, card_no, flags)
+
+
+async def new_card_kept(desk, actor, kind, op_id, request, desk_terminal_id, uid, keys, load_cents, bonus, tier,
+                        deposit_on_card, deposit_moved, expiry_day=0, perms=0xFFFF, time_s=None, card_no=None,
+                        flags=0):
+    """Keep a new card's operation (NEW_CARD_KINDS) as pending with its number and the blocks that carry it.
+
+    deposit_on_card: what the card's info says it holds; deposit_moved: what its record takes in (an issue's).
+    """
     op = DeskOperation(op_id, kind, request, desk_terminal_id, actor.name, DeskOpState.PENDING, card_no, uid, 0, 1,
-                       None, cash + bonus, bonus, deposit, cash + bonus, tier, None, None, 0.0, None)
+                       None, load_cents, bonus, deposit_moved, load_cents, tier, None, None, 0.0, None)
     kept = await _keep(desk, actor, op, request)
     if kept.state != DeskOpState.PENDING or kept.blocks:
         return kept
     # The card number is taken as the operation is kept: the blocks that carry it are made now, and kept too.
     day = C.day_of(int(time.time()) if time_s is None else time_s)
-    info = C.CardInfo(kept.card_no, tier, flags, expiry_day, perms, day, deposit)
-    slot = C.WalletSlot(1, cash + bonus, 0, day, desk_terminal_id)
+    info = C.CardInfo(kept.card_no, tier, flags, expiry_day, perms, day, deposit_on_card)
+    slot = C.WalletSlot(1, load_cents, 0, day, desk_terminal_id)
     blocks = [(C.INFO_BLOCK, info.encode(keys)), (C.SLOT_BLOCKS[0], slot.encode(keys, C.SLOT_BLOCKS[0]))]
     return await desk.storage.keep_desk_blocks(kept.op_id, _packed(blocks))
 
@@ -539,7 +579,7 @@ def _unchanged(op, report, keys):
     if slots is None:
         return False
     if slots == [None, None]:
-        return op.kind in ISSUE_KINDS
+        return op.kind in NEW_CARD_KINDS
     current = C.pick_slot(*slots)[0]
     return op.kind in ON_A_LOADED_CARD and current.counter == op.counter_before
 
@@ -569,10 +609,15 @@ async def _post_one(desk, actor, op, time_s):
     def applied(tx, rec):
         if op.kind in ISSUE_KINDS:
             tx.set_card_info(op.card_no, op.uid, op.tier, op.deposit_cents)
+            member_no = json.loads(op.request).get("member_no")
+            if member_no is not None:
+                card_member_in(tx, op.card_no, member_no)
         if op.kind == "staff_card":     # the card belongs to its staff member from the posting on
             staff_store.link_card(tx, json.loads(op.request)["staff_id"], op.card_no)
         elif op.kind == "return":
             card_status_in(tx, op.card_no, CardStatus.RETURNED)
+        for after in AFTER_POSTED.get(op.kind, ()):
+            after(desk, tx, op, rec)
         posted_in(tx, op.op_id, rec.seq)
         if paid_by:         # not paid in cash: what the record took into desk:cash went to the method's account
             paid_by_in(tx, op.op_id, tx.post(None, ledger.TX_PAID_BY, paid_by))

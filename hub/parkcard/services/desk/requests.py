@@ -13,11 +13,10 @@ import json
 
 from protocol import frames
 
-from parkcard.services import shifts
-from parkcard.services.desk import operations
-from parkcard.services import staff
-from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, MERCHANTS,
-                                          ServiceError)
+from parkcard.services import shifts, staff
+from parkcard.services.desk import operations, replacement
+from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_REPLACE, CARD_RETURN, CARD_STOCK, CARD_TOP_UP,
+                                          MERCHANTS, ServiceError)
 from parkcard.store import audited
 from parkcard.transport import notify
 
@@ -25,7 +24,7 @@ QUEUED, STARTED, DONE, REFUSED = "queued", "started", "done", "refused"
 KINDS = {"top_up": (CARD_TOP_UP, operations.top_up), "issue": (CARD_ISSUE, operations.issue),
          "stock": (CARD_STOCK, operations.stock_card), "staff_card": (MERCHANTS, staff.issue_card),
          "refund": (CARD_REFUND, operations.refund), "return": (CARD_RETURN, operations.return_card),
-         "wipe": (CARD_STOCK, operations.wipe_card)}
+         "wipe": (CARD_STOCK, operations.wipe_card), "replace": (CARD_REPLACE, replacement.replace)}
 
 
 async def queue(store, actor, kind, desk_terminal_id, op_id, **params):

@@ -3,6 +3,7 @@
 from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store import interface
 from parkcard.store.errors import schema_problem
+from parkcard.store.replacements import AUDIT_COVERS, AUDIT_REPLACEMENTS
 from parkcard.store.shifts import PAID_BY_POSTINGS, Z_POSTINGS
 from parkcard.store.postgres.migrate import latest_version
 
@@ -101,6 +102,16 @@ class PgAuditRows(interface.AuditRows):
         """Return ([(over_short_tx, z_no, report JSON)], [(paid_by_tx, op_id, method, kind, amount_cents,
         bonus_cents, deposit_cents)]): the ledger transactions of shift closes and of non-cash desk payments."""
         return self._fetch(Z_POSTINGS), self._fetch(PAID_BY_POSTINGS)
+
+    def replacements(self):
+        """Return [(old_card_no, new_card_no, balance_cents, moved_cents, hold_cents, covered_cents, loss_cents,
+        released_cents, move_tx)] of every replacement (SPEC.md §4.13)."""
+        return self._fetch(AUDIT_REPLACEMENTS)
+
+    def replacement_covers(self):
+        """Return [(old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx)] of every late
+        debit settled against a hold."""
+        return self._fetch(AUDIT_COVERS)
 
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""

@@ -14,6 +14,17 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "postgr
 MIGRATE_LOCK_KEY = 0x70617263_6d696772   # "parcmigr"
 
 
+class _Unnumbered:
+    """A number no migration file holds (kept for one numbered ahead of it): a step that changes nothing."""
+
+    def __init__(self, number):
+        self.name = "%04d (none)" % number
+
+    def read_text(self):
+        """The step's SQL: nothing to do."""
+        return "SELECT 1"
+
+
 def migration_files():
     """Return the migration files in order, numbered from 1, each number once (one may be missing, as for
     SQLite); the highest number is the schema version this hub writes."""

@@ -31,6 +31,8 @@ from parkcard.store.credits import CreditMethods
 from parkcard.store.desk_ops import DeskOpMethods
 from parkcard.store.shifts import ShiftMethods
 from parkcard.store.reads import SharedMethods
+from parkcard.store.members import MemberMethods
+from parkcard.store.replacements import ReplacementMethods
 from parkcard.store.tickets import TicketMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest
 
@@ -39,8 +41,8 @@ READERS_MAX = 4             # reader connections; the ledger check streams on tw
 WRITE_LOCK_KEY = 0x70617263_77726974    # "parcwrit": pg_advisory_xact_lock of every write transaction
 
 
-class PostgresStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, TicketMethods, DeskOpMethods, ShiftMethods,
-                    LedgerMethods, interface.Store):
+class PostgresStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, MemberMethods, ReplacementMethods,
+                    TicketMethods, DeskOpMethods, ShiftMethods, LedgerMethods, interface.Store):
     """The hub database on a PostgreSQL server: one writer connection, a pool of readers."""
 
     def __init__(self, url):

@@ -3,6 +3,7 @@
 from parkcard.store import interface
 from parkcard.domain.lifecycle import ALARM_CLONE
 from parkcard.store.errors import schema_problem
+from parkcard.store.replacements import AUDIT_COVERS as _COVERS, AUDIT_REPLACEMENTS as _REPLACEMENTS
 from parkcard.store.shifts import PAID_BY_POSTINGS, Z_POSTINGS
 from parkcard.store.sqlite.migrate import LATEST, schema_version
 
@@ -76,6 +77,16 @@ class AuditRows(interface.AuditRows):
         """Return ([(over_short_tx, z_no, report JSON)], [(paid_by_tx, op_id, method, kind, amount_cents,
         bonus_cents, deposit_cents)]): the ledger transactions of shift closes and of non-cash desk payments."""
         return self.conn.execute(Z_POSTINGS).fetchall(), self.conn.execute(PAID_BY_POSTINGS).fetchall()
+
+    def replacements(self):
+        """Return [(old_card_no, new_card_no, balance_cents, moved_cents, hold_cents, covered_cents, loss_cents,
+        released_cents, move_tx)] of every replacement (SPEC.md §4.13)."""
+        return self.conn.execute(_REPLACEMENTS).fetchall()
+
+    def replacement_covers(self):
+        """Return [(old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx)] of every late
+        debit settled against a hold."""
+        return self.conn.execute(_COVERS).fetchall()
 
     def cards(self):
         """Return {card_no: (shadow_balance_cents, last_counter)}."""

@@ -29,6 +29,8 @@ from parkcard.store.credits import CreditMethods
 from parkcard.store.desk_ops import DeskOpMethods
 from parkcard.store.shifts import ShiftMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
+from parkcard.store.members import MemberMethods
+from parkcard.store.replacements import ReplacementMethods
 from parkcard.store.tickets import TicketMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
 from parkcard.store.sqlite import migrate
@@ -64,8 +66,8 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, TicketMethods, DeskOpMethods, ShiftMethods,
-                  interface.Store):
+class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, MemberMethods, ReplacementMethods,
+                  TicketMethods, DeskOpMethods, ShiftMethods, interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):

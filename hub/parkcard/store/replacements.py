@@ -1,0 +1,144 @@
+"""Replacements of lost cards in the store (补卡, SPEC.md §4.13): SQL every backend runs as written (a mixin).
+
+A backend's store mixes ReplacementMethods in beside SharedMethods (parkcard.store.reads) and offers the same
+`_one`, `_all` and `write`. What the desk and ingest do inside their own write transaction (a replacement
+posted with the new card's record, a late debit settled with its record) is the module's functions on tx.
+"""
+
+from protocol.config import ROLE_DESK
+
+from parkcard.domain import accounts, ledger
+from parkcard.domain import replacement as rules
+from parkcard.store import credits as credit_store
+from parkcard.store.members import LOST, REPLACED
+from parkcard.store.rows import Replacement
+
+_REPLACEMENT_SELECT = "SELECT %s FROM replacements " % ", ".join(Replacement._fields)
+
+# The ledger check's reads (AuditRows.replacements, replacement_covers): no placeholders, both backends.
+AUDIT_REPLACEMENTS = ("SELECT old_card_no, new_card_no, balance_cents, moved_cents, hold_cents, covered_cents, "
+                      "loss_cents, released_cents, move_tx FROM replacements ORDER BY old_card_no")
+AUDIT_COVERS = ("SELECT old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx "
+                "FROM replacement_covers ORDER BY old_card_no, cover_tx")
+
+
+def _replacement(tx, old_card_no):
+    row = tx.sql_row(_REPLACEMENT_SELECT + "WHERE old_card_no=?", (old_card_no,))
+    return Replacement(*row) if row is not None else None
+
+
+def _domain(row):
+    """The replacement as parkcard.domain.replacement keeps it."""
+    return rules.Replacement(row.old_card_no, row.new_card_no, row.reported_s, row.balance_cents, row.hold_cents,
+                             row.release_at_s, row.covered_cents, row.loss_cents, row.released_cents,
+                             bool(row.released))
+
+
+def _in_use(tx, card_no):
+    """The card that carries card_no's value now: card_no, or the last of its replacements (it was lost too)."""
+    seen = {card_no}
+    while True:
+        row = tx.sql_row("SELECT new_card_no FROM replacements WHERE old_card_no=?", (card_no,))
+        if row is None or row[0] in seen:
+            return card_no
+        card_no = row[0]
+        seen.add(card_no)
+
+
+def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_s):
+    """Book a replacement inside the write that applies the new card's transfer-in record; return the Replacement.
+
+    The old card's ledger balance now, minus what the new card holds, is its hold (SPEC.md §4.13).
+    """
+    loss = tx.sql_row("SELECT state, reported_at FROM card_losses WHERE card_no=?", (old_card_no,))
+    if loss is None or loss[0] != LOST:
+        raise ValueError("card %d is not reported lost: nothing was replaced" % old_card_no)
+    balance = tx.sql_row("SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM ledger_entries WHERE account=?",
+                         (accounts.card_account(old_card_no),))[0]
+    balance = max(0, balance)
+    entries = ledger.replacement_out(old_card_no, balance, moved_cents)
+    move_tx = tx.post(None, ledger.TX_REPLACEMENT_OUT, entries)
+    hold = max(0, balance - moved_cents)
+    reported_s = int(loss[1])
+    row = Replacement(old_card_no, new_card_no, op_id, reported_s, balance, moved_cents, hold,
+                      max(0, moved_cents - balance), reported_s + release_after_s, 0, 0, 0, int(hold == 0),
+                      tx.now if hold == 0 else None, None, move_tx, tx.now)
+    tx.sql_rowcount("INSERT INTO replacements(%s) VALUES (%s)" % (", ".join(Replacement._fields),
+                                                                 ", ".join("?" * len(Replacement._fields))), row)
+    tx.sql_rowcount("UPDATE card_losses SET state=? WHERE card_no=?", (REPLACED, old_card_no))
+    tx.sql_rowcount("UPDATE cards SET member_no=(SELECT member_no FROM cards WHERE card_no=?) WHERE card_no=?",
+                    (old_card_no, new_card_no))
+    return row
+
+
+def settle_late_in(tx, old_card_no, terminal_id, seq, amount_cents):
+    """Settle a late debit of a replaced card against its hold, inside the write that applies it.
+
+    Returns the domain LateSettlement (alarm when part of it is the park's loss), or None when the card has no
+    replacement (it was only being replaced when the record's batch began, and the replacement did not commit).
+    """
+    row = _replacement(tx, old_card_no)
+    if row is None:
+        return None
+    updated, settled = rules.settle_late_debit(_domain(row), amount_cents)
+    cover_tx = tx.post(None, ledger.TX_LATE_DEBIT_COVER,
+                       ledger.late_debit_cover(old_card_no, settled.covered_cents, settled.loss_cents))
+    tx.sql_rowcount("UPDATE replacements SET covered_cents=?, loss_cents=? WHERE old_card_no=?",
+                    (updated.covered_cents, updated.loss_cents, old_card_no))
+    tx.sql_rowcount("INSERT INTO replacement_covers(old_card_no, terminal_id, seq, amount_cents, covered_cents, "
+                    "loss_cents, cover_tx, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (old_card_no, terminal_id, seq, amount_cents, settled.covered_cents, settled.loss_cents,
+                     cover_tx, tx.now))
+    return settled
+
+
+class ReplacementMethods:
+    """interface.Store's replacement methods, one SQL for every backend."""
+
+    async def replacement(self, old_card_no=None, new_card_no=None):
+        """The Replacement of a lost card (or the one that made new_card_no), or None."""
+        if new_card_no is not None:
+            row = await self._one(_REPLACEMENT_SELECT + "WHERE new_card_no=?", (new_card_no,))
+        else:
+            row = await self._one(_REPLACEMENT_SELECT + "WHERE old_card_no=?", (old_card_no,))
+        return Replacement(*row) if row else None
+
+    async def replacements(self, open_only=False):
+        """[Replacement] by old card; open_only: those whose hold is not released yet."""
+        where = "WHERE released=0 " if open_only else ""
+        return [Replacement(*r) for r in await self._all(_REPLACEMENT_SELECT + where + "ORDER BY old_card_no")]
+
+    async def replaced_cards(self):
+        """The old card numbers of every replacement: ingest settles their late records against the hold."""
+        return [r[0] for r in await self._all("SELECT old_card_no FROM replacements")]
+
+    async def lagging_terminals(self, blacklist_version, since_s):
+        """[(terminal_id, last_seen, online)] of terminals (not desks) that may still hold unsent records of a card
+        lost under blacklist_version at since_s: seen at some time, and not yet seen after since_s holding that
+        version with every record they had journalled stored at the hub."""
+        rows = await self._all(
+            "SELECT id, last_seen, online FROM terminals WHERE role<>? AND last_seen IS NOT NULL AND NOT ("
+            "COALESCE(status_at, 0) >= ? AND COALESCE(status_blacklist_version, 0) >= ? "
+            "AND acked_upto >= COALESCE(last_seq, 0)) ORDER BY id", (ROLE_DESK, since_s, blacklist_version))
+        return [(r[0], r[1], bool(r[2])) for r in rows]
+
+    async def release_hold(self, old_card_no, now_s, lagging, actor, audit=None):
+        """Release what is left of a replaced card's hold as a pending credit of its new card, once.
+
+        Returns (Replacement after, PendingCredit or None when nothing was left); None when not due or released.
+        """
+        def run(tx):
+            row = _replacement(tx, old_card_no)
+            if row is None or not rules.release_due(_domain(row), now_s, lagging):
+                return None
+            updated, left = rules.release(_domain(row), now_s, lagging)
+            credit = None
+            if left:
+                credit = credit_store.grant(tx, _in_use(tx, row.new_card_no), left,
+                                            "hold of lost card %d released" % old_card_no,
+                                            accounts.hold_account(old_card_no), actor)
+            tx.sql_rowcount("UPDATE replacements SET released=1, released_cents=?, released_at=?, "
+                            "release_credit_no=? WHERE old_card_no=? AND released=0",
+                            (updated.released_cents, tx.now, credit.credit_no if credit else None, old_card_no))
+            return row._replace(released=1, released_cents=updated.released_cents), credit
+        return await self.write(run, audit)
