@@ -101,7 +101,7 @@ def test_a_shift_counts_its_operations_by_method_and_its_close_posts_the_differe
         lines = await reports.desk_day(storage, hub, (int(shift.closed_at) // 86400) * 86400, "desk")
         by_kind = {line.kind: line for line in lines}
         assert (by_kind["issue"].count, by_kind["top_up"].count, by_kind["top_up"].amount_cents) == (3, 2, 3000)
-        assert await reports.bonus_purses(storage, hub) == 0        # this ledger keeps no bonus purse yet
+        assert await reports.bonus_purses(storage, hub) >= z.bonus_given_cents > 0      # nothing spent of this bonus
         owed = await reports.liabilities(storage, hub)
         assert owed.deposits_cents == 1500
         await balanced(sim)
