@@ -61,10 +61,11 @@ MANAGER = "manager"
 ADMIN = "admin"
 MERCHANT = "merchant"           # a booth owner's login: its own merchant's sales and settlements only
 
-_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT, PARK_READ,
-                   CREDITS_GRANT, CREDITS_READ, TICKET_SELL})
-# What each role may do. A cashier serves holders at a desk; finance settles and reviews money but serves
-# no card (who counts the money does not also move it); a technician runs terminals and card stock; a
+_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_STOCK, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS,
+                   SHIFT, PARK_READ, CREDITS_GRANT, CREDITS_READ, TICKET_SELL})
+# What each role may do. A cashier serves holders at a desk (and stocks the blank cards it hands out);
+# finance settles and reviews money but serves no card (who counts the money does not also move it); a
+# technician runs terminals and card stock; a
 # manager runs the park's day, including replacements (they move a balance with no payment) and the
 # blacklist; an admin may do everything.
 ROLE_PRIVILEGES = {
