@@ -556,3 +556,44 @@ class DeskRequest(NamedTuple):
     created_at: float
     started_at: Optional[float]
     finished_at: Optional[float]
+
+
+class WebSession(NamedTuple):
+    """An operator's web session as kept across restarts (the token's SHA-256, never the token)."""
+
+    token_sha256: bytes
+    username: str
+    csrf: str
+    locale: str
+    created_at: float
+    expires_at: float
+
+
+class Webhook(NamedTuple):
+    """A third party's webhook: where the events go, which ones, the secret that signs them."""
+
+    id: int
+    url: str
+    events: str             # space-separated event types (parkcard.services.webhooks.EVENTS)
+    secret: str
+    created_by: str
+    created_at: float
+    removed_at: Optional[float]
+    record_cursor: int      # the last record id looked at for this webhook
+    alarm_cursor: int       # the last alarm id looked at
+
+
+class WebhookDelivery(NamedTuple):
+    """One event of the outbox, due to (or delivered to) one webhook."""
+
+    id: int
+    webhook_id: int
+    event: str
+    event_key: str          # what the event is about, unique per webhook: "record:<id>", "alarm:<id>"
+    body: str               # the JSON sent, byte for byte what is signed
+    created_at: float
+    attempts: int
+    next_at: float
+    state: str              # due, delivered, given_up
+    delivered_at: Optional[float]
+    last_error: Optional[str]

@@ -30,6 +30,7 @@ from parkcard.store.credits import CreditMethods
 from parkcard.store.desk_ops import DeskOpMethods
 from parkcard.store.reads import SharedMethods
 from parkcard.store.tickets import TicketMethods
+from parkcard.store.web import WebMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest
 
 CONNECT_TIMEOUT_S = 10
@@ -37,7 +38,8 @@ READERS_MAX = 4             # reader connections; the ledger check streams on tw
 WRITE_LOCK_KEY = 0x70617263_77726974    # "parcwrit": pg_advisory_xact_lock of every write transaction
 
 
-class PostgresStore(SharedMethods, BoothMethods, CreditMethods, TicketMethods, DeskOpMethods, LedgerMethods, interface.Store):
+class PostgresStore(SharedMethods, BoothMethods, CreditMethods, TicketMethods, DeskOpMethods, WebMethods, LedgerMethods,
+                    interface.Store):
     """The hub database on a PostgreSQL server: one writer connection, a pool of readers."""
 
     def __init__(self, url):

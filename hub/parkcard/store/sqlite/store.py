@@ -28,6 +28,7 @@ from parkcard.store.credits import CreditMethods
 from parkcard.store.desk_ops import DeskOpMethods
 from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
 from parkcard.store.tickets import TicketMethods
+from parkcard.store.web import WebMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
 from parkcard.store.sqlite import migrate
 from parkcard.store.sqlite.audit_rows import AuditRows
@@ -62,7 +63,8 @@ def _scan(path, fn):
         conn.close()
 
 
-class SqliteStore(SharedMethods, BoothMethods, CreditMethods, TicketMethods, DeskOpMethods, interface.Store):
+class SqliteStore(SharedMethods, BoothMethods, CreditMethods, TicketMethods, DeskOpMethods, WebMethods,
+                  interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):
