@@ -43,6 +43,9 @@ class Terminal(NamedTuple):
     status_at: Optional[float]
     broker_password: Optional[str]
     status_authorised: Optional[int]
+    clock_skew_s: Optional[int]         # the last status frame's time minus the hub's as it came
+    boot_window_at: Optional[float]     # when the boot window began (domain.fleet_alerts.boot_window)
+    boot_window_first: Optional[int]    # the boot counter it began with
 
 
 class TerminalFlags(NamedTuple):

@@ -14,3 +14,7 @@ CREATE TABLE webhook_outbox(
     state TEXT NOT NULL CHECK (state IN ('due', 'delivered', 'given_up')),
     delivered_at DOUBLE PRECISION, last_error TEXT, UNIQUE (webhook_id, event_key));
 CREATE INDEX webhook_outbox_due ON webhook_outbox(next_at) WHERE state = 'due';
+-- Fleet alerts of a terminal's clock and boots (parkcard.domain.fleet_alerts), from its status frames.
+ALTER TABLE terminals ADD COLUMN clock_skew_s BIGINT;
+ALTER TABLE terminals ADD COLUMN boot_window_at DOUBLE PRECISION;
+ALTER TABLE terminals ADD COLUMN boot_window_first BIGINT;
