@@ -117,6 +117,14 @@ class WebMethods:
             % ", ".join("o." + f for f in WebhookDelivery._fields), (DUE, now, limit))
         return [(WebhookDelivery(*r[:-2]), r[-2], r[-1]) for r in rows]
 
+    async def webhook_delivery_counts(self):
+        """{webhook id: {state: count}} of the outbox."""
+        counts = {}
+        for webhook_id, state, n in await self._all(
+                "SELECT webhook_id, state, COUNT(*) FROM webhook_outbox GROUP BY webhook_id, state"):
+            counts.setdefault(webhook_id, {})[state] = n
+        return counts
+
     async def webhook_deliveries(self, webhook_id=None):
         """[rows.WebhookDelivery] of one webhook or all, by id."""
         where, params = ("WHERE webhook_id=? ", (webhook_id,)) if webhook_id is not None else ("", ())
