@@ -1,7 +1,7 @@
 """The front desk page in real headless Chromium over a simulated park: a cashier reads a blank card on the desk
 terminal's virtual reader, stocks it, issues it and tops it up through the real desk path (MQTT, desk firmware,
 card, ledger); a form sent again is one operation; a wrong amount and a card taken away are told; finance
-cannot reach the page; the page fits a phone. Screenshots under test-artifacts/web/."""
+cannot reach the page; every page of the menu fits a phone. Screenshots under test-artifacts/web/."""
 
 import pytest
 
@@ -27,7 +27,7 @@ PHONE = {"width": 390, "height": 844}
 def park(tmp_path):
     """A simulated park with its desk terminal, serving its web app; a cashier and a finance login."""
     park = ParkThread(tmp_path / "park").start()
-    for name, roles in (("cas", ["cashier"]), ("fin", ["finance"])):
+    for name, roles in (("cas", ["cashier"]), ("fin", ["finance"]), ("ada", ["admin"])):
         park.call(operators.create_operator(park.hub.storage, Actor("setup"), name, PASSWORD, roles))
     yield park
     park.stop()
@@ -110,4 +110,16 @@ def test_finance_cannot_reach_the_desk_page(chromium, park):  # noqa: F811
                                                       "amount": "5"})
     assert refused.status == 403 and "may not do this" in refused.text()       # the services refuse
     assert desk_records(park) == []
+    context.close()
+
+
+def test_every_page_of_the_menu_fits_a_phone_screen(chromium, park):  # noqa: F811
+    from parkcard.web.pages import NAV
+    context, page = tab(chromium, park, viewport=PHONE)
+    log_in(page, "ada")
+    for path, _label, _privilege in NAV:
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (path, width)      # wide tables scroll inside their own box
+    shot(page, "phone-last-page")
     context.close()

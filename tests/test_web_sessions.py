@@ -1,7 +1,8 @@
 """Operator web sessions kept in the store: a login survives a hub restart (over real HTTP, the hub's own
 server), the store keeps only the token's hash, a logout and a disabled account end the kept session, and an
-expired one is no session."""
+expired one is no session; the store's session methods on both backends."""
 
+import asyncio
 import re
 import time
 
@@ -10,6 +11,7 @@ import pytest
 
 from parkcard.services import operators
 from parkcard.services.privileges import Actor
+from parkcard.store import open_store
 from parkcard.web.sessions import SESSION_COOKIE, token_digest
 from web_kit import HubThread
 
@@ -95,3 +97,29 @@ def test_an_expired_kept_session_is_no_session(tmp_path, broker):
         assert hub.call(storage.end_web_sessions(expired_before=time.time())) == 0
     finally:
         hub.stop()
+
+
+def test_the_store_keeps_finds_and_ends_sessions_on_every_backend(store_url):
+    async def scenario():
+        store = await open_store(store_url)
+        try:
+            now = time.time()
+            for token, user, expires in (("t-ann", "ann", now + 60), ("t-ann2", "ann", now + 60),
+                                         ("t-bob", "bob", now + 60), ("t-old", "bob", now - 1)):
+                await store.keep_web_session(token_digest(token), user, "csrf-" + token, "en", expires)
+            found = await store.web_session(token_digest("t-ann"), now)
+            await store.set_web_session_locale(token_digest("t-ann"), "zh_Hans")
+            changed = await store.web_session(token_digest("t-ann"), now)
+            expired = await store.web_session(token_digest("t-old"), now)
+            dropped = await store.end_web_sessions(expired_before=now)
+            ended = await store.end_web_sessions(token_sha256=token_digest("t-bob"))
+            of_ann = await store.end_web_sessions(username="ann")
+            left = [await store.web_session(token_digest(t), now) for t in ("t-ann", "t-ann2", "t-bob")]
+        finally:
+            await store.close()
+        return found, changed, expired, dropped, ended, of_ann, left
+
+    found, changed, expired, dropped, ended, of_ann, left = asyncio.run(scenario())
+    assert (found.username, found.csrf, found.locale) == ("ann", "csrf-t-ann", "en")
+    assert changed.locale == "zh_Hans" and expired is None
+    assert (dropped, ended, of_ann, left) == (1, 1, 2, [None, None, None])

@@ -10,7 +10,7 @@ from protocol import card as C
 from protocol import desk as D
 from protocol import frames
 
-from parkcard.services.desk.operations import _need_keys, _read, _visitor_card
+from parkcard.services.desk.operations import _visitor_card, identify_and_read
 from parkcard.services.privileges import CARD_ISSUE, CARD_QUERY, ServiceError, requires
 from parkcard.services.trace import card_trace
 
@@ -39,26 +39,21 @@ class OnDesk:
 @requires(CARD_QUERY)
 async def card_on_desk(desk, actor, desk_terminal_id, timeout_s=None):
     """Read the card lying on desk `desk_terminal_id` (OnDesk); ServiceError when there is none or it left."""
-    park_keys = _need_keys(desk)
-    timeout_s = timeout_s or desk.read_back_timeout_s
-    found = await desk.link.order(desk_terminal_id, D.OP_IDENTIFY, D.ANY_CARD, D.KEY_A, bytes(6),
-                                  timeout_s=timeout_s)
-    keys = C.CardKeys(park_keys, found.uid)
-    report = await _read(desk, desk_terminal_id, found.uid, keys, timeout_s)
+    uid, keys, report = await identify_and_read(desk, desk_terminal_id, timeout_s or desk.read_back_timeout_s)
     if report is not None and report.status == D.DESK_NOT_OURS:
-        return OnDesk(found.uid, BLANK)     # the park's key B does not open it: a card from the box
+        return OnDesk(uid, BLANK)     # the park's key B does not open it: a card from the box
     if report is None or report.status != D.DESK_OK or len(report.blocks) != len(_STOCK_BLOCKS):
         raise ServiceError("the card left desk %d before it was read: put it back on the desk and read it again"
                            % desk_terminal_id)
     if report.blocks[C.INFO_BLOCK] == bytes(C.BLOCK_SIZE):
-        return OnDesk(found.uid, STOCK)
+        return OnDesk(uid, STOCK)
     info, slot, _block = _visitor_card(report, keys, desk_terminal_id)
     store = desk.storage
     card = await store.card(info.card_no)
     history = await card_trace(store, actor, info.card_no, HISTORY_SHOWN) if card is not None else []
     operations = [op for op in await store.desk_operations() if op.card_no == info.card_no][-HISTORY_SHOWN:]
     credits = [c for c in await store.pending_credits(info.card_no) if c.state in ("granted", "sent")]
-    return OnDesk(found.uid, PARK_CARD, info, slot, card, history, reversed(operations), credits)
+    return OnDesk(uid, PARK_CARD, info, slot, card, history, reversed(operations), credits)
 
 
 @requires(CARD_QUERY)
