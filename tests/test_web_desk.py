@@ -123,3 +123,37 @@ def test_every_page_of_the_menu_fits_a_phone_screen(chromium, park):  # noqa: F8
         assert width <= PHONE["width"], (path, width)      # wide tables scroll inside their own box
     shot(page, "phone-last-page")
     context.close()
+
+
+def test_an_operation_left_pending_is_shown_and_its_retry_finishes_it_once(chromium, park):  # noqa: F811
+    sim = park.sim
+    card = park.call(sim.new_card(BLANK_UID))
+    issued = park.call(sim.at_desk(card, park.hub.desk(DESK_TERMINAL_ID).issue("issue-for-pending", 5000)))
+    real_order = park.hub.desk_link.order
+
+    async def cut_before_write(desk_id, op, *args, **kwargs):
+        if op == D.OP_WRITE:
+            sim.desk.relay.cut()        # the desk's network goes once the operation is kept
+        return await real_order(desk_id, op, *args, **kwargs)
+
+    context, page = tab(chromium, park)
+    log_in(page, "cas")
+    page.goto("/desk")
+    park.on_loop(sim.put_on_desk, card)
+    park.on_loop(setattr, park.hub.desk_link, "order", cut_before_write)
+    said = act(page, "top_up", amount="20")
+    assert "is pending" in said
+    assert "Put the card back on the desk and retry" in page.inner_text("#desk-pending")
+    shot(page, "desk-pending")
+    op_id = page.input_value("#desk-pending [name=op]")
+    assert park.call(park.hub.storage.desk_operation(op_id)).state == "pending"
+    park.on_loop(setattr, park.hub.desk_link, "order", real_order)
+    park.on_loop(sim.desk.relay.restore)
+    park.call(sim.wait_for(lambda: sim.desk.terminal.client.connected, 30, "the desk did not reconnect"))
+    page.click("#desk-retry")
+    page.wait_for_selector("#desk-outcome.ok")
+    assert "now holds CNY 70.00" in page.inner_text("#desk-outcome")
+    assert card_balance(sim.park_keys, card).balance_cents == 7000
+    top_ups = [r for r in desk_records(park) if r.kind == R.KIND_TOPUP]
+    assert [(r.card_no, r.amount_cents) for r in top_ups] == [(issued.card_no, 2000)]
+    context.close()
