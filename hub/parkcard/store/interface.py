@@ -734,5 +734,5 @@ class Store(abc.ABC):
         """[rows.WebhookDelivery] of one webhook or all, by id."""
 
     @abc.abstractmethod
-    async def webhook_attempted(self, delivery_id, delivered, next_at=None, error=None, give_up=False):
-        """Record one attempt of a delivery: delivered, due again at next_at, or given up."""
+    async def webhook_attempted(self, attempts):
+        """Record one attempt of each [(delivery id, delivered, next_at, error, give_up)] in one transaction."""

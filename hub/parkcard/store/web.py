@@ -130,12 +130,14 @@ class WebMethods:
         where, params = ("WHERE webhook_id=? ", (webhook_id,)) if webhook_id is not None else ("", ())
         return [WebhookDelivery(*r) for r in await self._all(_DELIVERY_SELECT + where + "ORDER BY id", params)]
 
-    async def webhook_attempted(self, delivery_id, delivered, next_at=None, error=None, give_up=False):
-        """Record one attempt of a delivery: delivered, due again at next_at, or given up."""
-        state = DELIVERED if delivered else (GIVEN_UP if give_up else DUE)
-
+    async def webhook_attempted(self, attempts):
+        """Record one attempt of each delivery, in one transaction: [(delivery id, delivered, next_at, error,
+        give_up)]; one not delivered is due again at next_at, or given up."""
         def run(tx):
-            tx.sql_rowcount("UPDATE webhook_outbox SET attempts=attempts+1, state=?, next_at=COALESCE(?, next_at), "
-                            "delivered_at=?, last_error=? WHERE id=? AND state=?",
-                            (state, next_at, tx.now if delivered else None, error, delivery_id, DUE))
-        await self.write(run)
+            for delivery_id, delivered, next_at, error, give_up in attempts:
+                state = DELIVERED if delivered else (GIVEN_UP if give_up else DUE)
+                tx.sql_rowcount("UPDATE webhook_outbox SET attempts=attempts+1, state=?, "
+                                "next_at=COALESCE(?, next_at), delivered_at=?, last_error=? WHERE id=? AND state=?",
+                                (state, next_at, tx.now if delivered else None, error, delivery_id, DUE))
+        if attempts:
+            await self.write(run)
