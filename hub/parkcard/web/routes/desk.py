@@ -112,14 +112,25 @@ async def _act(request, session, action):
         said = await action.run(request, session, form, park, desk_id, op_id)
     except ServiceError as exc:
         session.answers.pop(op_id, None)    # refused: a retry with the same id asks the service again
-        kept = await query.operation(web.hub.desk_path, session.actor, op_id)
         pending = None
-        if kept is not None and kept.state == DeskOpState.PENDING:
+        if await _is_pending(web, session, op_id):
             pending = (action.path, [(k, v) for k, v in form.items() if k not in _NOT_RESENT])
         return await _page(request, session, desk_id, outcome=("error", str(exc)), pending=pending, op_id=op_id,
                            status=422)
+    except BaseException:
+        session.answers.pop(op_id, None)    # never left "in flight" for good
+        raise
     session.answer(op_id, "ok", said)
     return await _page(request, session, desk_id, outcome=("ok", said))
+
+
+async def _is_pending(web, session, op_id):
+    """True when the hub keeps op_id as a pending desk operation (its retry resumes it)."""
+    try:
+        kept = await query.operation(web.hub.desk_path, session.actor, op_id)
+    except ServiceError:
+        return False
+    return kept is not None and kept.state == DeskOpState.PENDING
 
 
 def _done_text(request, session, park, done, what):
