@@ -1,7 +1,9 @@
 """/api/v1 of the front desk and of webhooks over a simulated park (its desk terminal on a virtual reader):
 stock, issue and top up the card on the desk with the Idempotency-Key as the operation id (the same key again is
 the same operation), a card that left is told, and webhooks registered, listed and removed; each needs its
-scope."""
+scope; the top-up reaches a webhook on loopback."""
+
+import json
 
 import httpx
 import pytest
@@ -11,9 +13,10 @@ from protocol import record as R
 from sim.cards import card_balance
 from sim.mifare import MifareClassic1K
 
-from parkcard.services import apikeys
+from parkcard.services import apikeys, webhooks
 from parkcard.services.privileges import Actor
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID
+from test_webhooks import SECRET, receiver, signed_by  # noqa: F401 - receiver is a fixture
 from web_kit import ParkThread
 
 pytestmark = [pytest.mark.api, pytest.mark.broker, pytest.mark.slow]
@@ -33,9 +36,11 @@ def client(park, *scopes):
     return httpx.Client(base_url=park.url + "/api/v1", headers={"Authorization": "Bearer %s" % secret}, timeout=60)
 
 
-def test_a_kiosk_stocks_issues_and_tops_up_the_card_on_the_desk_once_per_key(park):
+def test_a_kiosk_stocks_issues_and_tops_up_the_card_on_the_desk_once_per_key(park, receiver):
     desk = "/desks/%d" % DESK_TERMINAL_ID
     card = MifareClassic1K(UID)
+    park.hub.webhooks.poll_s = 0.05
+    park.call(webhooks.add(park.hub.storage, Actor("setup"), receiver.url, ["top_up"], SECRET))
     with client(park, "desk:operate") as api:
         park.on_loop(park.sim.put_on_desk, card)
         seen = api.get(desk + "/card")
@@ -60,6 +65,11 @@ def test_a_kiosk_stocks_issues_and_tops_up_the_card_on_the_desk_once_per_key(par
         assert api.post(desk + "/top-up", json={"cash_cents": 0}, headers={"Idempotency-Key": "t3"}).status_code == 422
     records = [R.Record.decode(bytes(r.raw)) for r in park.call(park.hub.storage.records(D.DESK_SOURCE_ID))]
     assert [(r.kind, r.amount_cents) for r in records] == [(R.KIND_ISSUE, 10000), (R.KIND_TOPUP, 2500)]
+    headers, body, _status = receiver.next()       # the top-up's webhook, signed (the issue is no top_up)
+    assert signed_by(headers, body, SECRET)
+    event = json.loads(body)
+    assert (event["event"], event["card_no"], event["amount_cents"]) == ("top_up", issued.json()["card_no"], 2500)
+    assert receiver.got.empty()
     with client(park, "fleet:read") as api:
         refused = api.post(desk + "/top-up", json={"cash_cents": 100}, headers={"Idempotency-Key": "x-1"})
         assert refused.status_code == 403 and "desk:operate" in refused.json()["error"]["message"]
