@@ -28,14 +28,10 @@ from parkcard.transport.broker import Broker
 from parkcard.webhooks import POLL_S
 from parkcard_devkit.testing import connect_booth, desk_issued, start_hub
 
+from bench_web import pct
+
 UID = b"\x04\x0b\x0e\x0c"
 FRAME_RECORDS = 64
-
-
-def pct(values, q):
-    """The q-th percentile (0..100) of values."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
 
 def receiver():
