@@ -252,9 +252,11 @@ def test_reports_sum_sales_per_terminal_top_ups_with_their_bonus_and_what_the_pa
 class _Row:
     """The fields of a terminals row the alert rules read."""
 
-    def __init__(self, queue_depth=None, oldest_unsynced_age_s=None, last_seq=None, acked_upto=0):
+    def __init__(self, queue_depth=None, oldest_unsynced_age_s=None, last_seq=None, acked_upto=0, clock_skew_s=None,
+                 status_boot=None, boot_window_first=None):
         self.queue_depth, self.oldest_unsynced_age_s = queue_depth, oldest_unsynced_age_s
         self.last_seq, self.acked_upto = last_seq, acked_upto
+        self.clock_skew_s, self.status_boot, self.boot_window_first = clock_skew_s, status_boot, boot_window_first
 
 
 def test_fleet_alerts_follow_the_opening_hours_the_queue_the_sequence_and_the_conflicts():
@@ -274,8 +276,24 @@ def test_fleet_alerts_follow_the_opening_hours_the_queue_the_sequence_and_the_co
     # the terminal counts 2 waiting after seq 10, so it holds the hub acknowledged 8; the hub has 5
     assert fleet_alerts.alerts(_Row(queue_depth=2, last_seq=10, acked_upto=5), True, True, 0) == [
         fleet_alerts.SEQ_GAP]
+    behind = -fleet_alerts.CLOCK_SKEW_MAX_S - 1
+    assert fleet_alerts.alerts(_Row(clock_skew_s=behind), True, True, 0) == [fleet_alerts.CLOCK_SKEW]
+    assert fleet_alerts.alerts(_Row(clock_skew_s=fleet_alerts.CLOCK_SKEW_MAX_S), True, True, 0) == []
+    looping = _Row(status_boot=7 + fleet_alerts.REBOOT_LOOP_BOOTS, boot_window_first=7)
+    assert fleet_alerts.alerts(looping, True, True, 0) == [fleet_alerts.REBOOT_LOOP]
+    assert fleet_alerts.alerts(_Row(status_boot=9, boot_window_first=7), True, True, 0) == []
     with pytest.raises(fleet_alerts.OpeningHoursError):
         fleet_alerts.checked_hours(9 * 60, 9 * 60)
+
+
+def test_a_boot_window_runs_for_its_length_and_starts_again_after_it_or_when_the_counter_goes_back():
+    window = fleet_alerts.boot_window((None, None), 5, 1000.0)
+    assert window == (1000.0, 5)
+    assert fleet_alerts.boot_window(window, 8, 1000.0 + fleet_alerts.REBOOT_LOOP_WINDOW_S) == (1000.0, 5)
+    assert fleet_alerts.boot_window(window, 8, 1001.0 + fleet_alerts.REBOOT_LOOP_WINDOW_S) == (
+        1001.0 + fleet_alerts.REBOOT_LOOP_WINDOW_S, 8)
+    assert fleet_alerts.boot_window(window, 1, 1010.0) == (1010.0, 1)        # wiped and counting again
+    assert fleet_alerts.clock_skew_s(1_700_000_300, 1_700_000_000.9) == 300
     with pytest.raises(fleet_alerts.OpeningHoursError):
         fleet_alerts.checked_hours(0, 24 * 60)
 

@@ -55,6 +55,7 @@ def refusal_words(reason, count):
     return "%s: %d tap%s" % (REFUSAL_WORDS.get(reason, reason), count, "" if count == 1 else "s")
 
 
+DEMO_DESK_CARD_UID = bytes.fromhex("04de5c0000d001")     # `--serve`: the blank card left on the desk
 DEMO_TOP_UPS = 3      # cards topped up at the desk before the visitors start tapping
 DEMO_REFUND_CENTS = 1000    # refunded off the first card at the desk once the taps are done
 
@@ -227,9 +228,14 @@ async def web_login(sim, echo):
 
 async def keep_serving(sim, echo):
     """Visitors keep tapping, one every SERVE_TAP_INTERVAL_S, until the demo is cancelled (Ctrl-C)."""
+    from sim.mifare import MifareClassic1K
     echo("")
     echo("the park stays open: visitors tap every %.0f s; open %s; Ctrl-C closes it" % (
         SERVE_TAP_INTERVAL_S, sim.api.web_url))
+    sim.put_on_desk(MifareClassic1K(DEMO_DESK_CARD_UID))
+    echo("a blank card (UID %s) lies on desk terminal %d: stock, issue and top it up on %sdesk" % (
+        DEMO_DESK_CARD_UID.hex(), DESK_TERMINAL_ID, sim.api.web_url))
+    desk_reader = asyncio.create_task(sim.keep_desk_reading(), name="desk-reader")
     try:
         while True:
             await sim.random_tap()
@@ -237,6 +243,8 @@ async def keep_serving(sim, echo):
     except asyncio.CancelledError:
         asyncio.current_task().uncancel()       # the cancellation was the way to close: stop() runs in full
         echo("closing the park")
+    finally:
+        desk_reader.cancel()
 
 
 @click.command("demo")

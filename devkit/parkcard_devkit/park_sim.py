@@ -278,6 +278,21 @@ class ParkSim:
         finally:
             field.remove(virtual_card)
 
+    async def keep_desk_reading(self):
+        """The desk terminal's reader loop for as long as the park runs (a cashier's screen drives the desk):
+        a card put on the desk with put_on_desk is there for every order until take_from_desk."""
+        while True:
+            self.desk.terminal.card_writer.poll()
+            await asyncio.sleep(DRAIN_POLL_S)
+
+    def put_on_desk(self, virtual_card):
+        """Lay a card on the desk terminal's reader (it stays until take_from_desk)."""
+        self.desk.board.field.add(virtual_card)
+
+    def take_from_desk(self, virtual_card):
+        """Take a card off the desk terminal's reader."""
+        self.desk.board.field.remove(virtual_card)
+
     async def new_card(self, uid):
         """A blank card from the box, initialised at the desk as card stock (keys, nothing loaded)."""
         virtual = MifareClassic1K(uid)

@@ -49,6 +49,7 @@ from parkcard.store import StoreUnavailable, hub_lock_for, is_postgres, is_trans
 from parkcard.transport import notify
 from parkcard.transport.mqtt_link import DOWNLINK_QUEUED_MAX, MqttLink
 from parkcard.web.live import Beacon
+from parkcard.webhooks import WebhookSender
 
 log = logging.getLogger("parkcard.hub")
 
@@ -138,6 +139,7 @@ class Hub:
         self._link_started = False     # link.start() was called: stop() must stop paho's thread
         self._settled = None
         self.desk_link = DeskLink(self.registry, self.downlink)     # desk orders and their reports (SPEC.md §5.9)
+        self.webhooks = WebhookSender(self.storage)                 # third parties' events, from the outbox
         self._desk_tasks = set()   # desk operations the CLI queued, under way (parkcard.services.desk.requests)
         self.desk_path = DeskPath(self.storage, self.registry, self.ingest, self.desk_link, park_keys)
         self.desk_path.write_card = self.write_card
@@ -212,7 +214,7 @@ class Hub:
             async with asyncio.TaskGroup() as tg:
                 for name, coro in (("consume", self._consume()), ("registry-poll", self._poll_registry()),
                                    ("notices", self._take_notices()), ("nightly-reset", self._nightly_reset()),
-                                   ("holds", self._release_holds())):
+                                   ("holds", self._release_holds()), ("webhooks", self.webhooks.run())):
                     tg.create_task(_named_failure(name, coro), name=name)
                 if self.api is not None:
                     tg.create_task(_named_failure("api", self.api.serve(self)), name="api")

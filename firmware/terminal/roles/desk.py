@@ -44,9 +44,10 @@ class CardWriter:
         if self.job is None:
             return None
         try:
-            # A desk order wakes a halted card too (WUPA, ISO 14443-3 §6.2.3): the card left on the desk
-            # after the hub's previous order stays HALTed in the field until it is taken away.
-            found = self.reader.detect(isinstance(self.job[2], tuple))
+            # Every job wakes a halted card too (WUPA, ISO 14443-3 §6.2.3): the card left on the desk after
+            # the hub's previous order stays HALTed in the field until it is taken away, and a cashier who
+            # read a blank card before stocking it leaves it there. A write names its UID: no other is written.
+            found = self.reader.detect(True)
         except RC522Error:
             return None
         if found is None:

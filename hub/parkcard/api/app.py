@@ -20,6 +20,7 @@ closed period): done once either way.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -40,12 +41,12 @@ IDEMPOTENCY_KEY_MAX = 64
 
 # HTTP status by stable code; every other code of a refusal is 422.
 STATUS = {"unauthenticated": 401, "scope_missing": 403, "terminal_not_registered": 404, "merchant_not_found": 404,
-          "settlement_not_found": 404, "not_found": 404, "method_not_allowed": 405, "merchant_exists": 409,
-          "period_overlaps": 409}
+          "settlement_not_found": 404, "webhook_not_found": 404, "not_found": 404, "method_not_allowed": 405,
+          "merchant_exists": 409, "period_overlaps": 409}
 # What a route may answer besides success, for the OpenAPI document.
 REFUSALS = {status: {"model": None, "description": text} for status, text in (
     (401, "no API key, or an unknown or revoked one"), (403, "the API key lacks the scope"),
-    (404, "no such terminal, merchant or settlement"), (409, "it exists, or overlaps what exists"),
+    (404, "no such terminal, merchant, settlement or webhook"), (409, "it exists, or overlaps what exists"),
     (422, "the request is invalid or the service refused it"))}
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `parkcard apikey create`")
@@ -61,7 +62,7 @@ def create_app(hub, secure=False, time_zone="UTC"):
 
     secure: served over TLS (the web app's cookies are then Secure); time_zone: the park's, for the pages.
     """
-    from parkcard.api import models, reports
+    from parkcard.api import desk, models, reports
     from parkcard.api.routes import open_router, router
 
     for refusal in REFUSALS.values():
@@ -76,6 +77,7 @@ def create_app(hub, secure=False, time_zone="UTC"):
     app.include_router(open_router, prefix=API_PREFIX)
     app.include_router(router, prefix=API_PREFIX)
     app.include_router(reports.router, prefix=API_PREFIX)
+    app.include_router(desk.router, prefix=API_PREFIX)
 
     @app.exception_handler(ServiceError)
     async def refused(_request, exc):
@@ -119,29 +121,36 @@ async def once(request, actor, key, produce):
     hub = request.app.state.hub
     digest = hashlib.sha256(b"%s %s\n" % (request.method.encode(), request.url.path.encode())
                             + await request.body()).digest()
-    # One POST of a key at a time; the lock lives while requests hold it (a count), so memory is what is in flight.
+    async with key_lock(request, actor, key):
+        stored = await hub.storage.idempotent_response(actor.key.id, key)
+        if stored is None:
+            try:
+                status, body = 200, await produce()
+            except ServiceError as exc:     # a refusal is the first response too
+                code = code_of(exc)
+                status, body = STATUS.get(code, 422), {"error": {"code": code, "message": str(exc)}}
+            stored = await hub.storage.keep_idempotent_response(actor.key.id, key, digest, status,
+                                                                json.dumps(body))
+        elif stored.request_sha256 != digest:
+            return error_response("idempotency_key_reused", "Idempotency-Key %r was used for another request: "
+                                  "use a new key for a new request" % key)
+        else:
+            return Response(stored.body, stored.status, media_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    return Response(stored.body, stored.status, media_type="application/json")
+
+
+@contextlib.asynccontextmanager
+async def key_lock(request, actor, key):
+    """One POST of an API key's Idempotency-Key at a time; the lock lives while requests hold it (a count), so
+    memory is what is in flight."""
     locks = request.app.state.idempotency_locks
     held = locks.setdefault((actor.key.id, key), [asyncio.Lock(), 0])
     held[1] += 1
     try:
         async with held[0]:
-            stored = await hub.storage.idempotent_response(actor.key.id, key)
-            if stored is None:
-                try:
-                    status, body = 200, await produce()
-                except ServiceError as exc:     # a refusal is the first response too
-                    code = code_of(exc)
-                    status, body = STATUS.get(code, 422), {"error": {"code": code, "message": str(exc)}}
-                stored = await hub.storage.keep_idempotent_response(actor.key.id, key, digest, status,
-                                                                    json.dumps(body))
-            elif stored.request_sha256 != digest:
-                return error_response("idempotency_key_reused", "Idempotency-Key %r was used for another request: "
-                                      "use a new key for a new request" % key)
-            else:
-                return Response(stored.body, stored.status, media_type="application/json",
-                                headers={"Idempotent-Replayed": "true"})
+            yield
     finally:
         held[1] -= 1
         if not held[1]:
             del locks[(actor.key.id, key)]
-    return Response(stored.body, stored.status, media_type="application/json")

@@ -316,3 +316,90 @@ class Occupancy(BaseModel):
 
     total: int
     areas: dict[int, int]
+
+
+class DeskTopUp(BaseModel):
+    """Cash paid at the desk for the card lying on it (its tier's bonus is added)."""
+
+    cash_cents: int = Field(ge=1, le=bounds.CREDIT_CENTS.high)       # at most what a card can hold
+
+
+class DeskIssue(BaseModel):
+    """The stock card on the desk issued with a first load and a deposit."""
+
+    cash_cents: int = Field(ge=0, le=bounds.CREDIT_CENTS.high)
+    deposit_cents: int = Field(0, ge=0, le=25500)
+    tier: int = Field(0, ge=0, le=15)
+
+
+class DeskStock(BaseModel):
+    """The blank card on the desk, by its UID, made card stock."""
+
+    uid: str = Field(min_length=8, max_length=14, pattern=r"^[0-9a-fA-F]+$", examples=["04a1b2c3d4e5f6"])
+
+
+class DeskDone(BaseModel):
+    """What a desk operation did: its operation id (the Idempotency-Key), the card and its balance after."""
+
+    op_id: str
+    card_no: Optional[int]
+    uid: str
+    amount: Money
+    bonus: Money
+    balance: Money
+    record_seq: Optional[int]
+
+    @classmethod
+    def of(cls, done, currency):
+        """From parkcard.services.desk's DeskDone (or Stocked)."""
+        return cls(op_id=done.op_id, card_no=done.card_no, uid=bytes(done.uid).hex(),
+                   amount=Money(cents=done.amount_cents, currency=currency),
+                   bonus=Money(cents=done.bonus_cents, currency=currency),
+                   balance=Money(cents=done.balance_cents, currency=currency), record_seq=done.record_seq)
+
+
+class CardOnDesk(BaseModel):
+    """The card lying on a desk terminal: blank, stock, or a park card with what it holds."""
+
+    uid: str
+    kind: str = Field(examples=["park_card"], description="blank, stock or park_card")
+    card_no: Optional[int]
+    cash: Optional[Money]
+    deposit: Optional[Money]
+    tier: Optional[int]
+    status: Optional[str] = Field(description="as the hub knows the card; null when it does not")
+
+    @classmethod
+    def of(cls, card, currency):
+        """From parkcard.services.desk.query.OnDesk."""
+        money = (lambda cents: None if cents is None else Money(cents=cents, currency=currency))
+        return cls(uid=card.uid.hex(), kind=card.kind, card_no=card.card_no, cash=money(card.cash_cents),
+                   deposit=money(card.deposit_cents), tier=card.tier, status=card.status)
+
+
+class WebhookNew(BaseModel):
+    """A receiver for the park's events, the types it wants, and optionally the secret that signs them."""
+
+    url: str = Field(min_length=1, max_length=500, examples=["https://tickets.example.com/parkcard"])
+    events: list[str] = Field(min_length=1, max_length=3, examples=[["sale", "top_up"]])
+    secret: Optional[str] = Field(None, min_length=16, max_length=200)
+
+
+class WebhookAdded(BaseModel):
+    """A webhook registered: its id and its signing secret (shown once)."""
+
+    id: int
+    secret: str
+
+
+class Webhook(BaseModel):
+    """An active webhook (never its secret) and its deliveries by state."""
+
+    id: int
+    url: str
+    events: list[str]
+    created_by: str
+    created_at: int
+    delivered: int
+    due: int
+    given_up: int

@@ -4,18 +4,27 @@
 - a lagging queue: many records not yet uploaded, or the oldest waiting long;
 - a sequence gap: the terminal counts fewer records waiting than the hub lacks after the seqs it acknowledged,
   so records between were lost before they reached the hub;
-- conflicts: records of the terminal whose (terminal, seq) another record held (ingest raised them as alarms).
+- conflicts: records of the terminal whose (terminal, seq) another record held (ingest raised them as alarms);
+- clock skew: the time the terminal put on its last status frame (SPEC.md §5.2 header time_s) differs from the
+  hub's when the frame came by more than CLOCK_SKEW_MAX_S; its records' times are then not to be trusted;
+- a reboot loop: the boot counter of its status frames (SPEC.md §5.3 `boot`) went up REBOOT_LOOP_BOOTS times or
+  more within REBOOT_LOOP_WINDOW_S: it crashes or loses power over and over.
 """
 
 OFFLINE_OPEN = "offline_open"
 LAGGING = "lagging"
 SEQ_GAP = "seq_gap"
 CONFLICT = "conflict"
-ALERTS = (OFFLINE_OPEN, LAGGING, SEQ_GAP, CONFLICT)
+CLOCK_SKEW = "clock_skew"
+REBOOT_LOOP = "reboot_loop"
+ALERTS = (OFFLINE_OPEN, LAGGING, SEQ_GAP, CONFLICT, CLOCK_SKEW, REBOOT_LOOP)
 
 QUEUE_LAG_RECORDS = 500          # a booth's busy hour offline; more waiting is worth a look
 QUEUE_LAG_AGE_S = 30 * 60        # the oldest record waiting half an hour
 MINUTES_PER_DAY = 24 * 60
+CLOCK_SKEW_MAX_S = 120           # a status is in flight for seconds; minutes apart is a clock that is wrong
+REBOOT_LOOP_BOOTS = 3            # boots counted after the first of a window
+REBOOT_LOOP_WINDOW_S = 15 * 60
 
 
 class OpeningHoursError(ValueError):
@@ -40,6 +49,23 @@ def is_open(hours, minute):
     return opens <= minute < closes if opens < closes else minute >= opens or minute < closes
 
 
+def clock_skew_s(terminal_time_s, hub_time_s):
+    """How far ahead (positive) or behind the terminal's clock was when its frame came, in whole seconds."""
+    return int(terminal_time_s) - int(hub_time_s)
+
+
+def boot_window(window, boot, now_s):
+    """The boot window after a status of boot counter `boot` at now_s: (started_at, first boot counter).
+
+    window is the stored one, (None, None) when none: a window older than REBOOT_LOOP_WINDOW_S, or a counter
+    that went back (a terminal wiped), starts a new one at this status.
+    """
+    started_at, first = window
+    if started_at is None or first is None or now_s - started_at > REBOOT_LOOP_WINDOW_S or boot < first:
+        return now_s, boot
+    return started_at, first
+
+
 def alerts(row, online, park_open, conflicts):
     """The alerts (in ALERTS' order) of a terminals row: online now or not, the park open now, its conflicts."""
     found = []
@@ -51,4 +77,9 @@ def alerts(row, online, park_open, conflicts):
         found.append(SEQ_GAP)
     if conflicts:
         found.append(CONFLICT)
+    if row.clock_skew_s is not None and abs(row.clock_skew_s) > CLOCK_SKEW_MAX_S:
+        found.append(CLOCK_SKEW)
+    if (row.boot_window_first is not None and row.status_boot is not None
+            and row.status_boot - row.boot_window_first >= REBOOT_LOOP_BOOTS):
+        found.append(REBOOT_LOOP)
     return found

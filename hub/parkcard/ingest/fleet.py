@@ -14,6 +14,7 @@ from collections import Counter
 from protocol import frames, hub_frames
 from protocol.errors import ProtocolError
 
+from parkcard.domain import fleet_alerts
 from parkcard.ingest.registry import Rejected
 
 log = logging.getLogger("parkcard.ingest.fleet")
@@ -49,6 +50,7 @@ class Fleet:
     async def apply(self, messages):
         """Verify and apply [(topic, payload)] from parkcard/+/status; return the number applied."""
         staged = {}
+        windows = {}        # terminal id -> its boot window after this batch
         quarantined = []
 
         def run(tx):
@@ -77,6 +79,12 @@ class Fleet:
                                        status_at=tx.now)
                     continue
                 staged[state.id] = (status.boot, status.uptime_s)
+                started_at, first = fleet_alerts.boot_window(windows.get(state.id, state.boot_window), status.boot,
+                                                             tx.now)
+                windows[state.id] = (started_at, first)
+                tx.update_terminal(
+                    state.id, clock_skew_s=fleet_alerts.clock_skew_s(frame.time_s, tx.now), boot_window_at=started_at,
+                    boot_window_first=first)
                 tx.update_terminal(
                     state.id, status_boot=status.boot, status_counter=status.uptime_s, online=status.online,
                     firmware=status.firmware.decode("ascii", "replace"), status_role=status.role,
@@ -90,6 +98,7 @@ class Fleet:
         for tid, (boot, uptime_s) in staged.items():
             state = self.registry.get(tid)
             state.status_boot, state.status_uptime_s = boot, uptime_s
+            state.boot_window = windows.get(tid, state.boot_window)
         for reason, tid in quarantined:
             self.stats["quarantined." + reason] += 1
             log.warning("event=quarantine topic=status reason=%s terminal=%s", reason, tid)

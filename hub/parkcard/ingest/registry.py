@@ -52,6 +52,7 @@ class TerminalState:
         # The column status_counter keeps the uptime_s of the boot's last online report (None: none
         # yet): it orders status within a boot, since every status frame has counter 0 (SPEC.md §5.3).
         self.status_uptime_s = row.status_counter
+        self.boot_window = (row.boot_window_at, row.boot_window_first)
 
     def configure(self, row, rate_bps, park_id=1):
         """Take the operator's settings from a terminals row; sequence state is left alone."""

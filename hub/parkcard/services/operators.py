@@ -187,6 +187,13 @@ async def authenticate(store, username, password, tell=None):
     return OperatorActor(row, tell)
 
 
+async def session_actor(store, username, tell=None):
+    """The OperatorActor of a kept web session's account with its roles as they are now; None when the account is
+    gone or disabled (the session then ends)."""
+    row = await store.operator(username)
+    return OperatorActor(row, tell) if row is not None and row.active else None
+
+
 def _now():
     """Epoch seconds now."""
     return time.time()

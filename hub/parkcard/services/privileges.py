@@ -48,11 +48,13 @@ TICKETS = "tickets.manage"              # ticket products (park configuration)
 TICKET_SELL = "tickets.sell"            # sell a ticket onto a card at the desk
 GATES = "gates.manage"                  # gate configs, the areas' daily reset
 OCCUPANCY = "occupancy.read"            # who is inside, passages, refusals
+WEBHOOKS = "webhooks.manage"            # third parties' webhooks: register, list, remove
 
 PRIVILEGES = (PARK_ADMIN, MERCHANTS, TERMINALS, BLACKLIST, ADMIN_CARDS, SETTLEMENT, CARD_QUERY, CARD_ISSUE,
               CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, CARD_REPLACE, CARD_STOCK, MEMBERS, SHIFT,
               SHIFTS_REVIEW, REPORTS, TIERS, OPERATORS, AUDIT, FLEET_READ, MERCHANTS_READ, BLACKLIST_READ,
-              SETTLEMENT_READ, PARK_READ, CREDITS_GRANT, CREDITS_READ, TICKETS, TICKET_SELL, GATES, OCCUPANCY)
+              SETTLEMENT_READ, PARK_READ, CREDITS_GRANT, CREDITS_READ, TICKETS, TICKET_SELL, GATES, OCCUPANCY,
+              WEBHOOKS)
 
 CASHIER = "cashier"
 FINANCE = "finance"
@@ -61,10 +63,11 @@ MANAGER = "manager"
 ADMIN = "admin"
 MERCHANT = "merchant"           # a booth owner's login: its own merchant's sales and settlements only
 
-_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS, SHIFT, PARK_READ,
-                   CREDITS_GRANT, CREDITS_READ, TICKET_SELL})
-# What each role may do. A cashier serves holders at a desk; finance settles and reviews money but serves
-# no card (who counts the money does not also move it); a technician runs terminals and card stock; a
+_DESK = frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_STOCK, CARD_REFUND, CARD_RETURN, CARD_LOSS, MEMBERS,
+                   SHIFT, PARK_READ, CREDITS_GRANT, CREDITS_READ, TICKET_SELL})
+# What each role may do. A cashier serves holders at a desk (and stocks the blank cards it hands out);
+# finance settles and reviews money but serves no card (who counts the money does not also move it); a
+# technician runs terminals and card stock; a
 # manager runs the park's day, including replacements (they move a balance with no payment) and the
 # blacklist; an admin may do everything.
 ROLE_PRIVILEGES = {
@@ -160,6 +163,8 @@ SCOPES = {
     "cards:read": frozenset({CARD_QUERY}),                          # a card's trace
     "reports:read": frozenset({REPORTS, SETTLEMENT_READ}),          # sales, top-ups, liabilities
     "gates:read": frozenset({OCCUPANCY}),                           # who is inside
+    "webhooks:manage": frozenset({WEBHOOKS}),                       # where the park's events are sent
+    "desk:operate": frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_STOCK}),  # serve cards at a desk terminal
 }
 
 

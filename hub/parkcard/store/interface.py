@@ -864,3 +864,52 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_discount_bearer(self, merchant_id, bearer, audit=None):
         """Set who bears the merchant's discounts; return the bearer before. ValueError for an unknown merchant."""
+
+    # -- web sessions, webhooks and their outbox (parkcard.store.web)
+    @abc.abstractmethod
+    async def keep_web_session(self, token_sha256, username, csrf, locale, expires_at):
+        """Keep a new operator web session (by its token's SHA-256) until expires_at."""
+
+    @abc.abstractmethod
+    async def web_session(self, token_sha256, now):
+        """The rows.WebSession of a token's SHA-256 not expired at now, or None."""
+
+    @abc.abstractmethod
+    async def set_web_session_locale(self, token_sha256, locale):
+        """A kept session's language changed."""
+
+    @abc.abstractmethod
+    async def end_web_sessions(self, token_sha256=None, username=None, expired_before=None):
+        """Forget one session, every session of username, or those expired before a time; return how many."""
+
+    @abc.abstractmethod
+    async def add_webhook(self, url, events, secret, actor, audit=None):
+        """Register a webhook for the events from now on; return its id."""
+
+    @abc.abstractmethod
+    async def webhooks(self, with_removed=False):
+        """[rows.Webhook] by id."""
+
+    @abc.abstractmethod
+    async def remove_webhook(self, webhook_id, audit=None):
+        """Stop a webhook and give up its due deliveries; True when it was active."""
+
+    @abc.abstractmethod
+    async def fill_webhook_outbox(self, event_of, batch_max):
+        """Queue the events past each active webhook's cursors, advancing them with the events; return how many."""
+
+    @abc.abstractmethod
+    async def due_webhook_deliveries(self, now, limit):
+        """[(rows.WebhookDelivery, url, secret)] due at now, oldest first."""
+
+    @abc.abstractmethod
+    async def webhook_delivery_counts(self):
+        """{webhook id: {state: count}} of the outbox."""
+
+    @abc.abstractmethod
+    async def webhook_deliveries(self, webhook_id=None):
+        """[rows.WebhookDelivery] of one webhook or all, by id."""
+
+    @abc.abstractmethod
+    async def webhook_attempted(self, attempts):
+        """Record one attempt of each [(delivery id, delivered, next_at, error, give_up)] in one transaction."""

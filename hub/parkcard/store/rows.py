@@ -43,6 +43,9 @@ class Terminal(NamedTuple):
     status_at: Optional[float]
     broker_password: Optional[str]
     status_authorised: Optional[int]
+    clock_skew_s: Optional[int]         # the last status frame's time minus the hub's as it came
+    boot_window_at: Optional[float]     # when the boot window began (domain.fleet_alerts.boot_window)
+    boot_window_first: Optional[int]    # the boot counter it began with
 
 
 class TerminalFlags(NamedTuple):
@@ -700,3 +703,44 @@ class Replacement(NamedTuple):
     release_credit_no: Optional[int]    # the new card's pending credit that carries the release (SPEC.md §8)
     move_tx: int
     created_at: float
+
+
+class WebSession(NamedTuple):
+    """An operator's web session as kept across restarts (the token's SHA-256, never the token)."""
+
+    token_sha256: bytes
+    username: str
+    csrf: str
+    locale: str
+    created_at: float
+    expires_at: float
+
+
+class Webhook(NamedTuple):
+    """A third party's webhook: where the events go, which ones, the secret that signs them."""
+
+    id: int
+    url: str
+    events: str             # space-separated event types (parkcard.services.webhooks.EVENTS)
+    secret: str
+    created_by: str
+    created_at: float
+    removed_at: Optional[float]
+    record_cursor: int      # the last record id looked at for this webhook
+    alarm_cursor: int       # the last alarm id looked at
+
+
+class WebhookDelivery(NamedTuple):
+    """One event of the outbox, due to (or delivered to) one webhook."""
+
+    id: int
+    webhook_id: int
+    event: str
+    event_key: str          # what the event is about, unique per webhook: "record:<id>", "alarm:<id>"
+    body: str               # the JSON sent, byte for byte what is signed
+    created_at: float
+    attempts: int
+    next_at: float
+    state: str              # due, delivered, given_up
+    delivered_at: Optional[float]
+    last_error: Optional[str]

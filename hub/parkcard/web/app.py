@@ -3,8 +3,7 @@
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, WebState, gettext, render
-from parkcard.web.sessions import SESSION_COOKIE
+from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, WebState, gettext, render, session_of
 from parkcard.web.routes import (audit, auth, blacklist, credits, desk, discounts, fleet, merchants, monitoring,
                                  occupancy, operators, prices, reports, settlement, tickets)
 
@@ -27,7 +26,7 @@ def install(app, hub, secure, time_zone):
 
     @app.exception_handler(FormRefused)
     async def form_refused(request, _exc):
-        session = app.state.web.sessions.get(request.cookies.get(SESSION_COOKIE))
+        session = await session_of(request)
         return render(request, "refused.html", session, status=403, message=gettext(
             request, session, "The form was refused: it did not carry this page's security token, so nothing was "
                               "done. Reload the page and try again."))

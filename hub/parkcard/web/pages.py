@@ -90,9 +90,17 @@ def state(request):
     return request.app.state.web
 
 
+async def session_of(request):
+    """The request's live Session (in memory, or kept in the store before a restart), or None."""
+    from parkcard.services import operators
+    web = state(request)
+    return await web.sessions.find(web.store, request.cookies.get(SESSION_COOKIE),
+                                   lambda name: operators.session_actor(web.store, name, web.hub.api_told))
+
+
 async def operator(request: Request):
     """The logged-in operator's Session (a dependency); LoginRequired otherwise."""
-    session = state(request).sessions.get(request.cookies.get(SESSION_COOKIE))
+    session = await session_of(request)
     if session is None:
         raise LoginRequired()
     return session

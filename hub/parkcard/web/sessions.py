@@ -3,8 +3,10 @@
 A session is a random token in a cookie (HttpOnly, SameSite=Strict, Secure
 under TLS) naming the operator's Actor; a new token is made at every login and
 dropped at logout, so a token planted before a login is never the session
-after it. Sessions live in memory: a hub restart logs everyone out, which a
-park accepts for a hub that restarts rarely.
+after it. Sessions are kept in the store too (the token's SHA-256, never the
+token, with an expiry SESSION_IDLE_S after the login): a hub restart logs no
+one out, a logout or a disabled account ends the kept session as well, and a
+session found only in the store is given its account's roles as they are now.
 
 Every form carries a CSRF token: the session's own after login, and before it
 the value of a cookie the login page set (double submit). The login is limited
@@ -14,6 +16,7 @@ has passed.
 """
 
 import collections
+import hashlib
 import hmac
 import secrets
 import time
@@ -36,6 +39,11 @@ IN_FLIGHT = ("pending", None)           # the answer of a form still being done
 def new_token():
     """A random token for a cookie or a form (256 bits)."""
     return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_digest(token):
+    """What the store keeps of a session token: its SHA-256."""
+    return hashlib.sha256(token.encode("ascii", "replace")).digest()
 
 
 def same_token(given, expected):
@@ -83,12 +91,7 @@ class Sessions:
 
     def start(self, actor, locale):
         """A new session for actor, with a token never used before."""
-        while len(self._by_token) >= self.sessions_max:
-            self._by_token.popitem(last=False)
-            self.evicted += 1
-        session = Session(new_token(), actor, locale, self.clock())
-        self._by_token[session.token] = session
-        return session
+        return self._held(Session(new_token(), actor, locale, self.clock()))
 
     def get(self, token):
         """The live session of token, or None (unknown, ended or idle too long)."""
@@ -102,6 +105,47 @@ class Sessions:
         session.seen_s = now
         self._by_token.move_to_end(session.token)
         return session
+
+    def _held(self, session):
+        while len(self._by_token) >= self.sessions_max:
+            self._by_token.popitem(last=False)
+            self.evicted += 1
+        self._by_token[session.token] = session
+        return session
+
+    async def keep(self, store, session, wall_clock=time.time):
+        """Keep a session just started in the store: it outlives a hub restart until it expires."""
+        await store.end_web_sessions(expired_before=wall_clock())      # what expired goes as new ones come
+        await store.keep_web_session(token_digest(session.token), session.actor.name, session.csrf, session.locale,
+                                     wall_clock() + self.idle_s)
+
+    async def find(self, store, token, actor_of, wall_clock=time.time):
+        """The live session of token, from memory or else from the store (its actor made anew by
+        `await actor_of(username)`, None for an account that may no longer log in); None when there is none."""
+        session = self.get(token)
+        if session is not None or not token:
+            return session
+        kept = await store.web_session(token_digest(token), wall_clock())
+        if kept is None:
+            return None
+        actor = await actor_of(kept.username)
+        if actor is None:
+            await store.end_web_sessions(token_sha256=kept.token_sha256)
+            return None
+        session = Session(token, actor, kept.locale, self.clock())
+        session.csrf = kept.csrf        # the forms of pages shown before the restart still go through
+        return self._held(session)
+
+    async def revoke(self, store, token):
+        """Log a session out, in memory and in the store."""
+        self.end(token)
+        if token:
+            await store.end_web_sessions(token_sha256=token_digest(token))
+
+    async def revoke_operator(self, store, username):
+        """Log out every session of an operator (disabled, or its roles changed), kept ones too."""
+        self.end_operator(username)
+        await store.end_web_sessions(username=username)
 
     def end(self, token):
         """Log a session out (nothing when it is unknown)."""

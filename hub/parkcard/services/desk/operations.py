@@ -162,21 +162,26 @@ async def _read(desk, desk_terminal_id, uid, keys, timeout_s):
         return None
 
 
-async def _card_on_desk(desk, desk_terminal_id, timeout_s):
-    """(uid, CardKeys, report) of the park card lying on the desk; ServiceError when there is none."""
+async def identify_and_read(desk, desk_terminal_id, timeout_s):
+    """(uid, CardKeys, report or None) of whatever card lies on the desk, read with the park's key B for its UID;
+    ServiceError when no card is there."""
     park_keys = _need_keys(desk)
-    timeout_s = timeout_s or desk.timeout_s
     found = await desk.link.order(desk_terminal_id, D.OP_IDENTIFY, D.ANY_CARD, D.KEY_A, bytes(6),
                                   timeout_s=timeout_s)
     keys = C.CardKeys(park_keys, found.uid)
-    report = await _read(desk, desk_terminal_id, found.uid, keys, timeout_s)
+    return found.uid, keys, await _read(desk, desk_terminal_id, found.uid, keys, timeout_s)
+
+
+async def _card_on_desk(desk, desk_terminal_id, timeout_s):
+    """(uid, CardKeys, report) of the park card lying on the desk; ServiceError when there is none."""
+    uid, keys, report = await identify_and_read(desk, desk_terminal_id, timeout_s or desk.timeout_s)
     if report is None or report.status == D.DESK_READ_FAILED or len(report.blocks) != len(_STOCK_BLOCKS):
         raise ServiceError("the card left the desk before it was read: put it back on desk %d and try again"
                            % desk_terminal_id)
     if report.status == D.DESK_NOT_OURS:
         raise ServiceError("the card on desk %d is not a card of this park (or not initialised as card stock): "
                            "take a card of the park" % desk_terminal_id)
-    return found.uid, keys, report
+    return uid, keys, report
 
 
 def _visitor_card(report, keys, desk_terminal_id):

@@ -34,6 +34,7 @@ from parkcard.store.reads import SharedMethods
 from parkcard.store.members import MemberMethods
 from parkcard.store.replacements import ReplacementMethods
 from parkcard.store.tickets import TicketMethods
+from parkcard.store.web import WebMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest
 
 CONNECT_TIMEOUT_S = 10
@@ -42,7 +43,7 @@ WRITE_LOCK_KEY = 0x70617263_77726974    # "parcwrit": pg_advisory_xact_lock of e
 
 
 class PostgresStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, MemberMethods, ReplacementMethods,
-                    TicketMethods, DeskOpMethods, ShiftMethods, LedgerMethods, interface.Store):
+                    TicketMethods, DeskOpMethods, ShiftMethods, WebMethods, LedgerMethods, interface.Store):
     """The hub database on a PostgreSQL server: one writer connection, a pool of readers."""
 
     def __init__(self, url):

@@ -32,6 +32,7 @@ from parkcard.store.reads import TERMINAL_SELECT, SharedMethods
 from parkcard.store.members import MemberMethods
 from parkcard.store.replacements import ReplacementMethods
 from parkcard.store.tickets import TicketMethods
+from parkcard.store.web import WebMethods
 from parkcard.store.rows import MerchantListing, StartedCardRequest, Terminal
 from parkcard.store.sqlite import migrate
 from parkcard.store.sqlite.audit_rows import AuditRows
@@ -67,7 +68,7 @@ def _scan(path, fn):
 
 
 class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, MemberMethods, ReplacementMethods,
-                  TicketMethods, DeskOpMethods, ShiftMethods, interface.Store):
+                  TicketMethods, DeskOpMethods, ShiftMethods, WebMethods, interface.Store):
     """The hub database in one SQLite file: one writer thread, one reader connection."""
 
     def __init__(self, path):

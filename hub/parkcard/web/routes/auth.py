@@ -9,7 +9,7 @@ from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
 from parkcard.web.pages import (NAV, SEE_OTHER, FormRefused, back, gettext, locale_of, login_form, operator,
                                 render, session_form, state)
-from parkcard.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_IDLE_S, new_token
+from parkcard.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_IDLE_S, new_token, token_digest
 
 router = APIRouter()
 NEXT_MAX = 200
@@ -68,6 +68,7 @@ async def login(request: Request):
         return _login_page(request, 401, wrong if code_of(exc) == "wrong_login" else str(exc), username)
     web.limiter.succeeded(username)
     session = web.sessions.start(actor, locale_of(request))
+    await web.sessions.keep(web.store, session)
     response = RedirectResponse(_next(form.get("next")), status_code=SEE_OTHER)
     set_cookie(request, response, SESSION_COOKIE, session.token, SESSION_IDLE_S)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -78,7 +79,8 @@ async def login(request: Request):
 async def logout(request: Request, session=Depends(operator)):
     """End the session (its token is forgotten: the cookie is worth nothing from now on)."""
     await session_form(request, session)
-    state(request).sessions.end(session.token)
+    web = state(request)
+    await web.sessions.revoke(web.store, session.token)
     response = RedirectResponse("/login", status_code=SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -91,6 +93,7 @@ async def language(request: Request, session=Depends(operator)):
     chosen = form.get("locale")
     if chosen in i18n.LANGUAGES:
         session.locale = chosen
+        await state(request).store.set_web_session_locale(token_digest(session.token), chosen)
     response = back(_next(form.get("next")))
     set_cookie(request, response, "lang", session.locale, LANG_COOKIE_S)
     return response

@@ -1,19 +1,184 @@
-"""The front desk's place in the app: issue, top-up, refund and the rest come with the desk's own pages."""
+"""The front desk page: a cashier picks a desk terminal, reads the card on it and serves it.
+
+Every action is a form of its own (templates/desk/<name>.html) posted to its
+own route (POST /desk/<name>), registered with `desk_action`: the route reads
+its fields and calls one service with the operation id the page made when it
+was shown. A double click or a reload sends that id again, and the service
+answers the same operation (never a second one); a form already under way in
+this session is told to wait. The answer is shown on the page itself, with the
+form carrying the same id after a refusal (a retry resumes the operation,
+SPEC.md §5.9) and a new one after a success. An operation the hub keeps as
+pending is shown as such, with its retry.
+"""
 
 from fastapi import APIRouter, Depends, Request
 
-from parkcard.services import park
+from parkcard.domain.lifecycle import DeskOpState
+from parkcard.domain.tiers import DEFAULT_TIERS
+from parkcard.services import credits
+from parkcard.services import privileges as P
+from parkcard.services.desk import operations, query
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import operator, render, state
+from parkcard.web.pages import (N_, amount, gettext, operator, optional_number, park_of, render, session_form,
+                                state, whole_number)
+from parkcard.web.routes.monitoring import KIND_NAMES
+from parkcard.web.sessions import IN_FLIGHT, new_token
 
 router = APIRouter()
+OP_ID_FIELD = "op"
+# The tiers a card may be issued in, by code: the park's table (its own once it configures one). The default
+# names are in the catalogs; a name the park gives is shown as it is written.
+TIER_NAMES = {t.code: t.name for t in DEFAULT_TIERS}
+# The form fields a retry sends again as they were (everything but the CSRF token).
+_NOT_RESENT = ("csrf",)
+
+
+class DeskAction:
+    """One thing a cashier does at the desk: its form template, its button's label, the privilege it needs."""
+
+    def __init__(self, name, label, privilege, run):
+        self.name = name
+        self.label = label
+        self.privilege = privilege
+        self.run = run
+        self.path = "/desk/" + name.replace("_", "-")
+        self.template = "desk/%s.html" % name
+
+
+ACTIONS = []        # in the order the page shows them
+
+
+def desk_action(name, label, privilege):
+    """Register `async run(request, session, form, park, desk_id, op_id) -> message` as the action `name`."""
+    def register(run):
+        action = DeskAction(name, label, privilege, run)
+
+        async def route(request: Request, session=Depends(operator)):
+            return await _act(request, session, action)
+        route.__doc__ = run.__doc__
+        router.add_api_route(action.path, route, methods=["POST"], name="desk_" + name)
+        ACTIONS.append(action)
+        return run
+    return register
+
+
+async def _page(request, session, desk_id=None, card=None, outcome=None, pending=None, op_id=None, status=200):
+    """The desk page for desk_id (the only desk when there is one), with what an action or a read answered."""
+    web = state(request)
+    try:
+        park = await park_of(request, session)
+        desks = await query.desk_terminals(web.store, session.actor)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    if desk_id is None and len(desks) == 1:
+        desk_id = desks[0][0]
+    held = session.actor.privileges
+    return render(request, "desk.html", session, status=status, park=park, desks=desks, desk_id=desk_id, card=card,
+                  outcome=outcome, pending=pending, op_id=op_id or new_token(), kinds=KIND_NAMES, tiers=TIER_NAMES,
+                  actions=[a for a in ACTIONS if a.privilege in held])
 
 
 @router.get("/desk")
 async def desk_page(request: Request, session=Depends(operator)):
-    """The desk page (the menu shows it to operators who may issue cards)."""
+    """The desk page; ?desk= picks the terminal, ?read=1 reads the card lying on it."""
     try:
-        await park.currency(state(request).store, session.actor)
+        desk_id = optional_number(request.query_params, "desk", gettext(request, session, "the desk terminal"))
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
-    return render(request, "desk.html", session)
+        return await _page(request, session, outcome=("error", str(exc)), status=422)
+    if desk_id is None or not request.query_params.get("read"):
+        return await _page(request, session, desk_id)
+    try:
+        card = await query.card_on_desk(state(request).hub.desk_path, session.actor, desk_id)
+    except ServiceError as exc:
+        return await _page(request, session, desk_id, outcome=("error", str(exc)), status=422)
+    return await _page(request, session, desk_id, card=card)
+
+
+async def _act(request, session, action):
+    """Run one desk action once per operation id and show its answer on the desk page."""
+    form = await session_form(request, session)
+    op_id = (form.get(OP_ID_FIELD) or "").strip()
+    desk_id = None
+    try:
+        desk_id = whole_number(form, "desk", gettext(request, session, "the desk terminal"))
+        operations.check_op_id(op_id)
+    except ServiceError as exc:
+        return await _page(request, session, desk_id, outcome=("error", str(exc)), status=422)
+    first = session.claim(op_id)
+    if first == IN_FLIGHT:
+        return await _page(request, session, desk_id, op_id=op_id, status=409, outcome=("error", gettext(
+            request, session, "This operation is being done already: wait for its answer, then reload.")))
+    if first is not None:       # sent again after its answer: the first answer, nothing done again
+        return await _page(request, session, desk_id, outcome=first)
+    web = state(request)
+    try:
+        park = await park_of(request, session)
+        said = await action.run(request, session, form, park, desk_id, op_id)
+    except ServiceError as exc:
+        session.answers.pop(op_id, None)    # refused: a retry with the same id asks the service again
+        pending = None
+        if await _is_pending(web, session, op_id):
+            pending = (action.path, [(k, v) for k, v in form.items() if k not in _NOT_RESENT])
+        return await _page(request, session, desk_id, outcome=("error", str(exc)), pending=pending, op_id=op_id,
+                           status=422)
+    except BaseException:
+        session.answers.pop(op_id, None)    # never left "in flight" for good
+        raise
+    session.answer(op_id, "ok", said)
+    return await _page(request, session, desk_id, outcome=("ok", said))
+
+
+async def _is_pending(web, session, op_id):
+    """True when the hub keeps op_id as a pending desk operation (its retry resumes it)."""
+    try:
+        kept = await query.operation(web.hub.desk_path, session.actor, op_id)
+    except ServiceError:
+        return False
+    return kept is not None and kept.state == DeskOpState.PENDING
+
+
+def _done_text(request, session, park, done, what):
+    return gettext(request, session, "%(what)s: card %(card)s now holds %(balance)s (operation %(op)s).") % {
+        "what": what, "card": done.card_no, "balance": park.money(done.balance_cents), "op": done.op_id}
+
+
+@desk_action("stock", N_("Stock a blank card"), P.CARD_STOCK)
+async def stock(request, session, form, park, desk_id, op_id):
+    """Make the blank card on the desk card stock (keys, nothing loaded): services.desk.stock_card."""
+    web = state(request)
+    uid_hex = (form.get("uid") or "").strip()
+    stocked = await operations.stock_card(web.hub.desk_path, session.actor, op_id, desk_id, uid_hex)
+    return gettext(request, session, "Card %(uid)s is card stock now: issue it.") % {"uid": stocked.uid.hex()}
+
+
+@desk_action("issue", N_("Issue"), P.CARD_ISSUE)
+async def issue(request, session, form, park, desk_id, op_id):
+    """Issue the stock card on the desk with a first load and deposit: services.desk.issue."""
+    web = state(request)
+    cash = amount(form, "load", gettext(request, session, "the first load"), park)
+    deposit = amount(form, "deposit", gettext(request, session, "the deposit"), park)
+    tier = whole_number(form, "tier", gettext(request, session, "the tier"))
+    done = await operations.issue(web.hub.desk_path, session.actor, op_id, desk_id, cash, tier=tier,
+                                  deposit_cents=deposit)
+    return _done_text(request, session, park, done, gettext(request, session, "Issued"))
+
+
+@desk_action("top_up", N_("Top up"), P.CARD_TOP_UP)
+async def top_up(request, session, form, park, desk_id, op_id):
+    """Top up the card on the desk with the cash paid (plus its tier's bonus): services.desk.top_up."""
+    web = state(request)
+    cash = amount(form, "amount", gettext(request, session, "the top-up"), park)
+    done = await operations.top_up(web.hub.desk_path, session.actor, op_id, desk_id, cash)
+    return _done_text(request, session, park, done, gettext(request, session, "Topped up"))
+
+
+@desk_action("credit", N_("Grant a credit"), P.CREDITS_GRANT)
+async def credit(request, session, form, park, desk_id, op_id):
+    """Grant value to a card not on the desk, landing at its next tap: services.credits.grant_credit."""
+    web = state(request)
+    card_no = whole_number(form, "card_no", gettext(request, session, "the card number"))
+    cents = amount(form, "amount", gettext(request, session, "the amount"), park)
+    granted = await credits.grant_credit(web.store, session.actor, card_no, cents, form.get("reason"))
+    return gettext(request, session, "Credit %(no)d of %(amount)s is granted to card %(card)d: it lands at the card's "
+                                  "next tap.") % {"no": granted.credit_no, "amount": park.money(granted.amount_cents),
+                                                  "card": card_no}

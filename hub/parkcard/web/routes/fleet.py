@@ -37,7 +37,8 @@ ACTIONS = {"lock": (terminals.lock, N_("Terminal %(id)d is locked: it forgets it
 # What the live page calls each alert (parkcard.domain.fleet_alerts.ALERTS).
 ALERT_LABELS = {fleet_alerts.OFFLINE_OPEN: N_("offline while the park is open"),
                 fleet_alerts.LAGGING: N_("queue lagging"), fleet_alerts.SEQ_GAP: N_("records missing (sequence gap)"),
-                fleet_alerts.CONFLICT: N_("conflicting records")}
+                fleet_alerts.CONFLICT: N_("conflicting records"), fleet_alerts.CLOCK_SKEW: N_("clock is wrong"),
+                fleet_alerts.REBOOT_LOOP: N_("rebooting over and over")}
 
 
 def terminal_view(row, alarms, park, now_s, translate, alerts=()):

@@ -46,7 +46,7 @@ async def operator_disable(request: Request, username: str, session=Depends(oper
         changed = await operators.disable_operator(web.store, session.actor, username)
     except ServiceError as exc:
         return back("/operators", session, str(exc), "error")
-    web.sessions.end_operator(username)
+    await web.sessions.revoke_operator(web.store, username)
     said = (gettext(request, session, "Operator %(name)s is disabled.") if changed else
             gettext(request, session, "Operator %(name)s was disabled already."))
     return back("/operators", session, said % {"name": username})

@@ -1,0 +1,97 @@
+"""/api/v1 routes of the front desk and of webhooks: each one call of parkcard.services as the request's API key.
+
+A desk operation's Idempotency-Key is its operation id (SPEC.md §5.9): the same key again is the same
+operation, answered by the service itself, which resolves one left pending by reading the card, so a retry
+after "pending" or "the card left" does what a cashier's retry does. One request of a key at a time.
+"""
+
+import hashlib
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from parkcard import bounds
+from parkcard.api import models as m
+from parkcard.api.app import REFUSALS, api_actor, idempotency_key, key_lock, once
+from parkcard.services import park, webhooks
+from parkcard.services.desk import operations, query
+
+router = APIRouter(responses=REFUSALS)
+DeskId = Path(ge=bounds.TERMINAL_ID.low, le=bounds.TERMINAL_ID.high)
+WebhookId = Path(ge=1, le=2 ** 63 - 1)
+
+
+def _hub(request):
+    return request.app.state.hub
+
+
+def desk_op_id(actor, key):
+    """The desk operation id of an API key's Idempotency-Key: its own, never another caller's."""
+    op_id = "api%d-%s" % (actor.key.id, key)
+    if len(op_id) > operations.OP_ID_MAX:      # still one id per key, within what the desk keeps
+        op_id = "api%d-%s" % (actor.key.id, hashlib.sha256(key.encode()).hexdigest()[:40])
+    return op_id
+
+
+async def _desk_operation(request, actor, key, run):
+    hub = _hub(request)
+    async with key_lock(request, actor, key):
+        done = await run(hub.desk_path, desk_op_id(actor, key))
+    return m.DeskDone.of(done, await park.currency(hub.storage, actor))
+
+
+@router.get("/desks/{desk_id}/card", response_model=m.CardOnDesk, tags=["desk"])
+async def card_on_desk(request: Request, desk_id: int = DeskId, actor=Depends(api_actor)):
+    """Read the card lying on desk terminal desk_id: blank, stock or a park card (scope cards:read or
+    desk:operate)."""
+    hub = _hub(request)
+    card = await query.card_on_desk(hub.desk_path, actor, desk_id)
+    return m.CardOnDesk.of(card, await park.currency(hub.storage, actor))
+
+
+@router.post("/desks/{desk_id}/stock", response_model=m.DeskDone, tags=["desk"])
+async def desk_stock(request: Request, body: m.DeskStock, desk_id: int = DeskId, actor=Depends(api_actor),
+                     key: str = Depends(idempotency_key)):
+    """Make the blank card on the desk card stock (scope desk:operate)."""
+    return await _desk_operation(request, actor, key, lambda path, op_id: operations.stock_card(
+        path, actor, op_id, desk_id, body.uid))
+
+
+@router.post("/desks/{desk_id}/issue", response_model=m.DeskDone, tags=["desk"])
+async def desk_issue(request: Request, body: m.DeskIssue, desk_id: int = DeskId, actor=Depends(api_actor),
+                     key: str = Depends(idempotency_key)):
+    """Issue the stock card on the desk with a first load and deposit (scope desk:operate)."""
+    return await _desk_operation(request, actor, key, lambda path, op_id: operations.issue(
+        path, actor, op_id, desk_id, body.cash_cents, tier=body.tier, deposit_cents=body.deposit_cents))
+
+
+@router.post("/desks/{desk_id}/top-up", response_model=m.DeskDone, tags=["desk"])
+async def desk_top_up(request: Request, body: m.DeskTopUp, desk_id: int = DeskId, actor=Depends(api_actor),
+                      key: str = Depends(idempotency_key)):
+    """Top up the card on the desk with the cash paid, plus its tier's bonus (scope desk:operate)."""
+    return await _desk_operation(request, actor, key, lambda path, op_id: operations.top_up(
+        path, actor, op_id, desk_id, body.cash_cents))
+
+
+@router.get("/webhooks", response_model=list[m.Webhook], tags=["webhooks"])
+async def webhook_list(request: Request, actor=Depends(api_actor)):
+    """The active webhooks and their deliveries by state (scope webhooks:manage)."""
+    return [m.Webhook(id=h.id, url=h.url, events=h.events.split(), created_by=h.created_by,
+                      created_at=int(h.created_at), delivered=c.get("delivered", 0), due=c.get("due", 0),
+                      given_up=c.get("given_up", 0)) for h, c in await webhooks.listing(_hub(request).storage, actor)]
+
+
+@router.post("/webhooks", response_model=m.WebhookAdded, tags=["webhooks"])
+async def webhook_add(request: Request, body: m.WebhookNew, actor=Depends(api_actor),
+                      key: str = Depends(idempotency_key)):
+    """Register a webhook; its events are POSTed as JSON signed in X-ParkCard-Signature (sha256=<hex HMAC-SHA256
+    of the body>) (scope webhooks:manage)."""
+    async def produce():
+        webhook_id, secret = await webhooks.add(_hub(request).storage, actor, body.url, body.events, body.secret)
+        return m.WebhookAdded(id=webhook_id, secret=secret).model_dump(mode="json")
+    return await once(request, actor, key, produce)
+
+
+@router.delete("/webhooks/{webhook_id}", response_model=m.Changed, tags=["webhooks"])
+async def webhook_remove(request: Request, webhook_id: int = WebhookId, actor=Depends(api_actor)):
+    """Stop a webhook (scope webhooks:manage)."""
+    return m.Changed(changed=await webhooks.remove(_hub(request).storage, actor, webhook_id))

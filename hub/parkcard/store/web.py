@@ -1,0 +1,143 @@
+"""The store's web sessions, webhooks and webhook outbox (tables of migration 25): SQL both backends run as
+written (a mixin beside SharedMethods, using its `_one`, `_all` and `write`)."""
+
+from parkcard.store.rows import Webhook, WebhookDelivery, WebSession
+
+_SESSION_SELECT = "SELECT %s FROM web_sessions " % ", ".join(WebSession._fields)
+_WEBHOOK_SELECT = "SELECT %s FROM webhooks " % ", ".join(Webhook._fields)
+_DELIVERY_SELECT = "SELECT %s FROM webhook_outbox " % ", ".join(WebhookDelivery._fields)
+DUE, DELIVERED, GIVEN_UP = "due", "delivered", "given_up"
+
+
+class WebMethods:
+    """interface.Store's web session and webhook methods, one SQL for every backend."""
+
+    # -- web sessions
+    async def keep_web_session(self, token_sha256, username, csrf, locale, expires_at):
+        """Keep a new session (by its token's SHA-256) until expires_at."""
+        def run(tx):
+            tx.sql_rowcount("INSERT INTO web_sessions(token_sha256, username, csrf, locale, created_at, expires_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (bytes(token_sha256), username, csrf, locale, tx.now,
+                                                          expires_at))
+        await self.write(run)
+
+    async def web_session(self, token_sha256, now):
+        """The rows.WebSession of a token's SHA-256 not expired at `now`, or None."""
+        row = await self._one(_SESSION_SELECT + "WHERE token_sha256=? AND expires_at>?", (bytes(token_sha256), now))
+        return WebSession(bytes(row[0]), *row[1:]) if row else None
+
+    async def set_web_session_locale(self, token_sha256, locale):
+        """A session's language changed."""
+        await self.write(lambda tx: tx.sql_rowcount("UPDATE web_sessions SET locale=? WHERE token_sha256=?",
+                                                    (locale, bytes(token_sha256))))
+
+    async def end_web_sessions(self, token_sha256=None, username=None, expired_before=None):
+        """Forget one session (its token's SHA-256), every session of username, or those expired before a
+        time; return how many."""
+        if token_sha256 is not None:
+            where, params = "token_sha256=?", (bytes(token_sha256),)
+        elif username is not None:
+            where, params = "username=?", (username,)
+        else:
+            where, params = "expires_at<=?", (expired_before,)
+        return await self.write(lambda tx: tx.sql_rowcount("DELETE FROM web_sessions WHERE " + where, params))
+
+    # -- webhooks
+    async def add_webhook(self, url, events, secret, actor, audit=None):
+        """Register a webhook for events from now on (its cursors at the newest record and alarm); its id."""
+        def run(tx):
+            record = tx.sql_row("SELECT COALESCE(MAX(id), 0) FROM records")[0]
+            alarm = tx.sql_row("SELECT COALESCE(MAX(id), 0) FROM alarms")[0]
+            return tx.sql_row("INSERT INTO webhooks(url, events, secret, created_by, created_at, record_cursor, "
+                              "alarm_cursor) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                              (url, events, secret, actor, tx.now, record, alarm))[0]
+        return await self.write(run, audit)
+
+    async def webhooks(self, with_removed=False):
+        """[rows.Webhook] by id (the removed ones too when asked)."""
+        where = "" if with_removed else "WHERE removed_at IS NULL "
+        return [Webhook(*r) for r in await self._all(_WEBHOOK_SELECT + where + "ORDER BY id")]
+
+    async def remove_webhook(self, webhook_id, audit=None):
+        """Stop a webhook: nothing more is queued or sent to it; True when it was active."""
+        def run(tx):
+            changed = tx.sql_rowcount("UPDATE webhooks SET removed_at=? WHERE id=? AND removed_at IS NULL",
+                                      (tx.now, webhook_id))
+            tx.sql_rowcount("UPDATE webhook_outbox SET state=? WHERE webhook_id=? AND state=?",
+                            (GIVEN_UP, webhook_id, DUE))
+            return changed == 1
+        return await self.write(run, audit)
+
+    async def fill_webhook_outbox(self, event_of, batch_max):
+        """Queue the events of the records and alarms past each active webhook's cursors, advancing them in the
+        same transaction (a restart neither loses nor repeats one); return how many were queued.
+
+        event_of(source, row, wanted) -> (event, event_key, body) or None: source "record" with row (id, terminal_id,
+        seq, kind, card_no, amount_cents, balance_after_cents, time_s, status), or "alarm" with row (id, kind,
+        card_no, terminal_id, seq, detail, at); wanted: the webhook's event types. Only the hub that owns the
+        database fills it: the cursors read here are checked unchanged as they advance.
+        """
+        queued = 0
+        for hook in await self.webhooks():
+            wanted = frozenset(hook.events.split())
+            rows = await self._all("SELECT id, terminal_id, seq, kind, card_no, amount_cents, balance_after_cents, "
+                                   "time_s, status FROM records WHERE id>? ORDER BY id LIMIT ?",
+                                   (hook.record_cursor, batch_max))
+            alarms = await self._all("SELECT id, kind, card_no, terminal_id, seq, detail, at FROM alarms "
+                                     "WHERE id>? ORDER BY id LIMIT ?", (hook.alarm_cursor, batch_max))
+            if not rows and not alarms:
+                continue
+            events = [event_of(source, tuple(row), wanted) for source, batch in (("record", rows), ("alarm", alarms))
+                      for row in batch]
+
+            def run(tx, hook=hook, rows=rows, alarms=alarms, events=events):
+                if tx.sql_rowcount("UPDATE webhooks SET record_cursor=?, alarm_cursor=? WHERE id=? AND "
+                                   "record_cursor=? AND alarm_cursor=? AND removed_at IS NULL",
+                                   (rows[-1][0] if rows else hook.record_cursor,
+                                    alarms[-1][0] if alarms else hook.alarm_cursor, hook.id, hook.record_cursor,
+                                    hook.alarm_cursor)) != 1:
+                    return 0        # removed meanwhile
+                done = 0
+                for event in events:
+                    if event is not None:
+                        done += tx.sql_rowcount(
+                            "INSERT INTO webhook_outbox(webhook_id, event, event_key, body, created_at, attempts, "
+                            "next_at, state) VALUES (?, ?, ?, ?, ?, 0, ?, ?) "
+                            "ON CONFLICT (webhook_id, event_key) DO NOTHING",
+                            (hook.id, event[0], event[1], event[2], tx.now, tx.now, DUE))
+                return done
+            queued += await self.write(run)
+        return queued
+
+    async def due_webhook_deliveries(self, now, limit):
+        """[(rows.WebhookDelivery, url, secret)] due at `now` to active webhooks, oldest first."""
+        rows = await self._all(
+            "SELECT %s, h.url, h.secret FROM webhook_outbox o JOIN webhooks h ON h.id = o.webhook_id "
+            "WHERE o.state=? AND o.next_at<=? AND h.removed_at IS NULL ORDER BY o.next_at, o.id LIMIT ?"
+            % ", ".join("o." + f for f in WebhookDelivery._fields), (DUE, now, limit))
+        return [(WebhookDelivery(*r[:-2]), r[-2], r[-1]) for r in rows]
+
+    async def webhook_delivery_counts(self):
+        """{webhook id: {state: count}} of the outbox."""
+        counts = {}
+        for webhook_id, state, n in await self._all(
+                "SELECT webhook_id, state, COUNT(*) FROM webhook_outbox GROUP BY webhook_id, state"):
+            counts.setdefault(webhook_id, {})[state] = n
+        return counts
+
+    async def webhook_deliveries(self, webhook_id=None):
+        """[rows.WebhookDelivery] of one webhook or all, by id."""
+        where, params = ("WHERE webhook_id=? ", (webhook_id,)) if webhook_id is not None else ("", ())
+        return [WebhookDelivery(*r) for r in await self._all(_DELIVERY_SELECT + where + "ORDER BY id", params)]
+
+    async def webhook_attempted(self, attempts):
+        """Record one attempt of each delivery, in one transaction: [(delivery id, delivered, next_at, error,
+        give_up)]; one not delivered is due again at next_at, or given up."""
+        def run(tx):
+            for delivery_id, delivered, next_at, error, give_up in attempts:
+                state = DELIVERED if delivered else (GIVEN_UP if give_up else DUE)
+                tx.sql_rowcount("UPDATE webhook_outbox SET attempts=attempts+1, state=?, "
+                                "next_at=COALESCE(?, next_at), delivered_at=?, last_error=? WHERE id=? AND state=?",
+                                (state, next_at, tx.now if delivered else None, error, delivery_id, DUE))
+        if attempts:
+            await self.write(run)

@@ -1,0 +1,83 @@
+"""The hub's webhook sender: turns what ingest stored into the outbox's events and delivers them, signed.
+
+It reads only committed rows (records, alarms) behind each webhook's cursors, so
+ingest never waits for it, and an event is in the outbox (the store) before it
+is sent, so a hub restart loses none: a delivery not answered 2xx is tried
+again after parkcard.domain.webhooks.retry_delay_s, until ATTEMPTS_MAX.
+Receivers get at least once; the event's "id" tells them a repeat.
+"""
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+import httpx
+
+from parkcard.domain import webhooks as rules
+
+log = logging.getLogger("parkcard.webhooks")
+
+POLL_S = 1.0                # how soon a stored event leaves (and a due retry goes)
+BATCH_MAX = 50              # events queued, and deliveries sent at once, per round
+SEND_TIMEOUT_S = 10.0       # a receiver that takes longer has failed this attempt
+SENDS_AT_ONCE_MAX = 8       # POSTs in flight at once: a receiver is not flooded by a backlog
+ERROR_TEXT_MAX = 200
+
+
+class WebhookSender:
+    """Fills the outbox and delivers it; one per hub (it owns the database's outbox)."""
+
+    def __init__(self, storage, poll_s=POLL_S, retry_delay_s=rules.retry_delay_s, attempts_max=rules.ATTEMPTS_MAX):
+        self.storage = storage
+        self.poll_s = poll_s
+        self.retry_delay_s = retry_delay_s
+        self.attempts_max = attempts_max
+        self.stats = Counter()
+        self._sending = asyncio.Semaphore(SENDS_AT_ONCE_MAX)
+
+    async def run(self):
+        """Deliver until cancelled; a failed round (the store away) is logged, counted and tried again. Rounds
+        follow each other at once while there is a backlog, else every poll_s."""
+        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S, follow_redirects=False) as client:
+            while True:
+                busy = False
+                try:
+                    busy = await self.round(client)
+                except Exception as exc:    # noqa: BLE001 - the sender never stops the hub; the next round retries
+                    self.stats["rounds_failed"] += 1
+                    log.warning("event=webhook_round_failed error=%r", exc)
+                await asyncio.sleep(0 if busy else self.poll_s)
+
+    async def round(self, client):
+        """Queue the new events, then send every delivery that is due (their outcomes kept in one transaction);
+        return True when there was anything to do (there may be more)."""
+        currency = await self.storage.park_currency()
+        queued = await self.storage.fill_webhook_outbox(
+            lambda source, row, wanted: rules.event_of(source, row, wanted, currency), BATCH_MAX)
+        self.stats["queued"] += queued
+        due = await self.storage.due_webhook_deliveries(time.time(), BATCH_MAX)
+        outcomes = await asyncio.gather(*(self._send(client, d, url, secret) for d, url, secret in due))
+        await self.storage.webhook_attempted(outcomes)
+        for delivery_id, delivered, _next_at, error, give_up in outcomes:
+            self.stats["delivered" if delivered else "given_up" if give_up else "retried"] += 1
+            if not delivered:
+                log.info("event=webhook_failed delivery=%d error=%r given_up=%s", delivery_id, error, give_up)
+        return bool(queued or due)
+
+    async def _send(self, client, delivery, url, secret):
+        """POST one delivery; its outcome (delivery id, delivered, next_at, error, give_up)."""
+        body = delivery.body.encode("utf-8")
+        headers = {"Content-Type": "application/json", rules.EVENT_HEADER: delivery.event,
+                   rules.DELIVERY_HEADER: delivery.event_key, rules.SIGNATURE_HEADER: rules.signature(secret, body)}
+        try:
+            async with self._sending:
+                answer = await client.post(url, content=body, headers=headers)
+            error = None if 200 <= answer.status_code < 300 else "HTTP %d" % answer.status_code
+        except httpx.HTTPError as exc:
+            error = ("%s: %s" % (type(exc).__name__, exc))[:ERROR_TEXT_MAX]
+        if error is None:
+            return delivery.id, True, None, None, False
+        attempts = delivery.attempts + 1
+        return (delivery.id, False, time.time() + self.retry_delay_s(attempts), error,
+                attempts >= self.attempts_max)
