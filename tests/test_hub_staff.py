@@ -22,7 +22,7 @@ from parkcard.services.desk import operations as ops
 from parkcard.services.privileges import ServiceError
 from parkcard.transport import notify
 from parkcard_devkit.testing import (DESK_ID, FIXTURE_PARK_KEYS, MERCHANT_ICE, ScriptedTerminal, desk_issued,
-                                     start_hub)
+                                     shift_open_at, start_hub)
 from test_hub_records import DAY_S, UID, park, run
 
 STAFF_UID = b"\x05\x06\x07\x08"
@@ -35,6 +35,7 @@ async def staff_card(hub, name="Mei"):
     member = await staff_service.add(hub.storage, actor, name, MERCHANT_ICE)
     keys = C.CardKeys(hub.park_keys or FIXTURE_PARK_KEYS, STAFF_UID)
     request = ops.request_of("staff_card", DESK_ID, staff_id=member.id)
+    await shift_open_at(hub, DESK_ID, actor.name)
     kept = await ops.issue_kept(hub.desk_path, actor, "staff-1", request, DESK_ID, STAFF_UID, keys, 0, 0, 0, 0, 0,
                                 DAY_S, kind="staff_card", flags=C.FLAG_STAFF)
     done = await ops.post_confirmed(hub.desk_path, actor, kept, DAY_S)

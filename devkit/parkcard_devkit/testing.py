@@ -216,6 +216,15 @@ class Issued:
         self.blocks = blocks
 
 
+async def shift_open_at(hub, desk_terminal_id, by):
+    """A shift open at desk_terminal_id (opened with no float when there is none): every desk operation is in one."""
+    if await hub.storage.open_shift_at(desk_terminal_id) is None:
+        try:
+            await hub.storage.add_shift(desk_terminal_id, 0, by)
+        except ValueError:
+            pass            # opened meanwhile by a fixture issuing at the same desk at once
+
+
 async def desk_issued(hub, uid, cash_cents, tier=TIER_STANDARD, deposit_cents=0, time_s=None, desk_terminal_id=DESK_ID,
                       op_id=None, expiry_day=0, perms=0xFFFF, card_no=None):
     """A card issued at a desk with its card write taken as confirmed, for tests of what comes after an issue.
@@ -231,11 +240,7 @@ async def desk_issued(hub, uid, cash_cents, tier=TIER_STANDARD, deposit_cents=0,
     op_id = op_id or "fixture-issue-%s-%d" % (bytes(uid).hex(), next(_FIXTURE_OPS))
     request = ops.request_of("issue", desk_terminal_id, cash_cents=cash_cents, tier=tier, deposit_cents=deposit_cents,
                              expiry_day=expiry_day, perms=perms)
-    if await hub.storage.open_shift_at(desk_terminal_id) is None:     # every desk operation is in a shift
-        try:
-            await hub.storage.add_shift(desk_terminal_id, 0, actor.name)
-        except ValueError:
-            pass            # opened meanwhile by a fixture issuing at the same desk at once
+    await shift_open_at(hub, desk_terminal_id, actor.name)
     kept = await ops.issue_kept(hub.desk_path, actor, op_id, request, desk_terminal_id, bytes(uid), keys, cash_cents,
                                 tier, deposit_cents, expiry_day, perms, time_s, card_no)
     done = await ops.post_confirmed(hub.desk_path, actor, kept, time_s)

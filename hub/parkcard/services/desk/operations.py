@@ -339,16 +339,6 @@ async def new_card_kept(desk, actor, kind, op_id, request, desk_terminal_id, uid
     return await desk.storage.keep_desk_blocks(kept.op_id, _packed(blocks))
 
 
-async def stock_on_desk(desk, op_id, desk_terminal_id, timeout_s=None):
-    """(uid, CardKeys) of the stock card on the desk, to be issued under op_id; ServiceError for an issued card."""
-    uid, keys, report = await _card_on_desk(desk, desk_terminal_id, timeout_s)
-    if report.blocks[C.INFO_BLOCK] != bytes(C.BLOCK_SIZE):
-        stored = await desk.storage.desk_operation(op_id)
-        if stored is None or stored.uid != uid:     # only a failed issue of this very card may have left its info
-            raise ServiceError("the card on desk %d is already issued: take a card from stock" % desk_terminal_id)
-    return uid, keys
-
-
 async def earlier(desk, actor, op_id, request):
     """The operation already kept under op_id: DeskDone if posted (or resolved now), None if none or failed."""
     return await _earlier(desk, actor, op_id, request)
