@@ -20,6 +20,7 @@ from parkcard.money import format_cents
 from parkcard.services import losses, park
 from parkcard.services.desk import requests
 from parkcard.services.members import tier_code
+from parkcard.services.tiers import park_tiers
 from parkcard.services.privileges import ServiceError
 
 DESK_REQUEST_POLL_S = 0.2       # how often the command looks for the running hub's answer
@@ -30,9 +31,11 @@ def card_group():
     """Visitor cards at the front desk: issue, top up, look up."""
 
 
-def _tier(text):
+def _tier(obj, text):
+    """The park's tier code of a tier's code or name (`parkcard tier list`); UserError naming the park's tiers."""
+    table = in_store(obj, lambda storage, actor: park_tiers(storage))
     try:
-        return tier_code(text)
+        return tier_code(text, table)
     except ServiceError as exc:
         raise UserError(str(exc)) from None
 
@@ -105,7 +108,7 @@ def card_issue(obj, load, card_type, tier, member_no, desk_terminal_id, pay, op_
     type is taken."""
     options = {} if member_no is None else {"member_no": member_no}
     if tier is not None or member_no is None:
-        options["tier"] = _tier(tier or "0")
+        options["tier"] = _tier(obj, tier or "0")
     request, done, currency = _run_at_desk(obj, "issue", desk_terminal_id, op_id, wait_s, cash_cents=load,
                                            card_type=card_type, pay=pay, **options)
     click.echo("card %d issued: balance %s (bonus %s), deposit %s [operation %s]" % (

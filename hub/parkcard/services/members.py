@@ -8,6 +8,7 @@ inherits the link (parkcard.services.desk.replacement).
 import re
 
 from parkcard.domain.tiers import DEFAULT_TIERS, TierError
+from parkcard.services.tiers import park_tiers
 from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import CARD_QUERY, MEMBERS, requires
@@ -53,7 +54,7 @@ async def register(store, actor, name, phone, note="", tier=0):
     name = _text(name, "name", NAME_LENGTH_MAX)
     note = _text(note, "note", NOTE_LENGTH_MAX, required=False)
     phone = phone_of(phone)
-    code = tier_code(tier)
+    code = tier_code(tier, await park_tiers(store))
     try:
         return await store.add_member(name, phone, note, code, audit=audited(
             actor.name, "member.add", extra=lambda m: {"member_no": m.member_no}, tier=code))
@@ -95,7 +96,7 @@ async def member_cards(store, actor, member_no):
 @requires(MEMBERS)
 async def set_tier(store, actor, member_no, tier):
     """Set a member's tier (the tier the desk gives their cards' top-ups); return how many cards took it."""
-    code = tier_code(tier)
+    code = tier_code(tier, await park_tiers(store))
     changed = await store.set_member_tier(member_no, code, audit=audited(
         actor.name, "member.tier", when=lambda n: n is not None, member_no=member_no, tier=code))
     if changed is None:

@@ -14,10 +14,10 @@ pending is shown as such, with its retry.
 from fastapi import APIRouter, Depends, Request
 
 from parkcard.domain.lifecycle import DeskOpState
-from parkcard.domain.tiers import DEFAULT_TIERS
 from parkcard.services import credits
 from parkcard.services import privileges as P
 from parkcard.services.desk import operations, query
+from parkcard.services.tiers import park_tiers
 from parkcard.services.privileges import ServiceError
 from parkcard.web.pages import (N_, amount, gettext, operator, optional_number, park_of, render, session_form,
                                 state, whole_number)
@@ -28,7 +28,6 @@ router = APIRouter()
 OP_ID_FIELD = "op"
 # The tiers a card may be issued in, by code: the park's table (its own once it configures one). The default
 # names are in the catalogs; a name the park gives is shown as it is written.
-TIER_NAMES = {t.code: t.name for t in DEFAULT_TIERS}
 # The form fields a retry sends again as they were (everything but the CSRF token).
 _NOT_RESENT = ("csrf",)
 
@@ -74,7 +73,8 @@ async def _page(request, session, desk_id=None, card=None, outcome=None, pending
         desk_id = desks[0][0]
     held = session.actor.privileges
     return render(request, "desk.html", session, status=status, park=park, desks=desks, desk_id=desk_id, card=card,
-                  outcome=outcome, pending=pending, op_id=op_id or new_token(), kinds=KIND_NAMES, tiers=TIER_NAMES,
+                  outcome=outcome, pending=pending, op_id=op_id or new_token(), kinds=KIND_NAMES,
+                  tiers={t.code: t.name for t in await park_tiers(web.store)},
                   actions=[a for a in ACTIONS if a.privilege in held])
 
 
