@@ -99,6 +99,31 @@ def test_a_cashier_stocks_issues_and_tops_up_the_card_on_the_desk(chromium, park
     context.close()
 
 
+def test_a_cashier_refunds_part_of_the_cash_then_takes_the_card_back(chromium, park):  # noqa: F811
+    blank = MifareClassic1K(BLANK_UID)
+    context, page = tab(chromium, park)
+    log_in(page, "cas")
+    page.goto("/desk")
+    park.on_loop(park.sim.put_on_desk, blank)
+    page.click("#desk-read")
+    act(page, "stock")
+    page.click("#desk-read")
+    act(page, "issue", load="100", deposit="20")
+    assert "not an amount in CNY" in act(page, "refund", amount="-3")
+    assert "over the refundable" in act(page, "refund", amount="500")
+    refunded = act(page, "refund", amount="30")
+    assert "Refunded: pay the holder CNY 30.00" in refunded and "now holds CNY 70.00" in refunded
+    assert card_balance(park.sim.park_keys, blank).balance_cents == 7000
+    shot(page, "desk-refunded")
+    returned = act(page, "return_card")
+    assert "is returned: pay the holder CNY 90.00" in returned       # the cash left and the deposit
+    assert card_balance(park.sim.park_keys, blank).balance_cents == 0
+    assert [r.kind for r in desk_records(park)] == [R.KIND_ISSUE, R.KIND_PAYOUT, R.KIND_CASHOUT]
+    assert "was returned" in act(page, "top_up", amount="10")      # a returned card takes no money
+    shot(page, "desk-returned")
+    context.close()
+
+
 def test_finance_cannot_reach_the_desk_page(chromium, park):  # noqa: F811
     context, page = tab(chromium, park)
     log_in(page, "fin")

@@ -172,6 +172,29 @@ async def top_up(request, session, form, park, desk_id, op_id):
     return _done_text(request, session, park, done, gettext(request, session, "Topped up"))
 
 
+@desk_action("refund", N_("Refund"), P.CARD_REFUND)
+async def refund(request, session, form, park, desk_id, op_id):
+    """Pay back part of the cash on the card on the desk, less the park's fee (退款): services.desk.refund."""
+    web = state(request)
+    cents = amount(form, "amount", gettext(request, session, "the refund"), park)
+    done = await operations.refund(web.hub.desk_path, session.actor, op_id, desk_id, cents)
+    return gettext(request, session, "Refunded: pay the holder %(paid)s (fee %(fee)s); card %(card)s now holds "
+                                     "%(balance)s (operation %(op)s).") % {
+        "paid": park.money(done.paid_cents), "fee": park.money(done.fee_cents), "card": done.card_no,
+        "balance": park.money(done.balance_cents), "op": done.op_id}
+
+
+@desk_action("return_card", N_("Take the card back"), P.CARD_RETURN)
+async def return_card(request, session, form, park, desk_id, op_id):
+    """Take back the card on the desk (退卡): cash less the fee and the deposit paid out: services.desk.return_card."""
+    web = state(request)
+    done = await operations.return_card(web.hub.desk_path, session.actor, op_id, desk_id)
+    return gettext(request, session, "Card %(card)s is returned: pay the holder %(paid)s (deposit included, fee "
+                                     "%(fee)s); its bonus %(bonus)s went back to the park (operation %(op)s).") % {
+        "card": done.card_no, "paid": park.money(done.paid_cents), "fee": park.money(done.fee_cents),
+        "bonus": park.money(done.bonus_cents), "op": done.op_id}
+
+
 @desk_action("credit", N_("Grant a credit"), P.CREDITS_GRANT)
 async def credit(request, session, form, park, desk_id, op_id):
     """Grant value to a card not on the desk, landing at its next tap: services.credits.grant_credit."""
