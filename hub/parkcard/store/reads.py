@@ -120,7 +120,8 @@ class SharedMethods:
 
     async def merchants(self):
         """Return [Merchant] by id."""
-        return [Merchant(*r) for r in await self._all("SELECT id, park_id, name, commission_bps FROM merchants "
+        return [Merchant(*r) for r in await self._all("SELECT id, park_id, name, commission_bps, discount_bearer "
+                                                      "FROM merchants "
                                                       "ORDER BY id")]
 
     async def terminals(self, terminal_id=None):

@@ -59,6 +59,7 @@ class Merchant(NamedTuple):
     park_id: int
     name: str
     commission_bps: int
+    discount_bearer: str = "park"   # who bears its booth discounts: 'park' or 'merchant' (SPEC.md §7.5)
 
 
 class MerchantListing(NamedTuple):
