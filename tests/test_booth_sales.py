@@ -37,7 +37,8 @@ def gold_rules():
 def booth(tmp_path, free_amount=False, rules=None):
     """A pos terminal holding a price list (Cola 3.50 snack, Cake 12.00, Gone not sold) and discount rules."""
     t = Terminal(tmp_path)
-    sync = SimpleNamespace(handle=lambda *a: None, client=None, prices_versions=None)
+    sync = SimpleNamespace(handle=lambda *a: None, client=None, prices_versions=None, watch_config=lambda w: None,
+                           unwatch_config=lambda w: None)
     t.app.runtime = SimpleNamespace(board=t.board, sync=sync)
     t.app._role = None
     t.role = t.app.role(ROLE_POS)

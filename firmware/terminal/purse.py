@@ -13,10 +13,13 @@ RETURNED = "returned"
 BLACKLISTED = "blacklisted"
 EXPIRED = "expired"
 PERMISSION = "permission"
+NOT_ALLOWED = "not_allowed"         # the consumption rules do not take this card type or tier (SPEC.md §5.10)
+MEMBERS_ONLY = "members_only"       # a member-only item for a card below the member tier
 OVER_TX_CAP = "over_tx_cap"
 OVER_DAILY_CAP = "over_daily_cap"
 INSUFFICIENT = "insufficient"
 STALE = "stale"
+OFFLINE_LIMIT = "offline_limit"     # offline, and the card's sales the hub has not acknowledged pass the limit
 
 
 def amount_ok(amount_cents):
@@ -24,11 +27,22 @@ def amount_ok(amount_cents):
     return 0 < amount_cents <= card.BALANCE_MAX_CENTS
 
 
-def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist_updated_s):
+def _cap(park_cents, rule_cents):
+    """The tighter of two limits, 0 meaning none."""
+    if park_cents and rule_cents:
+        return min(park_cents, rule_cents)
+    return park_cents or rule_cents
+
+
+def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist_updated_s, rules=None,
+            member_only=False, offline_spent=None):
     """The first rule paying amount_cents breaks, or None when it may be paid.
 
     info, slot: the card's CardInfo and WalletSlot in force; cfg: the hub's Config;
     listed: the card number is on the blacklist; times in UTC epoch seconds.
+    rules: the terminal's protocol.spend_rules.SpendRules or None; member_only: the sale holds a
+    member-only item; offline_spent(): what the card spent here that the hub has not acknowledged,
+    given only while the terminal is offline (SPEC.md §3.6 rule 15).
     """
     if info.flags & card.FLAG_ADMIN:
         return NOT_WALLET
@@ -41,9 +55,15 @@ def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist
         return EXPIRED
     if not (info.perms >> cfg.category) & 1:
         return PERMISSION
-    if cfg.tx_cap_cents and amount_cents > cfg.tx_cap_cents:
+    if rules is not None and not rules.allows(info.tier, info.flags):
+        return NOT_ALLOWED
+    if member_only and info.tier < (rules.member_tier if rules is not None else 1):
+        return MEMBERS_ONLY
+    tx_cap = _cap(cfg.tx_cap_cents, rules.tx_cap_cents if rules is not None else 0)
+    if tx_cap and amount_cents > tx_cap:
         return OVER_TX_CAP
-    if cfg.daily_cap_cents and slot.spent_on(today) + amount_cents > cfg.daily_cap_cents:
+    daily_cap = _cap(cfg.daily_cap_cents, rules.daily_cap_cents if rules is not None else 0)
+    if daily_cap and slot.spent_on(today) + amount_cents > daily_cap:
         return OVER_DAILY_CAP
     if slot.balance_cents < amount_cents:
         return INSUFFICIENT
@@ -54,6 +74,9 @@ def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist
         return STALE
     if cfg.blacklist_max_age_s and abs(now - blacklist_updated_s) > cfg.blacklist_max_age_s:
         return STALE
+    if (rules is not None and rules.offline_cents and offline_spent is not None
+            and offline_spent() + amount_cents > rules.offline_cents):
+        return OFFLINE_LIMIT
     return None
 
 

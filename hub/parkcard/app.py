@@ -607,7 +607,9 @@ class Hub:
             await self.downlink.push_prices()
         if notify.CREDITS in news:
             await self.downlink.push_credits()
-        if news - {notify.BLACKLIST, notify.PRICES, notify.CREDITS}:
+        if notify.RULES in news:
+            await self.downlink.push_spend_rules()
+        if news - {notify.BLACKLIST, notify.PRICES, notify.CREDITS, notify.RULES}:
             await self.poll_registry()
         self.changes.bump()
 

@@ -14,6 +14,7 @@ from terminal.app import Role as _Role
 from terminal import atomic
 from terminal.journal import COMMITTED
 from terminal import prices as pr
+from terminal.spend import RulesTail
 from terminal import wallet as w
 from terminal.ui import money
 
@@ -39,6 +40,7 @@ class Role(_Role):
         self.prices = self.rules = None
         self._basket_open = self._more = False
         runtime = app.runtime
+        self._spend_rules = RulesTail(app.wallet, runtime)
         if runtime is None:
             return                  # a terminal without a link: keyed amounts only
         folder = runtime.board.data_dir() + "/prices"
@@ -74,7 +76,8 @@ class Role(_Role):
             raise pr.PricesError("flash", "discount rules not stored: %s" % exc)
 
     def close(self):
-        """No longer a booth: the price list downlinks are refused again."""
+        """No longer a booth: the price list downlinks are refused again, its consumption rules go."""
+        self._spend_rules.close()
         if self.prices is None:
             return
         sync = self.app.runtime.sync
@@ -84,7 +87,8 @@ class Role(_Role):
         self.prices.close()
 
     async def serve(self, cfg):
-        """One step of the loop: one sale."""
+        """One step of the loop: one sale, by the consumption rules of the config in force."""
+        self._spend_rules.take(cfg)
         return await self.sale_once()
 
     async def read_sale(self):
@@ -140,6 +144,16 @@ class Role(_Role):
             self.app.ui.message(found.name, "Not sold")
             found = None
         return found
+
+    def _member_only(self, lines):
+        """True when a line is an item the list sells to members only (SPEC.md §7.1 flag bit 1, §3.6 rule 11)."""
+        if self.prices is None or not self.prices.version:
+            return False
+        for code, _c, _q, _u in lines:
+            found = self.prices.lookup(code) if code else None
+            if found is not None and found.member_only:
+                return True
+        return False
 
     async def show_balance(self):
         """Tap-to-see-balance: wait for a card and show what it holds."""
@@ -223,15 +237,17 @@ class Role(_Role):
         tier = [0]
         app.ui.wait_card(gross)
         wallet = app.wallet
+        members = self._member_only(lines)
         hook = price if rules is not None or listed else None
         wallet.sale_lines = journal_lines if listed else None
         try:
-            result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook))
+            result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook, member_only=members))
             while result is not None and result.reason == w.UNCERTAIN:
                 # "Tap card again": the re-tap settles this sale, it does not start a new one (SPEC.md §3.5).
                 app.ui.result(result)
                 seq = result.seq
-                result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook))
+                result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook,
+                                                                 member_only=members))
         finally:
             wallet.sale_lines = None
         if result is None:

@@ -2,14 +2,24 @@
 
 from protocol.config import ROLE_RIDE
 from terminal.app import Role as _Role
+from terminal.spend import RulesTail
 from terminal import wallet as w
 
 
 class Role(_Role):
-    """Charges the config's fixed price to each card presented."""
+    """Charges the config's fixed price to each card presented, by the park's consumption rules."""
+
+    def __init__(self, app):
+        _Role.__init__(self, app)
+        self._rules = RulesTail(app.wallet, app.runtime)
+
+    def close(self):
+        """No longer a ride: its consumption rules go."""
+        self._rules.close()
 
     async def serve(self, cfg):
         """One step of the loop: wait for a rider at the configured price."""
+        self._rules.take(cfg)
         return await self.ride_once(cfg.fixed_price_cents)
 
     async def ride_once(self, price_cents):
@@ -23,6 +33,7 @@ class Role(_Role):
             cfg = app.wallet.config
             if cfg is None or cfg.role != ROLE_RIDE or (cfg.fixed_price_cents != price_cents and not retry_seq):
                 return None
+            self._rules.take(cfg)   # new rules apply to the next rider
             if app.wallet.park_keys is not None and not await app.wallet.card_near():
                 await app.poll()    # an empty field: the reader waited without holding the loop
                 continue

@@ -681,6 +681,14 @@ class Store(abc.ABC):
         """Append version after + 1 of the park's discount rules (JSON text); VersionMoved when after is stale."""
 
     @abc.abstractmethod
+    async def spend_rules(self, version=None):
+        """Return the park's consumption rules (rows.DiscountRulesVersion: version and JSON text), or None."""
+
+    @abc.abstractmethod
+    async def add_spend_rules(self, after, rules, actor, audit=None):
+        """Append version after + 1 of the park's consumption rules (JSON text); VersionMoved when after is stale."""
+
+    @abc.abstractmethod
     async def discount_bearer(self, merchant_id):
         """Return 'park' or 'merchant': who bears the merchant's discounts; None for an unknown merchant."""
 

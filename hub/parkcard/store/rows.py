@@ -428,7 +428,8 @@ class PriceListVersion(NamedTuple):
 
 
 class DiscountRulesVersion(NamedTuple):
-    """One version of the park's discount rules (JSON text: parkcard.services.discounts reads it)."""
+    """One version of the park's discount rules or consumption rules (JSON text: parkcard.services.discounts and
+    parkcard.services.spend_rules read it)."""
 
     version: int
     rules: str

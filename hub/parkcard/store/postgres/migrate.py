@@ -15,12 +15,14 @@ MIGRATE_LOCK_KEY = 0x70617263_6d696772   # "parcmigr"
 
 
 def migration_files():
-    """Return the migration files in order; their count is the schema version this hub writes."""
+    """Return the migration files by number - 1 up to the newest (None for a number without a file, a step that
+    changes nothing); their count is the schema version this hub writes."""
     files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
-    for number, path in enumerate(files, 1):
-        if int(path.name[:4]) != number:
-            raise RuntimeError("migration %s is out of sequence (expected %04d_*)" % (path.name, number))
-    return files
+    numbers = [int(path.name[:4]) for path in files]
+    if not numbers or numbers[0] != 1 or len(set(numbers)) != len(numbers):
+        raise RuntimeError("the migrations %s do not start at 0001 or repeat a number" % [p.name for p in files])
+    by_number = dict(zip(numbers, files))
+    return [by_number.get(n) for n in range(1, numbers[-1] + 1)]
 
 
 async def schema_version(conn):
@@ -53,6 +55,7 @@ async def migrate(conn, where):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK_KEY)
             if await conn.fetchval("SELECT version FROM parkcard_schema") >= number:
                 continue        # another process applied it meanwhile
-            await conn.execute(files[number - 1].read_text())
+            if files[number - 1] is not None:
+                await conn.execute(files[number - 1].read_text())
             await conn.execute("UPDATE parkcard_schema SET version = $1", number)
     return len(files)

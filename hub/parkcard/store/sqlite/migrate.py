@@ -16,16 +16,24 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def migration_files():
-    """Return [(number, name, sql)] of the SQLite migrations, in order; numbered 1, 2, 3 ... without gaps."""
+    """Return [(number, name, sql)] of the SQLite migrations, in order: numbers from 1, ascending, each once
+    (a number no file holds changes nothing, and migrations() makes it an empty step)."""
     folder = importlib.resources.files("parkcard.store") / "migrations" / "sqlite"
     found = sorted((int(m.group(1)), entry.name) for entry in folder.iterdir() if (m := _NAME.match(entry.name)))
-    if [n for n, _ in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError("the SQLite migrations of this parkcard install are not numbered 1..%d: %s; reinstall "
-                           "parkcard" % (len(found), [name for _, name in found]))
+    numbers = [n for n, _ in found]
+    if not numbers or numbers[0] != 1 or len(set(numbers)) != len(numbers):
+        raise RuntimeError("the SQLite migrations of this parkcard install do not start at 1 or repeat a number: "
+                           "%s; reinstall parkcard" % [name for _, name in found])
     return [(n, name, (folder / name).read_text(encoding="utf-8")) for n, name in found]
 
 
-MIGRATIONS = tuple(sql for _n, _name, sql in migration_files())
+def migrations():
+    """The SQL of migration 1, 2, ... up to the newest, by number - 1 (an empty step for a number without a file)."""
+    files = {n: sql for n, _name, sql in migration_files()}
+    return tuple(files.get(n, "") for n in range(1, max(files) + 1))
+
+
+MIGRATIONS = migrations()
 LATEST = len(MIGRATIONS)
 
 

@@ -1,0 +1,7 @@
+-- Consumption rules (SPEC.md §5.10): every version of the park's rules per terminal category and per
+-- merchant, as JSON (parkcard.services.spend_rules); pushed to pos and ride terminals in their T_CONFIG
+-- tail, never changed or deleted. Booth discounts the park bears are ledger entries (park:discounts,
+-- SPEC.md §7.5): a settlement reads them, no longer the merchant's bearer at closing time.
+CREATE TABLE consumption_rules(
+    version INTEGER PRIMARY KEY CHECK (version >= 1), rules TEXT NOT NULL, created_at REAL NOT NULL,
+    created_by TEXT NOT NULL);
