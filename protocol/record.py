@@ -43,20 +43,6 @@ KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, K
 FLAG_OFFLINE = 0x01   # taken while the terminal had no hub link
 FLAG_RESOLVED = 0x02  # card outcome was uncertain and was settled on a later tap
 
-# Where _FMT puts the fields debit_cents reads (SPEC.md §4.1): kind, card_no, amount_cents.
-_KIND_AT = 1
-_CARD_AT = 16
-_AMOUNT_AT = 30
-
-
-def debit_cents(buf, offset, card_no):
-    """The amount of the record at buf[offset:] when it is a debit of card_no, else 0; no MAC check (a
-    terminal reading its own journal) and no allocation beyond the numbers."""
-    if buf[offset + _KIND_AT] != KIND_DEBIT or struct.unpack_from(">I", buf, offset + _CARD_AT)[0] != card_no:
-        return 0
-    return struct.unpack_from(">I", buf, offset + _AMOUNT_AT)[0]
-
-
 # Upload status of a record (SPEC.md §4.3); not part of the MACed record.
 STATUS_COMMITTED = 1
 STATUS_VOIDED = 2

@@ -1,7 +1,7 @@
 """Consumption rules (消费规则) of a pos or ride terminal: the T_CONFIG tail the hub sends it (SPEC.md §5.10).
 
 The park sets them per terminal category or merchant; the terminal enforces them offline from the card
-alone (SPEC.md §3.6 rules 10-15). A codec only: no I/O, runs on MicroPython and CPython.
+alone (SPEC.md §3.6 rules 10-16). A codec only: no I/O, runs on MicroPython and CPython.
 """
 
 import struct
@@ -25,6 +25,12 @@ SIZE = const(18)
 _CENTS_MAX = const((1 << 23) - 1)    # a card's balance maximum (SPEC.md §3.4)
 _TIER_MAX = const(15)
 _FLAG_STAFF = const(2)               # protocol.card.FLAG_STAFF, not imported: the tap path stays small
+# Where a record (SPEC.md §4.1, protocol.record's _FMT) holds what the offline limit reads; not imported from
+# protocol.record, which every terminal loads, so that only the spending roles carry it.
+_KIND_AT = const(1)
+_CARD_AT = const(16)
+_AMOUNT_AT = const(30)
+_KIND_DEBIT = const(1)
 
 
 class SpendRules:
@@ -75,3 +81,11 @@ def _check(version, tx_cap, daily_cap, card_types, tiers, offline, member_tier):
             or not 0 < card_types <= TYPES_ALL or not 0 < tiers <= TIERS_ALL or not 0 <= offline <= _CENTS_MAX
             or not 0 <= member_tier <= _TIER_MAX):
         raise Malformed("consumption rules field out of range")
+
+
+def debit_cents(buf, offset, card_no):
+    """The amount of the record at buf[offset:] when it is a debit (kind 1) of card_no, else 0: no MAC check (a
+    terminal reading its own journal, SPEC.md §3.6 rule 16) and no allocation beyond the numbers."""
+    if buf[offset + _KIND_AT] != _KIND_DEBIT or struct.unpack_from(">I", buf, offset + _CARD_AT)[0] != card_no:
+        return 0
+    return struct.unpack_from(">I", buf, offset + _AMOUNT_AT)[0]

@@ -1,4 +1,4 @@
-"""Consumption rules on the terminal (SPEC.md §3.6 rules 10-15, §5.10): a booth and a ride refuse, offline and
+"""Consumption rules on the terminal (SPEC.md §3.6 rules 10-16, §5.10): a booth and a ride refuse, offline and
 from the card alone, each sale a rule forbids, with its reason on the display in a visitor's words, and charge
 nothing; the sale a rule allows goes through. The rig is test_booth_sales.py's (real RC522 driver on the
 virtual chip, real journal)."""

@@ -41,8 +41,8 @@ def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist
     info, slot: the card's CardInfo and WalletSlot in force; cfg: the hub's Config;
     listed: the card number is on the blacklist; times in UTC epoch seconds.
     rules: the terminal's protocol.spend_rules.SpendRules or None; member_only: the sale holds a
-    member-only item; offline_spent(): what the card spent here that the hub has not acknowledged,
-    given only while the terminal is offline (SPEC.md §3.6 rule 15).
+    member-only item; offline_spent(card_no): what the card spent here that the hub has not
+    acknowledged, given only while the terminal is offline (SPEC.md §3.6 rule 16).
     """
     if info.flags & card.FLAG_ADMIN:
         return NOT_WALLET
@@ -75,7 +75,7 @@ def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist
     if cfg.blacklist_max_age_s and abs(now - blacklist_updated_s) > cfg.blacklist_max_age_s:
         return STALE
     if (rules is not None and rules.offline_cents and offline_spent is not None
-            and offline_spent() + amount_cents > rules.offline_cents):
+            and offline_spent(info.card_no) + amount_cents > rules.offline_cents):
         return OFFLINE_LIMIT
     return None
 

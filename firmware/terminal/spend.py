@@ -5,7 +5,7 @@ Only the spending roles import this: a gate's tail is its gate config (§5.8), a
 
 from protocol.config import ROLE_POS, ROLE_RIDE
 from protocol.errors import Malformed
-from protocol.spend_rules import SpendRules
+from protocol.spend_rules import SpendRules, debit_cents
 
 
 class RulesTail:
@@ -19,8 +19,13 @@ class RulesTail:
         self._wallet = wallet
         self._sync = runtime.sync if runtime is not None else None
         self._watcher = self.take       # one bound method: the same object to unwatch
+        wallet.offline_spent = self.offline_spent
         if self._sync is not None:
             self._sync.watch_config(self._watcher)
+
+    def offline_spent(self, card_no):
+        """What card_no spent at this terminal that the hub has not acknowledged: its debits in the journal."""
+        return self._wallet.journal.unacked_total(lambda buf, at: debit_cents(buf, at, card_no))
 
     def take(self, cfg):
         """Set the wallet's spend_rules from cfg.tail: None for another role, no tail or one that does not
@@ -41,5 +46,5 @@ class RulesTail:
         """The role ends: its rules go with it."""
         if self._sync is not None:
             self._sync.unwatch_config(self._watcher)
-        self._wallet.spend_rules = None
+        self._wallet.spend_rules = self._wallet.offline_spent = None
         self._tail = None

@@ -10,7 +10,7 @@ paid (terminal/purse.py) live apart from this order.
 
 from protocol import card
 from protocol.errors import BadMac
-from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, PASSAGE_KINDS, Record, debit_cents
+from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, PASSAGE_KINDS, Record
 from terminal import journal as jr
 from terminal import purse
 from terminal.cards.classic import ClassicSession
@@ -54,8 +54,10 @@ class Wallet:
     # moves its seq above them (roles/pos.py, SPEC.md §4.11); None: a debit has no lines.
     sale_lines = None
     # The consumption rules in force (protocol.spend_rules.SpendRules from the T_CONFIG tail, SPEC.md §5.10),
-    # set by the pos and ride roles; None: only the park's caps of the config.
+    # set by the pos and ride roles; None: only the park's caps of the config. offline_spent(card_no): what
+    # the card spent here that the hub has not acknowledged (terminal/spend.py, for the offline limit).
     spend_rules = None
+    offline_spent = None
 
     def __init__(self, reader, journal, blacklist, terminal_id, record_mac, clock):
         self.reader = reader
@@ -146,12 +148,10 @@ class Wallet:
             cr, refused = self.credits.deliver(self, cr, now)   # SPEC.md §3.7: before the sale is judged
             if refused:
                 return refused
-        card_no = cr.info.card_no
         offline = self.link is None or not self.link.connected
-        reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(card_no),
+        reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(cr.info.card_no),
                                now, self.last_hub_contact_s, self.blacklist_updated_s, self.spend_rules, member_only,
-                               (lambda: self.journal.unacked_total(lambda buf, at: debit_cents(buf, at, card_no)))
-                               if offline else None)
+                               self.offline_spent if offline else None)
         if reason == BLACKLISTED:
             if cr.slot.locked:
                 self._attempt(cr, now)

@@ -33,7 +33,8 @@ CARDS = [(0, 0, 0), (0, 2, card.FLAG_STAFF), (1, 0, 0), (1, 1, 0), (1, 2, 0), (1
 
 
 def records():
-    """Journal records and what debit_cents reads of them for card 700: a debit, another card's, a refund, a line."""
+    """Journal records and what spend_rules.debit_cents reads of them for card 700: a debit, another card's,
+    a refund, a sale line, a debit of the balance maximum."""
     mac = record_mac_for(TERMINAL_KEY)
     recs = [Record(KIND_DEBIT, 31, 1, 1795600000, 700, UID, 2, 1234, 8766, 11, 100, 1, 3),
             Record(KIND_DEBIT, 31, 2, 1795600001, 701, UID, 2, 999, 1, 11, 0, 1, 3),

@@ -1,4 +1,4 @@
-"""Check protocol/spend_rules.py, the rules in a T_CONFIG tail and record.debit_cents against
+"""Check protocol/spend_rules.py, the rules in a T_CONFIG tail and its debit_cents of records against
 protocol/vectors/spend_rules.json; runs on MicroPython and CPython.
 
 usage: <interpreter> tests/mpy/spend_rules_check.py protocol/vectors/spend_rules.json
@@ -13,7 +13,6 @@ from binascii import unhexlify
 from protocol import spend_rules as s
 from protocol.config import Config
 from protocol.errors import Malformed
-from protocol.record import debit_cents
 from vector_checks import checks, expect, refused
 
 
@@ -38,7 +37,7 @@ def main(path):
     for data, cents in v["records"]:
         raw = unhexlify(data)
         padded = b"\x00" * 5 + raw      # read in place at an offset, as the journal does
-        expect(debit_cents(padded, 5, 700) == cents, "debit_cents %s" % data[:8])
+        expect(s.debit_cents(padded, 5, 700) == cents, "debit_cents %s" % data[:8])
     print("spend rules vectors ok %d" % checks[0])
 
 

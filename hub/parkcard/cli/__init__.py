@@ -19,7 +19,7 @@ import os
 import click
 
 from parkcard.cli import (admin_card, apikey, blacklist, card, credit, discount, fleet, gate, hub, item, ledger,
-                          merchant, operator, park, rule, terminal, ticket)
+                          merchant, operator, park, report, rule, terminal, ticket)
 from parkcard.cli.common import Settings, UserError
 from parkcard.cli.optional import CommandsGroup
 
@@ -49,7 +49,8 @@ def _register():
     for command in (park.init, fleet.terminals, ledger.ledger, ledger.settle, park.park, merchant.merchant,
                     terminal.terminal, admin_card.admin_card_group, card.card_group, blacklist.blacklist, fleet.alarms,
                     fleet.quarantine, hub.up, apikey.apikey, operator.operator, item.item, discount.discount,
-                    credit.credit, ticket.ticket, gate.gate, gate.occupancy, rule.rule, audit_command()):
+                    credit.credit, ticket.ticket, gate.gate, gate.occupancy, rule.rule, report.report,
+                    audit_command()):
         main.add_command(command)
 
 

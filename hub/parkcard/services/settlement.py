@@ -28,11 +28,10 @@ written in the same transaction as the settlement. Closing is final:
 import csv
 import datetime
 import io
-import os
 import time
 
 from parkcard.money import major_units
-from parkcard.security.files import write_atomic
+from parkcard.security.files import write_export
 from parkcard.services.privileges import SETTLEMENT, SETTLEMENT_READ, ServiceError, requires
 from parkcard.store import PeriodOverlap
 
@@ -145,10 +144,4 @@ def csv_text(rows):
 
 def write_csv(path, rows, force=False):
     """Write settlement rows as CSV (csv_text); FileExistsError if the file exists, unless force."""
-    data = csv_text(rows).encode()
-    if not force:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)   # never over an earlier export
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return
-    write_atomic(path, data, 0o644)     # the old export stays whole until the new one is
+    write_export(path, csv_text(rows).encode(), force)

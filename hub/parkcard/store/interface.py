@@ -320,6 +320,10 @@ class Store(abc.ABC):
         """Return [SalesDay] of applied sales and refunds in [start_s, end_s), days shifted by offset_s."""
 
     @abc.abstractmethod
+    async def booth_records(self, start_s, end_s, merchant_id=None):
+        """Return [rows.BoothRecord]: applied sales and refunds and the sale lines in [start_s, end_s)."""
+
+    @abc.abstractmethod
     async def sales_by_terminal(self, start_s, end_s, merchant_id=None):
         """Return [rows.TerminalSales] of applied sales and refunds in [start_s, end_s), by terminal."""
 

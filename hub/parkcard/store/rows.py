@@ -397,6 +397,21 @@ class TerminalSales(NamedTuple):
     records: int
 
 
+class BoothRecord(NamedTuple):
+    """An applied booth sale or refund, or a sale line, in a period: what the sales reports add up."""
+
+    terminal_id: int
+    terminal_name: str
+    merchant_id: int
+    merchant_name: str
+    kind: int
+    seq: int
+    status: str
+    raw: bytes
+    park_discount_cents: int    # what park:discounts paid the merchant for it (SPEC.md §7.5); 0 for a line
+    card_tier: Optional[int]    # the hub's tier of the card now (None: a card the hub has no row of)
+
+
 class TopUpDay(NamedTuple):
     """Top-ups and issues on one day (days from the epoch in the park's zone): value loaded, bonus given, how many."""
 
