@@ -149,10 +149,6 @@ class _Reader:
             return False
         return self._buf[lo] == _APPEND or COMMITTED <= self._buf[lo + 1] <= HANDED_OVER
 
-    def record_at(self):
-        """(buffer, offset) of the current entry's record, valid until next(): read it without a copy."""
-        return self._buf, self._lo + _APPEND_HEAD
-
     def record(self):
         start = self._lo + _APPEND_HEAD
         return bytes(self._mv[start : start + self._rs])
@@ -498,21 +494,6 @@ class Journal:
         finally:
             it.close()
         return [tuple(item) for item in out]
-
-    def unacked_total(self, value):
-        """Sum value(buffer, offset) over the records the hub has not acknowledged (each read in place)."""
-        acked = self._acked
-        start = 0
-        while start < len(self._segs) and self._segs[start][_LAST] <= acked:
-            start += 1
-        total = 0
-        if start == len(self._segs):
-            return total
-        for r in self._entries(start):
-            if r.kind == _APPEND and r.seq > acked:
-                buf, offset = r.record_at()
-                total += value(buf, offset)
-        return total
 
     def ack(self, upto_seq):
         """The hub stored every seq <= upto_seq: persist that and trim segments."""

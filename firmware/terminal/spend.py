@@ -6,6 +6,11 @@ Only the spending roles import this: a gate's tail is its gate config (§5.8), a
 from protocol.config import ROLE_POS, ROLE_RIDE
 from protocol.errors import Malformed
 from protocol.spend_rules import SpendRules, debit_cents
+from terminal.compat import const
+
+# terminal/journal.py's entry layout (its _APPEND and _APPEND_HEAD: an underscored const() has no name to import).
+_JOURNAL_APPEND = const(0x41)
+_JOURNAL_APPEND_HEAD = const(9)
 
 
 class RulesTail:
@@ -25,7 +30,7 @@ class RulesTail:
 
     def offline_spent(self, card_no):
         """What card_no spent at this terminal that the hub has not acknowledged: its debits in the journal."""
-        return self._wallet.journal.unacked_total(lambda buf, at: debit_cents(buf, at, card_no))
+        return unacked_total(self._wallet.journal, lambda buf, at: debit_cents(buf, at, card_no))
 
     def take(self, cfg):
         """Set the wallet's spend_rules from cfg.tail: None for another role, no tail or one that does not
@@ -48,3 +53,15 @@ class RulesTail:
             self._sync.unwatch_config(self._watcher)
         self._wallet.spend_rules = self._wallet.offline_spent = None
         self._tail = None
+
+
+def unacked_total(journal, value):
+    """Sum value(buffer, offset) over the journal's records the hub has not acknowledged, each read in place.
+
+    A scan of terminal/journal.py's segments by its own reader, kept here rather than in the journal: every
+    terminal loads the journal, only the spending roles need this, and the heap of the others has no room."""
+    total = 0
+    for r in journal._entries(0):
+        if r.kind == _JOURNAL_APPEND and r.seq > journal._acked:
+            total += value(r._buf, r._lo + _JOURNAL_APPEND_HEAD)
+    return total
