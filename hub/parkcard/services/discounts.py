@@ -90,7 +90,7 @@ async def bearer(store, actor, merchant_id):
 
 @requires(MERCHANTS)
 async def set_bearer(store, actor, merchant_id, bearer):
-    """Set who bears the merchant's discounts for the sales applied from now on (SPEC.md §7.5); return the bearer before."""
+    """Set who bears the merchant's discounts for sales applied from now on (SPEC.md §7.5); return the one before."""
     checked(merchant_id=merchant_id)
     if bearer not in DISCOUNT_BEARERS:
         raise Refusal("out_of_range", "the discount is borne by one of %s, not %r" % (", ".join(DISCOUNT_BEARERS),

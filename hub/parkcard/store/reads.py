@@ -16,9 +16,9 @@ from parkcard.domain.lifecycle import RecordStatus
 from parkcard.money import DEFAULT_CURRENCY
 from parkcard.store import settlement as S
 from parkcard.store.errors import NotIssued
-from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, BoothRecord, Card,
-                                 CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse, Liabilities,
-                                 Merchant, Operator, PendingCommand,
+from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry,
+                                 BoothRecord, Card, CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse,
+                                 Liabilities, Merchant, Operator, PendingCommand,
                                  Quarantined, Refund, SalesDay, StoreCounts, StoredRecord, Terminal, TerminalCommand,
                                  TerminalFlags, TerminalSales, TopUpDay)
 
