@@ -108,3 +108,16 @@ def test_merchant_set_names_the_discount_bearer(tmp_path):
     assert refused.exit_code == 2 and "'visitor' is not one of" in refused.output
     missing = runner.invoke(main, ["--db", db, "merchant", "set", "--id", "9", "--discount-borne-by", "park"])
     assert missing.exit_code != 0 and "no merchant 9" in missing.output and "Traceback" not in missing.output
+
+
+def test_the_ledger_check_re_derives_the_park_s_discount_from_the_record():
+    sale = rec(R.KIND_DEBIT, 900, 9100, discount=100)
+    park = ledger.postings(sale, 3, 1000, 100)
+    assert audit.posting_mismatch(sale, 3, 1000, park) is None
+    assert audit.posting_mismatch(sale, 3, 1000, ledger.postings(sale, 3, 1000)) is None   # the merchant bore it
+    wrong = [("card:42", -900), ("merchant:3", 900), ("park:commission", 90), (DISCOUNTS, -90)]
+    assert "its posting is" in audit.posting_mismatch(sale, 3, 1000, wrong, rate_known=False)
+    refund = rec(R.KIND_REFUND, 450, 9550, ref_seq=1)
+    back = ledger.postings(refund, 3, 1000, 50)
+    assert audit.posting_mismatch(refund, 3, 1000, back, sale=sale) is None
+    assert audit.posting_mismatch(refund, 3, 1000, ledger.postings(refund, 3, 1000, 49), sale=sale) is not None
