@@ -2,6 +2,7 @@
 a refund takes its share back, settlement and the ledger check agree; both backends, and the CLI."""
 
 import asyncio
+import sqlite3
 
 import pytest
 from click.testing import CliRunner
@@ -121,3 +122,35 @@ def test_the_ledger_check_re_derives_the_park_s_discount_from_the_record():
     back = ledger.postings(refund, 3, 1000, 50)
     assert audit.posting_mismatch(refund, 3, 1000, back, sale=sale) is None
     assert audit.posting_mismatch(refund, 3, 1000, ledger.postings(refund, 3, 1000, 49), sale=sale) is not None
+
+
+def test_sales_booked_before_park_discount_entries_are_settled_by_the_bearer_at_the_close(tmp_path):
+    db = str(tmp_path / "park.db")
+
+    async def scenario():
+        hub = await Hub(db).open()
+        try:
+            await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
+            await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
+            await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
+            await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
+            await discounts.set_bearer(hub.storage, hub.actor("test:admin"), MERCHANT_ICE, "merchant")
+            issued = await desk_issued(hub, UID, 10000, time_s=DAY_S)
+            mac = hub.registry.get(BOOTH).record_mac
+            await hub.ingest.apply_local(BOOTH, [(R.STATUS_COMMITTED, r.encode(mac)) for r in _sales(issued)[:2]])
+        finally:
+            await hub.stop()
+    asyncio.run(scenario())
+    # As a hub before migration 27 left them: no park:discounts entry, and the migration's mark above them.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE discount_postings SET first_tx = (SELECT MAX(id) + 1 FROM ledger_tx)")
+        conn.execute("UPDATE merchants SET discount_bearer = 'park' WHERE id = ?", (MERCHANT_ICE,))
+
+    async def close():
+        hub = await Hub(db).open()
+        try:
+            return await hub.storage.close_settlements([MERCHANT_ICE], DAY_S, DAY_S + 86400)
+        finally:
+            await hub.stop()
+    [(closed, _new)] = asyncio.run(close())
+    assert (closed.discounts_cents, closed.park_discounts_cents, closed.payout_cents) == (180, 180, 1720 - 172 + 180)

@@ -5,3 +5,9 @@
 CREATE TABLE consumption_rules(
     version INTEGER PRIMARY KEY CHECK (version >= 1), rules TEXT NOT NULL, created_at REAL NOT NULL,
     created_by TEXT NOT NULL);
+-- Records applied before this migration booked no park:discounts entry: a settlement still pays their
+-- discounts by the merchant's bearer at the close, as it did (parkcard.store.settlement). first_tx is the
+-- first ledger transaction booked by the new rule.
+CREATE TABLE discount_postings(
+    id INTEGER PRIMARY KEY CHECK (id = 1), first_tx INTEGER NOT NULL);
+INSERT INTO discount_postings(id, first_tx) SELECT 1, COALESCE(MAX(id), 0) + 1 FROM ledger_tx;
