@@ -114,3 +114,10 @@ def test_a_ride_takes_the_rules_of_its_config(tmp_path):
     t.tap(vc)
     result = asyncio.run(asyncio.wait_for(t.role.ride_once(450), 20))
     assert result.ok and balance_of(vc) == 10000 - 450
+
+
+def test_every_refusal_has_words_that_fit_the_display():
+    from terminal.ui import REASON_TEXT
+    reasons = {value for name, value in vars(w).items() if name.isupper() and isinstance(value, str)}
+    assert reasons <= set(REASON_TEXT)
+    assert all(len(text) <= 16 for text in REASON_TEXT.values())     # 128 px of 8x8 font (terminal/devices.py)
