@@ -58,18 +58,23 @@ def _sales(issued):
     return out
 
 
+async def _ice_booth(hub, bearer):
+    """The ice cream merchant (10 % commission, its discounts borne by `bearer`), its booth and a card issued with
+    100.00: return (Issued, the booth's record Mac)."""
+    await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
+    await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
+    await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
+    await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
+    await discounts.set_bearer(hub.storage, hub.actor("test:admin"), MERCHANT_ICE, bearer)
+    return await desk_issued(hub, UID, 10000, time_s=DAY_S), hub.registry.get(BOOTH).record_mac
+
+
 @pytest.mark.parametrize("bearer", ["park", "merchant"])
 def test_the_ledger_settlement_and_the_ledger_check_follow_the_bearer(store_url, bearer):
     async def scenario():
         hub = await Hub(store_url).open()
         try:
-            await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
-            await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
-            await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
-            await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
-            await discounts.set_bearer(hub.storage, hub.actor("test:admin"), MERCHANT_ICE, bearer)
-            issued = await desk_issued(hub, UID, 10000, time_s=DAY_S)
-            mac = hub.registry.get(BOOTH).record_mac
+            issued, mac = await _ice_booth(hub, bearer)
             await hub.ingest.apply_local(BOOTH, [(R.STATUS_COMMITTED, r.encode(mac)) for r in _sales(issued)])
             expense = await hub.storage.account_balance(DISCOUNTS)
             merchant = await hub.storage.account_balance("merchant:%d" % MERCHANT_ICE)
@@ -130,13 +135,7 @@ def test_sales_booked_before_park_discount_entries_are_settled_by_the_bearer_at_
     async def scenario():
         hub = await Hub(db).open()
         try:
-            await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
-            await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
-            await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
-            await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
-            await discounts.set_bearer(hub.storage, hub.actor("test:admin"), MERCHANT_ICE, "merchant")
-            issued = await desk_issued(hub, UID, 10000, time_s=DAY_S)
-            mac = hub.registry.get(BOOTH).record_mac
+            issued, mac = await _ice_booth(hub, "merchant")
             await hub.ingest.apply_local(BOOTH, [(R.STATUS_COMMITTED, r.encode(mac)) for r in _sales(issued)[:2]])
         finally:
             await hub.stop()
