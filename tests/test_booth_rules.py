@@ -12,6 +12,7 @@ from protocol.card import TIER_GOLD, TIER_SILVER, TIER_STANDARD
 from protocol.config import ROLE_RIDE
 from protocol.spend_rules import TYPE_VISITOR, SpendRules
 from terminal import wallet as w
+from terminal.spend import RulesTail
 from test_booth_sales import COLA, MERCHANT, booth
 from test_terminal_flow import Terminal, balance_of, fast_loops, new_card  # noqa: F401 - fast_loops: autouse
 
@@ -84,7 +85,7 @@ def test_a_sale_the_rules_allow_goes_through(tmp_path, rules, card_info, keys):
 
 def test_the_offline_limit_counts_only_what_the_hub_has_not_acknowledged(tmp_path):
     t = member_booth(tmp_path)
-    t.wallet.spend_rules = SpendRules(1, offline_cents=1000)     # what the role takes from the config's tail
+    RulesTail(t.wallet).take(with_rules(t, SpendRules(1, offline_cents=1000)))     # what the role does
     vc = new_card(10000)
 
     def pay(cents, virtual=vc):

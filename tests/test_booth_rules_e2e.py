@@ -32,7 +32,7 @@ def test_each_rule_pushed_to_a_booth_refuses_its_sale_with_the_reason_shown(tmp_
                 await spend_rules.clear_rule(sim.hub.storage, admin, MERCHANT, booth.merchant_id)
             version, _rule = await spend_rules.set_rule(sim.hub.storage, admin, MERCHANT, booth.merchant_id, **fields)
             await sim.wait_for(lambda: booth.wallet.spend_rules is not None
-                               and booth.wallet.spend_rules.version == version, 30, "the rules did not arrive")
+                               and booth.wallet.spend_rules.rules.version == version, 30, "the rules did not arrive")
             seen.append(version)
 
         async def refused(visitor, cents, reason, screen, **sale):

@@ -27,22 +27,14 @@ def amount_ok(amount_cents):
     return 0 < amount_cents <= card.BALANCE_MAX_CENTS
 
 
-def _cap(park_cents, rule_cents):
-    """The tighter of two limits, 0 meaning none."""
-    if park_cents and rule_cents:
-        return min(park_cents, rule_cents)
-    return park_cents or rule_cents
-
-
 def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist_updated_s, rules=None,
-            member_only=False, offline_spent=None):
+            member_only=False, offline=False):
     """The first rule paying amount_cents breaks, or None when it may be paid.
 
     info, slot: the card's CardInfo and WalletSlot in force; cfg: the hub's Config;
     listed: the card number is on the blacklist; times in UTC epoch seconds.
-    rules: the terminal's protocol.spend_rules.SpendRules or None; member_only: the sale holds a
-    member-only item; offline_spent(card_no): what the card spent here that the hub has not
-    acknowledged, given only while the terminal is offline (SPEC.md §3.6 rule 16).
+    rules: the terminal's consumption rules (terminal.spend.Limits, SPEC.md §3.6 rules 10-13 and 16) or None;
+    member_only: the sale holds a member-only item; offline: the terminal has no hub link.
     """
     if info.flags & card.FLAG_ADMIN:
         return NOT_WALLET
@@ -55,15 +47,16 @@ def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist
         return EXPIRED
     if not (info.perms >> cfg.category) & 1:
         return PERMISSION
-    if rules is not None and not rules.allows(info.tier, info.flags):
-        return NOT_ALLOWED
-    if member_only and info.tier < (rules.member_tier if rules is not None else 1):
+    if rules is not None:
+        # Their caps first: the same reasons as the config's, so the lower of the two decides.
+        reason = rules.refusal(info, slot.spent_on(today), amount_cents, member_only)
+        if reason:
+            return reason
+    elif member_only and info.tier < 1:
         return MEMBERS_ONLY
-    tx_cap = _cap(cfg.tx_cap_cents, rules.tx_cap_cents if rules is not None else 0)
-    if tx_cap and amount_cents > tx_cap:
+    if cfg.tx_cap_cents and amount_cents > cfg.tx_cap_cents:
         return OVER_TX_CAP
-    daily_cap = _cap(cfg.daily_cap_cents, rules.daily_cap_cents if rules is not None else 0)
-    if daily_cap and slot.spent_on(today) + amount_cents > daily_cap:
+    if cfg.daily_cap_cents and slot.spent_on(today) + amount_cents > cfg.daily_cap_cents:
         return OVER_DAILY_CAP
     if slot.balance_cents < amount_cents:
         return INSUFFICIENT
@@ -74,9 +67,8 @@ def refusal(info, slot, amount_cents, cfg, listed, now, hub_contact_s, blacklist
         return STALE
     if cfg.blacklist_max_age_s and abs(now - blacklist_updated_s) > cfg.blacklist_max_age_s:
         return STALE
-    if (rules is not None and rules.offline_cents and offline_spent is not None
-            and offline_spent(info.card_no) + amount_cents > rules.offline_cents):
-        return OFFLINE_LIMIT
+    if offline and rules is not None:
+        return rules.offline_refusal(info.card_no, amount_cents)
     return None
 
 

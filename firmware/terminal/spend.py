@@ -7,10 +7,40 @@ from protocol.config import ROLE_POS, ROLE_RIDE
 from protocol.errors import Malformed
 from protocol.spend_rules import SpendRules, debit_cents
 from terminal.compat import const
+from terminal.purse import MEMBERS_ONLY, NOT_ALLOWED, OFFLINE_LIMIT, OVER_DAILY_CAP, OVER_TX_CAP
 
 # terminal/journal.py's entry layout (its _APPEND and _APPEND_HEAD: an underscored const() has no name to import).
 _JOURNAL_APPEND = const(0x41)
 _JOURNAL_APPEND_HEAD = const(9)
+
+
+class Limits:
+    """The consumption rules as the purse applies them (SPEC.md §3.6 rules 10-13 and 16), over this journal."""
+
+    def __init__(self, rules, journal):
+        self.rules = rules
+        self._journal = journal
+
+    def refusal(self, info, spent_today_cents, amount_cents, member_only):
+        """not_allowed, members_only, over_tx_cap or over_daily_cap by these rules, or None."""
+        rules = self.rules
+        if not rules.allows(info.tier, info.flags):
+            return NOT_ALLOWED
+        if member_only and not rules.member(info.tier):
+            return MEMBERS_ONLY
+        if rules.tx_cap_cents and amount_cents > rules.tx_cap_cents:
+            return OVER_TX_CAP
+        if rules.daily_cap_cents and spent_today_cents + amount_cents > rules.daily_cap_cents:
+            return OVER_DAILY_CAP
+        return None
+
+    def offline_refusal(self, card_no, amount_cents):
+        """offline_limit when card_no's sales here the hub has not acknowledged and this one pass the limit."""
+        limit = self.rules.offline_cents
+        if limit and unacked_total(self._journal, lambda buf, at: debit_cents(buf, at, card_no)) + amount_cents \
+                > limit:
+            return OFFLINE_LIMIT
+        return None
 
 
 class RulesTail:
@@ -24,13 +54,8 @@ class RulesTail:
         self._wallet = wallet
         self._sync = runtime.sync if runtime is not None else None
         self._watcher = self.take       # one bound method: the same object to unwatch
-        wallet.offline_spent = self.offline_spent
         if self._sync is not None:
             self._sync.watch_config(self._watcher)
-
-    def offline_spent(self, card_no):
-        """What card_no spent at this terminal that the hub has not acknowledged: its debits in the journal."""
-        return unacked_total(self._wallet.journal, lambda buf, at: debit_cents(buf, at, card_no))
 
     def take(self, cfg):
         """Set the wallet's spend_rules from cfg.tail: None for another role, no tail or one that does not
@@ -39,19 +64,19 @@ class RulesTail:
         if tail is self._tail:
             return
         self._tail = tail
-        rules = None
+        limits = None
         if tail:
             try:
-                rules = SpendRules.decode(tail)
+                limits = Limits(SpendRules.decode(tail), self._wallet.journal)
             except Malformed:
-                rules = None
-        self._wallet.spend_rules = rules
+                limits = None
+        self._wallet.spend_rules = limits
 
     def close(self):
         """The role ends: its rules go with it."""
         if self._sync is not None:
             self._sync.unwatch_config(self._watcher)
-        self._wallet.spend_rules = self._wallet.offline_spent = None
+        self._wallet.spend_rules = None
         self._tail = None
 
 

@@ -53,11 +53,9 @@ class Wallet:
     # sale_lines(debit record, journal, record Mac): journals the sale's line records below the debit and
     # moves its seq above them (roles/pos.py, SPEC.md §4.11); None: a debit has no lines.
     sale_lines = None
-    # The consumption rules in force (protocol.spend_rules.SpendRules from the T_CONFIG tail, SPEC.md §5.10),
-    # set by the pos and ride roles; None: only the park's caps of the config. offline_spent(card_no): what
-    # the card spent here that the hub has not acknowledged (terminal/spend.py, for the offline limit).
+    # The consumption rules in force (terminal.spend.Limits from the T_CONFIG tail, SPEC.md §5.10), set by
+    # the pos and ride roles; None: only the park's caps of the config.
     spend_rules = None
-    offline_spent = None
 
     def __init__(self, reader, journal, blacklist, terminal_id, record_mac, clock):
         self.reader = reader
@@ -148,10 +146,9 @@ class Wallet:
             cr, refused = self.credits.deliver(self, cr, now)   # SPEC.md §3.7: before the sale is judged
             if refused:
                 return refused
-        offline = self.link is None or not self.link.connected
         reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(cr.info.card_no),
                                now, self.last_hub_contact_s, self.blacklist_updated_s, self.spend_rules, member_only,
-                               self.offline_spent if offline else None)
+                               self.link is None or not self.link.connected)
         if reason == BLACKLISTED:
             if cr.slot.locked:
                 self._attempt(cr, now)
