@@ -4,7 +4,8 @@ MicroPython unix port with the ESP32's heap.
 usage: .venv/bin/python bench/bench_prices.py [--items N]
 
 Then: the heap the booth role takes when imported, and a sale by item from the N-item list with a
-gold discount (tests/mpy/booth_sale_check.py: card commands, time, price lookup, heap above idle).
+gold discount (tests/mpy/booth_sale_check.py: card commands, time, price lookup, heap above idle), and
+the heap of a sale under a consumption rule's offline limit (SPEC.md §3.6 rule 16: the journal scanned).
 
 tests/mpy/prices_check.py does the work (compiled firmware, -X heapsize=100k, littlefs on simulated
 flash): it installs an N-item list from its T_PRICE_LIST chunks, looks up every listed code and as many
@@ -83,7 +84,9 @@ def sale_by_item(items, sales=20):
                       ("card_commands_per_sale", "card commands per sale"),
                       ("us_per_sale", "lookup, pricing and debit, mean (us)"),
                       ("us_per_lookup", "price lookup, mean (us)"),
-                      ("heap_peak_above_idle", "heap a sale needs above idle, garbage included (bytes)")):
+                      ("heap_peak_above_idle", "heap a sale needs above idle, garbage included (bytes)"),
+                      ("offline_scan_heap_unacked", "a sale under an offline limit, its unacked sales scanned (bytes)"),
+                      ("offline_scan_heap_acked", "... and with every sale acknowledged (bytes)")):
         print("%-60s %s" % (what, got.get(key, "?")))
 
 

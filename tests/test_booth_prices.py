@@ -199,7 +199,7 @@ def test_settlement_pays_the_park_s_part_of_the_discounts_to_the_merchant(store_
             await hub.add_merchant(MERCHANT_ICE, "Ice cream", 1000)
             await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
             await hub.register_terminal(5, MERCHANT_ICE, frames.ROLE_POS, "ice booth")
-            await discounts.set_bearer(hub.storage, Actor("test:admin"), MERCHANT_ICE, bearer)
+            await discounts.set_bearer(hub.storage, hub.actor("test:admin"), MERCHANT_ICE, bearer)
             issued = await desk_issued(hub, UID, 10000, time_s=DAY_S)
             # Two sales priced at the booth: 10.00 list - 1.00 discount, 9.00 list - 0.80.
             sales = [R.Record(R.KIND_DEBIT, 5, seq, DAY_S + 3600 * seq, issued.card_no, UID, seq + 1, paid, balance,

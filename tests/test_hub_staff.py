@@ -134,7 +134,7 @@ def test_a_shift_opened_with_no_staff_card_of_the_merchant_is_alarmed(store_url)
     run(scenario())
 
 
-def test_sales_per_staff_and_shift_and_the_terminals_totals_reconciled(store_url):
+def test_sales_per_staff_and_shift_and_the_terminals_totals_reconciled(store_url, tmp_path):
     async def scenario():
         hub = await park(store_url)
         member, _ = await staff_card(hub)
@@ -165,9 +165,10 @@ def test_sales_per_staff_and_shift_and_the_terminals_totals_reconciled(store_url
     assert "terminal 5 shift of seq 6 (staff card" in out.output and "sales differ: terminal 3 / " in out.output
     assert out.output.rstrip().endswith("2 shift(s), 1 difference(s)")
     out = CliRunner().invoke(main, db + ["report", "sales", "--by", "staff", "--from", "2026-07-01", "--to",
-                                         "2026-07-02", "--csv"])
+                                         "2026-07-02", "--csv", str(tmp_path / "staff.csv")])
     assert out.exit_code == 0, out.output
-    lines = out.output.splitlines()
+    assert "Mei" in out.output
+    lines = (tmp_path / "staff.csv").read_text().splitlines()
     assert lines[0].startswith("staff,name,merchant") and lines[1].endswith(",Mei,%d,%s,2,3,1700,1,500,1200" % (
         MERCHANT_ICE, lines[1].split(",")[3]))
 

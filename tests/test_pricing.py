@@ -34,6 +34,12 @@ def test_the_table_covers_every_tier_override_total_and_rounding_case():
         # a rate with fractions of a cent (tier 15: 33.33 %) meets every rounding case
         for rounding in ("below_half", "half", "above_half", "high"):
             assert f"t15 none total0 {rounding} x3" in names
+    # ... and so does the total discount, at every tier and override, for the rates that leave fractions
+    for tier in (0, 1, 2, 15):
+        for override in ("none", "category", "item", "item_and_category", "item_zero"):
+            for total in (250, 3333):
+                for rounding in ("exact", "below_half", "half", "above_half", "high"):
+                    assert f"t{tier} {override} total{total} total_{rounding} x3" in names
     refused = {row["refused"] for row in table() if "refused" in row}
     assert refused == {"bad_basket", "bad_line", "free_amount", "over_max"}
 

@@ -70,9 +70,9 @@ class SimTerminal:
         """The terminal's wallet."""
         return self.terminal.wallet
 
-    def tap(self, virtual_card, amount_cents):
-        """A visitor holds a card to the reader; returns the wallet's Result."""
-        result = self._held(virtual_card, lambda: self.wallet.debit(amount_cents))
+    def tap(self, virtual_card, amount_cents, member_only=False):
+        """A visitor holds a card to the reader (member_only: for a member-only item); returns the wallet's Result."""
+        result = self._held(virtual_card, lambda: self.wallet.debit(amount_cents, member_only=member_only))
         self.terminal.ui.result(result)
         return result
 

@@ -308,6 +308,11 @@ class Sync:
         if self.wallet.config is not None:
             watcher(self.wallet.config)
 
+    def unwatch_config(self, watcher):
+        """Stop calling watcher (a role that no longer serves)."""
+        if watcher in self._config_watchers:
+            self._config_watchers.remove(watcher)
+
     def _apply(self, frame):
         handler = self._handlers.get(frame.type)
         if handler is None:

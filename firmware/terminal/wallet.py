@@ -14,8 +14,8 @@ from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, K
 from terminal import journal as jr
 from terminal import purse
 from terminal.cards.classic import ClassicSession
-from terminal.purse import (BLACKLISTED, EXPIRED, INSUFFICIENT, NOT_WALLET, OVER_DAILY_CAP,  # noqa: F401
-                            OVER_TX_CAP, PERMISSION, RETURNED, STALE)
+from terminal.purse import (BLACKLISTED, EXPIRED, INSUFFICIENT, MEMBERS_ONLY, NOT_ALLOWED,  # noqa: F401
+                            NOT_WALLET, OFFLINE_LIMIT, OVER_DAILY_CAP, OVER_TX_CAP, PERMISSION, RETURNED, STALE)
 from terminal.rc522 import RC522Error
 
 # Refusals of the tap itself; the purse's own reasons are terminal.purse's, named here too.
@@ -55,6 +55,9 @@ class Wallet:
     sale_lines = None
     # The open staff shift's tag, carried in byte 27 of each debit and reversal (SPEC.md §4.14); 0: none.
     shift_tag = 0
+    # The consumption rules in force (terminal.spend.Limits from the T_CONFIG tail, SPEC.md §5.10), set by
+    # the pos and ride roles; None: only the park's caps of the config.
+    spend_rules = None
 
     def __init__(self, reader, journal, blacklist, terminal_id, record_mac, clock):
         self.reader = reader
@@ -112,7 +115,7 @@ class Wallet:
 
     # -- debit ---------------------------------------------------------------
 
-    def debit(self, amount_cents, item=0, discount_cents=0, retry_seq=0, price=None):
+    def debit(self, amount_cents, item=0, discount_cents=0, retry_seq=0, price=None, member_only=False):
         """Take amount_cents off the tapped card; returns a Result, never raises for card trouble.
 
         retry_seq: the record of this same sale whose write was uncertain; when this tap
@@ -120,6 +123,7 @@ class Wallet:
         price: price(card info) -> (amount_cents, discount_cents) once the card is read: a booth's
         tier discount (SPEC.md §7.3); amount_cents is then the list price, checked before the tap.
         A booth that sells from a price list sets sale_lines before the tap (SPEC.md §4.11).
+        member_only: the sale holds an item only members may buy (SPEC.md §3.6 rule 11).
         """
         if self.park_keys is None or self.config is None:
             return Result(False, NOT_READY)
@@ -145,7 +149,8 @@ class Wallet:
             if refused:
                 return refused
         reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(cr.info.card_no),
-                               now, self.last_hub_contact_s, self.blacklist_updated_s)
+                               now, self.last_hub_contact_s, self.blacklist_updated_s, self.spend_rules, member_only,
+                               self.link is None or not self.link.connected)
         if reason == BLACKLISTED:
             if cr.slot.locked:
                 self._attempt(cr, now)

@@ -38,7 +38,7 @@ from parkcard.hub_lock import HubLockedError
 from parkcard.ingest.downlink import Downlink
 from parkcard.ingest.fleet import Fleet
 from parkcard.ingest.pipeline import Ingest
-from parkcard.ingest.registry import Registry
+from parkcard.ingest.registry import Registry, merchant_settings
 from parkcard.services import admin_cards, blacklist, gates, merchants, occupancy, park, repricing, terminals, tickets
 from parkcard.services import desk as desk_service
 from parkcard.services.desk import AtDesk, DeskPath
@@ -545,9 +545,9 @@ class Hub:
 
     async def refresh_merchant_rates(self):
         """Reload the terminals whose merchant's commission or park changed in the database (`merchant set`)."""
-        rates = {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
-        for merchant_id in {s.merchant_id for s in self.registry.terminals.values()
-                            if rates.get(s.merchant_id, (s.rate_bps, s.park_id)) != (s.rate_bps, s.park_id)}:
+        rates = {m.id: merchant_settings(m) for m in await self.storage.merchants()}
+        held = {s.merchant_id: (s.rate_bps, s.park_id, s.park_bears_discount) for s in self.registry.terminals.values()}
+        for merchant_id in {m for m, settings in held.items() if rates.get(m, settings) != settings}:
             await self.reload_merchant(merchant_id)
 
     async def reload_merchant(self, merchant_id):
@@ -654,7 +654,9 @@ class Hub:
             await self.downlink.push_prices()
         if notify.CREDITS in news:
             await self.downlink.push_credits()
-        if news - {notify.BLACKLIST, notify.PRICES, notify.CREDITS}:
+        if notify.RULES in news:
+            await self.downlink.push_spend_rules()
+        if news - {notify.BLACKLIST, notify.PRICES, notify.CREDITS, notify.RULES}:
             await self.poll_registry()
         self.changes.bump()
 

@@ -164,8 +164,11 @@ def decode_stored(raw, record_mac, terminal_id, seq):
     return rec, None
 
 
-def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_had=()):
+def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_had=(), sale=None):
     """Compare posted [(account, cents)] with the record's posting; return None, "other_rate" or why they differ.
+
+    Who bore a booth sale's discount is read from the posting (a park:discounts entry or none) and its
+    amount re-derived from the record (a refund's from its sale, the debit Record `sale`, SPEC.md §7.5).
 
     rate_known=False (the ledger check) accepts a sale or refund booked at another commission
     rate when every entry but the merchant/commission split is exact, the split makes the amount
@@ -174,8 +177,10 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     # The bonus purse entries depend on the purses before the record: re-derived card by card (_check_purses).
     memo = (accounts.bonus_account(rec.card_no), accounts.BONUS_PURSES)
     forfeit = ledger.by_account(posted).get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0
+    park_bears = any(account == accounts.DISCOUNTS for account, _c in posted)
     try:
-        expected = sorted(e for e in ledger.postings(rec, merchant_id, rate_bps, forfeit) if e[0] not in memo)
+        expected = sorted(e for e in ledger.postings(rec, merchant_id, rate_bps, forfeit, ledger.park_discount_cents(
+            rec, park_bears, sale)) if e[0] not in memo)
     except ledger.PostingError as exc:
         return "an applied record the posting rules refuse (%s)" % exc
     posted = sorted(e for e in posted if e[0] not in memo)
@@ -190,8 +195,9 @@ def posting_mismatch(rec, merchant_id, rate_bps, posted, rate_known=True, rates_
     sign = 1 if rec.kind == R.KIND_DEBIT else -1
     rest = [e for e in posted if e[0] not in split]
     shares = dict(e for e in posted if e[0] in split)
+    park_paid = -sign * dict(rest).get(accounts.DISCOUNTS, 0)
     if (rest != [e for e in expected if e[0] not in split] or len(shares) + len(rest) != len(posted)
-            or sum(shares.values()) != sign * rec.amount_cents
+            or sum(shares.values()) != sign * (rec.amount_cents + park_paid)
             or not 0 <= sign * shares.get(accounts.COMMISSION, 0) <= rec.amount_cents):
         return why
     fee = sign * shares.get(accounts.COMMISSION, 0)
@@ -339,6 +345,7 @@ def _check_contents(rows, report, rates_had):
     replacements, covers = rows.replacements(), rows.replacement_covers()
     hub_tx = hub_transactions(rows.credits(), rows.paid_tickets(), rows.shift_postings(), replacements, covers)
     holds = {}
+    discounted = {}     # (terminal, seq) -> applied booth sale with a discount: what its give-back takes back
 
     def take_orphans_below(record_id):
         nonlocal group
@@ -375,7 +382,8 @@ def _check_contents(rows, report, rates_had):
             continue
         if seq <= terminal[3]:
             seqs_acked[terminal_id] += 1
-        _check_record(report, cards, row, terminal, macs[terminal_id], posted, rates_had.get(terminal[0], ()))
+        _check_record(report, cards, row, terminal, macs[terminal_id], posted, rates_had.get(terminal[0], ()),
+                      discounted)
     take_orphans_below(None)
     for tx_id, (what, _expected) in sorted(hub_tx.items()):
         report.posting_mismatch.append("%s: its transaction %d is not booked" % (what, tx_id))
@@ -453,7 +461,7 @@ def _tally(report, cards, tx_id, tx_entries, holds):
             holds[old] = holds.get(old, 0) + cents
 
 
-def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
+def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, discounted):
     record_id, terminal_id, seq, raw, kind, card_no, counter, amount, balance_after, time_s, status = row
     name = "record %d (term-%d seq %d)" % (record_id, terminal_id, seq)
     rec, why = decode_stored(raw, record_mac, terminal_id, seq)
@@ -483,8 +491,13 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had):
     if len(posted) > 1:
         report.posting_mismatch.append("%s is booked %d times" % (name, len(posted)))
     merchant_id, rate_bps = terminal[0], terminal[1] or 0
+    if rec.kind == R.KIND_DEBIT and rec.discount_cents:
+        discounted[(terminal_id, seq)] = rec
+    sale = None
+    if rec.kind in ledger.GIVE_BACK_KINDS:      # the sale it gives back (SPEC.md §4.4, §4.15)
+        sale = discounted.get((terminal_id, rec.ref_seq if rec.kind == R.KIND_REFUND else seq - rec.item))
     outcome = posting_mismatch(rec, merchant_id, rate_bps, posted[0][1] if posted else [], rate_known=False,
-                               rates_had=rates_had)
+                               rates_had=rates_had, sale=sale)
     if outcome == "other_rate":
         report.other_rate += 1
     elif outcome is not None:

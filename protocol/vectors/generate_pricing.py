@@ -5,7 +5,8 @@
 The expected cents come from this file's own reference, exact fractions (fractions.Fraction) and
 the rules as SPEC.md §7.3 words them, not from protocol/pricing.py, which the table then checks on
 both interpreters (tests/mpy/pricing_check.py). One JSON object a line, so a terminal's heap holds
-one case at a time. Every tier x item override x total discount x rounding case is one line.
+one case at a time. Every tier x item override x total discount x rounding case is one line: where the
+line discount falls between two cents, and (for the rates that can) where the total discount does.
 """
 
 import json
@@ -84,6 +85,14 @@ def cases():
                         if price is None:
                             continue    # rate 0 or 100 %: every discount is whole cents
                         yield dict(rules, n="t%d %s total%d %s x%d" % (tier, override, total_bp, name, qty),
+                                   tier=tier, free=False, lines=[[ITEM, CATEGORY, qty, price]])
+            for total_bp in TOTAL_BP[1:3]:     # the rates whose total discount can fall between two cents
+                rules, rate = rules_for(tier, override, total_bp)
+                for name, fits in ROUNDING:
+                    for qty in (1, 3):
+                        price = next((p for p in range(1001, 21001)
+                                      if fits((qty * p - qty * p * rate // 10000) * total_bp % 10000)), None)
+                        yield dict(rules, n="t%d %s total%d total_%s x%d" % (tier, override, total_bp, name, qty),
                                    tier=tier, free=False, lines=[[ITEM, CATEGORY, qty, price]])
             total_bp = 3333
             rules, _ = rules_for(tier, override, total_bp)

@@ -119,3 +119,27 @@ print("us_per_sale=%d" % (sale_us // sales))
 print("us_per_lookup=%d" % (lookup_us // sales))
 print("heap_peak_above_idle=%d" % peak)
 print("heap_idle=%d" % heap_idle)
+
+# The consumption rules' offline limit (SPEC.md §3.6 rule 16): the sales above are in the journal, none
+# acknowledged; a limit just above what they paid refuses the next sale, and the hub's ack frees it.
+from protocol.spend_rules import SpendRules  # noqa: E402
+from terminal.spend import RulesTail  # noqa: E402
+
+wallet.sale_lines = None        # a keyed amount from here: no lines
+cfg = wallet.config
+cfg.role = 1
+cfg.tail = SpendRules(1, offline_cents=paid + 1).encode()
+tail = RulesTail(wallet)
+tail.take(cfg)
+outcomes = []
+for ack in (False, True):
+    if ack:
+        journal.ack(journal.last_seq())
+    link.control("add 0")
+    gc.collect()
+    before_scan = gc.mem_alloc()
+    result = wallet.debit(100)
+    outcomes.append(result.reason or "ok")
+    print("offline_scan_heap_%s=%d" % ("acked" if ack else "unacked", gc.mem_alloc() - before_scan))
+    link.control("remove 0")
+print("offline_limit=%s" % ",".join(outcomes))

@@ -15,6 +15,7 @@ from terminal import atomic
 from terminal import journal as jr
 from terminal.journal import COMMITTED
 from terminal import prices as pr
+from terminal.spend import RulesTail
 from terminal import wallet as w
 from terminal.shift import Shift
 from terminal.ui import money
@@ -43,6 +44,7 @@ class Role(_Role):
         self.prices = self.rules = self.shift = None
         self._basket_open = self._more = False
         runtime = app.runtime
+        self._spend_rules = RulesTail(app.wallet, runtime)
         if runtime is None:
             return                  # a terminal without a link: keyed amounts only
         self.shift = Shift(runtime.board.data_dir() + "/shift")
@@ -85,7 +87,8 @@ class Role(_Role):
         self.shift.save()
 
     def close(self):
-        """No longer a booth: the price list downlinks are refused again."""
+        """No longer a booth: the price list downlinks are refused again, its consumption rules go."""
+        self._spend_rules.close()
         if self.prices is None:
             return
         sync = self.app.runtime.sync
@@ -96,7 +99,8 @@ class Role(_Role):
         self.prices.close()
 
     async def serve(self, cfg):
-        """One step of the loop: one sale."""
+        """One step of the loop: one sale, by the consumption rules of the config in force."""
+        self._spend_rules.take(cfg)
         return await self.sale_once()
 
     async def read_sale(self):
@@ -158,6 +162,16 @@ class Role(_Role):
             self.app.ui.message(found.name, "Not sold")
             found = None
         return found
+
+    def _member_only(self, lines):
+        """True when a line is an item the list sells to members only (SPEC.md §7.1 flag bit 1, §3.6 rule 11)."""
+        if self.prices is None or not self.prices.version:
+            return False
+        for code, _c, _q, _u in lines:
+            found = self.prices.lookup(code) if code else None
+            if found is not None and found.member_only:
+                return True
+        return False
 
     async def show_balance(self):
         """Tap-to-see-balance: wait for a card and show what it holds."""
@@ -313,16 +327,18 @@ class Role(_Role):
         tier = [0]
         app.ui.wait_card(gross)
         wallet = app.wallet
+        members = self._member_only(lines)
         hook = price if rules is not None or listed else None
         wallet.sale_lines = journal_lines if listed else None
         wallet.shift_tag = shift.tag if shift is not None and shift.is_open() else 0
         try:
-            result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook))
+            result = await app.wait_for(lambda: wallet.debit(gross, item, price=hook, member_only=members))
             while result is not None and result.reason == w.UNCERTAIN:
                 # "Tap card again": the re-tap settles this sale, it does not start a new one (SPEC.md §3.5).
                 app.ui.result(result)
                 seq = result.seq
-                result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook))
+                result = await app.wait_for(lambda: wallet.debit(gross, item, retry_seq=seq, price=hook,
+                                                                 member_only=members))
         finally:
             wallet.sale_lines = None
         if result is None:

@@ -6,10 +6,30 @@ from terminal import wallet as w
 
 
 class Role(_Role):
-    """Charges the config's fixed price to each card presented."""
+    """Charges the config's fixed price to each card presented, by the park's consumption rules."""
+
+    def __init__(self, app):
+        _Role.__init__(self, app)
+        self._rules = None          # terminal.spend.RulesTail, loaded with the first config that has rules
+
+    def close(self):
+        """No longer a ride: its consumption rules go."""
+        if self._rules is not None:
+            self._rules.close()
+
+    def _take_rules(self, cfg):
+        """Follow the consumption rules in the config's tail (SPEC.md §5.10). A ride whose config never had any
+        does not load them: the whole terminal's heap has no room to spare for code it does not run."""
+        if self._rules is None:
+            if not cfg.tail:
+                return
+            from terminal.spend import RulesTail
+            self._rules = RulesTail(self.app.wallet, self.app.runtime)
+        self._rules.take(cfg)
 
     async def serve(self, cfg):
         """One step of the loop: wait for a rider at the configured price."""
+        self._take_rules(cfg)
         return await self.ride_once(cfg.fixed_price_cents)
 
     async def ride_once(self, price_cents):
@@ -23,6 +43,7 @@ class Role(_Role):
             cfg = app.wallet.config
             if cfg is None or cfg.role != ROLE_RIDE or (cfg.fixed_price_cents != price_cents and not retry_seq):
                 return None
+            self._take_rules(cfg)   # new rules apply to the next rider
             if app.wallet.park_keys is not None and not await app.wallet.card_near():
                 await app.poll()    # an empty field: the reader waited without holding the loop
                 continue

@@ -19,7 +19,8 @@ import os
 import click
 
 from parkcard.cli import (admin_card, apikey, blacklist, card, credit, discount, fleet, gate, hub, item, ledger,
-                          member, merchant, operator, park, report, shift, staff, terminal, ticket, tier, webhook)
+                          member, merchant, operator, park, report, rule, shift, staff, terminal, ticket, tier,
+                          webhook)
 from parkcard.cli.common import Settings, UserError
 from parkcard.cli.optional import CommandsGroup
 
@@ -50,7 +51,7 @@ def _register():
                     terminal.terminal, admin_card.admin_card_group, card.card_group, blacklist.blacklist, fleet.alarms,
                     fleet.quarantine, hub.up, apikey.apikey, operator.operator, item.item, discount.discount,
                     credit.credit, ticket.ticket, gate.gate, gate.occupancy, staff.staff_group, shift.shift_group,
-                    report.report, tier.tier_group, member.member_group, webhook.webhook, audit_command()):
+                    report.report, tier.tier_group, member.member_group, webhook.webhook, rule.rule, audit_command()):
         main.add_command(command)
 
 

@@ -4,7 +4,7 @@ import click
 
 from parkcard.bounds import COMMISSION_BPS, MERCHANT_ID, PARK_ID, BoundParam, NameParam
 from parkcard.cli.common import UserError, in_store, table
-from parkcard.services import merchants
+from parkcard.services import discounts, merchants
 
 
 @click.group()
@@ -32,11 +32,20 @@ def merchant_add(obj, merchant_id, name, commission_bps, park_id):
 @click.option("--id", "merchant_id", type=BoundParam(MERCHANT_ID), required=True)
 @click.option("--name", type=NameParam(), default=None, help="new name")
 @click.option("--commission-bps", type=BoundParam(COMMISSION_BPS), default=None, help="new commission, basis points")
+@click.option("--discount-borne-by", "bearer", type=click.Choice(["merchant", "park"]), default=None,
+              help="who pays the booth discounts of the merchant's sales (优惠费用由商户承担: merchant)")
 @click.pass_obj
-def merchant_set(obj, merchant_id, name, commission_bps):
-    """Change a merchant's name or commission; a running hub applies the new rate within seconds."""
-    if name is None and commission_bps is None:
-        raise UserError("say what to change: --name NAME and/or --commission-bps N")
+def merchant_set(obj, merchant_id, name, commission_bps, bearer):
+    """Change a merchant's name, commission or discount bearer; a running hub applies it within seconds."""
+    if name is None and commission_bps is None and bearer is None:
+        raise UserError("say what to change: --name NAME, --commission-bps N and/or --discount-borne-by "
+                        "merchant|park")
+    if bearer is not None:
+        was = in_store(obj, lambda s, actor: discounts.set_bearer(s, actor, merchant_id, bearer))
+        click.echo("merchant %d: discounts borne by the %s (was the %s); sales applied from now on are paid so"
+                   % (merchant_id, bearer, was))
+        if name is None and commission_bps is None:
+            return
     before, after = in_store(obj, lambda s, actor: merchants.change(s, actor, merchant_id, name, commission_bps))
     if before == after:
         click.echo("merchant %d is already %s at %d bps: nothing changed" % (merchant_id, *after))

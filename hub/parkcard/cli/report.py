@@ -1,8 +1,10 @@
 """`parkcard report ...`: the desk's day and the park's liabilities; tickets and gates by product, gate, hour and
-reason; booth staff and shifts (SPEC.md §4.14)."""
+reason; booth sales by merchant, terminal, item, category, day, staff or shift, and the discounts given (SPEC.md
+§4.14, §7.5)."""
 
 import csv
 import datetime
+import io
 import sys
 import time
 
@@ -10,10 +12,13 @@ import click
 
 from parkcard.cli.common import UserError, in_store, table, utc, when
 from parkcard.domain import park_time
+from parkcard.domain.sales_report import BY
 from parkcard.money import format_cents
+from parkcard.security.files import write_export
 from parkcard.services import occupancy, park, reports, staff_reports, tickets
 from parkcard.services.sales import DAY_S
 
+STAFF_BY = ("staff", "shift")     # report sales by the booths' own staff shifts (SPEC.md §4.14)
 _CSV = click.option("--csv", "as_csv", is_flag=True, help="CSV on standard output (amounts in cents), for a "
                                                           "spreadsheet")
 _DAY = click.option("--day", "day_text", default=None, help="the park day, YYYY-MM-DD [default: today]")
@@ -98,20 +103,8 @@ def _money(cents, currency, as_csv):
     return cents if as_csv else format_cents(cents, currency)
 
 
-@report.command("sales")
-@click.option("--by", "by", type=click.Choice(["staff", "shift"]), required=True)
-@click.option("--from", "start", required=True, help="period start (epoch seconds or ISO date, UTC), included")
-@click.option("--to", "end", required=True, help="period end, excluded")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout, amounts in cents")
-@click.pass_obj
-def report_sales(obj, by, start, end, as_csv):
-    """Booth sales per staff member or per shift (shifts opened in the period)."""
-    start_s, end_s = when(start, "--from"), when(end, "--to")
-    staff_sales(obj, by, start_s, end_s, as_csv)
-
-
 def staff_sales(obj, by, start_s, end_s, as_csv):
-    """`report sales --by staff|shift`."""
+    """(headers, rows) of `report sales --by staff|shift`: amounts in the park's currency, or cents when as_csv."""
     async def fetch(storage, actor):
         currency = await storage.park_currency()
         if by == "staff":
@@ -120,17 +113,16 @@ def staff_sales(obj, by, start_s, end_s, as_csv):
     currency, rows = in_store(obj, fetch)
     m = lambda cents: _money(cents, currency, as_csv)     # noqa: E731
     if by == "staff":
-        _emit(("staff", "name", "merchant", "staff card", "shifts", "sales", "sales total", "reversals",
-               "reversals total", "net"),
-              [(r.staff_id or "", r.name, r.merchant_id or "", r.staff_no or "", r.shifts, r.totals.sales,
-                m(r.totals.sales_cents), r.totals.reversals, m(r.totals.reversals_cents), m(r.totals.net_cents()))
-               for r in rows], as_csv)
-        return
-    _emit(("terminal", "opened seq", "staff card", "name", "opened", "closed", "sales", "sales total", "reversals",
-           "reversals total", "net"),
-          [(s.terminal_id, s.open_seq, s.staff_no, name, utc(s.opened_s), utc(s.closed_s) or "open", s.hub.sales,
-            m(s.hub.sales_cents), s.hub.reversals, m(s.hub.reversals_cents), m(s.hub.net_cents()))
-           for name, s in rows], as_csv)
+        return (("staff", "name", "merchant", "staff card", "shifts", "sales", "sales total", "reversals",
+                 "reversals total", "net"),
+                [(r.staff_id or "", r.name, r.merchant_id or "", r.staff_no or "", r.shifts, r.totals.sales,
+                  m(r.totals.sales_cents), r.totals.reversals, m(r.totals.reversals_cents), m(r.totals.net_cents()))
+                 for r in rows])
+    return (("terminal", "opened seq", "staff card", "name", "opened", "closed", "sales", "sales total", "reversals",
+             "reversals total", "net"),
+            [(s.terminal_id, s.open_seq, s.staff_no, name, utc(s.opened_s), utc(s.closed_s) or "open", s.hub.sales,
+              m(s.hub.sales_cents), s.hub.reversals, m(s.hub.reversals_cents), m(s.hub.net_cents()))
+             for name, s in rows])
 
 
 @report.command("reconcile")
@@ -232,3 +224,101 @@ def report_liabilities(obj, csv_path):
     if csv_path:
         _write_csv(csv_path, ("liability", "amount_cents"), rows)
     table(("liability", "amount"), [(name, format_cents(cents, currency)) for name, cents in rows])
+
+
+_PERIOD = (click.option("--from", "start", default=None,
+                        help="period start (epoch seconds or ISO date, UTC), included; at most 366 days before "
+                             "--to [default: a day before --to]"),
+           click.option("--to", "end", default=None, help="period end, excluded [default: now]"),
+           click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write the report to this CSV"),
+           click.option("--force", is_flag=True, help="overwrite the --csv file if it exists"))
+
+
+def _period(fn):
+    for option in reversed(_PERIOD):
+        fn = option(fn)
+    return fn
+
+
+def _times(start, end):
+    """(start_s, end_s) of --from and --to."""
+    end_s = when(end, "--to") if end is not None else int(time.time()) + 1
+    start_s = when(start, "--from") if start is not None else end_s - 86400
+    if end_s <= start_s:
+        raise UserError("--to must be after --from")
+    return start_s, end_s
+
+
+def _csv_text(headers, rows):
+    """CSV text of rows under headers."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _export(csv_path, text, force):
+    """Write a report's CSV, never over an earlier one unless --force."""
+    try:
+        write_export(csv_path, text.encode(), force)
+    except FileExistsError:
+        raise UserError("%s already exists: pass --force to overwrite it, or another --csv" % csv_path) from None
+    except OSError as exc:
+        raise UserError("cannot write %s: %s" % (csv_path, exc.strerror or exc)) from None
+    click.echo("written to %s" % csv_path)
+
+
+@report.command("sales")
+@click.option("--by", type=click.Choice(BY + STAFF_BY), required=True, help="how to group the sales")
+@_period
+@click.pass_obj
+def report_sales(obj, by, start, end, csv_path, force):
+    """Booth sales in a period: best sellers first for items and categories (from the sale lines)."""
+    start_s, end_s = _times(start, end)
+    if by in STAFF_BY:
+        table(*staff_sales(obj, by, start_s, end_s, False))
+        if csv_path:
+            headers, rows = staff_sales(obj, by, start_s, end_s, True)
+            _export(csv_path, _csv_text(headers, rows), force)
+        return
+
+    async def read(s, actor):
+        return await reports.booth_sales(s, actor, by, start_s, end_s), await s.park_currency()
+    rows, currency = in_store(obj, read)
+
+    def money(cents):
+        return format_cents(cents, currency)
+    label = (lambda r: datetime.date.fromordinal(datetime.date(1970, 1, 1).toordinal() + r.key).isoformat()) \
+        if by == "day" else (lambda r: "%s %s" % (r.key, r.name))
+    if by in ("item", "category"):
+        table((by, "sales", "quantity", "list", "line discounts", "paid"),
+              [(label(r), r.sales, r.quantity, money(r.list_cents), money(r.discount_cents), money(r.paid_cents))
+               for r in rows])
+    else:
+        table((by, "sales", "list", "discounts", "paid", "refunds"),
+              [(label(r), r.sales, money(r.list_cents), money(r.discount_cents), money(r.paid_cents),
+                money(r.refunds_cents)) for r in rows])
+    if not rows:
+        click.echo("no booth sales from %s to %s" % (start or "a day before", end or "now"))
+    if csv_path:
+        _export(csv_path, reports.sales_csv(rows, currency), force)
+
+
+@report.command("discounts")
+@_period
+@click.pass_obj
+def report_discounts(obj, start, end, csv_path, force):
+    """Discounts the booth sales gave in a period, by card tier, and who bore them."""
+    start_s, end_s = _times(start, end)
+
+    async def read(s, actor):
+        return await reports.discounts_given(s, actor, start_s, end_s), await s.park_currency()
+    rows, currency = in_store(obj, read)
+    table(("tier", "sales", "discounts", "park bore", "merchants bore"),
+          [(r.tier, r.sales, format_cents(r.discount_cents, currency), format_cents(r.park_cents, currency),
+            format_cents(r.merchant_cents, currency)) for r in rows])
+    if not rows:
+        click.echo("no discounts given from %s to %s" % (start or "a day before", end or "now"))
+    if csv_path:
+        _export(csv_path, reports.discounts_csv(rows, currency), force)

@@ -12,6 +12,7 @@ BONUS = "park:bonus"                # bonus given away on top-ups (an expense: n
 DEPOSITS = "park:deposits"          # card deposits held
 CASH = "desk:cash"                  # cash taken in at the desk (goes down by the cash received)
 TRANSFERS = "park:transfers"        # clearing account of a lost card's transfer: nets to zero
+DISCOUNTS = "park:discounts"        # booth discounts the park bears: it pays the merchant the list price (an expense)
 
 # Front desk (parkcard.domain.purses, refund_rules, replacement, shifts).
 BONUS_PREFIX = "bonus:"             # the bonus part of a card's balance (its bonus purse; never refunded)

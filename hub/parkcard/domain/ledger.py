@@ -22,15 +22,21 @@ Record fields used beyond amount (SPEC.md §4.1):
   price-list item, never money.
 - REFUND and REVERSAL: reverse a sale with the same commission rate; which
   sale they may reverse is ingest's rule (SPEC.md §4.4, §4.15), not a posting rule.
+- DEBIT, REFUND and REVERSAL at a booth whose discounts the park bears (SPEC.md
+  §7.5): the park pays the merchant the discount from `park:discounts`, so the
+  merchant is owed the list price less commission; a give-back takes back its
+  share of the sale's discount (`refund_discount_share`). Who bears it is the
+  caller's (the merchant's setting when the record is applied).
 - TRANSFER_OUT / TRANSFER_IN go through the clearing account `park:transfers`,
   which nets to zero once both halves are posted.
 """
 
 from protocol import record as R
 
-from parkcard.domain.accounts import (API_PAYMENTS, BONUS, BONUS_PURSES, CASH, COMMISSION, DEPOSITS, HOLD_PREFIX,
-                                      LOSSES, OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TICKET_REVENUE, TRANSFERS,
-                                      bonus_account, card_account, hold_account, merchant_account, paid_by_account)
+from parkcard.domain.accounts import (API_PAYMENTS, BONUS, BONUS_PURSES, CASH, COMMISSION, DEPOSITS, DISCOUNTS,
+                                      HOLD_PREFIX, LOSSES, OVER_SHORT, PENDING_CREDITS, REFUND_FEES, TICKET_REVENUE,
+                                      TRANSFERS, bonus_account, card_account, hold_account, merchant_account,
+                                      paid_by_account)
 from parkcard.domain.cents import whole
 from parkcard.domain.tiers import DEFAULT_TIERS
 
@@ -92,6 +98,25 @@ def commission_cents(amount_cents, rate_bps):
     return amount_cents * rate_bps // 10000
 
 
+def refund_discount_share(sale_amount_cents, sale_discount_cents, refund_cents):
+    """The part of a sale's discount a refund of refund_cents takes back: in proportion, floored (SPEC.md §7.5)."""
+    if refund_cents >= sale_amount_cents:
+        return sale_discount_cents
+    return sale_discount_cents * refund_cents // sale_amount_cents
+
+
+def park_discount_cents(rec, park_bears, sale=None):
+    """The discount the park pays the merchant for a booth sale or refund (SPEC.md §7.5): a sale's whole
+    discount, a refund's share of its sale's (sale: the debit Record it refunds); 0 when the merchant bears it."""
+    if not park_bears:
+        return 0
+    if rec.kind == R.KIND_DEBIT:
+        return rec.discount_cents
+    if rec.kind in GIVE_BACK_KINDS and sale is not None:
+        return refund_discount_share(sale.amount_cents, sale.discount_cents, rec.amount_cents)
+    return 0
+
+
 def card_delta(rec):
     """Signed change of the card's balance made by a record."""
     return _CARD_SIGN[rec.kind] * rec.amount_cents
@@ -113,9 +138,10 @@ def bonus_forfeited(rec, bonus_before_cents):
     return max(0, min(bonus_before_cents, rec.amount_cents - rec.discount_cents))
 
 
-def postings(rec, merchant_id, rate_bps, bonus_before_cents=0):
+def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0):
     """Return [(account, cents)] for a record at a terminal of merchant_id with commission rate_bps, on a card
-    whose bonus purse held bonus_before_cents before it."""
+    whose bonus purse held bonus_before_cents before it; park_discount: the cents of a sale's or give-back's
+    discount the park bears (park_discount_cents)."""
     amount = rec.amount_cents
     card = card_account(rec.card_no)
     kind = rec.kind
@@ -127,11 +153,15 @@ def postings(rec, merchant_id, rate_bps, bonus_before_cents=0):
         raise PostingError("bad_fields", "ref_seq on a kind that is not a refund")
     if kind in FEE_KINDS and rec.discount_cents > amount:
         raise PostingError("bad_amounts", "fee %d over the amount %d" % (rec.discount_cents, amount))
+    if park_discount and (kind not in (R.KIND_DEBIT,) + GIVE_BACK_KINDS or park_discount < 0
+                          or (kind == R.KIND_DEBIT and park_discount != rec.discount_cents)):
+        raise PostingError("bad_amounts", "a park discount of %d on a kind %d record with discount %d"
+                           % (park_discount, kind, rec.discount_cents))
     if kind in (R.KIND_DEBIT,) + GIVE_BACK_KINDS:
         fee = commission_cents(amount, rate_bps)
         sign = 1 if kind == R.KIND_DEBIT else -1
-        entries = [(card, -sign * amount), (merchant_account(merchant_id), sign * (amount - fee)),
-                   (COMMISSION, sign * fee)]
+        entries = [(card, -sign * amount), (merchant_account(merchant_id), sign * (amount - fee + park_discount)),
+                   (COMMISSION, sign * fee), (DISCOUNTS, -sign * park_discount)]
     elif kind in (R.KIND_TOPUP, R.KIND_ISSUE):
         bonus = rec.discount_cents
         if bonus > amount:

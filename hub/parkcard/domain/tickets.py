@@ -121,7 +121,8 @@ def zone_version(zone):
 
 
 def config_version(terminal_version, gate_version):
-    """The T_CONFIG version a gate is sent: the terminal's config version moved on by its gate config's."""
+    """The T_CONFIG version a terminal is sent: its config version moved on by its tail's (a gate's config, §5.8,
+    or the consumption rules of a pos or ride terminal, §5.10)."""
     return (terminal_version + gate_version) & 0xFFFF
 
 

@@ -24,7 +24,7 @@ from protocol.desk import DESK_SOURCE_ID
 from protocol.errors import Malformed
 
 from parkcard.domain import park_time, tickets
-from parkcard.services import discounts, park
+from parkcard.services import discounts, park, spend_rules
 
 log = logging.getLogger("parkcard.ingest.downlink")
 
@@ -99,9 +99,9 @@ class Downlink:
 
     async def config(self, terminal_id):
         """T_CONFIG from the terminal's registry entry and the park's offline rules; a gate's with its gate
-        config in the tail (SPEC.md §5.8)."""
+        config in the tail (SPEC.md §5.8), a pos or ride terminal's with its consumption rules (§5.10)."""
         state = self.registry.get(terminal_id)
-        version, tail = await self._gate_tail(state)
+        version, tail = await self._tail(state)
         cfg = frames.Config(version=tickets.config_version(state.config_version, version), role=state.role,
                             merchant_id=state.merchant_id, fixed_price_cents=state.fixed_price_cents,
                             category=state.category, park_id=state.park_id)
@@ -116,8 +116,11 @@ class Downlink:
         required = await self.storage.shift_required(terminal_id)
         return await self.send(terminal_id, frames.T_SHIFTS, hub_frames.shifts_body(required))
 
-    async def _gate_tail(self, state):
-        """(gate config version, tail) of a gate terminal; (0, b"") for other roles and a gate not configured."""
+    async def _tail(self, state):
+        """(version, T_CONFIG tail) of the terminal's role: a gate's config, a pos or ride terminal's consumption
+        rules (the park's rules version: its T_CONFIG version moves when they change), (0, b"") otherwise."""
+        if state.role in (frames.ROLE_POS, frames.ROLE_RIDE):
+            return await spend_rules.terminal_tail(self.storage, state.merchant_id, state.category)
         if state.role != frames.ROLE_GATE:
             return 0, b""
         rows = await self.storage.gates(state.id)
@@ -202,6 +205,12 @@ class Downlink:
             await self.send(terminal_id, ftype, body)
         return len(bodies)
 
+    async def push_spend_rules(self):
+        """Send every pos and ride terminal its T_CONFIG with the consumption rules in force (SPEC.md §5.10)."""
+        for terminal_id, state in sorted(self.registry.terminals.items()):
+            if state.role in (frames.ROLE_POS, frames.ROLE_RIDE):
+                await self.config(terminal_id)
+
     async def push_prices(self):
         """Send every booth its merchant's newest price list and discount rules (a booth holding them ignores them)."""
         for terminal_id in sorted(self.registry.terminals):
@@ -212,8 +221,8 @@ class Downlink:
         """Answer T_SYNC with what the terminal lacks, then T_TIME; prices: what a booth's T_SYNC named."""
         state = self.registry.get(terminal_id)
         await self.blacklist(terminal_id, blacklist_version, chunk_cards_max)
-        gate_version, _tail = await self._gate_tail(state)
-        if config_version != tickets.config_version(state.config_version, gate_version):
+        tail_version, _tail = await self._tail(state)
+        if config_version != tickets.config_version(state.config_version, tail_version):
             await self.config(terminal_id)
         if credits_version is not None:     # a terminal that names no version takes no credits list
             await self.credits(terminal_id, credits_version)

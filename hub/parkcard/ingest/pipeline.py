@@ -445,7 +445,7 @@ class Ingest:
             _delivery, reason, detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
         if reason is None:
             try:
-                entries = ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec))
+                entries = self._postings(tx, state, rec)
             except ledger.PostingError as exc:
                 reason, detail = exc.reason, str(exc)
         if reason is not None:
@@ -461,6 +461,17 @@ class Ingest:
         elif name == RecordStatus.UNCERTAIN and rec.kind not in ledger.NO_WALLET_KINDS:
             self._decide_uncertain(tx, res, record_id, rec, state)    # a passage waits for its copy, §4.9
         return 0
+
+    def _postings(self, tx, state, rec):
+        """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12), the park paying the discounts
+        its merchant does not bear (SPEC.md §7.5)."""
+        sale = None
+        if state.park_bears_discount and rec.kind in ledger.GIVE_BACK_KINDS:
+            sale_seq = rec.ref_seq if rec.kind == R.KIND_REFUND else rec.seq - rec.item     # §4.4, §4.15
+            found = tx.record(state.id, sale_seq) if sale_seq > 0 else None
+            sale = R.Record.decode(bytes(found.raw)) if found is not None else None
+        return ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec),
+                               ledger.park_discount_cents(rec, state.park_bears_discount, sale))
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
         if rec.kind in R.PASSAGE_KINDS:
@@ -566,8 +577,7 @@ class Ingest:
         if happened:
             tx.set_record_status(record_id, RecordStatus.APPLIED)
             res.counts["uncertain_applied"] += 1
-            self._apply_value(tx, res, state, record_id, rec, ledger.postings(
-                rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec)))
+            self._apply_value(tx, res, state, record_id, rec, self._postings(tx, state, rec))
         else:
             tx.set_record_status(record_id, RecordStatus.VOIDED)
             res.counts["uncertain_void"] += 1

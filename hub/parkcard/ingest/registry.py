@@ -31,6 +31,11 @@ class Rejected(Exception):
         self.terminal_id = terminal_id
 
 
+def merchant_settings(merchant):
+    """What a merchant row sets on its terminals' TerminalState: (commission_bps, park_id, park bears discounts)."""
+    return merchant.commission_bps, merchant.park_id, merchant.discount_bearer == "park"
+
+
 class TerminalState:
     """What the hub needs per terminal on the hot path; mirrors the terminals table.
 
@@ -39,10 +44,10 @@ class TerminalState:
     (counters, acks, out-of-order seqs), read once at load.
     """
 
-    def __init__(self, row, rate_bps, park_id=1):
+    def __init__(self, row, rate_bps, park_id=1, park_bears_discount=True):
         self.id = row.id
         self.key = None
-        self.configure(row, rate_bps, park_id)
+        self.configure(row, rate_bps, park_id, park_bears_discount)
         self.counter_up = row.counter_up
         self.acked_upto = row.acked_upto
         self.above = set()           # stored seqs above acked_upto (late / out of order)
@@ -54,8 +59,9 @@ class TerminalState:
         self.status_uptime_s = row.status_counter
         self.boot_window = (row.boot_window_at, row.boot_window_first)
 
-    def configure(self, row, rate_bps, park_id=1):
+    def configure(self, row, rate_bps, park_id=1, park_bears_discount=True):
         """Take the operator's settings from a terminals row; sequence state is left alone."""
+        self.park_bears_discount = park_bears_discount     # the merchant's discount bearer (SPEC.md §7.5)
         self.merchant_id = row.merchant_id
         self.role = row.role
         self.name = row.name
@@ -103,16 +109,16 @@ class Registry:
         return self._put(rows[0], await self._merchants(), above)
 
     async def _merchants(self):
-        """{merchant id: (commission_bps, park_id)}."""
-        return {m[0]: (m[3], m[1]) for m in await self.storage.merchants()}
+        """{merchant id: (commission_bps, park_id, the park bears its discounts)}."""
+        return {m.id: merchant_settings(m) for m in await self.storage.merchants()}
 
     def _put(self, row, merchants, above):
-        rate_bps, park_id = merchants.get(row.merchant_id, (0, 1))
+        settings = merchants.get(row.merchant_id, (0, 1, True))
         state = self.terminals.get(row.id)
         if state is not None:
-            state.configure(row, rate_bps, park_id)   # its sequence state is the writer's
+            state.configure(row, *settings)   # its sequence state is the writer's
             return state
-        state = TerminalState(row, rate_bps, park_id)
+        state = TerminalState(row, *settings)
         state.above = set(above)
         self.terminals[state.id] = state
         return state

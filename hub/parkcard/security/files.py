@@ -28,3 +28,13 @@ def write_atomic(path, data, mode):
     tmp = path.with_name(path.name + ".tmp")
     write_new(tmp, data, mode)
     os.replace(tmp, path)
+
+
+def write_export(path, data, force=False):
+    """Write an export (a report's CSV) readable by all; FileExistsError if the file exists, unless force."""
+    if not force:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)   # never over an earlier export
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return
+    write_atomic(path, data, 0o644)     # the old export stays whole until the new one is

@@ -90,16 +90,19 @@ async def bearer(store, actor, merchant_id):
 
 @requires(MERCHANTS)
 async def set_bearer(store, actor, merchant_id, bearer):
-    """Set who bears the merchant's discounts (settlement takes the merchant's share off its payout)."""
+    """Set who bears the merchant's discounts for sales applied from now on (SPEC.md §7.5); return the one before."""
     checked(merchant_id=merchant_id)
     if bearer not in DISCOUNT_BEARERS:
         raise Refusal("out_of_range", "the discount is borne by one of %s, not %r" % (", ".join(DISCOUNT_BEARERS),
                                                                                      bearer))
     try:
-        return await store.set_discount_bearer(merchant_id, bearer, audit=audited(
+        was = await store.set_discount_bearer(merchant_id, bearer, audit=audited(
             actor.name, "discount.bearer", when=lambda was: was != bearer, merchant_id=merchant_id, bearer=bearer))
     except ValueError as exc:
         raise Refusal("merchant_not_found", "%s (see `parkcard merchant list`)" % exc) from None
+    if was != bearer:
+        await actor.told(notify.TERMINALS)    # the ledger posts by the bearer: the hub reloads the merchant's terminals
+    return was
 
 
 def _override_key(tier, category, merchant_id, item):

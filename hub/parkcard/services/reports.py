@@ -1,6 +1,16 @@
-"""Reports for finance: sales per terminal, top-ups and bonus per day, the desk's day, what the park owes."""
+"""Reports for finance: sales per terminal, top-ups and bonus per day, the desk's day, what the park owes (its
+liabilities); booth sales by merchant, terminal, item, category or day, and discounts by tier with who bore them."""
 
-from parkcard.domain import accounts
+import csv
+import io
+
+from protocol import record as R
+from protocol import sale_line as SL
+
+from parkcard.domain import accounts, sales_report
+from parkcard.money import major_units
+from parkcard.services.errors import Refusal
+from parkcard.services.items import entries_of
 from parkcard.services.privileges import REPORTS, SETTLEMENT_READ, ServiceError, requires
 from parkcard.services.sales import checked_period
 
@@ -43,3 +53,76 @@ async def desk_day(store, actor, day_start_s, by="operator"):
 async def bonus_purses(store, actor):
     """The bonus held in every card's bonus purse, where the ledger keeps one (cents; part of what cards hold)."""
     return await store.prefix_balance(accounts.BONUS_PREFIX)
+
+
+@requires(SETTLEMENT_READ)
+async def booth_sales(store, actor, by, start_s, end_s, offset_s=0):
+    """[domain.sales_report.SalesRow] of the booth sales in [start_s, end_s) grouped `by`; a merchant login gets
+    its own only. Days are the park's (UTC offset offset_s)."""
+    checked_period(start_s, end_s)
+    if by not in sales_report.BY:
+        raise Refusal("out_of_range", "report sales by one of %s, not %r" % (", ".join(sales_report.BY), by))
+    rows = await store.booth_records(int(start_s), int(end_s), actor.merchant_id)
+    categories, names = await _items_named(store, rows) if by in ("item", "category") else ({}, {})
+    return sales_report.sales(rows, by, categories, names, int(offset_s))
+
+
+@requires(SETTLEMENT_READ)
+async def discounts_given(store, actor, start_s, end_s):
+    """[domain.sales_report.DiscountRow] of the discounts the booth sales in [start_s, end_s) gave, by tier."""
+    checked_period(start_s, end_s)
+    return sales_report.discounts_by_tier(await store.booth_records(int(start_s), int(end_s), actor.merchant_id))
+
+
+async def _items_named(store, rows):
+    """({(merchant, list version, code): category}, {same: name}) of the items the sale lines among rows name."""
+    categories, names = {}, {}
+    wanted = set()
+    for row in rows:
+        if row.kind == R.KIND_SALE_LINE:
+            wanted.add((row.merchant_id, SL.line_fields(R.Record.decode(row.raw))[3]))
+    for merchant_id, version in sorted(wanted):
+        for item in entries_of(await store.price_list(merchant_id, version) if version else None):
+            categories[(merchant_id, version, item.code)] = item.category
+            names[(merchant_id, version, item.code)] = item.name
+    return categories, names
+
+
+SALES_CSV_COLUMNS = ("key", "name", "sales", "quantity", "currency", "list", "discount", "paid", "refunds",
+                     "list_cents", "discount_cents", "paid_cents", "refunds_cents")
+DISCOUNTS_CSV_COLUMNS = ("tier", "sales", "currency", "discount", "park_bore", "merchants_bore", "discount_cents",
+                         "park_bore_cents", "merchants_bore_cents")
+
+
+def sales_csv(rows, currency):
+    """SalesRow rows as CSV text: amounts in the park's currency and in cents."""
+    return _csv(SALES_CSV_COLUMNS, [
+        dict(key=r.key, name=r.name, sales=r.sales, quantity=r.quantity, currency=currency,
+             **_money(currency, list=r.list_cents, discount=r.discount_cents, paid=r.paid_cents,
+                      refunds=r.refunds_cents)) for r in rows])
+
+
+def discounts_csv(rows, currency):
+    """DiscountRow rows as CSV text."""
+    return _csv(DISCOUNTS_CSV_COLUMNS, [
+        dict(tier=r.tier, sales=r.sales, currency=currency,
+             **_money(currency, discount=r.discount_cents, park_bore=r.park_cents, merchants_bore=r.merchant_cents))
+        for r in rows])
+
+
+def _money(currency, **cents):
+    """{name: major units, name_cents: cents} of each amount."""
+    out = {}
+    for name, value in cents.items():
+        out[name] = major_units(value, currency)
+        out[name + "_cents"] = value
+    return out
+
+
+def _csv(columns, lines):
+    """Dicts as CSV text under columns."""
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(lines)
+    return out.getvalue()

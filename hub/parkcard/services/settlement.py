@@ -3,9 +3,11 @@
 sales = DEBIT amounts (what the cards paid), refunds = REFUND amounts,
 commission = what the park kept (park:commission entries, refunds give theirs
 back), discounts = what the sales took off list prices (the records' discount),
-park_discounts = the part of them the park bears (all of them when the
-merchant's discount bearer is the park, else none), payout = what the
-merchant's account gained (sales - refunds - commission) + park_discounts: a
+park_discounts = the part of them the park paid the merchant from
+park:discounts (booked as each record was applied, by the merchant's discount
+bearer then, refunds taking their share back: SPEC.md §7.5), merchant_discounts
+= discounts - park_discounts, the part the merchant bore, payout = what the
+merchant's account gained (sales - refunds - commission + park_discounts): a
 merchant is paid its sales at list price - commission - the discounts it bears.
 
 A record is paid by at most one settlement, ever: the database keeps which
@@ -26,11 +28,10 @@ written in the same transaction as the settlement. Closing is final:
 import csv
 import datetime
 import io
-import os
 import time
 
 from parkcard.money import major_units
-from parkcard.security.files import write_atomic
+from parkcard.security.files import write_export
 from parkcard.services.privileges import SETTLEMENT, SETTLEMENT_READ, ServiceError, requires
 from parkcard.store import PeriodOverlap
 
@@ -118,7 +119,7 @@ async def one(store, actor, settlement_id):
 CSV_COLUMNS = ("settlement", "merchant_id", "merchant", "period_start", "period_end", "closed_at", "currency",
                "sales", "refunds", "commission", "payout", "sales_cents", "refunds_cents", "commission_cents",
                "payout_cents", "records", "late_records", "discounts", "park_discounts", "discounts_cents",
-               "park_discounts_cents")
+               "park_discounts_cents", "merchant_discounts", "merchant_discounts_cents")
 _AMOUNTS = ("sales", "refunds", "commission", "payout", "discounts", "park_discounts")
 
 
@@ -135,16 +136,12 @@ def csv_text(rows):
         for name in _AMOUNTS:
             line[name] = major_units(getattr(r, name + "_cents"), r.currency)
             line[name + "_cents"] = getattr(r, name + "_cents")
+        borne = r.discounts_cents - r.park_discounts_cents
+        line.update(merchant_discounts=major_units(borne, r.currency), merchant_discounts_cents=borne)
         writer.writerow(line)
     return out.getvalue()
 
 
 def write_csv(path, rows, force=False):
     """Write settlement rows as CSV (csv_text); FileExistsError if the file exists, unless force."""
-    data = csv_text(rows).encode()
-    if not force:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)   # never over an earlier export
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return
-    write_atomic(path, data, 0o644)     # the old export stays whole until the new one is
+    write_export(path, csv_text(rows).encode(), force)

@@ -10,7 +10,6 @@ from parkcard.store.rows import DiscountRulesVersion, PriceListVersion
 
 DISCOUNT_BEARERS = ("park", "merchant")
 _PRICE_LIST_SELECT = "SELECT merchant_id, version, free_amount, entries, created_at, created_by FROM price_lists "
-_RULES_SELECT = "SELECT version, rules, created_at, created_by FROM discount_rules "
 
 
 class VersionMoved(ValueError):
@@ -55,20 +54,40 @@ class BoothMethods:
 
     async def discount_rules(self, version=None):
         """Return the park's DiscountRulesVersion (the newest, or this version), or None."""
-        if version is None:
-            row = await self._one(_RULES_SELECT + "ORDER BY version DESC LIMIT 1")
-        else:
-            row = await self._one(_RULES_SELECT + "WHERE version=?", (version,))
-        return DiscountRulesVersion(*row) if row else None
+        return await self._rules_version("discount_rules", version)
 
     async def add_discount_rules(self, after, rules, actor, audit=None):
         """Append version after + 1 of the park's discount rules (rules: their JSON text); return it.
         VersionMoved when `after` is not the newest version (0: there is none)."""
+        return await self._add_rules_version("discount_rules", "the discount rules", after, rules, actor, audit)
+
+    async def spend_rules(self, version=None):
+        """Return the park's consumption rules (SPEC.md §5.10) as a DiscountRulesVersion-shaped row (the newest,
+        or this version), or None."""
+        return await self._rules_version("consumption_rules", version)
+
+    async def add_spend_rules(self, after, rules, actor, audit=None):
+        """Append version after + 1 of the park's consumption rules (their JSON text); return it.
+        VersionMoved when `after` is not the newest version (0: there is none)."""
+        return await self._add_rules_version("consumption_rules", "the consumption rules", after, rules, actor,
+                                             audit)
+
+    async def _rules_version(self, table, version):
+        """One version of a table of whole-park rule versions (the newest when version is None), or None."""
+        select = "SELECT version, rules, created_at, created_by FROM %s " % table
+        if version is None:
+            row = await self._one(select + "ORDER BY version DESC LIMIT 1")
+        else:
+            row = await self._one(select + "WHERE version=?", (version,))
+        return DiscountRulesVersion(*row) if row else None
+
+    async def _add_rules_version(self, table, what, after, rules, actor, audit):
+        """Append version after + 1 to a table of whole-park rule versions; VersionMoved unless after is newest."""
         def run(tx):
-            newest = tx.sql_row("SELECT MAX(version) FROM discount_rules")[0] or 0
+            newest = tx.sql_row("SELECT MAX(version) FROM %s" % table)[0] or 0
             if newest != after:
-                raise VersionMoved("the discount rules are at version %d, not %d" % (newest, after))
-            tx.sql_rowcount("INSERT INTO discount_rules(version, rules, created_at, created_by) VALUES (?, ?, ?, ?)",
+                raise VersionMoved("%s are at version %d, not %d" % (what, newest, after))
+            tx.sql_rowcount("INSERT INTO %s(version, rules, created_at, created_by) VALUES (?, ?, ?, ?)" % table,
                             (after + 1, rules, tx.now, actor))
             return after + 1
         return await self.write(run, audit)

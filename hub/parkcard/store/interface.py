@@ -360,6 +360,10 @@ class Store(abc.ABC):
         """Return [SalesDay] of applied sales and refunds in [start_s, end_s), days shifted by offset_s."""
 
     @abc.abstractmethod
+    async def booth_records(self, start_s, end_s, merchant_id=None):
+        """Return [rows.BoothRecord]: applied sales and refunds and the sale lines in [start_s, end_s)."""
+
+    @abc.abstractmethod
     async def sales_by_terminal(self, start_s, end_s, merchant_id=None):
         """Return [rows.TerminalSales] of applied sales and refunds in [start_s, end_s), by terminal."""
 
@@ -856,6 +860,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def add_discount_rules(self, after, rules, actor, audit=None):
         """Append version after + 1 of the park's discount rules (JSON text); VersionMoved when after is stale."""
+
+    @abc.abstractmethod
+    async def spend_rules(self, version=None):
+        """Return the park's consumption rules (rows.DiscountRulesVersion: version and JSON text), or None."""
+
+    @abc.abstractmethod
+    async def add_spend_rules(self, after, rules, actor, audit=None):
+        """Append version after + 1 of the park's consumption rules (JSON text); VersionMoved when after is stale."""
 
     @abc.abstractmethod
     async def discount_bearer(self, merchant_id):

@@ -16,9 +16,9 @@ from parkcard.domain.lifecycle import RecordStatus
 from parkcard.money import DEFAULT_CURRENCY
 from parkcard.store import settlement as S
 from parkcard.store.errors import NotIssued
-from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry, Card,
-                                 CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse, Liabilities,
-                                 Merchant, Operator, PendingCommand,
+from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry,
+                                 BoothRecord, Card, CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse,
+                                 Liabilities, Merchant, Operator, PendingCommand,
                                  Quarantined, Refund, SalesDay, StoreCounts, StoredRecord, Terminal, TerminalCommand,
                                  TerminalFlags, TerminalSales, TopUpDay)
 
@@ -116,6 +116,20 @@ class SharedMethods:
             "SELECT t.id, t.name, t.merchant_id, m.name, " + _sales_sums(merchant_id)
             + "GROUP BY t.id, t.name, t.merchant_id, m.name ORDER BY 1", _sales_params(start_s, end_s, merchant_id))]
 
+    async def booth_records(self, start_s, end_s, merchant_id=None):
+        """Return [BoothRecord] of the sales, refunds and sale lines with time in [start_s, end_s) (one merchant's,
+        if given), by terminal and seq: sales and refunds applied, lines whatever their status."""
+        return [BoothRecord(*r[:7], bytes(r[7]), *r[8:]) for r in await self._all(
+            "SELECT r.terminal_id, t.name, t.merchant_id, m.name, r.kind, r.seq, r.status, r.raw, "
+            "CAST(COALESCE(-(SELECT SUM(e.amount_cents) FROM ledger_tx x JOIN ledger_entries e ON e.tx_id = x.id "
+            "WHERE x.record_id = r.id AND e.account = :discounts), 0) AS BIGINT), c.tier "
+            "FROM records r JOIN terminals t ON t.id = r.terminal_id JOIN merchants m ON m.id = t.merchant_id "
+            "LEFT JOIN cards c ON c.card_no = r.card_no "
+            "WHERE ((r.status=:applied AND r.kind IN (:sale, :refund)) OR r.kind=:line) "
+            "AND r.time_s>=:start AND r.time_s<:end "
+            + ("" if merchant_id is None else "AND t.merchant_id=:merchant ") + "ORDER BY r.terminal_id, r.seq",
+            _sales_params(start_s, end_s, merchant_id, line=R.KIND_SALE_LINE, discounts=accounts.DISCOUNTS))]
+
     async def top_ups_by_day(self, start_s, end_s, offset_s=0):
         """Return [TopUpDay] of applied top-ups and issues with time in [start_s, end_s), by the park's day."""
         return [TopUpDay(*r) for r in await self._all(
@@ -138,7 +152,8 @@ class SharedMethods:
 
     async def merchants(self):
         """Return [Merchant] by id."""
-        return [Merchant(*r) for r in await self._all("SELECT id, park_id, name, commission_bps FROM merchants "
+        return [Merchant(*r) for r in await self._all("SELECT id, park_id, name, commission_bps, discount_bearer "
+                                                      "FROM merchants "
                                                       "ORDER BY id")]
 
     async def terminals(self, terminal_id=None):

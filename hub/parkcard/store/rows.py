@@ -62,6 +62,7 @@ class Merchant(NamedTuple):
     park_id: int
     name: str
     commission_bps: int
+    discount_bearer: str = "park"   # who bears its booth discounts: 'park' or 'merchant' (SPEC.md §7.5)
 
 
 class MerchantListing(NamedTuple):
@@ -399,6 +400,21 @@ class TerminalSales(NamedTuple):
     records: int
 
 
+class BoothRecord(NamedTuple):
+    """An applied booth sale or refund, or a sale line, in a period: what the sales reports add up."""
+
+    terminal_id: int
+    terminal_name: str
+    merchant_id: int
+    merchant_name: str
+    kind: int
+    seq: int
+    status: str
+    raw: bytes
+    park_discount_cents: int    # what park:discounts paid the merchant for it (SPEC.md §7.5); 0 for a line
+    card_tier: Optional[int]    # the hub's tier of the card now (None: a card the hub has no row of)
+
+
 class TopUpDay(NamedTuple):
     """Top-ups and issues on one day (days from the epoch in the park's zone): value loaded, bonus given, how many."""
 
@@ -430,7 +446,8 @@ class PriceListVersion(NamedTuple):
 
 
 class DiscountRulesVersion(NamedTuple):
-    """One version of the park's discount rules (JSON text: parkcard.services.discounts reads it)."""
+    """One version of the park's discount rules or consumption rules (JSON text: parkcard.services.discounts and
+    parkcard.services.spend_rules read it)."""
 
     version: int
     rules: str

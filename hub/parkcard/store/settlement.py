@@ -11,18 +11,24 @@ PARK_BEARS = "park"     # merchants.discount_bearer when the park pays the merch
 # The kinds a settlement pays: a booth's sales, and its refunds and reversals that give sales back.
 SETTLED_KINDS = (R.KIND_DEBIT, R.KIND_REFUND, R.KIND_REVERSAL)
 
-# The records a close takes, one row each: (id, kind, amount, commission, payout, late, raw, discount
-# bearer). Commission is what the park kept (its commission account's entries), payout what the
-# merchant's account gained; the raw record holds what a sale took off the list price (its discount,
-# SPEC.md §4.2), all of it the park's part when the merchant's discount bearer is the park (parkcard
-# discount bearer). The sums are cast because PostgreSQL's SUM of BIGINT is NUMERIC.
+# The records a close takes, one row each: (id, kind, amount, commission, payout, late, raw, park
+# discount, legacy park-borne). Commission is what the park kept (its commission account's entries), payout what the
+# merchant's account gained, the park's discount what park:discounts paid it for the record (SPEC.md
+# §7.5: booked when the record was applied, by the bearer then); the raw record holds what a sale took off
+# the list price (its discount, SPEC.md §4.2). A record applied before park:discounts entries existed
+# (discount_postings, migration 27) is legacy park-borne when its merchant's bearer at the close is the park:
+# its discount is paid with the payout, as settlements did then. The sums are cast because PostgreSQL's SUM
+# of BIGINT is NUMERIC.
 TAKEN = (
     "SELECT r.id, r.kind, r.amount_cents, "
     "CAST(COALESCE((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
     "               AND e.account=:commission_account), 0) AS BIGINT), "
     "CAST(COALESCE((SELECT SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
     "               AND e.account=:merchant_account), 0) AS BIGINT), "
-    "NOT (r.time_s>=:start AND r.time_s<:end), r.raw, b.discount_bearer "
+    "NOT (r.time_s>=:start AND r.time_s<:end), r.raw, "
+    "CAST(COALESCE((SELECT -SUM(e.amount_cents) FROM ledger_entries e WHERE e.tx_id=t.id "
+    "               AND e.account=:discounts_account), 0) AS BIGINT), "
+    "CASE WHEN t.id < (SELECT first_tx FROM discount_postings) AND b.discount_bearer = :park THEN 1 ELSE 0 END "
     "FROM records r JOIN terminals m ON m.id = r.terminal_id JOIN ledger_tx t ON t.record_id = r.id "
     "JOIN merchants b ON b.id = m.merchant_id "
     "WHERE m.merchant_id=:merchant AND r.status=:applied AND r.kind IN (:sale, :refund, :reversal) "
@@ -43,23 +49,26 @@ def taken_params(merchant_id, start_s, end_s):
     return {"merchant": merchant_id, "start": start_s, "end": end_s, "applied": RecordStatus.APPLIED,
             "sale": R.KIND_DEBIT, "refund": R.KIND_REFUND, "reversal": R.KIND_REVERSAL,
             "commission_account": accounts.COMMISSION,
-            "merchant_account": accounts.merchant_account(merchant_id)}
+            "merchant_account": accounts.merchant_account(merchant_id),
+            "discounts_account": accounts.DISCOUNTS, "park": PARK_BEARS}
 
 
 def totals(rows):
     """Sum the rows of TAKEN into the totals of a settlement: the payout is what the merchant's account
-    gained (sales - refunds - commission) and the park's part of the discounts, so a merchant that bears
-    its discounts is paid sales at list price - commission - those discounts (README: Settlement)."""
-    discounts = park_discounts = 0
+    gained, sales - refunds - commission + the park's part of the discounts (net of what refunds took
+    back), so a merchant that bears its discounts is paid sales at list price - commission - those
+    discounts (README: Settlement, SPEC.md §7.5)."""
+    discounts = legacy = 0
     for r in rows:
         if r[1] == R.KIND_DEBIT:
             discount = R.Record.decode(bytes(r[6])).discount_cents
             discounts += discount
-            park_discounts += discount if r[7] == PARK_BEARS else 0
+            legacy += discount if r[8] else 0
+    park_discounts = sum(r[7] for r in rows) + legacy
     return SettlementTotals(sales_cents=sum(r[2] for r in rows if r[1] == R.KIND_DEBIT),
                             refunds_cents=sum(r[2] for r in rows if r[1] in (R.KIND_REFUND, R.KIND_REVERSAL)),
                             commission_cents=sum(r[3] for r in rows),
-                            payout_cents=sum(r[4] for r in rows) + park_discounts,
+                            payout_cents=sum(r[4] for r in rows) + legacy,
                             records=len(rows), late_records=sum(1 for r in rows if r[5]),
                             discounts_cents=discounts, park_discounts_cents=park_discounts)
 

@@ -23,7 +23,8 @@ CARD_REQUESTS = "card_requests"  # admin card issues were queued
 PRICES = "prices"                # a price list or the discount rules took a new version
 CREDITS = "credits"              # pending credits were granted or cancelled
 TICKET_SALES = "ticket_sales"    # ticket sales at a desk were queued
-NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES, CREDITS, TICKET_SALES)
+RULES = "rules"                  # the consumption rules took a new version (SPEC.md §5.10)
+NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES, CREDITS, TICKET_SALES, RULES)
 DATAGRAM_MAX = 256
 
 

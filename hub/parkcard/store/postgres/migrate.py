@@ -14,24 +14,12 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "postgr
 MIGRATE_LOCK_KEY = 0x70617263_6d696772   # "parcmigr"
 
 
-class _Unnumbered:
-    """A number no migration file holds (kept for one numbered ahead of it): a step that changes nothing."""
-
-    def __init__(self, number):
-        self.name = "%04d (none)" % number
-
-    def read_text(self):
-        """The step's SQL: nothing to do."""
-        return "SELECT 1"
-
-
 def migration_files():
-    """Return the migration files in order, numbered from 1, each number once (one may be missing, as for
-    SQLite); the highest number is the schema version this hub writes."""
+    """Return the migration files in order: 0001, 0002, 0003 ... with none missing (the same numbers as SQLite's);
+    the last one's number is the schema version this hub writes."""
     files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
-    numbers = [int(path.name[:4]) for path in files]
-    if not numbers or numbers[0] != 1 or len(set(numbers)) != len(numbers):
-        raise RuntimeError("the PostgreSQL migrations do not start at 0001 with each number once: %s"
+    if [int(path.name[:4]) for path in files] != list(range(1, len(files) + 1)):
+        raise RuntimeError("the PostgreSQL migrations are not numbered 0001, 0002 ... once each with none missing: %s"
                            % [path.name for path in files])
     return files
 

@@ -16,16 +16,13 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def migration_files():
-    """Return [(number, name, sql)] of the SQLite migrations, in order; numbered from 1, each number once.
-
-    A number may be missing (each change of the schema is given its number ahead, and lands when it is ready);
-    the schema version is the highest number applied."""
+    """Return [(number, name, sql)] of the SQLite migrations, in order: 1, 2, 3 ... with none missing (a number
+    is the schema version it makes, the same on both backends)."""
     folder = importlib.resources.files("parkcard.store") / "migrations" / "sqlite"
     found = sorted((int(m.group(1)), entry.name) for entry in folder.iterdir() if (m := _NAME.match(entry.name)))
-    numbers = [n for n, _ in found]
-    if not numbers or numbers[0] != 1 or len(set(numbers)) != len(numbers):
-        raise RuntimeError("the SQLite migrations of this parkcard install do not start at 1 with each number "
-                           "once: %s; reinstall parkcard" % [name for _, name in found])
+    if [n for n, _ in found] != list(range(1, len(found) + 1)):
+        raise RuntimeError("the SQLite migrations of this parkcard install are not numbered 1, 2, 3 ... once each "
+                           "with none missing: %s; reinstall parkcard" % [name for _, name in found])
     return [(n, name, (folder / name).read_text(encoding="utf-8")) for n, name in found]
 
 

@@ -1,0 +1,87 @@
+"""Consumption rules (消费规则) per terminal category or merchant: set, list, clear; pushed to pos and ride
+terminals in their T_CONFIG tail (SPEC.md §5.10) and enforced there offline (SPEC.md §3.6).
+
+Every change is a new version of the park's rules (parkcard.domain.spend_rules); a terminal's T_CONFIG
+version moves with it, so a terminal that missed the push is sent its config at its next sync.
+"""
+
+from parkcard.domain.spend_rules import CATEGORY, MERCHANT, ParkSpendRules, Rule, RuleError
+from parkcard.services.errors import Refusal
+from parkcard.services.privileges import PARK_READ, TIERS, requires
+from parkcard.store import audited
+from parkcard.store.booth import VersionMoved
+from parkcard.transport import notify
+
+CATEGORY_MAX = 15       # a terminal's category: the bit of a card's perms it checks (SPEC.md §5.3)
+
+
+async def park_spend_rules(store, version=None):
+    """(version, ParkSpendRules) in force (0 and none before the first rule), or of `version`."""
+    found = await store.spend_rules(version)
+    if found is None:
+        if version is not None:
+            raise Refusal("rules_not_found", "there is no version %d of the consumption rules" % version)
+        return 0, ParkSpendRules()
+    return found.version, ParkSpendRules.from_json(found.rules)
+
+
+async def terminal_tail(store, merchant_id, category):
+    """(rules version, T_CONFIG tail) of a pos or ride terminal: (0, b"") while the park has no rules."""
+    version, park = await park_spend_rules(store)
+    return version, park.tail(version, merchant_id, category) if version else b""
+
+
+@requires(PARK_READ)
+async def listing(store, actor):
+    """(version, [(scope, id, Rule)]) of the rules in force, by scope and id."""
+    version, park = await park_spend_rules(store)
+    return version, [(scope, ident, rule) for (scope, ident), rule in sorted(park.rules.items())]
+
+
+@requires(TIERS)
+async def set_rule(store, actor, scope, ident, **fields):
+    """Set (or change the named fields of) the rule of a category or merchant; return (version, Rule)."""
+    key = await _scope_key(store, scope, ident)
+    version, park = await park_spend_rules(store)
+    rule = (park.rules.get(key) or Rule())._replace(**{k: v for k, v in fields.items() if v is not None})
+    try:
+        rule.wire(version + 1)
+    except RuleError as exc:
+        raise Refusal("out_of_range", "%s: nothing changed" % exc) from None
+    park.rules[key] = rule
+    new = await _store(store, actor, version, park, "rule.set", scope=scope, id=ident, **rule._asdict())
+    return new, rule
+
+
+@requires(TIERS)
+async def clear_rule(store, actor, scope, ident):
+    """Remove the rule of a category or merchant (its terminals go back to the park's caps); return the version."""
+    key = await _scope_key(store, scope, ident)
+    version, park = await park_spend_rules(store)
+    if key not in park.rules:
+        raise Refusal("rule_not_found", "there is no rule for %s %d: see `parkcard rule list`" % key)
+    del park.rules[key]
+    return await _store(store, actor, version, park, "rule.clear", scope=scope, id=ident)
+
+
+async def _scope_key(store, scope, ident):
+    """(scope, id) of a category 0..15 or an existing merchant; Refusal otherwise."""
+    if scope == CATEGORY and 0 <= ident <= CATEGORY_MAX:
+        return scope, ident
+    if scope == MERCHANT and ident in {m.id for m in await store.merchants()}:
+        return scope, ident
+    if scope == MERCHANT:
+        raise Refusal("merchant_not_found", "there is no merchant %d (see `parkcard merchant list`)" % ident)
+    raise Refusal("out_of_range", "a rule is for a terminal category 0..%d or a merchant, not %s %r"
+                  % (CATEGORY_MAX, scope, ident))
+
+
+async def _store(store, actor, version, park, action, **detail):
+    """Store park as the version after `version`, audited, and have the hub push the new configs."""
+    try:
+        new = await store.add_spend_rules(version, park.to_json(), actor.name, audit=audited(
+            actor.name, action, extra=lambda v: dict(version=v), **detail))
+    except VersionMoved as exc:
+        raise Refusal("version_moved", "%s: someone changed them meanwhile; repeat the change" % exc) from None
+    await actor.told(notify.RULES)
+    return new
