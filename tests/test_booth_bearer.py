@@ -25,9 +25,9 @@ BOOTH = 5
 
 def test_a_sale_the_park_bears_pays_the_merchant_the_list_price_less_commission():
     sale = rec(R.KIND_DEBIT, 900, 9100, item=11, discount=100)
-    assert ledger.postings(sale, 3, 1000, ledger.park_discount_cents(sale, True)) == [
+    assert ledger.postings(sale, 3, 1000, park_discount=ledger.park_discount_cents(sale, True)) == [
         ("card:42", -900), ("merchant:3", 910), ("park:commission", 90), (DISCOUNTS, -100)]
-    assert ledger.postings(sale, 3, 1000, ledger.park_discount_cents(sale, False)) == [
+    assert ledger.postings(sale, 3, 1000, park_discount=ledger.park_discount_cents(sale, False)) == [
         ("card:42", -900), ("merchant:3", 810), ("park:commission", 90)]
 
 
@@ -37,15 +37,15 @@ def test_a_refund_takes_back_its_share_of_the_sale_s_discount_floored(refund, sh
     back = rec(R.KIND_REFUND, refund, 9100, ref_seq=1)
     assert ledger.park_discount_cents(back, True, sale) == share
     assert ledger.park_discount_cents(back, False, sale) == 0
-    entries = dict(ledger.postings(back, 3, 0, share))
+    entries = dict(ledger.postings(back, 3, 0, park_discount=share))
     assert entries["merchant:3"] == -(refund + share) and entries.get(DISCOUNTS, 0) == share
 
 
 def test_a_park_discount_that_is_not_the_sale_s_is_refused():
     with pytest.raises(ledger.PostingError):
-        ledger.postings(rec(R.KIND_DEBIT, 900, discount=100), 3, 0, 99)
+        ledger.postings(rec(R.KIND_DEBIT, 900, discount=100), 3, 0, park_discount=99)
     with pytest.raises(ledger.PostingError):
-        ledger.postings(rec(R.KIND_TOPUP, 900, 900), 3, 0, 5)
+        ledger.postings(rec(R.KIND_TOPUP, 900, 900), 3, 0, park_discount=5)
 
 
 def _sales(issued):
@@ -118,15 +118,15 @@ def test_merchant_set_names_the_discount_bearer(tmp_path):
 
 def test_the_ledger_check_re_derives_the_park_s_discount_from_the_record():
     sale = rec(R.KIND_DEBIT, 900, 9100, discount=100)
-    park = ledger.postings(sale, 3, 1000, 100)
+    park = ledger.postings(sale, 3, 1000, park_discount=100)
     assert audit.posting_mismatch(sale, 3, 1000, park) is None
     assert audit.posting_mismatch(sale, 3, 1000, ledger.postings(sale, 3, 1000)) is None   # the merchant bore it
     wrong = [("card:42", -900), ("merchant:3", 900), ("park:commission", 90), (DISCOUNTS, -90)]
     assert "its posting is" in audit.posting_mismatch(sale, 3, 1000, wrong, rate_known=False)
     refund = rec(R.KIND_REFUND, 450, 9550, ref_seq=1)
-    back = ledger.postings(refund, 3, 1000, 50)
+    back = ledger.postings(refund, 3, 1000, park_discount=50)
     assert audit.posting_mismatch(refund, 3, 1000, back, sale=sale) is None
-    assert audit.posting_mismatch(refund, 3, 1000, ledger.postings(refund, 3, 1000, 49), sale=sale) is not None
+    assert audit.posting_mismatch(refund, 3, 1000, ledger.postings(refund, 3, 1000, park_discount=49), sale=sale) is not None
 
 
 def test_sales_booked_before_park_discount_entries_are_settled_by_the_bearer_at_the_close(tmp_path):

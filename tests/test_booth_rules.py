@@ -44,7 +44,8 @@ def member_booth(tmp_path):
 
 
 @pytest.mark.parametrize("rules, card_info, keys, reason, screen", [
-    (SpendRules(1, card_types=TYPE_VISITOR), dict(flags=card.FLAG_STAFF), "11C#", w.NOT_ALLOWED, "Card not valid"),
+    # A staff card opens shifts and never pays (SPEC.md §3.6 rule 5), whatever the card types a rule allows.
+    (SpendRules(1, card_types=TYPE_VISITOR), dict(flags=card.FLAG_STAFF), "11C#", w.NOT_WALLET, "Not a pay card"),
     (SpendRules(1, tiers=0b110), dict(tier=TIER_STANDARD), "11C#", w.NOT_ALLOWED, "Card not valid"),
     (SpendRules(1, member_tier=TIER_GOLD), dict(tier=TIER_SILVER), "21C#", w.MEMBERS_ONLY, "Members only"),
     (None, dict(tier=TIER_STANDARD), "21C#", w.MEMBERS_ONLY, "Members only"),      # members: tier 1 and up

@@ -8,7 +8,7 @@ import zoneinfo
 
 import pytest
 
-from protocol import frames
+from protocol import frames, hub_frames
 from protocol import topics
 
 from parkcard.domain import fleet_alerts
@@ -24,7 +24,7 @@ UTC = zoneinfo.ZoneInfo("UTC")
 def status_at(term, boot, time_s, uptime_s=30):
     """Publish a retained online status stamped with time_s by the terminal's clock."""
     term.counter += 1
-    body = frames.Status(boot=boot, online=1, uptime_s=uptime_s).encode()
+    body = hub_frames.Status(boot=boot, online=1, uptime_s=uptime_s).encode()
     return term.publish(frames.encode(term.frame_mac, frames.T_STATUS, term.terminal_id, term.counter, int(time_s),
                                       body), leaf=topics.STATUS, retain=True)
 

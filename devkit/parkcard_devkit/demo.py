@@ -176,6 +176,9 @@ async def money_out(sim, desk, echo, money):
             accounts.bonus_account(visitor.card_no))
         try:
             if visitor is sim.visitors[0]:
+                if cash <= 0:
+                    echo("  card %d: no cash left on it to refund (its bonus is never refunded)" % visitor.card_no)
+                    continue
                 done = await sim.at_desk(visitor.virtual, desk.refund("demo-refund", min(cash, DEMO_REFUND_CENTS)))
                 echo("  card %d: %s refunded at the desk, fee %s; balance %s" % (
                     visitor.card_no, money(done.amount_cents), money(done.fee_cents), money(done.balance_cents)))
@@ -189,6 +192,10 @@ async def money_out(sim, desk, echo, money):
 
 async def replace_a_lost_card(sim, echo, money):
     """A visitor loses their card: reported lost (blacklisted), replaced with a stock card, its hold released."""
+    if len(sim.visitors) < 3:
+        echo("no card left to lose and replace (the first two went to the desk's refund and return): "
+             "run with --cards 3 or more")
+        return
     lost = sim.visitors[-1]
     storage = sim.hub.storage
     sim.hub.hold_check_s = 0.5

@@ -230,7 +230,9 @@ def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ()), replaceme
     for old, new, balance, moved, _hold, _covered, _loss, _released, move_tx in replacement_rows:
         name = "replacement of card %d by card %d" % (old, new)
         try:
-            out[move_tx] = (name, ledger.replacement_out(old, balance, moved))
+            entries = ledger.replacement_out(old, balance, moved)
+            if entries:         # a card lost with nothing on it: its half books no entry
+                out[move_tx] = (name, entries)
         except ledger.PostingError as exc:
             out[move_tx] = (name + " (%s)" % exc, [])
     for old, terminal_id, seq, _amount, covered, loss, cover_tx in cover_rows:

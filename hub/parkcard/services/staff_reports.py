@@ -44,7 +44,7 @@ class Reconciliation(NamedTuple):
 
 async def _shifts(store, start_s, end_s):
     """([Shift] opened in [start_s, end_s), {terminal_id: ShiftTotals} sold with no shift in it)."""
-    wide = await store.booth_records(max(0, start_s - SHIFT_REACH_S), end_s + SHIFT_REACH_S)
+    wide = await store.shift_records(max(0, start_s - SHIFT_REACH_S), end_s + SHIFT_REACH_S)
     shift_list, _ = staff_shifts.shifts([(r.terminal_id, r.seq, r.raw) for r in wide])
     inside = [r for r in wide if start_s <= r.time_s < end_s]
     _, unshifted = staff_shifts.shifts([(r.terminal_id, r.seq, r.raw) for r in inside])

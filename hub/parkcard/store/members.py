@@ -4,6 +4,7 @@ A backend's store mixes MemberMethods in beside SharedMethods (parkcard.store.re
 `_one`, `_all` and `write`; replacements are parkcard.store.replacements'.
 """
 
+from parkcard.domain.lifecycle import CardStatus
 from parkcard.store.rows import CardLoss, Member
 
 LOST, FOUND, REPLACED = "lost", "found", "replaced"
@@ -80,6 +81,9 @@ class MemberMethods:
             if stored is not None and stored[1] == REPLACED:
                 new = tx.sql_row("SELECT new_card_no FROM replacements WHERE old_card_no=?", (card_no,))
                 raise ValueError("card %d was replaced already: its balance is on card %d" % (card_no, new[0]))
+            status = tx.sql_row("SELECT status FROM cards WHERE card_no=?", (card_no,))
+            if status is not None and status[0] in (CardStatus.RETURNED, CardStatus.WIPED):
+                raise ValueError("card %d was returned at the desk: it holds nothing to lose" % card_no)
             version = tx.blacklist_add(card_no, "lost: " + reason)
             current = version or tx.sql_row("SELECT MAX(version) FROM blacklist_versions")[0] or 0
             loss = CardLoss(card_no, LOST, reason, actor, tx.now, current, None)

@@ -620,7 +620,7 @@ class StaffMember(NamedTuple):
     created_by: str
 
 
-class BoothRecord(NamedTuple):
+class ShiftRecord(NamedTuple):
     """A booth's applied sale, reversal or shift record as the staff reports read it (parkcard.domain.staff_shifts)."""
 
     terminal_id: int

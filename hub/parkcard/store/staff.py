@@ -8,7 +8,7 @@ its staff member inside the transaction that posts the card's issue record.
 from protocol import record as R
 
 from parkcard.domain.lifecycle import RecordStatus
-from parkcard.store.rows import BoothRecord, StaffMember
+from parkcard.store.rows import ShiftRecord, StaffMember
 
 _STAFF_SELECT = "SELECT %s FROM staff " % ", ".join(StaffMember._fields)
 # What the staff reports read of a booth's day: its sales, reversals and shift records, applied.
@@ -66,8 +66,8 @@ class StaffMethods:
         row = await self._one("SELECT shift_required FROM terminals WHERE id=?", (terminal_id,))
         return bool(row[0]) if row else False
 
-    async def booth_records(self, start_s, end_s, terminal_id=None):
-        """[BoothRecord] of the applied sales, reversals and shift records timed in [start_s, end_s), by terminal
+    async def shift_records(self, start_s, end_s, terminal_id=None):
+        """[ShiftRecord] of the applied sales, reversals and shift records timed in [start_s, end_s), by terminal
         and seq (one terminal's, if given)."""
         sql = ("SELECT terminal_id, seq, kind, time_s, amount_cents, raw FROM records WHERE status=? "
                "AND kind IN (?, ?, ?) AND time_s>=? AND time_s<? ")
@@ -76,4 +76,4 @@ class StaffMethods:
             sql += "AND terminal_id=? "
             params += (terminal_id,)
         rows = await self._all(sql + "ORDER BY terminal_id, seq", params)
-        return [BoothRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+        return [ShiftRecord(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
