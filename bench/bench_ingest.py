@@ -54,7 +54,7 @@ from parkcard.store.postgres.migrate import migrate  # noqa: E402
 from parkcard.store.postgres.url import split, with_audit_log  # noqa: E402
 from parkcard.store.sqlite.store import connect_writer  # noqa: E402
 from parkcard.transport.broker import Broker  # noqa: E402
-from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, ScriptedTerminal, start_hub  # noqa: E402
+from parkcard_devkit.testing import MERCHANT_ICE, ScriptedTerminal, desk_issued, start_hub  # noqa: E402
 from terminal import mqtt  # noqa: E402 - the firmware's MQTT codec builds the raw terminals' packets
 
 UID = b"\x04\x55\x66\x77"
@@ -92,7 +92,7 @@ async def prepare(db, broker, terminal_ids):
         keys = {}
         for tid in terminal_ids:
             keys[tid] = await hub.register_terminal(tid, MERCHANT_ICE, frames.ROLE_POS, "bench %d" % tid)
-        cards = {tid: (await hub.desk(DESK_ID).issue(UID, START_BALANCE - 100000)).card_no for tid in terminal_ids}
+        cards = {tid: (await desk_issued(hub, UID, START_BALANCE - 100000)).card_no for tid in terminal_ids}
     finally:
         await hub.stop()
     return keys, cards
