@@ -20,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "hub"))
 
+from protocol import record as R  # noqa: E402
 from parkcard.services import settlement  # noqa: E402
 from parkcard.store import open_store  # noqa: E402
 
@@ -41,12 +42,14 @@ def _ledger(path, records, merchants, days):
     conn = sqlite3.connect(path)
     now = time.time()
     rec, tx, entries = [], [], []
+    record_mac = R.record_mac_for(bytes(32))    # the terminals' key in _registry
     for i in range(1, records + 1):
         terminal = 2 + i % (2 * merchants)
         merchant = 2 + (terminal - 2) // 2
         card = 100000 + i % 500
-        rec.append((i, terminal, i, b"", 1, card, i, PRICE_CENTS, 0, DAY_S + i * days * 86400 // (records + 1),
-                    "applied", now))
+        time_s = DAY_S + i * days * 86400 // (records + 1)
+        raw = R.Record(R.KIND_DEBIT, terminal, i, time_s, card, bytes(4), i, PRICE_CENTS, 0).encode(record_mac)
+        rec.append((i, terminal, i, raw, R.KIND_DEBIT, card, i, PRICE_CENTS, 0, time_s, "applied", now))
         tx.append((i, i, 1, now))
         entries += [(i, "card:%d" % card, -PRICE_CENTS), (i, "merchant:%d" % merchant, PRICE_CENTS - COMMISSION_CENTS),
                     (i, "park:commission", COMMISSION_CENTS)]
