@@ -294,3 +294,11 @@ def test_a_desk_number_that_is_no_desk_terminal_is_refused_at_once_and_nothing_i
         assert "Traceback" not in refused.output
     pending = cli("--db", db, "card", "pending")
     assert pending.exit_code == 0 and "top_up" not in pending.output
+
+
+def test_a_negative_amount_is_refused_as_an_amount_not_as_an_unknown_option(tmp_path):
+    db = tmp_path / "hub.db"
+    for command in (("card", "top-up", "-5", "--desk", 1), ("card", "refund", "-0.50", "--desk", 1)):
+        refused = cli("--db", db, *command)
+        assert refused.exit_code == 2 and "is not an amount in CNY" in refused.output, refused.output
+        assert "No such option" not in refused.output

@@ -26,6 +26,10 @@ from parkcard.services.privileges import ServiceError
 DESK_REQUEST_POLL_S = 0.2       # how often the command looks for the running hub's answer
 
 
+# A hurried "-5" is an amount the command refuses as one, not an unknown option.
+_AMOUNT_FIRST = {"ignore_unknown_options": True}
+
+
 @click.group("card")
 def card_group():
     """Visitor cards at the front desk: issue, top up, look up."""
@@ -76,7 +80,7 @@ _WAIT = click.option("--wait", "wait_s", default=90, show_default=True, type=cli
                      help="seconds to wait for the card")
 
 
-@card_group.command("top-up")
+@card_group.command("top-up", context_settings=_AMOUNT_FIRST)
 @click.argument("amount")
 @_DESK
 @_PAY
@@ -116,7 +120,7 @@ def card_issue(obj, load, card_type, tier, member_no, desk_terminal_id, pay, op_
         format_cents(done["deposit_cents"], currency), request.op_id))
 
 
-@card_group.command("refund")
+@card_group.command("refund", context_settings=_AMOUNT_FIRST)
 @click.argument("amount")
 @_DESK
 @_OP_ID
