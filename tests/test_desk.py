@@ -298,6 +298,7 @@ def test_a_desk_number_that_is_no_desk_terminal_is_refused_at_once_and_nothing_i
 
 def test_a_negative_amount_is_refused_as_an_amount_not_as_an_unknown_option(tmp_path):
     db = tmp_path / "hub.db"
+    assert cli("--db", db, "merchant", "add", "--id", 1, "--name", "Park", "--commission-bps", 0).exit_code == 0
     for command in (("card", "top-up", "-5", "--desk", 1), ("card", "refund", "-0.50", "--desk", 1)):
         refused = cli("--db", db, *command)
         assert refused.exit_code == 2 and "is not an amount in CNY" in refused.output, refused.output
