@@ -1,34 +1,15 @@
 """/api/v1's card trace, credit cancellation, finance reports and occupancy over real HTTP, against the hub as
 `parkcard up` starts it, on SQLite and PostgreSQL: scopes, the park's currency, an idempotent cancellation."""
 
-import asyncio
 import time
 
 import pytest
 
 from api_kit import UpHub, api_key, cli
-from parkcard.app import Hub
-from parkcard_devkit.testing import DESK_ID, desk_issued
 from test_api import error
-from test_credits_cli_api import UID, credit_cli
+from test_credits_cli_api import credit_cli, issued_card
 
 pytestmark = [pytest.mark.api, pytest.mark.broker]
-
-
-def issued_card(workdir, db):
-    """A park with a desk and one card issued there with 100.00; return its number."""
-    for args in (("merchant", "add", "--id", "1", "--name", "Park desk", "--commission-bps", "0"),
-                 ("terminal", "add", "--id", str(DESK_ID), "--merchant", "1", "--role", "desk", "--name", "desk")):
-        out = cli(workdir, db, *args)
-        assert out.returncode == 0, out.stderr
-
-    async def issue():
-        hub = await Hub(db).open()
-        try:
-            return (await desk_issued(hub, UID, 10000)).card_no
-        finally:
-            await hub.stop()
-    return asyncio.run(issue())
 
 
 def test_trace_reports_occupancy_and_a_cancelled_credit_through_the_api(tmp_path, store_url):
