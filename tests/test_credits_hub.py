@@ -15,6 +15,7 @@ from parkcard.domain import accounts
 from parkcard.services import credits as credit_service
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import Actor, ServiceError
+from parkcard.store import credits as credit_store
 from parkcard_devkit.testing import DESK_ID, desk_issued
 from sim.cards import card_balance, issued_card
 from terminal.credits import Credits
@@ -129,6 +130,41 @@ def test_bad_grants_are_refused_and_grant_nothing(store_url):
     assert out == ["card_not_issued", "out_of_range", "out_of_range", "bad_reason", "bad_source", "refused: True",
                    "credit_not_cancellable"]
     assert version == 1 and len(listed) == 1
+
+
+def test_a_grant_sent_again_after_a_hub_restart_is_the_first_grant(store_url):
+    async def granted_once(hub, card_no):
+        first = await credit_service.grant_credit(hub.storage, ADMIN, card_no, 1500, "paid at desk 2",
+                                                  grant_id="form-7f3a")
+        return card_no, first
+    card_no, first = run(with_card(store_url, granted_once))
+
+    async def sent_again():     # a new hub process on the same database: nothing of the first one in memory
+        hub = await Hub(store_url).open()
+        try:
+            again = await credit_service.grant_credit(hub.storage, ADMIN, card_no, 1500, "paid at desk 2",
+                                                      grant_id="form-7f3a")
+            try:
+                await credit_service.grant_credit(hub.storage, ADMIN, card_no, 900, "paid at desk 2",
+                                                  grant_id="form-7f3a")
+                reused = "granted"
+            except Refusal as exc:
+                reused = exc.code, str(exc)
+            other = await credit_service.grant_credit(hub.storage, ADMIN, card_no, 900, "paid at desk 2",
+                                                      grant_id="form-80c1")
+            grants = [e for e in hub.storage.oplog.entries() if e["action"] == "credit.grant"]
+            return (again, reused, other, await hub.storage.credits_list(),
+                    await hub.storage.account_balance(accounts.PENDING_CREDITS), len(grants),
+                    (await audit.check(hub.storage)).ok)
+        finally:
+            await hub.stop()
+    again, reused, other, (_version, listed), pending, audited_grants, ok = run(sent_again())
+    assert (again.credit_no, again.amount_cents) == (first.credit_no, first.amount_cents) == (1, 1500)
+    assert isinstance(again, credit_store.GrantedBefore)
+    assert reused[0] == "grant_id_reused" and "credit 1 of 1500 cents to card %d" % card_no in reused[1]
+    assert other.credit_no == 2
+    assert listed == [(card_no, 1, 1500), (card_no, 2, 900)]
+    assert pending == 2400 and audited_grants == 2 and ok
 
 
 def test_two_offline_terminals_credit_the_card_once(store_url, tmp_path):

@@ -12,11 +12,12 @@ from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import CREDITS_GRANT, CREDITS_READ, requires
 from parkcard.store import NotIssued, audited
-from parkcard.store.credits import NotCancellable
+from parkcard.store.credits import GrantedBefore, GrantIdReused, NotCancellable
 from parkcard.store.shifts import NoOpenShift
 from parkcard.transport import notify
 
 REASON_LENGTH_MAX = 200
+GRANT_ID_MAX = 100
 
 
 def _reason(reason):
@@ -28,15 +29,23 @@ def _reason(reason):
 
 
 @requires(CREDITS_GRANT)
-async def grant_credit(store, actor, card_no, amount_cents, reason, source=accounts.CASH, desk_terminal_id=None):
+async def grant_credit(store, actor, card_no, amount_cents, reason, source=accounts.CASH, desk_terminal_id=None,
+                       grant_id=None):
     """Grant amount_cents to card_no, landing at its next tap; return the PendingCredit.
 
     source: the account that funds it (desk cash by default; park:api_payments for the API; a replaced
     card's hold:<card_no>). desk_terminal_id: the desk where it is paid in cash: the grant is part of that
-    desk's open shift. Refused for a card not issued or blacklisted, an amount that is not a whole number
-    of cents within what a card holds, an unknown source, or a desk with no open shift.
+    desk's open shift. grant_id: the caller's id of this grant (a form's, an API request's), made before the
+    first send and sent again on a retry: the same id is the same grant, even after a hub restart (a
+    GrantedBefore is returned, nothing granted twice). Refused for a card not issued or blacklisted, an amount
+    that is not a whole number of cents within what a card holds, an unknown source, a grant id used for
+    another grant, or a desk with no open shift.
     """
     checked(card_no=card_no, amount_cents=amount_cents)
+    if grant_id is not None and not (isinstance(grant_id, str) and 1 <= len(grant_id) <= GRANT_ID_MAX
+                                     and grant_id.isprintable()):
+        raise Refusal("bad_grant_id", "a grant id is 1 to %d printable characters: make one per grant and send it "
+                                      "again only to retry that grant" % GRANT_ID_MAX)
     reason = _reason(reason)
     if not ledger.credit_source_ok(source):
         raise Refusal("bad_source", "%r cannot fund a credit: use %s or hold:<card number>"
@@ -49,17 +58,21 @@ async def grant_credit(store, actor, card_no, amount_cents, reason, source=accou
                                           "to its replacement" % card_no)
     try:
         credit = await store.add_pending_credit(card_no, amount_cents, reason, source, actor.name, audit=audited(
-            actor.name, "credit.grant", when=lambda _: True, card_no=card_no, amount_cents=amount_cents,
+            actor.name, "credit.grant", when=lambda c: not isinstance(c, GrantedBefore), card_no=card_no, amount_cents=amount_cents,
             reason=reason, source=source, extra=lambda c: {"credit_no": c.credit_no}),
-            desk_terminal_id=desk_terminal_id)
+            desk_terminal_id=desk_terminal_id, grant_id=grant_id)
     except NoOpenShift:
         raise shifts.no_shift(desk_terminal_id) from None
     except NotIssued:
         raise Refusal("card_not_issued", "card %d was never issued here: check the number (nothing was granted)"
                       % card_no) from None
+    except GrantIdReused as exc:
+        raise Refusal("grant_id_reused", "%s, not this one: nothing was granted; make a new grant id for a new "
+                                         "grant" % exc) from None
     except ValueError as exc:
         raise Refusal("too_many_credits", "%s: nothing was granted" % exc) from None
-    await actor.told(notify.CREDITS)
+    if not isinstance(credit, GrantedBefore):
+        await actor.told(notify.CREDITS)
     return credit
 
 

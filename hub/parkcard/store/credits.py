@@ -24,6 +24,14 @@ class NotCancellable(ValueError):
     """A credit that is unknown, or already with a terminal or on the card."""
 
 
+class GrantIdReused(ValueError):
+    """A grant id sent again with another card, amount or source than its first grant (the message says which)."""
+
+
+class GrantedBefore(PendingCredit):
+    """The credit a grant id was granted the first time: answered again, nothing granted twice."""
+
+
 def _bump(tx):
     tx.sql_rowcount("UPDATE credits_version SET version = version + 1 WHERE id = 1")
 
@@ -55,8 +63,26 @@ def deliver(tx, card_no, credit_nos, terminal_id, seq):
     return changed
 
 
-def grant(tx, card_no, amount_cents, reason, source, actor):
-    """Grant a credit to an issued card inside a write; return its PendingCredit. NotIssued if unknown."""
+def _granted_as(tx, grant_id, card_no, amount_cents, source):
+    """Inside a write: the GrantedBefore of grant_id, or None when it is new; GrantIdReused for other content."""
+    row = tx.sql_row(_SELECT + "WHERE grant_id=?", (grant_id,))
+    if row is None:
+        return None
+    before = GrantedBefore(*row)
+    if (before.card_no, before.amount_cents, before.source) != (card_no, amount_cents, source):
+        raise GrantIdReused("grant %s was credit %d of %d cents to card %d" % (
+            grant_id, before.credit_no, before.amount_cents, before.card_no))
+    return before
+
+
+def grant(tx, card_no, amount_cents, reason, source, actor, grant_id=None):
+    """Grant a credit to an issued card inside a write; return its PendingCredit. NotIssued if unknown.
+
+    grant_id: the caller's id of this grant; sent again, it answers the first grant's GrantedBefore."""
+    if grant_id is not None:
+        before = _granted_as(tx, grant_id, card_no, amount_cents, source)
+        if before is not None:
+            return before
     if not tx.card_exists(card_no):
         raise NotIssued(card_no)
     credit_no = tx.sql_row("SELECT COUNT(*) FROM pending_credits WHERE card_no=?", (card_no,))[0] + 1
@@ -65,8 +91,8 @@ def grant(tx, card_no, amount_cents, reason, source, actor):
     tx_id = tx.post(None, ledger.TX_CREDIT_GRANT, ledger.credit_grant(source, amount_cents))
     tx.sql_rowcount(
         "INSERT INTO pending_credits(card_no, credit_no, amount_cents, reason, source, granted_by, "
-        "granted_at, state, grant_tx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, tx_id))
+        "granted_at, state, grant_tx, grant_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, tx_id, grant_id))
     _bump(tx)
     return PendingCredit(card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, None, None)
 
@@ -75,14 +101,15 @@ class CreditMethods:
     """The pending-credit methods of interface.Store (a mixin)."""
 
     async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None,
-                                 desk_terminal_id=None):
+                                 desk_terminal_id=None, grant_id=None):
         """Grant a credit to an issued card, funded from source; return its PendingCredit. NotIssued if unknown.
 
         desk_terminal_id: the desk it is paid at in cash; the grant joins that desk's open shift in the same
-        transaction (parkcard.store.shifts.NoOpenShift when there is none)."""
+        transaction (parkcard.store.shifts.NoOpenShift when there is none). grant_id: the caller's id of the
+        grant; the same id again returns the first grant's GrantedBefore (GrantIdReused for other content)."""
         def run(tx):
-            credit = grant(tx, card_no, amount_cents, reason, source, actor)
-            if desk_terminal_id is not None:
+            credit = grant(tx, card_no, amount_cents, reason, source, actor, grant_id)
+            if desk_terminal_id is not None and not isinstance(credit, GrantedBefore):
                 link_to_shift(tx, credit_op_id(card_no, credit.credit_no), desk_terminal_id, CASH_METHOD)
             return credit
         return await self.write(run, audit)

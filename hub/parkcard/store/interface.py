@@ -733,8 +733,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     # -- pending credits (parkcard.store.credits, SPEC.md §8)
     @abc.abstractmethod
-    async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None):
-        """Grant a credit to an issued card, funded from source; return its PendingCredit (NotIssued if unknown)."""
+    async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None,
+                                 desk_terminal_id=None, grant_id=None):
+        """Grant a credit to an issued card, funded from source; return its PendingCredit (NotIssued if unknown;
+        the first grant's GrantedBefore for a grant_id sent again)."""
 
     @abc.abstractmethod
     async def cancel_pending_credit(self, card_no, credit_no, audit=None):

@@ -63,6 +63,7 @@ async def migrate(conn, where):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK_KEY)
             if await conn.fetchval("SELECT version FROM parkcard_schema") >= number:
                 continue        # another process applied it meanwhile
-            await conn.execute(path.read_text())
-            await conn.execute("UPDATE parkcard_schema SET version = $1", number)
+            # With the version in one script: a migration holding only comments (a reserved number) is no
+            # empty query, which the server answers with no command tag.
+            await conn.execute("%s\n;UPDATE parkcard_schema SET version = %d" % (path.read_text(), number))
     return latest
