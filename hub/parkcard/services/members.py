@@ -63,6 +63,22 @@ async def register(store, actor, name, phone, note="", tier=0):
                       % (exc, phone)) from None
 
 
+@requires(MEMBERS)
+async def change_details(store, actor, member_no, name, phone, note=""):
+    """Change a member's name, phone and note; return the rows.Member. Refused for another member's phone."""
+    name = _text(name, "name", NAME_LENGTH_MAX)
+    note = _text(note, "note", NOTE_LENGTH_MAX, required=False)
+    phone = phone_of(phone)
+    try:
+        member = await store.set_member_details(member_no, name, phone, note, audit=audited(
+            actor.name, "member.details", when=lambda m: m is not None, member_no=member_no))
+    except MemberTaken as exc:
+        raise Refusal("member_exists", "%s: nothing changed" % exc) from None
+    if member is None:
+        raise Refusal("member_unknown", "there is no member %s: nothing changed" % (member_no,))
+    return member
+
+
 @requires(CARD_QUERY)
 async def find_member(store, actor, member_no=None, phone=None, card_no=None):
     """The rows.Member by number, phone or card; Refusal when there is none."""

@@ -803,6 +803,10 @@ class Store(abc.ABC):
         """Set a member's tier and the hub's tier of their cards; return the cards changed (None: no member)."""
 
     @abc.abstractmethod
+    async def set_member_details(self, member_no, name, phone, note, audit=None):
+        """Change a member's name, phone and note; return the Member (None: no member; MemberTaken: phone taken)."""
+
+    @abc.abstractmethod
     async def card_member(self, card_no):
         """The member number a card is issued to, or None."""
 

@@ -66,6 +66,19 @@ class MemberMethods:
             return tx.sql_rowcount("UPDATE cards SET tier=? WHERE member_no=?", (tier, member_no))
         return await self.write(run, audit)
 
+    async def set_member_details(self, member_no, name, phone, note, audit=None):
+        """Change a member's name, phone and note; return the Member (None: no member). MemberTaken for a phone
+        number another member has."""
+        def run(tx):
+            taken = tx.sql_row("SELECT member_no, name FROM members WHERE phone=? AND member_no<>?", (phone, member_no))
+            if taken is not None:
+                raise MemberTaken("phone %s is member %d's (%s)" % (phone, taken[0], taken[1]))
+            if tx.sql_rowcount("UPDATE members SET name=?, phone=?, note=? WHERE member_no=?",
+                               (name, phone, note, member_no)) != 1:
+                return None
+            return Member(*tx.sql_row(_MEMBER_SELECT + "WHERE member_no=?", (member_no,)))
+        return await self.write(run, audit)
+
     async def card_member(self, card_no):
         """The member number a card is issued to, or None."""
         row = await self._one("SELECT member_no FROM cards WHERE card_no=?", (card_no,))
