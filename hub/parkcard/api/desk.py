@@ -12,11 +12,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from parkcard import bounds
 from parkcard.api import models as m
 from parkcard.api.app import REFUSALS, api_actor, idempotency_key, key_lock, once
-from parkcard.services import park, webhooks
-from parkcard.services.desk import operations, query
+from parkcard.services import losses, park, webhooks
+from parkcard.services.desk import operations, query, replacement
 
 router = APIRouter(responses=REFUSALS)
 DeskId = Path(ge=bounds.TERMINAL_ID.low, le=bounds.TERMINAL_ID.high)
+CardNo = Path(ge=bounds.CARD_NO.low, le=bounds.CARD_NO.high)
 WebhookId = Path(ge=1, le=2 ** 63 - 1)
 
 
@@ -70,6 +71,41 @@ async def desk_top_up(request: Request, body: m.DeskTopUp, desk_id: int = DeskId
     """Top up the card on the desk with the cash paid, plus its tier's bonus (scope desk:operate)."""
     return await _desk_operation(request, actor, key, lambda path, op_id: operations.top_up(
         path, actor, op_id, desk_id, body.cash_cents))
+
+
+@router.post("/desks/{desk_id}/replace", response_model=m.DeskReplaced, tags=["desk"])
+async def desk_replace(request: Request, body: m.DeskReplace, desk_id: int = DeskId, actor=Depends(api_actor),
+                       key: str = Depends(idempotency_key)):
+    """Issue the stock card on the desk as the replacement of a card reported lost (补卡): the lost card's balance
+    less a hold for its late offline debits, the rest released later as a pending credit (scope desk:replace)."""
+    hub = _hub(request)
+    async with key_lock(request, actor, key):
+        done = await replacement.replace(hub.desk_path, actor, desk_op_id(actor, key), desk_id, body.lost_card_no)
+    row = await losses.replacement_of(hub.storage, actor, body.lost_card_no)
+    currency = await park.currency(hub.storage, actor)
+    return m.DeskReplaced(**m.DeskDone.of(done, currency).model_dump(), lost_card_no=body.lost_card_no,
+                          hold=m.Money(cents=row.hold_cents, currency=currency), release_at=int(row.release_at_s))
+
+
+@router.post("/cards/{card_no}/lost", response_model=m.CardLoss, tags=["desk"])
+async def card_lost(request: Request, body: m.LossNew, card_no: int = CardNo, actor=Depends(api_actor),
+                    key: str = Depends(idempotency_key)):
+    """Report a card lost (挂失): blacklisted at once and pushed to every online terminal (scope cards:loss)."""
+    async def produce():
+        loss = await losses.report(_hub(request).storage, actor, body.reason, card_no=card_no)
+        return m.CardLoss.of(loss).model_dump(mode="json")
+    return await once(request, actor, key, produce)
+
+
+@router.post("/cards/{card_no}/found", response_model=m.CardLoss, tags=["desk"])
+async def card_found(request: Request, body: m.FoundNew, card_no: int = CardNo, actor=Depends(api_actor),
+                     key: str = Depends(idempotency_key)):
+    """Un-report a lost card that was not replaced (解挂): off the blacklist again (scope cards:loss)."""
+    async def produce():
+        store = _hub(request).storage
+        await losses.unreport(store, actor, card_no, body.reason)
+        return m.CardLoss.of(await losses.loss_of(store, actor, card_no)).model_dump(mode="json")
+    return await once(request, actor, key, produce)
 
 
 @router.get("/webhooks", response_model=list[m.Webhook], tags=["webhooks"])

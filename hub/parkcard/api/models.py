@@ -358,6 +358,50 @@ class DeskDone(BaseModel):
                    balance=Money(cents=done.balance_cents, currency=currency), record_seq=done.record_seq)
 
 
+class DeskReplace(BaseModel):
+    """The lost card the stock card on the desk replaces (it must be reported lost first)."""
+
+    lost_card_no: int = Field(ge=bounds.CARD_NO.low, le=bounds.CARD_NO.high)
+
+
+class DeskReplaced(DeskDone):
+    """A replacement done: the new card with the lost card's balance less the hold, and when the hold is released."""
+
+    lost_card_no: int
+    hold: Money = Field(description="kept for the lost card's late offline debits; what is left lands on the new "
+                                    "card as a pending credit")
+    release_at: int = Field(description="UTC epoch seconds: the hold is released by then at the latest")
+
+
+class LossNew(BaseModel):
+    """Why a card is reported lost (挂失): it is blacklisted at once."""
+
+    reason: str = Field("lost", min_length=1, max_length=200, examples=["stolen"])
+
+
+class FoundNew(BaseModel):
+    """Why a lost card is un-reported (解挂): it serves again."""
+
+    reason: str = Field("found by its holder", min_length=1, max_length=200)
+
+
+class CardLoss(BaseModel):
+    """A card reported lost: its state (lost, found, replaced), why and when, and the blacklist version it took."""
+
+    card_no: int
+    state: str = Field(examples=["lost"], description="lost, found or replaced")
+    reason: str
+    reported_by: str
+    reported_at: int
+    blacklist_version: int
+
+    @classmethod
+    def of(cls, loss):
+        """From a parkcard.store.rows.CardLoss."""
+        return cls(card_no=loss.card_no, state=loss.state, reason=loss.reason, reported_by=loss.reported_by,
+                   reported_at=int(loss.reported_at), blacklist_version=loss.blacklist_version)
+
+
 class CardOnDesk(BaseModel):
     """The card lying on a desk terminal: blank, stock, or a park card with what it holds."""
 

@@ -176,8 +176,9 @@ async def credit_grant(request: Request, body: m.CreditNew, card_no: int = CardN
     credits:write). The same Idempotency-Key again returns the first answer: one payment, one credit."""
     async def produce():
         store = _store(request)
+        # The key is the grant's id too: sent again after a hub stopped before keeping its answer, one credit.
         credit = await credits.grant_credit(store, actor, card_no, body.amount_cents, body.reason,
-                                            source=accounts.API_PAYMENTS)
+                                            source=accounts.API_PAYMENTS, grant_id="api%d-%s" % (actor.key.id, key))
         return m.Credit.of(credit, await park.currency(store, actor)).model_dump(mode="json")
     return await once(request, actor, key, produce)
 

@@ -9,7 +9,7 @@ stays on the card's account until the desk replaces it (parkcard.services.desk.r
 from parkcard.services.desk.replacement import pending_replacement
 from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
-from parkcard.services.privileges import CARD_LOSS, requires
+from parkcard.services.privileges import CARD_LOSS, CARD_QUERY, requires
 from parkcard.store import audited
 from parkcard.store.members import LOST
 from parkcard.transport import notify
@@ -82,3 +82,17 @@ async def unreport(store, actor, card_no, reason="found by its holder"):
     if version is not None:
         await actor.told(notify.BLACKLIST)
     return version
+
+
+@requires(CARD_QUERY)
+async def replacement_of(store, actor, card_no):
+    """The rows.Replacement a card is in (as the lost card or its replacement), or None: the hold and its release."""
+    checked(card_no=card_no)
+    return (await store.replacement(old_card_no=card_no)) or (await store.replacement(new_card_no=card_no))
+
+
+@requires(CARD_QUERY)
+async def loss_of(store, actor, card_no):
+    """The rows.CardLoss of a card reported lost (lost, found or replaced), or None."""
+    checked(card_no=card_no)
+    return await store.card_loss(card_no)

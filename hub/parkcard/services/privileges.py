@@ -165,6 +165,8 @@ SCOPES = {
     "gates:read": frozenset({OCCUPANCY}),                           # who is inside
     "webhooks:manage": frozenset({WEBHOOKS}),                       # where the park's events are sent
     "desk:operate": frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_STOCK}),  # serve cards at a desk terminal
+    "cards:loss": frozenset({CARD_QUERY, CARD_LOSS}),              # report a card lost, and found again
+    "desk:replace": frozenset({CARD_QUERY, CARD_REPLACE}),         # a lost card's balance onto a stock card
 }
 
 

@@ -19,11 +19,13 @@ from parkcard.domain import ledger
 from parkcard.domain import shifts as S
 from parkcard.domain.cents import whole
 from parkcard.domain.lifecycle import DeskOpState
+from parkcard.services.errors import Refusal
 from parkcard.services.privileges import PARK_ADMIN, PARK_READ, SHIFT, SHIFTS_REVIEW, ServiceError, requires
 from parkcard.store import audited
 from parkcard.store.shifts import ShiftNotClosable
 
 FLOAT_MAX_CENTS = 10_000_000        # a drawer's float beyond 100,000.00 is a typing mistake
+NO_SHIFT = "no_open_shift"         # the code of the refusal of a desk operation with no open shift
 PAY_METHOD = re.compile(r"[a-z][a-z0-9_-]{0,19}")
 
 
@@ -72,7 +74,7 @@ async def set_pay_methods(store, actor, methods):
 
 def no_shift(desk_terminal_id):
     """The refusal of an operation at a desk with no open shift."""
-    return ServiceError("desk %d has no open shift: open one first with `parkcard shift open --desk %d --float "
+    return Refusal(NO_SHIFT, "desk %d has no open shift: open one first with `parkcard shift open --desk %d --float "
                         "AMOUNT` (nothing was charged)" % (desk_terminal_id, desk_terminal_id))
 
 

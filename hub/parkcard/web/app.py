@@ -4,10 +4,10 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, WebState, gettext, render, session_of
-from parkcard.web.routes import (audit, auth, blacklist, credits, desk, discounts, fleet, merchants, monitoring,
-                                 occupancy, operators, prices, reports, settlement, tickets)
+from parkcard.web.routes import (audit, auth, blacklist, credits, desk, discounts, fleet, members, merchants,
+                                 monitoring, occupancy, operators, prices, reports, settlement, tickets)
 
-PAGE_ROUTERS = (auth.router, fleet.router, desk.router, merchants.router, prices.router, discounts.router,
+PAGE_ROUTERS = (auth.router, fleet.router, desk.router, members.router, merchants.router, prices.router, discounts.router,
                 tickets.router, occupancy.router, credits.router, blacklist.router, monitoring.router,
                 settlement.router, reports.router, audit.router, operators.router)
 

@@ -40,6 +40,7 @@ def N_(text):
 NAV = (
     ("/fleet", N_("Live fleet"), P.FLEET_READ),
     ("/desk", N_("Front desk"), P.CARD_ISSUE),
+    ("/members", N_("Members"), P.MEMBERS),
     ("/merchants", N_("Merchants"), P.MERCHANTS_READ),
     ("/prices", N_("Price lists"), P.MERCHANTS_READ),
     ("/discounts", N_("Discounts"), P.MERCHANTS_READ),

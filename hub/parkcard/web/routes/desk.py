@@ -14,20 +14,21 @@ pending is shown as such, with its retry.
 from fastapi import APIRouter, Depends, Request
 
 from parkcard.domain.lifecycle import DeskOpState
-from parkcard.services import credits
+from parkcard.services import credits, losses, shifts
 from parkcard.services import privileges as P
-from parkcard.services.desk import operations, query
+from parkcard.services.desk import operations, query, replacement
+from parkcard.services.errors import code_of
 from parkcard.services.tiers import park_tiers
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, gettext, operator, optional_number, park_of, render, session_form,
+from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, render, session_form,
                                 state, whole_number)
 from parkcard.web.routes.monitoring import KIND_NAMES
 from parkcard.web.sessions import IN_FLIGHT, new_token
 
 router = APIRouter()
 OP_ID_FIELD = "op"
-# The tiers a card may be issued in, by code: the park's table (its own once it configures one). The default
-# names are in the catalogs; a name the park gives is shown as it is written.
+# What the card panel calls each state of a card's loss (parkcard.store.members).
+LOSS_STATES = {"lost": N_("lost, blacklisted"), "found": N_("found again"), "replaced": N_("replaced")}
 # The form fields a retry sends again as they were (everything but the CSRF token).
 _NOT_RESENT = ("csrf",)
 
@@ -72,10 +73,16 @@ async def _page(request, session, desk_id=None, card=None, outcome=None, pending
     if desk_id is None and len(desks) == 1:
         desk_id = desks[0][0]
     held = session.actor.privileges
+    shift = loss = replaced = None
+    if desk_id is not None and P.SHIFT in held:
+        shift = next(iter(await shifts.open_shifts(web.store, session.actor, desk_id)), None)
+    if card is not None and card.card_no is not None:
+        loss = await losses.loss_of(web.store, session.actor, card.card_no)
+        replaced = await losses.replacement_of(web.store, session.actor, card.card_no)
     return render(request, "desk.html", session, status=status, park=park, desks=desks, desk_id=desk_id, card=card,
                   outcome=outcome, pending=pending, op_id=op_id or new_token(), kinds=KIND_NAMES,
-                  tiers={t.code: t.name for t in await park_tiers(web.store)},
-                  actions=[a for a in ACTIONS if a.privilege in held])
+                  tiers={t.code: t.name for t in await park_tiers(web.store)}, shift=shift, loss=loss,
+                  replaced=replaced, loss_states=LOSS_STATES, shifts_held=P.SHIFT in held, actions=[a for a in ACTIONS if a.privilege in held])
 
 
 @router.get("/desk")
@@ -119,8 +126,8 @@ async def _act(request, session, action):
         pending = None
         if await _is_pending(web, session, op_id):
             pending = (action.path, [(k, v) for k, v in form.items() if k not in _NOT_RESENT])
-        return await _page(request, session, desk_id, outcome=("error", str(exc)), pending=pending, op_id=op_id,
-                           status=422)
+        return await _page(request, session, desk_id, outcome=("error", _refusal_text(request, session, exc, desk_id)),
+                           pending=pending, op_id=op_id, status=422)
     except BaseException:
         session.answers.pop(op_id, None)    # never left "in flight" for good
         raise
@@ -135,6 +142,14 @@ async def _is_pending(web, session, op_id):
     except ServiceError:
         return False
     return kept is not None and kept.state == DeskOpState.PENDING
+
+
+def _refusal_text(request, session, exc, desk_id):
+    """What the page says of a service's refusal: its own words, the page's for one that names a CLI command."""
+    if code_of(exc) == shifts.NO_SHIFT:
+        return gettext(request, session, "Desk %(desk)d has no open shift: open one with \"Open a shift\" on this page "
+                                         "first (nothing was charged).") % {"desk": desk_id}
+    return str(exc)
 
 
 def _done_text(request, session, park, done, what):
@@ -201,7 +216,98 @@ async def credit(request, session, form, park, desk_id, op_id):
     web = state(request)
     card_no = whole_number(form, "card_no", gettext(request, session, "the card number"))
     cents = amount(form, "amount", gettext(request, session, "the amount"), park)
-    granted = await credits.grant_credit(web.store, session.actor, card_no, cents, form.get("reason"))
+    # Paid in cash at this desk, in its open shift; the form's operation id is the grant's id, so a form sent
+    # again after a hub restart (its first answer forgotten) is the same credit.
+    granted = await credits.grant_credit(web.store, session.actor, card_no, cents, form.get("reason"),
+                                         desk_terminal_id=desk_id, grant_id="web-" + op_id)
     return gettext(request, session, "Credit %(no)d of %(amount)s is granted to card %(card)d: it lands at the card's "
                                   "next tap.") % {"no": granted.credit_no, "amount": park.money(granted.amount_cents),
                                                   "card": card_no}
+
+
+@desk_action("lost", N_("Report a card lost"), P.CARD_LOSS)
+async def lost(request, session, form, park, desk_id, op_id):
+    """Report a card lost (挂失) by its number or its member's: blacklisted at once: services.losses.report."""
+    web = state(request)
+    card_no = optional_number(form, "card_no", gettext(request, session, "the card number"))
+    member_no = optional_number(form, "member_no", gettext(request, session, "the member number"))
+    loss = await losses.report(web.store, session.actor, form.get("reason"), card_no=card_no, member_no=member_no)
+    return gettext(request, session, "Card %(card)d is reported lost and blacklisted (blacklist version %(version)d): "
+                                     "replace it with a stock card on the desk, or un-report it when it is found.") % {
+        "card": loss.card_no, "version": loss.blacklist_version}
+
+
+@desk_action("found", N_("A lost card is found"), P.CARD_LOSS)
+async def found(request, session, form, park, desk_id, op_id):
+    """Un-report a lost card not replaced (解挂): off the blacklist again: services.losses.unreport."""
+    web = state(request)
+    card_no = whole_number(form, "card_no", gettext(request, session, "the card number"))
+    await losses.unreport(web.store, session.actor, card_no, form.get("reason"))
+    return gettext(request, session, "Card %(card)d is no longer reported lost: it serves again once the terminals "
+                                     "have the new blacklist.") % {"card": card_no}
+
+
+@desk_action("replace", N_("Replace a lost card"), P.CARD_REPLACE)
+async def replace(request, session, form, park, desk_id, op_id):
+    """Issue the stock card on the desk as a lost card's replacement (补卡), less a hold: services.desk.replace."""
+    web = state(request)
+    lost_no = whole_number(form, "lost_card_no", gettext(request, session, "the lost card's number"))
+    done = await replacement.replace(web.hub.desk_path, session.actor, op_id, desk_id, lost_no)
+    row = await losses.replacement_of(web.store, session.actor, lost_no)
+    return gettext(request, session, "Card %(new)s replaces card %(old)d and holds %(moved)s; %(hold)s is held for "
+                                     "the lost card's late offline debits and lands on card %(new)s by %(release)s at "
+                                     "the latest (operation %(op)s).") % {
+        "new": done.card_no, "old": lost_no, "moved": park.money(done.balance_cents),
+        "hold": park.money(row.hold_cents), "release": park.when(row.release_at_s), "op": done.op_id}
+
+
+# -- the cashier's shift at the desk: open with a counted float, close with the counted cash, its Z report
+
+def _to_desk(desk_id):
+    return "/desk" if desk_id is None else "/desk?desk=%d" % desk_id
+
+
+@router.post("/desk/shift/open")
+async def shift_open(request: Request, session=Depends(operator)):
+    """Open the cashier's shift at the desk with the float counted into the drawer: services.shifts.open_shift."""
+    form = await session_form(request, session)
+    desk_id = None
+    try:
+        park = await park_of(request, session)
+        desk_id = whole_number(form, "desk", gettext(request, session, "the desk terminal"))
+        cents = amount(form, "float", gettext(request, session, "the float"), park)
+        shift = await shifts.open_shift(state(request).store, session.actor, desk_id, cents)
+    except ServiceError as exc:
+        return back(_to_desk(desk_id), session, str(exc), "error")
+    return back(_to_desk(desk_id), session, gettext(
+        request, session, "Shift %(shift)d is open at desk %(desk)d with a float of %(float)s.") % {
+        "shift": shift.shift_no, "desk": desk_id, "float": park.money(shift.float_cents)})
+
+
+@router.post("/desk/shift/close")
+async def shift_close(request: Request, session=Depends(operator)):
+    """Close the desk's open shift with the cash counted in the drawer, then show its Z report."""
+    form = await session_form(request, session)
+    desk_id = None
+    try:
+        park = await park_of(request, session)
+        desk_id = whole_number(form, "desk", gettext(request, session, "the desk terminal"))
+        cents = amount(form, "counted", gettext(request, session, "the counted cash"), park)
+        z_no, z = await shifts.close_shift(state(request).store, session.actor, desk_id, cents)
+    except ServiceError as exc:
+        return back(_to_desk(desk_id), session, str(exc), "error")
+    return back("/desk/z/%d" % z_no, session, gettext(
+        request, session, "Shift %(shift)d is closed: Z report %(z)d, cash over (+) or short (-) %(diff)s.") % {
+        "shift": z.shift_number, "z": z_no, "diff": park.money(z.difference_cents)})
+
+
+@router.get("/desk/z/{z_no}")
+async def z_report_page(request: Request, z_no: int, session=Depends(operator)):
+    """A closed shift's Z report, printable (a cashier's own, any for shifts.review): services.shifts.z_report."""
+    try:
+        park = await park_of(request, session)
+        stored, shift, z = await shifts.z_report(state(request).store, session.actor, z_no)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=404, message=str(exc))
+    return render(request, "desk_z.html", session, park=park, stored=stored, shift=shift, z=z,
+                  top_ups=sum(t.count for _m, t in z.top_ups))
