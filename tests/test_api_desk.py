@@ -13,6 +13,7 @@ from protocol import record as R
 from sim.cards import card_balance
 from sim.mifare import MifareClassic1K
 
+from parkcard.domain.replacement import ReplacementSettings
 from parkcard.services import apikeys, webhooks
 from parkcard.services.privileges import Actor
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID
@@ -22,6 +23,7 @@ from web_kit import ParkThread
 pytestmark = [pytest.mark.api, pytest.mark.broker, pytest.mark.slow]
 
 UID = bytes.fromhex("04ab5c0000b002")
+NEW_UID = bytes.fromhex("04ab5c0000b003")
 
 
 @pytest.fixture
@@ -91,3 +93,51 @@ def test_webhooks_are_registered_listed_and_removed_through_the_api(park):
         assert api.get("/webhooks").json() == []
     with client(park, "fleet:read") as api:
         assert api.get("/webhooks").status_code == 403
+
+
+def test_a_card_is_reported_lost_found_and_replaced_through_the_api_with_its_hold(tmp_path):
+    park = ParkThread(tmp_path / "park", terminals=1).start()
+    try:
+        sim = park.sim
+        sim.hub.desk_path.replacement_settings = ReplacementSettings(offline_window_s=86400, daily_cap_cents=1500)
+        old = park.call(sim.new_card(UID))
+        card_no = park.call(sim.at_desk(old, park.hub.desk(DESK_TERMINAL_ID).issue("issue-to-lose", 8000))).card_no
+        booth = sim.terminals[0]
+        park.on_loop(booth.relay.cut)     # a booth offline at the report: it may hold the card's debits
+        park.call(sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth stayed connected"))
+        lost_path, found_path = "/cards/%d/lost" % card_no, "/cards/%d/found" % card_no
+        with client(park, "cards:loss", "desk:replace") as api:
+            unknown = api.post("/cards/999999/lost", json={}, headers={"Idempotency-Key": "l0"})
+            assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "card_not_issued"
+            lost = api.post(lost_path, json={"reason": "stolen"}, headers={"Idempotency-Key": "l1"})
+            assert lost.status_code == 200, lost.text
+            assert (lost.json()["state"], lost.json()["reason"]) == ("lost", "stolen")
+            assert card_no in park.call(park.hub.storage.blacklist_cards())
+            found = api.post(found_path, json={}, headers={"Idempotency-Key": "f1"})
+            assert found.status_code == 200 and found.json()["state"] == "found"
+            assert card_no not in park.call(park.hub.storage.blacklist_cards())
+            again = api.post(found_path, json={}, headers={"Idempotency-Key": "f2"})
+            assert again.status_code == 422 and again.json()["error"]["code"] == "card_not_lost"
+            assert api.post(lost_path, json={}, headers={"Idempotency-Key": "l2"}).json()["state"] == "lost"
+            new = park.call(sim.new_card(NEW_UID))
+            park.on_loop(sim.put_on_desk, new)
+            replace = {"json": {"lost_card_no": card_no}, "headers": {"Idempotency-Key": "r1"}}
+            replaced = api.post("/desks/%d/replace" % DESK_TERMINAL_ID, **replace)
+            assert replaced.status_code == 200, replaced.text
+            body = replaced.json()
+            assert body["lost_card_no"] == card_no and body["card_no"] != card_no
+            assert 0 < body["hold"]["cents"] < 8000 and body["hold"]["currency"] == "CNY"     # a daily cap or more
+            assert body["balance"]["cents"] + body["hold"]["cents"] == 8000
+            assert body["release_at"] > lost.json()["reported_at"]
+            assert api.post("/desks/%d/replace" % DESK_TERMINAL_ID, **replace).json() == body    # a retry
+            assert card_balance(sim.park_keys, new).balance_cents == body["balance"]["cents"]
+            refused = api.post(found_path, json={}, headers={"Idempotency-Key": "f3"})
+            assert refused.status_code == 422 and "replaced card stays blacklisted" in refused.json()["error"]["message"]
+        with client(park, "desk:operate") as api:
+            no_scope = api.post("/desks/%d/replace" % DESK_TERMINAL_ID, json={"lost_card_no": card_no},
+                                headers={"Idempotency-Key": "r2"})
+            assert no_scope.status_code == 403 and "desk:replace" in no_scope.json()["error"]["message"]
+            no_scope = api.post(lost_path, json={}, headers={"Idempotency-Key": "l3"})
+            assert no_scope.status_code == 403 and "cards:loss" in no_scope.json()["error"]["message"]
+    finally:
+        park.stop()

@@ -9,6 +9,8 @@ import pytest
 from sim.cards import card_balance
 from sim.mifare import MifareClassic1K
 
+from parkcard.domain.replacement import ReplacementSettings
+from parkcard.money import format_cents
 from parkcard.services import operators, shifts
 from parkcard.services.privileges import Actor
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID
@@ -22,9 +24,11 @@ NEW_UID = bytes.fromhex("04d35c0000a002")
 
 
 @pytest.fixture
-def park(tmp_path):
-    """A simulated park whose desk has no open shift, serving its web app; a cashier and a manager login."""
-    park = ParkThread(tmp_path / "park").start()
+def park(tmp_path, request):
+    """A simulated park whose desk has no open shift, serving its web app; a cashier and a manager login.
+
+    Its booths: as many as the test's parameter says (indirect), none without one."""
+    park = ParkThread(tmp_path / "park", terminals=getattr(request, "param", 0)).start()
     sim = park.sim
     park.call(shifts.close_shift(sim.hub.storage, sim.hub.actor("sim-cashier"), DESK_TERMINAL_ID,
                                  sim.shift.float_cents))
@@ -86,8 +90,10 @@ def test_a_cashiers_shift_from_float_to_z_report(chromium, park):  # noqa: F811
     context.close()
 
 
+@pytest.mark.parametrize("park", [1], indirect=True)
 def test_a_card_lost_found_lost_again_and_replaced_by_a_manager_with_its_hold_shown(chromium, park):  # noqa: F811
     sim = park.sim
+    sim.hub.desk_path.replacement_settings = ReplacementSettings(offline_window_s=86400, daily_cap_cents=1500)
     old = park.call(sim.new_card(BLANK_UID))
     park.call(shifts.open_shift(sim.hub.storage, sim.hub.actor("man"), DESK_TERMINAL_ID, 0))
     issued = park.call(sim.at_desk(old, park.hub.desk(DESK_TERMINAL_ID).issue("issue-to-lose", 8000)))
@@ -108,16 +114,22 @@ def test_a_card_lost_found_lost_again_and_replaced_by_a_manager_with_its_hold_sh
     assert "is no longer reported lost" in act(page, "found", card_no=str(issued.card_no))
     assert issued.card_no not in park.call(park.hub.storage.blacklist_cards())
     assert "is found: nothing changed" in act(page, "found", card_no=str(issued.card_no))
+    booth = sim.terminals[0]
+    park.on_loop(booth.relay.cut)     # offline at the report: it may still hold the lost card's debits
+    park.call(sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth stayed connected"))
     act(page, "lost", card_no=str(issued.card_no), reason="stolen")
     new = park.call(sim.new_card(NEW_UID))
     park.on_loop(sim.put_on_desk, new)
     assert "was never issued here" in act(page, "replace", lost_card_no="999999")
     replaced = act(page, "replace", lost_card_no=str(issued.card_no))
-    assert "replaces card %d and holds CNY 80.00" % issued.card_no in replaced
-    assert "CNY 0.00 is held for the lost card's late offline debits" in replaced    # no terminal lagged
-    assert card_balance(sim.park_keys, new).balance_cents == 8000
+    row = park.call(park.hub.storage.replacement(old_card_no=issued.card_no))
+    assert 0 < row.hold_cents < 8000 and row.moved_cents + row.hold_cents == 8000      # a daily cap or more
+    moved, hold = format_cents(row.moved_cents, "CNY"), format_cents(row.hold_cents, "CNY")
+    assert "replaces card %d and holds %s; %s is held for the lost card's late offline debits" % (
+        issued.card_no, moved, hold) in replaced
+    assert card_balance(sim.park_keys, new).balance_cents == row.moved_cents
     page.click("#desk-read")
-    assert "replaces card %d: CNY 80.00 moved, CNY 0.00 held" % issued.card_no in page.inner_text(
+    assert "replaces card %d: %s moved, %s held, released by" % (issued.card_no, moved, hold) in page.inner_text(
         "#card-replacement")
     shot(page, "desk-replaced")
     assert "was replaced already" in act(page, "replace", lost_card_no=str(issued.card_no))
@@ -150,6 +162,13 @@ def test_members_are_registered_found_and_changed(chromium, park):  # noqa: F811
     page.goto("/members?by=member_no&q=abc")
     assert "must be a whole number" in page.inner_text("#member-refused")
     assert "Wang Fang" in page.inner_text("#members")
+    with page.expect_navigation():
+        page.select_option("select[name=locale]", "zh_Hans")        # the operator's language: 简体中文
+    page.goto("/members?by=member_no&q=1001")
+    assert page.inner_text("h1") == "会员" and "会员 1001：Li Wei-Ming" in page.inner_text("#member h2")
+    page.goto("/desk")
+    assert "班次" in page.inner_text("#desk-shift") and page.inner_text("#shift-open button") == "开班"
+    shot(page, "desk-zh")
     context.close()
 
 

@@ -237,7 +237,7 @@ async def lost(request, session, form, park, desk_id, op_id):
         "card": loss.card_no, "version": loss.blacklist_version}
 
 
-@desk_action("found", N_("A lost card is found"), P.CARD_LOSS)
+@desk_action("found", N_("Lost card found"), P.CARD_LOSS)
 async def found(request, session, form, park, desk_id, op_id):
     """Un-report a lost card not replaced (解挂): off the blacklist again: services.losses.unreport."""
     web = state(request)
