@@ -189,7 +189,14 @@ def test_a_credit_form_sent_again_after_the_hub_forgot_its_answer_grants_once(ch
         session.answers.clear()         # what a restarted hub knows of the form: nothing but its kept grant
     again = page.request.post("/desk/credit", form=fields)
     assert "Credit 1 of CNY 15.00 is granted" in again.text()
+    page.goto("/credits")       # the credits page's own form: the same
+    fields = {"csrf": form["csrf"], "once": page.input_value("input[name=once]"), "card_no": str(issued.card_no),
+              "amount": "7", "reason": "paid by phone"}
+    assert "Credit 2 of CNY 7.00" in page.request.post("/credits", form=fields).text()
+    for session in park.api.app.state.web.sessions._by_token.values():
+        session.answers.clear()
+    assert "Credit 2 of CNY 7.00" in page.request.post("/credits", form=fields).text()
     credits = park.call(park.hub.storage.pending_credits(issued.card_no))
-    assert [(c.credit_no, c.amount_cents) for c in credits] == [(1, 1500)]
+    assert [(c.credit_no, c.amount_cents) for c in credits] == [(1, 1500), (2, 700)]
     assert desk_records(park)       # the card's issue only: a credit is no record until its tap
     context.close()

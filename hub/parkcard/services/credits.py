@@ -58,8 +58,8 @@ async def grant_credit(store, actor, card_no, amount_cents, reason, source=accou
                                           "to its replacement" % card_no)
     try:
         credit = await store.add_pending_credit(card_no, amount_cents, reason, source, actor.name, audit=audited(
-            actor.name, "credit.grant", when=lambda c: not isinstance(c, GrantedBefore), card_no=card_no, amount_cents=amount_cents,
-            reason=reason, source=source, extra=lambda c: {"credit_no": c.credit_no}),
+            actor.name, "credit.grant", when=lambda c: not isinstance(c, GrantedBefore), card_no=card_no,
+            amount_cents=amount_cents, reason=reason, source=source, extra=lambda c: {"credit_no": c.credit_no}),
             desk_terminal_id=desk_terminal_id, grant_id=grant_id)
     except NoOpenShift:
         raise shifts.no_shift(desk_terminal_id) from None

@@ -7,9 +7,9 @@ from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, We
 from parkcard.web.routes import (audit, auth, blacklist, credits, desk, discounts, fleet, members, merchants,
                                  monitoring, occupancy, operators, prices, reports, settlement, tickets)
 
-PAGE_ROUTERS = (auth.router, fleet.router, desk.router, members.router, merchants.router, prices.router, discounts.router,
-                tickets.router, occupancy.router, credits.router, blacklist.router, monitoring.router,
-                settlement.router, reports.router, audit.router, operators.router)
+PAGE_ROUTERS = (auth.router, fleet.router, desk.router, members.router, merchants.router, prices.router,
+                discounts.router, tickets.router, occupancy.router, credits.router, blacklist.router,
+                monitoring.router, settlement.router, reports.router, audit.router, operators.router)
 
 
 def install(app, hub, secure, time_zone):

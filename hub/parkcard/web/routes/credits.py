@@ -47,7 +47,9 @@ async def credit_grant(request: Request, session=Depends(operator)):
         park = await park_of(request, session)
         card_no = whole_number(form, "card_no", gettext(request, session, "the card number"))
         cents = amount(form, "amount", gettext(request, session, "the amount"), park)
-        credit = await credits.grant_credit(state(request).store, session.actor, card_no, cents, form.get("reason"))
+        # The form's token is the grant's id: sent again after a hub restart forgot this answer, the same credit.
+        credit = await credits.grant_credit(state(request).store, session.actor, card_no, cents, form.get("reason"),
+                                            grant_id="web-" + once)
         kind, said = "ok", gettext(request, session, "Credit %(no)d of %(amount)s is granted to card %(card)d: it "
                                                      "lands at the card's next tap.") % {
             "no": credit.credit_no, "amount": park.money(credit.amount_cents), "card": card_no}

@@ -82,7 +82,8 @@ async def _page(request, session, desk_id=None, card=None, outcome=None, pending
     return render(request, "desk.html", session, status=status, park=park, desks=desks, desk_id=desk_id, card=card,
                   outcome=outcome, pending=pending, op_id=op_id or new_token(), kinds=KIND_NAMES,
                   tiers={t.code: t.name for t in await park_tiers(web.store)}, shift=shift, loss=loss,
-                  replaced=replaced, loss_states=LOSS_STATES, shifts_held=P.SHIFT in held, actions=[a for a in ACTIONS if a.privilege in held])
+                  replaced=replaced, loss_states=LOSS_STATES, shifts_held=P.SHIFT in held,
+                  actions=[a for a in ACTIONS if a.privilege in held])
 
 
 @router.get("/desk")
@@ -267,38 +268,41 @@ def _to_desk(desk_id):
     return "/desk" if desk_id is None else "/desk?desk=%d" % desk_id
 
 
-@router.post("/desk/shift/open")
-async def shift_open(request: Request, session=Depends(operator)):
-    """Open the cashier's shift at the desk with the float counted into the drawer: services.shifts.open_shift."""
+async def _shift_step(request, session, field, label, step):
+    """Read a shift form (its desk and one amount) and run `step(store, actor, park, desk_id, cents)` -> (where to
+    go, what to say); a refusal goes back to the desk page with the service's words."""
     form = await session_form(request, session)
     desk_id = None
     try:
         park = await park_of(request, session)
         desk_id = whole_number(form, "desk", gettext(request, session, "the desk terminal"))
-        cents = amount(form, "float", gettext(request, session, "the float"), park)
-        shift = await shifts.open_shift(state(request).store, session.actor, desk_id, cents)
+        cents = amount(form, field, gettext(request, session, label), park)
+        to, said = await step(state(request).store, session.actor, park, desk_id, cents)
     except ServiceError as exc:
         return back(_to_desk(desk_id), session, str(exc), "error")
-    return back(_to_desk(desk_id), session, gettext(
-        request, session, "Shift %(shift)d is open at desk %(desk)d with a float of %(float)s.") % {
-        "shift": shift.shift_no, "desk": desk_id, "float": park.money(shift.float_cents)})
+    return back(to, session, said)
+
+
+@router.post("/desk/shift/open")
+async def shift_open(request: Request, session=Depends(operator)):
+    """Open the cashier's shift at the desk with the float counted into the drawer: services.shifts.open_shift."""
+    async def step(store, actor, park, desk_id, cents):
+        shift = await shifts.open_shift(store, actor, desk_id, cents)
+        return _to_desk(desk_id), gettext(
+            request, session, "Shift %(shift)d is open at desk %(desk)d with a float of %(float)s.") % {
+            "shift": shift.shift_no, "desk": desk_id, "float": park.money(shift.float_cents)}
+    return await _shift_step(request, session, "float", N_("the float"), step)
 
 
 @router.post("/desk/shift/close")
 async def shift_close(request: Request, session=Depends(operator)):
     """Close the desk's open shift with the cash counted in the drawer, then show its Z report."""
-    form = await session_form(request, session)
-    desk_id = None
-    try:
-        park = await park_of(request, session)
-        desk_id = whole_number(form, "desk", gettext(request, session, "the desk terminal"))
-        cents = amount(form, "counted", gettext(request, session, "the counted cash"), park)
-        z_no, z = await shifts.close_shift(state(request).store, session.actor, desk_id, cents)
-    except ServiceError as exc:
-        return back(_to_desk(desk_id), session, str(exc), "error")
-    return back("/desk/z/%d" % z_no, session, gettext(
-        request, session, "Shift %(shift)d is closed: Z report %(z)d, cash over (+) or short (-) %(diff)s.") % {
-        "shift": z.shift_number, "z": z_no, "diff": park.money(z.difference_cents)})
+    async def step(store, actor, park, desk_id, cents):
+        z_no, z = await shifts.close_shift(store, actor, desk_id, cents)
+        return "/desk/z/%d" % z_no, gettext(
+            request, session, "Shift %(shift)d is closed: Z report %(z)d, cash over (+) or short (-) %(diff)s.") % {
+            "shift": z.shift_number, "z": z_no, "diff": park.money(z.difference_cents)}
+    return await _shift_step(request, session, "counted", N_("the counted cash"), step)
 
 
 @router.get("/desk/z/{z_no}")
