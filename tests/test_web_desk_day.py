@@ -47,6 +47,14 @@ def sent(page, form_id, **fields):
     return page.inner_text("p.flash")
 
 
+def issued_in_a_shift(park, opened_by, cash_cents):
+    """A card issued at the desk with cash_cents, in a shift opened_by opens with no float; its DeskDone."""
+    sim = park.sim
+    card = park.call(sim.new_card(BLANK_UID))
+    park.call(shifts.open_shift(sim.hub.storage, sim.hub.actor(opened_by), DESK_TERMINAL_ID, 0))
+    return park.call(sim.at_desk(card, park.hub.desk(DESK_TERMINAL_ID).issue("issue-" + opened_by, cash_cents)))
+
+
 def test_a_cashiers_shift_from_float_to_z_report(chromium, park):  # noqa: F811
     blank = MifareClassic1K(BLANK_UID)
     context, page = tab(chromium, park)
@@ -94,9 +102,7 @@ def test_a_cashiers_shift_from_float_to_z_report(chromium, park):  # noqa: F811
 def test_a_card_lost_found_lost_again_and_replaced_by_a_manager_with_its_hold_shown(chromium, park):  # noqa: F811
     sim = park.sim
     sim.hub.desk_path.replacement_settings = ReplacementSettings(offline_window_s=86400, daily_cap_cents=1500)
-    old = park.call(sim.new_card(BLANK_UID))
-    park.call(shifts.open_shift(sim.hub.storage, sim.hub.actor("man"), DESK_TERMINAL_ID, 0))
-    issued = park.call(sim.at_desk(old, park.hub.desk(DESK_TERMINAL_ID).issue("issue-to-lose", 8000)))
+    issued = issued_in_a_shift(park, "man", 8000)
     context, page = tab(chromium, park)
     log_in(page, "cas")
     page.goto("/desk")
@@ -173,10 +179,7 @@ def test_members_are_registered_found_and_changed(chromium, park):  # noqa: F811
 
 
 def test_a_credit_form_sent_again_after_the_hub_forgot_its_answer_grants_once(chromium, park):  # noqa: F811
-    sim = park.sim
-    card = park.call(sim.new_card(BLANK_UID))
-    park.call(shifts.open_shift(sim.hub.storage, sim.hub.actor("cas"), DESK_TERMINAL_ID, 0))
-    issued = park.call(sim.at_desk(card, park.hub.desk(DESK_TERMINAL_ID).issue("issue-for-credit", 1000)))
+    issued = issued_in_a_shift(park, "cas", 1000)
     context, page = tab(chromium, park)
     log_in(page, "cas")
     page.goto("/desk")
