@@ -91,6 +91,7 @@ def test_a_cashiers_shift_from_float_to_z_report(chromium, park):  # noqa: F811
     shot(page, "desk-z-report")
     page.emulate_media(media="print")       # printed: the report alone, no menu, no buttons
     assert not page.locator("header.top").is_visible() and not page.locator("#z-print").is_visible()
+    assert not page.locator("p.flash").is_visible() and page.locator("#z-report").is_visible()
     page.emulate_media(media="screen")
     assert page.goto("/desk/z/99").status == 404 and "no Z report 99" in page.inner_text("#refused")
     page.goto("/desk")
