@@ -22,9 +22,9 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
 4. Terminals: every seq up to the one acknowledged is stored (a record or a
    damaged record held in quarantine): a deleted record leaves a hole there.
 5. Bonus purses (SPEC.md §4.12): each card's bonus purse is re-derived by re-running the purse rule
-   (parkcard.domain.ledger.bonus_change: cash spent first) over its applied records in the order the hub
-   booked them; every record's bonus:<no> entry and a returned card's bonus back to park:bonus must be
-   what the rule gives.
+   (parkcard.domain.ledger.bonus_change: cash spent first; a booth's give-back restores the bonus its sale
+   spent first) over its applied records in the order the hub booked them; every record's bonus:<no> entry
+   and a returned card's bonus back to park:bonus must be what the rule gives.
 6. Cards: the balance re-derived from the chain of applied records (counter by
    counter: balance_after(k-1) + delta(k) == balance_after(k)) equals the hub's
    shadow balance and the card's ledger account once the chain is complete
@@ -54,6 +54,7 @@ from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
 
 from parkcard.domain import accounts, ledger, shifts
+from parkcard.domain import ingest_rules as rules
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
 from parkcard.services import repricing
@@ -298,6 +299,8 @@ class _PurseStep(NamedTuple):
     discount_cents: int
     change_cents: int       # its bonus:<no> entry
     forfeit_cents: int      # a cash-out's bonus back to park:bonus
+    key: tuple              # (terminal_id, seq) of the record
+    claims: object          # (terminal_id, seq) of the sale a give-back claims, else None
 
 
 class _Card:
@@ -489,7 +492,8 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, d
             card.purse.append(_PurseStep(
                 posted[0][0], name, rec.kind, rec.amount_cents, rec.balance_after_cents, rec.discount_cents,
                 booked.get(accounts.bonus_account(rec.card_no), 0),
-                booked.get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0))
+                booked.get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0, (terminal_id, seq),
+                (terminal_id, rules.given_back_seq(rec)) if rec.kind in ledger.GIVE_BACK_KINDS else None))
     if len(posted) > 1:
         report.posting_mismatch.append("%s is booked %d times" % (name, len(posted)))
     merchant_id, rate_bps = terminal[0], terminal[1] or 0
@@ -567,10 +571,17 @@ async def check_file(path):
 
 
 def _check_purse(report, card_no, steps):
-    """Re-run the purse rule over a card's applied records in booking order; list each step booked otherwise."""
+    """Re-run the purse rule over a card's applied records in booking order; list each step booked otherwise.
+
+    A give-back restores the bonus its sale spent as the rule re-derives it (the sale is an applied debit of
+    this card at the give-back's terminal, booked before it)."""
     bonus = 0
+    spent = {}      # (terminal, seq) of the card's debits -> the bonus each spent, re-derived
     for step in sorted(steps):
-        change, forfeit = ledger.bonus_change(step, bonus), ledger.bonus_forfeited(step, bonus)
+        change = ledger.bonus_change(step, bonus, spent.get(step.claims, 0))
+        forfeit = ledger.bonus_forfeited(step, bonus)
+        if step.kind == R.KIND_DEBIT:
+            spent[step.key] = -change
         if (step.change_cents, step.forfeit_cents) != (change, forfeit):
             report.purse_mismatch.append("card %d, %s: bonus purse %d, booked %+d (back to the park %d), the rule "
                                          "gives %+d (back to the park %d)" % (

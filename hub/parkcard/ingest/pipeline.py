@@ -104,6 +104,21 @@ def _bonus_before(tx, rec):
         rec.kind in ledger.BONUS_KINDS else 0
 
 
+def _given_back_sale(tx, state, rec):
+    """(the sale Record a give-back claims, the bonus that sale spent) for a refund or reversal of an applied debit
+    of the same card at its terminal (SPEC.md §4.4, §4.15; the sale may be staged by this batch); else (None, 0)."""
+    if rec.kind not in ledger.GIVE_BACK_KINDS:
+        return None, 0
+    sale_seq = rules.given_back_seq(rec)
+    found = tx.record(state.id, sale_seq) if sale_seq > 0 else None
+    if found is None:
+        return None, 0
+    sale = R.Record.decode(bytes(found.raw))
+    if found.status != RecordStatus.APPLIED or sale.kind != R.KIND_DEBIT or sale.card_no != rec.card_no:
+        return sale, 0
+    return sale, -tx.record_entry_cents(found.id, accounts.bonus_account(rec.card_no))
+
+
 def _decoded(state, entries):
     """[(status, raw, Record or the ProtocolError that refuses it)] of an upload's [(status, raw)] from this
     terminal: each record is decoded and its MAC checked once, before the batch plans its reads."""
@@ -463,15 +478,11 @@ class Ingest:
         return 0
 
     def _postings(self, tx, state, rec):
-        """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12), the park paying the discounts
-        its merchant does not bear (SPEC.md §7.5)."""
-        sale = None
-        if state.park_bears_discount and rec.kind in ledger.GIVE_BACK_KINDS:
-            sale_seq = rec.ref_seq if rec.kind == R.KIND_REFUND else rec.seq - rec.item     # §4.4, §4.15
-            found = tx.record(state.id, sale_seq) if sale_seq > 0 else None
-            sale = R.Record.decode(bytes(found.raw)) if found is not None else None
+        """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12; a give-back restores what its
+        sale spent of it), the park paying the discounts its merchant does not bear (SPEC.md §7.5)."""
+        sale, sale_bonus = _given_back_sale(tx, state, rec)
         return ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec),
-                               ledger.park_discount_cents(rec, state.park_bears_discount, sale))
+                               ledger.park_discount_cents(rec, state.park_bears_discount, sale), sale_bonus)
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
         if rec.kind in R.PASSAGE_KINDS:
