@@ -38,7 +38,9 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    at the replacement plus what its late debits took from the hold and the park's
    losses; each hold account holds its hold less what late debits took and what was
    released, and a late debit's cover and loss make its amount, which its record (an
-   applied debit of the replaced card) says.
+   applied debit of the replaced card) says. A late credit of the replaced card (a give-back,
+   a credit delivered offline) is settled the other way round, both parts negative: what
+   came back into the hold (and went on to the new card) and what made the losses good.
 7. Booth sales: each applied debit with its sale lines is priced again from the list
    and rules versions they name (SPEC.md §4.11); a difference is listed, and one
    that no repricing alarm tells an operator is a discrepancy.
@@ -237,9 +239,9 @@ def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ()), replaceme
         except ledger.PostingError as exc:
             out[move_tx] = (name + " (%s)" % exc, [])
     for old, terminal_id, seq, _amount, covered, loss, cover_tx in cover_rows:
-        name = "late debit term-%d seq %d of replaced card %d" % (terminal_id, seq, old)
+        name = "late record term-%d seq %d of replaced card %d" % (terminal_id, seq, old)
         try:
-            out[cover_tx] = (name, ledger.late_debit_cover(old, covered, loss))
+            out[cover_tx] = (name, ledger.late_settlement(old, covered, loss))
         except ledger.PostingError as exc:
             out[cover_tx] = (name + " (%s)" % exc, [])
     for sale_tx, price_cents, serial, card_no in ticket_rows:

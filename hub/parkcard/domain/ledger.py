@@ -73,7 +73,8 @@ TX_TICKET_SALE = 1020
 TX_PAID_BY = 1030
 TX_SHIFT_CLOSE = 1031
 # ... and the two halves of a replacement the hub books with no record (SPEC.md §4.13): the lost card's balance
-# taken off it (the new card's transfer-in record is the other half), and a late debit of it settled.
+# taken off it (the new card's transfer-in record is the other half), and a late record of it settled (a debit
+# paid from the hold, a credit taken into it).
 TX_REPLACEMENT_OUT = 1023
 TX_LATE_DEBIT_COVER = 1024
 # Where a pending credit's value comes from (credit_grant's source): cash at a desk, a payment through the
@@ -276,6 +277,22 @@ def late_debit_cover(old_card_no, covered_cents, loss_cents):
     _non_negative(covered_cents=covered_cents, loss_cents=loss_cents)
     return _balanced([(hold_account(old_card_no), -covered_cents), (LOSSES, -loss_cents),
                       (card_account(old_card_no), covered_cents + loss_cents)])
+
+
+def late_credit_follow(old_card_no, held_cents, loss_back_cents):
+    """A late credit of a replaced card (already posted onto it) taken off it again: loss_back_cents make good the
+    park's losses, held_cents go into its hold, which its replacement receives (SPEC.md §4.13)."""
+    _non_negative(held_cents=held_cents, loss_back_cents=loss_back_cents)
+    return _balanced([(hold_account(old_card_no), held_cents), (LOSSES, loss_back_cents),
+                      (card_account(old_card_no), -(held_cents + loss_back_cents))])
+
+
+def late_settlement(old_card_no, covered_cents, loss_cents):
+    """The entries of a late record's settlement (replacement_covers): a debit's cover, or a credit's follow when
+    both parts are negative (replacement.settle_late_credit)."""
+    if covered_cents < 0 or loss_cents < 0:
+        return late_credit_follow(old_card_no, -covered_cents, -loss_cents)
+    return late_debit_cover(old_card_no, covered_cents, loss_cents)
 
 
 def hold_release(old_card_no, new_card_no, released_cents):

@@ -96,6 +96,8 @@ ABOVE_MAX = 4096
 # Cards known to have open uncertain records (Ingest.uncertain_cards): beyond this many, every applied
 # card write looks its card's uncertain records up in the store (slower, nothing missed) until a restart.
 UNCERTAIN_CARDS_MAX = 100_000
+# Who grants the pending credit that takes a replaced card's late credit to its new card (SPEC.md §4.13).
+LATE_CREDIT_ACTOR = "hub:ingest"
 
 
 def _bonus_before(tx, rec):
@@ -227,6 +229,7 @@ class BatchResult:
         self.quarantined = []       # (reason, terminal_id, detail)
         self.uncertain_add = set()  # cards left with an open uncertain record
         self.uncertain_looked = set()   # cards whose uncertain records were all looked at (and decided, or added)
+        self.credits_granted = False    # a pending credit was granted (a replaced card's late credit): push the list
 
 
 class Ingest:
@@ -519,7 +522,7 @@ class Ingest:
             entries = self._deliver_credits(tx, res, state, rec, entries)
         if entries:
             tx.post(record_id, rec.kind, entries)
-        if card_no in self.replaced_cards and ledger.card_delta(rec) < 0:
+        if card_no in self.replaced_cards and ledger.card_delta(rec):
             self._settle_late(tx, res, state, rec)
         if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS:
             res.booth_sales.append((state.id, state.merchant_id, rec.seq))
@@ -544,11 +547,16 @@ class Ingest:
                              rec.card_no, state.id, state.merchant_id))
 
     def _settle_late(self, tx, res, state, rec):
-        """A replaced card's late debit (SPEC.md §4.13): paid from its hold; beyond it, the park's loss, alarmed."""
-        settled = replacement_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, -ledger.card_delta(rec))
-        if settled is None:
+        """A replaced card's late record (SPEC.md §4.13): a debit paid from its hold, beyond it the park's loss,
+        alarmed; a credit taken into the hold for the new card (granted to it at once after the release)."""
+        done = replacement_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, ledger.card_delta(rec),
+                                                LATE_CREDIT_ACTOR)
+        if done is None:
             return
-        res.counts["late_debits"] += 1
+        settled, credit = done
+        if credit is not None:
+            res.credits_granted = True
+        res.counts["late_debits" if ledger.card_delta(rec) < 0 else "late_credits"] += 1
         if settled.alarm:
             detail = "replaced card %d spent %d cents beyond its hold (term-%d seq %d): the park's loss" % (
                 rec.card_no, settled.loss_cents, state.id, rec.seq)
