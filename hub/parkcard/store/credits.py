@@ -115,8 +115,7 @@ class CreditMethods:
         desk_terminal_id: the desk it is paid at in cash; the grant joins that desk's open shift in the same
         transaction (parkcard.store.shifts.NoOpenShift when there is none)."""
         def run(tx):
-            # A lost card replaced: the credit goes to the card that carries its value now (SPEC.md §4.13).
-            credit = grant(tx, card_in_use(tx, card_no), amount_cents, reason, source, actor)
+            credit = grant(tx, card_no, amount_cents, reason, source, actor)
             if desk_terminal_id is not None:
                 link_to_shift(tx, credit_op_id(card_no, credit.credit_no), desk_terminal_id, CASH_METHOD)
             return credit
