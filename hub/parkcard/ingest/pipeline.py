@@ -38,7 +38,13 @@ Booth refunds (SPEC.md §4.4): a pos, ride or gate may credit a card only by
 a REFUND whose ref_seq names one of its own applied DEBITs of the same card,
 for at most that sale's amount, once per sale. The refund claims the sale
 when it is stored applied or uncertain; an uncertain refund settled as not
-happened frees it. Desk refunds are not matched (the cashier decides).
+happened frees it. Desk refunds are not matched (the cashier decides). A
+give-back puts back the bonus its sale spent first (SPEC.md §4.12), read from
+the sale's own bonus entry, staged in this batch or stored.
+
+Replaced cards (SPEC.md §4.13): a late record of a lost card is settled against
+its hold in the same transaction, a debit paid from it, a credit taken into it
+for the new card.
 
 Ack (SPEC.md §5.4): upto_seq = acked_upto, the highest seq with every seq <=
 it stored; seqs above it are kept in `above` and their holes in terminal_gaps.
