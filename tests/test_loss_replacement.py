@@ -269,7 +269,9 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
         assert await member_service.set_tier(storage, admin, member.member_no, "silver") == 1
         assert (await storage.card(issued.card_no)).tier == 1
         # A replaced member card: the new one is the member's too. Every booth is online: once each reported
-        # holding the loss's blacklist with nothing unsent, nothing can come late and nothing is held.
+        # holding the loss's blacklist with nothing unsent, nothing can come late and nothing is held. So its
+        # credit never delivered, sent to the booths already, moves to the new card at once.
+        await credit_service.grant_credit(storage, admin, issued.card_no, 400, "paid at desk 2")
         again = await losses.report(storage, admin, "lost again", member_no=member.member_no)
         await _until(lambda: storage.lagging_terminals(again.blacklist_version, again.reported_at), lambda l: not l,
                      60, "the online booths did not report holding the new blacklist")
@@ -280,6 +282,9 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
         assert (row.hold_cents, row.moved_cents, row.released, done.balance_cents) == (0, balance, 1, balance)
         assert await storage.member_cards(member.member_no) == [issued.card_no, done.card_no]
         assert (await storage.card(done.card_no)).tier == 1
+        assert [c.state for c in await storage.pending_credits(issued.card_no)] == ["cancelled"]
+        assert [(c.amount_cents, c.source, c.state != "cancelled") for c in await storage.pending_credits(
+            done.card_no)] == [(400, accounts.CASH, True)]
         await _balanced(sim, [(done.card_no, other)])
     in_park(tmp_path, store_url, scenario)
 

@@ -40,7 +40,8 @@ def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_
     """Book a replacement inside the write that applies the new card's transfer-in record; return the Replacement.
 
     The old card's ledger balance now, minus what the new card holds, is its hold (SPEC.md §4.13). Its pending
-    credits no terminal was sent yet move to the new card (granted by actor).
+    credits no terminal was sent yet (every one not delivered, when there is no hold) move to the new card
+    (granted by actor).
     """
     loss = tx.sql_row("SELECT state, reported_at FROM card_losses WHERE card_no=?", (old_card_no,))
     if loss is None or loss[0] != LOST:
@@ -58,7 +59,8 @@ def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_
     tx.sql_rowcount("INSERT INTO replacements(%s) VALUES (%s)" % (", ".join(Replacement._fields),
                                                                  ", ".join("?" * len(Replacement._fields))), row)
     tx.sql_rowcount("UPDATE card_losses SET state=? WHERE card_no=?", (REPLACED, old_card_no))
-    credit_store.move_open(tx, old_card_no, (credit_store.GRANTED,), actor)
+    # With no hold every terminal had caught up at the report: none can deliver the lost card's credits any more.
+    credit_store.move_open(tx, old_card_no, credit_store.OPEN if hold == 0 else (credit_store.GRANTED,), actor)
     tx.sql_rowcount("UPDATE cards SET member_no=(SELECT member_no FROM cards WHERE card_no=?) WHERE card_no=?",
                     (old_card_no, new_card_no))
     return row
