@@ -94,19 +94,25 @@ def _late_debit(amount, seq):
     return R.Record(R.KIND_DEBIT, 9, seq, NOON, OLD, b"\x01\x02\x03\x04", seq, amount, 0, version=R.RECORD_V2)
 
 
-@DETERMINISTIC
-@given(st.integers(0, 80000), st.one_of(st.none(), st.integers(1, 3 * DAY)), st.integers(0, 50000),
-       st.lists(st.integers(1, 15000), max_size=25), st.integers(0, 25))
-def test_late_debit_sequences_never_create_or_lose_money(balance, lag_s, cap, debits, release_after):
-    settings_ = ReplacementSettings(offline_window_s=DAY, daily_cap_cents=cap)
-    books = collections.Counter()
-    books["card:%d" % OLD] = balance                  # the old card's account at report time
+def _replaced_books(balance, lag_s, cap):
+    """(books, post, replacement): the ledger as a Counter from the old card's account at report time, post(entries)
+    adding one balanced transaction to it, and the replacement with its move posted."""
+    books = collections.Counter({"card:%d" % OLD: balance})
 
     def post(entries):
         assert sum(cents for _, cents in entries) == 0
         books.update(dict(entries))
+    settings_ = ReplacementSettings(offline_window_s=DAY, daily_cap_cents=cap)
     rep = RP.replace(settings_, OLD, NEW, balance, NOON, None if lag_s is None else NOON - lag_s)
     post(ledger.replacement_move(OLD, NEW, balance, rep.hold_cents))
+    return books, post, rep
+
+
+@DETERMINISTIC
+@given(st.integers(0, 80000), st.one_of(st.none(), st.integers(1, 3 * DAY)), st.integers(0, 50000),
+       st.lists(st.integers(1, 15000), max_size=25), st.integers(0, 25))
+def test_late_debit_sequences_never_create_or_lose_money(balance, lag_s, cap, debits, release_after):
+    books, post, rep = _replaced_books(balance, lag_s, cap)
     late_total = 0
     for index, amount in enumerate(debits, 1):
         if index == release_after and not rep.released:
@@ -166,15 +172,7 @@ def _late_refund(amount, seq):
 def test_late_debits_and_give_backs_never_create_or_lose_money(balance, lag_s, cap, sales, release_after):
     """Each late sale is given back by refund_pct % of it right after it; the new card ends with the balance less
     what the old card spent for good, the park's loss is what went beyond the hold and was not given back."""
-    settings_ = ReplacementSettings(offline_window_s=DAY, daily_cap_cents=cap)
-    books = collections.Counter()
-    books["card:%d" % OLD] = balance
-
-    def post(entries):
-        assert sum(cents for _, cents in entries) == 0
-        books.update(dict(entries))
-    rep = RP.replace(settings_, OLD, NEW, balance, NOON, None if lag_s is None else NOON - lag_s)
-    post(ledger.replacement_move(OLD, NEW, balance, rep.hold_cents))
+    books, post, rep = _replaced_books(balance, lag_s, cap)
     spent = 0
     for index, (amount, refund_pct) in enumerate(sales, 1):
         if index == release_after and not rep.released:
