@@ -89,6 +89,13 @@ def test_the_replacement_postings_balance():
         ledger.replacement_move(OLD, NEW, 1, 2)
 
 
+@pytest.mark.parametrize("bonus, moved, taken", [(500, 5000, 500), (500, 300, 300), (0, 5000, 0), (-20, 100, 0)])
+def test_the_lost_card_s_bonus_goes_with_the_balance_moved_up_to_it(bonus, moved, taken):
+    assert ledger.bonus_moved(bonus, moved) == taken
+    assert ledger.replacement_bonus(OLD, NEW, taken) == ([("bonus:100001", -taken), ("bonus:100002", taken)]
+                                                         if taken else [])
+
+
 def _late_debit(amount, seq):
     """A booth's DEBIT record of the old card, uploaded after the report."""
     return R.Record(R.KIND_DEBIT, 9, seq, NOON, OLD, b"\x01\x02\x03\x04", seq, amount, 0, version=R.RECORD_V2)

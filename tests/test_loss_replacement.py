@@ -276,8 +276,13 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
         await _until(lambda: storage.lagging_terminals(again.blacklist_version, again.reported_at), lambda l: not l,
                      60, "the online booths did not report holding the new blacklist")
         balance = await storage.account_balance(accounts.card_account(issued.card_no))
+        bonus = await storage.account_balance(accounts.bonus_account(issued.card_no))
+        assert bonus == 500
         other = await sim.new_card(bytes.fromhex("04aabbccdd0202"))
         done = await sim.at_desk(other, sim.hub.desk(DESK_TERMINAL_ID).replace("member-replace", issued.card_no))
+        # The bonus stays bonus on the new card: it is not refundable there either.
+        assert [await storage.account_balance(accounts.bonus_account(c)) for c in (issued.card_no, done.card_no)] \
+            == [0, bonus]
         row = await _replacement(sim, issued.card_no)
         assert (row.hold_cents, row.moved_cents, row.released, done.balance_cents) == (0, balance, 1, balance)
         assert await storage.member_cards(member.member_no) == [issued.card_no, done.card_no]

@@ -63,6 +63,8 @@ from parkcard.services import repricing
 from parkcard.store import RESTORE_ADVICE, database_errors, store_for
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
+# The two sides of a replacement's bonus purse move, as purse steps (_bonus_moved_steps).
+_BONUS_OUT, _BONUS_IN = "lost card's purse out", "new card's purse in"
 _SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND, R.KIND_REVERSAL)
 
 
@@ -353,6 +355,7 @@ def _check_contents(rows, report, rates_had):
     hub_tx = hub_transactions(rows.credits(), rows.paid_tickets(), rows.shift_postings(), replacements, covers)
     holds = {}
     discounted = {}     # (terminal, seq) -> applied booth sale with a discount: what its give-back takes back
+    moves = {row[8]: row for row in replacements}   # move_tx -> the replacement it books the lost card's half of
 
     def take_orphans_below(record_id):
         nonlocal group
@@ -362,6 +365,8 @@ def _check_contents(rows, report, rates_had):
             _tally(report, cards, tx_id, tx_entries, holds)
             if rid is None and tx_id in hub_tx:
                 what, expected = hub_tx.pop(tx_id)
+                if tx_id in moves:      # its bonus purse entries are re-derived card by card (_check_purse)
+                    tx_entries = _bonus_moved_steps(cards, tx_id, tx_entries, moves[tx_id], what)
                 if sorted(tx_entries) != sorted(expected):
                     report.posting_mismatch.append("transaction %d (%s): posted %s, its posting is %s" % (
                         tx_id, what, _entries(sorted(tx_entries)), _entries(sorted(expected))))
@@ -408,6 +413,18 @@ def _check_contents(rows, report, rates_had):
                                     % (terminal_id, seq, old))
     _check_holds(report, replacements, covers, holds)
     _check_cards(report, cards, rows.cards(), rows.clone_cards(), _replaced_moves(replacements, covers))
+
+
+def _bonus_moved_steps(cards, tx_id, tx_entries, replacement, what):
+    """A replacement's lost-card half: its bonus purse entries become purse steps of both cards; return the rest."""
+    old, new, _balance, moved = replacement[:4]
+    booked = ledger.by_account(tx_entries)
+    for card_no, side in ((old, _BONUS_OUT), (new, _BONUS_IN)):
+        cards.setdefault(card_no, _Card()).purse.append(_PurseStep(
+            tx_id, what, ledger.TX_REPLACEMENT_OUT, moved, 0, 0, booked.get(accounts.bonus_account(card_no), 0), 0,
+            (side, old), None))
+    purses = (accounts.bonus_account(old), accounts.bonus_account(new))
+    return [e for e in tx_entries if e[0] not in purses]
 
 
 def _replaced_moves(replacements, covers):
@@ -513,6 +530,7 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, d
 
 
 def _check_cards(report, cards, card_rows, clones, replaced_moves):
+    moved_bonus = {}
     for card_no in sorted(set(cards) | set(card_rows)):
         report.cards += 1
         card = cards.get(card_no) or _Card()
@@ -520,7 +538,7 @@ def _check_cards(report, cards, card_rows, clones, replaced_moves):
         if card_no in clones:
             report.flagged.append(card_no)
             continue
-        _check_purse(report, card_no, card.purse)
+        _check_purse(report, card_no, card.purse, moved_bonus)
         if not card.links:
             if card.has_entries or last_counter is not None:
                 report.lost_history.append("card %d: %s, and no applied record" % (card_no, "; ".join(
@@ -572,16 +590,28 @@ async def check_file(path):
         await storage.close()
 
 
-def _check_purse(report, card_no, steps):
+def _purse_rule(step, bonus, spent, moved_bonus):
+    """(change, forfeit) the purse rule gives a step of a card whose purse holds bonus before it."""
+    if step.kind == ledger.TX_REPLACEMENT_OUT:     # the lost card's purse goes with the balance moved (§4.13)
+        side, old = step.key
+        if side == _BONUS_OUT:
+            moved_bonus[old] = ledger.bonus_moved(bonus, step.amount_cents)
+            return -moved_bonus[old], 0
+        return moved_bonus.get(old, step.change_cents), 0     # booked, when the lost card was not re-derived
+    return ledger.bonus_change(step, bonus, spent.get(step.claims, 0)), ledger.bonus_forfeited(step, bonus)
+
+
+def _check_purse(report, card_no, steps, moved_bonus):
     """Re-run the purse rule over a card's applied records in booking order; list each step booked otherwise.
 
     A give-back restores the bonus its sale spent as the rule re-derives it (the sale is an applied debit of
-    this card at the give-back's terminal, booked before it)."""
+    this card at the give-back's terminal, booked before it). A replacement moves the lost card's purse, up to
+    the balance moved, to the new card (moved_bonus: {lost card: what its re-derived purse gave}; a new card
+    is numbered after the card it replaces, so it is checked after it)."""
     bonus = 0
     spent = {}      # (terminal, seq) of the card's debits -> the bonus each spent, re-derived
     for step in sorted(steps):
-        change = ledger.bonus_change(step, bonus, spent.get(step.claims, 0))
-        forfeit = ledger.bonus_forfeited(step, bonus)
+        change, forfeit = _purse_rule(step, bonus, spent, moved_bonus)
         if step.kind == R.KIND_DEBIT:
             spent[step.key] = -change
         if (step.change_cents, step.forfeit_cents) != (change, forfeit):

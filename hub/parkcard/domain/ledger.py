@@ -272,6 +272,18 @@ def replacement_out(old_card_no, balance_cents, moved_cents):
                       (LOSSES, -loss), (TRANSFERS, moved_cents)])
 
 
+def bonus_moved(old_bonus_cents, moved_cents):
+    """The part of a lost card's bonus purse its replacement takes with the balance moved: all of it, up to what
+    moved (what the hold keeps is cash first, as late debits spend it; SPEC.md §4.13)."""
+    return max(0, min(old_bonus_cents, moved_cents))
+
+
+def replacement_bonus(old_card_no, new_card_no, bonus_cents):
+    """Replacement: bonus_cents of the lost card's bonus purse go to its replacement's, so they stay bonus."""
+    _non_negative(bonus_cents=bonus_cents)
+    return _balanced([(bonus_account(old_card_no), -bonus_cents), (bonus_account(new_card_no), bonus_cents)])
+
+
 def late_debit_cover(old_card_no, covered_cents, loss_cents):
     """A late debit of a replaced card (already posted against it) made good from its hold, the rest a loss."""
     _non_negative(covered_cents=covered_cents, loss_cents=loss_cents)

@@ -49,7 +49,9 @@ def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_
     balance = tx.sql_row("SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM ledger_entries WHERE account=?",
                          (accounts.card_account(old_card_no),))[0]
     balance = max(0, balance)
-    entries = ledger.replacement_out(old_card_no, balance, moved_cents)
+    bonus = ledger.bonus_moved(tx.account_cents(accounts.bonus_account(old_card_no)), moved_cents)
+    entries = ledger.replacement_out(old_card_no, balance, moved_cents) + ledger.replacement_bonus(
+        old_card_no, new_card_no, bonus)
     move_tx = tx.post(None, ledger.TX_REPLACEMENT_OUT, entries)
     hold = max(0, balance - moved_cents)
     reported_s = int(loss[1])
