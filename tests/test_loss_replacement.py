@@ -288,6 +288,8 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
         assert await storage.member_cards(member.member_no) == [issued.card_no, done.card_no]
         assert (await storage.card(done.card_no)).tier == 1
         assert [c.state for c in await storage.pending_credits(issued.card_no)] == ["cancelled"]
+        refused = await _refusal(credit_service.grant_credit(storage, admin, issued.card_no, 100, "late top-up"))
+        assert "replaced by card %d: grant the credit to card %d" % (done.card_no, done.card_no) in refused
         assert [(c.amount_cents, c.source, c.state != "cancelled") for c in await storage.pending_credits(
             done.card_no)] == [(400, accounts.CASH, True)]
         await _balanced(sim, [(done.card_no, other)])
