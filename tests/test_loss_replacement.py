@@ -15,6 +15,7 @@ from terminal.rc522 import RC522Error
 from parkcard.domain import accounts
 from parkcard.domain.lifecycle import ALARM_LATE_LOSS, DeskOpState
 from parkcard.domain.replacement import ReplacementSettings
+from parkcard.services import credits as credit_service
 from parkcard.services import losses
 from parkcard.services import members as member_service
 from parkcard.services.privileges import Actor, ServiceError
@@ -125,6 +126,54 @@ def test_late_offline_debits_are_paid_from_the_hold_and_the_rest_released_once_a
     in_park(tmp_path, store_url, scenario)
 
 
+def test_a_late_offline_credit_and_the_lost_card_s_pending_credits_follow_it_to_the_new_card(tmp_path, store_url):
+    async def scenario(sim):
+        booth, ride = sim.terminals
+        visitor = sim.visitors[0]
+        cashier = sim.hub.actor("test:cashier")
+        await credit_service.grant_credit(sim.hub.storage, cashier, visitor.card_no, 500, "paid at desk 2")
+        await sim.wait_for(lambda: booth.wallet.credits is not None and booth.wallet.credits.version > 0, 30,
+                           "the booth did not get the credit list")
+        booth.relay.cut()
+        await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
+        await credit_service.grant_credit(sim.hub.storage, cashier, visitor.card_no, 300, "API top-up")
+        before = card_balance(sim.park_keys, visitor.virtual).balance_cents
+        assert booth.tap(visitor.virtual, 800).ok           # offline: the first credit lands, then the sale
+        assert card_balance(sim.park_keys, visitor.virtual).balance_cents == before + 500 - 800
+        await losses.report(sim.hub.storage, cashier, "lost at the lake", card_no=visitor.card_no)
+        balance = await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no))
+        assert balance == before        # the hub has seen neither the credit's delivery nor the sale
+        new = await sim.new_card(NEW_UID)
+        done = await sim.at_desk(new, sim.hub.desk(DESK_TERMINAL_ID).replace("replace-1", visitor.card_no))
+        row = await _replacement(sim, visitor.card_no)
+        assert (row.hold_cents, row.moved_cents) == (3000, balance - 3000)
+
+        booth.relay.restore()
+        await sim.drain()
+        await _until(lambda: _replacement(sim, visitor.card_no), lambda r: r.released, 60,
+                     "the hold was not released once the booth caught up")
+        row = await _replacement(sim, visitor.card_no)
+        # The late credit went into the hold (800 taken, 500 back): the new card gets it with the rest.
+        assert (row.covered_cents, row.loss_cents, row.released_cents) == (300, 0, 2700)
+        old_credits = await sim.hub.storage.pending_credits(visitor.card_no)
+        assert [(c.amount_cents, c.state) for c in old_credits] == [(500, "delivered"), (300, "cancelled")]
+        new_credits = await sim.hub.storage.pending_credits(done.card_no)
+        assert sorted((c.amount_cents, c.source) for c in new_credits) == [
+            (300, accounts.CASH), (2700, accounts.hold_account(visitor.card_no))]
+        assert await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no)) == 0
+        version, _listed = await sim.hub.storage.credits_list()
+        await sim.wait_for(lambda: ride.wallet.credits is not None and ride.wallet.credits.version >= version, 30,
+                           "the ride did not get the new card's credits")
+        price = ride.wallet.config.fixed_price_cents
+        assert ride.tap(new, price).ok
+        await sim.drain()
+        # Everything the holder had, the late credit and the credit never delivered included, less what they spent.
+        assert card_balance(sim.park_keys, new).balance_cents == balance + 500 - 800 + 300 - price
+        await _balanced(sim, [(visitor.card_no, visitor.virtual), (done.card_no, new)])
+        assert [a for a in await sim.hub.storage.alarms() if a.kind == ALARM_LATE_LOSS] == []
+    in_park(tmp_path, store_url, scenario)
+
+
 def test_a_late_debit_beyond_the_hold_is_the_parks_loss_with_an_alarm_and_one_after_the_release_too(tmp_path):
     async def scenario(sim):
         _fast(sim, daily_cap_cents=500)
@@ -220,17 +269,29 @@ def test_members_own_their_cards_a_loss_by_member_and_its_un_report(tmp_path, st
         assert await member_service.set_tier(storage, admin, member.member_no, "silver") == 1
         assert (await storage.card(issued.card_no)).tier == 1
         # A replaced member card: the new one is the member's too. Every booth is online: once each reported
-        # holding the loss's blacklist with nothing unsent, nothing can come late and nothing is held.
+        # holding the loss's blacklist with nothing unsent, nothing can come late and nothing is held. So its
+        # credit never delivered, sent to the booths already, moves to the new card at once.
+        await credit_service.grant_credit(storage, admin, issued.card_no, 400, "paid at desk 2")
         again = await losses.report(storage, admin, "lost again", member_no=member.member_no)
         await _until(lambda: storage.lagging_terminals(again.blacklist_version, again.reported_at), lambda l: not l,
                      60, "the online booths did not report holding the new blacklist")
         balance = await storage.account_balance(accounts.card_account(issued.card_no))
+        bonus = await storage.account_balance(accounts.bonus_account(issued.card_no))
+        assert bonus == 500
         other = await sim.new_card(bytes.fromhex("04aabbccdd0202"))
         done = await sim.at_desk(other, sim.hub.desk(DESK_TERMINAL_ID).replace("member-replace", issued.card_no))
+        # The bonus stays bonus on the new card: it is not refundable there either.
+        assert [await storage.account_balance(accounts.bonus_account(c)) for c in (issued.card_no, done.card_no)] \
+            == [0, bonus]
         row = await _replacement(sim, issued.card_no)
         assert (row.hold_cents, row.moved_cents, row.released, done.balance_cents) == (0, balance, 1, balance)
         assert await storage.member_cards(member.member_no) == [issued.card_no, done.card_no]
         assert (await storage.card(done.card_no)).tier == 1
+        assert [c.state for c in await storage.pending_credits(issued.card_no)] == ["cancelled"]
+        refused = await _refusal(credit_service.grant_credit(storage, admin, issued.card_no, 100, "late top-up"))
+        assert "replaced by card %d: grant the credit to card %d" % (done.card_no, done.card_no) in refused
+        assert [(c.amount_cents, c.source, c.state != "cancelled") for c in await storage.pending_credits(
+            done.card_no)] == [(400, accounts.CASH, True)]
         await _balanced(sim, [(done.card_no, other)])
     in_park(tmp_path, store_url, scenario)
 

@@ -451,6 +451,8 @@ class Hub:
             steps.append(("ack", functools.partial(self._send_ack, terminal_id, applied, rejected)))
         if result.blacklist_versions:
             steps.append(("blacklist", self.push_blacklist_news))
+        if result.credits_granted:
+            steps.append(("credits", self.downlink.push_credits))
         for sync in result.syncs:   # (terminal_id, blacklist_version, config_version, chunk_cards_max, credits, prices)
             steps.append(("sync", functools.partial(self.downlink.answer_sync, *sync)))
         for terminal_id, admin_card_no, uid in result.auths:

@@ -22,9 +22,9 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
 4. Terminals: every seq up to the one acknowledged is stored (a record or a
    damaged record held in quarantine): a deleted record leaves a hole there.
 5. Bonus purses (SPEC.md §4.12): each card's bonus purse is re-derived by re-running the purse rule
-   (parkcard.domain.ledger.bonus_change: cash spent first) over its applied records in the order the hub
-   booked them; every record's bonus:<no> entry and a returned card's bonus back to park:bonus must be
-   what the rule gives.
+   (parkcard.domain.ledger.bonus_change: cash spent first; a booth's give-back restores the bonus its sale
+   spent first) over its applied records in the order the hub booked them; every record's bonus:<no> entry
+   and a returned card's bonus back to park:bonus must be what the rule gives.
 6. Cards: the balance re-derived from the chain of applied records (counter by
    counter: balance_after(k-1) + delta(k) == balance_after(k)) equals the hub's
    shadow balance and the card's ledger account once the chain is complete
@@ -38,7 +38,9 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    at the replacement plus what its late debits took from the hold and the park's
    losses; each hold account holds its hold less what late debits took and what was
    released, and a late debit's cover and loss make its amount, which its record (an
-   applied debit of the replaced card) says.
+   applied debit of the replaced card) says. A late credit of the replaced card (a give-back,
+   a credit delivered offline) is settled the other way round, both parts negative: what
+   came back into the hold (and went on to the new card) and what made the losses good.
 7. Booth sales: each applied debit with its sale lines is priced again from the list
    and rules versions they name (SPEC.md §4.11); a difference is listed, and one
    that no repricing alarm tells an operator is a discrepancy.
@@ -54,12 +56,15 @@ from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
 
 from parkcard.domain import accounts, ledger, shifts
+from parkcard.domain import ingest_rules as rules
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
 from parkcard.services import repricing
 from parkcard.store import RESTORE_ADVICE, database_errors, store_for
 
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
+# The two sides of a replacement's bonus purse move, as purse steps (_bonus_moved_steps).
+_BONUS_OUT, _BONUS_IN = "lost card's purse out", "new card's purse in"
 _SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND, R.KIND_REVERSAL)
 
 
@@ -236,9 +241,9 @@ def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ()), replaceme
         except ledger.PostingError as exc:
             out[move_tx] = (name + " (%s)" % exc, [])
     for old, terminal_id, seq, _amount, covered, loss, cover_tx in cover_rows:
-        name = "late debit term-%d seq %d of replaced card %d" % (terminal_id, seq, old)
+        name = "late record term-%d seq %d of replaced card %d" % (terminal_id, seq, old)
         try:
-            out[cover_tx] = (name, ledger.late_debit_cover(old, covered, loss))
+            out[cover_tx] = (name, ledger.late_settlement(old, covered, loss))
         except ledger.PostingError as exc:
             out[cover_tx] = (name + " (%s)" % exc, [])
     for sale_tx, price_cents, serial, card_no in ticket_rows:
@@ -298,6 +303,8 @@ class _PurseStep(NamedTuple):
     discount_cents: int
     change_cents: int       # its bonus:<no> entry
     forfeit_cents: int      # a cash-out's bonus back to park:bonus
+    key: tuple              # (terminal_id, seq) of the record
+    claims: object          # (terminal_id, seq) of the sale a give-back claims, else None
 
 
 class _Card:
@@ -348,6 +355,7 @@ def _check_contents(rows, report, rates_had):
     hub_tx = hub_transactions(rows.credits(), rows.paid_tickets(), rows.shift_postings(), replacements, covers)
     holds = {}
     discounted = {}     # (terminal, seq) -> applied booth sale with a discount: what its give-back takes back
+    moves = {row[8]: row for row in replacements}   # move_tx -> the replacement it books the lost card's half of
 
     def take_orphans_below(record_id):
         nonlocal group
@@ -357,6 +365,8 @@ def _check_contents(rows, report, rates_had):
             _tally(report, cards, tx_id, tx_entries, holds)
             if rid is None and tx_id in hub_tx:
                 what, expected = hub_tx.pop(tx_id)
+                if tx_id in moves:      # its bonus purse entries are re-derived card by card (_check_purse)
+                    tx_entries = _bonus_moved_steps(cards, tx_id, tx_entries, moves[tx_id], what)
                 if sorted(tx_entries) != sorted(expected):
                     report.posting_mismatch.append("transaction %d (%s): posted %s, its posting is %s" % (
                         tx_id, what, _entries(sorted(tx_entries)), _entries(sorted(expected))))
@@ -403,6 +413,18 @@ def _check_contents(rows, report, rates_had):
                                     % (terminal_id, seq, old))
     _check_holds(report, replacements, covers, holds)
     _check_cards(report, cards, rows.cards(), rows.clone_cards(), _replaced_moves(replacements, covers))
+
+
+def _bonus_moved_steps(cards, tx_id, tx_entries, replacement, what):
+    """A replacement's lost-card half: its bonus purse entries become purse steps of both cards; return the rest."""
+    old, new, _balance, moved = replacement[:4]
+    booked = ledger.by_account(tx_entries)
+    for card_no, side in ((old, _BONUS_OUT), (new, _BONUS_IN)):
+        cards.setdefault(card_no, _Card()).purse.append(_PurseStep(
+            tx_id, what, ledger.TX_REPLACEMENT_OUT, moved, 0, 0, booked.get(accounts.bonus_account(card_no), 0), 0,
+            (side, old), None))
+    purses = (accounts.bonus_account(old), accounts.bonus_account(new))
+    return [e for e in tx_entries if e[0] not in purses]
 
 
 def _replaced_moves(replacements, covers):
@@ -489,7 +511,8 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, d
             card.purse.append(_PurseStep(
                 posted[0][0], name, rec.kind, rec.amount_cents, rec.balance_after_cents, rec.discount_cents,
                 booked.get(accounts.bonus_account(rec.card_no), 0),
-                booked.get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0))
+                booked.get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0, (terminal_id, seq),
+                (terminal_id, rules.given_back_seq(rec)) if rec.kind in ledger.GIVE_BACK_KINDS else None))
     if len(posted) > 1:
         report.posting_mismatch.append("%s is booked %d times" % (name, len(posted)))
     merchant_id, rate_bps = terminal[0], terminal[1] or 0
@@ -507,6 +530,7 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, d
 
 
 def _check_cards(report, cards, card_rows, clones, replaced_moves):
+    moved_bonus = {}
     for card_no in sorted(set(cards) | set(card_rows)):
         report.cards += 1
         card = cards.get(card_no) or _Card()
@@ -514,7 +538,7 @@ def _check_cards(report, cards, card_rows, clones, replaced_moves):
         if card_no in clones:
             report.flagged.append(card_no)
             continue
-        _check_purse(report, card_no, card.purse)
+        _check_purse(report, card_no, card.purse, moved_bonus)
         if not card.links:
             if card.has_entries or last_counter is not None:
                 report.lost_history.append("card %d: %s, and no applied record" % (card_no, "; ".join(
@@ -566,11 +590,30 @@ async def check_file(path):
         await storage.close()
 
 
-def _check_purse(report, card_no, steps):
-    """Re-run the purse rule over a card's applied records in booking order; list each step booked otherwise."""
+def _purse_rule(step, bonus, spent, moved_bonus):
+    """(change, forfeit) the purse rule gives a step of a card whose purse holds bonus before it."""
+    if step.kind == ledger.TX_REPLACEMENT_OUT:     # the lost card's purse goes with the balance moved (§4.13)
+        side, old = step.key
+        if side == _BONUS_OUT:
+            moved_bonus[old] = ledger.bonus_moved(bonus, step.amount_cents)
+            return -moved_bonus[old], 0
+        return moved_bonus.get(old, step.change_cents), 0     # booked, when the lost card was not re-derived
+    return ledger.bonus_change(step, bonus, spent.get(step.claims, 0)), ledger.bonus_forfeited(step, bonus)
+
+
+def _check_purse(report, card_no, steps, moved_bonus):
+    """Re-run the purse rule over a card's applied records in booking order; list each step booked otherwise.
+
+    A give-back restores the bonus its sale spent as the rule re-derives it (the sale is an applied debit of
+    this card at the give-back's terminal, booked before it). A replacement moves the lost card's purse, up to
+    the balance moved, to the new card (moved_bonus: {lost card: what its re-derived purse gave}; a new card
+    is numbered after the card it replaces, so it is checked after it)."""
     bonus = 0
+    spent = {}      # (terminal, seq) of the card's debits -> the bonus each spent, re-derived
     for step in sorted(steps):
-        change, forfeit = ledger.bonus_change(step, bonus), ledger.bonus_forfeited(step, bonus)
+        change, forfeit = _purse_rule(step, bonus, spent, moved_bonus)
+        if step.kind == R.KIND_DEBIT:
+            spent[step.key] = -change
         if (step.change_cents, step.forfeit_cents) != (change, forfeit):
             report.purse_mismatch.append("card %d, %s: bonus purse %d, booked %+d (back to the park %d), the rule "
                                          "gives %+d (back to the park %d)" % (

@@ -22,6 +22,8 @@ Record fields used beyond amount (SPEC.md §4.1):
   price-list item, never money.
 - REFUND and REVERSAL: reverse a sale with the same commission rate; which
   sale they may reverse is ingest's rule (SPEC.md §4.4, §4.15), not a posting rule.
+  What the sale spent of the bonus purse comes back to the purse first
+  (bonus_given_back): a give-back never turns bonus into refundable cash.
 - DEBIT, REFUND and REVERSAL at a booth whose discounts the park bears (SPEC.md
   §7.5): the park pays the merchant the discount from `park:discounts`, so the
   merchant is owed the list price less commission; a give-back takes back its
@@ -71,7 +73,8 @@ TX_TICKET_SALE = 1020
 TX_PAID_BY = 1030
 TX_SHIFT_CLOSE = 1031
 # ... and the two halves of a replacement the hub books with no record (SPEC.md §4.13): the lost card's balance
-# taken off it (the new card's transfer-in record is the other half), and a late debit of it settled.
+# taken off it (the new card's transfer-in record is the other half), and a late record of it settled (a debit
+# paid from the hold, a credit taken into it).
 TX_REPLACEMENT_OUT = 1023
 TX_LATE_DEBIT_COVER = 1024
 # Where a pending credit's value comes from (credit_grant's source): cash at a desk, a payment through the
@@ -122,12 +125,21 @@ def card_delta(rec):
     return _CARD_SIGN[rec.kind] * rec.amount_cents
 
 
-def bonus_change(rec, bonus_before_cents):
+def bonus_given_back(rec, sale_bonus_cents):
+    """The bonus a booth's give-back restores: the bonus its sale spent (sale_bonus_cents, >= 0) first, up to the
+    give-back's amount; the rest of it is cash (SPEC.md §4.12). 0 for every other kind."""
+    if rec.kind not in GIVE_BACK_KINDS:
+        return 0
+    return min(max(0, sale_bonus_cents), rec.amount_cents)
+
+
+def bonus_change(rec, bonus_before_cents, sale_bonus_cents=0):
     """Signed change of the card's bonus purse by a record, from the purse before it: cash is spent first, so
-    the bonus is touched only when the balance after falls below it (parkcard.domain.purses)."""
+    the bonus is touched only when the balance after falls below it (parkcard.domain.purses); a give-back
+    restores the bonus its sale spent (sale_bonus_cents: minus the sale's bonus:<no> entry, bonus_given_back)."""
     if not _CARD_SIGN.get(rec.kind):
         return 0
-    gained = rec.discount_cents if rec.kind in BONUS_KINDS else 0
+    gained = rec.discount_cents if rec.kind in BONUS_KINDS else bonus_given_back(rec, sale_bonus_cents)
     return min(bonus_before_cents + gained, rec.balance_after_cents) - bonus_before_cents
 
 
@@ -138,10 +150,10 @@ def bonus_forfeited(rec, bonus_before_cents):
     return max(0, min(bonus_before_cents, rec.amount_cents - rec.discount_cents))
 
 
-def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0):
+def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0, sale_bonus_cents=0):
     """Return [(account, cents)] for a record at a terminal of merchant_id with commission rate_bps, on a card
     whose bonus purse held bonus_before_cents before it; park_discount: the cents of a sale's or give-back's
-    discount the park bears (park_discount_cents)."""
+    discount the park bears (park_discount_cents); sale_bonus_cents: the bonus a give-back's sale spent."""
     amount = rec.amount_cents
     card = card_account(rec.card_no)
     kind = rec.kind
@@ -186,7 +198,7 @@ def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0):
         entries = [(PENDING_CREDITS, -amount), (card, amount)]
     else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9), sale lines (§4.11), shifts (§4.14) move no value
         return []
-    change = bonus_change(rec, bonus_before_cents)
+    change = bonus_change(rec, bonus_before_cents, sale_bonus_cents)
     entries += [(bonus_account(rec.card_no), change), (BONUS_PURSES, -change)]
     entries = _merged(entries)
     if sum(e[1] for e in entries) != 0:
@@ -260,11 +272,39 @@ def replacement_out(old_card_no, balance_cents, moved_cents):
                       (LOSSES, -loss), (TRANSFERS, moved_cents)])
 
 
+def bonus_moved(old_bonus_cents, moved_cents):
+    """The part of a lost card's bonus purse its replacement takes with the balance moved: all of it, up to what
+    moved (what the hold keeps is cash first, as late debits spend it; SPEC.md §4.13)."""
+    return max(0, min(old_bonus_cents, moved_cents))
+
+
+def replacement_bonus(old_card_no, new_card_no, bonus_cents):
+    """Replacement: bonus_cents of the lost card's bonus purse go to its replacement's, so they stay bonus."""
+    _non_negative(bonus_cents=bonus_cents)
+    return _balanced([(bonus_account(old_card_no), -bonus_cents), (bonus_account(new_card_no), bonus_cents)])
+
+
 def late_debit_cover(old_card_no, covered_cents, loss_cents):
     """A late debit of a replaced card (already posted against it) made good from its hold, the rest a loss."""
     _non_negative(covered_cents=covered_cents, loss_cents=loss_cents)
     return _balanced([(hold_account(old_card_no), -covered_cents), (LOSSES, -loss_cents),
                       (card_account(old_card_no), covered_cents + loss_cents)])
+
+
+def late_credit_follow(old_card_no, held_cents, loss_back_cents):
+    """A late credit of a replaced card (already posted onto it) taken off it again: loss_back_cents make good the
+    park's losses, held_cents go into its hold, which its replacement receives (SPEC.md §4.13)."""
+    _non_negative(held_cents=held_cents, loss_back_cents=loss_back_cents)
+    return _balanced([(hold_account(old_card_no), held_cents), (LOSSES, loss_back_cents),
+                      (card_account(old_card_no), -(held_cents + loss_back_cents))])
+
+
+def late_settlement(old_card_no, covered_cents, loss_cents):
+    """The entries of a late record's settlement (replacement_covers): a debit's cover, or a credit's follow when
+    both parts are negative (replacement.settle_late_credit)."""
+    if covered_cents < 0 or loss_cents < 0:
+        return late_credit_follow(old_card_no, -covered_cents, -loss_cents)
+    return late_debit_cover(old_card_no, covered_cents, loss_cents)
 
 
 def hold_release(old_card_no, new_card_no, released_cents):

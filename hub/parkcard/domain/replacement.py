@@ -11,6 +11,12 @@ accept when they arrive. So the replacement
    the excess is booked to the park's loss account (`park:losses`) and
    raises an alarm (a card spending beyond its daily cap offline means a
    clone or a terminal without its limits, which someone must look at);
+   A late credit of the old card (a booth's refund or reversal of its sale,
+   a credit an offline terminal delivered) is the holder's: it first makes
+   good what late debits cost the park, the rest goes into the hold, so it
+   reaches the new card with the release (at once, as a pending credit, when
+   the hold was released already). It is not granted at once before the
+   release because the old card carries it: a later offline debit may spend it.
 3. releases what is left of the hold onto the new card once no terminal can
    still hold an unsent debit: when every terminal that had not synced at
    report time has caught up, or at the latest `release_after_s` after the
@@ -102,8 +108,8 @@ class Replacement:
     balance_cents: int
     hold_cents: int
     release_at_s: int
-    covered_cents: int = 0      # late debits paid from the hold
-    loss_cents: int = 0         # late debits beyond the hold: the park's loss
+    covered_cents: int = 0      # late debits paid from the hold, less late credits that came back into it
+    loss_cents: int = 0         # late debits beyond the hold: the park's loss (less late credits that made it good)
     released_cents: int = 0     # hold left, moved to the new card
     released: bool = False
 
@@ -148,6 +154,21 @@ def settle_late_debit(replacement, amount_cents):
     settled = LateSettlement(covered, amount_cents - covered)
     return dataclasses.replace(replacement, covered_cents=replacement.covered_cents + covered,
                                loss_cents=replacement.loss_cents + settled.loss_cents), settled
+
+
+def settle_late_credit(replacement, amount_cents):
+    """Settle a late credit of the old card (a booth's give-back, a credit delivered offline): it follows the card.
+
+    First back to the park what late debits beyond the hold cost it, the rest into the hold, which the new card
+    receives at its release, or at once when the hold was released already. Returns (replacement, LateSettlement
+    with both parts negative: what came back into the hold and off the losses, cents to release now)."""
+    _whole(amount_cents, "a late credit (cents)")
+    loss_back = min(amount_cents, replacement.loss_cents)
+    held = amount_cents - loss_back
+    now = held if replacement.released else 0
+    return dataclasses.replace(replacement, covered_cents=replacement.covered_cents - held,
+                               loss_cents=replacement.loss_cents - loss_back,
+                               released_cents=replacement.released_cents + now), LateSettlement(-held, -loss_back), now
 
 
 def release_due(replacement, now_s, lagging_terminals):

@@ -38,7 +38,13 @@ Booth refunds (SPEC.md §4.4): a pos, ride or gate may credit a card only by
 a REFUND whose ref_seq names one of its own applied DEBITs of the same card,
 for at most that sale's amount, once per sale. The refund claims the sale
 when it is stored applied or uncertain; an uncertain refund settled as not
-happened frees it. Desk refunds are not matched (the cashier decides).
+happened frees it. Desk refunds are not matched (the cashier decides). A
+give-back puts back the bonus its sale spent first (SPEC.md §4.12), read from
+the sale's own bonus entry, staged in this batch or stored.
+
+Replaced cards (SPEC.md §4.13): a late record of a lost card is settled against
+its hold in the same transaction, a debit paid from it, a credit taken into it
+for the new card.
 
 Ack (SPEC.md §5.4): upto_seq = acked_upto, the highest seq with every seq <=
 it stored; seqs above it are kept in `above` and their holes in terminal_gaps.
@@ -96,12 +102,29 @@ ABOVE_MAX = 4096
 # Cards known to have open uncertain records (Ingest.uncertain_cards): beyond this many, every applied
 # card write looks its card's uncertain records up in the store (slower, nothing missed) until a restart.
 UNCERTAIN_CARDS_MAX = 100_000
+# Who grants the pending credit that takes a replaced card's late credit to its new card (SPEC.md §4.13).
+LATE_CREDIT_ACTOR = "hub:ingest"
 
 
 def _bonus_before(tx, rec):
     """The bonus purse of the record's card as the ledger holds it now (0 for a kind that moves no value)."""
     return tx.account_cents(accounts.bonus_account(rec.card_no)) if ledger.card_delta(rec) or \
         rec.kind in ledger.BONUS_KINDS else 0
+
+
+def _given_back_sale(tx, state, rec):
+    """(the sale Record a give-back claims, the bonus that sale spent) for a refund or reversal of an applied debit
+    of the same card at its terminal (SPEC.md §4.4, §4.15; the sale may be staged by this batch); else (None, 0)."""
+    if rec.kind not in ledger.GIVE_BACK_KINDS:
+        return None, 0
+    sale_seq = rules.given_back_seq(rec)
+    found = tx.record(state.id, sale_seq) if sale_seq > 0 else None
+    if found is None:
+        return None, 0
+    sale = R.Record.decode(bytes(found.raw))
+    if found.status != RecordStatus.APPLIED or sale.kind != R.KIND_DEBIT or sale.card_no != rec.card_no:
+        return sale, 0
+    return sale, -tx.record_entry_cents(found.id, accounts.bonus_account(rec.card_no))
 
 
 def _decoded(state, entries):
@@ -212,6 +235,7 @@ class BatchResult:
         self.quarantined = []       # (reason, terminal_id, detail)
         self.uncertain_add = set()  # cards left with an open uncertain record
         self.uncertain_looked = set()   # cards whose uncertain records were all looked at (and decided, or added)
+        self.credits_granted = False    # a pending credit was granted (a replaced card's late credit): push the list
 
 
 class Ingest:
@@ -463,15 +487,11 @@ class Ingest:
         return 0
 
     def _postings(self, tx, state, rec):
-        """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12), the park paying the discounts
-        its merchant does not bear (SPEC.md §7.5)."""
-        sale = None
-        if state.park_bears_discount and rec.kind in ledger.GIVE_BACK_KINDS:
-            sale_seq = rec.ref_seq if rec.kind == R.KIND_REFUND else rec.seq - rec.item     # §4.4, §4.15
-            found = tx.record(state.id, sale_seq) if sale_seq > 0 else None
-            sale = R.Record.decode(bytes(found.raw)) if found is not None else None
+        """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12; a give-back restores what its
+        sale spent of it), the park paying the discounts its merchant does not bear (SPEC.md §7.5)."""
+        sale, sale_bonus = _given_back_sale(tx, state, rec)
         return ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec),
-                               ledger.park_discount_cents(rec, state.park_bears_discount, sale))
+                               ledger.park_discount_cents(rec, state.park_bears_discount, sale), sale_bonus)
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
         if rec.kind in R.PASSAGE_KINDS:
@@ -508,7 +528,7 @@ class Ingest:
             entries = self._deliver_credits(tx, res, state, rec, entries)
         if entries:
             tx.post(record_id, rec.kind, entries)
-        if card_no in self.replaced_cards and ledger.card_delta(rec) < 0:
+        if card_no in self.replaced_cards and ledger.card_delta(rec):
             self._settle_late(tx, res, state, rec)
         if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS:
             res.booth_sales.append((state.id, state.merchant_id, rec.seq))
@@ -533,11 +553,16 @@ class Ingest:
                              rec.card_no, state.id, state.merchant_id))
 
     def _settle_late(self, tx, res, state, rec):
-        """A replaced card's late debit (SPEC.md §4.13): paid from its hold; beyond it, the park's loss, alarmed."""
-        settled = replacement_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, -ledger.card_delta(rec))
-        if settled is None:
+        """A replaced card's late record (SPEC.md §4.13): a debit paid from its hold, beyond it the park's loss,
+        alarmed; a credit taken into the hold for the new card (granted to it at once after the release)."""
+        done = replacement_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, ledger.card_delta(rec),
+                                                LATE_CREDIT_ACTOR)
+        if done is None:
             return
-        res.counts["late_debits"] += 1
+        settled, credit = done
+        if credit is not None:
+            res.credits_granted = True
+        res.counts["late_debits" if ledger.card_delta(rec) < 0 else "late_credits"] += 1
         if settled.alarm:
             detail = "replaced card %d spent %d cents beyond its hold (term-%d seq %d): the park's loss" % (
                 rec.card_no, settled.loss_cents, state.id, rec.seq)

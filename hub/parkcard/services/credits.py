@@ -54,6 +54,11 @@ async def grant_credit(store, actor, card_no, amount_cents, reason, source=accou
         raise Refusal("bad_source", "a credit paid at a desk is paid in cash there: leave --desk out for %s"
                       % source)
     if card_no in await store.blacklist_cards():
+        replaced = await store.replacement(old_card_no=card_no)
+        if replaced is not None:
+            raise Refusal("card_blacklisted", "card %d was lost and replaced by card %d: grant the credit to card %d "
+                                              "(nothing was granted)" % (card_no, replaced.new_card_no,
+                                                                         replaced.new_card_no))
         raise Refusal("card_blacklisted", "card %d is blacklisted: no terminal would serve it; grant the credit "
                                           "to its replacement" % card_no)
     try:

@@ -79,6 +79,15 @@ class StagedWriteTx(interface.WriteTx):
             self._balances[account] = stored + sum(c for _tx, a, c in self.entries if a == account)
         return self._balances[account]
 
+    def record_entry_cents(self, record_id, account):
+        """What a record's ledger transaction booked to account (0 when none): staged by this batch, else stored."""
+        staged = {tx_id for tx_id, rid, _kind, _at in self.ledger_tx if rid == record_id}
+        if staged:
+            return sum(c for tx_id, a, c in self.entries if tx_id in staged and a == account)
+        return self.sql_row("SELECT CAST(COALESCE(SUM(e.amount_cents), 0) AS BIGINT) FROM ledger_tx t "
+                            "JOIN ledger_entries e ON e.tx_id = t.id WHERE t.record_id=? AND e.account=?",
+                            (record_id, account))[0]
+
     def _purses_read(self, card_nos, stored):
         """Keep the bonus purses a prefetch read ({account: stored cents}) of card_nos (0 when none stored)."""
         for card_no in card_nos:

@@ -63,6 +63,40 @@ def deliver(tx, card_no, credit_nos, terminal_id, seq):
     return changed
 
 
+def card_in_use(tx, card_no):
+    """The card that carries card_no's value now: card_no, or the last of its replacements (SPEC.md §4.13)."""
+    seen = {card_no}
+    while True:
+        row = tx.sql_row("SELECT new_card_no FROM replacements WHERE old_card_no=?", (card_no,))
+        if row is None or row[0] in seen:
+            return card_no
+        card_no = row[0]
+        seen.add(card_no)
+
+
+def _cancel_in(tx, card_no, credit_no, amount_cents, source):
+    """Cancel one credit inside a write: its value back to its source."""
+    tx_id = tx.post(None, ledger.TX_CREDIT_CANCEL, ledger.credit_cancel(source, amount_cents))
+    tx.sql_rowcount("UPDATE pending_credits SET state=?, cancel_tx=? WHERE card_no=? AND credit_no=?",
+                    (CANCELLED, tx_id, card_no, credit_no))
+    _bump(tx)
+
+
+def move_open(tx, old_card_no, states, actor):
+    """Move a replaced card's credits in `states` that no card holds onto the card in use (SPEC.md §4.13): each
+    cancelled, and granted again to that card from the same source; return the new [PendingCredit]."""
+    new_card_no = card_in_use(tx, old_card_no)
+    rows = tx.sql_rows("SELECT credit_no, amount_cents, source, reason, state FROM pending_credits WHERE card_no=? "
+                       "ORDER BY credit_no", (old_card_no,))
+    moved = []
+    for credit_no, amount, source, reason, state in rows:
+        if state in states and new_card_no != old_card_no:
+            _cancel_in(tx, old_card_no, credit_no, amount, source)
+            moved.append(grant(tx, new_card_no, amount, "%s (credit %d of lost card %d)" % (
+                reason, credit_no, old_card_no), source, actor))
+    return moved
+
+
 def _granted_as(tx, grant_id, card_no, amount_cents, source):
     """Inside a write: the GrantedBefore of grant_id, or None when it is new; GrantIdReused for other content."""
     row = tx.sql_row(_SELECT + "WHERE grant_id=?", (grant_id,))
@@ -123,10 +157,7 @@ class CreditMethods:
                 raise NotCancellable("card %d has no credit %d" % (card_no, credit_no))
             if row[2] != GRANTED:
                 raise NotCancellable("credit %d of card %d is %s" % (credit_no, card_no, row[2]))
-            tx_id = tx.post(None, ledger.TX_CREDIT_CANCEL, ledger.credit_cancel(row[1], row[0]))
-            tx.sql_rowcount("UPDATE pending_credits SET state=?, cancel_tx=? WHERE card_no=? AND credit_no=?",
-                            (CANCELLED, tx_id, card_no, credit_no))
-            _bump(tx)
+            _cancel_in(tx, card_no, credit_no, row[0], row[1])
             return row[0]
         return await self.write(run, audit)
 

@@ -89,6 +89,11 @@ class WriteTx(abc.ABC):
         its postings; a prefetch of the card reads it too)."""
 
     @abc.abstractmethod
+    def record_entry_cents(self, record_id, account):
+        """Return what the ledger transaction of a record booked to account (a give-back reads its sale's bonus
+        purse entry, SPEC.md §4.12), with what this batch posted; 0 when none."""
+
+    @abc.abstractmethod
     def card_deposit(self, card_no):
         """Return the deposit in cents recorded for a card (0 when unknown)."""
 

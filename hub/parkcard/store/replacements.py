@@ -14,6 +14,8 @@ from parkcard.store.members import LOST, REPLACED
 from parkcard.store.rows import Replacement
 
 _REPLACEMENT_SELECT = "SELECT %s FROM replacements " % ", ".join(Replacement._fields)
+# Who grants the new card the lost card's pending credits moved at the replacement.
+REPLACEMENT_ACTOR = "hub:replacement"
 
 # The ledger check's reads (AuditRows.replacements, replacement_covers): no placeholders, both backends.
 AUDIT_REPLACEMENTS = ("SELECT old_card_no, new_card_no, balance_cents, moved_cents, hold_cents, covered_cents, "
@@ -34,21 +36,12 @@ def _domain(row):
                              bool(row.released))
 
 
-def _in_use(tx, card_no):
-    """The card that carries card_no's value now: card_no, or the last of its replacements (it was lost too)."""
-    seen = {card_no}
-    while True:
-        row = tx.sql_row("SELECT new_card_no FROM replacements WHERE old_card_no=?", (card_no,))
-        if row is None or row[0] in seen:
-            return card_no
-        card_no = row[0]
-        seen.add(card_no)
-
-
-def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_s):
+def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_s, actor=REPLACEMENT_ACTOR):
     """Book a replacement inside the write that applies the new card's transfer-in record; return the Replacement.
 
-    The old card's ledger balance now, minus what the new card holds, is its hold (SPEC.md §4.13).
+    The old card's ledger balance now, minus what the new card holds, is its hold (SPEC.md §4.13). Its pending
+    credits no terminal was sent yet (every one not delivered, when there is no hold) move to the new card
+    (granted by actor).
     """
     loss = tx.sql_row("SELECT state, reported_at FROM card_losses WHERE card_no=?", (old_card_no,))
     if loss is None or loss[0] != LOST:
@@ -56,7 +49,9 @@ def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_
     balance = tx.sql_row("SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM ledger_entries WHERE account=?",
                          (accounts.card_account(old_card_no),))[0]
     balance = max(0, balance)
-    entries = ledger.replacement_out(old_card_no, balance, moved_cents)
+    bonus = ledger.bonus_moved(tx.account_cents(accounts.bonus_account(old_card_no)), moved_cents)
+    entries = ledger.replacement_out(old_card_no, balance, moved_cents) + ledger.replacement_bonus(
+        old_card_no, new_card_no, bonus)
     move_tx = tx.post(None, ledger.TX_REPLACEMENT_OUT, entries)
     hold = max(0, balance - moved_cents)
     reported_s = int(loss[1])
@@ -66,30 +61,44 @@ def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_
     tx.sql_rowcount("INSERT INTO replacements(%s) VALUES (%s)" % (", ".join(Replacement._fields),
                                                                  ", ".join("?" * len(Replacement._fields))), row)
     tx.sql_rowcount("UPDATE card_losses SET state=? WHERE card_no=?", (REPLACED, old_card_no))
+    # With no hold every terminal had caught up at the report: none can deliver the lost card's credits any more.
+    credit_store.move_open(tx, old_card_no, credit_store.OPEN if hold == 0 else (credit_store.GRANTED,), actor)
     tx.sql_rowcount("UPDATE cards SET member_no=(SELECT member_no FROM cards WHERE card_no=?) WHERE card_no=?",
                     (old_card_no, new_card_no))
     return row
 
 
-def settle_late_in(tx, old_card_no, terminal_id, seq, amount_cents):
-    """Settle a late debit of a replaced card against its hold, inside the write that applies it.
+def settle_late_in(tx, old_card_no, terminal_id, seq, delta_cents, actor):
+    """Settle a late record of a replaced card (its card delta, SPEC.md §4.13) inside the write that applies it: a
+    debit against the hold, a credit into it (onto the new card as a pending credit at once when the hold was
+    released already, granted by actor).
 
-    Returns the domain LateSettlement (alarm when part of it is the park's loss), or None when the card has no
-    replacement (it was only being replaced when the record's batch began, and the replacement did not commit).
+    Returns (the domain LateSettlement: alarm when part of a debit is the park's loss; the PendingCredit granted
+    now or None), or None when the card has no replacement (it was only being replaced when the record's batch
+    began, and the replacement did not commit).
     """
     row = _replacement(tx, old_card_no)
     if row is None:
         return None
-    updated, settled = rules.settle_late_debit(_domain(row), amount_cents)
+    if delta_cents < 0:
+        updated, settled = rules.settle_late_debit(_domain(row), -delta_cents)
+        now = 0
+    else:
+        updated, settled, now = rules.settle_late_credit(_domain(row), delta_cents)
     cover_tx = tx.post(None, ledger.TX_LATE_DEBIT_COVER,
-                       ledger.late_debit_cover(old_card_no, settled.covered_cents, settled.loss_cents))
-    tx.sql_rowcount("UPDATE replacements SET covered_cents=?, loss_cents=? WHERE old_card_no=?",
-                    (updated.covered_cents, updated.loss_cents, old_card_no))
+                       ledger.late_settlement(old_card_no, settled.covered_cents, settled.loss_cents))
+    tx.sql_rowcount("UPDATE replacements SET covered_cents=?, loss_cents=?, released_cents=? WHERE old_card_no=?",
+                    (updated.covered_cents, updated.loss_cents, updated.released_cents, old_card_no))
     tx.sql_rowcount("INSERT INTO replacement_covers(old_card_no, terminal_id, seq, amount_cents, covered_cents, "
                     "loss_cents, cover_tx, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (old_card_no, terminal_id, seq, amount_cents, settled.covered_cents, settled.loss_cents,
+                    (old_card_no, terminal_id, seq, -delta_cents, settled.covered_cents, settled.loss_cents,
                      cover_tx, tx.now))
-    return settled
+    credit = None
+    if now:
+        reason = "late credit of lost card %d (term-%d seq %d)" % (old_card_no, terminal_id, seq)
+        credit = credit_store.grant(tx, credit_store.card_in_use(tx, row.new_card_no), now, reason,
+                                    accounts.hold_account(old_card_no), actor)
+    return settled, credit
 
 
 class ReplacementMethods:
@@ -134,9 +143,11 @@ class ReplacementMethods:
             updated, left = rules.release(_domain(row), now_s, lagging)
             credit = None
             if left:
-                credit = credit_store.grant(tx, _in_use(tx, row.new_card_no), left,
+                credit = credit_store.grant(tx, credit_store.card_in_use(tx, row.new_card_no), left,
                                             "hold of lost card %d released" % old_card_no,
                                             accounts.hold_account(old_card_no), actor)
+            # No terminal can deliver the lost card's credits any more (the release's own condition): they move.
+            credit_store.move_open(tx, old_card_no, credit_store.OPEN, actor)
             tx.sql_rowcount("UPDATE replacements SET released=1, released_cents=?, released_at=?, "
                             "release_credit_no=? WHERE old_card_no=? AND released=0",
                             (updated.released_cents, tx.now, credit.credit_no if credit else None, old_card_no))

@@ -61,7 +61,9 @@ async def replace(desk, actor, op_id, desk_terminal_id, lost_card_no, timeout_s=
     hold = await hold_now(desk.storage, settings_of(desk), loss, balance)
     kept = await new_card_kept(desk, actor, "replace", op_id, request, desk_terminal_id, uid, keys, balance - hold, 0,
                                old.tier, old.deposit_cents, 0)
-    return await _settle(desk, actor, kept, write=kept.state == DeskOpState.PENDING)
+    done = await _settle(desk, actor, kept, write=kept.state == DeskOpState.PENDING)
+    await actor.told(notify.CREDITS)        # the lost card's pending credits moved to the new card
+    return done
 
 
 async def pending_replacement(storage, lost_card_no):
