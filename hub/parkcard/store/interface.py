@@ -496,6 +496,10 @@ class Store(abc.ABC):
         """Set some of the park's desk settings (rows.DeskSettings field names); return the new DeskSettings."""
 
     @abc.abstractmethod
+    async def set_offline_rules(self, offline_window_s, daily_cap_cents, hold_release_s, park_id=1, audit=None):
+        """Set the park's offline rules and hold release delay, moving their version; return the new DeskSettings."""
+
+    @abc.abstractmethod
     async def card_stocked(self, card_no, audit=None):
         """Mark a returned card wiped (its card is stock again; the number is retired)."""
 
@@ -516,10 +520,11 @@ class Store(abc.ABC):
         """Return [rows.DeskOperation] (only those in `state` when given), oldest first."""
 
     @abc.abstractmethod
-    async def keep_desk_operation(self, op, audit=None, method=None):
+    async def keep_desk_operation(self, op, audit=None, method=None, shift_owner=None):
         """Keep a rows.DeskOperation as pending (a failed one under its id is tried again); return it as stored.
 
-        With method, the operation is tied to its desk's open shift in the same transaction (NoOpenShift else).
+        With method, the operation is tied to its desk's open shift in the same transaction (NoOpenShift else;
+        ShiftOfAnother when shift_owner is given and did not open it).
         """
 
     # -- cashier shifts (parkcard.store.shifts)

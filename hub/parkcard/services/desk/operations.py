@@ -321,13 +321,15 @@ async def issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, c
 
 async def new_card_kept(desk, actor, kind, op_id, request, desk_terminal_id, uid, keys, load_cents, bonus, tier,
                         deposit_on_card, deposit_moved, expiry_day=0, perms=0xFFFF, time_s=None, card_no=None,
-                        flags=0):
+                        flags=0, replaces_card_no=None):
     """Keep a new card's operation (NEW_CARD_KINDS) as pending with its number and the blocks that carry it.
 
-    deposit_on_card: what the card's info says it holds; deposit_moved: what its record takes in (an issue's).
+    deposit_on_card: what the card's info says it holds; deposit_moved: what its record takes in (an issue's);
+    replaces_card_no: the lost card a replacement replaces (refused while another operation replaces it).
     """
     op = DeskOperation(op_id, kind, request, desk_terminal_id, actor.name, DeskOpState.PENDING, card_no, uid, 0, 1,
-                       None, load_cents, bonus, deposit_moved, load_cents, tier, None, None, 0.0, None)
+                       None, load_cents, bonus, deposit_moved, load_cents, tier, None, None, 0.0, None,
+                       replaces_card_no=replaces_card_no)
     kept = await _keep(desk, actor, op, request)
     if kept.state != DeskOpState.PENDING or kept.blocks:
         return kept
@@ -482,10 +484,12 @@ class Stocked:
 
 
 async def _keep(desk, actor, op, request):
-    """Keep op as pending in its desk's open shift (paid as its request says); every desk operation comes here."""
+    """Keep op as pending in its desk's open shift, the actor's own (paid as its request says); every desk operation
+    comes here."""
     method = shifts.pay_method_of(request)
     try:
-        kept = await desk.storage.keep_desk_operation(op, method=method, audit=audited(
+        kept = await desk.storage.keep_desk_operation(op, method=method, shift_owner=shifts.shift_owner(actor),
+                                                      audit=audited(
             actor.name, "desk.pending", when=lambda k: k.op_id == op.op_id and k.state == DeskOpState.PENDING,
             op_id=op.op_id, kind=op.kind, desk_terminal_id=op.desk_terminal_id, uid=op.uid.hex(), pay=method))
     except NoOpenShift:     # checked in the transaction that keeps it: no close can slip between

@@ -37,8 +37,7 @@ async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
         raise ServiceError("terminal %d is not a desk terminal of this park: give --desk the number on your desk "
                            "terminal (see `parkcard terminals`)" % desk_terminal_id)
     if privilege != CARD_STOCK:     # a money operation: refused now at a desk with no open shift
-        if await store.open_shift_at(desk_terminal_id) is None:
-            raise shifts.no_shift(desk_terminal_id)
+        await shifts.check_own_shift(store, actor, desk_terminal_id)
         await shifts.checked_pay(store, params.get("pay", shifts.S.CASH))
     args = json.dumps(params, sort_keys=True)
     stored = await store.queue_desk_request(op_id, kind, desk_terminal_id, args, actor.name, " ".join(actor.roles),
