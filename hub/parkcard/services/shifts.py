@@ -74,8 +74,9 @@ async def set_pay_methods(store, actor, methods):
 
 def shift_owner(actor):
     """The operator whose own open shift an operation of actor's must be in: actor.name, or None for an admin (the
-    park's own hub machine among them), who reviews and closes every shift and may serve in any."""
-    return None if ADMIN in actor.roles else actor.name
+    park's own hub machine among them), who reviews and closes every shift and may serve in any, and for an API key
+    (no operator: its scopes alone, parkcard.services.apikeys)."""
+    return None if ADMIN in actor.roles or not actor.roles else actor.name
 
 
 async def check_own_shift(store, actor, desk_terminal_id):

@@ -806,6 +806,14 @@ class Store(abc.ABC):
         """Set a member's tier and the hub's tier of their cards; return the cards changed (None: no member)."""
 
     @abc.abstractmethod
+    async def tiers_on_cards(self, card_nos=None):
+        """{card_no: tier its info block holds} of the cards whose hub tier is not written on them yet."""
+
+    @abc.abstractmethod
+    async def tier_written(self, card_no, tier, audit=None):
+        """The desk wrote tier onto the card's info block (no value moved): nothing is pending if it is the hub's."""
+
+    @abc.abstractmethod
     async def card_member(self, card_no):
         """The member number a card is issued to, or None."""
 
