@@ -24,6 +24,12 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 STOCK_UID = bytes((0x04, 0x5F, 0x17, 0x00, 0x00, 0x01, 0x02))
 
 
+async def _close_the_days_shift(sim, actor):
+    """Close the simulated day's open shift with the drawer as expected."""
+    (now,) = await shifts.open_shifts(sim.hub.storage, actor)
+    await shifts.close_shift(sim.hub.storage, actor, DESK_TERMINAL_ID, now.figures.cash_expected_cents)
+
+
 def in_park(tmp_path, scenario, db=None):
     """Run `await scenario(sim)` in a park with one booth and two cards issued at the desk's open shift."""
     async def go():
@@ -141,8 +147,7 @@ def test_a_shift_does_not_close_while_one_of_its_operations_is_pending(tmp_path,
 def test_an_operation_at_a_desk_with_no_open_shift_is_refused_before_the_card_is_written(tmp_path):
     async def scenario(sim):
         storage, hub = sim.hub.storage, sim.hub.actor("cashier-1")
-        (now,) = await shifts.open_shifts(storage, hub)
-        await shifts.close_shift(storage, hub, DESK_TERMINAL_ID, now.figures.cash_expected_cents)
+        await _close_the_days_shift(sim, hub)
         with pytest.raises(ServiceError, match="open one first with `parkcard shift open --desk %d"
                            % DESK_TERMINAL_ID):
             await requests.queue(storage, hub, "top_up", DESK_TERMINAL_ID, "queued-no-shift", cash_cents=100)
@@ -165,8 +170,7 @@ def test_an_operation_at_a_desk_with_no_open_shift_is_refused_before_the_card_is
 def test_a_cashier_works_only_in_her_own_shift_and_a_manager_closes_another_cashiers(tmp_path):
     async def scenario(sim):
         storage, hub = sim.hub.storage, sim.hub.actor("cashier-1")
-        (now,) = await shifts.open_shifts(storage, hub)
-        await shifts.close_shift(storage, hub, DESK_TERMINAL_ID, now.figures.cash_expected_cents)
+        await _close_the_days_shift(sim, hub)
         anna, bert = Actor("anna", roles=("cashier",)), Actor("bert", roles=("cashier",))
         shift = await shifts.open_shift(storage, anna, DESK_TERMINAL_ID, 10000)
         visitor = sim.visitors[1]       # a standard card: no bonus
@@ -200,8 +204,7 @@ def test_a_cashier_works_only_in_her_own_shift_and_a_manager_closes_another_cash
 def test_a_queued_ticket_sale_runs_as_the_cashier_who_asked_in_her_own_shift(tmp_path):
     async def scenario(sim):
         storage, hub = sim.hub.storage, sim.hub.actor("cashier-1")
-        (now,) = await shifts.open_shifts(storage, hub)
-        await shifts.close_shift(storage, hub, DESK_TERMINAL_ID, now.figures.cash_expected_cents)
+        await _close_the_days_shift(sim, hub)
         anna, bert = Actor("anna", roles=("cashier",)), Actor("bert", roles=("cashier",))
         anna_shift = await shifts.open_shift(storage, anna, DESK_TERMINAL_ID, 0)
         day_pass = await tickets.add_product(storage, hub, "Day pass", "day", area=1, valid_days=1, price_cents=800)

@@ -172,7 +172,7 @@ async def set_offline_rules(store, actor, offline_window_s, daily_cap_cents, hol
     if rules.daily_cap_cents > BALANCE_MAX_CENTS:
         raise ServiceError("the daily cap is at most what a card holds, %d cents: nothing changed" % BALANCE_MAX_CENTS)
     before = await store.desk_settings(park_id)
-    after = await store.set_offline_rules(rules.offline_window_s, rules.daily_cap_cents, hold_release_s, park_id,
+    after = await store.set_park_offline_rules(rules.offline_window_s, rules.daily_cap_cents, hold_release_s, park_id,
                                           audit=audited(actor.name, "park.offline_rules", park_id=park_id,
                                                         when=lambda s: s.offline_rules_version
                                                         != before.offline_rules_version,

@@ -79,9 +79,10 @@ def shift_owner(actor):
     return None if ADMIN in actor.roles or not actor.roles else actor.name
 
 
-async def check_own_shift(store, actor, desk_terminal_id):
-    """ServiceError unless the desk has a shift open that actor may work in (its own; any for an admin)."""
-    shift = await store.open_shift_at(desk_terminal_id)
+async def check_own_shift(storage, actor, desk_terminal_id):
+    """ServiceError unless the desk has a shift open that actor may work in (its own; any for an admin): checked
+    where an operation is queued, by the services that checked its privilege."""
+    shift = await storage.open_shift_at(desk_terminal_id)
     if shift is None:
         raise no_shift(desk_terminal_id)
     owner = shift_owner(actor)

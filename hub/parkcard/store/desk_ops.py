@@ -76,7 +76,7 @@ class DeskOpMethods:
             return DeskSettings(*tx.sql_row(_SETTINGS_SELECT, (park_id,)))
         return await self.write(run, audit)
 
-    async def set_offline_rules(self, offline_window_s, daily_cap_cents, hold_release_s, park_id=1, audit=None):
+    async def set_park_offline_rules(self, offline_window_s, daily_cap_cents, hold_release_s, park_id=1, audit=None):
         """Set the park's offline rules and hold release delay, moving their version; return the new DeskSettings
         (the version stays when nothing changed)."""
         def run(tx):

@@ -496,7 +496,7 @@ class Store(abc.ABC):
         """Set some of the park's desk settings (rows.DeskSettings field names); return the new DeskSettings."""
 
     @abc.abstractmethod
-    async def set_offline_rules(self, offline_window_s, daily_cap_cents, hold_release_s, park_id=1, audit=None):
+    async def set_park_offline_rules(self, offline_window_s, daily_cap_cents, hold_release_s, park_id=1, audit=None):
         """Set the park's offline rules and hold release delay, moving their version; return the new DeskSettings."""
 
     @abc.abstractmethod
