@@ -79,6 +79,15 @@ def test_a_members_new_tier_is_written_onto_the_card_at_the_desk_and_pending_unt
         assert await member_service.tiers_pending(storage, manager) == {}
         again, _ = await at_desk(sim, card, desk.write_tier("tier-write-2"))
         assert again.written is False                   # it holds the hub's tier: nothing to write
+
+        # From the cashier's command line: queued for the running hub, which writes it at the desk.
+        await member_service.set_tier(storage, manager, member.member_no, "gold")
+        by_cli, _ = await at_desk(sim, card, asyncio.to_thread(
+            cli, "--db", db, "card", "write-tier", "--desk", DESK_TERMINAL_ID, "--op-id", "tier-cli", "--wait", 30))
+        assert by_cli.exit_code == 0 and "card %d on desk %d carries its member's tier now" % (
+            card_no, DESK_TERMINAL_ID) in by_cli.output, by_cli.output
+        assert _tier_on(sim, card) == C.TIER_GOLD
+        assert await member_service.tiers_pending(storage, manager) == {}
         await balanced(sim)
 
     async def go():
