@@ -13,7 +13,7 @@ from protocol import record as R
 from sim.cards import card_balance
 from sim.mifare import MifareClassic1K
 
-from parkcard.domain.replacement import ReplacementSettings
+from parkcard.services import park as park_service
 from parkcard.services import apikeys, webhooks
 from parkcard.services.privileges import Actor
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID
@@ -99,7 +99,7 @@ def test_a_card_is_reported_lost_found_and_replaced_through_the_api_with_its_hol
     park = ParkThread(tmp_path / "park", terminals=1).start()
     try:
         sim = park.sim
-        sim.hub.desk_path.replacement_settings = ReplacementSettings(offline_window_s=86400, daily_cap_cents=1500)
+        park.call(park_service.set_offline_rules(sim.hub.storage, sim.hub.actor("test:manager"), 86400, 1500))
         old = park.call(sim.new_card(UID))
         card_no = park.call(sim.at_desk(old, park.hub.desk(DESK_TERMINAL_ID).issue("issue-to-lose", 8000))).card_no
         booth = sim.terminals[0]

@@ -84,7 +84,7 @@ def test_the_reports_from_the_command_line_and_as_csv(tmp_path):
         result = CliRunner().invoke(main, ["--db", db, *args])
         assert result.exit_code == 0, result.output
         return result.output
-    assert list(csv.reader(io.StringIO(cli("report", "tickets", "--csv")))) == [
+    assert list(csv.reader(io.StringIO(cli("report", "tickets", "--csv", "-")))) == [
         ["product", "name", "sold", "revenue", "entries made", "entries left", "unlimited tickets"],
         ["1", "Ten entries", "1", "30000", "2", "8", "0"], ["2", "Day pass", "1", "12000", "1", "0", "1"],
         ["3", "Never sold", "0", "0", "0", "0", "0"]]
@@ -92,9 +92,9 @@ def test_the_reports_from_the_command_line_and_as_csv(tmp_path):
     shown = cli("report", "passages", "--day", "2027-03-29")
     assert "park day 2027-03-29: 2027-03-29 00:00 CST to 2027-03-30 00:00 CST" in shown
     assert "2027-03-29 09:00 CST" in shown
-    assert list(csv.reader(io.StringIO(cli("report", "passages", "--day", "2027-03-29", "--csv"))))[1:] == [
+    assert list(csv.reader(io.StringIO(cli("report", "passages", "--day", "2027-03-29", "--csv", "-"))))[1:] == [
         [str(GATE), "2027-03-29 00:00 CST", "0", "1", "0"], [str(GATE), "2027-03-29 09:00 CST", "2", "0", "1"]]
-    assert list(csv.reader(io.StringIO(cli("report", "refusals", "--day", "2027-03-30", "--csv")))) == [
+    assert list(csv.reader(io.StringIO(cli("report", "refusals", "--day", "2027-03-30", "--csv", "-")))) == [
         ["reason", "refusals"], ["day_limit", "1"]]
     bad = CliRunner().invoke(main, ["--db", db, "report", "passages", "--day", "29/03/2026"])
     assert bad.exit_code == 2 and "--day is a date YYYY-MM-DD" in bad.output and "Traceback" not in bad.output

@@ -14,9 +14,8 @@ from terminal.rc522 import RC522Error
 
 from parkcard.domain import accounts
 from parkcard.domain.lifecycle import ALARM_LATE_LOSS, DeskOpState
-from parkcard.domain.replacement import ReplacementSettings
 from parkcard.services import credits as credit_service
-from parkcard.services import losses
+from parkcard.services import losses, park
 from parkcard.services import members as member_service
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID, ParkSim
@@ -38,20 +37,23 @@ def in_park(tmp_path, store_url, scenario):
     asyncio.run(asyncio.wait_for(go(), 300))
 
 
-def _fast(sim, daily_cap_cents=1500):
+def _fast(sim):
     sim.hub.desk_path.timeout_s = sim.hub.desk_path.read_back_timeout_s = SHORT_S
     sim.hub.hold_check_s = CHECK_S
-    # A daily cap below the card's balance, so that the hold is part of it (2 days: report + window is tomorrow).
-    sim.hub.desk_path.replacement_settings = ReplacementSettings(offline_window_s=86400,
-                                                                 daily_cap_cents=daily_cap_cents)
 
 
-async def _lost_and_replaced(sim, booth, late_cents):
-    """The visitor's card debited late_cents at an offline booth, then reported lost and replaced at the desk."""
+async def _lost_and_replaced(sim, booth, late_cents, daily_cap_cents=1500):
+    """The visitor's card debited late_cents at an offline booth, then reported lost and replaced at the desk.
+
+    The park's daily cap is set to daily_cap_cents once the booth is offline (it keeps the cap it had: a terminal
+    whose limits are not the park's), below the card's balance so that the hold is part of it (2 days: report +
+    window is tomorrow)."""
     visitor = sim.visitors[0]
     booth.relay.cut()
     await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
     assert booth.tap(visitor.virtual, late_cents).ok
+    rules = await park.set_offline_rules(sim.hub.storage, sim.hub.actor("test:manager"), 86400, daily_cap_cents)
+    assert (await park.replacement_settings(sim.hub.storage)).daily_cap_cents == rules.offline_daily_cap_cents
     loss = await losses.report(sim.hub.storage, sim.hub.actor("test:cashier"), "lost at the lake",
                                     card_no=visitor.card_no)
     assert await sim.hub.storage.blacklist_version() == loss.blacklist_version
@@ -176,9 +178,8 @@ def test_a_late_offline_credit_and_the_lost_card_s_pending_credits_follow_it_to_
 
 def test_a_late_debit_beyond_the_hold_is_the_parks_loss_with_an_alarm_and_one_after_the_release_too(tmp_path):
     async def scenario(sim):
-        _fast(sim, daily_cap_cents=500)
         booth, _ride = sim.terminals
-        visitor, new, balance, done = await _lost_and_replaced(sim, booth, 1400)
+        visitor, new, balance, done = await _lost_and_replaced(sim, booth, 1400, daily_cap_cents=500)
         row = await _replacement(sim, visitor.card_no)
         assert row.hold_cents == 1000
         # The booth stays away past the release time: the hold goes to the new card whatever it still holds.
@@ -336,6 +337,7 @@ def test_the_hub_dying_after_the_new_card_is_written_posts_once_on_the_retry_wit
         booth.relay.cut()
         await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
         assert booth.tap(visitor.virtual, 700).ok
+        await park.set_offline_rules(sim.hub.storage, sim.hub.actor("test:manager"), 86400, 1500)
         await losses.report(sim.hub.storage, sim.hub.actor(), "lost", card_no=visitor.card_no)
         balance = await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no))
         new = await sim.new_card(NEW_UID)

@@ -5,6 +5,7 @@ a line that says what to do (exit 2, nothing changed)."""
 import asyncio
 import csv
 import datetime
+from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
@@ -61,7 +62,7 @@ def test_a_shift_from_the_cli_closes_with_its_z_report_printed_and_reprinted(sto
             (("shift", "report", 2), "there is no Z report 2"),
             (("shift", "open", "--desk", DESK_ID, "--float", "12.345"), "the float"),
             (("shift", "open", "--desk", 9, "--float", "5"), "terminal 9 is not a desk terminal"),
-            (("report", "desk", "--day", "2026-13-01"), "is not a date like 2026-07-01")]:
+            (("report", "desk", "--day", "2026-13-01"), "--day is a date YYYY-MM-DD")]:
         refused = cli("--db", db, *args)
         assert refused.exit_code == 2 and says in refused.output, (args, refused.output)
         assert "Traceback" not in refused.output
@@ -79,7 +80,15 @@ def test_the_desk_report_and_the_liabilities(store_url, tmp_path):
     out = tmp_path / "desk.csv"
     report = cli("--db", store_url, "report", "desk", "--day", today, "--by", "desk", "--csv", out)
     assert report.exit_code == 0, report.output
-    assert "CNY 100.00" in report.output.splitlines()[1] and "issue" in report.output
+    assert report.output.startswith("park day %s: %s 00:00 UTC to " % (today, today))
+    assert "CNY 100.00" in report.output.splitlines()[2] and "issue" in report.output
+    assert "written to %s" % out in report.output
+    again = cli("--db", store_url, "report", "desk", "--day", today, "--csv", out)
+    assert again.exit_code == 2 and "already exists: pass --force" in again.output
+    piped = cli("--db", store_url, "report", "desk", "--day", today, "--by", "desk", "--csv", "-")
+    assert piped.exit_code == 0 and list(csv.DictReader(piped.output.splitlines())) == [
+        {"day": today, "group": str(DESK_ID), "kind": "issue", "count": "1", "amount_cents": "10000",
+         "bonus_cents": "0", "deposit_cents": "0"}]
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows == [{"day": today, "group": str(DESK_ID), "kind": "issue", "count": "1", "amount_cents": "10000",
@@ -108,3 +117,28 @@ def test_the_park_names_the_payment_methods_its_desks_take_besides_cash(store_ur
     assert refused.exit_code == 2 and "'Bank Card' is no payment method name" in refused.output
     only_cash = cli("--db", store_url, "park", "pay-methods", "cash")
     assert only_cash.output == "the desks take cash\n"
+
+
+def test_the_desk_report_counts_the_parks_day_on_its_clock_far_from_utc(tmp_path):
+    db = str(tmp_path / "hub.db")
+    asyncio.run(_populate(db))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # A zone whose date now is not the UTC date (UTC+14 from 10:00 UTC, UTC-11 before 11:00 UTC), with 30 minutes
+    # to spare either way.
+    zone = "Pacific/Kiritimati" if now.hour * 60 + now.minute >= 10 * 60 + 30 else "Pacific/Pago_Pago"
+    assert cli("--db", db, "park", "timezone", zone).exit_code == 0
+    park_today = now.astimezone(ZoneInfo(zone)).date().isoformat()
+    utc_today = now.date().isoformat()
+    assert park_today != utc_today
+    shown = cli("--db", db, "report", "desk", "--day", park_today)
+    assert shown.exit_code == 0 and "CNY 100.00" in shown.output, shown.output
+    assert shown.output.startswith("park day %s: %s 00:00 " % (park_today, park_today))
+    assert "no desk operation was posted on %s" % utc_today in cli("--db", db, "report", "desk", "--day",
+                                                                   utc_today).output
+    assert "CNY 100.00" in cli("--db", db, "report", "desk").output        # today is the park's
+    closed = cli("--db", db, "shift", "close", "--desk", DESK_ID, "--counted", "100")
+    assert closed.exit_code == 0, closed.output
+    # The Z report's times are on the park's clock: its date and its zone's name, at the open and at the close.
+    first = closed.output.splitlines()[0]
+    assert first.startswith("Z report 1: shift 1 at desk %d" % DESK_ID)
+    assert first.count(park_today) == 2 and first.count(now.astimezone(ZoneInfo(zone)).strftime(" %Z")) == 2

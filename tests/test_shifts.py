@@ -10,8 +10,9 @@ import pytest
 from sim.cards import card_balance
 
 from parkcard.domain import accounts
+from parkcard.oplog import OpLog, log_path_for
 from parkcard.domain.lifecycle import DeskOpState
-from parkcard.services import reports, shifts, tickets
+from parkcard.services import credits, park, reports, shifts, tickets
 from parkcard.services.desk import operations, requests
 from parkcard.services.privileges import Actor, ServiceError
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID, SHIFT_FLOAT_CENTS, ParkSim
@@ -21,6 +22,12 @@ from test_desk import SHORT_S, HubDied, at_desk, balanced
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 STOCK_UID = bytes((0x04, 0x5F, 0x17, 0x00, 0x00, 0x01, 0x02))
+
+
+async def _close_the_days_shift(sim, actor):
+    """Close the simulated day's open shift with the drawer as expected."""
+    (now,) = await shifts.open_shifts(sim.hub.storage, actor)
+    await shifts.close_shift(sim.hub.storage, actor, DESK_TERMINAL_ID, now.figures.cash_expected_cents)
 
 
 def in_park(tmp_path, scenario, db=None):
@@ -98,7 +105,7 @@ def test_a_shift_counts_its_operations_by_method_and_its_close_posts_the_differe
         assert [now.shift.opened_by for now in await shifts.open_shifts(storage, cashier)] == ["cashier-2"]
         assert await shifts.open_shifts(storage, Actor("cashier-3", roles=("cashier",))) == []
 
-        lines = await reports.desk_day(storage, hub, (int(shift.closed_at) // 86400) * 86400, "desk")
+        _day, lines = await reports.desk_day(storage, hub, await park.today(storage, shift.closed_at), "desk")
         by_kind = {line.kind: line for line in lines}
         assert (by_kind["issue"].count, by_kind["top_up"].count, by_kind["top_up"].amount_cents) == (3, 2, 3000)
         assert await reports.bonus_purses(storage, hub) >= z.bonus_given_cents > 0      # nothing spent of this bonus
@@ -140,8 +147,7 @@ def test_a_shift_does_not_close_while_one_of_its_operations_is_pending(tmp_path,
 def test_an_operation_at_a_desk_with_no_open_shift_is_refused_before_the_card_is_written(tmp_path):
     async def scenario(sim):
         storage, hub = sim.hub.storage, sim.hub.actor("cashier-1")
-        (now,) = await shifts.open_shifts(storage, hub)
-        await shifts.close_shift(storage, hub, DESK_TERMINAL_ID, now.figures.cash_expected_cents)
+        await _close_the_days_shift(sim, hub)
         with pytest.raises(ServiceError, match="open one first with `parkcard shift open --desk %d"
                            % DESK_TERMINAL_ID):
             await requests.queue(storage, hub, "top_up", DESK_TERMINAL_ID, "queued-no-shift", cash_cents=100)
@@ -159,3 +165,70 @@ def test_an_operation_at_a_desk_with_no_open_shift_is_refused_before_the_card_is
         assert await storage.desk_operation("issue-no-shift") is None
         assert len([op for op in await storage.desk_operations() if op.kind == "issue"]) == len(sim.visitors)
     in_park(tmp_path, scenario)
+
+
+def test_a_cashier_works_only_in_her_own_shift_and_a_manager_closes_another_cashiers(tmp_path):
+    async def scenario(sim):
+        storage, hub = sim.hub.storage, sim.hub.actor("cashier-1")
+        await _close_the_days_shift(sim, hub)
+        anna, bert = Actor("anna", roles=("cashier",)), Actor("bert", roles=("cashier",))
+        shift = await shifts.open_shift(storage, anna, DESK_TERMINAL_ID, 10000)
+        visitor = sim.visitors[1]       # a standard card: no bonus
+        before = card_balance(sim.park_keys, visitor.virtual)
+        theirs = "desk %d has shift %d open, opened by anna, not by bert" % (DESK_TERMINAL_ID, shift.shift_no)
+        refused, _ = await at_desk(sim, visitor.virtual, sim.hub.desk(DESK_TERMINAL_ID, bert).top_up("bert-1", 500))
+        assert isinstance(refused, ServiceError) and theirs in str(refused) and "nothing was charged" in str(refused)
+        assert await storage.desk_operation("bert-1") is None
+        assert card_balance(sim.park_keys, visitor.virtual).counter == before.counter
+        with pytest.raises(ServiceError, match=theirs):
+            await requests.queue(storage, bert, "top_up", DESK_TERMINAL_ID, "bert-2", cash_cents=500)
+        assert await storage.desk_request("bert-2") is None
+        day_pass = await tickets.add_product(storage, hub, "Day pass", "day", area=1, valid_days=1)
+        with pytest.raises(ServiceError, match=theirs):
+            await tickets.request_sale(storage, bert, DESK_TERMINAL_ID, day_pass, visitor.card_no)
+        with pytest.raises(ServiceError, match=theirs):
+            await credits.grant_credit(storage, bert, visitor.card_no, 300, "voucher",
+                                       desk_terminal_id=DESK_TERMINAL_ID)
+        assert await storage.pending_credits(visitor.card_no) == []
+
+        done, _ = await at_desk(sim, visitor.virtual, sim.hub.desk(DESK_TERMINAL_ID, anna).top_up("anna-1", 500))
+        assert done.balance_cents == before.balance_cents + 500
+        with pytest.raises(ServiceError, match="may not do this"):
+            await shifts.close_shift(storage, bert, DESK_TERMINAL_ID, 10500)
+        _z_no, z = await shifts.close_shift(storage, Actor("maria", roles=("manager",)), DESK_TERMINAL_ID, 10500)
+        assert (z.difference_cents, dict(z.top_ups)["cash"].cents) == (0, 500)
+        await balanced(sim)
+    in_park(tmp_path, scenario)
+
+
+def test_a_queued_ticket_sale_runs_as_the_cashier_who_asked_in_her_own_shift(tmp_path):
+    async def scenario(sim):
+        storage, hub = sim.hub.storage, sim.hub.actor("cashier-1")
+        await _close_the_days_shift(sim, hub)
+        anna, bert = Actor("anna", roles=("cashier",)), Actor("bert", roles=("cashier",))
+        anna_shift = await shifts.open_shift(storage, anna, DESK_TERMINAL_ID, 0)
+        day_pass = await tickets.add_product(storage, hub, "Day pass", "day", area=1, valid_days=1, price_cents=800)
+        a, b = sim.visitors
+        first = await tickets.request_sale(storage, anna, DESK_TERMINAL_ID, day_pass, a.card_no)
+        await sim._written_at_desk(a.virtual, _hub_sells(sim))
+        # Queued in anna's shift, which closes before the hub takes it: bert's shift is not hers to sell in.
+        second = await tickets.request_sale(storage, anna, DESK_TERMINAL_ID, day_pass, b.card_no)
+        await shifts.close_shift(storage, anna, DESK_TERMINAL_ID, 800)
+        await shifts.open_shift(storage, bert, DESK_TERMINAL_ID, 0)
+        await _hub_sells(sim)
+        sold, refused = await storage.ticket_sale_request(first), await storage.ticket_sale_request(second)
+        assert sold.error is None and sold.serial is not None
+        assert "opened by bert, not by anna" in refused.error
+        [ticket] = await storage.tickets()
+        assert (ticket.serial, ticket.card_no, ticket.sold_by, ticket.state) == (sold.serial, a.card_no, "anna",
+                                                                                 "written")
+        [sell] = [e for e in OpLog(log_path_for(storage.path)).entries() if e["action"] == "ticket.sell"]
+        assert (sell["actor"], sell["details"]["roles"]) == ("anna", ["cashier"])
+        assert [op.method for op in await storage.shift_operations(anna_shift.shift_no)] == ["cash"]
+    in_park(tmp_path, scenario)
+
+
+async def _hub_sells(sim):
+    """The running hub takes the queued ticket sales (as its registry poll does) and finishes them."""
+    await sim.hub.run_ticket_sales()
+    await asyncio.gather(*list(sim.hub._ticket_sale_tasks.values()))

@@ -307,7 +307,8 @@ def test_admin_cards_and_their_issue_at_a_desk(store_url):
 def test_ticket_sales_queued_for_the_running_hub_are_claimed_once_and_cancelled_only_before_they_start(store_url):
     async def scenario(store):
         first = await store.request_ticket_sale(DESK_ID, 3, 17, None, "cli:alice")
-        second = await store.request_ticket_sale(DESK_ID, 4, 18, 20820, "cli:bob", replace=True)
+        second = await store.request_ticket_sale(DESK_ID, 4, 18, 20820, "cli:bob", replace=True,
+                                                 roles=("cashier", "finance"))
         withdrawn = await store.request_ticket_sale(DESK_ID, 4, 19, None, "cli:bob")
         queued = await store.ticket_sale_request(first)
         cancelled_before = await store.cancel_ticket_sale(withdrawn)
@@ -321,8 +322,8 @@ def test_ticket_sales_queued_for_the_running_hub_are_claimed_once_and_cancelled_
     queued, cancelled_before, started, again, cancelled_after, ended, unknown = run(store_url, scenario)
     assert queued == (None, None, None, None) and unknown is None
     assert cancelled_before is True and cancelled_after is False and again == []
-    assert [tuple(s[1:]) for s in started] == [(DESK_ID, 3, 17, None, "cli:alice", False),
-                                               (DESK_ID, 4, 18, 20820, "cli:bob", True)]    # --replace kept
+    assert [tuple(s[1:]) for s in started] == [(DESK_ID, 3, 17, None, "cli:alice", False, ()),
+                                               (DESK_ID, 4, 18, 20820, "cli:bob", True, ("cashier", "finance"))]
     assert [(e.started_at is not None, e.finished_at is not None, e.serial, e.error) for e in ended] == [
         (True, True, 7, None), (True, True, None, "desk terminal 1 could not write the card"),
         (False, False, None, None)]
@@ -680,6 +681,36 @@ def _desk_op(op_id, kind="top_up", card_no=555, request='{"cash_cents": 500}', b
     from parkcard.store.rows import DeskOperation
     return DeskOperation(op_id, kind, request, DESK_ID, "anna", DeskOpState.PENDING, card_no, UID, 1, 2, blocks, 550,
                          50, 0, 1550, 2, None, None, 0.0, None)
+
+
+def test_two_cashiers_replacing_one_lost_card_at_once_keep_one_replacement_and_the_other_is_refused(store_url):
+    """Two processes (two desks' hubs, or the CLI and the hub) keep a replacement of card 777 at the same moment:
+    the conditional write keeps one; the other is refused before its card is written, and may go once the first
+    failed."""
+    from parkcard.domain.lifecycle import DeskOpState
+
+    def replacing(op_id, desk_actor):
+        return _desk_op(op_id, kind="replace", card_no=None, blocks=None, request='{"lost_card_no": 777}')._replace(
+            actor=desk_actor, replaces_card_no=777)
+
+    async def scenario(store):
+        other = await open_store(store_url)
+        try:
+            got = await asyncio.gather(store.keep_desk_operation(replacing("rep-a", "anna")),
+                                       other.keep_desk_operation(replacing("rep-b", "bert")), return_exceptions=True)
+            kept = [g for g in got if not isinstance(g, Exception)]
+            [refused] = [g for g in got if isinstance(g, Exception)]
+            [winner] = kept
+            await store.fail_desk_operation(winner.op_id, "the card was not written")
+            after_failure = await other.keep_desk_operation(replacing("rep-c", "bert"))
+            return winner, refused, after_failure, await store.desk_operations(DeskOpState.PENDING)
+        finally:
+            await other.close()
+    winner, refused, after_failure, pending = run(store_url, scenario)
+    assert isinstance(refused, ValueError) and "card 777 is being replaced by operation %s (%s at desk %d)" % (
+        winner.op_id, winner.actor, DESK_ID) in str(refused)
+    assert winner.replaces_card_no == 777 and after_failure.replaces_card_no == 777
+    assert [op.op_id for op in pending] == ["rep-c"]
 
 
 def test_desk_operations_are_kept_once_one_pending_per_card_and_posted_with_their_record(store_url):

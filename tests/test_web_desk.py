@@ -10,7 +10,7 @@ from protocol import record as R
 from sim.cards import card_balance
 from sim.mifare import MifareClassic1K
 
-from parkcard.services import operators
+from parkcard.services import operators, shifts
 from parkcard.services.privileges import Actor
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID
 from test_web_browser import PASSWORD, chromium, log_in, shot  # noqa: F401 - the module's browser fixture
@@ -29,6 +29,10 @@ def park(tmp_path):
     park = ParkThread(tmp_path / "park").start()
     for name, roles in (("cas", ["cashier"]), ("fin", ["finance"]), ("ada", ["admin"])):
         park.call(operators.create_operator(park.hub.storage, Actor("setup"), name, PASSWORD, roles))
+    # The cashier works in her own shift: the simulated day's first one is closed, hers opened.
+    (now,) = park.call(shifts.open_shifts(park.hub.storage, Actor("setup")))
+    park.call(shifts.close_shift(park.hub.storage, Actor("setup"), DESK_TERMINAL_ID, now.figures.cash_expected_cents))
+    park.call(shifts.open_shift(park.hub.storage, Actor("cas", roles=("cashier",)), DESK_TERMINAL_ID, 0))
     yield park
     park.stop()
 

@@ -9,8 +9,8 @@ import pytest
 from sim.cards import card_balance
 from sim.mifare import MifareClassic1K
 
-from parkcard.domain.replacement import ReplacementSettings
 from parkcard.money import format_cents
+from parkcard.services import park as park_service
 from parkcard.services import operators, shifts
 from parkcard.services.privileges import Actor
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID
@@ -102,7 +102,7 @@ def test_a_cashiers_shift_from_float_to_z_report(chromium, park):  # noqa: F811
 @pytest.mark.parametrize("park", [1], indirect=True)
 def test_a_card_lost_found_lost_again_and_replaced_by_a_manager_with_its_hold_shown(chromium, park):  # noqa: F811
     sim = park.sim
-    sim.hub.desk_path.replacement_settings = ReplacementSettings(offline_window_s=86400, daily_cap_cents=1500)
+    park.call(park_service.set_offline_rules(sim.hub.storage, sim.hub.actor("test:manager"), 86400, 1500))
     issued = issued_in_a_shift(park, "man", 8000)
     context, page = tab(chromium, park)
     log_in(page, "cas")

@@ -143,7 +143,6 @@ class Hub:
         self._desk_tasks = set()   # desk operations the CLI queued, under way (parkcard.services.desk.requests)
         self.desk_path = DeskPath(self.storage, self.registry, self.ingest, self.desk_link, park_keys)
         self.desk_path.write_card = self.write_card
-        self.desk_path.replacement_settings = desk_replacement.DEFAULT_SETTINGS
         self.hold_check_s = HOLD_CHECK_S
         self._card_writes = {}     # request_id -> (desk terminal, uid, future of (status, block))
         self._card_tasks = {}      # request id -> task of an admin card issue in progress (queued by the CLI)
@@ -707,8 +706,11 @@ class Hub:
         # The sale runs to the desk's answer or its own timeout even if the CLI stops waiting: the
         # ticket's state then says what the desk did, and the request what the operator is told.
         try:
+            # As the operator who asked (their roles, their shift); a request queued before roles were kept is
+            # the hub's own, as it was then.
+            who = self.operator_actor(request.actor, request.roles) if request.roles else request.actor
             sale = await self.sell_ticket_at_desk(request.desk_terminal_id, request.product_id, request.card_no,
-                                                  request.start_day, actor=request.actor, replace=request.replace)
+                                                  request.start_day, actor=who, replace=request.replace)
         except ServiceError as exc:
             await tickets.finish_request(self.storage, request.id, error=str(exc))
         except Exception as exc:    # the requester must hear of it rather than wait for an answer that never comes
@@ -808,15 +810,15 @@ class Hub:
         start_day: the first park day (days since epoch; today by default). A card without a ticket gets a
         card write (T_CARD_WRITE); one whose ticket expired or is used up (or any, with replace) a ticket write
         order with sector 3's key B (SPEC.md §3.12). The ticket stays pending until the desk reports the card
-        written, failed when it reports a failure or does not answer."""
-        who = self.actor(actor)
+        written, failed when it reports a failure or does not answer. actor: a name (this hub's own) or an Actor."""
+        who = self.actor(actor) if isinstance(actor, str) else actor
         if start_day is None:
             start_day = await park.today(self.storage, time.time())
         sale = await tickets.sell(self.storage, who, self.park_keys, product_id, card_no, start_day, replace=replace,
                                   desk_terminal_id=desk_terminal_id)
         try:
             if sale.replaces is None:
-                await self.write_card(desk_terminal_id, sale.uid, sale.blocks, timeout_s, actor)
+                await self.write_card(desk_terminal_id, sale.uid, sale.blocks, timeout_s, who.name)
             else:
                 await self._rewrite_ticket(desk_terminal_id, sale, timeout_s)
         except ServiceError:

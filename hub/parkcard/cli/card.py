@@ -162,6 +162,18 @@ def card_wipe(obj, desk_terminal_id, op_id, wait_s):
                % (desk_terminal_id, desk_terminal_id, request.op_id))
 
 
+@card_group.command("write-tier")
+@_DESK
+@_OP_ID
+@_WAIT
+@click.pass_obj
+def card_write_tier(obj, desk_terminal_id, op_id, wait_s):
+    """Write the member's tier onto the card on the desk (its booth discounts follow it); no value moves."""
+    request, done, _currency = _run_at_desk(obj, "tier", desk_terminal_id, op_id, wait_s)
+    click.echo("card %d on desk %d carries its member's tier now [operation %s]" % (
+        done["card_no"], desk_terminal_id, request.op_id))
+
+
 @card_group.command("stock")
 @click.option("--uid", "uid_hex", required=True, help="the blank card's UID, 8 or 14 hex digits")
 @_DESK
@@ -189,12 +201,17 @@ def card_show(obj, card_no):
                 await storage.account_balance(accounts.bonus_account(card_no)), await storage.park_currency(),
                 [op for op in await storage.desk_operations() if op.card_no == card_no],
                 await storage.card_member(card_no), await storage.card_loss(card_no),
-                await storage.replacement(old_card_no=card_no), await storage.replacement(new_card_no=card_no))
-    card, balance, bonus, currency, ops, member_no, loss, replaced_by, replacing = in_store(obj, show)
+                await storage.replacement(old_card_no=card_no), await storage.replacement(new_card_no=card_no),
+                await storage.tiers_on_cards([card_no]))
+    card, balance, bonus, currency, ops, member_no, loss, replaced_by, replacing, on_card = in_store(obj, show)
     click.echo("card %d: %s, tier %d, deposit %s, balance %s (cash %s, bonus %s)%s" % (
         card.card_no, card.status, card.tier, format_cents(card.deposit_cents, currency),
         format_cents(balance, currency), format_cents(balance - bonus, currency), format_cents(bonus, currency),
         "" if member_no is None else ", member %d" % member_no))
+    if card_no in on_card:
+        click.echo("the card itself still holds tier %d: tier %d is written onto it at its next top-up or refund at a "
+                   "desk, or now with `parkcard card write-tier --desk N` (booths give the card's tier's discounts)"
+                   % (on_card[card_no], card.tier))
     if loss is not None:
         click.echo("reported %s %s (%s) by %s" % (loss.state if loss.state != "replaced" else "lost, replaced,",
                                                   utc(loss.reported_at), loss.reason, loss.reported_by))

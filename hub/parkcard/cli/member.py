@@ -63,5 +63,13 @@ def member_list(obj):
 @click.pass_obj
 def member_tier(obj, member_no, tier):
     """Set a member's TIER (name or code): the tier the desk gives their cards from now on."""
-    changed = in_store(obj, lambda s, actor: member_service.set_tier(s, actor, member_no, tier))
+    async def setting(s, actor):
+        changed = await member_service.set_tier(s, actor, member_no, tier)
+        return changed, sorted(await member_service.tiers_pending(s, actor, member_no))
+    changed, pending = in_store(obj, setting)
     click.echo("member %d is tier %s now (%d card%s)" % (member_no, tier, changed, "" if changed == 1 else "s"))
+    if pending:
+        click.echo("card%s %s still hold%s the old tier: it is written at the next top-up or refund at a desk, or "
+                   "now with `parkcard card write-tier --desk N` and the card on the desk"
+                   % ("" if len(pending) == 1 else "s", ", ".join(str(n) for n in pending),
+                      "s" if len(pending) == 1 else ""))

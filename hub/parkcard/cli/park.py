@@ -123,6 +123,36 @@ def park_refund_rules(obj, minimum, fee_bps, fee_fixed):
     _show_desk_settings(settings, currency)
 
 
+def _show_offline_rules(settings, currency):
+    release_s = settings.hold_release_s or settings.offline_window_s
+    click.echo("terminals serve offline for %g h, a card spends at most %s a day; a replaced card's hold is released "
+               "%g h after its loss report at the latest" % (settings.offline_window_s / 3600,
+                                                            format_cents(settings.offline_daily_cap_cents, currency),
+                                                            release_s / 3600))
+
+
+@park.command("offline-rules")
+@click.option("--window-hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="how long a terminal serves without reaching the hub, in hours (at most 168)")
+@click.option("--daily-cap", default=None, help="what a card may spend a day at terminals, e.g. 200 (0: no cap)")
+@click.option("--release-after-hours", type=click.FloatRange(min=0), default=None,
+              help="when a replaced card's hold is released at the latest, in hours (0: after the window)")
+@click.pass_obj
+def park_offline_rules(obj, window_hours, daily_cap, release_after_hours):
+    """Show the offline rules every terminal is sent (and a replacement's hold follows), or set them."""
+    async def change(storage, actor):
+        currency = await storage.park_currency()
+        now = await park_service.desk_settings(storage, actor)
+        if (window_hours, daily_cap, release_after_hours) == (None, None, None):
+            return now, currency
+        return await park_service.set_offline_rules(
+            storage, actor, now.offline_window_s if window_hours is None else round(window_hours * 3600),
+            now.offline_daily_cap_cents if daily_cap is None else amount_cents(daily_cap, currency, "--daily-cap"),
+            now.hold_release_s if release_after_hours is None else round(release_after_hours * 3600)), currency
+    settings, currency = in_store(obj, change, create=True)
+    _show_offline_rules(settings, currency)
+
+
 @park.command("pay-methods")
 @click.argument("methods", nargs=-1)
 @click.pass_obj

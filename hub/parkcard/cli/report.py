@@ -5,7 +5,6 @@ reason; booth sales by merchant, terminal, item, category, day, staff or shift, 
 import csv
 import datetime
 import io
-import sys
 import time
 
 import click
@@ -19,8 +18,12 @@ from parkcard.services import occupancy, park, reports, staff_reports, tickets
 from parkcard.services.sales import DAY_S
 
 STAFF_BY = ("staff", "shift")     # report sales by the booths' own staff shifts (SPEC.md §4.14)
-_CSV = click.option("--csv", "as_csv", is_flag=True, help="CSV on standard output (amounts in cents), for a "
-                                                          "spreadsheet")
+# Every report writes its CSV one way: `--csv FILE` beside the table shown (never over an earlier file unless
+# --force), or `--csv -` for the CSV alone on standard output (a pipe into a spreadsheet tool).
+_CSV_OPTIONS = (click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+                             help="also write the report to this CSV file (amounts in cents); - for the CSV alone on "
+                                  "standard output"),
+                click.option("--force", is_flag=True, help="overwrite the --csv file if it exists"))
 _DAY = click.option("--day", "day_text", default=None, help="the park day, YYYY-MM-DD [default: today]")
 
 
@@ -29,28 +32,46 @@ def report():
     """Reports over the records the hub holds (park days on the park's clock: `parkcard park timezone`)."""
 
 
-def _out(as_csv, headers, rows, csv_rows=None):
-    if as_csv:
-        out = csv.writer(sys.stdout)
-        out.writerow(headers)
-        out.writerows(csv_rows if csv_rows is not None else rows)
-    else:
-        table(headers, rows)
+def _csv(fn):
+    """The --csv FILE and --force options of a report command."""
+    for option in reversed(_CSV_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _to_stdout(csv_path):
+    """True when the report's CSV alone goes to standard output (`--csv -`): nothing else is printed."""
+    return csv_path == "-"
+
+
+def _finish(csv_path, force, show, csv_text):
+    """Show the report (show()) and write its CSV to csv_path when given; `--csv -`: only the CSV, on stdout."""
+    if _to_stdout(csv_path):
+        click.echo(csv_text, nl=False)
+        return
+    show()
+    if csv_path:
+        _export(csv_path, csv_text, force)
+
+
+def _report(csv_path, force, headers, rows, csv_rows=None):
+    """A report as a table (rows) and as CSV (csv_rows, amounts in cents; rows when None)."""
+    _finish(csv_path, force, lambda: table(headers, rows), _csv_text(headers, rows if csv_rows is None else csv_rows))
 
 
 @report.command("tickets")
-@_CSV
+@_csv
 @click.pass_obj
-def report_tickets(obj, as_csv):
+def report_tickets(obj, csv_path, force):
     """Tickets sold and used by product, and the entries left on the count cards sold."""
     async def read(s, actor):
         return await tickets.report(s, actor), await park.currency(s, actor)
     lines, currency = in_store(obj, read)
     headers = ("product", "name", "sold", "revenue", "entries made", "entries left", "unlimited tickets")
-    _out(as_csv, headers,
-         [(x.product_id, x.name, x.sold, format_cents(x.revenue_cents, currency), x.entered, x.entries_left,
-           x.unlimited) for x in lines],
-         [(x.product_id, x.name, x.sold, x.revenue_cents, x.entered, x.entries_left, x.unlimited) for x in lines])
+    _report(csv_path, force, headers,
+            [(x.product_id, x.name, x.sold, format_cents(x.revenue_cents, currency), x.entered, x.entries_left,
+              x.unlimited) for x in lines],
+            [(x.product_id, x.name, x.sold, x.revenue_cents, x.entered, x.entries_left, x.unlimited) for x in lines])
 
 
 def _day(text, tz):
@@ -72,31 +93,26 @@ def _day_report(obj, day_text):
 
 @report.command("passages")
 @_DAY
-@_CSV
+@_csv
 @click.pass_obj
-def report_passages(obj, day_text, as_csv):
+def report_passages(obj, day_text, csv_path, force):
     """Entries, exits and refusals per gate and hour of one park day (from its daily reset to the next)."""
     got, tz = _day_report(obj, day_text)
-    if not as_csv:
+    if not _to_stdout(csv_path):
         click.echo("park day %s: %s to %s" % (park_time.date_of_day(got.day), park_time.local_text(tz, got.start_s),
                                                park_time.local_text(tz, got.end_s)))
-    _out(as_csv, ("gate", "hour", "entries", "exits", "refusals"),
-         [(tid, park_time.local_text(tz, hour), e, x, r) for tid, hour, e, x, r in got.per_hour])
+    _report(csv_path, force, ("gate", "hour", "entries", "exits", "refusals"),
+            [(tid, park_time.local_text(tz, hour), e, x, r) for tid, hour, e, x, r in got.per_hour])
 
 
 @report.command("refusals")
 @_DAY
-@_CSV
+@_csv
 @click.pass_obj
-def report_refusals(obj, day_text, as_csv):
+def report_refusals(obj, day_text, csv_path, force):
     """Gate refusals of one park day by reason, in the order a gate checks them."""
     got, _tz = _day_report(obj, day_text)
-    _out(as_csv, ("reason", "refusals"), got.refusals)
-
-
-def _emit(headers, rows, as_csv):
-    """Print rows as an aligned table, or as CSV (cents as integers) when as_csv."""
-    _out(as_csv, headers, rows)
+    _report(csv_path, force, ("reason", "refusals"), got.refusals)
 
 
 def _money(cents, currency, as_csv):
@@ -127,29 +143,33 @@ def staff_sales(obj, by, start_s, end_s, as_csv):
 
 @report.command("reconcile")
 @click.option("--day", required=True, help="the UTC day (ISO date, e.g. 2026-07-01)")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout, amounts in cents")
+@_csv
 @click.pass_obj
-def report_reconcile(obj, day, as_csv):
+def report_reconcile(obj, day, csv_path, force):
     """Each booth's own shift totals (its closing shift records) against the sale records the hub holds."""
     day_s = when(day, "--day") // DAY_S * DAY_S
 
     async def fetch(storage, actor):
         return await storage.park_currency(), await staff_reports.reconcile(storage, actor, day_s)
     currency, result = in_store(obj, fetch)
-    m = lambda cents: _money(cents, currency, as_csv)     # noqa: E731
-    rows = []
-    for s in result.shifts:
-        t = s.terminal
-        rows.append((s.terminal_id, s.open_seq, s.staff_no,
-                     "%d / %s" % (t.sales, m(t.sales_cents)) if t else "not closed",
-                     "%d / %s" % (s.hub.sales, m(s.hub.sales_cents)),
-                     "%d / %s" % (t.reversals, m(t.reversals_cents)) if t else "not closed",
-                     "%d / %s" % (s.hub.reversals, m(s.hub.reversals_cents)),
-                     "ok" if t is not None and t == s.hub else "DIFFERENT"))
-    _emit(("terminal", "opened seq", "staff card", "terminal sales", "hub sales", "terminal reversals",
-           "hub reversals", "result"), rows, as_csv)
-    if as_csv:
+
+    def rows(as_csv):
+        m = lambda cents: _money(cents, currency, as_csv)     # noqa: E731
+        out = []
+        for s in result.shifts:
+            t = s.terminal
+            out.append((s.terminal_id, s.open_seq, s.staff_no,
+                        "%d / %s" % (t.sales, m(t.sales_cents)) if t else "not closed",
+                        "%d / %s" % (s.hub.sales, m(s.hub.sales_cents)),
+                        "%d / %s" % (t.reversals, m(t.reversals_cents)) if t else "not closed",
+                        "%d / %s" % (s.hub.reversals, m(s.hub.reversals_cents)),
+                        "ok" if t is not None and t == s.hub else "DIFFERENT"))
+        return out
+    _report(csv_path, force, ("terminal", "opened seq", "staff card", "terminal sales", "hub sales",
+                              "terminal reversals", "hub reversals", "result"), rows(False), rows(True))
+    if _to_stdout(csv_path):
         return
+    m = lambda cents: _money(cents, currency, False)     # noqa: E731
     for d in result.differences:
         if d.what == "not_closed":
             click.echo("terminal %d shift of seq %d (staff card %d): not closed; the hub holds %d sales, %s"
@@ -163,56 +183,39 @@ def report_reconcile(obj, day, as_csv):
     click.echo("%d shift(s), %d difference(s)" % (len(result.shifts), len(result.differences)))
 
 
-_CSV_FIELDS = ("day", "group", "kind", "count", "amount_cents", "bonus_cents", "deposit_cents")
-
-
-def _day_start(text):
-    try:
-        day = datetime.date.fromisoformat(text)
-    except ValueError:
-        raise UserError("--day %r is not a date like 2026-07-01" % text) from None
-    return int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc).timestamp())
-
-
-def _write_csv(path, header, rows):
-    """The rows under header in a CSV file (amounts in cents); UserError when it cannot be written."""
-    try:
-        with open(path, "w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(header)
-            writer.writerows(rows)
-    except OSError as exc:
-        raise UserError("cannot write %s: %s" % (path, exc.strerror)) from None
+_DESK_CSV = ("day", "group", "kind", "count", "amount_cents", "bonus_cents", "deposit_cents")
 
 
 @report.command("desk")
-@click.option("--day", required=True, help="the UTC day, e.g. 2026-07-01")
+@click.option("--day", "day_text", default=None,
+              help="the park day, YYYY-MM-DD, on the park's clock from its daily reset [default: today]")
 @click.option("--by", type=click.Choice(reports.DESK_GROUPS), default="operator", show_default=True)
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="also write the rows to this CSV file (amounts in cents)")
+@_csv
 @click.pass_obj
-def report_desk(obj, day, by, csv_path):
-    """Issues, top-ups, refunds, returns and losses posted at the desks on DAY: counts and amounts."""
-    start_s = _day_start(day)
-
+def report_desk(obj, day_text, by, csv_path, force):
+    """Issues, top-ups, refunds, returns and losses posted at the desks on a park day: counts and amounts."""
     async def reading(store, actor):
-        return await reports.desk_day(store, actor, start_s, by), await store.park_currency()
-    lines, currency = in_store(obj, reading)
-    if csv_path:
-        _write_csv(csv_path, _CSV_FIELDS, [(day,) + tuple(line) for line in lines])
-    if not lines:
-        click.echo("no desk operation was posted on %s (UTC)" % day)
-        return
-    table((by, "kind", "count", "amount", "bonus", "deposits"), [
-        (line.group, line.kind, line.count, format_cents(line.amount_cents, currency),
-         format_cents(line.bonus_cents, currency), format_cents(line.deposit_cents, currency)) for line in lines])
+        tz = await park.zone_of(store)
+        return await reports.desk_day(store, actor, _day(day_text, tz), by), await store.park_currency(), tz
+    (day, lines), currency, tz = in_store(obj, reading)
+    date = park_time.date_of_day(day.day).isoformat()
+
+    def show():
+        click.echo("park day %s: %s to %s" % (date, park_time.local_text(tz, day.start_s),
+                                               park_time.local_text(tz, day.end_s)))
+        if not lines:
+            click.echo("no desk operation was posted on %s" % date)
+            return
+        table((by, "kind", "count", "amount", "bonus", "deposits"), [
+            (line.group, line.kind, line.count, format_cents(line.amount_cents, currency),
+             format_cents(line.bonus_cents, currency), format_cents(line.deposit_cents, currency)) for line in lines])
+    _finish(csv_path, force, show, _csv_text(_DESK_CSV, [(date,) + tuple(line) for line in lines]))
 
 
 @report.command("liabilities")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="also write them to this CSV file (amounts in cents)")
+@_csv
 @click.pass_obj
-def report_liabilities(obj, csv_path):
+def report_liabilities(obj, csv_path, force):
     """What the park owes now: customer funds on cards and their bonus purses, deposits, pending credits."""
     async def reading(store, actor):
         return (await reports.liabilities(store, actor), await reports.bonus_purses(store, actor),
@@ -221,17 +224,15 @@ def report_liabilities(obj, csv_path):
     rows = [("customer funds on cards", owed.cards_cents), ("bonus purses of cards", bonus_cents),
             ("replaced cards' holds", owed.holds_cents), ("deposits held", owed.deposits_cents),
             ("pending credits", owed.pending_credits_cents), ("owed to merchants", owed.merchants_cents)]
-    if csv_path:
-        _write_csv(csv_path, ("liability", "amount_cents"), rows)
-    table(("liability", "amount"), [(name, format_cents(cents, currency)) for name, cents in rows])
+    _finish(csv_path, force, lambda: table(("liability", "amount"), [(name, format_cents(cents, currency))
+                                                                      for name, cents in rows]),
+            _csv_text(("liability", "amount_cents"), rows))
 
 
 _PERIOD = (click.option("--from", "start", default=None,
                         help="period start (epoch seconds or ISO date, UTC), included; at most 366 days before "
                              "--to [default: a day before --to]"),
-           click.option("--to", "end", default=None, help="period end, excluded [default: now]"),
-           click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write the report to this CSV"),
-           click.option("--force", is_flag=True, help="overwrite the --csv file if it exists"))
+           click.option("--to", "end", default=None, help="period end, excluded [default: now]")) + _CSV_OPTIONS
 
 
 def _period(fn):
@@ -277,10 +278,8 @@ def report_sales(obj, by, start, end, csv_path, force):
     """Booth sales in a period: best sellers first for items and categories (from the sale lines)."""
     start_s, end_s = _times(start, end)
     if by in STAFF_BY:
-        table(*staff_sales(obj, by, start_s, end_s, False))
-        if csv_path:
-            headers, rows = staff_sales(obj, by, start_s, end_s, True)
-            _export(csv_path, _csv_text(headers, rows), force)
+        headers, rows = staff_sales(obj, by, start_s, end_s, False)
+        _report(csv_path, force, headers, rows, staff_sales(obj, by, start_s, end_s, True)[1])
         return
 
     async def read(s, actor):
@@ -291,18 +290,19 @@ def report_sales(obj, by, start, end, csv_path, force):
         return format_cents(cents, currency)
     label = (lambda r: datetime.date.fromordinal(datetime.date(1970, 1, 1).toordinal() + r.key).isoformat()) \
         if by == "day" else (lambda r: "%s %s" % (r.key, r.name))
-    if by in ("item", "category"):
-        table((by, "sales", "quantity", "list", "line discounts", "paid"),
-              [(label(r), r.sales, r.quantity, money(r.list_cents), money(r.discount_cents), money(r.paid_cents))
-               for r in rows])
-    else:
-        table((by, "sales", "list", "discounts", "paid", "refunds"),
-              [(label(r), r.sales, money(r.list_cents), money(r.discount_cents), money(r.paid_cents),
-                money(r.refunds_cents)) for r in rows])
-    if not rows:
-        click.echo("no booth sales from %s to %s" % (start or "a day before", end or "now"))
-    if csv_path:
-        _export(csv_path, reports.sales_csv(rows, currency), force)
+
+    def show():
+        if by in ("item", "category"):
+            table((by, "sales", "quantity", "list", "line discounts", "paid"),
+                  [(label(r), r.sales, r.quantity, money(r.list_cents), money(r.discount_cents), money(r.paid_cents))
+                   for r in rows])
+        else:
+            table((by, "sales", "list", "discounts", "paid", "refunds"),
+                  [(label(r), r.sales, money(r.list_cents), money(r.discount_cents), money(r.paid_cents),
+                    money(r.refunds_cents)) for r in rows])
+        if not rows:
+            click.echo("no booth sales from %s to %s" % (start or "a day before", end or "now"))
+    _finish(csv_path, force, show, reports.sales_csv(rows, currency))
 
 
 @report.command("discounts")
@@ -315,10 +315,11 @@ def report_discounts(obj, start, end, csv_path, force):
     async def read(s, actor):
         return await reports.discounts_given(s, actor, start_s, end_s), await s.park_currency()
     rows, currency = in_store(obj, read)
-    table(("tier", "sales", "discounts", "park bore", "merchants bore"),
-          [(r.tier, r.sales, format_cents(r.discount_cents, currency), format_cents(r.park_cents, currency),
-            format_cents(r.merchant_cents, currency)) for r in rows])
-    if not rows:
-        click.echo("no discounts given from %s to %s" % (start or "a day before", end or "now"))
-    if csv_path:
-        _export(csv_path, reports.discounts_csv(rows, currency), force)
+
+    def show():
+        table(("tier", "sales", "discounts", "park bore", "merchants bore"),
+              [(r.tier, r.sales, format_cents(r.discount_cents, currency), format_cents(r.park_cents, currency),
+                format_cents(r.merchant_cents, currency)) for r in rows])
+        if not rows:
+            click.echo("no discounts given from %s to %s" % (start or "a day before", end or "now"))
+    _finish(csv_path, force, show, reports.discounts_csv(rows, currency))

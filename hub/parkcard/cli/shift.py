@@ -3,9 +3,10 @@
 import click
 
 from parkcard.bounds import TERMINAL_ID, BoundParam
-from parkcard.cli.common import amount_cents, in_store, table, utc
+from parkcard.cli.common import amount_cents, in_store, table
+from parkcard.domain import park_time
 from parkcard.money import format_cents
-from parkcard.services import shifts
+from parkcard.services import park, shifts
 
 _DESK = click.option("--desk", "desk_terminal_id", type=BoundParam(TERMINAL_ID), required=True,
                      help="the desk terminal of the drawer")
@@ -37,14 +38,16 @@ def shift_open(obj, desk_terminal_id, float_amount):
 def shift_show(obj, desk_terminal_id):
     """The open shifts: who opened them, the float, operations so far and the cash the drawer should hold."""
     async def showing(store, actor):
-        return await shifts.open_shifts(store, actor, desk_terminal_id), await store.park_currency()
-    rows, currency = in_store(obj, showing)
+        return (await shifts.open_shifts(store, actor, desk_terminal_id), await store.park_currency(),
+                await park.zone_of(store))
+    rows, currency, tz = in_store(obj, showing)
     if not rows:
         click.echo("no shift is open%s: open one with `parkcard shift open --desk N --float AMOUNT`"
                    % ("" if desk_terminal_id is None else " at desk %d" % desk_terminal_id))
         return
     table(("shift", "desk", "opened by", "since", "float", "operations", "pending", "cash expected"), [
-        (now.shift.shift_no, now.shift.desk_terminal_id, now.shift.opened_by, utc(now.shift.opened_at),
+        (now.shift.shift_no, now.shift.desk_terminal_id, now.shift.opened_by,
+         park_time.local_text(tz, now.shift.opened_at),
          format_cents(now.shift.float_cents, currency), len(now.figures.ops), now.pending,
          format_cents(now.figures.cash_expected_cents, currency)) for now in rows])
 
@@ -59,9 +62,9 @@ def shift_close(obj, desk_terminal_id, counted):
         currency = await store.park_currency()
         counted_cents = amount_cents(counted, currency, "the count")
         z_no, _z = await shifts.close_shift(store, actor, desk_terminal_id, counted_cents)
-        return await shifts.z_report(store, actor, z_no), currency
-    (stored, shift, z), currency = in_store(obj, closing)
-    _print_z(stored, shift, z, currency)
+        return await shifts.z_report(store, actor, z_no), currency, await park.zone_of(store)
+    (stored, shift, z), currency, tz = in_store(obj, closing)
+    _print_z(stored, shift, z, currency, tz)
 
 
 @shift_group.command("report")
@@ -70,17 +73,17 @@ def shift_close(obj, desk_terminal_id, counted):
 def shift_report(obj, z_no):
     """Print Z report Z_NO again, exactly as it was made at the shift's close."""
     async def reading(store, actor):
-        return await shifts.z_report(store, actor, z_no), await store.park_currency()
-    (stored, shift, z), currency = in_store(obj, reading)
-    _print_z(stored, shift, z, currency)
+        return await shifts.z_report(store, actor, z_no), await store.park_currency(), await park.zone_of(store)
+    (stored, shift, z), currency, tz = in_store(obj, reading)
+    _print_z(stored, shift, z, currency, tz)
 
 
-def _print_z(stored, shift, z, currency):
-    """The Z report as the cashier and finance read it."""
+def _print_z(stored, shift, z, currency, tz):
+    """The Z report as the cashier and finance read it, its times on the park's clock."""
     money = lambda cents: format_cents(cents, currency)     # noqa: E731
     click.echo("Z report %d: shift %d at desk %d, opened by %s at %s, closed by %s at %s" % (
-        stored.z_no, shift.shift_no, shift.desk_terminal_id, shift.opened_by, utc(shift.opened_at), shift.closed_by,
-        utc(shift.closed_at)))
+        stored.z_no, shift.shift_no, shift.desk_terminal_id, shift.opened_by, park_time.local_text(tz, shift.opened_at),
+        shift.closed_by, park_time.local_text(tz, shift.closed_at)))
     lines = [("float", "", money(z.float_cents)), ("issues", z.issues, "")]
     lines += [("  loads paid by %s" % method, total.count, money(total.cents)) for method, total in z.issue_loads]
     lines += [("top-ups", sum(t.count for _m, t in z.top_ups), "")]

@@ -101,10 +101,10 @@ class Downlink:
         """T_CONFIG from the terminal's registry entry and the park's offline rules; a gate's with its gate
         config in the tail (SPEC.md §5.8), a pos or ride terminal's with its consumption rules (§5.10)."""
         state = self.registry.get(terminal_id)
-        version, tail = await self._tail(state)
-        cfg = frames.Config(version=tickets.config_version(state.config_version, version), role=state.role,
-                            merchant_id=state.merchant_id, fixed_price_cents=state.fixed_price_cents,
-                            category=state.category, park_id=state.park_id)
+        version, tail, rules = await self._versioned_tail(state)
+        cfg = frames.Config(version=version, role=state.role, merchant_id=state.merchant_id,
+                            fixed_price_cents=state.fixed_price_cents, daily_cap_cents=rules.offline_daily_cap_cents,
+                            max_offline_s=rules.offline_window_s, category=state.category, park_id=state.park_id)
         cfg.tail = tail
         sent = await self.send(terminal_id, frames.T_CONFIG, cfg.encode)
         if sent is not None and state.role == frames.ROLE_POS:
@@ -115,6 +115,13 @@ class Downlink:
         """T_SHIFTS: whether the booth refuses sales with no staff shift open (SPEC.md §4.14)."""
         required = await self.storage.shift_required(terminal_id)
         return await self.send(terminal_id, frames.T_SHIFTS, hub_frames.shifts_body(required))
+
+    async def _versioned_tail(self, state):
+        """(T_CONFIG version, tail, the park's rows.DeskSettings): the version moves with the role's tail and with
+        the park's offline rules (parkcard.services.park.set_offline_rules)."""
+        version, tail = await self._tail(state)
+        rules = await self.storage.desk_settings()
+        return tickets.config_version(state.config_version, version + rules.offline_rules_version), tail, rules
 
     async def _tail(self, state):
         """(version, T_CONFIG tail) of the terminal's role: a gate's config, a pos or ride terminal's consumption
@@ -221,8 +228,8 @@ class Downlink:
         """Answer T_SYNC with what the terminal lacks, then T_TIME; prices: what a booth's T_SYNC named."""
         state = self.registry.get(terminal_id)
         await self.blacklist(terminal_id, blacklist_version, chunk_cards_max)
-        tail_version, _tail = await self._tail(state)
-        if config_version != tickets.config_version(state.config_version, tail_version):
+        version, _tail, _rules = await self._versioned_tail(state)
+        if config_version != version:
             await self.config(terminal_id)
         if credits_version is not None:     # a terminal that names no version takes no credits list
             await self.credits(terminal_id, credits_version)

@@ -13,7 +13,7 @@ from parkcard.services.inputs import checked
 from parkcard.services.privileges import CREDITS_GRANT, CREDITS_READ, requires
 from parkcard.store import NotIssued, audited
 from parkcard.store.credits import GrantedBefore, GrantIdReused, NotCancellable
-from parkcard.store.shifts import NoOpenShift
+from parkcard.store.shifts import NoOpenShift, ShiftOfAnother
 from parkcard.transport import notify
 
 REASON_LENGTH_MAX = 200
@@ -65,9 +65,11 @@ async def grant_credit(store, actor, card_no, amount_cents, reason, source=accou
         credit = await store.add_pending_credit(card_no, amount_cents, reason, source, actor.name, audit=audited(
             actor.name, "credit.grant", when=lambda c: not isinstance(c, GrantedBefore), card_no=card_no,
             amount_cents=amount_cents, reason=reason, source=source, extra=lambda c: {"credit_no": c.credit_no}),
-            desk_terminal_id=desk_terminal_id, grant_id=grant_id)
+            desk_terminal_id=desk_terminal_id, grant_id=grant_id, shift_owner=shifts.shift_owner(actor))
     except NoOpenShift:
         raise shifts.no_shift(desk_terminal_id) from None
+    except ShiftOfAnother as exc:
+        raise Refusal("not_your_shift", str(exc)) from None
     except NotIssued:
         raise Refusal("card_not_issued", "card %d was never issued here: check the number (nothing was granted)"
                       % card_no) from None

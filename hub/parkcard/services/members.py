@@ -118,3 +118,12 @@ async def set_tier(store, actor, member_no, tier):
     if changed is None:
         raise Refusal("member_unknown", "there is no member %s: nothing changed" % (member_no,))
     return changed
+
+
+@requires(CARD_QUERY)
+async def tiers_pending(store, actor, member_no=None):
+    """{card_no: tier the card itself holds} of the cards (a member's when given) whose hub tier the desk has not
+    written onto them yet: written at their next top-up or refund at a desk, or by parkcard.services.desk.
+    write_tier (booths give the tier the card holds, SPEC.md §3.3)."""
+    cards = await store.member_cards(member_no) if member_no is not None else None
+    return await store.tiers_on_cards(cards)

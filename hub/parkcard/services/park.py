@@ -1,10 +1,13 @@
-"""Park settings: currency, time zone, opening hours, card deposits and refund rules, and the record of its secrets."""
+"""Park settings: currency, time zone, opening hours, card deposits, refund rules, offline rules, and the record of its
+secrets."""
 
+from protocol import hub_frames
 from protocol.card import BALANCE_MAX_CENTS
 
 from parkcard.domain import park_time
 from parkcard.domain.fleet_alerts import OpeningHoursError, checked_hours
 from parkcard.domain.refund_rules import RefundRules, RefundRulesError
+from parkcard.domain.replacement import ReplacementError, ReplacementSettings
 from parkcard.money import CurrencyError, currency_code
 from parkcard.services.privileges import PARK_ADMIN, PARK_READ, ServiceError, requires
 from parkcard.store import audited
@@ -141,3 +144,41 @@ async def set_refund_rules(store, actor, minimum_cents, fee_bps, fee_fixed_cents
         actor.name, "park.refund_rules", park_id=park_id, minimum_cents=rules.minimum_cents, fee_bps=rules.fee_bps,
         fee_fixed_cents=rules.fee_fixed_cents), refund_minimum_cents=rules.minimum_cents,
         refund_fee_bps=rules.fee_bps, refund_fee_fixed_cents=rules.fee_fixed_cents)
+
+
+def replacement_settings_of(settings):
+    """The parkcard.domain.replacement.ReplacementSettings of the park's rows.DeskSettings."""
+    return ReplacementSettings(offline_window_s=settings.offline_window_s,
+                               daily_cap_cents=settings.offline_daily_cap_cents,
+                               release_after_s=settings.hold_release_s or None)
+
+
+async def replacement_settings(store, park_id=1):
+    """The park's ReplacementSettings: what a replacement holds back and when it releases it (SPEC.md §4.13)."""
+    return replacement_settings_of(await store.desk_settings(park_id))
+
+
+@requires(PARK_ADMIN)
+async def set_offline_rules(store, actor, offline_window_s, daily_cap_cents, hold_release_s=0, park_id=1):
+    """Set how long a terminal serves offline, a card's daily cap, and the hold release delay (0: the window);
+    return the new rows.DeskSettings. Every terminal takes the rules with its next config (the version moves)."""
+    try:
+        rules = ReplacementSettings(offline_window_s, daily_cap_cents, hold_release_s or None)
+    except ReplacementError as exc:
+        raise ServiceError("%s: nothing changed" % exc) from None
+    if rules.offline_window_s > hub_frames.OFFLINE_S_MAX:
+        raise ServiceError("a terminal serves offline for at most %d s (a week, SPEC.md §5.3), not %d: nothing "
+                           "changed" % (hub_frames.OFFLINE_S_MAX, rules.offline_window_s))
+    if rules.daily_cap_cents > BALANCE_MAX_CENTS:
+        raise ServiceError("the daily cap is at most what a card holds, %d cents: nothing changed" % BALANCE_MAX_CENTS)
+    before = await store.desk_settings(park_id)
+    after = await store.set_park_offline_rules(rules.offline_window_s, rules.daily_cap_cents, hold_release_s, park_id,
+                                          audit=audited(actor.name, "park.offline_rules", park_id=park_id,
+                                                        when=lambda s: s.offline_rules_version
+                                                        != before.offline_rules_version,
+                                                        offline_window_s=rules.offline_window_s,
+                                                        daily_cap_cents=rules.daily_cap_cents,
+                                                        hold_release_s=hold_release_s))
+    if after.offline_rules_version != before.offline_rules_version:
+        await actor.told(notify.RULES, notify.TERMINALS)
+    return after

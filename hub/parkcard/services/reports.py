@@ -3,12 +3,15 @@ liabilities); booth sales by merchant, terminal, item, category or day, and disc
 
 import csv
 import io
+from typing import NamedTuple
 
 from protocol import record as R
 from protocol import sale_line as SL
 
-from parkcard.domain import accounts, sales_report
+from parkcard.domain import accounts, park_time, sales_report
+from parkcard.domain.cents import whole
 from parkcard.money import major_units
+from parkcard.services import park
 from parkcard.services.errors import Refusal
 from parkcard.services.items import entries_of
 from parkcard.services.privileges import REPORTS, SETTLEMENT_READ, ServiceError, requires
@@ -36,17 +39,27 @@ async def liabilities(store, actor):
 
 
 DESK_GROUPS = ("operator", "desk")
-DAY_S = 86400
 
 
 @requires(REPORTS)
-async def desk_day(store, actor, day_start_s, by="operator"):
-    """[DeskDayLine] of the desk operations posted on the UTC day starting day_start_s, per operator or desk."""
+async def desk_day(store, actor, day, by="operator"):
+    """(DeskDay: the park day's bounds, [DeskDayLine] of the desk operations posted in it per operator or desk).
+
+    day: a park day (days since epoch, parkcard.domain.park_time), from the park's daily reset on its clock to
+    the next, as its gates and tickets count it."""
     if by not in DESK_GROUPS:
         raise ServiceError("a desk report is by %s, not %r" % (" or ".join(DESK_GROUPS), by))
-    if not isinstance(day_start_s, int) or day_start_s % DAY_S:
-        raise ServiceError("a desk report covers one UTC day: give its first second (a multiple of %d)" % DAY_S)
-    return await store.desk_day(day_start_s, day_start_s + DAY_S, by)
+    whole(day, "a park day (days since 1970-01-01)", ServiceError, 0)
+    start_s, end_s = park_time.day_bounds(await park.zone_of(store), await park.daily_reset_s(store), day)
+    return DeskDay(day, start_s, end_s), await store.desk_day(start_s, end_s, by)
+
+
+class DeskDay(NamedTuple):
+    """The park day a desk report covers: its number and [start_s, end_s) epoch seconds (23 to 25 hours)."""
+
+    day: int
+    start_s: int
+    end_s: int
 
 
 @requires(REPORTS)

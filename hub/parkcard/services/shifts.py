@@ -1,10 +1,12 @@
-"""Cashier shifts: open with a counted float, every desk operation in the desk's open shift, close with a Z report.
+"""Cashier shifts: open with a counted float, every desk operation in its cashier's own open shift, close with a Z
+report.
 
 The arithmetic is parkcard.domain.shifts; this module keeps it in the store. A
 desk operation is tied to its desk's open shift when it is kept as pending
 (parkcard.services.desk.operations._keep), with the payment method its request
-names (`pay`, cash unless said). A close is refused while one of the shift's
-operations is pending; it counts the shift's posted operations, posts the
+names (`pay`, cash unless said), and only when the operator doing it opened that
+shift (an admin excepted, shift_owner): a cashier never works in another's drawer.
+A close is refused while one of the shift's operations is pending; it counts the shift's posted operations, posts the
 drawer's difference (counted - expected) to desk:over_short and stores the Z
 report under the next Z number, immutable, printable again.
 """
@@ -20,9 +22,9 @@ from parkcard.domain import shifts as S
 from parkcard.domain.cents import whole
 from parkcard.domain.lifecycle import DeskOpState
 from parkcard.services.errors import Refusal
-from parkcard.services.privileges import PARK_ADMIN, PARK_READ, SHIFT, SHIFTS_REVIEW, ServiceError, requires
+from parkcard.services.privileges import ADMIN, PARK_ADMIN, PARK_READ, SHIFT, SHIFTS_REVIEW, ServiceError, requires
 from parkcard.store import audited
-from parkcard.store.shifts import ShiftNotClosable
+from parkcard.store.shifts import ShiftNotClosable, ShiftOfAnother
 
 FLOAT_MAX_CENTS = 10_000_000        # a drawer's float beyond 100,000.00 is a typing mistake
 NO_SHIFT = "no_open_shift"         # the code of the refusal of a desk operation with no open shift
@@ -70,6 +72,24 @@ async def set_pay_methods(store, actor, methods):
             others.append(method)
     return await store.set_park_pay_methods(others, audit=audited(actor.name, "park.pay_methods",
                                                                    pay_methods=others))
+
+
+def shift_owner(actor):
+    """The operator whose own open shift an operation of actor's must be in: actor.name, or None for an admin (the
+    park's own hub machine among them), who reviews and closes every shift and may serve in any, and for an API key
+    (no operator: its scopes alone, parkcard.services.apikeys)."""
+    return None if ADMIN in actor.roles or not actor.roles else actor.name
+
+
+async def check_own_shift(storage, actor, desk_terminal_id):
+    """ServiceError unless the desk has a shift open that actor may work in (its own; any for an admin): checked
+    where an operation is queued, by the services that checked its privilege."""
+    shift = await storage.open_shift_at(desk_terminal_id)
+    if shift is None:
+        raise no_shift(desk_terminal_id)
+    owner = shift_owner(actor)
+    if owner is not None and shift.opened_by != owner:
+        raise ServiceError(str(ShiftOfAnother(desk_terminal_id, shift.shift_no, shift.opened_by, owner)))
 
 
 def no_shift(desk_terminal_id):

@@ -24,7 +24,7 @@ from parkcard.services import park, shifts
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import CARD_QUERY, REPORTS, TICKET_SELL, TICKETS, ServiceError, requires
 from parkcard.store import audited
-from parkcard.store.shifts import NoOpenShift
+from parkcard.store.shifts import NoOpenShift, ShiftOfAnother
 from parkcard.store.tickets import TICKET_FAILED, TICKET_WRITTEN
 from parkcard.transport import notify
 
@@ -131,8 +131,7 @@ async def request_sale(store, actor, desk_terminal_id, product_id, card_no, star
     if not rows or rows[0].role != frames.ROLE_DESK:
         raise Refusal("not_a_desk", "terminal %d is not a registered desk terminal: tickets are written at a desk "
                       "(see `parkcard terminals`)" % desk_terminal_id)
-    if await store.open_shift_at(desk_terminal_id) is None:
-        raise shifts.no_shift(desk_terminal_id)
+    await shifts.check_own_shift(store, actor, desk_terminal_id)
     await _product(store, product_id)
     await _card_for_a_ticket(store, card_no, replace, await park.today(store, time.time()))
     request_id = await store.request_ticket_sale(desk_terminal_id, product_id, card_no, start_day, actor.name,
@@ -141,8 +140,8 @@ async def request_sale(store, actor, desk_terminal_id, product_id, card_no, star
                                                                extra=lambda rid: dict(request_id=rid),
                                                                desk_terminal_id=desk_terminal_id,
                                                                product_id=product_id, card_no=card_no,
-                                                               replace=bool(replace)),
-                                                 replace=replace)
+                                                               replace=bool(replace), roles=list(actor.roles)),
+                                                 replace=replace, roles=actor.roles)
     await actor.told(notify.TICKET_SALES)
     return request_id
 
@@ -176,12 +175,15 @@ async def sell(store, actor, park_keys, product_id, card_no, start_day, replace=
         serial = await store.add_ticket(product.id, card_no, row.uid, from_day, to_day, entries, product.price_cents,
                                         actor.name, audit=audited(
                                             actor.name, "ticket.sell", when=lambda _: True,
-                                            extra=lambda s: dict(serial=s), product_id=product.id, card_no=card_no,
+                                            extra=lambda s: dict(serial=s), roles=list(actor.roles),
+                                            product_id=product.id, card_no=card_no,
                                             from_day=from_day, to_day=to_day,
                                             replaces=replaced.serial if replaced else None),
-                                        desk_terminal_id=desk_terminal_id)
+                                        desk_terminal_id=desk_terminal_id, shift_owner=shifts.shift_owner(actor))
     except NoOpenShift:
         raise shifts.no_shift(desk_terminal_id) from None
+    except ShiftOfAnother as exc:
+        raise ServiceError(str(exc)) from None
     if serial > t.SERIAL_MAX:
         raise ServiceError("ticket serial %d is over the card's 24 bits: the park has sold every serial" % serial)
     keys = card.CardKeys(park_keys, row.uid)

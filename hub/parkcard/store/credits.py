@@ -135,16 +135,17 @@ class CreditMethods:
     """The pending-credit methods of interface.Store (a mixin)."""
 
     async def add_pending_credit(self, card_no, amount_cents, reason, source, actor, audit=None,
-                                 desk_terminal_id=None, grant_id=None):
+                                 desk_terminal_id=None, grant_id=None, shift_owner=None):
         """Grant a credit to an issued card, funded from source; return its PendingCredit. NotIssued if unknown.
 
         desk_terminal_id: the desk it is paid at in cash; the grant joins that desk's open shift in the same
-        transaction (parkcard.store.shifts.NoOpenShift when there is none). grant_id: the caller's id of the
-        grant; the same id again returns the first grant's GrantedBefore (GrantIdReused for other content)."""
+        transaction (parkcard.store.shifts.NoOpenShift when there is none, ShiftOfAnother when shift_owner did not
+        open it). grant_id: the caller's id of the grant; the same id again returns the first grant's
+        GrantedBefore (GrantIdReused for other content)."""
         def run(tx):
             credit = grant(tx, card_no, amount_cents, reason, source, actor, grant_id)
             if desk_terminal_id is not None and not isinstance(credit, GrantedBefore):
-                link_to_shift(tx, credit_op_id(card_no, credit.credit_no), desk_terminal_id, CASH_METHOD)
+                link_to_shift(tx, credit_op_id(card_no, credit.credit_no), desk_terminal_id, CASH_METHOD, shift_owner)
             return credit
         return await self.write(run, audit)
 

@@ -32,6 +32,27 @@ def card_status_in(tx, card_no, status):
     tx.sql_rowcount("UPDATE cards SET status=? WHERE card_no=?", (str(status), card_no))
 
 
+def _one_replacement(tx, op):
+    """ValueError when another operation, pending or posted, replaces the lost card op replaces (inside the write
+    that keeps op: of two cashiers replacing one card at once, the second is refused before its card is written)."""
+    other = tx.sql_row("SELECT op_id, state, desk_terminal_id, actor FROM desk_operations WHERE replaces_card_no=? "
+                       "AND state<>? AND op_id<>?", (op.replaces_card_no, DeskOpState.FAILED, op.op_id))
+    if other is None:
+        return
+    if other[1] == DeskOpState.POSTED:
+        raise ValueError("card %d was replaced already by operation %s: nothing was written"
+                         % (op.replaces_card_no, other[0]))
+    raise ValueError("card %d is being replaced by operation %s (%s at desk %d), still pending: nothing was written "
+                     "here; that operation is retried with its operation id and its card on desk %d"
+                     % (op.replaces_card_no, other[0], other[3], other[2], other[2]))
+
+
+def desk_settings_in(tx, park_id=1):
+    """The park's rows.DeskSettings, inside a write (a replacement reads its release delay where it is booked)."""
+    row = tx.sql_row(_SETTINGS_SELECT, (park_id,))
+    return DeskSettings(*row) if row else DeskSettings()
+
+
 class DeskOpMethods:
     """interface.Store's desk operation methods, one SQL for every backend."""
 
@@ -53,6 +74,22 @@ class DeskOpMethods:
             tx.sql_rowcount("UPDATE parks SET %s WHERE id=?" % ", ".join("%s=?" % n for n in names),
                             tuple(settings[n] for n in names) + (park_id,))
             return DeskSettings(*tx.sql_row(_SETTINGS_SELECT, (park_id,)))
+        return await self.write(run, audit)
+
+    async def set_park_offline_rules(self, offline_window_s, daily_cap_cents, hold_release_s, park_id=1, audit=None):
+        """Set the park's offline rules and hold release delay, moving their version; return the new DeskSettings
+        (the version stays when nothing changed)."""
+        def run(tx):
+            now = desk_settings_in(tx, park_id)
+            if (now.offline_window_s, now.offline_daily_cap_cents, now.hold_release_s) == (
+                    offline_window_s, daily_cap_cents, hold_release_s):
+                return now
+            if tx.sql_row("SELECT id FROM parks WHERE id=?", (park_id,)) is None:
+                tx.sql_rowcount("INSERT INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            tx.sql_rowcount("UPDATE parks SET offline_window_s=?, offline_daily_cap_cents=?, hold_release_s=?, "
+                            "offline_rules_version=offline_rules_version + 1 WHERE id=?",
+                            (offline_window_s, daily_cap_cents, hold_release_s, park_id))
+            return desk_settings_in(tx, park_id)
         return await self.write(run, audit)
 
     async def card_stocked(self, card_no, audit=None):
@@ -93,18 +130,21 @@ class DeskOpMethods:
         where, params = ("WHERE state=? ", (str(state),)) if state is not None else ("", ())
         return [DeskOperation(*r) for r in await self._all(_SELECT + where + "ORDER BY created_at, op_id", params)]
 
-    async def keep_desk_operation(self, op, audit=None, method=None):
+    async def keep_desk_operation(self, op, audit=None, method=None, shift_owner=None):
         """Keep op (a rows.DeskOperation) as pending; return the operation as stored.
 
         An op_id already kept returns the stored one unchanged, unless it failed: a failed operation is
         tried again as op says. card_no None takes a new card number (an issue). ValueError when the
         card has another pending operation. method (the payment method) ties the operation to its desk's
-        open shift in the same transaction (store.shifts.NoOpenShift when there is none).
+        open shift in the same transaction (store.shifts.NoOpenShift when there is none; ShiftOfAnother when
+        shift_owner did not open it).
         """
         def run(tx):
             stored = tx.sql_row(_SELECT + "WHERE op_id=?", (op.op_id,))
             if stored is not None and stored[_COLUMNS.index("state")] != DeskOpState.FAILED:
                 return DeskOperation(*stored)
+            if op.replaces_card_no is not None:
+                _one_replacement(tx, op)
             card_no = op.card_no
             if card_no is None:     # an issue: a failed one tried again keeps its number
                 card_no = stored[_COLUMNS.index("card_no")] if stored is not None else _next_card_no(tx)
@@ -121,7 +161,7 @@ class DeskOpMethods:
                                                                             ", ".join("?" * len(_COLUMNS))),
                             tuple(kept))
             if method is not None:
-                link_to_shift(tx, op.op_id, op.desk_terminal_id, method)
+                link_to_shift(tx, op.op_id, op.desk_terminal_id, method, shift_owner)
             return kept
         return await self.write(run, audit)
 
@@ -197,5 +237,5 @@ class DeskOpMethods:
 def _next_card_no(tx):
     """A card number no card and no desk operation holds."""
     taken = [tx.sql_row("SELECT MAX(card_no) FROM cards")[0], tx.sql_row(
-        "SELECT MAX(card_no) FROM desk_operations WHERE kind IN ('issue', 'staff_card')")[0]]
+        "SELECT MAX(card_no) FROM desk_operations WHERE kind IN ('issue', 'staff_card', 'replace')")[0]]
     return max([CARD_NO_FIRST] + [no + 1 for no in taken if no is not None])

@@ -501,6 +501,10 @@ class Store(abc.ABC):
         """Set some of the park's desk settings (rows.DeskSettings field names); return the new DeskSettings."""
 
     @abc.abstractmethod
+    async def set_park_offline_rules(self, offline_window_s, daily_cap_cents, hold_release_s, park_id=1, audit=None):
+        """Set the park's offline rules and hold release delay, moving their version; return the new DeskSettings."""
+
+    @abc.abstractmethod
     async def card_stocked(self, card_no, audit=None):
         """Mark a returned card wiped (its card is stock again; the number is retired)."""
 
@@ -521,10 +525,11 @@ class Store(abc.ABC):
         """Return [rows.DeskOperation] (only those in `state` when given), oldest first."""
 
     @abc.abstractmethod
-    async def keep_desk_operation(self, op, audit=None, method=None):
+    async def keep_desk_operation(self, op, audit=None, method=None, shift_owner=None):
         """Keep a rows.DeskOperation as pending (a failed one under its id is tried again); return it as stored.
 
-        With method, the operation is tied to its desk's open shift in the same transaction (NoOpenShift else).
+        With method, the operation is tied to its desk's open shift in the same transaction (NoOpenShift else;
+        ShiftOfAnother when shift_owner is given and did not open it).
         """
 
     # -- cashier shifts (parkcard.store.shifts)
@@ -810,6 +815,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_member_details(self, member_no, name, phone, note, audit=None):
         """Change a member's name, phone and note; return the Member (None: no member; MemberTaken: phone taken)."""
+
+    @abc.abstractmethod
+    async def tiers_on_cards(self, card_nos=None):
+        """{card_no: tier its info block holds} of the cards whose hub tier is not written on them yet."""
+
+    @abc.abstractmethod
+    async def tier_written(self, card_no, tier, audit=None):
+        """The desk wrote tier onto the card's info block (no value moved): nothing is pending if it is the hub's."""
 
     @abc.abstractmethod
     async def card_member(self, card_no):

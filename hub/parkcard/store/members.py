@@ -13,6 +13,12 @@ _MEMBER_SELECT = "SELECT %s FROM members " % ", ".join(Member._fields)
 _LOSS_SELECT = "SELECT %s FROM card_losses " % ", ".join(CardLoss._fields)
 
 
+def tier_written_in(tx, card_no, tier):
+    """The card's info block holds tier now (inside the write that posts the desk's write of it): if that is the
+    hub's tier, nothing is pending for it."""
+    tx.sql_rowcount("UPDATE cards SET tier_on_card=NULL WHERE card_no=? AND tier=?", (card_no, tier))
+
+
 def card_member_in(tx, card_no, member_no):
     """Inside a write: the card belongs to member member_no (set as its issue is posted)."""
     tx.sql_rowcount("UPDATE cards SET member_no=? WHERE card_no=?", (member_no, card_no))
@@ -59,11 +65,17 @@ class MemberMethods:
                                               (member_no,))]
 
     async def set_member_tier(self, member_no, tier, audit=None):
-        """Set a member's tier and the hub's tier of their cards; return the cards changed (None: no member)."""
+        """Set a member's tier and the hub's tier of their cards; return the cards changed (None: no member).
+
+        A card keeps the tier its info block holds as tier_on_card until the desk writes the new one onto it
+        (tier_written_in); back at the tier the card holds, nothing is pending."""
         def run(tx):
             if tx.sql_rowcount("UPDATE members SET tier=? WHERE member_no=?", (tier, member_no)) != 1:
                 return None
-            return tx.sql_rowcount("UPDATE cards SET tier=? WHERE member_no=?", (tier, member_no))
+            # Every SET reads the row as it was: the card's tier is the old tier_on_card, or the old tier.
+            return tx.sql_rowcount("UPDATE cards SET tier_on_card=CASE WHEN COALESCE(tier_on_card, tier)=? THEN NULL "
+                                   "ELSE COALESCE(tier_on_card, tier) END, tier=? WHERE member_no=?",
+                                   (tier, tier, member_no))
         return await self.write(run, audit)
 
     async def set_member_details(self, member_no, name, phone, note, audit=None):
@@ -78,6 +90,17 @@ class MemberMethods:
                 return None
             return Member(*tx.sql_row(_MEMBER_SELECT + "WHERE member_no=?", (member_no,)))
         return await self.write(run, audit)
+
+    async def tier_written(self, card_no, tier, audit=None):
+        """The desk wrote tier onto the card's info block (no value moved): nothing is pending if it is the hub's."""
+        await self.write(lambda tx: tier_written_in(tx, card_no, tier), audit)
+
+    async def tiers_on_cards(self, card_nos=None):
+        """{card_no: tier its info block holds} of the cards in use whose hub tier is not written on them yet (of
+        card_nos when given)."""
+        rows = await self._all("SELECT card_no, tier_on_card FROM cards WHERE tier_on_card IS NOT NULL AND status=? "
+                               "ORDER BY card_no", (str(CardStatus.ACTIVE),))
+        return {no: tier for no, tier in rows if card_nos is None or no in card_nos}
 
     async def card_member(self, card_no):
         """The member number a card is issued to, or None."""

@@ -494,6 +494,7 @@ class StartedTicketSale(NamedTuple):
     start_day: Optional[int]
     actor: str
     replace: bool = False       # it may overwrite a ticket still valid on the card
+    roles: tuple = ()           # the roles of the operator who asked for it: the hub sells it as that operator
 
 
 class Ticket(NamedTuple):
@@ -572,6 +573,7 @@ class DeskOperation(NamedTuple):
     created_at: float
     settled_at: Optional[float]
     fee_cents: int = 0      # a refund's or return's fee kept by the park (SPEC.md §4.12)
+    replaces_card_no: Optional[int] = None      # a replacement's lost card (one replacement of it at a time)
 
 
 class DeskSettings(NamedTuple):
@@ -582,6 +584,12 @@ class DeskSettings(NamedTuple):
     refund_minimum_cents: int = 0
     refund_fee_bps: int = 0
     refund_fee_fixed_cents: int = 0
+    # The park's offline rules (every terminal's T_CONFIG, SPEC.md §5.3; the defaults are protocol.config's) and
+    # when a replaced card's hold is released at the latest (0: after the offline window, §4.13).
+    offline_window_s: int = 86400
+    offline_daily_cap_cents: int = 20000
+    hold_release_s: int = 0
+    offline_rules_version: int = 0      # moves at each change of the offline rules
 
 
 class TierRow(NamedTuple):

@@ -43,6 +43,17 @@ class NoOpenShift(ValueError):
         self.desk_terminal_id = desk_terminal_id
 
 
+class ShiftOfAnother(ValueError):
+    """The desk's open shift was opened by another operator: an operation runs in its own operator's shift."""
+
+    def __init__(self, desk_terminal_id, shift_no, opened_by, actor):
+        ValueError.__init__(self, "desk %d has shift %d open, opened by %s, not by %s: an operation belongs to the "
+                                  "shift of the cashier who does it; %s closes it (`parkcard shift close --desk %d "
+                                  "--counted AMOUNT`) and you open your own (nothing was charged)"
+                            % (desk_terminal_id, shift_no, opened_by, actor, opened_by, desk_terminal_id))
+        self.desk_terminal_id, self.shift_no, self.opened_by = desk_terminal_id, shift_no, opened_by
+
+
 class ShiftNotClosable(ValueError):
     """The shift is unknown, already closed, or has an operation pending."""
 
@@ -61,14 +72,18 @@ def credit_op_id(card_no, credit_no):
     return "%s%d:%d" % (CREDIT_OP_PREFIX, card_no, credit_no)
 
 
-def link_to_shift(tx, op_id, desk_terminal_id, method):
+def link_to_shift(tx, op_id, desk_terminal_id, method, owner=None):
     """Tie the operation op_id to its desk's open shift with its payment method (inside a write); its shift_no.
 
-    An operation tried again after it failed moves to the shift open now. NoOpenShift when there is none.
+    An operation tried again after it failed moves to the shift open now. NoOpenShift when there is none;
+    ShiftOfAnother when owner (the operator doing it; None: anyone's, parkcard.services.shifts.shift_owner) did
+    not open it.
     """
     row = _open_shift_row(tx, desk_terminal_id)
     if row is None:
         raise NoOpenShift(desk_terminal_id)
+    if owner is not None and row[2] != owner:
+        raise ShiftOfAnother(desk_terminal_id, row[0], row[2], owner)
     tx.sql_rowcount("DELETE FROM shift_operations WHERE op_id=?", (op_id,))
     tx.sql_rowcount("INSERT INTO shift_operations(op_id, shift_no, method) VALUES (?, ?, ?)", (op_id, row[0], method))
     return row[0]

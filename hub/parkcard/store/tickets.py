@@ -53,18 +53,19 @@ class TicketMethods:
         return [TicketProduct(*r) for r in await self._all(_PRODUCT_SELECT + where + "ORDER BY id", params)]
 
     async def add_ticket(self, product_id, card_no, uid, from_day, to_day, entries, price_cents, actor, audit=None,
-                         desk_terminal_id=None):
+                         desk_terminal_id=None, shift_owner=None):
         """Record a ticket sold onto a card, pending until the desk writes it; return its serial.
 
         desk_terminal_id: the desk it is sold at; the sale joins that desk's open shift (paid in cash) in the
-        same transaction (parkcard.store.shifts.NoOpenShift when there is none)."""
+        same transaction (parkcard.store.shifts.NoOpenShift when there is none, ShiftOfAnother when shift_owner did
+        not open it)."""
         def run(tx):
             serial = tx.sql_row("INSERT INTO tickets(product_id, card_no, uid, from_day, to_day, entries, "
                                 "price_cents, state, sold_at, sold_by) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING serial",
                                 (product_id, card_no, bytes(uid), from_day, to_day, entries, price_cents,
                                  TICKET_PENDING, tx.now, actor))[0]
             if desk_terminal_id is not None:
-                link_to_shift(tx, ticket_op_id(serial), desk_terminal_id, CASH)
+                link_to_shift(tx, ticket_op_id(serial), desk_terminal_id, CASH, shift_owner)
             return serial
         return await self.write(run, audit)
 
@@ -88,13 +89,14 @@ class TicketMethods:
         return [_ticket(r) for r in await self._all(_TICKET_SELECT + where + "ORDER BY serial", params)]
 
     async def request_ticket_sale(self, desk_terminal_id, product_id, card_no, start_day, actor, audit=None,
-                                  replace=False):
+                                  replace=False, roles=()):
         """Queue a ticket sale for the running hub at a desk terminal; return the request id (replace: it may
-        overwrite a ticket still valid on the card)."""
+        overwrite a ticket still valid on the card; actor and roles: the operator asking, as whom the hub sells)."""
         return await self.write(lambda tx: tx.sql_row(
             "INSERT INTO ticket_sale_requests(desk_terminal_id, product_id, card_no, start_day, actor, created_at, "
-            "replace_valid) VALUES (?,?,?,?,?,?,?) RETURNING id",
-            (desk_terminal_id, product_id, card_no, start_day, actor, tx.now, 1 if replace else 0))[0], audit)
+            "replace_valid, roles) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
+            (desk_terminal_id, product_id, card_no, start_day, actor, tx.now, 1 if replace else 0,
+             " ".join(roles)))[0], audit)
 
     async def start_ticket_sales(self):
         """Claim the queued ticket sales: [StartedTicketSale], oldest first, marked started."""
@@ -105,10 +107,11 @@ class TicketMethods:
                 row = tx.sql_row(
                     "UPDATE ticket_sale_requests SET started_at=? WHERE id=(SELECT MIN(id) FROM ticket_sale_requests "
                     "WHERE started_at IS NULL AND cancelled_at IS NULL) "
-                    "RETURNING id, desk_terminal_id, product_id, card_no, start_day, actor, replace_valid", (tx.now,))
+                    "RETURNING id, desk_terminal_id, product_id, card_no, start_day, actor, replace_valid, roles",
+                    (tx.now,))
                 if row is None:
                     return claimed
-                claimed.append(StartedTicketSale(*row[:6], bool(row[6])))
+                claimed.append(StartedTicketSale(*row[:6], bool(row[6]), tuple(row[7].split())))
         return await self.write(run)
 
     async def cancel_ticket_sale(self, request_id):

@@ -10,10 +10,12 @@ whose outcome is not seen is resolved by reading the card again, never guessed:
 a retry with the same operation id does exactly that.
 """
 
-from parkcard.services.desk.operations import DeskPath, issue, refund, return_card, stock_card, top_up, wipe_card
+from parkcard.services.desk.operations import (DeskPath, issue, refund, return_card, stock_card, top_up, wipe_card,
+                                               write_tier)
 from parkcard.services.desk.replacement import replace
 
-__all__ = ["AtDesk", "DeskPath", "issue", "refund", "replace", "return_card", "stock_card", "top_up", "wipe_card"]
+__all__ = ["AtDesk", "DeskPath", "issue", "refund", "replace", "return_card", "stock_card", "top_up", "wipe_card",
+           "write_tier"]
 
 
 class AtDesk:
@@ -43,6 +45,11 @@ class AtDesk:
     async def wipe_card(self, op_id, **options):
         """parkcard.services.desk.wipe_card at this desk."""
         return await wipe_card(self.path, self.actor, op_id, self.desk_terminal_id, **options)
+
     async def replace(self, op_id, lost_card_no, **options):
         """parkcard.services.desk.replace at this desk: the stock card on it replaces the lost card."""
         return await replace(self.path, self.actor, op_id, self.desk_terminal_id, lost_card_no, **options)
+
+    async def write_tier(self, op_id, **options):
+        """parkcard.services.desk.write_tier at this desk: the hub's tier onto the card on it."""
+        return await write_tier(self.path, self.actor, op_id, self.desk_terminal_id, **options)

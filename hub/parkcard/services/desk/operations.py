@@ -32,11 +32,11 @@ from parkcard.domain.lifecycle import CardStatus, DeskOpState, RecordStatus
 from parkcard.services import park, shifts
 from parkcard.services.desk.source import desk_source
 from parkcard.services.tiers import park_tiers
-from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, ServiceError,
-                                          requires)
+from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_RETURN, CARD_STOCK, CARD_TOP_UP, MEMBERS,
+                                          ServiceError, requires)
 from parkcard.store import audited
 from parkcard.store import staff as staff_store
-from parkcard.store.members import card_member_in
+from parkcard.store.members import card_member_in, tier_written_in
 from parkcard.store.desk_ops import card_status_in, posted_in
 from parkcard.store.rows import DeskOperation
 from parkcard.store.shifts import NoOpenShift, paid_by_in
@@ -52,6 +52,7 @@ ISSUE_KINDS = ("issue", "staff_card")
 NEW_CARD_KINDS = ISSUE_KINDS + ("replace",)
 ON_A_LOADED_CARD = ("top_up", "refund", "return")     # writes that start from the card's slot in force
 _FEE_OPS = ("refund", "return")         # their record's discount is the fee kept (SPEC.md §4.12)
+TIER_CARRIERS = ("top_up", "refund")    # writes that carry a member's new tier onto the card (its info block)
 _STOCK_BLOCKS = (C.INFO_BLOCK,) + C.SLOT_BLOCKS
 
 
@@ -224,6 +225,16 @@ class _OnDesk:
         new = self.slot.next(balance_cents, self.slot.spend_day, self.slot.day_spend_cents, desk_terminal_id)
         return new, (self.write_block, new.encode(self.keys, self.write_block))
 
+    def tier_blocks(self):
+        """[(INFO_BLOCK, its bytes with the hub's tier)] when the card's info holds another tier (the member's tier
+        changed since the card was written), else []: a write that changes the card carries it along, after the
+        slot (SPEC.md §5.9)."""
+        info = self.info
+        if info.tier == self.card.tier:
+            return []
+        return [(C.INFO_BLOCK, C.CardInfo(info.card_no, self.card.tier, info.flags, info.expiry_day, info.perms,
+                                          info.issue_day, info.deposit_cents).encode(self.keys))]
+
     def pending(self, op_id, kind, request, desk_terminal_id, actor, new, blocks, amount_cents, bonus_cents=0,
                 deposit_cents=0, fee_cents=0):
         """The rows.DeskOperation to keep, as pending, of a write of `blocks` that makes `new` the slot in force."""
@@ -256,7 +267,8 @@ async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=Non
         raise ServiceError("card %d would hold %d cents, over the card's %d: top up less" % (
             on.info.card_no, balance, C.BALANCE_MAX_CENTS))
     new, write = on.next_slot(balance, desk_terminal_id)
-    op = on.pending(op_id, "top_up", request, desk_terminal_id, actor, new, [write], cash + bonus, bonus)
+    op = on.pending(op_id, "top_up", request, desk_terminal_id, actor, new, [write] + on.tier_blocks(), cash + bonus,
+                    bonus)
     return await _keep_and_write(desk, actor, op, request)
 
 
@@ -321,13 +333,15 @@ async def issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, c
 
 async def new_card_kept(desk, actor, kind, op_id, request, desk_terminal_id, uid, keys, load_cents, bonus, tier,
                         deposit_on_card, deposit_moved, expiry_day=0, perms=0xFFFF, time_s=None, card_no=None,
-                        flags=0):
+                        flags=0, replaces_card_no=None):
     """Keep a new card's operation (NEW_CARD_KINDS) as pending with its number and the blocks that carry it.
 
-    deposit_on_card: what the card's info says it holds; deposit_moved: what its record takes in (an issue's).
+    deposit_on_card: what the card's info says it holds; deposit_moved: what its record takes in (an issue's);
+    replaces_card_no: the lost card a replacement replaces (refused while another operation replaces it).
     """
     op = DeskOperation(op_id, kind, request, desk_terminal_id, actor.name, DeskOpState.PENDING, card_no, uid, 0, 1,
-                       None, load_cents, bonus, deposit_moved, load_cents, tier, None, None, 0.0, None)
+                       None, load_cents, bonus, deposit_moved, load_cents, tier, None, None, 0.0, None,
+                       replaces_card_no=replaces_card_no)
     kept = await _keep(desk, actor, op, request)
     if kept.state != DeskOpState.PENDING or kept.blocks:
         return kept
@@ -374,7 +388,7 @@ async def refund(desk, actor, op_id, desk_terminal_id, amount_cents, timeout_s=N
     except RefundRefused as exc:
         raise ServiceError("card %d: %s" % (on.info.card_no, exc)) from None
     new, write = on.next_slot(on.slot.balance_cents - amount, desk_terminal_id)
-    op = on.pending(op_id, "refund", request, desk_terminal_id, actor, new, [write], amount,
+    op = on.pending(op_id, "refund", request, desk_terminal_id, actor, new, [write] + on.tier_blocks(), amount,
                     fee_cents=quote.fee_cents)
     return await _keep_and_write(desk, actor, op, request)
 
@@ -441,6 +455,49 @@ async def wipe_card(desk, actor, op_id, desk_terminal_id, timeout_s=None):
     return Stocked(op_id, uid)
 
 
+@requires(MEMBERS)
+async def write_tier(desk, actor, op_id, desk_terminal_id, timeout_s=None):
+    """Write the hub's tier (the member's, since it changed) onto the info block of the card on the desk; TierWritten.
+
+    No value moves and no slot is written: one block, read back. A card pulled before it is read back is read
+    again by the same command; a card that holds its tier already is left as it is.
+    """
+    op_id = check_op_id(op_id)
+    on = await _loaded_card(desk, desk_terminal_id, timeout_s)
+    blocks = on.tier_blocks()
+    if blocks:
+        try:
+            report = await desk.link.order(desk_terminal_id, D.OP_WRITE, on.uid, D.KEY_B, on.keys.key_b(), blocks,
+                                           timeout_s=desk.timeout_s)
+        except ServiceError:
+            report = None
+        if report is None or report.blocks.get(C.INFO_BLOCK) != blocks[0][1]:
+            report = await _read(desk, desk_terminal_id, on.uid, on.keys, desk.read_back_timeout_s) or report
+        if report is None or report.blocks.get(C.INFO_BLOCK) != blocks[0][1]:
+            raise ServiceError("card %d left desk %d before its tier was written: put it back and run the same "
+                               "command again (no value moved)" % (on.info.card_no, desk_terminal_id))
+    await desk.storage.tier_written(on.info.card_no, on.card.tier, audit=audited(
+        actor.name, "card.tier_written", op_id=op_id, card_no=on.info.card_no, desk_terminal_id=desk_terminal_id,
+        tier=on.card.tier, tier_before=on.info.tier))
+    return TierWritten(op_id, on, bool(blocks))
+
+
+class TierWritten:
+    """A tier written onto a card's info block (written False: it held the hub's tier already); no value moved."""
+
+    amount_cents = bonus_cents = 0
+    record_seq = None
+
+    def __init__(self, op_id, on, written):
+        self.op_id = op_id
+        self.uid = on.uid
+        self.card_no = on.info.card_no
+        self.tier = on.card.tier
+        self.tier_before = on.info.tier
+        self.balance_cents = on.slot.balance_cents
+        self.written = written
+
+
 @requires(CARD_STOCK)
 async def stock_card(desk, actor, op_id, desk_terminal_id, uid_hex):
     """Initialise the blank card `uid_hex` on the desk as card stock: keys and trailer, nothing loaded.
@@ -482,10 +539,12 @@ class Stocked:
 
 
 async def _keep(desk, actor, op, request):
-    """Keep op as pending in its desk's open shift (paid as its request says); every desk operation comes here."""
+    """Keep op as pending in its desk's open shift, the actor's own (paid as its request says); every desk operation
+    comes here."""
     method = shifts.pay_method_of(request)
     try:
-        kept = await desk.storage.keep_desk_operation(op, method=method, audit=audited(
+        kept = await desk.storage.keep_desk_operation(op, method=method, shift_owner=shifts.shift_owner(actor),
+                                                      audit=audited(
             actor.name, "desk.pending", when=lambda k: k.op_id == op.op_id and k.state == DeskOpState.PENDING,
             op_id=op.op_id, kind=op.kind, desk_terminal_id=op.desk_terminal_id, uid=op.uid.hex(), pay=method))
     except NoOpenShift:     # checked in the transaction that keeps it: no close can slip between
@@ -611,6 +670,8 @@ async def _post_one(desk, actor, op, time_s):
             staff_store.link_card(tx, json.loads(op.request)["staff_id"], op.card_no)
         elif op.kind == "return":
             card_status_in(tx, op.card_no, CardStatus.RETURNED)
+        elif op.kind in TIER_CARRIERS and any(b == C.INFO_BLOCK for b, _d in blocks_of(op)):
+            tier_written_in(tx, op.card_no, op.tier)        # the member's new tier is on the card now
         for after in AFTER_POSTED.get(op.kind, ()):
             after(desk, tx, op, rec)
         posted_in(tx, op.op_id, rec.seq)

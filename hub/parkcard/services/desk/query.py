@@ -26,7 +26,10 @@ class OnDesk:
         self.uid = uid
         self.kind = kind
         self.card_no = info.card_no if info is not None else None
-        self.tier = info.tier if info is not None else None
+        self.tier = info.tier if info is not None else None     # what the card holds (booths give its discounts)
+        # The hub's tier when the card holds another (a member's tier changed): written at the next top-up or
+        # refund, or by parkcard.services.desk.write_tier.
+        self.tier_pending = card.tier if card is not None and info is not None and card.tier != info.tier else None
         self.deposit_cents = info.deposit_cents if info is not None else None
         self.cash_cents = slot.balance_cents if slot is not None else None
         self.counter = slot.counter if slot is not None else None

@@ -1,7 +1,8 @@
 """Replacing a lost card (补卡) at the desk, and releasing its hold when no terminal can still hold its debits.
 
 The decision is parkcard.domain.replacement's (SPEC.md §4.13): the stock card on the desk is
-issued for the lost card's member, tier and deposit with the lost card's balance minus a hold;
+issued for the lost card's member, tier and deposit with the lost card's balance minus a hold (by the park's
+offline rules, parkcard.services.park.replacement_settings);
 the hold pays the lost card's late offline debits as ingest applies them
 (parkcard.store.replacements.settle_late_in); what is left is released onto the new card as a pending
 credit (SPEC.md §8) once every terminal that lagged at the report has caught up, or at the latest
@@ -12,37 +13,27 @@ booked in the transaction that posts the new card's transfer-in record.
 
 import json
 
-from protocol import frames
-
 from parkcard.domain import accounts
 from parkcard.domain import replacement as rules
 from parkcard.domain.lifecycle import DeskOpState
 from parkcard.services.desk.operations import (AFTER_POSTED, _earlier, _settle, check_op_id, new_card_kept,
                                                request_of, stock_on_desk)
+from parkcard.services import park
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import CARD_REPLACE, ServiceError, requires
 from parkcard.store import audited
 from parkcard.store import members as member_store
 from parkcard.store import replacements as replacement_store
+from parkcard.store.desk_ops import desk_settings_in
 from parkcard.transport import notify
-
-_TERMINAL_RULES = frames.Config()       # the offline rules every terminal is configured with (SPEC.md §5.3)
-# What a replacement is decided by: the terminals' offline window and the card's daily cap.
-DEFAULT_SETTINGS = rules.ReplacementSettings(offline_window_s=_TERMINAL_RULES.max_offline_s,
-                                             daily_cap_cents=_TERMINAL_RULES.daily_cap_cents)
-
-
-def settings_of(desk):
-    """The park's replacement settings the desk path runs with."""
-    return getattr(desk, "replacement_settings", None) or DEFAULT_SETTINGS
-
 
 @requires(CARD_REPLACE)
 async def replace(desk, actor, op_id, desk_terminal_id, lost_card_no, timeout_s=None):
     """Issue the stock card on the desk as the replacement of lost_card_no (reported lost); return DeskDone.
 
     The new card holds the lost card's balance minus its hold (SPEC.md §4.13), for the same member, tier
-    and deposit. A retry with the same op_id is the same replacement, never a second one.
+    and deposit. A retry with the same op_id is the same replacement, never a second one; another operation
+    replacing the same card is refused in the transaction that would keep it, before its card is written.
     """
     op_id = check_op_id(op_id)
     checked(card_no=lost_card_no)
@@ -51,16 +42,12 @@ async def replace(desk, actor, op_id, desk_terminal_id, lost_card_no, timeout_s=
     if done is not None:
         return done
     loss = await _lost(desk.storage, lost_card_no)
-    other = await pending_replacement(desk.storage, lost_card_no)
-    if other is not None and other.op_id != op_id:
-        raise ServiceError("card %d is being replaced by operation %s, still pending: retry that one with its "
-                           "operation id and its card on desk %d" % (lost_card_no, other.op_id, other.desk_terminal_id))
     old = await desk.storage.card(lost_card_no)
     uid, keys, _report = await stock_on_desk(desk, op_id, desk_terminal_id, timeout_s)
     balance = max(0, await desk.storage.account_balance(accounts.card_account(lost_card_no)))
-    hold = await hold_now(desk.storage, settings_of(desk), loss, balance)
+    hold = await hold_now(desk.storage, await park.replacement_settings(desk.storage), loss, balance)
     kept = await new_card_kept(desk, actor, "replace", op_id, request, desk_terminal_id, uid, keys, balance - hold, 0,
-                               old.tier, old.deposit_cents, 0)
+                               old.tier, old.deposit_cents, 0, replaces_card_no=lost_card_no)
     done = await _settle(desk, actor, kept, write=kept.state == DeskOpState.PENDING)
     await actor.told(notify.CREDITS)        # the lost card's pending credits moved to the new card
     return done
@@ -101,8 +88,9 @@ def _replaced(desk, tx, op, rec):
     """The lost card's half, booked with the new card's transfer-in record (operations.AFTER_POSTED)."""
     old_card_no = json.loads(op.request)["lost_card_no"]
     tx.set_card_info(op.card_no, op.uid, op.tier, tx.card_deposit(old_card_no))
-    replacement_store.replaced_in(tx, op.op_id, old_card_no, op.card_no, op.amount_cents,
-                             settings_of(desk).release_after_s)
+    # The park's release delay as it stands where the replacement is booked (parkcard.services.park).
+    settings = park.replacement_settings_of(desk_settings_in(tx))
+    replacement_store.replaced_in(tx, op.op_id, old_card_no, op.card_no, op.amount_cents, settings.release_after_s)
     # Before the commit, in the writer: a batch after this one settles the old card's late debits.
     desk.ingest.replaced_cards.add(old_card_no)
 

@@ -16,7 +16,7 @@ from protocol import frames
 from parkcard.services import shifts, staff
 from parkcard.services.desk import operations, replacement
 from parkcard.services.privileges import (CARD_ISSUE, CARD_REFUND, CARD_REPLACE, CARD_RETURN, CARD_STOCK, CARD_TOP_UP,
-                                          MERCHANTS, ServiceError)
+                                          MEMBERS, MERCHANTS, ServiceError)
 from parkcard.store import audited
 from parkcard.transport import notify
 
@@ -24,7 +24,8 @@ QUEUED, STARTED, DONE, REFUSED = "queued", "started", "done", "refused"
 KINDS = {"top_up": (CARD_TOP_UP, operations.top_up), "issue": (CARD_ISSUE, operations.issue),
          "stock": (CARD_STOCK, operations.stock_card), "staff_card": (MERCHANTS, staff.issue_card),
          "refund": (CARD_REFUND, operations.refund), "return": (CARD_RETURN, operations.return_card),
-         "wipe": (CARD_STOCK, operations.wipe_card), "replace": (CARD_REPLACE, replacement.replace)}
+         "wipe": (CARD_STOCK, operations.wipe_card), "replace": (CARD_REPLACE, replacement.replace),
+         "tier": (MEMBERS, operations.write_tier)}
 
 
 async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
@@ -36,9 +37,8 @@ async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
     if not desks:       # refused now: the running hub would only find out after its order timed out
         raise ServiceError("terminal %d is not a desk terminal of this park: give --desk the number on your desk "
                            "terminal (see `parkcard terminals`)" % desk_terminal_id)
-    if privilege != CARD_STOCK:     # a money operation: refused now at a desk with no open shift
-        if await store.open_shift_at(desk_terminal_id) is None:
-            raise shifts.no_shift(desk_terminal_id)
+    if privilege not in (CARD_STOCK, MEMBERS):     # a money operation: refused now at a desk with no open shift
+        await shifts.check_own_shift(store, actor, desk_terminal_id)
         await shifts.checked_pay(store, params.get("pay", shifts.S.CASH))
     args = json.dumps(params, sort_keys=True)
     stored = await store.queue_desk_request(op_id, kind, desk_terminal_id, args, actor.name, " ".join(actor.roles),
