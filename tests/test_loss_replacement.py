@@ -142,6 +142,7 @@ def test_a_late_offline_credit_and_the_lost_card_s_pending_credits_follow_it_to_
         before = card_balance(sim.park_keys, visitor.virtual).balance_cents
         assert booth.tap(visitor.virtual, 800).ok           # offline: the first credit lands, then the sale
         assert card_balance(sim.park_keys, visitor.virtual).balance_cents == before + 500 - 800
+        await park.set_offline_rules(sim.hub.storage, sim.hub.actor("test:manager"), 86400, 1500)
         await losses.report(sim.hub.storage, cashier, "lost at the lake", card_no=visitor.card_no)
         balance = await sim.hub.storage.account_balance(accounts.card_account(visitor.card_no))
         assert balance == before        # the hub has seen neither the credit's delivery nor the sale
