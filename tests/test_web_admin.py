@@ -12,6 +12,7 @@ from protocol import frames
 from protocol import staff as S
 
 from parkcard.services import operators, shifts, tickets, tiers
+from parkcard.services import park as park_settings
 from parkcard.services.privileges import Actor
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, desk_issued
 from test_hub_records import DAY_S, UID
@@ -240,3 +241,15 @@ def test_tickets_passages_and_refusals_show_to_whom_each_part_is_allowed(page, p
     page.click("#logout")
     log_in(page, "ice")
     assert page.goto("/reports/gates").status == 403
+
+
+def test_the_login_page_states_the_parks_session_limits_and_the_cookie_lasts_as_long(page, park):
+    park.call(park_settings.set_session_limits(park.hub.storage, Actor("setup"), idle_s=1800, max_s=36000))
+    page.goto("/login")
+    rules = page.inner_text("#session-rules")
+    assert "after 30 min without use, and 10 h after its login at the latest" in rules
+    assert "5 failed logins" in rules
+    shot(page, "login")
+    answer = log_in(page, "ada")
+    assert "Max-Age=36000" in answer.header_value("set-cookie")
+    assert page.url.endswith("/fleet")

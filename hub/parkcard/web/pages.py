@@ -95,8 +95,9 @@ def state(request):
 
 async def session_of(request):
     """The request's live Session (in memory, or kept in the store before a restart), or None."""
-    from parkcard.services import operators
+    from parkcard.services import operators, park
     web = state(request)
+    web.sessions.set_limits(await park.session_limits(web.store))
     return await web.sessions.find(web.store, request.cookies.get(SESSION_COOKIE),
                                    lambda name: operators.session_actor(web.store, name, web.hub.api_told))
 
