@@ -13,8 +13,8 @@ from parkcard.web.pages import (back, csv_download, gettext, operator, park_of, 
 router = APIRouter()
 PAGE = "/staff"
 SHIFT_CSV_COLUMNS = ("terminal", "opened_seq", "staff_card", "name", "opened", "closed", "hub_sales",
-                     "hub_sales_cents", "hub_reversals", "hub_reversals_cents", "terminal_sales", "terminal_sales_cents",
-                     "terminal_reversals", "terminal_reversals_cents", "result")
+                     "hub_sales_cents", "hub_reversals", "hub_reversals_cents", "terminal_sales",
+                     "terminal_sales_cents", "terminal_reversals", "terminal_reversals_cents", "result")
 
 
 async def _day_of(request, session):

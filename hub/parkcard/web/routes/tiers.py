@@ -4,7 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import discounts, tiers
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import back, gettext, operator, optional_number, park_of, render, session_form, state, whole_number
+from parkcard.web.pages import (back, gettext, operator, optional_number, park_of, render, session_form, state,
+                                whole_number)
 
 router = APIRouter()
 PAGE = "/tiers"
