@@ -25,34 +25,30 @@ async def tiers_page(request: Request, session=Depends(operator)):
                   sale_bp=rules.sale_bp, total_bp=rules.total_bp)
 
 
-def _fields(request, session, form):
-    """(code, name or None, bonus_bps or None) of a tier form."""
-    code = whole_number(form, "code", gettext(request, session, "the tier code"))
-    name = (form.get("name") or "").strip() or None
-    return code, name, optional_number(form, "bonus_bps", gettext(request, session, "the bonus (bp)"))
+async def _kept(request, session, service):
+    """Run service(store, actor, code, name, bonus_bps) with a tier form's fields; back to the page with the Tier
+    as stored, or with the service's refusal."""
+    form = await session_form(request, session)
+    try:
+        code = whole_number(form, "code", gettext(request, session, "the tier code"))
+        name = (form.get("name") or "").strip() or None
+        bonus_bps = optional_number(form, "bonus_bps", gettext(request, session, "the bonus (bp)"))
+        return await service(state(request).store, session.actor, code, name, bonus_bps), None
+    except ServiceError as exc:
+        return None, back(PAGE, session, str(exc), "error")
 
 
 @router.post("/tiers")
 async def tier_add(request: Request, session=Depends(operator)):
     """Add a tier (privilege park.admin and the audit entry in the service)."""
-    form = await session_form(request, session)
-    try:
-        code, name, bonus_bps = _fields(request, session, form)
-        tier = await tiers.add_tier(state(request).store, session.actor, code, name, bonus_bps)
-    except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
-    return back(PAGE, session, gettext(request, session, "Tier %(code)d (%(name)s) is added.")
-                % {"code": tier.code, "name": tier.name})
+    tier, refused = await _kept(request, session, tiers.add_tier)
+    return refused or back(PAGE, session, gettext(request, session, "Tier %(code)d (%(name)s) is added.")
+                           % {"code": tier.code, "name": tier.name})
 
 
 @router.post("/tiers/change")
 async def tier_change(request: Request, session=Depends(operator)):
     """Change a tier's name or bonus: what is left empty stays (privilege park.admin and audit in the service)."""
-    form = await session_form(request, session)
-    try:
-        code, name, bonus_bps = _fields(request, session, form)
-        tier = await tiers.change_tier(state(request).store, session.actor, code, name, bonus_bps)
-    except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
-    return back(PAGE, session, gettext(request, session, "Tier %(code)d (%(name)s) is changed.")
-                % {"code": tier.code, "name": tier.name})
+    tier, refused = await _kept(request, session, tiers.change_tier)
+    return refused or back(PAGE, session, gettext(request, session, "Tier %(code)d (%(name)s) is changed.")
+                           % {"code": tier.code, "name": tier.name})
