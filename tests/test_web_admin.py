@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from protocol import frames
+from protocol import record as R
 from protocol import staff as S
 
-from parkcard.services import operators, shifts, tickets, tiers
+from parkcard.services import discounts, items, operators, shifts, tickets, tiers
 from parkcard.services import park as park_settings
 from parkcard.services.privileges import Actor
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, desk_issued
+from test_booth_reports import COLA, GOLD
+from test_booth_reports import _records as booth_records
 from test_hub_records import DAY_S, UID
 from test_hub_staff import BOOTH as SHIFT_BOOTH
 from test_hub_staff import ShiftBooth, staff_card
@@ -254,3 +257,24 @@ def test_the_login_page_states_the_parks_session_limits_and_the_cookie_lasts_as_
     answer = log_in(page, "ada")
     assert "Max-Age=36000" in answer.header_value("set-cookie")
     assert page.url.endswith("/fleet")
+
+
+def test_best_sellers_by_item_come_from_the_sale_lines_and_the_discounts_show_who_bore_them(page, park):
+    hub = park.hub
+    admin = hub.actor("setup")          # tells the running hub, as the CLI's notice does
+    park.call(hub.register_terminal(SHIFT_BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
+    park.call(discounts.set_bearer(hub.storage, admin, MERCHANT_ICE, "merchant"))
+    park.call(items.set_item(hub.storage, admin, MERCHANT_ICE, COLA, "Cola", 350, 2))
+    card_no = park.call(desk_issued(hub, UID, 10000, time_s=DAY_S)).card_no
+    ice, _toys = booth_records(card_no)
+    mac = hub.registry.get(SHIFT_BOOTH).record_mac
+    park.call(hub.ingest.apply_local(SHIFT_BOOTH, [(R.STATUS_COMMITTED, r.encode(mac)) for r in ice]))
+    log_in(page, "fin")
+    page.goto("/reports/sales?by=item&from=%s&to=2026-07-02" % DAY)
+    cola = page.inner_text('#sales tr[data-key="%d"]' % COLA)
+    assert cola.startswith("%d Cola" % COLA) and "\t2\t5\t" in cola and "CNY 15.75" in cola    # 2 sales, 5 cans
+    assert page.locator("#sales tbody tr").first.get_attribute("data-key") == str(COLA)       # the best seller
+    assert page.locator("#sales-chart svg rect.bar").count() == 3     # Cola paid and discounted, Cake paid
+    given = page.inner_text('#discounts-given tr[data-tier="%d"]' % GOLD)
+    assert "CNY 1.75" in given and given.rstrip().endswith("CNY 1.75")                       # the merchant bore it
+    shot(page, "sales-by-item")
