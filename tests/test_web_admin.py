@@ -57,6 +57,9 @@ def test_tiers_show_bonus_and_discounts_change_for_an_admin_and_are_refused_to_a
     send(page, "#tier-change", code="1", bonus_bps="250")
     assert "Tier 1" in flash(page) and "is changed" in flash(page)
     assert page.inner_text('#tiers tr[data-tier="1"] td:nth-child(3)') == "250"
+    send(page, "#tier-discount", tier="1", sale_bp="500", total_bp="")
+    assert "Tier 1 is changed: discount rules version 1." == flash(page) and page.url.endswith("/tiers")
+    assert page.inner_text('#tiers tr[data-tier="1"] td:nth-child(5)') == "500"
     send(page, "#tier-add", code="9", name="Platinum", bonus_bps="1000")
     assert "Tier 9 (Platinum) is added." == flash(page)
     send(page, "#tier-change", code="12", bonus_bps="5")
