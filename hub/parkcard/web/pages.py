@@ -177,8 +177,8 @@ class Park:
         """(date, start_s, end_s) of the park's day YYYY-MM-DD (today's when text is empty), midnight to midnight."""
         date = (text or "").strip() or self.day(now_s)
         start_s = self.date_start(date, label)
-        following = datetime.date.fromisoformat(date.strip()) + datetime.timedelta(days=1)
-        return date.strip(), start_s, self.date_start(following.isoformat(), label)
+        following = datetime.date.fromisoformat(date) + datetime.timedelta(days=1)
+        return date, start_s, self.date_start(following.isoformat(), label)
 
     def day_start(self, epoch_s):
         """The epoch time of the park's local midnight that began the day of epoch_s."""
