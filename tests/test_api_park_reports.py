@@ -23,6 +23,7 @@ def test_tiers_rules_staff_and_the_park_reports_through_the_api(tmp_path, store_
         assert out.returncode == 0, out.stderr
     finance = api_key(tmp_path, store_url, "finance", "reports:read", "merchants:read", "gates:read")
     fleet = api_key(tmp_path, store_url, "fleet", "fleet:read")
+    manager = api_key(tmp_path, store_url, "rules", "rules:write")
     hub = UpHub(tmp_path, store_url).start()
     try:
         now = int(time.time())
@@ -49,8 +50,27 @@ def test_tiers_rules_staff_and_the_park_reports_through_the_api(tmp_path, store_
             assert (product["name"], product["sold"], product["revenue"]["cents"]) == ("Day pass", 0, 0)
             passages = c.get("/reports/passages", params={"day": today}).json()
             assert passages["day"] == today and passages["hours"] == [] and passages["refusals"] == {}
+        with hub.client(manager) as c:
+            body = {"scope": "merchant", "id": 2, "tx_cap_cents": 2000, "card_types": ["visitor"]}
+            first = c.post("/rules", json=body, headers={"Idempotency-Key": "ice-cap-1"})
+            assert first.json() == {"version": 2, "rule": {
+                "scope": "merchant", "id": 2, "tx_cap": {"cents": 2000, "currency": "CNY"},
+                "daily_cap": {"cents": 0, "currency": "CNY"}, "card_types": ["visitor"], "tiers": list(range(16)),
+                "offline_limit": {"cents": 0, "currency": "CNY"}, "member_tier": 1}}
+            again = c.post("/rules", json=body, headers={"Idempotency-Key": "ice-cap-1"})
+            assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+            assert "card type 'pets'" in error(c.post("/rules", json=dict(body, card_types=["pets"]),
+                                                      headers={"Idempotency-Key": "ice-cap-2"}), 422, "out_of_range")
+            error(c.post("/rules", json=dict(body, id=99), headers={"Idempotency-Key": "ice-cap-3"}), 404,
+                  "merchant_not_found")
+            assert c.delete("/rules/category/3").json() == {"version": 3, "rule": None}
+            error(c.delete("/rules/category/3"), 422, "rule_not_found")
+            assert [r["scope"] for r in c.get("/rules").json()["rules"]] == ["merchant"]
         with hub.client(fleet) as c:
             assert c.get("/tiers").status_code == 200          # park configuration: any key reads it
+            error(c.post("/rules", json={"scope": "category", "id": 1}, headers={"Idempotency-Key": "x-1"}), 403,
+                  "scope_missing")
+            error(c.delete("/rules/merchant/2"), 403, "scope_missing")
             for path, params in (("/staff", None), ("/reports/sales", period), ("/reports/desk", {"day": today}),
                                  ("/reports/passages", {"day": today}), ("/reports/staff-shifts", period)):
                 assert "needs scope" in error(c.get(path, params=params), 403, "scope_missing"), path

@@ -430,6 +430,26 @@ class SpendRule(BaseModel):
     member_tier: int = Field(description="the lowest tier that buys member-only items")
 
 
+class SpendRuleSet(BaseModel):
+    """A consumption rule to set for a terminal category (0..15) or a merchant: what is left out keeps its value."""
+
+    scope: str = Field(pattern="^(category|merchant)$", examples=["category"])
+    id: int = Field(ge=0, le=2 ** 31 - 1)
+    tx_cap_cents: Optional[int] = Field(None, ge=0, le=2 ** 31 - 1, description="most one sale may take (0: none)")
+    daily_cap_cents: Optional[int] = Field(None, ge=0, le=2 ** 31 - 1, description="most a card spends a day")
+    card_types: Optional[list[str]] = Field(None, max_length=4, examples=[["visitor"]])
+    tiers: Optional[list[int]] = Field(None, max_length=16, description="the card tiers that may pay")
+    offline_cents: Optional[int] = Field(None, ge=0, le=2 ** 31 - 1)
+    member_tier: Optional[int] = Field(None, ge=0, le=15)
+
+
+class SpendRuleChanged(BaseModel):
+    """The consumption rules' new version and the rule as it now stands (None: removed)."""
+
+    version: int
+    rule: Optional[SpendRule] = None
+
+
 class SpendRules(BaseModel):
     """The consumption rules in force and their version."""
 
