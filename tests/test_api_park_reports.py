@@ -66,11 +66,17 @@ def test_tiers_rules_staff_and_the_park_reports_through_the_api(tmp_path, store_
             assert c.delete("/rules/category/3").json() == {"version": 3, "rule": None}
             error(c.delete("/rules/category/3"), 422, "rule_not_found")
             assert [r["scope"] for r in c.get("/rules").json()["rules"]] == ["merchant"]
+            changed = c.post("/tiers/1/discounts", json={"sale_discount_bp": 500},
+                             headers={"Idempotency-Key": "silver-5"}).json()
+            (silver,) = [t for t in c.get("/tiers").json() if t["code"] == 1]
+            assert (silver["sale_discount_bp"], silver["discount_rules_version"]) == (
+                500, changed["discount_rules_version"])
         with hub.client(fleet) as c:
             assert c.get("/tiers").status_code == 200          # park configuration: any key reads it
             error(c.post("/rules", json={"scope": "category", "id": 1}, headers={"Idempotency-Key": "x-1"}), 403,
                   "scope_missing")
             error(c.delete("/rules/merchant/2"), 403, "scope_missing")
+            error(c.post("/tiers/1/discounts", json={}, headers={"Idempotency-Key": "x-2"}), 403, "scope_missing")
             for path, params in (("/staff", None), ("/reports/sales", period), ("/reports/desk", {"day": today}),
                                  ("/reports/passages", {"day": today}), ("/reports/staff-shifts", period)):
                 assert "needs scope" in error(c.get(path, params=params), 403, "scope_missing"), path

@@ -417,6 +417,19 @@ class Tier(BaseModel):
     discount_rules_version: int
 
 
+class TierDiscountsSet(BaseModel):
+    """A tier's discount rates to set, basis points (what is left out keeps its value)."""
+
+    sale_discount_bp: Optional[int] = Field(None, ge=0, le=10000, description="on every sale")
+    total_discount_bp: Optional[int] = Field(None, ge=0, le=10000, description="further, on the total")
+
+
+class TierDiscountsChanged(BaseModel):
+    """The discount rules' new version."""
+
+    discount_rules_version: int
+
+
 class SpendRule(BaseModel):
     """A consumption rule of a terminal category or a merchant (0: no cap; SPEC.md §5.10)."""
 

@@ -39,6 +39,17 @@ async def tier_list(request: Request, actor=Depends(api_actor)):
                    discount_rules_version=version) for t in await tiers.list_tiers(store, actor)]
 
 
+@router.post("/tiers/{code}/discounts", response_model=m.TierDiscountsChanged, tags=["park"])
+async def tier_discounts_set(request: Request, body: m.TierDiscountsSet, code: int = Path(ge=0, le=15),
+                             actor=Depends(api_actor), key: str = Depends(idempotency_key)):
+    """Set a tier's discount rates: a new version of the discount rules, pushed to the booths (scope
+    rules:write)."""
+    async def produce():
+        version = await discounts.set_tier(_store(request), actor, code, body.sale_discount_bp, body.total_discount_bp)
+        return m.TierDiscountsChanged(discount_rules_version=version).model_dump(mode="json")
+    return await once(request, actor, key, produce)
+
+
 @router.get("/rules", response_model=m.SpendRules, tags=["park"])
 async def rule_list(request: Request, actor=Depends(api_actor)):
     """The consumption rules in force per terminal category and merchant (any key)."""
