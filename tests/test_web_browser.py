@@ -320,7 +320,8 @@ def test_the_pages_fit_a_phones_narrow_screen(chromium, park):
     try:
         log_in(phone, "ada")
         for path in ("/fleet", "/fleet/%d" % DESK_ID, "/settlement", "/blacklist", "/alarms", "/quarantine",
-                     "/trace", "/prices", "/discounts", "/tickets", "/occupancy", "/credits", "/reports"):
+                     "/trace", "/prices", "/discounts", "/tickets", "/occupancy", "/credits", "/reports", "/tiers",
+                     "/rules", "/staff", "/reports/sales", "/reports/desk", "/reports/gates"):
             phone.goto(path)
             # wide tables scroll inside their own box; the page itself never scrolls sideways
             assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path

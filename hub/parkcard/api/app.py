@@ -62,7 +62,7 @@ def create_app(hub, secure=False, time_zone="UTC"):
 
     secure: served over TLS (the web app's cookies are then Secure); time_zone: the park's, for the pages.
     """
-    from parkcard.api import desk, models, reports
+    from parkcard.api import desk, models, park_reports, reports
     from parkcard.api.routes import open_router, router
 
     for refusal in REFUSALS.values():
@@ -77,6 +77,7 @@ def create_app(hub, secure=False, time_zone="UTC"):
     app.include_router(open_router, prefix=API_PREFIX)
     app.include_router(router, prefix=API_PREFIX)
     app.include_router(reports.router, prefix=API_PREFIX)
+    app.include_router(park_reports.router, prefix=API_PREFIX)
     app.include_router(desk.router, prefix=API_PREFIX)
 
     @app.exception_handler(ServiceError)

@@ -447,3 +447,166 @@ class Webhook(BaseModel):
     delivered: int
     due: int
     given_up: int
+
+
+class Tier(BaseModel):
+    """A member tier: its card code, its recharge bonus, and the discounts of the rules in force for it."""
+
+    code: int
+    name: str
+    bonus_bps: int = Field(description="bonus in basis points of the cash a top-up pays")
+    bonus_steps: list[list[int]] = Field(description="fixed bonuses: [[min cash cents, bonus cents], ...]")
+    sale_discount_bp: int = Field(description="discount on every sale, basis points")
+    total_discount_bp: int = Field(description="further discount on the total, basis points")
+    discount_rules_version: int
+
+
+class TierDiscountsSet(BaseModel):
+    """A tier's discount rates to set, basis points (what is left out keeps its value)."""
+
+    sale_discount_bp: Optional[int] = Field(None, ge=0, le=10000, description="on every sale")
+    total_discount_bp: Optional[int] = Field(None, ge=0, le=10000, description="further, on the total")
+
+
+class TierDiscountsChanged(BaseModel):
+    """The discount rules' new version."""
+
+    discount_rules_version: int
+
+
+class SpendRule(BaseModel):
+    """A consumption rule of a terminal category or a merchant (0: no cap; SPEC.md §5.10)."""
+
+    scope: str = Field(examples=["category", "merchant"])
+    id: int
+    tx_cap: Money
+    daily_cap: Money
+    card_types: list[str] = Field(examples=[["visitor", "staff"]])
+    tiers: list[int] = Field(description="the card tiers that may pay")
+    offline_limit: Money
+    member_tier: int = Field(description="the lowest tier that buys member-only items")
+
+
+class SpendRuleSet(BaseModel):
+    """A consumption rule to set for a terminal category (0..15) or a merchant: what is left out keeps its value."""
+
+    scope: str = Field(pattern="^(category|merchant)$", examples=["category"])
+    id: int = Field(ge=0, le=2 ** 31 - 1)
+    tx_cap_cents: Optional[int] = Field(None, ge=0, le=2 ** 31 - 1, description="most one sale may take (0: none)")
+    daily_cap_cents: Optional[int] = Field(None, ge=0, le=2 ** 31 - 1, description="most a card spends a day")
+    card_types: Optional[list[str]] = Field(None, max_length=4, examples=[["visitor"]])
+    tiers: Optional[list[int]] = Field(None, max_length=16, description="the card tiers that may pay")
+    offline_cents: Optional[int] = Field(None, ge=0, le=2 ** 31 - 1)
+    member_tier: Optional[int] = Field(None, ge=0, le=15)
+
+
+class SpendRuleChanged(BaseModel):
+    """The consumption rules' new version and the rule as it now stands (None: removed)."""
+
+    version: int
+    rule: Optional[SpendRule] = None
+
+
+class SpendRules(BaseModel):
+    """The consumption rules in force and their version."""
+
+    version: int
+    rules: list[SpendRule]
+
+
+class StaffMember(BaseModel):
+    """A booth's staff member and the staff card that opens their shifts."""
+
+    id: int
+    merchant_id: int
+    name: str
+    card_no: Optional[int]
+
+
+class ShiftTotals(BaseModel):
+    """Sales and reversals of a shift, counted and in money."""
+
+    sales: int
+    sales_amount: Money
+    reversals: int
+    reversals_amount: Money
+
+
+class StaffShift(BaseModel):
+    """A staff shift at a booth: the hub's totals against the terminal's own (None: not closed yet)."""
+
+    terminal_id: int
+    open_seq: int
+    staff_card_no: int
+    staff_name: str
+    opened: int
+    closed: Optional[int]
+    hub: ShiftTotals
+    terminal: Optional[ShiftTotals]
+    result: str = Field(examples=["equal", "different", "not_closed"])
+
+
+class SalesGroup(BaseModel):
+    """One group of the booth sales report (by merchant, terminal, item, category or day)."""
+
+    key: int
+    name: str
+    sales: int
+    quantity: int
+    list_amount: Money
+    discount: Money
+    paid: Money
+    refunds: Money
+
+
+class TierDiscounts(BaseModel):
+    """The discounts booth sales gave one tier's cards, and who bore them."""
+
+    tier: int
+    sales: int
+    discount: Money
+    park_bore: Money
+    merchants_bore: Money
+
+
+class DeskLine(BaseModel):
+    """A kind of desk operation posted on a UTC day, per operator or desk."""
+
+    group: str
+    kind: str
+    count: int
+    amount: Money
+    bonus: Money
+    deposits: Money
+
+
+class TicketProductReport(BaseModel):
+    """A ticket product: sold, revenue, entries made and left."""
+
+    product_id: int
+    name: str
+    sold: int
+    revenue: Money
+    entries_made: int
+    entries_left: int
+    unlimited: int
+
+
+class GateHour(BaseModel):
+    """A gate's passages in one hour of a park day."""
+
+    gate: int
+    hour: int = Field(description="UTC epoch seconds of the hour's start")
+    entries: int
+    exits: int
+    refusals: int
+
+
+class GateDay(BaseModel):
+    """A park day's passages by gate and hour and its refusals by reason, from its daily reset to the next."""
+
+    day: int = Field(description="days since 1970-01-01 on the park's calendar")
+    start: int
+    end: int
+    hours: list[GateHour]
+    refusals: dict[str, int]

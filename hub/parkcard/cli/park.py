@@ -1,4 +1,5 @@
-"""`parkcard init` (the park's secrets and PKI) and `parkcard park set|deposit|refund-rules` (its settings)."""
+"""`parkcard init` (the park's secrets and PKI) and `parkcard park set|deposit|refund-rules|sessions` (its
+settings)."""
 
 from pathlib import Path
 
@@ -151,6 +152,25 @@ def park_offline_rules(obj, window_hours, daily_cap, release_after_hours):
             now.hold_release_s if release_after_hours is None else round(release_after_hours * 3600)), currency
     settings, currency = in_store(obj, change, create=True)
     _show_offline_rules(settings, currency)
+
+
+@park.command("sessions")
+@click.option("--idle-minutes", type=click.IntRange(1), default=None,
+              help="an operator's web session ends after this many minutes without use")
+@click.option("--max-hours", type=click.IntRange(1), default=None,
+              help="and this many hours after its login at the latest, however busy")
+@click.pass_obj
+def park_sessions(obj, idle_minutes, max_hours):
+    """Show or set how long an operator's web session lasts (the login page states it)."""
+    async def setting(store, actor):
+        if (idle_minutes, max_hours) == (None, None):
+            return await park_service.session_limits(store), None
+        return await park_service.set_session_limits(
+            store, actor, None if idle_minutes is None else idle_minutes * 60,
+            None if max_hours is None else max_hours * 3600)
+    limits, changed = in_store(obj, setting, create=(idle_minutes, max_hours) != (None, None))
+    click.echo("web sessions end after %d minutes without use, and %d minutes after the login at the latest%s" % (
+        limits.idle_s // 60, limits.max_s // 60, " (nothing changed)" if changed is False else ""))
 
 
 @park.command("pay-methods")

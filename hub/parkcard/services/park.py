@@ -1,5 +1,5 @@
-"""Park settings: currency, time zone, opening hours, card deposits, refund rules, offline rules, and the record of its
-secrets."""
+"""Park settings: currency, time zone, opening hours, card deposits, refund rules, offline rules, how long
+operators' web sessions last, and the record of its secrets."""
 
 from protocol import hub_frames
 from protocol.card import BALANCE_MAX_CENTS
@@ -11,6 +11,7 @@ from parkcard.domain.replacement import ReplacementError, ReplacementSettings
 from parkcard.money import CurrencyError, currency_code
 from parkcard.services.privileges import PARK_ADMIN, PARK_READ, ServiceError, requires
 from parkcard.store import audited
+from parkcard.store.rows import SessionLimits
 from parkcard.transport import notify
 
 
@@ -79,6 +80,34 @@ async def set_time_zone(store, actor, name, park_id=1):
     if changed:
         await actor.told(notify.TERMINALS)
     return name, changed
+
+
+SESSION_IDLE_MIN_S = 5 * 60         # shorter, and an operator is logged out while reading a page
+SESSION_MAX_MAX_S = 7 * 86400       # longer, and a lost or shared browser stays logged in for days
+
+
+async def session_limits(store, park_id=1):
+    """The park's SessionLimits (no privilege: the login page states them to whoever opens it)."""
+    return await store.park_session_limits(park_id)
+
+
+@requires(PARK_ADMIN)
+async def set_session_limits(store, actor, idle_s=None, max_s=None, park_id=1):
+    """Set how long an operator's web session lasts: idle_s without use, max_s after the login at the latest (what
+    is not given stays); return (SessionLimits, changed)."""
+    now = await store.park_session_limits(park_id)
+    limits = SessionLimits(now.idle_s if idle_s is None else idle_s, now.max_s if max_s is None else max_s)
+    for value in limits:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ServiceError("session limits are whole seconds, not %r: nothing changed" % (value,))
+    if not SESSION_IDLE_MIN_S <= limits.idle_s <= limits.max_s <= SESSION_MAX_MAX_S:
+        raise ServiceError("a session may stay idle %d minutes or more, and at most as long as it may last, which is "
+                           "at most %d days (asked: idle %d min, at most %d min): nothing changed" % (
+                               SESSION_IDLE_MIN_S // 60, SESSION_MAX_MAX_S // 86400, limits.idle_s // 60,
+                               limits.max_s // 60))
+    changed = await store.set_park_session_limits(park_id, limits, audit=audited(
+        actor.name, "park.session_limits", park_id=park_id, idle_s=limits.idle_s, max_s=limits.max_s))
+    return limits, changed
 
 
 async def zone_of(store, park_id=1):

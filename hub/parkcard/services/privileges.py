@@ -163,6 +163,7 @@ SCOPES = {
     "cards:read": frozenset({CARD_QUERY}),                          # a card's trace
     "reports:read": frozenset({REPORTS, SETTLEMENT_READ}),          # sales, top-ups, liabilities
     "gates:read": frozenset({OCCUPANCY}),                           # who is inside
+    "rules:write": frozenset({TIERS}),                              # consumption rules (消费规则), tier discounts
     "webhooks:manage": frozenset({WEBHOOKS}),                       # where the park's events are sent
     "desk:operate": frozenset({CARD_QUERY, CARD_ISSUE, CARD_TOP_UP, CARD_STOCK}),  # serve cards at a desk terminal
     "cards:loss": frozenset({CARD_QUERY, CARD_LOSS}),              # report a card lost, and found again

@@ -123,6 +123,11 @@ def discounts_csv(rows, currency):
         for r in rows])
 
 
+def table_csv(columns, rows):
+    """Rows (tuples in the order of columns) as CSV text under columns."""
+    return _csv(columns, [dict(zip(columns, row)) for row in rows])
+
+
 def _money(currency, **cents):
     """{name: major units, name_cents: cents} of each amount."""
     out = {}

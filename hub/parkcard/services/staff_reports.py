@@ -87,10 +87,12 @@ async def sales_by_shift(store, actor, start_s, end_s):
 
 
 @requires(REPORTS)
-async def reconcile(store, actor, day_start_s):
-    """Reconciliation of the shifts opened on the UTC day starting at day_start_s: the terminals' own totals
-    against the records the hub holds."""
-    day_start_s = int(day_start_s) // DAY_S * DAY_S
-    checked_period(day_start_s, day_start_s + DAY_S)
-    shift_list, unshifted = await _shifts(store, day_start_s, day_start_s + DAY_S)
+async def reconcile(store, actor, day_start_s, day_end_s=None):
+    """Reconciliation of the shifts opened in [day_start_s, day_end_s) (a park day; without day_end_s the UTC day
+    starting at day_start_s): the terminals' own totals against the records the hub holds."""
+    if day_end_s is None:
+        day_start_s = int(day_start_s) // DAY_S * DAY_S
+        day_end_s = day_start_s + DAY_S
+    checked_period(day_start_s, day_end_s)
+    shift_list, unshifted = await _shifts(store, int(day_start_s), int(day_end_s))
     return Reconciliation(shift_list, staff_shifts.differences(shift_list), unshifted)

@@ -903,6 +903,14 @@ class Store(abc.ABC):
 
     # -- web sessions, webhooks and their outbox (parkcard.store.web)
     @abc.abstractmethod
+    async def park_session_limits(self, park_id=1):
+        """The park's SessionLimits (their defaults before the park is set up)."""
+
+    @abc.abstractmethod
+    async def set_park_session_limits(self, park_id, limits, audit=None):
+        """Set the park's SessionLimits, creating the park; True if they changed."""
+
+    @abc.abstractmethod
     async def keep_web_session(self, token_sha256, username, csrf, locale, expires_at):
         """Keep a new operator web session (by its token's SHA-256) until expires_at."""
 

@@ -730,6 +730,13 @@ class Replacement(NamedTuple):
     created_at: float
 
 
+class SessionLimits(NamedTuple):
+    """How long an operator's web session lasts: idle_s without a request, max_s after its login at the latest."""
+
+    idle_s: int = 8 * 3600
+    max_s: int = 8 * 3600
+
+
 class WebSession(NamedTuple):
     """An operator's web session as kept across restarts (the token's SHA-256, never the token)."""
 

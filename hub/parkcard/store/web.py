@@ -1,7 +1,7 @@
 """The store's web sessions, webhooks and webhook outbox (tables of migration 25): SQL both backends run as
 written (a mixin beside SharedMethods, using its `_one`, `_all` and `write`)."""
 
-from parkcard.store.rows import Webhook, WebhookDelivery, WebSession
+from parkcard.store.rows import SessionLimits, Webhook, WebhookDelivery, WebSession
 
 _SESSION_SELECT = "SELECT %s FROM web_sessions " % ", ".join(WebSession._fields)
 _WEBHOOK_SELECT = "SELECT %s FROM webhooks " % ", ".join(Webhook._fields)
@@ -13,6 +13,24 @@ class WebMethods:
     """interface.Store's web session and webhook methods, one SQL for every backend."""
 
     # -- web sessions
+    async def park_session_limits(self, park_id=1):
+        """The park's SessionLimits (their defaults before the park is set up)."""
+        row = await self._one("SELECT session_idle_s, session_max_s FROM parks WHERE id=?", (park_id,))
+        return SessionLimits(*row) if row else SessionLimits()
+
+    async def set_park_session_limits(self, park_id, limits, audit=None):
+        """Set the park's SessionLimits, creating the park; True if they changed."""
+        def run(tx):
+            before = tx.sql_row("SELECT session_idle_s, session_max_s FROM parks WHERE id=?", (park_id,))
+            if before is None:
+                tx.sql_rowcount("INSERT INTO parks(id, name) VALUES (?, ?)", (park_id, "park %d" % park_id))
+            elif tuple(before) == tuple(limits):
+                return False
+            tx.sql_rowcount("UPDATE parks SET session_idle_s=?, session_max_s=? WHERE id=?",
+                            (limits.idle_s, limits.max_s, park_id))
+            return True
+        return await self.write(run, audit)
+
     async def keep_web_session(self, token_sha256, username, csrf, locale, expires_at):
         """Keep a new session (by its token's SHA-256) until expires_at."""
         def run(tx):

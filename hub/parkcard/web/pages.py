@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from parkcard.money import format_cents, parse_amount
 from parkcard.services import privileges as P
@@ -44,6 +44,9 @@ NAV = (
     ("/merchants", N_("Merchants"), P.MERCHANTS_READ),
     ("/prices", N_("Price lists"), P.MERCHANTS_READ),
     ("/discounts", N_("Discounts"), P.MERCHANTS_READ),
+    ("/tiers", N_("Member tiers"), P.TIERS),
+    ("/rules", N_("Consumption rules"), P.TIERS),
+    ("/staff", N_("Booth staff"), P.REPORTS),
     ("/tickets", N_("Ticket products"), P.CARD_QUERY),
     ("/occupancy", N_("Gate occupancy"), P.OCCUPANCY),
     ("/credits", N_("Pending credits"), P.CREDITS_READ),
@@ -93,8 +96,9 @@ def state(request):
 
 async def session_of(request):
     """The request's live Session (in memory, or kept in the store before a restart), or None."""
-    from parkcard.services import operators
+    from parkcard.services import operators, park
     web = state(request)
+    web.sessions.set_limits(await park.session_limits(web.store))
     return await web.sessions.find(web.store, request.cookies.get(SESSION_COOKIE),
                                    lambda name: operators.session_actor(web.store, name, web.hub.api_told))
 
@@ -162,6 +166,21 @@ class Park:
         """The park's local hour of an epoch time ("14:00")."""
         return datetime.datetime.fromtimestamp(epoch_s, self.zone).strftime("%H:00")
 
+    def date_start(self, text, label):
+        """Epoch seconds of a YYYY-MM-DD date's local midnight; ServiceError naming label otherwise."""
+        try:
+            day = datetime.date.fromisoformat((text or "").strip())
+        except ValueError:
+            raise ServiceError("%s must be a date like 2026-07-01, not %r" % (label, text)) from None
+        return int(datetime.datetime.combine(day, datetime.time(), self.zone).timestamp())
+
+    def day_bounds(self, text, label, now_s):
+        """(date, start_s, end_s) of the park's day YYYY-MM-DD (today's when text is empty), midnight to midnight."""
+        date = (text or "").strip() or self.day(now_s)
+        start_s = self.date_start(date, label)
+        following = datetime.date.fromisoformat(date) + datetime.timedelta(days=1)
+        return date, start_s, self.date_start(following.isoformat(), label)
+
     def day_start(self, epoch_s):
         """The epoch time of the park's local midnight that began the day of epoch_s."""
         local = datetime.datetime.fromtimestamp(epoch_s, self.zone)
@@ -200,6 +219,12 @@ def back(to, session=None, flash=None, kind="ok"):
     if session is not None and flash is not None:
         session.flash = (kind, flash)
     return RedirectResponse(to, status_code=SEE_OTHER)
+
+
+def csv_download(text, filename):
+    """A CSV file the browser saves as filename (a report's rows, as the CLI's --csv writes them)."""
+    return Response(text, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": 'attachment; filename="%s"' % filename, "Cache-Control": "no-store"})
 
 
 def gettext(request, session, text):

@@ -3,10 +3,13 @@
 A session is a random token in a cookie (HttpOnly, SameSite=Strict, Secure
 under TLS) naming the operator's Actor; a new token is made at every login and
 dropped at logout, so a token planted before a login is never the session
-after it. Sessions are kept in the store too (the token's SHA-256, never the
-token, with an expiry SESSION_IDLE_S after the login): a hub restart logs no
-one out, a logout or a disabled account ends the kept session as well, and a
-session found only in the store is given its account's roles as they are now.
+after it. A session ends when it has not been used for the park's idle limit,
+and at its absolute limit after the login however busy it is (park settings:
+`parkcard park sessions`, parkcard.store.rows.SessionLimits). Sessions are kept
+in the store too (the token's SHA-256, never the token, with an expiry at the
+absolute limit): a hub restart logs no one out (the idle time counts again from
+the restart), a logout or a disabled account ends the kept session as well, and
+a session found only in the store is given its account's roles as they are now.
 
 Every form carries a CSRF token: the session's own after login, and before it
 the value of a cookie the login page set (double submit). The login is limited
@@ -23,7 +26,8 @@ import time
 
 SESSION_COOKIE = "parkcard_session"
 LOGIN_CSRF_COOKIE = "parkcard_login"
-SESSION_IDLE_S = 8 * 3600               # a shift
+SESSION_IDLE_S = 8 * 3600               # a shift (the defaults of SessionLimits)
+SESSION_MAX_S = 8 * 3600
 SESSIONS_MAX = 10_000                   # the oldest session goes when a new one would exceed it (counted)
 LOGIN_WINDOW_S = 300
 LOGIN_FAILURES_PER_USER_MAX = 5
@@ -54,13 +58,14 @@ def same_token(given, expected):
 class Session:
     """One operator's login: the Actor, its CSRF token, its language and a message for the next page."""
 
-    __slots__ = ("token", "actor", "csrf", "locale", "seen_s", "flash", "answers")
+    __slots__ = ("token", "actor", "csrf", "locale", "started_s", "seen_s", "flash", "answers")
 
     def __init__(self, token, actor, locale, now_s):
         self.token = token
         self.actor = actor
         self.csrf = new_token()
         self.locale = locale
+        self.started_s = now_s  # the login (the absolute limit counts from it)
         self.seen_s = now_s
         self.flash = None       # (kind, text) shown once by the next page
         self.answers = collections.OrderedDict()    # {form token: (kind, text)} of the forms done once
@@ -82,9 +87,10 @@ class Session:
 class Sessions:
     """The hub's open sessions, by token."""
 
-    def __init__(self, clock=time.monotonic, idle_s=SESSION_IDLE_S, sessions_max=SESSIONS_MAX):
+    def __init__(self, clock=time.monotonic, idle_s=SESSION_IDLE_S, sessions_max=SESSIONS_MAX, max_s=SESSION_MAX_S):
         self.clock = clock
         self.idle_s = idle_s
+        self.max_s = max_s
         self.sessions_max = sessions_max
         self._by_token = collections.OrderedDict()
         self.evicted = 0
@@ -93,13 +99,17 @@ class Sessions:
         """A new session for actor, with a token never used before."""
         return self._held(Session(new_token(), actor, locale, self.clock()))
 
+    def set_limits(self, limits):
+        """Take the park's SessionLimits (its setting may change while the hub runs): every session follows them."""
+        self.idle_s, self.max_s = limits.idle_s, limits.max_s
+
     def get(self, token):
-        """The live session of token, or None (unknown, ended or idle too long)."""
+        """The live session of token, or None (unknown, ended, idle too long or past its absolute limit)."""
         session = self._by_token.get(token or "")
         if session is None:
             return None
         now = self.clock()
-        if now - session.seen_s > self.idle_s:
+        if now - session.seen_s > self.idle_s or now - session.started_s > self.max_s:
             del self._by_token[session.token]
             return None
         session.seen_s = now
@@ -117,7 +127,7 @@ class Sessions:
         """Keep a session just started in the store: it outlives a hub restart until it expires."""
         await store.end_web_sessions(expired_before=wall_clock())      # what expired goes as new ones come
         await store.keep_web_session(token_digest(session.token), session.actor.name, session.csrf, session.locale,
-                                     wall_clock() + self.idle_s)
+                                     wall_clock() + self.max_s)
 
     async def find(self, store, token, actor_of, wall_clock=time.time):
         """The live session of token, from memory or else from the store (its actor made anew by
@@ -128,12 +138,16 @@ class Sessions:
         kept = await store.web_session(token_digest(token), wall_clock())
         if kept is None:
             return None
-        actor = await actor_of(kept.username)
+        # The absolute limit counts from the login (kept on the wall clock), and may have been shortened since.
+        age_s = max(0.0, wall_clock() - kept.created_at)
+        actor = await actor_of(kept.username) if age_s <= self.max_s else None
         if actor is None:
             await store.end_web_sessions(token_sha256=kept.token_sha256)
             return None
-        session = Session(token, actor, kept.locale, self.clock())
+        now = self.clock()
+        session = Session(token, actor, kept.locale, now)
         session.csrf = kept.csrf        # the forms of pages shown before the restart still go through
+        session.started_s = now - age_s
         return self._held(session)
 
     async def revoke(self, store, token):

@@ -3,13 +3,14 @@
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
-from parkcard.services import operators
+from parkcard.services import operators, park
 from parkcard.services.errors import code_of
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
 from parkcard.web.pages import (NAV, SEE_OTHER, FormRefused, back, gettext, locale_of, login_form, operator,
                                 render, session_form, state)
-from parkcard.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_IDLE_S, new_token, token_digest
+from parkcard.web.sessions import (LOGIN_CSRF_COOKIE, LOGIN_FAILURES_PER_USER_MAX, LOGIN_WINDOW_S, SESSION_COOKIE,
+                                   new_token, token_digest)
 
 router = APIRouter()
 NEXT_MAX = 200
@@ -29,11 +30,21 @@ def _next(path):
     return "/"
 
 
-def _login_page(request, status=200, error=None, username=""):
-    """The login form with a fresh double-submit CSRF token."""
+def duration_text(request, seconds):
+    """A session limit for people: whole hours as hours, else minutes."""
+    if seconds % 3600 == 0:
+        return gettext(request, None, "%(n)d h") % {"n": seconds // 3600}
+    return gettext(request, None, "%(n)d min") % {"n": seconds // 60}
+
+
+async def _login_page(request, status=200, error=None, username=""):
+    """The login form with a fresh double-submit CSRF token, and the park's session rules."""
     nonce = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
+    limits = await park.session_limits(state(request).store)
     response = render(request, "login.html", status=status, login_csrf=nonce, error=error, username=username,
-                      next=_next(request.query_params.get("next")))
+                      next=_next(request.query_params.get("next")), idle=duration_text(request, limits.idle_s),
+                      longest=duration_text(request, limits.max_s), failures=LOGIN_FAILURES_PER_USER_MAX,
+                      window=LOGIN_WINDOW_S // 60)
     set_cookie(request, response, LOGIN_CSRF_COOKIE, nonce)
     return response
 
@@ -41,7 +52,7 @@ def _login_page(request, status=200, error=None, username=""):
 @router.get("/login")
 async def login_page(request: Request):
     """The login form."""
-    return _login_page(request)
+    return await _login_page(request)
 
 
 @router.post("/login")
@@ -51,13 +62,13 @@ async def login(request: Request):
     try:
         form = await login_form(request)
     except FormRefused:
-        return _login_page(request, 403, gettext(
+        return await _login_page(request, 403, gettext(
             request, None, "The login form had expired: it is shown again, log in once more."))
     username = form.get("username", "").strip().lower()
     address = request.client.host if request.client else "?"
     wait_s = web.limiter.wait_s(username, address)
     if wait_s:
-        return _login_page(request, 429, gettext(
+        return await _login_page(request, 429, gettext(
             request, None, "Too many failed logins for this user name or from this address: "
                            "try again in %(s)d seconds.") % {"s": wait_s}, username)
     try:
@@ -65,12 +76,13 @@ async def login(request: Request):
     except ServiceError as exc:
         web.limiter.failed(username, address)
         wrong = gettext(request, None, "Wrong user name or password: check both and try again.")
-        return _login_page(request, 401, wrong if code_of(exc) == "wrong_login" else str(exc), username)
+        return await _login_page(request, 401, wrong if code_of(exc) == "wrong_login" else str(exc), username)
     web.limiter.succeeded(username)
+    web.sessions.set_limits(await park.session_limits(web.store))
     session = web.sessions.start(actor, locale_of(request))
     await web.sessions.keep(web.store, session)
     response = RedirectResponse(_next(form.get("next")), status_code=SEE_OTHER)
-    set_cookie(request, response, SESSION_COOKIE, session.token, SESSION_IDLE_S)
+    set_cookie(request, response, SESSION_COOKIE, session.token, web.sessions.max_s)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 

@@ -10,6 +10,8 @@ from parkcard.web.pages import (N_, back, gettext, operator, optional_number, pa
 
 router = APIRouter()
 PAGE = "/discounts"
+# The pages a tier's rates may be changed from, and so returned to (the member tiers page shows them too).
+BACK_TO = {"/tiers": "/tiers"}
 
 
 @router.get("/discounts")
@@ -42,6 +44,7 @@ def _override_of(request, session, form):
 async def tier_set(request: Request, session=Depends(operator)):
     """Set a tier's rates (basis points): a new version of the rules (privilege and audit in the service)."""
     form = await session_form(request, session)
+    page = BACK_TO.get(form.get("next"), PAGE)
     try:
         tier = whole_number(form, "tier", gettext(request, session, "the tier"))
         version = await discounts.set_tier(
@@ -49,8 +52,8 @@ async def tier_set(request: Request, session=Depends(operator)):
             optional_number(form, "sale_bp", gettext(request, session, "the rate on every sale")),
             optional_number(form, "total_bp", gettext(request, session, "the rate on the total")))
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
-    return back(PAGE, session, gettext(request, session, "Tier %(tier)d is changed: discount rules version "
+        return back(page, session, str(exc), "error")
+    return back(page, session, gettext(request, session, "Tier %(tier)d is changed: discount rules version "
                                                          "%(version)d.") % {"tier": tier, "version": version})
 
 

@@ -2,26 +2,18 @@
 
 from fastapi import APIRouter, Depends, Request
 
-from protocol import record as R
-
+from parkcard.domain import record_kinds
 from parkcard.services import monitoring, trace
 from parkcard.services import privileges as P
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import N_, gettext, operator, park_of, render, state, whole_number
+from parkcard.web.pages import gettext, operator, park_of, render, state, whole_number
 
 router = APIRouter()
 # The newest entries a page lists; the CLI and the API list every one.
 SHOWN_MAX = 200
 RAW_SHOWN_BYTES = 32         # of a quarantined frame: its first bytes in hex, enough to recognise it
-# What the trace calls each record kind (protocol/record.py KIND_*).
-KIND_NAMES = {R.KIND_DEBIT: N_("sale"), R.KIND_TOPUP: N_("top-up"), R.KIND_REFUND: N_("refund"),
-              R.KIND_CASHOUT: N_("card returned"), R.KIND_TRANSFER_OUT: N_("balance moved off"),
-              R.KIND_TRANSFER_IN: N_("balance moved on"), R.KIND_ISSUE: N_("issued"),
-              R.KIND_LOCK: N_("locked (blacklisted)"), R.KIND_ATTEMPT: N_("tap of a locked card"),
-              R.KIND_PAYOUT: N_("cash refunded at the desk"),
-              R.KIND_CREDIT: N_("pending credit received"), R.KIND_ENTRY: N_("gate entry"),
-              R.KIND_EXIT: N_("gate exit"), R.KIND_REFUSAL: N_("gate refusal"),
-              R.KIND_TIMED_EXIT: N_("timed gate exit")}
+# What the trace calls each record kind: the domain's one table (the desk page shows it too).
+KIND_NAMES = record_kinds.KIND_NAMES
 
 
 async def _refusable(request, session, template, read, **context):
@@ -73,5 +65,8 @@ async def trace_page(request: Request, session=Depends(operator)):
     if P.CARD_QUERY not in session.actor.privileges:
         return render(request, "refused.html", session, status=403, message=error or gettext(
             request, session, "You may not trace cards: ask an operator with the role cashier, finance or technician."))
-    return render(request, "trace.html", session, park=park, rows=uses, card=asked, error=error, kinds=KIND_NAMES,
+
+    def kind_name(kind):
+        return record_kinds.kind_name(kind, lambda text: gettext(request, session, text))
+    return render(request, "trace.html", session, park=park, rows=uses, card=asked, error=error, kind_name=kind_name,
                   status=200 if error is None else 400)

@@ -16,15 +16,6 @@ CHART_DAYS = 14
 CHART_DAYS_MAX = 92
 
 
-def _day_start(park, text, label):
-    """Epoch seconds of a YYYY-MM-DD date's midnight in the park's zone; ServiceError naming label otherwise."""
-    try:
-        day = datetime.date.fromisoformat((text or "").strip())
-    except ValueError:
-        raise ServiceError("%s must be a date like 2026-07-01, not %r" % (label, text)) from None
-    return int(datetime.datetime.combine(day, datetime.time(), park.zone).timestamp())
-
-
 def day_labels(first_day, end_day):
     """The ISO dates of the day numbers first_day..end_day (days from the epoch)."""
     return [(datetime.date(1970, 1, 1) + datetime.timedelta(days=d)).isoformat() for d in range(first_day, end_day + 1)]
@@ -90,8 +81,8 @@ async def settlement_close(request: Request, session=Depends(operator)):
     store = state(request).store
     try:
         park = await park_of(request, session)
-        start_s = _day_start(park, form.get("from"), "the first day")
-        end_s = _day_start(park, form.get("to"), "the day after the period")
+        start_s = park.date_start(form.get("from"), "the first day")
+        end_s = park.date_start(form.get("to"), "the day after the period")
         closed = await settlement.close_period(store, session.actor, None, start_s, end_s)
     except ServiceError as exc:
         return back("/settlement", session, str(exc), "error")

@@ -1,0 +1,89 @@
+"""The desks' reports: one day's desk operations per operator or desk, what the park owes now (bonus purses
+apart), and a closed cashier shift's Z report; the day's and the liabilities' CSV as `parkcard report` writes."""
+
+import datetime
+import time
+
+from fastapi import APIRouter, Depends, Request
+
+from parkcard.services import reports, shifts
+from parkcard.services.privileges import ServiceError
+from parkcard.web.pages import N_, csv_download, gettext, operator, optional_number, park_of, render, state
+from parkcard.web.routes.reports import LIABILITY_LABELS
+
+router = APIRouter()
+DESK_CSV_COLUMNS = ("day", "group", "kind", "count", "amount_cents", "bonus_cents", "deposit_cents")
+LIABILITY_CSV_COLUMNS = ("liability", "amount_cents")
+BONUS_LABEL = N_("of it in the cards' bonus purses")
+# What a page calls each group of the desk report (parkcard.services.reports.DESK_GROUPS).
+GROUP_LABELS = {"operator": N_("by operator"), "desk": N_("by desk")}
+
+
+def _desk_day(request, session, park):
+    """(date, by, first second of that UTC day) of ?day=&by= (the desks count UTC days; today by default)."""
+    by = request.query_params.get("by") or "operator"
+    if by not in reports.DESK_GROUPS:
+        raise ServiceError(gettext(request, session, "Choose a desk report by operator or by desk."))
+    text = (request.query_params.get("day") or "").strip() or park.day(time.time())
+    try:
+        day = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise ServiceError(gettext(request, session, "The day must be a date like 2026-07-01, not %(text)r.")
+                           % {"text": text}) from None
+    return day.isoformat(), by, int(datetime.datetime(day.year, day.month, day.day,
+                                                      tzinfo=datetime.timezone.utc).timestamp())
+
+
+async def _owed(store, actor):
+    """[(label, cents)] of the liabilities now, and the part of the cards' funds in their bonus purses."""
+    owed = await reports.liabilities(store, actor)
+    return [(label, getattr(owed, name)) for name, label in LIABILITY_LABELS], await reports.bonus_purses(store, actor)
+
+
+@router.get("/reports/desk")
+async def desk_page(request: Request, session=Depends(operator)):
+    """A day's desk operations, the liabilities, and the Z report ?z= (privilege reports.view in the services;
+    a Z report as shifts.z_report allows)."""
+    store, actor = state(request).store, session.actor
+    z, z_error = None, None
+    try:
+        park = await park_of(request, session)
+        day, by, start_s = _desk_day(request, session, park)
+        lines = await reports.desk_day(store, actor, start_s, by)
+        owed, bonus_cents = await _owed(store, actor)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    try:
+        z_no = optional_number(request.query_params, "z", gettext(request, session, "the Z report number"))
+        if z_no is not None:
+            z = await shifts.z_report(store, actor, z_no)
+    except ServiceError as exc:
+        z_error = str(exc)
+    return render(request, "desk_report.html", session, park=park, day=day, by=by, groups=reports.DESK_GROUPS,
+                  group_labels=GROUP_LABELS, lines=lines, owed=owed, owed_total=sum(c for _l, c in owed),
+                  bonus_cents=bonus_cents, bonus_label=BONUS_LABEL, z=z, z_asked=request.query_params.get("z", ""),
+                  z_error=z_error, status=200 if z_error is None else 400)
+
+
+@router.get("/reports/desk.csv")
+async def desk_csv(request: Request, session=Depends(operator)):
+    """The day's desk operations as CSV (amounts in cents): the file `parkcard report desk --csv` writes."""
+    try:
+        park = await park_of(request, session)
+        day, by, start_s = _desk_day(request, session, park)
+        lines = await reports.desk_day(state(request).store, session.actor, start_s, by)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    return csv_download(reports.table_csv(DESK_CSV_COLUMNS, [(day,) + tuple(line) for line in lines]),
+                        "desk-%s-by-%s.csv" % (day, by))
+
+
+@router.get("/reports/liabilities.csv")
+async def liabilities_csv(request: Request, session=Depends(operator)):
+    """What the park owes now as CSV (amounts in cents)."""
+    try:
+        owed, bonus_cents = await _owed(state(request).store, session.actor)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=403, message=str(exc))
+    rows = [(label, cents) for label, cents in owed] + [(BONUS_LABEL, bonus_cents)]
+    return csv_download(reports.table_csv(LIABILITY_CSV_COLUMNS, rows), "liabilities.csv")
