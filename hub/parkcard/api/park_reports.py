@@ -154,13 +154,13 @@ async def discounts_given(request: Request, start: int = Query(ge=0, le=EPOCH_MA
 @router.get("/reports/desk", response_model=list[m.DeskLine], tags=["reports"])
 async def desk_day(request: Request, day: int = Query(ge=0, le=DAY_MAX), by: str = DeskBy,
                    actor=Depends(api_actor)):
-    """The desk operations posted on UTC day `day` (days since 1970-01-01), per operator or desk
-    (scope reports:read)."""
+    """The desk operations posted on park day `day` (days since 1970-01-01; from the park's daily reset on its clock
+    to the next), per operator or desk (scope reports:read)."""
     store = _store(request)
     money = await _money_of(store, actor)
     return [m.DeskLine(group=str(x.group), kind=x.kind, count=x.count, amount=money(x.amount_cents),
                        bonus=money(x.bonus_cents), deposits=money(x.deposit_cents))
-            for x in await reports.desk_day(store, actor, day * reports.DAY_S, by)]
+            for x in (await reports.desk_day(store, actor, day, by))[1]]
 
 
 @router.get("/reports/tickets", response_model=list[m.TicketProductReport], tags=["reports"])

@@ -6,6 +6,7 @@ import time
 
 from fastapi import APIRouter, Depends, Request
 
+from parkcard.domain import park_time
 from parkcard.services import reports, shifts
 from parkcard.services.privileges import ServiceError
 from parkcard.web.pages import N_, csv_download, gettext, operator, optional_number, park_of, render, state
@@ -20,7 +21,8 @@ GROUP_LABELS = {"operator": N_("by operator"), "desk": N_("by desk")}
 
 
 def _desk_day(request, session, park):
-    """(date, by, first second of that UTC day) of ?day=&by= (the desks count UTC days; today by default)."""
+    """(date, by, park day) of ?day=&by= (the park's day from its daily reset, as its gates count it; today on its
+    clock by default)."""
     by = request.query_params.get("by") or "operator"
     if by not in reports.DESK_GROUPS:
         raise ServiceError(gettext(request, session, "Choose a desk report by operator or by desk."))
@@ -30,8 +32,7 @@ def _desk_day(request, session, park):
     except ValueError:
         raise ServiceError(gettext(request, session, "The day must be a date like 2026-07-01, not %(text)r.")
                            % {"text": text}) from None
-    return day.isoformat(), by, int(datetime.datetime(day.year, day.month, day.day,
-                                                      tzinfo=datetime.timezone.utc).timestamp())
+    return day.isoformat(), by, park_time.day_of_date(day)
 
 
 async def _owed(store, actor):
@@ -48,8 +49,8 @@ async def desk_page(request: Request, session=Depends(operator)):
     z, z_error = None, None
     try:
         park = await park_of(request, session)
-        day, by, start_s = _desk_day(request, session, park)
-        lines = await reports.desk_day(store, actor, start_s, by)
+        day, by, park_day = _desk_day(request, session, park)
+        _bounds, lines = await reports.desk_day(store, actor, park_day, by)
         owed, bonus_cents = await _owed(store, actor)
     except ServiceError as exc:
         return render(request, "refused.html", session, status=403, message=str(exc))
@@ -70,8 +71,8 @@ async def desk_csv(request: Request, session=Depends(operator)):
     """The day's desk operations as CSV (amounts in cents): the file `parkcard report desk --csv` writes."""
     try:
         park = await park_of(request, session)
-        day, by, start_s = _desk_day(request, session, park)
-        lines = await reports.desk_day(state(request).store, session.actor, start_s, by)
+        day, by, park_day = _desk_day(request, session, park)
+        _bounds, lines = await reports.desk_day(state(request).store, session.actor, park_day, by)
     except ServiceError as exc:
         return render(request, "refused.html", session, status=403, message=str(exc))
     return csv_download(reports.table_csv(DESK_CSV_COLUMNS, [(day,) + tuple(line) for line in lines]),
