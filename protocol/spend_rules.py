@@ -83,6 +83,13 @@ def _check(version, tx_cap, daily_cap, card_types, tiers, offline, member_tier):
         raise Malformed("consumption rules field out of range")
 
 
+def debit_card(buf, offset):
+    """The card_no of the record at buf[offset:] when it is a debit (kind 1), else 0 (read as debit_cents reads)."""
+    if buf[offset + _KIND_AT] != _KIND_DEBIT:
+        return 0
+    return struct.unpack_from(">I", buf, offset + _CARD_AT)[0]
+
+
 def debit_cents(buf, offset, card_no):
     """The amount of the record at buf[offset:] when it is a debit (kind 1) of card_no, else 0: no MAC check (a
     terminal reading its own journal, SPEC.md §3.6 rule 16) and no allocation beyond the numbers."""

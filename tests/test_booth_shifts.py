@@ -161,7 +161,7 @@ def test_a_sale_of_the_open_shift_is_given_back_with_the_staff_card(tmp_path):
     assert t.journal.status(rec.seq) == jr.COMMITTED
     assert t.role.shift.totals == S.ShiftTotals(1, 1200, 1, 1200)
     reverse(t, sale.seq, staff, visitor)        # once only
-    assert t.display.history[-1] == ("No sale %d" % sale.seq, "in this shift") and balance_of(visitor) == 10000
+    assert t.display.history[-1] == ("Sale %d" % sale.seq, "Reversed already") and balance_of(visitor) == 10000
 
 
 def test_a_reversal_needs_the_shifts_staff_card_and_the_card_that_paid(tmp_path):
