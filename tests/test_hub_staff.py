@@ -15,6 +15,7 @@ from protocol import staff as S
 
 from parkcard.cli import main
 from parkcard.domain.lifecycle import ALARM_STAFF_UNKNOWN
+from parkcard.services import park as park_service
 from parkcard.services import settlement
 from parkcard.services import staff as staff_service
 from parkcard.services import staff_reports
@@ -211,3 +212,30 @@ def test_staff_are_added_listed_and_refused_for_an_unknown_merchant_from_the_cli
     assert out.exit_code == 0 and out.output.splitlines()[1].split()[:4] == ["1", "Mei", "2", "none"]
     out = runner.invoke(main, db + ["staff", "card", "9", "--desk", "1", "--wait", "1"])
     assert out.exit_code == 2 and "not a desk terminal" in out.output
+
+
+@pytest.mark.broker
+def test_a_booth_is_sent_its_merchants_staff_cards_and_the_parks_offset(store_url, broker):
+    async def scenario():
+        hub = await start_hub(store_url, broker.host, broker.port)
+        key = await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "booth")
+        term = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, BOOTH, key).connect)
+
+        async def next_list(send):
+            before = len(term.downlinks(frames.T_STAFF))
+            await send()
+            await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_STAFF)) > before)
+            return S.parse_staff(term.downlinks(frames.T_STAFF)[-1].body)
+
+        async def sync():
+            term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=struct.pack(">HII", 0, 0, 0))))
+
+        assert await next_list(sync) == ((0, 0, 0), b"")    # no staff card yet; the park's zone is UTC
+        member, _done = await staff_card(hub)
+        await staff_service.add(hub.storage, hub.actor("test"), "Bo", MERCHANT_ICE)     # no card: not listed
+        zone, cards = await next_list(lambda: hub.take_notice({notify.STAFF}))      # what issuing the card tells
+        assert S.staff_holds(cards, member.card_no) and len(cards) == 4
+        shanghai = await next_list(lambda: park_service.set_time_zone(hub.storage, hub.actor("test"), "Asia/Shanghai"))
+        assert shanghai == ((8 * 3600, 0, 8 * 3600), cards)
+        await hub.stop()
+    run(scenario())
