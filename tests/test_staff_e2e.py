@@ -47,6 +47,8 @@ def test_a_shift_with_sales_and_a_reversal_reaches_the_hub_and_its_totals_match(
             issued = await sim.at_desk(stock, staff_service.issue_card(hub.desk_path, actor, "staff-e2e",
                                                                        DESK_TERMINAL_ID, member.id))
             role = booth.terminal.app.role(ROLE_POS)
+            # Issuing the card pushed the merchant's staff list (T_STAFF, SPEC.md §5.11): only then does it open.
+            await sim.wait_for(lambda: role.shift.allows(issued.card_no), 10, "the staff list never reached the booth")
             await held(booth, stock, role.staff_tap())
             assert role.shift.is_open() and role.shift.staff_no == issued.card_no
             a, b = sim.visitors
