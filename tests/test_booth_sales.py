@@ -126,7 +126,7 @@ def test_a_sale_by_item_with_a_2000_item_list_needs_under_32_kb_above_idle(micro
     assert int(got["discounted"]) > 0 and slot.balance_cents == 500000 - int(got["paid"]) - 100
     assert 0 < int(got["heap_peak_above_idle"]) < 32 * 1024
     # The offline limit refuses once the unacknowledged sales reach it, and serves again once acknowledged.
-    assert got["offline_limit"] == "offline_limit,ok"
+    assert got["offline_limit"] == "offline_limit,offline_limit,ok"
 
 
 def test_a_sale_a_tier_gets_free_takes_nothing_off_the_card(tmp_path):

@@ -12,6 +12,7 @@ from protocol import card as C
 from protocol import frames
 from protocol import record as R
 from protocol import staff as S
+from protocol import staff_list
 
 from parkcard.cli import main
 from parkcard.domain.lifecycle import ALARM_STAFF_UNKNOWN
@@ -225,7 +226,7 @@ def test_a_booth_is_sent_its_merchants_staff_cards_and_the_parks_offset(store_ur
             before = len(term.downlinks(frames.T_STAFF))
             await send()
             await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_STAFF)) > before)
-            return S.parse_staff(term.downlinks(frames.T_STAFF)[-1].body)
+            return staff_list.parse_staff(term.downlinks(frames.T_STAFF)[-1].body)
 
         async def sync():
             term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=struct.pack(">HII", 0, 0, 0))))
@@ -234,7 +235,7 @@ def test_a_booth_is_sent_its_merchants_staff_cards_and_the_parks_offset(store_ur
         member, _done = await staff_card(hub)
         await staff_service.add(hub.storage, hub.actor("test"), "Bo", MERCHANT_ICE)     # no card: not listed
         zone, cards = await next_list(lambda: hub.take_notice({notify.STAFF}))      # what issuing the card tells
-        assert S.staff_holds(cards, member.card_no) and len(cards) == 4
+        assert staff_list.staff_holds(cards, member.card_no) and len(cards) == 4
         shanghai = await next_list(lambda: park_service.set_time_zone(hub.storage, hub.actor("test"), "Asia/Shanghai"))
         assert shanghai == ((8 * 3600, 0, 8 * 3600), cards)
         await hub.stop()

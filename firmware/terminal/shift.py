@@ -9,30 +9,27 @@ The counters (this shift's and today's sales and reversals, counted and in cents
 the UTC offset T_STAFF carries) are one small file replaced atomically (terminal/atomic.py). A sale is counted
 in memory first and saved once its approved screen is up, so the visitor never waits for the flash. The file
 names the last journal seq it counted: at start the booth counts the records the journal holds after it (a
-power cut between a sale's journal commit and the save), so its totals stay those of its journal, and the
-hub's (`parkcard report reconcile`).
+power cut between a sale's journal commit and the save; terminal/shift_recovery.py), so its totals stay those
+of its journal, and the hub's (`parkcard report reconcile`).
 
 The open shift's sales are appended to a file of their own (seq, card_no, amount: 12 bytes each), which a
-reversal reads back by seq in a small buffer: any sale of the shift, however old, in bounded memory.
+reversal reads back by seq in a small buffer (terminal/reversal.py): any sale of the shift, however old, in
+bounded memory.
 """
 
 import json
 import os
 import struct
 
-from protocol import staff as S
 from protocol.park_day import park_day
-from protocol.record import KIND_DEBIT, KIND_REVERSAL, KIND_SHIFT, RECORD_SIZE, Record
-from protocol.staff import PHASE_CLOSE, PHASE_OPEN, ShiftTotals, next_tag, shift_record, staff_holds
+from protocol.staff import PHASE_CLOSE, PHASE_OPEN, ShiftTotals, next_tag, shift_record
 from terminal import atomic
 from terminal.compat import const
-from terminal.journal import COMMITTED, VOIDED
 
 _NAME = const("shift.json")
-_SALES = const("sales")         # the open shift's sales: seq, card_no, amount_cents (u32 each), appended
+SALES = "sales"                 # the open shift's sales: seq, card_no, amount_cents (u32 each), appended
+SALE_SIZE = 12
 _STAFF = const("staff")         # the merchant's staff card numbers (T_STAFF), u32 each, ascending
-_SALE_SIZE = const(12)
-_SALES_READ = const(20)         # sales read at a time by a lookup: a 240-byte buffer
 REVERSALS_MAX = const(64)       # reversals one shift keeps track of; past it the desk gives money back
 
 
@@ -63,34 +60,35 @@ class Shift:
         self.zone = data.get("zone", [0, 0, 0])     # the park's utc_offset_s, next_change_s, next_offset_s (§5.11)
         # The last journal seq these counters hold; None: a file written before they named it (nothing recovered).
         self.counted_seq = data.get("counted", None if raw else 0)
-        self._unsaved = []                          # sales counted in memory, not yet in the sales file
+        self.unsaved = []           # sales counted in memory, not yet in the sales file
         self._mend_sales()
 
     def save(self):
         """Write what was counted: the new sales to the sales file, then the state atomically."""
-        if self._unsaved:
-            with open(self._path(_SALES), "ab") as f:
-                for sale in self._unsaved:
+        if self.unsaved:
+            with open(self.path(SALES), "ab") as f:
+                for sale in self.unsaved:
                     f.write(struct.pack(">III", sale[0], sale[1], sale[2]))
                 atomic.sync(f)
-            self._unsaved = []
+            self.unsaved = []
         atomic.write(self.folder, _NAME, json.dumps({
             "tag": self.tag, "staff": self.staff_no, "seq": self.open_seq, "shift": _values(self.totals),
             "day": self.day, "today": _values(self.day_totals), "reversed": self.reversed,
             "required": self.required, "zone": self.zone, "counted": self.counted_seq,
         }).encode())
 
-    def _path(self, name):
+    def path(self, name):
+        """The path of a file of the shift's folder."""
         return self.folder + "/" + name
 
     def _mend_sales(self):
         # A power cut during an append leaves part of a sale at the end: keep the whole ones only.
         try:
-            size = os.stat(self._path(_SALES))[6]
+            size = os.stat(self.path(SALES))[6]
         except OSError:
             return
-        if size % _SALE_SIZE:
-            atomic.write(self.folder, _SALES, atomic.read(self.folder, _SALES)[:size - size % _SALE_SIZE])
+        if size % SALE_SIZE:
+            atomic.write(self.folder, SALES, atomic.read(self.folder, SALES)[:size - size % SALE_SIZE])
 
     def is_open(self):
         """True while a staff member's shift is open."""
@@ -108,7 +106,10 @@ class Shift:
     def allows(self, card_no):
         """True when staff card card_no may open a shift here: on the merchant's list (any, while none came)."""
         cards = atomic.read(self.folder, _STAFF)
-        return cards is None or staff_holds(cards, card_no)
+        if cards is None:
+            return True
+        from protocol.staff_list import staff_holds     # at a staff tap only
+        return staff_holds(cards, card_no)
 
     def take_staff(self, zone, cards):
         """Keep a T_STAFF list: the park's zone fields and the merchant's staff card numbers (u32 bytes)."""
@@ -120,25 +121,27 @@ class Shift:
         """Open the shift of staff card info (tapped with uid): journal the opening record; return its seq."""
         tag = next_tag(self.tag)
         seq = self._journal(wallet, info.card_no, uid, PHASE_OPEN, now, None, 0, tag)
-        self._opened(seq, tag, info.card_no)
+        self.begin(seq, tag, info.card_no)
         self.save()
         return seq
 
-    def _opened(self, seq, tag, staff_no):
+    def begin(self, seq, tag, staff_no):
+        """The shift tagged tag opened by staff card staff_no at journal seq: empty totals, no sales yet."""
         self.tag, self.staff_no, self.open_seq, self.counted_seq = tag, staff_no, seq, seq
         self.totals = ShiftTotals()
         self.reversed = []
-        self._unsaved = []
-        atomic.remove(self._path(_SALES))
+        self.unsaved = []
+        atomic.remove(self.path(SALES))
 
     def close(self, wallet, uid, now):
         """Close the open shift: journal the closing record with its totals; return its seq."""
         seq = self._journal(wallet, self.staff_no, uid, PHASE_CLOSE, now, self.totals, self.open_seq, self.tag)
-        self._closed(seq)
+        self.end(seq)
         self.save()
         return seq
 
-    def _closed(self, seq):
+    def end(self, seq):
+        """The open shift closed at journal seq."""
         self.staff_no = 0
         self.counted_seq = seq
         self.reversed = []
@@ -155,9 +158,11 @@ class Shift:
     def count(self, result, now, reversal=False, sale_seq=0):
         """Count an approved sale, or the reversal of sale_seq, into the shift's and today's totals, in memory
         (save() writes them)."""
-        self._count(result.seq, result.card_no, result.amount_cents, now, reversal, sale_seq, self.is_open())
+        self.tally(result.seq, result.card_no, result.amount_cents, now, reversal, sale_seq, self.is_open())
 
-    def _count(self, seq, card_no, amount_cents, now, reversal, sale_seq, in_shift):
+    def tally(self, seq, card_no, amount_cents, now, reversal, sale_seq, in_shift):
+        """Count journal seq (a sale of card_no, or the reversal of sale_seq) at time now, into the shift's
+        totals too when in_shift, in memory."""
         day = self.park_day(now)
         if day != self.day:
             self.day, self.day_totals = day, ShiftTotals()
@@ -171,7 +176,7 @@ class Shift:
         if in_shift and reversal:
             self.mark_reversed(sale_seq)
         elif in_shift:
-            self._unsaved.append((seq, card_no, amount_cents))
+            self.unsaved.append((seq, card_no, amount_cents))
         if self.counted_seq is None or seq > self.counted_seq:
             self.counted_seq = seq
 
@@ -189,59 +194,7 @@ class Shift:
         """True when the shift keeps no further reversal (REVERSALS_MAX)."""
         return len(self.reversed) >= REVERSALS_MAX
 
-    def sale(self, seq):
-        """(seq, card_no, amount_cents) of this shift's sale seq, or None: read from the sales file by seq."""
-        for kept in self._unsaved:
-            if kept[0] == seq:
-                return kept
-        if not self.is_open() or seq <= self.open_seq:
-            return None
-        buf = bytearray(_SALE_SIZE * _SALES_READ)
-        try:
-            f = open(self._path(_SALES), "rb")
-        except OSError:
-            return None
-        try:
-            while True:
-                got = f.readinto(buf)
-                if not got:
-                    return None
-                for at in range(0, got - got % _SALE_SIZE, _SALE_SIZE):
-                    found = struct.unpack_from(">III", buf, at)
-                    if found[0] == seq:
-                        return found
-                    if found[0] > seq:
-                        return None         # appended in seq order
-        finally:
-            f.close()
-
-    def recover(self, journal):
-        """Count what the journal holds after the last seq these counters hold (a power cut came between a sale's
-        journal commit and their save): the approved sales and reversals, and shift records; return how many
-        records were read. A file from before the counters named a seq takes the journal as counted."""
-        if self.counted_seq is None:
-            self.counted_seq = journal.last_seq()
-            self.save()
-            return 0
-        if journal.last_seq() <= self.counted_seq:
-            return 0
-        found = []
-        journal.each_after(self.counted_seq, lambda seq, buf, at: found.append(bytes(buf[at:at + RECORD_SIZE])))
-        for raw in found:
-            rec = Record.decode(raw)
-            status = journal.status(rec.seq)
-            tag = S.tag_of(rec)
-            in_shift = self.is_open() and tag == self.tag
-            if rec.kind == KIND_SHIFT and rec.item == PHASE_OPEN:
-                self._opened(rec.seq, tag, rec.card_no)
-            elif rec.kind == KIND_SHIFT and rec.item == PHASE_CLOSE:
-                self._closed(rec.seq)
-            elif rec.kind == KIND_DEBIT and status == COMMITTED:
-                self._count(rec.seq, rec.card_no, rec.amount_cents, rec.time_s, False, 0, in_shift)
-            elif rec.kind == KIND_REVERSAL and status == COMMITTED:
-                self._count(rec.seq, rec.card_no, rec.amount_cents, rec.time_s, True, rec.seq - rec.item, in_shift)
-            elif rec.kind == KIND_REVERSAL and status != VOIDED and in_shift:
-                self.mark_reversed(rec.seq - rec.item)      # its outcome is open: the card's next tap settles it
-        self.counted_seq = journal.last_seq()
-        self.save()
-        return len(found)
+    def behind(self, journal):
+        """True when the journal holds records after the last seq these counters hold (terminal/shift_recovery.py
+        counts them), or when they name none."""
+        return self.counted_seq is None or journal.last_seq() > self.counted_seq

@@ -5,7 +5,7 @@ Only the spending roles import this: a gate's tail is its gate config (§5.8), a
 
 from protocol.config import ROLE_POS, ROLE_RIDE
 from protocol.errors import Malformed
-from protocol.spend_rules import SpendRules, debit_card, debit_cents
+from protocol.spend_rules import SpendRules, debit_cents, debit_of
 from terminal.compat import const
 from terminal.purse import MEMBERS_ONLY, NOT_ALLOWED, OFFLINE_LIMIT, OVER_DAILY_CAP, OVER_TX_CAP
 
@@ -67,14 +67,15 @@ class Limits:
         return total[0]
 
     def _count(self, _seq, buf, at):
-        card_no = debit_card(buf, at)
-        if not card_no:
+        debit = debit_of(buf, at)
+        if debit is None:
             return
+        card_no, amount_cents = debit
         cents = self._cents
         if card_no in cents:
-            cents[card_no] += debit_cents(buf, at, card_no)
+            cents[card_no] += amount_cents
         elif len(cents) < CARDS_COUNTED_MAX:
-            cents[card_no] = debit_cents(buf, at, card_no)
+            cents[card_no] = amount_cents
         else:
             self._whole = False
 

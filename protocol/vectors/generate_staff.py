@@ -1,4 +1,4 @@
-"""Regenerate staff.json from protocol/record.py and protocol/staff.py (CPython; run from the repo root).
+"""Regenerate staff.json from protocol/record.py, protocol/staff.py and protocol/staff_list.py (CPython; run from the repo root).
 
     .venv/bin/python protocol/vectors/generate_staff.py
 
@@ -14,7 +14,8 @@ import struct
 from protocol import frames, hub_frames
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, Record, record_mac_for
 from protocol.park_day import park_day
-from protocol.staff import PHASE_CLOSE, PHASE_OPEN, STAFF_HEAD_FMT, ShiftTotals, shift_record, tagged
+from protocol.staff import PHASE_CLOSE, PHASE_OPEN, ShiftTotals, shift_record, tagged
+from protocol.staff_list import STAFF_HEAD_FMT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TERMINAL_KEY = bytes(range(0x40, 0x60))

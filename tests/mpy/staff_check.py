@@ -17,8 +17,8 @@ from protocol import frames
 from protocol.errors import Malformed
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, KIND_SHIFT, Record, record_mac_for
 from protocol.park_day import park_day
-from protocol.staff import (PHASE_CLOSE, PHASE_OPEN, TAG_NONE, ShiftTotals, parse_staff, reversal_of, shift_fields,
-                            staff_holds, tag_of)
+from protocol.staff import PHASE_CLOSE, PHASE_OPEN, TAG_NONE, ShiftTotals, reversal_of, shift_fields, tag_of
+from protocol.staff_list import parse_staff, staff_holds
 from vector_checks import checks, expect, refused
 
 

@@ -7,7 +7,6 @@ holds, so the hub sends what changed. Only a booth imports them.
 """
 
 from protocol import frames, pricing
-from protocol.staff import parse_staff
 from protocol.price_list import LIST_FREE_AMOUNT, parse_price_list
 from protocol.pricing import FREE_AMOUNT
 from protocol.sale_line import sale_line
@@ -49,7 +48,9 @@ class Role(_Role):
         if runtime is None:
             return                  # a terminal without a link: keyed amounts only
         self.shift = Shift(runtime.board.data_dir() + "/shift")
-        self.shift.recover(app.wallet.journal)     # a sale journalled just before a power cut is counted now
+        if self.shift.behind(app.wallet.journal):
+            from terminal import shift_recovery     # a sale journalled just before a power cut is counted now
+            shift_recovery.recover(self.shift, app.wallet.journal)
         folder = runtime.board.data_dir() + "/prices"
         try:
             self.prices = pr.PriceList(folder)
@@ -91,6 +92,7 @@ class Role(_Role):
 
     def _on_staff(self, frame):
         self.app.runtime.sync.state.save()
+        from protocol.staff_list import parse_staff     # when the list comes only
         zone, cards = parse_staff(frame.body)
         try:
             self.shift.take_staff(zone, cards)
@@ -231,7 +233,7 @@ class Role(_Role):
         shift = self.shift
         wallet = app.wallet
         from terminal import reversal as rv     # loaded only when a sale is reversed
-        sale = shift.sale(seq) if shift.is_open() else None
+        sale = rv.shift_sale(shift, seq)
         refused = ("No sale %d" % seq, "in this shift") if sale is None else \
             ("Sale %d" % seq, "Reversed already") if seq in shift.reversed else \
             ("No more reversal", "Close shift first") if shift.reversals_full() else None
