@@ -175,16 +175,26 @@ def test_sales_per_staff_and_shift_and_the_terminals_totals_reconciled(store_url
         MERCHANT_ICE, lines[1].split(",")[3]))
 
 
+async def linked_booth(store_url, broker):
+    """A hub and booth BOOTH of the ice cream merchant connected to it through the broker: (hub, ScriptedTerminal)."""
+    hub = await start_hub(store_url, broker.host, broker.port)
+    key = await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "booth")
+    return hub, await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, BOOTH, key).connect)
+
+
+def booth_sync(term):
+    """The booth's T_SYNC, naming no price list held (what a booth sends at connect)."""
+    term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=struct.pack(">HII", 0, 0, 0))))
+
+
 @pytest.mark.broker
 def test_a_booth_is_told_whether_it_needs_a_shift_after_its_config_and_at_each_sync(store_url, broker):
     async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port)
-        key = await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "booth")
-        term = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, BOOTH, key).connect)
+        hub, term = await linked_booth(store_url, broker)
 
         async def sync():
             before = len(term.downlinks(frames.T_TIME))
-            term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=struct.pack(">HII", 0, 0, 0))))
+            booth_sync(term)
             await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_TIME)) > before)
             return [frames.parse_shifts(f.body) for f in term.downlinks(frames.T_SHIFTS)]
 
@@ -218,9 +228,7 @@ def test_staff_are_added_listed_and_refused_for_an_unknown_merchant_from_the_cli
 @pytest.mark.broker
 def test_a_booth_is_sent_its_merchants_staff_cards_and_the_parks_offset(store_url, broker):
     async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port)
-        key = await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "booth")
-        term = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, BOOTH, key).connect)
+        hub, term = await linked_booth(store_url, broker)
 
         async def next_list(send):
             before = len(term.downlinks(frames.T_STAFF))
@@ -229,7 +237,7 @@ def test_a_booth_is_sent_its_merchants_staff_cards_and_the_parks_offset(store_ur
             return staff_list.parse_staff(term.downlinks(frames.T_STAFF)[-1].body)
 
         async def sync():
-            term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=struct.pack(">HII", 0, 0, 0))))
+            booth_sync(term)
 
         assert await next_list(sync) == ((0, 0, 0), b"")    # no staff card yet; the park's zone is UTC
         member, _done = await staff_card(hub)
