@@ -6,6 +6,7 @@ each sale carries the shift's tag; digits then 'D' reverse that sale of the open
 """
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -338,3 +339,35 @@ def test_only_staff_of_the_booths_merchant_open_a_shift_once_the_hub_sent_its_li
     staff_tap(t, staff_card(OTHER_STAFF_NO, bytes.fromhex("5a6b7c8e")))
     assert t.role.shift.is_open() and t.role.shift.staff_no == OTHER_STAFF_NO
     assert Shift(t.board.data_dir() + "/shift").allows(OTHER_STAFF_NO)     # kept in flash for the next start
+
+
+def test_a_shift_file_from_before_the_counters_named_a_seq_recounts_nothing(tmp_path):
+    t = booth(tmp_path)
+    t.board_path = tmp_path
+    staff_tap(t, staff_card())
+    assert sell(t, "350#", new_card(10000)).ok
+    folder = t.board.data_dir() + "/shift"
+    older = json.loads(open(folder + "/shift.json").read())
+    del older["counted"]            # as the firmware before it wrote the file
+    with open(folder + "/shift.json", "w") as f:
+        f.write(json.dumps(older))
+    t = rebooted(t)
+    assert t.role.shift.totals == S.ShiftTotals(1, 350)     # the sale is in the counters once, not twice
+    assert t.role.shift.counted_seq == t.journal.last_seq()
+
+
+def test_a_sale_torn_off_the_sales_file_leaves_the_others_found(tmp_path):
+    t = booth(tmp_path)
+    t.board_path = tmp_path
+    staff = staff_card()
+    staff_tap(t, staff)
+    visitor = new_card(10000)
+    first = sell(t, "350#", visitor)
+    with open(t.board.data_dir() + "/shift/sales", "ab") as f:
+        f.write(b"\x00\x00\x00")    # a power cut during the next sale's append
+    t = rebooted(t)
+    second = sell(t, "100#", visitor)
+    reverse(t, second.seq, staff, visitor)
+    assert t.display.lines == ("REVERSED 1.00", "Balance 96.50")
+    reverse(t, first.seq, staff, visitor)
+    assert t.display.lines == ("REVERSED 3.50", "Balance 100.00")
