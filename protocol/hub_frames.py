@@ -214,6 +214,7 @@ def staff_body(zone, card_nos):
     staff card numbers of a booth's merchant (booths read it with protocol.staff_list.parse_staff)."""
     cards = sorted(set(card_nos))
     if len(cards) > staff_list.STAFF_MAX or (cards and not CARD_NO_MIN <= cards[0] <= cards[-1] <= CARD_NO_MAX):
-        raise Malformed("staff list: at most %d card numbers of %d..%d" % (staff_list.STAFF_MAX, CARD_NO_MIN, CARD_NO_MAX))
+        raise Malformed("staff list: at most %d card numbers of %d..%d"
+                        % (staff_list.STAFF_MAX, CARD_NO_MIN, CARD_NO_MAX))
     return struct.pack(staff_list.STAFF_HEAD_FMT, zone[0], zone[1], zone[2], len(cards)) + struct.pack(
         ">%dI" % len(cards), *cards)

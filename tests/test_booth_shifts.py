@@ -18,6 +18,7 @@ from protocol.config import ROLE_POS
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, KIND_SALE_LINE, KIND_SHIFT, Record
 from parkcard.domain import staff_shifts
 from terminal import journal as jr
+from terminal import shift as shift_module
 from terminal.shift import Shift
 from conftest import REPO
 from sim.cards import card_balance, issued_card
@@ -371,3 +372,10 @@ def test_a_sale_torn_off_the_sales_file_leaves_the_others_found(tmp_path):
     assert t.display.lines == ("REVERSED 1.00", "Balance 96.50")
     reverse(t, first.seq, staff, visitor)
     assert t.display.lines == ("REVERSED 3.50", "Balance 100.00")
+
+
+def test_a_shift_that_gave_back_its_most_reversals_sends_the_next_to_the_desk(tmp_path):
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "350#")
+    t.role.shift.reversed = [100000 + i for i in range(shift_module.REVERSALS_MAX)]   # as many given back already
+    reverse(t, sale.seq, staff, visitor)
+    assert t.display.history[-1] == ("Reversals full", "Close the shift") and balance_of(visitor) == 10000 - 350

@@ -72,11 +72,11 @@ def reverse(wallet, sale, staff_no, staff_uid, now, retry_seq=0):
 
 def shift_sale(shift, seq):
     """(seq, card_no, amount_cents) of this shift's sale seq, or None: read from the sales file by seq."""
+    if not shift.is_open() or seq <= shift.open_seq:
+        return None
     for kept in shift.unsaved:
         if kept[0] == seq:
             return kept
-    if not shift.is_open() or seq <= shift.open_seq:
-        return None
     buf = bytearray(SALE_SIZE * _SALES_READ)
     try:
         f = open(shift.path(SALES), "rb")

@@ -4,6 +4,7 @@ a sale's journal commit and the counters' save, or a shift record's and the shif
 """
 
 from protocol import staff as S
+from protocol.errors import Malformed
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, KIND_SHIFT, RECORD_SIZE, Record
 from protocol.staff import PHASE_CLOSE, PHASE_OPEN
 from terminal.journal import COMMITTED, VOIDED
@@ -22,7 +23,10 @@ def recover(shift, journal):
     found = []
     journal.each_after(shift.counted_seq, lambda seq, buf, at: found.append(bytes(buf[at:at + RECORD_SIZE])))
     for raw in found:
-        rec = Record.decode(raw)
+        try:
+            rec = Record.decode(raw)
+        except Malformed:
+            continue            # no record this firmware writes: nothing to count
         status = journal.status(rec.seq)
         tag = S.tag_of(rec)
         in_shift = shift.is_open() and tag == shift.tag

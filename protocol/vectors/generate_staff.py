@@ -1,4 +1,4 @@
-"""Regenerate staff.json from protocol/record.py, protocol/staff.py and protocol/staff_list.py (CPython; run from the repo root).
+"""Regenerate staff.json from protocol/record.py, staff.py and staff_list.py (CPython; run from the repo root).
 
     .venv/bin/python protocol/vectors/generate_staff.py
 

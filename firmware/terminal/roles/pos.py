@@ -236,7 +236,7 @@ class Role(_Role):
         sale = rv.shift_sale(shift, seq)
         refused = ("No sale %d" % seq, "in this shift") if sale is None else \
             ("Sale %d" % seq, "Reversed already") if seq in shift.reversed else \
-            ("No more reversal", "Close shift first") if shift.reversals_full() else None
+            ("Reversals full", "Close the shift") if shift.reversals_full() else None
         if refused is not None:
             app.ui.message(refused[0], refused[1])
             await app.pause()

@@ -50,7 +50,8 @@ def rule():
 @_scoped
 @click.option("--tx-cap", default=None, help="most one sale may take, in the park's currency, e.g. 50 or 12.50 "
               "(0: the park's cap)")
-@click.option("--daily-cap", default=None, help="most a card may spend a day, in the park's currency (0: the park's cap)")
+@click.option("--daily-cap", default=None,
+              help="most a card may spend a day, in the park's currency (0: the park's cap)")
 @click.option("--card-types", default=None, help="cards that may pay: visitor,staff")
 @click.option("--tiers", default=None, help="card tiers that may pay, e.g. 0,1,2")
 @click.option("--offline", default=None,
