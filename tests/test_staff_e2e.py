@@ -1,6 +1,7 @@
-"""End to end: a staff card issued at the desk opens a shift on a booth running the firmware on virtual readers,
-sales and a reversal go up through a real Mosquitto, the shift closes, and the booth's own totals equal the hub's
-report and reconcile with it (SPEC.md §4.14, §4.15)."""
+"""End to end: a staff card issued at the desk opens a shift on a booth running the firmware on virtual readers
+(another merchant's does not: the hub sent the booth its merchant's staff list), sales and a reversal go up
+through a real Mosquitto, the shift closes, and the booth's own totals equal the hub's report and reconcile
+with it (SPEC.md §4.14, §4.15, §5.11)."""
 
 import asyncio
 
