@@ -36,8 +36,10 @@ STAFF_HEAP = "120k"
 
 
 def booth(tmp_path):
-    """A booth with a price list that also takes keyed amounts."""
-    return priced_booth(tmp_path, free_amount=True)
+    """A booth with a price list that also takes keyed amounts (its flash under tmp_path, for rebooted())."""
+    t = priced_booth(tmp_path, free_amount=True)
+    t.board_path = tmp_path
+    return t
 
 
 def staff_card(card_no=STAFF_NO, uid=STAFF_UID):
@@ -264,12 +266,8 @@ def test_the_approved_screen_is_up_before_the_counters_reach_flash(tmp_path):
 
 
 def test_a_power_cut_between_the_journal_and_the_counters_loses_no_sale_from_the_totals(tmp_path):
-    t = booth(tmp_path)
-    t.board_path = tmp_path
-    staff = staff_card()
-    staff_tap(t, staff)
-    visitor = new_card(10000)
-    assert sell(t, "350#", visitor).ok
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "350#")
+    assert sale.ok
 
     def cut():
         raise PowerCut()
@@ -291,7 +289,6 @@ def test_a_power_cut_between_the_journal_and_the_counters_loses_no_sale_from_the
 
 def test_a_power_cut_after_a_shift_record_opens_the_shift_at_start(tmp_path):
     t = booth(tmp_path)
-    t.board_path = tmp_path
     t.role.shift.save = lambda: (_ for _ in ()).throw(PowerCut())
     with pytest.raises(PowerCut):
         staff_tap(t, staff_card())
@@ -344,7 +341,6 @@ def test_only_staff_of_the_booths_merchant_open_a_shift_once_the_hub_sent_its_li
 
 def test_a_shift_file_from_before_the_counters_named_a_seq_recounts_nothing(tmp_path):
     t = booth(tmp_path)
-    t.board_path = tmp_path
     staff_tap(t, staff_card())
     assert sell(t, "350#", new_card(10000)).ok
     folder = t.board.data_dir() + "/shift"
@@ -358,12 +354,7 @@ def test_a_shift_file_from_before_the_counters_named_a_seq_recounts_nothing(tmp_
 
 
 def test_a_sale_torn_off_the_sales_file_leaves_the_others_found(tmp_path):
-    t = booth(tmp_path)
-    t.board_path = tmp_path
-    staff = staff_card()
-    staff_tap(t, staff)
-    visitor = new_card(10000)
-    first = sell(t, "350#", visitor)
+    t, staff, visitor, first = shift_with_a_sale(tmp_path, "350#")
     with open(t.board.data_dir() + "/shift/sales", "ab") as f:
         f.write(b"\x00\x00\x00")    # a power cut during the next sale's append
     t = rebooted(t)
