@@ -86,6 +86,7 @@ def sale_by_item(items, sales=20):
                       ("us_per_lookup", "price lookup, mean (us)"),
                       ("heap_peak_above_idle", "heap a sale needs above idle, garbage included (bytes)"),
                       ("offline_scan_heap_unacked", "a sale under an offline limit, its unacked sales scanned (bytes)"),
+                      ("offline_scan_heap_unacked_next", "... the next tap, reading only the records since (bytes)"),
                       ("offline_scan_heap_acked", "... and with every sale acknowledged (bytes)")):
         print("%-60s %s" % (what, got.get(key, "?")))
 

@@ -51,9 +51,10 @@ T_DISCOUNTS = 0x27      # SPEC.md §7.2
 T_DESK_ORDER = 0x28     # protocol.desk: read, or write and read back, a card at a desk
 T_CREDITS = 0x29        # pending credits to deliver (protocol/credits.py, SPEC.md §8)
 T_SHIFTS = 0x2B         # a booth's staff shift setting (SPEC.md §4.14, §5.3)
+T_STAFF = 0x2C          # a booth's merchant's staff cards and the park's UTC offset (SPEC.md §5.11)
 
 DOWNLINK_TYPES = (T_ACK, T_BLACKLIST, T_CONFIG, T_TIME, T_COMMAND, T_CARD_WRITE, T_PRICE_LIST, T_DISCOUNTS,
-                  T_DESK_ORDER, T_CREDITS, T_SHIFTS)
+                  T_DESK_ORDER, T_CREDITS, T_SHIFTS, T_STAFF)
 SHIFT_REQUIRED = 0x01   # T_SHIFTS flag: refuse sales while no staff shift is open
 
 # Commands (SPEC.md §5.3, type 0x24)

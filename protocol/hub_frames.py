@@ -9,6 +9,7 @@ function costs heap.
 
 import struct
 
+from protocol import staff_list
 from protocol.card import CARD_NO_MAX, CARD_NO_MIN
 from protocol.errors import Malformed
 from protocol.frames import (BODY_MAX, FRAME_MAC_SIZE, HEADER_SIZE, SHIFT_REQUIRED, UPLOAD_RECORDS_MAX, status_body,
@@ -206,3 +207,14 @@ def card_write_body(request_id, uid, blocks):
 def shifts_body(required):
     """The T_SHIFTS body (SPEC.md §5.3): one flags byte (terminals read it with protocol.frames.parse_shifts)."""
     return bytes((SHIFT_REQUIRED if required else 0,))
+
+
+def staff_body(zone, card_nos):
+    """The T_STAFF body (SPEC.md §5.11): the park's zone fields (utc_offset_s, next_change_s, next_offset_s) and the
+    staff card numbers of a booth's merchant (booths read it with protocol.staff_list.parse_staff)."""
+    cards = sorted(set(card_nos))
+    if len(cards) > staff_list.STAFF_MAX or (cards and not CARD_NO_MIN <= cards[0] <= cards[-1] <= CARD_NO_MAX):
+        raise Malformed("staff list: at most %d card numbers of %d..%d"
+                        % (staff_list.STAFF_MAX, CARD_NO_MIN, CARD_NO_MAX))
+    return struct.pack(staff_list.STAFF_HEAD_FMT, zone[0], zone[1], zone[2], len(cards)) + struct.pack(
+        ">%dI" % len(cards), *cards)

@@ -31,6 +31,7 @@ _KIND_AT = const(1)
 _CARD_AT = const(16)
 _AMOUNT_AT = const(30)
 _KIND_DEBIT = const(1)
+_CARD_AMOUNT_FMT = const(">I10xI")    # card_no at 16, amount at 30 (SPEC.md §4.1)
 
 
 class SpendRules:
@@ -81,6 +82,14 @@ def _check(version, tx_cap, daily_cap, card_types, tiers, offline, member_tier):
             or not 0 < card_types <= TYPES_ALL or not 0 < tiers <= TIERS_ALL or not 0 <= offline <= _CENTS_MAX
             or not 0 <= member_tier <= _TIER_MAX):
         raise Malformed("consumption rules field out of range")
+
+
+def debit_of(buf, offset):
+    """(card_no, amount) of the record at buf[offset:] when it is a debit (kind 1), else None: read as debit_cents
+    reads, both in one unpack (one tuple: a tap counts every record since the last)."""
+    if buf[offset + _KIND_AT] != _KIND_DEBIT:
+        return None
+    return struct.unpack_from(_CARD_AMOUNT_FMT, buf, offset + _CARD_AT)
 
 
 def debit_cents(buf, offset, card_no):

@@ -77,3 +77,4 @@ def shift_fields(rec):
 def reversal_of(rec):
     """(sale seq, authorising staff card_no) of a reversal record (kind 19, SPEC.md §4.15)."""
     return rec.seq - rec.item, rec.discount_cents
+

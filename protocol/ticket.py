@@ -10,6 +10,7 @@ import struct
 
 from protocol import card, crypto
 from protocol.errors import BadMac, Malformed
+from protocol.park_day import UTC_OFFSET_MAX_S, park_day, zone_ok  # noqa: F401 - park_day, UTC_OFFSET_MAX_S: ticket.*
 
 try:
     from micropython import const
@@ -67,7 +68,6 @@ _GATE_FMT = const(">HBBBHIiIiB")  # version, direction, area, reentry, reentry_m
                                     # its next change and the offset after it, product count
 _GATE_PRODUCT_FMT = const(">HHHI")  # product, included_min, interval_min, interval_price_cents
 _GATE_SIZE = const(24)
-UTC_OFFSET_MAX_S = 18 * 3600      # no zone is further from UTC
 _GATE_PRODUCT_SIZE = const(10)
 _MAC_DOMAIN_INFO = b"TKTI"
 _MAC_DOMAIN_SLOT = b"TKTS"
@@ -272,21 +272,8 @@ class GateConfig:
                    next_offset_s)
 
 
-def park_day(time_s, reset_s, utc_offset_s=0, next_change_s=0, next_offset_s=0):
-    """The park day (days since epoch) of an epoch time in a zone given as a gate's config gives it (SPEC.md §3.11).
-
-    The day turns when the local wall clock first reaches reset_s after midnight. Past the offset's change the
-    day never goes back (an autumn hour that repeats the reset time does not reopen yesterday), and a reset
-    time a spring change skips turns the day at the change."""
-    if next_change_s and time_s >= next_change_s:
-        before = card.day_of(next_change_s - 1 + utc_offset_s - reset_s)
-        return max(before, card.day_of(time_s + next_offset_s - reset_s))
-    return card.day_of(time_s + utc_offset_s - reset_s)
-
-
 def _check_zone(offset_s, change_s, next_offset_s):
-    if not (-UTC_OFFSET_MAX_S <= offset_s <= UTC_OFFSET_MAX_S and -UTC_OFFSET_MAX_S <= next_offset_s <= UTC_OFFSET_MAX_S
-            and 0 <= change_s <= 0xFFFFFFFF and (change_s or next_offset_s == offset_s)):
+    if not zone_ok(offset_s, change_s, next_offset_s):
         raise Malformed("gate config UTC offset or its next change out of range")
 
 

@@ -46,6 +46,7 @@ class Booth:
     def __init__(self, path):
         self.term = Terminal(path)
         runtime = SimpleNamespace(board=SimpleNamespace(data_dir=lambda: str(path)), sync=self.term.sync)
+        self.term.wallet.journal = self.term.journal     # the journal a booth counts its shift from (terminal/shift.py)
         self.app = SimpleNamespace(runtime=runtime, wallet=self.term.sync.wallet)
         self.counter = itertools.count(1)
         self.role = self.run(lambda: pos.Role(self.app))

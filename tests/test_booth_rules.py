@@ -12,6 +12,7 @@ from protocol.card import TIER_GOLD, TIER_SILVER, TIER_STANDARD
 from protocol.config import ROLE_RIDE
 from protocol.spend_rules import TYPE_VISITOR, SpendRules
 from terminal import wallet as w
+from terminal import spend
 from terminal.spend import RulesTail
 from test_booth_sales import COLA, MERCHANT, booth
 from test_terminal_flow import Terminal, balance_of, fast_loops, new_card  # noqa: F401 - fast_loops: autouse
@@ -123,3 +124,33 @@ def test_every_refusal_has_words_that_fit_the_display():
     reasons = {value for name, value in vars(w).items() if name.isupper() and isinstance(value, str)}
     assert reasons <= set(REASON_TEXT)
     assert all(len(text) <= 16 for text in REASON_TEXT.values())     # 128 px of 8x8 font (terminal/devices.py)
+
+
+def test_the_offline_limit_reads_only_the_journals_newest_records_at_a_tap(tmp_path):
+    t = member_booth(tmp_path)
+    RulesTail(t.wallet).take(with_rules(t, SpendRules(1, offline_cents=1000)))
+    read = []
+    each_after = t.journal.each_after
+
+    def watched(seq, visit):
+        each_after(seq, lambda s, buf, at: (read.append(s), visit(s, buf, at)))
+    t.journal.each_after = watched
+
+    def pay(cents, card_no):
+        virtual = t.tap(new_card(10000, card_no=card_no, uid=bytes.fromhex("04%012x" % card_no)))
+        try:
+            return t.wallet.debit(cents)
+        finally:
+            t.lift(virtual)
+    for card_no in range(600, 600 + spend.CARDS_COUNTED_MAX):
+        assert pay(700, card_no).ok
+    del read[:]
+    assert pay(400, 600).reason == w.OFFLINE_LIMIT
+    assert read == [t.journal.last_seq()]       # the one sale since the last tap, not the 64 before it
+    # More cards than it keeps counted: one it does not hold is summed from the unacknowledged records.
+    assert pay(700, 900).ok
+    del read[:]
+    assert pay(400, 900).reason == w.OFFLINE_LIMIT
+    last = t.journal.last_seq()
+    assert read == [last] + list(range(1, last + 1))    # its own sale since the last tap, then the one scan
+    assert pay(300, 900).ok and pay(300, 601).ok

@@ -6,6 +6,7 @@ each sale carries the shift's tag; digits then 'D' reverse that sale of the open
 """
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -13,8 +14,11 @@ import pytest
 from protocol import card
 from protocol import frames, hub_frames
 from protocol import staff as S
+from protocol.config import ROLE_POS
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, KIND_SALE_LINE, KIND_SHIFT, Record
+from parkcard.domain import staff_shifts
 from terminal import journal as jr
+from terminal import shift as shift_module
 from terminal.shift import Shift
 from conftest import REPO
 from sim.cards import card_balance, issued_card
@@ -22,7 +26,7 @@ from sim.chip_server import ChipServer
 from test_booth_sales import booth as priced_booth
 from test_booth_sales import last_record
 from test_firmware_micropython import NOW, PARK, parse
-from test_terminal_flow import balance_of, fast_loops, new_card, until  # noqa: F401 - fast_loops: autouse
+from test_terminal_flow import Terminal, balance_of, fast_loops, new_card, until  # noqa: F401 - fast_loops: autouse
 
 STAFF_NO, STAFF_UID = 100050, bytes.fromhex("5a6b7c8d")
 OTHER_STAFF_NO = 100051
@@ -32,8 +36,10 @@ STAFF_HEAP = "120k"
 
 
 def booth(tmp_path):
-    """A booth with a price list that also takes keyed amounts."""
-    return priced_booth(tmp_path, free_amount=True)
+    """A booth with a price list that also takes keyed amounts (its flash under tmp_path, for rebooted())."""
+    t = priced_booth(tmp_path, free_amount=True)
+    t.board_path = tmp_path
+    return t
 
 
 def staff_card(card_no=STAFF_NO, uid=STAFF_UID):
@@ -161,7 +167,7 @@ def test_a_sale_of_the_open_shift_is_given_back_with_the_staff_card(tmp_path):
     assert t.journal.status(rec.seq) == jr.COMMITTED
     assert t.role.shift.totals == S.ShiftTotals(1, 1200, 1, 1200)
     reverse(t, sale.seq, staff, visitor)        # once only
-    assert t.display.history[-1] == ("No sale %d" % sale.seq, "in this shift") and balance_of(visitor) == 10000
+    assert t.display.history[-1] == ("Sale %d" % sale.seq, "Reversed already") and balance_of(visitor) == 10000
 
 
 def test_a_reversal_needs_the_shifts_staff_card_and_the_card_that_paid(tmp_path):
@@ -218,5 +224,149 @@ def test_a_shift_with_a_reversal_runs_on_micropython_within_the_booth_heap(micro
     got = parse(proc.stdout)
     print(proc.stdout)
     assert (got["staff_ok"], got["sale_ok"], got["tag"], got["reversal_ok"]) == ("1", "1", "1", "1"), proc.stdout
+    assert got["recovered"] == "1" and got["totals"] == "1,450"     # the sale the power cut kept off the counters
     assert got["closing_totals"] == "1,450,1,450" and slot.balance_cents == 10000
     assert 0 < int(got["heap_peak_above_idle"]) < 32 * 1024
+
+
+class PowerCut(Exception):
+    """The booth loses power here: nothing after this point runs."""
+
+
+def rebooted(t):
+    """The same booth started again on the flash it left: journal, shift file, price list (what runtime.py reads)."""
+    again = Terminal(t.board_path)
+    again.app.runtime = t.app.runtime
+    again.app.runtime.board = again.board
+    again.app._role = None
+    again.role = again.app.role(ROLE_POS)
+    return again
+
+
+def hub_shifts(t):
+    """The booth's shifts as the hub's staff report builds them from its applied records (domain/staff_shifts.py)."""
+    kept = [(12, seq, raw) for seq, status, raw in t.journal.unsynced(64) if status == jr.COMMITTED]
+    return staff_shifts.shifts(kept)
+
+
+def test_the_approved_screen_is_up_before_the_counters_reach_flash(tmp_path):
+    t = booth(tmp_path)
+    staff_tap(t, staff_card())
+    on_flash = []
+    show = t.display.show
+
+    def seen(line1, line2=""):
+        if line1.startswith("APPROVED"):
+            on_flash.append(Shift(t.board.data_dir() + "/shift").totals)    # what the flash holds at that moment
+        show(line1, line2)
+    t.display.show = seen
+    assert sell(t, "350#", new_card(10000)).ok
+    assert on_flash == [S.ShiftTotals()]        # the visitor saw "approved" before the write
+    assert Shift(t.board.data_dir() + "/shift").totals == S.ShiftTotals(1, 350)     # and it was written after
+
+
+def test_a_power_cut_between_the_journal_and_the_counters_loses_no_sale_from_the_totals(tmp_path):
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "350#")
+    assert sale.ok
+
+    def cut():
+        raise PowerCut()
+    t.role.shift.save = cut         # the sale is committed in the journal; the counters never reach flash
+    with pytest.raises(PowerCut):
+        sell(t, "12C#", visitor)
+    assert Shift(t.board.data_dir() + "/shift").totals == S.ShiftTotals(1, 350)     # flash missed the second sale
+    t = rebooted(t)
+    assert t.role.shift.totals == S.ShiftTotals(2, 1550)
+    assert t.role.shift.today(t.wallet.clock()) == S.ShiftTotals(2, 1550)
+    second = t.journal.last_seq()
+    reverse(t, second, staff, visitor)      # the recovered sale is a sale of the shift like any other
+    assert t.display.lines == ("REVERSED 12.00", "Balance 96.50")
+    staff_tap(t, staff)
+    done, _unshifted = hub_shifts(t)
+    assert [(s.terminal, s.hub) for s in done] == [(S.ShiftTotals(2, 1550, 1, 1200), S.ShiftTotals(2, 1550, 1, 1200))]
+    assert staff_shifts.differences(done) == []
+
+
+def test_a_power_cut_after_a_shift_record_opens_the_shift_at_start(tmp_path):
+    t = booth(tmp_path)
+    t.role.shift.save = lambda: (_ for _ in ()).throw(PowerCut())
+    with pytest.raises(PowerCut):
+        staff_tap(t, staff_card())
+    t = rebooted(t)
+    assert t.role.shift.is_open() and (t.role.shift.staff_no, t.role.shift.tag) == (STAFF_NO, 1)
+
+
+def test_any_sale_of_the_shift_can_be_reversed_however_many_came_after(tmp_path):
+    t = booth(tmp_path)
+    staff = staff_card()
+    before = sell(t, "100#", new_card(10000))      # sold before the shift: not the shift's
+    staff_tap(t, staff)
+    visitor = new_card(10000)
+    first = sell(t, "350#", visitor)
+    for _ in range(40):         # many sales after it, each in the shift's sales file
+        assert sell(t, "10#", visitor).ok
+    reverse(t, first.seq, staff, visitor)
+    assert t.display.lines == ("REVERSED 3.50", "Balance %s" % "96.00")
+    reverse(t, before.seq, staff, visitor)
+    assert t.display.history[-1] == ("No sale %d" % before.seq, "in this shift")
+    assert t.role.shift.totals == S.ShiftTotals(41, 750, 1, 350)
+
+
+def test_today_is_the_parks_day_from_the_offset_the_hub_sent(tmp_path):
+    t = booth(tmp_path)
+    t.app.runtime.sync.state = SimpleNamespace(save=lambda: None)
+    shanghai = (8 * 3600, 0, 8 * 3600)
+    t.role._on_staff(frames.Frame(frames.T_STAFF, 12, 1, 0, hub_frames.staff_body(shanghai, [])))
+    visitor = new_card(10000)
+    assert sell(t, "100#", visitor).ok          # 09:46 UTC, 17:46 in the park
+    t.wallet.clock = lambda: NOW + 7 * 3600     # 16:46 UTC the same UTC day, 00:46 the park's next day
+    assert sell(t, "200#", visitor).ok
+    assert t.role.shift.today(NOW + 7 * 3600) == S.ShiftTotals(1, 200)
+
+
+def test_only_staff_of_the_booths_merchant_open_a_shift_once_the_hub_sent_its_list(tmp_path):
+    t = booth(tmp_path)
+    t.app.runtime.sync.state = SimpleNamespace(save=lambda: None)
+    staff_tap(t, staff_card())      # no list yet (an older hub): any staff card, as before
+    staff_tap(t, staff_card())
+    t.role._on_staff(frames.Frame(frames.T_STAFF, 12, 1, 0, hub_frames.staff_body((0, 0, 0), [OTHER_STAFF_NO])))
+    seqs = t.journal.last_seq()
+    staff_tap(t, staff_card())
+    assert t.display.lines == ("REFUSED", "Not staff here") and not t.role.shift.is_open()
+    assert t.journal.last_seq() == seqs     # nothing journalled
+    staff_tap(t, staff_card(OTHER_STAFF_NO, bytes.fromhex("5a6b7c8e")))
+    assert t.role.shift.is_open() and t.role.shift.staff_no == OTHER_STAFF_NO
+    assert Shift(t.board.data_dir() + "/shift").allows(OTHER_STAFF_NO)     # kept in flash for the next start
+
+
+def test_a_shift_file_from_before_the_counters_named_a_seq_recounts_nothing(tmp_path):
+    t = booth(tmp_path)
+    staff_tap(t, staff_card())
+    assert sell(t, "350#", new_card(10000)).ok
+    folder = t.board.data_dir() + "/shift"
+    older = json.loads(open(folder + "/shift.json").read())
+    del older["counted"]            # as the firmware before it wrote the file
+    with open(folder + "/shift.json", "w") as f:
+        f.write(json.dumps(older))
+    t = rebooted(t)
+    assert t.role.shift.totals == S.ShiftTotals(1, 350)     # the sale is in the counters once, not twice
+    assert t.role.shift.counted_seq == t.journal.last_seq()
+
+
+def test_a_sale_torn_off_the_sales_file_leaves_the_others_found(tmp_path):
+    t, staff, visitor, first = shift_with_a_sale(tmp_path, "350#")
+    with open(t.board.data_dir() + "/shift/sales", "ab") as f:
+        f.write(b"\x00\x00\x00")    # a power cut during the next sale's append
+    t = rebooted(t)
+    second = sell(t, "100#", visitor)
+    reverse(t, second.seq, staff, visitor)
+    assert t.display.lines == ("REVERSED 1.00", "Balance 96.50")
+    reverse(t, first.seq, staff, visitor)
+    assert t.display.lines == ("REVERSED 3.50", "Balance 100.00")
+
+
+def test_a_shift_that_gave_back_its_most_reversals_sends_the_next_to_the_desk(tmp_path):
+    t, staff, visitor, sale = shift_with_a_sale(tmp_path, "350#")
+    t.role.shift.reversed = [100000 + i for i in range(shift_module.REVERSALS_MAX)]   # as many given back already
+    reverse(t, sale.seq, staff, visitor)
+    assert t.display.history[-1] == ("Reversals full", "Close the shift") and balance_of(visitor) == 10000 - 350

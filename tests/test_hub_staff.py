@@ -12,9 +12,11 @@ from protocol import card as C
 from protocol import frames
 from protocol import record as R
 from protocol import staff as S
+from protocol import staff_list
 
 from parkcard.cli import main
 from parkcard.domain.lifecycle import ALARM_STAFF_UNKNOWN
+from parkcard.services import park as park_service
 from parkcard.services import settlement
 from parkcard.services import staff as staff_service
 from parkcard.services import staff_reports
@@ -173,16 +175,26 @@ def test_sales_per_staff_and_shift_and_the_terminals_totals_reconciled(store_url
         MERCHANT_ICE, lines[1].split(",")[3]))
 
 
+async def linked_booth(store_url, broker):
+    """A hub and booth BOOTH of the ice cream merchant connected to it through the broker: (hub, ScriptedTerminal)."""
+    hub = await start_hub(store_url, broker.host, broker.port)
+    key = await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "booth")
+    return hub, await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, BOOTH, key).connect)
+
+
+def booth_sync(term):
+    """The booth's T_SYNC, naming no price list held (what a booth sends at connect)."""
+    term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=struct.pack(">HII", 0, 0, 0))))
+
+
 @pytest.mark.broker
 def test_a_booth_is_told_whether_it_needs_a_shift_after_its_config_and_at_each_sync(store_url, broker):
     async def scenario():
-        hub = await start_hub(store_url, broker.host, broker.port)
-        key = await hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "booth")
-        term = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, BOOTH, key).connect)
+        hub, term = await linked_booth(store_url, broker)
 
         async def sync():
             before = len(term.downlinks(frames.T_TIME))
-            term.publish(term.frame(frames.T_SYNC, frames.sync_body(0, 0, 0, prices=struct.pack(">HII", 0, 0, 0))))
+            booth_sync(term)
             await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_TIME)) > before)
             return [frames.parse_shifts(f.body) for f in term.downlinks(frames.T_SHIFTS)]
 
@@ -211,3 +223,28 @@ def test_staff_are_added_listed_and_refused_for_an_unknown_merchant_from_the_cli
     assert out.exit_code == 0 and out.output.splitlines()[1].split()[:4] == ["1", "Mei", "2", "none"]
     out = runner.invoke(main, db + ["staff", "card", "9", "--desk", "1", "--wait", "1"])
     assert out.exit_code == 2 and "not a desk terminal" in out.output
+
+
+@pytest.mark.broker
+def test_a_booth_is_sent_its_merchants_staff_cards_and_the_parks_offset(store_url, broker):
+    async def scenario():
+        hub, term = await linked_booth(store_url, broker)
+
+        async def next_list(send):
+            before = len(term.downlinks(frames.T_STAFF))
+            await send()
+            await asyncio.to_thread(term.wait, lambda t: len(t.downlinks(frames.T_STAFF)) > before)
+            return staff_list.parse_staff(term.downlinks(frames.T_STAFF)[-1].body)
+
+        async def sync():
+            booth_sync(term)
+
+        assert await next_list(sync) == ((0, 0, 0), b"")    # no staff card yet; the park's zone is UTC
+        member, _done = await staff_card(hub)
+        await staff_service.add(hub.storage, hub.actor("test"), "Bo", MERCHANT_ICE)     # no card: not listed
+        zone, cards = await next_list(lambda: hub.take_notice({notify.STAFF}))      # what issuing the card tells
+        assert staff_list.staff_holds(cards, member.card_no) and len(cards) == 4
+        shanghai = await next_list(lambda: park_service.set_time_zone(hub.storage, hub.actor("test"), "Asia/Shanghai"))
+        assert shanghai == ((8 * 3600, 0, 8 * 3600), cards)
+        await hub.stop()
+    run(scenario())

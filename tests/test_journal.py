@@ -353,3 +353,24 @@ def test_uploading_in_small_batches_reads_each_entry_a_bounded_number_of_times(t
     # Each upload starts where the last one's first unacked record was, and an ack does not
     # recount: about 22 entry reads per record (281 when every scan began at the segment's start).
     assert reads[0] < 40 * n
+
+
+def test_each_after_reads_the_records_after_a_seq_in_place_from_their_segment_on(tmp_path):
+    j = Journal(str(tmp_path), RS, segment_bytes=4 * (RS + 13 + 10), max_segments=16)
+    fill(j, 1, 20)
+    j.ack(9)                                # trims the segments every seq of which is acknowledged
+    opened = []
+    real_entries = j._entries
+
+    def entries(first, stop=None, offset=0):
+        opened.append(j._segs[first][0] if first < len(j._segs) else None)
+        return real_entries(first, stop, offset)
+    j._entries = entries
+    seen = []
+    j.each_after(14, lambda seq, buf, at: seen.append((seq, bytes(buf[at:at + RS]))))
+    assert seen == [(seq, record(seq)) for seq in range(15, 21)]
+    assert opened == [j._segs[j._segment_of(15)][0]]      # the scan starts at the segment holding seq 15
+    assert j.acked() == 9
+    seen.clear()
+    j.each_after(20, lambda seq, buf, at: seen.append(seq))
+    assert seen == []

@@ -87,9 +87,10 @@ def test_the_rule_commands(tmp_path):
     def run(*args):
         return runner.invoke(main, ["--db", db, *args])
     assert run("merchant", "add", "--id", "3", "--name", "Snacks", "--commission-bps", "500").exit_code == 0
-    done = run("rule", "set", "--merchant", "3", "--daily-cap-cents", "3000", "--card-types", "visitor",
+    done = run("rule", "set", "--merchant", "3", "--daily-cap", "30", "--offline", "12.50", "--card-types", "visitor",
                "--tiers", "1,2")
     assert done.exit_code == 0 and "version 1" in done.output, done.output
+    assert "per day CNY 30.00" in done.output and "offline CNY 12.50" in done.output and "per sale -" in done.output
     listed = run("rule", "list").output.splitlines()
     assert listed[0] == "consumption rules version 1" and listed[2].split()[:6] == [
         "merchant", "3", "-", "CNY", "30.00", "visitor"]
@@ -97,6 +98,11 @@ def test_the_rule_commands(tmp_path):
                        ((), "say")]:
         bad = run("rule", "set", "--category", "1", *args) if args else run("rule", "set")
         assert bad.exit_code != 0 and "Traceback" not in bad.output
-    assert "either --category N or --merchant M" in run("rule", "set", "--tx-cap-cents", "1").output
+    for amount, says in [("12.345", "at most 2 decimals"), ("-5", "not an amount"), ("83886.08", "at most CNY 83,886.07")]:
+        bad = run("rule", "set", "--merchant", "3", "--tx-cap", amount)
+        assert bad.exit_code != 0 and "--tx-cap" in bad.output and says in bad.output, bad.output
+        assert "Traceback" not in bad.output
+    assert run("rule", "list").output.splitlines()[2].split()[:6] == ["merchant", "3", "-", "CNY", "30.00", "visitor"]
+    assert "either --category N or --merchant M" in run("rule", "set", "--tx-cap", "1").output
     assert "has no rule" in run("rule", "clear", "--merchant", "3").output
     assert "there is no rule for merchant 3" in run("rule", "clear", "--merchant", "3").output

@@ -1,6 +1,7 @@
-"""End to end: a staff card issued at the desk opens a shift on a booth running the firmware on virtual readers,
-sales and a reversal go up through a real Mosquitto, the shift closes, and the booth's own totals equal the hub's
-report and reconcile with it (SPEC.md §4.14, §4.15)."""
+"""End to end: a staff card issued at the desk opens a shift on a booth running the firmware on virtual readers
+(another merchant's does not: the hub sent the booth its merchant's staff list), sales and a reversal go up
+through a real Mosquitto, the shift closes, and the booth's own totals equal the hub's report and reconcile
+with it (SPEC.md §4.14, §4.15, §5.11)."""
 
 import asyncio
 
@@ -12,12 +13,13 @@ from sim.cards import card_balance
 
 from parkcard.services import staff as staff_service
 from parkcard.services import staff_reports
-from parkcard_devkit.park_sim import DESK_TERMINAL_ID, ParkSim
+from parkcard_devkit.park_sim import DESK_TERMINAL_ID, MERCHANTS, ParkSim
 from terminal import app as terminal_app
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 STAFF_UID = bytes.fromhex("5a6b7c8d")
+OTHER_STAFF_UID = bytes.fromhex("5a6b7c8e")
 DAY_S = 86400
 
 
@@ -47,6 +49,16 @@ def test_a_shift_with_sales_and_a_reversal_reaches_the_hub_and_its_totals_match(
             issued = await sim.at_desk(stock, staff_service.issue_card(hub.desk_path, actor, "staff-e2e",
                                                                        DESK_TERMINAL_ID, member.id))
             role = booth.terminal.app.role(ROLE_POS)
+            # Issuing the card pushed the merchant's staff list (T_STAFF, SPEC.md §5.11): only then does it open.
+            await sim.wait_for(lambda: role.shift.allows(issued.card_no), 10, "the staff list never reached the booth")
+            # Another merchant's staff card opens no shift here, the reason on the display.
+            other_merchant = [m for m, _name, _bps in MERCHANTS if m != booth.merchant_id][0]
+            other = await staff_service.add(hub.storage, actor, "Li", other_merchant)
+            other_stock = await sim.new_card(OTHER_STAFF_UID)
+            await sim.at_desk(other_stock, staff_service.issue_card(hub.desk_path, actor, "staff-e2e-other",
+                                                                    DESK_TERMINAL_ID, other.id))
+            await held(booth, other_stock, role.staff_tap())
+            assert booth.board.display().lines == ("REFUSED", "Not staff here") and not role.shift.is_open()
             await held(booth, stock, role.staff_tap())
             assert role.shift.is_open() and role.shift.staff_no == issued.card_no
             a, b = sim.visitors

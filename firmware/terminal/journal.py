@@ -538,6 +538,23 @@ class Journal:
     def last_seq(self):
         return self._last_seq
 
+    def acked(self):
+        """The highest seq the hub acknowledged: every seq up to it is stored there."""
+        return self._acked
+
+    def each_after(self, seq, visit):
+        """Call visit(seq, buffer, offset) for each record after seq, oldest first, read in place at
+        buffer[offset:offset + record_size] (valid during the call; visit must not scan the journal itself).
+
+        Starts at the first segment holding a later seq: the cost is the records after seq, not the journal's."""
+        segs = self._segs
+        first = 0
+        while first < len(segs) and segs[first][_LAST] <= seq:
+            first += 1
+        for r in self._entries(first):
+            if r.kind == _APPEND and r.seq > seq:
+                visit(r.seq, r._buf, r._lo + _APPEND_HEAD)
+
     def free_records(self):
         """How many more records fit, each with one mark (a lower bound)."""
         usable = self._max_segments - 1

@@ -5,13 +5,18 @@ Journal first, as a debit (SPEC.md §1): the reversal record (kind 19) is durabl
 committed once the card holds it, uncertain when that is not known (settled on the card's next tap).
 """
 
+import struct
+
 from protocol import card
 from protocol.record import KIND_REVERSAL
 from terminal import wallet as w
+from terminal.compat import const
+from terminal.shift import SALE_SIZE, SALES
 
 OTHER_CARD = "other_card"       # the card tapped is not the one that paid the sale
 NOT_STAFF = "not_staff"         # the card tapped to authorise is not the open shift's staff card
 _DISTANCE_MAX = 0xFFFF          # the record's item field: seq - the sale's seq (SPEC.md §4.15)
+_SALES_READ = const(20)         # sales read at a time by a lookup: a 240-byte buffer
 
 
 def read_staff(wallet):
@@ -63,3 +68,30 @@ def reverse(wallet, sale, staff_no, staff_uid, now, retry_seq=0):
                     wallet.terminal_id)
     item = wallet.journal.last_seq() + 1 - seq
     return wallet._write(cr, new, KIND_REVERSAL, amount, item, staff_no, now)
+
+
+def shift_sale(shift, seq):
+    """(seq, card_no, amount_cents) of this shift's sale seq, or None: read from the sales file by seq."""
+    if not shift.is_open() or seq <= shift.open_seq:
+        return None
+    for kept in shift.unsaved:
+        if kept[0] == seq:
+            return kept
+    buf = bytearray(SALE_SIZE * _SALES_READ)
+    try:
+        f = open(shift.path(SALES), "rb")
+    except OSError:
+        return None
+    try:
+        while True:
+            got = f.readinto(buf)
+            if not got:
+                return None
+            for at in range(0, got - got % SALE_SIZE, SALE_SIZE):
+                found = struct.unpack_from(">III", buf, at)
+                if found[0] == seq:
+                    return found
+                if found[0] > seq:
+                    return None         # appended in seq order
+    finally:
+        f.close()

@@ -5,13 +5,13 @@ Only the spending roles import this: a gate's tail is its gate config (§5.8), a
 
 from protocol.config import ROLE_POS, ROLE_RIDE
 from protocol.errors import Malformed
-from protocol.spend_rules import SpendRules, debit_cents
+from protocol.spend_rules import SpendRules, debit_cents, debit_of
 from terminal.compat import const
 from terminal.purse import MEMBERS_ONLY, NOT_ALLOWED, OFFLINE_LIMIT, OVER_DAILY_CAP, OVER_TX_CAP
 
-# terminal/journal.py's entry layout (its _APPEND and _APPEND_HEAD: an underscored const() has no name to import).
-_JOURNAL_APPEND = const(0x41)
-_JOURNAL_APPEND_HEAD = const(9)
+# Cards whose unacknowledged sales here the offline limit keeps counted; past it a card not among them is
+# summed by one scan of the unacknowledged records (each read in place).
+CARDS_COUNTED_MAX = const(64)
 
 
 class Limits:
@@ -20,6 +20,12 @@ class Limits:
     def __init__(self, rules, journal):
         self.rules = rules
         self._journal = journal
+        # A running count of the unacknowledged debits by card, made at the journal's ack point _acked and
+        # brought up to _seen at each tap by reading the records since: a tap reads only the journal's newest.
+        self._acked = -1
+        self._seen = 0
+        self._cents = {}
+        self._whole = True      # _cents holds every card: a card not in it has no unacknowledged sale here
 
     def refusal(self, info, spent_today_cents, amount_cents, member_only):
         """not_allowed, members_only, over_tx_cap or over_daily_cap by these rules, or None."""
@@ -37,10 +43,41 @@ class Limits:
     def offline_refusal(self, card_no, amount_cents):
         """offline_limit when card_no's sales here the hub has not acknowledged and this one pass the limit."""
         limit = self.rules.offline_cents
-        if limit and unacked_total(self._journal, lambda buf, at: debit_cents(buf, at, card_no)) + amount_cents \
-                > limit:
+        if limit and self.unacked_cents(card_no) + amount_cents > limit:
             return OFFLINE_LIMIT
         return None
+
+    def unacked_cents(self, card_no):
+        """What card_no's debits here the hub has not acknowledged add up to, in cents."""
+        journal = self._journal
+        if journal.acked() != self._acked:      # an ack: the count starts again from the new ack point
+            self._acked = self._seen = journal.acked()
+            self._cents = {}
+            self._whole = True
+        if journal.last_seq() > self._seen:
+            journal.each_after(self._seen, self._count)
+            self._seen = journal.last_seq()
+        if self._whole or card_no in self._cents:
+            return self._cents.get(card_no, 0)
+        total = [0]
+
+        def add(_seq, buf, at):
+            total[0] += debit_cents(buf, at, card_no)
+        journal.each_after(self._acked, add)
+        return total[0]
+
+    def _count(self, _seq, buf, at):
+        debit = debit_of(buf, at)
+        if debit is None:
+            return
+        card_no, amount_cents = debit
+        cents = self._cents
+        if card_no in cents:
+            cents[card_no] += amount_cents
+        elif len(cents) < CARDS_COUNTED_MAX:
+            cents[card_no] = amount_cents
+        else:
+            self._whole = False
 
 
 class RulesTail:
@@ -79,14 +116,3 @@ class RulesTail:
         self._wallet.spend_rules = None
         self._tail = None
 
-
-def unacked_total(journal, value):
-    """Sum value(buffer, offset) over the journal's records the hub has not acknowledged, each read in place.
-
-    A scan of terminal/journal.py's segments by its own reader, kept here rather than in the journal: every
-    terminal loads the journal, only the spending roles need this, and the heap of the others has no room."""
-    total = 0
-    for r in journal._entries(0):
-        if r.kind == _JOURNAL_APPEND and r.seq > journal._acked:
-            total += value(r._buf, r._lo + _JOURNAL_APPEND_HEAD)
-    return total

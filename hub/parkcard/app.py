@@ -657,7 +657,9 @@ class Hub:
             await self.downlink.push_credits()
         if notify.RULES in news:
             await self.downlink.push_spend_rules()
-        if news - {notify.BLACKLIST, notify.PRICES, notify.CREDITS, notify.RULES}:
+        if notify.STAFF in news:
+            await self.downlink.push_staff()
+        if news - {notify.BLACKLIST, notify.PRICES, notify.CREDITS, notify.RULES, notify.STAFF}:
             await self.poll_registry()
         self.changes.bump()
 

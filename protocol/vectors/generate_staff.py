@@ -1,4 +1,4 @@
-"""Regenerate staff.json from protocol/record.py and protocol/staff.py (CPython; run from the repo root).
+"""Regenerate staff.json from protocol/record.py, staff.py and staff_list.py (CPython; run from the repo root).
 
     .venv/bin/python protocol/vectors/generate_staff.py
 
@@ -9,15 +9,21 @@ change: journals in the field hold these bytes.
 
 import json
 import os
+import struct
 
 from protocol import frames, hub_frames
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, Record, record_mac_for
+from protocol.park_day import park_day
 from protocol.staff import PHASE_CLOSE, PHASE_OPEN, ShiftTotals, shift_record, tagged
+from protocol.staff_list import STAFF_HEAD_FMT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TERMINAL_KEY = bytes(range(0x40, 0x60))
 TERMINAL_ID = 31
 STAFF_NO, STAFF_UID = 100007, bytes.fromhex("5a6b7c8d")
+STAFF_LIST = [100007, 100009, 100120]
+SHANGHAI = (8 * 3600, 0, 8 * 3600)
+BERLIN_2026 = (3600, 1792890000, 0)     # CET, and UTC from the last Sunday of October 2026 at 01:00 UTC
 CARD_NO, UID = 700, bytes.fromhex("04a1b2c3d4e5f6")
 TIME_S = 1795600000
 TAG = 7
@@ -47,6 +53,20 @@ def main():
                                         TIME_S, hub_frames.shifts_body(required)).hex()
                           for i, required in enumerate((True, False))],
         "shifts_bad_bodies": ["", "0101", "02"],
+        # T_STAFF (SPEC.md §5.11): the merchant's staff cards and the park's offset, then its day by that offset.
+        "staff_frames": [frames.encode(frames.frame_mac_for(TERMINAL_KEY), frames.T_STAFF, TERMINAL_ID, 910 + i,
+                                       TIME_S, hub_frames.staff_body(zone, cards)).hex()
+                         for i, (zone, cards) in enumerate(((SHANGHAI, STAFF_LIST), ((0, 0, 0), [])))],
+        "staff_lists": [[list(SHANGHAI), STAFF_LIST], [[0, 0, 0], []]],
+        "staff_not_listed": [1, 100008, 100121, 0xFFFFFFFF],
+        "staff_bad_bodies": [b.hex() for b in (
+            hub_frames.staff_body(SHANGHAI, [])[:-1],                       # short
+            struct.pack(STAFF_HEAD_FMT, 0, 0, 0, 1),                        # one number named, none there
+            struct.pack(STAFF_HEAD_FMT + "II", 0, 0, 0, 2, 100009, 100007),    # not ascending
+            struct.pack(STAFF_HEAD_FMT, 18 * 3600 + 1, 0, 18 * 3600 + 1, 0),   # offset out of range
+            struct.pack(STAFF_HEAD_FMT, 3600, 0, 0, 0))],                   # a next offset with no change
+        "park_days": [[t, list(zone), park_day(t, 0, *zone)] for zone in (SHANGHAI, BERLIN_2026, (0, 0, 0))
+                      for t in (TIME_S, TIME_S + 7 * 3600, 1792886399, 1792890000, 1792893599)],
         "untagged_sale": Record(KIND_DEBIT, TERMINAL_ID, 45, TIME_S, CARD_NO, UID, 14, 100, 9450).encode(mac).hex(),
     }
     with open(os.path.join(HERE, "staff.json"), "w") as f:

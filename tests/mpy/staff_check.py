@@ -3,7 +3,8 @@ MicroPython and CPython.
 
 usage: <interpreter> tests/mpy/staff_check.py protocol/vectors/staff.json
 Decodes a shift's records, reads the tags, the reversal's sale and staff card and the closing totals, and
-sums the sales and reversals between the shift records as the hub's reconciliation does.
+sums the sales and reversals between the shift records as the hub's reconciliation does; reads T_STAFF lists
+and refuses bad ones, and counts the booth's park days by their offsets (§5.11).
 Prints "staff vectors ok <n>" at the end.
 """
 
@@ -15,7 +16,9 @@ from binascii import hexlify, unhexlify
 from protocol import frames
 from protocol.errors import Malformed
 from protocol.record import KIND_DEBIT, KIND_REVERSAL, KIND_SHIFT, Record, record_mac_for
+from protocol.park_day import park_day
 from protocol.staff import PHASE_CLOSE, PHASE_OPEN, TAG_NONE, ShiftTotals, reversal_of, shift_fields, tag_of
+from protocol.staff_list import parse_staff, staff_holds
 from vector_checks import checks, expect, refused
 
 
@@ -59,6 +62,15 @@ def main(path):
     expect(said == [True, False], "T_SHIFTS frames")
     for bad in v["shifts_bad_bodies"]:
         expect(refused(frames.parse_shifts, unhexlify(bad), error=Malformed), "T_SHIFTS body %r refused" % bad)
+    for raw, (zone, cards) in zip(v["staff_frames"], v["staff_lists"]):
+        got_zone, got = parse_staff(frames.decode(fmac, unhexlify(raw)).body)
+        expect(list(got_zone) == zone and len(got) == 4 * len(cards), "T_STAFF zone and count")
+        expect(all(staff_holds(got, c) for c in cards), "T_STAFF holds its staff cards")
+        expect(not any(staff_holds(got, c) for c in v["staff_not_listed"]), "T_STAFF holds no other card")
+    for bad in v["staff_bad_bodies"]:
+        expect(refused(parse_staff, unhexlify(bad), error=Malformed), "T_STAFF body %s refused" % bad)
+    for time_s, zone, day in v["park_days"]:
+        expect(park_day(time_s, 0, zone[0], zone[1], zone[2]) == day, "park day of %d at %r" % (time_s, zone))
     print("staff vectors ok", checks[0])
 
 

@@ -18,7 +18,7 @@ from terminal import prices as pr
 from terminal.spend import RulesTail
 from terminal import wallet as w
 from terminal.shift import Shift
-from terminal.ui import money
+from terminal.ui import BEEP_APPROVED, money
 
 AMOUNT_DIGITS_MAX = 7
 _QUANTITY_DIGITS = 2            # pricing.QUANTITY_MAX is 99
@@ -48,6 +48,9 @@ class Role(_Role):
         if runtime is None:
             return                  # a terminal without a link: keyed amounts only
         self.shift = Shift(runtime.board.data_dir() + "/shift")
+        if self.shift.behind(app.wallet.journal):
+            from terminal import shift_recovery     # a sale journalled just before a power cut is counted now
+            shift_recovery.recover(self.shift, app.wallet.journal)
         folder = runtime.board.data_dir() + "/prices"
         try:
             self.prices = pr.PriceList(folder)
@@ -59,6 +62,7 @@ class Role(_Role):
         sync.handle(frames.T_PRICE_LIST, self._on_price_list)
         sync.handle(frames.T_DISCOUNTS, self._on_discounts)
         sync.handle(frames.T_SHIFTS, self._on_shifts)
+        sync.handle(frames.T_STAFF, self._on_staff)
         sync.prices_versions = self._versions
         if sync.client is not None and sync.client.connected:
             sync.ask_sync()         # made a booth while linked: the connect's T_SYNC named no price list
@@ -86,6 +90,15 @@ class Role(_Role):
         self.shift.required = frames.parse_shifts(frame.body)
         self.shift.save()
 
+    def _on_staff(self, frame):
+        self.app.runtime.sync.state.save()
+        from protocol.staff_list import parse_staff     # when the list comes only
+        zone, cards = parse_staff(frame.body)
+        try:
+            self.shift.take_staff(zone, cards)
+        except OSError as exc:      # the list in force stays; the hub sends it again after the next config
+            raise pr.PricesError("flash", "staff list not stored: %s" % exc)
+
     def close(self):
         """No longer a booth: the price list downlinks are refused again, its consumption rules go."""
         self._spend_rules.close()
@@ -95,6 +108,7 @@ class Role(_Role):
         sync.handle(frames.T_PRICE_LIST, None)
         sync.handle(frames.T_DISCOUNTS, None)
         sync.handle(frames.T_SHIFTS, None)
+        sync.handle(frames.T_STAFF, None)
         sync.prices_versions = None
         self.prices.close()
 
@@ -198,6 +212,8 @@ class Role(_Role):
             app.ui.message("REFUSED", "Not staff card" if staff.reason == rv.NOT_STAFF else staff.reason)
         elif shift.is_open() and staff.card_no != shift.staff_no:
             app.ui.message("Shift open", "Staff %d" % shift.staff_no)
+        elif not shift.is_open() and not shift.allows(staff.card_no):
+            app.ui.message("REFUSED", "Not staff here")     # no staff card of this booth's merchant (SPEC.md §5.11)
         else:
             try:
                 if shift.is_open():
@@ -217,9 +233,12 @@ class Role(_Role):
         shift = self.shift
         wallet = app.wallet
         from terminal import reversal as rv     # loaded only when a sale is reversed
-        sale = shift.sale(seq) if shift.is_open() else None
-        if sale is None or sale[3]:
-            app.ui.message("No sale %d" % seq, "in this shift")
+        sale = rv.shift_sale(shift, seq)
+        refused = ("No sale %d" % seq, "in this shift") if sale is None else \
+            ("Sale %d" % seq, "Reversed already") if seq in shift.reversed else \
+            ("Reversals full", "Close the shift") if shift.reversals_full() else None
+        if refused is not None:
+            app.ui.message(refused[0], refused[1])
             await app.pause()
             return
         app.ui.message("Reverse %s" % money(sale[2]), "Tap staff card")
@@ -238,16 +257,19 @@ class Role(_Role):
             result = await app.wait_for(lambda: rv.reverse(wallet, sale, staff.card_no, staff.uid, wallet.clock(),
                                                            open_seq))
         if result is None and open_seq:
-            sale[3] = 1                 # its outcome is open: the card's next tap settles it, no second reversal
+            shift.mark_reversed(seq)    # its outcome is open: the card's next tap settles it, no second reversal
             shift.save()
             app.ui.message("Cancelled")
+        elif result is None:
+            app.ui.message("Cancelled")
         elif result.ok:
-            sale[3] = 1
-            shift.counted(result, wallet.clock(), reversal=True)
+            shift.count(result, wallet.clock(), reversal=True, sale_seq=seq)
             app.ui.message("REVERSED " + money(result.amount_cents), "Balance " + money(result.balance_cents))
         else:
             app.ui.result(result)
         await app.pause()
+        if result is not None and result.ok:
+            shift.save()                # after the screen: the customer does not wait for the flash
 
     async def read_basket(self):
         """Collect up to pricing.LINES_MAX lines before one tap (SPEC.md §7.3): an item line that ends with 'B'
@@ -344,10 +366,26 @@ class Role(_Role):
         if result is None:
             app.ui.message("Cancelled")
             return None
-        if result.ok and shift is not None:
-            shift.counted(result, wallet.clock())
-        if result.ok and discount[0]:
+        if not result.ok:
+            return await app.show(result)
+        if shift is not None:
+            shift.count(result, wallet.clock())    # in memory: saved once the visitor has seen "approved"
+        if discount[0]:
             # What the member saved, before the usual approved screen (SPEC.md §7.3).
             app.ui.message("%s %s" % (name or "List", money(gross)), "Discount -%s" % money(discount[0]))
             await app.pause()
-        return await app.show(result)
+        await self.approved(result)
+        if shift is not None:
+            shift.save()
+        return result
+
+    async def approved(self, result):
+        """The approved screen with the sale's seq, which staff and customers quote for a reversal (SPEC.md §4.15)."""
+        app = self.app
+        app.taps += 1
+        balance = money(result.balance_cents)
+        line2 = "#%d Bal %s" % (result.seq, balance)
+        app.ui.message("APPROVED " + money(result.amount_cents), line2 if len(line2) <= 16 else
+                       "#%d %s" % (result.seq, balance))
+        app.ui.buzzer.play(BEEP_APPROVED)
+        await app.pause()

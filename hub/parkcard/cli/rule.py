@@ -5,13 +5,13 @@ import click
 from protocol.spend_rules import TIERS_ALL
 
 from parkcard.bounds import MERCHANT_ID, BoundParam
-from parkcard.cli.common import UserError, in_store, table
+from parkcard.cli.common import UserError, amount_cents, in_store, table
 from parkcard.domain.spend_rules import (CATEGORY, MERCHANT, RuleError, card_type_names, card_types_mask,
                                          tier_numbers, tiers_mask)
 from parkcard.money import format_cents
 from parkcard.services import spend_rules
 
-_CENTS = click.IntRange(0, (1 << 23) - 1)
+_CENTS_MAX = (1 << 23) - 1     # a card's balance maximum (SPEC.md §3.4): no cap above it means anything
 _SCOPE = (click.option("--category", type=click.IntRange(0, spend_rules.CATEGORY_MAX), default=None,
                        help="the terminals of this category"),
           click.option("--merchant", "merchant_id", type=BoundParam(MERCHANT_ID), default=None,
@@ -48,26 +48,44 @@ def rule():
 
 @rule.command("set")
 @_scoped
-@click.option("--tx-cap-cents", type=_CENTS, default=None, help="most one sale may take (0: the park's cap)")
-@click.option("--daily-cap-cents", type=_CENTS, default=None, help="most a card may spend a day (0: the park's cap)")
+@click.option("--tx-cap", default=None, help="most one sale may take, in the park's currency, e.g. 50 or 12.50 "
+              "(0: the park's cap)")
+@click.option("--daily-cap", default=None,
+              help="most a card may spend a day, in the park's currency (0: the park's cap)")
 @click.option("--card-types", default=None, help="cards that may pay: visitor,staff")
 @click.option("--tiers", default=None, help="card tiers that may pay, e.g. 0,1,2")
-@click.option("--offline-cents", type=_CENTS, default=None,
-              help="most a card may spend at one terminal while it is offline (0: no limit)")
+@click.option("--offline", default=None,
+              help="most a card may spend at one terminal while it is offline, in the park's currency (0: no limit)")
 @click.option("--member-tier", type=click.IntRange(0, 15), default=None,
               help="lowest tier that may buy member-only items")
 @click.pass_obj
-def rule_set(obj, category, merchant_id, tx_cap_cents, daily_cap_cents, card_types, tiers, offline_cents,
-             member_tier):
+def rule_set(obj, category, merchant_id, tx_cap, daily_cap, card_types, tiers, offline, member_tier):
     """Set the rule of a category's or a merchant's terminals; fields not given keep their value."""
     scope, ident = _scope(category, merchant_id)
     types = _list(card_types, card_types_mask, "card-types")
     tier_bits = _list(tiers, lambda parts: tiers_mask([int(p) for p in parts]), "tiers")
-    version, found = in_store(obj, lambda s, actor: spend_rules.set_rule(
-        s, actor, scope, ident, tx_cap_cents=tx_cap_cents, daily_cap_cents=daily_cap_cents, card_types=types,
-        tiers=tier_bits, offline_cents=offline_cents, member_tier=member_tier))
+
+    async def run(s, actor):
+        currency = await s.park_currency()
+        amounts = {name: _amount(text, currency, name) for name, text in
+                   (("tx-cap", tx_cap), ("daily-cap", daily_cap), ("offline", offline))}
+        version, found = await spend_rules.set_rule(
+            s, actor, scope, ident, tx_cap_cents=amounts["tx-cap"], daily_cap_cents=amounts["daily-cap"],
+            card_types=types, tiers=tier_bits, offline_cents=amounts["offline"], member_tier=member_tier)
+        return version, found, currency
+    version, found, currency = in_store(obj, run)
     click.echo("consumption rules version %d: %s %d now %s; its terminals get it with their next config"
-               % (version, scope, ident, _describe(found)))
+               % (version, scope, ident, _describe(found, currency)))
+
+
+def _amount(text, currency, name):
+    """Cents of an option's amount in the park's currency (None when not given); UserError past the card maximum."""
+    if text is None:
+        return None
+    cents = amount_cents(text, currency, "--" + name)
+    if cents > _CENTS_MAX:
+        raise UserError("--%s %s: at most %s, what a card can hold" % (name, text, format_cents(_CENTS_MAX, currency)))
+    return cents
 
 
 @rule.command("clear")
@@ -88,12 +106,9 @@ def rule_list(obj):
         return await spend_rules.listing(s, actor), await s.park_currency()
     (version, rows), currency = in_store(obj, read)
     click.echo("consumption rules version %d" % version)
-
-    def cents(value):
-        return format_cents(value, currency) if value else "-"
     table(("scope", "id", "per sale", "per day", "cards", "tiers", "offline", "member tier"),
-          [(scope, ident, cents(r.tx_cap_cents), cents(r.daily_cap_cents), ",".join(card_type_names(r.card_types)),
-            _tiers(r.tiers), cents(r.offline_cents), r.member_tier)
+          [(scope, ident, _money(r.tx_cap_cents, currency), _money(r.daily_cap_cents, currency),
+            ",".join(card_type_names(r.card_types)), _tiers(r.tiers), _money(r.offline_cents, currency), r.member_tier)
            for scope, ident, r in rows])
 
 
@@ -102,8 +117,14 @@ def _tiers(mask):
     return "all" if mask == TIERS_ALL else ",".join(map(str, tier_numbers(mask)))
 
 
-def _describe(r):
+def _money(cents, currency):
+    """A rule's amount for people: in the park's currency, '-' for 0 (no limit of its own)."""
+    return format_cents(cents, currency) if cents else "-"
+
+
+def _describe(r, currency):
     """A rule in one line."""
-    return ("per sale %d, per day %d, cards %s, tiers %s, offline %d, member tier %d (cents; 0: none)"
-            % (r.tx_cap_cents, r.daily_cap_cents, ",".join(card_type_names(r.card_types)),
-               _tiers(r.tiers), r.offline_cents, r.member_tier))
+    return ("per sale %s, per day %s, cards %s, tiers %s, offline %s, member tier %d (-: none)"
+            % (_money(r.tx_cap_cents, currency), _money(r.daily_cap_cents, currency),
+               ",".join(card_type_names(r.card_types)), _tiers(r.tiers), _money(r.offline_cents, currency),
+               r.member_tier))

@@ -35,7 +35,7 @@ ENCODE_ERRORS = (Malformed, struct.error, OverflowError, TypeError)
 _FRAME_NAMES = {frames.T_ACK: "T_ACK", frames.T_BLACKLIST: "T_BLACKLIST", frames.T_CONFIG: "T_CONFIG",
                 frames.T_TIME: "T_TIME", frames.T_COMMAND: "T_COMMAND", frames.T_CARD_WRITE: "T_CARD_WRITE",
                 frames.T_PRICE_LIST: "T_PRICE_LIST", frames.T_DISCOUNTS: "T_DISCOUNTS", frames.T_CREDITS: "T_CREDITS",
-                frames.T_SHIFTS: "T_SHIFTS"}
+                frames.T_SHIFTS: "T_SHIFTS", frames.T_STAFF: "T_STAFF"}
 
 
 class Downlink:
@@ -109,12 +109,28 @@ class Downlink:
         sent = await self.send(terminal_id, frames.T_CONFIG, cfg.encode)
         if sent is not None and state.role == frames.ROLE_POS:
             await self.shifts(terminal_id)
+            await self.staff(terminal_id)
         return sent
 
     async def shifts(self, terminal_id):
         """T_SHIFTS: whether the booth refuses sales with no staff shift open (SPEC.md §4.14)."""
         required = await self.storage.shift_required(terminal_id)
         return await self.send(terminal_id, frames.T_SHIFTS, hub_frames.shifts_body(required))
+
+    async def staff(self, terminal_id):
+        """T_STAFF: the staff cards of the booth's merchant, who alone open its shifts, and the park's UTC offset
+        its day counts by (SPEC.md §5.11); None for a terminal that is no booth."""
+        state = self.registry.get(terminal_id)
+        if state is None or state.role != frames.ROLE_POS:
+            return None
+        cards = [m.card_no for m in await self.storage.staff(state.merchant_id) if m.card_no is not None]
+        zone = park_time.zone_fields(await park.zone_of(self.storage), int(time.time()))
+        return await self.send(terminal_id, frames.T_STAFF, lambda: hub_frames.staff_body(zone, cards))
+
+    async def push_staff(self):
+        """Send every booth its merchant's staff list and the park's offset (a staff card issued, the zone set)."""
+        for terminal_id in sorted(self.registry.terminals):
+            await self.staff(terminal_id)
 
     async def _versioned_tail(self, state):
         """(T_CONFIG version, tail, the park's rows.DeskSettings): the version moves with the role's tail and with
@@ -236,6 +252,7 @@ class Downlink:
         if prices is not None:
             await self.prices(terminal_id, prices)
             await self.shifts(terminal_id)  # a booth's sync: the role that takes it is serving now
+            await self.staff(terminal_id)
         await self.time(terminal_id)
 
     async def credits(self, terminal_id, held_version=None):

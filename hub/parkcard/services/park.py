@@ -70,7 +70,8 @@ async def time_zone(store, actor, park_id=1):
 async def set_time_zone(store, actor, name, park_id=1):
     """Set the park's IANA time zone (its days, tickets' dates and gates' resets follow it); return (name, changed).
 
-    Every gate takes the new zone with its config: the config version a gate is sent moves with the zone."""
+    Every gate takes the new zone with its config: the config version a gate is sent moves with the zone; every
+    booth takes it with its staff list."""
     try:
         park_time.zone(name)
     except park_time.TimeZoneError as exc:
@@ -78,7 +79,7 @@ async def set_time_zone(store, actor, name, park_id=1):
     changed = await store.set_park_time_zone(park_id, name, audit=audited(
         actor.name, "park.time_zone", park_id=park_id, time_zone=name))
     if changed:
-        await actor.told(notify.TERMINALS)
+        await actor.told(notify.TERMINALS, notify.STAFF)     # booths count their day by it too (SPEC.md §5.11)
     return name, changed
 
 

@@ -79,4 +79,6 @@ async def issue_card(desk, actor, op_id, desk_terminal_id, staff_id, timeout_s=N
     kept = await ops.issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, 0, C.TIER_STANDARD, 0, 0,
                                 STAFF_PERMS, kind="staff_card", flags=C.FLAG_STAFF)
     # Posted with its audit entry (card.staff_card) and the staff member's card in one transaction.
-    return await ops.settle(desk, actor, kept, write=kept.state == DeskOpState.PENDING)
+    done = await ops.settle(desk, actor, kept, write=kept.state == DeskOpState.PENDING)
+    await actor.told(notify.STAFF)      # the merchant's booths take the card at once (SPEC.md §5.11)
+    return done

@@ -24,7 +24,8 @@ PRICES = "prices"                # a price list or the discount rules took a new
 CREDITS = "credits"              # pending credits were granted or cancelled
 TICKET_SALES = "ticket_sales"    # ticket sales at a desk were queued
 RULES = "rules"                  # the consumption rules took a new version (SPEC.md §5.10)
-NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES, CREDITS, TICKET_SALES, RULES)
+STAFF = "staff"                  # a booth's staff list or the park's time zone changed (SPEC.md §5.11)
+NOTICES = (BLACKLIST, TERMINALS, COMMANDS, CARD_REQUESTS, PRICES, CREDITS, TICKET_SALES, RULES, STAFF)
 DATAGRAM_MAX = 256
 
 
