@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.api, pytest.mark.broker]
 def test_tiers_rules_staff_and_the_park_reports_through_the_api(tmp_path, store_url):
     issued_card(tmp_path, store_url)            # issued at the desk with 100.00 today
     for args in (("merchant", "add", "--id", "2", "--name", "Ice cream", "--commission-bps", "1000"),
-                 ("rule", "set", "--category", "3", "--tx-cap-cents", "1250", "--tiers", "0,1"),
+                 ("rule", "set", "--category", "3", "--tx-cap", "12.50", "--tiers", "0,1"),
                  ("staff", "add", "--name", "Mei", "--merchant", "2"),
                  ("ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1", "--price-cents", "15000")):
         out = cli(tmp_path, store_url, *args)
