@@ -45,7 +45,7 @@ import struct
 from binascii import crc32
 
 from . import atomic
-from .compat import const, forget
+from .compat import borrow, const
 
 # A record's life on the terminal, one name per state (the hub's own: parkcard/domain/lifecycle.py); the
 # number is a mark entry's status byte on flash. PENDING: appended, the card not yet written. COMMITTED,
@@ -184,10 +184,7 @@ class Journal:
         atomic.makedirs(dirpath)
         self._acked, self._last_seq = self._load_state()
         # Recovery runs once, at open: its code (terminal/journal_open.py) leaves the heap after it.
-        from terminal.journal_open import recover
-        recover(self)
-        recover = None
-        forget("terminal.journal_open")
+        borrow("terminal.journal_open", "recover", self)
 
     # -- paths and state -------------------------------------------------
 
@@ -300,10 +297,7 @@ class Journal:
         self._f.close()
         self._f = None
         if os.stat(path)[6] != seg[_SIZE]:
-            from terminal.journal_open import truncate
-            truncate(self, seg[_NO], seg[_SIZE])
-            truncate = None
-            forget("terminal.journal_open")
+            borrow("terminal.journal_open", "truncate", self, seg[_NO], seg[_SIZE])
         self._f = open(path, "ab")
 
     def append(self, seq, time_s, record):

@@ -22,7 +22,7 @@ Design (after peterhinch/micropython-mqtt's mqtt_as, not its code):
 
 import asyncio
 
-from terminal.compat import const, forget, sleep_ms, ticks_diff, ticks_ms
+from terminal.compat import borrow, const, sleep_ms, ticks_diff, ticks_ms
 from terminal.compat import wait_ms as _wait_ms
 from terminal.mqtt_codec import (CONNACK, PAYLOAD_MAX, PINGRESP, PUBACK, PUBLISH, SUBACK,  # noqa: F401
                                  UNSUBACK, MQTTError, decode_packet, encode_connect, encode_puback,
@@ -171,12 +171,8 @@ class MQTTClient:
     async def _connect(self):
         """(reader, writer) to the broker: its code (terminal/mqtt_open.py) is loaded for each connection and
         forgotten after it, a few times a day at most."""
-        from terminal.mqtt_open import connect
-        try:
-            return await connect(self)
-        finally:
-            connect = None
-            forget("terminal.mqtt_open")
+        # The coroutine holds the module's code until it ends; the module is already out of sys.modules.
+        return await borrow("terminal.mqtt_open", "connect", self)
 
     async def _open(self):
         """Open the socket, send CONNECT, wait for CONNACK (§3.2)."""

@@ -4,7 +4,7 @@ import asyncio
 
 from protocol.config import ROLE_DESK
 from terminal.authorise import SERVING
-from terminal.compat import const, forget, sleep_ms
+from terminal.compat import borrow, const, sleep_ms
 
 # const(): folded into the code by mpy-cross, no name on the terminal's heap (no qstr, no globals slot).
 _WATCHDOG_TIMEOUT_MS = const(30000)
@@ -29,10 +29,7 @@ class Terminal:
 
     def __init__(self, board, settings, journal_segment_bytes=65536, journal_segments_max=24):
         # Built once: the wiring (terminal/build.py) leaves the heap once the parts are in place.
-        from terminal.build import build
-        build(self, board, settings, journal_segment_bytes, journal_segments_max)
-        build = None
-        forget("terminal.build")
+        borrow("terminal.build", "build", self, board, settings, journal_segment_bytes, journal_segments_max)
 
     def _credits(self, frame):
         """Pending credits: the module comes in with the first list the hub sends, or one kept in flash."""

@@ -5,17 +5,15 @@ Runs as background tasks beside the tap loop; a tap never waits on anything here
 """
 
 import asyncio
-from binascii import hexlify, unhexlify
 
 from protocol import frames, topics
-from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import RECORD_V2_SIZE, STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
 from terminal import VERSION
 from terminal import blacklist as bl
 from terminal import journal as jr
 
-from terminal.compat import const, sleep_ms as _sleep_ms
+from terminal.compat import borrow, const, sleep_ms as _sleep_ms
 from terminal.compat import wait_ms as _wait_ms
 
 UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
@@ -72,8 +70,8 @@ class Sync:
         self.on_command = on_command
         # Downlink type -> handler(frame): what the terminal takes from the hub. Components register
         # theirs with handle() (the desk role: T_CARD_WRITE); a type nobody handles is refused.
-        self._handlers = {frames.T_ACK: self._on_ack, frames.T_TIME: self._on_time, frames.T_CONFIG: self._on_config,
-                          frames.T_BLACKLIST: self._apply_blacklist, frames.T_COMMAND: self._on_command}
+        self._handlers = {frames.T_ACK: self._on_ack, frames.T_TIME: self._on_time, frames.T_CONFIG: self._on_rare,
+                          frames.T_BLACKLIST: self._apply_blacklist, frames.T_COMMAND: self._on_rare}
         self._config_watchers = []     # called with each config taken (the app loads the role it names)
         # Uplink frames a callback asked for (T_AUTH, T_CARD_RESULT, T_SYNC), each sent by a task kept
         # here until it ends. Bounded: with _SENDS_MAX under way another is refused and counted.
@@ -104,16 +102,7 @@ class Sync:
         self.status_topic = topics.topic(terminal_id, topics.STATUS)
         self.down_topic = topics.topic(terminal_id, topics.DOWN)
         if state.config_hex:
-            try:
-                cfg = frames.Config.decode(unhexlify(state.config_hex))
-            except (ProtocolError, ValueError):
-                cfg = None
-            if cfg is None or out_of_range(cfg):
-                # Stored by a firmware that took any config: none is in force, and the first T_SYNC
-                # (config version 0) asks the hub for it.
-                state.config_hex = ""
-            else:
-                wallet.config = cfg
+            borrow("terminal.sync_rare", "restore_config", self)
         wallet.last_hub_contact_s = state.last_hub_contact_s
         wallet.blacklist_updated_s = state.blacklist_updated_s
 
@@ -346,27 +335,9 @@ class Sync:
                 self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
         self.state.save()  # a replayed time frame must not wind the clock back after a reboot
 
-    def _on_config(self, frame):
-        cfg = frames.Config.decode(frame.body)
-        if out_of_range(cfg):
-            self.state.save()  # the counter is spent: a replay stays refused after a reboot
-            return self._refuse("config_range")
-        self.wallet.config = cfg
-        config_hex = hexlify(frame.body).decode()
-        if config_hex != self.state.config_hex:
-            self._status_due = True
-        self.state.config_hex = config_hex
-        self.state.save()
-        for watcher in self._config_watchers:
-            watcher(cfg)
-
-    def _on_command(self, frame):
-        command, argument = frames.parse_command(frame.body)
-        self.state.save()  # a replayed command must stay refused after a reboot
-        if command == frames.CMD_REPORT_STATUS:
-            self._status_due = True
-        if self.on_command:
-            self.on_command(command, argument)
+    def _on_rare(self, frame):
+        # A config or a command comes a few times a day: terminal/sync_rare.py is loaded for it.
+        borrow("terminal.sync_rare", "on_config" if frame.type == frames.T_CONFIG else "on_command", self, frame)
 
     def _apply_blacklist(self, frame):
         from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist(frame.body)
