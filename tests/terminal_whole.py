@@ -43,7 +43,7 @@ WHOLE_HEAP = "182k"
 # 4 KB above that, the same margin as WHOLE_HEAP.
 GATE_HEAP = "198k"
 # Cards the park blacklists before the terminal first connects: more than a terminal takes in one
-# T_BLACKLIST (terminal.sync asks for 256, SPEC.md §5.5) and more versions than a delta spans: a snapshot
+# T_BLACKLIST (terminal.sync asks for 128, SPEC.md §5.5) and more versions than a delta spans: a snapshot
 # of three chunks.
 BLACKLISTED = tuple(range(900001, 900001 + 600))
 

@@ -5,15 +5,17 @@ Runs as background tasks beside the tap loop; a tap never waits on anything here
 """
 
 import asyncio
+from binascii import hexlify, unhexlify
 
 from protocol import frames, topics
+from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import RECORD_V2_SIZE, STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
 from terminal import VERSION
 from terminal import blacklist as bl
 from terminal import journal as jr
 
-from terminal.compat import borrow, const, sleep_ms as _sleep_ms
+from terminal.compat import const, sleep_ms as _sleep_ms
 from terminal.compat import wait_ms as _wait_ms
 
 UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
@@ -42,7 +44,9 @@ _SENDS_MAX = const(4)
 _NO_STATS = {}  # a link without MQTTClient's counters (the simulations' stand-ins)
 # Cards per T_BLACKLIST the terminal asks for (SPEC.md §5.5): a frame's copies (packet, frame body,
 # the card numbers as ints) stay a few KB; halved, down to the floor, after a frame too large to hold.
-_CHUNK_CARDS_MAX = const(256)
+# A snapshot arrives right after a connect, beside the link's TLS buffers and the config: measured
+# (bench/bench_heap.py), 128 lets the whole terminal start in 2 KB less heap than 256 did.
+_CHUNK_CARDS_MAX = const(128)
 _CHUNK_CARDS_MIN = const(16)
 _UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.HANDED_OVER: STATUS_UNCERTAIN}
 
@@ -70,8 +74,8 @@ class Sync:
         self.on_command = on_command
         # Downlink type -> handler(frame): what the terminal takes from the hub. Components register
         # theirs with handle() (the desk role: T_CARD_WRITE); a type nobody handles is refused.
-        self._handlers = {frames.T_ACK: self._on_ack, frames.T_TIME: self._on_time, frames.T_CONFIG: self._on_rare,
-                          frames.T_BLACKLIST: self._apply_blacklist, frames.T_COMMAND: self._on_rare}
+        self._handlers = {frames.T_ACK: self._on_ack, frames.T_TIME: self._on_time, frames.T_CONFIG: self._on_config,
+                          frames.T_BLACKLIST: self._apply_blacklist, frames.T_COMMAND: self._on_command}
         self._config_watchers = []     # called with each config taken (the app loads the role it names)
         # Uplink frames a callback asked for (T_AUTH, T_CARD_RESULT, T_SYNC), each sent by a task kept
         # here until it ends. Bounded: with _SENDS_MAX under way another is refused and counted.
@@ -102,7 +106,16 @@ class Sync:
         self.status_topic = topics.topic(terminal_id, topics.STATUS)
         self.down_topic = topics.topic(terminal_id, topics.DOWN)
         if state.config_hex:
-            borrow("terminal.sync_rare", "restore_config", self)
+            try:
+                cfg = frames.Config.decode(unhexlify(state.config_hex))
+            except (ProtocolError, ValueError):
+                cfg = None
+            if cfg is None or out_of_range(cfg):
+                # Stored by a firmware that took any config: none is in force, and the first T_SYNC
+                # (config version 0) asks the hub for it.
+                state.config_hex = ""
+            else:
+                wallet.config = cfg
         wallet.last_hub_contact_s = state.last_hub_contact_s
         wallet.blacklist_updated_s = state.blacklist_updated_s
 
@@ -335,9 +348,27 @@ class Sync:
                 self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
         self.state.save()  # a replayed time frame must not wind the clock back after a reboot
 
-    def _on_rare(self, frame):
-        # A config or a command comes a few times a day: terminal/sync_rare.py is loaded for it.
-        borrow("terminal.sync_rare", "on_config" if frame.type == frames.T_CONFIG else "on_command", self, frame)
+    def _on_config(self, frame):
+        cfg = frames.Config.decode(frame.body)
+        if out_of_range(cfg):
+            self.state.save()  # the counter is spent: a replay stays refused after a reboot
+            return self._refuse("config_range")
+        self.wallet.config = cfg
+        config_hex = hexlify(frame.body).decode()
+        if config_hex != self.state.config_hex:
+            self._status_due = True
+        self.state.config_hex = config_hex
+        self.state.save()
+        for watcher in self._config_watchers:
+            watcher(cfg)
+
+    def _on_command(self, frame):
+        command, argument = frames.parse_command(frame.body)
+        self.state.save()  # a replayed command must stay refused after a reboot
+        if command == frames.CMD_REPORT_STATUS:
+            self._status_due = True
+        if self.on_command:
+            self.on_command(command, argument)
 
     def _apply_blacklist(self, frame):
         from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist(frame.body)
