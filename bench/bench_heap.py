@@ -4,7 +4,7 @@ usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--step 4] 
 
 - The whole terminal: main.main() under the MicroPython unix port (64-bit objects) as parkcard-flash
   installs it, against a hub over a TLS Mosquitto, two taps approved and acked around a blacklist
-  snapshot of three chunks and a config change (tests/terminal_whole.py, the test's own scenario):
+  snapshot of five chunks and a config change (tests/terminal_whole.py, the test's own scenario):
   bisected between --low and --high KB to --step KB, the smallest heap at which it passes.
 - Where it goes, at a roomy heap: each module's import (what it costs when imported in the order
   main.py pulls it in, qstr pool growth included), the qstr pools, the heap at main.main(), after the

@@ -407,7 +407,7 @@ def test_version_gap_is_refused_and_asks_from_the_version_held(term):
     assert (term.blacklist.version, term.blacklist.contains(5), term.blacklist.contains(6)) == (2, True, False)
     (topic, payload, _qos, _retain), = term.client.published
     frame = frames.decode(FRAME_MAC, payload)
-    assert (topic, frame.type, hub_frames.parse_sync(frame.body)) == (topics.topic(TID, topics.UP), frames.T_SYNC, (2, 0, 256))
+    assert (topic, frame.type, hub_frames.parse_sync(frame.body)) == (topics.topic(TID, topics.UP), frames.T_SYNC, (2, 0, 128))
 
 
 def test_a_sync_request_that_cannot_go_out_is_dropped_quietly(term):

@@ -4,9 +4,23 @@ Imported once at start and forgotten after (compat.forget): none of this code st
 while the terminal serves.
 """
 
+import json
+
 from terminal.blacklist import BlacklistCorrupt
 from terminal.journal import JournalCorrupt
-from terminal.runtime import SettingsError, Terminal, load_settings
+from terminal.compat import const
+from terminal.runtime import SettingsError, Terminal
+
+_SETTINGS_FILE = const("/terminal.json")
+
+
+def load_settings(path=_SETTINGS_FILE):
+    """Read the non-secret provisioning settings written by the flash tool."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        raise SettingsError("no valid %s: provision this terminal with parkcard-flash" % path)
 
 
 def assemble(board=None):

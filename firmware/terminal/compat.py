@@ -55,3 +55,13 @@ def forget(name):
     parent = sys.modules.get(package)
     if parent is not None and leaf in parent.__dict__:
         delattr(parent, leaf)   # an imported submodule is also its package's attribute
+
+
+def borrow(name, function, *args):
+    """Call function(*args) of module name, imported for the call and forgotten after it (a rare job's code)."""
+    module = __import__(name, None, None, (function,))
+    try:
+        return getattr(module, function)(*args)
+    finally:
+        module = None
+        forget(name)

@@ -45,7 +45,7 @@ import struct
 from binascii import crc32
 
 from . import atomic
-from .compat import const
+from .compat import borrow, const
 
 # A record's life on the terminal, one name per state (the hub's own: parkcard/domain/lifecycle.py); the
 # number is a mark entry's status byte on flash. PENDING: appended, the card not yet written. COMMITTED,
@@ -183,7 +183,8 @@ class Journal:
         self._oldest = None
         atomic.makedirs(dirpath)
         self._acked, self._last_seq = self._load_state()
-        self._recover()
+        # Recovery runs once, at open: its code (terminal/journal_open.py) leaves the heap after it.
+        borrow("terminal.journal_open", "recover", self)
 
     # -- paths and state -------------------------------------------------
 
@@ -202,83 +203,11 @@ class Journal:
         head = _STATE_MAGIC + struct.pack(">II", self._acked, self._last_seq)
         atomic.write(self._dir, _STATE, head + struct.pack(">I", crc32(head)))
 
-    # -- recovery --------------------------------------------------------
-
-    def _recover(self):
-        segnos = []
-        for name in os.listdir(self._dir):
-            if name.endswith(atomic.TMP):
-                atomic.remove(self._dir + "/" + name)  # an interrupted state write or tail cut
-            elif name.endswith(_SEG_EXT):
-                segnos.append(int(name[:8], 16))
-        segnos.sort()
-        self._scan_seq = 0
-        for i, segno in enumerate(segnos):
-            self._recover_segment(segno, i == len(segnos) - 1)
-        self._trim()  # finishes a trim that a power cut interrupted
-        if self._segs:
-            self._f = open(self._path(self._segs[-1][_NO]), "ab")
-        else:
-            self._roll()
-        self._depth = None  # counted when first asked
-
-    def _recover_segment(self, segno, is_last):
-        seg = [segno, 0, 0, 0, 0, 0]
-        r = _Reader(self._path(segno), self._rs, self._scan_buf)
-        try:
-            while r.next():
-                self._index(seg, r)
-                seg[_SIZE] = r.off + (self._alen if r.kind == _APPEND else _MARK_LEN)
-        finally:
-            r.close()
-        if r.bad >= 0:
-            if not is_last or r.size - r.bad > self._alen:
-                raise JournalCorrupt("segment %08x at %d" % (segno, r.bad))
-            self._truncate(segno, r.bad)
-        self._segs.append(seg)
-
-    def _index(self, seg, r):
-        seq = r.seq
-        if r.kind == _APPEND:
-            if seq <= self._scan_seq:
-                raise JournalCorrupt("seq %d after %d" % (seq, self._scan_seq))
-            self._scan_seq = seq
-            seg[_NAPP] += 1
-            seg[_FIRST] = seg[_FIRST] or seq
-            seg[_LAST] = seq
-            self._last_seq = max(self._last_seq, seq)
-            if seq > self._acked:
-                if len(self._open) >= self._open_max:
-                    raise JournalCorrupt("more than %d open records" % self._open_max)
-                self._open[seq] = [PENDING, seg[_NO], r.off]
-        elif seq in self._open:
-            self._settle(seq, r.val)
-        seg[_MAXREF] = max(seg[_MAXREF], seq)
-
     def _settle(self, seq, status):
         if status == UNCERTAIN:
             self._open[seq][0] = UNCERTAIN
         else:
             del self._open[seq]
-
-    def _truncate(self, segno, size):
-        # MicroPython files have no truncate(): copy the intact prefix and
-        # rename it over the segment, so a cut during this leaves the original.
-        path = self._path(segno)
-        tmp = path + atomic.TMP
-        buf = bytearray(256)
-        mv = memoryview(buf)
-        with open(path, "rb") as src:
-            with open(tmp, "wb") as dst:
-                left = size
-                while left:
-                    got = src.readinto(mv[: min(256, left)])
-                    if not got:
-                        raise JournalCorrupt("segment %08x shrank" % segno)
-                    dst.write(mv[:got])
-                    left -= got
-                atomic.sync(dst)
-        atomic.replace(tmp, path, self._dir)
 
     def _recount(self):
         """Recompute depth and the oldest unsynced time (after open and ack)."""
@@ -368,7 +297,7 @@ class Journal:
         self._f.close()
         self._f = None
         if os.stat(path)[6] != seg[_SIZE]:
-            self._truncate(seg[_NO], seg[_SIZE])
+            borrow("terminal.journal_open", "truncate", self, seg[_NO], seg[_SIZE])
         self._f = open(path, "ab")
 
     def append(self, seq, time_s, record):
