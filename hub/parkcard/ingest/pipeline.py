@@ -86,7 +86,8 @@ from parkcard.store import replacements as replacement_store
 
 log = logging.getLogger("parkcard.ingest.pipeline")
 
-_RECORD_TERMINAL_AT = 4   # terminal_id (2 bytes) and seq (4 bytes) sit here in every record version (SPEC.md §4.1)
+_RECORD_KIND_AT = 1       # kind (1 byte), terminal_id (2 bytes) and seq (4 bytes) sit here in every record version
+_RECORD_TERMINAL_AT = 4   # (SPEC.md §4.1)
 _RECORD_SEQ_AT = 8
 GAPS_STORED_MAX = 1000   # ranges of missing seqs kept per terminal (the count beyond is in the last one)
 # Seqs stored above a terminal's hole (TerminalState.above), per terminal: a terminal sends its backlog
@@ -102,6 +103,13 @@ def _bonus_before(tx, rec):
     """The bonus purse of the record's card as the ledger holds it now (0 for a kind that moves no value)."""
     return tx.account_cents(accounts.bonus_account(rec.card_no)) if ledger.card_delta(rec) or \
         rec.kind in ledger.BONUS_KINDS else 0
+
+
+def _may_carry_lines(tx, terminal_id, seq):
+    """False when the record below a booth's debit is stored and is no sale line: the sale is a keyed amount
+    with nothing to price again (SPEC.md §4.11), and the after-commit repricing need not read it back."""
+    below = tx.record(terminal_id, seq - 1)
+    return below is None or below.raw[_RECORD_KIND_AT] == R.KIND_SALE_LINE
 
 
 def _decoded(state, entries):
@@ -123,11 +131,16 @@ def _reads_of(uploads):
     round trip.
 
     A record is looked up only where one can be stored: a seq the terminal's state holds already (a
-    resend) and a refund's sale; a seq above them is new, or staged by this batch when it repeats.
+    resend), a refund's sale, and the seq below a booth's upload (_may_carry_lines); a seq above them is
+    new, or staged by this batch when it repeats.
     """
     records, cards, counters = [], [], []
     for state, entries in uploads:
         terminal_id, acked_upto, above = state.id, state.acked_upto, state.above
+        if state.role == frames.ROLE_POS and entries and not isinstance(entries[0][2], ProtocolError):
+            below = entries[0][2].seq - 1
+            if below <= acked_upto or below in above:
+                records.append((terminal_id, below))
         for _status, _raw, rec in entries:
             if isinstance(rec, ProtocolError):
                 continue
@@ -510,7 +523,7 @@ class Ingest:
             tx.post(record_id, rec.kind, entries)
         if card_no in self.replaced_cards and ledger.card_delta(rec) < 0:
             self._settle_late(tx, res, state, rec)
-        if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS:
+        if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS and _may_carry_lines(tx, state.id, rec.seq):
             res.booth_sales.append((state.id, state.merchant_id, rec.seq))
         card = tx.card(card_no)
         if card[2] is None or counter_newer(k, card[2]):

@@ -63,6 +63,8 @@ async def migrate(conn, where):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK_KEY)
             if await conn.fetchval("SELECT version FROM parkcard_schema") >= number:
                 continue        # another process applied it meanwhile
-            await conn.execute(path.read_text())
+            sql = path.read_text()
+            if any(line.strip() and not line.strip().startswith("--") for line in sql.splitlines()):
+                await conn.execute(sql)     # a file of comments only (a number held for later) has nothing to run
             await conn.execute("UPDATE parkcard_schema SET version = $1", number)
     return latest
