@@ -74,10 +74,13 @@ class WebhookSender:
             if due_at is not None:
                 wait_s = max(0.0, min(wait_s, due_at - time.time()))
         self.stats["sleeps"] += 1
+        # asyncio.timeout, not wait_for: on Python 3.11 a cancel landing as wait_for times out comes back as
+        # TimeoutError, and the sender would swallow the hub's stop and hold its task group open.
         try:
-            await asyncio.wait_for(woken.wait(), wait_s)
+            async with asyncio.timeout(wait_s):
+                await woken.wait()
             self.stats["woken"] += 1
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def round(self, client):
