@@ -134,7 +134,8 @@ def _reads_of(uploads):
     resend), a refund's sale, and the seq below a booth's upload (_may_carry_lines); a seq above them is
     new, or staged by this batch when it repeats.
     """
-    records, cards, counters = [], [], []
+    records, cards, counters = [], set(), set()     # sets: a card's consecutive records share counters
+    previous, following, add = rules.previous_counter, rules.next_counter, counters.add
     for state, entries in uploads:
         terminal_id, acked_upto, above = state.id, state.acked_upto, state.above
         if state.role == frames.ROLE_POS and entries and not isinstance(entries[0][2], ProtocolError):
@@ -148,10 +149,11 @@ def _reads_of(uploads):
                 records.append((terminal_id, rec.seq))
             if rec.ref_seq:
                 records.append((terminal_id, rec.ref_seq))
-            k = rec.card_counter
-            cards.append(rec.card_no)
-            counters += [(rec.card_no, rules.previous_counter(k)), (rec.card_no, k),
-                         (rec.card_no, rules.next_counter(k))]
+            card_no, k = rec.card_no, rec.card_counter
+            cards.add(card_no)
+            add((card_no, previous(k)))
+            add((card_no, k))
+            add((card_no, following(k)))
     return dict(records=records, cards=cards, counters=counters, terminals=[state.id for state, _e in uploads])
 
 
