@@ -11,6 +11,7 @@ import json
 import queue
 import threading
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -142,6 +143,90 @@ def test_a_sale_is_posted_signed_retried_after_a_failure_and_kept_across_a_resta
     assert deliveries[0].attempts == 2 and deliveries[1].attempts >= 1     # the 503 may end with the old hub
     assert listed == []
     assert receiver.got.empty()                             # nothing delivered twice once answered 200
+
+
+async def cursor_past(store, record_id):
+    """Wait until the first webhook's record cursor has passed record_id (at most WAIT_S)."""
+    async def passed():
+        while (await store.webhooks())[0].record_cursor < record_id:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(passed(), WAIT_S)
+
+
+class WriteCounter:
+    """Counts the write transactions the task that made it asks of the store (the hub's own tasks write too)."""
+
+    def __init__(self, store):
+        self.count = 0
+        self._write = store.write
+        task = asyncio.current_task()
+
+        async def counted(fn, audit=None):
+            if asyncio.current_task() is task:
+                self.count += 1
+            return await self._write(fn, audit)
+        store.write = counted
+
+
+def test_records_applied_after_their_ack_each_give_one_event_and_the_sender_wakes_on_commit(tmp_path, broker,
+                                                                                         receiver, store_url):
+    async def scenario():
+        hub = await started(store_url, broker)
+        hub.webhooks.poll_s = 3600      # far beyond WAIT_S: every delivery here comes from a wake-up or a retry due
+        try:
+            admin = Actor("admin")
+            webhook_id, _ = await webhooks.add(hub.storage, admin, receiver.url, ["sale"], SECRET)
+            card_no = (await desk_issued(hub, UID, 1000)).card_no
+            await hub.wait_until(lambda: hub.webhooks.stats["sleeps"] >= 1)     # the sender is idle now
+            booth = await connect_booth(hub, broker.host, broker.port, 5)
+            try:
+                receiver.statuses.put(500)      # the first POST fails: its retry is due 50 ms later
+                # seq 1 uncertain: stored and acknowledged, no event yet.
+                booth.record(R.KIND_DEBIT, card_no, 2, 500, 500, uid=UID, status=R.STATUS_UNCERTAIN)
+                booth.upload()
+                await asyncio.to_thread(booth.wait_acked, 1)
+                [uncertain] = await hub.storage.records(5)
+                await cursor_past(hub.storage, uncertain.id)    # the sender has looked at it while uncertain
+                # seq 2 chains on seq 1's counter: seq 1 happened, applied now. seq 3 uncertain and seq 4 chaining
+                # on it arrive together: seq 3 is stored and applied in one transaction.
+                booth.record(R.KIND_DEBIT, card_no, 3, 100, 400, uid=UID)
+                booth.record(R.KIND_DEBIT, card_no, 4, 100, 300, uid=UID, status=R.STATUS_UNCERTAIN)
+                booth.record(R.KIND_DEBIT, card_no, 5, 100, 200, uid=UID)
+                booth.upload()
+                await asyncio.to_thread(booth.wait_acked, 4)
+                posts = [await asyncio.to_thread(receiver.next) for _ in range(5)]
+                await hub.wait_until(lambda: hub.webhooks.stats["delivered"] == 4)
+            finally:
+                booth.close()
+            deliveries = await hub.storage.webhook_deliveries(webhook_id)
+            records = {r.seq: r.status for r in await hub.storage.records(5)}
+            writes = WriteCounter(hub.storage)
+            async with httpx.AsyncClient() as client:
+                idle_round = await hub.webhooks.round(client)       # nothing new, nothing due
+                idle_writes = writes.count
+                await webhooks.remove(hub.storage, admin, webhook_id)
+                writes.count = 0
+                unregistered_round = await hub.webhooks.round(client)   # no webhook at all
+            stats = dict(hub.webhooks.stats)
+            [hook] = await hub.storage.webhooks(with_removed=True)
+        finally:
+            await hub.stop()
+        return posts, deliveries, records, idle_round, idle_writes, unregistered_round, writes.count, stats, hook
+
+    (posts, deliveries, records, idle_round, idle_writes, unregistered_round, unregistered_writes,
+     stats, hook) = asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert hook.late_cursor >= 2       # seq 1 and seq 3 came through the log of records applied late
+    assert records == {1: "applied", 2: "applied", 3: "applied", 4: "applied"}
+    assert [p[2] for p in posts] == [500, 200, 200, 200, 200]
+    delivered = [json.loads(p[1]) for p in posts if p[2] == 200]
+    assert sorted(e["seq"] for e in delivered) == [1, 2, 3, 4]     # each applied sale once, however applied
+    assert len({e["id"] for e in delivered}) == 4
+    assert sorted(json.loads(d.body)["seq"] for d in deliveries) == [1, 2, 3, 4]
+    assert all(d.state == "delivered" for d in deliveries)
+    assert stats["woken"] >= 1
+    assert (idle_round, idle_writes) == (False, 0)
+    assert (unregistered_round, unregistered_writes) == (False, 0)
+    assert receiver.got.empty()
 
 
 def test_events_are_what_a_webhook_wants_only_and_signatures_and_retries_follow_the_rules():

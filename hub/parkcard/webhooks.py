@@ -1,10 +1,16 @@
 """The hub's webhook sender: turns what ingest stored into the outbox's events and delivers them, signed.
 
-It reads only committed rows (records, alarms) behind each webhook's cursors, so
-ingest never waits for it, and an event is in the outbox (the store) before it
-is sent, so a hub restart loses none: a delivery not answered 2xx is tried
-again after parkcard.domain.webhooks.retry_delay_s, until ATTEMPTS_MAX.
-Receivers get at least once; the event's "id" tells them a repeat.
+It reads only committed rows (records, records applied after they were stored,
+alarms) behind each webhook's cursors, so ingest never waits for it, and an
+event is in the outbox (the store) before it is sent, so a hub restart loses
+none: a delivery not answered 2xx is tried again after
+parkcard.domain.webhooks.retry_delay_s, until ATTEMPTS_MAX. Receivers get at
+least once; the event's "id" tells them a repeat.
+
+It sleeps until a commit of this hub stores what may be an event (the store's
+`events_added`), until its next retry is due, or for FALLBACK_POLL_S (what
+another process wrote, such as a CLI): an idle park costs it no transaction,
+and with no webhook registered a round reads one row and writes nothing.
 """
 
 import asyncio
@@ -18,7 +24,7 @@ from parkcard.domain import webhooks as rules
 
 log = logging.getLogger("parkcard.webhooks")
 
-POLL_S = 1.0                # how soon a stored event leaves (and a due retry goes)
+FALLBACK_POLL_S = 30.0      # the longest sleep between rounds, for rows a commit of this hub did not announce
 BATCH_MAX = 50              # events queued, and deliveries sent at once, per round
 SEND_TIMEOUT_S = 10.0       # a receiver that takes longer has failed this attempt
 SENDS_AT_ONCE_MAX = 8       # POSTs in flight at once: a receiver is not flooded by a backlog
@@ -28,7 +34,8 @@ ERROR_TEXT_MAX = 200
 class WebhookSender:
     """Fills the outbox and delivers it; one per hub (it owns the database's outbox)."""
 
-    def __init__(self, storage, poll_s=POLL_S, retry_delay_s=rules.retry_delay_s, attempts_max=rules.ATTEMPTS_MAX):
+    def __init__(self, storage, poll_s=FALLBACK_POLL_S, retry_delay_s=rules.retry_delay_s,
+                 attempts_max=rules.ATTEMPTS_MAX):
         self.storage = storage
         self.poll_s = poll_s
         self.retry_delay_s = retry_delay_s
@@ -38,23 +45,54 @@ class WebhookSender:
 
     async def run(self):
         """Deliver until cancelled; a failed round (the store away) is logged, counted and tried again. Rounds
-        follow each other at once while there is a backlog, else every poll_s."""
+        follow each other at once while there is a backlog, else when woken (_idle)."""
+        woken = self.storage.events_added
         async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S, follow_redirects=False) as client:
             while True:
-                busy = False
+                woken.clear()       # before the round: a commit during it wakes the next one
+                busy = failed = False
                 try:
                     busy = await self.round(client)
                 except Exception as exc:    # noqa: BLE001 - the sender never stops the hub; the next round retries
+                    failed = True
                     self.stats["rounds_failed"] += 1
                     log.warning("event=webhook_round_failed error=%r", exc)
-                await asyncio.sleep(0 if busy else self.poll_s)
+                if busy:
+                    await asyncio.sleep(0)
+                else:
+                    await self._idle(woken, failed)
+
+    async def _idle(self, woken, failed):
+        """Sleep until a commit announces new rows, the next retry is due, or poll_s has passed."""
+        wait_s = self.poll_s
+        if not failed:
+            try:
+                due_at = await self.storage.next_webhook_due_at()
+            except Exception as exc:    # noqa: BLE001 - as a failed round: slept on, then tried again
+                due_at = None
+                log.warning("event=webhook_due_unread error=%r", exc)
+            if due_at is not None:
+                wait_s = max(0.0, min(wait_s, due_at - time.time()))
+        self.stats["sleeps"] += 1
+        # asyncio.timeout, not wait_for: on Python 3.11 a cancel landing as wait_for times out comes back as
+        # TimeoutError, and the sender would swallow the hub's stop and hold its task group open.
+        try:
+            async with asyncio.timeout(wait_s):
+                await woken.wait()
+            self.stats["woken"] += 1
+        except TimeoutError:
+            pass
 
     async def round(self, client):
         """Queue the new events, then send every delivery that is due (their outcomes kept in one transaction);
-        return True when there was anything to do (there may be more)."""
+        return True when there was anything to do (there may be more). With no webhook registered it reads the
+        list of webhooks and nothing else."""
+        hooks = await self.storage.webhooks()
+        if not hooks:
+            return False    # removing a webhook gives its due deliveries up: none is left to send
         currency = await self.storage.park_currency()
         queued = await self.storage.fill_webhook_outbox(
-            lambda source, row, wanted: rules.event_of(source, row, wanted, currency), BATCH_MAX)
+            lambda source, row, wanted: rules.event_of(source, row, wanted, currency), BATCH_MAX, hooks)
         self.stats["queued"] += queued
         due = await self.storage.due_webhook_deliveries(time.time(), BATCH_MAX)
         outcomes = await asyncio.gather(*(self._send(client, d, url, secret) for d, url, secret in due))

@@ -92,7 +92,8 @@ from parkcard.store import replacements as replacement_store
 
 log = logging.getLogger("parkcard.ingest.pipeline")
 
-_RECORD_TERMINAL_AT = 4   # terminal_id (2 bytes) and seq (4 bytes) sit here in every record version (SPEC.md §4.1)
+_RECORD_KIND_AT = 1       # kind (1 byte), terminal_id (2 bytes) and seq (4 bytes) sit here in every record version
+_RECORD_TERMINAL_AT = 4   # (SPEC.md §4.1)
 _RECORD_SEQ_AT = 8
 GAPS_STORED_MAX = 1000   # ranges of missing seqs kept per terminal (the count beyond is in the last one)
 # Seqs stored above a terminal's hole (TerminalState.above), per terminal: a terminal sends its backlog
@@ -127,6 +128,13 @@ def _given_back_sale(tx, state, rec):
     return sale, -tx.record_entry_cents(found.id, accounts.bonus_account(rec.card_no))
 
 
+def _may_carry_lines(tx, terminal_id, seq):
+    """False when the record below a booth's debit is stored and is no sale line: the sale is a keyed amount
+    with nothing to price again (SPEC.md §4.11), and the after-commit repricing need not read it back."""
+    below = tx.record(terminal_id, seq - 1)
+    return below is None or below.raw[_RECORD_KIND_AT] == R.KIND_SALE_LINE
+
+
 def _decoded(state, entries):
     """[(status, raw, Record or the ProtocolError that refuses it)] of an upload's [(status, raw)] from this
     terminal: each record is decoded and its MAC checked once, before the batch plans its reads."""
@@ -146,11 +154,17 @@ def _reads_of(uploads):
     round trip.
 
     A record is looked up only where one can be stored: a seq the terminal's state holds already (a
-    resend) and a refund's sale; a seq above them is new, or staged by this batch when it repeats.
+    resend), a refund's sale, and the seq below a booth's upload (_may_carry_lines); a seq above them is
+    new, or staged by this batch when it repeats.
     """
-    records, cards, counters = [], [], []
+    records, cards, counters = [], set(), set()     # sets: a card's consecutive records share counters
+    previous, following, add = rules.previous_counter, rules.next_counter, counters.add
     for state, entries in uploads:
         terminal_id, acked_upto, above = state.id, state.acked_upto, state.above
+        if state.role == frames.ROLE_POS and entries and not isinstance(entries[0][2], ProtocolError):
+            below = entries[0][2].seq - 1
+            if below <= acked_upto or below in above:
+                records.append((terminal_id, below))
         for _status, _raw, rec in entries:
             if isinstance(rec, ProtocolError):
                 continue
@@ -158,10 +172,11 @@ def _reads_of(uploads):
                 records.append((terminal_id, rec.seq))
             if rec.ref_seq:
                 records.append((terminal_id, rec.ref_seq))
-            k = rec.card_counter
-            cards.append(rec.card_no)
-            counters += [(rec.card_no, rules.previous_counter(k)), (rec.card_no, k),
-                         (rec.card_no, rules.next_counter(k))]
+            card_no, k = rec.card_no, rec.card_counter
+            cards.add(card_no)
+            add((card_no, previous(k)))
+            add((card_no, k))
+            add((card_no, following(k)))
     return dict(records=records, cards=cards, counters=counters, terminals=[state.id for state, _e in uploads])
 
 
@@ -530,7 +545,7 @@ class Ingest:
             tx.post(record_id, rec.kind, entries)
         if card_no in self.replaced_cards and ledger.card_delta(rec):
             self._settle_late(tx, res, state, rec)
-        if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS:
+        if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS and _may_carry_lines(tx, state.id, rec.seq):
             res.booth_sales.append((state.id, state.merchant_id, rec.seq))
         card = tx.card(card_no)
         if card[2] is None or counter_newer(k, card[2]):

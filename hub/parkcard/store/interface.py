@@ -285,7 +285,8 @@ class Store(abc.ABC):
     """The hub database: one writer (a batch per call), reads that never wait behind a batch.
 
     Attributes: `path` (where it is, for messages), `oplog` (the operator audit log it anchors),
-    `stats` (counters of bounds hit).
+    `stats` (counters of bounds hit), `events_added` (an asyncio.Event set after each commit that stored
+    records or alarms or changed a record's status: the webhook sender's wake-up).
     """
 
     # -- lifecycle
@@ -939,8 +940,13 @@ class Store(abc.ABC):
         """Stop a webhook and give up its due deliveries; True when it was active."""
 
     @abc.abstractmethod
-    async def fill_webhook_outbox(self, event_of, batch_max):
-        """Queue the events past each active webhook's cursors, advancing them with the events; return how many."""
+    async def fill_webhook_outbox(self, event_of, batch_max, hooks=None):
+        """Queue the events past each active webhook's cursors (records, records applied late, alarms), advancing
+        them with the events; return how many."""
+
+    @abc.abstractmethod
+    async def next_webhook_due_at(self):
+        """The earliest next_at of a delivery due to an active webhook, or None."""
 
     @abc.abstractmethod
     async def due_webhook_deliveries(self, now, limit):

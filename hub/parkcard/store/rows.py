@@ -760,6 +760,7 @@ class Webhook(NamedTuple):
     removed_at: Optional[float]
     record_cursor: int      # the last record id looked at for this webhook
     alarm_cursor: int       # the last alarm id looked at
+    late_cursor: int = 0    # the last webhook_late_records id looked at (records applied after they were stored)
 
 
 class WebhookDelivery(NamedTuple):

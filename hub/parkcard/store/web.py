@@ -1,5 +1,13 @@
-"""The store's web sessions, webhooks and webhook outbox (tables of migration 25): SQL both backends run as
-written (a mixin beside SharedMethods, using its `_one`, `_all` and `write`)."""
+"""The store's web sessions, webhooks and webhook outbox (tables of migrations 25 and 33): SQL both backends run
+as written (a mixin beside SharedMethods, using its `_one`, `_all` and `write`).
+
+A webhook reads two streams: the records past its record_cursor (stored applied at once, by id), and the
+webhook_late_records log past its late_cursor (records applied after they were stored, logged by a trigger
+whatever path applied them). A record stored and applied in one transaction shows in both; the outbox's
+(webhook_id, event_key) key keeps one event of it.
+"""
+
+import asyncio
 
 from parkcard.store.rows import SessionLimits, Webhook, WebhookDelivery, WebSession
 
@@ -7,10 +15,26 @@ _SESSION_SELECT = "SELECT %s FROM web_sessions " % ", ".join(WebSession._fields)
 _WEBHOOK_SELECT = "SELECT %s FROM webhooks " % ", ".join(Webhook._fields)
 _DELIVERY_SELECT = "SELECT %s FROM webhook_outbox " % ", ".join(WebhookDelivery._fields)
 DUE, DELIVERED, GIVEN_UP = "due", "delivered", "given_up"
+_RECORD_EVENT_COLUMNS = "r.id, r.terminal_id, r.seq, r.kind, r.card_no, r.amount_cents, r.balance_after_cents, " \
+                        "r.time_s, r.status"
 
 
 class WebMethods:
     """interface.Store's web session and webhook methods, one SQL for every backend."""
+
+    @property
+    def events_added(self):
+        """An asyncio.Event set after each commit of this process that stored records or alarms, or changed a
+        record's status (what may become a webhook's event); the sender clears it before each round."""
+        event = getattr(self, "_events_added", None)
+        if event is None:
+            event = self._events_added = asyncio.Event()
+        return event
+
+    def _committed(self, tx):
+        """After a write committed, on the event loop: wake the webhook sender when it stored what may be an event."""
+        if tx.records or tx.record_status or tx.alarms:
+            self.events_added.set()
 
     # -- web sessions
     async def park_session_limits(self, park_id=1):
@@ -62,13 +86,15 @@ class WebMethods:
 
     # -- webhooks
     async def add_webhook(self, url, events, secret, actor, audit=None):
-        """Register a webhook for events from now on (its cursors at the newest record and alarm); its id."""
+        """Register a webhook for events from now on (its cursors at the newest record, alarm and record applied
+        late); its id."""
         def run(tx):
             record = tx.sql_row("SELECT COALESCE(MAX(id), 0) FROM records")[0]
             alarm = tx.sql_row("SELECT COALESCE(MAX(id), 0) FROM alarms")[0]
+            late = tx.sql_row("SELECT COALESCE(MAX(id), 0) FROM webhook_late_records")[0]
             return tx.sql_row("INSERT INTO webhooks(url, events, secret, created_by, created_at, record_cursor, "
-                              "alarm_cursor) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                              (url, events, secret, actor, tx.now, record, alarm))[0]
+                              "alarm_cursor, late_cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                              (url, events, secret, actor, tx.now, record, alarm, late))[0]
         return await self.write(run, audit)
 
     async def webhooks(self, with_removed=False):
@@ -86,9 +112,11 @@ class WebMethods:
             return changed == 1
         return await self.write(run, audit)
 
-    async def fill_webhook_outbox(self, event_of, batch_max):
-        """Queue the events of the records and alarms past each active webhook's cursors, advancing them in the
-        same transaction (a restart neither loses nor repeats one); return how many were queued.
+    async def fill_webhook_outbox(self, event_of, batch_max, hooks=None):
+        """Queue the events of the records, records applied late and alarms past each active webhook's cursors
+        (hooks: the active webhooks when the caller read them already), advancing the cursors in the same
+        transaction (a restart neither loses nor repeats one); return how many were queued. Nothing is written
+        for a webhook with nothing past its cursors.
 
         event_of(source, row, wanted) -> (event, event_key, body) or None: source "record" with row (id, terminal_id,
         seq, kind, card_no, amount_cents, balance_after_cents, time_s, status), or "alarm" with row (id, kind,
@@ -96,24 +124,27 @@ class WebMethods:
         database fills it: the cursors read here are checked unchanged as they advance.
         """
         queued = 0
-        for hook in await self.webhooks():
+        for hook in (await self.webhooks()) if hooks is None else hooks:
             wanted = frozenset(hook.events.split())
-            rows = await self._all("SELECT id, terminal_id, seq, kind, card_no, amount_cents, balance_after_cents, "
-                                   "time_s, status FROM records WHERE id>? ORDER BY id LIMIT ?",
-                                   (hook.record_cursor, batch_max))
+            rows = await self._all("SELECT %s FROM records r WHERE r.id>? ORDER BY r.id LIMIT ?"
+                                   % _RECORD_EVENT_COLUMNS, (hook.record_cursor, batch_max))
+            late = await self._all("SELECT l.id, %s FROM webhook_late_records l JOIN records r ON r.id = l.record_id "
+                                   "WHERE l.id>? ORDER BY l.id LIMIT ?" % _RECORD_EVENT_COLUMNS,
+                                   (hook.late_cursor, batch_max))
             alarms = await self._all("SELECT id, kind, card_no, terminal_id, seq, detail, at FROM alarms "
                                      "WHERE id>? ORDER BY id LIMIT ?", (hook.alarm_cursor, batch_max))
-            if not rows and not alarms:
+            if not rows and not late and not alarms:
                 continue
-            events = [event_of(source, tuple(row), wanted) for source, batch in (("record", rows), ("alarm", alarms))
-                      for row in batch]
+            events = [event_of(source, tuple(row), wanted) for source, batch in (
+                ("record", rows), ("record", [row[1:] for row in late]), ("alarm", alarms)) for row in batch]
 
-            def run(tx, hook=hook, rows=rows, alarms=alarms, events=events):
-                if tx.sql_rowcount("UPDATE webhooks SET record_cursor=?, alarm_cursor=? WHERE id=? AND "
-                                   "record_cursor=? AND alarm_cursor=? AND removed_at IS NULL",
+            def run(tx, hook=hook, rows=rows, late=late, alarms=alarms, events=events):
+                if tx.sql_rowcount("UPDATE webhooks SET record_cursor=?, late_cursor=?, alarm_cursor=? WHERE id=? "
+                                   "AND record_cursor=? AND late_cursor=? AND alarm_cursor=? AND removed_at IS NULL",
                                    (rows[-1][0] if rows else hook.record_cursor,
+                                    late[-1][0] if late else hook.late_cursor,
                                     alarms[-1][0] if alarms else hook.alarm_cursor, hook.id, hook.record_cursor,
-                                    hook.alarm_cursor)) != 1:
+                                    hook.late_cursor, hook.alarm_cursor)) != 1:
                     return 0        # removed meanwhile
                 done = 0
                 for event in events:
@@ -134,6 +165,12 @@ class WebMethods:
             "WHERE o.state=? AND o.next_at<=? AND h.removed_at IS NULL ORDER BY o.next_at, o.id LIMIT ?"
             % ", ".join("o." + f for f in WebhookDelivery._fields), (DUE, now, limit))
         return [(WebhookDelivery(*r[:-2]), r[-2], r[-1]) for r in rows]
+
+    async def next_webhook_due_at(self):
+        """The earliest next_at of a delivery due to an active webhook (epoch seconds), or None when none is due."""
+        row = await self._one("SELECT MIN(o.next_at) FROM webhook_outbox o JOIN webhooks h ON h.id = o.webhook_id "
+                              "WHERE o.state=? AND h.removed_at IS NULL", (DUE,))
+        return row[0] if row is not None else None
 
     async def webhook_delivery_counts(self):
         """{webhook id: {state: count}} of the outbox."""

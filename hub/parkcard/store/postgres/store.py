@@ -135,7 +135,9 @@ class PostgresStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, Me
         audit(result) -> [(actor, action, details)] names the operator actions the change records:
         they are appended to the audit log in this same transaction (nothing, when it returns None).
         """
-        return await self._in_writer(self._write_now, fn, audit)
+        result, tx = await self._in_writer(self._write_now, fn, audit)
+        self._committed(tx)
+        return result
 
     async def _begin(self):
         # A writer whose session died (server restart, network cut) is replaced at the next batch:
@@ -165,7 +167,7 @@ class PostgresStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, Me
                 loop.wait(commit())
             else:
                 tx.flush(then=commit)       # a batch's writes and its COMMIT in one round trip from here
-            return result
+            return result, tx
         except BaseException:
             if not conn.is_closed():
                 try:

@@ -150,13 +150,15 @@ class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, Memb
                 tx.flush()
                 tx.flush_audit(self.oplog)
                 conn.execute("COMMIT")
-                return result
+                return result, tx
             except BaseException:
                 if conn.in_transaction:     # SQLITE_FULL and some I/O errors roll back by themselves
                     conn.execute("ROLLBACK")
                 raise
 
-        return await self._in_writer(run)
+        result, tx = await self._in_writer(run)
+        self._committed(tx)
+        return result
 
     _close_one = staticmethod(settlement.close_one)     # what close_settlements runs per merchant
 
