@@ -20,8 +20,11 @@ class Beacon:
         """Return the version once it differs from seen, or after timeout_s (the caller re-reads either way)."""
         bumped = self._bumped
         if self.version == seen:
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancel landing as wait_for times out comes back as
+            # TimeoutError, and a stream would swallow the server's stop.
             try:
-                await asyncio.wait_for(bumped.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await bumped.wait()
             except TimeoutError:
                 pass
         return self.version
