@@ -52,6 +52,8 @@ async def passages_per_hour(store, actor, since_s, until_s=None, hour_shift_s=0)
     table = {}
     bounds = (since_s,) if until_s is None else (since_s, until_s, hour_shift_s)
     for terminal_id, hour, kind, n in await store.passages_per_hour(*bounds):
+        if kind == R.KIND_EXIT_FINISHED:
+            continue    # it confirms an exit another record counts (SPEC.md §4.16)
         row = table.setdefault((terminal_id, hour), [0, 0, 0])
         row[0 if kind in rules.ENTRY_KINDS else 1 if kind in rules.EXIT_KINDS else 2] += n
     return [(tid, hour, *row) for (tid, hour), row in sorted(table.items())]
