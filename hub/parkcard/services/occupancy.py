@@ -89,6 +89,12 @@ async def day_report(store, actor, day):
                      await refusals(store, actor, start_s, end_s))
 
 
+@requires(OCCUPANCY)
+async def since_reset(store, actor, now_s):
+    """The passages of the park day now_s falls in, from the last nightly reset on (DayReport)."""
+    return await day_report(store, actor, await park.today(store, now_s))
+
+
 @requires(GATES)
 async def reset(store, actor, areas, at_s):
     """The nightly reset (pretix's exit_all_at): the areas' occupancy counts again from at_s; return how many."""

@@ -161,11 +161,6 @@ class Park:
         """The park's local hour of an epoch time ("14:00")."""
         return datetime.datetime.fromtimestamp(epoch_s, self.zone).strftime("%H:00")
 
-    def day_start(self, epoch_s):
-        """The epoch time of the park's local midnight that began the day of epoch_s."""
-        local = datetime.datetime.fromtimestamp(epoch_s, self.zone)
-        return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
-
 
 async def park_of(request, session):
     """The park's currency (read as the operator: every role holds park.read) and time zone."""

@@ -21,7 +21,7 @@ KIND_NAMES = {R.KIND_DEBIT: N_("sale"), R.KIND_TOPUP: N_("top-up"), R.KIND_REFUN
               R.KIND_PAYOUT: N_("cash refunded at the desk"),
               R.KIND_CREDIT: N_("pending credit received"), R.KIND_ENTRY: N_("gate entry"),
               R.KIND_EXIT: N_("gate exit"), R.KIND_REFUSAL: N_("gate refusal"),
-              R.KIND_TIMED_EXIT: N_("timed gate exit")}
+              R.KIND_TIMED_EXIT: N_("timed gate exit"), R.KIND_EXIT_FINISHED: N_("timed gate exit finished")}
 
 
 async def _refusable(request, session, template, read, **context):
