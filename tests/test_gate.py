@@ -418,3 +418,13 @@ def test_the_autumn_change_repeating_the_reset_hour_does_not_reopen_the_day_befo
     assert rig.tap(vc).reason == t.REASON_ALREADY_INSIDE
     assert rig.tap(vc, t.DIRECTION_EXIT).ok
     assert rig.tap(vc, t.DIRECTION_ENTRY).reason == t.REASON_DAY_LIMIT
+
+
+def test_a_card_pulled_at_the_ticket_sectors_authentication_is_a_failed_read_not_a_card_without_ticket(tmp_path):
+    commands = _timed_exit_commands(tmp_path)
+    ticket_auth = [i for i, c in enumerate(commands) if c == 0x60][1] + 1     # the second AUTH: sector 3
+    rig, vc, first = _pulled_timed_exit(tmp_path / "pulled", ticket_auth)
+    assert (first.ok, first.reason) == (False, w.READ_FAILED)
+    assert [r.kind for r in rig.records()] == [KIND_ENTRY]          # no refusal journalled for it
+    again = rig.tap(vc)
+    assert again.ok and again.charge_cents == 1000

@@ -99,6 +99,10 @@ class Gate:
         try:
             tk = read_ticket(wa.card.reader, cr)
         except AuthError:
+            # A card that left answers no authentication either: only one still in the field has no ticket.
+            if not self._reselect(cr.uid, card.INFO_BLOCK, cr.keys.key_a()):
+                wa._finish()
+                return Passage(False, w.READ_FAILED, cr.info.card_no)
             tk = CardState(cr.uid, cr.keys, None, [None, None], None, 0)   # sector 3 not keyed for us: no ticket sold
         except RC522Error:
             wa._finish()
