@@ -428,3 +428,25 @@ def test_a_card_pulled_at_the_ticket_sectors_authentication_is_a_failed_read_not
     assert [r.kind for r in rig.records()] == [KIND_ENTRY]          # no refusal journalled for it
     again = rig.tap(vc)
     assert again.ok and again.charge_cents == 1000
+
+
+def test_an_entry_pulled_at_every_card_command_leaves_one_committed_entry_that_is_the_card_state(tmp_path):
+    rig = Rig(tmp_path / "count")
+    vc = ticket_card(COUNT_CARD, t.TYPE_COUNT, entries=5, from_day=0, to_day=0)
+    rig.field.add(vc)
+    assert rig.gate.tap().ok
+    commands = len(rig.chip.log)
+    for n in range(1, commands + 2):
+        rig = Rig(tmp_path / ("n%d" % n))
+        vc = ticket_card(COUNT_CARD, t.TYPE_COUNT, entries=5, from_day=0, to_day=0)
+        rig.field.add(vc)
+        rig.field.remove_after(n)
+        first = rig.gate.tap()
+        assert rig.relay.openings == ([3000] if first.ok else []), n
+        again = first if first.ok else rig.tap(vc)
+        assert again.ok and ticket_state(vc).inside and ticket_state(vc).entries_left == 4, n
+        entries = [(st, r) for st, r in _journal(rig) if r.kind == KIND_ENTRY]
+        committed = [r for st, r in entries if st == jr.COMMITTED]
+        assert len(committed) == 1 and committed[0].card_mac == ticket_state(vc).mac, (n, entries)
+        assert all(st in (jr.COMMITTED, jr.VOIDED) for st, _r in entries), n
+        assert not [r for _st, r in _journal(rig) if r.kind == KIND_REFUSAL], n

@@ -78,7 +78,7 @@ def torn_exit(info, slots, slot, gate, wallet_counter, now):
         return None
     landed = slot.charge_landed(wallet_counter)
     if landed is None or gate.park_day(slot.last_time_s) != gate.park_day(now):
-        return None         # the nightly reset forgets a charge still owed; the hub alarms it
+        return None         # the nightly reset forgets a charge still owed (SPEC.md §3.13, known limits)
     if landed:
         return 0 if 0 <= now - slot.last_time_s < EXIT_AGAIN_S else None
     entered = t.entry_before(slots, slot)
