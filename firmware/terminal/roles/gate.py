@@ -168,12 +168,13 @@ class Gate:
         """The exit first, naming its debit's wallet counter, then the debit (SPEC.md §3.13 order)."""
         wa = self.wallet
         balance = cr.slot.balance_cents
-        seq = self._write_ticket(cr, tk, new, KIND_TIMED_EXIT, charge, balance - charge, now)
-        if not isinstance(seq, int):
-            return seq
-        wa._mark(seq, jr.COMMITTED)
+        seq, failed = self._write_ticket(cr, tk, new, KIND_TIMED_EXIT, charge, balance - charge, now)
+        if failed is not None:
+            return failed
         # The card is torn from here on only as an exit owing its charge: any gate collects it (§3.13).
-        return self._collect(cr, tk, charge, LEAVE, now, seq)
+        done = self._collect(cr, tk, charge, LEAVE, now, seq)
+        wa._mark(seq, jr.COMMITTED)     # after the card's session: the flash write stays off its critical path
+        return done
 
     def _finish_exit(self, cr, tk, charge, direction, now):
         """A charged exit found on the card: collect the charge it owes, record it finished, go on (SPEC.md §3.13)."""
@@ -244,15 +245,16 @@ class Gate:
     def _pass(self, cr, tk, new, kind, charge, balance, now, direction):
         """Journal the passage PENDING, write the ticket state, commit and open (SPEC.md §1.1 order)."""
         wa = self.wallet
-        seq = self._write_ticket(cr, tk, new, kind, charge, balance, now)
-        if not isinstance(seq, int):
-            return seq
+        seq, failed = self._write_ticket(cr, tk, new, kind, charge, balance, now)
+        if failed is not None:
+            return failed
         wa._finish()
         wa._mark(seq, jr.COMMITTED)
         return self._opened(cr, new, seq, charge, balance, direction)
 
     def _write_ticket(self, cr, tk, new, kind, charge, balance, now):
-        """Journal the passage PENDING and write the ticket state: its seq, or the Passage of a failed write."""
+        """Journal the passage PENDING and write the ticket state: (its seq, None), or (seq, the Passage of a failed
+        write); the card stays in session after a write it acknowledged."""
         wa = self.wallet
         direction = ENTER if new.inside else LEAVE
         sealed = new.encode(tk.keys, tk.write_block)
@@ -261,7 +263,7 @@ class Gate:
                                 passage_detail(0, self.config.area, new.entries_left), now)
         except jr.JournalFull:
             wa._finish()
-            return Passage(False, w.JOURNAL_FULL, cr.info.card_no, direction)
+            return 0, Passage(False, w.JOURNAL_FULL, cr.info.card_no, direction)
         try:
             wa.card.reader.write_block(tk.write_block, sealed)
         except RC522Error:
@@ -271,8 +273,8 @@ class Gate:
                 pass     # still PENDING, open just the same: the card's next read settles it
             self._retry = (cr.info.card_no, seq)
             wa._finish()
-            return Passage(False, w.UNCERTAIN, cr.info.card_no, direction, charge, balance, new.entries_left, seq)
-        return seq
+            return seq, Passage(False, w.UNCERTAIN, cr.info.card_no, direction, charge, balance, new.entries_left, seq)
+        return seq, None
 
     def _opened(self, cr, slot, seq, charge, balance=None, direction=0):
         self.relay.open(OPEN_MS)
