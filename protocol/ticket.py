@@ -34,6 +34,8 @@ TYPES = (TYPE_DAY, TYPE_MULTI_DAY, TYPE_COUNT, TYPE_PERIOD, TYPE_TIMED)
 ENTRIES_UNLIMITED = 0xFFFF
 SERIAL_MAX = 0xFFFFFF
 STATE_INSIDE = 0x01   # slot flag: the card passed an entry and no exit since
+STATE_CHARGED = 0x02  # slot flag: a timed exit whose charge is the wallet write of counter pay_counter (SPEC.md §3.13)
+PAY_COUNTER_MASK = 0xFF     # a charged exit names the low 8 bits of the wallet counter its debit writes
 
 # Gate directions and re-entry rules (SPEC.md §5.8)
 DIRECTION_ENTRY = 1
@@ -63,7 +65,7 @@ REASON_NAMES = {REASON_BLACKLISTED: "blacklisted", REASON_NO_TICKET: "no_ticket"
                 REASON_NOT_INSIDE: "not_inside", REASON_PAY_AT_DESK: "pay_at_desk"}
 
 _INFO_FMT = const(">HBBHHBBH")    # product, type, area, from_day, to_day, day_limit, serial (3 bytes: high, low)
-_SLOT_FMT = const(">HHBBIBB")     # counter, entries_left, flags, day_entries, last_time, area, reserved
+_SLOT_FMT = const(">HHBBIBB")     # counter, entries_left, flags, day_entries, last_time, area, pay_counter
 _GATE_FMT = const(">HBBBHIiIiB")  # version, direction, area, reentry, reentry_min, reset_s, the park's UTC offset,
                                     # its next change and the offset after it, product count
 _GATE_PRODUCT_FMT = const(">HHHI")  # product, included_min, interval_min, interval_price_cents
@@ -118,22 +120,26 @@ class TicketSlot:
     """Block 13 or 14: where the card stands; the valid one with the newer counter is in force (§3.5)."""
 
     def __init__(self, counter=0, entries_left=ENTRIES_UNLIMITED, inside=False, day_entries=0, last_time_s=0,
-                 area=0):
+                 area=0, pay_counter=None):
         self.counter = counter
         self.entries_left = entries_left
         self.inside = inside
         self.day_entries = day_entries
         self.last_time_s = last_time_s
         self.area = area
+        self.pay_counter = pay_counter    # a charged exit's wallet counter (low 8 bits), else None (§3.13)
         self.mac = b""
 
     def encode(self, card_keys, block):
         """Return the 16-byte block for slot block `block`, MAC included; sets self.mac."""
+        pay = self.pay_counter
         if not (0 <= self.entries_left <= 0xFFFF and 0 <= self.day_entries <= 0xFF
-                and 0 <= self.last_time_s <= 0xFFFFFFFF and 0 <= self.area <= 0xFF):
+                and 0 <= self.last_time_s <= 0xFFFFFFFF and 0 <= self.area <= 0xFF
+                and (pay is None or (not self.inside and 0 <= pay <= PAY_COUNTER_MASK))):
             raise Malformed("ticket state field out of range")
-        body = struct.pack(_SLOT_FMT, self.counter % card.COUNTER_MODULUS, self.entries_left,
-                           STATE_INSIDE if self.inside else 0, self.day_entries, self.last_time_s, self.area, 0)
+        flags = (STATE_INSIDE if self.inside else 0) | (STATE_CHARGED if pay is not None else 0)
+        body = struct.pack(_SLOT_FMT, self.counter % card.COUNTER_MODULUS, self.entries_left, flags,
+                           self.day_entries, self.last_time_s, self.area, pay or 0)
         self.mac = card_keys.mac.tag(card.MAC_SIZE, _MAC_DOMAIN_SLOT, card_keys.uid, bytes((block,)), body)
         return body + self.mac
 
@@ -147,14 +153,23 @@ class TicketSlot:
         if not crypto.equal(card_keys.mac.tag(card.MAC_SIZE, _MAC_DOMAIN_SLOT, card_keys.uid, bytes((block,)), body),
                             mac):
             raise BadMac("ticket state MAC")
-        counter, entries, flags, day_entries, last_time, area, _r = struct.unpack(_SLOT_FMT, body)
-        slot = cls(counter, entries, bool(flags & STATE_INSIDE), day_entries, last_time, area)
+        counter, entries, flags, day_entries, last_time, area, pay = struct.unpack(_SLOT_FMT, body)
+        slot = cls(counter, entries, bool(flags & STATE_INSIDE), day_entries, last_time, area,
+                   pay if flags & STATE_CHARGED and not flags & STATE_INSIDE else None)
         slot.mac = mac
         return slot
 
-    def next(self, entries_left, inside, day_entries, time_s, area):
-        """The successor state (counter + 1)."""
-        return TicketSlot((self.counter + 1) % card.COUNTER_MODULUS, entries_left, inside, day_entries, time_s, area)
+    def next(self, entries_left, inside, day_entries, time_s, area, pay_counter=None):
+        """The successor state (counter + 1); pay_counter binds an exit to the wallet write of its charge."""
+        return TicketSlot((self.counter + 1) % card.COUNTER_MODULUS, entries_left, inside, day_entries, time_s, area,
+                          None if pay_counter is None else pay_counter & PAY_COUNTER_MASK)
+
+    def charge_landed(self, wallet_counter):
+        """For a charged exit (§3.13): False while the wallet in force is one write before the charge's counter
+        (the debit never landed), True once it is not; None for a slot that binds no charge."""
+        if self.pay_counter is None:
+            return None
+        return (wallet_counter + 1) & PAY_COUNTER_MASK != self.pay_counter
 
 
 def decode_slots(block_a, block_b, card_keys):
@@ -188,6 +203,14 @@ def rewrite_blocks(card_keys, info, entries_left, time_s=0):
     blank = bytes(card.BLOCK_SIZE)
     return [(SLOT_BLOCKS[1], blank), (SLOT_BLOCKS[0], blank), (INFO_BLOCK, info.encode(card_keys)),
             (SLOT_BLOCKS[0], slot.encode(card_keys, SLOT_BLOCKS[0]))]
+
+
+def entry_before(slots, slot):
+    """The inside state a charged exit `slot` followed (its counter − 1, §3.13), from the decoded slots, or None."""
+    for other in slots:
+        if other is not None and other.inside and (other.counter + 1) % card.COUNTER_MODULUS == slot.counter:
+            return other
+    return None
 
 
 def timed_charge_cents(inside_s, included_min, interval_min, interval_price_cents):

@@ -3,7 +3,7 @@
 import pytest
 
 from protocol import card, frames, ticket as t
-from protocol.record import (KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_LOCK, KIND_REFUSAL, KIND_TIMED_EXIT, Record,
+from protocol.record import (KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_EXIT_FINISHED, KIND_LOCK, KIND_REFUSAL, KIND_TIMED_EXIT, Record,
                              passage_fields, record_mac_for)
 from sim.board import RecordingRelay
 from sim.cards import card_balance, issued_card
@@ -33,7 +33,7 @@ def gate_config(direction=t.DIRECTION_ENTRY, **kw):
 class Rig:
     """One gate on a virtual reader, with a real journal and blacklist."""
 
-    def __init__(self, tmp_path, direction=t.DIRECTION_ENTRY, **kw):
+    def __init__(self, tmp_path, direction=t.DIRECTION_ENTRY, terminal_id=31, **kw):
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.field = Field()
         self.chip = VirtualMFRC522(self.field)
@@ -42,7 +42,7 @@ class Rig:
         self.now = NOW
         self.journal = Journal(str(tmp_path / "journal"), 56, segment_bytes=4096, max_segments=8)
         self.blacklist = Blacklist(str(tmp_path / "blacklist"))
-        self.wallet = w.Wallet(reader, self.journal, self.blacklist, 31, record_mac_for(TERMINAL_KEY),
+        self.wallet = w.Wallet(reader, self.journal, self.blacklist, terminal_id, record_mac_for(TERMINAL_KEY),
                                lambda: self.now)
         self.wallet.park_keys = card.booth_keys(PARK)
         self.wallet.config = frames.Config(version=3, role=frames.ROLE_GATE, category=2)
@@ -59,6 +59,7 @@ class Rig:
         return self.gate.tap(direction)
 
     def records(self):
+        """Every record in the journal not yet uploaded, decoded."""
         return [Record.decode(raw, record_mac_for(TERMINAL_KEY)) for _seq, _st, raw in self.journal.unsynced(100)]
 
 
@@ -225,9 +226,10 @@ def test_a_timed_exit_debits_the_time_over_the_included_hour(tmp_path):
     out = rig.tap(vc)
     assert out.ok and out.charge_cents == 1000 and out.balance_cents == 200
     assert card_balance(PARK, vc).balance_cents == 200 and not ticket_state(vc).inside
-    debit, exit_ = rig.records()[1:]
+    exit_, debit = rig.records()[1:]        # the exit first, naming its debit's wallet counter (SPEC.md §3.13)
     assert (debit.kind, debit.amount_cents, debit.item, debit.balance_after_cents) == (KIND_DEBIT, 1000, TIMED, 200)
     assert (exit_.kind, exit_.amount_cents) == (KIND_TIMED_EXIT, 1000)
+    assert ticket_state(vc).pay_counter == debit.card_counter & 0xFF == card_balance(PARK, vc).counter & 0xFF
 
 
 def test_a_timed_exit_the_wallet_cannot_cover_is_sent_to_the_desk(tmp_path):
@@ -289,31 +291,105 @@ def _timed_exit_commands(tmp_path):
     return [entry[0] for entry in rig.chip.log]
 
 
+def _pulled_timed_exit(tmp_path, n):
+    """A card inside on a timed ticket, pulled at card command n of its exit at gate 31: (rig, card, result)."""
+    rig = Rig(tmp_path, t.DIRECTION_BOTH)
+    vc = ticket_card(TIMED, t.TYPE_TIMED, from_day=0, to_day=0, balance=1200)
+    assert rig.tap(vc).ok
+    rig.now += 2 * 3600 - 60         # two started half hours over the included hour, a minute before a third
+    rig.field.remove(vc)
+    rig.field.add(vc)               # in the field afresh (the entry halted it), then pulled at command n
+    rig.field.remove_after(n)
+    return rig, vc, rig.gate.tap()
+
+
+def _journal(rig):
+    return [(status, Record.decode(raw)) for _seq, status, raw in rig.journal.unsynced(100)]
+
+
+def _check_once(rigs, vc, n):
+    """Charged once across every gate's journal, the card as the records say, every record settled or open."""
+    assert card_balance(PARK, vc).balance_cents == 200, n          # charged exactly once
+    state = ticket_state(vc)
+    assert not state.inside and state.charge_landed(card_balance(PARK, vc).counter), n
+    records = [entry for rig in rigs for entry in _journal(rig)]
+    debits = [r for status, r in records if r.kind == KIND_DEBIT and status == jr.COMMITTED]
+    assert [r.amount_cents for r in debits] == [1000], (n, records)
+    assert debits[0].card_mac == card_balance(PARK, vc).mac and debits[0].card_counter & 0xFF == state.pay_counter, n
+    on_card = [r for status, r in records
+               if r.kind == KIND_TIMED_EXIT and r.card_mac == state.mac and status != jr.VOIDED]
+    assert len(on_card) == 1, n          # the exit on the card is one record, committed or open at its gate
+    open_debits = [r for status, r in records if r.kind == KIND_DEBIT and status not in (jr.COMMITTED, jr.VOIDED)]
+    # An open debit at the first gate holds the counter the landed one took: the hub voids it (SPEC.md §4.8).
+    assert all(r.card_counter == debits[0].card_counter and r.card_mac != debits[0].card_mac
+               for r in open_debits), n
+    return records
+
+
 def test_a_card_pulled_at_every_command_of_a_timed_exit_is_charged_once_and_agrees_with_the_journal(tmp_path):
     commands = _timed_exit_commands(tmp_path)
-    assert commands.count(0xA0) == 2        # two WRITEs: the wallet slot, then the ticket state
+    assert commands.count(0xA0) == 2        # two WRITEs: the ticket state, then the wallet slot
     for n in range(1, len(commands) + 2):
-        rig = Rig(tmp_path / ("n%d" % n), t.DIRECTION_BOTH)
-        vc = ticket_card(TIMED, t.TYPE_TIMED, from_day=0, to_day=0, balance=1200)
-        assert rig.tap(vc).ok
-        rig.now += 2 * 3600
-        rig.field.remove_after(n)
-        first = rig.gate.tap()
+        rig, vc, first = _pulled_timed_exit(tmp_path / ("n%d" % n), n)
         for _ in range(3):          # the visitor taps again until the gate lets them out
             if first.ok:
                 break
             first = rig.tap(vc)
         assert first.ok, n
-        assert card_balance(PARK, vc).balance_cents == 200, n          # charged exactly once
-        assert not ticket_state(vc).inside, n
+        _check_once([rig], vc, n)
         statuses = {s: rig.journal.status(s) for s in range(1, rig.journal.last_seq() + 1)}
         assert all(s in (jr.COMMITTED, jr.VOIDED) for s in statuses.values()), (n, statuses)
-        committed = [Record.decode(raw) for _seq, status, raw in rig.journal.unsynced(100) if status == jr.COMMITTED]
-        debits = [r for r in committed if r.kind == KIND_DEBIT]
-        exits = [r for r in committed if r.kind == KIND_TIMED_EXIT]
-        assert [r.amount_cents for r in debits] == [1000] and len(exits) == 1, (n, statuses)
-        assert exits[0].card_mac == ticket_state(vc).mac and debits[0].card_mac == card_balance(PARK, vc).mac, n
         assert rig.relay.openings == [3000, 3000], n
+
+
+@pytest.mark.parametrize("direction", [t.DIRECTION_EXIT, t.DIRECTION_BOTH])
+def test_a_timed_exit_torn_at_every_command_is_finished_at_another_gate_and_charged_once(tmp_path, direction):
+    commands = _timed_exit_commands(tmp_path)
+    for n in range(1, len(commands) + 2):
+        first_gate, vc, first = _pulled_timed_exit(tmp_path / ("n%d" % n), n)
+        other = Rig(tmp_path / ("other%d" % n), direction, terminal_id=32)
+        other.now = first_gate.now + 20
+        first_gate.field.remove(vc)
+        exit_on_card = not ticket_state(vc).inside
+        out = other.tap(vc)
+        assert out.ok and other.relay.openings == [3000], (n, first, out)
+        if first.ok:        # the tap was over before the card left: the other gate only opens again
+            assert out.charge_cents == 0, n
+        _check_once([first_gate, other], vc, n)
+        theirs = [(st, r) for st, r in _journal(other) if r.kind != KIND_DEBIT]
+        collected = [r.amount_cents for st, r in _journal(other) if r.kind == KIND_DEBIT and st == jr.COMMITTED]
+        assert [st for st, _r in theirs] == [jr.COMMITTED], n
+        if exit_on_card:    # the other gate finishes the exit on the card: it collects the charge if still owed
+            assert theirs[0][1].kind == KIND_EXIT_FINISHED and theirs[0][1].card_mac == ticket_state(vc).mac, n
+            assert [theirs[0][1].amount_cents] == (collected or [0]), n
+        else:               # nothing of the exit reached the card: the other gate makes its own
+            assert theirs[0][1].kind == KIND_TIMED_EXIT and collected == [1000], n
+
+
+def test_a_timed_exit_owing_its_charge_is_collected_at_an_entry_gate_before_the_entry(tmp_path):
+    first_gate, vc, first = _pulled_timed_exit(tmp_path / "first", _timed_exit_commands(tmp_path).index(0xA0) + 3)
+    assert first.reason == w.UNCERTAIN and card_balance(PARK, vc).balance_cents == 1200   # the exit is on the card
+    assert ticket_state(vc).charge_landed(card_balance(PARK, vc).counter) is False
+    entry = Rig(tmp_path / "entry", t.DIRECTION_ENTRY, terminal_id=33)
+    entry.now = first_gate.now + 60
+    first_gate.field.remove(vc)
+    out = entry.tap(vc)
+    assert out.ok and out.charge_cents == 1000 and ticket_state(vc).inside
+    assert card_balance(PARK, vc).balance_cents == 200
+    assert [r.kind for _st, r in _journal(entry)] == [KIND_DEBIT, KIND_EXIT_FINISHED, KIND_ENTRY]
+
+
+def test_a_timed_exit_owing_more_than_the_wallet_holds_is_sent_to_the_desk_at_any_gate(tmp_path):
+    first_gate, vc, first = _pulled_timed_exit(tmp_path / "first", _timed_exit_commands(tmp_path).index(0xA0) + 3)
+    card_bal = card_balance(PARK, vc)
+    assert first.reason == w.UNCERTAIN
+    other = Rig(tmp_path / "other", t.DIRECTION_EXIT, terminal_id=32)
+    other.now = first_gate.now + 60
+    first_gate.field.remove(vc)
+    other.wallet.config = frames.Config(version=3, role=frames.ROLE_GATE, category=2, tx_cap_cents=500)
+    out = other.tap(vc)
+    assert (out.ok, out.reason, out.charge_cents) == (False, t.REASON_PAY_AT_DESK, 1000)
+    assert card_balance(PARK, vc).mac == card_bal.mac and other.relay.openings == []
 
 
 def test_in_shanghai_a_card_left_inside_is_outside_after_local_midnight_offline(tmp_path):
@@ -342,3 +418,35 @@ def test_the_autumn_change_repeating_the_reset_hour_does_not_reopen_the_day_befo
     assert rig.tap(vc).reason == t.REASON_ALREADY_INSIDE
     assert rig.tap(vc, t.DIRECTION_EXIT).ok
     assert rig.tap(vc, t.DIRECTION_ENTRY).reason == t.REASON_DAY_LIMIT
+
+
+def test_a_card_pulled_at_the_ticket_sectors_authentication_is_a_failed_read_not_a_card_without_ticket(tmp_path):
+    commands = _timed_exit_commands(tmp_path)
+    ticket_auth = [i for i, c in enumerate(commands) if c == 0x60][1] + 1     # the second AUTH: sector 3
+    rig, vc, first = _pulled_timed_exit(tmp_path / "pulled", ticket_auth)
+    assert (first.ok, first.reason) == (False, w.READ_FAILED)
+    assert [r.kind for r in rig.records()] == [KIND_ENTRY]          # no refusal journalled for it
+    again = rig.tap(vc)
+    assert again.ok and again.charge_cents == 1000
+
+
+def test_an_entry_pulled_at_every_card_command_leaves_one_committed_entry_that_is_the_card_state(tmp_path):
+    rig = Rig(tmp_path / "count")
+    vc = ticket_card(COUNT_CARD, t.TYPE_COUNT, entries=5, from_day=0, to_day=0)
+    rig.field.add(vc)
+    assert rig.gate.tap().ok
+    commands = len(rig.chip.log)
+    for n in range(1, commands + 2):
+        rig = Rig(tmp_path / ("n%d" % n))
+        vc = ticket_card(COUNT_CARD, t.TYPE_COUNT, entries=5, from_day=0, to_day=0)
+        rig.field.add(vc)
+        rig.field.remove_after(n)
+        first = rig.gate.tap()
+        assert rig.relay.openings == ([3000] if first.ok else []), n
+        again = first if first.ok else rig.tap(vc)
+        assert again.ok and ticket_state(vc).inside and ticket_state(vc).entries_left == 4, n
+        entries = [(st, r) for st, r in _journal(rig) if r.kind == KIND_ENTRY]
+        committed = [r for st, r in entries if st == jr.COMMITTED]
+        assert len(committed) == 1 and committed[0].card_mac == ticket_state(vc).mac, (n, entries)
+        assert all(st in (jr.COMMITTED, jr.VOIDED) for st, _r in entries), n
+        assert not [r for _st, r in _journal(rig) if r.kind == KIND_REFUSAL], n

@@ -23,7 +23,7 @@ def ticket_card(uid, card_no, balance, info):
 
 def chip_with_tickets():
     day_pass = ticket_card(b"\x04\x11\x22\x33\x44\x55\x66", 42, 500, t.TicketInfo(1, t.TYPE_DAY, 1, TODAY, TODAY))
-    timed = ticket_card(b"\x01\x02\x03\x04", 43, 1200, t.TicketInfo(5, t.TYPE_TIMED, 0))
+    timed = ticket_card(b"\x01\x02\x03\x04", 43, 2200, t.TicketInfo(5, t.TYPE_TIMED, 0))
     return ChipServer([day_pass, timed])
 
 
@@ -39,9 +39,12 @@ def test_gate_passages_on_micropython_at_the_esp32_heap(micropython, tmp_path):
     got, timed_balance = run_check(micropython, tmp_path, 20, "140k")
     assert got["passages_ok"] == "20" and got["relay_openings"] == "20"
     assert int(got["anti_passback_reason"]) == t.REASON_ALREADY_INSIDE
-    assert (got["timed_entry_ok"], got["timed_exit_ok"], got["charge"], got["balance"]) == ("1", "1", "1000", "200")
-    assert timed_balance == 200
+    assert (got["timed_entry_ok"], got["timed_exit_ok"], got["charge"], got["balance"]) == ("1", "1", "1000", "1200")
     assert (got["torn_reason"], got["torn_status"], got["retap_ok"]) == ("uncertain", "1", "1")
+    # torn after the exit was written, finished after a reboot: charged once (SPEC.md §3.13)
+    assert (got["torn_exit_reason"], got["finish_ok"], got["finish_charge"], got["finish_balance"]) == (
+        "uncertain", "1", "1000", "200")
+    assert timed_balance == 200
 
 
 @pytest.mark.micropython
@@ -50,3 +53,4 @@ def test_a_gate_passage_needs_well_under_32_kb_above_idle(micropython, tmp_path)
     got, _ = run_check(micropython, tmp_path, 6, "256k")
     assert 0 < int(got["heap_peak_per_passage"]) < 32 * 1024
     assert 0 < int(got["timed_exit_heap"]) < 32 * 1024
+    assert 0 < int(got["finish_heap"]) < 32 * 1024

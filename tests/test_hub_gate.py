@@ -117,3 +117,76 @@ def test_a_ticket_sold_at_the_desk_is_what_a_gate_reads(store_url, broker):
             (sale.serial, "written")]
         await hub.stop()
     run(scenario())
+
+
+async def timed_park(store_url, broker):
+    """A hub with a timed product (an hour included, then 5.00 a started half hour) and a card with 10.00 on it."""
+    hub = await start_hub(store_url, broker.host, broker.port)
+    actor = hub.actor()
+    timed = await tickets.add_product(hub.storage, actor, "Car park", "timed", area=1, included_min=60,
+                                      interval_min=30, interval_price_cents=500)
+    return hub, actor, timed, (await desk_issued(hub, b"\x01\x02\x03\x04", 1000)).card_no
+
+
+@pytest.mark.parametrize("torn_at", ["ticket", "debit"])
+@pytest.mark.parametrize("finisher_first", [False, True])
+def test_a_timed_exit_torn_at_one_gate_and_finished_at_another_is_booked_once(store_url, broker, torn_at,
+                                                                             finisher_first):
+    """SPEC.md §3.13, §4.16: gate 42 wrote the exit and lost the card before its charge (or before the ticket
+    write's acknowledgement); gate 43 found the exit on the card, collected the charge and said so (kind 25)."""
+    async def scenario():
+        hub, actor, timed, card_no = await timed_park(store_url, broker)
+        entry, first, finisher = [await gate(hub, broker, tid) for tid in (GATE_IN, GATE_OUT, GATE_OUT + 1)]
+        entry.record(R.KIND_ENTRY, card_no, 2, 0, 1000, time_s=HOUR, item=timed, card_mac=b"EEEE",
+                     discount_cents=R.passage_detail(0, 1, 0xFFFF))
+        exit_status = R.STATUS_UNCERTAIN if torn_at == "ticket" else R.STATUS_COMMITTED
+        first.record(R.KIND_TIMED_EXIT, card_no, 3, 500, 500, status=exit_status, time_s=HOUR + 5400, item=timed,
+                     card_mac=b"XXXX", discount_cents=R.passage_detail(0, 1, 0xFFFF))
+        if torn_at == "debit":      # its debit never landed: the finisher's holds wallet counter 2
+            first.record(R.KIND_DEBIT, card_no, 2, 500, 500, status=R.STATUS_UNCERTAIN, time_s=HOUR + 5400,
+                         item=timed, card_mac=b"D1D1")
+        finisher.record(R.KIND_DEBIT, card_no, 2, 500, 500, time_s=HOUR + 5430, item=timed, card_mac=b"D2D2")
+        finisher.record(R.KIND_EXIT_FINISHED, card_no, 3, 500, 500, time_s=HOUR + 5430, item=timed,
+                        card_mac=b"XXXX", discount_cents=R.passage_detail(0, 1, 0xFFFF))
+        entry.upload()
+        await asyncio.to_thread(entry.wait_acked, 1)
+        for term in ([finisher, first] if finisher_first else [first, finisher]):
+            term.upload()
+            await asyncio.to_thread(term.wait_acked, max(term.journal))
+        statuses = {(r.terminal_id, r.seq): r.status for r in await hub.storage.records()}
+        assert statuses[(GATE_OUT, 1)] == "applied"          # the exit on the card counts, once
+        if torn_at == "debit":
+            assert statuses[(GATE_OUT, 2)] == "voided"       # the finisher's debit holds its counter (§4.8)
+        now = await occupancy.occupancy(hub.storage, actor)
+        assert now.total == 0 and now.areas.get(1, 0) == 0
+        assert await occupancy.passages_per_hour(hub.storage, actor, HOUR - 3600) == [
+            (GATE_IN, HOUR, 1, 0, 0), (GATE_OUT, HOUR + 3600, 0, 1, 0)]
+        assert (await hub.storage.card(card_no)).shadow_balance_cents == 500      # charged once
+        assert (await occupancy.check(hub.storage, actor)).ok
+        assert (await audit.check(hub.storage)).ok
+        for term in (entry, first, finisher):
+            term.close()
+        await hub.stop()
+    run(scenario())
+
+
+def test_the_occupancy_check_names_a_timed_exit_whose_charge_no_debit_booked(store_url, broker):
+    async def scenario():
+        hub, actor, timed, card_no = await timed_park(store_url, broker)
+        term = await gate(hub, broker, GATE_OUT)
+        detail = R.passage_detail(0, 1, 0xFFFF)
+        term.record(R.KIND_TIMED_EXIT, card_no, 3, 500, 500, time_s=HOUR, item=timed, card_mac=b"XXXX",
+                    discount_cents=detail)
+        term.record(R.KIND_DEBIT, card_no, 2, 500, 500, time_s=HOUR, item=timed, card_mac=b"D1D1")
+        term.record(R.KIND_TIMED_EXIT, card_no, 5, 500, 500, time_s=HOUR + 7200, item=timed, card_mac=b"YYYY",
+                    discount_cents=detail)
+        term.record(R.KIND_DEBIT, card_no, 3, 500, 500, status=R.STATUS_VOIDED, time_s=HOUR + 7200, item=timed,
+                    card_mac=b"D2D2")     # its debit never landed, and no gate collected it since
+        term.upload()
+        await asyncio.to_thread(term.wait_acked, 4)
+        report = await occupancy.check(hub.storage, actor)
+        assert len(report.problems) == 1 and "term-%d seq 3" % GATE_OUT in report.problems[0]
+        assert "owes 500 cents that no debit booked" in report.problems[0]
+        term.close()
+        await hub.stop()
+    run(scenario())

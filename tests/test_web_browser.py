@@ -14,6 +14,7 @@ from protocol import frames
 from protocol import record as R
 
 from parkcard.services import credits, operators, settlement
+from parkcard.services import park as park_service, tickets
 from parkcard.services.privileges import Actor
 from parkcard.web.pages import LIVE_STREAMS_MAX
 from parkcard_devkit.testing import DESK_ID, MERCHANT_ICE, MERCHANT_PARK, ScriptedTerminal, desk_issued
@@ -505,6 +506,36 @@ def test_gate_occupancy_goes_up_live_without_a_reload_and_counts_by_hour(page, p
     in_chinese(page)
     assert page.inner_text("h1") == "闸机在园人数"
     shot(page, "occupancy-zh")
+
+
+def test_the_occupancy_page_counts_the_day_from_the_nightly_reset_not_from_midnight(page, park):
+    # A zone where it is about noon now, and a reset half an hour ago: a passage of this morning before the reset
+    # belongs to the park day before (SPEC.md §3.11), one after it to today.
+    now = int(time.time())
+    offset_h = 12 - time.gmtime(now).tm_hour
+    park.call(park_service.set_time_zone(park.hub.storage, Actor("setup"), "Etc/GMT%+d" % -offset_h))
+    local_s = (now + offset_h * 3600) % 86400
+    gate_id = 41
+    key = park.call(park.hub.register_terminal(gate_id, MERCHANT_ICE, frames.ROLE_GATE, "north gate"))
+    day_pass = park.call(tickets.add_product(park.hub.storage, Actor("setup"), "Day pass", "day", area=1,
+                                             valid_days=1, price_cents=12000))
+    park.call(park.hub.configure_gate(gate_id, "entry", area=1, reset_s=local_s - 1800, products=[day_pass]))
+    card_no = park.call(desk_issued(park.hub, UID, 1000)).card_no
+    gate = ScriptedTerminal(park.broker.host, park.broker.port, gate_id, key).connect()
+    try:
+        for time_s in (now - 2700, now - 60):    # 45 minutes ago (after local midnight), and a minute ago
+            gate.record(R.KIND_ENTRY, card_no, 2, 0, 1000, item=day_pass, time_s=time_s,
+                        discount_cents=R.passage_detail(0, 1, 0xFFFF))
+        gate.upload()
+        gate.wait_acked(2)
+    finally:
+        gate.close()
+    log_in(page, "tec")
+    page.goto("/occupancy")
+    rows = page.locator("#passages tbody tr")
+    assert rows.count() == 1 and rows.nth(0).locator("td").nth(2).inner_text() == "1"
+    reset_at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(now - 1800))     # the page shows the hub's zone: UTC
+    assert "Counted from the nightly reset at " + reset_at in page.inner_text("#since")
 
 
 def test_a_credit_form_sent_twice_grants_once_and_a_credit_not_yet_sent_is_cancelled(page, park):

@@ -6,6 +6,9 @@ it, the gate's config and the clock, never the reader. Only a gate imports it.
 
 from protocol import ticket as t
 
+EXIT_AGAIN_S = 300      # a charged exit that landed this recently opens again: its gate may never have opened
+CHARGE_UNKNOWN = -1     # a torn timed exit whose entry state is gone from the card: the desk prices it
+
 
 def _today_state(slot, gate, now):
     """(inside, entries today) as of the park day of `now`: the daily reset clears both (pretix's exit_all_at)."""
@@ -47,11 +50,12 @@ def entry(info, slot, gate, now, listed):
     return 0, slot.next(left, True, min(entered + 1, 0xFF), now, gate.area)
 
 
-def exit_(info, slot, gate, now, listed):
+def exit_(info, slot, gate, now, listed, wallet_counter=0):
     """(reason, None, 0) for a refused exit, else (0, the ticket state after it, the timed charge in cents).
 
     An expired ticket still leaves; a timed one pays for its time inside (SPEC.md §3.10), which the caller
-    debits from the wallet or refuses with REASON_PAY_AT_DESK."""
+    debits from the wallet or refuses with REASON_PAY_AT_DESK. A charged exit's state names the wallet
+    counter its debit writes (wallet_counter + 1, SPEC.md §3.13)."""
     reason = _common(info, gate, listed)
     if reason:
         return reason, None, 0
@@ -62,4 +66,24 @@ def exit_(info, slot, gate, now, listed):
     if info.type == t.TYPE_TIMED:
         p = gate.product(info.product)
         charge = t.timed_charge_cents(now - slot.last_time_s, p.included_min, p.interval_min, p.interval_price_cents)
-    return 0, slot.next(slot.entries_left, False, entered, now, gate.area), charge
+    return 0, slot.next(slot.entries_left, False, entered, now, gate.area,
+                        wallet_counter + 1 if charge else None), charge
+
+
+def torn_exit(info, slots, slot, gate, wallet_counter, now):
+    """A charged exit on the card for a gate to finish (SPEC.md §3.13): the charge it still owes (its debit never
+    landed), 0 when the charge landed under EXIT_AGAIN_S ago (the gate opens again), CHARGE_UNKNOWN when it owes
+    a charge no slot left on the card prices; None when there is nothing to finish."""
+    if info is None or slot is None or _common(info, gate, False):
+        return None
+    landed = slot.charge_landed(wallet_counter)
+    if landed is None or gate.park_day(slot.last_time_s) != gate.park_day(now):
+        return None         # the nightly reset forgets a charge still owed (SPEC.md §3.13, known limits)
+    if landed:
+        return 0 if 0 <= now - slot.last_time_s < EXIT_AGAIN_S else None
+    entered = t.entry_before(slots, slot)
+    if entered is None:
+        return CHARGE_UNKNOWN
+    p = gate.product(info.product)
+    return t.timed_charge_cents(slot.last_time_s - entered.last_time_s, p.included_min, p.interval_min,
+                                p.interval_price_cents)

@@ -9,7 +9,8 @@ import json
 import os
 
 from protocol import card, ticket as t
-from protocol.record import KIND_ENTRY, KIND_REFUSAL, KIND_TIMED_EXIT, Record, passage_detail, record_mac_for
+from protocol.record import (KIND_ENTRY, KIND_EXIT_FINISHED, KIND_REFUSAL, KIND_TIMED_EXIT, Record, passage_detail,
+                             record_mac_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARK = card.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
@@ -24,6 +25,13 @@ INFOS = [t.TicketInfo(1, t.TYPE_DAY, 1, 20782, 20782, 0, 1),
 SLOTS = [(13, t.TicketSlot(1, t.ENTRIES_UNLIMITED, False, 0, 0, 0)),
          (14, t.TicketSlot(2, 9, True, 1, TIME_S, 3)),
          (13, t.TicketSlot(65535, 0, False, 255, 0xFFFFFFFF, 255))]
+# Charged exits (SPEC.md §3.13): the exit of slot 14 above, naming wallet counters 0, 0x12 and 0xFF
+CHARGED = [(13, t.TicketSlot(3, 9, False, 1, TIME_S + 7200, 3, 0)),
+           (13, t.TicketSlot(3, 9, False, 1, TIME_S + 7200, 3, 0x12)),
+           (13, t.TicketSlot(3, 9, False, 1, TIME_S + 7200, 3, 0xFF))]
+# (pay_counter, wallet counter in force) -> the charge landed
+CHARGE_LANDED = [(0x12, 0x11), (0x12, 0x12), (0x12, 0x13), (0x12, 0x1311), (0x12, 0x1312), (0, 0xFFFF), (0, 0),
+                 (0xFF, 0xFE), (0xFF, 0x01FE), (0xFF, 0xFF)]
 # Europe/Berlin in spring 2026: UTC+1 until 2026-03-29 01:00 UTC, then UTC+2 (SPEC.md §5.8)
 SPRING_CHANGE_S = 1774746000
 AUTUMN_CHANGE_S = 1792890000     # back to UTC+1 at 2026-10-25 01:00 UTC
@@ -52,7 +60,9 @@ def passages():
             Record(KIND_REFUSAL, 31, 2, TIME_S + 5, 700, UID, 2, 0, 1200, 5,
                    passage_detail(t.REASON_ALREADY_INSIDE, 2, 9), 0, 3),
             Record(KIND_TIMED_EXIT, 32, 9, TIME_S + 7200, 700, UID, 3, 1000, 200, 5, passage_detail(0, 2, 9), 0, 3,
-                   b"\xaa\xbb\xcc\xdd")]
+                   b"\xaa\xbb\xcc\xdd"),
+            Record(KIND_EXIT_FINISHED, 33, 4, TIME_S + 7230, 700, UID, 3, 1000, 200, 5, passage_detail(0, 2, 9), 1,
+                   3, b"\xaa\xbb\xcc\xdd")]
     return [r.encode(mac).hex() for r in recs]
 
 
@@ -81,6 +91,10 @@ def main():
                   for i in INFOS],
         "slots": [[b, s.counter, s.entries_left, s.inside, s.day_entries, s.last_time_s, s.area,
                    s.encode(keys, b).hex()] for b, s in SLOTS],
+        "charged_slots": [[b, s.counter, s.entries_left, s.day_entries, s.last_time_s, s.area, s.pay_counter,
+                           s.encode(keys, b).hex()] for b, s in CHARGED],
+        "charge_landed": [[pay, counter, t.TicketSlot(pay_counter=pay).charge_landed(counter)]
+                          for pay, counter in CHARGE_LANDED],
         "sale": {str(b): d.hex() for b, d in sorted(t.sale_blocks(keys, INFOS[2], 10, TIME_S).items())},
         "gate_config": GATE.encode().hex(),
         "park_days": park_days(),

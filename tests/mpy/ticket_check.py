@@ -45,6 +45,23 @@ def main(path):
                == (counter, entries, inside, day_entries, last_time, area), "slot decode %d" % counter)
         other_block = t.SLOT_BLOCKS[1] if block == t.SLOT_BLOCKS[0] else t.SLOT_BLOCKS[0]
         expect(refused(t.TicketSlot.decode, raw, keys, other_block, error=BadMac), "slot copied to the other block")
+    for block, counter, entries, day_entries, last_time, area, pay, data in v["charged_slots"]:
+        raw = unhexlify(data)
+        slot = t.TicketSlot(counter, entries, False, day_entries, last_time, area, pay)
+        expect(slot.encode(keys, block) == raw and raw[4] == t.STATE_CHARGED and raw[11] == pay,
+               "charged slot encode %d" % pay)
+        got = t.TicketSlot.decode(raw, keys, block)
+        expect((got.counter, got.inside, got.last_time_s, got.pay_counter) == (counter, False, last_time, pay),
+               "charged slot decode %d" % pay)
+        expect(refused(t.TicketSlot(counter, entries, True, day_entries, last_time, area, pay).encode, keys, block,
+                       error=Malformed), "an entry binds no charge")
+    for pay, counter, landed in v["charge_landed"]:
+        expect(t.TicketSlot(pay_counter=pay).charge_landed(counter) == landed, "charge landed %d %d" % (pay, counter))
+    expect(t.TicketSlot().charge_landed(7) is None, "an uncharged slot binds no charge")
+    entered = t.TicketSlot.decode(unhexlify(v["slots"][1][7]), keys, 14)
+    charged = t.TicketSlot.decode(unhexlify(v["charged_slots"][1][7]), keys, 13)
+    expect(t.entry_before([charged, entered], charged) is entered and t.entry_before([charged, None], charged) is None,
+           "the entry a charged exit followed")
     sale = dict((int(b), unhexlify(d)) for b, d in v["sale"].items())
     info = t.TicketInfo(*v["infos"][2][:7])
     expect(t.sale_blocks(keys, info, 10, 1795600000) == sale, "sale blocks")

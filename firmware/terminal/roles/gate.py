@@ -4,8 +4,10 @@ A tap reads the wallet sector (who the card is, blacklist, the purse a timed
 exit is paid from) and the ticket sector, settles the card's open records,
 decides by terminal/gate_rules.py and then, journal first as the wallet does:
 a passage record PENDING, the ticket's next state written over the slot not in
-force, the record COMMITTED, the relay opened. A timed exit debits the wallet
-first (an ordinary debit record, terminal/wallet.py), then writes the exit.
+force, the record COMMITTED, the relay opened. A timed exit writes the exit
+first, naming the wallet counter of its charge, then debits the wallet (an
+ordinary debit record, terminal/wallet.py): any gate that finds such an exit
+whose debit never landed collects it, once (SPEC.md §3.13).
 Refusals are journalled too (kind 22, one per card and reason a minute), so the
 hub sees every one. Only a gate imports this module; its config is the tail of
 the hub's T_CONFIG (protocol.ticket.GateConfig, SPEC.md §5.8).
@@ -13,7 +15,8 @@ the hub's T_CONFIG (protocol.ticket.GateConfig, SPEC.md §5.8).
 
 from protocol import card, ticket as t
 from protocol.errors import BadMac, Malformed
-from protocol.record import FLAG_OFFLINE, KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT
+from protocol.record import FLAG_OFFLINE, KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_EXIT_FINISHED, KIND_REFUSAL
+from protocol.record import KIND_TIMED_EXIT
 from protocol.record import Record, passage_detail
 from terminal import gate_rules as rules
 from terminal import journal as jr
@@ -82,7 +85,6 @@ class Gate:
         self.config = None           # protocol.ticket.GateConfig
         self._last_refusal = None    # (card_no, reason, time) of the last refusal journalled
         self._retry = None           # (card_no, seq) of a passage whose ticket write was uncertain
-        self._paid = None            # (card_no, ticket counter, debit seq) of the last timed exit's debit
 
     def tap(self, direction=0):
         """Serve the card in the field; direction 0 lets the card decide (inside: exit). Never raises for card trouble."""
@@ -97,6 +99,10 @@ class Gate:
         try:
             tk = read_ticket(wa.card.reader, cr)
         except AuthError:
+            # A card that left answers no authentication either: only one still in the field has no ticket.
+            if not self._reselect(cr.uid, card.INFO_BLOCK, cr.keys.key_a()):
+                wa._finish()
+                return Passage(False, w.READ_FAILED, cr.info.card_no)
             tk = CardState(cr.uid, cr.keys, None, [None, None], None, 0)   # sector 3 not keyed for us: no ticket sold
         except RC522Error:
             wa._finish()
@@ -107,8 +113,9 @@ class Gate:
         retry = self._retry
         if retry is not None and retry[0] == card_no:
             self._retry = None
-            if wa.journal.status(retry[1]) == jr.COMMITTED:
+            if wa.journal.status(retry[1]) == jr.COMMITTED and tk.slot.pay_counter is None:
                 # SPEC.md §3.5: the uncertain write of this passage is on the card; let the visitor through.
+                # A charged exit goes on to _decide, which collects its charge if it never landed (§3.13).
                 wa._finish()
                 return self._opened(cr, tk.slot, retry[1], 0)
         return self._decide(cr, tk, direction)
@@ -119,17 +126,19 @@ class Gate:
         now = wa.clock()
         info, slot = tk.info, tk.slot
         listed = cr.slot.locked or bool(cr.info.flags & card.FLAG_RETURNED) or wa.blacklist.contains(cr.info.card_no)
+        torn = None if listed else rules.torn_exit(info, tk.slots, slot, gate, cr.slot.counter, now)
         if not direction:
             direction = gate.direction if gate.direction != t.DIRECTION_BOTH else (
-                LEAVE if slot is not None and slot.inside and gate.park_day(slot.last_time_s) == gate.park_day(now)
+                LEAVE if torn is not None or (slot is not None and slot.inside
+                                               and gate.park_day(slot.last_time_s) == gate.park_day(now))
                 else ENTER)
         charge = 0
-        if direction == LEAVE:
-            reason, new, charge = rules.exit_(info, slot, gate, now, listed)
-            if not reason and charge and self._already_paid(cr.info.card_no, slot.counter):
-                charge = -charge     # paid on the tap whose exit write did not land: not charged again
-            elif not reason and charge and purse.refusal(
-                    cr.info, cr.slot, charge, wa.config, listed, now, wa.last_hub_contact_s, wa.blacklist_updated_s):
+        if torn is not None and (direction == LEAVE or torn):
+            charge = torn
+            reason = t.REASON_PAY_AT_DESK if torn < 0 or (torn and self._cannot_pay(cr, torn, listed, now)) else 0
+        elif direction == LEAVE:
+            reason, new, charge = rules.exit_(info, slot, gate, now, listed, cr.slot.counter)
+            if not reason and charge and self._cannot_pay(cr, charge, listed, now):
                 reason = t.REASON_PAY_AT_DESK
         else:
             reason, new = rules.entry(info, slot, gate, now, listed)
@@ -140,27 +149,77 @@ class Gate:
                 self._lock(cr, now)
             else:
                 wa._finish()
-            return Passage(False, reason, cr.info.card_no, direction, charge, cr.slot.balance_cents,
+            return Passage(False, reason, cr.info.card_no, direction, max(charge, 0), cr.slot.balance_cents,
                            slot.entries_left if slot is not None else 0)
-        balance = cr.slot.balance_cents
-        if charge > 0:
-            try:    # back to the wallet sector: the ticket read authenticated sector 3 (SPEC.md §3.1)
-                wa.card.reader.auth(card.INFO_BLOCK, cr.keys.key_a(), cr.uid)
-            except RC522Error:
-                wa._finish()
-                return Passage(False, w.READ_FAILED, cr.info.card_no, direction, charge, balance)
-            paid = wa._write(cr, purse.debited(cr.slot, charge, now, wa.terminal_id), KIND_DEBIT, charge, info.product,
-                             0, now)
-            if paid.seq:
-                self._paid = (cr.info.card_no, slot.counter, paid.seq)
-            if not paid.ok:
-                return Passage(False, paid.reason, cr.info.card_no, direction, charge, paid.balance_cents)
-            balance = paid.balance_cents
-            if not self._reselect(cr.uid, t.INFO_BLOCK, tk.keys.key_a(t.TICKET_SECTOR)):
-                self._retry = None
-                return Passage(False, w.UNCERTAIN, cr.info.card_no, direction, charge, balance)
+        if torn is not None:
+            return self._finish_exit(cr, tk, charge, direction, now)
+        if direction == LEAVE and charge:
+            return self._charged_exit(cr, tk, new, charge, now)
         kind = KIND_ENTRY if direction == ENTER else (KIND_TIMED_EXIT if info.type == t.TYPE_TIMED else KIND_EXIT)
-        return self._pass(cr, tk, new, kind, abs(charge), balance, now, direction)
+        return self._pass(cr, tk, new, kind, 0, cr.slot.balance_cents, now, direction)
+
+    def _cannot_pay(self, cr, charge, listed, now):
+        """True when the wallet refuses a timed exit's charge (SPEC.md §3.6 reasons 5-13)."""
+        wa = self.wallet
+        return bool(purse.refusal(cr.info, cr.slot, charge, wa.config, listed, now, wa.last_hub_contact_s,
+                                  wa.blacklist_updated_s))
+
+    def _charged_exit(self, cr, tk, new, charge, now):
+        """The exit first, naming its debit's wallet counter, then the debit (SPEC.md §3.13 order)."""
+        wa = self.wallet
+        balance = cr.slot.balance_cents
+        seq, failed = self._write_ticket(cr, tk, new, KIND_TIMED_EXIT, charge, balance - charge, now)
+        if failed is not None:
+            return failed
+        # The card is torn from here on only as an exit owing its charge: any gate collects it (§3.13).
+        done = self._collect(cr, tk, charge, LEAVE, now, seq)
+        wa._mark(seq, jr.COMMITTED)     # after the card's session: the flash write stays off its critical path
+        return done
+
+    def _finish_exit(self, cr, tk, charge, direction, now):
+        """A charged exit found on the card: collect the charge it owes, record it finished, go on (SPEC.md §3.13)."""
+        wa = self.wallet
+        slot = tk.slot
+        if not charge:
+            wa._finish()
+        else:
+            done = self._collect(cr, tk, charge, direction, now, 0)
+            if not done.ok:
+                return done
+        balance = cr.slot.balance_cents - charge
+        seq = self._journal(cr, KIND_EXIT_FINISHED, slot.counter, slot.mac, charge, balance, tk.info.product,
+                            passage_detail(0, self.config.area, slot.entries_left), now)
+        wa._mark(seq, jr.COMMITTED)     # it states what the card shows: the exit and its charge are on it
+        if direction == LEAVE:
+            return self._opened(cr, slot, seq, charge, balance, LEAVE)
+        # An entry gate goes on to the entry itself, from the card now outside and paid.
+        if not self._reselect(cr.uid, t.INFO_BLOCK, tk.keys.key_a(t.TICKET_SECTOR)):
+            return Passage(False, w.READ_FAILED, cr.info.card_no, direction, charge, balance)
+        reason, new = rules.entry(tk.info, slot, self.config, now, False)
+        if reason:
+            self._refusal(cr, tk, reason, now)
+            wa._finish()
+            return Passage(False, reason, cr.info.card_no, direction, charge, balance, slot.entries_left)
+        done = self._pass(cr, tk, new, KIND_ENTRY, 0, balance, now, direction)
+        done.charge_cents = charge      # shown with the entry; the entry record itself moves nothing (§4.9)
+        return done
+
+    def _collect(self, cr, tk, charge, direction, now, exit_seq):
+        """Debit a charged exit's charge at the wallet counter its state names; open when exit_seq is given."""
+        wa = self.wallet
+        try:    # back to the wallet sector: the ticket read authenticated sector 3 (SPEC.md §3.1)
+            wa.card.reader.auth(card.INFO_BLOCK, cr.keys.key_a(), cr.uid)
+        except RC522Error:
+            wa._finish()
+            return Passage(False, w.UNCERTAIN if exit_seq else w.READ_FAILED, cr.info.card_no, direction, charge,
+                           cr.slot.balance_cents)
+        paid = wa._write(cr, purse.debited(cr.slot, charge, now, wa.terminal_id), KIND_DEBIT, charge,
+                         tk.info.product, 0, now)
+        if not paid.ok:
+            return Passage(False, paid.reason, cr.info.card_no, direction, charge, paid.balance_cents)
+        if exit_seq:
+            return self._opened(cr, tk.slot, exit_seq, charge, paid.balance_cents, direction)
+        return Passage(True, None, cr.info.card_no, direction, charge, paid.balance_cents)
 
     def _lock(self, cr, now):
         """Lock a blacklisted card as a booth does (SPEC.md §3.6): back to its wallet sector, a lock record."""
@@ -170,12 +229,6 @@ class Gate:
             wa._lock(cr, now)
         else:
             wa._finish()
-
-    def _already_paid(self, card_no, ticket_counter):
-        """True when this exit's charge is on the card already: its debit committed, the exit not written."""
-        paid = self._paid
-        return (paid is not None and paid[0] == card_no and paid[1] == ticket_counter
-                and self.wallet.journal.status(paid[2]) == jr.COMMITTED)
 
     def _reselect(self, uid, block, key_a):
         """Select the released card uid again and open the sector of block: False when it is gone or refuses."""
@@ -192,13 +245,25 @@ class Gate:
     def _pass(self, cr, tk, new, kind, charge, balance, now, direction):
         """Journal the passage PENDING, write the ticket state, commit and open (SPEC.md §1.1 order)."""
         wa = self.wallet
+        seq, failed = self._write_ticket(cr, tk, new, kind, charge, balance, now)
+        if failed is not None:
+            return failed
+        wa._finish()
+        wa._mark(seq, jr.COMMITTED)
+        return self._opened(cr, new, seq, charge, balance, direction)
+
+    def _write_ticket(self, cr, tk, new, kind, charge, balance, now):
+        """Journal the passage PENDING and write the ticket state: (its seq, None), or (seq, the Passage of a failed
+        write); the card stays in session after a write it acknowledged."""
+        wa = self.wallet
+        direction = ENTER if new.inside else LEAVE
         sealed = new.encode(tk.keys, tk.write_block)
         try:
             seq = self._journal(cr, kind, new.counter, new.mac, charge, balance, tk.info.product,
                                 passage_detail(0, self.config.area, new.entries_left), now)
         except jr.JournalFull:
             wa._finish()
-            return Passage(False, w.JOURNAL_FULL, cr.info.card_no, direction)
+            return 0, Passage(False, w.JOURNAL_FULL, cr.info.card_no, direction)
         try:
             wa.card.reader.write_block(tk.write_block, sealed)
         except RC522Error:
@@ -208,11 +273,8 @@ class Gate:
                 pass     # still PENDING, open just the same: the card's next read settles it
             self._retry = (cr.info.card_no, seq)
             wa._finish()
-            return Passage(False, w.UNCERTAIN, cr.info.card_no, direction, charge, balance, new.entries_left, seq)
-        wa._finish()
-        wa._mark(seq, jr.COMMITTED)
-        self._paid = None
-        return self._opened(cr, new, seq, charge, balance, direction)
+            return seq, Passage(False, w.UNCERTAIN, cr.info.card_no, direction, charge, balance, new.entries_left, seq)
+        return seq, None
 
     def _opened(self, cr, slot, seq, charge, balance=None, direction=0):
         self.relay.open(OPEN_MS)

@@ -14,6 +14,7 @@ KIND_NAMES = {
     R.KIND_SALE_LINE: "sale line (item and quantity)", R.KIND_SHIFT: "staff shift at a booth",
     R.KIND_REVERSAL: "sale reversed by the booth", R.KIND_ENTRY: "gate entry", R.KIND_EXIT: "gate exit",
     R.KIND_REFUSAL: "gate refusal", R.KIND_TIMED_EXIT: "timed gate exit",
+    R.KIND_EXIT_FINISHED: "timed gate exit finished",
 }
 UNKNOWN_KIND = "record kind %(kind)d"
 

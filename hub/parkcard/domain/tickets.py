@@ -165,6 +165,13 @@ def occupancy(counts):
     return inside
 
 
+def finishes(finished, exit_rec):
+    """True when a finished-exit record (kind 25) shows exit_rec's ticket write on the card (SPEC.md §4.16)."""
+    return (exit_rec.kind in EXIT_KINDS and finished.kind == R.KIND_EXIT_FINISHED
+            and (exit_rec.card_no, exit_rec.uid, exit_rec.card_counter, exit_rec.card_mac)
+            == (finished.card_no, finished.uid, finished.card_counter, finished.card_mac))
+
+
 def passage_facts(rec):
     """(kind, area, reason, product, time) of a passage record: what the passages table must hold for it."""
     reason, area, _left = R.passage_fields(rec)

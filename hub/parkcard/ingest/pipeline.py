@@ -83,6 +83,7 @@ from protocol.errors import ProtocolError
 
 from parkcard.domain import ingest_rules as rules
 from parkcard.domain import accounts, ledger
+from parkcard.domain import tickets as ticket_rules
 from parkcard.domain.lifecycle import QuarantineReason as Q
 from parkcard.domain.lifecycle import (ALARM_CLONE, ALARM_CREDIT_TWICE, ALARM_LATE_LOSS, ALARM_STAFF_UNKNOWN,
                                       RecordStatus, UncertainOutcome)
@@ -499,6 +500,10 @@ class Ingest:
             self._apply_value(tx, res, state, record_id, rec, entries)
         elif name == RecordStatus.UNCERTAIN and rec.kind not in ledger.NO_WALLET_KINDS:
             self._decide_uncertain(tx, res, record_id, rec, state)    # a passage waits for its copy, §4.9
+        elif name == RecordStatus.UNCERTAIN and rec.kind in ticket_rules.EXIT_KINDS and any(
+                ticket_rules.finishes(R.Record.decode(raw), rec)
+                for raw in tx.records_at(rec.card_no, R.KIND_EXIT_FINISHED, rec.card_counter)):
+            self._settle_uncertain(tx, res, record_id, rec, state, True)     # another gate saw it landed, §4.16
         return 0
 
     def _postings(self, tx, state, rec):
@@ -513,6 +518,8 @@ class Ingest:
             # A passage moves no value and its counter is the ticket's, not the wallet's (SPEC.md §4.9).
             tx.add_passage(record_id, rec)
             res.counts["passages"] += 1
+            if rec.kind == R.KIND_EXIT_FINISHED:
+                self._finished_exit(tx, res, rec)
             return
         if rec.kind == R.KIND_SALE_LINE:
             return      # the detail of the debit after it (SPEC.md §4.11): no value, no wallet counter
@@ -559,6 +566,13 @@ class Ingest:
                     u_rec = R.Record.decode(u_raw)
                     if u_rec.kind not in ledger.NO_WALLET_KINDS:     # the ticket's counters are not the wallet's
                         self._decide_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid))
+
+    def _finished_exit(self, tx, res, rec):
+        """A gate found a timed exit on the card: the uncertain record of that exit happened (SPEC.md §4.16)."""
+        for u_id, u_tid, _u_seq, u_raw, _u_counter in tx.uncertain_records(rec.card_no):
+            u_rec = R.Record.decode(u_raw)
+            if ticket_rules.finishes(rec, u_rec):
+                self._settle_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid), True)
 
     def _shift(self, tx, state, rec):
         """A shift opened with a card that is no staff card of the terminal's merchant: alarmed, the sales stand."""

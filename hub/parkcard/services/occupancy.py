@@ -52,6 +52,8 @@ async def passages_per_hour(store, actor, since_s, until_s=None, hour_shift_s=0)
     table = {}
     bounds = (since_s,) if until_s is None else (since_s, until_s, hour_shift_s)
     for terminal_id, hour, kind, n in await store.passages_per_hour(*bounds):
+        if kind == R.KIND_EXIT_FINISHED:
+            continue    # it confirms an exit another record counts (SPEC.md §4.16)
         row = table.setdefault((terminal_id, hour), [0, 0, 0])
         row[0 if kind in rules.ENTRY_KINDS else 1 if kind in rules.EXIT_KINDS else 2] += n
     return [(tid, hour, *row) for (tid, hour), row in sorted(table.items())]
@@ -85,6 +87,12 @@ async def day_report(store, actor, day):
     shift_s = park_time.offset_s(tz, start_s) % 3600
     return DayReport(day, start_s, end_s, await passages_per_hour(store, actor, start_s, end_s, shift_s),
                      await refusals(store, actor, start_s, end_s))
+
+
+@requires(OCCUPANCY)
+async def since_reset(store, actor, now_s):
+    """The passages of the park day now_s falls in, from the last nightly reset on (DayReport)."""
+    return await day_report(store, actor, await park.today(store, now_s))
 
 
 @requires(GATES)
@@ -130,4 +138,31 @@ async def check(store, actor):
         elif p.status != RecordStatus.APPLIED and p.facts is not None:
             problems.append("record %d (term-%d seq %d) is %s, yet counted" % (p.record_id, p.terminal_id, rec.seq,
                                                                             p.status))
+    problems += await _unpaid_charges(store, stored)
     return PassageCheck(len(stored), problems)
+
+
+async def _unpaid_charges(store, stored):
+    """A sentence for each applied timed exit whose charge no applied debit booked: not its own debit (the record
+    after it, or before it as gates wrote them before SPEC.md §3.13), nor one a finished-exit record names (§4.16)."""
+    applied = [(p.terminal_id, R.Record.decode(p.raw)) for p in stored if p.status == RecordStatus.APPLIED]
+    finished = [(tid, rec) for tid, rec in applied if rec.kind == R.KIND_EXIT_FINISHED and rec.amount_cents]
+    problems = []
+    used = set()        # a debit pays one exit
+    for terminal_id, rec in sorted(applied, key=lambda a: (a[0], a[1].seq)):
+        if rec.kind != R.KIND_TIMED_EXIT or not rec.amount_cents:
+            continue
+        # A gate takes the charge in the tap of the exit (or of the finished exit): the same card and time.
+        payers = [(terminal_id, rec.seq + 1, rec.time_s), (terminal_id, rec.seq - 1, rec.time_s)] + [
+            (tid, f.seq - 1, f.time_s) for tid, f in finished if rules.finishes(f, rec)]
+        for tid, seq, time_s in payers:
+            found = await store.records_between(tid, seq, seq) if seq > 0 and (tid, seq) not in used else []
+            debit = R.Record.decode(found[0].raw) if found and found[0].status == RecordStatus.APPLIED else None
+            if debit is not None and (debit.kind, debit.card_no, debit.time_s) == (R.KIND_DEBIT, rec.card_no, time_s):
+                used.add((tid, seq))
+                break
+        else:
+            problems.append("term-%d seq %d: the timed exit of card %d owes %d cents that no debit booked (its "
+                            "charge was overtaken on the card or lost at the nightly reset, SPEC.md §3.13): collect "
+                            "it at the desk" % (terminal_id, rec.seq, rec.card_no, rec.amount_cents))
+    return problems

@@ -102,6 +102,10 @@ class WriteTx(abc.ABC):
         """Return [rows.UncertainRecord] of the card's unresolved uncertain records."""
 
     @abc.abstractmethod
+    def records_at(self, card_no, kind, counter):
+        """Return [raw] of the card's applied records of this kind claiming this card_counter."""
+
+    @abc.abstractmethod
     def held_damaged(self, terminal_id, seq):
         """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
 

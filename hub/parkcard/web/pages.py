@@ -181,11 +181,6 @@ class Park:
         following = datetime.date.fromisoformat(date) + datetime.timedelta(days=1)
         return date, start_s, self.date_start(following.isoformat(), label)
 
-    def day_start(self, epoch_s):
-        """The epoch time of the park's local midnight that began the day of epoch_s."""
-        local = datetime.datetime.fromtimestamp(epoch_s, self.zone)
-        return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
-
 
 async def park_of(request, session):
     """The park's currency (read as the operator: every role holds park.read) and time zone."""

@@ -204,6 +204,15 @@ class PgWriteTx(StagedWriteTx):
                 rows.append(UncertainRecord(row[0], row[1], row[2], bytes(row[3]), row[4]))
         return [r for r in rows if r.id not in self.record_status]
 
+    def records_at(self, card_no, kind, counter):
+        """Return [raw] of the card's applied records of this kind claiming this card_counter, this batch's too."""
+        found = [r[RAW] for r in self.records if r[CARD] == card_no and r[4] == kind and r[COUNTER] == counter
+                 and self.record_status.get(r[ID], r[STATUS]) == RecordStatus.APPLIED]
+        found += [bytes(row[0]) for row in self.conn.fetch(
+            "SELECT raw FROM records WHERE card_no=$1 AND kind=$2 AND card_counter=$3 AND status=$4",
+            card_no, kind, counter, RecordStatus.APPLIED)]
+        return found
+
     def held_damaged(self, terminal_id, seq):
         """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
         raw = self._held.get((terminal_id, seq))

@@ -172,6 +172,15 @@ class WriteTx(StagedWriteTx):
                 rows.append(UncertainRecord(*row))
         return [r for r in rows if r.id not in self.record_status]
 
+    def records_at(self, card_no, kind, counter):
+        """Return [raw] of the card's applied records of this kind claiming this card_counter, this batch's too."""
+        found = [r[_RAW] for r in self.records if r[_CARD] == card_no and r[4] == kind and r[_COUNTER] == counter
+                 and self.record_status.get(r[_ID], r[_STATUS]) == RecordStatus.APPLIED]
+        found += [bytes(row[0]) for row in self.conn.execute(
+            "SELECT raw FROM records WHERE card_no=? AND kind=? AND card_counter=? AND status=?",
+            (card_no, kind, counter, RecordStatus.APPLIED))]
+        return found
+
     def held_damaged(self, terminal_id, seq):
         """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
         raw = self._held.get((terminal_id, seq))

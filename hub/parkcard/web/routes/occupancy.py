@@ -42,16 +42,14 @@ async def occupancy_page(request: Request, session=Depends(operator)):
     store = state(request).store
     try:
         park = await park_of(request, session)
-        today = park.day_start(time.time())
         now = await occupancy_view(request, session)
-        hourly = await occupancy.passages_per_hour(store, session.actor, today)
-        refused = await occupancy.refusals(store, session.actor, today)
+        today = await occupancy.since_reset(store, session.actor, time.time())   # the park day: from the reset
     except ServiceError as exc:
         return render(request, "refused.html", session, status=403, message=str(exc))
     title = gettext(request, session, "Passages today by hour")
-    chart, legend, hours = hourly_chart(hourly, park, title, lambda text: gettext(request, session, text))
+    chart, legend, hours = hourly_chart(today.per_hour, park, title, lambda text: gettext(request, session, text))
     return render(request, "occupancy.html", session, park=park, now=now, chart=chart, legend=legend, hours=hours,
-                  refusals=refused, title=title, per_gate=hourly)
+                  refusals=today.refusals, title=title, per_gate=today.per_hour, since_s=today.start_s)
 
 
 @router.get("/occupancy/events")
