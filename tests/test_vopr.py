@@ -107,8 +107,10 @@ def test_seed_13_no_honest_card_is_alarmed_as_a_clone():
 # Seeds 13, 200 and 24 failed while an uncertain record was decided as soon as a later counter of its card
 # was known, before the record holding its counter arrived from another terminal: an honest card alarmed as a
 # clone (13), the write that never landed applied and the one that did voided (200 by 430 cents, 24 of a bigger
-# park by 1790). The rule waits for the next counter's chain now (parkcard/domain/ingest_rules.py).
-@pytest.mark.parametrize("seed, options", [(200, found(steps=300)), (24, found(terminals=6, cards=16, steps=600))])
+# park by 1790). The rule waits for the next counter's chain now (parkcard/domain/ingest_rules.py). Since the
+# blacklist comes in chunks of 128 cards their traces no longer meet that case; seed 49 of the bigger park does.
+@pytest.mark.parametrize("seed, options", [(200, found(steps=300)), (24, found(terminals=6, cards=16, steps=600)),
+                                           (49, found(terminals=6, cards=16, steps=600))])
 def test_every_card_ends_equal_to_its_ledger_account(seed, options):
     outcome = run_seed(seed, options)
     assert outcome.ok, outcome.report()
@@ -116,11 +118,12 @@ def test_every_card_ends_equal_to_its_ledger_account(seed, options):
 
 @pytest.mark.slow
 def test_a_failing_seed_shrinks_to_fewer_steps_that_still_fail(monkeypatch):
-    # The early uncertain rule put back: seed 200 then fails only in the drain (see the ledger test above).
+    # The early uncertain rule put back: seed 49 of a bigger park then applies a write that never landed (as seeds
+    # 200 and 24 did in the ledger test above, before the blacklist came in smaller chunks and moved their traces).
     monkeypatch.setattr(ingest_rules, "decide_uncertain", _decided_by_any_newer_counter)
-    options = found(steps=300)
-    full = run_seed(200, options)
-    short = shortest(200, options)
+    options = found(terminals=6, cards=16, steps=600)
+    full = run_seed(49, options)
+    short = shortest(49, options)
     assert not full.ok and not short.ok
     assert short.fault_steps < full.fault_steps
     reported = short.report().split("trace:\n")[1].splitlines()
