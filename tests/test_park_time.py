@@ -126,14 +126,19 @@ def test_the_scheduled_reset_is_recorded_once_per_area_and_day_across_a_dst_chan
 @pytest.mark.broker
 def test_the_web_app_shows_times_in_the_stored_zone_unless_told_another(tmp_path, broker):
     from parkcard.api.server import ApiServer
+    from parkcard.web.pages import zone_shown
     from parkcard_devkit.testing import start_hub
 
-    async def zone_served(db, time_zone):
+    async def zones_served(db, time_zone):
+        """The zone the pages show before and after the park's zone changes under the running hub."""
         api = ApiServer(port=0, time_zone=time_zone)
         hub = await start_hub(db, broker.host, broker.port, api=api)
         try:
             await hub.wait_until(lambda: api.app is not None, 30)
-            return api.app.state.web.time_zone
+            web = api.app.state.web
+            before = await zone_shown(web, _actor())
+            await park.set_time_zone(hub.storage, _actor(), "America/Los_Angeles")
+            return before, await zone_shown(web, _actor())
         finally:
             await hub.stop()
 
@@ -142,6 +147,6 @@ def test_the_web_app_shows_times_in_the_stored_zone_unless_told_another(tmp_path
         store = await store_for(db).open()
         await park.set_time_zone(store, _actor(), "Asia/Shanghai")
         await store.close()
-        assert await zone_served(db, None) == "Asia/Shanghai"
-        assert await zone_served(db, "Europe/Berlin") == "Europe/Berlin"
+        assert await zones_served(db, None) == ("Asia/Shanghai", "America/Los_Angeles")
+        assert await zones_served(db, "Europe/Berlin") == ("Europe/Berlin", "Europe/Berlin")
     asyncio.run(scenario())

@@ -57,10 +57,11 @@ def error_response(code, message, status=None):
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status or STATUS.get(code, 422))
 
 
-def create_app(hub, secure=False, time_zone="UTC"):
+def create_app(hub, secure=False, time_zone=None):
     """The FastAPI application serving /api/v1, /metrics and the operator web app for this running hub.
 
-    secure: served over TLS (the web app's cookies are then Secure); time_zone: the park's, for the pages.
+    secure: served over TLS (the web app's cookies are then Secure); time_zone: the zone every page shows times in; None: the park's
+    own as stored, read for each page.
     """
     from parkcard.api import desk, models, park_reports, reports
     from parkcard.api.routes import open_router, router

@@ -6,7 +6,6 @@ import socket
 import uvicorn
 
 from parkcard.api.app import API_PREFIX, create_app
-from parkcard.services import park
 
 WEB_HOST = "127.0.0.1"      # loopback unless `parkcard up --web-host` says otherwise
 
@@ -27,7 +26,7 @@ class ApiServer:
         """certfile/keyfile: the park's broker certificate and key (parkcard.security.pki) for HTTPS; None: HTTP.
 
         time_zone: the IANA time zone in which the web app shows every time; None: the park's own, as stored
-        (`parkcard park timezone`) when serving starts.
+        (`parkcard park timezone`), read for each page so a change shows at once.
         """
         self.host = host
         self.time_zone = time_zone
@@ -67,8 +66,7 @@ class ApiServer:
     async def serve(self, hub):
         """Serve hub's API until cancelled (the hub's TaskGroup runs this)."""
         self.bind()
-        time_zone = self.time_zone or await park.time_zone(hub.storage, hub.actor())
-        self.app = create_app(hub, self.certfile is not None, time_zone)
+        self.app = create_app(hub, self.certfile is not None, self.time_zone)
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False,
                                 ssl_certfile=self.certfile, ssl_keyfile=self.keyfile, server_header=False)
         server = _HubServer(config)

@@ -26,7 +26,6 @@ TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
 FORM_BYTES_MAX = 16 * 1024      # no form of this app is longer
 SEE_OTHER = 303
-DEFAULT_TIME_ZONE = "UTC"
 # Open live streams the hub serves at once; one more is refused (counted), the browser retries.
 LIVE_STREAMS_MAX = 200
 
@@ -72,10 +71,10 @@ class FormRefused(Exception):
 class WebState:
     """The web app of one hub: its sessions, login limits and templates."""
 
-    def __init__(self, hub, secure, time_zone=DEFAULT_TIME_ZONE):
+    def __init__(self, hub, secure, time_zone=None):
         self.hub = hub
         self.secure = secure            # served over TLS: cookies are Secure
-        self.time_zone = time_zone      # the park's IANA time zone: every time on a page is shown in it
+        self.time_zone = time_zone      # an IANA zone every page shows times in; None: the park's, read per page
         self.live_streams = 0           # open Server-Sent Event streams (at most LIVE_STREAMS_MAX)
         self.live_streams_refused = 0
         self.sessions = Sessions()
@@ -182,11 +181,18 @@ class Park:
         return date, start_s, self.date_start(following.isoformat(), label)
 
 
+async def zone_shown(web, actor):
+    """The IANA time zone the pages show times in: the one the server was given, else the park's as stored now (a
+    `parkcard park timezone` change shows at the next page)."""
+    from parkcard.services import park
+    return web.time_zone or await park.time_zone(web.store, actor)
+
+
 async def park_of(request, session):
     """The park's currency (read as the operator: every role holds park.read) and time zone."""
     from parkcard.services import park
     web = state(request)
-    return Park(await park.currency(web.store, session.actor), web.time_zone)
+    return Park(await park.currency(web.store, session.actor), await zone_shown(web, session.actor))
 
 
 def render(request, template, session=None, status=200, park=None, **context):
