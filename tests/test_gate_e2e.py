@@ -43,12 +43,19 @@ def test_tickets_sold_at_the_desk_pass_gates_online_and_offline_and_occupancy_ma
             await sim.wait_for(lambda: not entry.terminal.client.connected, 10, "gate still connected")
             assert entry.pass_gate(b.virtual).ok
             assert entry.pass_gate(b.virtual).reason == t.REASON_ALREADY_INSIDE
-            # a timed ticket in two hours ago (the entry gate's clock set back), out now: 1 h free, 2 × 5.00
-            entry.board.clock_offset_s -= 7200
+            # a timed ticket in, and out two hours later: 1 h free, 2 × 5.00. Both taps fall in one park day
+            # (the gates reset at midnight UTC): before noon the exit gate's clock runs 2 h ahead, after it the
+            # entry gate's 2 h behind.
+            early = time.time() % 86400 < 43200
+            moved = exit_ if early else entry
+            moved.board.clock_offset_s += 7200 if early else -7200
             assert entry.pass_gate(c.virtual).ok
-            entry.board.clock_offset_s += 7200
+            if not early:
+                entry.board.clock_offset_s += 7200
             before = card_balance(sim.park_keys, c.virtual).balance_cents
             out = exit_.pass_gate(c.virtual)
+            if early:
+                exit_.board.clock_offset_s -= 7200
             assert out.ok and out.charge_cents == 1000
             assert card_balance(sim.park_keys, c.virtual).balance_cents == before - 1000
             assert entry.backlog() > 0
