@@ -18,7 +18,7 @@ def test_tiers_rules_staff_and_the_park_reports_through_the_api(tmp_path, store_
     for args in (("merchant", "add", "--id", "2", "--name", "Ice cream", "--commission-bps", "1000"),
                  ("rule", "set", "--category", "3", "--tx-cap", "12.50", "--tiers", "0,1"),
                  ("staff", "add", "--name", "Mei", "--merchant", "2"),
-                 ("ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1", "--price-cents", "15000")):
+                 ("ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1", "--price", "150.00")):
         out = cli(tmp_path, store_url, *args)
         assert out.returncode == 0, out.stderr
     finance = api_key(tmp_path, store_url, "finance", "reports:read", "merchants:read", "gates:read")

@@ -155,7 +155,7 @@ def test_the_cli_edits_items_and_discounts_and_states_the_policy(tmp_path):
         return result.output
     ok("merchant", "add", "--id", str(SNACKS), "--name", "Snacks", "--commission-bps", "500")
     assert "version 1 (new item)" in ok("item", "set", "--merchant", "3", "--code", "11", "--name", "Cola",
-                                        "--price-cents", "350", "--category", "2")
+                                        "--price", "3.50", "--category", "2")
     assert "version 2" in ok("item", "set", "--merchant", "3", "--code", "11", "--inactive")
     listed = ok("item", "list", "--merchant", "3")
     assert "version 2" in listed and "Cola" in listed and "3.50" in listed
@@ -182,10 +182,14 @@ def test_an_operator_who_logged_in_edits_prices_only_with_a_role_that_may(tmp_pa
     for user, role in (("mia", "manager"), ("carl", "cashier")):
         made = as_(None, "operator", "add", user, "--role", role, "--password-stdin", stdin=password + "\n")
         assert made.exit_code == 0, made.output
-    refused = as_("carl", "item", "set", "--merchant", "3", "--code", "1", "--name", "Cola", "--price-cents", "350")
+    refused = as_("carl", "item", "set", "--merchant", "3", "--code", "1", "--name", "Cola", "--price", "3.50")
     assert refused.exit_code == 2 and "carl (cashier) may not do this" in refused.output
-    done = as_("mia", "item", "set", "--merchant", "3", "--code", "1", "--name", "Cola", "--price-cents", "350")
-    assert done.exit_code == 0 and "version 1" in done.output
+    for typed, said in (("3.505", "'3.505' is not an amount in CNY"), ("-1", "'-1' is not an amount in CNY"),
+                        ("0", "price 1..8388607 cents")):
+        wrong = as_("mia", "item", "set", "--merchant", "3", "--code", "1", "--name", "Cola", "--price", typed)
+        assert wrong.exit_code == 2 and said in wrong.output and "Traceback" not in wrong.output
+    done = as_("mia", "item", "set", "--merchant", "3", "--code", "1", "--name", "Cola", "--price", "3.50")
+    assert done.exit_code == 0 and "version 1" in done.output and "CNY 3.50" in done.output
     versions = as_("mia", "item", "versions", "--merchant", "3").output.splitlines()
     assert versions[1].split()[0] == "1" and versions[1].split()[-1] == "mia"     # the version names who made it
 

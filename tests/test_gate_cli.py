@@ -50,10 +50,10 @@ def cli(db, *args):
 
 def test_products_gates_and_occupancy_from_the_command_line(db):
     added = cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1",
-                "--price-cents", "12000")
+                "--price", "120.00")
     assert added.exit_code == 0 and "ticket product 1 Day pass (day)" in added.output
     timed = cli(db, "ticket", "product", "add", "--name", "Car park", "--type", "timed", "--included-min", "60",
-                "--interval-min", "30", "--interval-price-cents", "500")
+                "--interval-min", "30", "--interval-price", "5.00")
     assert timed.exit_code == 0, timed.output
     listed = cli(db, "ticket", "product", "list")
     assert "Day pass" in listed.output and "60 min free" in listed.output and "120.00" in listed.output
@@ -140,7 +140,7 @@ def test_a_ticket_sale_the_desk_fails_takes_no_money_and_one_it_writes_books_its
     from parkcard.ingest.pipeline import BatchResult
     from parkcard.security import secure
     park, _ = secure.init_park(tmp_path)
-    cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1", "--price-cents", 12000)
+    cli(db, "ticket", "product", "add", "--name", "Day pass", "--type", "day", "--days", "1", "--price", "120.00")
     card_no = asyncio.run(_first_card(db))
 
     async def desk_answers(status):

@@ -6,7 +6,7 @@ from protocol.price_list import NAME_MAX_BYTES, PRICE_MAX_CENTS
 from protocol.pricing import CATEGORY_MAX, ITEM_CODE_MAX
 
 from parkcard.bounds import MERCHANT_ID, BoundParam
-from parkcard.cli.common import in_store, table, utc
+from parkcard.cli.common import amount_cents, in_store, table, utc
 from parkcard.money import format_cents
 from parkcard.services import items
 
@@ -24,17 +24,20 @@ def item():
 @_MERCHANT
 @_CODE
 @click.option("--name", default=None, help="shown on the booth's display, at most %d UTF-8 bytes" % NAME_MAX_BYTES)
-@click.option("--price-cents", type=click.IntRange(1, PRICE_MAX_CENTS), default=None, help="list price")
+@click.option("--price", default=None, help="list price in the park's currency, e.g. 3.50 (at most %s cents)"
+              % format(PRICE_MAX_CENTS, ","))
 @click.option("--category", type=click.IntRange(0, CATEGORY_MAX), default=None,
               help="for category discounts (`parkcard discount override --category`)")
 @click.option("--active/--inactive", default=None, help="sold or not (an inactive item stays listed)")
 @click.option("--member-only/--for-everyone", default=None, help="sold to member cards only")
 @click.pass_obj
-def item_set(obj, merchant_id, code, name, price_cents, category, active, member_only):
-    """Add an item, or change what is given of it (a new item needs --name and --price-cents)."""
+def item_set(obj, merchant_id, code, name, price, category, active, member_only):
+    """Add an item, or change what is given of it (a new item needs --name and --price)."""
     async def change(s, actor):
+        currency = await s.park_currency()
+        price_cents = None if price is None else amount_cents(price, currency, "--price")
         return await items.set_item(s, actor, merchant_id, code, name, price_cents, category, active,
-                                    member_only), await s.park_currency()
+                                    member_only), currency
     (version, before, after), currency = in_store(obj, change)
     click.echo("merchant %d item %d %s: %s, category %d%s%s; price list version %d%s"
                % (merchant_id, code, after.name, format_cents(after.price_cents, currency), after.category,

@@ -8,7 +8,7 @@ import click
 from protocol.ticket import TYPE_TIMED
 
 from parkcard.bounds import CARD_NO, TERMINAL_ID, BoundParam
-from parkcard.cli.common import UserError, in_store, table, utc
+from parkcard.cli.common import UserError, amount_cents, in_store, table, utc
 from parkcard.domain import park_time, tickets as rules
 from parkcard.money import format_cents
 from parkcard.services import park, tickets
@@ -34,15 +34,19 @@ def product():
 @click.option("--day-limit", type=int, default=0, show_default=True, help="entries a day; 0: no limit")
 @click.option("--included-min", type=int, default=0, show_default=True, help="timed: minutes included")
 @click.option("--interval-min", type=int, default=0, show_default=True, help="timed: minutes per started interval")
-@click.option("--interval-price-cents", type=int, default=0, show_default=True, help="timed: price per interval")
-@click.option("--price-cents", type=int, default=0, show_default=True, help="the ticket's price at the desk")
+@click.option("--interval-price", default="0", show_default=True,
+              help="timed: price per started interval in the park's currency, e.g. 5 or 2.50")
+@click.option("--price", default="0", show_default=True, help="the ticket's price at the desk, e.g. 120 or 99.50")
 @click.pass_obj
 def product_add(obj, name, type_name, area, valid_days, entries, day_limit, included_min, interval_min,
-                interval_price_cents, price_cents):
+                interval_price, price):
     """Create a ticket product; its id is the product number gates accept."""
-    pid = in_store(obj, lambda s, actor: tickets.add_product(
-        s, actor, name, type_name, area, valid_days, entries, day_limit, included_min, interval_min,
-        interval_price_cents, price_cents), create=True)
+    async def add(s, actor):
+        currency = await s.park_currency()
+        return await tickets.add_product(
+            s, actor, name, type_name, area, valid_days, entries, day_limit, included_min, interval_min,
+            amount_cents(interval_price, currency, "--interval-price"), amount_cents(price, currency, "--price"))
+    pid = in_store(obj, add, create=True)
     click.echo("ticket product %d %s (%s)" % (pid, name, type_name))
 
 
