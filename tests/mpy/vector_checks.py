@@ -22,6 +22,19 @@ def refused(fn, *args, error=Exception):
     return False
 
 
+def round_tripped_records(terminal_key_hex, raws):
+    """(record MAC, [Record]) of a vector file's hex records, each checked to encode back to its own bytes."""
+    from binascii import hexlify, unhexlify
+    from protocol.record import Record, record_mac_for
+    mac = record_mac_for(unhexlify(terminal_key_hex))
+    recs = []
+    for raw in raws:
+        rec = Record.decode(unhexlify(raw), mac)
+        expect(hexlify(rec.encode(mac)).decode() == raw, "record %d encodes to its bytes" % rec.seq)
+        recs.append(rec)
+    return mac, recs
+
+
 class Lazy:
     """A sequence of count elements made one at a time by make(i), for lists too big for a 100 KB heap."""
 
