@@ -377,15 +377,24 @@ class Hub:
         """After an outage: raise an alarm that says how long the hub could not write, and why."""
         if self.storage_down_since is None:
             return
-        down_s = time.monotonic() - self.storage_down_since
+        since, error = self.storage_down_since, self.storage_down_error
+        down_s = time.monotonic() - since
         detail = "the database could not be written for %.0f s (%s): nothing was acknowledged meanwhile" % (
-            down_s, self.storage_down_error)
+            down_s, error)
         self.storage_down_since = self.storage_down_error = None
         log.warning("event=storage_recovered down_s=%.1f", down_s)
-        try:
-            await self.storage.write(lambda tx: tx.add_alarm("storage", None, None, None, detail))
-        except Exception as exc:      # the alarm is news, not money: never hold the consumer for it
-            log.warning("event=alarm_not_stored error=%r", str(exc))
+        for attempt in range(1, AFTER_COMMIT_ATTEMPTS_MAX + 1):
+            try:
+                await self.storage.write(lambda tx: tx.add_alarm("storage", None, None, None, detail))
+                return
+            except Exception as exc:      # the alarm is news, not money: never hold the consumer for long
+                log.warning("event=alarm_not_stored attempt=%d error=%r", attempt, str(exc))
+                if not is_transient(exc):
+                    return
+                # A server just back may still refuse a pooled connection: the next write tries again.
+                await asyncio.sleep(STORAGE_RETRY_S_MIN * attempt)
+        if self.storage_down_since is None:
+            self.storage_down_since, self.storage_down_error = since, error     # told after the next commit
 
     async def _one_by_one(self, messages, store):
         """After a part failed: store its messages alone, and keep the one that still fails in quarantine.
