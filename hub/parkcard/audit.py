@@ -23,8 +23,10 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    damaged record held in quarantine): a deleted record leaves a hole there.
 5. Bonus purses (SPEC.md §4.12): each card's bonus purse is re-derived by re-running the purse rule
    (parkcard.domain.ledger.bonus_change: cash spent first; a booth's give-back restores the bonus its sale
-   spent first) over its applied records in the order the hub booked them; every record's bonus:<no> entry
-   and a returned card's bonus back to park:bonus must be what the rule gives.
+   spent first; a credit record brings its credits' bonus part) over its applied records in the order the hub
+   booked them; every record's bonus:<no> entry and a returned card's bonus back to park:bonus must be what the
+   rule gives. A grant from a replaced card's hold closes its purse, the credit carrying min(purse, amount) as
+   its bonus part (SPEC.md §4.13).
 6. Cards: the balance re-derived from the chain of applied records (counter by
    counter: balance_after(k-1) + delta(k) == balance_after(k)) equals the hub's
    shadow balance and the card's ledger account once the chain is complete
@@ -40,7 +42,9 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    released, and a late debit's cover and loss make its amount, which its record (an
    applied debit of the replaced card) says. A late credit of the replaced card (a give-back,
    a credit delivered offline) is settled the other way round, both parts negative: what
-   came back into the hold (and went on to the new card) and what made the losses good.
+   came back into the hold (and went on to the new card) and what made the losses good. A credit
+   record delivering credits that had moved to the replacement posts none of their amount, and
+   the lost card's chain holds that much more than its account.
 7. Booth sales: each applied debit with its sale lines is priced again from the list
    and rules versions they name (SPEC.md §4.11); a difference is listed, and one
    that no repricing alarm tells an operator is a discrepancy.
@@ -675,8 +679,9 @@ def _check_purse(report, card_no, steps, moved_bonus):
     """Re-run the purse rule over a card's applied records in booking order; list each step booked otherwise.
 
     A give-back restores the bonus its sale spent as the rule re-derives it (the sale is an applied debit of
-    this card at the give-back's terminal, booked before it). A replacement moves the lost card's purse, up to
-    the balance moved, to the new card (moved_bonus: {lost card: what its re-derived purse gave}; a new card
+    this card at the give-back's terminal, booked before it); a credit record brings its credits' bonus part, and
+    a grant from a lost card's hold closes its purse, the credit carrying min(purse, amount). A replacement moves
+    the lost card's purse, up to the balance moved, to the new card (moved_bonus: {lost card: what its re-derived purse gave}; a new card
     is numbered after the card it replaces, so it is checked after it)."""
     bonus = 0
     spent = {}      # (terminal, seq) of the card's debits -> the bonus each spent, re-derived
@@ -685,8 +690,9 @@ def _check_purse(report, card_no, steps, moved_bonus):
         if step.kind == R.KIND_DEBIT:
             spent[step.key] = -change
         if (step.change_cents, step.forfeit_cents) != (change, forfeit):
-            report.purse_mismatch.append("card %d, %s: bonus purse %d, booked %+d (back to the park %d), the rule "
-                                         "gives %+d (back to the park %d)" % (
-                                             card_no, step.record, bonus, step.change_cents, step.forfeit_cents,
-                                             change, forfeit))
+            # A grant from a hold: forfeit is the bonus part the credit carries to the new card (_purse_closed_steps).
+            part = "the credit's bonus part" if step.kind == ledger.TX_CREDIT_GRANT else "back to the park"
+            report.purse_mismatch.append("card %d, %s: bonus purse %d, booked %+d (%s %d), the rule gives %+d (%s %d)"
+                                         % (card_no, step.record, bonus, step.change_cents, part, step.forfeit_cents,
+                                            change, part, forfeit))
         bonus += step.change_cents

@@ -181,12 +181,17 @@ class CreditMethods:
         return await self.write(run, audit)
 
     async def cancel_pending_credit(self, card_no, credit_no, audit=None):
-        """Cancel a credit no terminal has been sent yet: its value goes back to its source. NotCancellable else."""
+        """Cancel a credit no terminal has been sent yet: its value goes back to its source. NotCancellable else,
+        and for a credit from a replaced card's hold: that is the holder's balance (SPEC.md §4.13), which a cancel
+        would leave in a hold already released."""
         def run(tx):
             row = tx.sql_row("SELECT amount_cents, source, state FROM pending_credits WHERE card_no=? AND credit_no=?",
                              (card_no, credit_no))
             if row is None:
                 raise NotCancellable("card %d has no credit %d" % (card_no, credit_no))
+            if row[1].startswith(accounts.HOLD_PREFIX):
+                raise NotCancellable("credit %d of card %d is the balance of lost card %s, the holder's" % (
+                    credit_no, card_no, row[1][len(accounts.HOLD_PREFIX):]))
             if row[2] != GRANTED:
                 raise NotCancellable("credit %d of card %d is %s" % (credit_no, card_no, row[2]))
             _cancel_in(tx, card_no, credit_no, row[0], row[1])
