@@ -359,7 +359,7 @@ def _check_contents(rows, report, rates_had):
     replacements, covers = rows.replacements(), rows.replacement_covers()
     credit_rows = rows.credits()
     hub_tx = hub_transactions(credit_rows, rows.paid_tickets(), rows.shift_postings(), replacements, covers)
-    credits = _Credits(credit_rows)
+    credits = _Credits(credit_rows, {row[0] for row in replacements})
     holds = {}
     discounted = {}     # (terminal, seq) -> applied booth sale with a discount: what its give-back takes back
     moves = {row[8]: row for row in replacements}   # move_tx -> the replacement it books the lost card's half of
@@ -452,15 +452,18 @@ def _replaced_moves(replacements, covers, unbooked):
 class _Credits:
     """What the ledger check reads of the pending credits beside their grants and cancels (SPEC.md §8.1, §4.13)."""
 
-    def __init__(self, credit_rows):
+    def __init__(self, credit_rows, replaced):
         self.rows = {}          # (card_no, credit_no) -> (amount, bonus, moved, (delivered terminal, seq))
-        self.hold_grants = {}   # grant_tx -> (lost card, amount, bonus part) of a grant from a hold, not a move
+        self.hold_grants = {}   # grant_tx -> (lost card, amount, bonus part) of a grant from a replaced card's hold,
+        #                         not a move (parkcard.store.credits.grant)
         self.unbooked = {}      # card -> cents its late credit records delivered that had moved to its replacement
         targets = {(row[7], row[8]) for row in credit_rows if row[8] is not None}
         for grant_tx, _cancel, source, amount, card_no, credit_no, bonus, _to_card, to_credit, tid, seq in credit_rows:
             self.rows[(card_no, credit_no)] = (amount, bonus, to_credit is not None, (tid, seq))
-            if source.startswith(accounts.HOLD_PREFIX) and (card_no, credit_no) not in targets:
-                self.hold_grants[grant_tx] = (int(source[len(accounts.HOLD_PREFIX):]), amount, bonus)
+            number = source[len(accounts.HOLD_PREFIX):] if source.startswith(accounts.HOLD_PREFIX) else ""
+            lost = int(number) if number.isdigit() else None
+            if lost in replaced and (card_no, credit_no) not in targets:
+                self.hold_grants[grant_tx] = (lost, amount, bonus)
 
     def delivered(self, rec):
         """(bonus it brings the purse, cents moved to the card in use) of the credits a credit record delivers."""

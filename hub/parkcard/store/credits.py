@@ -67,13 +67,15 @@ def deliver(tx, card_no, credit_nos, terminal_id, seq):
     credit (SPEC.md §4.13) stays cancelled and keeps the first record that delivered it onto the lost card."""
     changed = 0
     for credit_no in credit_nos:
-        changed += tx.sql_rowcount(
+        delivered = tx.sql_rowcount(
             "UPDATE pending_credits SET state=?, delivered_terminal=?, delivered_seq=? "
             "WHERE card_no=? AND credit_no=? AND state IN (?, ?)",
             (DELIVERED, terminal_id, seq, card_no, credit_no, GRANTED, SENT))
-        tx.sql_rowcount("UPDATE pending_credits SET delivered_terminal=?, delivered_seq=? WHERE card_no=? AND "
-                        "credit_no=? AND moved_to_credit_no IS NOT NULL AND delivered_seq IS NULL",
-                        (terminal_id, seq, card_no, credit_no))
+        if not delivered:
+            tx.sql_rowcount("UPDATE pending_credits SET delivered_terminal=?, delivered_seq=? WHERE card_no=? AND "
+                            "credit_no=? AND moved_to_credit_no IS NOT NULL AND delivered_seq IS NULL",
+                            (terminal_id, seq, card_no, credit_no))
+        changed += delivered
     if changed:
         _bump(tx)       # the list no longer carries them
     return changed
@@ -147,8 +149,9 @@ def grant(tx, card_no, amount_cents, reason, source, actor, grant_id=None, moved
         raise ValueError("card %d has had 65,535 credits, the most a card counts" % card_no)
     entries = ledger.credit_grant(source, amount_cents)
     bonus_cents = moved_bonus_cents or 0
-    if moved_bonus_cents is None and source.startswith(accounts.HOLD_PREFIX):
-        lost_card_no = int(source[len(accounts.HOLD_PREFIX):])
+    lost_card_no = int(source[len(accounts.HOLD_PREFIX):]) if source.startswith(accounts.HOLD_PREFIX) else None
+    if moved_bonus_cents is None and lost_card_no is not None and tx.sql_row(
+            "SELECT 1 FROM replacements WHERE old_card_no=?", (lost_card_no,)) is not None:
         purse = max(0, tx.account_cents(accounts.bonus_account(lost_card_no)))
         bonus_cents = min(purse, amount_cents)
         entries += ledger.purse_closed(lost_card_no, purse)
