@@ -63,6 +63,18 @@ async def _lost_and_replaced(sim, booth, late_cents, daily_cap_cents=1500):
     return visitor, new, balance, done
 
 
+async def _credit_listed_then_offline(sim, booth, cents, reason="paid at desk 2"):
+    """Grant the visitor's card a credit of cents, wait until the booth holds it in its list, then cut the booth off;
+    return the cashier who granted it."""
+    cashier = sim.hub.actor("test:cashier")
+    await credit_service.grant_credit(sim.hub.storage, cashier, sim.visitors[0].card_no, cents, reason)
+    await sim.wait_for(lambda: booth.wallet.credits is not None and booth.wallet.credits.version > 0, 30,
+                       "the booth did not get the credit list")
+    booth.relay.cut()
+    await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
+    return cashier
+
+
 async def _until(read, holds, timeout_s, what):
     """Wait until holds(await read()) (the hub's own task does the work); TimeoutError(what) at the deadline."""
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -132,12 +144,7 @@ def test_a_late_offline_credit_and_the_lost_card_s_pending_credits_follow_it_to_
     async def scenario(sim):
         booth, ride = sim.terminals
         visitor = sim.visitors[0]
-        cashier = sim.hub.actor("test:cashier")
-        await credit_service.grant_credit(sim.hub.storage, cashier, visitor.card_no, 500, "paid at desk 2")
-        await sim.wait_for(lambda: booth.wallet.credits is not None and booth.wallet.credits.version > 0, 30,
-                           "the booth did not get the credit list")
-        booth.relay.cut()
-        await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
+        cashier = await _credit_listed_then_offline(sim, booth, 500)
         await credit_service.grant_credit(sim.hub.storage, cashier, visitor.card_no, 300, "API top-up")
         before = card_balance(sim.park_keys, visitor.virtual).balance_cents
         assert booth.tap(visitor.virtual, 800).ok           # offline: the first credit lands, then the sale

@@ -23,8 +23,10 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    damaged record held in quarantine): a deleted record leaves a hole there.
 5. Bonus purses (SPEC.md §4.12): each card's bonus purse is re-derived by re-running the purse rule
    (parkcard.domain.ledger.bonus_change: cash spent first; a booth's give-back restores the bonus its sale
-   spent first) over its applied records in the order the hub booked them; every record's bonus:<no> entry
-   and a returned card's bonus back to park:bonus must be what the rule gives.
+   spent first; a credit record brings its credits' bonus part) over its applied records in the order the hub
+   booked them; every record's bonus:<no> entry and a returned card's bonus back to park:bonus must be what the
+   rule gives. A grant from a replaced card's hold closes its purse, the credit carrying min(purse, amount) as
+   its bonus part (SPEC.md §4.13).
 6. Cards: the balance re-derived from the chain of applied records (counter by
    counter: balance_after(k-1) + delta(k) == balance_after(k)) equals the hub's
    shadow balance and the card's ledger account once the chain is complete
@@ -40,7 +42,9 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    released, and a late debit's cover and loss make its amount, which its record (an
    applied debit of the replaced card) says. A late credit of the replaced card (a give-back,
    a credit delivered offline) is settled the other way round, both parts negative: what
-   came back into the hold (and went on to the new card) and what made the losses good.
+   came back into the hold (and went on to the new card) and what made the losses good. A credit
+   record delivering credits that had moved to the replacement posts none of their amount, and
+   the lost card's chain holds that much more than its account.
 7. Booth sales: each applied debit with its sale lines is priced again from the list
    and rules versions they name (SPEC.md §4.11); a difference is listed, and one
    that no repricing alarm tells an operator is a discrepancy.
@@ -65,6 +69,7 @@ from parkcard.store import RESTORE_ADVICE, database_errors, store_for
 SHOWN_MAX = 20      # findings listed per check; the counts are always whole
 # The two sides of a replacement's bonus purse move, as purse steps (_bonus_moved_steps).
 _BONUS_OUT, _BONUS_IN = "lost card's purse out", "new card's purse in"
+_HOLD_OUT = "lost card's purse closed"      # a grant from its hold (_purse_closed_steps)
 _SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND, R.KIND_REVERSAL)
 
 
@@ -252,7 +257,7 @@ def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ()), replaceme
             out[sale_tx] = (name, ledger.ticket_sale(price_cents))
         except ledger.PostingError as exc:
             out[sale_tx] = (name + " (%s)" % exc, [])
-    for grant_tx, cancel_tx, source, amount, card_no, credit_no in credit_rows:
+    for grant_tx, cancel_tx, source, amount, card_no, credit_no, *_rest in credit_rows:
         name = "credit %d of card %d" % (credit_no, card_no)
         try:
             out[grant_tx] = (name + " granted", ledger.credit_grant(source, amount))
@@ -352,7 +357,9 @@ def _check_contents(rows, report, rates_had):
     entries = itertools.groupby(rows.ledger_entries(), key=lambda r: (r[0], r[1]))
     group = next(entries, None)
     replacements, covers = rows.replacements(), rows.replacement_covers()
-    hub_tx = hub_transactions(rows.credits(), rows.paid_tickets(), rows.shift_postings(), replacements, covers)
+    credit_rows = rows.credits()
+    hub_tx = hub_transactions(credit_rows, rows.paid_tickets(), rows.shift_postings(), replacements, covers)
+    credits = _Credits(credit_rows, {row[0] for row in replacements})
     holds = {}
     discounted = {}     # (terminal, seq) -> applied booth sale with a discount: what its give-back takes back
     moves = {row[8]: row for row in replacements}   # move_tx -> the replacement it books the lost card's half of
@@ -367,6 +374,8 @@ def _check_contents(rows, report, rates_had):
                 what, expected = hub_tx.pop(tx_id)
                 if tx_id in moves:      # its bonus purse entries are re-derived card by card (_check_purse)
                     tx_entries = _bonus_moved_steps(cards, tx_id, tx_entries, moves[tx_id], what)
+                elif tx_id in credits.hold_grants:      # so are those of a grant from a hold
+                    tx_entries = _purse_closed_steps(cards, tx_id, tx_entries, credits.hold_grants[tx_id], what)
                 if sorted(tx_entries) != sorted(expected):
                     report.posting_mismatch.append("transaction %d (%s): posted %s, its posting is %s" % (
                         tx_id, what, _entries(sorted(tx_entries)), _entries(sorted(expected))))
@@ -395,7 +404,7 @@ def _check_contents(rows, report, rates_had):
         if seq <= terminal[3]:
             seqs_acked[terminal_id] += 1
         _check_record(report, cards, row, terminal, macs[terminal_id], posted, rates_had.get(terminal[0], ()),
-                      discounted)
+                      discounted, credits)
     take_orphans_below(None)
     for tx_id, (what, _expected) in sorted(hub_tx.items()):
         report.posting_mismatch.append("%s: its transaction %d is not booked" % (what, tx_id))
@@ -412,7 +421,8 @@ def _check_contents(rows, report, rates_had):
         report.hold_problems.append("late debit term-%d seq %d of card %d was settled, and no record holds it"
                                     % (terminal_id, seq, old))
     _check_holds(report, replacements, covers, holds)
-    _check_cards(report, cards, rows.cards(), rows.clone_cards(), _replaced_moves(replacements, covers))
+    _check_cards(report, cards, rows.cards(), rows.clone_cards(), _replaced_moves(replacements, covers,
+                                                                                  credits.unbooked))
 
 
 def _bonus_moved_steps(cards, tx_id, tx_entries, replacement, what):
@@ -427,12 +437,57 @@ def _bonus_moved_steps(cards, tx_id, tx_entries, replacement, what):
     return [e for e in tx_entries if e[0] not in purses]
 
 
-def _replaced_moves(replacements, covers):
-    """{old card: what the hub's replacement transactions moved on its account (no record holds it)}."""
+def _replaced_moves(replacements, covers, unbooked):
+    """{old card: what the hub's replacement transactions moved on its account (no record holds it), less what its
+    late credit records delivered that had moved to its replacement (unbooked: {card: cents} its account never
+    received)}."""
     moves = {row[0]: -row[2] for row in replacements}
     for old, _tid, _seq, _amount, covered, loss, _tx in covers:
         moves[old] = moves.get(old, 0) + covered + loss
+    for card_no, cents in unbooked.items():
+        moves[card_no] = moves.get(card_no, 0) - cents
     return moves
+
+
+class _Credits:
+    """What the ledger check reads of the pending credits beside their grants and cancels (SPEC.md §8.1, §4.13)."""
+
+    def __init__(self, credit_rows, replaced):
+        self.rows = {}          # (card_no, credit_no) -> (amount, bonus, moved, (delivered terminal, seq))
+        self.hold_grants = {}   # grant_tx -> (lost card, amount, bonus part) of a grant from a replaced card's hold,
+        #                         not a move (parkcard.store.credits.grant)
+        self.unbooked = {}      # card -> cents its late credit records delivered that had moved to its replacement
+        targets = {(row[7], row[8]) for row in credit_rows if row[8] is not None}
+        for grant_tx, _cancel, source, amount, card_no, credit_no, bonus, _to_card, to_credit, tid, seq in credit_rows:
+            self.rows[(card_no, credit_no)] = (amount, bonus, to_credit is not None, (tid, seq))
+            number = source[len(accounts.HOLD_PREFIX):] if source.startswith(accounts.HOLD_PREFIX) else ""
+            lost = int(number) if number.isdigit() else None
+            if lost in replaced and (card_no, credit_no) not in targets:
+                self.hold_grants[grant_tx] = (lost, amount, bonus)
+
+    def delivered(self, rec):
+        """(bonus it brings the purse, cents moved to the card in use) of the credits a credit record delivers."""
+        bonus = moved = 0
+        for credit_no in range(rec.discount_cents + 1, rec.item + 1):
+            amount, part, was_moved, by = self.rows.get((rec.card_no, credit_no), (0, 0, False, None))
+            if was_moved:
+                moved += amount
+            elif by == (rec.terminal_id, rec.seq):
+                bonus += part
+        return bonus, moved
+
+
+def _purse_closed_steps(cards, tx_id, tx_entries, grant, what):
+    """A grant from a replaced card's hold: its closing of the lost card's bonus purse becomes a purse step of that
+    card (the rule: the whole purse closes, the credit carries min(purse, amount)); return the rest."""
+    old, amount, bonus = grant
+    booked = ledger.by_account(tx_entries)
+    closed = booked.get(accounts.bonus_account(old), 0)
+    cards.setdefault(old, _Card()).purse.append(_PurseStep(
+        tx_id, what, ledger.TX_CREDIT_GRANT, amount, 0, 0, closed, bonus, (_HOLD_OUT, old), None))
+    if booked.get(accounts.BONUS_PURSES, 0) != -closed:
+        return tx_entries       # left whole: the comparison names the purse entries booked otherwise
+    return [e for e in tx_entries if e[0] not in (accounts.bonus_account(old), accounts.BONUS_PURSES)]
 
 
 def _check_cover(report, cover, row):
@@ -485,7 +540,7 @@ def _tally(report, cards, tx_id, tx_entries, holds):
             holds[old] = holds.get(old, 0) + cents
 
 
-def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, discounted):
+def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, discounted, credits):
     record_id, terminal_id, seq, raw, kind, card_no, counter, amount, balance_after, time_s, status = row
     name = "record %d (term-%d seq %d)" % (record_id, terminal_id, seq)
     rec, why = decode_stored(raw, record_mac, terminal_id, seq)
@@ -508,11 +563,12 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, d
         card.links.append((rec.card_counter, ledger.card_delta(rec), rec.balance_after_cents))
         if posted:
             booked = ledger.by_account(posted[0][1])
+            claims = (terminal_id, rules.given_back_seq(rec)) if rec.kind in ledger.GIVE_BACK_KINDS else None
             card.purse.append(_PurseStep(
                 posted[0][0], name, rec.kind, rec.amount_cents, rec.balance_after_cents, rec.discount_cents,
                 booked.get(accounts.bonus_account(rec.card_no), 0),
                 booked.get(accounts.BONUS, 0) if rec.kind == R.KIND_CASHOUT else 0, (terminal_id, seq),
-                (terminal_id, rules.given_back_seq(rec)) if rec.kind in ledger.GIVE_BACK_KINDS else None))
+                credits.delivered(rec)[0] if rec.kind == R.KIND_CREDIT else claims))
     if len(posted) > 1:
         report.posting_mismatch.append("%s is booked %d times" % (name, len(posted)))
     merchant_id, rate_bps = terminal[0], terminal[1] or 0
@@ -521,12 +577,29 @@ def _check_record(report, cards, row, terminal, record_mac, posted, rates_had, d
     sale = None
     if rec.kind in ledger.GIVE_BACK_KINDS:      # the sale it gives back (SPEC.md §4.4, §4.15)
         sale = discounted.get((terminal_id, rec.ref_seq if rec.kind == R.KIND_REFUND else seq - rec.item))
-    outcome = posting_mismatch(rec, merchant_id, rate_bps, posted[0][1] if posted else [], rate_known=False,
-                               rates_had=rates_had, sale=sale)
+    moved = credits.delivered(rec)[1] if rec.kind == R.KIND_CREDIT else 0
+    if moved:       # a lost card's credits that moved to its replacement: the rest is posted (SPEC.md §4.13)
+        credits.unbooked[rec.card_no] = credits.unbooked.get(rec.card_no, 0) + moved
+        outcome = _moved_mismatch(rec, posted[0][1] if posted else [], moved)
+    else:
+        outcome = posting_mismatch(rec, merchant_id, rate_bps, posted[0][1] if posted else [], rate_known=False,
+                                   rates_had=rates_had, sale=sale)
     if outcome == "other_rate":
         report.other_rate += 1
     elif outcome is not None:
         report.posting_mismatch.append("%s: %s" % (name, outcome))
+
+
+def _moved_mismatch(rec, posted, moved_cents):
+    """None, or why a credit record delivering moved credits onto a lost card is booked otherwise than the rest of
+    its amount from park:pending_credits (its bonus purse entries are re-derived by _check_purse)."""
+    memo = (accounts.bonus_account(rec.card_no), accounts.BONUS_PURSES)
+    posted = sorted(e for e in posted if e[0] not in memo)
+    expected = sorted(ledger.credit_postings(rec.card_no, rec.amount_cents - moved_cents, 0))
+    if posted == expected:
+        return None
+    return "posted %s, its posting is %s (%d cents of its credits moved to the card's replacement)" % (
+        _entries(posted), _entries(expected), moved_cents)
 
 
 def _check_cards(report, cards, card_rows, clones, replaced_moves):
@@ -598,6 +671,10 @@ def _purse_rule(step, bonus, spent, moved_bonus):
             moved_bonus[old] = ledger.bonus_moved(bonus, step.amount_cents)
             return -moved_bonus[old], 0
         return moved_bonus.get(old, step.change_cents), 0     # booked, when the lost card was not re-derived
+    if step.kind == ledger.TX_CREDIT_GRANT:      # the hold goes out: the purse closes, the credit carries its part
+        return -bonus, min(bonus, step.amount_cents)
+    if step.kind == R.KIND_CREDIT:      # claims: the bonus part of the credits it delivers (SPEC.md §8.1)
+        return ledger.bonus_change(step, bonus, step.claims), 0
     return ledger.bonus_change(step, bonus, spent.get(step.claims, 0)), ledger.bonus_forfeited(step, bonus)
 
 
@@ -605,8 +682,9 @@ def _check_purse(report, card_no, steps, moved_bonus):
     """Re-run the purse rule over a card's applied records in booking order; list each step booked otherwise.
 
     A give-back restores the bonus its sale spent as the rule re-derives it (the sale is an applied debit of
-    this card at the give-back's terminal, booked before it). A replacement moves the lost card's purse, up to
-    the balance moved, to the new card (moved_bonus: {lost card: what its re-derived purse gave}; a new card
+    this card at the give-back's terminal, booked before it); a credit record brings its credits' bonus part, and
+    a grant from a lost card's hold closes its purse, the credit carrying min(purse, amount). A replacement moves
+    the lost card's purse, up to the balance moved, to the new card (moved_bonus: {lost card: what its re-derived purse gave}; a new card
     is numbered after the card it replaces, so it is checked after it)."""
     bonus = 0
     spent = {}      # (terminal, seq) of the card's debits -> the bonus each spent, re-derived
@@ -615,8 +693,9 @@ def _check_purse(report, card_no, steps, moved_bonus):
         if step.kind == R.KIND_DEBIT:
             spent[step.key] = -change
         if (step.change_cents, step.forfeit_cents) != (change, forfeit):
-            report.purse_mismatch.append("card %d, %s: bonus purse %d, booked %+d (back to the park %d), the rule "
-                                         "gives %+d (back to the park %d)" % (
-                                             card_no, step.record, bonus, step.change_cents, step.forfeit_cents,
-                                             change, forfeit))
+            # A grant from a hold: forfeit is the bonus part the credit carries to the new card (_purse_closed_steps).
+            part = "the credit's bonus part" if step.kind == ledger.TX_CREDIT_GRANT else "back to the park"
+            report.purse_mismatch.append("card %d, %s: bonus purse %d, booked %+d (%s %d), the rule gives %+d (%s %d)"
+                                         % (card_no, step.record, bonus, step.change_cents, part, step.forfeit_cents,
+                                            change, part, forfeit))
         bonus += step.change_cents

@@ -190,13 +190,16 @@ class CreditDelivery(NamedTuple):
     credit_nos: tuple
     fresh_cents: int        # credits the card had not received: from park:pending_credits
     again_cents: int        # credits delivered before by another record: a restored card, the park's loss
+    moved_cents: int = 0    # a lost card's credits moved to the card in use (SPEC.md §4.13): no value moves here
+    bonus_cents: int = 0    # of the fresh credits, what lands in the card's bonus purse (SPEC.md §8.1)
 
 
 def credit_delivery(credits, rec):
     """Judge a credit record against the card's credits at the hub (SPEC.md §8.4): (CreditDelivery, None, None)
     or (None, reason, detail) when the record is quarantined.
 
-    credits: {credit_no: (amount_cents, delivered)} of the card's credits the hub granted and did not cancel.
+    credits: {credit_no: (amount_cents, delivered[, bonus_cents, moved])} of the card's credits the hub granted
+    and did not cancel, or cancelled by their move to the card in use (parkcard.store.credits.CardCredit).
     The record delivers credits discount_cents + 1 .. item (the card's marker before and after).
     """
     first, last = rec.discount_cents + 1, rec.item
@@ -209,8 +212,11 @@ def credit_delivery(credits, rec):
     if total != rec.amount_cents:
         return None, QuarantineReason.CREDIT_MISMATCH, "card %d: credits %d..%d are %d cents, the record adds %d" % (
             rec.card_no, first, last, total, rec.amount_cents)
-    again = sum(credits[n][0] for n in numbers if credits[n][1])
-    return CreditDelivery(numbers, total - again, again), None, None
+    moved = [n for n in numbers if credits[n][3:4] == (True,)]
+    again = sum(credits[n][0] for n in numbers if credits[n][1] and n not in moved)
+    moved_cents = sum(credits[n][0] for n in moved)
+    bonus = sum(credits[n][2] for n in numbers if credits[n][2:3] and not credits[n][1] and n not in moved)
+    return CreditDelivery(numbers, total - again - moved_cents, again, moved_cents, bonus), None, None
 
 
 def _claims(view, card_no, counters):

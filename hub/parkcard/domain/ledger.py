@@ -136,10 +136,14 @@ def bonus_given_back(rec, sale_bonus_cents):
 def bonus_change(rec, bonus_before_cents, sale_bonus_cents=0):
     """Signed change of the card's bonus purse by a record, from the purse before it: cash is spent first, so
     the bonus is touched only when the balance after falls below it (parkcard.domain.purses); a give-back
-    restores the bonus its sale spent (sale_bonus_cents: minus the sale's bonus:<no> entry, bonus_given_back)."""
+    restores the bonus its sale spent (sale_bonus_cents: minus the sale's bonus:<no> entry, bonus_given_back); a
+    credit record brings its credits' bonus part (sale_bonus_cents: their bonus_cents, SPEC.md §8.1)."""
     if not _CARD_SIGN.get(rec.kind):
         return 0
-    gained = rec.discount_cents if rec.kind in BONUS_KINDS else bonus_given_back(rec, sale_bonus_cents)
+    if rec.kind == R.KIND_CREDIT:
+        gained = min(max(0, sale_bonus_cents), rec.amount_cents)
+    else:
+        gained = rec.discount_cents if rec.kind in BONUS_KINDS else bonus_given_back(rec, sale_bonus_cents)
     return min(bonus_before_cents + gained, rec.balance_after_cents) - bonus_before_cents
 
 
@@ -311,6 +315,13 @@ def hold_release(old_card_no, new_card_no, released_cents):
     """What is left of a replaced card's hold, after the offline window, onto its replacement."""
     _non_negative(released_cents=released_cents)
     return _balanced([(hold_account(old_card_no), -released_cents), (card_account(new_card_no), released_cents)])
+
+
+def purse_closed(card_no, bonus_cents):
+    """A replaced card's bonus purse closed as its hold goes out in a pending credit (SPEC.md §4.13, §8.1): the
+    credit carries what of it the new card receives as bonus, booked to its purse at the delivery."""
+    _non_negative(bonus_cents=bonus_cents)
+    return _balanced([(bonus_account(card_no), -bonus_cents), (BONUS_PURSES, bonus_cents)])
 
 
 def credit_source_ok(source):

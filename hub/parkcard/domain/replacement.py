@@ -22,6 +22,15 @@ accept when they arrive. So the replacement
    report time has caught up, or at the latest `release_after_s` after the
    report (the longest time a terminal may stay offline). A record arriving
    after the release is settled as in 2, all of it a loss, with an alarm.
+   What moved took the lost card's bonus first, so the hold keeps the rest of
+   it back; the release (and every later grant from the hold) carries that
+   bonus as the credit's bonus part, so it lands as bonus on the new card
+   (parkcard.store.credits.grant, SPEC.md §4.13).
+4. moves the lost card's pending credits to the new card (at the replacement
+   those no terminal has, at the release the rest). A terminal still
+   delivering one onto the lost card after it moved delivers value the new
+   card holds already: its record is applied and moves none; what the lost
+   card then spends is a late debit as in 2.
 
 The hold. A terminal that last reached the hub at time c serves offline until
 c + offline_window_s and no longer (the terminal's max_offline_s), and every

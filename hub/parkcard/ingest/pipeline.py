@@ -550,8 +550,11 @@ class Ingest:
             entries = self._deliver_credits(tx, res, state, rec, entries)
         if entries:
             tx.post(record_id, rec.kind, entries)
-        if card_no in self.replaced_cards and ledger.card_delta(rec):
-            self._settle_late(tx, res, state, rec)
+        # What the record put on the card's account: a lost card's credit moved to its replacement puts nothing.
+        delta = ledger.by_account(entries).get(accounts.card_account(card_no), 0) if rec.kind == R.KIND_CREDIT \
+            else ledger.card_delta(rec)
+        if card_no in self.replaced_cards and delta:
+            self._settle_late(tx, res, state, rec, delta)
         if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS and _may_carry_lines(tx, state.id, rec.seq):
             res.booth_sales.append((state.id, state.merchant_id, rec.seq))
         card = tx.card(card_no)
@@ -581,17 +584,17 @@ class Ingest:
                          "card %d opened or closed a shift at term-%d but is no staff card of merchant %d" % (
                              rec.card_no, state.id, state.merchant_id))
 
-    def _settle_late(self, tx, res, state, rec):
-        """A replaced card's late record (SPEC.md §4.13): a debit paid from its hold, beyond it the park's loss,
-        alarmed; a credit taken into the hold for the new card (granted to it at once after the release)."""
-        done = replacement_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, ledger.card_delta(rec),
-                                                LATE_CREDIT_ACTOR)
+    def _settle_late(self, tx, res, state, rec, delta_cents):
+        """A replaced card's late record (SPEC.md §4.13), delta_cents on its account: a debit paid from its hold,
+        beyond it the park's loss, alarmed; a credit taken into the hold for the new card (granted to it at once
+        after the release)."""
+        done = replacement_store.settle_late_in(tx, rec.card_no, state.id, rec.seq, delta_cents, LATE_CREDIT_ACTOR)
         if done is None:
             return
         settled, credit = done
         if credit is not None:
             res.credits_granted = True
-        res.counts["late_debits" if ledger.card_delta(rec) < 0 else "late_credits"] += 1
+        res.counts["late_debits" if delta_cents < 0 else "late_credits"] += 1
         if settled.alarm:
             detail = "replaced card %d spent %d cents beyond its hold (term-%d seq %d): the park's loss" % (
                 rec.card_no, settled.loss_cents, state.id, rec.seq)
@@ -603,13 +606,19 @@ class Ingest:
 
         A credit the card received before (only a card restored from an old dump shows it again) is on the
         card all the same: it is booked as the park's loss, alarmed, and the card blacklisted, as a clone.
+        A lost card's credit that moved to its replacement (SPEC.md §4.13) carries its value there: delivered
+        late onto the lost card it moves none. A credit's bonus part goes to the card's bonus purse (§8.1).
         """
         delivery, _reason, _detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
         if delivery is None:    # checked when stored, and a credit a terminal holds cannot be cancelled
             delivery = rules.CreditDelivery((), 0, rec.amount_cents)
         credit_store.deliver(tx, rec.card_no, delivery.credit_nos, state.id, rec.seq)
-        if not delivery.again_cents:
+        if not (delivery.again_cents or delivery.moved_cents or delivery.bonus_cents):
             return entries
+        change = ledger.bonus_change(rec, _bonus_before(tx, rec), delivery.bonus_cents)
+        purse = [(accounts.bonus_account(rec.card_no), change), (accounts.BONUS_PURSES, -change)] if change else []
+        if not delivery.again_cents:
+            return ledger.credit_postings(rec.card_no, delivery.fresh_cents, 0) + purse
         detail = "card %d received credits %d..%d again (term-%d seq %d): %d cents" % (
             rec.card_no, rec.discount_cents + 1, rec.item, state.id, rec.seq, delivery.again_cents)
         tx.add_alarm(ALARM_CREDIT_TWICE, rec.card_no, state.id, rec.seq, detail)
@@ -617,7 +626,7 @@ class Ingest:
         if version is not None:
             res.blacklist_versions.append(version)
         log.warning("event=credit_twice %s", detail)
-        return ledger.credit_postings(rec.card_no, delivery.fresh_cents, delivery.again_cents)
+        return ledger.credit_postings(rec.card_no, delivery.fresh_cents, delivery.again_cents) + purse
 
     def _decide_uncertain(self, tx, res, record_id, rec, state):
         """Apply the counter rule to one uncertain record (parkcard.domain.ingest_rules.decide_uncertain)."""

@@ -5,7 +5,9 @@ parkcard.store.reads). The ingest pipeline reads and delivers a card's credits i
 write transaction through card_credits and deliver.
 """
 
-from parkcard.domain import ledger
+from typing import NamedTuple
+
+from parkcard.domain import accounts, ledger
 from parkcard.domain.shifts import CASH as CASH_METHOD
 from parkcard.store.errors import NotIssued
 from parkcard.store.rows import PendingCredit
@@ -36,28 +38,44 @@ def _bump(tx):
     tx.sql_rowcount("UPDATE credits_version SET version = version + 1 WHERE id = 1")
 
 
+class CardCredit(NamedTuple):
+    """One credit of a card as ingest judges a credit record against it (parkcard.domain.ingest_rules)."""
+
+    amount_cents: int
+    delivered: bool
+    bonus_cents: int = 0    # of the amount, what lands in the bonus purse
+    moved: bool = False     # a lost card's credit moved to the card in use: it moves no value on this card
+
+
 def card_credits(tx, card_no):
-    """{credit_no: (amount_cents, delivered)} of the card's credits not cancelled, inside a write."""
+    """{credit_no: CardCredit} of the card's credits not cancelled, or cancelled by their move to the card in
+    use (SPEC.md §4.13), inside a write."""
     out = {}
     row = tx.sql_row("SELECT COUNT(*) FROM pending_credits WHERE card_no=?", (card_no,))
     if not row[0]:
         return out
     for credit_no in range(1, row[0] + 1):
-        found = tx.sql_row("SELECT amount_cents, state FROM pending_credits WHERE card_no=? AND credit_no=?",
-                           (card_no, credit_no))
-        if found is not None and found[1] != CANCELLED:
-            out[credit_no] = (found[0], found[1] == DELIVERED)
+        found = tx.sql_row("SELECT amount_cents, state, bonus_cents, moved_to_credit_no FROM pending_credits "
+                           "WHERE card_no=? AND credit_no=?", (card_no, credit_no))
+        if found is not None and (found[1] != CANCELLED or found[3] is not None):
+            out[credit_no] = CardCredit(found[0], found[1] == DELIVERED, found[2], found[3] is not None)
     return out
 
 
 def deliver(tx, card_no, credit_nos, terminal_id, seq):
-    """Mark the card's credits delivered by this record (those not delivered before), inside a write."""
+    """Mark the card's credits delivered by this record (those not delivered before), inside a write; a moved
+    credit (SPEC.md §4.13) stays cancelled and keeps the first record that delivered it onto the lost card."""
     changed = 0
     for credit_no in credit_nos:
-        changed += tx.sql_rowcount(
+        delivered = tx.sql_rowcount(
             "UPDATE pending_credits SET state=?, delivered_terminal=?, delivered_seq=? "
             "WHERE card_no=? AND credit_no=? AND state IN (?, ?)",
             (DELIVERED, terminal_id, seq, card_no, credit_no, GRANTED, SENT))
+        if not delivered:
+            tx.sql_rowcount("UPDATE pending_credits SET delivered_terminal=?, delivered_seq=? WHERE card_no=? AND "
+                            "credit_no=? AND moved_to_credit_no IS NOT NULL AND delivered_seq IS NULL",
+                            (terminal_id, seq, card_no, credit_no))
+        changed += delivered
     if changed:
         _bump(tx)       # the list no longer carries them
     return changed
@@ -84,16 +102,20 @@ def _cancel_in(tx, card_no, credit_no, amount_cents, source):
 
 def move_open(tx, old_card_no, states, actor):
     """Move a replaced card's credits in `states` that no card holds onto the card in use (SPEC.md §4.13): each
-    cancelled, and granted again to that card from the same source; return the new [PendingCredit]."""
+    cancelled, and granted again to that card from the same source with the same bonus part, the cancelled one
+    naming the credit it moved to; return the new [PendingCredit]."""
     new_card_no = card_in_use(tx, old_card_no)
-    rows = tx.sql_rows("SELECT credit_no, amount_cents, source, reason, state FROM pending_credits WHERE card_no=? "
-                       "ORDER BY credit_no", (old_card_no,))
+    rows = tx.sql_rows("SELECT credit_no, amount_cents, source, reason, state, bonus_cents FROM pending_credits "
+                       "WHERE card_no=? ORDER BY credit_no", (old_card_no,))
     moved = []
-    for credit_no, amount, source, reason, state in rows:
+    for credit_no, amount, source, reason, state, bonus in rows:
         if state in states and new_card_no != old_card_no:
             _cancel_in(tx, old_card_no, credit_no, amount, source)
-            moved.append(grant(tx, new_card_no, amount, "%s (credit %d of lost card %d)" % (
-                reason, credit_no, old_card_no), source, actor))
+            credit = grant(tx, new_card_no, amount, "%s (credit %d of lost card %d)" % (
+                reason, credit_no, old_card_no), source, actor, moved_bonus_cents=bonus)
+            tx.sql_rowcount("UPDATE pending_credits SET moved_to_card_no=?, moved_to_credit_no=? WHERE card_no=? "
+                            "AND credit_no=?", (new_card_no, credit.credit_no, old_card_no, credit_no))
+            moved.append(credit)
     return moved
 
 
@@ -109,10 +131,13 @@ def _granted_as(tx, grant_id, card_no, amount_cents, source):
     return before
 
 
-def grant(tx, card_no, amount_cents, reason, source, actor, grant_id=None):
+def grant(tx, card_no, amount_cents, reason, source, actor, grant_id=None, moved_bonus_cents=None):
     """Grant a credit to an issued card inside a write; return its PendingCredit. NotIssued if unknown.
 
-    grant_id: the caller's id of this grant; sent again, it answers the first grant's GrantedBefore."""
+    grant_id: the caller's id of this grant; sent again, it answers the first grant's GrantedBefore.
+    A grant from a replaced card's hold closes that card's bonus purse in its own transaction and carries of it
+    what the amount holds as its bonus part (SPEC.md §4.13, §8.1: cash is spent first, so what is left of a hold
+    is bonus first); moved_bonus_cents: the bonus part of a credit moved to the card in use, which it keeps."""
     if grant_id is not None:
         before = _granted_as(tx, grant_id, card_no, amount_cents, source)
         if before is not None:
@@ -122,13 +147,22 @@ def grant(tx, card_no, amount_cents, reason, source, actor, grant_id=None):
     credit_no = tx.sql_row("SELECT COUNT(*) FROM pending_credits WHERE card_no=?", (card_no,))[0] + 1
     if credit_no > 0xFFFF:
         raise ValueError("card %d has had 65,535 credits, the most a card counts" % card_no)
-    tx_id = tx.post(None, ledger.TX_CREDIT_GRANT, ledger.credit_grant(source, amount_cents))
+    entries = ledger.credit_grant(source, amount_cents)
+    bonus_cents = moved_bonus_cents or 0
+    lost_card_no = int(source[len(accounts.HOLD_PREFIX):]) if source.startswith(accounts.HOLD_PREFIX) else None
+    if moved_bonus_cents is None and lost_card_no is not None and tx.sql_row(
+            "SELECT 1 FROM replacements WHERE old_card_no=?", (lost_card_no,)) is not None:
+        purse = max(0, tx.account_cents(accounts.bonus_account(lost_card_no)))
+        bonus_cents = min(purse, amount_cents)
+        entries += ledger.purse_closed(lost_card_no, purse)
+    tx_id = tx.post(None, ledger.TX_CREDIT_GRANT, entries)
     tx.sql_rowcount(
         "INSERT INTO pending_credits(card_no, credit_no, amount_cents, reason, source, granted_by, "
-        "granted_at, state, grant_tx, grant_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, tx_id, grant_id))
+        "granted_at, state, grant_tx, grant_id, bonus_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, tx_id, grant_id, bonus_cents))
     _bump(tx)
-    return PendingCredit(card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, None, None)
+    return PendingCredit(card_no, credit_no, amount_cents, reason, source, actor, tx.now, GRANTED, None, None,
+                         bonus_cents)
 
 
 class CreditMethods:
@@ -150,12 +184,17 @@ class CreditMethods:
         return await self.write(run, audit)
 
     async def cancel_pending_credit(self, card_no, credit_no, audit=None):
-        """Cancel a credit no terminal has been sent yet: its value goes back to its source. NotCancellable else."""
+        """Cancel a credit no terminal has been sent yet: its value goes back to its source. NotCancellable else,
+        and for a credit from a replaced card's hold: that is the holder's balance (SPEC.md §4.13), which a cancel
+        would leave in a hold already released."""
         def run(tx):
             row = tx.sql_row("SELECT amount_cents, source, state FROM pending_credits WHERE card_no=? AND credit_no=?",
                              (card_no, credit_no))
             if row is None:
                 raise NotCancellable("card %d has no credit %d" % (card_no, credit_no))
+            if row[1].startswith(accounts.HOLD_PREFIX):
+                raise NotCancellable("credit %d of card %d is the balance of lost card %s, the holder's" % (
+                    credit_no, card_no, row[1][len(accounts.HOLD_PREFIX):]))
             if row[2] != GRANTED:
                 raise NotCancellable("credit %d of card %d is %s" % (credit_no, card_no, row[2]))
             _cancel_in(tx, card_no, credit_no, row[0], row[1])

@@ -468,6 +468,9 @@ class PendingCredit(NamedTuple):
     state: str              # granted, sent (some terminal holds it), delivered (on the card), cancelled
     delivered_terminal: object
     delivered_seq: object
+    bonus_cents: int = 0    # the part of it that lands in the card's bonus purse (a replaced card's bonus, §8.1)
+    moved_to_card_no: Optional[int] = None      # a lost card's credit cancelled by its move (SPEC.md §4.13) ...
+    moved_to_credit_no: Optional[int] = None    # ... granted again as this credit of the card in use
 
 
 # A ticket product of the park (SPEC.md §3.8): its id and name, then the rule's fields

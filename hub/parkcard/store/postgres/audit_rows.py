@@ -89,8 +89,10 @@ class PgAuditRows(interface.AuditRows):
             "WHERE q.terminal_id=$2 AND q.seq=n) ORDER BY n LIMIT $3", upto, terminal_id, limit)]
 
     def credits(self):
-        """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no)] of every pending credit."""
-        return self._fetch("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no "
+        """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no, bonus_cents, moved_to_card_no,
+        moved_to_credit_no, delivered_terminal, delivered_seq)] of every pending credit."""
+        return self._fetch("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no, bonus_cents, "
+                           "moved_to_card_no, moved_to_credit_no, delivered_terminal, delivered_seq "
                            "FROM pending_credits ORDER BY card_no, credit_no")
 
     def paid_tickets(self):

@@ -64,8 +64,10 @@ class AuditRows(interface.AuditRows):
             (upto, terminal_id, terminal_id, limit))]
 
     def credits(self):
-        """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no)] of every pending credit."""
-        return self.conn.execute("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no "
+        """Return [(grant_tx, cancel_tx, source, amount_cents, card_no, credit_no, bonus_cents, moved_to_card_no,
+        moved_to_credit_no, delivered_terminal, delivered_seq)] of every pending credit."""
+        return self.conn.execute("SELECT grant_tx, cancel_tx, source, amount_cents, card_no, credit_no, bonus_cents, "
+                                 "moved_to_card_no, moved_to_credit_no, delivered_terminal, delivered_seq "
                                  "FROM pending_credits ORDER BY card_no, credit_no").fetchall()
 
     def paid_tickets(self):
