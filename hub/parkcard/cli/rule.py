@@ -80,12 +80,7 @@ def rule_set(obj, category, merchant_id, tx_cap, daily_cap, card_types, tiers, o
 
 def _amount(text, currency, name):
     """Cents of an option's amount in the park's currency (None when not given); UserError past the card maximum."""
-    if text is None:
-        return None
-    cents = amount_cents(text, currency, "--" + name)
-    if cents > _CENTS_MAX:
-        raise UserError("--%s %s: at most %s, what a card can hold" % (name, text, format_cents(_CENTS_MAX, currency)))
-    return cents
+    return None if text is None else amount_cents(text, currency, "--" + name, _CENTS_MAX)
 
 
 @rule.command("clear")
