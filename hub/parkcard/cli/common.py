@@ -80,6 +80,15 @@ def in_store(obj, fn, create=False, notice=None):
     return run(with_storage(obj.db, as_actor, create=create))
 
 
+def options(*decorators):
+    """One decorator of several click options, applied as if written above the command in the order given."""
+    def apply(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+    return apply
+
+
 def in_park_currency(obj, fn, create=False, notice=None):
     """in_store for `await fn(storage, actor, currency)`, the park's currency read first; return (result, currency)."""
     async def with_currency(storage, actor):
