@@ -90,14 +90,19 @@ async def run(terminals, samples):
                                                                          pct(live_ms, 99), samples))
 
 
+def bench_main(doc, script, run, **defaults):
+    """A bench's main: its whole-number options (name: default), the command printed, then `run(**options)`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
+    args = parser.parse_args()
+    print("$ " + " ".join(shlex.quote(a) for a in [".venv/bin/python", script] + sys.argv[1:]))
+    asyncio.run(run(**vars(args)))
+
+
 def main():
     """Parse the options, print the command, run."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--terminals", type=int, default=200)
-    parser.add_argument("--samples", type=int, default=20)
-    args = parser.parse_args()
-    print("$ " + " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/bench_web.py"] + sys.argv[1:]))
-    asyncio.run(run(args.terminals, args.samples))
+    bench_main(__doc__, "bench/bench_web.py", run, terminals=200, samples=20)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,10 @@ POST arrives (p50/p99): the sender wakes on the commit that stored the sale (par
 poll is FALLBACK_POLL_S), and the figure ends with how many of its sleeps a commit ended.
 """
 
-import argparse
 import asyncio
 import http.server
 import queue
-import shlex
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +25,7 @@ from parkcard.services.privileges import Actor
 from parkcard.transport.broker import Broker
 from parkcard_devkit.testing import connect_booth, desk_issued, start_hub
 
-from bench_web import pct
+from bench_web import bench_main, pct
 
 UID = b"\x04\x0b\x0e\x0c"
 FRAME_RECORDS = 64
@@ -103,12 +100,7 @@ async def run(sales, samples):
 
 def main():
     """Parse the options, print the command, run."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sales", type=int, default=2000)
-    parser.add_argument("--samples", type=int, default=20)
-    args = parser.parse_args()
-    print("$ " + " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/bench_webhooks.py"] + sys.argv[1:]))
-    asyncio.run(run(args.sales, args.samples))
+    bench_main(__doc__, "bench/bench_webhooks.py", run, sales=2000, samples=20)
 
 
 if __name__ == "__main__":

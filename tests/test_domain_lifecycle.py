@@ -31,6 +31,15 @@ def test_only_a_written_admin_card_is_named_written():
     assert {s.value for s in AdminCardState} == {"pending", "written", "failed", "abandoned"}
 
 
+def test_a_cancelled_admin_card_is_abandoned_even_when_written_and_its_request_says_why():
+    assert AdminCardState.settled(cancelled=True, written=True) is AdminCardState.ABANDONED
+    assert AdminCardState.settled(cancelled=False, written=True) is AdminCardState.WRITTEN
+    assert AdminCardState.settled(cancelled=False, written=False) is AdminCardState.FAILED
+    assert "admin card 7 is abandoned" in AdminCardState.ABANDONED.request_error(7, "timeout")
+    assert AdminCardState.WRITTEN.request_error(7, None) is None
+    assert AdminCardState.FAILED.request_error(7, "no card") == "no card"
+
+
 def test_the_domain_imports_nothing_that_does_io():
     # Pure computation from the standard library: calendars (and zoneinfo's read-only time zone data, the park's
     # days), JSON text, URL parsing and HMAC signatures (webhooks).

@@ -246,6 +246,21 @@ def test_terminal_add_exports_a_bundle(db, tmp_path):
                            "broker_port", "ca_pem", "wifi_ssid", "wifi_password"}
 
 
+def test_a_rides_fixed_price_is_typed_in_the_parks_currency(any_db):
+    result = cli("--db", any_db, "terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", "ride",
+                 "--name", "wheel", "--fixed-price", "4.50")
+    assert result.exit_code == 0, result.output
+    assert terminal(any_db, 9).fixed_price_cents == 450
+
+
+def test_the_old_fixed_price_in_cents_is_refused_naming_the_new_option(db):
+    result = cli("--db", db, "terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", "ride",
+                 "--name", "wheel", "--fixed-price-cents", 450)
+    assert result.exit_code == 2 and "--fixed-price 4.50" in result.output and "Traceback" not in result.output
+    with pytest.raises(IndexError):
+        terminal(db, 9)
+
+
 def test_terminal_bundle_export_needs_init(db, tmp_path):
     result = cli("--db", db, "terminal", "add", "--id", 9, "--merchant", MERCHANT_ICE, "--role", "ride", "--name",
                  "wheel", "--export", tmp_path / "t9.json")

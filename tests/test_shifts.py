@@ -213,7 +213,7 @@ def test_a_queued_ticket_sale_runs_as_the_cashier_who_asked_in_her_own_shift(tmp
         day_pass = await tickets.add_product(storage, hub, "Day pass", "day", area=1, valid_days=1, price_cents=800)
         a, b = sim.visitors
         first = await tickets.request_sale(storage, anna, DESK_TERMINAL_ID, day_pass, a.card_no)
-        await sim._written_at_desk(a.virtual, _hub_sells(sim))
+        await sim.at_desk(a.virtual, _hub_sells(sim))
         # Queued in anna's shift, which closes before the hub takes it: bert's shift is not hers to sell in.
         second = await tickets.request_sale(storage, anna, DESK_TERMINAL_ID, day_pass, b.card_no)
         await shifts.close_shift(storage, anna, DESK_TERMINAL_ID, 800)

@@ -232,7 +232,7 @@ class ParkSim:
     async def make_admin_card(self):
         """The hub issues the admin system card and the desk terminal writes it onto a blank card."""
         blank = MifareClassic1K(ADMIN_CARD_UID)
-        issued = await self._written_at_desk(blank, self.hub.issue_admin_card_at_desk(ADMIN_CARD_UID,
+        issued = await self.at_desk(blank, self.hub.issue_admin_card_at_desk(ADMIN_CARD_UID,
                                                                                       DESK_TERMINAL_ID, timeout_s=30))
         self.admin_card = blank
         self.admin_card_no = issued.card_no
@@ -240,21 +240,8 @@ class ParkSim:
     async def sell_ticket(self, visitor, product_id, start_day=None, replace=False):
         """The desk sells a ticket onto the visitor's card and its terminal writes it; returns the TicketSale
         (replace: over a ticket still valid)."""
-        return await self._written_at_desk(visitor.virtual, self.hub.sell_ticket_at_desk(
+        return await self.at_desk(visitor.virtual, self.hub.sell_ticket_at_desk(
             DESK_TERMINAL_ID, product_id, visitor.card_no, start_day, timeout_s=30, replace=replace))
-
-    async def _written_at_desk(self, virtual, writing):
-        """Hold a card on the desk terminal's reader while the hub has it written; return what writing returns."""
-        field = self.desk.board.field
-        field.add(virtual)
-        writing = asyncio.create_task(writing)
-        try:
-            while not writing.done():   # the desk's tap loop, one step at a time
-                self.desk.terminal.card_writer.poll()
-                await asyncio.sleep(DRAIN_POLL_S)
-            return await writing
-        finally:
-            field.remove(virtual)
 
     async def authorise_all(self):
         """The technician's round: tap the admin system card on every terminal until the hub confirms."""

@@ -8,10 +8,18 @@ from sim.mfrc522 import VirtualMFRC522, fire_timer_on_time, irq_flag
 from sim.mifare import Field
 
 
+KEPT_MAX = 64       # what a recording part remembers, the newest: a long demo must not grow without end
+
+
+def keep(kept, value):
+    """Append value to a recording part's list, dropping the oldest past KEPT_MAX."""
+    kept.append(value)
+    if len(kept) > KEPT_MAX:
+        kept.pop(0)
+
+
 class RecordingDisplay:
     """Keeps the current two lines and a bounded history for tests and the demo."""
-
-    HISTORY_MAX = 64
 
     def __init__(self):
         self.lines = ("", "")
@@ -20,9 +28,7 @@ class RecordingDisplay:
     def show(self, line1, line2=""):
         """Replace the screen with two lines."""
         self.lines = (line1, line2)
-        self.history.append(self.lines)
-        if len(self.history) > self.HISTORY_MAX:
-            self.history.pop(0)
+        keep(self.history, self.lines)
 
 
 class ScriptedKeypad:
@@ -48,9 +54,7 @@ class RecordingBuzzer:
 
     def play(self, pattern):
         """Record a pattern instead of sounding it."""
-        self.played.append(pattern)
-        if len(self.played) > 64:
-            self.played.pop(0)
+        keep(self.played, pattern)
 
 
 class RecordingRelay:
@@ -61,9 +65,7 @@ class RecordingRelay:
 
     def open(self, open_ms):
         """Record an opening instead of switching a turnstile."""
-        self.openings.append(open_ms)
-        if len(self.openings) > 64:
-            self.openings.pop(0)
+        keep(self.openings, open_ms)
 
 
 class SimWatchdog:

@@ -17,6 +17,12 @@ from pathlib import Path
 class HubLockedError(RuntimeError):
     """Another hub holds this database; the message names its process when known."""
 
+    @classmethod
+    def held_by(cls, where, holder=None):
+        """The refusal of a database another hub runs on: where it is, and who holds it when known."""
+        return cls("another hub is running on %s%s: stop it first (one hub per database)" % (
+            where, " (%s)" % holder if holder else ""))
+
 
 def lock_path_for(db_path):
     """The lock file that belongs to a hub database: <db>.lock."""
@@ -45,8 +51,7 @@ class HubLock:
         except BlockingIOError:
             holder = _read_pid(fd)
             os.close(fd)
-            raise HubLockedError("another hub is running on %s%s: stop it first (one hub per database)" % (
-                str(self.path)[:-len(".lock")], " (pid %s)" % holder if holder else "")) from None
+            raise HubLockedError.held_by(str(self.path)[:-len(".lock")], holder and "pid %s" % holder) from None
         except BaseException:
             os.close(fd)
             raise

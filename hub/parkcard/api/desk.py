@@ -33,13 +33,6 @@ def desk_op_id(actor, key):
     return op_id
 
 
-async def _desk_operation(request, actor, key, run):
-    hub = _hub(request)
-    async with key_lock(request, actor, key):
-        done = await run(hub.desk_path, desk_op_id(actor, key))
-    return m.DeskDone.of(done, await park.currency(hub.storage, actor))
-
-
 @router.get("/desks/{desk_id}/card", response_model=m.CardOnDesk, tags=["desk"])
 async def card_on_desk(request: Request, desk_id: int = DeskId, actor=Depends(api_actor)):
     """Read the card lying on desk terminal desk_id: blank, stock or a park card (scope cards:read or
@@ -49,28 +42,31 @@ async def card_on_desk(request: Request, desk_id: int = DeskId, actor=Depends(ap
     return m.CardOnDesk.of(card, await park.currency(hub.storage, actor))
 
 
-@router.post("/desks/{desk_id}/stock", response_model=m.DeskDone, tags=["desk"])
-async def desk_stock(request: Request, body: m.DeskStock, desk_id: int = DeskId, actor=Depends(api_actor),
-                     key: str = Depends(idempotency_key)):
-    """Make the blank card on the desk card stock (scope desk:operate)."""
-    return await _desk_operation(request, actor, key, lambda path, op_id: operations.stock_card(
-        path, actor, op_id, desk_id, body.uid))
+def _desk_operation(name, body_model, doc, operate):
+    """The route POST /desks/{desk_id}/NAME of one desk operation, `await operate(desk_path, actor, op_id, desk_id,
+    body)`, run under the request's Idempotency-Key and answered as DeskDone (doc: its OpenAPI description)."""
+    async def route(request: Request, body: body_model, desk_id: int = DeskId, actor=Depends(api_actor),
+                    key: str = Depends(idempotency_key)):
+        hub = _hub(request)
+        async with key_lock(request, actor, key):
+            done = await operate(hub.desk_path, actor, desk_op_id(actor, key), desk_id, body)
+        return m.DeskDone.of(done, await park.currency(hub.storage, actor))
+    route.__name__ = route.__qualname__ = "desk_" + name.replace("-", "_")     # the OpenAPI operation's id
+    route.__doc__ = doc
+    return router.post("/desks/{desk_id}/" + name, response_model=m.DeskDone, tags=["desk"])(route)
 
 
-@router.post("/desks/{desk_id}/issue", response_model=m.DeskDone, tags=["desk"])
-async def desk_issue(request: Request, body: m.DeskIssue, desk_id: int = DeskId, actor=Depends(api_actor),
-                     key: str = Depends(idempotency_key)):
-    """Issue the stock card on the desk with a first load and deposit (scope desk:operate)."""
-    return await _desk_operation(request, actor, key, lambda path, op_id: operations.issue(
-        path, actor, op_id, desk_id, body.cash_cents, tier=body.tier, deposit_cents=body.deposit_cents))
-
-
-@router.post("/desks/{desk_id}/top-up", response_model=m.DeskDone, tags=["desk"])
-async def desk_top_up(request: Request, body: m.DeskTopUp, desk_id: int = DeskId, actor=Depends(api_actor),
-                      key: str = Depends(idempotency_key)):
-    """Top up the card on the desk with the cash paid, plus its tier's bonus (scope desk:operate)."""
-    return await _desk_operation(request, actor, key, lambda path, op_id: operations.top_up(
-        path, actor, op_id, desk_id, body.cash_cents))
+desk_stock = _desk_operation(
+    "stock", m.DeskStock, "Make the blank card on the desk card stock (scope desk:operate).",
+    lambda path, actor, op_id, desk_id, body: operations.stock_card(path, actor, op_id, desk_id, body.uid))
+desk_issue = _desk_operation(
+    "issue", m.DeskIssue, "Issue the stock card on the desk with a first load and deposit (scope desk:operate).",
+    lambda path, actor, op_id, desk_id, body: operations.issue(path, actor, op_id, desk_id, body.cash_cents,
+                                                                tier=body.tier, deposit_cents=body.deposit_cents))
+desk_top_up = _desk_operation(
+    "top-up", m.DeskTopUp, "Top up the card on the desk with the cash paid, plus its tier's bonus (scope "
+    "desk:operate).",
+    lambda path, actor, op_id, desk_id, body: operations.top_up(path, actor, op_id, desk_id, body.cash_cents))
 
 
 @router.post("/desks/{desk_id}/replace", response_model=m.DeskReplaced, tags=["desk"])

@@ -14,7 +14,7 @@ import time
 import click
 
 from parkcard.bounds import CARD_NO, TERMINAL_ID, BoundParam
-from parkcard.cli.common import HubNotice, UserError, amount_cents, in_store, table, utc
+from parkcard.cli.common import HubNotice, UserError, amount_cents, in_store, options, table, utc
 from parkcard.domain import accounts
 from parkcard.money import format_cents
 from parkcard.services import losses, park
@@ -79,14 +79,14 @@ _PAY = click.option("--pay", default="cash", show_default=True,
 _WAIT = click.option("--wait", "wait_s", default=90, show_default=True, type=click.IntRange(1, 3600),
                      help="seconds to wait for the card")
 
+# Every command carried out at a desk ends with these, in this order (--pay where the holder pays).
+_AT_DESK = options(_DESK, _OP_ID, _WAIT, click.pass_obj)
+_PAID_AT_DESK = options(_DESK, _PAY, _OP_ID, _WAIT, click.pass_obj)
+
 
 @card_group.command("top-up", context_settings=_AMOUNT_FIRST)
 @click.argument("amount")
-@_DESK
-@_PAY
-@_OP_ID
-@_WAIT
-@click.pass_obj
+@_PAID_AT_DESK
 def card_top_up(obj, amount, desk_terminal_id, pay, op_id, wait_s):
     """Top up the card on the desk with AMOUNT paid (e.g. 50 or 12.50); the card's tier adds its bonus."""
     request, done, currency = _run_at_desk(obj, "top_up", desk_terminal_id, op_id, wait_s, cash_cents=amount, pay=pay)
@@ -102,11 +102,7 @@ def card_top_up(obj, amount, desk_terminal_id, pay, op_id, wait_s):
 @click.option("--tier", default=None, help="the tier's name or code (`parkcard tier list`) [default: the member's, "
                                            "else standard]")
 @click.option("--member", "member_no", type=int, default=None, help="the member the card is issued to")
-@_DESK
-@_PAY
-@_OP_ID
-@_WAIT
-@click.pass_obj
+@_PAID_AT_DESK
 def card_issue(obj, load, card_type, tier, member_no, desk_terminal_id, pay, op_id, wait_s):
     """Issue the stock card on the desk with a first load (for a member with --member); the deposit of its card
     type is taken."""
@@ -122,10 +118,7 @@ def card_issue(obj, load, card_type, tier, member_no, desk_terminal_id, pay, op_
 
 @card_group.command("refund", context_settings=_AMOUNT_FIRST)
 @click.argument("amount")
-@_DESK
-@_OP_ID
-@_WAIT
-@click.pass_obj
+@_AT_DESK
 def card_refund(obj, amount, desk_terminal_id, op_id, wait_s):
     """Pay back AMOUNT of the cash on the card on the desk (退款), less the park's fee; the bonus stays."""
     request, done, currency = _run_at_desk(obj, "refund", desk_terminal_id, op_id, wait_s, amount_cents=amount)
@@ -135,10 +128,7 @@ def card_refund(obj, amount, desk_terminal_id, op_id, wait_s):
 
 
 @card_group.command("return")
-@_DESK
-@_OP_ID
-@_WAIT
-@click.pass_obj
+@_AT_DESK
 def card_return(obj, desk_terminal_id, op_id, wait_s):
     """Take back the card on the desk (退卡): its cash less the fee and its deposit paid, its bonus to the park."""
     request, done, currency = _run_at_desk(obj, "return", desk_terminal_id, op_id, wait_s)
@@ -151,10 +141,7 @@ def card_return(obj, desk_terminal_id, op_id, wait_s):
 
 
 @card_group.command("wipe")
-@_DESK
-@_OP_ID
-@_WAIT
-@click.pass_obj
+@_AT_DESK
 def card_wipe(obj, desk_terminal_id, op_id, wait_s):
     """Put the returned card on the desk back to stock (blank, keys kept): it can be issued again."""
     request, _done, _currency = _run_at_desk(obj, "wipe", desk_terminal_id, op_id, wait_s)
@@ -163,10 +150,7 @@ def card_wipe(obj, desk_terminal_id, op_id, wait_s):
 
 
 @card_group.command("write-tier")
-@_DESK
-@_OP_ID
-@_WAIT
-@click.pass_obj
+@_AT_DESK
 def card_write_tier(obj, desk_terminal_id, op_id, wait_s):
     """Write the member's tier onto the card on the desk (its booth discounts follow it); no value moves."""
     request, done, _currency = _run_at_desk(obj, "tier", desk_terminal_id, op_id, wait_s)
@@ -176,10 +160,7 @@ def card_write_tier(obj, desk_terminal_id, op_id, wait_s):
 
 @card_group.command("stock")
 @click.option("--uid", "uid_hex", required=True, help="the blank card's UID, 8 or 14 hex digits")
-@_DESK
-@_OP_ID
-@_WAIT
-@click.pass_obj
+@_AT_DESK
 def card_stock(obj, uid_hex, desk_terminal_id, op_id, wait_s):
     """Make the blank card on the desk card stock: its keys and trailer written, nothing loaded."""
     request, _done, _currency = _run_at_desk(obj, "stock", desk_terminal_id, op_id, wait_s, uid_hex=uid_hex)
@@ -272,10 +253,7 @@ def card_found(obj, card_no, reason):
 
 @card_group.command("replace")
 @click.argument("lost_card_no", type=BoundParam(CARD_NO))
-@_DESK
-@_OP_ID
-@_WAIT
-@click.pass_obj
+@_AT_DESK
 def card_replace(obj, lost_card_no, desk_terminal_id, op_id, wait_s):
     """Replace a lost card (补卡) with the stock card on the desk: its balance moves, minus a hold for the lost card's
     late offline debits, released onto the new card when no terminal can still hold any."""

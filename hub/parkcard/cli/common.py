@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from parkcard.hub_lock import HubLockedError
-from parkcard.money import AmountError, parse_amount
+from parkcard.money import AmountError, format_cents, parse_amount
 from parkcard.oplog import AuditLogError
 from parkcard.security import secure
 from parkcard.services import operators
@@ -80,6 +80,23 @@ def in_store(obj, fn, create=False, notice=None):
     return run(with_storage(obj.db, as_actor, create=create))
 
 
+def options(*decorators):
+    """One decorator of several click options, applied as if written above the command in the order given."""
+    def apply(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+    return apply
+
+
+def in_park_currency(obj, fn, create=False, notice=None):
+    """in_store for `await fn(storage, actor, currency)`, the park's currency read first; return (result, currency)."""
+    async def with_currency(storage, actor):
+        currency = await storage.park_currency()
+        return await fn(storage, actor, currency), currency
+    return in_store(obj, with_currency, create=create, notice=notice)
+
+
 async def acting(obj, storage, notice):
     """The command's Actor: the operator of --operator once the password is checked, else the local admin."""
     if obj.operator is None:
@@ -116,12 +133,16 @@ class HubNotice:
         return self.hub_told
 
 
-def amount_cents(text, currency, what):
-    """Cents of an amount a person typed in the park's currency; UserError naming `what` otherwise."""
+def amount_cents(text, currency, what, most_cents=None):
+    """Cents of an amount a person typed in the park's currency; UserError naming `what` otherwise (or past
+    most_cents, what a card can hold)."""
     try:
-        return parse_amount(text, currency)
+        cents = parse_amount(text, currency)
     except AmountError as exc:
         raise UserError("%s: %s" % (what, exc)) from None
+    if most_cents is not None and cents > most_cents:
+        raise UserError("%s %s: at most %s, what a card can hold" % (what, text, format_cents(most_cents, currency)))
+    return cents
 
 
 def when(text, name):

@@ -5,23 +5,18 @@ import click
 from protocol.pricing import CATEGORY_MAX, ITEM_CODE_MAX, RATE_BP_MAX, TIERS_MAX
 
 from parkcard.bounds import MERCHANT_ID, BoundParam
-from parkcard.cli.common import UserError, in_store, table
+from parkcard.cli.common import UserError, in_store, options, table
 from parkcard.domain.discounts import POLICY
 from parkcard.services import discounts
 
 _RATE = click.IntRange(0, RATE_BP_MAX)
 _TIER = click.option("--tier", type=click.IntRange(0, TIERS_MAX - 1), required=True,
                      help="the card's tier: 0 standard, 1 silver, 2 gold, ...")
-_TARGET = (click.option("--category", type=click.IntRange(0, CATEGORY_MAX), default=None, help="a category, park-wide"),
-           click.option("--merchant", "merchant_id", type=BoundParam(MERCHANT_ID), default=None,
-                        help="with --item: the merchant whose item it is"),
-           click.option("--item", type=click.IntRange(1, ITEM_CODE_MAX), default=None, help="an item code"))
-
-
-def _target(fn):
-    for option in reversed(_TARGET):
-        fn = option(fn)
-    return fn
+_target = options(click.option("--category", type=click.IntRange(0, CATEGORY_MAX), default=None,
+                               help="a category, park-wide"),
+                  click.option("--merchant", "merchant_id", type=BoundParam(MERCHANT_ID), default=None,
+                               help="with --item: the merchant whose item it is"),
+                  click.option("--item", type=click.IntRange(1, ITEM_CODE_MAX), default=None, help="an item code"))
 
 
 @click.group()

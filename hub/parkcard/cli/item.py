@@ -6,7 +6,7 @@ from protocol.price_list import NAME_MAX_BYTES, PRICE_MAX_CENTS
 from protocol.pricing import CATEGORY_MAX, ITEM_CODE_MAX
 
 from parkcard.bounds import MERCHANT_ID, BoundParam
-from parkcard.cli.common import amount_cents, in_store, table, utc
+from parkcard.cli.common import amount_cents, in_park_currency, in_store, table, utc
 from parkcard.money import format_cents
 from parkcard.services import items
 
@@ -33,12 +33,9 @@ def item():
 @click.pass_obj
 def item_set(obj, merchant_id, code, name, price, category, active, member_only):
     """Add an item, or change what is given of it (a new item needs --name and --price)."""
-    async def change(s, actor):
-        currency = await s.park_currency()
-        price_cents = None if price is None else amount_cents(price, currency, "--price")
-        return await items.set_item(s, actor, merchant_id, code, name, price_cents, category, active,
-                                    member_only), currency
-    (version, before, after), currency = in_store(obj, change)
+    (version, before, after), currency = in_park_currency(obj, lambda s, actor, currency: items.set_item(
+        s, actor, merchant_id, code, name, None if price is None else amount_cents(price, currency, "--price"),
+        category, active, member_only))
     click.echo("merchant %d item %d %s: %s, category %d%s%s; price list version %d%s"
                % (merchant_id, code, after.name, format_cents(after.price_cents, currency), after.category,
                   "" if after.active else ", inactive", ", members only" if after.member_only else "", version,

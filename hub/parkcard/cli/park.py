@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from parkcard.cli.common import UserError, amount_cents, in_store, park_dir
+from parkcard.cli.common import UserError, amount_cents, in_park_currency, in_store, park_dir
 from parkcard.money import format_cents
 from parkcard.security import secure
 from parkcard.security.pki import PKIError
@@ -94,12 +94,20 @@ def _show_desk_settings(settings, currency):
 @click.pass_obj
 def park_deposit(obj, card_type, amount):
     """Set the deposit the desk takes for a CARD_TYPE card, e.g. `member 20` (whole units of 1.00)."""
-    async def change(storage, actor):
-        currency = await storage.park_currency()
-        cents = amount_cents(amount, currency, "the deposit")
-        return await park_service.set_card_deposit(storage, actor, card_type, cents), currency
-    settings, currency = in_store(obj, change, create=True)
+    settings, currency = in_park_currency(obj, lambda storage, actor, currency: park_service.set_card_deposit(
+        storage, actor, card_type, amount_cents(amount, currency, "the deposit")), create=True)
     _show_desk_settings(settings, currency)
+
+
+def _desk_settings(obj, given, change):
+    """The park's desk settings and currency, after `await change(storage, actor, now, currency)` when any option
+    of the command is given (given: their values, None where not given)."""
+    async def read_or_change(storage, actor, currency):
+        now = await park_service.desk_settings(storage, actor)
+        if all(value is None for value in given):
+            return now
+        return await change(storage, actor, now, currency)
+    return in_park_currency(obj, read_or_change, create=True)
 
 
 @park.command("refund-rules")
@@ -109,19 +117,13 @@ def park_deposit(obj, card_type, amount):
 @click.pass_obj
 def park_refund_rules(obj, minimum, fee_bps, fee_fixed):
     """Show the refund rules, or set them: a minimum, a fee of basis points plus a fixed fee."""
-    async def change(storage, actor):
-        currency = await storage.park_currency()
-        now = await park_service.desk_settings(storage, actor)
-        if (minimum, fee_bps, fee_fixed) == (None, None, None):
-            return now, currency
+    def change(storage, actor, now, currency):
         minimum_cents = now.refund_minimum_cents if minimum is None else amount_cents(minimum, currency, "--minimum")
         fixed_cents = now.refund_fee_fixed_cents if fee_fixed is None else amount_cents(fee_fixed, currency,
                                                                                        "--fee-fixed")
-        return await park_service.set_refund_rules(storage, actor, minimum_cents,
-                                                   now.refund_fee_bps if fee_bps is None else fee_bps,
-                                                   fixed_cents), currency
-    settings, currency = in_store(obj, change, create=True)
-    _show_desk_settings(settings, currency)
+        return park_service.set_refund_rules(storage, actor, minimum_cents,
+                                             now.refund_fee_bps if fee_bps is None else fee_bps, fixed_cents)
+    _show_desk_settings(*_desk_settings(obj, (minimum, fee_bps, fee_fixed), change))
 
 
 def _show_offline_rules(settings, currency):
@@ -141,17 +143,12 @@ def _show_offline_rules(settings, currency):
 @click.pass_obj
 def park_offline_rules(obj, window_hours, daily_cap, release_after_hours):
     """Show the offline rules every terminal is sent (and a replacement's hold follows), or set them."""
-    async def change(storage, actor):
-        currency = await storage.park_currency()
-        now = await park_service.desk_settings(storage, actor)
-        if (window_hours, daily_cap, release_after_hours) == (None, None, None):
-            return now, currency
-        return await park_service.set_offline_rules(
+    def change(storage, actor, now, currency):
+        return park_service.set_offline_rules(
             storage, actor, now.offline_window_s if window_hours is None else round(window_hours * 3600),
             now.offline_daily_cap_cents if daily_cap is None else amount_cents(daily_cap, currency, "--daily-cap"),
-            now.hold_release_s if release_after_hours is None else round(release_after_hours * 3600)), currency
-    settings, currency = in_store(obj, change, create=True)
-    _show_offline_rules(settings, currency)
+            now.hold_release_s if release_after_hours is None else round(release_after_hours * 3600))
+    _show_offline_rules(*_desk_settings(obj, (window_hours, daily_cap, release_after_hours), change))
 
 
 @park.command("sessions")

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from parkcard.cli.common import UserError, in_store, table, utc, when
+from parkcard.cli.common import UserError, in_store, options, table, utc, when
 from parkcard.domain import park_time
 from parkcard.domain.sales_report import BY
 from parkcard.money import format_cents
@@ -20,23 +20,16 @@ from parkcard.services.sales import DAY_S
 STAFF_BY = ("staff", "shift")     # report sales by the booths' own staff shifts (SPEC.md §4.14)
 # Every report writes its CSV one way: `--csv FILE` beside the table shown (never over an earlier file unless
 # --force), or `--csv -` for the CSV alone on standard output (a pipe into a spreadsheet tool).
-_CSV_OPTIONS = (click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-                             help="also write the report to this CSV file (amounts in cents); - for the CSV alone on "
-                                  "standard output"),
-                click.option("--force", is_flag=True, help="overwrite the --csv file if it exists"))
+_csv = options(click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+                            help="also write the report to this CSV file (amounts in cents); - for the CSV alone on "
+                                 "standard output"),
+               click.option("--force", is_flag=True, help="overwrite the --csv file if it exists"))
 _DAY = click.option("--day", "day_text", default=None, help="the park day, YYYY-MM-DD [default: today]")
 
 
 @click.group()
 def report():
     """Reports over the records the hub holds (park days on the park's clock: `parkcard park timezone`)."""
-
-
-def _csv(fn):
-    """The --csv FILE and --force options of a report command."""
-    for option in reversed(_CSV_OPTIONS):
-        fn = option(fn)
-    return fn
 
 
 def _to_stdout(csv_path):
@@ -84,20 +77,26 @@ def _day(text, tz):
         raise UserError("--day is a date YYYY-MM-DD, e.g. 2026-07-01, got %r" % text) from None
 
 
-def _day_report(obj, day_text):
-    async def read(s, actor):
-        tz = await park.zone_of(s)
-        return await occupancy.day_report(s, actor, _day(day_text, tz)), tz
-    return in_store(obj, read)
+def _day_report(name):
+    """A `report NAME [--day D] [--csv FILE]` over one park day's gate passages: fn(occupancy.DayReport, tz, csv_path,
+    force) shows it."""
+    def command(fn):
+        @report.command(name, help=fn.__doc__)
+        @_DAY
+        @_csv
+        @click.pass_obj
+        def run(obj, day_text, csv_path, force):
+            async def read(s, actor):
+                tz = await park.zone_of(s)
+                return await occupancy.day_report(s, actor, _day(day_text, tz)), tz
+            fn(*in_store(obj, read), csv_path, force)
+        return run
+    return command
 
 
-@report.command("passages")
-@_DAY
-@_csv
-@click.pass_obj
-def report_passages(obj, day_text, csv_path, force):
+@_day_report("passages")
+def report_passages(got, tz, csv_path, force):
     """Entries, exits and refusals per gate and hour of one park day (from its daily reset to the next)."""
-    got, tz = _day_report(obj, day_text)
     if not _to_stdout(csv_path):
         click.echo("park day %s: %s to %s" % (park_time.date_of_day(got.day), park_time.local_text(tz, got.start_s),
                                                park_time.local_text(tz, got.end_s)))
@@ -105,13 +104,9 @@ def report_passages(obj, day_text, csv_path, force):
             [(tid, park_time.local_text(tz, hour), e, x, r) for tid, hour, e, x, r in got.per_hour])
 
 
-@report.command("refusals")
-@_DAY
-@_csv
-@click.pass_obj
-def report_refusals(obj, day_text, csv_path, force):
+@_day_report("refusals")
+def report_refusals(got, _tz, csv_path, force):
     """Gate refusals of one park day by reason, in the order a gate checks them."""
-    got, _tz = _day_report(obj, day_text)
     _report(csv_path, force, ("reason", "refusals"), got.refusals)
 
 
@@ -229,16 +224,10 @@ def report_liabilities(obj, csv_path, force):
             _csv_text(("liability", "amount_cents"), rows))
 
 
-_PERIOD = (click.option("--from", "start", default=None,
-                        help="period start (epoch seconds or ISO date, UTC), included; at most 366 days before "
-                             "--to [default: a day before --to]"),
-           click.option("--to", "end", default=None, help="period end, excluded [default: now]")) + _CSV_OPTIONS
-
-
-def _period(fn):
-    for option in reversed(_PERIOD):
-        fn = option(fn)
-    return fn
+_period = options(click.option("--from", "start", default=None,
+                               help="period start (epoch seconds or ISO date, UTC), included; at most 366 days before "
+                                    "--to [default: a day before --to]"),
+                  click.option("--to", "end", default=None, help="period end, excluded [default: now]"), _csv)
 
 
 def _times(start, end):

@@ -5,23 +5,17 @@ import click
 from protocol.spend_rules import TIERS_ALL
 
 from parkcard.bounds import MERCHANT_ID, BoundParam
-from parkcard.cli.common import UserError, amount_cents, in_store, table
+from parkcard.cli.common import UserError, amount_cents, in_store, options, table
 from parkcard.domain.spend_rules import (CATEGORY, MERCHANT, RuleError, card_type_names, card_types_mask,
                                          tier_numbers, tiers_mask)
 from parkcard.money import format_cents
 from parkcard.services import spend_rules
 
 _CENTS_MAX = (1 << 23) - 1     # a card's balance maximum (SPEC.md §3.4): no cap above it means anything
-_SCOPE = (click.option("--category", type=click.IntRange(0, spend_rules.CATEGORY_MAX), default=None,
-                       help="the terminals of this category"),
-          click.option("--merchant", "merchant_id", type=BoundParam(MERCHANT_ID), default=None,
-                       help="the terminals of this merchant (before their category's rule)"))
-
-
-def _scoped(fn):
-    for option in reversed(_SCOPE):
-        fn = option(fn)
-    return fn
+_scoped = options(click.option("--category", type=click.IntRange(0, spend_rules.CATEGORY_MAX), default=None,
+                               help="the terminals of this category"),
+                  click.option("--merchant", "merchant_id", type=BoundParam(MERCHANT_ID), default=None,
+                               help="the terminals of this merchant (before their category's rule)"))
 
 
 def _scope(category, merchant_id):
@@ -80,12 +74,7 @@ def rule_set(obj, category, merchant_id, tx_cap, daily_cap, card_types, tiers, o
 
 def _amount(text, currency, name):
     """Cents of an option's amount in the park's currency (None when not given); UserError past the card maximum."""
-    if text is None:
-        return None
-    cents = amount_cents(text, currency, "--" + name)
-    if cents > _CENTS_MAX:
-        raise UserError("--%s %s: at most %s, what a card can hold" % (name, text, format_cents(_CENTS_MAX, currency)))
-    return cents
+    return None if text is None else amount_cents(text, currency, "--" + name, _CENTS_MAX)
 
 
 @rule.command("clear")

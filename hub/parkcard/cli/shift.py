@@ -3,7 +3,7 @@
 import click
 
 from parkcard.bounds import TERMINAL_ID, BoundParam
-from parkcard.cli.common import amount_cents, in_store, table
+from parkcard.cli.common import amount_cents, in_park_currency, in_store, table
 from parkcard.domain import park_time
 from parkcard.money import format_cents
 from parkcard.services import park, shifts
@@ -23,11 +23,8 @@ def shift_group():
 @click.pass_obj
 def shift_open(obj, desk_terminal_id, float_amount):
     """Open a shift at the desk with the float counted into its drawer."""
-    async def opening(store, actor):
-        currency = await store.park_currency()
-        float_cents = amount_cents(float_amount, currency, "the float")
-        return await shifts.open_shift(store, actor, desk_terminal_id, float_cents), currency
-    shift, currency = in_store(obj, opening)
+    shift, currency = in_park_currency(obj, lambda store, actor, currency: shifts.open_shift(
+        store, actor, desk_terminal_id, amount_cents(float_amount, currency, "the float")))
     click.echo("shift %d open at desk %d by %s with a float of %s" % (
         shift.shift_no, shift.desk_terminal_id, shift.opened_by, format_cents(shift.float_cents, currency)))
 

@@ -10,7 +10,7 @@ import click
 from protocol import frames, topics
 
 from parkcard.bounds import FIXED_PRICE_CENTS, MERCHANT_ID, PORT, TERMINAL_ID, BoundParam, NameParam
-from parkcard.cli.common import UserError, in_store, load_park, park_dir
+from parkcard.cli.common import UserError, amount_cents, in_park_currency, in_store, load_park, park_dir
 from parkcard.cli.park import audited_or_said
 from parkcard.security import secure
 from parkcard.security.pki import PKIError, check_hostnames
@@ -30,7 +30,10 @@ def terminal():
 @click.option("--merchant", "merchant_id", type=BoundParam(MERCHANT_ID), required=True)
 @click.option("--role", type=click.Choice(sorted(ROLES)), required=True)
 @click.option("--name", type=NameParam(), required=True)
-@click.option("--fixed-price-cents", type=BoundParam(FIXED_PRICE_CENTS), default=0, help="price of a ride")
+@click.option("--fixed-price", default="0", show_default=True,
+              help="what one ride costs, in the park's currency, e.g. 5 or 4.50")
+@click.option("--fixed-price-cents", expose_value=False, hidden=True, callback=lambda ctx, param, value: _gone(value),
+              help="replaced by --fixed-price")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False), help="write the provisioning bundle here")
 @click.option("--broker-host", default="localhost", show_default=True,
               help="name the terminal connects to; the broker certificate must carry it (`init --hostname`)")
@@ -40,7 +43,7 @@ def terminal():
 @click.option("--wifi-ssid", default="")
 @click.option("--wifi-password", default="")
 @click.pass_obj
-def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, export_path, broker_host,
+def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price, export_path, broker_host,
                  broker_port, ca_pem, wifi_ssid, wifi_password):
     """Register a terminal: generate its key and broker password, and optionally export its bundle."""
     try:
@@ -67,8 +70,9 @@ def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, e
             raise UserError("cannot write the bundle to %s: %s; nothing was registered" % (
                 export_path, exc.strerror or exc)) from None
     try:
-        in_store(obj, lambda s, actor: terminals.register(s, actor, terminal_id, merchant_id, ROLES[role], name, key,
-                                                          fixed_price_cents, broker_password=password))
+        in_park_currency(obj, lambda s, actor, currency: terminals.register(
+            s, actor, terminal_id, merchant_id, ROLES[role], name, key,
+            amount_cents(fixed_price, currency, "--fixed-price", FIXED_PRICE_CENTS.high), broker_password=password))
     except UserError:
         if export_path:
             os.unlink(export_path)  # the key in it belongs to no terminal
@@ -80,6 +84,13 @@ def terminal_add(obj, terminal_id, merchant_id, role, name, fixed_price_cents, e
                    "key: keep it private, delete it after flashing)" % export_path)
         if not wifi_ssid:
             click.echo("note: no --wifi-ssid given: parkcard-flash refuses a bundle without one")
+
+
+def _gone(cents):
+    """Refuse the old option of a ride's price in cents, naming the one that replaced it."""
+    if cents is not None:
+        raise UserError("--fixed-price-cents %s: a ride's price is typed in the park's currency now: give "
+                        "--fixed-price, e.g. --fixed-price 4.50; nothing was registered" % cents)
 
 
 def terminal_bundle(terminal_id, key, password, transport_key, ca_path, broker_host, broker_port, wifi_ssid="",

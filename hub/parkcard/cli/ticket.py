@@ -8,7 +8,7 @@ import click
 from protocol.ticket import TYPE_TIMED
 
 from parkcard.bounds import CARD_NO, TERMINAL_ID, BoundParam
-from parkcard.cli.common import UserError, amount_cents, in_store, table, utc
+from parkcard.cli.common import UserError, amount_cents, in_park_currency, in_store, table, utc
 from parkcard.domain import park_time, tickets as rules
 from parkcard.money import format_cents
 from parkcard.services import park, tickets
@@ -41,12 +41,10 @@ def product():
 def product_add(obj, name, type_name, area, valid_days, entries, day_limit, included_min, interval_min,
                 interval_price, price):
     """Create a ticket product; its id is the product number gates accept."""
-    async def add(s, actor):
-        currency = await s.park_currency()
-        return await tickets.add_product(
-            s, actor, name, type_name, area, valid_days, entries, day_limit, included_min, interval_min,
-            amount_cents(interval_price, currency, "--interval-price"), amount_cents(price, currency, "--price"))
-    pid = in_store(obj, add, create=True)
+    pid, _currency = in_park_currency(obj, lambda s, actor, currency: tickets.add_product(
+        s, actor, name, type_name, area, valid_days, entries, day_limit, included_min, interval_min,
+        amount_cents(interval_price, currency, "--interval-price"), amount_cents(price, currency, "--price")),
+        create=True)
     click.echo("ticket product %d %s (%s)" % (pid, name, type_name))
 
 

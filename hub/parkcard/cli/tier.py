@@ -2,7 +2,7 @@
 
 import click
 
-from parkcard.cli.common import UserError, amount_cents, in_store, table
+from parkcard.cli.common import UserError, amount_cents, in_park_currency, in_store, table
 from parkcard.money import format_cents
 from parkcard.services import tiers as tier_service
 
@@ -40,13 +40,10 @@ def tier_list(obj):
 
 
 def _put(obj, new, code, name, bonus_bps, steps, no_steps):
-    async def put(storage, actor):
-        currency = await storage.park_currency()
-        given = [] if no_steps else (_steps(steps, currency) if steps else None)
-        change = tier_service.add_tier if new else tier_service.change_tier
-        tier = await change(storage, actor, code, name, bonus_bps, given)
-        return tier, currency
-    tier, currency = in_store(obj, put, create=True)
+    change = tier_service.add_tier if new else tier_service.change_tier
+    tier, currency = in_park_currency(obj, lambda storage, actor, currency: change(
+        storage, actor, code, name, bonus_bps, [] if no_steps else (_steps(steps, currency) if steps else None)),
+        create=True)
     _show([tier], currency)
 
 

@@ -73,6 +73,20 @@ class AdminCardState(enum.StrEnum):
     FAILED = "failed"              # the desk reported a failure or did not answer in time
     ABANDONED = "abandoned"        # its request was cancelled before the desk reported
 
+    @classmethod
+    def settled(cls, cancelled, written):
+        """The state a pending card ends in: abandoned when its request was cancelled (written or not: the operator
+        was told it was), else written or failed."""
+        if cancelled:
+            return cls.ABANDONED
+        return cls.WRITTEN if written else cls.FAILED
+
+    def request_error(self, card_no, error):
+        """What the card's request is finished with: None for a written card, else why it serves no terminal."""
+        if self == AdminCardState.ABANDONED:
+            return "cancelled: admin card %d is abandoned and authorises no terminal" % card_no
+        return None if self == AdminCardState.WRITTEN else error
+
 
 class DeskOpState(enum.StrEnum):
     """A front-desk operation (parkcard.services.desk)."""

@@ -7,6 +7,13 @@ from parkcard.store import NotIssued, audited, version_detail
 from parkcard.transport import notify
 
 
+async def announce(actor, version):
+    """Tell the running hub of a blacklist change that took a new version (None: nothing changed); return version."""
+    if version is not None:
+        await actor.told(notify.BLACKLIST)
+    return version
+
+
 @requires(BLACKLIST)
 async def add(store, actor, card_no, reason, force=False):
     """Blacklist a card; return the new version (None: it was listed already).
@@ -21,9 +28,7 @@ async def add(store, actor, card_no, reason, force=False):
     except NotIssued as exc:
         raise Refusal("card_not_issued", "%s: nothing changed; check the number (`parkcard blacklist` lists the listed ones), "
                            "or pass --force to blacklist a card from elsewhere" % exc) from None
-    if version is not None:
-        await actor.told(notify.BLACKLIST)
-    return version
+    return await announce(actor, version)
 
 
 # Not range-checked: a number stored out of range by an older hub must be removable. Only a listed
@@ -33,9 +38,7 @@ async def remove(store, actor, card_no, reason):
     """Take a card off the blacklist; return the new version (None: it was not listed)."""
     version = await store.blacklist_change(card_no, reason, add=False, audit=audited(
         actor.name, "blacklist.remove", card_no=card_no, reason=reason, extra=version_detail))
-    if version is not None:
-        await actor.told(notify.BLACKLIST)
-    return version
+    return await announce(actor, version)
 
 
 @requires(BLACKLIST_READ)

@@ -10,23 +10,18 @@ import json
 from protocol.pricing import TIERS_MAX
 
 from parkcard.domain.discounts import ParkRules, RulesError
+from parkcard.services import versions
 from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import MERCHANTS, MERCHANTS_READ, PARK_READ, TIERS, requires
 from parkcard.store import audited
-from parkcard.store.booth import DISCOUNT_BEARERS, VersionMoved
+from parkcard.store.booth import DISCOUNT_BEARERS
 from parkcard.transport import notify
-
 
 
 async def park_rules(store, version=None):
     """Return (version, ParkRules) in force (version 0 and no discount before the first change), or of `version`."""
-    found = await store.discount_rules(version)
-    if found is None:
-        if version is not None:
-            raise Refusal("rules_not_found", "there is no version %d of the discount rules" % version)
-        return 0, ParkRules()
-    return found.version, _from_json(found.rules)
+    return versions.read(await store.discount_rules(version), version, "discount rules", ParkRules(), _from_json)
 
 
 async def merchant_rules(store, merchant_id, version=None):
@@ -120,13 +115,8 @@ async def _change(store, actor, change, action, **detail):
         park.check()
     except RulesError as exc:
         raise Refusal("out_of_range", "%s: nothing changed" % exc) from None
-    try:
-        new = await store.add_discount_rules(version, _to_json(park), actor.name, audit=audited(
-            actor.name, action, extra=lambda v: dict(version=v), **{k: v for k, v in detail.items() if v is not None}))
-    except VersionMoved as exc:
-        raise Refusal("version_moved", "%s: someone changed them meanwhile; repeat the change" % exc) from None
-    await actor.told(notify.PRICES)
-    return new
+    return await versions.add_next(store.add_discount_rules, actor, version, _to_json(park), notify.PRICES, action,
+                                   **{k: v for k, v in detail.items() if v is not None})
 
 
 def _to_json(park):

@@ -6,13 +6,13 @@ parkcard.services.blacklist does), offline ones get it when they reconnect. Its 
 stays on the card's account until the desk replaces it (parkcard.services.desk.replacement).
 """
 
+from parkcard.services import blacklist
 from parkcard.services.desk.replacement import pending_replacement
 from parkcard.services.errors import Refusal
 from parkcard.services.inputs import checked
 from parkcard.services.privileges import CARD_LOSS, CARD_QUERY, requires
 from parkcard.store import audited
 from parkcard.store.members import LOST
-from parkcard.transport import notify
 
 REASON_LENGTH_MAX = 200
 
@@ -58,8 +58,7 @@ async def report(store, actor, reason, card_no=None, member_no=None):
             extra=lambda r: {"blacklist_version": r[0].blacklist_version}))
     except ValueError as exc:
         raise Refusal("card_replaced", "%s: nothing was reported" % exc) from None
-    if version is not None:
-        await actor.told(notify.BLACKLIST)
+    await blacklist.announce(actor, version)
     return loss
 
 
@@ -79,9 +78,7 @@ async def unreport(store, actor, card_no, reason="found by its holder"):
     except ValueError as exc:
         raise Refusal("card_not_lost", "%s: nothing changed (a replaced card stays blacklisted: its balance is on "
                                        "its replacement)" % exc) from None
-    if version is not None:
-        await actor.told(notify.BLACKLIST)
-    return version
+    return await blacklist.announce(actor, version)
 
 
 @requires(CARD_QUERY)

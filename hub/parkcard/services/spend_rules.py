@@ -6,10 +6,9 @@ version moves with it, so a terminal that missed the push is sent its config at 
 """
 
 from parkcard.domain.spend_rules import CATEGORY, MERCHANT, ParkSpendRules, Rule, RuleError
+from parkcard.services import versions
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import PARK_READ, TIERS, requires
-from parkcard.store import audited
-from parkcard.store.booth import VersionMoved
 from parkcard.transport import notify
 
 CATEGORY_MAX = 15       # a terminal's category: the bit of a card's perms it checks (SPEC.md §5.3)
@@ -17,12 +16,8 @@ CATEGORY_MAX = 15       # a terminal's category: the bit of a card's perms it ch
 
 async def park_spend_rules(store, version=None):
     """(version, ParkSpendRules) in force (0 and none before the first rule), or of `version`."""
-    found = await store.spend_rules(version)
-    if found is None:
-        if version is not None:
-            raise Refusal("rules_not_found", "there is no version %d of the consumption rules" % version)
-        return 0, ParkSpendRules()
-    return found.version, ParkSpendRules.from_json(found.rules)
+    return versions.read(await store.spend_rules(version), version, "consumption rules", ParkSpendRules(),
+                         ParkSpendRules.from_json)
 
 
 async def terminal_tail(store, merchant_id, category):
@@ -78,10 +73,5 @@ async def _scope_key(store, scope, ident):
 
 async def _store(store, actor, version, park, action, **detail):
     """Store park as the version after `version`, audited, and have the hub push the new configs."""
-    try:
-        new = await store.add_spend_rules(version, park.to_json(), actor.name, audit=audited(
-            actor.name, action, extra=lambda v: dict(version=v), **detail))
-    except VersionMoved as exc:
-        raise Refusal("version_moved", "%s: someone changed them meanwhile; repeat the change" % exc) from None
-    await actor.told(notify.RULES)
-    return new
+    return await versions.add_next(store.add_spend_rules, actor, version, park.to_json(), notify.RULES, action,
+                                   **detail)

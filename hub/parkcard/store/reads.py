@@ -52,14 +52,18 @@ def _sales_params(start_s, end_s, merchant_id, **more):
 class SharedMethods:
     """The methods of interface.Store that both backends run with the same SQL (a mixin)."""
 
+    async def _one_as(self, row_type, sql, params=()):
+        """The one row sql reads as a row_type (a store.rows NamedTuple), or None when it reads none."""
+        row = await self._one(sql, params)
+        return row_type(*row) if row else None
+
     async def audit(self, actor, action, **details):
         """Append an operator action to the audit log in a transaction of its own (anchored)."""
         await self.write(lambda tx: tx.audit(actor, action, **details))
 
     async def audit_anchor(self):
         """Return the audit log's head as the database knows it (AuditAnchor), or None."""
-        row = await self._one("SELECT seq, hash FROM audit_anchor WHERE id=1")
-        return AuditAnchor(*row) if row else None
+        return await self._one_as(AuditAnchor, "SELECT seq, hash FROM audit_anchor WHERE id=1")
 
     async def park_currency(self, park_id=1):
         """Return the park's ISO 4217 currency code (the default until the park is set up)."""
@@ -167,8 +171,7 @@ class SharedMethods:
 
     async def terminal_flags(self, terminal_id):
         """Return TerminalFlags as stored now (the CLI may have changed them), or None."""
-        row = await self._one("SELECT authorised, locked FROM terminals WHERE id=?", (terminal_id,))
-        return TerminalFlags(*row) if row else None
+        return await self._one_as(TerminalFlags, "SELECT authorised, locked FROM terminals WHERE id=?", (terminal_id,))
 
     async def broker_credentials(self):
         """Return {terminal_id: broker password} of every terminal that has one."""
@@ -216,8 +219,7 @@ class SharedMethods:
 
     async def admin_card(self, card_no):
         """Return the AdminCard, or None."""
-        row = await self._one(_ADMIN_CARD_SELECT + "WHERE card_no=?", (card_no,))
-        return AdminCard(*row) if row else None
+        return await self._one_as(AdminCard, _ADMIN_CARD_SELECT + "WHERE card_no=?", (card_no,))
 
     async def admin_cards(self):
         """Return every AdminCard, by number."""
@@ -418,8 +420,7 @@ class SharedMethods:
 
     async def operator(self, username):
         """Return the Operator with this login name, or None."""
-        row = await self._one(_OPERATOR_SELECT + "WHERE username=?", (username,))
-        return Operator(*row) if row else None
+        return await self._one_as(Operator, _OPERATOR_SELECT + "WHERE username=?", (username,))
 
     async def update_operator(self, username, audit=None, **changes):
         """Change an operator's password_hash, roles, active, display_name or last_login_at; ValueError if unknown."""

@@ -113,13 +113,12 @@ class ShiftMethods:
 
     async def open_shift_at(self, desk_terminal_id):
         """Return the Shift open at the desk, or None."""
-        row = await self._one(_SELECT + "WHERE desk_terminal_id=? AND closed_at IS NULL", (desk_terminal_id,))
-        return Shift(*row) if row else None
+        return await self._one_as(Shift, _SELECT + "WHERE desk_terminal_id=? AND closed_at IS NULL",
+                                  (desk_terminal_id,))
 
     async def shift(self, shift_no):
         """Return the Shift numbered shift_no, or None."""
-        row = await self._one(_SELECT + "WHERE shift_no=?", (shift_no,))
-        return Shift(*row) if row else None
+        return await self._one_as(Shift, _SELECT + "WHERE shift_no=?", (shift_no,))
 
     async def shifts(self, desk_terminal_id=None, open_only=False):
         """Return [Shift] (of one desk, only the open ones when asked), newest first."""
@@ -166,13 +165,11 @@ class ShiftMethods:
 
     async def z_report(self, z_no):
         """Return the StoredZReport numbered z_no, or None."""
-        row = await self._one(_Z_SELECT + "WHERE z_no=?", (z_no,))
-        return StoredZReport(*row) if row else None
+        return await self._one_as(StoredZReport, _Z_SELECT + "WHERE z_no=?", (z_no,))
 
     async def z_report_of_shift(self, shift_no):
         """Return the StoredZReport of the closed shift shift_no, or None."""
-        row = await self._one(_Z_SELECT + "WHERE shift_no=?", (shift_no,))
-        return StoredZReport(*row) if row else None
+        return await self._one_as(StoredZReport, _Z_SELECT + "WHERE shift_no=?", (shift_no,))
 
     async def park_pay_methods(self, park_id=1):
         """Return the payment methods the park's desks take besides cash (e.g. ('card', 'mobile'))."""

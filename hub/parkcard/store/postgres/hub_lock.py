@@ -56,8 +56,7 @@ class PgHubLock:
             raise
         if conn is None:
             loop.stop()
-            raise HubLockedError("another hub is running on %s%s: stop it first (one hub per database)" % (
-                self.shown, " (%s)" % holder if holder else ""))
+            raise HubLockedError.held_by(self.shown, holder)
         self._loop, self._conn = loop, conn
         loop.loop.call_soon_threadsafe(conn.add_termination_listener, self._session_ended)
         return self

@@ -304,17 +304,12 @@ class PostgresStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, Me
         def run(tx):
             cancelled = request_id is not None and tx.conn.fetchval(
                 "SELECT cancelled_at FROM card_write_requests WHERE id=$1 FOR UPDATE", request_id) is not None
-            state = (AdminCardState.ABANDONED if cancelled else AdminCardState.WRITTEN if written
-                     else AdminCardState.FAILED)
+            state = AdminCardState.settled(cancelled, written)
             tx.conn.execute("UPDATE admin_cards SET state=$1 WHERE card_no=$2 AND state=$3", state, card_no,
                             AdminCardState.PENDING)
             if request_id is not None:
-                if state == AdminCardState.ABANDONED:
-                    why = "cancelled: admin card %d is abandoned and authorises no terminal" % card_no
-                else:
-                    why = None if written else error
                 tx.conn.execute("UPDATE card_write_requests SET finished_at=$1, card_no=$2, error=$3 WHERE id=$4",
-                                tx.now, card_no, why, request_id)
+                                tx.now, card_no, state.request_error(card_no, error), request_id)
             return state
         return await self.write(run)
 

@@ -302,17 +302,12 @@ class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, Memb
         def run(tx):
             cancelled = request_id is not None and tx.conn.execute(
                 "SELECT cancelled_at FROM card_write_requests WHERE id=?", (request_id,)).fetchone()[0] is not None
-            state = (AdminCardState.ABANDONED if cancelled else AdminCardState.WRITTEN if written
-                     else AdminCardState.FAILED)
+            state = AdminCardState.settled(cancelled, written)
             tx.conn.execute("UPDATE admin_cards SET state=? WHERE card_no=? AND state=?",
                             (state, card_no, AdminCardState.PENDING))
             if request_id is not None:
-                if state == AdminCardState.ABANDONED:
-                    why = "cancelled: admin card %d is abandoned and authorises no terminal" % card_no
-                else:
-                    why = None if written else error
                 tx.conn.execute("UPDATE card_write_requests SET finished_at=?, card_no=?, error=? WHERE id=?",
-                                (tx.now, card_no, why, request_id))
+                                (tx.now, card_no, state.request_error(card_no, error), request_id))
             return state
         return await self.write(run)
 
