@@ -303,7 +303,8 @@ class Gate:
         self._last_refusal = (cr.info.card_no, reason, now)
         slot = tk.slot
         try:
-            seq = self._journal(cr, KIND_REFUSAL, slot.counter if slot is not None else 0, b"\x00" * 4, 0,
+            seq = self._journal(cr, KIND_REFUSAL, slot.counter if slot is not None else 0,
+                                slot.mac if slot is not None else b"\x00" * 4, 0,
                                 cr.slot.balance_cents, tk.info.product if tk.info is not None else 0,
                                 passage_detail(reason, self.config.area, slot.entries_left if slot is not None else 0),
                                 now)
