@@ -547,3 +547,32 @@ def test_an_exit_written_but_not_walked_opens_again_at_an_exit_gate_of_its_area_
     both = Rig(tmp_path / "both", t.DIRECTION_BOTH, terminal_id=36)
     both.now = out.now + 60
     assert both.tap(vc).direction == t.DIRECTION_ENTRY           # a card outside enters at a gate of both ways
+
+
+def test_a_collection_after_a_booth_sale_pulled_at_every_command_is_charged_once(tmp_path):
+    def owing(path):
+        first_gate, vc = _owing_exit(path)
+        _booth_sale(path, vc, first_gate.now + 30, 150)
+        collector = Rig(path / "collector", t.DIRECTION_EXIT, terminal_id=32)
+        collector.now = first_gate.now + 60
+        return collector, vc
+    collector, vc = owing(tmp_path / "count")
+    collector.field.add(vc)
+    assert collector.gate.tap().charge_cents == 1000
+    commands = len(collector.chip.log)
+    for n in range(1, commands + 2):
+        collector, vc = owing(tmp_path / ("n%d" % n))
+        collector.field.add(vc)
+        collector.field.remove_after(n)
+        first = collector.gate.tap()
+        collector.field.remove(vc)
+        last = Rig(tmp_path / ("last%d" % n), t.DIRECTION_EXIT, terminal_id=34)
+        last.now = collector.now + 30
+        out = last.tap(vc)
+        assert out.ok, (n, first, out)
+        assert card_balance(PARK, vc).balance_cents == 50, n            # 12.00 − 1.50 at the booth − 10.00 once
+        # Every debit not voided claims the wallet counter after the booth's: the hub books one of them (§4.8).
+        booth_counter = card_balance(PARK, vc).counter - 1
+        debits = [r for rig in (collector, last) for st, r in _journal(rig) if r.kind == KIND_DEBIT
+                  and st != jr.VOIDED]
+        assert debits and {(r.card_counter, r.amount_cents) for r in debits} == {(booth_counter + 1, 1000)}, n

@@ -76,14 +76,6 @@ def read_ticket(reader, cr):
     return CardState(cr.uid, cr.keys, info, slots, slot, write_block)
 
 
-def _drop(cr):
-    """The cents the wallet's last write took (the slot one counter before the one in force less it), or None."""
-    for other in cr.slots:
-        if other is not None and (other.counter + 1) % card.COUNTER_MODULUS == cr.slot.counter:
-            return other.balance_cents - cr.slot.balance_cents
-    return None
-
-
 class Gate:
     """Passages on one reader: the wallet's card session, journal and blacklist, the gate's relay."""
 
@@ -134,7 +126,7 @@ class Gate:
         now = wa.clock()
         info, slot = tk.info, tk.slot
         listed = cr.slot.locked or bool(cr.info.flags & card.FLAG_RETURNED) or wa.blacklist.contains(cr.info.card_no)
-        torn = None if listed else rules.torn_exit(info, tk.slots, slot, gate, cr.slot.counter, now, _drop(cr))
+        torn = None if listed else rules.torn_exit(info, tk.slots, slot, gate, cr, now)
         if not direction:
             direction = gate.direction if gate.direction != t.DIRECTION_BOTH else (
                 LEAVE if (torn is not None and slot.pay_counter is not None) or (slot is not None and slot.inside
