@@ -1,7 +1,8 @@
 """End to end: tickets sold at the desk, gates running the firmware on virtual readers, real Mosquitto, the hub.
 
 Entry and exit online and offline, anti-passback both ways, an exit not walked opened again, a timed exit that
-debits the wallet, refusals with their reasons, and occupancy equal to the records after a gate that was offline reconnects."""
+debits the wallet, refusals with their reasons, and occupancy equal to the records after a gate that was offline
+reconnects."""
 
 import asyncio
 import time

@@ -231,3 +231,36 @@ def test_an_uncertain_passage_is_settled_by_the_cards_next_passage_at_another_ga
             term.close()
         await hub.stop()
     run(scenario())
+
+
+def test_a_torn_exits_charge_collected_after_a_booth_took_its_wallet_counter_is_booked_once(store_url, broker):
+    """SPEC.md §3.13: gate 42 wrote the exit (owing 5.00 at wallet counter 2) and lost the card; a booth's sale
+    took counter 2; gate 43 found the charge still owed, debited it at counter 3 and said so (kind 25)."""
+    async def scenario():
+        hub, actor, timed, card_no = await timed_park(store_url, broker)
+        entry, first, finisher = [await gate(hub, broker, tid) for tid in (GATE_IN, GATE_OUT, GATE_OUT + 1)]
+        booth = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, 51, await hub.register_terminal(
+            51, MERCHANT_ICE, frames.ROLE_POS, "kiosk")).connect)
+        detail = R.passage_detail(0, 1, 0xFFFF)
+        entry.record(R.KIND_ENTRY, card_no, 2, 0, 1000, time_s=HOUR, item=timed, card_mac=b"EEEE",
+                     discount_cents=detail)
+        first.record(R.KIND_TIMED_EXIT, card_no, 3, 500, 500, time_s=HOUR + 5400, item=timed, card_mac=b"XXXX",
+                     discount_cents=detail)
+        first.record(R.KIND_DEBIT, card_no, 2, 500, 500, status=R.STATUS_UNCERTAIN, time_s=HOUR + 5400, item=timed,
+                     card_mac=b"D1D1")
+        booth.record(R.KIND_DEBIT, card_no, 2, 150, 850, time_s=HOUR + 5420, card_mac=b"B1B1")
+        finisher.record(R.KIND_DEBIT, card_no, 3, 500, 350, time_s=HOUR + 5460, item=timed, card_mac=b"D2D2")
+        finisher.record(R.KIND_EXIT_FINISHED, card_no, 3, 500, 350, time_s=HOUR + 5460, item=timed,
+                        card_mac=b"XXXX", discount_cents=detail)
+        for term in (entry, first, booth, finisher):
+            term.upload()
+            await asyncio.to_thread(term.wait_acked, max(term.journal))
+        statuses = {(r.terminal_id, r.seq): r.status for r in await hub.storage.records()}
+        assert statuses[(GATE_OUT, 2)] == "voided" and statuses[(GATE_OUT + 1, 1)] == "applied"
+        assert (await hub.storage.card(card_no)).shadow_balance_cents == 350      # the sale and the charge, once
+        assert (await occupancy.check(hub.storage, actor)).ok                     # the exit's charge is booked
+        assert (await audit.check(hub.storage)).ok
+        for term in (entry, first, booth, finisher):
+            term.close()
+        await hub.stop()
+    run(scenario())

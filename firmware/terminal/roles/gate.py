@@ -7,7 +7,9 @@ a passage record PENDING, the ticket's next state written over the slot not in
 force, the record COMMITTED, the relay opened. A timed exit writes the exit
 first, naming the wallet counter of its charge, then debits the wallet (an
 ordinary debit record, terminal/wallet.py): any gate that finds such an exit
-whose debit never landed collects it, once (SPEC.md §3.13).
+whose debit never landed collects it, once, whatever the day and whoever wrote
+the wallet since (SPEC.md §3.13); an exit gate opens again for a plain exit of
+its area under five minutes old, whose turnstile may not have turned (§3.14).
 Refusals are journalled too (kind 22, one per card and reason a minute), so the
 hub sees every one. Only a gate imports this module; its config is the tail of
 the hub's T_CONFIG (protocol.ticket.GateConfig, SPEC.md §5.8).
