@@ -207,9 +207,10 @@ def passage_landed(uncertain, later):
 
 
 def evidence_counters(uncertain):
-    """The ticket counters of records that can settle an uncertain passage (passage_landed)."""
+    """The ticket counters of records that can settle an uncertain passage (passage_landed), its own first: a
+    record of it shows the slot itself."""
     k = uncertain.card_counter
-    return sorted({(k - 1) % card.COUNTER_MODULUS, k, (k + 1) % card.COUNTER_MODULUS})
+    return k, (k + 1) % card.COUNTER_MODULUS, (k - 1) % card.COUNTER_MODULUS
 
 
 def passage_facts(rec):
