@@ -486,6 +486,15 @@ def test_a_charge_still_owed_at_the_nightly_reset_is_collected_the_next_day(tmp_
     assert done.ok and done.charge_cents == 0 and card_balance(PARK, vc).balance_cents == 200   # taken once
 
 
+def test_a_charge_owed_from_an_earlier_day_is_collected_before_the_entry_at_a_gate_of_both_ways(tmp_path):
+    first_gate, vc = _owing_exit(tmp_path)
+    both = Rig(tmp_path / "both", t.DIRECTION_BOTH, terminal_id=33)
+    both.now = both.wallet.last_hub_contact_s = both.wallet.blacklist_updated_s = first_gate.now + 86400
+    out = both.tap(vc)
+    assert out.ok and out.direction == t.DIRECTION_ENTRY and out.charge_cents == 1000 and ticket_state(vc).inside
+    assert card_balance(PARK, vc).balance_cents == 200
+
+
 @pytest.mark.parametrize("amount_cents", [150, -1])
 def test_a_booth_or_desk_write_before_a_torn_exits_debit_neither_loses_nor_doubles_the_charge(tmp_path,
                                                                                            amount_cents):

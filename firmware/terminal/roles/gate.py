@@ -130,10 +130,10 @@ class Gate:
         listed = cr.slot.locked or bool(cr.info.flags & card.FLAG_RETURNED) or wa.blacklist.contains(cr.info.card_no)
         torn = None if listed else rules.torn_exit(info, tk.slots, slot, gate, cr, now)
         if not direction:
+            # An owed charge of an earlier day is collected before the entry its visitor came for (SPEC.md §3.11).
             direction = gate.direction if gate.direction != t.DIRECTION_BOTH else (
-                LEAVE if (torn is not None and slot.pay_counter is not None) or (slot is not None and slot.inside
-                                               and gate.park_day(slot.last_time_s) == gate.park_day(now))
-                else ENTER)
+                LEAVE if slot is not None and gate.park_day(slot.last_time_s) == gate.park_day(now) and (
+                    slot.inside or (torn is not None and slot.pay_counter is not None)) else ENTER)
         if torn is not None and slot.pay_counter is None and direction != LEAVE:
             torn = None         # a plain exit not walked opens again at an exit only (SPEC.md §3.14)
         charge = 0
