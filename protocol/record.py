@@ -41,7 +41,7 @@ KIND_ENTRY = 20
 KIND_EXIT = 21
 KIND_REFUSAL = 22     # nothing written; the reason code in the detail field
 KIND_TIMED_EXIT = 23  # an exit priced by the time inside; the money moved by the debit record just after it
-KIND_EXIT_FINISHED = 25  # a timed exit found on the card, torn before its charge landed or its gate opened, finished
+KIND_EXIT_FINISHED = 25  # an exit found on the card, torn before its charge landed or its gate opened, finished
 PASSAGE_KINDS = (KIND_ENTRY, KIND_EXIT, KIND_REFUSAL, KIND_TIMED_EXIT, KIND_EXIT_FINISHED)
 KINDS = (KIND_DEBIT, KIND_TOPUP, KIND_REFUND, KIND_CASHOUT, KIND_TRANSFER_OUT, KIND_TRANSFER_IN,
          KIND_ISSUE, KIND_LOCK, KIND_ATTEMPT, KIND_PAYOUT, KIND_CREDIT, KIND_SALE_LINE, KIND_SHIFT,

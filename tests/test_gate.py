@@ -450,3 +450,138 @@ def test_an_entry_pulled_at_every_card_command_leaves_one_committed_entry_that_i
         assert len(committed) == 1 and committed[0].card_mac == ticket_state(vc).mac, (n, entries)
         assert all(st in (jr.COMMITTED, jr.VOIDED) for st, _r in entries), n
         assert not [r for _st, r in _journal(rig) if r.kind == KIND_REFUSAL], n
+
+
+def _owing_exit(tmp_path):
+    """A timed exit written on the card whose debit never landed (the card left at the wallet write): (gate, card)."""
+    first_gate, vc, first = _pulled_timed_exit(tmp_path / "first", _timed_exit_commands(tmp_path).index(0xA0) + 3)
+    assert first.reason == w.UNCERTAIN and card_balance(PARK, vc).balance_cents == 1200
+    assert ticket_state(vc).charge_landed(card_balance(PARK, vc).counter) is False
+    first_gate.field.remove(vc)
+    return first_gate, vc
+
+
+def _booth_sale(tmp_path, vc, now, amount_cents=300):
+    """A booth (which never reads sector 3) takes amount_cents off the card: the wallet counter moves on."""
+    booth = Rig(tmp_path / "booth", terminal_id=60)
+    booth.now = now
+    booth.field.add(vc)
+    sold = booth.wallet.debit(amount_cents)
+    booth.field.remove(vc)
+    assert sold.ok, sold
+    return booth
+
+
+def test_a_charge_still_owed_at_the_nightly_reset_is_collected_the_next_day(tmp_path):
+    first_gate, vc = _owing_exit(tmp_path)
+    entry = Rig(tmp_path / "entry", t.DIRECTION_ENTRY, terminal_id=33)
+    entry.now = entry.wallet.last_hub_contact_s = entry.wallet.blacklist_updated_s = first_gate.now + 86400
+    out = entry.tap(vc)
+    assert out.ok and out.charge_cents == 1000 and ticket_state(vc).inside           # the reset kept the debt
+    assert card_balance(PARK, vc).balance_cents == 200
+    assert [r.kind for _st, r in _journal(entry)] == [KIND_DEBIT, KIND_EXIT_FINISHED, KIND_ENTRY]
+    assert _journal(entry)[1][1].amount_cents == 1000
+    entry.now += 1800           # inside the included hour: free
+    done = entry.tap(vc, t.DIRECTION_EXIT)
+    assert done.ok and done.charge_cents == 0 and card_balance(PARK, vc).balance_cents == 200   # taken once
+
+
+def test_a_charge_owed_from_an_earlier_day_is_collected_before_the_entry_at_a_gate_of_both_ways(tmp_path):
+    first_gate, vc = _owing_exit(tmp_path)
+    both = Rig(tmp_path / "both", t.DIRECTION_BOTH, terminal_id=33)
+    both.now = both.wallet.last_hub_contact_s = both.wallet.blacklist_updated_s = first_gate.now + 86400
+    out = both.tap(vc)
+    assert out.ok and out.direction == t.DIRECTION_ENTRY and out.charge_cents == 1000 and ticket_state(vc).inside
+    assert card_balance(PARK, vc).balance_cents == 200
+
+
+@pytest.mark.parametrize("amount_cents", [150, -1])
+def test_a_booth_or_desk_write_before_a_torn_exits_debit_neither_loses_nor_doubles_the_charge(tmp_path,
+                                                                                           amount_cents):
+    first_gate, vc = _owing_exit(tmp_path)
+    if amount_cents > 0:
+        _booth_sale(tmp_path, vc, first_gate.now + 30, amount_cents)       # it takes the charge's wallet counter
+    else:       # a desk's top-up of 5.00 takes it: the balance rises
+        keys = card.CardKeys(PARK, vc.uid)
+        before = card_balance(PARK, vc)
+        other = 5 if before.counter % 2 == 0 else 6
+        vc.blocks[other][:] = before.next(before.balance_cents + 500, before.spend_day, before.day_spend_cents,
+                                          1).encode(keys, other)
+    paid_before = card_balance(PARK, vc).balance_cents
+    other = Rig(tmp_path / "other", t.DIRECTION_EXIT, terminal_id=32)
+    other.now = first_gate.now + 60
+    out = other.tap(vc)
+    assert out.ok and out.charge_cents == 1000 and card_balance(PARK, vc).balance_cents == paid_before - 1000
+    assert [(r.kind, r.amount_cents) for _st, r in _journal(other)] == [(KIND_DEBIT, 1000), (KIND_EXIT_FINISHED, 1000)]
+    again = Rig(tmp_path / "again", t.DIRECTION_EXIT, terminal_id=34)
+    again.now = other.now + 30
+    out = again.tap(vc)
+    assert out.ok and out.charge_cents == 0 and card_balance(PARK, vc).balance_cents == paid_before - 1000
+
+
+def test_a_charge_that_landed_before_a_booth_sale_is_not_taken_again(tmp_path):
+    rig = Rig(tmp_path / "gate", t.DIRECTION_BOTH)
+    vc = ticket_card(TIMED, t.TYPE_TIMED, from_day=0, to_day=0, balance=3000)
+    assert rig.tap(vc).ok
+    rig.now += 2 * 3600 - 60
+    assert rig.tap(vc).charge_cents == 1000
+    rig.field.remove(vc)
+    _booth_sale(tmp_path, vc, rig.now + 30, 1000)        # a sale of the charge's amount, one write after it
+    other = Rig(tmp_path / "other", t.DIRECTION_EXIT, terminal_id=32)
+    other.now = rig.now + 60
+    out = other.tap(vc)
+    assert out.ok and out.charge_cents == 0 and card_balance(PARK, vc).balance_cents == 1000
+
+
+def test_an_exit_written_but_not_walked_opens_again_at_an_exit_gate_of_its_area_for_five_minutes(tmp_path):
+    rig = Rig(tmp_path / "in", t.DIRECTION_ENTRY)
+    vc = ticket_card(area=0)        # a ticket for every area
+    assert rig.tap(vc).ok
+    out = Rig(tmp_path / "out", t.DIRECTION_EXIT, terminal_id=32)
+    out.now = rig.now + 3600
+    assert out.tap(vc).ok and not ticket_state(vc).inside      # the card says outside: the turnstile did not turn
+    state = ticket_state(vc)
+    other = Rig(tmp_path / "other", t.DIRECTION_EXIT, terminal_id=34)
+    other.now = out.now + 120
+    again = other.tap(vc)
+    assert again.ok and again.direction == t.DIRECTION_EXIT and other.relay.openings == [3000]
+    assert ticket_state(vc).mac == state.mac                     # nothing written: the card already says outside
+    assert [(r.kind, r.amount_cents, r.card_counter, r.card_mac) for r in other.records()] == [
+        (KIND_EXIT_FINISHED, 0, state.counter, state.mac)]
+    elsewhere = Rig(tmp_path / "elsewhere", t.DIRECTION_EXIT, terminal_id=35, area=2)
+    elsewhere.now = out.now + 120
+    assert elsewhere.tap(vc).reason == t.REASON_NOT_INSIDE       # another area's exit: it was never inside there
+    other.now = out.now + 300
+    assert other.tap(vc).reason == t.REASON_NOT_INSIDE           # five minutes on: the visitor goes to the desk
+    both = Rig(tmp_path / "both", t.DIRECTION_BOTH, terminal_id=36)
+    both.now = out.now + 60
+    assert both.tap(vc).direction == t.DIRECTION_ENTRY           # a card outside enters at a gate of both ways
+
+
+def test_a_collection_after_a_booth_sale_pulled_at_every_command_is_charged_once(tmp_path):
+    def owing(path):
+        first_gate, vc = _owing_exit(path)
+        _booth_sale(path, vc, first_gate.now + 30, 150)
+        collector = Rig(path / "collector", t.DIRECTION_EXIT, terminal_id=32)
+        collector.now = first_gate.now + 60
+        return collector, vc
+    collector, vc = owing(tmp_path / "count")
+    collector.field.add(vc)
+    assert collector.gate.tap().charge_cents == 1000
+    commands = len(collector.chip.log)
+    for n in range(1, commands + 2):
+        collector, vc = owing(tmp_path / ("n%d" % n))
+        collector.field.add(vc)
+        collector.field.remove_after(n)
+        first = collector.gate.tap()
+        collector.field.remove(vc)
+        last = Rig(tmp_path / ("last%d" % n), t.DIRECTION_EXIT, terminal_id=34)
+        last.now = collector.now + 30
+        out = last.tap(vc)
+        assert out.ok, (n, first, out)
+        assert card_balance(PARK, vc).balance_cents == 50, n            # 12.00 − 1.50 at the booth − 10.00 once
+        # Every debit not voided claims the wallet counter after the booth's: the hub books one of them (§4.8).
+        booth_counter = card_balance(PARK, vc).counter - 1
+        debits = [r for rig in (collector, last) for st, r in _journal(rig) if r.kind == KIND_DEBIT
+                  and st != jr.VOIDED]
+        assert debits and {(r.card_counter, r.amount_cents) for r in debits} == {(booth_counter + 1, 1000)}, n

@@ -177,3 +177,33 @@ def test_a_ticket_sale_the_desk_fails_takes_no_money_and_one_it_writes_books_its
     assert ("ticket 2 (product 1) written onto card %d at desk terminal %d: take CNY 120.00 in cash"
             % (card_no, DESK_ID)) in sold.output
     assert [(x.serial, x.state, x.from_day) for x in after_sale] == [(1, "failed", 20820), (2, "written", 20820)]
+
+
+
+async def _uncertain_then_settled(db, settle):
+    """A gate's entry uploaded uncertain (ticket counter 2); with settle, the card's exit at another gate after it."""
+    hub = await Hub(db).open()
+    await hub.add_merchant(MERCHANT_PARK, "Park desk", 0)
+    await hub.add_merchant(MERCHANT_ICE, "Gates", 0)
+    await hub.register_terminal(DESK_ID, MERCHANT_PARK, frames.ROLE_DESK, "front desk")
+    uid = b"\x04\x01\x02\x07"
+    card_no = (await desk_issued(hub, uid, 1000)).card_no
+    now = int(time.time())
+    for terminal_id, kind, counter, status in [(GATE, R.KIND_ENTRY, 2, R.STATUS_UNCERTAIN),
+                                               (GATE + 1, R.KIND_EXIT, 3, R.STATUS_COMMITTED)][:1 + settle]:
+        key = await hub.register_terminal(terminal_id, MERCHANT_ICE, frames.ROLE_GATE, "gate %d" % terminal_id)
+        rec = R.Record(kind, terminal_id, 1, now - 600 + counter, card_no, uid, counter, 0, 1000, item=1,
+                       discount_cents=R.passage_detail(0, 2, 0xFFFF), card_mac=bytes([counter]) * 4)
+        await hub.ingest.apply_local(terminal_id, [(status, rec.encode(R.record_mac_for(key)))])
+    await hub.stop()
+
+
+@pytest.mark.parametrize("settle", [False, True])
+def test_gate_check_counts_the_passages_still_uncertain_until_the_cards_next_passage_settles_them(tmp_path, settle):
+    db = str(tmp_path / "hub.db")
+    asyncio.run(_uncertain_then_settled(db, settle))
+    check = cli(db, "gate", "check")
+    assert check.exit_code == 0, check.output
+    assert ("1 passages uncertain" in check.output) is not settle
+    areas = [row.split(",")[:2] for row in cli(db, "occupancy", "--csv").output.splitlines()[1:]]
+    assert areas == ([["2", "0"]] if settle else [])       # settled: its entry and the exit after it both count

@@ -1,7 +1,8 @@
 """End to end: tickets sold at the desk, gates running the firmware on virtual readers, real Mosquitto, the hub.
 
-Entry and exit online and offline, anti-passback both ways, a timed exit that debits the wallet, refusals with
-their reasons, and occupancy equal to the records after a gate that was offline reconnects."""
+Entry and exit online and offline, anti-passback both ways, an exit not walked opened again, a timed exit that
+debits the wallet, refusals with their reasons, and occupancy equal to the records after a gate that was offline
+reconnects."""
 
 import asyncio
 import time
@@ -37,7 +38,12 @@ def test_tickets_sold_at_the_desk_pass_gates_online_and_offline_and_occupancy_ma
             assert entry.pass_gate(a.virtual).ok
             assert entry.pass_gate(a.virtual).reason == t.REASON_ALREADY_INSIDE
             assert exit_.pass_gate(a.virtual).ok
+            # the turnstile did not turn (the visitor turned back): the exit opens again for 300 s (SPEC.md §3.14)
+            again = exit_.pass_gate(a.virtual)
+            assert again.ok and again.charge_cents == 0
+            exit_.board.clock_offset_s += 300
             assert exit_.pass_gate(a.virtual).reason == t.REASON_NOT_INSIDE
+            exit_.board.clock_offset_s -= 300
             # offline: the entry gate is cut off and still decides from the card alone
             entry.relay.cut()
             await sim.wait_for(lambda: not entry.terminal.client.connected, 10, "gate still connected")
@@ -68,7 +74,8 @@ def test_tickets_sold_at_the_desk_pass_gates_online_and_offline_and_occupancy_ma
             assert refused == {"already_inside": 2, "not_inside": 1}
             kinds = [r.kind for g in sim.gates for r in await hub.storage.records(g.terminal_id)]
             assert sorted(kinds) == sorted([R.KIND_ENTRY] * 3 + [R.KIND_REFUSAL] * 3 + [R.KIND_EXIT, R.KIND_DEBIT,
-                                                                                       R.KIND_TIMED_EXIT])
+                                                                                       R.KIND_TIMED_EXIT,
+                                                                                       R.KIND_EXIT_FINISHED])
             assert await sim.card_mismatches() == []
             assert (await sim.ledger_report()).ok
             merchant = await hub.storage.account_balance("merchant:%d" % GATE_MERCHANT_ID)

@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import REPO
-from protocol import card, ticket as t
+from protocol import card, record as R, ticket as t
 from sim.cards import card_balance, issued_card
 from sim.chip_server import ChipServer
 from test_firmware_micropython import parse
@@ -45,6 +45,7 @@ def test_gate_passages_on_micropython_at_the_esp32_heap(micropython, tmp_path):
     assert (got["torn_exit_reason"], got["finish_ok"], got["finish_charge"], got["finish_balance"]) == (
         "uncertain", "1", "1000", "200")
     assert timed_balance == 200
+    assert (got["not_walked_ok"], got["not_walked_kind"]) == ("1", str(R.KIND_EXIT_FINISHED))     # SPEC.md §3.14
 
 
 @pytest.mark.micropython

@@ -190,3 +190,77 @@ def test_the_occupancy_check_names_a_timed_exit_whose_charge_no_debit_booked(sto
         term.close()
         await hub.stop()
     run(scenario())
+
+
+# SPEC.md §4.17: an uncertain passage is settled by the card's next passage at another gate.
+SETTLED_BY = {
+    # the next record at gate 43: (kind, ticket counter, card_mac, reason, entries_left, time) -> the entry's fate
+    "an exit after it": ((R.KIND_EXIT, 3, b"XXXX", 0, 4, HOUR + 3600), "applied", 0),
+    "another gate's entry of its counter": ((R.KIND_ENTRY, 2, b"BBBB", 0, 4, HOUR + 60), "voided", 1),
+    "a refusal showing it in force": ((R.KIND_REFUSAL, 2, b"EEEE", t.REASON_ALREADY_INSIDE, 4, HOUR + 60),
+                                      "applied", 1),
+    "a refusal showing the state before it": ((R.KIND_REFUSAL, 1, b"SSSS", t.REASON_NOT_INSIDE, 5, HOUR + 60),
+                                              "voided", 0),
+    "an exit not continuing its entries": ((R.KIND_EXIT, 3, b"XXXX", 0, 3, HOUR + 3600), "uncertain", -1),
+}
+
+
+@pytest.mark.parametrize("evidence_first", [False, True])
+@pytest.mark.parametrize("case", sorted(SETTLED_BY))
+def test_an_uncertain_passage_is_settled_by_the_cards_next_passage_at_another_gate(store_url, broker, case,
+                                                                                   evidence_first):
+    async def scenario():
+        hub = await start_hub(store_url, broker.host, broker.port)
+        actor = hub.actor()
+        count = await tickets.add_product(hub.storage, actor, "Ten visits", "count", area=1, entries=10)
+        card_no = (await desk_issued(hub, b"\x01\x02\x03\x04", 1000)).card_no
+        first, other = await gate(hub, broker, GATE_IN), await gate(hub, broker, GATE_OUT + 1)
+        first.record(R.KIND_ENTRY, card_no, 2, 0, 1000, status=R.STATUS_UNCERTAIN, time_s=HOUR, item=count,
+                     card_mac=b"EEEE", discount_cents=R.passage_detail(0, 1, 4))
+        (kind, counter, mac, reason, left, time_s), status, inside = SETTLED_BY[case]
+        other.record(kind, card_no, counter, 0, 1000, time_s=time_s, item=count, card_mac=mac,
+                     discount_cents=R.passage_detail(reason, 1, left))
+        for term in ([other, first] if evidence_first else [first, other]):
+            term.upload()
+            await asyncio.to_thread(term.wait_acked, 1)
+        statuses = {(r.terminal_id, r.seq): r.status for r in await hub.storage.records()}
+        assert (statuses[(GATE_IN, 1)], statuses[(GATE_OUT + 1, 1)]) == (status, "applied")
+        assert (await occupancy.occupancy(hub.storage, actor)).total == inside
+        assert (await occupancy.check(hub.storage, actor)).ok
+        for term in (first, other):
+            term.close()
+        await hub.stop()
+    run(scenario())
+
+
+def test_a_torn_exits_charge_collected_after_a_booth_took_its_wallet_counter_is_booked_once(store_url, broker):
+    """SPEC.md §3.13: gate 42 wrote the exit (owing 5.00 at wallet counter 2) and lost the card; a booth's sale
+    took counter 2; gate 43 found the charge still owed, debited it at counter 3 and said so (kind 25)."""
+    async def scenario():
+        hub, actor, timed, card_no = await timed_park(store_url, broker)
+        entry, first, finisher = [await gate(hub, broker, tid) for tid in (GATE_IN, GATE_OUT, GATE_OUT + 1)]
+        booth = await asyncio.to_thread(ScriptedTerminal(broker.host, broker.port, 51, await hub.register_terminal(
+            51, MERCHANT_ICE, frames.ROLE_POS, "kiosk")).connect)
+        detail = R.passage_detail(0, 1, 0xFFFF)
+        entry.record(R.KIND_ENTRY, card_no, 2, 0, 1000, time_s=HOUR, item=timed, card_mac=b"EEEE",
+                     discount_cents=detail)
+        first.record(R.KIND_TIMED_EXIT, card_no, 3, 500, 500, time_s=HOUR + 5400, item=timed, card_mac=b"XXXX",
+                     discount_cents=detail)
+        first.record(R.KIND_DEBIT, card_no, 2, 500, 500, status=R.STATUS_UNCERTAIN, time_s=HOUR + 5400, item=timed,
+                     card_mac=b"D1D1")
+        booth.record(R.KIND_DEBIT, card_no, 2, 150, 850, time_s=HOUR + 5420, card_mac=b"B1B1")
+        finisher.record(R.KIND_DEBIT, card_no, 3, 500, 350, time_s=HOUR + 5460, item=timed, card_mac=b"D2D2")
+        finisher.record(R.KIND_EXIT_FINISHED, card_no, 3, 500, 350, time_s=HOUR + 5460, item=timed,
+                        card_mac=b"XXXX", discount_cents=detail)
+        for term in (entry, first, booth, finisher):
+            term.upload()
+            await asyncio.to_thread(term.wait_acked, max(term.journal))
+        statuses = {(r.terminal_id, r.seq): r.status for r in await hub.storage.records()}
+        assert statuses[(GATE_OUT, 2)] == "voided" and statuses[(GATE_OUT + 1, 1)] == "applied"
+        assert (await hub.storage.card(card_no)).shadow_balance_cents == 350      # the sale and the charge, once
+        assert (await occupancy.check(hub.storage, actor)).ok                     # the exit's charge is booked
+        assert (await audit.check(hub.storage)).ok
+        for term in (entry, first, booth, finisher):
+            term.close()
+        await hub.stop()
+    run(scenario())

@@ -70,20 +70,32 @@ def exit_(info, slot, gate, now, listed, wallet_counter=0):
                         wallet_counter + 1 if charge else None), charge
 
 
-def torn_exit(info, slots, slot, gate, wallet_counter, now):
-    """A charged exit on the card for a gate to finish (SPEC.md §3.13): the charge it still owes (its debit never
-    landed), 0 when the charge landed under EXIT_AGAIN_S ago (the gate opens again), CHARGE_UNKNOWN when it owes
-    a charge no slot left on the card prices; None when there is nothing to finish."""
-    if info is None or slot is None or _common(info, gate, False):
+def torn_exit(info, slots, slot, gate, wallet, now):
+    """An exit on the card for a gate to finish (SPEC.md §3.13, §3.14): the charge a charged exit still owes (its
+    debit never landed, whatever the park day), 0 when the exit's gate may never have opened (a charge that
+    landed, or a plain exit at this area, under EXIT_AGAIN_S ago: the gate opens again), CHARGE_UNKNOWN when it
+    owes a charge no slot left on the card prices; None when there is nothing to finish. wallet is the wallet
+    sector as read (a CardState: both slots and the one in force)."""
+    if info is None or slot is None or slot.inside or _common(info, gate, False):
         return None
-    landed = slot.charge_landed(wallet_counter)
-    if landed is None or gate.park_day(slot.last_time_s) != gate.park_day(now):
-        return None         # the nightly reset forgets a charge still owed (SPEC.md §3.13, known limits)
-    if landed:
-        return 0 if 0 <= now - slot.last_time_s < EXIT_AGAIN_S else None
+    w = wallet.slot
+    landed = slot.charge_landed(w.counter)
+    again = gate.park_day(slot.last_time_s) == gate.park_day(now) and 0 <= now - slot.last_time_s < EXIT_AGAIN_S
+    if landed is None:      # a plain exit: its turnstile may not have turned (§3.14)
+        return 0 if again and slot.day_entries and slot.area == gate.area else None
     entered = t.entry_before(slots, slot)
-    if entered is None:
-        return CHARGE_UNKNOWN
-    p = gate.product(info.product)
-    return t.timed_charge_cents(slot.last_time_s - entered.last_time_s, p.included_min, p.interval_min,
-                                p.interval_price_cents)
+    charge = CHARGE_UNKNOWN
+    if entered is not None:
+        p = gate.product(info.product)
+        charge = t.timed_charge_cents(slot.last_time_s - entered.last_time_s, p.included_min, p.interval_min,
+                                      p.interval_price_cents)
+    if landed and charge > 0 and w.counter & t.PAY_COUNTER_MASK == slot.pay_counter:
+        # The write of the charge's counter took something else: another terminal wrote it first (a booth's
+        # sale, a desk's top-up), so the charge is still owed.
+        for other in wallet.slots:
+            if other is not None and (other.counter + 1) & 0xFFFF == w.counter \
+                    and other.balance_cents - w.balance_cents != charge:
+                landed = False
+    if landed:
+        return 0 if again else None
+    return charge

@@ -57,8 +57,8 @@ def passages():
     mac = record_mac_for(TERMINAL_KEY)
     recs = [Record(KIND_ENTRY, 31, 1, TIME_S, 700, UID, 2, 0, 1200, 5, passage_detail(0, 2, 9), 1, 3,
                    b"\x01\x02\x03\x04"),
-            Record(KIND_REFUSAL, 31, 2, TIME_S + 5, 700, UID, 2, 0, 1200, 5,
-                   passage_detail(t.REASON_ALREADY_INSIDE, 2, 9), 0, 3),
+            Record(KIND_REFUSAL, 31, 2, TIME_S + 5, 700, UID, 2, 0, 1200, 5,     # the slot in force's MAC, §4.9
+                   passage_detail(t.REASON_ALREADY_INSIDE, 2, 9), 0, 3, b"\x01\x02\x03\x04"),
             Record(KIND_TIMED_EXIT, 32, 9, TIME_S + 7200, 700, UID, 3, 1000, 200, 5, passage_detail(0, 2, 9), 0, 3,
                    b"\xaa\xbb\xcc\xdd"),
             Record(KIND_EXIT_FINISHED, 33, 4, TIME_S + 7230, 700, UID, 3, 1000, 200, 5, passage_detail(0, 2, 9), 1,

@@ -25,7 +25,7 @@ mount_littlefs(device, "/flash", format=True)
 
 from protocol import card, ticket as t
 from protocol.config import ROLE_GATE, Config
-from protocol.record import RECORD_SIZE, record_mac_for
+from protocol.record import RECORD_SIZE, Record, record_mac_for
 from sim.spi_link import ChipLink, LinkedPin, LinkedSpi
 from terminal import journal as jr
 from terminal.blacklist import Blacklist
@@ -158,6 +158,20 @@ finished, finish_commands, finish_us, finish_heap = measured(rebooted, 1)
 print("torn_exit_reason=%s finish_ok=%d finish_charge=%d finish_balance=%d" % (
     torn_exit.reason, finished.ok and again_in.ok, finished.charge_cents, finished.balance_cents))
 print("finish_card_commands=%d finish_us=%d finish_heap=%d" % (finish_commands, finish_us, finish_heap))
+# An exit written but not walked (SPEC.md §3.14): the card says outside; the exit opens again, writing nothing,
+# and journals one finished-exit record (kind 25) naming that exit.
+clock[0] += 60
+passed = []
+for direction in (t.DIRECTION_ENTRY, t.DIRECTION_EXIT, t.DIRECTION_EXIT):
+    link.control("add 0")
+    passage = gate.tap(direction)
+    link.control("remove 0")
+    passed.append(passage.ok)
+    clock[0] += 60
+kinds = []
+journal.each_after(passage.seq - 1,
+                   lambda seq, buf, at: kinds.append(Record.decode(bytes(buf[at:at + RECORD_SIZE])).kind))
+print("not_walked_ok=%d not_walked_kind=%d" % (all(passed) and len(kinds) == 1, kinds[0] if kinds else 0))
 print("journal_depth=%d" % journal.depth())
 gc.collect()
 print("heap_free=%d" % gc.mem_free())

@@ -94,6 +94,8 @@ def main(path):
         expect(rec.kind in PASSAGE_KINDS and hexlify(rec.encode(mac)).decode() == raw, "passage %d" % rec.seq)
     first = Record.decode(unhexlify(v["passages"][1]), mac)
     expect(passage_fields(first) == (t.REASON_ALREADY_INSIDE, 2, 9), "refusal detail")
+    entry = Record.decode(unhexlify(v["passages"][0]), mac)     # a refusal names the slot in force (SPEC.md §4.9)
+    expect((first.card_counter, first.card_mac) == (entry.card_counter, entry.card_mac), "refusal slot")
     expect(sorted(t.REASON_NAMES) == sorted(int(k) for k in v["reasons"]) and all(
         t.REASON_NAMES[int(k)] == name for k, name in v["reasons"].items()), "reason codes")
     print("ticket vectors ok", checks[0])

@@ -7,7 +7,9 @@ a passage record PENDING, the ticket's next state written over the slot not in
 force, the record COMMITTED, the relay opened. A timed exit writes the exit
 first, naming the wallet counter of its charge, then debits the wallet (an
 ordinary debit record, terminal/wallet.py): any gate that finds such an exit
-whose debit never landed collects it, once (SPEC.md §3.13).
+whose debit never landed collects it, once, whatever the day and whoever wrote
+the wallet since (SPEC.md §3.13); an exit gate opens again for a plain exit of
+its area under five minutes old, whose turnstile may not have turned (§3.14).
 Refusals are journalled too (kind 22, one per card and reason a minute), so the
 hub sees every one. Only a gate imports this module; its config is the tail of
 the hub's T_CONFIG (protocol.ticket.GateConfig, SPEC.md §5.8).
@@ -126,12 +128,14 @@ class Gate:
         now = wa.clock()
         info, slot = tk.info, tk.slot
         listed = cr.slot.locked or bool(cr.info.flags & card.FLAG_RETURNED) or wa.blacklist.contains(cr.info.card_no)
-        torn = None if listed else rules.torn_exit(info, tk.slots, slot, gate, cr.slot.counter, now)
+        torn = None if listed else rules.torn_exit(info, tk.slots, slot, gate, cr, now)
         if not direction:
+            # An owed charge of an earlier day is collected before the entry its visitor came for (SPEC.md §3.11).
             direction = gate.direction if gate.direction != t.DIRECTION_BOTH else (
-                LEAVE if torn is not None or (slot is not None and slot.inside
-                                               and gate.park_day(slot.last_time_s) == gate.park_day(now))
-                else ENTER)
+                LEAVE if slot is not None and gate.park_day(slot.last_time_s) == gate.park_day(now) and (
+                    slot.inside or (torn is not None and slot.pay_counter is not None)) else ENTER)
+        if torn is not None and slot.pay_counter is None and direction != LEAVE:
+            torn = None         # a plain exit not walked opens again at an exit only (SPEC.md §3.14)
         charge = 0
         if torn is not None and (direction == LEAVE or torn):
             charge = torn
@@ -293,7 +297,8 @@ class Gate:
         self._last_refusal = (cr.info.card_no, reason, now)
         slot = tk.slot
         try:
-            seq = self._journal(cr, KIND_REFUSAL, slot.counter if slot is not None else 0, b"\x00" * 4, 0,
+            seq = self._journal(cr, KIND_REFUSAL, slot.counter if slot is not None else 0,
+                                slot.mac if slot is not None else b"\x00" * 4, 0,
                                 cr.slot.balance_cents, tk.info.product if tk.info is not None else 0,
                                 passage_detail(reason, self.config.area, slot.entries_left if slot is not None else 0),
                                 now)

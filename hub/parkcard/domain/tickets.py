@@ -172,6 +172,47 @@ def finishes(finished, exit_rec):
             == (finished.card_no, finished.uid, finished.card_counter, finished.card_mac))
 
 
+WRITE_KINDS = (R.KIND_ENTRY, R.KIND_EXIT, R.KIND_TIMED_EXIT)     # the passages that write the ticket state
+_NO_MAC = bytes(card.MAC_SIZE)
+
+
+def _continues(uncertain, later):
+    """True when a ticket write at the next counter follows the uncertain one's entries_left (SPEC.md §4.17)."""
+    before, after = R.passage_fields(uncertain)[2], R.passage_fields(later)[2]
+    if later.kind == R.KIND_ENTRY and before != t.ENTRIES_UNLIMITED:
+        return after == before - 1
+    return after == before
+
+
+def passage_landed(uncertain, later):
+    """What a later passage record of the same card says of an uncertain passage's ticket write (SPEC.md §4.17):
+    True landed, False not landed, None nothing (another card, or counters that decide nothing)."""
+    if uncertain.kind not in WRITE_KINDS or later.kind not in R.PASSAGE_KINDS or (
+            later.card_no, later.uid) != (uncertain.card_no, uncertain.uid):
+        return None
+    k = uncertain.card_counter
+    if later.kind in WRITE_KINDS:
+        if later.card_counter == k:     # another write of this counter, or this very state read back
+            return later.card_mac == uncertain.card_mac
+        in_force = (later.card_counter - 1) % card.COUNTER_MODULUS
+    else:       # a refusal or a finished exit names the slot in force, with its MAC (zeros: refusals before §4.17)
+        in_force = later.card_counter
+        if in_force == k and later.card_mac != _NO_MAC:
+            return later.card_mac == uncertain.card_mac
+    if in_force == k:
+        return True if _continues(uncertain, later) else None
+    if in_force == (k - 1) % card.COUNTER_MODULUS and later.kind not in WRITE_KINDS and later.time_s > uncertain.time_s:
+        return False    # read after it, the card still held the state before it
+    return None
+
+
+def evidence_counters(uncertain):
+    """The ticket counters of records that can settle an uncertain passage (passage_landed), its own first: a
+    record of it shows the slot itself."""
+    k = uncertain.card_counter
+    return k, (k + 1) % card.COUNTER_MODULUS, (k - 1) % card.COUNTER_MODULUS
+
+
 def passage_facts(rec):
     """(kind, area, reason, product, time) of a passage record: what the passages table must hold for it."""
     reason, area, _left = R.passage_fields(rec)

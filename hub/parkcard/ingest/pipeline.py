@@ -500,11 +500,23 @@ class Ingest:
             self._apply_value(tx, res, state, record_id, rec, entries)
         elif name == RecordStatus.UNCERTAIN and rec.kind not in ledger.NO_WALLET_KINDS:
             self._decide_uncertain(tx, res, record_id, rec, state)    # a passage waits for its copy, §4.9
-        elif name == RecordStatus.UNCERTAIN and rec.kind in ticket_rules.EXIT_KINDS and any(
-                ticket_rules.finishes(R.Record.decode(raw), rec)
-                for raw in tx.records_at(rec.card_no, R.KIND_EXIT_FINISHED, rec.card_counter)):
-            self._settle_uncertain(tx, res, record_id, rec, state, True)     # another gate saw it landed, §4.16
+        elif name == RecordStatus.UNCERTAIN and rec.kind in ticket_rules.WRITE_KINDS:
+            happened = self._passage_evidence(tx, rec)      # another gate's record of the card, §4.16, §4.17
+            if happened is None:
+                res.uncertain_add.add(rec.card_no)
+            else:
+                self._settle_uncertain(tx, res, record_id, rec, state, happened)
         return 0
+
+    def _passage_evidence(self, tx, rec):
+        """What the card's applied passages say of an uncertain passage (ticket_rules.passage_landed), or None."""
+        for counter in ticket_rules.evidence_counters(rec):
+            for kind in R.PASSAGE_KINDS:
+                for raw in tx.records_at(rec.card_no, kind, counter):
+                    happened = ticket_rules.passage_landed(rec, R.Record.decode(raw))
+                    if happened is not None:
+                        return happened
+        return None
 
     def _postings(self, tx, state, rec):
         """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12; a give-back restores what its
@@ -518,8 +530,7 @@ class Ingest:
             # A passage moves no value and its counter is the ticket's, not the wallet's (SPEC.md §4.9).
             tx.add_passage(record_id, rec)
             res.counts["passages"] += 1
-            if rec.kind == R.KIND_EXIT_FINISHED:
-                self._finished_exit(tx, res, rec)
+            self._passage_settles(tx, res, rec)
             return
         if rec.kind == R.KIND_SALE_LINE:
             return      # the detail of the debit after it (SPEC.md §4.11): no value, no wallet counter
@@ -569,13 +580,25 @@ class Ingest:
                     u_rec = R.Record.decode(u_raw)
                     if u_rec.kind not in ledger.NO_WALLET_KINDS:     # the ticket's counters are not the wallet's
                         self._decide_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid))
+                    else:
+                        res.uncertain_add.add(card_no)      # a passage waits for its card's next passage (§4.17)
 
-    def _finished_exit(self, tx, res, rec):
-        """A gate found a timed exit on the card: the uncertain record of that exit happened (SPEC.md §4.16)."""
-        for u_id, u_tid, _u_seq, u_raw, _u_counter in tx.uncertain_records(rec.card_no):
+    def _passage_settles(self, tx, res, rec):
+        """An applied passage settles the card's uncertain passages its ticket counter decides (SPEC.md §4.16,
+        §4.17); the card stays among the uncertain ones while any record of it is left open."""
+        card_no = rec.card_no
+        if not (self.uncertain_every_card or card_no in self.uncertain_cards or card_no in res.uncertain_add):
+            return
+        res.uncertain_looked.add(card_no)
+        for u_id, u_tid, _u_seq, u_raw, _u_counter in tx.uncertain_records(card_no):
+            if u_id in tx.record_status:
+                continue        # settled in this batch by a nested call
             u_rec = R.Record.decode(u_raw)
-            if ticket_rules.finishes(rec, u_rec):
-                self._settle_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid), True)
+            happened = ticket_rules.passage_landed(u_rec, rec)
+            if happened is None:
+                res.uncertain_add.add(card_no)
+            else:
+                self._settle_uncertain(tx, res, u_id, u_rec, self.registry.get(u_tid), happened)
 
     def _shift(self, tx, state, rec):
         """A shift opened with a card that is no staff card of the terminal's merchant: alarmed, the sales stand."""

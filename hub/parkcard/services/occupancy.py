@@ -32,6 +32,7 @@ class PassageCheck:
 
     records: int
     problems: list
+    uncertain: int = 0      # ticket writes still uncertain: their card's next passage settles them (SPEC.md §4.17)
 
     @property
     def ok(self):
@@ -139,7 +140,9 @@ async def check(store, actor):
             problems.append("record %d (term-%d seq %d) is %s, yet counted" % (p.record_id, p.terminal_id, rec.seq,
                                                                             p.status))
     problems += await _unpaid_charges(store, stored)
-    return PassageCheck(len(stored), problems)
+    uncertain = sum(1 for p in stored if p.status == RecordStatus.UNCERTAIN
+                    and R.Record.decode(p.raw).kind in rules.WRITE_KINDS)
+    return PassageCheck(len(stored), problems, uncertain)
 
 
 async def _unpaid_charges(store, stored):
@@ -162,7 +165,7 @@ async def _unpaid_charges(store, stored):
                 used.add((tid, seq))
                 break
         else:
-            problems.append("term-%d seq %d: the timed exit of card %d owes %d cents that no debit booked (its "
-                            "charge was overtaken on the card or lost at the nightly reset, SPEC.md §3.13): collect "
-                            "it at the desk" % (terminal_id, rec.seq, rec.card_no, rec.amount_cents))
+            problems.append("term-%d seq %d: the timed exit of card %d owes %d cents that no debit booked (other "
+                            "wallet writes came before any gate could collect it, SPEC.md §3.13): collect it at the "
+                            "desk" % (terminal_id, rec.seq, rec.card_no, rec.amount_cents))
     return problems
