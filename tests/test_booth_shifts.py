@@ -370,3 +370,25 @@ def test_a_shift_that_gave_back_its_most_reversals_sends_the_next_to_the_desk(tm
     t.role.shift.reversed = [100000 + i for i in range(shift_module.REVERSALS_MAX)]   # as many given back already
     reverse(t, sale.seq, staff, visitor)
     assert t.display.history[-1] == ("Reversals full", "Close the shift") and balance_of(visitor) == 10000 - 350
+
+
+def test_a_staff_list_sent_again_unchanged_writes_nothing_to_flash(tmp_path):
+    t = booth(tmp_path)
+    saves = []
+    t.app.runtime.sync.state = SimpleNamespace(save=lambda: saves.append("state"))
+    kept = t.role.shift.save
+    t.role.shift.save = lambda: (saves.append("shift"), kept())
+    shanghai = (8 * 3600, 0, 8 * 3600)
+    body = hub_frames.staff_body(shanghai, [STAFF_NO, OTHER_STAFF_NO])
+    t.role._on_staff(frames.Frame(frames.T_STAFF, 12, 1, 0, body))
+    assert saves == ["state", "shift"]      # a new list: the counter is spent before the list is kept
+    t.role._on_staff(frames.Frame(frames.T_STAFF, 12, 2, 0, body))     # every sync's answer sends it again
+    assert saves == ["state", "shift"]
+    t.role._on_staff(frames.Frame(frames.T_STAFF, 12, 3, 0, hub_frames.staff_body(shanghai, [STAFF_NO])))
+    assert saves[2:] == ["state", "shift"] and not t.role.shift.allows(OTHER_STAFF_NO)
+    t.role._on_staff(frames.Frame(frames.T_STAFF, 12, 4, 0, hub_frames.staff_body((0, 0, 0), [STAFF_NO])))
+    assert saves[4:] == ["state", "shift"] and t.role.shift.zone == [0, 0, 0]   # the zone alone changed
+    t.role._on_shifts(frames.Frame(frames.T_SHIFTS, 12, 5, 0, hub_frames.shifts_body(False)))
+    assert len(saves) == 6 and not t.role.shift.required
+    t.role._on_shifts(frames.Frame(frames.T_SHIFTS, 12, 6, 0, hub_frames.shifts_body(True)))
+    assert saves[6:] == ["state", "shift"] and t.role.shift.required

@@ -31,6 +31,7 @@ SALES = "sales"                 # the open shift's sales: seq, card_no, amount_c
 SALE_SIZE = 12
 _STAFF = const("staff")         # the merchant's staff card numbers (T_STAFF), u32 each, ascending
 REVERSALS_MAX = const(64)       # reversals one shift keeps track of; past it the desk gives money back
+_COMPARE_BYTES = const(64)
 
 
 def _totals(values):
@@ -110,6 +111,26 @@ class Shift:
             return True
         from protocol.staff_list import staff_holds     # at a staff tap only
         return staff_holds(cards, card_no)
+
+    def holds_staff(self, zone, cards):
+        """True when the zone fields and staff card numbers (u32 bytes) are the T_STAFF list kept already."""
+        if list(zone) != self.zone:
+            return False
+        try:
+            if os.stat(self.path(_STAFF))[6] != len(cards):
+                return False
+        except OSError:
+            return False
+        buf = bytearray(_COMPARE_BYTES)     # compared piecewise: no second copy of a 2 KB list on the heap
+        view = memoryview(cards)
+        at = 0
+        with open(self.path(_STAFF), "rb") as f:
+            while at < len(cards):
+                n = f.readinto(buf)
+                if not n or buf[:n] != view[at:at + n]:
+                    return False
+                at += n
+        return True
 
     def take_staff(self, zone, cards):
         """Keep a T_STAFF list: the park's zone fields and the merchant's staff card numbers (u32 bytes)."""

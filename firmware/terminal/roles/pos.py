@@ -86,14 +86,21 @@ class Role(_Role):
             raise pr.PricesError("flash", "discount rules not stored: %s" % exc)
 
     def _on_shifts(self, frame):
+        required = frames.parse_shifts(frame.body)
+        if required == self.shift.required:
+            return      # sent at every sync; nothing changes, so neither can this frame replayed after a reboot
         self.app.runtime.sync.state.save()
-        self.shift.required = frames.parse_shifts(frame.body)
+        self.shift.required = required
         self.shift.save()
 
     def _on_staff(self, frame):
-        self.app.runtime.sync.state.save()
         from protocol.staff_list import parse_staff     # when the list comes only
         zone, cards = parse_staff(frame.body)
+        if self.shift.holds_staff(zone, cards):
+            # Sent at every sync. The counter is saved only by a frame that changes something: a frame replayed
+            # after a reboot is then one the booth took with nothing changed since, so it changes nothing either.
+            return
+        self.app.runtime.sync.state.save()
         try:
             self.shift.take_staff(zone, cards)
         except OSError as exc:      # the list in force stays; the hub sends it again after the next config
