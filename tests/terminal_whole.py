@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from parkcard.security import secure
 from parkcard.services import tickets
 from parkcard_devkit.testing import MERCHANT_ICE, start_hub
 from parkcard_flash.image import build_image
+from parkcard_flash.romfs import ROMFS_PACKAGES, build_romfs
 
 TERMINAL_ID = 21
 RIDE_PRICE_CENTS = 250
@@ -49,11 +51,48 @@ GATE_HEAP = "214k"
 BLACKLISTED = tuple(range(900001, 900001 + 600))
 
 
+INSTALL_FILES = "files"   # terminal/ and protocol/ on the filesystem: a board without a ROMFS partition
+INSTALL_ROMFS = "romfs"   # terminal/ and protocol/ in the ROMFS image, mapped outside the heap
+ROMFS_MAPPED = REPO / "tests" / "romfs_mapped.py"
+# The host board's modules (tests/mpy/whole_check.py and what it imports), in place of terminal/board.py.
+KIT_MODULES = ("scripts/whole_check.mpy", "scripts/romfs_mount.mpy", "sim/__init__.mpy", "sim/spi_link.mpy")
+
+
 def _image(root):
     """The application as parkcard-flash stages it (boot.py, main.py, terminal/*.mpy, protocol/*.mpy)."""
     build = root / "build"
     build_image(FIRMWARE, REPO / "protocol", build, mpy_cross=str(MICROPYTHON.parent / "mpy-cross"))
     return build / "image"
+
+
+def _lay_out(root, device, install):
+    """The device's filesystem as parkcard-flash leaves it for this install; the ROMFS image's path or None."""
+    image = _image(root)
+    if install == INSTALL_FILES:
+        shutil.copytree(image, device)
+        return None
+    device.mkdir(parents=True)
+    for path in image.iterdir():
+        if path.name not in ROMFS_PACKAGES:      # boot.py and main.py: MicroPython runs them from the filesystem
+            shutil.copy(path, device / path.name)
+    return build_romfs(image, root / "build")
+
+
+def _kit_image(root):
+    """A ROMFS image of the host board's compiled modules (the test kit's stand-in for terminal/board.py)."""
+    import contextlib
+    import io
+
+    from mpremote.romfs import make_romfs
+    compiled, staging = compiled_firmware(), root / "kit"
+    for rel in KIT_MODULES:
+        dest = staging / rel.replace("scripts/", "")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(compiled / rel, dest)
+    with contextlib.redirect_stdout(io.StringIO()):   # make_romfs prints the tree
+        data = make_romfs(str(staging), mpy_cross=False)
+    (root / "kit.img").write_bytes(data)
+    return root / "kit.img"
 
 
 class Park:
@@ -142,9 +181,9 @@ def wallet_card(park_keys, balance_cents=10000, ticket_product=None):
 class WholeTerminal:
     """tests/mpy/whole_check.py in a MicroPython process: the terminal as flashed, running main.main()."""
 
-    def __init__(self, park, root, heap=WHOLE_HEAP, profile=()):
+    def __init__(self, park, root, heap=WHOLE_HEAP, profile=(), install=INSTALL_FILES):
         self.root = Path(root) / "device"
-        shutil.copytree(_image(Path(root)), self.root)
+        romfs = _lay_out(Path(root), self.root, install)
         (self.root / "data").mkdir()
         (self.root / "ca.der").write_bytes(park.secrets.pki.ca_der())
         (self.root / "terminal.json").write_text(json.dumps({
@@ -162,8 +201,12 @@ class WholeTerminal:
         self.chip = ChipServer([wallet_card(keys, ticket_product=park.product)]).__enter__()
         compiled = compiled_firmware()
         env = dict(micropython_env(), MICROPYPATH="%s:%s:.frozen" % (compiled, compiled / "scripts"))
-        self.proc = subprocess.Popen([str(MICROPYTHON), "-X", "heapsize=%s" % heap, "-m", "whole_check",
-                                      str(self.root), str(self.chip.port), *profile],
+        if romfs is None:
+            command = [str(MICROPYTHON), "-X", "heapsize=%s" % heap, "-m", "whole_check"]
+        else:
+            command = [sys.executable, str(ROMFS_MAPPED), str(romfs), "--kit", str(_kit_image(Path(root))),
+                       "-X", "heapsize=%s" % heap, "-c", "import romfs_mount; romfs_mount.run_kit('whole_check')"]
+        self.proc = subprocess.Popen([*command, str(self.root), str(self.chip.port), *profile],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env, cwd=str(compiled))
         self.lines = []
@@ -232,12 +275,12 @@ class WholeTerminal:
         self.chip.__exit__(None, None, None)
 
 
-def run_whole(park, root, heap=WHOLE_HEAP, profile=()):
+def run_whole(park, root, heap=WHOLE_HEAP, profile=(), install=INSTALL_FILES):
     """main.main() at this heap: two taps approved and acked around a blacklist snapshot and a config change.
 
     Returns the terminal's output lines and its heap after tap and sync, and after the config; raises
     AssertionError when the terminal did not get there (a MemoryError among them)."""
-    term = WholeTerminal(park, root, heap, profile)
+    term = WholeTerminal(park, root, heap, profile, install)
     try:
         term.expect(r"screen ParkCard ride\|Price 2\.50")  # the hub's config, after its blacklist snapshot
         version = park.call(park.hub.storage.blacklist_version())
@@ -260,13 +303,13 @@ def run_whole(park, root, heap=WHOLE_HEAP, profile=()):
         term.close()
 
 
-def run_whole_gate(park, root, heap=WHOLE_HEAP, profile=()):
+def run_whole_gate(park, root, heap=WHOLE_HEAP, profile=(), install=INSTALL_FILES):
     """main.main() of an entry gate at this heap: a ticket passes (relay released), the passage is acked, the
     same card is refused as already inside.
 
     Returns the terminal's output lines and its heap after the passage is acked; AssertionError when the
     terminal did not get there (a MemoryError among them)."""
-    term = WholeTerminal(park, root, heap, profile)
+    term = WholeTerminal(park, root, heap, profile, install)
     try:
         term.expect(r"screen Entry\|Tap card")       # the hub's config with its gate tail
         since = term.mark()

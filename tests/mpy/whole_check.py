@@ -5,7 +5,10 @@ usage: micropython -X heapsize=130k -m whole_check ROOT CHIP_PORT [MODULE...]
 
 ROOT is the terminal's filesystem as parkcard-flash leaves it (boot.py, main.py,
 terminal/*.mpy, protocol/*.mpy, terminal.json, ca.der) plus keys/ (a file a secret),
-which stands in for the NVS key store. It is mounted at / as on the ESP32; the
+which stands in for the NVS key store. It is mounted at / as on the ESP32. Run through
+tests/romfs_mapped.py (a board with a ROMFS partition), ROOT has no terminal/ nor
+protocol/: they are in the mapped image, mounted at /rom as the firmware does at
+start-up (romfs_mount.py) before boot.py puts /rom first on the path. The
 virtual RC522 runs in a CPython process (sim/chip_server.py) reached over
 CHIP_PORT. The host board below is the ESP32 board's stand-in: the real
 SSD1306 text display (framebuffer and all) on an I2C bus that only counts
@@ -32,6 +35,7 @@ import asyncio  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 
+from romfs_mount import mount_rom  # noqa: E402
 from sim.spi_link import ChipLink, LinkedPin, LinkedSpi  # noqa: E402
 
 ROOT = sys.argv[1]
@@ -219,6 +223,9 @@ os.umount("/")
 os.mount(os.VfsPosix(ROOT), "/")
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
+mount_rom()  # with a mapped image only: MicroPython mounts a ROMFS partition before boot.py runs
+
+import boot  # noqa: E402,F401 - as the ESP32 runs it at reset (it puts /rom first when there is one)
 
 for name in PROFILE:
     gc.collect()
@@ -226,8 +233,6 @@ for name in PROFILE:
     __import__(name)
     gc.collect()
     print("import %s %d" % (name, gc.mem_alloc() - before))
-
-import boot  # noqa: E402,F401 - as the ESP32 runs it at reset
 
 board = HostBoard()
 asyncio.create_task(commands(board))  # MicroPython's asyncio.run() runs the tasks created before it
