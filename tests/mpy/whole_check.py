@@ -20,7 +20,8 @@ main.main()), and main.main() runs for ever.
 
 Commands on stdin, one a line: `keys 150#` (key presses), `heap` (answered by
 `heap alloc=... free=... live_peak=...` after a collection, live_peak sampled with MODULE names
-only, then micropython.mem_info() and qstr_info()), `quit`.
+only, then micropython.mem_info() and qstr_info()), `file terminal.wallet` (answered by `file PATH`: where an
+imported module was loaded from), `quit`.
 Events on stdout: `screen LINE1|LINE2` whenever the display changes, `relay 1` / `relay 0` when a
 gate's relay is driven.
 """
@@ -216,6 +217,8 @@ async def commands(board):
             print("keys ok")
         elif words[0] == b"heap":
             print(heap_line())
+        elif words[0] == b"file":
+            print("file %s" % sys.modules[words[1].decode()].__file__)
 
 
 # The device's filesystem at /, as the ESP32 mounts its littlefs partition.
