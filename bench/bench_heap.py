@@ -77,10 +77,8 @@ print("imports", gc.mem_alloc() - before)
 def romfs_imports():
     """(from the filesystem, from a ROMFS image) bytes of heap a ride's imports take: in place, bytecode and
     constants stay in the image (MicroPython's VfsRom; on an ESP32 a flash partition, mapped)."""
-    import contextlib
-    import io
     import shutil
-    from mpremote.romfs import make_romfs
+    from parkcard_flash.romfs import pack
     root = compiled_firmware()
     figures = []
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as tmp:
@@ -90,9 +88,7 @@ def romfs_imports():
             rel = rel / "__init__.mpy" if (root / rel).is_dir() else rel.with_suffix(".mpy")
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / rel, src / rel)
-        with contextlib.redirect_stdout(io.StringIO()):   # make_romfs prints the tree
-            image = make_romfs(str(src), mpy_cross=False)
-        (Path(tmp) / "rom.img").write_bytes(image)
+        image = pack(src, Path(tmp) / "rom.img").read_bytes()
         code = ["-X", "heapsize=400k", "-c", _IMPORTS_HEAP % (RIDE_MODULES,)]
         for command in ([str(MICROPYTHON)] + code,
                         [sys.executable, str(ROMFS_MAPPED), str(Path(tmp) / "rom.img")] + code):

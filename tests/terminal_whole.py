@@ -24,7 +24,7 @@ from parkcard.security import secure
 from parkcard.services import tickets
 from parkcard_devkit.testing import MERCHANT_ICE, start_hub
 from parkcard_flash.image import build_image
-from parkcard_flash.romfs import ROMFS_PACKAGES, build_romfs
+from parkcard_flash.romfs import ROMFS_PACKAGES, build_romfs, pack
 
 TERMINAL_ID = 21
 RIDE_PRICE_CENTS = 250
@@ -92,19 +92,12 @@ def _lay_out(root, device, install):
 
 def _kit_image(root):
     """A ROMFS image of the host board's compiled modules (the test kit's stand-in for terminal/board.py)."""
-    import contextlib
-    import io
-
-    from mpremote.romfs import make_romfs
     compiled, staging = compiled_firmware(), root / "kit"
     for rel in KIT_MODULES:
         dest = staging / rel.replace("scripts/", "")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(compiled / rel, dest)
-    with contextlib.redirect_stdout(io.StringIO()):   # make_romfs prints the tree
-        data = make_romfs(str(staging), mpy_cross=False)
-    (root / "kit.img").write_bytes(data)
-    return root / "kit.img"
+    return pack(staging, root / "kit.img")
 
 
 class Park:

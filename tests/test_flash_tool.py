@@ -750,11 +750,17 @@ def test_verify_script_finds_a_romfs_install_under_rom(built, tmp_path):
     assert device.check_verify_output(run_on_micropython(tmp_path, script), checked, []) == []
 
 
+def dry_run_with_table(cli_env, tmp_path, name, rows):
+    """`flash --dry-run` with a firmware file named name whose partition table has rows."""
+    runner, bundle, _fw, src, out = cli_env
+    fw = firmware_bin(tmp_path / name, rows)
+    return invoke(runner, "flash", "--port", "/dev/ttyUSB7", "--bundle", bundle, "--micropython", fw,
+                  "--dry-run", "--source", src, "--out", out)
+
+
 def test_cli_dry_run_installs_to_the_romfs_partition_the_firmware_has(cli_env, tmp_path):
-    runner, bundle, fw, src, out = cli_env
-    fw = firmware_bin(tmp_path / "ESP32_GENERIC-ROMFS.bin", ROMFS_TABLE)
-    result = invoke(runner, "flash", "--port", "/dev/ttyUSB7", "--bundle", bundle, "--micropython", fw,
-                    "--dry-run", "--source", src, "--out", out)
+    out = cli_env[4]
+    result = dry_run_with_table(cli_env, tmp_path, "ESP32_GENERIC-ROMFS.bin", ROMFS_TABLE)
     assert result.exit_code == 0, result.output
     assert "install: ROMFS partition 'romfs' at 0x1e0000" in result.output
     assert "write-flash 0x1e0000 %s" % (out / "romfs.img") in result.output
@@ -762,10 +768,8 @@ def test_cli_dry_run_installs_to_the_romfs_partition_the_firmware_has(cli_env, t
 
 
 def test_cli_dry_run_installs_files_when_the_firmware_has_no_romfs_partition(cli_env, tmp_path):
-    runner, bundle, fw, src, out = cli_env
-    fw = firmware_bin(tmp_path / "ESP32_GENERIC.bin", PLAIN_TABLE)
-    result = invoke(runner, "flash", "--port", "/dev/ttyUSB7", "--bundle", bundle, "--micropython", fw,
-                    "--dry-run", "--source", src, "--out", out)
+    out = cli_env[4]
+    result = dry_run_with_table(cli_env, tmp_path, "ESP32_GENERIC.bin", PLAIN_TABLE)
     assert result.exit_code == 0, result.output
     assert "install: files on the filesystem (ESP32_GENERIC.bin has no ROMFS partition)" in result.output
     assert "fs cp -r %s :terminal" % (out / "image/terminal") in result.output
@@ -773,11 +777,8 @@ def test_cli_dry_run_installs_files_when_the_firmware_has_no_romfs_partition(cli
 
 
 def test_cli_refuses_an_application_too_large_for_the_romfs_partition(cli_env, tmp_path):
-    runner, bundle, fw, src, out = cli_env
     tiny = [row if row[0] != b"romfs" else (b"romfs", 1, 0x8F, 0x1E0000, 0x100) for row in ROMFS_TABLE]
-    fw = firmware_bin(tmp_path / "ESP32_GENERIC-ROMFS.bin", tiny)
-    result = invoke(runner, "flash", "--port", "/dev/ttyUSB7", "--bundle", bundle, "--micropython", fw,
-                    "--dry-run", "--source", src, "--out", out)
+    result = dry_run_with_table(cli_env, tmp_path, "ESP32_GENERIC-ROMFS.bin", tiny)
     assert result.exit_code == 2 and "partition holds 256: the application does not fit" in result.output
     assert "Traceback" not in result.output
 

@@ -39,10 +39,18 @@ _MD5_MAGIC = b"\xeb\xeb"
 _TYPE_DATA = 0x01
 
 
-def build_romfs(image_dir, build_dir):
-    """Write build_dir/romfs.img from image_dir's terminal/ and protocol/ (already compiled); return its path."""
+def pack(staging, out):
+    """Write the ROMFS image of the directory staging (its files as they are) to out; return out."""
     from mpremote.romfs import make_romfs
 
+    with contextlib.redirect_stdout(io.StringIO()):   # make_romfs prints the tree it packs
+        data = make_romfs(str(staging), mpy_cross=False)
+    Path(out).write_bytes(data)
+    return Path(out)
+
+
+def build_romfs(image_dir, build_dir):
+    """Write build_dir/romfs.img from image_dir's terminal/ and protocol/ (already compiled); return its path."""
     staging = Path(build_dir) / "romfs"
     if staging.exists():
         shutil.rmtree(staging)  # a module deleted from the tree must not linger in the image
@@ -52,11 +60,7 @@ def build_romfs(image_dir, build_dir):
         if not src.is_dir():
             raise FlashError("%s missing: build the image first (`parkcard-flash build`)" % src)
         shutil.copytree(src, staging / package)
-    with contextlib.redirect_stdout(io.StringIO()):   # make_romfs prints the tree it packs
-        data = make_romfs(str(staging), mpy_cross=False)
-    out = Path(build_dir) / ROMFS_IMAGE
-    out.write_bytes(data)
-    return out
+    return pack(staging, Path(build_dir) / ROMFS_IMAGE)
 
 
 def parse_partition_table(data):
