@@ -26,6 +26,7 @@ MICROPYTHON_OFFSET = "0x1000"  # where the ESP32_GENERIC .bin starts (second-sta
 BAUD_DEFAULT = 460800
 PROVISION_DIR = "provision"
 REQUIRED_NVS_KEYS = ("terminal_key", "transport_key", "broker_password")
+BOOTLOADER_HINT = "if it cannot connect, hold BOOT, press EN, release BOOT, and run again"
 
 
 @dataclass
@@ -114,7 +115,7 @@ def chip_step(port, baud, firmware_name=""):
                 _esptool(port, baud, "flash-id"),
                 check=lambda stdout: chip_mod.problems(chip_mod.parse(stdout)),
                 report=lambda stdout: chip_mod.report(chip_mod.parse(stdout), firmware_name),
-                hint="if it cannot connect, hold BOOT, press EN, release BOOT, and run again")
+                hint=BOOTLOADER_HINT)
 
 
 def partition_table_step(port, baud, build_dir):
@@ -123,7 +124,7 @@ def partition_table_step(port, baud, build_dir):
     return Step("Read the partition table (is there a ROMFS partition for the code?)",
                 _esptool(port, baud, "read-flash", hex(romfs_mod.PARTITION_TABLE_OFFSET),
                          hex(romfs_mod.PARTITION_TABLE_BYTES), str(out)),
-                hint="if it cannot connect, hold BOOT, press EN, release BOOT, and run again")
+                hint=BOOTLOADER_HINT)
 
 
 def romfs_step(port, baud, partition, romfs_image):
@@ -131,7 +132,7 @@ def romfs_step(port, baud, partition, romfs_image):
     return Step("Write the ROMFS image (terminal/, protocol/: %d bytes) to partition %r at 0x%x"
                 % (Path(romfs_image).stat().st_size, partition["label"], partition["offset"]),
                 _esptool(port, baud, "write-flash", hex(partition["offset"]), str(romfs_image)),
-                hint="if it cannot connect, hold BOOT, press EN, release BOOT, and run again")
+                hint=BOOTLOADER_HINT)
 
 
 def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEFAULT, romfs=None):
@@ -147,7 +148,7 @@ def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEF
         steps += [
             chip_step(port, baud, Path(micropython).name),
             Step("Erase the whole flash (MicroPython, files, NVS)", _esptool(port, baud, "erase-flash"),
-                 hint="if it cannot connect, hold BOOT, press EN, release BOOT, and run again"),
+                 hint=BOOTLOADER_HINT),
             Step("Write MicroPython %s at %s" % (Path(micropython).name, MICROPYTHON_OFFSET),
                  _esptool(port, baud, "write-flash", MICROPYTHON_OFFSET, str(micropython)),
                  hint="check the .bin is the ESP32_GENERIC build for a classic ESP32"),
