@@ -3,7 +3,9 @@
 Shared by tests/test_terminal_whole.py and bench/bench_heap.py. A `Park` is a secure Mosquitto (TLS,
 passwords, ACL), a hub on SQLite with the park's keys and a ride terminal registered; `WholeTerminal`
 is tests/mpy/whole_check.py running main.main() in its own MicroPython process, on a filesystem
-laid out as the flash tool leaves it, with the virtual RC522 served from this process.
+laid out as the flash tool leaves it, with the virtual RC522 served from this process. Two installs: files
+(terminal/ and protocol/ on the filesystem: a firmware without a ROMFS partition) and romfs (the flash tool's
+ROMFS image mapped outside the heap by tests/romfs_mapped.py, as an ESP32 maps its ROMFS partition).
 """
 
 import asyncio
@@ -46,16 +48,14 @@ WHOLE_HEAP = "180k"
 # `pytest tests/test_terminal_whole.py -k romfs -s` at other heaps it passes at 126 KB and fails at 122 KB (the
 # blacklist snapshot no longer lands); the imports take about 75 KB there instead of 113 KB. 4 KB above 126.
 ROMFS_HEAP = "130k"
-# A gate's budget: the whole gate (its role module: ticket rules, passages, torn timed exits, the lock) does not
-# fit in WHOLE_HEAP; measured with `pytest tests/test_terminal_whole.py -k gate -s` at other GATE_HEAP values it
-# passes at 210 KB and fails at 206 KB. It passed at 194 KB until the park-day module, the booth's staff list and
-# the torn-exit rules added the names that make MicroPython allocate its next qstr pool (about 15 KB at once).
-# 4 KB above that. bench/bench_heap.py bisects it; the test runs the gate from ROMFS (GATE_ROMFS_HEAP).
-GATE_HEAP = "214k"
-# The whole gate from ROMFS: measured at fixed heaps it passes at 152 KB (and 156, 162) and fails at 148 KB (a
-# MemoryError before the first passage). Its 130k target is out of reach from here: its names fill a seventh qstr pool,
-# 42 KB of pools in all, which stay on the heap whatever the install (interned at import), so it is the names
-# the gate imports that have to shrink. 4 KB above 152.
+# A gate's budget, from ROMFS: the whole gate (its role module: ticket rules, passages, torn timed exits, the lock)
+# needs more than a ride. Installed as files it passed at 210 KB and failed at 206 KB (measured with
+# `pytest tests/test_terminal_whole.py -k gate -s`; 194 KB until the park-day module, the booth's staff list and
+# the torn-exit rules added the names that make MicroPython allocate its next qstr pool, about 15 KB at once), so
+# only the ROMFS install is tested. From ROMFS, measured at fixed heaps, it passes at 152 KB (and 156, 162) and
+# fails at 148 KB (a MemoryError before the first passage). Its 130k target is out of reach from here: its names
+# fill a seventh qstr pool, 42 KB of pools in all, which stay on the heap whatever the install (interned at
+# import), so it is the names the gate imports that have to shrink. 4 KB above 152.
 GATE_ROMFS_HEAP = "156k"
 # Cards the park blacklists before the terminal first connects: more than a terminal takes in one
 # T_BLACKLIST (terminal.sync asks for 128, SPEC.md §5.5) and more versions than a delta spans: a snapshot

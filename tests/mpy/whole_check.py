@@ -1,7 +1,9 @@
 """The whole terminal on real MicroPython: main.main() as the ESP32 runs it (driven by
 tests/test_terminal_whole.py and bench/bench_heap.py).
 
-usage: micropython -X heapsize=130k -m whole_check ROOT CHIP_PORT [MODULE...]
+usage: micropython -X heapsize=180k -m whole_check ROOT CHIP_PORT [MODULE...]
+       python tests/romfs_mapped.py ROMFS_IMAGE --kit KIT_IMAGE -X heapsize=130k
+           -c "import romfs_mount; romfs_mount.run_kit('whole_check')" ROOT CHIP_PORT [MODULE...]
 
 ROOT is the terminal's filesystem as parkcard-flash leaves it (boot.py, main.py,
 terminal/*.mpy, protocol/*.mpy, terminal.json, ca.der) plus keys/ (a file a secret),
