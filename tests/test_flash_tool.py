@@ -798,3 +798,12 @@ def test_cli_keeping_micropython_reads_the_chips_partition_table_first(cli_env, 
                     "--source", src, "--out", out)
     assert ran[0][-4:] == ["read-flash", "0x8000", "0xc00", str(out / "partition-table.bin")]
     assert ran[1][-2:] == ["0x1e0000", str(out / "romfs.img")] and "install: ROMFS partition" in result.output
+
+
+def test_cli_dry_run_keeping_micropython_says_the_install_is_decided_by_the_chips_table(cli_env):
+    runner, bundle, fw, src, out = cli_env
+    result = invoke(runner, "flash", "--port", "/dev/ttyUSB7", "--bundle", bundle, "--skip-micropython",
+                    "--dry-run", "--source", src, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "install: decided on a real run from the partition table it first reads from the chip" in result.output
+    assert not (out / "partition-table.bin").exists()       # nothing was read from the board
