@@ -1,17 +1,21 @@
 """Where a terminal's heap goes, and the smallest heap the whole terminal runs in.
 
-usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--step 4] [--stall-seconds 5]
+usage: .venv/bin/python bench/bench_heap.py [--low 100] [--high 240] [--romfs-low 100] [--romfs-high 160]
+                                            [--step 4] [--stall-seconds 5]
 
 - The whole terminal: main.main() under the MicroPython unix port (64-bit objects) as parkcard-flash
   installs it, against a hub over a TLS Mosquitto, two taps approved and acked around a blacklist
   snapshot of five chunks and a config change (tests/terminal_whole.py, the test's own scenario):
-  bisected between --low and --high KB to --step KB, the smallest heap at which it passes.
+  bisected to --step KB, the smallest heap at which it passes, for both installs: terminal/ and protocol/
+  as files on the filesystem (between --low and --high), and as a ROMFS image mapped outside the heap
+  as an ESP32 maps its ROMFS partition (tests/romfs_mapped.py; between --romfs-low and --romfs-high).
 - Where it goes, at a roomy heap: each module's import (what it costs when imported in the order
   main.py pulls it in, qstr pool growth included), the qstr pools, the heap at main.main(), after the
   first tap and its sync, after the config change.
 - A ride's imports from the filesystem (as parkcard-flash installs them) and from a ROMFS image of the same
-  .mpy files mounted with VfsRom, where MicroPython runs bytecode in place: what a board whose firmware has
-  a ROMFS partition would save (the stock ESP32 firmware has none).
+  .mpy files mounted with VfsRom from memory outside the heap, where MicroPython runs bytecode in place:
+  what a board whose firmware has a ROMFS partition saves (the stock ESP32_GENERIC firmware has none; its
+  ROMFS variant has one). With both installs: the heap at main.main() and after the first tap.
 - The tap that delivers pending credits (tests/mpy/credit_tap_check.py, the longest list): its heap
   above idle and the smallest heap it passes in.
 - Each half under its own test: the debit path (tests/mpy/debit_check.py: heap above idle of one
@@ -35,7 +39,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from bench_reader import TARGET_MS, figures  # noqa: E402
 from conftest import MICROPYTHON, MPY_SCRIPTS, Broker, compiled_firmware, micropython_env, run_micropython  # noqa: E402
-from terminal_whole import WHOLE_HEAP, Park, run_whole  # noqa: E402
+from terminal_whole import (INSTALL_FILES, INSTALL_ROMFS, ROMFS_HEAP, ROMFS_MAPPED, WHOLE_HEAP, Park,  # noqa: E402
+                            run_whole)
 from test_firmware_micropython import chip_with_cards, parse  # noqa: E402
 from test_sync_micropython import SYNC_HEAP, Hub, Terminal as SyncTerminal  # noqa: E402
 from test_credits_terminal import CREDIT_TAP_HEAP, credit_card  # noqa: E402
@@ -55,13 +60,10 @@ MODULES = ("ssl", "protocol.errors", "protocol.crypto", "protocol.config", "prot
 # A ride's own modules (MODULES without the TLS module and the pending-credits ones it loads only with a list).
 RIDE_MODULES = tuple(m for m in MODULES if m != "ssl" and "credits" not in m and m != "terminal.listfile")
 _IMPORTS_HEAP = """
-import gc, sys, vfs
-ROM = %r
-if ROM:
-    with open(ROM, "rb") as f:
-        image = f.read()    # the unix port's stand-in for the ESP32's memory-mapped flash partition
-    vfs.mount(vfs.VfsRom(image), "/rom")
-    sys.path.insert(0, "/rom")
+import gc, sys
+import romfs_mount
+if romfs_mount.mount_rom():    # the image tests/romfs_mapped.py mapped outside the heap, as the ESP32's partition
+    sys.path.insert(0, "/rom")  # first, as boot.py puts it
 import asyncio
 gc.collect()
 before = gc.mem_alloc()
@@ -75,10 +77,8 @@ print("imports", gc.mem_alloc() - before)
 def romfs_imports():
     """(from the filesystem, from a ROMFS image) bytes of heap a ride's imports take: in place, bytecode and
     constants stay in the image (MicroPython's VfsRom; on an ESP32 a flash partition, mapped)."""
-    import contextlib
-    import io
     import shutil
-    from mpremote.romfs import make_romfs
+    from parkcard_flash.romfs import pack
     root = compiled_firmware()
     figures = []
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as tmp:
@@ -88,28 +88,43 @@ def romfs_imports():
             rel = rel / "__init__.mpy" if (root / rel).is_dir() else rel.with_suffix(".mpy")
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / rel, src / rel)
-        with contextlib.redirect_stdout(io.StringIO()):   # make_romfs prints the tree
-            image = make_romfs(str(src), mpy_cross=False)
-        (Path(tmp) / "rom.img").write_bytes(image)
-        for rom in ("", str(Path(tmp) / "rom.img")):
-            proc = subprocess.run([str(MICROPYTHON), "-X", "heapsize=400k", "-c", _IMPORTS_HEAP % (rom, RIDE_MODULES)],
-                                  capture_output=True, text=True, env=micropython_env(), cwd=str(Path(tmp)))
+        image = pack(src, Path(tmp) / "rom.img").read_bytes()
+        code = ["-X", "heapsize=400k", "-c", _IMPORTS_HEAP % (RIDE_MODULES,)]
+        for command in ([str(MICROPYTHON)] + code,
+                        [sys.executable, str(ROMFS_MAPPED), str(Path(tmp) / "rom.img")] + code):
+            proc = subprocess.run(command, capture_output=True, text=True, env=micropython_env(), cwd=str(Path(tmp)))
             found = re.search(r"imports (\d+)", proc.stdout)
             figures.append(int(found.group(1)) if found else None)
     return figures[0], figures[1], len(image)
 
 
-def whole_passes(heap_kb):
-    """True when the whole-terminal scenario passes at heap_kb KB."""
+def whole_passes(heap_kb, install=INSTALL_FILES):
+    """True when the whole-terminal scenario passes at heap_kb KB with this install."""
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
         park = Park(Path(root) / "park")
         try:
-            run_whole(park, Path(root), "%dk" % heap_kb)
+            run_whole(park, Path(root), "%dk" % heap_kb, install=install)
             return True
         except AssertionError:
             return False
         finally:
             park.close()
+
+
+def smallest_whole(install, low, high, step, budget):
+    """Bisect the whole terminal's smallest heap for one install and print it."""
+    print("\nsmallest heap for the whole terminal installed as %s (bisected %d..%d KB to %d KB; the test runs at %s):"
+          % ("files on the filesystem" if install == INSTALL_FILES else "a ROMFS image mapped outside the heap",
+             low, high, step, budget))
+    if not whole_passes(high, install):
+        print("  fails even at %d KB" % high)
+        return
+    while high - low > step:
+        mid = (low + high) // 2
+        passed = whole_passes(mid, install)
+        print("  %d KB: %s" % (mid, "passes" if passed else "fails"), flush=True)
+        low, high = (low, mid) if passed else (mid, high)
+    print("  passes at %d KB, fails at %d KB" % (high, low))
 
 
 def sync_half():
@@ -172,6 +187,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--low", type=int, default=100, help="KB known or expected to fail")
     parser.add_argument("--high", type=int, default=240, help="KB expected to pass")
+    parser.add_argument("--romfs-low", type=int, default=100, help="KB known or expected to fail, ROMFS install")
+    parser.add_argument("--romfs-high", type=int, default=160, help="KB expected to pass, ROMFS install")
     parser.add_argument("--step", type=int, default=4, help="bisect to this many KB")
     parser.add_argument("--stall-seconds", type=int, default=5, help="how long the reader polls an empty field")
     args = parser.parse_args()
@@ -194,7 +211,7 @@ def main():
     print("  imports together          %6d" % total)
     on_fs, on_rom, image_bytes = romfs_imports()
     print("  a ride's imports (without ssl and credits): %s from the filesystem, %s from a ROMFS image of %d bytes "
-          "(executed in place; the stock ESP32 firmware has no ROMFS partition)" % (on_fs, on_rom, image_bytes))
+          "mapped outside the heap (executed in place)" % (on_fs, on_rom, image_bytes))
     pools = qstr_pools()
     if pools:
         print("  qstr pools: %d pools, %d qstrs, %d bytes of names, %d bytes in all" % pools)
@@ -206,6 +223,18 @@ def main():
           % (after_config["alloc"], after_config["free"], after_config["max_free"], after_config["live_peak"]))
     print("  interned names then: %d in %d pools, %d bytes (the next pool comes at a doubling: KBs at once)"
           % (after_config["qstrs"], after_config["qstr_pools"], after_config["qstr_bytes"]))
+    with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
+        park = Park(Path(root) / "park")
+        try:
+            rom_lines, rom_tap, _rom_config = run_whole(park, Path(root), "400k", MODULES, install=INSTALL_ROMFS)
+        finally:
+            park.close()
+    rom_imports = sum(int(line.split()[2]) for line in rom_lines if line.startswith("import "))
+    rom_start = [line for line in rom_lines if line.startswith("start ")][0].split()[1]
+    print("  installed as a ROMFS image: imports together %d, heap at main.main() %s, after the first tap and its "
+          "sync %d in use (live peak %d); interned names %d in %d pools, %d bytes"
+          % (rom_imports, rom_start, rom_tap["alloc"], rom_tap["live_peak"], rom_tap["qstrs"],
+             rom_tap["qstr_pools"], rom_tap["qstr_bytes"]))
 
     print("\nthe debit half (tests/mpy/debit_check.py, 100,000 blacklisted, 10,000 queued):")
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as root:
@@ -230,18 +259,8 @@ def main():
              int(alone["stall_max_us"]) / 1000))
     credit_tap(args.step)
 
-    print("\nsmallest heap for the whole terminal (bisected %d..%d KB to %d KB; the test runs at %s):"
-          % (args.low, args.high, args.step, WHOLE_HEAP))
-    low, high = args.low, args.high
-    if not whole_passes(high):
-        print("  fails even at %d KB" % high)
-        return
-    while high - low > args.step:
-        mid = (low + high) // 2
-        passed = whole_passes(mid)
-        print("  %d KB: %s" % (mid, "passes" if passed else "fails"), flush=True)
-        low, high = (low, mid) if passed else (mid, high)
-    print("  passes at %d KB, fails at %d KB" % (high, low))
+    smallest_whole(INSTALL_FILES, args.low, args.high, args.step, WHOLE_HEAP)
+    smallest_whole(INSTALL_ROMFS, args.romfs_low, args.romfs_high, args.step, ROMFS_HEAP)
 
 
 if __name__ == "__main__":

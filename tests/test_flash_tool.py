@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import ssl
+import struct
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import MICROPYTHON, REPO
-from parkcard_flash import chip, cli, device, image, pins, plan
+from parkcard_flash import chip, cli, device, image, pins, plan, romfs
 from parkcard_flash.bundle import load_bundle, parse_bundle
 from parkcard_flash.errors import FlashError, StepFailed
 
@@ -624,3 +625,185 @@ def test_default_pins_are_safe_for_an_esp32_wroom():
 def test_firmware_board_uses_the_same_pins():
     board = pytest.importorskip("terminal.board")
     assert board.DEFAULT_PINS == pins.DEFAULT_PINS
+
+
+# --- ROMFS -----------------------------------------------------------------
+
+# MicroPython's partitions-4MiB-romfs.csv (the ESP32_GENERIC ROMFS variant) and partitions-4MiB.csv.
+ROMFS_TABLE = [(b"nvs", 1, 0x02, 0x9000, 0x6000), (b"phy_init", 1, 0x01, 0xF000, 0x1000),
+               (b"factory", 0, 0x00, 0x10000, 0x1D0000), (b"romfs", 1, 0x8F, 0x1E0000, 0x20000)]
+PLAIN_TABLE = [(b"nvs", 1, 0x02, 0x9000, 0x6000), (b"phy_init", 1, 0x01, 0xF000, 0x1000),
+               (b"factory", 0, 0x00, 0x10000, 0x300000), (b"vfs", 1, 0x81, 0x310000, 0xF0000)]
+
+
+def partition_table(rows):
+    """An ESP-IDF partition table's bytes: 32-byte entries, the MD5 row, erased flash after."""
+    data = b"".join(struct.pack("<2sBBII16sI", b"\xaa\x50", kind, subtype, offset, size, label, 0)
+                    for label, kind, subtype, offset, size in rows)
+    data += b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(data).digest()
+    return data + b"\xff" * (romfs.PARTITION_TABLE_BYTES - len(data))
+
+
+def firmware_bin(path, rows):
+    """A MicroPython download as flashed at 0x1000: bootloader, the partition table at 0x8000, the app."""
+    path.write_bytes(b"\xe9" + bytes(0x7000 - 1) + (partition_table(rows) if rows else b"\xff" * 0xC00)
+                     + b"\xe9" + bytes(255))
+    return path
+
+
+def test_the_romfs_image_holds_terminal_and_protocol_as_compiled(tmp_path):
+    from mpremote.romfs import VfsRomWriter  # noqa: F401 - the builder the tool uses is importable
+    out = tmp_path / "out"
+    build(fake_tree(tmp_path / "src"), out)
+    path = romfs.build_romfs(out / "image", out)
+    assert path == out / "romfs.img" and path.read_bytes()[:3] == b"\xd2\xcd\x31"  # ROMFS magic "RM1"
+    assert sorted(p.relative_to(out / "romfs").as_posix() for p in (out / "romfs").rglob("*.mpy")) == [
+        "protocol/__init__.mpy", "protocol/frames.mpy", "terminal/__init__.mpy", "terminal/ui/__init__.mpy",
+        "terminal/ui/screen.mpy", "terminal/wallet.mpy"]
+    for rel in ("terminal/wallet.mpy", "protocol/frames.mpy"):
+        assert (out / "image" / rel).read_bytes() in path.read_bytes()   # the very bytes mpy-cross wrote
+
+
+@pytest.mark.micropython
+def test_the_romfs_image_mounts_and_imports_under_real_micropython(tmp_path):
+    out = tmp_path / "out"
+    build(fake_tree(tmp_path / "src"), out)
+    path = romfs.build_romfs(out / "image", out)
+    script = ("import sys, vfs\nvfs.mount(vfs.VfsRom(open(%r, 'rb').read()), '/rom')\nsys.path[:] = ['/rom']\n"
+              "import protocol.frames, terminal.ui.screen, terminal.wallet\n"
+              "print(protocol.frames.VERSION, terminal.ui.screen.W, terminal.wallet.LIMIT_CENTS,"
+              " terminal.wallet.__file__)" % str(path))
+    proc = subprocess.run([str(MICROPYTHON), "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.stdout.split() == ["1", "128", "5000", "/rom/terminal/wallet.mpy"], proc.stderr
+
+
+def test_a_rebuilt_romfs_image_drops_modules_deleted_from_the_tree(tmp_path):
+    src, out = fake_tree(tmp_path / "src", {"firmware/terminal/old.py": "X = 1\n"}), tmp_path / "out"
+    build(src, out)
+    romfs.build_romfs(out / "image", out)
+    (src / "firmware/terminal/old.py").unlink()
+    build(src, out)
+    romfs.build_romfs(out / "image", out)
+    assert not (out / "romfs/terminal/old.mpy").exists() and b"old.mpy" not in (out / "romfs.img").read_bytes()
+
+
+def test_the_romfs_partition_is_read_from_the_firmware_file(tmp_path):
+    with_romfs = romfs.firmware_partition_table(firmware_bin(tmp_path / "r.bin", ROMFS_TABLE), 0x1000)
+    assert [p["label"] for p in with_romfs] == ["nvs", "phy_init", "factory", "romfs"]
+    assert romfs.romfs_partition(with_romfs) == {"label": "romfs", "type": 1, "subtype": 0x8F,
+                                                 "offset": 0x1E0000, "size": 0x20000}
+    plain = romfs.firmware_partition_table(firmware_bin(tmp_path / "p.bin", PLAIN_TABLE), 0x1000)
+    assert romfs.romfs_partition(plain) is None
+    assert romfs.firmware_partition_table(firmware_bin(tmp_path / "app.bin", None), 0x1000) is None
+    with pytest.raises(FlashError, match="no ESP-IDF partition table at 0x8000"):
+        romfs.parse_partition_table(b"\xff" * 0xC00)      # what an erased chip gives back
+
+
+def test_an_image_larger_than_the_partition_is_refused():
+    partition = {"label": "romfs", "offset": 0x1E0000, "size": 0x20000}
+    romfs.check_fits(partition, 0x20000)
+    with pytest.raises(FlashError, match="the ROMFS image is 131073 bytes and the board's 'romfs' partition "
+                                         "holds 131072: the application does not fit"):
+        romfs.check_fits(partition, 0x20001)
+
+
+def test_plan_for_a_board_with_a_romfs_partition(built, tmp_path):
+    bundle, out, entries = built
+    image_path = romfs.build_romfs(out / "image", out)
+    partition = romfs.romfs_partition(romfs.parse_partition_table(partition_table(ROMFS_TABLE)))
+    fw = tmp_path / "ESP32_GENERIC-ROMFS.bin"
+    steps = plan.flash_plan("/dev/ttyUSB0", bundle, out, entries, micropython=fw, romfs=(partition, image_path))
+    esp = ["--chip", "esp32", "--port", "/dev/ttyUSB0", "--baud", "460800"]
+    remote = ["connect", "/dev/ttyUSB0"]
+    assert [tail(s) for s in steps] == [
+        esp + ["flash-id"],
+        esp + ["erase-flash"],
+        esp + ["write-flash", "0x1000", str(fw)],
+        esp + ["write-flash", "0x1e0000", str(image_path)],      # before MicroPython first starts and mounts it
+        remote + ["run", str(out / "provision/clean_device.py")],
+        remote + ["fs", "cp", str(out / "provision/terminal.json"), ":terminal.json"],
+        remote + ["fs", "cp", str(out / "provision/ca.der"), ":ca.der"],
+        remote + ["exec", steps[7].argv[-1]],
+        remote + ["fs", "cp", str(out / "image/boot.py"), ":boot.py"],
+        remote + ["fs", "cp", str(out / "image/main.py"), ":main.py"],
+        remote + ["run", str(out / "provision/verify_device.py")],
+        remote + ["reset"],
+    ]
+    assert "partition 'romfs' at 0x1e0000" in steps[3].description
+    verify = (out / "provision/verify_device.py").read_text()
+    assert "'rom/terminal/wallet.mpy'" in verify and "'boot.py'" in verify and "'terminal/wallet.mpy'" not in verify
+
+
+@pytest.mark.micropython
+def test_verify_script_finds_a_romfs_install_under_rom(built, tmp_path):
+    bundle, out, entries = built
+    image_path = romfs.build_romfs(out / "image", out)
+    device_root = tmp_path / "dev"
+    device_root.mkdir()
+    for name in ("boot.py", "main.py"):
+        (device_root / name).write_bytes((out / "image" / name).read_bytes())
+    checked = romfs.rom_entries(entries)
+    # The device's filesystem at / and the partition at /rom, as MicroPython mounts them on the board.
+    script = ("import os, vfs\nrom = vfs.VfsRom(open(%r, 'rb').read())\nos.umount('/')\n"
+              "vfs.mount(os.VfsPosix(%r), '/')\nvfs.mount(rom, '/rom')\n" % (str(image_path), str(device_root))
+              + device.verify_script(checked, []))
+    assert device.check_verify_output(run_on_micropython(tmp_path, script), checked, []) == []
+
+
+def dry_run_with_table(cli_env, tmp_path, name, rows):
+    """`flash --dry-run` with a firmware file named name whose partition table has rows."""
+    runner, bundle, _fw, src, out = cli_env
+    fw = firmware_bin(tmp_path / name, rows)
+    return invoke(runner, "flash", "--port", "/dev/ttyUSB7", "--bundle", bundle, "--micropython", fw,
+                  "--dry-run", "--source", src, "--out", out)
+
+
+def test_cli_dry_run_installs_to_the_romfs_partition_the_firmware_has(cli_env, tmp_path):
+    out = cli_env[4]
+    result = dry_run_with_table(cli_env, tmp_path, "ESP32_GENERIC-ROMFS.bin", ROMFS_TABLE)
+    assert result.exit_code == 0, result.output
+    assert "install: ROMFS partition 'romfs' at 0x1e0000" in result.output
+    assert "write-flash 0x1e0000 %s" % (out / "romfs.img") in result.output
+    assert " :terminal\n" not in result.output and " :protocol\n" not in result.output
+
+
+def test_cli_dry_run_installs_files_when_the_firmware_has_no_romfs_partition(cli_env, tmp_path):
+    out = cli_env[4]
+    result = dry_run_with_table(cli_env, tmp_path, "ESP32_GENERIC.bin", PLAIN_TABLE)
+    assert result.exit_code == 0, result.output
+    assert "install: files on the filesystem (ESP32_GENERIC.bin has no ROMFS partition)" in result.output
+    assert "fs cp -r %s :terminal" % (out / "image/terminal") in result.output
+    assert "romfs.img" not in result.output
+
+
+def test_cli_refuses_an_application_too_large_for_the_romfs_partition(cli_env, tmp_path):
+    tiny = [row if row[0] != b"romfs" else (b"romfs", 1, 0x8F, 0x1E0000, 0x100) for row in ROMFS_TABLE]
+    result = dry_run_with_table(cli_env, tmp_path, "ESP32_GENERIC-ROMFS.bin", tiny)
+    assert result.exit_code == 2 and "partition holds 256: the application does not fit" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_keeping_micropython_reads_the_chips_partition_table_first(cli_env, monkeypatch):
+    runner, bundle, fw, src, out = cli_env
+    ran = []
+
+    def esptool_and_mpremote(argv, **kwargs):
+        ran.append(argv[1:])
+        if "read-flash" in argv:
+            Path(argv[-1]).write_bytes(partition_table(ROMFS_TABLE))
+        return completed(0, "END\n")
+    # The CLI's plan runs the commands with this runner in place of subprocess.run: no board is reached.
+    monkeypatch.setattr(cli, "run_plan", lambda steps, echo: plan.run_plan(steps, echo, esptool_and_mpremote))
+    result = invoke(runner, "flash", "--port", "rfc2217://bench:4000", "--bundle", bundle, "--skip-micropython",
+                    "--source", src, "--out", out)
+    assert ran[0][-4:] == ["read-flash", "0x8000", "0xc00", str(out / "partition-table.bin")]
+    assert ran[1][-2:] == ["0x1e0000", str(out / "romfs.img")] and "install: ROMFS partition" in result.output
+
+
+def test_cli_dry_run_keeping_micropython_says_the_install_is_decided_by_the_chips_table(cli_env):
+    runner, bundle, fw, src, out = cli_env
+    result = invoke(runner, "flash", "--port", "/dev/ttyUSB7", "--bundle", bundle, "--skip-micropython",
+                    "--dry-run", "--source", src, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "install: decided on a real run from the partition table it first reads from the chip" in result.output
+    assert not (out / "partition-table.bin").exists()       # nothing was read from the board

@@ -1,11 +1,16 @@
 """The whole terminal on real MicroPython: main.main() as the ESP32 runs it (driven by
 tests/test_terminal_whole.py and bench/bench_heap.py).
 
-usage: micropython -X heapsize=130k -m whole_check ROOT CHIP_PORT [MODULE...]
+usage: micropython -X heapsize=180k -m whole_check ROOT CHIP_PORT [MODULE...]
+       python tests/romfs_mapped.py ROMFS_IMAGE --kit KIT_IMAGE -X heapsize=130k
+           -c "import romfs_mount; romfs_mount.run_kit('whole_check')" ROOT CHIP_PORT [MODULE...]
 
 ROOT is the terminal's filesystem as parkcard-flash leaves it (boot.py, main.py,
 terminal/*.mpy, protocol/*.mpy, terminal.json, ca.der) plus keys/ (a file a secret),
-which stands in for the NVS key store. It is mounted at / as on the ESP32; the
+which stands in for the NVS key store. It is mounted at / as on the ESP32. Run through
+tests/romfs_mapped.py (a board with a ROMFS partition), ROOT has no terminal/ nor
+protocol/: they are in the mapped image, mounted at /rom as the firmware does at
+start-up (romfs_mount.py) before boot.py puts /rom first on the path. The
 virtual RC522 runs in a CPython process (sim/chip_server.py) reached over
 CHIP_PORT. The host board below is the ESP32 board's stand-in: the real
 SSD1306 text display (framebuffer and all) on an I2C bus that only counts
@@ -17,7 +22,8 @@ main.main()), and main.main() runs for ever.
 
 Commands on stdin, one a line: `keys 150#` (key presses), `heap` (answered by
 `heap alloc=... free=... live_peak=...` after a collection, live_peak sampled with MODULE names
-only, then micropython.mem_info() and qstr_info()), `quit`.
+only, then micropython.mem_info() and qstr_info()), `file terminal.wallet` (answered by `file PATH`: where an
+imported module was loaded from), `quit`.
 Events on stdout: `screen LINE1|LINE2` whenever the display changes, `relay 1` / `relay 0` when a
 gate's relay is driven.
 """
@@ -32,6 +38,7 @@ import asyncio  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 
+from romfs_mount import mount_rom  # noqa: E402
 from sim.spi_link import ChipLink, LinkedPin, LinkedSpi  # noqa: E402
 
 ROOT = sys.argv[1]
@@ -212,6 +219,8 @@ async def commands(board):
             print("keys ok")
         elif words[0] == b"heap":
             print(heap_line())
+        elif words[0] == b"file":
+            print("file %s" % sys.modules[words[1].decode()].__file__)
 
 
 # The device's filesystem at /, as the ESP32 mounts its littlefs partition.
@@ -219,6 +228,9 @@ os.umount("/")
 os.mount(os.VfsPosix(ROOT), "/")
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
+mount_rom()  # with a mapped image only: MicroPython mounts a ROMFS partition before boot.py runs
+
+import boot  # noqa: E402,F401 - as the ESP32 runs it at reset (it puts /rom first when there is one)
 
 for name in PROFILE:
     gc.collect()
@@ -226,8 +238,6 @@ for name in PROFILE:
     __import__(name)
     gc.collect()
     print("import %s %d" % (name, gc.mem_alloc() - before))
-
-import boot  # noqa: E402,F401 - as the ESP32 runs it at reset
 
 board = HostBoard()
 asyncio.create_task(commands(board))  # MicroPython's asyncio.run() runs the tasks created before it

@@ -6,7 +6,8 @@ get_chip_features) and the flash size from the flash chip's JEDEC id. From
 them the terminal's heap class follows:
 
 - ESP32 without PSRAM (ESP32-WROOM-32, ESP32-D0WD*): MicroPython ESP32_GENERIC
-  gives the application about 110 KB of heap; the terminal is built for it.
+  gives the application about 110 KB of heap; the whole terminal fits it with its
+  code in a ROMFS partition (ESP32_GENERIC's ROMFS variant, romfs.py), not as files.
 - ESP32 with PSRAM: the ESP32_GENERIC-SPIRAM build puts the heap in PSRAM (MBs).
   esptool sees PSRAM inside the package only (ESP32-D0WDR2-V3, ESP32-PICO-V3-02:
   "Embedded PSRAM"); the separate PSRAM chip of an ESP32-WROVER module is not on
@@ -21,7 +22,8 @@ _FLASH_SIZE = re.compile(r"^Detected flash size:\s+(\S+)", re.M)
 _OTHER_CHIPS = ("ESP32-S", "ESP32-C", "ESP32-H", "ESP32-P4")  # not ESP32-PICO: a classic ESP32 in a package
 # Packages with PSRAM in them (esptool targets/esp32.py get_chip_description): D0WDR2 = 2 MB.
 _PSRAM_PACKAGES = ("ESP32-D0WDR2", "ESP32-PICO-V3-02")
-HEAP_NO_PSRAM = "about 110 KB of MicroPython heap (ESP32 without PSRAM; flash ESP32_GENERIC)"
+HEAP_NO_PSRAM = ("about 110 KB of MicroPython heap (ESP32 without PSRAM; flash ESP32_GENERIC's ROMFS variant, so "
+                 "that the code runs from flash)")
 HEAP_PSRAM = "MicroPython heap in PSRAM, several MB (ESP32 with PSRAM; flash ESP32_GENERIC-SPIRAM)"
 
 

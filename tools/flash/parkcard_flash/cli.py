@@ -7,10 +7,11 @@ import click
 
 from . import device
 from . import image as image_mod
+from . import romfs as romfs_mod
 from .bundle import load_bundle
 from .errors import FlashError, StepFailed
-from .plan import (BAUD_DEFAULT, REQUIRED_NVS_KEYS, file_entry, flash_plan, format_plan, run_plan,
-                   verify_steps, write_provision_files)
+from .plan import (BAUD_DEFAULT, MICROPYTHON_OFFSET, REQUIRED_NVS_KEYS, file_entry, flash_plan, format_plan,
+                   partition_table_step, run_plan, verify_steps, write_provision_files)
 
 REPO = Path(__file__).resolve().parents[3]
 ESP_IMAGE_MAGIC = 0xE9  # first byte of every ESP32 app/bootloader image (esptool image format)
@@ -66,7 +67,20 @@ def _build(source, build_dir, bundle=None):
     entries = image_mod.build_image(source / "firmware", source / "protocol", build_dir)
     if bundle is not None:
         image_mod.scan_for_secrets(Path(build_dir) / image_mod.IMAGE_DIR, bundle.secrets())
+    romfs_mod.build_romfs(Path(build_dir) / image_mod.IMAGE_DIR, build_dir)
     return entries
+
+
+def _romfs_partition(port, baud, build_dir, firmware, dry_run):
+    """The board's ROMFS partition (dict), None when it has none, False when only a real run can tell."""
+    if firmware is not None:
+        table = romfs_mod.firmware_partition_table(firmware, int(MICROPYTHON_OFFSET, 16))
+        return romfs_mod.romfs_partition(table) if table else None
+    if dry_run:
+        return False
+    run_plan([partition_table_step(port, baud, build_dir)], echo=click.echo)
+    data = (Path(build_dir) / romfs_mod.PARTITION_TABLE_FILE).read_bytes()
+    return romfs_mod.romfs_partition(romfs_mod.parse_partition_table(data))
 
 
 source_option = click.option("--source", type=click.Path(file_okay=False), default=str(REPO),
@@ -94,6 +108,9 @@ def build(build_dir, source, bundle_path):
     size = sum(e["size"] for e in entries)
     click.echo("image: %d files, %d bytes in %s" % (len(entries), size,
                                                     Path(build_dir) / image_mod.IMAGE_DIR))
+    romfs = Path(build_dir) / romfs_mod.ROMFS_IMAGE
+    click.echo("romfs image: %d bytes in %s (terminal/ and protocol/, for a board with a ROMFS partition)"
+               % (romfs.stat().st_size, romfs))
     click.echo("manifest: %s" % (Path(build_dir) / image_mod.MANIFEST))
 
 
@@ -122,10 +139,17 @@ def flash(port, bundle_path, micropython, baud, dry_run, skip_micropython, build
         firmware = _check_micropython(micropython)
     _check_port(port, dry_run)
     entries = _build(source, build_dir, bundle)
-    steps = flash_plan(port, bundle, build_dir, entries, micropython=firmware, baud=baud)
+    romfs_image = Path(build_dir) / romfs_mod.ROMFS_IMAGE
+    partition = _romfs_partition(port, baud, build_dir, firmware, dry_run)
+    if partition:
+        romfs_mod.check_fits(partition, romfs_image.stat().st_size)
+    steps = flash_plan(port, bundle, build_dir, entries, micropython=firmware, baud=baud,
+                       romfs=(partition, romfs_image) if partition else None)
     image_mod.scan_for_secrets(Path(build_dir) / "provision", bundle.secrets())
     click.echo("terminal %d, %d image files, broker %s:%d"
                % (bundle.terminal_id, len(entries), bundle.broker_host, bundle.broker_port))
+    click.echo(romfs_mod.install_report(partition, romfs_image.stat().st_size,
+                                        Path(firmware).name if firmware else "the board's firmware"))
     if dry_run:
         click.echo("dry run: nothing is sent to %s\n" % port)
         click.echo(format_plan(steps))
@@ -142,11 +166,14 @@ def flash(port, bundle_path, micropython, baud, dry_run, skip_micropython, build
 @click.option("--bundle", "bundle_path", type=click.Path(dir_okay=False),
               help="also check this terminal's settings file and its exact NVS keys")
 @click.option("--dry-run", is_flag=True, help="print the command; run nothing on the device")
+@click.option("--romfs", is_flag=True, help="the board got terminal/ and protocol/ in its ROMFS partition (/rom)")
 @build_option
 @_guard
-def verify(port, bundle_path, dry_run, build_dir):
+def verify(port, bundle_path, dry_run, romfs, build_dir):
     """Compare the device's files with the last build's manifest and check its NVS keys."""
     entries = image_mod.read_manifest(build_dir)
+    if romfs:
+        entries = romfs_mod.rom_entries(entries)
     keys = list(REQUIRED_NVS_KEYS)
     if bundle_path:
         bundle = load_bundle(bundle_path)

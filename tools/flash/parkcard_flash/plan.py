@@ -16,6 +16,7 @@ from typing import Callable
 
 from . import chip as chip_mod
 from . import device
+from . import romfs as romfs_mod
 from .errors import StepFailed
 from .image import IMAGE_DIR, file_entry
 from .tools import tool
@@ -25,6 +26,7 @@ MICROPYTHON_OFFSET = "0x1000"  # where the ESP32_GENERIC .bin starts (second-sta
 BAUD_DEFAULT = 460800
 PROVISION_DIR = "provision"
 REQUIRED_NVS_KEYS = ("terminal_key", "transport_key", "broker_password")
+BOOTLOADER_HINT = "if it cannot connect, hold BOOT, press EN, release BOOT, and run again"
 
 
 @dataclass
@@ -113,11 +115,32 @@ def chip_step(port, baud, firmware_name=""):
                 _esptool(port, baud, "flash-id"),
                 check=lambda stdout: chip_mod.problems(chip_mod.parse(stdout)),
                 report=lambda stdout: chip_mod.report(chip_mod.parse(stdout), firmware_name),
-                hint="if it cannot connect, hold BOOT, press EN, release BOOT, and run again")
+                hint=BOOTLOADER_HINT)
 
 
-def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEFAULT):
-    """Return the steps flashing MicroPython (unless micropython is None), the image and the config."""
+def partition_table_step(port, baud, build_dir):
+    """The step reading the chip's partition table into build_dir (MicroPython stays: is there a ROMFS?)."""
+    out = Path(build_dir) / romfs_mod.PARTITION_TABLE_FILE
+    return Step("Read the partition table (is there a ROMFS partition for the code?)",
+                _esptool(port, baud, "read-flash", hex(romfs_mod.PARTITION_TABLE_OFFSET),
+                         hex(romfs_mod.PARTITION_TABLE_BYTES), str(out)),
+                hint=BOOTLOADER_HINT)
+
+
+def romfs_step(port, baud, partition, romfs_image):
+    """The step writing the ROMFS image at its partition's offset (read from the partition table)."""
+    return Step("Write the ROMFS image (terminal/, protocol/: %d bytes) to partition %r at 0x%x"
+                % (Path(romfs_image).stat().st_size, partition["label"], partition["offset"]),
+                _esptool(port, baud, "write-flash", hex(partition["offset"]), str(romfs_image)),
+                hint=BOOTLOADER_HINT)
+
+
+def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEFAULT, romfs=None):
+    """Return the steps flashing MicroPython (unless micropython is None), the image and the config.
+
+    romfs: None installs terminal/ and protocol/ as files on the filesystem; (partition, image path) writes
+    them as one ROMFS image to that partition instead (and verifies them under /rom).
+    """
     build_dir = Path(build_dir)
     image = build_dir / IMAGE_DIR
     steps = []
@@ -125,22 +148,28 @@ def flash_plan(port, bundle, build_dir, entries, micropython=None, baud=BAUD_DEF
         steps += [
             chip_step(port, baud, Path(micropython).name),
             Step("Erase the whole flash (MicroPython, files, NVS)", _esptool(port, baud, "erase-flash"),
-                 hint="if it cannot connect, hold BOOT, press EN, release BOOT, and run again"),
+                 hint=BOOTLOADER_HINT),
             Step("Write MicroPython %s at %s" % (Path(micropython).name, MICROPYTHON_OFFSET),
                  _esptool(port, baud, "write-flash", MICROPYTHON_OFFSET, str(micropython)),
                  hint="check the .bin is the ESP32_GENERIC build for a classic ESP32"),
         ]
+    if romfs is not None:
+        # Before MicroPython next starts: it mounts the partition at /rom only at start-up.
+        steps.append(romfs_step(port, baud, *romfs))
     clean = _write_script(build_dir, "clean_device.py", device.clean_script())
     steps.append(Step("Remove the previous application (code and config; data files stay)",
                       _mpremote(port, "run", clean),
                       hint="is MicroPython on the board? run without --skip-micropython"))
-    # The clean step removed :terminal and :protocol, so `cp -r DIR :name`
-    # creates :name and copies DIR's contents into it (into an existing
-    # directory mpremote would nest a second level).
-    for package in ("terminal", "protocol"):
-        count = sum(1 for e in entries if e["path"].startswith(package + "/"))
-        steps.append(Step("Copy %s/ (%d compiled modules)" % (package, count),
-                          _mpremote(port, "fs", "cp", "-r", str(image / package), ":" + package)))
+    if romfs is None:
+        # The clean step removed :terminal and :protocol, so `cp -r DIR :name`
+        # creates :name and copies DIR's contents into it (into an existing
+        # directory mpremote would nest a second level).
+        for package in romfs_mod.ROMFS_PACKAGES:
+            count = sum(1 for e in entries if e["path"].startswith(package + "/"))
+            steps.append(Step("Copy %s/ (%d compiled modules)" % (package, count),
+                              _mpremote(port, "fs", "cp", "-r", str(image / package), ":" + package)))
+    else:
+        entries = romfs_mod.rom_entries(entries)
     provision = write_provision_files(build_dir, bundle)
     for local, device_path in provision:
         steps.append(Step("Write /%s (non-secret settings)" % device_path,
