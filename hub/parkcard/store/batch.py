@@ -59,10 +59,10 @@ class StagedWriteTx(interface.WriteTx):
         """Return {counter: CounterClaim} among the given counters of a card: staged, prefetched, else read."""
         out = {}
         missing = []
+        staged, prefetched = self.counters.get, self._counter_rows.get
         for c in counters:
-            row = self.counters.get((card_no, c))
-            if row is None:
-                row = self._counter_rows.get((card_no, c))
+            key = (card_no, c)
+            row = staged(key) or prefetched(key)      # a claim is a tuple of four: never false
             if row is None:
                 missing.append(c)
             elif row is not MISSING:
@@ -109,7 +109,7 @@ class StagedWriteTx(interface.WriteTx):
             found = self._stored_record(terminal_id, seq)
             if found is None:
                 return None
-        if found.id in self.record_status:  # settled earlier in this batch
+        if self.record_status and found.id in self.record_status:  # settled earlier in this batch
             found = found._replace(status=self.record_status[found.id])
         return found
 
