@@ -114,12 +114,15 @@ LATE_CREDIT_ACTOR = "hub:ingest"
 
 @contextmanager
 def _collector_paused():
-    """The cyclic garbage collector paused while a batch's rules run, back as it was after them.
+    """The cyclic garbage collector paused while a batch is written, back as it was once the batch is freed.
 
-    A batch keeps every record it decodes and every row it stages alive until its flush: the collector's
+    A batch keeps every record it decodes and every row it stages alive until its commit: the collector's
     passes meanwhile (one per 700 new objects, and whole-heap ones as the survivors pile up) find next to
-    nothing to free and cost a tenth of the rules' time. The few cycles a batch makes (a refused record's
-    error and its traceback) wait for the pass that runs at the first allocation after it.
+    nothing to free and cost a tenth of the rules' time, and one pass over the staged rows at the end
+    would cost half of that again. The pass runs at the first allocation after the batch, when its rows
+    are gone; the few cycles a batch makes (a refused record's error and its traceback), and those the
+    event loop's other tasks make meanwhile, wait for it. The collector is process-wide: a batch that
+    finds it paused (by another batch) leaves it to that one to resume.
     """
     paused = gc.isenabled()
     if paused:
@@ -307,7 +310,8 @@ class Ingest:
 
     async def apply(self, messages):
         """Verify and apply [(topic, payload)] from parkcard/+/up in one transaction; return BatchResult."""
-        result = await self.storage.write(lambda tx: self._apply_frames(tx, messages))
+        with _collector_paused():
+            result = await self.storage.write(lambda tx: self._apply_frames(tx, messages))
         self._commit(result)
         return result
 
@@ -364,10 +368,6 @@ class Ingest:
         res.counts["quarantined"] += 1
 
     def _apply_frames(self, tx, messages):
-        with _collector_paused():
-            return self._apply_frames_now(tx, messages)
-
-    def _apply_frames_now(self, tx, messages):
         res = BatchResult()
         checked = [self._verified(topic, payload) for topic, payload in messages]
         uploads = [_upload_of(state, frame) for state, frame in checked]
