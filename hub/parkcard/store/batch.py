@@ -88,6 +88,14 @@ class StagedWriteTx(interface.WriteTx):
                             "JOIN ledger_entries e ON e.tx_id = t.id WHERE t.record_id=? AND e.account=?",
                             (record_id, account))[0]
 
+    def may_hold_events(self):
+        """True when the batch stored what may be a webhook event: a record, a record's new status, an alarm.
+
+        Asked in the writer's thread once COMMIT returned, so that the batch's staged rows are freed there, not
+        on the event loop whenever the future that would have carried the WriteTx is let go.
+        """
+        return bool(self.records or self.record_status or self.alarms)
+
     def _purses_read(self, card_nos, stored):
         """Keep the bonus purses a prefetch read ({account: stored cents}) of card_nos (0 when none stored)."""
         for card_no in card_nos:
