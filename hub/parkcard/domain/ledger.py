@@ -33,6 +33,8 @@ Record fields used beyond amount (SPEC.md §4.1):
   which nets to zero once both halves are posted.
 """
 
+from operator import itemgetter
+
 from protocol import record as R
 
 from parkcard.domain.accounts import (API_PAYMENTS, BONUS, BONUS_PURSES, CASH, COMMISSION, DEPOSITS, DISCOUNTS,
@@ -154,12 +156,15 @@ def bonus_forfeited(rec, bonus_before_cents):
     return max(0, min(bonus_before_cents, rec.amount_cents - rec.discount_cents))
 
 
+# The booth-sale kinds (SPEC.md §4.4, §4.15): a sale and the give-backs that reverse it, with the commission rate.
+SALE_KINDS = (R.KIND_DEBIT,) + GIVE_BACK_KINDS
+
+
 def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0, sale_bonus_cents=0):
     """Return [(account, cents)] for a record at a terminal of merchant_id with commission rate_bps, on a card
     whose bonus purse held bonus_before_cents before it; park_discount: the cents of a sale's or give-back's
     discount the park bears (park_discount_cents); sale_bonus_cents: the bonus a give-back's sale spent."""
     amount = rec.amount_cents
-    card = card_account(rec.card_no)
     kind = rec.kind
     if kind in DEPOSIT_KINDS and rec.version < R.RECORD_V2:
         raise PostingError("record_unsupported", "deposit kinds need record version 2")
@@ -169,16 +174,22 @@ def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0, 
         raise PostingError("bad_fields", "ref_seq on a kind that is not a refund")
     if kind in FEE_KINDS and rec.discount_cents > amount:
         raise PostingError("bad_amounts", "fee %d over the amount %d" % (rec.discount_cents, amount))
-    if park_discount and (kind not in (R.KIND_DEBIT,) + GIVE_BACK_KINDS or park_discount < 0
+    if park_discount and (kind not in SALE_KINDS or park_discount < 0
                           or (kind == R.KIND_DEBIT and park_discount != rec.discount_cents)):
         raise PostingError("bad_amounts", "a park discount of %d on a kind %d record with discount %d"
                            % (park_discount, kind, rec.discount_cents))
-    if kind in (R.KIND_DEBIT,) + GIVE_BACK_KINDS:
+    card_no = rec.card_no
+    card = card_account(card_no)
+    if kind in SALE_KINDS:
+        # Six accounts of distinct names: nothing to add up (_merged), only the zero entries to leave out.
         fee = commission_cents(amount, rate_bps)
         sign = 1 if kind == R.KIND_DEBIT else -1
-        entries = [(card, -sign * amount), (merchant_account(merchant_id), sign * (amount - fee + park_discount)),
-                   (COMMISSION, sign * fee), (DISCOUNTS, -sign * park_discount)]
-    elif kind in (R.KIND_TOPUP, R.KIND_ISSUE):
+        change = bonus_change(rec, bonus_before_cents, sale_bonus_cents)
+        owed = sign * (amount - fee + park_discount)
+        return _balanced([(card, -sign * amount), (merchant_account(merchant_id), owed), (COMMISSION, sign * fee),
+                          (DISCOUNTS, -sign * park_discount), (bonus_account(card_no), change),
+                          (BONUS_PURSES, -change)])
+    if kind in BONUS_KINDS:
         bonus = rec.discount_cents
         if bonus > amount:
             raise PostingError("bad_amounts", "bonus %d over the amount %d" % (bonus, amount))
@@ -189,10 +200,10 @@ def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0, 
             raise PostingError("bad_amounts", "a cash-out leaves the card at 0")
         deposit, fee = rec.deposit_cents, rec.discount_cents
         forfeit = bonus_forfeited(rec, bonus_before_cents)
-        entries = ([(DEPOSITS, -deposit), (CASH, deposit)] + refund_payout(rec.card_no, amount - forfeit, fee)
-                   + bonus_forfeit(rec.card_no, forfeit))
+        entries = ([(DEPOSITS, -deposit), (CASH, deposit)] + refund_payout(card_no, amount - forfeit, fee)
+                   + bonus_forfeit(card_no, forfeit))
     elif kind == R.KIND_PAYOUT:
-        entries = refund_payout(rec.card_no, amount, rec.discount_cents)
+        entries = refund_payout(card_no, amount, rec.discount_cents)
     elif kind == R.KIND_TRANSFER_OUT:
         entries = [(card, -amount), (TRANSFERS, amount)]
     elif kind == R.KIND_TRANSFER_IN:
@@ -203,11 +214,11 @@ def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0, 
     else:  # KIND_LOCK, KIND_ATTEMPT, the passages (SPEC.md §4.9), sale lines (§4.11), shifts (§4.14) move no value
         return []
     change = bonus_change(rec, bonus_before_cents, sale_bonus_cents)
-    entries += [(bonus_account(rec.card_no), change), (BONUS_PURSES, -change)]
-    entries = _merged(entries)
-    if sum(e[1] for e in entries) != 0:
-        raise PostingError("unbalanced", "entries do not sum to zero")
-    return entries
+    entries += [(bonus_account(card_no), change), (BONUS_PURSES, -change)]
+    return _merged(entries)
+
+
+_CENTS = itemgetter(1)      # an entry's amount
 
 
 # Front-desk postings (parkcard.domain.purses, refund_rules, replacement, shifts): each returns entries that
@@ -228,10 +239,9 @@ def _merged(entries):
 
 def _balanced(entries):
     """entries without zero amounts; PostingError when they do not sum to zero."""
-    entries = [e for e in entries if e[1] != 0]
-    if sum(e[1] for e in entries) != 0:
+    if sum(map(_CENTS, entries)):      # the zeros left out add nothing
         raise PostingError("unbalanced", "entries do not sum to zero")
-    return entries
+    return [e for e in entries if e[1]]
 
 
 def _non_negative(**amounts):

@@ -71,9 +71,11 @@ possibly offline sales from before the lock) and raise a `locked_terminal`
 alarm (SPEC.md §5.4).
 """
 
+import gc
 import logging
 import struct
 from collections import Counter
+from contextlib import contextmanager
 
 from protocol import desk as desk_frames
 from protocol import frames, hub_frames
@@ -104,8 +106,32 @@ ABOVE_MAX = 4096
 # Cards known to have open uncertain records (Ingest.uncertain_cards): beyond this many, every applied
 # card write looks its card's uncertain records up in the store (slower, nothing missed) until a restart.
 UNCERTAIN_CARDS_MAX = 100_000
+# The kinds _apply_value treats apart from a card write: passages, sale lines, shifts, locks and attempts.
+_SPECIAL_KINDS = frozenset(R.PASSAGE_KINDS + (R.KIND_SALE_LINE, R.KIND_SHIFT, R.KIND_LOCK, R.KIND_ATTEMPT))
 # Who grants the pending credit that takes a replaced card's late credit to its new card (SPEC.md §4.13).
 LATE_CREDIT_ACTOR = "hub:ingest"
+
+
+@contextmanager
+def _collector_paused():
+    """The cyclic garbage collector paused while a batch is written, back as it was once the batch is freed.
+
+    A batch keeps every record it decodes and every row it stages alive until its commit: the collector's
+    passes meanwhile (one per 700 new objects, and whole-heap ones as the survivors pile up) find next to
+    nothing to free and cost a tenth of the rules' time, and one pass over the staged rows at the end
+    would cost half of that again. The pass runs at the first allocation after the batch, when its rows
+    are gone; the few cycles a batch makes (a refused record's error and its traceback), and those the
+    event loop's other tasks make meanwhile, wait for it. The collector is process-wide: a batch that
+    finds it paused (by another batch) leaves it to that one to resume.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _bonus_before(tx, rec):
@@ -284,7 +310,8 @@ class Ingest:
 
     async def apply(self, messages):
         """Verify and apply [(topic, payload)] from parkcard/+/up in one transaction; return BatchResult."""
-        result = await self.storage.write(lambda tx: self._apply_frames(tx, messages))
+        with _collector_paused():
+            result = await self.storage.write(lambda tx: self._apply_frames(tx, messages))
         self._commit(result)
         return result
 
@@ -526,21 +553,22 @@ class Ingest:
                                ledger.park_discount_cents(rec, state.park_bears_discount, sale), sale_bonus)
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
-        if rec.kind in R.PASSAGE_KINDS:
-            # A passage moves no value and its counter is the ticket's, not the wallet's (SPEC.md §4.9).
-            tx.add_passage(record_id, rec)
-            res.counts["passages"] += 1
-            self._passage_settles(tx, res, rec)
-            return
-        if rec.kind == R.KIND_SALE_LINE:
-            return      # the detail of the debit after it (SPEC.md §4.11): no value, no wallet counter
-        if rec.kind == R.KIND_SHIFT:
-            self._shift(tx, state, rec)     # no value, no wallet counter (SPEC.md §4.14)
-            return
-        if rec.kind in (R.KIND_LOCK, R.KIND_ATTEMPT):
-            tx.add_attempt(rec)
+        kind = rec.kind
+        if kind in _SPECIAL_KINDS:      # one test for the common kinds, which are none of these
+            if kind in R.PASSAGE_KINDS:
+                # A passage moves no value and its counter is the ticket's, not the wallet's (SPEC.md §4.9).
+                tx.add_passage(record_id, rec)
+                res.counts["passages"] += 1
+                self._passage_settles(tx, res, rec)
+                return
+            if kind == R.KIND_SALE_LINE:
+                return      # the detail of the debit after it (SPEC.md §4.11): no value, no wallet counter
+            if kind == R.KIND_SHIFT:
+                self._shift(tx, state, rec)     # no value, no wallet counter (SPEC.md §4.14)
+                return
+            tx.add_attempt(rec)     # a lock or an attempt
             res.counts["attempts"] += 1
-            if rec.kind == R.KIND_ATTEMPT:
+            if kind == R.KIND_ATTEMPT:
                 return      # the counter in force belongs to the card's last write
         card_no = rec.card_no
         write = rules.card_write(tx, rec)
@@ -557,16 +585,16 @@ class Ingest:
             tx.claim_counter(card_no, k, state.id, rec.seq, write.delta_cents, rec.balance_after_cents)
         for terminal_id, seq, detail in write.chain_breaks:
             tx.add_alarm("chain", card_no, terminal_id, seq, detail)
-        if rec.kind == R.KIND_CREDIT:
+        if kind == R.KIND_CREDIT:
             entries = self._deliver_credits(tx, res, state, rec, entries)
         if entries:
-            tx.post(record_id, rec.kind, entries)
+            tx.post(record_id, kind, entries)
         # What the record put on the card's account: a lost card's credit moved to its replacement puts nothing.
-        delta = ledger.by_account(entries).get(accounts.card_account(card_no), 0) if rec.kind == R.KIND_CREDIT \
+        delta = ledger.by_account(entries).get(accounts.card_account(card_no), 0) if kind == R.KIND_CREDIT \
             else ledger.card_delta(rec)
         if card_no in self.replaced_cards and delta:
             self._settle_late(tx, res, state, rec, delta)
-        if rec.kind == R.KIND_DEBIT and state.role == frames.ROLE_POS and _may_carry_lines(tx, state.id, rec.seq):
+        if kind == R.KIND_DEBIT and state.role == frames.ROLE_POS and _may_carry_lines(tx, state.id, rec.seq):
             res.booth_sales.append((state.id, state.merchant_id, rec.seq))
         card = tx.card(card_no)
         if card[2] is None or counter_newer(k, card[2]):

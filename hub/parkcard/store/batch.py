@@ -59,10 +59,10 @@ class StagedWriteTx(interface.WriteTx):
         """Return {counter: CounterClaim} among the given counters of a card: staged, prefetched, else read."""
         out = {}
         missing = []
+        staged, prefetched = self.counters.get, self._counter_rows.get
         for c in counters:
-            row = self.counters.get((card_no, c))
-            if row is None:
-                row = self._counter_rows.get((card_no, c))
+            key = (card_no, c)
+            row = staged(key) or prefetched(key)      # a claim is a tuple of four: never false
             if row is None:
                 missing.append(c)
             elif row is not MISSING:
@@ -88,6 +88,14 @@ class StagedWriteTx(interface.WriteTx):
                             "JOIN ledger_entries e ON e.tx_id = t.id WHERE t.record_id=? AND e.account=?",
                             (record_id, account))[0]
 
+    def may_hold_events(self):
+        """True when the batch stored what may be a webhook event: a record, a record's new status, an alarm.
+
+        Asked in the writer's thread once COMMIT returned, so that the batch's staged rows are freed there, not
+        on the event loop whenever the future that would have carried the WriteTx is let go.
+        """
+        return bool(self.records or self.record_status or self.alarms)
+
     def _purses_read(self, card_nos, stored):
         """Keep the bonus purses a prefetch read ({account: stored cents}) of card_nos (0 when none stored)."""
         for card_no in card_nos:
@@ -109,7 +117,7 @@ class StagedWriteTx(interface.WriteTx):
             found = self._stored_record(terminal_id, seq)
             if found is None:
                 return None
-        if found.id in self.record_status:  # settled earlier in this batch
+        if self.record_status and found.id in self.record_status:  # settled earlier in this batch
             found = found._replace(status=self.record_status[found.id])
         return found
 

@@ -31,9 +31,10 @@ class WebMethods:
             event = self._events_added = asyncio.Event()
         return event
 
-    def _committed(self, tx):
-        """After a write committed, on the event loop: wake the webhook sender when it stored what may be an event."""
-        if tx.records or tx.record_status or tx.alarms:
+    def _committed(self, events):
+        """After a write committed, on the event loop: wake the webhook sender when it stored what may be an event
+        (events: the batch's WriteTx.may_hold_events())."""
+        if events:
             self.events_added.set()
 
     # -- web sessions

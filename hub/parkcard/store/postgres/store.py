@@ -135,8 +135,8 @@ class PostgresStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, Me
         audit(result) -> [(actor, action, details)] names the operator actions the change records:
         they are appended to the audit log in this same transaction (nothing, when it returns None).
         """
-        result, tx = await self._in_writer(self._write_now, fn, audit)
-        self._committed(tx)
+        result, events = await self._in_writer(self._write_now, fn, audit)
+        self._committed(events)
         return result
 
     async def _begin(self):
@@ -167,7 +167,7 @@ class PostgresStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, Me
                 loop.wait(commit())
             else:
                 tx.flush(then=commit)       # a batch's writes and its COMMIT in one round trip from here
-            return result, tx
+            return result, tx.may_hold_events()     # the batch's rows are let go here, in this thread
         except BaseException:
             if not conn.is_closed():
                 try:

@@ -150,14 +150,14 @@ class SqliteStore(SharedMethods, BoothMethods, StaffMethods, CreditMethods, Memb
                 tx.flush()
                 tx.flush_audit(self.oplog)
                 conn.execute("COMMIT")
-                return result, tx
+                return result, tx.may_hold_events()     # the batch's rows are let go here, in this thread
             except BaseException:
                 if conn.in_transaction:     # SQLITE_FULL and some I/O errors roll back by themselves
                     conn.execute("ROLLBACK")
                 raise
 
-        result, tx = await self._in_writer(run)
-        self._committed(tx)
+        result, events = await self._in_writer(run)
+        self._committed(events)
         return result
 
     _close_one = staticmethod(settlement.close_one)     # what close_settlements runs per merchant
