@@ -162,6 +162,8 @@ SCOPES = {
     "credits:write": frozenset({CREDITS_READ, CREDITS_GRANT}),     # a third party's top-up lands as a credit
     "cards:read": frozenset({CARD_QUERY}),                          # a card's trace
     "reports:read": frozenset({REPORTS, SETTLEMENT_READ}),          # sales, top-ups, liabilities
+    # Each cashier's Z reports, with their drawer's over/short: a person's figures, apart from the park's totals.
+    "reports:z": frozenset({SHIFTS_REVIEW}),
     "gates:read": frozenset({OCCUPANCY}),                           # who is inside
     "rules:write": frozenset({TIERS}),                              # consumption rules (消费规则), tier discounts
     "webhooks:manage": frozenset({WEBHOOKS}),                       # where the park's events are sent

@@ -1,5 +1,6 @@
 """The desks' reports: one day's desk operations per operator or desk, what the park owes now (bonus purses
-apart), and a closed cashier shift's Z report; the day's and the liabilities' CSV as `parkcard report` writes."""
+apart), a closed cashier shift's Z report, and the list of Z reports by day and desk; the day's, the liabilities'
+and the Z reports' CSV (amounts in cents, times on the park's clock)."""
 
 import datetime
 import time
@@ -18,21 +19,28 @@ LIABILITY_CSV_COLUMNS = ("liability", "amount_cents")
 BONUS_LABEL = N_("of it in the cards' bonus purses")
 # What a page calls each group of the desk report (parkcard.services.reports.DESK_GROUPS).
 GROUP_LABELS = {"operator": N_("by operator"), "desk": N_("by desk")}
+Z_CSV_COLUMNS = ("z_report", "shift", "desk", "opened_by", "opened", "closed_by", "closed", "expected_cents",
+                 "counted_cents", "difference_cents")
 
 
-def _desk_day(request, session, park):
-    """(date, by, park day) of ?day=&by= (the park's day from its daily reset, as its gates count it; today on its
-    clock by default)."""
-    by = request.query_params.get("by") or "operator"
-    if by not in reports.DESK_GROUPS:
-        raise ServiceError(gettext(request, session, "Choose a desk report by operator or by desk."))
-    text = (request.query_params.get("day") or "").strip() or park.day(time.time())
+def _park_day(request, session, text):
+    """(date, park day) of a YYYY-MM-DD date (the park's day from its daily reset, as its gates count it)."""
     try:
         day = datetime.date.fromisoformat(text)
     except ValueError:
         raise ServiceError(gettext(request, session, "The day must be a date like 2026-07-01, not %(text)r.")
                            % {"text": text}) from None
-    return day.isoformat(), by, park_time.day_of_date(day)
+    return day.isoformat(), park_time.day_of_date(day)
+
+
+def _desk_day(request, session, park):
+    """(date, by, park day) of ?day=&by= (today on the park's clock by default)."""
+    by = request.query_params.get("by") or "operator"
+    if by not in reports.DESK_GROUPS:
+        raise ServiceError(gettext(request, session, "Choose a desk report by operator or by desk."))
+    date, park_day = _park_day(request, session, (request.query_params.get("day") or "").strip() or
+                               park.day(time.time()))
+    return date, by, park_day
 
 
 async def _owed(store, actor):
@@ -88,3 +96,45 @@ async def liabilities_csv(request: Request, session=Depends(operator)):
         return render(request, "refused.html", session, status=403, message=str(exc))
     rows = [(label, cents) for label, cents in owed] + [(BONUS_LABEL, bonus_cents)]
     return csv_download(reports.table_csv(LIABILITY_CSV_COLUMNS, rows), "liabilities.csv")
+
+
+async def _z_listed(request, session):
+    """The Z reports of ?day=&desk= (every day and desk when left empty), newest first, or the refusal page: a
+    cashier's own, every one for shifts.review (services.shifts.z_reports). Returns (park, date or "", desk or None,
+    [(StoredZReport, Shift, ZReport)]), or the page of a wrong input (400) or a refusal (403)."""
+    status = 400
+    try:
+        park = await park_of(request, session)
+        text = (request.query_params.get("day") or "").strip()
+        date, park_day = _park_day(request, session, text) if text else ("", None)
+        desk_id = optional_number(request.query_params, "desk", gettext(request, session, "the desk terminal"))
+        status = 403
+        listed = await shifts.z_reports(state(request).store, session.actor, park_day, desk_id)
+    except ServiceError as exc:
+        return render(request, "refused.html", session, status=status, message=str(exc))
+    return park, date, desk_id, listed
+
+
+@router.get("/reports/z")
+async def z_list_page(request: Request, session=Depends(operator)):
+    """The Z reports, newest first, by day and desk, each linked to its printable page."""
+    found = await _z_listed(request, session)
+    if not isinstance(found, tuple):
+        return found
+    park, date, desk_id, listed = found
+    return render(request, "z_list.html", session, park=park, day=date, desk=desk_id, listed=listed,
+                  limit=shifts.Z_LISTED_MAX)
+
+
+@router.get("/reports/z.csv")
+async def z_list_csv(request: Request, session=Depends(operator)):
+    """The Z reports of the list as CSV (amounts in cents, times on the park's clock)."""
+    found = await _z_listed(request, session)
+    if not isinstance(found, tuple):
+        return found
+    park, date, desk_id, listed = found
+    rows = [(stored.z_no, shift.shift_no, shift.desk_terminal_id, shift.opened_by, park.when(shift.opened_at),
+             shift.closed_by, park.when(shift.closed_at), z.cash_expected_cents, z.cash_counted_cents,
+             z.difference_cents) for stored, shift, z in listed]
+    name = "z-reports%s%s.csv" % ("-" + date if date else "", "-desk-%d" % desk_id if desk_id is not None else "")
+    return csv_download(reports.table_csv(Z_CSV_COLUMNS, rows), name)
