@@ -1,8 +1,9 @@
 """The front desk page's staff cards and member tiers, and the list of Z reports, in real headless Chromium over a
 simulated park: a manager issues a booth staff member's staff card through the desk terminal and the card panel
 shows the staff card read back; a member's new tier shows as pending on the card read and its button writes it;
-Z reports are listed by day and desk (a cashier's own, every one for a manager), linked, as CSV, on a phone too.
-Screenshots under test-artifacts/web/."""
+Z reports are listed by day and desk (a cashier's own, every one for a manager), linked, as CSV, on a phone too;
+a page refused for want of a privilege says so in the page's language, and the desk's words (a card's status, its
+desk operations) are translated. Screenshots under test-artifacts/web/."""
 
 import pytest
 
@@ -34,7 +35,10 @@ def test_a_manager_issues_a_staff_card_at_the_desk_and_the_panel_shows_it_read(c
     park.call(shifts.open_shift(sim.hub.storage, sim.hub.actor("man"), DESK_TERMINAL_ID, 0))
     context, page = tab(chromium, park)
     log_in(page, "man")
-    page.goto("/desk")
+    page.goto("/staff")         # from the staff list to the desk, the member chosen
+    assert "not issued yet" in page.inner_text("#staff tr[data-staff='%d']" % mei.id)
+    page.click("#staff tr[data-staff='%d'] a.issue-staff-card" % mei.id)
+    assert page.input_value("#action-staff_card select[name=staff]") == str(mei.id)
     park.on_loop(sim.put_on_desk, card)
     page.click("#desk-read")
     assert "A stock card" in page.inner_text("#desk-card")
@@ -51,6 +55,9 @@ def test_a_manager_issues_a_staff_card_at_the_desk_and_the_panel_shows_it_read(c
     page.click("#desk-read")        # read again: a staff card is read, not refused as no visitor card
     assert "Staff card %d" % issued.card_no in page.inner_text("#desk-card")
     assert "Every staff member holds a staff card" in page.inner_text("#action-staff_card")
+    page.goto("/staff")
+    assert str(issued.card_no) in page.inner_text("#staff tr[data-staff='%d']" % mei.id)
+    assert page.locator("a.issue-staff-card").count() == 0
     context.close()
     context, page = tab(chromium, park)     # a cashier serves cards, but staff are the manager's
     log_in(page, "cas")
@@ -132,4 +139,27 @@ def test_z_reports_are_listed_by_day_and_desk_each_linked_and_as_csv(chromium, p
     log_in(page, "man")
     page.goto("/reports/z")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    context.close()
+
+
+def test_a_refusal_and_the_desks_words_are_in_the_pages_language(chromium, park):  # noqa: F811
+    sim = park.sim
+    card = park.call(sim.new_card(MEMBER_UID))
+    park.call(shifts.open_shift(sim.hub.storage, sim.hub.actor("cas"), DESK_TERMINAL_ID, 0))
+    park.call(sim.at_desk(card, sim.hub.desk(DESK_TERMINAL_ID, sim.hub.actor("cas")).issue("words-issue", 5000)))
+    context, page = tab(chromium, park)
+    log_in(page, "cas")
+    page.select_option("select[name=locale]", "zh_Hans")
+    page.wait_for_selector("html[lang=zh-Hans]")
+    refused = page.goto("/reports/desk")
+    said = page.inner_text("main")
+    assert refused.status == 403 and "cas（收银员）无权执行此操作（reports.view）" in said
+    assert "财务 或 经理 或 管理员" in said and "may not" not in said
+    page.goto("/desk")
+    park.on_loop(sim.put_on_desk, card)
+    page.click("#desk-read")
+    panel = page.inner_text("#desk-card")
+    assert "正常" in panel and "发卡 · CNY 50.00 · 已入账" in page.inner_text("#card-operations")
+    assert "active" not in panel and "posted" not in panel
+    shot(page, "desk-card-zh")
     context.close()

@@ -21,8 +21,8 @@ from parkcard.services.desk import operations, query, replacement
 from parkcard.services.errors import code_of
 from parkcard.services.tiers import park_tiers
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, render, session_form,
-                                state, whole_number)
+from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusal_page,
+                                refused_text, render, session_form, state, whole_number)
 from parkcard.web.routes.monitoring import KIND_NAMES
 from parkcard.web.sessions import IN_FLIGHT, new_token
 
@@ -74,7 +74,7 @@ async def _page(request, session, desk_id=None, card=None, outcome=None, pending
         park = await park_of(request, session)
         desks = await query.desk_terminals(web.store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     if desk_id is None and len(desks) == 1:
         desk_id = desks[0][0]
     held = session.actor.privileges
@@ -101,13 +101,13 @@ async def desk_page(request: Request, session=Depends(operator)):
     try:
         desk_id = optional_number(request.query_params, "desk", gettext(request, session, "the desk terminal"))
     except ServiceError as exc:
-        return await _page(request, session, outcome=("error", str(exc)), status=422)
+        return await _page(request, session, outcome=("error", refused_text(request, session, exc)), status=422)
     if desk_id is None or not request.query_params.get("read"):
         return await _page(request, session, desk_id)
     try:
         card = await query.card_on_desk(state(request).hub.desk_path, session.actor, desk_id)
     except ServiceError as exc:
-        return await _page(request, session, desk_id, outcome=("error", str(exc)), status=422)
+        return await _page(request, session, desk_id, outcome=("error", refused_text(request, session, exc)), status=422)
     return await _page(request, session, desk_id, card=card)
 
 
@@ -120,7 +120,7 @@ async def _act(request, session, action):
         desk_id = whole_number(form, "desk", gettext(request, session, "the desk terminal"))
         operations.check_op_id(op_id)
     except ServiceError as exc:
-        return await _page(request, session, desk_id, outcome=("error", str(exc)), status=422)
+        return await _page(request, session, desk_id, outcome=("error", refused_text(request, session, exc)), status=422)
     first = session.claim(op_id)
     if first == IN_FLIGHT:
         return await _page(request, session, desk_id, op_id=op_id, status=409, outcome=("error", gettext(
@@ -165,7 +165,7 @@ def _refusal_text(request, session, exc, desk_id):
     if code_of(exc) == shifts.NO_SHIFT:
         return gettext(request, session, "Desk %(desk)d has no open shift: open one with \"Open a shift\" on this page "
                                          "first (nothing was charged).") % {"desk": desk_id}
-    return str(exc)
+    return refused_text(request, session, exc)
 
 
 def _done_text(request, session, park, done, what):
@@ -318,7 +318,7 @@ async def _shift_step(request, session, field, label, step):
         cents = amount(form, field, gettext(request, session, label), park)
         to, said = await step(state(request).store, session.actor, park, desk_id, cents)
     except ServiceError as exc:
-        return back(_to_desk(desk_id), session, str(exc), "error")
+        return back(_to_desk(desk_id), session, refused_text(request, session, exc), "error")
     return back(to, session, said)
 
 
@@ -351,5 +351,5 @@ async def z_report_page(request: Request, z_no: int, session=Depends(operator)):
         park = await park_of(request, session)
         stored, shift, z = await shifts.z_report(state(request).store, session.actor, z_no)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=404, message=str(exc))
+        return refusal_page(request, session, exc, 404)
     return render(request, "desk_z.html", session, park=park, stored=stored, shift=shift, z=z)

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.domain import park_time
 from parkcard.services import reports, shifts
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import N_, csv_download, gettext, operator, optional_number, park_of, render, state
+from parkcard.web.pages import (N_, csv_download, gettext, operator, optional_number, park_of, refusal_page,
+                                refused_text, render, state)
 from parkcard.web.routes.reports import LIABILITY_LABELS
 
 router = APIRouter()
@@ -61,13 +62,13 @@ async def desk_page(request: Request, session=Depends(operator)):
         _bounds, lines = await reports.desk_day(store, actor, park_day, by)
         owed, bonus_cents = await _owed(store, actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     try:
         z_no = optional_number(request.query_params, "z", gettext(request, session, "the Z report number"))
         if z_no is not None:
             z = await shifts.z_report(store, actor, z_no)
     except ServiceError as exc:
-        z_error = str(exc)
+        z_error = refused_text(request, session, exc)
     return render(request, "desk_report.html", session, park=park, day=day, by=by, groups=reports.DESK_GROUPS,
                   group_labels=GROUP_LABELS, lines=lines, owed=owed, owed_total=sum(c for _l, c in owed),
                   bonus_cents=bonus_cents, bonus_label=BONUS_LABEL, z=z, z_asked=request.query_params.get("z", ""),
@@ -82,7 +83,7 @@ async def desk_csv(request: Request, session=Depends(operator)):
         day, by, park_day = _desk_day(request, session, park)
         _bounds, lines = await reports.desk_day(state(request).store, session.actor, park_day, by)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return csv_download(reports.table_csv(DESK_CSV_COLUMNS, [(day,) + tuple(line) for line in lines]),
                         "desk-%s-by-%s.csv" % (day, by))
 
@@ -93,15 +94,15 @@ async def liabilities_csv(request: Request, session=Depends(operator)):
     try:
         owed, bonus_cents = await _owed(state(request).store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     rows = [(label, cents) for label, cents in owed] + [(BONUS_LABEL, bonus_cents)]
     return csv_download(reports.table_csv(LIABILITY_CSV_COLUMNS, rows), "liabilities.csv")
 
 
-async def _z_listed(request, session):
-    """The Z reports of ?day=&desk= (every day and desk when left empty), newest first, or the refusal page: a
-    cashier's own, every one for shifts.review (services.shifts.z_reports). Returns (park, date or "", desk or None,
-    [(StoredZReport, Shift, ZReport)]), or the page of a wrong input (400) or a refusal (403)."""
+async def _z_listed(request, session, answer):
+    """answer(park, date or "", desk or None, [(StoredZReport, Shift, ZReport)]) of the Z reports of ?day=&desk=
+    (every day and desk when left empty), newest first: a cashier's own, every one for shifts.review
+    (services.shifts.z_reports); the page of a wrong input (400) or of a refusal (403) instead."""
     status = 400
     try:
         park = await park_of(request, session)
@@ -111,30 +112,27 @@ async def _z_listed(request, session):
         status = 403
         listed = await shifts.z_reports(state(request).store, session.actor, park_day, desk_id)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=status, message=str(exc))
-    return park, date, desk_id, listed
+        return refusal_page(request, session, exc, status)
+    return answer(park, date, desk_id, listed)
 
 
 @router.get("/reports/z")
 async def z_list_page(request: Request, session=Depends(operator)):
     """The Z reports, newest first, by day and desk, each linked to its printable page."""
-    found = await _z_listed(request, session)
-    if not isinstance(found, tuple):
-        return found
-    park, date, desk_id, listed = found
-    return render(request, "z_list.html", session, park=park, day=date, desk=desk_id, listed=listed,
-                  limit=shifts.Z_LISTED_MAX)
+    return await _z_listed(request, session, lambda park, date, desk_id, listed: render(
+        request, "z_list.html", session, park=park, day=date, desk=desk_id, listed=listed, limit=shifts.Z_LISTED_MAX))
 
 
-@router.get("/reports/z.csv")
-async def z_list_csv(request: Request, session=Depends(operator)):
-    """The Z reports of the list as CSV (amounts in cents, times on the park's clock)."""
-    found = await _z_listed(request, session)
-    if not isinstance(found, tuple):
-        return found
-    park, date, desk_id, listed = found
+def _z_csv(park, date, desk_id, listed):
+    """The Z reports as CSV (amounts in cents, times on the park's clock)."""
     rows = [(stored.z_no, shift.shift_no, shift.desk_terminal_id, shift.opened_by, park.when(shift.opened_at),
              shift.closed_by, park.when(shift.closed_at), z.cash_expected_cents, z.cash_counted_cents,
              z.difference_cents) for stored, shift, z in listed]
     name = "z-reports%s%s.csv" % ("-" + date if date else "", "-desk-%d" % desk_id if desk_id is not None else "")
     return csv_download(reports.table_csv(Z_CSV_COLUMNS, rows), name)
+
+
+@router.get("/reports/z.csv")
+async def z_list_csv(request: Request, session=Depends(operator)):
+    """The Z reports of the list as CSV, the file of the page's filters."""
+    return await _z_listed(request, session, _z_csv)
