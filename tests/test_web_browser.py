@@ -475,7 +475,7 @@ def test_ticket_products_are_listed_to_a_cashier_and_added_by_a_manager_only(pag
     page.goto("/tickets")
     assert "Day pass" in page.inner_text("#products")
     send(page, "#product-add", name="Night pass", price="80")
-    assert "无权执行此操作（tickets.manage）" in page.inner_text(".flash.error")     # the page is in Chinese still
+    assert "无权执行此操作（tickets.manage）" in page.inner_text(".flash.error")     # the page is in Chinese
     assert [p.name for p in park.call(park.hub.storage.ticket_products())] == ["Day pass"]
 
 

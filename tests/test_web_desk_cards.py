@@ -66,7 +66,7 @@ def test_a_manager_issues_a_staff_card_at_the_desk_and_the_panel_shows_it_read(c
     context.close()
 
 
-def test_a_members_new_tier_shows_as_pending_on_the_card_read_and_is_written_from_the_panel(chromium, park):  # noqa: F811
+def test_a_members_new_tier_shows_as_pending_on_the_card_read_and_written_from_the_panel(chromium, park):  # noqa: F811
     sim = park.sim
     store = sim.hub.storage
     member = park.call(members.register(store, SETUP, "Li Wei", "+86 138-0000-1234"))

@@ -76,8 +76,8 @@ async def login(request: Request):
     except ServiceError as exc:
         web.limiter.failed(username, address)
         wrong = gettext(request, None, "Wrong user name or password: check both and try again.")
-        return await _login_page(request, 401, wrong if code_of(exc) == "wrong_login" else refused_text(request, None, exc),
-                                 username)
+        told = wrong if code_of(exc) == "wrong_login" else refused_text(request, None, exc)
+        return await _login_page(request, 401, told, username)
     web.limiter.succeeded(username)
     web.sessions.set_limits(await park.session_limits(web.store))
     session = web.sessions.start(actor, locale_of(request))

@@ -107,7 +107,8 @@ async def desk_page(request: Request, session=Depends(operator)):
     try:
         card = await query.card_on_desk(state(request).hub.desk_path, session.actor, desk_id)
     except ServiceError as exc:
-        return await _page(request, session, desk_id, outcome=("error", refused_text(request, session, exc)), status=422)
+        return await _page(request, session, desk_id, outcome=("error", refused_text(request, session, exc)),
+                           status=422)
     return await _page(request, session, desk_id, card=card)
 
 
@@ -120,7 +121,8 @@ async def _act(request, session, action):
         desk_id = whole_number(form, "desk", gettext(request, session, "the desk terminal"))
         operations.check_op_id(op_id)
     except ServiceError as exc:
-        return await _page(request, session, desk_id, outcome=("error", refused_text(request, session, exc)), status=422)
+        return await _page(request, session, desk_id, outcome=("error", refused_text(request, session, exc)),
+                           status=422)
     first = session.claim(op_id)
     if first == IN_FLIGHT:
         return await _page(request, session, desk_id, op_id=op_id, status=409, outcome=("error", gettext(

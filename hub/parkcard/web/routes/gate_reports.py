@@ -44,7 +44,8 @@ async def gates_page(request: Request, session=Depends(operator)):
     try:
         park, date, day = await _day_report(request, session)
     except ServiceError as exc:
-        date, passages_error = request.query_params.get("day") or park.day(time.time()), refused_text(request, session, exc)
+        date = request.query_params.get("day") or park.day(time.time())
+        passages_error = refused_text(request, session, exc)
     if products_error and passages_error:
         return render(request, "refused.html", session, status=403, message=products_error)
     title = gettext(request, session, "Passages of %(day)s by hour") % {"day": date}
