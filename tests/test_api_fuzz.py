@@ -25,8 +25,8 @@ def fuzzed_hub(tmp_path_factory):
                  ("terminal", "add", "--id", "12", "--merchant", "2", "--role", "pos", "--name", "Food 1")):
         assert cli(workdir, db, *args).returncode == 0
     secret = api_key(workdir, db, "fuzz", "fleet:read", "terminals:control", "merchants:write", "blacklist:write",
-                     "settlement:close", "credits:write", "cards:read", "reports:read", "gates:read", "cards:loss",
-                     "desk:replace")
+                     "settlement:close", "credits:write", "cards:read", "reports:read", "reports:z", "gates:read",
+                     "cards:loss", "desk:replace")
     hub = UpHub(workdir, db).start()
     yield hub, secret
     assert hub.stop() == 0

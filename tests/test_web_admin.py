@@ -75,7 +75,7 @@ def test_tiers_show_bonus_and_discounts_change_for_an_admin_and_are_refused_to_a
     page.goto("/tiers")                         # a cashier reads the tiers (park.read) but may not change them
     csrf = page.eval_on_selector("input[name=csrf]", "e => e.value")
     refused = page.request.post("/tiers/change", form={"csrf": csrf, "code": "1", "bonus_bps": "9999"})
-    assert "may not do this" in refused.text()         # the flash of the page the refusal leads back to
+    assert "无权执行此操作" in refused.text()         # the flash of the page the refusal leads back to
     page.goto("/tiers")
     assert page.inner_text('#tiers tr[data-tier="1"] td:nth-child(3)') == "250"
 
@@ -107,7 +107,7 @@ def test_consumption_rules_are_set_in_the_currency_and_cleared_by_a_manager_only
     page.goto("/rules")
     csrf = page.eval_on_selector("input[name=csrf]", "e => e.value")
     refused = page.request.post("/rules", form={"csrf": csrf, "scope": "category", "ident": "3", "tx_cap_cents": "5"})
-    assert "may not do this" in refused.text()
+    assert "无权执行此操作" in refused.text()
     page.goto("/rules")
     assert page.locator('#rules tr[data-rule="category-3"]').count() == 0
 
@@ -244,7 +244,7 @@ def test_tickets_passages_and_refusals_show_to_whom_each_part_is_allowed(page, p
     log_in(page, "fin")                         # finance reads the tickets, not the passages (occupancy.read)
     page.goto("/reports/gates")
     assert "Day pass" in page.inner_text("#ticket-products")
-    assert "may not" in page.inner_text("#passages-refused")
+    assert "无权执行此操作" in page.inner_text("#passages-refused")
     page.click("#logout")
     log_in(page, "ice")
     assert page.goto("/reports/gates").status == 403

@@ -475,7 +475,7 @@ def test_ticket_products_are_listed_to_a_cashier_and_added_by_a_manager_only(pag
     page.goto("/tickets")
     assert "Day pass" in page.inner_text("#products")
     send(page, "#product-add", name="Night pass", price="80")
-    assert "may not do this" in page.inner_text(".flash.error")
+    assert "无权执行此操作（tickets.manage）" in page.inner_text(".flash.error")     # the page is in Chinese
     assert [p.name for p in park.call(park.hub.storage.ticket_products())] == ["Day pass"]
 
 
@@ -573,7 +573,7 @@ def test_a_credit_form_sent_twice_grants_once_and_a_credit_not_yet_sent_is_cance
     page.goto("/credits")
     assert page.locator("#credits tr[data-credit]").count() == 2
     send(page, "#credit-grant", card_no=str(card_no), amount="1", reason="finance tries")
-    assert "may not do this" in page.inner_text(".flash.error")
+    assert "无权执行此操作" in page.inner_text(".flash.error")
 
 
 def test_reports_chart_takings_terminals_and_top_ups_and_settlements_download_as_csv(page, park):
@@ -640,4 +640,4 @@ def test_the_live_fleet_shows_alerts_offline_while_open_a_lagging_queue_and_a_se
     page.click("#logout")
     log_in(page, "tec")                  # a technician reads the hours, sets none
     send(page, "#opening-hours-set", opens="", closes="")
-    assert "may not do this" in page.inner_text(".flash.error")
+    assert "无权执行此操作" in page.inner_text(".flash.error")

@@ -41,12 +41,13 @@ IDEMPOTENCY_KEY_MAX = 64
 
 # HTTP status by stable code; every other code of a refusal is 422.
 STATUS = {"unauthenticated": 401, "scope_missing": 403, "terminal_not_registered": 404, "merchant_not_found": 404,
-          "settlement_not_found": 404, "webhook_not_found": 404, "not_found": 404, "method_not_allowed": 405,
+          "settlement_not_found": 404, "webhook_not_found": 404,
+          "z_report_not_found": 404, "not_found": 404, "method_not_allowed": 405,
           "merchant_exists": 409, "period_overlaps": 409}
 # What a route may answer besides success, for the OpenAPI document.
 REFUSALS = {status: {"model": None, "description": text} for status, text in (
     (401, "no API key, or an unknown or revoked one"), (403, "the API key lacks the scope"),
-    (404, "no such terminal, merchant, settlement or webhook"), (409, "it exists, or overlaps what exists"),
+    (404, "no such terminal, merchant, settlement, webhook or Z report"), (409, "it exists, or overlaps what exists"),
     (422, "the request is invalid or the service refused it"))}
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `parkcard apikey create`")
@@ -63,7 +64,7 @@ def create_app(hub, secure=False, time_zone=None):
     secure: served over TLS (the web app's cookies are then Secure); time_zone: the zone every page shows times in; None: the park's
     own as stored, read for each page.
     """
-    from parkcard.api import desk, models, park_reports, reports
+    from parkcard.api import desk, models, park_reports, reports, z_reports
     from parkcard.api.routes import open_router, router
 
     for refusal in REFUSALS.values():
@@ -80,6 +81,7 @@ def create_app(hub, secure=False, time_zone=None):
     app.include_router(reports.router, prefix=API_PREFIX)
     app.include_router(park_reports.router, prefix=API_PREFIX)
     app.include_router(desk.router, prefix=API_PREFIX)
+    app.include_router(z_reports.router, prefix=API_PREFIX)
 
     @app.exception_handler(ServiceError)
     async def refused(_request, exc):

@@ -106,6 +106,16 @@ class ServiceError(ValueError):
     """An operation that cannot be done as asked; the message says what went wrong and what to do."""
 
 
+class NotAllowed(ServiceError):
+    """A privilege none of the actor's roles holds: who was refused, what was needed, which roles hold it."""
+
+    def __init__(self, name, roles, privilege):
+        self.name, self.roles, self.privilege = name, tuple(roles), privilege
+        self.holders = roles_holding(privilege) or (ADMIN,)
+        super().__init__("%s (%s) may not do this (%s): ask an operator with the role %s" % (
+            name, ", ".join(self.roles) or "no role", privilege, " or ".join(self.holders)))
+
+
 class Actor:
     """The operator (or process) behind an operation: its audit name, its privileges, where changes are told."""
 
@@ -124,9 +134,7 @@ class Actor:
         """Raise ServiceError when none of the actor's roles holds privilege."""
         self.checked.append(privilege)
         if privilege not in self.privileges:
-            raise ServiceError("%s (%s) may not do this (%s): ask an operator with the role %s"
-                               % (self.name, ", ".join(self.roles) or "no role", privilege,
-                                  " or ".join(roles_holding(privilege)) or "admin"))
+            raise NotAllowed(self.name, self.roles, privilege)
 
     async def told(self, *news, terminal_id=None):
         """Announce committed changes; return True when something running was told."""
@@ -162,6 +170,8 @@ SCOPES = {
     "credits:write": frozenset({CREDITS_READ, CREDITS_GRANT}),     # a third party's top-up lands as a credit
     "cards:read": frozenset({CARD_QUERY}),                          # a card's trace
     "reports:read": frozenset({REPORTS, SETTLEMENT_READ}),          # sales, top-ups, liabilities
+    # Each cashier's Z reports, with their drawer's over/short: a person's figures, apart from the park's totals.
+    "reports:z": frozenset({SHIFTS_REVIEW}),
     "gates:read": frozenset({OCCUPANCY}),                           # who is inside
     "rules:write": frozenset({TIERS}),                              # consumption rules (消费规则), tier discounts
     "webhooks:manage": frozenset({WEBHOOKS}),                       # where the park's events are sent

@@ -17,10 +17,11 @@ import re
 
 from protocol import frames
 
-from parkcard.domain import ledger
+from parkcard.domain import ledger, park_time
 from parkcard.domain import shifts as S
 from parkcard.domain.cents import whole
 from parkcard.domain.lifecycle import DeskOpState
+from parkcard.services import park
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import ADMIN, PARK_ADMIN, PARK_READ, SHIFT, SHIFTS_REVIEW, ServiceError, requires
 from parkcard.store import audited
@@ -146,6 +147,8 @@ def _sees_every_shift(actor):
     """True for an actor who reviews every cashier's shifts; else the actor must hold shifts.own (checked)."""
     if SHIFTS_REVIEW in actor.privileges:
         return True
+    if SHIFT not in actor.privileges:   # neither: the refusal names what sees every shift (an API key's scope)
+        actor.check(SHIFTS_REVIEW)
     actor.check(SHIFT)
     return False
 
@@ -213,7 +216,27 @@ async def z_report(store, actor, z_no):
     whole(z_no, "a Z report number", ServiceError, 1)
     stored = await store.z_report(z_no)
     if stored is None:
-        raise ServiceError("there is no Z report %d: a Z report is made when a shift closes" % z_no)
+        raise Refusal("z_report_not_found", "there is no Z report %d: a Z report is made when a shift closes" % z_no)
     shift = await store.shift(stored.shift_no)
     _may_see(actor, shift)
     return stored, shift, z_of(stored)
+
+
+Z_LISTED_MAX = 500      # Z reports one list shows at most (newest first); a narrower day or desk finds older ones
+
+
+@requires(PARK_READ)
+async def z_reports(store, actor, day=None, desk_terminal_id=None, limit=Z_LISTED_MAX):
+    """[(rows.StoredZReport, rows.Shift, domain ZReport)] newest first, made on park day `day` (days since
+    1970-01-01, from the park's daily reset on its clock; every day when None), of one desk when given: a
+    cashier's own shifts, every cashier's for shifts.review."""
+    whole(limit, "how many Z reports", ServiceError, 1, Z_LISTED_MAX)
+    start_s = end_s = None
+    if day is not None:
+        whole(day, "a park day (days since 1970-01-01)", ServiceError, 0)
+        start_s, end_s = park_time.day_bounds(await park.zone_of(store), await park.daily_reset_s(store), day)
+    if desk_terminal_id is not None:
+        whole(desk_terminal_id, "a desk terminal id", ServiceError, 1)
+    opened_by = None if _sees_every_shift(actor) else actor.name
+    return [(stored, shift, z_of(stored)) for stored, shift in await store.z_reports(
+        start_s, end_s, desk_terminal_id, opened_by, limit)]

@@ -571,6 +571,10 @@ class Store(abc.ABC):
         """Return the rows.StoredZReport of a closed shift, or None."""
 
     @abc.abstractmethod
+    async def z_reports(self, start_s=None, end_s=None, desk_terminal_id=None, opened_by=None, limit=100):
+        """Return [(rows.StoredZReport, rows.Shift)] made in [start_s, end_s), of a desk or operator, newest first."""
+
+    @abc.abstractmethod
     async def park_pay_methods(self, park_id=1):
         """Return the payment methods the park's desks take besides cash."""
 

@@ -11,6 +11,9 @@ from parkcard.store.rows import DeskDayLine, Shift, ShiftOperation, StoredZRepor
 
 _SELECT = "SELECT %s FROM shifts " % ", ".join(Shift._fields)
 _Z_SELECT = "SELECT %s FROM z_reports " % ", ".join(StoredZReport._fields)
+# A Z report with its shift, for the list of Z reports: one row, the report's fields then the shift's.
+_Z_WITH_SHIFT = "SELECT %s, %s FROM z_reports z JOIN shifts s ON s.shift_no = z.shift_no " % (
+    ", ".join("z." + f for f in StoredZReport._fields), ", ".join("s." + f for f in Shift._fields))
 TICKET_OP_PREFIX = "ticket:"        # a ticket sale's place in shift_operations: ticket:<serial>
 CREDIT_OP_PREFIX = "credit:"        # a pending credit granted at a desk: credit:<card_no>:<credit_no>
 # A shift's operations: its desk operations, its ticket sales (written: posted) and the credits granted at its
@@ -170,6 +173,20 @@ class ShiftMethods:
     async def z_report_of_shift(self, shift_no):
         """Return the StoredZReport of the closed shift shift_no, or None."""
         return await self._one_as(StoredZReport, _Z_SELECT + "WHERE shift_no=?", (shift_no,))
+
+    async def z_reports(self, start_s=None, end_s=None, desk_terminal_id=None, opened_by=None, limit=100):
+        """Return [(StoredZReport, Shift)] made in [start_s, end_s) (of one desk, of shifts opened_by one operator,
+        when given), newest first, at most limit."""
+        where, params = ["1=1"], []
+        for clause, value in (("z.closed_at >= ?", start_s), ("z.closed_at < ?", end_s),
+                              ("s.desk_terminal_id = ?", desk_terminal_id), ("s.opened_by = ?", opened_by)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        rows = await self._all(_Z_WITH_SHIFT + "WHERE " + " AND ".join(where) + " ORDER BY z.z_no DESC LIMIT ?",
+                               tuple(params) + (limit,))
+        size = len(StoredZReport._fields)
+        return [(StoredZReport(*r[:size]), Shift(*r[size:])) for r in rows]
 
     async def park_pay_methods(self, park_id=1):
         """Return the payment methods the park's desks take besides cash (e.g. ('card', 'mobile'))."""

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from parkcard.money import format_cents, parse_amount
 from parkcard.services import privileges as P
-from parkcard.services.privileges import ServiceError
+from parkcard.services.privileges import NotAllowed, ServiceError
 from parkcard.web import i18n
 from parkcard.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, LoginLimiter, Sessions, same_token
 
@@ -58,6 +58,21 @@ NAV = (
     ("/audit", N_("Audit log"), P.AUDIT),
     ("/operators", N_("Operators"), P.OPERATORS),
 )
+
+
+# What a page calls each role (parkcard.services.privileges.ROLES).
+ROLE_NAMES = {P.CASHIER: N_("cashier"), P.FINANCE: N_("finance"), P.TECHNICIAN: N_("technician"),
+              P.MANAGER: N_("manager"), P.ADMIN: N_("admin"), P.MERCHANT: N_("merchant")}
+
+
+# What a page calls the lifecycle words it shows (a record's status, a card's, a desk operation's kind and state,
+# a terminal's role); a word not here is shown as it is.
+WORDS = {"applied": N_("applied"), "voided": N_("voided"), "uncertain": N_("uncertain"),
+         "quarantined": N_("quarantined"), "active": N_("active"), "blacklisted": N_("blacklisted"),
+         "returned": N_("returned"), "wiped": N_("wiped"), "pending": N_("pending"), "posted": N_("posted"),
+         "failed": N_("failed"), "issue": N_("issue"), "top_up": N_("top-up"), "staff_card": N_("staff card"),
+         "refund": N_("refund"), "return": N_("return"), "replace": N_("replacement"), "pos": N_("booth"),
+         "ride": N_("ride"), "gate": N_("gate"), "desk": N_("desk")}
 
 
 class LoginRequired(Exception):
@@ -210,9 +225,15 @@ def render(request, template, session=None, status=200, park=None, **context):
     page = env.get_template(template).render(
         request=request, session=session, park=park, flash=flash, lang=i18n.HTML_LANG.get(locale, "en"),
         locale=locale, languages=i18n.LANGUAGES, csrf=session.csrf if session is not None else "",
+        role_names=ROLE_NAMES, word=lambda value: translations.gettext(WORDS[value]) if value in WORDS else value,
         nav=[(path, label) for path, label, privilege in NAV if privilege in held],
         here=request.url.path, **context)
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def refusal_page(request, session, exc, status=403):
+    """The page of a service's refusal (ServiceError exc), worded by refused_text."""
+    return render(request, "refused.html", session, status=status, message=refused_text(request, session, exc))
 
 
 def back(to, session=None, flash=None, kind="ok"):
@@ -231,6 +252,19 @@ def csv_download(text, filename):
 def gettext(request, session, text):
     """text translated into the page's language (for flash messages made in a route)."""
     return i18n.translations(locale_of(request, session)).gettext(text)
+
+
+def refused_text(request, session, exc):
+    """What a page says of a service's refusal: a privilege not held in the page's language, any other as the
+    service worded it."""
+    if not isinstance(exc, NotAllowed):
+        return str(exc)
+    roles = [gettext(request, session, ROLE_NAMES.get(r, r)) for r in exc.roles]
+    holders = [gettext(request, session, ROLE_NAMES.get(r, r)) for r in exc.holders]
+    return gettext(request, session, "%(name)s (%(roles)s) may not do this (%(privilege)s): ask an operator with the "
+                                     "role %(holders)s") % {
+        "name": exc.name, "roles": ", ".join(roles) or gettext(request, session, "no role"),
+        "privilege": exc.privilege, "holders": gettext(request, session, " or ").join(holders)}
 
 
 def whole_number(form, name, label):

@@ -9,22 +9,25 @@ what the hub knows of it (status, recent uses, operations, pending credits).
 from protocol import card as C
 from protocol import desk as D
 from protocol import frames
+from protocol.errors import BadMac, Malformed
 
 from parkcard.services.desk.operations import _visitor_card, identify_and_read
 from parkcard.services.privileges import CARD_ISSUE, CARD_QUERY, ServiceError, requires
 from parkcard.services.trace import card_trace
 
 HISTORY_SHOWN = 10
-BLANK, STOCK, PARK_CARD = "blank", "stock", "park_card"
+BLANK, STOCK, PARK_CARD, STAFF_CARD = "blank", "stock", "park_card", "staff_card"
 _STOCK_BLOCKS = (C.INFO_BLOCK,) + C.SLOT_BLOCKS
 
 
 class OnDesk:
-    """The card on a desk: its UID and kind (BLANK, STOCK or PARK_CARD), and for a park card what it holds."""
+    """The card on a desk: its UID and kind (BLANK, STOCK, PARK_CARD or STAFF_CARD), for a park card what it holds,
+    for a staff card whose it is (staff: the rows.StaffMember, None when no member holds it)."""
 
-    def __init__(self, uid, kind, info=None, slot=None, card=None, history=(), operations=(), credits=()):
+    def __init__(self, uid, kind, info=None, slot=None, card=None, history=(), operations=(), credits=(), staff=None):
         self.uid = uid
         self.kind = kind
+        self.staff = staff
         self.card_no = info.card_no if info is not None else None
         self.tier = info.tier if info is not None else None     # what the card holds (booths give its discounts)
         # The hub's tier when the card holds another (a member's tier changed): written at the next top-up or
@@ -50,13 +53,26 @@ async def card_on_desk(desk, actor, desk_terminal_id, timeout_s=None):
                            % desk_terminal_id)
     if report.blocks[C.INFO_BLOCK] == bytes(C.BLOCK_SIZE):
         return OnDesk(uid, STOCK)
-    info, slot, _block = _visitor_card(report, keys, desk_terminal_id)
     store = desk.storage
+    staff_info = _staff_info(report, keys)
+    if staff_info is not None:      # no value on it: what it is and whose (SPEC.md §4.14)
+        holder = next((m for m in await store.staff() if m.card_no == staff_info.card_no), None)
+        return OnDesk(uid, STAFF_CARD, staff_info, card=await store.card(staff_info.card_no), staff=holder)
+    info, slot, _block = _visitor_card(report, keys, desk_terminal_id)
     card = await store.card(info.card_no)
     history = await card_trace(store, actor, info.card_no, HISTORY_SHOWN) if card is not None else []
     operations = [op for op in await store.desk_operations() if op.card_no == info.card_no][-HISTORY_SHOWN:]
     credits = [c for c in await store.pending_credits(info.card_no) if c.state in ("granted", "sent")]
     return OnDesk(uid, PARK_CARD, info, slot, card, history, reversed(operations), credits)
+
+
+def _staff_info(report, keys):
+    """The CardInfo of a staff card the report read, else None (any other card is read as a visitor's)."""
+    try:
+        info = C.CardInfo.decode(report.blocks[C.INFO_BLOCK], keys)
+    except (BadMac, Malformed):
+        return None
+    return info if info.flags & C.FLAG_STAFF else None
 
 
 @requires(CARD_QUERY)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import audit
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import operator, park_of, render, state
+from parkcard.web.pages import operator, park_of, refusal_page, render, state
 
 router = APIRouter()
 
@@ -18,7 +18,7 @@ async def audit_page(request: Request, session=Depends(operator)):
         entries, verdict, ok = await audit.recent(state(request).store, session.actor)
         park = await park_of(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     shown = [(e["seq"], park.when(e["time"]), e["actor"], e["action"],
               json.dumps(e["details"], sort_keys=True, ensure_ascii=False)) for e in entries]
     return render(request, "audit.html", session, park=park, entries=shown, verdict=verdict, ok=ok)

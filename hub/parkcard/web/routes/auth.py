@@ -8,7 +8,7 @@ from parkcard.services.errors import code_of
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
 from parkcard.web.pages import (NAV, SEE_OTHER, FormRefused, back, gettext, locale_of, login_form, operator,
-                                render, session_form, state)
+                                refused_text, render, session_form, state)
 from parkcard.web.sessions import (LOGIN_CSRF_COOKIE, LOGIN_FAILURES_PER_USER_MAX, LOGIN_WINDOW_S, SESSION_COOKIE,
                                    new_token, token_digest)
 
@@ -76,7 +76,8 @@ async def login(request: Request):
     except ServiceError as exc:
         web.limiter.failed(username, address)
         wrong = gettext(request, None, "Wrong user name or password: check both and try again.")
-        return await _login_page(request, 401, wrong if code_of(exc) == "wrong_login" else str(exc), username)
+        told = wrong if code_of(exc) == "wrong_login" else refused_text(request, None, exc)
+        return await _login_page(request, 401, told, username)
     web.limiter.succeeded(username)
     web.sessions.set_limits(await park.session_limits(web.store))
     session = web.sessions.start(actor, locale_of(request))

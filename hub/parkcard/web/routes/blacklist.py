@@ -4,7 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import blacklist
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import back, gettext, operator, park_of, render, session_form, state, whole_number
+from parkcard.web.pages import (back, gettext, operator, park_of, refusal_page, refused_text, render, session_form,
+                                state, whole_number)
 
 router = APIRouter()
 ATTEMPTS_SHOWN = 3
@@ -17,7 +18,7 @@ async def blacklist_page(request: Request, session=Depends(operator)):
         rows = await blacklist.entries(state(request).store, session.actor, ATTEMPTS_SHOWN)
         park = await park_of(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "blacklist.html", session, park=park, entries=rows)
 
 
@@ -30,7 +31,7 @@ async def blacklist_add(request: Request, session=Depends(operator)):
         version = await blacklist.add(state(request).store, session.actor, card_no,
                                       form.get("reason", "").strip() or "blacklisted on the web", bool(form.get("force")))
     except ServiceError as exc:
-        return back("/blacklist", session, str(exc), "error")
+        return back("/blacklist", session, refused_text(request, session, exc), "error")
     return back("/blacklist", session, (gettext(request, session, "Card %(card)d is blacklisted.") if version else
                 gettext(request, session, "Card %(card)d was listed already.")) % {"card": card_no})
 
@@ -43,7 +44,7 @@ async def blacklist_remove(request: Request, card_no: int, session=Depends(opera
         version = await blacklist.remove(state(request).store, session.actor, card_no,
                                          form.get("reason", "").strip() or "removed on the web")
     except ServiceError as exc:
-        return back("/blacklist", session, str(exc), "error")
+        return back("/blacklist", session, refused_text(request, session, exc), "error")
     said = (gettext(request, session, "Card %(card)d is off the blacklist.") if version else
             gettext(request, session, "Card %(card)d was not listed."))
     return back("/blacklist", session, said % {"card": card_no})

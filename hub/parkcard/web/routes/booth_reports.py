@@ -10,7 +10,7 @@ from parkcard.domain.sales_report import BY
 from parkcard.services import reports
 from parkcard.services.privileges import ServiceError
 from parkcard.web import charts
-from parkcard.web.pages import N_, csv_download, gettext, operator, park_of, render, state
+from parkcard.web.pages import N_, csv_download, gettext, operator, park_of, refusal_page, render, state
 from parkcard.web.routes.settlement import day_labels
 
 router = APIRouter()
@@ -55,7 +55,7 @@ async def sales_page(request: Request, session=Depends(operator)):
         rows = await reports.booth_sales(store, actor, by, start_s, end_s, offset_s)
         given = await reports.discounts_given(store, actor, start_s, end_s)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     title = gettext(request, session, "Booth sales %(by)s: paid and discounts") % {
         "by": gettext(request, session, BY_LABELS[by])}
     series = [(gettext(request, session, "paid"), [max(r.paid_cents, 0) for r in rows]),
@@ -73,7 +73,7 @@ async def sales_csv(request: Request, session=Depends(operator)):
         park, by, first, last, start_s, end_s, offset_s = await _period(request, session)
         rows = await reports.booth_sales(state(request).store, session.actor, by, start_s, end_s, offset_s)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return csv_download(reports.sales_csv(rows, park.currency), "sales-by-%s-%s-%s.csv" % (by, first, last))
 
 
@@ -84,5 +84,5 @@ async def discounts_csv(request: Request, session=Depends(operator)):
         park, _by, first, last, start_s, end_s, _offset = await _period(request, session)
         rows = await reports.discounts_given(state(request).store, session.actor, start_s, end_s)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return csv_download(reports.discounts_csv(rows, park.currency), "discounts-%s-%s.csv" % (first, last))

@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import credits
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, render, session_form,
-                                state, whole_number)
+from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusal_page,
+                                refused_text, render, session_form, state, whole_number)
 from parkcard.web.sessions import IN_FLIGHT, new_token
 
 router = APIRouter()
@@ -24,7 +24,7 @@ async def credits_page(request: Request, session=Depends(operator)):
         card_no = optional_number(request.query_params, "card", gettext(request, session, "the card number"))
         rows = await credits.pending_credits(state(request).store, session.actor, card_no)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "credits.html", session, park=park, rows=list(reversed(rows)), card=card_no,
                   once=new_token(), states=STATE_LABELS)
 
@@ -54,7 +54,7 @@ async def credit_grant(request: Request, session=Depends(operator)):
                                                      "lands at the card's next tap.") % {
             "no": credit.credit_no, "amount": park.money(credit.amount_cents), "card": card_no}
     except ServiceError as exc:
-        kind, said = "error", str(exc)
+        kind, said = "error", refused_text(request, session, exc)
     session.answer(once, kind, said)
     return back(PAGE, session, said, kind)
 
@@ -67,7 +67,7 @@ async def credit_cancel(request: Request, card_no: int, credit_no: int, session=
         park = await park_of(request, session)
         cents = await credits.cancel_credit(state(request).store, session.actor, card_no, credit_no)
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     return back(PAGE, session, gettext(request, session, "Credit %(no)d of card %(card)d is cancelled: %(amount)s "
                                                          "goes back to its source.") % {
         "no": credit_no, "card": card_no, "amount": park.money(cents)})

@@ -8,20 +8,21 @@ answers the same operation (never a second one); a form already under way in
 this session is told to wait. The answer is shown on the page itself, with the
 form carrying the same id after a refusal (a retry resumes the operation,
 SPEC.md §5.9) and a new one after a success. An operation the hub keeps as
-pending is shown as such, with its retry.
+pending is shown as such, with its retry. An action that changes what the card is (a staff card issued, a tier
+written) reads the card back after its answer, so the card panel shows the card as it now is.
 """
 
 from fastapi import APIRouter, Depends, Request
 
 from parkcard.domain.lifecycle import DeskOpState
-from parkcard.services import credits, losses, shifts
+from parkcard.services import credits, losses, shifts, staff
 from parkcard.services import privileges as P
 from parkcard.services.desk import operations, query, replacement
 from parkcard.services.errors import code_of
 from parkcard.services.tiers import park_tiers
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, render, session_form,
-                                state, whole_number)
+from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusal_page,
+                                refused_text, render, session_form, state, whole_number)
 from parkcard.web.routes.monitoring import KIND_NAMES
 from parkcard.web.sessions import IN_FLIGHT, new_token
 
@@ -34,13 +35,17 @@ _NOT_RESENT = ("csrf",)
 
 
 class DeskAction:
-    """One thing a cashier does at the desk: its form template, its button's label, the privilege it needs."""
+    """One thing a cashier does at the desk: its form template, its button's label, the privilege it needs;
+    listed: shown among the page's actions (else where the card panel offers it); reads_back: the card is read
+    after a success."""
 
-    def __init__(self, name, label, privilege, run):
+    def __init__(self, name, label, privilege, run, listed=True, reads_back=False):
         self.name = name
         self.label = label
         self.privilege = privilege
         self.run = run
+        self.listed = listed
+        self.reads_back = reads_back
         self.path = "/desk/" + name.replace("_", "-")
         self.template = "desk/%s.html" % name
 
@@ -48,10 +53,10 @@ class DeskAction:
 ACTIONS = []        # in the order the page shows them
 
 
-def desk_action(name, label, privilege):
+def desk_action(name, label, privilege, listed=True, reads_back=False):
     """Register `async run(request, session, form, park, desk_id, op_id) -> message` as the action `name`."""
     def register(run):
-        action = DeskAction(name, label, privilege, run)
+        action = DeskAction(name, label, privilege, run, listed, reads_back)
 
         async def route(request: Request, session=Depends(operator)):
             return await _act(request, session, action)
@@ -69,7 +74,7 @@ async def _page(request, session, desk_id=None, card=None, outcome=None, pending
         park = await park_of(request, session)
         desks = await query.desk_terminals(web.store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     if desk_id is None and len(desks) == 1:
         desk_id = desks[0][0]
     held = session.actor.privileges
@@ -79,11 +84,15 @@ async def _page(request, session, desk_id=None, card=None, outcome=None, pending
     if card is not None and card.card_no is not None:
         loss = await losses.loss_of(web.store, session.actor, card.card_no)
         replaced = await losses.replacement_of(web.store, session.actor, card.card_no)
+    # Who may be given a staff card: the staff members holding none (a staff card is issued once per member).
+    carding = [m for m in await staff.listing(web.store, session.actor) if m.card_no is None] \
+        if P.MERCHANTS in held else []
     return render(request, "desk.html", session, status=status, park=park, desks=desks, desk_id=desk_id, card=card,
                   outcome=outcome, pending=pending, op_id=op_id or new_token(), kinds=KIND_NAMES,
                   tiers={t.code: t.name for t in await park_tiers(web.store)}, shift=shift, loss=loss,
-                  replaced=replaced, loss_states=LOSS_STATES, shifts_held=P.SHIFT in held,
-                  actions=[a for a in ACTIONS if a.privilege in held])
+                  replaced=replaced, loss_states=LOSS_STATES, shifts_held=P.SHIFT in held, carding=carding,
+                  actions=[a for a in ACTIONS if a.privilege in held and a.listed],
+                  offered={a.name: a for a in ACTIONS if a.privilege in held and not a.listed})
 
 
 @router.get("/desk")
@@ -92,13 +101,14 @@ async def desk_page(request: Request, session=Depends(operator)):
     try:
         desk_id = optional_number(request.query_params, "desk", gettext(request, session, "the desk terminal"))
     except ServiceError as exc:
-        return await _page(request, session, outcome=("error", str(exc)), status=422)
+        return await _page(request, session, outcome=("error", refused_text(request, session, exc)), status=422)
     if desk_id is None or not request.query_params.get("read"):
         return await _page(request, session, desk_id)
     try:
         card = await query.card_on_desk(state(request).hub.desk_path, session.actor, desk_id)
     except ServiceError as exc:
-        return await _page(request, session, desk_id, outcome=("error", str(exc)), status=422)
+        return await _page(request, session, desk_id, outcome=("error", refused_text(request, session, exc)),
+                           status=422)
     return await _page(request, session, desk_id, card=card)
 
 
@@ -111,7 +121,8 @@ async def _act(request, session, action):
         desk_id = whole_number(form, "desk", gettext(request, session, "the desk terminal"))
         operations.check_op_id(op_id)
     except ServiceError as exc:
-        return await _page(request, session, desk_id, outcome=("error", str(exc)), status=422)
+        return await _page(request, session, desk_id, outcome=("error", refused_text(request, session, exc)),
+                           status=422)
     first = session.claim(op_id)
     if first == IN_FLIGHT:
         return await _page(request, session, desk_id, op_id=op_id, status=409, outcome=("error", gettext(
@@ -133,7 +144,13 @@ async def _act(request, session, action):
         session.answers.pop(op_id, None)    # never left "in flight" for good
         raise
     session.answer(op_id, "ok", said)
-    return await _page(request, session, desk_id, outcome=("ok", said))
+    card = None
+    if action.reads_back:
+        try:
+            card = await query.card_on_desk(web.hub.desk_path, session.actor, desk_id)
+        except ServiceError:
+            card = None     # taken away after its answer: the answer stands, the panel waits for the next read
+    return await _page(request, session, desk_id, card=card, outcome=("ok", said))
 
 
 async def _is_pending(web, session, op_id):
@@ -150,7 +167,7 @@ def _refusal_text(request, session, exc, desk_id):
     if code_of(exc) == shifts.NO_SHIFT:
         return gettext(request, session, "Desk %(desk)d has no open shift: open one with \"Open a shift\" on this page "
                                          "first (nothing was charged).") % {"desk": desk_id}
-    return str(exc)
+    return refused_text(request, session, exc)
 
 
 def _done_text(request, session, park, done, what):
@@ -262,6 +279,30 @@ async def replace(request, session, form, park, desk_id, op_id):
         "hold": park.money(row.hold_cents), "release": park.when(row.release_at_s), "op": done.op_id}
 
 
+@desk_action("staff_card", N_("Issue a staff card"), P.MERCHANTS, reads_back=True)
+async def staff_card(request, session, form, park, desk_id, op_id):
+    """Issue the stock card on the desk as a booth staff member's staff card, no value on it: staff.issue_card."""
+    web = state(request)
+    staff_id = whole_number(form, "staff", gettext(request, session, "the staff member"))
+    done = await staff.issue_card(web.hub.desk_path, session.actor, op_id, desk_id, staff_id)
+    return gettext(request, session, "Staff card %(card)s is issued to staff member %(id)d: it opens their shifts at "
+                                     "their merchant's booths, which have it at once (operation %(op)s).") % {
+        "card": done.card_no, "id": staff_id, "op": done.op_id}
+
+
+@desk_action("write_tier", N_("Write the member's tier onto the card"), P.MEMBERS, listed=False, reads_back=True)
+async def write_tier(request, session, form, park, desk_id, op_id):
+    """Write the member's tier, changed since the card was written, onto the card on the desk: desk.write_tier."""
+    web = state(request)
+    done = await operations.write_tier(web.hub.desk_path, session.actor, op_id, desk_id)
+    if not done.written:
+        return gettext(request, session, "Card %(card)s holds its member's tier already: nothing was written.") % {
+            "card": done.card_no}
+    return gettext(request, session, "Card %(card)s carries its member's tier now: the booths give that tier's "
+                                     "discounts (no value moved, operation %(op)s).") % {
+        "card": done.card_no, "op": done.op_id}
+
+
 # -- the cashier's shift at the desk: open with a counted float, close with the counted cash, its Z report
 
 def _to_desk(desk_id):
@@ -279,7 +320,7 @@ async def _shift_step(request, session, field, label, step):
         cents = amount(form, field, gettext(request, session, label), park)
         to, said = await step(state(request).store, session.actor, park, desk_id, cents)
     except ServiceError as exc:
-        return back(_to_desk(desk_id), session, str(exc), "error")
+        return back(_to_desk(desk_id), session, refused_text(request, session, exc), "error")
     return back(to, session, said)
 
 
@@ -312,6 +353,5 @@ async def z_report_page(request: Request, z_no: int, session=Depends(operator)):
         park = await park_of(request, session)
         stored, shift, z = await shifts.z_report(state(request).store, session.actor, z_no)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=404, message=str(exc))
-    return render(request, "desk_z.html", session, park=park, stored=stored, shift=shift, z=z,
-                  top_ups=sum(t.count for _m, t in z.top_ups))
+        return refusal_page(request, session, exc, 404)
+    return render(request, "desk_z.html", session, park=park, stored=stored, shift=shift, z=z)

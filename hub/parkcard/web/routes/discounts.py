@@ -5,8 +5,8 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.domain.discounts import POLICY
 from parkcard.services import discounts, merchants
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, back, gettext, operator, optional_number, park_of, render, session_form, state,
-                                whole_number)
+from parkcard.web.pages import (N_, back, gettext, operator, optional_number, park_of, refusal_page, refused_text,
+                                render, session_form, state, whole_number)
 
 router = APIRouter()
 PAGE = "/discounts"
@@ -25,7 +25,7 @@ async def discounts_page(request: Request, session=Depends(operator)):
         bearers = [(m[0], m[2], await discounts.bearer(store, actor, m[0]))
                    for m in await merchants.listing(store, actor)]
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     tiers = [(tier, sale, total) for tier, (sale, total) in enumerate(zip(rules.sale_bp, rules.total_bp))]
     return render(request, "discounts.html", session, park=park, version=version, tiers=tiers,
                   categories=sorted(rules.categories.items()), items=sorted(rules.items.items()), bearers=bearers,
@@ -52,7 +52,7 @@ async def tier_set(request: Request, session=Depends(operator)):
             optional_number(form, "sale_bp", gettext(request, session, "the rate on every sale")),
             optional_number(form, "total_bp", gettext(request, session, "the rate on the total")))
     except ServiceError as exc:
-        return back(page, session, str(exc), "error")
+        return back(page, session, refused_text(request, session, exc), "error")
     return back(page, session, gettext(request, session, "Tier %(tier)d is changed: discount rules version "
                                                          "%(version)d.") % {"tier": tier, "version": version})
 
@@ -67,7 +67,7 @@ async def override_set(request: Request, session=Depends(operator)):
         version = await discounts.set_override(state(request).store, session.actor, tier, rate, category,
                                                merchant_id, item)
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     return back(PAGE, session, gettext(request, session, "The override is set: discount rules version %(version)d.")
                 % {"version": version})
 
@@ -81,6 +81,6 @@ async def override_remove(request: Request, session=Depends(operator)):
         version = await discounts.remove_override(state(request).store, session.actor, tier, category,
                                                   merchant_id, item)
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     return back(PAGE, session, gettext(request, session, "The override is removed: discount rules version "
                                                          "%(version)d.") % {"version": version})

@@ -14,7 +14,8 @@ from parkcard.services import monitoring, terminals
 from parkcard.services import park as park_settings
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
-from parkcard.web.pages import N_, back, gettext, operator, park_of, render, session_form, state
+from parkcard.web.pages import (N_, WORDS, back, gettext, operator, park_of, refusal_page, refused_text, render,
+                                session_form, state)
 from parkcard.web.streams import live_events
 
 router = APIRouter()
@@ -41,11 +42,17 @@ ALERT_LABELS = {fleet_alerts.OFFLINE_OPEN: N_("offline while the park is open"),
                 fleet_alerts.REBOOT_LOOP: N_("rebooting over and over")}
 
 
+def role_word(role, translate):
+    """A terminal's role as the page's language calls it (pos: a booth)."""
+    return translate(WORDS[role]) if role in WORDS else role
+
+
 def terminal_view(row, alarms, park, now_s, translate, alerts=()):
     """What the fleet page shows of one terminal: every cell as text for people (JSON for the stream)."""
     online = fleet_rules.online(row, now_s)
     return {
-        "id": row.id, "name": row.name, "role": frames.ROLE_NAMES.get(row.role, str(row.role)),
+        "id": row.id, "name": row.name,
+        "role": role_word(frames.ROLE_NAMES.get(row.role, str(row.role)), translate),
         "online": online, "state": translate(N_("online")) if online else translate(N_("offline")),
         "last_seen": park.when(row.last_seen) or translate(N_("never")),
         "firmware": row.firmware or "", "queue": "" if row.queue_depth is None else str(row.queue_depth),
@@ -82,7 +89,7 @@ async def fleet_page(request: Request, session=Depends(operator)):
         views, park = await fleet_views(request, session)
         hours = await park_settings.opening_hours(state(request).store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "fleet.html", session, park=park, terminals=views,
                   hours=None if hours is None else tuple(_clock(m) for m in hours))
 
@@ -115,7 +122,7 @@ async def opening_hours_set(request: Request, session=Depends(operator)):
             closes = _minute(form.get("closes"), gettext(request, session, "the closing time"))
         changed = await park_settings.set_opening_hours(state(request).store, session.actor, opens, closes)
     except ServiceError as exc:
-        return back("/fleet", session, str(exc), "error")
+        return back("/fleet", session, refused_text(request, session, exc), "error")
     said = (gettext(request, session, "The opening hours are saved.") if changed else
             gettext(request, session, "The opening hours were these already."))
     return back("/fleet", session, said)
@@ -139,7 +146,7 @@ async def terminal_page(request: Request, terminal_id: int = TerminalId, session
         commands = await terminals.commands(store, session.actor, terminal_id)
         park = await park_of(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     view = terminal_view(row, Counter({terminal_id: len(alarms)}), park, time.time(),
                          i18n.translations(session.locale).gettext)
     return render(request, "terminal.html", session, park=park, t=view, alarms=alarms, commands=[
@@ -159,5 +166,5 @@ async def terminal_action(request: Request, action: str, terminal_id: int = Term
     try:
         changed = await service(state(request).store, session.actor, terminal_id)
     except ServiceError as exc:
-        return back(here, session, str(exc), "error")
+        return back(here, session, refused_text(request, session, exc), "error")
     return back(here, session, gettext(request, session, done if changed else unchanged) % {"id": terminal_id})

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.domain import park_time
 from parkcard.services import occupancy, reports, tickets
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import csv_download, gettext, operator, park_of, render, state
+from parkcard.web.pages import csv_download, gettext, operator, park_of, refusal_page, refused_text, render, state
 from parkcard.web.routes.occupancy import hourly_chart
 
 router = APIRouter()
@@ -35,16 +35,17 @@ async def gates_page(request: Request, session=Depends(operator)):
     try:
         park = await park_of(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     products, products_error, day, passages_error = [], None, None, None
     try:
         products = await tickets.report(store, actor)
     except ServiceError as exc:
-        products_error = str(exc)
+        products_error = refused_text(request, session, exc)
     try:
         park, date, day = await _day_report(request, session)
     except ServiceError as exc:
-        date, passages_error = request.query_params.get("day") or park.day(time.time()), str(exc)
+        date = request.query_params.get("day") or park.day(time.time())
+        passages_error = refused_text(request, session, exc)
     if products_error and passages_error:
         return render(request, "refused.html", session, status=403, message=products_error)
     title = gettext(request, session, "Passages of %(day)s by hour") % {"day": date}
@@ -61,7 +62,7 @@ async def tickets_csv(request: Request, session=Depends(operator)):
     try:
         lines = await tickets.report(state(request).store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return csv_download(reports.table_csv(TICKETS_CSV_COLUMNS, [tuple(x) for x in lines]), "tickets.csv")
 
 
@@ -71,7 +72,7 @@ async def passages_csv(request: Request, session=Depends(operator)):
     try:
         park, date, day = await _day_report(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     rows = [(gate, park.when(hour), e, x, r) for gate, hour, e, x, r in day.per_hour]
     return csv_download(reports.table_csv(PASSAGES_CSV_COLUMNS, rows), "passages-%s.csv" % date)
 
@@ -82,5 +83,5 @@ async def refusals_csv(request: Request, session=Depends(operator)):
     try:
         _park, date, day = await _day_report(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return csv_download(reports.table_csv(REFUSALS_CSV_COLUMNS, day.refusals), "refusals-%s.csv" % date)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.services import members
 from parkcard.services.privileges import ServiceError
 from parkcard.services.tiers import park_tiers
-from parkcard.web.pages import N_, back, gettext, operator, park_of, render, session_form, state, whole_number
+from parkcard.web.pages import (N_, back, gettext, operator, park_of, refusal_page, refused_text, render, session_form,
+                                state, whole_number)
 
 router = APIRouter()
 PAGE = "/members"
@@ -41,13 +42,13 @@ async def members_page(request: Request, session=Depends(operator)):
     try:
         listed = await members.members(web.store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     try:
         found = await _found(request, session, by, text)
         if found is not None:
             cards = await members.member_cards(web.store, session.actor, found.member_no)
     except ServiceError as exc:
-        refused, status = str(exc), 404
+        refused, status = refused_text(request, session, exc), 404
     park = await park_of(request, session)
     return render(request, "members.html", session, status=status, park=park, members=listed, found=found,
                   cards=cards, refused=refused, by=by, q=text, find_by=FIND_BY,
@@ -62,7 +63,7 @@ async def member_register(request: Request, session=Depends(operator)):
         member = await members.register(state(request).store, session.actor, form.get("name"), form.get("phone"),
                                         form.get("note"), form.get("tier") or 0)
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     return back(_member_page(member.member_no), session, gettext(
         request, session, "%(name)s is member %(no)d now: issue their card at the desk.") % {
         "name": member.name, "no": member.member_no})
@@ -76,7 +77,7 @@ async def member_details(request: Request, member_no: int, session=Depends(opera
         await members.change_details(state(request).store, session.actor, member_no, form.get("name"),
                                      form.get("phone"), form.get("note"))
     except ServiceError as exc:
-        return back(_member_page(member_no), session, str(exc), "error")
+        return back(_member_page(member_no), session, refused_text(request, session, exc), "error")
     return back(_member_page(member_no), session, gettext(request, session, "Member %(no)d's details are changed.")
                 % {"no": member_no})
 
@@ -88,7 +89,7 @@ async def member_tier(request: Request, member_no: int, session=Depends(operator
     try:
         changed = await members.set_tier(state(request).store, session.actor, member_no, form.get("tier"))
     except ServiceError as exc:
-        return back(_member_page(member_no), session, str(exc), "error")
+        return back(_member_page(member_no), session, refused_text(request, session, exc), "error")
     return back(_member_page(member_no), session, gettext(
         request, session, "Member %(no)d's tier is changed, and %(cards)d of their cards with it.") % {
         "no": member_no, "cards": changed})

@@ -4,7 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import merchants
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import back, gettext, operator, render, session_form, state, whole_number
+from parkcard.web.pages import (back, gettext, operator, refusal_page, refused_text, render, session_form, state,
+                                whole_number)
 
 router = APIRouter()
 
@@ -15,7 +16,7 @@ async def merchant_page(request: Request, session=Depends(operator)):
     try:
         rows = await merchants.listing(state(request).store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "merchants.html", session, merchants=rows)
 
 
@@ -28,7 +29,7 @@ async def merchant_add(request: Request, session=Depends(operator)):
         bps = whole_number(form, "commission_bps", "the commission")
         changed = await merchants.add(state(request).store, session.actor, merchant_id, form.get("name", ""), bps)
     except ServiceError as exc:
-        return back("/merchants", session, str(exc), "error")
+        return back("/merchants", session, refused_text(request, session, exc), "error")
     return back("/merchants", session, (gettext(request, session, "Merchant %(id)d is added.") if changed else
                 gettext(request, session, "Merchant %(id)d exists with these values: nothing changed."))
                 % {"id": merchant_id})
@@ -43,7 +44,7 @@ async def merchant_change(request: Request, merchant_id: int, session=Depends(op
         before, after = await merchants.change(state(request).store, session.actor, merchant_id,
                                                form.get("name") or None, bps)
     except ServiceError as exc:
-        return back("/merchants", session, str(exc), "error")
+        return back("/merchants", session, refused_text(request, session, exc), "error")
     said = (gettext(request, session, "Merchant %(id)d is changed.") if before != after else
             gettext(request, session, "Merchant %(id)d already had these values: nothing changed."))
     return back("/merchants", session, said % {"id": merchant_id})

@@ -6,7 +6,7 @@ from parkcard.domain import record_kinds
 from parkcard.services import monitoring, trace
 from parkcard.services import privileges as P
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import gettext, operator, park_of, render, state, whole_number
+from parkcard.web.pages import gettext, operator, park_of, refusal_page, refused_text, render, state, whole_number
 
 router = APIRouter()
 # The newest entries a page lists; the CLI and the API list every one.
@@ -22,7 +22,7 @@ async def _refusable(request, session, template, read, **context):
         rows = await read()
         park = await park_of(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, template, session, park=park, rows=rows, **context)
 
 
@@ -41,7 +41,7 @@ async def quarantine_page(request: Request, session=Depends(operator)):
     try:
         counts, _newest = await monitoring.quarantine_summary(store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
 
     async def read():
         return [(q, q.raw[:RAW_SHOWN_BYTES].hex(" "))
@@ -60,7 +60,7 @@ async def trace_page(request: Request, session=Depends(operator)):
             card_no = whole_number({"card": asked}, "card", gettext(request, session, "the card number"))
             uses = await trace.card_trace(state(request).store, session.actor, card_no, SHOWN_MAX)
     except ServiceError as exc:
-        error = str(exc)
+        error = refused_text(request, session, exc)
     # The menu shows the page to whom the service serves; anyone else sees its refusal, form or not.
     if P.CARD_QUERY not in session.actor.privileges:
         return render(request, "refused.html", session, status=403, message=error or gettext(

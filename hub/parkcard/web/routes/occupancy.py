@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.services import occupancy
 from parkcard.services.privileges import ServiceError
 from parkcard.web import charts
-from parkcard.web.pages import N_, gettext, operator, park_of, render, state
+from parkcard.web.pages import N_, gettext, operator, park_of, refusal_page, render, state
 from parkcard.web.streams import live_events
 
 router = APIRouter()
@@ -45,7 +45,7 @@ async def occupancy_page(request: Request, session=Depends(operator)):
         now = await occupancy_view(request, session)
         today = await occupancy.since_reset(store, session.actor, time.time())   # the park day: from the reset
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     title = gettext(request, session, "Passages today by hour")
     chart, legend, hours = hourly_chart(today.per_hour, park, title, lambda text: gettext(request, session, text))
     return render(request, "occupancy.html", session, park=park, now=now, chart=chart, legend=legend, hours=hours,

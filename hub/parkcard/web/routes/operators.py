@@ -4,7 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import operators
 from parkcard.services.privileges import ROLES, ServiceError
-from parkcard.web.pages import back, gettext, operator, park_of, render, session_form, state, whole_number
+from parkcard.web.pages import (back, gettext, operator, park_of, refusal_page, refused_text, render, session_form,
+                                state, whole_number)
 
 router = APIRouter()
 
@@ -16,7 +17,7 @@ async def operator_page(request: Request, session=Depends(operator)):
         rows = await operators.list_operators(state(request).store, session.actor)
         park = await park_of(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "operators.html", session, park=park, operators=rows, roles=ROLES)
 
 
@@ -32,7 +33,7 @@ async def operator_add(request: Request, session=Depends(operator)):
         await operators.create_operator(state(request).store, session.actor, username, form.get("password", ""),
                                         roles, form.get("display_name") or None, merchant_id)
     except ServiceError as exc:
-        return back("/operators", session, str(exc), "error")
+        return back("/operators", session, refused_text(request, session, exc), "error")
     return back("/operators", session, gettext(request, session, "Operator %(name)s is added.")
                 % {"name": username.strip().lower()})
 
@@ -45,7 +46,7 @@ async def operator_disable(request: Request, username: str, session=Depends(oper
     try:
         changed = await operators.disable_operator(web.store, session.actor, username)
     except ServiceError as exc:
-        return back("/operators", session, str(exc), "error")
+        return back("/operators", session, refused_text(request, session, exc), "error")
     await web.sessions.revoke_operator(web.store, username)
     said = (gettext(request, session, "Operator %(name)s is disabled.") if changed else
             gettext(request, session, "Operator %(name)s was disabled already."))
@@ -59,7 +60,7 @@ async def operator_enable(request: Request, username: str, session=Depends(opera
     try:
         changed = await operators.enable_operator(state(request).store, session.actor, username)
     except ServiceError as exc:
-        return back("/operators", session, str(exc), "error")
+        return back("/operators", session, refused_text(request, session, exc), "error")
     said = (gettext(request, session, "Operator %(name)s is enabled.") if changed else
             gettext(request, session, "Operator %(name)s was enabled already."))
     return back("/operators", session, said % {"name": username})

@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import discounts, items, merchants
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (amount, back, gettext, operator, optional_number, park_of, render, session_form,
-                                state, whole_number)
+from parkcard.web.pages import (amount, back, gettext, operator, optional_number, park_of, refusal_page, refused_text,
+                                render, session_form, state, whole_number)
 
 router = APIRouter()
 
@@ -31,7 +31,7 @@ async def prices_page(request: Request, session=Depends(operator)):
             history = await items.versions(store, actor, merchant_id)
             bearer = await discounts.bearer(store, actor, merchant_id)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "prices.html", session, park=park, merchants=shown, merchant_id=merchant_id,
                   price_list=price_list, entries=entries, history=history, bearer=bearer,
                   newest=history[-1][0] if history else None)
@@ -50,7 +50,7 @@ async def item_set(request: Request, merchant_id: int, session=Depends(operator)
             category=optional_number(form, "category", gettext(request, session, "the category")),
             active=bool(form.get("active")), member_only=bool(form.get("member_only")))
     except ServiceError as exc:
-        return back(_page(merchant_id), session, str(exc), "error")
+        return back(_page(merchant_id), session, refused_text(request, session, exc), "error")
     said = (gettext(request, session, "Item %(code)d is added: price list version %(version)d.") if before is None
             else gettext(request, session, "Item %(code)d is changed: price list version %(version)d."))
     return back(_page(merchant_id), session, said % {"code": code, "version": version})
@@ -63,7 +63,7 @@ async def item_remove(request: Request, merchant_id: int, code: int, session=Dep
     try:
         version = await items.remove_item(state(request).store, session.actor, merchant_id, code)
     except ServiceError as exc:
-        return back(_page(merchant_id), session, str(exc), "error")
+        return back(_page(merchant_id), session, refused_text(request, session, exc), "error")
     return back(_page(merchant_id), session, gettext(
         request, session, "Item %(code)d is removed: price list version %(version)d.") % {"code": code,
                                                                                            "version": version})
@@ -77,7 +77,7 @@ async def free_amount(request: Request, merchant_id: int, session=Depends(operat
     try:
         version = await items.allow_free_amount(state(request).store, session.actor, merchant_id, allowed)
     except ServiceError as exc:
-        return back(_page(merchant_id), session, str(exc), "error")
+        return back(_page(merchant_id), session, refused_text(request, session, exc), "error")
     said = (gettext(request, session, "Keyed amounts are allowed: price list version %(version)d.") if allowed else
             gettext(request, session, "Keyed amounts are forbidden: price list version %(version)d."))
     return back(_page(merchant_id), session, said % {"version": version})
@@ -90,7 +90,7 @@ async def bearer_set(request: Request, merchant_id: int, session=Depends(operato
     try:
         await discounts.set_bearer(state(request).store, session.actor, merchant_id, form.get("bearer", ""))
     except ServiceError as exc:
-        return back(_page(merchant_id), session, str(exc), "error")
+        return back(_page(merchant_id), session, refused_text(request, session, exc), "error")
     return back(_page(merchant_id), session, gettext(request, session, "Merchant %(id)d's discounts are borne by: "
                                                                        "%(bearer)s.") % {"id": merchant_id,
                                                                                          "bearer": form["bearer"]})

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from parkcard.services import reports, sales
 from parkcard.services.privileges import ServiceError
 from parkcard.web import charts
-from parkcard.web.pages import N_, gettext, operator, park_of, render, state
+from parkcard.web.pages import N_, gettext, operator, park_of, refusal_page, render, state
 from parkcard.web.routes.settlement import CHART_DAYS, CHART_DAYS_MAX, day_labels, recent_days, sales_chart
 
 router = APIRouter()
@@ -50,7 +50,7 @@ async def reports_page(request: Request, days: int = Query(CHART_DAYS, ge=1, le=
         top_ups = await reports.top_ups_by_day(store, actor, start_s, end_s, offset_s)
         owed = await reports.liabilities(store, actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
 
     def translate(text):
         return gettext(request, session, text)

@@ -6,8 +6,8 @@ from parkcard.domain.spend_rules import (CARD_TYPE_NAMES, CATEGORY, MERCHANT, TI
                                          tier_numbers, tiers_mask)
 from parkcard.services import merchants, spend_rules
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, render, session_form,
-                                state, whole_number)
+from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusal_page,
+                                refused_text, render, session_form, state, whole_number)
 
 router = APIRouter()
 PAGE = "/rules"
@@ -28,7 +28,7 @@ async def rules_page(request: Request, session=Depends(operator)):
         version, rows = await spend_rules.listing(store, actor)
         names = {m[0]: m[2] for m in await merchants.listing(store, actor)}
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     shown = [(scope, ident, names.get(ident, "") if scope == MERCHANT else "", rule,
               [n for n, bit in sorted(CARD_TYPE_NAMES.items()) if rule.card_types & bit],
               None if rule.tiers == TIERS_ALL else ",".join(map(str, tier_numbers(rule.tiers))))
@@ -55,7 +55,7 @@ def _rule_fields(request, session, form, park):
         tiers_text = (form.get("tiers") or "").strip()
         fields["tiers"] = tiers_mask([int(t) for t in tiers_text.split(",")]) if tiers_text else None
     except ValueError as exc:       # RuleError, or a tier that is no number
-        message = str(exc) if isinstance(exc, RuleError) else gettext(
+        message = refused_text(request, session, exc) if isinstance(exc, RuleError) else gettext(
             request, session, "The tiers are numbers 0 to 15 separated by commas, e.g. 0,1,2.")
         raise ServiceError(message) from None
     fields["member_tier"] = optional_number(form, "member_tier", gettext(request, session, "the member tier"))
@@ -72,7 +72,7 @@ async def rule_set(request: Request, session=Depends(operator)):
         version, _rule = await spend_rules.set_rule(state(request).store, session.actor, scope, ident,
                                                     **_rule_fields(request, session, form, park))
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     return back(PAGE, session, gettext(request, session, "Consumption rules version %(version)d: its terminals get "
                                                          "it with their next config.") % {"version": version})
 
@@ -85,6 +85,6 @@ async def rule_clear(request: Request, session=Depends(operator)):
         scope, ident = _scope(request, session, form)
         version = await spend_rules.clear_rule(state(request).store, session.actor, scope, ident)
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     return back(PAGE, session, gettext(request, session, "Consumption rules version %(version)d: the rule is "
                                                          "removed.") % {"version": version})

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from parkcard.services import sales, settlement
 from parkcard.services.privileges import ServiceError
 from parkcard.web import charts
-from parkcard.web.pages import back, gettext, operator, park_of, render, session_form, state
+from parkcard.web.pages import back, gettext, operator, park_of, refusal_page, refused_text, render, session_form, state
 
 router = APIRouter()
 CHART_DAYS = 14
@@ -55,7 +55,7 @@ async def settlement_page(request: Request, days: int = Query(CHART_DAYS, ge=1, 
         rows = await sales.by_day(store, session.actor, start_s, int(now) + 1, offset_s)
         closed = await settlement.listing(store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     title = gettext(request, session, "Sales per day and merchant")
     chart, legend, totals = sales_chart(rows, park, days, end_day, title)
     return render(request, "settlement.html", session, park=park, chart=chart, legend=legend, totals=totals,
@@ -68,7 +68,7 @@ async def settlement_csv(request: Request, session=Depends(operator)):
     try:
         rows = await settlement.listing(state(request).store, session.actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return Response(settlement.csv_text(rows), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="settlements.csv"',
                              "Cache-Control": "no-store"})
@@ -85,7 +85,7 @@ async def settlement_close(request: Request, session=Depends(operator)):
         end_s = park.date_start(form.get("to"), "the day after the period")
         closed = await settlement.close_period(store, session.actor, None, start_s, end_s)
     except ServiceError as exc:
-        return back("/settlement", session, str(exc), "error")
+        return back("/settlement", session, refused_text(request, session, exc), "error")
     return back("/settlement", session, gettext(request, session, "%(new)d settlements closed, %(old)d were "
                                                 "closed already.") % {"new": sum(1 for _s, new in closed if new),
                                                                       "old": sum(1 for _s, new in closed if not new)})

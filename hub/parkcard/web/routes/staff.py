@@ -6,9 +6,10 @@ import time
 from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import merchants, reports, staff, staff_reports
+from parkcard.services import privileges as P
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (back, csv_download, gettext, operator, park_of, render, session_form, state,
-                                whole_number)
+from parkcard.web.pages import (back, csv_download, gettext, operator, park_of, refusal_page, refused_text, render,
+                                session_form, state, whole_number)
 
 router = APIRouter()
 PAGE = "/staff"
@@ -38,10 +39,11 @@ async def staff_page(request: Request, session=Depends(operator)):
         by_shift = await staff_reports.sales_by_shift(store, actor, start_s, end_s)
         reconciled = await staff_reports.reconcile(store, actor, start_s, end_s)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "staff.html", session, park=park, day=date, members=members, merchants=names,
                   by_staff=by_staff, by_shift=by_shift, reconciled=reconciled,
-                  differing={(d.terminal_id, d.open_seq) for d in reconciled.differences})
+                  differing={(d.terminal_id, d.open_seq) for d in reconciled.differences},
+                  may_card={P.MERCHANTS, P.CARD_ISSUE} <= session.actor.privileges)
 
 
 @router.get("/staff/shifts.csv")
@@ -53,7 +55,7 @@ async def shifts_csv(request: Request, session=Depends(operator)):
         names = {s.staff_no: name for name, s in await staff_reports.sales_by_shift(
             state(request).store, session.actor, start_s, end_s)}
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     rows = []
     for s in reconciled.shifts:
         t = s.terminal
@@ -72,10 +74,10 @@ async def staff_add(request: Request, session=Depends(operator)):
         merchant_id = whole_number(form, "merchant", gettext(request, session, "the merchant number"))
         member = await staff.add(state(request).store, session.actor, (form.get("name") or "").strip(), merchant_id)
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     return back(PAGE, session, gettext(request, session, "Staff member %(id)d (%(name)s) is added: issue their "
-                                                         "staff card at a desk (`parkcard staff card`).")
-                % {"id": member.id, "name": member.name})
+                                                         "staff card on the front desk page, with a stock card on "
+                                                         "the desk.") % {"id": member.id, "name": member.name})
 
 
 @router.post("/staff/require-shift")
@@ -87,7 +89,7 @@ async def require_shift(request: Request, session=Depends(operator)):
         required = form.get("required") == "1"
         _before, after = await staff.require_shift(state(request).store, session.actor, terminal_id, required)
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     text = (gettext(request, session, "Booth %(id)d refuses sales while no shift is open.") if after
             else gettext(request, session, "Booth %(id)d takes sales with no shift open."))
     return back(PAGE, session, text % {"id": terminal_id})

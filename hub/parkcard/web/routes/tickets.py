@@ -5,8 +5,8 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.domain.tickets import TYPE_NAMES, TYPES_BY_NAME
 from parkcard.services import tickets
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, render, session_form,
-                                state)
+from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusal_page,
+                                refused_text, render, session_form, state)
 
 router = APIRouter()
 PAGE = "/tickets"
@@ -26,7 +26,7 @@ async def tickets_page(request: Request, session=Depends(operator)):
         rows = await tickets.products(state(request).store, session.actor)
         park = await park_of(request, session)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "tickets.html", session, park=park, products=rows, type_names=TYPE_NAMES,
                   types=list(TYPES_BY_NAME), labels=TYPE_LABELS)
 
@@ -46,5 +46,5 @@ async def product_add(request: Request, session=Depends(operator)):
                                                form.get("type", ""), interval_price_cents=interval_price,
                                                price_cents=price, **numbers)
     except ServiceError as exc:
-        return back(PAGE, session, str(exc), "error")
+        return back(PAGE, session, refused_text(request, session, exc), "error")
     return back(PAGE, session, gettext(request, session, "Ticket product %(id)d is added.") % {"id": product_id})

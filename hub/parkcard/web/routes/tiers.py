@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import discounts, tiers
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (back, gettext, operator, optional_number, park_of, render, session_form, state,
-                                whole_number)
+from parkcard.web.pages import (back, gettext, operator, optional_number, park_of, refusal_page, refused_text, render,
+                                session_form, state, whole_number)
 
 router = APIRouter()
 PAGE = "/tiers"
@@ -20,7 +20,7 @@ async def tiers_page(request: Request, session=Depends(operator)):
         rows = await tiers.list_tiers(store, actor)
         version, rules = await discounts.rules(store, actor)
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return refusal_page(request, session, exc)
     return render(request, "tiers.html", session, park=park, tiers=rows, version=version,
                   sale_bp=rules.sale_bp, total_bp=rules.total_bp)
 
@@ -35,7 +35,7 @@ async def _kept(request, session, service):
         bonus_bps = optional_number(form, "bonus_bps", gettext(request, session, "the bonus (bp)"))
         return await service(state(request).store, session.actor, code, name, bonus_bps), None
     except ServiceError as exc:
-        return None, back(PAGE, session, str(exc), "error")
+        return None, back(PAGE, session, refused_text(request, session, exc), "error")
 
 
 @router.post("/tiers")
