@@ -14,6 +14,8 @@ command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initd
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # Debian's Chromium for the web app's browser tests (driven by Playwright with executable_path).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# A CJK font, so the 简体中文 pages render (and their screenshots show characters, not boxes).
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if [ ${#need_apt[@]} -gt 0 ]; then
