@@ -224,13 +224,13 @@ class Journal:
 
     # -- scanning --------------------------------------------------------
 
-    def _entries(self, first, stop=None, offset=0):
-        """Yield a reader positioned on each entry of segments first..stop-1 (the first from offset).
+    def _entries(self, start, stop=None, offset=0):
+        """Yield a reader positioned on each entry of segments start..stop-1 (the first from offset).
 
         A caller that leaves the loop early must close() the generator:
         MicroPython does not, and the segment file would stay open.
         """
-        segs = self._segs[first:stop]
+        segs = self._segs[start:stop]
         for seg in segs:
             r = _Reader(self._path(seg[_NO]), self.record_size, self._buf, offset)
             offset = 0

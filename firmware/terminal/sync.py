@@ -254,7 +254,7 @@ class Sync:
     def _refuse(self, reason):
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def on_message(self, topic, payload, retained):
+    def on_message(self, topic, payload, retain):
         """Verify and apply one downlink frame; anything forged, replayed or malformed is counted and dropped;
         a frame the heap cannot hold the copies of is dropped and asked again in smaller pieces."""
         try:
