@@ -62,7 +62,6 @@ _MARK_LEN = const(10)
 _APPEND_HEAD = const(9)  # type, seq, time_s: the record starts here
 _STATE = const("state")
 _STATE_MAGIC = const(b"PCJS")
-_SEG_EXT = const(".seg")
 _ENOSPC = const(28)
 
 # Fields of a segment's index entry (a small list per segment file).
@@ -186,7 +185,7 @@ class Journal:
         self._acked = self._last_seq = 0
         if data is not None:
             if len(data) != 16 or data[:4] != _STATE_MAGIC or crc32(data[:12]) != struct.unpack(">I", data[12:])[0]:
-                raise JournalCorrupt("state file")
+                raise JournalCorrupt("bad state file")
             self._acked, self._last_seq = struct.unpack(">II", data[4:12])
         data = None
         # Recovery runs once, at open: its code (terminal/journal_open.py) leaves the heap after it.
@@ -195,7 +194,7 @@ class Journal:
     # -- paths and state -------------------------------------------------
 
     def _path(self, segno):
-        return "%s/%08x%s" % (self._dir, segno, _SEG_EXT)
+        return "%s/%08x.seg" % (self._dir, segno)
 
     def _settle(self, seq, status):
         if status == UNCERTAIN:
@@ -285,7 +284,7 @@ class Journal:
                 borrow("terminal.journal_open", "truncate", self, seg[_NO], seg[_SIZE])
             self._f = open(path, "ab")
             if e.args and e.args[0] == _ENOSPC:
-                raise JournalFull("flash full")
+                raise JournalFull("the flash is full")
             raise
         off = seg[_SIZE]
         seg[_SIZE] += len(entry)

@@ -46,12 +46,6 @@ from random import getrandbits
 
 # ---------------------------------------------------------------- helpers
 
-def _pulse(event):
-    """Wake every task waiting on event now; later waiters wait for the next pulse."""
-    event.set()
-    event.clear()
-
-
 async def _read_exact(reader, size):
     """Read exactly size bytes; EOF -> MQTTError. On MicroPython the buffer is taken before anything is
     read, so a MemoryError leaves the stream where it was (the packet is then refused, _refuse)."""
@@ -260,7 +254,7 @@ class MQTTClient:
                 else:
                     await self._link_down.wait()
                 if self._link_down.is_set():
-                    raise MQTTError("link down")
+                    raise MQTTError("the link is down")
                 now = ticks_ms()
                 if ticks_diff(now, self._last_rx_ms) > keepalive_ms + keepalive_ms // 2:
                     self.stats["keepalive_timeouts"] += 1
@@ -294,14 +288,14 @@ class MQTTClient:
             self.last_error = exc
             self._link_down.set()
 
-    async def _send(self, packet, payload=b""):
+    async def _send(self, data, payload=b""):
         """Write one whole packet (a PUBLISH as header and payload); a failure marks the link down and raises MQTTError."""
         async with self._write_lock:  # packets never interleave on the wire
             writer = self._writer
             if writer is None or not self.connected:
                 raise MQTTError("not connected")
             try:
-                writer.write(packet)
+                writer.write(data)
                 if payload:
                     writer.write(payload)
                 await writer.drain()
@@ -421,7 +415,8 @@ class MQTTClient:
                     else:
                         self._slot_acked[slot] = True
                         self.stats["pub_acked"] += 1
-                        _pulse(self._acked)
+                        self._acked.set()  # wakes every publisher waiting now
+                        self._acked.clear()
                 elif kind == SUBACK:
                     if packet[1] == self._sub_pid:
                         self._sub_codes = packet[2]
@@ -522,7 +517,8 @@ class MQTTClient:
                 self._slot_pid[slot] = 0
                 self._slot_packet[slot] = None
                 self._slot_acked[slot] = False
-                _pulse(self._slot_freed)
+                self._slot_freed.set()  # wakes every publisher waiting for a slot now
+                self._slot_freed.clear()
 
     async def subscribe(self, topic, qos=1):
         """Subscribe now if connected, and again after every reconnect."""
@@ -557,7 +553,7 @@ class MQTTClient:
             try:
                 await wait_ms(self._sub_event.wait(), self.ack_timeout_ms)
             except asyncio.TimeoutError:
-                self._fail(MQTTError("no SUBACK"))
+                self._fail(MQTTError("SUBACK not in time"))
             codes = self._sub_codes
             self._sub_pid = 0
             if codes is None:
@@ -584,5 +580,7 @@ class MQTTClient:
         self._stop.set()
         self._teardown()
         self._up.set()  # wake waiters so they see _closing
-        _pulse(self._slot_freed)
-        _pulse(self._acked)
+        self._slot_freed.set()
+        self._slot_freed.clear()
+        self._acked.set()
+        self._acked.clear()

@@ -86,7 +86,7 @@ def _as_bytes(value, name, length=65535):
     if isinstance(value, str):
         value = value.encode()
     if len(value) > length:
-        raise ValueError(name + " too long")
+        raise ValueError(name + " is too long")
     return value
 
 

@@ -45,15 +45,6 @@ _SENDS_MAX = const(4)
 # (bench/bench_heap.py), 128 lets the whole terminal start in 2 KB less heap than 256 did.
 _CHUNK_CARDS_MAX = const(128)
 _CHUNK_CARDS_MIN = const(16)
-_UPLOAD_STATUS = {COMMITTED: STATUS_COMMITTED, VOIDED: STATUS_VOIDED, HANDED_OVER: STATUS_UNCERTAIN}
-
-
-async def _wait_event(event, timeout_ms):
-    try:
-        await wait_ms(event.wait(), timeout_ms)
-        return True
-    except asyncio.TimeoutError:
-        return False
 
 
 class Sync:
@@ -173,13 +164,19 @@ class Sync:
                 frame = self._upload_into()
                 if frame is None:
                     self._work.clear()
-                    await _wait_event(self._work, frames.STATUS_INTERVAL_S * 1000)
+                    try:
+                        await wait_ms(self._work.wait(), frames.STATUS_INTERVAL_S * 1000)
+                    except asyncio.TimeoutError:
+                        pass
                     continue
                 self._acked.clear()
                 await self.client.publish(self.up_topic, frame, 1, False, ACK_TIMEOUT_MS)
                 frame = None
                 # The hub's application-level ack, not PUBACK, makes records deletable (SPEC.md §5.4).
-                await _wait_event(self._acked, ACK_TIMEOUT_MS)
+                try:
+                    await wait_ms(self._acked.wait(), ACK_TIMEOUT_MS)
+                except asyncio.TimeoutError:
+                    pass  # not acked in time: the same records go again
             except Exception as exc:  # noqa: BLE001 - a link failure (the client reconnects) or a full
                 # heap (also while waiting for the ack) or flash read error: nothing is lost, the
                 # journal keeps every record; try again.
@@ -202,7 +199,9 @@ class Sync:
         batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
         if not batch:
             return None
-        body = frames.upload_parts([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
+        # Journal status -> upload status (SPEC.md §4.3): COMMITTED, VOIDED, else HANDED_OVER (uncertain).
+        body = frames.upload_parts([(STATUS_COMMITTED if status == COMMITTED else STATUS_VOIDED if status == VOIDED
+                                     else STATUS_UNCERTAIN, record) for _seq, status, record in batch])
         batch = None  # the records are in body now
         return frames.encode_into(self._upload_buf, self.frame_mac, frames.T_UPLOAD, self.terminal_id,
                                   self.state.next_up_counter(), self.board.clock(), body)
