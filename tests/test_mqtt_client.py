@@ -20,7 +20,7 @@ import pytest
 from conftest import FIRMWARE, MICROPYTHON, MICROPYTHON_HEAP, REPO, SubackHeld, compiled_firmware
 
 sys.path.insert(0, str(FIRMWARE))
-from terminal import mqtt, mqtt_codec  # noqa: E402
+from terminal import mqtt, mqtt_codec, mqtt_connect  # noqa: E402
 from terminal.mqtt import MQTTClient, MQTTError  # noqa: E402
 
 MPY_SCRIPTS = Path(__file__).resolve().parent / "mpy"
@@ -74,9 +74,9 @@ def test_parser_needs_every_byte_of_a_packet():
     lambda: mqtt_codec.encode_publish("a", b"", qos=2, pid=1),
     lambda: mqtt_codec.encode_publish("a", b"", qos=1, pid=0),
     lambda: mqtt_codec.encode_subscribe(1, "a", qos=2),
-    lambda: mqtt_codec.encode_connect("t1", password="p"),
-    lambda: mqtt_codec.encode_connect("t1", keepalive_s=65536),
-    lambda: mqtt_codec.encode_connect("t" * 65536),
+    lambda: mqtt_connect.encode_connect("t1", password="p"),
+    lambda: mqtt_connect.encode_connect("t1", keepalive_s=65536),
+    lambda: mqtt_connect.encode_connect("t" * 65536),
 ], ids=["rl_too_big", "rl_negative", "wildcard_topic", "empty_topic", "qos2", "qos1_no_pid",
         "subscribe_qos2", "password_without_user", "keepalive_too_big", "client_id_too_long"])
 def test_encoders_refuse_bad_arguments(call):

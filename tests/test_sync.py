@@ -483,7 +483,7 @@ def test_an_upload_round_that_fails_is_tried_again_and_loses_nothing(term, monke
         return unsynced(limit)
 
     monkeypatch.setattr(term.journal, "unsynced", flaky)
-    monkeypatch.setattr("terminal.sync._sleep_ms", lambda ms: asyncio.sleep(0))
+    monkeypatch.setattr("terminal.sync.sleep_ms", lambda ms: asyncio.sleep(0))
 
     async def run_until_uploaded():
         task = asyncio.create_task(term.sync.upload_loop())

@@ -6,8 +6,8 @@ writing, a ride never loads keypad sale entry.
 """
 
 from protocol.config import ROLE_NAMES
-from terminal import authorise as au
 from terminal import wallet as w
+from terminal.authorise import DEAUTHORISED, NO_CARD, PENDING, SENT, TERMINAL_LOCKED
 from terminal.compat import sleep_ms
 
 POLL_MS = 50
@@ -15,15 +15,15 @@ CARD_WAIT_MS = 30000
 RESULT_MS = 2000
 
 # Locked by the hub: the vendor needs the technician (who comes with the admin card).
-_LOCKED_TEXT = {au.TERMINAL_LOCKED: ("Terminal locked", "Call technician"),
-                au.DEAUTHORISED: ("Not authorised", "Call technician")}
+_LOCKED_TEXT = {TERMINAL_LOCKED: ("Terminal locked", "Call technician"),
+                DEAUTHORISED: ("Not authorised", "Call technician")}
 
 
 def _auth_prompt(authoriser, outcome):
     """The two lines shown while not serving (protocol/SPEC.md §6.6)."""
-    if authoriser is not None and authoriser.state == au.PENDING:
+    if authoriser is not None and authoriser.state == PENDING:
         return "Authorising", "Waiting for hub"
-    if outcome in (None, au.NO_CARD, au.SENT):
+    if outcome in (None, NO_CARD, SENT):
         return _LOCKED_TEXT.get(getattr(authoriser, "reason", None), ("Not authorised", "Tap admin card"))
     return "Card refused", outcome
 

@@ -120,12 +120,12 @@ class Blacklist:
             if self._snapshot is None:  # refused: nothing of the change is left
                 _done()
 
-    def add_snapshot_chunk(self, sorted_card_numbers):
+    def add_snapshot_chunk(self, numbers):
         """Add numbers ascending within and across chunks; otherwise the snapshot is abandoned."""
         if self._snapshot is None:
             raise BlacklistError("no snapshot in progress")
         try:
-            _write().add_snapshot_chunk(self, sorted_card_numbers)
+            _write().add_snapshot_chunk(self, numbers)
         finally:
             if self._snapshot is None:  # abandoned: nothing of the change is left
                 _done()

@@ -133,11 +133,11 @@ def begin_snapshot(bl, version):
     bl._snapshot = (_Writer(bl._path + atomic.TMP), version)
 
 
-def add_snapshot_chunk(bl, sorted_card_numbers):
+def add_snapshot_chunk(bl, numbers):
     """Add numbers ascending within and across chunks; otherwise the snapshot is abandoned."""
     writer = bl._snapshot[0]
     try:
-        for n in sorted_card_numbers:
+        for n in numbers:
             writer.add(n)
     except BaseException:
         abandon_snapshot(bl)

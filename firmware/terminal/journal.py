@@ -62,7 +62,6 @@ _MARK_LEN = const(10)
 _APPEND_HEAD = const(9)  # type, seq, time_s: the record starts here
 _STATE = const("state")
 _STATE_MAGIC = const(b"PCJS")
-_SEG_EXT = const(".seg")
 _ENOSPC = const(28)
 
 # Fields of a segment's index entry (a small list per segment file).
@@ -95,7 +94,7 @@ class _Reader:
         self._f = open(path, "rb")
         if offset:
             self._f.seek(offset)  # an entry boundary the caller knows
-        self._rs = record_size
+        self.record_size = record_size
         self._alen = _APPEND_HEAD + record_size + 4
         self._buf = buf
         self._mv = memoryview(buf)
@@ -109,19 +108,19 @@ class _Reader:
     def close(self):
         self._f.close()
 
-    def _fill(self, need):
-        if self._hi - self._lo >= need:
+    def _fill(self, n):
+        if self._hi - self._lo >= n:
             return True
-        n = self._hi - self._lo
-        self._buf[0:n] = self._buf[self._lo : self._hi]
+        held = self._hi - self._lo
+        self._buf[0:held] = self._buf[self._lo : self._hi]
         self._base += self._lo
-        self._lo, self._hi = 0, n
+        self._lo, self._hi = 0, held
         while self._hi < len(self._buf):
             got = self._f.readinto(self._mv[self._hi :])
             if not got:
                 break
             self._hi += got
-        return self._hi >= need
+        return self._hi >= n
 
     def next(self):
         self._lo += self._len
@@ -131,10 +130,16 @@ class _Reader:
         buf, lo = self._buf, self._lo
         kind = buf[lo]
         n = self._alen if kind == _APPEND else _MARK_LEN if kind == _MARK else 0
-        if n == 0 or not self._fill(n) or not self._check(n):
+        if n and self._fill(n):
+            lo = self._lo
+            if (crc32(self._mv[lo : lo + n - 4]) != struct.unpack_from(">I", buf, lo + n - 4)[0]
+                    or kind == _MARK and not COMMITTED <= buf[lo + 1] <= HANDED_OVER):
+                n = 0  # a torn or damaged entry
+        else:
+            n = 0
+        if not n:
             self.bad = self._base + self._lo
             return False
-        lo = self._lo
         self.kind, self.off, self._len = kind, self._base + lo, n
         if kind == _APPEND:
             self.seq, self.val = struct.unpack_from(">II", buf, lo + 1)  # val: time_s
@@ -143,15 +148,9 @@ class _Reader:
             self.seq = struct.unpack_from(">I", buf, lo + 2)[0]
         return True
 
-    def _check(self, n):
-        lo = self._lo
-        if crc32(self._mv[lo : lo + n - 4]) != struct.unpack_from(">I", self._buf, lo + n - 4)[0]:
-            return False
-        return self._buf[lo] == _APPEND or COMMITTED <= self._buf[lo + 1] <= HANDED_OVER
-
     def record(self):
         start = self._lo + _APPEND_HEAD
-        return bytes(self._mv[start : start + self._rs])
+        return bytes(self._mv[start : start + self.record_size])
 
 
 class Journal:
@@ -160,11 +159,11 @@ class Journal:
         if record_size < 1 or segment_bytes < 2 * (alen + _MARK_LEN) or max_segments < 2 or open_max < 1:
             raise ValueError("journal geometry")
         self._dir = dirpath
-        self._rs = record_size
+        self.record_size = record_size
         self._alen = alen
-        self._segment_bytes = segment_bytes
-        self._max_segments = max_segments
-        self._open_max = open_max
+        self.segment_bytes = segment_bytes
+        self.max_segments = max_segments
+        self.open_max = open_max
         # Entries are built in these buffers: the tap path allocates nothing.
         self._abuf = bytearray(alen)
         amv = memoryview(self._abuf)
@@ -174,7 +173,7 @@ class Journal:
         self._mcrc_in = memoryview(self._mbuf)[: _MARK_LEN - 4]
         # One scan buffer for every segment scan (scans never overlap): an
         # upload or an ack then needs no large block from a fragmented heap.
-        self._scan_buf = bytearray(max(512, 2 * alen))
+        self._buf = bytearray(max(512, 2 * alen))
         self._resume = (0, 0)  # (segment, offset): upload scans start here, not at the segment's start
         self._f = None
         self._segs = []
@@ -182,26 +181,20 @@ class Journal:
         self._depth = 0
         self._oldest = None
         atomic.makedirs(dirpath)
-        self._acked, self._last_seq = self._load_state()
+        data = atomic.read(dirpath, _STATE)
+        self._acked = self._last_seq = 0
+        if data is not None:
+            if len(data) != 16 or data[:4] != _STATE_MAGIC or crc32(data[:12]) != struct.unpack(">I", data[12:])[0]:
+                raise JournalCorrupt("bad state file")
+            self._acked, self._last_seq = struct.unpack(">II", data[4:12])
+        data = None
         # Recovery runs once, at open: its code (terminal/journal_open.py) leaves the heap after it.
         borrow("terminal.journal_open", "recover", self)
 
     # -- paths and state -------------------------------------------------
 
     def _path(self, segno):
-        return "%s/%08x%s" % (self._dir, segno, _SEG_EXT)
-
-    def _load_state(self):
-        data = atomic.read(self._dir, _STATE)
-        if data is None:
-            return 0, 0
-        if len(data) != 16 or data[:4] != _STATE_MAGIC or crc32(data[:12]) != struct.unpack(">I", data[12:])[0]:
-            raise JournalCorrupt("state file")
-        return struct.unpack(">II", data[4:12])
-
-    def _save_state(self):
-        head = _STATE_MAGIC + struct.pack(">II", self._acked, self._last_seq)
-        atomic.write(self._dir, _STATE, head + struct.pack(">I", crc32(head)))
+        return "%s/%08x.seg" % (self._dir, segno)
 
     def _settle(self, seq, status):
         if status == UNCERTAIN:
@@ -230,15 +223,15 @@ class Journal:
 
     # -- scanning --------------------------------------------------------
 
-    def _entries(self, first, stop=None, offset=0):
-        """Yield a reader positioned on each entry of segments first..stop-1 (the first from offset).
+    def _entries(self, start, stop=None, offset=0):
+        """Yield a reader positioned on each entry of segments start..stop-1 (the first from offset).
 
         A caller that leaves the loop early must close() the generator:
         MicroPython does not, and the segment file would stay open.
         """
-        segs = self._segs[first:stop]
+        segs = self._segs[start:stop]
         for seg in segs:
-            r = _Reader(self._path(seg[_NO]), self._rs, self._scan_buf, offset)
+            r = _Reader(self._path(seg[_NO]), self.record_size, self._buf, offset)
             offset = 0
             try:
                 while r.next():
@@ -271,7 +264,7 @@ class Journal:
         seg = self._segs[-1]
         if len(self._segs) > limit:
             raise JournalFull("journal full")
-        if seg[_SIZE] + len(entry) > self._segment_bytes:
+        if seg[_SIZE] + len(entry) > self.segment_bytes:
             if len(self._segs) >= limit:
                 raise JournalFull("journal full")
             self._roll()
@@ -280,40 +273,37 @@ class Journal:
             self._f.write(entry)
             atomic.sync(self._f)
         except OSError as e:
-            self._repair(seg)
+            # A failed write may have left part of an entry: cut it off so the
+            # next entry does not follow garbage. A write that left nothing (a
+            # full flash; littlefs drops an unsynced write whole) needs no cut,
+            # and a full flash would have no room for the copy a cut makes.
+            path = self._path(seg[_NO])
+            self._f.close()
+            self._f = None
+            if os.stat(path)[6] != seg[_SIZE]:
+                borrow("terminal.journal_open", "truncate", self, seg[_NO], seg[_SIZE])
+            self._f = open(path, "ab")
             if e.args and e.args[0] == _ENOSPC:
-                raise JournalFull("flash full")
+                raise JournalFull("the flash is full")
             raise
         off = seg[_SIZE]
         seg[_SIZE] += len(entry)
         return seg, off
 
-    def _repair(self, seg):
-        # A failed write may have left part of an entry: cut it off so the
-        # next entry does not follow garbage. A write that left nothing (a
-        # full flash; littlefs drops an unsynced write whole) needs no cut,
-        # and a full flash would have no room for the copy a cut makes.
-        path = self._path(seg[_NO])
-        self._f.close()
-        self._f = None
-        if os.stat(path)[6] != seg[_SIZE]:
-            borrow("terminal.journal_open", "truncate", self, seg[_NO], seg[_SIZE])
-        self._f = open(path, "ab")
-
     def append(self, seq, time_s, record):
         """Durably record a debit as PENDING before the card is written."""
         if not self._last_seq < seq <= 0xFFFFFFFF:
             raise ValueError("seq %d not after %d" % (seq, self._last_seq))
-        if len(record) != self._rs:
-            raise ValueError("record is %d bytes, want %d" % (len(record), self._rs))
-        if len(self._open) >= self._open_max:
+        if len(record) != self.record_size:
+            raise ValueError("record is %d bytes, want %d" % (len(record), self.record_size))
+        if len(self._open) >= self.open_max:
             raise JournalFull("%d records unresolved" % len(self._open))
         b, n = self._abuf, self._alen
         b[0] = _APPEND
         struct.pack_into(">II", b, 1, seq, time_s)
         self._arec[:] = record
         struct.pack_into(">I", b, n - 4, crc32(self._acrc_in))
-        seg, off = self._write(b, self._max_segments - 1)
+        seg, off = self._write(b, self.max_segments - 1)
         seg[_NAPP] += 1
         seg[_FIRST] = seg[_FIRST] or seq
         seg[_LAST] = seg[_MAXREF] = seq
@@ -343,7 +333,7 @@ class Journal:
         b[1] = status
         struct.pack_into(">I", b, 2, seq)
         struct.pack_into(">I", b, 6, crc32(self._mcrc_in))
-        seg = self._write(b, self._max_segments)[0]
+        seg = self._write(b, self.max_segments)[0]
         seg[_MAXREF] = max(seg[_MAXREF], seq)
         self._settle(seq, status)
 
@@ -379,7 +369,7 @@ class Journal:
                 continue  # resolved by the caller while iterating
             with open(self._path(entry[1]), "rb") as f:
                 f.seek(entry[2] + _APPEND_HEAD)
-                record = f.read(self._rs)
+                record = f.read(self.record_size)
             yield seq, record
 
     def unsynced(self, limit):
@@ -424,16 +414,17 @@ class Journal:
             it.close()
         return [tuple(item) for item in out]
 
-    def ack(self, upto_seq):
-        """The hub stored every seq <= upto_seq: persist that and trim segments."""
-        upto = min(upto_seq, self._last_seq)
+    def ack(self, seq):
+        """The hub stored every seq <= seq: persist that and trim segments."""
+        upto = min(seq, self._last_seq)
         if self._open:
             upto = min(upto, min(self._open) - 1)  # an unresolved record is never acknowledged
         if upto <= self._acked:
             return
         acked, self._acked = self._acked, upto
         try:
-            self._save_state()
+            head = _STATE_MAGIC + struct.pack(">II", upto, self._last_seq)
+            atomic.write(self._dir, _STATE, head + struct.pack(">I", crc32(head)))
         except Exception:
             # Not on flash (a full flash): acknowledged only when a later ack is, or an ack
             # taken here would never refresh the depth nor trim (the next one returns above).
@@ -486,12 +477,12 @@ class Journal:
 
     def free_records(self):
         """How many more records fit, each with one mark (a lower bound)."""
-        usable = self._max_segments - 1
+        usable = self.max_segments - 1
         if len(self._segs) > usable:
             return 0
         pair = self._alen + _MARK_LEN
-        free = (self._segment_bytes - self._segs[-1][_SIZE]) // pair
-        return free + (usable - len(self._segs)) * (self._segment_bytes // pair)
+        free = (self.segment_bytes - self._segs[-1][_SIZE]) // pair
+        return free + (usable - len(self._segs)) * (self.segment_bytes // pair)
 
     def close(self):
         if self._f is not None:

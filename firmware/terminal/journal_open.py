@@ -44,7 +44,7 @@ def recover(j):
 
 def _recover_segment(j, segno, is_last):
     seg = [segno, 0, 0, 0, 0, 0]
-    r = _Reader(j._path(segno), j._rs, j._scan_buf)
+    r = _Reader(j._path(segno), j.record_size, j._buf)
     try:
         while r.next():
             _index(j, seg, r)
@@ -69,8 +69,8 @@ def _index(j, seg, r):
         seg[_LAST] = seq
         j._last_seq = max(j._last_seq, seq)
         if seq > j._acked:
-            if len(j._open) >= j._open_max:
-                raise JournalCorrupt("more than %d open records" % j._open_max)
+            if len(j._open) >= j.open_max:
+                raise JournalCorrupt("more than %d open records" % j.open_max)
             j._open[seq] = [PENDING, seg[_NO], r.off]
     elif seq in j._open:
         j._settle(seq, r.val)

@@ -23,10 +23,9 @@ Design (after peterhinch/micropython-mqtt's mqtt_as, not its code):
 import asyncio
 import sys
 
-from terminal.compat import const, sleep_ms, ticks_diff, ticks_ms
-from terminal.compat import wait_ms as _wait_ms
+from terminal.compat import borrow, const, sleep_ms, ticks_diff, ticks_ms, wait_ms
 from terminal.mqtt_codec import (CONNACK, PAYLOAD_MAX, PINGRESP, PUBACK, PUBLISH, SUBACK,  # noqa: F401
-                                 UNSUBACK, MQTTError, decode_packet, encode_connect, encode_puback,
+                                 UNSUBACK, MQTTError, decode_packet, encode_puback,
                                  encode_publish, encode_subscribe, oversize, packet_size)
 
 _PINGREQ_PACKET = const(b"\xc0\x00")  # §3.12
@@ -42,22 +41,10 @@ _CONNECT_POLL_MS = const(10)
 _SKIP_BYTES = const(256)  # a refused packet is read and dropped in pieces this big
 _HEAP_WAIT_MS = const(50)  # how long the reader waits for heap before it reads a packet's first bytes again
 
-try:
-    from random import getrandbits
-except ImportError:  # pragma: no cover - both interpreters have it
-    from os import urandom
-
-    def getrandbits(bits):
-        return int.from_bytes(urandom(4), "big") & ((1 << bits) - 1)
+from random import getrandbits
 
 
 # ---------------------------------------------------------------- helpers
-
-def _pulse(event):
-    """Wake every task waiting on event now; later waiters wait for the next pulse."""
-    event.set()
-    event.clear()
-
 
 async def _read_exact(reader, size):
     """Read exactly size bytes; EOF -> MQTTError. On MicroPython the buffer is taken before anything is
@@ -108,9 +95,9 @@ class MQTTClient:
         self.stats = {}
         for name in _STAT_NAMES:
             self.stats[name] = 0
-        # Encoded once: sent on every (re)connect. §3.1
-        self._connect_packet = encode_connect(
-            client_id, keepalive_s, clean_session, username, password,
+        # Encoded once (its code borrowed for it): sent on every (re)connect. §3.1
+        self._connect_packet = borrow(
+            "terminal.mqtt_connect", "encode_connect", client_id, keepalive_s, clean_session, username, password,
             will_topic, will_payload, will_qos, will_retain)
         # In-flight QoS 1 table, allocated once: slot i is free when _slot_pid[i] == 0.
         self._slot_pid = [0] * inflight_max
@@ -147,7 +134,7 @@ class MQTTClient:
         attempt = 0
         while not self._closing:
             try:
-                await _wait_ms(self._open(), self.ack_timeout_ms)
+                await wait_ms(self._open(), self.ack_timeout_ms)
                 attempt = 0
                 await self._serve()
             except asyncio.CancelledError:
@@ -168,7 +155,7 @@ class MQTTClient:
             delay_ms = delay_ms // 2 + getrandbits(16) * (delay_ms // 2) // 65536
             attempt += 1
             try:
-                await _wait_ms(self._stop.wait(), delay_ms)
+                await wait_ms(self._stop.wait(), delay_ms)
             except asyncio.TimeoutError:
                 pass
 
@@ -224,7 +211,7 @@ class MQTTClient:
         if self._closing:
             raise MQTTError("client closed")
         self._gen += 1
-        self._resending = True  # publishers leave their messages to _retransmit, in order
+        self._resending = True  # publishers leave their messages to the resend below, in order
         self.connected = True
         self._link_down.clear()
         self._last_rx_ms = self._last_tx_ms = ticks_ms()
@@ -235,7 +222,18 @@ class MQTTClient:
         try:
             for topic, qos in self._subs:
                 await self._subscribe_now(topic, qos)  # a refusal is counted, not retried
-            await self._retransmit()
+            # §4.4: resend unacknowledged PUBLISH packets in their original order.
+            while True:
+                oldest = -1
+                for index in range(len(self._slot_pid)):
+                    if (self._slot_pid[index] and not self._slot_acked[index]
+                            and self._slot_sent_gen[index] != self._gen
+                            and (oldest < 0 or self._slot_seq[index] < self._slot_seq[oldest])):
+                        oldest = index
+                if oldest < 0:
+                    self._resending = False  # no await since the last scan: nothing is left behind
+                    break
+                await self._send_slot(oldest)
             if self.on_connect is not None:
                 try:
                     result = self.on_connect()
@@ -245,7 +243,28 @@ class MQTTClient:
                     self.last_error = exc
                 if hasattr(result, "send"):  # a coroutine: run it beside the link
                     user_task = asyncio.create_task(result)
-            await self._keepalive()
+            # MQTT 3.1.1 §3.1.2.10 Keep Alive: PINGREQ when quiet, drop a silent broker.
+            keepalive_ms = self.keepalive_ms
+            while True:
+                if keepalive_ms:
+                    try:
+                        await wait_ms(self._link_down.wait(), keepalive_ms // 4)
+                    except asyncio.TimeoutError:
+                        pass
+                else:
+                    await self._link_down.wait()
+                if self._link_down.is_set():
+                    raise MQTTError("the link is down")
+                now = ticks_ms()
+                if ticks_diff(now, self._last_rx_ms) > keepalive_ms + keepalive_ms // 2:
+                    self.stats["keepalive_timeouts"] += 1
+                    raise MQTTError("keepalive: broker silent")
+                if self._write_lock.locked():
+                    continue  # a write is under way (or stuck: then the silence check above ends it)
+                if (ticks_diff(now, self._last_tx_ms) >= keepalive_ms // 2
+                        or ticks_diff(now, self._last_rx_ms) >= keepalive_ms // 2):
+                    self.stats["pings"] += 1
+                    await self._send(_PINGREQ_PACKET)
         finally:
             reader_task.cancel()
             if user_task is not None:
@@ -269,38 +288,14 @@ class MQTTClient:
             self.last_error = exc
             self._link_down.set()
 
-    async def _keepalive(self):
-        """MQTT 3.1.1 §3.1.2.10 Keep Alive: PINGREQ when quiet, drop a silent broker."""
-        keepalive_ms = self.keepalive_ms
-        while True:
-            if keepalive_ms:
-                try:
-                    await _wait_ms(self._link_down.wait(), keepalive_ms // 4)
-                except asyncio.TimeoutError:
-                    pass
-            else:
-                await self._link_down.wait()
-            if self._link_down.is_set():
-                raise MQTTError("link down")
-            now = ticks_ms()
-            if ticks_diff(now, self._last_rx_ms) > keepalive_ms + keepalive_ms // 2:
-                self.stats["keepalive_timeouts"] += 1
-                raise MQTTError("keepalive: broker silent")
-            if self._write_lock.locked():
-                continue  # a write is under way (or stuck: then the silence check above ends it)
-            if (ticks_diff(now, self._last_tx_ms) >= keepalive_ms // 2
-                    or ticks_diff(now, self._last_rx_ms) >= keepalive_ms // 2):
-                self.stats["pings"] += 1
-                await self._send(_PINGREQ_PACKET)
-
-    async def _send(self, packet, payload=b""):
+    async def _send(self, data, payload=b""):
         """Write one whole packet (a PUBLISH as header and payload); a failure marks the link down and raises MQTTError."""
         async with self._write_lock:  # packets never interleave on the wire
             writer = self._writer
             if writer is None or not self.connected:
                 raise MQTTError("not connected")
             try:
-                writer.write(packet)
+                writer.write(data)
                 if payload:
                     writer.write(payload)
                 await writer.drain()
@@ -398,39 +393,40 @@ class MQTTClient:
             while True:
                 packet = await self._read_packet()
                 self._last_rx_ms = ticks_ms()
-                if packet is not None:
-                    await self._dispatch(packet)
+                if packet is None:
+                    continue
+                kind = packet[0]
+                if kind == PUBLISH:
+                    _, topic, payload, qos, retain, _, pid = packet
                     packet = None  # not held while the next one is read: a frame's heap is free again
+                    if self.on_message is not None:
+                        try:
+                            self.on_message(topic, payload, retain)
+                        except Exception as exc:  # the callback's bug must not kill the link
+                            self.stats["callback_errors"] += 1
+                            self.last_error = exc
+                    topic = payload = None
+                    if qos:
+                        await self._send(encode_puback(pid))  # §4.3.2: PUBACK after taking ownership
+                elif kind == PUBACK:
+                    slot = self._find_slot(packet[1])
+                    if slot < 0:
+                        self.stats["puback_unknown"] += 1
+                    else:
+                        self._slot_acked[slot] = True
+                        self.stats["pub_acked"] += 1
+                        self._acked.set()  # wakes every publisher waiting now
+                        self._acked.clear()
+                elif kind == SUBACK:
+                    if packet[1] == self._sub_pid:
+                        self._sub_codes = packet[2]
+                        self._sub_event.set()
+                elif kind == CONNACK:
+                    raise MQTTError("second CONNACK")  # §3.2
+                # PINGRESP and UNSUBACK: receiving them already refreshed _last_rx_ms.
+                packet = None
         except Exception as exc:
             self._fail(exc if isinstance(exc, MQTTError) else MQTTError("read failed: %r" % (exc,)))
-
-    async def _dispatch(self, packet):
-        kind = packet[0]
-        if kind == PUBLISH:
-            _, topic, payload, qos, retain, _, pid = packet
-            if self.on_message is not None:
-                try:
-                    self.on_message(topic, payload, retain)
-                except Exception as exc:  # the callback's bug must not kill the link
-                    self.stats["callback_errors"] += 1
-                    self.last_error = exc
-            if qos:
-                await self._send(encode_puback(pid))  # §4.3.2: PUBACK after taking ownership
-        elif kind == PUBACK:
-            slot = self._find_slot(packet[1])
-            if slot < 0:
-                self.stats["puback_unknown"] += 1
-            else:
-                self._slot_acked[slot] = True
-                self.stats["pub_acked"] += 1
-                _pulse(self._acked)
-        elif kind == SUBACK:
-            if packet[1] == self._sub_pid:
-                self._sub_codes = packet[2]
-                self._sub_event.set()
-        elif kind == CONNACK:
-            raise MQTTError("second CONNACK")  # §3.2
-        # PINGRESP and UNSUBACK: receiving them already refreshed _last_rx_ms.
 
     # ------------------------------------------------------------ QoS 1 table
 
@@ -447,12 +443,6 @@ class MQTTClient:
             if self._pid != self._sub_pid and self._find_slot(self._pid) < 0:
                 return self._pid
 
-    def _free_slot(self, slot):
-        self._slot_pid[slot] = 0
-        self._slot_packet[slot] = None
-        self._slot_acked[slot] = False
-        _pulse(self._slot_freed)
-
     async def _send_slot(self, slot):
         """Send slot's PUBLISH on this connection; DUP if it went out before (§3.3.1.1)."""
         header, payload = self._slot_packet[slot]
@@ -461,20 +451,6 @@ class MQTTClient:
             self.stats["retransmits"] += 1
         self._slot_sent_gen[slot] = self._gen
         await self._send(header, payload)
-
-    async def _retransmit(self):
-        """§4.4: resend unacknowledged PUBLISH packets in their original order."""
-        while True:
-            oldest = -1
-            for index in range(len(self._slot_pid)):
-                if (self._slot_pid[index] and not self._slot_acked[index]
-                        and self._slot_sent_gen[index] != self._gen
-                        and (oldest < 0 or self._slot_seq[index] < self._slot_seq[oldest])):
-                    oldest = index
-            if oldest < 0:
-                self._resending = False  # no await since the last scan: nothing is left behind
-                return
-            await self._send_slot(oldest)
 
     # ------------------------------------------------------------ public API
 
@@ -491,7 +467,7 @@ class MQTTClient:
         if timeout_ms is None:
             return await self._publish(topic, payload, qos, retain)
         try:
-            return await _wait_ms(self._publish(topic, payload, qos, retain), timeout_ms)
+            return await wait_ms(self._publish(topic, payload, qos, retain), timeout_ms)
         except asyncio.TimeoutError:
             raise MQTTError("publish not acknowledged within %d ms" % timeout_ms)
 
@@ -499,13 +475,24 @@ class MQTTClient:
         if qos == 0:
             header, payload = encode_publish(topic, payload, 0, retain)
             while True:
-                await self._until_up()
+                while not self.connected:
+                    if self._closing:
+                        raise MQTTError("client closed")
+                    await self._up.wait()
                 try:
                     return await self._send(header, payload)
                 except MQTTError:
                     pass  # link lost: wait for the next one
         packet = encode_publish(topic, payload, 1, retain, False, 1)
-        slot = await self._claim_slot()
+        while True:
+            if self._closing:
+                raise MQTTError("client closed")
+            slot = self._find_slot(0)
+            if slot >= 0:
+                self._slot_pid[slot] = -1  # reserved until the packet id is set
+                break
+            self.stats["inflight_full_waits"] += 1
+            await self._slot_freed.wait()
         pid = self._next_pid()
         header = packet[0]
         header[-2] = pid >> 8  # the packet id ends the header
@@ -520,31 +507,18 @@ class MQTTClient:
                 try:
                     await self._send_slot(slot)
                 except MQTTError:
-                    pass  # stays in the table; _retransmit sends it on the next connection
+                    pass  # stays in the table; _serve sends it again on the next connection
             while not self._slot_acked[slot]:
                 if self._closing:
                     raise MQTTError("client closed")
                 await self._acked.wait()
         finally:
-            if self._slot_pid[slot] == pid:
-                self._free_slot(slot)
-
-    async def _claim_slot(self):
-        while True:
-            if self._closing:
-                raise MQTTError("client closed")
-            slot = self._find_slot(0)
-            if slot >= 0:
-                self._slot_pid[slot] = -1  # reserved until the packet id is set
-                return slot
-            self.stats["inflight_full_waits"] += 1
-            await self._slot_freed.wait()
-
-    async def _until_up(self):
-        while not self.connected:
-            if self._closing:
-                raise MQTTError("client closed")
-            await self._up.wait()
+            if self._slot_pid[slot] == pid:  # the slot is free again
+                self._slot_pid[slot] = 0
+                self._slot_packet[slot] = None
+                self._slot_acked[slot] = False
+                self._slot_freed.set()  # wakes every publisher waiting for a slot now
+                self._slot_freed.clear()
 
     async def subscribe(self, topic, qos=1):
         """Subscribe now if connected, and again after every reconnect."""
@@ -577,9 +551,9 @@ class MQTTClient:
             self._sub_event.clear()
             await self._send(encode_subscribe(self._sub_pid, topic, qos))
             try:
-                await _wait_ms(self._sub_event.wait(), self.ack_timeout_ms)
+                await wait_ms(self._sub_event.wait(), self.ack_timeout_ms)
             except asyncio.TimeoutError:
-                self._fail(MQTTError("no SUBACK"))
+                self._fail(MQTTError("SUBACK not in time"))
             codes = self._sub_codes
             self._sub_pid = 0
             if codes is None:
@@ -595,7 +569,7 @@ class MQTTClient:
         """Send DISCONNECT (§3.14: the broker discards the will) and stop."""
         if self.connected:
             try:
-                await _wait_ms(self._send(_DISCONNECT_PACKET), self.ack_timeout_ms)
+                await wait_ms(self._send(_DISCONNECT_PACKET), self.ack_timeout_ms)
             except (MQTTError, asyncio.TimeoutError):
                 pass
         self.close()
@@ -606,5 +580,7 @@ class MQTTClient:
         self._stop.set()
         self._teardown()
         self._up.set()  # wake waiters so they see _closing
-        _pulse(self._slot_freed)
-        _pulse(self._acked)
+        self._slot_freed.set()
+        self._slot_freed.clear()
+        self._acked.set()
+        self._acked.clear()

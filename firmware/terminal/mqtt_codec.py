@@ -12,7 +12,6 @@ from terminal.compat import const
 # MQTT 3.1.1 §2.2.1 Control packet types (high nibble of the first byte).
 # Public: the ones a broker sends (decode_packet's first item). The others are
 # private consts, which mpy-cross folds into the code at no RAM cost.
-_CONNECT = const(1)
 CONNACK = const(2)
 PUBLISH = const(3)
 PUBACK = const(4)
@@ -83,58 +82,22 @@ def _put_string(buf, offset, data):
     return offset + 2 + size
 
 
-def _as_bytes(value, what, size_max=65535):
+def _as_bytes(value, name, length=65535):
     if isinstance(value, str):
         value = value.encode()
-    if len(value) > size_max:
-        raise ValueError(what + " too long")
+    if len(value) > length:
+        raise ValueError(name + " is too long")
     return value
 
 
-def _packet(first_byte, body_len, stored_len=None):
-    """Allocate a packet with its fixed header filled in and room for the first
-    stored_len bytes of its body (all of it by default); return (buf, body offset)."""
-    header = encode_remaining_length(body_len)
-    buf = bytearray(1 + len(header) + (body_len if stored_len is None else stored_len))
+def _packet(first_byte, length, size=None):
+    """Allocate a packet of body length `length` with its fixed header filled in and room for the first
+    size bytes of its body (all of it by default); return (buf, body offset)."""
+    header = encode_remaining_length(length)
+    buf = bytearray(1 + len(header) + (length if size is None else size))
     buf[0] = first_byte
     buf[1 : 1 + len(header)] = header
     return buf, 1 + len(header)
-
-
-def encode_connect(client_id, keepalive_s=30, clean_session=False, username=None, password=None,
-                   will_topic=None, will_payload=None, will_qos=1, will_retain=True):
-    """Return a CONNECT packet (MQTT 3.1.1 §3.1)."""
-    if will_qos not in (0, 1):
-        raise ValueError("will_qos must be 0 or 1")
-    if keepalive_s < 0 or keepalive_s > 65535:
-        raise ValueError("keepalive_s out of range")
-    if password is not None and username is None:
-        raise ValueError("password needs a username")  # §3.1.2.9
-    fields = [_as_bytes(client_id, "client_id")]
-    flags = 0x02 if clean_session else 0  # §3.1.2.4 Clean Session
-    if will_topic is not None:  # §3.1.2.5 Will Flag
-        fields.append(_as_bytes(will_topic, "will_topic"))
-        fields.append(_as_bytes(will_payload or b"", "will_payload"))
-        flags |= 0x04 | (will_qos << 3) | (0x20 if will_retain else 0)
-    if username is not None:  # §3.1.2.8 User Name Flag
-        fields.append(_as_bytes(username, "username"))
-        flags |= 0x80
-    if password is not None:  # §3.1.2.9 Password Flag
-        fields.append(_as_bytes(password, "password"))
-        flags |= 0x40
-    body_len = 10  # §3.1.2: protocol name, level, flags, keep alive
-    for field in fields:
-        body_len += 2 + len(field)
-    buf, pos = _packet(_CONNECT << 4, body_len)
-    pos = _put_string(buf, pos, b"MQTT")  # §3.1.2.1 Protocol Name
-    buf[pos] = 4  # §3.1.2.2 Protocol Level 4 = 3.1.1
-    buf[pos + 1] = flags
-    buf[pos + 2] = keepalive_s >> 8  # §3.1.2.10 Keep Alive
-    buf[pos + 3] = keepalive_s & 0xFF
-    pos += 4
-    for field in fields:  # §3.1.3 payload order: id, will topic, will message, user, password
-        pos = _put_string(buf, pos, field)
-    return bytes(buf)
 
 
 def encode_publish(topic, payload, qos=0, retain=False, dup=False, pid=0):

@@ -167,9 +167,9 @@ _MF_WRITE = const(0xA0)
 _MF_ACK = const(0x0A)           # MF1S50yyX §12.1: 4-bit ACK
 
 
-def _pin(p):
+def _pin(pin):
     """machine.Pin (has .value) or a plain callable pin(v)."""
-    return getattr(p, "value", p)
+    return getattr(pin, "value", pin)
 
 
 class RC522:
@@ -475,11 +475,11 @@ class RC522:
         if self._rx[1] & 0x0F != _MF_ACK:
             raise ProtocolError("NAK 0x%x" % (self._rx[1] & 0x0F))
 
-    def _command(self, cmd, block, ticks=_TICKS_COMMAND):
-        """cmd, block + CRC_A; returns the answer."""
+    def _command(self, command, block, ticks=_TICKS_COMMAND):
+        """command, block + CRC_A; returns the answer."""
         if not 0 <= block <= 0xFF:
             raise ValueError("block out of range")
-        self._tx[1] = cmd
+        self._tx[1] = command
         self._tx[2] = block
         return self._transceive(self._append_crc(2), ticks)
 

@@ -12,11 +12,9 @@ from protocol.config import out_of_range
 from protocol.errors import ProtocolError
 from protocol.record import RECORD_V2_SIZE, STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED, Record
 from terminal import VERSION
-from terminal import blacklist as bl
-from terminal import journal as jr
-
-from terminal.compat import const, sleep_ms as _sleep_ms
-from terminal.compat import wait_ms as _wait_ms
+from terminal.blacklist import BlacklistCorrupt, BlacklistError, VersionGap
+from terminal.compat import const, sleep_ms, wait_ms
+from terminal.journal import COMMITTED, HANDED_OVER, VOIDED
 
 UPLOAD_BATCH_MAX = 6             # records per upload frame (SPEC.md §5.3 allows 64): keeps an
                                  # upload's copies small beside the sync stack in a 100 KB heap
@@ -41,22 +39,12 @@ _CLOCK_OFF_MAX_S = const(731 * 86400)
 # (1024) per restart and sends a few thousand frames a day to a terminal.
 _COUNTER_STEP_MAX = const(1 << 24)
 _SENDS_MAX = const(4)
-_NO_STATS = {}  # a link without MQTTClient's counters (the simulations' stand-ins)
 # Cards per T_BLACKLIST the terminal asks for (SPEC.md §5.5): a frame's copies (packet, frame body,
 # the card numbers as ints) stay a few KB; halved, down to the floor, after a frame too large to hold.
 # A snapshot arrives right after a connect, beside the link's TLS buffers and the config: measured
 # (bench/bench_heap.py), 128 lets the whole terminal start in 2 KB less heap than 256 did.
 _CHUNK_CARDS_MAX = const(128)
 _CHUNK_CARDS_MIN = const(16)
-_UPLOAD_STATUS = {jr.COMMITTED: STATUS_COMMITTED, jr.VOIDED: STATUS_VOIDED, jr.HANDED_OVER: STATUS_UNCERTAIN}
-
-
-async def _wait_event(event, timeout_ms):
-    try:
-        await _wait_ms(event.wait(), timeout_ms)
-        return True
-    except asyncio.TimeoutError:
-        return False
 
 
 class Sync:
@@ -137,11 +125,12 @@ class Sync:
         cfg = self.wallet.config
         oldest = self.journal.oldest_unsynced_time()
         now = self.board.clock()
+        stats = getattr(self.client, "stats", None)  # None: a link without MQTTClient's counters (the simulations')
         body = frames.status_body(self.state.boot, online, cfg.role if cfg else 0, VERSION,
                                   cfg.version if cfg else 0, self.blacklist.version, self.journal.depth(),
                                   max(0, now - oldest) if oldest else 0, self.board.free_heap(),
                                   max(0, now - self.started_s), self.journal.last_seq(), 1 if self.authorised else 0,
-                                  self.memory_errors + getattr(self.client, "stats", _NO_STATS).get("memory_errors", 0))
+                                  self.memory_errors + (stats.get("memory_errors", 0) if stats else 0))
         # Ordered by boot, then within a boot by frame counter (SPEC.md §5.3): an online report takes a
         # fresh counter, so each one supersedes the last (with a constant one the hub kept the first of a
         # boot for ever). The last will keeps 0: composed at connect and published later, it would sit
@@ -169,19 +158,25 @@ class Sync:
         """Upload committed and voided records oldest first; trim only on the hub's ack."""
         while True:
             if not self.client.connected:
-                await _sleep_ms(200)
+                await sleep_ms(200)
                 continue
             try:
                 frame = self._upload_into()
                 if frame is None:
                     self._work.clear()
-                    await _wait_event(self._work, frames.STATUS_INTERVAL_S * 1000)
+                    try:
+                        await wait_ms(self._work.wait(), frames.STATUS_INTERVAL_S * 1000)
+                    except asyncio.TimeoutError:
+                        pass
                     continue
                 self._acked.clear()
                 await self.client.publish(self.up_topic, frame, 1, False, ACK_TIMEOUT_MS)
                 frame = None
                 # The hub's application-level ack, not PUBACK, makes records deletable (SPEC.md §5.4).
-                await _wait_event(self._acked, ACK_TIMEOUT_MS)
+                try:
+                    await wait_ms(self._acked.wait(), ACK_TIMEOUT_MS)
+                except asyncio.TimeoutError:
+                    pass  # not acked in time: the same records go again
             except Exception as exc:  # noqa: BLE001 - a link failure (the client reconnects) or a full
                 # heap (also while waiting for the ack) or flash read error: nothing is lost, the
                 # journal keeps every record; try again.
@@ -189,7 +184,7 @@ class Sync:
                 self.last_upload_error = exc
                 if isinstance(exc, MemoryError):
                     self.count_memory_error()
-                await _sleep_ms(200)
+                await sleep_ms(200)
 
     def upload_frame(self):
         """The next T_UPLOAD frame (the oldest unsynced records, at most UPLOAD_BATCH_MAX) as bytes, or None."""
@@ -204,7 +199,9 @@ class Sync:
         batch = self.journal.unsynced(UPLOAD_BATCH_MAX)
         if not batch:
             return None
-        body = frames.upload_parts([(_UPLOAD_STATUS[status], record) for _seq, status, record in batch])
+        # Journal status -> upload status (SPEC.md §4.3): COMMITTED, VOIDED, else HANDED_OVER (uncertain).
+        body = frames.upload_parts([(STATUS_COMMITTED if status == COMMITTED else STATUS_VOIDED if status == VOIDED
+                                     else STATUS_UNCERTAIN, record) for _seq, status, record in batch])
         batch = None  # the records are in body now
         return frames.encode_into(self._upload_buf, self.frame_mac, frames.T_UPLOAD, self.terminal_id,
                                   self.state.next_up_counter(), self.board.clock(), body)
@@ -214,7 +211,7 @@ class Sync:
         now = self.board.clock()
         for seq, raw in list(self.journal.uncertain()):
             if now - Record.decode(raw).time_s >= UNCERTAIN_GIVE_UP_S:
-                self.journal.mark(seq, jr.HANDED_OVER)
+                self.journal.mark(seq, HANDED_OVER)
 
     def count_memory_error(self):
         """A MemoryError was recovered from: count it; the status reports it at its next check."""
@@ -232,7 +229,7 @@ class Sync:
         and on the periodic round ask the hub whether anything changed."""
         waited_ms = 0
         while True:
-            await _sleep_ms(_STATUS_CHECK_MS)
+            await sleep_ms(_STATUS_CHECK_MS)
             waited_ms += _STATUS_CHECK_MS
             periodic = waited_ms >= frames.STATUS_INTERVAL_S * 1000
             if not (self._status_due or periodic):
@@ -256,46 +253,47 @@ class Sync:
     def _refuse(self, reason):
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
-    def on_message(self, topic, payload, retained):
+    def on_message(self, topic, payload, retain):
         """Verify and apply one downlink frame; anything forged, replayed or malformed is counted and dropped;
         a frame the heap cannot hold the copies of is dropped and asked again in smaller pieces."""
         try:
-            self._take(topic, payload)
+            if topic != self.down_topic:
+                return self._refuse("wrong_topic")
+            try:
+                frame = frames.decode(self.frame_mac, payload)
+            except ProtocolError as exc:
+                return self._refuse(exc.reason)
+            if frame.terminal_id != self.terminal_id or frame.type not in frames.DOWNLINK_TYPES:
+                return self._refuse("wrong_terminal")
+            if frame.counter <= self.state.down_counter:
+                return self._refuse("replay")
+            if self.state.down_counter and frame.counter - self.state.down_counter > _COUNTER_STEP_MAX:
+                return self._refuse("counter_jump")
+            self.state.down_counter = frame.counter
+            contact = self.state.last_hub_contact_s
+            if contact:
+                # Only a time frame sets the clock; any other frame proves contact up to the
+                # terminal's own clock, so its header time cannot move the contact back or ahead
+                # (SPEC.md §5.3). Before the first time frame the clock is not the hub's: no contact.
+                contact = max(contact, min(frame.time_s, self.board.clock()))
+                self.wallet.last_hub_contact_s = contact
+                self.state.last_hub_contact_s = contact
+            handler = self._handlers.get(frame.type)
+            if handler is None:
+                self.state.save()  # the counter is spent: a replay stays refused after a reboot
+                return self._refuse("not_handled")
+            try:
+                handler(frame)
+            except (ProtocolError, VersionGap, BlacklistError, BlacklistCorrupt) as exc:
+                # BlacklistCorrupt: the damaged list stays in force until a snapshot (which never reads
+                # it) replaces it. No T_SYNC for it: the hub would answer the same delta again at once.
+                self._refuse(getattr(exc, "reason", "blacklist"))
+                if isinstance(exc, VersionGap):
+                    self.ask_sync()
         except MemoryError:
             payload = None
             self.count_memory_error()
             self.on_refused(topic, 0)
-
-    def _take(self, topic, payload):
-        if topic != self.down_topic:
-            return self._refuse("wrong_topic")
-        try:
-            frame = frames.decode(self.frame_mac, payload)
-        except ProtocolError as exc:
-            return self._refuse(exc.reason)
-        if frame.terminal_id != self.terminal_id or frame.type not in frames.DOWNLINK_TYPES:
-            return self._refuse("wrong_terminal")
-        if frame.counter <= self.state.down_counter:
-            return self._refuse("replay")
-        if self.state.down_counter and frame.counter - self.state.down_counter > _COUNTER_STEP_MAX:
-            return self._refuse("counter_jump")
-        self.state.down_counter = frame.counter
-        contact = self.state.last_hub_contact_s
-        if contact:
-            # Only a time frame sets the clock; any other frame proves contact up to the
-            # terminal's own clock, so its header time cannot move the contact back or ahead
-            # (SPEC.md §5.3). Before the first time frame the clock is not the hub's: no contact.
-            contact = max(contact, min(frame.time_s, self.board.clock()))
-            self.wallet.last_hub_contact_s = contact
-            self.state.last_hub_contact_s = contact
-        try:
-            self._apply(frame)
-        except (ProtocolError, bl.VersionGap, bl.BlacklistError, bl.BlacklistCorrupt) as exc:
-            # BlacklistCorrupt: the damaged list stays in force until a snapshot (which never reads
-            # it) replaces it. No T_SYNC for it: the hub would answer the same delta again at once.
-            self._refuse(getattr(exc, "reason", "blacklist"))
-            if isinstance(exc, bl.VersionGap):
-                self._ask_sync()
 
     def handle(self, ftype, handler):
         """Register handler(frame) for a downlink type (None withdraws it): a component's frames come to it."""
@@ -314,13 +312,6 @@ class Sync:
         """Stop calling watcher (a role that no longer serves)."""
         if watcher in self._config_watchers:
             self._config_watchers.remove(watcher)
-
-    def _apply(self, frame):
-        handler = self._handlers.get(frame.type)
-        if handler is None:
-            self.state.save()  # the counter is spent: a replay stays refused after a reboot
-            return self._refuse("not_handled")
-        return handler(frame)
 
     def _on_ack(self, frame):
         upto, _applied, _rejected = frames.parse_ack(frame.body)
@@ -345,7 +336,7 @@ class Sync:
             self.wallet.last_hub_contact_s = time_s
             self.state.last_hub_contact_s = time_s
             if not running:
-                self._ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
+                self.ask_sync()  # a blacklist confirmed before the clock was set counted for nothing
         self.state.save()  # a replayed time frame must not wind the clock back after a reboot
 
     def _on_config(self, frame):
@@ -403,7 +394,7 @@ class Sync:
 
     def ask_sync(self):
         """Ask the hub for what changed since the versions held (a role that registered prices_versions)."""
-        self._ask_sync()
+        self._send_soon(frames.T_SYNC, self._sync_body())
 
     def on_refused(self, topic, size):
         """The link dropped a downlink frame too large for the heap: ask again in smaller pieces.
@@ -415,15 +406,12 @@ class Sync:
         self._status_due = True
         self.chunk_cards_max = max(_CHUNK_CARDS_MIN, self.chunk_cards_max // 2)
         self._snapshot_to = None  # a snapshot under way misses a chunk: the hub sends it again whole
-        self._ask_sync()
+        self.ask_sync()
 
     def send_auth(self, admin_card_no, uid):
         """Report an admin card tap (SPEC.md §5.3 type 0x13); the hub answers with a command."""
         # Not delivered in time: the Authoriser times out and the technician taps again.
         self._send_soon(frames.T_AUTH, frames.auth_body(admin_card_no, uid))
-
-    def _ask_sync(self):
-        self._send_soon(frames.T_SYNC, self._sync_body())
 
     def _send_soon(self, ftype, body):
         sending = [task for task in self.sending if not task.done()]

@@ -1,4 +1,5 @@
-"""MQTT 3.1.1 codec vectors for terminal/mqtt_codec.py (which terminal/mqtt.py frames with), checked on MicroPython and CPython.
+"""MQTT 3.1.1 codec vectors for terminal/mqtt_codec.py and terminal/mqtt_connect.py (which
+terminal/mqtt.py frames with), checked on MicroPython and CPython.
 
 pytest imports VECTORS and DECODE_VECTORS and checks each on CPython; run as a
 script (MicroPython; argument: a directory holding terminal/mqtt_codec.mpy) it checks
@@ -12,14 +13,15 @@ if __name__ == "__main__" and len(sys.argv) > 1:
     sys.path.insert(0, sys.argv[1])  # where the compiled terminal/mqtt_codec.mpy lives
 
 from terminal import mqtt_codec as mqtt
+from terminal.mqtt_connect import encode_connect
 
 # (name, encoder, args, expected bytes as hex)
 VECTORS = (
-    ("connect_plain", mqtt.encode_connect, ("t1", 30), "100e00044d5154540400001e00027431"),
-    ("connect_will_user_password", mqtt.encode_connect,
+    ("connect_plain", encode_connect, ("t1", 30), "100e00044d5154540400001e00027431"),
+    ("connect_will_user_password", encode_connect,
      ("t1", 60, True, "u", "p", "s", b"x", 1, True),
      "101a00044d51545404ee003c00027431000173000178000175000170"),
-    ("connect_will_qos0_no_retain", mqtt.encode_connect,
+    ("connect_will_qos0_no_retain", encode_connect,
      ("t1", 0, False, None, None, "s", b"", 0, False), "101300044d5154540404000000027431000173" + "0000"),
     ("publish_qos0", mqtt.encode_publish, ("a/b", b"hi"), "30070003612f626869"),
     ("publish_qos0_dup_ignored", mqtt.encode_publish, ("a/b", b"hi", 0, False, True), "30070003612f626869"),
