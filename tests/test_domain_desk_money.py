@@ -60,11 +60,19 @@ def test_a_sale_spending_bonus_then_given_back_leaves_no_more_cash_than_was_paid
     assert ledger.bonus_change(rec(R.KIND_PAYOUT, 2000, 200), bonus) == 0
 
 
-@pytest.mark.parametrize("kind", [R.KIND_DEBIT, R.KIND_TOPUP, R.KIND_PAYOUT, R.KIND_CREDIT])
+@pytest.mark.parametrize("kind", [R.KIND_DEBIT, R.KIND_TOPUP, R.KIND_PAYOUT])
 def test_only_a_give_back_reads_its_sale_s_bonus(kind):
     record = rec(kind, 500, 500)
     assert ledger.bonus_given_back(record, 300) == 0
     assert ledger.bonus_change(record, 0, 300) == ledger.bonus_change(record, 0)
+
+
+def test_a_credit_brings_its_bonus_part_within_its_amount():
+    # A credit funded from a replaced card's hold carries the bonus it held (SPEC.md §8.1): bonus stays bonus.
+    record = rec(R.KIND_CREDIT, 500, 500)
+    assert ledger.bonus_given_back(record, 300) == 0
+    assert (ledger.bonus_change(record, 0), ledger.bonus_change(record, 0, 300)) == (0, 300)
+    assert ledger.bonus_change(record, 0, 900) == 500
 
 
 def test_a_payout_pays_the_amount_less_the_fee_and_books_the_fee():

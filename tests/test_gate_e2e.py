@@ -104,7 +104,7 @@ def test_a_ticket_sold_from_the_command_line_is_written_by_the_running_hub_and_p
             await sim.wait_for(lambda: entry.wallet.config.tail, 30, "no gate config")
             db = str(tmp_path / "park" / "parkcard.db")
             a, b = sim.visitors
-            sold = await sim._written_at_desk(a.virtual, asyncio.to_thread(sell, db, a.card_no, day))
+            sold = await sim.at_desk(a.virtual, asyncio.to_thread(sell, db, a.card_no, day))
             again = await asyncio.to_thread(sell, db, a.card_no, day)
             assert entry.pass_gate(a.virtual).ok
             # a lost card is locked at the gate as at a booth: refused, the lock on the card, the hub told

@@ -39,6 +39,6 @@ def test_a_members_details_are_changed_and_a_taken_phone_is_refused(store_url):
     changed, found, refused, wang = asyncio.run(steps())
     assert (changed.name, changed.phone, changed.note) == ("Li Wei-Ming", "13800009999", "moved")
     assert found == changed
-    assert refused == ["member_exists", "member_unknown", "bad_name", "ServiceError: members.manage"]
+    assert refused == ["member_exists", "member_unknown", "bad_name", "NotAllowed: members.manage"]
     assert (wang.name, wang.phone, wang.note) == ("Wang Fang", "13900001111", "season pass")
 
