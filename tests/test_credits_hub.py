@@ -19,7 +19,8 @@ from parkcard.store import credits as credit_store
 from parkcard_devkit.testing import DESK_ID, desk_issued
 from sim.cards import card_balance, issued_card
 from terminal.credits import Credits
-from terminal.sync import _UPLOAD_STATUS
+from protocol.record import STATUS_COMMITTED, STATUS_UNCERTAIN, STATUS_VOIDED
+from terminal.journal import COMMITTED, HANDED_OVER, VOIDED
 from test_hub_records import DAY_S, UID, park
 from test_credits_terminal import card_leaves_after_the_marker
 from test_wallet import PARK, Rig
@@ -68,7 +69,8 @@ async def send_list(hub, rig, tmp_path, name):
 
 def journal_entries(rig):
     """[(upload status, raw)] of what the terminal's sync would upload now."""
-    return [(_UPLOAD_STATUS[status], raw) for _seq, status, raw in rig.journal.unsynced(50)]
+    upload_status = {COMMITTED: STATUS_COMMITTED, VOIDED: STATUS_VOIDED, HANDED_OVER: STATUS_UNCERTAIN}  # SPEC §4.3
+    return [(upload_status[status], raw) for _seq, status, raw in rig.journal.unsynced(50)]
 
 
 def the_card(card_no):
