@@ -57,6 +57,7 @@ from parkcard.store.sqlite.store import connect_writer  # noqa: E402
 from parkcard.transport.broker import Broker  # noqa: E402
 from parkcard_devkit.testing import MERCHANT_ICE, ScriptedTerminal, desk_issued, start_hub  # noqa: E402
 from terminal import mqtt  # noqa: E402 - the firmware's MQTT codec builds the raw terminals' packets
+from terminal.mqtt_connect import encode_connect  # noqa: E402 - borrowed by the firmware, imported here for good
 
 UID = b"\x04\x55\x66\x77"
 START_BALANCE = 8_000_000
@@ -239,7 +240,7 @@ def raw_terminals(broker, keys, count_from):
     socks = []
     for tid, key in keys.items():
         s = socket.create_connection((broker.host, broker.port))
-        s.sendall(mqtt.encode_connect(topics.client_name(tid), keepalive_s=600, clean_session=True))
+        s.sendall(encode_connect(topics.client_name(tid), keepalive_s=600, clean_session=True))
         s.recv(4)   # CONNACK
         payload = frames.encode(frames.frame_mac_for(key), frames.T_STATUS, tid, count_from, int(time.time()),
                                 hub_frames.Status(boot=1, online=1, firmware=b"bench").encode())
