@@ -807,3 +807,14 @@ def test_cli_dry_run_keeping_micropython_says_the_install_is_decided_by_the_chip
     assert result.exit_code == 0, result.output
     assert "install: decided on a real run from the partition table it first reads from the chip" in result.output
     assert not (out / "partition-table.bin").exists()       # nothing was read from the board
+
+
+def test_the_whole_application_fits_the_romfs_partition_of_micropythons_romfs_variant(tmp_path):
+    # ESP32_GENERIC's ROMFS variant (partitions-4MiB-romfs.csv) has a 128 KB romfs partition: the supported
+    # board without PSRAM runs the terminal from it, so an application grown past it could not be flashed there.
+    out = tmp_path / "build"
+    image.build_image(REPO / "firmware", REPO / "protocol", out)
+    path = romfs.build_romfs(out / "image", out)
+    romfs.check_fits({"label": "romfs", "offset": 0x1E0000, "size": 0x20000}, path.stat().st_size)
+    with pytest.raises(FlashError, match="does not fit"):
+        romfs.check_fits({"label": "romfs", "offset": 0x1E0000, "size": 0x10000}, path.stat().st_size)
