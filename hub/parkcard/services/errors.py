@@ -8,8 +8,9 @@ REFUSED = "refused"     # the code of a ServiceError that names none
 class Refusal(ServiceError):
     """A ServiceError with a stable machine-readable code (e.g. terminal_not_registered)."""
 
-    def __init__(self, code, message):
-        super().__init__(message)
+    def __init__(self, code, message, **values):
+        """code: the stable code; message and values: as ServiceError's."""
+        super().__init__(message, **values)
         self.code = code
 
 

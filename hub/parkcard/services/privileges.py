@@ -15,6 +15,8 @@ accounts existed; operators who log in get the roles of their account.
 
 import functools
 
+from parkcard.domain.explained import Explained
+
 # Privileges, by what they allow.
 PARK_ADMIN = "park.admin"               # park settings, secrets
 MERCHANTS = "merchants.manage"
@@ -102,8 +104,13 @@ def roles_holding(privilege):
     return tuple(role for role in ROLES if privilege in ROLE_PRIVILEGES[role])
 
 
-class ServiceError(ValueError):
+class ServiceError(Explained):
     """An operation that cannot be done as asked; the message says what went wrong and what to do."""
+
+    @classmethod
+    def of(cls, exc):
+        """The ServiceError that says what exc (a rule's Explained refusal) says, in every language."""
+        return cls(exc.message, **exc.values)
 
 
 class NotAllowed(ServiceError):

@@ -16,6 +16,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from parkcard.domain.explained import Explained
 from parkcard.money import format_cents, parse_amount
 from parkcard.services import privileges as P
 from parkcard.services.privileges import NotAllowed, ServiceError
@@ -255,9 +256,10 @@ def gettext(request, session, text):
 
 
 def refused_text(request, session, exc):
-    """What a page says of a service's refusal: a privilege not held in the page's language, any other as the
-    service worded it."""
+    """What a page says of a service's refusal, in the page's language when its catalog has the message."""
     if not isinstance(exc, NotAllowed):
+        if isinstance(exc, Explained):
+            return exc.worded(i18n.translations(locale_of(request, session)).gettext)
         return str(exc)
     roles = [gettext(request, session, ROLE_NAMES.get(r, r)) for r in exc.roles]
     holders = [gettext(request, session, ROLE_NAMES.get(r, r)) for r in exc.holders]
