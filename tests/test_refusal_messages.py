@@ -106,3 +106,7 @@ def test_every_refusal_message_in_the_translated_sources_has_its_chinese_transla
     with open(i18n.catalog_path("zh_Hans"), "rb") as f:
         translated = {m.id for m in pofile.read_po(f) if m.id and m.string}
     assert sorted(wanted - translated) == []
+
+
+def test_a_service_error_of_a_plain_error_says_what_it_says():
+    assert str(ServiceError.of(ValueError("no such tier"))) == "no such tier"

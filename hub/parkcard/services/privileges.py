@@ -109,8 +109,10 @@ class ServiceError(Explained):
 
     @classmethod
     def of(cls, exc):
-        """The ServiceError that says what exc (a rule's Explained refusal) says, in every language."""
-        return cls(exc.message, **exc.values)
+        """The ServiceError that says what exc (a rule's refusal) says, in every language when exc is Explained."""
+        if isinstance(exc, Explained):
+            return cls(exc.message, **exc.values)
+        return cls(str(exc))
 
 
 class NotAllowed(ServiceError):
