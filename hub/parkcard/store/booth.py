@@ -16,9 +16,9 @@ class VersionMoved(ValueError):
     """A new version was made from one that is no longer the newest: read the newest and edit it."""
 
 
-def _price_list(row):
-    """A PriceListVersion from its row (the entries as bytes whatever the driver returns)."""
-    return PriceListVersion(row[0], row[1], bool(row[2]), bytes(row[3]), row[4], row[5]) if row else None
+def _price_list(merchant_id, version, free_amount, entries, created_at, created_by):
+    """A PriceListVersion from its columns (the entries as bytes whatever the driver returns)."""
+    return PriceListVersion(merchant_id, version, bool(free_amount), bytes(entries), created_at, created_by)
 
 
 class BoothMethods:
@@ -27,10 +27,10 @@ class BoothMethods:
     async def price_list(self, merchant_id, version=None):
         """Return the merchant's PriceListVersion (the newest, or this version), or None."""
         if version is None:
-            return _price_list(await self._one(_PRICE_LIST_SELECT + "WHERE merchant_id=? ORDER BY version DESC "
-                                               "LIMIT 1", (merchant_id,)))
-        return _price_list(await self._one(_PRICE_LIST_SELECT + "WHERE merchant_id=? AND version=?",
-                                           (merchant_id, version)))
+            return await self._one_as(_price_list, _PRICE_LIST_SELECT + "WHERE merchant_id=? ORDER BY version DESC "
+                                      "LIMIT 1", (merchant_id,))
+        return await self._one_as(_price_list, _PRICE_LIST_SELECT + "WHERE merchant_id=? AND version=?",
+                                  (merchant_id, version))
 
     async def price_list_versions(self, merchant_id):
         """Return [(version, created_at, created_by)] of a merchant's price list, oldest first."""
@@ -76,10 +76,8 @@ class BoothMethods:
         """One version of a table of whole-park rule versions (the newest when version is None), or None."""
         select = "SELECT version, rules, created_at, created_by FROM %s " % table
         if version is None:
-            row = await self._one(select + "ORDER BY version DESC LIMIT 1")
-        else:
-            row = await self._one(select + "WHERE version=?", (version,))
-        return DiscountRulesVersion(*row) if row else None
+            return await self._one_as(DiscountRulesVersion, select + "ORDER BY version DESC LIMIT 1")
+        return await self._one_as(DiscountRulesVersion, select + "WHERE version=?", (version,))
 
     async def _add_rules_version(self, table, what, after, rules, actor, audit):
         """Append version after + 1 to a table of whole-park rule versions; VersionMoved unless after is newest."""
@@ -94,8 +92,7 @@ class BoothMethods:
 
     async def discount_bearer(self, merchant_id):
         """Return who bears the merchant's discounts ('park' or 'merchant'), or None for an unknown merchant."""
-        row = await self._one("SELECT discount_bearer FROM merchants WHERE id=?", (merchant_id,))
-        return row[0] if row else None
+        return await self._one_value("SELECT discount_bearer FROM merchants WHERE id=?", (merchant_id,))
 
     async def set_discount_bearer(self, merchant_id, bearer, audit=None):
         """Set who bears the merchant's discounts; return the bearer before. ValueError for an unknown merchant."""

@@ -49,8 +49,7 @@ def _one_replacement(tx, op):
 
 def desk_settings_in(tx, park_id=1):
     """The park's rows.DeskSettings, inside a write (a replacement reads its release delay where it is booked)."""
-    row = tx.sql_row(_SETTINGS_SELECT, (park_id,))
-    return DeskSettings(*row) if row else DeskSettings()
+    return tx.sql_row_as(DeskSettings, _SETTINGS_SELECT, (park_id,)) or DeskSettings()
 
 
 class DeskOpMethods:
@@ -58,8 +57,7 @@ class DeskOpMethods:
 
     async def desk_settings(self, park_id=1):
         """Return the park's rows.DeskSettings (every setting 0 until it is set)."""
-        row = await self._one(_SETTINGS_SELECT, (park_id,))
-        return DeskSettings(*row) if row else DeskSettings()
+        return await self._one_as(DeskSettings, _SETTINGS_SELECT, (park_id,)) or DeskSettings()
 
     async def set_desk_settings(self, park_id=1, audit=None, **settings):
         """Set some of the park's desk settings (DeskSettings field names), creating the park; return the new."""
@@ -122,8 +120,7 @@ class DeskOpMethods:
 
     async def desk_operation(self, op_id):
         """Return the rows.DeskOperation kept under op_id, or None."""
-        row = await self._one(_SELECT + "WHERE op_id=?", (op_id,))
-        return DeskOperation(*row) if row else None
+        return await self._one_as(DeskOperation, _SELECT + "WHERE op_id=?", (op_id,))
 
     async def desk_operations(self, state=None):
         """Return [rows.DeskOperation] (only those in `state` when given), oldest first."""
@@ -209,14 +206,12 @@ class DeskOpMethods:
 
     async def desk_request(self, op_id):
         """Return the DeskRequest under op_id, or None."""
-        row = await self._one(_REQUEST_SELECT + "WHERE op_id=?", (op_id,))
-        return DeskRequest(*row) if row else None
+        return await self._one_as(DeskRequest, _REQUEST_SELECT + "WHERE op_id=?", (op_id,))
 
     async def counter_claim(self, card_no, counter):
         """(terminal_id, seq) of the applied record that holds the card's counter, or None."""
-        row = await self._one("SELECT terminal_id, seq FROM card_counters WHERE card_no=? AND counter=?",
-                              (card_no, counter))
-        return tuple(row) if row else None
+        return await self._one("SELECT terminal_id, seq FROM card_counters WHERE card_no=? AND counter=?",
+                               (card_no, counter))
 
     async def keep_desk_blocks(self, op_id, blocks):
         """Keep the write of a pending operation that had none yet (an issue, once its number is taken)."""

@@ -58,6 +58,11 @@ class WriteTx(abc.ABC):
     def sql_row(self, sql, params=()):
         """Run one statement with `?` placeholders; return its first row as a tuple, or None."""
 
+    def sql_row_as(self, make, sql, params=()):
+        """The first row sql reads made by make (a store.rows NamedTuple, or a function of its columns), or None."""
+        row = self.sql_row(sql, params)
+        return None if row is None else make(*row)
+
     def sql_rows(self, sql, params=()):
         """Run one statement with `?` placeholders; return every row as a tuple (a backend runs it at once)."""
         raise NotImplementedError

@@ -47,13 +47,11 @@ class MemberMethods:
     async def member(self, member_no=None, phone=None, card_no=None):
         """The Member by number, phone or one of their cards; None when there is none."""
         if card_no is not None:
-            row = await self._one(_MEMBER_SELECT + "WHERE member_no=(SELECT member_no FROM cards WHERE card_no=?)",
-                                  (card_no,))
-        elif phone is not None:
-            row = await self._one(_MEMBER_SELECT + "WHERE phone=?", (phone,))
-        else:
-            row = await self._one(_MEMBER_SELECT + "WHERE member_no=?", (member_no,))
-        return Member(*row) if row else None
+            return await self._one_as(Member, _MEMBER_SELECT + "WHERE member_no=(SELECT member_no FROM cards "
+                                      "WHERE card_no=?)", (card_no,))
+        if phone is not None:
+            return await self._one_as(Member, _MEMBER_SELECT + "WHERE phone=?", (phone,))
+        return await self._one_as(Member, _MEMBER_SELECT + "WHERE member_no=?", (member_no,))
 
     async def members(self):
         """[Member] by number."""
@@ -104,8 +102,7 @@ class MemberMethods:
 
     async def card_member(self, card_no):
         """The member number a card is issued to, or None."""
-        row = await self._one("SELECT member_no FROM cards WHERE card_no=?", (card_no,))
-        return row[0] if row else None
+        return await self._one_value("SELECT member_no FROM cards WHERE card_no=?", (card_no,))
 
     async def report_loss(self, card_no, reason, actor, audit=None):
         """Blacklist a card as lost and keep why; return (CardLoss, blacklist version or None if listed already).
@@ -144,8 +141,7 @@ class MemberMethods:
 
     async def card_loss(self, card_no):
         """The CardLoss of a card, or None when it was never reported lost."""
-        row = await self._one(_LOSS_SELECT + "WHERE card_no=?", (card_no,))
-        return CardLoss(*row) if row else None
+        return await self._one_as(CardLoss, _LOSS_SELECT + "WHERE card_no=?", (card_no,))
 
     async def lost_cards(self):
         """[CardLoss] of the cards reported lost and not yet found or replaced, by card."""

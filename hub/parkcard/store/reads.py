@@ -19,7 +19,7 @@ from parkcard.store.errors import NotIssued
 from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry,
                                  BoothRecord, Card, CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse,
                                  Liabilities, Merchant, Operator, PendingCommand,
-                                 Quarantined, Refund, SalesDay, StoreCounts, StoredRecord, Terminal, TerminalCommand,
+                                 Quarantined, Refund, SalesDay, Settlement, StoreCounts, StoredRecord, Terminal, TerminalCommand,
                                  TerminalFlags, TerminalSales, TopUpDay)
 
 TERMINAL_SELECT = "SELECT %s FROM terminals " % ", ".join(Terminal._fields)
@@ -52,10 +52,15 @@ def _sales_params(start_s, end_s, merchant_id, **more):
 class SharedMethods:
     """The methods of interface.Store that both backends run with the same SQL (a mixin)."""
 
-    async def _one_as(self, row_type, sql, params=()):
-        """The one row sql reads as a row_type (a store.rows NamedTuple), or None when it reads none."""
+    async def _one_as(self, make, sql, params=()):
+        """The one row sql reads made by make (a store.rows NamedTuple, or a function of its columns), or None."""
         row = await self._one(sql, params)
-        return row_type(*row) if row else None
+        return None if row is None else make(*row)
+
+    async def _one_value(self, sql, params=()):
+        """The first column of the one row sql reads, or None when it reads none."""
+        row = await self._one(sql, params)
+        return None if row is None else row[0]
 
     async def audit(self, actor, action, **details):
         """Append an operator action to the audit log in a transaction of its own (anchored)."""
@@ -89,8 +94,7 @@ class SharedMethods:
 
     async def park_time_zone(self, park_id=1):
         """Return the park's IANA time zone name, or None when none is set (the park runs on UTC)."""
-        row = await self._one("SELECT time_zone FROM parks WHERE id=?", (park_id,))
-        return row[0] if row else None
+        return await self._one_value("SELECT time_zone FROM parks WHERE id=?", (park_id,))
 
     async def set_park_time_zone(self, park_id, time_zone, audit=None):
         """Set the park's IANA time zone, creating the park; True if it changed."""
@@ -233,9 +237,8 @@ class SharedMethods:
 
     async def card_request(self, request_id):
         """Return CardRequest (finished_at, card_no, error) of an admin card issue, or None."""
-        row = await self._one("SELECT finished_at, card_no, error FROM card_write_requests WHERE id=?",
-                              (request_id,))
-        return CardRequest(*row) if row else None
+        return await self._one_as(CardRequest, "SELECT finished_at, card_no, error FROM card_write_requests WHERE id=?",
+                                  (request_id,))
 
     async def card_write_requests(self):
         """Return every CardWriteRequest, oldest first."""
@@ -245,9 +248,8 @@ class SharedMethods:
 
     async def card(self, card_no):
         """Return the Card, or None."""
-        row = await self._one("SELECT card_no, uid, tier, status, deposit_cents, shadow_balance_cents, "
-                              "last_counter FROM cards WHERE card_no=?", (card_no,))
-        return Card(*row) if row else None
+        return await self._one_as(Card, "SELECT card_no, uid, tier, status, deposit_cents, shadow_balance_cents, "
+                                        "last_counter FROM cards WHERE card_no=?", (card_no,))
 
     async def card_numbers(self):
         """Return the numbers of every card the hub has a row for, ascending."""
@@ -366,12 +368,11 @@ class SharedMethods:
 
     async def api_keys(self):
         """Return every ApiKey, revoked ones included, by id."""
-        return [_api_key(r) for r in await self._all(_API_KEY_SELECT + "ORDER BY id")]
+        return [_api_key(*r) for r in await self._all(_API_KEY_SELECT + "ORDER BY id")]
 
     async def api_key_by_hash(self, secret_sha256):
         """Return the ApiKey whose secret has this SHA-256, or None."""
-        row = await self._one(_API_KEY_SELECT + "WHERE secret_sha256=?", (bytes(secret_sha256),))
-        return _api_key(row) if row else None
+        return await self._one_as(_api_key, _API_KEY_SELECT + "WHERE secret_sha256=?", (bytes(secret_sha256),))
 
     async def revoke_api_key(self, name, actor, audit=None):
         """Revoke an API key by name; return False if it was revoked already. ValueError if there is none."""
@@ -384,9 +385,8 @@ class SharedMethods:
 
     async def idempotent_response(self, api_key_id, key):
         """Return the IdempotentResponse stored for this key's Idempotency-Key, or None."""
-        row = await self._one("SELECT request_sha256, status, response FROM idempotency_keys "
-                              "WHERE api_key_id=? AND key=?", (api_key_id, key))
-        return IdempotentResponse(bytes(row[0]), row[1], row[2]) if row else None
+        return await self._one_as(_idempotent_response, "SELECT request_sha256, status, response FROM idempotency_keys "
+                                  "WHERE api_key_id=? AND key=?", (api_key_id, key))
 
     async def keep_idempotent_response(self, api_key_id, key, request_sha256, status, body):
         """Store the first response to an Idempotency-Key; return the stored IdempotentResponse (the first one)."""
@@ -443,13 +443,12 @@ class SharedMethods:
 
     async def settlement(self, merchant_id, start_s, end_s):
         """Return the Settlement closed for exactly this period, or None."""
-        return S.settlement_row(await self._one(
-            S.SETTLEMENT_ROW + "WHERE s.merchant_id=? AND s.period_start=? AND s.period_end=?",
-            (merchant_id, start_s, end_s)))
+        return await self._one_as(Settlement, S.SETTLEMENT_ROW + "WHERE s.merchant_id=? AND s.period_start=? "
+                                  "AND s.period_end=?", (merchant_id, start_s, end_s))
 
     async def settlements(self):
         """Return every closed Settlement, by id."""
-        return [S.settlement_row(r) for r in await self._all(S.SETTLEMENT_ROW + "ORDER BY s.id")]
+        return [Settlement(*r) for r in await self._all(S.SETTLEMENT_ROW + "ORDER BY s.id")]
 
     async def settlement_records(self, settlement_id):
         """Return the ids of the records a closed settlement paid, ascending."""
@@ -471,11 +470,16 @@ class SharedMethods:
                                   audit and (lambda res: audit([new for _, new in res if new])))
         out = []
         for settlement_id, new in closed:
-            out.append((S.settlement_row(await self._one(S.SETTLEMENT_ROW + "WHERE s.id=?", (settlement_id,))),
+            out.append((await self._one_as(Settlement, S.SETTLEMENT_ROW + "WHERE s.id=?", (settlement_id,)),
                         new is not None))
         return out
 
 
-def _api_key(row):
-    """An ApiKey from its row (the hash as bytes whatever the driver returns)."""
-    return ApiKey(row[0], row[1], bytes(row[2]), *row[3:])
+def _api_key(key_id, name, secret_sha256, *rest):
+    """An ApiKey from its columns (the hash as bytes whatever the driver returns)."""
+    return ApiKey(key_id, name, bytes(secret_sha256), *rest)
+
+
+def _idempotent_response(request_sha256, status, response):
+    """An IdempotentResponse from its columns (the request's hash as bytes whatever the driver returns)."""
+    return IdempotentResponse(bytes(request_sha256), status, response)

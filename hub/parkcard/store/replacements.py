@@ -25,8 +25,7 @@ AUDIT_COVERS = ("SELECT old_card_no, terminal_id, seq, amount_cents, covered_cen
 
 
 def _replacement(tx, old_card_no):
-    row = tx.sql_row(_REPLACEMENT_SELECT + "WHERE old_card_no=?", (old_card_no,))
-    return Replacement(*row) if row is not None else None
+    return tx.sql_row_as(Replacement, _REPLACEMENT_SELECT + "WHERE old_card_no=?", (old_card_no,))
 
 
 def _domain(row):
@@ -107,10 +106,8 @@ class ReplacementMethods:
     async def replacement(self, old_card_no=None, new_card_no=None):
         """The Replacement of a lost card (or the one that made new_card_no), or None."""
         if new_card_no is not None:
-            row = await self._one(_REPLACEMENT_SELECT + "WHERE new_card_no=?", (new_card_no,))
-        else:
-            row = await self._one(_REPLACEMENT_SELECT + "WHERE old_card_no=?", (old_card_no,))
-        return Replacement(*row) if row else None
+            return await self._one_as(Replacement, _REPLACEMENT_SELECT + "WHERE new_card_no=?", (new_card_no,))
+        return await self._one_as(Replacement, _REPLACEMENT_SELECT + "WHERE old_card_no=?", (old_card_no,))
 
     async def replacements(self, open_only=False):
         """[Replacement] by old card; open_only: those whose hold is not released yet."""

@@ -72,7 +72,3 @@ def totals(rows):
                             records=len(rows), late_records=sum(1 for r in rows if r[5]),
                             discounts_cents=discounts, park_discounts_cents=park_discounts)
 
-
-def settlement_row(row):
-    """A Settlement from a SETTLEMENT_ROW row (None stays None)."""
-    return Settlement(*row) if row else None

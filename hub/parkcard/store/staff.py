@@ -37,8 +37,7 @@ class StaffMethods:
 
     async def staff_member(self, staff_id):
         """Return the StaffMember with this id, or None."""
-        row = await self._one(_STAFF_SELECT + "WHERE id=?", (staff_id,))
-        return StaffMember(*row) if row else None
+        return await self._one_as(StaffMember, _STAFF_SELECT + "WHERE id=?", (staff_id,))
 
     async def staff(self, merchant_id=None):
         """Return [StaffMember] (one merchant's, if given), by id."""

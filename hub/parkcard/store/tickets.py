@@ -128,9 +128,8 @@ class TicketMethods:
 
     async def ticket_sale_request(self, request_id):
         """Return the TicketSaleRequest of a queued ticket sale, or None."""
-        row = await self._one("SELECT started_at, finished_at, serial, error FROM ticket_sale_requests WHERE id=?",
-                              (request_id,))
-        return TicketSaleRequest(*row) if row else None
+        return await self._one_as(TicketSaleRequest, "SELECT started_at, finished_at, serial, error "
+                                  "FROM ticket_sale_requests WHERE id=?", (request_id,))
 
     async def set_gate(self, terminal_id, direction, area, reentry, reentry_min, reset_s, products, audit=None):
         """Set a gate terminal's config (products: ids); return its new version (1 for a new gate)."""

@@ -19,6 +19,11 @@ _RECORD_EVENT_COLUMNS = "r.id, r.terminal_id, r.seq, r.kind, r.card_no, r.amount
                         "r.time_s, r.status"
 
 
+def _web_session(token_sha256, *rest):
+    """A WebSession from its columns (the token's hash as bytes whatever the driver returns)."""
+    return WebSession(bytes(token_sha256), *rest)
+
+
 class WebMethods:
     """interface.Store's web session and webhook methods, one SQL for every backend."""
 
@@ -40,8 +45,8 @@ class WebMethods:
     # -- web sessions
     async def park_session_limits(self, park_id=1):
         """The park's SessionLimits (their defaults before the park is set up)."""
-        row = await self._one("SELECT session_idle_s, session_max_s FROM parks WHERE id=?", (park_id,))
-        return SessionLimits(*row) if row else SessionLimits()
+        return await self._one_as(SessionLimits, "SELECT session_idle_s, session_max_s FROM parks WHERE id=?",
+                                  (park_id,)) or SessionLimits()
 
     async def set_park_session_limits(self, park_id, limits, audit=None):
         """Set the park's SessionLimits, creating the park; True if they changed."""
@@ -66,8 +71,8 @@ class WebMethods:
 
     async def web_session(self, token_sha256, now):
         """The rows.WebSession of a token's SHA-256 not expired at `now`, or None."""
-        row = await self._one(_SESSION_SELECT + "WHERE token_sha256=? AND expires_at>?", (bytes(token_sha256), now))
-        return WebSession(bytes(row[0]), *row[1:]) if row else None
+        return await self._one_as(_web_session, _SESSION_SELECT + "WHERE token_sha256=? AND expires_at>?",
+                                  (bytes(token_sha256), now))
 
     async def set_web_session_locale(self, token_sha256, locale):
         """A session's language changed."""
@@ -169,9 +174,8 @@ class WebMethods:
 
     async def next_webhook_due_at(self):
         """The earliest next_at of a delivery due to an active webhook (epoch seconds), or None when none is due."""
-        row = await self._one("SELECT MIN(o.next_at) FROM webhook_outbox o JOIN webhooks h ON h.id = o.webhook_id "
-                              "WHERE o.state=? AND h.removed_at IS NULL", (DUE,))
-        return row[0] if row is not None else None
+        return await self._one_value("SELECT MIN(o.next_at) FROM webhook_outbox o JOIN webhooks h "
+                                     "ON h.id = o.webhook_id WHERE o.state=? AND h.removed_at IS NULL", (DUE,))
 
     async def webhook_delivery_counts(self):
         """{webhook id: {state: count}} of the outbox."""

@@ -133,10 +133,8 @@ class WriteTx(StagedWriteTx):
         found = self._record_rows.get((terminal_id, seq))
         if found is not None:
             return None if found is _MISSING else found
-        row = self.conn.execute(
-            "SELECT id, raw, status, card_no, card_counter FROM records WHERE terminal_id=? AND seq=?",
-            (terminal_id, seq)).fetchone()
-        return SeqRecord(*row) if row is not None else None
+        return self.sql_row_as(SeqRecord, "SELECT id, raw, status, card_no, card_counter FROM records "
+                               "WHERE terminal_id=? AND seq=?", (terminal_id, seq))
 
     def _read_counters(self, card_no, counters):
         """{counter: CounterClaim} of the stored claims among counters."""
