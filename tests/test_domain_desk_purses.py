@@ -98,3 +98,27 @@ def test_purses_always_sum_to_the_balance_and_never_refund_bonus(steps):
     closing = purses.close(purse)
     assert closing.paid_out_cents + closing.bonus_to_park_cents == balance
     assert refunded + closing.paid_out_cents <= cash_in
+
+
+def test_a_replaced_card_s_purse_is_its_hold_s_spent_cash_first():
+    # A hold of 1,000 with 300 of bonus: 700 of cash go first, then the bonus.
+    assert purses.held_bonus(300, 1000 - 600) == 300
+    assert purses.held_bonus(300, 1000 - 800) == 200
+    assert purses.held_bonus(200, 0) == 0               # the late debits used the whole hold up: its bonus is spent
+    # Given back, a late sale brings back the bonus it spent, up to the amount, less what its record restored.
+    assert purses.held_bonus(0, 200, 200, spent_cents=200) == 200
+    assert purses.held_bonus(0, 700, 700) == 0           # a sale of the hold's cash comes back as cash
+    assert purses.held_bonus(50, 300, 300, spent_cents=200, restored_cents=50) == 200
+    assert purses.held_bonus(0, 100, 300, spent_cents=200) == 100     # never more than the hold holds
+
+
+@DETERMINISTIC
+@given(st.integers(0, 5000), st.integers(0, 5000), st.lists(st.integers(1, 2000), max_size=8))
+def test_late_debits_spend_a_hold_as_a_purse_spends_cash_first(cash, bonus, debits):
+    purse, held, held_bonus = Purse(cash, bonus), cash + bonus, bonus
+    for amount in debits:
+        taken = min(amount, held)       # beyond the hold a debit is the park's loss
+        held -= taken
+        purse = purses.debit(purse, taken)
+        held_bonus = purses.held_bonus(held_bonus, held)
+        assert held_bonus == purse.bonus_cents

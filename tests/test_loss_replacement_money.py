@@ -205,3 +205,91 @@ def test_a_booth_reversal_of_the_lost_card_arriving_after_the_release_lands_on_t
         assert card_balance(sim.park_keys, new).balance_cents == before + 1200 - price
         await _balanced(sim, [(visitor.card_no, visitor.virtual), (done.card_no, new)])
     in_park(tmp_path, store_url, scenario)
+
+
+async def _hold_spent_then_given_back(sim, given_back):
+    """The gold visitor's card replaced with a hold that keeps its cash and part of its bonus back, then spent at a
+    booth offline through the loss: sales of its cash, then one of the hold's bonus, so the late debits use up the
+    whole hold; the booth then gives one of the two sales back (given_back: "cash" or "bonus") onto the lost card, and
+    catches up. Return (visitor, the new card's virtual card, done, the hold's bonus, the amount given back)."""
+    booth, _ride = sim.terminals
+    hub, actor = sim.hub, sim.hub.actor()
+    gold = sim.visitors[0]            # gold: bonus on its first load
+    cash, bonus = await purse(sim, gold.card_no)
+    member = await staff_service.add(hub.storage, actor, "Mei", booth.merchant_id)
+    stock = await sim.new_card(STAFF_UID)
+    issued = await sim.at_desk(stock, staff_service.issue_card(hub.desk_path, actor, "staff-1", DESK_TERMINAL_ID,
+                                                               member.id))
+    role = booth.terminal.app.role(ROLE_POS)
+    await sim.wait_for(lambda: role.shift.allows(issued.card_no), 10, "the staff list never reached the booth")
+    await held(booth, stock, role.staff_tap())
+    booth.relay.cut()        # the booth lags through the report: the hold is kept until it catches up
+    await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
+    # A daily cap that holds all the cash and two fifths of the bonus (two days); what moves is bonus only.
+    cap = -(-(cash + bonus - bonus * 3 // 5) // 2)
+    await park.set_offline_rules(hub.storage, sim.hub.actor("test:manager"), 86400, cap)
+    new, done = await _report_and_replace(sim, gold.card_no, NEW_UID, "replace-1")
+    row = await _replacement(sim, gold.card_no)
+    held_bonus = bonus - row.moved_cents
+    assert (row.hold_cents, cash + held_bonus) == (2 * cap, 2 * cap)
+    assert 0 < held_bonus <= row.moved_cents          # the card itself still shows more than the hold's bonus
+    assert await sim.hub.storage.account_balance(accounts.bonus_account(gold.card_no)) == held_bonus
+
+    most = booth.wallet.config.tx_cap_cents
+    amounts = [most] * (cash // most) + [cash % most] * bool(cash % most) + [held_bonus]
+    sales = [await sell(booth, role, gold.virtual, "%d#" % amount) for amount in amounts]
+    assert all(s.ok for s in sales)
+    given = -1 if given_back == "bonus" else 0
+    booth.board.field.add(stock)
+    reversing = asyncio.ensure_future(role.reverse(sales[given].seq))
+    await sim.wait_for(lambda: booth.board.display().lines[1] == "Tap card of sale", 10, "no card asked for")
+    booth.board.field.remove(stock)
+    await held(booth, gold.virtual, reversing)          # offline: the sale given back onto the lost card
+    booth.relay.restore()
+    await sim.drain()
+    await _until(lambda: _replacement(sim, gold.card_no), lambda r: r.released, 60,
+                 "the hold was not released once the booth caught up")
+    return gold, new, done, held_bonus, amounts[given]
+
+
+@pytest.mark.parametrize("given_back", ["cash", "bonus"])
+def test_late_debits_that_use_up_the_hold_spend_its_bonus_and_a_give_back_returns_what_its_sale_spent(
+        tmp_path, store_url, monkeypatch, given_back):
+    monkeypatch.setattr(terminal_app, "RESULT_MS", 0)     # result screens take no time; the polls stay real
+
+    async def scenario(sim):
+        gold, new, done, held_bonus, amount = await _hold_spent_then_given_back(sim, given_back)
+        row = await _replacement(sim, gold.card_no)
+        assert (row.covered_cents, row.loss_cents, row.released_cents) == (row.hold_cents - amount, 0, amount)
+        # The first sales spent the hold's cash, the last its bonus: given back, each returns what it spent, so
+        # the holder's cash never becomes bonus (never refundable) and bonus never becomes cash (paid out).
+        [credit] = await sim.hub.storage.pending_credits(done.card_no)
+        assert (credit.amount_cents, credit.bonus_cents) == (amount, held_bonus if given_back == "bonus" else 0)
+        assert await purse(sim, gold.card_no) == (0, 0)
+        _booth, ride = sim.terminals
+        price = await _landed(sim, ride, new)
+        moved = row.moved_cents
+        assert card_balance(sim.park_keys, new).balance_cents == moved + amount - price
+        bonus_left = moved + credit.bonus_cents - max(0, price - (amount - credit.bonus_cents))
+        assert await purse(sim, done.card_no) == (moved + amount - price - bonus_left, bonus_left)
+        await _balanced(sim, [(gold.card_no, gold.virtual), (done.card_no, new)])
+    in_park(tmp_path, store_url, scenario)
+
+
+def test_the_ledger_check_finds_late_debits_booked_leaving_the_hold_s_bonus_in_the_lost_card_s_purse(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(terminal_app, "RESULT_MS", 0)     # result screens take no time; the polls stay real
+
+    async def scenario(sim):
+        gold, *_rest = await _hold_spent_then_given_back(sim, "bonus")
+        purse_accounts = (accounts.bonus_account(gold.card_no), accounts.BONUS_PURSES)
+        with sqlite3.connect(sim.hub.storage.path) as conn:     # settlements that never touch the purse
+            assert conn.execute("SELECT COUNT(*) FROM replacement_covers WHERE bonus_cents<>0").fetchone()[0] == 2
+            conn.execute("DROP TRIGGER ledger_entries_append_only_d")
+            conn.execute("DELETE FROM ledger_entries WHERE account IN (?, ?) AND tx_id IN "
+                         "(SELECT cover_tx FROM replacement_covers)", purse_accounts)
+            conn.execute("UPDATE replacement_covers SET bonus_cents=0")
+        report = await sim.ledger_report()
+        assert not report.ok and any("late record" in p and "taken in the hold 0" in p
+                                     for p in report.purse_mismatch), "\n".join(report.lines())
+    in_park(tmp_path, "x.db", scenario)

@@ -26,7 +26,8 @@ what the raw records say, never only with each other (TigerBeetle's auditor):
    spent first; a credit record brings its credits' bonus part) over its applied records in the order the hub
    booked them; every record's bonus:<no> entry and a returned card's bonus back to park:bonus must be what the
    rule gives. A grant from a replaced card's hold closes its purse, the credit carrying min(purse, amount) as
-   its bonus part (SPEC.md §4.13).
+   its bonus part; each late record's settlement keeps the lost card's purse within what the hold holds, spent
+   cash first, a give-back of a late debit bringing back the bonus that debit took from the hold (SPEC.md §4.13).
 6. Cards: the balance re-derived from the chain of applied records (counter by
    counter: balance_after(k-1) + delta(k) == balance_after(k)) equals the hub's
    shadow balance and the card's ledger account once the chain is complete
@@ -59,7 +60,7 @@ from typing import NamedTuple
 from protocol import record as R
 from protocol.errors import BadMac, ProtocolError
 
-from parkcard.domain import accounts, ledger, shifts
+from parkcard.domain import accounts, ledger, purses, shifts
 from parkcard.domain import ingest_rules as rules
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.oplog import AuditLogError
@@ -70,6 +71,7 @@ SHOWN_MAX = 20      # findings listed per check; the counts are always whole
 # The two sides of a replacement's bonus purse move, as purse steps (_bonus_moved_steps).
 _BONUS_OUT, _BONUS_IN = "lost card's purse out", "new card's purse in"
 _HOLD_OUT = "lost card's purse closed"      # a grant from its hold (_purse_closed_steps)
+_HOLD_SPENT = "lost card's purse in its hold"   # a late record's settlement (_late_purse_steps)
 _SALE_KINDS = (R.KIND_DEBIT, R.KIND_REFUND, R.KIND_REVERSAL)
 
 
@@ -245,7 +247,7 @@ def hub_transactions(credit_rows, ticket_rows=(), shift_rows=((), ()), replaceme
                 out[move_tx] = (name, entries)
         except ledger.PostingError as exc:
             out[move_tx] = (name + " (%s)" % exc, [])
-    for old, terminal_id, seq, _amount, covered, loss, cover_tx in cover_rows:
+    for old, terminal_id, seq, _amount, covered, loss, cover_tx, _bonus in cover_rows:
         name = "late record term-%d seq %d of replaced card %d" % (terminal_id, seq, old)
         try:
             out[cover_tx] = (name, ledger.late_settlement(old, covered, loss))
@@ -363,6 +365,7 @@ def _check_contents(rows, report, rates_had):
     holds = {}
     discounted = {}     # (terminal, seq) -> applied booth sale with a discount: what its give-back takes back
     moves = {row[8]: row for row in replacements}   # move_tx -> the replacement it books the lost card's half of
+    settles = {row[6]: row for row in covers}       # cover_tx -> the late record's settlement it books
 
     def take_orphans_below(record_id):
         nonlocal group
@@ -376,6 +379,8 @@ def _check_contents(rows, report, rates_had):
                     tx_entries = _bonus_moved_steps(cards, tx_id, tx_entries, moves[tx_id], what)
                 elif tx_id in credits.hold_grants:      # so are those of a grant from a hold
                     tx_entries = _purse_closed_steps(cards, tx_id, tx_entries, credits.hold_grants[tx_id], what)
+                elif tx_id in settles:      # and of a late record's settlement, within the hold it leaves
+                    tx_entries = _late_purse_steps(cards, tx_id, tx_entries, settles[tx_id], what, holds)
                 if sorted(tx_entries) != sorted(expected):
                     report.posting_mismatch.append("transaction %d (%s): posted %s, its posting is %s" % (
                         tx_id, what, _entries(sorted(tx_entries)), _entries(sorted(expected))))
@@ -442,7 +447,7 @@ def _replaced_moves(replacements, covers, unbooked):
     late credit records delivered that had moved to its replacement (unbooked: {card: cents} its account never
     received)}."""
     moves = {row[0]: -row[2] for row in replacements}
-    for old, _tid, _seq, _amount, covered, loss, _tx in covers:
+    for old, _tid, _seq, _amount, covered, loss, _tx, _bonus in covers:
         moves[old] = moves.get(old, 0) + covered + loss
     for card_no, cents in unbooked.items():
         moves[card_no] = moves.get(card_no, 0) - cents
@@ -490,6 +495,20 @@ def _purse_closed_steps(cards, tx_id, tx_entries, grant, what):
     return [e for e in tx_entries if e[0] not in (accounts.bonus_account(old), accounts.BONUS_PURSES)]
 
 
+def _late_purse_steps(cards, tx_id, tx_entries, cover, what, holds):
+    """A late record's settlement: its bonus purse entries become a purse step of the lost card (the rule: the purse
+    within what the hold holds after it, purses.held_bonus), with what the settlement says it spent; return the rest."""
+    old, terminal_id, seq, amount = cover[:4]
+    booked = ledger.by_account(tx_entries)
+    change = booked.get(accounts.bonus_account(old), 0)
+    cards.setdefault(old, _Card()).purse.append(_PurseStep(
+        tx_id, what, ledger.TX_LATE_DEBIT_COVER, amount, holds.get(old, 0), 0, change, cover[7], (terminal_id, seq),
+        (_HOLD_SPENT, old)))
+    if booked.get(accounts.BONUS_PURSES, 0) != -change:
+        return tx_entries       # left whole: the comparison names the purse entries booked otherwise
+    return [e for e in tx_entries if e[0] not in (accounts.bonus_account(old), accounts.BONUS_PURSES)]
+
+
 def _check_cover(report, cover, row):
     """A late debit's settlement is for its record: an applied debit of the replaced card, for its amount."""
     old, terminal_id, seq, amount = cover[:4]
@@ -504,7 +523,7 @@ def _check_cover(report, cover, row):
 def _check_holds(report, replacements, covers, holds):
     """Each hold account: its hold less late debits covered and what was released; each cover makes its debit."""
     settled = {}
-    for old, terminal_id, seq, amount, covered, loss, _tx in covers:
+    for old, terminal_id, seq, amount, covered, loss, _tx, _bonus in covers:
         if covered + loss != amount:
             report.hold_problems.append("late debit term-%d seq %d of card %d: %d cents, settled as %d covered + "
                                         "%d lost" % (terminal_id, seq, old, amount, covered, loss))
@@ -663,7 +682,7 @@ async def check_file(path):
         await storage.close()
 
 
-def _purse_rule(step, bonus, spent, moved_bonus):
+def _purse_rule(step, bonus, spent, moved_bonus, late):
     """(change, forfeit) the purse rule gives a step of a card whose purse holds bonus before it."""
     if step.kind == ledger.TX_REPLACEMENT_OUT:     # the lost card's purse goes with the balance moved (§4.13)
         side, old = step.key
@@ -673,6 +692,15 @@ def _purse_rule(step, bonus, spent, moved_bonus):
         return moved_bonus.get(old, step.change_cents), 0     # booked, when the lost card was not re-derived
     if step.kind == ledger.TX_CREDIT_GRANT:      # the hold goes out: the purse closes, the credit carries its part
         return -bonus, min(bonus, step.amount_cents)
+    if step.kind == ledger.TX_LATE_DEBIT_COVER:     # the purse within the hold left (balance_after_cents), §4.13
+        given_back = ()
+        record = late.get(step.key)
+        if record is not None and record.kind in ledger.GIVE_BACK_KINDS and (_HOLD_SPENT, record.claims) in late:
+            on_card = spent.get(record.claims, 0)
+            given_back = (record.amount_cents, on_card + late[(_HOLD_SPENT, record.claims)],
+                          ledger.bonus_given_back(record, on_card))
+        after = purses.held_bonus(bonus, step.balance_after_cents, *given_back)
+        return after - bonus, bonus - after
     if step.kind == R.KIND_CREDIT:      # claims: the bonus part of the credits it delivers (SPEC.md §8.1)
         return ledger.bonus_change(step, bonus, step.claims), 0
     return ledger.bonus_change(step, bonus, spent.get(step.claims, 0)), ledger.bonus_forfeited(step, bonus)
@@ -688,13 +716,20 @@ def _check_purse(report, card_no, steps, moved_bonus):
     is numbered after the card it replaces, so it is checked after it)."""
     bonus = 0
     spent = {}      # (terminal, seq) of the card's debits -> the bonus each spent, re-derived
+    late = {}       # (terminal, seq) of the card's records -> their step, and of its late debits -> (hold, bonus spent)
     for step in sorted(steps):
-        change, forfeit = _purse_rule(step, bonus, spent, moved_bonus)
+        change, forfeit = _purse_rule(step, bonus, spent, moved_bonus, late)
         if step.kind == R.KIND_DEBIT:
             spent[step.key] = -change
+        if step.kind == ledger.TX_LATE_DEBIT_COVER:
+            late[(_HOLD_SPENT, step.key)] = forfeit
+        else:
+            late[step.key] = step
         if (step.change_cents, step.forfeit_cents) != (change, forfeit):
-            # A grant from a hold: forfeit is the bonus part the credit carries to the new card (_purse_closed_steps).
-            part = "the credit's bonus part" if step.kind == ledger.TX_CREDIT_GRANT else "back to the park"
+            # A grant from a hold: forfeit is the bonus part the credit carries to the new card (_purse_closed_steps);
+            # a late record's settlement: the bonus it says it took from the hold (_late_purse_steps).
+            part = {ledger.TX_CREDIT_GRANT: "the credit's bonus part",
+                    ledger.TX_LATE_DEBIT_COVER: "taken in the hold"}.get(step.kind, "back to the park")
             report.purse_mismatch.append("card %d, %s: bonus purse %d, booked %+d (%s %d), the rule gives %+d (%s %d)"
                                          % (card_no, step.record, bonus, step.change_cents, part, step.forfeit_cents,
                                             change, part, forfeit))

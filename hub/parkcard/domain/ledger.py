@@ -327,6 +327,11 @@ def hold_release(old_card_no, new_card_no, released_cents):
     return _balanced([(hold_account(old_card_no), -released_cents), (card_account(new_card_no), released_cents)])
 
 
+def purse_changed(card_no, change_cents):
+    """A card's bonus purse moved by change_cents against park:bonus_purses (the pair moves no value, SPEC.md §4.12)."""
+    return _balanced([(bonus_account(card_no), change_cents), (BONUS_PURSES, -change_cents)])
+
+
 def purse_closed(card_no, bonus_cents):
     """A replaced card's bonus purse closed as its hold goes out in a pending credit (SPEC.md §4.13, §8.1): the
     credit carries what of it the new card receives as bonus, booked to its purse at the delivery."""

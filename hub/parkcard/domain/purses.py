@@ -13,6 +13,9 @@ Spend order: CASH FIRST, then bonus. Why:
 - It is the order the card's holder can check on a receipt: the bonus shows
   as untouched until the cash is gone.
 
+A replaced card's purse (held_bonus) is the hold's: what the hold holds is
+its cash and bonus, spent cash first, whatever the lost card itself still shows.
+
 Invariants (tests/test_domain_desk_purses.py): cash + bonus == balance, no
 purse is ever negative, no function here pays bonus out.
 """
@@ -112,3 +115,15 @@ class Closing:
 def close(purse):
     """What a return (card back) does with the purses: pay the cash out, give the bonus back to the park."""
     return Closing(purse.cash_cents, purse.bonus_cents)
+
+
+def held_bonus(bonus_cents, held_cents, amount_cents=0, spent_cents=0, restored_cents=0):
+    """A replaced card's bonus purse after a late record's settlement against its hold (SPEC.md §4.13).
+
+    The hold is spent cash first, so the purse is at most what the hold holds after the settlement (held_cents):
+    a late debit that takes the hold's cash spends its bonus. A give-back of amount_cents first brings back the bonus
+    its late sale spent (spent_cents, on the card and from the hold), less what its own record restored already
+    (restored_cents); the rest of it is cash.
+    """
+    back = max(0, min(spent_cents, amount_cents) - restored_cents)
+    return max(0, min(bonus_cents + back, held_cents))

@@ -5,9 +5,10 @@ A backend's store mixes ReplacementMethods in beside SharedMethods (parkcard.sto
 posted with the new card's record, a late debit settled with its record) is the module's functions on tx.
 """
 
+from protocol import record as R
 from protocol.config import ROLE_DESK
 
-from parkcard.domain import accounts, ledger
+from parkcard.domain import accounts, ingest_rules, ledger, purses
 from parkcard.domain import replacement as rules
 from parkcard.store import credits as credit_store
 from parkcard.store.members import LOST, REPLACED
@@ -20,7 +21,7 @@ REPLACEMENT_ACTOR = "hub:replacement"
 # The ledger check's reads (AuditRows.replacements, replacement_covers): no placeholders, both backends.
 AUDIT_REPLACEMENTS = ("SELECT old_card_no, new_card_no, balance_cents, moved_cents, hold_cents, covered_cents, "
                       "loss_cents, released_cents, move_tx FROM replacements ORDER BY old_card_no")
-AUDIT_COVERS = ("SELECT old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx "
+AUDIT_COVERS = ("SELECT old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx, bonus_cents "
                 "FROM replacement_covers ORDER BY old_card_no, cover_tx")
 
 
@@ -67,10 +68,27 @@ def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_
     return row
 
 
+def _given_back(tx, old_card_no, terminal_id, seq):
+    """(amount, the bonus its sale spent on the card and from the hold, what its own record restored) of a late
+    give-back of a late debit of the replaced card (SPEC.md §4.13); (0, 0, 0) for any other late record."""
+    found = tx.record(terminal_id, seq)
+    rec = R.Record.decode(bytes(found.raw))
+    if rec.kind not in ledger.GIVE_BACK_KINDS:
+        return 0, 0, 0
+    sale_seq = ingest_rules.given_back_seq(rec)
+    cover = tx.sql_row("SELECT bonus_cents FROM replacement_covers WHERE old_card_no=? AND terminal_id=? AND seq=?",
+                       (old_card_no, terminal_id, sale_seq))
+    if cover is None:
+        return 0, 0, 0      # no late debit of this card: what its own record restored is all (SPEC.md §4.12)
+    on_card = -tx.record_entry_cents(tx.record(terminal_id, sale_seq).id, accounts.bonus_account(old_card_no))
+    return rec.amount_cents, on_card + cover[0], ledger.bonus_given_back(rec, on_card)
+
+
 def settle_late_in(tx, old_card_no, terminal_id, seq, delta_cents, actor):
     """Settle a late record of a replaced card (its card delta, SPEC.md §4.13) inside the write that applies it: a
     debit against the hold, a credit into it (onto the new card as a pending credit at once when the hold was
-    released already, granted by actor).
+    released already, granted by actor). The lost card's bonus purse is the hold's, spent cash first
+    (purses.held_bonus): the settlement books what the record's bonus took from it or brought back.
 
     Returns (the domain LateSettlement: alarm when part of a debit is the park's loss; the PendingCredit granted
     now or None), or None when the card has no replacement (it was only being replaced when the record's batch
@@ -84,14 +102,19 @@ def settle_late_in(tx, old_card_no, terminal_id, seq, delta_cents, actor):
         now = 0
     else:
         updated, settled, now = rules.settle_late_credit(_domain(row), delta_cents)
+    bonus = max(0, tx.account_cents(accounts.bonus_account(old_card_no)))
+    given_back = _given_back(tx, old_card_no, terminal_id, seq) if delta_cents > 0 else ()
+    # What the hold holds now, before a credit granted at once from it takes its part (and the purse) out.
+    spent = bonus - purses.held_bonus(bonus, updated.hold_left_cents + now, *given_back)
     cover_tx = tx.post(None, ledger.TX_LATE_DEBIT_COVER,
-                       ledger.late_settlement(old_card_no, settled.covered_cents, settled.loss_cents))
+                       ledger.late_settlement(old_card_no, settled.covered_cents, settled.loss_cents)
+                       + ledger.purse_changed(old_card_no, -spent))
     tx.sql_rowcount("UPDATE replacements SET covered_cents=?, loss_cents=?, released_cents=? WHERE old_card_no=?",
                     (updated.covered_cents, updated.loss_cents, updated.released_cents, old_card_no))
     tx.sql_rowcount("INSERT INTO replacement_covers(old_card_no, terminal_id, seq, amount_cents, covered_cents, "
-                    "loss_cents, cover_tx, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "loss_cents, cover_tx, at, bonus_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (old_card_no, terminal_id, seq, -delta_cents, settled.covered_cents, settled.loss_cents,
-                     cover_tx, tx.now))
+                     cover_tx, tx.now, spent))
     credit = None
     if now:
         reason = "late credit of lost card %d (term-%d seq %d)" % (old_card_no, terminal_id, seq)

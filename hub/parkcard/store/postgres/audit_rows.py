@@ -111,8 +111,8 @@ class PgAuditRows(interface.AuditRows):
         return self._fetch(AUDIT_REPLACEMENTS)
 
     def replacement_covers(self):
-        """Return [(old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx)] of every late
-        debit settled against a hold."""
+        """Return [(old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx, bonus_cents)]
+        of every late record settled against a hold."""
         return self._fetch(AUDIT_COVERS)
 
     def cards(self):

@@ -86,8 +86,8 @@ class AuditRows(interface.AuditRows):
         return self.conn.execute(_REPLACEMENTS).fetchall()
 
     def replacement_covers(self):
-        """Return [(old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx)] of every late
-        debit settled against a hold."""
+        """Return [(old_card_no, terminal_id, seq, amount_cents, covered_cents, loss_cents, cover_tx, bonus_cents)]
+        of every late record settled against a hold."""
         return self.conn.execute(_COVERS).fetchall()
 
     def cards(self):
