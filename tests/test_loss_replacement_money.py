@@ -85,6 +85,28 @@ async def _bonus_held_back(sim):
     return gold, bonus, late, new, done, credit
 
 
+async def _on_shift(sim, booth):
+    """Open a shift at the booth with a staff card issued at the desk; return (the booth's pos role, the staff card)."""
+    hub, actor = sim.hub, sim.hub.actor()
+    member = await staff_service.add(hub.storage, actor, "Mei", booth.merchant_id)
+    stock = await sim.new_card(STAFF_UID)
+    issued = await sim.at_desk(stock, staff_service.issue_card(hub.desk_path, actor, "staff-1", DESK_TERMINAL_ID,
+                                                               member.id))
+    role = booth.terminal.app.role(ROLE_POS)
+    await sim.wait_for(lambda: role.shift.allows(issued.card_no), 10, "the staff list never reached the booth")
+    await held(booth, stock, role.staff_tap())
+    return role, stock
+
+
+async def _reverse(sim, booth, role, staff, virtual, sale_seq):
+    """Reverse the booth's sale sale_seq onto virtual: the staff card first, then the card of the sale."""
+    booth.board.field.add(staff)
+    reversing = asyncio.ensure_future(role.reverse(sale_seq))
+    await sim.wait_for(lambda: booth.board.display().lines[1] == "Tap card of sale", 10, "no card asked for")
+    booth.board.field.remove(staff)
+    await held(booth, virtual, reversing)
+
+
 def test_the_bonus_a_hold_kept_back_lands_as_bonus_and_follows_a_second_replacement(tmp_path, store_url):
     async def scenario(sim):
         _booth, ride = sim.terminals
@@ -167,25 +189,15 @@ def test_a_booth_reversal_of_the_lost_card_arriving_after_the_release_lands_on_t
     async def scenario(sim):
         booth, ride = sim.terminals
         visitor = sim.visitors[0]
-        hub, actor = sim.hub, sim.hub.actor()
-        member = await staff_service.add(hub.storage, actor, "Mei", booth.merchant_id)
-        stock = await sim.new_card(STAFF_UID)
-        issued = await sim.at_desk(stock, staff_service.issue_card(hub.desk_path, actor, "staff-1", DESK_TERMINAL_ID,
-                                                                   member.id))
-        role = booth.terminal.app.role(ROLE_POS)
-        await sim.wait_for(lambda: role.shift.allows(issued.card_no), 10, "the staff list never reached the booth")
-        await held(booth, stock, role.staff_tap())
+        hub = sim.hub
+        role, stock = await _on_shift(sim, booth)
         sale = await sell(booth, role, visitor.virtual, "1200#")     # online: the hub has it before the report
         assert sale.ok
         await sim.drain()
         booth.relay.cut()
         await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
         before = card_balance(sim.park_keys, visitor.virtual).balance_cents
-        booth.board.field.add(stock)
-        reversing = asyncio.ensure_future(role.reverse(sale.seq))
-        await sim.wait_for(lambda: booth.board.display().lines[1] == "Tap card of sale", 10, "no card asked for")
-        booth.board.field.remove(stock)
-        await held(booth, visitor.virtual, reversing)           # offline: the sale given back onto the lost card
+        await _reverse(sim, booth, role, stock, visitor.virtual, sale.seq)     # offline: onto the lost card
         assert card_balance(sim.park_keys, visitor.virtual).balance_cents == before + 1200
         await park.set_offline_rules(hub.storage, sim.hub.actor("test:manager"), 86400, 1500)
         new, done = await _report_and_replace(sim, visitor.card_no, NEW_UID, "replace-1")
@@ -213,16 +225,10 @@ async def _hold_spent_then_given_back(sim, given_back):
     whole hold; the booth then gives one of the two sales back (given_back: "cash" or "bonus") onto the lost card, and
     catches up. Return (visitor, the new card's virtual card, done, the hold's bonus, the amount given back)."""
     booth, _ride = sim.terminals
-    hub, actor = sim.hub, sim.hub.actor()
+    hub = sim.hub
     gold = sim.visitors[0]            # gold: bonus on its first load
     cash, bonus = await purse(sim, gold.card_no)
-    member = await staff_service.add(hub.storage, actor, "Mei", booth.merchant_id)
-    stock = await sim.new_card(STAFF_UID)
-    issued = await sim.at_desk(stock, staff_service.issue_card(hub.desk_path, actor, "staff-1", DESK_TERMINAL_ID,
-                                                               member.id))
-    role = booth.terminal.app.role(ROLE_POS)
-    await sim.wait_for(lambda: role.shift.allows(issued.card_no), 10, "the staff list never reached the booth")
-    await held(booth, stock, role.staff_tap())
+    role, stock = await _on_shift(sim, booth)
     booth.relay.cut()        # the booth lags through the report: the hold is kept until it catches up
     await sim.wait_for(lambda: not booth.terminal.client.connected, 30, "the booth did not notice the outage")
     # A daily cap that holds all the cash and two fifths of the bonus (two days); what moves is bonus only.
@@ -240,11 +246,7 @@ async def _hold_spent_then_given_back(sim, given_back):
     sales = [await sell(booth, role, gold.virtual, "%d#" % amount) for amount in amounts]
     assert all(s.ok for s in sales)
     given = -1 if given_back == "bonus" else 0
-    booth.board.field.add(stock)
-    reversing = asyncio.ensure_future(role.reverse(sales[given].seq))
-    await sim.wait_for(lambda: booth.board.display().lines[1] == "Tap card of sale", 10, "no card asked for")
-    booth.board.field.remove(stock)
-    await held(booth, gold.virtual, reversing)          # offline: the sale given back onto the lost card
+    await _reverse(sim, booth, role, stock, gold.virtual, sales[given].seq)      # offline: onto the lost card
     booth.relay.restore()
     await sim.drain()
     await _until(lambda: _replacement(sim, gold.card_no), lambda r: r.released, 60,

@@ -23,8 +23,9 @@ accept when they arrive. So the replacement
    report (the longest time a terminal may stay offline). A record arriving
    after the release is settled as in 2, all of it a loss, with an alarm.
    What moved took the lost card's bonus first, so the hold keeps the rest of
-   it back; the release (and every later grant from the hold) carries that
-   bonus as the credit's bonus part, so it lands as bonus on the new card
+   it back, spent cash first by late debits (parkcard.domain.purses.held_bonus);
+   the release (and every later grant from the hold) carries what is left of
+   that bonus as the credit's bonus part, so it lands as bonus on the new card
    (parkcard.store.credits.grant, SPEC.md §4.13).
 4. moves the lost card's pending credits to the new card (at the replacement
    those no terminal has, at the release the rest). A terminal still

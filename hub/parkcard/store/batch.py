@@ -12,7 +12,7 @@ from protocol import record as R
 from parkcard.domain import accounts
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.store import interface
-from parkcard.store.rows import CounterClaim, SeqRecord
+from parkcard.store.rows import CounterClaim, SeqRecord, UncertainRecord
 
 # Quarantine keeps evidence, not payloads: a prefix (a whole record or frame header and more) and the
 # digest of the whole, so a flood of large publishes cannot fill the disk (the broker's own limit is
@@ -78,6 +78,24 @@ class StagedWriteTx(interface.WriteTx):
                                   "WHERE account=?", (account,))[0]
             self._balances[account] = stored + sum(c for _tx, a, c in self.entries if a == account)
         return self._balances[account]
+
+    def uncertain_records(self, card_no):
+        """Return [UncertainRecord] of the card's unresolved uncertain records, this batch's staged ones first."""
+        rows = [UncertainRecord(r[ID], r[1], r[2], r[RAW], r[COUNTER]) for r in self.records
+                if r[CARD] == card_no and r[STATUS] == RecordStatus.UNCERTAIN]
+        seen = {r.id for r in rows}
+        rows += [UncertainRecord(i, terminal_id, seq, bytes(raw), counter) for i, terminal_id, seq, raw, counter
+                 in self.sql_rows("SELECT id, terminal_id, seq, raw, card_counter FROM records WHERE card_no=? "
+                                  "AND status=?", (card_no, RecordStatus.UNCERTAIN)) if i not in seen]
+        return [r for r in rows if r.id not in self.record_status]
+
+    def records_at(self, card_no, kind, counter):
+        """Return [raw] of the card's applied records of this kind claiming this card_counter, this batch's too."""
+        found = [r[RAW] for r in self.records if r[CARD] == card_no and r[4] == kind and r[COUNTER] == counter
+                 and self.record_status.get(r[ID], r[STATUS]) == RecordStatus.APPLIED]
+        return found + [bytes(row[0]) for row in self.sql_rows(
+            "SELECT raw FROM records WHERE card_no=? AND kind=? AND card_counter=? AND status=?",
+            (card_no, kind, counter, RecordStatus.APPLIED))]
 
     def record_entry_cents(self, record_id, account):
         """What a record's ledger transaction booked to account (0 when none): staged by this batch, else stored."""

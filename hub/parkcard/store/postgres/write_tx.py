@@ -12,11 +12,11 @@ frames is then three round trips, whatever its size.
 
 from parkcard.domain import accounts
 from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
-from parkcard.store.batch import CARD, COUNTER, ID, RAW, STATUS, StagedWriteTx
+from parkcard.store.batch import StagedWriteTx
 from parkcard.store.batch import MISSING as _MISSING
 from parkcard.store.postgres.bulk import TERMINAL_TYPES, BulkStatement
 from parkcard.store.postgres.sql import numbered
-from parkcard.store.rows import CounterClaim, SeqRecord, UncertainRecord
+from parkcard.store.rows import CounterClaim, SeqRecord
 
 
 
@@ -192,26 +192,6 @@ class PgWriteTx(StagedWriteTx):
     def card_deposit(self, card_no):
         """Return the deposit in cents recorded for a card (0 when unknown)."""
         return self.conn.fetchval("SELECT deposit_cents FROM cards WHERE card_no=$1", card_no) or 0
-
-    def uncertain_records(self, card_no):
-        """Return [UncertainRecord] of the card's unresolved uncertain records."""
-        rows = [UncertainRecord(r[ID], r[1], r[2], r[RAW], r[COUNTER]) for r in self.records
-                if r[CARD] == card_no and r[STATUS] == RecordStatus.UNCERTAIN]
-        seen = {r.id for r in rows}
-        for row in self.conn.fetch("SELECT id, terminal_id, seq, raw, card_counter FROM records "
-                                   "WHERE card_no=$1 AND status=$2", card_no, RecordStatus.UNCERTAIN):
-            if row[0] not in seen:
-                rows.append(UncertainRecord(row[0], row[1], row[2], bytes(row[3]), row[4]))
-        return [r for r in rows if r.id not in self.record_status]
-
-    def records_at(self, card_no, kind, counter):
-        """Return [raw] of the card's applied records of this kind claiming this card_counter, this batch's too."""
-        found = [r[RAW] for r in self.records if r[CARD] == card_no and r[4] == kind and r[COUNTER] == counter
-                 and self.record_status.get(r[ID], r[STATUS]) == RecordStatus.APPLIED]
-        found += [bytes(row[0]) for row in self.conn.fetch(
-            "SELECT raw FROM records WHERE card_no=$1 AND kind=$2 AND card_counter=$3 AND status=$4",
-            card_no, kind, counter, RecordStatus.APPLIED)]
-        return found
 
     def held_damaged(self, terminal_id, seq):
         """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""

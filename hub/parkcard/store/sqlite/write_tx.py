@@ -14,15 +14,10 @@ nothing is remembered between transactions. Asking SQLite for each id instead
 from itertools import chain
 
 from parkcard.domain.lifecycle import BlacklistAction, CardStatus, RecordStatus
-from parkcard.store.batch import CARD as _CARD
-from parkcard.store.batch import COUNTER as _COUNTER
-from parkcard.store.batch import ID as _ID
 from parkcard.domain import accounts
 from parkcard.store.batch import MISSING as _MISSING
-from parkcard.store.batch import RAW as _RAW
-from parkcard.store.batch import STATUS as _STATUS
 from parkcard.store.batch import StagedWriteTx
-from parkcard.store.rows import CounterClaim, SeqRecord, Terminal, UncertainRecord
+from parkcard.store.rows import CounterClaim, SeqRecord, Terminal
 
 _MAX_ID = {"records": "SELECT COALESCE(MAX(id), 0) FROM records",
            "ledger_tx": "SELECT COALESCE(MAX(id), 0) FROM ledger_tx"}
@@ -158,27 +153,6 @@ class WriteTx(StagedWriteTx):
         row = self.conn.execute("SELECT deposit_cents FROM cards WHERE card_no=?", (card_no,)).fetchone()
         return row[0] if row else 0
 
-    def uncertain_records(self, card_no):
-        """Return [UncertainRecord] of the card's unresolved uncertain records."""
-        rows = [UncertainRecord(r[_ID], r[1], r[2], r[_RAW], r[_COUNTER]) for r in self.records
-                if r[_CARD] == card_no and r[_STATUS] == RecordStatus.UNCERTAIN]
-        seen = {r.id for r in rows}
-        for row in self.conn.execute(
-                "SELECT id, terminal_id, seq, raw, card_counter FROM records WHERE card_no=? AND status=?",
-                (card_no, RecordStatus.UNCERTAIN)):
-            if row[0] not in seen:
-                rows.append(UncertainRecord(*row))
-        return [r for r in rows if r.id not in self.record_status]
-
-    def records_at(self, card_no, kind, counter):
-        """Return [raw] of the card's applied records of this kind claiming this card_counter, this batch's too."""
-        found = [r[_RAW] for r in self.records if r[_CARD] == card_no and r[4] == kind and r[_COUNTER] == counter
-                 and self.record_status.get(r[_ID], r[_STATUS]) == RecordStatus.APPLIED]
-        found += [bytes(row[0]) for row in self.conn.execute(
-            "SELECT raw FROM records WHERE card_no=? AND kind=? AND card_counter=? AND status=?",
-            (card_no, kind, counter, RecordStatus.APPLIED))]
-        return found
-
     def held_damaged(self, terminal_id, seq):
         """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
         raw = self._held.get((terminal_id, seq))
@@ -285,21 +259,13 @@ class WriteTx(StagedWriteTx):
         released = [k for k, v in self.refunds.items() if v is None]
         if released:
             c.executemany("DELETE FROM refunds WHERE terminal_id=? AND sale_seq=?", released)
-        if self.quarantine:
-            c.executemany("INSERT INTO quarantine(raw, size, sha256, topic, terminal_id, reason, detail, at, seq) "
-                          "VALUES (?,?,?,?,?,?,?,?,?)", self.quarantine)
-        if self.conflicts:
-            c.executemany("INSERT INTO conflicts(terminal_id, seq, raw, existing_raw, at) VALUES (?,?,?,?,?)",
-                          self.conflicts)
-        if self.alarms:
-            c.executemany("INSERT INTO alarms(kind, card_no, terminal_id, seq, detail, at) VALUES (?,?,?,?,?,?)",
-                          self.alarms)
-        if self.passages:
-            c.executemany("INSERT INTO passages(record_id, terminal_id, card_no, kind, area, reason, product, time_s) "
-                          "VALUES (?,?,?,?,?,?,?,?)", self.passages)
-        if self.attempts:
-            c.executemany("INSERT INTO attempts(card_no, terminal_id, seq, kind, time_s, at) VALUES (?,?,?,?,?,?)",
-                          self.attempts)
+        insert_rows(c, "quarantine", ("raw", "size", "sha256", "topic", "terminal_id", "reason", "detail", "at", "seq"),
+                    self.quarantine)
+        insert_rows(c, "conflicts", ("terminal_id", "seq", "raw", "existing_raw", "at"), self.conflicts)
+        insert_rows(c, "alarms", ("kind", "card_no", "terminal_id", "seq", "detail", "at"), self.alarms)
+        insert_rows(c, "passages", ("record_id", "terminal_id", "card_no", "kind", "area", "reason", "product",
+                                    "time_s"), self.passages)
+        insert_rows(c, "attempts", ("card_no", "terminal_id", "seq", "kind", "time_s", "at"), self.attempts)
         for terminal_id, cols in self.terminal_updates.items():
             names = sorted(cols)
             unknown = set(names) - TERMINAL_COLUMN_NAMES
