@@ -1,7 +1,9 @@
 """A lost card's value through its replacement (补卡) on the real path, on SQLite and PostgreSQL: the bonus its hold
 kept back lands on the new card as bonus (never refundable as cash), also through a second replacement; a credit
 an offline booth delivers onto the lost card after the release moved it to the new card is applied, never
-quarantined, and moves no value twice; the ledger check passes after each."""
+quarantined, and moves no value twice; late debits that use up a hold spend its bonus, cash first, and a booth's
+give-back of one of them brings back what that debit spent, cash as cash and bonus as bonus; the ledger check passes
+after each, and lists settlements that leave the hold's bonus in the lost card's purse."""
 
 import asyncio
 import sqlite3
