@@ -20,4 +20,8 @@ class Explained(ValueError):
     def worded(self, gettext):
         """The message in the language of gettext (a catalog's lookup), with its values filled in."""
         translated = gettext(self.message)
-        return translated % self.values if self.values else translated
+        if not self.values:
+            return translated
+        # A value that is itself a refusal (a rule's, given as the reason) is worded in the same language.
+        return translated % {name: value.worded(gettext) if isinstance(value, Explained) else value
+                             for name, value in self.values.items()}
