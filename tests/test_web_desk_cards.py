@@ -3,7 +3,8 @@ simulated park: a manager issues a booth staff member's staff card through the d
 shows the staff card read back; a member's new tier shows as pending on the card read and its button writes it;
 Z reports are listed by day and desk (a cashier's own, every one for a manager), linked, as CSV, on a phone too;
 a page refused for want of a privilege says so in the page's language, and the desk's words (a card's status, its
-desk operations) are translated, as is a desk's refusal (a refund over the card's cash) with the rule's reason in it. Screenshots under test-artifacts/web/."""
+desk operations) are translated, as is a desk's refusal (a refund over the card's cash) with the rule's reason in it.
+Screenshots under test-artifacts/web/."""
 
 import pytest
 
