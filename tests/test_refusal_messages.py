@@ -21,7 +21,8 @@ from babel.messages import pofile
 import parkcard
 from parkcard.domain import purses, refund_rules
 from parkcard.domain.cents import whole
-from parkcard.domain.explained import Explained
+from parkcard.domain.explained import Explained, Word
+from parkcard.domain.lifecycle import CardStatus
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import NotAllowed, ServiceError
 from parkcard.store.errors import PeriodOverlap
@@ -152,3 +153,11 @@ def test_a_whole_amount_refused_to_a_maker_of_one_sentence_says_the_same():
     with pytest.raises(ServiceError) as explained:
         whole(11, "a tier code", ServiceError, 0, 10)
     assert explained.value.values == {"what": "a tier code", "minimum": 0, "maximum": 10, "value": 11}
+
+
+def test_a_word_of_the_catalogs_given_as_a_value_is_worded_in_the_same_language():
+    refused = Explained("card %(card)d is %(status)s: it takes no money", card=7, status=Word(CardStatus.BLACKLISTED))
+    assert str(refused) == "card 7 is blacklisted: it takes no money"
+    zh = {"blacklisted": "已列入黑名单"}.get
+    assert refused.worded(lambda m: zh(m, m)) == "card 7 is 已列入黑名单: it takes no money"
+    assert Explained("%(name)s", name="blacklisted").worded(lambda m: zh(m, m)) == "blacklisted"     # a plain value

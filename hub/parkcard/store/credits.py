@@ -8,6 +8,7 @@ write transaction through card_credits and deliver.
 from typing import NamedTuple
 
 from parkcard.domain import accounts, ledger
+from parkcard.domain.explained import Word
 from parkcard.domain.shifts import CASH as CASH_METHOD
 from parkcard.store.errors import NotIssued, Refused
 from parkcard.store.rows import PendingCredit
@@ -198,7 +199,7 @@ class CreditMethods:
                                      lost_card=row[1][len(accounts.HOLD_PREFIX):])
             if row[2] != GRANTED:
                 raise NotCancellable("credit %(credit)d of card %(card)d is %(state)s", credit=credit_no, card=card_no,
-                                     state=row[2])
+                                     state=Word(row[2]))
             _cancel_in(tx, card_no, credit_no, row[0], row[1])
             return row[0]
         return await self.write(run, audit)

@@ -4,6 +4,7 @@ A backend's store mixes MemberMethods in beside SharedMethods (parkcard.store.re
 `_one`, `_all` and `write`; replacements are parkcard.store.replacements'.
 """
 
+from parkcard.domain.explained import Word
 from parkcard.domain.lifecycle import CardStatus
 from parkcard.store.errors import Refused
 from parkcard.store.rows import CardLoss, Member
@@ -143,7 +144,7 @@ class MemberMethods:
             if stored is None or stored[1] != LOST:
                 if stored is None:
                     raise Refused("card %(card)d is not reported lost", card=card_no)
-                raise Refused("card %(card)d is %(state)s", card=card_no, state=stored[1])
+                raise Refused("card %(card)d is %(state)s", card=card_no, state=Word(stored[1]))
             tx.sql_rowcount("UPDATE card_losses SET state=?, found_at=? WHERE card_no=?", (FOUND, tx.now, card_no))
             return tx.blacklist_remove(card_no, "found: " + reason)
         return await self.write(run, audit)

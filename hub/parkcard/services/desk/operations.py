@@ -27,6 +27,7 @@ from protocol.errors import BadMac, Malformed
 
 from parkcard.domain import accounts, ledger, purses
 from parkcard.domain.cents import whole
+from parkcard.domain.explained import Word
 from parkcard.domain.refund_rules import RefundRefused, RefundRules, quote_refund, quote_return
 from parkcard.domain.lifecycle import CardStatus, DeskOpState, RecordStatus
 from parkcard.services import park, shifts
@@ -210,7 +211,7 @@ async def _known_card(desk, card_no):
         raise ServiceError("card %(card)d was returned: it takes no money; issue a new card", card=card_no)
     if card.status != CardStatus.ACTIVE:
         raise ServiceError("card %(card)d is %(status)s: it takes no money until the blacklist entry is removed",
-                           card=card_no, status=card.status)
+                           card=card_no, status=Word(card.status))
     return card
 
 
