@@ -3,7 +3,8 @@ simulated park: a manager issues a booth staff member's staff card through the d
 shows the staff card read back; a member's new tier shows as pending on the card read and its button writes it;
 Z reports are listed by day and desk (a cashier's own, every one for a manager), linked, as CSV, on a phone too;
 a page refused for want of a privilege says so in the page's language, and the desk's words (a card's status, its
-desk operations) are translated. Screenshots under test-artifacts/web/."""
+desk operations) are translated, as is a desk's refusal (a refund over the card's cash) with the rule's reason in it.
+Screenshots under test-artifacts/web/."""
 
 import pytest
 
@@ -146,7 +147,8 @@ def test_a_refusal_and_the_desks_words_are_in_the_pages_language(chromium, park)
     sim = park.sim
     card = park.call(sim.new_card(MEMBER_UID))
     park.call(shifts.open_shift(sim.hub.storage, sim.hub.actor("cas"), DESK_TERMINAL_ID, 0))
-    park.call(sim.at_desk(card, sim.hub.desk(DESK_TERMINAL_ID, sim.hub.actor("cas")).issue("words-issue", 5000)))
+    issued = park.call(sim.at_desk(card, sim.hub.desk(DESK_TERMINAL_ID, sim.hub.actor("cas")).issue(
+        "words-issue", 5000)))
     context, page = tab(chromium, park)
     log_in(page, "cas")
     page.select_option("select[name=locale]", "zh_Hans")
@@ -162,4 +164,17 @@ def test_a_refusal_and_the_desks_words_are_in_the_pages_language(chromium, park)
     assert "正常" in panel and "发卡 · CNY 50.00 · 已入账" in page.inner_text("#card-operations")
     assert "active" not in panel and "posted" not in panel
     shot(page, "desk-card-zh")
+    # The desk's refusal, with the refund rule's refusal inside it, both in the page's language.
+    said = act(page, "refund", amount="500")
+    assert "卡 %d：50000 分超过可退的 5000 分（赠送的 0 分不予退还）：最多退 5000 分" % issued.card_no in said
+    assert "refundable" not in said
+    shot(page, "desk-refund-refused-zh")
+    page.goto("/desk")
+    page.select_option("select[name=locale]", "en")
+    page.wait_for_selector("html[lang=en]")
+    park.on_loop(sim.put_on_desk, card)
+    page.click("#desk-read")
+    said = act(page, "refund", amount="500")
+    assert ("card %d: 50000 cents is over the refundable 5000 cents (bonus 0 cents is never refunded): refund at "
+            "most 5000" % issued.card_no) in said
     context.close()

@@ -11,6 +11,8 @@
   more within REBOOT_LOOP_WINDOW_S: it crashes or loses power over and over.
 """
 
+from parkcard.domain.explained import Explained
+
 OFFLINE_OPEN = "offline_open"
 LAGGING = "lagging"
 SEQ_GAP = "seq_gap"
@@ -27,7 +29,7 @@ REBOOT_LOOP_BOOTS = 3            # boots counted after the first of a window
 REBOOT_LOOP_WINDOW_S = 15 * 60
 
 
-class OpeningHoursError(ValueError):
+class OpeningHoursError(Explained):
     """Opening hours that cannot be used; the message says what is allowed."""
 
 

@@ -14,6 +14,8 @@ import zoneinfo
 
 from protocol import card, ticket as t
 
+from parkcard.domain.explained import Explained
+
 DEFAULT_TIME_ZONE = "UTC"
 CHANGE_HORIZON_DAYS = 400    # how far ahead the next offset change is looked for: past it, "no change known"
 # The zone is read this long before the instant asked about, so that a change just before it is seen as one:
@@ -21,7 +23,7 @@ CHANGE_HORIZON_DAYS = 400    # how far ahead the next offset change is looked fo
 LOOKBACK_S = 2 * card.SECONDS_PER_DAY
 
 
-class TimeZoneError(ValueError):
+class TimeZoneError(Explained):
     """Not an IANA time zone name this machine knows."""
 
 
@@ -32,8 +34,8 @@ def zone(name):
             raise ValueError(name)
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise TimeZoneError("%r is not a time zone this machine knows: give an IANA name such as Asia/Shanghai, "
-                            "Europe/Berlin or UTC" % (name,)) from None
+        raise TimeZoneError("%(name)r is not a time zone this machine knows: give an IANA name such as "
+                            "Asia/Shanghai, Europe/Berlin or UTC", name=name) from None
 
 
 def offset_s(tz, time_s):

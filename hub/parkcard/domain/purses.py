@@ -25,9 +25,10 @@ import dataclasses
 from protocol.card import BALANCE_MAX_CENTS
 
 from parkcard.domain.cents import whole
+from parkcard.domain.explained import Explained
 
 
-class PurseError(ValueError):
+class PurseError(Explained):
     """An operation the purses cannot take; the message says what and what to do."""
 
 
@@ -48,7 +49,8 @@ class Purse:
         _cents(self.cash_cents, "the cash purse")
         _cents(self.bonus_cents, "the bonus purse")
         if self.balance_cents > BALANCE_MAX_CENTS:
-            raise PurseError("a card holds at most %d cents, not %d" % (BALANCE_MAX_CENTS, self.balance_cents))
+            raise PurseError("a card holds at most %(most)d cents, not %(cents)d", most=BALANCE_MAX_CENTS,
+                             cents=self.balance_cents)
 
     @property
     def balance_cents(self):
@@ -73,7 +75,8 @@ def split_debit(purse, amount_cents):
     """The cash and bonus parts of a debit of amount_cents (cash first); PurseError over the balance."""
     _cents(amount_cents, "a debit")
     if amount_cents > purse.balance_cents:
-        raise PurseError("a debit of %d cents is over the balance of %d cents" % (amount_cents, purse.balance_cents))
+        raise PurseError("a debit of %(cents)d cents is over the balance of %(balance)d cents", cents=amount_cents,
+                         balance=purse.balance_cents)
     cash = min(amount_cents, purse.cash_cents)
     return Split(cash, amount_cents - cash)
 
@@ -99,8 +102,8 @@ def refund(purse, amount_cents):
     """The purse after amount_cents of cash is refunded; PurseError over the refundable cash."""
     _cents(amount_cents, "a refund")
     if amount_cents > purse.cash_cents:
-        raise PurseError("a refund of %d cents is over the refundable %d cents (bonus is never refunded)"
-                         % (amount_cents, purse.cash_cents))
+        raise PurseError("a refund of %(cents)d cents is over the refundable %(refundable)d cents (bonus is never "
+                         "refunded)", cents=amount_cents, refundable=purse.cash_cents)
     return Purse(purse.cash_cents - amount_cents, purse.bonus_cents)
 
 

@@ -22,6 +22,7 @@ import dataclasses
 
 from parkcard.domain import purses
 from parkcard.domain.cents import whole
+from parkcard.domain.explained import Explained
 
 BPS_MAX = 10000
 
@@ -33,16 +34,16 @@ OVER_REFUNDABLE = "over_refundable"
 FEE_EXCEEDS_AMOUNT = "fee_exceeds_amount"
 
 
-class RefundRulesError(ValueError):
+class RefundRulesError(Explained):
     """Refund rules that cannot be used; the message says which value and what is allowed."""
 
 
-class RefundRefused(ValueError):
+class RefundRefused(Explained):
     """A refund the rules refuse; `reason` is a stable code, the message says what to do."""
 
-    def __init__(self, reason, detail):
-        """reason: one of this module's refusal codes; detail: the sentence for the cashier."""
-        ValueError.__init__(self, detail)
+    def __init__(self, reason, detail, **values):
+        """reason: one of this module's refusal codes; detail and values: the sentence for the cashier."""
+        super().__init__(detail, **values)
         self.reason = reason
 
 
@@ -101,34 +102,36 @@ def _fee_within(rules, amount_cents):
     """The fee on amount_cents, or RefundRefused when the fee would eat more than the amount."""
     fee = rules.fee_cents(amount_cents)
     if fee > amount_cents:
-        raise RefundRefused(FEE_EXCEEDS_AMOUNT, "the refund fee of %d cents is more than the %d cents refunded: "
-                            "refund a larger amount" % (fee, amount_cents))
+        raise RefundRefused(FEE_EXCEEDS_AMOUNT, "the refund fee of %(fee)d cents is more than the %(cents)d cents "
+                            "refunded: refund a larger amount", fee=fee, cents=amount_cents)
     return fee
 
 
 def quote_refund(rules, purse, amount_cents):
     """The refund of amount_cents off a card with `purse`, or RefundRefused with the first rule it breaks."""
     if not isinstance(amount_cents, int) or isinstance(amount_cents, bool):
-        raise RefundRefused(NOT_WHOLE_CENTS, "a refund is a whole number of cents, not %r" % (amount_cents,))
+        raise RefundRefused(NOT_WHOLE_CENTS, "a refund is a whole number of cents, not %(cents)r", cents=amount_cents)
     if amount_cents <= 0:
-        raise RefundRefused(NOT_POSITIVE, "a refund is a positive amount of cents, not %d" % amount_cents)
+        raise RefundRefused(NOT_POSITIVE, "a refund is a positive amount of cents, not %(cents)d", cents=amount_cents)
     refundable = purses.refundable_cents(purse)
     if refundable == 0:
-        raise RefundRefused(NOTHING_REFUNDABLE, "the card has no refundable cash (bonus %d cents is never refunded)"
-                            % purse.bonus_cents)
+        raise RefundRefused(NOTHING_REFUNDABLE, "the card has no refundable cash (bonus %(bonus)d cents is never "
+                            "refunded)", bonus=purse.bonus_cents)
     if amount_cents < rules.minimum_cents:
-        raise RefundRefused(BELOW_MINIMUM, "the smallest refund is %d cents, not %d: refund more, or return the card"
-                            % (rules.minimum_cents, amount_cents))
+        raise RefundRefused(BELOW_MINIMUM, "the smallest refund is %(minimum)d cents, not %(cents)d: refund more, or "
+                            "return the card", minimum=rules.minimum_cents, cents=amount_cents)
     if amount_cents > refundable:
-        raise RefundRefused(OVER_REFUNDABLE, "%d cents is over the refundable %d cents (bonus %d cents is never "
-                            "refunded): refund at most %d" % (amount_cents, refundable, purse.bonus_cents, refundable))
+        raise RefundRefused(OVER_REFUNDABLE, "%(cents)d cents is over the refundable %(refundable)d cents (bonus "
+                            "%(bonus)d cents is never refunded): refund at most %(refundable)d", cents=amount_cents,
+                            refundable=refundable, bonus=purse.bonus_cents)
     return RefundQuote(amount_cents, _fee_within(rules, amount_cents))
 
 
 def quote_return(rules, purse, deposit_cents):
     """What returning a card with `purse` and deposit_cents pays: no minimum; a fee never over the balance."""
     if not isinstance(deposit_cents, int) or isinstance(deposit_cents, bool) or deposit_cents < 0:
-        raise RefundRefused(NOT_WHOLE_CENTS, "a deposit is whole non-negative cents, not %r" % (deposit_cents,))
+        raise RefundRefused(NOT_WHOLE_CENTS, "a deposit is whole non-negative cents, not %(cents)r",
+                            cents=deposit_cents)
     closing = purses.close(purse)
     # A return closes the card: a fee larger than the cash left takes the cash, never the deposit.
     fee = min(rules.fee_cents(closing.paid_out_cents), closing.paid_out_cents)

@@ -59,9 +59,10 @@ import dataclasses
 from protocol.card import day_of
 
 from parkcard.domain.cents import whole
+from parkcard.domain.explained import Explained
 
 
-class ReplacementError(ValueError):
+class ReplacementError(Explained):
     """A replacement step that cannot be done as asked; the message says what to do."""
 
 
@@ -86,9 +87,9 @@ class ReplacementSettings:
             object.__setattr__(self, "release_after_s", self.offline_window_s)
         _whole(self.release_after_s, "the release delay (seconds)", 1)
         if self.release_after_s < self.offline_window_s:
-            raise ReplacementError("a hold released after %d s could miss debits of terminals offline for up to "
-                                   "%d s: release after at least the offline window"
-                                   % (self.release_after_s, self.offline_window_s))
+            raise ReplacementError("a hold released after %(release_s)d s could miss debits of terminals offline "
+                                   "for up to %(window_s)d s: release after at least the offline window",
+                                   release_s=self.release_after_s, window_s=self.offline_window_s)
 
 
 def hold_cents(settings, balance_cents, reported_s, lagging_since_s):
@@ -100,8 +101,8 @@ def hold_cents(settings, balance_cents, reported_s, lagging_since_s):
     if lagging_since_s is None:
         return 0
     if lagging_since_s > reported_s:
-        raise ReplacementError("a terminal's last contact (%d) after the report (%d) is not lagging"
-                               % (lagging_since_s, reported_s))
+        raise ReplacementError("a terminal's last contact (%(contact_s)d) after the report (%(reported_s)d) is not "
+                               "lagging", contact_s=lagging_since_s, reported_s=reported_s)
     if settings.daily_cap_cents == 0:
         return balance_cents
     days = day_of(reported_s + settings.offline_window_s) - day_of(lagging_since_s) + 1
@@ -150,7 +151,7 @@ class LateSettlement:
 def replace(settings, old_card_no, new_card_no, balance_cents, reported_s, lagging_since_s):
     """Start a replacement: the hold for the old card's late debits, the rest to move now, when to release."""
     if old_card_no == new_card_no:
-        raise ReplacementError("card %d cannot replace itself: issue a new card" % old_card_no)
+        raise ReplacementError("card %(card)d cannot replace itself: issue a new card", card=old_card_no)
     _whole(reported_s, "the report time (epoch seconds)")
     hold = hold_cents(settings, balance_cents, reported_s, lagging_since_s)
     return Replacement(old_card_no, new_card_no, reported_s, balance_cents, hold,
@@ -189,10 +190,11 @@ def release_due(replacement, now_s, lagging_terminals):
 def release(replacement, now_s, lagging_terminals):
     """Release what is left of the hold to the new card; return (replacement, released cents)."""
     if replacement.released:
-        raise ReplacementError("the hold of card %d was already released" % replacement.old_card_no)
+        raise ReplacementError("the hold of card %(card)d was already released", card=replacement.old_card_no)
     if not release_due(replacement, now_s, lagging_terminals):
-        raise ReplacementError("%d terminal(s) may still hold debits of card %d: the hold is released when they "
-                               "sync, at the latest at %d" % (lagging_terminals, replacement.old_card_no,
-                                                               replacement.release_at_s))
+        raise ReplacementError("%(terminals)d terminal(s) may still hold debits of card %(card)d: the hold is "
+                               "released when they sync, at the latest at %(release_at_s)d",
+                               terminals=lagging_terminals, card=replacement.old_card_no,
+                               release_at_s=replacement.release_at_s)
     left = replacement.hold_left_cents
     return dataclasses.replace(replacement, released_cents=replacement.released_cents + left, released=True), left

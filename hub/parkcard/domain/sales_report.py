@@ -10,6 +10,7 @@ from typing import NamedTuple
 from protocol import record as R
 from protocol import sale_line as SL
 
+from parkcard.domain.explained import Explained
 from parkcard.domain.repricing import lines_of
 
 BY = ("merchant", "terminal", "item", "category", "day")
@@ -65,7 +66,7 @@ def sales(rows, by, categories=None, item_names=None, offset_s=0):
     categories: {(merchant_id, list_version, code): category} of the items the lines name; item_names the same
     keys to names (the newest name wins for a code sold under several)."""
     if by not in BY:
-        raise ValueError("report by one of %s, not %r" % (", ".join(BY), by))
+        raise Explained("report by one of %(choices)s, not %(by)r", choices=", ".join(BY), by=by)
     decoded = _decoded(rows)
     groups = {}
 

@@ -13,6 +13,7 @@ and the Z report is a value computed from the shift's operations only.
 import dataclasses
 
 from parkcard.domain.cents import whole
+from parkcard.domain.explained import Explained
 
 CASH = "cash"       # the one payment method that moves the drawer; the others (card, mobile) are park settings
 
@@ -26,7 +27,7 @@ REPLACE = "replace"     # a lost card replaced: its balance moves card to card, 
 KINDS = (ISSUE, TOP_UP, REFUND, RETURN, TICKET, CREDIT, REPLACE)
 
 
-class ShiftError(ValueError):
+class ShiftError(Explained):
     """A shift step that cannot be done as asked; the message says what to do."""
 
 
@@ -53,18 +54,19 @@ class DeskOp:
     def __post_init__(self):
         """A known kind, a named method, whole non-negative cents, and only the fields the kind moves."""
         if self.kind not in KINDS:
-            raise ShiftError("%r is not a desk operation: one of %s" % (self.kind, ", ".join(KINDS)))
+            raise ShiftError("%(kind)r is not a desk operation: one of %(kinds)s", kind=self.kind,
+                             kinds=", ".join(KINDS))
         if not isinstance(self.method, str) or not self.method.strip():
-            raise ShiftError("a desk operation needs a payment method (e.g. %s)" % CASH)
+            raise ShiftError("a desk operation needs a payment method (e.g. %(method)s)", method=CASH)
         for field in dataclasses.fields(self)[2:]:
             _cents(getattr(self, field.name), field.name)
         incoming = self.load_cents or self.bonus_cents or self.deposit_in_cents or self.price_cents
         outgoing = self.paid_out_cents or self.fee_cents or self.deposit_out_cents or self.bonus_back_cents
         if self.kind in (ISSUE, TOP_UP, TICKET, CREDIT) and outgoing or self.kind in (REFUND, RETURN) and incoming:
-            raise ShiftError("a %s moves money one way only: %r" % (self.kind, self))
+            raise ShiftError("a %(kind)s moves money one way only: %(op)r", kind=self.kind, op=self)
         if self.kind != TICKET and self.price_cents or self.kind == TICKET and (
                 self.load_cents or self.bonus_cents or self.deposit_in_cents):
-            raise ShiftError("a ticket sale, and only a ticket sale, is paid a price: %r" % (self,))
+            raise ShiftError("a ticket sale, and only a ticket sale, is paid a price: %(op)r", op=self)
         if self.kind == TOP_UP and self.load_cents == 0:
             raise ShiftError("a top-up loads a positive amount")
         if self.kind == REFUND and (self.deposit_out_cents or self.bonus_back_cents):
@@ -160,7 +162,7 @@ def desk_op_of(kind, method, amount_cents, bonus_cents, deposit_cents, fee_cents
     """The DeskOp of a desk operation as the hub keeps it (parkcard.store.rows.DeskOperation's amounts)."""
     make = _OF_KIND.get(kind)
     if make is None:
-        raise ShiftError("a desk operation of kind %r has no place in a shift's figures" % (kind,))
+        raise ShiftError("a desk operation of kind %(kind)r has no place in a shift's figures", kind=kind)
     return make(method, amount_cents, bonus_cents, deposit_cents, fee_cents)
 
 
@@ -172,10 +174,10 @@ def open_shift(number, float_cents):
 def record(shift, op):
     """The shift with op added; a cash payout beyond what the drawer holds is refused."""
     if not isinstance(op, DeskOp):
-        raise ShiftError("a shift records DeskOp values, not %r" % (op,))
+        raise ShiftError("a shift records DeskOp values, not %(op)r", op=op)
     if op.method == CASH and op.paid_cents > shift.cash_expected_cents:
-        raise ShiftError("the drawer holds %d cents, not the %d to pay out: pay by another method or add cash"
-                         % (shift.cash_expected_cents, op.paid_cents))
+        raise ShiftError("the drawer holds %(drawer)d cents, not the %(cents)d to pay out: pay by another method or "
+                         "add cash", drawer=shift.cash_expected_cents, cents=op.paid_cents)
     return dataclasses.replace(shift, ops=shift.ops + (op,))
 
 
@@ -232,8 +234,8 @@ def close_shift(shift, counted_cents, pending_ops=0):
     """The Z report of shift closed with counted_cents in the drawer; refused while an operation is pending."""
     _cents(counted_cents, "the counted cash (cents)")
     if pending_ops:
-        raise ShiftError("%d operation(s) of shift %d are pending: finish them (the card write must be confirmed) "
-                         "before closing" % (pending_ops, shift.number))
+        raise ShiftError("%(pending)d operation(s) of shift %(shift)d are pending: finish them (the card write must "
+                         "be confirmed) before closing", pending=pending_ops, shift=shift.number)
     of = {kind: [op for op in shift.ops if op.kind == kind] for kind in KINDS}
     return ZReport(
         shift.number, shift.float_cents, len(of[ISSUE]), _by_method(of[ISSUE]), _by_method(of[TOP_UP]),

@@ -11,13 +11,15 @@ from typing import NamedTuple
 from protocol.errors import Malformed
 from protocol.spend_rules import TIERS_ALL, TYPE_STAFF, TYPE_VISITOR, TYPES_ALL, SpendRules
 
+from parkcard.domain.explained import Explained
+
 CATEGORY = "category"
 MERCHANT = "merchant"
 SCOPES = (CATEGORY, MERCHANT)
 CARD_TYPE_NAMES = {"visitor": TYPE_VISITOR, "staff": TYPE_STAFF}
 
 
-class RuleError(ValueError):
+class RuleError(Explained):
     """A rule with a field out of its range."""
 
 
@@ -37,8 +39,8 @@ class Rule(NamedTuple):
         try:
             rules.encode()
         except Malformed as exc:
-            raise RuleError("%s: caps 0..8,388,607 cents, at least one card type and one tier, member tier "
-                            "0..15" % exc) from None
+            raise RuleError("%(problem)s: caps 0..8,388,607 cents, at least one card type and one tier, member tier "
+                            "0..15", problem=exc) from None
         return rules
 
 
@@ -47,7 +49,7 @@ def card_types_mask(names):
     mask = 0
     for name in names:
         if name not in CARD_TYPE_NAMES:
-            raise RuleError("card type %r: one of %s" % (name, ", ".join(sorted(CARD_TYPE_NAMES))))
+            raise RuleError("card type %(name)r: one of %(types)s", name=name, types=", ".join(sorted(CARD_TYPE_NAMES)))
         mask |= CARD_TYPE_NAMES[name]
     return mask
 
@@ -62,7 +64,7 @@ def tiers_mask(tiers):
     mask = 0
     for tier in tiers:
         if not 0 <= tier <= 15:
-            raise RuleError("tier %r: tiers are 0..15" % tier)
+            raise RuleError("tier %(tier)r: tiers are 0..15", tier=tier)
         mask |= 1 << tier
     return mask
 

@@ -18,12 +18,13 @@ import dataclasses
 from protocol.card import BALANCE_MAX_CENTS as CENTS_MAX, TIER_GOLD, TIER_SILVER, TIER_STANDARD
 
 from parkcard.domain.cents import whole
+from parkcard.domain.explained import Explained
 
 BPS_MAX = 10000                 # a bonus above 100 % of the cash paid is a typing error, not a rule
 TIER_CODE_MAX = 255             # the card's tier byte
 
 
-class TierError(ValueError):
+class TierError(Explained):
     """A tier configuration that cannot be used; the message says which value and what is allowed."""
 
 
@@ -59,13 +60,15 @@ class Tier:
         code, name, bonus_bps = self.code, self.name, self.bonus_bps
         whole(code, "a tier code", TierError, 0, TIER_CODE_MAX)
         if not isinstance(name, str) or not name.strip() or name != name.strip():
-            raise TierError("tier %d needs a name without leading or trailing spaces, not %r" % (code, name))
+            raise TierError("tier %(code)d needs a name without leading or trailing spaces, not %(name)r", code=code,
+                            name=name)
         whole(bonus_bps, "tier %s: the bonus in basis points (1000 = 10 %%)" % name, TierError, 0, BPS_MAX)
         made = sorted((s if isinstance(s, BonusStep) else BonusStep(*s) for s in self.steps),
                       key=lambda s: s.min_cash_cents)
         for low, high in zip(made, made[1:]):
             if low.min_cash_cents == high.min_cash_cents:
-                raise TierError("tier %s has two bonus steps at %d cents: keep one" % (name, low.min_cash_cents))
+                raise TierError("tier %(name)s has two bonus steps at %(cents)d cents: keep one", name=name,
+                                cents=low.min_cash_cents)
         object.__setattr__(self, "steps", tuple(made))   # frozen: the one normalisation, at construction
 
     def bonus_cents(self, cash_cents):
@@ -88,12 +91,12 @@ class Tiers:
         by_code, by_name = {}, {}
         for tier in tiers:
             if not isinstance(tier, Tier):
-                raise TierError("a tier table holds Tier values, not %r" % (tier,))
+                raise TierError("a tier table holds Tier values, not %(tier)r", tier=tier)
             if tier.code in by_code:
-                raise TierError("tier code %d is used by %s and %s: give each tier its own code"
-                                % (tier.code, by_code[tier.code].name, tier.name))
+                raise TierError("tier code %(code)d is used by %(one)s and %(other)s: give each tier its own code",
+                                code=tier.code, one=by_code[tier.code].name, other=tier.name)
             if tier.name.lower() in by_name:
-                raise TierError("two tiers are named %r: give each tier its own name" % tier.name)
+                raise TierError("two tiers are named %(name)r: give each tier its own name", name=tier.name)
             by_code[tier.code] = tier
             by_name[tier.name.lower()] = tier
         if not by_code:
@@ -118,13 +121,15 @@ class Tiers:
         try:
             return self._by_code[code]
         except (KeyError, TypeError):
-            raise TierError("no tier has code %r: the park's tiers are %s" % (code, self._listing())) from None
+            raise TierError("no tier has code %(code)r: the park's tiers are %(tiers)s", code=code,
+                            tiers=self._listing()) from None
 
     def named(self, name):
         """The tier called `name` (any case), or TierError naming the tiers there are."""
         tier = self._by_name.get(str(name).strip().lower())
         if tier is None:
-            raise TierError("no tier is called %r: the park's tiers are %s" % (name, self._listing()))
+            raise TierError("no tier is called %(name)r: the park's tiers are %(tiers)s", name=name,
+                            tiers=self._listing())
         return tier
 
     def bonus_cents(self, code, cash_cents):
@@ -138,22 +143,22 @@ class Tiers:
 def tiers_from_config(entries):
     """Tiers from park configuration: a list of {"code", "name", "bonus_bps", "steps": [[min, bonus], ...]}."""
     if not isinstance(entries, (list, tuple)):
-        raise TierError("the tiers setting is a list of tiers, not %r" % (entries,))
+        raise TierError("the tiers setting is a list of tiers, not %(entries)r", entries=entries)
     made = []
     for entry in entries:
         if not isinstance(entry, dict):
-            raise TierError("each tier is a table with code, name, bonus_bps and steps, not %r" % (entry,))
+            raise TierError("each tier is a table with code, name, bonus_bps and steps, not %(entry)r", entry=entry)
         unknown = set(entry) - {"code", "name", "bonus_bps", "steps"}
         if unknown:
-            raise TierError("tier %r has unknown settings %s: use code, name, bonus_bps, steps"
-                            % (entry.get("name"), ", ".join(sorted(unknown))))
+            raise TierError("tier %(name)r has unknown settings %(unknown)s: use code, name, bonus_bps, steps",
+                            name=entry.get("name"), unknown=", ".join(sorted(unknown)))
         if "code" not in entry or "name" not in entry:
-            raise TierError("each tier needs a code and a name: %r" % (entry,))
+            raise TierError("each tier needs a code and a name: %(entry)r", entry=entry)
         steps = entry.get("steps", ())
         if not isinstance(steps, (list, tuple)) or not all(isinstance(s, (list, tuple)) and len(s) == 2
                                                            for s in steps):
-            raise TierError("tier %r: steps are [min_cash_cents, bonus_cents] pairs, not %r"
-                            % (entry["name"], steps))
+            raise TierError("tier %(name)r: steps are [min_cash_cents, bonus_cents] pairs, not %(steps)r",
+                            name=entry["name"], steps=steps)
         made.append(Tier(entry["code"], entry["name"], entry.get("bonus_bps", 0), [tuple(s) for s in steps]))
     return Tiers(made)
 

@@ -14,6 +14,7 @@ import urllib.parse
 
 from protocol import record as R
 
+from parkcard.domain.explained import Explained
 from parkcard.domain.lifecycle import RecordStatus
 
 SALE, TOP_UP, ALARM = "sale", "top_up", "alarm"
@@ -30,7 +31,7 @@ ATTEMPTS_MAX = 20                   # about a day of trying; then the event is g
 _RECORD_EVENTS = {R.KIND_DEBIT: SALE, R.KIND_TOPUP: TOP_UP}
 
 
-class WebhookError(ValueError):
+class WebhookError(Explained):
     """A webhook that cannot be registered as given; the message says what to give instead."""
 
 
@@ -39,8 +40,8 @@ def checked_url(url):
     url = (url or "").strip()
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > URL_MAX:
-        raise WebhookError("%r is not a webhook URL: give http:// or https:// with a host, at most %d characters"
-                           % (url, URL_MAX))
+        raise WebhookError("%(url)r is not a webhook URL: give http:// or https:// with a host, at most %(most)d "
+                           "characters", url=url, most=URL_MAX)
     return url
 
 
@@ -48,17 +49,19 @@ def checked_events(events):
     """The event types, unique and in EVENTS order; WebhookError for none or an unknown one."""
     wanted = set(events or ())
     unknown = sorted(wanted - set(EVENTS))
-    if unknown or not wanted:
-        raise WebhookError("%s: give one or more of %s" % (
-            "unknown event type %s" % ", ".join(unknown) if unknown else "no event type", ", ".join(EVENTS)))
+    if unknown:
+        raise WebhookError("unknown event type %(unknown)s: give one or more of %(events)s",
+                           unknown=", ".join(unknown), events=", ".join(EVENTS))
+    if not wanted:
+        raise WebhookError("no event type: give one or more of %(events)s", events=", ".join(EVENTS))
     return [e for e in EVENTS if e in wanted]
 
 
 def checked_secret(secret):
     """The signing secret; WebhookError when too short to sign with or too long."""
     if not isinstance(secret, str) or not SECRET_MIN <= len(secret) <= SECRET_MAX or not secret.isprintable():
-        raise WebhookError("a webhook secret is %d to %d printable characters (leave it out and one is made)"
-                           % (SECRET_MIN, SECRET_MAX))
+        raise WebhookError("a webhook secret is %(least)d to %(most)d printable characters (leave it out and one is "
+                           "made)", least=SECRET_MIN, most=SECRET_MAX)
     return secret
 
 

@@ -12,6 +12,8 @@ re-exported here.
 import importlib
 from pathlib import Path
 
+from parkcard.domain.explained import Explained
+
 from parkcard.store.errors import (RESTORE_ADVICE, DatabaseDamaged, NotIssued, PeriodOverlap, StoreUnavailable,
                                    database_errors, is_transient, register_database_errors, register_transient,
                                    schema_problem)
@@ -26,7 +28,7 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _SQLITE_SCHEME = "sqlite:///"
 
 
-class StoreError(ValueError):
+class StoreError(Explained):
     """A database URL this hub cannot use; the message says what to pass instead."""
 
 
@@ -43,8 +45,8 @@ def local_path(url_or_path):
     if target.startswith(_SQLITE_SCHEME):
         return target[len(_SQLITE_SCHEME):]
     if "://" in target:
-        raise StoreError("%s: unknown database URL scheme; pass a file path, sqlite:///path or postgresql://..."
-                         % _redacted(target))
+        raise StoreError("%(url)s: unknown database URL scheme; pass a file path, sqlite:///path or "
+                         "postgresql://...", url=_redacted(target))
     return target
 
 
@@ -52,9 +54,9 @@ def _postgres_backend(target):
     try:
         return importlib.import_module("parkcard.store.postgres")
     except ImportError as exc:
-        raise StoreError("%s is a PostgreSQL database, but the PostgreSQL backend is not installed (%s): "
-                         "install parkcard with its PostgreSQL support, or pass a SQLite file path"
-                         % (_redacted(target), exc)) from None
+        raise StoreError("%(url)s is a PostgreSQL database, but the PostgreSQL backend is not installed "
+                         "(%(problem)s): install parkcard with its PostgreSQL support, or pass a SQLite file path",
+                         url=_redacted(target), problem=exc) from None
 
 
 def store_for(url_or_path):

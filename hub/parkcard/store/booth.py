@@ -6,13 +6,14 @@ version names the version it was made from (`after`), so two operators editing a
 each other's change: the second is refused and edits the newer version.
 """
 
+from parkcard.store.errors import Refused
 from parkcard.store.rows import DiscountRulesVersion, PriceListVersion
 
 DISCOUNT_BEARERS = ("park", "merchant")
 _PRICE_LIST_SELECT = "SELECT merchant_id, version, free_amount, entries, created_at, created_by FROM price_lists "
 
 
-class VersionMoved(ValueError):
+class VersionMoved(Refused):
     """A new version was made from one that is no longer the newest: read the newest and edit it."""
 
 
@@ -42,10 +43,11 @@ class BoothMethods:
         VersionMoved when `after` is not the newest version (0: the merchant has none)."""
         def run(tx):
             if tx.sql_row("SELECT 1 FROM merchants WHERE id=?", (merchant_id,)) is None:
-                raise ValueError("there is no merchant %d" % merchant_id)
+                raise Refused("there is no merchant %(merchant)d", merchant=merchant_id)
             newest = tx.sql_row("SELECT MAX(version) FROM price_lists WHERE merchant_id=?", (merchant_id,))[0] or 0
             if newest != after:
-                raise VersionMoved("merchant %d's price list is at version %d, not %d" % (merchant_id, newest, after))
+                raise VersionMoved("merchant %(merchant)d's price list is at version %(newest)d, not %(after)d",
+                                   merchant=merchant_id, newest=newest, after=after)
             tx.sql_rowcount("INSERT INTO price_lists(merchant_id, version, free_amount, entries, created_at, "
                             "created_by) VALUES (?, ?, ?, ?, ?, ?)",
                             (merchant_id, after + 1, int(free_amount), bytes(entries), tx.now, actor))
@@ -84,7 +86,8 @@ class BoothMethods:
         def run(tx):
             newest = tx.sql_row("SELECT MAX(version) FROM %s" % table)[0] or 0
             if newest != after:
-                raise VersionMoved("%s are at version %d, not %d" % (what, newest, after))
+                raise VersionMoved("%(what)s are at version %(newest)d, not %(after)d", what=what, newest=newest,
+                                   after=after)
             tx.sql_rowcount("INSERT INTO %s(version, rules, created_at, created_by) VALUES (?, ?, ?, ?)" % table,
                             (after + 1, rules, tx.now, actor))
             return after + 1
@@ -97,12 +100,13 @@ class BoothMethods:
     async def set_discount_bearer(self, merchant_id, bearer, audit=None):
         """Set who bears the merchant's discounts; return the bearer before. ValueError for an unknown merchant."""
         if bearer not in DISCOUNT_BEARERS:
-            raise ValueError("the discount bearer is one of %s, not %r" % (", ".join(DISCOUNT_BEARERS), bearer))
+            raise Refused("the discount bearer is one of %(bearers)s, not %(bearer)r",
+                          bearers=", ".join(DISCOUNT_BEARERS), bearer=bearer)
 
         def run(tx):
             row = tx.sql_row("SELECT discount_bearer FROM merchants WHERE id=?", (merchant_id,))
             if row is None:
-                raise ValueError("there is no merchant %d" % merchant_id)
+                raise Refused("there is no merchant %(merchant)d", merchant=merchant_id)
             tx.sql_rowcount("UPDATE merchants SET discount_bearer=? WHERE id=?", (bearer, merchant_id))
             return row[0]
         return await self.write(run, audit)

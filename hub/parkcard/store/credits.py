@@ -8,8 +8,9 @@ write transaction through card_credits and deliver.
 from typing import NamedTuple
 
 from parkcard.domain import accounts, ledger
+from parkcard.domain.explained import Word
 from parkcard.domain.shifts import CASH as CASH_METHOD
-from parkcard.store.errors import NotIssued
+from parkcard.store.errors import NotIssued, Refused
 from parkcard.store.rows import PendingCredit
 from parkcard.store.shifts import credit_op_id, link_to_shift
 
@@ -22,11 +23,11 @@ OPEN = (GRANTED, SENT)      # what the list terminals hold carries
 _SELECT = "SELECT %s FROM pending_credits " % ", ".join(PendingCredit._fields)
 
 
-class NotCancellable(ValueError):
+class NotCancellable(Refused):
     """A credit that is unknown, or already with a terminal or on the card."""
 
 
-class GrantIdReused(ValueError):
+class GrantIdReused(Refused):
     """A grant id sent again with another card, amount or source than its first grant (the message says which)."""
 
 
@@ -126,8 +127,8 @@ def _granted_as(tx, grant_id, card_no, amount_cents, source):
         return None
     before = GrantedBefore(*row)
     if (before.card_no, before.amount_cents, before.source) != (card_no, amount_cents, source):
-        raise GrantIdReused("grant %s was credit %d of %d cents to card %d" % (
-            grant_id, before.credit_no, before.amount_cents, before.card_no))
+        raise GrantIdReused("grant %(grant)s was credit %(credit)d of %(cents)d cents to card %(card)d",
+                            grant=grant_id, credit=before.credit_no, cents=before.amount_cents, card=before.card_no)
     return before
 
 
@@ -143,10 +144,10 @@ def grant(tx, card_no, amount_cents, reason, source, actor, grant_id=None, moved
         if before is not None:
             return before
     if not tx.card_exists(card_no):
-        raise NotIssued(card_no)
+        raise NotIssued("card %(card)d was never issued here", card=card_no)
     credit_no = tx.sql_row("SELECT COUNT(*) FROM pending_credits WHERE card_no=?", (card_no,))[0] + 1
     if credit_no > 0xFFFF:
-        raise ValueError("card %d has had 65,535 credits, the most a card counts" % card_no)
+        raise Refused("card %(card)d has had 65,535 credits, the most a card counts", card=card_no)
     entries = ledger.credit_grant(source, amount_cents)
     bonus_cents = moved_bonus_cents or 0
     lost_card_no = int(source[len(accounts.HOLD_PREFIX):]) if source.startswith(accounts.HOLD_PREFIX) else None
@@ -191,12 +192,14 @@ class CreditMethods:
             row = tx.sql_row("SELECT amount_cents, source, state FROM pending_credits WHERE card_no=? AND credit_no=?",
                              (card_no, credit_no))
             if row is None:
-                raise NotCancellable("card %d has no credit %d" % (card_no, credit_no))
+                raise NotCancellable("card %(card)d has no credit %(credit)d", card=card_no, credit=credit_no)
             if row[1].startswith(accounts.HOLD_PREFIX):
-                raise NotCancellable("credit %d of card %d is the balance of lost card %s, the holder's" % (
-                    credit_no, card_no, row[1][len(accounts.HOLD_PREFIX):]))
+                raise NotCancellable("credit %(credit)d of card %(card)d is the balance of lost card %(lost_card)s, "
+                                     "the holder's", credit=credit_no, card=card_no,
+                                     lost_card=row[1][len(accounts.HOLD_PREFIX):])
             if row[2] != GRANTED:
-                raise NotCancellable("credit %d of card %d is %s" % (credit_no, card_no, row[2]))
+                raise NotCancellable("credit %(credit)d of card %(card)d is %(state)s", credit=credit_no, card=card_no,
+                                     state=Word(row[2]))
             _cancel_in(tx, card_no, credit_no, row[0], row[1])
             return row[0]
         return await self.write(run, audit)

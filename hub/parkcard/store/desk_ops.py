@@ -8,6 +8,7 @@ transaction that applies its record, so the two exist together or not at all.
 import time
 
 from parkcard.domain.lifecycle import CardStatus, DeskOpState
+from parkcard.store.errors import Refused
 from parkcard.store.rows import DeskOperation, DeskRequest, DeskSettings, TierRow
 from parkcard.store.shifts import link_to_shift
 
@@ -24,7 +25,7 @@ def posted_in(tx, op_id, record_seq):
     if tx.sql_rowcount("UPDATE desk_operations SET state=?, record_seq=?, settled_at=?, error=NULL "
                        "WHERE op_id=? AND state=?", (DeskOpState.POSTED, record_seq, tx.now, op_id,
                                                     DeskOpState.PENDING)) != 1:
-        raise ValueError("desk operation %s is not pending: it was settled meanwhile" % op_id)
+        raise Refused("desk operation %(op_id)s is not pending: it was settled meanwhile", op_id=op_id)
 
 
 def card_status_in(tx, card_no, status):
@@ -40,11 +41,11 @@ def _one_replacement(tx, op):
     if other is None:
         return
     if other[1] == DeskOpState.POSTED:
-        raise ValueError("card %d was replaced already by operation %s: nothing was written"
-                         % (op.replaces_card_no, other[0]))
-    raise ValueError("card %d is being replaced by operation %s (%s at desk %d), still pending: nothing was written "
-                     "here; that operation is retried with its operation id and its card on desk %d"
-                     % (op.replaces_card_no, other[0], other[3], other[2], other[2]))
+        raise Refused("card %(card)d was replaced already by operation %(op_id)s: nothing was written",
+                      card=op.replaces_card_no, op_id=other[0])
+    raise Refused("card %(card)d is being replaced by operation %(op_id)s (%(kind)s at desk %(desk)d), still pending: "
+                  "nothing was written here; that operation is retried with its operation id and its card on desk "
+                  "%(desk)d", card=op.replaces_card_no, op_id=other[0], kind=other[3], desk=other[2])
 
 
 def desk_settings_in(tx, park_id=1):
@@ -63,7 +64,7 @@ class DeskOpMethods:
         """Set some of the park's desk settings (DeskSettings field names), creating the park; return the new."""
         unknown = set(settings) - set(DeskSettings._fields)
         if unknown:
-            raise ValueError("no desk setting is called %s" % ", ".join(sorted(unknown)))
+            raise Refused("no desk setting is called %(names)s", names=", ".join(sorted(unknown)))
 
         def run(tx):
             if tx.sql_row("SELECT id FROM parks WHERE id=?", (park_id,)) is None:
@@ -107,12 +108,14 @@ class DeskOpMethods:
         def run(tx):
             stored = tx.sql_row(_TIER_SELECT + "WHERE code=?", (tier.code,))
             if new and stored is not None:
-                raise ValueError("tier %d exists (%s): change it with `parkcard tier set`" % (tier.code, stored[1]))
+                raise Refused("tier %(code)d exists (%(name)s): change it with `parkcard tier set`", code=tier.code,
+                              name=stored[1])
             if not new and stored is None:
-                raise ValueError("no tier has code %d: add it with `parkcard tier add`" % tier.code)
+                raise Refused("no tier has code %(code)d: add it with `parkcard tier add`", code=tier.code)
             other = tx.sql_row("SELECT code FROM tiers WHERE LOWER(name)=LOWER(?) AND code<>?", (tier.name, tier.code))
             if other is not None:
-                raise ValueError("tier %d is already called %r: give each tier its own name" % (other[0], tier.name))
+                raise Refused("tier %(code)d is already called %(name)r: give each tier its own name", code=other[0],
+                              name=tier.name)
             tx.sql_rowcount("DELETE FROM tiers WHERE code=?", (tier.code,))
             tx.sql_rowcount("INSERT INTO tiers(code, name, bonus_bps, steps) VALUES (?,?,?,?)", tuple(tier))
             return tier
@@ -148,8 +151,8 @@ class DeskOpMethods:
             pending = tx.sql_row("SELECT op_id FROM desk_operations WHERE card_no=? AND state=?",
                                  (card_no, DeskOpState.PENDING))
             if pending is not None:
-                raise ValueError("card %d has operation %s pending: finish it first (retry it with its operation "
-                                 "id and the card on the desk)" % (card_no, pending[0]))
+                raise Refused("card %(card)d has operation %(op_id)s pending: finish it first (retry it with its "
+                              "operation id and the card on the desk)", card=card_no, op_id=pending[0])
             kept = op._replace(card_no=card_no, state=DeskOpState.PENDING, created_at=time.time(),
                                settled_at=None, error=None, record_seq=None)
             if stored is not None:

@@ -3,13 +3,19 @@
 import errno
 import sqlite3
 
+from parkcard.domain.explained import Explained
+
 # Said with every refusal of a damaged file: what to do, and why it loses nothing (SPEC.md §5.4: a
 # terminal keeps each record in its journal until the hub acknowledges it).
 RESTORE_ADVICE = ("restore the last backup; the terminals keep their records until the hub acknowledges them, "
                   "so nothing they hold is lost")
 
 
-class NotIssued(ValueError):
+class Refused(Explained):
+    """A change the store refuses for what it holds (an unknown merchant, a name taken); the message says what to do."""
+
+
+class NotIssued(Refused):
     """A card number with no row in cards: this park never issued it."""
 
 
@@ -22,12 +28,13 @@ class StoreUnavailable(ConnectionError):
     """A database server that cannot be reached or used now; the message says where and what to check."""
 
 
-class PeriodOverlap(ValueError):
+class PeriodOverlap(Refused):
     """A period that overlaps a closed settlement of the same merchant."""
 
     def __init__(self, merchant_id, merchant_name, period_start, period_end):
-        super().__init__("the period overlaps merchant %d's closed period [%d, %d)"
-                         % (merchant_id, period_start, period_end))
+        """The merchant and the closed period the new one overlaps."""
+        super().__init__("the period overlaps merchant %(merchant)d's closed period [%(start)d, %(end)d)",
+                         merchant=merchant_id, start=period_start, end=period_end)
         self.merchant_id = merchant_id
         self.merchant_name = merchant_name
         self.period_start = period_start

@@ -11,8 +11,9 @@ audit(result) -> [(actor, action, details)] or None. They are appended to the
 operator audit log (parkcard.oplog) in the change's own transaction, which also
 moves the database's anchor of the log; `audited()` builds the usual one.
 
-Errors: `NotIssued`, `PeriodOverlap`, `ValueError` for a refused change (a
-person's mistake: the message says what to do); `DatabaseDamaged` for a file
+Errors: `NotIssued`, `PeriodOverlap`, `Refused` (a ValueError) for a refused
+change (a person's mistake: the message says what to do, an Explained refusal a
+page words in its own language); `DatabaseDamaged` for a file
 the hub must not serve from; `is_transient(exc)` tells an unavailable store
 (retry later) from bad data.
 """

@@ -4,7 +4,9 @@ A backend's store mixes MemberMethods in beside SharedMethods (parkcard.store.re
 `_one`, `_all` and `write`; replacements are parkcard.store.replacements'.
 """
 
+from parkcard.domain.explained import Word
 from parkcard.domain.lifecycle import CardStatus
+from parkcard.store.errors import Refused
 from parkcard.store.rows import CardLoss, Member
 
 LOST, FOUND, REPLACED = "lost", "found", "replaced"
@@ -24,7 +26,7 @@ def card_member_in(tx, card_no, member_no):
     tx.sql_rowcount("UPDATE cards SET member_no=? WHERE card_no=?", (member_no, card_no))
 
 
-class MemberTaken(ValueError):
+class MemberTaken(Refused):
     """A member with this phone number exists already (the message names them)."""
 
 
@@ -36,7 +38,8 @@ class MemberMethods:
         def run(tx):
             taken = tx.sql_row("SELECT member_no, name FROM members WHERE phone=?", (phone,))
             if taken is not None:
-                raise MemberTaken("phone %s is member %d's (%s)" % (phone, taken[0], taken[1]))
+                raise MemberTaken("phone %(phone)s is member %(member)d's (%(name)s)", phone=phone, member=taken[0],
+                                  name=taken[1])
             last = tx.sql_row("SELECT MAX(member_no) FROM members")[0]
             member = Member(max(MEMBER_NO_FIRST, (last or 0) + 1), name, phone, note, tier, tx.now)
             tx.sql_rowcount("INSERT INTO members(member_no, name, phone, note, tier, created_at) "
@@ -82,7 +85,8 @@ class MemberMethods:
         def run(tx):
             taken = tx.sql_row("SELECT member_no, name FROM members WHERE phone=? AND member_no<>?", (phone, member_no))
             if taken is not None:
-                raise MemberTaken("phone %s is member %d's (%s)" % (phone, taken[0], taken[1]))
+                raise MemberTaken("phone %(phone)s is member %(member)d's (%(name)s)", phone=phone, member=taken[0],
+                                  name=taken[1])
             if tx.sql_rowcount("UPDATE members SET name=?, phone=?, note=? WHERE member_no=?",
                                (name, phone, note, member_no)) != 1:
                 return None
@@ -113,10 +117,11 @@ class MemberMethods:
             stored = tx.sql_row(_LOSS_SELECT + "WHERE card_no=?", (card_no,))
             if stored is not None and stored[1] == REPLACED:
                 new = tx.sql_row("SELECT new_card_no FROM replacements WHERE old_card_no=?", (card_no,))
-                raise ValueError("card %d was replaced already: its balance is on card %d" % (card_no, new[0]))
+                raise Refused("card %(card)d was replaced already: its balance is on card %(new_card)d", card=card_no,
+                              new_card=new[0])
             status = tx.sql_row("SELECT status FROM cards WHERE card_no=?", (card_no,))
             if status is not None and status[0] in (CardStatus.RETURNED, CardStatus.WIPED):
-                raise ValueError("card %d was returned at the desk: it holds nothing to lose" % card_no)
+                raise Refused("card %(card)d was returned at the desk: it holds nothing to lose", card=card_no)
             version = tx.blacklist_add(card_no, "lost: " + reason)
             current = version or tx.sql_row("SELECT MAX(version) FROM blacklist_versions")[0] or 0
             loss = CardLoss(card_no, LOST, reason, actor, tx.now, current, None)
@@ -134,7 +139,9 @@ class MemberMethods:
         def run(tx):
             stored = tx.sql_row(_LOSS_SELECT + "WHERE card_no=?", (card_no,))
             if stored is None or stored[1] != LOST:
-                raise ValueError("card %d is %s" % (card_no, "not reported lost" if stored is None else stored[1]))
+                if stored is None:
+                    raise Refused("card %(card)d is not reported lost", card=card_no)
+                raise Refused("card %(card)d is %(state)s", card=card_no, state=Word(stored[1]))
             tx.sql_rowcount("UPDATE card_losses SET state=?, found_at=? WHERE card_no=?", (FOUND, tx.now, card_no))
             return tx.blacklist_remove(card_no, "found: " + reason)
         return await self.write(run, audit)

@@ -15,7 +15,7 @@ from parkcard.domain import accounts
 from parkcard.domain.lifecycle import RecordStatus
 from parkcard.money import DEFAULT_CURRENCY
 from parkcard.store import settlement as S
-from parkcard.store.errors import NotIssued
+from parkcard.store.errors import NotIssued, Refused
 from parkcard.store.rows import (AdminCard, Alarm, ApiKey, Attempt, AuditAnchor, BlacklistChange, BlacklistEntry,
                                  BoothRecord, Card, CardRequest, CardUse, CardWriteRequest, Conflict, IdempotentResponse,
                                  Liabilities, Merchant, Operator, PendingCommand,
@@ -307,7 +307,7 @@ class SharedMethods:
             if not add:
                 return tx.blacklist_remove(card_no, reason)
             if issued_only and not tx.blacklisted(card_no) and not tx.card_exists(card_no):
-                raise NotIssued("card %d was never issued here" % card_no)
+                raise NotIssued("card %(card)d was never issued here", card=card_no)
             return tx.blacklist_add(card_no, reason)
         return await self.write(run, audit)
 
@@ -360,7 +360,7 @@ class SharedMethods:
         """Store a new API key (the secret's SHA-256 and its scopes); return its id. ValueError if the name is taken."""
         def run(tx):
             if tx.sql_row("SELECT 1 FROM api_keys WHERE name=?", (name,)) is not None:
-                raise ValueError("an API key named %r exists already" % name)
+                raise Refused("an API key named %(name)r exists already", name=name)
             return tx.sql_row("INSERT INTO api_keys(name, secret_sha256, scopes, created_at, created_by) "
                               "VALUES (?, ?, ?, ?, ?) RETURNING id",
                               (name, bytes(secret_sha256), scopes, tx.now, actor))[0]
@@ -378,7 +378,7 @@ class SharedMethods:
         """Revoke an API key by name; return False if it was revoked already. ValueError if there is none."""
         def run(tx):
             if tx.sql_row("SELECT 1 FROM api_keys WHERE name=?", (name,)) is None:
-                raise ValueError("there is no API key named %r" % name)
+                raise Refused("there is no API key named %(name)r", name=name)
             return tx.sql_rowcount("UPDATE api_keys SET revoked_at=?, revoked_by=? WHERE name=? AND revoked_at IS NULL",
                                    (tx.now, actor, name)) == 1
         return await self.write(run, audit)
@@ -405,9 +405,9 @@ class SharedMethods:
         """Store a new operator account; return its id. ValueError if the name is taken or the merchant unknown."""
         def run(tx):
             if tx.sql_row("SELECT 1 FROM operators WHERE username=?", (username,)) is not None:
-                raise ValueError("an operator named %r exists already" % username)
+                raise Refused("an operator named %(name)r exists already", name=username)
             if merchant_id is not None and tx.sql_row("SELECT 1 FROM merchants WHERE id=?", (merchant_id,)) is None:
-                raise ValueError("there is no merchant %d" % merchant_id)
+                raise Refused("there is no merchant %(merchant)d", merchant=merchant_id)
             return tx.sql_row("INSERT INTO operators(username, display_name, password_hash, roles, merchant_id, "
                               "created_at, created_by, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                               "RETURNING id", (username, display_name, password_hash, roles, merchant_id, tx.now,
@@ -431,7 +431,7 @@ class SharedMethods:
 
         def run(tx):
             if tx.sql_row("SELECT 1 FROM operators WHERE username=?", (username,)) is None:
-                raise ValueError("there is no operator named %r" % username)
+                raise Refused("there is no operator named %(name)r", name=username)
             tx.sql_rowcount("UPDATE operators SET %s WHERE username=?" % ", ".join("%s=?" % c for c in columns),
                             tuple(changes[c] for c in columns) + (username,))
             return True

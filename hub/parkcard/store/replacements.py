@@ -11,6 +11,7 @@ from protocol.config import ROLE_DESK
 from parkcard.domain import accounts, ingest_rules, ledger, purses
 from parkcard.domain import replacement as rules
 from parkcard.store import credits as credit_store
+from parkcard.store.errors import Refused
 from parkcard.store.members import LOST, REPLACED
 from parkcard.store.rows import Replacement
 
@@ -45,7 +46,7 @@ def replaced_in(tx, op_id, old_card_no, new_card_no, moved_cents, release_after_
     """
     loss = tx.sql_row("SELECT state, reported_at FROM card_losses WHERE card_no=?", (old_card_no,))
     if loss is None or loss[0] != LOST:
-        raise ValueError("card %d is not reported lost: nothing was replaced" % old_card_no)
+        raise Refused("card %(card)d is not reported lost: nothing was replaced", card=old_card_no)
     balance = tx.sql_row("SELECT CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) FROM ledger_entries WHERE account=?",
                          (accounts.card_account(old_card_no),))[0]
     balance = max(0, balance)

@@ -7,6 +7,7 @@ and writes its Z report in one transaction, which no operation kept meanwhile ca
 """
 
 from parkcard.domain.lifecycle import DeskOpState
+from parkcard.store.errors import Refused
 from parkcard.store.rows import DeskDayLine, Shift, ShiftOperation, StoredZReport
 
 _SELECT = "SELECT %s FROM shifts " % ", ".join(Shift._fields)
@@ -38,26 +39,28 @@ PAID_BY_POSTINGS = ("SELECT s.paid_by_tx, s.op_id, s.method, o.kind, o.amount_ce
 _GROUPS = {"operator": "actor", "desk": "CAST(desk_terminal_id AS TEXT)"}
 
 
-class NoOpenShift(ValueError):
+class NoOpenShift(Refused):
     """The desk has no open shift: no operation is kept there until one is opened."""
 
     def __init__(self, desk_terminal_id):
-        ValueError.__init__(self, "desk %d has no open shift" % desk_terminal_id)
+        """The desk with no open shift."""
+        super().__init__("desk %(desk)d has no open shift", desk=desk_terminal_id)
         self.desk_terminal_id = desk_terminal_id
 
 
-class ShiftOfAnother(ValueError):
+class ShiftOfAnother(Refused):
     """The desk's open shift was opened by another operator: an operation runs in its own operator's shift."""
 
     def __init__(self, desk_terminal_id, shift_no, opened_by, actor):
-        ValueError.__init__(self, "desk %d has shift %d open, opened by %s, not by %s: an operation belongs to the "
-                                  "shift of the cashier who does it; %s closes it (`parkcard shift close --desk %d "
-                                  "--counted AMOUNT`) and you open your own (nothing was charged)"
-                            % (desk_terminal_id, shift_no, opened_by, actor, opened_by, desk_terminal_id))
+        """The desk, its open shift and who opened it; actor: who asked."""
+        super().__init__("desk %(desk)d has shift %(shift)d open, opened by %(opened_by)s, not by %(actor)s: an "
+                         "operation belongs to the shift of the cashier who does it; %(opened_by)s closes it "
+                         "(`parkcard shift close --desk %(desk)d --counted AMOUNT`) and you open your own (nothing "
+                         "was charged)", desk=desk_terminal_id, shift=shift_no, opened_by=opened_by, actor=actor)
         self.desk_terminal_id, self.shift_no, self.opened_by = desk_terminal_id, shift_no, opened_by
 
 
-class ShiftNotClosable(ValueError):
+class ShiftNotClosable(Refused):
     """The shift is unknown, already closed, or has an operation pending."""
 
 
@@ -105,8 +108,8 @@ class ShiftMethods:
         def run(tx):
             row = _open_shift_row(tx, desk_terminal_id)
             if row is not None:
-                raise ValueError("desk %d already has shift %d open (opened by %s)" % (desk_terminal_id, row[0],
-                                                                                       row[2]))
+                raise Refused("desk %(desk)d already has shift %(shift)d open (opened by %(opened_by)s)",
+                              desk=desk_terminal_id, shift=row[0], opened_by=row[2])
             shift_no = tx.sql_row("SELECT COALESCE(MAX(shift_no), 0) + 1 FROM shifts")[0]
             shift = Shift(shift_no, desk_terminal_id, opened_by, float_cents, tx.now, None, None)
             tx.sql_rowcount("INSERT INTO shifts(%s) VALUES (%s)" % (", ".join(Shift._fields),
@@ -147,9 +150,9 @@ class ShiftMethods:
         def run(tx):
             row = tx.sql_row(_SELECT + "WHERE shift_no=?", (shift_no,))
             if row is None:
-                raise ShiftNotClosable("there is no shift %d" % shift_no)
+                raise ShiftNotClosable("there is no shift %(shift)d", shift=shift_no)
             if row[Shift._fields.index("closed_at")] is not None:
-                raise ShiftNotClosable("shift %d is already closed" % shift_no)
+                raise ShiftNotClosable("shift %(shift)d is already closed", shift=shift_no)
             ops, pending = [], 0
             for op_row in tx.sql_rows(_OPS_OF_SHIFT, (shift_no,)):
                 op = ShiftOperation(*op_row)

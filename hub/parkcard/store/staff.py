@@ -8,6 +8,7 @@ its staff member inside the transaction that posts the card's issue record.
 from protocol import record as R
 
 from parkcard.domain.lifecycle import RecordStatus
+from parkcard.store.errors import Refused
 from parkcard.store.rows import ShiftRecord, StaffMember
 
 _STAFF_SELECT = "SELECT %s FROM staff " % ", ".join(StaffMember._fields)
@@ -18,7 +19,7 @@ BOOTH_KINDS = (R.KIND_DEBIT, R.KIND_REVERSAL, R.KIND_SHIFT)
 def link_card(tx, staff_id, card_no):
     """In a write: staff member staff_id holds card card_no from now on (ValueError when the member is gone)."""
     if not tx.sql_rowcount("UPDATE staff SET card_no=? WHERE id=?", (card_no, staff_id)):
-        raise ValueError("there is no staff member %d" % staff_id)
+        raise Refused("there is no staff member %(staff)d", staff=staff_id)
 
 
 class StaffMethods:
@@ -28,7 +29,7 @@ class StaffMethods:
         """Add a staff member to a merchant; return the StaffMember. ValueError for an unknown merchant."""
         def run(tx):
             if tx.sql_row("SELECT 1 FROM merchants WHERE id=?", (merchant_id,)) is None:
-                raise ValueError("there is no merchant %d" % merchant_id)
+                raise Refused("there is no merchant %(merchant)d", merchant=merchant_id)
             staff_id = tx.sql_row("SELECT COALESCE(MAX(id), 0) + 1 FROM staff")[0]
             tx.sql_rowcount("INSERT INTO staff(id, merchant_id, name, card_no, created_at, created_by) "
                             "VALUES (?, ?, ?, NULL, ?, ?)", (staff_id, merchant_id, name, tx.now, actor))
@@ -53,7 +54,7 @@ class StaffMethods:
         def run(tx):
             row = tx.sql_row("SELECT shift_required FROM terminals WHERE id=?", (terminal_id,))
             if row is None:
-                raise ValueError("there is no terminal %d" % terminal_id)
+                raise Refused("there is no terminal %(terminal)d", terminal=terminal_id)
             if bool(row[0]) != bool(required):
                 tx.sql_rowcount("UPDATE terminals SET shift_required=?, config_version=config_version+1 WHERE id=?",
                                 (int(bool(required)), terminal_id))

@@ -9,6 +9,7 @@ from protocol import record as R
 
 from parkcard.domain import ledger
 from parkcard.domain.shifts import CASH
+from parkcard.store.errors import Refused
 
 from parkcard.store.rows import (GateRow, StartedTicketSale, StoredPassage, Ticket, TicketProduct, TicketSaleRequest,
                                  TicketUse)
@@ -41,7 +42,7 @@ class TicketMethods:
         name is taken."""
         def run(tx):
             if tx.sql_row("SELECT 1 FROM ticket_products WHERE name=?", (name,)) is not None:
-                raise ValueError("a ticket product named %r exists already" % name)
+                raise Refused("a ticket product named %(name)r exists already", name=name)
             return tx.sql_row("INSERT INTO ticket_products(name, type, area, valid_days, entries, day_limit, "
                               "included_min, interval_min, interval_price_cents, price_cents, created_at) "
                               "VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id", (name, *rule, tx.now))[0]

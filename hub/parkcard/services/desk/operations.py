@@ -27,6 +27,7 @@ from protocol.errors import BadMac, Malformed
 
 from parkcard.domain import accounts, ledger, purses
 from parkcard.domain.cents import whole
+from parkcard.domain.explained import Word
 from parkcard.domain.refund_rules import RefundRefused, RefundRules, quote_refund, quote_return
 from parkcard.domain.lifecycle import CardStatus, DeskOpState, RecordStatus
 from parkcard.services import park, shifts
@@ -103,15 +104,17 @@ class DeskDone:
 
 def _cents(value, what, minimum=0):
     """A whole number of cents within a card's range, else a ServiceError that says so."""
-    return whole(value, what, lambda detail: ServiceError("%s (amounts are counted in cents)" % detail),
-                 minimum=minimum, maximum=C.BALANCE_MAX_CENTS)
+    try:
+        return whole(value, what, ServiceError, minimum=minimum, maximum=C.BALANCE_MAX_CENTS)
+    except ServiceError as exc:
+        raise ServiceError("%(problem)s (amounts are counted in cents)", problem=exc) from None
 
 
 def check_op_id(op_id):
     """The operation id as given; ServiceError when a person could not read it back."""
     if not isinstance(op_id, str) or not 0 < len(op_id) <= OP_ID_MAX or not op_id.isprintable():
-        raise ServiceError("an operation id is 1..%d printable characters, made once by the caller and used again "
-                           "on every retry" % OP_ID_MAX)
+        raise ServiceError("an operation id is 1..%(most)d printable characters, made once by the caller and used "
+                           "again on every retry", most=OP_ID_MAX)
     return op_id
 
 
@@ -151,8 +154,8 @@ async def _earlier(desk, actor, op_id, request):
 
 
 def _refuse_reuse(op):
-    raise ServiceError("operation id %s was used for another request (%s): a new operation needs a new id"
-                       % (op.op_id, op.request))
+    raise ServiceError("operation id %(op_id)s was used for another request (%(request)s): a new operation needs a "
+                       "new id", op_id=op.op_id, request=op.request)
 
 
 async def _read(desk, desk_terminal_id, uid, keys, timeout_s):
@@ -177,11 +180,11 @@ async def _card_on_desk(desk, desk_terminal_id, timeout_s):
     """(uid, CardKeys, report) of the park card lying on the desk; ServiceError when there is none."""
     uid, keys, report = await identify_and_read(desk, desk_terminal_id, timeout_s or desk.timeout_s)
     if report is None or report.status == D.DESK_READ_FAILED or len(report.blocks) != len(_STOCK_BLOCKS):
-        raise ServiceError("the card left the desk before it was read: put it back on desk %d and try again"
-                           % desk_terminal_id)
+        raise ServiceError("the card left the desk before it was read: put it back on desk %(desk)d and try again",
+                           desk=desk_terminal_id)
     if report.status == D.DESK_NOT_OURS:
-        raise ServiceError("the card on desk %d is not a card of this park (or not initialised as card stock): "
-                           "take a card of the park" % desk_terminal_id)
+        raise ServiceError("the card on desk %(desk)d is not a card of this park (or not initialised as card "
+                           "stock): take a card of the park", desk=desk_terminal_id)
     return uid, keys, report
 
 
@@ -191,24 +194,24 @@ def _visitor_card(report, keys, desk_terminal_id):
         info = C.CardInfo.decode(report.blocks[C.INFO_BLOCK], keys)
         slot, write_block = C.read_slots(report.blocks[C.SLOT_BLOCKS[0]], report.blocks[C.SLOT_BLOCKS[1]], keys)
     except (BadMac, Malformed):
-        raise ServiceError("the card on desk %d holds no card of this park (a stock card is issued first)"
-                           % desk_terminal_id) from None
+        raise ServiceError("the card on desk %(desk)d holds no card of this park (a stock card is issued first)",
+                           desk=desk_terminal_id) from None
     if info.flags & (C.FLAG_ADMIN | C.FLAG_STAFF):
-        raise ServiceError("card %d is not a visitor card" % info.card_no)
+        raise ServiceError("card %(card)d is not a visitor card", card=info.card_no)
     if info.flags & C.FLAG_RETURNED:
-        raise ServiceError("card %d was returned: it takes no money; issue a new card" % info.card_no)
+        raise ServiceError("card %(card)d was returned: it takes no money; issue a new card", card=info.card_no)
     return info, slot, write_block
 
 
 async def _known_card(desk, card_no):
     card = await desk.storage.card(card_no)
     if card is None:
-        raise ServiceError("card %d is unknown at this hub: is it a card of another park?" % card_no)
+        raise ServiceError("card %(card)d is unknown at this hub: is it a card of another park?", card=card_no)
     if card.status in (CardStatus.RETURNED, CardStatus.WIPED):
-        raise ServiceError("card %d was returned: it takes no money; issue a new card" % card_no)
+        raise ServiceError("card %(card)d was returned: it takes no money; issue a new card", card=card_no)
     if card.status != CardStatus.ACTIVE:
-        raise ServiceError("card %d is %s: it takes no money until the blacklist entry is removed" % (
-            card_no, card.status))
+        raise ServiceError("card %(card)d is %(status)s: it takes no money until the blacklist entry is removed",
+                           card=card_no, status=Word(card.status))
     return card
 
 
@@ -264,8 +267,8 @@ async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=Non
     bonus = ledger.bonus_cents(on.card.tier, cash, await park_tiers(desk.storage))
     balance = on.slot.balance_cents + cash + bonus
     if balance > C.BALANCE_MAX_CENTS:
-        raise ServiceError("card %d would hold %d cents, over the card's %d: top up less" % (
-            on.info.card_no, balance, C.BALANCE_MAX_CENTS))
+        raise ServiceError("card %(card)d would hold %(cents)d cents, over the card's %(most)d: top up less",
+                           card=on.info.card_no, cents=balance, most=C.BALANCE_MAX_CENTS)
     new, write = on.next_slot(balance, desk_terminal_id)
     op = on.pending(op_id, "top_up", request, desk_terminal_id, actor, new, [write] + on.tier_blocks(), cash + bonus,
                     bonus)
@@ -287,17 +290,17 @@ async def issue(desk, actor, op_id, desk_terminal_id, cash_cents, tier=None, dep
     cash = _cents(cash_cents, "the first load")
     deposit = _cents(deposit_cents, "the deposit")
     if deposit % 100 or deposit > 25500:
-        raise ServiceError("a deposit is whole units of 100 cents, at most 25500 (the card holds it, SPEC.md §3.3), "
-                           "not %d" % deposit)
+        raise ServiceError("a deposit is whole units of 100 cents, at most 25500 (the card holds it, SPEC.md "
+                           "§3.3), not %(deposit)d", deposit=deposit)
     if member_no is not None:
         member = await desk.storage.member(member_no=member_no)
         if member is None:
-            raise ServiceError("there is no member %s: find them with `parkcard member show PHONE`, or add them "
-                               "with `parkcard member add`" % (member_no,))
+            raise ServiceError("there is no member %(member)s: find them with `parkcard member show PHONE`, or add "
+                               "them with `parkcard member add`", member=member_no)
         tier = member.tier if tier is None else tier
     tier = C.TIER_STANDARD if tier is None else tier
     if not isinstance(tier, int) or not 0 <= tier <= 15:
-        raise ServiceError("tier %r is none of the park's tiers" % (tier,))
+        raise ServiceError("tier %(tier)r is none of the park's tiers", tier=tier)
     fields = dict(cash_cents=cash, tier=tier, deposit_cents=deposit, expiry_day=expiry_day, perms=perms,
                   pay=await shifts.checked_pay(desk.storage, pay))
     if member_no is not None:       # absent otherwise: the request of an issue kept before members stays the same
@@ -318,7 +321,8 @@ async def stock_on_desk(desk, op_id, desk_terminal_id, timeout_s=None):
     if report.blocks[C.INFO_BLOCK] != bytes(C.BLOCK_SIZE):
         stored = await desk.storage.desk_operation(op_id)
         if stored is None or stored.uid != uid:     # only a failed issue of this very card may have left its info
-            raise ServiceError("the card on desk %d is already issued: take a card from stock" % desk_terminal_id)
+            raise ServiceError("the card on desk %(desk)d is already issued: take a card from stock",
+                               desk=desk_terminal_id)
     return uid, keys, report
 
 
@@ -386,7 +390,7 @@ async def refund(desk, actor, op_id, desk_terminal_id, amount_cents, timeout_s=N
     try:
         quote = quote_refund(await _refund_rules(desk.storage), purse, amount)
     except RefundRefused as exc:
-        raise ServiceError("card %d: %s" % (on.info.card_no, exc)) from None
+        raise ServiceError("card %(card)d: %(refusal)s", card=on.info.card_no, refusal=exc) from None
     new, write = on.next_slot(on.slot.balance_cents - amount, desk_terminal_id)
     op = on.pending(op_id, "refund", request, desk_terminal_id, actor, new, [write] + on.tier_blocks(), amount,
                     fee_cents=quote.fee_cents)
@@ -431,13 +435,13 @@ async def wipe_card(desk, actor, op_id, desk_terminal_id, timeout_s=None):
     try:
         info = C.CardInfo.decode(report.blocks[C.INFO_BLOCK], keys)
     except (BadMac, Malformed):
-        raise ServiceError("the card on desk %d holds no card of this park: only a returned card is made stock "
-                           "again" % desk_terminal_id) from None
+        raise ServiceError("the card on desk %(desk)d holds no card of this park: only a returned card is made "
+                           "stock again", desk=desk_terminal_id) from None
     card = await desk.storage.card(info.card_no)
     if not info.flags & C.FLAG_RETURNED or card is None or card.status not in (CardStatus.RETURNED,
                                                                                 CardStatus.WIPED):
-        raise ServiceError("card %d is not returned: return it first (`parkcard card return`), which pays out its "
-                           "balance and deposit" % info.card_no)
+        raise ServiceError("card %(card)d is not returned: return it first (`parkcard card return`), which pays out "
+                           "its balance and deposit", card=info.card_no)
     # The slots first: a card pulled before its info block is blanked still reads as returned.
     blocks = [(C.SLOT_BLOCKS[0], blank), (C.SLOT_BLOCKS[1], blank), (C.INFO_BLOCK, blank)]
     try:
@@ -448,8 +452,8 @@ async def wipe_card(desk, actor, op_id, desk_terminal_id, timeout_s=None):
     if report is None or any(report.blocks.get(b) != d for b, d in blocks):
         report = await _read(desk, desk_terminal_id, uid, keys, desk.read_back_timeout_s) or report
     if report is None or any(report.blocks.get(b) != d for b, d in blocks):
-        raise ServiceError("card %d left desk %d before it was blank: put it back and run the same command again"
-                           % (info.card_no, desk_terminal_id))
+        raise ServiceError("card %(card)d left desk %(desk)d before it was blank: put it back and run the same "
+                           "command again", card=info.card_no, desk=desk_terminal_id)
     await desk.storage.card_stocked(info.card_no, audit=audited(
         actor.name, "card.wipe", op_id=op_id, card_no=info.card_no, desk_terminal_id=desk_terminal_id, uid=uid.hex()))
     return Stocked(op_id, uid)
@@ -474,8 +478,8 @@ async def write_tier(desk, actor, op_id, desk_terminal_id, timeout_s=None):
         if report is None or report.blocks.get(C.INFO_BLOCK) != blocks[0][1]:
             report = await _read(desk, desk_terminal_id, on.uid, on.keys, desk.read_back_timeout_s) or report
         if report is None or report.blocks.get(C.INFO_BLOCK) != blocks[0][1]:
-            raise ServiceError("card %d left desk %d before its tier was written: put it back and run the same "
-                               "command again (no value moved)" % (on.info.card_no, desk_terminal_id))
+            raise ServiceError("card %(card)d left desk %(desk)d before its tier was written: put it back and run "
+                               "the same command again (no value moved)", card=on.info.card_no, desk=desk_terminal_id)
     await desk.storage.tier_written(on.info.card_no, on.card.tier, audit=audited(
         actor.name, "card.tier_written", op_id=op_id, card_no=on.info.card_no, desk_terminal_id=desk_terminal_id,
         tier=on.card.tier, tier_before=on.info.tier))
@@ -510,7 +514,7 @@ async def stock_card(desk, actor, op_id, desk_terminal_id, uid_hex):
     except ValueError:
         uid = b""
     if len(uid) not in (4, 7):
-        raise ServiceError("a card UID is 4 or 7 bytes in hex (8 or 14 digits), not %r" % (uid_hex,))
+        raise ServiceError("a card UID is 4 or 7 bytes in hex (8 or 14 digits), not %(uid)r", uid=uid_hex)
     keys = C.CardKeys(_need_keys(desk), uid)
     blank = bytes(C.BLOCK_SIZE)
     blocks = {C.INFO_BLOCK: blank, C.SLOT_BLOCKS[0]: blank, C.SLOT_BLOCKS[1]: blank,
@@ -519,8 +523,8 @@ async def stock_card(desk, actor, op_id, desk_terminal_id, uid_hex):
     await desk.write_card(desk_terminal_id, uid, blocks, actor=actor.name)
     report = await _read(desk, desk_terminal_id, uid, keys, desk.read_back_timeout_s)
     if report is None or report.status != D.DESK_OK:
-        raise ServiceError("card %s was written but does not open with its new keys: put it on desk %d again"
-                           % (uid.hex(), desk_terminal_id))
+        raise ServiceError("card %(uid)s was written but does not open with its new keys: put it on desk %(desk)d "
+                           "again", uid=uid.hex(), desk=desk_terminal_id)
     await desk.storage.audit(actor.name, "card.stock", op_id=op_id, desk_terminal_id=desk_terminal_id,
                              uid=uid.hex())
     return Stocked(op_id, uid)
@@ -550,7 +554,7 @@ async def _keep(desk, actor, op, request):
     except NoOpenShift:     # checked in the transaction that keeps it: no close can slip between
         raise shifts.no_shift(op.desk_terminal_id) from None
     except ValueError as exc:
-        raise ServiceError(str(exc)) from None
+        raise ServiceError.of(exc) from None
     if kept.request != request:
         _refuse_reuse(kept)
     return kept
@@ -598,12 +602,12 @@ async def _settle(desk, actor, op, write):
     if landed is False:
         await desk.storage.fail_desk_operation(op.op_id, "the card was not written", audit=audited(
             actor.name, "desk.failed", op_id=op.op_id, kind=op.kind))
-        raise ServiceError("card %s does not hold operation %s (the card left desk %d before it was written): "
-                           "nothing was charged; put the card on the desk and try again" % (
-                               op.card_no, op.op_id, op.desk_terminal_id))
-    raise ServiceError("operation %s is pending: desk %d did not show whether card %s holds the write. Put the card "
-                       "back on the desk and retry with the same operation id: the card is read, never charged "
-                       "twice" % (op.op_id, op.desk_terminal_id, op.card_no))
+        raise ServiceError("card %(card)s does not hold operation %(op_id)s (the card left desk %(desk)d before it "
+                           "was written): nothing was charged; put the card on the desk and try again",
+                           card=op.card_no, op_id=op.op_id, desk=op.desk_terminal_id)
+    raise ServiceError("operation %(op_id)s is pending: desk %(desk)d did not show whether card %(card)s holds the "
+                       "write. Put the card back on the desk and retry with the same operation id: the card is read, "
+                       "never charged twice", op_id=op.op_id, desk=op.desk_terminal_id, card=op.card_no)
 
 
 def _slot_written(op):
@@ -683,6 +687,7 @@ async def _post_one(desk, actor, op, time_s):
         card_no=op.card_no, amount_cents=op.amount_cents, bonus_cents=op.bonus_cents, fee_cents=op.fee_cents,
         deposit_cents=op.deposit_cents, desk_terminal_id=op.desk_terminal_id))
     if result.counts[RecordStatus.APPLIED] != 1:
-        raise ServiceError("the hub refused the %s record of card %d (%s): operation %s stays pending; tell the "
-                           "park's technician" % (op.kind, op.card_no, result.quarantined, op.op_id))
+        raise ServiceError("the hub refused the %(kind)s record of card %(card)d (%(reason)s): operation %(op_id)s "
+                           "stays pending; tell the park's technician", kind=op.kind, card=op.card_no,
+                           reason=result.quarantined, op_id=op.op_id)
     return DeskDone(await desk.storage.desk_operation(op.op_id))

@@ -49,8 +49,8 @@ async def card_on_desk(desk, actor, desk_terminal_id, timeout_s=None):
     if report is not None and report.status == D.DESK_NOT_OURS:
         return OnDesk(uid, BLANK)     # the park's key B does not open it: a card from the box
     if report is None or report.status != D.DESK_OK or len(report.blocks) != len(_STOCK_BLOCKS):
-        raise ServiceError("the card left desk %d before it was read: put it back on the desk and read it again"
-                           % desk_terminal_id)
+        raise ServiceError("the card left desk %(desk)d before it was read: put it back on the desk and read it "
+                           "again", desk=desk_terminal_id)
     if report.blocks[C.INFO_BLOCK] == bytes(C.BLOCK_SIZE):
         return OnDesk(uid, STOCK)
     store = desk.storage

@@ -68,12 +68,15 @@ async def _lost(storage, card_no):
         return loss
     if loss is not None and loss.state == member_store.REPLACED:
         replaced = await storage.replacement(old_card_no=card_no)
-        raise ServiceError("card %d was replaced already, by card %d: nothing was written" % (
-            card_no, replaced.new_card_no))
+        raise ServiceError("card %(card)d was replaced already, by card %(new_card)d: nothing was written",
+                           card=card_no, new_card=replaced.new_card_no)
     if await storage.card(card_no) is None:
-        raise ServiceError("card %d was never issued here: check the number" % card_no)
-    raise ServiceError("card %d is not reported lost%s: report it first (`parkcard card lost %d`), which "
-                       "blacklists it" % (card_no, " (it was found)" if loss is not None else "", card_no))
+        raise ServiceError("card %(card)d was never issued here: check the number", card=card_no)
+    if loss is not None:
+        raise ServiceError("card %(card)d is not reported lost (it was found): report it first (`parkcard card lost "
+                           "%(card)d`), which blacklists it", card=card_no)
+    raise ServiceError("card %(card)d is not reported lost: report it first (`parkcard card lost %(card)d`), which "
+                       "blacklists it", card=card_no)
 
 
 async def hold_now(storage, settings, loss, balance_cents):

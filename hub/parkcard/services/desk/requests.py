@@ -35,8 +35,8 @@ async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
     operations.check_op_id(op_id)
     desks = [t for t in await store.terminals(desk_terminal_id) if t.role == frames.ROLE_DESK]
     if not desks:       # refused now: the running hub would only find out after its order timed out
-        raise ServiceError("terminal %d is not a desk terminal of this park: give --desk the number on your desk "
-                           "terminal (see `parkcard terminals`)" % desk_terminal_id)
+        raise ServiceError("terminal %(terminal)d is not a desk terminal of this park: give --desk the number on "
+                           "your desk terminal (see `parkcard terminals`)", terminal=desk_terminal_id)
     if privilege not in (CARD_STOCK, MEMBERS):     # a money operation: refused now at a desk with no open shift
         await shifts.check_own_shift(store, actor, desk_terminal_id)
         await shifts.checked_pay(store, params.get("pay", shifts.S.CASH))
@@ -45,8 +45,9 @@ async def queue(store, actor, kind, desk_terminal_id, op_id, **params):
                                             audit=audited(actor.name, "desk.request", op_id=op_id, kind=kind,
                                                           desk_terminal_id=desk_terminal_id))
     if (stored.kind, stored.desk_terminal_id, stored.params) != (kind, desk_terminal_id, args):
-        raise ServiceError("operation id %s was used for another request (%s at desk %d, %s): a new operation needs "
-                           "a new id" % (op_id, stored.kind, stored.desk_terminal_id, stored.params))
+        raise ServiceError("operation id %(op_id)s was used for another request (%(kind)s at desk %(desk)d, "
+                           "%(params)s): a new operation needs a new id", op_id=op_id, kind=stored.kind,
+                           desk=stored.desk_terminal_id, params=stored.params)
     await actor.told(notify.CARD_REQUESTS)
     return stored
 
