@@ -13,7 +13,7 @@ import json
 from fastapi.responses import StreamingResponse
 
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import LIVE_STREAMS_MAX, gettext, render, state
+from parkcard.web.pages import LIVE_STREAMS_MAX, gettext, refused_text, render, state
 
 # A busy hub commits many batches a second: a stream reads at most this often, whatever woke it, so that
 # many open pages cost the ingest loop a bounded number of reads.
@@ -27,7 +27,7 @@ async def live_events(request, session, event, read, refresh_s):
     try:
         first = await read()            # refused here, before the stream starts
     except ServiceError as exc:
-        return render(request, "refused.html", session, status=403, message=str(exc))
+        return render(request, "refused.html", session, status=403, message=refused_text(request, session, exc))
     if web.live_streams >= LIVE_STREAMS_MAX:
         web.live_streams_refused += 1
         return render(request, "refused.html", session, status=503, message=gettext(
