@@ -8,8 +8,9 @@ service method checks them with Bound.check before anything is stored.
 
 import click
 
-from parkcard.domain.explained import Explained
 from protocol import card, config, hub_frames
+
+from parkcard.domain.explained import Explained
 
 NAME_LENGTH_MAX = 64           # terminal and merchant names: one line of a table
 
