@@ -41,6 +41,7 @@ TRANSLATED = (
     "services/gates.py",
     "services/inputs.py",
     "services/items.py",
+    "services/losses.py",
     "services/members.py",
     "services/merchants.py",
     "services/monitoring.py",
