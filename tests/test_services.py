@@ -5,6 +5,7 @@ import asyncio
 import inspect
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from protocol import frames
@@ -13,11 +14,14 @@ import parkcard.cli
 import parkcard.services
 from parkcard.app import Hub
 from parkcard.cli import main
+from parkcard.money import AmountError, parse_amount
 from parkcard.oplog import OpLog, log_path_for
-from parkcard.services import merchants, terminals
-from parkcard.services.privileges import Actor
+from parkcard.services import inputs, merchants, terminals
+from parkcard.services.errors import Refusal
+from parkcard.services.privileges import Actor, ServiceError
 from parkcard.store import open_store
 from parkcard.store.sqlite import SqliteStore
+from parkcard.web import i18n
 
 MERCHANT_ID, TERMINAL_ID, CARD_NO = 3, 7, 100001
 
@@ -111,3 +115,19 @@ def test_the_cli_and_the_running_hub_write_the_same_audit_entries(tmp_path, monk
                                                 "blacklist.add", "blacklist.remove",
                                                 "merchant.set"]
     assert cli == hub
+
+
+def test_a_refusal_words_the_range_it_names_and_the_reason_it_gives_in_the_pages_language():
+    zh = i18n.translations("zh_Hans").gettext
+    with pytest.raises(Refusal) as refused:
+        inputs.checked(card_no=0)
+    assert refused.value.code == "out_of_range" and str(refused.value) == \
+        "0 is out of range: a card number is a whole number from 1 to 4294967295 (32 bits on the card and the wire)"
+    assert refused.value.worded(zh) == "0 超出范围：卡号是 1 到 4294967295 之间的整数（卡上和传输中占 32 位）"
+    with pytest.raises(AmountError) as typed:
+        parse_amount("1.005", "CNY")
+    said = ServiceError("%(problem)s: nothing changed", problem=typed.value)
+    assert str(said) == "'1.005' is not an amount in CNY: digits with at most 2 decimals, e.g. 12.50: nothing changed"
+    assert said.worded(zh) == "'1.005' 不是 CNY 金额：请填写数字，最多 2 位小数，例如 12.50：未作更改"
+    assert ServiceError.of(typed.value).worded(zh) == "'1.005' 不是 CNY 金额：请填写数字，最多 2 位小数，例如 12.50"
+    assert said.worded(lambda message: message) == str(said)        # English: the same words as str()

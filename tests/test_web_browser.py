@@ -418,6 +418,9 @@ def test_a_price_list_is_edited_version_by_version_in_both_languages(page, park)
     send(page, "#item-set", code="2", name="Half a cent", price="0.005")
     assert "not an amount in CNY" in page.inner_text(".flash.error")
     assert page.locator("#items tr[data-item]").count() == 1          # nothing changed
+    send(page, "#item-set", code="7", name="Wafer")                   # a new item without its price
+    assert page.inner_text(".flash.error") == \
+        "merchant %d has no item 7 yet: give its --name and --price" % MERCHANT_ICE
     page.click("#free-amount button")
     assert "Keyed amounts are allowed: price list version 3." in page.inner_text(".flash")
     send(page, "#bearer", bearer="merchant")
@@ -431,6 +434,8 @@ def test_a_price_list_is_edited_version_by_version_in_both_languages(page, park)
     in_chinese(page)
     page.goto("/prices?merchant=%d" % MERCHANT_ICE)
     assert page.inner_text("h1") == "价目表"
+    send(page, "#item-set", code="7", name="Wafer")                   # the service's refusal, in the page's language
+    assert page.inner_text(".flash.error") == "商户 %d 还没有商品 7：请给出其 --name 和 --price" % MERCHANT_ICE
     shot(page, "prices-zh")
 
 

@@ -762,7 +762,7 @@ class Hub:
         """
         state = self.registry.get(desk_terminal_id)
         if state is None or state.role != frames.ROLE_DESK:
-            raise ServiceError("terminal %d is not a registered desk terminal" % desk_terminal_id)
+            raise ServiceError("terminal %(terminal)d is not a registered desk terminal", terminal=desk_terminal_id)
         request_id = next(self._card_write_ids) & 0xFFFFFFFF
         done = asyncio.get_running_loop().create_future()
         self._card_writes[request_id] = (desk_terminal_id, bytes(uid), done)
@@ -772,14 +772,19 @@ class Hub:
             try:
                 status, block = await asyncio.wait_for(done, timeout_s)
             except asyncio.TimeoutError:
-                raise ServiceError("desk terminal %d did not write the card within %d s: is it online, and was the "
-                               "card presented?" % (desk_terminal_id, timeout_s)) from None
+                raise ServiceError("desk terminal %(terminal)d did not write the card within %(seconds)d s: is it "
+                                   "online, and was the card presented?", terminal=desk_terminal_id,
+                                   seconds=timeout_s) from None
         finally:
             self._card_writes.pop(request_id, None)
         if status != card_write.CARD_OK:
-            reason = {card_write.CARD_NOT_BLANK: "not a blank card"}.get(status, "the card left during the write")
-            raise ServiceError("desk terminal %d could not write the card (%s, block %d): present a blank card and "
-                           "try again" % (desk_terminal_id, reason, block))
+            if status == card_write.CARD_NOT_BLANK:
+                raise ServiceError("desk terminal %(terminal)d could not write the card (not a blank card, block "
+                                   "%(block)d): present a blank card and try again", terminal=desk_terminal_id,
+                                   block=block)
+            raise ServiceError("desk terminal %(terminal)d could not write the card (the card left during the write, "
+                               "block %(block)d): present a blank card and try again", terminal=desk_terminal_id,
+                               block=block)
         await self.audit(actor, "card.written", desk_terminal_id=desk_terminal_id, uid=bytes(uid),
                          blocks=len(blocks))
 
@@ -803,8 +808,8 @@ class Hub:
             raise
         state = await self._settle_admin_card(issued.card_no, True, request_id, None, actor)
         if state != AdminCardState.WRITTEN:
-            raise ServiceError("admin card %d was written but its request was cancelled: it is abandoned and "
-                           "authorises no terminal" % issued.card_no)
+            raise ServiceError("admin card %(card)d was written but its request was cancelled: it is abandoned and "
+                               "authorises no terminal", card=issued.card_no)
         return issued
 
     # -- tickets and gates
@@ -847,9 +852,9 @@ class Hub:
                                             desk_protocol.KEY_B, sale.key_b, sale.rewrite, timeout_s)
         wanted = dict(sale.rewrite)     # the last bytes asked of each block
         if report.status != desk_protocol.DESK_OK or any(report.blocks.get(b) != d for b, d in wanted.items()):
-            raise ServiceError("desk terminal %d did not write card %d's new ticket (status %d): the card holds "
-                               "no valid ticket now; keep it on the desk and sell again"
-                               % (desk_terminal_id, sale.card_no, report.status))
+            raise ServiceError("desk terminal %(terminal)d did not write card %(card)d's new ticket (status "
+                               "%(status)d): the card holds no valid ticket now; keep it on the desk and sell again",
+                               terminal=desk_terminal_id, card=sale.card_no, status=report.status)
 
     async def _settle_admin_card(self, card_no, written, request_id, error, actor):
         return await admin_cards.settle(self.storage, self.actor(actor), card_no, written, request_id, error)

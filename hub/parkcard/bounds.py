@@ -10,11 +10,18 @@ import click
 
 from protocol import card, config, hub_frames
 
+from parkcard.domain.explained import Explained
+
 NAME_LENGTH_MAX = 64           # terminal and merchant names: one line of a table
 
 
-class BoundError(ValueError):
+class BoundError(Explained):
     """An input outside its limit; the message says what is allowed."""
+
+    def worded(self, gettext):
+        """The message in the language of gettext, the input's name and the reason for its range too."""
+        return gettext(self.message) % {name: gettext(value) if name in ("what", "why") else value
+                                        for name, value in self.values.items()}
 
 
 class Bound:
@@ -34,7 +41,11 @@ class Bound:
     def check(self, value):
         """Return value if it is an int within the range; raise BoundError saying what is allowed."""
         if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
-            raise BoundError("%r is out of range: %s" % (value, self.allowed()))
+            if self.why:
+                raise BoundError("%(value)r is out of range: %(what)s is a whole number from %(low)d to %(high)d "
+                                 "(%(why)s)", value=value, what=self.what, low=self.low, high=self.high, why=self.why)
+            raise BoundError("%(value)r is out of range: %(what)s is a whole number from %(low)d to %(high)d",
+                             value=value, what=self.what, low=self.low, high=self.high)
         return value
 
 
@@ -54,8 +65,8 @@ def check_name(value, what="a name"):
     """Return the name stripped; raise BoundError if it is empty, too long or more than one line."""
     name = (value or "").strip()
     if not name or len(name) > NAME_LENGTH_MAX or not name.isprintable():
-        raise BoundError("%s must be 1 to %d printable characters on one line, not %r"
-                         % (what, NAME_LENGTH_MAX, value))
+        raise BoundError("%(what)s must be 1 to %(most)d printable characters on one line, not %(value)r",
+                         what=what, most=NAME_LENGTH_MAX, value=value)
     return name
 
 

@@ -43,8 +43,8 @@ class DeskLink:
         """The registry state of a desk terminal; ServiceError when it is none."""
         state = self.registry.get(desk_terminal_id)
         if state is None or state.role != frames.ROLE_DESK or desk_terminal_id == D.DESK_SOURCE_ID:
-            raise ServiceError("terminal %d is not a registered desk terminal: register it with role desk"
-                               % desk_terminal_id)
+            raise ServiceError("terminal %(terminal)d is not a registered desk terminal: register it with role desk",
+                               terminal=desk_terminal_id)
         return state
 
     async def order(self, desk_terminal_id, op, uid, key_type, key, blocks=(), timeout_s=ORDER_TIMEOUT_S):
@@ -59,8 +59,8 @@ class DeskLink:
             try:
                 return await asyncio.wait_for(done, timeout_s)
             except asyncio.TimeoutError:
-                raise DeskUnanswered("desk terminal %d did not answer within %d s: is it online, and is the card "
-                                     "on it?" % (desk_terminal_id, timeout_s)) from None
+                raise DeskUnanswered("desk terminal %(terminal)d did not answer within %(seconds)d s: is it online, "
+                                     "and is the card on it?", terminal=desk_terminal_id, seconds=timeout_s) from None
         finally:
             self._waiters.pop(request_id, None)
 

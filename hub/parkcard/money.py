@@ -10,6 +10,8 @@ Integer arithmetic only: no float ever touches an amount.
 
 import re
 
+from parkcard.domain.explained import Explained
+
 DEFAULT_CURRENCY = "CNY"
 
 # Active ISO 4217 codes (2024 list). Currencies with no minor unit or with
@@ -27,7 +29,7 @@ _THREE_DECIMALS = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
 _SHAPE = re.compile(r"[A-Za-z]{3}\Z")
 
 
-class CurrencyError(ValueError):
+class CurrencyError(Explained):
     """Not an ISO 4217 currency code."""
 
 
@@ -35,7 +37,8 @@ def currency_code(text):
     """Return the ISO 4217 code for `text` (any case), or raise CurrencyError."""
     code = text.strip().upper()
     if not _SHAPE.match(code) or code not in _CODES:
-        raise CurrencyError("%r is not an ISO 4217 currency code (three letters, e.g. CNY, EUR, USD, HKD)" % text)
+        raise CurrencyError("%(text)r is not an ISO 4217 currency code (three letters, e.g. CNY, EUR, USD, HKD)",
+                            text=text)
     return code
 
 
@@ -67,7 +70,7 @@ def major_units(cents, currency):
     return "%s%d%s" % (sign, whole, "." + fraction if fraction else "")
 
 
-class AmountError(ValueError):
+class AmountError(Explained):
     """An amount a person typed that is not a whole number of the currency's minor units."""
 
 
@@ -82,7 +85,8 @@ def parse_amount(text, currency):
     places = decimals(currency)
     found = _AMOUNT.match((text or "").strip())
     if found is None or not found.group(0).isascii() or len(found.group(2) or "") > places:
-        raise AmountError("%r is not an amount in %s: digits with at most %d decimals, e.g. %s"
-                          % (text, currency, places, major_units(1250 * 10 ** places // 100, currency)))
+        raise AmountError("%(text)r is not an amount in %(currency)s: digits with at most %(places)d decimals, e.g. "
+                          "%(example)s", text=text, currency=currency, places=places,
+                          example=major_units(1250 * 10 ** places // 100, currency))
     whole, fraction = found.group(1), (found.group(2) or "")
     return int(whole) * 10 ** places + (int(fraction.ljust(places, "0")) if places else 0)

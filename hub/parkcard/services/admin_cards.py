@@ -46,7 +46,7 @@ def checked_uid(uid):
     """The UID as bytes; ServiceError unless it is 4 or 7 bytes (MIFARE single or double size)."""
     uid = bytes(uid)
     if len(uid) not in (4, 7):
-        raise ServiceError("a card UID is 4 or 7 bytes, not %d" % len(uid))
+        raise ServiceError("a card UID is 4 or 7 bytes, not %(size)d", size=len(uid))
     return uid
 
 
@@ -54,8 +54,8 @@ async def _desk_terminal(store, desk_terminal_id):
     """ServiceError unless desk_terminal_id is a registered desk terminal."""
     rows = await store.terminals(desk_terminal_id)
     if not rows or rows[0].role != frames.ROLE_DESK:
-        raise ServiceError("terminal %d is not a registered desk terminal: admin cards are issued at a desk "
-                           "(see `parkcard terminals`)" % desk_terminal_id)
+        raise ServiceError("terminal %(terminal)d is not a registered desk terminal: admin cards are issued at a desk "
+                           "(see `parkcard terminals`)", terminal=desk_terminal_id)
 
 
 @requires(ADMIN_CARDS)
@@ -98,7 +98,7 @@ async def issue(store, actor, park_keys, transport_key, desk_terminal_id, uid, d
                 actor.name, "admin_card.issue", when=lambda _: True, extra=lambda no: dict(card_no=no), uid=uid,
                 desk=bool(desk), desk_terminal_id=desk_terminal_id))
     except ValueError as exc:  # every admin card number is taken (numbers are never reused)
-        raise ServiceError(str(exc)) from None
+        raise ServiceError.of(exc) from None
     nonce = secrets.token_bytes(admin_card.NONCE_SIZE)
     blocks = admin_card.seal(transport_key, park_keys, card_no, uid, nonce, desk=desk)
     trailers = admin_card.trailer_blocks(transport_key, park_keys, uid, desk=desk)
@@ -124,7 +124,7 @@ async def revoke(store, actor, card_no, reason):
         revoked = await store.revoke_admin_card(card_no, reason, audit=audited(
             actor.name, "admin_card.revoke", card_no=card_no, reason=reason))
     except ValueError as exc:
-        raise ServiceError("%s (see `parkcard admin-card list`)" % exc) from None
+        raise ServiceError("%(problem)s (see `parkcard admin-card list`)", problem=exc) from None
     if revoked:
         log.info("event=admin_card_revoked card_no=%d reason=%r actor=%s", card_no, reason, actor.name)
     return revoked

@@ -28,8 +28,10 @@ def checked_scopes(scopes):
     scopes = sorted(set(scopes))
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:
-        raise Refusal("unknown_scope", "%s: give one or more of %s" % (
-            "unknown scope %s" % ", ".join(unknown) if unknown else "no scope", ", ".join(sorted(SCOPES))))
+        if not unknown:
+            raise Refusal("unknown_scope", "no scope: give one or more of %(scopes)s", scopes=", ".join(sorted(SCOPES)))
+        raise Refusal("unknown_scope", "unknown scope %(unknown)s: give one or more of %(scopes)s",
+                      unknown=", ".join(unknown), scopes=", ".join(sorted(SCOPES)))
     return scopes
 
 
@@ -43,7 +45,8 @@ async def create(store, actor, name, scopes):
         key_id = await store.add_api_key(name, secret_hash(secret), " ".join(scopes), actor.name, audit=audited(
             actor.name, "apikey.create", when=lambda _: True, name=name, scopes=scopes))
     except ValueError as exc:
-        raise Refusal("api_key_exists", "%s: pick another name (see `parkcard apikey list`)" % exc) from None
+        raise Refusal("api_key_exists", "%(problem)s: pick another name (see `parkcard apikey list`)",
+                      problem=exc) from None
     return key_id, secret
 
 
@@ -59,7 +62,7 @@ async def revoke(store, actor, name):
     try:
         return await store.revoke_api_key(name, actor.name, audit=audited(actor.name, "apikey.revoke", name=name))
     except ValueError as exc:
-        raise Refusal("api_key_not_found", "%s (see `parkcard apikey list`)" % exc) from None
+        raise Refusal("api_key_not_found", "%(problem)s (see `parkcard apikey list`)", problem=exc) from None
 
 
 async def authenticate(store, secret, tell=None):
@@ -88,5 +91,6 @@ class ApiKeyActor(Actor):
         self.checked.append(privilege)
         if privilege not in self.privileges:
             needed = sorted(s for s, granted in SCOPES.items() if privilege in granted)
-            raise Refusal("scope_missing", "API key %r may not do this: it needs scope %s (it has %s)"
-                          % (self.key.name, " or ".join(needed), ", ".join(self.scopes)))
+            raise Refusal("scope_missing", "API key %(key)r may not do this: it needs scope %(needed)s (it has "
+                                           "%(scopes)s)", key=self.key.name, needed=" or ".join(needed),
+                          scopes=", ".join(self.scopes))

@@ -26,8 +26,9 @@ async def add(store, actor, card_no, reason, force=False):
         version = await store.blacklist_change(card_no, reason, add=True, issued_only=not force, audit=audited(
             actor.name, "blacklist.add", card_no=card_no, reason=reason, extra=version_detail))
     except NotIssued as exc:
-        raise Refusal("card_not_issued", "%s: nothing changed; check the number (`parkcard blacklist` lists the listed ones), "
-                           "or pass --force to blacklist a card from elsewhere" % exc) from None
+        raise Refusal("card_not_issued", "%(problem)s: nothing changed; check the number (`parkcard blacklist` lists "
+                                         "the listed ones), or pass --force to blacklist a card from elsewhere",
+                      problem=exc) from None
     return await announce(actor, version)
 
 

@@ -23,8 +23,8 @@ GRANT_ID_MAX = 100
 def _reason(reason):
     text = (reason or "").strip()
     if not text or len(text) > REASON_LENGTH_MAX or not text.isprintable():
-        raise Refusal("bad_reason", "give a reason of 1 to %d printable characters on one line (what the credit "
-                                    "is for: the card holder and the audit log read it)" % REASON_LENGTH_MAX)
+        raise Refusal("bad_reason", "give a reason of 1 to %(most)d printable characters on one line (what the credit "
+                                    "is for: the card holder and the audit log read it)", most=REASON_LENGTH_MAX)
     return text
 
 
@@ -44,23 +44,23 @@ async def grant_credit(store, actor, card_no, amount_cents, reason, source=accou
     checked(card_no=card_no, amount_cents=amount_cents)
     if grant_id is not None and not (isinstance(grant_id, str) and 1 <= len(grant_id) <= GRANT_ID_MAX
                                      and grant_id.isprintable()):
-        raise Refusal("bad_grant_id", "a grant id is 1 to %d printable characters: make one per grant and send it "
-                                      "again only to retry that grant" % GRANT_ID_MAX)
+        raise Refusal("bad_grant_id", "a grant id is 1 to %(most)d printable characters: make one per grant and send "
+                                      "it again only to retry that grant", most=GRANT_ID_MAX)
     reason = _reason(reason)
     if not ledger.credit_source_ok(source):
-        raise Refusal("bad_source", "%r cannot fund a credit: use %s or hold:<card number>"
-                      % (source, " or ".join(ledger.CREDIT_SOURCES)))
+        raise Refusal("bad_source", "%(source)r cannot fund a credit: use %(sources)s or hold:<card number>",
+                      source=source, sources=" or ".join(ledger.CREDIT_SOURCES))
     if desk_terminal_id is not None and source != accounts.CASH:
-        raise Refusal("bad_source", "a credit paid at a desk is paid in cash there: leave --desk out for %s"
-                      % source)
+        raise Refusal("bad_source", "a credit paid at a desk is paid in cash there: leave --desk out for %(source)s",
+                      source=source)
     if card_no in await store.blacklist_cards():
         replaced = await store.replacement(old_card_no=card_no)
         if replaced is not None:
-            raise Refusal("card_blacklisted", "card %d was lost and replaced by card %d: grant the credit to card %d "
-                                              "(nothing was granted)" % (card_no, replaced.new_card_no,
-                                                                         replaced.new_card_no))
-        raise Refusal("card_blacklisted", "card %d is blacklisted: no terminal would serve it; grant the credit "
-                                          "to its replacement" % card_no)
+            raise Refusal("card_blacklisted", "card %(card)d was lost and replaced by card %(new_card)d: grant the "
+                                              "credit to card %(new_card)d (nothing was granted)", card=card_no,
+                          new_card=replaced.new_card_no)
+        raise Refusal("card_blacklisted", "card %(card)d is blacklisted: no terminal would serve it; grant the credit "
+                                          "to its replacement", card=card_no)
     try:
         credit = await store.add_pending_credit(card_no, amount_cents, reason, source, actor.name, audit=audited(
             actor.name, "credit.grant", when=lambda c: not isinstance(c, GrantedBefore), card_no=card_no,
@@ -69,15 +69,15 @@ async def grant_credit(store, actor, card_no, amount_cents, reason, source=accou
     except NoOpenShift:
         raise shifts.no_shift(desk_terminal_id) from None
     except ShiftOfAnother as exc:
-        raise Refusal("not_your_shift", str(exc)) from None
+        raise Refusal.of(exc, "not_your_shift") from None
     except NotIssued:
-        raise Refusal("card_not_issued", "card %d was never issued here: check the number (nothing was granted)"
-                      % card_no) from None
+        raise Refusal("card_not_issued", "card %(card)d was never issued here: check the number (nothing was "
+                                         "granted)", card=card_no) from None
     except GrantIdReused as exc:
-        raise Refusal("grant_id_reused", "%s, not this one: nothing was granted; make a new grant id for a new "
-                                         "grant" % exc) from None
+        raise Refusal("grant_id_reused", "%(problem)s, not this one: nothing was granted; make a new grant id for a "
+                                         "new grant", problem=exc) from None
     except ValueError as exc:
-        raise Refusal("too_many_credits", "%s: nothing was granted" % exc) from None
+        raise Refusal("too_many_credits", "%(problem)s: nothing was granted", problem=exc) from None
     if not isinstance(credit, GrantedBefore):
         await actor.told(notify.CREDITS)
     return credit
@@ -98,8 +98,8 @@ async def cancel_credit(store, actor, card_no, credit_no):
         amount = await store.cancel_pending_credit(card_no, credit_no, audit=audited(
             actor.name, "credit.cancel", when=lambda _: True, card_no=card_no, credit_no=credit_no))
     except NotCancellable as exc:
-        raise Refusal("credit_not_cancellable", "%s: only a credit still `granted` (no terminal has it yet) can be "
-                                                "cancelled; a sent one lands at the card's next tap, refund it "
-                                                "at the desk after" % exc) from None
+        raise Refusal("credit_not_cancellable", "%(problem)s: only a credit still `granted` (no terminal has it yet) "
+                                                "can be cancelled; a sent one lands at the card's next tap, refund it "
+                                                "at the desk after", problem=exc) from None
     await actor.told(notify.CREDITS)
     return amount

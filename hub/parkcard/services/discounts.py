@@ -45,7 +45,7 @@ async def set_tier(store, actor, tier, sale_bp=None, total_bp=None):
         if total_bp is not None:
             park.total_bp[tier] = total_bp
     if not 0 <= tier < TIERS_MAX:
-        raise Refusal("out_of_range", "tier %r: the card's tier is 0..%d" % (tier, TIERS_MAX - 1))
+        raise Refusal("out_of_range", "tier %(tier)r: the card's tier is 0..%(most)d", tier=tier, most=TIERS_MAX - 1)
     return await _change(store, actor, change, "discount.tier", tier=tier, sale_bp=sale_bp, total_bp=total_bp)
 
 
@@ -79,7 +79,8 @@ async def bearer(store, actor, merchant_id):
     """Return who bears the merchant's discounts: 'park' or 'merchant'."""
     found = await store.discount_bearer(merchant_id)
     if found is None:
-        raise Refusal("merchant_not_found", "there is no merchant %d (see `parkcard merchant list`)" % merchant_id)
+        raise Refusal("merchant_not_found", "there is no merchant %(merchant)d (see `parkcard merchant list`)",
+                      merchant=merchant_id)
     return found
 
 
@@ -88,13 +89,13 @@ async def set_bearer(store, actor, merchant_id, bearer):
     """Set who bears the merchant's discounts for sales applied from now on (SPEC.md §7.5); return the one before."""
     checked(merchant_id=merchant_id)
     if bearer not in DISCOUNT_BEARERS:
-        raise Refusal("out_of_range", "the discount is borne by one of %s, not %r" % (", ".join(DISCOUNT_BEARERS),
-                                                                                     bearer))
+        raise Refusal("out_of_range", "the discount is borne by one of %(bearers)s, not %(bearer)r",
+                      bearers=", ".join(DISCOUNT_BEARERS), bearer=bearer)
     try:
         was = await store.set_discount_bearer(merchant_id, bearer, audit=audited(
             actor.name, "discount.bearer", when=lambda was: was != bearer, merchant_id=merchant_id, bearer=bearer))
     except ValueError as exc:
-        raise Refusal("merchant_not_found", "%s (see `parkcard merchant list`)" % exc) from None
+        raise Refusal("merchant_not_found", "%(problem)s (see `parkcard merchant list`)", problem=exc) from None
     if was != bearer:
         await actor.told(notify.TERMINALS)    # the ledger posts by the bearer: the hub reloads the merchant's terminals
     return was
@@ -114,7 +115,7 @@ async def _change(store, actor, change, action, **detail):
     try:
         park.check()
     except RulesError as exc:
-        raise Refusal("out_of_range", "%s: nothing changed" % exc) from None
+        raise Refusal("out_of_range", "%(problem)s: nothing changed", problem=exc) from None
     return await versions.add_next(store.add_discount_rules, actor, version, _to_json(park), notify.PRICES, action,
                                    **{k: v for k, v in detail.items() if v is not None})
 

@@ -1,5 +1,6 @@
 """Service refusals with a stable code, which the API sends as `{"error": {"code": ..., "message": ...}}`."""
 
+from parkcard.domain.explained import Explained
 from parkcard.services.privileges import ServiceError
 
 REFUSED = "refused"     # the code of a ServiceError that names none
@@ -12,6 +13,13 @@ class Refusal(ServiceError):
         """code: the stable code; message and values: as ServiceError's."""
         super().__init__(message, **values)
         self.code = code
+
+    @classmethod
+    def of(cls, exc, code=REFUSED):
+        """The Refusal with code that says what exc (a rule's refusal) says, in every language when exc is
+        Explained."""
+        made = cls(code, exc.message, **exc.values) if isinstance(exc, Explained) else cls(code, str(exc))
+        return cls._saying(exc, made)
 
 
 def code_of(exc):

@@ -23,17 +23,17 @@ async def configure(store, actor, terminal_id, direction, area=0, reentry="after
     """Set a gate terminal's config (names as in DIRECTIONS_BY_NAME, REENTRY_BY_NAME); return its new version."""
     rows = await store.terminals(terminal_id)
     if not rows or rows[0].role != frames.ROLE_GATE:
-        raise Refusal("not_a_gate", "terminal %d is not a registered gate terminal (see `parkcard terminals`)"
-                      % terminal_id)
+        raise Refusal("not_a_gate", "terminal %(terminal)d is not a registered gate terminal (see `parkcard "
+                                    "terminals`)", terminal=terminal_id)
     if direction not in DIRECTIONS_BY_NAME:
-        raise Refusal("gate_config", "direction is one of %s" % ", ".join(DIRECTIONS_BY_NAME))
+        raise Refusal("gate_config", "direction is one of %(names)s", names=", ".join(DIRECTIONS_BY_NAME))
     if reentry not in REENTRY_BY_NAME:
-        raise Refusal("gate_config", "the re-entry rule is one of %s" % ", ".join(REENTRY_BY_NAME))
+        raise Refusal("gate_config", "the re-entry rule is one of %(names)s", names=", ".join(REENTRY_BY_NAME))
     known = {p.id for p in await store.ticket_products()}
     unknown = sorted(set(products) - known)
     if unknown:
-        raise Refusal("ticket_product_not_found", "no ticket product %s (see `parkcard ticket product list`)"
-                      % ", ".join(map(str, unknown)))
+        raise Refusal("ticket_product_not_found", "no ticket product %(products)s (see `parkcard ticket product list`)",
+                      products=", ".join(map(str, unknown)))
     if not products:
         raise Refusal("gate_config", "a gate accepts at least one ticket product")
     cfg = t.GateConfig(0, DIRECTIONS_BY_NAME[direction], area, REENTRY_BY_NAME[reentry], reentry_min, reset_s,
@@ -41,7 +41,7 @@ async def configure(store, actor, terminal_id, direction, area=0, reentry="after
     try:
         cfg.encode()
     except Exception as exc:  # noqa: BLE001 - protocol.errors.Malformed: the bounds of SPEC.md §5.8
-        raise Refusal("gate_config", "%s: nothing changed" % exc) from None
+        raise Refusal("gate_config", "%(problem)s: nothing changed", problem=exc) from None
     version = await store.set_gate(terminal_id, cfg.direction, area, cfg.reentry, reentry_min, reset_s,
                                    sorted(set(products)), audit=audited(
                                        actor.name, "gate.configure", when=lambda _: True,

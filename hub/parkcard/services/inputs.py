@@ -17,4 +17,4 @@ def checked(name=None, **values):
                 _BOUNDS[key].check(value)
         return None if name is None else bounds.check_name(name)
     except bounds.BoundError as exc:
-        raise Refusal("out_of_range", str(exc)) from None
+        raise Refusal.of(exc, "out_of_range") from None

@@ -30,8 +30,9 @@ async def listing(store, actor, merchant_id, version=None):
     checked(merchant_id=merchant_id)
     found = await store.price_list(merchant_id, version)
     if found is None and version is not None:
-        raise Refusal("price_list_not_found", "merchant %d has no price list version %d (see `parkcard item versions "
-                                              "--merchant %d`)" % (merchant_id, version, merchant_id))
+        raise Refusal("price_list_not_found", "merchant %(merchant)d has no price list version %(version)d (see "
+                                              "`parkcard item versions --merchant %(merchant)d`)", merchant=merchant_id,
+                      version=version)
     return found, entries_of(found)
 
 
@@ -55,8 +56,8 @@ async def set_item(store, actor, merchant_id, code, name=None, price_cents=None,
     items = entries_of(current)
     before = next((i for i in items if i.code == code), None)
     if before is None and (name is None or price_cents is None):
-        raise Refusal("item_incomplete", "merchant %d has no item %d yet: give its --name and --price"
-                      % (merchant_id, code))
+        raise Refusal("item_incomplete", "merchant %(merchant)d has no item %(item)d yet: give its --name and --price",
+                      merchant=merchant_id, item=code)
     base = before or Item(code, name, price_cents)
     after = Item(code, base.name if name is None else name.strip(),
                  base.price_cents if price_cents is None else price_cents,
@@ -65,10 +66,10 @@ async def set_item(store, actor, merchant_id, code, name=None, price_cents=None,
     try:
         hub_price_list.item_entry(after)
     except Malformed as exc:
-        raise Refusal("out_of_range", "%s: nothing changed" % exc) from None
+        raise Refusal("out_of_range", "%(problem)s: nothing changed", problem=exc) from None
     items = sorted([i for i in items if i.code != code] + [after], key=lambda i: i.code)
     if len(items) > ITEMS_MAX:
-        raise Refusal("out_of_range", "a price list holds at most %d items: remove one first" % ITEMS_MAX)
+        raise Refusal("out_of_range", "a price list holds at most %(most)d items: remove one first", most=ITEMS_MAX)
     detail = dict(merchant_id=merchant_id, code=code, name=after.name, price_cents=after.price_cents,
                   category=after.category, active=after.active, member_only=after.member_only)
     version = await _publish(store, actor, merchant_id, current, items, "item.set", detail)
@@ -82,8 +83,8 @@ async def remove_item(store, actor, merchant_id, code):
     current = await store.price_list(merchant_id)
     items = entries_of(current)
     if not any(i.code == code for i in items):
-        raise Refusal("item_not_found", "merchant %d has no item %d (see `parkcard item list --merchant %d`)"
-                      % (merchant_id, code, merchant_id))
+        raise Refusal("item_not_found", "merchant %(merchant)d has no item %(item)d (see `parkcard item list "
+                                        "--merchant %(merchant)d`)", merchant=merchant_id, item=code)
     return await _publish(store, actor, merchant_id, current, [i for i in items if i.code != code], "item.remove",
                           dict(merchant_id=merchant_id, code=code))
 
@@ -106,10 +107,11 @@ async def _publish(store, actor, merchant_id, current, items, action, detail, fr
         version = await store.add_price_list(merchant_id, current.version if current else 0, free_amount, entries,
                                              actor.name, audit=audited(actor.name, action, extra=_version, **detail))
     except VersionMoved as exc:
-        raise Refusal("version_moved", "%s: someone changed it meanwhile; look again (`parkcard item list --merchant "
-                                       "%d`) and repeat the change" % (exc, merchant_id)) from None
+        raise Refusal("version_moved", "%(problem)s: someone changed it meanwhile; look again (`parkcard item list "
+                                       "--merchant %(merchant)d`) and repeat the change", problem=exc,
+                      merchant=merchant_id) from None
     except ValueError as exc:
-        raise Refusal("merchant_not_found", "%s (see `parkcard merchant list`)" % exc) from None
+        raise Refusal("merchant_not_found", "%(problem)s (see `parkcard merchant list`)", problem=exc) from None
     await actor.told(notify.PRICES)
     return version
 

@@ -20,8 +20,8 @@ REASON_LENGTH_MAX = 200
 def _reason(reason):
     text = (reason or "").strip()
     if not text or len(text) > REASON_LENGTH_MAX or not text.isprintable():
-        raise Refusal("bad_reason", "give a reason of 1 to %d printable characters on one line (lost, stolen ...)"
-                      % REASON_LENGTH_MAX)
+        raise Refusal("bad_reason", "give a reason of 1 to %(most)d printable characters on one line (lost, stolen "
+                                    "...)", most=REASON_LENGTH_MAX)
     return text
 
 
@@ -31,19 +31,22 @@ async def _cards_of(store, card_no, member_no):
     if card_no is not None:
         checked(card_no=card_no)
         if await store.card(card_no) is None:
-            raise Refusal("card_not_issued", "card %d was never issued here: check the number (nothing was "
-                                             "reported)" % card_no)
+            raise Refusal("card_not_issued", "card %(card)d was never issued here: check the number (nothing was "
+                                             "reported)", card=card_no)
         return card_no
     if await store.member(member_no=member_no) is None:
-        raise Refusal("member_unknown", "there is no member %s: nothing was reported" % (member_no,))
+        raise Refusal("member_unknown", "there is no member %(member)s: nothing was reported", member=member_no)
     cards = []
     for no in await store.member_cards(member_no):
         loss = await store.card_loss(no)
         if loss is None or loss.state not in (LOST, "replaced"):
             cards.append(no)
     if len(cards) != 1:
-        raise Refusal("member_cards", "member %s has %s: name the lost card by its number" % (
-            member_no, "no card in use" if not cards else "cards %s in use" % ", ".join(map(str, cards))))
+        if not cards:
+            raise Refusal("member_cards", "member %(member)s has no card in use: name the lost card by its number",
+                          member=member_no)
+        raise Refusal("member_cards", "member %(member)s has cards %(cards)s in use: name the lost card by its number",
+                      member=member_no, cards=", ".join(map(str, cards)))
     return cards[0]
 
 
@@ -57,7 +60,7 @@ async def report(store, actor, reason, card_no=None, member_no=None):
             actor.name, "card.lost", when=lambda _: True, card_no=card_no, reason=reason,
             extra=lambda r: {"blacklist_version": r[0].blacklist_version}))
     except ValueError as exc:
-        raise Refusal("card_replaced", "%s: nothing was reported" % exc) from None
+        raise Refusal("card_replaced", "%(problem)s: nothing was reported", problem=exc) from None
     await blacklist.announce(actor, version)
     return loss
 
@@ -69,15 +72,15 @@ async def unreport(store, actor, card_no, reason="found by its holder"):
     reason = _reason(reason)
     replacing = await pending_replacement(store, card_no)
     if replacing is not None:
-        raise Refusal("card_being_replaced", "card %d is being replaced (operation %s is pending): finish that "
-                                             "replacement; its balance is going to the new card" % (
-                                                 card_no, replacing.op_id))
+        raise Refusal("card_being_replaced", "card %(card)d is being replaced (operation %(op)s is pending): finish "
+                                             "that replacement; its balance is going to the new card", card=card_no,
+                      op=replacing.op_id)
     try:
         version = await store.report_found(card_no, reason, audit=audited(
             actor.name, "card.found", when=lambda _: True, card_no=card_no, reason=reason))
     except ValueError as exc:
-        raise Refusal("card_not_lost", "%s: nothing changed (a replaced card stays blacklisted: its balance is on "
-                                       "its replacement)" % exc) from None
+        raise Refusal("card_not_lost", "%(problem)s: nothing changed (a replaced card stays blacklisted: its balance "
+                                       "is on its replacement)", problem=exc) from None
     return await blacklist.announce(actor, version)
 
 

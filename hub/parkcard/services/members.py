@@ -25,16 +25,19 @@ def phone_of(text):
     """A phone number as the park keeps it (digits, an optional leading +); Refusal when it is none."""
     phone = _PHONE_SEPARATORS.sub("", str(text or ""))
     if not _PHONE.match(phone):
-        raise Refusal("bad_phone", "%r is not a phone number: give 5 to 20 digits, an optional leading + (spaces "
-                                   "and dashes are left out)" % (text,))
+        raise Refusal("bad_phone", "%(text)r is not a phone number: give 5 to 20 digits, an optional leading + "
+                                   "(spaces and dashes are left out)", text=text)
     return phone
 
 
 def _text(value, what, length_max, required=True):
     text = (value or "").strip()
     if (required and not text) or len(text) > length_max or not text.isprintable():
-        raise Refusal("bad_" + what, "give the %s as %s%d printable characters on one line" % (
-            what, "1 to " if required else "at most ", length_max))
+        if what == "name":      # the name is required, the note is not
+            raise Refusal("bad_name", "give the name as 1 to %(most)d printable characters on one line",
+                          most=length_max)
+        raise Refusal("bad_note", "give the note as at most %(most)d printable characters on one line",
+                      most=length_max)
     return text
 
 
@@ -45,7 +48,7 @@ def tier_code(tier, table=DEFAULT_TIERS):
             return table.tier(int(tier)).code
         return table.named(tier).code
     except TierError as exc:
-        raise Refusal("bad_tier", str(exc)) from None
+        raise Refusal.of(exc, "bad_tier") from None
 
 
 @requires(MEMBERS)
@@ -59,8 +62,8 @@ async def register(store, actor, name, phone, note="", tier=0):
         return await store.add_member(name, phone, note, code, audit=audited(
             actor.name, "member.add", extra=lambda m: {"member_no": m.member_no}, tier=code))
     except MemberTaken as exc:
-        raise Refusal("member_exists", "%s: nothing was added; look them up with `parkcard member show --phone %s`"
-                      % (exc, phone)) from None
+        raise Refusal("member_exists", "%(problem)s: nothing was added; look them up with `parkcard member show "
+                                       "--phone %(phone)s`", problem=exc, phone=phone) from None
 
 
 @requires(MEMBERS)
@@ -73,9 +76,9 @@ async def change_details(store, actor, member_no, name, phone, note=""):
         member = await store.set_member_details(member_no, name, phone, note, audit=audited(
             actor.name, "member.details", when=lambda m: m is not None, member_no=member_no))
     except MemberTaken as exc:
-        raise Refusal("member_exists", "%s: nothing changed" % exc) from None
+        raise Refusal("member_exists", "%(problem)s: nothing changed", problem=exc) from None
     if member is None:
-        raise Refusal("member_unknown", "there is no member %s: nothing changed" % (member_no,))
+        raise Refusal("member_unknown", "there is no member %(member)s: nothing changed", member=member_no)
     return member
 
 
@@ -87,9 +90,14 @@ async def find_member(store, actor, member_no=None, phone=None, card_no=None):
         phone = phone_of(phone)
     member = await store.member(member_no=member_no, phone=phone, card_no=card_no)
     if member is None:
-        what = ("phone %s" % phone if phone is not None else "card %d" % card_no if card_no is not None
-                else "number %s" % member_no)
-        raise Refusal("member_unknown", "no member has %s: check it, or list them with `parkcard member list`" % what)
+        if phone is not None:
+            raise Refusal("member_unknown", "no member has phone %(phone)s: check it, or list them with `parkcard "
+                                            "member list`", phone=phone)
+        if card_no is not None:
+            raise Refusal("member_unknown", "no member has card %(card)d: check it, or list them with `parkcard "
+                                            "member list`", card=card_no)
+        raise Refusal("member_unknown", "no member has number %(member)s: check it, or list them with `parkcard "
+                                        "member list`", member=member_no)
     return member
 
 
@@ -116,7 +124,7 @@ async def set_tier(store, actor, member_no, tier):
     changed = await store.set_member_tier(member_no, code, audit=audited(
         actor.name, "member.tier", when=lambda n: n is not None, member_no=member_no, tier=code))
     if changed is None:
-        raise Refusal("member_unknown", "there is no member %s: nothing changed" % (member_no,))
+        raise Refusal("member_unknown", "there is no member %(member)s: nothing changed", member=member_no)
     return changed
 
 

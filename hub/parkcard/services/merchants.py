@@ -19,8 +19,9 @@ async def add(store, actor, merchant_id, name, commission_bps, park_id=1):
             actor.name, "merchant.add", merchant_id=merchant_id, name=name, commission_bps=commission_bps,
             park_id=park_id))
     except ValueError as exc:
-        raise Refusal("merchant_exists", "%s: nothing changed; to change it: parkcard merchant set --id %d [--name NAME] "
-                           "[--commission-bps N]" % (exc, merchant_id)) from None
+        raise Refusal("merchant_exists", "%(problem)s: nothing changed; to change it: parkcard merchant set --id "
+                                         "%(merchant)d [--name NAME] [--commission-bps N]", problem=exc,
+                      merchant=merchant_id) from None
 
 
 @requires(MERCHANTS)
@@ -35,8 +36,8 @@ async def change(store, actor, merchant_id, name=None, commission_bps=None):
             actor.name, "merchant.set", when=lambda ba: ba[0] != ba[1], merchant_id=merchant_id,
             extra=_change_detail))
     except ValueError as exc:
-        raise Refusal("merchant_not_found", "%s (see `parkcard merchant list`; create it with `parkcard merchant add`)"
-                           % exc) from None
+        raise Refusal("merchant_not_found", "%(problem)s (see `parkcard merchant list`; create it with `parkcard "
+                                            "merchant add`)", problem=exc) from None
     if before != after:
         await actor.told(notify.TERMINALS)
     return before, after

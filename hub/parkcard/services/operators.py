@@ -31,8 +31,8 @@ def checked_username(username):
     """The login name in lower case; Refusal(bad_username) unless it is 1-32 of a-z 0-9 . _ - (first a-z 0-9)."""
     name = (username or "").strip().lower()
     if not USERNAME.match(name):
-        raise Refusal("bad_username", "%r is not a login name: use 1 to 32 lower-case letters, digits, '.', '_' "
-                                      "or '-', starting with a letter or digit" % (username,))
+        raise Refusal("bad_username", "%(name)r is not a login name: use 1 to 32 lower-case letters, digits, '.', "
+                                      "'_' or '-', starting with a letter or digit", name=username)
     return name
 
 
@@ -41,8 +41,10 @@ def checked_roles(roles, merchant_id):
     given = set(roles or ())
     unknown = sorted(given - set(ROLES))
     if unknown or not given:
-        raise Refusal("unknown_role", "%s: give one or more of %s" % (
-            "unknown role %s" % ", ".join(unknown) if unknown else "no role", ", ".join(ROLES)))
+        if not unknown:
+            raise Refusal("unknown_role", "no role: give one or more of %(roles)s", roles=", ".join(ROLES))
+        raise Refusal("unknown_role", "unknown role %(unknown)s: give one or more of %(roles)s",
+                      unknown=", ".join(unknown), roles=", ".join(ROLES))
     if (MERCHANT in given) != (merchant_id is not None):
         raise Refusal("merchant_role", "a merchant login needs the role merchant and its merchant (--merchant), "
                                        "and only a merchant login has a merchant")
@@ -58,7 +60,7 @@ async def _hashed(password, username):
     try:
         return await asyncio.to_thread(passwords.hash_password, password, username)
     except passwords.PasswordPolicyError as exc:
-        raise Refusal("weak_password", str(exc)) from None
+        raise Refusal.of(exc, "weak_password") from None
 
 
 async def _verified(stored_hash, password):
@@ -70,7 +72,8 @@ async def _existing(store, username):
     """The Operator named username; Refusal(operator_not_found) otherwise."""
     row = await store.operator(checked_username(username))
     if row is None:
-        raise Refusal("operator_not_found", "there is no operator %r (see `parkcard operator list`)" % username)
+        raise Refusal("operator_not_found", "there is no operator %(name)r (see `parkcard operator list`)",
+                      name=username)
     return row
 
 
@@ -78,8 +81,8 @@ async def _keeps_an_admin(store, username):
     """Refusal(last_admin) when username is the park's last active admin account."""
     admins = [o.username for o in await store.operators() if o.active and ADMIN in o.roles.split()]
     if admins == [username]:
-        raise Refusal("last_admin", "%s is the park's last active admin: give another operator the role admin "
-                                    "first" % username)
+        raise Refusal("last_admin", "%(name)s is the park's last active admin: give another operator the role admin "
+                                    "first", name=username)
 
 
 @requires(OPERATORS)
@@ -97,7 +100,8 @@ async def create_operator(store, actor, username, password, roles, display_name=
                                                                    merchant_id=merchant_id))
     except ValueError as exc:
         raise Refusal("operator_exists" if "exists" in str(exc) else "merchant_not_found",
-                      "%s (see `parkcard operator list` and `parkcard merchant list`)" % exc) from None
+                      "%(problem)s (see `parkcard operator list` and `parkcard merchant list`)",
+                      problem=exc) from None
 
 
 @requires(OPERATORS)
@@ -176,7 +180,8 @@ async def authenticate(store, username, password, tell=None):
     if row is None or not good:
         raise Refusal("wrong_login", WRONG_LOGIN)
     if not row.active:
-        raise Refusal("operator_disabled", "the account %s is disabled: ask an admin to enable it" % row.username)
+        raise Refusal("operator_disabled", "the account %(name)s is disabled: ask an admin to enable it",
+                      name=row.username)
     changes = dict(last_login_at=_now())
     if passwords.needs_rehash(row.password_hash):
         try:

@@ -21,12 +21,12 @@ async def set_currency(store, actor, park_id, currency):
     try:
         code = currency_code(currency)
     except CurrencyError as exc:
-        raise ServiceError(str(exc)) from None
+        raise ServiceError.of(exc) from None
     try:
         changed = await store.set_park_currency(park_id, code, audit=audited(
             actor.name, "park.currency", park_id=park_id, currency=code))
     except ValueError as exc:
-        raise ServiceError(str(exc)) from None
+        raise ServiceError.of(exc) from None
     return code, changed
 
 
@@ -55,7 +55,7 @@ async def set_opening_hours(store, actor, opens_min, closes_min, park_id=1):
         try:
             opens_min, closes_min = checked_hours(opens_min, closes_min)
         except OpeningHoursError as exc:
-            raise ServiceError("%s: nothing changed" % exc) from None
+            raise ServiceError("%(problem)s: nothing changed", problem=exc) from None
     return await store.set_park_opening_hours(park_id, opens_min, closes_min, audit=audited(
         actor.name, "park.opening_hours", park_id=park_id, opens_min=opens_min, closes_min=closes_min))
 
@@ -75,7 +75,7 @@ async def set_time_zone(store, actor, name, park_id=1):
     try:
         park_time.zone(name)
     except park_time.TimeZoneError as exc:
-        raise ServiceError("%s: nothing changed" % exc) from None
+        raise ServiceError("%(problem)s: nothing changed", problem=exc) from None
     changed = await store.set_park_time_zone(park_id, name, audit=audited(
         actor.name, "park.time_zone", park_id=park_id, time_zone=name))
     if changed:
@@ -100,12 +100,12 @@ async def set_session_limits(store, actor, idle_s=None, max_s=None, park_id=1):
     limits = SessionLimits(now.idle_s if idle_s is None else idle_s, now.max_s if max_s is None else max_s)
     for value in limits:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ServiceError("session limits are whole seconds, not %r: nothing changed" % (value,))
+            raise ServiceError("session limits are whole seconds, not %(value)r: nothing changed", value=value)
     if not SESSION_IDLE_MIN_S <= limits.idle_s <= limits.max_s <= SESSION_MAX_MAX_S:
-        raise ServiceError("a session may stay idle %d minutes or more, and at most as long as it may last, which is "
-                           "at most %d days (asked: idle %d min, at most %d min): nothing changed" % (
-                               SESSION_IDLE_MIN_S // 60, SESSION_MAX_MAX_S // 86400, limits.idle_s // 60,
-                               limits.max_s // 60))
+        raise ServiceError("a session may stay idle %(idle_min)d minutes or more, and at most as long as it may last, "
+                           "which is at most %(days)d days (asked: idle %(idle)d min, at most %(most)d min): nothing "
+                           "changed", idle_min=SESSION_IDLE_MIN_S // 60, days=SESSION_MAX_MAX_S // 86400,
+                           idle=limits.idle_s // 60, most=limits.max_s // 60)
     changed = await store.set_park_session_limits(park_id, limits, audit=audited(
         actor.name, "park.session_limits", park_id=park_id, idle_s=limits.idle_s, max_s=limits.max_s))
     return limits, changed
@@ -132,7 +132,8 @@ DEPOSIT_UNIT_CENTS, DEPOSIT_MAX_CENTS = 100, 25500      # the card info holds it
 
 def _card_type(card_type):
     if card_type not in CARD_TYPES:
-        raise ServiceError("card type %r is none of the park's: %s" % (card_type, ", ".join(CARD_TYPES)))
+        raise ServiceError("card type %(card_type)r is none of the park's: %(card_types)s", card_type=card_type,
+                           card_types=", ".join(CARD_TYPES))
     return CARD_TYPES[card_type]
 
 
@@ -153,8 +154,9 @@ async def set_card_deposit(store, actor, card_type, deposit_cents, park_id=1):
     column = _card_type(card_type)
     if (not isinstance(deposit_cents, int) or isinstance(deposit_cents, bool) or deposit_cents % DEPOSIT_UNIT_CENTS
             or not 0 <= deposit_cents <= DEPOSIT_MAX_CENTS):
-        raise ServiceError("a deposit is whole units of %d cents from 0 to %d (the card holds it, SPEC.md §3.3), "
-                           "not %r: nothing changed" % (DEPOSIT_UNIT_CENTS, DEPOSIT_MAX_CENTS, deposit_cents))
+        raise ServiceError("a deposit is whole units of %(unit)d cents from 0 to %(most)d (the card holds it, SPEC.md "
+                           "§3.3), not %(deposit)r: nothing changed", unit=DEPOSIT_UNIT_CENTS, most=DEPOSIT_MAX_CENTS,
+                           deposit=deposit_cents)
     return await store.set_desk_settings(park_id, audit=audited(
         actor.name, "park.deposit", park_id=park_id, card_type=card_type, deposit_cents=deposit_cents),
         **{column: deposit_cents})
@@ -166,10 +168,13 @@ async def set_refund_rules(store, actor, minimum_cents, fee_bps, fee_fixed_cents
     try:
         rules = RefundRules(minimum_cents, fee_bps, fee_fixed_cents)
     except RefundRulesError as exc:
-        raise ServiceError("%s: nothing changed" % exc) from None
-    for value, what in ((rules.minimum_cents, "the minimum refund"), (rules.fee_fixed_cents, "the fixed fee")):
-        if value > BALANCE_MAX_CENTS:
-            raise ServiceError("%s is at most what a card holds, %d cents: nothing changed" % (what, BALANCE_MAX_CENTS))
+        raise ServiceError("%(problem)s: nothing changed", problem=exc) from None
+    if rules.minimum_cents > BALANCE_MAX_CENTS:
+        raise ServiceError("the minimum refund is at most what a card holds, %(most)d cents: nothing changed",
+                           most=BALANCE_MAX_CENTS)
+    if rules.fee_fixed_cents > BALANCE_MAX_CENTS:
+        raise ServiceError("the fixed fee is at most what a card holds, %(most)d cents: nothing changed",
+                           most=BALANCE_MAX_CENTS)
     return await store.set_desk_settings(park_id, audit=audited(
         actor.name, "park.refund_rules", park_id=park_id, minimum_cents=rules.minimum_cents, fee_bps=rules.fee_bps,
         fee_fixed_cents=rules.fee_fixed_cents), refund_minimum_cents=rules.minimum_cents,
@@ -195,12 +200,13 @@ async def set_offline_rules(store, actor, offline_window_s, daily_cap_cents, hol
     try:
         rules = ReplacementSettings(offline_window_s, daily_cap_cents, hold_release_s or None)
     except ReplacementError as exc:
-        raise ServiceError("%s: nothing changed" % exc) from None
+        raise ServiceError("%(problem)s: nothing changed", problem=exc) from None
     if rules.offline_window_s > hub_frames.OFFLINE_S_MAX:
-        raise ServiceError("a terminal serves offline for at most %d s (a week, SPEC.md §5.3), not %d: nothing "
-                           "changed" % (hub_frames.OFFLINE_S_MAX, rules.offline_window_s))
+        raise ServiceError("a terminal serves offline for at most %(most)d s (a week, SPEC.md §5.3), not %(asked)d: "
+                           "nothing changed", most=hub_frames.OFFLINE_S_MAX, asked=rules.offline_window_s)
     if rules.daily_cap_cents > BALANCE_MAX_CENTS:
-        raise ServiceError("the daily cap is at most what a card holds, %d cents: nothing changed" % BALANCE_MAX_CENTS)
+        raise ServiceError("the daily cap is at most what a card holds, %(most)d cents: nothing changed",
+                           most=BALANCE_MAX_CENTS)
     before = await store.desk_settings(park_id)
     after = await store.set_park_offline_rules(rules.offline_window_s, rules.daily_cap_cents, hold_release_s, park_id,
                                           audit=audited(actor.name, "park.offline_rules", park_id=park_id,

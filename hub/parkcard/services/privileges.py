@@ -94,7 +94,7 @@ def privileges_of(roles):
     held = set()
     for role in roles:
         if role not in ROLE_PRIVILEGES:
-            raise ServiceError("%r is not a role: the roles are %s" % (role, ", ".join(ROLES)))
+            raise ServiceError("%(role)r is not a role: the roles are %(roles)s", role=role, roles=", ".join(ROLES))
         held |= ROLE_PRIVILEGES[role]
     return frozenset(held)
 
@@ -107,12 +107,29 @@ def roles_holding(privilege):
 class ServiceError(Explained):
     """An operation that cannot be done as asked; the message says what went wrong and what to do."""
 
+    source = None       # the rule's Explained refusal this one says again (ServiceError.of): it words itself
+
     @classmethod
     def of(cls, exc):
         """The ServiceError that says what exc (a rule's refusal) says, in every language when exc is Explained."""
+        return cls._saying(exc, cls(exc.message, **exc.values) if isinstance(exc, Explained) else cls(str(exc)))
+
+    @staticmethod
+    def _saying(exc, made):
+        """made, worded as exc words itself when exc is Explained."""
         if isinstance(exc, Explained):
-            return cls(exc.message, **exc.values)
-        return cls(str(exc))
+            made.source = exc
+        return made
+
+    def worded(self, gettext):
+        """The message in the language of gettext, with its values filled in; a value that is itself a rule's
+        Explained refusal (the reason a service gives) is worded in that language too."""
+        if self.source is not None:
+            return self.source.worded(gettext)
+        if not self.values:
+            return gettext(self.message)
+        return gettext(self.message) % {name: value.worded(gettext) if isinstance(value, Explained) else value
+                                        for name, value in self.values.items()}
 
 
 class NotAllowed(ServiceError):

@@ -48,7 +48,7 @@ async def desk_day(store, actor, day, by="operator"):
     day: a park day (days since epoch, parkcard.domain.park_time), from the park's daily reset on its clock to
     the next, as its gates and tickets count it."""
     if by not in DESK_GROUPS:
-        raise ServiceError("a desk report is by %s, not %r" % (" or ".join(DESK_GROUPS), by))
+        raise ServiceError("a desk report is by %(groups)s, not %(by)r", groups=" or ".join(DESK_GROUPS), by=by)
     whole(day, "a park day (days since 1970-01-01)", ServiceError, 0)
     start_s, end_s = park_time.day_bounds(await park.zone_of(store), await park.daily_reset_s(store), day)
     return DeskDay(day, start_s, end_s), await store.desk_day(start_s, end_s, by)
@@ -74,7 +74,8 @@ async def booth_sales(store, actor, by, start_s, end_s, offset_s=0):
     its own only. Days are the park's (UTC offset offset_s)."""
     checked_period(start_s, end_s)
     if by not in sales_report.BY:
-        raise Refusal("out_of_range", "report sales by one of %s, not %r" % (", ".join(sales_report.BY), by))
+        raise Refusal("out_of_range", "report sales by one of %(groups)s, not %(by)r",
+                      groups=", ".join(sales_report.BY), by=by)
     rows = await store.booth_records(int(start_s), int(end_s), actor.merchant_id)
     categories, names = await _items_named(store, rows) if by in ("item", "category") else ({}, {})
     return sales_report.sales(rows, by, categories, names, int(offset_s))

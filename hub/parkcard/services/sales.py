@@ -20,4 +20,5 @@ async def by_day(store, actor, start_s, end_s, offset_s=0):
 def checked_period(start_s, end_s):
     """Refusal(invalid_period) unless [start_s, end_s) runs forwards and covers at most SALES_DAYS_MAX days."""
     if not 0 <= start_s < end_s or end_s - start_s > SALES_DAYS_MAX * DAY_S:
-        raise Refusal("invalid_period", "a sales period runs forwards and covers 1 to %d days" % SALES_DAYS_MAX)
+        raise Refusal("invalid_period", "a sales period runs forwards and covers 1 to %(most)d days",
+                      most=SALES_DAYS_MAX)

@@ -39,8 +39,9 @@ from parkcard.store import PeriodOverlap
 class SettlementError(ServiceError):
     """A settlement request that cannot be done; code: the stable name of why (parkcard.services.errors)."""
 
-    def __init__(self, message, code="invalid_period"):
-        super().__init__(message)
+    def __init__(self, message, code="invalid_period", **values):
+        """message and values: as ServiceError's; code: the stable name of why."""
+        super().__init__(message, **values)
         self.code = code
 
 
@@ -73,18 +74,21 @@ async def close_all(storage, merchant_ids, start_s, end_s, now_s=None, actor=Non
     if end_s > now_s:
         existing = [await storage.settlement(m, start_s, end_s) for m in merchant_ids]
         if None in existing:    # only what is already closed may be asked for again
-            raise SettlementError("the period ends %s, in the future (now %s): records of it may not be uploaded "
-                                  "yet; close it once it is over" % (iso_utc(end_s), iso_utc(now_s)), "period_in_future")
+            raise SettlementError("the period ends %(end)s, in the future (now %(now)s): records of it may not be "
+                                  "uploaded yet; close it once it is over", "period_in_future", end=iso_utc(end_s),
+                                  now=iso_utc(now_s))
     try:
         return await storage.close_settlements(merchant_ids, start_s, end_s, audit=actor and (
             lambda closes: [(actor, "settlement.close", details) for details in closes]))
     except PeriodOverlap as exc:
         hint = ("--from %s" % iso_utc(exc.period_end) if exc.period_start <= start_s
                 else "--to %s" % iso_utc(exc.period_start))
-        raise SettlementError("merchant %d (%s): %s to %s overlaps its closed period %s to %s; a record is paid "
-                              "once, so close only time not closed yet (e.g. %s); nothing was closed"
-                              % (exc.merchant_id, exc.merchant_name, iso_utc(start_s), iso_utc(end_s), iso_utc(exc.period_start),
-                                 iso_utc(exc.period_end), hint), "period_overlaps") from None
+        raise SettlementError("merchant %(merchant)d (%(name)s): %(start)s to %(end)s overlaps its closed period "
+                              "%(closed_start)s to %(closed_end)s; a record is paid once, so close only time not "
+                              "closed yet (e.g. %(hint)s); nothing was closed", "period_overlaps",
+                              merchant=exc.merchant_id, name=exc.merchant_name, start=iso_utc(start_s),
+                              end=iso_utc(end_s), closed_start=iso_utc(exc.period_start),
+                              closed_end=iso_utc(exc.period_end), hint=hint) from None
 
 
 @requires(SETTLEMENT)
@@ -93,8 +97,8 @@ async def close_period(store, actor, merchant_ids, start_s, end_s, now_s=None):
     known = [m[0] for m in await store.merchants()]
     for merchant_id in merchant_ids or ():
         if merchant_id not in known:
-            raise SettlementError("merchant %d does not exist (see `parkcard merchant add`)" % merchant_id,
-                                  "merchant_not_found")
+            raise SettlementError("merchant %(merchant)d does not exist (see `parkcard merchant add`)",
+                                  "merchant_not_found", merchant=merchant_id)
     return await close_all(store, known if merchant_ids is None else merchant_ids, start_s, end_s, now_s,
                            actor=actor.name)
 
@@ -113,7 +117,8 @@ async def one(store, actor, settlement_id):
     for row in await listing(store, actor):
         if row.id == settlement_id:
             return row
-    raise SettlementError("there is no settlement %d (see `parkcard settle`)" % settlement_id, "settlement_not_found")
+    raise SettlementError("there is no settlement %(settlement)d (see `parkcard settle`)", "settlement_not_found",
+                          settlement=settlement_id)
 
 
 CSV_COLUMNS = ("settlement", "merchant_id", "merchant", "period_start", "period_end", "closed_at", "currency",

@@ -37,7 +37,7 @@ def desk_op(op, method):
     try:
         return S.desk_op_of(op.kind, method, op.amount_cents, op.bonus_cents, op.deposit_cents, op.fee_cents)
     except S.ShiftError as exc:
-        raise ServiceError("%s: tell the park's technician (nothing was changed)" % exc) from None
+        raise ServiceError("%(problem)s: tell the park's technician (nothing was changed)", problem=exc) from None
 
 
 def pay_method_of(request):
@@ -51,7 +51,8 @@ async def checked_pay(storage, pay):
         return pay
     methods = (S.CASH,) + tuple(await storage.park_pay_methods())
     if pay not in methods:
-        raise ServiceError("the desk takes no payment by %r: pay by %s" % (pay, " or ".join(methods)))
+        raise ServiceError("the desk takes no payment by %(pay)r: pay by %(methods)s", pay=pay,
+                           methods=" or ".join(methods))
     return pay
 
 
@@ -67,8 +68,8 @@ async def set_pay_methods(store, actor, methods):
     others = []
     for method in methods:
         if not PAY_METHOD.fullmatch(method or ""):
-            raise ServiceError("%r is no payment method name: lowercase letters, digits, - or _, at most 20 "
-                               "(e.g. card, mobile, wechat)" % (method,))
+            raise ServiceError("%(method)r is no payment method name: lowercase letters, digits, - or _, at most 20 "
+                               "(e.g. card, mobile, wechat)", method=method)
         if method != S.CASH and method not in others:
             others.append(method)
     return await store.set_park_pay_methods(others, audit=audited(actor.name, "park.pay_methods",
@@ -90,13 +91,13 @@ async def check_own_shift(storage, actor, desk_terminal_id):
         raise no_shift(desk_terminal_id)
     owner = shift_owner(actor)
     if owner is not None and shift.opened_by != owner:
-        raise ServiceError(str(ShiftOfAnother(desk_terminal_id, shift.shift_no, shift.opened_by, owner)))
+        raise ServiceError.of(ShiftOfAnother(desk_terminal_id, shift.shift_no, shift.opened_by, owner))
 
 
 def no_shift(desk_terminal_id):
     """The refusal of an operation at a desk with no open shift."""
-    return Refusal(NO_SHIFT, "desk %d has no open shift: open one first with `parkcard shift open --desk %d --float "
-                        "AMOUNT` (nothing was charged)" % (desk_terminal_id, desk_terminal_id))
+    return Refusal(NO_SHIFT, "desk %(desk)d has no open shift: open one first with `parkcard shift open --desk "
+                             "%(desk)d --float AMOUNT` (nothing was charged)", desk=desk_terminal_id)
 
 
 def paid_by_entries(op, method):
@@ -110,8 +111,8 @@ def paid_by_entries(op, method):
 async def _desk(store, desk_terminal_id):
     whole(desk_terminal_id, "a desk terminal id", ServiceError, 1)
     if not [t for t in await store.terminals(desk_terminal_id) if t.role == frames.ROLE_DESK]:
-        raise ServiceError("terminal %d is not a desk terminal of this park: give --desk the number on your desk "
-                           "terminal (see `parkcard terminals`)" % desk_terminal_id)
+        raise ServiceError("terminal %(terminal)d is not a desk terminal of this park: give --desk the number on your "
+                           "desk terminal (see `parkcard terminals`)", terminal=desk_terminal_id)
 
 
 @requires(SHIFT)
@@ -124,8 +125,8 @@ async def open_shift(store, actor, desk_terminal_id, float_cents):
             actor.name, "shift.open", when=lambda _: True, desk_terminal_id=desk_terminal_id,
             float_cents=float_cents, extra=lambda s: {"shift_no": s.shift_no}))
     except ValueError as exc:
-        raise ServiceError("%s: close it first (`parkcard shift close --desk %d --counted AMOUNT`)"
-                           % (exc, desk_terminal_id)) from None
+        raise ServiceError("%(problem)s: close it first (`parkcard shift close --desk %(desk)d --counted AMOUNT`)",
+                           problem=exc, desk=desk_terminal_id) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +179,8 @@ async def close_shift(store, actor, desk_terminal_id, counted_cents):
     whole(counted_cents, "the counted cash (cents)", ServiceError, 0, FLOAT_MAX_CENTS * 10)
     shift = await store.open_shift_at(desk_terminal_id)
     if shift is None:
-        raise ServiceError("desk %d has no open shift to close (see `parkcard shift show`)" % desk_terminal_id)
+        raise ServiceError("desk %(desk)d has no open shift to close (see `parkcard shift show`)",
+                           desk=desk_terminal_id)
     _may_see(actor, shift)      # another cashier's shift is closed by a reviewer (a manager)
     made = {}
 
@@ -187,7 +189,7 @@ async def close_shift(store, actor, desk_terminal_id, counted_cents):
         try:
             z = S.close_shift(figures, counted_cents, pending)
         except S.ShiftError as exc:
-            raise ServiceError(str(exc)) from None
+            raise ServiceError.of(exc) from None
         made["z"] = z
         entries = ledger.cash_over_short(z.cash_expected_cents, z.cash_counted_cents)
         return json.dumps(dataclasses.asdict(z), sort_keys=True), entries and (ledger.TX_SHIFT_CLOSE, entries)
@@ -198,7 +200,7 @@ async def close_shift(store, actor, desk_terminal_id, counted_cents):
             desk_terminal_id=desk_terminal_id, counted_cents=counted_cents,
             extra=lambda z: {"z_no": z.z_no, "over_short_cents": made["z"].difference_cents}))
     except ShiftNotClosable as exc:
-        raise ServiceError("%s (see `parkcard shift show`)" % exc) from None
+        raise ServiceError("%(problem)s (see `parkcard shift show`)", problem=exc) from None
     return stored.z_no, made["z"]
 
 
@@ -216,7 +218,8 @@ async def z_report(store, actor, z_no):
     whole(z_no, "a Z report number", ServiceError, 1)
     stored = await store.z_report(z_no)
     if stored is None:
-        raise Refusal("z_report_not_found", "there is no Z report %d: a Z report is made when a shift closes" % z_no)
+        raise Refusal("z_report_not_found", "there is no Z report %(z)d: a Z report is made when a shift closes",
+                      z=z_no)
     shift = await store.shift(stored.shift_no)
     _may_see(actor, shift)
     return stored, shift, z_of(stored)

@@ -42,7 +42,7 @@ async def set_rule(store, actor, scope, ident, **fields):
     try:
         rule.wire(version + 1)
     except RuleError as exc:
-        raise Refusal("out_of_range", "%s: nothing changed" % exc) from None
+        raise Refusal("out_of_range", "%(problem)s: nothing changed", problem=exc) from None
     park.rules[key] = rule
     new = await _store(store, actor, version, park, "rule.set", scope=scope, id=ident, **rule._asdict())
     return new, rule
@@ -54,7 +54,8 @@ async def clear_rule(store, actor, scope, ident):
     key = await _scope_key(store, scope, ident)
     version, park = await park_spend_rules(store)
     if key not in park.rules:
-        raise Refusal("rule_not_found", "there is no rule for %s %d: see `parkcard rule list`" % key)
+        raise Refusal("rule_not_found", "there is no rule for %(scope)s %(ident)d: see `parkcard rule list`",
+                      scope=key[0], ident=key[1])
     del park.rules[key]
     return await _store(store, actor, version, park, "rule.clear", scope=scope, id=ident)
 
@@ -66,9 +67,10 @@ async def _scope_key(store, scope, ident):
     if scope == MERCHANT and ident in {m.id for m in await store.merchants()}:
         return scope, ident
     if scope == MERCHANT:
-        raise Refusal("merchant_not_found", "there is no merchant %d (see `parkcard merchant list`)" % ident)
-    raise Refusal("out_of_range", "a rule is for a terminal category 0..%d or a merchant, not %s %r"
-                  % (CATEGORY_MAX, scope, ident))
+        raise Refusal("merchant_not_found", "there is no merchant %(merchant)d (see `parkcard merchant list`)",
+                      merchant=ident)
+    raise Refusal("out_of_range", "a rule is for a terminal category 0..%(most)d or a merchant, not %(scope)s "
+                                  "%(ident)r", most=CATEGORY_MAX, scope=scope, ident=ident)
 
 
 async def _store(store, actor, version, park, action, **detail):

@@ -28,7 +28,8 @@ async def add(store, actor, name, merchant_id):
         return await store.add_staff(merchant_id, name, actor.name, audit=lambda member: [(
             actor.name, "staff.add", dict(staff_id=member.id, merchant_id=merchant_id, name=name))])
     except ValueError as exc:
-        raise Refusal("merchant_not_found", "%s: add the merchant first (`parkcard merchant add`)" % exc) from None
+        raise Refusal("merchant_not_found", "%(problem)s: add the merchant first (`parkcard merchant add`)",
+                      problem=exc) from None
 
 
 @requires(MERCHANTS_READ)
@@ -41,8 +42,8 @@ async def member(store, staff_id):
     """The StaffMember staff_id; Refusal naming what to do when there is none."""
     found = await store.staff_member(staff_id)
     if found is None:
-        raise Refusal("staff_not_found", "there is no staff member %d (see `parkcard staff list`; add one with "
-                                         "`parkcard staff add`)" % staff_id)
+        raise Refusal("staff_not_found", "there is no staff member %(staff)d (see `parkcard staff list`; add one with "
+                                         "`parkcard staff add`)", staff=staff_id)
     return found
 
 
@@ -52,8 +53,8 @@ async def require_shift(store, actor, terminal_id, required):
     checked(terminal_id=terminal_id)
     booths = [t for t in await store.terminals(terminal_id) if t.role == frames.ROLE_POS]
     if not booths:
-        raise Refusal("not_a_booth", "terminal %d is no booth (pos) terminal of this park: shifts are a booth's (see "
-                                     "`parkcard terminals`)" % terminal_id)
+        raise Refusal("not_a_booth", "terminal %(terminal)d is no booth (pos) terminal of this park: shifts are a "
+                                     "booth's (see `parkcard terminals`)", terminal=terminal_id)
     before, after = await store.set_shift_required(terminal_id, required, audit=audited(
         actor.name, "terminal.shift_required", when=lambda ba: ba[0] != ba[1], terminal_id=terminal_id,
         required=bool(required)))
@@ -72,9 +73,9 @@ async def issue_card(desk, actor, op_id, desk_terminal_id, staff_id, timeout_s=N
     if done is not None:
         return done
     if staff.card_no is not None:
-        raise Refusal("staff_has_card", "staff member %d (%s) already holds staff card %d: a lost one is blacklisted "
-                                        "(`parkcard blacklist add`) before another is issued" % (
-                                            staff_id, staff.name, staff.card_no))
+        raise Refusal("staff_has_card", "staff member %(staff)d (%(name)s) already holds staff card %(card)d: a lost "
+                                        "one is blacklisted (`parkcard blacklist add`) before another is issued",
+                      staff=staff_id, name=staff.name, card=staff.card_no)
     uid, keys, _report = await ops.stock_on_desk(desk, op_id, desk_terminal_id, timeout_s)
     kept = await ops.issue_kept(desk, actor, op_id, request, desk_terminal_id, uid, keys, 0, C.TIER_STANDARD, 0, 0,
                                 STAFF_PERMS, kind="staff_card", flags=C.FLAG_STAFF)

@@ -30,9 +30,11 @@ async def register(store, actor, terminal_id, merchant_id, role, name, key=None,
     name = checked(terminal_id=terminal_id, merchant_id=merchant_id, fixed_price_cents=fixed_price_cents,
                    name=name)
     if terminal_id == DESK_SOURCE_ID:
-        raise ServiceError("terminal id %d is the hub's own desk source (SPEC.md §4.10): take another id" % terminal_id)
+        raise ServiceError("terminal id %(terminal)d is the hub's own desk source (SPEC.md §4.10): take another id",
+                           terminal=terminal_id)
     if role not in frames.ROLE_NAMES:
-        raise ServiceError("role %r is none of %s" % (role, ", ".join(sorted(frames.ROLE_NAMES.values()))))
+        raise ServiceError("role %(role)r is none of %(roles)s", role=role,
+                           roles=", ".join(sorted(frames.ROLE_NAMES.values())))
     key = key or secrets.token_bytes(TERMINAL_KEY_SIZE)
     broker_password = broker_password or broker_auth.new_password()
     try:
@@ -41,7 +43,7 @@ async def register(store, actor, terminal_id, merchant_id, role, name, key=None,
                                      actor.name, "terminal.add", when=lambda _: True, terminal_id=terminal_id,
                                      merchant_id=merchant_id, role=frames.ROLE_NAMES[role], name=name))
     except ValueError as exc:
-        raise ServiceError("%s: check `parkcard terminals` and `parkcard merchant add`" % exc) from None
+        raise ServiceError("%(problem)s: check `parkcard terminals` and `parkcard merchant add`", problem=exc) from None
     log.info("event=terminal_registered terminal=%d merchant=%d role=%s actor=%s", terminal_id, merchant_id,
              frames.ROLE_NAMES[role], actor.name)
     await actor.told(notify.TERMINALS, terminal_id=terminal_id)
@@ -91,7 +93,8 @@ async def _command(store, actor, terminal_id, command, action, **columns):
 
 def _not_registered(terminal_id):
     """The refusal for a terminal id nobody registered."""
-    return Refusal("terminal_not_registered", "terminal %d is not registered (see `parkcard terminals`)" % terminal_id)
+    return Refusal("terminal_not_registered", "terminal %(terminal)d is not registered (see `parkcard terminals`)",
+                   terminal=terminal_id)
 
 
 @requires(FLEET_READ)

@@ -49,7 +49,8 @@ def _rule(type_name, area, valid_days, entries, day_limit, included_min, interva
           price_cents):
     ticket_type = rules.TYPES_BY_NAME.get(type_name)
     if ticket_type is None:
-        raise Refusal("ticket_type", "unknown ticket type %r: one of %s" % (type_name, ", ".join(rules.TYPES_BY_NAME)))
+        raise Refusal("ticket_type", "unknown ticket type %(name)r: one of %(types)s", name=type_name,
+                      types=", ".join(rules.TYPES_BY_NAME))
     try:
         rule = rules.ProductRule(ticket_type, int(area), int(valid_days), int(entries), int(day_limit),
                                  int(included_min), int(interval_min), int(interval_price_cents), int(price_cents))
@@ -57,7 +58,7 @@ def _rule(type_name, area, valid_days, entries, day_limit, included_min, interva
         raise Refusal("ticket_product", "every number of a ticket product is a whole number") from None
     problem = rules.product_problem(rule)
     if problem:
-        raise Refusal("ticket_product", problem + ": nothing was created")
+        raise Refusal("ticket_product", "%(problem)s: nothing was created", problem=problem)
     return rule
 
 
@@ -75,8 +76,8 @@ async def add_product(store, actor, name, type_name, area=0, valid_days=0, entri
             actor.name, "ticket.product_add", when=lambda _: True, extra=lambda pid: dict(product_id=pid), name=name,
             **rule._asdict()))
     except ValueError as exc:
-        raise Refusal("ticket_product_exists", "%s: pick another name (see `parkcard ticket product list`)"
-                      % exc) from None
+        raise Refusal("ticket_product_exists", "%(problem)s: pick another name (see `parkcard ticket product list`)",
+                      problem=exc) from None
 
 
 @requires(CARD_QUERY)
@@ -88,8 +89,8 @@ async def products(store, actor):
 async def _product(store, product_id):
     found = await store.ticket_products(product_id)
     if not found:
-        raise Refusal("ticket_product_not_found", "no ticket product %r (see `parkcard ticket product list`)"
-                      % product_id)
+        raise Refusal("ticket_product_not_found", "no ticket product %(product)r (see `parkcard ticket product list`)",
+                      product=product_id)
     return found[0]
 
 
@@ -100,24 +101,44 @@ async def _card_for_a_ticket(store, card_no, replace, today):
     A ticket being written (pending) is never replaced: its desk's answer is awaited first."""
     row = await store.card(card_no)
     if row is None or row.uid is None:
-        raise Refusal("card_not_found", "card %d is not issued: issue it at the desk first" % card_no)
+        raise Refusal("card_not_found", "card %(card)d is not issued: issue it at the desk first", card=card_no)
     held = [x for x in await store.tickets(card_no) if x.state != TICKET_FAILED]
     if not held:
         return row, None
     last = held[-1]
     if last.state != TICKET_WRITTEN:
-        raise Refusal("card_holds_ticket", "card %d has ticket %d (product %d) being written at a desk now: wait "
-                      "for that sale to end (`parkcard ticket list --card %d`), then sell again"
-                      % (card_no, last.serial, last.product_id, card_no))
+        raise Refusal("card_holds_ticket", "card %(card)d has ticket %(serial)d (product %(product)d) being written at "
+                                           "a desk now: wait for that sale to end (`parkcard ticket list --card "
+                                           "%(card)d`), then sell again", card=card_no, serial=last.serial,
+                      product=last.product_id)
     entered = {u.serial: u.entered for u in await store.ticket_uses(card_no)}.get(last.serial, 0)
     over = rules.ticket_over(last.to_day, last.entries, entered, today)
     if over is None and not replace:
-        left = "" if last.entries == t.ENTRIES_UNLIMITED else ", %d entries left" % (last.entries - entered)
-        until = (" until %s" % park_time.date_of_day(last.to_day)) if last.to_day else ""
-        raise Refusal("card_holds_ticket", "card %d holds ticket %d (product %d), still valid%s%s: selling "
-                      "another onto it would overwrite it; sell with --replace to do so, or onto another card"
-                      % (card_no, last.serial, last.product_id, until, left))
+        raise _still_valid(card_no, last, entered)
     return row, last
+
+
+def _still_valid(card_no, last, entered):
+    """The refusal of a sale onto a card whose ticket last is still valid: until when, with how many entries left."""
+    values = dict(card=card_no, serial=last.serial, product=last.product_id, left=last.entries - entered,
+                  until=park_time.date_of_day(last.to_day) if last.to_day else None)
+    limited = last.entries != t.ENTRIES_UNLIMITED
+    if last.to_day and limited:
+        return Refusal("card_holds_ticket", "card %(card)d holds ticket %(serial)d (product %(product)d), still valid "
+                                            "until %(until)s, %(left)d entries left: selling another onto it would "
+                                            "overwrite it; sell with --replace to do so, or onto another card",
+                       **values)
+    if last.to_day:
+        return Refusal("card_holds_ticket", "card %(card)d holds ticket %(serial)d (product %(product)d), still valid "
+                                            "until %(until)s: selling another onto it would overwrite it; sell with "
+                                            "--replace to do so, or onto another card", **values)
+    if limited:
+        return Refusal("card_holds_ticket", "card %(card)d holds ticket %(serial)d (product %(product)d), still "
+                                            "valid, %(left)d entries left: selling another onto it would overwrite it; "
+                                            "sell with --replace to do so, or onto another card", **values)
+    return Refusal("card_holds_ticket", "card %(card)d holds ticket %(serial)d (product %(product)d), still valid: "
+                                        "selling another onto it would overwrite it; sell with --replace to do so, or "
+                                        "onto another card", **values)
 
 
 @requires(TICKET_SELL)
@@ -129,8 +150,8 @@ async def request_sale(store, actor, desk_terminal_id, product_id, card_no, star
     when it sells)."""
     rows = await store.terminals(desk_terminal_id)
     if not rows or rows[0].role != frames.ROLE_DESK:
-        raise Refusal("not_a_desk", "terminal %d is not a registered desk terminal: tickets are written at a desk "
-                      "(see `parkcard terminals`)" % desk_terminal_id)
+        raise Refusal("not_a_desk", "terminal %(terminal)d is not a registered desk terminal: tickets are written at a "
+                                    "desk (see `parkcard terminals`)", terminal=desk_terminal_id)
     await shifts.check_own_shift(store, actor, desk_terminal_id)
     await _product(store, product_id)
     await _card_for_a_ticket(store, card_no, replace, await park.today(store, time.time()))
@@ -183,9 +204,10 @@ async def sell(store, actor, park_keys, product_id, card_no, start_day, replace=
     except NoOpenShift:
         raise shifts.no_shift(desk_terminal_id) from None
     except ShiftOfAnother as exc:
-        raise ServiceError(str(exc)) from None
+        raise ServiceError.of(exc) from None
     if serial > t.SERIAL_MAX:
-        raise ServiceError("ticket serial %d is over the card's 24 bits: the park has sold every serial" % serial)
+        raise ServiceError("ticket serial %(serial)d is over the card's 24 bits: the park has sold every serial",
+                           serial=serial)
     keys = card.CardKeys(park_keys, row.uid)
     info = rules.ticket_info(product.id, rule, serial, start_day)
     if replaced is None:

@@ -42,22 +42,23 @@ async def change_tier(store, actor, code, name=None, bonus_bps=None, steps=None)
 async def _kept(store, actor, code, name, bonus_bps, steps, new):
     """Add (new) or change a tier in the store, validated by parkcard.domain.tiers and audited."""
     if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= CARD_TIER_MAX:
-        raise ServiceError("a tier code is 0..%d (the card holds it in 4 bits), not %r" % (CARD_TIER_MAX, code))
+        raise ServiceError("a tier code is 0..%(most)d (the card holds it in 4 bits), not %(code)r", most=CARD_TIER_MAX,
+                           code=code)
     table = {t.code: t for t in await park_tiers(store)}
     if not new and code not in table:
-        raise ServiceError("no tier has code %d: the park's tiers are %s; add it with `parkcard tier add`"
-                           % (code, ", ".join("%d %s" % (t.code, t.name) for t in table.values())))
+        raise ServiceError("no tier has code %(code)d: the park's tiers are %(tiers)s; add it with `parkcard tier add`",
+                           code=code, tiers=", ".join("%d %s" % (t.code, t.name) for t in table.values()))
     entry = tiers_to_config([table[code]])[0] if not new else {"code": code, "name": name, "bonus_bps": 0,
                                                                  "steps": []}
     entry.update({k: v for k, v in (("name", name), ("bonus_bps", bonus_bps), ("steps", steps)) if v is not None})
     try:
         tier = tiers_from_config([entry]).tier(code)
     except TierError as exc:
-        raise ServiceError("%s: nothing changed" % exc) from None
+        raise ServiceError("%(problem)s: nothing changed", problem=exc) from None
     row = TierRow(tier.code, tier.name, tier.bonus_bps, json.dumps(tiers_to_config([tier])[0]["steps"]))
     try:
         await store.put_tier(row, new, audit=audited(actor.name, "tier.add" if new else "tier.set", code=tier.code,
                                                      name=tier.name, bonus_bps=tier.bonus_bps, steps=row.steps))
     except ValueError as exc:
-        raise ServiceError("%s: nothing changed" % exc) from None
+        raise ServiceError("%(problem)s: nothing changed", problem=exc) from None
     return tier

@@ -10,5 +10,5 @@ TRACE_MAX = 500     # the newest uses shown; an older one is in the settlement e
 async def card_trace(store, actor, card_no, limit=TRACE_MAX):
     """The newest `limit` uses of a card (rows.CardUse), newest first; Refusal for an unknown card."""
     if await store.card(card_no) is None:
-        raise Refusal("card_not_issued", "card %d is not a card of this park: check its number" % card_no)
+        raise Refusal("card_not_issued", "card %(card)d is not a card of this park: check its number", card=card_no)
     return await store.card_trace(card_no, max(1, min(int(limit), TRACE_MAX)))

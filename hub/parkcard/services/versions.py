@@ -10,7 +10,8 @@ def read(found, version, what, empty, parse):
     before the first change; Refusal naming `what` for an asked-for version that is not there."""
     if found is None:
         if version is not None:
-            raise Refusal("rules_not_found", "there is no version %d of the %s" % (version, what))
+            raise Refusal("rules_not_found", "there is no version %(version)d of the %(what)s", version=version,
+                          what=what)
         return 0, empty
     return found.version, parse(found.rules)
 
@@ -22,6 +23,7 @@ async def add_next(add, actor, version, text, news, action, **detail):
         new = await add(version, text, actor.name, audit=audited(actor.name, action, extra=lambda v: dict(version=v),
                                                                  **detail))
     except VersionMoved as exc:
-        raise Refusal("version_moved", "%s: someone changed them meanwhile; repeat the change" % exc) from None
+        raise Refusal("version_moved", "%(problem)s: someone changed them meanwhile; repeat the change",
+                      problem=exc) from None
     await actor.told(news)
     return new

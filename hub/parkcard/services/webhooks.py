@@ -19,7 +19,7 @@ async def add(store, actor, url, events, secret=None):
         events = rules.checked_events(events)
         secret = rules.checked_secret(secret) if secret is not None else secrets.token_urlsafe(SECRET_BYTES)
     except rules.WebhookError as exc:
-        raise Refusal("bad_webhook", str(exc)) from None
+        raise Refusal.of(exc, "bad_webhook") from None
     webhook_id = await store.add_webhook(url, " ".join(events), secret, actor.name, audit=audited(
         actor.name, "webhook.add", when=lambda _: True, url=url, events=events))
     return webhook_id, secret
@@ -36,6 +36,6 @@ async def listing(store, actor):
 async def remove(store, actor, webhook_id):
     """Stop a webhook: nothing more is queued or sent to it. Refusal(webhook_not_found) when none is active."""
     if not await store.remove_webhook(webhook_id, audit=audited(actor.name, "webhook.remove", webhook_id=webhook_id)):
-        raise Refusal("webhook_not_found", "webhook %d is not registered (or removed already): see "
-                                           "`parkcard webhook list`" % webhook_id)
+        raise Refusal("webhook_not_found", "webhook %(webhook)d is not registered (or removed already): see "
+                                           "`parkcard webhook list`", webhook=webhook_id)
     return True
