@@ -25,6 +25,26 @@ settings (every migration, WAL, synchronous=FULL, foreign keys on; on
 PostgreSQL every migration). On a shared machine the rates move with the
 neighbours' load: the hub's CPU per record (all its threads) moves less, and
 is printed beside the raw executemany's.
+
+What each figure measures:
+- "hub = N % of raw": the throughput run's wall-clock rate (terminals
+  journalled beforehand, all publishing at once, until the last ack) over the
+  raw executemany's rate. The simulated terminals, the broker and the hub share
+  the machine's cores, so it includes the terminals' CPU, which in a park is
+  spent on separate devices.
+- "hub-CPU-bound rate": 1 / the hub process's CPU per record in that run (all
+  its threads: paho's receive, decoding and MACs, the rules, SQLite, the acks):
+  the rate the hub would settle with one core to itself, never waiting on the
+  disk. On SQLite it is compared with the raw executemany's CPU-bound rate
+  (1 / its CPU per record, both in this process's view of CPU time, so the
+  neighbours' load moves them alike); on PostgreSQL, whose raw work is the
+  server's, with the raw executemany's wall-clock rate.
+- "backlog drain rate": the backlog phase's records acknowledged after the
+  first ack, over the time from that ack to the last one, over the raw rate. The
+  backlog (in --frame-records frames) was queued at the broker while the hub was
+  down, so no terminal runs meanwhile and the hub's start is left out; it needs
+  a backlog of several batches (the hub takes what is queued, up to 1,024
+  frames a transaction).
 """
 
 import argparse
@@ -165,7 +185,8 @@ def finish_workers(workers, results):
 
 def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
     """executemany of the same rows the hub wrote for these terminals, in one transaction, into a fresh database
-    opened as the hub opens its own: every migration (indexes, triggers), WAL, synchronous=FULL, foreign keys."""
+    opened as the hub opens its own: every migration (indexes, triggers), WAL, synchronous=FULL, foreign keys.
+    Return (records/s, rows written, records per CPU second of the executemany)."""
     marks = ",".join(str(t) for t in terminal_ids)
     src = sqlite3.connect(hub_db)
     tables = {
@@ -187,7 +208,7 @@ def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     dst.close()
     print("raw sqlite3 executemany CPU: %.2f s = %.1f us/record" % (cpu, 1e6 * cpu / len(tables["records"])))
-    return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
+    return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values()), len(tables["records"]) / cpu
 
 
 RAW_TABLES = ("records", "ledger_tx", "ledger_entries", "card_counters")
@@ -195,7 +216,8 @@ RAW_TABLES = ("records", "ledger_tx", "ledger_entries", "card_counters")
 
 def raw_postgres_rate(hub_url, pg, terminal_ids):
     """executemany of the same rows the hub wrote for these terminals, in one transaction, into a fresh PostgreSQL
-    database with every migration applied (the hub's schema)."""
+    database with every migration applied (the hub's schema). Return (records/s, rows written, None): the work is
+    the server's, whose CPU the bench does not measure."""
     import asyncpg
 
     where = {
@@ -220,8 +242,16 @@ def raw_postgres_rate(hub_url, pg, terminal_ids):
                         "$%d" % (i + 1) for i in range(len(rows[0])))), rows)
         elapsed = time.perf_counter() - started
         await dst.close()
-        return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
+        return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values()), None
     return asyncio.run(run())
+
+
+def drain_line(records, seconds, raw_rate):
+    """The backlog's drain rate from the hub's first ack to its last, as a share of the raw executemany's rate."""
+    if records <= 0 or seconds <= 0:
+        return "backlog drain rate: n/a (the first ack took the whole backlog: raise --backlog)"
+    return "backlog drain rate after the first ack: %d records in %.2f s = %.0f records/s = %.0f%% of raw" % (
+        records, seconds, records / seconds, 100 * records / seconds / raw_rate)
 
 
 def statuses_applied(db):
@@ -320,12 +350,19 @@ def run_backend(args, backend, pg):
                 rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024,
                 rss_kb(broker.process.pid, "VmRSS") // 1024, rss_kb(broker.process.pid, "VmHWM") // 1024))
             if backend == "sqlite":
-                raw_rate, raw_rows = raw_sqlite_rate(db, work, tput_ids)
+                raw_rate, raw_rows, raw_cpu_rate = raw_sqlite_rate(db, work, tput_ids)
             else:
-                raw_rate, raw_rows = raw_postgres_rate(db, pg, tput_ids)
+                raw_rate, raw_rows, raw_cpu_rate = raw_postgres_rate(db, pg, tput_ids)
             of_raw = 100 * total / tput_s / raw_rate
             print("raw %s executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
                 "sqlite3" if backend == "sqlite" else "asyncpg", raw_rows, total, raw_rate, of_raw))
+            cpu_bound = total / hub_cpu_s
+            if raw_cpu_rate is not None:
+                print("hub-CPU-bound rate (1 / hub CPU per record): %.0f records/s = %.0f%% of raw's (1 / its CPU per "
+                      "record: %.0f records/s)" % (cpu_bound, 100 * cpu_bound / raw_cpu_rate, raw_cpu_rate))
+            else:
+                print("hub-CPU-bound rate (1 / hub CPU per record): %.0f records/s = %.0f%% of raw's wall-clock rate"
+                      % (cpu_bound, 100 * cpu_bound / raw_rate))
 
             # 2. latency: one record per frame, wait for its ack
             lat = terms[lat_id]
@@ -347,15 +384,20 @@ def run_backend(args, backend, pg):
 
         # 3. backlog: published while the hub is down (the broker queues for its session), then drained
         back = terms[backlog_id]
+        first_seq = back.seq + 1
         journal(back, cards[backlog_id], args.backlog)
-        back.upload_all()
+        back.upload_all(args.frame_records)
         time.sleep(1.0)   # bench only: let the broker take the backlog before the hub starts
         started = time.perf_counter()
         hub = hub_process(db, broker)
         try:
+            back.wait_acked(first_seq, 120)
+            first_s, first_acked = time.perf_counter(), back.acked_upto
             back.wait_acked(back.seq, 120)
-            drain_s = time.perf_counter() - started
-            print("backlog of %d records drained in %.2f s (hub process start included)" % (args.backlog, drain_s))
+            done_s = time.perf_counter()
+            print("backlog of %d records drained in %.2f s (hub process start included)" % (args.backlog,
+                                                                                         done_s - started))
+            print(drain_line(back.seq - first_acked, done_s - first_s, raw_rate))
 
             # 4. memory with N connected terminals (raw MQTT sockets, each with a retained status)
             socks = raw_terminals(broker, {t: keys[t] for t in conn_ids}, 1)
