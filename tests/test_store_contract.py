@@ -154,26 +154,6 @@ def test_reads_after_a_prefetch_answer_as_without_one_and_see_what_the_batch_sta
     assert plain[3] == [UID, 9800, 3] and plain[4] == [None, 0, None]
     assert (staged_counter, staged_claim_seq, staged_card) == (8, 8, [UID, 9000, 8])
 
-
-def test_a_prefetched_run_of_counters_answers_for_the_counters_between_and_across_the_wrap(store_url):
-    """A card's counters read as one range (SQLite) or one by one answer alike, for counters asked or not."""
-    def prefetched(tx):
-        tx.prefetch(cards=[100001, 100002], counters=[(100001, c) for c in (1, 4)] + [(100002, 65535), (100002, 0)])
-        return (tx.counter_rows(100001, [1, 2, 3, 4]), tx.counter_rows(100002, [65534, 65535, 0, 1]),
-                tx.record_kind(BOOTH, 1), tx.record_kind(BOOTH, 9))
-
-    async def scenario(store):
-        await _registry(store)
-        await store.write(lambda tx: [_apply(tx, *_sale(s, 100001, s + 1, 100, 10000 - 100 * s)) for s in (1, 2)])
-        await store.write(lambda tx: [_apply(tx, *_sale(s, 100002, c, 100, 20000 - 100 * s))
-                                      for s, c in ((3, 65535), (4, 0))])
-        staged = await store.write(lambda tx: (_apply(tx, *_sale(5, 100001, 4, 100, 9700)), tx.record_kind(BOOTH, 5)))
-        return await store.write(prefetched), staged[1]
-    (first, wrapped, stored_kind, absent_kind), staged_kind = run(store_url, scenario)
-    assert sorted(first) == [2, 3, 4] and first[3].seq == 2 and first[4].seq == 5
-    assert sorted(wrapped) == [0, 65535] and (wrapped[65535].seq, wrapped[0].seq) == (3, 4)
-    assert (stored_kind, absent_kind, staged_kind) == (R.KIND_DEBIT, None, R.KIND_DEBIT)
-
 def test_uncertain_records_are_listed_until_settled(store_url):
     async def scenario(store):
         await _registry(store)
