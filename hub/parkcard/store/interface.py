@@ -76,10 +76,6 @@ class WriteTx(abc.ABC):
         """Return the stored record at (terminal, seq) as a rows.SeqRecord, or None."""
 
     @abc.abstractmethod
-    def record_kind(self, terminal_id, seq):
-        """Return the kind of the stored record at (terminal, seq), or None (what record() would say of it)."""
-
-    @abc.abstractmethod
     def counter_rows(self, card_no, counters):
         """Return {counter: rows.CounterClaim} among the given counters of a card."""
 

@@ -39,12 +39,6 @@ _PREFETCH_SQL = {
     "counters": "SELECT card_no, counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
                 "WHERE card_no=? AND counter IN (%s)",
 }
-# A card's consecutive records ask for a run of counters: one range of its primary key, read in one step, costs
-# less than a probe per counter. Taken while the run has at most this many counters per one asked; the rows
-# in between that are stored are facts of this transaction like the others.
-_COUNTER_RUN_SQL = ("SELECT card_no, counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
-                    "WHERE card_no=? AND counter BETWEEN ? AND ?")
-COUNTER_RUN_SPREAD_MAX = 2
 
 # Rows per INSERT statement of a flush: one statement of many rows binds the same values as many
 # statements of one, but steps SQLite once, and every step gives up and takes back the GIL (a wait
@@ -74,15 +68,16 @@ class WriteTx(StagedWriteTx):
     def prefetch(self, records=(), cards=(), counters=(), terminals=()):
         """Load in a few statements what the batch will read: one indexed lookup per key costs more in
         Python than the lookup itself (see the interface for the arguments)."""
-        # Set differences with dicts and dict.fromkeys run in C: a batch's keys are thousands of counters.
-        records = set(records).difference(self._record_rows, self._batch_records)
-        counters = set(counters).difference(self._counter_rows, self.counters)
-        cards = list(set(cards).difference(self.cards))
-        terminals = list(set(terminals).difference(self._locked))
-        self._record_rows.update(dict.fromkeys(records, _MISSING))
+        records = [k for k in set(records) if k not in self._record_rows and k not in self._batch_records]
+        counters = [k for k in set(counters) if k not in self._counter_rows and k not in self.counters]
+        cards = [c for c in set(cards) if c not in self.cards]
+        terminals = [t for t in set(terminals) if t not in self._locked]
+        for key in records:
+            self._record_rows[key] = _MISSING
         for row in self._pairs("records", records):
             self._record_rows[(row[0], row[1])] = SeqRecord(*row[2:])
-        self._counter_rows.update(dict.fromkeys(counters, _MISSING))
+        for key in counters:
+            self._counter_rows[key] = _MISSING
         for row in self._pairs("counters", counters):
             self._counter_rows[(row[0], row[1])] = CounterClaim(*row[2:])
         for i in range(0, len(cards), PREFETCH_KEYS_MAX):
@@ -107,11 +102,6 @@ class WriteTx(StagedWriteTx):
         for a, b in keys:
             by_first.setdefault(a, []).append(b)
         for a, bs in by_first.items():
-            if what == "counters" and len(bs) > 1:
-                low, high = min(bs), max(bs)
-                if high - low < COUNTER_RUN_SPREAD_MAX * len(bs):
-                    yield from self.conn.execute(_COUNTER_RUN_SQL, (a, low, high))
-                    continue
             for i in range(0, len(bs), PREFETCH_KEYS_MAX):
                 part = bs[i:i + PREFETCH_KEYS_MAX]
                 yield from self.conn.execute(_PREFETCH_SQL[what] % ",".join("?" * len(part)), (a, *part))
