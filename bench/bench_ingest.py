@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--processes 1] [--frame-records 64]
                                            [--latency-taps 300] [--backlog 10000] [--connected 500]
-                                           [--backends sqlite,postgres]
+                                           [--backends sqlite,postgres] [--profile DIR]
 
 Each backend runs the same four measurements in turn: SQLite in a file of
 the run's folder, PostgreSQL in a private cluster started for the run with
@@ -25,6 +25,33 @@ settings (every migration, WAL, synchronous=FULL, foreign keys on; on
 PostgreSQL every migration). On a shared machine the rates move with the
 neighbours' load: the hub's CPU per record (all its threads) moves less, and
 is printed beside the raw executemany's.
+
+The throughput clock starts once the hub has stored a status frame of the
+latency terminal (wait_hub_ready): the hub's start-up (imports, the database
+checks, the webhook sender's TLS context) stays out of its time and its CPU.
+--profile DIR samples the hub with py-spy during the throughput run and writes
+DIR/<backend>.txt (each thread's share; functions by their own and inclusive
+samples) beside py-spy's raw stacks.
+
+What each figure measures:
+- "hub = N % of raw": the throughput run's wall-clock rate (terminals
+  journalled beforehand, all publishing at once, until the last ack) over the
+  raw executemany's rate. The simulated terminals, the broker and the hub share
+  the machine's cores, so it includes the terminals' CPU, which in a park is
+  spent on separate devices.
+- "hub-CPU-bound rate": 1 / the hub process's CPU per record in that run (all
+  its threads: paho's receive, decoding and MACs, the rules, SQLite, the acks):
+  the rate the hub would settle with one core to itself, never waiting on the
+  disk. On SQLite it is compared with the raw executemany's CPU-bound rate
+  (1 / its CPU per record, both in this process's view of CPU time, so the
+  neighbours' load moves them alike). On PostgreSQL the inserts are the
+  server's CPU, not the hub's: the rate is printed alone.
+- "backlog drain rate": the backlog phase's records acknowledged after the
+  first ack, over the time from that ack to the last one, over the raw rate. The
+  backlog (in --frame-records frames) was queued at the broker while the hub was
+  down, so no terminal runs meanwhile and the hub's start is left out; it needs
+  a backlog of several batches (the hub takes what is queued, up to 1,024
+  frames a transaction).
 """
 
 import argparse
@@ -32,6 +59,7 @@ import asyncio
 import multiprocessing
 import os
 import shlex
+import signal
 import socket
 import sqlite3
 import statistics
@@ -40,6 +68,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,7 +194,8 @@ def finish_workers(workers, results):
 
 def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
     """executemany of the same rows the hub wrote for these terminals, in one transaction, into a fresh database
-    opened as the hub opens its own: every migration (indexes, triggers), WAL, synchronous=FULL, foreign keys."""
+    opened as the hub opens its own: every migration (indexes, triggers), WAL, synchronous=FULL, foreign keys.
+    Return (records/s, rows written, records per CPU second of the executemany)."""
     marks = ",".join(str(t) for t in terminal_ids)
     src = sqlite3.connect(hub_db)
     tables = {
@@ -187,7 +217,7 @@ def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     dst.close()
     print("raw sqlite3 executemany CPU: %.2f s = %.1f us/record" % (cpu, 1e6 * cpu / len(tables["records"])))
-    return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
+    return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values()), len(tables["records"]) / cpu
 
 
 RAW_TABLES = ("records", "ledger_tx", "ledger_entries", "card_counters")
@@ -195,7 +225,8 @@ RAW_TABLES = ("records", "ledger_tx", "ledger_entries", "card_counters")
 
 def raw_postgres_rate(hub_url, pg, terminal_ids):
     """executemany of the same rows the hub wrote for these terminals, in one transaction, into a fresh PostgreSQL
-    database with every migration applied (the hub's schema)."""
+    database with every migration applied (the hub's schema). Return (records/s, rows written, None): the work is
+    the server's, whose CPU the bench does not measure."""
     import asyncpg
 
     where = {
@@ -220,19 +251,82 @@ def raw_postgres_rate(hub_url, pg, terminal_ids):
                         "$%d" % (i + 1) for i in range(len(rows[0])))), rows)
         elapsed = time.perf_counter() - started
         await dst.close()
-        return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values())
+        return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values()), None
     return asyncio.run(run())
 
 
-def statuses_applied(db):
-    """How many terminals' status frames the hub has stored (firmware 'bench'), read through the store."""
+PROFILE_RATE_HZ = 250      # py-spy's samples per second of the hub: enough for a share of a per cent in seconds
+PROFILE_LINES_MAX = 40      # functions listed per ordering
+
+
+def start_sampler(pid, out_dir, backend):
+    """py-spy recording every thread of the hub process (idle ones left out) until stop_sampler."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise SystemExit("--profile needs py-spy beside %s: .venv/bin/pip install py-spy" % sys.executable)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", str(PROFILE_RATE_HZ), "--threads",
+                             "--nonblocking", "--format", "raw", "--output", str(out_dir / ("%s.raw" % backend))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_sampler(sampler, out_dir, backend):
+    """Stop py-spy (it writes its samples on SIGINT) and summarise them in out_dir/<backend>.txt."""
+    sampler.send_signal(signal.SIGINT)
+    sampler.wait(WORKER_TIMEOUT_S)
+    raw = out_dir / ("%s.raw" % backend)
+    threads, own, inclusive, total = Counter(), Counter(), Counter(), 0
+    for line in raw.read_text().splitlines():
+        stack, _sep, count = line.rpartition(" ")
+        if not stack:
+            continue
+        names, count = stack.split(";"), int(count)
+        total += count
+        threads[names[0]] += count
+        own[names[-1]] += count
+        inclusive.update(dict.fromkeys(names[1:], count))    # a function counted once per sample
+    lines = ["%d samples of the hub during the throughput run (%s)" % (total, raw.name), "-- threads"]
+    for title, counts in (("-- threads", threads), ("-- own samples", own), ("-- inclusive samples", inclusive)):
+        if title != "-- threads":
+            lines.append(title)
+        lines += ["%5.1f%%  %s" % (100 * n / max(total, 1), name) for name, n in counts.most_common(PROFILE_LINES_MAX)]
+    (out_dir / ("%s.txt" % backend)).write_text("\n".join(lines) + "\n")
+    print("hub profile: %s" % (out_dir / ("%s.txt" % backend)))
+
+
+def drain_line(records, seconds, raw_rate):
+    """The backlog's drain rate from the hub's first ack to its last, as a share of the raw executemany's rate."""
+    if records <= 0 or seconds <= 0:
+        return "backlog drain rate: n/a (the first ack took the whole backlog: raise --backlog)"
+    return "backlog drain rate after the first ack: %d records in %.2f s = %.0f records/s = %.0f%% of raw" % (
+        records, seconds, records / seconds, 100 * records / seconds / raw_rate)
+
+
+def statuses_applied(db, firmware="bench"):
+    """How many terminals' status frames naming this firmware the hub has stored, read through the store."""
     async def run():
         store = await store_for(db).open_for_audit()
         try:
-            return sum(1 for t in await store.terminals() if t.firmware == "bench")
+            return sum(1 for t in await store.terminals() if t.firmware == firmware)
         finally:
             await store.close()
     return asyncio.run(run())
+
+
+READY_FIRMWARE = "ready"    # the status a terminal reports to see the hub ready (wait_hub_ready)
+READY_TIMEOUT_S = 60
+
+
+def wait_hub_ready(db, term):
+    """Have term report a status and wait until the hub stored it: the hub consumes uplinks, and its start-up
+    (imports, the database checks, the webhook sender's TLS context) no longer counts in the figures after it."""
+    body = hub_frames.Status(boot=1, online=1, firmware=READY_FIRMWARE.encode()).encode()
+    term.publish(term.frame(frames.T_STATUS, body), leaf=topics.STATUS)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not statuses_applied(db, READY_FIRMWARE):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the hub did not store a status within %d s" % READY_TIMEOUT_S)
+        time.sleep(0.05)    # bench only: polling the store, as the connected-terminals phase does
 
 
 def raw_terminals(broker, keys, count_from):
@@ -261,6 +355,10 @@ def main():
     parser.add_argument("--latency-taps", type=int, default=300)
     parser.add_argument("--backlog", type=int, default=10000)
     parser.add_argument("--connected", type=int, default=500)
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="sample the hub during the throughput run with py-spy (installed apart: "
+                             ".venv/bin/pip install py-spy) and write DIR/<backend>.txt: each thread's share, and the "
+                             "functions by their own and their inclusive share of the samples")
     parser.add_argument("--backends", default="sqlite,postgres", help="stores to run the hub on, in turn: sqlite, "
                         "postgres or sqlite,postgres (PostgreSQL in a private cluster started for the run)")
     args = parser.parse_args()
@@ -305,10 +403,13 @@ def run_backend(args, backend, pg):
         workers, go, results = start_workers(broker, keys, cards, tput_ids, args.processes, per, args.frame_records)
         hub = hub_process(db, broker)
         try:
-            time.sleep(1.0)   # bench only: let the hub process start before the clock runs
+            wait_hub_ready(db, terms[lat_id])     # the hub's start is not the throughput's
             started, hub_cpu_s = time.perf_counter(), cpu_s(hub.pid)
+            sampler = start_sampler(hub.pid, args.profile, backend) if args.profile else None
             go.set()
             finish_workers(workers, results)
+            if sampler is not None:
+                stop_sampler(sampler, args.profile, backend)
             tput_s, hub_cpu_s = time.perf_counter() - started, cpu_s(hub.pid) - hub_cpu_s
             total = per * len(tput_ids)
             print("ingest throughput: %d records in %.2f s = %.0f records/s (%d-record frames, %d terminals "
@@ -320,12 +421,19 @@ def run_backend(args, backend, pg):
                 rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024,
                 rss_kb(broker.process.pid, "VmRSS") // 1024, rss_kb(broker.process.pid, "VmHWM") // 1024))
             if backend == "sqlite":
-                raw_rate, raw_rows = raw_sqlite_rate(db, work, tput_ids)
+                raw_rate, raw_rows, raw_cpu_rate = raw_sqlite_rate(db, work, tput_ids)
             else:
-                raw_rate, raw_rows = raw_postgres_rate(db, pg, tput_ids)
+                raw_rate, raw_rows, raw_cpu_rate = raw_postgres_rate(db, pg, tput_ids)
             of_raw = 100 * total / tput_s / raw_rate
             print("raw %s executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
                 "sqlite3" if backend == "sqlite" else "asyncpg", raw_rows, total, raw_rate, of_raw))
+            cpu_bound = total / hub_cpu_s
+            if raw_cpu_rate is not None:
+                print("hub-CPU-bound rate (1 / hub CPU per record): %.0f records/s = %.0f%% of raw's (1 / its CPU per "
+                      "record: %.0f records/s)" % (cpu_bound, 100 * cpu_bound / raw_cpu_rate, raw_cpu_rate))
+            else:   # the server's inserts are not in the hub's CPU: no share of raw would mean anything
+                print("hub-CPU-bound rate (1 / hub CPU per record): %.0f records/s (the server's CPU left out)"
+                      % cpu_bound)
 
             # 2. latency: one record per frame, wait for its ack
             lat = terms[lat_id]
@@ -347,15 +455,20 @@ def run_backend(args, backend, pg):
 
         # 3. backlog: published while the hub is down (the broker queues for its session), then drained
         back = terms[backlog_id]
+        first_seq = back.seq + 1
         journal(back, cards[backlog_id], args.backlog)
-        back.upload_all()
+        back.upload_all(args.frame_records)
         time.sleep(1.0)   # bench only: let the broker take the backlog before the hub starts
         started = time.perf_counter()
         hub = hub_process(db, broker)
         try:
+            back.wait_acked(first_seq, 120)
+            first_s, first_acked = time.perf_counter(), back.acked_upto
             back.wait_acked(back.seq, 120)
-            drain_s = time.perf_counter() - started
-            print("backlog of %d records drained in %.2f s (hub process start included)" % (args.backlog, drain_s))
+            done_s = time.perf_counter()
+            print("backlog of %d records drained in %.2f s (hub process start included)" % (args.backlog,
+                                                                                         done_s - started))
+            print(drain_line(back.seq - first_acked, done_s - first_s, raw_rate))
 
             # 4. memory with N connected terminals (raw MQTT sockets, each with a retained status)
             socks = raw_terminals(broker, {t: keys[t] for t in conn_ids}, 1)
