@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import operators
 from parkcard.services.privileges import ROLES, ServiceError
-from parkcard.web.pages import (back, gettext, operator, park_of, refusal_page, refused_text, render, session_form,
-                                state, whole_number)
+from parkcard.web.pages import (back, gettext, operator, refusable_page, refused_text, session_form, state,
+                                whole_number)
 
 router = APIRouter()
 
@@ -13,12 +13,9 @@ router = APIRouter()
 @router.get("/operators")
 async def operator_page(request: Request, session=Depends(operator)):
     """Every operator account (privilege operators.manage in the service)."""
-    try:
-        rows = await operators.list_operators(state(request).store, session.actor)
-        park = await park_of(request, session)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return render(request, "operators.html", session, park=park, operators=rows, roles=ROLES)
+    return await refusable_page(request, session, "operators.html",
+                                lambda: operators.list_operators(state(request).store, session.actor),
+                                "operators", roles=ROLES)
 
 
 @router.post("/operators")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.services import merchants, reports, staff, staff_reports
 from parkcard.services import privileges as P
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (back, csv_download, gettext, operator, park_of, refusal_page, refused_text, render,
+from parkcard.web.pages import (back, gettext, operator, park_of, refusable_csv, refusal_page, refused_text, render,
                                 session_form, state, whole_number)
 
 router = APIRouter()
@@ -49,21 +49,20 @@ async def staff_page(request: Request, session=Depends(operator)):
 @router.get("/staff/shifts.csv")
 async def shifts_csv(request: Request, session=Depends(operator)):
     """The day's shifts with the hub's and the terminal's totals, as CSV (amounts in cents)."""
-    try:
+    async def made():
         park, date, start_s, end_s = await _day_of(request, session)
         reconciled = await staff_reports.reconcile(state(request).store, session.actor, start_s, end_s)
         names = {s.staff_no: name for name, s in await staff_reports.sales_by_shift(
             state(request).store, session.actor, start_s, end_s)}
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    rows = []
-    for s in reconciled.shifts:
-        t = s.terminal
-        rows.append((s.terminal_id, s.open_seq, s.staff_no, names.get(s.staff_no, ""), park.when(s.opened_s),
-                     park.when(s.closed_s), s.hub.sales, s.hub.sales_cents, s.hub.reversals, s.hub.reversals_cents)
-                    + ((t.sales, t.sales_cents, t.reversals, t.reversals_cents) if t else ("", "", "", ""))
-                    + ("not closed" if t is None else "ok" if t == s.hub else "different",))
-    return csv_download(reports.table_csv(SHIFT_CSV_COLUMNS, rows), "shifts-%s.csv" % date)
+        rows = []
+        for s in reconciled.shifts:
+            t = s.terminal
+            rows.append((s.terminal_id, s.open_seq, s.staff_no, names.get(s.staff_no, ""), park.when(s.opened_s),
+                         park.when(s.closed_s), s.hub.sales, s.hub.sales_cents, s.hub.reversals, s.hub.reversals_cents)
+                        + ((t.sales, t.sales_cents, t.reversals, t.reversals_cents) if t else ("", "", "", ""))
+                        + ("not closed" if t is None else "ok" if t == s.hub else "different",))
+        return reports.table_csv(SHIFT_CSV_COLUMNS, rows), "shifts-%s.csv" % date
+    return await refusable_csv(request, session, made)
 
 
 @router.post("/staff")
