@@ -58,6 +58,7 @@ NAV = (
     ("/reports", N_("Reports"), P.REPORTS),
     ("/audit", N_("Audit log"), P.AUDIT),
     ("/operators", N_("Operators"), P.OPERATORS),
+    ("/apikeys", N_("API keys"), P.PARK_ADMIN),
 )
 
 
