@@ -135,6 +135,8 @@ def test_staff_shifts_reconcile_the_booths_totals_with_the_hubs_and_the_trace_na
     assert "Lan" in page.inner_text("#staff") and "Mei" in page.inner_text("#staff")
     page.goto("/staff?day=%s" % DAY)
     assert "Mei" in page.inner_text("#by-staff") and "CNY 12.00" in page.inner_text("#by-staff")   # 17.00 - 5.00
+    bars = page.locator("#staff-chart svg rect.bar title")          # a bar per staff member with sales
+    assert [bars.nth(i).text_content() for i in range(bars.count())] == ["Mei net sales: CNY 12.00"]
     first = page.inner_text('#shifts tr[data-shift="%d-1"]' % SHIFT_BOOTH)
     second = page.inner_text('#shifts tr[data-shift="%d-6"]' % SHIFT_BOOTH)
     assert first.rstrip().endswith("equal")

@@ -28,11 +28,16 @@ def top_up_chart(rows, park, first_day, end_day, title, translate):
     return charts.stacked_bars(day_labels(first_day, end_day), series, park.money, title), charts.legend(series)
 
 
+def net_sales_chart(labels, net_cents, park, title, translate):
+    """(SVG, legend) of net sales (sales less refunds or reversals) per label: a bar each, none below zero."""
+    series = [(translate(N_("net sales")), [max(cents, 0) for cents in net_cents])]
+    return charts.stacked_bars(labels, series, park.money, title, axis_label=str), charts.legend(series)
+
+
 def terminal_chart(rows, park, title, translate):
     """(SVG, legend) of each terminal's net sales (sales less refunds) in the period."""
-    series = [(translate(N_("net sales")), [max(r.sales_cents - r.refunds_cents, 0) for r in rows])]
-    labels = ["%d %s" % (r.terminal_id, r.terminal_name) for r in rows]
-    return charts.stacked_bars(labels, series, park.money, title, axis_label=str), charts.legend(series)
+    return net_sales_chart(["%d %s" % (r.terminal_id, r.terminal_name) for r in rows],
+                           [r.sales_cents - r.refunds_cents for r in rows], park, title, translate)
 
 
 @router.get("/reports")

@@ -10,6 +10,7 @@ from parkcard.services import privileges as P
 from parkcard.services.privileges import ServiceError
 from parkcard.web.pages import (back, gettext, operator, park_of, refusable_csv, refusal_page, refused_text, render,
                                 session_form, state, whole_number)
+from parkcard.web.routes.reports import net_sales_chart
 
 router = APIRouter()
 PAGE = "/staff"
@@ -40,8 +41,11 @@ async def staff_page(request: Request, session=Depends(operator)):
         reconciled = await staff_reports.reconcile(store, actor, start_s, end_s)
     except ServiceError as exc:
         return refusal_page(request, session, exc)
+    title = gettext(request, session, "Net sales by staff member on %(day)s") % {"day": date}
+    chart, legend = net_sales_chart([r.name for r in by_staff], [r.totals.net_cents() for r in by_staff], park,
+                                    title, lambda text: gettext(request, session, text))
     return render(request, "staff.html", session, park=park, day=date, members=members, merchants=names,
-                  by_staff=by_staff, by_shift=by_shift, reconciled=reconciled,
+                  chart=chart, legend=legend, by_staff=by_staff, by_shift=by_shift, reconciled=reconciled,
                   differing={(d.terminal_id, d.open_seq) for d in reconciled.differences},
                   may_card={P.MERCHANTS, P.CARD_ISSUE} <= session.actor.privileges)
 
