@@ -609,6 +609,9 @@ def test_reports_chart_takings_terminals_and_top_ups_and_settlements_download_as
     assert "CNY 100.00" in page.inner_text("#top-ups")       # the card issued with 100.00 on it
     liabilities = page.inner_text("#liabilities")
     assert "Funds on cards (bonus included)\tCNY 77.51" in liabilities
+    owed = page.locator("#liabilities-chart svg rect.bar title")      # one bar stacked by what is owed
+    assert [owed.nth(i).text_content() for i in range(owed.count())] == [
+        "now Funds on cards (bonus included): CNY 77.51", "now Owed to merchants: CNY 20.25"]   # none drawn for 0
     shot(page, "reports")
     in_chinese(page)
     assert page.inner_text("h1") == "报表" and "各商户每日营业额" in page.inner_text("main")
