@@ -218,6 +218,9 @@ def test_the_desks_day_liabilities_and_a_z_report_and_a_cashier_sees_only_her_ow
     shot(page, "desk-report")
     send(page, "#z-report-form", z="7")
     assert "there is no Z report 7" in page.inner_text("#z-error")
+    send(page, "#z-report-form", z="99999999999999999999")      # past what the store holds: said, not failed
+    assert "a Z report number must be a whole number from 1 to 2147483647" in page.inner_text("#z-error")
+    assert page.goto("/desk/z/99999999999999999999").status == 404
     in_chinese(page)
     page.goto("/reports/desk?z=1")
     assert page.inner_text("h1") == "前台与Z报表"
