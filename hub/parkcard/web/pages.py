@@ -258,6 +258,16 @@ def refusal_page(request, session, exc, status=403):
     return render(request, "refused.html", session, status=status, message=refused_text(request, session, exc))
 
 
+async def changed_back(request, session, to, change, done, unchanged, values):
+    """Redirect to `to` saying done or unchanged (N_ marked, % values) as `await change()` is true or false; saying
+    the service's refusal (ServiceError) as an error otherwise."""
+    try:
+        changed = await change()
+    except ServiceError as exc:
+        return back(to, session, refused_text(request, session, exc), "error")
+    return back(to, session, gettext(request, session, done if changed else unchanged) % values)
+
+
 def back(to, session=None, flash=None, kind="ok"):
     """Redirect after a POST (the browser GETs the page again), with a message for the next page."""
     if session is not None and flash is not None:

@@ -5,7 +5,8 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.api.app import API_PREFIX
 from parkcard.services import apikeys
 from parkcard.services.privileges import SCOPES, ServiceError
-from parkcard.web.pages import back, gettext, operator, refusable_page, refused_text, session_form, state
+from parkcard.web.pages import (N_, back, changed_back, gettext, operator, refusable_page, refused_text, session_form,
+                                state)
 
 router = APIRouter()
 PAGE = "/apikeys"
@@ -39,10 +40,6 @@ async def apikey_create(request: Request, session=Depends(operator)):
 async def apikey_revoke(request: Request, name: str, session=Depends(operator)):
     """Revoke an API key: the API refuses it from the next request on."""
     await session_form(request, session)
-    try:
-        changed = await apikeys.revoke(state(request).store, session.actor, name)
-    except ServiceError as exc:
-        return back(PAGE, session, refused_text(request, session, exc), "error")
-    said = (gettext(request, session, "API key %(name)s is revoked.") if changed else
-            gettext(request, session, "API key %(name)s was revoked already."))
-    return back(PAGE, session, said % {"name": name})
+    return await changed_back(request, session, PAGE, lambda: apikeys.revoke(state(request).store, session.actor, name),
+                              N_("API key %(name)s is revoked."), N_("API key %(name)s was revoked already."),
+                              {"name": name})
