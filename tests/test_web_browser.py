@@ -312,6 +312,19 @@ def test_an_admin_adds_an_operator_who_then_logs_in(page, park):
     page.click("#logout")
     log_in(page, "newtech")
     assert page.url.endswith("/fleet")
+    page.click("#logout")
+    log_in(page, "ada")
+    page.goto("/operators")
+    page.click("tr[data-operator=newtech] form button")
+    assert page.inner_text(".flash") == "Operator newtech is disabled."
+    again = page.request.post("/operators/newtech/disable",      # a second tab's form, sent after the first
+                              form={"csrf": page.get_attribute("tr[data-operator=newtech] input[name=csrf]", "value")})
+    assert "Operator newtech was disabled already." in again.text()
+    page.goto("/operators")
+    page.click("tr[data-operator=newtech] form button")
+    assert page.inner_text(".flash") == "Operator newtech is enabled."
+    assert [a for a in audit_actions(park) if a[1] in ("operator.disable", "operator.enable")] == [
+        ("ada", "operator.disable"), ("ada", "operator.enable")]
 
 
 PHONE_WIDTH = 375
