@@ -249,6 +249,28 @@ def test_a_technician_locks_a_terminal_and_the_service_audits_it(page, park):
     assert audit_actions(park).count(("tec", "terminal.lock")) == 1
 
 
+def test_a_technician_sends_a_terminal_its_configuration_now_and_the_service_audits_it(page, park):
+    key = park.call(park.hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
+    booth = ScriptedTerminal(park.broker.host, park.broker.port, BOOTH, key).connect()
+    try:
+        log_in(page, "tec")
+        page.goto("/fleet/%d" % BOOTH)
+        configs = len([f for f in booth.down if f.type == frames.T_CONFIG])
+        page.click("#config")
+        assert page.inner_text(".flash") == "Terminal %d is sent its configuration now." % BOOTH
+        booth.wait(lambda t: len([f for f in t.down if f.type == frames.T_CONFIG]) == configs + 1)
+    finally:
+        booth.close()
+    csrf = page.get_attribute("form[action$='/config'] input[name=csrf]", "value")
+    refused = page.request.post("/fleet/4242/config", form={"csrf": csrf})     # a terminal nobody registered
+    assert 'class="flash error"' in refused.text() and "terminal 4242 is not registered" in refused.text()
+    assert [e["details"] for e in park.hub.storage.oplog.entries() if e["action"] == "terminal.config_push"] == [
+        {"terminal_id": BOOTH, "sent": True}]
+    page.click("#logout")
+    log_in(page, "fin")                         # finance holds no terminals.manage
+    assert page.request.post("/fleet/%d/config" % BOOTH, form={"csrf": "none"}, max_redirects=0).status == 403
+
+
 def _sales(park):
     """An issued card and two sales at the ice-cream booth today (1250 and 999 cents); the card's number."""
     hub = park.hub

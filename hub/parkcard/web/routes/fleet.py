@@ -153,6 +153,19 @@ async def terminal_page(request: Request, terminal_id: int = TerminalId, session
         (COMMAND_NAMES.get(c.command, str(c.command)), c.actor, c.sent_at) for c in commands])
 
 
+@router.post("/fleet/{terminal_id}/config")
+async def terminal_config_push(request: Request, terminal_id: int = TerminalId, session=Depends(operator)):
+    """Send the terminal its configuration now through the hub's downlink (privilege and audit in the service)."""
+    await session_form(request, session)
+    web = state(request)
+    return await changed_back(request, session, "/fleet/%d" % terminal_id,
+                              lambda: terminals.push_config(web.store, session.actor, terminal_id,
+                                                            web.hub.downlink.config),
+                              N_("Terminal %(id)d is sent its configuration now."),
+                              N_("Terminal %(id)d's configuration could not be sent now: it gets it at its next "
+                                 "sync."), {"id": terminal_id})
+
+
 @router.post("/fleet/{terminal_id}/{action}")
 async def terminal_action(request: Request, action: str, terminal_id: int = TerminalId,
                           session=Depends(operator)):
