@@ -383,10 +383,9 @@ def test_every_page_fits_a_phone_and_a_laptop_in_both_languages(chromium, park, 
             # on a phone wide tables scroll inside their own box; the page itself never scrolls sideways
             assert screen.evaluate("document.documentElement.scrollWidth") <= width, path
             assert screen.evaluate(STICKING_OUT, width) == [], path
-            if width == PHONE_WIDTH:
-                shot(screen, "phone-%s%s" % (language, path.replace("/", "-")))
-            else:
+            if width == LAPTOP_WIDTH:
                 assert screen.evaluate(SCROLLED_TABLES) == [], path
+            shot(screen, "%s-%s%s" % ("phone" if width == PHONE_WIDTH else "laptop", language, path.replace("/", "-")))
     finally:
         context.close()
 
