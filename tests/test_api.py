@@ -94,7 +94,10 @@ def test_terminals_fleet_one_and_control_audited_as_the_key(park):
         assert c.post("/terminals/12/unlock", headers={"Idempotency-Key": "u1"}).json() == {"changed": True}
         assert c.post("/terminals/12/deauthorise", headers={"Idempotency-Key": "d1"}).json() == {"changed": False}
         assert c.get("/terminals/12").json()["locked"] is False
+        assert c.post("/terminals/12/config", headers={"Idempotency-Key": "c1"}).json() == {"changed": True}
+        error(c.post("/terminals/13/config", headers={"Idempotency-Key": "c13"}), 404, "terminal_not_registered")
     actions = [line for line in audit_lines(hub) if "api:ops" in line]
+    assert sum("terminal.config_push" in line for line in actions) == 1
     assert [a for a in ("terminal.lock", "terminal.unlock") if any(a in line for line in actions)] == \
         ["terminal.lock", "terminal.unlock"]
     assert sum("terminal.lock" in line for line in actions) == 1     # the second lock changed nothing

@@ -135,6 +135,8 @@ def test_staff_shifts_reconcile_the_booths_totals_with_the_hubs_and_the_trace_na
     assert "Lan" in page.inner_text("#staff") and "Mei" in page.inner_text("#staff")
     page.goto("/staff?day=%s" % DAY)
     assert "Mei" in page.inner_text("#by-staff") and "CNY 12.00" in page.inner_text("#by-staff")   # 17.00 - 5.00
+    bars = page.locator("#staff-chart svg rect.bar title")          # a bar per staff member with sales
+    assert [bars.nth(i).text_content() for i in range(bars.count())] == ["Mei net sales: CNY 12.00"]
     first = page.inner_text('#shifts tr[data-shift="%d-1"]' % SHIFT_BOOTH)
     second = page.inner_text('#shifts tr[data-shift="%d-6"]' % SHIFT_BOOTH)
     assert first.rstrip().endswith("equal")
@@ -216,6 +218,9 @@ def test_the_desks_day_liabilities_and_a_z_report_and_a_cashier_sees_only_her_ow
     shot(page, "desk-report")
     send(page, "#z-report-form", z="7")
     assert "there is no Z report 7" in page.inner_text("#z-error")
+    send(page, "#z-report-form", z="99999999999999999999")      # past what the store holds: said, not failed
+    assert "a Z report number must be a whole number from 1 to 2147483647" in page.inner_text("#z-error")
+    assert page.goto("/desk/z/99999999999999999999").status == 404
     in_chinese(page)
     page.goto("/reports/desk?z=1")
     assert page.inner_text("h1") == "前台与Z报表"
@@ -281,3 +286,45 @@ def test_best_sellers_by_item_come_from_the_sale_lines_and_the_discounts_show_wh
     given = page.inner_text('#discounts-given tr[data-tier="%d"]' % GOLD)
     assert "CNY 1.75" in given and given.rstrip().endswith("CNY 1.75")                       # the merchant bore it
     shot(page, "sales-by-item")
+
+
+def test_an_admin_creates_an_api_key_shown_once_that_the_api_takes_until_it_is_revoked(page, park):
+    log_in(page, "cas")
+    assert page.goto("/apikeys").status == 403
+    assert "API keys" not in page.inner_text("header nav")
+    page.click("#logout")
+    log_in(page, "ada")
+    page.goto("/apikeys")
+    assert page.get_attribute("#api-docs", "href") == park.url + "/api/v1/docs"
+    assert "No API key yet." in page.inner_text("#apikeys")
+    page.fill("#apikey-create input[name=name]", "ticketing")
+    page.click("#apikey-create button")     # no scope ticked: refused in words, nothing made
+    assert "no scope" in flash(page)
+    assert "No API key yet." in page.inner_text("#apikeys")
+    page.fill("#apikey-create input[name=name]", "ticketing")
+    page.check("#apikey-create input[name='scope_fleet:read']")
+    page.check("#apikey-create input[name='scope_reports:read']")
+    page.click("#apikey-create button")
+    said = flash(page)
+    secret = said.split(": ")[1].split(". Copy")[0]
+    assert secret.startswith("pk_") and "not shown again" in said
+    assert "fleet:read, reports:read" in page.inner_text("tr[data-key=ticketing]")
+    shot(page, "apikeys")
+    page.reload()
+    assert secret not in page.content()         # shown once: the hub keeps only its hash
+    bearer = {"Authorization": "Bearer %s" % secret}
+    assert page.request.get("/api/v1/terminals", headers=bearer).status == 200
+    assert page.request.get("/api/v1/blacklist", headers=bearer).status == 403     # not among its scopes
+    page.fill("#apikey-create input[name=name]", "ticketing")
+    page.check("#apikey-create input[name='scope_fleet:read']")
+    page.click("#apikey-create button")
+    assert "ticketing" in flash(page) and page.locator("tr[data-key]").count() == 1
+    page.click("tr[data-key=ticketing] form button")
+    assert flash(page) == "API key ticketing is revoked."
+    assert page.locator("tr[data-key=ticketing] form").count() == 0
+    assert page.request.get("/api/v1/terminals", headers=bearer).status == 401
+    in_chinese(page)
+    assert "吊销" in page.inner_text("#apikeys") and "创建 API 密钥" in page.inner_text("main")
+    shot(page, "apikeys-zh")
+    assert [a for a in audit_actions(park) if a[1].startswith("apikey.")] == [("ada", "apikey.create"),
+                                                                            ("ada", "apikey.revoke")]

@@ -249,6 +249,28 @@ def test_a_technician_locks_a_terminal_and_the_service_audits_it(page, park):
     assert audit_actions(park).count(("tec", "terminal.lock")) == 1
 
 
+def test_a_technician_sends_a_terminal_its_configuration_now_and_the_service_audits_it(page, park):
+    key = park.call(park.hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
+    booth = ScriptedTerminal(park.broker.host, park.broker.port, BOOTH, key).connect()
+    try:
+        log_in(page, "tec")
+        page.goto("/fleet/%d" % BOOTH)
+        configs = len([f for f in booth.down if f.type == frames.T_CONFIG])
+        page.click("#config")
+        assert page.inner_text(".flash") == "Terminal %d is sent its configuration now." % BOOTH
+        booth.wait(lambda t: len([f for f in t.down if f.type == frames.T_CONFIG]) == configs + 1)
+    finally:
+        booth.close()
+    csrf = page.get_attribute("form[action$='/config'] input[name=csrf]", "value")
+    refused = page.request.post("/fleet/4242/config", form={"csrf": csrf})     # a terminal nobody registered
+    assert 'class="flash error"' in refused.text() and "terminal 4242 is not registered" in refused.text()
+    assert [e["details"] for e in park.hub.storage.oplog.entries() if e["action"] == "terminal.config_push"] == [
+        {"terminal_id": BOOTH, "sent": True}]
+    page.click("#logout")
+    log_in(page, "fin")                         # finance holds no terminals.manage
+    assert page.request.post("/fleet/%d/config" % BOOTH, form={"csrf": "none"}, max_redirects=0).status == 403
+
+
 def _sales(park):
     """An issued card and two sales at the ice-cream booth today (1250 and 999 cents); the card's number."""
     hub = park.hub
@@ -312,21 +334,58 @@ def test_an_admin_adds_an_operator_who_then_logs_in(page, park):
     page.click("#logout")
     log_in(page, "newtech")
     assert page.url.endswith("/fleet")
+    page.click("#logout")
+    log_in(page, "ada")
+    page.goto("/operators")
+    page.click("tr[data-operator=newtech] form button")
+    assert page.inner_text(".flash") == "Operator newtech is disabled."
+    again = page.request.post("/operators/newtech/disable",      # a second tab's form, sent after the first
+                              form={"csrf": page.get_attribute("tr[data-operator=newtech] input[name=csrf]", "value")})
+    assert "Operator newtech was disabled already." in again.text()
+    page.goto("/operators")
+    page.click("tr[data-operator=newtech] form button")
+    assert page.inner_text(".flash") == "Operator newtech is enabled."
+    assert [a for a in audit_actions(park) if a[1] in ("operator.disable", "operator.enable")] == [
+        ("ada", "operator.disable"), ("ada", "operator.enable")]
 
 
-def test_the_pages_fit_a_phones_narrow_screen(chromium, park):
-    context = chromium.new_context(base_url=park.url, viewport={"width": 390, "height": 844}, locale="en-GB")
+PHONE_WIDTH = 375
+LAPTOP_WIDTH = 1280
+# Everything an element may be inside of and stick out of the screen: a box that scrolls (a wide table) or clips.
+STICKING_OUT = """(width) => [...document.querySelectorAll("body *")].filter(e => {
+    const box = e.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 1) return false;
+    for (let up = e.parentElement; up; up = up.parentElement) {
+        if (["auto", "scroll", "hidden"].includes(getComputedStyle(up).overflowX)) return false;
+    }
+    return true;
+}).map(e => e.tagName + (e.id ? "#" + e.id : ""))"""
+# The tables wider than their scrolling box: on a laptop's screen every column shows without scrolling.
+SCROLLED_TABLES = """() => [...document.querySelectorAll(".scroll")].filter(e => e.scrollWidth > e.clientWidth + 1)
+    .map(e => (e.querySelector("table") || e).id)"""
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize("width", [PHONE_WIDTH, LAPTOP_WIDTH])
+def test_every_page_fits_a_phone_and_a_laptop_in_both_languages(chromium, park, language, width):
+    context = chromium.new_context(base_url=park.url, viewport={"width": width, "height": 812}, locale="en-GB")
     context.set_default_timeout(WAIT_MS)
-    phone = context.new_page()
+    screen = context.new_page()
     try:
-        log_in(phone, "ada")
-        for path in ("/fleet", "/fleet/%d" % DESK_ID, "/settlement", "/blacklist", "/alarms", "/quarantine",
-                     "/trace", "/prices", "/discounts", "/tickets", "/occupancy", "/credits", "/reports", "/tiers",
-                     "/rules", "/staff", "/reports/sales", "/reports/desk", "/reports/gates"):
-            phone.goto(path)
-            # wide tables scroll inside their own box; the page itself never scrolls sideways
-            assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path
-            shot(phone, "phone" + path.replace("/", "-"))
+        log_in(screen, "ada")
+        if language == "zh":
+            in_chinese(screen)
+        paths = [a.get_attribute("href") for a in screen.locator("header nav a").all()]
+        assert {"/desk", "/members", "/operators", "/apikeys", "/audit"} <= set(paths)
+        for path in paths + ["/fleet/%d" % DESK_ID, "/reports/sales", "/reports/desk", "/reports/gates",
+                             "/reports/z"]:
+            assert screen.goto(path).status == 200, path
+            # on a phone wide tables scroll inside their own box; the page itself never scrolls sideways
+            assert screen.evaluate("document.documentElement.scrollWidth") <= width, path
+            assert screen.evaluate(STICKING_OUT, width) == [], path
+            if width == LAPTOP_WIDTH:
+                assert screen.evaluate(SCROLLED_TABLES) == [], path
+            shot(screen, "%s-%s%s" % ("phone" if width == PHONE_WIDTH else "laptop", language, path.replace("/", "-")))
     finally:
         context.close()
 
@@ -367,6 +426,8 @@ def test_alarms_quarantine_and_the_card_trace_in_both_languages(page, park):
     assert "must be a whole number" in page.inner_text("#trace-error")
     page.goto("/trace?card=%d" % (card_no + 1000))
     assert "not a card of this park" in page.inner_text("#trace-error")
+    assert page.goto("/trace?card=99999999999999999999").status == 400     # past any card's 32 bits: in words
+    assert "a card number is a whole number from 1 to 4294967295" in page.inner_text("#trace-error")
     in_chinese(page)
     page.goto("/trace?card=%d" % card_no)
     assert page.inner_text("h1") == "追踪分析" and "消费" in page.inner_text("#trace")
@@ -594,6 +655,9 @@ def test_reports_chart_takings_terminals_and_top_ups_and_settlements_download_as
     assert "CNY 100.00" in page.inner_text("#top-ups")       # the card issued with 100.00 on it
     liabilities = page.inner_text("#liabilities")
     assert "Funds on cards (bonus included)\tCNY 77.51" in liabilities
+    owed = page.locator("#liabilities-chart svg rect.bar title")      # one bar stacked by what is owed
+    assert [owed.nth(i).text_content() for i in range(owed.count())] == [
+        "now Funds on cards (bonus included): CNY 77.51", "now Owed to merchants: CNY 20.25"]   # none drawn for 0
     shot(page, "reports")
     in_chinese(page)
     assert page.inner_text("h1") == "报表" and "各商户每日营业额" in page.inner_text("main")

@@ -136,6 +136,12 @@ def test_the_chart_stacks_each_merchant_per_day_and_escapes_names():
     assert "Ice &lt;cream&gt;" in svg and "<cream>" not in svg
     assert 'aria-label="Sales"' in svg and "CNY 200" in svg
     assert charts.legend([("a", []), ("b", [])]) == [("a", charts.COLOURS[0]), ("b", charts.COLOURS[1])]
+    assert svg.count('class="grid"') == 3 and "CNY 100" in svg      # a scale to the highest bar: 0, 100, 200
+
+
+def test_an_empty_chart_shows_its_zero_line_only_not_a_scale_of_sales_there_are_none_of():
+    svg = charts.stacked_bars(["2026-07-01", "2026-07-02"], [("Tea", [0, 0])], lambda v: "CNY %d" % v, "Sales")
+    assert "<rect " not in svg and svg.count('class="grid"') == 1 and "CNY 1" not in svg and "CNY 0" in svg
 
 
 def test_sales_per_day_are_the_parks_days_and_a_merchant_login_sees_its_own(store_url):

@@ -51,22 +51,28 @@ async def terminal_one(request: Request, terminal_id: int = TerminalId, actor=De
 
 
 def _control(name, service, doc):
-    """A POST /terminals/{id}/<name> running service (lock, unlock, deauthorise) once per Idempotency-Key."""
+    """A POST /terminals/{id}/<name> running `service(hub, actor, terminal_id)` (lock, unlock, deauthorise, push the
+    configuration) once per Idempotency-Key."""
     async def control(request: Request, terminal_id: int = TerminalId, actor=Depends(api_actor),
                       key: str = Depends(idempotency_key)):
         async def produce():
-            return m.Changed(changed=await service(_store(request), actor, terminal_id)).model_dump(mode="json")
+            changed = await service(request.app.state.hub, actor, terminal_id)
+            return m.Changed(changed=changed).model_dump(mode="json")
         return await once(request, actor, key, produce)
     control.__doc__ = doc
     router.add_api_route("/terminals/{terminal_id}/%s" % name, control, methods=["POST"], response_model=m.Changed,
                          tags=["fleet"], name="terminal_" + name)
 
 
-_control("lock", terminals.lock, "Lock a terminal: it forgets its card keys (scope terminals:control).")
-_control("unlock", terminals.unlock, "Let a locked terminal be authorised again by an admin card "
-                                     "(scope terminals:control).")
-_control("deauthorise", terminals.deauthorise, "De-authorise a terminal until the next admin card tap "
-                                               "(scope terminals:control).")
+_control("lock", lambda hub, actor, tid: terminals.lock(hub.storage, actor, tid),
+         "Lock a terminal: it forgets its card keys (scope terminals:control).")
+_control("unlock", lambda hub, actor, tid: terminals.unlock(hub.storage, actor, tid),
+         "Let a locked terminal be authorised again by an admin card (scope terminals:control).")
+_control("deauthorise", lambda hub, actor, tid: terminals.deauthorise(hub.storage, actor, tid),
+         "De-authorise a terminal until the next admin card tap (scope terminals:control).")
+_control("config", lambda hub, actor, tid: terminals.push_config(hub.storage, actor, tid, hub.downlink.config),
+         "Send a terminal its configuration now; changed is false when the hub could not publish it (the terminal "
+         "gets it at its next sync either way) (scope terminals:control).")
 
 
 @router.get("/merchants", response_model=list[m.Merchant], tags=["merchants"])

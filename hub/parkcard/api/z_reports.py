@@ -16,7 +16,7 @@ from parkcard.api.park_reports import DAY_MAX, _money_of, _store
 from parkcard.services import shifts
 
 router = APIRouter(responses=REFUSALS)
-ZNumber = Path(ge=1, le=2 ** 31 - 1)
+ZNumber = Path(ge=1, le=shifts.Z_NO_MAX)
 
 
 class MethodTotal(BaseModel):

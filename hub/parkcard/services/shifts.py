@@ -215,7 +215,7 @@ def z_of(stored):
 @requires(PARK_READ)
 async def z_report(store, actor, z_no):
     """(rows.StoredZReport, rows.Shift, domain ZReport) of Z report z_no: a cashier's own, any for shifts.review."""
-    whole(z_no, "a Z report number", ServiceError, 1)
+    whole(z_no, "a Z report number", ServiceError, 1, Z_NO_MAX)
     stored = await store.z_report(z_no)
     if stored is None:
         raise Refusal("z_report_not_found", "there is no Z report %(z)d: a Z report is made when a shift closes",
@@ -225,6 +225,7 @@ async def z_report(store, actor, z_no):
     return stored, shift, z_of(stored)
 
 
+Z_NO_MAX = 2 ** 31 - 1  # the highest Z report number the store's INTEGER column holds, on either backend
 Z_LISTED_MAX = 500      # Z reports one list shows at most (newest first); a narrower day or desk finds older ones
 
 

@@ -1,4 +1,5 @@
-"""Terminals: register, lock, unlock, de-authorise, authorise at an admin card tap, bundle exports.
+"""Terminals: register, lock, unlock, de-authorise, push the configuration, authorise at an admin card tap, bundle
+exports.
 
 Lock and de-authorise queue a command in the same transaction as the flags
 (terminal_commands); the running hub sends queued commands when told, or at
@@ -75,6 +76,20 @@ async def unlock(store, actor, terminal_id):
 async def deauthorise(store, actor, terminal_id):
     """De-authorise a terminal (CMD_DEAUTHORISE): it forgets its card keys until the next admin card tap."""
     return await _command(store, actor, terminal_id, frames.CMD_DEAUTHORISE, "deauthorise", authorised=0)
+
+
+@requires(TERMINALS)
+async def push_config(store, actor, terminal_id, send_config):
+    """Send a terminal its configuration now (T_CONFIG, SPEC.md §5.3) by `await send_config(terminal_id)` (the
+    running hub's downlink), audited; False when the hub could not publish it: the terminal still gets it at its
+    next sync, whose answer carries the configuration whenever the versions differ."""
+    checked(terminal_id=terminal_id)
+    if not await store.terminals(terminal_id):
+        raise _not_registered(terminal_id)
+    sent = await send_config(terminal_id) is not None
+    await store.audit(actor.name, "terminal.config_push", terminal_id=terminal_id, sent=sent)
+    log.info("event=terminal_config_push terminal=%d actor=%s sent=%s", terminal_id, actor.name, sent)
+    return sent
 
 
 async def _command(store, actor, terminal_id, command, action, **columns):

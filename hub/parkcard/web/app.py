@@ -4,14 +4,15 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from parkcard.web.pages import STATIC, SEE_OTHER, FormRefused, LoginRequired, WebState, gettext, render, session_of
-from parkcard.web.routes import (audit, auth, blacklist, booth_reports, credits, desk, desk_reports, discounts, fleet,
-                                 gate_reports, members, merchants, monitoring, occupancy, operators, prices, reports,
-                                 rules, settlement, staff, tickets, tiers)
+from parkcard.web.routes import (apikeys, audit, auth, blacklist, booth_reports, credits, desk, desk_reports,
+                                 discounts, fleet, gate_reports, members, merchants, monitoring, occupancy, operators,
+                                 prices, reports, rules, settlement, staff, tickets, tiers)
 
 PAGE_ROUTERS = (auth.router, fleet.router, desk.router, members.router, merchants.router, prices.router,
                 discounts.router, tiers.router, rules.router, staff.router, tickets.router, occupancy.router,
                 credits.router, blacklist.router, monitoring.router, settlement.router, reports.router,
-                booth_reports.router, desk_reports.router, gate_reports.router, audit.router, operators.router)
+                booth_reports.router, desk_reports.router, gate_reports.router, audit.router, operators.router,
+                apikeys.router)
 
 
 def install(app, hub, secure, time_zone):

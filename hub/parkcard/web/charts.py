@@ -24,12 +24,14 @@ def stacked_bars(labels, series, value_text, title, axis_label=day_of_month):
     """
     totals = [sum(values[i] for _name, values in series) for i in range(len(labels))]
     top = max(totals, default=0) or 1
+    # an empty chart has its zero line only: a scale up to one cent would tell of sales there are none of
+    steps = (0, 0.5, 1) if any(totals) else (0,)
     plot_w, plot_h = WIDTH - MARGIN_LEFT - 10, HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
     slot = plot_w / max(len(labels), 1)
     bar_w = max(slot * 0.7, 1)
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" role="img" class="chart" '
              'aria-label="%s"><title>%s</title>' % (WIDTH, HEIGHT, escape(title), escape(title))]
-    for fraction in (0, 0.5, 1):
+    for fraction in steps:
         y = MARGIN_TOP + plot_h * (1 - fraction)
         parts.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" class="grid"/>' % (MARGIN_LEFT, WIDTH - 10, y, y))
         parts.append('<text x="%d" y="%.1f" text-anchor="end" class="axis">%s</text>'

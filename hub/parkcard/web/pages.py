@@ -58,6 +58,7 @@ NAV = (
     ("/reports", N_("Reports"), P.REPORTS),
     ("/audit", N_("Audit log"), P.AUDIT),
     ("/operators", N_("Operators"), P.OPERATORS),
+    ("/apikeys", N_("API keys"), P.PARK_ADMIN),
 )
 
 
@@ -232,9 +233,39 @@ def render(request, template, session=None, status=200, park=None, **context):
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+async def refusable_page(request, session, template, read, name="rows", **context):
+    """The page of template with what `await read()` returns as `name` (and the park); the service's refusal page
+    otherwise."""
+    try:
+        rows = await read()
+        park = await park_of(request, session)
+    except ServiceError as exc:
+        return refusal_page(request, session, exc)
+    return render(request, template, session, park=park, **{name: rows}, **context)
+
+
+async def refusable_csv(request, session, made):
+    """The CSV file `await made()` returns as (text, filename); the service's refusal page otherwise."""
+    try:
+        text, filename = await made()
+    except ServiceError as exc:
+        return refusal_page(request, session, exc)
+    return csv_download(text, filename)
+
+
 def refusal_page(request, session, exc, status=403):
     """The page of a service's refusal (ServiceError exc), worded by refused_text."""
     return render(request, "refused.html", session, status=status, message=refused_text(request, session, exc))
+
+
+async def changed_back(request, session, to, change, done, unchanged, values):
+    """Redirect to `to` saying done or unchanged (N_ marked, % values) as `await change()` is true or false; saying
+    the service's refusal (ServiceError) as an error otherwise."""
+    try:
+        changed = await change()
+    except ServiceError as exc:
+        return back(to, session, refused_text(request, session, exc), "error")
+    return back(to, session, gettext(request, session, done if changed else unchanged) % values)
 
 
 def back(to, session=None, flash=None, kind="ok"):

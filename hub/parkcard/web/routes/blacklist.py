@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import blacklist
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (back, gettext, operator, park_of, refusal_page, refused_text, render, session_form,
-                                state, whole_number)
+from parkcard.web.pages import (back, gettext, operator, refusable_page, refused_text, session_form, state,
+                                whole_number)
 
 router = APIRouter()
 ATTEMPTS_SHOWN = 3
@@ -14,12 +14,9 @@ ATTEMPTS_SHOWN = 3
 @router.get("/blacklist")
 async def blacklist_page(request: Request, session=Depends(operator)):
     """Every listed card (privilege blacklist.read in the service)."""
-    try:
-        rows = await blacklist.entries(state(request).store, session.actor, ATTEMPTS_SHOWN)
-        park = await park_of(request, session)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return render(request, "blacklist.html", session, park=park, entries=rows)
+    return await refusable_page(request, session, "blacklist.html",
+                                lambda: blacklist.entries(state(request).store, session.actor, ATTEMPTS_SHOWN),
+                                "entries")
 
 
 @router.post("/blacklist")

@@ -10,7 +10,7 @@ from parkcard.domain.sales_report import BY
 from parkcard.services import reports
 from parkcard.services.privileges import ServiceError
 from parkcard.web import charts
-from parkcard.web.pages import N_, csv_download, gettext, operator, park_of, refusal_page, render, state
+from parkcard.web.pages import N_, gettext, operator, park_of, refusable_csv, refusal_page, render, state
 from parkcard.web.routes.settlement import day_labels
 
 router = APIRouter()
@@ -69,20 +69,18 @@ async def sales_page(request: Request, session=Depends(operator)):
 @router.get("/reports/sales.csv")
 async def sales_csv(request: Request, session=Depends(operator)):
     """The booth sales report as CSV: the file `parkcard report sales --csv` writes."""
-    try:
+    async def made():
         park, by, first, last, start_s, end_s, offset_s = await _period(request, session)
         rows = await reports.booth_sales(state(request).store, session.actor, by, start_s, end_s, offset_s)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return csv_download(reports.sales_csv(rows, park.currency), "sales-by-%s-%s-%s.csv" % (by, first, last))
+        return reports.sales_csv(rows, park.currency), "sales-by-%s-%s-%s.csv" % (by, first, last)
+    return await refusable_csv(request, session, made)
 
 
 @router.get("/reports/discounts.csv")
 async def discounts_csv(request: Request, session=Depends(operator)):
     """The discounts by tier as CSV: the file `parkcard report discounts --csv` writes."""
-    try:
+    async def made():
         park, _by, first, last, start_s, end_s, _offset = await _period(request, session)
         rows = await reports.discounts_given(state(request).store, session.actor, start_s, end_s)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return csv_download(reports.discounts_csv(rows, park.currency), "discounts-%s-%s.csv" % (first, last))
+        return reports.discounts_csv(rows, park.currency), "discounts-%s-%s.csv" % (first, last)
+    return await refusable_csv(request, session, made)

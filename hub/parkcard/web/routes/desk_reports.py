@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.domain import park_time
 from parkcard.services import reports, shifts
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, csv_download, gettext, operator, optional_number, park_of, refusal_page,
-                                refused_text, render, state)
+from parkcard.web.pages import (N_, csv_download, gettext, operator, optional_number, park_of, refusable_csv,
+                                refusal_page, refused_text, render, state)
 from parkcard.web.routes.reports import LIABILITY_LABELS
 
 router = APIRouter()
@@ -78,25 +78,23 @@ async def desk_page(request: Request, session=Depends(operator)):
 @router.get("/reports/desk.csv")
 async def desk_csv(request: Request, session=Depends(operator)):
     """The day's desk operations as CSV (amounts in cents): the file `parkcard report desk --csv` writes."""
-    try:
+    async def made():
         park = await park_of(request, session)
         day, by, park_day = _desk_day(request, session, park)
         _bounds, lines = await reports.desk_day(state(request).store, session.actor, park_day, by)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return csv_download(reports.table_csv(DESK_CSV_COLUMNS, [(day,) + tuple(line) for line in lines]),
-                        "desk-%s-by-%s.csv" % (day, by))
+        return (reports.table_csv(DESK_CSV_COLUMNS, [(day,) + tuple(line) for line in lines]),
+                "desk-%s-by-%s.csv" % (day, by))
+    return await refusable_csv(request, session, made)
 
 
 @router.get("/reports/liabilities.csv")
 async def liabilities_csv(request: Request, session=Depends(operator)):
     """What the park owes now as CSV (amounts in cents)."""
-    try:
+    async def made():
         owed, bonus_cents = await _owed(state(request).store, session.actor)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    rows = [(label, cents) for label, cents in owed] + [(BONUS_LABEL, bonus_cents)]
-    return csv_download(reports.table_csv(LIABILITY_CSV_COLUMNS, rows), "liabilities.csv")
+        rows = [(label, cents) for label, cents in owed] + [(BONUS_LABEL, bonus_cents)]
+        return reports.table_csv(LIABILITY_CSV_COLUMNS, rows), "liabilities.csv"
+    return await refusable_csv(request, session, made)
 
 
 async def _z_listed(request, session, answer):

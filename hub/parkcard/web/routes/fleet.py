@@ -14,8 +14,8 @@ from parkcard.services import monitoring, terminals
 from parkcard.services import park as park_settings
 from parkcard.services.privileges import ServiceError
 from parkcard.web import i18n
-from parkcard.web.pages import (N_, WORDS, back, gettext, operator, park_of, refusal_page, refused_text, render,
-                                session_form, state)
+from parkcard.web.pages import (N_, WORDS, back, changed_back, gettext, operator, park_of, refusal_page,
+                                refused_text, render, session_form, state)
 from parkcard.web.streams import live_events
 
 router = APIRouter()
@@ -153,6 +153,19 @@ async def terminal_page(request: Request, terminal_id: int = TerminalId, session
         (COMMAND_NAMES.get(c.command, str(c.command)), c.actor, c.sent_at) for c in commands])
 
 
+@router.post("/fleet/{terminal_id}/config")
+async def terminal_config_push(request: Request, terminal_id: int = TerminalId, session=Depends(operator)):
+    """Send the terminal its configuration now through the hub's downlink (privilege and audit in the service)."""
+    await session_form(request, session)
+    web = state(request)
+    return await changed_back(request, session, "/fleet/%d" % terminal_id,
+                              lambda: terminals.push_config(web.store, session.actor, terminal_id,
+                                                            web.hub.downlink.config),
+                              N_("Terminal %(id)d is sent its configuration now."),
+                              N_("Terminal %(id)d's configuration could not be sent now: it gets it at its next "
+                                 "sync."), {"id": terminal_id})
+
+
 @router.post("/fleet/{terminal_id}/{action}")
 async def terminal_action(request: Request, action: str, terminal_id: int = TerminalId,
                           session=Depends(operator)):
@@ -162,9 +175,6 @@ async def terminal_action(request: Request, action: str, terminal_id: int = Term
         return render(request, "refused.html", session, status=404, message=gettext(
             request, session, "There is no such action."))
     service, done, unchanged = ACTIONS[action]
-    here = "/fleet/%d" % terminal_id
-    try:
-        changed = await service(state(request).store, session.actor, terminal_id)
-    except ServiceError as exc:
-        return back(here, session, refused_text(request, session, exc), "error")
-    return back(here, session, gettext(request, session, done if changed else unchanged) % {"id": terminal_id})
+    return await changed_back(request, session, "/fleet/%d" % terminal_id,
+                              lambda: service(state(request).store, session.actor, terminal_id), done, unchanged,
+                              {"id": terminal_id})

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.domain import park_time
 from parkcard.services import occupancy, reports, tickets
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import csv_download, gettext, operator, park_of, refusal_page, refused_text, render, state
+from parkcard.web.pages import (gettext, operator, park_of, refusable_csv, refusal_page, refused_text, render,
+                                state)
 from parkcard.web.routes.occupancy import hourly_chart
 
 router = APIRouter()
@@ -59,29 +60,26 @@ async def gates_page(request: Request, session=Depends(operator)):
 @router.get("/reports/tickets.csv")
 async def tickets_csv(request: Request, session=Depends(operator)):
     """Tickets sold and used by product as CSV (revenue in cents)."""
-    try:
+    async def made():
         lines = await tickets.report(state(request).store, session.actor)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return csv_download(reports.table_csv(TICKETS_CSV_COLUMNS, [tuple(x) for x in lines]), "tickets.csv")
+        return reports.table_csv(TICKETS_CSV_COLUMNS, [tuple(x) for x in lines]), "tickets.csv"
+    return await refusable_csv(request, session, made)
 
 
 @router.get("/reports/passages.csv")
 async def passages_csv(request: Request, session=Depends(operator)):
     """A park day's entries, exits and refusals per gate and hour as CSV (hours on the park's clock)."""
-    try:
+    async def made():
         park, date, day = await _day_report(request, session)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    rows = [(gate, park.when(hour), e, x, r) for gate, hour, e, x, r in day.per_hour]
-    return csv_download(reports.table_csv(PASSAGES_CSV_COLUMNS, rows), "passages-%s.csv" % date)
+        rows = [(gate, park.when(hour), e, x, r) for gate, hour, e, x, r in day.per_hour]
+        return reports.table_csv(PASSAGES_CSV_COLUMNS, rows), "passages-%s.csv" % date
+    return await refusable_csv(request, session, made)
 
 
 @router.get("/reports/refusals.csv")
 async def refusals_csv(request: Request, session=Depends(operator)):
     """A park day's gate refusals by reason as CSV."""
-    try:
+    async def made():
         _park, date, day = await _day_report(request, session)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return csv_download(reports.table_csv(REFUSALS_CSV_COLUMNS, day.refusals), "refusals-%s.csv" % date)
+        return reports.table_csv(REFUSALS_CSV_COLUMNS, day.refusals), "refusals-%s.csv" % date
+    return await refusable_csv(request, session, made)

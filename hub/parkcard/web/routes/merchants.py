@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import merchants
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (back, gettext, operator, refusal_page, refused_text, render, session_form, state,
+from parkcard.web.pages import (back, gettext, operator, refusable_page, refused_text, session_form, state,
                                 whole_number)
 
 router = APIRouter()
@@ -13,11 +13,8 @@ router = APIRouter()
 @router.get("/merchants")
 async def merchant_page(request: Request, session=Depends(operator)):
     """Every merchant (privilege merchants.read in the service)."""
-    try:
-        rows = await merchants.listing(state(request).store, session.actor)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return render(request, "merchants.html", session, merchants=rows)
+    return await refusable_page(request, session, "merchants.html",
+                                lambda: merchants.listing(state(request).store, session.actor), "merchants")
 
 
 @router.post("/merchants")

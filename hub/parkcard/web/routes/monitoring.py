@@ -6,7 +6,8 @@ from parkcard.domain import record_kinds
 from parkcard.services import monitoring, trace
 from parkcard.services import privileges as P
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import gettext, operator, park_of, refusal_page, refused_text, render, state, whole_number
+from parkcard.web.pages import (gettext, operator, park_of, refusable_page, refusal_page, refused_text, render, state,
+                                whole_number)
 
 router = APIRouter()
 # The newest entries a page lists; the CLI and the API list every one.
@@ -16,22 +17,12 @@ RAW_SHOWN_BYTES = 32         # of a quarantined frame: its first bytes in hex, e
 KIND_NAMES = record_kinds.KIND_NAMES
 
 
-async def _refusable(request, session, template, read, **context):
-    """The page of template with what read() returns as `rows`; the service's refusal page otherwise."""
-    try:
-        rows = await read()
-        park = await park_of(request, session)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return render(request, template, session, park=park, rows=rows, **context)
-
-
 @router.get("/alarms")
 async def alarms_page(request: Request, session=Depends(operator)):
     """The newest alarms first: clones, chain breaks, conflicts, storage outages (privilege fleet.read)."""
     async def read():
         return list(reversed(await monitoring.alarms(state(request).store, session.actor)))[:SHOWN_MAX]
-    return await _refusable(request, session, "alarms.html", read)
+    return await refusable_page(request, session, "alarms.html", read)
 
 
 @router.get("/quarantine")
@@ -46,7 +37,7 @@ async def quarantine_page(request: Request, session=Depends(operator)):
     async def read():
         return [(q, q.raw[:RAW_SHOWN_BYTES].hex(" "))
                 for q in reversed(await monitoring.quarantine(store, session.actor))][:SHOWN_MAX]
-    return await _refusable(request, session, "quarantine.html", read, counts=sorted(counts.items()))
+    return await refusable_page(request, session, "quarantine.html", read, counts=sorted(counts.items()))
 
 
 @router.get("/trace")

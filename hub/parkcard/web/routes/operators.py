@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import operators
 from parkcard.services.privileges import ROLES, ServiceError
-from parkcard.web.pages import (back, gettext, operator, park_of, refusal_page, refused_text, render, session_form,
-                                state, whole_number)
+from parkcard.web.pages import (N_, back, changed_back, gettext, operator, refusable_page, refused_text,
+                                session_form, state, whole_number)
 
 router = APIRouter()
 
@@ -13,12 +13,9 @@ router = APIRouter()
 @router.get("/operators")
 async def operator_page(request: Request, session=Depends(operator)):
     """Every operator account (privilege operators.manage in the service)."""
-    try:
-        rows = await operators.list_operators(state(request).store, session.actor)
-        park = await park_of(request, session)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return render(request, "operators.html", session, park=park, operators=rows, roles=ROLES)
+    return await refusable_page(request, session, "operators.html",
+                                lambda: operators.list_operators(state(request).store, session.actor),
+                                "operators", roles=ROLES)
 
 
 @router.post("/operators")
@@ -43,24 +40,20 @@ async def operator_disable(request: Request, username: str, session=Depends(oper
     """Disable an account; its open sessions end at once."""
     await session_form(request, session)
     web = state(request)
-    try:
+
+    async def disable():
         changed = await operators.disable_operator(web.store, session.actor, username)
-    except ServiceError as exc:
-        return back("/operators", session, refused_text(request, session, exc), "error")
-    await web.sessions.revoke_operator(web.store, username)
-    said = (gettext(request, session, "Operator %(name)s is disabled.") if changed else
-            gettext(request, session, "Operator %(name)s was disabled already."))
-    return back("/operators", session, said % {"name": username})
+        await web.sessions.revoke_operator(web.store, username)
+        return changed
+    return await changed_back(request, session, "/operators", disable, N_("Operator %(name)s is disabled."),
+                              N_("Operator %(name)s was disabled already."), {"name": username})
 
 
 @router.post("/operators/{username}/enable")
 async def operator_enable(request: Request, username: str, session=Depends(operator)):
     """Enable a disabled account again."""
     await session_form(request, session)
-    try:
-        changed = await operators.enable_operator(state(request).store, session.actor, username)
-    except ServiceError as exc:
-        return back("/operators", session, refused_text(request, session, exc), "error")
-    said = (gettext(request, session, "Operator %(name)s is enabled.") if changed else
-            gettext(request, session, "Operator %(name)s was enabled already."))
-    return back("/operators", session, said % {"name": username})
+    return await changed_back(request, session, "/operators",
+                              lambda: operators.enable_operator(state(request).store, session.actor, username),
+                              N_("Operator %(name)s is enabled."), N_("Operator %(name)s was enabled already."),
+                              {"name": username})

@@ -28,11 +28,23 @@ def top_up_chart(rows, park, first_day, end_day, title, translate):
     return charts.stacked_bars(day_labels(first_day, end_day), series, park.money, title), charts.legend(series)
 
 
+def liabilities_chart(owed_lines, park, title, translate):
+    """(SVG, legend) of what the park owes now: one bar, stacked by the kind of liability."""
+    series = [(translate(label), [max(cents, 0)]) for label, cents in owed_lines]
+    return (charts.stacked_bars([translate(N_("now"))], series, park.money, title, axis_label=str),
+            charts.legend(series))
+
+
+def net_sales_chart(labels, net_cents, park, title, translate):
+    """(SVG, legend) of net sales (sales less refunds or reversals) per label: a bar each, none below zero."""
+    series = [(translate(N_("net sales")), [max(cents, 0) for cents in net_cents])]
+    return charts.stacked_bars(labels, series, park.money, title, axis_label=str), charts.legend(series)
+
+
 def terminal_chart(rows, park, title, translate):
     """(SVG, legend) of each terminal's net sales (sales less refunds) in the period."""
-    series = [(translate(N_("net sales")), [max(r.sales_cents - r.refunds_cents, 0) for r in rows])]
-    labels = ["%d %s" % (r.terminal_id, r.terminal_name) for r in rows]
-    return charts.stacked_bars(labels, series, park.money, title, axis_label=str), charts.legend(series)
+    return net_sales_chart(["%d %s" % (r.terminal_id, r.terminal_name) for r in rows],
+                           [r.sales_cents - r.refunds_cents for r in rows], park, title, translate)
 
 
 @router.get("/reports")
@@ -61,10 +73,12 @@ async def reports_page(request: Request, days: int = Query(CHART_DAYS, ge=1, le=
     top_up_title = translate(N_("Top-ups per day: paid and bonus"))
     top_up, top_up_legend = top_up_chart(top_ups, park, end_day - days + 1, end_day, top_up_title, translate)
     owed_lines = [(label, getattr(owed, name)) for name, label in LIABILITY_LABELS]
+    owed_chart, owed_legend = liabilities_chart(owed_lines, park, translate(N_("Outstanding liabilities now")),
+                                                translate)
     return render(request, "reports.html", session, park=park, days=days,
                   takings=takings, takings_legend=takings_legend, takings_title=takings_title,
                   by_merchant=by_merchant, terminals=terminals, terminals_legend=terminals_legend,
                   terminals_title=terminals_title, per_terminal=per_terminal, top_up=top_up,
                   top_up_legend=top_up_legend, top_up_title=top_up_title, top_ups=top_ups,
-                  owed=owed_lines, owed_total=sum(v for _label, v in owed_lines),
+                  owed=owed_lines, owed_chart=owed_chart, owed_legend=owed_legend, owed_total=sum(v for _label, v in owed_lines),
                   day_of=lambda n: day_labels(n, n)[0])

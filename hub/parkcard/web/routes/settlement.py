@@ -4,12 +4,12 @@ import datetime
 import time
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
 
 from parkcard.services import sales, settlement
 from parkcard.services.privileges import ServiceError
 from parkcard.web import charts
-from parkcard.web.pages import back, gettext, operator, park_of, refusal_page, refused_text, render, session_form, state
+from parkcard.web.pages import (back, gettext, operator, park_of, refusable_csv, refusal_page, refused_text, render,
+                                session_form, state)
 
 router = APIRouter()
 CHART_DAYS = 14
@@ -65,13 +65,9 @@ async def settlement_page(request: Request, days: int = Query(CHART_DAYS, ge=1, 
 @router.get("/settlement.csv")
 async def settlement_csv(request: Request, session=Depends(operator)):
     """Every closed settlement the operator may read, as the CSV file `parkcard settle --csv` writes."""
-    try:
-        rows = await settlement.listing(state(request).store, session.actor)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return Response(settlement.csv_text(rows), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="settlements.csv"',
-                             "Cache-Control": "no-store"})
+    async def made():
+        return settlement.csv_text(await settlement.listing(state(request).store, session.actor)), "settlements.csv"
+    return await refusable_csv(request, session, made)
 
 
 @router.post("/settlement/close")

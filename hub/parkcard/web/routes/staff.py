@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.services import merchants, reports, staff, staff_reports
 from parkcard.services import privileges as P
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (back, csv_download, gettext, operator, park_of, refusal_page, refused_text, render,
+from parkcard.web.pages import (back, gettext, operator, park_of, refusable_csv, refusal_page, refused_text, render,
                                 session_form, state, whole_number)
+from parkcard.web.routes.reports import net_sales_chart
 
 router = APIRouter()
 PAGE = "/staff"
@@ -40,8 +41,11 @@ async def staff_page(request: Request, session=Depends(operator)):
         reconciled = await staff_reports.reconcile(store, actor, start_s, end_s)
     except ServiceError as exc:
         return refusal_page(request, session, exc)
+    title = gettext(request, session, "Net sales by staff member on %(day)s") % {"day": date}
+    chart, legend = net_sales_chart([r.name for r in by_staff], [r.totals.net_cents() for r in by_staff], park,
+                                    title, lambda text: gettext(request, session, text))
     return render(request, "staff.html", session, park=park, day=date, members=members, merchants=names,
-                  by_staff=by_staff, by_shift=by_shift, reconciled=reconciled,
+                  chart=chart, legend=legend, by_staff=by_staff, by_shift=by_shift, reconciled=reconciled,
                   differing={(d.terminal_id, d.open_seq) for d in reconciled.differences},
                   may_card={P.MERCHANTS, P.CARD_ISSUE} <= session.actor.privileges)
 
@@ -49,21 +53,20 @@ async def staff_page(request: Request, session=Depends(operator)):
 @router.get("/staff/shifts.csv")
 async def shifts_csv(request: Request, session=Depends(operator)):
     """The day's shifts with the hub's and the terminal's totals, as CSV (amounts in cents)."""
-    try:
+    async def made():
         park, date, start_s, end_s = await _day_of(request, session)
         reconciled = await staff_reports.reconcile(state(request).store, session.actor, start_s, end_s)
         names = {s.staff_no: name for name, s in await staff_reports.sales_by_shift(
             state(request).store, session.actor, start_s, end_s)}
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    rows = []
-    for s in reconciled.shifts:
-        t = s.terminal
-        rows.append((s.terminal_id, s.open_seq, s.staff_no, names.get(s.staff_no, ""), park.when(s.opened_s),
-                     park.when(s.closed_s), s.hub.sales, s.hub.sales_cents, s.hub.reversals, s.hub.reversals_cents)
-                    + ((t.sales, t.sales_cents, t.reversals, t.reversals_cents) if t else ("", "", "", ""))
-                    + ("not closed" if t is None else "ok" if t == s.hub else "different",))
-    return csv_download(reports.table_csv(SHIFT_CSV_COLUMNS, rows), "shifts-%s.csv" % date)
+        rows = []
+        for s in reconciled.shifts:
+            t = s.terminal
+            rows.append((s.terminal_id, s.open_seq, s.staff_no, names.get(s.staff_no, ""), park.when(s.opened_s),
+                         park.when(s.closed_s), s.hub.sales, s.hub.sales_cents, s.hub.reversals, s.hub.reversals_cents)
+                        + ((t.sales, t.sales_cents, t.reversals, t.reversals_cents) if t else ("", "", "", ""))
+                        + ("not closed" if t is None else "ok" if t == s.hub else "different",))
+        return reports.table_csv(SHIFT_CSV_COLUMNS, rows), "shifts-%s.csv" % date
+    return await refusable_csv(request, session, made)
 
 
 @router.post("/staff")

@@ -5,8 +5,8 @@ from fastapi import APIRouter, Depends, Request
 from parkcard.domain.tickets import TYPE_NAMES, TYPES_BY_NAME
 from parkcard.services import tickets
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusal_page,
-                                refused_text, render, session_form, state)
+from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusable_page,
+                                refused_text, session_form, state)
 
 router = APIRouter()
 PAGE = "/tickets"
@@ -22,13 +22,9 @@ NUMBER_FIELDS = (("area", N_("the area")), ("valid_days", N_("the days valid")),
 @router.get("/tickets")
 async def tickets_page(request: Request, session=Depends(operator)):
     """Every ticket product (privilege cards.query in the service)."""
-    try:
-        rows = await tickets.products(state(request).store, session.actor)
-        park = await park_of(request, session)
-    except ServiceError as exc:
-        return refusal_page(request, session, exc)
-    return render(request, "tickets.html", session, park=park, products=rows, type_names=TYPE_NAMES,
-                  types=list(TYPES_BY_NAME), labels=TYPE_LABELS)
+    return await refusable_page(request, session, "tickets.html",
+                                lambda: tickets.products(state(request).store, session.actor), "products",
+                                type_names=TYPE_NAMES, types=list(TYPES_BY_NAME), labels=TYPE_LABELS)
 
 
 @router.post("/tickets")
