@@ -21,7 +21,7 @@ from babel.messages import pofile
 import parkcard
 from parkcard.domain import purses, refund_rules
 from parkcard.domain.cents import whole
-from parkcard.domain.explained import Explained, Word
+from parkcard.domain.explained import Explained, Sentence, Word
 from parkcard.domain.lifecycle import CardStatus
 from parkcard.services.errors import Refusal
 from parkcard.services.privileges import NotAllowed, ServiceError
@@ -33,6 +33,7 @@ HUB = Path(parkcard.__file__).parent
 # The sources whose refusals are translated, relative to hub/parkcard/ (a folder means every .py under it).
 TRANSLATED = (
     "domain/explained.py",
+    "oplog.py", "web/pages.py", "web/routes/fleet.py", "api/park_reports.py",
     # every rule module but ledger.py, whose PostingError is ingest's own and never shown to a person
     "domain/accounts.py", "domain/cents.py", "domain/discounts.py", "domain/fleet_alerts.py", "domain/ingest_rules.py",
     "domain/lifecycle.py", "domain/park_time.py", "domain/purses.py", "domain/record_kinds.py",
@@ -91,7 +92,7 @@ def explained_classes():
     for module in pkgutil.walk_packages([str(HUB)], "parkcard."):
         if not module.name.endswith("__main__"):       # the CLI, which runs when imported
             importlib.import_module(module.name)
-    found, todo = set(), [Explained]
+    found, todo = set(), [Sentence]
     while todo:
         cls = todo.pop()
         found.add(cls.__name__)

@@ -249,6 +249,16 @@ def test_a_technician_locks_a_terminal_and_the_service_audits_it(page, park):
     assert audit_actions(park).count(("tec", "terminal.lock")) == 1
 
 
+def test_the_audit_logs_verification_is_said_in_the_pages_language(page, park):
+    log_in(page, "ada")
+    page.goto("/audit")
+    verdict = page.inner_text("#verdict")
+    assert verdict.startswith("audit log OK: ") and "matches the database's anchor" in verdict
+    in_chinese(page)
+    assert page.inner_text("#verdict").startswith("审计日志完好：共 ")
+    assert "与数据库的锚点一致" in page.inner_text("#verdict")
+
+
 def test_a_technician_sends_a_terminal_its_configuration_now_and_the_service_audits_it(page, park):
     key = park.call(park.hub.register_terminal(BOOTH, MERCHANT_ICE, frames.ROLE_POS, "ice booth"))
     booth = ScriptedTerminal(park.broker.host, park.broker.port, BOOTH, key).connect()

@@ -169,6 +169,9 @@ def test_a_refusal_and_the_desks_words_are_in_the_pages_language(chromium, park)
     assert "卡 %d：50000 分超过可退的 5000 分（赠送的 0 分不予退还）：最多退 5000 分" % issued.card_no in said
     assert "refundable" not in said
     shot(page, "desk-refund-refused-zh")
+    # More than a card can hold is refused at the page, in the park's currency, before any card is written.
+    said = act(page, "top_up", amount="99999999")
+    assert "充值金额：最多 CNY 83,886.07（一张卡所能存的上限），不能是 CNY 99,999,999.00" in said
     page.goto("/desk")
     page.select_option("select[name=locale]", "en")
     page.wait_for_selector("html[lang=en]")

@@ -53,6 +53,8 @@ from pathlib import Path
 
 import click
 
+from parkcard.domain.explained import Sentence
+
 GENESIS = "0" * 64
 DEFAULT_DB = os.path.join("var", "parkcard.db")
 _TYPES = {"seq": int, "time": int, "actor": str, "action": str, "details": dict, "prev": str, "hash": str}
@@ -353,17 +355,28 @@ def _verify_open(f, end, anchor):
 
 def explain(result, anchor=None):
     """One line for a person: what verify() found and, against an anchor, which kind of damage."""
+    return str(explanation(result, anchor))
+
+
+def explanation(result, anchor=None):
+    """explain()'s line as a Sentence, so a page can say it in the operator's language."""
     if result.ok:
-        return "audit log OK: %d entries, head %s%s" % (
-            result.entries, result.head[:16], "" if anchor is None else ", matches the database's anchor")
-    what = {TAIL_DELETED: "the log ends at entry %d but the database anchors entry %d: entries were deleted "
-                          "from its end" % (result.entries, anchor[0] if anchor else 0),
-            SWAPPED: "entry %d is not the entry the database anchors: the file was swapped or rewritten"
-                     % result.first_bad,
-            NOT_ANCHORED: "entries from %d on were written without the database (it anchors entry %d)"
-                          % (result.first_bad, anchor[0] if anchor else 0)}.get(result.reason)
-    return "audit log TAMPERED at line %d: %s%s" % (result.first_bad, result.reason,
-                                                    "" if what is None else " (%s)" % what)
+        if anchor is None:
+            return Sentence("audit log OK: %(entries)d entries, head %(head)s", entries=result.entries,
+                            head=result.head[:16])
+        return Sentence("audit log OK: %(entries)d entries, head %(head)s, matches the database's anchor",
+                        entries=result.entries, head=result.head[:16])
+    anchored = anchor[0] if anchor else 0
+    what = {TAIL_DELETED: Sentence("the log ends at entry %(entries)d but the database anchors entry %(anchored)d: "
+                                   "entries were deleted from its end", entries=result.entries, anchored=anchored),
+            SWAPPED: Sentence("entry %(entry)d is not the entry the database anchors: the file was swapped or "
+                              "rewritten", entry=result.first_bad),
+            NOT_ANCHORED: Sentence("entries from %(entry)d on were written without the database (it anchors entry "
+                                   "%(anchored)d)", entry=result.first_bad, anchored=anchored)}.get(result.reason)
+    if what is None:
+        return Sentence("audit log TAMPERED at line %(line)d: %(reason)s", line=result.first_bad, reason=result.reason)
+    return Sentence("audit log TAMPERED at line %(line)d: %(reason)s (%(what)s)", line=result.first_bad,
+                    reason=result.reason, what=what)
 
 
 # -- CLI

@@ -77,7 +77,7 @@ async def rule_set(request: Request, body: m.SpendRuleSet, actor=Depends(api_act
             types = None if body.card_types is None else card_types_mask(body.card_types)
             tier_bits = None if body.tiers is None else tiers_mask(body.tiers)
         except RuleError as exc:
-            raise Refusal("out_of_range", "%s: nothing changed" % exc) from None
+            raise Refusal("out_of_range", "%(problem)s: nothing changed", problem=exc) from None
         version, rule = await spend_rules.set_rule(
             store, actor, body.scope, body.id, tx_cap_cents=body.tx_cap_cents, daily_cap_cents=body.daily_cap_cents,
             card_types=types, tiers=tier_bits, offline_cents=body.offline_cents, member_tier=body.member_tier)

@@ -15,13 +15,15 @@ class Word(str):
     """A value that is a word of the catalogs (a status, a state): a page shows it in its own language too."""
 
 
-class Explained(ValueError):
-    """A refusal with its English message and the values of its %(name)s fields kept apart."""
+class Sentence:
+    """An English sentence with %(name)s fields and their values kept apart: str() in English, worded() in any."""
 
     def __init__(self, message, **values):
-        """message: what went wrong and what to do, in English; values fill its %(name)s fields."""
+        """message: the sentence in English; values fill its %(name)s fields."""
         self.message, self.values = message, values
-        super().__init__(message % values if values else message)
+
+    def __str__(self):
+        return self.message % self.values if self.values else self.message
 
     def worded(self, gettext):
         """The message in the language of gettext (a catalog's lookup), with its values filled in."""
@@ -31,8 +33,17 @@ class Explained(ValueError):
         return translated % {name: _worded(value, gettext) for name, value in self.values.items()}
 
 
+class Explained(Sentence, ValueError):
+    """A refusal with its English message and the values of its %(name)s fields kept apart."""
+
+    def __init__(self, message, **values):
+        """message: what went wrong and what to do, in English; values fill its %(name)s fields."""
+        Sentence.__init__(self, message, **values)
+        ValueError.__init__(self, str(self))
+
+
 def _worded(value, gettext):
     # A refusal given as the reason (a rule's) and a word of the catalogs are said in the same language.
-    if isinstance(value, Explained):
+    if isinstance(value, Sentence):
         return value.worded(gettext)
     return gettext(value) if isinstance(value, Word) else value

@@ -4,6 +4,7 @@ import asyncio
 import collections
 
 from parkcard import oplog
+from parkcard.domain.explained import Sentence
 from parkcard.services.privileges import AUDIT, requires
 
 AUDIT_SHOWN_MAX = 200
@@ -11,7 +12,8 @@ AUDIT_SHOWN_MAX = 200
 
 @requires(AUDIT)
 async def recent(store, actor, last=AUDIT_SHOWN_MAX):
-    """(the newest `last` entries, newest first; the verification's one line for people; True when it verifies)."""
+    """(the newest `last` entries, newest first; the verification's one line for people, a Sentence; True when it
+    verifies)."""
     anchor = await store.audit_anchor()
     anchor = None if anchor is None else (anchor.seq, anchor.hash)
 
@@ -25,7 +27,7 @@ async def recent(store, actor, last=AUDIT_SHOWN_MAX):
         try:
             result = oplog.verify(store.oplog.path, anchor)
         except FileNotFoundError:
-            return list(shown), "the audit log is empty", anchor is None or anchor[0] == 0
-        return list(reversed(shown)), oplog.explain(result, anchor), result.ok
+            return list(shown), Sentence("the audit log is empty"), anchor is None or anchor[0] == 0
+        return list(reversed(shown)), oplog.explanation(result, anchor), result.ok
 
     return await asyncio.to_thread(read)

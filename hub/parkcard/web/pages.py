@@ -16,6 +16,8 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from protocol import card
+
 from parkcard.domain.explained import Explained
 from parkcard.money import format_cents, parse_amount
 from parkcard.services import privileges as P
@@ -187,7 +189,7 @@ class Park:
         try:
             day = datetime.date.fromisoformat((text or "").strip())
         except ValueError:
-            raise ServiceError("%s must be a date like 2026-07-01, not %r" % (label, text)) from None
+            raise ServiceError("%(label)s must be a date like 2026-07-01, not %(text)r", label=label, text=text) from None
         return int(datetime.datetime.combine(day, datetime.time(), self.zone).timestamp())
 
     def day_bounds(self, text, label, now_s):
@@ -286,11 +288,16 @@ def gettext(request, session, text):
     return i18n.translations(locale_of(request, session)).gettext(text)
 
 
+def worded(request, session, sentence):
+    """A Sentence (a service's refusal or verdict) in the page's language when its catalog has the message."""
+    return sentence.worded(i18n.translations(locale_of(request, session)).gettext)
+
+
 def refused_text(request, session, exc):
     """What a page says of a service's refusal, in the page's language when its catalog has the message."""
     if not isinstance(exc, NotAllowed):
         if isinstance(exc, Explained):
-            return exc.worded(i18n.translations(locale_of(request, session)).gettext)
+            return worded(request, session, exc)
         return str(exc)
     roles = [gettext(request, session, ROLE_NAMES.get(r, r)) for r in exc.roles]
     holders = [gettext(request, session, ROLE_NAMES.get(r, r)) for r in exc.holders]
@@ -306,7 +313,7 @@ def whole_number(form, name, label):
     try:
         return int(text)
     except ValueError:
-        raise ServiceError("%s must be a whole number, not %r" % (label, text)) from None
+        raise ServiceError("%(label)s must be a whole number, not %(text)r", label=label, text=text) from None
 
 
 def amount(form, name, label, park):
@@ -314,7 +321,17 @@ def amount(form, name, label, park):
     try:
         return parse_amount(form.get(name), park.currency)
     except ValueError as exc:
-        raise ServiceError("%s: %s" % (label, exc)) from None
+        raise ServiceError("%(label)s: %(problem)s", label=label, problem=exc) from None
+
+
+def card_amount(form, name, label, park):
+    """amount() of money that goes onto or off a card: at most what a card holds, said in the park's currency."""
+    cents = amount(form, name, label, park)
+    if cents > card.BALANCE_MAX_CENTS:
+        raise ServiceError("%(label)s: at most %(most)s, the most a card holds, not %(cents)s", label=label,
+                           most=format_cents(card.BALANCE_MAX_CENTS, park.currency),
+                           cents=format_cents(cents, park.currency))
+    return cents
 
 
 def optional_number(form, name, label):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import audit
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import operator, park_of, refusal_page, render, state
+from parkcard.web.pages import operator, park_of, refusal_page, render, state, worded
 
 router = APIRouter()
 
@@ -21,4 +21,4 @@ async def audit_page(request: Request, session=Depends(operator)):
         return refusal_page(request, session, exc)
     shown = [(e["seq"], park.when(e["time"]), e["actor"], e["action"],
               json.dumps(e["details"], sort_keys=True, ensure_ascii=False)) for e in entries]
-    return render(request, "audit.html", session, park=park, entries=shown, verdict=verdict, ok=ok)
+    return render(request, "audit.html", session, park=park, entries=shown, verdict=worded(request, session, verdict), ok=ok)

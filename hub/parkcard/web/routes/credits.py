@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Request
 
 from parkcard.services import credits
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusal_page,
-                                refused_text, render, session_form, state, whole_number)
+from parkcard.web.pages import (N_, back, card_amount, gettext, operator, optional_number, park_of,
+                               refusal_page, refused_text, render, session_form, state, whole_number)
 from parkcard.web.sessions import IN_FLIGHT, new_token
 
 router = APIRouter()
@@ -46,7 +46,7 @@ async def credit_grant(request: Request, session=Depends(operator)):
     try:
         park = await park_of(request, session)
         card_no = whole_number(form, "card_no", gettext(request, session, "the card number"))
-        cents = amount(form, "amount", gettext(request, session, "the amount"), park)
+        cents = card_amount(form, "amount", gettext(request, session, "the amount"), park)
         # The form's token is the grant's id: sent again after a hub restart forgot this answer, the same credit.
         credit = await credits.grant_credit(state(request).store, session.actor, card_no, cents, form.get("reason"),
                                             grant_id="web-" + once)

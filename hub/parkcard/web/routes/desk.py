@@ -21,8 +21,8 @@ from parkcard.services.desk import operations, query, replacement
 from parkcard.services.errors import code_of
 from parkcard.services.tiers import park_tiers
 from parkcard.services.privileges import ServiceError
-from parkcard.web.pages import (N_, amount, back, gettext, operator, optional_number, park_of, refusal_page,
-                                refused_text, render, session_form, state, whole_number)
+from parkcard.web.pages import (N_, amount, back, card_amount, gettext, operator, optional_number, park_of,
+                               refusal_page, refused_text, render, session_form, state, whole_number)
 from parkcard.web.routes.monitoring import KIND_NAMES
 from parkcard.web.sessions import IN_FLIGHT, new_token
 
@@ -188,8 +188,8 @@ async def stock(request, session, form, park, desk_id, op_id):
 async def issue(request, session, form, park, desk_id, op_id):
     """Issue the stock card on the desk with a first load and deposit: services.desk.issue."""
     web = state(request)
-    cash = amount(form, "load", gettext(request, session, "the first load"), park)
-    deposit = amount(form, "deposit", gettext(request, session, "the deposit"), park)
+    cash = card_amount(form, "load", gettext(request, session, "the first load"), park)
+    deposit = card_amount(form, "deposit", gettext(request, session, "the deposit"), park)
     tier = whole_number(form, "tier", gettext(request, session, "the tier"))
     done = await operations.issue(web.hub.desk_path, session.actor, op_id, desk_id, cash, tier=tier,
                                   deposit_cents=deposit)
@@ -200,7 +200,7 @@ async def issue(request, session, form, park, desk_id, op_id):
 async def top_up(request, session, form, park, desk_id, op_id):
     """Top up the card on the desk with the cash paid (plus its tier's bonus): services.desk.top_up."""
     web = state(request)
-    cash = amount(form, "amount", gettext(request, session, "the top-up"), park)
+    cash = card_amount(form, "amount", gettext(request, session, "the top-up"), park)
     done = await operations.top_up(web.hub.desk_path, session.actor, op_id, desk_id, cash)
     return _done_text(request, session, park, done, gettext(request, session, "Topped up"))
 
@@ -209,7 +209,7 @@ async def top_up(request, session, form, park, desk_id, op_id):
 async def refund(request, session, form, park, desk_id, op_id):
     """Pay back part of the cash on the card on the desk, less the park's fee (退款): services.desk.refund."""
     web = state(request)
-    cents = amount(form, "amount", gettext(request, session, "the refund"), park)
+    cents = card_amount(form, "amount", gettext(request, session, "the refund"), park)
     done = await operations.refund(web.hub.desk_path, session.actor, op_id, desk_id, cents)
     return gettext(request, session, "Refunded: pay the holder %(paid)s (fee %(fee)s); card %(card)s now holds "
                                      "%(balance)s (operation %(op)s).") % {
@@ -233,7 +233,7 @@ async def credit(request, session, form, park, desk_id, op_id):
     """Grant value to a card not on the desk, landing at its next tap: services.credits.grant_credit."""
     web = state(request)
     card_no = whole_number(form, "card_no", gettext(request, session, "the card number"))
-    cents = amount(form, "amount", gettext(request, session, "the amount"), park)
+    cents = card_amount(form, "amount", gettext(request, session, "the amount"), park)
     # Paid in cash at this desk, in its open shift; the form's operation id is the grant's id, so a form sent
     # again after a hub restart (its first answer forgotten) is the same credit.
     granted = await credits.grant_credit(web.store, session.actor, card_no, cents, form.get("reason"),

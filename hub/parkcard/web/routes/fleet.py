@@ -104,9 +104,9 @@ def _minute(text, label):
     try:
         hours, minutes = (int(part) for part in (text or "").strip().split(":"))
     except ValueError:
-        raise ServiceError("%s must be a time like 09:30, not %r" % (label, text)) from None
+        raise ServiceError("%(label)s must be a time like 09:30, not %(text)r", label=label, text=text) from None
     if not (0 <= hours < 24 and 0 <= minutes < 60):
-        raise ServiceError("%s must be a time like 09:30, not %r" % (label, text))
+        raise ServiceError("%(label)s must be a time like 09:30, not %(text)r", label=label, text=text)
     return hours * 60 + minutes
 
 
