@@ -301,5 +301,5 @@ class Role(_Role):
             reason = result.reason
             if type(reason) is int:     # a gate reason code (a wallet's reasons are words)
                 reason = _TEXT.split("|")[reason - 1] if 0 < reason <= t.REASON_PAY_AT_DESK else str(reason)
-            ui.message("REFUSED", screens.REASON_TEXT.get(reason, reason))
+            ui.message("REFUSED", screens.reason_text(reason))
             ui.buzzer.play(screens.BEEP_REFUSED)
