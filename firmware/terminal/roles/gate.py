@@ -97,20 +97,25 @@ class Gate:
             wa._finish()
             return Passage(False, w.READ_FAILED, cr.info.card_no)
         wa._resolve_uncertain(cr)
-        self._resolve(cr, tk)
+        if tk.slot is not None:
+            # Settle this card's uncertain passages by the ticket slots on the card (SPEC.md §3.5, §3.9).
+            for seq, raw in list(wa.journal.uncertain()):
+                rec = Record.decode(raw)
+                if rec.kind not in (record.KIND_ENTRY, record.KIND_EXIT, record.KIND_TIMED_EXIT) \
+                        or rec.card_no != cr.info.card_no or rec.uid != cr.uid:
+                    continue
+                on_card = wa.card.landed(tk, rec.card_counter, rec.card_mac)
+                if on_card is not None:
+                    wa._mark(seq, jr.COMMITTED if on_card else jr.VOIDED)
         card_no = cr.info.card_no
         retry = self._retry
         if retry is not None and retry[0] == card_no:
             self._retry = None
             if wa.journal.status(retry[1]) == jr.COMMITTED and tk.slot.pay_counter is None:
                 # SPEC.md §3.5: the uncertain write of this passage is on the card; let the visitor through.
-                # A charged exit goes on to _decide, which collects its charge if it never landed (§3.13).
+                # A charged exit goes on to the decision below, which collects its charge if it never landed (§3.13).
                 wa._finish()
                 return self._opened(cr, tk.slot, retry[1], 0)
-        return self._decide(cr, tk, direction)
-
-    def _decide(self, cr, tk, direction):
-        wa = self.wallet
         gate = self.config
         now = wa.clock()
         info, slot = tk.info, tk.slot
@@ -226,20 +231,6 @@ class Gate:
         wa.journal.append(seq, now, rec.encode(wa.record_mac))
         return seq
 
-    def _resolve(self, cr, tk):
-        """Settle this card's uncertain passages by the ticket slots on the card (SPEC.md §3.5, §3.9)."""
-        if tk.slot is None:
-            return
-        wa = self.wallet
-        for seq, raw in list(wa.journal.uncertain()):
-            rec = Record.decode(raw)
-            if rec.kind not in (record.KIND_ENTRY, record.KIND_EXIT, record.KIND_TIMED_EXIT) or rec.card_no != cr.info.card_no \
-                    or rec.uid != cr.uid:
-                continue
-            on_card = wa.card.landed(tk, rec.card_counter, rec.card_mac)
-            if on_card is not None:
-                wa._mark(seq, jr.COMMITTED if on_card else jr.VOIDED)
-
 
 class Role(_Role):
     """A gate: waits for a card, decides, opens the relay or shows the reason."""
@@ -251,20 +242,16 @@ class Role(_Role):
         self._tail = None
         self._direction = 0
 
-    def configure(self, cfg):
-        """Take the gate config from the T_CONFIG tail; None when there is none or it is malformed."""
-        if cfg.tail is not self._tail:
+    async def serve(self, cfg):
+        """One step: wait for a card and serve it."""
+        app = self.app
+        if cfg.tail is not self._tail:      # the gate config from the T_CONFIG tail; None when none or malformed
             self._tail = cfg.tail
             try:
                 self.gate.config = t.GateConfig.decode(cfg.tail)
             except Malformed:
                 self.gate.config = None
-        return self.gate.config
-
-    async def serve(self, cfg):
-        """One step: wait for a card and serve it."""
-        app = self.app
-        gate = self.configure(cfg)
+        gate = self.gate.config
         if gate is None:
             app.ui.message("Gate", "No gate config")
             await sleep_ms(1000)
