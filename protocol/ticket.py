@@ -10,7 +10,7 @@ import struct
 
 from protocol import card, crypto
 from protocol.errors import BadMac, Malformed
-from protocol.park_day import UTC_OFFSET_MAX_S, park_day, zone_ok  # noqa: F401 - park_day, UTC_OFFSET_MAX_S: ticket.*
+from protocol.park_day import park_day, zone_ok
 
 try:
     from micropython import const
@@ -105,10 +105,6 @@ class TicketInfo:
         if ticket_type not in TYPES:
             raise Malformed("ticket type %d" % ticket_type)
         return cls(product, ticket_type, area, from_day, to_day, day_limit, (hi << 16) | lo)
-
-    def valid_on(self, day):
-        """True when `day` (park day, days since epoch) is within from..to; 0..0 is no date limit."""
-        return (self.from_day == 0 and self.to_day == 0) or self.from_day <= day <= self.to_day
 
 
 class TicketSlot:
