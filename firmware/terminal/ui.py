@@ -47,14 +47,6 @@ class UI:
         """Idle screen: the role, and the price for fixed-price terminals."""
         self.display.show("ParkCard " + role_name, ("Price " + money(price_cents)) if price_cents else "Ready")
 
-    def amount(self, cents):
-        """Amount entry screen."""
-        self.display.show("Amount", money(cents))
-
-    def wait_card(self, cents):
-        """Waiting for a card for this amount."""
-        self.display.show("Pay " + money(cents), "Tap card")
-
     def result(self, result):
         """Show a tap's outcome and sound its pattern."""
         if result.ok:
@@ -63,14 +55,6 @@ class UI:
         else:
             self.display.show("REFUSED", reason_text(result.reason))
             self.buzzer.play(BEEP_ERROR if result.reason == w.JOURNAL_FULL else BEEP_REFUSED)
-
-    def balance(self, result):
-        """Tap-to-see-balance outcome."""
-        if result.ok:
-            self.display.show("Card %d" % result.card_no, "Balance " + money(result.balance_cents))
-            self.buzzer.play(BEEP_APPROVED)
-        else:
-            self.result(result)
 
     def message(self, line1, line2=""):
         """Any two-line message (authorisation, locked terminal)."""
