@@ -242,16 +242,20 @@ class Role(_Role):
         self._tail = None
         self._direction = 0
 
-    async def serve(self, cfg):
-        """One step: wait for a card and serve it."""
-        app = self.app
-        if cfg.tail is not self._tail:      # the gate config from the T_CONFIG tail; None when none or malformed
+    def configure(self, cfg):
+        """Take the gate config from the T_CONFIG tail; None when there is none or it is malformed."""
+        if cfg.tail is not self._tail:
             self._tail = cfg.tail
             try:
                 self.gate.config = t.GateConfig.decode(cfg.tail)
             except Malformed:
                 self.gate.config = None
-        gate = self.gate.config
+        return self.gate.config
+
+    async def serve(self, cfg):
+        """One step: wait for a card and serve it."""
+        app = self.app
+        gate = self.configure(cfg)
         if gate is None:
             app.ui.message("Gate", "No gate config")
             await sleep_ms(1000)
