@@ -10,7 +10,7 @@ import struct
 
 from protocol import card, crypto
 from protocol.errors import BadMac, Malformed
-from protocol.park_day import UTC_OFFSET_MAX_S, park_day, zone_ok  # noqa: F401 - park_day, UTC_OFFSET_MAX_S: ticket.*
+from protocol.park_day import park_day, zone_ok
 
 try:
     from micropython import const
@@ -58,11 +58,6 @@ REASON_NO_ENTRIES = 8
 REASON_DAY_LIMIT = 9
 REASON_NOT_INSIDE = 10     # an exit without an entry
 REASON_PAY_AT_DESK = 11    # a timed exit the wallet cannot cover
-REASON_NAMES = {REASON_BLACKLISTED: "blacklisted", REASON_NO_TICKET: "no_ticket", REASON_NOT_HERE: "not_here",
-                REASON_EXPIRED: "expired", REASON_NOT_YET_VALID: "not_valid_today",
-                REASON_ALREADY_INSIDE: "already_inside", REASON_NO_REENTRY: "no_reentry",
-                REASON_NO_ENTRIES: "no_entries_left", REASON_DAY_LIMIT: "day_limit",
-                REASON_NOT_INSIDE: "not_inside", REASON_PAY_AT_DESK: "pay_at_desk"}
 
 _INFO_FMT = const(">HBBHHBBH")    # product, type, area, from_day, to_day, day_limit, serial (3 bytes: high, low)
 _SLOT_FMT = const(">HHBBIBB")     # counter, entries_left, flags, day_entries, last_time, area, pay_counter
@@ -110,10 +105,6 @@ class TicketInfo:
         if ticket_type not in TYPES:
             raise Malformed("ticket type %d" % ticket_type)
         return cls(product, ticket_type, area, from_day, to_day, day_limit, (hi << 16) | lo)
-
-    def valid_on(self, day):
-        """True when `day` (park day, days since epoch) is within from..to; 0..0 is no date limit."""
-        return (self.from_day == 0 and self.to_day == 0) or self.from_day <= day <= self.to_day
 
 
 class TicketSlot:
@@ -181,28 +172,6 @@ def pick_slot(slots):
     """(slot in force, block the next write goes to) of decoded slots, by the wallet's rule (§3.5); BadMac if none."""
     current, _, write_block = card.pick_slot(slots[0], slots[1], SLOT_BLOCKS)
     return current, write_block
-
-
-def sale_blocks(card_keys, info, entries_left, time_s=0):
-    """{block: 16 bytes} a desk writes to sell a ticket onto a card's blank sector 3: info, slot A, blank B, trailer."""
-    slot = TicketSlot(1, entries_left, False, 0, time_s, 0)
-    return {
-        INFO_BLOCK: info.encode(card_keys),
-        SLOT_BLOCKS[0]: slot.encode(card_keys, SLOT_BLOCKS[0]),
-        SLOT_BLOCKS[1]: bytes(card.BLOCK_SIZE),
-        TRAILER_BLOCK: card.trailer_block(card_keys, TICKET_SECTOR),
-    }
-
-
-def rewrite_blocks(card_keys, info, entries_left, time_s=0):
-    """[(block, 16 bytes)] in write order that replace the ticket of a sector 3 a sale made before (SPEC.md §3.12).
-
-    Both state slots are blanked before the new info is written and slot A last: a write torn anywhere
-    leaves no valid slot (no ticket), never the new ticket with the old one's state."""
-    slot = TicketSlot(1, entries_left, False, 0, time_s, 0)
-    blank = bytes(card.BLOCK_SIZE)
-    return [(SLOT_BLOCKS[1], blank), (SLOT_BLOCKS[0], blank), (INFO_BLOCK, info.encode(card_keys)),
-            (SLOT_BLOCKS[0], slot.encode(card_keys, SLOT_BLOCKS[0]))]
 
 
 def entry_before(slots, slot):
@@ -305,3 +274,13 @@ def _check_gate(direction, area, reentry, reset_s, count):
             or reentry not in (REENTRY_AFTER_EXIT, REENTRY_AFTER_MINUTES, REENTRY_NEVER)
             or not 0 <= reset_s < card.SECONDS_PER_DAY or count > PRODUCTS_MAX):
         raise Malformed("gate config direction, area, re-entry rule, reset time or product count out of range")
+
+
+def __getattr__(name):
+    """REASON_NAMES, sale_blocks and rewrite_blocks, from protocol/ticket_sale.py when first asked for: a gate
+    never sells a ticket nor names a reason, so it never loads them."""
+    from protocol import ticket_sale
+    try:
+        return getattr(ticket_sale, name)
+    except AttributeError:
+        raise AttributeError("module 'protocol.ticket' has no attribute %r" % name) from None

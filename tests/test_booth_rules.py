@@ -120,10 +120,12 @@ def test_a_ride_takes_the_rules_of_its_config(tmp_path):
 
 
 def test_every_refusal_has_words_that_fit_the_display():
-    from terminal.ui import REASON_TEXT
+    from terminal.ui import reason_text
     reasons = {value for name, value in vars(w).items() if name.isupper() and isinstance(value, str)}
-    assert reasons <= set(REASON_TEXT)
-    assert all(len(text) <= 16 for text in REASON_TEXT.values())     # 128 px of 8x8 font (terminal/devices.py)
+    texts = [reason_text(reason) for reason in sorted(reasons)]
+    assert all(text and text != reason for text, reason in zip(texts, sorted(reasons))), texts
+    assert all(len(text) <= 16 for text in texts)     # 128 px of 8x8 font (terminal/devices.py)
+    assert reason_text("no_such_reason") == "no_such_reason"
 
 
 def test_the_offline_limit_reads_only_the_journals_newest_records_at_a_tap(tmp_path):

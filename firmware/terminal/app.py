@@ -14,19 +14,6 @@ POLL_MS = 50
 CARD_WAIT_MS = 30000
 RESULT_MS = 2000
 
-# Locked by the hub: the vendor needs the technician (who comes with the admin card).
-_LOCKED_TEXT = {TERMINAL_LOCKED: ("Terminal locked", "Call technician"),
-                DEAUTHORISED: ("Not authorised", "Call technician")}
-
-
-def _auth_prompt(authoriser, outcome):
-    """The two lines shown while not serving (protocol/SPEC.md §6.6)."""
-    if authoriser is not None and authoriser.state == PENDING:
-        return "Authorising", "Waiting for hub"
-    if outcome in (None, NO_CARD, SENT):
-        return _LOCKED_TEXT.get(getattr(authoriser, "reason", None), ("Not authorised", "Tap admin card"))
-    return "Card refused", outcome
-
 
 class Role:
     """What every role module's Role starts from: no work while not serving, no handlers to withdraw."""
@@ -80,7 +67,18 @@ class TerminalApp:
                 continue
             outcome = self.authoriser.poll() if self.authoriser is not None else None
             if self.wallet.park_keys is None or cfg is None:
-                self.ui.message(*_auth_prompt(self.authoriser, outcome))
+                # The two lines shown while not serving (protocol/SPEC.md §6.6); locked by the hub, the vendor
+                # needs the technician (who comes with the admin card).
+                authoriser = self.authoriser
+                reason = getattr(authoriser, "reason", None)
+                if authoriser is not None and authoriser.state == PENDING:
+                    self.ui.message("Authorising", "Waiting for hub")
+                elif outcome not in (None, NO_CARD, SENT):
+                    self.ui.message("Card refused", outcome)
+                elif reason == TERMINAL_LOCKED:
+                    self.ui.message("Terminal locked", "Call technician")
+                else:
+                    self.ui.message("Not authorised", "Call technician" if reason == DEAUTHORISED else "Tap admin card")
                 await sleep_ms(POLL_MS * 4)
             elif role is None:
                 self.ui.message("Role ?", "not served here")

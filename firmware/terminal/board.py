@@ -8,7 +8,7 @@ table of tools/flash/README.md.
 
 import time
 
-from terminal.devices import Buzzer, MatrixKeypad, NvsKeyStore, TextDisplay
+from terminal.devices import Buzzer, MatrixKeypad, NvsKeyStore, Relay, TextDisplay
 
 DEFAULT_PINS = {
     "rc522": {"spi_bus": 2, "sck": 18, "mosi": 23, "miso": 19, "cs": 5, "rst": 22, "irq": 34},
@@ -71,7 +71,6 @@ class Board:
         """The gate's turnstile relay, driven inactive when first asked for (at start, by assemble); one per board."""
         if self._relay is None:
             from machine import Pin
-            from terminal.relay import Relay
             p = self.pins["relay"]
             self._relay = Relay(Pin(p["pin"], Pin.OUT, value=0 if p["active_high"] else 1), p["active_high"])
         return self._relay

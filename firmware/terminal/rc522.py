@@ -269,19 +269,6 @@ class RC522:
             self._xfer(self._out3, self._in3)
         return self._reg_in[1]
 
-    def _fifo_write(self, n):
-        """Burst _tx[1:n+1] into the FIFO in one transaction (§8.1.2.2)."""
-        self._xfer(self._tx_mv[: n + 1], None)
-
-    def _fifo_read(self, n):
-        """Burst n FIFO bytes into _rx[1:n+1] in one transaction (§8.1.2.1)."""
-        addr = self._fifo_read_addr
-        addr[n] = 0     # the last byte sent ends the read
-        try:
-            self._xfer(self._fifo_read_mv[: n + 1], self._rx_mv[: n + 1])
-        finally:
-            addr[n] = (_FIFODataReg << 1) | 0x80
-
     def _left_ms(self, start, polls, reg, mask, extra_ms):
         """Milliseconds left for a wait; at none (or too many polls) idle the chip and raise Timeout."""
         left = self.timeout_ms + extra_ms - ticks_diff(ticks_ms(), start)
@@ -338,7 +325,7 @@ class RC522:
         if self._flag is not None:
             self._flag.clear()          # the IRQ line is low again: only this command's edge counts
         self._wr(_FIFOLevelReg, _FLUSH_BUFFER)
-        self._fifo_write(n)
+        self._xfer(self._tx_mv[: n + 1], None)     # _tx[1:n+1] into the FIFO in one burst (§8.1.2.2)
         self._wr(_CommandReg, command)
 
     # -- set-up -----------------------------------------------------------------------
@@ -433,7 +420,13 @@ class RC522:
         count = self._rd(_FIFOLevelReg) & 0x7F
         last_bits = self._rd(_ControlReg) & _RX_LAST_BITS
         if count:
-            self._fifo_read(count)
+            # The n FIFO bytes into _rx[1:n+1] in one burst (§8.1.2.1): the last address byte sent, 0, ends it.
+            addr = self._fifo_read_addr
+            addr[count] = 0
+            try:
+                self._xfer(self._fifo_read_mv[: count + 1], self._rx_mv[: count + 1])
+            finally:
+                addr[count] = (_FIFODataReg << 1) | 0x80
         return count, last_bits
 
     def transceive(self, data, timeout_ms=_TRANSCEIVE_MS, crc=True):

@@ -54,7 +54,7 @@ class Terminal:
 
     def on_command(self, command, argument):
         """Hub commands: authorisation answers, lock or de-authorise this terminal."""
-        # The screen follows the authoriser's reason in the app's prompt (app._auth_prompt).
+        # The screen follows the authoriser's reason in the app's prompt (terminal/app.py, TerminalApp.run).
         self.authoriser.on_command(command, argument)
 
     def _auth_state(self, state):

@@ -155,7 +155,7 @@ class HostBoard:
         return _Buzzer()
 
     def relay(self):
-        from terminal.relay import Relay
+        from terminal.devices import Relay
         return Relay(_RelayPin())
 
     def watchdog(self, timeout_ms):

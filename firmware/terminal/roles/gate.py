@@ -15,31 +15,30 @@ hub sees every one. Only a gate imports this module; its config is the tail of
 the hub's T_CONFIG (protocol.ticket.GateConfig, SPEC.md §5.8).
 """
 
-from protocol import card, ticket as t
+from protocol import card, record, ticket as t
 from protocol.errors import BadMac, Malformed
-from protocol.record import FLAG_OFFLINE, KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_EXIT_FINISHED, KIND_REFUSAL
-from protocol.record import KIND_TIMED_EXIT
 from protocol.record import Record, passage_detail
-from terminal import gate_rules as rules
+from terminal import gate_rules
 from terminal import journal as jr
-from terminal import purse
 from terminal import ui as screens
 from terminal import wallet as w
 from terminal.app import Role as _Role
 from terminal.cards.classic import CardState
-from terminal.compat import sleep_ms
+from terminal.compat import borrow, const, sleep_ms
 from terminal.rc522 import AuthError, RC522Error
 
-OPEN_MS = 3000              # the turnstile stays released this long after an approved tap
+# The gate's money and rare paths (timed exits, owed charges, torn exits, a card to lock), loaded for the tap that
+# needs one and dropped after it: a gate of day passes never holds their code (terminal/gate_owed.py).
+_OWED = const("terminal.gate_owed")
+_OPEN_MS = const(3000)      # the turnstile stays released this long after an approved tap
 REFUSAL_REPEAT_S = 60       # one refusal record per card and reason a minute: a card held on the reader is one
 ENTER = t.DIRECTION_ENTRY
 LEAVE = t.DIRECTION_EXIT
 
-TEXT = {t.REASON_BLACKLISTED: "Card blocked", t.REASON_NO_TICKET: "No ticket", t.REASON_NOT_HERE: "Not valid here",
-        t.REASON_EXPIRED: "Ticket expired", t.REASON_NOT_YET_VALID: "Not valid today",
-        t.REASON_ALREADY_INSIDE: "Already inside", t.REASON_NO_REENTRY: "No re-entry",
-        t.REASON_NO_ENTRIES: "No entries left", t.REASON_DAY_LIMIT: "Day limit",
-        t.REASON_NOT_INSIDE: "Not inside", t.REASON_PAY_AT_DESK: "Pay at the desk"}
+# The screen's second line for gate reasons 1..11 (protocol.ticket REASON_*, in code order): one constant string
+# in the image instead of a dict of eleven on the heap.
+_TEXT = const("Card blocked|No ticket|Not valid here|Ticket expired|Not valid today|Already inside|No re-entry|"
+              "No entries left|Day limit|Not inside|Pay at the desk")
 
 
 class Passage:
@@ -55,27 +54,6 @@ class Passage:
         self.balance_cents = balance_cents
         self.entries_left = entries_left
         self.seq = seq
-
-    def __repr__(self):
-        return "Passage(ok=%r, reason=%r, card=%d, direction=%d, charge=%d)" % (
-            self.ok, self.reason, self.card_no, self.direction, self.charge_cents)
-
-
-def read_ticket(reader, cr):
-    """Read sector 3 of the card whose wallet sector was just read (a nested authentication, MF1S50yyX §10.1).
-
-    The ticket comes as a CardState (info None: no valid ticket), so ClassicSession.landed reads its slots."""
-    reader.auth(t.INFO_BLOCK, cr.keys.key_a(t.TICKET_SECTOR), cr.uid)
-    raw_info = reader.read_block(t.INFO_BLOCK)
-    raw_a = reader.read_block(t.SLOT_BLOCKS[0])
-    raw_b = reader.read_block(t.SLOT_BLOCKS[1])
-    slots = t.decode_slots(raw_a, raw_b, cr.keys)
-    try:
-        info = t.TicketInfo.decode(raw_info, cr.keys)
-        slot, write_block = t.pick_slot(slots)
-    except (BadMac, Malformed):
-        return CardState(cr.uid, cr.keys, None, slots, None, 0)
-    return CardState(cr.uid, cr.keys, info, slots, slot, write_block)
 
 
 class Gate:
@@ -98,8 +76,17 @@ class Gate:
         cr, refused = wa._tap()
         if refused:
             return Passage(False, refused.reason)
+        reader = wa.card.reader
         try:
-            tk = read_ticket(wa.card.reader, cr)
+            # Sector 3 of the card whose wallet sector was just read (a nested authentication, MF1S50yyX §10.1),
+            # as a CardState (info None: no valid ticket) so that ClassicSession.landed reads its slots.
+            reader.auth(t.INFO_BLOCK, cr.keys.key_a(t.TICKET_SECTOR), cr.uid)
+            raw_info = reader.read_block(t.INFO_BLOCK)
+            slots = t.decode_slots(reader.read_block(t.SLOT_BLOCKS[0]), reader.read_block(t.SLOT_BLOCKS[1]), cr.keys)
+            try:
+                tk = CardState(cr.uid, cr.keys, t.TicketInfo.decode(raw_info, cr.keys), slots, *t.pick_slot(slots))
+            except (BadMac, Malformed):
+                tk = CardState(cr.uid, cr.keys, None, slots, None, 0)
         except AuthError:
             # A card that left answers no authentication either: only one still in the field has no ticket.
             if not self._reselect(cr.uid, card.INFO_BLOCK, cr.keys.key_a()):
@@ -110,25 +97,30 @@ class Gate:
             wa._finish()
             return Passage(False, w.READ_FAILED, cr.info.card_no)
         wa._resolve_uncertain(cr)
-        self._resolve(cr, tk)
+        if tk.slot is not None:
+            # Settle this card's uncertain passages by the ticket slots on the card (SPEC.md §3.5, §3.9).
+            for seq, raw in list(wa.journal.uncertain()):
+                rec = Record.decode(raw)
+                if rec.kind not in (record.KIND_ENTRY, record.KIND_EXIT, record.KIND_TIMED_EXIT) \
+                        or rec.card_no != cr.info.card_no or rec.uid != cr.uid:
+                    continue
+                on_card = wa.card.landed(tk, rec.card_counter, rec.card_mac)
+                if on_card is not None:
+                    wa._mark(seq, jr.COMMITTED if on_card else jr.VOIDED)
         card_no = cr.info.card_no
         retry = self._retry
         if retry is not None and retry[0] == card_no:
             self._retry = None
             if wa.journal.status(retry[1]) == jr.COMMITTED and tk.slot.pay_counter is None:
                 # SPEC.md §3.5: the uncertain write of this passage is on the card; let the visitor through.
-                # A charged exit goes on to _decide, which collects its charge if it never landed (§3.13).
+                # A charged exit goes on to the decision below, which collects its charge if it never landed (§3.13).
                 wa._finish()
                 return self._opened(cr, tk.slot, retry[1], 0)
-        return self._decide(cr, tk, direction)
-
-    def _decide(self, cr, tk, direction):
-        wa = self.wallet
         gate = self.config
         now = wa.clock()
         info, slot = tk.info, tk.slot
         listed = cr.slot.locked or bool(cr.info.flags & card.FLAG_RETURNED) or wa.blacklist.contains(cr.info.card_no)
-        torn = None if listed else rules.torn_exit(info, tk.slots, slot, gate, cr, now)
+        torn = None if listed else gate_rules.torn_exit(info, tk.slots, slot, gate, cr, now)
         if not direction:
             # An owed charge of an earlier day is collected before the entry its visitor came for (SPEC.md §3.11).
             direction = gate.direction if gate.direction != t.DIRECTION_BOTH else (
@@ -136,103 +128,27 @@ class Gate:
                     slot.inside or (torn is not None and slot.pay_counter is not None)) else ENTER)
         if torn is not None and slot.pay_counter is None and direction != LEAVE:
             torn = None         # a plain exit not walked opens again at an exit only (SPEC.md §3.14)
-        charge = 0
         if torn is not None and (direction == LEAVE or torn):
-            charge = torn
-            reason = t.REASON_PAY_AT_DESK if torn < 0 or (torn and self._cannot_pay(cr, torn, listed, now)) else 0
-        elif direction == LEAVE:
-            reason, new, charge = rules.exit_(info, slot, gate, now, listed, cr.slot.counter)
-            if not reason and charge and self._cannot_pay(cr, charge, listed, now):
-                reason = t.REASON_PAY_AT_DESK
+            return borrow(_OWED, "finish", self, cr, tk, torn, listed, direction, now)
+        charge = 0
+        if direction == LEAVE:
+            reason, new, charge = gate_rules.exit_(info, slot, gate, now, listed, cr.slot.counter)
+            if not reason and charge:
+                return borrow(_OWED, "charged_exit", self, cr, tk, new, charge, listed, now)
         else:
-            reason, new = rules.entry(info, slot, gate, now, listed)
+            reason, new = gate_rules.entry(info, slot, gate, now, listed)
         if reason:
             self._refusal(cr, tk, reason, now)
             if (reason == t.REASON_BLACKLISTED and not cr.slot.locked and not cr.info.flags & card.FLAG_RETURNED
                     and wa.blacklist.contains(cr.info.card_no)):
-                self._lock(cr, now)
+                borrow(_OWED, "lock", self, cr, now)
             else:
                 wa._finish()
-            return Passage(False, reason, cr.info.card_no, direction, max(charge, 0), cr.slot.balance_cents,
+            return Passage(False, reason, cr.info.card_no, direction, 0, cr.slot.balance_cents,
                            slot.entries_left if slot is not None else 0)
-        if torn is not None:
-            return self._finish_exit(cr, tk, charge, direction, now)
-        if direction == LEAVE and charge:
-            return self._charged_exit(cr, tk, new, charge, now)
-        kind = KIND_ENTRY if direction == ENTER else (KIND_TIMED_EXIT if info.type == t.TYPE_TIMED else KIND_EXIT)
+        kind = record.KIND_ENTRY if direction == ENTER else (
+            record.KIND_TIMED_EXIT if info.type == t.TYPE_TIMED else record.KIND_EXIT)
         return self._pass(cr, tk, new, kind, 0, cr.slot.balance_cents, now, direction)
-
-    def _cannot_pay(self, cr, charge, listed, now):
-        """True when the wallet refuses a timed exit's charge (SPEC.md §3.6 reasons 5-13)."""
-        wa = self.wallet
-        return bool(purse.refusal(cr.info, cr.slot, charge, wa.config, listed, now, wa.last_hub_contact_s,
-                                  wa.blacklist_updated_s))
-
-    def _charged_exit(self, cr, tk, new, charge, now):
-        """The exit first, naming its debit's wallet counter, then the debit (SPEC.md §3.13 order)."""
-        wa = self.wallet
-        balance = cr.slot.balance_cents
-        seq, failed = self._write_ticket(cr, tk, new, KIND_TIMED_EXIT, charge, balance - charge, now)
-        if failed is not None:
-            return failed
-        # The card is torn from here on only as an exit owing its charge: any gate collects it (§3.13).
-        done = self._collect(cr, tk, charge, LEAVE, now, seq)
-        wa._mark(seq, jr.COMMITTED)     # after the card's session: the flash write stays off its critical path
-        return done
-
-    def _finish_exit(self, cr, tk, charge, direction, now):
-        """A charged exit found on the card: collect the charge it owes, record it finished, go on (SPEC.md §3.13)."""
-        wa = self.wallet
-        slot = tk.slot
-        if not charge:
-            wa._finish()
-        else:
-            done = self._collect(cr, tk, charge, direction, now, 0)
-            if not done.ok:
-                return done
-        balance = cr.slot.balance_cents - charge
-        seq = self._journal(cr, KIND_EXIT_FINISHED, slot.counter, slot.mac, charge, balance, tk.info.product,
-                            passage_detail(0, self.config.area, slot.entries_left), now)
-        wa._mark(seq, jr.COMMITTED)     # it states what the card shows: the exit and its charge are on it
-        if direction == LEAVE:
-            return self._opened(cr, slot, seq, charge, balance, LEAVE)
-        # An entry gate goes on to the entry itself, from the card now outside and paid.
-        if not self._reselect(cr.uid, t.INFO_BLOCK, tk.keys.key_a(t.TICKET_SECTOR)):
-            return Passage(False, w.READ_FAILED, cr.info.card_no, direction, charge, balance)
-        reason, new = rules.entry(tk.info, slot, self.config, now, False)
-        if reason:
-            self._refusal(cr, tk, reason, now)
-            wa._finish()
-            return Passage(False, reason, cr.info.card_no, direction, charge, balance, slot.entries_left)
-        done = self._pass(cr, tk, new, KIND_ENTRY, 0, balance, now, direction)
-        done.charge_cents = charge      # shown with the entry; the entry record itself moves nothing (§4.9)
-        return done
-
-    def _collect(self, cr, tk, charge, direction, now, exit_seq):
-        """Debit a charged exit's charge at the wallet counter its state names; open when exit_seq is given."""
-        wa = self.wallet
-        try:    # back to the wallet sector: the ticket read authenticated sector 3 (SPEC.md §3.1)
-            wa.card.reader.auth(card.INFO_BLOCK, cr.keys.key_a(), cr.uid)
-        except RC522Error:
-            wa._finish()
-            return Passage(False, w.UNCERTAIN if exit_seq else w.READ_FAILED, cr.info.card_no, direction, charge,
-                           cr.slot.balance_cents)
-        paid = wa._write(cr, purse.debited(cr.slot, charge, now, wa.terminal_id), KIND_DEBIT, charge,
-                         tk.info.product, 0, now)
-        if not paid.ok:
-            return Passage(False, paid.reason, cr.info.card_no, direction, charge, paid.balance_cents)
-        if exit_seq:
-            return self._opened(cr, tk.slot, exit_seq, charge, paid.balance_cents, direction)
-        return Passage(True, None, cr.info.card_no, direction, charge, paid.balance_cents)
-
-    def _lock(self, cr, now):
-        """Lock a blacklisted card as a booth does (SPEC.md §3.6): back to its wallet sector, a lock record."""
-        wa = self.wallet
-        wa._finish()    # the ticket read left sector 3 open, or the card halted on a sector 3 not keyed for us
-        if self._reselect(cr.uid, card.INFO_BLOCK, cr.keys.key_a()):
-            wa._lock(cr, now)
-        else:
-            wa._finish()
 
     def _reselect(self, uid, block, key_a):
         """Select the released card uid again and open the sector of block: False when it is gone or refuses."""
@@ -281,7 +197,7 @@ class Gate:
         return seq, None
 
     def _opened(self, cr, slot, seq, charge, balance=None, direction=0):
-        self.relay.open(OPEN_MS)
+        self.relay.open(_OPEN_MS)
         if not direction:
             direction = ENTER if slot.inside else LEAVE
         return Passage(True, None, cr.info.card_no, direction, charge,
@@ -297,7 +213,7 @@ class Gate:
         self._last_refusal = (cr.info.card_no, reason, now)
         slot = tk.slot
         try:
-            seq = self._journal(cr, KIND_REFUSAL, slot.counter if slot is not None else 0,
+            seq = self._journal(cr, record.KIND_REFUSAL, slot.counter if slot is not None else 0,
                                 slot.mac if slot is not None else b"\x00" * 4, 0,
                                 cr.slot.balance_cents, tk.info.product if tk.info is not None else 0,
                                 passage_detail(reason, self.config.area, slot.entries_left if slot is not None else 0),
@@ -311,23 +227,9 @@ class Gate:
         seq = wa.journal.last_seq() + 1
         online = wa.link is not None and wa.link.connected
         rec = Record(kind, wa.terminal_id, seq, now, cr.info.card_no, cr.uid, counter, amount, balance, product,
-                     detail, 0 if online else FLAG_OFFLINE, wa.config.version, mac)
+                     detail, 0 if online else record.FLAG_OFFLINE, wa.config.version, mac)
         wa.journal.append(seq, now, rec.encode(wa.record_mac))
         return seq
-
-    def _resolve(self, cr, tk):
-        """Settle this card's uncertain passages by the ticket slots on the card (SPEC.md §3.5, §3.9)."""
-        if tk.slot is None:
-            return
-        wa = self.wallet
-        for seq, raw in list(wa.journal.uncertain()):
-            rec = Record.decode(raw)
-            if rec.kind not in (KIND_ENTRY, KIND_EXIT, KIND_TIMED_EXIT) or rec.card_no != cr.info.card_no \
-                    or rec.uid != cr.uid:
-                continue
-            on_card = wa.card.landed(tk, rec.card_counter, rec.card_mac)
-            if on_card is not None:
-                wa._mark(seq, jr.COMMITTED if on_card else jr.VOIDED)
 
 
 class Role(_Role):
@@ -387,5 +289,8 @@ class Role(_Role):
             ui.message("Welcome" if result.direction == ENTER else "Goodbye", line2)
             ui.buzzer.play(screens.BEEP_APPROVED)
         else:
-            ui.message("REFUSED", TEXT.get(result.reason) or screens.REASON_TEXT.get(result.reason, str(result.reason)))
+            reason = result.reason
+            if type(reason) is int:     # a gate reason code (a wallet's reasons are words)
+                reason = _TEXT.split("|")[reason - 1] if 0 < reason <= t.REASON_PAY_AT_DESK else str(reason)
+            ui.message("REFUSED", screens.reason_text(reason))
             ui.buzzer.play(screens.BEEP_REFUSED)

@@ -133,7 +133,7 @@ class Role(_Role):
         item = None
         self._more = False
         if not self._basket_open:
-            app.ui.amount(0)        # a basket's running total stays on the display until a key
+            app.ui.message("Amount", money(0))        # a basket's running total stays on the display until a key
         while True:
             key = app.keypad.get_key()
             if key is None:
@@ -172,7 +172,7 @@ class Role(_Role):
                 quantity = number or 1
                 app.ui.message(item.name, "%d x %s" % (quantity, money(item.price_cents)))
             elif key != _KEY_ITEM or not number:
-                app.ui.amount(number)
+                app.ui.message("Amount", money(number))
 
     def _item(self, code):
         """The listed, sold item with this code, or None with the reason on the display."""
@@ -200,7 +200,11 @@ class Role(_Role):
         app.ui.message("Balance", "Tap card")
         result = await app.wait_for(app.wallet.balance)
         if result is not None:
-            app.ui.balance(result)
+            if result.ok:       # the tap to see a balance
+                app.ui.message("Card %d" % result.card_no, "Balance " + money(result.balance_cents))
+                app.ui.buzzer.play(BEEP_APPROVED)
+            else:
+                app.ui.result(result)
             await app.pause()
 
     async def staff_tap(self):
@@ -354,7 +358,7 @@ class Role(_Role):
                 journal.append(line.seq, line.time_s, line.encode(record_mac))
                 journal.mark(line.seq, COMMITTED)
         tier = [0]
-        app.ui.wait_card(gross)
+        app.ui.message("Pay " + money(gross), "Tap card")
         wallet = app.wallet
         members = self._member_only(lines)
         hook = price if rules is not None or listed else None
