@@ -54,7 +54,7 @@ ROMFS_HEAP = "130k"
 # and fails at 194 KB (before these cuts), so only the ROMFS install is tested. From ROMFS, measured with
 # `pytest tests/test_terminal_whole.py -k gate` at fixed heaps, it passes at 134 KB (three runs of three), at 132 KB
 # in two runs of four (the refusal's upload runs out of memory in the others) and fails at 130 KB (the tap loop
-# runs out): issue 11's 130k is not reached. After the passage about 120 KB are in use there and 1,219 names are
+# runs out): the ride's 130k is not reached. After the passage about 120 KB are in use there and 1,219 names are
 # interned, 41 below the 1,260 the six qstr pools hold (the seventh is about 14 KB at once): a change that adds
 # names to the gate (roles/gate.py, gate_rules.py, gate_owed.py, protocol/ticket.py) shows here first. 4 KB above 134.
 GATE_ROMFS_HEAP = "138k"

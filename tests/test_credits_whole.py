@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.micropython, pytest.mark.broker, pytest.mark.slow]
 # at fixed heaps), so it is checked 6 KB above that.
 CREDIT_WHOLE_HEAP = "190k"
 # Installed as a ROMFS image (tests/terminal_whole.py ROMFS_HEAP): measured at fixed heaps it passes at 130 KB
-# (three runs of three; 118 KB in use after the credit tap) and fails at 128 KB: issue 11's 130k, with no KB to spare.
-CREDIT_ROMFS_HEAP = "130k"
+# (three runs of three; 118 KB in use after the credit tap) and fails at 128 KB. It is checked 2 KB above its
+# minimum, as the gate is, so that a neighbour's timing cannot fail it.
+CREDIT_ROMFS_HEAP = "132k"
 
 
 @pytest.fixture
