@@ -28,7 +28,7 @@ def test_no_rules_refund_everything_asked_up_to_the_cash():
     (Purse(5000), 0, RR.NOT_POSITIVE, "positive amount"),
     (Purse(5000), -5, RR.NOT_POSITIVE, "positive amount"),
     (Purse(0, 800), 1000, RR.NOTHING_REFUNDABLE, "no refundable cash \\(bonus 800 cents is never refunded\\)"),
-    (Purse(5000), 999, RR.BELOW_MINIMUM, "smallest refund is 1000 cents, not 999: refund more, or return"),
+    (Purse(5000), 999, RR.BELOW_MINIMUM, "smallest refund is 1000 cents, not 999 cents: refund more, or return"),
     (Purse(5000, 800), 5001, RR.OVER_REFUNDABLE, "over the refundable 5000 cents .*refund at most 5000"),
     (Purse(500), 400, RR.BELOW_MINIMUM, "smallest refund"),          # the minimum is asked before the cash
 ])

@@ -63,7 +63,7 @@ def test_a_shift_does_not_close_while_an_operation_is_pending():
 
 def test_a_cash_payout_beyond_the_drawer_is_refused():
     shift = S.open_shift(1, 500)
-    with pytest.raises(ShiftError, match="the drawer holds 500 cents, not the 600 to pay out"):
+    with pytest.raises(ShiftError, match="the drawer holds 500 cents, not the 600 cents to pay out"):
         S.record(shift, DeskOp(S.REFUND, S.CASH, paid_out_cents=600))
     assert S.record(shift, DeskOp(S.REFUND, "wechat", paid_out_cents=600)).cash_expected_cents == 500
 

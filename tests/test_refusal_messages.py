@@ -27,6 +27,7 @@ from parkcard.services.errors import Refusal
 from parkcard.services.privileges import NotAllowed, ServiceError
 from parkcard.store.errors import PeriodOverlap
 from parkcard.store.shifts import NoOpenShift, ShiftOfAnother
+from parkcard.money import format_cents
 from parkcard.web import i18n
 
 HUB = Path(parkcard.__file__).parent
@@ -170,10 +171,15 @@ def test_a_rules_refusal_given_as_the_reason_is_worded_in_the_same_language():
         refund_rules.quote_refund(refund_rules.RefundRules(), purses.Purse(5000, 0), 50000)
     refused = ServiceError("card %(card)d: %(refusal)s", card=7, refusal=got.value)
     assert str(refused) == ("card 7: 50000 cents is over the refundable 5000 cents (bonus 0 cents is never "
-                            "refunded): refund at most 5000")
-    assert refused.worded(i18n.translations("zh_Hans").gettext) == \
-        "卡 7：50000 分超过可退的 5000 分（赠送的 0 分不予退还）：最多退 5000 分"
-    assert ServiceError.of(refused).worded(i18n.translations("zh_Hans").gettext).startswith("卡 7：50000 分")
+                            "refunded): refund at most 5000 cents")
+    zh = i18n.translations("zh_Hans").gettext
+    assert refused.worded(zh) == "卡 7：50000 分 超过可退的 5000 分（赠送的 0 分 不予退还）：最多退 5000 分"
+    assert ServiceError.of(refused).worded(zh).startswith("卡 7：50000 分")
+    # A page that knows the park's currency says the amounts in it.
+    assert refused.worded(zh, lambda cents: format_cents(cents, "CNY")) == \
+        "卡 7：CNY 500.00 超过可退的 CNY 50.00（赠送的 CNY 0.00 不予退还）：最多退 CNY 50.00"
+    assert refused.worded(lambda m: m, lambda cents: format_cents(cents, "CNY")).startswith(
+        "card 7: CNY 500.00 is over the refundable CNY 50.00 (bonus CNY 0.00 is never refunded)")
 
 
 def test_the_store_refusals_worded_by_their_class_have_their_chinese_translation():

@@ -166,7 +166,7 @@ def test_a_refusal_and_the_desks_words_are_in_the_pages_language(chromium, park)
     shot(page, "desk-card-zh")
     # The desk's refusal, with the refund rule's refusal inside it, both in the page's language.
     said = act(page, "refund", amount="500")
-    assert "卡 %d：50000 分超过可退的 5000 分（赠送的 0 分不予退还）：最多退 5000 分" % issued.card_no in said
+    assert "卡 %d：CNY 500.00 超过可退的 CNY 50.00（赠送的 CNY 0.00 不予退还）：最多退 CNY 50.00" % issued.card_no in said
     assert "refundable" not in said
     shot(page, "desk-refund-refused-zh")
     # More than a card can hold is refused at the page, in the park's currency, before any card is written.
@@ -178,6 +178,6 @@ def test_a_refusal_and_the_desks_words_are_in_the_pages_language(chromium, park)
     park.on_loop(sim.put_on_desk, card)
     page.click("#desk-read")
     said = act(page, "refund", amount="500")
-    assert ("card %d: 50000 cents is over the refundable 5000 cents (bonus 0 cents is never refunded): refund at "
-            "most 5000" % issued.card_no) in said
+    assert ("card %d: CNY 500.00 is over the refundable CNY 50.00 (bonus CNY 0.00 is never refunded): refund at "
+            "most CNY 50.00" % issued.card_no) in said
     context.close()

@@ -10,18 +10,14 @@ import click
 
 from protocol import card, config, hub_frames
 
-from parkcard.domain.explained import Explained
+from parkcard.domain.explained import Explained, Word
 
 NAME_LENGTH_MAX = 64           # terminal and merchant names: one line of a table
 
 
 class BoundError(Explained):
-    """An input outside its limit; the message says what is allowed."""
-
-    def worded(self, gettext):
-        """The message in the language of gettext, the input's name and the reason for its range too."""
-        return gettext(self.message) % {name: gettext(value) if name in ("what", "why") else value
-                                        for name, value in self.values.items()}
+    """An input outside its limit; the message says what is allowed (the input's name and the reason for its range
+    are words of the catalogs)."""
 
 
 class Bound:
@@ -43,9 +39,10 @@ class Bound:
         if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
             if self.why:
                 raise BoundError("%(value)r is out of range: %(what)s is a whole number from %(low)d to %(high)d "
-                                 "(%(why)s)", value=value, what=self.what, low=self.low, high=self.high, why=self.why)
+                                 "(%(why)s)", value=value, what=Word(self.what), low=self.low, high=self.high,
+                                 why=Word(self.why))
             raise BoundError("%(value)r is out of range: %(what)s is a whole number from %(low)d to %(high)d",
-                             value=value, what=self.what, low=self.low, high=self.high)
+                             value=value, what=Word(self.what), low=self.low, high=self.high)
         return value
 
 
@@ -66,7 +63,7 @@ def check_name(value, what="a name"):
     name = (value or "").strip()
     if not name or len(name) > NAME_LENGTH_MAX or not name.isprintable():
         raise BoundError("%(what)s must be 1 to %(most)d printable characters on one line, not %(value)r",
-                         what=what, most=NAME_LENGTH_MAX, value=value)
+                         what=Word(what), most=NAME_LENGTH_MAX, value=value)
     return name
 
 

@@ -25,7 +25,7 @@ import dataclasses
 from protocol.card import BALANCE_MAX_CENTS
 
 from parkcard.domain.cents import whole
-from parkcard.domain.explained import Explained
+from parkcard.domain.explained import Cents, Explained
 
 
 class PurseError(Explained):
@@ -49,7 +49,7 @@ class Purse:
         _cents(self.cash_cents, "the cash purse")
         _cents(self.bonus_cents, "the bonus purse")
         if self.balance_cents > BALANCE_MAX_CENTS:
-            raise PurseError("a card holds at most %(most)d cents, not %(cents)d", most=BALANCE_MAX_CENTS,
+            raise PurseError("a card holds at most %(most)s, not %(cents)s", most=Cents(BALANCE_MAX_CENTS),
                              cents=self.balance_cents)
 
     @property
@@ -75,8 +75,8 @@ def split_debit(purse, amount_cents):
     """The cash and bonus parts of a debit of amount_cents (cash first); PurseError over the balance."""
     _cents(amount_cents, "a debit")
     if amount_cents > purse.balance_cents:
-        raise PurseError("a debit of %(cents)d cents is over the balance of %(balance)d cents", cents=amount_cents,
-                         balance=purse.balance_cents)
+        raise PurseError("a debit of %(cents)s is over the balance of %(balance)s", cents=Cents(amount_cents),
+                         balance=Cents(purse.balance_cents))
     cash = min(amount_cents, purse.cash_cents)
     return Split(cash, amount_cents - cash)
 
@@ -102,8 +102,8 @@ def refund(purse, amount_cents):
     """The purse after amount_cents of cash is refunded; PurseError over the refundable cash."""
     _cents(amount_cents, "a refund")
     if amount_cents > purse.cash_cents:
-        raise PurseError("a refund of %(cents)d cents is over the refundable %(refundable)d cents (bonus is never "
-                         "refunded)", cents=amount_cents, refundable=purse.cash_cents)
+        raise PurseError("a refund of %(cents)s is over the refundable %(refundable)s (bonus is never "
+                         "refunded)", cents=Cents(amount_cents), refundable=Cents(purse.cash_cents))
     return Purse(purse.cash_cents - amount_cents, purse.bonus_cents)
 
 

@@ -22,7 +22,7 @@ import dataclasses
 
 from parkcard.domain import purses
 from parkcard.domain.cents import whole
-from parkcard.domain.explained import Explained
+from parkcard.domain.explained import Cents, Explained
 
 BPS_MAX = 10000
 
@@ -102,8 +102,8 @@ def _fee_within(rules, amount_cents):
     """The fee on amount_cents, or RefundRefused when the fee would eat more than the amount."""
     fee = rules.fee_cents(amount_cents)
     if fee > amount_cents:
-        raise RefundRefused(FEE_EXCEEDS_AMOUNT, "the refund fee of %(fee)d cents is more than the %(cents)d cents "
-                            "refunded: refund a larger amount", fee=fee, cents=amount_cents)
+        raise RefundRefused(FEE_EXCEEDS_AMOUNT, "the refund fee of %(fee)s is more than the %(cents)s "
+                            "refunded: refund a larger amount", fee=Cents(fee), cents=Cents(amount_cents))
     return fee
 
 
@@ -115,15 +115,15 @@ def quote_refund(rules, purse, amount_cents):
         raise RefundRefused(NOT_POSITIVE, "a refund is a positive amount of cents, not %(cents)d", cents=amount_cents)
     refundable = purses.refundable_cents(purse)
     if refundable == 0:
-        raise RefundRefused(NOTHING_REFUNDABLE, "the card has no refundable cash (bonus %(bonus)d cents is never "
-                            "refunded)", bonus=purse.bonus_cents)
+        raise RefundRefused(NOTHING_REFUNDABLE, "the card has no refundable cash (bonus %(bonus)s is never "
+                            "refunded)", bonus=Cents(purse.bonus_cents))
     if amount_cents < rules.minimum_cents:
-        raise RefundRefused(BELOW_MINIMUM, "the smallest refund is %(minimum)d cents, not %(cents)d: refund more, or "
-                            "return the card", minimum=rules.minimum_cents, cents=amount_cents)
+        raise RefundRefused(BELOW_MINIMUM, "the smallest refund is %(minimum)s, not %(cents)s: refund more, or "
+                            "return the card", minimum=Cents(rules.minimum_cents), cents=Cents(amount_cents))
     if amount_cents > refundable:
-        raise RefundRefused(OVER_REFUNDABLE, "%(cents)d cents is over the refundable %(refundable)d cents (bonus "
-                            "%(bonus)d cents is never refunded): refund at most %(refundable)d", cents=amount_cents,
-                            refundable=refundable, bonus=purse.bonus_cents)
+        raise RefundRefused(OVER_REFUNDABLE, "%(cents)s is over the refundable %(refundable)s (bonus "
+                            "%(bonus)s is never refunded): refund at most %(refundable)s", cents=Cents(amount_cents),
+                            refundable=Cents(refundable), bonus=Cents(purse.bonus_cents))
     return RefundQuote(amount_cents, _fee_within(rules, amount_cents))
 
 

@@ -13,7 +13,7 @@ and the Z report is a value computed from the shift's operations only.
 import dataclasses
 
 from parkcard.domain.cents import whole
-from parkcard.domain.explained import Explained
+from parkcard.domain.explained import Cents, Explained
 
 CASH = "cash"       # the one payment method that moves the drawer; the others (card, mobile) are park settings
 
@@ -176,8 +176,8 @@ def record(shift, op):
     if not isinstance(op, DeskOp):
         raise ShiftError("a shift records DeskOp values, not %(op)r", op=op)
     if op.method == CASH and op.paid_cents > shift.cash_expected_cents:
-        raise ShiftError("the drawer holds %(drawer)d cents, not the %(cents)d to pay out: pay by another method or "
-                         "add cash", drawer=shift.cash_expected_cents, cents=op.paid_cents)
+        raise ShiftError("the drawer holds %(drawer)s, not the %(cents)s to pay out: pay by another method or "
+                         "add cash", drawer=Cents(shift.cash_expected_cents), cents=Cents(op.paid_cents))
     return dataclasses.replace(shift, ops=shift.ops + (op,))
 
 

@@ -18,7 +18,7 @@ import dataclasses
 from protocol.card import BALANCE_MAX_CENTS as CENTS_MAX, TIER_GOLD, TIER_SILVER, TIER_STANDARD
 
 from parkcard.domain.cents import whole
-from parkcard.domain.explained import Explained
+from parkcard.domain.explained import Cents, Explained
 
 BPS_MAX = 10000                 # a bonus above 100 % of the cash paid is a typing error, not a rule
 TIER_CODE_MAX = 255             # the card's tier byte
@@ -67,8 +67,8 @@ class Tier:
                       key=lambda s: s.min_cash_cents)
         for low, high in zip(made, made[1:]):
             if low.min_cash_cents == high.min_cash_cents:
-                raise TierError("tier %(name)s has two bonus steps at %(cents)d cents: keep one", name=name,
-                                cents=low.min_cash_cents)
+                raise TierError("tier %(name)s has two bonus steps at %(cents)s: keep one", name=name,
+                                cents=Cents(low.min_cash_cents))
         object.__setattr__(self, "steps", tuple(made))   # frozen: the one normalisation, at construction
 
     def bonus_cents(self, cash_cents):

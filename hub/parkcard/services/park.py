@@ -4,6 +4,7 @@ operators' web sessions last, and the record of its secrets."""
 from protocol import hub_frames
 from protocol.card import BALANCE_MAX_CENTS
 
+from parkcard.domain.explained import Cents
 from parkcard.domain import park_time
 from parkcard.domain.fleet_alerts import OpeningHoursError, checked_hours
 from parkcard.domain.refund_rules import RefundRules, RefundRulesError
@@ -154,8 +155,9 @@ async def set_card_deposit(store, actor, card_type, deposit_cents, park_id=1):
     column = _card_type(card_type)
     if (not isinstance(deposit_cents, int) or isinstance(deposit_cents, bool) or deposit_cents % DEPOSIT_UNIT_CENTS
             or not 0 <= deposit_cents <= DEPOSIT_MAX_CENTS):
-        raise ServiceError("a deposit is whole units of %(unit)d cents from 0 to %(most)d (the card holds it, SPEC.md "
-                           "§3.3), not %(deposit)r: nothing changed", unit=DEPOSIT_UNIT_CENTS, most=DEPOSIT_MAX_CENTS,
+        raise ServiceError("a deposit is whole units of %(unit)s from 0 to %(most)s (the card holds it, SPEC.md "
+                           "§3.3), not %(deposit)r: nothing changed", unit=Cents(DEPOSIT_UNIT_CENTS),
+                           most=Cents(DEPOSIT_MAX_CENTS),
                            deposit=deposit_cents)
     return await store.set_desk_settings(park_id, audit=audited(
         actor.name, "park.deposit", park_id=park_id, card_type=card_type, deposit_cents=deposit_cents),
@@ -170,11 +172,11 @@ async def set_refund_rules(store, actor, minimum_cents, fee_bps, fee_fixed_cents
     except RefundRulesError as exc:
         raise ServiceError("%(problem)s: nothing changed", problem=exc) from None
     if rules.minimum_cents > BALANCE_MAX_CENTS:
-        raise ServiceError("the minimum refund is at most what a card holds, %(most)d cents: nothing changed",
-                           most=BALANCE_MAX_CENTS)
+        raise ServiceError("the minimum refund is at most what a card holds, %(most)s: nothing changed",
+                           most=Cents(BALANCE_MAX_CENTS))
     if rules.fee_fixed_cents > BALANCE_MAX_CENTS:
-        raise ServiceError("the fixed fee is at most what a card holds, %(most)d cents: nothing changed",
-                           most=BALANCE_MAX_CENTS)
+        raise ServiceError("the fixed fee is at most what a card holds, %(most)s: nothing changed",
+                           most=Cents(BALANCE_MAX_CENTS))
     return await store.set_desk_settings(park_id, audit=audited(
         actor.name, "park.refund_rules", park_id=park_id, minimum_cents=rules.minimum_cents, fee_bps=rules.fee_bps,
         fee_fixed_cents=rules.fee_fixed_cents), refund_minimum_cents=rules.minimum_cents,
@@ -205,8 +207,8 @@ async def set_offline_rules(store, actor, offline_window_s, daily_cap_cents, hol
         raise ServiceError("a terminal serves offline for at most %(most)d s (a week, SPEC.md §5.3), not %(asked)d: "
                            "nothing changed", most=hub_frames.OFFLINE_S_MAX, asked=rules.offline_window_s)
     if rules.daily_cap_cents > BALANCE_MAX_CENTS:
-        raise ServiceError("the daily cap is at most what a card holds, %(most)d cents: nothing changed",
-                           most=BALANCE_MAX_CENTS)
+        raise ServiceError("the daily cap is at most what a card holds, %(most)s: nothing changed",
+                           most=Cents(BALANCE_MAX_CENTS))
     before = await store.desk_settings(park_id)
     after = await store.set_park_offline_rules(rules.offline_window_s, rules.daily_cap_cents, hold_release_s, park_id,
                                           audit=audited(actor.name, "park.offline_rules", park_id=park_id,

@@ -121,15 +121,11 @@ class ServiceError(Explained):
             made.source = exc
         return made
 
-    def worded(self, gettext):
-        """The message in the language of gettext, with its values filled in; a value that is itself a rule's
-        Explained refusal (the reason a service gives) is worded in that language too."""
+    def worded(self, gettext, money=None):
+        """As Explained.worded; a ServiceError that says a rule's refusal again (of()) is worded as that refusal."""
         if self.source is not None:
-            return self.source.worded(gettext)
-        if not self.values:
-            return gettext(self.message)
-        return gettext(self.message) % {name: value.worded(gettext) if isinstance(value, Explained) else value
-                                        for name, value in self.values.items()}
+            return self.source.worded(gettext, money)
+        return super().worded(gettext, money)
 
 
 class NotAllowed(ServiceError):

@@ -8,7 +8,7 @@ write transaction through card_credits and deliver.
 from typing import NamedTuple
 
 from parkcard.domain import accounts, ledger
-from parkcard.domain.explained import Word
+from parkcard.domain.explained import Cents, Word
 from parkcard.domain.shifts import CASH as CASH_METHOD
 from parkcard.store.errors import NotIssued, Refused
 from parkcard.store.rows import PendingCredit
@@ -127,8 +127,9 @@ def _granted_as(tx, grant_id, card_no, amount_cents, source):
         return None
     before = GrantedBefore(*row)
     if (before.card_no, before.amount_cents, before.source) != (card_no, amount_cents, source):
-        raise GrantIdReused("grant %(grant)s was credit %(credit)d of %(cents)d cents to card %(card)d",
-                            grant=grant_id, credit=before.credit_no, cents=before.amount_cents, card=before.card_no)
+        raise GrantIdReused("grant %(grant)s was credit %(credit)d of %(cents)s to card %(card)d",
+                            grant=grant_id, credit=before.credit_no, cents=Cents(before.amount_cents),
+                            card=before.card_no)
     return before
 
 

@@ -211,7 +211,9 @@ async def park_of(request, session):
     """The park's currency (read as the operator: every role holds park.read) and time zone."""
     from parkcard.services import park
     web = state(request)
-    return Park(await park.currency(web.store, session.actor), await zone_shown(web, session.actor))
+    currency = await park.currency(web.store, session.actor)
+    request.state.currency = currency       # the amounts of this request's refusals are said in it (worded())
+    return Park(currency, await zone_shown(web, session.actor))
 
 
 def render(request, template, session=None, status=200, park=None, **context):
@@ -289,8 +291,11 @@ def gettext(request, session, text):
 
 
 def worded(request, session, sentence):
-    """A Sentence (a service's refusal or verdict) in the page's language when its catalog has the message."""
-    return sentence.worded(i18n.translations(locale_of(request, session)).gettext)
+    """A Sentence (a service's refusal or verdict) in the page's language when its catalog has the message, its
+    amounts in the park's currency once the request has read it (park_of)."""
+    currency = getattr(request.state, "currency", None)
+    money = None if currency is None else (lambda cents: format_cents(cents, currency))
+    return sentence.worded(i18n.translations(locale_of(request, session)).gettext, money)
 
 
 def refused_text(request, session, exc):

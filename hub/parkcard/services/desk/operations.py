@@ -27,7 +27,7 @@ from protocol.errors import BadMac, Malformed
 
 from parkcard.domain import accounts, ledger, purses
 from parkcard.domain.cents import whole
-from parkcard.domain.explained import Word
+from parkcard.domain.explained import Cents, Word
 from parkcard.domain.refund_rules import RefundRefused, RefundRules, quote_refund, quote_return
 from parkcard.domain.lifecycle import CardStatus, DeskOpState, RecordStatus
 from parkcard.services import park, shifts
@@ -267,8 +267,8 @@ async def top_up(desk, actor, op_id, desk_terminal_id, cash_cents, timeout_s=Non
     bonus = ledger.bonus_cents(on.card.tier, cash, await park_tiers(desk.storage))
     balance = on.slot.balance_cents + cash + bonus
     if balance > C.BALANCE_MAX_CENTS:
-        raise ServiceError("card %(card)d would hold %(cents)d cents, over the card's %(most)d: top up less",
-                           card=on.info.card_no, cents=balance, most=C.BALANCE_MAX_CENTS)
+        raise ServiceError("card %(card)d would hold %(cents)s, over the card's %(most)s: top up less",
+                           card=on.info.card_no, cents=Cents(balance), most=Cents(C.BALANCE_MAX_CENTS))
     new, write = on.next_slot(balance, desk_terminal_id)
     op = on.pending(op_id, "top_up", request, desk_terminal_id, actor, new, [write] + on.tier_blocks(), cash + bonus,
                     bonus)
