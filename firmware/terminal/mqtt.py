@@ -40,26 +40,30 @@ _TCP_NODELAY = const(1)
 _CONNECT_POLL_MS = const(10)
 _SKIP_BYTES = const(256)  # a refused packet is read and dropped in pieces this big
 _HEAP_WAIT_MS = const(50)  # how long the reader waits for heap before it reads a packet's first bytes again
+# Every packet that fits is read into one buffer taken at start, while the heap is whole: a downlink
+# frame of 128 blacklist cards (terminal/sync.py) is 583 bytes with its MQTT header and topic.
+_READ_BUF_BYTES = const(640)
 
 from random import getrandbits
 
 
 # ---------------------------------------------------------------- helpers
 
-async def _read_exact(reader, size):
-    """Read exactly size bytes; EOF -> MQTTError. On MicroPython the buffer is taken before anything is
-    read, so a MemoryError leaves the stream where it was (the packet is then refused, _refuse)."""
+async def _read_exact(reader, size, into=None):
+    """Read exactly size bytes; EOF -> MQTTError. On MicroPython they go into `into` (a memoryview) when it
+    is long enough, else into a new buffer taken before anything is read, so a MemoryError leaves the stream
+    where it was (the packet is then refused, _refuse); a memoryview of them is returned."""
     try:
         if hasattr(reader, "readinto"):  # MicroPython's Stream
-            buf = bytearray(size)
-            mv = memoryview(buf)
+            if into is None or len(into) < size:
+                into = memoryview(bytearray(size))
             got = 0
             while got < size:
-                n = await reader.readinto(mv[got:])
+                n = await reader.readinto(into[got:size])
                 if not n:
                     raise EOFError
                 got += n
-            return buf
+            return into[:size]
         return await reader.readexactly(size)
     except EOFError:  # CPython's IncompleteReadError is an EOFError too
         raise MQTTError("connection closed by broker")
@@ -126,6 +130,7 @@ class MQTTClient:
         self._closing = False
         self._last_rx_ms = 0
         self._last_tx_ms = 0
+        self._rbuf = memoryview(bytearray(_READ_BUF_BYTES))
 
     # ------------------------------------------------------------ link
 
@@ -308,9 +313,10 @@ class MQTTClient:
     async def _read_packet(self):
         """Read one packet, framed by the codec (§2.2): fixed header, then the body; None when refused."""
         reader = self._reader
+        rbuf = self._rbuf
         while True:
             try:
-                head = await _read_exact(reader, 2)
+                head = await _read_exact(reader, 2, rbuf)
                 break
             except MemoryError:
                 # No room for the next packet's first bytes, and nothing read (_read_exact takes its buffer
@@ -326,18 +332,24 @@ class MQTTClient:
                 raise
             if size is not None:
                 break
-            head += await _read_exact(reader, 1)  # more Remaining Length bytes follow, §2.2.3
+            # More Remaining Length bytes follow (§2.2.3), at most five header bytes in all.
+            if hasattr(reader, "readinto"):  # MicroPython: the header stays where it is, in the read buffer
+                await _read_exact(reader, 1, rbuf[len(head):])
+                head = rbuf[:len(head) + 1]
+            else:
+                head += await _read_exact(reader, 1)
+        first = head[0]
         length = size[0] - size[1]
         if oversize(size, self.payload_max):
-            return await self._refuse(head[0], length)
+            return await self._refuse(first, length)
         try:
-            body = await _read_exact(reader, length) if length else b""
+            body = await _read_exact(reader, length, rbuf[size[1]:]) if length else b""
         except MemoryError:
             # Nothing consumed yet (_read_exact takes the buffer before it reads): drop it in pieces.
             self.stats["memory_errors"] += 1
-            return await self._refuse(head[0], length)
+            return await self._refuse(first, length)
         try:
-            return decode_packet(head[0], body, self.payload_max)
+            return decode_packet(first, body, self.payload_max)
         except MQTTError:
             self.stats["malformed"] += 1
             raise
@@ -347,7 +359,7 @@ class MQTTClient:
             self.stats["memory_errors"] += 1
             self.stats["refused"] += 1
             pid = 0
-            if head[0] >> 4 == PUBLISH and head[0] & 0x06 and len(body) >= 2:
+            if first >> 4 == PUBLISH and first & 0x06 and len(body) >= 2:
                 at = 2 + ((body[0] << 8) | body[1])
                 if at + 2 <= len(body):
                     pid = (body[at] << 8) | body[at + 1]
@@ -358,22 +370,23 @@ class MQTTClient:
         """Read and drop a packet this terminal cannot hold; acknowledge a QoS 1 PUBLISH; tell on_refused."""
         self.stats["refused"] += 1
         reader = self._reader
+        rbuf = self._rbuf  # the packet's header is read: the buffer is free for its pieces, no heap needed
         size = length
         topic = ""
         pid = 0
         if first_byte >> 4 == PUBLISH and length >= 2:
-            prefix = await _read_exact(reader, 2)
+            prefix = await _read_exact(reader, 2, rbuf)
             topic_len = (prefix[0] << 8) | prefix[1]
             length -= 2
             if topic_len <= length and topic_len <= _SKIP_BYTES:
-                topic = str(await _read_exact(reader, topic_len), "utf-8")
+                topic = str(await _read_exact(reader, topic_len, rbuf), "utf-8")
                 length -= topic_len
                 if first_byte & 0x06 and length >= 2:  # QoS 1: the packet id follows the topic (§3.3.2.2)
-                    ident = await _read_exact(reader, 2)
+                    ident = await _read_exact(reader, 2, rbuf)
                     pid = (ident[0] << 8) | ident[1]
                     length -= 2
         while length:
-            length -= len(await _read_exact(reader, min(length, _SKIP_BYTES)))
+            length -= len(await _read_exact(reader, min(length, _SKIP_BYTES), rbuf))
         return await self._refused(pid, topic, size)
 
     async def _refused(self, pid, topic, size):
