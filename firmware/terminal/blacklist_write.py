@@ -100,7 +100,7 @@ def apply_delta(bl, from_version, to_version, adds, removes):
     except BaseException:
         writer.abort()
         raise
-    _install(bl)
+    _install(bl, writer)
 
 
 def _merge(bl, writer, adds, removes):
@@ -153,7 +153,7 @@ def finish_snapshot(bl):
     except BaseException:
         writer.abort()
         raise
-    _install(bl)
+    _install(bl, writer)
 
 
 def abandon_snapshot(bl):
@@ -163,12 +163,12 @@ def abandon_snapshot(bl):
         bl._snapshot = None
 
 
-def _install(bl):
+def _install(bl, writer):
     # Close our handle first: renaming over a file that is open is not
     # something to rely on with littlefs.
     if bl._f is not None:
         bl._f.close()
         bl._f = None
     atomic.replace(bl._path + atomic.TMP, bl._path, bl._dir)
-    bl._load()
+    bl._load(writer._buf)  # the writer is done with its buffer
 

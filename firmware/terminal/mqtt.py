@@ -24,7 +24,7 @@ import asyncio
 import sys
 
 from terminal.compat import borrow, const, sleep_ms, ticks_diff, ticks_ms, wait_ms
-from terminal.mqtt_codec import (CONNACK, PAYLOAD_MAX, PINGRESP, PUBACK, PUBLISH, SUBACK,  # noqa: F401
+from terminal.mqtt_codec import (CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK,  # noqa: F401
                                  UNSUBACK, MQTTError, decode_packet, encode_puback,
                                  encode_publish, encode_subscribe, oversize, packet_size)
 
@@ -33,16 +33,16 @@ _DISCONNECT_PACKET = const(b"\xe0\x00")  # §3.14
 _DUP = const(0x08)  # §3.3.1.1
 _PID_MAX = const(65535)  # §2.3.1 Packet Identifier
 _SUBS_MAX = const(16)
-_RETRY_DELAY_MS_MIN = const(500)
 _SUBACK_FAILURE = const(0x80)  # §3.9.3
 _IPPROTO_TCP = const(6)  # same number on Linux and lwIP; MicroPython's socket lacks the names
 _TCP_NODELAY = const(1)
 _CONNECT_POLL_MS = const(10)
 _SKIP_BYTES = const(256)  # a refused packet is read and dropped in pieces this big
+_WRITING = const(1)
+_SUBSCRIBING = const(2)
+_RESENDING = const(4)  # after a connect: publishers leave their messages to _serve's resend
+_CLOSING = const(8)  # close() was called: run() ends, every waiter raises
 _HEAP_WAIT_MS = const(50)  # how long the reader waits for heap before it reads a packet's first bytes again
-# Every packet that fits is read into one buffer taken at start, while the heap is whole: a downlink
-# frame of 128 blacklist cards (terminal/sync.py) is 583 bytes with its MQTT header and topic.
-_READ_BUF_BYTES = const(640)
 
 from random import getrandbits
 
@@ -71,73 +71,23 @@ async def _read_exact(reader, size, into=None):
 
 # ---------------------------------------------------------------- client
 
-_STAT_NAMES = const(("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
-               "pings", "keepalive_timeouts", "malformed", "connack_refused",
-               "sub_refused", "subacks", "puback_unknown", "callback_errors", "refused",
-               "memory_errors"))
 
 
 class MQTTClient:
     """A long-lived MQTT 3.1.1 connection with QoS 1 publishing and a last will."""
 
-    def __init__(self, client_id, host, port, username=None, password=None, keepalive_s=30,
-                 ssl=None, will_topic=None, will_payload=None, will_retain=True, will_qos=1,
-                 clean_session=False, inflight_max=8, retry_delay_ms_max=30000, ack_timeout_ms=5000,
-                 payload_max=PAYLOAD_MAX, retry_delay_ms_min=_RETRY_DELAY_MS_MIN):
-        self.host = host
-        self.port = port
-        self.ssl = ssl
-        self.keepalive_ms = keepalive_s * 1000
-        self.retry_delay_ms_min = retry_delay_ms_min
-        self.retry_delay_ms_max = retry_delay_ms_max
-        self.ack_timeout_ms = ack_timeout_ms
-        self.payload_max = payload_max
-        self.on_message = None
-        self.on_connect = None
-        self.on_refused = None   # (topic, size): a packet too large for payload_max or the heap was dropped
-        self.last_error = None
-        self.stats = {}
-        for name in _STAT_NAMES:
-            self.stats[name] = 0
-        # Encoded once (its code borrowed for it): sent on every (re)connect. §3.1
-        self._connect_packet = borrow(
-            "terminal.mqtt_connect", "encode_connect", client_id, keepalive_s, clean_session, username, password,
-            will_topic, will_payload, will_qos, will_retain)
-        # In-flight QoS 1 table, allocated once: slot i is free when _slot_pid[i] == 0.
-        self._slot_pid = [0] * inflight_max
-        self._slot_packet = [None] * inflight_max
-        self._slot_sent_gen = [0] * inflight_max  # connection generation it was last sent on
-        self._slot_seq = [0] * inflight_max  # publish order, for §4.6 ordered retransmission
-        self._slot_acked = [False] * inflight_max
-        self._acked = asyncio.Event()  # pulsed on every PUBACK
-        self._slot_freed = asyncio.Event()  # pulsed when a slot is freed
-        self._subs = []  # [(topic, qos)], re-sent on every connect
-        self._sub_lock = asyncio.Lock()
-        self._sub_pid = 0
-        self._sub_codes = None
-        self._sub_event = asyncio.Event()
-        self._write_lock = asyncio.Lock()
-        self._link_down = asyncio.Event()
-        self._up = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._reader = None
-        self._writer = None
-        self._gen = 0
-        self._seq = 0
-        self._pid = 0
-        self.connected = False
-        self._resending = False
-        self._closing = False
-        self._last_rx_ms = 0
-        self._last_tx_ms = 0
-        self._rbuf = memoryview(bytearray(_READ_BUF_BYTES))
+    def __init__(self, client_id, host, port, **options):
+        """Options: username, password, keepalive_s, ssl, will_topic, will_payload, will_retain, will_qos,
+        clean_session, inflight_max, retry_delay_ms_min/_max, ack_timeout_ms, payload_max (mqtt_connect.start)."""
+        # Set up once, its code borrowed with the CONNECT encoder: only the link's code stays on the heap.
+        borrow("terminal.mqtt_connect", "start", self, client_id, host, port, options)
 
     # ------------------------------------------------------------ link
 
     async def run(self):
         """Connect, serve and reconnect until close(); raises only CancelledError."""
         attempt = 0
-        while not self._closing:
+        while not self._held & _CLOSING:
             try:
                 await wait_ms(self._open(), self.ack_timeout_ms)
                 attempt = 0
@@ -152,11 +102,12 @@ class MQTTClient:
                     # it once a link stands, SPEC.md §5.3) and tried again after the back-off like any failure.
                     self.stats["memory_errors"] += 1
             self._teardown()
-            if self._closing:
+            if self._held & _CLOSING:
                 break
             self.stats["reconnects"] += 1
             # Capped exponential back-off with equal jitter: half fixed, half random.
-            delay_ms = min(self.retry_delay_ms_max, self.retry_delay_ms_min << min(attempt, 16))
+            delay_ms_min, delay_ms_max = self._retry_ms
+            delay_ms = min(delay_ms_max, delay_ms_min << min(attempt, 16))
             delay_ms = delay_ms // 2 + getrandbits(16) * (delay_ms // 2) // 65536
             attempt += 1
             try:
@@ -166,15 +117,16 @@ class MQTTClient:
 
     async def _connect(self):
         """(reader, writer) to the broker: TCP with TCP_NODELAY, then TLS when ssl is set."""
+        host, port, ssl = self._address
         if sys.implementation.name != "micropython":
             # CPython: its asyncio sets TCP_NODELAY on every TCP transport itself (since 3.7).
-            return await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
+            return await asyncio.open_connection(host, port, ssl=ssl)
         # MicroPython: asyncio.open_connection would hand back the socket already wrapped in TLS,
         # and an SSL socket has no setsockopt, so the option is set here, on the TCP socket.
         import errno
         import select
         import socket
-        family, kind, proto, _name, address = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
         try:
             # Without it Nagle holds each PUBLISH behind the last one's TCP ACK,
@@ -192,9 +144,9 @@ class MQTTClient:
         poller.register(sock, select.POLLOUT)
         while not poller.poll(0):  # connected; _open's timeout bounds this
             await sleep_ms(_CONNECT_POLL_MS)
-        if self.ssl is not None:
+        if ssl is not None:
             # The handshake runs on the stream's first writes and reads, as open_connection does it.
-            sock = self.ssl.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+            sock = ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
             sock.setblocking(False)
         stream = asyncio.StreamReader(sock)  # MicroPython's one Stream reads and writes
         return stream, stream
@@ -213,10 +165,10 @@ class MQTTClient:
 
     async def _serve(self):
         """Run one established connection until it fails; always raises MQTTError."""
-        if self._closing:
+        if self._held & _CLOSING:
             raise MQTTError("client closed")
         self._gen += 1
-        self._resending = True  # publishers leave their messages to the resend below, in order
+        self._held |= _RESENDING  # publishers leave their messages to the resend below, in order
         self.connected = True
         self._link_down.clear()
         self._last_rx_ms = self._last_tx_ms = ticks_ms()
@@ -236,7 +188,7 @@ class MQTTClient:
                             and (oldest < 0 or self._slot_seq[index] < self._slot_seq[oldest])):
                         oldest = index
                 if oldest < 0:
-                    self._resending = False  # no await since the last scan: nothing is left behind
+                    self._held &= ~_RESENDING  # no await since the last scan: nothing is left behind
                     break
                 await self._send_slot(oldest)
             if self.on_connect is not None:
@@ -264,7 +216,7 @@ class MQTTClient:
                 if ticks_diff(now, self._last_rx_ms) > keepalive_ms + keepalive_ms // 2:
                     self.stats["keepalive_timeouts"] += 1
                     raise MQTTError("keepalive: broker silent")
-                if self._write_lock.locked():
+                if self._held & _WRITING:
                     continue  # a write is under way (or stuck: then the silence check above ends it)
                 if (ticks_diff(now, self._last_tx_ms) >= keepalive_ms // 2
                         or ticks_diff(now, self._last_rx_ms) >= keepalive_ms // 2):
@@ -295,7 +247,8 @@ class MQTTClient:
 
     async def _send(self, data, payload=b""):
         """Write one whole packet (a PUBLISH as header and payload); a failure marks the link down and raises MQTTError."""
-        async with self._write_lock:  # packets never interleave on the wire
+        await self._hold(_WRITING)
+        try:
             writer = self._writer
             if writer is None or not self.connected:
                 raise MQTTError("not connected")
@@ -308,7 +261,20 @@ class MQTTClient:
                 err = MQTTError("send failed: %r" % (exc,))
                 self._fail(err)
                 raise err
+        finally:
+            self._release(_WRITING)
         self._last_tx_ms = ticks_ms()
+
+    async def _hold(self, lock):
+        """Take lock (_WRITING or _SUBSCRIBING) once its holder released it."""
+        while self._held & lock:
+            await self._released.wait()
+        self._held |= lock
+
+    def _release(self, lock):
+        self._held &= ~lock
+        self._released.set()  # wakes every task waiting now; the first to run takes the lock
+        self._released.clear()
 
     async def _read_packet(self):
         """Read one packet, framed by the codec (§2.2): fixed header, then the body; None when refused."""
@@ -489,7 +455,7 @@ class MQTTClient:
             header, payload = encode_publish(topic, payload, 0, retain)
             while True:
                 while not self.connected:
-                    if self._closing:
+                    if self._held & _CLOSING:
                         raise MQTTError("client closed")
                     await self._up.wait()
                 try:
@@ -498,7 +464,7 @@ class MQTTClient:
                     pass  # link lost: wait for the next one
         packet = encode_publish(topic, payload, 1, retain, False, 1)
         while True:
-            if self._closing:
+            if self._held & _CLOSING:
                 raise MQTTError("client closed")
             slot = self._find_slot(0)
             if slot >= 0:
@@ -516,13 +482,13 @@ class MQTTClient:
         self._seq += 1
         self._slot_seq[slot] = self._seq
         try:
-            if self.connected and not self._resending:
+            if self.connected and not self._held & _RESENDING:
                 try:
                     await self._send_slot(slot)
                 except MQTTError:
                     pass  # stays in the table; _serve sends it again on the next connection
             while not self._slot_acked[slot]:
-                if self._closing:
+                if self._held & _CLOSING:
                     raise MQTTError("client closed")
                 await self._acked.wait()
         finally:
@@ -557,7 +523,8 @@ class MQTTClient:
 
     async def _subscribe_now(self, topic, qos):
         """Send SUBSCRIBE and wait for SUBACK; False if refused, MQTTError if the link fails."""
-        async with self._sub_lock:
+        await self._hold(_SUBSCRIBING)
+        try:
             self._sub_pid = 0
             self._sub_pid = self._next_pid()
             self._sub_codes = None
@@ -577,6 +544,8 @@ class MQTTClient:
             # Subscribed from here, not from CONNACK (§3.8.4): what tests wait for before publishing to us.
             self.stats["subacks"] += 1
             return True
+        finally:
+            self._release(_SUBSCRIBING)
 
     async def disconnect(self):
         """Send DISCONNECT (§3.14: the broker discards the will) and stop."""
@@ -589,10 +558,10 @@ class MQTTClient:
 
     def close(self):
         """Drop the link without DISCONNECT (the broker publishes the will) and stop run()."""
-        self._closing = True
+        self._held |= _CLOSING
         self._stop.set()
         self._teardown()
-        self._up.set()  # wake waiters so they see _closing
+        self._up.set()  # wake waiters so they see _CLOSING
         self._slot_freed.set()
         self._slot_freed.clear()
         self._acked.set()
