@@ -13,7 +13,10 @@ Design (after peterhinch/micropython-mqtt's mqtt_as, not its code):
   oldest first, with DUP set (MQTT 3.1.1 §4.4).
 - Packets are framed and decoded by terminal/mqtt_codec.py, which does no I/O
   and is tested byte for byte: packet_size() says how many bytes a packet
-  needs, decode_packet() reads it.
+  needs, oversize() whether to take it, decode_packet() reads it.
+- On MicroPython every packet that fits is read into one buffer taken at start,
+  and a PUBLISH's payload reaches on_message as a memoryview of it, valid until
+  on_message returns: a frame costs the heap no copy on the way in.
 - A packet too large for payload_max, or for the heap, is refused, not fatal:
   its bytes are read and dropped in small pieces, a QoS 1 PUBLISH is
   acknowledged (the sender's copy is the one that counts), and on_refused(topic,

@@ -191,7 +191,8 @@ def decode_packet(first_byte, body, payload_max=PAYLOAD_MAX):
             pos += 2
         if size - pos > payload_max:
             raise MQTTError("payload over payload_max")
-        return (PUBLISH, topic, bytes(body[pos:]), qos, bool(flags & _RETAIN), bool(flags & _DUP), pid)
+        # The payload is a slice of body, not a copy: from terminal/mqtt.py's read buffer, a memoryview.
+        return (PUBLISH, topic, body[pos:], qos, bool(flags & _RETAIN), bool(flags & _DUP), pid)
     if flags:
         raise MQTTError("reserved flags set")  # §2.2.2
     if kind == PUBACK or kind == UNSUBACK:
