@@ -51,6 +51,44 @@ def test_parser_tells_packet_from_need_more_from_malformed(vector):
     assert codec_check.decode_result(vector) == vector[2]
 
 
+@pytest.mark.parametrize("vector", codec_check.DECODE_VECTORS, ids=lambda v: v[0])
+def test_the_client_reads_each_vector_as_the_codec_frames_it(vector):
+    """The client's own read path on the vector's bytes, then the end of the stream: the packet (and not a
+    byte more), the link's end while it needs more bytes, a malformed one counted, an oversize one dropped."""
+    data = bytes.fromhex(vector[1])
+    expected = vector[2]
+
+    async def scenario():
+        client = MQTTClient("t1", "127.0.0.1", 1, payload_max=codec_check.DECODE_PAYLOAD_MAX)
+        refused = []
+        client.on_refused = lambda topic, size: refused.append((topic, size))
+        client._reader = reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        try:
+            outcome = await client._read_packet()
+        except MQTTError as exc:
+            outcome = exc
+        return outcome, await reader.read(), client.stats, refused
+
+    outcome, rest, stats, refused = asyncio.run(scenario())
+    if expected == codec_check.NEED_MORE:
+        assert isinstance(outcome, MQTTError) and "closed" in str(outcome)
+        assert (stats["malformed"], stats["refused"]) == (0, 0)
+    elif expected == codec_check.MALFORMED:
+        assert isinstance(outcome, MQTTError) and stats["malformed"] == 1
+    elif expected == codec_check.OVERSIZE:
+        assert (stats["malformed"], stats["refused"]) == (0, 1)
+        if outcome is None:  # the whole packet was there: read to its end and reported
+            assert (refused, rest) == ([("a", len(data) - 3)], b"")
+        else:  # the stream ended inside it
+            assert isinstance(outcome, MQTTError) and "closed" in str(outcome)
+    else:
+        consumed, packet = expected
+        assert (outcome, rest) == (packet, data[consumed:])
+        assert (stats["malformed"], stats["refused"]) == (0, 0)
+
+
 @pytest.mark.parametrize("length", [0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455])
 def test_remaining_length_round_trips(length):
     encoded = b"\x30" + mqtt_codec.encode_remaining_length(length)
@@ -61,8 +99,8 @@ def test_remaining_length_round_trips(length):
 def test_parser_needs_every_byte_of_a_packet():
     packet = b"".join(mqtt_codec.encode_publish("pc/t1/cmd", b"x" * 200, 1, True, True, 77))
     for cut in range(len(packet)):
-        assert mqtt_codec.parse_packet(packet[:cut]) is None
-    assert mqtt_codec.parse_packet(packet + b"\xd0\x00") == (
+        assert codec_check.parse_packet(packet[:cut]) == codec_check.NEED_MORE
+    assert codec_check.parse_packet(packet + b"\xd0\x00") == (
         len(packet), (mqtt.PUBLISH, "pc/t1/cmd", b"x" * 200, 1, True, True, 77))
 
 
@@ -461,11 +499,11 @@ def test_no_heap_for_the_next_packet_is_counted_and_the_link_stays_up(broker, mo
     read_exact = mqtt._read_exact
     failures = []
 
-    async def out_of_heap_once(reader, size):
+    async def out_of_heap_once(reader, size, into=None):
         if size == 2 and failures == ["armed"]:
             failures.append("raised")
             raise MemoryError("memory allocation failed, allocating 2 bytes")
-        return await read_exact(reader, size)
+        return await read_exact(reader, size, into)
 
     async def scenario():
         async with commanded_client(broker) as (client, received, hub):

@@ -78,13 +78,15 @@ def makedirs(dirpath):
         os.mkdir(dirpath)
 
 
-def crc_of(path, size, chunk=256):
-    """crc32 of the first size bytes of path, read chunk bytes at a time; None when the file is shorter.
+def crc_of(path, size, buf=None):
+    """crc32 of the first size bytes of path, read through buf (a bytearray; 256 bytes of its own by default);
+    None when the file is shorter.
 
     A handle of its own: a caller's lookup handle must not keep the file's start in its read buffer.
     """
     from binascii import crc32
-    mv = memoryview(bytearray(chunk))
+    mv = memoryview(bytearray(256) if buf is None else buf)
+    chunk = len(mv)
     crc = 0
     with open(path, "rb") as f:
         while size:

@@ -65,7 +65,9 @@ class Blacklist:
         atomic.remove(self._path + atomic.TMP)  # a list that never got installed
         self._load()
 
-    def _load(self):
+    def _load(self, buf=None):
+        # buf: a change's own buffer to read the new list's crc through (terminal/blacklist_write.py), so that
+        # installing it needs no block of the heap after the fragments a change leaves.
         self.version = 0
         self.count = 0
         if not atomic.exists(self._path):
@@ -77,7 +79,7 @@ class Blacklist:
             trailer = f.read(_TRAILER_LEN)
             version, count, crc = struct.unpack(">III", trailer[4:16])
             if trailer[:4] == _MAGIC and count * 4 + _TRAILER_LEN == size:
-                if atomic.crc_of(self._path, count * 4) == crc:
+                if atomic.crc_of(self._path, count * 4, buf) == crc:
                     self._f, self.version, self.count = f, version, count
                     return
                 f.close()

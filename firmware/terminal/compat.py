@@ -55,6 +55,10 @@ def forget(name):
     parent = sys.modules.get(package)
     if parent is not None and leaf in parent.__dict__:
         delattr(parent, leaf)   # an imported submodule is also its package's attribute
+    # Collected now: the allocator takes the next blocks past its last one until a collection, so the
+    # code's blocks would stay holes while the heap's end fills up and fragments.
+    import gc
+    gc.collect()
 
 
 def borrow(name, function, *args):

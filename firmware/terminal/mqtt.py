@@ -13,7 +13,10 @@ Design (after peterhinch/micropython-mqtt's mqtt_as, not its code):
   oldest first, with DUP set (MQTT 3.1.1 §4.4).
 - Packets are framed and decoded by terminal/mqtt_codec.py, which does no I/O
   and is tested byte for byte: packet_size() says how many bytes a packet
-  needs, decode_packet() reads it.
+  needs, oversize() whether to take it, decode_packet() reads it.
+- On MicroPython every packet that fits is read into one buffer taken at start,
+  and a PUBLISH's payload reaches on_message as a memoryview of it, valid until
+  on_message returns: a frame costs the heap no copy on the way in.
 - A packet too large for payload_max, or for the heap, is refused, not fatal:
   its bytes are read and dropped in small pieces, a QoS 1 PUBLISH is
   acknowledged (the sender's copy is the one that counts), and on_refused(topic,
@@ -24,7 +27,7 @@ import asyncio
 import sys
 
 from terminal.compat import borrow, const, sleep_ms, ticks_diff, ticks_ms, wait_ms
-from terminal.mqtt_codec import (CONNACK, PAYLOAD_MAX, PINGRESP, PUBACK, PUBLISH, SUBACK,  # noqa: F401
+from terminal.mqtt_codec import (CONNACK, PINGRESP, PUBACK, PUBLISH, SUBACK,  # noqa: F401
                                  UNSUBACK, MQTTError, decode_packet, encode_puback,
                                  encode_publish, encode_subscribe, oversize, packet_size)
 
@@ -33,12 +36,15 @@ _DISCONNECT_PACKET = const(b"\xe0\x00")  # §3.14
 _DUP = const(0x08)  # §3.3.1.1
 _PID_MAX = const(65535)  # §2.3.1 Packet Identifier
 _SUBS_MAX = const(16)
-_RETRY_DELAY_MS_MIN = const(500)
 _SUBACK_FAILURE = const(0x80)  # §3.9.3
 _IPPROTO_TCP = const(6)  # same number on Linux and lwIP; MicroPython's socket lacks the names
 _TCP_NODELAY = const(1)
 _CONNECT_POLL_MS = const(10)
 _SKIP_BYTES = const(256)  # a refused packet is read and dropped in pieces this big
+_WRITING = const(1)
+_SUBSCRIBING = const(2)
+_RESENDING = const(4)  # after a connect: publishers leave their messages to _serve's resend
+_CLOSING = const(8)  # close() was called: run() ends, every waiter raises
 _HEAP_WAIT_MS = const(50)  # how long the reader waits for heap before it reads a packet's first bytes again
 
 from random import getrandbits
@@ -46,20 +52,21 @@ from random import getrandbits
 
 # ---------------------------------------------------------------- helpers
 
-async def _read_exact(reader, size):
-    """Read exactly size bytes; EOF -> MQTTError. On MicroPython the buffer is taken before anything is
-    read, so a MemoryError leaves the stream where it was (the packet is then refused, _refuse)."""
+async def _read_exact(reader, size, into=None):
+    """Read exactly size bytes; EOF -> MQTTError. On MicroPython they go into `into` (a memoryview) when it
+    is long enough, else into a new buffer taken before anything is read, so a MemoryError leaves the stream
+    where it was (the packet is then refused, _refuse); a memoryview of them is returned."""
     try:
         if hasattr(reader, "readinto"):  # MicroPython's Stream
-            buf = bytearray(size)
-            mv = memoryview(buf)
+            if into is None or len(into) < size:
+                into = memoryview(bytearray(size))
             got = 0
             while got < size:
-                n = await reader.readinto(mv[got:])
+                n = await reader.readinto(into[got:size])
                 if not n:
                     raise EOFError
                 got += n
-            return buf
+            return into[:size]
         return await reader.readexactly(size)
     except EOFError:  # CPython's IncompleteReadError is an EOFError too
         raise MQTTError("connection closed by broker")
@@ -67,72 +74,23 @@ async def _read_exact(reader, size):
 
 # ---------------------------------------------------------------- client
 
-_STAT_NAMES = const(("connects", "reconnects", "retransmits", "pub_acked", "inflight_full_waits",
-               "pings", "keepalive_timeouts", "malformed", "connack_refused",
-               "sub_refused", "subacks", "puback_unknown", "callback_errors", "refused",
-               "memory_errors"))
 
 
 class MQTTClient:
     """A long-lived MQTT 3.1.1 connection with QoS 1 publishing and a last will."""
 
-    def __init__(self, client_id, host, port, username=None, password=None, keepalive_s=30,
-                 ssl=None, will_topic=None, will_payload=None, will_retain=True, will_qos=1,
-                 clean_session=False, inflight_max=8, retry_delay_ms_max=30000, ack_timeout_ms=5000,
-                 payload_max=PAYLOAD_MAX, retry_delay_ms_min=_RETRY_DELAY_MS_MIN):
-        self.host = host
-        self.port = port
-        self.ssl = ssl
-        self.keepalive_ms = keepalive_s * 1000
-        self.retry_delay_ms_min = retry_delay_ms_min
-        self.retry_delay_ms_max = retry_delay_ms_max
-        self.ack_timeout_ms = ack_timeout_ms
-        self.payload_max = payload_max
-        self.on_message = None
-        self.on_connect = None
-        self.on_refused = None   # (topic, size): a packet too large for payload_max or the heap was dropped
-        self.last_error = None
-        self.stats = {}
-        for name in _STAT_NAMES:
-            self.stats[name] = 0
-        # Encoded once (its code borrowed for it): sent on every (re)connect. §3.1
-        self._connect_packet = borrow(
-            "terminal.mqtt_connect", "encode_connect", client_id, keepalive_s, clean_session, username, password,
-            will_topic, will_payload, will_qos, will_retain)
-        # In-flight QoS 1 table, allocated once: slot i is free when _slot_pid[i] == 0.
-        self._slot_pid = [0] * inflight_max
-        self._slot_packet = [None] * inflight_max
-        self._slot_sent_gen = [0] * inflight_max  # connection generation it was last sent on
-        self._slot_seq = [0] * inflight_max  # publish order, for §4.6 ordered retransmission
-        self._slot_acked = [False] * inflight_max
-        self._acked = asyncio.Event()  # pulsed on every PUBACK
-        self._slot_freed = asyncio.Event()  # pulsed when a slot is freed
-        self._subs = []  # [(topic, qos)], re-sent on every connect
-        self._sub_lock = asyncio.Lock()
-        self._sub_pid = 0
-        self._sub_codes = None
-        self._sub_event = asyncio.Event()
-        self._write_lock = asyncio.Lock()
-        self._link_down = asyncio.Event()
-        self._up = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._reader = None
-        self._writer = None
-        self._gen = 0
-        self._seq = 0
-        self._pid = 0
-        self.connected = False
-        self._resending = False
-        self._closing = False
-        self._last_rx_ms = 0
-        self._last_tx_ms = 0
+    def __init__(self, client_id, host, port, **options):
+        """Options: username, password, keepalive_s, ssl, will_topic, will_payload, will_retain, will_qos,
+        clean_session, inflight_max, retry_delay_ms_min/_max, ack_timeout_ms, payload_max (mqtt_connect.start)."""
+        # Set up once, its code borrowed with the CONNECT encoder: only the link's code stays on the heap.
+        borrow("terminal.mqtt_connect", "start", self, client_id, host, port, options)
 
     # ------------------------------------------------------------ link
 
     async def run(self):
         """Connect, serve and reconnect until close(); raises only CancelledError."""
         attempt = 0
-        while not self._closing:
+        while not self._held & _CLOSING:
             try:
                 await wait_ms(self._open(), self.ack_timeout_ms)
                 attempt = 0
@@ -147,11 +105,12 @@ class MQTTClient:
                     # it once a link stands, SPEC.md §5.3) and tried again after the back-off like any failure.
                     self.stats["memory_errors"] += 1
             self._teardown()
-            if self._closing:
+            if self._held & _CLOSING:
                 break
             self.stats["reconnects"] += 1
             # Capped exponential back-off with equal jitter: half fixed, half random.
-            delay_ms = min(self.retry_delay_ms_max, self.retry_delay_ms_min << min(attempt, 16))
+            delay_ms_min, delay_ms_max = self._retry_ms
+            delay_ms = min(delay_ms_max, delay_ms_min << min(attempt, 16))
             delay_ms = delay_ms // 2 + getrandbits(16) * (delay_ms // 2) // 65536
             attempt += 1
             try:
@@ -161,15 +120,16 @@ class MQTTClient:
 
     async def _connect(self):
         """(reader, writer) to the broker: TCP with TCP_NODELAY, then TLS when ssl is set."""
+        host, port, ssl = self._address
         if sys.implementation.name != "micropython":
             # CPython: its asyncio sets TCP_NODELAY on every TCP transport itself (since 3.7).
-            return await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
+            return await asyncio.open_connection(host, port, ssl=ssl)
         # MicroPython: asyncio.open_connection would hand back the socket already wrapped in TLS,
         # and an SSL socket has no setsockopt, so the option is set here, on the TCP socket.
         import errno
         import select
         import socket
-        family, kind, proto, _name, address = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
         try:
             # Without it Nagle holds each PUBLISH behind the last one's TCP ACK,
@@ -187,9 +147,9 @@ class MQTTClient:
         poller.register(sock, select.POLLOUT)
         while not poller.poll(0):  # connected; _open's timeout bounds this
             await sleep_ms(_CONNECT_POLL_MS)
-        if self.ssl is not None:
+        if ssl is not None:
             # The handshake runs on the stream's first writes and reads, as open_connection does it.
-            sock = self.ssl.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+            sock = ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
             sock.setblocking(False)
         stream = asyncio.StreamReader(sock)  # MicroPython's one Stream reads and writes
         return stream, stream
@@ -208,10 +168,10 @@ class MQTTClient:
 
     async def _serve(self):
         """Run one established connection until it fails; always raises MQTTError."""
-        if self._closing:
+        if self._held & _CLOSING:
             raise MQTTError("client closed")
         self._gen += 1
-        self._resending = True  # publishers leave their messages to the resend below, in order
+        self._held |= _RESENDING  # publishers leave their messages to the resend below, in order
         self.connected = True
         self._link_down.clear()
         self._last_rx_ms = self._last_tx_ms = ticks_ms()
@@ -231,7 +191,7 @@ class MQTTClient:
                             and (oldest < 0 or self._slot_seq[index] < self._slot_seq[oldest])):
                         oldest = index
                 if oldest < 0:
-                    self._resending = False  # no await since the last scan: nothing is left behind
+                    self._held &= ~_RESENDING  # no await since the last scan: nothing is left behind
                     break
                 await self._send_slot(oldest)
             if self.on_connect is not None:
@@ -259,7 +219,7 @@ class MQTTClient:
                 if ticks_diff(now, self._last_rx_ms) > keepalive_ms + keepalive_ms // 2:
                     self.stats["keepalive_timeouts"] += 1
                     raise MQTTError("keepalive: broker silent")
-                if self._write_lock.locked():
+                if self._held & _WRITING:
                     continue  # a write is under way (or stuck: then the silence check above ends it)
                 if (ticks_diff(now, self._last_tx_ms) >= keepalive_ms // 2
                         or ticks_diff(now, self._last_rx_ms) >= keepalive_ms // 2):
@@ -290,7 +250,8 @@ class MQTTClient:
 
     async def _send(self, data, payload=b""):
         """Write one whole packet (a PUBLISH as header and payload); a failure marks the link down and raises MQTTError."""
-        async with self._write_lock:  # packets never interleave on the wire
+        await self._hold(_WRITING)
+        try:
             writer = self._writer
             if writer is None or not self.connected:
                 raise MQTTError("not connected")
@@ -303,14 +264,28 @@ class MQTTClient:
                 err = MQTTError("send failed: %r" % (exc,))
                 self._fail(err)
                 raise err
+        finally:
+            self._release(_WRITING)
         self._last_tx_ms = ticks_ms()
+
+    async def _hold(self, lock):
+        """Take lock (_WRITING or _SUBSCRIBING) once its holder released it."""
+        while self._held & lock:
+            await self._released.wait()
+        self._held |= lock
+
+    def _release(self, lock):
+        self._held &= ~lock
+        self._released.set()  # wakes every task waiting now; the first to run takes the lock
+        self._released.clear()
 
     async def _read_packet(self):
         """Read one packet, framed by the codec (§2.2): fixed header, then the body; None when refused."""
         reader = self._reader
+        rbuf = self._rbuf
         while True:
             try:
-                head = await _read_exact(reader, 2)
+                head = await _read_exact(reader, 2, rbuf)
                 break
             except MemoryError:
                 # No room for the next packet's first bytes, and nothing read (_read_exact takes its buffer
@@ -326,18 +301,24 @@ class MQTTClient:
                 raise
             if size is not None:
                 break
-            head += await _read_exact(reader, 1)  # more Remaining Length bytes follow, §2.2.3
+            # More Remaining Length bytes follow (§2.2.3), at most five header bytes in all.
+            if hasattr(reader, "readinto"):  # MicroPython: the header stays where it is, in the read buffer
+                await _read_exact(reader, 1, rbuf[len(head):])
+                head = rbuf[:len(head) + 1]
+            else:
+                head += await _read_exact(reader, 1)
+        first = head[0]
         length = size[0] - size[1]
         if oversize(size, self.payload_max):
-            return await self._refuse(head[0], length)
+            return await self._refuse(first, length)
         try:
-            body = await _read_exact(reader, length) if length else b""
+            body = await _read_exact(reader, length, rbuf[size[1]:]) if length else b""
         except MemoryError:
             # Nothing consumed yet (_read_exact takes the buffer before it reads): drop it in pieces.
             self.stats["memory_errors"] += 1
-            return await self._refuse(head[0], length)
+            return await self._refuse(first, length)
         try:
-            return decode_packet(head[0], body, self.payload_max)
+            return decode_packet(first, body, self.payload_max)
         except MQTTError:
             self.stats["malformed"] += 1
             raise
@@ -347,7 +328,7 @@ class MQTTClient:
             self.stats["memory_errors"] += 1
             self.stats["refused"] += 1
             pid = 0
-            if head[0] >> 4 == PUBLISH and head[0] & 0x06 and len(body) >= 2:
+            if first >> 4 == PUBLISH and first & 0x06 and len(body) >= 2:
                 at = 2 + ((body[0] << 8) | body[1])
                 if at + 2 <= len(body):
                     pid = (body[at] << 8) | body[at + 1]
@@ -358,22 +339,23 @@ class MQTTClient:
         """Read and drop a packet this terminal cannot hold; acknowledge a QoS 1 PUBLISH; tell on_refused."""
         self.stats["refused"] += 1
         reader = self._reader
+        rbuf = self._rbuf  # the packet's header is read: the buffer is free for its pieces, no heap needed
         size = length
         topic = ""
         pid = 0
         if first_byte >> 4 == PUBLISH and length >= 2:
-            prefix = await _read_exact(reader, 2)
+            prefix = await _read_exact(reader, 2, rbuf)
             topic_len = (prefix[0] << 8) | prefix[1]
             length -= 2
             if topic_len <= length and topic_len <= _SKIP_BYTES:
-                topic = str(await _read_exact(reader, topic_len), "utf-8")
+                topic = str(await _read_exact(reader, topic_len, rbuf), "utf-8")
                 length -= topic_len
                 if first_byte & 0x06 and length >= 2:  # QoS 1: the packet id follows the topic (§3.3.2.2)
-                    ident = await _read_exact(reader, 2)
+                    ident = await _read_exact(reader, 2, rbuf)
                     pid = (ident[0] << 8) | ident[1]
                     length -= 2
         while length:
-            length -= len(await _read_exact(reader, min(length, _SKIP_BYTES)))
+            length -= len(await _read_exact(reader, min(length, _SKIP_BYTES), rbuf))
         return await self._refused(pid, topic, size)
 
     async def _refused(self, pid, topic, size):
@@ -476,7 +458,7 @@ class MQTTClient:
             header, payload = encode_publish(topic, payload, 0, retain)
             while True:
                 while not self.connected:
-                    if self._closing:
+                    if self._held & _CLOSING:
                         raise MQTTError("client closed")
                     await self._up.wait()
                 try:
@@ -485,7 +467,7 @@ class MQTTClient:
                     pass  # link lost: wait for the next one
         packet = encode_publish(topic, payload, 1, retain, False, 1)
         while True:
-            if self._closing:
+            if self._held & _CLOSING:
                 raise MQTTError("client closed")
             slot = self._find_slot(0)
             if slot >= 0:
@@ -503,13 +485,13 @@ class MQTTClient:
         self._seq += 1
         self._slot_seq[slot] = self._seq
         try:
-            if self.connected and not self._resending:
+            if self.connected and not self._held & _RESENDING:
                 try:
                     await self._send_slot(slot)
                 except MQTTError:
                     pass  # stays in the table; _serve sends it again on the next connection
             while not self._slot_acked[slot]:
-                if self._closing:
+                if self._held & _CLOSING:
                     raise MQTTError("client closed")
                 await self._acked.wait()
         finally:
@@ -544,7 +526,8 @@ class MQTTClient:
 
     async def _subscribe_now(self, topic, qos):
         """Send SUBSCRIBE and wait for SUBACK; False if refused, MQTTError if the link fails."""
-        async with self._sub_lock:
+        await self._hold(_SUBSCRIBING)
+        try:
             self._sub_pid = 0
             self._sub_pid = self._next_pid()
             self._sub_codes = None
@@ -564,6 +547,8 @@ class MQTTClient:
             # Subscribed from here, not from CONNACK (§3.8.4): what tests wait for before publishing to us.
             self.stats["subacks"] += 1
             return True
+        finally:
+            self._release(_SUBSCRIBING)
 
     async def disconnect(self):
         """Send DISCONNECT (§3.14: the broker discards the will) and stop."""
@@ -576,10 +561,10 @@ class MQTTClient:
 
     def close(self):
         """Drop the link without DISCONNECT (the broker publishes the will) and stop run()."""
-        self._closing = True
+        self._held |= _CLOSING
         self._stop.set()
         self._teardown()
-        self._up.set()  # wake waiters so they see _closing
+        self._up.set()  # wake waiters so they see _CLOSING
         self._slot_freed.set()
         self._slot_freed.clear()
         self._acked.set()

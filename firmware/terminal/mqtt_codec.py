@@ -1,8 +1,10 @@
 """MQTT 3.1.1 packet codec for the terminal (MicroPython and CPython): bytes in, packets out, no I/O.
 
-terminal/mqtt.py frames every packet it reads with packet_size() and
-decode_packet(), the same functions parse_packet() combines for the tests: the
-"need more bytes" path the tests check is the one the client runs.
+terminal/mqtt.py frames every packet it reads with packet_size() ("need more
+bytes" or the packet's size), oversize() and decode_packet() (the packet, or
+MQTTError when malformed). The tests check these functions byte for byte
+(tests/mpy/mqtt_codec_check.py, on CPython and MicroPython) and the client's
+read path with the same bytes (tests/test_mqtt_client.py).
 """
 
 import struct
@@ -189,7 +191,8 @@ def decode_packet(first_byte, body, payload_max=PAYLOAD_MAX):
             pos += 2
         if size - pos > payload_max:
             raise MQTTError("payload over payload_max")
-        return (PUBLISH, topic, bytes(body[pos:]), qos, bool(flags & _RETAIN), bool(flags & _DUP), pid)
+        # The payload is a slice of body, not a copy: from terminal/mqtt.py's read buffer, a memoryview.
+        return (PUBLISH, topic, body[pos:], qos, bool(flags & _RETAIN), bool(flags & _DUP), pid)
     if flags:
         raise MQTTError("reserved flags set")  # §2.2.2
     if kind == PUBACK or kind == UNSUBACK:
@@ -228,20 +231,3 @@ def oversize(size, payload_max=PAYLOAD_MAX):
     """True when a packet of packet_size() `size` is more than payload_max allows."""
     return size[0] - size[1] > payload_max + _TOPIC_BYTES_MAX + 4
 
-
-def parse_packet(buf, payload_max=PAYLOAD_MAX):
-    """Parse the first packet in buf.
-
-    Return None when buf holds only part of a packet ("need more bytes"),
-    (bytes consumed, packet) when it holds a whole one; raise MQTTError when
-    the bytes are malformed or the packet is larger than payload_max allows.
-    """
-    size = packet_size(buf, payload_max)
-    if size is None:
-        return None
-    if oversize(size, payload_max):
-        raise MQTTError("packet over payload_max")
-    total, start = size
-    if len(buf) < total:
-        return None
-    return total, decode_packet(buf[0], buf[start:total], payload_max)

@@ -62,7 +62,7 @@ async def main(host, port):
     ready = [0]
 
     def on_message(topic, payload, retained):
-        received.append((topic, payload, retained))
+        received.append((topic, bytes(payload), retained))  # valid only in the callback (terminal/mqtt.py)
 
     async def on_connect():
         await client.publish("pc/mp1/status", b"online", retain=True)

@@ -1,9 +1,10 @@
 """MQTT 3.1.1 codec vectors for terminal/mqtt_codec.py and terminal/mqtt_connect.py (which
 terminal/mqtt.py frames with), checked on MicroPython and CPython.
 
-pytest imports VECTORS and DECODE_VECTORS and checks each on CPython; run as a
-script (MicroPython; argument: a directory holding terminal/mqtt_codec.mpy) it checks
-them all and prints "codec ok <count>".
+pytest imports VECTORS and DECODE_VECTORS and checks each on CPython, through parse_packet here and
+through the client's own read path (tests/test_mqtt_client.py); run as a script (MicroPython;
+argument: a directory holding terminal/mqtt_codec.mpy) it checks them all and prints
+"codec ok <count>".
 """
 
 import sys
@@ -42,8 +43,9 @@ VECTORS = (
 
 NEED_MORE = "need more"
 MALFORMED = "malformed"
+OVERSIZE = "oversize"  # the client reads such a packet and drops it (terminal/mqtt.py _refuse)
 
-# (name, bytes as hex, expected: (consumed, packet) | NEED_MORE | MALFORMED)
+# (name, bytes as hex, expected: (consumed, packet) | NEED_MORE | MALFORMED | OVERSIZE)
 DECODE_VECTORS = (
     ("connack_accepted", "20020000", (4, (mqtt.CONNACK, False, 0))),
     ("connack_session_refused", "20020105", (4, (mqtt.CONNACK, True, 5))),
@@ -80,7 +82,8 @@ DECODE_VECTORS = (
     ("connack_reserved_bits", "20020200", MALFORMED),
     ("pingresp_with_body", "d00100", MALFORMED),
     ("suback_no_codes", "90020001", MALFORMED),
-    ("oversize_before_body", "30800a", MALFORMED),  # 1280 bytes > payload_max 64 + topic
+    ("oversize_before_body", "30800a", OVERSIZE),  # 1280 bytes > payload_max 64 + topic: known from the header
+    ("oversize_publish", "30ca02000161" + "78" * 327, OVERSIZE),  # a whole one: 330 bytes, topic "a"
 )
 
 DECODE_PAYLOAD_MAX = 64
@@ -92,13 +95,26 @@ def encode_result(vector):
     return b"".join(packet) if isinstance(packet, tuple) else bytes(packet)  # a PUBLISH is (header, payload)
 
 
+def parse_packet(buf, payload_max=mqtt.PAYLOAD_MAX):
+    """The first packet in buf as terminal/mqtt.py frames it, with the codec functions it calls:
+    (bytes consumed, packet), NEED_MORE, or OVERSIZE; MQTTError when malformed."""
+    size = mqtt.packet_size(buf)
+    if size is None:
+        return NEED_MORE
+    if mqtt.oversize(size, payload_max):
+        return OVERSIZE
+    total, start = size
+    if len(buf) < total:
+        return NEED_MORE
+    return total, mqtt.decode_packet(buf[0], buf[start:total], payload_max)
+
+
 def decode_result(vector):
-    """Return what parse_packet makes of the vector: a tuple, NEED_MORE or MALFORMED."""
+    """Return what parse_packet makes of the vector: a tuple, NEED_MORE, OVERSIZE or MALFORMED."""
     try:
-        result = mqtt.parse_packet(unhexlify(vector[1]), DECODE_PAYLOAD_MAX)
+        return parse_packet(unhexlify(vector[1]), DECODE_PAYLOAD_MAX)
     except mqtt.MQTTError:
         return MALFORMED
-    return NEED_MORE if result is None else result
 
 
 def main():
