@@ -502,7 +502,9 @@ def test_a_price_list_is_edited_version_by_version_in_both_languages(page, park)
     assert page.locator("#items form").count() == 0               # an older version is read, not edited
     actions = audit_actions(park)
     assert actions.count(("ada", "item.set")) == 2 and ("ada", "discount.bearer") in actions
-    in_chinese(page)
+    version_shown = page.url
+    in_chinese(page)            # the same page again, its query kept, in Chinese
+    assert page.url == version_shown and "version=" in page.url
     page.goto("/prices?merchant=%d" % MERCHANT_ICE)
     assert page.inner_text("h1") == "价目表"
     send(page, "#item-set", code="7", name="Wafer")                   # the service's refusal, in the page's language

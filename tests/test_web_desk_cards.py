@@ -172,9 +172,10 @@ def test_a_refusal_and_the_desks_words_are_in_the_pages_language(chromium, park)
     # More than a card can hold is refused at the page, in the park's currency, before any card is written.
     said = act(page, "top_up", amount="99999999")
     assert "充值金额：最多 CNY 83,886.07（一张卡所能存的上限），不能是 CNY 99,999,999.00" in said
-    page.goto("/desk")
+    # The language is switched on the page the refund's POST answered: it comes back as the desk, in English.
     page.select_option("select[name=locale]", "en")
     page.wait_for_selector("html[lang=en]")
+    assert page.url.endswith("/desk")
     park.on_loop(sim.put_on_desk, card)
     page.click("#desk-read")
     said = act(page, "refund", amount="500")

@@ -233,8 +233,17 @@ def render(request, template, session=None, status=200, park=None, **context):
         locale=locale, languages=i18n.LANGUAGES, csrf=session.csrf if session is not None else "",
         role_names=ROLE_NAMES, word=lambda value: translations.gettext(WORDS[value]) if value in WORDS else value,
         nav=[(path, label) for path, label, privilege in NAV if privilege in held],
-        here=request.url.path, **context)
+        here=request.url.path, language_next=page_again(request), **context)
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def page_again(request):
+    """Where the language form brings the operator back to: this page with its query, or for a page a POST answered
+    (which a GET cannot open again) the menu's section it belongs to."""
+    path = request.url.path
+    if request.method == "GET":
+        return path + ("?" + request.url.query if request.url.query else "")
+    return next((p for p, _label, _privilege in NAV if path == p or path.startswith(p + "/")), "/")
 
 
 async def refusable_page(request, session, template, read, name="rows", **context):
