@@ -205,21 +205,34 @@ BL_SNAPSHOT = 1
 
 
 def parse_blacklist(body):
-    """Return (from_version, to_version, mode, chunk, chunks, adds, removes)."""
+    """Return (from_version, to_version, mode, chunk, chunks, adds, removes), adds and removes as tuples."""
+    head = parse_blacklist_stream(body)
+    return head[:5] + (tuple(head[5]), tuple(head[6]))
+
+
+def parse_blacklist_stream(body):
+    """parse_blacklist() with adds and removes as iterators over body, checked ascending first: a terminal's
+    fragmented heap may have no block for a chunk's 64 numbers as one tuple."""
     size = struct.calcsize(_BL_FMT)
     if len(body) < size:
         raise Malformed("blacklist header")
     from_v, to_v, mode, chunk, chunks, n_add, n_rem = struct.unpack_from(_BL_FMT, body, 0)
     if len(body) != size + 4 * (n_add + n_rem) or mode not in (BL_DELTA, BL_SNAPSHOT) or chunk >= max(chunks, 1):
         raise Malformed("blacklist body")
-    adds = struct.unpack_from(">%dI" % n_add, body, size)
-    removes = struct.unpack_from(">%dI" % n_rem, body, size + 4 * n_add)
-    for seq in (adds, removes):
-        for i in range(1, len(seq)):
-            if seq[i] <= seq[i - 1]:
+    removes_at = size + 4 * n_add
+    for start, count in ((size, n_add), (removes_at, n_rem)):
+        prev = -1
+        for n in _card_numbers(body, start, count):
+            if n <= prev:
                 raise Malformed("blacklist numbers not ascending")
-    return from_v, to_v, mode, chunk, chunks, adds, removes
+            prev = n
+    return (from_v, to_v, mode, chunk, chunks, _card_numbers(body, size, n_add),
+            _card_numbers(body, removes_at, n_rem))
 
+
+def _card_numbers(body, start, count):
+    for at in range(start, start + 4 * count, 4):
+        yield struct.unpack_from(">I", body, at)[0]
 
 
 def parse_shifts(body):

@@ -132,6 +132,16 @@ def test_blacklist_body_must_be_ascending():
     body = hub_frames.blacklist_body(1, 2, frames.BL_DELTA, 0, 1, [5, 3], [])
     with pytest.raises(Malformed):
         frames.parse_blacklist(body)
+    with pytest.raises(Malformed):          # before any number is handed out
+        frames.parse_blacklist_stream(hub_frames.blacklist_body(1, 2, frames.BL_DELTA, 0, 1, [3], [9, 9]))
+
+
+def test_a_blacklist_streamed_from_its_body_gives_the_numbers_parse_blacklist_gives():
+    body = hub_frames.blacklist_body(4, 9, frames.BL_SNAPSHOT, 1, 3, [7, 0xFFFFFFFF], [2])
+    streamed = frames.parse_blacklist_stream(body)
+    assert streamed[:5] == (4, 9, frames.BL_SNAPSHOT, 1, 3)
+    assert (list(streamed[5]), list(streamed[6])) == ([7, 0xFFFFFFFF], [2])
+    assert frames.parse_blacklist(body) == (4, 9, frames.BL_SNAPSHOT, 1, 3, (7, 0xFFFFFFFF), (2,))
 
 
 def test_topics_roundtrip_and_reject_foreign():

@@ -362,7 +362,7 @@ class Sync:
             self.on_command(command, argument)
 
     def _apply_blacklist(self, frame):
-        from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist(frame.body)
+        from_v, to_v, mode, chunk, chunks, adds, removes = frames.parse_blacklist_stream(frame.body)
         held = self.blacklist.version
         if mode == frames.BL_DELTA:
             if to_v != self.blacklist.version:
