@@ -196,6 +196,8 @@ def test_a_whole_amount_refused_to_a_maker_of_one_sentence_says_the_same():
     with pytest.raises(ServiceError) as explained:
         whole(11, "a tier code", ServiceError, 0, 10)
     assert explained.value.values == {"what": "a tier code", "minimum": 0, "maximum": 10, "value": 11}
+    # the input's name is a word of the catalogs: a Chinese page says all of it in Chinese
+    assert explained.value.worded(i18n.translations("zh_Hans").gettext) == "等级代码 必须是 0 到 10 之间的整数，不能是 11"
 
 
 def test_a_word_of_the_catalogs_given_as_a_value_is_worded_in_the_same_language():

@@ -1,6 +1,6 @@
 """The one check of a whole amount (cents, basis points, seconds) the domain's rules take as input."""
 
-from parkcard.domain.explained import Explained
+from parkcard.domain.explained import Explained, Word
 
 
 def whole(value, what, error, minimum=0, maximum=None):
@@ -9,6 +9,7 @@ def whole(value, what, error, minimum=0, maximum=None):
     if isinstance(value, int) and not isinstance(value, bool) and value >= minimum and (
             maximum is None or value <= maximum):
         return value
+    what = Word(what)       # the input's name: a page says it in its language when the catalog has it
     if maximum is None:
         refusal = Explained("%(what)s must be a whole number of at least %(minimum)d, not %(value)r",
                             what=what, minimum=minimum, value=value)
