@@ -23,11 +23,17 @@ OTHER_STAFF_UID = bytes.fromhex("5a6b7c8e")
 DAY_S = 86400
 
 
+HELD_S = 60    # a booth's step with the card on its reader takes well under a second: a hang fails here, named
+
+
 async def held(booth, virtual, step):
-    """Run the booth's step (a coroutine) with the card lying on its reader."""
+    """Run the booth's step (a coroutine) with the card lying on its reader; fail after HELD_S."""
     booth.board.field.add(virtual)
     try:
-        return await step
+        return await asyncio.wait_for(step, HELD_S)
+    except TimeoutError:
+        raise AssertionError("the booth's step did not end within %d s with the card on its reader (its screen: "
+                             "%r)" % (HELD_S, booth.board.display().lines)) from None
     finally:
         booth.board.field.remove(virtual)
 

@@ -42,6 +42,7 @@ GATE_MERCHANT_ID = 3        # gates belong to the rides' merchant: a timed exit'
 ADMIN_CARD_UID = bytes.fromhex("04adadadadad01")
 DRAIN_POLL_S = 0.05
 SHIFT_FLOAT_CENTS = 20000    # the float counted into the desk's drawer at the open of the simulated day
+AT_DESK_S = 120            # a desk operation's own timeouts end it in seconds: this bound only names a hang
 DESK_POLL_S = 0.002         # the desk terminal's reader loop while a desk operation waits for the card
 
 
@@ -257,8 +258,13 @@ class ParkSim:
         field = self.desk.board.field
         field.add(virtual_card)
         task = asyncio.ensure_future(operation)
+        given_up = time.monotonic() + AT_DESK_S
         try:
             while not task.done():      # the desk's tap loop, one step at a time
+                if time.monotonic() > given_up:
+                    task.cancel()
+                    raise TimeoutError("the desk operation did not end within %d s with the card on the desk"
+                                       % AT_DESK_S)
                 self.desk.terminal.card_writer.poll()
                 await asyncio.sleep(DESK_POLL_S)
             return await task
