@@ -18,8 +18,7 @@ class Refusal(ServiceError):
     def of(cls, exc, code=REFUSED):
         """The Refusal with code that says what exc (a rule's refusal) says, in every language when exc is
         Explained."""
-        made = cls(code, exc.message, **exc.values) if isinstance(exc, Explained) else cls(code, str(exc))
-        return cls._saying(exc, made)
+        return cls(code, exc.message, **exc.values) if isinstance(exc, Explained) else cls(code, str(exc))
 
 
 def code_of(exc):

@@ -107,25 +107,10 @@ def roles_holding(privilege):
 class ServiceError(Explained):
     """An operation that cannot be done as asked; the message says what went wrong and what to do."""
 
-    source = None       # the rule's Explained refusal this one says again (ServiceError.of): it words itself
-
     @classmethod
     def of(cls, exc):
         """The ServiceError that says what exc (a rule's refusal) says, in every language when exc is Explained."""
-        return cls._saying(exc, cls(exc.message, **exc.values) if isinstance(exc, Explained) else cls(str(exc)))
-
-    @staticmethod
-    def _saying(exc, made):
-        """made, worded as exc words itself when exc is Explained."""
-        if isinstance(exc, Explained):
-            made.source = exc
-        return made
-
-    def worded(self, gettext, money=None):
-        """As Explained.worded; a ServiceError that says a rule's refusal again (of()) is worded as that refusal."""
-        if self.source is not None:
-            return self.source.worded(gettext, money)
-        return super().worded(gettext, money)
+        return cls(exc.message, **exc.values) if isinstance(exc, Explained) else cls(str(exc))
 
 
 class NotAllowed(ServiceError):

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from protocol import card
 
-from parkcard.domain.explained import Explained
+from parkcard.domain.explained import Cents, Explained
 from parkcard.money import format_cents, parse_amount
 from parkcard.services import privileges as P
 from parkcard.services.privileges import NotAllowed, ServiceError
@@ -343,8 +343,7 @@ def card_amount(form, name, label, park):
     cents = amount(form, name, label, park)
     if cents > card.BALANCE_MAX_CENTS:
         raise ServiceError("%(label)s: at most %(most)s, the most a card holds, not %(cents)s", label=label,
-                           most=format_cents(card.BALANCE_MAX_CENTS, park.currency),
-                           cents=format_cents(cents, park.currency))
+                           most=Cents(card.BALANCE_MAX_CENTS), cents=Cents(cents))
     return cents
 
 
