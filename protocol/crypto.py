@@ -78,6 +78,6 @@ def equal(a, b):
     if len(a) != len(b):
         return False
     diff = 0
-    for x, y in zip(a, b):
-        diff |= x ^ y
+    for i in range(len(a)):  # by index: zip makes a tuple per byte on MicroPython, a frame's MAC 352 bytes of heap
+        diff |= a[i] ^ b[i]
     return diff == 0

@@ -100,6 +100,23 @@ def test_frame_rejects_oversized_and_truncated():
         frames.decode(frames.frame_mac_for(b"U" * 32), frame)
 
 
+def test_frame_body_is_a_view_of_a_memoryview_and_a_copy_of_bytes():
+    fmac = frames.frame_mac_for(KEY)
+    body = hub_frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5001, 5003], [])
+    frame = frames.encode(fmac, frames.T_BLACKLIST, 1, 7, 1800000000, body)
+    copied = frames.decode(fmac, frame)
+    assert type(copied.body) is bytes and copied.body == body  # the hub's frames, as before
+    buf = bytearray(frame)
+    viewed = frames.decode(fmac, memoryview(buf))  # a terminal's read buffer
+    assert isinstance(viewed.body, memoryview) and bytes(viewed.body) == body
+    assert frames.parse_blacklist(viewed.body) == frames.parse_blacklist(body) == (0, 1, 0, 0, 1, (5001, 5003), ())
+    buf[frames.HEADER_SIZE + 17] ^= 1  # verified in place: the next packet read into it shows through the view
+    assert bytes(viewed.body) != body
+    buf[-1] ^= 1
+    with pytest.raises(BadMac):
+        frames.decode(fmac, memoryview(buf))
+
+
 def test_upload_body_count_must_match():
     rec = b"\x01" + bytes(record.RECORD_SIZE - 1)
     body = hub_frames.upload_body([(1, rec), (2, rec)])

@@ -15,7 +15,7 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from conftest import MICROPYTHON, micropython_env
+from conftest import MICROPYTHON, MICROPYTHON_HEAP, micropython_env
 from protocol import frames, hub_frames, topics
 from protocol.errors import ProtocolError
 from protocol.record import Record, record_mac_for
@@ -29,10 +29,14 @@ OTHER_TERMINAL_ID = 42
 KEY = bytes(range(32))
 WRONG_KEY = bytes(32)
 WAIT_S = 20.0
-# The sync stack passes every test at 101k (five runs of five, and at 102k three of three); at 100k all 18 pass in
-# four runs of six, and in the other two the blacklist test's snapshot finds no block for one chunk and refuses it as
-# too large (asking again in smaller chunks, as it should: the scripted hub here does not answer). 3 KB of margin.
-# What failed at 100k before and was cut: a 64-card chunk's numbers as one 528-byte tuple (the terminal now reads
+# The sync stack passes every test at 100k (conftest.MICROPYTHON_HEAP) in five runs of five, and at 99k in five of
+# five; at 98k the blacklist test's second delta finds no 272-byte block to load blacklist_write's globals into and
+# refuses the frame as too large (asking again in smaller chunks, as it should: the scripted hub here does not answer).
+# What failed at 100k and was cut: one snapshot chunk's body copied out of the link's read buffer (a downlink frame's
+# body is now a memoryview of it, verified in place, protocol.frames.decode) and the writer's 256-byte buffer taken
+# per change (terminal/blacklist.py takes the change buffer once, at start); the card numbers are read by bytes, not
+# as a tuple each (4.5 KB less garbage per 64-card chunk), and the frame MAC's compare makes no tuple per byte.
+# Before: a 64-card chunk's numbers as one 528-byte tuple (the terminal now reads
 # them from the frame's body, protocol.frames.parse_blacklist_stream); the reboot's MQTTClient found no block
 # for its attribute dict (now 36 names, 592 bytes: flags as bits, the address and back-off as tuples) and the
 # borrowed start code left holes (compat.forget collects); the blacklist delta found no 256-byte read buffer (64 bytes
@@ -40,11 +44,11 @@ WAIT_S = 20.0
 # to two bits and an Event; the client's start is borrowed with the CONNECT encoder (terminal/mqtt_connect.py).
 # Fewer interned names still matter: the stack holds about 606 of the 620 that five qstr pools fit, and the sixth
 # pool takes about 7 KB at once.
-SYNC_HEAP = "104k"
+SYNC_HEAP = MICROPYTHON_HEAP
 # Every test runs the terminal in SYNC_HEAP and the 200-record test prints the heap figures.
 # The sync stack's budget is an ESP32's 100 KB (conftest.MICROPYTHON_HEAP). Measured on the 64-bit
-# unix port with the harness's `heap` line: idle and online, 90.9 KB live of the 100 KB heap (91.7 KB before the
-# cuts above), the modules 64.3 KB of it (65.4 KB before). Earlier cuts: private module
+# unix port with the harness's `heap` line: after the 200-record upload, 92.4 KB live of the 100 KB heap (the change
+# buffer's 320 bytes taken at start among it), the modules 64.6 KB of it. Earlier cuts: private module
 # constants as const() (no name, no globals slot), no import aliases, helpers used once folded into their callers
 # and the CONNECT encoder borrowed (terminal/mqtt_connect.py), which keeps the stack's interned names
 # under the qstr pool that would add ~7 KB, and no Status object per status frame. The

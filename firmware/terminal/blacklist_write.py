@@ -15,9 +15,9 @@ from terminal.compat import const
 
 # terminal/blacklist.py's: a const() is folded where it is used, so each module that uses one names it.
 _MAGIC = const(b"PCBL")
-_CHUNK = const(256)  # bytes per write while streaming: 64 card numbers
-# Bytes per read of the old list while a delta merges into the new one: beside the writer's buffer, in a
-# heap a delta finds in small pieces (measured, tests/test_sync_micropython.py), the smaller block is found.
+# The list's change buffer (blacklist._CHANGE_BUF_BYTES) in two: bytes per write while streaming (64 card
+# numbers), then bytes per read of the old list while a delta merges into the new one.
+_CHUNK = const(256)
 _READ_CHUNK = const(64)
 _CARD_MAX = const(0xFFFFFFFF)
 
@@ -35,10 +35,10 @@ def _ascending(numbers):
 class _Writer:
     """Streams ascending card numbers into a new list file."""
 
-    def __init__(self, path):
+    def __init__(self, path, buf):
         self.path = path
         self._f = open(path, "wb")
-        self._buf = bytearray(_CHUNK)
+        self._buf = buf  # the list's change buffer: its first _CHUNK bytes
         self._fill = 0
         self._last = -1
         self._crc = 0
@@ -78,8 +78,7 @@ def _numbers(bl):
     """Yield the stored numbers in order, a chunk at a time."""
     if not bl.count:
         return
-    buf = bytearray(_READ_CHUNK)
-    mv = memoryview(buf)
+    mv = memoryview(bl._buf)[_CHUNK:]
     left = bl.count * 4
     bl._f.seek(0)
     while left:
@@ -87,7 +86,7 @@ def _numbers(bl):
         if not got or got % 4:
             raise blacklist.BlacklistCorrupt("%s: short read" % bl._path)
         for i in range(0, got, 4):
-            yield struct.unpack_from(">I", buf, i)[0]
+            yield mv[i] << 24 | mv[i + 1] << 16 | mv[i + 2] << 8 | mv[i + 3]  # no tuple per number
         left -= got
 
 
@@ -98,14 +97,14 @@ def apply_delta(bl, from_version, to_version, adds, removes):
     if to_version <= from_version:
         raise blacklist.BlacklistError("delta to %d from %d" % (to_version, from_version))
     abandon_snapshot(bl)
-    writer = _Writer(bl._path + atomic.TMP)
+    writer = _Writer(bl._path + atomic.TMP, bl._buf)
     try:
         _merge(bl, writer, _ascending(adds), _ascending(removes))
         writer.finish(to_version)
     except BaseException:
         writer.abort()
         raise
-    _install(bl, writer)
+    _install(bl)
 
 
 def _merge(bl, writer, adds, removes):
@@ -135,7 +134,7 @@ def begin_snapshot(bl, version):
     if not 0 <= version <= _CARD_MAX:
         raise blacklist.BlacklistError("version %r" % (version,))
     abandon_snapshot(bl)
-    bl._snapshot = (_Writer(bl._path + atomic.TMP), version)
+    bl._snapshot = (_Writer(bl._path + atomic.TMP, bl._buf), version)
 
 
 def add_snapshot_chunk(bl, numbers):
@@ -158,7 +157,7 @@ def finish_snapshot(bl):
     except BaseException:
         writer.abort()
         raise
-    _install(bl, writer)
+    _install(bl)
 
 
 def abandon_snapshot(bl):
@@ -168,12 +167,12 @@ def abandon_snapshot(bl):
         bl._snapshot = None
 
 
-def _install(bl, writer):
+def _install(bl):
     # Close our handle first: renaming over a file that is open is not
     # something to rely on with littlefs.
     if bl._f is not None:
         bl._f.close()
         bl._f = None
     atomic.replace(bl._path + atomic.TMP, bl._path, bl._dir)
-    bl._load(writer._buf)  # the writer is done with its buffer
+    bl._load()
 

@@ -33,8 +33,8 @@ def _start(client, client_id, host, port, username=None, password=None, keepaliv
     client.ack_timeout_ms = ack_timeout_ms
     client.payload_max = payload_max
     # (topic, payload, retain): on MicroPython the payload is a memoryview of the client's read buffer, valid
-    # until on_message returns (the next packet is read into it): what is kept is copied (terminal/sync.py
-    # keeps the frame's body, which protocol.frames.decode copies).
+    # until on_message returns (the next packet is read into it): what is kept is copied (protocol.frames.decode
+    # hands the body on as a view of it; terminal/sync.py copies it for a component's handler).
     client.on_message = None
     client.on_connect = None
     client.on_refused = None   # (topic, size): a packet too large for payload_max or the heap was dropped

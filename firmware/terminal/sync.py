@@ -282,6 +282,10 @@ class Sync:
             if handler is None:
                 self.state.save()  # the counter is spent: a replay stays refused after a reboot
                 return self._refuse("not_handled")
+            if frame.type > frames.T_COMMAND:
+                # A component's frame (handle()) gets its body as bytes: it may keep it past this call, and
+                # the body is a view of the link's read buffer (frames.decode). Sync's own take what they keep.
+                frame.body = bytes(frame.body)
             try:
                 handler(frame)
             except (ProtocolError, VersionGap, BlacklistError, BlacklistCorrupt) as exc:
