@@ -166,6 +166,29 @@ def test_time_config_and_command_are_applied(term):
     assert term.state.config_hex == config(6).hex()
 
 
+
+def test_frames_read_into_the_links_one_buffer_are_applied_and_a_components_body_outlives_it(term):
+    """As the MicroPython client delivers them: each payload a memoryview of one read buffer, overwritten by the
+    next packet. Sync's own frames are applied from the view; a component's handler keeps a body of its own."""
+    read_buffer = bytearray(1024)
+
+    def deliver(frame):
+        read_buffer[:len(frame)] = frame
+        term.receive(memoryview(read_buffer)[:len(frame)])
+        read_buffer[:] = bytes(len(read_buffer))    # the next packet lands where this one was
+
+    kept = []
+    term.sync.handle(frames.T_PRICE_LIST, lambda frame: kept.append(frame.body))
+    prices = bytes(range(40))
+    deliver(down(frames.T_PRICE_LIST, prices, counter=1))
+    deliver(down(frames.T_BLACKLIST, hub_frames.blacklist_body(0, 1, frames.BL_DELTA, 0, 1, [5, 9], []), counter=2))
+    deliver(down(frames.T_CONFIG, config(6), counter=3))
+    assert [bytes(body) for body in kept] == [prices]
+    assert (term.sync.rejected, term.blacklist.version, term.blacklist.count) == ({}, 1, 2)
+    assert (term.blacklist.contains(5), term.blacklist.contains(7), term.wallet.config.version) == (True, False, 6)
+    assert term.state.config_hex == config(6).hex()
+
+
 # ---------------------------------------------------------------- what one authentic downlink may change
 
 YEAR_S = 365 * 86400
