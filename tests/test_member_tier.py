@@ -16,7 +16,7 @@ from parkcard.services import members as member_service
 from parkcard.services.desk.query import card_on_desk
 from parkcard.services.privileges import ServiceError
 from parkcard_devkit.park_sim import DESK_TERMINAL_ID, ParkSim
-from test_desk import SHORT_S, at_desk, balanced, cli
+from test_desk import at_desk, balanced, cli
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -93,6 +93,5 @@ def test_a_members_new_tier_is_written_onto_the_card_at_the_desk_and_pending_unt
     async def go():
         db = None if store_url.endswith(".db") else store_url
         async with ParkSim(tmp_path / "park", terminals=1, cards=1, db=db) as sim:
-            sim.hub.desk_path.timeout_s = sim.hub.desk_path.read_back_timeout_s = SHORT_S
             await scenario(sim)
     asyncio.run(asyncio.wait_for(go(), 300))
