@@ -9,9 +9,13 @@ import json
 from terminal.blacklist import BlacklistCorrupt
 from terminal.journal import JournalCorrupt
 from terminal.compat import const
-from terminal.runtime import SettingsError, Terminal
+from terminal.runtime import Terminal
 
 _SETTINGS_FILE = const("/terminal.json")
+
+
+class SettingsError(Exception):
+    """The terminal was not provisioned (run parkcard-flash)."""
 
 
 def load_settings(path=_SETTINGS_FILE):

@@ -12,7 +12,6 @@ from terminal.blacklist import Blacklist
 from terminal.compat import const
 from terminal.journal import Journal
 from terminal.mqtt import MQTTClient
-from terminal.runtime import SettingsError
 from terminal.state import TerminalState
 from terminal.sync import Sync
 from terminal.ui import UI
@@ -29,6 +28,7 @@ def build(t, board, settings, journal_segment_bytes, journal_segments_max):
     keys = board.keystore()
     terminal_key = keys.get("terminal_key")
     if terminal_key is None:
+        from terminal.assemble import SettingsError     # imported by the build that fails only
         raise SettingsError("no terminal key in the key store: provision this terminal with parkcard-flash")
     t.terminal_id = settings["terminal_id"]
     data = board.data_dir()

@@ -68,7 +68,7 @@ class MatrixKeypad:
 
 
 class Buzzer:
-    """An active buzzer playing (on_ms, off_ms) patterns in the background."""
+    """An active buzzer playing patterns in the background: flat tuples on_ms, off_ms, on_ms, off_ms, ..."""
 
     def __init__(self, pin, active_high=True):
         self.pin = pin
@@ -83,7 +83,8 @@ class Buzzer:
 
     async def _run(self, pattern):
         try:
-            for on_ms, off_ms in pattern:
+            for i in range(0, len(pattern), 2):
+                on_ms, off_ms = pattern[i], pattern[i + 1]
                 self.pin.value(self.on)
                 await sleep_ms(on_ms)
                 self.pin.value(1 - self.on)

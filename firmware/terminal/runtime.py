@@ -14,10 +14,6 @@ _TASK_RESTARTS_MAX = const(8)    # a task out of memory this often is let die: t
 _TASK_RESTART_MS = const(500)
 
 
-class SettingsError(Exception):
-    """The terminal was not provisioned (run parkcard-flash)."""
-
-
 class Terminal:
     """Everything one terminal runs: tap loop, MQTT link, sync, watchdog.
 

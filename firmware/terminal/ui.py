@@ -3,11 +3,10 @@
 from terminal import wallet as w
 from terminal.compat import const
 
-# Buzzer patterns: (on_ms, off_ms) pairs.
-BEEP_APPROVED = ((120, 0),)
-BEEP_REFUSED = ((80, 60), (80, 60), (80, 0))
-BEEP_ERROR = ((600, 0),)
-BEEP_KEY = ((15, 0),)
+# Buzzer patterns: on_ms, off_ms, on_ms, off_ms, ... in one flat tuple (one object on the heap, not one a pair).
+BEEP_APPROVED = (120, 0)
+BEEP_REFUSED = (80, 60, 80, 60, 80, 0)
+BEEP_ERROR = (600, 0)
 
 # What the screen says for each refusal reason (terminal/wallet.py's and terminal/purse.py's words, at most 16
 # characters: 128 px of 8x8 font): one constant string in the image, "|reason=Text" for each, in place of a dict

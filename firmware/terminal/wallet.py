@@ -12,13 +12,10 @@ from protocol import card
 from protocol.errors import BadMac
 from protocol.record import FLAG_OFFLINE, KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, KIND_REVERSAL, PASSAGE_KINDS, Record
 from terminal import journal as jr
-from terminal import purse
 from terminal.cards.classic import ClassicSession
-from terminal.purse import (BLACKLISTED, EXPIRED, INSUFFICIENT, MEMBERS_ONLY, NOT_ALLOWED,  # noqa: F401
-                            NOT_WALLET, OFFLINE_LIMIT, OVER_DAILY_CAP, OVER_TX_CAP, PERMISSION, RETURNED, STALE)
 from terminal.rc522 import RC522Error
 
-# Refusals of the tap itself; the purse's own reasons are terminal.purse's, named here too.
+# Refusals of the tap itself; the purse's own reasons are terminal.purse's, named here too (__getattr__).
 NO_CARD = "no_card"
 READ_FAILED = "read_failed"
 BAD_MAC = "bad_mac"
@@ -28,6 +25,13 @@ UNCERTAIN = "uncertain"
 BAD_AMOUNT = "bad_amount"
 
 ATTEMPT_REPEAT_S = 60   # one attempt record per card per minute at a terminal
+
+
+def __getattr__(name):
+    """The purse's refusal reasons as this module's (w.EXPIRED), terminal.purse loaded when first asked for."""
+    # Lazily: a gate reads cards through the wallet but never debits, and need not hold the purse rules.
+    from terminal import purse
+    return getattr(purse, name)
 
 
 class Result:
@@ -127,6 +131,7 @@ class Wallet:
         """
         if self.park_keys is None or self.config is None:
             return Result(False, NOT_READY)
+        from terminal import purse
         if not purse.amount_ok(amount_cents):
             return Result(False, BAD_AMOUNT)
         if self.journal.free_records() < 2:
@@ -151,7 +156,7 @@ class Wallet:
         reason = purse.refusal(cr.info, cr.slot, amount_cents, self.config, self.blacklist.contains(cr.info.card_no),
                                now, self.last_hub_contact_s, self.blacklist_updated_s, self.spend_rules, member_only,
                                self.link is None or not self.link.connected)
-        if reason == BLACKLISTED:
+        if reason == purse.BLACKLISTED:
             if cr.slot.locked:
                 self._attempt(cr, now)
             else:
@@ -164,6 +169,7 @@ class Wallet:
 
     def _lock(self, cr, now):
         """Lock a blacklisted card on tap (SPEC.md §3.6): same balance, lock bit, journal first."""
+        from terminal import purse
         if self.journal.free_records() < 1:
             return
         self._write(cr, purse.locked(cr.slot, self.terminal_id), KIND_LOCK, 0, 0, 0, now)
