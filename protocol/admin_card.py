@@ -16,7 +16,7 @@ kind. Pure Python on both interpreters: struct, hashlib (via protocol.crypto).
 
 import struct
 
-from protocol import card, crypto
+from protocol import card, card_issue, crypto
 from protocol.errors import BadMac, Malformed, Unsupported
 
 VERSION = 1
@@ -47,7 +47,7 @@ DESK_SPARE_BLOCK = 26           # written as zeros, never read
 
 # Data blocks read A|B, written B (100); trailer: key A and access bits written
 # with key B only, key B unreadable (011). MF1S50yyX §8.7.
-ADMIN_ACCESS = card.access_bytes(0b100, 0b100, 0b100, 0b011)
+ADMIN_ACCESS = card_issue.access_bytes(0b100, 0b100, 0b100, 0b011)
 
 
 # The key-store forms of the park keys live with ParkKeys: a serving booth reads them without this module.
@@ -119,7 +119,7 @@ def seal(transport_key, park_keys, card_no, uid, nonce, desk=False):
         raise Malformed("a desk blob needs master B")
     nonce = bytes(nonce)
     info = card.CardInfo(card_no, flags=card.FLAG_ADMIN, perms=0)
-    blocks = card.issue_blocks(card.CardKeys(park_keys, uid), info, 0, 0)
+    blocks = card_issue.issue_blocks(card.CardKeys(park_keys, uid), info, 0, 0)
     del blocks[card.TRAILER_BLOCK]
     blocks.update(_seal_blob(transport_key, KIND_BOOTH, park_keys.master_a + park_keys.master_mac,
                              card_no, uid, nonce))
@@ -133,7 +133,7 @@ def trailer_blocks(transport_key, park_keys, uid, desk=False):
     """Return {trailer block: 16 bytes} for sector 1 (park keys) and the blob sectors (transport key)."""
     _check_transport_key(transport_key)
     uid = bytes(uid)
-    out = {card.TRAILER_BLOCK: card.trailer_block(card.CardKeys(park_keys, uid))}
+    out = {card.TRAILER_BLOCK: card_issue.trailer_block(card.CardKeys(park_keys, uid))}
     for sector in BOOTH_SECTORS + (DESK_SECTORS if desk else ()):
         out[sector * 4 + 3] = (sector_key_a(transport_key, uid, sector) + ADMIN_ACCESS
                                + sector_key_b(transport_key, uid, sector))
@@ -170,5 +170,5 @@ def unseal(transport_key, blocks, uid, desk=False):
     enc_key = crypto.derive(transport_key, LABEL_ADMIN_ENC, bytes((kind,)))
     plain = _keystream_xor(enc_key, header[_HEADER_FIXED:], ciphertext)
     if desk:
-        return card_no, card.ParkKeys.unpack(plain)
+        return card_no, card_issue.ParkKeys.unpack(plain)
     return card_no, BoothKeys.unpack(plain)

@@ -38,33 +38,6 @@ _MAC_DOMAIN_SLOT = b"SLOT"
 _LOCK_BIT = 0x80
 
 
-class ParkKeys:
-    """The park's three master keys (SPEC.md §2.1): read/debit, desk, card MAC."""
-
-    def __init__(self, master_a, master_b, master_mac):
-        for key in (master_a, master_b, master_mac):
-            if len(key) != 32:
-                raise Malformed("master keys are 32 bytes")
-        self.master_a = master_a
-        self.master_b = master_b
-        self.master_mac = master_mac
-        # Made once per park, not per tap: every card read derives from them.
-        self.kdf_a = crypto.Mac(master_a)
-        self.kdf_b = crypto.Mac(master_b)
-        self.kdf_mac = crypto.Mac(master_mac)
-
-    def pack(self):
-        """Return the 96 bytes a provisioning bundle or admin card carries."""
-        return self.master_a + self.master_b + self.master_mac
-
-    @classmethod
-    def unpack(cls, data):
-        """Rebuild from pack()'s 96 bytes."""
-        if len(data) != 96:
-            raise Malformed("park keys are 96 bytes")
-        return cls(bytes(data[:32]), bytes(data[32:64]), bytes(data[64:]))
-
-
 class BoothKeys:
     """What a booth terminal holds: master A and the card MAC master, never master B.
 
@@ -105,6 +78,7 @@ def booth_keys(park_keys):
 def unpack_keys(data):
     """Key store bytes to keys: 96 bytes are desk ParkKeys, 64 bytes BoothKeys."""
     if len(data) == 3 * 32:
+        from protocol.card_issue import ParkKeys
         return ParkKeys.unpack(data)
     return BoothKeys.unpack(data)
 
@@ -258,37 +232,14 @@ def read_slots(block_a, block_b, card_keys):
     return current, write_block
 
 
-def access_bytes(data0, data1, data2, trailer):
-    """Encode access conditions (C1C2C3 as a 3-bit int per block) as bytes 6..9 of a trailer.
-
-    MF1S50yyX datasheet §8.7: byte 6 = ~C2|~C1, byte 7 = C1|~C3, byte 8 = C3|C2,
-    with bit i of each nibble for block i of the sector; byte 9 is user data.
-    """
-    c1 = c2 = c3 = 0
-    for i, bits in enumerate((data0, data1, data2, trailer)):
-        c1 |= ((bits >> 2) & 1) << i
-        c2 |= ((bits >> 1) & 1) << i
-        c3 |= (bits & 1) << i
-    return bytes((((~c2 & 0xF) << 4) | (~c1 & 0xF), (c1 << 4) | (~c3 & 0xF), (c3 << 4) | c2, 0x69))
+TRANSPORT_KEY = b"\xff" * KEY_SIZE    # key A and B of a blank card's sectors as shipped: what the desk writes over
 
 
-# SPEC.md §3.2: info read A|B write B (100); slots read/write A|B (000);
-# trailer: keys and access bits written with key B only, key B unreadable (011).
-APP_ACCESS = access_bytes(0b100, 0b000, 0b000, 0b011)
-TRANSPORT_KEY = b"\xff" * KEY_SIZE
-
-
-def trailer_block(card_keys, sector=APP_SECTOR):
-    """Return the sector trailer ParkCard writes at issue: key A, access bits, key B."""
-    return card_keys.key_a(sector) + APP_ACCESS + card_keys.key_b(sector)
-
-
-def issue_blocks(card_keys, info, balance_cents, time_s, terminal_id=0):
-    """Return {block: 16 bytes} for a freshly issued card: info, slot A, blank slot B, trailer."""
-    slot = WalletSlot(1, balance_cents, 0, day_of(time_s), terminal_id)
-    return {
-        INFO_BLOCK: info.encode(card_keys),
-        SLOT_BLOCKS[0]: slot.encode(card_keys, SLOT_BLOCKS[0]),
-        SLOT_BLOCKS[1]: bytes(BLOCK_SIZE),
-        TRAILER_BLOCK: trailer_block(card_keys),
-    }
+def __getattr__(name):
+    """ParkKeys, issue_blocks, trailer_block, access_bytes and APP_ACCESS, from protocol/card_issue.py when first
+    asked for: a booth reads and debits cards and never issues one, so it never loads them."""
+    from protocol import card_issue
+    try:
+        return getattr(card_issue, name)
+    except AttributeError:
+        raise AttributeError("module 'protocol.card' has no attribute %r" % name) from None

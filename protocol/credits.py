@@ -21,8 +21,6 @@ CREDIT_TRAILER_BLOCK = 11
 CREDIT_NO_MAX = 0xFFFF      # credit numbers per card: 1..65535
 _MARKER_FMT = ">HHBH5s"     # credit_no, counter, amount hi (1) + lo (2), 5 zero bytes
 _MAC_DOMAIN_MARKER = b"CRED"
-# Blocks 8-10 read and written with key A or B (000): booths write the marker; the trailer as sector 1's (011).
-CREDIT_ACCESS = card.access_bytes(0b000, 0b000, 0b000, 0b011)
 
 ENTRY_SIZE = 10
 ENTRY_FMT = ">IHI"          # card_no, credit_no, amount_cents: the same on the wire and in flash

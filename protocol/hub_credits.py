@@ -4,10 +4,13 @@
 import struct
 
 from protocol import card
-from protocol.credits import (CHUNK_FMT, CHUNK_HEAD_SIZE, CREDIT_ACCESS, CREDIT_NO_MAX, CREDIT_SECTOR,
-                              CREDIT_TRAILER_BLOCK, CREDITS_MAX, CREDITS_PER_CHUNK_MAX, ENTRY_FMT, ENTRY_SIZE,
-                              MARKER_BLOCKS, RESERVED_BLOCK)
+from protocol.card_issue import access_bytes
+from protocol.credits import (CHUNK_FMT, CHUNK_HEAD_SIZE, CREDIT_NO_MAX, CREDIT_SECTOR, CREDIT_TRAILER_BLOCK,
+                              CREDITS_MAX, CREDITS_PER_CHUNK_MAX, ENTRY_FMT, ENTRY_SIZE, MARKER_BLOCKS, RESERVED_BLOCK)
 from protocol.errors import Malformed
+
+# Blocks 8-10 read and written with key A or B (000): booths write the marker; the trailer as sector 1's (011).
+CREDIT_ACCESS = access_bytes(0b000, 0b000, 0b000, 0b011)
 
 
 def credit_blocks(card_keys):

@@ -4,7 +4,7 @@
 MicroPython and CPython.
 """
 
-from protocol import card
+from protocol import card, card_issue
 from protocol.ticket import (INFO_BLOCK, REASON_ALREADY_INSIDE, REASON_BLACKLISTED, REASON_DAY_LIMIT, REASON_EXPIRED,
                              REASON_NO_ENTRIES, REASON_NO_REENTRY, REASON_NO_TICKET, REASON_NOT_HERE, REASON_NOT_INSIDE,
                              REASON_NOT_YET_VALID, REASON_PAY_AT_DESK, SLOT_BLOCKS, TICKET_SECTOR, TRAILER_BLOCK,
@@ -24,7 +24,7 @@ def sale_blocks(card_keys, info, entries_left, time_s=0):
         INFO_BLOCK: info.encode(card_keys),
         SLOT_BLOCKS[0]: slot.encode(card_keys, SLOT_BLOCKS[0]),
         SLOT_BLOCKS[1]: bytes(card.BLOCK_SIZE),
-        TRAILER_BLOCK: card.trailer_block(card_keys, TICKET_SECTOR),
+        TRAILER_BLOCK: card_issue.trailer_block(card_keys, TICKET_SECTOR),
     }
 
 

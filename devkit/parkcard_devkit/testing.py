@@ -14,7 +14,8 @@ import paho.mqtt.client as mqtt
 
 from protocol import frames, hub_frames, topics
 from protocol.desk import DESK_SOURCE_ID
-from protocol.card import SLOT_BLOCKS, TIER_STANDARD, TRAILER_BLOCK, CardKeys, ParkKeys, trailer_block
+from protocol.card import SLOT_BLOCKS, TIER_STANDARD, TRAILER_BLOCK, CardKeys
+from protocol.card_issue import ParkKeys, trailer_block
 from protocol import hub_credits
 from protocol import record as R
 

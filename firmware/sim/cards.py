@@ -1,6 +1,6 @@
 """Make virtual ParkCard cards: a MIFARE Classic 1K carrying an issued card image."""
 
-from protocol import card, hub_credits
+from protocol import card, card_issue, hub_credits
 from sim.mifare import MifareClassic1K
 
 
@@ -15,7 +15,7 @@ def card_from_blocks(uid, blocks):
 def issued_card(park_keys, uid, info, balance_cents, time_s, terminal_id=0):
     """Return a virtual card personalised as the desk would issue it (SPEC.md §3)."""
     keys = card.CardKeys(park_keys, uid)
-    blocks = card.issue_blocks(keys, info, balance_cents, time_s, terminal_id)
+    blocks = card_issue.issue_blocks(keys, info, balance_cents, time_s, terminal_id)
     blocks.update(hub_credits.credit_blocks(keys))
     return card_from_blocks(uid, blocks)
 

@@ -4,7 +4,7 @@
 
 - `dir/pki/`: the park CA and the broker's server certificate (parkcard.security.pki.ensure_pki);
 - `dir/park-secrets.json` (0600, the directory 0700): the hub-side secrets —
-  the park's card master keys (protocol.card.ParkKeys: master A, B, MAC, 32
+  the park's card master keys (protocol.card_issue.ParkKeys: master A, B, MAC, 32
   random bytes each), the transport key that seals them on admin system cards
   (32 random bytes, also in every terminal's key store via its bundle), and the
   hub's broker password. Lose this file and no new card or admin card can be
@@ -28,7 +28,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol import card, topics
+from protocol import card_issue, topics
 
 from parkcard.security.files import write_atomic
 from parkcard.security.pki import CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, ParkPKI, check_hostnames, ensure_pki
@@ -54,7 +54,7 @@ class SecureParkError(RuntimeError):
 class ParkSecrets:
     """What `parkcard init` made: card master keys, transport key, hub broker password, PKI."""
 
-    park_keys: card.ParkKeys
+    park_keys: card_issue.ParkKeys
     transport_key: bytes
     hub_password: str
     pki: ParkPKI
@@ -101,7 +101,7 @@ def load_park(directory):
     try:
         data = json.loads(path.read_text())
         keys = data["park_keys"]
-        park_keys = card.ParkKeys(*(bytes.fromhex(keys[n]) for n in ("master_a", "master_b", "master_mac")))
+        park_keys = card_issue.ParkKeys(*(bytes.fromhex(keys[n]) for n in ("master_a", "master_b", "master_mac")))
         transport_key = bytes.fromhex(data["transport_key"])
         hub_password = data["hub_password"]
     except (OSError, ValueError, KeyError, TypeError) as exc:

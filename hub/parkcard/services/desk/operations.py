@@ -20,6 +20,7 @@ import json
 import time
 
 from protocol import card as C
+from protocol import card_issue
 from protocol import desk as D
 from protocol import hub_credits
 from protocol import record as R
@@ -518,7 +519,7 @@ async def stock_card(desk, actor, op_id, desk_terminal_id, uid_hex):
     keys = C.CardKeys(_need_keys(desk), uid)
     blank = bytes(C.BLOCK_SIZE)
     blocks = {C.INFO_BLOCK: blank, C.SLOT_BLOCKS[0]: blank, C.SLOT_BLOCKS[1]: blank,
-              C.TRAILER_BLOCK: C.trailer_block(keys)}
+              C.TRAILER_BLOCK: card_issue.trailer_block(keys)}
     blocks.update(hub_credits.credit_blocks(keys))     # sector 2: where pending credits land (SPEC.md §3.7)
     await desk.write_card(desk_terminal_id, uid, blocks, actor=actor.name)
     report = await _read(desk, desk_terminal_id, uid, keys, desk.read_back_timeout_s)
