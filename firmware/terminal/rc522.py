@@ -166,6 +166,65 @@ _MF_READ = const(0x30)
 _MF_WRITE = const(0xA0)
 _MF_ACK = const(0x0A)           # MF1S50yyX §12.1: 4-bit ACK
 
+# The driver's error texts, one constant string in the image (_error() cuts one out when raised) instead of an
+# object each on the heap; _E_* number them in order.
+_ERRORS = const("MFRC522 register 0x%02x never signalled 0x%02x|"
+                "CRC_A of a %d-byte answer is wrong|"
+                "cards collide at bit %d|"
+                "ErrorReg CRCErr|"
+                "ErrorReg 0x%02x|"
+                "command ended without an answer|"
+                "a frame is 1 to %d bytes|"
+                "timeout_ms out of range|"
+                "answer of %d bytes + %d bits|"
+                "NAK 0x%x to command 0x%02x|"
+                "answer of %d bytes + %d bits, expected %d bytes|"
+                "answer of %d bytes + %d bits, expected a 4-bit ACK|"
+                "block out of range|"
+                "ATQA of %d bytes + %d bits|"
+                "UID CLn of %d bytes + %d bits|"
+                "BCC of UID CLn is wrong|"
+                "SAK asks for another level without a cascade tag|"
+                "more than three cascade levels|"
+                "another card answered|"
+                "a card answered HLTA|"
+                "MIFARE keys are 6 bytes|"
+                "UIDs are 4, 7 or 10 bytes|"
+                "authentication of block %d failed|"
+                "a block is 16 bytes|")
+_E_HUNG = const(0)
+_E_CRC = const(1)
+_E_COLLIDE = const(2)
+_E_CRC_ERR = const(3)
+_E_ERROR_REG = const(4)
+_E_ENDED = const(5)
+_E_FRAME_SIZE = const(6)
+_E_TIMEOUT_RANGE = const(7)
+_E_ANSWER = const(8)
+_E_NAK_TO = const(9)
+_E_ANSWER_SIZE = const(10)
+_E_NOT_ACK = const(11)
+_E_BLOCK_RANGE = const(12)
+_E_ATQA = const(13)
+_E_UID_CLN = const(14)
+_E_BCC = const(15)
+_E_NO_CASCADE_TAG = const(16)
+_E_LEVELS = const(17)
+_E_OTHER_CARD = const(18)
+_E_HLTA_ANSWERED = const(19)
+_E_KEY_SIZE = const(20)
+_E_UID_SIZE = const(21)
+_E_AUTH = const(22)
+_E_BLOCK_SIZE = const(23)
+
+
+def _error(number):
+    """Error text _E_* number of _ERRORS."""
+    at = 0
+    for _ in range(number):
+        at = _ERRORS.find("|", at) + 1
+    return _ERRORS[at:_ERRORS.find("|", at)]
+
 
 def _pin(pin):
     """machine.Pin (has .value) or a plain callable pin(v)."""
@@ -274,7 +333,7 @@ class RC522:
         left = self.timeout_ms + extra_ms - ticks_diff(ticks_ms(), start)
         if polls > _POLLS_MAX or left < 0:
             self._wr(_CommandReg, _CMD_IDLE)
-            raise Timeout("MFRC522 register 0x%02x never signalled 0x%02x" % (reg, mask))
+            raise Timeout(_error(_E_HUNG) % (reg, mask))
         return left
 
     def _wait(self, reg, mask, until_clear=False, extra_ms=0):
@@ -384,7 +443,7 @@ class RC522:
         self._tx_mv[1: m + 1] = self._rx_mv[1: m + 1]
         self._calc_crc(m)
         if self._reg_in[1] != self._rx[n - 1] or self._reg_in[2] != self._rx[n]:
-            raise CrcError("CRC_A of a %d-byte answer is wrong" % n)
+            raise CrcError(_error(_E_CRC) % n)
 
     # -- card exchange, §10.3.1.8 Transceive ------------------------------------------------
 
@@ -408,15 +467,15 @@ class RC522:
             if err & _COLL_ERR:
                 coll = self._rd(_CollReg)
                 pos = -1 if coll & _COLL_POS_NOT_VALID else (coll & 0x1F) or 32
-                raise Collision("cards collide at bit %d" % pos)
+                raise Collision(_error(_E_COLLIDE) % pos)
             if err & _CRC_ERR:
-                raise CrcError("ErrorReg CRCErr")
+                raise CrcError(_error(_E_CRC_ERR))
             if err & (_BUFFER_OVFL | _PARITY_ERR | _PROTOCOL_ERR):
-                raise ProtocolError("ErrorReg 0x%02x" % err)
+                raise ProtocolError(_error(_E_ERROR_REG) % err)
         if not irq & _RX_IRQ:
             if irq & _TIMER_IRQ:
                 raise NoCard("no answer")
-            raise ProtocolError("command ended without an answer")
+            raise ProtocolError(_error(_E_ENDED))
         count = self._rd(_FIFOLevelReg) & 0x7F
         last_bits = self._rd(_ControlReg) & _RX_LAST_BITS
         if count:
@@ -437,15 +496,15 @@ class RC522:
         """
         n = len(data)
         if not 0 < n <= _FIFO_SIZE - (2 if crc else 0):
-            raise ValueError("a frame is 1 to %d bytes" % (_FIFO_SIZE - (2 if crc else 0)))
+            raise ValueError(_error(_E_FRAME_SIZE) % (_FIFO_SIZE - (2 if crc else 0)))
         if not 0 < timeout_ms <= 0xFFFF // _TICKS_PER_MS:
-            raise ValueError("timeout_ms out of range")
+            raise ValueError(_error(_E_TIMEOUT_RANGE))
         self._tx_mv[1: n + 1] = data
         if crc:
             n = self._append_crc(n)
         count, last_bits = self._transceive(n, timeout_ms * _TICKS_PER_MS, 0, timeout_ms)
         if last_bits or count < (3 if crc else 1):
-            raise ProtocolError("answer of %d bytes + %d bits" % (count, last_bits))
+            raise ProtocolError(_error(_E_ANSWER) % (count, last_bits))
         if crc:
             self._check_crc(count)
             count -= 2
@@ -455,23 +514,23 @@ class RC522:
         """A whole-byte answer of size bytes whose last two are its CRC_A."""
         count, last_bits = answer
         if count == 1 and last_bits == 4:
-            raise ProtocolError("NAK 0x%x to command 0x%02x" % (self._rx[1] & 0x0F, self._tx[1]))
+            raise ProtocolError(_error(_E_NAK_TO) % (self._rx[1] & 0x0F, self._tx[1]))
         if count != size or last_bits:
-            raise ProtocolError("answer of %d bytes + %d bits, expected %d bytes" % (count, last_bits, size))
+            raise ProtocolError(_error(_E_ANSWER_SIZE) % (count, last_bits, size))
         self._check_crc(count)
 
     def _ack(self, answer):
         """MF1S50yyX §12.1: a 4-bit answer, 0xA is ACK, anything else NAK."""
         count, last_bits = answer
         if count != 1 or last_bits != 4:
-            raise ProtocolError("answer of %d bytes + %d bits, expected a 4-bit ACK" % (count, last_bits))
+            raise ProtocolError(_error(_E_NOT_ACK) % (count, last_bits))
         if self._rx[1] & 0x0F != _MF_ACK:
             raise ProtocolError("NAK 0x%x" % (self._rx[1] & 0x0F))
 
     def _command(self, command, block, ticks=_TICKS_COMMAND):
         """command, block + CRC_A; returns the answer."""
         if not 0 <= block <= 0xFF:
-            raise ValueError("block out of range")
+            raise ValueError(_error(_E_BLOCK_RANGE))
         self._tx[1] = command
         self._tx[2] = block
         return self._transceive(self._append_crc(2), ticks)
@@ -487,7 +546,7 @@ class RC522:
     def _atqa(self, answer):
         count, last_bits = answer
         if count != 2 or last_bits:
-            raise ProtocolError("ATQA of %d bytes + %d bits" % (count, last_bits))
+            raise ProtocolError(_error(_E_ATQA) % (count, last_bits))
         return self._rx[1] | (self._rx[2] << 8)
 
     def request(self, wakeup=False):
@@ -524,9 +583,9 @@ class RC522:
             tx[2] = _NVB_ANTICOLL
             count, last_bits = self._transceive(2, _TICKS_ACTIVATE)
             if count != 5 or last_bits:
-                raise ProtocolError("UID CLn of %d bytes + %d bits" % (count, last_bits))
+                raise ProtocolError(_error(_E_UID_CLN) % (count, last_bits))
             if rx[1] ^ rx[2] ^ rx[3] ^ rx[4] != rx[5]:
-                raise ProtocolError("BCC of UID CLn is wrong")
+                raise ProtocolError(_error(_E_BCC))
             cln = bytes(self._rx_mv[1:6])
             tx[1] = sel
             tx[2] = _NVB_SELECT
@@ -535,11 +594,11 @@ class RC522:
             sak = rx[1]
             if sak & _SAK_CASCADE:
                 if cln[0] != _CASCADE_TAG:
-                    raise ProtocolError("SAK asks for another level without a cascade tag")
+                    raise ProtocolError(_error(_E_NO_CASCADE_TAG))
                 uid += cln[1:4]
             else:
                 return uid + cln[0:4], sak
-        raise ProtocolError("more than three cascade levels")
+        raise ProtocolError(_error(_E_LEVELS))
 
     def _wakeup(self):
         """WUPA, twice if need be; returns ATQA.
@@ -580,7 +639,7 @@ class RC522:
         self._wakeup()
         found, sak = self.select()
         if found != bytes(uid):
-            raise ProtocolError("another card answered")
+            raise ProtocolError(_error(_E_OTHER_CARD))
         return found, sak
 
     def halt(self):
@@ -593,7 +652,7 @@ class RC522:
             answer = None
         self.stop_crypto()
         if answer is not None:
-            raise ProtocolError("a card answered HLTA")
+            raise ProtocolError(_error(_E_HLTA_ANSWERED))
 
     def release(self):
         """End a card session: HLTA and Crypto1 off, whatever state the card (or its absence) is in."""
@@ -608,11 +667,11 @@ class RC522:
     def auth(self, block, key, uid, use_key_b=False):
         """MFAuthent (§10.3.1.9) with key A or B; AuthError unless Crypto1 is on after."""
         if not 0 <= block <= 0xFF:
-            raise ValueError("block out of range")
+            raise ValueError(_error(_E_BLOCK_RANGE))
         if len(key) != 6:
-            raise ValueError("MIFARE keys are 6 bytes")
+            raise ValueError(_error(_E_KEY_SIZE))
         if len(uid) not in (4, 7, 10):
-            raise ValueError("UIDs are 4, 7 or 10 bytes")
+            raise ValueError(_error(_E_UID_SIZE))
         tx = self._tx
         tx[1] = _MF_AUTH_KEY_B if use_key_b else _MF_AUTH_KEY_A
         tx[2] = block
@@ -627,7 +686,7 @@ class RC522:
         if not self._rd(_Status2Reg) & _CRYPTO1_ON:
             self._wr(_CommandReg, _CMD_IDLE)
             self._crypto = False
-            raise AuthError("authentication of block %d failed" % block)
+            raise AuthError(_error(_E_AUTH) % block)
         self._crypto = True
 
     def stop_crypto(self):
@@ -643,7 +702,7 @@ class RC522:
     def write_block(self, block, data):
         """WRITE (§12.4): command and the 16 data bytes, each acknowledged."""
         if len(data) != 16:
-            raise ValueError("a block is 16 bytes")
+            raise ValueError(_error(_E_BLOCK_SIZE))
         self._ack(self._command(_MF_WRITE, block))
         self._tx[1:17] = data
         self._ack(self._transceive(self._append_crc(16), _TICKS_STORE))
