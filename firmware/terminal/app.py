@@ -72,16 +72,16 @@ class TerminalApp:
                 authoriser = self.authoriser
                 reason = getattr(authoriser, "reason", None)
                 if authoriser is not None and authoriser.state == PENDING:
-                    self.ui.message("Authorising", "Waiting for hub")
+                    self.ui.prompt("authorise", "hub_wait")
                 elif outcome not in (None, NO_CARD, SENT):
-                    self.ui.message("Card refused", outcome)
+                    self.ui.prompt("c_refused", outcome)
                 elif reason == TERMINAL_LOCKED:
-                    self.ui.message("Terminal locked", "Call technician")
+                    self.ui.prompt("locked", "call_tech")
                 else:
-                    self.ui.message("Not authorised", "Call technician" if reason == DEAUTHORISED else "Tap admin card")
+                    self.ui.prompt("not_auth", "call_tech" if reason == DEAUTHORISED else "tap_admin")
                 await sleep_ms(POLL_MS * 4)
             elif role is None:
-                self.ui.message("Role ?", "not served here")
+                self.ui.prompt("role", "not_served")
                 await sleep_ms(POLL_MS * 20)
             else:
                 await role.serve(cfg)

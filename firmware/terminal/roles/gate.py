@@ -35,10 +35,6 @@ REFUSAL_REPEAT_S = 60       # one refusal record per card and reason a minute: a
 ENTER = t.DIRECTION_ENTRY
 LEAVE = t.DIRECTION_EXIT
 
-# The screen's second line for gate reasons 1..11 (protocol.ticket REASON_*, in code order): one constant string
-# in the image instead of a dict of eleven on the heap.
-_TEXT = const("Card blocked|No ticket|Not valid here|Ticket expired|Not valid today|Already inside|No re-entry|"
-              "No entries left|Day limit|Not inside|Pay at the desk")
 
 
 class Passage:
@@ -257,7 +253,7 @@ class Role(_Role):
         app = self.app
         gate = self.configure(cfg)
         if gate is None:
-            app.ui.message("Gate", "No gate config")
+            app.ui.prompt("gate", "no_gate")
             await sleep_ms(1000)
             return None
         if self.gate.relay is None:
@@ -265,8 +261,8 @@ class Role(_Role):
         key = app.keypad.get_key()
         if gate.direction == t.DIRECTION_BOTH and key in ("1", "2"):
             self._direction = ENTER if key == "1" else LEAVE
-        app.ui.message("Entry" if (self._direction or gate.direction) == ENTER else (
-            "Exit" if (self._direction or gate.direction) == LEAVE else "Entry / exit"), "Tap card")
+        app.ui.prompt("entry" if (self._direction or gate.direction) == ENTER else (
+            "exit" if (self._direction or gate.direction) == LEAVE else "both"), "tap")
         if app.wallet.park_keys is not None and not await app.wallet.card_near():
             await app.poll()
             return None
@@ -286,11 +282,10 @@ class Role(_Role):
         if result.ok:
             line2 = ("Paid " + screens.money(result.charge_cents)) if result.charge_cents else (
                 "Entries %d" % result.entries_left if result.entries_left != t.ENTRIES_UNLIMITED else "")
-            ui.message("Welcome" if result.direction == ENTER else "Goodbye", line2)
+            ui.message(screens.reason_text("welcome" if result.direction == ENTER else "goodbye"), line2)
             ui.buzzer.play(screens.BEEP_APPROVED)
         else:
+            # A gate reason code is its number in the reason table (a wallet's reasons are words).
             reason = result.reason
-            if type(reason) is int:     # a gate reason code (a wallet's reasons are words)
-                reason = _TEXT.split("|")[reason - 1] if 0 < reason <= t.REASON_PAY_AT_DESK else str(reason)
-            ui.message("REFUSED", screens.reason_text(reason))
+            ui.message("REFUSED", screens.reason_text(str(reason) if type(reason) is int else reason))
             ui.buzzer.play(screens.BEEP_REFUSED)
