@@ -222,9 +222,9 @@ class Gate:
         wa = self.wallet
         seq = wa.journal.last_seq() + 1
         online = wa.link is not None and wa.link.connected
-        rec = Record(kind, wa.terminal_id, seq, now, cr.info.card_no, cr.uid, counter, amount, balance, product,
-                     detail, 0 if online else record.FLAG_OFFLINE, wa.config.version, mac)
-        wa.journal.append(seq, now, rec.encode(wa.record_mac))
+        wa.journal.append(seq, now, record.seal(wa.record_mac, kind, wa.terminal_id, seq, now, cr.info.card_no, cr.uid,
+                                                counter, amount, balance, product, detail,
+                                                0 if online else record.FLAG_OFFLINE, wa.config.version, mac))
         return seq
 
 
