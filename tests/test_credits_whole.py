@@ -18,10 +18,11 @@ pytestmark = [pytest.mark.micropython, pytest.mark.broker, pytest.mark.slow]
 # (about 7.7 KB on the unix port) and the list's file open: it passes at 184 KB and fails at 182 KB (measured
 # at fixed heaps), so it is checked 6 KB above that.
 CREDIT_WHOLE_HEAP = "190k"
-# Installed as a ROMFS image (tests/terminal_whole.py ROMFS_HEAP): measured at fixed heaps it passes at 130 KB
-# (three runs of three; 118 KB in use after the credit tap) and fails at 128 KB. It is checked 2 KB above its
-# minimum, as the gate is, so that a neighbour's timing cannot fail it.
-CREDIT_ROMFS_HEAP = "132k"
+# Installed as a ROMFS image (tests/terminal_whole.py ROMFS_HEAP): measured with `pytest tests/test_credits_whole.py
+# -k romfs` at fixed heaps it passes at 130, 128 and 126 KB in four runs of four each (115,000 to 115,700 B in use
+# after the credit tap, about 118 KB before the cuts tests/terminal_whole.py's gate comment lists, when it passed at
+# 130 and 128 KB and failed all four at 126 KB). It runs at the ride's budget, 4 KB above the lowest heap measured.
+CREDIT_ROMFS_HEAP = "130k"
 
 
 @pytest.fixture
