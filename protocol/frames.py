@@ -140,7 +140,7 @@ def decode(frame_mac, data):
     ftype, terminal_id = peek_terminal(data)
     end = len(data) - FRAME_MAC_SIZE
     mv = memoryview(data)
-    if not crypto.equal(frame_mac.tag(FRAME_MAC_SIZE, mv[:HEADER_SIZE], mv[HEADER_SIZE:end]), mv[end:]):
+    if not crypto.equal(frame_mac.tag(FRAME_MAC_SIZE, mv[:end]), mv[end:]):
         raise BadMac("frame MAC")
     _m, _v, _t, _id, counter, time_s, _l = struct.unpack_from(_HEADER_FMT, data, 0)
     if ftype not in (T_UPLOAD, T_STATUS, T_SYNC, T_AUTH, T_CARD_RESULT, T_DESK_REPORT) and ftype not in DOWNLINK_TYPES:

@@ -290,7 +290,7 @@ class Hub:
         bytes (the frame that crosses it included)."""
         batch = await self.link.get_batch(1)
         size = len(batch[0].payload)
-        while len(batch) < self.batch_frames_max and size < self.batch_bytes_max and not self.link.queue.empty():
+        while len(batch) < self.batch_frames_max and size < self.batch_bytes_max and self.link.has_queued():
             more = await self.link.get_batch(1)    # queued: taken at once
             batch += more
             size += len(more[0].payload)

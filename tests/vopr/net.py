@@ -227,6 +227,10 @@ class SimLink:
             batch.append(self.queue.get_nowait())
         return batch
 
+    def has_queued(self):
+        """True when a message is waiting for the consumer."""
+        return not self.queue.empty()
+
     def release(self, count):
         """Queue slots are not bounded here (the broker holds the backlog)."""
 

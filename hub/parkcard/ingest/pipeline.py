@@ -95,8 +95,7 @@ from parkcard.store import replacements as replacement_store
 
 log = logging.getLogger("parkcard.ingest.pipeline")
 
-_RECORD_KIND_AT = 1       # kind (1 byte), terminal_id (2 bytes) and seq (4 bytes) sit here in every record version
-_RECORD_TERMINAL_AT = 4   # (SPEC.md §4.1)
+_RECORD_TERMINAL_AT = 4   # terminal_id (2 bytes) and seq (4 bytes) sit here in every record version (SPEC.md §4.1)
 _RECORD_SEQ_AT = 8
 GAPS_STORED_MAX = 1000   # ranges of missing seqs kept per terminal (the count beyond is in the last one)
 # Seqs stored above a terminal's hole (TerminalState.above), per terminal: a terminal sends its backlog
@@ -158,8 +157,8 @@ def _given_back_sale(tx, state, rec):
 def _may_carry_lines(tx, terminal_id, seq):
     """False when the record below a booth's debit is stored and is no sale line: the sale is a keyed amount
     with nothing to price again (SPEC.md §4.11), and the after-commit repricing need not read it back."""
-    below = tx.record(terminal_id, seq - 1)
-    return below is None or below.raw[_RECORD_KIND_AT] == R.KIND_SALE_LINE
+    below = tx.record_kind(terminal_id, seq - 1)
+    return below is None or below == R.KIND_SALE_LINE
 
 
 def _decoded(state, entries):

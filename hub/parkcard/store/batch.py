@@ -21,7 +21,8 @@ QUARANTINE_KEPT_MAX = 4096
 TOPIC_KEPT_MAX = 256
 
 # Column positions in a staged records row (add_record).
-ID, RAW, CARD, COUNTER, STATUS = 0, 3, 5, 6, 10
+ID, RAW, KIND, CARD, COUNTER, STATUS = 0, 3, 4, 5, 6, 10
+RECORD_KIND_AT = 1          # a record's kind byte, every record version (SPEC.md §4.1)
 MISSING = object()          # looked for by a prefetch and not stored
 
 
@@ -138,6 +139,15 @@ class StagedWriteTx(interface.WriteTx):
         if self.record_status and found.id in self.record_status:  # settled earlier in this batch
             found = found._replace(status=self.record_status[found.id])
         return found
+
+    def record_kind(self, terminal_id, seq):
+        """The kind of the record stored at (terminal, seq), this batch's too, or None: no SeqRecord made for a
+        staged one (a booth debit asks it of the record below it, most often the one staged just before)."""
+        row = self._batch_records.get((terminal_id, seq))
+        if row is not None:
+            return row[KIND]
+        found = self._stored_record(terminal_id, seq)
+        return None if found is None else found.raw[RECORD_KIND_AT]
 
     def last_shift_seq(self, terminal_id, below_seq):
         """The seq of the terminal's last applied shift record (kind 18) below below_seq: staged, else stored."""

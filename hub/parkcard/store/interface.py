@@ -112,6 +112,10 @@ class WriteTx(abc.ABC):
         """Return [raw] of the card's applied records of this kind claiming this card_counter."""
 
     @abc.abstractmethod
+    def record_kind(self, terminal_id, seq):
+        """Return the kind of the stored record at (terminal, seq), or None."""
+
+    @abc.abstractmethod
     def held_damaged(self, terminal_id, seq):
         """Return the bytes of the damaged record holding (terminal, seq) in quarantine, or None."""
 

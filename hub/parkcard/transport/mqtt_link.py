@@ -1,13 +1,18 @@
 """paho-mqtt 2.x client handed to asyncio.
 
 paho's network loop runs in its own thread. Each message goes to an
-asyncio.Queue through a hand-off list that the event loop drains (one
-`loop.call_soon_threadsafe` wakes it for every message that arrived
-meanwhile, not one per message: each wake-up is a write to the loop's
-self-pipe, a system call per frame under load), bounded by a semaphore of
-QUEUE_MAX slots taken in the paho thread; when the queue is full the paho
-thread waits (backpressure: it stops reading the
-socket and the broker keeps the messages), it never drops one: this is money.
+asyncio.Queue through a hand-off list that the consumer drains when it asks
+for a batch; the paho thread wakes the event loop (`call_soon_threadsafe`, a
+write to the loop's self-pipe) only while the consumer waits for a message,
+not while it writes a batch: under load the messages that arrive meanwhile
+cost no wake-up at all. The hand-off is bounded by a semaphore of QUEUE_MAX
+slots taken in the paho thread; when the queue is full the paho thread waits
+(backpressure: it stops reading the socket and the broker keeps the
+messages), it never drops one: this is money.
+
+paho reads a packet's fixed header a byte at a time and then its remaining
+length, three system calls or more per message; ReadAhead gives it the
+socket's bytes READ_CHUNK at a time instead (read_ahead_client).
 
 PUBACKs are manual: the hub acknowledges a message to the broker only after
 the batch holding it is committed, so a hub killed mid-batch gets the message
@@ -47,6 +52,53 @@ RECONNECT_DELAY_S_MIN = 0.05
 RECONNECT_DELAY_S_MAX = 2
 
 
+READ_CHUNK = 65536             # bytes paho's socket reads at a time (ReadAhead)
+
+
+class ReadAhead:
+    """A socket whose recv() takes what the kernel holds, up to READ_CHUNK, and hands it out as asked.
+
+    pending() counts the bytes held here: paho's loop reads on without waiting in select() while it is not
+    zero (it asks an SSL socket the same), so a held packet is never left behind a select() with nothing new.
+    Every other attribute is the socket's own.
+    """
+
+    def __init__(self, sock, chunk=READ_CHUNK):
+        self._sock = sock
+        self._chunk = chunk
+        self._held = b""
+        self._at = 0
+
+    def recv(self, size):
+        """Up to size bytes: from what is held, else from one read of the socket of up to the chunk."""
+        held, at = self._held, self._at
+        if at >= len(held):
+            data = self._sock.recv(max(size, self._chunk))
+            if len(data) <= size:
+                return data
+            held, at = self._held, self._at = data, 0
+        out = held[at:at + size]
+        self._at = at + len(out)
+        return out
+
+    def pending(self):
+        """Bytes held here (and inside an SSL socket) that a recv() returns without reading the socket."""
+        inner = getattr(self._sock, "pending", None)
+        return len(self._held) - self._at + (inner() if inner is not None else 0)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class _Client(mqtt.Client):
+    """paho's client reading through ReadAhead."""
+
+    def _create_socket(self):
+        # paho 2.x has no public way to wrap the socket it connects (on_socket_open only sees it):
+        # _create_socket is its private hook, kept to this one override (tests/test_mqtt_link.py).
+        return ReadAhead(super()._create_socket())
+
+
 def set_nodelay(client):
     """Turn Nagle off on paho's socket: a PUBACK followed by a PUBLISH otherwise waits for the
     peer's delayed ACK (about 40 ms per hop on Linux)."""
@@ -76,8 +128,8 @@ class MqttLink:
         self._slots = threading.Semaphore(queue_max)   # bounds the queue; the paho thread waits on it
         self._handoff = deque()         # messages from the paho thread not yet in the queue
         self._wake_lock = threading.Lock()
-        self._wake_pending = False      # a drain is scheduled on the loop: later messages ride along
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+        self._waiting = False           # the consumer waits for a message: the next one wakes the loop
+        self.client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                                   protocol=mqtt.MQTTv311, manual_ack=True)
         if username:
             self.client.username_pw_set(username, password)
@@ -97,8 +149,8 @@ class MqttLink:
         self.queue = asyncio.Queue()
         self.connected = asyncio.Event()
         self._stopping.clear()
-        with self._wake_lock:       # a drain scheduled on an earlier, closed loop never ran
-            self._wake_pending = False
+        with self._wake_lock:       # a consumer of an earlier, closed loop waits no more
+            self._waiting = False
         self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
         self.client.loop_start()
 
@@ -143,21 +195,29 @@ class MqttLink:
                     return   # not acknowledged: the broker sends it again
         self._handoff.append(item)
         with self._wake_lock:
-            if self._wake_pending:
-                return
-            self._wake_pending = True
+            if not self._waiting:
+                return      # the consumer drains the hand-off when it next asks
+            self._waiting = False
         self._loop.call_soon_threadsafe(self._drain_handoff)
 
     def _drain_handoff(self):
-        # Cleared before draining: a message appended after this line schedules a drain of its own.
-        with self._wake_lock:
-            self._wake_pending = False
         while self._handoff:
             self.queue.put_nowait(self._handoff.popleft())
 
     # -- event loop side
+    def has_queued(self):
+        """True when a message is waiting for the consumer (get_batch returns at once)."""
+        self._drain_handoff()
+        return not self.queue.empty()
+
     async def get_batch(self, frames_max):
         """Wait for one message, then take what else is queued, up to frames_max."""
+        if not self.has_queued():
+            with self._wake_lock:
+                self._waiting = True
+            # A message appended before the flag was set woke nothing: drained here. One appended after
+            # it wakes the loop, which drains it into the queue awaited below.
+            self._drain_handoff()
         batch = [await self.queue.get()]
         while len(batch) < frames_max and not self.queue.empty():
             batch.append(self.queue.get_nowait())

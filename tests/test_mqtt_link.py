@@ -1,0 +1,129 @@
+"""The hub's broker session: paho reads through ReadAhead, and the event loop is woken only while the consumer
+waits for a message (parkcard.transport.mqtt_link)."""
+
+import asyncio
+import socket
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from parkcard.transport.mqtt_link import MqttLink, ReadAhead
+
+
+def run(coro, timeout_s=30):
+    return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+# -- ReadAhead: what paho reads is the socket's byte stream, whatever the sizes it asks for
+def test_read_ahead_hands_out_the_stream_as_asked_from_one_read_of_the_socket():
+    left, right = socket.socketpair()
+    with left, right:
+        stream = bytes(range(256)) * 4
+        left.sendall(stream)
+        sock = ReadAhead(right, chunk=4096)
+        got = [sock.recv(1)]
+        assert sock.pending() == len(stream) - 1       # one read took all the kernel held
+        for size in (1, 2, 7, 300, 5000):
+            got.append(sock.recv(size))
+        assert b"".join(got) == stream
+        assert sock.pending() == 0
+
+
+def test_read_ahead_keeps_what_exceeds_its_chunk_for_the_next_read():
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(b"a" * 100)
+        sock = ReadAhead(right, chunk=10)
+        assert sock.recv(1) == b"a" and sock.pending() == 9
+        assert sock.recv(50) == b"a" * 9            # what is held first, no read of the socket
+        assert sock.recv(50) == b"a" * 50            # a read of what is asked when it exceeds the chunk
+        assert sock.pending() == 0
+
+
+def test_read_ahead_on_an_empty_non_blocking_socket_raises_as_the_socket_does_and_passes_the_rest_through():
+    left, right = socket.socketpair()
+    with left, right:
+        sock = ReadAhead(right)
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sock.recv(1)
+        assert sock.fileno() == right.fileno()
+        left.close()
+        assert sock.recv(1) == b""                  # the peer closed: paho sees the end of the stream
+
+
+# -- wake-ups: none while the consumer is busy, one when it waits
+async def _session(broker):
+    link = MqttLink(broker.host, broker.port, client_id="link-test")
+    await link.start()
+    await asyncio.wait_for(link.connected.wait(), 10)
+    wakes = []
+    call_soon_threadsafe = link._loop.call_soon_threadsafe
+
+    def counted(callback, *args):
+        if callback == link._drain_handoff:     # asyncio.to_thread's results come back this way too
+            wakes.append(callback)
+        return call_soon_threadsafe(callback, *args)
+    link._loop.call_soon_threadsafe = counted
+    arrived, on_message = threading.Semaphore(0), link.client.on_message
+
+    def on_message_counted(client, userdata, msg):
+        on_message(client, userdata, msg)
+        arrived.release()
+    link.client.on_message = on_message_counted
+    return link, wakes, arrived
+
+
+def _publisher(broker, count, first=0):
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="link-test-pub")
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    try:
+        for i in range(first, first + count):
+            pub.publish("parkcard/1/up", b"m%d" % i, qos=1).wait_for_publish(10)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+
+
+def _taken(arrived, count, timeout_s=10):
+    for _ in range(count):
+        if not arrived.acquire(timeout=timeout_s):
+            raise AssertionError("the link did not receive %d messages" % count)
+
+
+def test_messages_arriving_while_the_consumer_is_busy_wake_nothing_and_one_wakes_a_waiting_consumer(broker):
+    async def scenario():
+        link, wakes, arrived = await _session(broker)
+        try:
+            # The consumer is busy (it does not await the link): the messages wait in the hand-off.
+            await asyncio.to_thread(_publisher, broker, 20)
+            await asyncio.to_thread(_taken, arrived, 20)
+            assert wakes == []
+            assert link.has_queued()
+            batch = await link.get_batch(100)
+            assert [m.payload for m in batch] == [b"m%d" % i for i in range(20)]
+            assert not link.has_queued()
+
+            waiting = asyncio.create_task(link.get_batch(100))
+            while not link._waiting:
+                await asyncio.sleep(0)      # one turn of the loop: the task reaches its await
+            await asyncio.to_thread(_publisher, broker, 1, 20)
+            batch = await asyncio.wait_for(waiting, 10)
+            assert [m.payload for m in batch] == [b"m20"]
+            assert len(wakes) == 1
+            link.release(21)
+        finally:
+            await link.stop()
+    run(scenario())
+
+
+def test_the_link_reads_through_read_ahead(broker):
+    async def scenario():
+        link, _wakes, _arrived = await _session(broker)
+        try:
+            assert isinstance(link.client.socket(), ReadAhead)
+        finally:
+            await link.stop()
+    run(scenario())
