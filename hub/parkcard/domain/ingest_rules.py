@@ -108,6 +108,11 @@ def previous_counter(counter):
     return (counter - 1) % COUNTER_MODULUS
 
 
+def counters_around(counter):
+    """(previous, this, next) counter of a card write: the claims its clone and chain rules read."""
+    return (counter - 1) % COUNTER_MODULUS, counter, (counter + 1) % COUNTER_MODULUS
+
+
 def resent(existing, raw, upload_status):
     """Judge an upload of (terminal, seq) already stored as `existing` (a StoredRecord); return Resent."""
     if existing.raw != raw:
@@ -223,7 +228,10 @@ def _claims(view, card_no, counters):
     """{counter: Claim} of those counters of the card that a record holds (a view's named rows with Claim's
     fields are taken as they are: a Claim made per row is a tenth of a batch's rule time)."""
     rows = view.counter_rows(card_no, counters)
-    return {k: Claim(*row) if type(row) is tuple else row for k, row in rows.items()}
+    for row in rows.values():
+        if type(row) is tuple:
+            return {k: Claim(*row) if type(row) is tuple else row for k, row in rows.items()}
+    return rows
 
 
 def card_write(view, rec):
@@ -231,9 +239,9 @@ def card_write(view, rec):
 
     An attempt record writes nothing (it repeats the counter in force): the caller does not ask.
     """
-    k = rec.card_counter
-    prev_k, next_k = previous_counter(k), next_counter(k)
-    claims = _claims(view, rec.card_no, (prev_k, k, next_k))
+    around = counters_around(rec.card_counter)
+    prev_k, k, next_k = around
+    claims = _claims(view, rec.card_no, around)
     delta = card_delta(rec)
     breaks = []
     if rec.kind == R.KIND_ISSUE:

@@ -184,7 +184,7 @@ def _reads_of(uploads):
     new, or staged by this batch when it repeats.
     """
     records, cards, counters = [], set(), set()     # sets: a card's consecutive records share counters
-    previous, following, add = rules.previous_counter, rules.next_counter, counters.add
+    around, add = rules.counters_around, counters.add
     for state, entries in uploads:
         terminal_id, acked_upto, above = state.id, state.acked_upto, state.above
         if state.role == frames.ROLE_POS and entries and not isinstance(entries[0][2], ProtocolError):
@@ -198,11 +198,12 @@ def _reads_of(uploads):
                 records.append((terminal_id, rec.seq))
             if rec.ref_seq:
                 records.append((terminal_id, rec.ref_seq))
-            card_no, k = rec.card_no, rec.card_counter
+            card_no = rec.card_no
             cards.add(card_no)
-            add((card_no, previous(k)))
+            prev_k, k, next_k = around(rec.card_counter)
+            add((card_no, prev_k))
             add((card_no, k))
-            add((card_no, following(k)))
+            add((card_no, next_k))
     return dict(records=records, cards=cards, counters=counters, terminals=[state.id for state, _e in uploads])
 
 
@@ -547,7 +548,7 @@ class Ingest:
     def _postings(self, tx, state, rec):
         """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12; a give-back restores what its
         sale spent of it), the park paying the discounts its merchant does not bear (SPEC.md §7.5)."""
-        sale, sale_bonus = _given_back_sale(tx, state, rec)
+        sale, sale_bonus = _given_back_sale(tx, state, rec) if rec.kind in ledger.GIVE_BACK_KINDS else (None, 0)
         return ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec),
                                ledger.park_discount_cents(rec, state.park_bears_discount, sale), sale_bonus)
 
@@ -590,7 +591,7 @@ class Ingest:
             tx.post(record_id, kind, entries)
         # What the record put on the card's account: a lost card's credit moved to its replacement puts nothing.
         delta = ledger.by_account(entries).get(accounts.card_account(card_no), 0) if kind == R.KIND_CREDIT \
-            else ledger.card_delta(rec)
+            else write.delta_cents
         if card_no in self.replaced_cards and delta:
             self._settle_late(tx, res, state, rec, delta)
         if kind == R.KIND_DEBIT and state.role == frames.ROLE_POS and _may_carry_lines(tx, state.id, rec.seq):

@@ -53,17 +53,16 @@ class StagedWriteTx(interface.WriteTx):
         self.audits = []            # (actor, action, details) for the operator audit log, at commit
         self.refunds = {}           # (terminal_id, sale_seq) -> refund_seq claimed this batch; None = released
         self._record_rows = {}      # (terminal_id, seq) -> SeqRecord or MISSING, prefetched this batch
-        self._counter_rows = {}     # (card_no, counter) -> CounterClaim or MISSING, prefetched this batch
+        self._counter_rows = {}     # (card_no, counter) -> CounterClaim or MISSING, prefetched or staged this batch
         self._balances = {}         # account -> cents as this batch leaves it so far (accounts read by account_cents)
 
     def counter_rows(self, card_no, counters):
         """Return {counter: CounterClaim} among the given counters of a card: staged, prefetched, else read."""
         out = {}
         missing = []
-        staged, prefetched = self.counters.get, self._counter_rows.get
+        known = self._counter_rows.get      # what claim_counter staged, over what the prefetch read
         for c in counters:
-            key = (card_no, c)
-            row = staged(key) or prefetched(key)      # a claim is a tuple of four: never false
+            row = known((card_no, c))
             if row is None:
                 missing.append(c)
             elif row is not MISSING:
@@ -183,16 +182,18 @@ class StagedWriteTx(interface.WriteTx):
         """Append a ledger transaction for a record; entries sum to zero (checked by the caller)."""
         tx_id = self.next_id("ledger_tx")
         self.ledger_tx.append((tx_id, record_id, kind, self.now))
+        append, named, balances = self.entries.append, self.accounts.add, self._balances
         for account, amount in entries:
-            self.entries.append((tx_id, account, amount))
-            self.accounts.add(account)
-            if account in self._balances:
-                self._balances[account] += amount
+            append((tx_id, account, amount))
+            named(account)
+            if account in balances:
+                balances[account] += amount
         return tx_id
 
     def claim_counter(self, card_no, counter, terminal_id, seq, delta, balance_after):
         """Record that (card, counter) belongs to this record."""
-        self.counters[(card_no, counter)] = CounterClaim(terminal_id, seq, delta, balance_after)
+        self.counters[(card_no, counter)] = self._counter_rows[(card_no, counter)] = CounterClaim(
+            terminal_id, seq, delta, balance_after)
 
     def claim_refund(self, terminal_id, sale_seq, refund_seq):
         """Record that a refund reverses this sale (one refund per sale)."""
