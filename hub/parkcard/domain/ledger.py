@@ -140,15 +140,12 @@ def bonus_change(rec, bonus_before_cents, sale_bonus_cents=0):
     the bonus is touched only when the balance after falls below it (parkcard.domain.purses); a give-back
     restores the bonus its sale spent (sale_bonus_cents: minus the sale's bonus:<no> entry, bonus_given_back); a
     credit record brings its credits' bonus part (sale_bonus_cents: their bonus_cents, SPEC.md §8.1)."""
-    kind = rec.kind
-    if not _CARD_SIGN.get(kind):
+    if not _CARD_SIGN.get(rec.kind):
         return 0
-    if kind == R.KIND_CREDIT:
+    if rec.kind == R.KIND_CREDIT:
         gained = min(max(0, sale_bonus_cents), rec.amount_cents)
-    elif kind in BONUS_KINDS:
-        gained = rec.discount_cents
-    else:   # a sale gains none: bonus_given_back is 0 for every kind but a give-back
-        gained = bonus_given_back(rec, sale_bonus_cents) if kind in GIVE_BACK_KINDS else 0
+    else:
+        gained = rec.discount_cents if rec.kind in BONUS_KINDS else bonus_given_back(rec, sale_bonus_cents)
     return min(bonus_before_cents + gained, rec.balance_after_cents) - bonus_before_cents
 
 

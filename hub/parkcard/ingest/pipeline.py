@@ -548,7 +548,7 @@ class Ingest:
     def _postings(self, tx, state, rec):
         """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12; a give-back restores what its
         sale spent of it), the park paying the discounts its merchant does not bear (SPEC.md §7.5)."""
-        sale, sale_bonus = _given_back_sale(tx, state, rec) if rec.kind in ledger.GIVE_BACK_KINDS else (None, 0)
+        sale, sale_bonus = _given_back_sale(tx, state, rec)
         return ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec),
                                ledger.park_discount_cents(rec, state.park_bears_discount, sale), sale_bonus)
 
