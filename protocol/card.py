@@ -233,13 +233,3 @@ def read_slots(block_a, block_b, card_keys):
 
 
 TRANSPORT_KEY = b"\xff" * KEY_SIZE    # key A and B of a blank card's sectors as shipped: what the desk writes over
-
-
-def __getattr__(name):
-    """ParkKeys, issue_blocks, trailer_block, access_bytes and APP_ACCESS, from protocol/card_issue.py when first
-    asked for: a booth reads and debits cards and never issues one, so it never loads them."""
-    from protocol import card_issue
-    try:
-        return getattr(card_issue, name)
-    except AttributeError:
-        raise AttributeError("module 'protocol.card' has no attribute %r" % name) from None

@@ -1,6 +1,6 @@
 """Issuing a card: the park's master keys, the sector trailer and the blocks of a fresh card (SPEC.md §2.1, §3.2):
-what the hub, the desk and the flash tool use of protocol/card.py and a booth does not, read through that module
-(card.ParkKeys, card.issue_blocks) and loaded only when first used. A codec only: no I/O, runs on MicroPython and
+what the hub, the desk and the flash tool need beside protocol/card.py and a booth does not, so a booth never
+loads it (a desk's key store loads ParkKeys through card.unpack_keys). A codec only: no I/O, runs on MicroPython and
 CPython.
 """
 

@@ -6,7 +6,7 @@ import hmac
 import pytest
 
 from conftest import REPO, run_cpython
-from protocol import admin_card, card, frames
+from protocol import admin_card, card, card_issue, frames
 from protocol.config import ROLE_DESK, ROLE_POS, ROLE_RIDE, Config
 from protocol.errors import BadMac, Malformed
 from protocol.record import record_mac_for
@@ -24,7 +24,7 @@ from terminal.rc522 import RC522
 
 VECTORS = REPO / "protocol" / "vectors" / "admin_card.json"
 CHECK = REPO / "tests" / "mpy" / "admin_card_check.py"
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 TRANSPORT = bytes(range(0xA0, 0xC0))
 NONCE = bytes(range(1, 11))
 UID4 = bytes.fromhex("a1b2c3d4")

@@ -2,14 +2,14 @@
 
 import pytest
 
-from protocol import admin_card, card, card_write, hub_frames
+from protocol import admin_card, card, card_issue, card_write, hub_frames
 from protocol.errors import Malformed
 from sim.mfrc522 import VirtualMFRC522
 from sim.mifare import MifareClassic1K, Field
 from terminal.roles.desk import CardWriter
 from terminal.rc522 import RC522
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 TRANSPORT = b"T" * 32
 UID = bytes.fromhex("04adadadadad01")
 
@@ -59,7 +59,7 @@ def test_a_card_that_is_not_blank_is_refused_untouched():
     field, writer, results = rig()
     used = MifareClassic1K(UID)
     keys = card.CardKeys(PARK, UID)
-    used.blocks[7][:] = card.trailer_block(keys)   # sector 1 already personalised
+    used.blocks[7][:] = card_issue.trailer_block(keys)   # sector 1 already personalised
     field.add(used)
     before = [bytes(b) for b in used.blocks]
     writer.start(9, UID, admin_blocks())

@@ -5,11 +5,11 @@ import subprocess
 import pytest
 
 from conftest import FIRMWARE, REPO, VENV_BIN
-from protocol import card
+from protocol import card, card_issue
 from sim.cards import card_balance, issued_card
 from sim.chip_server import ChipServer
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 NOW = 1795600000
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from protocol import card, frames, ticket as t
+from protocol import card_issue
 from protocol.record import (KIND_DEBIT, KIND_ENTRY, KIND_EXIT, KIND_EXIT_FINISHED, KIND_LOCK, KIND_REFUSAL, KIND_TIMED_EXIT, Record,
                              passage_fields, record_mac_for)
 from sim.board import RecordingRelay
@@ -16,7 +17,7 @@ from terminal.journal import Journal
 from terminal.rc522 import RC522
 from terminal.roles.gate import REFUSAL_REPEAT_S, Gate
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 TERMINAL_KEY = b"K" * 32
 NOW = 1795600000 - 1795600000 % 86400 + 10 * 3600     # 10:00 UTC
 TODAY = card.day_of(NOW)

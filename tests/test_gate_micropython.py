@@ -4,11 +4,12 @@ import pytest
 
 from conftest import REPO
 from protocol import card, record as R, ticket as t
+from protocol import card_issue
 from sim.cards import card_balance, issued_card
 from sim.chip_server import ChipServer
 from test_firmware_micropython import parse
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 NOW = 1795600000 - 1795600000 % 86400 + 36000
 TODAY = card.day_of(NOW)
 CHECK = REPO / "tests" / "mpy" / "gate_check.py"

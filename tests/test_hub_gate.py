@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from protocol import card as C
+from protocol import card_issue
 from protocol import frames, record as R, ticket as t
 
 from parkcard import audit
@@ -97,7 +98,7 @@ def test_products_are_checked_and_a_gate_config_needs_a_gate(store_url, broker):
 
 
 def test_a_ticket_sold_at_the_desk_is_what_a_gate_reads(store_url, broker):
-    keys = C.ParkKeys(b"A" * 32, b"B" * 32, b"M" * 32)
+    keys = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"M" * 32)
     uid = b"\x04\xa1\xb2\xc3"
 
     async def scenario():

@@ -6,12 +6,12 @@ import hmac
 import pytest
 
 from conftest import REPO, run_cpython
-from protocol import card, crypto, frames, hub_frames, record, topics
+from protocol import card, card_issue, crypto, frames, hub_frames, record, topics
 from protocol.errors import BadMac, Malformed, Unsupported
 
 VECTORS = REPO / "protocol" / "vectors" / "vectors.json"
 CHECK = REPO / "tests" / "mpy" / "protocol_check.py"
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 KEY = b"T" * 32
 
 

@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from protocol import admin_card, card, frames, hub_frames, topics
+from protocol import admin_card, card, card_issue, frames, hub_frames, topics
 from protocol.card import BALANCE_MAX_CENTS
 from protocol.hub_frames import OFFLINE_S_MAX, PRICE_MAX_CENTS
 from terminal.blacklist import Blacklist
@@ -346,7 +346,7 @@ def test_a_stored_config_out_of_range_is_dropped_at_boot(tmp_path):
         booted.close()
 
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 
 
 def test_hostile_downlinks_leave_the_terminal_serving_cards_also_after_a_reboot(tmp_path):

@@ -16,7 +16,7 @@ import types
 import pytest
 
 from conftest import FIRMWARE
-from protocol import card, frames, hub_frames
+from protocol import card, card_issue, frames, hub_frames
 from protocol.config import ROLE_GATE, ROLE_POS, ROLE_RIDE, Config
 from protocol.record import FLAG_OFFLINE, RECORD_SIZE, Record, record_mac_for
 from sim.board import RecordingRelay, SimBoard
@@ -30,7 +30,7 @@ from terminal.journal import Journal
 from terminal.roles import pos
 from terminal.wallet import Wallet
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 TERMINAL_KEY = b"K" * 32
 NOW = 1795600000
 TODAY = card.day_of(NOW)

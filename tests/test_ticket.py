@@ -5,12 +5,13 @@ import pytest
 
 from conftest import REPO, run_cpython
 from protocol import card, ticket as t
+from protocol import card_issue
 from protocol.config import Config, ROLE_GATE
 from protocol.errors import Malformed
 
 VECTORS = REPO / "protocol" / "vectors" / "ticket.json"
 CHECK = REPO / "tests" / "mpy" / "ticket_check.py"
-KEYS = card.CardKeys(card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32), bytes.fromhex("a1b2c3d4"))
+KEYS = card.CardKeys(card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32), bytes.fromhex("a1b2c3d4"))
 
 
 def test_ticket_vectors_on_cpython():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from protocol import card, frames
+from protocol import card, card_issue, frames
 from protocol.record import KIND_ATTEMPT, KIND_DEBIT, KIND_LOCK, Record, record_mac_for
 from sim.cards import card_balance, issued_card
 from sim.mfrc522 import VirtualMFRC522
@@ -13,7 +13,7 @@ from terminal.blacklist import Blacklist
 from terminal.journal import Journal
 from terminal.rc522 import RC522
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 TERMINAL_KEY = b"K" * 32
 NOW = 1795600000
 TODAY = card.day_of(NOW)

@@ -9,10 +9,10 @@ terminals already in the field speak.
 import json
 import os
 
-from protocol import card, frames, hub_frames, record
+from protocol import card, card_issue, frames, hub_frames, record
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PARK = card.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
+PARK = card_issue.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
 TERMINAL_KEY = bytes(range(100, 132))
 TIME_S = 1795600000  # 2026-11-25T10:26:40Z
 
@@ -38,7 +38,7 @@ def card_case(uid):
         "slot_block6": slot.encode(keys, 6).hex(),
         "locked_slot_fields": {k: v for k, v in vars(locked).items() if k != "mac"},
         "locked_slot_block5": locked.encode(keys, 5).hex(),
-        "trailer": card.trailer_block(keys).hex(),
+        "trailer": card_issue.trailer_block(keys).hex(),
     }
 
 
@@ -90,8 +90,8 @@ def main():
             {"key": b"Jefe".hex(), "data": b"what do ya want for nothing?".hex(),
              "mac": "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
         ],
-        "access_app": card.APP_ACCESS.hex(),
-        "access_transport": card.access_bytes(0, 0, 0, 0b001).hex(),
+        "access_app": card_issue.APP_ACCESS.hex(),
+        "access_transport": card_issue.access_bytes(0, 0, 0, 0b001).hex(),
         "cards": [card_case(bytes.fromhex("a1b2c3d4")), card_case(uid7)],
         "record_fields": _fields(rec),
         "record": rec_bytes.hex(),

@@ -8,10 +8,10 @@ Only regenerate on a deliberate format change: admin cards in the field carry th
 import json
 import os
 
-from protocol import admin_card, card
+from protocol import admin_card, card_issue
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PARK = card.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
+PARK = card_issue.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
 TRANSPORT_KEY = bytes(range(0xA0, 0xC0))
 
 

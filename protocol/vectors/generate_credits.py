@@ -12,10 +12,10 @@ import os
 import struct
 from binascii import hexlify
 
-from protocol import card, credits, hub_credits
+from protocol import card, card_issue, credits, hub_credits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 UIDS = ("04a1b2c3d4e5f6", "a1b2c3d4")
 # (card_no, credit_no, amount_cents), ascending; the card 100002 has two.
 CREDITS = [(100001, 1, 5000), (100002, 1, 1), (100002, 2, card.BALANCE_MAX_CENTS), (4294967295, 65535, 250)]

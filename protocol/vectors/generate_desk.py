@@ -8,10 +8,10 @@ Only regenerate on a deliberate format change: desk terminals in the field speak
 import json
 import os
 
-from protocol import card, desk, frames, ticket
+from protocol import card, card_issue, desk, frames, ticket
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PARK = card.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
+PARK = card_issue.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
 DESK_KEY = bytes(range(100, 132))
 UID = bytes.fromhex("04a1b2c3d4e5f6")
 

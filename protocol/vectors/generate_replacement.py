@@ -12,11 +12,11 @@ carry these bytes.
 import json
 import os
 
-from protocol import card, desk
+from protocol import card, card_issue, desk
 from protocol import record as R
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PARK = card.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
+PARK = card_issue.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
 SOURCE_KEY = bytes(range(140, 172))     # the desk source's record key (SPEC.md §4.10)
 BOOTH_KEY = bytes(range(180, 212))
 NEW_UID = bytes.fromhex("04aabbccdd0101")

@@ -9,11 +9,12 @@ import json
 import os
 
 from protocol import card, ticket as t
+from protocol import card_issue
 from protocol.record import (KIND_ENTRY, KIND_EXIT_FINISHED, KIND_REFUSAL, KIND_TIMED_EXIT, Record, passage_detail,
                              record_mac_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PARK = card.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
+PARK = card_issue.ParkKeys(bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96)))
 TERMINAL_KEY = bytes(range(0x40, 0x60))
 UID = bytes.fromhex("04a1b2c3d4e5f6")
 TIME_S = 1795600000

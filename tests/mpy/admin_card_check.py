@@ -10,7 +10,7 @@ import sys
 
 from binascii import unhexlify
 
-from protocol import admin_card, card
+from protocol import admin_card, card, card_issue
 from protocol.errors import BadMac
 from vector_checks import checks, expect, refused
 
@@ -66,7 +66,7 @@ def main(path):
     with open(path) as f:
         v = json.load(f)
     transport_key = unhexlify(v["transport_key"])
-    park = card.ParkKeys.unpack(unhexlify(v["park_keys"]))
+    park = card_issue.ParkKeys.unpack(unhexlify(v["park_keys"]))
     expect(admin_card.ADMIN_ACCESS == unhexlify(v["admin_access"]), "admin access bits")
     for c in v["cards"]:
         check_card(c, transport_key, park)

@@ -20,7 +20,7 @@ NOW = 1795600000
 device = FileBlockDevice(workdir + "/flash.bin", 4096, 512)
 mount_littlefs(device, "/flash", format=True)
 
-from protocol import card, pricing
+from protocol import card_issue, pricing
 from protocol.config import Config
 from protocol.price_list import Item, parse_price_list
 from protocol.sale_line import sale_line
@@ -33,7 +33,7 @@ from terminal.rc522 import RC522
 from terminal.wallet import Wallet
 from vector_checks import Lazy
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 journal = Journal("/flash/journal", RECORD_SIZE, 32768, 48)
 blacklist = Blacklist("/flash/blacklist")
 

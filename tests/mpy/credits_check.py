@@ -10,7 +10,7 @@ import sys
 
 from binascii import hexlify, unhexlify
 
-from protocol import card, credits, hub_credits
+from protocol import card, card_issue, credits, hub_credits
 from protocol.errors import BadMac, Malformed
 from vector_checks import Lazy, checks, expect, refused
 
@@ -21,7 +21,7 @@ def big_credit(i):
 
 
 def check_markers(v):
-    park = card.ParkKeys.unpack(unhexlify(v["park_keys"]))
+    park = card_issue.ParkKeys.unpack(unhexlify(v["park_keys"]))
     for m in v["markers"]:
         keys = card.CardKeys(park, unhexlify(m["uid"]))
         raw = unhexlify(m["bytes"])

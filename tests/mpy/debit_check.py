@@ -25,7 +25,7 @@ NOW = 1795600000
 device = FileBlockDevice(workdir + "/flash.bin", 4096, 512)
 mount_littlefs(device, "/flash", format=True)
 
-from protocol import card
+from protocol import card_issue
 from protocol.config import Config
 from protocol.record import RECORD_SIZE, record_mac_for
 from sim.spi_link import ChipLink, LinkedPin, LinkedSpi
@@ -35,7 +35,7 @@ from terminal.journal import Journal
 from terminal.rc522 import RC522
 from terminal.wallet import Wallet
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 journal = Journal("/flash/journal", RECORD_SIZE, 32768, 48)
 blacklist = Blacklist("/flash/blacklist")
 

@@ -24,6 +24,7 @@ device = FileBlockDevice(workdir + "/flash.bin", 4096, 512)
 mount_littlefs(device, "/flash", format=True)
 
 from protocol import card, ticket as t
+from protocol import card_issue
 from protocol.config import ROLE_GATE, Config
 from protocol.record import RECORD_SIZE, Record, record_mac_for
 from sim.spi_link import ChipLink, LinkedPin, LinkedSpi
@@ -45,7 +46,7 @@ class Relay:
         self.openings += 1
 
 
-PARK = card.booth_keys(card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32))
+PARK = card.booth_keys(card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32))
 journal = Journal("/flash/journal", RECORD_SIZE, 32768, 48)
 blacklist = Blacklist("/flash/blacklist")
 clock = [NOW]

@@ -10,7 +10,7 @@ import sys
 
 from binascii import unhexlify
 
-from protocol import card, desk
+from protocol import card, card_issue, desk
 from protocol import record as R
 from protocol.errors import BadMac
 from vector_checks import checks, expect, refused
@@ -63,7 +63,7 @@ def check_late_debit(v, park):
 def main(path):
     with open(path) as f:
         v = json.load(f)
-    park = card.ParkKeys.unpack(unhexlify(v["park_keys"]))
+    park = card_issue.ParkKeys.unpack(unhexlify(v["park_keys"]))
     expect(desk.DESK_SOURCE_ID == v["desk_source_id"], "desk source id")
     _keys, slot_bytes, moved = check_new_card(v, park)
     check_transfer_in(v, slot_bytes, moved)

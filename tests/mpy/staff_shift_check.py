@@ -20,7 +20,7 @@ NOW = 1795600000
 device = FileBlockDevice(workdir + "/flash.bin", 4096, 256)
 mount_littlefs(device, "/flash", format=True)
 
-from protocol import card
+from protocol import card_issue
 from protocol import staff as S
 from protocol.config import Config
 from protocol.record import KIND_REVERSAL, RECORD_SIZE, Record, record_mac_for
@@ -31,7 +31,7 @@ from terminal.rc522 import RC522
 from terminal.shift import Shift
 from terminal.wallet import Wallet
 
-PARK = card.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
+PARK = card_issue.ParkKeys(b"A" * 32, b"B" * 32, b"C" * 32)
 journal = Journal("/flash/journal", RECORD_SIZE, 8192, 16)
 link = ChipLink("127.0.0.1", port)
 reader = RC522(LinkedSpi(link), LinkedPin(link))

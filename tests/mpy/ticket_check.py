@@ -11,6 +11,7 @@ import sys
 from binascii import hexlify, unhexlify
 
 from protocol import card, ticket as t
+from protocol import card_issue
 from protocol.errors import BadMac, Malformed
 from protocol.record import PASSAGE_KINDS, Record, passage_fields, record_mac_for
 from vector_checks import checks, expect, refused
@@ -20,7 +21,7 @@ def main(path):
     """Check every case of the file at path."""
     with open(path) as f:
         v = json.load(f)
-    park = card.ParkKeys.unpack(unhexlify(v["park_keys"]))
+    park = card_issue.ParkKeys.unpack(unhexlify(v["park_keys"]))
     uid = unhexlify(v["uid"])
     keys = card.CardKeys(park, uid)
     expect(keys.key_a(t.TICKET_SECTOR) == unhexlify(v["sector_key_a"]), "sector 3 key A")

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections import deque
 
-from protocol import card as C
+from protocol import card_issue
 from protocol import topics
 from protocol.desk import DESK_SOURCE_ID, OP_WRITE
 
@@ -63,7 +63,7 @@ class Park:
         self.flash_files = flash_files
         with open(os.path.join(workdir, PLAN_FILE)) as f:
             plan = json.load(f)
-        self.park_keys = C.ParkKeys(*(bytes.fromhex(k) for k in plan["park_keys"]))
+        self.park_keys = card_issue.ParkKeys(*(bytes.fromhex(k) for k in plan["park_keys"]))
         self.transport_key = bytes.fromhex(plan["transport_key"])
         self.plans = [TerminalPlan.from_json(p) for p in plan["terminals"]]
         self.network = Network()

@@ -36,7 +36,6 @@ ENTER = t.DIRECTION_ENTRY
 LEAVE = t.DIRECTION_EXIT
 
 
-
 class Passage:
     """What a gate tap did: passed or refused with a reason (a gate reason code, or a wallet reason string)."""
 
