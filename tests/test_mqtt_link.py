@@ -127,3 +127,61 @@ def test_the_link_reads_through_read_ahead(broker):
         finally:
             await link.stop()
     run(scenario())
+
+
+# -- reading: every packet held is read before paho's loop goes round
+def _publish_packet(topic, payload):
+    """An MQTT 3.1.1 PUBLISH, QoS 0 (its remaining length under 128: one byte)."""
+    body = len(topic).to_bytes(2, "big") + topic + payload
+    return bytes((0x30, len(body))) + body
+
+
+def _client_on(sock):
+    """The link's paho client reading sock through ReadAhead, as if connected."""
+    link = MqttLink("127.0.0.1", 1, client_id="link-read-test")
+    client, got = link.client, []
+    client.on_message = lambda _c, _u, msg: got.append(bytes(msg.payload))
+    client._sock = ReadAhead(sock)
+    client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    return client, got
+
+
+def test_one_read_takes_every_packet_the_socket_holds():
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        left.sendall(b"".join(_publish_packet(b"parkcard/1/up", b"m%d" % i) for i in range(50)))
+        client, got = _client_on(right)
+        assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+        assert got == [b"m%d" % i for i in range(50)]      # paho's own call reads one
+        assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS  # nothing held: the socket would block
+        assert len(got) == 50
+
+
+def test_a_packet_cut_at_the_end_of_what_arrived_waits_for_its_rest():
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        stream = b"".join(_publish_packet(b"parkcard/1/up", b"m%d" % i) for i in range(3))
+        left.sendall(stream[:-4])
+        client, got = _client_on(right)
+        assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+        assert got == [b"m0", b"m1"]
+        left.sendall(stream[-4:])
+        assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+        assert got == [b"m0", b"m1", b"m2"]
+
+
+def test_a_long_stream_is_read_in_bounded_rounds(monkeypatch):
+    from parkcard.transport import mqtt_link
+    monkeypatch.setattr(mqtt_link, "READ_PACKETS_MAX", 9)
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        left.sendall(b"".join(_publish_packet(b"parkcard/1/up", b"m%d" % i) for i in range(25)))
+        client, got = _client_on(right)
+        client.loop_read()
+        assert len(got) == 10           # paho's call and nine more: then its loop sends and pings
+        client.loop_read()
+        client.loop_read()
+        assert got == [b"m%d" % i for i in range(25)]

@@ -53,6 +53,7 @@ RECONNECT_DELAY_S_MAX = 2
 
 
 READ_CHUNK = 65536             # bytes paho's socket reads at a time (ReadAhead)
+READ_PACKETS_MAX = 512         # packets paho's thread reads from what it holds before it goes round its loop
 
 
 class ReadAhead:
@@ -91,12 +92,23 @@ class ReadAhead:
 
 
 class _Client(mqtt.Client):
-    """paho's client reading through ReadAhead."""
+    """paho's client reading through ReadAhead, every packet it holds at each wake-up."""
 
     def _create_socket(self):
         # paho 2.x has no public way to wrap the socket it connects (on_socket_open only sees it):
         # _create_socket is its private hook, kept to this one override (tests/test_mqtt_link.py).
         return ReadAhead(super()._create_socket())
+
+    def loop_read(self, max_packets=1):
+        """Read packets while ReadAhead holds bytes, in up to READ_PACKETS_MAX more of paho's calls: its own call
+        reads about one (it counts its messages in flight) and its loop goes round, a select() included, before
+        the next, which cost half of its thread's time per uplink of a backlog."""
+        rc = super().loop_read(max_packets)
+        for _ in range(READ_PACKETS_MAX):   # then round the loop: the PUBACKs and keepalives wait meanwhile
+            if rc != mqtt.MQTT_ERR_SUCCESS or self._sock is None or not self._sock.pending():
+                break
+            rc = super().loop_read(max_packets)
+        return rc
 
 
 def set_nodelay(client):
