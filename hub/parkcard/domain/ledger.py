@@ -186,9 +186,18 @@ def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0, 
         sign = 1 if kind == R.KIND_DEBIT else -1
         change = bonus_change(rec, bonus_before_cents, sale_bonus_cents)
         owed = sign * (amount - fee + park_discount)
-        return _balanced([(card, -sign * amount), (merchant_account(merchant_id), owed), (COMMISSION, sign * fee),
-                          (DISCOUNTS, -sign * park_discount), (bonus_account(card_no), change),
-                          (BONUS_PURSES, -change)])
+        # Each amount is booked against its counterpart, so these sum to zero whatever the record holds: only
+        # the zero entries are left out (_balanced's sum would test what cannot fail, once per sale).
+        entries = [(card, -sign * amount)] if amount else []
+        if owed:
+            entries.append((merchant_account(merchant_id), owed))
+        if fee:
+            entries.append((COMMISSION, sign * fee))
+        if park_discount:
+            entries.append((DISCOUNTS, -sign * park_discount))
+        if change:
+            entries += [(bonus_account(card_no), change), (BONUS_PURSES, -change)]
+        return entries
     if kind in BONUS_KINDS:
         bonus = rec.discount_cents
         if bonus > amount:

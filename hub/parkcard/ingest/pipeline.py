@@ -140,10 +140,9 @@ def _bonus_before(tx, rec):
 
 
 def _given_back_sale(tx, state, rec):
-    """(the sale Record a give-back claims, the bonus that sale spent) for a refund or reversal of an applied debit
-    of the same card at its terminal (SPEC.md §4.4, §4.15; the sale may be staged by this batch); else (None, 0)."""
-    if rec.kind not in ledger.GIVE_BACK_KINDS:
-        return None, 0
+    """(the sale Record a give-back claims, the bonus that sale spent) for a refund or reversal (the caller tests the
+    kind) of an applied debit of the same card at its terminal (SPEC.md §4.4, §4.15; the sale may be staged by this
+    batch); else (None, 0)."""
     sale_seq = rules.given_back_seq(rec)
     found = tx.record(state.id, sale_seq) if sale_seq > 0 else None
     if found is None:
@@ -152,13 +151,6 @@ def _given_back_sale(tx, state, rec):
     if found.status != RecordStatus.APPLIED or sale.kind != R.KIND_DEBIT or sale.card_no != rec.card_no:
         return sale, 0
     return sale, -tx.record_entry_cents(found.id, accounts.bonus_account(rec.card_no))
-
-
-def _may_carry_lines(tx, terminal_id, seq):
-    """False when the record below a booth's debit is stored and is no sale line: the sale is a keyed amount
-    with nothing to price again (SPEC.md §4.11), and the after-commit repricing need not read it back."""
-    below = tx.record_kind(terminal_id, seq - 1)
-    return below is None or below == R.KIND_SALE_LINE
 
 
 def _decoded(state, entries):
@@ -180,8 +172,8 @@ def _reads_of(uploads):
     round trip.
 
     A record is looked up only where one can be stored: a seq the terminal's state holds already (a
-    resend), a refund's sale, and the seq below a booth's upload (_may_carry_lines); a seq above them is
-    new, or staged by this batch when it repeats.
+    resend), a refund's sale, and the seq below a booth's upload (_apply_value asks whether a sale has lines to
+    price again); a seq above them is new, or staged by this batch when it repeats.
     """
     records, cards, counters = [], set(), set()     # sets: a card's consecutive records share counters
     around, add = rules.counters_around, counters.add
@@ -500,16 +492,17 @@ class Ingest:
         """Store a new record; return 0 when stored as sent, 1 when stored quarantined."""
         record_id = tx.next_id("records")
         view.settle(rec.seq)
+        kind = rec.kind
         name = rules.new_status(rec, status)
         reason = None
         if name is None:
             reason, detail = Q.RECORD_STATUS, "upload status %d" % status
-        else:
+        elif kind != R.KIND_DEBIT:      # a sale meets none of these refusals: one test for most records
             reason, detail = rules.booth_refusal(tx, state.role, state.id, rec)
-        if reason is None and rec.kind == R.KIND_REVERSAL and name != RecordStatus.VOIDED:
-            reason, detail = rules.reversal_refusal(tx, state.id, state.merchant_id, rec)
-        if reason is None and rec.kind == R.KIND_CREDIT and name != RecordStatus.VOIDED:
-            _delivery, reason, detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
+            if reason is None and kind == R.KIND_REVERSAL and name != RecordStatus.VOIDED:
+                reason, detail = rules.reversal_refusal(tx, state.id, state.merchant_id, rec)
+            if reason is None and kind == R.KIND_CREDIT and name != RecordStatus.VOIDED:
+                _delivery, reason, detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
         if reason is None:
             try:
                 entries = self._postings(tx, state, rec)
@@ -520,7 +513,7 @@ class Ingest:
             self._quarantine(tx, res, raw, topic, state.id, reason, detail)
             return 1
         tx.add_record(record_id, state.id, rec.seq, raw, rec, name)
-        if rec.kind in ledger.GIVE_BACK_KINDS and state.role != frames.ROLE_DESK and name != RecordStatus.VOIDED:
+        if kind in ledger.GIVE_BACK_KINDS and state.role != frames.ROLE_DESK and name != RecordStatus.VOIDED:
             tx.claim_refund(state.id, rules.given_back_seq(rec), rec.seq)
         res.counts[name] += 1
         if name == RecordStatus.APPLIED:
@@ -548,9 +541,10 @@ class Ingest:
     def _postings(self, tx, state, rec):
         """The record's ledger entries: the card's bonus purse moved (SPEC.md §4.12; a give-back restores what its
         sale spent of it), the park paying the discounts its merchant does not bear (SPEC.md §7.5)."""
-        sale, sale_bonus = _given_back_sale(tx, state, rec)
+        sale, sale_bonus = _given_back_sale(tx, state, rec) if rec.kind in ledger.GIVE_BACK_KINDS else (None, 0)
         return ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec),
-                               ledger.park_discount_cents(rec, state.park_bears_discount, sale), sale_bonus)
+                               ledger.park_discount_cents(rec, state.park_bears_discount, sale)
+                               if state.park_bears_discount else 0, sale_bonus)
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
         kind = rec.kind
@@ -594,7 +588,10 @@ class Ingest:
             else write.delta_cents
         if card_no in self.replaced_cards and delta:
             self._settle_late(tx, res, state, rec, delta)
-        if kind == R.KIND_DEBIT and state.role == frames.ROLE_POS and _may_carry_lines(tx, state.id, rec.seq):
+        if kind == R.KIND_DEBIT and state.role == frames.ROLE_POS and tx.record_kind(state.id, rec.seq - 1) in (
+                None, R.KIND_SALE_LINE):
+            # Priced again after commit unless the record below is stored and is no sale line: a sale keyed as
+            # an amount has nothing to price again (SPEC.md §4.11).
             res.booth_sales.append((state.id, state.merchant_id, rec.seq))
         card = tx.card(card_no)
         if card[2] is None or counter_newer(k, card[2]):
