@@ -32,7 +32,7 @@ class FakeView:
 
     def counter_rows(self, card_no, counters):
         """The claims among these counters."""
-        return {c: self.claims[c] for c in counters if card_no == CARD_NO and c in self.claims}
+        return {c: rules.Claim(*self.claims[c]) for c in counters if card_no == CARD_NO and c in self.claims}
 
     def refund_of(self, terminal_id, sale_seq):
         """The refund that claimed the sale, or None."""

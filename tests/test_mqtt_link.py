@@ -8,7 +8,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 
-from parkcard.transport.mqtt_link import MqttLink, ReadAhead
+from parkcard.transport.mqtt_link import Message, MqttLink, ReadAhead
 
 
 def run(coro, timeout_s=30):
@@ -116,6 +116,20 @@ def test_messages_arriving_while_the_consumer_is_busy_wake_nothing_and_one_wakes
             link.release(21)
         finally:
             await link.stop()
+    run(scenario())
+
+
+def test_what_is_queued_is_taken_up_to_the_frame_and_byte_bounds():
+    async def scenario():
+        link = MqttLink("127.0.0.1", 1, client_id="link-take-test")
+        link.queue = asyncio.Queue()
+        for mid in range(5):
+            link._handoff.append(Message("parkcard/1/up", b"x" * 10, mid))   # as paho's thread hands them over
+        assert [m.mid for m in link.take_queued(2, 1000)] == [0, 1]
+        assert [m.mid for m in link.take_queued(10, 15)] == [2, 3]      # the one that crosses 15 bytes too
+        assert link.take_queued(10, 0) == []
+        assert [m.mid for m in link.take_queued(10, 1000)] == [4]
+        assert link.take_queued(10, 1000) == []
     run(scenario())
 
 

@@ -154,6 +154,35 @@ def test_reads_after_a_prefetch_answer_as_without_one_and_see_what_the_batch_sta
     assert plain[3] == [UID, 9800, 3] and plain[4] == [None, 0, None]
     assert (staged_counter, staged_claim_seq, staged_card) == (8, 8, [UID, 9000, 8])
 
+def test_a_prefetch_leaves_a_claim_the_batch_staged_as_it_is_and_reads_only_what_it_was_asked(store_url):
+    seen = []
+
+    def prefetched(tx):
+        tx.claim_counter(100001, 2, BOOTH, 99, -5, 1234)        # staged by this batch over the stored claim
+        tx.prefetch(counters=[(100001, c) for c in (1, 3, 60000)] + [(100002, 3)])
+        seen.append((tx.counter_rows(100001, [2, 3, 60000]), tx.counter_rows(100002, [3])))
+        raise RuntimeError("rolled back: the staged claim is the test's, no record holds it")
+
+    async def scenario(store):
+        await _registry(store)
+        await store.write(lambda tx: [_apply(tx, *_sale(s, 100001, s + 1, 100, 10000 - 100 * s)) for s in (1, 2)])
+        with pytest.raises(RuntimeError):
+            await store.write(prefetched)
+    run(store_url, scenario)
+    claims, other_card = seen[0]
+    assert sorted(claims) == [2, 3] and (claims[2].seq, claims[3].seq) == (99, 2)
+    assert other_card == {}
+
+
+def test_counter_ranges_cover_each_cards_counters_and_split_where_they_lie_apart():
+    from parkcard.store.sqlite.write_tx import COUNTER_GAP_MAX, counter_ranges
+    keys = [(7, 5), (7, 4), (7, 6), (7, 6 + COUNTER_GAP_MAX), (7, 7 + 2 * COUNTER_GAP_MAX), (9, 65535), (9, 0)]
+    assert sorted(counter_ranges(keys)) == [(7, 4, 6 + COUNTER_GAP_MAX), (7, 7 + 2 * COUNTER_GAP_MAX,
+                                                                          7 + 2 * COUNTER_GAP_MAX),
+                                            (9, 0, 0), (9, 65535, 65535)]
+    assert counter_ranges([]) == []
+
+
 def test_uncertain_records_are_listed_until_settled(store_url):
     async def scenario(store):
         await _registry(store)

@@ -289,12 +289,7 @@ class Hub:
         """Wait for a frame, then take what else is queued, up to batch_frames_max frames and batch_bytes_max
         bytes (the frame that crosses it included)."""
         batch = await self.link.get_batch(1)
-        size = len(batch[0].payload)
-        while len(batch) < self.batch_frames_max and size < self.batch_bytes_max and self.link.has_queued():
-            more = await self.link.get_batch(1)    # queued: taken at once
-            batch += more
-            size += len(more[0].payload)
-        return batch
+        return batch + self.link.take_queued(self.batch_frames_max - 1, self.batch_bytes_max - len(batch[0].payload))
 
     async def _handle_until_stored(self, batch):
         """Store a batch, acknowledge what each part committed, then do the after-commit work.

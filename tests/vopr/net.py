@@ -227,9 +227,13 @@ class SimLink:
             batch.append(self.queue.get_nowait())
         return batch
 
-    def has_queued(self):
-        """True when a message is waiting for the consumer."""
-        return not self.queue.empty()
+    def take_queued(self, frames_max, bytes_max):
+        """The messages queued now, up to frames_max, until their payloads reach bytes_max (that one taken too)."""
+        taken, size = [], 0
+        while len(taken) < frames_max and size < bytes_max and not self.queue.empty():
+            taken.append(self.queue.get_nowait())
+            size += len(taken[-1].payload)
+        return taken
 
     def release(self, count):
         """Queue slots are not bounded here (the broker holds the backlog)."""

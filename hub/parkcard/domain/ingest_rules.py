@@ -66,7 +66,7 @@ class IngestView(Protocol):
         """(id, raw, status, card_no, counter) of the stored record, or None."""
 
     def counter_rows(self, card_no, counters):
-        """{counter: (terminal_id, seq, delta_cents, balance_after_cents)} of the given counters that are held."""
+        """{counter: the Claim holding it} of the given counters that are held (a row with Claim's field names)."""
 
     def refund_of(self, terminal_id, sale_seq):
         """The seq of the refund that claimed this sale, or None."""
@@ -224,16 +224,6 @@ def credit_delivery(credits, rec):
     return CreditDelivery(numbers, total - again - moved_cents, again, moved_cents, bonus), None, None
 
 
-def _claims(view, card_no, counters):
-    """{counter: Claim} of those counters of the card that a record holds (a view's named rows with Claim's
-    fields are taken as they are: a Claim made per row is a tenth of a batch's rule time)."""
-    rows = view.counter_rows(card_no, counters)
-    for row in rows.values():
-        if type(row) is tuple:
-            return {k: Claim(*row) if type(row) is tuple else row for k, row in rows.items()}
-    return rows
-
-
 def card_write(view, rec):
     """Judge the card write of a record being applied (clone and chain rules); return CardWrite.
 
@@ -241,7 +231,7 @@ def card_write(view, rec):
     """
     around = counters_around(rec.card_counter)
     prev_k, k, next_k = around
-    claims = _claims(view, rec.card_no, around)
+    claims = view.counter_rows(rec.card_no, around)
     delta = card_delta(rec)
     breaks = []
     if rec.kind == R.KIND_ISSUE:
@@ -268,7 +258,7 @@ def decide_uncertain(view, rec):
     """The counter rule for one uncertain record (see the module doc); return an UncertainOutcome."""
     k = rec.card_counter
     next_k = next_counter(k)
-    claims = _claims(view, rec.card_no, (k, next_k))
+    claims = view.counter_rows(rec.card_no, (k, next_k))
     if k in claims:
         return UncertainOutcome.VOIDED
     nxt = claims.get(next_k)

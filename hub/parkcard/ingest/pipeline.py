@@ -210,6 +210,10 @@ def _upload_of(state, frame):
         return exc
 
 
+# What a record's seq is to its terminal's staged state (_View.arrive).
+KNOWN, FULL, NEW = "known", "full", "new"
+
+
 class _View:
     """A terminal's sequence state staged during one batch; copied back after commit."""
 
@@ -231,6 +235,19 @@ class _View:
             self.above.add(seq)
         if self.above:  # in-order arrivals with nothing above leave the (empty) gaps as they are
             self.gaps_dirty = True
+
+    def arrive(self, seq):
+        """What a record's seq is to this terminal: KNOWN (stored), FULL (no room above the hole: not stored now),
+        or NEW, settled (stored by this batch)."""
+        if seq == self.acked_upto + 1 and not self.above:
+            self.acked_upto = seq       # the next in order with nothing above: most records
+            return NEW
+        if self.known(seq):
+            return KNOWN
+        if not self.has_room(seq):
+            return FULL
+        self.settle(seq)
+        return NEW
 
     def known(self, seq):
         """True when a record with this seq is stored."""
@@ -430,14 +447,15 @@ class Ingest:
                                                                                     state.id))
                 ack[1] += 1
                 continue
-            if view.known(rec.seq):
+            arrival = view.arrive(rec.seq)
+            if arrival is KNOWN:
                 ack[self._resent(tx, res, state, rec, raw, status)] += 1
                 continue
-            if not view.has_room(rec.seq):
+            if arrival is FULL:
                 res.counts["above_full"] += 1     # not stored, not acknowledged: sent again later
                 continue
             new_seqs.append(rec.seq)
-            ack[self._new(tx, res, state, view, rec, raw, status, topic)] += 1
+            ack[self._new(tx, res, state, rec, raw, status, topic)] += 1
         if new_seqs and tx.terminal_locked(state.id):
             tx.add_alarm("locked_terminal", None, state.id, new_seqs[0],
                          "upload from a locked terminal: seqs %d..%d applied" % (new_seqs[0], new_seqs[-1]))
@@ -488,10 +506,9 @@ class Ingest:
             self._settle_uncertain(tx, res, existing.id, rec, state, verdict.settles)
         return 0
 
-    def _new(self, tx, res, state, view, rec, raw, status, topic):
-        """Store a new record; return 0 when stored as sent, 1 when stored quarantined."""
+    def _new(self, tx, res, state, rec, raw, status, topic):
+        """Store a new record, its seq settled (_View.arrive); return 0 when stored as sent, 1 when quarantined."""
         record_id = tx.next_id("records")
-        view.settle(rec.seq)
         kind = rec.kind
         name = rules.new_status(rec, status)
         reason = None

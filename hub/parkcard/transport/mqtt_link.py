@@ -235,6 +235,17 @@ class MqttLink:
             batch.append(self.queue.get_nowait())
         return batch
 
+    def take_queued(self, frames_max, bytes_max):
+        """The messages queued now, oldest first: up to frames_max, until their payloads reach bytes_max (the one
+        that crosses it taken too)."""
+        self._drain_handoff()
+        taken, size, queue = [], 0, self.queue
+        while len(taken) < frames_max and size < bytes_max and not queue.empty():
+            message = queue.get_nowait()
+            taken.append(message)
+            size += len(message.payload)
+        return taken
+
     def release(self, count):
         """Give back queue slots after a batch is handled."""
         for _ in range(count):

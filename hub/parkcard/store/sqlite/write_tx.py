@@ -26,14 +26,16 @@ _MAX_ID = {"records": "SELECT COALESCE(MAX(id), 0) FROM records",
 TERMINAL_COLUMN_NAMES = frozenset(Terminal._fields)
 # Keys per prefetch statement, well under SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32).
 PREFETCH_KEYS_MAX = 4000
-# One statement per terminal or card, "first=? AND second IN (...)": it walks the unique index, where a
+# One statement per terminal, "terminal_id=? AND seq IN (...)": it walks the unique index, where a
 # row-value "(a, b) IN (VALUES ...)" makes SQLite scan the table.
-_PREFETCH_SQL = {
-    "records": "SELECT terminal_id, seq, id, raw, status, card_no, card_counter FROM records "
-               "WHERE terminal_id=? AND seq IN (%s)",
-    "counters": "SELECT card_no, counter, terminal_id, seq, delta_cents, balance_after_cents FROM card_counters "
-                "WHERE card_no=? AND counter IN (%s)",
-}
+_RECORDS_SQL = ("SELECT terminal_id, seq, id, raw, status, card_no, card_counter FROM records "
+                "WHERE terminal_id=? AND seq IN (%s)")
+# A batch's counter claims in one statement: a card's records and their neighbours hold close counters, so they
+# are asked as ranges, each one search of the primary key (the ranges are the outer loop: CROSS JOIN).
+_COUNTER_RANGES_SQL = ("WITH k(card_no, lo, hi) AS (VALUES %s) SELECT cc.card_no, cc.counter, cc.terminal_id, cc.seq, "
+                       "cc.delta_cents, cc.balance_after_cents FROM k CROSS JOIN card_counters cc "
+                       "ON cc.card_no = k.card_no AND cc.counter BETWEEN k.lo AND k.hi")
+COUNTER_GAP_MAX = 8     # a card's counters at most this far apart are asked as one range
 
 # Rows per INSERT statement of a flush: one statement of many rows binds the same values as many
 # statements of one, but steps SQLite once, and every step gives up and takes back the GIL (a wait
@@ -50,6 +52,25 @@ def insert_rows(conn, table, columns, rows):
         part = rows[i:i + INSERT_ROWS_MAX]
         sql = full if len(part) == INSERT_ROWS_MAX else head + ",".join([one] * len(part))
         conn.execute(sql, list(chain.from_iterable(part)))
+
+
+def counter_ranges(keys):
+    """[(card_no, lo, hi)] covering [(card_no, counter)] keys: each card's counters, sorted, split where two are
+    more than COUNTER_GAP_MAX apart."""
+    by_card = {}
+    for card_no, counter in keys:
+        by_card.setdefault(card_no, []).append(counter)
+    ranges = []
+    for card_no, counters in by_card.items():
+        counters.sort()
+        lo = prev = counters[0]
+        for counter in counters[1:]:
+            if counter - prev > COUNTER_GAP_MAX:
+                ranges.append((card_no, lo, prev))
+                lo = counter
+            prev = counter
+        ranges.append((card_no, lo, prev))
+    return ranges
 
 
 class WriteTx(StagedWriteTx):
@@ -69,12 +90,18 @@ class WriteTx(StagedWriteTx):
         terminals = [t for t in set(terminals) if t not in self._locked]
         for key in records:
             self._record_rows[key] = _MISSING
-        for row in self._pairs("records", records):
+        for row in self._record_pairs(records):
             self._record_rows[(row[0], row[1])] = SeqRecord(*row[2:])
         for key in counters:
             self._counter_rows[key] = _MISSING
-        for row in self._pairs("counters", counters):
-            self._counter_rows[(row[0], row[1])] = CounterClaim(*row[2:])
+        ranges = counter_ranges(counters)
+        for i in range(0, len(ranges), PREFETCH_KEYS_MAX // 3):
+            part = ranges[i:i + PREFETCH_KEYS_MAX // 3]
+            for row in self.conn.execute(_COUNTER_RANGES_SQL % ",".join(["(?,?,?)"] * len(part)),
+                                         list(chain.from_iterable(part))):
+                key = (row[0], row[1])
+                if self._counter_rows.get(key) is _MISSING:     # asked for (a range holds others too)
+                    self._counter_rows[key] = CounterClaim(*row[2:])
         for i in range(0, len(cards), PREFETCH_KEYS_MAX):
             part = cards[i:i + PREFETCH_KEYS_MAX]
             for card_no in part:
@@ -91,15 +118,16 @@ class WriteTx(StagedWriteTx):
             self._locked.update((row[0], bool(row[1])) for row in self.conn.execute(
                 "SELECT id, locked FROM terminals WHERE id IN (%s)" % ",".join("?" * len(terminals)), terminals))
 
-    def _pairs(self, what, keys):
-        """The rows of _PREFETCH_SQL[what] for [(a, b)] keys: a statement per a, PREFETCH_KEYS_MAX b's each."""
+    def _record_pairs(self, keys):
+        """The rows of _RECORDS_SQL for [(terminal_id, seq)] keys: a statement per terminal, PREFETCH_KEYS_MAX
+        seqs each."""
         by_first = {}
         for a, b in keys:
             by_first.setdefault(a, []).append(b)
         for a, bs in by_first.items():
             for i in range(0, len(bs), PREFETCH_KEYS_MAX):
                 part = bs[i:i + PREFETCH_KEYS_MAX]
-                yield from self.conn.execute(_PREFETCH_SQL[what] % ",".join("?" * len(part)), (a, *part))
+                yield from self.conn.execute(_RECORDS_SQL % ",".join("?" * len(part)), (a, *part))
 
     def next_id(self, table):
         """Allocate the id of the next row of `records` or `ledger_tx` written by this batch."""
