@@ -118,13 +118,14 @@ class Record:
             raise Unsupported("record version %d" % version)
         if len(data) != size:
             raise Malformed("a version %d record is %d bytes, got %d" % (version, size, len(data)))
+        if type(data) is not bytes:
+            data = bytes(data)      # its slices below are then bytes, and the record keeps none of the caller's
         end = size - RECORD_MAC_SIZE
-        body = bytes(data[:end])
-        mac = bytes(data[end:])
-        if record_mac is not None and not crypto.equal(record_mac.tag(RECORD_MAC_SIZE, body), mac):
+        mac = data[end:]
+        if record_mac is not None and not crypto.equal(record_mac.tag(RECORD_MAC_SIZE, data[:end]), mac):
             raise BadMac("record MAC")
         (_version, kind, flags, uid_len, terminal_id, item, seq, time_s, card_no, uid, quantity, counter, amount,
-         balance, discount, config_version, card_mac) = struct.unpack_from(_FMT, body, 0)
+         balance, discount, config_version, card_mac) = struct.unpack_from(_FMT, data, 0)
         if kind not in KINDS:
             raise Malformed("unknown record kind %d" % kind)
         if uid_len not in (4, 7):
@@ -150,7 +151,7 @@ class Record:
         rec.mac = mac
         if version == RECORD_V2:
             rec.version = version
-            deposit, ref_seq = struct.unpack_from(_V2_FMT, body, RECORD_SIZE - RECORD_MAC_SIZE)
+            deposit, ref_seq = struct.unpack_from(_V2_FMT, data, RECORD_SIZE - RECORD_MAC_SIZE)
             if deposit:
                 rec.deposit_cents = deposit
             if ref_seq:
