@@ -22,7 +22,7 @@ from parkcard.store import (DatabaseDamaged, NotIssued, PeriodOverlap, StoreErro
                             open_store, store_for, version_detail)
 from parkcard.domain.lifecycle import ALARM_CLONE, AdminCardState, CardStatus, RecordStatus
 from parkcard.store.rows import Settlement, SettlementTotals, StoredRecord
-from parkcard.store.sqlite.write_tx import INSERT_ROWS_MAX
+from parkcard.store.sqlite.write_tx import INSERT_SIZES, insert_rows
 from parkcard_devkit.testing import DESK_ID, desk_issued
 import postgres_server
 from store_kit import damage_a_page
@@ -176,9 +176,9 @@ def test_a_prefetch_leaves_a_claim_the_batch_staged_as_it_is_and_reads_only_what
 
 def test_counter_ranges_cover_each_cards_counters_and_split_where_they_lie_apart():
     from parkcard.store.sqlite.write_tx import COUNTER_GAP_MAX, counter_ranges
-    keys = [(7, 5), (7, 4), (7, 6), (7, 6 + COUNTER_GAP_MAX), (7, 7 + 2 * COUNTER_GAP_MAX), (9, 65535), (9, 0)]
-    assert sorted(counter_ranges(keys)) == [(7, 4, 6 + COUNTER_GAP_MAX), (7, 7 + 2 * COUNTER_GAP_MAX,
-                                                                          7 + 2 * COUNTER_GAP_MAX),
+    far = 6 + 10 * COUNTER_GAP_MAX
+    keys = [(7, 5), (7, 4), (7, 6), (7, far), (8, 4), (8, 4 + COUNTER_GAP_MAX), (9, 65535), (9, 0)]
+    assert sorted(counter_ranges(keys)) == [(7, 4, 6), (7, far, far), (8, 4, 4 + COUNTER_GAP_MAX),
                                             (9, 0, 0), (9, 65535, 65535)]
     assert counter_ranges([]) == []
 
@@ -636,9 +636,31 @@ def test_a_resent_upload_is_applied_once(store_url):
     assert on_a_park(store_url, steps) == (3, 3, 3, 9700, True)
 
 
+def test_rows_are_inserted_whole_and_in_order_by_statements_of_the_few_sizes_the_writer_keeps_compiled():
+    import sqlite3
+
+    class Counted:
+        """A connection that notes the row count of each INSERT it is given."""
+
+        def __init__(self, conn):
+            self.conn, self.sizes = conn, []
+
+        def execute(self, sql, params):
+            self.sizes.append(len(params) // 2)
+            return self.conn.execute(sql, params)
+    for count in (0, 1, 255, 256, 600):
+        conn = Counted(sqlite3.connect(":memory:"))
+        conn.conn.execute("CREATE TABLE t(a INTEGER, b TEXT)")
+        rows = [(i, "r%d" % i) for i in range(count)]
+        insert_rows(conn, "t", ("a", "b"), rows)
+        assert conn.conn.execute("SELECT a, b FROM t ORDER BY rowid").fetchall() == rows
+        assert set(conn.sizes) <= set(INSERT_SIZES) and sum(conn.sizes) == count
+        assert conn.sizes == sorted(conn.sizes, reverse=True) and len(conn.sizes) <= count // 256 + 8
+
+
 def test_a_batch_of_more_rows_than_one_statement_takes_is_written_whole_and_a_resend_in_it_is_applied_once(
         store_url):
-    count = 2 * INSERT_ROWS_MAX + 88     # two full INSERT statements and a shorter one, per table
+    count = 2 * INSERT_SIZES[0] + 87     # two full INSERT statements and shorter ones (64+16+4+2+1), per table
 
     async def steps(hub, card):
         five = Booth(hub, 5)

@@ -40,11 +40,15 @@ from parkcard.store.sqlite import settlement
 from parkcard.store.sqlite.write_tx import WriteTx
 
 BUSY_TIMEOUT_MS = 10000     # how long a statement waits for another process's lock before SQLITE_BUSY
+# Statements the writer keeps compiled: every flush statement of each INSERT size (write_tx.INSERT_SIZES) with room
+# for the rest; Python's default of 128 would drop and compile them again as batches change size.
+WRITER_STATEMENTS_CACHED = 512
 
 
 def connect_writer(path):
     """Open the writer connection: WAL, synchronous=FULL, foreign keys on, the file checked and migrated."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True,
+                           cached_statements=WRITER_STATEMENTS_CACHED)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

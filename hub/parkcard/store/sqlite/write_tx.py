@@ -40,28 +40,40 @@ COUNTER_GAP_MAX = 8     # a card's counters at most this far apart are asked as 
 # Rows per INSERT statement of a flush: one statement of many rows binds the same values as many
 # statements of one, but steps SQLite once, and every step gives up and takes back the GIL (a wait
 # behind paho's thread under load). Kept well under SQLITE_MAX_VARIABLE_NUMBER (32,766 since 3.32).
-INSERT_ROWS_MAX = 256
+# A batch's rows go out in statements of these sizes, largest first: compiling a statement of 256 rows costs
+# five times running it, so a flush compiles none of its own size but runs the few kept in the writer's
+# statement cache (WRITER_STATEMENTS_CACHED), whatever a batch's size.
+INSERT_SIZES = (256, 128, 64, 32, 16, 8, 4, 2, 1)
+_INSERT_SQL = {}        # (table, columns, rows) -> the statement's text
 
 
 def insert_rows(conn, table, columns, rows):
-    """INSERT rows (tuples in the order of columns) into table, INSERT_ROWS_MAX rows per statement."""
-    one = "(%s)" % ",".join("?" * len(columns))
-    head = "INSERT INTO %s(%s) VALUES " % (table, ", ".join(columns))
-    full = head + ",".join([one] * INSERT_ROWS_MAX)
-    for i in range(0, len(rows), INSERT_ROWS_MAX):
-        part = rows[i:i + INSERT_ROWS_MAX]
-        sql = full if len(part) == INSERT_ROWS_MAX else head + ",".join([one] * len(part))
-        conn.execute(sql, list(chain.from_iterable(part)))
+    """INSERT rows (tuples in the order of columns) into table, in statements of INSERT_SIZES rows."""
+    at, left = 0, len(rows)
+    for size in INSERT_SIZES:
+        if left < size:
+            continue
+        sql = _INSERT_SQL.get((table, columns, size))
+        if sql is None:
+            sql = _INSERT_SQL[(table, columns, size)] = "INSERT INTO %s(%s) VALUES %s" % (
+                table, ", ".join(columns), ",".join(["(%s)" % ",".join("?" * len(columns))] * size))
+        while left >= size:
+            conn.execute(sql, list(chain.from_iterable(rows[at:at + size])))
+            at, left = at + size, left - size
 
 
 def counter_ranges(keys):
-    """[(card_no, lo, hi)] covering [(card_no, counter)] keys: each card's counters, sorted, split where two are
-    more than COUNTER_GAP_MAX apart."""
+    """[(card_no, lo, hi)] covering [(card_no, counter)] keys: one range a card, unless its counters spread over
+    more than COUNTER_GAP_MAX each; then split where two are more than COUNTER_GAP_MAX apart."""
     by_card = {}
     for card_no, counter in keys:
         by_card.setdefault(card_no, []).append(counter)
     ranges = []
     for card_no, counters in by_card.items():
+        lo, hi = min(counters), max(counters)
+        if hi - lo <= COUNTER_GAP_MAX * len(counters):
+            ranges.append((card_no, lo, hi))    # close together (a card's run of records): no gap worth a split
+            continue
         counters.sort()
         lo = prev = counters[0]
         for counter in counters[1:]:
