@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_ingest.py [--records 64000] [--terminals 8] [--processes 1] [--frame-records 64]
                                            [--latency-taps 300] [--backlog 10000] [--connected 500]
-                                           [--backends sqlite,postgres] [--profile DIR]
+                                           [--backends sqlite,postgres] [--raw-runs 3] [--profile DIR]
 
 Each backend runs the same four measurements in turn: SQLite in a file of
 the run's folder, PostgreSQL in a private cluster started for the run with
@@ -22,9 +22,11 @@ The throughput is compared with a raw executemany of the very rows the hub
 wrote (records, ledger transactions and entries, counter claims), in one
 transaction, into a fresh database of the hub's schema opened with the hub's
 settings (every migration, WAL, synchronous=FULL, foreign keys on; on
-PostgreSQL every migration). On a shared machine the rates move with the
-neighbours' load: the hub's CPU per record (all its threads) moves less, and
-is printed beside the raw executemany's.
+PostgreSQL every migration), --raw-runs times, each into a fresh database:
+the comparison is their median (one run's CPU time moved by half with the
+neighbours' load). On a shared machine the rates move with the neighbours'
+load: the hub's CPU per record (all its threads) moves less, and is printed
+beside the raw executemany's.
 
 The throughput clock starts once the hub has stored a status frame of the
 latency terminal (wait_hub_ready): the hub's start-up (imports, the database
@@ -192,10 +194,11 @@ def finish_workers(workers, results):
         raise RuntimeError("; ".join(errors))
 
 
-def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
+def raw_sqlite_rate(hub_db, work_dir, terminal_ids, runs):
     """executemany of the same rows the hub wrote for these terminals, in one transaction, into a fresh database
-    opened as the hub opens its own: every migration (indexes, triggers), WAL, synchronous=FULL, foreign keys.
-    Return (records/s, rows written, records per CPU second of the executemany)."""
+    opened as the hub opens its own: every migration (indexes, triggers), WAL, synchronous=FULL, foreign keys;
+    runs times, each into a database of its own. Return (records/s, rows written, records per CPU second of the
+    executemany), each the median of the runs: one run's CPU time moved by half with the neighbours' load."""
     marks = ",".join(str(t) for t in terminal_ids)
     src = sqlite3.connect(hub_db)
     tables = {
@@ -207,26 +210,33 @@ def raw_sqlite_rate(hub_db, work_dir, terminal_ids):
         "card_counters": src.execute("SELECT * FROM card_counters WHERE terminal_id IN (%s)" % marks).fetchall(),
     }
     src.close()
-    dst = connect_writer(str(work_dir / "raw.db"))
-    started, cpu_started = time.perf_counter(), time.process_time()
-    dst.execute("BEGIN IMMEDIATE")
-    for table, rows in tables.items():
-        if rows:
-            dst.executemany("INSERT INTO %s VALUES (%s)" % (table, ",".join("?" * len(rows[0]))), rows)
-    dst.execute("COMMIT")
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    dst.close()
-    print("raw sqlite3 executemany CPU: %.2f s = %.1f us/record" % (cpu, 1e6 * cpu / len(tables["records"])))
-    return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values()), len(tables["records"]) / cpu
+    elapsed_s, cpu_s = [], []
+    for run in range(runs):
+        dst = connect_writer(str(work_dir / ("raw-%d.db" % run)))
+        started, cpu_started = time.perf_counter(), time.process_time()
+        dst.execute("BEGIN IMMEDIATE")
+        for table, rows in tables.items():
+            if rows:
+                dst.executemany("INSERT INTO %s VALUES (%s)" % (table, ",".join("?" * len(rows[0]))), rows)
+        dst.execute("COMMIT")
+        elapsed_s.append(time.perf_counter() - started)
+        cpu_s.append(time.process_time() - cpu_started)
+        dst.close()
+    records = len(tables["records"])
+    print("raw sqlite3 executemany CPU, median of %d runs: %.2f s = %.1f us/record (runs: %s us/record)" % (
+        runs, statistics.median(cpu_s), 1e6 * statistics.median(cpu_s) / records,
+        ", ".join("%.1f" % (1e6 * c / records) for c in cpu_s)))
+    return (records / statistics.median(elapsed_s), sum(len(r) for r in tables.values()),
+            records / statistics.median(cpu_s))
 
 
 RAW_TABLES = ("records", "ledger_tx", "ledger_entries", "card_counters")
 
 
-def raw_postgres_rate(hub_url, pg, terminal_ids):
+def raw_postgres_rate(hub_url, pg, terminal_ids, runs):
     """executemany of the same rows the hub wrote for these terminals, in one transaction, into a fresh PostgreSQL
-    database with every migration applied (the hub's schema). Return (records/s, rows written, None): the work is
-    the server's, whose CPU the bench does not measure."""
+    database with every migration applied (the hub's schema), runs times. Return (the runs' median records/s, rows
+    written, None): the work is the server's, whose CPU the bench does not measure."""
     import asyncpg
 
     where = {
@@ -241,17 +251,19 @@ def raw_postgres_rate(hub_url, pg, terminal_ids):
         src = await asyncpg.connect(split(hub_url)[0])
         tables = {t: [tuple(r) for r in await src.fetch(where[t], terminal_ids)] for t in RAW_TABLES}
         await src.close()
-        dst = await asyncpg.connect(pg.create_database())
-        await migrate(dst, "the raw executemany's database")
-        started = time.perf_counter()
-        async with dst.transaction():
-            for table, rows in tables.items():
-                if rows:
-                    await dst.executemany("INSERT INTO %s VALUES (%s)" % (table, ",".join(
-                        "$%d" % (i + 1) for i in range(len(rows[0])))), rows)
-        elapsed = time.perf_counter() - started
-        await dst.close()
-        return len(tables["records"]) / elapsed, sum(len(r) for r in tables.values()), None
+        elapsed_s = []
+        for _run in range(runs):
+            dst = await asyncpg.connect(pg.create_database())
+            await migrate(dst, "the raw executemany's database")
+            started = time.perf_counter()
+            async with dst.transaction():
+                for table, rows in tables.items():
+                    if rows:
+                        await dst.executemany("INSERT INTO %s VALUES (%s)" % (table, ",".join(
+                            "$%d" % (i + 1) for i in range(len(rows[0])))), rows)
+            elapsed_s.append(time.perf_counter() - started)
+            await dst.close()
+        return len(tables["records"]) / statistics.median(elapsed_s), sum(len(r) for r in tables.values()), None
     return asyncio.run(run())
 
 
@@ -353,6 +365,8 @@ def main():
     parser.add_argument("--frame-records", type=int, default=frames.UPLOAD_RECORDS_MAX,
                         help="records per upload frame (the firmware sends terminal.sync.UPLOAD_BATCH_MAX)")
     parser.add_argument("--latency-taps", type=int, default=300)
+    parser.add_argument("--raw-runs", type=int, default=3, help="runs of the raw executemany; their median is the "
+                        "comparison")
     parser.add_argument("--backlog", type=int, default=10000)
     parser.add_argument("--connected", type=int, default=500)
     parser.add_argument("--profile", metavar="DIR", type=Path,
@@ -421,9 +435,9 @@ def run_backend(args, backend, pg):
                 rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024,
                 rss_kb(broker.process.pid, "VmRSS") // 1024, rss_kb(broker.process.pid, "VmHWM") // 1024))
             if backend == "sqlite":
-                raw_rate, raw_rows, raw_cpu_rate = raw_sqlite_rate(db, work, tput_ids)
+                raw_rate, raw_rows, raw_cpu_rate = raw_sqlite_rate(db, work, tput_ids, args.raw_runs)
             else:
-                raw_rate, raw_rows, raw_cpu_rate = raw_postgres_rate(db, pg, tput_ids)
+                raw_rate, raw_rows, raw_cpu_rate = raw_postgres_rate(db, pg, tput_ids, args.raw_runs)
             of_raw = 100 * total / tput_s / raw_rate
             print("raw %s executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
                 "sqlite3" if backend == "sqlite" else "asyncpg", raw_rows, total, raw_rate, of_raw))
