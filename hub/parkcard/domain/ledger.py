@@ -144,10 +144,8 @@ def bonus_change(rec, bonus_before_cents, sale_bonus_cents=0):
         return 0
     if rec.kind == R.KIND_CREDIT:
         gained = min(max(0, sale_bonus_cents), rec.amount_cents)
-    elif rec.kind in BONUS_KINDS:
-        gained = rec.discount_cents
     else:
-        gained = bonus_given_back(rec, sale_bonus_cents) if rec.kind in GIVE_BACK_KINDS else 0
+        gained = rec.discount_cents if rec.kind in BONUS_KINDS else bonus_given_back(rec, sale_bonus_cents)
     return min(bonus_before_cents + gained, rec.balance_after_cents) - bonus_before_cents
 
 

@@ -514,12 +514,12 @@ class Ingest:
         reason = None
         if name is None:
             reason, detail = Q.RECORD_STATUS, "upload status %d" % status
-        elif kind != R.KIND_DEBIT:      # a sale meets none of these refusals: one test for most records
+        else:
             reason, detail = rules.booth_refusal(tx, state.role, state.id, rec)
-            if reason is None and kind == R.KIND_REVERSAL and name != RecordStatus.VOIDED:
-                reason, detail = rules.reversal_refusal(tx, state.id, state.merchant_id, rec)
-            if reason is None and kind == R.KIND_CREDIT and name != RecordStatus.VOIDED:
-                _delivery, reason, detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
+        if reason is None and kind == R.KIND_REVERSAL and name != RecordStatus.VOIDED:
+            reason, detail = rules.reversal_refusal(tx, state.id, state.merchant_id, rec)
+        if reason is None and kind == R.KIND_CREDIT and name != RecordStatus.VOIDED:
+            _delivery, reason, detail = rules.credit_delivery(credit_store.card_credits(tx, rec.card_no), rec)
         if reason is None:
             try:
                 entries = self._postings(tx, state, rec)
@@ -560,8 +560,7 @@ class Ingest:
         sale spent of it), the park paying the discounts its merchant does not bear (SPEC.md §7.5)."""
         sale, sale_bonus = _given_back_sale(tx, state, rec) if rec.kind in ledger.GIVE_BACK_KINDS else (None, 0)
         return ledger.postings(rec, state.merchant_id, state.rate_bps, _bonus_before(tx, rec),
-                               ledger.park_discount_cents(rec, state.park_bears_discount, sale)
-                               if state.park_bears_discount else 0, sale_bonus)
+                               ledger.park_discount_cents(rec, state.park_bears_discount, sale), sale_bonus)
 
     def _apply_value(self, tx, res, state, record_id, rec, entries):
         kind = rec.kind
