@@ -14,7 +14,7 @@ from collections import deque, namedtuple
 
 from protocol import topics
 
-from parkcard.transport.mqtt_link import Message
+from parkcard.transport.mqtt_link import Message, taken_from
 
 Packet = namedtuple("Packet", "src dst topic payload not_before")
 BROKER = "broker"
@@ -229,11 +229,7 @@ class SimLink:
 
     def take_queued(self, frames_max, bytes_max):
         """The messages queued now, up to frames_max, until their payloads reach bytes_max (that one taken too)."""
-        taken, size = [], 0
-        while len(taken) < frames_max and size < bytes_max and not self.queue.empty():
-            taken.append(self.queue.get_nowait())
-            size += len(taken[-1].payload)
-        return taken
+        return taken_from(self.queue, frames_max, bytes_max)
 
     def release(self, count):
         """Queue slots are not bounded here (the broker holds the backlog)."""

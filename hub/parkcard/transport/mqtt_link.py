@@ -111,6 +111,17 @@ class _Client(mqtt.Client):
         return rc
 
 
+def taken_from(queue, frames_max, bytes_max):
+    """Messages taken off an asyncio.Queue now, oldest first: up to frames_max, until their payloads reach
+    bytes_max (the one that crosses it taken too)."""
+    taken, size = [], 0
+    while len(taken) < frames_max and size < bytes_max and not queue.empty():
+        message = queue.get_nowait()
+        taken.append(message)
+        size += len(message.payload)
+    return taken
+
+
 def set_nodelay(client):
     """Turn Nagle off on paho's socket: a PUBACK followed by a PUBLISH otherwise waits for the
     peer's delayed ACK (about 40 ms per hop on Linux)."""
@@ -239,12 +250,7 @@ class MqttLink:
         """The messages queued now, oldest first: up to frames_max, until their payloads reach bytes_max (the one
         that crosses it taken too)."""
         self._drain_handoff()
-        taken, size, queue = [], 0, self.queue
-        while len(taken) < frames_max and size < bytes_max and not queue.empty():
-            message = queue.get_nowait()
-            taken.append(message)
-            size += len(message.payload)
-        return taken
+        return taken_from(self.queue, frames_max, bytes_max)
 
     def release(self, count):
         """Give back queue slots after a batch is handled."""
