@@ -126,9 +126,9 @@ def test_a_failure_after_commit_is_retried_on_its_own_and_the_batch_is_acknowled
         ack, send_ack, fleet_apply = hub.link.ack, hub.downlink.ack, hub.fleet.apply
         failures = {"ack": 2, "fleet": 1}
 
-        def counting_ack(mid):
-            acked.append(mid)
-            ack(mid)
+        def counting_ack(mids):
+            acked.extend(mids)
+            ack(mids)
 
         async def failing_send_ack(*args):
             if failures["ack"]:

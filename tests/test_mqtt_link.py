@@ -199,3 +199,29 @@ def test_a_long_stream_is_read_in_bounded_rounds(monkeypatch):
         client.loop_read()
         client.loop_read()
         assert got == [b"m%d" % i for i in range(25)]
+
+
+# -- acknowledging: a committed batch's PUBACKs in one write
+def test_a_batch_of_pubacks_goes_out_as_one_write_in_order():
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        client, _got = _client_on(right)
+        sends, send = [], client._sock_send
+        client._sock_send = lambda data: sends.append(bytes(data)) or send(data)
+        client.ack_all([7, 1, 65535])   # with no thread of its own paho writes at once
+        assert sends == [bytes.fromhex("40020007" "40020001" "4002ffff")]     # PUBACK, length 2, mid: one send
+        assert left.recv(100) == sends[0]
+
+
+def test_the_link_acks_only_real_message_ids_and_queues_nothing_for_none():
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        link = MqttLink("127.0.0.1", 1, client_id="link-ack-test")
+        link.client._sock = ReadAhead(right)
+        link.client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+        link.ack([])
+        link.ack([0])       # a message made inside the hub has no broker id
+        link.ack([0, 3])
+        assert left.recv(100) == bytes.fromhex("40020003")

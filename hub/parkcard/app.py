@@ -328,8 +328,7 @@ class Hub:
 
     def _ack(self, messages):
         """PUBACK messages whose transaction committed: now the broker may forget them."""
-        for message in messages:
-            self.link.ack(message.mid)
+        self.link.ack([message.mid for message in messages])
 
     async def _stored(self, messages, store):
         """Run store(messages) until it commits; while the store cannot be written, ack nothing and retry.
@@ -414,7 +413,7 @@ class Hub:
                 await self.storage.write(lambda tx: tx.add_quarantine(
                     message.payload, message.topic, topics.terminal_of(message.topic), QuarantineReason.HUB_ERROR,
                     detail))
-                self.link.ack(message.mid)
+                self._ack([message])
         return results
 
     async def _after_commit(self, result):

@@ -234,11 +234,13 @@ class SimLink:
     def release(self, count):
         """Queue slots are not bounded here (the broker holds the backlog)."""
 
-    def ack(self, mid):
-        """PUBACK after the commit."""
-        self._output()
-        if self.broker.hub_link is self:
-            self.broker.hub_ack(mid)
+    def ack(self, mids):
+        """PUBACK after the commit, the batch's messages in order (a kill may fall between two of them, as a
+        write the broker read part of)."""
+        for mid in mids:
+            self._output()
+            if self.broker.hub_link is self:
+                self.broker.hub_ack(mid)
 
     def publish(self, topic, payload, retain=False):
         """A downlink, QoS 1: kept until the broker is back if it is away."""

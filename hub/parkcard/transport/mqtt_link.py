@@ -17,7 +17,10 @@ socket's bytes READ_CHUNK at a time instead (read_ahead_client).
 PUBACKs are manual: the hub acknowledges a message to the broker only after
 the batch holding it is committed, so a hub killed mid-batch gets the message
 again from the broker (clean_session False, fixed client id: the broker also
-queues messages while the hub is down).
+queues messages while the hub is down). A committed batch's PUBACKs go out as
+one write (`_Client.ack_all`): paho's `ack()` queues each as a packet of its
+own, a wake-up of its thread and a system call, and with Nagle off a TCP
+segment for the broker to read, per message.
 
 Downlinks are bounded too: paho keeps every QoS 1 publish until its PUBACK,
 and all of them while the broker is away (DOWNLINK_QUEUED_MAX). A publish
@@ -30,6 +33,7 @@ command stays queued in the database until a publish takes it).
 import asyncio
 import logging
 import socket
+import struct
 import threading
 from collections import deque, namedtuple
 
@@ -53,6 +57,7 @@ RECONNECT_DELAY_S_MAX = 2
 
 
 READ_CHUNK = 65536             # bytes paho's socket reads at a time (ReadAhead)
+_PUBACK = struct.Struct("!BBH")   # a PUBACK: its type, remaining length 2, the message id
 READ_PACKETS_MAX = 512         # packets paho's thread reads from what it holds before it goes round its loop
 
 
@@ -98,6 +103,16 @@ class _Client(mqtt.Client):
         # paho 2.x has no public way to wrap the socket it connects (on_socket_open only sees it):
         # _create_socket is its private hook, kept to this one override (tests/test_mqtt_link.py).
         return ReadAhead(super()._create_socket())
+
+    def ack_all(self, mids):
+        """PUBACK (QoS 1, MQTT 3.1.1 §3.4) every message id in mids as one write of paho's thread, in their order.
+
+        paho has no public call for it: _packet_queue is what its own ack() ends in (one packet there), so the
+        broker reads the same bytes, in one segment instead of one per message.
+        """
+        packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+        if packet:
+            self._packet_queue(mqtt.PUBACK, packet, 0, 1)
 
     def loop_read(self, max_packets=1):
         """Read packets while ReadAhead holds bytes, in up to READ_PACKETS_MAX more of paho's calls: its own call
@@ -254,13 +269,12 @@ class MqttLink:
 
     def release(self, count):
         """Give back queue slots after a batch is handled."""
-        for _ in range(count):
-            self._slots.release()
+        if count:
+            self._slots.release(count)
 
-    def ack(self, mid):
-        """PUBACK a message after its batch is committed."""
-        if mid:
-            self.client.ack(mid, 1)
+    def ack(self, mids):
+        """PUBACK messages (their ids, in order) once the batch holding them is committed; 0 is no message."""
+        self.client.ack_all([mid for mid in mids if mid])
 
     def publish(self, topic, payload, retain=False):
         """Publish QoS 1 (paho queues it while disconnected); return False when refused at DOWNLINK_QUEUED_MAX."""
