@@ -6,9 +6,10 @@ A publisher leaves --messages QoS 1 messages of --payload bytes for the hub's
 persistent session while it is away (the project's Mosquitto settings,
 parkcard.transport.broker: 100 in flight); then the hub's own paho client
 (parkcard.transport.mqtt_link._Client: reads through ReadAhead, every packet
-it holds before paho goes round its loop) connects and drains them, each one
-acknowledged from its callback, beside paho's stock client reading through
-ReadAhead alone. What it prints is the draining process's CPU (all its
+it holds before paho goes round its loop, a packet held whole handed to paho's
+handler in one piece) connects and drains them, each one acknowledged from its
+callback, beside paho's stock client reading through ReadAhead alone (paho's
+own loop_read and packet read). What it prints is the draining process's CPU (all its
 threads) per message, each client --runs times, alternating.
 """
 
@@ -33,9 +34,10 @@ DRAIN_WAIT_S = 120
 
 
 class _StockClient(mqtt_link._Client):
-    """The hub's client with paho's own loop_read: ReadAhead alone."""
+    """The hub's client with paho's own loop_read and packet read: ReadAhead alone."""
 
     loop_read = mqtt.Client.loop_read
+    _packet_read = mqtt.Client._packet_read
 
 
 def _client(cls, received, done, total):

@@ -1,6 +1,8 @@
 """Posting rules: exact cents for every record kind, every transaction sums to zero."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol import record as R
 from protocol.card import TIER_GOLD, TIER_SILVER, TIER_STANDARD
@@ -109,3 +111,14 @@ def test_bonus_over_amount_is_refused():
 def test_cashout_must_empty_the_card():
     with pytest.raises(ledger.PostingError):
         ledger.postings(rec(R.KIND_CASHOUT, 100, 5), 1, 0)
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=300)
+@given(kind=st.sampled_from(ledger.SALE_KINDS), amount=st.integers(0, 100_000), after=st.integers(0, 100_000),
+       bonus_before=st.integers(0, 100_000), sale_bonus=st.integers(0, 100_000))
+def test_a_sale_or_give_back_moves_the_bonus_purse_by_bonus_change_whatever_the_purse(kind, amount, after,
+                                                                                       bonus_before, sale_bonus):
+    record = rec(kind, amount, after)
+    entries = dict(ledger.postings(record, 3, 250, bonus_before, 0, sale_bonus))
+    change = ledger.bonus_change(record, bonus_before, sale_bonus)
+    assert entries.get("bonus:42", 0) == change and entries.get("park:bonus_purses", 0) == -change

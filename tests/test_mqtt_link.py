@@ -53,6 +53,55 @@ def test_read_ahead_on_an_empty_non_blocking_socket_raises_as_the_socket_does_an
         assert sock.recv(1) == b""                  # the peer closed: paho sees the end of the stream
 
 
+def test_read_ahead_hands_out_a_packet_it_holds_whole_and_nothing_of_one_cut():
+    left, right = socket.socketpair()
+    with left, right:
+        long_body = bytes(300)      # a remaining length of two bytes: 300 = 0xAC 0x02
+        stream = b"\xd0\x00" + b"\x32\xac\x02" + long_body + b"\x40\x02\x00\x07"
+        left.sendall(stream[:-1])
+        sock = ReadAhead(right)
+        assert sock.packet() is None                    # nothing read from the socket yet: paho's read goes first
+        assert sock.recv(1) == b"\xd0"
+        assert sock.recv(1) == b"\x00"
+        assert sock.packet() == (0x32, long_body)
+        assert sock.packet() is None                    # the PUBACK's last byte has not arrived
+        assert sock.recv(3) == b"\x40\x02\x00"         # left for paho's own read, byte for byte
+        left.sendall(stream[-1:])
+        assert sock.recv(1) == b"\x07"
+
+
+def test_read_ahead_leaves_a_remaining_length_beyond_four_bytes_to_paho_which_refuses_it():
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(b"\xd0\x00" + b"\x32\xff\xff\xff\xff\x01" + bytes(10))
+        sock = ReadAhead(right)
+        assert sock.recv(2) == b"\xd0\x00"
+        assert sock.packet() is None
+        assert sock.pending() == 16
+
+
+def test_packets_of_every_length_read_whole_reach_paho_as_its_own_read_leaves_them():
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        payloads = [b"", b"x" * 100, b"y" * 200, b"z" * 20000]   # remaining lengths of one, two and three bytes
+        packets = []
+        for payload in payloads:
+            body = len(b"parkcard/1/up").to_bytes(2, "big") + b"parkcard/1/up" + payload
+            n, length = len(body), b""
+            while True:
+                byte, n = n & 0x7F, n >> 7
+                length += bytes((byte | (0x80 if n else 0),))
+                if not n:
+                    break
+            packets.append(b"\x30" + length + body)
+        left.sendall(b"\xd0\x00" + b"".join(packets))     # a PINGRESP first: no body at all
+        client, got = _client_on(right)
+        client.loop_read()
+        client.loop_read()
+        assert got == payloads
+
+
 # -- wake-ups: none while the consumer is busy, one when it waits
 async def _session(broker):
     link = MqttLink(broker.host, broker.port, client_id="link-test")

@@ -184,7 +184,9 @@ def postings(rec, merchant_id, rate_bps, bonus_before_cents=0, park_discount=0, 
         # Six accounts of distinct names: nothing to add up (_merged), only the zero entries to leave out.
         fee = commission_cents(amount, rate_bps)
         sign = 1 if kind == R.KIND_DEBIT else -1
-        change = bonus_change(rec, bonus_before_cents, sale_bonus_cents)
+        # An empty purse and no bonus given back: nothing to move (bonus_change is 0 then), most sales.
+        change = bonus_change(rec, bonus_before_cents, sale_bonus_cents) if bonus_before_cents or \
+            sale_bonus_cents else 0
         owed = sign * (amount - fee + park_discount)
         # Each amount is booked against its counterpart, so these sum to zero whatever the record holds: only
         # the zero entries are left out (_balanced's sum would test what cannot fail, once per sale).

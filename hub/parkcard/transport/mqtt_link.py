@@ -12,7 +12,9 @@ messages), it never drops one: this is money.
 
 paho reads a packet's fixed header a byte at a time and then its remaining
 length, three system calls or more per message; ReadAhead gives it the
-socket's bytes READ_CHUNK at a time instead (read_ahead_client).
+socket's bytes READ_CHUNK at a time instead, and a packet it holds whole is
+handed to paho's packet handler in one piece (`_Client._packet_read`: paho's
+own read asks for it in four pieces, two of them a byte at a time).
 
 PUBACKs are manual: the hub acknowledges a message to the broker only after
 the batch holding it is committed, so a hub killed mid-batch gets the message
@@ -87,6 +89,27 @@ class ReadAhead:
         self._at = at + len(out)
         return out
 
+    def packet(self):
+        """(first byte, rest) of the next MQTT packet (MQTT 3.1.1 §2.2) when it is held here whole, taken; else None
+        and nothing taken (a packet cut at the end of what arrived, or a remaining length longer than 4 bytes,
+        which paho's own read refuses)."""
+        held, at = self._held, self._at
+        end = len(held)
+        length, shift, i = 0, 0, at + 1
+        while True:
+            if i >= end or shift > 21:
+                return None
+            byte = held[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        if end - i < length:
+            return None
+        self._at = i + length
+        return held[at], held[i:i + length]
+
     def pending(self):
         """Bytes held here (and inside an SSL socket) that a recv() returns without reading the socket."""
         inner = getattr(self._sock, "pending", None)
@@ -113,6 +136,29 @@ class _Client(mqtt.Client):
         packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
         if packet:
             self._packet_queue(mqtt.PUBACK, packet, 0, 1)
+
+    def _packet_read(self):
+        # paho's read of one packet: a command byte, the remaining length a byte at a time, then the rest, each
+        # a call through _sock_recv. A packet ReadAhead holds whole goes to paho's handler as that read leaves it;
+        # anything else (a packet begun or cut, an SSL socket's own buffer) is paho's own read.
+        sock = self._sock
+        whole = sock.packet() if type(sock) is ReadAhead and self._in_packet["command"] == 0 else None
+        if whole is None:
+            return super()._packet_read()
+        command, rest = whole
+        self._in_packet = {"command": command, "have_remaining": 1, "remaining_count": [],
+                           "remaining_mult": 1, "remaining_length": len(rest), "packet": rest, "to_process": 0,
+                           "pos": 0}
+        try:
+            rc = self._packet_handle()
+        except mqtt.MalformedPacket as exc:
+            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            rc = mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+                           "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        return rc
 
     def loop_read(self, max_packets=1):
         """Read packets while ReadAhead holds bytes, in up to READ_PACKETS_MAX more of paho's calls: its own call
