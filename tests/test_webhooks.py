@@ -207,14 +207,26 @@ def test_records_applied_after_their_ack_each_give_one_event_and_the_sender_wake
                 await webhooks.remove(hub.storage, admin, webhook_id)
                 writes.count = 0
                 unregistered_round = await hub.webhooks.round(client)   # no webhook at all
+                unregistered_writes = writes.count
+            due_reads, due_at = [], hub.storage.next_webhook_due_at
+
+            async def counted_due_at():
+                due_reads.append(1)
+                return await due_at()
+            hub.storage.next_webhook_due_at = counted_due_at
+            sleeps = hub.webhooks.stats["sleeps"]
+            await desk_issued(hub, b"\x04\x99\x88\x77", 100)     # a commit that stores a record wakes the sender
+            await hub.wait_until(lambda: hub.webhooks.stats["sleeps"] > sleeps)
+            unregistered_due_reads = len(due_reads)     # with no webhook, no retry can be due: none asked
             stats = dict(hub.webhooks.stats)
             [hook] = await hub.storage.webhooks(with_removed=True)
         finally:
             await hub.stop()
-        return posts, deliveries, records, idle_round, idle_writes, unregistered_round, writes.count, stats, hook
+        return (posts, deliveries, records, idle_round, idle_writes, unregistered_round, unregistered_writes,
+                unregistered_due_reads, stats, hook)
 
     (posts, deliveries, records, idle_round, idle_writes, unregistered_round, unregistered_writes,
-     stats, hook) = asyncio.run(asyncio.wait_for(scenario(), 120))
+     unregistered_due_reads, stats, hook) = asyncio.run(asyncio.wait_for(scenario(), 120))
     assert hook.late_cursor >= 2       # seq 1 and seq 3 came through the log of records applied late
     assert records == {1: "applied", 2: "applied", 3: "applied", 4: "applied"}
     assert [p[2] for p in posts] == [500, 200, 200, 200, 200]
@@ -225,7 +237,7 @@ def test_records_applied_after_their_ack_each_give_one_event_and_the_sender_wake
     assert all(d.state == "delivered" for d in deliveries)
     assert stats["woken"] >= 1
     assert (idle_round, idle_writes) == (False, 0)
-    assert (unregistered_round, unregistered_writes) == (False, 0)
+    assert (unregistered_round, unregistered_writes, unregistered_due_reads) == (False, 0, 0)
     assert receiver.got.empty()
 
 

@@ -10,7 +10,8 @@ least once; the event's "id" tells them a repeat.
 It sleeps until a commit of this hub stores what may be an event (the store's
 `events_added`), until its next retry is due, or for FALLBACK_POLL_S (what
 another process wrote, such as a CLI): an idle park costs it no transaction,
-and with no webhook registered a round reads one row and writes nothing.
+and with no webhook registered a round reads one row and writes nothing (and
+its sleep asks no retry time: there is nothing to retry).
 """
 
 import asyncio
@@ -42,6 +43,7 @@ class WebhookSender:
         self.attempts_max = attempts_max
         self.stats = Counter()
         self._sending = asyncio.Semaphore(SENDS_AT_ONCE_MAX)
+        self._hooks_found = False       # the last round found a webhook registered
 
     async def run(self):
         """Deliver until cancelled; a failed round (the store away) is logged, counted and tried again. Rounds
@@ -65,7 +67,7 @@ class WebhookSender:
     async def _idle(self, woken, failed):
         """Sleep until a commit announces new rows, the next retry is due, or poll_s has passed."""
         wait_s = self.poll_s
-        if not failed:
+        if not failed and self._hooks_found:    # with none, no delivery is sent: no retry is due
             try:
                 due_at = await self.storage.next_webhook_due_at()
             except Exception as exc:    # noqa: BLE001 - as a failed round: slept on, then tried again
@@ -88,6 +90,7 @@ class WebhookSender:
         return True when there was anything to do (there may be more). With no webhook registered it reads the
         list of webhooks and nothing else."""
         hooks = await self.storage.webhooks()
+        self._hooks_found = bool(hooks)
         if not hooks:
             return False    # removing a webhook gives its due deliveries up: none is left to send
         currency = await self.storage.park_currency()
