@@ -153,10 +153,11 @@ def upload_worker(host, port, terminals, per, frame_records, ready, go, results)
             journal(term, card_no, per)
         ready.wait(WORKER_TIMEOUT_S)
         go.wait(WORKER_TIMEOUT_S)
+        cpu_started = time.process_time()
         for term in terms:
             term.upload_all(frame_records)
         wait_all(terms)
-        results.put(None)
+        results.put(time.process_time() - cpu_started)   # the worker's CPU seconds (all its threads) in the run
     except Exception as exc:   # reported by the parent, which would otherwise wait for this worker
         results.put("worker of terminals %d..%d: %r" % (terminals[0][0], terminals[-1][0], exc))
         ready.abort()      # the parent waits for every worker to be ready: tell it now
@@ -185,13 +186,15 @@ def start_workers(broker, keys, cards, terminal_ids, processes, per, frame_recor
 
 
 def finish_workers(workers, results):
-    """Wait until every worker's terminals are acknowledged; raise with the first worker's error."""
-    errors = [results.get(timeout=WORKER_TIMEOUT_S) for _ in workers]
+    """Wait until every worker's terminals are acknowledged; return the workers' CPU seconds in the run, or raise
+    with the workers' errors."""
+    reports = [results.get(timeout=WORKER_TIMEOUT_S) for _ in workers]
     for worker in workers:
         worker.join(WORKER_TIMEOUT_S)
-    errors = [e for e in errors if e]
+    errors = [r for r in reports if isinstance(r, str)]
     if errors:
         raise RuntimeError("; ".join(errors))
+    return sum(reports)
 
 
 def raw_sqlite_rate(hub_db, work_dir, terminal_ids, runs):
@@ -418,19 +421,24 @@ def run_backend(args, backend, pg):
         hub = hub_process(db, broker)
         try:
             wait_hub_ready(db, terms[lat_id])     # the hub's start is not the throughput's
-            started, hub_cpu_s = time.perf_counter(), cpu_s(hub.pid)
+            started, hub_cpu_s, broker_cpu_s = time.perf_counter(), cpu_s(hub.pid), cpu_s(broker.process.pid)
             sampler = start_sampler(hub.pid, args.profile, backend) if args.profile else None
             go.set()
-            finish_workers(workers, results)
+            terminals_cpu_s = finish_workers(workers, results)
             if sampler is not None:
                 stop_sampler(sampler, args.profile, backend)
             tput_s, hub_cpu_s = time.perf_counter() - started, cpu_s(hub.pid) - hub_cpu_s
+            broker_cpu_s = cpu_s(broker.process.pid) - broker_cpu_s
             total = per * len(tput_ids)
             print("ingest throughput: %d records in %.2f s = %.0f records/s (%d-record frames, %d terminals "
                   "uploading at once from %d processes)" % (total, tput_s, total / tput_s, args.frame_records,
                                                             len(tput_ids), args.processes))
             # On a shared machine the rate moves with the neighbours' load; the hub's own CPU moves less.
             print("hub process CPU during the run: %.2f s = %.1f us/record" % (hub_cpu_s, 1e6 * hub_cpu_s / total))
+            # What shares the machine with the hub meanwhile: "hub = N % of raw" is the hub's rate with them on it.
+            print("beside it: the terminal workers %.1f us/record, the broker %.1f us/record of CPU; the three used %.2f "
+                  "of the machine's %d CPUs" % (1e6 * terminals_cpu_s / total, 1e6 * broker_cpu_s / total,
+                                                (hub_cpu_s + terminals_cpu_s + broker_cpu_s) / tput_s, os.cpu_count()))
             print("after the throughput run: hub RSS %d MB (peak %d MB), broker RSS %d MB (peak %d MB)" % (
                 rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024,
                 rss_kb(broker.process.pid, "VmRSS") // 1024, rss_kb(broker.process.pid, "VmHWM") // 1024))
