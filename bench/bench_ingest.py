@@ -111,6 +111,19 @@ def rss_kb(pid, field):
     return 0
 
 
+def machine_ticks():
+    """(all CPU time, of it stolen by the hypervisor) of the machine so far, in clock ticks (proc(5): /proc/stat)."""
+    with open("/proc/stat") as fh:
+        fields = [int(f) for f in fh.readline().split()[1:]]
+    return sum(fields[:8]), fields[7]     # user nice system idle iowait irq softirq steal (guest is in user)
+
+
+def steal_share(since):
+    """The part of the machine's CPU time the hypervisor took since machine_ticks() returned `since`, in %."""
+    total, steal = machine_ticks()
+    return 100 * (steal - since[1]) / max(1, total - since[0])
+
+
 def cpu_s(pid):
     """User + system CPU seconds a process has used, all its threads (proc(5): utime, stime)."""
     with open("/proc/%d/stat" % pid) as fh:
@@ -421,6 +434,7 @@ def run_backend(args, backend, pg):
         hub = hub_process(db, broker)
         try:
             wait_hub_ready(db, terms[lat_id])     # the hub's start is not the throughput's
+            ticks = machine_ticks()
             started, hub_cpu_s, broker_cpu_s = time.perf_counter(), cpu_s(hub.pid), cpu_s(broker.process.pid)
             sampler = start_sampler(hub.pid, args.profile, backend) if args.profile else None
             go.set()
@@ -429,6 +443,7 @@ def run_backend(args, backend, pg):
                 stop_sampler(sampler, args.profile, backend)
             tput_s, hub_cpu_s = time.perf_counter() - started, cpu_s(hub.pid) - hub_cpu_s
             broker_cpu_s = cpu_s(broker.process.pid) - broker_cpu_s
+            run_steal = steal_share(ticks)
             total = per * len(tput_ids)
             print("ingest throughput: %d records in %.2f s = %.0f records/s (%d-record frames, %d terminals "
                   "uploading at once from %d processes)" % (total, tput_s, total / tput_s, args.frame_records,
@@ -437,18 +452,23 @@ def run_backend(args, backend, pg):
             print("hub process CPU during the run: %.2f s = %.1f us/record" % (hub_cpu_s, 1e6 * hub_cpu_s / total))
             # What shares the machine with the hub meanwhile: "hub = N % of raw" is the hub's rate with them on it.
             print("beside it: the terminal workers %.1f us/record, the broker %.1f us/record of CPU; the three used %.2f "
-                  "of the machine's %d CPUs" % (1e6 * terminals_cpu_s / total, 1e6 * broker_cpu_s / total,
-                                                (hub_cpu_s + terminals_cpu_s + broker_cpu_s) / tput_s, os.cpu_count()))
+                  "of the machine's %d CPUs; the hypervisor took %.0f%% of the machine's CPU time (steal)" % (
+                      1e6 * terminals_cpu_s / total, 1e6 * broker_cpu_s / total,
+                      (hub_cpu_s + terminals_cpu_s + broker_cpu_s) / tput_s, os.cpu_count(), run_steal))
             print("after the throughput run: hub RSS %d MB (peak %d MB), broker RSS %d MB (peak %d MB)" % (
                 rss_kb(hub.pid, "VmRSS") // 1024, rss_kb(hub.pid, "VmHWM") // 1024,
                 rss_kb(broker.process.pid, "VmRSS") // 1024, rss_kb(broker.process.pid, "VmHWM") // 1024))
+            ticks = machine_ticks()
             if backend == "sqlite":
                 raw_rate, raw_rows, raw_cpu_rate = raw_sqlite_rate(db, work, tput_ids, args.raw_runs)
             else:
                 raw_rate, raw_rows, raw_cpu_rate = raw_postgres_rate(db, pg, tput_ids, args.raw_runs)
             of_raw = 100 * total / tput_s / raw_rate
-            print("raw %s executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw" % (
-                "sqlite3" if backend == "sqlite" else "asyncpg", raw_rows, total, raw_rate, of_raw))
+            # Wall-clock rates of two moments: on a virtual machine the CPU the hypervisor takes moves them apart.
+            print("raw %s executemany of the same %d rows (%d records): %.0f records/s; hub = %.0f%% of raw "
+                  "(steal %.0f%% during the raw runs, %.0f%% during the hub's)" % (
+                      "sqlite3" if backend == "sqlite" else "asyncpg", raw_rows, total, raw_rate, of_raw,
+                      steal_share(ticks), run_steal))
             cpu_bound = total / hub_cpu_s
             if raw_cpu_rate is not None:
                 print("hub-CPU-bound rate (1 / hub CPU per record): %.0f records/s = %.0f%% of raw's (1 / its CPU per "
