@@ -115,12 +115,12 @@ async def _session(broker):
             wakes.append(callback)
         return call_soon_threadsafe(callback, *args)
     link._loop.call_soon_threadsafe = counted
-    arrived, on_message = threading.Semaphore(0), link.client.on_message
+    arrived, on_qos1 = threading.Semaphore(0), link.client.on_qos1
 
-    def on_message_counted(client, userdata, msg):
-        on_message(client, userdata, msg)
+    def on_qos1_counted(topic, payload, mid):
+        on_qos1(topic, payload, mid)
         arrived.release()
-    link.client.on_message = on_message_counted
+    link.client.on_qos1 = on_qos1_counted
     return link, wakes, arrived
 
 
@@ -248,6 +248,73 @@ def test_a_long_stream_is_read_in_bounded_rounds(monkeypatch):
         client.loop_read()
         client.loop_read()
         assert got == [b"m%d" % i for i in range(25)]
+
+
+# -- a QoS 1 PUBLISH: from its bytes to the link, as paho itself would hand it over
+def _publish_qos1(topic, payload, mid, flags=0):
+    """An MQTT 3.1.1 PUBLISH, QoS 1 (flags: DUP 0x08, RETAIN 0x01), any remaining length."""
+    body = len(topic).to_bytes(2, "big") + topic + mid.to_bytes(2, "big") + payload
+    n, length = len(body), b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        length += bytes((byte | (0x80 if n else 0),))
+        if not n:
+            break
+    return bytes((0x32 | flags,)) + length + body
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["on_qos1", "paho's on_message"])
+def test_a_qos1_publish_reaches_the_link_as_paho_decodes_it(lean):
+    cases = [(b"parkcard/term-7/up", b"", 1), (b"parkcard/term-65535/up", bytes(range(256)) * 80, 65535),
+             ("parkcard/\u00e9/up".encode(), b"x", 300)]
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        link = MqttLink("127.0.0.1", 1, client_id="link-qos1-test")
+        client = link.client
+        if not lean:
+            client.on_qos1 = None       # paho's own decoding, to hold the two to each other
+        client._sock = ReadAhead(right)
+        client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+        link._loop = asyncio.new_event_loop()
+        try:
+            left.sendall(b"".join(_publish_qos1(t, p, m, f) for (t, p, m), f in zip(cases, (0, 0x08, 0x01))))
+            for _ in range(5):
+                client.loop_read()
+            assert list(link._handoff) == [Message(t.decode(), p, m) for t, p, m in cases]
+            assert all(type(m.payload) is bytes for m in link._handoff)
+        finally:
+            link._loop.close()
+
+
+@pytest.mark.parametrize("packet", [b"\x32\x03\x00\x01a", b"\x32\x04\x00\x00\x00\x01",
+                                    b"\x32\x05\x00\x05abc"], ids=["no packet id", "empty topic", "cut topic"])
+def test_a_malformed_qos1_publish_drops_the_connection_as_paho_does(packet):
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        link = MqttLink("127.0.0.1", 1, client_id="link-qos1-test")
+        link.client.on_disconnect = None
+        link.client._sock = ReadAhead(right)
+        link.client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+        left.sendall(packet)
+        assert link.client.loop_read() != mqtt.MQTT_ERR_SUCCESS
+        assert list(link._handoff) == []
+
+
+def test_a_topic_that_is_no_utf8_is_left_to_paho():
+    left, right = socket.socketpair()
+    with left, right:
+        right.setblocking(False)
+        link = MqttLink("127.0.0.1", 1, client_id="link-qos1-test")
+        lean, paho = [], []
+        link.client.on_qos1 = lambda *args: lean.append(args)
+        link.client.on_message = lambda _c, _u, msg: paho.append(msg.mid)
+        link.client._sock = ReadAhead(right)
+        link.client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+        left.sendall(_publish_qos1(b"parkcard/\xff/up", b"x", 9))
+        link.client.loop_read()
+        assert (lean, paho) == ([], [9])
 
 
 # -- acknowledging: a committed batch's PUBACKs in one write

@@ -14,7 +14,12 @@ paho reads a packet's fixed header a byte at a time and then its remaining
 length, three system calls or more per message; ReadAhead gives it the
 socket's bytes READ_CHUNK at a time instead, and a packet it holds whole is
 handed to paho's packet handler in one piece (`_Client._packet_read`: paho's
-own read asks for it in four pieces, two of them a byte at a time).
+own read asks for it in four pieces, two of them a byte at a time). A QoS 1
+PUBLISH of MQTT 3.1.1, every uplink, goes from its bytes to the link as
+(topic, payload, message id) (`_Client.on_qos1`): paho's own handling builds a
+message object with a condition variable, decodes the topic three times and
+copies the payload three times per message on the way to on_message, which
+stays for everything else.
 
 PUBACKs are manual: the hub acknowledges a message to the broker only after
 the batch holding it is committed, so a hub killed mid-batch gets the message
@@ -120,7 +125,28 @@ class ReadAhead:
 
 
 class _Client(mqtt.Client):
-    """paho's client reading through ReadAhead, every packet it holds at each wake-up."""
+    """paho's client reading through ReadAhead, every packet it holds at each wake-up, its QoS 1 publishes handed
+    to on_qos1 when set."""
+
+    on_qos1 = None      # on_qos1(topic, payload, mid), in paho's thread, for each QoS 1 PUBLISH of MQTT 3.1.1
+
+    def _handle_publish(self):
+        # MQTT 3.1.1 §3.3: the fixed header's QoS bits, then a topic of two length bytes, the packet id, the
+        # payload. Anything else (MQTT 5's properties, QoS 0 or 2, a topic that is no UTF-8) is paho's own.
+        on_qos1, command, packet = self.on_qos1, self._in_packet["command"], self._in_packet["packet"]
+        if on_qos1 is None or command & 0x06 != 0x02 or self._protocol == mqtt.MQTTv5:
+            return super()._handle_publish()
+        if len(packet) < 4:
+            raise mqtt.MalformedPacket("PUBLISH of %d bytes" % len(packet))
+        topic_end = 2 + ((packet[0] << 8) | packet[1])
+        if topic_end == 2 or len(packet) < topic_end + 2:
+            raise mqtt.MalformedPacket("PUBLISH topic of %d bytes in %d" % (topic_end - 2, len(packet)))
+        try:
+            topic = packet[2:topic_end].decode("utf-8")
+        except UnicodeDecodeError:
+            return super()._handle_publish()
+        on_qos1(topic, bytes(packet[topic_end + 2:]), (packet[topic_end] << 8) | packet[topic_end + 1])
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _create_socket(self):
         # paho 2.x has no public way to wrap the socket it connects (on_socket_open only sees it):
@@ -226,6 +252,7 @@ class MqttLink:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_qos1 = self._arrived
 
     async def start(self):
         """Connect in the background (paho retries until the broker answers)."""
@@ -271,7 +298,11 @@ class MqttLink:
             self._loop.call_soon_threadsafe(self.connected.clear)
 
     def _on_message(self, client, userdata, msg):
-        item = Message(msg.topic, bytes(msg.payload), msg.mid)
+        self._arrived(msg.topic, bytes(msg.payload), msg.mid)
+
+    def _arrived(self, topic, payload, mid):
+        """A message from the broker, in paho's thread: handed to the consumer, or waited for room (backpressure)."""
+        item = Message(topic, payload, mid)
         if not self._slots.acquire(blocking=False):
             self.backpressure_waits += 1
             while not self._slots.acquire(timeout=HANDOFF_WAIT_S):
