@@ -15,6 +15,21 @@ def run(coro, timeout_s=30):
     return asyncio.run(asyncio.wait_for(coro, timeout_s))
 
 
+def _packet(first_byte, body):
+    """An MQTT packet (MQTT 3.1.1 §2.2): its first byte, the remaining length (one to four bytes), the body."""
+    n, length = len(body), b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        length += bytes((byte | (0x80 if n else 0),))
+        if not n:
+            return bytes((first_byte,)) + length + body
+
+
+def _publish_packet(topic, payload):
+    """An MQTT 3.1.1 PUBLISH, QoS 0."""
+    return _packet(0x30, len(topic).to_bytes(2, "big") + topic + payload)
+
+
 # -- ReadAhead: what paho reads is the socket's byte stream, whatever the sizes it asks for
 def test_read_ahead_hands_out_the_stream_as_asked_from_one_read_of_the_socket():
     left, right = socket.socketpair()
@@ -85,16 +100,7 @@ def test_packets_of_every_length_read_whole_reach_paho_as_its_own_read_leaves_th
     with left, right:
         right.setblocking(False)
         payloads = [b"", b"x" * 100, b"y" * 200, b"z" * 20000]   # remaining lengths of one, two and three bytes
-        packets = []
-        for payload in payloads:
-            body = len(b"parkcard/1/up").to_bytes(2, "big") + b"parkcard/1/up" + payload
-            n, length = len(body), b""
-            while True:
-                byte, n = n & 0x7F, n >> 7
-                length += bytes((byte | (0x80 if n else 0),))
-                if not n:
-                    break
-            packets.append(b"\x30" + length + body)
+        packets = [_publish_packet(b"parkcard/1/up", payload) for payload in payloads]
         left.sendall(b"\xd0\x00" + b"".join(packets))     # a PINGRESP first: no body at all
         client, got = _client_on(right)
         client.loop_read()
@@ -193,12 +199,6 @@ def test_the_link_reads_through_read_ahead(broker):
 
 
 # -- reading: every packet held is read before paho's loop goes round
-def _publish_packet(topic, payload):
-    """An MQTT 3.1.1 PUBLISH, QoS 0 (its remaining length under 128: one byte)."""
-    body = len(topic).to_bytes(2, "big") + topic + payload
-    return bytes((0x30, len(body))) + body
-
-
 def _client_on(sock):
     """The link's paho client reading sock through ReadAhead, as if connected."""
     link = MqttLink("127.0.0.1", 1, client_id="link-read-test")
@@ -252,15 +252,8 @@ def test_a_long_stream_is_read_in_bounded_rounds(monkeypatch):
 
 # -- a QoS 1 PUBLISH: from its bytes to the link, as paho itself would hand it over
 def _publish_qos1(topic, payload, mid, flags=0):
-    """An MQTT 3.1.1 PUBLISH, QoS 1 (flags: DUP 0x08, RETAIN 0x01), any remaining length."""
-    body = len(topic).to_bytes(2, "big") + topic + mid.to_bytes(2, "big") + payload
-    n, length = len(body), b""
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        length += bytes((byte | (0x80 if n else 0),))
-        if not n:
-            break
-    return bytes((0x32 | flags,)) + length + body
+    """An MQTT 3.1.1 PUBLISH, QoS 1 (flags: DUP 0x08, RETAIN 0x01)."""
+    return _packet(0x32 | flags, len(topic).to_bytes(2, "big") + topic + mid.to_bytes(2, "big") + payload)
 
 
 @pytest.mark.parametrize("lean", [True, False], ids=["on_qos1", "paho's on_message"])
