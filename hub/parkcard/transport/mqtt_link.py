@@ -126,7 +126,12 @@ class ReadAhead:
 
 class _Client(mqtt.Client):
     """paho's client reading through ReadAhead, every packet it holds at each wake-up, its QoS 1 publishes handed
-    to on_qos1 when set."""
+    to on_qos1 when set, a batch's PUBACKs sent as one write.
+
+    paho 2.x has no public hooks for these: the overrides use its private _create_socket, _packet_read,
+    _handle_publish, _in_packet and _packet_queue (hence paho-mqtt below 2.3 in hub/pyproject.toml;
+    tests/test_mqtt_link.py holds each to paho's own behaviour).
+    """
 
     on_qos1 = None      # on_qos1(topic, payload, mid), in paho's thread, for each QoS 1 PUBLISH of MQTT 3.1.1
 
@@ -149,8 +154,7 @@ class _Client(mqtt.Client):
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _create_socket(self):
-        # paho 2.x has no public way to wrap the socket it connects (on_socket_open only sees it):
-        # _create_socket is its private hook, kept to this one override (tests/test_mqtt_link.py).
+        # on_socket_open only sees the socket paho connected: wrapping it takes its private _create_socket.
         return ReadAhead(super()._create_socket())
 
     def ack_all(self, mids):
