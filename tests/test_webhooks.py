@@ -241,6 +241,37 @@ def test_records_applied_after_their_ack_each_give_one_event_and_the_sender_wake
     assert receiver.got.empty()
 
 
+def test_a_hub_with_no_webhook_makes_no_http_client_and_its_first_delivery_makes_one(tmp_path, broker, receiver,
+                                                                                       monkeypatch):
+    made = []
+
+    class CountedClient(httpx.AsyncClient):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+    monkeypatch.setattr(httpx, "AsyncClient", CountedClient)
+
+    async def scenario():
+        hub = await started(tmp_path / "hub.db", broker)
+        try:
+            card_no = (await desk_issued(hub, UID, 1000)).card_no      # commits that wake the sender
+            await hub.wait_until(lambda: hub.webhooks.stats["woken"] >= 1)
+            before = len(made)
+            await webhooks.add(hub.storage, Actor("admin"), receiver.url, ["sale"], SECRET)
+            booth = await connect_booth(hub, broker.host, broker.port, 5)
+            try:
+                booth.record(R.KIND_DEBIT, card_no, 2, 100, 900, uid=UID)
+                booth.upload()
+                await asyncio.to_thread(receiver.next)
+            finally:
+                booth.close()
+        finally:
+            await hub.stop()
+        return before, len(made)
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 60)) == (0, 1)
+
+
 def test_events_are_what_a_webhook_wants_only_and_signatures_and_retries_follow_the_rules():
     applied = RecordStatus.APPLIED
     sale = (7, 5, 3, R.KIND_DEBIT, 100001, 250, 750, 1_700_000_000, applied)

@@ -32,6 +32,27 @@ SENDS_AT_ONCE_MAX = 8       # POSTs in flight at once: a receiver is not flooded
 ERROR_TEXT_MAX = 200
 
 
+class _LazyClient:
+    """The sender's HTTP client, made at its first delivery: a park with no webhook never loads the CA store that
+    an httpx client's TLS context reads (a tenth of a second of CPU, megabytes of memory)."""
+
+    def __init__(self):
+        self._client = None
+
+    async def post(self, url, **kwargs):
+        """httpx.AsyncClient.post, the client made first if it is not yet."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT_S, follow_redirects=False)
+        return await self._client.post(url, **kwargs)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        if self._client is not None:
+            await self._client.aclose()
+
+
 class WebhookSender:
     """Fills the outbox and delivers it; one per hub (it owns the database's outbox)."""
 
@@ -49,7 +70,7 @@ class WebhookSender:
         """Deliver until cancelled; a failed round (the store away) is logged, counted and tried again. Rounds
         follow each other at once while there is a backlog, else when woken (_idle)."""
         woken = self.storage.events_added
-        async with httpx.AsyncClient(timeout=SEND_TIMEOUT_S, follow_redirects=False) as client:
+        async with _LazyClient() as client:
             while True:
                 woken.clear()       # before the round: a commit during it wakes the next one
                 busy = failed = False
