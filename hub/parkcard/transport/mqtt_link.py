@@ -64,8 +64,8 @@ RECONNECT_DELAY_S_MAX = 2
 
 
 READ_CHUNK = 65536             # bytes paho's socket reads at a time (ReadAhead)
-_PUBACK = struct.Struct("!BBH")   # a PUBACK: its type, remaining length 2, the message id
 READ_PACKETS_MAX = 512         # packets paho's thread reads from what it holds before it goes round its loop
+_PUBACK = struct.Struct("!BBH")   # a PUBACK: its type, remaining length 2, the message id
 
 
 class ReadAhead:
