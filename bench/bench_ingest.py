@@ -451,8 +451,8 @@ def run_backend(args, backend, pg):
             # On a shared machine the rate moves with the neighbours' load; the hub's own CPU moves less.
             print("hub process CPU during the run: %.2f s = %.1f us/record" % (hub_cpu_s, 1e6 * hub_cpu_s / total))
             # What shares the machine with the hub meanwhile: "hub = N % of raw" is the hub's rate with them on it.
-            print("beside it: the terminal workers %.1f us/record, the broker %.1f us/record of CPU; the three used %.2f "
-                  "of the machine's %d CPUs; the hypervisor took %.0f%% of the machine's CPU time (steal)" % (
+            print("beside it: the terminal workers %.1f us/record, the broker %.1f us/record of CPU; the three used "
+                  "%.2f of the machine's %d CPUs; the hypervisor took %.0f%% of the machine's CPU time (steal)" % (
                       1e6 * terminals_cpu_s / total, 1e6 * broker_cpu_s / total,
                       (hub_cpu_s + terminals_cpu_s + broker_cpu_s) / tput_s, os.cpu_count(), run_steal))
             print("after the throughput run: hub RSS %d MB (peak %d MB), broker RSS %d MB (peak %d MB)" % (

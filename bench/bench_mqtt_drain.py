@@ -104,11 +104,13 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     payload = os.urandom(args.payload)
-    figures = {"stock paho (its loop_read, packet read, on_message)": [], "the hub's client": []}
+    clients = {"stock paho (its loop_read, packet read, on_message)": _StockClient,
+               "the hub's client": mqtt_link._Client}
+    figures = {name: [] for name in clients}
     with Broker(Path(tempfile.mkdtemp(prefix="parkcard-drain-"))) as broker:     # the hub's broker settings
         for _ in range(args.runs):
-            figures["stock paho (its loop_read, packet read, on_message)"].append(drain(broker, _StockClient, args.messages, payload))
-            figures["the hub's client"].append(drain(broker, mqtt_link._Client, args.messages, payload))
+            for name, cls in clients.items():
+                figures[name].append(drain(broker, cls, args.messages, payload))
     for name, runs in figures.items():
         print("%s: %d messages of %d bytes drained, CPU %.1f us/message (median of %d: %s)" % (
             name, args.messages, args.payload, 1e6 * statistics.median(runs), len(runs),
